@@ -1,0 +1,263 @@
+/* proto.h - the tally wire protocol v1: message structs, encoder, decoder.
+ *
+ * PROTOCOL.md is the specification; this codec implements it for both the
+ * daemon and the client.  It depends on msgpack-c only and knows nothing of
+ * sockets.
+ *
+ * Decoding never allocates: strings are returned as views (proto_str_t) into
+ * the caller's input buffer, which must outlive the decoded message, and the
+ * samples of a SUBMIT land in an array the caller provides.  No length read
+ * from the wire is trusted: every count is checked against the bytes that
+ * remain before anything is read.
+ *
+ * Encoding appends one complete message body to a msgpack_sbuffer, which the
+ * caller may reuse (msgpack_sbuffer_clear keeps its storage).
+ */
+#ifndef TALLY_PROTO_H
+#define TALLY_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack/sbuffer.h>
+
+#include "tally_error.h"
+
+#define PROTO_VERSION 1
+#define PROTO_CLIENT_ID_LEN 16
+#define PROTO_NAME_MAX 64           /* bytes in a township or metric name */
+#define PROTO_SAMPLES_MAX 4096      /* hard maximum samples per SUBMIT */
+#define PROTO_SAMPLES_DEFAULT 1000  /* default configured maximum */
+#define PROTO_MSG_MAX_DEFAULT 65536 /* default ZMQ_MAXMSGSIZE */
+#define PROTO_COLUMNS_MAX 16        /* columns in a tally */
+#define PROTO_COLUMN_NAME_MAX 16
+#define PROTO_PREFIX_MAX 255        /* topic prefix in SNAPSHOT_REQ */
+#define PROTO_ENDPOINT_MAX 255
+#define PROTO_TEXT_MAX 64           /* HELLO client, WELCOME server */
+#define PROTO_FIELD_MAX 64          /* ACK/ERROR field */
+#define PROTO_MESSAGE_MAX 512       /* ACK/ERROR message */
+#define PROTO_STATS_MAX 256         /* entries in a STATS map */
+#define PROTO_LIMITS_MAX 32         /* entries in a WELCOME limits map */
+#define PROTO_TIME_MIN 946684800000LL  /* 2000-01-01T00:00:00Z in ms */
+#define PROTO_TIME_MAX 4102444800000LL /* 2100-01-01T00:00:00Z, exclusive */
+#define PROTO_TOPIC_MAX (8 + 2 * PROTO_NAME_MAX + 8)
+#define PROTO_TOPIC_HEARTBEAT "h"
+
+enum proto_type {
+    PROTO_SUBMIT = 1,
+    PROTO_ACK = 2,
+    PROTO_SNAPSHOT_REQ = 3,
+    PROTO_SNAPSHOT_ITEM = 4,
+    PROTO_SNAPSHOT_END = 5,
+    PROTO_UPDATE = 6,
+    PROTO_HEARTBEAT = 7,
+    PROTO_HELLO = 8,
+    PROTO_WELCOME = 9,
+    PROTO_STATS_REQ = 10,
+    PROTO_STATS = 11,
+    PROTO_PING = 12,
+    PROTO_PONG = 13,
+    PROTO_ERROR = 14,
+    PROTO_GOODBYE = 15,
+};
+
+enum proto_ack_status {
+    PROTO_ACK_ACCEPTED = 0,
+    PROTO_ACK_DUPLICATE = 1,
+    PROTO_ACK_REJECTED = 2,
+};
+
+enum proto_kind {
+    PROTO_KIND_COUNTER = 0,
+    PROTO_KIND_GAUGE = 1,
+    PROTO_KIND_RATIO = 2,
+};
+
+/* A string view: not NUL-terminated, points into a buffer owned by someone
+ * else (the decoded input, or the caller when encoding). */
+typedef struct proto_str {
+    const char *ptr;
+    uint32_t len;
+} proto_str_t;
+
+/* What went wrong while decoding, for the person who sent it. */
+typedef struct proto_error {
+    int code;          /* a TALLY_E* wire code */
+    int32_t sample;    /* 0-based sample index, or -1 */
+    char field[PROTO_FIELD_MAX];     /* e.g. "samples[3].metric" */
+    char message[PROTO_MESSAGE_MAX]; /* full sentence naming field and value */
+} proto_error_t;
+
+typedef struct proto_sample {
+    proto_str_t metric;
+    int64_t value;
+} proto_sample_t;
+
+typedef struct proto_submit {
+    uint8_t client_id[PROTO_CLIENT_ID_LEN];
+    uint64_t seq; /* >= 1; 0 after a failed decode means "not known" */
+    proto_str_t township;
+    int64_t time_ms;
+    uint32_t nsamples;
+    proto_sample_t *samples; /* decode: the caller's array; encode: input */
+} proto_submit_t;
+
+typedef struct proto_ack {
+    uint64_t seq;
+    uint8_t status; /* enum proto_ack_status */
+    uint32_t code;  /* wire code (positive), 0 unless rejected */
+    int32_t sample; /* -1 or 0-based sample index */
+    proto_str_t field;
+    proto_str_t message;
+} proto_ack_t;
+
+/* One column of a tally.  present == false is "no value" (nil on the
+ * wire).  Counters and gauges use num only (den is 1); ratios use both and
+ * den is never 0 when present. */
+typedef struct proto_value {
+    proto_str_t name;
+    bool present;
+    int64_t num;
+    int64_t den;
+} proto_value_t;
+
+typedef struct proto_tally {
+    proto_str_t metric;
+    proto_str_t scope; /* empty = county-wide, else a township name */
+    uint8_t kind;      /* enum proto_kind */
+    uint64_t seq;
+    int64_t time_ms;
+    uint32_t nvalues;
+    proto_value_t values[PROTO_COLUMNS_MAX];
+} proto_tally_t;
+
+typedef struct proto_stat {
+    proto_str_t name;
+    int64_t value;
+} proto_stat_t;
+
+typedef struct proto_msg {
+    uint32_t version;
+    uint32_t type; /* enum proto_type; 0 if it could not be decoded */
+    union {
+        proto_submit_t submit;
+        proto_ack_t ack;
+        struct {
+            uint64_t req_id;
+            proto_str_t prefix;
+        } snapshot_req;
+        struct {
+            uint64_t req_id;
+            proto_tally_t tally;
+        } snapshot_item;
+        struct {
+            uint64_t req_id;
+            uint64_t stream_id;
+            uint64_t seq;
+            uint32_t count;
+        } snapshot_end;
+        struct {
+            uint64_t stream_id;
+            proto_tally_t tally;
+        } update;
+        struct {
+            uint64_t stream_id;
+            uint64_t seq;
+            int64_t time_ms;
+        } heartbeat;
+        struct {
+            uint64_t req_id;
+            proto_str_t client;
+        } hello;
+        struct {
+            uint64_t req_id;
+            proto_str_t server;
+            proto_str_t pub_endpoint;
+            uint64_t stream_id;
+            uint64_t seq;
+            uint32_t ncolumns;
+            proto_str_t columns[PROTO_COLUMNS_MAX];
+            /* -1 when the daemon did not send the key */
+            int64_t max_samples, max_name, max_msg, skew_ms, max_age_ms;
+        } welcome;
+        struct {
+            uint64_t req_id;
+        } stats_req;
+        struct {
+            uint64_t req_id;
+            uint32_t n;
+            proto_stat_t entries[PROTO_STATS_MAX];
+        } stats;
+        struct {
+            uint64_t req_id;
+            int64_t time_ms;
+        } ping;
+        struct {
+            uint64_t req_id;
+            int64_t time_ms;
+            uint64_t seq;
+        } pong;
+        struct {
+            uint64_t req_id;
+            uint32_t code;
+            proto_str_t field;
+            proto_str_t message;
+        } error;
+        struct {
+            uint64_t stream_id;
+            uint64_t seq;
+        } goodbye;
+    } u;
+} proto_msg_t;
+
+/* Decode one message body of len bytes.
+ *
+ * samples/samples_cap: storage for a SUBMIT's samples; a SUBMIT with more
+ * than samples_cap samples fails with TALLY_ETOOMANY (pass the configured
+ * limit, at most PROTO_SAMPLES_MAX).  May be NULL/0 when the caller does not
+ * accept SUBMIT (then SUBMIT fails with TALLY_ETOOMANY).
+ *
+ * On success returns 0 and fills *msg; string views point into buf.
+ * On failure returns a negative TALLY_E* wire code and, if err is not NULL,
+ * fills *err with the code, the field ("seq", "samples[2].value") and a
+ * sentence naming the value and the limit.  As much of *msg as was decoded
+ * before the failure is kept, so the daemon can still address its reply:
+ * msg->type (0 if unknown), submit.seq (0 if unknown) and the req_id of
+ * request types (0 if unknown). */
+int proto_decode(const void *buf, size_t len, proto_msg_t *msg,
+                 proto_sample_t *samples, uint32_t samples_cap,
+                 proto_error_t *err);
+
+/* Append the body of msg (msg->type selects the layout; msg->version is
+ * ignored, PROTO_VERSION is written) to out.  Returns 0, TALLY_EINVAL if a
+ * field is outside its protocol range (the encoder refuses to produce what
+ * the decoder would reject), or TALLY_ENOMEM.  On failure out may hold a
+ * partial message; the caller clears it. */
+int proto_encode(msgpack_sbuffer *out, const proto_msg_t *msg);
+
+/* Check a township or metric name against the protocol's rules (1..64
+ * bytes, valid UTF-8, no controls, space, '/' or DEL).  Returns 0,
+ * TALLY_EBADNAME, TALLY_ETOOLONG or TALLY_EUTF8. */
+int proto_name_check(const char *name, size_t len);
+
+/* True when s[0..len) is valid UTF-8 (no overlongs, no surrogates, no code
+ * point above U+10FFFF). */
+bool proto_utf8_valid(const char *s, size_t len);
+
+/* Write the publish topic of a tally into buf (NUL-terminated):
+ * "u/county/<metric>/" for an empty scope, else "u/town/<scope>/<metric>/".
+ * Returns the topic length (without the NUL) or TALLY_ETOOLONG if cap is too
+ * small. */
+int proto_topic(char *buf, size_t cap, proto_str_t metric, proto_str_t scope);
+
+/* The req_id of a decoded request/reply, or 0 for types without one. */
+uint64_t proto_req_id(const proto_msg_t *msg);
+
+/* Make a view of a NUL-terminated string (NULL gives the empty view). */
+proto_str_t proto_str(const char *s);
+
+/* True when the view equals the NUL-terminated string s. */
+bool proto_str_eq(proto_str_t a, const char *s);
+
+#endif
