@@ -1,0 +1,782 @@
+/* engine.c - the rolling-tally engine of tallyd (see engine.h).
+ *
+ * Layout.  A series is a 48-byte header (engine_series_t) in chunks of
+ * SER_CHUNK, found by (metric, town) through an open-addressing index of
+ * series ids.  A counter series also owns a node in the window set (its
+ * rings) and in the period set (its calendar slots); gauges own no node.
+ *
+ * Applying a batch is two passes.  The plan pass finds or counts the series
+ * each distinct metric needs and, per metric, the range [lo, hi] within
+ * which the batch's running sum for that metric may move without any
+ * touched cell leaving int64; it checks each sample against that range.
+ * Only when the whole batch passes does the commit pass create series and
+ * add each metric's net sum once.
+ */
+#include "engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "tally_error.h"
+
+#define SER_CHUNK_SHIFT 12
+#define SER_CHUNK       (1u << SER_CHUNK_SHIFT)
+#define INDEX_MIN       64
+#define BMAP_BITS       13 /* 2 * ENGINE_BATCH_MAX slots */
+#define BMAP_SIZE       (1u << BMAP_BITS)
+#define WIDE_LIMIT      ((__int128)1 << 100) /* "unbounded" for [lo, hi] */
+
+typedef __int128 i128;
+
+/* Per distinct metric of the batch being planned. */
+struct engine_batch_entry {
+    uint32_t metric;
+    uint32_t tsid; /* township series, ENGINE_NONE until created */
+    uint32_t csid; /* county series, likewise */
+    uint8_t kind;
+    bool set; /* gauge: a sample of the batch replaces the latest */
+    bool has_latest;
+    i128 acc;       /* counter: running sum of the batch's samples */
+    i128 lo, hi;    /* counter: acc must stay within */
+    i128 county;    /* gauge: the county's value after the batch so far */
+    int64_t latest; /* gauge: the township's latest value so far */
+    int64_t latest_ms;
+};
+
+static const char *const default_names[4] = {"1h", "24h", "7d", "30d"};
+static const int64_t default_ms[4] = {3600000, 86400000, 604800000, 2592000000};
+
+static inline engine_series_t *ser(const engine_t *e, uint32_t sid)
+{
+    return &e->chunks[sid >> SER_CHUNK_SHIFT][sid & (SER_CHUNK - 1)];
+}
+
+static inline uint32_t key_hash(const engine_t *e, uint32_t metric, uint32_t town)
+{
+    uint64_t k = (((uint64_t)metric << 32) | town) ^ e->seed;
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ULL;
+    k ^= k >> 33;
+    return (uint32_t)k;
+}
+
+static uint32_t find(const engine_t *e, uint32_t metric, uint32_t town)
+{
+    for (uint32_t i = key_hash(e, metric, town) & e->index_mask;; i = (i + 1) & e->index_mask) {
+        uint32_t v = e->index[i];
+        if (v == 0) {
+            return ENGINE_NONE;
+        }
+        const engine_series_t *s = ser(e, v - 1);
+        if (s->metric == metric && s->town == town) {
+            return v - 1;
+        }
+    }
+}
+
+uint8_t engine_metric_kind(const engine_t *e, uint32_t metric)
+{
+    return metric < e->nmetrics ? e->metrics[metric].kind : PROTO_KIND_COUNTER;
+}
+
+void engine_config_default(engine_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    for (uint32_t w = 0; w < 4; w++) {
+        cfg->windows[w].name = default_names[w];
+        cfg->windows[w].ms = default_ms[w];
+    }
+    cfg->nwindows = 4;
+    cfg->buckets = ENGINE_BUCKETS_DEFAULT;
+    cfg->zone = ENGINE_ZONE_DEFAULT;
+    cfg->max_series = ENGINE_SERIES_DEFAULT;
+}
+
+static const char *const calendar_names[] = {"today", "month", "quarter", "year", "total", NULL};
+
+int engine_config_check(const engine_config_t *cfg, char *msg, size_t msglen)
+{
+    bool out = msg != NULL && msglen > 0;
+    if (out) {
+        msg[0] = '\0';
+    }
+    int rc = window_check(cfg->windows, cfg->nwindows, cfg->buckets, calendar_names, msg, msglen);
+    if (rc != 0) {
+        return rc;
+    }
+    if (period_zone_check(cfg->zone) != 0) {
+        if (out) {
+            snprintf(msg, msglen, "zone: '%s' is not an installed IANA time zone",
+                     cfg->zone ? cfg->zone : "(null)");
+        }
+        return TALLY_EINVAL;
+    }
+    if (cfg->max_series == 0 || cfg->max_series > ENGINE_SERIES_MAX) {
+        if (out) {
+            snprintf(msg, msglen, "max_series: %u is outside 1..%u", cfg->max_series,
+                     ENGINE_SERIES_MAX);
+        }
+        return TALLY_EINVAL;
+    }
+    return 0;
+}
+
+static void *alloc_counted(engine_t *e, size_t n, size_t size)
+{
+    void *p = calloc(n, size);
+    if (p != NULL) {
+        e->mem += n * size;
+    }
+    return p;
+}
+
+int engine_init(engine_t *e, const engine_config_t *cfg, const tclock_t *clock)
+{
+    memset(e, 0, sizeof(*e));
+    e->dirty_head = ENGINE_NONE;
+    int rc = engine_config_check(cfg, NULL, 0);
+    if (rc == 0) {
+        rc = period_zone_apply(cfg->zone);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    e->clock = clock;
+    e->now_ms = clock_now_ms(clock);
+    e->max_series = cfg->max_series;
+    e->nwin = cfg->nwindows;
+    rc = window_set_init(&e->win, cfg->windows, e->nwin, cfg->buckets, e->max_series, e->now_ms);
+    if (rc == 0) {
+        rc = period_set_init(&e->per, e->max_series, e->now_ms);
+    }
+    if (rc != 0) {
+        engine_free(e);
+        return rc;
+    }
+    for (uint32_t w = 0; w < e->nwin; w++) {
+        e->col_names[w] = window_name(&e->win, w);
+    }
+    for (uint32_t p = 0; p <= PERIOD_COUNT; p++) {
+        e->col_names[e->nwin + p] = calendar_names[p];
+    }
+    e->maxchunks = (e->max_series + SER_CHUNK - 1) >> SER_CHUNK_SHIFT;
+    e->chunks = alloc_counted(e, e->maxchunks, sizeof(*e->chunks));
+    e->index = alloc_counted(e, INDEX_MIN, sizeof(uint32_t));
+    e->index_mask = INDEX_MIN - 1;
+    e->ents = alloc_counted(e, ENGINE_BATCH_MAX, sizeof(*e->ents));
+    e->bmap = alloc_counted(e, BMAP_SIZE, sizeof(uint32_t));
+    e->bgen = alloc_counted(e, BMAP_SIZE, sizeof(uint32_t));
+    if (!e->chunks || !e->index || !e->ents || !e->bmap || !e->bgen) {
+        engine_free(e);
+        return TALLY_ENOMEM;
+    }
+    if (getrandom(&e->seed, sizeof(e->seed), 0) != (ssize_t)sizeof(e->seed)) {
+        e->seed = (uint64_t)(uintptr_t)e ^ 0x9E3779B97F4A7C15ULL;
+    }
+    return 0;
+}
+
+void engine_free(engine_t *e)
+{
+    window_set_free(&e->win);
+    period_set_free(&e->per);
+    for (uint32_t i = 0; i < e->nchunks; i++) {
+        free(e->chunks[i]);
+    }
+    free(e->chunks);
+    free(e->index);
+    free(e->node_series);
+    free(e->metrics);
+    free(e->ratios);
+    free(e->ents);
+    free(e->bmap);
+    free(e->bgen);
+    memset(e, 0, sizeof(*e));
+    e->dirty_head = ENGINE_NONE;
+}
+
+/* ---- metric catalog ---- */
+
+static int ensure_metric(engine_t *e, uint32_t metric)
+{
+    if (metric < e->nmetrics) {
+        return 0;
+    }
+    uint32_t n = metric + 1;
+    engine_metric_t *m = realloc(e->metrics, n * sizeof(*m));
+    if (m == NULL) {
+        return TALLY_ENOMEM;
+    }
+    memset(m + e->nmetrics, 0, (n - e->nmetrics) * sizeof(*m));
+    e->mem += (n - e->nmetrics) * sizeof(*m);
+    e->metrics = m;
+    e->nmetrics = n;
+    return 0;
+}
+
+int engine_define_metric(engine_t *e, uint32_t metric, uint8_t kind)
+{
+    if (metric == 0 || (kind != PROTO_KIND_COUNTER && kind != PROTO_KIND_GAUGE)) {
+        return TALLY_EINVAL;
+    }
+    if (engine_metric_kind(e, metric) == PROTO_KIND_RATIO) {
+        return TALLY_EEXIST;
+    }
+    uint32_t county = find(e, metric, 0);
+    if (county != ENGINE_NONE && ser(e, county)->kind != kind) {
+        return TALLY_EEXIST;
+    }
+    int rc = ensure_metric(e, metric);
+    if (rc != 0) {
+        return rc;
+    }
+    e->metrics[metric].kind = kind;
+    e->metrics[metric].declared = 1;
+    return 0;
+}
+
+int engine_define_ratio(engine_t *e, uint32_t metric, uint32_t num, uint32_t den)
+{
+    if (metric == 0 || num == 0 || den == 0 || metric == num || metric == den ||
+        engine_metric_kind(e, num) == PROTO_KIND_RATIO ||
+        engine_metric_kind(e, den) == PROTO_KIND_RATIO ||
+        (metric < e->nmetrics && e->metrics[metric].uses != 0)) {
+        return TALLY_EINVAL;
+    }
+    if ((metric < e->nmetrics && e->metrics[metric].declared) ||
+        find(e, metric, 0) != ENGINE_NONE) {
+        return TALLY_EEXIST;
+    }
+    uint32_t top = metric > num ? metric : num;
+    top = top > den ? top : den;
+    int rc = ensure_metric(e, top);
+    if (rc != 0) {
+        return rc;
+    }
+    engine_ratio_t *r = realloc(e->ratios, (e->nratios + 1) * sizeof(*r));
+    if (r == NULL) {
+        return TALLY_ENOMEM;
+    }
+    e->ratios = r;
+    e->mem += sizeof(*r);
+    /* Each input keeps a list of the ratios that read it, for publishing. */
+    uint32_t ri = e->nratios++;
+    e->ratios[ri] = (engine_ratio_t){metric, num, den, e->metrics[num].uses, 0};
+    e->metrics[num].uses = ri + 1;
+    if (den != num) {
+        e->ratios[ri].next_den = e->metrics[den].uses;
+        e->metrics[den].uses = ri + 1;
+    }
+    e->metrics[metric].kind = PROTO_KIND_RATIO;
+    e->metrics[metric].declared = 1;
+    e->metrics[metric].ratio = ri;
+    return 0;
+}
+
+/* ---- dirty marks and time ---- */
+
+static void mark_dirty(engine_t *e, uint32_t sid)
+{
+    engine_series_t *s = ser(e, sid);
+    s->change_ms = e->now_ms;
+    if (!s->dirty) {
+        s->dirty = 1;
+        s->dnext = e->dirty_head;
+        e->dirty_head = sid;
+        e->ndirty++;
+    }
+}
+
+static void node_changed(void *ctx, uint32_t node)
+{
+    engine_t *e = ctx;
+    mark_dirty(e, e->node_series[node]);
+}
+
+static void advance(engine_t *e, int64_t now_ms)
+{
+    if (now_ms <= e->now_ms) {
+        return;
+    }
+    e->now_ms = now_ms;
+    window_advance(&e->win, now_ms, node_changed, e);
+    /* period_advance fails only for a time the C library cannot convert;
+     * the periods then stay where they were, which is all that can be
+     * done, and the next representable time catches up. */
+    (void)period_advance(&e->per, now_ms, node_changed, e);
+}
+
+void engine_tick(engine_t *e, int64_t now_ms)
+{
+    advance(e, now_ms);
+}
+
+int64_t engine_next_tick_ms(const engine_t *e)
+{
+    int64_t w = window_next_ms(&e->win);
+    int64_t p = period_next_ms(&e->per);
+    return w < p ? w : p;
+}
+
+/* ---- series storage ---- */
+
+static int grow_index(engine_t *e, uint32_t count)
+{
+    uint64_t slots = (uint64_t)e->index_mask + 1;
+    if ((uint64_t)count * 2 <= slots) {
+        return 0;
+    }
+    while ((uint64_t)count * 2 > slots) {
+        slots *= 2;
+    }
+    uint32_t *index = calloc(slots, sizeof(uint32_t));
+    if (index == NULL) {
+        return TALLY_ENOMEM;
+    }
+    uint32_t mask = (uint32_t)(slots - 1);
+    for (uint32_t sid = 0; sid < e->nseries; sid++) {
+        const engine_series_t *s = ser(e, sid);
+        uint32_t i = key_hash(e, s->metric, s->town) & mask;
+        while (index[i] != 0) {
+            i = (i + 1) & mask;
+        }
+        index[i] = sid + 1;
+    }
+    e->mem += (slots - (uint64_t)e->index_mask - 1) * sizeof(uint32_t);
+    free(e->index);
+    e->index = index;
+    e->index_mask = mask;
+    return 0;
+}
+
+/* Make room for nnew more series, so that creating them cannot fail.  Only
+ * capacity changes: nothing a reader can see. */
+static int reserve(engine_t *e, uint32_t nnew)
+{
+    uint32_t count = e->nseries + nnew;
+    while (e->nchunks << SER_CHUNK_SHIFT < count) {
+        engine_series_t *c = malloc(SER_CHUNK * sizeof(*c));
+        if (c == NULL) {
+            return TALLY_ENOMEM;
+        }
+        e->chunks[e->nchunks++] = c;
+        e->mem += SER_CHUNK * sizeof(*c);
+    }
+    int rc = grow_index(e, count);
+    if (rc != 0) {
+        return rc;
+    }
+    uint32_t nodes = e->nnodes + nnew;
+    if (nodes > e->node_cap) {
+        uint64_t cap = e->node_cap ? (uint64_t)e->node_cap * 2 : 1024;
+        cap = cap < nodes ? nodes : cap;
+        cap = cap > e->max_series ? e->max_series : cap;
+        uint32_t *ns = realloc(e->node_series, cap * sizeof(uint32_t));
+        if (ns == NULL) {
+            return TALLY_ENOMEM;
+        }
+        e->mem += (cap - e->node_cap) * sizeof(uint32_t);
+        e->node_series = ns;
+        e->node_cap = (uint32_t)cap;
+    }
+    rc = window_reserve(&e->win, nodes);
+    return rc != 0 ? rc : period_reserve(&e->per, nodes);
+}
+
+/* Create a series; reserve() made room for it. */
+static uint32_t create(engine_t *e, uint32_t metric, uint32_t town, uint8_t kind)
+{
+    uint32_t sid = e->nseries++;
+    engine_series_t *s = ser(e, sid);
+    memset(s, 0, sizeof(*s));
+    s->metric = metric;
+    s->town = town;
+    s->kind = kind;
+    s->dnext = ENGINE_NONE;
+    s->node = ENGINE_NONE;
+    if (kind == PROTO_KIND_COUNTER) {
+        s->node = e->nnodes++;
+        e->node_series[s->node] = sid;
+        window_node_init(&e->win, s->node);
+        period_node_init(&e->per, s->node);
+    }
+    uint32_t i = key_hash(e, metric, town) & e->index_mask;
+    while (e->index[i] != 0) {
+        i = (i + 1) & e->index_mask;
+    }
+    e->index[i] = sid + 1;
+    return sid;
+}
+
+/* ---- apply ---- */
+
+static inline void narrow(i128 cell, i128 *lo, i128 *hi)
+{
+    if ((i128)INT64_MIN - cell > *lo) {
+        *lo = (i128)INT64_MIN - cell;
+    }
+    if ((i128)INT64_MAX - cell < *hi) {
+        *hi = (i128)INT64_MAX - cell;
+    }
+}
+
+/* Narrow a counter entry's range by every cell the batch touches in sid (a
+ * missing series has only zero cells). */
+static void counter_bounds(const engine_t *e, uint32_t sid, const window_pos_t *wpos,
+                           const period_pos_t *ppos, engine_batch_entry_t *en)
+{
+    if (sid == ENGINE_NONE) {
+        narrow(0, &en->lo, &en->hi);
+        return;
+    }
+    const engine_series_t *s = ser(e, sid);
+    narrow(s->total, &en->lo, &en->hi);
+    window_bounds(&e->win, s->node, wpos, &en->lo, &en->hi);
+    period_bounds(&e->per, s->node, ppos, &en->lo, &en->hi);
+}
+
+/* The batch entry of metric, created if the batch has not seen it. */
+static engine_batch_entry_t *entry_of(engine_t *e, uint32_t metric, uint32_t *nent, bool *fresh)
+{
+    uint32_t i = (metric * 0x9E3779B1u) >> (32 - BMAP_BITS);
+    for (;; i = (i + 1) & (BMAP_SIZE - 1)) {
+        if (e->bgen[i] != e->gen) {
+            break;
+        }
+        engine_batch_entry_t *en = &e->ents[e->bmap[i]];
+        if (en->metric == metric) {
+            *fresh = false;
+            return en;
+        }
+    }
+    e->bgen[i] = e->gen;
+    e->bmap[i] = (*nent)++;
+    *fresh = true;
+    return &e->ents[e->bmap[i]];
+}
+
+static int plan(engine_t *e, uint32_t town, int64_t t, const engine_sample_t *smp, uint32_t n,
+                const window_pos_t *wpos, const period_pos_t *ppos, int32_t *bad,
+                uint32_t *nent_out, uint32_t *nnew_out)
+{
+    if (++e->gen == 0) {
+        /* The generation tag wrapped: forget every tag once. */
+        memset(e->bgen, 0, BMAP_SIZE * sizeof(uint32_t));
+        e->gen = 1;
+    }
+    uint32_t nent = 0, nnew = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t metric = smp[i].metric;
+        int64_t v = smp[i].value;
+        if (metric == 0) {
+            *bad = (int32_t)i;
+            return TALLY_EINVAL;
+        }
+        bool fresh;
+        engine_batch_entry_t *en = entry_of(e, metric, &nent, &fresh);
+        if (fresh) {
+            en->metric = metric;
+            en->kind = engine_metric_kind(e, metric);
+            if (en->kind == PROTO_KIND_RATIO) {
+                *bad = (int32_t)i;
+                return TALLY_EKIND;
+            }
+            en->tsid = find(e, metric, town);
+            en->csid = find(e, metric, 0);
+            nnew += (en->tsid == ENGINE_NONE) + (en->csid == ENGINE_NONE);
+            if ((uint64_t)e->nseries + nnew > e->max_series) {
+                *bad = (int32_t)i;
+                return TALLY_ESERIESLIMIT;
+            }
+            en->set = false;
+            en->acc = 0;
+            if (en->kind == PROTO_KIND_COUNTER) {
+                en->lo = -WIDE_LIMIT;
+                en->hi = WIDE_LIMIT;
+                counter_bounds(e, en->tsid, wpos, ppos, en);
+                counter_bounds(e, en->csid, wpos, ppos, en);
+            } else {
+                en->has_latest = en->tsid != ENGINE_NONE;
+                en->latest = en->has_latest ? ser(e, en->tsid)->total : 0;
+                en->latest_ms = en->has_latest ? ser(e, en->tsid)->gauge_ms : 0;
+                en->county = en->csid != ENGINE_NONE ? ser(e, en->csid)->total : 0;
+            }
+        }
+        if (en->kind == PROTO_KIND_COUNTER) {
+            en->acc += v;
+            if (en->acc < en->lo || en->acc > en->hi) {
+                *bad = (int32_t)i;
+                return TALLY_EOVERFLOW;
+            }
+        } else if (!en->has_latest || t >= en->latest_ms) {
+            i128 county = en->county - en->latest + v;
+            if (county < INT64_MIN || county > INT64_MAX) {
+                *bad = (int32_t)i;
+                return TALLY_EOVERFLOW;
+            }
+            en->county = county;
+            en->latest = v;
+            en->latest_ms = t;
+            en->has_latest = true;
+            en->set = true;
+        }
+    }
+    *nent_out = nent;
+    *nnew_out = nnew;
+    return 0;
+}
+
+static void counter_add(engine_t *e, uint32_t sid, const window_pos_t *wpos,
+                        const period_pos_t *ppos, i128 delta)
+{
+    engine_series_t *s = ser(e, sid);
+    s->total = (int64_t)(s->total + delta);
+    window_add(&e->win, s->node, wpos, delta);
+    period_add(&e->per, s->node, ppos, delta);
+    mark_dirty(e, sid);
+}
+
+static void commit(engine_t *e, uint32_t town, const window_pos_t *wpos, const period_pos_t *ppos,
+                   uint32_t nent)
+{
+    for (uint32_t i = 0; i < nent; i++) {
+        engine_batch_entry_t *en = &e->ents[i];
+        if (en->kind == PROTO_KIND_GAUGE && !en->set) {
+            continue; /* every sample was older than the latest value */
+        }
+        if (en->tsid == ENGINE_NONE) {
+            en->tsid = create(e, en->metric, town, en->kind);
+        }
+        if (en->csid == ENGINE_NONE) {
+            en->csid = create(e, en->metric, 0, en->kind);
+        }
+        if (en->kind == PROTO_KIND_COUNTER) {
+            counter_add(e, en->tsid, wpos, ppos, en->acc);
+            counter_add(e, en->csid, wpos, ppos, en->acc);
+        } else {
+            engine_series_t *ts = ser(e, en->tsid);
+            ts->total = en->latest;
+            ts->gauge_ms = en->latest_ms;
+            ser(e, en->csid)->total = (int64_t)en->county;
+            mark_dirty(e, en->tsid);
+            mark_dirty(e, en->csid);
+        }
+    }
+}
+
+/* Check a batch, and apply it too when apply is set. */
+static int run(engine_t *e, uint32_t town, int64_t t, const engine_sample_t *smp, uint32_t n,
+               int32_t *bad, bool apply)
+{
+    int32_t ignored;
+    bad = bad != NULL ? bad : &ignored;
+    *bad = -1;
+    if (n == 0) {
+        return TALLY_EEMPTY;
+    }
+    if (n > ENGINE_BATCH_MAX) {
+        return TALLY_ETOOMANY;
+    }
+    if (town == 0) {
+        return TALLY_EINVAL;
+    }
+    if (t < PROTO_TIME_MIN || t >= PROTO_TIME_MAX) {
+        return TALLY_ERANGE;
+    }
+    advance(e, clock_now_ms(e->clock));
+    window_pos_t wpos;
+    period_pos_t ppos;
+    window_locate(&e->win, t, &wpos);
+    period_locate(&e->per, t, &ppos);
+    uint32_t nent, nnew;
+    int rc = plan(e, town, t, smp, n, &wpos, &ppos, bad, &nent, &nnew);
+    if (rc == 0 && apply && nnew > 0) {
+        rc = reserve(e, nnew);
+    }
+    if (rc == 0 && apply) {
+        commit(e, town, &wpos, &ppos, nent);
+    }
+    return rc;
+}
+
+int engine_check(engine_t *e, uint32_t town, int64_t time_ms, const engine_sample_t *samples,
+                 uint32_t n, int32_t *bad)
+{
+    return run(e, town, time_ms, samples, n, bad, false);
+}
+
+int engine_apply(engine_t *e, uint32_t town, int64_t time_ms, const engine_sample_t *samples,
+                 uint32_t n, int32_t *bad)
+{
+    return run(e, town, time_ms, samples, n, bad, true);
+}
+
+/* ---- reading ---- */
+
+uint32_t engine_columns(const engine_t *e)
+{
+    return e->nwin + PERIOD_COUNT + 1;
+}
+
+const char *engine_column_name(const engine_t *e, uint32_t i)
+{
+    return i < engine_columns(e) ? e->col_names[i] : NULL;
+}
+
+/* Columns of series sid, or of a missing series of the given kind. */
+static void read_series(const engine_t *e, uint32_t sid, uint8_t kind, engine_values_t *out)
+{
+    const engine_series_t *s = sid != ENGINE_NONE ? ser(e, sid) : NULL;
+    uint32_t ncols = engine_columns(e);
+    out->kind = kind;
+    out->change_ms = s ? s->change_ms : 0;
+    out->ncols = ncols;
+    for (uint32_t i = 0; i < ncols; i++) {
+        engine_value_t *c = &out->col[i];
+        c->name = e->col_names[i];
+        c->den = 1;
+        c->num = 0;
+        c->present = kind == PROTO_KIND_COUNTER;
+    }
+    engine_value_t *total = &out->col[ncols - 1];
+    if (s == NULL) {
+        return;
+    }
+    if (kind == PROTO_KIND_GAUGE) {
+        total->present = true;
+        total->num = s->total;
+        return;
+    }
+    for (uint32_t w = 0; w < e->nwin; w++) {
+        out->col[w].present = window_value(&e->win, s->node, w, &out->col[w].num);
+    }
+    for (uint32_t p = 0; p < PERIOD_COUNT; p++) {
+        out->col[e->nwin + p].num = period_value(&e->per, s->node, p);
+    }
+    total->num = s->total;
+}
+
+int engine_read(const engine_t *e, uint32_t metric, uint32_t town, engine_values_t *out)
+{
+    uint8_t kind = engine_metric_kind(e, metric);
+    if (kind != PROTO_KIND_RATIO) {
+        uint32_t sid = find(e, metric, town);
+        if (sid == ENGINE_NONE) {
+            return TALLY_ENOTFOUND;
+        }
+        read_series(e, sid, ser(e, sid)->kind, out);
+        return 0;
+    }
+    const engine_ratio_t *r = &e->ratios[e->metrics[metric].ratio];
+    uint32_t nsid = find(e, r->num, town);
+    uint32_t dsid = find(e, r->den, town);
+    if (nsid == ENGINE_NONE && dsid == ENGINE_NONE) {
+        return TALLY_ENOTFOUND;
+    }
+    engine_values_t den;
+    read_series(e, nsid, nsid != ENGINE_NONE ? ser(e, nsid)->kind : engine_metric_kind(e, r->num),
+                out);
+    read_series(e, dsid, dsid != ENGINE_NONE ? ser(e, dsid)->kind : engine_metric_kind(e, r->den),
+                &den);
+    out->kind = PROTO_KIND_RATIO;
+    out->change_ms = out->change_ms > den.change_ms ? out->change_ms : den.change_ms;
+    for (uint32_t i = 0; i < out->ncols; i++) {
+        engine_value_t *c = &out->col[i];
+        c->den = den.col[i].num;
+        c->present = c->present && den.col[i].present && c->den != 0;
+        if (!c->present) {
+            c->num = 0;
+            c->den = 0;
+        }
+    }
+    return 0;
+}
+
+/* ---- iteration ---- */
+
+static engine_item_t ratio_item(const engine_t *e, const engine_ratio_t *r, uint32_t town)
+{
+    uint32_t nsid = find(e, r->num, town);
+    uint32_t dsid = find(e, r->den, town);
+    int64_t a = nsid != ENGINE_NONE ? ser(e, nsid)->change_ms : 0;
+    int64_t b = dsid != ENGINE_NONE ? ser(e, dsid)->change_ms : 0;
+    return (engine_item_t){r->metric, town, PROTO_KIND_RATIO, a > b ? a : b};
+}
+
+static engine_item_t series_item(const engine_series_t *s)
+{
+    return (engine_item_t){s->metric, s->town, s->kind, s->change_ms};
+}
+
+/* Report the ratio scopes that read series s, each scope once across a
+ * pass over many series: a scope goes with its numerator series, or with
+ * its denominator when the numerator series is not in the pass.  pass is 0
+ * for engine_foreach (every series is in it), else the drain pass. */
+static int report_ratios(const engine_t *e, const engine_series_t *s, uint32_t pass,
+                         engine_item_fn fn, void *ctx)
+{
+    uint32_t use = s->metric < e->nmetrics ? e->metrics[s->metric].uses : 0;
+    for (const engine_ratio_t *r; use != 0; use = r->num == s->metric ? r->next_num : r->next_den) {
+        r = &e->ratios[use - 1];
+        if (r->num != s->metric) {
+            uint32_t nsid = find(e, r->num, s->town);
+            if (nsid != ENGINE_NONE &&
+                (pass == 0 || ser(e, nsid)->dirty || ser(e, nsid)->drained == pass)) {
+                continue;
+            }
+        }
+        engine_item_t it = ratio_item(e, r, s->town);
+        int rc = fn(ctx, &it);
+        if (rc != 0 && pass == 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+void engine_drain_dirty(engine_t *e, engine_item_fn fn, void *ctx)
+{
+    if (++e->drain_pass == 0) {
+        /* The pass number wrapped: a stale mark equal to a new pass would
+         * hide a ratio scope, so forget every mark once. */
+        for (uint32_t sid = 0; sid < e->nseries; sid++) {
+            ser(e, sid)->drained = 0;
+        }
+        e->drain_pass = 1;
+    }
+    while (e->dirty_head != ENGINE_NONE) {
+        engine_series_t *s = ser(e, e->dirty_head);
+        e->dirty_head = s->dnext;
+        s->dirty = 0;
+        s->drained = e->drain_pass;
+        e->ndirty--;
+        engine_item_t it = series_item(s);
+        fn(ctx, &it);
+        report_ratios(e, s, e->drain_pass, fn, ctx);
+    }
+}
+
+int engine_foreach(const engine_t *e, engine_item_fn fn, void *ctx)
+{
+    for (uint32_t sid = 0; sid < e->nseries; sid++) {
+        const engine_series_t *s = ser(e, sid);
+        engine_item_t it = series_item(s);
+        int rc = fn(ctx, &it);
+        if (rc == 0) {
+            rc = report_ratios(e, s, 0, fn, ctx);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+size_t engine_memory(const engine_t *e)
+{
+    return e->mem + window_memory(&e->win) + period_memory(&e->per);
+}

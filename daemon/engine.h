@@ -1,0 +1,297 @@
+/* engine.h - the rolling-tally engine of tallyd: exact int64 tallies of
+ * every (metric, township) series and of the county, over sliding windows,
+ * calendar periods and all time.  Pure data structures: no sockets, no
+ * configuration files, no I/O (except that engine_init looks up the time
+ * zone file).  Single-threaded: call everything from the event loop.
+ *
+ * Ids.  Metrics and townships are named by interned ids (intern.h), > 0.
+ * Township id 0 is the county: every metric has a county series next to
+ * its township series, maintained on every apply.
+ *
+ * Kinds.  A metric is a counter unless declared otherwise
+ * (engine_define_metric): samples add up.  A gauge keeps per township the
+ * latest value by event time (a sample older than the latest is ignored;
+ * equal times: the later arrival wins); the county gauge is the sum of the
+ * townships' latest values.  A ratio (engine_define_ratio) is derived from
+ * a numerator and a denominator metric and stores nothing.
+ *
+ * Columns.  In this order: the configured sliding windows (window.h), then
+ * "today", "month", "quarter", "year" in the engine's time zone
+ * (period.h), then "total".  Gauges have a value in "total" only (their
+ * latest value); their other columns are "no value".  A ratio column is
+ * [num, den] of its inputs' column values, "no value" when den is 0 or an
+ * input has no value there.  A missing input series reads as 0 for a
+ * counter and "no value" for a gauge.
+ *
+ * Time.  The engine has its own "now", which only moves forward: to the
+ * clock's time at each engine_apply(), and to the argument of
+ * engine_tick().  Values read are those at that now.  Event times before
+ * now - window don't enter that window, times after now enter the current
+ * bucket; calendar periods use the event time exactly, but only the
+ * current and the next period of each kind are kept (see period.h).
+ *
+ * Exactness.  engine_apply() is atomic: it first checks that every value it
+ * would touch (buckets, window sums, period slots, totals, county values),
+ * step by step through the batch, stays within int64, and that the series
+ * limit holds; on failure nothing changes.  (A window sum may still leave
+ * int64 later, when a negative bucket leaves the window before positive
+ * ones: that column then reads "no value" until it is back in range.)
+ *
+ * Memory.  A counter series takes about 2.3 KiB with 4 windows of 60
+ * buckets (header 48 bytes, window rings 2080, calendar slots 128, index);
+ * a gauge series about 60 bytes.  Storage grows in chunks up to
+ * max_series and is never given back before engine_free().
+ *
+ * Publishing.  Every series whose any column value changes (by apply or by
+ * time passing) is marked dirty with the engine's now as its change time;
+ * engine_drain_dirty() reports each dirty series and each ratio scope that
+ * depends on one, once.
+ *
+ * Time zone.  engine_init() sets the PROCESS time zone: setenv("TZ", zone)
+ * and tzset().  Every engine of a process must use the same zone, and
+ * nothing else in the process may change TZ afterwards.
+ */
+#ifndef TALLYD_ENGINE_H
+#define TALLYD_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clock.h"
+#include "period.h"
+#include "proto.h"
+#include "window.h"
+
+#define ENGINE_WINDOWS_MAX     WINDOW_MAX /* 11: 16 columns minus 4 periods and total */
+#define ENGINE_BUCKETS_MAX     WINDOW_BUCKETS_MAX
+#define ENGINE_BUCKETS_DEFAULT 60
+#define ENGINE_WINDOW_MS_MAX   WINDOW_MS_MAX
+#define ENGINE_BATCH_MAX       PROTO_SAMPLES_MAX
+#define ENGINE_SERIES_MAX      (1u << 26)
+#define ENGINE_SERIES_DEFAULT  100000
+#define ENGINE_ZONE_DEFAULT    "Asia/Shanghai"
+#define ENGINE_COLUMNS_MAX     PROTO_COLUMNS_MAX
+#define ENGINE_NONE            UINT32_MAX
+
+/* A window: column name (1..16 bytes, unique, not a calendar column or
+ * "total") and width in ms (1..ENGINE_WINDOW_MS_MAX, a multiple of
+ * buckets). */
+typedef window_spec_t engine_window_config_t;
+
+typedef struct engine_config {
+    engine_window_config_t windows[ENGINE_WINDOWS_MAX];
+    uint32_t nwindows;   /* 0..ENGINE_WINDOWS_MAX */
+    uint32_t buckets;    /* per window, 1..ENGINE_BUCKETS_MAX */
+    const char *zone;    /* IANA time zone name */
+    uint32_t max_series; /* 1..ENGINE_SERIES_MAX; county series count too */
+} engine_config_t;
+
+typedef struct engine_sample {
+    uint32_t metric;
+    int64_t value;
+} engine_sample_t;
+
+/* One series or ratio scope, as reported by drain and foreach. */
+typedef struct engine_item {
+    uint32_t metric;
+    uint32_t town;     /* 0 = county */
+    uint8_t kind;      /* PROTO_KIND_* */
+    int64_t change_ms; /* engine time of the last change */
+} engine_item_t;
+
+typedef struct engine_value {
+    const char *name; /* column name, owned by the engine */
+    bool present;     /* false = "no value" */
+    int64_t num;
+    int64_t den; /* 1 for counters and gauges */
+} engine_value_t;
+
+typedef struct engine_values {
+    uint8_t kind;
+    int64_t change_ms;
+    uint32_t ncols;
+    engine_value_t col[ENGINE_COLUMNS_MAX];
+} engine_values_t;
+
+/* Everything below is private to engine.c; it is here so the daemon can
+ * embed an engine_t. */
+typedef struct engine_series {
+    uint32_t metric;
+    uint32_t town;
+    uint32_t node;    /* counter: window/period node; gauge: ENGINE_NONE */
+    uint32_t dnext;   /* next in the dirty list */
+    uint32_t drained; /* drain pass that last reported it */
+    uint8_t kind;
+    uint8_t dirty;
+    int64_t total;     /* counter: all-time sum; gauge: latest (county: sum) */
+    int64_t gauge_ms;  /* gauge: event time of the latest value */
+    int64_t change_ms; /* engine time of the last change */
+} engine_series_t;
+
+typedef struct engine_metric {
+    uint8_t kind;     /* PROTO_KIND_* */
+    uint8_t declared; /* by engine_define_metric or engine_define_ratio */
+    uint32_t ratio;   /* kind ratio: index in ratios */
+    uint32_t uses;    /* first ratio reading this metric, + 1 (0: none) */
+} engine_metric_t;
+
+typedef struct engine_ratio {
+    uint32_t metric, num, den;
+    uint32_t next_num; /* next ratio reading num, + 1 */
+    uint32_t next_den; /* next ratio reading den (when den != num), + 1 */
+} engine_ratio_t;
+
+typedef struct engine_batch_entry engine_batch_entry_t;
+
+typedef struct engine {
+    const tclock_t *clock;
+    int64_t now_ms;
+    window_set_t win;
+    period_set_t per;
+    uint32_t nwin;
+    const char *col_names[ENGINE_COLUMNS_MAX];
+    /* series: headers in chunks, found through an open-addressing index */
+    engine_series_t **chunks;
+    uint32_t nchunks, maxchunks;
+    uint32_t nseries, max_series;
+    uint32_t *index; /* series id + 1, 0 = empty */
+    uint32_t index_mask;
+    uint64_t seed;
+    uint32_t *node_series; /* counter node -> series id */
+    uint32_t nnodes, node_cap;
+    uint32_t dirty_head, ndirty, drain_pass;
+    /* metric catalog (kinds and ratios), grown only by the define calls */
+    engine_metric_t *metrics;
+    uint32_t nmetrics;
+    engine_ratio_t *ratios;
+    uint32_t nratios;
+    /* scratch of one batch, allocated once */
+    engine_batch_entry_t *ents;
+    uint32_t *bmap; /* metric -> entry + 1, tagged with the batch generation */
+    uint32_t *bgen;
+    uint32_t gen;
+    size_t mem;
+} engine_t;
+
+typedef int (*engine_item_fn)(void *ctx, const engine_item_t *item);
+
+/* Fill cfg with the defaults: windows "1h" (3600 s), "24h" (86400 s),
+ * "7d" (604800 s), "30d" (2592000 s); 60 buckets; zone "Asia/Shanghai";
+ * ENGINE_SERIES_DEFAULT series.  Names point to static strings. */
+void engine_config_default(engine_config_t *cfg);
+
+/* Check cfg.  Returns 0, or TALLY_EINVAL with a sentence naming the field,
+ * its value and the limit in msg (always NUL-terminated when msglen > 0;
+ * msg may be NULL).  Invalid: more than ENGINE_WINDOWS_MAX windows; a
+ * window name empty, longer than 16 bytes, repeated, or equal to "today",
+ * "month", "quarter", "year" or "total"; a width outside
+ * 1..ENGINE_WINDOW_MS_MAX ms or not a multiple of buckets (every bucket is
+ * a whole number of milliseconds, so the window is exactly its width);
+ * buckets 0 or above ENGINE_BUCKETS_MAX; a zone that is not an installed
+ * IANA zone; max_series 0 or above ENGINE_SERIES_MAX.
+ * Memory per counter series grows with windows * buckets: see window.h. */
+int engine_config_check(const engine_config_t *cfg, char *msg, size_t msglen);
+
+/* Initialise e from cfg (copied; cfg's strings may go away afterwards) with
+ * clock as its source of time (borrowed: it must outlive e).  Sets the
+ * process time zone (see above).  Returns 0, TALLY_EINVAL (see
+ * engine_config_check), TALLY_ERANGE (the clock's time cannot be converted
+ * to a local date), TALLY_ESYS or TALLY_ENOMEM. */
+int engine_init(engine_t *e, const engine_config_t *cfg, const tclock_t *clock);
+
+/* Free everything e holds. */
+void engine_free(engine_t *e);
+
+/* Declare metric's kind, PROTO_KIND_COUNTER or PROTO_KIND_GAUGE.
+ * Returns 0 (also when repeating the same declaration), TALLY_EINVAL (id 0
+ * or another kind), TALLY_EEXIST (the metric is a ratio, or already has
+ * series of the other kind) or TALLY_ENOMEM. */
+int engine_define_metric(engine_t *e, uint32_t metric, uint8_t kind);
+
+/* Declare metric as the ratio num / den.  Returns 0, TALLY_EINVAL (an id
+ * is 0, metric equals num or den, or num or den is a ratio), TALLY_EEXIST
+ * (metric was already declared or has series) or TALLY_ENOMEM. */
+int engine_define_ratio(engine_t *e, uint32_t metric, uint32_t num, uint32_t den);
+
+/* Kind of metric (PROTO_KIND_*): counter unless declared otherwise. */
+uint8_t engine_metric_kind(const engine_t *e, uint32_t metric);
+
+/* Check a batch as engine_apply() would, without applying it (time still
+ * moves to the clock's now).  Same returns as engine_apply() except that
+ * TALLY_ENOMEM cannot happen. */
+int engine_check(engine_t *e, uint32_t town, int64_t time_ms, const engine_sample_t *samples,
+                 uint32_t n, int32_t *bad);
+
+/* Apply a batch of n samples with event time time_ms from township town,
+ * atomically.  samples is only read.  *bad (when bad is not NULL) is set to
+ * the 0-based index of the sample a failure is about, or -1.  Returns:
+ *   0                   all applied;
+ *   TALLY_EINVAL        town is 0, or a metric id is 0 (*bad says which);
+ *   TALLY_EEMPTY        n is 0;
+ *   TALLY_ETOOMANY      n above ENGINE_BATCH_MAX;
+ *   TALLY_ERANGE        time_ms outside [PROTO_TIME_MIN, PROTO_TIME_MAX);
+ *   TALLY_EKIND         sample *bad names a ratio;
+ *   TALLY_EOVERFLOW     applying samples 0..*bad would leave int64;
+ *   TALLY_ESERIESLIMIT  sample *bad needs a series beyond max_series;
+ *   TALLY_ENOMEM        storage for new series could not be allocated.
+ * On any failure nothing changed.  Allocates only when the batch creates
+ * series and the storage in hand is full (whole chunks). */
+int engine_apply(engine_t *e, uint32_t town, int64_t time_ms, const engine_sample_t *samples,
+                 uint32_t n, int32_t *bad);
+
+/* Move the engine's now to now_ms (earlier times are ignored): buckets
+ * leave windows, periods end, and every series whose value changes becomes
+ * dirty.  Cost: O(windows) plus the work of what actually changes (the
+ * buckets that expire, the series holding a value of a period that ends),
+ * whatever the number of series.  Values and dirty marks follow the clock
+ * only through this call (and engine_apply), so call it from a timer:
+ * every second, or at engine_next_tick_ms() (no value changes before). */
+void engine_tick(engine_t *e, int64_t now_ms);
+
+/* The earliest time at which engine_tick() may change a value: the next
+ * bucket boundary of the finest window, or the next local midnight. */
+int64_t engine_next_tick_ms(const engine_t *e);
+
+/* Report every dirty series and every ratio scope with a dirty input, each
+ * once, to fn (its return value is ignored), and clear the dirty marks.
+ * The order is unspecified.  fn may call engine_read() but must not change
+ * the engine. */
+void engine_drain_dirty(engine_t *e, engine_item_fn fn, void *ctx);
+
+/* Number of series marked dirty (ratio scopes not counted). */
+static inline uint32_t engine_dirty_count(const engine_t *e)
+{
+    return e->ndirty;
+}
+
+/* Report every series and every ratio scope to fn, stopping when fn
+ * returns non-zero.  Returns 0 or fn's non-zero value.  fn may call
+ * engine_read() but must not change the engine. */
+int engine_foreach(const engine_t *e, engine_item_fn fn, void *ctx);
+
+/* The column values of (metric, town) now.  A ratio scope exists when
+ * either input series does.  Returns 0 or TALLY_ENOTFOUND. */
+int engine_read(const engine_t *e, uint32_t metric, uint32_t town, engine_values_t *out);
+
+/* Number of columns, and the name of column i (< engine_columns()), owned
+ * by the engine. */
+uint32_t engine_columns(const engine_t *e);
+const char *engine_column_name(const engine_t *e, uint32_t i);
+
+/* Number of series (township and county; ratio scopes are not stored). */
+static inline uint32_t engine_series_count(const engine_t *e)
+{
+    return e->nseries;
+}
+
+/* Bytes of memory the engine holds, all tables and scratch included. */
+size_t engine_memory(const engine_t *e);
+
+/* The engine's now. */
+static inline int64_t engine_now_ms(const engine_t *e)
+{
+    return e->now_ms;
+}
+
+#endif

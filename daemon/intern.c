@@ -1,0 +1,232 @@
+/* intern.c - interning of names to dense ids (see intern.h). */
+#include "intern.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "tally_error.h"
+
+#define INTERN_CHUNK     16384 /* arena chunk; a name never straddles two */
+#define INTERN_SLOTS_MIN 16
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ULL;
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ULL;
+    x ^= x >> 32;
+    return x;
+}
+
+/* Eight bytes per step, keyed by the table's seed: names are short, so
+ * this beats byte-at-a-time FNV-1a, and the seed keeps collisions out of
+ * a client's reach. */
+static uint32_t name_hash(uint64_t seed, const char *s, size_t n)
+{
+    uint64_t h = seed ^ (n * 0x9E3779B97F4A7C15ULL);
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
+        h ^= h >> 29;
+        s += 8;
+        n -= 8;
+    }
+    if (n > 0) {
+        uint64_t w = 0;
+        memcpy(&w, s, n);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
+        h ^= h >> 29;
+    }
+    return (uint32_t)mix64(h);
+}
+
+int intern_init(intern_t *in, uint32_t capacity)
+{
+    memset(in, 0, sizeof(*in));
+    if (capacity == 0 || capacity > INTERN_CAPACITY_MAX) {
+        return TALLY_EINVAL;
+    }
+    in->capacity = capacity;
+    in->slots = calloc(INTERN_SLOTS_MIN, sizeof(uint32_t));
+    if (in->slots == NULL) {
+        return TALLY_ENOMEM;
+    }
+    in->mask = INTERN_SLOTS_MIN - 1;
+    in->mem = INTERN_SLOTS_MIN * sizeof(uint32_t);
+    if (getrandom(&in->seed, sizeof(in->seed), 0) != (ssize_t)sizeof(in->seed)) {
+        /* Without entropy the table still works; only collision
+         * resistance against chosen names is lost. */
+        in->seed = (uint64_t)(uintptr_t)in ^ 0x2545F4914F6CDD1DULL;
+    }
+    return 0;
+}
+
+void intern_free(intern_t *in)
+{
+    for (uint32_t i = 0; i < in->nchunks; i++) {
+        free(in->chunks[i]);
+    }
+    free(in->chunks);
+    free(in->slots);
+    free(in->names);
+    free(in->lens);
+    free(in->hashes);
+    memset(in, 0, sizeof(*in));
+}
+
+static int lookup(const intern_t *in, const char *s, size_t len, uint32_t h)
+{
+    for (uint32_t i = h & in->mask;; i = (i + 1) & in->mask) {
+        uint32_t id = in->slots[i];
+        if (id == 0) {
+            return TALLY_ENOTFOUND;
+        }
+        if (in->hashes[id] == h && in->lens[id] == len && memcmp(in->names[id], s, len) == 0) {
+            return (int)id;
+        }
+    }
+}
+
+int intern_find(const intern_t *in, const char *s, size_t len)
+{
+    if (len == 0 || len > INTERN_NAME_MAX || in->count == 0) {
+        return TALLY_ENOTFOUND;
+    }
+    return lookup(in, s, len, name_hash(in->seed, s, len));
+}
+
+/* Room for one more id in the per-id arrays. */
+static int grow_ids(intern_t *in)
+{
+    if (in->count + 1 < in->ids_cap) {
+        return 0;
+    }
+    uint64_t cap = in->ids_cap ? (uint64_t)in->ids_cap * 2 : 64;
+    if (cap > (uint64_t)in->capacity + 1) {
+        cap = (uint64_t)in->capacity + 1;
+    }
+    const char **names = realloc(in->names, cap * sizeof(*names));
+    if (names == NULL) {
+        return TALLY_ENOMEM;
+    }
+    in->names = names;
+    uint8_t *lens = realloc(in->lens, cap * sizeof(*lens));
+    if (lens == NULL) {
+        return TALLY_ENOMEM;
+    }
+    in->lens = lens;
+    uint32_t *hashes = realloc(in->hashes, cap * sizeof(*hashes));
+    if (hashes == NULL) {
+        return TALLY_ENOMEM;
+    }
+    in->hashes = hashes;
+    in->mem += (cap - in->ids_cap) * (sizeof(*names) + sizeof(*lens) + sizeof(*hashes));
+    in->ids_cap = (uint32_t)cap;
+    return 0;
+}
+
+/* Keep the load factor at or below 1/2 after one more name. */
+static int grow_slots(intern_t *in)
+{
+    uint64_t nslots = (uint64_t)in->mask + 1;
+    if ((uint64_t)(in->count + 1) * 2 <= nslots) {
+        return 0;
+    }
+    uint64_t n2 = nslots * 2;
+    uint32_t *slots = calloc(n2, sizeof(uint32_t));
+    if (slots == NULL) {
+        return TALLY_ENOMEM;
+    }
+    uint32_t mask = (uint32_t)(n2 - 1);
+    for (uint32_t id = 1; id <= in->count; id++) {
+        uint32_t i = in->hashes[id] & mask;
+        while (slots[i] != 0) {
+            i = (i + 1) & mask;
+        }
+        slots[i] = id;
+    }
+    free(in->slots);
+    in->slots = slots;
+    in->mask = mask;
+    in->mem += (n2 - nslots) * sizeof(uint32_t);
+    return 0;
+}
+
+/* Arena room for len + 1 bytes; returns where they go, or NULL. */
+static char *arena_take(intern_t *in, size_t len)
+{
+    if (in->nchunks == 0 || in->chunk_used + len + 1 > INTERN_CHUNK) {
+        if (in->nchunks == in->chunks_cap) {
+            uint32_t cap = in->chunks_cap ? in->chunks_cap * 2 : 4;
+            char **chunks = realloc(in->chunks, cap * sizeof(*chunks));
+            if (chunks == NULL) {
+                return NULL;
+            }
+            in->mem += (cap - in->chunks_cap) * sizeof(*chunks);
+            in->chunks = chunks;
+            in->chunks_cap = cap;
+        }
+        char *c = malloc(INTERN_CHUNK);
+        if (c == NULL) {
+            return NULL;
+        }
+        in->chunks[in->nchunks++] = c;
+        in->chunk_used = 0;
+        in->mem += INTERN_CHUNK;
+    }
+    char *p = in->chunks[in->nchunks - 1] + in->chunk_used;
+    in->chunk_used += len + 1;
+    return p;
+}
+
+int intern_add(intern_t *in, const char *s, size_t len)
+{
+    if (len == 0 || len > INTERN_NAME_MAX) {
+        return TALLY_EINVAL;
+    }
+    uint32_t h = name_hash(in->seed, s, len);
+    if (in->count > 0) {
+        int id = lookup(in, s, len, h);
+        if (id > 0) {
+            return id;
+        }
+    }
+    if (in->count >= in->capacity) {
+        return TALLY_ESERIESLIMIT;
+    }
+    /* Grow everything first, so a failure leaves the table as it was. */
+    int rc = grow_ids(in);
+    if (rc == 0) {
+        rc = grow_slots(in);
+    }
+    char *copy = rc == 0 ? arena_take(in, len) : NULL;
+    if (copy == NULL) {
+        return TALLY_ENOMEM;
+    }
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+    uint32_t id = ++in->count;
+    in->names[id] = copy;
+    in->lens[id] = (uint8_t)len;
+    in->hashes[id] = h;
+    uint32_t i = h & in->mask;
+    while (in->slots[i] != 0) {
+        i = (i + 1) & in->mask;
+    }
+    in->slots[i] = id;
+    return (int)id;
+}
+
+const char *intern_name(const intern_t *in, uint32_t id, uint32_t *len)
+{
+    if (id == 0 || id > in->count) {
+        return NULL;
+    }
+    if (len != NULL) {
+        *len = in->lens[id];
+    }
+    return in->names[id];
+}

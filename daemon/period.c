@@ -1,0 +1,299 @@
+/* period.c - calendar periods of the tally engine (see period.h). */
+#include "period.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "tally_error.h"
+
+#define NIL                UINT32_MAX
+#define PERIOD_CHUNK_SHIFT 10
+#define PERIOD_CHUNK       (1u << PERIOD_CHUNK_SHIFT)
+
+static const char *const names[PERIOD_COUNT] = {"today", "month", "quarter", "year"};
+
+const char *period_name(uint32_t p)
+{
+    return p < PERIOD_COUNT ? names[p] : "?";
+}
+
+/* Days from 1970-01-01 to the proleptic Gregorian date y-m-d (m 1..12),
+ * after Howard Hinnant's days_from_civil: exact for every date, leap days
+ * included, without a table. */
+static int32_t days_from_civil(int y, int m, int d)
+{
+    y -= m <= 2;
+    int era = (y >= 0 ? y : y - 399) / 400;
+    int yoe = y - era * 400;
+    int doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return (int32_t)(era * 146097 + doe - 719468);
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+int period_zone_check(const char *zone)
+{
+    if (zone == NULL) {
+        return TALLY_EINVAL;
+    }
+    size_t n = strlen(zone);
+    if (n == 0 || n > PERIOD_ZONE_MAX || zone[0] == '/' || strstr(zone, "..") != NULL) {
+        return TALLY_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = zone[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '/' || c == '_' || c == '-' || c == '+';
+        if (!ok) {
+            return TALLY_EINVAL;
+        }
+    }
+    /* glibc silently falls back to UTC for a zone it cannot load, which would
+     * shift every calendar period by hours without a word; look for the file
+     * where the C library will look, so a typo fails loudly at start-up. */
+    const char *dir = getenv("TZDIR");
+    if (dir == NULL || dir[0] == '\0') {
+        dir = "/usr/share/zoneinfo";
+    }
+    char path[PATH_MAX];
+    int len = snprintf(path, sizeof(path), "%s/%s", dir, zone);
+    struct stat st;
+    if (len < 0 || (size_t)len >= sizeof(path) || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+        return TALLY_EINVAL;
+    }
+    return 0;
+}
+
+int period_zone_apply(const char *zone)
+{
+    int rc = period_zone_check(zone);
+    if (rc != 0) {
+        return rc;
+    }
+    if (setenv("TZ", zone, 1) != 0) {
+        return TALLY_ESYS;
+    }
+    tzset();
+    return 0;
+}
+
+int period_day_of(int64_t t_ms, period_day_t *out)
+{
+    time_t ts = (time_t)floor_div(t_ms, 1000);
+    struct tm tm;
+    if (localtime_r(&ts, &tm) == NULL) {
+        return TALLY_ERANGE;
+    }
+    /* The day's bounds come from mktime() rather than from "midnight plus
+     * 24 hours", so a zone with daylight saving time gets its 23- and
+     * 25-hour days right. */
+    struct tm a;
+    memset(&a, 0, sizeof(a));
+    a.tm_year = tm.tm_year;
+    a.tm_mon = tm.tm_mon;
+    a.tm_mday = tm.tm_mday;
+    a.tm_isdst = -1;
+    struct tm b = a;
+    b.tm_mday += 1;
+    time_t start = mktime(&a);
+    time_t end = mktime(&b);
+    if (start == (time_t)-1 || end == (time_t)-1 || start > ts || end <= ts) {
+        /* A zone whose day does not start at a representable midnight: fall
+         * back to a one-second "day", which is slower but still exact. */
+        start = ts;
+        end = ts + 1;
+    }
+    int year = tm.tm_year + 1900;
+    out->start_ms = (int64_t)start * 1000;
+    out->end_ms = (int64_t)end * 1000;
+    out->key[PERIOD_DAY] = days_from_civil(year, tm.tm_mon + 1, tm.tm_mday);
+    out->key[PERIOD_MONTH] = year * 12 + tm.tm_mon;
+    out->key[PERIOD_QUARTER] = year * 4 + tm.tm_mon / 3;
+    out->key[PERIOD_YEAR] = year;
+    return 0;
+}
+
+static inline period_slots_t *slots_of(const period_set_t *ps, uint32_t node, uint32_t p)
+{
+    return &ps->chunks[node >> PERIOD_CHUNK_SHIFT][(node & (PERIOD_CHUNK - 1)) * PERIOD_COUNT + p];
+}
+
+int period_set_init(period_set_t *ps, uint32_t max_nodes, int64_t now_ms)
+{
+    memset(ps, 0, sizeof(*ps));
+    int rc = period_day_of(now_ms, &ps->today);
+    if (rc != 0) {
+        return rc;
+    }
+    ps->other = ps->today;
+    for (uint32_t p = 0; p < PERIOD_COUNT; p++) {
+        ps->heads[p][0] = ps->heads[p][1] = NIL;
+    }
+    ps->maxchunks = (uint32_t)(((uint64_t)max_nodes + PERIOD_CHUNK - 1) >> PERIOD_CHUNK_SHIFT);
+    ps->chunks = calloc(ps->maxchunks ? ps->maxchunks : 1, sizeof(*ps->chunks));
+    if (ps->chunks == NULL) {
+        return TALLY_ENOMEM;
+    }
+    ps->mem = (ps->maxchunks ? ps->maxchunks : 1) * sizeof(*ps->chunks);
+    return 0;
+}
+
+void period_set_free(period_set_t *ps)
+{
+    for (uint32_t i = 0; i < ps->nchunks; i++) {
+        free(ps->chunks[i]);
+    }
+    free(ps->chunks);
+    memset(ps, 0, sizeof(*ps));
+}
+
+int period_reserve(period_set_t *ps, uint32_t nodes)
+{
+    uint32_t need = (uint32_t)(((uint64_t)nodes + PERIOD_CHUNK - 1) >> PERIOD_CHUNK_SHIFT);
+    if (need > ps->maxchunks) {
+        return TALLY_ENOMEM;
+    }
+    while (ps->nchunks < need) {
+        size_t bytes = (size_t)PERIOD_CHUNK * PERIOD_COUNT * sizeof(period_slots_t);
+        period_slots_t *c = malloc(bytes);
+        if (c == NULL) {
+            return TALLY_ENOMEM;
+        }
+        ps->chunks[ps->nchunks++] = c;
+        ps->mem += bytes;
+    }
+    return 0;
+}
+
+void period_node_init(period_set_t *ps, uint32_t node)
+{
+    for (uint32_t p = 0; p < PERIOD_COUNT; p++) {
+        period_slots_t *s = slots_of(ps, node, p);
+        s->sum[0] = s->sum[1] = 0;
+        s->key[0] = s->key[1] = INT32_MIN;
+        s->next[0] = s->next[1] = NIL;
+    }
+}
+
+void period_locate(period_set_t *ps, int64_t t_ms, period_pos_t *pos)
+{
+    const period_day_t *d;
+    if (t_ms >= ps->today.start_ms && t_ms < ps->today.end_ms) {
+        d = &ps->today;
+    } else if (t_ms >= ps->other.start_ms && t_ms < ps->other.end_ms) {
+        d = &ps->other;
+    } else if (period_day_of(t_ms, &ps->other) == 0) {
+        d = &ps->other;
+    } else {
+        /* Unreachable for the times the engine accepts (2000..2100). */
+        ps->other = ps->today;
+        for (uint32_t p = 0; p < PERIOD_COUNT; p++) {
+            pos->key[p] = INT32_MIN;
+            pos->slot[p] = -1;
+        }
+        return;
+    }
+    for (uint32_t p = 0; p < PERIOD_COUNT; p++) {
+        int32_t k = d->key[p];
+        int32_t c = ps->today.key[p];
+        pos->key[p] = k;
+        pos->slot[p] = (k == c || k == c + 1) ? (int8_t)((uint32_t)k & 1) : -1;
+    }
+}
+
+void period_bounds(const period_set_t *ps, uint32_t node, const period_pos_t *pos, __int128 *lo,
+                   __int128 *hi)
+{
+    for (uint32_t p = 0; p < PERIOD_COUNT; p++) {
+        int slot = pos->slot[p];
+        if (slot < 0) {
+            continue;
+        }
+        const period_slots_t *s = slots_of(ps, node, p);
+        __int128 cell = s->key[slot] == pos->key[p] ? s->sum[slot] : 0;
+        if ((__int128)INT64_MIN - cell > *lo) {
+            *lo = (__int128)INT64_MIN - cell;
+        }
+        if ((__int128)INT64_MAX - cell < *hi) {
+            *hi = (__int128)INT64_MAX - cell;
+        }
+    }
+}
+
+void period_add(period_set_t *ps, uint32_t node, const period_pos_t *pos, __int128 v)
+{
+    for (uint32_t p = 0; p < PERIOD_COUNT; p++) {
+        int slot = pos->slot[p];
+        if (slot < 0) {
+            continue;
+        }
+        period_slots_t *s = slots_of(ps, node, p);
+        if (s->key[slot] != pos->key[p]) {
+            /* The slot held an older period, which is over: start the new
+             * one and join its list.  A slot's key only ever grows, so a
+             * node joins each list at most once. */
+            s->key[slot] = pos->key[p];
+            s->sum[slot] = 0;
+            s->next[slot] = ps->heads[p][slot];
+            ps->heads[p][slot] = node;
+        }
+        s->sum[slot] = (int64_t)(s->sum[slot] + v);
+    }
+}
+
+static inline int64_t value_at(const period_slots_t *s, int32_t key)
+{
+    uint32_t slot = (uint32_t)key & 1;
+    return s->key[slot] == key ? s->sum[slot] : 0;
+}
+
+int64_t period_value(const period_set_t *ps, uint32_t node, uint32_t p)
+{
+    return value_at(slots_of(ps, node, p), ps->today.key[p]);
+}
+
+int period_advance(period_set_t *ps, int64_t now_ms, period_changed_fn fn, void *ctx)
+{
+    if (now_ms < ps->today.end_ms) {
+        return 0;
+    }
+    period_day_t nd;
+    int rc = period_day_of(now_ms, &nd);
+    if (rc != 0) {
+        return rc;
+    }
+    for (uint32_t p = 0; p < PERIOD_COUNT; p++) {
+        int32_t c = ps->today.key[p];
+        int32_t c2 = nd.key[p];
+        if (c2 == c) {
+            continue;
+        }
+        /* Only the lists of the old current period and of the one after it
+         * hold nodes whose value can differ between c and c2; every other
+         * node reads 0 before and after. */
+        for (int32_t k = c; k <= c + 1; k++) {
+            uint32_t par = (uint32_t)k & 1;
+            for (uint32_t node = ps->heads[p][par]; node != NIL;) {
+                const period_slots_t *s = slots_of(ps, node, p);
+                if (value_at(s, c) != value_at(s, c2)) {
+                    fn(ctx, node);
+                }
+                node = s->next[par];
+            }
+            if (k != c2) {
+                ps->heads[p][par] = NIL;
+            }
+        }
+    }
+    ps->today = nd;
+    return 0;
+}

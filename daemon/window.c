@@ -1,0 +1,408 @@
+/* window.c - the sliding windows of the tally engine (see window.h). */
+#include "window.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tally_error.h"
+
+#define NIL                UINT32_MAX
+#define WINDOW_CHUNK_SHIFT 7
+#define WINDOW_CHUNK       (1u << WINDOW_CHUNK_SHIFT)
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+static uint32_t ring_slot(int64_t idx, uint32_t n)
+{
+    int64_t r = idx % (int64_t)n;
+    return (uint32_t)(r < 0 ? r + n : r);
+}
+
+/* A node's storage: nwin states, then nwin bucket masks of nwords words,
+ * then nwin rings of nbuckets sums. */
+static inline uint8_t *block_of(const window_set_t *ws, uint32_t node)
+{
+    return ws->chunks[node >> WINDOW_CHUNK_SHIFT] +
+           (size_t)(node & (WINDOW_CHUNK - 1)) * ws->block_size;
+}
+
+static inline window_state_t *state_of(const window_set_t *ws, uint32_t node, uint32_t w)
+{
+    return (window_state_t *)block_of(ws, node) + w;
+}
+
+static inline uint64_t *mask_of(const window_set_t *ws, uint8_t *block, uint32_t w)
+{
+    return (uint64_t *)(block + ws->nwin * sizeof(window_state_t)) + (size_t)w * ws->nwords;
+}
+
+static inline int64_t *ring_of(const window_set_t *ws, uint8_t *block, uint32_t w)
+{
+    return (int64_t *)(block +
+                       ws->nwin * (sizeof(window_state_t) + ws->nwords * sizeof(uint64_t))) +
+           (size_t)w * ws->nbuckets;
+}
+
+/* The first set bit of mask (which has one) at or after slot start,
+ * walking the ring: the slot of the oldest non-empty bucket when start is
+ * the slot of the window's oldest bucket. */
+static uint32_t first_slot(const uint64_t *mask, uint32_t nwords, uint32_t start)
+{
+    uint32_t wi = start >> 6;
+    uint64_t x = mask[wi] & (~0ULL << (start & 63));
+    while (x == 0 && ++wi < nwords) {
+        x = mask[wi];
+    }
+    if (x == 0) {
+        for (wi = 0; (x = mask[wi]) == 0; wi++) {
+        }
+    }
+    return wi * 64 + (uint32_t)__builtin_ctzll(x);
+}
+
+#define FAIL(...)                                                                                  \
+    do {                                                                                           \
+        if (msg != NULL && msglen > 0) {                                                           \
+            snprintf(msg, msglen, __VA_ARGS__);                                                    \
+        }                                                                                          \
+        return TALLY_EINVAL;                                                                       \
+    } while (0)
+
+int window_check(const window_spec_t *spec, uint32_t nwin, uint32_t nbuckets,
+                 const char *const *reserved, char *msg, size_t msglen)
+{
+    if (nwin > WINDOW_MAX) {
+        FAIL("windows: %u windows exceed the limit of %u (%u columns minus today, month, quarter, "
+             "year and total)",
+             nwin, WINDOW_MAX, PROTO_COLUMNS_MAX);
+    }
+    if (nbuckets == 0 || nbuckets > WINDOW_BUCKETS_MAX) {
+        FAIL("buckets: %u is outside 1..%u", nbuckets, WINDOW_BUCKETS_MAX);
+    }
+    for (uint32_t w = 0; w < nwin; w++) {
+        const char *name = spec[w].name;
+        size_t len = name ? strlen(name) : 0;
+        if (len == 0 || len > WINDOW_NAME_MAX) {
+            FAIL("windows[%u].name: '%s' is %zu bytes, outside 1..%u", w, name ? name : "", len,
+                 WINDOW_NAME_MAX);
+        }
+        for (const char *const *r = reserved; r && *r; r++) {
+            if (strcmp(name, *r) == 0) {
+                FAIL("windows[%u].name: '%s' is the name of a calendar column", w, name);
+            }
+        }
+        for (uint32_t v = 0; v < w; v++) {
+            if (strcmp(spec[v].name, name) == 0) {
+                FAIL("windows[%u].name: '%s' is already the name of windows[%u]", w, name, v);
+            }
+        }
+        if (spec[w].ms < 1 || spec[w].ms > WINDOW_MS_MAX) {
+            FAIL("windows[%u] '%s': width %" PRId64 " ms is outside 1..%" PRId64, w, name,
+                 spec[w].ms, (int64_t)WINDOW_MS_MAX);
+        }
+        if (spec[w].ms % nbuckets != 0) {
+            FAIL("windows[%u] '%s': width %" PRId64 " ms is not a multiple of buckets (%u), so "
+                 "its buckets would not be whole milliseconds",
+                 w, name, spec[w].ms, nbuckets);
+        }
+    }
+    return 0;
+}
+
+#undef FAIL
+
+int window_set_init(window_set_t *ws, const window_spec_t *spec, uint32_t nwin, uint32_t nbuckets,
+                    uint32_t max_nodes, int64_t now_ms)
+{
+    memset(ws, 0, sizeof(*ws));
+    if (window_check(spec, nwin, nbuckets, NULL, NULL, 0) != 0) {
+        return TALLY_EINVAL;
+    }
+    ws->nwin = nwin;
+    ws->nbuckets = nbuckets;
+    ws->nwords = (nbuckets + 63) / 64;
+    ws->now_ms = now_ms;
+    /* Round up to 16 so the 128-bit sums of every node stay aligned. */
+    size_t raw = nwin * (sizeof(window_state_t) + ws->nwords * sizeof(uint64_t) +
+                         (size_t)nbuckets * sizeof(int64_t));
+    ws->block_size = (raw + 15) & ~(size_t)15;
+    for (uint32_t w = 0; w < nwin; w++) {
+        window_def_t *d = &ws->win[w];
+        memcpy(d->name, spec[w].name, strlen(spec[w].name) + 1);
+        d->width_ms = spec[w].ms / nbuckets;
+        d->cur = floor_div(now_ms, d->width_ms);
+        d->heads = malloc(nbuckets * sizeof(uint32_t));
+        if (d->heads == NULL) {
+            window_set_free(ws);
+            return TALLY_ENOMEM;
+        }
+        for (uint32_t s = 0; s < nbuckets; s++) {
+            d->heads[s] = NIL;
+        }
+        ws->mem += nbuckets * sizeof(uint32_t);
+    }
+    ws->maxchunks = (uint32_t)(((uint64_t)max_nodes + WINDOW_CHUNK - 1) >> WINDOW_CHUNK_SHIFT);
+    if (nwin > 0) {
+        ws->chunks = calloc(ws->maxchunks ? ws->maxchunks : 1, sizeof(*ws->chunks));
+        if (ws->chunks == NULL) {
+            window_set_free(ws);
+            return TALLY_ENOMEM;
+        }
+        ws->mem += (ws->maxchunks ? ws->maxchunks : 1) * sizeof(*ws->chunks);
+    }
+    return 0;
+}
+
+void window_set_free(window_set_t *ws)
+{
+    for (uint32_t w = 0; w < ws->nwin; w++) {
+        free(ws->win[w].heads);
+    }
+    for (uint32_t i = 0; i < ws->nchunks; i++) {
+        free(ws->chunks[i]);
+    }
+    free(ws->chunks);
+    memset(ws, 0, sizeof(*ws));
+}
+
+int window_reserve(window_set_t *ws, uint32_t nodes)
+{
+    if (ws->nwin == 0) {
+        return 0;
+    }
+    uint32_t need = (uint32_t)(((uint64_t)nodes + WINDOW_CHUNK - 1) >> WINDOW_CHUNK_SHIFT);
+    if (need > ws->maxchunks) {
+        return TALLY_ENOMEM;
+    }
+    while (ws->nchunks < need) {
+        size_t bytes = (size_t)WINDOW_CHUNK * ws->block_size;
+        uint8_t *c = malloc(bytes); /* malloc aligns to 16 on every target we build for */
+        if (c == NULL) {
+            return TALLY_ENOMEM;
+        }
+        ws->chunks[ws->nchunks++] = c;
+        ws->mem += bytes;
+    }
+    return 0;
+}
+
+void window_node_init(window_set_t *ws, uint32_t node)
+{
+    if (ws->nwin == 0) {
+        return;
+    }
+    uint8_t *b = block_of(ws, node);
+    memset(b, 0, ws->block_size);
+    for (uint32_t w = 0; w < ws->nwin; w++) {
+        window_state_t *s = (window_state_t *)b + w;
+        s->prev = s->next = NIL;
+    }
+}
+
+static void link_node(window_set_t *ws, uint32_t w, uint32_t node, uint32_t slot)
+{
+    window_state_t *s = state_of(ws, node, w);
+    uint32_t head = ws->win[w].heads[slot];
+    s->prev = NIL;
+    s->next = head;
+    if (head != NIL) {
+        state_of(ws, head, w)->prev = node;
+    }
+    ws->win[w].heads[slot] = node;
+}
+
+static void unlink_node(window_set_t *ws, uint32_t w, uint32_t node, uint32_t slot)
+{
+    window_state_t *s = state_of(ws, node, w);
+    if (s->prev != NIL) {
+        state_of(ws, s->prev, w)->next = s->next;
+    } else {
+        ws->win[w].heads[slot] = s->next;
+    }
+    if (s->next != NIL) {
+        state_of(ws, s->next, w)->prev = s->prev;
+    }
+    s->prev = s->next = NIL;
+}
+
+void window_locate(const window_set_t *ws, int64_t t_ms, window_pos_t *pos)
+{
+    /* A sample from the future goes into the current bucket: the ring has
+     * no room for buckets past cur, and counting it now is what a reader
+     * expects of a sample that is, by the daemon's clock, a little early. */
+    int64_t t = t_ms > ws->now_ms ? ws->now_ms : t_ms;
+    uint32_t n = ws->nbuckets;
+    for (uint32_t w = 0; w < ws->nwin; w++) {
+        const window_def_t *d = &ws->win[w];
+        int64_t idx = floor_div(t, d->width_ms);
+        int64_t oldest = d->cur - n + 1;
+        if (idx < oldest) {
+            pos->slot[w] = -1;
+            pos->off[w] = 0;
+        } else {
+            pos->slot[w] = (int32_t)ring_slot(idx, n);
+            pos->off[w] = (uint32_t)(idx - oldest);
+        }
+    }
+}
+
+static inline void narrow(__int128 cell, __int128 *lo, __int128 *hi)
+{
+    if ((__int128)INT64_MIN - cell > *lo) {
+        *lo = (__int128)INT64_MIN - cell;
+    }
+    if ((__int128)INT64_MAX - cell < *hi) {
+        *hi = (__int128)INT64_MAX - cell;
+    }
+}
+
+void window_bounds(const window_set_t *ws, uint32_t node, const window_pos_t *pos, __int128 *lo,
+                   __int128 *hi)
+{
+    if (ws->nwin == 0) {
+        return;
+    }
+    uint8_t *b = block_of(ws, node);
+    for (uint32_t w = 0; w < ws->nwin; w++) {
+        if (pos->slot[w] < 0) {
+            continue;
+        }
+        narrow(((window_state_t *)b)[w].sum, lo, hi);
+        narrow(ring_of(ws, b, w)[pos->slot[w]], lo, hi);
+    }
+}
+
+void window_add(window_set_t *ws, uint32_t node, const window_pos_t *pos, __int128 v)
+{
+    if (ws->nwin == 0) {
+        return;
+    }
+    uint32_t n = ws->nbuckets;
+    uint8_t *b = block_of(ws, node);
+    for (uint32_t w = 0; w < ws->nwin; w++) {
+        int32_t slot = pos->slot[w];
+        if (slot < 0) {
+            continue;
+        }
+        window_state_t *s = (window_state_t *)b + w;
+        uint64_t *mask = mask_of(ws, b, w);
+        uint64_t bit = 1ULL << (slot & 63);
+        if ((mask[slot >> 6] & bit) == 0) {
+            /* A new non-empty bucket: the node must stay listed under its
+             * oldest one, which changes if this bucket is older (an
+             * out-of-order sample) or if the node was not listed at all. */
+            if (s->nonempty == 0) {
+                link_node(ws, w, node, (uint32_t)slot);
+            } else {
+                uint32_t start = ring_slot(ws->win[w].cur + 1, n);
+                uint32_t first = first_slot(mask, ws->nwords, start);
+                if (pos->off[w] < (first + n - start) % n) {
+                    unlink_node(ws, w, node, first);
+                    link_node(ws, w, node, (uint32_t)slot);
+                }
+            }
+            mask[slot >> 6] |= bit;
+            s->nonempty++;
+        }
+        s->sum += v;
+        int64_t *cell = &ring_of(ws, b, w)[slot];
+        *cell = (int64_t)(*cell + v);
+    }
+}
+
+bool window_value(const window_set_t *ws, uint32_t node, uint32_t w, int64_t *out)
+{
+    __int128 sum = state_of(ws, node, w)->sum;
+    if (sum < INT64_MIN || sum > INT64_MAX) {
+        return false;
+    }
+    *out = (int64_t)sum;
+    return true;
+}
+
+/* Remove from node every bucket of window w that is older than the new
+ * oldest bucket, then list the node under its new oldest bucket.
+ * start0/start1 are the ring slots of the oldest bucket before and after
+ * the move, shift the number of buckets the window moved. */
+static void expire_node(window_set_t *ws, uint32_t w, uint32_t node, uint32_t start0,
+                        uint32_t start1, int64_t shift, window_changed_fn fn, void *ctx)
+{
+    uint32_t n = ws->nbuckets;
+    uint8_t *b = block_of(ws, node);
+    window_state_t *s = (window_state_t *)b + w;
+    uint64_t *mask = mask_of(ws, b, w);
+    int64_t *ring = ring_of(ws, b, w);
+    __int128 removed = 0;
+    for (uint32_t wi = 0; wi < ws->nwords; wi++) {
+        for (uint64_t m = mask[wi]; m != 0; m &= m - 1) {
+            uint32_t slot = wi * 64 + (uint32_t)__builtin_ctzll(m);
+            uint32_t age = (slot + n - start0) % n;
+            if (age < shift) {
+                removed += ring[slot];
+                ring[slot] = 0;
+                mask[wi] &= ~(1ULL << (slot & 63));
+                s->nonempty--;
+            }
+        }
+    }
+    s->prev = s->next = NIL;
+    if (removed != 0) {
+        s->sum -= removed;
+        fn(ctx, node);
+    }
+    if (s->nonempty != 0) {
+        link_node(ws, w, node, first_slot(mask, ws->nwords, start1));
+    }
+}
+
+void window_advance(window_set_t *ws, int64_t now_ms, window_changed_fn fn, void *ctx)
+{
+    if (now_ms <= ws->now_ms) {
+        return;
+    }
+    ws->now_ms = now_ms;
+    uint32_t n = ws->nbuckets;
+    for (uint32_t w = 0; w < ws->nwin; w++) {
+        window_def_t *d = &ws->win[w];
+        int64_t c1 = floor_div(now_ms, d->width_ms);
+        if (c1 == d->cur) {
+            continue;
+        }
+        int64_t shift = c1 - d->cur;
+        uint32_t k = shift < (int64_t)n ? (uint32_t)shift : n;
+        uint32_t start0 = ring_slot(d->cur + 1, n);
+        uint32_t start1 = ring_slot(c1 + 1, n);
+        /* The k oldest buckets leave, oldest first.  A node visited here
+         * loses all its buckets that left and is relisted under a bucket
+         * that stays, whose list is not among those visited. */
+        for (uint32_t j = 0; j < k; j++) {
+            uint32_t slot = (start0 + j) % n;
+            uint32_t node = d->heads[slot];
+            d->heads[slot] = NIL;
+            while (node != NIL) {
+                uint32_t next = state_of(ws, node, w)->next;
+                expire_node(ws, w, node, start0, start1, shift, fn, ctx);
+                node = next;
+            }
+        }
+        d->cur = c1;
+    }
+}
+
+int64_t window_next_ms(const window_set_t *ws)
+{
+    int64_t next = INT64_MAX;
+    for (uint32_t w = 0; w < ws->nwin; w++) {
+        int64_t t = (ws->win[w].cur + 1) * ws->win[w].width_ms;
+        if (t < next) {
+            next = t;
+        }
+    }
+    return next;
+}
