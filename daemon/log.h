@@ -50,7 +50,7 @@ const char *log_level_name(int level);
 
 /* Write one line at level (printf format; a trailing newline is added). */
 void log_msg(logger_t *lg, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void log_vmsg(logger_t *lg, int level, const char *fmt, va_list ap);
+void log_vmsg(logger_t *lg, int level, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
 
 /* Like log_msg, but rate limited; when lines were suppressed, the next line
  * that passes says how many.  now_ms is a monotonic time. */

@@ -1,0 +1,789 @@
+/* config.c - what each setting means: defaults, keys and their values,
+ * lookups and reload checks.
+ *
+ * How the file is laid out (lines, sections, duplicates, positions in
+ * messages) is config_parse.c's business; this file knows each key's type,
+ * range and field, and checks one value at a time.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static const config_window_t default_windows[] = {
+    {"1h", 3600000LL},
+    {"24h", 86400000LL},
+    {"7d", 7 * 86400000LL},
+    {"30d", 30 * 86400000LL},
+};
+
+int config_default_state_dir(const char *state_directory, char *buf, size_t len)
+{
+    const char *path = CONFIG_DEFAULT_STATE_DIR;
+    size_t n = strlen(path);
+    int rc = 0;
+
+    /* systemd lists one directory per StateDirectory= entry, separated by
+     * colons; the first is ours. */
+    if (state_directory != NULL && state_directory[0] != '\0' && state_directory[0] != ':') {
+        const char *colon = strchr(state_directory, ':');
+        size_t first = colon ? (size_t)(colon - state_directory) : strlen(state_directory);
+        if (first < len) {
+            path = state_directory;
+            n = first;
+        } else {
+            rc = TALLY_ETOOLONG;
+        }
+    }
+    if (len == 0)
+        return TALLY_ETOOLONG;
+    if (n >= len) {
+        buf[0] = '\0';
+        return TALLY_ETOOLONG;
+    }
+    memcpy(buf, path, n);
+    buf[n] = '\0';
+    return rc;
+}
+
+int config_defaults(tallyd_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    snprintf(cfg->request, sizeof(cfg->request), "%s", CONFIG_DEFAULT_REQUEST);
+    snprintf(cfg->publish, sizeof(cfg->publish), "%s", CONFIG_DEFAULT_PUBLISH);
+    int rc =
+        config_default_state_dir(getenv("STATE_DIRECTORY"), cfg->state_dir, sizeof(cfg->state_dir));
+    snprintf(cfg->timezone, sizeof(cfg->timezone), "%s", CONFIG_DEFAULT_TIMEZONE);
+    cfg->publish_interval_ms = 100;
+    cfg->heartbeat_ms = 1000;
+    cfg->log_level = LOG_LEVEL_INFO;
+
+    memcpy(cfg->windows, default_windows, sizeof(default_windows));
+    cfg->nwindows = sizeof(default_windows) / sizeof(default_windows[0]);
+    cfg->buckets = 60;
+
+    cfg->max_samples = PROTO_SAMPLES_DEFAULT;
+    cfg->max_msg_bytes = PROTO_MSG_MAX_DEFAULT;
+    cfg->max_series = 1000000;
+    cfg->max_clients = 100000;
+    cfg->max_townships = 100000;
+    cfg->max_metrics = 10000;
+    cfg->skew_ms = 5 * 60000LL;
+    cfg->max_age_ms = 3660 * 86400000LL;
+    cfg->rate = 0;
+    cfg->burst = 10000;
+    cfg->max_subscriber_queue = 10000;
+
+    cfg->sync = CONFIG_SYNC_ALWAYS;
+    cfg->sync_interval_ms = 200;
+    cfg->snapshot_interval_ms = 5 * 60000LL;
+    cfg->snapshot_every_records = 1000000;
+    return rc;
+}
+
+void config_free(tallyd_config_t *cfg)
+{
+    if (cfg == NULL)
+        return;
+    free(cfg->townships);
+    free(cfg->metrics);
+    free(cfg->ratios);
+    cfg->townships = NULL;
+    cfg->metrics = NULL;
+    cfg->ratios = NULL;
+    cfg->ntownships = cfg->townships_cap = 0;
+    cfg->nmetrics = cfg->metrics_cap = 0;
+    cfg->nratios = cfg->ratios_cap = 0;
+}
+
+/* The ids are NUL-terminated inside fixed arrays; name is a view. */
+static bool id_eq(const char *id, const char *name, size_t len)
+{
+    return strlen(id) == len && memcmp(id, name, len) == 0;
+}
+
+const config_township_t *config_find_township(const tallyd_config_t *cfg, const char *name,
+                                              size_t len)
+{
+    for (size_t i = 0; i < cfg->ntownships; i++)
+        if (id_eq(cfg->townships[i].id, name, len))
+            return &cfg->townships[i];
+    return NULL;
+}
+
+const config_metric_t *config_find_metric(const tallyd_config_t *cfg, const char *name, size_t len)
+{
+    for (size_t i = 0; i < cfg->nmetrics; i++)
+        if (id_eq(cfg->metrics[i].id, name, len))
+            return &cfg->metrics[i];
+    return NULL;
+}
+
+const config_ratio_t *config_find_ratio(const tallyd_config_t *cfg, const char *name, size_t len)
+{
+    for (size_t i = 0; i < cfg->nratios; i++)
+        if (id_eq(cfg->ratios[i].id, name, len))
+            return &cfg->ratios[i];
+    return NULL;
+}
+
+/* An output cursor that never overruns and keeps buf NUL-terminated. */
+typedef struct outbuf {
+    char *buf;
+    size_t len;
+    size_t used;
+} outbuf_t;
+
+__attribute__((format(printf, 2, 3))) static void out_printf(outbuf_t *o, const char *fmt, ...)
+{
+    if (o->len == 0 || o->used >= o->len - 1)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(o->buf + o->used, o->len - o->used, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    o->used += (size_t)n;
+    if (o->used > o->len - 1)
+        o->used = o->len - 1;
+}
+
+static void windows_text(const tallyd_config_t *cfg, char *buf, size_t len)
+{
+    outbuf_t o = {buf, len, 0};
+    char d[32];
+    buf[0] = '\0';
+    for (size_t i = 0; i < cfg->nwindows; i++)
+        out_printf(&o, "%s%s=%s", i ? "," : "", cfg->windows[i].name,
+                   config_format_duration(cfg->windows[i].ms, d, sizeof(d)));
+}
+
+static void diff_str(outbuf_t *o, int *n, const char *key, const char *a, const char *b)
+{
+    if (strcmp(a, b) == 0)
+        return;
+    out_printf(o, "%s%s: '%s' -> '%s'", *n ? "; " : "", key, a, b);
+    (*n)++;
+}
+
+int config_diff_restart(const tallyd_config_t *old, const tallyd_config_t *new_cfg, char *buf,
+                        size_t len)
+{
+    outbuf_t o = {buf, len, 0};
+    int n = 0;
+    if (len > 0)
+        buf[0] = '\0';
+
+    diff_str(&o, &n, "request", old->request, new_cfg->request);
+    diff_str(&o, &n, "publish", old->publish, new_cfg->publish);
+    diff_str(&o, &n, "state_dir", old->state_dir, new_cfg->state_dir);
+    diff_str(&o, &n, "timezone", old->timezone, new_cfg->timezone);
+
+    /* The engine sizes its rings from the windows, so any change in name,
+     * length or order needs a restart.  Room for 11 "name=366d" items. */
+    char a[CONFIG_WINDOWS_MAX * 32], b[CONFIG_WINDOWS_MAX * 32];
+    windows_text(old, a, sizeof(a));
+    windows_text(new_cfg, b, sizeof(b));
+    diff_str(&o, &n, "windows", a, b);
+
+    if (old->buckets != new_cfg->buckets) {
+        out_printf(&o, "%sbuckets: '%" PRId64 "' -> '%" PRId64 "'", n ? "; " : "", old->buckets,
+                   new_cfg->buckets);
+        n++;
+    }
+    return n;
+}
+
+int config_parse_duration(const char *s, int64_t *ms)
+{
+    static const struct {
+        const char *suffix;
+        int64_t ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+
+    const char *p = s;
+    int64_t v = 0;
+    if (*p < '0' || *p > '9')
+        return TALLY_EINVAL;
+    bool overflow = false;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        int digit = *p - '0';
+        if (v > (INT64_MAX - digit) / 10)
+            overflow = true;
+        else
+            v = v * 10 + digit;
+    }
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(p, units[i].suffix) != 0)
+            continue;
+        /* Checked after the unit so "99999999999999999999x" is a syntax
+         * error, not a range error. */
+        if (overflow || v > INT64_MAX / units[i].ms)
+            return TALLY_ERANGE;
+        *ms = v * units[i].ms;
+        return 0;
+    }
+    return TALLY_EINVAL;
+}
+
+char *config_format_duration(int64_t ms, char *buf, size_t len)
+{
+    static const struct {
+        const char *suffix;
+        int64_t ms;
+    } units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
+
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (ms != 0 && ms % units[i].ms == 0) {
+            snprintf(buf, len, "%" PRId64 "%s", ms / units[i].ms, units[i].suffix);
+            return buf;
+        }
+    }
+    snprintf(buf, len, "%" PRId64 "ms", ms);
+    return buf;
+}
+
+const char *config_township_type_name(int type)
+{
+    switch (type) {
+    case CONFIG_TOWNSHIP_UNSPECIFIED:
+        return "";
+    case CONFIG_TOWNSHIP_SUBDISTRICT:
+        return "subdistrict";
+    case CONFIG_TOWNSHIP_TOWN:
+        return "town";
+    case CONFIG_TOWNSHIP_TOWNSHIP:
+        return "township";
+    }
+    return "?";
+}
+
+const char *config_sync_name(int sync)
+{
+    switch (sync) {
+    case CONFIG_SYNC_ALWAYS:
+        return "always";
+    case CONFIG_SYNC_INTERVAL:
+        return "interval";
+    case CONFIG_SYNC_NEVER:
+        return "never";
+    }
+    return "?";
+}
+
+const char *config_kind_name(int kind)
+{
+    switch (kind) {
+    case PROTO_KIND_COUNTER:
+        return "counter";
+    case PROTO_KIND_GAUGE:
+        return "gauge";
+    case PROTO_KIND_RATIO:
+        return "ratio";
+    }
+    return "?";
+}
+
+/* ---- keys -------------------------------------------------------------- */
+
+enum value_type {
+    V_INT,      /* decimal digits, into int64_t (or int when size says so) */
+    V_DURATION, /* config_parse_duration, into int64_t milliseconds */
+    V_CHOICE,   /* one word of a list, into int */
+    V_ENDPOINT, /* a ZeroMQ bind endpoint */
+    V_PATH,     /* a file system path, stored as written */
+    V_TIMEZONE, /* a TZif file under $TZDIR */
+    V_TEXT,     /* UTF-8 display text without control characters */
+    V_NAME,     /* a township or metric name (proto_name_check) */
+};
+
+typedef struct choice {
+    const char *name;
+    int value;
+} choice_t;
+
+typedef struct keyspec {
+    const char *key;
+    enum value_type type;
+    size_t off;  /* offset of the field in the section's struct */
+    size_t size; /* size of the field */
+    int64_t min, max;
+    const char *unit;        /* for messages: "milliseconds", "samples" */
+    const choice_t *choices; /* V_CHOICE: ends with a NULL name */
+    bool required;
+} keyspec_t;
+
+static const choice_t log_levels[] = {{"error", LOG_LEVEL_ERROR},   {"warning", LOG_LEVEL_WARNING},
+                                      {"notice", LOG_LEVEL_NOTICE}, {"info", LOG_LEVEL_INFO},
+                                      {"debug", LOG_LEVEL_DEBUG},   {NULL, 0}};
+static const choice_t syncs[] = {{"always", CONFIG_SYNC_ALWAYS},
+                                 {"interval", CONFIG_SYNC_INTERVAL},
+                                 {"never", CONFIG_SYNC_NEVER},
+                                 {NULL, 0}};
+static const choice_t kinds[] = {
+    {"counter", PROTO_KIND_COUNTER}, {"gauge", PROTO_KIND_GAUGE}, {NULL, 0}};
+static const choice_t township_types[] = {{"subdistrict", CONFIG_TOWNSHIP_SUBDISTRICT},
+                                          {"town", CONFIG_TOWNSHIP_TOWN},
+                                          {"township", CONFIG_TOWNSHIP_TOWNSHIP},
+                                          {NULL, 0}};
+
+#define FIELD(type, f) offsetof(type, f), sizeof(((type *)0)->f)
+#define CFG(f)         FIELD(tallyd_config_t, f)
+#define DAY            86400000LL
+#define END                                                                                        \
+    {                                                                                              \
+        NULL, V_INT, 0, 0, 0, 0, NULL, NULL, false                                                 \
+    }
+
+static const keyspec_t tallyd_keys[] = {
+    {"request", V_ENDPOINT, CFG(request), 0, 0, NULL, NULL, false},
+    {"publish", V_ENDPOINT, CFG(publish), 0, 0, NULL, NULL, false},
+    {"state_dir", V_PATH, CFG(state_dir), 0, 0, NULL, NULL, false},
+    {"timezone", V_TIMEZONE, CFG(timezone), 0, 0, NULL, NULL, false},
+    {"publish_interval_ms", V_INT, CFG(publish_interval_ms), 0, 60000, "milliseconds", NULL, false},
+    {"heartbeat_ms", V_INT, CFG(heartbeat_ms), 100, 60000, "milliseconds", NULL, false},
+    {"log_level", V_CHOICE, CFG(log_level), 0, 0, NULL, log_levels, false},
+    END};
+
+static const keyspec_t windows_keys[] = {
+    {"buckets", V_INT, CFG(buckets), 2, 3600, "buckets per window", NULL, false}, END};
+
+static const keyspec_t limits_keys[] = {
+    {"max_samples", V_INT, CFG(max_samples), 1, PROTO_SAMPLES_MAX, "samples", NULL, false},
+    {"max_msg_bytes", V_INT, CFG(max_msg_bytes), 1024, 16777216, "bytes", NULL, false},
+    {"max_series", V_INT, CFG(max_series), 1, 1000000000, "series", NULL, false},
+    {"max_clients", V_INT, CFG(max_clients), 1, 100000000, "client ids", NULL, false},
+    {"max_townships", V_INT, CFG(max_townships), 1, 10000000, "townships", NULL, false},
+    {"max_metrics", V_INT, CFG(max_metrics), 1, 10000000, "metrics", NULL, false},
+    {"skew", V_DURATION, CFG(skew_ms), 0, DAY, NULL, NULL, false},
+    {"max_age", V_DURATION, CFG(max_age_ms), DAY, 36600 * DAY, NULL, NULL, false},
+    {"rate", V_INT, CFG(rate), 0, 1000000000, "samples per second", NULL, false},
+    {"burst", V_INT, CFG(burst), 1, 1000000000, "samples", NULL, false},
+    {"max_subscriber_queue", V_INT, CFG(max_subscriber_queue), 1, 100000000, "messages", NULL,
+     false},
+    END};
+
+static const keyspec_t journal_keys[] = {
+    {"sync", V_CHOICE, CFG(sync), 0, 0, NULL, syncs, false},
+    {"sync_interval", V_DURATION, CFG(sync_interval_ms), 1, 3600000, NULL, NULL, false},
+    {"snapshot_interval", V_DURATION, CFG(snapshot_interval_ms), 1000, DAY, NULL, NULL, false},
+    {"snapshot_every_records", V_INT, CFG(snapshot_every_records), 1, 1000000000000LL, "records",
+     NULL, false},
+    END};
+
+static const keyspec_t security_keys[] = {
+    {"server_secret_key", V_PATH, CFG(server_secret_key), 0, 0, NULL, NULL, false},
+    {"township_keys", V_PATH, CFG(township_keys), 0, 0, NULL, NULL, false},
+    {"subscriber_keys", V_PATH, CFG(subscriber_keys), 0, 0, NULL, NULL, false},
+    END};
+
+static const keyspec_t township_keys[] = {
+    {"name", V_TEXT, FIELD(config_township_t, name), 0, 0, NULL, NULL, false},
+    {"type", V_CHOICE, FIELD(config_township_t, type), 0, 0, NULL, township_types, false},
+    END};
+
+static const keyspec_t metric_keys[] = {
+    {"kind", V_CHOICE, FIELD(config_metric_t, kind), 0, 0, NULL, kinds, true},
+    {"unit", V_TEXT, FIELD(config_metric_t, unit), 0, 0, NULL, NULL, false},
+    {"scale", V_INT, FIELD(config_metric_t, scale), 0, CONFIG_SCALE_MAX, "decimal places", NULL,
+     false},
+    {"label", V_TEXT, FIELD(config_metric_t, label), 0, 0, NULL, NULL, false},
+    END};
+
+static const keyspec_t ratio_keys[] = {
+    {"numerator", V_NAME, FIELD(config_ratio_t, numerator), 0, 0, NULL, NULL, true},
+    {"denominator", V_NAME, FIELD(config_ratio_t, denominator), 0, 0, NULL, NULL, true},
+    {"label", V_TEXT, FIELD(config_ratio_t, label), 0, 0, NULL, NULL, false},
+    END};
+
+static const struct section_def {
+    const char *name;
+    bool has_id;
+    const keyspec_t *keys;
+} sections[CONFIG_SEC_COUNT] = {
+    [CONFIG_SEC_NONE] = {"", false, NULL},
+    [CONFIG_SEC_TALLYD] = {"tallyd", false, tallyd_keys},
+    [CONFIG_SEC_WINDOWS] = {"windows", false, windows_keys},
+    [CONFIG_SEC_LIMITS] = {"limits", false, limits_keys},
+    [CONFIG_SEC_JOURNAL] = {"journal", false, journal_keys},
+    [CONFIG_SEC_SECURITY] = {"security", false, security_keys},
+    [CONFIG_SEC_TOWNSHIP] = {"township", true, township_keys},
+    [CONFIG_SEC_METRIC] = {"metric", true, metric_keys},
+    [CONFIG_SEC_RATIO] = {"ratio", true, ratio_keys},
+};
+
+static const keyspec_t *key_at(int sec, size_t i)
+{
+    if (sec <= CONFIG_SEC_NONE || sec >= CONFIG_SEC_COUNT || i >= CONFIG_KEYS_MAX)
+        return NULL;
+    const keyspec_t *k = sections[sec].keys;
+    for (size_t j = 0; j < i; j++)
+        if (k[j].key == NULL)
+            return NULL;
+    return k[i].key ? &k[i] : NULL;
+}
+
+const char *config_section_name(int sec)
+{
+    return sec >= 0 && sec < CONFIG_SEC_COUNT ? sections[sec].name : "";
+}
+
+bool config_section_has_id(int sec)
+{
+    return sec >= 0 && sec < CONFIG_SEC_COUNT && sections[sec].has_id;
+}
+
+const char *config_key_name(int sec, size_t i)
+{
+    const keyspec_t *k = key_at(sec, i);
+    return k ? k->key : NULL;
+}
+
+bool config_key_required(int sec, size_t i)
+{
+    const keyspec_t *k = key_at(sec, i);
+    return k && k->required;
+}
+
+static void choices_text(char *buf, size_t cap, const choice_t *c)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; c[i].name && o < cap; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%s", i ? ", " : "", c[i].name);
+}
+
+const char *config_key_expect(int sec, size_t i, char *buf, size_t len)
+{
+    const keyspec_t *k = key_at(sec, i);
+    if (k && k->type == V_CHOICE)
+        choices_text(buf, len, k->choices);
+    else
+        snprintf(buf, len, "%s", k && k->type == V_NAME ? "a metric name" : "a value");
+    return buf;
+}
+
+/* ---- values ------------------------------------------------------------ */
+
+/* Digits only: the settings are never negative and never hexadecimal. */
+static int parse_count(const char *s, int64_t *out)
+{
+    int64_t v = 0;
+    if (*s < '0' || *s > '9')
+        return TALLY_EINVAL;
+    bool overflow = false;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (v > (INT64_MAX - (*s - '0')) / 10)
+            overflow = true;
+        else
+            v = v * 10 + (*s - '0');
+    }
+    if (*s != '\0')
+        return TALLY_EINVAL;
+    *out = v;
+    return overflow ? TALLY_ERANGE : 0;
+}
+
+/* True when s holds a C0 control, DEL or a C1 control (U+0080..U+009F). */
+static bool has_control(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7F || (p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F))
+            return true;
+    return false;
+}
+
+int config_check_timezone(const char *tz, char *why, size_t cap)
+{
+    if (tz[0] == '\0') {
+        snprintf(why, cap, "is empty");
+        return -1;
+    }
+    if (tz[0] == '/' || strstr(tz, "..") != NULL) {
+        snprintf(why, cap,
+                 "must be a name under the zoneinfo directory, without a leading '/' "
+                 "or '..'");
+        return -1;
+    }
+    for (const char *p = tz; *p; p++) {
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+              strchr("/_+-.", *p))) {
+            snprintf(why, cap, "holds a character no time zone name has");
+            return -1;
+        }
+    }
+    const char *dir = getenv("TZDIR");
+    if (dir == NULL || dir[0] == '\0')
+        dir = "/usr/share/zoneinfo";
+    char path[CONFIG_PATH_MAX + CONFIG_TZ_MAX + 2];
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, tz) >= sizeof(path)) {
+        snprintf(why, cap, "makes a path longer than %zu bytes", sizeof(path) - 1);
+        return -1;
+    }
+    /* O_NONBLOCK: a FIFO planted in the zoneinfo tree must not hang us. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+        snprintf(why, cap, "is not installed: cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    char magic[4];
+    int rc = 0;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(why, cap, "is not a time zone: %s is not a regular file", path);
+        rc = -1;
+    } else if (read(fd, magic, 4) != 4 || memcmp(magic, "TZif", 4) != 0) {
+        snprintf(why, cap, "is not a time zone: %s is not a TZif file", path);
+        rc = -1;
+    }
+    close(fd);
+    return rc;
+}
+
+/* NULL when v is a usable bind endpoint, else what is wrong with it. */
+static const char *endpoint_problem(const char *v)
+{
+    static const char *const transports[] = {"tcp", "ipc", "inproc", "ws", "wss", "tipc", "vmci"};
+    if (v[0] == '\0')
+        return "is empty";
+    if (strlen(v) > PROTO_ENDPOINT_MAX)
+        return "is longer than 255 bytes";
+    for (const char *p = v; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7F)
+            return "holds a space or a control character";
+    const char *sep = strstr(v, "://");
+    if (sep == NULL || sep[3] == '\0')
+        return "is not TRANSPORT://ADDRESS";
+    size_t tlen = (size_t)(sep - v);
+    for (size_t i = 0; i < sizeof(transports) / sizeof(transports[0]); i++)
+        if (strlen(transports[i]) == tlen && memcmp(v, transports[i], tlen) == 0)
+            return NULL;
+    return "names a transport ZeroMQ cannot bind";
+}
+
+/* The checks of one value; on success the caller copies or stores it. */
+static int check_value(const keyspec_t *ks, const char *value, int64_t *num, char *why, size_t len)
+{
+    char pv[160], a[32], b[32], extra[CONFIG_PATH_MAX + 128];
+    const char *shown = config_printable(pv, sizeof(pv), value, strlen(value));
+    const char *hint = strstr(value, " #") ? " (comments after a value start with ';')" : "";
+    size_t vlen = strlen(value);
+    int rc;
+
+    switch (ks->type) {
+    case V_INT:
+        rc = parse_count(value, num);
+        if (rc == TALLY_EINVAL)
+            snprintf(why, len,
+                     "'%s' is not a whole number (expected %" PRId64 "..%" PRId64 " %s)%s", shown,
+                     ks->min, ks->max, ks->unit, hint);
+        else if (rc != 0 || *num < ks->min || *num > ks->max)
+            snprintf(why, len, "%s is out of range (expected %" PRId64 "..%" PRId64 " %s)", shown,
+                     ks->min, ks->max, ks->unit);
+        else
+            return 0;
+        return -1;
+    case V_DURATION:
+        config_format_duration(ks->min, a, sizeof(a));
+        config_format_duration(ks->max, b, sizeof(b));
+        rc = config_parse_duration(value, num);
+        if (rc == TALLY_EINVAL)
+            snprintf(why, len,
+                     "'%s' is not a duration (expected a whole number and a unit, ms, s, m, h or "
+                     "d, between %s and %s)%s",
+                     shown, a, b, hint);
+        else if (rc != 0 || *num < ks->min || *num > ks->max)
+            snprintf(why, len, "%s is out of range (expected %s..%s)", shown, a, b);
+        else
+            return 0;
+        return -1;
+    case V_CHOICE: {
+        const char *names[8];
+        size_t n = 0;
+        for (; ks->choices[n].name; n++) {
+            names[n] = ks->choices[n].name;
+            if (strcmp(names[n], value) == 0) {
+                *num = ks->choices[n].value;
+                return 0;
+            }
+        }
+        choices_text(extra, sizeof(extra), ks->choices);
+        snprintf(why, len, "'%s' is not one of %s%s%s", shown, extra,
+                 config_suggest(a, sizeof(a), value, names, n), hint);
+        return -1;
+    }
+    case V_ENDPOINT: {
+        const char *problem = endpoint_problem(value);
+        if (problem == NULL)
+            return 0;
+        snprintf(why, len,
+                 "'%s' %s (expected a ZeroMQ endpoint such as tcp://127.0.0.1:7411, tcp://*:7411 "
+                 "or ipc:///run/tallyd/request)",
+                 shown, problem);
+        return -1;
+    }
+    case V_PATH:
+        if (vlen > 0 && vlen < ks->size && !has_control(value))
+            return 0;
+        snprintf(why, len,
+                 "'%s' is not a usable path (expected 1..%zu bytes without control "
+                 "characters)",
+                 shown, ks->size - 1);
+        return -1;
+    case V_TIMEZONE:
+        if (vlen >= ks->size)
+            snprintf(extra, sizeof(extra), "is longer than %zu bytes", ks->size - 1);
+        else if (config_check_timezone(value, extra, sizeof(extra)) == 0)
+            return 0;
+        snprintf(why, len,
+                 "'%s' %s (expected a name such as Asia/Shanghai under $TZDIR or "
+                 "/usr/share/zoneinfo)",
+                 shown, extra);
+        return -1;
+    case V_TEXT:
+        if (vlen >= ks->size)
+            snprintf(why, len, "'%s' is %zu bytes long (expected at most %zu bytes of UTF-8)",
+                     shown, vlen, ks->size - 1);
+        else if (!proto_utf8_valid(value, vlen))
+            snprintf(why, len, "'%s' is not valid UTF-8 (save the file as UTF-8)", shown);
+        else if (has_control(value))
+            snprintf(why, len, "'%s' holds a control character (expected printable text)", shown);
+        else
+            return 0;
+        return -1;
+    case V_NAME:
+        rc = proto_name_check(value, vlen);
+        if (rc == 0)
+            return 0;
+        snprintf(why, len,
+                 "'%s' is not a valid name (%s; expected 1..%d bytes of UTF-8 without spaces, "
+                 "'/' or control characters)",
+                 shown,
+                 rc == TALLY_ETOOLONG ? "too long"
+                 : rc == TALLY_EUTF8  ? "not valid UTF-8"
+                                      : "forbidden character",
+                 PROTO_NAME_MAX);
+        return -1;
+    }
+    snprintf(why, len, "internal error: unknown value type");
+    return -1;
+}
+
+int config_key_set(int sec, size_t i, void *base, const char *value, char *why, size_t len)
+{
+    const keyspec_t *ks = key_at(sec, i);
+    int64_t num = 0;
+    assert(ks != NULL);
+    if (check_value(ks, value, &num, why, len) != 0)
+        return -1;
+    char *field = (char *)base + ks->off;
+    switch (ks->type) {
+    case V_INT:
+    case V_DURATION:
+    case V_CHOICE:
+        /* The ranges keep num within int for the int fields. */
+        if (ks->size == sizeof(int)) {
+            int v = (int)num;
+            memcpy(field, &v, sizeof(v));
+        } else {
+            memcpy(field, &num, sizeof(num));
+        }
+        break;
+    default:
+        memcpy(field, value, strlen(value) + 1);
+        break;
+    }
+    return 0;
+}
+
+/* ---- message helpers --------------------------------------------------- */
+
+const char *config_printable(char *buf, size_t cap, const char *s, size_t len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t n = c < 0x80                 ? 1
+                   : c >= 0xC2 && c <= 0xDF ? 2
+                   : c >= 0xE0 && c <= 0xEF ? 3
+                   : c >= 0xF0 && c <= 0xF4 ? 4
+                                            : 0;
+        bool ok = n == 1 ? c >= 0x20 && c != 0x7F
+                         : n > 1 && i + n <= len && proto_utf8_valid(s + i, n) &&
+                               !(c == 0xC2 && (unsigned char)s[i + 1] < 0xA0);
+        /* Each piece takes at most 4 bytes; keep room for "..." and NUL. */
+        if (o + 8 > cap) {
+            memcpy(buf + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (ok) {
+            memcpy(buf + o, s + i, n);
+            o += n;
+            i += n;
+        } else {
+            o += (size_t)snprintf(buf + o, cap - o, "\\x%02X", c);
+            i++;
+        }
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+int config_edit_distance(const char *a, const char *b)
+{
+    size_t n = strlen(a), m = strlen(b);
+    if (n > 32 || m > 32)
+        return 99;
+    int d[33][33];
+    for (size_t i = 0; i <= n; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= m; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= n; i++) {
+        for (size_t j = 1; j <= m; j++) {
+            int best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + (a[i - 1] != b[j - 1]) < best)
+                best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[n][m];
+}
+
+const char *config_suggest(char *buf, size_t cap, const char *word, const char *const *cands,
+                           size_t ncands)
+{
+    const char *best = NULL;
+    int best_d = 3;
+    for (size_t i = 0; i < ncands; i++) {
+        int d = config_edit_distance(word, cands[i]);
+        /* "x" is 2 edits from "id" but suggests nothing useful. */
+        if (d < best_d && d < (int)strlen(cands[i])) {
+            best = cands[i];
+            best_d = d;
+        }
+    }
+    if (best)
+        snprintf(buf, cap, "; did you mean '%s'?", best);
+    else if (cap > 0)
+        buf[0] = '\0';
+    return buf;
+}

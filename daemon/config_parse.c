@@ -1,0 +1,785 @@
+/* config_parse.c - read tallyd.conf (INI, through inih) into tallyd_config_t.
+ *
+ * inih hands its handler a section name cut to 49 bytes and no line number
+ * (Debian builds it without INI_HANDLER_LINENO), and it reads an indented
+ * line as the continuation of the previous value.  So inih reads through our
+ * own line reader: it counts lines, takes the section headers itself (whole,
+ * however long), and stops at the first mistake with a message naming it.
+ * inih still splits "key = value" lines and strips comments, and the handler
+ * validates each value as it arrives.  Checks that span sections (a ratio's
+ * metrics, windows against buckets, catalog sizes) run once the whole file
+ * has been read.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+/* Calendar columns every counter tally carries besides its windows. */
+static const char *const calendar_columns[] = {"today", "month", "quarter", "year", "total", NULL};
+
+/* Section ids seen so far, for duplicate detection in files with many
+ * townships: open addressing over refs (kind << 28 | index + 1). */
+typedef struct idindex {
+    uint32_t *slots;
+    size_t cap, count;
+} idindex_t;
+
+typedef struct parser {
+    tallyd_config_t *cfg;
+    const char *file;
+    const char *p, *end; /* unread part of the text */
+    int line;            /* number of the line last read */
+
+    int sec;                            /* enum config_section of the section being read */
+    char sec_text[CONFIG_LINE_MAX + 1]; /* header between the brackets */
+    int sec_line;
+    void *base; /* struct the current section's keys are stored in */
+    int key_lines[CONFIG_SEC_COUNT][CONFIG_KEYS_MAX]; /* where each key was set */
+    int section_lines[CONFIG_SEC_COUNT];              /* where singletons start */
+    bool windows_listed;
+    int window_lines[CONFIG_WINDOWS_MAX];
+    idindex_t ids;
+
+    bool failed;
+    char *err;
+    size_t errlen;
+    char shown[3][192]; /* printable copies of section, key and value */
+} parser_t;
+
+/* ---- messages ---------------------------------------------------------- */
+
+static const char *show_n(parser_t *ps, int slot, const char *s, size_t len)
+{
+    return config_printable(ps->shown[slot], sizeof(ps->shown[slot]), s, len);
+}
+
+static const char *show(parser_t *ps, int slot, const char *s)
+{
+    return show_n(ps, slot, s, strlen(s));
+}
+
+/* Record the first error as "FILE:LINE: [section] key: message".  line 0
+ * leaves out the line, section/key NULL leave out those parts.  Later
+ * errors are dropped: the first one is the one that explains the rest. */
+__attribute__((format(printf, 5, 6))) static void fail(parser_t *ps, int line, const char *section,
+                                                       const char *key, const char *fmt, ...)
+{
+    if (ps->failed)
+        return;
+    ps->failed = true;
+    if (ps->err == NULL || ps->errlen == 0)
+        return;
+    char where[512];
+    int n = line > 0 ? snprintf(where, sizeof(where), "%s:%d: ", ps->file, line)
+                     : snprintf(where, sizeof(where), "%s: ", ps->file);
+    if (section != NULL && n >= 0 && (size_t)n < sizeof(where))
+        n += snprintf(where + n, sizeof(where) - (size_t)n, "[%s]%s", show(ps, 0, section),
+                      key ? " " : ": ");
+    if (key != NULL && n >= 0 && (size_t)n < sizeof(where))
+        snprintf(where + n, sizeof(where) - (size_t)n, "%s: ", show(ps, 1, key));
+    char what[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    snprintf(ps->err, ps->errlen, "%s%s", where, what);
+}
+
+/* An error about a key of the section being read, on the current line. */
+#define fail_key(ps, key, ...) fail((ps), (ps)->line, (ps)->sec_text, (key), __VA_ARGS__)
+
+/* ---- keys -------------------------------------------------------------- */
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+static void unknown_key(parser_t *ps, const char *name)
+{
+    const char *keys[CONFIG_KEYS_MAX];
+    char known[256], hint[96];
+    size_t o = 0, n = 0;
+    known[0] = '\0';
+    for (; n < CONFIG_KEYS_MAX && (keys[n] = config_key_name(ps->sec, n)) != NULL; n++)
+        o += (size_t)snprintf(known + o, o < sizeof(known) ? sizeof(known) - o : 0, "%s%s",
+                              n ? ", " : "", keys[n]);
+    fail_key(ps, name, "unknown key%s (keys of [%s]: %s)",
+             config_suggest(hint, sizeof(hint), name, keys, n), config_section_name(ps->sec),
+             known);
+}
+
+/* A key of the current section other than a window. */
+static void section_key(parser_t *ps, const char *name, const char *value)
+{
+    size_t i = 0;
+    const char *key;
+    while ((key = config_key_name(ps->sec, i)) != NULL && strcmp(key, name) != 0)
+        i++;
+    if (key == NULL) {
+        unknown_key(ps, name);
+        return;
+    }
+    int *seen = &ps->key_lines[ps->sec][i];
+    if (*seen) {
+        fail_key(ps, name, "set twice; first set on line %d", *seen);
+        return;
+    }
+    *seen = ps->line;
+    char why[CONFIG_PATH_MAX + 512];
+    if (config_key_set(ps->sec, i, ps->base, value, why, sizeof(why)) != 0) {
+        fail_key(ps, name, "%s", why);
+        return;
+    }
+    /* Ratios are checked against the metrics once the file is read; keep
+     * the lines for those messages. */
+    if (ps->sec == CONFIG_SEC_RATIO && i < 2) {
+        config_ratio_t *r = ps->base;
+        *(i == 0 ? &r->numerator_line : &r->denominator_line) = ps->line;
+    }
+}
+
+static bool window_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > CONFIG_WINDOW_NAME_MAX)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '.' || *s == '-'))
+            return false;
+    return true;
+}
+
+/* A "NAME = DURATION" line of [windows] (or its "buckets" count). */
+static void window_key(parser_t *ps, const char *name, const char *value)
+{
+    tallyd_config_t *cfg = ps->cfg;
+    if (strcmp(name, "buckets") == 0) {
+        section_key(ps, name, value);
+        return;
+    }
+    if (!window_name_ok(name)) {
+        fail_key(ps, name,
+                 "not a window name (expected 1..%d of the characters A-Z a-z 0-9 _ . -, or "
+                 "'buckets')",
+                 CONFIG_WINDOW_NAME_MAX);
+        return;
+    }
+    for (size_t i = 0; calendar_columns[i]; i++) {
+        if (strcmp(name, calendar_columns[i]) == 0) {
+            fail_key(ps, name, "'%s' is the name of a calendar column; choose another name", name);
+            return;
+        }
+    }
+    /* The first window listed replaces the default list. */
+    if (!ps->windows_listed) {
+        ps->windows_listed = true;
+        cfg->nwindows = 0;
+    }
+    for (size_t i = 0; i < cfg->nwindows; i++) {
+        if (strcmp(cfg->windows[i].name, name) == 0) {
+            fail_key(ps, name, "window defined twice; first defined on line %d",
+                     ps->window_lines[i]);
+            return;
+        }
+    }
+    if (cfg->nwindows == CONFIG_WINDOWS_MAX) {
+        fail_key(ps, name,
+                 "more than %d windows (a tally has %d columns and %d of them are calendar "
+                 "periods)",
+                 CONFIG_WINDOWS_MAX, PROTO_COLUMNS_MAX, PROTO_COLUMNS_MAX - CONFIG_WINDOWS_MAX);
+        return;
+    }
+    int64_t ms = 0;
+    int rc = config_parse_duration(value, &ms);
+    if (rc != 0 || ms < CONFIG_WINDOW_MIN_MS || ms > CONFIG_WINDOW_MAX_MS) {
+        fail_key(
+            ps, name,
+            "'%s' is not a window length (expected a whole number and a unit, such as 90m, 24h or "
+            "7d, between 1s and 366d)",
+            show(ps, 2, value));
+        return;
+    }
+    config_window_t *w = &cfg->windows[cfg->nwindows];
+    memcpy(w->name, name, strlen(name) + 1);
+    w->ms = ms;
+    ps->window_lines[cfg->nwindows++] = ps->line;
+}
+
+/* inih's callback for each "key = value".  The section argument is ignored:
+ * inih truncates it, and the reader has the whole header. */
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+    parser_t *ps = user;
+    (void)section;
+    if (ps->failed)
+        return 0;
+    if (ps->sec == CONFIG_SEC_NONE)
+        fail(ps, ps->line, NULL, name,
+             "key outside of any section (value '%s'); put it under its section, such as "
+             "[tallyd]",
+             show(ps, 2, value));
+    else if (ps->sec == CONFIG_SEC_WINDOWS)
+        window_key(ps, name, value);
+    else
+        section_key(ps, name, value);
+    return !ps->failed;
+}
+
+/* ---- sections ---------------------------------------------------------- */
+
+static uint64_t id_hash(int ns, const char *s)
+{
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)ns;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* Townships live in one name space, metrics and ratios share the other. */
+static int id_ns(int kind)
+{
+    return kind == CONFIG_SEC_TOWNSHIP ? 0 : 1;
+}
+
+static const char *ref_id(const parser_t *ps, uint32_t ref, int *line)
+{
+    size_t i = (ref & 0x0FFFFFFFu) - 1;
+    switch (ref >> 28) {
+    case CONFIG_SEC_TOWNSHIP:
+        *line = ps->cfg->townships[i].line;
+        return ps->cfg->townships[i].id;
+    case CONFIG_SEC_METRIC:
+        *line = ps->cfg->metrics[i].line;
+        return ps->cfg->metrics[i].id;
+    default:
+        *line = ps->cfg->ratios[i].line;
+        return ps->cfg->ratios[i].id;
+    }
+}
+
+/* The ref of id in name space ns, or 0. */
+static uint32_t index_find(const parser_t *ps, int ns, const char *id)
+{
+    const idindex_t *x = &ps->ids;
+    if (x->cap == 0)
+        return 0;
+    for (size_t i = id_hash(ns, id) & (x->cap - 1);; i = (i + 1) & (x->cap - 1)) {
+        uint32_t ref = x->slots[i];
+        int line;
+        if (ref == 0)
+            return 0;
+        if (id_ns((int)(ref >> 28)) == ns && strcmp(ref_id(ps, ref, &line), id) == 0)
+            return ref;
+    }
+}
+
+static int index_add(parser_t *ps, uint32_t ref)
+{
+    idindex_t *x = &ps->ids;
+    int line;
+    if (2 * (x->count + 1) > x->cap) {
+        size_t cap = x->cap ? 2 * x->cap : 64;
+        uint32_t *slots = calloc(cap, sizeof(*slots));
+        if (slots == NULL)
+            return TALLY_ENOMEM;
+        for (size_t i = 0; i < x->cap; i++) {
+            uint32_t r = x->slots[i];
+            if (r == 0)
+                continue;
+            size_t j = id_hash(id_ns((int)(r >> 28)), ref_id(ps, r, &line)) & (cap - 1);
+            while (slots[j])
+                j = (j + 1) & (cap - 1);
+            slots[j] = r;
+        }
+        free(x->slots);
+        x->slots = slots;
+        x->cap = cap;
+    }
+    size_t j = id_hash(id_ns((int)(ref >> 28)), ref_id(ps, ref, &line)) & (x->cap - 1);
+    while (x->slots[j])
+        j = (j + 1) & (x->cap - 1);
+    x->slots[j] = ref;
+    x->count++;
+    return 0;
+}
+
+/* Make room for element n of a catalog array: returns the array, moved
+ * if it had to grow, or NULL (then arr is unchanged and still owned). */
+static void *grow(void *arr, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return arr;
+    size_t ncap = *cap ? 2 * *cap : 32;
+    void *p = realloc(arr, ncap * size);
+    if (p != NULL)
+        *cap = ncap;
+    return p;
+}
+
+/* Report the required keys the section just read did not set. */
+static void end_section(parser_t *ps)
+{
+    const char *key;
+    for (size_t i = 0; (key = config_key_name(ps->sec, i)) != NULL; i++) {
+        if (!config_key_required(ps->sec, i) || ps->key_lines[ps->sec][i])
+            continue;
+        char what[128];
+        fail(ps, ps->sec_line, ps->sec_text, key, "required key is missing (expected %s)",
+             config_key_expect(ps->sec, i, what, sizeof(what)));
+        return;
+    }
+}
+
+/* Append the entry of a [township|metric|ratio ID] section. */
+static void begin_entry(parser_t *ps, const char *id)
+{
+    tallyd_config_t *cfg = ps->cfg;
+    int ns = id_ns(ps->sec);
+    uint32_t old = index_find(ps, ns, id);
+    if (old != 0) {
+        int line;
+        ref_id(ps, old, &line);
+        if ((int)(old >> 28) == (int)ps->sec)
+            fail(ps, ps->line, ps->sec_text, NULL, "duplicate section; first declared on line %d",
+                 line);
+        else
+            fail(ps, ps->line, ps->sec_text, NULL,
+                 "id '%s' is already declared by [%s %s] on line %d; a metric and a ratio "
+                 "cannot share an id",
+                 show(ps, 2, id), config_section_name((int)(old >> 28)), show(ps, 1, id), line);
+        return;
+    }
+    size_t index = 0;
+    char *idfield = NULL;
+    if (ps->sec == CONFIG_SEC_TOWNSHIP) {
+        config_township_t *t =
+            grow(cfg->townships, &cfg->townships_cap, cfg->ntownships, sizeof(*t));
+        if (t) {
+            cfg->townships = t;
+            t += cfg->ntownships;
+            memset(t, 0, sizeof(*t));
+            t->line = ps->line;
+            idfield = t->id;
+            index = cfg->ntownships++;
+            cfg->catalog_closed_townships = true;
+        }
+        ps->base = t;
+    } else if (ps->sec == CONFIG_SEC_METRIC) {
+        config_metric_t *m = grow(cfg->metrics, &cfg->metrics_cap, cfg->nmetrics, sizeof(*m));
+        if (m) {
+            cfg->metrics = m;
+            m += cfg->nmetrics;
+            memset(m, 0, sizeof(*m));
+            m->line = ps->line;
+            idfield = m->id;
+            index = cfg->nmetrics++;
+            cfg->catalog_closed_metrics = true;
+        }
+        ps->base = m;
+    } else {
+        config_ratio_t *r = grow(cfg->ratios, &cfg->ratios_cap, cfg->nratios, sizeof(*r));
+        if (r) {
+            cfg->ratios = r;
+            r += cfg->nratios;
+            memset(r, 0, sizeof(*r));
+            r->line = ps->line;
+            r->numerator_metric = r->denominator_metric = -1;
+            idfield = r->id;
+            index = cfg->nratios++;
+        }
+        ps->base = r;
+    }
+    if (idfield == NULL) {
+        fail(ps, 0, NULL, NULL, "out of memory");
+        return;
+    }
+    memcpy(idfield, id, strlen(id) + 1);
+    if (index_add(ps, ((uint32_t)ps->sec << 28) | (uint32_t)(index + 1)) != 0)
+        fail(ps, 0, NULL, NULL, "out of memory");
+}
+
+/* A "[...]" header: text[0..len) is what lies between the brackets. */
+static void begin_section(parser_t *ps, const char *text, size_t len)
+{
+    end_section(ps);
+    if (ps->failed)
+        return;
+    while (len > 0 && is_space(*text))
+        text++, len--;
+    while (len > 0 && is_space(text[len - 1]))
+        len--;
+    memcpy(ps->sec_text, text, len);
+    ps->sec_text[len] = '\0';
+    ps->sec_line = ps->line;
+    ps->sec = CONFIG_SEC_NONE;
+
+    /* "township gaoguan": a kind word, then the id after blanks. */
+    size_t wlen = 0;
+    while (wlen < len && !is_space(text[wlen]))
+        wlen++;
+    char word[CONFIG_LINE_MAX + 1];
+    memcpy(word, text, wlen);
+    word[wlen] = '\0';
+    const char *id = ps->sec_text + wlen;
+    while (is_space(*id))
+        id++;
+
+    const char *names[CONFIG_SEC_COUNT];
+    int kind = CONFIG_SEC_TALLYD;
+    for (; kind < CONFIG_SEC_COUNT; kind++) {
+        names[kind - 1] = config_section_name(kind);
+        if (strcmp(names[kind - 1], word) == 0)
+            break;
+    }
+    if (kind == CONFIG_SEC_COUNT) {
+        char hint[96];
+        fail(ps, ps->line, ps->sec_text, NULL,
+             "unknown section '%s'%s (expected tallyd, windows, limits, journal, security, "
+             "township ID, metric ID or ratio ID)",
+             show(ps, 2, word),
+             config_suggest(hint, sizeof(hint), word, names, CONFIG_SEC_COUNT - 1));
+        return;
+    }
+    const char *kname = config_section_name(kind);
+    bool has_id = config_section_has_id(kind);
+    if (!has_id && *id) {
+        fail(ps, ps->line, ps->sec_text, NULL, "section [%s] takes no id (found '%s')", kname,
+             show(ps, 2, id));
+        return;
+    }
+    if (has_id && !*id) {
+        fail(ps, ps->line, ps->sec_text, NULL, "a %s section needs an id: [%s ID]", kname, kname);
+        return;
+    }
+    ps->sec = kind;
+    memset(ps->key_lines[kind], 0, sizeof(ps->key_lines[kind]));
+    ps->base = ps->cfg;
+    if (!has_id) {
+        if (ps->section_lines[kind]) {
+            fail(ps, ps->line, ps->sec_text, NULL,
+                 "section repeated; first declared on line %d (put all its keys there)",
+                 ps->section_lines[kind]);
+            return;
+        }
+        ps->section_lines[kind] = ps->line;
+        return;
+    }
+    int rc = proto_name_check(id, strlen(id));
+    if (rc != 0) {
+        fail(ps, ps->line, ps->sec_text, NULL,
+             "'%s' is not a valid id (%s; expected 1..%d bytes of UTF-8 without spaces, '/' or "
+             "control characters)",
+             show(ps, 2, id),
+             rc == TALLY_ETOOLONG ? "too long"
+             : rc == TALLY_EUTF8  ? "not valid UTF-8"
+                                  : "forbidden character",
+             PROTO_NAME_MAX);
+        return;
+    }
+    begin_entry(ps, id);
+}
+
+/* ---- lines ------------------------------------------------------------- */
+
+/* inih's rule for where a name or section ends: at one of chars, or at an
+ * inline comment (a ';' right after whitespace). */
+static const char *find_chars_or_comment(const char *s, const char *e, const char *chars)
+{
+    bool was_space = false;
+    for (; s < e; s++) {
+        if (strchr(chars, *s) || (was_space && *s == ';'))
+            break;
+        was_space = is_space(*s);
+    }
+    return s;
+}
+
+/* inih's ini_reader: hand inih the next line, after looking at it first. */
+static char *read_line(char *str, int num, void *stream)
+{
+    parser_t *ps = stream;
+    if (ps->failed || ps->p >= ps->end)
+        return NULL;
+    const char *line = ps->p;
+    const char *nl = memchr(line, '\n', (size_t)(ps->end - line));
+    const char *eol = nl ? nl : ps->end;
+    size_t len = (size_t)(eol - line);
+    ps->p = nl ? nl + 1 : ps->end;
+    ps->line++;
+
+    if (memchr(line, '\0', len)) {
+        fail(ps, ps->line, NULL, NULL, "line holds a NUL byte (is this a text file?)");
+        return NULL;
+    }
+    const char *b = line, *e = eol;
+    if (ps->line == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0)
+        b += 3;
+    bool indented = b < e && is_space(*b);
+    while (b < e && is_space(*b))
+        b++;
+    while (e > b && is_space(e[-1]))
+        e--;
+    /* Comments and blank lines reach inih empty, so they may be long. */
+    if (b == e || *b == ';' || *b == '#') {
+        str[0] = '\0';
+        return str;
+    }
+    if (indented) {
+        fail(ps, ps->line, NULL, NULL,
+             "line starts with whitespace; section and key lines must not be indented (an "
+             "indented line would continue the previous value)");
+        return NULL;
+    }
+    if (len > CONFIG_LINE_MAX || len + 1 > (size_t)(num > 0 ? num : 0)) {
+        fail(ps, ps->line, NULL, NULL, "line is %zu bytes long (expected at most %d)", len,
+             num > 0 && num - 1 < CONFIG_LINE_MAX ? num - 1 : CONFIG_LINE_MAX);
+        return NULL;
+    }
+    if (*b == '[') {
+        const char *close = find_chars_or_comment(b + 1, e, "]");
+        const char *after = close < e ? close + 1 : e;
+        while (after < e && is_space(*after))
+            after++;
+        if (close == e || *close != ']')
+            fail(ps, ps->line, NULL, NULL, "section header '%s' has no closing ']'",
+                 show_n(ps, 2, b, (size_t)(e - b)));
+        else if (after < e && *after != ';' && *after != '#')
+            fail(ps, ps->line, NULL, NULL, "text after the section header: '%s'",
+                 show_n(ps, 2, after, (size_t)(e - after)));
+        else
+            begin_section(ps, b + 1, (size_t)(close - b - 1));
+    } else {
+        const char *eq = find_chars_or_comment(b, e, "=:");
+        if (eq == e || (*eq != '=' && *eq != ':'))
+            fail(ps, ps->line, NULL, NULL, "'%s' is neither '[section]' nor 'key = value'",
+                 show_n(ps, 2, b, (size_t)(e - b)));
+        else if (eq == b)
+            fail(ps, ps->line, NULL, NULL, "key name missing before '%c'", *eq);
+    }
+    if (ps->failed)
+        return NULL;
+    memcpy(str, line, len);
+    str[len] = '\0';
+    return str;
+}
+
+/* ---- whole file -------------------------------------------------------- */
+
+static void check_ratios(parser_t *ps)
+{
+    tallyd_config_t *cfg = ps->cfg;
+    char sec[PROTO_NAME_MAX + 8], hint[96];
+    for (size_t i = 0; i < cfg->nratios && !ps->failed; i++) {
+        config_ratio_t *r = &cfg->ratios[i];
+        snprintf(sec, sizeof(sec), "ratio %s", r->id);
+        const char *names[2] = {r->numerator, r->denominator};
+        const char *keys[2] = {"numerator", "denominator"};
+        int lines[2] = {r->numerator_line, r->denominator_line};
+        long *slots[2] = {&r->numerator_metric, &r->denominator_metric};
+        if (strcmp(r->numerator, r->denominator) == 0) {
+            fail(ps, lines[1], sec, keys[1],
+                 "'%s' is also the numerator (expected two different metrics)",
+                 show(ps, 2, names[1]));
+            return;
+        }
+        for (int k = 0; k < 2; k++) {
+            uint32_t ref = index_find(ps, 1, names[k]);
+            if (ref != 0 && (ref >> 28) == CONFIG_SEC_RATIO) {
+                fail(ps, lines[k], sec, keys[k],
+                     "'%s' is a ratio (expected a counter or gauge metric)", show(ps, 2, names[k]));
+                return;
+            }
+            if (!cfg->catalog_closed_metrics)
+                continue;
+            if (ref == 0) {
+                hint[0] = '\0';
+                /* config_suggest's rule, without an array of all ids. */
+                for (size_t m = 0, best = 3; m < cfg->nmetrics; m++) {
+                    size_t d = (size_t)config_edit_distance(names[k], cfg->metrics[m].id);
+                    if (d < best && d < strlen(cfg->metrics[m].id)) {
+                        best = d;
+                        snprintf(hint, sizeof(hint), "; did you mean '%s'?", cfg->metrics[m].id);
+                    }
+                }
+                fail(ps, lines[k], sec, keys[k], "metric '%s' is not declared (no [metric %s])%s",
+                     show(ps, 2, names[k]), show(ps, 2, names[k]), hint);
+                return;
+            }
+            *slots[k] = (long)((ref & 0x0FFFFFFFu) - 1);
+        }
+    }
+}
+
+/* The line where key of section sec was set, 0 if it was not. */
+static int key_line(const parser_t *ps, int sec, const char *key)
+{
+    const char *k;
+    for (size_t i = 0; (k = config_key_name(sec, i)) != NULL; i++)
+        if (strcmp(k, key) == 0)
+            return ps->key_lines[sec][i];
+    return 0;
+}
+
+static void finish(parser_t *ps, int defaults_rc)
+{
+    tallyd_config_t *cfg = ps->cfg;
+    char a[32];
+    end_section(ps);
+    if (ps->failed)
+        return;
+    if (defaults_rc != 0 && !key_line(ps, CONFIG_SEC_TALLYD, "state_dir"))
+        fail(ps, 0, NULL, NULL,
+             "the first path in $STATE_DIRECTORY is longer than %d bytes; set [tallyd] "
+             "state_dir",
+             CONFIG_PATH_MAX - 1);
+    char why[CONFIG_PATH_MAX + 128];
+    if (!ps->failed && !key_line(ps, CONFIG_SEC_TALLYD, "timezone") &&
+        config_check_timezone(cfg->timezone, why, sizeof(why)) != 0)
+        fail(ps, 0, "tallyd", "timezone", "the default '%s' %s (install tzdata, or set timezone)",
+             cfg->timezone, why);
+    int publish_line = key_line(ps, CONFIG_SEC_TALLYD, "publish");
+    if (!ps->failed && strcmp(cfg->request, cfg->publish) == 0)
+        fail(ps, publish_line ? publish_line : key_line(ps, CONFIG_SEC_TALLYD, "request"), "tallyd",
+             publish_line ? "publish" : "request",
+             "'%s' is also the request endpoint (expected two different endpoints)",
+             show(ps, 2, cfg->publish));
+    for (size_t i = 0; i < cfg->nwindows && !ps->failed; i++) {
+        if (cfg->windows[i].ms % cfg->buckets == 0)
+            continue;
+        fail(ps,
+             ps->windows_listed ? ps->window_lines[i] : key_line(ps, CONFIG_SEC_WINDOWS, "buckets"),
+             "windows", ps->windows_listed ? cfg->windows[i].name : "buckets",
+             "window '%s' (%s) does not split into %" PRId64
+             " buckets of whole milliseconds (expected a window length that is a multiple of "
+             "%" PRId64 " ms)",
+             cfg->windows[i].name, config_format_duration(cfg->windows[i].ms, a, sizeof(a)),
+             cfg->buckets, cfg->buckets);
+    }
+    if (!ps->failed && (int64_t)cfg->ntownships > cfg->max_townships) {
+        config_township_t *t = &cfg->townships[cfg->max_townships];
+        char sec[PROTO_NAME_MAX + 16];
+        snprintf(sec, sizeof(sec), "township %s", t->id);
+        fail(ps, t->line, sec, NULL, "one township more than [limits] max_townships = %" PRId64,
+             cfg->max_townships);
+    }
+    if (!ps->failed && (int64_t)cfg->nmetrics > cfg->max_metrics) {
+        config_metric_t *m = &cfg->metrics[cfg->max_metrics];
+        char sec[PROTO_NAME_MAX + 16];
+        snprintf(sec, sizeof(sec), "metric %s", m->id);
+        fail(ps, m->line, sec, NULL, "one metric more than [limits] max_metrics = %" PRId64,
+             cfg->max_metrics);
+    }
+    if (!ps->failed)
+        check_ratios(ps);
+}
+
+int config_parse_text(const char *text, size_t len, const char *name, tallyd_config_t *out,
+                      char *err, size_t errlen)
+{
+    parser_t *ps = calloc(1, sizeof(*ps));
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    int defaults_rc = config_defaults(out);
+    if (ps == NULL) {
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "%s: out of memory", name ? name : "<config>");
+        return TALLY_ECONFIG;
+    }
+    ps->cfg = out;
+    ps->file = name ? name : "<config>";
+    ps->p = text;
+    ps->end = text + len;
+    ps->err = err;
+    ps->errlen = errlen;
+
+    if (len > CONFIG_FILE_MAX) {
+        fail(ps, 0, NULL, NULL, "file is %zu bytes long (expected at most %u)", len,
+             CONFIG_FILE_MAX);
+    } else {
+        int rc = ini_parse_stream(read_line, ps, on_key, ps);
+        if (!ps->failed && rc != 0)
+            fail(ps, rc > 0 ? rc : 0, NULL, NULL, "%s",
+                 rc == -2 ? "out of memory" : "syntax error");
+        if (!ps->failed)
+            finish(ps, defaults_rc);
+    }
+
+    bool failed = ps->failed;
+    free(ps->ids.slots);
+    free(ps);
+    if (failed) {
+        config_free(out);
+        config_defaults(out);
+        return TALLY_ECONFIG;
+    }
+    return 0;
+}
+
+int config_load(const char *path, tallyd_config_t *out, char *err, size_t errlen)
+{
+    if (path == NULL)
+        return config_parse_text("", 0, "<defaults>", out, err, errlen);
+
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        config_defaults(out);
+        return TALLY_ECONFIG;
+    }
+    /* Read it all: the file is small, and parsing from memory is what the
+     * fuzzer exercises. */
+    size_t cap = 0, n = 0;
+    char *buf = NULL;
+    int rerr = 0;
+    for (;;) {
+        /* One byte past the limit is enough for config_parse_text to say
+         * the file is too long. */
+        if (n > CONFIG_FILE_MAX)
+            break;
+        if (n == cap) {
+            size_t ncap = cap ? 2 * cap : 16384;
+            if (ncap > CONFIG_FILE_MAX + 1)
+                ncap = CONFIG_FILE_MAX + 1;
+            char *p = realloc(buf, ncap);
+            if (p == NULL) {
+                rerr = ENOMEM;
+                break;
+            }
+            buf = p;
+            cap = ncap;
+        }
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rerr = errno;
+            break;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    if (rerr != 0) {
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "cannot read %s: %s", path, strerror(rerr));
+        free(buf);
+        config_defaults(out);
+        return TALLY_ECONFIG;
+    }
+    int rc = config_parse_text(buf ? buf : "", n, path, out, err, errlen);
+    free(buf);
+    return rc;
+}
