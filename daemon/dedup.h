@@ -16,12 +16,12 @@
 #include "proto.h"
 
 #define DEDUP_WINDOW 1024
-#define DEDUP_WORDS (DEDUP_WINDOW / 64)
+#define DEDUP_WORDS  (DEDUP_WINDOW / 64)
 
 typedef struct dedup_entry {
     uint8_t id[PROTO_CLIENT_ID_LEN];
-    uint64_t high;               /* highest applied seq; 0 = empty slot */
-    uint64_t bits[DEDUP_WORDS];  /* bit (high - seq) set when seq applied */
+    uint64_t high;              /* highest applied seq; 0 = empty slot */
+    uint64_t bits[DEDUP_WORDS]; /* bit (high - seq) set when seq applied */
 } dedup_entry_t;
 
 typedef struct dedup {

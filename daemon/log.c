@@ -56,8 +56,8 @@ void log_vmsg(logger_t *lg, int level, const char *fmt, va_list ap)
         clock_gettime(CLOCK_REALTIME, &ts);
         localtime_r(&ts.tv_sec, &tm);
         n = (int)strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
-        n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03ld tallyd %s: ",
-                      ts.tv_nsec / 1000000, log_level_name(level));
+        n += snprintf(line + n, sizeof(line) - (size_t)n,
+                      ".%03ld tallyd %s: ", ts.tv_nsec / 1000000, log_level_name(level));
     }
     int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
     if (m < 0)

@@ -26,15 +26,15 @@ enum log_level {
 };
 
 typedef struct logger {
-    FILE *out;      /* where lines go; stderr by default */
-    int level;      /* lines above this level are dropped */
-    bool journal;   /* write "<N>" prefixes instead of time stamps */
+    FILE *out;    /* where lines go; stderr by default */
+    int level;    /* lines above this level are dropped */
+    bool journal; /* write "<N>" prefixes instead of time stamps */
     /* rate limit for log_limited(): a token bucket per logger */
     double tokens;
     int64_t last_ms;
     uint64_t suppressed;
-    double rate;    /* tokens per second */
-    double burst;   /* bucket size */
+    double rate;  /* tokens per second */
+    double burst; /* bucket size */
 } logger_t;
 
 /* Set up lg for stderr at level; journald is detected from JOURNAL_STREAM.
@@ -50,17 +50,18 @@ const char *log_level_name(int level);
 
 /* Write one line at level (printf format; a trailing newline is added). */
 void log_msg(logger_t *lg, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void log_vmsg(logger_t *lg, int level, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+void log_vmsg(logger_t *lg, int level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* Like log_msg, but rate limited; when lines were suppressed, the next line
  * that passes says how many.  now_ms is a monotonic time. */
 void log_limited(logger_t *lg, int64_t now_ms, int level, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-#define log_error(lg, ...) log_msg((lg), LOG_LEVEL_ERROR, __VA_ARGS__)
+#define log_error(lg, ...)   log_msg((lg), LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warning(lg, ...) log_msg((lg), LOG_LEVEL_WARNING, __VA_ARGS__)
-#define log_notice(lg, ...) log_msg((lg), LOG_LEVEL_NOTICE, __VA_ARGS__)
-#define log_info(lg, ...) log_msg((lg), LOG_LEVEL_INFO, __VA_ARGS__)
-#define log_debug(lg, ...) log_msg((lg), LOG_LEVEL_DEBUG, __VA_ARGS__)
+#define log_notice(lg, ...)  log_msg((lg), LOG_LEVEL_NOTICE, __VA_ARGS__)
+#define log_info(lg, ...)    log_msg((lg), LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_debug(lg, ...)   log_msg((lg), LOG_LEVEL_DEBUG, __VA_ARGS__)
 
 #endif

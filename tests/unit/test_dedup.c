@@ -139,8 +139,10 @@ static void test_restore(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_new_then_duplicate),   cmocka_unit_test(test_out_of_order_window),
-        cmocka_unit_test(test_scrambled_run),        cmocka_unit_test(test_client_limit_and_growth),
+        cmocka_unit_test(test_new_then_duplicate),
+        cmocka_unit_test(test_out_of_order_window),
+        cmocka_unit_test(test_scrambled_run),
+        cmocka_unit_test(test_client_limit_and_growth),
         cmocka_unit_test(test_restore),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
