@@ -1,0 +1,187 @@
+/* fuzz_decode.c - libFuzzer target for proto_decode.
+ *
+ * Any input must be decoded or rejected cleanly (the sanitizers catch the
+ * rest).  A rejected input must come with a consistent report.  An accepted
+ * input must be one valid MessagePack value by msgpack-c's own parser, must
+ * re-encode, and the re-encoded bytes must decode to the same message: the
+ * encoder and decoder agree on every range, and a canonical encoding is a
+ * fixed point.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "proto.h"
+
+/* assert() vanishes under NDEBUG; a fuzzer check must not. */
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static bool str_same(proto_str_t a, proto_str_t b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+static bool tally_same(const proto_tally_t *a, const proto_tally_t *b)
+{
+    if (!str_same(a->metric, b->metric) || !str_same(a->scope, b->scope) || a->kind != b->kind ||
+        a->seq != b->seq || a->time_ms != b->time_ms || a->nvalues != b->nvalues)
+        return false;
+    for (uint32_t i = 0; i < a->nvalues; i++) {
+        const proto_value_t *x = &a->values[i], *y = &b->values[i];
+        if (!str_same(x->name, y->name) || x->present != y->present || x->num != y->num ||
+            x->den != y->den)
+            return false;
+    }
+    return true;
+}
+
+static bool msg_same(const proto_msg_t *a, const proto_msg_t *b)
+{
+    if (a->version != b->version || a->type != b->type)
+        return false;
+    switch (a->type) {
+    case PROTO_SUBMIT: {
+        const proto_submit_t *x = &a->u.submit, *y = &b->u.submit;
+        if (memcmp(x->client_id, y->client_id, PROTO_CLIENT_ID_LEN) != 0 || x->seq != y->seq ||
+            !str_same(x->township, y->township) || x->time_ms != y->time_ms ||
+            x->nsamples != y->nsamples)
+            return false;
+        for (uint32_t i = 0; i < x->nsamples; i++)
+            if (!str_same(x->samples[i].metric, y->samples[i].metric) ||
+                x->samples[i].value != y->samples[i].value)
+                return false;
+        return true;
+    }
+    case PROTO_ACK:
+        return a->u.ack.seq == b->u.ack.seq && a->u.ack.status == b->u.ack.status &&
+               a->u.ack.code == b->u.ack.code && a->u.ack.sample == b->u.ack.sample &&
+               str_same(a->u.ack.field, b->u.ack.field) &&
+               str_same(a->u.ack.message, b->u.ack.message);
+    case PROTO_SNAPSHOT_REQ:
+        return a->u.snapshot_req.req_id == b->u.snapshot_req.req_id &&
+               str_same(a->u.snapshot_req.prefix, b->u.snapshot_req.prefix);
+    case PROTO_SNAPSHOT_ITEM:
+        return a->u.snapshot_item.req_id == b->u.snapshot_item.req_id &&
+               tally_same(&a->u.snapshot_item.tally, &b->u.snapshot_item.tally);
+    case PROTO_SNAPSHOT_END:
+        return memcmp(&a->u.snapshot_end, &b->u.snapshot_end, 3 * sizeof(uint64_t)) == 0 &&
+               a->u.snapshot_end.count == b->u.snapshot_end.count;
+    case PROTO_UPDATE:
+        return a->u.update.stream_id == b->u.update.stream_id &&
+               tally_same(&a->u.update.tally, &b->u.update.tally);
+    case PROTO_HEARTBEAT:
+        return a->u.heartbeat.stream_id == b->u.heartbeat.stream_id &&
+               a->u.heartbeat.seq == b->u.heartbeat.seq &&
+               a->u.heartbeat.time_ms == b->u.heartbeat.time_ms;
+    case PROTO_HELLO:
+        return a->u.hello.req_id == b->u.hello.req_id &&
+               str_same(a->u.hello.client, b->u.hello.client);
+    case PROTO_WELCOME: {
+        const __typeof__(a->u.welcome) *x = &a->u.welcome, *y = &b->u.welcome;
+        if (x->req_id != y->req_id || !str_same(x->server, y->server) ||
+            !str_same(x->pub_endpoint, y->pub_endpoint) || x->stream_id != y->stream_id ||
+            x->seq != y->seq || x->ncolumns != y->ncolumns || x->max_samples != y->max_samples ||
+            x->max_name != y->max_name || x->max_msg != y->max_msg || x->skew_ms != y->skew_ms ||
+            x->max_age_ms != y->max_age_ms)
+            return false;
+        for (uint32_t i = 0; i < x->ncolumns; i++)
+            if (!str_same(x->columns[i], y->columns[i]))
+                return false;
+        return true;
+    }
+    case PROTO_STATS_REQ:
+        return a->u.stats_req.req_id == b->u.stats_req.req_id;
+    case PROTO_STATS:
+        if (a->u.stats.req_id != b->u.stats.req_id || a->u.stats.n != b->u.stats.n)
+            return false;
+        for (uint32_t i = 0; i < a->u.stats.n; i++)
+            if (!str_same(a->u.stats.entries[i].name, b->u.stats.entries[i].name) ||
+                a->u.stats.entries[i].value != b->u.stats.entries[i].value)
+                return false;
+        return true;
+    case PROTO_PING:
+        return a->u.ping.req_id == b->u.ping.req_id && a->u.ping.time_ms == b->u.ping.time_ms;
+    case PROTO_PONG:
+        return a->u.pong.req_id == b->u.pong.req_id && a->u.pong.time_ms == b->u.pong.time_ms &&
+               a->u.pong.seq == b->u.pong.seq;
+    case PROTO_ERROR:
+        return a->u.error.req_id == b->u.error.req_id && a->u.error.code == b->u.error.code &&
+               str_same(a->u.error.field, b->u.error.field) &&
+               str_same(a->u.error.message, b->u.error.message);
+    case PROTO_GOODBYE:
+        return a->u.goodbye.stream_id == b->u.goodbye.stream_id &&
+               a->u.goodbye.seq == b->u.goodbye.seq;
+    default:
+        return false;
+    }
+}
+
+static void check_report(int rc, const proto_error_t *err)
+{
+    CHECK(rc < 0 && tally_err_is_wire(rc) && err->code == rc);
+    size_t flen = strnlen(err->field, sizeof err->field);
+    size_t mlen = strnlen(err->message, sizeof err->message);
+    CHECK(flen > 0 && flen < sizeof err->field && mlen < sizeof err->message);
+    CHECK(proto_utf8_valid(err->field, flen) && proto_utf8_valid(err->message, mlen));
+    /* The sentence starts by naming the field. */
+    CHECK(strncmp(err->message, err->field, flen) == 0);
+    CHECK(err->sample >= -1 && err->sample < PROTO_SAMPLES_MAX);
+}
+
+/* msgpack-c's parser must agree that the input is exactly one value. */
+static void check_msgpack(const uint8_t *data, size_t size)
+{
+    msgpack_unpacked u;
+    size_t off = 0;
+    msgpack_unpacked_init(&u);
+    msgpack_unpack_return ret = msgpack_unpack_next(&u, (const char *)data, size, &off);
+    CHECK(ret == MSGPACK_UNPACK_SUCCESS && off == size);
+    CHECK(u.data.type == MSGPACK_OBJECT_ARRAY);
+    msgpack_unpacked_destroy(&u);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static proto_sample_t s1[PROTO_SAMPLES_MAX], s2[PROTO_SAMPLES_MAX];
+    static proto_msg_t m1, m2;
+    proto_error_t err;
+
+    memset(&err, 0x55, sizeof err);
+    int rc = proto_decode(data, size, &m1, s1, PROTO_SAMPLES_MAX, &err);
+    if (rc != 0) {
+        check_report(rc, &err);
+        /* The same input without a report must fail the same way. */
+        CHECK(proto_decode(data, size, &m2, s2, PROTO_SAMPLES_MAX, NULL) == rc);
+        return 0;
+    }
+    check_msgpack(data, size);
+
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    CHECK(proto_encode(&sb, &m1) == 0);
+    rc = proto_decode(sb.data, sb.size, &m2, s2, PROTO_SAMPLES_MAX, &err);
+    if (rc != 0)
+        fprintf(stderr, "re-decode failed: %s\n", err.message);
+    CHECK(rc == 0);
+    CHECK(msg_same(&m1, &m2));
+    CHECK(size >= sb.size); /* the encoder's output is minimal */
+
+    /* A second encode of the re-decoded message is byte-identical. */
+    msgpack_sbuffer sb2;
+    msgpack_sbuffer_init(&sb2);
+    CHECK(proto_encode(&sb2, &m2) == 0);
+    CHECK(sb2.size == sb.size && memcmp(sb2.data, sb.data, sb.size) == 0);
+    msgpack_sbuffer_destroy(&sb2);
+    msgpack_sbuffer_destroy(&sb);
+    return 0;
+}
