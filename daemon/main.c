@@ -1,0 +1,114 @@
+/* main.c - tallyd's command line: options, then hand over to tallyd.c. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "tallyd.h"
+
+static void usage(FILE *out)
+{
+    fprintf(
+        out,
+        "Usage: tallyd [OPTION]...\n"
+        "Receive township figures over ZeroMQ and keep county-wide rolling tallies.\n"
+        "\n"
+        "Without --config, tallyd runs on built-in defaults: requests on\n"
+        "%s, updates on %s, state in %s,\n"
+        "any well-formed township and metric name accepted.\n"
+        "\n"
+        "Options:\n"
+        "  -c, --config FILE        read settings from FILE (see tallyd.conf(5))\n"
+        "      --check-config FILE  check FILE, print what is wrong or that it is fine, exit\n"
+        "  -s, --state-dir DIR      keep state in DIR (overrides the config file)\n"
+        "  -r, --request ENDPOINT   bind the request socket there (overrides the config)\n"
+        "  -p, --publish ENDPOINT   bind the publish socket there (overrides the config)\n"
+        "  -l, --log-level LEVEL    error, warning, notice, info or debug\n"
+        "  -h, --help               print this help and exit\n"
+        "  -V, --version            print the version and exit\n"
+        "\n"
+        "Signals: SIGTERM or SIGINT stop cleanly; SIGHUP reloads the config file.\n"
+        "Exit status: 0 clean stop or valid config, 1 runtime failure, 2 usage or config error.\n",
+        CONFIG_DEFAULT_REQUEST, CONFIG_DEFAULT_PUBLISH, CONFIG_DEFAULT_STATE_DIR);
+}
+
+static int check_config(const char *path)
+{
+    tallyd_config_t cfg;
+    char err[1024];
+    if (config_load(path, &cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    printf("%s: configuration is valid (%zu townships, %zu metrics, %zu ratios, %zu windows)\n",
+           path, cfg.ntownships, cfg.nmetrics, cfg.nratios, cfg.nwindows);
+    config_free(&cfg);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'},
+        {"check-config", required_argument, 0, 'C'},
+        {"state-dir", required_argument, 0, 's'},
+        {"log-level", required_argument, 0, 'l'},
+        {"request", required_argument, 0, 'r'},
+        {"publish", required_argument, 0, 'p'},
+        {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},
+        {0, 0, 0, 0},
+    };
+    tallyd_options_t o = {0};
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":c:s:l:r:p:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            o.config_path = optarg;
+            break;
+        case 'C':
+            return check_config(optarg);
+        case 's':
+            o.state_dir = optarg;
+            break;
+        case 'r':
+            o.request = optarg;
+            break;
+        case 'p':
+            o.publish = optarg;
+            break;
+        case 'l':
+            if (log_level_parse(optarg) < 0) {
+                fprintf(stderr,
+                        "tallyd: --log-level: '%s' is not one of error, warning, notice, info, "
+                        "debug\n",
+                        optarg);
+                return 2;
+            }
+            o.log_level = log_level_parse(optarg);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("tallyd %s (protocol %d)\n", TALLY_VERSION, PROTO_VERSION);
+            return 0;
+        case ':':
+            fprintf(stderr, "tallyd: option '%s' needs a value\nTry 'tallyd --help'.\n",
+                    argv[optind - 1]);
+            return 2;
+        default:
+            fprintf(stderr, "tallyd: unknown option '%s'\nTry 'tallyd --help'.\n",
+                    argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "tallyd: unexpected argument '%s'\nTry 'tallyd --help'.\n", argv[optind]);
+        return 2;
+    }
+    return tallyd_main(&o);
+}

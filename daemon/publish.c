@@ -1,0 +1,347 @@
+/* publish.c - updates, heartbeats and snapshots (see publish.h). */
+#include "publish.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "tallyd.h"
+
+/* A snapshot on its way to one peer: its messages, encoded when it was
+ * asked for, each stored as a 4-byte length and the body. */
+struct publish_stream {
+    publish_stream_t *next;
+    uint8_t rid[256];
+    size_t rid_len;
+    msgpack_sbuffer buf;
+    size_t pos;
+};
+
+#define RETRY_MS 5
+
+static void fill_tally(tallyd_t *d, uint32_t metric, uint32_t town, const engine_values_t *v,
+                       uint64_t seq, proto_tally_t *t)
+{
+    uint32_t len = 0;
+    const char *name = intern_name(&d->metrics, metric, &len);
+    t->metric = (proto_str_t){name, len};
+    if (town == 0) {
+        t->scope = (proto_str_t){"", 0};
+    } else {
+        name = intern_name(&d->towns, town, &len);
+        t->scope = (proto_str_t){name, len};
+    }
+    t->kind = v->kind;
+    t->seq = seq;
+    t->time_ms = v->change_ms;
+    t->nvalues = v->ncols;
+    for (uint32_t i = 0; i < v->ncols; i++) {
+        t->values[i].name = proto_str(v->col[i].name);
+        t->values[i].present = v->col[i].present;
+        t->values[i].num = v->col[i].num;
+        t->values[i].den = v->col[i].den;
+    }
+}
+
+static int publish_item(void *ctx, const engine_item_t *item)
+{
+    tallyd_t *d = ctx;
+    publish_t *p = &d->publish;
+    engine_values_t v;
+    if (engine_read(&d->engine, item->metric, item->town, &v) != 0)
+        return 0;
+    proto_msg_t m = {.type = PROTO_UPDATE};
+    m.u.update.stream_id = p->stream_id;
+    fill_tally(d, item->metric, item->town, &v, p->seq + 1, &m.u.update.tally);
+    char topic[PROTO_TOPIC_MAX];
+    int tlen = proto_topic(topic, sizeof(topic), m.u.update.tally.metric, m.u.update.tally.scope);
+    msgpack_sbuffer_clear(&p->scratch);
+    if (tlen < 0 || proto_encode(&p->scratch, &m) != 0) {
+        log_error(&d->log, "cannot encode the update of %.*s/%.*s",
+                  (int)m.u.update.tally.metric.len, m.u.update.tally.metric.ptr,
+                  (int)m.u.update.tally.scope.len, m.u.update.tally.scope.ptr);
+        return 0;
+    }
+    p->seq++;
+    const void *bufs[2] = {topic, p->scratch.data};
+    size_t lens[2] = {(size_t)tlen, p->scratch.size};
+    /* The XPUB drops messages for a subscriber whose queue is full instead
+     * of blocking, so a slow subscriber never holds up ingest; the
+     * sequence gap tells it to take a new snapshot. */
+    zsock_send_buf(&d->pub, bufs, lens, 2);
+    d->stats.updates_published++;
+    return 0;
+}
+
+void publish_changes(tallyd_t *d)
+{
+    if (engine_dirty_count(&d->engine) == 0)
+        return;
+    engine_drain_dirty(&d->engine, publish_item, d);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    tallyd_t *d = t->data;
+    publish_changes(d);
+}
+
+static void on_immediate(uv_check_t *c)
+{
+    tallyd_t *d = c->data;
+    publish_changes(d);
+}
+
+static void send_heartbeat(tallyd_t *d, uint32_t type)
+{
+    publish_t *p = &d->publish;
+    proto_msg_t m = {.type = type};
+    if (type == PROTO_HEARTBEAT) {
+        m.u.heartbeat.stream_id = p->stream_id;
+        m.u.heartbeat.seq = p->seq;
+        m.u.heartbeat.time_ms = clock_now_ms(d->clock);
+    } else {
+        m.u.goodbye.stream_id = p->stream_id;
+        m.u.goodbye.seq = p->seq;
+    }
+    msgpack_sbuffer_clear(&p->scratch);
+    if (proto_encode(&p->scratch, &m) != 0)
+        return;
+    const void *bufs[2] = {PROTO_TOPIC_HEARTBEAT, p->scratch.data};
+    size_t lens[2] = {strlen(PROTO_TOPIC_HEARTBEAT), p->scratch.size};
+    zsock_send_buf(&d->pub, bufs, lens, 2);
+    d->stats.heartbeats++;
+}
+
+static void on_heartbeat(uv_timer_t *t)
+{
+    tallyd_t *d = t->data;
+    /* Publish pending changes first, so the heartbeat's sequence is never
+     * ahead of what subscribers could have seen. */
+    publish_changes(d);
+    send_heartbeat(d, PROTO_HEARTBEAT);
+}
+
+int publish_start(tallyd_t *d)
+{
+    publish_t *p = &d->publish;
+    msgpack_sbuffer_init(&p->scratch);
+    /* A new stream id each run tells subscribers that sequence numbers
+     * start over.  getrandom() only fails on kernels without it; the wall
+     * clock and pid then still differ between runs. */
+    if (getrandom(&p->stream_id, sizeof(p->stream_id), 0) != (ssize_t)sizeof(p->stream_id))
+        p->stream_id =
+            ((uint64_t)clock_now_ms(d->clock) << 20 ^ (uint64_t)getpid()) * 0x9E3779B97F4A7C15ULL;
+    p->stream_id &= INT64_MAX; /* friendlier to clients with signed integers */
+    if (p->stream_id == 0)
+        p->stream_id = 1;
+    uv_timer_init(d->loop, &p->tick);
+    uv_timer_init(d->loop, &p->heartbeat);
+    uv_timer_init(d->loop, &p->retry);
+    uv_check_init(d->loop, &p->immediate);
+    p->tick.data = p->heartbeat.data = p->retry.data = p->immediate.data = d;
+    d->open_handles += 4;
+    if (d->cfg.publish_interval_ms > 0)
+        uv_timer_start(&p->tick, on_tick, (uint64_t)d->cfg.publish_interval_ms,
+                       (uint64_t)d->cfg.publish_interval_ms);
+    else
+        uv_check_start(&p->immediate, on_immediate);
+    uv_timer_start(&p->heartbeat, on_heartbeat, (uint64_t)d->cfg.heartbeat_ms,
+                   (uint64_t)d->cfg.heartbeat_ms);
+    return 0;
+}
+
+static void stream_free(publish_stream_t *s)
+{
+    msgpack_sbuffer_destroy(&s->buf);
+    free(s);
+}
+
+static void pump(tallyd_t *d);
+
+static void on_retry(uv_timer_t *t)
+{
+    tallyd_t *d = t->data;
+    d->publish.retry_armed = false;
+    pump(d);
+}
+
+/* Send queued snapshot messages until done or a peer's queue is full.  A
+ * full peer is moved to the back so it cannot hold up the others; when
+ * every stream is blocked, try again shortly (a ROUTER reports no
+ * per-peer writability that could wake us). */
+static void pump(tallyd_t *d)
+{
+    publish_t *p = &d->publish;
+    uint32_t blocked = 0;
+    while (p->head && blocked < p->nstreams) {
+        publish_stream_t *s = p->head;
+        int rc = 0;
+        while (s->pos < s->buf.size) {
+            uint32_t len;
+            memcpy(&len, s->buf.data + s->pos, sizeof(len));
+            const void *bufs[2] = {s->rid, s->buf.data + s->pos + sizeof(len)};
+            size_t lens[2] = {s->rid_len, len};
+            rc = zsock_send_buf(&d->router, bufs, lens, 2);
+            if (rc != 0)
+                break;
+            s->pos += sizeof(len) + len;
+        }
+        if (rc == TALLY_EAGAIN && p->nstreams > 1) {
+            /* rotate the blocked stream to the back */
+            p->head = s->next;
+            s->next = NULL;
+            p->tail->next = s;
+            p->tail = s;
+            blocked++;
+            continue;
+        }
+        if (rc == TALLY_EAGAIN)
+            break;
+        if (rc != 0)
+            d->stats.unroutable_replies++;
+        p->head = s->next;
+        if (!p->head)
+            p->tail = NULL;
+        p->nstreams--;
+        stream_free(s);
+        blocked = 0;
+    }
+    if (p->head && !p->retry_armed && !d->stopping) {
+        p->retry_armed = true;
+        uv_timer_start(&p->retry, on_retry, RETRY_MS, 0);
+    }
+}
+
+typedef struct snap_ctx {
+    tallyd_t *d;
+    publish_stream_t *s;
+    uint64_t req_id;
+    const char *prefix;
+    size_t prefix_len;
+    uint32_t count;
+    int err;
+} snap_ctx_t;
+
+static int append_msg(publish_stream_t *s, const msgpack_sbuffer *body)
+{
+    uint32_t len = (uint32_t)body->size;
+    if (msgpack_sbuffer_write(&s->buf, (const char *)&len, sizeof(len)) != 0 ||
+        msgpack_sbuffer_write(&s->buf, body->data, body->size) != 0)
+        return TALLY_ENOMEM;
+    return 0;
+}
+
+static int snap_item(void *ctx, const engine_item_t *item)
+{
+    snap_ctx_t *c = ctx;
+    tallyd_t *d = c->d;
+    engine_values_t v;
+    if (engine_read(&d->engine, item->metric, item->town, &v) != 0)
+        return 0;
+    proto_msg_t m = {.type = PROTO_SNAPSHOT_ITEM};
+    m.u.snapshot_item.req_id = c->req_id;
+    fill_tally(d, item->metric, item->town, &v, d->publish.seq, &m.u.snapshot_item.tally);
+    char topic[PROTO_TOPIC_MAX];
+    int tlen = proto_topic(topic, sizeof(topic), m.u.snapshot_item.tally.metric,
+                           m.u.snapshot_item.tally.scope);
+    if (tlen < 0 || (size_t)tlen < c->prefix_len || memcmp(topic, c->prefix, c->prefix_len) != 0)
+        return 0;
+    msgpack_sbuffer_clear(&d->publish.scratch);
+    if (proto_encode(&d->publish.scratch, &m) != 0)
+        return 0;
+    if (append_msg(c->s, &d->publish.scratch) != 0) {
+        c->err = TALLY_ENOMEM;
+        return 1;
+    }
+    c->count++;
+    return 0;
+}
+
+int publish_snapshot(tallyd_t *d, const void *rid, size_t rid_len, uint64_t req_id,
+                     const char *prefix, size_t prefix_len)
+{
+    publish_t *p = &d->publish;
+    /* Publish what is pending first: the snapshot then reflects exactly
+     * the sequence it names, and every later change has a higher one. */
+    publish_changes(d);
+    publish_stream_t *s = calloc(1, sizeof(*s));
+    if (!s || rid_len > sizeof(s->rid)) {
+        free(s);
+        return TALLY_ENOMEM;
+    }
+    memcpy(s->rid, rid, rid_len);
+    s->rid_len = rid_len;
+    msgpack_sbuffer_init(&s->buf);
+    snap_ctx_t c = {d, s, req_id, prefix, prefix_len, 0, 0};
+    engine_foreach(&d->engine, snap_item, &c);
+    proto_msg_t end = {.type = PROTO_SNAPSHOT_END};
+    end.u.snapshot_end.req_id = req_id;
+    end.u.snapshot_end.stream_id = p->stream_id;
+    end.u.snapshot_end.seq = p->seq;
+    end.u.snapshot_end.count = c.count;
+    msgpack_sbuffer_clear(&p->scratch);
+    if (c.err || proto_encode(&p->scratch, &end) != 0 || append_msg(s, &p->scratch) != 0) {
+        stream_free(s);
+        return TALLY_ENOMEM;
+    }
+    d->stats.snapshots++;
+    d->stats.snapshot_items += c.count;
+    if (p->tail)
+        p->tail->next = s;
+    else
+        p->head = s;
+    p->tail = s;
+    p->nstreams++;
+    pump(d);
+    return 0;
+}
+
+void publish_on_subscription(tallyd_t *d, const void *data, size_t len)
+{
+    /* With ZMQ_XPUB_VERBOSER every subscribe and unsubscribe arrives,
+     * including those libzmq generates when a subscriber disconnects.
+     * Every subscriber must subscribe to the heartbeat topic, so counting
+     * those counts subscribers. */
+    const uint8_t *b = data;
+    size_t hl = strlen(PROTO_TOPIC_HEARTBEAT);
+    if (len != 1 + hl || memcmp(b + 1, PROTO_TOPIC_HEARTBEAT, hl) != 0)
+        return;
+    if (b[0] == 1) {
+        d->publish.subscribers++;
+        /* A joining subscriber waits for a heartbeat before it asks for a
+         * snapshot (PROTOCOL.md); give it one now rather than in a second. */
+        send_heartbeat(d, PROTO_HEARTBEAT);
+    } else if (b[0] == 0 && d->publish.subscribers > 0)
+        d->publish.subscribers--;
+}
+
+void publish_goodbye(tallyd_t *d)
+{
+    publish_changes(d);
+    send_heartbeat(d, PROTO_GOODBYE);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    tallyd_t *d = h->data;
+    d->open_handles--;
+}
+
+void publish_stop(tallyd_t *d)
+{
+    publish_t *p = &d->publish;
+    uv_close((uv_handle_t *)&p->tick, on_closed);
+    uv_close((uv_handle_t *)&p->heartbeat, on_closed);
+    uv_close((uv_handle_t *)&p->retry, on_closed);
+    uv_close((uv_handle_t *)&p->immediate, on_closed);
+    while (p->head) {
+        publish_stream_t *s = p->head;
+        p->head = s->next;
+        stream_free(s);
+    }
+    p->tail = NULL;
+    p->nstreams = 0;
+    msgpack_sbuffer_destroy(&p->scratch);
+}

@@ -1,0 +1,49 @@
+/* stats.c - naming and walking the daemon's counters. */
+#include "stats.h"
+
+#include <ctype.h>
+#include <stdio.h>
+
+void stats_reject(tallyd_stats_t *s, int code)
+{
+    s->rejected++;
+    if (code < 0 && code >= TALLY_EWIRE_LAST)
+        s->rejected_by[-code]++;
+}
+
+static int64_t clamp(uint64_t v)
+{
+    return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
+}
+
+void stats_foreach(const tallyd_stats_t *s, const stats_gauges_t *g,
+                   void (*fn)(const char *name, int64_t value, void *ctx), void *ctx)
+{
+    fn("tallyd_submissions_accepted_total", clamp(s->submissions_accepted), ctx);
+    fn("tallyd_samples_accepted_total", clamp(s->samples_accepted), ctx);
+    fn("tallyd_duplicates_total", clamp(s->duplicates), ctx);
+    fn("tallyd_rejected_total", clamp(s->rejected), ctx);
+    for (int c = 1; c < STATS_CODES; c++) {
+        char name[80];
+        const char *reason = tally_errname(-c);
+        int n = snprintf(name, sizeof(name), "tallyd_rejected_");
+        for (const char *p = reason; *p && n < (int)sizeof(name) - 8; p++)
+            name[n++] = (char)tolower((unsigned char)*p);
+        snprintf(name + n, sizeof(name) - (size_t)n, "_total");
+        fn(name, clamp(s->rejected_by[c]), ctx);
+    }
+    fn("tallyd_bad_requests_total", clamp(s->bad_requests), ctx);
+    fn("tallyd_updates_published_total", clamp(s->updates_published), ctx);
+    fn("tallyd_heartbeats_total", clamp(s->heartbeats), ctx);
+    fn("tallyd_snapshots_total", clamp(s->snapshots), ctx);
+    fn("tallyd_snapshot_items_total", clamp(s->snapshot_items), ctx);
+    fn("tallyd_unroutable_replies_total", clamp(s->unroutable_replies), ctx);
+    fn("tallyd_series", clamp(g->series), ctx);
+    fn("tallyd_clients", clamp(g->clients), ctx);
+    fn("tallyd_townships", clamp(g->townships), ctx);
+    fn("tallyd_metrics", clamp(g->metrics), ctx);
+    fn("tallyd_subscribers", clamp(g->subscribers), ctx);
+    fn("tallyd_sequence", clamp(g->seq), ctx);
+    fn("tallyd_uptime_seconds", clamp(g->uptime_s), ctx);
+    fn("tallyd_memory_bytes", clamp(g->memory_bytes), ctx);
+}

@@ -1,0 +1,44 @@
+/* stats.h - the daemon's counters for ops (STATS request, STATUS= lines).
+ *
+ * Names follow tallyd_<what>_<unit>[_total]; counters only grow.
+ */
+#ifndef TALLYD_STATS_H
+#define TALLYD_STATS_H
+
+#include <stdint.h>
+
+#include "tally_error.h"
+
+#define STATS_CODES (-TALLY_EWIRE_LAST + 1)
+
+typedef struct tallyd_stats {
+    uint64_t submissions_accepted;
+    uint64_t samples_accepted;
+    uint64_t duplicates;
+    uint64_t rejected;                 /* all rejected submissions */
+    uint64_t rejected_by[STATS_CODES]; /* by wire code (positive) */
+    uint64_t bad_requests;             /* answered with ERROR */
+    uint64_t updates_published;
+    uint64_t heartbeats;
+    uint64_t snapshots;
+    uint64_t snapshot_items;
+    uint64_t unroutable_replies; /* peer gone before its reply */
+    int64_t started_mono_ms;
+} tallyd_stats_t;
+
+/* Gauges that live elsewhere, read when stats are reported. */
+typedef struct stats_gauges {
+    uint64_t series, clients, townships, metrics, subscribers, seq, uptime_s;
+    uint64_t memory_bytes;
+} stats_gauges_t;
+
+/* Count one rejection with code (a negative TALLY_E* wire code). */
+void stats_reject(tallyd_stats_t *s, int code);
+
+/* Call fn(name, value, ctx) for every counter and gauge, in a fixed order.
+ * Rejections are reported per reason as
+ * tallyd_rejected_<reason>_total (reason = lower-case tally_errname). */
+void stats_foreach(const tallyd_stats_t *s, const stats_gauges_t *g,
+                   void (*fn)(const char *name, int64_t value, void *ctx), void *ctx);
+
+#endif

@@ -1,0 +1,398 @@
+/* tallyd.c - the daemon's life cycle: configuration, catalog, sockets,
+ * timers and signals around one libuv loop. */
+#include "tallyd.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <zmq.h>
+
+#include "request.h"
+
+/* Ratios the county always wants, used when no config file is given (the
+ * built-in defaults).  From the township reports: 矛盾纠纷化解率,
+ * 参考合格率, 群众说事化解率. */
+static const struct {
+    const char *id, *num, *den;
+} builtin_ratios[] = {
+    {"disputes.resolution_rate", "disputes.resolved", "disputes.screened"},
+    {"law_exam.pass_rate", "law_exam.passed", "law_exam.takers"},
+    {"talks.resolution_rate", "talks.disputes_resolved", "talks.disputes_handled"},
+};
+
+void tallyd_reply(tallyd_t *d, const void *rid, size_t rid_len, const msgpack_sbuffer *body)
+{
+    const void *bufs[2] = {rid, body->data};
+    size_t lens[2] = {rid_len, body->size};
+    int rc = zsock_send_buf(&d->router, bufs, lens, 2);
+    if (rc != 0) {
+        /* The peer left, or is not reading its replies: it will resend
+         * what it has no ACK for, and de-duplication keeps that exact. */
+        d->stats.unroutable_replies++;
+        log_limited(&d->log, clock_mono_ms(), LOG_LEVEL_INFO, "reply dropped: %s",
+                    tally_strerror(rc));
+    }
+}
+
+static int setup_engine(tallyd_t *d)
+{
+    engine_config_t ec;
+    engine_config_default(&ec);
+    ec.nwindows = (uint32_t)d->cfg.nwindows;
+    for (size_t i = 0; i < d->cfg.nwindows; i++) {
+        ec.windows[i].name = d->cfg.windows[i].name;
+        ec.windows[i].ms = d->cfg.windows[i].ms;
+    }
+    ec.buckets = (uint32_t)d->cfg.buckets;
+    ec.zone = d->cfg.timezone;
+    ec.max_series = (uint32_t)d->cfg.max_series;
+    char msg[256];
+    if (engine_config_check(&ec, msg, sizeof(msg)) != 0) {
+        log_error(&d->log, "invalid tally settings: %s", msg);
+        return TALLY_ECONFIG;
+    }
+    int rc = engine_init(&d->engine, &ec, d->clock);
+    if (rc != 0)
+        log_error(&d->log, "cannot set up the tally engine: %s", tally_strerror(rc));
+    return rc;
+}
+
+static int intern_or_log(tallyd_t *d, intern_t *in, const char *name)
+{
+    int id = intern_add(in, name, strlen(name));
+    if (id < 0)
+        log_error(&d->log, "cannot add '%s' to the catalog: %s", name, tally_strerror(id));
+    return id;
+}
+
+static int define_ratio(tallyd_t *d, const char *id, const char *num, const char *den)
+{
+    int r = intern_or_log(d, &d->metrics, id);
+    int n = intern_or_log(d, &d->metrics, num);
+    int q = intern_or_log(d, &d->metrics, den);
+    if (r < 0 || n < 0 || q < 0)
+        return TALLY_ECONFIG;
+    int rc = engine_define_ratio(&d->engine, (uint32_t)r, (uint32_t)n, (uint32_t)q);
+    if (rc != 0)
+        log_error(&d->log, "cannot define ratio '%s' = %s / %s: %s", id, num, den,
+                  tally_strerror(rc));
+    return rc;
+}
+
+static int setup_catalog(tallyd_t *d)
+{
+    const tallyd_config_t *c = &d->cfg;
+    int rc = intern_init(&d->towns, (uint32_t)c->max_townships + 1);
+    if (rc == 0)
+        rc = intern_init(&d->metrics,
+                         (uint32_t)(c->max_metrics + (int64_t)c->nratios +
+                                    (int64_t)(sizeof(builtin_ratios) / sizeof(builtin_ratios[0]))) +
+                             1);
+    if (rc != 0) {
+        log_error(&d->log, "cannot allocate the name tables: %s", tally_strerror(rc));
+        return rc;
+    }
+    for (size_t i = 0; i < c->ntownships; i++)
+        if (intern_or_log(d, &d->towns, c->townships[i].id) < 0)
+            return TALLY_ECONFIG;
+    for (size_t i = 0; i < c->nmetrics; i++) {
+        int id = intern_or_log(d, &d->metrics, c->metrics[i].id);
+        if (id < 0)
+            return TALLY_ECONFIG;
+        rc = engine_define_metric(&d->engine, (uint32_t)id, (uint8_t)c->metrics[i].kind);
+        if (rc != 0) {
+            log_error(&d->log, "cannot define metric '%s': %s", c->metrics[i].id,
+                      tally_strerror(rc));
+            return rc;
+        }
+    }
+    for (size_t i = 0; i < c->nratios; i++)
+        if ((rc = define_ratio(d, c->ratios[i].id, c->ratios[i].numerator,
+                               c->ratios[i].denominator)) != 0)
+            return rc;
+    if (d->config_path[0] == '\0')
+        for (size_t i = 0; i < sizeof(builtin_ratios) / sizeof(builtin_ratios[0]); i++)
+            if ((rc = define_ratio(d, builtin_ratios[i].id, builtin_ratios[i].num,
+                                   builtin_ratios[i].den)) != 0)
+                return rc;
+    return 0;
+}
+
+/* mkdir -p for the state directory, mode 0750. */
+static int make_dirs(const char *path)
+{
+    char buf[CONFIG_PATH_MAX];
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+        return ENAMETOOLONG;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+            return errno;
+        *p = '/';
+    }
+    if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+        return errno;
+    return 0;
+}
+
+static int set_int(tallyd_t *d, void *sock, int opt, int value, const char *name)
+{
+    if (zmq_setsockopt(sock, opt, &value, sizeof(value)) != 0) {
+        log_error(&d->log, "cannot set %s: %s", name, zmq_strerror(zmq_errno()));
+        return TALLY_ESYS;
+    }
+    return 0;
+}
+
+/* Plaintext on anything but loopback exposes the figures and lets anyone
+ * submit; say so loudly. */
+static void warn_if_exposed(tallyd_t *d, const char *endpoint)
+{
+    if (strncmp(endpoint, "tcp://", 6) != 0)
+        return;
+    const char *h = endpoint + 6;
+    if (strncmp(h, "127.", 4) == 0 || strncmp(h, "localhost:", 10) == 0 ||
+        strncmp(h, "[::1]:", 6) == 0)
+        return;
+    log_warning(&d->log,
+                "%s is not a loopback address and no keys are configured: anyone who can reach "
+                "it can read and submit figures in plaintext",
+                endpoint);
+}
+
+static int bind_socket(tallyd_t *d, void *sock, const char *endpoint, char *bound, size_t len)
+{
+    if (zmq_bind(sock, endpoint) != 0) {
+        log_error(&d->log, "cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        return TALLY_ESYS;
+    }
+    size_t n = len;
+    if (zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, bound, &n) != 0)
+        snprintf(bound, len, "%s", endpoint);
+    warn_if_exposed(d, endpoint);
+    return 0;
+}
+
+static int open_sockets(tallyd_t *d)
+{
+    const tallyd_config_t *c = &d->cfg;
+    d->zctx = zmq_ctx_new();
+    if (!d->zctx) {
+        log_error(&d->log, "cannot create a ZeroMQ context: %s", zmq_strerror(zmq_errno()));
+        return TALLY_ESYS;
+    }
+    d->router_sock = zmq_socket(d->zctx, ZMQ_ROUTER);
+    d->pub_sock = zmq_socket(d->zctx, ZMQ_XPUB);
+    if (!d->router_sock || !d->pub_sock) {
+        log_error(&d->log, "cannot create sockets: %s", zmq_strerror(zmq_errno()));
+        return TALLY_ESYS;
+    }
+    int64_t maxmsg = c->max_msg_bytes;
+    int rc = 0;
+    /* ROUTER: replies to a vanished peer fail instead of vanishing, queues
+     * are bounded, oversized messages cut the connection, dead peers are
+     * found by ZMTP heartbeats. */
+    rc |= set_int(d, d->router_sock, ZMQ_ROUTER_MANDATORY, 1, "ZMQ_ROUTER_MANDATORY");
+    rc |= set_int(d, d->router_sock, ZMQ_SNDHWM, 100000, "ZMQ_SNDHWM");
+    rc |= set_int(d, d->router_sock, ZMQ_RCVHWM, 100000, "ZMQ_RCVHWM");
+    rc |= set_int(d, d->router_sock, ZMQ_LINGER, 2000, "ZMQ_LINGER");
+    rc |= set_int(d, d->router_sock, ZMQ_HEARTBEAT_IVL, 5000, "ZMQ_HEARTBEAT_IVL");
+    rc |= set_int(d, d->router_sock, ZMQ_HEARTBEAT_TIMEOUT, 15000, "ZMQ_HEARTBEAT_TIMEOUT");
+    if (zmq_setsockopt(d->router_sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0)
+        rc |= 1;
+    /* XPUB: a slow subscriber loses messages (and sees the gap) rather
+     * than blocking us; VERBOSER shows every subscribe and unsubscribe. */
+    rc |= set_int(d, d->pub_sock, ZMQ_SNDHWM, (int)c->max_subscriber_queue, "ZMQ_SNDHWM");
+    rc |= set_int(d, d->pub_sock, ZMQ_XPUB_VERBOSER, 1, "ZMQ_XPUB_VERBOSER");
+    rc |= set_int(d, d->pub_sock, ZMQ_LINGER, 1000, "ZMQ_LINGER");
+    rc |= set_int(d, d->pub_sock, ZMQ_HEARTBEAT_IVL, 5000, "ZMQ_HEARTBEAT_IVL");
+    rc |= set_int(d, d->pub_sock, ZMQ_HEARTBEAT_TIMEOUT, 15000, "ZMQ_HEARTBEAT_TIMEOUT");
+    int64_t submax = 1024;
+    if (zmq_setsockopt(d->pub_sock, ZMQ_MAXMSGSIZE, &submax, sizeof(submax)) != 0)
+        rc |= 1;
+    if (rc)
+        return TALLY_ESYS;
+    if (bind_socket(d, d->router_sock, c->request, d->req_endpoint, sizeof(d->req_endpoint)) ||
+        bind_socket(d, d->pub_sock, c->publish, d->pub_endpoint, sizeof(d->pub_endpoint)))
+        return TALLY_ESYS;
+    return 0;
+}
+
+static void on_pub_msg(zsock_t *zs, zmq_msg_t *parts, int nparts, void *ctx)
+{
+    (void)zs;
+    (void)nparts;
+    publish_on_subscription(ctx, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]));
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    tallyd_t *d = t->data;
+    engine_tick(&d->engine, clock_now_ms(d->clock));
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    tallyd_t *d = s->data;
+    if (signum == SIGHUP) {
+        log_notice(&d->log, "SIGHUP: configuration reload is not available in this version; "
+                            "restart tallyd to apply a changed configuration");
+        return;
+    }
+    log_notice(&d->log, "%s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    tallyd_stop(d, 0);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    tallyd_t *d = h->data;
+    d->open_handles--;
+}
+
+void tallyd_stop(tallyd_t *d, int exit_code)
+{
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    d->exit_code = exit_code;
+    publish_goodbye(d);
+    zsock_close(&d->router, NULL);
+    zsock_close(&d->pub, NULL);
+    publish_stop(d);
+    uv_close((uv_handle_t *)&d->tick_timer, on_closed);
+    uv_close((uv_handle_t *)&d->sigint, on_closed);
+    uv_close((uv_handle_t *)&d->sigterm, on_closed);
+    uv_close((uv_handle_t *)&d->sighup, on_closed);
+}
+
+static int start_loop_handles(tallyd_t *d)
+{
+    int rc = zsock_init(&d->router, d->loop, d->router_sock, request_on_msg, d);
+    if (rc == 0)
+        rc = zsock_init(&d->pub, d->loop, d->pub_sock, on_pub_msg, d);
+    if (rc != 0) {
+        log_error(&d->log, "cannot watch the sockets: %s", tally_strerror(rc));
+        return rc;
+    }
+    if ((rc = publish_start(d)) != 0)
+        return rc;
+    uv_timer_init(d->loop, &d->tick_timer);
+    d->tick_timer.data = d;
+    uv_timer_start(&d->tick_timer, on_tick, 1000, 1000);
+    uv_signal_t *sigs[] = {&d->sigint, &d->sigterm, &d->sighup};
+    int nums[] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        uv_signal_init(d->loop, sigs[i]);
+        sigs[i]->data = d;
+        uv_signal_start(sigs[i], on_signal, nums[i]);
+    }
+    d->open_handles += 4;
+    return 0;
+}
+
+static void cleanup(tallyd_t *d)
+{
+    if (d->router_sock)
+        zmq_close(d->router_sock);
+    if (d->pub_sock)
+        zmq_close(d->pub_sock);
+    if (d->zctx)
+        zmq_ctx_term(d->zctx);
+    engine_free(&d->engine);
+    dedup_free(&d->dedup);
+    intern_free(&d->towns);
+    intern_free(&d->metrics);
+    free(d->samples);
+    free(d->esamples);
+    msgpack_sbuffer_destroy(&d->out);
+    config_free(&d->cfg);
+}
+
+static int load_config(tallyd_t *d, const tallyd_options_t *o)
+{
+    char err[1024];
+    if (config_load(o->config_path, &d->cfg, err, sizeof(err)) != 0) {
+        log_error(&d->log, "%s", err);
+        return TALLY_ECONFIG;
+    }
+    if (o->config_path)
+        snprintf(d->config_path, sizeof(d->config_path), "%s", o->config_path);
+    if (o->state_dir && snprintf(d->cfg.state_dir, sizeof(d->cfg.state_dir), "%s", o->state_dir) >=
+                            (int)sizeof(d->cfg.state_dir)) {
+        log_error(&d->log, "--state-dir: path is longer than %d bytes", CONFIG_PATH_MAX - 1);
+        return TALLY_ECONFIG;
+    }
+    if ((o->request && snprintf(d->cfg.request, sizeof(d->cfg.request), "%s", o->request) >=
+                           (int)sizeof(d->cfg.request)) ||
+        (o->publish && snprintf(d->cfg.publish, sizeof(d->cfg.publish), "%s", o->publish) >=
+                           (int)sizeof(d->cfg.publish))) {
+        log_error(&d->log, "--request/--publish: endpoint longer than %d bytes",
+                  PROTO_ENDPOINT_MAX);
+        return TALLY_ECONFIG;
+    }
+    d->log.level = o->log_level ? o->log_level : d->cfg.log_level;
+    return 0;
+}
+
+int tallyd_main(const tallyd_options_t *o)
+{
+    tallyd_t *d = calloc(1, sizeof(*d));
+    uv_loop_t loop;
+    if (!d || uv_loop_init(&loop) != 0) {
+        fprintf(stderr, "tallyd: out of memory\n");
+        free(d);
+        return 1;
+    }
+    d->loop = &loop;
+    d->clock = &clock_system;
+    d->stats.started_mono_ms = clock_mono_ms();
+    msgpack_sbuffer_init(&d->out);
+    log_init(&d->log, LOG_LEVEL_INFO);
+    int status = 2;
+    if (load_config(d, o) != 0 || setup_engine(d) != 0 || setup_catalog(d) != 0)
+        goto out;
+    status = 1;
+    if (dedup_init(&d->dedup, (uint32_t)d->cfg.max_clients) != 0)
+        goto out;
+    d->samples = calloc((size_t)d->cfg.max_samples, sizeof(*d->samples));
+    d->esamples = calloc((size_t)d->cfg.max_samples, sizeof(*d->esamples));
+    if (!d->samples || !d->esamples)
+        goto out;
+    int err = make_dirs(d->cfg.state_dir);
+    if (err) {
+        log_error(&d->log, "cannot create the state directory %s: %s", d->cfg.state_dir,
+                  strerror(err));
+        goto out;
+    }
+    if (open_sockets(d) != 0 || start_loop_handles(d) != 0)
+        goto out;
+    log_notice(&d->log,
+               "tallyd %s ready: requests on %s, updates on %s, state in %s, %s catalog (%u "
+               "townships, %u metrics)",
+               TALLY_VERSION, d->req_endpoint, d->pub_endpoint, d->cfg.state_dir,
+               d->cfg.catalog_closed_metrics ? "closed" : "open", intern_count(&d->towns),
+               intern_count(&d->metrics));
+    uv_run(d->loop, UV_RUN_DEFAULT);
+    status = d->exit_code;
+    log_notice(&d->log,
+               "stopped: %" PRIu64 " submissions accepted, %" PRIu64 " duplicates, %" PRIu64
+               " rejected",
+               d->stats.submissions_accepted, d->stats.duplicates, d->stats.rejected);
+out:
+    if (!d->stopping && d->router.sock) {
+        /* failed after the handles started: close them before the loop goes */
+        tallyd_stop(d, status);
+        uv_run(d->loop, UV_RUN_DEFAULT);
+    }
+    cleanup(d);
+    uv_loop_close(d->loop);
+    free(d);
+    return status;
+}

@@ -1,0 +1,87 @@
+/* tallyd.h - the daemon's state: one struct, passed explicitly.
+ *
+ * Data flows one way: the request socket's zsock hands each message to
+ * request.c, which gives submissions to ingest.c (decode, validate,
+ * de-duplicate, apply to the engine, acknowledge); publish.c sends the
+ * changed tallies, heartbeats and snapshots.  tallyd.c owns the life cycle:
+ * configuration, sockets, timers, signals.
+ */
+#ifndef TALLYD_TALLYD_H
+#define TALLYD_TALLYD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+#include <uv.h>
+
+#include "clock.h"
+#include "config.h"
+#include "dedup.h"
+#include "engine.h"
+#include "intern.h"
+#include "log.h"
+#include "proto.h"
+#include "publish.h"
+#include "stats.h"
+#include "zsock.h"
+
+/* What main() parsed from the command line. */
+typedef struct tallyd_options {
+    const char *config_path; /* NULL: built-in defaults */
+    const char *state_dir;   /* NULL: from the config */
+    const char *request;     /* NULL: from the config */
+    const char *publish;     /* NULL: from the config */
+    int log_level;           /* 0: from the config */
+} tallyd_options_t;
+
+typedef struct tallyd {
+    uv_loop_t *loop;
+    logger_t log;
+    tallyd_config_t cfg;
+    char config_path[CONFIG_PATH_MAX]; /* "" without a file */
+    const tclock_t *clock;
+
+    /* names and tallies */
+    intern_t towns;   /* township names -> ids (0 is the county) */
+    intern_t metrics; /* metric and ratio names -> ids */
+    engine_t engine;
+    dedup_t dedup;
+
+    /* sockets */
+    void *zctx;
+    void *router_sock;
+    void *pub_sock;
+    zsock_t router;
+    zsock_t pub;
+    char pub_endpoint[PROTO_ENDPOINT_MAX + 1]; /* as bound (ZMQ_LAST_ENDPOINT) */
+    char req_endpoint[PROTO_ENDPOINT_MAX + 1];
+
+    publish_t publish;
+
+    /* ingest scratch, reused for every submission */
+    proto_sample_t *samples;
+    engine_sample_t *esamples;
+    msgpack_sbuffer out;
+
+    uv_timer_t tick_timer;
+    uv_signal_t sigint, sigterm, sighup;
+    int open_handles;
+
+    tallyd_stats_t stats;
+    bool stopping;
+    int exit_code;
+} tallyd_t;
+
+/* Run the daemon until it is stopped; returns the process exit status. */
+int tallyd_main(const tallyd_options_t *o);
+
+/* Begin a clean stop (SIGTERM, SIGINT): no new submissions, goodbye to
+ * subscribers, close everything; the loop then ends. */
+void tallyd_stop(tallyd_t *d, int exit_code);
+
+/* Send one reply body to the peer rid[0..rid_len) on the request socket;
+ * a peer that is gone or cannot take it is counted, not waited for. */
+void tallyd_reply(tallyd_t *d, const void *rid, size_t rid_len, const msgpack_sbuffer *body);
+
+#endif
