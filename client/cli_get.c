@@ -1,0 +1,152 @@
+/* cli_get.c - `tally get`: the current tallies once, from a snapshot. */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cli_render.h"
+
+const char cli_get_usage[] =
+    "Usage: tally get [--metric M] [--town T | --all] [--json] [OPTIONS]\n"
+    "\n"
+    "Print the current tallies once: county-wide ones by default, one township's\n"
+    "with --town, the county's and every township's with --all.  Ratios are shown\n"
+    "as percentages, '-' is no value (a ratio with a zero denominator).\n"
+    "\n"
+    "Options:\n"
+    "  -m, --metric M     only this metric\n"
+    "  -t, --town T       the tallies of township T instead of the county's\n"
+    "  -a, --all          the county's and every township's tallies\n"
+    "  -j, --json         one JSON document: {\"seq\":N,\"stream_id\":N,\"tallies\":[...]}\n"
+    "      --timeout SEC  how long to wait for the daemon (default 10)\n"
+    "  -s, --server ADDR  tallyd's request address\n"
+    "  -h, --help         show this help\n";
+
+typedef struct collect {
+    const char *metric; /* filter for --all --metric, else NULL */
+    cli_render_tally_t **v;
+    size_t n, cap;
+    bool oom;
+} collect_t;
+
+static void on_tally(void *ctx, const tally_tally_t *t)
+{
+    collect_t *c = ctx;
+    if (c->metric != NULL && strcmp(c->metric, t->metric) != 0)
+        return;
+    if (c->n == c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 64;
+        cli_render_tally_t **nv = realloc(c->v, ncap * sizeof *nv);
+        if (nv == NULL) {
+            c->oom = true;
+            return;
+        }
+        c->v = nv;
+        c->cap = ncap;
+    }
+    cli_render_tally_t *d = cli_render_dup(t);
+    if (d == NULL) {
+        c->oom = true;
+        return;
+    }
+    c->v[c->n++] = d;
+}
+
+static void print_json(const tally_tally_t *const *v, size_t n, uint64_t seq, uint64_t stream)
+{
+    printf("{\"seq\":%" PRIu64 ",\"stream_id\":%" PRIu64 ",\"tallies\":[", seq, stream);
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            fputc(',', stdout);
+        cli_render_json_tally(stdout, v[i], false);
+    }
+    fputs("]}\n", stdout);
+}
+
+static int print(const collect_t *c, bool json, const char *prefix, uint64_t seq, uint64_t stream)
+{
+    const tally_tally_t **v = malloc((c->n ? c->n : 1) * sizeof *v);
+    if (v == NULL)
+        return TALLY_ENOMEM;
+    for (size_t i = 0; i < c->n; i++)
+        v[i] = &c->v[i]->t;
+    cli_render_sort(v, c->n);
+    int rc = 0;
+    if (json)
+        print_json(v, c->n, seq, stream);
+    else if (c->n == 0)
+        fprintf(stderr, "tally get: no tallies under '%s' yet\n", prefix);
+    else
+        rc = cli_render_table(stdout, v, c->n);
+    free(v);
+    return rc;
+}
+
+int cli_get(int argc, char **argv, cli_global_t *g)
+{
+    static const struct option longopts[] = {
+        {"metric", required_argument, NULL, 'm'},  {"town", required_argument, NULL, 't'},
+        {"all", no_argument, NULL, 'a'},           {"json", no_argument, NULL, 'j'},
+        {"timeout", required_argument, NULL, 'W'}, {"server", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+    };
+    const char *metric = NULL, *town = NULL;
+    bool json = false, all = false;
+    int timeout_ms = CLI_DEFAULT_TIMEOUT_MS;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":m:t:ajs:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            metric = optarg;
+            break;
+        case 't':
+            town = optarg;
+            break;
+        case 'a':
+            all = true;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'W':
+            if (cli_parse_seconds(optarg, &timeout_ms) < 0)
+                return cli_usage_error("get", "--timeout '%s' is not a number of seconds > 0",
+                                       optarg);
+            break;
+        case 's':
+            if (cli_set_server(g, "get", optarg) != 0)
+                return CLI_USAGE;
+            break;
+        case 'h':
+            fputs(cli_get_usage, stdout);
+            return CLI_OK;
+        default:
+            return cli_bad_option("get", c, argv, longopts);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("get", "unexpected argument '%s'", argv[optind]);
+    char prefix[300];
+    if (cli_prefix("get", metric, town, all, prefix, sizeof prefix) != 0)
+        return CLI_USAGE;
+    collect_t col = {.metric = all ? metric : NULL};
+    uint64_t seq = 0, stream = 0;
+    int rc = tally_get(g->server, prefix, timeout_ms, on_tally, &col, &seq, &stream);
+    int status = CLI_OK;
+    if (rc < 0) {
+        status = cli_request_failed(g->server, rc, timeout_ms);
+    } else if (col.oom) {
+        cli_error("out of memory");
+        status = CLI_INTERNAL;
+    } else if (print(&col, json, prefix, seq, stream) < 0) {
+        cli_error("out of memory");
+        status = CLI_INTERNAL;
+    }
+    for (size_t i = 0; i < col.n; i++)
+        free(col.v[i]);
+    free(col.v);
+    return status;
+}

@@ -1,0 +1,147 @@
+/* cli_stats.c - `tally stats`: the daemon's counters. */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "json.h"
+#include "table.h"
+
+const char cli_stats_usage[] = "Usage: tally stats [--json] [OPTIONS]\n"
+                               "\n"
+                               "Print the daemon's counters (name and value, sorted by name).\n"
+                               "\n"
+                               "Options:\n"
+                               "  -j, --json         one JSON object: {\"name\":value,...}\n"
+                               "      --timeout SEC  how long to wait for the daemon (default 10)\n"
+                               "  -s, --server ADDR  tallyd's request address\n"
+                               "  -h, --help         show this help\n";
+
+typedef struct stat_entry {
+    char *name;
+    int64_t value;
+} stat_entry_t;
+
+typedef struct stats {
+    stat_entry_t *v;
+    size_t n, cap;
+    bool oom;
+} stats_t;
+
+static void on_stat(void *ctx, const char *name, int64_t value)
+{
+    stats_t *s = ctx;
+    if (s->n == s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 32;
+        stat_entry_t *nv = realloc(s->v, ncap * sizeof *nv);
+        if (nv == NULL) {
+            s->oom = true;
+            return;
+        }
+        s->v = nv;
+        s->cap = ncap;
+    }
+    char *copy = strdup(name);
+    if (copy == NULL) {
+        s->oom = true;
+        return;
+    }
+    s->v[s->n].name = copy;
+    s->v[s->n].value = value;
+    s->n++;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    return strcmp(((const stat_entry_t *)a)->name, ((const stat_entry_t *)b)->name);
+}
+
+static int print(const stats_t *s, bool json)
+{
+    if (json) {
+        fputc('{', stdout);
+        for (size_t i = 0; i < s->n; i++) {
+            if (i > 0)
+                fputc(',', stdout);
+            json_string(stdout, s->v[i].name);
+            printf(":%" PRId64, s->v[i].value);
+        }
+        fputs("}\n", stdout);
+        return 0;
+    }
+    table_t *t = table_new(2);
+    if (t == NULL)
+        return TALLY_ENOMEM;
+    table_align_right(t, 1);
+    int rc = 0;
+    for (size_t i = 0; i < s->n && rc == 0; i++) {
+        char num[32];
+        snprintf(num, sizeof num, "%" PRId64, s->v[i].value);
+        const char *cells[2] = {s->v[i].name, num};
+        rc = table_add(t, cells);
+    }
+    if (rc == 0)
+        table_print(t, stdout);
+    table_free(&t);
+    return rc;
+}
+
+int cli_stats(int argc, char **argv, cli_global_t *g)
+{
+    static const struct option longopts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"timeout", required_argument, NULL, 'W'},
+        {"server", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    bool json = false;
+    int timeout_ms = CLI_DEFAULT_TIMEOUT_MS;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":js:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'j':
+            json = true;
+            break;
+        case 'W':
+            if (cli_parse_seconds(optarg, &timeout_ms) < 0)
+                return cli_usage_error("stats", "--timeout '%s' is not a number of seconds > 0",
+                                       optarg);
+            break;
+        case 's':
+            if (cli_set_server(g, "stats", optarg) != 0)
+                return CLI_USAGE;
+            break;
+        case 'h':
+            fputs(cli_stats_usage, stdout);
+            return CLI_OK;
+        default:
+            return cli_bad_option("stats", c, argv, longopts);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("stats", "unexpected argument '%s'", argv[optind]);
+    stats_t s = {0};
+    int rc = tally_stats(g->server, timeout_ms, on_stat, &s);
+    int status = CLI_OK;
+    if (rc < 0) {
+        status = cli_request_failed(g->server, rc, timeout_ms);
+    } else if (s.oom) {
+        cli_error("out of memory");
+        status = CLI_INTERNAL;
+    } else {
+        if (s.n > 1)
+            qsort(s.v, s.n, sizeof *s.v, cmp_entry);
+        if (print(&s, json) < 0) {
+            cli_error("out of memory");
+            status = CLI_INTERNAL;
+        }
+    }
+    for (size_t i = 0; i < s.n; i++)
+        free(s.v[i].name);
+    free(s.v);
+    return status;
+}

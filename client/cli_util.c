@@ -1,0 +1,269 @@
+/* cli_util.c - exit codes, option errors with suggestions, input reading
+ * for the tally command. */
+#include "cli_util.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+#include "util.h"
+
+#define INPUT_MAX (64u << 20)
+
+size_t cli_edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64)
+        return (size_t)-1; /* nobody mistypes an option that long */
+    size_t d[65][65];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = a[i - 1] != b[j - 1];
+            size_t v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v)
+                v = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + cost < v)
+                v = d[i - 1][j - 1] + cost;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[la][lb];
+}
+
+const char *cli_suggest(const char *word, const char *const *candidates, size_t n)
+{
+    const char *best = NULL;
+    size_t best_d = (size_t)-1;
+    size_t wl = strlen(word);
+    for (size_t i = 0; i < n; i++) {
+        size_t d = cli_edit_distance(word, candidates[i]);
+        /* A prefix of a candidate is also a likely slip ("--time" typed as
+         * "--tim" is ambiguous for getopt only when several match). */
+        if (wl >= 2 && strncmp(word, candidates[i], wl) == 0 && d > 1)
+            d = 1;
+        if (d < best_d) {
+            best_d = d;
+            best = candidates[i];
+        }
+    }
+    if (best != NULL && best_d <= 2 && best_d < wl)
+        return best;
+    return NULL;
+}
+
+static void hint(const char *cmd)
+{
+    if (cmd != NULL)
+        fprintf(stderr, "Try 'tally %s --help' for more information.\n", cmd);
+    else
+        fprintf(stderr, "Try 'tally --help' for more information.\n");
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "tally%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    hint(cmd);
+    return CLI_USAGE;
+}
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("tally: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static const struct option *by_val(const struct option *longopts, int val)
+{
+    for (const struct option *o = longopts; o->name != NULL; o++)
+        if (o->val == val)
+            return o;
+    return NULL;
+}
+
+int cli_bad_option(const char *cmd, int c, char *const *argv, const struct option *longopts)
+{
+    const char *prefix = cmd ? " " : "";
+    const char *name = cmd ? cmd : "";
+    if (c == ':') {
+        const struct option *o = by_val(longopts, optopt);
+        if (o != NULL)
+            fprintf(stderr, "tally%s%s: option '--%s' needs a value\n", prefix, name, o->name);
+        else
+            fprintf(stderr, "tally%s%s: option '%s' needs a value\n", prefix, name,
+                    argv[optind - 1]);
+        hint(cmd);
+        return CLI_USAGE;
+    }
+    if (optopt != 0) {
+        fprintf(stderr, "tally%s%s: unknown option '-%c'\n", prefix, name, optopt);
+        hint(cmd);
+        return CLI_USAGE;
+    }
+    const char *arg = argv[optind - 1];
+    char word[128];
+    const char *w = arg;
+    while (*w == '-')
+        w++;
+    size_t wl = strcspn(w, "=");
+    util_strlcpy(word, sizeof word, w, wl);
+    const char *names[64] = {NULL};
+    size_t n = 0;
+    for (const struct option *o = longopts; o->name != NULL && n < 64; o++)
+        names[n++] = o->name;
+    const char *s = cli_suggest(word, names, n);
+    /* An exact match of a prefix of several options is getopt's
+     * "ambiguous" case: list the ones it could mean. */
+    size_t matches = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(names[i], word, strlen(word)) == 0)
+            matches++;
+    char shown[140];
+    util_strlcpy(shown, sizeof shown, arg, strcspn(arg, "="));
+    if (matches > 1)
+        fprintf(stderr, "tally%s%s: option '%s' is ambiguous\n", prefix, name, shown);
+    else if (s != NULL)
+        fprintf(stderr, "tally%s%s: unknown option '%s' (did you mean '--%s'?)\n", prefix, name,
+                shown, s);
+    else
+        fprintf(stderr, "tally%s%s: unknown option '%s'\n", prefix, name, shown);
+    hint(cmd);
+    return CLI_USAGE;
+}
+
+int cli_read_input(const char *path, char **buf, size_t *len, char *err, size_t errlen)
+{
+    bool is_stdin = strcmp(path, "-") == 0;
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (f == NULL) {
+        util_errf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return TALLY_EIO;
+    }
+    size_t cap = 8192, n = 0;
+    char *b = malloc(cap);
+    int rc = 0;
+    while (b != NULL) {
+        if (n + 1 >= cap) {
+            if (cap >= INPUT_MAX) {
+                util_errf(err, errlen, "%s is larger than the limit of %u MiB",
+                          is_stdin ? "standard input" : path, INPUT_MAX >> 20);
+                rc = TALLY_ETOOLARGE;
+                break;
+            }
+            char *nb = realloc(b, cap * 2);
+            if (nb == NULL)
+                break;
+            b = nb;
+            cap *= 2;
+        }
+        size_t got = fread(b + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                util_errf(err, errlen, "cannot read %s: %s", is_stdin ? "standard input" : path,
+                          strerror(errno));
+                rc = TALLY_EIO;
+            }
+            break;
+        }
+    }
+    if (!is_stdin)
+        fclose(f);
+    if (b == NULL)
+        return TALLY_ENOMEM;
+    if (rc < 0) {
+        free(b);
+        return rc;
+    }
+    b[n] = '\0';
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+int cli_parse_seconds(const char *s, int *ms)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v <= 0 || v > 86400)
+        return TALLY_EINVAL;
+    *ms = (int)(v * 1000 + 0.5);
+    if (*ms == 0)
+        *ms = 1;
+    return 0;
+}
+
+int cli_parse_count(const char *s, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < 1 || v > 2147483647L)
+        return TALLY_EINVAL;
+    *out = v;
+    return 0;
+}
+
+int cli_set_server(cli_global_t *g, const char *cmd, const char *addr)
+{
+    int rc = tally_endpoint_normalize(addr, g->server, sizeof g->server);
+    if (rc < 0)
+        return cli_usage_error(cmd,
+                               "server address '%s' is not valid: expected tcp://HOST:PORT, "
+                               "HOST:PORT, HOST or ipc://PATH",
+                               addr);
+    return 0;
+}
+
+int cli_prefix(const char *cmd, const char *metric, const char *town, int all, char *buf,
+               size_t cap)
+{
+    if (metric != NULL && proto_name_check(metric, strlen(metric)) < 0)
+        return cli_usage_error(cmd, "--metric '%s' is not a valid metric name", metric);
+    if (town != NULL && proto_name_check(town, strlen(town)) < 0)
+        return cli_usage_error(cmd, "--town '%s' is not a valid township name", town);
+    if (all && town != NULL)
+        return cli_usage_error(cmd, "--all and --town exclude each other");
+    if (all)
+        snprintf(buf, cap, "u/");
+    else if (town != NULL)
+        snprintf(buf, cap, "u/town/%s/%s%s", town, metric ? metric : "", metric ? "/" : "");
+    else
+        snprintf(buf, cap, "u/county/%s%s", metric ? metric : "", metric ? "/" : "");
+    return 0;
+}
+
+int cli_request_failed(const char *server, int rc, int timeout_ms)
+{
+    if (rc == TALLY_ETIMEDOUT) {
+        cli_error("no answer from tallyd at %s within %g s (is it running?)", server,
+                  timeout_ms / 1000.0);
+        return CLI_UNREACHABLE;
+    }
+    if (tally_err_is_wire(rc)) {
+        cli_error("the daemon refused the request: %s (%s)", tally_strerror(rc), tally_errname(rc));
+        return CLI_REJECTED;
+    }
+    cli_error("request to %s failed: %s", server, tally_strerror(rc));
+    return rc == TALLY_EINVAL ? CLI_USAGE : CLI_INTERNAL;
+}

@@ -1,0 +1,295 @@
+/* cli_watch.c - `tally watch`: follow the tallies live through the
+ * subscriber, as a table redrawn in place or as JSON lines. */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cli_render.h"
+
+const char cli_watch_usage[] =
+    "Usage: tally watch [--metric M] [--town T | --all] [--json] [OPTIONS]\n"
+    "\n"
+    "Follow the tallies live (county-wide by default).  On a terminal, a table is\n"
+    "redrawn in place at most 10 times a second under a status line.  With --json,\n"
+    "or when standard output is not a terminal, one JSON object per line: first one\n"
+    "per tally of the snapshot, then one per change:\n"
+    "  {\"seq\":N,\"metric\":M,\"scope\":S,\"kind\":K,\"values\":{...}}\n"
+    "After a re-synchronisation (daemon restart, lost updates) every tally is\n"
+    "printed again.  Ctrl-C (SIGINT) or SIGTERM ends it with status 0.\n"
+    "\n"
+    "Options:\n"
+    "  -m, --metric M       only this metric\n"
+    "  -t, --town T         the tallies of township T instead of the county's\n"
+    "  -a, --all            the county's and every township's tallies\n"
+    "  -j, --json           JSON lines even on a terminal\n"
+    "  -n, --count N        exit after N lines reporting changes newer than the first\n"
+    "                       snapshot\n"
+    "  -d, --duration SEC   exit after SEC seconds (status 3 if no snapshot arrived)\n"
+    "  -s, --server ADDR    tallyd's request address\n"
+    "  -h, --help           show this help\n";
+
+/* The signal handler can only reach the subscriber through a static. */
+static tally_sub_t *volatile watched;
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+    if (watched != NULL)
+        tally_sub_stop(watched); /* sets a flag: async-signal-safe */
+}
+
+typedef struct watch {
+    tally_sub_t *sub;
+    const char *server;
+    const char *prefix;
+    const char *metric; /* filter for --all --metric, else NULL */
+    bool json;
+    long count;   /* 0 = unlimited */
+    long changes; /* lines newer than the first snapshot */
+    bool have_base;
+    uint64_t base_seq;
+    bool ever_synced;
+    bool dirty;
+    int64_t last_change_ms; /* wall clock of the last change, 0 = none */
+} watch_t;
+
+static int64_t now_ms(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_reset(void *ctx)
+{
+    watch_t *w = ctx;
+    if (!w->have_base) {
+        w->base_seq = tally_sub_seq(w->sub); /* already the new snapshot's seq */
+        w->have_base = true;
+    }
+    w->dirty = true;
+}
+
+static void on_tally(void *ctx, const tally_tally_t *t)
+{
+    watch_t *w = ctx;
+    if (w->metric != NULL && strcmp(w->metric, t->metric) != 0)
+        return;
+    bool change = w->have_base && t->seq > w->base_seq;
+    if (change)
+        w->last_change_ms = now_ms(CLOCK_REALTIME);
+    w->dirty = true;
+    if (w->json) {
+        cli_render_json_tally(stdout, t, true);
+        fputc('\n', stdout);
+        fflush(stdout); /* a line is only useful to a pipe once it is out */
+    }
+    if (change && w->count > 0 && ++w->changes >= w->count)
+        tally_sub_stop(w->sub);
+}
+
+static void on_synced(void *ctx, uint64_t seq, uint64_t stream_id)
+{
+    watch_t *w = ctx;
+    (void)seq;
+    (void)stream_id;
+    w->ever_synced = true;
+    w->dirty = true;
+}
+
+typedef struct rows {
+    const tally_tally_t **v;
+    size_t n, cap;
+    const char *metric;
+    bool oom;
+} rows_t;
+
+static void add_row(void *ctx, const tally_tally_t *t)
+{
+    rows_t *r = ctx;
+    if (r->metric != NULL && strcmp(r->metric, t->metric) != 0)
+        return;
+    if (r->n == r->cap) {
+        size_t ncap = r->cap ? r->cap * 2 : 64;
+        const tally_tally_t **nv = realloc(r->v, ncap * sizeof *nv);
+        if (nv == NULL) {
+            r->oom = true;
+            return;
+        }
+        r->v = nv;
+        r->cap = ncap;
+    }
+    r->v[r->n++] = t;
+}
+
+static void draw(watch_t *w)
+{
+    rows_t r = {.metric = w->metric};
+    tally_sub_foreach(w->sub, add_row, &r);
+    cli_render_sort(r.v, r.n);
+    char when[32] = "never";
+    if (w->last_change_ms > 0) {
+        time_t t = (time_t)(w->last_change_ms / 1000);
+        struct tm tm;
+        localtime_r(&t, &tm);
+        strftime(when, sizeof when, "%H:%M:%S", &tm);
+    }
+    const char *state = tally_sub_synced(w->sub) ? "synced"
+                        : w->ever_synced         ? "resyncing"
+                                                 : "connecting";
+    /* Cursor home and clear, then everything in one write, to limit
+     * flicker. */
+    fputs("\x1b[H\x1b[2J", stdout);
+    printf("tally watch %s  %s  seq %" PRIu64 "  stream %" PRIu64 "  %s  last change %s\n\n",
+           w->server, w->prefix, tally_sub_seq(w->sub), tally_sub_stream_id(w->sub), state, when);
+    if (r.oom)
+        fputs("(out of memory)\n", stdout);
+    else if (r.n == 0)
+        fputs(w->ever_synced ? "(no tallies yet)\n" : "(waiting for a snapshot)\n", stdout);
+    else
+        cli_render_table(stdout, r.v, r.n);
+    fflush(stdout);
+    free(r.v);
+    w->dirty = false;
+}
+
+static int run(watch_t *w, int duration_ms, bool table)
+{
+    int64_t deadline = duration_ms > 0 ? now_ms(CLOCK_MONOTONIC) + duration_ms : 0;
+    int64_t last_draw = 0;
+    bool last_synced = false;
+    if (table)
+        draw(w);
+    for (;;) {
+        int step = 0;
+        if (table)
+            step = 100; /* redraw at most 10 times a second */
+        if (deadline != 0) {
+            int64_t left = deadline - now_ms(CLOCK_MONOTONIC);
+            if (left <= 0)
+                break;
+            if (step == 0 || left < step)
+                step = (int)left;
+        }
+        int rc = tally_sub_run(w->sub, step);
+        if (rc == 0)
+            break; /* stopped: --count reached or a signal */
+        if (rc != TALLY_ETIMEDOUT) {
+            cli_error("watch failed: %s", tally_strerror(rc));
+            return CLI_INTERNAL;
+        }
+        int64_t now = now_ms(CLOCK_MONOTONIC);
+        bool synced = tally_sub_synced(w->sub);
+        if (table && (w->dirty || synced != last_synced || now - last_draw >= 1000)) {
+            draw(w);
+            last_draw = now;
+            last_synced = synced;
+        }
+    }
+    if (table)
+        draw(w);
+    if (!w->ever_synced && !interrupted) {
+        cli_error("no snapshot from tallyd at %s within %g s (is it running?)", w->server,
+                  duration_ms / 1000.0);
+        return CLI_UNREACHABLE;
+    }
+    return CLI_OK;
+}
+
+int cli_watch(int argc, char **argv, cli_global_t *g)
+{
+    static const struct option longopts[] = {
+        {"metric", required_argument, NULL, 'm'},
+        {"town", required_argument, NULL, 't'},
+        {"all", no_argument, NULL, 'a'},
+        {"json", no_argument, NULL, 'j'},
+        {"count", required_argument, NULL, 'n'},
+        {"duration", required_argument, NULL, 'd'},
+        {"server", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *metric = NULL, *town = NULL;
+    bool json = false, all = false;
+    long count = 0;
+    int duration_ms = 0;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":m:t:ajn:d:s:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            metric = optarg;
+            break;
+        case 't':
+            town = optarg;
+            break;
+        case 'a':
+            all = true;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'n':
+            if (cli_parse_count(optarg, &count) < 0)
+                return cli_usage_error("watch", "--count '%s' is not a whole number >= 1", optarg);
+            break;
+        case 'd':
+            if (cli_parse_seconds(optarg, &duration_ms) < 0)
+                return cli_usage_error("watch", "--duration '%s' is not a number of seconds > 0",
+                                       optarg);
+            break;
+        case 's':
+            if (cli_set_server(g, "watch", optarg) != 0)
+                return CLI_USAGE;
+            break;
+        case 'h':
+            fputs(cli_watch_usage, stdout);
+            return CLI_OK;
+        default:
+            return cli_bad_option("watch", c, argv, longopts);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("watch", "unexpected argument '%s'", argv[optind]);
+    char prefix[300];
+    if (cli_prefix("watch", metric, town, all, prefix, sizeof prefix) != 0)
+        return CLI_USAGE;
+    bool table = !json && isatty(STDOUT_FILENO);
+    watch_t w = {
+        .server = g->server,
+        .prefix = prefix,
+        .metric = all ? metric : NULL,
+        .json = !table,
+        .count = count,
+    };
+    tally_sub_callbacks_t cb = {
+        .on_reset = on_reset, .on_tally = on_tally, .on_synced = on_synced, .ctx = &w};
+    char err[512];
+    tally_sub_opts_t o = {.errbuf = err, .errbuf_len = sizeof err};
+    int rc = tally_sub_new(g->server, prefix, &cb, &o, &w.sub);
+    if (rc < 0) {
+        cli_error("%s", err);
+        return rc == TALLY_EINVAL ? CLI_USAGE : CLI_INTERNAL;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    watched = w.sub;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    int status = run(&w, duration_ms, table);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    watched = NULL;
+    tally_sub_destroy(&w.sub);
+    return status;
+}

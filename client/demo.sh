@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The quick-start demo: start tallyd on its built-in defaults, push 高观镇's
+# 2023 figures, simulate the other 24 townships of 城口县 reporting, and
+# watch the county's totals move live.  Ctrl-C stops everything.
+#
+#   bash client/demo.sh [BUILD_DIR]      (default build/)
+#   DEMO_SECONDS=N   stop after N seconds (default: until Ctrl-C on a
+#                    terminal, 15 s otherwise)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+tallyd=$build/daemon/tallyd
+tally=$build/client/tally
+data=client/demo
+for b in "$tallyd" "$tally"; do
+    [ -x "$b" ] || { echo "demo: $b not found; build first (bash .ci/setup build)" >&2; exit 1; }
+done
+
+work=$(mktemp -d /tmp/tally-demo.XXXXXX)
+export TALLY_SERVER=ipc://$work/req
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+
+echo "== starting tallyd (built-in defaults; state in $work/state, log in $work/tallyd.log)"
+"$tallyd" -r "$TALLY_SERVER" -p "ipc://$work/pub" -s "$work/state" 2>"$work/tallyd.log" &
+pids+=($!)
+for _ in $(seq 50); do
+    "$tally" stats >/dev/null 2>&1 && break
+    sleep 0.1
+done
+
+echo "== pushing 高观镇 (gaoguan) 2023 figures from $data/gaoguan-2023.csv"
+"$tally" push --town gaoguan --file "$data/gaoguan-2023.csv"
+
+echo "== simulating the other 24 townships"
+(
+    mapfile -t towns < <(tail -n +2 "$data/chengkou-townships.csv" | cut -d, -f1 | grep -vx gaoguan)
+    while :; do
+        t=${towns[RANDOM % ${#towns[@]}]}
+        screened=$((1 + RANDOM % 5))
+        resolved=$((screened - (RANDOM % 4 == 0 ? 1 : 0)))
+        "$tally" push --town "$t" disputes.screened=$screened disputes.resolved=$resolved \
+            talks.people_received=$((RANDOM % 3)) patrols=$((RANDOM % 2)) >/dev/null 2>&1 || true
+        sleep 0.3
+    done
+) &
+pids+=($!)
+
+secs=${DEMO_SECONDS:-}
+[ -n "$secs" ] || { [ -t 1 ] && secs=0 || secs=15; }
+echo "== watching the county (tally watch); Ctrl-C to stop"
+if [ "$secs" -gt 0 ]; then
+    "$tally" watch --duration "$secs" || true
+    echo "== final county tallies"
+    "$tally" get
+else
+    "$tally" watch || true
+fi

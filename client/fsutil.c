@@ -1,0 +1,141 @@
+/* fsutil.c - durable file helpers for the spool and the state file.
+ *
+ * Every file the client persists goes through fsutil_write_atomic, so a
+ * crash at any instant leaves either the old or the new version: a reader
+ * never sees a truncated submission or sequence number. */
+#include "fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tally_error.h"
+#include "util.h"
+
+static int write_full(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int fsutil_write_atomic(int dirfd, const char *dirpath, const char *name, const void *data,
+                        size_t len, char *err, size_t errlen)
+{
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", name) >= sizeof tmp) {
+        util_errf(err, errlen, "file name '%s' is too long", name);
+        return TALLY_EIO;
+    }
+    int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        util_errf(err, errlen, "cannot create %s/%s: %s", dirpath, tmp, strerror(errno));
+        return TALLY_EIO;
+    }
+    const char *what = "write";
+    if (write_full(fd, data, len) < 0)
+        goto fail;
+    what = "fsync";
+    if (fsync(fd) < 0)
+        goto fail;
+    what = "close";
+    if (close(fd) < 0) {
+        fd = -1;
+        goto fail;
+    }
+    fd = -1;
+    what = "rename";
+    if (renameat(dirfd, tmp, dirfd, name) < 0)
+        goto fail;
+    /* The rename is only durable once the directory entry is on disk. */
+    if (fsync(dirfd) < 0) {
+        util_errf(err, errlen, "cannot fsync directory %s: %s", dirpath, strerror(errno));
+        return TALLY_EIO;
+    }
+    return 0;
+fail:;
+    int saved = errno;
+    if (fd >= 0)
+        close(fd);
+    unlinkat(dirfd, tmp, 0);
+    util_errf(err, errlen, "cannot %s %s/%s: %s", what, dirpath, tmp, strerror(saved));
+    errno = saved;
+    return TALLY_EIO;
+}
+
+int fsutil_read_all(int dirfd, const char *dirpath, const char *name, size_t max, uint8_t **data,
+                    size_t *len, char *err, size_t errlen)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return TALLY_ENOTFOUND;
+        util_errf(err, errlen, "cannot open %s/%s: %s", dirpath, name, strerror(errno));
+        return TALLY_EIO;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        util_errf(err, errlen, "cannot stat %s/%s: %s", dirpath, name, strerror(errno));
+        close(fd);
+        return TALLY_EIO;
+    }
+    if (st.st_size < 0 || (uint64_t)st.st_size > max) {
+        util_errf(err, errlen, "%s/%s is %lld bytes, more than the limit of %zu", dirpath, name,
+                  (long long)st.st_size, max);
+        close(fd);
+        return TALLY_ETOOLARGE;
+    }
+    size_t size = (size_t)st.st_size;
+    uint8_t *buf = malloc(size + 1);
+    if (buf == NULL) {
+        close(fd);
+        return TALLY_ENOMEM;
+    }
+    size_t got = 0;
+    while (got < size) {
+        ssize_t n = read(fd, buf + got, size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            util_errf(err, errlen, "cannot read %s/%s: %s", dirpath, name, strerror(errno));
+            free(buf);
+            close(fd);
+            return TALLY_EIO;
+        }
+        if (n == 0)
+            break; /* shrunk under us: take what is there */
+        got += (size_t)n;
+    }
+    close(fd);
+    buf[got] = '\0';
+    *data = buf;
+    *len = got;
+    return 0;
+}
+
+int fsutil_open_dir(const char *path, int create, char *err, size_t errlen)
+{
+    if (create && mkdir(path, 0700) < 0 && errno != EEXIST) {
+        util_errf(err, errlen, "cannot create directory %s: %s", path, strerror(errno));
+        return TALLY_EIO;
+    }
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        util_errf(err, errlen, "cannot open directory %s: %s", path, strerror(errno));
+        return TALLY_EIO;
+    }
+    return fd;
+}

@@ -1,0 +1,407 @@
+/* tally.h - libtally, the client library of tally.
+ *
+ * Township offices push figures (samples: metric name + int64 value at an
+ * event time) to tallyd with a publisher (tally_client_*); dashboards follow
+ * the county's rolling tallies with a subscriber (tally_sub_*), or take one
+ * snapshot with tally_get().  Everything speaks the tally wire protocol v1
+ * over ZeroMQ.
+ *
+ * Conventions shared by every function here:
+ * - Errors: functions return int, 0 on success and a negative TALLY_E* code
+ *   from <tally_error.h> on failure; tally_strerror() and tally_errname()
+ *   describe a code.  Codes -1 .. -99 are the daemon's wire codes, -100 and
+ *   below are local (TALLY_ENOMEM, TALLY_EIO, TALLY_ETIMEDOUT ...).
+ * - Handles are opaque; x_new() creates one and x_destroy(&x) frees it and
+ *   sets the caller's pointer to NULL (destroying NULL is a no-op).
+ * - Strings passed in are copied unless stated otherwise; strings handed to
+ *   callbacks are owned by the library and valid only during the callback.
+ * - No global state: every handle owns its own ZeroMQ context unless the
+ *   caller passes one in the options.  A handle must be used by one thread
+ *   at a time; different handles may be used from different threads.
+ * - Server addresses: "tcp://host:port", "ipc:///path", or the short forms
+ *   "host:port" and "host" (port 7411), see tally_endpoint_normalize().
+ */
+#ifndef TALLY_H
+#define TALLY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tally_error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define TALLY_API __attribute__((visibility("default")))
+#else
+#define TALLY_API
+#endif
+
+#define TALLY_DEFAULT_PORT    7411
+#define TALLY_DEFAULT_SERVER  "tcp://127.0.0.1:7411"
+#define TALLY_ENDPOINT_MAX    512 /* buffer size that holds any endpoint */
+#define TALLY_COLUMNS_MAX     16  /* value columns in one tally */
+#define TALLY_CLIENT_ID_LEN   16
+#define TALLY_MAX_IN_FLIGHT   1024 /* protocol limit of unacked submissions */
+#define TALLY_BATCH_LIMIT_MAX 4096 /* protocol limit of samples per submission */
+#define TALLY_ERRBUF_MIN      256  /* recommended size of an errbuf */
+
+/* The library's version, e.g. "0.1.0" (static storage). */
+TALLY_API const char *tally_version(void);
+
+/* ------------------------------------------------------------------ */
+/* Endpoints                                                          */
+/* ------------------------------------------------------------------ */
+
+/* Turn a user-given server address into a ZeroMQ endpoint in out (cap
+ * bytes, NUL-terminated).  "tcp://...", "ipc://..." and any other
+ * "scheme://..." pass through unchanged; "host:port" becomes
+ * "tcp://host:port"; "host" becomes "tcp://host:7411"; an IPv6 address may
+ * be given as "[::1]:7411", "[::1]" or bare "::1"; an empty host (":7411")
+ * means 127.0.0.1.
+ * Returns 0; TALLY_EINVAL when in is NULL or empty, the port is not a
+ * number in 1..65535 or a bracket is unbalanced; TALLY_ETOOLONG when the
+ * result does not fit in cap bytes. */
+TALLY_API int tally_endpoint_normalize(const char *in, char *out, size_t cap);
+
+/* Derive the publish endpoint a subscriber connects to.
+ * server: the (normalized) request endpoint the client uses.
+ * advertised: the pub_endpoint the daemon sent in WELCOME, or NULL/"" when
+ * unknown.  When advertised is given it is used, except that a wildcard
+ * host ("*", "0.0.0.0", "[::]", "::") is replaced by the host of server
+ * (127.0.0.1 when server is not tcp).  Without advertised, the convention
+ * applies: same host as server, port + 1 (tcp only).
+ * Returns 0; TALLY_EINVAL when server is not a parseable tcp endpoint and
+ * there is no usable advertised endpoint, or the server port is 65535;
+ * TALLY_ETOOLONG when the result does not fit in cap bytes. */
+TALLY_API int tally_endpoint_pub(const char *server, const char *advertised, char *out, size_t cap);
+
+/* ------------------------------------------------------------------ */
+/* Publisher                                                          */
+/* ------------------------------------------------------------------ */
+
+typedef struct tally_client tally_client_t;
+
+enum tally_ack_status {
+    TALLY_ACK_ACCEPTED = 0,  /* applied now */
+    TALLY_ACK_DUPLICATE = 1, /* the daemon had applied it before (a resend) */
+};
+
+/* Called once when the daemon finally rejects submission seq (a code that
+ * is not retryable).  code is the negative TALLY_E* code (e.g.
+ * TALLY_EUNKMETRIC); sample is the 0-based index of the offending sample or
+ * -1; field (e.g. "samples[3].metric") and message are the daemon's words,
+ * possibly "" but never NULL, valid during the call only.  The submission
+ * has been removed from the spool: it will not be sent again. */
+typedef void (*tally_reject_cb)(void *ctx, uint64_t seq, int code, int sample, const char *field,
+                                const char *message);
+
+/* Called once when submission seq is acknowledged; status is
+ * TALLY_ACK_ACCEPTED or TALLY_ACK_DUPLICATE (both mean "delivered, counted
+ * exactly once"); nsamples is the number of samples it carried. */
+typedef void (*tally_ack_cb)(void *ctx, uint64_t seq, int status, uint32_t nsamples);
+
+/* Publisher options.  Zero-initialise and set what you need: every zero
+ * field means "the default". */
+typedef struct tally_client_opts {
+    /* Directory holding the durable queue (created if missing, mode 0700).
+     * NULL: submissions live in memory only and are lost if the process
+     * exits before they are acknowledged. */
+    const char *spool_dir;
+    /* Without a spool: a file keeping the client id and the next sequence
+     * number across runs (written atomically).  NULL with no spool: a new
+     * random client id for every tally_client_new(). Ignored with a spool. */
+    const char *state_file;
+    unsigned max_in_flight;      /* unacked submissions, 1..1024 (default 1024) */
+    unsigned backoff_initial_ms; /* first resend delay, 1..3600000 (default 100) */
+    unsigned backoff_max_ms;     /* resend delay cap, >= initial (default 30000) */
+    unsigned batch_limit;        /* samples per submission, 1..4096 (default 1000) */
+    tally_reject_cb on_reject;   /* optional */
+    tally_ack_cb on_ack;         /* optional */
+    void *cb_ctx;                /* passed to on_reject / on_ack */
+    void *zmq_ctx;               /* a ZeroMQ context to use (not owned); NULL: own one */
+    char *errbuf;                /* optional: receives the reason when tally_client_new fails */
+    size_t errbuf_len;
+} tally_client_opts_t;
+
+/* Create a publisher for township (1..64 bytes of UTF-8, the protocol's
+ * name rules) that submits to server_endpoint (any form accepted by
+ * tally_endpoint_normalize).  opts may be NULL (all defaults).
+ *
+ * With a spool directory the client locks it (SPOOL/lock; one process per
+ * spool), loads its persistent client id (SPOOL/client.id) and next
+ * sequence number (SPOOL/client.seq), deletes stray temporary files and
+ * queues every submission left in SPOOL/NNN.sub by an earlier run, in
+ * sequence order; they are sent by the next tally_client_send(),
+ * tally_client_flush() or tally_client_process().  Nothing is sent by this
+ * call and it does not wait for the daemon.
+ *
+ * On success *out owns a new client (free with tally_client_destroy).
+ * Returns 0; TALLY_EINVAL (NULL argument, bad endpoint, option out of range);
+ * TALLY_EBADNAME, TALLY_ETOOLONG or TALLY_EUTF8 (township); TALLY_EEXIST
+ * (the spool is locked by another process); TALLY_EIO (spool or state file
+ * unreadable/unwritable); TALLY_EMALFORMED (a spool file or the state file
+ * is corrupt: the message names it); TALLY_ENOMEM; TALLY_ESYS (ZeroMQ
+ * failure).  On failure *out is untouched and opts->errbuf, if given,
+ * holds a sentence naming the problem. */
+TALLY_API int tally_client_new(const char *server_endpoint, const char *township,
+                               const tally_client_opts_t *opts, tally_client_t **out);
+
+/* Close the connection, release the spool lock and free the client; *c is
+ * set to NULL.  Does not wait: submissions not yet acknowledged stay in the
+ * spool (and are delivered by the next client on it) or, without a spool,
+ * are lost.  Call tally_client_flush() first to deliver them. */
+TALLY_API void tally_client_destroy(tally_client_t **c);
+
+/* Append one sample (metric, value) with event time time_ms (milliseconds
+ * since 1970-01-01 UTC) to the current batch.  time_ms 0 means now: the
+ * clock is read when such a sample opens a batch, and later samples with
+ * time_ms 0 join that batch with the same time.  A submission
+ * carries one event time, so a sample with a different time first closes
+ * the current batch (as tally_client_send); so does a full batch
+ * (batch_limit samples, or a body near the 64 KiB message limit).
+ * Returns 0; TALLY_EINVAL (NULL argument); TALLY_EBADNAME, TALLY_ETOOLONG,
+ * TALLY_EUTF8 (metric breaks the name rules); TALLY_ERANGE (time outside
+ * 2000-01-01 .. 2100-01-01); or an error of tally_client_send when a batch
+ * had to be closed (the new sample is then not added). */
+TALLY_API int tally_client_add(tally_client_t *c, const char *metric, int64_t value,
+                               int64_t time_ms);
+
+/* Close the current batch (if it holds samples) into a submission: assign
+ * the next sequence number, persist the new next-seq (spool or state file)
+ * and, with a spool, write the encoded submission to the spool, all before
+ * the first send attempt; then send what the in-flight window allows,
+ * without waiting.  Returns 0 (also when the batch was empty); TALLY_EIO
+ * (could not persist: the batch is kept, nothing was sent, the message
+ * names the file); TALLY_ENOMEM; TALLY_ESYS. */
+TALLY_API int tally_client_send(tally_client_t *c);
+
+/* tally_client_send(), then send and resend until every submission is
+ * acknowledged or finally rejected, or timeout_ms passes (< 0: no limit).
+ * Rejections and acks are reported through the callbacks as they come.
+ * Returns 0 when nothing is pending any more (even if some submissions
+ * were rejected: see on_reject / tally_client_last_error); TALLY_ETIMEDOUT
+ * when submissions are still pending (nothing is lost: they stay queued and
+ * spooled and will be resent); or an error of tally_client_send. */
+TALLY_API int tally_client_flush(tally_client_t *c, int timeout_ms);
+
+/* Do what is due without blocking: read every acknowledgement waiting on
+ * the socket (running the callbacks) and send or resend what the timers
+ * allow.  For callers with their own event loop (see tally_client_fd).
+ * Returns 0 or TALLY_ESYS (ZeroMQ failure, message in last_error). */
+TALLY_API int tally_client_process(tally_client_t *c);
+
+/* Store in *fd a file descriptor to poll for reading: when it is readable
+ * (or when tally_client_next_timeout_ms expires) call tally_client_process.
+ * It is ZeroMQ's ZMQ_FD: edge-like, so always call process after a wake-up.
+ * Returns 0, TALLY_EINVAL or TALLY_ESYS. */
+TALLY_API int tally_client_fd(tally_client_t *c, int *fd);
+
+/* Milliseconds until the next resend timer (0: something is due now), or
+ * -1 when nothing is pending. */
+TALLY_API int tally_client_next_timeout_ms(const tally_client_t *c);
+
+/* Number of submissions neither acknowledged nor finally rejected
+ * (including the ones waiting behind the in-flight window; not counting the
+ * open batch). */
+TALLY_API size_t tally_client_pending(const tally_client_t *c);
+
+/* Number of samples in those pending submissions. */
+TALLY_API size_t tally_client_pending_samples(const tally_client_t *c);
+
+/* Number of samples in the open batch (not yet closed by send). */
+TALLY_API size_t tally_client_batch_size(const tally_client_t *c);
+
+/* Copy the 16-byte client id into id. */
+TALLY_API void tally_client_id(const tally_client_t *c, uint8_t id[TALLY_CLIENT_ID_LEN]);
+
+/* The sequence number the next submission will get (>= 1). */
+TALLY_API uint64_t tally_client_next_seq(const tally_client_t *c);
+
+/* The last error or final rejection as a sentence ("" if none); owned by
+ * the client, valid until the next call on it. */
+TALLY_API const char *tally_client_last_error(const tally_client_t *c);
+
+/* ------------------------------------------------------------------ */
+/* Tallies                                                            */
+/* ------------------------------------------------------------------ */
+
+enum tally_kind {
+    TALLY_KIND_COUNTER = 0,
+    TALLY_KIND_GAUGE = 1,
+    TALLY_KIND_RATIO = 2,
+};
+
+/* One column of a tally.  present == false means "no value" (a ratio with a
+ * zero denominator, a gauge never set).  Counters and gauges use num (den is
+ * 1); ratios are num/den with den != 0 when present. */
+typedef struct tally_value {
+    const char *column; /* "1h", "24h", "7d", "30d", "today", ..., "total" */
+    bool present;
+    int64_t num;
+    int64_t den;
+} tally_value_t;
+
+/* A rolling tally of one metric for the county (scope "") or a township.
+ * All strings are NUL-terminated and owned by the library. */
+typedef struct tally_tally {
+    const char *metric;
+    const char *scope; /* "" = county-wide, else the township name */
+    const char *topic; /* "u/county/<metric>/" or "u/town/<scope>/<metric>/" */
+    int kind;          /* enum tally_kind (other values: a newer daemon) */
+    uint64_t seq;      /* server sequence number of the last change */
+    int64_t time_ms;   /* server time of the last change */
+    unsigned nvalues;
+    tally_value_t values[TALLY_COLUMNS_MAX];
+} tally_tally_t;
+
+/* The value of column in t, or NULL when t has no such column. */
+TALLY_API const tally_value_t *tally_tally_value(const tally_tally_t *t, const char *column);
+
+/* "counter", "gauge", "ratio", or "unknown" (static storage). */
+TALLY_API const char *tally_kind_name(int kind);
+
+/* Called for each tally; t is valid during the call only. */
+typedef void (*tally_tally_cb)(void *ctx, const tally_tally_t *t);
+
+/* ------------------------------------------------------------------ */
+/* Subscriber (live tallies, clone pattern)                            */
+/* ------------------------------------------------------------------ */
+
+typedef struct tally_sub tally_sub_t;
+
+/* Callbacks of a subscriber; any may be NULL.  They run inside
+ * tally_sub_process / tally_sub_run; they may call tally_sub_stop and the
+ * read-only tally_sub_* accessors, but not tally_sub_destroy. */
+typedef struct tally_sub_callbacks {
+    /* A new snapshot is about to replace the whole table; on_tally follows
+     * for every tally of the new table (and for the updates newer than the
+     * snapshot that arrived while it was taken), then on_synced.  During
+     * on_reset, tally_sub_seq() and tally_sub_stream_id() already return
+     * the new snapshot's values (tally_sub_foreach still sees the old
+     * table). */
+    void (*on_reset)(void *ctx);
+    /* Tally t was added or changed (from a snapshot or a live update). */
+    void (*on_tally)(void *ctx, const tally_tally_t *t);
+    /* The table is consistent with server sequence seq of stream
+     * stream_id (called after each snapshot is applied). */
+    void (*on_synced)(void *ctx, uint64_t seq, uint64_t stream_id);
+    void *ctx;
+} tally_sub_callbacks_t;
+
+/* Subscriber options; zero fields mean the defaults. */
+typedef struct tally_sub_opts {
+    /* Publish endpoint to use instead of asking the daemon (HELLO/WELCOME). */
+    const char *pub_endpoint;
+    unsigned heartbeat_ms;        /* daemon's heartbeat interval (default 1000);
+                                     silence for 3 x this re-synchronises */
+    unsigned snapshot_timeout_ms; /* resend a snapshot request after (default 5000) */
+    void *zmq_ctx;                /* a ZeroMQ context to use (not owned); NULL: own one */
+    char *errbuf;                 /* optional: receives the reason when tally_sub_new fails */
+    size_t errbuf_len;
+} tally_sub_opts_t;
+
+/* Create a subscriber for the tallies whose topic starts with prefix
+ * ("u/" or "" = everything, "u/county/" = county-wide, "u/town/gaoguan/",
+ * "u/county/disputes.resolved/"; at most 255 bytes).  It asks the daemon
+ * at server_endpoint for its publish endpoint (HELLO, unless
+ * opts->pub_endpoint is set), subscribes, waits for the first message on
+ * the subscription (so no update can slip between snapshot and
+ * subscription), takes a snapshot, applies the updates that are newer,
+ * and from then on keeps the table current.  It re-synchronises by itself
+ * (on_reset, a new snapshot) when the daemon's stream id changes, when the
+ * daemon is silent for 3 heartbeat intervals, and, for the "everything"
+ * prefixes, when an update's sequence number shows a gap.  Nothing happens
+ * until tally_sub_process or tally_sub_run is called.  cb and opts may be
+ * NULL.  On success *out owns the subscriber.
+ * Returns 0; TALLY_EINVAL (NULL endpoint/out, bad endpoint, prefix too
+ * long); TALLY_ENOMEM; TALLY_ESYS (ZeroMQ failure); on failure opts->errbuf
+ * (if given) holds the reason. */
+TALLY_API int tally_sub_new(const char *server_endpoint, const char *prefix,
+                            const tally_sub_callbacks_t *cb, const tally_sub_opts_t *opts,
+                            tally_sub_t **out);
+
+/* Close the sockets and free the subscriber and its table; *s = NULL. */
+TALLY_API void tally_sub_destroy(tally_sub_t **s);
+
+/* Store the two file descriptors to poll for reading (the subscription
+ * socket's and the request socket's ZMQ_FD) in fds[0] and fds[1].  When
+ * either is readable, or tally_sub_next_timeout_ms expires, call
+ * tally_sub_process.  Returns 0, TALLY_EINVAL or TALLY_ESYS. */
+TALLY_API int tally_sub_poll_fds(tally_sub_t *s, int fds[2]);
+
+/* Do what is due without blocking: drain both sockets, apply what they
+ * bring (running the callbacks), handle timers (HELLO and snapshot
+ * resends, heartbeat loss).  Returns 0; TALLY_ESYS (ZeroMQ failure). */
+TALLY_API int tally_sub_process(tally_sub_t *s);
+
+/* Milliseconds until tally_sub_process must run again even if no fd is
+ * readable (0: now), never negative. */
+TALLY_API int tally_sub_next_timeout_ms(const tally_sub_t *s);
+
+/* Run until tally_sub_stop is called (returns 0) or timeout_ms passes
+ * (returns TALLY_ETIMEDOUT; 0 or negative timeout_ms = no limit).  Returns
+ * TALLY_ESYS on ZeroMQ failure.  A signal interrupting the wait is not an
+ * error: the loop re-checks the stop flag and goes on. */
+TALLY_API int tally_sub_run(tally_sub_t *s, int timeout_ms);
+
+/* Ask tally_sub_run to return; only sets a flag, so it is safe from a
+ * callback and from a signal handler.  The flag is cleared when
+ * tally_sub_run returns because of it. */
+TALLY_API void tally_sub_stop(tally_sub_t *s);
+
+/* True when the table is consistent with the daemon (a snapshot has been
+ * applied and no re-synchronisation is under way). */
+TALLY_API bool tally_sub_synced(const tally_sub_t *s);
+
+/* Server sequence number the table reflects (0 before the first snapshot). */
+TALLY_API uint64_t tally_sub_seq(const tally_sub_t *s);
+
+/* Stream id of the daemon run the table comes from (0 before the first
+ * snapshot). */
+TALLY_API uint64_t tally_sub_stream_id(const tally_sub_t *s);
+
+/* Number of tallies in the table. */
+TALLY_API size_t tally_sub_count(const tally_sub_t *s);
+
+/* Call fn for every tally in the table (in no particular order); t is
+ * valid until the next tally_sub_process/run. */
+TALLY_API void tally_sub_foreach(const tally_sub_t *s, tally_tally_cb fn, void *ctx);
+
+/* The publish endpoint in use ("" while still asking the daemon). */
+TALLY_API const char *tally_sub_pub_endpoint(const tally_sub_t *s);
+
+/* ------------------------------------------------------------------ */
+/* One-shot requests                                                  */
+/* ------------------------------------------------------------------ */
+
+/* Take one snapshot of the tallies under prefix (as for tally_sub_new)
+ * from the daemon at server, waiting at most timeout_ms (<= 0: 10000).
+ * The items are collected first and cb runs for each only once the
+ * snapshot is complete, so cb sees all tallies or none.  On success
+ * *seq and *stream_id (either may be NULL) receive the snapshot's
+ * sequence number and stream id.
+ * Returns 0; TALLY_EINVAL (NULL server/cb, bad endpoint, prefix longer
+ * than 255 bytes); TALLY_ETIMEDOUT (no complete answer in time: the
+ * daemon is not running, unreachable or overloaded); a negative wire code
+ * when the daemon answered with an ERROR; TALLY_ENOMEM; TALLY_ESYS. */
+TALLY_API int tally_get(const char *server, const char *prefix, int timeout_ms, tally_tally_cb cb,
+                        void *ctx, uint64_t *seq, uint64_t *stream_id);
+
+/* Called for each counter of the daemon; name is valid during the call. */
+typedef void (*tally_stat_cb)(void *ctx, const char *name, int64_t value);
+
+/* Ask the daemon at server for its counters (STATS) and call cb for each,
+ * in the daemon's order, waiting at most timeout_ms (<= 0: 10000).
+ * Returns 0; TALLY_EINVAL; TALLY_ETIMEDOUT; a negative wire code when the
+ * daemon answered with an ERROR; TALLY_ENOMEM; TALLY_ESYS. */
+TALLY_API int tally_stats(const char *server, int timeout_ms, tally_stat_cb cb, void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

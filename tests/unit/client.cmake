@@ -1,0 +1,19 @@
+# libtally and the tally command: one cmocka executable per concern.
+set(TALLY_CLIENT_TESTS csv text parse spool pub sub cli)
+foreach(t IN LISTS TALLY_CLIENT_TESTS)
+  if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_client_${t}.c)
+    tally_unit_test(test_client_${t}
+      SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_client_${t}.c
+      LIBS tallyclicore tally_static)
+  endif()
+endforeach()
+if(TARGET test_client_csv)
+  target_compile_definitions(test_client_csv PRIVATE
+    TALLY_SHARED_DATA="${CMAKE_SOURCE_DIR}/../shared/data")
+endif()
+if(TARGET test_client_cli)
+  target_compile_definitions(test_client_cli PRIVATE
+    TALLY_CLI="$<TARGET_FILE:tally_cli>"
+    TALLY_SHARED_DATA="${CMAKE_SOURCE_DIR}/../shared/data")
+  add_dependencies(test_client_cli tally_cli)
+endif()

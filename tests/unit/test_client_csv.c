@@ -1,0 +1,202 @@
+/* Unit tests of the CSV reader behind `tally push --file`. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cli_util.h"
+#include "csv.h"
+
+#ifndef TALLY_SHARED_DATA
+#error "TALLY_SHARED_DATA must name the shared data directory"
+#endif
+
+static int parse(const char *text, csv_samples_t *out, char *err, size_t errlen)
+{
+    return csv_parse_samples(text, strlen(text), "t.csv", out, err, errlen);
+}
+
+/* The Gaoguan 2023 report: 22 figures, read exactly. */
+static void test_gaoguan_file(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    char *buf;
+    size_t len;
+    assert_int_equal(
+        cli_read_input(TALLY_SHARED_DATA "/gaoguan-2023.csv", &buf, &len, err, sizeof err), 0);
+    csv_samples_t s = {0};
+    int rc = csv_parse_samples(buf, len, "gaoguan-2023.csv", &s, err, sizeof err);
+    if (rc != 0)
+        fail_msg("%s", err);
+    assert_int_equal(s.n, 22);
+    static const struct {
+        const char *metric;
+        int64_t value;
+    } want[] = {
+        {"law_exam.takers", 94},
+        {"law_exam.passed", 94},
+        {"law_households.trained", 22},
+        {"handbooks.law", 1600},
+        {"handbooks.other", 2800},
+        {"grid.zones", 23},
+        {"grid.notice_boards", 33},
+        {"disputes.screened", 219},
+        {"disputes.resolved", 216},
+        {"talks.people_received", 25},
+        {"talks.disputes_handled", 25},
+        {"talks.disputes_resolved", 25},
+        {"petitions.leader_visits", 362},
+        {"incidents.major_petition", 0},
+        {"safety.meetings", 4},
+        {"key_groups.assessments", 5},
+        {"meetings.special", 16},
+        {"patrols", 45},
+        {"drills.emergency", 5},
+        {"banners", 19},
+        {"slogans", 25},
+        {"safety.handouts", 1200},
+    };
+    for (size_t i = 0; i < 22; i++) {
+        assert_string_equal(s.v[i].metric, want[i].metric);
+        assert_int_equal(s.v[i].value, want[i].value);
+        assert_int_equal(s.v[i].line, i + 2);
+    }
+    csv_samples_free(&s);
+    free(buf);
+}
+
+static void test_columns_by_name(void **state)
+{
+    (void)state;
+    char err[512];
+    csv_samples_t s = {0};
+    /* value before metric, extra columns, spaces, CRLF, BOM, blank lines,
+     * quoted fields with commas, quotes and a newline. */
+    const char *text = "\xEF\xBB\xBF"
+                       "note, Value ,METRIC\r\n"
+                       "\"a, \"\"quoted\"\"\nnote\",  12 ,a.b\r\n"
+                       "\r\n"
+                       "x,-7,\"c.d\"\n"
+                       "y,+3,e\n";
+    assert_int_equal(parse(text, &s, err, sizeof err), 0);
+    assert_int_equal(s.n, 3);
+    assert_string_equal(s.v[0].metric, "a.b");
+    assert_int_equal(s.v[0].value, 12);
+    assert_int_equal(s.v[0].line, 2);
+    assert_string_equal(s.v[1].metric, "c.d");
+    assert_int_equal(s.v[1].value, -7);
+    assert_int_equal(s.v[1].line, 5); /* the quoted newline counts as a line */
+    assert_int_equal(s.v[2].value, 3);
+    csv_samples_free(&s);
+}
+
+static void test_missing_value_column(void **state)
+{
+    (void)state;
+    char err[512];
+    csv_samples_t s = {0};
+    assert_int_equal(parse("metric,kind,unit\na,counter,x\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_non_null(strstr(err, "t.csv:1"));
+    assert_non_null(strstr(err, "no 'value' column"));
+    assert_non_null(strstr(err, "metric, kind, unit"));
+    assert_int_equal(s.n, 0);
+    assert_int_equal(parse("value\n1\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_non_null(strstr(err, "no 'metric' column"));
+    assert_int_equal(parse("", &s, err, sizeof err), TALLY_EINVAL);
+    assert_non_null(strstr(err, "empty"));
+}
+
+static void test_non_integer(void **state)
+{
+    (void)state;
+    char err[512];
+    csv_samples_t s = {0};
+    assert_int_equal(parse("metric,kind,value\na,c,1\nb,c,12.5\n", &s, err, sizeof err),
+                     TALLY_EINVAL);
+    assert_string_equal(err, "t.csv:3: column 3 (value): '12.5' is not an integer");
+    csv_samples_free(&s);
+    assert_int_equal(parse("metric,value\na,\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_non_null(strstr(err, "t.csv:2: column 2 (value)"));
+    assert_non_null(strstr(err, "empty"));
+    csv_samples_free(&s);
+    assert_int_equal(parse("metric,value\na,1e3\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_non_null(strstr(err, "'1e3' is not an integer"));
+    csv_samples_free(&s);
+    assert_int_equal(parse("metric,value\na,98.6%\n", &s, err, sizeof err), TALLY_EINVAL);
+    csv_samples_free(&s);
+    assert_int_equal(parse("metric,value\na\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_non_null(strstr(err, "t.csv:2: only 1 column"));
+    csv_samples_free(&s);
+}
+
+static void test_overflow(void **state)
+{
+    (void)state;
+    char err[512];
+    csv_samples_t s = {0};
+    assert_int_equal(parse("metric,value\nmax,9223372036854775807\nmin,-9223372036854775808\n", &s,
+                           err, sizeof err),
+                     0);
+    assert_int_equal(s.v[0].value, INT64_MAX);
+    assert_int_equal(s.v[1].value, INT64_MIN);
+    csv_samples_free(&s);
+    assert_int_equal(parse("metric,value\nok,1\nbig,9223372036854775808\n", &s, err, sizeof err),
+                     TALLY_EINVAL);
+    assert_non_null(
+        strstr(err, "t.csv:3: column 2 (value): '9223372036854775808' is out of range"));
+    csv_samples_free(&s);
+    assert_int_equal(parse("metric,value\nsmall,-9223372036854775809\n", &s, err, sizeof err),
+                     TALLY_EINVAL);
+    assert_non_null(strstr(err, "out of range"));
+    csv_samples_free(&s);
+}
+
+static void test_bad_metric_and_quotes(void **state)
+{
+    (void)state;
+    char err[512];
+    csv_samples_t s = {0};
+    assert_int_equal(parse("metric,value\n\"a b\",1\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_non_null(strstr(err, "t.csv:2: column 1 (metric): 'a b' is not a valid metric name"));
+    assert_int_equal(parse("metric,value\n\"open,1\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_non_null(strstr(err, "never closed"));
+    assert_int_equal(parse("metric,value\n\"a\"x,1\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_non_null(strstr(err, "after the closing quote"));
+    csv_samples_free(&s);
+}
+
+static void test_parse_int64(void **state)
+{
+    (void)state;
+    int64_t v;
+    assert_int_equal(csv_parse_int64("0", 1, &v), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(csv_parse_int64("-0", 2, &v), 0);
+    assert_int_equal(csv_parse_int64("+", 1, &v), TALLY_EINVAL);
+    assert_int_equal(csv_parse_int64("", 0, &v), TALLY_EINVAL);
+    assert_int_equal(csv_parse_int64("1 2", 3, &v), TALLY_EINVAL);
+    assert_int_equal(csv_parse_int64("99999999999999999999x", 21, &v), TALLY_EINVAL);
+    assert_int_equal(csv_parse_int64("99999999999999999999", 20, &v), TALLY_ERANGE);
+    assert_int_equal(csv_parse_int64("00012", 5, &v), 0);
+    assert_int_equal(v, 12);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gaoguan_file),
+        cmocka_unit_test(test_columns_by_name),
+        cmocka_unit_test(test_missing_value_column),
+        cmocka_unit_test(test_non_integer),
+        cmocka_unit_test(test_overflow),
+        cmocka_unit_test(test_bad_metric_and_quotes),
+        cmocka_unit_test(test_parse_int64),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,169 @@
+/* Unit tests of what the client parses from people: server addresses,
+ * publish endpoint derivation, event times, mistyped options. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cli_util.h"
+#include "tally.h"
+#include "when.h"
+
+static void norm_ok(const char *in, const char *want)
+{
+    char out[TALLY_ENDPOINT_MAX];
+    int rc = tally_endpoint_normalize(in, out, sizeof out);
+    if (rc != 0)
+        fail_msg("normalize('%s') = %d", in, rc);
+    assert_string_equal(out, want);
+}
+
+static void test_normalize(void **state)
+{
+    (void)state;
+    norm_ok("tcp://127.0.0.1:7411", "tcp://127.0.0.1:7411");
+    norm_ok("ipc:///run/tally/req.sock", "ipc:///run/tally/req.sock");
+    norm_ok("inproc://x", "inproc://x");
+    norm_ok("tally.example.org:9000", "tcp://tally.example.org:9000");
+    norm_ok("10.0.0.5", "tcp://10.0.0.5:7411");
+    norm_ok("[::1]:7500", "tcp://[::1]:7500");
+    norm_ok("[::1]", "tcp://[::1]:7411");
+    norm_ok("::1", "tcp://[::1]:7411");
+    norm_ok(":7411", "tcp://127.0.0.1:7411");
+    char out[TALLY_ENDPOINT_MAX];
+    assert_int_equal(tally_endpoint_normalize("", out, sizeof out), TALLY_EINVAL);
+    assert_int_equal(tally_endpoint_normalize(NULL, out, sizeof out), TALLY_EINVAL);
+    assert_int_equal(tally_endpoint_normalize("host:0", out, sizeof out), TALLY_EINVAL);
+    assert_int_equal(tally_endpoint_normalize("host:65536", out, sizeof out), TALLY_EINVAL);
+    assert_int_equal(tally_endpoint_normalize("host:7x", out, sizeof out), TALLY_EINVAL);
+    assert_int_equal(tally_endpoint_normalize("host:", out, sizeof out), TALLY_EINVAL);
+    assert_int_equal(tally_endpoint_normalize("[::1", out, sizeof out), TALLY_EINVAL);
+    assert_int_equal(tally_endpoint_normalize("[::1]x", out, sizeof out), TALLY_EINVAL);
+    char small[10];
+    assert_int_equal(tally_endpoint_normalize("longhostname", small, sizeof small), TALLY_ETOOLONG);
+}
+
+static void pub_ok(const char *server, const char *adv, const char *want)
+{
+    char out[TALLY_ENDPOINT_MAX];
+    int rc = tally_endpoint_pub(server, adv, out, sizeof out);
+    if (rc != 0)
+        fail_msg("pub('%s', '%s') = %d", server, adv ? adv : "(null)", rc);
+    assert_string_equal(out, want);
+}
+
+static void test_pub_endpoint(void **state)
+{
+    (void)state;
+    /* Convention without WELCOME: same host, port + 1. */
+    pub_ok("tcp://10.1.2.3:7411", NULL, "tcp://10.1.2.3:7412");
+    pub_ok("tcp://tally.example.org:9000", "", "tcp://tally.example.org:9001");
+    pub_ok("tcp://[::1]:7411", NULL, "tcp://[::1]:7412");
+    /* Wildcard hosts in WELCOME take the request endpoint's host. */
+    pub_ok("tcp://10.1.2.3:7411", "tcp://*:7500", "tcp://10.1.2.3:7500");
+    pub_ok("tcp://10.1.2.3:7411", "tcp://0.0.0.0:7412", "tcp://10.1.2.3:7412");
+    pub_ok("tcp://host.example:7411", "tcp://[::]:7412", "tcp://host.example:7412");
+    pub_ok("ipc:///run/req", "tcp://*:7412", "tcp://127.0.0.1:7412");
+    /* A concrete endpoint is used as it is. */
+    pub_ok("tcp://10.1.2.3:7411", "tcp://192.168.0.9:7412", "tcp://192.168.0.9:7412");
+    pub_ok("tcp://10.1.2.3:7411", "ipc:///run/tally/pub", "ipc:///run/tally/pub");
+    char out[TALLY_ENDPOINT_MAX];
+    assert_int_equal(tally_endpoint_pub("ipc:///run/req", NULL, out, sizeof out), TALLY_EINVAL);
+    assert_int_equal(tally_endpoint_pub("tcp://h:65535", NULL, out, sizeof out), TALLY_EINVAL);
+}
+
+static int64_t when_ok(const char *s)
+{
+    char err[256];
+    int64_t ms = -1;
+    int rc = when_parse(s, &ms, err, sizeof err);
+    if (rc != 0)
+        fail_msg("when_parse('%s'): %s", s, err);
+    return ms;
+}
+
+static void when_bad(const char *s, const char *needle)
+{
+    char err[256];
+    int64_t ms;
+    assert_int_equal(when_parse(s, &ms, err, sizeof err), TALLY_EINVAL);
+    if (strstr(err, needle) == NULL)
+        fail_msg("when_parse('%s') said '%s', expected '%s' in it", s, err, needle);
+}
+
+static void test_time(void **state)
+{
+    (void)state;
+    /* 2023-12-31T04:00:00Z = 1703995200 s. */
+    assert_int_equal(when_ok("2023-12-31T12:00:00+08:00"), 1703995200000LL);
+    assert_int_equal(when_ok("2023-12-31T12:00:00+0800"), 1703995200000LL);
+    assert_int_equal(when_ok("2023-12-31T12:00:00+08"), 1703995200000LL);
+    assert_int_equal(when_ok("2023-12-31T04:00:00Z"), 1703995200000LL);
+    assert_int_equal(when_ok("2023-12-30T23:30:00-04:30"), 1703995200000LL);
+    assert_int_equal(when_ok("2023-12-31T04:00:00.250Z"), 1703995200250LL);
+    assert_int_equal(when_ok("2023-12-31T04:00Z"), 1703995200000LL);
+    assert_int_equal(when_ok("@1703995200000"), 1703995200000LL);
+    assert_int_equal(when_ok("2024-02-29T00:00:00Z"), 1709164800000LL);
+    /* Local time follows TZ; unset TZ means UTC. */
+    unsetenv("TZ");
+    assert_int_equal(when_ok("2023-12-31"), 1703980800000LL);
+    assert_int_equal(when_ok("2023-12-31 04:00:00"), 1703995200000LL);
+    setenv("TZ", "Asia/Shanghai", 1);
+    assert_int_equal(when_ok("2023-12-31"), 1703980800000LL - 8 * 3600000LL);
+    assert_int_equal(when_ok("2023-12-31T12:00:00"), 1703995200000LL);
+    unsetenv("TZ");
+    when_bad("2023-02-29", "has no day 29");
+    when_bad("2023-13-01", "has no day");
+    when_bad("2023-12-31T24:00:00Z", "not a time of day");
+    when_bad("31/12/2023", "expected YYYY-MM-DD");
+    when_bad("2023-12-31T12", "HH:MM");
+    when_bad("2023-12-31T12:00:00+8", "offset");
+    when_bad("2023-12-31T12:00:00 junk", "offset");
+    when_bad("@12x", "milliseconds");
+    when_bad("", "expected");
+}
+
+static void test_suggest(void **state)
+{
+    (void)state;
+    static const char *const opts[] = {"town", "file", "time", "timeout", "spool", "server"};
+    assert_int_equal(cli_edit_distance("tonw", "town"), 1);
+    assert_int_equal(cli_edit_distance("", "abc"), 3);
+    assert_int_equal(cli_edit_distance("kitten", "sitting"), 3);
+    assert_string_equal(cli_suggest("tonw", opts, 6), "town");
+    assert_string_equal(cli_suggest("spol", opts, 6), "spool");
+    assert_string_equal(cli_suggest("timeot", opts, 6), "timeout");
+    assert_string_equal(cli_suggest("servr", opts, 6), "server");
+    assert_null(cli_suggest("xyzzy", opts, 6));
+    assert_null(cli_suggest("a", opts, 6));
+}
+
+static void test_prefix(void **state)
+{
+    (void)state;
+    char p[300];
+    assert_int_equal(cli_prefix("get", NULL, NULL, 0, p, sizeof p), 0);
+    assert_string_equal(p, "u/county/");
+    assert_int_equal(cli_prefix("get", "disputes.resolved", NULL, 0, p, sizeof p), 0);
+    assert_string_equal(p, "u/county/disputes.resolved/");
+    assert_int_equal(cli_prefix("get", NULL, "gaoguan", 0, p, sizeof p), 0);
+    assert_string_equal(p, "u/town/gaoguan/");
+    assert_int_equal(cli_prefix("get", "banners", "高观镇", 0, p, sizeof p), 0);
+    assert_string_equal(p, "u/town/高观镇/banners/");
+    assert_int_equal(cli_prefix("get", "banners", NULL, 1, p, sizeof p), 0);
+    assert_string_equal(p, "u/");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_normalize), cmocka_unit_test(test_pub_endpoint),
+        cmocka_unit_test(test_time),      cmocka_unit_test(test_suggest),
+        cmocka_unit_test(test_prefix),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,397 @@
+/* Unit tests of the publisher's durable state: the spool directory, the
+ * client id and next sequence number, the state file.  No daemon needed:
+ * the client points at an endpoint nobody listens on. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fsutil.h"
+#include "proto.h"
+#include "spool.h"
+#include "tally.h"
+
+#define T0 1703995200000LL
+
+typedef struct fixture {
+    char dir[64];
+    char spool[128];
+    char ep[160];
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    strcpy(f->dir, "/tmp/tally-spool-XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(f->spool, sizeof f->spool, "%s/spool", f->dir);
+    snprintf(f->ep, sizeof f->ep, "ipc://%s/nobody.sock", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
+
+static bool exists(const char *dir, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static char *read_text(const char *dir, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL)
+        return NULL;
+    static char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    buf[n] = '\0';
+    fclose(fp);
+    return buf;
+}
+
+static void test_spool_files(void **state)
+{
+    fixture_t *f = *state;
+    char err[512];
+    spool_t *s;
+    assert_int_equal(spool_open(f->spool, &s, err, sizeof err), 0);
+    assert_true(exists(f->spool, "lock"));
+    assert_int_equal(spool_write(s, 7, "seven", 5, err, sizeof err), 0);
+    assert_int_equal(spool_write(s, 12, "twelve", 6, err, sizeof err), 0);
+    assert_int_equal(spool_write(s, 3, "three", 5, err, sizeof err), 0);
+    assert_true(exists(f->spool, "00000000000000000007.sub"));
+    assert_false(exists(f->spool, "00000000000000000007.sub.tmp"));
+    /* Names that are not exactly 20 digits + ".sub" are not submissions. */
+    write_file(f->spool, "7.sub", "junk");
+    write_file(f->spool, "notes.txt", "junk");
+    write_file(f->spool, "0000000000000000000x.sub", "junk");
+    uint64_t *seqs;
+    size_t n;
+    assert_int_equal(spool_list(s, &seqs, &n, err, sizeof err), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(seqs[0], 3);
+    assert_int_equal(seqs[1], 7);
+    assert_int_equal(seqs[2], 12);
+    free(seqs);
+    uint8_t *body;
+    size_t len;
+    assert_int_equal(spool_read(s, 12, &body, &len, err, sizeof err), 0);
+    assert_int_equal(len, 6);
+    assert_memory_equal(body, "twelve", 6);
+    free(body);
+    /* Replacing is atomic: the new content, no temporary left. */
+    assert_int_equal(spool_write(s, 12, "TWELVE!", 7, err, sizeof err), 0);
+    assert_int_equal(spool_read(s, 12, &body, &len, err, sizeof err), 0);
+    assert_int_equal(len, 7);
+    free(body);
+    assert_int_equal(spool_remove(s, 7, err, sizeof err), 0);
+    assert_int_equal(spool_remove(s, 7, err, sizeof err), 0); /* already gone: fine */
+    assert_int_equal(spool_read(s, 7, &body, &len, err, sizeof err), TALLY_ENOTFOUND);
+    spool_close(&s);
+    assert_null(s);
+}
+
+static void test_spool_lock(void **state)
+{
+    fixture_t *f = *state;
+    char err[512];
+    spool_t *a, *b;
+    assert_int_equal(spool_open(f->spool, &a, err, sizeof err), 0);
+    assert_int_equal(spool_open(f->spool, &b, err, sizeof err), TALLY_EEXIST);
+    assert_non_null(strstr(err, "in use by another process"));
+    spool_close(&a);
+    assert_int_equal(spool_open(f->spool, &b, err, sizeof err), 0);
+    spool_close(&b);
+}
+
+/* A crash between writing a temporary file and renaming it leaves the
+ * .tmp behind; the next open removes it and never reads it. */
+static void test_stray_tmp_cleaned(void **state)
+{
+    fixture_t *f = *state;
+    char err[512];
+    assert_int_equal(mkdir(f->spool, 0700), 0);
+    write_file(f->spool, "00000000000000000005.sub.tmp", "half a submission");
+    write_file(f->spool, "client.seq.tmp", "9");
+    spool_t *s;
+    assert_int_equal(spool_open(f->spool, &s, err, sizeof err), 0);
+    assert_false(exists(f->spool, "00000000000000000005.sub.tmp"));
+    assert_false(exists(f->spool, "client.seq.tmp"));
+    uint64_t *seqs;
+    size_t n;
+    assert_int_equal(spool_list(s, &seqs, &n, err, sizeof err), 0);
+    assert_int_equal(n, 0);
+    free(seqs);
+    spool_close(&s);
+    /* The same through the client: no submission comes from a .tmp. */
+    write_file(f->spool, "00000000000000000001.sub.tmp", "x");
+    tally_client_t *c;
+    tally_client_opts_t o = {.spool_dir = f->spool};
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), 0);
+    assert_int_equal(tally_client_pending(c), 0);
+    assert_false(exists(f->spool, "00000000000000000001.sub.tmp"));
+    tally_client_destroy(&c);
+}
+
+/* A submission as the daemon would decode it from a spool file. */
+static void check_sub_file(const char *spool, uint64_t seq, const uint8_t id[16], uint32_t n)
+{
+    char name[32];
+    spool_sub_name(seq, name, sizeof name);
+    int dirfd = fsutil_open_dir(spool, 0, NULL, 0);
+    assert_true(dirfd >= 0);
+    uint8_t *body;
+    size_t len;
+    assert_int_equal(fsutil_read_all(dirfd, spool, name, 1 << 20, &body, &len, NULL, 0), 0);
+    close(dirfd);
+    proto_msg_t *m = malloc(sizeof *m);
+    proto_sample_t samples[16];
+    assert_int_equal(proto_decode(body, len, m, samples, 16, NULL), 0);
+    assert_int_equal(m->type, PROTO_SUBMIT);
+    assert_int_equal(m->u.submit.seq, seq);
+    assert_memory_equal(m->u.submit.client_id, id, 16);
+    assert_true(proto_str_eq(m->u.submit.township, "gaoguan"));
+    assert_int_equal(m->u.submit.nsamples, n);
+    free(m);
+    free(body);
+}
+
+static void test_identity_persists(void **state)
+{
+    fixture_t *f = *state;
+    char err[512];
+    tally_client_opts_t o = {.spool_dir = f->spool, .errbuf = err, .errbuf_len = sizeof err};
+    tally_client_t *c;
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), 0);
+    uint8_t id1[16], id2[16];
+    tally_client_id(c, id1);
+    assert_int_equal(tally_client_next_seq(c), 1);
+    assert_string_equal(read_text(f->spool, "client.seq"), "1\n");
+    assert_int_equal(strlen(read_text(f->spool, "client.id")), 33);
+    assert_int_equal(tally_client_add(c, "disputes.screened", 219, T0), 0);
+    assert_int_equal(tally_client_add(c, "disputes.resolved", 216, T0), 0);
+    assert_int_equal(tally_client_batch_size(c), 2);
+    assert_false(exists(f->spool, "00000000000000000001.sub"));
+    /* send persists the next seq and the submission before any send. */
+    assert_int_equal(tally_client_send(c), 0);
+    assert_string_equal(read_text(f->spool, "client.seq"), "2\n");
+    check_sub_file(f->spool, 1, id1, 2);
+    assert_int_equal(tally_client_pending(c), 1);
+    assert_int_equal(tally_client_pending_samples(c), 2);
+    assert_int_equal(tally_client_next_seq(c), 2);
+    /* Nobody answers: flush times out and loses nothing. */
+    assert_int_equal(tally_client_flush(c, 50), TALLY_ETIMEDOUT);
+    assert_non_null(strstr(tally_client_last_error(c), "not acknowledged"));
+    tally_client_destroy(&c);
+    assert_null(c);
+    assert_true(exists(f->spool, "00000000000000000001.sub"));
+
+    /* A new process: same id, seq continues, the submission is queued. */
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), 0);
+    tally_client_id(c, id2);
+    assert_memory_equal(id1, id2, 16);
+    assert_int_equal(tally_client_next_seq(c), 2);
+    assert_int_equal(tally_client_pending(c), 1);
+    assert_int_equal(tally_client_pending_samples(c), 2);
+    assert_int_equal(tally_client_add(c, "banners", 19, T0), 0);
+    assert_int_equal(tally_client_send(c), 0);
+    check_sub_file(f->spool, 2, id1, 1);
+    tally_client_destroy(&c);
+
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), 0);
+    assert_int_equal(tally_client_pending(c), 2);
+    assert_int_equal(tally_client_pending_samples(c), 3);
+    assert_int_equal(tally_client_next_seq(c), 3);
+    /* One process per spool. */
+    tally_client_t *other;
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &other), TALLY_EEXIST);
+    assert_non_null(strstr(err, "in use by another process"));
+    tally_client_destroy(&c);
+}
+
+/* client.seq behind the spooled submissions (restored from a backup, or
+ * lost): the next seq still comes after every spooled one. */
+static void test_seq_never_reused(void **state)
+{
+    fixture_t *f = *state;
+    tally_client_opts_t o = {.spool_dir = f->spool};
+    tally_client_t *c;
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(tally_client_add(c, "patrols", i, T0 + i), 0);
+        assert_int_equal(tally_client_send(c), 0);
+    }
+    uint8_t id[16];
+    tally_client_id(c, id);
+    tally_client_destroy(&c);
+    write_file(f->spool, "client.seq", "2\n");
+    /* Without client.id the id is recovered from a submission. */
+    char path[256];
+    snprintf(path, sizeof path, "%s/client.id", f->spool);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), 0);
+    assert_int_equal(tally_client_next_seq(c), 4);
+    assert_int_equal(tally_client_pending(c), 3);
+    uint8_t id2[16];
+    tally_client_id(c, id2);
+    assert_memory_equal(id, id2, 16);
+    assert_string_equal(read_text(f->spool, "client.seq"), "4\n");
+    tally_client_destroy(&c);
+}
+
+static void test_corrupt_spool_file(void **state)
+{
+    fixture_t *f = *state;
+    char err[512];
+    tally_client_opts_t o = {.spool_dir = f->spool, .errbuf = err, .errbuf_len = sizeof err};
+    tally_client_t *c;
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), 0);
+    tally_client_destroy(&c);
+    write_file(f->spool, "00000000000000000009.sub", "not msgpack at all");
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), TALLY_EMALFORMED);
+    assert_non_null(strstr(err, "00000000000000000009.sub"));
+    assert_non_null(strstr(err, "move it out of the spool"));
+    write_file(f->spool, "00000000000000000009.sub", "");
+    write_file(f->spool, "client.id", "xyz\n");
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), TALLY_EMALFORMED);
+    assert_non_null(strstr(err, "client.id"));
+}
+
+static void test_state_file(void **state)
+{
+    fixture_t *f = *state;
+    char err[512], path[256];
+    snprintf(path, sizeof path, "%s/state", f->dir);
+    tally_client_opts_t o = {.state_file = path, .errbuf = err, .errbuf_len = sizeof err};
+    tally_client_t *c, *other;
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), 0);
+    uint8_t id1[16], id2[16];
+    tally_client_id(c, id1);
+    assert_int_equal(tally_client_add(c, "patrols", 45, T0), 0);
+    assert_int_equal(tally_client_send(c), 0);
+    assert_int_equal(tally_client_add(c, "patrols", 46, T0 + 1), 0);
+    assert_int_equal(tally_client_send(c), 0);
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &other), TALLY_EEXIST);
+    tally_client_destroy(&c);
+    assert_non_null(strstr(read_text(f->dir, "state"), "seq=3\n"));
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), 0);
+    tally_client_id(c, id2);
+    assert_memory_equal(id1, id2, 16);
+    assert_int_equal(tally_client_next_seq(c), 3);
+    assert_int_equal(tally_client_pending(c), 0); /* no spool: unsent ones were lost */
+    tally_client_destroy(&c);
+    /* Without spool or state: a fresh id every time. */
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", NULL, &c), 0);
+    tally_client_id(c, id2);
+    assert_memory_not_equal(id1, id2, 16);
+    assert_int_equal(tally_client_next_seq(c), 1);
+    tally_client_destroy(&c);
+}
+
+static void test_bad_arguments(void **state)
+{
+    fixture_t *f = *state;
+    char err[512];
+    tally_client_opts_t o = {.errbuf = err, .errbuf_len = sizeof err};
+    tally_client_t *c = NULL;
+    assert_int_equal(tally_client_new(f->ep, "gao guan", &o, &c), TALLY_EBADNAME);
+    assert_non_null(strstr(err, "township 'gao guan'"));
+    assert_int_equal(tally_client_new(f->ep, "", &o, &c), TALLY_EBADNAME);
+    assert_int_equal(tally_client_new("host:99999", "gaoguan", &o, &c), TALLY_EINVAL);
+    o.max_in_flight = 1025;
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), TALLY_EINVAL);
+    assert_non_null(strstr(err, "1024"));
+    o.max_in_flight = 0;
+    o.batch_limit = 5000;
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), TALLY_EINVAL);
+    o.batch_limit = 0;
+    o.backoff_initial_ms = 500;
+    o.backoff_max_ms = 100;
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), TALLY_EINVAL);
+    assert_null(c);
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", NULL, &c), 0);
+    assert_int_equal(tally_client_add(c, "disputes resolved", 1, T0), TALLY_EBADNAME);
+    assert_non_null(strstr(tally_client_last_error(c), "disputes resolved"));
+    assert_int_equal(tally_client_add(c, "a/b", 1, T0), TALLY_EBADNAME);
+    assert_int_equal(tally_client_add(c, "ok", 1, 946684799999LL), TALLY_ERANGE);
+    assert_int_equal(tally_client_add(c, "ok", 1, 4102444800000LL), TALLY_ERANGE);
+    assert_int_equal(tally_client_batch_size(c), 0);
+    tally_client_destroy(&c);
+    tally_client_destroy(&c); /* NULL: no-op */
+}
+
+/* Batches close on a new time, on batch_limit, and samples with time 0
+ * share the batch's clock reading. */
+static void test_batching(void **state)
+{
+    fixture_t *f = *state;
+    tally_client_opts_t o = {.batch_limit = 2};
+    tally_client_t *c;
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), 0);
+    assert_int_equal(tally_client_add(c, "a", 1, T0), 0);
+    assert_int_equal(tally_client_add(c, "b", 2, T0), 0);
+    assert_int_equal(tally_client_pending(c), 0);
+    assert_int_equal(tally_client_add(c, "c", 3, T0), 0); /* limit: first batch closed */
+    assert_int_equal(tally_client_pending(c), 1);
+    assert_int_equal(tally_client_add(c, "d", 4, T0 + 1000), 0); /* new time */
+    assert_int_equal(tally_client_pending(c), 2);
+    assert_int_equal(tally_client_add(c, "e", 5, 0), 0); /* now: new time again */
+    assert_int_equal(tally_client_pending(c), 3);
+    usleep(3000);
+    assert_int_equal(tally_client_add(c, "f", 6, 0), 0); /* joins the "now" batch */
+    assert_int_equal(tally_client_pending(c), 3);
+    assert_int_equal(tally_client_batch_size(c), 2);
+    assert_int_equal(tally_client_send(c), 0);
+    assert_int_equal(tally_client_pending(c), 4);
+    assert_int_equal(tally_client_pending_samples(c), 6);
+    assert_int_equal(tally_client_send(c), 0); /* empty batch: nothing */
+    assert_int_equal(tally_client_pending(c), 4);
+    tally_client_destroy(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_spool_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stray_tmp_cleaned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_identity_persists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seq_never_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_spool_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batching, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

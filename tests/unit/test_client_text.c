@@ -1,0 +1,219 @@
+/* Unit tests of the text the tally command prints: display widths,
+ * aligned tables, JSON escaping and numbers, tally rendering. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cli_render.h"
+#include "json.h"
+#include "table.h"
+
+/* Capture what f writes through a memory stream. */
+typedef struct capture {
+    FILE *f;
+    char *buf;
+    size_t len;
+} capture_t;
+
+static void cap_open(capture_t *c)
+{
+    c->buf = NULL;
+    c->len = 0;
+    c->f = open_memstream(&c->buf, &c->len);
+    assert_non_null(c->f);
+}
+
+static char *cap_close(capture_t *c)
+{
+    fclose(c->f);
+    return c->buf;
+}
+
+static void test_width(void **state)
+{
+    (void)state;
+    assert_int_equal(table_width("高观镇"), 6);
+    assert_int_equal(table_width("gaoguan"), 7);
+    assert_int_equal(table_width("高观 town"), 9);
+    assert_int_equal(table_width(""), 0);
+    assert_int_equal(table_width("e\xCC\x81"), 1);    /* e + combining acute */
+    assert_int_equal(table_width("\xEF\xBC\xA1"), 2); /* U+FF21 fullwidth A */
+    assert_int_equal(table_width("98.6%"), 5);
+    assert_int_equal(table_width("《民法典》"), 10);      /* CJK brackets are wide too */
+    assert_int_equal(table_width("\xF0\x9F\x98\x80"), 2); /* emoji U+1F600 */
+    assert_int_equal(table_width("\xFF"), 1);             /* invalid byte: one column */
+    assert_int_equal(table_wcwidth(0x4E00), 2);
+    assert_int_equal(table_wcwidth(0x0301), 0);
+    assert_int_equal(table_wcwidth('\t'), 0);
+    assert_int_equal(table_wcwidth(0x00E9), 1);
+}
+
+/* Every line of a column starts at the same display column. */
+static void test_table_alignment(void **state)
+{
+    (void)state;
+    table_t *t = table_new(3);
+    assert_non_null(t);
+    table_align_right(t, 2);
+    const char *r0[] = {"TOWN", "NAME", "VALUE"};
+    const char *r1[] = {"gaoguan", "高观镇", "216"};
+    const char *r2[] = {"x", "巴山镇中心", "7"};
+    assert_int_equal(table_add(t, r0), 0);
+    assert_int_equal(table_add(t, r1), 0);
+    assert_int_equal(table_add(t, r2), 0);
+    capture_t c;
+    cap_open(&c);
+    table_print(t, c.f);
+    char *out = cap_close(&c);
+    const char *want = "TOWN     NAME        VALUE\n"
+                       "gaoguan  高观镇        216\n"
+                       "x        巴山镇中心      7\n";
+    assert_string_equal(out, want);
+    /* The same in display columns: every line is equally wide. */
+    char *save, *line = strtok_r(out, "\n", &save);
+    size_t w = table_width(line);
+    while ((line = strtok_r(NULL, "\n", &save)) != NULL)
+        assert_int_equal(table_width(line), w);
+    free(out);
+    table_free(&t);
+    assert_null(t);
+}
+
+static void test_json_escaping(void **state)
+{
+    (void)state;
+    capture_t c;
+    cap_open(&c);
+    json_string(c.f, "高观镇");
+    fputc(' ', c.f);
+    json_string(c.f, "a\"b\\c/d");
+    fputc(' ', c.f);
+    json_string(c.f, "\n\t\r\b\f\x01\x1f\x7f");
+    fputc(' ', c.f);
+    json_string(c.f, "bad\xff\xc3(");
+    fputc(' ', c.f);
+    json_string_n(c.f, "nul\0in", 6);
+    char *out = cap_close(&c);
+    assert_string_equal(out,
+                        "\"高观镇\" \"a\\\"b\\\\c/d\" \"\\n\\t\\r\\b\\f\\u0001\\u001f\\u007f\" "
+                        "\"bad\\ufffd\\ufffd(\" \"nul\\u0000in\"");
+    free(out);
+}
+
+static void test_json_double(void **state)
+{
+    (void)state;
+    capture_t c;
+    cap_open(&c);
+    json_double(c.f, 216.0 / 219.0);
+    fputc(' ', c.f);
+    json_double(c.f, 1.0);
+    fputc(' ', c.f);
+    json_double(c.f, 0.5);
+    fputc(' ', c.f);
+    json_double(c.f, 0.1);
+    fputc(' ', c.f);
+    json_double(c.f, 1.0 / 0.0);
+    char *out = cap_close(&c);
+    assert_string_equal(out, "0.9863013698630136 1 0.5 0.1 null");
+    free(out);
+}
+
+static tally_tally_t make(const char *metric, const char *scope, int kind)
+{
+    tally_tally_t t;
+    memset(&t, 0, sizeof t);
+    t.metric = metric;
+    t.scope = scope;
+    t.topic = "";
+    t.kind = kind;
+    t.seq = 42;
+    return t;
+}
+
+static void add_value(tally_tally_t *t, const char *col, bool present, int64_t num, int64_t den)
+{
+    tally_value_t *v = &t->values[t->nvalues++];
+    v->column = col;
+    v->present = present;
+    v->num = num;
+    v->den = den;
+}
+
+static void test_render_json(void **state)
+{
+    (void)state;
+    tally_tally_t a = make("disputes.resolved", "", TALLY_KIND_COUNTER);
+    add_value(&a, "1h", true, 216, 1);
+    add_value(&a, "total", true, 216, 1);
+    tally_tally_t r = make("disputes.resolution_rate", "gaoguan", TALLY_KIND_RATIO);
+    add_value(&r, "total", true, 216, 219);
+    add_value(&r, "1h", false, 0, 0);
+    capture_t c;
+    cap_open(&c);
+    cli_render_json_tally(c.f, &a, false);
+    fputc('\n', c.f);
+    cli_render_json_tally(c.f, &r, true);
+    char *out = cap_close(&c);
+    assert_string_equal(out, "{\"metric\":\"disputes.resolved\",\"scope\":\"county\",\"kind\":"
+                             "\"counter\",\"values\":{\"1h\":216,\"total\":216}}\n"
+                             "{\"seq\":42,\"metric\":\"disputes.resolution_rate\",\"scope\":"
+                             "\"gaoguan\",\"kind\":\"ratio\",\"values\":{\"total\":{\"num\":216,"
+                             "\"den\":219,\"value\":0.9863013698630136},\"1h\":null}}");
+    free(out);
+}
+
+static void test_render_table(void **state)
+{
+    (void)state;
+    tally_tally_t a = make("disputes.resolved", "", TALLY_KIND_COUNTER);
+    add_value(&a, "total", true, 216, 1);
+    add_value(&a, "1h", true, 16, 1);
+    tally_tally_t b = make("disputes.resolved", "高观镇", TALLY_KIND_COUNTER);
+    add_value(&b, "total", true, 1216, 1);
+    tally_tally_t r = make("disputes.resolution_rate", "", TALLY_KIND_RATIO);
+    add_value(&r, "total", true, 216, 219);
+    add_value(&r, "1h", false, 0, 0);
+    tally_tally_t g = make("grid.zones", "", TALLY_KIND_GAUGE);
+    add_value(&g, "total", true, 23, 1);
+    const tally_tally_t *v[] = {&g, &b, &r, &a};
+    cli_render_sort(v, 4);
+    assert_ptr_equal(v[0], &r);
+    assert_ptr_equal(v[1], &a); /* county before townships */
+    assert_ptr_equal(v[2], &b);
+    assert_ptr_equal(v[3], &g);
+    capture_t c;
+    cap_open(&c);
+    assert_int_equal(cli_render_table(c.f, v, 4), 0);
+    char *out = cap_close(&c);
+    const char *want = "METRIC                    SCOPE   1h  total\n"
+                       "disputes.resolution_rate  county   -  98.6%\n"
+                       "disputes.resolved         county  16    216\n"
+                       "disputes.resolved         高观镇       1216\n"
+                       "grid.zones                county         23\n";
+    assert_string_equal(out, want);
+    free(out);
+    char buf[32];
+    tally_value_t nv = {.column = "x", .present = false};
+    cli_render_value(buf, sizeof buf, TALLY_KIND_RATIO, &nv);
+    assert_string_equal(buf, "-");
+    tally_value_t full = {.column = "x", .present = true, .num = 94, .den = 94};
+    cli_render_value(buf, sizeof buf, TALLY_KIND_RATIO, &full);
+    assert_string_equal(buf, "100.0%");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_width),         cmocka_unit_test(test_table_alignment),
+        cmocka_unit_test(test_json_escaping), cmocka_unit_test(test_json_double),
+        cmocka_unit_test(test_render_json),   cmocka_unit_test(test_render_table),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
