@@ -127,7 +127,64 @@ static int check_time(tallyd_t *d, int64_t t, char *msg, size_t msglen)
     return 0;
 }
 
-void ingest_submit(tallyd_t *d, const void *rid, size_t rid_len, const proto_submit_t *s)
+/* Queue an ACK behind the journal position pos, or send it now when
+ * everything up to pos is durable already. */
+static void ack_after(tallyd_t *d, const void *rid, size_t rid_len, uint64_t pos, uint64_t seq,
+                      int status)
+{
+    if (pos <= d->durable_pos && ackq_count(&d->acks) == 0) {
+        ingest_ack(d, rid, rid_len, seq, status, 0, -1, "", "");
+        return;
+    }
+    if (ackq_push(&d->acks, pos, seq, (uint8_t)status, rid, rid_len) != 0)
+        log_error(&d->log,
+                  "out of memory queueing the ACK of seq %" PRIu64 "; the client will resend it",
+                  seq);
+}
+
+void ingest_on_durable(tallyd_t *d, uint64_t upto)
+{
+    if (upto > d->durable_pos)
+        d->durable_pos = upto;
+    const ackq_entry_t *e;
+    while ((e = ackq_ready(&d->acks, d->durable_pos)) != NULL) {
+        ingest_ack(d, e->rid, e->rid_len, e->seq, e->status, 0, -1, "", "");
+        ackq_pop(&d->acks);
+    }
+}
+
+/* Explain an engine_check()/engine_apply() failure about sample b. */
+static int explain_engine_error(tallyd_t *d, const proto_submit_t *s, int rc, int b, char *field,
+                                size_t flen, char *msg, size_t mlen)
+{
+    proto_str_t mn = s->samples[b].metric;
+    snprintf(field, flen, "samples[%d].value", b);
+    switch (rc) {
+    case TALLY_EOVERFLOW:
+        snprintf(msg, mlen,
+                 "samples[%d].value: adding %" PRId64 " to '%.*s' of '%.*s' would leave the "
+                 "64-bit integer range; nothing of this submission was applied",
+                 b, s->samples[b].value, (int)mn.len, mn.ptr, (int)s->township.len,
+                 s->township.ptr);
+        return rc;
+    case TALLY_ESERIESLIMIT:
+        snprintf(field, flen, "samples[%d].metric", b);
+        snprintf(msg, mlen,
+                 "samples[%d].metric: '%.*s' of '%.*s' would exceed the limit of %" PRId64
+                 " series",
+                 b, (int)mn.len, mn.ptr, (int)s->township.len, s->township.ptr, d->cfg.max_series);
+        return rc;
+    case TALLY_ENOMEM:
+        snprintf(msg, mlen, "the daemon is out of memory; resend later");
+        return TALLY_EBUSY;
+    default:
+        snprintf(msg, mlen, "samples[%d]: %s", b, tally_strerror(rc));
+        return rc < 0 && rc >= TALLY_EWIRE_LAST ? rc : TALLY_EMALFORMED;
+    }
+}
+
+void ingest_submit(tallyd_t *d, const void *rid, size_t rid_len, const void *body, size_t len,
+                   const proto_submit_t *s)
 {
     char msg[PROTO_MESSAGE_MAX];
     char field[PROTO_FIELD_MAX];
@@ -143,7 +200,8 @@ void ingest_submit(tallyd_t *d, const void *rid, size_t rid_len, const proto_sub
     int rc = dedup_check(&d->dedup, s->client_id, s->seq);
     if (rc == DEDUP_DUPLICATE) {
         d->stats.duplicates++;
-        ingest_ack(d, rid, rid_len, s->seq, PROTO_ACK_DUPLICATE, 0, -1, "", "");
+        /* Its original may still be on its way to the disk. */
+        ack_after(d, rid, rid_len, d->last_pos, s->seq, PROTO_ACK_DUPLICATE);
         return;
     }
     if (rc == TALLY_ESTALESEQ) {
@@ -184,40 +242,92 @@ void ingest_submit(tallyd_t *d, const void *rid, size_t rid_len, const proto_sub
     }
 
     int32_t bad = -1;
-    rc = engine_apply(&d->engine, (uint32_t)town, s->time_ms, d->esamples, s->nsamples, &bad);
+    rc = engine_check(&d->engine, (uint32_t)town, s->time_ms, d->esamples, s->nsamples, &bad);
     if (rc) {
         int b = bad < 0 ? 0 : bad;
-        proto_str_t mn = s->samples[b].metric;
-        snprintf(field, sizeof(field), "samples[%d].value", b);
-        switch (rc) {
-        case TALLY_EOVERFLOW:
-            snprintf(msg, sizeof(msg),
-                     "samples[%d].value: adding %" PRId64 " to '%.*s' of '%.*s' would leave the "
-                     "64-bit integer range; nothing of this submission was applied",
-                     b, s->samples[b].value, (int)mn.len, mn.ptr, (int)s->township.len,
-                     s->township.ptr);
-            break;
-        case TALLY_ESERIESLIMIT:
-            snprintf(field, sizeof(field), "samples[%d].metric", b);
-            snprintf(
-                msg, sizeof(msg),
-                "samples[%d].metric: '%.*s' of '%.*s' would exceed the limit of %" PRId64 " series",
-                b, (int)mn.len, mn.ptr, (int)s->township.len, s->township.ptr, d->cfg.max_series);
-            break;
-        case TALLY_ENOMEM:
-            rc = TALLY_EBUSY;
-            snprintf(msg, sizeof(msg), "the daemon is out of memory; resend later");
-            break;
-        default:
-            snprintf(msg, sizeof(msg), "samples[%d]: %s", b, tally_strerror(rc));
-            break;
-        }
+        rc = explain_engine_error(d, s, rc, b, field, sizeof(field), msg, sizeof(msg));
         reject(d, rid, rid_len, s, rc, bad, field, msg);
+        return;
+    }
+    uint64_t pos = 0;
+    rc = journal_append(&d->journal, body, len, &pos);
+    if (rc) {
+        if (rc == TALLY_EBUSY) {
+            snprintf(msg, sizeof(msg), "the journal is behind the disk; resend later");
+        } else {
+            rc = TALLY_EUNAVAIL;
+            snprintf(msg, sizeof(msg), "the journal cannot be written (%s); resend later",
+                     journal_errmsg(&d->journal)[0] ? journal_errmsg(&d->journal)
+                                                    : "storage unavailable");
+        }
+        reject(d, rid, rid_len, s, rc, -1, "", msg);
+        return;
+    }
+    d->last_pos = pos;
+    rc = engine_apply(&d->engine, (uint32_t)town, s->time_ms, d->esamples, s->nsamples, &bad);
+    if (rc) {
+        /* engine_check() passed, so only memory can have failed.  The
+         * record is in the journal: a restart replays it exactly, while
+         * going on would leave the live tallies short of it. */
+        log_error(&d->log,
+                  "cannot apply journaled submission seq %" PRIu64 ": %s; stopping so that a "
+                  "restart replays it",
+                  s->seq, tally_strerror(rc));
+        tallyd_stop(d, 1);
         return;
     }
     if (dedup_mark(&d->dedup, s->client_id, s->seq) != 0)
         log_error(&d->log, "out of memory recording seq %" PRIu64 " as applied", s->seq);
     d->stats.submissions_accepted++;
     d->stats.samples_accepted += s->nsamples;
-    ingest_ack(d, rid, rid_len, s->seq, PROTO_ACK_ACCEPTED, 0, -1, "", "");
+    ack_after(d, rid, rid_len, pos, s->seq, PROTO_ACK_ACCEPTED);
+}
+
+/* Replay resolves names without the catalog's say: what was accepted
+ * once is history and is applied even if the catalog changed since. */
+static int replay_id(intern_t *in, proto_str_t name)
+{
+    int id = intern_find(in, name.ptr, name.len);
+    return id > 0 ? id : intern_add(in, name.ptr, name.len);
+}
+
+int ingest_replay(tallyd_t *d, const void *body, size_t len, uint64_t pos)
+{
+    proto_msg_t m;
+    proto_error_t err;
+    int rc = proto_decode(body, len, &m, d->samples, PROTO_SAMPLES_MAX, &err);
+    if (rc != 0 || m.type != PROTO_SUBMIT) {
+        log_warning(&d->log, "journal record %" PRIu64 " is not a valid submission (%s); skipped",
+                    pos, rc ? err.message : "wrong message type");
+        return TALLY_EMALFORMED;
+    }
+    const proto_submit_t *s = &m.u.submit;
+    rc = dedup_check(&d->dedup, s->client_id, s->seq);
+    if (rc == DEDUP_DUPLICATE)
+        return 0; /* covered by the checkpoint already */
+    int town = replay_id(&d->towns, s->township);
+    if (town < 0)
+        goto fail;
+    for (uint32_t i = 0; i < s->nsamples; i++) {
+        int id = replay_id(&d->metrics, s->samples[i].metric);
+        if (id < 0) {
+            rc = id;
+            goto fail;
+        }
+        d->esamples[i].metric = (uint32_t)id;
+        d->esamples[i].value = s->samples[i].value;
+    }
+    int32_t bad = -1;
+    rc = engine_apply(&d->engine, (uint32_t)town, s->time_ms, d->esamples, s->nsamples, &bad);
+    if (rc != 0)
+        goto fail;
+    if (dedup_mark(&d->dedup, s->client_id, s->seq) != 0)
+        log_error(&d->log, "journal record %" PRIu64 ": cannot record seq %" PRIu64 " as applied",
+                  pos, s->seq);
+    return 0;
+fail:
+    log_error(&d->log,
+              "journal record %" PRIu64 " (township '%.*s', seq %" PRIu64 ") cannot be applied: %s",
+              pos, (int)s->township.len, s->township.ptr, s->seq, tally_strerror(rc));
+    return rc;
 }

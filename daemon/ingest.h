@@ -13,9 +13,23 @@
 
 struct tallyd;
 
-/* Handle a decoded SUBMIT from the peer rid[0..rid_len).  The message's
- * string views point into the received frame, valid during the call. */
-void ingest_submit(struct tallyd *d, const void *rid, size_t rid_len, const proto_submit_t *s);
+/* Handle a decoded SUBMIT from the peer rid[0..rid_len).  body[0..len) is
+ * the frame it was decoded from (journaled as it is); the message's string
+ * views point into it, valid during the call.  The ACK of an accepted
+ * submission waits for its journal record to be durable. */
+void ingest_submit(struct tallyd *d, const void *rid, size_t rid_len, const void *body, size_t len,
+                   const proto_submit_t *s);
+
+/* The journal reports everything up to upto durable: release the ACKs
+ * waiting for it. */
+void ingest_on_durable(struct tallyd *d, uint64_t upto);
+
+/* Apply one journal record (a SUBMIT body accepted earlier) at start-up,
+ * without the catalog and time checks of live ingest; records already
+ * covered by the checkpoint are recognised by de-duplication and skipped.
+ * Returns 0, or a negative code when the record cannot be applied (it is
+ * logged). */
+int ingest_replay(struct tallyd *d, const void *body, size_t len, uint64_t pos);
 
 /* Reject a SUBMIT that failed to decode; err says why, seq may be 0 when
  * it was not decoded (the reply is then an ERROR). */

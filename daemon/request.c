@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ingest.h"
@@ -45,24 +46,32 @@ static void reply_welcome(tallyd_t *d, const void *rid, size_t rid_len, uint64_t
         tallyd_reply(d, rid, rid_len, &d->out);
 }
 
+typedef struct stats_fill {
+    proto_msg_t m;
+    char names[PROTO_STATS_MAX][80];
+} stats_fill_t;
+
+/* stats_foreach builds some names in a buffer it reuses: copy each one at
+ * once. */
 static void add_stat(const char *name, int64_t value, void *ctx)
 {
-    proto_msg_t *m = ctx;
-    if (m->u.stats.n >= PROTO_STATS_MAX)
+    stats_fill_t *f = ctx;
+    uint32_t n = f->m.u.stats.n;
+    if (n >= PROTO_STATS_MAX)
         return;
-    m->u.stats.entries[m->u.stats.n].name = proto_str(name);
-    m->u.stats.entries[m->u.stats.n].value = value;
-    m->u.stats.n++;
+    snprintf(f->names[n], sizeof(f->names[n]), "%s", name);
+    f->m.u.stats.entries[n].name = proto_str(f->names[n]);
+    f->m.u.stats.entries[n].value = value;
+    f->m.u.stats.n = n + 1;
 }
 
 static void reply_stats(tallyd_t *d, const void *rid, size_t rid_len, uint64_t req_id)
 {
-    proto_msg_t m;
-    /* stats_foreach builds some names in a buffer of its own; copy them. */
-    char names[PROTO_STATS_MAX][80];
-    memset(&m, 0, sizeof(m));
-    m.type = PROTO_STATS;
-    m.u.stats.req_id = req_id;
+    stats_fill_t *f = calloc(1, sizeof(*f));
+    if (!f)
+        return;
+    f->m.type = PROTO_STATS;
+    f->m.u.stats.req_id = req_id;
     stats_gauges_t g = {
         .series = engine_series_count(&d->engine),
         .clients = dedup_count(&d->dedup),
@@ -74,15 +83,13 @@ static void reply_stats(tallyd_t *d, const void *rid, size_t rid_len, uint64_t r
         .memory_bytes = engine_memory(&d->engine) + dedup_memory(&d->dedup) +
                         intern_memory(&d->towns) + intern_memory(&d->metrics),
     };
-    stats_foreach(&d->stats, &g, add_stat, &m);
-    for (uint32_t i = 0; i < m.u.stats.n; i++) {
-        snprintf(names[i], sizeof(names[i]), "%.*s", (int)m.u.stats.entries[i].name.len,
-                 m.u.stats.entries[i].name.ptr);
-        m.u.stats.entries[i].name = proto_str(names[i]);
-    }
+    stats_foreach(&d->stats, &g, add_stat, f);
     msgpack_sbuffer_clear(&d->out);
-    if (proto_encode(&d->out, &m) == 0)
+    if (proto_encode(&d->out, &f->m) == 0)
         tallyd_reply(d, rid, rid_len, &d->out);
+    else
+        log_error(&d->log, "cannot encode the STATS reply");
+    free(f);
 }
 
 static void reply_pong(tallyd_t *d, const void *rid, size_t rid_len, const proto_msg_t *in)
@@ -127,7 +134,7 @@ void request_on_msg(zsock_t *zs, zmq_msg_t *parts, int nparts, void *ctx)
     }
     switch (m.type) {
     case PROTO_SUBMIT:
-        ingest_submit(d, rid, rid_len, &m.u.submit);
+        ingest_submit(d, rid, rid_len, body, len, &m.u.submit);
         break;
     case PROTO_HELLO:
         reply_welcome(d, rid, rid_len, m.u.hello.req_id);

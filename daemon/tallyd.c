@@ -12,6 +12,7 @@
 
 #include <zmq.h>
 
+#include "recover.h"
 #include "request.h"
 
 /* Ratios the county always wants, used when no config file is given (the
@@ -262,6 +263,9 @@ void tallyd_stop(tallyd_t *d, int exit_code)
         return;
     d->stopping = true;
     d->exit_code = exit_code;
+    /* Flush the journal first: its callback sends the ACKs that waited
+     * for it while the request socket is still open. */
+    recover_stop(d);
     publish_goodbye(d);
     zsock_close(&d->router, NULL);
     zsock_close(&d->pub, NULL);
@@ -311,6 +315,7 @@ static void cleanup(tallyd_t *d)
     intern_free(&d->metrics);
     free(d->samples);
     free(d->esamples);
+    ackq_free(&d->acks);
     msgpack_sbuffer_destroy(&d->out);
     config_free(&d->cfg);
 }
@@ -361,8 +366,10 @@ int tallyd_main(const tallyd_options_t *o)
     status = 1;
     if (dedup_init(&d->dedup, (uint32_t)d->cfg.max_clients) != 0)
         goto out;
-    d->samples = calloc((size_t)d->cfg.max_samples, sizeof(*d->samples));
-    d->esamples = calloc((size_t)d->cfg.max_samples, sizeof(*d->esamples));
+    /* Replay decodes with the protocol's maximum: the limit may have been
+     * lowered since a record was accepted. */
+    d->samples = calloc(PROTO_SAMPLES_MAX, sizeof(*d->samples));
+    d->esamples = calloc(PROTO_SAMPLES_MAX, sizeof(*d->esamples));
     if (!d->samples || !d->esamples)
         goto out;
     int err = make_dirs(d->cfg.state_dir);
@@ -371,6 +378,8 @@ int tallyd_main(const tallyd_options_t *o)
                   strerror(err));
         goto out;
     }
+    if (recover_start(d) != 0)
+        goto out;
     if (open_sockets(d) != 0 || start_loop_handles(d) != 0)
         goto out;
     log_notice(&d->log,
@@ -386,6 +395,10 @@ int tallyd_main(const tallyd_options_t *o)
                " rejected",
                d->stats.submissions_accepted, d->stats.duplicates, d->stats.rejected);
 out:
+    if (!d->stopping && d->journal_open && !d->router.sock) {
+        recover_stop(d);
+        uv_run(d->loop, UV_RUN_DEFAULT);
+    }
     if (!d->stopping && d->router.sock) {
         /* failed after the handles started: close them before the loop goes */
         tallyd_stop(d, status);

@@ -15,11 +15,13 @@
 #include <msgpack.h>
 #include <uv.h>
 
+#include "ackq.h"
 #include "clock.h"
 #include "config.h"
 #include "dedup.h"
 #include "engine.h"
 #include "intern.h"
+#include "journal.h"
 #include "log.h"
 #include "proto.h"
 #include "publish.h"
@@ -58,6 +60,14 @@ typedef struct tallyd {
     char req_endpoint[PROTO_ENDPOINT_MAX + 1];
 
     publish_t publish;
+
+    /* durability */
+    journal_t journal;
+    bool journal_open;
+    ackq_t acks;          /* ACKs waiting for the journal */
+    uint64_t last_pos;    /* position of the last record appended */
+    uint64_t durable_pos; /* everything up to here is durable */
+    uint64_t journal_gen; /* segment being appended to */
 
     /* ingest scratch, reused for every submission */
     proto_sample_t *samples;

@@ -1,0 +1,24 @@
+/* recover.h - start-up recovery and the journal's life cycle.
+ *
+ * At start: replay the journal into the engine and the de-duplication
+ * table, so every submission acknowledged before a crash counts again,
+ * exactly once; then open the journal for appending.  A torn tail is cut
+ * off and logged with its offset; damage in the middle is logged and
+ * skipped without dropping what follows.
+ */
+#ifndef TALLYD_RECOVER_H
+#define TALLYD_RECOVER_H
+
+struct tallyd;
+
+/* Replay the state directory's journal, then open it for appending with
+ * the configured sync policy.  Logs what it found.  Returns 0, or a
+ * negative code after logging why tallyd cannot start (unreadable
+ * segment, unknown format version, ...). */
+int recover_start(struct tallyd *d);
+
+/* Flush the journal (delivering the ACKs that wait for it) and close it;
+ * the handle closes on the loop (counted in d->open_handles). */
+void recover_stop(struct tallyd *d);
+
+#endif
