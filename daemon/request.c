@@ -12,8 +12,7 @@
 static void send_error(tallyd_t *d, const void *rid, size_t rid_len, uint64_t req_id, int code,
                        const char *field, const char *message)
 {
-    d->stats.bad_requests++;
-    stats_reject(&d->stats, code);
+    stats_bad_request(&d->stats, code);
     proto_msg_t m = {.type = PROTO_ERROR};
     m.u.error.req_id = req_id;
     m.u.error.code = (uint32_t)(code < 0 ? -code : code);

@@ -11,6 +11,13 @@ void stats_reject(tallyd_stats_t *s, int code)
         s->rejected_by[-code]++;
 }
 
+void stats_bad_request(tallyd_stats_t *s, int code)
+{
+    s->bad_requests++;
+    if (code < 0 && code >= TALLY_EWIRE_LAST)
+        s->rejected_by[-code]++;
+}
+
 static int64_t clamp(uint64_t v)
 {
     return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;

@@ -35,6 +35,9 @@ typedef struct stats_gauges {
 /* Count one rejection with code (a negative TALLY_E* wire code). */
 void stats_reject(tallyd_stats_t *s, int code);
 
+/* Count one request answered with ERROR code (not a submission). */
+void stats_bad_request(tallyd_stats_t *s, int code);
+
 /* Call fn(name, value, ctx) for every counter and gauge, in a fixed order.
  * Rejections are reported per reason as
  * tallyd_rejected_<reason>_total (reason = lower-case tally_errname). */
