@@ -71,6 +71,9 @@ static void on_reject(void *ctx, uint64_t seq, int code, int sample, const char 
     push_t *p = ctx;
     (void)sample;
     p->rejected++;
+    /* The daemon's messages usually start with the field already. */
+    if (strncmp(message, field, strlen(field)) == 0)
+        field = "";
     fprintf(stderr, "tally: rejected: %s%s%s (%s)", field, field[0] ? ": " : "", message,
             tally_errname(code));
     if (seq < p->first_seq)

@@ -132,15 +132,17 @@ static void on_ack(tally_client_t *c, const proto_ack_t *ack)
     util_strlcpy(message, sizeof message, ack->message.ptr, ack->message.len);
     if (message[0] == '\0')
         util_strlcpy(message, sizeof message, tally_strerror(code), strlen(tally_strerror(code)));
+    /* The daemon's messages usually start with the field already. */
+    const char *shown = strncmp(message, field, strlen(field)) == 0 ? "" : field;
     if (tally_err_retryable(code)) {
         /* The daemon asks us to come back later: same bytes, same seq. */
         schedule(c, p, util_mono_ms());
-        client_seterr(c, "submission %" PRIu64 " will be retried: %s%s%s (%s)", p->seq, field,
-                      field[0] ? ": " : "", message, tally_errname(code));
+        client_seterr(c, "submission %" PRIu64 " will be retried: %s%s%s (%s)", p->seq, shown,
+                      shown[0] ? ": " : "", message, tally_errname(code));
         return;
     }
-    client_seterr(c, "submission %" PRIu64 " rejected: %s%s%s (%s)", p->seq, field,
-                  field[0] ? ": " : "", message, tally_errname(code));
+    client_seterr(c, "submission %" PRIu64 " rejected: %s%s%s (%s)", p->seq, shown,
+                  shown[0] ? ": " : "", message, tally_errname(code));
     unlink_pending(c, p);
     if (c->on_reject != NULL)
         c->on_reject(c->cb_ctx, p->seq, code, ack->sample, field, message);

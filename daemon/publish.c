@@ -123,6 +123,26 @@ static void on_heartbeat(uv_timer_t *t)
     send_heartbeat(d, PROTO_HEARTBEAT);
 }
 
+static void start_timers(tallyd_t *d)
+{
+    publish_t *p = &d->publish;
+    uv_timer_stop(&p->tick);
+    uv_check_stop(&p->immediate);
+    if (d->cfg.publish_interval_ms > 0)
+        uv_timer_start(&p->tick, on_tick, (uint64_t)d->cfg.publish_interval_ms,
+                       (uint64_t)d->cfg.publish_interval_ms);
+    else
+        uv_check_start(&p->immediate, on_immediate);
+    uv_timer_start(&p->heartbeat, on_heartbeat, (uint64_t)d->cfg.heartbeat_ms,
+                   (uint64_t)d->cfg.heartbeat_ms);
+}
+
+void publish_retime(tallyd_t *d)
+{
+    publish_changes(d);
+    start_timers(d);
+}
+
 int publish_start(tallyd_t *d)
 {
     publish_t *p = &d->publish;
@@ -142,13 +162,7 @@ int publish_start(tallyd_t *d)
     uv_check_init(d->loop, &p->immediate);
     p->tick.data = p->heartbeat.data = p->retry.data = p->immediate.data = d;
     d->open_handles += 4;
-    if (d->cfg.publish_interval_ms > 0)
-        uv_timer_start(&p->tick, on_tick, (uint64_t)d->cfg.publish_interval_ms,
-                       (uint64_t)d->cfg.publish_interval_ms);
-    else
-        uv_check_start(&p->immediate, on_immediate);
-    uv_timer_start(&p->heartbeat, on_heartbeat, (uint64_t)d->cfg.heartbeat_ms,
-                   (uint64_t)d->cfg.heartbeat_ms);
+    start_timers(d);
     return 0;
 }
 

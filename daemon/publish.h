@@ -41,6 +41,9 @@ typedef struct publish {
  * publish socket and its zsock must be open.  Returns 0 or TALLY_ESYS. */
 int publish_start(struct tallyd *d);
 
+/* Restart the tick and heartbeat timers after the intervals changed. */
+void publish_retime(struct tallyd *d);
+
 /* Publish every changed tally now. */
 void publish_changes(struct tallyd *d);
 

@@ -13,6 +13,7 @@
 #include <zmq.h>
 
 #include "recover.h"
+#include "reload.h"
 #include "request.h"
 
 /* Ratios the county always wants, used when no config file is given (the
@@ -243,8 +244,8 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     tallyd_t *d = s->data;
     if (signum == SIGHUP) {
-        log_notice(&d->log, "SIGHUP: configuration reload is not available in this version; "
-                            "restart tallyd to apply a changed configuration");
+        log_notice(&d->log, "SIGHUP: reloading the configuration");
+        reload_config(d);
         return;
     }
     log_notice(&d->log, "%s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -320,29 +321,45 @@ static void cleanup(tallyd_t *d)
     config_free(&d->cfg);
 }
 
-static int load_config(tallyd_t *d, const tallyd_options_t *o)
+int tallyd_apply_options(tallyd_t *d, tallyd_config_t *cfg)
+{
+    const tallyd_options_t *o = &d->opts;
+    struct {
+        const char *value;
+        char *dst;
+        size_t len;
+        const char *flag;
+    } over[] = {
+        {o->state_dir, cfg->state_dir, sizeof(cfg->state_dir), "--state-dir"},
+        {o->request, cfg->request, sizeof(cfg->request), "--request"},
+        {o->publish, cfg->publish, sizeof(cfg->publish), "--publish"},
+    };
+    for (size_t i = 0; i < sizeof(over) / sizeof(over[0]); i++) {
+        if (!over[i].value)
+            continue;
+        if (snprintf(over[i].dst, over[i].len, "%s", over[i].value) >= (int)over[i].len) {
+            log_error(&d->log, "%s: '%s' is longer than %zu bytes", over[i].flag, over[i].value,
+                      over[i].len - 1);
+            return TALLY_ECONFIG;
+        }
+    }
+    if (o->log_level)
+        cfg->log_level = o->log_level;
+    return 0;
+}
+
+static int load_config(tallyd_t *d)
 {
     char err[1024];
-    if (config_load(o->config_path, &d->cfg, err, sizeof(err)) != 0) {
+    if (config_load(d->opts.config_path, &d->cfg, err, sizeof(err)) != 0) {
         log_error(&d->log, "%s", err);
         return TALLY_ECONFIG;
     }
-    if (o->config_path)
-        snprintf(d->config_path, sizeof(d->config_path), "%s", o->config_path);
-    if (o->state_dir && snprintf(d->cfg.state_dir, sizeof(d->cfg.state_dir), "%s", o->state_dir) >=
-                            (int)sizeof(d->cfg.state_dir)) {
-        log_error(&d->log, "--state-dir: path is longer than %d bytes", CONFIG_PATH_MAX - 1);
+    if (d->opts.config_path)
+        snprintf(d->config_path, sizeof(d->config_path), "%s", d->opts.config_path);
+    if (tallyd_apply_options(d, &d->cfg) != 0)
         return TALLY_ECONFIG;
-    }
-    if ((o->request && snprintf(d->cfg.request, sizeof(d->cfg.request), "%s", o->request) >=
-                           (int)sizeof(d->cfg.request)) ||
-        (o->publish && snprintf(d->cfg.publish, sizeof(d->cfg.publish), "%s", o->publish) >=
-                           (int)sizeof(d->cfg.publish))) {
-        log_error(&d->log, "--request/--publish: endpoint longer than %d bytes",
-                  PROTO_ENDPOINT_MAX);
-        return TALLY_ECONFIG;
-    }
-    d->log.level = o->log_level ? o->log_level : d->cfg.log_level;
+    d->log.level = d->cfg.log_level;
     return 0;
 }
 
@@ -356,12 +373,13 @@ int tallyd_main(const tallyd_options_t *o)
         return 1;
     }
     d->loop = &loop;
+    d->opts = *o;
     d->clock = &clock_system;
     d->stats.started_mono_ms = clock_mono_ms();
     msgpack_sbuffer_init(&d->out);
     log_init(&d->log, LOG_LEVEL_INFO);
     int status = 2;
-    if (load_config(d, o) != 0 || setup_engine(d) != 0 || setup_catalog(d) != 0)
+    if (load_config(d) != 0 || setup_engine(d) != 0 || setup_catalog(d) != 0)
         goto out;
     status = 1;
     if (dedup_init(&d->dedup, (uint32_t)d->cfg.max_clients) != 0)

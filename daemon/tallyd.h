@@ -42,6 +42,7 @@ typedef struct tallyd {
     logger_t log;
     tallyd_config_t cfg;
     char config_path[CONFIG_PATH_MAX]; /* "" without a file */
+    tallyd_options_t opts;             /* the command line, re-applied on reload */
     const tclock_t *clock;
 
     /* names and tallies */
@@ -89,6 +90,10 @@ int tallyd_main(const tallyd_options_t *o);
 /* Begin a clean stop (SIGTERM, SIGINT): no new submissions, goodbye to
  * subscribers, close everything; the loop then ends. */
 void tallyd_stop(tallyd_t *d, int exit_code);
+
+/* Put the command line's overrides (--state-dir, --request, --publish,
+ * --log-level) into cfg.  Returns 0 or TALLY_ECONFIG (logged). */
+int tallyd_apply_options(tallyd_t *d, tallyd_config_t *cfg);
 
 /* Send one reply body to the peer rid[0..rid_len) on the request socket;
  * a peer that is gone or cannot take it is counted, not waited for. */
