@@ -9,11 +9,11 @@ foreach(t IN LISTS TALLY_CLIENT_TESTS)
 endforeach()
 if(TARGET test_client_csv)
   target_compile_definitions(test_client_csv PRIVATE
-    TALLY_SHARED_DATA="${CMAKE_SOURCE_DIR}/../shared/data")
+    TALLY_SHARED_DATA="${CMAKE_SOURCE_DIR}/client/demo")
 endif()
 if(TARGET test_client_cli)
   target_compile_definitions(test_client_cli PRIVATE
     TALLY_CLI="$<TARGET_FILE:tally_cli>"
-    TALLY_SHARED_DATA="${CMAKE_SOURCE_DIR}/../shared/data")
+    TALLY_SHARED_DATA="${CMAKE_SOURCE_DIR}/client/demo")
   add_dependencies(test_client_cli tally_cli)
 endif()
