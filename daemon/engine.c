@@ -780,3 +780,21 @@ size_t engine_memory(const engine_t *e)
 {
     return e->mem + window_memory(&e->win) + period_memory(&e->per);
 }
+
+/* ---- for engine_persist.c (declared in engine.h) ---- */
+
+engine_series_t *engine_series_at(const engine_t *e, uint32_t sid)
+{
+    return ser(e, sid);
+}
+
+uint32_t engine_series_find(const engine_t *e, uint32_t metric, uint32_t town)
+{
+    return find(e, metric, town);
+}
+
+uint32_t engine_series_add(engine_t *e, uint32_t metric, uint32_t town, uint8_t kind)
+{
+    bool room = e->nseries < e->max_series && reserve(e, 1) == 0;
+    return room ? create(e, metric, town, kind) : ENGINE_NONE;
+}

@@ -294,4 +294,55 @@ static inline int64_t engine_now_ms(const engine_t *e)
     return e->now_ms;
 }
 
+/* ---- persistence (engine_persist.c) ---- */
+
+/* Called by engine_save() with consecutive pieces of the serialized
+ * engine; return 0 to go on, a negative code to stop (engine_save() then
+ * returns it). */
+typedef int (*engine_write_fn)(void *ctx, const void *buf, size_t len);
+
+/* Serialize everything of e that affects values now or later: the window
+ * configuration (checked by engine_load), the engine's now and the day it
+ * falls on, the declared metric kinds and ratios, and every series (ids,
+ * kind, total, gauge time, change time, its non-zero window buckets with
+ * their positions and its non-zero calendar slots of the current and the
+ * next period).  Zero buckets and slots are skipped, so a series costs
+ * tens of bytes, not its 2 KiB in memory.  Dirty marks are not saved.
+ * Reads e only (call it on the loop thread; it takes about a second per
+ * million series), buffering 64 KiB between calls of write.  The format
+ * is little-endian and independent of the host; it is versioned by the
+ * checkpoint file that embeds it (checkpoint.h).
+ * Returns 0, TALLY_ENOMEM, or write's negative code. */
+int engine_save(const engine_t *e, engine_write_fn write, void *ctx);
+
+/* Load what engine_save() wrote (len bytes at buf, only read) into e,
+ * which must be freshly engine_init()ed with the same windows and bucket
+ * count and hold no series; metric kinds and ratios already declared in e
+ * are accepted when they agree with the saved ones.  Afterwards e holds
+ * exactly the saved series, definitions and now (the engine's now is set
+ * back or forward to the saved now, whatever the clock says), with no
+ * series dirty: the next engine_tick() or engine_apply() moves time on
+ * and expires buckets and periods exactly as the saved engine would have.
+ * err (errlen bytes, may be NULL) receives a sentence saying what was
+ * wrong, or "" on success.  Returns:
+ *   0                 loaded;
+ *   TALLY_EINVAL      e already holds series (a programmer error);
+ *   TALLY_ECONFIG     the saved windows (names, widths, buckets) differ
+ *                     from e's, the saved day does not match e's time
+ *                     zone, the saved series exceed e's max_series, or a
+ *                     saved definition conflicts with one in e;
+ *   TALLY_EIO         the data is malformed (truncated, an impossible
+ *                     value, a duplicate series);
+ *   TALLY_ENOMEM.
+ * On failure e holds an unspecified part of the data: engine_free() it. */
+int engine_load(engine_t *e, const void *buf, size_t len, char *err, size_t errlen);
+
+/* Internal to engine.c and engine_persist.c: series sid (< nseries); the
+ * id of series (metric, town) or ENGINE_NONE; create series (metric,
+ * town) of kind, not dirty, returning its id, or ENGINE_NONE when memory
+ * or max_series runs out. */
+engine_series_t *engine_series_at(const engine_t *e, uint32_t sid);
+uint32_t engine_series_find(const engine_t *e, uint32_t metric, uint32_t town);
+uint32_t engine_series_add(engine_t *e, uint32_t metric, uint32_t town, uint8_t kind);
+
 #endif

@@ -297,3 +297,8 @@ int period_advance(period_set_t *ps, int64_t now_ms, period_changed_fn fn, void 
     ps->today = nd;
     return 0;
 }
+
+int64_t period_value_at(const period_set_t *ps, uint32_t node, uint32_t p, int32_t key)
+{
+    return value_at(slots_of(ps, node, p), key);
+}

@@ -121,6 +121,11 @@ void period_add(period_set_t *ps, uint32_t node, const period_pos_t *pos, __int1
 /* The node's value of period p now (0 when it has nothing for it). */
 int64_t period_value(const period_set_t *ps, uint32_t node, uint32_t p);
 
+/* The node's value of period p for the period key key (0 when it has
+ * nothing for it), for checkpoints: with the current key and the next one
+ * this is everything period_advance() can still report. */
+int64_t period_value_at(const period_set_t *ps, uint32_t node, uint32_t p, int32_t key);
+
 /* Move the set's "now" forward to now_ms (earlier times are ignored).  For
  * each period that ends, calls fn for each node whose value of that period
  * changes.  Returns 0 or TALLY_ERANGE (now_ms not representable; nothing

@@ -406,3 +406,26 @@ int64_t window_next_ms(const window_set_t *ws)
     }
     return next;
 }
+
+uint32_t window_buckets(const window_set_t *ws, uint32_t node, uint32_t w, uint32_t *off,
+                        int64_t *val)
+{
+    uint32_t n = ws->nbuckets;
+    uint8_t *b = block_of(ws, node);
+    uint32_t left = ((window_state_t *)b)[w].nonempty;
+    const uint64_t *mask = mask_of(ws, b, w);
+    const int64_t *ring = ring_of(ws, b, w);
+    uint32_t start = ring_slot(ws->win[w].cur + 1, n);
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n && left > 0; i++) {
+        uint32_t slot = (start + i) % n;
+        if ((mask[slot >> 6] >> (slot & 63)) & 1) {
+            left--;
+            if (ring[slot] != 0) {
+                off[k] = i;
+                val[k++] = ring[slot];
+            }
+        }
+    }
+    return k;
+}

@@ -133,6 +133,15 @@ void window_add(window_set_t *ws, uint32_t node, const window_pos_t *pos, __int1
  * outside int64 (see above). */
 bool window_value(const window_set_t *ws, uint32_t node, uint32_t w, int64_t *out);
 
+/* The non-zero buckets of window w of node, oldest first, for checkpoints:
+ * stores in off[k] how many buckets bucket k comes after the window's
+ * oldest bucket (0..nbuckets-1, increasing) and in val[k] its value, and
+ * returns the count k.  off and val need room for nbuckets entries.
+ * Adding each (off, val) back with window_add() at a window_pos_t of slot
+ * (oldest + off) mod nbuckets rebuilds the window exactly, expiry included. */
+uint32_t window_buckets(const window_set_t *ws, uint32_t node, uint32_t w, uint32_t *off,
+                        int64_t *val);
+
 /* Move the set's now forward to now_ms (earlier times are ignored): expire
  * the buckets that leave each window, calling fn for each node whose
  * window value changed.  Cost: O(nwin + buckets expiring), see above. */

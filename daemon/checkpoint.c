@@ -1,0 +1,771 @@
+/* checkpoint.c - durable snapshots of tallyd's state (see checkpoint.h).
+ *
+ * All file work goes through a descriptor of the state directory (openat,
+ * renameat, unlinkat), so the directory is named once and a path is only
+ * ever put together for a message.
+ */
+#include "checkpoint.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "tally_error.h"
+
+#define MAGIC          "TALLYCKP"
+#define NSECTIONS      4
+#define SECTION_HDR    12 /* u32 tag, u64 length */
+#define TRAILER        4
+#define DEDUP_REC      (PROTO_CLIENT_ID_LEN + 8 + DEDUP_WORDS * 8)
+#define NAME_LEN       26 /* "state-" + 16 hex + ".ckp" */
+#define DAMAGED_SUFFIX ".damaged"
+
+static const char tags[NSECTIONS][5] = {"TOWN", "METR", "ENGN", "DDUP"};
+
+#define SAY(...)                                                                                   \
+    do {                                                                                           \
+        if (err != NULL && errlen > 0) {                                                           \
+            snprintf(err, errlen, __VA_ARGS__);                                                    \
+        }                                                                                          \
+    } while (0)
+
+static void wr32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static void wr64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        v |= (uint32_t)p[i] << (8 * i);
+    }
+    return v;
+}
+
+static uint64_t rd64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v |= (uint64_t)p[i] << (8 * i);
+    }
+    return v;
+}
+
+void checkpoint_file_name(char out[CHECKPOINT_NAME_MAX], uint64_t gen)
+{
+    snprintf(out, CHECKPOINT_NAME_MAX, "state-%016" PRIx64 ".ckp", gen);
+}
+
+/* The gen of a file named state-<16 lower-case hex>.ckp followed by
+ * suffix exactly, or false. */
+static bool parse_name(const char *name, const char *suffix, uint64_t *gen)
+{
+    if (strncmp(name, "state-", 6) != 0 || strncmp(name + 22, ".ckp", 4) != 0 ||
+        strcmp(name + NAME_LEN, suffix) != 0) {
+        return false;
+    }
+    uint64_t g = 0;
+    for (int i = 6; i < 22; i++) {
+        char c = name[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0) {
+            return false;
+        }
+        g = g << 4 | (uint64_t)d;
+    }
+    *gen = g;
+    return true;
+}
+
+static void clear(char *err, size_t errlen)
+{
+    if (err != NULL && errlen > 0) {
+        err[0] = '\0';
+    }
+}
+
+/* ---- building ---- */
+
+typedef struct buf {
+    uint8_t *p;
+    size_t n, cap;
+    bool oom;
+} buf_t;
+
+static void put(buf_t *b, const void *src, size_t k)
+{
+    if (b->oom) {
+        return;
+    }
+    if (b->n + k > b->cap) {
+        size_t cap = b->cap;
+        while (cap < b->n + k) {
+            cap *= 2;
+        }
+        uint8_t *p = realloc(b->p, cap);
+        if (p == NULL) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, src, k);
+    b->n += k;
+}
+
+static void put32(buf_t *b, uint32_t v)
+{
+    uint8_t x[4];
+    wr32(x, v);
+    put(b, x, 4);
+}
+
+static void put64(buf_t *b, uint64_t v)
+{
+    uint8_t x[8];
+    wr64(x, v);
+    put(b, x, 8);
+}
+
+/* Start a section; returns where its length goes. */
+static size_t section_begin(buf_t *b, int i)
+{
+    put(b, tags[i], 4);
+    size_t at = b->n;
+    put64(b, 0);
+    return at;
+}
+
+static void section_end(buf_t *b, size_t at)
+{
+    if (!b->oom) {
+        wr64(b->p + at, b->n - at - 8);
+    }
+}
+
+static void put_names(buf_t *b, const intern_t *in)
+{
+    uint32_t n = intern_count(in);
+    put32(b, n);
+    for (uint32_t id = 1; id <= n; id++) {
+        uint32_t len;
+        const char *s = intern_name(in, id, &len);
+        uint8_t l = (uint8_t)len;
+        put(b, &l, 1);
+        put(b, s, len);
+    }
+}
+
+static int engine_sink(void *ctx, const void *p, size_t len)
+{
+    buf_t *b = ctx;
+    put(b, p, len);
+    return b->oom ? TALLY_ENOMEM : 0;
+}
+
+static void put_client(const dedup_entry_t *en, void *ctx)
+{
+    buf_t *b = ctx;
+    put(b, en->id, PROTO_CLIENT_ID_LEN);
+    put64(b, en->high);
+    for (int i = 0; i < DEDUP_WORDS; i++) {
+        put64(b, en->bits[i]);
+    }
+}
+
+int checkpoint_build(const checkpoint_meta_t *meta, const intern_t *towns, const intern_t *metrics,
+                     const engine_t *e, const dedup_t *dd, void **buf_out, size_t *len_out,
+                     char *err, size_t errlen)
+{
+    clear(err, errlen);
+    /* A guess at the size, so a large state is not copied a dozen times
+     * while it grows: ~40 bytes per series, a record per client. */
+    buf_t b = {NULL, 0,
+               65536 + (size_t)engine_series_count(e) * 48 + (size_t)dedup_count(dd) * DEDUP_REC +
+                   ((size_t)intern_count(towns) + intern_count(metrics)) * 24,
+               false};
+    b.p = malloc(b.cap);
+    if (b.p == NULL) {
+        SAY("no memory for a checkpoint of %zu bytes", b.cap);
+        return TALLY_ENOMEM;
+    }
+    uint8_t h[CHECKPOINT_HEADER_SIZE] = {0};
+    memcpy(h, MAGIC, 8);
+    wr32(h + 8, CHECKPOINT_FORMAT_VERSION);
+    wr32(h + 12, CHECKPOINT_HEADER_SIZE);
+    wr64(h + 24, (uint64_t)meta->created_ms);
+    wr64(h + 32, meta->journal_gen);
+    wr64(h + 40, meta->next_pos);
+    wr64(h + 48, meta->publish_seq);
+    wr32(h + 56, NSECTIONS);
+    put(&b, h, sizeof(h));
+    size_t at = section_begin(&b, 0);
+    put_names(&b, towns);
+    section_end(&b, at);
+    at = section_begin(&b, 1);
+    put_names(&b, metrics);
+    section_end(&b, at);
+    at = section_begin(&b, 2);
+    int rc = engine_save(e, engine_sink, &b);
+    section_end(&b, at);
+    at = section_begin(&b, 3);
+    put32(&b, dedup_count(dd));
+    dedup_foreach(dd, put_client, &b);
+    section_end(&b, at);
+    if (!b.oom) {
+        wr64(b.p + 16, b.n + TRAILER);
+    }
+    put32(&b, b.oom ? 0 : crc32c(0, b.p, b.n));
+    if (rc != 0 || b.oom) {
+        free(b.p);
+        SAY("no memory for a checkpoint of %zu bytes and more", b.n);
+        return TALLY_ENOMEM;
+    }
+    *buf_out = b.p;
+    *len_out = b.n;
+    return 0;
+}
+
+/* ---- storing ---- */
+
+/* A directory stream of dfd, from its first entry (the stream shares its
+ * position with dfd and every other stream of it), or NULL. */
+static DIR *open_stream(int dfd)
+{
+    int fd = dup(dfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (d == NULL) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return NULL;
+    }
+    rewinddir(d);
+    return d;
+}
+
+/* Delete every state-*.ckp.tmp in dfd: a write that never finished. */
+static void remove_temps(int dfd)
+{
+    DIR *d = open_stream(dfd);
+    if (d == NULL) {
+        return;
+    }
+    for (struct dirent *de; (de = readdir(d)) != NULL;) {
+        uint64_t gen;
+        if (parse_name(de->d_name, ".tmp", &gen)) {
+            unlinkat(dfd, de->d_name, 0);
+        }
+    }
+    closedir(d);
+}
+
+/* The gens of the checkpoint files of dfd, in *gens (malloc()ed, sorted
+ * from newest to oldest) and *n.  Returns 0, TALLY_EIO (errno set) or
+ * TALLY_ENOMEM. */
+static int list_gens(int dfd, uint64_t **gens, size_t *n)
+{
+    *gens = NULL;
+    *n = 0;
+    DIR *d = open_stream(dfd);
+    if (d == NULL) {
+        return TALLY_EIO;
+    }
+    size_t cap = 0;
+    int rc = 0;
+    for (struct dirent *de; (de = readdir(d)) != NULL;) {
+        uint64_t gen;
+        if (!parse_name(de->d_name, "", &gen)) {
+            continue;
+        }
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            uint64_t *g = realloc(*gens, cap * sizeof(*g));
+            if (g == NULL) {
+                rc = TALLY_ENOMEM;
+                break;
+            }
+            *gens = g;
+        }
+        /* Insertion keeps the list sorted newest first; there are few. */
+        size_t i = (*n)++;
+        for (; i > 0 && (*gens)[i - 1] < gen; i--) {
+            (*gens)[i] = (*gens)[i - 1];
+        }
+        (*gens)[i] = gen;
+    }
+    closedir(d);
+    return rc;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            if (w == 0) {
+                errno = EIO;
+            }
+            return -1;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Write, sync and rename the image into place.  Returns 0 or TALLY_EIO
+ * with err set; no temporary file is left either way. */
+static int store_file(const char *dir, int dfd, uint64_t gen, const void *buf, size_t len,
+                      char *err, size_t errlen)
+{
+    char name[CHECKPOINT_NAME_MAX], tmp[CHECKPOINT_NAME_MAX + 4];
+    checkpoint_file_name(name, gen);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+    const char *failed = NULL;
+    int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        failed = "create";
+    } else {
+        if (write_all(fd, buf, len) != 0) {
+            failed = "write";
+        } else if (fsync(fd) != 0) {
+            failed = "fsync";
+        }
+        int saved = errno;
+        if (close(fd) != 0 && failed == NULL) {
+            failed = "close";
+            saved = errno;
+        }
+        errno = saved;
+        if (failed == NULL && renameat(dfd, tmp, dfd, name) != 0) {
+            failed = "rename";
+        }
+    }
+    if (failed != NULL) {
+        int saved = errno;
+        unlinkat(dfd, tmp, 0);
+        SAY("checkpoint %s/%s: cannot %s it: %s", dir, tmp, failed, strerror(saved));
+        return TALLY_EIO;
+    }
+    /* The rename is durable only once the directory is. */
+    if (fsync(dfd) != 0) {
+        SAY("checkpoint %s/%s: cannot fsync the directory: %s", dir, name, strerror(errno));
+        return TALLY_EIO;
+    }
+    return 0;
+}
+
+/* Delete the checkpoints older than the newest one below gen.  Sets
+ * *keep_from to the oldest gen kept; a file that cannot be deleted is
+ * reported in err (a warning: the new checkpoint is in place). */
+static void prune(const char *dir, int dfd, uint64_t gen, uint64_t *keep_from, char *err,
+                  size_t errlen)
+{
+    uint64_t *gens;
+    size_t n;
+    *keep_from = gen;
+    if (list_gens(dfd, &gens, &n) != 0) {
+        SAY("checkpoint: cannot list %s to delete old checkpoints: %s", dir, strerror(errno));
+        free(gens);
+        return;
+    }
+    bool kept_prev = false, removed = false;
+    for (size_t i = 0; i < n; i++) {
+        if (gens[i] >= gen) {
+            continue;
+        }
+        if (!kept_prev) {
+            kept_prev = true;
+            *keep_from = gens[i];
+            continue;
+        }
+        char name[CHECKPOINT_NAME_MAX];
+        checkpoint_file_name(name, gens[i]);
+        if (unlinkat(dfd, name, 0) != 0) {
+            SAY("checkpoint: cannot delete the old checkpoint %s/%s: %s", dir, name,
+                strerror(errno));
+        }
+        removed = true;
+    }
+    if (removed && fsync(dfd) != 0) {
+        SAY("checkpoint: cannot fsync %s after deleting old checkpoints: %s", dir, strerror(errno));
+    }
+    free(gens);
+}
+
+int checkpoint_store(const char *dir, const void *buf, size_t len, uint64_t *keep_from_gen,
+                     char *err, size_t errlen)
+{
+    clear(err, errlen);
+    const uint8_t *p = buf;
+    if (len < CHECKPOINT_HEADER_SIZE + TRAILER || memcmp(p, MAGIC, 8) != 0 || rd64(p + 16) != len) {
+        SAY("checkpoint_store: the buffer of %zu bytes is not a checkpoint image", len);
+        return TALLY_EINVAL;
+    }
+    uint64_t gen = rd64(p + 32);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        SAY("checkpoint: cannot open the state directory %s: %s", dir, strerror(errno));
+        return TALLY_EIO;
+    }
+    remove_temps(dfd);
+    int rc = store_file(dir, dfd, gen, buf, len, err, errlen);
+    uint64_t keep = gen;
+    if (rc == 0) {
+        prune(dir, dfd, gen, &keep, err, errlen);
+    }
+    close(dfd);
+    if (rc == 0 && keep_from_gen != NULL) {
+        *keep_from_gen = keep;
+    }
+    return rc;
+}
+
+int checkpoint_write(const char *dir, const checkpoint_meta_t *meta, const intern_t *towns,
+                     const intern_t *metrics, const engine_t *e, const dedup_t *dd,
+                     uint64_t *keep_from_gen, char *err, size_t errlen)
+{
+    void *buf;
+    size_t len;
+    int rc = checkpoint_build(meta, towns, metrics, e, dd, &buf, &len, err, errlen);
+    if (rc == 0) {
+        rc = checkpoint_store(dir, buf, len, keep_from_gen, err, errlen);
+        free(buf);
+    }
+    return rc;
+}
+
+/* ---- loading ---- */
+
+/* Read file name of dfd whole into *out (malloc()ed) and *len.  Returns 0,
+ * or TALLY_EIO / TALLY_ENOMEM with why set. */
+static int read_file(int dfd, const char *name, uint8_t **out, size_t *len, char *why,
+                     size_t whylen)
+{
+    *out = NULL;
+    int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        snprintf(why, whylen, "cannot open it: %s", strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        return TALLY_EIO;
+    }
+    size_t size = (size_t)st.st_size, got = 0;
+    uint8_t *p = malloc(size ? size : 1);
+    if (p == NULL) {
+        close(fd);
+        snprintf(why, whylen, "no memory to read its %zu bytes", size);
+        return TALLY_ENOMEM;
+    }
+    while (got < size) {
+        ssize_t r = read(fd, p + got, size - got);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            snprintf(why, whylen, "cannot read it: %s", r < 0 ? strerror(errno) : "short read");
+            free(p);
+            close(fd);
+            return TALLY_EIO;
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    *out = p;
+    *len = size;
+    return 0;
+}
+
+/* Check that p[0..len) is an intact checkpoint file: 0, TALLY_EIO with
+ * why set (damage), or TALLY_ECONFIG (intact, another format version). */
+static int verify(const uint8_t *p, size_t len, char *why, size_t whylen)
+{
+    if (len < CHECKPOINT_HEADER_SIZE + TRAILER || memcmp(p, MAGIC, 8) != 0) {
+        snprintf(why, whylen, "%s (%zu bytes)",
+                 len >= 8 && memcmp(p, MAGIC, 8) == 0 ? "truncated, shorter than its header"
+                                                      : "not a checkpoint: no TALLYCKP magic",
+                 len);
+        return TALLY_EIO;
+    }
+    uint32_t want = rd32(p + len - TRAILER);
+    if (crc32c(0, p, len - TRAILER) != want) {
+        uint64_t size = rd64(p + 16);
+        if (size != len) {
+            snprintf(why, whylen, "truncated or torn: %zu bytes on disk, its header says %" PRIu64,
+                     len, size);
+        } else {
+            snprintf(why, whylen, "CRC-32C mismatch: the contents are damaged");
+        }
+        return TALLY_EIO;
+    }
+    uint32_t version = rd32(p + 8);
+    if (version != CHECKPOINT_FORMAT_VERSION) {
+        snprintf(why, whylen,
+                 "has format version %u; this tallyd reads version %u only (written by a newer "
+                 "tallyd? upgrade, or move the file away to fall back on older state)",
+                 version, CHECKPOINT_FORMAT_VERSION);
+        return TALLY_ECONFIG;
+    }
+    if (rd32(p + 12) != CHECKPOINT_HEADER_SIZE || rd64(p + 16) != len ||
+        rd32(p + 56) != NSECTIONS) {
+        snprintf(why, whylen, "malformed header (size, length or section count)");
+        return TALLY_EIO;
+    }
+    return 0;
+}
+
+/* Add the names of a TOWN or METR section to the empty table in. */
+static int load_names(const uint8_t *p, size_t len, intern_t *in, const char *what, char *why,
+                      size_t whylen)
+{
+    if (len < 4) {
+        snprintf(why, whylen, "the %s section is truncated", what);
+        return TALLY_EIO;
+    }
+    uint32_t n = rd32(p);
+    size_t at = 4;
+    for (uint32_t id = 1; id <= n; id++) {
+        if (at >= len || len - at - 1 < p[at]) {
+            snprintf(why, whylen, "the %s section ends inside name %u of %u", what, id, n);
+            return TALLY_EIO;
+        }
+        uint8_t l = p[at];
+        int got = intern_add(in, (const char *)p + at + 1, l);
+        if (got == TALLY_ESERIESLIMIT) {
+            snprintf(why, whylen, "it holds %u %s names, above the configured limit of %u", n, what,
+                     in->capacity);
+            return TALLY_ECONFIG;
+        }
+        if (got != (int)id) {
+            snprintf(
+                why, whylen, "%s name %u ('%.*s') %s", what, id, (int)l, (const char *)p + at + 1,
+                got == TALLY_ENOMEM ? "cannot be stored: out of memory" : "is invalid or repeated");
+            return got == TALLY_ENOMEM ? got : TALLY_EIO;
+        }
+        at += 1 + (size_t)l;
+    }
+    if (at != len) {
+        snprintf(why, whylen, "the %s section has %zu bytes after its last name", what, len - at);
+        return TALLY_EIO;
+    }
+    return 0;
+}
+
+typedef struct ids {
+    uint32_t ntowns, nmetrics;
+    engine_item_t bad;
+} ids_t;
+
+static int check_ids(void *ctx, const engine_item_t *it)
+{
+    ids_t *c = ctx;
+    if (it->metric > c->nmetrics || it->town > c->ntowns) {
+        c->bad = *it;
+        return 1;
+    }
+    return 0;
+}
+
+static int load_clients(const uint8_t *p, size_t len, dedup_t *dd, char *why, size_t whylen)
+{
+    uint32_t n = len >= 4 ? rd32(p) : 0;
+    if (len < 4 || (len - 4) / DEDUP_REC != n || (len - 4) % DEDUP_REC != 0) {
+        snprintf(why, whylen, "the DDUP section's %zu bytes do not hold its %u clients", len, n);
+        return TALLY_EIO;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *r = p + 4 + (size_t)i * DEDUP_REC;
+        dedup_entry_t en;
+        memcpy(en.id, r, PROTO_CLIENT_ID_LEN);
+        en.high = rd64(r + PROTO_CLIENT_ID_LEN);
+        for (int w = 0; w < DEDUP_WORDS; w++) {
+            en.bits[w] = rd64(r + PROTO_CLIENT_ID_LEN + 8 + 8 * w);
+        }
+        int rc = en.high == 0 ? TALLY_EINVAL : dedup_restore(dd, &en);
+        if (rc == TALLY_ECLIENTLIMIT) {
+            snprintf(why, whylen, "it tracks %u client ids, above max_clients (%u)", n, dd->max);
+            return TALLY_ECONFIG;
+        }
+        if (rc != 0) {
+            snprintf(why, whylen, "client %u of %u cannot be restored: %s", i + 1, n,
+                     tally_strerror(rc));
+            return rc == TALLY_ENOMEM ? rc : TALLY_EIO;
+        }
+    }
+    return 0;
+}
+
+/* Load the verified image p[0..len) into the empty structures. */
+static int load_image(const uint8_t *p, size_t len, checkpoint_meta_t *meta, intern_t *towns,
+                      intern_t *metrics, engine_t *e, dedup_t *dd, char *why, size_t whylen)
+{
+    const uint8_t *sec[NSECTIONS];
+    size_t seclen[NSECTIONS];
+    size_t at = CHECKPOINT_HEADER_SIZE, end = len - TRAILER;
+    for (int i = 0; i < NSECTIONS; i++) {
+        if (end - at < SECTION_HDR || memcmp(p + at, tags[i], 4) != 0 ||
+            rd64(p + at + 4) > end - at - SECTION_HDR) {
+            snprintf(why, whylen, "section %d is not a whole \"%s\" section", i + 1, tags[i]);
+            return TALLY_EIO;
+        }
+        seclen[i] = (size_t)rd64(p + at + 4);
+        sec[i] = p + at + SECTION_HDR;
+        at += SECTION_HDR + seclen[i];
+    }
+    if (at != end) {
+        snprintf(why, whylen, "%zu stray bytes after the last section", end - at);
+        return TALLY_EIO;
+    }
+    int rc = load_names(sec[0], seclen[0], towns, "township", why, whylen);
+    if (rc == 0) {
+        rc = load_names(sec[1], seclen[1], metrics, "metric", why, whylen);
+    }
+    if (rc == 0) {
+        rc = engine_load(e, sec[2], seclen[2], why, whylen);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    /* Every id the engine uses must have a name, or publishing would meet
+     * a series it cannot name. */
+    ids_t c = {intern_count(towns), intern_count(metrics), {0}};
+    bool defs_ok = e->nmetrics <= c.nmetrics + 1;
+    if (!defs_ok || engine_foreach(e, check_ids, &c) != 0) {
+        snprintf(why, whylen,
+                 "the engine uses metric id %u / township id %u, but only %u metric and %u "
+                 "township names are saved",
+                 defs_ok ? c.bad.metric : e->nmetrics - 1, defs_ok ? c.bad.town : 0, c.nmetrics,
+                 c.ntowns);
+        return TALLY_EIO;
+    }
+    rc = load_clients(sec[3], seclen[3], dd, why, whylen);
+    if (rc != 0) {
+        return rc;
+    }
+    meta->created_ms = (int64_t)rd64(p + 24);
+    meta->journal_gen = rd64(p + 32);
+    meta->next_pos = rd64(p + 40);
+    meta->publish_seq = rd64(p + 48);
+    return 0;
+}
+
+/* Append "; " and line to the notes. */
+static void note(char *notes, size_t len, const char *line)
+{
+    size_t used = strlen(notes);
+    snprintf(notes + used, len - used, "%s%s", used ? "; " : "", line);
+}
+
+int checkpoint_load_latest(const char *dir, checkpoint_meta_t *meta, intern_t *towns,
+                           intern_t *metrics, engine_t *e, dedup_t *dd, char *err, size_t errlen)
+{
+    clear(err, errlen);
+    if (intern_count(towns) != 0 || intern_count(metrics) != 0 || engine_series_count(e) != 0 ||
+        dedup_count(dd) != 0) {
+        SAY("checkpoint_load_latest: load into empty tables (%u townships, %u metrics, %u series, "
+            "%u clients held); declare the catalog after loading",
+            intern_count(towns), intern_count(metrics), engine_series_count(e), dedup_count(dd));
+        return TALLY_EINVAL;
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        int rc = errno == ENOENT ? TALLY_ENOTFOUND : TALLY_EIO;
+        SAY("checkpoint: cannot open the state directory %s: %s", dir, strerror(errno));
+        return rc;
+    }
+    remove_temps(dfd);
+    uint64_t *gens;
+    size_t n;
+    int rc = list_gens(dfd, &gens, &n);
+    if (rc != 0) {
+        SAY("checkpoint: cannot list the state directory %s: %s", dir,
+            rc == TALLY_ENOMEM ? "out of memory" : strerror(errno));
+        free(gens);
+        close(dfd);
+        return rc;
+    }
+    char notes[1024] = "";
+    char why[512];
+    rc = TALLY_ENOTFOUND;
+    size_t i = 0;
+    for (; i < n; i++) {
+        char name[CHECKPOINT_NAME_MAX];
+        checkpoint_file_name(name, gens[i]);
+        uint8_t *p;
+        size_t len;
+        why[0] = '\0';
+        rc = read_file(dfd, name, &p, &len, why, sizeof(why));
+        bool damaged = false;
+        if (rc == 0) {
+            rc = verify(p, len, why, sizeof(why));
+            damaged = rc == TALLY_EIO;
+        }
+        if (rc == 0) {
+            rc = load_image(p, len, meta, towns, metrics, e, dd, why, sizeof(why));
+            free(p);
+            if (rc != 0) {
+                SAY("checkpoint %s/%s: %s", dir, name, why);
+                break;
+            }
+            if (notes[0] != '\0') {
+                SAY("%s; loaded %s/%s instead", notes, dir, name);
+            }
+            break;
+        }
+        free(p);
+        if (rc != TALLY_EIO) {
+            /* A newer format version, or no memory: older files would be
+             * no better, and loading one would go back in time. */
+            SAY("checkpoint %s/%s%s%s", dir, name, rc == TALLY_ECONFIG ? " " : ": ", why);
+            break;
+        }
+        /* Falling back loses nothing: the journal is kept from the older
+         * checkpoint on (see checkpoint_store).  A damaged file is set
+         * aside under another name, so that it is never read again nor
+         * kept as the fallback of a later checkpoint, but stays for
+         * inspection; one that could not be read is left where it is. */
+        char aside[CHECKPOINT_NAME_MAX + sizeof(DAMAGED_SUFFIX)];
+        snprintf(aside, sizeof(aside), "%s" DAMAGED_SUFFIX, name);
+        bool moved = damaged && renameat(dfd, name, dfd, aside) == 0;
+        char line[sizeof(why) + 128];
+        int k = snprintf(line, sizeof(line), "skipped %s checkpoint %s: %s",
+                         damaged ? "damaged" : "unreadable", name, why);
+        if (moved && k > 0 && (size_t)k < sizeof(line)) {
+            snprintf(line + k, sizeof(line) - (size_t)k, " (renamed to %s)", aside);
+        }
+        note(notes, sizeof(notes), line);
+    }
+    if (n == 0) {
+        SAY("no checkpoint in %s", dir);
+    } else if (i == n) {
+        SAY("no usable checkpoint in %s: %s", dir, notes);
+        rc = TALLY_EIO;
+    }
+    free(gens);
+    close(dfd);
+    return rc;
+}
