@@ -98,6 +98,11 @@ static void keep_restart_settings(tallyd_t *d, tallyd_config_t *cfg)
     memcpy(cfg->windows, d->cfg.windows, sizeof(cfg->windows));
     cfg->nwindows = d->cfg.nwindows;
     cfg->buckets = d->cfg.buckets;
+    if (cfg->sync != d->cfg.sync || cfg->sync_interval_ms != d->cfg.sync_interval_ms)
+        log_warning(&d->log, "reload: [journal] sync and sync_interval need a restart and keep "
+                             "their values");
+    cfg->sync = d->cfg.sync;
+    cfg->sync_interval_ms = d->cfg.sync_interval_ms;
     if (cfg->max_msg_bytes != d->cfg.max_msg_bytes) {
         int64_t v = cfg->max_msg_bytes;
         zmq_setsockopt(d->router_sock, ZMQ_MAXMSGSIZE, &v, sizeof(v));

@@ -79,6 +79,8 @@ static int define_ratio(tallyd_t *d, const char *id, const char *num, const char
     int q = intern_or_log(d, &d->metrics, den);
     if (r < 0 || n < 0 || q < 0)
         return TALLY_ECONFIG;
+    if (engine_metric_kind(&d->engine, (uint32_t)r) == PROTO_KIND_RATIO)
+        return 0; /* restored from the checkpoint */
     int rc = engine_define_ratio(&d->engine, (uint32_t)r, (uint32_t)n, (uint32_t)q);
     if (rc != 0)
         log_error(&d->log, "cannot define ratio '%s' = %s / %s: %s", id, num, den,
@@ -86,7 +88,9 @@ static int define_ratio(tallyd_t *d, const char *id, const char *num, const char
     return rc;
 }
 
-static int setup_catalog(tallyd_t *d)
+/* The name and de-duplication tables, empty: a checkpoint loads into
+ * them before the catalog is declared. */
+static int setup_tables(tallyd_t *d)
 {
     const tallyd_config_t *c = &d->cfg;
     int rc = intern_init(&d->towns, (uint32_t)c->max_townships + 1);
@@ -95,10 +99,17 @@ static int setup_catalog(tallyd_t *d)
                          (uint32_t)(c->max_metrics + (int64_t)c->nratios +
                                     (int64_t)(sizeof(builtin_ratios) / sizeof(builtin_ratios[0]))) +
                              1);
-    if (rc != 0) {
+    if (rc == 0)
+        rc = dedup_init(&d->dedup, (uint32_t)c->max_clients);
+    if (rc != 0)
         log_error(&d->log, "cannot allocate the name tables: %s", tally_strerror(rc));
-        return rc;
-    }
+    return rc;
+}
+
+static int setup_catalog(tallyd_t *d)
+{
+    const tallyd_config_t *c = &d->cfg;
+    int rc;
     for (size_t i = 0; i < c->ntownships; i++)
         if (intern_or_log(d, &d->towns, c->townships[i].id) < 0)
             return TALLY_ECONFIG;
@@ -108,9 +119,13 @@ static int setup_catalog(tallyd_t *d)
             return TALLY_ECONFIG;
         rc = engine_define_metric(&d->engine, (uint32_t)id, (uint8_t)c->metrics[i].kind);
         if (rc != 0) {
-            log_error(&d->log, "cannot define metric '%s': %s", c->metrics[i].id,
+            log_error(&d->log,
+                      "metric '%s' (line %d) is declared a %s, but the state in %s holds it as "
+                      "a %s: %s",
+                      c->metrics[i].id, c->metrics[i].line, config_kind_name(c->metrics[i].kind),
+                      c->state_dir, config_kind_name(engine_metric_kind(&d->engine, (uint32_t)id)),
                       tally_strerror(rc));
-            return rc;
+            return TALLY_ECONFIG;
         }
     }
     for (size_t i = 0; i < c->nratios; i++)
@@ -240,12 +255,42 @@ static void on_tick(uv_timer_t *t)
     engine_tick(&d->engine, clock_now_ms(d->clock));
 }
 
+static void on_watchdog(uv_timer_t *t)
+{
+    tallyd_t *d = t->data;
+    if (d->test_stall_ms > 0) {
+        /* Test hook (TALLYD_TEST_STALL_MS): stall the loop once, so tests
+         * can see that a stuck loop sends no WATCHDOG=1. */
+        uv_sleep((unsigned)d->test_stall_ms);
+        d->test_stall_ms = 0;
+    }
+    notify_send(&d->notify, "WATCHDOG=1");
+}
+
+static void on_status(uv_timer_t *t)
+{
+    tallyd_t *d = t->data;
+    uint64_t n = d->stats.submissions_accepted - d->status_last_accepted;
+    d->status_last_accepted = d->stats.submissions_accepted;
+    notify_send(&d->notify,
+                "STATUS=serving: %u series, %u clients, %" PRIu64 " subscribers, %.1f "
+                "submissions/s",
+                engine_series_count(&d->engine), dedup_count(&d->dedup), d->publish.subscribers,
+                (double)n / 10.0);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     tallyd_t *d = s->data;
     if (signum == SIGHUP) {
         log_notice(&d->log, "SIGHUP: reloading the configuration");
-        reload_config(d);
+        notify_send(&d->notify, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
+                    (unsigned long long)(uv_hrtime() / 1000), d->config_path);
+        int rc = reload_config(d);
+        notify_send(&d->notify, "READY=1\nSTATUS=%s",
+                    rc == 0 ? "reloaded; serving"
+                            : "reload refused (see the log); "
+                              "serving the previous config");
         return;
     }
     log_notice(&d->log, "%s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -264,6 +309,7 @@ void tallyd_stop(tallyd_t *d, int exit_code)
         return;
     d->stopping = true;
     d->exit_code = exit_code;
+    notify_send(&d->notify, "STOPPING=1\nSTATUS=stopping: flushing the journal");
     /* Flush the journal first: its callback sends the ACKs that waited
      * for it while the request socket is still open. */
     recover_stop(d);
@@ -272,6 +318,8 @@ void tallyd_stop(tallyd_t *d, int exit_code)
     zsock_close(&d->pub, NULL);
     publish_stop(d);
     uv_close((uv_handle_t *)&d->tick_timer, on_closed);
+    uv_close((uv_handle_t *)&d->watchdog_timer, on_closed);
+    uv_close((uv_handle_t *)&d->status_timer, on_closed);
     uv_close((uv_handle_t *)&d->sigint, on_closed);
     uv_close((uv_handle_t *)&d->sigterm, on_closed);
     uv_close((uv_handle_t *)&d->sighup, on_closed);
@@ -291,6 +339,17 @@ static int start_loop_handles(tallyd_t *d)
     uv_timer_init(d->loop, &d->tick_timer);
     d->tick_timer.data = d;
     uv_timer_start(&d->tick_timer, on_tick, 1000, 1000);
+    /* The watchdog timer runs on the loop: if the loop stalls, systemd
+     * stops hearing from us and restarts the service. */
+    uv_timer_init(d->loop, &d->watchdog_timer);
+    uv_timer_init(d->loop, &d->status_timer);
+    d->watchdog_timer.data = d->status_timer.data = d;
+    uint64_t wd_ms = notify_watchdog_usec(&d->notify) / 2000;
+    if (wd_ms > 0)
+        uv_timer_start(&d->watchdog_timer, on_watchdog, wd_ms, wd_ms);
+    if (notify_enabled(&d->notify))
+        uv_timer_start(&d->status_timer, on_status, 10000, 10000);
+    d->open_handles += 2;
     uv_signal_t *sigs[] = {&d->sigint, &d->sigterm, &d->sighup};
     int nums[] = {SIGINT, SIGTERM, SIGHUP};
     for (int i = 0; i < 3; i++) {
@@ -319,6 +378,7 @@ static void cleanup(tallyd_t *d)
     ackq_free(&d->acks);
     msgpack_sbuffer_destroy(&d->out);
     config_free(&d->cfg);
+    notify_close(&d->notify);
 }
 
 int tallyd_apply_options(tallyd_t *d, tallyd_config_t *cfg)
@@ -378,11 +438,19 @@ int tallyd_main(const tallyd_options_t *o)
     d->stats.started_mono_ms = clock_mono_ms();
     msgpack_sbuffer_init(&d->out);
     log_init(&d->log, LOG_LEVEL_INFO);
+    int nrc = notify_init_env(&d->notify);
+    if (nrc != 0)
+        log_warning(&d->log, "NOTIFY_SOCKET/WATCHDOG_USEC unusable (%s); not notifying systemd",
+                    tally_strerror(nrc));
+    const char *stall = getenv("TALLYD_TEST_STALL_MS");
+    if (stall)
+        d->test_stall_ms = atoi(stall);
+    notify_send(&d->notify, "STATUS=starting: loading the configuration");
     int status = 2;
-    if (load_config(d) != 0 || setup_engine(d) != 0 || setup_catalog(d) != 0)
+    if (load_config(d) != 0 || setup_engine(d) != 0)
         goto out;
     status = 1;
-    if (dedup_init(&d->dedup, (uint32_t)d->cfg.max_clients) != 0)
+    if (setup_tables(d) != 0)
         goto out;
     /* Replay decodes with the protocol's maximum: the limit may have been
      * lowered since a record was accepted. */
@@ -396,10 +464,24 @@ int tallyd_main(const tallyd_options_t *o)
                   strerror(err));
         goto out;
     }
+    /* The checkpoint first (names keep their ids), then the catalog on
+     * top of it, then the journal written after the checkpoint. */
+    notify_send(&d->notify, "STATUS=recovering the state in %s", d->cfg.state_dir);
+    if ((status = recover_load(d)) != 0)
+        goto out;
+    status = 2;
+    if (setup_catalog(d) != 0)
+        goto out;
+    status = 1;
     if (recover_start(d) != 0)
         goto out;
     if (open_sockets(d) != 0 || start_loop_handles(d) != 0)
         goto out;
+    recover_start_checkpoints(d);
+    notify_send(&d->notify,
+                "READY=1\nSTATUS=serving: requests on %s, updates on %s, %u series, %u townships",
+                d->req_endpoint, d->pub_endpoint, engine_series_count(&d->engine),
+                intern_count(&d->towns));
     log_notice(&d->log,
                "tallyd %s ready: requests on %s, updates on %s, state in %s, %s catalog (%u "
                "townships, %u metrics)",

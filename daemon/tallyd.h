@@ -23,6 +23,7 @@
 #include "intern.h"
 #include "journal.h"
 #include "log.h"
+#include "notify.h"
 #include "proto.h"
 #include "publish.h"
 #include "stats.h"
@@ -70,15 +71,33 @@ typedef struct tallyd {
     uint64_t durable_pos; /* everything up to here is durable */
     uint64_t journal_gen; /* segment being appended to */
 
+    /* checkpoints (recover.c) */
+    uv_timer_t ckpt_timer;
+    uv_work_t ckpt_work;
+    bool ckpt_busy;       /* a checkpoint is being stored */
+    uint64_t ckpt_pos;    /* journal position the last checkpoint covers up to */
+    int64_t ckpt_mono_ms; /* when it was taken */
+    void *ckpt_buf;       /* the image being stored */
+    size_t ckpt_len;
+    uint64_t ckpt_keep_gen; /* journal segments below it may go */
+    int ckpt_rc;
+    unsigned ckpt_removed;
+    char ckpt_err[512];
+
     /* ingest scratch, reused for every submission */
     proto_sample_t *samples;
     engine_sample_t *esamples;
     msgpack_sbuffer out;
 
+    notify_t notify;           /* systemd's notify socket, if any */
+    uv_timer_t watchdog_timer; /* WATCHDOG=1 at half of $WATCHDOG_USEC */
+    uv_timer_t status_timer;   /* periodic STATUS= line */
+    uint64_t status_last_accepted;
     uv_timer_t tick_timer;
     uv_signal_t sigint, sigterm, sighup;
     int open_handles;
 
+    int test_stall_ms; /* TALLYD_TEST_STALL_MS: stall the loop once (tests) */
     tallyd_stats_t stats;
     bool stopping;
     int exit_code;
