@@ -1,5 +1,6 @@
 /* cli_main.c - the tally command: global options and dispatch to the
- * subcommands (cli_push.c, cli_get.c, cli_watch.c, cli_stats.c). */
+ * subcommands (cli_push.c, cli_get.c, cli_watch.c, cli_stats.c,
+ * cli_keygen.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@ static const char usage[] =
     "  get     print the current tallies once\n"
     "  watch   follow the tallies live\n"
     "  stats   print the daemon's counters\n"
+    "  keygen  create a CURVE key pair for a secured tallyd\n"
     "  help    show the help of a command: tally help push\n"
     "\n"
     "Global options:\n"
@@ -38,10 +40,11 @@ typedef struct command {
 } command_t;
 
 static const command_t commands[] = {
-    {"push", cli_push, cli_push_usage},
+    {"push", cli_push, cli_push_usage}, /* these four talk to tallyd */
     {"get", cli_get, cli_get_usage},
     {"watch", cli_watch, cli_watch_usage},
     {"stats", cli_stats, cli_stats_usage},
+    {"keygen", cli_keygen, cli_keygen_usage}, /* local: writes key files */
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -62,8 +65,8 @@ static int unknown_command(const char *name)
     const char *s = cli_suggest(name, names, NCOMMANDS + 1);
     if (s != NULL)
         return cli_usage_error(NULL, "unknown command '%s' (did you mean '%s'?)", name, s);
-    return cli_usage_error(NULL, "unknown command '%s' (commands: push, get, watch, stats, help)",
-                           name);
+    return cli_usage_error(
+        NULL, "unknown command '%s' (commands: push, get, watch, stats, keygen, help)", name);
 }
 
 static int help(int argc, char **argv)

@@ -1,0 +1,198 @@
+/* cli_keygen.c - `tally keygen`: a CURVE key pair as two ZeroMQ
+ * certificate files, the format czmq's zcert and tallyd read. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "cli.h"
+
+#define Z85_KEY_LEN 40
+
+const char cli_keygen_usage[] =
+    "Usage: tally keygen [--out DIR] NAME\n"
+    "\n"
+    "Create a CURVE key pair for a secured tallyd and write it as two ZeroMQ\n"
+    "certificates: NAME holds the public key, NAME_secret both keys (mode 0600).\n"
+    "Prints the public key (40 characters of Z85).  Never overwrites a file.\n"
+    "\n"
+    "  tally keygen --out keys server.key    the daemon's pair: server_secret_key =\n"
+    "                                         keys/server.key_secret\n"
+    "  tally keygen gaoguan.key              a township's pair: gaoguan.key goes into\n"
+    "                                         tallyd's township_keys directory\n"
+    "\n"
+    "Options:\n"
+    "  -o, --out DIR  write the files into DIR (default: the current directory)\n"
+    "  -h, --help     show this help\n";
+
+/* The certificate text, as zcert_save writes it: comments, an empty
+ * metadata section, and the keys indented by 4 spaces. */
+static int format_cert(char *buf, size_t cap, const char *pub, const char *sec)
+{
+    char when[64] = "?";
+    time_t now = time(NULL);
+    struct tm tm;
+    if (localtime_r(&now, &tm) != NULL)
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+    int n;
+    if (sec != NULL)
+        n = snprintf(buf, cap,
+                     "#   ****  Generated on %s by tally keygen  ****\n"
+                     "#   ZeroMQ CURVE **Secret** Certificate\n"
+                     "#   DO NOT PROVIDE THIS FILE TO OTHER USERS nor change its permissions.\n"
+                     "\n"
+                     "metadata\n"
+                     "curve\n"
+                     "    public-key = \"%s\"\n"
+                     "    secret-key = \"%s\"\n",
+                     when, pub, sec);
+    else
+        n = snprintf(buf, cap,
+                     "#   ****  Generated on %s by tally keygen  ****\n"
+                     "#   ZeroMQ CURVE Public Certificate\n"
+                     "#   Exchange securely, or use a secure mechanism to verify the contents\n"
+                     "#   of this file after exchange.\n"
+                     "\n"
+                     "metadata\n"
+                     "curve\n"
+                     "    public-key = \"%s\"\n",
+                     when, pub);
+    return n > 0 && (size_t)n < cap ? n : -1;
+}
+
+/* Create path (which must not exist) with exactly mode and the text;
+ * flushed to the disk before returning. */
+static int write_new(const char *path, mode_t mode, const char *text, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0) {
+        if (errno == EEXIST)
+            cli_error("%s exists already; keygen never overwrites a key (remove it, or choose "
+                      "another NAME)",
+                      path);
+        else
+            cli_error("cannot create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    /* The umask may only take bits away; a secret must end up 0600 even
+     * under an unusual umask, and fchmod says exactly that. */
+    size_t off = 0;
+    int rc = fchmod(fd, mode);
+    while (rc == 0 && off < len) {
+        ssize_t w = write(fd, text + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            rc = -1;
+        else
+            off += (size_t)w;
+    }
+    if (rc == 0)
+        rc = fsync(fd);
+    if (rc != 0)
+        cli_error("cannot write %s: %s", path, strerror(errno));
+    if (close(fd) != 0 && rc == 0) {
+        cli_error("cannot write %s: %s", path, strerror(errno));
+        rc = -1;
+    }
+    if (rc != 0)
+        unlink(path);
+    return rc;
+}
+
+static bool plain_name(const char *name)
+{
+    return name[0] != '\0' && strchr(name, '/') == NULL && strcmp(name, ".") != 0 &&
+           strcmp(name, "..") != 0;
+}
+
+static int keygen(const char *dir, const char *name)
+{
+    char pub_path[4096], sec_path[4096];
+    const char *sep = dir[0] != '\0' && dir[strlen(dir) - 1] != '/' ? "/" : "";
+    int n1 = snprintf(pub_path, sizeof pub_path, "%s%s%s", dir, sep, name);
+    int n2 = snprintf(sec_path, sizeof sec_path, "%s%s%s_secret", dir, sep, name);
+    if (n1 < 0 || n2 < 0 || (size_t)n2 >= sizeof sec_path)
+        return cli_usage_error("keygen", "the path %s%s%s_secret is longer than %zu bytes", dir,
+                               sep, name, sizeof sec_path - 1);
+    /* Refuse before creating anything, so a refusal leaves no half pair. */
+    struct stat st;
+    const char *paths[2] = {pub_path, sec_path};
+    for (int i = 0; i < 2; i++)
+        if (lstat(paths[i], &st) == 0) {
+            cli_error("%s exists already; keygen never overwrites a key (remove it, or choose "
+                      "another NAME)",
+                      paths[i]);
+            return CLI_USAGE;
+        }
+    char pub[Z85_KEY_LEN + 1], sec[Z85_KEY_LEN + 1];
+    if (zmq_curve_keypair(pub, sec) != 0) {
+        cli_error("cannot create a key pair: %s (libzmq without CURVE support?)",
+                  zmq_strerror(zmq_errno()));
+        return CLI_INTERNAL;
+    }
+    char text[1024];
+    int status = CLI_OK;
+    int len = format_cert(text, sizeof text, pub, sec);
+    if (len < 0 || write_new(sec_path, 0600, text, (size_t)len) != 0) {
+        status = CLI_INTERNAL;
+    } else {
+        len = format_cert(text, sizeof text, pub, NULL);
+        if (len < 0 || write_new(pub_path, 0644, text, (size_t)len) != 0) {
+            /* A secret without its public file is of no use; keep the pair
+             * whole or not at all. */
+            unlink(sec_path);
+            status = CLI_INTERNAL;
+        }
+    }
+    explicit_bzero(text, sizeof text);
+    explicit_bzero(sec, sizeof sec);
+    if (status == CLI_OK)
+        printf("%s\n", pub);
+    return status;
+}
+
+int cli_keygen(int argc, char **argv, cli_global_t *g)
+{
+    (void)g;
+    static const struct option longopts[] = {
+        {"out", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *dir = "";
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            if (optarg[0] == '\0')
+                return cli_usage_error("keygen", "--out needs a directory");
+            dir = optarg;
+            break;
+        case 'h':
+            fputs(cli_keygen_usage, stdout);
+            return CLI_OK;
+        default:
+            return cli_bad_option("keygen", c, argv, longopts);
+        }
+    }
+    if (optind >= argc)
+        return cli_usage_error("keygen", "missing NAME, the file name of the public key");
+    if (optind + 1 < argc)
+        return cli_usage_error("keygen", "unexpected argument '%s' (one NAME only)",
+                               argv[optind + 1]);
+    const char *name = argv[optind];
+    if (!plain_name(name))
+        return cli_usage_error("keygen",
+                               "NAME '%s' must be a file name without '/'; give the directory "
+                               "with --out",
+                               name);
+    return keygen(dir, name);
+}
