@@ -261,12 +261,17 @@ static int close_batch(tally_client_t *c)
         return TALLY_ENOMEM;
     }
     memcpy(body, c->sbuf.data, c->sbuf.size);
-    /* The next seq is on disk before the submission is, and both are
-     * before the first send: a crash at any point can neither reuse this
-     * seq for other figures nor lose the figures. */
-    rc = client_state_save_seq(c, c->next_seq + 1);
-    if (rc == 0 && c->spool != NULL)
+    /* The submission is on disk before the next seq is, and both are
+     * before the first send.  A crash between the two leaves a .sub whose
+     * seq client.seq does not count yet; the loader takes the larger of
+     * client.seq and the highest spooled seq + 1, so the seq is not reused
+     * and tally_client_next_seq() - 1 is always the last submission that
+     * is safely on disk. */
+    rc = 0;
+    if (c->spool != NULL)
         rc = spool_write(c->spool, c->next_seq, body, c->sbuf.size, c->err, sizeof c->err);
+    if (rc == 0)
+        rc = client_state_save_seq(c, c->next_seq + 1);
     if (rc < 0) {
         free(p);
         free(body);

@@ -1,0 +1,28 @@
+# Integration tests of the `tally` command and libtally against the real
+# tallyd over real sockets (ipc:// endpoints of the daemon harness).
+# cli_support.c runs the command as a child process and rebuilds tables of
+# tallies from its JSON output (read by cli_json.c).
+if(TARGET tally_harness AND TARGET tally_cli AND TARGET tally_shared)
+  add_library(tally_cli_support STATIC ${CMAKE_CURRENT_SOURCE_DIR}/integration/cli_support.c
+                                       ${CMAKE_CURRENT_SOURCE_DIR}/integration/cli_json.c)
+  target_link_libraries(tally_cli_support PUBLIC tally_harness m)
+  # TALLYD_BIN, TALLY_SHARED_DATA (the figures, kept in the repository
+  # under client/demo) and TALLY_SOURCE_DIR come with tally_harness.
+  target_compile_definitions(tally_cli_support PUBLIC TALLY_BIN="$<TARGET_FILE:tally_cli>")
+  add_dependencies(tally_cli_support tallyd tally_cli)
+
+  # One executable per area; each test case starts its own daemon.  The
+  # ones driving libtally directly link the shared library, whose only
+  # exported symbols are tally_* (the harness has its own codec).
+  foreach(area get spool watch)
+    set(t test_cli_${area})
+    if(NOT EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/integration/${t}.c)
+      continue()
+    endif()
+    add_executable(${t} ${CMAKE_CURRENT_SOURCE_DIR}/integration/${t}.c)
+    target_link_libraries(${t} PRIVATE tally_cli_support tally_shared)
+    add_dependencies(${t} tallyd tally_cli)
+    add_test(NAME ${t} COMMAND ${t})
+    set_tests_properties(${t} PROPERTIES LABELS integration TIMEOUT 180)
+  endforeach()
+endif()

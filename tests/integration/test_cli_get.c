@@ -1,0 +1,408 @@
+/* Integration tests of the `tally` command against the real tallyd: the
+ * 高观镇 2023 report pushed from its CSV file and read back with
+ * `tally get` (built-in defaults and the example configuration),
+ * rejections and usage errors, and `tally stats`. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_support.h"
+#include "harness.h"
+
+#define ROWS_MAX 64
+
+typedef struct csv_row {
+    char metric[CLI_NAME_MAX + 1];
+    char kind[16];
+    int64_t value;
+} csv_row_t;
+
+typedef struct fx {
+    harness_t h;
+    cli_tab_t t;
+    char *conf;
+    csv_row_t rows[ROWS_MAX];
+    size_t nrows;
+    char csv_path[HARNESS_PATH_MAX];
+} fx_t;
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    if (f == NULL || harness_init(&f->h) != 0)
+        return -1;
+    cli_tab_init(&f->t);
+    snprintf(f->csv_path, sizeof f->csv_path, "%s/gaoguan-2023.csv", TALLY_SHARED_DATA);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    /* A clean exit is part of every test (leaks and memory errors at exit
+     * in the sanitizer build). */
+    int rc = harness_finish(&f->h) == 0 ? 0 : -1;
+    cli_tab_free(&f->t);
+    harness_cleanup(&f->h);
+    free(f->conf);
+    free(f);
+    return rc;
+}
+
+/* Run the command and check its exit status; the result is returned for
+ * more checks (free it). */
+static cli_result_t run_expect(fx_t *f, int status, const char *const *args)
+{
+    cli_result_t r;
+    cli_run(f->h.dir, f->h.req_endpoint, args, 30000, &r);
+    if (r.status != status) {
+        char cmd[512] = "tally";
+        for (size_t i = 0; args[i] != NULL; i++)
+            snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " %s", args[i]);
+        fail_msg("'%s': expected exit status %d, got %d\nstdout: %s\nstderr: %s\ndaemon log:\n%s",
+                 cmd, status, r.status, r.out, r.err, harness_log(&f->h));
+    }
+    return r;
+}
+
+static void get_tab(fx_t *f, const char *const *extra)
+{
+    char err[2048];
+    if (cli_get_tab(f->h.dir, f->h.req_endpoint, extra, &f->t, err, sizeof err) != 0)
+        fail_msg("%s", err);
+}
+
+static int64_t stat_value(fx_t *f, const char *name)
+{
+    char err[1024];
+    int64_t v = -1;
+    if (cli_stat(f->h.dir, f->h.req_endpoint, name, &v, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    return v;
+}
+
+/* Columns metric,kind,unit,label,value; no field holds a comma or quote. */
+static void load_csv(fx_t *f)
+{
+    char *text = harness_read_file(f->csv_path);
+    if (text == NULL)
+        fail_msg("cannot read %s", f->csv_path);
+    char *save = NULL;
+    char *line = strtok_r(text, "\r\n", &save);
+    assert_non_null(line);
+    assert_string_equal(line, "metric,kind,unit,label,value");
+    while ((line = strtok_r(NULL, "\r\n", &save)) != NULL) {
+        char *field[5];
+        int n = 0;
+        for (char *p = line; n < 5; n++) {
+            field[n] = p;
+            p = strchr(p, ',');
+            if (p == NULL) {
+                n++;
+                break;
+            }
+            *p++ = '\0';
+        }
+        if (n != 5 || f->nrows == ROWS_MAX)
+            fail_msg("%s: bad line '%s'", f->csv_path, line);
+        csv_row_t *r = &f->rows[f->nrows++];
+        snprintf(r->metric, sizeof r->metric, "%s", field[0]);
+        snprintf(r->kind, sizeof r->kind, "%s", field[1]);
+        char *end;
+        r->value = strtoll(field[4], &end, 10);
+        assert_true(*end == '\0' && end != field[4]);
+    }
+    free(text);
+    assert_int_equal(f->nrows, 22);
+}
+
+static void expect_total(const cli_tab_t *t, const char *metric, const char *scope, int64_t want)
+{
+    cli_val_t v;
+    if (!cli_tab_get(t, metric, scope, "total", &v))
+        fail_msg("no column total of %s/%s", metric, scope);
+    if (!v.present || v.den != 1 || v.num != want)
+        fail_msg("%s/%s total: expected %" PRId64 ", got %s%" PRId64 "/%" PRId64, metric, scope,
+                 want, v.present ? "" : "null ", v.num, v.den);
+}
+
+/* Every column of the ratio (the figures were all pushed now, so every
+ * window and period holds them) is num/den. */
+static void expect_ratio(const cli_tab_t *t, const char *ratio, const char *scope, int64_t num,
+                         int64_t den)
+{
+    const cli_tally_t *x = cli_tab_find(t, ratio, scope);
+    if (x == NULL)
+        fail_msg("no ratio %s/%s", ratio, scope);
+    assert_string_equal(x->kind, "ratio");
+    assert_true(x->ncols >= 5);
+    for (size_t i = 0; i < x->ncols; i++)
+        if (!x->val[i].present || x->val[i].num != num || x->val[i].den != den)
+            fail_msg("%s/%s %s: expected %" PRId64 "/%" PRId64 ", got %s%" PRId64 "/%" PRId64,
+                     ratio, scope, x->col[i], num, den, x->val[i].present ? "" : "null ",
+                     x->val[i].num, x->val[i].den);
+    cli_val_t v;
+    assert_true(cli_tab_get(t, ratio, scope, "total", &v));
+}
+
+static void check_report(fx_t *f, const char *scope, bool gauges_declared)
+{
+    for (size_t i = 0; i < f->nrows; i++) {
+        const csv_row_t *r = &f->rows[i];
+        const cli_tally_t *x = cli_tab_find(&f->t, r->metric, scope);
+        if (x == NULL)
+            fail_msg("no tally %s/%s", r->metric, scope);
+        bool gauge = gauges_declared && strcmp(r->kind, "gauge") == 0;
+        assert_string_equal(x->kind, gauge ? "gauge" : "counter");
+        expect_total(&f->t, r->metric, scope, r->value);
+    }
+    expect_total(&f->t, "disputes.screened", scope, 219);
+    expect_total(&f->t, "disputes.resolved", scope, 216);
+    expect_ratio(&f->t, "disputes.resolution_rate", scope, 216, 219);
+    expect_ratio(&f->t, "law_exam.pass_rate", scope, 94, 94);
+    expect_ratio(&f->t, "talks.resolution_rate", scope, 25, 25);
+    cli_val_t v;
+    assert_true(cli_tab_get(&f->t, "disputes.resolution_rate", scope, "total", &v));
+    /* The JSON value is the quotient, and 98.6 % to one decimal. */
+    assert_true(fabs(v.value - 216.0 / 219.0) < 1e-15);
+    assert_int_equal((int64_t)llround(v.value * 1000.0), 986);
+}
+
+/* Count non-overlapping occurrences of needle in hay. */
+static size_t count_str(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(hay, needle); p != NULL; p = strstr(p + strlen(needle), needle))
+        n++;
+    return n;
+}
+
+static void push_and_check(fx_t *f, bool example_config)
+{
+    load_csv(f);
+    const char *push[] = {"push", "--town", "gaoguan", "--file", f->csv_path, NULL};
+    cli_result_t r = run_expect(f, 0, push);
+    assert_string_equal(r.out, "accepted 22 samples for gaoguan (seq 1..1)\n");
+    assert_string_equal(r.err, "");
+    cli_result_free(&r);
+
+    /* County-wide by default: no township rows. */
+    get_tab(f, NULL);
+    for (size_t i = 0; i < f->t.n; i++)
+        assert_string_equal(f->t.v[i].scope, "county");
+    /* 22 metrics and 3 ratios. */
+    assert_int_equal(f->t.n, 25);
+    assert_true(f->t.seq > 0);
+    assert_true(f->t.stream_id > 0);
+    check_report(f, "county", example_config);
+
+    const char *town[] = {"--town", "gaoguan", NULL};
+    get_tab(f, town);
+    assert_int_equal(f->t.n, 25);
+    for (size_t i = 0; i < f->t.n; i++)
+        assert_string_equal(f->t.v[i].scope, "gaoguan");
+    check_report(f, "gaoguan", example_config);
+
+    /* The table: a header and one row, 98.6% in every column. */
+    get_tab(f, (const char *const[]){"--metric", "disputes.resolution_rate", NULL});
+    assert_int_equal(f->t.n, 1);
+    size_t ncols = f->t.v[0].ncols;
+    const char *table[] = {"get", "--metric", "disputes.resolution_rate", NULL};
+    r = run_expect(f, 0, table);
+    assert_string_equal(r.err, "");
+    if (count_str(r.out, "98.6%") != ncols || count_str(r.out, "\n") != 2 ||
+        strncmp(r.out, "METRIC", 6) != 0 || strstr(r.out, "\ndisputes.resolution_rate") == NULL ||
+        strstr(r.out, " county ") == NULL)
+        fail_msg("tally get --metric disputes.resolution_rate: expected a header and one row "
+                 "with 98.6%% in each of %zu columns, got:\n%s",
+                 ncols, r.out);
+    cli_result_free(&r);
+
+    /* One submission was made. */
+    assert_int_equal(stat_value(f, "tallyd_submissions_accepted_total"), 1);
+    assert_int_equal(stat_value(f, "tallyd_samples_accepted_total"), 22);
+}
+
+/* 1a. Built-in defaults: no configuration, the built-in ratios exist. */
+static void test_gaoguan_defaults(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
+    push_and_check(f, false);
+}
+
+/* 1b. The example configuration (endpoints and state directory from the
+ * command line, which override the file). */
+static void test_gaoguan_example_config(void **state)
+{
+    fx_t *f = *state;
+    char path[HARNESS_PATH_MAX];
+    snprintf(path, sizeof path, "%s/systemd/tallyd.conf.example", harness_source_dir);
+    f->conf = harness_read_file(path);
+    if (f->conf == NULL)
+        fail_msg("cannot read %s", path);
+    assert_int_equal(harness_start(&f->h, f->conf, NULL), 0);
+    push_and_check(f, true);
+}
+
+static const char closed_catalog[] = "[metric disputes.resolved]\n"
+                                     "kind = counter\n"
+                                     "\n"
+                                     "[metric disputes.screened]\n"
+                                     "kind = counter\n";
+
+/* 5. Rejections, usage errors and an absent daemon. */
+static void test_rejections(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, closed_catalog, NULL), 0);
+
+    /* A metric outside the catalog: rejected by the daemon, status 1, the
+     * daemon's field and the metric named. */
+    const char *typo[] = {"push", "--town", "gaoguan", "disputes.resolvd=1", NULL};
+    cli_result_t r = run_expect(f, 1, typo);
+    if (strstr(r.err, "samples[0].metric") == NULL || strstr(r.err, "disputes.resolvd") == NULL ||
+        strstr(r.err, "UNKNOWN_METRIC") == NULL)
+        fail_msg("rejection message should name samples[0].metric, 'disputes.resolvd' and "
+                 "UNKNOWN_METRIC; stderr: %s",
+                 r.err);
+    assert_null(strstr(r.out, "accepted"));
+    cli_result_free(&r);
+
+    /* One bad sample rejects the whole submission: nothing is counted. */
+    const char *mixed[] = {"push", "--town", "gaoguan", "disputes.resolved=5", "nope=1", NULL};
+    r = run_expect(f, 1, mixed);
+    if (strstr(r.err, "samples[1].metric") == NULL || strstr(r.err, "'nope'") == NULL)
+        fail_msg("stderr should name samples[1].metric and 'nope': %s", r.err);
+    cli_result_free(&r);
+
+    /* A value that is not an integer: usage error naming the argument,
+     * nothing sent. */
+    const char *bad_value[] = {"push", "--town", "gaoguan", "disputes.resolved=abc", NULL};
+    r = run_expect(f, 2, bad_value);
+    if (strstr(r.err, "disputes.resolved=abc") == NULL || strstr(r.err, "not an integer") == NULL)
+        fail_msg("stderr should name 'disputes.resolved=abc' as not an integer: %s", r.err);
+    cli_result_free(&r);
+    const char *x_abc[] = {"push", "--town", "gaoguan", "x=abc", NULL};
+    r = run_expect(f, 2, x_abc);
+    if (strstr(r.err, "'x=abc'") == NULL)
+        fail_msg("stderr should name 'x=abc': %s", r.err);
+    cli_result_free(&r);
+
+    /* A wrong flag, with the closest one suggested; and for get. */
+    const char *flag[] = {"push", "--tonw", "gaoguan", "disputes.resolved=1", NULL};
+    r = run_expect(f, 2, flag);
+    if (strstr(r.err, "--tonw") == NULL || strstr(r.err, "did you mean '--town'") == NULL)
+        fail_msg("stderr should name --tonw and suggest --town: %s", r.err);
+    cli_result_free(&r);
+    const char *get_flag[] = {"get", "--jsno", NULL};
+    r = run_expect(f, 2, get_flag);
+    if (strstr(r.err, "--jsno") == NULL || strstr(r.err, "--json") == NULL)
+        fail_msg("stderr should name --jsno and suggest --json: %s", r.err);
+    assert_string_equal(r.out, "");
+    cli_result_free(&r);
+
+    /* Nothing of the above was counted: the catalog's metrics have no
+     * tally yet, and no submission was accepted. */
+    get_tab(f, NULL);
+    assert_null(cli_tab_find(&f->t, "disputes.resolved", "county"));
+    assert_null(cli_tab_find(&f->t, "nope", "county"));
+    assert_int_equal(stat_value(f, "tallyd_submissions_accepted_total"), 0);
+    assert_int_equal(stat_value(f, "tallyd_rejected_total"), 2);
+
+    /* A good push still works after the rejections. */
+    const char *good[] = {"push", "--town", "gaoguan", "disputes.resolved=3", NULL};
+    r = run_expect(f, 0, good);
+    cli_result_free(&r);
+    get_tab(f, NULL);
+    expect_total(&f->t, "disputes.resolved", "county", 3);
+
+    /* The daemon stopped: get and stats give up after their timeout with
+     * status 3 and say so. */
+    assert_int_equal(harness_stop(&f->h, SIGTERM), 0);
+    const char *get[] = {"get", "--timeout", "1", NULL};
+    r = run_expect(f, 3, get);
+    char want[HARNESS_PATH_MAX + 64];
+    snprintf(want, sizeof want, "no answer from tallyd at %s within 1 s", f->h.req_endpoint);
+    if (strstr(r.err, want) == NULL)
+        fail_msg("stderr should say '%s': %s", want, r.err);
+    assert_string_equal(r.out, "");
+    /* 1 s of waiting plus the start of the process (slower under the
+     * sanitizers and on a loaded machine); a hang would take 30 s. */
+    if (r.ms < 950 || r.ms > 6000)
+        fail_msg("tally get --timeout 1 took %" PRId64 " ms", r.ms);
+    cli_result_free(&r);
+    const char *stats[] = {"stats", "--json", "--timeout", "0.5", NULL};
+    r = run_expect(f, 3, stats);
+    assert_non_null(strstr(r.err, "no answer from tallyd"));
+    if (r.ms < 450 || r.ms > 5500)
+        fail_msg("tally stats --timeout 0.5 took %" PRId64 " ms", r.ms);
+    cli_result_free(&r);
+}
+
+/* 6. `tally stats --json` counts the submissions made: pairs, a CSV file
+ * and one rejected by the daemon (an overflow, never counted). */
+static void test_stats(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
+    static const char *const pushes[][8] = {
+        {"push", "--town", "gaoguan", "patrols=4", NULL},
+        {"push", "--town", "gaoyan", "patrols=5", "banners=2", NULL},
+        {"push", "-t", "xiuqi", "-q", "patrols=6", NULL},
+        {"push", "--town", "big", "huge=9223372036854775807", NULL},
+    };
+    for (size_t i = 0; i < sizeof pushes / sizeof pushes[0]; i++) {
+        cli_result_t r = run_expect(f, 0, pushes[i]);
+        cli_result_free(&r);
+    }
+    const char *csv[] = {"push", "--town", "gaoguan", "--file", f->csv_path, NULL};
+    cli_result_t r = run_expect(f, 0, csv);
+    cli_result_free(&r);
+    /* Adding 1 to INT64_MAX overflows: rejected, status 1. */
+    const char *overflow[] = {"push", "--town", "big", "huge=1", NULL};
+    r = run_expect(f, 1, overflow);
+    assert_non_null(strstr(r.err, "OVERFLOW"));
+    cli_result_free(&r);
+
+    assert_int_equal(stat_value(f, "tallyd_submissions_accepted_total"), 5);
+    assert_int_equal(stat_value(f, "tallyd_samples_accepted_total"), 1 + 2 + 1 + 1 + 22);
+    assert_int_equal(stat_value(f, "tallyd_rejected_total"), 1);
+    /* (tallyd_duplicates_total is not checked: under load a client may
+     * resend before the acknowledgement arrives.) */
+    get_tab(f, NULL);
+    expect_total(&f->t, "patrols", "county", 4 + 5 + 6 + 45);
+    expect_total(&f->t, "huge", "county", INT64_MAX);
+
+    /* The table form has the same counter. */
+    const char *table[] = {"stats", NULL};
+    r = run_expect(f, 0, table);
+    const char *line = strstr(r.out, "tallyd_submissions_accepted_total ");
+    if (line == NULL || (line != r.out && line[-1] != '\n'))
+        fail_msg("no tallyd_submissions_accepted_total line in:\n%s", r.out);
+    long v = strtol(line + strlen("tallyd_submissions_accepted_total"), NULL, 10);
+    assert_int_equal(v, 5);
+    cli_result_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_gaoguan_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gaoguan_example_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rejections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

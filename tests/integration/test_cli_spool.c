@@ -1,0 +1,518 @@
+/* Integration tests of spooled submissions against the real tallyd:
+ * `tally push --spool` while the daemon is down, then delivered exactly
+ * once when it is up; and a libtally publisher SIGKILLed while pushing,
+ * restarted on the same spool, delivering the rest exactly once.
+ *
+ * The killed publisher is this executable run again with --pusher (see
+ * pusher_main), so that it is a separate process with nothing of the
+ * test's state. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <poll.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include "cli_support.h"
+#include "harness.h"
+#include "tally.h"
+
+typedef struct fx {
+    harness_t h;
+    cli_tab_t t;
+} fx_t;
+
+static char self_exe[HARNESS_PATH_MAX];
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    if (f == NULL || harness_init(&f->h) != 0)
+        return -1;
+    cli_tab_init(&f->t);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    int rc = harness_finish(&f->h) == 0 ? 0 : -1;
+    cli_tab_free(&f->t);
+    harness_cleanup(&f->h);
+    free(f);
+    return rc;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static cli_result_t run_expect(fx_t *f, int status, const char *const *args)
+{
+    cli_result_t r;
+    cli_run(f->h.dir, f->h.req_endpoint, args, 30000, &r);
+    if (r.status != status) {
+        char cmd[512] = "tally";
+        for (size_t i = 0; args[i] != NULL; i++)
+            snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " %s", args[i]);
+        fail_msg("'%s': expected exit status %d, got %d\nstdout: %s\nstderr: %s\ndaemon log:\n%s",
+                 cmd, status, r.status, r.out, r.err, harness_log(&f->h));
+    }
+    return r;
+}
+
+static void get_tab(fx_t *f, const char *const *extra)
+{
+    char err[2048];
+    if (cli_get_tab(f->h.dir, f->h.req_endpoint, extra, &f->t, err, sizeof err) != 0)
+        fail_msg("%s", err);
+}
+
+static int64_t stat_value(fx_t *f, const char *name)
+{
+    char err[1024];
+    int64_t v = -1;
+    if (cli_stat(f->h.dir, f->h.req_endpoint, name, &v, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    return v;
+}
+
+static int64_t total_of(fx_t *f, const char *metric, const char *scope)
+{
+    cli_val_t v;
+    if (!cli_tab_get(&f->t, metric, scope, "total", &v))
+        fail_msg("no tally %s/%s with a total", metric, scope);
+    if (!v.present || v.den != 1)
+        fail_msg("%s/%s total has no integer value", metric, scope);
+    return v.num;
+}
+
+/* 2. Spool while the daemon is down, deliver when it is up. */
+static void test_spool_daemon_down(void **state)
+{
+    fx_t *f = *state;
+    char spool[HARNESS_PATH_MAX];
+    snprintf(spool, sizeof spool, "%s/spool", f->h.dir);
+    static const char *const values[] = {"m=5", "m=7", "m=11"};
+    char kept[HARNESS_PATH_MAX + 64];
+    snprintf(kept, sizeof kept, "kept in %s for the next run", spool);
+    /* No daemon: each push waits 1 s, exits 3 and keeps its figures (and
+     * those of the earlier runs) in the spool. */
+    for (int i = 0; i < 3; i++) {
+        const char *push[] = {"push",      "--town", "t2",      "--spool", spool,
+                              "--timeout", "1",      values[i], NULL};
+        cli_result_t r = run_expect(f, 3, push);
+        char count[64];
+        snprintf(count, sizeof count, "%d submission%s (%d sample%s) kept", i + 1, i ? "s" : "",
+                 i + 1, i ? "s" : "");
+        if (strstr(r.err, kept) == NULL || strstr(r.err, count) == NULL)
+            fail_msg("push %d: stderr should say '%s ... %s': %s", i + 1, count, kept, r.err);
+        assert_string_equal(r.out, "");
+        cli_result_free(&r);
+        assert_int_equal(cli_count_files(spool, ".sub"), i + 1);
+    }
+
+    assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
+    /* tally(1) has no way to deliver the spool alone (push needs figures:
+     * pairs, --file or CSV on standard input), so the next push brings one
+     * figure of another metric, and delivers the spool first. */
+    const char *flush[] = {"push",      "--town", "t2",       "--spool", spool,
+                           "--timeout", "10",     "marker=1", NULL};
+    cli_result_t r = run_expect(f, 0, flush);
+    char want[2 * HARNESS_PATH_MAX];
+    snprintf(want, sizeof want,
+             "delivered 3 submissions (3 samples) left in %s by an earlier run\n"
+             "accepted 1 sample for t2 (seq 4..4)\n",
+             spool);
+    assert_string_equal(r.out, want);
+    assert_string_equal(r.err, "");
+    cli_result_free(&r);
+    assert_int_equal(cli_count_files(spool, ".sub"), 0);
+    assert_int_equal(cli_count_files(spool, ".tmp"), 0);
+
+    get_tab(f, (const char *const[]){"--all", NULL});
+    assert_int_equal(total_of(f, "m", "county"), 5 + 7 + 11);
+    assert_int_equal(total_of(f, "m", "t2"), 5 + 7 + 11);
+    assert_int_equal(total_of(f, "marker", "t2"), 1);
+    assert_int_equal(stat_value(f, "tallyd_submissions_accepted_total"), 4);
+
+    /* Nothing is delivered twice by later runs on the same spool, also
+     * across a daemon restart (the journal keeps the de-duplication
+     * state). */
+    int stop_status = -1;
+    assert_int_equal(harness_restart(&f->h, &stop_status), 0);
+    assert_int_equal(stop_status, 0);
+    const char *again[] = {"push", "--town", "t2", "--spool", spool, "m=100", NULL};
+    r = run_expect(f, 0, again);
+    assert_string_equal(r.out, "accepted 1 sample for t2 (seq 5..5)\n");
+    cli_result_free(&r);
+    get_tab(f, NULL);
+    assert_int_equal(total_of(f, "m", "county"), 5 + 7 + 11 + 100);
+    assert_int_equal(total_of(f, "marker", "county"), 1);
+}
+
+/* ---- 4. a publisher killed mid-push ------------------------------------ */
+
+/* Submission seq i carries 2^((i-1) % 60) of metric kill.b<(i-1)/60>: the
+ * township's totals then say exactly which submissions were counted (a
+ * lost one is a missing bit, a doubled one a carry). */
+#define KILL_SUBS   300
+#define KILL_BITS   60
+#define KILL_GROUPS (KILL_SUBS / KILL_BITS)
+#define KILL_ROUNDS 5
+
+typedef struct pusher_counts {
+    size_t accepted, duplicate;
+} pusher_counts_t;
+
+static void pusher_on_ack(void *ctx, uint64_t seq, int status, uint32_t nsamples)
+{
+    pusher_counts_t *p = ctx;
+    (void)seq;
+    (void)nsamples;
+    if (status == TALLY_ACK_DUPLICATE)
+        p->duplicate++;
+    else
+        p->accepted++;
+}
+
+static void pusher_on_reject(void *ctx, uint64_t seq, int code, int sample, const char *field,
+                             const char *message)
+{
+    (void)ctx;
+    (void)sample;
+    fprintf(stderr, "pusher: submission %" PRIu64 " rejected: %s: %s (%s)\n", seq, field, message,
+            tally_errname(code));
+}
+
+static void kill_metric(char *buf, size_t len, int group)
+{
+    snprintf(buf, len, "kill.b%d", group);
+}
+
+/* The publisher: `test_cli_spool --pusher SPOOL TOWN`, server from
+ * TALLY_SERVER.  It resumes after the last submission the spool knows of
+ * (tally_client_next_seq: the submissions below it have been made, so they
+ * are spooled, acknowledged or being delivered), so that a run killed at
+ * any point and started again makes submissions 1..KILL_SUBS exactly once.
+ * Prints "start next_seq=S pending=P" and, at the end, "done ...". */
+static int pusher_main(const char *spool, const char *town)
+{
+    const char *server = getenv("TALLY_SERVER");
+    pusher_counts_t counts = {0};
+    char err[512] = "";
+    tally_client_opts_t o = {
+        .spool_dir = spool,
+        .on_ack = pusher_on_ack,
+        .on_reject = pusher_on_reject,
+        .cb_ctx = &counts,
+        .errbuf = err,
+        .errbuf_len = sizeof err,
+    };
+    tally_client_t *c = NULL;
+    int rc = tally_client_new(server, town, &o, &c);
+    if (rc != 0) {
+        fprintf(stderr, "pusher: tally_client_new: %s: %s\n", tally_errname(rc), err);
+        return 4;
+    }
+    uint64_t next = tally_client_next_seq(c);
+    printf("start next_seq=%" PRIu64 " pending=%zu\n", next, tally_client_pending(c));
+    fflush(stdout);
+    for (uint64_t i = next; i <= KILL_SUBS; i++) {
+        char metric[32];
+        kill_metric(metric, sizeof metric, (int)((i - 1) / KILL_BITS));
+        rc = tally_client_add(c, metric, INT64_C(1) << ((i - 1) % KILL_BITS), 0);
+        if (rc == 0)
+            rc = tally_client_send(c);
+        if (rc == 0)
+            rc = tally_client_process(c);
+        if (rc != 0) {
+            fprintf(stderr, "pusher: submission %" PRIu64 ": %s: %s\n", i, tally_errname(rc),
+                    tally_client_last_error(c));
+            tally_client_destroy(&c);
+            return 4;
+        }
+        if (tally_client_next_seq(c) != i + 1) {
+            fprintf(stderr, "pusher: next_seq %" PRIu64 " after submission %" PRIu64 "\n",
+                    tally_client_next_seq(c), i);
+            tally_client_destroy(&c);
+            return 4;
+        }
+    }
+    rc = tally_client_flush(c, 30000);
+    size_t pending = tally_client_pending(c);
+    printf("done rc=%s accepted=%zu duplicate=%zu pending=%zu\n", tally_errname(rc),
+           counts.accepted, counts.duplicate, pending);
+    tally_client_destroy(&c);
+    return rc == 0 && pending == 0 ? 0 : 3;
+}
+
+static pid_t spawn_pusher(fx_t *f, const char *spool, const char *town, const char *out,
+                          const char *err)
+{
+    const char *argv[] = {self_exe, "--pusher", spool, town, NULL};
+    pid_t pid = cli_spawn_argv(f->h.req_endpoint, argv, out, err);
+    if (pid < 0)
+        fail_msg("cannot start %s: %s", self_exe, strerror(errno));
+    return pid;
+}
+
+/* Wait until the file holds needle (the pusher's first line). */
+static void wait_for_text(const char *path, const char *needle, int timeout_ms)
+{
+    int64_t deadline = harness_mono_ms() + timeout_ms;
+    for (;;) {
+        char *text = harness_read_file(path);
+        bool found = text != NULL && strstr(text, needle) != NULL;
+        free(text);
+        if (found)
+            return;
+        if (harness_mono_ms() > deadline)
+            fail_msg("%s did not show '%s' within %d ms", path, needle, timeout_ms);
+        sleep_ms(1);
+    }
+}
+
+static uint64_t read_u64_file(const char *path)
+{
+    char *text = harness_read_file(path);
+    uint64_t v = text != NULL ? strtoull(text, NULL, 10) : 0;
+    free(text);
+    return v;
+}
+
+/* Wait until the spool's client.seq reaches at least seq (the publisher
+ * has made seq - 1 submissions), and return as soon as it does: the file
+ * is replaced by rename, which inotify reports at once, so that a kill
+ * that follows lands right after that step of the publisher. */
+static void wait_for_seq(const char *spool, uint64_t seq, pid_t pid, int timeout_ms)
+{
+    char seqfile[HARNESS_PATH_MAX + 16];
+    snprintf(seqfile, sizeof seqfile, "%s/client.seq", spool);
+    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd < 0 || inotify_add_watch(fd, spool, IN_MOVED_TO | IN_CLOSE_WRITE) < 0)
+        fail_msg("inotify on %s: %s", spool, strerror(errno));
+    int64_t deadline = harness_mono_ms() + timeout_ms;
+    while (read_u64_file(seqfile) < seq) {
+        int64_t left = deadline - harness_mono_ms();
+        if (left <= 0) {
+            close(fd);
+            kill(pid, SIGKILL);
+            fail_msg("%s did not reach %" PRIu64 " within %d ms", seqfile, seq, timeout_ms);
+        }
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll(&pfd, 1, left > 10 ? 10 : (int)left) > 0) {
+            char buf[4096];
+            while (read(fd, buf, sizeof buf) > 0)
+                ; /* the events only wake us: the file says where we are */
+        }
+    }
+    close(fd);
+}
+
+/* The seqs of the .sub files in dir, as " 1 2 5" (runs shortened). */
+static void list_subs(const char *dir, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    uint64_t run_start = 0, last = 0;
+    for (uint64_t seq = 1; seq <= KILL_SUBS + 1; seq++) {
+        char path[HARNESS_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/%020" PRIu64 ".sub", dir, seq);
+        bool have = seq <= KILL_SUBS && access(path, F_OK) == 0;
+        if (have) {
+            if (run_start == 0)
+                run_start = seq;
+            last = seq;
+        } else if (run_start != 0) {
+            size_t n = strlen(buf);
+            if (last == run_start)
+                snprintf(buf + n, len - n, " %" PRIu64, run_start);
+            else
+                snprintf(buf + n, len - n, " %" PRIu64 "-%" PRIu64, run_start, last);
+            run_start = 0;
+        }
+    }
+    if (buf[0] == '\0')
+        snprintf(buf, len, " none");
+}
+
+/* How a round kills the publisher: as soon as client.seq reaches kill_at,
+ * optionally with the daemon stopped
+ * (SIGSTOP) from client.seq stop_at on, so that submissions pile up
+ * unacknowledged; KILL_SUBS + 1 means "every submission made, waiting for
+ * acknowledgements". */
+typedef struct kill_plan {
+    uint64_t kill_at, stop_at;
+} kill_plan_t;
+
+/* 4. SIGKILL while pushing, at several points; the restarted publisher
+ * delivers the rest, and every submission is counted exactly once.  All
+ * rounds run; the failure lists each. */
+static void test_kill_restart(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
+    static const kill_plan_t plans[KILL_ROUNDS] = {
+        {2, 0},              /* at the first submission */
+        {40, 0},             /* early, acknowledgements flowing */
+        {170, 0},            /* later */
+        {230, 120},          /* with 110 unacknowledged in the spool */
+        {KILL_SUBS + 1, 50}, /* all made, 250 unacknowledged */
+    };
+    const int64_t full = (INT64_C(1) << KILL_BITS) - 1;
+    int mid_generation = 0, with_leftovers = 0, wrong = 0;
+    int64_t county[KILL_GROUPS] = {0};
+    char report[8192] = "";
+    for (int round = 0; round < KILL_ROUNDS; round++) {
+        const kill_plan_t *plan = &plans[round];
+        char town[16], spool[HARNESS_PATH_MAX], out[HARNESS_PATH_MAX], err[HARNESS_PATH_MAX],
+            seqfile[HARNESS_PATH_MAX + 16], subs[1024];
+        snprintf(town, sizeof town, "kill%d", round);
+        snprintf(spool, sizeof spool, "%s/spool-%d", f->h.dir, round);
+        snprintf(seqfile, sizeof seqfile, "%s/client.seq", spool);
+        snprintf(out, sizeof out, "%s/pusher-%d.out", f->h.dir, round);
+        snprintf(err, sizeof err, "%s/pusher-%d.err", f->h.dir, round);
+
+        pid_t pid = spawn_pusher(f, spool, town, out, err);
+        wait_for_text(out, "start next_seq=1 pending=0\n", 10000);
+        bool stopped = false;
+        if (plan->stop_at > 0) {
+            wait_for_seq(spool, plan->stop_at, pid, 20000);
+            assert_int_equal(kill(f->h.pid, SIGSTOP), 0);
+            stopped = true;
+        }
+        wait_for_seq(spool, plan->kill_at, pid, 20000);
+        if (plan->kill_at > KILL_SUBS)
+            sleep_ms(50); /* into tally_client_flush */
+        kill(pid, SIGKILL);
+        int st = cli_wait(pid, 10000);
+        uint64_t seq_file = read_u64_file(seqfile);
+        list_subs(spool, subs, sizeof subs);
+        if (stopped)
+            assert_int_equal(kill(f->h.pid, SIGCONT), 0);
+        char *o = harness_read_file(out);
+        if (st != 128 + SIGKILL)
+            fail_msg("round %d: the publisher was not killed mid-push (status %d, output %s)",
+                     round, st, o ? o : "");
+        free(o);
+
+        /* Started again on the same spool, it delivers what is left. */
+        pid = spawn_pusher(f, spool, town, out, err);
+        st = cli_wait(pid, 60000);
+        char *text = harness_read_file(out), *etext = harness_read_file(err);
+        if (st != 0)
+            fail_msg("round %d: the restarted publisher exited with %d\nstdout: %s\nstderr: %s",
+                     round, st, text ? text : "", etext ? etext : "");
+        const char *line = text ? strstr(text, "start next_seq=") : NULL;
+        line = line ? strstr(line + 1, "start next_seq=") : NULL; /* the second run's */
+        unsigned long long next = 0;
+        size_t pending = 0;
+        if (line == NULL || sscanf(line, "start next_seq=%llu pending=%zu", &next, &pending) != 2)
+            fail_msg("round %d: no start line of the second run in: %s", round, text ? text : "");
+        const char *done = strstr(line, "done ");
+        char done_line[128] = "";
+        if (done != NULL)
+            snprintf(done_line, sizeof done_line, "%.*s", (int)strcspn(done, "\n"), done);
+        free(text);
+        free(etext);
+        if (next <= KILL_SUBS)
+            mid_generation++;
+        if (pending > 0)
+            with_leftovers++;
+        assert_int_equal(cli_count_files(spool, ".sub"), 0);
+
+        /* Which submissions were counted, and how often. */
+        get_tab(f, (const char *const[]){"--town", town, NULL});
+        char verdict[1024] = "";
+        int missing = 0, first_missing = 0;
+        bool excess = false;
+        for (int g = 0; g < KILL_GROUPS; g++) {
+            char metric[32];
+            kill_metric(metric, sizeof metric, g);
+            int64_t got = total_of(f, metric, town);
+            county[g] += got;
+            if (got > full)
+                excess = true;
+            for (int b = 0; b < KILL_BITS; b++)
+                if (!((got >> b) & 1)) {
+                    int seq = g * KILL_BITS + b + 1;
+                    if (missing++ == 0)
+                        first_missing = seq;
+                    snprintf(verdict + strlen(verdict), sizeof verdict - strlen(verdict), " %d",
+                             seq);
+                }
+        }
+        char line_out[1600];
+        if (missing == 0 && !excess) {
+            snprintf(line_out, sizeof line_out, "exactly once");
+        } else {
+            wrong++;
+            snprintf(line_out, sizeof line_out, "%s%s%s%s", excess ? "COUNTED TWICE; " : "",
+                     missing ? "LOST seq" : "", verdict,
+                     /* The signature of a submission closed but never
+                      * spooled: client.seq already counted it, no .sub
+                      * held it, and the restart resumed after it. */
+                     missing == 1 && (unsigned long long)first_missing + 1 == next
+                         ? " (client.seq counted it, no .sub file held it)"
+                         : "");
+        }
+        snprintf(report + strlen(report), sizeof report - strlen(report),
+                 "round %d: killed at client.seq %" PRIu64 "%s, .sub left:%s; restart at seq "
+                 "%llu with %zu pending, %s: %s\n",
+                 round, seq_file, stopped ? " (daemon stopped)" : "", subs, next, pending,
+                 done_line, line_out);
+    }
+    print_message("%s", report);
+    if (wrong > 0)
+        fail_msg("%d of %d rounds did not count every submission exactly once:\n%s", wrong,
+                 KILL_ROUNDS, report);
+    /* The rounds killed the publisher at different stages: while it was
+     * still making submissions, and with submissions left unacknowledged
+     * in the spool. */
+    if (mid_generation < 3 || with_leftovers < 2)
+        fail_msg("the kills did not hit the intended stages (%d mid-generation, %d with "
+                 "leftovers):\n%s",
+                 mid_generation, with_leftovers, report);
+    /* The county adds the townships up: KILL_ROUNDS x (2^60 - 1) per
+     * metric, which still fits in an int64. */
+    get_tab(f, NULL);
+    for (int g = 0; g < KILL_GROUPS; g++) {
+        char metric[32];
+        kill_metric(metric, sizeof metric, g);
+        assert_int_equal(county[g], KILL_ROUNDS * full);
+        assert_int_equal(total_of(f, metric, "county"), KILL_ROUNDS * full);
+    }
+    assert_int_equal(stat_value(f, "tallyd_submissions_accepted_total"), KILL_ROUNDS * KILL_SUBS);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && strcmp(argv[1], "--pusher") == 0)
+        return pusher_main(argv[2], argv[3]);
+    ssize_t n = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
+    if (n <= 0) {
+        fprintf(stderr, "cannot read /proc/self/exe: %s\n", strerror(errno));
+        return 1;
+    }
+    self_exe[n] = '\0';
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_spool_daemon_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_restart, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
