@@ -58,6 +58,14 @@ int recover_load(tallyd_t *d)
             log_info(&d->log, "%s", err);
         return 0;
     }
+    if (rc == TALLY_EIO && intern_count(&d->towns) == 0 && intern_count(&d->metrics) == 0 &&
+        engine_series_count(&d->engine) == 0 && dedup_count(&d->dedup) == 0) {
+        /* Every checkpoint is damaged (and set aside).  The journal may
+         * still hold everything: recover_start() replays it and refuses
+         * to go on if it does not begin at position 1. */
+        log_error(&d->log, "%s; recovering from the journal alone", err);
+        return 0;
+    }
     if (rc != 0) {
         log_error(&d->log, "cannot load the state in %s: %s", d->cfg.state_dir,
                   err[0] ? err : tally_strerror(rc));
@@ -97,6 +105,20 @@ int recover_start(tallyd_t *d)
     if (rc != 0) {
         log_error(&d->log, "cannot recover the state in %s: %s", d->cfg.state_dir, rep.error);
         return rc;
+    }
+    /* Without a checkpoint the journal must begin at position 1: if it
+     * begins later, the checkpoint that covered the positions before it is
+     * gone (damaged, deleted), and starting would silently drop figures
+     * and forget which were applied. */
+    if (d->ckpt_pos == 0 && rep.records > 0 && rep.corrupt_regions == 0 &&
+        rep.next_pos - 1 > rep.records) {
+        log_error(&d->log,
+                  "the journal in %s holds positions up to %" PRIu64 " but only %" PRIu64
+                  " records and no checkpoint covers the rest (damaged or deleted; see "
+                  "state-*.ckp.damaged); refusing to start with figures missing: restore the "
+                  "state directory from a backup",
+                  d->cfg.state_dir, rep.next_pos - 1, rep.records);
+        return TALLY_EIO;
     }
     int64_t ms = clock_mono_ms() - t0;
     if (rep.segments > 0)
@@ -144,10 +166,11 @@ static void store_work(uv_work_t *w)
     d->ckpt_removed = 0;
     d->ckpt_rc = checkpoint_store(d->cfg.state_dir, d->ckpt_buf, d->ckpt_len, &keep, d->ckpt_err,
                                   sizeof(d->ckpt_err));
-    /* Only segments older than the oldest checkpoint kept may go: if the
-     * newest one is found damaged later, the one before it plus the
-     * journal still hold everything. */
-    if (d->ckpt_rc == 0 && keep > 0)
+    /* Only segments older than the oldest checkpoint kept may go, and only
+     * when an older one is kept at all: if the newest is found damaged
+     * later, the one before it plus the journal still hold everything, and
+     * with a single checkpoint the whole journal does. */
+    if (d->ckpt_rc == 0 && keep > 0 && keep < d->ckpt_gen)
         journal_remove_before(d->cfg.state_dir, keep, &d->ckpt_removed);
 }
 
@@ -189,6 +212,7 @@ static void take_checkpoint(tallyd_t *d)
         return;
     }
     d->ckpt_pos = start;
+    d->ckpt_gen = d->journal_gen;
     d->ckpt_mono_ms = clock_mono_ms();
     d->ckpt_busy = true;
     d->ckpt_work.data = d;
@@ -244,7 +268,7 @@ static void final_checkpoint(tallyd_t *d)
         return;
     }
     unsigned removed = 0;
-    if (keep > 0)
+    if (keep > 0 && keep < meta.journal_gen) /* see store_work() */
         journal_remove_before(d->cfg.state_dir, keep, &removed);
     log_notice(&d->log, "final checkpoint written; %u old journal segments removed", removed);
 }

@@ -79,7 +79,7 @@ typedef struct tallyd {
     int64_t ckpt_mono_ms; /* when it was taken */
     void *ckpt_buf;       /* the image being stored */
     size_t ckpt_len;
-    uint64_t ckpt_keep_gen; /* journal segments below it may go */
+    uint64_t ckpt_gen; /* journal generation the last checkpoint starts */
     int ckpt_rc;
     unsigned ckpt_removed;
     char ckpt_err[512];

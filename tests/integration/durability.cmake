@@ -1,0 +1,21 @@
+# Durability of the real tallyd: crashes (SIGKILL) and SIGTERM under load
+# from libtally client processes, checkpoints, a torn journal tail, a
+# corrupt record, damaged checkpoints, a full disk (tmpfs, needs root;
+# skipped otherwise) and files of a newer format version.  Three executables
+# so that ctest -j can run them side by side; each test case starts its own
+# daemon.
+if(TARGET tally_harness AND TARGET tally_static)
+  add_library(tally_durability_common STATIC
+    ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_durability_common.c)
+  target_link_libraries(tally_durability_common PUBLIC tally_harness tally_static tallyproto
+                                                       PkgConfig::ZMQ PkgConfig::CMOCKA)
+  foreach(part load files disk)
+    set(t test_durability_${part})
+    add_executable(${t} ${CMAKE_CURRENT_SOURCE_DIR}/integration/${t}.c)
+    target_link_libraries(${t} PRIVATE tally_durability_common)
+    target_compile_definitions(${t} PRIVATE TALLYD_BIN="$<TARGET_FILE:tallyd>")
+    add_dependencies(${t} tallyd)
+    add_test(NAME ${t} COMMAND ${t})
+    set_tests_properties(${t} PROPERTIES LABELS integration TIMEOUT 300)
+  endforeach()
+endif()
