@@ -1,0 +1,384 @@
+#!/usr/bin/env bash
+# run.sh - run tallyd's benchmark scenarios and print a Markdown table of
+# medians, the raw libzmq baseline, journal recovery speed and memory per
+# series.  Builds nothing: point --build at a build directory that has
+# daemon/tallyd, bench/tally-bench and bench/tally-zmq-baseline.
+#
+#   bash bench/run.sh [--build DIR] [--duration SEC] [--reps N] [--smoke]
+#                     [--transport tcp|ipc] [--only REGEX] [--skip-extras]
+#                     [--results DIR] [--keep]
+#
+# See bench/README.md for the scenarios and the meaning of every column.
+set -euo pipefail
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=build
+DURATION=10
+WARMUP=1
+REPS=3
+SMOKE=0
+TRANSPORT=tcp
+ONLY=
+EXTRAS=1
+RESULTS=
+KEEP=0
+CONNS=4
+WINDOW=250
+METRICS=20
+RECOVERY_RECORDS=2000000
+MEMORY_SERIES=200000
+
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --build) BUILD=$2; shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    --reps) REPS=$2; shift 2 ;;
+    --smoke) SMOKE=1; shift ;;
+    --transport) TRANSPORT=$2; shift 2 ;;
+    --only) ONLY=$2; shift 2 ;;
+    --skip-extras) EXTRAS=0; shift ;;
+    --results) RESULTS=$2; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "run.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+    esac
+done
+case "$TRANSPORT" in tcp | ipc) ;; *) echo "run.sh: --transport: '$TRANSPORT' is not tcp or ipc" >&2; exit 2 ;; esac
+
+if [ "$SMOKE" = 1 ]; then
+    # Only proves that everything runs end to end, in about 5 s.
+    DURATION=0.5 WARMUP=0.25 REPS=1 RECOVERY_RECORDS=20000 MEMORY_SERIES=10000
+fi
+
+# A relative build directory is looked for here, then in the source tree.
+if [ ! -d "$BUILD" ] && [ -d "$SRC/$BUILD" ]; then BUILD=$SRC/$BUILD; fi
+ABS=$(cd "$BUILD" 2>/dev/null && pwd) || { echo "run.sh: no build directory '$BUILD'" >&2; exit 2; }
+BUILD=$ABS
+TALLYD=$BUILD/daemon/tallyd
+BENCH=$BUILD/bench/tally-bench
+BASELINE=$BUILD/bench/tally-zmq-baseline
+for b in "$TALLYD" "$BENCH" "$BASELINE"; do
+    [ -x "$b" ] || { echo "run.sh: $b is missing; build it first: cmake --build $BUILD" >&2; exit 2; }
+done
+command -v python3 >/dev/null || { echo "run.sh: python3 is needed for the table" >&2; exit 2; }
+
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/tally-bench.XXXXXX")
+[ -n "$RESULTS" ] || RESULTS=$TMP/results
+mkdir -p "$RESULTS"
+: >"$RESULTS/scenarios.jsonl"
+: >"$RESULTS/baseline.jsonl"
+: >"$RESULTS/recovery.jsonl"
+: >"$RESULTS/memory.jsonl"
+TPID=
+FAILED=0
+NSTART=0
+
+cleanup() {
+    if [ -n "$TPID" ] && kill -0 "$TPID" 2>/dev/null; then
+        kill -KILL "$TPID" 2>/dev/null || true
+        wait "$TPID" 2>/dev/null || true
+    fi
+    if [ "$KEEP" = 1 ]; then echo "run.sh: kept $TMP" >&2; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf 'run.sh: %s\n' "$*" >&2; }
+
+# endpoint NAME: where a socket of this run binds.
+endpoint() {
+    if [ "$TRANSPORT" = tcp ]; then echo 'tcp://127.0.0.1:*'; else echo "ipc://$TMP/$1"; fi
+}
+
+# write_config FILE STATE SYNC PUBLISH_MS [EXTRA_JOURNAL_LINES]
+write_config() {
+    cat >"$1" <<EOF
+[tallyd]
+state_dir = $2
+publish_interval_ms = $4
+log_level = info
+
+[limits]
+max_townships = 100000
+max_series = 5000000
+max_clients = 100000
+
+[journal]
+sync = $3
+${5:-}
+EOF
+}
+
+# start_tallyd CONF LOG: start it, wait for "ready", set TPID, REQ, PUB.
+start_tallyd() {
+    local conf=$1 logf=$2 line= i
+    : >"$logf"
+    # Endpoints on the command line: the configuration file refuses two
+    # equal endpoints, and "tcp://127.0.0.1:*" twice is what we want (two
+    # free ports, read back from the "ready" line).
+    "$TALLYD" -c "$conf" -r "$(endpoint "req$NSTART")" -p "$(endpoint "pub$NSTART")" >>"$logf" 2>&1 &
+    TPID=$!
+    for i in $(seq 1 1200); do
+        line=$(grep -m1 'ready: requests on' "$logf" || true)
+        [ -n "$line" ] && break
+        kill -0 "$TPID" 2>/dev/null || { log "tallyd exited during start-up:"; cat "$logf" >&2; TPID=; return 1; }
+        sleep 0.05
+    done
+    [ -n "$line" ] || { log "tallyd not ready after 60 s"; cat "$logf" >&2; return 1; }
+    REQ=$(sed -n 's/.*ready: requests on \([^,]*\), updates on \([^,]*\),.*/\1/p' <<<"$line")
+    PUB=$(sed -n 's/.*ready: requests on \([^,]*\), updates on \([^,]*\),.*/\2/p' <<<"$line")
+}
+
+# stop_tallyd [SIGNAL]: SIGTERM (clean) by default; waits up to 20 s.  Its
+# stderr goes to /dev/null so that bash's "Killed" notice does too.
+stop_tallyd() {
+    local sig=${1:-TERM} i
+    [ -n "$TPID" ] || return 0
+    kill "-$sig" "$TPID" || true
+    for i in $(seq 1 400); do
+        kill -0 "$TPID" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -KILL "$TPID" || true
+    wait "$TPID" || true
+    TPID=
+} 2>/dev/null
+
+# bench OUTFILE ARGS...: run tally-bench against the running tallyd; the
+# JSON line goes to OUTFILE's .json twin, everything to OUTFILE.
+bench() {
+    local out=$1; shift
+    if ! "$BENCH" -r "$REQ" -p "$PUB" --pid "$TPID" -n "$CONNS" -w "$WINDOW" -m "$METRICS" --json \
+        "$@" >"$out" 2>&1; then
+        log "tally-bench failed ($*):"; cat "$out" >&2
+        FAILED=1
+        return 1
+    fi
+    grep -v '^{' "$out" >&2 || true
+    grep '^{' "$out" | tail -n 1
+}
+
+# ---- scenarios: name samples sync townships subscribers rate publish_ms ----
+SCENARIOS=()
+if [ "$SMOKE" = 1 ]; then
+    SCENARIOS+=("s1-never-t25-sub1 1 never 25 1 0 100")
+    SCENARIOS+=("lat50k-always 1 always 25 1 50000 0")
+else
+    for s in 1 20; do
+        for sync in never always; do
+            for t in 25 40000; do
+                for subs in 1 100; do
+                    SCENARIOS+=("s$s-$sync-t$t-sub$subs $s $sync $t $subs 0 100")
+                done
+            done
+        done
+    done
+    SCENARIOS+=("lat50k-never 1 never 25 1 50000 0")
+    SCENARIOS+=("lat50k-always 1 always 25 1 50000 0")
+fi
+
+RUN=0
+for sc in "${SCENARIOS[@]}"; do
+    read -r name samples sync towns subs rate pubms <<<"$sc"
+    if [ -n "$ONLY" ] && ! [[ $name =~ $ONLY ]]; then continue; fi
+    for rep in $(seq 1 "$REPS"); do
+        RUN=$((RUN + 1)) NSTART=$((NSTART + 1))
+        dir=$TMP/run$RUN
+        mkdir -p "$dir"
+        write_config "$dir/tallyd.conf" "$dir/state" "$sync" "$pubms"
+        start_tallyd "$dir/tallyd.conf" "$dir/tallyd.log" || { FAILED=1; continue; }
+        log "$name, run $rep of $REPS (tallyd pid $TPID)"
+        json=$(bench "$dir/bench.out" -S "$samples" -t "$towns" --subscribers "$subs" -R "$rate" \
+            -d "$DURATION" --warmup "$WARMUP" --label "$name") || json=
+        stop_tallyd
+        [ -n "$json" ] && printf '{"scenario":"%s","rep":%d,"sync":"%s","publish_ms":%d,"run":%s}\n' \
+            "$name" "$rep" "$sync" "$pubms" "$json" >>"$RESULTS/scenarios.jsonl"
+        [ "$KEEP" = 1 ] || rm -rf "$dir/state"
+    done
+done
+
+if [ "$EXTRAS" = 1 ]; then
+    # ---- the raw libzmq baseline, same window, same transport ----
+    for rep in $(seq 1 "$REPS"); do
+        log "zmq baseline, run $rep of $REPS"
+        if out=$("$BASELINE" -e "$(endpoint "baseline$rep")" -n "$CONNS" -w "$WINDOW" \
+            -d "$DURATION" --warmup "$WARMUP" --json 2>&1); then
+            grep -v '^{' <<<"$out" >&2 || true
+            grep '^{' <<<"$out" >>"$RESULTS/baseline.jsonl"
+        else
+            log "tally-zmq-baseline failed: $out"; FAILED=1
+        fi
+    done
+
+    # ---- recovery: journal records replayed per second at start-up ----
+    # Filled with one-sample submissions under sync never, checkpoints
+    # pushed out of reach so that the whole journal is replayed; tallyd is
+    # killed (a crash, the case replay is for) rather than stopped, so no
+    # shutdown work can shorten the replay.
+    NSTART=$((NSTART + 1))
+    dir=$TMP/recovery
+    mkdir -p "$dir"
+    write_config "$dir/tallyd.conf" "$dir/state" never 100 \
+        "$(printf 'snapshot_interval = 1d\nsnapshot_every_records = 1000000000000')"
+    if start_tallyd "$dir/tallyd.conf" "$dir/fill.log"; then
+        log "recovery: filling the journal with $RECOVERY_RECORDS submissions"
+        if bench "$dir/fill.out" -S 1 -t 25 --count "$RECOVERY_RECORDS" --warmup 0 -d 3600 \
+            --drain 30 --label recovery-fill >/dev/null; then
+            stop_tallyd KILL
+            for rep in $(seq 1 "$REPS"); do
+                t0=$(date +%s%N)
+                if start_tallyd "$dir/tallyd.conf" "$dir/replay$rep.log"; then
+                    t1=$(date +%s%N)
+                    line=$(grep -m1 'recovered [0-9]* journal records' "$dir/replay$rep.log" || true)
+                    stop_tallyd KILL
+                    recs=$(sed -n 's/.*recovered \([0-9]*\) journal records from \([0-9]*\) segments in \([0-9]*\) ms.*/\1 \2 \3/p' <<<"$line")
+                    if [ -n "$recs" ]; then
+                        read -r n segs ms <<<"$recs"
+                        log "recovery: $n records from $segs segments in $ms ms; ready after $(((t1 - t0) / 1000000)) ms"
+                        printf '{"records":%d,"segments":%d,"replay_ms":%d,"ready_ms":%d}\n' \
+                            "$n" "$segs" "$ms" "$(((t1 - t0) / 1000000))" >>"$RESULTS/recovery.jsonl"
+                    else
+                        log "recovery: no 'recovered N journal records' line in the log"; FAILED=1
+                    fi
+                else
+                    FAILED=1
+                fi
+            done
+        else
+            stop_tallyd KILL
+        fi
+    else
+        FAILED=1
+    fi
+    rm -rf "$dir/state"
+
+    # ---- memory per series: one submission of all metrics per township ----
+    mtowns=$(((MEMORY_SERIES + METRICS - 1) / METRICS))
+    for rep in $(seq 1 "$REPS"); do
+        NSTART=$((NSTART + 1))
+        dir=$TMP/memory$rep
+        mkdir -p "$dir"
+        write_config "$dir/tallyd.conf" "$dir/state" never 100
+        start_tallyd "$dir/tallyd.conf" "$dir/tallyd.log" || { FAILED=1; continue; }
+        log "memory: $mtowns townships x $METRICS metrics, run $rep of $REPS"
+        json=$(bench "$dir/bench.out" -S "$METRICS" -t "$mtowns" --order seq --count "$mtowns" \
+            --warmup 0 -d 3600 --label memory) || json=
+        stop_tallyd
+        [ -n "$json" ] && echo "$json" >>"$RESULTS/memory.jsonl"
+        rm -rf "$dir/state"
+    done
+fi
+
+# ---- the table ----
+MACHINE="$(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), Linux $(uname -r)"
+MACHINE="$MACHINE; load average $LOAD0 before, $(cut -d' ' -f1-3 /proc/loadavg) after"
+ZMQV=$(pkg-config --modversion libzmq 2>/dev/null || echo '?')
+python3 - "$RESULTS" "$MACHINE" "$ZMQV" "$TRANSPORT" "$DURATION" "$REPS" "$CONNS" "$WINDOW" <<'EOF'
+import json, os, statistics, sys
+
+res, machine, zmqv, transport, duration, reps, conns, window = sys.argv[1:9]
+
+def load(name):
+    path = os.path.join(res, name)
+    out = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                out.append(json.loads(line))
+    return out
+
+def med(vals):
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+def ms(us):
+    if us is None:
+        return "-"
+    v = us / 1000.0
+    return "%.3g" % v if v < 100 else "%.0f" % v
+
+def count(v):
+    if v is None:
+        return "-"
+    if v >= 1e6:
+        return "%.2fM" % (v / 1e6)
+    if v >= 1e3:
+        return "%.0fk" % (v / 1e3)
+    return "%.0f" % v
+
+base = load("baseline.jsonl")
+base_rate = med([b["msgs_per_s"] for b in base])
+runs = load("scenarios.jsonl")
+order, by = [], {}
+for r in runs:
+    by.setdefault(r["scenario"], []).append(r)
+    if r["scenario"] not in order:
+        order.append(r["scenario"])
+
+print("tallyd benchmark: %s; %s, %s x %s submissions in flight, %s s per run, "
+      "median of %s runs" % (machine, "tcp loopback" if transport == "tcp" else "ipc sockets",
+                             conns, window, duration, reps))
+print()
+print("| scenario | samples/s | submissions/s | ack p50 ms | ack p99 ms | ack p99.9 ms "
+      "| pub p99 ms | tallyd CPU s | peak RSS MiB | vs zmq |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+notes = []
+for name in order:
+    rs = [r["run"] for r in by[name]]
+    subs = med([r["submissions_per_s"] for r in rs])
+    rss = med([r.get("tallyd_peak_rss_kib") for r in rs])
+    flat_out = all(r["rate"] == 0 for r in rs)
+    ratio = "%.2f" % (subs / base_rate) if base_rate and subs is not None and flat_out else "-"
+    print("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        name, count(med([r["samples_per_s"] for r in rs])), count(subs),
+        ms(med([r["ack_p50_us"] for r in rs])), ms(med([r["ack_p99_us"] for r in rs])),
+        ms(med([r["ack_p999_us"] for r in rs])), ms(med([r.get("pub_p99_us") for r in rs])),
+        "%.2f" % med([r.get("tallyd_cpu_s") for r in rs]) if rs[0].get("tallyd_cpu_s") is not None else "-",
+        "%.0f" % (rss / 1024) if rss is not None else "-", ratio))
+    bad = sum(r["rejected"] + r["errors"] + r["unanswered"] for r in rs)
+    gaps = sum(r.get("pub_gaps", 0) for r in rs)
+    bench_cpu = med([r["bench_cpu_s"] / r["duration_s"] for r in rs])
+    if bad:
+        notes.append("%s: %d submissions rejected, failed or unanswered (first: %s)" % (
+            name, bad, next((r["first_problem"] for r in rs if r["first_problem"]), "?")))
+    if gaps:
+        notes.append("%s: the timing subscriber missed %d updates (queue overflow); pub "
+                     "latency there includes the wait for a later update" % (name, gaps))
+    if bench_cpu is not None and bench_cpu > 0.9:
+        notes.append("%s: tally-bench itself used %.2f cores (of the same %s)" % (
+            name, bench_cpu, machine.split(",")[0]))
+print()
+if base:
+    b = base[0]
+    print("zmq baseline (raw DEALER->ROUTER, %d x %d in flight, %d-byte messages, %d-byte acks, "
+          "same transport): %s msg/s, rtt p50 %s ms, p99 %s ms (median of %d)" % (
+              b["connections"], b["window"], b["size"], b["ack"], count(base_rate),
+              ms(med([x["rtt_p50_us"] for x in base])), ms(med([x["rtt_p99_us"] for x in base])),
+              len(base)))
+rec = load("recovery.jsonl")
+if rec:
+    rate = med([r["records"] * 1000.0 / max(r["replay_ms"], 1) for r in rec])
+    print("recovery: %d journal records replayed in %s ms (median), %s records/s; ready "
+          "after %s ms" % (rec[0]["records"], "%.0f" % med([r["replay_ms"] for r in rec]),
+                           count(rate), "%.0f" % med([r["ready_ms"] for r in rec])))
+mem = load("memory.jsonl")
+if mem:
+    per_rss = med([(m["tallyd_rss_end_kib"] - m["tallyd_rss_start_kib"]) * 1024.0 /
+                   max(m.get("tallyd_series", 0), 1) for m in mem])
+    per_stat = med([m.get("tallyd_memory_bytes", 0) / max(m.get("tallyd_series", 0), 1)
+                    for m in mem])
+    print("memory per series: %.0f bytes by RSS growth, %.0f bytes by tallyd_memory_bytes "
+          "(%d series)" % (per_rss, per_stat, mem[0].get("tallyd_series", 0)))
+print("machine: %s; libzmq %s" % (machine, zmqv))
+for n in notes:
+    print("note: " + n)
+EOF
+
+if [ "$FAILED" = 1 ]; then
+    log "some runs failed; see above"
+    exit 1
+fi
