@@ -602,7 +602,12 @@ int journal_append(journal_t *j, const void *payload, size_t len, uint64_t *pos_
         b->len += need;
         b->last_pos = pos;
         j->appended++;
-        uv_cond_signal(&j->cv);
+        /* Wake the writer only when it is idle and this is the first
+         * record of its next group: while it writes, it takes the buffer
+         * by itself when done, and further signals would only cost a
+         * futex call per submission. */
+        if (!j->g_active && b->len == need)
+            uv_cond_signal(&j->cv);
     }
     uv_mutex_unlock(&j->mu);
     if (rc != 0)
