@@ -22,6 +22,10 @@ const char cli_get_usage[] =
     "  -j, --json         one JSON document: {\"seq\":N,\"stream_id\":N,\"tallies\":[...]}\n"
     "      --timeout SEC  how long to wait for the daemon (default 10)\n"
     "  -s, --server ADDR  tallyd's request address\n"
+    "      --server-key K the secured daemon's public key: a certificate FILE or\n"
+    "                     its 40-character Z85 KEY (default: $TALLY_SERVER_KEY)\n"
+    "      --cert FILE    a subscriber's secret certificate (NAME_secret of\n"
+    "                     `tally keygen NAME`; default: $TALLY_CERT)\n"
     "  -h, --help         show this help\n";
 
 typedef struct collect {
@@ -87,10 +91,16 @@ static int print(const collect_t *c, bool json, const char *prefix, uint64_t seq
 int cli_get(int argc, char **argv, cli_global_t *g)
 {
     static const struct option longopts[] = {
-        {"metric", required_argument, NULL, 'm'},  {"town", required_argument, NULL, 't'},
-        {"all", no_argument, NULL, 'a'},           {"json", no_argument, NULL, 'j'},
-        {"timeout", required_argument, NULL, 'W'}, {"server", required_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"metric", required_argument, NULL, 'm'},
+        {"town", required_argument, NULL, 't'},
+        {"all", no_argument, NULL, 'a'},
+        {"json", no_argument, NULL, 'j'},
+        {"timeout", required_argument, NULL, 'W'},
+        {"server", required_argument, NULL, 's'},
+        {"server-key", required_argument, NULL, CLI_OPT_SERVER_KEY},
+        {"cert", required_argument, NULL, CLI_OPT_CERT},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *metric = NULL, *town = NULL;
     bool json = false, all = false;
@@ -120,6 +130,12 @@ int cli_get(int argc, char **argv, cli_global_t *g)
             if (cli_set_server(g, "get", optarg) != 0)
                 return CLI_USAGE;
             break;
+        case CLI_OPT_SERVER_KEY:
+            g->server_key = optarg;
+            break;
+        case CLI_OPT_CERT:
+            g->cert = optarg;
+            break;
         case 'h':
             fputs(cli_get_usage, stdout);
             return CLI_OK;
@@ -132,12 +148,15 @@ int cli_get(int argc, char **argv, cli_global_t *g)
     char prefix[300];
     if (cli_prefix("get", metric, town, all, prefix, sizeof prefix) != 0)
         return CLI_USAGE;
+    const tally_curve_t *curve;
+    int status = cli_curve(g, "get", &curve);
+    if (status != 0)
+        return status;
     collect_t col = {.metric = all ? metric : NULL};
     uint64_t seq = 0, stream = 0;
-    int rc = tally_get(g->server, prefix, timeout_ms, on_tally, &col, &seq, &stream);
-    int status = CLI_OK;
+    int rc = tally_get_curve(g->server, curve, prefix, timeout_ms, on_tally, &col, &seq, &stream);
     if (rc < 0) {
-        status = cli_request_failed(g->server, rc, timeout_ms);
+        status = cli_request_failed_curve(g, rc, timeout_ms);
     } else if (col.oom) {
         cli_error("out of memory");
         status = CLI_INTERNAL;

@@ -27,6 +27,11 @@ static const char usage[] =
     "Global options:\n"
     "  -s, --server ADDR  tallyd's request address: tcp://HOST:PORT, HOST:PORT, HOST\n"
     "                     or ipc://PATH (default: $TALLY_SERVER, else tcp://127.0.0.1:7411)\n"
+    "      --server-key K the public key of a tallyd secured with CURVE: its\n"
+    "                     certificate FILE or the 40-character Z85 KEY (default:\n"
+    "                     $TALLY_SERVER_KEY); needs --cert\n"
+    "      --cert FILE    this client's secret certificate, the NAME_secret file of\n"
+    "                     `tally keygen NAME` (default: $TALLY_CERT)\n"
     "  -h, --help         show this help\n"
     "  -V, --version      show the version\n"
     "\n"
@@ -86,11 +91,16 @@ int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"server", required_argument, NULL, 's'},
+        {"server-key", required_argument, NULL, CLI_OPT_SERVER_KEY},
+        {"cert", required_argument, NULL, CLI_OPT_CERT},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     cli_global_t g;
+    memset(&g, 0, sizeof g);
+    g.server_key = getenv("TALLY_SERVER_KEY");
+    g.cert = getenv("TALLY_CERT");
     const char *env = getenv("TALLY_SERVER");
     if (env != NULL && env[0] != '\0') {
         if (tally_endpoint_normalize(env, g.server, sizeof g.server) < 0)
@@ -106,6 +116,12 @@ int main(int argc, char **argv)
         case 's':
             if (cli_set_server(&g, NULL, optarg) != 0)
                 return CLI_USAGE;
+            break;
+        case CLI_OPT_SERVER_KEY:
+            g.server_key = optarg;
+            break;
+        case CLI_OPT_CERT:
+            g.cert = optarg;
             break;
         case 'h':
             fputs(usage, stdout);

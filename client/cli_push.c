@@ -35,6 +35,10 @@ const char cli_push_usage[] =
     "      --timeout SEC  how long to wait for acknowledgements (default 10)\n"
     "  -q, --quiet        print nothing when everything was accepted\n"
     "  -s, --server ADDR  tallyd's request address\n"
+    "      --server-key K the secured daemon's public key: a certificate FILE or\n"
+    "                     its 40-character Z85 KEY (default: $TALLY_SERVER_KEY)\n"
+    "      --cert FILE    this township's secret certificate (NAME_secret of\n"
+    "                     `tally keygen NAME`; default: $TALLY_CERT)\n"
     "  -h, --help         show this help\n"
     "\n"
     "Exit status: 0 accepted, 1 rejected, 2 usage or input error, 3 no answer in\n"
@@ -147,7 +151,12 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
 {
     push_t p = {0};
     char err[1024];
+    const tally_curve_t *curve;
+    int status = cli_curve(g, "push", &curve);
+    if (status != 0)
+        return status;
     tally_client_opts_t o = {
+        .curve = curve,
         .spool_dir = spool,
         .on_ack = on_ack,
         .on_reject = on_reject,
@@ -164,7 +173,6 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
         return CLI_INTERNAL;
     }
     p.first_seq = tally_client_next_seq(c);
-    int status = CLI_OK;
     for (size_t i = 0; i < samples->n && status == CLI_OK; i++) {
         rc = tally_client_add(c, samples->v[i].metric, samples->v[i].value, time_ms);
         if (rc == TALLY_ERANGE) {
@@ -197,6 +205,11 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
                       "sample%s) not delivered (use --spool DIR to keep figures for a later "
                       "run)",
                       g->server, timeout_ms / 1000.0, subs, plural(subs), n, plural(n));
+        if (curve != NULL)
+            cli_error("a tallyd secured with CURVE also stays silent to a key it does not admit: "
+                      "check that %s is the township's certificate and its public key is in "
+                      "tallyd's township_keys",
+                      g->cert);
         status = CLI_UNREACHABLE;
     } else if (rc < 0) {
         cli_error("%s", tally_client_last_error(c));
@@ -218,6 +231,8 @@ int cli_push(int argc, char **argv, cli_global_t *g)
         {"timeout", required_argument, NULL, 'W'},
         {"quiet", no_argument, NULL, 'q'},
         {"server", required_argument, NULL, 's'},
+        {"server-key", required_argument, NULL, CLI_OPT_SERVER_KEY},
+        {"cert", required_argument, NULL, CLI_OPT_CERT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -256,6 +271,12 @@ int cli_push(int argc, char **argv, cli_global_t *g)
         case 's':
             if (cli_set_server(g, "push", optarg) != 0)
                 return CLI_USAGE;
+            break;
+        case CLI_OPT_SERVER_KEY:
+            g->server_key = optarg;
+            break;
+        case CLI_OPT_CERT:
+            g->cert = optarg;
             break;
         case 'h':
             fputs(cli_push_usage, stdout);

@@ -17,6 +17,13 @@ const char cli_stats_usage[] = "Usage: tally stats [--json] [OPTIONS]\n"
                                "  -j, --json         one JSON object: {\"name\":value,...}\n"
                                "      --timeout SEC  how long to wait for the daemon (default 10)\n"
                                "  -s, --server ADDR  tallyd's request address\n"
+                               "      --server-key K the secured daemon's public key: a "
+                               "certificate FILE or\n"
+                               "                     its 40-character Z85 KEY (default: "
+                               "$TALLY_SERVER_KEY)\n"
+                               "      --cert FILE    a subscriber's secret certificate "
+                               "(NAME_secret of\n"
+                               "                     `tally keygen NAME`; default: $TALLY_CERT)\n"
                                "  -h, --help         show this help\n";
 
 typedef struct stat_entry {
@@ -94,6 +101,8 @@ int cli_stats(int argc, char **argv, cli_global_t *g)
         {"json", no_argument, NULL, 'j'},
         {"timeout", required_argument, NULL, 'W'},
         {"server", required_argument, NULL, 's'},
+        {"server-key", required_argument, NULL, CLI_OPT_SERVER_KEY},
+        {"cert", required_argument, NULL, CLI_OPT_CERT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -115,6 +124,12 @@ int cli_stats(int argc, char **argv, cli_global_t *g)
             if (cli_set_server(g, "stats", optarg) != 0)
                 return CLI_USAGE;
             break;
+        case CLI_OPT_SERVER_KEY:
+            g->server_key = optarg;
+            break;
+        case CLI_OPT_CERT:
+            g->cert = optarg;
+            break;
         case 'h':
             fputs(cli_stats_usage, stdout);
             return CLI_OK;
@@ -124,11 +139,14 @@ int cli_stats(int argc, char **argv, cli_global_t *g)
     }
     if (optind < argc)
         return cli_usage_error("stats", "unexpected argument '%s'", argv[optind]);
+    const tally_curve_t *curve;
+    int status = cli_curve(g, "stats", &curve);
+    if (status != 0)
+        return status;
     stats_t s = {0};
-    int rc = tally_stats(g->server, timeout_ms, on_stat, &s);
-    int status = CLI_OK;
+    int rc = tally_stats_curve(g->server, curve, timeout_ms, on_stat, &s);
     if (rc < 0) {
-        status = cli_request_failed(g->server, rc, timeout_ms);
+        status = cli_request_failed_curve(g, rc, timeout_ms);
     } else if (s.oom) {
         cli_error("out of memory");
         status = CLI_INTERNAL;

@@ -235,6 +235,34 @@ int cli_set_server(cli_global_t *g, const char *cmd, const char *addr)
     return 0;
 }
 
+int cli_curve(cli_global_t *g, const char *cmd, const tally_curve_t **out)
+{
+    *out = NULL;
+    bool key = g->server_key != NULL && g->server_key[0] != '\0';
+    bool cert = g->cert != NULL && g->cert[0] != '\0';
+    if (!key && !cert)
+        return 0;
+    if (!key)
+        return cli_usage_error(cmd, "--cert (or TALLY_CERT) needs the daemon's public key too: "
+                                    "--server-key FILE|KEY (or TALLY_SERVER_KEY)");
+    if (!cert)
+        return cli_usage_error(cmd, "--server-key (or TALLY_SERVER_KEY) needs this client's "
+                                    "certificate too: --cert FILE (or TALLY_CERT), the NAME_secret "
+                                    "file of `tally keygen NAME`");
+    g->curve.server_key = g->server_key;
+    g->curve.cert = g->cert;
+    char err[1024];
+    int rc = tally_curve_check(&g->curve, err, sizeof err);
+    if (rc == TALLY_ESYS) {
+        cli_error("%s", err);
+        return CLI_INTERNAL;
+    }
+    if (rc < 0)
+        return cli_usage_error(cmd, "%s", err);
+    *out = &g->curve;
+    return 0;
+}
+
 int cli_prefix(const char *cmd, const char *metric, const char *town, int all, char *buf,
                size_t cap)
 {
@@ -266,4 +294,22 @@ int cli_request_failed(const char *server, int rc, int timeout_ms)
     }
     cli_error("request to %s failed: %s", server, tally_strerror(rc));
     return rc == TALLY_EINVAL ? CLI_USAGE : CLI_INTERNAL;
+}
+
+int cli_request_failed_curve(const cli_global_t *g, int rc, int timeout_ms)
+{
+    bool curve = g->server_key != NULL && g->server_key[0] != '\0';
+    if (rc == TALLY_ETIMEDOUT && curve) {
+        cli_error("no answer from tallyd at %s within %g s: it is not running, or it does not "
+                  "admit the key of %s (a secured tallyd answers unknown keys with silence)",
+                  g->server, timeout_ms / 1000.0, g->cert);
+        return CLI_UNREACHABLE;
+    }
+    if (rc == TALLY_EFORBIDDEN && curve) {
+        cli_error("the daemon refused the request: the key of %s may not do this (reading needs "
+                  "a subscriber key) or is no longer admitted (%s)",
+                  g->cert, tally_errname(rc));
+        return CLI_REJECTED;
+    }
+    return cli_request_failed(g->server, rc, timeout_ms);
 }

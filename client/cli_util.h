@@ -19,10 +19,24 @@ enum cli_exit {
 
 #define CLI_DEFAULT_TIMEOUT_MS 10000
 
+/* getopt_long values of the long-only options every command that talks
+ * to tallyd takes (--server-key, --cert). */
+#define CLI_OPT_SERVER_KEY 0x100
+#define CLI_OPT_CERT       0x101
+
 /* Settings given before the subcommand or through the environment. */
 typedef struct cli_global {
     char server[TALLY_ENDPOINT_MAX]; /* normalized */
+    const char *server_key;          /* --server-key or $TALLY_SERVER_KEY; NULL: plaintext */
+    const char *cert;                /* --cert or $TALLY_CERT */
+    tally_curve_t curve;             /* filled by cli_curve */
 } cli_global_t;
+
+/* The CURVE keys of g for libtally, checked (files read): *out is NULL
+ * without a server key (plaintext), else &g->curve.  A certificate without
+ * a server key, a server key without a certificate, or keys that do not
+ * load are reported for cmd; returns CLI_USAGE then, else 0. */
+int cli_curve(cli_global_t *g, const char *cmd, const tally_curve_t **out);
 
 /* Optimal string alignment distance (edits, with adjacent transpositions
  * counting one). */
@@ -70,5 +84,9 @@ int cli_prefix(const char *cmd, const char *metric, const char *town, int all, c
  * prints the reason and returns the exit status (3 for a timeout, 1 when
  * the daemon refused, 2 for a bad argument, 4 otherwise). */
 int cli_request_failed(const char *server, int rc, int timeout_ms);
+
+/* The same for a daemon secured with CURVE: a timeout may also mean that
+ * it does not admit the key, which the message then says. */
+int cli_request_failed_curve(const cli_global_t *g, int rc, int timeout_ms);
 
 #endif

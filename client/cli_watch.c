@@ -32,6 +32,10 @@ const char cli_watch_usage[] =
     "                       snapshot\n"
     "  -d, --duration SEC   exit after SEC seconds (status 3 if no snapshot arrived)\n"
     "  -s, --server ADDR    tallyd's request address\n"
+    "      --server-key K   the secured daemon's public key: a certificate FILE or\n"
+    "                       its 40-character Z85 KEY (default: $TALLY_SERVER_KEY)\n"
+    "      --cert FILE      a subscriber's secret certificate (NAME_secret of\n"
+    "                       `tally keygen NAME`; default: $TALLY_CERT)\n"
     "  -h, --help           show this help\n";
 
 /* The signal handler can only reach the subscriber through a static. */
@@ -214,6 +218,8 @@ int cli_watch(int argc, char **argv, cli_global_t *g)
         {"count", required_argument, NULL, 'n'},
         {"duration", required_argument, NULL, 'd'},
         {"server", required_argument, NULL, 's'},
+        {"server-key", required_argument, NULL, CLI_OPT_SERVER_KEY},
+        {"cert", required_argument, NULL, CLI_OPT_CERT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -250,6 +256,12 @@ int cli_watch(int argc, char **argv, cli_global_t *g)
             if (cli_set_server(g, "watch", optarg) != 0)
                 return CLI_USAGE;
             break;
+        case CLI_OPT_SERVER_KEY:
+            g->server_key = optarg;
+            break;
+        case CLI_OPT_CERT:
+            g->cert = optarg;
+            break;
         case 'h':
             fputs(cli_watch_usage, stdout);
             return CLI_OK;
@@ -272,8 +284,12 @@ int cli_watch(int argc, char **argv, cli_global_t *g)
     };
     tally_sub_callbacks_t cb = {
         .on_reset = on_reset, .on_tally = on_tally, .on_synced = on_synced, .ctx = &w};
+    const tally_curve_t *curve;
+    int status = cli_curve(g, "watch", &curve);
+    if (status != 0)
+        return status;
     char err[512];
-    tally_sub_opts_t o = {.errbuf = err, .errbuf_len = sizeof err};
+    tally_sub_opts_t o = {.errbuf = err, .errbuf_len = sizeof err, .curve = curve};
     int rc = tally_sub_new(g->server, prefix, &cb, &o, &w.sub);
     if (rc < 0) {
         cli_error("%s", err);
@@ -286,7 +302,7 @@ int cli_watch(int argc, char **argv, cli_global_t *g)
     watched = w.sub;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    int status = run(&w, duration_ms, table);
+    status = run(&w, duration_ms, table);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     watched = NULL;

@@ -9,6 +9,7 @@
 #include <zmq.h>
 
 #include "client_impl.h"
+#include "curve.h"
 #include "util.h"
 
 #define DEFAULT_BACKOFF_INITIAL 100
@@ -46,7 +47,8 @@ static int setopt_int(void *sock, int opt, int value)
     return zmq_setsockopt(sock, opt, &value, sizeof value);
 }
 
-static int open_socket(tally_client_t *c, void *zctx, char *err, size_t errlen)
+static int open_socket(tally_client_t *c, void *zctx, const curve_keys_t *keys, char *err,
+                       size_t errlen)
 {
     if (zctx != NULL) {
         c->zctx = zctx;
@@ -77,6 +79,10 @@ static int open_socket(tally_client_t *c, void *zctx, char *err, size_t errlen)
     }
     int64_t maxmsg = 1 << 20;
     zmq_setsockopt(c->dealer, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (curve_apply(c->dealer, keys) < 0) {
+        util_errf(err, errlen, "cannot set the CURVE keys: %s", zmq_strerror(errno));
+        return TALLY_ESYS;
+    }
     if (zmq_connect(c->dealer, c->endpoint) < 0) {
         util_errf(err, errlen, "cannot connect to '%s': %s", c->endpoint, zmq_strerror(errno));
         return errno == ENOMEM ? TALLY_ENOMEM : TALLY_EINVAL;
@@ -170,9 +176,14 @@ int tally_client_new(const char *server_endpoint, const char *township,
     rc = util_random(&c->rng, sizeof c->rng);
     if (rc < 0)
         goto fail;
-    /* The socket first: a bad endpoint should fail before the spool is
-     * touched.  Connecting sends nothing. */
-    rc = open_socket(c, o->zmq_ctx, err, errlen);
+    /* The keys and the socket first: a bad key or endpoint should fail
+     * before the spool is touched.  Connecting sends nothing. */
+    curve_keys_t keys;
+    rc = curve_load(o->curve, &keys, err, errlen);
+    if (rc < 0)
+        goto fail;
+    rc = open_socket(c, o->zmq_ctx, &keys, err, errlen);
+    curve_wipe(&keys);
     if (rc < 0)
         goto fail;
     rc = client_state_open(c, o->spool_dir, o->state_file, err, errlen);

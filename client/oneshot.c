@@ -6,6 +6,7 @@
 
 #include <zmq.h>
 
+#include "curve.h"
 #include "sub_store.h"
 #include "util.h"
 
@@ -29,14 +30,21 @@ static void oneshot_close(oneshot_t *o)
     free(o);
 }
 
-static int oneshot_open(const char *server, int timeout_ms, oneshot_t **out)
+static int oneshot_open(const char *server, const tally_curve_t *curve, int timeout_ms,
+                        oneshot_t **out)
 {
     char ep[TALLY_ENDPOINT_MAX];
     if (server == NULL || tally_endpoint_normalize(server, ep, sizeof ep) < 0)
         return TALLY_EINVAL;
+    curve_keys_t keys;
+    int rc = curve_load(curve, &keys, NULL, 0);
+    if (rc < 0)
+        return rc;
     oneshot_t *o = calloc(1, sizeof *o);
-    if (o == NULL)
+    if (o == NULL) {
+        curve_wipe(&keys);
         return TALLY_ENOMEM;
+    }
     zmq_msg_init(&o->cur);
     o->deadline = util_mono_ms() + (timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT);
     o->zctx = zmq_ctx_new();
@@ -45,10 +53,13 @@ static int oneshot_open(const char *server, int timeout_ms, oneshot_t **out)
     int64_t maxmsg = 1 << 20;
     if (o->dealer == NULL || zmq_setsockopt(o->dealer, ZMQ_LINGER, &zero, sizeof zero) < 0 ||
         zmq_setsockopt(o->dealer, ZMQ_RCVHWM, &zero, sizeof zero) < 0 ||
-        zmq_setsockopt(o->dealer, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) < 0) {
+        zmq_setsockopt(o->dealer, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) < 0 ||
+        curve_apply(o->dealer, &keys) < 0) {
+        curve_wipe(&keys);
         oneshot_close(o);
         return TALLY_ESYS;
     }
+    curve_wipe(&keys);
     if (zmq_connect(o->dealer, ep) < 0) {
         oneshot_close(o);
         return TALLY_EINVAL;
@@ -155,12 +166,19 @@ static int send_snapshot_req(oneshot_t *o, uint64_t req_id, const char *prefix)
 int tally_get(const char *server, const char *prefix, int timeout_ms, tally_tally_cb cb, void *ctx,
               uint64_t *seq, uint64_t *stream_id)
 {
+    return tally_get_curve(server, NULL, prefix, timeout_ms, cb, ctx, seq, stream_id);
+}
+
+int tally_get_curve(const char *server, const tally_curve_t *curve, const char *prefix,
+                    int timeout_ms, tally_tally_cb cb, void *ctx, uint64_t *seq,
+                    uint64_t *stream_id)
+{
     if (prefix == NULL)
         prefix = "";
     if (cb == NULL || strlen(prefix) > PROTO_PREFIX_MAX)
         return TALLY_EINVAL;
     oneshot_t *o;
-    int rc = oneshot_open(server, timeout_ms, &o);
+    int rc = oneshot_open(server, curve, timeout_ms, &o);
     if (rc < 0)
         return rc;
     items_t it = {0};
@@ -204,10 +222,16 @@ int tally_get(const char *server, const char *prefix, int timeout_ms, tally_tall
 
 int tally_stats(const char *server, int timeout_ms, tally_stat_cb cb, void *ctx)
 {
+    return tally_stats_curve(server, NULL, timeout_ms, cb, ctx);
+}
+
+int tally_stats_curve(const char *server, const tally_curve_t *curve, int timeout_ms,
+                      tally_stat_cb cb, void *ctx)
+{
     if (cb == NULL)
         return TALLY_EINVAL;
     oneshot_t *o;
-    int rc = oneshot_open(server, timeout_ms, &o);
+    int rc = oneshot_open(server, curve, timeout_ms, &o);
     if (rc < 0)
         return rc;
     proto_msg_t req;

@@ -19,6 +19,7 @@
 
 #include <zmq.h>
 
+#include "curve.h"
 #include "sub_store.h"
 #include "util.h"
 
@@ -527,7 +528,8 @@ int tally_sub_poll_fds(tally_sub_t *s, int fds[2])
     return 0;
 }
 
-static int open_sockets(tally_sub_t *s, void *zctx, char *err, size_t errlen)
+static int open_sockets(tally_sub_t *s, void *zctx, const curve_keys_t *keys, char *err,
+                        size_t errlen)
 {
     if (zctx != NULL) {
         s->zctx = zctx;
@@ -564,6 +566,11 @@ static int open_sockets(tally_sub_t *s, void *zctx, char *err, size_t errlen)
         zmq_setsockopt(s->sub, ZMQ_SUBSCRIBE, s->prefix, strlen(s->prefix)) < 0 ||
         zmq_setsockopt(s->sub, ZMQ_SUBSCRIBE, PROTO_TOPIC_HEARTBEAT, 1) < 0) {
         util_errf(err, errlen, "cannot set ZeroMQ socket options: %s", zmq_strerror(errno));
+        return TALLY_ESYS;
+    }
+    /* Both sockets: the subscription and the snapshots it asks for. */
+    if (curve_apply(s->dealer, keys) < 0 || curve_apply(s->sub, keys) < 0) {
+        util_errf(err, errlen, "cannot set the CURVE keys: %s", zmq_strerror(errno));
         return TALLY_ESYS;
     }
     if (zmq_connect(s->dealer, s->server) < 0) {
@@ -610,7 +617,12 @@ int tally_sub_new(const char *server_endpoint, const char *prefix, const tally_s
         util_errf(err, errlen, "server address '%s' is not valid", server_endpoint);
         goto fail;
     }
-    rc = open_sockets(s, o->zmq_ctx, err, errlen);
+    curve_keys_t keys;
+    rc = curve_load(o->curve, &keys, err, errlen);
+    if (rc < 0)
+        goto fail;
+    rc = open_sockets(s, o->zmq_ctx, &keys, err, errlen);
+    curve_wipe(&keys);
     if (rc < 0)
         goto fail;
     int64_t now = util_mono_ms();

@@ -20,6 +20,10 @@
  *   at a time; different handles may be used from different threads.
  * - Server addresses: "tcp://host:port", "ipc:///path", or the short forms
  *   "host:port" and "host" (port 7411), see tally_endpoint_normalize().
+ * - Security: a tallyd configured with keys speaks only CURVE (ZeroMQ's
+ *   encryption and authentication).  Give every handle a tally_curve_t
+ *   naming the daemon's public key and this client's key pair; see
+ *   "CURVE" below.  Without one, handles speak plaintext.
  */
 #ifndef TALLY_H
 #define TALLY_H
@@ -80,6 +84,38 @@ TALLY_API int tally_endpoint_normalize(const char *in, char *out, size_t cap);
 TALLY_API int tally_endpoint_pub(const char *server, const char *advertised, char *out, size_t cap);
 
 /* ------------------------------------------------------------------ */
+/* CURVE                                                              */
+/* ------------------------------------------------------------------ */
+
+#define TALLY_CURVE_KEY_LEN 40 /* a CURVE key in Z85 text */
+
+/* The keys to talk to a tallyd secured with CURVE (tallyd.conf
+ * [security]).  The daemon admits this client's public key as a township
+ * (which may submit for that township only) or as a subscriber (which may
+ * read tallies and subscribe); tally keygen writes key pairs.  Both
+ * strings are read when the handle is created and not kept. */
+typedef struct tally_curve {
+    /* The daemon's public key: its 40 characters of Z85, or the path of a
+     * certificate holding it (the NAME file of `tally keygen NAME`, or the
+     * daemon's NAME_secret: only the public key is read).  NULL or "":
+     * plaintext, and cert is ignored. */
+    const char *server_key;
+    /* The path of this client's secret certificate (NAME_secret of `tally
+     * keygen NAME`: both its public and its secret key).  Required with
+     * server_key. */
+    const char *cert;
+} tally_curve_t;
+
+/* Check that curve names usable keys (reading the files it names), as the
+ * handles will when they are created.  curve NULL or without server_key
+ * is plaintext and valid.  Returns 0; TALLY_EINVAL (cert missing, a key
+ * or file that is not a CURVE key or certificate, a secret key that does
+ * not belong to its public key); TALLY_EIO (a file that cannot be read);
+ * TALLY_ESYS (libzmq without CURVE support).  On failure errbuf (may be
+ * NULL) holds a sentence naming the file or key and the problem. */
+TALLY_API int tally_curve_check(const tally_curve_t *curve, char *errbuf, size_t errbuf_len);
+
+/* ------------------------------------------------------------------ */
 /* Publisher                                                          */
 /* ------------------------------------------------------------------ */
 
@@ -125,6 +161,12 @@ typedef struct tally_client_opts {
     void *zmq_ctx;               /* a ZeroMQ context to use (not owned); NULL: own one */
     char *errbuf;                /* optional: receives the reason when tally_client_new fails */
     size_t errbuf_len;
+    /* Keys for a secured daemon (see tally_curve_t; read at creation, not
+     * kept); NULL: plaintext.  The key must be the township's own: the
+     * daemon rejects submissions for any other township (FORBIDDEN) and
+     * refuses unknown keys at the handshake (nothing is answered, so
+     * submissions stay pending). */
+    const tally_curve_t *curve;
 } tally_client_opts_t;
 
 /* Create a publisher for township (1..64 bytes of UTF-8, the protocol's
@@ -145,8 +187,9 @@ typedef struct tally_client_opts {
  * (the spool is locked by another process); TALLY_EIO (spool or state file
  * unreadable/unwritable); TALLY_EMALFORMED (a spool file or the state file
  * is corrupt: the message names it); TALLY_ENOMEM; TALLY_ESYS (ZeroMQ
- * failure).  On failure *out is untouched and opts->errbuf, if given,
- * holds a sentence naming the problem. */
+ * failure); the codes of tally_curve_check() for opts->curve.  On failure
+ * *out is untouched and opts->errbuf, if given, holds a sentence naming
+ * the problem. */
 TALLY_API int tally_client_new(const char *server_endpoint, const char *township,
                                const tally_client_opts_t *opts, tally_client_t **out);
 
@@ -302,6 +345,10 @@ typedef struct tally_sub_opts {
     void *zmq_ctx;                /* a ZeroMQ context to use (not owned); NULL: own one */
     char *errbuf;                 /* optional: receives the reason when tally_sub_new fails */
     size_t errbuf_len;
+    /* Keys for a secured daemon, used on both sockets (see tally_curve_t);
+     * NULL: plaintext.  Reading tallies and subscribing need a subscriber
+     * key: with any other the subscriber never synchronises. */
+    const tally_curve_t *curve;
 } tally_sub_opts_t;
 
 /* Create a subscriber for the tallies whose topic starts with prefix
@@ -318,8 +365,9 @@ typedef struct tally_sub_opts {
  * until tally_sub_process or tally_sub_run is called.  cb and opts may be
  * NULL.  On success *out owns the subscriber.
  * Returns 0; TALLY_EINVAL (NULL endpoint/out, bad endpoint, prefix too
- * long); TALLY_ENOMEM; TALLY_ESYS (ZeroMQ failure); on failure opts->errbuf
- * (if given) holds the reason. */
+ * long); TALLY_ENOMEM; TALLY_ESYS (ZeroMQ failure); the codes of
+ * tally_curve_check() for opts->curve; on failure opts->errbuf (if given)
+ * holds the reason. */
 TALLY_API int tally_sub_new(const char *server_endpoint, const char *prefix,
                             const tally_sub_callbacks_t *cb, const tally_sub_opts_t *opts,
                             tally_sub_t **out);
@@ -399,6 +447,17 @@ typedef void (*tally_stat_cb)(void *ctx, const char *name, int64_t value);
  * Returns 0; TALLY_EINVAL; TALLY_ETIMEDOUT; a negative wire code when the
  * daemon answered with an ERROR; TALLY_ENOMEM; TALLY_ESYS. */
 TALLY_API int tally_stats(const char *server, int timeout_ms, tally_stat_cb cb, void *ctx);
+
+/* tally_get() and tally_stats() with CURVE keys (curve may be NULL:
+ * plaintext), for a secured daemon, which answers them only for a
+ * subscriber key (a township key gets TALLY_EFORBIDDEN; an unknown key
+ * gets no answer: TALLY_ETIMEDOUT).  Also return the codes of
+ * tally_curve_check(). */
+TALLY_API int tally_get_curve(const char *server, const tally_curve_t *curve, const char *prefix,
+                              int timeout_ms, tally_tally_cb cb, void *ctx, uint64_t *seq,
+                              uint64_t *stream_id);
+TALLY_API int tally_stats_curve(const char *server, const tally_curve_t *curve, int timeout_ms,
+                                tally_stat_cb cb, void *ctx);
 
 #ifdef __cplusplus
 }

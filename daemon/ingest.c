@@ -1,6 +1,7 @@
 /* ingest.c - decode is done by request.c; here a SUBMIT is authorized
- * against the catalog, checked against the time rules and limits,
- * de-duplicated by (client id, seq), applied atomically and acknowledged. */
+ * (the key's township, then the catalog), de-duplicated by (client id,
+ * seq), checked against the time rules and limits, rate limited per
+ * township, applied atomically and acknowledged. */
 #include "ingest.h"
 
 #include <inttypes.h>
@@ -8,6 +9,112 @@
 #include <string.h>
 
 #include "tallyd.h"
+
+/* ---- the de-duplication key (see ingest.h) ---- */
+
+/* SHA-256 (FIPS 180-4), just enough of it for one short message: the
+ * derived key must resist an identity that searches for a client id whose
+ * key equals another township's, which a non-cryptographic hash would not. */
+static const uint32_t sha_k[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+
+static uint32_t ror(uint32_t x, int n)
+{
+    return (x >> n) | (x << (32 - n));
+}
+
+static void sha_block(uint32_t h[8], const uint8_t *p)
+{
+    uint32_t w[64], v[8];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+        uint32_t s0 = ror(w[i - 15], 7) ^ ror(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = ror(w[i - 2], 17) ^ ror(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    memcpy(v, h, sizeof(v));
+    for (int i = 0; i < 64; i++) {
+        uint32_t t1 = v[7] + (ror(v[4], 6) ^ ror(v[4], 11) ^ ror(v[4], 25)) +
+                      ((v[4] & v[5]) ^ (~v[4] & v[6])) + sha_k[i] + w[i];
+        uint32_t t2 = (ror(v[0], 2) ^ ror(v[0], 13) ^ ror(v[0], 22)) +
+                      ((v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]));
+        memmove(v + 1, v, 7 * sizeof(v[0]));
+        v[4] += t1;
+        v[0] = t1 + t2;
+    }
+    for (int i = 0; i < 8; i++)
+        h[i] += v[i];
+}
+
+/* out = the first n bytes of SHA-256(msg[0..len)); len < 2^32 bytes. */
+static void sha256_prefix(const uint8_t *msg, size_t len, uint8_t *out, size_t n)
+{
+    uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                     0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    uint8_t last[128] = {0};
+    size_t full = len / 64 * 64;
+    for (size_t off = 0; off < full; off += 64)
+        sha_block(h, msg + off);
+    size_t rest = len - full;
+    memcpy(last, msg + full, rest);
+    last[rest] = 0x80;
+    size_t tail = rest + 9 <= 64 ? 64 : 128;
+    uint64_t bits = (uint64_t)len * 8;
+    for (int i = 0; i < 8; i++)
+        last[tail - 1 - i] = (uint8_t)(bits >> (8 * i));
+    sha_block(h, last);
+    if (tail == 128)
+        sha_block(h, last + 64);
+    for (size_t i = 0; i < n && i < 32; i++)
+        out[i] = (uint8_t)(h[i / 4] >> (24 - 8 * (i % 4)));
+}
+
+#define DEDUP_TAG "tally-dedup-1"
+
+/* The key of s in the de-duplication table (see ingest.h). */
+static void dedup_key(const tallyd_t *d, const proto_submit_t *s, uint8_t key[PROTO_CLIENT_ID_LEN])
+{
+    if (!d->secured) {
+        memcpy(key, s->client_id, PROTO_CLIENT_ID_LEN);
+        return;
+    }
+    /* tag, NUL, township length, township, client id: unambiguous. */
+    uint8_t msg[sizeof(DEDUP_TAG) + 1 + PROTO_NAME_MAX + PROTO_CLIENT_ID_LEN];
+    size_t n = 0;
+    memcpy(msg, DEDUP_TAG, sizeof(DEDUP_TAG));
+    n += sizeof(DEDUP_TAG);
+    size_t tl = s->township.len <= PROTO_NAME_MAX ? s->township.len : PROTO_NAME_MAX;
+    msg[n++] = (uint8_t)tl;
+    memcpy(msg + n, s->township.ptr, tl);
+    n += tl;
+    memcpy(msg + n, s->client_id, PROTO_CLIENT_ID_LEN);
+    n += PROTO_CLIENT_ID_LEN;
+    sha256_prefix(msg, n, key, PROTO_CLIENT_ID_LEN);
+}
+
+/* dedup_check() under the key of s; in a secured daemon a submission
+ * recorded under its plain client id (before CURVE was turned on) is a
+ * duplicate too.  Nothing but DEDUP_DUPLICATE is taken from that second
+ * look: new submissions are recorded under the derived key only. */
+static int dedup_lookup(const tallyd_t *d, const proto_submit_t *s,
+                        uint8_t key[PROTO_CLIENT_ID_LEN])
+{
+    dedup_key(d, s, key);
+    int rc = dedup_check(&d->dedup, key, s->seq);
+    if (rc != DEDUP_DUPLICATE && d->secured &&
+        dedup_check(&d->dedup, s->client_id, s->seq) == DEDUP_DUPLICATE)
+        return DEDUP_DUPLICATE;
+    return rc;
+}
 
 void ingest_ack(tallyd_t *d, const void *rid, size_t rid_len, uint64_t seq, int status, int code,
                 int sample, const char *field, const char *message)
@@ -36,6 +143,44 @@ static void reject(tallyd_t *d, const void *rid, size_t rid_len, const proto_sub
                 "rejected submission seq %" PRIu64 " of township '%.*s': %s (%s)", s->seq,
                 (int)s->township.len, s->township.ptr, message, tally_errname(code));
     ingest_ack(d, rid, rid_len, s->seq, PROTO_ACK_REJECTED, code, sample, field, message);
+}
+
+void ingest_forbid_unknown(tallyd_t *d, const void *rid, size_t rid_len, uint64_t seq,
+                           const char *user_id)
+{
+    stats_reject(&d->stats, TALLY_EFORBIDDEN);
+    log_limited(&d->log, clock_mono_ms(), LOG_LEVEL_NOTICE,
+                "refused submission seq %" PRIu64 " from '%s': the key is no longer admitted", seq,
+                user_id ? user_id : "?");
+    ingest_ack(d, rid, rid_len, seq, PROTO_ACK_REJECTED, TALLY_EFORBIDDEN, -1, "",
+               "this key is no longer admitted by the daemon (removed from its key directories); "
+               "nothing was applied");
+}
+
+/* May the identity who submit for s->township?  Writes the reason into
+ * msg when not. */
+static bool authorized(const tallyd_t *d, const keyring_identity_t *who, const proto_submit_t *s,
+                       char *msg, size_t len)
+{
+    if (!d->secured)
+        return true;
+    if (who == NULL) {
+        snprintf(msg, len, "township: this connection has no identity the daemon admits");
+        return false;
+    }
+    if (who->role != KEYS_ROLE_TOWNSHIP) {
+        snprintf(msg, len,
+                 "township: this key belongs to %s '%s', which may read tallies but not submit "
+                 "figures",
+                 keys_role_name(who->role), who->name);
+        return false;
+    }
+    if (who->name_len != s->township.len || memcmp(who->name, s->township.ptr, who->name_len)) {
+        snprintf(msg, len, "township: this key belongs to '%s', not '%.*s'", who->name,
+                 (int)s->township.len, s->township.ptr);
+        return false;
+    }
+    return true;
 }
 
 void ingest_reject_decode(tallyd_t *d, const void *rid, size_t rid_len, uint64_t seq,
@@ -153,6 +298,37 @@ void ingest_on_durable(tallyd_t *d, uint64_t upto)
     }
 }
 
+/* Take s's samples from the township's token bucket ([limits] rate and
+ * burst).  False with the code in *code and the reason in msg when the
+ * submission must wait. */
+static bool rate_ok(tallyd_t *d, const proto_submit_t *s, uint32_t town, char *msg, size_t len,
+                    int *code)
+{
+    if (d->rl.rate == 0)
+        return true; /* no limit configured */
+    int64_t wait_ms = 0;
+    int rc = ratelimit_take(&d->rl, town, s->nsamples, clock_mono_ms(), &wait_ms);
+    if (rc == 0)
+        return true;
+    if (rc == TALLY_ERATELIMIT) {
+        *code = TALLY_ERATELIMIT;
+        snprintf(msg, len,
+                 "township '%.*s' exceeds %" PRId64 " samples/s (burst %" PRId64
+                 "); this submission of %u samples may be resent in %" PRId64 " ms",
+                 (int)s->township.len, s->township.ptr, d->rl.rate, d->rl.burst, s->nsamples,
+                 wait_ms);
+        return false;
+    }
+    /* Out of memory for a new bucket, or an id beyond the limiter (a bug):
+     * ask for a resend rather than let the submission bypass the limit. */
+    log_error(&d->log, "rate limit of township '%.*s' (id %u): %s", (int)s->township.len,
+              s->township.ptr, town, tally_strerror(rc));
+    *code = TALLY_EBUSY;
+    snprintf(msg, len, "the daemon cannot account the rate of township '%.*s' (%s); resend later",
+             (int)s->township.len, s->township.ptr, tally_strerror(rc));
+    return false;
+}
+
 /* Explain an engine_check()/engine_apply() failure about sample b. */
 static int explain_engine_error(tallyd_t *d, const proto_submit_t *s, int rc, int b, char *field,
                                 size_t flen, char *msg, size_t mlen)
@@ -184,7 +360,7 @@ static int explain_engine_error(tallyd_t *d, const proto_submit_t *s, int rc, in
 }
 
 void ingest_submit(tallyd_t *d, const void *rid, size_t rid_len, const void *body, size_t len,
-                   const proto_submit_t *s)
+                   const proto_submit_t *s, const keyring_identity_t *who)
 {
     char msg[PROTO_MESSAGE_MAX];
     char field[PROTO_FIELD_MAX];
@@ -194,10 +370,17 @@ void ingest_submit(tallyd_t *d, const void *rid, size_t rid_len, const void *bod
                "the daemon is stopping; resend the submission later");
         return;
     }
+    /* Authorization before de-duplication: a key must not learn, from
+     * DUPLICATE answers, what another township has submitted. */
+    if (!authorized(d, who, s, msg, sizeof(msg))) {
+        reject(d, rid, rid_len, s, TALLY_EFORBIDDEN, -1, "township", msg);
+        return;
+    }
     /* De-duplicate first: a resend of something applied earlier is a
      * duplicate even if the catalog or the clock has moved on since, and
      * the client must hear that it was applied, not that it is invalid. */
-    int rc = dedup_check(&d->dedup, s->client_id, s->seq);
+    uint8_t key[PROTO_CLIENT_ID_LEN];
+    int rc = dedup_lookup(d, s, key);
     if (rc == DEDUP_DUPLICATE) {
         d->stats.duplicates++;
         /* Its original may still be on its way to the disk. */
@@ -249,6 +432,12 @@ void ingest_submit(tallyd_t *d, const void *rid, size_t rid_len, const void *bod
         reject(d, rid, rid_len, s, rc, bad, field, msg);
         return;
     }
+    /* Charged last, so only a submission that would be applied uses up
+     * the township's rate. */
+    if (!rate_ok(d, s, (uint32_t)town, msg, sizeof(msg), &rc)) {
+        reject(d, rid, rid_len, s, rc, -1, "", msg);
+        return;
+    }
     uint64_t pos = 0;
     rc = journal_append(&d->journal, body, len, &pos);
     if (rc) {
@@ -276,7 +465,7 @@ void ingest_submit(tallyd_t *d, const void *rid, size_t rid_len, const void *bod
         tallyd_stop(d, 1);
         return;
     }
-    if (dedup_mark(&d->dedup, s->client_id, s->seq) != 0)
+    if (dedup_mark(&d->dedup, key, s->seq) != 0)
         log_error(&d->log, "out of memory recording seq %" PRIu64 " as applied", s->seq);
     d->stats.submissions_accepted++;
     d->stats.samples_accepted += s->nsamples;
@@ -302,7 +491,8 @@ int ingest_replay(tallyd_t *d, const void *body, size_t len, uint64_t pos)
         return TALLY_EMALFORMED;
     }
     const proto_submit_t *s = &m.u.submit;
-    rc = dedup_check(&d->dedup, s->client_id, s->seq);
+    uint8_t key[PROTO_CLIENT_ID_LEN];
+    rc = dedup_lookup(d, s, key);
     if (rc == DEDUP_DUPLICATE)
         return 0; /* covered by the checkpoint already */
     int town = replay_id(&d->towns, s->township);
@@ -321,7 +511,7 @@ int ingest_replay(tallyd_t *d, const void *body, size_t len, uint64_t pos)
     rc = engine_apply(&d->engine, (uint32_t)town, s->time_ms, d->esamples, s->nsamples, &bad);
     if (rc != 0)
         goto fail;
-    if (dedup_mark(&d->dedup, s->client_id, s->seq) != 0)
+    if (dedup_mark(&d->dedup, key, s->seq) != 0)
         log_error(&d->log, "journal record %" PRIu64 ": cannot record seq %" PRIu64 " as applied",
                   pos, s->seq);
     return 0;

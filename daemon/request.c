@@ -1,4 +1,5 @@
-/* request.c - decode every request and hand it to its handler. */
+/* request.c - decode every request, check who sent it (in a secured
+ * daemon) and hand it to its handler. */
 #include "request.h"
 
 #include <inttypes.h>
@@ -83,6 +84,8 @@ static void reply_stats(tallyd_t *d, const void *rid, size_t rid_len, uint64_t r
                         intern_memory(&d->towns) + intern_memory(&d->metrics),
     };
     stats_foreach(&d->stats, &g, add_stat, f);
+    if (d->secured)
+        zap_stats_foreach(&d->zap, add_stat, f);
     msgpack_sbuffer_clear(&d->out);
     if (proto_encode(&d->out, &f->m) == 0)
         tallyd_reply(d, rid, rid_len, &d->out);
@@ -102,6 +105,36 @@ static void reply_pong(tallyd_t *d, const void *rid, size_t rid_len, const proto
         tallyd_reply(d, rid, rid_len, &d->out);
 }
 
+/* In a secured daemon: may the identity who (NULL: its key is no longer
+ * in the keyring) have the request m answered?  Townships submit and
+ * subscribers read; both may say HELLO and PING.  Answers a refusal
+ * itself and returns false. */
+static bool allowed(tallyd_t *d, const void *rid, size_t rid_len, const proto_msg_t *m,
+                    const keyring_identity_t *who, const char *user_id)
+{
+    if (who == NULL) {
+        log_limited(&d->log, clock_mono_ms(), LOG_LEVEL_NOTICE,
+                    "refused a request from '%s': the key is no longer admitted",
+                    user_id ? user_id : "?");
+        send_error(d, rid, rid_len, proto_req_id(m), TALLY_EFORBIDDEN, "",
+                   "this key is no longer admitted by the daemon (removed from its key "
+                   "directories)");
+        return false;
+    }
+    bool reads = m->type == PROTO_SNAPSHOT_REQ || m->type == PROTO_STATS_REQ;
+    if (reads && who->role != KEYS_ROLE_SUBSCRIBER) {
+        char msg[256];
+        snprintf(msg, sizeof(msg),
+                 "this key belongs to %s '%s', which may submit figures but not read tallies or "
+                 "counters; use a subscriber key",
+                 keys_role_name(who->role), who->name);
+        log_limited(&d->log, clock_mono_ms(), LOG_LEVEL_NOTICE, "refused a request: %s", msg);
+        send_error(d, rid, rid_len, proto_req_id(m), TALLY_EFORBIDDEN, "type", msg);
+        return false;
+    }
+    return true;
+}
+
 void request_on_msg(zsock_t *zs, zmq_msg_t *parts, int nparts, void *ctx)
 {
     (void)zs;
@@ -118,9 +151,29 @@ void request_on_msg(zsock_t *zs, zmq_msg_t *parts, int nparts, void *ctx)
     }
     const void *body = zmq_msg_data(&parts[1]);
     size_t len = zmq_msg_size(&parts[1]);
+    /* The identity comes from the User-Id our ZAP handler gave the
+     * connection, checked against the keyring in force on every message,
+     * so a key revoked by a reload stops being served at once.  Never
+     * from the payload or the routing id. */
+    const keyring_identity_t *who = NULL;
+    const char *user_id = NULL;
+    if (d->secured) {
+        user_id = zmq_msg_gets(&parts[1], "User-Id");
+        who = keyring_lookup_user_id(&d->keys, user_id);
+    }
     proto_msg_t m;
     proto_error_t err;
     int rc = proto_decode(body, len, &m, d->samples, (uint32_t)d->cfg.max_samples, &err);
+    if (d->secured && who == NULL) {
+        /* Not even decoding errors for a key that is not admitted. */
+        if (m.type == PROTO_SUBMIT && m.u.submit.seq != 0)
+            ingest_forbid_unknown(d, rid, rid_len, m.u.submit.seq, user_id);
+        else
+            allowed(d, rid, rid_len, &m, NULL, user_id);
+        return;
+    }
+    if (d->secured && rc == 0 && !allowed(d, rid, rid_len, &m, who, user_id))
+        return;
     if (rc != 0) {
         if (m.type == PROTO_SUBMIT && m.u.submit.seq != 0) {
             ingest_reject_decode(d, rid, rid_len, m.u.submit.seq, &err);
@@ -133,7 +186,7 @@ void request_on_msg(zsock_t *zs, zmq_msg_t *parts, int nparts, void *ctx)
     }
     switch (m.type) {
     case PROTO_SUBMIT:
-        ingest_submit(d, rid, rid_len, body, len, &m.u.submit);
+        ingest_submit(d, rid, rid_len, body, len, &m.u.submit, who);
         break;
     case PROTO_HELLO:
         reply_welcome(d, rid, rid_len, m.u.hello.req_id);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,9 +102,70 @@ static int setup_tables(tallyd_t *d)
                              1);
     if (rc == 0)
         rc = dedup_init(&d->dedup, (uint32_t)c->max_clients);
+    /* One bucket per township id; id 0 (the county) is never charged. */
+    if (rc == 0)
+        rc = ratelimit_init(&d->rl, c->rate, c->burst, d->towns.capacity);
     if (rc != 0)
         log_error(&d->log, "cannot allocate the name tables: %s", tally_strerror(rc));
     return rc;
+}
+
+int tallyd_check_security(const tallyd_config_t *cfg, char *err, size_t len)
+{
+    bool secret = cfg->server_secret_key[0] != '\0';
+    bool dirs = cfg->township_keys[0] != '\0' || cfg->subscriber_keys[0] != '\0';
+    if (secret && !dirs) {
+        snprintf(err, len,
+                 "[security] server_secret_key is set but neither township_keys nor "
+                 "subscriber_keys: no client could connect");
+        return TALLY_ECONFIG;
+    }
+    if (!secret && dirs) {
+        snprintf(err, len,
+                 "[security] %s is set but server_secret_key is not: client keys are enforced "
+                 "only when tallyd has its own key pair (tally keygen)",
+                 cfg->township_keys[0] != '\0' ? "township_keys" : "subscriber_keys");
+        return TALLY_ECONFIG;
+    }
+    return 0;
+}
+
+/* Read the server's secret key and the client keys before the state is
+ * recovered, so that a key problem stops the start with status 2 and a
+ * line naming the file, not after a long journal replay. */
+static int setup_security(tallyd_t *d)
+{
+    const tallyd_config_t *c = &d->cfg;
+    char err[1024];
+    if (tallyd_check_security(c, err, sizeof(err)) != 0) {
+        log_error(&d->log, "%s", err);
+        return TALLY_ECONFIG;
+    }
+    if (c->server_secret_key[0] == '\0')
+        return 0;
+    if (keys_load_server_secret(c->server_secret_key, d->server_public, d->server_secret, err,
+                                sizeof(err)) != 0) {
+        log_error(&d->log, "[security] server_secret_key: %s", err);
+        return TALLY_ECONFIG;
+    }
+    if (keyring_load(&d->keys, c->township_keys, c->subscriber_keys, err, sizeof(err)) != 0) {
+        log_error(&d->log, "[security] cannot load the client keys: %s", err);
+        return TALLY_ECONFIG;
+    }
+    d->secured = true;
+    char pub[KEYS_Z85_LEN + 1];
+    keys_z85_encode(d->server_public, pub);
+    log_notice(&d->log,
+               "secured with CURVE: %zu township keys, %zu subscriber keys; server public key %s",
+               d->keys.ntownships, d->keys.nsubscribers, pub);
+    if (d->keys.ntownships == 0)
+        log_warning(&d->log, "[security] no township key in '%s': nobody can submit figures",
+                    c->township_keys);
+    if (d->keys.nsubscribers == 0)
+        log_warning(&d->log,
+                    "[security] no subscriber key in '%s': nobody can read tallies or subscribe",
+                    c->subscriber_keys);
+    return 0;
 }
 
 static int setup_catalog(tallyd_t *d)
@@ -193,8 +255,41 @@ static int bind_socket(tallyd_t *d, void *sock, const char *endpoint, char *boun
     size_t n = len;
     if (zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, bound, &n) != 0)
         snprintf(bound, len, "%s", endpoint);
-    warn_if_exposed(d, endpoint);
+    if (!d->secured)
+        warn_if_exposed(d, endpoint);
     return 0;
+}
+
+static void on_zap_closed(zap_t *z)
+{
+    tallyd_t *d = (tallyd_t *)(void *)((char *)z - offsetof(tallyd_t, zap));
+    d->open_handles--;
+}
+
+/* Make both sockets CURVE servers that ask our ZAP handler about every
+ * client.  The handler is bound first: libzmq admits any client key on a
+ * CURVE socket whose context has no ZAP handler (zap_secure_socket() also
+ * sets ZMQ_ZAP_ENFORCE_DOMAIN, which closes that hole a second time). */
+static int secure_sockets(tallyd_t *d)
+{
+    int rc = zap_init(&d->zap, d->zctx, d->loop, &d->keys);
+    if (rc != 0) {
+        log_error(&d->log, "cannot start the ZAP handler on %s: %s (%s)", ZAP_ENDPOINT,
+                  tally_strerror(rc), zmq_strerror(zmq_errno()));
+    } else {
+        d->zap_open = true;
+        d->open_handles++;
+        zap_set_logger(&d->zap, &d->log);
+        if (zap_secure_socket(d->router_sock, d->server_secret, ZAP_DOMAIN_REQUEST) != 0 ||
+            zap_secure_socket(d->pub_sock, d->server_secret, ZAP_DOMAIN_PUBLISH) != 0) {
+            log_error(&d->log, "cannot make the sockets CURVE servers: %s",
+                      zmq_strerror(zmq_errno()));
+            rc = TALLY_ESYS;
+        }
+    }
+    /* libzmq keeps its own copy; ours is of no further use. */
+    explicit_bzero(d->server_secret, sizeof(d->server_secret));
+    return rc;
 }
 
 static int open_sockets(tallyd_t *d)
@@ -235,6 +330,8 @@ static int open_sockets(tallyd_t *d)
     if (zmq_setsockopt(d->pub_sock, ZMQ_MAXMSGSIZE, &submax, sizeof(submax)) != 0)
         rc |= 1;
     if (rc)
+        return TALLY_ESYS;
+    if (d->secured && secure_sockets(d) != 0)
         return TALLY_ESYS;
     if (bind_socket(d, d->router_sock, c->request, d->req_endpoint, sizeof(d->req_endpoint)) ||
         bind_socket(d, d->pub_sock, c->publish, d->pub_endpoint, sizeof(d->pub_endpoint)))
@@ -316,6 +413,10 @@ void tallyd_stop(tallyd_t *d, int exit_code)
     publish_goodbye(d);
     zsock_close(&d->router, NULL);
     zsock_close(&d->pub, NULL);
+    if (d->zap_open) {
+        zap_close(&d->zap, on_zap_closed);
+        d->zap_open = false;
+    }
     publish_stop(d);
     uv_close((uv_handle_t *)&d->tick_timer, on_closed);
     uv_close((uv_handle_t *)&d->watchdog_timer, on_closed);
@@ -371,6 +472,9 @@ static void cleanup(tallyd_t *d)
         zmq_ctx_term(d->zctx);
     engine_free(&d->engine);
     dedup_free(&d->dedup);
+    keyring_free(&d->keys);
+    ratelimit_free(&d->rl);
+    explicit_bzero(d->server_secret, sizeof(d->server_secret));
     intern_free(&d->towns);
     intern_free(&d->metrics);
     free(d->samples);
@@ -437,6 +541,7 @@ int tallyd_main(const tallyd_options_t *o)
     d->clock = &clock_system;
     d->stats.started_mono_ms = clock_mono_ms();
     msgpack_sbuffer_init(&d->out);
+    keyring_init(&d->keys);
     log_init(&d->log, LOG_LEVEL_INFO);
     int nrc = notify_init_env(&d->notify);
     if (nrc != 0)
@@ -447,7 +552,7 @@ int tallyd_main(const tallyd_options_t *o)
         d->test_stall_ms = atoi(stall);
     notify_send(&d->notify, "STATUS=starting: loading the configuration");
     int status = 2;
-    if (load_config(d) != 0 || setup_engine(d) != 0)
+    if (load_config(d) != 0 || setup_engine(d) != 0 || setup_security(d) != 0)
         goto out;
     status = 1;
     if (setup_tables(d) != 0)
@@ -484,10 +589,10 @@ int tallyd_main(const tallyd_options_t *o)
                 intern_count(&d->towns));
     log_notice(&d->log,
                "tallyd %s ready: requests on %s, updates on %s, state in %s, %s catalog (%u "
-               "townships, %u metrics)",
+               "townships, %u metrics), %s",
                TALLY_VERSION, d->req_endpoint, d->pub_endpoint, d->cfg.state_dir,
                d->cfg.catalog_closed_metrics ? "closed" : "open", intern_count(&d->towns),
-               intern_count(&d->metrics));
+               intern_count(&d->metrics), d->secured ? "secured with CURVE" : "plaintext");
     uv_run(d->loop, UV_RUN_DEFAULT);
     status = d->exit_code;
     log_notice(&d->log,
@@ -502,6 +607,12 @@ out:
     if (!d->stopping && d->router.sock) {
         /* failed after the handles started: close them before the loop goes */
         tallyd_stop(d, status);
+        uv_run(d->loop, UV_RUN_DEFAULT);
+    }
+    if (d->zap_open) {
+        /* failed between the ZAP handler and the sockets' zsocks */
+        zap_close(&d->zap, on_zap_closed);
+        d->zap_open = false;
         uv_run(d->loop, UV_RUN_DEFAULT);
     }
     cleanup(d);

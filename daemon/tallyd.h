@@ -22,11 +22,14 @@
 #include "engine.h"
 #include "intern.h"
 #include "journal.h"
+#include "keys.h"
 #include "log.h"
 #include "notify.h"
 #include "proto.h"
 #include "publish.h"
+#include "ratelimit.h"
 #include "stats.h"
+#include "zap.h"
 #include "zsock.h"
 
 /* What main() parsed from the command line. */
@@ -62,6 +65,17 @@ typedef struct tallyd {
     char req_endpoint[PROTO_ENDPOINT_MAX + 1];
 
     publish_t publish;
+
+    /* security: CURVE on both sockets when [security] server_secret_key is
+     * set (fixed until a restart); keys, zap and server_secret are unused
+     * otherwise */
+    bool secured;
+    keyring_t keys; /* the admitted clients; the ZAP handler reads it in place */
+    zap_t zap;
+    bool zap_open;                         /* zap_init done, zap_close not yet */
+    uint8_t server_public[KEYS_KEY_BYTES]; /* for the log */
+    uint8_t server_secret[KEYS_KEY_BYTES]; /* held from start-up until the sockets have it */
+    ratelimit_t rl;                        /* [limits] rate and burst, per township */
 
     /* durability */
     journal_t journal;
@@ -113,6 +127,12 @@ void tallyd_stop(tallyd_t *d, int exit_code);
 /* Put the command line's overrides (--state-dir, --request, --publish,
  * --log-level) into cfg.  Returns 0 or TALLY_ECONFIG (logged). */
 int tallyd_apply_options(tallyd_t *d, tallyd_config_t *cfg);
+
+/* Check the [security] section of cfg: server_secret_key and the key
+ * directories go together (a secret with no directory admits nobody;
+ * directories without a secret would not be enforced).  Returns 0, or
+ * TALLY_ECONFIG with the reason in err[0..len). */
+int tallyd_check_security(const tallyd_config_t *cfg, char *err, size_t len);
 
 /* Send one reply body to the peer rid[0..rid_len) on the request socket;
  * a peer that is gone or cannot take it is counted, not waited for. */

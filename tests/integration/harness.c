@@ -178,6 +178,130 @@ static void close_parts(zmq_msg_t *parts, int n, int max)
         zmq_msg_close(&parts[i]);
 }
 
+/* ---- CURVE ------------------------------------------------------------ */
+
+static bool z85_key(const char *k)
+{
+    return k != NULL && strlen(k) == HARNESS_Z85_LEN;
+}
+
+/* Make sock (not yet connected) a CURVE client of server_pub with the
+ * pair client_pub/client_sec; nothing when server_pub is NULL or "". */
+static int set_curve(void *sock, const char *server_pub, const char *client_pub,
+                     const char *client_sec)
+{
+    if (server_pub == NULL || server_pub[0] == '\0')
+        return 0;
+    if (!z85_key(server_pub) || !z85_key(client_pub) || !z85_key(client_sec)) {
+        say("CURVE keys must be %d characters of Z85", HARNESS_Z85_LEN);
+        return TALLY_EINVAL;
+    }
+    /* A Z85 key option is 41 bytes: the text and its NUL. */
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server_pub, HARNESS_Z85_LEN + 1) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, client_pub, HARNESS_Z85_LEN + 1) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, client_sec, HARNESS_Z85_LEN + 1) != 0) {
+        say("CURVE socket options: %s", zmq_strerror(zmq_errno()));
+        return TALLY_ESYS;
+    }
+    return 0;
+}
+
+int harness_curve_keypair(char pub[HARNESS_Z85_LEN + 1], char sec[HARNESS_Z85_LEN + 1])
+{
+    if (zmq_curve_keypair(pub, sec) != 0) {
+        say("zmq_curve_keypair: %s", zmq_strerror(zmq_errno()));
+        return TALLY_ESYS;
+    }
+    return 0;
+}
+
+int harness_set_curve(harness_t *h, const char *server_pub, const char *client_pub,
+                      const char *client_sec)
+{
+    if (server_pub == NULL) {
+        h->curve_server[0] = h->curve_public[0] = h->curve_secret[0] = '\0';
+        return 0;
+    }
+    if (!z85_key(server_pub) || !z85_key(client_pub) || !z85_key(client_sec))
+        return TALLY_EINVAL;
+    snprintf(h->curve_server, sizeof(h->curve_server), "%s", server_pub);
+    snprintf(h->curve_public, sizeof(h->curve_public), "%s", client_pub);
+    snprintf(h->curve_secret, sizeof(h->curve_secret), "%s", client_sec);
+    return 0;
+}
+
+/* mkdir -p of p's directories; the last component too when whole. */
+static int make_dirs(char *p, bool whole)
+{
+    char *end = whole ? p + strlen(p) : strrchr(p, '/');
+    if (end == NULL)
+        return 0;
+    for (char *q = p + 1; q <= end; q++) {
+        if (*q != '/' && *q != '\0')
+            continue;
+        char c = *q;
+        *q = '\0';
+        int rc = mkdir(p, 0700);
+        int err = errno;
+        *q = c;
+        if (rc != 0 && err != EEXIST) {
+            say("mkdir %s: %s", p, strerror(err));
+            return TALLY_EIO;
+        }
+        if (q == end)
+            break;
+    }
+    return 0;
+}
+
+int harness_mkdir(harness_t *h, const char *name, char *path, size_t len)
+{
+    char p[HARNESS_PATH_MAX];
+    if (snprintf(p, sizeof(p), "%s/%s", h->dir, name) >= (int)sizeof(p))
+        return TALLY_ETOOLONG;
+    int rc = make_dirs(p, true);
+    if (rc == 0 && path != NULL && snprintf(path, len, "%s", p) >= (int)len)
+        return TALLY_ETOOLONG;
+    return rc;
+}
+
+int harness_write_cert(harness_t *h, const char *name, const char *pub, const char *sec, char *path,
+                       size_t len)
+{
+    char p[HARNESS_PATH_MAX];
+    if (snprintf(p, sizeof(p), "%s/%s", h->dir, name) >= (int)sizeof(p))
+        return TALLY_ETOOLONG;
+    int rc = make_dirs(p, false);
+    if (rc != 0)
+        return rc;
+    char text[512];
+    int n = snprintf(text, sizeof(text),
+                     "#   ZeroMQ CURVE %s Certificate (written by the tally test harness)\n"
+                     "\n"
+                     "metadata\n"
+                     "    name = \"%s\"\n"
+                     "curve\n"
+                     "    public-key = \"%s\"\n",
+                     sec ? "**Secret**" : "Public", name, pub);
+    if (sec != NULL && n > 0 && (size_t)n < sizeof(text))
+        n += snprintf(text + n, sizeof(text) - (size_t)n, "    secret-key = \"%s\"\n", sec);
+    if (n < 0 || (size_t)n >= sizeof(text))
+        return TALLY_ETOOLONG;
+    mode_t mode = sec != NULL ? 0600 : 0644;
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0 || fchmod(fd, mode) != 0 || write(fd, text, (size_t)n) != n) {
+        say("cannot write %s: %s", p, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return TALLY_EIO;
+    }
+    if (close(fd) != 0)
+        return TALLY_EIO;
+    if (path != NULL && snprintf(path, len, "%s", p) >= (int)len)
+        return TALLY_ETOOLONG;
+    return 0;
+}
+
 /* ---- the daemon process ---------------------------------------------- */
 
 int harness_init(harness_t *h)
@@ -277,6 +401,10 @@ static int await_welcome(harness_t *h)
     void *s = open_socket(h, ZMQ_DEALER);
     if (s == NULL)
         return TALLY_ESYS;
+    if (set_curve(s, h->curve_server, h->curve_public, h->curve_secret) != 0) {
+        close_socket(h, s);
+        return TALLY_EINVAL;
+    }
     zmq_connect(s, h->req_endpoint);
     int64_t start = harness_mono_ms(), deadline = start + HARNESS_START_TIMEOUT_MS;
     int64_t next_hello = start;
@@ -575,6 +703,13 @@ int harness_run(const char *const *args, char *out, size_t cap, int timeout_ms)
 
 int harness_client_open(harness_t *h, harness_client_t *c)
 {
+    return harness_client_open_curve(h, c, h->curve_server[0] ? h->curve_server : NULL,
+                                     h->curve_public, h->curve_secret);
+}
+
+int harness_client_open_curve(harness_t *h, harness_client_t *c, const char *server_pub,
+                              const char *client_pub, const char *client_sec)
+{
     memset(c, 0, sizeof(*c));
     c->h = h;
     c->next_req_id = 1;
@@ -585,6 +720,12 @@ int harness_client_open(harness_t *h, harness_client_t *c)
         return TALLY_ESYS;
     int hwm = 100000;
     zmq_setsockopt(c->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+    int rc = set_curve(c->sock, server_pub, client_pub, client_sec);
+    if (rc != 0) {
+        close_socket(h, c->sock);
+        c->sock = NULL;
+        return rc;
+    }
     if (zmq_connect(c->sock, h->req_endpoint) != 0) {
         say("connect %s: %s", h->req_endpoint, zmq_strerror(zmq_errno()));
         close_socket(h, c->sock);
@@ -1183,6 +1324,15 @@ static int sub_read(harness_sub_t *s, int timeout_ms)
 int harness_sub_open(harness_t *h, harness_sub_t *s, const char *prefix, harness_event_fn *on_event,
                      void *ctx)
 {
+    return harness_sub_open_curve(h, s, prefix, on_event, ctx,
+                                  h->curve_server[0] ? h->curve_server : NULL, h->curve_public,
+                                  h->curve_secret);
+}
+
+int harness_sub_open_curve(harness_t *h, harness_sub_t *s, const char *prefix,
+                           harness_event_fn *on_event, void *ctx, const char *server_pub,
+                           const char *client_pub, const char *client_sec)
+{
     memset(s, 0, sizeof(*s));
     s->h = h;
     s->on_event = on_event;
@@ -1193,6 +1343,9 @@ int harness_sub_open(harness_t *h, harness_sub_t *s, const char *prefix, harness
     s->sock = open_socket(h, ZMQ_SUB);
     if (s->sock == NULL)
         return TALLY_ESYS;
+    int rc = set_curve(s->sock, server_pub, client_pub, client_sec);
+    if (rc != 0)
+        return rc;
     if (zmq_connect(s->sock, h->pub_endpoint) != 0 ||
         zmq_setsockopt(s->sock, ZMQ_SUBSCRIBE, prefix, strlen(prefix)) != 0 ||
         zmq_setsockopt(s->sock, ZMQ_SUBSCRIBE, PROTO_TOPIC_HEARTBEAT,
@@ -1209,7 +1362,7 @@ int harness_sub_open(harness_t *h, harness_sub_t *s, const char *prefix, harness
         say("subscriber '%s': no heartbeat within 3000 ms", prefix);
         return TALLY_ETIMEDOUT;
     }
-    int rc = harness_client_open(h, &s->cli);
+    rc = harness_client_open_curve(h, &s->cli, server_pub, client_pub, client_sec);
     if (rc == 0)
         rc = harness_snapshot(&s->cli, prefix, &s->table);
     if (rc != 0)

@@ -4,7 +4,9 @@
  *
  * Three pieces:
  *   - harness_t: one daemon process, its directory, its log, and the ZeroMQ
- *     context every client and subscriber of the test uses;
+ *     context every client and subscriber of the test uses (and, for a
+ *     daemon secured with CURVE, the keys harness_start and the plain
+ *     *_open functions use: harness_set_curve);
  *   - harness_client_t: a DEALER with its own random client_id, for
  *     SUBMIT, SNAPSHOT_REQ, STATS_REQ, PING and raw bytes;
  *   - harness_sub_t: a subscriber implementing the clone pattern of
@@ -47,6 +49,7 @@
 #define HARNESS_START_TIMEOUT_MS 10000
 #define HARNESS_STOP_TIMEOUT_MS  10000
 #define HARNESS_REPLY_TIMEOUT_MS 5000
+#define HARNESS_Z85_LEN          40 /* a CURVE key in Z85, without the NUL */
 
 extern const char *const harness_tallyd_bin;  /* the tallyd executable built */
 extern const char *const harness_shared_data; /* .../shared/data */
@@ -67,6 +70,11 @@ typedef struct harness {
     pthread_mutex_t lock; /* guards socks */
     void *socks[HARNESS_SOCKS_MAX];
     char *log_text; /* owned; returned by harness_log */
+
+    /* CURVE keys in Z85 ("" = plaintext), see harness_set_curve. */
+    char curve_server[HARNESS_Z85_LEN + 1]; /* the daemon's public key */
+    char curve_public[HARNESS_Z85_LEN + 1]; /* the client's pair */
+    char curve_secret[HARNESS_Z85_LEN + 1];
 
     /* From the WELCOME of the last successful start. */
     uint64_t stream_id;
@@ -153,6 +161,34 @@ int64_t harness_mono_ms(void);
  * Returns NULL on failure. */
 char *harness_read_file(const char *path);
 
+/* ---- CURVE ------------------------------------------------------------ */
+
+/* A new CURVE key pair, each key 40 characters of Z85 and a NUL.  Returns
+ * 0 or TALLY_ESYS (libzmq without CURVE). */
+int harness_curve_keypair(char pub[HARNESS_Z85_LEN + 1], char sec[HARNESS_Z85_LEN + 1]);
+
+/* Write a ZeroMQ certificate (the format of `tally keygen`, read by
+ * tallyd's keys.c) to DIR/name, creating missing directories under DIR
+ * (mode 0700): a public one when sec is NULL (mode 0644), else a secret
+ * one holding both keys (mode 0600).  The full path goes into path[0..len)
+ * when path is not NULL.  Returns 0, TALLY_ETOOLONG or TALLY_EIO. */
+int harness_write_cert(harness_t *h, const char *name, const char *pub, const char *sec, char *path,
+                       size_t len);
+
+/* Create the directory DIR/name and its missing parents (mode 0700); the
+ * full path goes into path[0..len) when path is not NULL.  Returns 0,
+ * TALLY_ETOOLONG or TALLY_EIO. */
+int harness_mkdir(harness_t *h, const char *name, char *path, size_t len);
+
+/* Keys for a daemon secured with CURVE: server_pub is its public key,
+ * client_pub/client_sec the pair harness_start (its HELLO),
+ * harness_client_open and harness_sub_open use from now on (Z85, 40
+ * characters each).  server_pub NULL goes back to plaintext.  Call it after
+ * harness_init (which clears the keys) and before harness_start.  Returns
+ * 0 or TALLY_EINVAL (a key that is not 40 characters). */
+int harness_set_curve(harness_t *h, const char *server_pub, const char *client_pub,
+                      const char *client_sec);
+
 /* ---- a request client ------------------------------------------------- */
 
 typedef struct harness_client {
@@ -179,9 +215,18 @@ typedef struct harness_ack {
     char message[PROTO_MESSAGE_MAX + 1];
 } harness_ack_t;
 
-/* Open a DEALER to h's request endpoint with a random client_id.  Returns
- * 0 or TALLY_ESYS.  Close with harness_client_close (or harness_cleanup). */
+/* Open a DEALER to h's request endpoint with a random client_id, with the
+ * keys of harness_set_curve if any.  Returns 0 or TALLY_ESYS.  Close with
+ * harness_client_close (or harness_cleanup). */
 int harness_client_open(harness_t *h, harness_client_t *c);
+
+/* The same with these CURVE keys (Z85): server_pub NULL means plaintext
+ * (whatever harness_set_curve said), else client_pub and client_sec are
+ * the client's pair.  A key the daemon does not admit gives an open client
+ * that never gets a reply.  Returns 0, TALLY_EINVAL (bad key) or
+ * TALLY_ESYS. */
+int harness_client_open_curve(harness_t *h, harness_client_t *c, const char *server_pub,
+                              const char *client_pub, const char *client_sec);
 void harness_client_close(harness_client_t *c);
 
 /* Send SUBMIT(c->client_id, seq, township, time_ms, samples[0..n)) and wait
@@ -351,6 +396,12 @@ struct harness_sub {
  * harness error.  Close with harness_sub_close (or harness_cleanup). */
 int harness_sub_open(harness_t *h, harness_sub_t *s, const char *prefix, harness_event_fn *on_event,
                      void *ctx);
+
+/* harness_sub_open with these CURVE keys (as harness_client_open_curve)
+ * for both its SUB and its snapshot DEALER. */
+int harness_sub_open_curve(harness_t *h, harness_sub_t *s, const char *prefix,
+                           harness_event_fn *on_event, void *ctx, const char *server_pub,
+                           const char *client_pub, const char *client_sec);
 void harness_sub_close(harness_sub_t *s);
 
 /* Process messages for up to timeout_ms, returning after the first batch
