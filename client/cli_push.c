@@ -32,6 +32,8 @@ const char cli_push_usage[] =
     "                     local time is the TZ variable's, UTC when TZ is unset\n"
     "      --spool DIR    keep the figures in DIR until acknowledged; figures left\n"
     "                     there by an earlier run are delivered first\n"
+    "      --flush        with --spool: only deliver what the spool holds, push\n"
+    "                     nothing new\n"
     "      --timeout SEC  how long to wait for acknowledgements (default 10)\n"
     "  -q, --quiet        print nothing when everything was accepted\n"
     "  -s, --server ADDR  tallyd's request address\n"
@@ -229,6 +231,7 @@ int cli_push(int argc, char **argv, cli_global_t *g)
         {"time", required_argument, NULL, 'T'},
         {"spool", required_argument, NULL, 'S'},
         {"timeout", required_argument, NULL, 'W'},
+        {"flush", no_argument, NULL, 'F'},
         {"quiet", no_argument, NULL, 'q'},
         {"server", required_argument, NULL, 's'},
         {"server-key", required_argument, NULL, CLI_OPT_SERVER_KEY},
@@ -239,7 +242,7 @@ int cli_push(int argc, char **argv, cli_global_t *g)
     const char *town = NULL, *file = NULL, *spool = NULL;
     int64_t time_ms = 0;
     int timeout_ms = CLI_DEFAULT_TIMEOUT_MS;
-    bool quiet = false;
+    bool quiet = false, flush = false;
     char err[512];
     int c;
     opterr = 0;
@@ -247,6 +250,9 @@ int cli_push(int argc, char **argv, cli_global_t *g)
         switch (c) {
         case 't':
             town = optarg;
+            break;
+        case 'F':
+            flush = true;
             break;
         case 'f':
             file = optarg;
@@ -290,6 +296,14 @@ int cli_push(int argc, char **argv, cli_global_t *g)
     if (proto_name_check(town, strlen(town)) < 0)
         return cli_usage_error("push", "--town '%s' is not a valid township name", town);
     bool pairs = optind < argc;
+    if (flush) {
+        if (spool == NULL)
+            return cli_usage_error("push", "--flush needs --spool DIR");
+        if (pairs || file != NULL)
+            return cli_usage_error("push", "--flush pushes nothing new: drop the figures");
+        csv_samples_t none = {0};
+        return deliver(g, town, spool, 0, timeout_ms, quiet, &none);
+    }
     if (pairs && file != NULL)
         return cli_usage_error("push", "give METRIC=VALUE pairs or --file, not both");
     if (!pairs && file == NULL) {
