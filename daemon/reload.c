@@ -117,9 +117,10 @@ static int prepare_keys(tallyd_t *d, tallyd_config_t *cfg, keyring_t *next, char
     }
     if (!d->secured)
         return 0;
-    char err[1024];
-    if (keyring_load(next, cfg->township_keys, cfg->subscriber_keys, err, sizeof(err)) != 0) {
-        snprintf(why, len, "[security] cannot load the client keys: %s", err);
+    static const char prefix[] = "[security] cannot load the client keys: ";
+    size_t off = (size_t)snprintf(why, len, "%s", prefix);
+    if (keyring_load(next, cfg->township_keys, cfg->subscriber_keys, why + off,
+                     off < len ? len - off : 0) != 0) {
         return TALLY_ECONFIG;
     }
     return 0;
