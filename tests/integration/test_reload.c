@@ -42,8 +42,8 @@ static int teardown(void **state)
     return rc;
 }
 
-static harness_ack_t submit(harness_client_t *c, uint64_t seq, const char *town,
-                            const char *metric, int64_t v)
+static harness_ack_t submit(harness_client_t *c, uint64_t seq, const char *town, const char *metric,
+                            int64_t v)
 {
     harness_ack_t a;
     assert_int_equal(harness_submit_one(c, seq, town, harness_now_ms(), metric, v, &a), 0);
@@ -74,8 +74,7 @@ static void test_valid_reload_keeps_tallies(void **state)
     assert_int_equal(harness_start(&f->h, base_conf, NULL), 0);
     harness_client_t c;
     assert_int_equal(harness_client_open(&f->h, &c), 0);
-    assert_int_equal(submit(&c, 1, "gaoguan", "disputes.screened", 219).status,
-                     PROTO_ACK_ACCEPTED);
+    assert_int_equal(submit(&c, 1, "gaoguan", "disputes.screened", 219).status, PROTO_ACK_ACCEPTED);
     /* Not yet declared: refused. */
     harness_ack_t a = submit(&c, 2, "bashan", "disputes.screened", 5);
     assert_int_equal(a.status, PROTO_ACK_REJECTED);
@@ -97,8 +96,7 @@ static void test_invalid_reload_is_refused(void **state)
     assert_int_equal(harness_start(&f->h, base_conf, NULL), 0);
     harness_client_t c;
     assert_int_equal(harness_client_open(&f->h, &c), 0);
-    assert_int_equal(submit(&c, 1, "gaoguan", "disputes.resolved", 216).status,
-                     PROTO_ACK_ACCEPTED);
+    assert_int_equal(submit(&c, 1, "gaoguan", "disputes.resolved", 216).status, PROTO_ACK_ACCEPTED);
 
     /* A syntax error: refused, naming file and line; the old catalog keeps
      * working and the tallies are there. */
@@ -109,8 +107,7 @@ static void test_invalid_reload_is_refused(void **state)
     harness_ack_t a = submit(&c, 2, "gaoguan", "patrols", 1);
     assert_int_equal(a.status, PROTO_ACK_REJECTED);
     assert_int_equal(a.code, -TALLY_EUNKMETRIC);
-    assert_int_equal(submit(&c, 3, "gaoguan", "disputes.resolved", 1).status,
-                     PROTO_ACK_ACCEPTED);
+    assert_int_equal(submit(&c, 3, "gaoguan", "disputes.resolved", 1).status, PROTO_ACK_ACCEPTED);
     assert_int_equal(county_total(f, &c, "disputes.resolved"), 217);
 
     /* A catalog that contradicts the tallies: a counter with tallies may
@@ -121,8 +118,7 @@ static void test_invalid_reload_is_refused(void **state)
     assert_int_equal(harness_write_file(&f->h, "tallyd.conf", conf, NULL, 0), 0);
     assert_int_equal(kill(f->h.pid, SIGHUP), 0);
     assert_int_equal(harness_wait_log(&f->h, "cannot become a gauge", 5000), 0);
-    assert_int_equal(submit(&c, 4, "gaoguan", "disputes.resolved", 1).status,
-                     PROTO_ACK_ACCEPTED);
+    assert_int_equal(submit(&c, 4, "gaoguan", "disputes.resolved", 1).status, PROTO_ACK_ACCEPTED);
     assert_int_equal(county_total(f, &c, "disputes.resolved"), 218);
     harness_client_close(&c);
 }
@@ -138,8 +134,7 @@ static void test_restart_settings_are_reported(void **state)
     assert_non_null(strstr(harness_log(&f->h), "windows"));
     harness_client_t c;
     assert_int_equal(harness_client_open(&f->h, &c), 0);
-    assert_int_equal(submit(&c, 1, "gaoguan", "disputes.screened", 3).status,
-                     PROTO_ACK_ACCEPTED);
+    assert_int_equal(submit(&c, 1, "gaoguan", "disputes.screened", 3).status, PROTO_ACK_ACCEPTED);
     harness_value_t v;
     assert_int_equal(harness_snapshot(&c, "u/county/", &f->t), 0);
     assert_true(harness_table_get(&f->t, "disputes.screened", "", "1h", &v));
