@@ -126,21 +126,12 @@ int cli_get(int argc, char **argv, cli_global_t *g)
                 return cli_usage_error("get", "--timeout '%s' is not a number of seconds > 0",
                                        optarg);
             break;
-        case 's':
-            if (cli_set_server(g, "get", optarg) != 0)
-                return CLI_USAGE;
+        default: {
+            int st = cli_shared_option(g, "get", c, argv, longopts, cli_get_usage);
+            if (st != CLI_CONTINUE)
+                return st;
             break;
-        case CLI_OPT_SERVER_KEY:
-            g->server_key = optarg;
-            break;
-        case CLI_OPT_CERT:
-            g->cert = optarg;
-            break;
-        case 'h':
-            fputs(cli_get_usage, stdout);
-            return CLI_OK;
-        default:
-            return cli_bad_option("get", c, argv, longopts);
+        }
         }
     }
     if (optind < argc)

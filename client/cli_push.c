@@ -274,21 +274,12 @@ int cli_push(int argc, char **argv, cli_global_t *g)
         case 'q':
             quiet = true;
             break;
-        case 's':
-            if (cli_set_server(g, "push", optarg) != 0)
-                return CLI_USAGE;
+        default: {
+            int st = cli_shared_option(g, "push", c, argv, longopts, cli_push_usage);
+            if (st != CLI_CONTINUE)
+                return st;
             break;
-        case CLI_OPT_SERVER_KEY:
-            g->server_key = optarg;
-            break;
-        case CLI_OPT_CERT:
-            g->cert = optarg;
-            break;
-        case 'h':
-            fputs(cli_push_usage, stdout);
-            return CLI_OK;
-        default:
-            return cli_bad_option("push", c, argv, longopts);
+        }
         }
     }
     if (town == NULL)

@@ -73,6 +73,14 @@ int cli_parse_count(const char *s, long *out);
  * for cmd and return CLI_USAGE, else 0. */
 int cli_set_server(cli_global_t *g, const char *cmd, const char *addr);
 
+/* getopt_long's answer c in subcommand cmd for an option every subcommand
+ * shares: -s/--server, --server-key, --cert (stored in g) and -h (prints
+ * usage).  Returns CLI_CONTINUE when parsing goes on, else the exit status
+ * to return (CLI_OK after -h, CLI_USAGE for a bad or unknown option). */
+#define CLI_CONTINUE (-1)
+int cli_shared_option(cli_global_t *g, const char *cmd, int c, char *const *argv,
+                      const struct option *longopts, const char *usage);
+
 /* The topic prefix of `get`/`watch` filters: county-wide "u/county/[M/]",
  * one township "u/town/T/[M/]", or everything "u/" when all is set (the
  * metric is then filtered by the caller).  Checks the names; on failure

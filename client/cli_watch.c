@@ -252,21 +252,12 @@ int cli_watch(int argc, char **argv, cli_global_t *g)
                 return cli_usage_error("watch", "--duration '%s' is not a number of seconds > 0",
                                        optarg);
             break;
-        case 's':
-            if (cli_set_server(g, "watch", optarg) != 0)
-                return CLI_USAGE;
+        default: {
+            int st = cli_shared_option(g, "watch", c, argv, longopts, cli_watch_usage);
+            if (st != CLI_CONTINUE)
+                return st;
             break;
-        case CLI_OPT_SERVER_KEY:
-            g->server_key = optarg;
-            break;
-        case CLI_OPT_CERT:
-            g->cert = optarg;
-            break;
-        case 'h':
-            fputs(cli_watch_usage, stdout);
-            return CLI_OK;
-        default:
-            return cli_bad_option("watch", c, argv, longopts);
+        }
         }
     }
     if (optind < argc)
