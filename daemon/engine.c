@@ -11,6 +11,15 @@
  * touched cell leaving int64; it checks each sample against that range.
  * Only when the whole batch passes does the commit pass create series and
  * add each metric's net sum once.
+ *
+ * Computing that range exactly reads every touched cell of two series.
+ * Each counter series therefore keeps a mass: a bound on |cell| for all of
+ * its cells, grown by |net sum| at every commit (every cell is a sum of a
+ * subset of the deltas applied to it, or of a loaded cell plus later
+ * deltas).  While |acc| <= INT64_MAX - mass no cell can leave int64, so
+ * the plan starts from that range and reads the cells only when a running
+ * sum leaves it, or when the mass has saturated at INT64_MAX and bounds
+ * nothing; the outcome is the same as the exact check's.
  */
 #include "engine.h"
 
@@ -40,6 +49,7 @@ struct engine_batch_entry {
     bool has_latest;
     i128 acc;       /* counter: running sum of the batch's samples */
     i128 lo, hi;    /* counter: acc must stay within */
+    bool exact;     /* counter: lo and hi come from the cells, not the mass */
     i128 county;    /* gauge: the county's value after the batch so far */
     int64_t latest; /* gauge: the township's latest value so far */
     int64_t latest_ms;
@@ -495,10 +505,18 @@ static int plan(engine_t *e, uint32_t town, int64_t t, const engine_sample_t *sm
             en->set = false;
             en->acc = 0;
             if (en->kind == PROTO_KIND_COUNTER) {
-                en->lo = -WIDE_LIMIT;
-                en->hi = WIDE_LIMIT;
-                counter_bounds(e, en->tsid, wpos, ppos, en);
-                counter_bounds(e, en->csid, wpos, ppos, en);
+                int64_t tm = en->tsid != ENGINE_NONE ? ser(e, en->tsid)->mass : 0;
+                int64_t cm = en->csid != ENGINE_NONE ? ser(e, en->csid)->mass : 0;
+                int64_t m = tm > cm ? tm : cm;
+                /* A saturated mass bounds nothing (a window sum may even
+                 * be past int64): read the cells. */
+                en->exact = m == INT64_MAX;
+                en->hi = en->exact ? WIDE_LIMIT : (i128)INT64_MAX - m;
+                en->lo = -en->hi;
+                if (en->exact) {
+                    counter_bounds(e, en->tsid, wpos, ppos, en);
+                    counter_bounds(e, en->csid, wpos, ppos, en);
+                }
             } else {
                 en->has_latest = en->tsid != ENGINE_NONE;
                 en->latest = en->has_latest ? ser(e, en->tsid)->total : 0;
@@ -508,6 +526,13 @@ static int plan(engine_t *e, uint32_t town, int64_t t, const engine_sample_t *sm
         }
         if (en->kind == PROTO_KIND_COUNTER) {
             en->acc += v;
+            if ((en->acc < en->lo || en->acc > en->hi) && !en->exact) {
+                en->lo = -WIDE_LIMIT;
+                en->hi = WIDE_LIMIT;
+                en->exact = true;
+                counter_bounds(e, en->tsid, wpos, ppos, en);
+                counter_bounds(e, en->csid, wpos, ppos, en);
+            }
             if (en->acc < en->lo || en->acc > en->hi) {
                 *bad = (int32_t)i;
                 return TALLY_EOVERFLOW;
@@ -530,11 +555,18 @@ static int plan(engine_t *e, uint32_t town, int64_t t, const engine_sample_t *sm
     return 0;
 }
 
+int64_t engine_mass_add(int64_t m, i128 v)
+{
+    i128 r = (i128)m + (v < 0 ? -v : v);
+    return r > INT64_MAX ? INT64_MAX : (int64_t)r;
+}
+
 static void counter_add(engine_t *e, uint32_t sid, const window_pos_t *wpos,
                         const period_pos_t *ppos, i128 delta)
 {
     engine_series_t *s = ser(e, sid);
     s->total = (int64_t)(s->total + delta);
+    s->mass = engine_mass_add(s->mass, delta);
     window_add(&e->win, s->node, wpos, delta);
     period_add(&e->per, s->node, ppos, delta);
     mark_dirty(e, sid);

@@ -124,8 +124,14 @@ typedef struct engine_series {
     uint32_t drained; /* drain pass that last reported it */
     uint8_t kind;
     uint8_t dirty;
-    int64_t total;     /* counter: all-time sum; gauge: latest (county: sum) */
-    int64_t gauge_ms;  /* gauge: event time of the latest value */
+    int64_t total; /* counter: all-time sum; gauge: latest (county: sum) */
+    union {
+        int64_t gauge_ms; /* gauge: event time of the latest value */
+        /* counter: a bound on the magnitude of every cell of the series
+         * (total, window sums and buckets, calendar slots), saturating at
+         * INT64_MAX; see plan() in engine.c */
+        int64_t mass;
+    };
     int64_t change_ms; /* engine time of the last change */
 } engine_series_t;
 
@@ -344,5 +350,9 @@ int engine_load(engine_t *e, const void *buf, size_t len, char *err, size_t errl
 engine_series_t *engine_series_at(const engine_t *e, uint32_t sid);
 uint32_t engine_series_find(const engine_t *e, uint32_t metric, uint32_t town);
 uint32_t engine_series_add(engine_t *e, uint32_t metric, uint32_t town, uint8_t kind);
+
+/* m + |v|, saturating at INT64_MAX (m >= 0): how a counter series' mass
+ * grows by a change of v. */
+int64_t engine_mass_add(int64_t m, __int128 v);
 
 #endif

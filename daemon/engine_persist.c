@@ -471,9 +471,12 @@ static int load_defs(engine_t *e, in_t *in, char *err, size_t errlen)
     return 0;
 }
 
-/* The buckets and calendar slots of counter series s. */
-static bool load_counter(engine_t *e, in_t *in, const engine_series_t *s)
+/* The buckets and calendar slots of counter series s, and its mass: every
+ * later cell is a loaded cell, or a sum of loaded buckets, plus later
+ * deltas, so the sum of the magnitudes of what is loaded bounds them. */
+static bool load_counter(engine_t *e, in_t *in, engine_series_t *s)
 {
+    s->mass = engine_mass_add(0, s->total);
     window_set_t *ws = &e->win;
     uint32_t n = ws->nbuckets;
     window_pos_t wpos;
@@ -493,6 +496,7 @@ static bool load_counter(engine_t *e, in_t *in, const engine_series_t *s)
             wpos.slot[w] = (int32_t)(slot < 0 ? slot + n : slot);
             wpos.off[w] = (uint32_t)off;
             window_add(ws, s->node, &wpos, v);
+            s->mass = engine_mass_add(s->mass, v);
         }
         wpos.slot[w] = -1;
     }
@@ -511,6 +515,7 @@ static bool load_counter(engine_t *e, in_t *in, const engine_series_t *s)
                 ppos.key[p] = e->per.today.key[p] + (int32_t)j;
                 ppos.slot[p] = (int8_t)((uint32_t)ppos.key[p] & 1);
                 period_add(&e->per, s->node, &ppos, v);
+                s->mass = engine_mass_add(s->mass, v);
                 ppos.slot[p] = -1;
             }
         }

@@ -419,11 +419,26 @@ void tallyd_stop(tallyd_t *d, int exit_code)
     }
     publish_stop(d);
     uv_close((uv_handle_t *)&d->tick_timer, on_closed);
+    uv_close((uv_handle_t *)&d->iter_prepare, on_closed);
+    uv_close((uv_handle_t *)&d->iter_check, on_closed);
+    clock_cache_activate(&d->clock_cache, 0);
     uv_close((uv_handle_t *)&d->watchdog_timer, on_closed);
     uv_close((uv_handle_t *)&d->status_timer, on_closed);
     uv_close((uv_handle_t *)&d->sigint, on_closed);
     uv_close((uv_handle_t *)&d->sigterm, on_closed);
     uv_close((uv_handle_t *)&d->sighup, on_closed);
+}
+
+static void on_iter_prepare(uv_prepare_t *h)
+{
+    tallyd_t *d = h->data;
+    clock_cache_expire(&d->clock_cache);
+}
+
+static void on_iter_check(uv_check_t *h)
+{
+    tallyd_t *d = h->data;
+    clock_cache_expire(&d->clock_cache);
 }
 
 static int start_loop_handles(tallyd_t *d)
@@ -440,6 +455,16 @@ static int start_loop_handles(tallyd_t *d)
     uv_timer_init(d->loop, &d->tick_timer);
     d->tick_timer.data = d;
     uv_timer_start(&d->tick_timer, on_tick, 1000, 1000);
+    /* From here on the clock is read once per loop iteration. */
+    uv_prepare_init(d->loop, &d->iter_prepare);
+    uv_check_init(d->loop, &d->iter_check);
+    d->iter_prepare.data = d->iter_check.data = d;
+    uv_prepare_start(&d->iter_prepare, on_iter_prepare);
+    uv_check_start(&d->iter_check, on_iter_check);
+    uv_unref((uv_handle_t *)&d->iter_prepare);
+    uv_unref((uv_handle_t *)&d->iter_check);
+    clock_cache_activate(&d->clock_cache, 1);
+    d->open_handles += 2;
     /* The watchdog timer runs on the loop: if the loop stalls, systemd
      * stops hearing from us and restarts the service. */
     uv_timer_init(d->loop, &d->watchdog_timer);
@@ -538,7 +563,8 @@ int tallyd_main(const tallyd_options_t *o)
     }
     d->loop = &loop;
     d->opts = *o;
-    d->clock = &clock_system;
+    clock_cache_init(&d->clock_cache, &clock_system);
+    d->clock = &d->clock_cache.clock;
     d->stats.started_mono_ms = clock_mono_ms();
     msgpack_sbuffer_init(&d->out);
     keyring_init(&d->keys);

@@ -47,7 +47,8 @@ typedef struct tallyd {
     tallyd_config_t cfg;
     char config_path[CONFIG_PATH_MAX]; /* "" without a file */
     tallyd_options_t opts;             /* the command line, re-applied on reload */
-    const tclock_t *clock;
+    const tclock_t *clock;             /* &clock_cache.clock */
+    clock_cache_t clock_cache;         /* the system clock, read once per loop iteration */
 
     /* names and tallies */
     intern_t towns;   /* township names -> ids (0 is the county) */
@@ -108,6 +109,8 @@ typedef struct tallyd {
     uv_timer_t status_timer;   /* periodic STATUS= line */
     uint64_t status_last_accepted;
     uv_timer_t tick_timer;
+    uv_prepare_t iter_prepare; /* expire clock_cache before polling */
+    uv_check_t iter_check;     /* and after the I/O callbacks, before timers */
     uv_signal_t sigint, sigterm, sighup;
     int open_handles;
 

@@ -317,6 +317,52 @@ static void test_next_period_slots_survive(void **state)
     engine_free(&b);
 }
 
+/* A loaded counter judges overflow exactly as the saved one did, with
+ * large values both inside and past its bound on the cells. */
+static void test_overflow_after_load(void **state)
+{
+    (void)state;
+    engine_t a, b;
+    init_default(&a, cst(2024, 6, 1, 10, 0, 0));
+    int64_t now = fake_ms;
+    put1(&a, 1, now, M_CASES, INT64_MAX / 16);
+    put1(&a, 1, now - 3 * DAY_MS, M_CASES, -(INT64_MAX / 16));
+    put1(&a, 2, now, M_NEG, INT64_MIN / 2);
+    mem_t m = save(&a);
+    init_default(&b, now);
+    assert_int_equal(engine_load(&b, m.p, m.n, NULL, 0), 0);
+    static const struct {
+        uint32_t town, metric;
+        int64_t back_ms, v;
+        int want;
+    } probe[] = {
+        {1, M_CASES, 0, INT64_MAX / 2, 0},                  /* past the bound, fits */
+        {1, M_CASES, 0, INT64_MAX / 2, TALLY_EOVERFLOW},    /* "1h" would overflow */
+        {1, M_CASES, 0, INT64_MAX / 2 - INT64_MAX / 16, 0}, /* fits exactly */
+        {1, M_CASES, 0, 1, 0},
+        {1, M_CASES, 0, 1, TALLY_EOVERFLOW},
+        {1, M_CASES, 3 * DAY_MS, INT64_MAX / 2, TALLY_EOVERFLOW}, /* total, not 1h */
+        {1, M_CASES, 3 * DAY_MS, -1, 0},
+        {2, M_NEG, 0, INT64_MIN / 2, 0},
+        {2, M_NEG, 0, -1, TALLY_EOVERFLOW},
+        {2, M_NEG, 0, INT64_MAX, 0},
+    };
+    for (size_t i = 0; i < sizeof(probe) / sizeof(probe[0]); i++) {
+        engine_sample_t s = {probe[i].metric, probe[i].v};
+        int64_t t = now - probe[i].back_ms;
+        int ra = engine_apply(&a, probe[i].town, t, &s, 1, NULL);
+        int rb = engine_apply(&b, probe[i].town, t, &s, 1, NULL);
+        if (ra != probe[i].want || rb != probe[i].want) {
+            fail_msg("probe %zu: %d before the save, %d after the load, want %d", i, ra, rb,
+                     probe[i].want);
+        }
+    }
+    same_engines(&a, &b);
+    free(m.p);
+    engine_free(&a);
+    engine_free(&b);
+}
+
 static void test_empty_engine_and_no_windows(void **state)
 {
     (void)state;
@@ -1010,6 +1056,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_engine_round_trip_and_future),
         cmocka_unit_test(test_next_period_slots_survive),
+        cmocka_unit_test(test_overflow_after_load),
         cmocka_unit_test(test_empty_engine_and_no_windows),
         cmocka_unit_test(test_window_config_mismatch),
         cmocka_unit_test(test_definition_conflicts),

@@ -888,6 +888,52 @@ static void test_overflow_same_metric_twice(void **state)
     engine_free(&e);
 }
 
+/* The overflow check starts from a bound kept per series (the sum of the
+ * magnitudes applied) and reads the cells only when a sample leaves it:
+ * what it accepts and rejects must not depend on that shortcut. */
+static void test_overflow_past_the_mass_bound(void **state)
+{
+    (void)state;
+    engine_t e;
+    int64_t now = cst(2024, 5, 10, 12, 0, 0, 0);
+    init_at(&e, now);
+    /* Up and down again: every cell is 0, but the series has seen
+     * INT64_MAX - 1 of change, which leaves the bound only 1 of room. */
+    assert_int_equal(apply1(&e, 1, now, 3, INT64_MAX / 2), 0);
+    assert_int_equal(apply1(&e, 1, now, 3, -(INT64_MAX / 2)), 0);
+    EXPECT(&e, 3, 1, "total", 0);
+    assert_int_equal(apply1(&e, 1, now, 3, INT64_MAX - 7), 0);
+    EXPECT(&e, 3, 1, "total", INT64_MAX - 7);
+    EXPECT(&e, 3, 0, "1h", INT64_MAX - 7);
+    assert_int_equal(apply1(&e, 1, now, 3, 8), TALLY_EOVERFLOW);
+    assert_int_equal(apply1(&e, 1, now, 3, 7), 0);
+    EXPECT(&e, 3, 1, "total", INT64_MAX);
+    /* Saturated: still exact, both ways. */
+    assert_int_equal(apply1(&e, 1, now, 3, INT64_MIN), 0);
+    EXPECT(&e, 3, 1, "total", -1);
+    assert_int_equal(apply1(&e, 1, now, 3, INT64_MIN), TALLY_EOVERFLOW);
+    assert_int_equal(apply1(&e, 1, now, 3, INT64_MIN + 1), 0);
+    EXPECT(&e, 3, 1, "today", INT64_MIN);
+    assert_int_equal(apply1(&e, 1, now, 3, 5), 0);
+    EXPECT(&e, 3, 1, "today", INT64_MIN + 5);
+
+    /* Within one batch: the running sum leaves the bound halfway. */
+    assert_int_equal(apply1(&e, 2, now, 4, INT64_MAX / 4), 0);
+    engine_sample_t s[3] = {{4, INT64_MAX / 2}, {4, INT64_MAX / 4}, {4, -(INT64_MAX / 2)}};
+    int32_t bad = -1;
+    assert_int_equal(engine_apply(&e, 2, now, s, 3, &bad), 0);
+    EXPECT(&e, 4, 2, "total", 2 * (INT64_MAX / 4));
+    s[0].value = INT64_MAX / 2 + 3;
+    assert_int_equal(engine_apply(&e, 2, now, s, 3, &bad), TALLY_EOVERFLOW);
+    assert_int_equal(bad, 0);
+    /* Halfway at INT64_MAX - 1, then back. */
+    s[0].value = INT64_MAX / 2 + 1;
+    s[1].value = -(INT64_MAX / 2);
+    assert_int_equal(engine_apply(&e, 2, now, s, 2, &bad), 0);
+    EXPECT(&e, 4, 2, "total", 2 * (INT64_MAX / 4) + 1);
+    engine_free(&e);
+}
+
 static void test_series_limit(void **state)
 {
     (void)state;
@@ -1259,6 +1305,7 @@ int main(void)
         cmocka_unit_test(test_ratios),
         cmocka_unit_test(test_overflow_second_sample),
         cmocka_unit_test(test_overflow_same_metric_twice),
+        cmocka_unit_test(test_overflow_past_the_mass_bound),
         cmocka_unit_test(test_series_limit),
         cmocka_unit_test(test_many_series),
         cmocka_unit_test(test_model),
