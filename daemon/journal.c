@@ -421,10 +421,25 @@ static void on_async(uv_async_t *h)
     deliver(h->data);
 }
 
-static void on_async_closed(uv_handle_t *h)
+/* Before the loop polls: wake an idle writer for what this iteration
+ * appended.  One wake-up per iteration instead of one per idle group lets
+ * the writer take everything a burst of requests appended in one write. */
+static void on_kick(uv_prepare_t *h)
 {
     journal_t *j = h->data;
-    if (j->user_close_cb)
+    if (!j->appended_since_kick)
+        return;
+    j->appended_since_kick = false;
+    uv_mutex_lock(&j->mu);
+    if (!j->g_active && j->bufs[j->cur].len > 0)
+        uv_cond_signal(&j->cv);
+    uv_mutex_unlock(&j->mu);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    journal_t *j = h->data;
+    if (--j->handles == 0 && j->user_close_cb)
         j->user_close_cb(j);
 }
 
@@ -546,12 +561,16 @@ int journal_open(journal_t *j, uv_loop_t *loop, const char *dir, const journal_o
     }
     int rc = uv_async_init(loop, &j->async, on_async);
     if (rc == 0) {
-        j->async.data = j;
+        j->async.data = j->kick.data = j;
+        uv_prepare_init(loop, &j->kick);
+        uv_prepare_start(&j->kick, on_kick);
+        uv_unref((uv_handle_t *)&j->kick);
         rc = uv_thread_create(&j->thread, writer_main, j);
         if (rc != 0) {
-            /* The handle is closed and j stays valid until the loop runs;
-             * without a callback the caller need not wait for it. */
+            /* The handles are closed and j stays valid until the loop
+             * runs; without a callback the caller need not wait. */
             uv_close((uv_handle_t *)&j->async, NULL);
+            uv_close((uv_handle_t *)&j->kick, NULL);
         }
     }
     if (rc != 0) {
@@ -602,12 +621,9 @@ int journal_append(journal_t *j, const void *payload, size_t len, uint64_t *pos_
         b->len += need;
         b->last_pos = pos;
         j->appended++;
-        /* Wake the writer only when it is idle and this is the first
-         * record of its next group: while it writes, it takes the buffer
-         * by itself when done, and further signals would only cost a
-         * futex call per submission. */
-        if (!j->g_active && b->len == need)
-            uv_cond_signal(&j->cv);
+        /* The writer is woken before the loop next polls (on_kick); while
+         * it writes, it takes the buffer by itself when done. */
+        j->appended_since_kick = true;
     }
     uv_mutex_unlock(&j->mu);
     if (rc != 0)
@@ -680,7 +696,9 @@ int journal_close(journal_t *j, void (*close_cb)(journal_t *j))
     j->dir = NULL;
     j->open = false;
     j->user_close_cb = close_cb;
-    uv_close((uv_handle_t *)&j->async, on_async_closed);
+    j->handles = 2;
+    uv_close((uv_handle_t *)&j->async, on_handle_closed);
+    uv_close((uv_handle_t *)&j->kick, on_handle_closed);
     return rc;
 }
 

@@ -177,6 +177,8 @@ struct journal {
     char *dir;
     journal_opts_t opts;
     uv_async_t async;
+    uv_prepare_t kick; /* wakes the writer once per loop iteration */
+    int handles;       /* of async and kick, not yet closed */
     void (*user_close_cb)(journal_t *j);
     uv_thread_t thread;
     uv_mutex_t mu;
@@ -188,6 +190,7 @@ struct journal {
     uint64_t reported_pos;  /* last upto_pos given to on_durable */
     uint32_t seen_fail, seen_recover;
     bool open, closing;
+    bool appended_since_kick;
     char errmsg[512];
 
     /* Shared, under mu. */
