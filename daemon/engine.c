@@ -295,8 +295,13 @@ static void mark_dirty(engine_t *e, uint32_t sid)
     s->change_ms = e->now_ms;
     if (!s->dirty) {
         s->dirty = 1;
-        s->dnext = e->dirty_head;
-        e->dirty_head = sid;
+        s->dnext = ENGINE_NONE;
+        if (e->dirty_head == ENGINE_NONE) {
+            e->dirty_head = sid;
+        } else {
+            ser(e, e->dirty_tail)->dnext = sid;
+        }
+        e->dirty_tail = sid;
         e->ndirty++;
     }
 }
@@ -770,7 +775,7 @@ static int report_ratios(const engine_t *e, const engine_series_t *s, uint32_t p
     return 0;
 }
 
-void engine_drain_dirty(engine_t *e, engine_item_fn fn, void *ctx)
+uint32_t engine_drain_dirty(engine_t *e, uint32_t max, engine_item_fn fn, void *ctx)
 {
     if (++e->drain_pass == 0) {
         /* The pass number wrapped: a stale mark equal to a new pass would
@@ -780,7 +785,7 @@ void engine_drain_dirty(engine_t *e, engine_item_fn fn, void *ctx)
         }
         e->drain_pass = 1;
     }
-    while (e->dirty_head != ENGINE_NONE) {
+    for (uint32_t n = 0; n < max && e->dirty_head != ENGINE_NONE; n++) {
         engine_series_t *s = ser(e, e->dirty_head);
         e->dirty_head = s->dnext;
         s->dirty = 0;
@@ -790,6 +795,7 @@ void engine_drain_dirty(engine_t *e, engine_item_fn fn, void *ctx)
         fn(ctx, &it);
         report_ratios(e, s, e->drain_pass, fn, ctx);
     }
+    return e->ndirty;
 }
 
 int engine_foreach(const engine_t *e, engine_item_fn fn, void *ctx)

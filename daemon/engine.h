@@ -166,7 +166,8 @@ typedef struct engine {
     uint64_t seed;
     uint32_t *node_series; /* counter node -> series id */
     uint32_t nnodes, node_cap;
-    uint32_t dirty_head, ndirty, drain_pass;
+    uint32_t dirty_head, dirty_tail, ndirty, drain_pass; /* dirty: a FIFO list */
+    uint64_t nmarked;                                    /* series newly marked dirty, ever */
     /* metric catalog (kinds and ratios), grown only by the define calls */
     engine_metric_t *metrics;
     uint32_t nmetrics;
@@ -259,11 +260,13 @@ void engine_tick(engine_t *e, int64_t now_ms);
  * bucket boundary of the finest window, or the next local midnight. */
 int64_t engine_next_tick_ms(const engine_t *e);
 
-/* Report every dirty series and every ratio scope with a dirty input, each
- * once, to fn (its return value is ignored), and clear the dirty marks.
- * The order is unspecified.  fn may call engine_read() but must not change
- * the engine. */
-void engine_drain_dirty(engine_t *e, engine_item_fn fn, void *ctx);
+/* Report up to max dirty series, oldest mark first, and each ratio scope
+ * with an input among them, each once per call, to fn (its return value is
+ * ignored), and clear their dirty marks.  A series marked again while
+ * others wait goes behind them, so draining in rounds of max is fair.
+ * fn may call engine_read() but must not change the engine.  Returns the
+ * number of series still dirty. */
+uint32_t engine_drain_dirty(engine_t *e, uint32_t max, engine_item_fn fn, void *ctx);
 
 /* Number of series marked dirty (ratio scopes not counted). */
 static inline uint32_t engine_dirty_count(const engine_t *e)

@@ -76,21 +76,50 @@ static int publish_item(void *ctx, const engine_item_t *item)
 
 void publish_changes(tallyd_t *d)
 {
-    if (engine_dirty_count(&d->engine) == 0)
-        return;
-    engine_drain_dirty(&d->engine, publish_item, d);
+    d->publish.round_left = 0;
+    uv_idle_stop(&d->publish.more);
+    if (engine_dirty_count(&d->engine) > 0)
+        engine_drain_dirty(&d->engine, UINT32_MAX, publish_item, d);
+}
+
+/* One batch of the round.  Series marked again during the round queue
+ * behind it and wait for the next one: a busy series is still published
+ * once per round, as conflation promises. */
+static void on_more(uv_idle_t *h);
+
+static void publish_step(tallyd_t *d)
+{
+    publish_t *p = &d->publish;
+    uint32_t n = p->round_left < PUBLISH_BATCH ? p->round_left : PUBLISH_BATCH;
+    uint32_t left = n > 0 ? engine_drain_dirty(&d->engine, n, publish_item, d) : 0;
+    p->round_left -= n;
+    if (p->round_left > left)
+        p->round_left = left;
+    if (p->round_left > 0)
+        uv_idle_start(&p->more, on_more);
+    else
+        uv_idle_stop(&p->more);
+}
+
+static void on_more(uv_idle_t *h)
+{
+    publish_step(h->data);
+}
+
+void publish_round(tallyd_t *d)
+{
+    d->publish.round_left = engine_dirty_count(&d->engine);
+    publish_step(d);
 }
 
 static void on_tick(uv_timer_t *t)
 {
-    tallyd_t *d = t->data;
-    publish_changes(d);
+    publish_round(t->data);
 }
 
 static void on_immediate(uv_check_t *c)
 {
-    tallyd_t *d = c->data;
-    publish_changes(d);
+    publish_round(c->data);
 }
 
 static void send_heartbeat(tallyd_t *d, uint32_t type)
@@ -117,9 +146,7 @@ static void send_heartbeat(tallyd_t *d, uint32_t type)
 static void on_heartbeat(uv_timer_t *t)
 {
     tallyd_t *d = t->data;
-    /* Publish pending changes first, so the heartbeat's sequence is never
-     * ahead of what subscribers could have seen. */
-    publish_changes(d);
+    publish_round(d);
     send_heartbeat(d, PROTO_HEARTBEAT);
 }
 
@@ -139,7 +166,7 @@ static void start_timers(tallyd_t *d)
 
 void publish_retime(tallyd_t *d)
 {
-    publish_changes(d);
+    publish_round(d);
     start_timers(d);
 }
 
@@ -160,8 +187,9 @@ int publish_start(tallyd_t *d)
     uv_timer_init(d->loop, &p->heartbeat);
     uv_timer_init(d->loop, &p->retry);
     uv_check_init(d->loop, &p->immediate);
-    p->tick.data = p->heartbeat.data = p->retry.data = p->immediate.data = d;
-    d->open_handles += 4;
+    uv_idle_init(d->loop, &p->more);
+    p->tick.data = p->heartbeat.data = p->retry.data = p->immediate.data = p->more.data = d;
+    d->open_handles += 5;
     start_timers(d);
     return 0;
 }
@@ -350,6 +378,7 @@ void publish_stop(tallyd_t *d)
     uv_close((uv_handle_t *)&p->heartbeat, on_closed);
     uv_close((uv_handle_t *)&p->retry, on_closed);
     uv_close((uv_handle_t *)&p->immediate, on_closed);
+    uv_close((uv_handle_t *)&p->more, on_closed);
     while (p->head) {
         publish_stream_t *s = p->head;
         p->head = s->next;

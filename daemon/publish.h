@@ -33,6 +33,8 @@ typedef struct publish {
     uv_timer_t heartbeat; /* heartbeats */
     uv_timer_t retry;     /* resume a snapshot a peer could not take */
     uv_check_t immediate; /* publish at the end of each iteration (interval 0) */
+    uv_idle_t more;       /* a round is not finished: keep the loop from blocking */
+    uint32_t round_left;  /* series of the current round still to publish */
     msgpack_sbuffer scratch;
     bool retry_armed;
 } publish_t;
@@ -44,8 +46,17 @@ int publish_start(struct tallyd *d);
 /* Restart the tick and heartbeat timers after the intervals changed. */
 void publish_retime(struct tallyd *d);
 
-/* Publish every changed tally now. */
+/* Publish every changed tally now, in one go. */
 void publish_changes(struct tallyd *d);
+
+/* Start a round: publish the tallies changed so far, PUBLISH_BATCH series
+ * per loop iteration, so that requests are served in between.  When
+ * changes come faster than that, series wait marked dirty and are
+ * published later with their newest values (conflated), instead of
+ * stalling ingest or overflowing the subscribers' queues. */
+void publish_round(struct tallyd *d);
+
+#define PUBLISH_BATCH 1024
 
 /* Answer SNAPSHOT_REQ (req_id, prefix) from the peer with routing id
  * rid[0..rid_len).  Copies what it needs.  Returns 0 or TALLY_ENOMEM. */

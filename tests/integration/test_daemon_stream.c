@@ -202,6 +202,56 @@ static void test_join_mid_stream(void **state)
     harness_client_close(&c);
 }
 
+/* 6. A round of changes larger than one publishing batch (1024 series)
+ * reaches a subscriber whole and in sequence: 3,000 township series and
+ * 20 county ones change within one 100 ms round. */
+#define WIDE_TOWNS   150
+#define WIDE_METRICS 20
+static void test_round_wider_than_a_batch(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, f->conf, NULL), 0);
+    assert_int_equal(harness_sub_open(&f->h, &f->sub, "u/", NULL, NULL), 0);
+    harness_client_t c;
+    assert_int_equal(harness_client_open(&f->h, &c), 0);
+    char names[WIDE_METRICS][16], town[16];
+    harness_sample_t smp[WIDE_METRICS];
+    for (int m = 0; m < WIDE_METRICS; m++) {
+        snprintf(names[m], sizeof(names[m]), "m%02d", m);
+        smp[m].metric = names[m];
+    }
+    int64_t now = harness_now_ms();
+    for (int t = 0; t < WIDE_TOWNS; t++) {
+        snprintf(town, sizeof(town), "t%03d", t);
+        for (int m = 0; m < WIDE_METRICS; m++)
+            smp[m].value = t + m;
+        assert_int_equal(harness_send_submit(&c, (uint64_t)t + 1, town, now, smp, WIDE_METRICS), 0);
+    }
+    for (int t = 0; t < WIDE_TOWNS; t++) {
+        harness_ack_t a = {0};
+        assert_int_equal(harness_wait_ack(&c, (uint64_t)t + 1, &a, 10000), 0);
+        assert_int_equal(a.status, PROTO_ACK_ACCEPTED);
+    }
+    assert_int_equal(harness_sub_wait_stable(&f->sub, 10000), 0);
+    assert_int_equal(f->sub.gaps, 0);
+    assert_int_equal(f->sub.bad_messages, 0);
+    assert_true(f->sub.applied >= WIDE_TOWNS * WIDE_METRICS + WIDE_METRICS);
+    for (int m = 0; m < WIDE_METRICS; m++) {
+        int64_t county = 0;
+        for (int t = 0; t < WIDE_TOWNS; t++) {
+            snprintf(town, sizeof(town), "t%03d", t);
+            expect_total(&f->sub.table, names[m], town, t + m, false);
+            county += t + m;
+        }
+        expect_total(&f->sub.table, names[m], "", county, false);
+    }
+    assert_int_equal(harness_snapshot(&c, "", &f->snap), 0);
+    char diff[512];
+    if (!harness_table_equal(&f->sub.table, &f->snap, diff, sizeof(diff)))
+        fail_msg("subscriber (first) and snapshot (second) differ: %s", diff);
+    harness_client_close(&c);
+}
+
 /* The test is about the publish path; an fsync per submission would only
  * slow it down.  Once with every change published at once (many updates,
  * finely interleaved with the join), once conflated every 100 ms. */
@@ -217,8 +267,14 @@ int main(void)
                                                  (void *)immediate_conf),
         cmocka_unit_test_prestate_setup_teardown(test_join_mid_stream, setup, teardown,
                                                  (void *)conflated_conf),
+        cmocka_unit_test_prestate_setup_teardown(test_round_wider_than_a_batch, setup, teardown,
+                                                 (void *)conflated_conf),
+        cmocka_unit_test_prestate_setup_teardown(test_round_wider_than_a_batch, setup, teardown,
+                                                 (void *)immediate_conf),
     };
     tests[0].name = "join mid-stream, publish_interval_ms = 0";
     tests[1].name = "join mid-stream, publish_interval_ms = 100";
+    tests[2].name = "a round wider than a batch, publish_interval_ms = 100";
+    tests[3].name = "a round wider than a batch, publish_interval_ms = 0";
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -155,7 +155,7 @@ static items_t all_items(const engine_t *e)
 static items_t drained(engine_t *e)
 {
     items_t c = {0};
-    engine_drain_dirty(e, collect, &c);
+    engine_drain_dirty(e, UINT32_MAX, collect, &c);
     if (c.n > 0) {
         qsort(c.v, c.n, sizeof(*c.v), by_key);
     }

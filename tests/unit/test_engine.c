@@ -133,7 +133,7 @@ static drained_t drained;
 static int drain(engine_t *e)
 {
     drained.n = 0;
-    engine_drain_dirty(e, collect, &drained);
+    engine_drain_dirty(e, UINT32_MAX, collect, &drained);
     assert_int_equal(engine_dirty_count(e), 0);
     return drained.n;
 }
@@ -934,6 +934,40 @@ static void test_overflow_past_the_mass_bound(void **state)
     engine_free(&e);
 }
 
+/* Draining in rounds: oldest mark first, at most max series per call, and
+ * a series marked again goes behind the ones still waiting. */
+static void test_drain_in_rounds(void **state)
+{
+    (void)state;
+    engine_t e;
+    int64_t now = cst(2024, 5, 10, 12, 0, 0, 0);
+    init_at(&e, now);
+    for (uint32_t t = 1; t <= 3; t++) {
+        assert_int_equal(apply1(&e, t, now, 5, 1), 0); /* marks (5, t), then (5, 0) */
+    }
+    assert_int_equal(engine_dirty_count(&e), 4);
+    drained.n = 0;
+    assert_int_equal(engine_drain_dirty(&e, 2, collect, &drained), 2);
+    assert_int_equal(drained.n, 2);
+    assert_int_equal(drained.items[0].town, 1);
+    assert_int_equal(drained.items[1].town, 0);
+    /* (5, 1) again: behind (5, 2) and (5, 3); (5, 0) too. */
+    assert_int_equal(apply1(&e, 1, now, 5, 1), 0);
+    drained.n = 0;
+    assert_int_equal(engine_drain_dirty(&e, 3, collect, &drained), 1);
+    assert_int_equal(drained.n, 3);
+    assert_int_equal(drained.items[0].town, 2);
+    assert_int_equal(drained.items[1].town, 3);
+    assert_int_equal(drained.items[2].town, 1);
+    drained.n = 0;
+    assert_int_equal(engine_drain_dirty(&e, 3, collect, &drained), 0);
+    assert_int_equal(drained.n, 1);
+    assert_int_equal(drained.items[0].town, 0);
+    assert_int_equal(engine_drain_dirty(&e, 3, collect, &drained), 0);
+    assert_int_equal(drained.n, 1);
+    engine_free(&e);
+}
+
 static void test_series_limit(void **state)
 {
     (void)state;
@@ -1004,7 +1038,7 @@ static void test_many_series(void **state)
     EXPECT(&e, 100, 0, "1h", (int64_t)TOWNS * (TOWNS + 1) / 2);
     EXPECT(&e, 50, 777, "today", 777);
     uint32_t items = 0;
-    engine_drain_dirty(&e, count_items, &items);
+    engine_drain_dirty(&e, UINT32_MAX, count_items, &items);
     assert_int_equal(items, n);
 
     /* Throughput of the apply path on existing series (printed only). */
@@ -1022,7 +1056,7 @@ static void test_many_series(void **state)
            dt > 0 ? (double)samples / (double)dt / 1000.0 : 0.0, METRICS);
     EXPECT(&e, 1, 1, "total", 1 + 20 * TOWNS);
     items = 0;
-    engine_drain_dirty(&e, count_items, &items);
+    engine_drain_dirty(&e, UINT32_MAX, count_items, &items);
     assert_int_equal(items, n);
 
     /* Ticks with nothing to expire report nothing. */
@@ -1039,7 +1073,7 @@ static void test_many_series(void **state)
     EXPECT(&e, 1, 0, "1h", 0);
     EXPECT(&e, 1, 0, "24h", (int64_t)TOWNS * (TOWNS + 1) / 2 + 20 * TOWNS * TOWNS);
     items = 0;
-    engine_drain_dirty(&e, count_items, &items);
+    engine_drain_dirty(&e, UINT32_MAX, count_items, &items);
     assert_int_equal(items, n);
     items = 0;
     assert_int_equal(engine_foreach(&e, count_items, &items), 0);
@@ -1306,6 +1340,7 @@ int main(void)
         cmocka_unit_test(test_overflow_second_sample),
         cmocka_unit_test(test_overflow_same_metric_twice),
         cmocka_unit_test(test_overflow_past_the_mass_bound),
+        cmocka_unit_test(test_drain_in_rounds),
         cmocka_unit_test(test_series_limit),
         cmocka_unit_test(test_many_series),
         cmocka_unit_test(test_model),
