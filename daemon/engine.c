@@ -74,16 +74,29 @@ static inline uint32_t key_hash(const engine_t *e, uint32_t metric, uint32_t tow
     return (uint32_t)k;
 }
 
+/* A slot holds the key's hash next to the series id, so that a probe
+ * reads a series header (a cache miss, with many series) only when the
+ * hashes match: a missing series costs none, a present one one. */
+static inline uint64_t slot_of(uint32_t h, uint32_t sid)
+{
+    return (uint64_t)h << 32 | (sid + 1);
+}
+
 static uint32_t find(const engine_t *e, uint32_t metric, uint32_t town)
 {
-    for (uint32_t i = key_hash(e, metric, town) & e->index_mask;; i = (i + 1) & e->index_mask) {
-        uint32_t v = e->index[i];
+    uint32_t h = key_hash(e, metric, town);
+    for (uint32_t i = h & e->index_mask;; i = (i + 1) & e->index_mask) {
+        uint64_t v = e->index[i];
         if (v == 0) {
             return ENGINE_NONE;
         }
-        const engine_series_t *s = ser(e, v - 1);
+        if ((uint32_t)(v >> 32) != h) {
+            continue;
+        }
+        uint32_t sid = (uint32_t)v - 1;
+        const engine_series_t *s = ser(e, sid);
         if (s->metric == metric && s->town == town) {
-            return v - 1;
+            return sid;
         }
     }
 }
@@ -175,7 +188,7 @@ int engine_init(engine_t *e, const engine_config_t *cfg, const tclock_t *clock)
     }
     e->maxchunks = (e->max_series + SER_CHUNK - 1) >> SER_CHUNK_SHIFT;
     e->chunks = alloc_counted(e, e->maxchunks, sizeof(*e->chunks));
-    e->index = alloc_counted(e, INDEX_MIN, sizeof(uint32_t));
+    e->index = alloc_counted(e, INDEX_MIN, sizeof(uint64_t));
     e->index_mask = INDEX_MIN - 1;
     e->ents = alloc_counted(e, ENGINE_BATCH_MAX, sizeof(*e->ents));
     e->bmap = alloc_counted(e, BMAP_SIZE, sizeof(uint32_t));
@@ -348,20 +361,23 @@ static int grow_index(engine_t *e, uint32_t count)
     while ((uint64_t)count * 2 > slots) {
         slots *= 2;
     }
-    uint32_t *index = calloc(slots, sizeof(uint32_t));
+    uint64_t *index = calloc(slots, sizeof(uint64_t));
     if (index == NULL) {
         return TALLY_ENOMEM;
     }
     uint32_t mask = (uint32_t)(slots - 1);
-    for (uint32_t sid = 0; sid < e->nseries; sid++) {
-        const engine_series_t *s = ser(e, sid);
-        uint32_t i = key_hash(e, s->metric, s->town) & mask;
-        while (index[i] != 0) {
-            i = (i + 1) & mask;
+    for (uint32_t i = 0; i <= e->index_mask; i++) {
+        uint64_t v = e->index[i];
+        if (v == 0) {
+            continue;
         }
-        index[i] = sid + 1;
+        uint32_t j = (uint32_t)(v >> 32) & mask;
+        while (index[j] != 0) {
+            j = (j + 1) & mask;
+        }
+        index[j] = v;
     }
-    e->mem += (slots - (uint64_t)e->index_mask - 1) * sizeof(uint32_t);
+    e->mem += (slots - (uint64_t)e->index_mask - 1) * sizeof(uint64_t);
     free(e->index);
     e->index = index;
     e->index_mask = mask;
@@ -419,11 +435,12 @@ static uint32_t create(engine_t *e, uint32_t metric, uint32_t town, uint8_t kind
         window_node_init(&e->win, s->node);
         period_node_init(&e->per, s->node);
     }
-    uint32_t i = key_hash(e, metric, town) & e->index_mask;
+    uint32_t h = key_hash(e, metric, town);
+    uint32_t i = h & e->index_mask;
     while (e->index[i] != 0) {
         i = (i + 1) & e->index_mask;
     }
-    e->index[i] = sid + 1;
+    e->index[i] = slot_of(h, sid);
     return sid;
 }
 

@@ -161,7 +161,7 @@ typedef struct engine {
     engine_series_t **chunks;
     uint32_t nchunks, maxchunks;
     uint32_t nseries, max_series;
-    uint32_t *index; /* series id + 1, 0 = empty */
+    uint64_t *index; /* key hash << 32 | series id + 1; 0 = empty */
     uint32_t index_mask;
     uint64_t seed;
     uint32_t *node_series; /* counter node -> series id */

@@ -50,12 +50,12 @@ int intern_init(intern_t *in, uint32_t capacity)
         return TALLY_EINVAL;
     }
     in->capacity = capacity;
-    in->slots = calloc(INTERN_SLOTS_MIN, sizeof(uint32_t));
+    in->slots = calloc(INTERN_SLOTS_MIN, sizeof(uint64_t));
     if (in->slots == NULL) {
         return TALLY_ENOMEM;
     }
     in->mask = INTERN_SLOTS_MIN - 1;
-    in->mem = INTERN_SLOTS_MIN * sizeof(uint32_t);
+    in->mem = INTERN_SLOTS_MIN * sizeof(uint64_t);
     if (getrandom(&in->seed, sizeof(in->seed), 0) != (ssize_t)sizeof(in->seed)) {
         /* Without entropy the table still works; only collision
          * resistance against chosen names is lost. */
@@ -77,14 +77,17 @@ void intern_free(intern_t *in)
     memset(in, 0, sizeof(*in));
 }
 
+/* The slot holds the hash, so only a probe whose hash matches reads the
+ * name (two cache misses with many names). */
 static int lookup(const intern_t *in, const char *s, size_t len, uint32_t h)
 {
     for (uint32_t i = h & in->mask;; i = (i + 1) & in->mask) {
-        uint32_t id = in->slots[i];
-        if (id == 0) {
+        uint64_t v = in->slots[i];
+        if (v == 0) {
             return TALLY_ENOTFOUND;
         }
-        if (in->hashes[id] == h && in->lens[id] == len && memcmp(in->names[id], s, len) == 0) {
+        uint32_t id = (uint32_t)v;
+        if ((uint32_t)(v >> 32) == h && in->lens[id] == len && memcmp(in->names[id], s, len) == 0) {
             return (int)id;
         }
     }
@@ -136,7 +139,7 @@ static int grow_slots(intern_t *in)
         return 0;
     }
     uint64_t n2 = nslots * 2;
-    uint32_t *slots = calloc(n2, sizeof(uint32_t));
+    uint64_t *slots = calloc(n2, sizeof(uint64_t));
     if (slots == NULL) {
         return TALLY_ENOMEM;
     }
@@ -146,12 +149,12 @@ static int grow_slots(intern_t *in)
         while (slots[i] != 0) {
             i = (i + 1) & mask;
         }
-        slots[i] = id;
+        slots[i] = (uint64_t)in->hashes[id] << 32 | id;
     }
     free(in->slots);
     in->slots = slots;
     in->mask = mask;
-    in->mem += (n2 - nslots) * sizeof(uint32_t);
+    in->mem += (n2 - nslots) * sizeof(uint64_t);
     return 0;
 }
 
@@ -216,7 +219,7 @@ int intern_add(intern_t *in, const char *s, size_t len)
     while (in->slots[i] != 0) {
         i = (i + 1) & in->mask;
     }
-    in->slots[i] = id;
+    in->slots[i] = (uint64_t)h << 32 | id;
     return (int)id;
 }
 

@@ -26,7 +26,7 @@
 #define INTERN_CAPACITY_MAX (1u << 24)
 
 typedef struct intern {
-    uint32_t *slots;    /* open addressing, linear probing: id or 0 */
+    uint64_t *slots;    /* open addressing, linear probing: hash << 32 | id, or 0 */
     uint32_t mask;      /* slot count - 1 (power of two) */
     uint32_t count;     /* names held: ids 1..count */
     uint32_t capacity;  /* most names the table will hold */
