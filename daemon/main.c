@@ -42,8 +42,18 @@ static int check_config(const char *path)
         fprintf(stderr, "%s\n", err);
         return 2;
     }
-    printf("%s: configuration is valid (%zu townships, %zu metrics, %zu ratios, %zu windows)\n",
-           path, cfg.ntownships, cfg.nmetrics, cfg.nratios, cfg.nwindows);
+    bool secured;
+    size_t ntown, nsub;
+    if (tallyd_check_keys(&cfg, &secured, &ntown, &nsub, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", path, err);
+        config_free(&cfg);
+        return 2;
+    }
+    printf("%s: configuration is valid (%zu townships, %zu metrics, %zu ratios, %zu windows", path,
+           cfg.ntownships, cfg.nmetrics, cfg.nratios, cfg.nwindows);
+    if (secured)
+        printf("; CURVE with %zu township and %zu subscriber keys", ntown, nsub);
+    printf(")\n");
     config_free(&cfg);
     return 0;
 }

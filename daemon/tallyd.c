@@ -130,6 +130,36 @@ int tallyd_check_security(const tallyd_config_t *cfg, char *err, size_t len)
     return 0;
 }
 
+int tallyd_check_keys(const tallyd_config_t *cfg, bool *secured, size_t *ntownship_keys,
+                      size_t *nsubscriber_keys, char *err, size_t len)
+{
+    *secured = false;
+    *ntownship_keys = *nsubscriber_keys = 0;
+    if (tallyd_check_security(cfg, err, len) != 0)
+        return TALLY_ECONFIG;
+    if (cfg->server_secret_key[0] == '\0')
+        return 0;
+    uint8_t pub[KEYS_KEY_BYTES], sec[KEYS_KEY_BYTES];
+    char why[1024];
+    if (keys_load_server_secret(cfg->server_secret_key, pub, sec, why, sizeof(why)) != 0) {
+        snprintf(err, len, "[security] server_secret_key: %s", why);
+        return TALLY_ECONFIG;
+    }
+    memset(sec, 0, sizeof(sec));
+    keyring_t kr;
+    keyring_init(&kr);
+    if (keyring_load(&kr, cfg->township_keys, cfg->subscriber_keys, why, sizeof(why)) != 0) {
+        snprintf(err, len, "[security] cannot load the client keys: %s", why);
+        keyring_free(&kr);
+        return TALLY_ECONFIG;
+    }
+    *secured = true;
+    *ntownship_keys = kr.ntownships;
+    *nsubscriber_keys = kr.nsubscribers;
+    keyring_free(&kr);
+    return 0;
+}
+
 /* Read the server's secret key and the client keys before the state is
  * recovered, so that a key problem stops the start with status 2 and a
  * line naming the file, not after a long journal replay. */

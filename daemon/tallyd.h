@@ -137,6 +137,15 @@ int tallyd_apply_options(tallyd_t *d, tallyd_config_t *cfg);
  * TALLY_ECONFIG with the reason in err[0..len). */
 int tallyd_check_security(const tallyd_config_t *cfg, char *err, size_t len);
 
+/* What a start would do with the keys of cfg, without starting: check the
+ * [security] section (tallyd_check_security), read server_secret_key and
+ * every key in the key directories.  Sets *secured and the number of
+ * township and subscriber keys read (all 0 without server_secret_key).
+ * Returns 0, or TALLY_ECONFIG with the reason, naming the file, in
+ * err[0..len). */
+int tallyd_check_keys(const tallyd_config_t *cfg, bool *secured, size_t *ntownship_keys,
+                      size_t *nsubscriber_keys, char *err, size_t len);
+
 /* Send one reply body to the peer rid[0..rid_len) on the request socket;
  * a peer that is gone or cannot take it is counted, not waited for. */
 void tallyd_reply(tallyd_t *d, const void *rid, size_t rid_len, const msgpack_sbuffer *body);

@@ -724,7 +724,18 @@ static void test_bad_key_settings_stop_the_start(void **state)
         if (st != 2 || strstr(out, cases[i].expect) == NULL)
             fail_msg("case %zu: status %d, expected 2 and '%s' in:\n%s", i, st, cases[i].expect,
                      out);
+        /* --check-config reads the keys too, and says the same. */
+        const char *check[] = {"--check-config", conf, NULL};
+        st = harness_run(check, out, sizeof(out), 10000);
+        if (st != 2 || strstr(out, cases[i].expect) == NULL)
+            fail_msg("case %zu, --check-config: status %d, expected 2 and '%s' in:\n%s", i, st,
+                     cases[i].expect, out);
     }
+    assert_int_equal(harness_write_file(h, "bad.conf", secured_conf(f, NULL), NULL, 0), 0);
+    const char *check[] = {"--check-config", conf, NULL};
+    int st = harness_run(check, out, sizeof(out), 10000);
+    if (st != 0 || strstr(out, "CURVE with 2 township and 2 subscriber keys") == NULL)
+        fail_msg("--check-config of the secured configuration: status %d:\n%s", st, out);
 }
 
 /* ---- the tally command with keys ---- */
