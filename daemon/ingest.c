@@ -187,6 +187,13 @@ static int metric_id(tallyd_t *d, uint32_t i, proto_str_t name, char *msg, size_
     return id;
 }
 
+/* Undo the names a rejected submission added (see ingest_submit). */
+static void forget_names(tallyd_t *d, uint32_t towns, uint32_t metrics)
+{
+    intern_truncate(&d->towns, towns);
+    intern_truncate(&d->metrics, metrics);
+}
+
 static int check_time(tallyd_t *d, int64_t t, char *msg, size_t msglen)
 {
     int64_t now = clock_now_ms(d->clock);
@@ -338,6 +345,10 @@ void ingest_submit(tallyd_t *d, const void *rid, size_t rid_len, const void *bod
         return;
     }
 
+    /* In an open catalog the names below may be new.  A rejected
+     * submission must not keep them: they would use up max_townships and
+     * max_metrics for figures that were never counted. */
+    uint32_t towns0 = intern_count(&d->towns), metrics0 = intern_count(&d->metrics);
     int town = town_id(d, s->township, msg, sizeof(msg));
     if (town < 0) {
         reject(d, rid, rid_len, s, town, -1, "township", msg);
@@ -345,12 +356,14 @@ void ingest_submit(tallyd_t *d, const void *rid, size_t rid_len, const void *bod
     }
     rc = check_time(d, s->time_ms, msg, sizeof(msg));
     if (rc) {
+        forget_names(d, towns0, metrics0);
         reject(d, rid, rid_len, s, rc, -1, "time_ms", msg);
         return;
     }
     for (uint32_t i = 0; i < s->nsamples; i++) {
         int id = metric_id(d, i, s->samples[i].metric, msg, sizeof(msg));
         if (id < 0) {
+            forget_names(d, towns0, metrics0);
             snprintf(field, sizeof(field), "samples[%u].metric", i);
             reject(d, rid, rid_len, s, id, (int)i, field, msg);
             return;
@@ -364,12 +377,14 @@ void ingest_submit(tallyd_t *d, const void *rid, size_t rid_len, const void *bod
     if (rc) {
         int b = bad < 0 ? 0 : bad;
         rc = explain_engine_error(d, s, rc, b, field, sizeof(field), msg, sizeof(msg));
+        forget_names(d, towns0, metrics0);
         reject(d, rid, rid_len, s, rc, bad, field, msg);
         return;
     }
     /* Charged last, so only a submission that would be applied uses up
      * the township's rate. */
     if (!rate_ok(d, s, (uint32_t)town, msg, sizeof(msg), &rc)) {
+        forget_names(d, towns0, metrics0);
         reject(d, rid, rid_len, s, rc, -1, "", msg);
         return;
     }
@@ -384,6 +399,7 @@ void ingest_submit(tallyd_t *d, const void *rid, size_t rid_len, const void *bod
                      journal_errmsg(&d->journal)[0] ? journal_errmsg(&d->journal)
                                                     : "storage unavailable");
         }
+        forget_names(d, towns0, metrics0);
         reject(d, rid, rid_len, s, rc, -1, "", msg);
         return;
     }

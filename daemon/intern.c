@@ -223,6 +223,33 @@ int intern_add(intern_t *in, const char *s, size_t len)
     return (int)id;
 }
 
+void intern_truncate(intern_t *in, uint32_t count)
+{
+    while (in->count > count) {
+        uint32_t id = in->count;
+        uint32_t i = in->hashes[id] & in->mask;
+        while ((uint32_t)in->slots[i] != id) {
+            i = (i + 1) & in->mask;
+        }
+        /* Emptying the slot leaves no name unreachable, because names go
+         * newest first.  Every name placed (or re-placed by grow_slots, in
+         * id order) before this one took the first free slot from its
+         * home while this slot was still free, so none of them sits past
+         * this slot with its home at or before it. */
+        in->slots[i] = 0;
+        /* The newest name is the last one in the arena, unless it opened
+         * a new chunk that a later name filled: give its bytes back when
+         * they are at the end of the last chunk. */
+        size_t size = (size_t)in->lens[id] + 1;
+        char *last = in->chunks[in->nchunks - 1];
+        if (in->chunk_used >= size && in->names[id] == last + in->chunk_used - size) {
+            in->chunk_used -= size;
+        }
+        in->names[id] = NULL;
+        in->count--;
+    }
+}
+
 const char *intern_name(const intern_t *in, uint32_t id, uint32_t *len)
 {
     if (id == 0 || id > in->count) {

@@ -62,6 +62,13 @@ int intern_find(const intern_t *in, const char *s, size_t len);
  * every new name starts new series) or TALLY_ENOMEM. */
 int intern_add(intern_t *in, const char *s, size_t len);
 
+/* Forget the names added after the table held count names (ids count+1
+ * and up), newest first, as if they had never been added: the next new
+ * name gets id count+1 again.  For undoing the names a rejected request
+ * brought.  Nothing happens when count >= intern_count(in).  Pointers to
+ * forgotten names become invalid. */
+void intern_truncate(intern_t *in, uint32_t count);
+
 /* The name of id, NUL-terminated, owned by the table and valid until
  * intern_free(); its length in *len when len is not NULL.  NULL when id is
  * 0 or was never given out. */

@@ -611,6 +611,40 @@ static void test_overflow(void **state)
     harness_client_close(&c);
 }
 
+/* In an open catalog a rejected submission does not keep the names it
+ * brought: they do not count against max_townships and max_metrics. */
+static void test_rejected_names_use_no_limit(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, "[limits]\nmax_townships = 2\nmax_metrics = 2\n", NULL),
+                     0);
+    harness_client_t c;
+    assert_int_equal(harness_client_open(&f->h, &c), 0);
+    harness_ack_t a;
+    char town[16], metric[16];
+    uint64_t seq = 1;
+    for (int i = 0; i < 6; i++, seq++) {
+        snprintf(town, sizeof(town), "ghost%d", i);
+        snprintf(metric, sizeof(metric), "ghost.m%d", i);
+        /* Too far ahead of the daemon's clock; then an overflow. */
+        int64_t t = harness_now_ms() + (i % 2 ? 0 : 86400000);
+        harness_sample_t two[] = {{metric, i % 2 ? INT64_MAX : 1}, {metric, 1}};
+        assert_int_equal(harness_submit(&c, seq, town, t, two, 2, &a), 0);
+        check_ack(&a, seq, PROTO_ACK_REJECTED, i % 2 ? 16 : -TALLY_EFUTURE);
+    }
+    submit_ok(&c, seq++, "t1", "ok.count", 5);
+    submit_ok(&c, seq++, "t2", "ok.other", 6);
+    assert_int_equal(harness_submit_one(&c, seq, "t3", harness_now_ms(), "ok.count", 1, &a), 0);
+    check_ack(&a, seq, PROTO_ACK_REJECTED, -TALLY_ESERIESLIMIT);
+    assert_string_equal(a.field, "township");
+    assert_non_null(strstr(a.message, "t3"));
+    expect_total(f, &c, "ok.count", "t1", 5);
+    expect_total(f, &c, "ok.other", "t2", 6);
+    harness_value_t v;
+    assert_false(harness_table_get(&f->t, "ghost.m0", "", "total", &v));
+    harness_client_close(&c);
+}
+
 /* PROTOCOL.md 14.3: a seq below the de-duplication window is refused
  * STALE_SEQUENCE even if it was applied; inside the window an unapplied
  * seq is still new. */
@@ -668,7 +702,7 @@ static void test_too_large(void **state)
 
 int main(void)
 {
-    struct CMUnitTest tests[sizeof(cases) / sizeof(cases[0]) + 3];
+    struct CMUnitTest tests[sizeof(cases) / sizeof(cases[0]) + 4];
     size_t n = 0;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         tests[n] = (struct CMUnitTest)cmocka_unit_test_prestate_setup_teardown(
@@ -680,5 +714,7 @@ int main(void)
         (struct CMUnitTest)cmocka_unit_test_setup_teardown(test_too_large, setup, teardown);
     tests[n++] =
         (struct CMUnitTest)cmocka_unit_test_setup_teardown(test_stale_sequence, setup, teardown);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test_setup_teardown(
+        test_rejected_names_use_no_limit, setup, teardown);
     return _cmocka_run_group_tests("test_daemon_reject", tests, n, NULL, NULL);
 }

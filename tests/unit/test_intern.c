@@ -140,12 +140,75 @@ static void test_capacity(void **state)
     intern_free(&in);
 }
 
+/* Adds and truncations at random against a model (the names in id order):
+ * after every step each kept name is found under its id, forgotten names
+ * are not found, and re-adding gives ids in order again, through many
+ * growths of the slot array. */
+static void test_truncate_model(void **state)
+{
+    (void)state;
+    enum { POOL = 3000 };
+    static char names[POOL][16];
+    static int model_of[POOL]; /* id of pool name i, 0 when absent */
+    static int pool_of[POOL + 1];
+    intern_t in;
+    assert_int_equal(intern_init(&in, POOL), 0);
+    for (int i = 0; i < POOL; i++) {
+        snprintf(names[i], sizeof(names[i]), "t%05d", i * 7919 % 100000);
+    }
+    uint32_t r = 12345;
+    int count = 0;
+    for (int step = 0; step < 4000; step++) {
+        r = r * 1103515245u + 12345u;
+        uint32_t what = (r >> 16) % 20;
+        if (what < 19 && count < POOL) {
+            r = r * 1103515245u + 12345u;
+            int i = (int)((r >> 8) % POOL);
+            int id = add(&in, names[i]);
+            if (model_of[i] == 0) {
+                assert_int_equal(id, count + 1);
+                model_of[i] = id;
+                pool_of[id] = i;
+                count++;
+            } else {
+                assert_int_equal(id, model_of[i]);
+            }
+        } else {
+            r = r * 1103515245u + 12345u;
+            int keep = count - (int)((r >> 8) % 30);
+            keep = keep < 0 ? 0 : keep;
+            intern_truncate(&in, (uint32_t)keep);
+            for (; count > keep; count--) {
+                model_of[pool_of[count]] = 0;
+            }
+        }
+        assert_int_equal(intern_count(&in), count);
+        if (step % 50 == 0 || step > 3950) {
+            for (int i = 0; i < POOL; i++) {
+                int want = model_of[i] ? model_of[i] : TALLY_ENOTFOUND;
+                if (find(&in, names[i]) != want) {
+                    fail_msg("step %d: '%s' found as %d, want %d", step, names[i],
+                             find(&in, names[i]), want);
+                }
+            }
+            for (int id = 1; id <= count; id++) {
+                assert_string_equal(intern_name(&in, (uint32_t)id, NULL), names[pool_of[id]]);
+            }
+        }
+    }
+    assert_true(count > 100);
+    intern_truncate(&in, 0);
+    assert_int_equal(find(&in, names[pool_of[1]]), TALLY_ENOTFOUND);
+    assert_int_equal(add(&in, "gaoguan"), 1);
+    intern_free(&in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_add_find_name), cmocka_unit_test(test_length_not_nul),
         cmocka_unit_test(test_name_limits),   cmocka_unit_test(test_growth),
-        cmocka_unit_test(test_capacity),
+        cmocka_unit_test(test_capacity),      cmocka_unit_test(test_truncate_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
