@@ -20,6 +20,10 @@
  * the plan starts from that range and reads the cells only when a running
  * sum leaves it, or when the mass has saturated at INT64_MAX and bounds
  * nothing; the outcome is the same as the exact check's.
+ *
+ * Reading values and reporting changed series are in engine_read.c, saving
+ * and loading in engine_persist.c; engine_internal.h holds the series
+ * lookup that engine.c and engine_read.c share.
  */
 #include "engine.h"
 
@@ -28,14 +32,13 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "engine_internal.h"
 #include "tally_error.h"
 
-#define SER_CHUNK_SHIFT 12
-#define SER_CHUNK       (1u << SER_CHUNK_SHIFT)
-#define INDEX_MIN       64
-#define BMAP_BITS       13 /* 2 * ENGINE_BATCH_MAX slots */
-#define BMAP_SIZE       (1u << BMAP_BITS)
-#define WIDE_LIMIT      ((__int128)1 << 100) /* "unbounded" for [lo, hi] */
+#define INDEX_MIN  64
+#define BMAP_BITS  13 /* 2 * ENGINE_BATCH_MAX slots */
+#define BMAP_SIZE  (1u << BMAP_BITS)
+#define WIDE_LIMIT ((__int128)1 << 100) /* "unbounded" for [lo, hi] */
 
 typedef __int128 i128;
 
@@ -58,52 +61,9 @@ struct engine_batch_entry {
 static const char *const default_names[4] = {"1h", "24h", "7d", "30d"};
 static const int64_t default_ms[4] = {3600000, 86400000, 604800000, 2592000000};
 
-static inline engine_series_t *ser(const engine_t *e, uint32_t sid)
-{
-    return &e->chunks[sid >> SER_CHUNK_SHIFT][sid & (SER_CHUNK - 1)];
-}
-
-static inline uint32_t key_hash(const engine_t *e, uint32_t metric, uint32_t town)
-{
-    uint64_t k = (((uint64_t)metric << 32) | town) ^ e->seed;
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdULL;
-    k ^= k >> 33;
-    k *= 0xc4ceb9fe1a85ec53ULL;
-    k ^= k >> 33;
-    return (uint32_t)k;
-}
-
-/* A slot holds the key's hash next to the series id, so that a probe
- * reads a series header (a cache miss, with many series) only when the
- * hashes match: a missing series costs none, a present one one. */
-static inline uint64_t slot_of(uint32_t h, uint32_t sid)
-{
-    return (uint64_t)h << 32 | (sid + 1);
-}
-
-static uint32_t find(const engine_t *e, uint32_t metric, uint32_t town)
-{
-    uint32_t h = key_hash(e, metric, town);
-    for (uint32_t i = h & e->index_mask;; i = (i + 1) & e->index_mask) {
-        uint64_t v = e->index[i];
-        if (v == 0) {
-            return ENGINE_NONE;
-        }
-        if ((uint32_t)(v >> 32) != h) {
-            continue;
-        }
-        uint32_t sid = (uint32_t)v - 1;
-        const engine_series_t *s = ser(e, sid);
-        if (s->metric == metric && s->town == town) {
-            return sid;
-        }
-    }
-}
-
 uint8_t engine_metric_kind(const engine_t *e, uint32_t metric)
 {
-    return metric < e->nmetrics ? e->metrics[metric].kind : PROTO_KIND_COUNTER;
+    return metric_kind(e, metric);
 }
 
 void engine_config_default(engine_config_t *cfg)
@@ -220,6 +180,11 @@ void engine_free(engine_t *e)
     free(e->bgen);
     memset(e, 0, sizeof(*e));
     e->dirty_head = ENGINE_NONE;
+}
+
+size_t engine_memory(const engine_t *e)
+{
+    return e->mem + window_memory(&e->win) + period_memory(&e->per);
 }
 
 /* ---- metric catalog ---- */
@@ -667,173 +632,6 @@ int engine_apply(engine_t *e, uint32_t town, int64_t time_ms, const engine_sampl
                  uint32_t n, int32_t *bad)
 {
     return run(e, town, time_ms, samples, n, bad, true);
-}
-
-/* ---- reading ---- */
-
-uint32_t engine_columns(const engine_t *e)
-{
-    return e->nwin + PERIOD_COUNT + 1;
-}
-
-const char *engine_column_name(const engine_t *e, uint32_t i)
-{
-    return i < engine_columns(e) ? e->col_names[i] : NULL;
-}
-
-/* Columns of series sid, or of a missing series of the given kind. */
-static void read_series(const engine_t *e, uint32_t sid, uint8_t kind, engine_values_t *out)
-{
-    const engine_series_t *s = sid != ENGINE_NONE ? ser(e, sid) : NULL;
-    uint32_t ncols = engine_columns(e);
-    out->kind = kind;
-    out->change_ms = s ? s->change_ms : 0;
-    out->ncols = ncols;
-    for (uint32_t i = 0; i < ncols; i++) {
-        engine_value_t *c = &out->col[i];
-        c->name = e->col_names[i];
-        c->den = 1;
-        c->num = 0;
-        c->present = kind == PROTO_KIND_COUNTER;
-    }
-    engine_value_t *total = &out->col[ncols - 1];
-    if (s == NULL) {
-        return;
-    }
-    if (kind == PROTO_KIND_GAUGE) {
-        total->present = true;
-        total->num = s->total;
-        return;
-    }
-    for (uint32_t w = 0; w < e->nwin; w++) {
-        out->col[w].present = window_value(&e->win, s->node, w, &out->col[w].num);
-    }
-    for (uint32_t p = 0; p < PERIOD_COUNT; p++) {
-        out->col[e->nwin + p].num = period_value(&e->per, s->node, p);
-    }
-    total->num = s->total;
-}
-
-int engine_read(const engine_t *e, uint32_t metric, uint32_t town, engine_values_t *out)
-{
-    uint8_t kind = engine_metric_kind(e, metric);
-    if (kind != PROTO_KIND_RATIO) {
-        uint32_t sid = find(e, metric, town);
-        if (sid == ENGINE_NONE) {
-            return TALLY_ENOTFOUND;
-        }
-        read_series(e, sid, ser(e, sid)->kind, out);
-        return 0;
-    }
-    const engine_ratio_t *r = &e->ratios[e->metrics[metric].ratio];
-    uint32_t nsid = find(e, r->num, town);
-    uint32_t dsid = find(e, r->den, town);
-    if (nsid == ENGINE_NONE && dsid == ENGINE_NONE) {
-        return TALLY_ENOTFOUND;
-    }
-    engine_values_t den;
-    read_series(e, nsid, nsid != ENGINE_NONE ? ser(e, nsid)->kind : engine_metric_kind(e, r->num),
-                out);
-    read_series(e, dsid, dsid != ENGINE_NONE ? ser(e, dsid)->kind : engine_metric_kind(e, r->den),
-                &den);
-    out->kind = PROTO_KIND_RATIO;
-    out->change_ms = out->change_ms > den.change_ms ? out->change_ms : den.change_ms;
-    for (uint32_t i = 0; i < out->ncols; i++) {
-        engine_value_t *c = &out->col[i];
-        c->den = den.col[i].num;
-        c->present = c->present && den.col[i].present && c->den != 0;
-        if (!c->present) {
-            c->num = 0;
-            c->den = 0;
-        }
-    }
-    return 0;
-}
-
-/* ---- iteration ---- */
-
-static engine_item_t ratio_item(const engine_t *e, const engine_ratio_t *r, uint32_t town)
-{
-    uint32_t nsid = find(e, r->num, town);
-    uint32_t dsid = find(e, r->den, town);
-    int64_t a = nsid != ENGINE_NONE ? ser(e, nsid)->change_ms : 0;
-    int64_t b = dsid != ENGINE_NONE ? ser(e, dsid)->change_ms : 0;
-    return (engine_item_t){r->metric, town, PROTO_KIND_RATIO, a > b ? a : b};
-}
-
-static engine_item_t series_item(const engine_series_t *s)
-{
-    return (engine_item_t){s->metric, s->town, s->kind, s->change_ms};
-}
-
-/* Report the ratio scopes that read series s, each scope once across a
- * pass over many series: a scope goes with its numerator series, or with
- * its denominator when the numerator series is not in the pass.  pass is 0
- * for engine_foreach (every series is in it), else the drain pass. */
-static int report_ratios(const engine_t *e, const engine_series_t *s, uint32_t pass,
-                         engine_item_fn fn, void *ctx)
-{
-    uint32_t use = s->metric < e->nmetrics ? e->metrics[s->metric].uses : 0;
-    for (const engine_ratio_t *r; use != 0; use = r->num == s->metric ? r->next_num : r->next_den) {
-        r = &e->ratios[use - 1];
-        if (r->num != s->metric) {
-            uint32_t nsid = find(e, r->num, s->town);
-            if (nsid != ENGINE_NONE &&
-                (pass == 0 || ser(e, nsid)->dirty || ser(e, nsid)->drained == pass)) {
-                continue;
-            }
-        }
-        engine_item_t it = ratio_item(e, r, s->town);
-        int rc = fn(ctx, &it);
-        if (rc != 0 && pass == 0) {
-            return rc;
-        }
-    }
-    return 0;
-}
-
-uint32_t engine_drain_dirty(engine_t *e, uint32_t max, engine_item_fn fn, void *ctx)
-{
-    if (++e->drain_pass == 0) {
-        /* The pass number wrapped: a stale mark equal to a new pass would
-         * hide a ratio scope, so forget every mark once. */
-        for (uint32_t sid = 0; sid < e->nseries; sid++) {
-            ser(e, sid)->drained = 0;
-        }
-        e->drain_pass = 1;
-    }
-    for (uint32_t n = 0; n < max && e->dirty_head != ENGINE_NONE; n++) {
-        engine_series_t *s = ser(e, e->dirty_head);
-        e->dirty_head = s->dnext;
-        s->dirty = 0;
-        s->drained = e->drain_pass;
-        e->ndirty--;
-        engine_item_t it = series_item(s);
-        fn(ctx, &it);
-        report_ratios(e, s, e->drain_pass, fn, ctx);
-    }
-    return e->ndirty;
-}
-
-int engine_foreach(const engine_t *e, engine_item_fn fn, void *ctx)
-{
-    for (uint32_t sid = 0; sid < e->nseries; sid++) {
-        const engine_series_t *s = ser(e, sid);
-        engine_item_t it = series_item(s);
-        int rc = fn(ctx, &it);
-        if (rc == 0) {
-            rc = report_ratios(e, s, 0, fn, ctx);
-        }
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    return 0;
-}
-
-size_t engine_memory(const engine_t *e)
-{
-    return e->mem + window_memory(&e->win) + period_memory(&e->per);
 }
 
 /* ---- for engine_persist.c (declared in engine.h) ---- */

@@ -114,8 +114,8 @@ typedef struct engine_values {
     engine_value_t col[ENGINE_COLUMNS_MAX];
 } engine_values_t;
 
-/* Everything below is private to engine.c; it is here so the daemon can
- * embed an engine_t. */
+/* Everything below is private to the engine (engine*.c); it is here so
+ * the daemon can embed an engine_t. */
 typedef struct engine_series {
     uint32_t metric;
     uint32_t town;

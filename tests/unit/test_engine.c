@@ -1,5 +1,5 @@
-/* Unit tests of the rolling-tally engine (engine.c, window.c, period.c),
- * driven by a fake clock. */
+/* Unit tests of the rolling-tally engine (engine.c, engine_read.c, window.c,
+ * period.c), driven by a fake clock. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
