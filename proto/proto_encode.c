@@ -1,0 +1,264 @@
+/* proto_encode.c - the encoder for the tally wire protocol v1.
+ *
+ * The encoder uses msgpack-c's packer and checks every field against the same
+ * ranges the decoder (proto_decode.c) enforces, so whatever it writes decodes
+ * again.  The ranges and rules both sides apply come from proto.c through
+ * proto_internal.h.
+ */
+#include "proto.h"
+#include "proto_internal.h"
+
+#include <assert.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+/* ---- encoder ------------------------------------------------------------ */
+
+#define PK(expr)                                                                                   \
+    do {                                                                                           \
+        if ((expr) != 0)                                                                           \
+            return TALLY_ENOMEM;                                                                   \
+    } while (0)
+#define NEED(cond)                                                                                 \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            return TALLY_EINVAL;                                                                   \
+    } while (0)
+
+static bool view_ok(proto_str_t s)
+{
+    return s.len == 0 || s.ptr != NULL;
+}
+
+static bool text_ok(proto_str_t s, uint32_t min, uint32_t max)
+{
+    return view_ok(s) && s.len >= min && s.len <= max && proto_utf8_valid(s.ptr, s.len);
+}
+
+static bool name_ok(proto_str_t s)
+{
+    return view_ok(s) && proto_name_check(s.ptr, s.len) == 0;
+}
+
+static int pk_str(msgpack_packer *pk, proto_str_t s)
+{
+    /* The sbuffer treats a NULL body as "nothing to write"; an empty view
+     * may legitimately be {NULL, 0}. */
+    PK(msgpack_pack_str_with_body(pk, s.len ? s.ptr : "", s.len));
+    return 0;
+}
+
+static int pk_head(msgpack_packer *pk, uint32_t type)
+{
+    PK(msgpack_pack_array(pk, proto_msg_elems[type]));
+    PK(msgpack_pack_uint64(pk, PROTO_VERSION));
+    PK(msgpack_pack_uint64(pk, type));
+    return 0;
+}
+
+static bool keys_unique(const proto_str_t *keys, size_t stride, uint32_t n)
+{
+    for (uint32_t i = 1; i < n; i++) {
+        const proto_str_t *k = (const proto_str_t *)((const char *)keys + stride * i);
+        for (uint32_t j = 0; j < i; j++) {
+            const proto_str_t *o = (const proto_str_t *)((const char *)keys + stride * j);
+            if (o->len == k->len && (k->len == 0 || memcmp(o->ptr, k->ptr, k->len) == 0))
+                return false;
+        }
+    }
+    return true;
+}
+
+static int enc_submit(msgpack_packer *pk, const proto_submit_t *s)
+{
+    NEED(s->seq >= 1 && name_ok(s->township));
+    NEED(s->time_ms >= PROTO_TIME_MIN && s->time_ms < PROTO_TIME_MAX);
+    NEED(s->nsamples >= 1 && s->nsamples <= PROTO_SAMPLES_MAX && s->samples != NULL);
+    TRY(pk_head(pk, PROTO_SUBMIT));
+    PK(msgpack_pack_bin_with_body(pk, s->client_id, PROTO_CLIENT_ID_LEN));
+    PK(msgpack_pack_uint64(pk, s->seq));
+    TRY(pk_str(pk, s->township));
+    PK(msgpack_pack_int64(pk, s->time_ms));
+    PK(msgpack_pack_array(pk, s->nsamples));
+    for (uint32_t i = 0; i < s->nsamples; i++) {
+        NEED(name_ok(s->samples[i].metric));
+        PK(msgpack_pack_array(pk, 2));
+        TRY(pk_str(pk, s->samples[i].metric));
+        PK(msgpack_pack_int64(pk, s->samples[i].value));
+    }
+    return 0;
+}
+
+static int enc_ack(msgpack_packer *pk, const proto_ack_t *a)
+{
+    NEED(a->seq >= 1 && a->status <= PROTO_ACK_REJECTED && a->code <= PROTO_CODE_MAX);
+    NEED((a->status == PROTO_ACK_REJECTED) == (a->code != 0));
+    NEED(a->sample >= -1 && a->sample <= PROTO_ACK_SAMPLE_MAX);
+    NEED(text_ok(a->field, 0, PROTO_FIELD_MAX) && text_ok(a->message, 0, PROTO_MESSAGE_MAX));
+    TRY(pk_head(pk, PROTO_ACK));
+    PK(msgpack_pack_uint64(pk, a->seq));
+    PK(msgpack_pack_uint64(pk, a->status));
+    PK(msgpack_pack_uint64(pk, a->code));
+    PK(msgpack_pack_int64(pk, a->sample));
+    TRY(pk_str(pk, a->field));
+    return pk_str(pk, a->message);
+}
+
+static int enc_tally(msgpack_packer *pk, const proto_tally_t *t)
+{
+    NEED(name_ok(t->metric) && (t->scope.len == 0 || name_ok(t->scope)));
+    NEED(t->kind <= PROTO_KIND_RATIO && t->nvalues <= PROTO_COLUMNS_MAX);
+    for (uint32_t i = 0; i < t->nvalues; i++) {
+        const proto_value_t *v = &t->values[i];
+        NEED(text_ok(v->name, 1, PROTO_COLUMN_NAME_MAX));
+        NEED(!v->present || t->kind != PROTO_KIND_RATIO || v->den != 0);
+    }
+    NEED(keys_unique(&t->values[0].name, sizeof t->values[0], t->nvalues));
+    PK(msgpack_pack_array(pk, PROTO_TALLY_ELEMS));
+    TRY(pk_str(pk, t->metric));
+    TRY(pk_str(pk, t->scope));
+    PK(msgpack_pack_uint64(pk, t->kind));
+    PK(msgpack_pack_uint64(pk, t->seq));
+    PK(msgpack_pack_int64(pk, t->time_ms));
+    PK(msgpack_pack_map(pk, t->nvalues));
+    for (uint32_t i = 0; i < t->nvalues; i++) {
+        const proto_value_t *v = &t->values[i];
+        TRY(pk_str(pk, v->name));
+        if (!v->present) {
+            PK(msgpack_pack_nil(pk));
+        } else if (t->kind == PROTO_KIND_RATIO) {
+            PK(msgpack_pack_array(pk, 2));
+            PK(msgpack_pack_int64(pk, v->num));
+            PK(msgpack_pack_int64(pk, v->den));
+        } else {
+            PK(msgpack_pack_int64(pk, v->num));
+        }
+    }
+    return 0;
+}
+
+static int enc_welcome(msgpack_packer *pk, const proto_msg_t *m)
+{
+    const __typeof__(m->u.welcome) *w = &m->u.welcome;
+    const char *const keys[] = {"max_samples", "max_name", "max_msg", "skew_ms", "max_age_ms"};
+    const int64_t vals[] = {w->max_samples, w->max_name, w->max_msg, w->skew_ms, w->max_age_ms};
+    uint32_t nlimits = 0;
+    NEED(text_ok(w->server, 0, PROTO_TEXT_MAX) && text_ok(w->pub_endpoint, 0, PROTO_ENDPOINT_MAX));
+    NEED(w->ncolumns >= 1 && w->ncolumns <= PROTO_COLUMNS_MAX);
+    for (uint32_t i = 0; i < w->ncolumns; i++)
+        NEED(text_ok(w->columns[i], 1, PROTO_COLUMN_NAME_MAX));
+    for (size_t k = 0; k < sizeof vals / sizeof vals[0]; k++)
+        nlimits += vals[k] >= 0;
+    TRY(pk_head(pk, PROTO_WELCOME));
+    PK(msgpack_pack_uint64(pk, w->req_id));
+    TRY(pk_str(pk, w->server));
+    TRY(pk_str(pk, w->pub_endpoint));
+    PK(msgpack_pack_uint64(pk, w->stream_id));
+    PK(msgpack_pack_uint64(pk, w->seq));
+    PK(msgpack_pack_array(pk, w->ncolumns));
+    for (uint32_t i = 0; i < w->ncolumns; i++)
+        TRY(pk_str(pk, w->columns[i]));
+    PK(msgpack_pack_map(pk, nlimits));
+    for (size_t k = 0; k < sizeof vals / sizeof vals[0]; k++) {
+        if (vals[k] < 0)
+            continue; /* a negative limit means "not sent" */
+        TRY(pk_str(pk, proto_str(keys[k])));
+        PK(msgpack_pack_int64(pk, vals[k]));
+    }
+    return 0;
+}
+
+static int enc_stats(msgpack_packer *pk, const proto_msg_t *m)
+{
+    uint32_t n = m->u.stats.n;
+    NEED(n <= PROTO_STATS_MAX);
+    for (uint32_t i = 0; i < n; i++)
+        NEED(text_ok(m->u.stats.entries[i].name, 1, PROTO_STAT_NAME_MAX));
+    NEED(keys_unique(&m->u.stats.entries[0].name, sizeof m->u.stats.entries[0], n));
+    TRY(pk_head(pk, PROTO_STATS));
+    PK(msgpack_pack_uint64(pk, m->u.stats.req_id));
+    PK(msgpack_pack_map(pk, n));
+    for (uint32_t i = 0; i < n; i++) {
+        TRY(pk_str(pk, m->u.stats.entries[i].name));
+        PK(msgpack_pack_int64(pk, m->u.stats.entries[i].value));
+    }
+    return 0;
+}
+
+int proto_encode(msgpack_sbuffer *out, const proto_msg_t *msg)
+{
+    msgpack_packer pk;
+    assert(out != NULL && msg != NULL);
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    switch (msg->type) {
+    case PROTO_SUBMIT:
+        return enc_submit(&pk, &msg->u.submit);
+    case PROTO_ACK:
+        return enc_ack(&pk, &msg->u.ack);
+    case PROTO_SNAPSHOT_REQ:
+        NEED(text_ok(msg->u.snapshot_req.prefix, 0, PROTO_PREFIX_MAX));
+        TRY(pk_head(&pk, msg->type));
+        PK(msgpack_pack_uint64(&pk, msg->u.snapshot_req.req_id));
+        return pk_str(&pk, msg->u.snapshot_req.prefix);
+    case PROTO_SNAPSHOT_ITEM:
+    case PROTO_UPDATE:
+        TRY(pk_head(&pk, msg->type));
+        PK(msgpack_pack_uint64(&pk, msg->u.update.stream_id)); /* or snapshot_item.req_id */
+        return enc_tally(&pk, msg->type == PROTO_UPDATE ? &msg->u.update.tally
+                                                        : &msg->u.snapshot_item.tally);
+    case PROTO_SNAPSHOT_END:
+        TRY(pk_head(&pk, msg->type));
+        PK(msgpack_pack_uint64(&pk, msg->u.snapshot_end.req_id));
+        PK(msgpack_pack_uint64(&pk, msg->u.snapshot_end.stream_id));
+        PK(msgpack_pack_uint64(&pk, msg->u.snapshot_end.seq));
+        PK(msgpack_pack_uint64(&pk, msg->u.snapshot_end.count));
+        return 0;
+    case PROTO_HEARTBEAT:
+        TRY(pk_head(&pk, msg->type));
+        PK(msgpack_pack_uint64(&pk, msg->u.heartbeat.stream_id));
+        PK(msgpack_pack_uint64(&pk, msg->u.heartbeat.seq));
+        PK(msgpack_pack_int64(&pk, msg->u.heartbeat.time_ms));
+        return 0;
+    case PROTO_HELLO:
+        NEED(text_ok(msg->u.hello.client, 0, PROTO_TEXT_MAX));
+        TRY(pk_head(&pk, msg->type));
+        PK(msgpack_pack_uint64(&pk, msg->u.hello.req_id));
+        return pk_str(&pk, msg->u.hello.client);
+    case PROTO_WELCOME:
+        return enc_welcome(&pk, msg);
+    case PROTO_STATS_REQ:
+        TRY(pk_head(&pk, msg->type));
+        PK(msgpack_pack_uint64(&pk, msg->u.stats_req.req_id));
+        return 0;
+    case PROTO_STATS:
+        return enc_stats(&pk, msg);
+    case PROTO_PING:
+        TRY(pk_head(&pk, msg->type));
+        PK(msgpack_pack_uint64(&pk, msg->u.ping.req_id));
+        PK(msgpack_pack_int64(&pk, msg->u.ping.time_ms));
+        return 0;
+    case PROTO_PONG:
+        TRY(pk_head(&pk, msg->type));
+        PK(msgpack_pack_uint64(&pk, msg->u.pong.req_id));
+        PK(msgpack_pack_int64(&pk, msg->u.pong.time_ms));
+        PK(msgpack_pack_uint64(&pk, msg->u.pong.seq));
+        return 0;
+    case PROTO_ERROR:
+        NEED(msg->u.error.code >= 1 && msg->u.error.code <= PROTO_CODE_MAX);
+        NEED(text_ok(msg->u.error.field, 0, PROTO_FIELD_MAX));
+        NEED(text_ok(msg->u.error.message, 0, PROTO_MESSAGE_MAX));
+        TRY(pk_head(&pk, msg->type));
+        PK(msgpack_pack_uint64(&pk, msg->u.error.req_id));
+        PK(msgpack_pack_uint64(&pk, msg->u.error.code));
+        TRY(pk_str(&pk, msg->u.error.field));
+        return pk_str(&pk, msg->u.error.message);
+    case PROTO_GOODBYE:
+        TRY(pk_head(&pk, msg->type));
+        PK(msgpack_pack_uint64(&pk, msg->u.goodbye.stream_id));
+        PK(msgpack_pack_uint64(&pk, msg->u.goodbye.seq));
+        return 0;
+    default:
+        return TALLY_EINVAL;
+    }
+}
