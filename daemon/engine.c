@@ -151,9 +151,10 @@ int engine_init(engine_t *e, const engine_config_t *cfg, const tclock_t *clock)
     e->index = alloc_counted(e, INDEX_MIN, sizeof(uint64_t));
     e->index_mask = INDEX_MIN - 1;
     e->ents = alloc_counted(e, ENGINE_BATCH_MAX, sizeof(*e->ents));
+    e->checked.smp = alloc_counted(e, ENGINE_BATCH_MAX, sizeof(*e->checked.smp));
     e->bmap = alloc_counted(e, BMAP_SIZE, sizeof(uint32_t));
     e->bgen = alloc_counted(e, BMAP_SIZE, sizeof(uint32_t));
-    if (!e->chunks || !e->index || !e->ents || !e->bmap || !e->bgen) {
+    if (!e->chunks || !e->index || !e->ents || !e->checked.smp || !e->bmap || !e->bgen) {
         engine_free(e);
         return TALLY_ENOMEM;
     }
@@ -176,6 +177,7 @@ void engine_free(engine_t *e)
     free(e->metrics);
     free(e->ratios);
     free(e->ents);
+    free(e->checked.smp);
     free(e->bmap);
     free(e->bgen);
     memset(e, 0, sizeof(*e));
@@ -208,6 +210,7 @@ static int ensure_metric(engine_t *e, uint32_t metric)
 
 int engine_define_metric(engine_t *e, uint32_t metric, uint8_t kind)
 {
+    e->checked.valid = false;
     if (metric == 0 || (kind != PROTO_KIND_COUNTER && kind != PROTO_KIND_GAUGE)) {
         return TALLY_EINVAL;
     }
@@ -229,6 +232,7 @@ int engine_define_metric(engine_t *e, uint32_t metric, uint8_t kind)
 
 int engine_define_ratio(engine_t *e, uint32_t metric, uint32_t num, uint32_t den)
 {
+    e->checked.valid = false;
     if (metric == 0 || num == 0 || den == 0 || metric == num || metric == den ||
         engine_metric_kind(e, num) == PROTO_KIND_RATIO ||
         engine_metric_kind(e, den) == PROTO_KIND_RATIO ||
@@ -305,6 +309,7 @@ static void advance(engine_t *e, int64_t now_ms)
 
 void engine_tick(engine_t *e, int64_t now_ms)
 {
+    e->checked.valid = false;
     advance(e, now_ms);
 }
 
@@ -607,6 +612,19 @@ static int run(engine_t *e, uint32_t town, int64_t t, const engine_sample_t *smp
         return TALLY_ERANGE;
     }
     advance(e, clock_now_ms(e->clock));
+    /* The plan of the check just before, when it was of this batch and
+     * nothing has changed since: same cells, same bounds, same outcome. */
+    struct engine_checked *c = &e->checked;
+    if (apply && c->valid && c->town == town && c->t == t && c->n == n && c->now_ms == e->now_ms &&
+        memcmp(c->smp, smp, n * sizeof(*smp)) == 0) {
+        c->valid = false;
+        int rc = c->nnew > 0 ? reserve(e, c->nnew) : 0;
+        if (rc == 0) {
+            commit(e, town, &c->wpos, &c->ppos, c->nent);
+        }
+        return rc;
+    }
+    c->valid = false;
     window_pos_t wpos;
     period_pos_t ppos;
     window_locate(&e->win, t, &wpos);
@@ -618,6 +636,9 @@ static int run(engine_t *e, uint32_t town, int64_t t, const engine_sample_t *smp
     }
     if (rc == 0 && apply) {
         commit(e, town, &wpos, &ppos, nent);
+    } else if (rc == 0) {
+        *c = (struct engine_checked){true, town, n, nent, nnew, t, e->now_ms, wpos, ppos, c->smp};
+        memcpy(c->smp, smp, n * sizeof(*smp));
     }
     return rc;
 }
@@ -648,6 +669,7 @@ uint32_t engine_series_find(const engine_t *e, uint32_t metric, uint32_t town)
 
 uint32_t engine_series_add(engine_t *e, uint32_t metric, uint32_t town, uint8_t kind)
 {
+    e->checked.valid = false;
     bool room = e->nseries < e->max_series && reserve(e, 1) == 0;
     return room ? create(e, metric, town, kind) : ENGINE_NONE;
 }

@@ -167,7 +167,6 @@ typedef struct engine {
     uint32_t *node_series; /* counter node -> series id */
     uint32_t nnodes, node_cap;
     uint32_t dirty_head, dirty_tail, ndirty, drain_pass; /* dirty: a FIFO list */
-    uint64_t nmarked;                                    /* series newly marked dirty, ever */
     /* metric catalog (kinds and ratios), grown only by the define calls */
     engine_metric_t *metrics;
     uint32_t nmetrics;
@@ -178,6 +177,16 @@ typedef struct engine {
     uint32_t *bmap; /* metric -> entry + 1, tagged with the batch generation */
     uint32_t *bgen;
     uint32_t gen;
+    /* The plan of the last successful engine_check(), which engine_apply()
+     * of the same batch reuses while nothing changed the engine since. */
+    struct engine_checked {
+        bool valid;
+        uint32_t town, n, nent, nnew;
+        int64_t t, now_ms;
+        window_pos_t wpos;
+        period_pos_t ppos;
+        engine_sample_t *smp; /* a copy of the batch, ENGINE_BATCH_MAX long */
+    } checked;
     size_t mem;
 } engine_t;
 
@@ -226,7 +235,10 @@ uint8_t engine_metric_kind(const engine_t *e, uint32_t metric);
 
 /* Check a batch as engine_apply() would, without applying it (time still
  * moves to the clock's now).  Same returns as engine_apply() except that
- * TALLY_ENOMEM cannot happen. */
+ * TALLY_ENOMEM cannot happen.  When it returns 0, an engine_apply() of the
+ * same batch (town, time, samples) that follows with no other call that
+ * changes the engine in between, and within the same clock millisecond,
+ * reuses this check's work instead of doing it again. */
 int engine_check(engine_t *e, uint32_t town, int64_t time_ms, const engine_sample_t *samples,
                  uint32_t n, int32_t *bad);
 

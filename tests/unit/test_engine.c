@@ -968,6 +968,51 @@ static void test_drain_in_rounds(void **state)
     engine_free(&e);
 }
 
+/* engine_apply() after engine_check() of the same batch reuses the check's
+ * plan; anything in between that could change the outcome must not let it:
+ * other contents at the same address, another batch, time moving on. */
+static void test_apply_after_check(void **state)
+{
+    (void)state;
+    engine_t e;
+    int64_t now = cst(2024, 5, 10, 12, 0, 0, 0);
+    init_at(&e, now);
+    engine_sample_t s[2] = {{3, 5}, {4, 7}};
+    int32_t bad = 99;
+    /* The plain case, creating four series. */
+    assert_int_equal(engine_check(&e, 1, now, s, 2, &bad), 0);
+    assert_int_equal(engine_series_count(&e), 0);
+    assert_int_equal(engine_apply(&e, 1, now, s, 2, &bad), 0);
+    assert_int_equal(engine_series_count(&e), 4);
+    EXPECT(&e, 3, 1, "total", 5);
+    EXPECT(&e, 4, 0, "1h", 7);
+    /* Same address, other contents: the new contents count. */
+    assert_int_equal(engine_check(&e, 1, now, s, 2, &bad), 0);
+    s[1] = (engine_sample_t){5, 11};
+    assert_int_equal(engine_apply(&e, 1, now, s, 2, &bad), 0);
+    EXPECT(&e, 3, 1, "total", 10);
+    EXPECT(&e, 4, 1, "total", 7);
+    EXPECT(&e, 5, 1, "total", 11);
+    /* Another batch applied in between brings the total to the edge: the
+     * checked batch no longer fits. */
+    engine_sample_t big = {3, INT64_MAX - 12};
+    assert_int_equal(engine_check(&e, 2, now, s, 2, &bad), 0);
+    assert_int_equal(engine_apply(&e, 1, now, &big, 1, &bad), 0);
+    assert_int_equal(engine_apply(&e, 2, now, s, 2, &bad), TALLY_EOVERFLOW);
+    assert_int_equal(bad, 0);
+    EXPECT(&e, 3, 0, "total", INT64_MAX - 2);
+    /* Time moves on between check and apply: an hour later the sample is
+     * out of "1h" and must not land in it. */
+    engine_sample_t one = {6, 1};
+    assert_int_equal(engine_check(&e, 1, now, &one, 1, &bad), 0);
+    fake_ms = now + HOUR_MS;
+    assert_int_equal(engine_apply(&e, 1, now, &one, 1, &bad), 0);
+    EXPECT(&e, 6, 1, "total", 1);
+    EXPECT(&e, 6, 1, "24h", 1);
+    EXPECT(&e, 6, 1, "1h", 0);
+    engine_free(&e);
+}
+
 static void test_series_limit(void **state)
 {
     (void)state;
@@ -1341,6 +1386,7 @@ int main(void)
         cmocka_unit_test(test_overflow_same_metric_twice),
         cmocka_unit_test(test_overflow_past_the_mass_bound),
         cmocka_unit_test(test_drain_in_rounds),
+        cmocka_unit_test(test_apply_after_check),
         cmocka_unit_test(test_series_limit),
         cmocka_unit_test(test_many_series),
         cmocka_unit_test(test_model),
