@@ -45,7 +45,10 @@
  *
  * Group commit.  Appends go into an in-memory buffer.  When the writer
  * thread is idle it takes the whole buffer (a "group"), and the loop keeps
- * appending into a second buffer meanwhile.  The writer writes the group
+ * appending into a second buffer meanwhile.  An idle writer is woken once
+ * per loop iteration, before the loop polls (a uv_prepare handle), so what
+ * one iteration appends becomes one group; the loop must run for appended
+ * records to be written (journal_close() writes whatever is left).  The writer writes the group
  * with one write() and, under JOURNAL_SYNC_ALWAYS, one fdatasync(); then it
  * wakes the loop (uv_async_send) and on_durable reports the highest
  * position now durable.  Submissions arriving while a sync is in flight are

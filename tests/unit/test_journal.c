@@ -109,6 +109,9 @@ static int hook_sync(void *ctx, int fd)
 static void gate_wait(fx_t *f)
 {
     for (int i = 0; i < 10000; i++) {
+        /* The writer is woken from the loop (before it polls), so the
+         * loop must run for what was appended to reach the disk. */
+        uv_run(&f->loop, UV_RUN_NOWAIT);
         if (uv_sem_trywait(&f->gate_entered) == 0)
             return;
         uv_sleep(1);
