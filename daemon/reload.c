@@ -259,7 +259,7 @@ static void keep_restart_settings(tallyd_t *d, tallyd_config_t *cfg)
     cfg->sync = d->cfg.sync;
     cfg->sync_interval_ms = d->cfg.sync_interval_ms;
     if (cfg->max_msg_bytes != d->cfg.max_msg_bytes) {
-        int64_t v = cfg->max_msg_bytes;
+        int64_t v = tallyd_frame_limit(cfg);
         zmq_setsockopt(d->router_sock, ZMQ_MAXMSGSIZE, &v, sizeof(v));
     }
     if (cfg->max_subscriber_queue != d->cfg.max_subscriber_queue)

@@ -161,6 +161,20 @@ void request_on_msg(zsock_t *zs, zmq_msg_t *parts, int nparts, void *ctx)
         user_id = zmq_msg_gets(&parts[1], "User-Id");
         who = keyring_lookup_user_id(&d->keys, user_id);
     }
+    if (len > (uint64_t)d->cfg.max_msg_bytes) {
+        /* Not decoded: its req_id is unknown, and a key that is not
+         * admitted hears nothing, as for any other request. */
+        if (d->secured && who == NULL)
+            return;
+        char msg[200];
+        snprintf(msg, sizeof(msg),
+                 "body: the request is %zu bytes, above the limit of %" PRId64
+                 " bytes (max_msg); split the submission",
+                 len, d->cfg.max_msg_bytes);
+        log_limited(&d->log, clock_mono_ms(), LOG_LEVEL_NOTICE, "bad request: %s", msg);
+        send_error(d, rid, rid_len, 0, TALLY_ETOOLARGE, "body", msg);
+        return;
+    }
     proto_msg_t m;
     proto_error_t err;
     int rc = proto_decode(body, len, &m, d->samples, (uint32_t)d->cfg.max_samples, &err);

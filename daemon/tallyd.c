@@ -336,11 +336,12 @@ static int open_sockets(tallyd_t *d)
         log_error(&d->log, "cannot create sockets: %s", zmq_strerror(zmq_errno()));
         return TALLY_ESYS;
     }
-    int64_t maxmsg = c->max_msg_bytes;
+    int64_t maxmsg = tallyd_frame_limit(c);
     int rc = 0;
     /* ROUTER: replies to a vanished peer fail instead of vanishing, queues
-     * are bounded, oversized messages cut the connection, dead peers are
-     * found by ZMTP heartbeats. */
+     * are bounded, grossly oversized messages cut the connection (the
+     * merely oversized get TOO_LARGE from request.c), dead peers are found
+     * by ZMTP heartbeats. */
     rc |= set_int(d, d->router_sock, ZMQ_ROUTER_MANDATORY, 1, "ZMQ_ROUTER_MANDATORY");
     rc |= set_int(d, d->router_sock, ZMQ_SNDHWM, 100000, "ZMQ_SNDHWM");
     rc |= set_int(d, d->router_sock, ZMQ_RCVHWM, 100000, "ZMQ_RCVHWM");

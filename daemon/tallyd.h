@@ -137,6 +137,15 @@ int tallyd_apply_options(tallyd_t *d, tallyd_config_t *cfg);
  * TALLY_ECONFIG with the reason in err[0..len). */
 int tallyd_check_security(const tallyd_config_t *cfg, char *err, size_t len);
 
+/* The largest request frame ZeroMQ delivers on the request socket
+ * (ZMQ_MAXMSGSIZE): four times max_msg_bytes.  A frame above max_msg_bytes
+ * but within this gets ERROR TOO_LARGE and is counted; a larger one makes
+ * ZeroMQ drop the connection before tallyd sees it. */
+static inline int64_t tallyd_frame_limit(const tallyd_config_t *cfg)
+{
+    return 4 * cfg->max_msg_bytes;
+}
+
 /* What a start would do with the keys of cfg, without starting: check the
  * [security] section (tallyd_check_security), read server_secret_key and
  * every key in the key directories.  Sets *secured and the number of
