@@ -138,12 +138,14 @@ int tallyd_apply_options(tallyd_t *d, tallyd_config_t *cfg);
 int tallyd_check_security(const tallyd_config_t *cfg, char *err, size_t len);
 
 /* The largest request frame ZeroMQ delivers on the request socket
- * (ZMQ_MAXMSGSIZE): four times max_msg_bytes.  A frame above max_msg_bytes
- * but within this gets ERROR TOO_LARGE and is counted; a larger one makes
- * ZeroMQ drop the connection before tallyd sees it. */
+ * (ZMQ_MAXMSGSIZE): twice max_msg_bytes.  A frame above max_msg_bytes but
+ * within this gets ERROR TOO_LARGE and is counted, so a client that
+ * misjudged its size hears why; a larger one makes ZeroMQ drop the
+ * connection before tallyd sees it, so no peer makes tallyd hold much more
+ * than max_msg_bytes per message. */
 static inline int64_t tallyd_frame_limit(const tallyd_config_t *cfg)
 {
-    return 4 * cfg->max_msg_bytes;
+    return 2 * cfg->max_msg_bytes;
 }
 
 /* What a start would do with the keys of cfg, without starting: check the
