@@ -1,2 +1,3 @@
 tally_unit_test(test_engine SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_engine.c LIBS tallydcore)
+tally_unit_test(test_engine_model SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_engine_model.c LIBS tallydcore)
 tally_unit_test(test_intern SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_intern.c LIBS tallydcore)
