@@ -1,1 +1,2 @@
 tally_unit_test(test_journal SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_journal.c LIBS tallydcore)
+tally_unit_test(test_journal_replay SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_journal_replay.c LIBS tallydcore)
