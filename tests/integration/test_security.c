@@ -1,7 +1,8 @@
 /* tallyd secured with CURVE: who may submit, read and subscribe, what a
- * reload revokes, and the per-township rate limit.  Keys are made here
- * with zmq_curve_keypair and written as ZeroMQ certificates; the daemon is
- * the real binary on ipc:// endpoints. */
+ * reload revokes, and the per-township rate limit.  Keys are made by the
+ * fixture (security_test_util.h) with zmq_curve_keypair and written as
+ * ZeroMQ certificates; the daemon is the real binary on ipc:// endpoints.
+ * The tally command with keys is test_security_cli.c. */
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -21,91 +22,10 @@
 #include <cmocka.h>
 #include <zmq.h>
 
-#include "cli_support.h"
 #include "harness.h"
+#include "security_test_util.h"
 
 #define NO_REPLY_MS 1500 /* how long "gets nothing" is watched */
-
-typedef struct pair {
-    char pub[HARNESS_Z85_LEN + 1];
-    char sec[HARNESS_Z85_LEN + 1];
-} pair_t;
-
-typedef struct fx {
-    harness_t h;
-    pair_t server, gaoguan, bashan, screen, wall, stranger;
-    harness_table_t t;
-    harness_sub_t subs[2];
-} fx_t;
-
-static void make_pair(pair_t *p)
-{
-    assert_int_equal(harness_curve_keypair(p->pub, p->sec), 0);
-}
-
-/* Keys for the daemon (keys/server.key_secret), two townships, two
- * subscribers (screen, wall) and a stranger whose key is nowhere. */
-static int setup(void **state)
-{
-    fx_t *f = test_calloc(1, sizeof(*f));
-    *state = f;
-    harness_table_init(&f->t);
-    assert_int_equal(harness_init(&f->h), 0);
-    pair_t *all[] = {&f->server, &f->gaoguan, &f->bashan, &f->screen, &f->wall, &f->stranger};
-    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-        make_pair(all[i]);
-    harness_t *h = &f->h;
-    assert_int_equal(harness_write_cert(h, "keys/server.key", f->server.pub, NULL, NULL, 0), 0);
-    assert_int_equal(
-        harness_write_cert(h, "keys/server.key_secret", f->server.pub, f->server.sec, NULL, 0), 0);
-    assert_int_equal(harness_write_cert(h, "keys/towns/gaoguan.key", f->gaoguan.pub, NULL, NULL, 0),
-                     0);
-    assert_int_equal(harness_write_cert(h, "keys/towns/bashan.key", f->bashan.pub, NULL, NULL, 0),
-                     0);
-    assert_int_equal(harness_write_cert(h, "keys/subs/screen.key", f->screen.pub, NULL, NULL, 0),
-                     0);
-    assert_int_equal(harness_write_cert(h, "keys/subs/wall.key", f->wall.pub, NULL, NULL, 0), 0);
-    /* The harness's own HELLO and default clients read as the screen. */
-    assert_int_equal(harness_set_curve(h, f->server.pub, f->screen.pub, f->screen.sec), 0);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx_t *f = *state;
-    int rc = harness_finish(&f->h);
-    for (int i = 0; i < 2; i++)
-        harness_sub_close(&f->subs[i]);
-    harness_table_free(&f->t);
-    harness_cleanup(&f->h);
-    test_free(f);
-    return rc;
-}
-
-/* The secured configuration, with extra lines (limits ...) first. */
-static const char *secured_conf(fx_t *f, const char *extra)
-{
-    static char conf[2048];
-    snprintf(conf, sizeof(conf),
-             "[tallyd]\nheartbeat_ms = 200\npublish_interval_ms = 0\n"
-             "[journal]\nsync = never\n%s"
-             "[security]\n"
-             "server_secret_key = %s/keys/server.key_secret\n"
-             "township_keys = %s/keys/towns\n"
-             "subscriber_keys = %s/keys/subs\n",
-             extra ? extra : "", f->h.dir, f->h.dir, f->h.dir);
-    return conf;
-}
-
-static void start_secured(fx_t *f, const char *extra)
-{
-    assert_int_equal(harness_start(&f->h, secured_conf(f, extra), NULL), 0);
-}
-
-static void open_as(fx_t *f, harness_client_t *c, const pair_t *who)
-{
-    assert_int_equal(harness_client_open_curve(&f->h, c, f->server.pub, who->pub, who->sec), 0);
-}
 
 static harness_ack_t submit(harness_client_t *c, uint64_t seq, const char *town, int64_t v)
 {
@@ -139,18 +59,6 @@ static bool gets_nothing(harness_client_t *c, const char *town)
     msgpack_sbuffer_destroy(&b);
     char buf[1024];
     return sent && harness_recv_raw(c, buf, sizeof(buf), NO_REPLY_MS) == TALLY_ETIMEDOUT;
-}
-
-static int64_t total(fx_t *f, const char *town)
-{
-    harness_client_t c;
-    open_as(f, &c, &f->screen);
-    assert_int_equal(harness_snapshot(&c, "", &f->t), 0);
-    harness_client_close(&c);
-    harness_value_t v;
-    if (!harness_table_get(&f->t, "patrols", town, "total", &v) || !v.present)
-        return 0;
-    return v.num;
 }
 
 static int64_t counter(fx_t *f, const char *name)
@@ -738,109 +646,6 @@ static void test_bad_key_settings_stop_the_start(void **state)
         fail_msg("--check-config of the secured configuration: status %d:\n%s", st, out);
 }
 
-/* ---- the tally command with keys ---- */
-
-/* Run `tally ARGS...` against the daemon; *r owns the output. */
-static void run_tally(fx_t *f, cli_result_t *r, const char *const *args)
-{
-    assert_int_equal(cli_run(f->h.dir, f->h.req_endpoint, args, 20000, r), 0);
-}
-
-static void expect_run(const cli_result_t *r, int status, const char *in_out, const char *in_err)
-{
-    if (r->status != status || (in_out && !strstr(r->out, in_out)) ||
-        (in_err && !strstr(r->err, in_err)))
-        fail_msg("expected status %d, '%s' on stdout and '%s' on stderr; got status %d\n"
-                 "stdout: %s\nstderr: %s",
-                 status, in_out ? in_out : "", in_err ? in_err : "", r->status, r->out, r->err);
-}
-
-/* tally push, get, stats and watch with --server-key/--cert (and their
- * environment variables): a township key pushes its own figures, a
- * subscriber key reads, and every refusal says why. */
-static void test_cli_with_keys(void **state)
-{
-    fx_t *f = *state;
-    start_secured(f, NULL);
-    char server[HARNESS_PATH_MAX], gcert[HARNESS_PATH_MAX], scert[HARNESS_PATH_MAX],
-        xcert[HARNESS_PATH_MAX];
-    harness_t *h = &f->h;
-    snprintf(server, sizeof(server), "%s/keys/server.key", h->dir);
-    assert_int_equal(harness_write_cert(h, "client/gaoguan.key_secret", f->gaoguan.pub,
-                                        f->gaoguan.sec, gcert, sizeof(gcert)),
-                     0);
-    assert_int_equal(harness_write_cert(h, "client/screen.key_secret", f->screen.pub, f->screen.sec,
-                                        scert, sizeof(scert)),
-                     0);
-    assert_int_equal(harness_write_cert(h, "client/stranger.key_secret", f->stranger.pub,
-                                        f->stranger.sec, xcert, sizeof(xcert)),
-                     0);
-    cli_result_t r;
-    const char *push[] = {"--server-key", server,    "--cert",    gcert, "push",
-                          "--town",       "gaoguan", "patrols=3", NULL};
-    run_tally(f, &r, push);
-    expect_run(&r, 0, "accepted 1 sample for gaoguan", NULL);
-    cli_result_free(&r);
-    const char *other[] = {"push",   "--server-key", server,      "--cert", gcert,
-                           "--town", "bashan",       "patrols=4", NULL};
-    run_tally(f, &r, other);
-    expect_run(&r, 1, NULL, "belongs to 'gaoguan', not 'bashan'");
-    cli_result_free(&r);
-
-    /* The daemon's key as Z85 text, from the environment. */
-    assert_int_equal(setenv("TALLY_SERVER_KEY", f->server.pub, 1), 0);
-    assert_int_equal(setenv("TALLY_CERT", scert, 1), 0);
-    const char *get[] = {"get", "--json", "--all", NULL};
-    run_tally(f, &r, get);
-    expect_run(&r, 0, "\"scope\":\"gaoguan\"", NULL);
-    cli_tab_t t;
-    cli_tab_init(&t);
-    char err[256];
-    cli_val_t v;
-    assert_int_equal(cli_tab_from_get(&t, r.out, err, sizeof(err)), 0);
-    assert_true(cli_tab_get(&t, "patrols", "gaoguan", "total", &v));
-    assert_int_equal(v.num, 3);
-    assert_false(cli_tab_get(&t, "patrols", "bashan", "total", &v));
-    cli_tab_free(&t);
-    cli_result_free(&r);
-    const char *watch[] = {"watch", "--json", "--all", "--duration", "1.5", NULL};
-    run_tally(f, &r, watch);
-    expect_run(&r, 0, "\"scope\":\"gaoguan\"", NULL);
-    cli_result_free(&r);
-
-    /* A township key reads nothing; an unknown key hears nothing. */
-    const char *stats[] = {"stats", "--cert", gcert, NULL};
-    run_tally(f, &r, stats);
-    expect_run(&r, 1, NULL, "subscriber key");
-    cli_result_free(&r);
-    const char *stranger[] = {"get", "--cert", xcert, "--timeout", "1", NULL};
-    run_tally(f, &r, stranger);
-    expect_run(&r, 3, NULL, "does not admit the key");
-    cli_result_free(&r);
-    unsetenv("TALLY_SERVER_KEY");
-    unsetenv("TALLY_CERT");
-
-    /* Usage errors: half the keys, or keys that are not keys. */
-    const char *half[] = {"get", "--cert", scert, NULL};
-    run_tally(f, &r, half);
-    expect_run(&r, 2, NULL, "--server-key");
-    cli_result_free(&r);
-    const char *nokey[] = {"--server-key", "no/such/file", "--cert", scert, "stats", NULL};
-    run_tally(f, &r, nokey);
-    expect_run(&r, 2, NULL, "no/such/file: cannot open");
-    cli_result_free(&r);
-    const char *pubonly[] = {"stats", "--server-key", server, "--cert", server, NULL};
-    run_tally(f, &r, pubonly);
-    expect_run(&r, 2, NULL, "holds no secret-key");
-    cli_result_free(&r);
-    /* Plaintext against the secured daemon: no answer. */
-    const char *plain[] = {"stats", "--timeout", "1", NULL};
-    run_tally(f, &r, plain);
-    expect_run(&r, 3, NULL, "no answer");
-    cli_result_free(&r);
-    assert_int_equal(total(f, "gaoguan"), 3);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -856,7 +661,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dedup_is_per_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_turning_curve_on_keeps_duplicates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_key_settings_stop_the_start, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cli_with_keys, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
