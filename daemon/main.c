@@ -42,20 +42,25 @@ static int check_config(const char *path)
         fprintf(stderr, "%s\n", err);
         return 2;
     }
-    bool secured;
-    size_t ntown, nsub;
-    if (tallyd_check_keys(&cfg, &secured, &ntown, &nsub, err, sizeof(err)) != 0) {
+    /* The keys too, as a start would read them. */
+    uint8_t pub[KEYS_KEY_BYTES], sec[KEYS_KEY_BYTES];
+    keyring_t kr;
+    keyring_init(&kr);
+    int rc = tallyd_load_keys(&cfg, pub, sec, &kr, err, sizeof(err));
+    memset(sec, 0, sizeof(sec));
+    if (rc < 0) {
         fprintf(stderr, "%s: %s\n", path, err);
-        config_free(&cfg);
-        return 2;
+    } else {
+        printf("%s: configuration is valid (%zu townships, %zu metrics, %zu ratios, %zu windows",
+               path, cfg.ntownships, cfg.nmetrics, cfg.nratios, cfg.nwindows);
+        if (rc > 0)
+            printf("; CURVE with %zu township and %zu subscriber keys", kr.ntownships,
+                   kr.nsubscribers);
+        printf(")\n");
     }
-    printf("%s: configuration is valid (%zu townships, %zu metrics, %zu ratios, %zu windows", path,
-           cfg.ntownships, cfg.nmetrics, cfg.nratios, cfg.nwindows);
-    if (secured)
-        printf("; CURVE with %zu township and %zu subscriber keys", ntown, nsub);
-    printf(")\n");
+    keyring_free(&kr);
     config_free(&cfg);
-    return 0;
+    return rc < 0 ? 2 : 0;
 }
 
 int main(int argc, char **argv)

@@ -130,34 +130,23 @@ int tallyd_check_security(const tallyd_config_t *cfg, char *err, size_t len)
     return 0;
 }
 
-int tallyd_check_keys(const tallyd_config_t *cfg, bool *secured, size_t *ntownship_keys,
-                      size_t *nsubscriber_keys, char *err, size_t len)
+int tallyd_load_keys(const tallyd_config_t *cfg, uint8_t pub[KEYS_KEY_BYTES],
+                     uint8_t sec[KEYS_KEY_BYTES], keyring_t *kr, char *err, size_t len)
 {
-    *secured = false;
-    *ntownship_keys = *nsubscriber_keys = 0;
     if (tallyd_check_security(cfg, err, len) != 0)
         return TALLY_ECONFIG;
     if (cfg->server_secret_key[0] == '\0')
         return 0;
-    uint8_t pub[KEYS_KEY_BYTES], sec[KEYS_KEY_BYTES];
     char why[1024];
     if (keys_load_server_secret(cfg->server_secret_key, pub, sec, why, sizeof(why)) != 0) {
         snprintf(err, len, "[security] server_secret_key: %s", why);
         return TALLY_ECONFIG;
     }
-    memset(sec, 0, sizeof(sec));
-    keyring_t kr;
-    keyring_init(&kr);
-    if (keyring_load(&kr, cfg->township_keys, cfg->subscriber_keys, why, sizeof(why)) != 0) {
+    if (keyring_load(kr, cfg->township_keys, cfg->subscriber_keys, why, sizeof(why)) != 0) {
         snprintf(err, len, "[security] cannot load the client keys: %s", why);
-        keyring_free(&kr);
         return TALLY_ECONFIG;
     }
-    *secured = true;
-    *ntownship_keys = kr.ntownships;
-    *nsubscriber_keys = kr.nsubscribers;
-    keyring_free(&kr);
-    return 0;
+    return 1;
 }
 
 /* Read the server's secret key and the client keys before the state is
@@ -166,22 +155,14 @@ int tallyd_check_keys(const tallyd_config_t *cfg, bool *secured, size_t *ntownsh
 static int setup_security(tallyd_t *d)
 {
     const tallyd_config_t *c = &d->cfg;
-    char err[1024];
-    if (tallyd_check_security(c, err, sizeof(err)) != 0) {
+    char err[1200];
+    int rc = tallyd_load_keys(c, d->server_public, d->server_secret, &d->keys, err, sizeof(err));
+    if (rc < 0) {
         log_error(&d->log, "%s", err);
         return TALLY_ECONFIG;
     }
-    if (c->server_secret_key[0] == '\0')
+    if (rc == 0)
         return 0;
-    if (keys_load_server_secret(c->server_secret_key, d->server_public, d->server_secret, err,
-                                sizeof(err)) != 0) {
-        log_error(&d->log, "[security] server_secret_key: %s", err);
-        return TALLY_ECONFIG;
-    }
-    if (keyring_load(&d->keys, c->township_keys, c->subscriber_keys, err, sizeof(err)) != 0) {
-        log_error(&d->log, "[security] cannot load the client keys: %s", err);
-        return TALLY_ECONFIG;
-    }
     d->secured = true;
     char pub[KEYS_Z85_LEN + 1];
     keys_z85_encode(d->server_public, pub);

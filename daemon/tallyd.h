@@ -148,14 +148,14 @@ static inline int64_t tallyd_frame_limit(const tallyd_config_t *cfg)
     return 2 * cfg->max_msg_bytes;
 }
 
-/* What a start would do with the keys of cfg, without starting: check the
- * [security] section (tallyd_check_security), read server_secret_key and
- * every key in the key directories.  Sets *secured and the number of
- * township and subscriber keys read (all 0 without server_secret_key).
- * Returns 0, or TALLY_ECONFIG with the reason, naming the file, in
- * err[0..len). */
-int tallyd_check_keys(const tallyd_config_t *cfg, bool *secured, size_t *ntownship_keys,
-                      size_t *nsubscriber_keys, char *err, size_t len);
+/* Read the keys of cfg as a start does: check the [security] section
+ * (tallyd_check_security), then read server_secret_key into pub and sec
+ * and every key of the key directories into kr (initialised by the
+ * caller; on failure it may hold some keys, keyring_free() it either way).
+ * Returns 0 without server_secret_key (nothing read), 1 when the keys were
+ * read, or TALLY_ECONFIG with the reason, naming the file, in err[0..len). */
+int tallyd_load_keys(const tallyd_config_t *cfg, uint8_t pub[KEYS_KEY_BYTES],
+                     uint8_t sec[KEYS_KEY_BYTES], keyring_t *kr, char *err, size_t len);
 
 /* Send one reply body to the peer rid[0..rid_len) on the request socket;
  * a peer that is gone or cannot take it is counted, not waited for. */
