@@ -237,9 +237,10 @@ void intern_truncate(intern_t *in, uint32_t count)
          * home while this slot was still free, so none of them sits past
          * this slot with its home at or before it. */
         in->slots[i] = 0;
-        /* The newest name is the last one in the arena, unless it opened
-         * a new chunk that a later name filled: give its bytes back when
-         * they are at the end of the last chunk. */
+        /* Names take arena bytes in order, so the newest one ends the
+         * last chunk: give its bytes back.  A name left in an earlier
+         * chunk (the last one was opened after it) keeps its few bytes
+         * until intern_free(). */
         size_t size = (size_t)in->lens[id] + 1;
         char *last = in->chunks[in->nchunks - 1];
         if (in->chunk_used >= size && in->names[id] == last + in->chunk_used - size) {

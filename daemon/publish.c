@@ -82,11 +82,11 @@ void publish_changes(tallyd_t *d)
         engine_drain_dirty(&d->engine, UINT32_MAX, publish_item, d);
 }
 
+static void on_more(uv_idle_t *h);
+
 /* One batch of the round.  Series marked again during the round queue
  * behind it and wait for the next one: a busy series is still published
  * once per round, as conflation promises. */
-static void on_more(uv_idle_t *h);
-
 static void publish_step(tallyd_t *d)
 {
     publish_t *p = &d->publish;
