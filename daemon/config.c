@@ -787,3 +787,30 @@ const char *config_suggest(char *buf, size_t cap, const char *word, const char *
         buf[0] = '\0';
     return buf;
 }
+
+int config_apply_overrides(tallyd_config_t *cfg, const config_overrides_t *o, char *err,
+                           size_t errlen)
+{
+    struct {
+        const char *value;
+        char *dst;
+        size_t len;
+        const char *flag;
+    } over[] = {
+        {o->state_dir, cfg->state_dir, sizeof(cfg->state_dir), "--state-dir"},
+        {o->request, cfg->request, sizeof(cfg->request), "--request"},
+        {o->publish, cfg->publish, sizeof(cfg->publish), "--publish"},
+    };
+    for (size_t i = 0; i < sizeof(over) / sizeof(over[0]); i++) {
+        if (!over[i].value)
+            continue;
+        if (snprintf(over[i].dst, over[i].len, "%s", over[i].value) >= (int)over[i].len) {
+            snprintf(err, errlen, "%s: '%s' is longer than %zu bytes", over[i].flag, over[i].value,
+                     over[i].len - 1);
+            return TALLY_ECONFIG;
+        }
+    }
+    if (o->log_level)
+        cfg->log_level = o->log_level;
+    return 0;
+}

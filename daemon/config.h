@@ -152,6 +152,22 @@ typedef struct tallyd_config {
     bool catalog_closed_metrics;   /* a [metric ...] section exists */
 } tallyd_config_t;
 
+/* What the command line overrides (tallyd's options); NULL or 0: keep the
+ * file's value.  Applied at the start and again at every reload. */
+typedef struct config_overrides {
+    const char *config_path; /* NULL: built-in defaults */
+    const char *state_dir;
+    const char *request;
+    const char *publish;
+    int log_level;
+} config_overrides_t;
+
+/* Put the overrides o into cfg.  Returns 0, or TALLY_ECONFIG with a
+ * sentence naming the option and the limit in err[0..errlen) (a value too
+ * long for its field). */
+int config_apply_overrides(tallyd_config_t *cfg, const config_overrides_t *o, char *err,
+                           size_t errlen);
+
 /* Write the default state directory into buf: the first path of
  * state_directory (the value of systemd's $STATE_DIRECTORY, a
  * colon-separated list; NULL or "" when unset), else

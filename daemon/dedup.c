@@ -95,12 +95,12 @@ int dedup_check(const dedup_t *d, const uint8_t id[PROTO_CLIENT_ID_LEN], uint64_
 {
     const dedup_entry_t *e = find_slot(d, id);
     if (e->high == 0)
-        return d->count >= d->max ? TALLY_ECLIENTLIMIT : DEDUP_NEW;
+        return d->count >= d->max ? TALLY_ECLIENTLIMIT : 0;
     if (seq > e->high)
-        return DEDUP_NEW;
+        return 0;
     if (e->high - seq >= DEDUP_WINDOW)
         return TALLY_ESTALESEQ;
-    return bit_test(e, seq) ? DEDUP_DUPLICATE : DEDUP_NEW;
+    return bit_test(e, seq) ? TALLY_EEXIST : 0;
 }
 
 /* Move the window up by n sequences: bit k becomes bit k + n. */

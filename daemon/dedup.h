@@ -32,11 +32,6 @@ typedef struct dedup {
     uint64_t seed[2]; /* hash key, so chosen ids cannot force collisions */
 } dedup_t;
 
-enum dedup_verdict {
-    DEDUP_NEW = 0,       /* never applied: apply it, then dedup_mark() */
-    DEDUP_DUPLICATE = 1, /* applied before: ack duplicate, do not apply */
-};
-
 /* Initialise an empty table that will track at most max_clients ids.
  * Returns 0, TALLY_EINVAL (max_clients 0) or TALLY_ENOMEM. */
 int dedup_init(dedup_t *d, uint32_t max_clients);
@@ -44,20 +39,28 @@ int dedup_init(dedup_t *d, uint32_t max_clients);
 /* Free the table's storage; d may be re-initialised afterwards. */
 void dedup_free(dedup_t *d);
 
-/* Look up (id, seq) without changing anything.  Returns DEDUP_NEW,
- * DEDUP_DUPLICATE, TALLY_ESTALESEQ (seq below the window: the client broke
- * the in-flight rule) or TALLY_ECLIENTLIMIT (a new id and the table is
- * full).  seq must be >= 1. */
+/* Look up (id, seq) without changing anything.  Returns 0 (never applied:
+ * apply it, then dedup_mark()), TALLY_EEXIST (applied before: acknowledge
+ * it as a duplicate, do not apply it again), TALLY_ESTALESEQ (seq below the
+ * window: the client broke the in-flight rule) or TALLY_ECLIENTLIMIT (a new
+ * id and the table is full).  seq must be >= 1. */
 int dedup_check(const dedup_t *d, const uint8_t id[PROTO_CLIENT_ID_LEN], uint64_t seq);
 
-/* Record (id, seq) as applied.  Call only after dedup_check() said
- * DEDUP_NEW.  Returns 0, TALLY_ECLIENTLIMIT or TALLY_ENOMEM. */
+/* Record (id, seq) as applied.  Call only after dedup_check() returned
+ * 0.  Returns 0, TALLY_ECLIENTLIMIT or TALLY_ENOMEM. */
 int dedup_mark(dedup_t *d, const uint8_t id[PROTO_CLIENT_ID_LEN], uint64_t seq);
 
 /* Number of client ids tracked. */
 static inline uint32_t dedup_count(const dedup_t *d)
 {
     return d->count;
+}
+
+/* Track at most max client ids from now on (a reload); ids tracked
+ * already stay. */
+static inline void dedup_set_max(dedup_t *d, uint32_t max)
+{
+    d->max = max;
 }
 
 /* Call fn for every tracked client (for snapshots of the state).  The

@@ -306,6 +306,13 @@ static inline uint32_t engine_series_count(const engine_t *e)
     return e->nseries;
 }
 
+/* Allow at most max_series series from now on (a reload); series beyond
+ * it that exist already stay. */
+static inline void engine_set_max_series(engine_t *e, uint32_t max_series)
+{
+    e->max_series = max_series;
+}
+
 /* Bytes of memory the engine holds, all tables and scratch included. */
 size_t engine_memory(const engine_t *e);
 

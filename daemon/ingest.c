@@ -1,24 +1,69 @@
-/* ingest.c - decode is done by request.c; here a SUBMIT is authorized
- * (the key's township, then the catalog), de-duplicated by (client id,
- * seq), checked against the time rules and limits, rate limited per
- * township, applied atomically and acknowledged. */
+/* ingest.c - a decoded SUBMIT is authorized (the key's township, then the
+ * catalog), de-duplicated by (client id, seq), checked against the time
+ * rules and limits, rate limited per township, journaled, applied
+ * atomically and acknowledged once the journal has it (see ingest.h). */
 #include "ingest.h"
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "sha256.h"
-#include "tallyd.h"
+#include <sodium.h>
+
+int ingest_init(ingest_t *in, const ingest_config_t *c)
+{
+    memset(in, 0, sizeof(*in));
+    in->c = *c;
+    msgpack_sbuffer_init(&in->out);
+    /* libsodium picks its SHA-256 implementation here; safe to repeat. */
+    if (sodium_init() < 0)
+        return TALLY_ESYS;
+    ackq_init(&in->acks);
+    /* Replay decodes with the protocol's maximum: the limit may have been
+     * lowered since a record was accepted. */
+    in->esamples = calloc(PROTO_SAMPLES_MAX, sizeof(*in->esamples));
+    in->replay_samples = calloc(PROTO_SAMPLES_MAX, sizeof(*in->replay_samples));
+    if (!in->esamples || !in->replay_samples) {
+        ingest_free(in);
+        return TALLY_ENOMEM;
+    }
+    return 0;
+}
+
+void ingest_free(ingest_t *in)
+{
+    free(in->esamples);
+    free(in->replay_samples);
+    in->esamples = NULL;
+    in->replay_samples = NULL;
+    ackq_free(&in->acks);
+    msgpack_sbuffer_destroy(&in->out);
+    msgpack_sbuffer_init(&in->out);
+}
+
+void ingest_set_limits(ingest_t *in, const ingest_limits_t *l)
+{
+    in->c.limits = *l;
+}
+
+void ingest_set_position(ingest_t *in, uint64_t last_pos)
+{
+    in->last_pos = in->durable_pos = last_pos;
+}
+
+void ingest_stop_accepting(ingest_t *in)
+{
+    in->stopping = true;
+}
 
 /* ---- the de-duplication key (see ingest.h) ---- */
 
 #define DEDUP_TAG "tally-dedup-1"
 
-/* The key of s in the de-duplication table (see ingest.h). */
-static void dedup_key(const tallyd_t *d, const proto_submit_t *s, uint8_t key[PROTO_CLIENT_ID_LEN])
+static void dedup_key(const ingest_t *in, const proto_submit_t *s, uint8_t key[PROTO_CLIENT_ID_LEN])
 {
-    if (!d->secured) {
+    if (!in->c.secured) {
         memcpy(key, s->client_id, PROTO_CLIENT_ID_LEN);
         return;
     }
@@ -33,26 +78,30 @@ static void dedup_key(const tallyd_t *d, const proto_submit_t *s, uint8_t key[PR
     n += tl;
     memcpy(msg + n, s->client_id, PROTO_CLIENT_ID_LEN);
     n += PROTO_CLIENT_ID_LEN;
-    sha256_prefix(msg, n, key, PROTO_CLIENT_ID_LEN);
+    uint8_t digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(digest, msg, n);
+    memcpy(key, digest, PROTO_CLIENT_ID_LEN);
 }
 
 /* dedup_check() under the key of s; in a secured daemon a submission
  * recorded under its plain client id (before CURVE was turned on) is a
- * duplicate too.  Nothing but DEDUP_DUPLICATE is taken from that second
+ * duplicate too.  Nothing but TALLY_EEXIST is taken from that second
  * look: new submissions are recorded under the derived key only. */
-static int dedup_lookup(const tallyd_t *d, const proto_submit_t *s,
+static int dedup_lookup(const ingest_t *in, const proto_submit_t *s,
                         uint8_t key[PROTO_CLIENT_ID_LEN])
 {
-    dedup_key(d, s, key);
-    int rc = dedup_check(&d->dedup, key, s->seq);
-    if (rc != DEDUP_DUPLICATE && d->secured &&
-        dedup_check(&d->dedup, s->client_id, s->seq) == DEDUP_DUPLICATE)
-        return DEDUP_DUPLICATE;
+    dedup_key(in, s, key);
+    int rc = dedup_check(in->c.dedup, key, s->seq);
+    if (rc != TALLY_EEXIST && in->c.secured &&
+        dedup_check(in->c.dedup, s->client_id, s->seq) == TALLY_EEXIST)
+        return TALLY_EEXIST;
     return rc;
 }
 
-void ingest_ack(tallyd_t *d, const void *rid, size_t rid_len, uint64_t seq, int status, int code,
-                int sample, const char *field, const char *message)
+/* ---- replies ---- */
+
+static void send_ack(ingest_t *in, const void *rid, size_t rid_len, uint64_t seq, int status,
+                     int code, int sample, const char *field, const char *message)
 {
     proto_msg_t m = {.type = PROTO_ACK};
     m.u.ack.seq = seq;
@@ -61,43 +110,89 @@ void ingest_ack(tallyd_t *d, const void *rid, size_t rid_len, uint64_t seq, int 
     m.u.ack.sample = sample;
     m.u.ack.field = proto_str(field);
     m.u.ack.message = proto_str(message);
-    msgpack_sbuffer_clear(&d->out);
-    if (proto_encode(&d->out, &m) != 0) {
-        log_error(&d->log, "cannot encode the ACK of seq %" PRIu64, seq);
+    msgpack_sbuffer_clear(&in->out);
+    if (proto_encode(&in->out, &m) != 0) {
+        log_error(in->c.log, "cannot encode the ACK of seq %" PRIu64, seq);
         return;
     }
-    tallyd_reply(d, rid, rid_len, &d->out);
+    int rc = sink_send(&in->c.reply, rid, rid_len, in->out.data, in->out.size);
+    if (rc != 0) {
+        /* The peer left, or is not reading its replies: it will resend
+         * what it has no ACK for, and de-duplication keeps that exact. */
+        in->c.stats->unroutable_replies++;
+        log_limited(in->c.log, clock_mono_ms(), LOG_LEVEL_INFO,
+                    "ACK of seq %" PRIu64 " dropped: %s", seq, tally_strerror(rc));
+    }
 }
 
 /* Count, log (rate limited) and answer one rejection. */
-static void reject(tallyd_t *d, const void *rid, size_t rid_len, const proto_submit_t *s, int code,
+static void reject(ingest_t *in, const void *rid, size_t rid_len, const proto_submit_t *s, int code,
                    int sample, const char *field, const char *message)
 {
-    stats_reject(&d->stats, code);
-    log_limited(&d->log, clock_mono_ms(), LOG_LEVEL_NOTICE,
+    stats_reject(in->c.stats, code);
+    log_limited(in->c.log, clock_mono_ms(), LOG_LEVEL_NOTICE,
                 "rejected submission seq %" PRIu64 " of township '%.*s': %s (%s)", s->seq,
                 (int)s->township.len, s->township.ptr, message, tally_errname(code));
-    ingest_ack(d, rid, rid_len, s->seq, PROTO_ACK_REJECTED, code, sample, field, message);
+    send_ack(in, rid, rid_len, s->seq, PROTO_ACK_REJECTED, code, sample, field, message);
 }
 
-void ingest_forbid_unknown(tallyd_t *d, const void *rid, size_t rid_len, uint64_t seq,
+void ingest_forbid_unknown(ingest_t *in, const void *rid, size_t rid_len, uint64_t seq,
                            const char *user_id)
 {
-    stats_reject(&d->stats, TALLY_EFORBIDDEN);
-    log_limited(&d->log, clock_mono_ms(), LOG_LEVEL_NOTICE,
+    stats_reject(in->c.stats, TALLY_EFORBIDDEN);
+    log_limited(in->c.log, clock_mono_ms(), LOG_LEVEL_NOTICE,
                 "refused submission seq %" PRIu64 " from '%s': the key is no longer admitted", seq,
                 user_id ? user_id : "?");
-    ingest_ack(d, rid, rid_len, seq, PROTO_ACK_REJECTED, TALLY_EFORBIDDEN, -1, "",
-               "this key is no longer admitted by the daemon (removed from its key directories); "
-               "nothing was applied");
+    send_ack(in, rid, rid_len, seq, PROTO_ACK_REJECTED, TALLY_EFORBIDDEN, -1, "",
+             "this key is no longer admitted by the daemon (removed from its key directories); "
+             "nothing was applied");
 }
+
+void ingest_reject_decode(ingest_t *in, const void *rid, size_t rid_len, uint64_t seq,
+                          const proto_error_t *err)
+{
+    stats_reject(in->c.stats, err->code);
+    log_limited(in->c.log, clock_mono_ms(), LOG_LEVEL_NOTICE,
+                "rejected undecodable submission (seq %" PRIu64 "): %s (%s)", seq, err->message,
+                tally_errname(err->code));
+    send_ack(in, rid, rid_len, seq, PROTO_ACK_REJECTED, err->code, err->sample, err->field,
+             err->message);
+}
+
+/* Queue an ACK behind the journal position pos, or send it now when
+ * everything up to pos is durable already. */
+static void ack_after(ingest_t *in, const void *rid, size_t rid_len, uint64_t pos, uint64_t seq,
+                      int status)
+{
+    if (pos <= in->durable_pos && ackq_count(&in->acks) == 0) {
+        send_ack(in, rid, rid_len, seq, status, 0, -1, "", "");
+        return;
+    }
+    if (ackq_push(&in->acks, pos, seq, (uint8_t)status, rid, rid_len) != 0)
+        log_error(in->c.log,
+                  "out of memory queueing the ACK of seq %" PRIu64 "; the client will resend it",
+                  seq);
+}
+
+void ingest_on_durable(ingest_t *in, uint64_t upto)
+{
+    if (upto > in->durable_pos)
+        in->durable_pos = upto;
+    const ackq_entry_t *e;
+    while ((e = ackq_ready(&in->acks, in->durable_pos)) != NULL) {
+        send_ack(in, e->rid, e->rid_len, e->seq, e->status, 0, -1, "", "");
+        ackq_pop(&in->acks);
+    }
+}
+
+/* ---- the checks, in the order ingest_submit() makes them ---- */
 
 /* May the identity who submit for s->township?  Writes the reason into
  * msg when not. */
-static bool authorized(const tallyd_t *d, const keyring_identity_t *who, const proto_submit_t *s,
+static bool authorized(const ingest_t *in, const keyring_identity_t *who, const proto_submit_t *s,
                        char *msg, size_t len)
 {
-    if (!d->secured)
+    if (!in->c.secured)
         return true;
     if (who == NULL) {
         snprintf(msg, len, "township: this connection has no identity the daemon admits");
@@ -118,34 +213,24 @@ static bool authorized(const tallyd_t *d, const keyring_identity_t *who, const p
     return true;
 }
 
-void ingest_reject_decode(tallyd_t *d, const void *rid, size_t rid_len, uint64_t seq,
-                          const proto_error_t *err)
-{
-    stats_reject(&d->stats, err->code);
-    log_limited(&d->log, clock_mono_ms(), LOG_LEVEL_NOTICE,
-                "rejected undecodable submission (seq %" PRIu64 "): %s (%s)", seq, err->message,
-                tally_errname(err->code));
-    ingest_ack(d, rid, rid_len, seq, PROTO_ACK_REJECTED, err->code, err->sample, err->field,
-               err->message);
-}
-
 /* The township's id: declared in a closed catalog, or added to the open
  * one up to max_townships. */
-static int town_id(tallyd_t *d, proto_str_t name, char *msg, size_t msglen)
+static int town_id(ingest_t *in, proto_str_t name, char *msg, size_t msglen)
 {
-    int id = intern_find(&d->towns, name.ptr, name.len);
+    const ingest_limits_t *l = &in->c.limits;
+    int id = intern_find(in->c.towns, name.ptr, name.len);
     if (id > 0)
         return id;
-    if (d->cfg.catalog_closed_townships) {
+    if (l->closed_townships) {
         snprintf(msg, msglen, "township '%.*s' is not in the catalog", (int)name.len, name.ptr);
         return TALLY_EUNKTOWN;
     }
-    if (intern_count(&d->towns) >= (uint64_t)d->cfg.max_townships) {
+    if (intern_count(in->c.towns) >= (uint64_t)l->max_townships) {
         snprintf(msg, msglen, "township '%.*s' would exceed the limit of %" PRId64 " townships",
-                 (int)name.len, name.ptr, d->cfg.max_townships);
+                 (int)name.len, name.ptr, l->max_townships);
         return TALLY_ESERIESLIMIT;
     }
-    id = intern_add(&d->towns, name.ptr, name.len);
+    id = intern_add(in->c.towns, name.ptr, name.len);
     if (id < 0) {
         snprintf(msg, msglen, "township '%.*s' cannot be added: %s", (int)name.len, name.ptr,
                  tally_strerror(id));
@@ -154,11 +239,12 @@ static int town_id(tallyd_t *d, proto_str_t name, char *msg, size_t msglen)
     return id;
 }
 
-static int metric_id(tallyd_t *d, uint32_t i, proto_str_t name, char *msg, size_t msglen)
+static int metric_id(ingest_t *in, uint32_t i, proto_str_t name, char *msg, size_t msglen)
 {
-    int id = intern_find(&d->metrics, name.ptr, name.len);
+    const ingest_limits_t *l = &in->c.limits;
+    int id = intern_find(in->c.metrics, name.ptr, name.len);
     if (id > 0) {
-        if (engine_metric_kind(&d->engine, (uint32_t)id) == PROTO_KIND_RATIO) {
+        if (engine_metric_kind(in->c.engine, (uint32_t)id) == PROTO_KIND_RATIO) {
             snprintf(msg, msglen,
                      "samples[%u].metric: '%.*s' is a derived ratio; submit its numerator and "
                      "denominator instead",
@@ -167,18 +253,18 @@ static int metric_id(tallyd_t *d, uint32_t i, proto_str_t name, char *msg, size_
         }
         return id;
     }
-    if (d->cfg.catalog_closed_metrics) {
+    if (l->closed_metrics) {
         snprintf(msg, msglen, "samples[%u].metric: metric '%.*s' is not in the catalog", i,
                  (int)name.len, name.ptr);
         return TALLY_EUNKMETRIC;
     }
-    if (intern_count(&d->metrics) >= (uint64_t)d->cfg.max_metrics) {
+    if (intern_count(in->c.metrics) >= (uint64_t)l->max_metrics) {
         snprintf(msg, msglen,
                  "samples[%u].metric: metric '%.*s' would exceed the limit of %" PRId64 " metrics",
-                 i, (int)name.len, name.ptr, d->cfg.max_metrics);
+                 i, (int)name.len, name.ptr, l->max_metrics);
         return TALLY_ESERIESLIMIT;
     }
-    id = intern_add(&d->metrics, name.ptr, name.len);
+    id = intern_add(in->c.metrics, name.ptr, name.len);
     if (id < 0) {
         snprintf(msg, msglen, "samples[%u].metric: metric '%.*s' cannot be added: %s", i,
                  (int)name.len, name.ptr, tally_strerror(id));
@@ -188,91 +274,63 @@ static int metric_id(tallyd_t *d, uint32_t i, proto_str_t name, char *msg, size_
 }
 
 /* Undo the names a rejected submission added (see ingest_submit). */
-static void forget_names(tallyd_t *d, uint32_t towns, uint32_t metrics)
+static void forget_names(ingest_t *in, uint32_t towns, uint32_t metrics)
 {
-    intern_truncate(&d->towns, towns);
-    intern_truncate(&d->metrics, metrics);
+    intern_truncate(in->c.towns, towns);
+    intern_truncate(in->c.metrics, metrics);
 }
 
-static int check_time(tallyd_t *d, int64_t t, char *msg, size_t msglen)
+static int check_time(ingest_t *in, int64_t t, char *msg, size_t msglen)
 {
-    int64_t now = clock_now_ms(d->clock);
-    if (t > now + d->cfg.skew_ms) {
+    const ingest_limits_t *l = &in->c.limits;
+    int64_t now = clock_now_ms(in->c.clock);
+    if (t > now + l->skew_ms) {
         snprintf(msg, msglen,
                  "time_ms: %" PRId64 " is %" PRId64
                  " ms ahead of the daemon's clock; at most %" PRId64 " ms are allowed",
-                 t, t - now, d->cfg.skew_ms);
+                 t, t - now, l->skew_ms);
         return TALLY_EFUTURE;
     }
-    if (t < now - d->cfg.max_age_ms) {
+    if (t < now - l->max_age_ms) {
         snprintf(msg, msglen,
                  "time_ms: %" PRId64 " is %" PRId64 " days old; samples older than %" PRId64
                  " days are not accepted",
-                 t, (now - t) / 86400000, d->cfg.max_age_ms / 86400000);
+                 t, (now - t) / 86400000, l->max_age_ms / 86400000);
         return TALLY_ETOOOLD;
     }
     return 0;
 }
 
-/* Queue an ACK behind the journal position pos, or send it now when
- * everything up to pos is durable already. */
-static void ack_after(tallyd_t *d, const void *rid, size_t rid_len, uint64_t pos, uint64_t seq,
-                      int status)
-{
-    if (pos <= d->durable_pos && ackq_count(&d->acks) == 0) {
-        ingest_ack(d, rid, rid_len, seq, status, 0, -1, "", "");
-        return;
-    }
-    if (ackq_push(&d->acks, pos, seq, (uint8_t)status, rid, rid_len) != 0)
-        log_error(&d->log,
-                  "out of memory queueing the ACK of seq %" PRIu64 "; the client will resend it",
-                  seq);
-}
-
-void ingest_on_durable(tallyd_t *d, uint64_t upto)
-{
-    if (upto > d->durable_pos)
-        d->durable_pos = upto;
-    const ackq_entry_t *e;
-    while ((e = ackq_ready(&d->acks, d->durable_pos)) != NULL) {
-        ingest_ack(d, e->rid, e->rid_len, e->seq, e->status, 0, -1, "", "");
-        ackq_pop(&d->acks);
-    }
-}
-
 /* Take s's samples from the township's token bucket ([limits] rate and
- * burst).  False with the code in *code and the reason in msg when the
+ * burst).  Returns 0, or the code with the reason in msg when the
  * submission must wait. */
-static bool rate_ok(tallyd_t *d, const proto_submit_t *s, uint32_t town, char *msg, size_t len,
-                    int *code)
+static int rate_check(ingest_t *in, const proto_submit_t *s, uint32_t town, char *msg, size_t len)
 {
-    if (d->rl.rate == 0)
-        return true; /* no limit configured */
+    ratelimit_t *rl = in->c.rl;
+    if (rl == NULL || rl->rate == 0)
+        return 0; /* no limit configured */
     int64_t wait_ms = 0;
-    int rc = ratelimit_take(&d->rl, town, s->nsamples, clock_mono_ms(), &wait_ms);
+    int rc = ratelimit_take(rl, town, s->nsamples, clock_mono_ms(), &wait_ms);
     if (rc == 0)
-        return true;
+        return 0;
     if (rc == TALLY_ERATELIMIT) {
-        *code = TALLY_ERATELIMIT;
         snprintf(msg, len,
                  "township '%.*s' exceeds %" PRId64 " samples/s (burst %" PRId64
                  "); this submission of %u samples may be resent in %" PRId64 " ms",
-                 (int)s->township.len, s->township.ptr, d->rl.rate, d->rl.burst, s->nsamples,
-                 wait_ms);
-        return false;
+                 (int)s->township.len, s->township.ptr, rl->rate, rl->burst, s->nsamples, wait_ms);
+        return rc;
     }
     /* Out of memory for a new bucket, or an id beyond the limiter (a bug):
      * ask for a resend rather than let the submission bypass the limit. */
-    log_error(&d->log, "rate limit of township '%.*s' (id %u): %s", (int)s->township.len,
+    log_error(in->c.log, "rate limit of township '%.*s' (id %u): %s", (int)s->township.len,
               s->township.ptr, town, tally_strerror(rc));
-    *code = TALLY_EBUSY;
     snprintf(msg, len, "the daemon cannot account the rate of township '%.*s' (%s); resend later",
              (int)s->township.len, s->township.ptr, tally_strerror(rc));
-    return false;
+    return TALLY_EBUSY;
 }
 
-/* Explain an engine_check()/engine_apply() failure about sample b. */
-static int explain_engine_error(tallyd_t *d, const proto_submit_t *s, int rc, int b, char *field,
+/* Explain an engine_check() failure about sample b. */
+static int explain_engine_error(ingest_t *in, const proto_submit_t *s, int rc, int b, char *field,
                                 size_t flen, char *msg, size_t mlen)
 {
     proto_str_t mn = s->samples[b].metric;
@@ -287,10 +345,10 @@ static int explain_engine_error(tallyd_t *d, const proto_submit_t *s, int rc, in
         return rc;
     case TALLY_ESERIESLIMIT:
         snprintf(field, flen, "samples[%d].metric", b);
-        snprintf(msg, mlen,
-                 "samples[%d].metric: '%.*s' of '%.*s' would exceed the limit of %" PRId64
-                 " series",
-                 b, (int)mn.len, mn.ptr, (int)s->township.len, s->township.ptr, d->cfg.max_series);
+        snprintf(
+            msg, mlen,
+            "samples[%d].metric: '%.*s' of '%.*s' would exceed the limit of %" PRId64 " series", b,
+            (int)mn.len, mn.ptr, (int)s->township.len, s->township.ptr, in->c.limits.max_series);
         return rc;
     case TALLY_ENOMEM:
         snprintf(msg, mlen, "the daemon is out of memory; resend later");
@@ -301,32 +359,86 @@ static int explain_engine_error(tallyd_t *d, const proto_submit_t *s, int rc, in
     }
 }
 
-void ingest_submit(tallyd_t *d, const void *rid, size_t rid_len, const void *body, size_t len,
+/* The names and the engine's verdict on s, or a rejection: resolves the
+ * township and every metric (new names in an open catalog, forgotten again
+ * if anything fails), checks the time and the engine.  Returns the
+ * township's id, or a negative code with field and msg filled in and
+ * *sample set. */
+static int validate(ingest_t *in, const proto_submit_t *s, char *field, size_t flen, char *msg,
+                    size_t mlen, int *sample)
+{
+    *sample = -1;
+    uint32_t towns0 = intern_count(in->c.towns), metrics0 = intern_count(in->c.metrics);
+    int town = town_id(in, s->township, msg, mlen);
+    if (town < 0) {
+        snprintf(field, flen, "township");
+        return town;
+    }
+    int rc = check_time(in, s->time_ms, msg, mlen);
+    if (rc != 0) {
+        snprintf(field, flen, "time_ms");
+        goto fail;
+    }
+    for (uint32_t i = 0; i < s->nsamples; i++) {
+        int id = metric_id(in, i, s->samples[i].metric, msg, mlen);
+        if (id < 0) {
+            snprintf(field, flen, "samples[%u].metric", i);
+            *sample = (int)i;
+            rc = id;
+            goto fail;
+        }
+        in->esamples[i].metric = (uint32_t)id;
+        in->esamples[i].value = s->samples[i].value;
+    }
+    int32_t bad = -1;
+    rc = engine_check(in->c.engine, (uint32_t)town, s->time_ms, in->esamples, s->nsamples, &bad);
+    if (rc != 0) {
+        rc = explain_engine_error(in, s, rc, bad < 0 ? 0 : bad, field, flen, msg, mlen);
+        *sample = bad;
+        goto fail;
+    }
+    /* Charged last, so only a submission that would be applied uses up
+     * the township's rate. */
+    rc = rate_check(in, s, (uint32_t)town, msg, mlen);
+    if (rc != 0) {
+        field[0] = '\0';
+        goto fail;
+    }
+    return town;
+fail:
+    /* In an open catalog the names may be new.  A rejected submission must
+     * not keep them: they would use up max_townships and max_metrics for
+     * figures that were never counted. */
+    forget_names(in, towns0, metrics0);
+    return rc;
+}
+
+void ingest_submit(ingest_t *in, const void *rid, size_t rid_len, const void *body, size_t len,
                    const proto_submit_t *s, const keyring_identity_t *who)
 {
     char msg[PROTO_MESSAGE_MAX];
     char field[PROTO_FIELD_MAX];
 
-    if (d->stopping) {
-        reject(d, rid, rid_len, s, TALLY_EUNAVAIL, -1, "",
+    if (in->stopping) {
+        reject(in, rid, rid_len, s, TALLY_EUNAVAIL, -1, "",
                "the daemon is stopping; resend the submission later");
         return;
     }
     /* Authorization before de-duplication: a key must not learn, from
      * DUPLICATE answers, what another township has submitted. */
-    if (!authorized(d, who, s, msg, sizeof(msg))) {
-        reject(d, rid, rid_len, s, TALLY_EFORBIDDEN, -1, "township", msg);
+    if (!authorized(in, who, s, msg, sizeof(msg))) {
+        reject(in, rid, rid_len, s, TALLY_EFORBIDDEN, -1, "township", msg);
         return;
     }
     /* De-duplicate first: a resend of something applied earlier is a
      * duplicate even if the catalog or the clock has moved on since, and
      * the client must hear that it was applied, not that it is invalid. */
     uint8_t key[PROTO_CLIENT_ID_LEN];
-    int rc = dedup_lookup(d, s, key);
-    if (rc == DEDUP_DUPLICATE) {
-        d->stats.duplicates++;
+    int rc = dedup_lookup(in, s, key);
+    if (rc == TALLY_EEXIST) {
+        in->c.stats->duplicates++;
         /* Its original may still be on its way to the disk. */
-        ack_after(d, rid, rid_len, d->last_pos, s->seq, PROTO_ACK_DUPLICATE);
+        ack_after(in, rid, rid_len, in->last_pos, s->seq, PROTO_ACK_DUPLICATE);
         return;
     }
     if (rc == TALLY_ESTALESEQ) {
@@ -334,141 +446,126 @@ void ingest_submit(tallyd_t *d, const void *rid, size_t rid_len, const void *bod
                  "seq: %" PRIu64 " is more than %d below the highest sequence applied for this "
                  "client id; a client may keep at most %d submissions in flight",
                  s->seq, DEDUP_WINDOW, DEDUP_WINDOW);
-        reject(d, rid, rid_len, s, rc, -1, "seq", msg);
+        reject(in, rid, rid_len, s, rc, -1, "seq", msg);
         return;
     }
     if (rc == TALLY_ECLIENTLIMIT) {
         snprintf(msg, sizeof(msg),
                  "client_id: a new client id would exceed the limit of %" PRId64 " clients",
-                 d->cfg.max_clients);
-        reject(d, rid, rid_len, s, rc, -1, "client_id", msg);
+                 in->c.limits.max_clients);
+        reject(in, rid, rid_len, s, rc, -1, "client_id", msg);
         return;
     }
-
-    /* In an open catalog the names below may be new.  A rejected
-     * submission must not keep them: they would use up max_townships and
-     * max_metrics for figures that were never counted. */
-    uint32_t towns0 = intern_count(&d->towns), metrics0 = intern_count(&d->metrics);
-    int town = town_id(d, s->township, msg, sizeof(msg));
+    int sample;
+    uint32_t towns0 = intern_count(in->c.towns), metrics0 = intern_count(in->c.metrics);
+    int town = validate(in, s, field, sizeof(field), msg, sizeof(msg), &sample);
     if (town < 0) {
-        reject(d, rid, rid_len, s, town, -1, "township", msg);
-        return;
-    }
-    rc = check_time(d, s->time_ms, msg, sizeof(msg));
-    if (rc) {
-        forget_names(d, towns0, metrics0);
-        reject(d, rid, rid_len, s, rc, -1, "time_ms", msg);
-        return;
-    }
-    for (uint32_t i = 0; i < s->nsamples; i++) {
-        int id = metric_id(d, i, s->samples[i].metric, msg, sizeof(msg));
-        if (id < 0) {
-            forget_names(d, towns0, metrics0);
-            snprintf(field, sizeof(field), "samples[%u].metric", i);
-            reject(d, rid, rid_len, s, id, (int)i, field, msg);
-            return;
-        }
-        d->esamples[i].metric = (uint32_t)id;
-        d->esamples[i].value = s->samples[i].value;
-    }
-
-    int32_t bad = -1;
-    rc = engine_check(&d->engine, (uint32_t)town, s->time_ms, d->esamples, s->nsamples, &bad);
-    if (rc) {
-        int b = bad < 0 ? 0 : bad;
-        rc = explain_engine_error(d, s, rc, b, field, sizeof(field), msg, sizeof(msg));
-        forget_names(d, towns0, metrics0);
-        reject(d, rid, rid_len, s, rc, bad, field, msg);
-        return;
-    }
-    /* Charged last, so only a submission that would be applied uses up
-     * the township's rate. */
-    if (!rate_ok(d, s, (uint32_t)town, msg, sizeof(msg), &rc)) {
-        forget_names(d, towns0, metrics0);
-        reject(d, rid, rid_len, s, rc, -1, "", msg);
+        reject(in, rid, rid_len, s, town, sample, field, msg);
         return;
     }
     uint64_t pos = 0;
-    rc = journal_append(&d->journal, body, len, &pos);
-    if (rc) {
+    rc = in->c.journal.append(in->c.journal.ctx, body, len, &pos);
+    if (rc != 0) {
+        const char *why = in->c.journal.error ? in->c.journal.error(in->c.journal.ctx) : "";
         if (rc == TALLY_EBUSY) {
             snprintf(msg, sizeof(msg), "the journal is behind the disk; resend later");
         } else {
             rc = TALLY_EUNAVAIL;
             snprintf(msg, sizeof(msg), "the journal cannot be written (%s); resend later",
-                     journal_errmsg(&d->journal)[0] ? journal_errmsg(&d->journal)
-                                                    : "storage unavailable");
+                     why[0] ? why : "storage unavailable");
         }
-        forget_names(d, towns0, metrics0);
-        reject(d, rid, rid_len, s, rc, -1, "", msg);
+        forget_names(in, towns0, metrics0);
+        reject(in, rid, rid_len, s, rc, -1, "", msg);
         return;
     }
-    d->last_pos = pos;
-    rc = engine_apply(&d->engine, (uint32_t)town, s->time_ms, d->esamples, s->nsamples, &bad);
-    if (rc) {
+    in->last_pos = pos;
+    int32_t bad = -1;
+    rc = engine_apply(in->c.engine, (uint32_t)town, s->time_ms, in->esamples, s->nsamples, &bad);
+    if (rc != 0) {
         /* engine_check() passed, so only memory can have failed.  The
          * record is in the journal: a restart replays it exactly, while
          * going on would leave the live tallies short of it. */
-        log_error(&d->log,
+        log_error(in->c.log,
                   "cannot apply journaled submission seq %" PRIu64 ": %s; stopping so that a "
                   "restart replays it",
                   s->seq, tally_strerror(rc));
-        tallyd_stop(d, 1);
+        in->c.stop(in->c.stop_ctx, 1);
         return;
     }
-    if (dedup_mark(&d->dedup, key, s->seq) != 0)
-        log_error(&d->log, "out of memory recording seq %" PRIu64 " as applied", s->seq);
-    d->stats.submissions_accepted++;
-    d->stats.samples_accepted += s->nsamples;
-    ack_after(d, rid, rid_len, pos, s->seq, PROTO_ACK_ACCEPTED);
+    if (dedup_mark(in->c.dedup, key, s->seq) != 0)
+        log_error(in->c.log, "out of memory recording seq %" PRIu64 " as applied", s->seq);
+    in->c.stats->submissions_accepted++;
+    in->c.stats->samples_accepted += s->nsamples;
+    ack_after(in, rid, rid_len, pos, s->seq, PROTO_ACK_ACCEPTED);
 }
 
-/* Replay resolves names without the catalog's say: what was accepted
- * once is history and is applied even if the catalog changed since. */
-static int replay_id(intern_t *in, proto_str_t name)
+/* ---- replay ---- */
+
+/* Replay resolves names without the catalog's say. */
+static int replay_id(intern_t *names, proto_str_t name)
 {
-    int id = intern_find(in, name.ptr, name.len);
-    return id > 0 ? id : intern_add(in, name.ptr, name.len);
+    int id = intern_find(names, name.ptr, name.len);
+    return id > 0 ? id : intern_add(names, name.ptr, name.len);
 }
 
-int ingest_replay(tallyd_t *d, const void *body, size_t len, uint64_t pos)
+int ingest_replay(ingest_t *in, const void *body, size_t len, char *why, size_t whylen)
 {
     proto_msg_t m;
     proto_error_t err;
-    int rc = proto_decode(body, len, &m, d->samples, PROTO_SAMPLES_MAX, &err);
+    int rc = proto_decode(body, len, &m, in->replay_samples, PROTO_SAMPLES_MAX, &err);
     if (rc != 0 || m.type != PROTO_SUBMIT) {
-        log_warning(&d->log, "journal record %" PRIu64 " is not a valid submission (%s); skipped",
-                    pos, rc ? err.message : "wrong message type");
-        return TALLY_EMALFORMED;
+        snprintf(why, whylen, "the record is not a valid submission: %s",
+                 rc != 0 ? err.message : "wrong message type");
+        return rc != 0 ? rc : TALLY_EMALFORMED;
     }
     const proto_submit_t *s = &m.u.submit;
     uint8_t key[PROTO_CLIENT_ID_LEN];
-    rc = dedup_lookup(d, s, key);
-    if (rc == DEDUP_DUPLICATE)
+    rc = dedup_lookup(in, s, key);
+    if (rc == TALLY_EEXIST)
         return 0; /* covered by the checkpoint already */
-    int town = replay_id(&d->towns, s->township);
-    if (town < 0)
-        goto fail;
-    for (uint32_t i = 0; i < s->nsamples; i++) {
-        int id = replay_id(&d->metrics, s->samples[i].metric);
-        if (id < 0) {
-            rc = id;
-            goto fail;
-        }
-        d->esamples[i].metric = (uint32_t)id;
-        d->esamples[i].value = s->samples[i].value;
-    }
+    const char *what = "";
     int32_t bad = -1;
-    rc = engine_apply(&d->engine, (uint32_t)town, s->time_ms, d->esamples, s->nsamples, &bad);
+    if (rc == TALLY_ECLIENTLIMIT)
+        what = " (raise [limits] max_clients)";
     if (rc != 0)
         goto fail;
-    if (dedup_mark(&d->dedup, key, s->seq) != 0)
-        log_error(&d->log, "journal record %" PRIu64 ": cannot record seq %" PRIu64 " as applied",
-                  pos, s->seq);
+    int town = replay_id(in->c.towns, s->township);
+    if (town < 0) {
+        rc = town;
+        what = " (township names: raise [limits] max_townships)";
+        goto fail;
+    }
+    for (uint32_t i = 0; i < s->nsamples; i++) {
+        int id = replay_id(in->c.metrics, s->samples[i].metric);
+        if (id < 0) {
+            rc = id;
+            bad = (int32_t)i;
+            what = " (metric names: raise [limits] max_metrics)";
+            goto fail;
+        }
+        in->esamples[i].metric = (uint32_t)id;
+        in->esamples[i].value = s->samples[i].value;
+    }
+    rc = engine_apply(in->c.engine, (uint32_t)town, s->time_ms, in->esamples, s->nsamples, &bad);
+    if (rc == TALLY_ESERIESLIMIT)
+        what = " (raise [limits] max_series)";
+    if (rc != 0)
+        goto fail;
+    rc = dedup_mark(in->c.dedup, key, s->seq);
+    if (rc != 0)
+        goto fail;
     return 0;
 fail:
-    log_error(&d->log,
-              "journal record %" PRIu64 " (township '%.*s', seq %" PRIu64 ") cannot be applied: %s",
-              pos, (int)s->township.len, s->township.ptr, s->seq, tally_strerror(rc));
+    if (bad >= 0)
+        snprintf(why, whylen,
+                 "submission seq %" PRIu64 " of township '%.*s', sample %d (metric '%.*s'), "
+                 "cannot be applied: %s%s",
+                 s->seq, (int)s->township.len, s->township.ptr, bad,
+                 (int)s->samples[bad].metric.len, s->samples[bad].metric.ptr, tally_strerror(rc),
+                 what);
+    else
+        snprintf(why, whylen,
+                 "submission seq %" PRIu64 " of township '%.*s' cannot be applied: %s%s", s->seq,
+                 (int)s->township.len, s->township.ptr, tally_strerror(rc), what);
     return rc;
 }

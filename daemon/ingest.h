@@ -1,29 +1,18 @@
-/* ingest.h - submissions in: validate, de-duplicate, apply, acknowledge.
+/* ingest.h - submissions in: authorize, de-duplicate, validate, journal,
+ * apply, acknowledge.
  *
  * For every SUBMIT the daemon sends exactly one ACK: accepted, duplicate
  * (applied before, not applied again) or rejected with the wire code, the
- * field, the sample and a sentence naming the value and the limit.
- */
-#ifndef TALLYD_INGEST_H
-#define TALLYD_INGEST_H
-
-#include <stddef.h>
-#include <stdint.h>
-
-#include "proto.h"
-
-struct tallyd;
-struct keyring_identity;
-
-/* Handle a decoded SUBMIT from the peer rid[0..rid_len).  body[0..len) is
- * the frame it was decoded from (journaled as it is); the message's string
- * views point into it, valid during the call.  who is the identity the
- * connection authenticated as (keys.h; not owned, valid during the call),
- * or NULL in a daemon without CURVE.  In a secured daemon a submission is
- * accepted only when who is a township key of exactly s->township; any
- * other is rejected FORBIDDEN before de-duplication (PROTOCOL.md 11.2).
- * The ACK of an accepted submission waits for its journal record to be
- * durable.
+ * field, the sample and a sentence naming the value and the limit.  The
+ * ACK of an accepted submission waits until its journal record is durable
+ * (ingest_on_durable).
+ *
+ * Ingest is handed, when it is created, the state it changes (the engine,
+ * the name tables, the de-duplication table, the rate limiter), how to
+ * append to the journal, where replies go and how to ask the daemon to
+ * stop.  It calls nothing above it: tallyd.c connects the journal's
+ * durability reports to ingest_on_durable(), and unit tests drive it with
+ * a journal and a reply sink of their own.
  *
  * De-duplication key: without CURVE the client id itself.  With CURVE the
  * first 16 bytes of SHA-256("tally-dedup-1", township, client id), so that
@@ -32,34 +21,144 @@ struct keyring_identity;
  * township in an accepted SUBMIT is its key's township, journal replay
  * derives the same key from the record alone.  A secured daemon also
  * answers DUPLICATE for a (client id, seq) recorded under the plain client
- * id, so turning CURVE on never applies a resend twice. */
-void ingest_submit(struct tallyd *d, const void *rid, size_t rid_len, const void *body, size_t len,
-                   const proto_submit_t *s, const struct keyring_identity *who);
+ * id, so turning CURVE on never applies a resend twice.
+ */
+#ifndef TALLYD_INGEST_H
+#define TALLYD_INGEST_H
 
-/* Reject the SUBMIT with seq (>= 1) from a connection whose User-Id
- * (may be NULL) the keyring no longer admits, a key revoked by a reload:
- * ACK FORBIDDEN, counted and logged. */
-void ingest_forbid_unknown(struct tallyd *d, const void *rid, size_t rid_len, uint64_t seq,
-                           const char *user_id);
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
-/* The journal reports everything up to upto durable: release the ACKs
- * waiting for it. */
-void ingest_on_durable(struct tallyd *d, uint64_t upto);
+#include <msgpack.h>
 
-/* Apply one journal record (a SUBMIT body accepted earlier) at start-up,
- * without the catalog and time checks of live ingest; records already
- * covered by the checkpoint are recognised by de-duplication and skipped.
- * Returns 0, or a negative code when the record cannot be applied (it is
- * logged). */
-int ingest_replay(struct tallyd *d, const void *body, size_t len, uint64_t pos);
+#include "ackq.h"
+#include "clock.h"
+#include "dedup.h"
+#include "engine.h"
+#include "intern.h"
+#include "keys.h"
+#include "log.h"
+#include "proto.h"
+#include "ratelimit.h"
+#include "sink.h"
+#include "stats.h"
 
-/* Reject a SUBMIT that failed to decode; err says why, seq may be 0 when
- * it was not decoded (the reply is then an ERROR). */
-void ingest_reject_decode(struct tallyd *d, const void *rid, size_t rid_len, uint64_t seq,
+/* How ingest appends to the journal.  append copies rec[0..len) into the
+ * journal and stores the record's position in *pos; it returns 0,
+ * TALLY_EBUSY (the journal is behind the disk: retry later) or another
+ * negative code (the journal cannot be written; error() then says why in
+ * a sentence, or returns ""). */
+typedef struct ingest_journal {
+    int (*append)(void *ctx, const void *rec, size_t len, uint64_t *pos);
+    const char *(*error)(void *ctx);
+    void *ctx;
+} ingest_journal_t;
+
+/* The settings ingest reads, from the configuration; replaced as a whole
+ * by ingest_set_limits() when the configuration is reloaded. */
+typedef struct ingest_limits {
+    bool closed_townships; /* only townships already named are accepted */
+    bool closed_metrics;   /* likewise metrics */
+    int64_t max_townships, max_metrics, max_series, max_clients;
+    int64_t skew_ms;    /* accepted lead of event time over now */
+    int64_t max_age_ms; /* accepted lag of event time behind now */
+} ingest_limits_t;
+
+typedef struct ingest_config {
+    /* The state ingest changes; owned by the creator, outliving ingest. */
+    engine_t *engine;
+    intern_t *towns;
+    intern_t *metrics;
+    dedup_t *dedup;
+    ratelimit_t *rl; /* a limiter with rate 0 limits nothing */
+    ingest_journal_t journal;
+    sink_t reply;                           /* ACKs: head is the peer's routing id */
+    void (*stop)(void *ctx, int exit_code); /* the daemon cannot go on */
+    void *stop_ctx;
+    tallyd_stats_t *stats;
+    logger_t *log;
+    const tclock_t *clock; /* event times are checked against it */
+    bool secured;          /* CURVE: submissions need a township key */
+    ingest_limits_t limits;
+} ingest_config_t;
+
+/* The part; embed it, its fields are private. */
+typedef struct ingest {
+    ingest_config_t c;
+    ackq_t acks;          /* ACKs waiting for the journal */
+    uint64_t last_pos;    /* position of the last record appended */
+    uint64_t durable_pos; /* everything up to here is durable */
+    bool stopping;
+    engine_sample_t *esamples; /* one submission's samples by id */
+    proto_sample_t *replay_samples;
+    msgpack_sbuffer out; /* the ACK being encoded */
+} ingest_t;
+
+/* Set in up from c (copied; the pointers in it are borrowed).  Returns 0
+ * or TALLY_ENOMEM (nothing to free then). */
+int ingest_init(ingest_t *in, const ingest_config_t *c);
+
+/* Free what ingest_init() allocated; ACKs still waiting are dropped. */
+void ingest_free(ingest_t *in);
+
+/* Use l from the next submission on. */
+void ingest_set_limits(ingest_t *in, const ingest_limits_t *l);
+
+/* After start-up recovery: every journal position up to last_pos is
+ * durable already, and the next append gets a higher one. */
+void ingest_set_position(ingest_t *in, uint64_t last_pos);
+
+/* The position of the last record appended (0: none yet). */
+static inline uint64_t ingest_last_pos(const ingest_t *in)
+{
+    return in->last_pos;
+}
+
+/* Number of ACKs waiting for the journal. */
+static inline uint32_t ingest_waiting(const ingest_t *in)
+{
+    return ackq_count(&in->acks);
+}
+
+/* From now on reject every SUBMIT as UNAVAILABLE (retryable): the daemon
+ * is stopping.  ACKs already waiting still go out when durable. */
+void ingest_stop_accepting(ingest_t *in);
+
+/* Handle a decoded SUBMIT from the peer rid[0..rid_len).  body[0..len) is
+ * the frame it was decoded from (journaled as it is); the message's string
+ * views point into it, valid during the call.  who is the identity the
+ * connection authenticated as (keys.h; not owned, valid during the call),
+ * or NULL in a daemon without CURVE.  In a secured daemon a submission is
+ * accepted only when who is a township key of exactly s->township; any
+ * other is rejected FORBIDDEN before de-duplication (PROTOCOL.md 11.2).
+ * Exactly one ACK is sent through the reply sink, now (rejected) or once
+ * the journal is durable up to the record (accepted, duplicate). */
+void ingest_submit(ingest_t *in, const void *rid, size_t rid_len, const void *body, size_t len,
+                   const proto_submit_t *s, const keyring_identity_t *who);
+
+/* Reject a SUBMIT that failed to decode; err says why, seq >= 1. */
+void ingest_reject_decode(ingest_t *in, const void *rid, size_t rid_len, uint64_t seq,
                           const proto_error_t *err);
 
-/* Send an ACK (status, code, sample, field, message) to rid. */
-void ingest_ack(struct tallyd *d, const void *rid, size_t rid_len, uint64_t seq, int status,
-                int code, int sample, const char *field, const char *message);
+/* Reject the SUBMIT with seq (>= 1) from a connection whose User-Id (may
+ * be NULL) the keyring no longer admits, a key revoked by a reload: ACK
+ * FORBIDDEN, counted and logged. */
+void ingest_forbid_unknown(ingest_t *in, const void *rid, size_t rid_len, uint64_t seq,
+                           const char *user_id);
+
+/* The journal reports every record up to upto durable: send the ACKs that
+ * waited for it. */
+void ingest_on_durable(ingest_t *in, uint64_t upto);
+
+/* Apply one journal record (a SUBMIT body accepted earlier) at start-up,
+ * decoding it once, without the catalog and time checks of live ingest:
+ * what was accepted once is applied even if the catalog changed since.
+ * Records the checkpoint covers already are recognised by de-duplication
+ * and skipped.  Returns 0, or a negative code with a sentence in
+ * why[0..whylen) saying what was wrong (not a submission, a limit that no
+ * longer holds it, out of memory): the state may then hold part of the
+ * record, and the start must not go on. */
+int ingest_replay(ingest_t *in, const void *body, size_t len, char *why, size_t whylen);
 
 #endif

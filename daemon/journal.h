@@ -319,10 +319,24 @@ int journal_remove_before(const char *dir, uint64_t gen, unsigned *removed);
  * replay, which then returns that code. */
 typedef int (*journal_replay_fn)(const void *payload, size_t len, uint64_t pos, void *ctx);
 
+/* One record as replay found it, with where it lies, for messages that
+ * must name the file and offset of a record. */
+typedef struct journal_record {
+    const void *payload; /* valid only during the call */
+    size_t len;
+    uint64_t pos;
+    const char *segment; /* the segment's file name, "journal-<16 hex>.tj" */
+    uint64_t offset;     /* of the record's first byte in that file */
+} journal_record_t;
+
+/* Like journal_replay_fn, with the record's place. */
+typedef int (*journal_record_fn)(const journal_record_t *rec, void *ctx);
+
 typedef struct journal_replay_opts {
-    uint64_t from_gen;           /* segments with a lower gen are ignored */
-    uint64_t from_pos;           /* records below it are checked but not delivered */
-    journal_replay_fn on_record; /* may be NULL (only check) */
+    uint64_t from_gen;              /* segments with a lower gen are ignored */
+    uint64_t from_pos;              /* records below it are checked but not delivered */
+    journal_replay_fn on_record;    /* may be NULL (only check) */
+    journal_record_fn on_record_at; /* used instead of on_record when set */
     /* Called once per problem found (torn tail, corrupt region, position
      * gap) with a full sentence naming the file and offsets; may be NULL. */
     void (*on_note)(const char *line, void *ctx);

@@ -215,8 +215,10 @@ static int deliver(scan_t *s, const rec_t *r, uint64_t off)
     }
     s->rep->records++;
     s->rep->bytes += r->len;
-    if (s->ro->on_record) {
-        int rc = s->ro->on_record(r->payload, r->len, r->pos, s->ro->ctx);
+    if (s->ro->on_record_at || s->ro->on_record) {
+        journal_record_t jr = {r->payload, r->len, r->pos, s->name, off};
+        int rc = s->ro->on_record_at ? s->ro->on_record_at(&jr, s->ro->ctx)
+                                     : s->ro->on_record(r->payload, r->len, r->pos, s->ro->ctx);
         if (rc != 0)
             return fail(s, rc, "%s: replay stopped at position %" PRIu64 " by its consumer (%s)",
                         s->name, r->pos, tally_strerror(rc));

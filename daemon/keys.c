@@ -709,3 +709,45 @@ int keyring_load(keyring_t *kr, const char *township_dir, const char *subscriber
     }
     return rc;
 }
+
+int keys_check_config(const tallyd_config_t *cfg, char *err, size_t len)
+{
+    bool secret = cfg->server_secret_key[0] != '\0';
+    bool dirs = cfg->township_keys[0] != '\0' || cfg->subscriber_keys[0] != '\0';
+    if (secret && !dirs) {
+        snprintf(err, len,
+                 "[security] server_secret_key is set but neither township_keys nor "
+                 "subscriber_keys: no client could connect");
+        return TALLY_ECONFIG;
+    }
+    if (!secret && dirs) {
+        snprintf(err, len,
+                 "[security] %s is set but server_secret_key is not: client keys are enforced "
+                 "only when tallyd has its own key pair (tally keygen)",
+                 cfg->township_keys[0] != '\0' ? "township_keys" : "subscriber_keys");
+        return TALLY_ECONFIG;
+    }
+    return 0;
+}
+
+int keys_load_config(const tallyd_config_t *cfg, keys_server_t *srv, keyring_t *kr, char *err,
+                     size_t len)
+{
+    memset(srv, 0, sizeof(*srv));
+    if (keys_check_config(cfg, err, len) != 0)
+        return TALLY_ECONFIG;
+    if (cfg->server_secret_key[0] == '\0')
+        return 0;
+    char why[1024];
+    if (keys_load_server_secret(cfg->server_secret_key, srv->pub, srv->sec, why, sizeof(why)) !=
+        0) {
+        snprintf(err, len, "[security] server_secret_key: %s", why);
+        return TALLY_ECONFIG;
+    }
+    if (keyring_load(kr, cfg->township_keys, cfg->subscriber_keys, why, sizeof(why)) != 0) {
+        snprintf(err, len, "[security] cannot load the client keys: %s", why);
+        return TALLY_ECONFIG;
+    }
+    srv->secured = true;
+    return 0;
+}

@@ -62,6 +62,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "proto.h"
 
 #define KEYS_KEY_BYTES     32          /* a CURVE key */
@@ -198,5 +199,29 @@ size_t keyring_revoked(const keyring_t *old, const keyring_t *new_kr, int role,
 
 /* "township" or "subscriber" ("?" for others). */
 const char *keys_role_name(int role);
+
+/* ---- the [security] section of tallyd.conf ---- */
+
+/* The daemon's own key pair, from [security] server_secret_key. */
+typedef struct keys_server {
+    bool secured; /* server_secret_key is set: CURVE on both sockets */
+    uint8_t pub[KEYS_KEY_BYTES];
+    uint8_t sec[KEYS_KEY_BYTES];
+} keys_server_t;
+
+/* Check the [security] section of cfg: server_secret_key and the key
+ * directories go together (a secret with no directory admits nobody;
+ * directories without a secret would not be enforced).  Returns 0, or
+ * TALLY_ECONFIG with the reason in err[0..len). */
+int keys_check_config(const tallyd_config_t *cfg, char *err, size_t len);
+
+/* Read the keys of cfg as a start does: check the section
+ * (keys_check_config), then read server_secret_key into *srv and every
+ * key of the key directories into kr (initialised by the caller; on
+ * failure it may hold some keys, keyring_free() it either way).  Without
+ * server_secret_key nothing is read and srv->secured is false.  Returns 0
+ * or TALLY_ECONFIG with the reason, naming the file, in err[0..len). */
+int keys_load_config(const tallyd_config_t *cfg, keys_server_t *srv, keyring_t *kr, char *err,
+                     size_t len);
 
 #endif

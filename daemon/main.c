@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "keys.h"
 #include "tallyd.h"
 
 static void usage(FILE *out)
@@ -43,17 +44,17 @@ static int check_config(const char *path)
         return 2;
     }
     /* The keys too, as a start would read them. */
-    uint8_t pub[KEYS_KEY_BYTES], sec[KEYS_KEY_BYTES];
+    keys_server_t srv;
     keyring_t kr;
     keyring_init(&kr);
-    int rc = tallyd_load_keys(&cfg, pub, sec, &kr, err, sizeof(err));
-    memset(sec, 0, sizeof(sec));
+    int rc = keys_load_config(&cfg, &srv, &kr, err, sizeof(err));
+    explicit_bzero(srv.sec, sizeof(srv.sec));
     if (rc < 0) {
         fprintf(stderr, "%s: %s\n", path, err);
     } else {
         printf("%s: configuration is valid (%zu townships, %zu metrics, %zu ratios, %zu windows",
                path, cfg.ntownships, cfg.nmetrics, cfg.nratios, cfg.nwindows);
-        if (rc > 0)
+        if (srv.secured)
             printf("; CURVE with %zu township and %zu subscriber keys", kr.ntownships,
                    kr.nsubscribers);
         printf(")\n");
@@ -76,7 +77,7 @@ int main(int argc, char **argv)
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
     };
-    tallyd_options_t o = {0};
+    config_overrides_t o = {0};
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":c:s:l:r:p:hV", opts, NULL)) != -1) {

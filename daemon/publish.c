@@ -6,7 +6,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include "tallyd.h"
+#include "tally_error.h"
 
 /* A snapshot on its way to one peer: its messages, encoded when it was
  * asked for, each stored as a 4-byte length and the body. */
@@ -20,16 +20,16 @@ struct publish_stream {
 
 #define RETRY_MS 5
 
-static void fill_tally(tallyd_t *d, uint32_t metric, uint32_t town, const engine_values_t *v,
+static void fill_tally(const publish_t *p, uint32_t metric, uint32_t town, const engine_values_t *v,
                        uint64_t seq, proto_tally_t *t)
 {
     uint32_t len = 0;
-    const char *name = intern_name(&d->metrics, metric, &len);
+    const char *name = intern_name(p->c.metrics, metric, &len);
     t->metric = (proto_str_t){name, len};
     if (town == 0) {
         t->scope = (proto_str_t){"", 0};
     } else {
-        name = intern_name(&d->towns, town, &len);
+        name = intern_name(p->c.towns, town, &len);
         t->scope = (proto_str_t){name, len};
     }
     t->kind = v->kind;
@@ -46,40 +46,37 @@ static void fill_tally(tallyd_t *d, uint32_t metric, uint32_t town, const engine
 
 static int publish_item(void *ctx, const engine_item_t *item)
 {
-    tallyd_t *d = ctx;
-    publish_t *p = &d->publish;
+    publish_t *p = ctx;
     engine_values_t v;
-    if (engine_read(&d->engine, item->metric, item->town, &v) != 0)
+    if (engine_read(p->c.engine, item->metric, item->town, &v) != 0)
         return 0;
     proto_msg_t m = {.type = PROTO_UPDATE};
     m.u.update.stream_id = p->stream_id;
-    fill_tally(d, item->metric, item->town, &v, p->seq + 1, &m.u.update.tally);
+    fill_tally(p, item->metric, item->town, &v, p->seq + 1, &m.u.update.tally);
     char topic[PROTO_TOPIC_MAX];
     int tlen = proto_topic(topic, sizeof(topic), m.u.update.tally.metric, m.u.update.tally.scope);
     msgpack_sbuffer_clear(&p->scratch);
     if (tlen < 0 || proto_encode(&p->scratch, &m) != 0) {
-        log_error(&d->log, "cannot encode the update of %.*s/%.*s",
+        log_error(p->c.log, "cannot encode the update of %.*s/%.*s",
                   (int)m.u.update.tally.metric.len, m.u.update.tally.metric.ptr,
                   (int)m.u.update.tally.scope.len, m.u.update.tally.scope.ptr);
         return 0;
     }
     p->seq++;
-    const void *bufs[2] = {topic, p->scratch.data};
-    size_t lens[2] = {(size_t)tlen, p->scratch.size};
     /* The XPUB drops messages for a subscriber whose queue is full instead
      * of blocking, so a slow subscriber never holds up ingest; the
      * sequence gap tells it to take a new snapshot. */
-    zsock_send_buf(&d->pub, bufs, lens, 2);
-    d->stats.updates_published++;
+    sink_send(&p->c.pub, topic, (size_t)tlen, p->scratch.data, p->scratch.size);
+    p->c.stats->updates_published++;
     return 0;
 }
 
-void publish_changes(tallyd_t *d)
+void publish_changes(publish_t *p)
 {
-    d->publish.round_left = 0;
-    uv_idle_stop(&d->publish.more);
-    if (engine_dirty_count(&d->engine) > 0)
-        engine_drain_dirty(&d->engine, UINT32_MAX, publish_item, d);
+    p->round_left = 0;
+    uv_idle_stop(&p->more);
+    if (engine_dirty_count(p->c.engine) > 0)
+        engine_drain_dirty(p->c.engine, UINT32_MAX, publish_item, p);
 }
 
 static void on_more(uv_idle_t *h);
@@ -87,11 +84,10 @@ static void on_more(uv_idle_t *h);
 /* One batch of the round.  Series marked again during the round queue
  * behind it and wait for the next one: a busy series is still published
  * once per round, as conflation promises. */
-static void publish_step(tallyd_t *d)
+static void publish_step(publish_t *p)
 {
-    publish_t *p = &d->publish;
     uint32_t n = p->round_left < PUBLISH_BATCH ? p->round_left : PUBLISH_BATCH;
-    uint32_t left = n > 0 ? engine_drain_dirty(&d->engine, n, publish_item, d) : 0;
+    uint32_t left = n > 0 ? engine_drain_dirty(p->c.engine, n, publish_item, p) : 0;
     p->round_left -= n;
     if (p->round_left > left)
         p->round_left = left;
@@ -106,10 +102,10 @@ static void on_more(uv_idle_t *h)
     publish_step(h->data);
 }
 
-void publish_round(tallyd_t *d)
+void publish_round(publish_t *p)
 {
-    d->publish.round_left = engine_dirty_count(&d->engine);
-    publish_step(d);
+    p->round_left = engine_dirty_count(p->c.engine);
+    publish_step(p);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -122,14 +118,13 @@ static void on_immediate(uv_check_t *c)
     publish_round(c->data);
 }
 
-static void send_heartbeat(tallyd_t *d, uint32_t type)
+static void send_heartbeat(publish_t *p, uint32_t type)
 {
-    publish_t *p = &d->publish;
     proto_msg_t m = {.type = type};
     if (type == PROTO_HEARTBEAT) {
         m.u.heartbeat.stream_id = p->stream_id;
         m.u.heartbeat.seq = p->seq;
-        m.u.heartbeat.time_ms = clock_now_ms(d->clock);
+        m.u.heartbeat.time_ms = clock_now_ms(p->c.clock);
     } else {
         m.u.goodbye.stream_id = p->stream_id;
         m.u.goodbye.seq = p->seq;
@@ -137,60 +132,61 @@ static void send_heartbeat(tallyd_t *d, uint32_t type)
     msgpack_sbuffer_clear(&p->scratch);
     if (proto_encode(&p->scratch, &m) != 0)
         return;
-    const void *bufs[2] = {PROTO_TOPIC_HEARTBEAT, p->scratch.data};
-    size_t lens[2] = {strlen(PROTO_TOPIC_HEARTBEAT), p->scratch.size};
-    zsock_send_buf(&d->pub, bufs, lens, 2);
-    d->stats.heartbeats++;
+    sink_send(&p->c.pub, PROTO_TOPIC_HEARTBEAT, strlen(PROTO_TOPIC_HEARTBEAT), p->scratch.data,
+              p->scratch.size);
+    p->c.stats->heartbeats++;
 }
 
 static void on_heartbeat(uv_timer_t *t)
 {
-    tallyd_t *d = t->data;
-    publish_round(d);
-    send_heartbeat(d, PROTO_HEARTBEAT);
+    publish_t *p = t->data;
+    publish_round(p);
+    send_heartbeat(p, PROTO_HEARTBEAT);
 }
 
-static void start_timers(tallyd_t *d)
+static void start_timers(publish_t *p)
 {
-    publish_t *p = &d->publish;
     uv_timer_stop(&p->tick);
     uv_check_stop(&p->immediate);
-    if (d->cfg.publish_interval_ms > 0)
-        uv_timer_start(&p->tick, on_tick, (uint64_t)d->cfg.publish_interval_ms,
-                       (uint64_t)d->cfg.publish_interval_ms);
+    uint64_t iv = (uint64_t)p->c.interval_ms, hb = (uint64_t)p->c.heartbeat_ms;
+    if (iv > 0)
+        uv_timer_start(&p->tick, on_tick, iv, iv);
     else
         uv_check_start(&p->immediate, on_immediate);
-    uv_timer_start(&p->heartbeat, on_heartbeat, (uint64_t)d->cfg.heartbeat_ms,
-                   (uint64_t)d->cfg.heartbeat_ms);
+    uv_timer_start(&p->heartbeat, on_heartbeat, hb, hb);
 }
 
-void publish_retime(tallyd_t *d)
+void publish_set_timing(publish_t *p, int64_t interval_ms, int64_t heartbeat_ms)
 {
-    publish_round(d);
-    start_timers(d);
+    publish_round(p);
+    p->c.interval_ms = interval_ms;
+    p->c.heartbeat_ms = heartbeat_ms;
+    start_timers(p);
 }
 
-int publish_start(tallyd_t *d)
+int publish_init(publish_t *p, const publish_config_t *c)
 {
-    publish_t *p = &d->publish;
+    memset(p, 0, sizeof(*p));
+    p->c = *c;
+    p->seq = c->seq;
     msgpack_sbuffer_init(&p->scratch);
     /* A new stream id each run tells subscribers that sequence numbers
      * start over.  getrandom() only fails on kernels without it; the wall
      * clock and pid then still differ between runs. */
     if (getrandom(&p->stream_id, sizeof(p->stream_id), 0) != (ssize_t)sizeof(p->stream_id))
         p->stream_id =
-            ((uint64_t)clock_now_ms(d->clock) << 20 ^ (uint64_t)getpid()) * 0x9E3779B97F4A7C15ULL;
+            ((uint64_t)clock_now_ms(c->clock) << 20 ^ (uint64_t)getpid()) * 0x9E3779B97F4A7C15ULL;
     p->stream_id &= INT64_MAX; /* friendlier to clients with signed integers */
     if (p->stream_id == 0)
         p->stream_id = 1;
-    uv_timer_init(d->loop, &p->tick);
-    uv_timer_init(d->loop, &p->heartbeat);
-    uv_timer_init(d->loop, &p->retry);
-    uv_check_init(d->loop, &p->immediate);
-    uv_idle_init(d->loop, &p->more);
-    p->tick.data = p->heartbeat.data = p->retry.data = p->immediate.data = p->more.data = d;
-    d->open_handles += 5;
-    start_timers(d);
+    uv_timer_init(c->loop, &p->tick);
+    uv_timer_init(c->loop, &p->heartbeat);
+    uv_timer_init(c->loop, &p->retry);
+    uv_check_init(c->loop, &p->immediate);
+    uv_idle_init(c->loop, &p->more);
+    p->tick.data = p->heartbeat.data = p->retry.data = p->immediate.data = p->more.data = p;
+    p->open_handles = 5;
+    start_timers(p);
     return 0;
 }
 
@@ -200,22 +196,21 @@ static void stream_free(publish_stream_t *s)
     free(s);
 }
 
-static void pump(tallyd_t *d);
+static void pump(publish_t *p);
 
 static void on_retry(uv_timer_t *t)
 {
-    tallyd_t *d = t->data;
-    d->publish.retry_armed = false;
-    pump(d);
+    publish_t *p = t->data;
+    p->retry_armed = false;
+    pump(p);
 }
 
 /* Send queued snapshot messages until done or a peer's queue is full.  A
  * full peer is moved to the back so it cannot hold up the others; when
  * every stream is blocked, try again shortly (a ROUTER reports no
  * per-peer writability that could wake us). */
-static void pump(tallyd_t *d)
+static void pump(publish_t *p)
 {
-    publish_t *p = &d->publish;
     uint32_t blocked = 0;
     while (p->head && blocked < p->nstreams) {
         publish_stream_t *s = p->head;
@@ -223,9 +218,8 @@ static void pump(tallyd_t *d)
         while (s->pos < s->buf.size) {
             uint32_t len;
             memcpy(&len, s->buf.data + s->pos, sizeof(len));
-            const void *bufs[2] = {s->rid, s->buf.data + s->pos + sizeof(len)};
-            size_t lens[2] = {s->rid_len, len};
-            rc = zsock_send_buf(&d->router, bufs, lens, 2);
+            rc =
+                sink_send(&p->c.reply, s->rid, s->rid_len, s->buf.data + s->pos + sizeof(len), len);
             if (rc != 0)
                 break;
             s->pos += sizeof(len) + len;
@@ -242,7 +236,7 @@ static void pump(tallyd_t *d)
         if (rc == TALLY_EAGAIN)
             break;
         if (rc != 0)
-            d->stats.unroutable_replies++;
+            p->c.stats->unroutable_replies++;
         p->head = s->next;
         if (!p->head)
             p->tail = NULL;
@@ -250,14 +244,14 @@ static void pump(tallyd_t *d)
         stream_free(s);
         blocked = 0;
     }
-    if (p->head && !p->retry_armed && !d->stopping) {
+    if (p->head && !p->retry_armed && !p->closing) {
         p->retry_armed = true;
         uv_timer_start(&p->retry, on_retry, RETRY_MS, 0);
     }
 }
 
 typedef struct snap_ctx {
-    tallyd_t *d;
+    publish_t *p;
     publish_stream_t *s;
     uint64_t req_id;
     const char *prefix;
@@ -278,36 +272,35 @@ static int append_msg(publish_stream_t *s, const msgpack_sbuffer *body)
 static int snap_item(void *ctx, const engine_item_t *item)
 {
     snap_ctx_t *c = ctx;
-    tallyd_t *d = c->d;
+    publish_t *p = c->p;
     engine_values_t v;
-    if (engine_read(&d->engine, item->metric, item->town, &v) != 0)
+    if (engine_read(p->c.engine, item->metric, item->town, &v) != 0)
         return 0;
     proto_msg_t m = {.type = PROTO_SNAPSHOT_ITEM};
     m.u.snapshot_item.req_id = c->req_id;
-    fill_tally(d, item->metric, item->town, &v, d->publish.seq, &m.u.snapshot_item.tally);
+    fill_tally(p, item->metric, item->town, &v, p->seq, &m.u.snapshot_item.tally);
     char topic[PROTO_TOPIC_MAX];
     int tlen = proto_topic(topic, sizeof(topic), m.u.snapshot_item.tally.metric,
                            m.u.snapshot_item.tally.scope);
     if (tlen < 0 || (size_t)tlen < c->prefix_len || memcmp(topic, c->prefix, c->prefix_len) != 0)
         return 0;
-    msgpack_sbuffer_clear(&d->publish.scratch);
-    if (proto_encode(&d->publish.scratch, &m) != 0)
+    msgpack_sbuffer_clear(&p->scratch);
+    if (proto_encode(&p->scratch, &m) != 0)
         return 0;
-    if (append_msg(c->s, &d->publish.scratch) != 0) {
+    if (append_msg(c->s, &p->scratch) != 0) {
         c->err = TALLY_ENOMEM;
-        return 1;
+        return TALLY_ENOMEM;
     }
     c->count++;
     return 0;
 }
 
-int publish_snapshot(tallyd_t *d, const void *rid, size_t rid_len, uint64_t req_id,
+int publish_snapshot(publish_t *p, const void *rid, size_t rid_len, uint64_t req_id,
                      const char *prefix, size_t prefix_len)
 {
-    publish_t *p = &d->publish;
     /* Publish what is pending first: the snapshot then reflects exactly
      * the sequence it names, and every later change has a higher one. */
-    publish_changes(d);
+    publish_changes(p);
     publish_stream_t *s = calloc(1, sizeof(*s));
     if (!s || rid_len > sizeof(s->rid)) {
         free(s);
@@ -316,8 +309,8 @@ int publish_snapshot(tallyd_t *d, const void *rid, size_t rid_len, uint64_t req_
     memcpy(s->rid, rid, rid_len);
     s->rid_len = rid_len;
     msgpack_sbuffer_init(&s->buf);
-    snap_ctx_t c = {d, s, req_id, prefix, prefix_len, 0, 0};
-    engine_foreach(&d->engine, snap_item, &c);
+    snap_ctx_t c = {p, s, req_id, prefix, prefix_len, 0, 0};
+    engine_foreach(p->c.engine, snap_item, &c);
     proto_msg_t end = {.type = PROTO_SNAPSHOT_END};
     end.u.snapshot_end.req_id = req_id;
     end.u.snapshot_end.stream_id = p->stream_id;
@@ -328,19 +321,19 @@ int publish_snapshot(tallyd_t *d, const void *rid, size_t rid_len, uint64_t req_
         stream_free(s);
         return TALLY_ENOMEM;
     }
-    d->stats.snapshots++;
-    d->stats.snapshot_items += c.count;
+    p->c.stats->snapshots++;
+    p->c.stats->snapshot_items += c.count;
     if (p->tail)
         p->tail->next = s;
     else
         p->head = s;
     p->tail = s;
     p->nstreams++;
-    pump(d);
+    pump(p);
     return 0;
 }
 
-void publish_on_subscription(tallyd_t *d, const void *data, size_t len)
+void publish_on_subscription(publish_t *p, const void *data, size_t len)
 {
     /* With ZMQ_XPUB_VERBOSER every subscribe and unsubscribe arrives,
      * including those libzmq generates when a subscriber disconnects.
@@ -351,29 +344,31 @@ void publish_on_subscription(tallyd_t *d, const void *data, size_t len)
     if (len != 1 + hl || memcmp(b + 1, PROTO_TOPIC_HEARTBEAT, hl) != 0)
         return;
     if (b[0] == 1) {
-        d->publish.subscribers++;
+        p->subscribers++;
         /* A joining subscriber waits for a heartbeat before it asks for a
          * snapshot (PROTOCOL.md); give it one now rather than in a second. */
-        send_heartbeat(d, PROTO_HEARTBEAT);
-    } else if (b[0] == 0 && d->publish.subscribers > 0)
-        d->publish.subscribers--;
+        send_heartbeat(p, PROTO_HEARTBEAT);
+    } else if (b[0] == 0 && p->subscribers > 0)
+        p->subscribers--;
 }
 
-void publish_goodbye(tallyd_t *d)
+void publish_goodbye(publish_t *p)
 {
-    publish_changes(d);
-    send_heartbeat(d, PROTO_GOODBYE);
+    publish_changes(p);
+    send_heartbeat(p, PROTO_GOODBYE);
 }
 
 static void on_closed(uv_handle_t *h)
 {
-    tallyd_t *d = h->data;
-    d->open_handles--;
+    publish_t *p = h->data;
+    if (--p->open_handles == 0 && p->on_closed)
+        p->on_closed(p);
 }
 
-void publish_stop(tallyd_t *d)
+void publish_close(publish_t *p, void (*cb)(publish_t *p))
 {
-    publish_t *p = &d->publish;
+    p->closing = true;
+    p->on_closed = cb;
     uv_close((uv_handle_t *)&p->tick, on_closed);
     uv_close((uv_handle_t *)&p->heartbeat, on_closed);
     uv_close((uv_handle_t *)&p->retry, on_closed);

@@ -3,11 +3,15 @@
  *
  * Updates: every changed series (and ratio scope) is published once per
  * publish tick (conflated), or at the end of every loop iteration that
- * changed something when publish_interval_ms is 0, each with the next
- * server sequence number.  Snapshots: SNAPSHOT_REQ builds every matching
- * tally at the current sequence in one go (the loop is single-threaded, so
- * nothing changes meanwhile) and streams it to the requester, then
- * SNAPSHOT_END with that sequence.
+ * changed something when the interval is 0, each with the next server
+ * sequence number.  Snapshots: SNAPSHOT_REQ builds every matching tally at
+ * the current sequence in one go (the loop is single-threaded, so nothing
+ * changes meanwhile) and streams it to the requester, then SNAPSHOT_END
+ * with that sequence.
+ *
+ * Publish reads the engine (and takes its dirty marks) and the name
+ * tables; it sends through two sinks it is handed, the publish socket and
+ * the request socket's replies, and runs its timers on the loop.
  */
 #ifndef TALLYD_PUBLISH_H
 #define TALLYD_PUBLISH_H
@@ -19,11 +23,35 @@
 #include <msgpack.h>
 #include <uv.h>
 
-struct tallyd;
+#include "clock.h"
+#include "engine.h"
+#include "intern.h"
+#include "log.h"
+#include "sink.h"
+#include "stats.h"
+
+#define PUBLISH_BATCH 1024
+
+typedef struct publish_config {
+    uv_loop_t *loop;
+    engine_t *engine; /* read, and its dirty marks taken */
+    const intern_t *towns;
+    const intern_t *metrics;
+    sink_t pub;   /* the publish socket: head is the topic */
+    sink_t reply; /* the request socket: head is the routing id */
+    tallyd_stats_t *stats;
+    logger_t *log;
+    const tclock_t *clock;
+    int64_t interval_ms;  /* conflation tick; 0: at the end of every loop iteration */
+    int64_t heartbeat_ms; /* > 0 */
+    uint64_t seq;         /* the last sequence number used (from the checkpoint) */
+} publish_config_t;
 
 typedef struct publish_stream publish_stream_t;
 
+/* The part; embed it, its fields are private. */
 typedef struct publish {
+    publish_config_t c;
     uint64_t stream_id; /* random per daemon start */
     uint64_t seq;       /* last sequence number used */
     uint64_t subscribers;
@@ -37,40 +65,58 @@ typedef struct publish {
     uint32_t round_left;  /* series of the current round still to publish */
     msgpack_sbuffer scratch;
     bool retry_armed;
+    bool closing;
+    int open_handles;
+    void (*on_closed)(struct publish *p);
 } publish_t;
 
-/* Start publishing for d: pick the stream id, start the timers.  The
- * publish socket and its zsock must be open.  Returns 0 or TALLY_ESYS. */
-int publish_start(struct tallyd *d);
+/* Start publishing from c (copied; the pointers in it are borrowed): pick
+ * the stream id and start the timers.  Returns 0 (nothing fails today;
+ * the code is there for the convention).  Close with publish_close(). */
+int publish_init(publish_t *p, const publish_config_t *c);
 
-/* Restart the tick and heartbeat timers after the intervals changed. */
-void publish_retime(struct tallyd *d);
+/* Restart the tick and heartbeat timers with new intervals (a reload);
+ * what is pending is published first. */
+void publish_set_timing(publish_t *p, int64_t interval_ms, int64_t heartbeat_ms);
+
+/* The stream id, the last sequence number used, and the number of
+ * subscribers (connections subscribed to the heartbeat topic). */
+static inline uint64_t publish_stream_id(const publish_t *p)
+{
+    return p->stream_id;
+}
+static inline uint64_t publish_seq(const publish_t *p)
+{
+    return p->seq;
+}
+static inline uint64_t publish_subscribers(const publish_t *p)
+{
+    return p->subscribers;
+}
 
 /* Publish every changed tally now, in one go. */
-void publish_changes(struct tallyd *d);
+void publish_changes(publish_t *p);
 
 /* Start a round: publish the tallies changed so far, PUBLISH_BATCH series
  * per loop iteration, so that requests are served in between.  When
  * changes come faster than that, series wait marked dirty and are
  * published later with their newest values (conflated), instead of
  * stalling ingest or overflowing the subscribers' queues. */
-void publish_round(struct tallyd *d);
-
-#define PUBLISH_BATCH 1024
+void publish_round(publish_t *p);
 
 /* Answer SNAPSHOT_REQ (req_id, prefix) from the peer with routing id
  * rid[0..rid_len).  Copies what it needs.  Returns 0 or TALLY_ENOMEM. */
-int publish_snapshot(struct tallyd *d, const void *rid, size_t rid_len, uint64_t req_id,
+int publish_snapshot(publish_t *p, const void *rid, size_t rid_len, uint64_t req_id,
                      const char *prefix, size_t prefix_len);
 
-/* A message arrived on the XPUB socket (a subscription change). */
-void publish_on_subscription(struct tallyd *d, const void *data, size_t len);
+/* A message arrived on the publish socket (a subscription change). */
+void publish_on_subscription(publish_t *p, const void *data, size_t len);
 
 /* Publish what is pending, then GOODBYE: the daemon stops cleanly. */
-void publish_goodbye(struct tallyd *d);
+void publish_goodbye(publish_t *p);
 
-/* Stop the timers and drop unsent snapshots; the handles close on the
- * loop (counted in d->open_handles). */
-void publish_stop(struct tallyd *d);
+/* Stop the timers and drop unsent snapshots; cb (may be NULL) runs on the
+ * loop once every handle is closed, after which p may be freed. */
+void publish_close(publish_t *p, void (*cb)(publish_t *p));
 
 #endif

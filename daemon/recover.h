@@ -1,38 +1,63 @@
-/* recover.h - start-up recovery and the journal's life cycle.
+/* recover.h - start-up recovery: the newest usable checkpoint, then the
+ * journal written after it, so every submission acknowledged before a
+ * crash counts again, exactly once.
  *
- * At start: replay the journal into the engine and the de-duplication
- * table, so every submission acknowledged before a crash counts again,
- * exactly once; then open the journal for appending.  A torn tail is cut
- * off and logged with its offset; damage in the middle is logged and
- * skipped without dropping what follows.
+ * A torn journal tail is cut off and logged with its offset; damage in the
+ * middle is logged and skipped without dropping what follows.  A record
+ * that cannot be applied stops the start with the segment file, the offset
+ * and what was wrong: starting without it would lose figures silently.
+ *
+ * Recovery fills the state it is handed (name tables, engine,
+ * de-duplication table) and replays records through ingest_replay(); it
+ * opens nothing that outlives it.
  */
 #ifndef TALLYD_RECOVER_H
 #define TALLYD_RECOVER_H
 
-struct tallyd;
+#include <stdint.h>
 
-/* Load the newest valid checkpoint of the state directory into the empty
- * tables and engine (before the catalog is declared).  Returns 0 (also
- * when there is none), 2 when the state cannot be used with this
- * configuration or build (windows changed, newer format: logged), or 1 on
- * other failures (unreadable, damaged with no fallback: logged; tallyd
- * must not start empty then, or it would lose data). */
-int recover_load(struct tallyd *d);
+#include "dedup.h"
+#include "engine.h"
+#include "ingest.h"
+#include "intern.h"
+#include "log.h"
 
-/* Replay the state directory's journal, then open it for appending with
- * the configured sync policy.  Logs what it found.  Returns 0, or a
- * negative code after logging why tallyd cannot start (unreadable
- * segment, unknown format version, ...). */
-int recover_start(struct tallyd *d);
+typedef struct recover_state {
+    const char *dir; /* the state directory */
+    intern_t *towns; /* empty, as are metrics, engine and dedup */
+    intern_t *metrics;
+    engine_t *engine;
+    dedup_t *dedup;
+    ingest_t *ingest; /* replays journal records into the above */
+    logger_t *log;
+} recover_state_t;
 
-/* Start taking checkpoints periodically (snapshot_interval, or every
- * snapshot_every_records journal records) on a timer; the image is built
- * on the loop and written by a work thread, then the journal segments it
- * covers are removed.  Handle counted in d->open_handles. */
-void recover_start_checkpoints(struct tallyd *d);
+/* Where the recovered state stands. */
+typedef struct recover_result {
+    bool checkpoint;      /* a checkpoint was loaded */
+    uint64_t ckpt_gen;    /* its journal generation (0 without one) */
+    uint64_t ckpt_pos;    /* the first position it does not cover (0 without one) */
+    uint64_t publish_seq; /* the publisher's sequence number it saved */
+    uint64_t journal_gen; /* the segment to append to */
+    uint64_t next_pos;    /* the position the next record gets */
+} recover_result_t;
 
-/* Flush the journal (delivering the ACKs that wait for it) and close it;
- * the handle closes on the loop (counted in d->open_handles). */
-void recover_stop(struct tallyd *d);
+/* Load the newest usable checkpoint of st->dir into the empty state
+ * (before the catalog is declared on top of it).  Fills res (zeroed when
+ * there is none).  Returns 0 (also when there is none), TALLY_ECONFIG when
+ * the state cannot be used with this configuration or build (windows
+ * changed, newer format), or TALLY_EIO when it cannot be read (damaged
+ * with no fallback: tallyd must not start empty then, or it would lose
+ * data).  Logs what it found. */
+int recover_load(const recover_state_t *st, recover_result_t *res);
+
+/* Replay the journal of st->dir from where the checkpoint in res ends, and
+ * set res->journal_gen and res->next_pos for appending.  Returns 0, or a
+ * negative code after logging why tallyd cannot start: a segment that
+ * cannot be read or has a newer format (TALLY_EIO, TALLY_ECONFIG), a
+ * record that cannot be applied (its code; the log names the segment file,
+ * the offset and the reason), or positions no checkpoint covers missing
+ * from the journal (TALLY_EIO). */
+int recover_replay(const recover_state_t *st, recover_result_t *res);
 
 #endif

@@ -1,16 +1,75 @@
-/* request.h - the request socket's messages: decode and dispatch.
+/* request.h - the request socket's messages: decode, check who sent them,
+ * dispatch.
  *
- * SUBMIT goes to ingest; HELLO, PING, STATS_REQ and SNAPSHOT_REQ are
- * answered here (snapshots by publish.c); anything else gets an ERROR.
+ * SUBMIT goes to ingest, SNAPSHOT_REQ to publish; HELLO, PING and
+ * STATS_REQ are answered here; anything else gets an ERROR.  In a secured
+ * daemon every message is checked against the keyring in force: a key a
+ * reload revoked is refused, a township may not read, a subscriber may not
+ * submit.  Request is handed the parts it dispatches to, the reply sink
+ * and a function that reports every counter; it knows no socket, so the
+ * socket adapter (tallyd.c) passes it each message's frames and User-Id.
  */
 #ifndef TALLYD_REQUEST_H
 #define TALLYD_REQUEST_H
 
-#include <zmq.h>
+#include <msgpack.h>
 
-#include "zsock.h"
+#include "engine.h"
+#include "ingest.h"
+#include "keys.h"
+#include "log.h"
+#include "proto.h"
+#include "publish.h"
+#include "sink.h"
+#include "stats.h"
 
-/* The request zsock's message callback; ctx is the tallyd_t. */
-void request_on_msg(zsock_t *zs, zmq_msg_t *parts, int nparts, void *ctx);
+/* Called with each counter or gauge in turn. */
+typedef void (*request_stat_fn)(const char *name, int64_t value, void *ctx);
+
+/* The settings request reads; replaced by request_set_limits() on reload. */
+typedef struct request_limits {
+    int64_t max_samples;   /* per SUBMIT */
+    int64_t max_msg_bytes; /* a larger body gets TOO_LARGE */
+    int64_t skew_ms;       /* told in WELCOME */
+    int64_t max_age_ms;    /* told in WELCOME */
+} request_limits_t;
+
+typedef struct request_config {
+    ingest_t *ingest;
+    publish_t *publish;
+    const engine_t *engine; /* its columns, for WELCOME */
+    const keyring_t *keys;  /* the keyring in force, read in place; NULL unless secured */
+    bool secured;
+    const char *pub_endpoint; /* as bound, for WELCOME; borrowed */
+    sink_t reply;             /* head is the peer's routing id */
+    /* Report every counter and gauge of the daemon to fn (STATS). */
+    void (*stats)(void *ctx, request_stat_fn fn, void *fn_ctx);
+    void *stats_ctx;
+    tallyd_stats_t *counters; /* where bad requests are counted */
+    logger_t *log;
+    request_limits_t limits;
+} request_config_t;
+
+/* The part; embed it, its fields are private. */
+typedef struct request {
+    request_config_t c;
+    proto_sample_t *samples; /* a SUBMIT's samples, decoded */
+    msgpack_sbuffer out;
+} request_t;
+
+/* Set r up from c (copied; the pointers are borrowed).  Returns 0 or
+ * TALLY_ENOMEM (nothing to free then). */
+int request_init(request_t *r, const request_config_t *c);
+
+void request_free(request_t *r);
+
+void request_set_limits(request_t *r, const request_limits_t *l);
+
+/* Handle one message from the peer rid[0..rid_len): nframes frames after
+ * the routing id, the first of which is body[0..len) (body may be NULL
+ * when nframes is 0).  user_id is the ZAP User-Id of the connection (NULL
+ * when there is none).  Sends every reply through the reply sink. */
+void request_handle(request_t *r, const void *rid, size_t rid_len, int nframes, const void *body,
+                    size_t len, const char *user_id);
 
 #endif

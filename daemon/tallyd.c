@@ -1,45 +1,188 @@
-/* tallyd.c - the daemon's life cycle: configuration, catalog, sockets,
- * timers and signals around one libuv loop. */
+/* tallyd.c - the wiring (see tallyd.h): configuration and keys in, the
+ * parts created and connected, the loop run, everything closed in order. */
 #include "tallyd.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include <zmq.h>
-
+#include "catalog.h"
+#include "clock.h"
+#include "compact.h"
+#include "dedup.h"
+#include "endpoints.h"
+#include "engine.h"
+#include "ingest.h"
+#include "intern.h"
+#include "journal.h"
+#include "keys.h"
+#include "log.h"
+#include "notify.h"
+#include "publish.h"
+#include "ratelimit.h"
 #include "recover.h"
 #include "reload.h"
 #include "request.h"
+#include "stats.h"
 
-/* Ratios the county always wants, used when no config file is given (the
- * built-in defaults).  From the township reports: 矛盾纠纷化解率,
- * 参考合格率, 群众说事化解率. */
-static const struct {
-    const char *id, *num, *den;
-} builtin_ratios[] = {
-    {"disputes.resolution_rate", "disputes.resolved", "disputes.screened"},
-    {"law_exam.pass_rate", "law_exam.passed", "law_exam.takers"},
-    {"talks.resolution_rate", "talks.disputes_resolved", "talks.disputes_handled"},
-};
+typedef struct tallyd {
+    uv_loop_t *loop;
+    logger_t log;
+    tallyd_config_t cfg;
+    config_overrides_t opts;   /* the command line, applied again at every reload */
+    clock_cache_t clock_cache; /* the system clock, read once per loop iteration */
+    const tclock_t *clock;     /* &clock_cache.clock */
+    tallyd_stats_t stats;
+    notify_t notify;
 
-void tallyd_reply(tallyd_t *d, const void *rid, size_t rid_len, const msgpack_sbuffer *body)
+    /* the state, owned here and lent to the parts */
+    intern_t towns;   /* township names -> ids (0 is the county) */
+    intern_t metrics; /* metric and ratio names -> ids */
+    engine_t engine;
+    dedup_t dedup;
+    ratelimit_t rl;
+    keys_server_t server; /* the daemon's key pair (secret wiped once the sockets have it) */
+    keyring_t keys;       /* the clients admitted; endpoints and request read it in place */
+
+    /* the parts, in the order data flows through them */
+    endpoints_t ep;
+    request_t request;
+    ingest_t ingest;
+    journal_t journal;
+    publish_t publish;
+    compact_t compact;
+    bool ep_open, request_open, ingest_open, journal_open, publish_open, compact_open;
+
+    uv_timer_t tick_timer;     /* time moves the tallies on */
+    uv_timer_t watchdog_timer; /* WATCHDOG=1 at half of $WATCHDOG_USEC */
+    uv_timer_t status_timer;   /* periodic STATUS= line */
+    uv_prepare_t iter_prepare; /* expire clock_cache before polling */
+    uv_check_t iter_check;     /* and after the I/O callbacks, before timers */
+    uv_signal_t sigint, sigterm, sighup;
+    bool handles_open;
+    int open_handles; /* closes still to come before the loop may end */
+    uint64_t status_last_accepted;
+
+    int test_stall_ms; /* TALLYD_TEST_STALL_MS: stall the loop once (tests) */
+    bool serving;      /* recovery completed and the loop ran */
+    bool stopping;
+    int exit_code;
+} tallyd_t;
+
+/* ---- callbacks the parts are handed ---- */
+
+static void stop(tallyd_t *d, int exit_code);
+
+static void on_stop_request(void *ctx, int exit_code)
 {
-    const void *bufs[2] = {rid, body->data};
-    size_t lens[2] = {rid_len, body->size};
-    int rc = zsock_send_buf(&d->router, bufs, lens, 2);
-    if (rc != 0) {
-        /* The peer left, or is not reading its replies: it will resend
-         * what it has no ACK for, and de-duplication keeps that exact. */
-        d->stats.unroutable_replies++;
-        log_limited(&d->log, clock_mono_ms(), LOG_LEVEL_INFO, "reply dropped: %s",
-                    tally_strerror(rc));
+    stop(ctx, exit_code);
+}
+
+static int journal_append_cb(void *ctx, const void *rec, size_t len, uint64_t *pos)
+{
+    tallyd_t *d = ctx;
+    return journal_append(&d->journal, rec, len, pos);
+}
+
+static const char *journal_error_cb(void *ctx)
+{
+    tallyd_t *d = ctx;
+    return journal_errmsg(&d->journal);
+}
+
+static void on_durable(journal_t *j, uint64_t upto, void *ctx)
+{
+    (void)j;
+    tallyd_t *d = ctx;
+    ingest_on_durable(&d->ingest, upto);
+}
+
+static void on_journal_error(journal_t *j, int code, const char *what, void *ctx)
+{
+    (void)j;
+    (void)code;
+    tallyd_t *d = ctx;
+    /* Once per episode: submissions are refused as retryable meanwhile,
+     * reads and subscribers are served as usual. */
+    log_error(&d->log, "journal write failed: %s; refusing submissions (retryable) until it works",
+              what);
+}
+
+static void on_journal_recovered(journal_t *j, void *ctx)
+{
+    (void)j;
+    tallyd_t *d = ctx;
+    log_notice(&d->log, "journal writes work again; accepting submissions");
+}
+
+static void on_request(void *ctx, const void *rid, size_t rid_len, int nframes, const void *body,
+                       size_t len, const char *user_id)
+{
+    tallyd_t *d = ctx;
+    request_handle(&d->request, rid, rid_len, nframes, body, len, user_id);
+}
+
+static void on_subscription(void *ctx, const void *data, size_t len)
+{
+    tallyd_t *d = ctx;
+    publish_on_subscription(&d->publish, data, len);
+}
+
+static void report_stats(void *ctx, request_stat_fn fn, void *fn_ctx)
+{
+    tallyd_t *d = ctx;
+    stats_gauges_t g = {
+        .series = engine_series_count(&d->engine),
+        .clients = dedup_count(&d->dedup),
+        .townships = intern_count(&d->towns),
+        .metrics = intern_count(&d->metrics),
+        .subscribers = publish_subscribers(&d->publish),
+        .seq = publish_seq(&d->publish),
+        .uptime_s = (uint64_t)((clock_mono_ms() - d->stats.started_mono_ms) / 1000),
+        .memory_bytes = engine_memory(&d->engine) + dedup_memory(&d->dedup) +
+                        intern_memory(&d->towns) + intern_memory(&d->metrics),
+    };
+    stats_foreach(&d->stats, &g, fn, fn_ctx);
+    endpoints_stats(&d->ep, fn, fn_ctx);
+}
+
+/* ---- what each part reads of the configuration ---- */
+
+static ingest_limits_t ingest_limits_of(const tallyd_config_t *c)
+{
+    return (ingest_limits_t){
+        .closed_townships = c->catalog_closed_townships,
+        .closed_metrics = c->catalog_closed_metrics,
+        .max_townships = c->max_townships,
+        .max_metrics = c->max_metrics,
+        .max_series = c->max_series,
+        .max_clients = c->max_clients,
+        .skew_ms = c->skew_ms,
+        .max_age_ms = c->max_age_ms,
+    };
+}
+
+static request_limits_t request_limits_of(const tallyd_config_t *c)
+{
+    return (request_limits_t){c->max_samples, c->max_msg_bytes, c->skew_ms, c->max_age_ms};
+}
+
+/* ---- start-up ---- */
+
+static int load_config(tallyd_t *d)
+{
+    char err[1024];
+    if (config_load(d->opts.config_path, &d->cfg, err, sizeof(err)) != 0 ||
+        config_apply_overrides(&d->cfg, &d->opts, err, sizeof(err)) != 0) {
+        log_error(&d->log, "%s", err);
+        return TALLY_ECONFIG;
     }
+    d->log.level = d->cfg.log_level;
+    return 0;
 }
 
 static int setup_engine(tallyd_t *d)
@@ -65,28 +208,31 @@ static int setup_engine(tallyd_t *d)
     return rc;
 }
 
-static int intern_or_log(tallyd_t *d, intern_t *in, const char *name)
+/* Read the server's secret key and the client keys before the state is
+ * recovered, so that a key problem stops the start with status 2 and a
+ * line naming the file, not after a long journal replay. */
+static int setup_security(tallyd_t *d)
 {
-    int id = intern_add(in, name, strlen(name));
-    if (id < 0)
-        log_error(&d->log, "cannot add '%s' to the catalog: %s", name, tally_strerror(id));
-    return id;
-}
-
-static int define_ratio(tallyd_t *d, const char *id, const char *num, const char *den)
-{
-    int r = intern_or_log(d, &d->metrics, id);
-    int n = intern_or_log(d, &d->metrics, num);
-    int q = intern_or_log(d, &d->metrics, den);
-    if (r < 0 || n < 0 || q < 0)
+    char err[1200];
+    if (keys_load_config(&d->cfg, &d->server, &d->keys, err, sizeof(err)) != 0) {
+        log_error(&d->log, "%s", err);
         return TALLY_ECONFIG;
-    if (engine_metric_kind(&d->engine, (uint32_t)r) == PROTO_KIND_RATIO)
-        return 0; /* restored from the checkpoint */
-    int rc = engine_define_ratio(&d->engine, (uint32_t)r, (uint32_t)n, (uint32_t)q);
-    if (rc != 0)
-        log_error(&d->log, "cannot define ratio '%s' = %s / %s: %s", id, num, den,
-                  tally_strerror(rc));
-    return rc;
+    }
+    if (!d->server.secured)
+        return 0;
+    char pub[KEYS_Z85_LEN + 1];
+    keys_z85_encode(d->server.pub, pub);
+    log_notice(&d->log,
+               "secured with CURVE: %zu township keys, %zu subscriber keys; server public key %s",
+               d->keys.ntownships, d->keys.nsubscribers, pub);
+    if (d->keys.ntownships == 0)
+        log_warning(&d->log, "[security] no township key in '%s': nobody can submit figures",
+                    d->cfg.township_keys);
+    if (d->keys.nsubscribers == 0)
+        log_warning(&d->log,
+                    "[security] no subscriber key in '%s': nobody can read tallies or subscribe",
+                    d->cfg.subscriber_keys);
+    return 0;
 }
 
 /* The name and de-duplication tables, empty: a checkpoint loads into
@@ -94,12 +240,10 @@ static int define_ratio(tallyd_t *d, const char *id, const char *num, const char
 static int setup_tables(tallyd_t *d)
 {
     const tallyd_config_t *c = &d->cfg;
+    uint64_t metrics = (uint64_t)c->max_metrics + c->nratios + catalog_builtin_ratio_count() + 1;
     int rc = intern_init(&d->towns, (uint32_t)c->max_townships + 1);
     if (rc == 0)
-        rc = intern_init(&d->metrics,
-                         (uint32_t)(c->max_metrics + (int64_t)c->nratios +
-                                    (int64_t)(sizeof(builtin_ratios) / sizeof(builtin_ratios[0]))) +
-                             1);
+        rc = intern_init(&d->metrics, (uint32_t)metrics);
     if (rc == 0)
         rc = dedup_init(&d->dedup, (uint32_t)c->max_clients);
     /* One bucket per township id; id 0 (the county) is never charged. */
@@ -110,107 +254,24 @@ static int setup_tables(tallyd_t *d)
     return rc;
 }
 
-int tallyd_check_security(const tallyd_config_t *cfg, char *err, size_t len)
+static int open_endpoints(tallyd_t *d)
 {
-    bool secret = cfg->server_secret_key[0] != '\0';
-    bool dirs = cfg->township_keys[0] != '\0' || cfg->subscriber_keys[0] != '\0';
-    if (secret && !dirs) {
-        snprintf(err, len,
-                 "[security] server_secret_key is set but neither township_keys nor "
-                 "subscriber_keys: no client could connect");
-        return TALLY_ECONFIG;
-    }
-    if (!secret && dirs) {
-        snprintf(err, len,
-                 "[security] %s is set but server_secret_key is not: client keys are enforced "
-                 "only when tallyd has its own key pair (tally keygen)",
-                 cfg->township_keys[0] != '\0' ? "township_keys" : "subscriber_keys");
-        return TALLY_ECONFIG;
-    }
-    return 0;
-}
-
-int tallyd_load_keys(const tallyd_config_t *cfg, uint8_t pub[KEYS_KEY_BYTES],
-                     uint8_t sec[KEYS_KEY_BYTES], keyring_t *kr, char *err, size_t len)
-{
-    if (tallyd_check_security(cfg, err, len) != 0)
-        return TALLY_ECONFIG;
-    if (cfg->server_secret_key[0] == '\0')
-        return 0;
-    char why[1024];
-    if (keys_load_server_secret(cfg->server_secret_key, pub, sec, why, sizeof(why)) != 0) {
-        snprintf(err, len, "[security] server_secret_key: %s", why);
-        return TALLY_ECONFIG;
-    }
-    if (keyring_load(kr, cfg->township_keys, cfg->subscriber_keys, why, sizeof(why)) != 0) {
-        snprintf(err, len, "[security] cannot load the client keys: %s", why);
-        return TALLY_ECONFIG;
-    }
-    return 1;
-}
-
-/* Read the server's secret key and the client keys before the state is
- * recovered, so that a key problem stops the start with status 2 and a
- * line naming the file, not after a long journal replay. */
-static int setup_security(tallyd_t *d)
-{
-    const tallyd_config_t *c = &d->cfg;
-    char err[1200];
-    int rc = tallyd_load_keys(c, d->server_public, d->server_secret, &d->keys, err, sizeof(err));
-    if (rc < 0) {
-        log_error(&d->log, "%s", err);
-        return TALLY_ECONFIG;
-    }
-    if (rc == 0)
-        return 0;
-    d->secured = true;
-    char pub[KEYS_Z85_LEN + 1];
-    keys_z85_encode(d->server_public, pub);
-    log_notice(&d->log,
-               "secured with CURVE: %zu township keys, %zu subscriber keys; server public key %s",
-               d->keys.ntownships, d->keys.nsubscribers, pub);
-    if (d->keys.ntownships == 0)
-        log_warning(&d->log, "[security] no township key in '%s': nobody can submit figures",
-                    c->township_keys);
-    if (d->keys.nsubscribers == 0)
-        log_warning(&d->log,
-                    "[security] no subscriber key in '%s': nobody can read tallies or subscribe",
-                    c->subscriber_keys);
-    return 0;
-}
-
-static int setup_catalog(tallyd_t *d)
-{
-    const tallyd_config_t *c = &d->cfg;
-    int rc;
-    for (size_t i = 0; i < c->ntownships; i++)
-        if (intern_or_log(d, &d->towns, c->townships[i].id) < 0)
-            return TALLY_ECONFIG;
-    for (size_t i = 0; i < c->nmetrics; i++) {
-        int id = intern_or_log(d, &d->metrics, c->metrics[i].id);
-        if (id < 0)
-            return TALLY_ECONFIG;
-        rc = engine_define_metric(&d->engine, (uint32_t)id, (uint8_t)c->metrics[i].kind);
-        if (rc != 0) {
-            log_error(&d->log,
-                      "metric '%s' (line %d) is declared a %s, but the state in %s holds it as "
-                      "a %s: %s",
-                      c->metrics[i].id, c->metrics[i].line, config_kind_name(c->metrics[i].kind),
-                      c->state_dir, config_kind_name(engine_metric_kind(&d->engine, (uint32_t)id)),
-                      tally_strerror(rc));
-            return TALLY_ECONFIG;
-        }
-    }
-    for (size_t i = 0; i < c->nratios; i++)
-        if ((rc = define_ratio(d, c->ratios[i].id, c->ratios[i].numerator,
-                               c->ratios[i].denominator)) != 0)
-            return rc;
-    if (d->config_path[0] == '\0')
-        for (size_t i = 0; i < sizeof(builtin_ratios) / sizeof(builtin_ratios[0]); i++)
-            if ((rc = define_ratio(d, builtin_ratios[i].id, builtin_ratios[i].num,
-                                   builtin_ratios[i].den)) != 0)
-                return rc;
-    return 0;
+    endpoints_config_t ec = {
+        .loop = d->loop,
+        .log = &d->log,
+        .request = d->cfg.request,
+        .publish = d->cfg.publish,
+        .max_msg_bytes = d->cfg.max_msg_bytes,
+        .max_subscriber_queue = d->cfg.max_subscriber_queue,
+        .server = &d->server,
+        .keys = &d->keys,
+        .on = {on_request, on_subscription, d},
+    };
+    d->ep_open = true;
+    int rc = endpoints_open(&d->ep, &ec);
+    /* libzmq keeps its own copy; ours is of no further use. */
+    explicit_bzero(d->server.sec, sizeof(d->server.sec));
+    return rc;
 }
 
 /* mkdir -p for the state directory, mode 0750. */
@@ -232,131 +293,147 @@ static int make_dirs(const char *path)
     return 0;
 }
 
-static int set_int(tallyd_t *d, void *sock, int opt, int value, const char *name)
+static int setup_ingest(tallyd_t *d)
 {
-    if (zmq_setsockopt(sock, opt, &value, sizeof(value)) != 0) {
-        log_error(&d->log, "cannot set %s: %s", name, zmq_strerror(zmq_errno()));
-        return TALLY_ESYS;
-    }
-    return 0;
-}
-
-/* Plaintext on anything but loopback exposes the figures and lets anyone
- * submit; say so loudly. */
-static void warn_if_exposed(tallyd_t *d, const char *endpoint)
-{
-    if (strncmp(endpoint, "tcp://", 6) != 0)
-        return;
-    const char *h = endpoint + 6;
-    if (strncmp(h, "127.", 4) == 0 || strncmp(h, "localhost:", 10) == 0 ||
-        strncmp(h, "[::1]:", 6) == 0)
-        return;
-    log_warning(&d->log,
-                "%s is not a loopback address and no keys are configured: anyone who can reach "
-                "it can read and submit figures in plaintext",
-                endpoint);
-}
-
-static int bind_socket(tallyd_t *d, void *sock, const char *endpoint, char *bound, size_t len)
-{
-    if (zmq_bind(sock, endpoint) != 0) {
-        log_error(&d->log, "cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
-        return TALLY_ESYS;
-    }
-    size_t n = len;
-    if (zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, bound, &n) != 0)
-        snprintf(bound, len, "%s", endpoint);
-    if (!d->secured)
-        warn_if_exposed(d, endpoint);
-    return 0;
-}
-
-static void on_zap_closed(zap_t *z)
-{
-    tallyd_t *d = (tallyd_t *)(void *)((char *)z - offsetof(tallyd_t, zap));
-    d->open_handles--;
-}
-
-/* Make both sockets CURVE servers that ask our ZAP handler about every
- * client.  The handler is bound first: libzmq admits any client key on a
- * CURVE socket whose context has no ZAP handler (zap_secure_socket() also
- * sets ZMQ_ZAP_ENFORCE_DOMAIN, which closes that hole a second time). */
-static int secure_sockets(tallyd_t *d)
-{
-    int rc = zap_init(&d->zap, d->zctx, d->loop, &d->keys);
-    if (rc != 0) {
-        log_error(&d->log, "cannot start the ZAP handler on %s: %s (%s)", ZAP_ENDPOINT,
-                  tally_strerror(rc), zmq_strerror(zmq_errno()));
-    } else {
-        d->zap_open = true;
-        d->open_handles++;
-        zap_set_logger(&d->zap, &d->log);
-        if (zap_secure_socket(d->router_sock, d->server_secret, ZAP_DOMAIN_REQUEST) != 0 ||
-            zap_secure_socket(d->pub_sock, d->server_secret, ZAP_DOMAIN_PUBLISH) != 0) {
-            log_error(&d->log, "cannot make the sockets CURVE servers: %s",
-                      zmq_strerror(zmq_errno()));
-            rc = TALLY_ESYS;
-        }
-    }
-    /* libzmq keeps its own copy; ours is of no further use. */
-    explicit_bzero(d->server_secret, sizeof(d->server_secret));
+    ingest_config_t ic = {
+        .engine = &d->engine,
+        .towns = &d->towns,
+        .metrics = &d->metrics,
+        .dedup = &d->dedup,
+        .rl = &d->rl,
+        .journal = {journal_append_cb, journal_error_cb, d},
+        .reply = endpoints_reply_sink(&d->ep),
+        .stop = on_stop_request,
+        .stop_ctx = d,
+        .stats = &d->stats,
+        .log = &d->log,
+        .clock = d->clock,
+        .secured = d->server.secured,
+        .limits = ingest_limits_of(&d->cfg),
+    };
+    int rc = ingest_init(&d->ingest, &ic);
+    d->ingest_open = rc == 0;
     return rc;
 }
 
-static int open_sockets(tallyd_t *d)
+/* The checkpoint first (names keep their ids), then the catalog on top of
+ * it, then the journal written after the checkpoint.  Returns 0 or the
+ * exit status. */
+static int recover_state(tallyd_t *d, recover_result_t *res)
 {
-    const tallyd_config_t *c = &d->cfg;
-    d->zctx = zmq_ctx_new();
-    if (!d->zctx) {
-        log_error(&d->log, "cannot create a ZeroMQ context: %s", zmq_strerror(zmq_errno()));
-        return TALLY_ESYS;
+    int err = make_dirs(d->cfg.state_dir);
+    if (err) {
+        log_error(&d->log, "cannot create the state directory %s: %s", d->cfg.state_dir,
+                  strerror(err));
+        return 1;
     }
-    d->router_sock = zmq_socket(d->zctx, ZMQ_ROUTER);
-    d->pub_sock = zmq_socket(d->zctx, ZMQ_XPUB);
-    if (!d->router_sock || !d->pub_sock) {
-        log_error(&d->log, "cannot create sockets: %s", zmq_strerror(zmq_errno()));
-        return TALLY_ESYS;
+    notify_send(&d->notify, "STATUS=recovering the state in %s", d->cfg.state_dir);
+    recover_state_t st = {d->cfg.state_dir, &d->towns,  &d->metrics, &d->engine,
+                          &d->dedup,        &d->ingest, &d->log};
+    int rc = recover_load(&st, res);
+    if (rc != 0)
+        return rc == TALLY_ECONFIG ? 2 : 1;
+    catalog_target_t ct = {&d->towns, &d->metrics, &d->engine, d->cfg.state_dir};
+    char msg[768];
+    bool builtin = d->opts.config_path == NULL;
+    if (catalog_declare(&ct, &d->cfg, builtin, msg, sizeof(msg)) != 0) {
+        log_error(&d->log, "%s", msg);
+        return 2;
     }
-    int64_t maxmsg = tallyd_frame_limit(c);
-    int rc = 0;
-    /* ROUTER: replies to a vanished peer fail instead of vanishing, queues
-     * are bounded, grossly oversized messages cut the connection (the
-     * merely oversized get TOO_LARGE from request.c), dead peers are found
-     * by ZMTP heartbeats. */
-    rc |= set_int(d, d->router_sock, ZMQ_ROUTER_MANDATORY, 1, "ZMQ_ROUTER_MANDATORY");
-    rc |= set_int(d, d->router_sock, ZMQ_SNDHWM, 100000, "ZMQ_SNDHWM");
-    rc |= set_int(d, d->router_sock, ZMQ_RCVHWM, 100000, "ZMQ_RCVHWM");
-    rc |= set_int(d, d->router_sock, ZMQ_LINGER, 2000, "ZMQ_LINGER");
-    rc |= set_int(d, d->router_sock, ZMQ_HEARTBEAT_IVL, 5000, "ZMQ_HEARTBEAT_IVL");
-    rc |= set_int(d, d->router_sock, ZMQ_HEARTBEAT_TIMEOUT, 15000, "ZMQ_HEARTBEAT_TIMEOUT");
-    if (zmq_setsockopt(d->router_sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0)
-        rc |= 1;
-    /* XPUB: a slow subscriber loses messages (and sees the gap) rather
-     * than blocking us; VERBOSER shows every subscribe and unsubscribe. */
-    rc |= set_int(d, d->pub_sock, ZMQ_SNDHWM, (int)c->max_subscriber_queue, "ZMQ_SNDHWM");
-    rc |= set_int(d, d->pub_sock, ZMQ_XPUB_VERBOSER, 1, "ZMQ_XPUB_VERBOSER");
-    rc |= set_int(d, d->pub_sock, ZMQ_LINGER, 1000, "ZMQ_LINGER");
-    rc |= set_int(d, d->pub_sock, ZMQ_HEARTBEAT_IVL, 5000, "ZMQ_HEARTBEAT_IVL");
-    rc |= set_int(d, d->pub_sock, ZMQ_HEARTBEAT_TIMEOUT, 15000, "ZMQ_HEARTBEAT_TIMEOUT");
-    int64_t submax = 1024;
-    if (zmq_setsockopt(d->pub_sock, ZMQ_MAXMSGSIZE, &submax, sizeof(submax)) != 0)
-        rc |= 1;
-    if (rc)
-        return TALLY_ESYS;
-    if (d->secured && secure_sockets(d) != 0)
-        return TALLY_ESYS;
-    if (bind_socket(d, d->router_sock, c->request, d->req_endpoint, sizeof(d->req_endpoint)) ||
-        bind_socket(d, d->pub_sock, c->publish, d->pub_endpoint, sizeof(d->pub_endpoint)))
-        return TALLY_ESYS;
+    rc = recover_replay(&st, res);
+    if (rc != 0)
+        return rc == TALLY_ECONFIG ? 2 : 1;
+    /* Everything replayed is on disk already. */
+    ingest_set_position(&d->ingest, res->next_pos - 1);
     return 0;
 }
 
-static void on_pub_msg(zsock_t *zs, zmq_msg_t *parts, int nparts, void *ctx)
+static int open_journal(tallyd_t *d, const recover_result_t *res)
 {
-    (void)zs;
-    (void)nparts;
-    publish_on_subscription(ctx, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]));
+    static const int policies[] = {
+        [CONFIG_SYNC_ALWAYS] = JOURNAL_SYNC_ALWAYS,
+        [CONFIG_SYNC_INTERVAL] = JOURNAL_SYNC_INTERVAL,
+        [CONFIG_SYNC_NEVER] = JOURNAL_SYNC_NEVER,
+    };
+    journal_opts_t jo = {
+        .sync = policies[d->cfg.sync],
+        .interval_ms = (uint32_t)d->cfg.sync_interval_ms,
+        .on_durable = on_durable,
+        .on_error = on_journal_error,
+        .on_recovered = on_journal_recovered,
+        .ctx = d,
+    };
+    int rc =
+        journal_open(&d->journal, d->loop, d->cfg.state_dir, &jo, res->journal_gen, res->next_pos);
+    if (rc != 0) {
+        log_error(&d->log, "cannot open the journal: %s", journal_errmsg(&d->journal));
+        return rc;
+    }
+    d->journal_open = true;
+    return 0;
 }
+
+static int setup_parts(tallyd_t *d, const recover_result_t *res)
+{
+    publish_config_t pc = {
+        .loop = d->loop,
+        .engine = &d->engine,
+        .towns = &d->towns,
+        .metrics = &d->metrics,
+        .pub = endpoints_pub_sink(&d->ep),
+        .reply = endpoints_reply_sink(&d->ep),
+        .stats = &d->stats,
+        .log = &d->log,
+        .clock = d->clock,
+        .interval_ms = d->cfg.publish_interval_ms,
+        .heartbeat_ms = d->cfg.heartbeat_ms,
+        .seq = res->publish_seq,
+    };
+    int rc = publish_init(&d->publish, &pc);
+    if (rc != 0)
+        return rc;
+    d->publish_open = true;
+    request_config_t rc_cfg = {
+        .ingest = &d->ingest,
+        .publish = &d->publish,
+        .engine = &d->engine,
+        .keys = &d->keys,
+        .secured = d->server.secured,
+        .pub_endpoint = endpoints_publish(&d->ep),
+        .reply = endpoints_reply_sink(&d->ep),
+        .stats = report_stats,
+        .stats_ctx = d,
+        .counters = &d->stats,
+        .log = &d->log,
+        .limits = request_limits_of(&d->cfg),
+    };
+    if ((rc = request_init(&d->request, &rc_cfg)) != 0)
+        return rc;
+    d->request_open = true;
+    compact_config_t kc = {
+        .loop = d->loop,
+        .dir = d->cfg.state_dir,
+        .journal = &d->journal,
+        .towns = &d->towns,
+        .metrics = &d->metrics,
+        .engine = &d->engine,
+        .dedup = &d->dedup,
+        .ingest = &d->ingest,
+        .publish = &d->publish,
+        .log = &d->log,
+        .clock = d->clock,
+        .interval_ms = d->cfg.snapshot_interval_ms,
+        .every_records = d->cfg.snapshot_every_records,
+        .journal_gen = res->journal_gen,
+        .covered_pos = res->ckpt_pos,
+    };
+    if ((rc = compact_init(&d->compact, &kc)) != 0)
+        return rc;
+    d->compact_open = true;
+    return endpoints_start(&d->ep);
+}
+
+/* ---- the loop's own handles ---- */
 
 static void on_tick(uv_timer_t *t)
 {
@@ -384,8 +461,56 @@ static void on_status(uv_timer_t *t)
     notify_send(&d->notify,
                 "STATUS=serving: %u series, %u clients, %" PRIu64 " subscribers, %.1f "
                 "submissions/s",
-                engine_series_count(&d->engine), dedup_count(&d->dedup), d->publish.subscribers,
-                (double)n / 10.0);
+                engine_series_count(&d->engine), dedup_count(&d->dedup),
+                publish_subscribers(&d->publish), (double)n / 10.0);
+}
+
+/* SIGHUP: read the file again; the parts take what concerns them. */
+static int reload(tallyd_t *d)
+{
+    reload_target_t t = {&d->cfg,     &d->opts, &d->engine,        &d->towns,
+                         &d->metrics, &d->keys, d->server.secured, &d->log};
+    tallyd_config_t next;
+    keyring_t keys;
+    int rc = reload_prepare(&t, &next, &keys);
+    if (rc == TALLY_ENOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    reload_apply_catalog(&t, &next);
+    if (d->server.secured) {
+        size_t cut = reload_report_keys(&t, &keys);
+        keyring_free(&d->keys);
+        d->keys = keys; /* a struct copy moves a keyring (keys.h) */
+        endpoints_set_keyring(&d->ep, &d->keys);
+        if (cut > 0)
+            endpoints_cut_subscribers(&d->ep);
+    } else {
+        keyring_free(&keys);
+    }
+    /* The range was checked by config.c; ratelimit_set() refuses only
+     * values outside it. */
+    if (ratelimit_set(&d->rl, next.rate, next.burst, d->towns.capacity) != 0)
+        log_error(&d->log, "reload: rate %" PRId64 " / burst %" PRId64 " refused; the old stay",
+                  next.rate, next.burst);
+    dedup_set_max(&d->dedup, (uint32_t)next.max_clients);
+    engine_set_max_series(&d->engine, (uint32_t)next.max_series);
+    endpoints_set_limits(&d->ep, next.max_msg_bytes, next.max_subscriber_queue);
+    ingest_limits_t il = ingest_limits_of(&next);
+    request_limits_t rl = request_limits_of(&next);
+    ingest_set_limits(&d->ingest, &il);
+    request_set_limits(&d->request, &rl);
+    compact_set_policy(&d->compact, next.snapshot_interval_ms, next.snapshot_every_records);
+    if (next.publish_interval_ms != d->cfg.publish_interval_ms ||
+        next.heartbeat_ms != d->cfg.heartbeat_ms)
+        publish_set_timing(&d->publish, next.publish_interval_ms, next.heartbeat_ms);
+    config_free(&d->cfg);
+    d->cfg = next;
+    d->log.level = next.log_level;
+    log_notice(&d->log,
+               "reloaded %s: %zu townships, %zu metrics, %zu ratios declared; tallies kept",
+               d->opts.config_path, next.ntownships, next.nmetrics, next.nratios);
+    return 0;
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -394,8 +519,9 @@ static void on_signal(uv_signal_t *s, int signum)
     if (signum == SIGHUP) {
         log_notice(&d->log, "SIGHUP: reloading the configuration");
         notify_send(&d->notify, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
-                    (unsigned long long)(uv_hrtime() / 1000), d->config_path);
-        int rc = reload_config(d);
+                    (unsigned long long)(uv_hrtime() / 1000),
+                    d->opts.config_path ? d->opts.config_path : "");
+        int rc = reload(d);
         notify_send(&d->notify, "READY=1\nSTATUS=%s",
                     rc == 0 ? "reloaded; serving"
                             : "reload refused (see the log); "
@@ -403,42 +529,7 @@ static void on_signal(uv_signal_t *s, int signum)
         return;
     }
     log_notice(&d->log, "%s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
-    tallyd_stop(d, 0);
-}
-
-static void on_closed(uv_handle_t *h)
-{
-    tallyd_t *d = h->data;
-    d->open_handles--;
-}
-
-void tallyd_stop(tallyd_t *d, int exit_code)
-{
-    if (d->stopping)
-        return;
-    d->stopping = true;
-    d->exit_code = exit_code;
-    notify_send(&d->notify, "STOPPING=1\nSTATUS=stopping: flushing the journal");
-    /* Flush the journal first: its callback sends the ACKs that waited
-     * for it while the request socket is still open. */
-    recover_stop(d);
-    publish_goodbye(d);
-    zsock_close(&d->router, NULL);
-    zsock_close(&d->pub, NULL);
-    if (d->zap_open) {
-        zap_close(&d->zap, on_zap_closed);
-        d->zap_open = false;
-    }
-    publish_stop(d);
-    uv_close((uv_handle_t *)&d->tick_timer, on_closed);
-    uv_close((uv_handle_t *)&d->iter_prepare, on_closed);
-    uv_close((uv_handle_t *)&d->iter_check, on_closed);
-    clock_cache_activate(&d->clock_cache, 0);
-    uv_close((uv_handle_t *)&d->watchdog_timer, on_closed);
-    uv_close((uv_handle_t *)&d->status_timer, on_closed);
-    uv_close((uv_handle_t *)&d->sigint, on_closed);
-    uv_close((uv_handle_t *)&d->sigterm, on_closed);
-    uv_close((uv_handle_t *)&d->sighup, on_closed);
+    stop(d, 0);
 }
 
 static void on_iter_prepare(uv_prepare_t *h)
@@ -453,17 +544,8 @@ static void on_iter_check(uv_check_t *h)
     clock_cache_expire(&d->clock_cache);
 }
 
-static int start_loop_handles(tallyd_t *d)
+static void start_handles(tallyd_t *d)
 {
-    int rc = zsock_init(&d->router, d->loop, d->router_sock, request_on_msg, d);
-    if (rc == 0)
-        rc = zsock_init(&d->pub, d->loop, d->pub_sock, on_pub_msg, d);
-    if (rc != 0) {
-        log_error(&d->log, "cannot watch the sockets: %s", tally_strerror(rc));
-        return rc;
-    }
-    if ((rc = publish_start(d)) != 0)
-        return rc;
     uv_timer_init(d->loop, &d->tick_timer);
     d->tick_timer.data = d;
     uv_timer_start(&d->tick_timer, on_tick, 1000, 1000);
@@ -476,7 +558,6 @@ static int start_loop_handles(tallyd_t *d)
     uv_unref((uv_handle_t *)&d->iter_prepare);
     uv_unref((uv_handle_t *)&d->iter_check);
     clock_cache_activate(&d->clock_cache, 1);
-    d->open_handles += 2;
     /* The watchdog timer runs on the loop: if the loop stalls, systemd
      * stops hearing from us and restarts the service. */
     uv_timer_init(d->loop, &d->watchdog_timer);
@@ -487,7 +568,6 @@ static int start_loop_handles(tallyd_t *d)
         uv_timer_start(&d->watchdog_timer, on_watchdog, wd_ms, wd_ms);
     if (notify_enabled(&d->notify))
         uv_timer_start(&d->status_timer, on_status, 10000, 10000);
-    d->open_handles += 2;
     uv_signal_t *sigs[] = {&d->sigint, &d->sigterm, &d->sighup};
     int nums[] = {SIGINT, SIGTERM, SIGHUP};
     for (int i = 0; i < 3; i++) {
@@ -495,76 +575,146 @@ static int start_loop_handles(tallyd_t *d)
         sigs[i]->data = d;
         uv_signal_start(sigs[i], on_signal, nums[i]);
     }
-    d->open_handles += 4;
-    return 0;
+    d->handles_open = true;
 }
 
-static void cleanup(tallyd_t *d)
+/* ---- stopping ---- */
+
+static void on_handle_closed(uv_handle_t *h)
 {
-    if (d->router_sock)
-        zmq_close(d->router_sock);
-    if (d->pub_sock)
-        zmq_close(d->pub_sock);
-    if (d->zctx)
-        zmq_ctx_term(d->zctx);
+    tallyd_t *d = h->data;
+    d->open_handles--;
+}
+
+static void on_journal_closed(journal_t *j)
+{
+    tallyd_t *d = (tallyd_t *)(void *)((char *)j - offsetof(tallyd_t, journal));
+    d->open_handles--;
+}
+
+static void on_publish_closed(publish_t *p)
+{
+    tallyd_t *d = (tallyd_t *)(void *)((char *)p - offsetof(tallyd_t, publish));
+    d->open_handles--;
+}
+
+static void on_compact_closed(compact_t *k)
+{
+    tallyd_t *d = (tallyd_t *)(void *)((char *)k - offsetof(tallyd_t, compact));
+    d->open_handles--;
+}
+
+static void on_endpoints_closed(endpoints_t *e)
+{
+    tallyd_t *d = (tallyd_t *)(void *)((char *)e - offsetof(tallyd_t, ep));
+    d->open_handles--;
+}
+
+/* Flush the journal (its callback sends the ACKs that waited for it while
+ * the request socket is still open) and, after a clean run with every ACK
+ * sent, write a last checkpoint.  A start that failed writes nothing. */
+static void close_journal(tallyd_t *d)
+{
+    if (!d->journal_open)
+        return;
+    d->journal_open = false;
+    d->open_handles++;
+    if (journal_close(&d->journal, on_journal_closed) != 0)
+        log_error(&d->log, "journal: %s; submissions not acknowledged were not stored",
+                  journal_errmsg(&d->journal));
+    if (ingest_waiting(&d->ingest) > 0)
+        log_warning(&d->log, "%u acknowledgements could not be sent", ingest_waiting(&d->ingest));
+    else if (d->serving && d->compact_open)
+        compact_final(&d->compact);
+}
+
+/* Close whatever is open, in the order data flows: no new submissions,
+ * the journal flushed, goodbye to subscribers, then the sockets and the
+ * loop's own handles.  The loop then ends. */
+static void stop(tallyd_t *d, int exit_code)
+{
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    d->exit_code = exit_code;
+    notify_send(&d->notify, "STOPPING=1\nSTATUS=stopping: flushing the journal");
+    if (d->ingest_open)
+        ingest_stop_accepting(&d->ingest);
+    close_journal(d);
+    if (d->publish_open) {
+        if (d->serving)
+            publish_goodbye(&d->publish);
+        d->open_handles++;
+        publish_close(&d->publish, on_publish_closed);
+    }
+    if (d->compact_open) {
+        d->open_handles++;
+        compact_close(&d->compact, on_compact_closed);
+    }
+    if (d->ep_open) {
+        d->open_handles++;
+        endpoints_close(&d->ep, on_endpoints_closed);
+    }
+    if (d->handles_open) {
+        uv_handle_t *hs[] = {
+            (uv_handle_t *)&d->tick_timer,   (uv_handle_t *)&d->iter_prepare,
+            (uv_handle_t *)&d->iter_check,   (uv_handle_t *)&d->watchdog_timer,
+            (uv_handle_t *)&d->status_timer, (uv_handle_t *)&d->sigint,
+            (uv_handle_t *)&d->sigterm,      (uv_handle_t *)&d->sighup,
+        };
+        for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++) {
+            hs[i]->data = d;
+            d->open_handles++;
+            uv_close(hs[i], on_handle_closed);
+        }
+        d->handles_open = false;
+    }
+    clock_cache_activate(&d->clock_cache, 0);
+}
+
+static void free_all(tallyd_t *d)
+{
+    if (d->ep_open)
+        endpoints_free(&d->ep);
+    if (d->request_open)
+        request_free(&d->request);
+    if (d->ingest_open)
+        ingest_free(&d->ingest);
     engine_free(&d->engine);
     dedup_free(&d->dedup);
     keyring_free(&d->keys);
     ratelimit_free(&d->rl);
-    explicit_bzero(d->server_secret, sizeof(d->server_secret));
+    explicit_bzero(&d->server, sizeof(d->server));
     intern_free(&d->towns);
     intern_free(&d->metrics);
-    free(d->samples);
-    free(d->esamples);
-    ackq_free(&d->acks);
-    msgpack_sbuffer_destroy(&d->out);
     config_free(&d->cfg);
     notify_close(&d->notify);
 }
 
-int tallyd_apply_options(tallyd_t *d, tallyd_config_t *cfg)
+/* Everything up to serving; returns 0 or the exit status. */
+static int start(tallyd_t *d)
 {
-    const tallyd_options_t *o = &d->opts;
-    struct {
-        const char *value;
-        char *dst;
-        size_t len;
-        const char *flag;
-    } over[] = {
-        {o->state_dir, cfg->state_dir, sizeof(cfg->state_dir), "--state-dir"},
-        {o->request, cfg->request, sizeof(cfg->request), "--request"},
-        {o->publish, cfg->publish, sizeof(cfg->publish), "--publish"},
-    };
-    for (size_t i = 0; i < sizeof(over) / sizeof(over[0]); i++) {
-        if (!over[i].value)
-            continue;
-        if (snprintf(over[i].dst, over[i].len, "%s", over[i].value) >= (int)over[i].len) {
-            log_error(&d->log, "%s: '%s' is longer than %zu bytes", over[i].flag, over[i].value,
-                      over[i].len - 1);
-            return TALLY_ECONFIG;
-        }
-    }
-    if (o->log_level)
-        cfg->log_level = o->log_level;
+    if (load_config(d) != 0 || setup_engine(d) != 0 || setup_security(d) != 0)
+        return 2;
+    if (setup_tables(d) != 0)
+        return 1;
+    /* The sockets are bound before the state is touched: a daemon that
+     * cannot listen changes nothing in the state directory. */
+    if (open_endpoints(d) != 0)
+        return 1;
+    if (setup_ingest(d) != 0)
+        return 1;
+    recover_result_t res;
+    int status = recover_state(d, &res);
+    if (status != 0)
+        return status;
+    if (open_journal(d, &res) != 0 || setup_parts(d, &res) != 0)
+        return 1;
+    start_handles(d);
     return 0;
 }
 
-static int load_config(tallyd_t *d)
-{
-    char err[1024];
-    if (config_load(d->opts.config_path, &d->cfg, err, sizeof(err)) != 0) {
-        log_error(&d->log, "%s", err);
-        return TALLY_ECONFIG;
-    }
-    if (d->opts.config_path)
-        snprintf(d->config_path, sizeof(d->config_path), "%s", d->opts.config_path);
-    if (tallyd_apply_options(d, &d->cfg) != 0)
-        return TALLY_ECONFIG;
-    d->log.level = d->cfg.log_level;
-    return 0;
-}
-
-int tallyd_main(const tallyd_options_t *o)
+int tallyd_main(const config_overrides_t *o)
 {
     tallyd_t *d = calloc(1, sizeof(*d));
     uv_loop_t loop;
@@ -578,7 +728,6 @@ int tallyd_main(const tallyd_options_t *o)
     clock_cache_init(&d->clock_cache, &clock_system);
     d->clock = &d->clock_cache.clock;
     d->stats.started_mono_ms = clock_mono_ms();
-    msgpack_sbuffer_init(&d->out);
     keyring_init(&d->keys);
     log_init(&d->log, LOG_LEVEL_INFO);
     int nrc = notify_init_env(&d->notify);
@@ -589,71 +738,33 @@ int tallyd_main(const tallyd_options_t *o)
     if (stall)
         d->test_stall_ms = atoi(stall);
     notify_send(&d->notify, "STATUS=starting: loading the configuration");
-    int status = 2;
-    if (load_config(d) != 0 || setup_engine(d) != 0 || setup_security(d) != 0)
-        goto out;
-    status = 1;
-    if (setup_tables(d) != 0)
-        goto out;
-    /* Replay decodes with the protocol's maximum: the limit may have been
-     * lowered since a record was accepted. */
-    d->samples = calloc(PROTO_SAMPLES_MAX, sizeof(*d->samples));
-    d->esamples = calloc(PROTO_SAMPLES_MAX, sizeof(*d->esamples));
-    if (!d->samples || !d->esamples)
-        goto out;
-    int err = make_dirs(d->cfg.state_dir);
-    if (err) {
-        log_error(&d->log, "cannot create the state directory %s: %s", d->cfg.state_dir,
-                  strerror(err));
-        goto out;
+    int status = start(d);
+    if (status == 0) {
+        d->serving = true;
+        notify_send(&d->notify,
+                    "READY=1\nSTATUS=serving: requests on %s, updates on %s, %u series, %u "
+                    "townships",
+                    endpoints_request(&d->ep), endpoints_publish(&d->ep),
+                    engine_series_count(&d->engine), intern_count(&d->towns));
+        log_notice(&d->log,
+                   "tallyd %s ready: requests on %s, updates on %s, state in %s, %s catalog (%u "
+                   "townships, %u metrics), %s",
+                   TALLY_VERSION, endpoints_request(&d->ep), endpoints_publish(&d->ep),
+                   d->cfg.state_dir, d->cfg.catalog_closed_metrics ? "closed" : "open",
+                   intern_count(&d->towns), intern_count(&d->metrics),
+                   d->server.secured ? "secured with CURVE" : "plaintext");
+        uv_run(d->loop, UV_RUN_DEFAULT);
+        status = d->exit_code;
+        log_notice(&d->log,
+                   "stopped: %" PRIu64 " submissions accepted, %" PRIu64 " duplicates, %" PRIu64
+                   " rejected",
+                   d->stats.submissions_accepted, d->stats.duplicates, d->stats.rejected);
     }
-    /* The checkpoint first (names keep their ids), then the catalog on
-     * top of it, then the journal written after the checkpoint. */
-    notify_send(&d->notify, "STATUS=recovering the state in %s", d->cfg.state_dir);
-    if ((status = recover_load(d)) != 0)
-        goto out;
-    status = 2;
-    if (setup_catalog(d) != 0)
-        goto out;
-    status = 1;
-    if (recover_start(d) != 0)
-        goto out;
-    if (open_sockets(d) != 0 || start_loop_handles(d) != 0)
-        goto out;
-    recover_start_checkpoints(d);
-    notify_send(&d->notify,
-                "READY=1\nSTATUS=serving: requests on %s, updates on %s, %u series, %u townships",
-                d->req_endpoint, d->pub_endpoint, engine_series_count(&d->engine),
-                intern_count(&d->towns));
-    log_notice(&d->log,
-               "tallyd %s ready: requests on %s, updates on %s, state in %s, %s catalog (%u "
-               "townships, %u metrics), %s",
-               TALLY_VERSION, d->req_endpoint, d->pub_endpoint, d->cfg.state_dir,
-               d->cfg.catalog_closed_metrics ? "closed" : "open", intern_count(&d->towns),
-               intern_count(&d->metrics), d->secured ? "secured with CURVE" : "plaintext");
+    /* After a failed start, or a stop that left something open: close it
+     * and let the loop run the close callbacks. */
+    stop(d, status);
     uv_run(d->loop, UV_RUN_DEFAULT);
-    status = d->exit_code;
-    log_notice(&d->log,
-               "stopped: %" PRIu64 " submissions accepted, %" PRIu64 " duplicates, %" PRIu64
-               " rejected",
-               d->stats.submissions_accepted, d->stats.duplicates, d->stats.rejected);
-out:
-    if (!d->stopping && d->journal_open && !d->router.sock) {
-        recover_stop(d);
-        uv_run(d->loop, UV_RUN_DEFAULT);
-    }
-    if (!d->stopping && d->router.sock) {
-        /* failed after the handles started: close them before the loop goes */
-        tallyd_stop(d, status);
-        uv_run(d->loop, UV_RUN_DEFAULT);
-    }
-    if (d->zap_open) {
-        /* failed between the ZAP handler and the sockets' zsocks */
-        zap_close(&d->zap, on_zap_closed);
-        d->zap_open = false;
-        uv_run(d->loop, UV_RUN_DEFAULT);
-    }
-    cleanup(d);
+    free_all(d);
     uv_loop_close(d->loop);
     free(d);
     return status;

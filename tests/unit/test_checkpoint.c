@@ -194,16 +194,16 @@ static void test_file_round_trip(void **state)
         client_id(id, c);
         for (uint64_t seq = 1; seq <= 40 * c + 1; seq++) {
             bool marked = seq <= 40 * c && (seq - 1) % c == 0;
-            assert_int_equal(dedup_check(&b.dedup, id, seq), marked ? DEDUP_DUPLICATE : DEDUP_NEW);
+            assert_int_equal(dedup_check(&b.dedup, id, seq), marked ? TALLY_EEXIST : 0);
         }
     }
     client_id(id, 9);
-    assert_int_equal(dedup_check(&b.dedup, id, 5000), DEDUP_DUPLICATE);
-    assert_int_equal(dedup_check(&b.dedup, id, 4001), DEDUP_DUPLICATE);
-    assert_int_equal(dedup_check(&b.dedup, id, 4002), DEDUP_NEW);
+    assert_int_equal(dedup_check(&b.dedup, id, 5000), TALLY_EEXIST);
+    assert_int_equal(dedup_check(&b.dedup, id, 4001), TALLY_EEXIST);
+    assert_int_equal(dedup_check(&b.dedup, id, 4002), 0);
     assert_int_equal(dedup_check(&b.dedup, id, 3976), TALLY_ESTALESEQ);
     client_id(id, 10);
-    assert_int_equal(dedup_check(&b.dedup, id, 1), DEDUP_NEW);
+    assert_int_equal(dedup_check(&b.dedup, id, 1), 0);
 
     state_free(&b);
     state_free(&a);

@@ -23,10 +23,10 @@ static void test_new_then_duplicate(void **state)
     uint8_t id[16];
     make_id(id, 1);
     assert_int_equal(dedup_init(&d, 10), 0);
-    assert_int_equal(dedup_check(&d, id, 1), DEDUP_NEW);
+    assert_int_equal(dedup_check(&d, id, 1), 0);
     assert_int_equal(dedup_mark(&d, id, 1), 0);
-    assert_int_equal(dedup_check(&d, id, 1), DEDUP_DUPLICATE);
-    assert_int_equal(dedup_check(&d, id, 2), DEDUP_NEW);
+    assert_int_equal(dedup_check(&d, id, 1), TALLY_EEXIST);
+    assert_int_equal(dedup_check(&d, id, 2), 0);
     assert_int_equal(dedup_count(&d), 1);
     dedup_free(&d);
 }
@@ -40,22 +40,22 @@ static void test_out_of_order_window(void **state)
     make_id(id, 7);
     assert_int_equal(dedup_init(&d, 10), 0);
     assert_int_equal(dedup_mark(&d, id, 100), 0);
-    assert_int_equal(dedup_check(&d, id, 50), DEDUP_NEW);
+    assert_int_equal(dedup_check(&d, id, 50), 0);
     assert_int_equal(dedup_mark(&d, id, 50), 0);
-    assert_int_equal(dedup_check(&d, id, 50), DEDUP_DUPLICATE);
-    assert_int_equal(dedup_check(&d, id, 99), DEDUP_NEW);
+    assert_int_equal(dedup_check(&d, id, 50), TALLY_EEXIST);
+    assert_int_equal(dedup_check(&d, id, 99), 0);
     /* Moving the window up keeps earlier bits at their sequence. */
     assert_int_equal(dedup_mark(&d, id, 170), 0);
-    assert_int_equal(dedup_check(&d, id, 50), DEDUP_DUPLICATE);
-    assert_int_equal(dedup_check(&d, id, 100), DEDUP_DUPLICATE);
-    assert_int_equal(dedup_check(&d, id, 101), DEDUP_NEW);
-    assert_int_equal(dedup_check(&d, id, 170), DEDUP_DUPLICATE);
+    assert_int_equal(dedup_check(&d, id, 50), TALLY_EEXIST);
+    assert_int_equal(dedup_check(&d, id, 100), TALLY_EEXIST);
+    assert_int_equal(dedup_check(&d, id, 101), 0);
+    assert_int_equal(dedup_check(&d, id, 170), TALLY_EEXIST);
     /* The bottom edge of the window. */
     uint64_t high = 170 + DEDUP_WINDOW - 1;
     assert_int_equal(dedup_mark(&d, id, high), 0);
     /* 170 is now the lowest sequence inside the window. */
-    assert_int_equal(dedup_check(&d, id, high - DEDUP_WINDOW + 1), DEDUP_DUPLICATE);
-    assert_int_equal(dedup_check(&d, id, 171), DEDUP_NEW);
+    assert_int_equal(dedup_check(&d, id, high - DEDUP_WINDOW + 1), TALLY_EEXIST);
+    assert_int_equal(dedup_check(&d, id, 171), 0);
     assert_int_equal(dedup_check(&d, id, high - DEDUP_WINDOW), TALLY_ESTALESEQ);
     assert_int_equal(dedup_check(&d, id, 1), TALLY_ESTALESEQ);
     dedup_free(&d);
@@ -72,9 +72,9 @@ static void test_scrambled_run(void **state)
     for (uint64_t base = 1; base < 20000; base += 500) {
         for (uint64_t k = 0; k < 500; k++) {
             uint64_t seq = base + (k * 7919) % 500;
-            assert_int_equal(dedup_check(&d, id, seq), DEDUP_NEW);
+            assert_int_equal(dedup_check(&d, id, seq), 0);
             assert_int_equal(dedup_mark(&d, id, seq), 0);
-            assert_int_equal(dedup_check(&d, id, seq), DEDUP_DUPLICATE);
+            assert_int_equal(dedup_check(&d, id, seq), TALLY_EEXIST);
         }
     }
     dedup_free(&d);
@@ -88,7 +88,7 @@ static void test_client_limit_and_growth(void **state)
     assert_int_equal(dedup_init(&d, 1000), 0);
     for (uint32_t i = 0; i < 1000; i++) {
         make_id(id, i);
-        assert_int_equal(dedup_check(&d, id, 3), DEDUP_NEW);
+        assert_int_equal(dedup_check(&d, id, 3), 0);
         assert_int_equal(dedup_mark(&d, id, 3), 0);
     }
     make_id(id, 1000);
@@ -96,11 +96,11 @@ static void test_client_limit_and_growth(void **state)
     assert_int_equal(dedup_mark(&d, id, 1), TALLY_ECLIENTLIMIT);
     /* Known clients keep working at the limit. */
     make_id(id, 999);
-    assert_int_equal(dedup_check(&d, id, 3), DEDUP_DUPLICATE);
-    assert_int_equal(dedup_check(&d, id, 4), DEDUP_NEW);
+    assert_int_equal(dedup_check(&d, id, 3), TALLY_EEXIST);
+    assert_int_equal(dedup_check(&d, id, 4), 0);
     for (uint32_t i = 0; i < 1000; i++) {
         make_id(id, i);
-        assert_int_equal(dedup_check(&d, id, 3), DEDUP_DUPLICATE);
+        assert_int_equal(dedup_check(&d, id, 3), TALLY_EEXIST);
     }
     assert_int_equal(dedup_count(&d), 1000);
     dedup_free(&d);

@@ -1,0 +1,158 @@
+/* compact.c - checkpoints while running, and at the stop (see compact.h). */
+#include "compact.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "checkpoint.h"
+
+static void maybe_closed(compact_t *k)
+{
+    if (k->on_closed && !k->busy && uv_is_closing((uv_handle_t *)&k->timer) &&
+        k->timer.data == NULL) {
+        void (*cb)(compact_t *) = k->on_closed;
+        k->on_closed = NULL;
+        cb(k);
+    }
+}
+
+static void store_work(uv_work_t *w)
+{
+    compact_t *k = w->data;
+    uint64_t keep = 0;
+    k->removed = 0;
+    k->rc = checkpoint_store(k->c.dir, k->buf, k->len, &keep, k->err, sizeof(k->err));
+    /* Only segments older than the oldest checkpoint kept may go, and only
+     * when an older one is kept at all: if the newest is found damaged
+     * later, the one before it plus the journal still hold everything, and
+     * with a single checkpoint the whole journal does. */
+    if (k->rc == 0 && keep > 0 && keep < k->ckpt_gen)
+        journal_remove_before(k->c.dir, keep, &k->removed);
+}
+
+static void store_done(uv_work_t *w, int status)
+{
+    compact_t *k = w->data;
+    free(k->buf);
+    k->buf = NULL;
+    k->busy = false;
+    if (status != 0 || k->rc != 0)
+        log_error(k->c.log, "checkpoint failed: %s; the journal keeps everything meanwhile",
+                  k->rc ? k->err : uv_strerror(status));
+    else
+        log_info(k->c.log,
+                 "checkpoint written (%zu bytes, %u series); %u old journal segments removed",
+                 k->len, engine_series_count(k->c.engine), k->removed);
+    maybe_closed(k);
+}
+
+/* Rotate the journal and build the image on the loop: the state then
+ * reflects exactly the records below the new segment's first position.
+ * The file is written off the loop. */
+static void take_checkpoint(compact_t *k)
+{
+    uint64_t start = 0;
+    int rc = journal_rotate(k->c.journal, k->c.journal_gen + 1, &start);
+    if (rc == TALLY_EAGAIN)
+        return; /* the previous rotation is still queued; next tick */
+    if (rc != 0) {
+        log_limited(k->c.log, clock_mono_ms(), LOG_LEVEL_WARNING,
+                    "checkpoint postponed: cannot rotate the journal: %s", tally_strerror(rc));
+        return;
+    }
+    k->c.journal_gen++;
+    checkpoint_meta_t meta = {clock_now_ms(k->c.clock), k->c.journal_gen, start,
+                              publish_seq(k->c.publish)};
+    rc = checkpoint_build(&meta, k->c.towns, k->c.metrics, k->c.engine, k->c.dedup, &k->buf,
+                          &k->len, k->err, sizeof(k->err));
+    if (rc != 0) {
+        log_error(k->c.log, "cannot build a checkpoint: %s", k->err);
+        return;
+    }
+    k->c.covered_pos = start;
+    k->ckpt_gen = k->c.journal_gen;
+    k->ckpt_mono_ms = clock_mono_ms();
+    k->busy = true;
+    k->work.data = k;
+    if (uv_queue_work(k->c.loop, &k->work, store_work, store_done) != 0) {
+        free(k->buf);
+        k->buf = NULL;
+        k->busy = false;
+    }
+}
+
+/* Records appended since the last checkpoint. */
+static uint64_t uncovered(const compact_t *k)
+{
+    uint64_t next = ingest_last_pos(k->c.ingest) + 1;
+    return next > k->c.covered_pos ? next - k->c.covered_pos : 0;
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    compact_t *k = t->data;
+    if (k->busy)
+        return;
+    uint64_t records = uncovered(k);
+    if (records == 0)
+        return;
+    if ((int64_t)records < k->c.every_records &&
+        clock_mono_ms() - k->ckpt_mono_ms < k->c.interval_ms)
+        return;
+    take_checkpoint(k);
+}
+
+int compact_init(compact_t *k, const compact_config_t *c)
+{
+    k->c = *c;
+    if (k->c.covered_pos == 0)
+        k->c.covered_pos = 1;
+    k->busy = false;
+    k->buf = NULL;
+    k->on_closed = NULL;
+    k->ckpt_mono_ms = clock_mono_ms();
+    uv_timer_init(c->loop, &k->timer);
+    k->timer.data = k;
+    uv_timer_start(&k->timer, on_timer, 1000, 1000);
+    return 0;
+}
+
+void compact_set_policy(compact_t *k, int64_t interval_ms, int64_t every_records)
+{
+    k->c.interval_ms = interval_ms;
+    k->c.every_records = every_records;
+}
+
+void compact_final(compact_t *k)
+{
+    if (k->busy || uncovered(k) == 0)
+        return;
+    checkpoint_meta_t meta = {clock_now_ms(k->c.clock), k->c.journal_gen + 1,
+                              ingest_last_pos(k->c.ingest) + 1, publish_seq(k->c.publish)};
+    uint64_t keep = 0;
+    int rc = checkpoint_write(k->c.dir, &meta, k->c.towns, k->c.metrics, k->c.engine, k->c.dedup,
+                              &keep, k->err, sizeof(k->err));
+    if (rc != 0) {
+        log_error(k->c.log, "final checkpoint failed: %s; the journal keeps everything", k->err);
+        return;
+    }
+    unsigned removed = 0;
+    if (keep > 0 && keep < meta.journal_gen) /* see store_work() */
+        journal_remove_before(k->c.dir, keep, &removed);
+    k->c.covered_pos = meta.next_pos;
+    log_notice(k->c.log, "final checkpoint written; %u old journal segments removed", removed);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    compact_t *k = h->data;
+    k->timer.data = NULL;
+    maybe_closed(k);
+}
+
+void compact_close(compact_t *k, void (*cb)(compact_t *k))
+{
+    k->on_closed = cb;
+    uv_close((uv_handle_t *)&k->timer, on_timer_closed);
+}

@@ -1,0 +1,79 @@
+/* compact.h - journal compaction: checkpoints of the whole state taken
+ * while the daemon runs, after which the journal segments they cover are
+ * removed, and one last checkpoint at a clean stop.
+ *
+ * A checkpoint is taken when snapshot_every_records records were appended
+ * since the last one, or snapshot_interval has passed with at least one.
+ * The journal is rotated and the image built on the loop (so it reflects
+ * exactly the records below the new segment), then written by a libuv
+ * work thread while the loop goes on.  Compaction reads the state it is
+ * handed and never changes it.
+ */
+#ifndef TALLYD_COMPACT_H
+#define TALLYD_COMPACT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "clock.h"
+#include "dedup.h"
+#include "engine.h"
+#include "ingest.h"
+#include "intern.h"
+#include "journal.h"
+#include "log.h"
+#include "publish.h"
+
+typedef struct compact_config {
+    uv_loop_t *loop;
+    const char *dir;    /* the state directory; borrowed */
+    journal_t *journal; /* rotated before each checkpoint */
+    const intern_t *towns;
+    const intern_t *metrics;
+    const engine_t *engine;
+    const dedup_t *dedup;
+    const ingest_t *ingest;   /* the last position appended */
+    const publish_t *publish; /* the sequence number saved */
+    logger_t *log;
+    const tclock_t *clock;
+    int64_t interval_ms;   /* snapshot_interval */
+    int64_t every_records; /* snapshot_every_records */
+    uint64_t journal_gen;  /* the segment being appended to (from recovery) */
+    uint64_t covered_pos;  /* first position no checkpoint covers (from recovery) */
+} compact_config_t;
+
+/* The part; embed it, its fields are private. */
+typedef struct compact {
+    compact_config_t c;
+    uv_timer_t timer;
+    uv_work_t work;
+    bool busy;            /* a checkpoint is being stored */
+    uint64_t ckpt_gen;    /* journal generation the last checkpoint starts */
+    int64_t ckpt_mono_ms; /* when it was taken */
+    void *buf;            /* the image being stored */
+    size_t len;
+    int rc;
+    unsigned removed;
+    char err[512];
+    void (*on_closed)(struct compact *k);
+} compact_t;
+
+/* Start checking, every second, whether a checkpoint is due.  Returns 0. */
+int compact_init(compact_t *k, const compact_config_t *c);
+
+/* Take checkpoints by these rules from now on (a reload). */
+void compact_set_policy(compact_t *k, int64_t interval_ms, int64_t every_records);
+
+/* At a clean stop, with the journal closed and every ACK sent: write one
+ * last checkpoint (blocking), so the next start loads it instead of
+ * replaying the journal.  Logs the outcome. */
+void compact_final(compact_t *k);
+
+/* Stop the timer; cb (may be NULL) runs on the loop once it is closed and
+ * no checkpoint is being stored, after which k may be freed. */
+void compact_close(compact_t *k, void (*cb)(compact_t *k));
+
+#endif

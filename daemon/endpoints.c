@@ -1,0 +1,358 @@
+/* endpoints.c - tallyd's ZeroMQ sockets: options, security, binding,
+ * delivery (see endpoints.h). */
+#include "endpoints.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <zmq.h>
+
+#include "clock.h"
+
+/* How long endpoints_cut_subscribers() waits for ZeroMQ to let go of the
+ * endpoint. */
+#define REBIND_WAIT_MS 2000
+#define REBIND_STEP_MS 10
+
+static int set_int(endpoints_t *e, void *sock, int opt, int value, const char *name)
+{
+    if (zmq_setsockopt(sock, opt, &value, sizeof(value)) != 0) {
+        log_error(e->c.log, "cannot set %s: %s", name, zmq_strerror(zmq_errno()));
+        return TALLY_ESYS;
+    }
+    return 0;
+}
+
+static int set_int64(endpoints_t *e, void *sock, int opt, int64_t value, const char *name)
+{
+    if (zmq_setsockopt(sock, opt, &value, sizeof(value)) != 0) {
+        log_error(e->c.log, "cannot set %s: %s", name, zmq_strerror(zmq_errno()));
+        return TALLY_ESYS;
+    }
+    return 0;
+}
+
+/* Plaintext on anything but loopback exposes the figures and lets anyone
+ * submit; say so loudly. */
+static void warn_if_exposed(endpoints_t *e, const char *endpoint)
+{
+    if (strncmp(endpoint, "tcp://", 6) != 0)
+        return;
+    const char *h = endpoint + 6;
+    if (strncmp(h, "127.", 4) == 0 || strncmp(h, "localhost:", 10) == 0 ||
+        strncmp(h, "[::1]:", 6) == 0)
+        return;
+    log_warning(e->c.log,
+                "%s is not a loopback address and no keys are configured: anyone who can reach "
+                "it can read and submit figures in plaintext",
+                endpoint);
+}
+
+static int bind_socket(endpoints_t *e, void *sock, const char *endpoint, char *bound, size_t len)
+{
+    if (zmq_bind(sock, endpoint) != 0) {
+        log_error(e->c.log, "cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        return TALLY_ESYS;
+    }
+    size_t n = len;
+    if (zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, bound, &n) != 0)
+        snprintf(bound, len, "%s", endpoint);
+    if (!e->c.server->secured)
+        warn_if_exposed(e, endpoint);
+    return 0;
+}
+
+/* Make both sockets CURVE servers that ask our ZAP handler about every
+ * client.  The handler is bound first: libzmq admits any client key on a
+ * CURVE socket whose context has no ZAP handler (zap_secure_socket() also
+ * sets ZMQ_ZAP_ENFORCE_DOMAIN, which closes that hole a second time). */
+static int secure_sockets(endpoints_t *e)
+{
+    int rc = zap_init(&e->zap, e->zctx, e->c.loop, e->c.keys);
+    if (rc != 0) {
+        log_error(e->c.log, "cannot start the ZAP handler on %s: %s (%s)", ZAP_ENDPOINT,
+                  tally_strerror(rc), zmq_strerror(zmq_errno()));
+        return rc;
+    }
+    e->zap_open = true;
+    e->open_handles++;
+    zap_set_logger(&e->zap, e->c.log);
+    if (zap_secure_socket(e->router_sock, e->c.server->sec, ZAP_DOMAIN_REQUEST) != 0 ||
+        zap_secure_socket(e->pub_sock, e->c.server->sec, ZAP_DOMAIN_PUBLISH) != 0) {
+        log_error(e->c.log, "cannot make the sockets CURVE servers: %s", zmq_strerror(zmq_errno()));
+        return TALLY_ESYS;
+    }
+    return 0;
+}
+
+static int configure(endpoints_t *e)
+{
+    int rc = 0;
+    /* ROUTER: replies to a vanished peer fail instead of vanishing, queues
+     * are bounded, grossly oversized messages cut the connection (the
+     * merely oversized get TOO_LARGE from request.c), dead peers are found
+     * by ZMTP heartbeats. */
+    void *r = e->router_sock, *p = e->pub_sock;
+    rc |= set_int(e, r, ZMQ_ROUTER_MANDATORY, 1, "ZMQ_ROUTER_MANDATORY");
+    rc |= set_int(e, r, ZMQ_SNDHWM, 100000, "ZMQ_SNDHWM");
+    rc |= set_int(e, r, ZMQ_RCVHWM, 100000, "ZMQ_RCVHWM");
+    rc |= set_int(e, r, ZMQ_LINGER, 2000, "ZMQ_LINGER");
+    rc |= set_int(e, r, ZMQ_HEARTBEAT_IVL, 5000, "ZMQ_HEARTBEAT_IVL");
+    rc |= set_int(e, r, ZMQ_HEARTBEAT_TIMEOUT, 15000, "ZMQ_HEARTBEAT_TIMEOUT");
+    rc |= set_int64(e, r, ZMQ_MAXMSGSIZE, endpoints_frame_limit(e->c.max_msg_bytes),
+                    "ZMQ_MAXMSGSIZE");
+    /* XPUB: a slow subscriber loses messages (and sees the gap) rather
+     * than blocking us; VERBOSER shows every subscribe and unsubscribe. */
+    rc |= set_int(e, p, ZMQ_SNDHWM, (int)e->c.max_subscriber_queue, "ZMQ_SNDHWM");
+    rc |= set_int(e, p, ZMQ_XPUB_VERBOSER, 1, "ZMQ_XPUB_VERBOSER");
+    rc |= set_int(e, p, ZMQ_LINGER, 1000, "ZMQ_LINGER");
+    rc |= set_int(e, p, ZMQ_HEARTBEAT_IVL, 5000, "ZMQ_HEARTBEAT_IVL");
+    rc |= set_int(e, p, ZMQ_HEARTBEAT_TIMEOUT, 15000, "ZMQ_HEARTBEAT_TIMEOUT");
+    rc |= set_int64(e, p, ZMQ_MAXMSGSIZE, 1024, "ZMQ_MAXMSGSIZE");
+    return rc != 0 ? TALLY_ESYS : 0;
+}
+
+int endpoints_open(endpoints_t *e, const endpoints_config_t *c)
+{
+    memset(e, 0, sizeof(*e));
+    e->c = *c;
+    e->zctx = zmq_ctx_new();
+    if (!e->zctx) {
+        log_error(c->log, "cannot create a ZeroMQ context: %s", zmq_strerror(zmq_errno()));
+        return TALLY_ESYS;
+    }
+    e->router_sock = zmq_socket(e->zctx, ZMQ_ROUTER);
+    e->pub_sock = zmq_socket(e->zctx, ZMQ_XPUB);
+    if (!e->router_sock || !e->pub_sock) {
+        log_error(c->log, "cannot create sockets: %s", zmq_strerror(zmq_errno()));
+        return TALLY_ESYS;
+    }
+    if (configure(e) != 0 || (c->server->secured && secure_sockets(e) != 0))
+        return TALLY_ESYS;
+    if (bind_socket(e, e->router_sock, c->request, e->req_endpoint, sizeof(e->req_endpoint)) ||
+        bind_socket(e, e->pub_sock, c->publish, e->pub_endpoint, sizeof(e->pub_endpoint)))
+        return TALLY_ESYS;
+    return 0;
+}
+
+static void on_router_msg(zsock_t *zs, zmq_msg_t *parts, int nparts, void *ctx)
+{
+    (void)zs;
+    endpoints_t *e = ctx;
+    const void *body = nparts > 1 ? zmq_msg_data(&parts[1]) : NULL;
+    size_t len = nparts > 1 ? zmq_msg_size(&parts[1]) : 0;
+    const char *user_id = NULL;
+    if (e->c.server->secured && nparts > 1)
+        user_id = zmq_msg_gets(&parts[1], "User-Id");
+    e->c.on.request(e->c.on.ctx, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), nparts - 1, body,
+                    len, user_id);
+}
+
+static void on_pub_msg(zsock_t *zs, zmq_msg_t *parts, int nparts, void *ctx)
+{
+    (void)zs;
+    (void)nparts;
+    endpoints_t *e = ctx;
+    e->c.on.subscription(e->c.on.ctx, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]));
+}
+
+int endpoints_start(endpoints_t *e)
+{
+    int rc = zsock_init(&e->router, e->c.loop, e->router_sock, on_router_msg, e);
+    if (rc == 0) {
+        e->open_handles++;
+        e->router_open = true;
+        rc = zsock_init(&e->pub, e->c.loop, e->pub_sock, on_pub_msg, e);
+        if (rc == 0) {
+            e->open_handles++;
+            e->pub_open = true;
+        }
+    }
+    if (rc != 0)
+        log_error(e->c.log, "cannot watch the sockets: %s", tally_strerror(rc));
+    return rc;
+}
+
+static int send_router(void *ctx, const void *const *bufs, const size_t *lens, int nparts)
+{
+    endpoints_t *e = ctx;
+    return zsock_send_buf(&e->router, bufs, lens, nparts);
+}
+
+static int send_pub(void *ctx, const void *const *bufs, const size_t *lens, int nparts)
+{
+    endpoints_t *e = ctx;
+    return zsock_send_buf(&e->pub, bufs, lens, nparts);
+}
+
+sink_t endpoints_reply_sink(endpoints_t *e)
+{
+    return (sink_t){send_router, e};
+}
+
+sink_t endpoints_pub_sink(endpoints_t *e)
+{
+    return (sink_t){send_pub, e};
+}
+
+void endpoints_set_limits(endpoints_t *e, int64_t max_msg_bytes, int64_t max_subscriber_queue)
+{
+    int64_t v = endpoints_frame_limit(max_msg_bytes);
+    zmq_setsockopt(e->router_sock, ZMQ_MAXMSGSIZE, &v, sizeof(v));
+    int hwm = (int)max_subscriber_queue;
+    zmq_setsockopt(e->pub_sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+    e->c.max_msg_bytes = max_msg_bytes;
+    e->c.max_subscriber_queue = max_subscriber_queue;
+    zsock_kick(&e->router);
+    zsock_kick(&e->pub);
+}
+
+void endpoints_set_keyring(endpoints_t *e, const keyring_t *kr)
+{
+    e->c.keys = kr;
+    if (e->zap_open)
+        zap_set_keyring(&e->zap, kr);
+}
+
+/* Wait until the socket monitor mon reports that the old listener is
+ * closed (ZMQ_EVENT_CLOSED, or CLOSE_FAILED), at most REBIND_WAIT_MS. */
+static bool listener_closed(void *mon)
+{
+    int64_t deadline = clock_mono_ms() + REBIND_WAIT_MS;
+    for (;;) {
+        int64_t left = deadline - clock_mono_ms();
+        if (left <= 0)
+            return false;
+        zmq_pollitem_t it = {mon, 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll(&it, 1, (long)left);
+        if (rc < 0 && zmq_errno() == EINTR)
+            continue;
+        if (rc <= 0)
+            return false;
+        /* An event is two frames: event and value, then the endpoint. */
+        bool more = true;
+        while (more) {
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, mon, 0) < 0) {
+                zmq_msg_close(&m);
+                return false;
+            }
+            more = zmq_msg_more(&m);
+            zmq_msg_close(&m);
+        }
+        return true;
+    }
+}
+
+/* Unbinding a listening endpoint closes every connection accepted through
+ * it; bind it again at once.  Subscribers reconnect by themselves, and
+ * each new handshake goes through ZAP with the keyring now in force, so
+ * only the revoked keys stay out.  Those kept lose the updates sent while
+ * they reconnect, see the gap in the sequence and take a new snapshot.
+ * ZeroMQ closes the old listener on its I/O thread: binding before that
+ * meets EADDRINUSE (tcp), or has the old ipc listener remove the new
+ * socket file (libzmq before 4.3, and wildcard ipc paths), so a socket
+ * monitor tells when it is gone.  The loop waits for it: milliseconds,
+ * once per reload that revokes a subscriber. */
+void endpoints_cut_subscribers(endpoints_t *e)
+{
+    const char *ep = e->pub_endpoint; /* as bound: a wildcard port stays the same */
+    const char *mon_ep = "inproc://tallyd-publish-monitor";
+    void *mon = NULL;
+    if (zmq_socket_monitor(e->pub_sock, mon_ep, ZMQ_EVENT_CLOSED | ZMQ_EVENT_CLOSE_FAILED) == 0) {
+        mon = zmq_socket(e->zctx, ZMQ_PAIR);
+        if (mon != NULL && zmq_connect(mon, mon_ep) != 0) {
+            zmq_close(mon);
+            mon = NULL;
+        }
+    }
+    int err = 0;
+    if (zmq_unbind(e->pub_sock, ep) != 0) {
+        log_error(e->c.log,
+                  "reload: cannot unbind %s to cut revoked subscribers off: %s; restart tallyd "
+                  "to cut them off",
+                  ep, zmq_strerror(zmq_errno()));
+    } else {
+        if (mon == NULL || !listener_closed(mon))
+            log_warning(e->c.log, "reload: cannot tell when %s is closed; binding it again anyway",
+                        ep);
+        int64_t deadline = clock_mono_ms() + REBIND_WAIT_MS;
+        while (zmq_bind(e->pub_sock, ep) != 0) {
+            err = zmq_errno();
+            if (err != EADDRINUSE || clock_mono_ms() >= deadline)
+                break;
+            uv_sleep(REBIND_STEP_MS);
+            err = 0;
+        }
+        if (err != 0)
+            log_error(e->c.log,
+                      "reload: cannot bind %s again after cutting revoked subscribers off: %s; no "
+                      "subscriber can connect until tallyd restarts",
+                      ep, zmq_strerror(err));
+    }
+    zmq_socket_monitor(e->pub_sock, NULL, 0);
+    if (mon != NULL)
+        zmq_close(mon);
+    zsock_kick(&e->pub);
+}
+
+void endpoints_stats(const endpoints_t *e, void (*fn)(const char *name, int64_t value, void *ctx),
+                     void *ctx)
+{
+    if (e->zap_open)
+        zap_stats_foreach(&e->zap, fn, ctx);
+}
+
+static void handle_closed(endpoints_t *e)
+{
+    if (--e->open_handles == 0 && e->on_closed) {
+        void (*cb)(endpoints_t *) = e->on_closed;
+        e->on_closed = NULL;
+        cb(e);
+    }
+}
+
+static void on_zsock_closed(zsock_t *zs)
+{
+    endpoints_t *e = zs->ctx;
+    handle_closed(e);
+}
+
+static void on_zap_closed(zap_t *z)
+{
+    endpoints_t *e = (endpoints_t *)(void *)((char *)z - offsetof(endpoints_t, zap));
+    handle_closed(e);
+}
+
+void endpoints_close(endpoints_t *e, void (*cb)(endpoints_t *e))
+{
+    e->on_closed = cb;
+    int pending = e->open_handles;
+    if (e->router_open)
+        zsock_close(&e->router, on_zsock_closed);
+    if (e->pub_open)
+        zsock_close(&e->pub, on_zsock_closed);
+    e->router_open = e->pub_open = false;
+    if (e->zap_open) {
+        zap_close(&e->zap, on_zap_closed);
+        e->zap_open = false;
+    }
+    if (pending == 0 && cb) {
+        e->on_closed = NULL;
+        cb(e);
+    }
+}
+
+void endpoints_free(endpoints_t *e)
+{
+    if (e->router_sock)
+        zmq_close(e->router_sock);
+    if (e->pub_sock)
+        zmq_close(e->pub_sock);
+    e->router_sock = e->pub_sock = NULL;
+    if (e->zctx)
+        zmq_ctx_term(e->zctx);
+    e->zctx = NULL;
+}

@@ -1,0 +1,130 @@
+/* endpoints.h - the socket adapter: tallyd's two ZeroMQ sockets on the
+ * loop.
+ *
+ * The request socket (ROUTER) takes every request and carries the
+ * replies; the publish socket (XPUB) carries updates and tells of
+ * subscriptions.  This part creates both, sets their limits, makes them
+ * CURVE servers behind the ZAP handler when the daemon has keys, binds
+ * them, and then hands every incoming message to the handlers it was
+ * given; the other parts send through the sinks it offers.
+ */
+#ifndef TALLYD_ENDPOINTS_H
+#define TALLYD_ENDPOINTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "keys.h"
+#include "log.h"
+#include "proto.h"
+#include "sink.h"
+#include "zap.h"
+#include "zsock.h"
+
+/* Where incoming messages go. */
+typedef struct endpoints_handlers {
+    /* A request from the peer rid[0..rid_len): nframes frames after the
+     * routing id, the first being body[0..len) (NULL when there is none);
+     * user_id is the connection's ZAP User-Id or NULL. */
+    void (*request)(void *ctx, const void *rid, size_t rid_len, int nframes, const void *body,
+                    size_t len, const char *user_id);
+    /* A subscribe (data[0] == 1) or unsubscribe (0) message of len bytes. */
+    void (*subscription)(void *ctx, const void *data, size_t len);
+    void *ctx;
+} endpoints_handlers_t;
+
+typedef struct endpoints_config {
+    uv_loop_t *loop;
+    logger_t *log;
+    const char *request; /* endpoints to bind */
+    const char *publish;
+    int64_t max_msg_bytes;        /* the request socket takes frames of up to twice this */
+    int64_t max_subscriber_queue; /* messages queued per subscriber */
+    const keys_server_t *server;  /* secured: CURVE servers with this key pair */
+    const keyring_t *keys;        /* the keyring the ZAP handler answers from (secured) */
+    endpoints_handlers_t on;
+} endpoints_config_t;
+
+/* The part; embed it, its fields are private. */
+typedef struct endpoints {
+    endpoints_config_t c;
+    void *zctx;
+    void *router_sock;
+    void *pub_sock;
+    zsock_t router;
+    zsock_t pub;
+    bool router_open, pub_open; /* their zsocks are set up */
+    zap_t zap;
+    bool zap_open;
+    char req_endpoint[PROTO_ENDPOINT_MAX + 1]; /* as bound (ZMQ_LAST_ENDPOINT) */
+    char pub_endpoint[PROTO_ENDPOINT_MAX + 1];
+    int open_handles;
+    void (*on_closed)(struct endpoints *e);
+} endpoints_t;
+
+/* The largest request frame ZeroMQ delivers on the request socket
+ * (ZMQ_MAXMSGSIZE): twice max_msg_bytes.  A frame above max_msg_bytes but
+ * within this gets ERROR TOO_LARGE and is counted, so a client that
+ * misjudged its size hears why; a larger one makes ZeroMQ drop the
+ * connection before tallyd sees it, so no peer makes tallyd hold much more
+ * than max_msg_bytes per message. */
+static inline int64_t endpoints_frame_limit(int64_t max_msg_bytes)
+{
+    return 2 * max_msg_bytes;
+}
+
+/* Create both sockets, secure them (with a server key pair) and bind
+ * them; messages are not delivered before endpoints_start().  The secret
+ * key in c->server is handed to ZeroMQ and not kept.  Returns 0, or
+ * TALLY_ESYS after logging what failed (a bind names the endpoint and
+ * ZeroMQ's reason); endpoints_close() then endpoints_free() either way. */
+int endpoints_open(endpoints_t *e, const endpoints_config_t *c);
+
+/* Start delivering messages to the handlers.  Returns 0 or a negative
+ * code (logged). */
+int endpoints_start(endpoints_t *e);
+
+/* The sinks of the request socket's replies and of the publish socket. */
+sink_t endpoints_reply_sink(endpoints_t *e);
+sink_t endpoints_pub_sink(endpoints_t *e);
+
+/* The endpoints as bound (a wildcard port resolved). */
+static inline const char *endpoints_request(const endpoints_t *e)
+{
+    return e->req_endpoint;
+}
+static inline const char *endpoints_publish(const endpoints_t *e)
+{
+    return e->pub_endpoint;
+}
+
+/* New limits (a reload): the request frame limit at once; the subscriber
+ * queue for subscribers that connect from now on. */
+void endpoints_set_limits(endpoints_t *e, int64_t max_msg_bytes, int64_t max_subscriber_queue);
+
+/* Answer handshakes from kr from now on (a reload). */
+void endpoints_set_keyring(endpoints_t *e, const keyring_t *kr);
+
+/* Close every subscriber connection, so that subscribers whose keys were
+ * revoked are cut off; the others reconnect through a new handshake and
+ * re-snapshot.  Blocks the loop for the milliseconds ZeroMQ takes to
+ * release the endpoint. */
+void endpoints_cut_subscribers(endpoints_t *e);
+
+/* Report the ZAP handler's counters (secured daemons) to fn. */
+void endpoints_stats(const endpoints_t *e, void (*fn)(const char *name, int64_t value, void *ctx),
+                     void *ctx);
+
+/* Stop delivering messages and close the loop handles; cb (may be NULL)
+ * runs on the loop once they are closed.  Nothing more is sent. */
+void endpoints_close(endpoints_t *e, void (*cb)(endpoints_t *e));
+
+/* Close the sockets and end the ZeroMQ context (lingering at most a few
+ * seconds for replies still queued).  After endpoints_close()'s callback,
+ * or when the loop never ran. */
+void endpoints_free(endpoints_t *e);
+
+#endif
