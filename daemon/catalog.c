@@ -20,6 +20,13 @@ size_t catalog_builtin_ratio_count(void)
     return NBUILTIN;
 }
 
+void catalog_builtin_ratio(size_t i, const char **id, const char **num, const char **den)
+{
+    *id = builtin_ratios[i].id;
+    *num = builtin_ratios[i].num;
+    *den = builtin_ratios[i].den;
+}
+
 static int add_name(intern_t *in, const char *name, char *err, size_t len)
 {
     int id = intern_add(in, name, strlen(name));

@@ -27,6 +27,10 @@ typedef struct catalog_target {
  * configuration file): those of the township report. */
 size_t catalog_builtin_ratio_count(void);
 
+/* The i-th built-in ratio (i < catalog_builtin_ratio_count()): its id,
+ * numerator and denominator, static strings. */
+void catalog_builtin_ratio(size_t i, const char **id, const char **num, const char **den);
+
 /* Declare cfg's townships, metrics and ratios in t, and the built-in
  * ratios too when builtin is set.  A metric whose series hold another kind
  * is refused; a ratio that exists already is kept as it is (reload checks

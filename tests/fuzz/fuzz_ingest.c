@@ -2,14 +2,15 @@
  * one process and without sockets.
  *
  * Every input gets a fresh daemon state built the way tallyd.c builds it
- * (configuration, engine, name tables, catalog, de-duplication) and is fed,
- * message by message, to request_on_msg(), the function the request socket
- * calls.  tallyd_reply(), zsock_send_buf() and tallyd_stop() are replaced at
- * link time (-Wl,--wrap) by the functions below, which decode every reply,
- * update and snapshot message and check it.  The journal is the real one
- * (sync never, in a temporary directory, on a libuv loop); it stays open
- * across inputs, so accepted submissions wait for it as in the daemon and
- * their ACKs are released by running the loop.
+ * (configuration, engine, name tables, catalog, de-duplication, and the
+ * request, ingest and publish parts) and is fed, message by message, to
+ * request_handle(), the function the socket adapter calls.  The parts are
+ * handed sinks and a stop callback of this file, as tallyd.c hands them
+ * the sockets' sinks: they decode every reply, update and snapshot message
+ * and check it.  The journal is the real one (sync never, in a temporary
+ * directory, on a libuv loop); it stays open across inputs, so accepted
+ * submissions wait for it as in the daemon and their ACKs are released by
+ * running the loop.
  *
  * Input: byte 0 picks the configuration: bits 0-1 the catalog (0 open, with
  * the built-in ratios; 1 and 3 closed townships and metrics; 2 closed
@@ -40,9 +41,16 @@
 
 #include <zmq.h>
 
+#include "catalog.h"
+#include "config.h"
+#include "dedup.h"
+#include "engine.h"
 #include "ingest.h"
+#include "intern.h"
+#include "journal.h"
+#include "publish.h"
+#include "ratelimit.h"
 #include "request.h"
-#include "tallyd.h"
 
 /* assert() vanishes under NDEBUG; a fuzzer check must not. */
 #define CHECK(cond)                                                                                \
@@ -61,9 +69,23 @@
 #define NO_CREATE       0xff
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-void __wrap_tallyd_reply(tallyd_t *d, const void *rid, size_t rid_len, const msgpack_sbuffer *body);
-int __wrap_zsock_send_buf(zsock_t *zs, const void *const *bufs, const size_t *lens, int nparts);
-void __wrap_tallyd_stop(tallyd_t *d, int exit_code);
+
+/* The daemon's state and parts, as tallyd.c holds them. */
+typedef struct fuzz_daemon {
+    tallyd_config_t cfg; /* a shallow copy of a template */
+    bool builtin;        /* no configuration file: the built-in ratios */
+    logger_t log;
+    tallyd_stats_t stats;
+    intern_t towns, metrics;
+    engine_t engine;
+    dedup_t dedup;
+    ratelimit_t rl;
+    journal_t journal;
+    bool journal_open;
+    ingest_t ingest;
+    publish_t publish;
+    request_t request;
+} fuzz_daemon_t;
 
 /* The closed catalog: townships of Chengkou county, metrics of the Gaoguan
  * report (counters and gauges) and ratios over both kinds. */
@@ -86,13 +108,6 @@ static const char towns_conf[] = "[windows]\n1h = 1h\nbuckets = 6\n"
                                  "[township gaoguan]\n[township gecheng]\n"
                                  "[ratio law_exam.pass_rate]\n"
                                  "numerator = law_exam.passed\ndenominator = law_exam.takers\n";
-
-/* tallyd.c's built-in ratios (defined when no config file is given). */
-static const char *const builtin_ratios[][3] = {
-    {"disputes.resolution_rate", "disputes.resolved", "disputes.screened"},
-    {"law_exam.pass_rate", "law_exam.passed", "law_exam.takers"},
-    {"talks.resolution_rate", "talks.disputes_resolved", "talks.disputes_handled"},
-};
 
 typedef struct mser { /* one series of the model */
     uint8_t kind, tlen, mlen;
@@ -118,8 +133,8 @@ typedef struct expect { /* an ACK that waits for the journal */
     uint8_t rid[8];
 } expect_t;
 
-typedef struct reply { /* what came back during one request_on_msg() */
-    uint32_t n;        /* tallyd_reply() calls */
+typedef struct reply { /* what came back during one request_handle() */
+    uint32_t n;        /* replies, snapshots aside */
     proto_msg_t m;     /* the first, decoded */
     uint32_t items;    /* SNAPSHOT_ITEMs */
     uint32_t ends;     /* SNAPSHOT_ENDs */
@@ -128,7 +143,7 @@ typedef struct reply { /* what came back during one request_on_msg() */
 
 static struct {
     bool ready;
-    tallyd_t *d;
+    fuzz_daemon_t *d;
     uv_loop_t loop;
     char dir[64];
     int64_t now;
@@ -169,7 +184,7 @@ static int64_t fuzz_clock(void *ctx)
 
 /* ---- set-up, as tallyd.c does it (its functions are static) ---- */
 
-static void setup_engine(tallyd_t *d)
+static void setup_engine(fuzz_daemon_t *d)
 {
     engine_config_t ec;
     engine_config_default(&ec);
@@ -182,47 +197,132 @@ static void setup_engine(tallyd_t *d)
     ec.zone = d->cfg.timezone;
     ec.max_series = (uint32_t)d->cfg.max_series;
     CHECK(engine_config_check(&ec, NULL, 0) == 0);
-    CHECK(engine_init(&d->engine, &ec, d->clock) == 0);
+    CHECK(engine_init(&d->engine, &ec, &g.clock) == 0);
 }
 
-static int intern_name_id(intern_t *in, const char *name)
+static void model_ratio(const char *id, const char *num, const char *den)
 {
-    int id = intern_add(in, name, strlen(name));
-    CHECK(id > 0);
-    return id;
-}
-
-static void define_ratio(tallyd_t *d, const char *id, const char *num, const char *den)
-{
-    int r = intern_name_id(&d->metrics, id);
-    int n = intern_name_id(&d->metrics, num);
-    int q = intern_name_id(&d->metrics, den);
-    CHECK(engine_define_ratio(&d->engine, (uint32_t)r, (uint32_t)n, (uint32_t)q) == 0);
     CHECK(g.nratios < sizeof(g.ratios) / sizeof(g.ratios[0]));
     g.ratios[g.nratios++] = (rdef_t){id, num, den};
 }
 
-static void setup_tables_and_catalog(tallyd_t *d)
+static void setup_tables_and_catalog(fuzz_daemon_t *d)
 {
     const tallyd_config_t *c = &d->cfg;
+    uint64_t metrics = (uint64_t)c->max_metrics + c->nratios + catalog_builtin_ratio_count() + 1;
     CHECK(intern_init(&d->towns, (uint32_t)c->max_townships + 1) == 0);
-    CHECK(intern_init(&d->metrics, (uint32_t)(c->max_metrics + (int64_t)c->nratios + 3) + 1) == 0);
+    CHECK(intern_init(&d->metrics, (uint32_t)metrics) == 0);
     CHECK(dedup_init(&d->dedup, (uint32_t)c->max_clients) == 0);
     /* rate 0 (the default): the limiter reads the real monotonic clock, so
      * a limit would make verdicts depend on timing. */
     CHECK(ratelimit_init(&d->rl, c->rate, c->burst, d->towns.capacity) == 0);
-    for (size_t i = 0; i < c->ntownships; i++)
-        intern_name_id(&d->towns, c->townships[i].id);
-    for (size_t i = 0; i < c->nmetrics; i++) {
-        int id = intern_name_id(&d->metrics, c->metrics[i].id);
-        CHECK(engine_define_metric(&d->engine, (uint32_t)id, (uint8_t)c->metrics[i].kind) == 0);
+    catalog_target_t ct = {&d->towns, &d->metrics, &d->engine, "fuzz"};
+    char err[512];
+    if (catalog_declare(&ct, c, d->builtin, err, sizeof(err)) != 0) {
+        fprintf(stderr, "fuzz_ingest: %s\n", err);
+        abort();
     }
     g.nratios = 0;
     for (size_t i = 0; i < c->nratios; i++)
-        define_ratio(d, c->ratios[i].id, c->ratios[i].numerator, c->ratios[i].denominator);
-    if (d->config_path[0] == '\0')
-        for (size_t i = 0; i < sizeof(builtin_ratios) / sizeof(builtin_ratios[0]); i++)
-            define_ratio(d, builtin_ratios[i][0], builtin_ratios[i][1], builtin_ratios[i][2]);
+        model_ratio(c->ratios[i].id, c->ratios[i].numerator, c->ratios[i].denominator);
+    for (size_t i = 0; d->builtin && i < catalog_builtin_ratio_count(); i++) {
+        const char *id, *num, *den;
+        catalog_builtin_ratio(i, &id, &num, &den);
+        model_ratio(id, num, den);
+    }
+}
+
+/* ---- the sinks and the stop request tallyd.c would hand the parts ---- */
+
+static int reply_sink(void *ctx, const void *const *bufs, const size_t *lens, int nparts);
+static int pub_sink(void *ctx, const void *const *bufs, const size_t *lens, int nparts);
+static void report_stats(void *ctx, request_stat_fn fn, void *fn_ctx);
+
+/* ingest stops the daemon only when engine_apply() fails after
+ * engine_check() passed, which only memory exhaustion may cause. */
+static void on_stop(void *ctx, int exit_code)
+{
+    (void)ctx;
+    fprintf(stderr, "stop(%d) requested: engine_apply failed after engine_check passed\n",
+            exit_code);
+    abort();
+}
+
+static int journal_append_cb(void *ctx, const void *rec, size_t len, uint64_t *pos)
+{
+    fuzz_daemon_t *d = ctx;
+    return journal_append(&d->journal, rec, len, pos);
+}
+
+static const char *journal_error_cb(void *ctx)
+{
+    fuzz_daemon_t *d = ctx;
+    return journal_errmsg(&d->journal);
+}
+
+static void setup_parts(fuzz_daemon_t *d)
+{
+    const tallyd_config_t *c = &d->cfg;
+    ingest_config_t ic = {
+        .engine = &d->engine,
+        .towns = &d->towns,
+        .metrics = &d->metrics,
+        .dedup = &d->dedup,
+        .rl = &d->rl,
+        .journal = {journal_append_cb, journal_error_cb, d},
+        .reply = {reply_sink, d},
+        .stop = on_stop,
+        .stop_ctx = d,
+        .stats = &d->stats,
+        .log = &d->log,
+        .clock = &g.clock,
+        .secured = false,
+        .limits = {c->catalog_closed_townships, c->catalog_closed_metrics, c->max_townships,
+                   c->max_metrics, c->max_series, c->max_clients, c->skew_ms, c->max_age_ms},
+    };
+    CHECK(ingest_init(&d->ingest, &ic) == 0);
+    journal_stats_t st;
+    journal_stats(&d->journal, &st);
+    ingest_set_position(&d->ingest, st.next_pos - 1);
+    /* Timers an hour apart: updates go out only when settle() asks. */
+    publish_config_t pc = {
+        .loop = &g.loop,
+        .engine = &d->engine,
+        .towns = &d->towns,
+        .metrics = &d->metrics,
+        .pub = {pub_sink, d},
+        .reply = {reply_sink, d},
+        .stats = &d->stats,
+        .log = &d->log,
+        .clock = &g.clock,
+        .interval_ms = 3600000,
+        .heartbeat_ms = 3600000,
+        .seq = 0,
+    };
+    CHECK(publish_init(&d->publish, &pc) == 0);
+    request_config_t rc = {
+        .ingest = &d->ingest,
+        .publish = &d->publish,
+        .engine = &d->engine,
+        .keys = NULL,
+        .secured = false,
+        .pub_endpoint = "tcp://127.0.0.1:7412",
+        .reply = {reply_sink, d},
+        .counters = &d->stats,
+        .log = &d->log,
+        .limits = {c->max_samples, c->max_msg_bytes, c->skew_ms, c->max_age_ms},
+    };
+    rc.stats = report_stats;
+    rc.stats_ctx = d;
+    CHECK(request_init(&d->request, &rc) == 0);
+}
+
+/* STATS, as tallyd.c reports it (the gauges are not checked). */
+static void report_stats(void *ctx, request_stat_fn fn, void *fn_ctx)
+{
+    fuzz_daemon_t *d = ctx;
+    stats_gauges_t gauges = {.series = engine_series_count(&d->engine)};
+    stats_foreach(&d->stats, &gauges, fn, fn_ctx);
 }
 
 /* ---- the journal, shared by all inputs ---- */
@@ -230,7 +330,8 @@ static void setup_tables_and_catalog(tallyd_t *d)
 static void on_durable(journal_t *j, uint64_t upto, void *ctx)
 {
     (void)j;
-    ingest_on_durable(ctx, upto);
+    fuzz_daemon_t *d = ctx;
+    ingest_on_durable(&d->ingest, upto);
 }
 
 static void journal_start(void)
@@ -238,7 +339,6 @@ static void journal_start(void)
     journal_opts_t jo = {.sync = JOURNAL_SYNC_NEVER, .on_durable = on_durable, .ctx = g.d};
     CHECK(journal_open(&g.d->journal, &g.loop, g.dir, &jo, 1, 0) == 0);
     g.d->journal_open = true;
-    g.d->last_pos = g.d->durable_pos = 0;
     g.n.journals++;
 }
 
@@ -263,12 +363,6 @@ static void fuzz_fini(void)
     journal_finish();
     rmdir(g.dir);
     CHECK(uv_loop_close(&g.loop) == 0);
-    free(g.d->samples);
-    free(g.d->esamples);
-    ackq_free(&g.d->acks);
-    keyring_free(&g.d->keys);
-    msgpack_sbuffer_destroy(&g.d->out);
-    msgpack_sbuffer_destroy(&g.d->publish.scratch);
     config_free(&g.tpl_open);
     config_free(&g.tpl_closed);
     config_free(&g.tpl_towns);
@@ -281,20 +375,10 @@ static void fuzz_init(void)
     char err[1024];
     g.d = calloc(1, sizeof(*g.d));
     CHECK(g.d != NULL);
-    tallyd_t *d = g.d;
+    fuzz_daemon_t *d = g.d;
     CHECK(uv_loop_init(&g.loop) == 0);
-    d->loop = &g.loop;
     g.clock = (tclock_t){fuzz_clock, &g.now};
-    d->clock = &g.clock;
     log_init(&d->log, LOG_LEVEL_ERROR);
-    msgpack_sbuffer_init(&d->out);
-    msgpack_sbuffer_init(&d->publish.scratch);
-    ackq_init(&d->acks);
-    keyring_init(&d->keys); /* never loaded: the daemon is not secured */
-    snprintf(d->pub_endpoint, sizeof(d->pub_endpoint), "tcp://127.0.0.1:7412");
-    d->samples = calloc(PROTO_SAMPLES_MAX, sizeof(*d->samples));
-    d->esamples = calloc(PROTO_SAMPLES_MAX, sizeof(*d->esamples));
-    CHECK(d->samples && d->esamples);
     CHECK(config_defaults(&g.tpl_open) == 0);
     if (config_parse_text(closed_conf, strlen(closed_conf), "closed.conf", &g.tpl_closed, err,
                           sizeof(err)) != 0 ||
@@ -316,19 +400,19 @@ static void fuzz_init(void)
 /* One input's daemon state, from configuration byte flags. */
 static void state_begin(uint8_t flags)
 {
-    tallyd_t *d = g.d;
+    fuzz_daemon_t *d = g.d;
     switch (flags & 3) {
     case 0:
         d->cfg = g.tpl_open; /* shallow: the templates own the catalogs */
-        d->config_path[0] = '\0';
+        d->builtin = true;
         break;
     case 2:
         d->cfg = g.tpl_towns;
-        snprintf(d->config_path, sizeof(d->config_path), "towns.conf");
+        d->builtin = false;
         break;
     default:
         d->cfg = g.tpl_closed;
-        snprintf(d->config_path, sizeof(d->config_path), "closed.conf");
+        d->builtin = false;
         break;
     }
     bool tight = flags & 4;
@@ -341,10 +425,10 @@ static void state_begin(uint8_t flags)
     g.now = FUZZ_NOW_MS;
     memset(&d->stats, 0, sizeof(d->stats));
     d->stats.started_mono_ms = clock_mono_ms();
-    d->publish.stream_id = 1;
-    d->publish.seq = g.pub_seq = 0;
+    g.pub_seq = 0;
     setup_engine(d);
     setup_tables_and_catalog(d);
+    setup_parts(d);
     for (uint32_t i = 0; i < MODEL_SLOTS; i++)
         g.slot[i] = NULL;
     g.nseries = 0;
@@ -354,7 +438,11 @@ static void state_begin(uint8_t flags)
 
 static void state_end(void)
 {
-    tallyd_t *d = g.d;
+    fuzz_daemon_t *d = g.d;
+    request_free(&d->request);
+    publish_close(&d->publish, NULL);
+    uv_run(&g.loop, UV_RUN_NOWAIT); /* the publisher's handles close */
+    ingest_free(&d->ingest);
     engine_free(&d->engine);
     dedup_free(&d->dedup);
     ratelimit_free(&d->rl);
@@ -440,7 +528,7 @@ static uint8_t metric_kind(proto_str_t metric)
 /* The engine's series (town, metric) must be the model's. */
 static void compare(proto_str_t town, proto_str_t metric)
 {
-    tallyd_t *d = g.d;
+    fuzz_daemon_t *d = g.d;
     const mser_t *s = model_find(town, metric, NO_CREATE);
     int mid = intern_find(&d->metrics, metric.ptr, metric.len);
     int tid = town.len ? intern_find(&d->towns, town.ptr, town.len) : 0;
@@ -602,7 +690,7 @@ static bool same_metric_before(const proto_submit_t *s, uint32_t i)
  * sees it (catalog, limits on names, clock), or 0, or UNKNOWN. */
 static int predict_precheck(const proto_submit_t *s)
 {
-    tallyd_t *d = g.d;
+    fuzz_daemon_t *d = g.d;
     const tallyd_config_t *c = &d->cfg;
     if (intern_find(&d->towns, s->township.ptr, s->township.len) <= 0) {
         if (c->catalog_closed_townships)
@@ -698,7 +786,7 @@ static void model_apply(const proto_submit_t *s)
     }
 }
 
-/* ---- the link-time stubs: replies, updates and snapshots ---- */
+/* ---- the sinks: replies, updates and snapshots ---- */
 
 static void check_rid(const void *rid, size_t rid_len, const uint8_t *want, size_t want_len)
 {
@@ -711,91 +799,97 @@ static void check_text(proto_str_t field, proto_str_t message, bool need_message
     CHECK(!need_message || message.len > 0);
 }
 
-void __wrap_tallyd_reply(tallyd_t *d, const void *rid, size_t rid_len, const msgpack_sbuffer *body)
+/* A reply: an ACK, ERROR, WELCOME, PONG or STATS from ingest or request. */
+static void check_reply(const void *rid, size_t rid_len, const proto_msg_t *m)
 {
-    static proto_msg_t m;
-    proto_error_t err;
-    CHECK(d == g.d);
-    if (proto_decode(body->data, body->size, &m, NULL, 0, &err) != 0) {
-        fprintf(stderr, "a reply does not decode: %s\n", err.message);
-        abort();
-    }
-    if (m.type == PROTO_ACK) {
-        const proto_ack_t *a = &m.u.ack;
+    if (m->type == PROTO_ACK) {
+        const proto_ack_t *a = &m->u.ack;
         bool rejected = a->status == PROTO_ACK_REJECTED;
         CHECK(a->status <= PROTO_ACK_REJECTED);
         CHECK(rejected ? (a->code >= 1 && a->code <= (uint32_t)-TALLY_EWIRE_LAST)
                        : (a->code == 0 && a->sample == -1));
         check_text(a->field, a->message, rejected);
-    } else if (m.type == PROTO_ERROR) {
-        CHECK(m.u.error.code >= 1 && m.u.error.code <= (uint32_t)-TALLY_EWIRE_LAST);
-        check_text(m.u.error.field, m.u.error.message, true);
+    } else if (m->type == PROTO_ERROR) {
+        CHECK(m->u.error.code >= 1 && m->u.error.code <= (uint32_t)-TALLY_EWIRE_LAST);
+        check_text(m->u.error.field, m->u.error.message, true);
     } else {
-        CHECK(m.type == PROTO_WELCOME || m.type == PROTO_PONG || m.type == PROTO_STATS);
+        CHECK(m->type == PROTO_WELCOME || m->type == PROTO_PONG || m->type == PROTO_STATS);
     }
     if (g.in_call) {
         check_rid(rid, rid_len, g.rid, g.rid_len);
         if (g.r.n++ == 0)
-            g.r.m = m; /* its strings point into d->out, unchanged until the next reply */
+            g.r.m = *m; /* its strings point into the sender's buffer, unchanged until its next
+                           reply */
         return;
     }
-    /* Outside request_on_msg only the ACK queue replies, in its order. */
-    CHECK(m.type == PROTO_ACK && g.fifo_n > 0);
+    /* Outside request_handle() only the ACK queue replies, in its order. */
+    CHECK(m->type == PROTO_ACK && g.fifo_n > 0);
     const expect_t *e = &g.fifo[g.fifo_head];
-    CHECK(m.u.ack.seq == e->seq && m.u.ack.status == e->status);
+    CHECK(m->u.ack.seq == e->seq && m->u.ack.status == e->status);
     check_rid(rid, rid_len, e->rid, e->rid_len);
     g.fifo_head = (g.fifo_head + 1) & (FIFO_CAP - 1);
     g.fifo_n--;
     g.n.released++;
 }
 
-int __wrap_zsock_send_buf(zsock_t *zs, const void *const *bufs, const size_t *lens, int nparts)
+/* A snapshot message, streamed by publish to the requester. */
+static void check_snapshot(const void *rid, size_t rid_len, const proto_msg_t *m)
 {
-    static proto_msg_t m;
-    tallyd_t *d = g.d;
-    CHECK(nparts == 2);
-    CHECK(proto_decode(bufs[1], lens[1], &m, NULL, 0, NULL) == 0);
-    if (zs == &d->pub) {
-        const proto_tally_t *t = &m.u.update.tally;
-        char topic[PROTO_TOPIC_MAX];
-        CHECK(m.type == PROTO_UPDATE && m.u.update.stream_id == d->publish.stream_id);
-        CHECK(t->seq == ++g.pub_seq);
-        g.n.updates++;
-        int n = proto_topic(topic, sizeof(topic), t->metric, t->scope);
-        CHECK(n > 0 && (size_t)n == lens[0] && memcmp(topic, bufs[0], lens[0]) == 0);
-        check_tally(t);
-        return 0;
-    }
-    CHECK(zs == &d->router && g.in_call);
-    check_rid(bufs[0], lens[0], g.rid, g.rid_len);
-    if (m.type == PROTO_SNAPSHOT_ITEM) {
-        const proto_tally_t *t = &m.u.snapshot_item.tally;
-        CHECK(g.r.ends == 0 && m.u.snapshot_item.req_id == g.req_id);
-        CHECK(t->seq == d->publish.seq);
+    fuzz_daemon_t *d = g.d;
+    CHECK(g.in_call);
+    check_rid(rid, rid_len, g.rid, g.rid_len);
+    if (m->type == PROTO_SNAPSHOT_ITEM) {
+        const proto_tally_t *t = &m->u.snapshot_item.tally;
+        CHECK(g.r.ends == 0 && m->u.snapshot_item.req_id == g.req_id);
+        CHECK(t->seq == publish_seq(&d->publish));
         CHECK(topic_has_prefix(t->metric, t->scope, g.prefix));
         check_tally(t);
         g.r.items++;
     } else {
-        CHECK(m.type == PROTO_SNAPSHOT_END && m.u.snapshot_end.req_id == g.req_id);
-        CHECK(m.u.snapshot_end.seq == d->publish.seq);
-        CHECK(m.u.snapshot_end.stream_id == d->publish.stream_id);
+        CHECK(m->type == PROTO_SNAPSHOT_END && m->u.snapshot_end.req_id == g.req_id);
+        CHECK(m->u.snapshot_end.seq == publish_seq(&d->publish));
+        CHECK(m->u.snapshot_end.stream_id == publish_stream_id(&d->publish));
         g.r.ends++;
-        g.r.end_count = m.u.snapshot_end.count;
+        g.r.end_count = m->u.snapshot_end.count;
     }
+}
+
+/* The request socket's sink: routing id, body. */
+static int reply_sink(void *ctx, const void *const *bufs, const size_t *lens, int nparts)
+{
+    static proto_msg_t m;
+    proto_error_t err;
+    CHECK(ctx == g.d && nparts == 2);
+    if (proto_decode(bufs[1], lens[1], &m, NULL, 0, &err) != 0) {
+        fprintf(stderr, "a reply does not decode: %s\n", err.message);
+        abort();
+    }
+    if (m.type == PROTO_SNAPSHOT_ITEM || m.type == PROTO_SNAPSHOT_END)
+        check_snapshot(bufs[0], lens[0], &m);
+    else
+        check_reply(bufs[0], lens[0], &m);
     return 0;
 }
 
-/* ingest stops the daemon only when engine_apply() fails after
- * engine_check() passed, which only memory exhaustion may cause. */
-void __wrap_tallyd_stop(tallyd_t *d, int exit_code)
+/* The publish socket's sink: topic, update. */
+static int pub_sink(void *ctx, const void *const *bufs, const size_t *lens, int nparts)
 {
-    (void)d;
-    fprintf(stderr, "tallyd_stop(%d) called: engine_apply failed after engine_check passed\n",
-            exit_code);
-    abort();
+    static proto_msg_t m;
+    fuzz_daemon_t *d = ctx;
+    CHECK(d == g.d && nparts == 2);
+    CHECK(proto_decode(bufs[1], lens[1], &m, NULL, 0, NULL) == 0);
+    const proto_tally_t *t = &m.u.update.tally;
+    char topic[PROTO_TOPIC_MAX];
+    CHECK(m.type == PROTO_UPDATE && m.u.update.stream_id == publish_stream_id(&d->publish));
+    CHECK(t->seq == ++g.pub_seq);
+    g.n.updates++;
+    int n = proto_topic(topic, sizeof(topic), t->metric, t->scope);
+    CHECK(n > 0 && (size_t)n == lens[0] && memcmp(topic, bufs[0], lens[0]) == 0);
+    check_tally(t);
+    return 0;
 }
 
-/* ---- driving request_on_msg ---- */
+/* ---- driving request_handle ---- */
 
 static void expect_ack_later(uint64_t seq, uint8_t status)
 {
@@ -832,7 +926,7 @@ static void check_rejected(uint64_t seq, int code)
 static void after_submit(const proto_submit_t *s, const tallyd_stats_t *b, uint64_t last_pos,
                          uint32_t queued)
 {
-    tallyd_t *d = g.d;
+    fuzz_daemon_t *d = g.d;
     const tallyd_stats_t *a = &d->stats;
     uint64_t acc = a->submissions_accepted - b->submissions_accepted;
     uint64_t dup = a->duplicates - b->duplicates;
@@ -840,7 +934,7 @@ static void after_submit(const proto_submit_t *s, const tallyd_stats_t *b, uint6
     CHECK(acc + dup + rej == 1);
     int verdict = model_dedup(s);
     if (verdict == V_DUP) {
-        CHECK(dup == 1 && d->last_pos == last_pos);
+        CHECK(dup == 1 && ingest_last_pos(&d->ingest) == last_pos);
         if (g.r.n == 0) {
             expect_ack_later(s->seq, PROTO_ACK_DUPLICATE);
         } else {
@@ -862,7 +956,7 @@ static void after_submit(const proto_submit_t *s, const tallyd_stats_t *b, uint6
         predict_engine(s, &nnew, &overflow, &gauges);
     bool over_limit = g.nseries + nnew > (uint64_t)d->cfg.max_series;
     if (rej) {
-        CHECK(d->last_pos == last_pos);
+        CHECK(ingest_last_pos(&d->ingest) == last_pos);
         check_rejected(s->seq, pre == UNKNOWN ? 0 : pre);
         uint32_t code = g.r.m.u.ack.code;
         if (pre == 0) {
@@ -878,7 +972,7 @@ static void after_submit(const proto_submit_t *s, const tallyd_stats_t *b, uint6
         abort();
     }
     CHECK(!overflow && !over_limit);
-    CHECK(g.r.n == 0 && d->last_pos == last_pos + 1);
+    CHECK(g.r.n == 0 && ingest_last_pos(&d->ingest) == last_pos + 1);
     CHECK(a->samples_accepted - b->samples_accepted == s->nsamples);
     expect_ack_later(s->seq, PROTO_ACK_ACCEPTED);
     model_mark(s);
@@ -887,7 +981,7 @@ static void after_submit(const proto_submit_t *s, const tallyd_stats_t *b, uint6
 
 static void after_request(const proto_msg_t *m)
 {
-    tallyd_t *d = g.d;
+    fuzz_daemon_t *d = g.d;
     switch (m->type) {
     case PROTO_HELLO:
         check_one(PROTO_WELCOME);
@@ -898,7 +992,8 @@ static void after_request(const proto_msg_t *m)
     case PROTO_PING:
         check_one(PROTO_PONG);
         CHECK(g.r.m.u.pong.req_id == m->u.ping.req_id);
-        CHECK(g.r.m.u.pong.time_ms == m->u.ping.time_ms && g.r.m.u.pong.seq == d->publish.seq);
+        CHECK(g.r.m.u.pong.time_ms == m->u.ping.time_ms &&
+              g.r.m.u.pong.seq == publish_seq(&d->publish));
         break;
     case PROTO_STATS_REQ:
         check_one(PROTO_STATS);
@@ -945,27 +1040,19 @@ static void trace(int nparts, int drc, const proto_msg_t *m)
 
 static void handle_request(int nparts, uint8_t peer, const uint8_t *body, size_t len)
 {
-    tallyd_t *d = g.d;
+    fuzz_daemon_t *d = g.d;
     uint8_t rid[8];
     size_t rid_len = 1u + peer % 8u;
     for (size_t i = 0; i < rid_len; i++)
         rid[i] = (uint8_t)(0xA0 + peer * 8 + i);
-    zmq_msg_t parts[3];
-    CHECK(zmq_msg_init_size(&parts[0], rid_len) == 0);
-    memcpy(zmq_msg_data(&parts[0]), rid, rid_len);
-    for (int i = 1; i < 3; i++) {
-        CHECK(zmq_msg_init_size(&parts[i], len) == 0);
-        if (len)
-            memcpy(zmq_msg_data(&parts[i]), body, len);
-    }
 
     /* Decode it as request.c will, for the expectations. */
     proto_msg_t m;
     proto_error_t err;
     int drc = proto_decode(body, len, &m, g.samples, (uint32_t)d->cfg.max_samples, &err);
     tallyd_stats_t before = d->stats;
-    uint64_t last_pos = d->last_pos;
-    uint32_t queued = ackq_count(&d->acks);
+    uint64_t last_pos = ingest_last_pos(&d->ingest);
+    uint32_t queued = ingest_waiting(&d->ingest);
     uint32_t nseries = g.nseries;
 
     memset(&g.r, 0, sizeof(g.r));
@@ -974,10 +1061,9 @@ static void handle_request(int nparts, uint8_t peer, const uint8_t *body, size_t
     g.req_id = drc == 0 ? proto_req_id(&m) : 0;
     g.prefix = drc == 0 && m.type == PROTO_SNAPSHOT_REQ ? m.u.snapshot_req.prefix : county();
     g.in_call = true;
-    request_on_msg(NULL, parts, nparts, d);
+    request_handle(&d->request, rid, rid_len, nparts - 1, nparts > 1 ? body : NULL,
+                   nparts > 1 ? len : 0, NULL);
     g.in_call = false;
-    for (int i = 0; i < 3; i++)
-        zmq_msg_close(&parts[i]);
 
     if (g.verbose)
         trace(nparts, drc, &m);
@@ -1001,7 +1087,7 @@ static void handle_request(int nparts, uint8_t peer, const uint8_t *body, size_t
         after_request(&m);
     }
     if (nparts != 2 || drc != 0 || m.type != PROTO_SUBMIT)
-        CHECK(d->last_pos == last_pos && g.nseries == nseries);
+        CHECK(ingest_last_pos(&d->ingest) == last_pos && g.nseries == nseries);
     if (drc == 0 && m.type == PROTO_SUBMIT)
         for (uint32_t i = 0; i < m.u.submit.nsamples; i++) {
             compare(m.u.submit.township, m.u.submit.samples[i].metric);
@@ -1013,10 +1099,10 @@ static void handle_request(int nparts, uint8_t peer, const uint8_t *body, size_t
  * agree with the models. */
 static void settle(void)
 {
-    tallyd_t *d = g.d;
-    publish_changes(d);
-    CHECK(d->publish.seq == g.pub_seq);
-    CHECK(ackq_count(&d->acks) == g.fifo_n);
+    fuzz_daemon_t *d = g.d;
+    publish_changes(&d->publish);
+    CHECK(publish_seq(&d->publish) == g.pub_seq);
+    CHECK(ingest_waiting(&d->ingest) == g.fifo_n);
     CHECK(engine_series_count(&d->engine) == g.nseries);
 }
 
