@@ -1,0 +1,467 @@
+/* Unit tests of ingest: a decoded SUBMIT in, exactly one ACK out, through
+ * a recording reply sink and a journal of the test's own. */
+#include "parts_test_util.h"
+
+#include "ingest.h"
+
+typedef struct fx {
+    t_state_t st;
+    t_sink_t replies;
+    t_journal_t journal;
+    ingest_t in;
+    int stops;
+    msgpack_sbuffer buf;
+    proto_sample_t samples[PROTO_SAMPLES_MAX];
+} fx_t;
+
+static void on_stop(void *ctx, int code)
+{
+    (void)code;
+    ((fx_t *)ctx)->stops++;
+}
+
+static const char closed_conf[] = "[limits]\nmax_series = 8\nmax_clients = 2\n"
+                                  "[township gaoguan]\n[township gecheng]\n"
+                                  "[metric disputes.screened]\nkind = counter\n"
+                                  "[metric disputes.resolved]\nkind = counter\n"
+                                  "[metric grid.zones]\nkind = gauge\n"
+                                  "[ratio disputes.resolution_rate]\n"
+                                  "numerator = disputes.resolved\n"
+                                  "denominator = disputes.screened\n";
+
+static const char open_conf[] = "[limits]\nmax_townships = 2\nmax_metrics = 3\n"
+                                "rate = 10\nburst = 10\n";
+
+static void fx_init(fx_t *f, const char *conf, bool secured)
+{
+    memset(f, 0, sizeof(*f));
+    t_state_init(&f->st, conf);
+    t_state_declare(&f->st);
+    msgpack_sbuffer_init(&f->buf);
+    const tallyd_config_t *c = &f->st.cfg;
+    ingest_config_t ic = {
+        .engine = &f->st.engine,
+        .towns = &f->st.towns,
+        .metrics = &f->st.metrics,
+        .dedup = &f->st.dedup,
+        .rl = &f->st.rl,
+        .journal = {t_journal_append, t_journal_error, &f->journal},
+        .reply = t_sink_of(&f->replies),
+        .stop = on_stop,
+        .stop_ctx = f,
+        .stats = &f->st.stats,
+        .log = &f->st.log,
+        .clock = &t_clock,
+        .secured = secured,
+        .limits = {c->catalog_closed_townships, c->catalog_closed_metrics, c->max_townships,
+                   c->max_metrics, c->max_series, c->max_clients, c->skew_ms, c->max_age_ms},
+    };
+    assert_int_equal(ingest_init(&f->in, &ic), 0);
+}
+
+static int setup_open(void **state)
+{
+    fx_t *f = malloc(sizeof(*f));
+    fx_init(f, NULL, false);
+    *state = f;
+    return 0;
+}
+
+static int setup_closed(void **state)
+{
+    fx_t *f = malloc(sizeof(*f));
+    fx_init(f, closed_conf, false);
+    *state = f;
+    return 0;
+}
+
+static int setup_limited(void **state)
+{
+    fx_t *f = malloc(sizeof(*f));
+    fx_init(f, open_conf, false);
+    *state = f;
+    return 0;
+}
+
+static int setup_secured(void **state)
+{
+    fx_t *f = malloc(sizeof(*f));
+    fx_init(f, closed_conf, true);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    ingest_free(&f->in);
+    t_sink_free(&f->replies);
+    msgpack_sbuffer_destroy(&f->buf);
+    t_state_free(&f->st);
+    free(f);
+    return 0;
+}
+
+/* Decode f->buf and hand it to ingest as the peer "P<peer>" would. */
+static void hand_in(fx_t *f, char peer, const keyring_identity_t *who)
+{
+    proto_msg_t m;
+    proto_error_t err;
+    assert_int_equal(
+        proto_decode(f->buf.data, f->buf.size, &m, f->samples, PROTO_SAMPLES_MAX, &err), 0);
+    char rid[2] = {'P', peer};
+    ingest_submit(&f->in, rid, 2, f->buf.data, f->buf.size, &m.u.submit, who);
+}
+
+/* The only reply so far is an ACK of seq with status (and code when
+ * rejected); returns it.  Clears the recorder. */
+static proto_ack_t expect_ack(fx_t *f, uint64_t seq, int status, int code)
+{
+    assert_int_equal(f->replies.n, 1);
+    const proto_msg_t *m = t_sink_at(&f->replies, 0);
+    assert_int_equal(m->type, PROTO_ACK);
+    assert_int_equal(m->u.ack.seq, seq);
+    assert_int_equal(m->u.ack.status, status);
+    assert_int_equal(m->u.ack.code, code < 0 ? -code : code);
+    if (status == PROTO_ACK_REJECTED)
+        assert_true(m->u.ack.message.len > 0);
+    proto_ack_t a = m->u.ack;
+    return a;
+}
+
+/* Like expect_ack for a rejection, and the message contains text. */
+static void expect_reject(fx_t *f, uint64_t seq, int code, const char *field, const char *text)
+{
+    proto_ack_t a = expect_ack(f, seq, PROTO_ACK_REJECTED, code);
+    char msg[PROTO_MESSAGE_MAX + 1];
+    snprintf(msg, sizeof(msg), "%.*s", (int)a.message.len, a.message.ptr);
+    if (!strstr(msg, text))
+        fail_msg("message '%s' lacks '%s'", msg, text);
+    if (field)
+        assert_true(proto_str_eq(a.field, field));
+    assert_int_equal(f->journal.appended, 0);
+    t_sink_clear(&f->replies);
+}
+
+/* ---- accepted, duplicate, and the journal's say ---- */
+
+static void test_accept_waits_for_the_journal(void **state)
+{
+    fx_t *f = *state;
+    t_submit(&f->buf, 1, 1, "gaoguan", T_NOW, 2, "disputes.screened=3", "disputes.resolved=2");
+    hand_in(f, 'a', NULL);
+    /* Applied at once, journaled, but not acknowledged before durable. */
+    assert_int_equal(f->replies.n, 0);
+    assert_int_equal(f->journal.appended, 1);
+    assert_memory_equal(f->journal.last, f->buf.data, f->buf.size);
+    assert_int_equal(t_total(&f->st, "disputes.screened", "gaoguan"), 3);
+    assert_int_equal(t_total(&f->st, "disputes.resolved", ""), 2);
+    assert_int_equal(ingest_waiting(&f->in), 1);
+    ingest_on_durable(&f->in, 1);
+    expect_ack(f, 1, PROTO_ACK_ACCEPTED, 0);
+    assert_memory_equal(f->replies.v[0].head, "Pa", 2);
+    assert_int_equal(ingest_waiting(&f->in), 0);
+    assert_int_equal(f->st.stats.submissions_accepted, 1);
+    assert_int_equal(f->st.stats.samples_accepted, 2);
+}
+
+/* ACKs leave in journal order, each once its own record is durable. */
+static void test_acks_follow_durability(void **state)
+{
+    fx_t *f = *state;
+    for (uint64_t seq = 1; seq <= 3; seq++) {
+        t_submit(&f->buf, 1, seq, "gaoguan", T_NOW, 1, "talks=1");
+        hand_in(f, 'a', NULL);
+    }
+    assert_int_equal(f->replies.n, 0);
+    ingest_on_durable(&f->in, 2);
+    assert_int_equal(f->replies.n, 2);
+    assert_int_equal(t_sink_at(&f->replies, 0)->u.ack.seq, 1);
+    assert_int_equal(t_sink_at(&f->replies, 1)->u.ack.seq, 2);
+    ingest_on_durable(&f->in, 1); /* an older report changes nothing */
+    assert_int_equal(f->replies.n, 2);
+    ingest_on_durable(&f->in, 3);
+    assert_int_equal(f->replies.n, 3);
+    assert_int_equal(t_total(&f->st, "talks", ""), 3);
+}
+
+/* A resend is not applied again; its ACK waits until the original is
+ * durable, since the original may still be on its way to the disk. */
+static void test_duplicate(void **state)
+{
+    fx_t *f = *state;
+    t_submit(&f->buf, 7, 5, "gaoguan", T_NOW, 1, "talks=4");
+    hand_in(f, 'a', NULL);
+    hand_in(f, 'b', NULL);
+    assert_int_equal(f->journal.appended, 1);
+    assert_int_equal(f->replies.n, 0);
+    ingest_on_durable(&f->in, 1);
+    assert_int_equal(f->replies.n, 2);
+    assert_int_equal(t_sink_at(&f->replies, 0)->u.ack.status, PROTO_ACK_ACCEPTED);
+    assert_int_equal(t_sink_at(&f->replies, 1)->u.ack.status, PROTO_ACK_DUPLICATE);
+    assert_memory_equal(f->replies.v[1].head, "Pb", 2);
+    t_sink_clear(&f->replies);
+    /* Once everything is durable a duplicate is answered at once, even if
+     * the clock has moved past max_age since. */
+    t_now_ms += 365LL * 86400000;
+    hand_in(f, 'c', NULL);
+    expect_ack(f, 5, PROTO_ACK_DUPLICATE, 0);
+    assert_int_equal(t_total(&f->st, "talks", "gaoguan"), 4);
+    assert_int_equal(f->st.stats.duplicates, 2);
+}
+
+/* ---- every reason to reject ---- */
+
+static void test_reject_stopping(void **state)
+{
+    fx_t *f = *state;
+    ingest_stop_accepting(&f->in);
+    t_submit(&f->buf, 1, 1, "gaoguan", T_NOW, 1, "talks=1");
+    hand_in(f, 'a', NULL);
+    expect_reject(f, 1, TALLY_EUNAVAIL, "", "stopping");
+    assert_int_equal(t_total(&f->st, "talks", ""), -1);
+}
+
+static void test_reject_catalog(void **state)
+{
+    fx_t *f = *state;
+    t_submit(&f->buf, 1, 1, "nowhere", T_NOW, 1, "disputes.screened=1");
+    hand_in(f, 'a', NULL);
+    expect_reject(f, 1, TALLY_EUNKTOWN, "township", "township 'nowhere' is not in the catalog");
+    t_submit(&f->buf, 1, 2, "gaoguan", T_NOW, 2, "disputes.screened=1", "disputes.resolvd=1");
+    hand_in(f, 'a', NULL);
+    expect_reject(f, 2, TALLY_EUNKMETRIC, "samples[1].metric",
+                  "samples[1].metric: metric 'disputes.resolvd' is not in the catalog");
+}
+
+static void test_reject_ratio(void **state)
+{
+    fx_t *f = *state;
+    t_submit(&f->buf, 1, 1, "gaoguan", T_NOW, 1, "disputes.resolution_rate=1");
+    hand_in(f, 'a', NULL);
+    expect_reject(f, 1, TALLY_EKIND, "samples[0].metric", "is a derived ratio");
+}
+
+static void test_reject_time(void **state)
+{
+    fx_t *f = *state;
+    t_submit(&f->buf, 1, 1, "gaoguan", T_NOW + f->st.cfg.skew_ms + 1, 1, "disputes.screened=1");
+    hand_in(f, 'a', NULL);
+    expect_reject(f, 1, TALLY_EFUTURE, "time_ms", "ms ahead of the daemon's clock");
+    t_submit(&f->buf, 1, 2, "gaoguan", T_NOW - f->st.cfg.max_age_ms - 1, 1, "disputes.screened=1");
+    hand_in(f, 'a', NULL);
+    expect_reject(f, 2, TALLY_ETOOOLD, "time_ms", "days old");
+}
+
+static void test_reject_overflow(void **state)
+{
+    fx_t *f = *state;
+    t_submit(&f->buf, 1, 1, "gaoguan", T_NOW, 1, "disputes.screened=9223372036854775000");
+    hand_in(f, 'a', NULL);
+    ingest_on_durable(&f->in, 1);
+    t_sink_clear(&f->replies);
+    f->journal.appended = 0;
+    t_submit(&f->buf, 1, 2, "gecheng", T_NOW, 2, "disputes.resolved=1", "disputes.screened=1000");
+    hand_in(f, 'a', NULL);
+    expect_reject(f, 2, TALLY_EOVERFLOW, "samples[1].value", "would leave the 64-bit");
+    assert_int_equal(t_total(&f->st, "disputes.resolved", ""), -1);
+}
+
+static void test_reject_series_limit(void **state)
+{
+    fx_t *f = *state; /* max_series = 8: county + 7 township series */
+    uint64_t seq = 1;
+    t_submit(&f->buf, 1, seq++, "gaoguan", T_NOW, 3, "disputes.screened=1", "disputes.resolved=1",
+             "grid.zones=1");
+    hand_in(f, 'a', NULL);
+    t_submit(&f->buf, 1, seq, "gecheng", T_NOW, 3, "disputes.screened=1", "disputes.resolved=1",
+             "grid.zones=1");
+    t_sink_clear(&f->replies);
+    f->journal.appended = 0;
+    /* 6 series exist; gecheng would need 3 more. */
+    hand_in(f, 'a', NULL);
+    expect_reject(f, seq, TALLY_ESERIESLIMIT, "samples[2].metric", "limit of 8 series");
+}
+
+static void test_reject_clients(void **state)
+{
+    fx_t *f = *state; /* max_clients = 2 */
+    for (uint8_t c = 1; c <= 2; c++) {
+        t_submit(&f->buf, c, 1, "gaoguan", T_NOW, 1, "disputes.screened=1");
+        hand_in(f, 'a', NULL);
+    }
+    ingest_on_durable(&f->in, 2);
+    t_sink_clear(&f->replies);
+    f->journal.appended = 0;
+    t_submit(&f->buf, 3, 1, "gaoguan", T_NOW, 1, "disputes.screened=1");
+    hand_in(f, 'a', NULL);
+    expect_reject(f, 1, TALLY_ECLIENTLIMIT, "client_id", "limit of 2 clients");
+    /* A client may keep at most 1024 in flight. */
+    t_submit(&f->buf, 1, 2000, "gaoguan", T_NOW, 1, "disputes.screened=1");
+    hand_in(f, 'a', NULL);
+    ingest_on_durable(&f->in, 3);
+    t_sink_clear(&f->replies);
+    f->journal.appended = 0;
+    t_submit(&f->buf, 1, 2000 - DEDUP_WINDOW, "gaoguan", T_NOW, 1, "disputes.screened=1");
+    hand_in(f, 'a', NULL);
+    expect_reject(f, 2000 - DEDUP_WINDOW, TALLY_ESTALESEQ, "seq", "in flight");
+}
+
+/* In an open catalog names are added up to the limits, and a rejected
+ * submission does not keep the names it brought. */
+static void test_open_catalog_limits(void **state)
+{
+    fx_t *f = *state; /* max_townships 2, max_metrics 3 (+ built-in ratio names) */
+    t_submit(&f->buf, 1, 1, "t1", T_NOW, 1, "m1=1");
+    hand_in(f, 'a', NULL);
+    t_submit(&f->buf, 1, 2, "t2", T_NOW, 1, "m1=1");
+    hand_in(f, 'a', NULL);
+    ingest_on_durable(&f->in, 2);
+    t_sink_clear(&f->replies);
+    f->journal.appended = 0;
+    t_submit(&f->buf, 1, 3, "t3", T_NOW, 1, "m1=1");
+    hand_in(f, 'a', NULL);
+    expect_reject(f, 3, TALLY_ESERIESLIMIT, "township", "limit of 2 townships");
+    uint32_t metrics = intern_count(&f->st.metrics);
+    t_submit(&f->buf, 1, 4, "t1", T_NOW - f->st.cfg.max_age_ms - 5000, 1, "brand.new=1");
+    hand_in(f, 'a', NULL);
+    expect_reject(f, 4, TALLY_ETOOOLD, "time_ms", "days old");
+    assert_int_equal(intern_count(&f->st.metrics), metrics);
+    assert_int_equal(intern_find(&f->st.metrics, "brand.new", 9), TALLY_ENOTFOUND);
+}
+
+static void test_reject_rate(void **state)
+{
+    fx_t *f = *state; /* rate 10/s, burst 10 */
+    t_submit(&f->buf, 1, 1, "t1", T_NOW, 1, "m1=1");
+    for (int i = 0; i < 10; i++) {
+        t_submit(&f->buf, 1, (uint64_t)i + 1, "t1", T_NOW, 1, "m1=1");
+        hand_in(f, 'a', NULL);
+    }
+    ingest_on_durable(&f->in, 10);
+    t_sink_clear(&f->replies);
+    f->journal.appended = 0;
+    t_submit(&f->buf, 1, 11, "t1", T_NOW, 1, "m1=1");
+    hand_in(f, 'a', NULL);
+    expect_reject(f, 11, TALLY_ERATELIMIT, "", "exceeds 10 samples/s");
+    assert_int_equal(t_total(&f->st, "m1", "t1"), 10);
+}
+
+static void test_reject_journal(void **state)
+{
+    fx_t *f = *state;
+    f->journal.fail = TALLY_EBUSY;
+    t_submit(&f->buf, 1, 1, "gaoguan", T_NOW, 1, "talks=1");
+    hand_in(f, 'a', NULL);
+    expect_reject(f, 1, TALLY_EBUSY, "", "behind the disk");
+    f->journal.fail = TALLY_EUNAVAIL;
+    f->journal.why = "journal-0000000000000001.tj: write failed: No space left on device";
+    hand_in(f, 'a', NULL);
+    expect_reject(f, 1, TALLY_EUNAVAIL, "", "No space left on device");
+    /* Nothing was applied nor recorded: the resend is new, not a duplicate. */
+    assert_int_equal(t_total(&f->st, "talks", ""), -1);
+    assert_int_equal(intern_find(&f->st.towns, "gaoguan", 7), TALLY_ENOTFOUND);
+    f->journal.fail = 0;
+    hand_in(f, 'a', NULL);
+    ingest_on_durable(&f->in, 1);
+    expect_ack(f, 1, PROTO_ACK_ACCEPTED, 0);
+}
+
+static void test_reject_decode_and_revoked(void **state)
+{
+    fx_t *f = *state;
+    proto_error_t err = {.code = TALLY_EUTF8, .sample = 2};
+    snprintf(err.field, sizeof(err.field), "samples[2].metric");
+    snprintf(err.message, sizeof(err.message), "samples[2].metric: not valid UTF-8");
+    ingest_reject_decode(&f->in, "Pa", 2, 9, &err);
+    proto_ack_t a = expect_ack(f, 9, PROTO_ACK_REJECTED, TALLY_EUTF8);
+    assert_int_equal(a.sample, 2);
+    t_sink_clear(&f->replies);
+    ingest_forbid_unknown(&f->in, "Pa", 2, 10, "town:gaoguan:xyz");
+    expect_reject(f, 10, TALLY_EFORBIDDEN, "", "no longer admitted");
+    assert_int_equal(f->st.stats.rejected, 2);
+}
+
+/* In a secured daemon only a township key of exactly that township may
+ * submit, and it is told so before de-duplication. */
+static void test_secured_authorization(void **state)
+{
+    fx_t *f = *state;
+    keyring_identity_t gecheng = {.role = KEYS_ROLE_TOWNSHIP, .name = "gecheng", .name_len = 7};
+    keyring_identity_t screen = {.role = KEYS_ROLE_SUBSCRIBER, .name = "screen", .name_len = 6};
+    keyring_identity_t gaoguan = {.role = KEYS_ROLE_TOWNSHIP, .name = "gaoguan", .name_len = 7};
+    t_submit(&f->buf, 1, 1, "gaoguan", T_NOW, 1, "disputes.screened=1");
+    hand_in(f, 'a', NULL);
+    expect_reject(f, 1, TALLY_EFORBIDDEN, "township", "no identity");
+    hand_in(f, 'a', &screen);
+    expect_reject(f, 1, TALLY_EFORBIDDEN, "township", "subscriber 'screen'");
+    hand_in(f, 'a', &gecheng);
+    expect_reject(f, 1, TALLY_EFORBIDDEN, "township", "belongs to 'gecheng', not 'gaoguan'");
+    hand_in(f, 'a', &gaoguan);
+    ingest_on_durable(&f->in, 1);
+    expect_ack(f, 1, PROTO_ACK_ACCEPTED, 0);
+    /* The de-duplication key is derived from township and client id. */
+    uint8_t plain[PROTO_CLIENT_ID_LEN];
+    memset(plain, 1, sizeof(plain));
+    assert_int_equal(dedup_check(&f->st.dedup, plain, 1), 0);
+}
+
+/* ---- replay ---- */
+
+static void test_replay(void **state)
+{
+    fx_t *f = *state;
+    char why[512];
+    t_submit(&f->buf, 4, 1, "gaoguan", T_NOW - 3600000, 1, "disputes.screened=5");
+    assert_int_equal(ingest_replay(&f->in, f->buf.data, f->buf.size, why, sizeof(why)), 0);
+    /* A record covered already (by the checkpoint) is skipped. */
+    assert_int_equal(ingest_replay(&f->in, f->buf.data, f->buf.size, why, sizeof(why)), 0);
+    assert_int_equal(t_total(&f->st, "disputes.screened", "gaoguan"), 5);
+    /* Replay ignores the catalog and the clock: what was accepted counts. */
+    t_now_ms += 400LL * 86400000;
+    t_submit(&f->buf, 4, 2, "since_removed", T_NOW, 1, "gone.metric=2");
+    assert_int_equal(ingest_replay(&f->in, f->buf.data, f->buf.size, why, sizeof(why)), 0);
+    assert_int_equal(t_total(&f->st, "gone.metric", "since_removed"), 2);
+    assert_int_equal(f->replies.n, 0);
+    assert_int_equal(f->journal.appended, 0);
+}
+
+static void test_replay_failures(void **state)
+{
+    fx_t *f = *state; /* max_series = 8 */
+    char why[512];
+    const char junk[] = "\x93\x01\x02";
+    assert_int_equal(ingest_replay(&f->in, junk, 3, why, sizeof(why)) < 0, 1);
+    assert_non_null(strstr(why, "not a valid submission"));
+    t_submit(&f->buf, 4, 1, "gaoguan", T_NOW, 4, "a=1", "b=1", "c=1", "d=1");
+    assert_int_equal(ingest_replay(&f->in, f->buf.data, f->buf.size, why, sizeof(why)), 0);
+    t_submit(&f->buf, 4, 2, "gaoguan", T_NOW, 1, "e=1");
+    assert_int_equal(ingest_replay(&f->in, f->buf.data, f->buf.size, why, sizeof(why)),
+                     TALLY_ESERIESLIMIT);
+    assert_non_null(strstr(why, "seq 2 of township 'gaoguan', sample 0 (metric 'e')"));
+    assert_non_null(strstr(why, "max_series"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_accept_waits_for_the_journal, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_acks_follow_durability, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_reject_stopping, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_reject_catalog, setup_closed, teardown),
+        cmocka_unit_test_setup_teardown(test_reject_ratio, setup_closed, teardown),
+        cmocka_unit_test_setup_teardown(test_reject_time, setup_closed, teardown),
+        cmocka_unit_test_setup_teardown(test_reject_overflow, setup_closed, teardown),
+        cmocka_unit_test_setup_teardown(test_reject_series_limit, setup_closed, teardown),
+        cmocka_unit_test_setup_teardown(test_reject_clients, setup_closed, teardown),
+        cmocka_unit_test_setup_teardown(test_open_catalog_limits, setup_limited, teardown),
+        cmocka_unit_test_setup_teardown(test_reject_rate, setup_limited, teardown),
+        cmocka_unit_test_setup_teardown(test_reject_journal, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_reject_decode_and_revoked, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_secured_authorization, setup_secured, teardown),
+        cmocka_unit_test_setup_teardown(test_replay, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_failures, setup_closed, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

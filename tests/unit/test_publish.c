@@ -1,0 +1,252 @@
+/* Unit tests of publish: changes in the engine out as sequenced updates,
+ * rounds and conflation, heartbeats, snapshots under backpressure. */
+#include "parts_test_util.h"
+
+#include <uv.h>
+
+#include "publish.h"
+
+typedef struct fx {
+    t_state_t st;
+    uv_loop_t loop;
+    t_sink_t pub, replies;
+    publish_t p;
+    const char *slow; /* replies to this routing id are refused */
+    bool slow_refused;
+} fx_t;
+
+static int reply_send(void *ctx, const void *const *bufs, const size_t *lens, int nparts)
+{
+    fx_t *f = ctx;
+    if (f->slow && lens[0] == strlen(f->slow) && memcmp(bufs[0], f->slow, lens[0]) == 0) {
+        f->slow_refused = true;
+        return TALLY_EAGAIN;
+    }
+    return t_sink_send(&f->replies, bufs, lens, nparts);
+}
+
+static void fx_init(fx_t *f, int64_t interval_ms)
+{
+    memset(f, 0, sizeof(*f));
+    t_state_init(&f->st, "[limits]\nmax_townships = 5000\nmax_series = 20000\n");
+    t_state_declare(&f->st);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    publish_config_t pc = {
+        .loop = &f->loop,
+        .engine = &f->st.engine,
+        .towns = &f->st.towns,
+        .metrics = &f->st.metrics,
+        .pub = t_sink_of(&f->pub),
+        .reply = {reply_send, f},
+        .stats = &f->st.stats,
+        .log = &f->st.log,
+        .clock = &t_clock,
+        .interval_ms = interval_ms,
+        .heartbeat_ms = 3600000,
+        .seq = 100,
+    };
+    assert_int_equal(publish_init(&f->p, &pc), 0);
+}
+
+static int setup(void **state)
+{
+    fx_t *f = malloc(sizeof(*f));
+    fx_init(f, 3600000);
+    *state = f;
+    return 0;
+}
+
+static int setup_immediate(void **state)
+{
+    fx_t *f = malloc(sizeof(*f));
+    fx_init(f, 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    publish_close(&f->p, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    t_sink_free(&f->pub);
+    t_sink_free(&f->replies);
+    t_state_free(&f->st);
+    free(f);
+    return 0;
+}
+
+/* Apply one sample of metric to town (named, added if new). */
+static void put(fx_t *f, const char *town, const char *metric, int64_t v)
+{
+    int t = intern_add(&f->st.towns, town, strlen(town));
+    int m = intern_add(&f->st.metrics, metric, strlen(metric));
+    assert_true(t > 0 && m > 0);
+    engine_sample_t s = {(uint32_t)m, v};
+    assert_int_equal(engine_apply(&f->st.engine, (uint32_t)t, t_now_ms, &s, 1, NULL), 0);
+}
+
+/* Every update recorded carries the next sequence number after first. */
+static void expect_sequenced(const fx_t *f, uint64_t first)
+{
+    for (size_t i = 0; i < f->pub.n; i++) {
+        const proto_msg_t *m = t_sink_at(&f->pub, i);
+        assert_int_equal(m->type, PROTO_UPDATE);
+        assert_int_equal(m->u.update.stream_id, publish_stream_id(&f->p));
+        assert_int_equal(m->u.update.tally.seq, first + i);
+    }
+}
+
+/* More changed series than one batch: the round goes on over the next
+ * loop iterations, and requests can be served in between. */
+static void test_round_in_batches(void **state)
+{
+    fx_t *f = *state;
+    char town[16];
+    for (int i = 0; i < 1500; i++) {
+        snprintf(town, sizeof(town), "t%d", i);
+        put(f, town, "talks", 1);
+    }
+    assert_int_equal(engine_dirty_count(&f->st.engine), 1501);
+    publish_round(&f->p);
+    assert_int_equal(f->pub.n, PUBLISH_BATCH);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(f->pub.n, 1501);
+    expect_sequenced(f, 101);
+    assert_int_equal(publish_seq(&f->p), 1601);
+    assert_int_equal(f->st.stats.updates_published, 1501);
+}
+
+/* A series changed several times between rounds is published once, with
+ * its newest value. */
+static void test_conflation(void **state)
+{
+    fx_t *f = *state;
+    put(f, "gaoguan", "talks", 1);
+    put(f, "gaoguan", "talks", 2);
+    put(f, "gaoguan", "talks", 3);
+    publish_round(&f->p);
+    assert_int_equal(f->pub.n, 2); /* the township and the county */
+    const proto_tally_t *t = &t_sink_at(&f->pub, 0)->u.update.tally;
+    assert_true(proto_str_eq(t->scope, "gaoguan"));
+    assert_int_equal(t->values[t->nvalues - 1].num, 6);
+    assert_memory_equal(f->pub.v[0].head, "u/town/gaoguan/talks/", 21);
+    publish_round(&f->p);
+    assert_int_equal(f->pub.n, 2); /* nothing changed since */
+    expect_sequenced(f, 101);
+}
+
+/* With interval 0 each loop iteration that changed something publishes. */
+static void test_immediate(void **state)
+{
+    fx_t *f = *state;
+    put(f, "gaoguan", "talks", 5);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(f->pub.n, 2);
+    expect_sequenced(f, 101);
+}
+
+static void test_subscriptions(void **state)
+{
+    fx_t *f = *state;
+    publish_on_subscription(&f->p, "\x01h", 2);
+    assert_int_equal(publish_subscribers(&f->p), 1);
+    /* A joining subscriber gets a heartbeat at once. */
+    assert_int_equal(f->pub.n, 1);
+    assert_int_equal(t_sink_at(&f->pub, 0)->type, PROTO_HEARTBEAT);
+    assert_int_equal(t_sink_at(&f->pub, 0)->u.heartbeat.seq, 100);
+    publish_on_subscription(&f->p, "\x01u/county/", 10); /* not counted */
+    publish_on_subscription(&f->p, "\x01h", 2);
+    assert_int_equal(publish_subscribers(&f->p), 2);
+    publish_on_subscription(&f->p, "\x00h", 2);
+    publish_on_subscription(&f->p, "\x00h", 2);
+    publish_on_subscription(&f->p, "\x00h", 2);
+    assert_int_equal(publish_subscribers(&f->p), 0);
+}
+
+static void test_goodbye(void **state)
+{
+    fx_t *f = *state;
+    put(f, "gaoguan", "talks", 5);
+    publish_goodbye(&f->p);
+    assert_int_equal(f->pub.n, 3);
+    const proto_msg_t *m = t_sink_at(&f->pub, 2);
+    assert_int_equal(m->type, PROTO_GOODBYE);
+    assert_int_equal(m->u.goodbye.seq, 102);
+    assert_memory_equal(f->pub.v[2].head, "h", 1);
+}
+
+/* Run the loop until the snapshot streams are sent (5 s guard). */
+static void drain(fx_t *f)
+{
+    uint64_t deadline = uv_hrtime() + 5000000000ULL;
+    while (f->p.nstreams > 0 && uv_hrtime() < deadline)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(f->p.nstreams, 0);
+}
+
+/* A snapshot is the tallies at one sequence, streamed to the requester;
+ * a peer that cannot take it does not hold up another. */
+static void test_snapshot_backpressure(void **state)
+{
+    fx_t *f = *state;
+    char town[16];
+    for (int i = 0; i < 10; i++) {
+        snprintf(town, sizeof(town), "t%d", i);
+        put(f, town, "talks", i + 1);
+    }
+    f->slow = "slow";
+    assert_int_equal(publish_snapshot(&f->p, "slow", 4, 1, "u/town/", 7), 0);
+    /* The pending changes went out first: the snapshot is at seq 111. */
+    assert_int_equal(f->pub.n, 11);
+    assert_true(f->slow_refused);
+    assert_int_equal(publish_snapshot(&f->p, "fast", 4, 2, "u/county/", 9), 0);
+    /* "fast" got its whole snapshot although "slow" is stuck. */
+    assert_int_equal(f->replies.n, 2);
+    assert_int_equal(t_sink_at(&f->replies, 0)->type, PROTO_SNAPSHOT_ITEM);
+    assert_int_equal(t_sink_at(&f->replies, 1)->u.snapshot_end.count, 1);
+    assert_int_equal(t_sink_at(&f->replies, 1)->u.snapshot_end.seq, 111);
+    t_sink_clear(&f->replies);
+    /* Changes made meanwhile do not enter the snapshot taken before. */
+    put(f, "t0", "talks", 100);
+    f->slow = NULL;
+    drain(f);
+    assert_int_equal(f->replies.n, 11);
+    for (size_t i = 0; i < 10; i++) {
+        const proto_tally_t *t = &t_sink_at(&f->replies, i)->u.snapshot_item.tally;
+        assert_int_equal(t->seq, 111);
+        if (proto_str_eq(t->scope, "t0"))
+            assert_int_equal(t->values[t->nvalues - 1].num, 1);
+    }
+    assert_int_equal(t_sink_at(&f->replies, 10)->u.snapshot_end.count, 10);
+    assert_int_equal(f->st.stats.snapshots, 2);
+    assert_int_equal(f->st.stats.snapshot_items, 11);
+}
+
+/* A peer gone before its snapshot is sent is counted, and the stream
+ * dropped. */
+static void test_snapshot_peer_gone(void **state)
+{
+    fx_t *f = *state;
+    put(f, "gaoguan", "talks", 1);
+    f->replies.refuse = TALLY_ENOTFOUND;
+    f->replies.refuse_n = -1;
+    assert_int_equal(publish_snapshot(&f->p, "gone", 4, 1, "", 0), 0);
+    assert_int_equal(f->p.nstreams, 0);
+    assert_int_equal(f->st.stats.unroutable_replies, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_round_in_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conflation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_immediate, setup_immediate, teardown),
+        cmocka_unit_test_setup_teardown(test_subscriptions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_goodbye, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_backpressure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_peer_gone, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

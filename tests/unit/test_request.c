@@ -1,0 +1,318 @@
+/* Unit tests of request: message frames in, replies out through a
+ * recording sink; ingest and publish are the real parts behind it. */
+#include "parts_test_util.h"
+
+#include <uv.h>
+
+#include "ingest.h"
+#include "keys.h"
+#include "publish.h"
+#include "request.h"
+
+typedef struct fx {
+    t_state_t st;
+    uv_loop_t loop;
+    t_sink_t replies, pub;
+    t_journal_t journal;
+    keyring_t keys;
+    ingest_t in;
+    publish_t p;
+    request_t r;
+    msgpack_sbuffer buf;
+    int stat_calls;
+} fx_t;
+
+static void on_stop(void *ctx, int code)
+{
+    (void)ctx;
+    (void)code;
+    fail_msg("ingest asked the daemon to stop");
+}
+
+static void report_stats(void *ctx, request_stat_fn fn, void *fn_ctx)
+{
+    fx_t *f = ctx;
+    f->stat_calls++;
+    stats_gauges_t g = {.series = engine_series_count(&f->st.engine), .seq = 42};
+    stats_foreach(&f->st.stats, &g, fn, fn_ctx);
+}
+
+static void fx_init(fx_t *f, bool secured)
+{
+    memset(f, 0, sizeof(*f));
+    t_state_init(&f->st, NULL);
+    t_state_declare(&f->st);
+    msgpack_sbuffer_init(&f->buf);
+    keyring_init(&f->keys);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    const tallyd_config_t *c = &f->st.cfg;
+    ingest_config_t ic = {
+        .engine = &f->st.engine,
+        .towns = &f->st.towns,
+        .metrics = &f->st.metrics,
+        .dedup = &f->st.dedup,
+        .rl = &f->st.rl,
+        .journal = {t_journal_append, t_journal_error, &f->journal},
+        .reply = t_sink_of(&f->replies),
+        .stop = on_stop,
+        .stats = &f->st.stats,
+        .log = &f->st.log,
+        .clock = &t_clock,
+        .secured = secured,
+        .limits = {false, false, c->max_townships, c->max_metrics, c->max_series, c->max_clients,
+                   c->skew_ms, c->max_age_ms},
+    };
+    assert_int_equal(ingest_init(&f->in, &ic), 0);
+    publish_config_t pc = {
+        .loop = &f->loop,
+        .engine = &f->st.engine,
+        .towns = &f->st.towns,
+        .metrics = &f->st.metrics,
+        .pub = t_sink_of(&f->pub),
+        .reply = t_sink_of(&f->replies),
+        .stats = &f->st.stats,
+        .log = &f->st.log,
+        .clock = &t_clock,
+        .interval_ms = 3600000,
+        .heartbeat_ms = 3600000,
+        .seq = 41,
+    };
+    assert_int_equal(publish_init(&f->p, &pc), 0);
+    request_config_t rc = {
+        .ingest = &f->in,
+        .publish = &f->p,
+        .engine = &f->st.engine,
+        .keys = &f->keys,
+        .secured = secured,
+        .pub_endpoint = "tcp://127.0.0.1:7412",
+        .reply = t_sink_of(&f->replies),
+        .stats = report_stats,
+        .stats_ctx = f,
+        .counters = &f->st.stats,
+        .log = &f->st.log,
+        .limits = {8, 4096, c->skew_ms, c->max_age_ms},
+    };
+    assert_int_equal(request_init(&f->r, &rc), 0);
+}
+
+static int setup(void **state)
+{
+    fx_t *f = malloc(sizeof(*f));
+    fx_init(f, false);
+    *state = f;
+    return 0;
+}
+
+static uint8_t key_town[KEYS_KEY_BYTES], key_sub[KEYS_KEY_BYTES];
+
+static int setup_secured(void **state)
+{
+    fx_t *f = malloc(sizeof(*f));
+    fx_init(f, true);
+    memset(key_town, 0x11, sizeof(key_town));
+    memset(key_sub, 0x22, sizeof(key_sub));
+    assert_int_equal(keyring_add(&f->keys, key_town, KEYS_ROLE_TOWNSHIP, "gaoguan", 7, NULL), 0);
+    assert_int_equal(keyring_add(&f->keys, key_sub, KEYS_ROLE_SUBSCRIBER, "screen", 6, NULL), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    request_free(&f->r);
+    publish_close(&f->p, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    ingest_free(&f->in);
+    keyring_free(&f->keys);
+    t_sink_free(&f->replies);
+    t_sink_free(&f->pub);
+    msgpack_sbuffer_destroy(&f->buf);
+    t_state_free(&f->st);
+    free(f);
+    return 0;
+}
+
+/* Hand f->buf in as one frame from peer "R1" with user_id. */
+static void send_req(fx_t *f, const char *user_id)
+{
+    request_handle(&f->r, "R1", 2, 1, f->buf.data, f->buf.size, user_id);
+}
+
+/* The one reply is an ERROR with code and req_id; returns its message. */
+static const char *expect_error(fx_t *f, int code, uint64_t req_id)
+{
+    static char msg[PROTO_MESSAGE_MAX + 1];
+    assert_int_equal(f->replies.n, 1);
+    const proto_msg_t *m = t_sink_at(&f->replies, 0);
+    assert_int_equal(m->type, PROTO_ERROR);
+    assert_int_equal(m->u.error.code, -code);
+    assert_int_equal(m->u.error.req_id, req_id);
+    assert_memory_equal(f->replies.v[0].head, "R1", 2);
+    snprintf(msg, sizeof(msg), "%.*s", (int)m->u.error.message.len, m->u.error.message.ptr);
+    t_sink_clear(&f->replies);
+    return msg;
+}
+
+static void test_frames_and_size(void **state)
+{
+    fx_t *f = *state;
+    proto_msg_t ping = {.type = PROTO_PING};
+    ping.u.ping.req_id = 3;
+    t_encode(&f->buf, &ping);
+    request_handle(&f->r, "R1", 2, 2, f->buf.data, f->buf.size, NULL);
+    assert_non_null(strstr(expect_error(f, TALLY_EMALFORMED, 0), "this one had 2"));
+    request_handle(&f->r, "R1", 2, 0, NULL, 0, NULL);
+    assert_non_null(strstr(expect_error(f, TALLY_EMALFORMED, 0), "this one had 0"));
+    char big[5000];
+    memset(big, 0xc0, sizeof(big));
+    request_handle(&f->r, "R1", 2, 1, big, sizeof(big), NULL);
+    assert_non_null(strstr(expect_error(f, TALLY_ETOOLARGE, 0), "5000 bytes, above the limit"));
+    assert_int_equal(f->st.stats.bad_requests, 3);
+}
+
+static void test_undecodable(void **state)
+{
+    fx_t *f = *state;
+    /* Not MessagePack at all. */
+    request_handle(&f->r, "R1", 2, 1, "\xc1", 1, NULL);
+    expect_error(f, TALLY_EMALFORMED, 0);
+    /* A SUBMIT whose seq was read: an ACK for that seq names the field. */
+    t_submit(&f->buf, 1, 77, "gaoguan", T_NOW, 9, "a=1", "b=1", "c=1", "d=1", "e=1", "f=1", "g=1",
+             "h=1", "i=1");
+    send_req(f, NULL);
+    assert_int_equal(f->replies.n, 1);
+    const proto_msg_t *m = t_sink_at(&f->replies, 0);
+    assert_int_equal(m->type, PROTO_ACK);
+    assert_int_equal(m->u.ack.seq, 77);
+    assert_int_equal(m->u.ack.status, PROTO_ACK_REJECTED);
+    assert_int_equal(m->u.ack.code, -TALLY_ETOOMANY);
+    t_sink_clear(&f->replies);
+    /* A reply type sent as a request. */
+    proto_msg_t pong = {.type = PROTO_PONG};
+    pong.u.pong.req_id = 5;
+    t_encode(&f->buf, &pong);
+    send_req(f, NULL);
+    assert_non_null(strstr(expect_error(f, TALLY_ETYPE, 5), "not a request the daemon answers"));
+}
+
+static void test_hello_ping_stats(void **state)
+{
+    fx_t *f = *state;
+    proto_msg_t hello = {.type = PROTO_HELLO};
+    hello.u.hello.req_id = 9;
+    hello.u.hello.client = proto_str("test/1");
+    t_encode(&f->buf, &hello);
+    send_req(f, NULL);
+    const proto_msg_t *m = t_sink_at(&f->replies, 0);
+    assert_int_equal(m->type, PROTO_WELCOME);
+    assert_int_equal(m->u.welcome.req_id, 9);
+    assert_true(proto_str_eq(m->u.welcome.pub_endpoint, "tcp://127.0.0.1:7412"));
+    assert_int_equal(m->u.welcome.stream_id, publish_stream_id(&f->p));
+    assert_int_equal(m->u.welcome.seq, 41);
+    assert_int_equal(m->u.welcome.ncolumns, 9);
+    assert_true(proto_str_eq(m->u.welcome.columns[8], "total"));
+    assert_int_equal(m->u.welcome.max_samples, 8);
+    assert_int_equal(m->u.welcome.max_msg, 4096);
+    t_sink_clear(&f->replies);
+
+    proto_msg_t ping = {.type = PROTO_PING};
+    ping.u.ping.req_id = 10;
+    ping.u.ping.time_ms = 123;
+    t_encode(&f->buf, &ping);
+    send_req(f, NULL);
+    m = t_sink_at(&f->replies, 0);
+    assert_int_equal(m->type, PROTO_PONG);
+    assert_int_equal(m->u.pong.req_id, 10);
+    assert_int_equal(m->u.pong.time_ms, 123);
+    assert_int_equal(m->u.pong.seq, 41);
+    t_sink_clear(&f->replies);
+
+    proto_msg_t sreq = {.type = PROTO_STATS_REQ};
+    sreq.u.stats_req.req_id = 11;
+    t_encode(&f->buf, &sreq);
+    send_req(f, NULL);
+    m = t_sink_at(&f->replies, 0);
+    assert_int_equal(m->type, PROTO_STATS);
+    assert_int_equal(f->stat_calls, 1);
+    bool seen = false;
+    for (uint32_t i = 0; i < m->u.stats.n; i++)
+        if (proto_str_eq(m->u.stats.entries[i].name, "tallyd_sequence"))
+            seen = m->u.stats.entries[i].value == 42;
+    assert_true(seen);
+}
+
+static void test_submit_and_snapshot(void **state)
+{
+    fx_t *f = *state;
+    t_submit(&f->buf, 1, 1, "gaoguan", T_NOW, 1, "talks=4");
+    send_req(f, NULL);
+    assert_int_equal(f->replies.n, 0); /* waits for the journal */
+    ingest_on_durable(&f->in, 1);
+    assert_int_equal(t_sink_at(&f->replies, 0)->u.ack.status, PROTO_ACK_ACCEPTED);
+    t_sink_clear(&f->replies);
+    proto_msg_t snap = {.type = PROTO_SNAPSHOT_REQ};
+    snap.u.snapshot_req.req_id = 12;
+    snap.u.snapshot_req.prefix = proto_str("u/town/");
+    t_encode(&f->buf, &snap);
+    send_req(f, NULL);
+    /* The pending change is published first, then the snapshot names it. */
+    assert_int_equal(f->pub.n, 2);
+    assert_int_equal(f->replies.n, 2);
+    const proto_msg_t *item = t_sink_at(&f->replies, 0);
+    assert_int_equal(item->type, PROTO_SNAPSHOT_ITEM);
+    assert_true(proto_str_eq(item->u.snapshot_item.tally.scope, "gaoguan"));
+    const proto_msg_t *end = t_sink_at(&f->replies, 1);
+    assert_int_equal(end->type, PROTO_SNAPSHOT_END);
+    assert_int_equal(end->u.snapshot_end.count, 1);
+    assert_int_equal(end->u.snapshot_end.seq, 43);
+}
+
+/* A secured daemon: the keyring in force decides on every message. */
+static void test_secured(void **state)
+{
+    fx_t *f = *state;
+    char uid_town[KEYRING_USER_ID_MAX + 1], uid_sub[KEYRING_USER_ID_MAX + 1];
+    snprintf(uid_town, sizeof(uid_town), "%s", keyring_lookup(&f->keys, key_town)->user_id);
+    snprintf(uid_sub, sizeof(uid_sub), "%s", keyring_lookup(&f->keys, key_sub)->user_id);
+    proto_msg_t sreq = {.type = PROTO_STATS_REQ};
+    sreq.u.stats_req.req_id = 2;
+    t_encode(&f->buf, &sreq);
+    send_req(f, uid_town);
+    assert_non_null(strstr(expect_error(f, TALLY_EFORBIDDEN, 2), "use a subscriber key"));
+    send_req(f, uid_sub);
+    assert_int_equal(t_sink_at(&f->replies, 0)->type, PROTO_STATS);
+    t_sink_clear(&f->replies);
+    /* A subscriber may not submit; a township may. */
+    t_submit(&f->buf, 1, 1, "gaoguan", T_NOW, 1, "disputes.screened=4");
+    send_req(f, uid_sub);
+    assert_int_equal(t_sink_at(&f->replies, 0)->u.ack.code, -TALLY_EFORBIDDEN);
+    t_sink_clear(&f->replies);
+    send_req(f, uid_town);
+    ingest_on_durable(&f->in, 1);
+    assert_int_equal(t_sink_at(&f->replies, 0)->u.ack.status, PROTO_ACK_ACCEPTED);
+    t_sink_clear(&f->replies);
+    /* A key the keyring no longer holds: its SUBMIT is refused, its other
+     * requests get ERROR FORBIDDEN, even undecodable ones. */
+    keyring_free(&f->keys);
+    t_submit(&f->buf, 1, 2, "gaoguan", T_NOW, 1, "disputes.screened=4");
+    send_req(f, uid_town);
+    assert_int_equal(t_sink_at(&f->replies, 0)->u.ack.code, -TALLY_EFORBIDDEN);
+    t_sink_clear(&f->replies);
+    request_handle(&f->r, "R1", 2, 1, "\xc1", 1, uid_sub);
+    assert_non_null(strstr(expect_error(f, TALLY_EFORBIDDEN, 0), "no longer admitted"));
+    assert_int_equal(t_total(&f->st, "disputes.screened", ""), 4);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_frames_and_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_undecodable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hello_ping_stats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_submit_and_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secured, setup_secured, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
