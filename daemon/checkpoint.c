@@ -585,7 +585,7 @@ static int check_ids(void *ctx, const engine_item_t *it)
     ids_t *c = ctx;
     if (it->metric > c->nmetrics || it->town > c->ntowns) {
         c->bad = *it;
-        return 1;
+        return TALLY_EIO;
     }
     return 0;
 }

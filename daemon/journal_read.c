@@ -91,8 +91,8 @@ typedef struct rec {
     const uint8_t *payload;
 } rec_t;
 
-/* Is there a valid record at off?  Returns 1 (and *out), 0 (no), or a
- * negative code when the file cannot be read. */
+/* Is there a valid record at off?  Returns 0 (and *out), TALLY_ENOTFOUND
+ * (no), or another negative code when the file cannot be read. */
 static int check_record(scan_t *s, uint64_t off, rec_t *out)
 {
     const uint8_t *p;
@@ -101,31 +101,31 @@ static int check_record(scan_t *s, uint64_t off, rec_t *out)
     if (rc != 0)
         return rc;
     if (got < JOURNAL_RECORD_OVERHEAD || journal_fmt_get32(p) != JOURNAL_RECORD_MAGIC)
-        return 0;
+        return TALLY_ENOTFOUND;
     uint32_t len = journal_fmt_get32(p + 4);
     if (len > JOURNAL_MAX_PAYLOAD || off + JOURNAL_RECORD_OVERHEAD + len > s->rd.size)
-        return 0;
+        return TALLY_ENOTFOUND;
     rc = rd_get(&s->rd, off, JOURNAL_RECORD_OVERHEAD + (size_t)len, &p, &got);
     if (rc != 0)
         return rc;
     if (got < JOURNAL_RECORD_OVERHEAD + (size_t)len)
-        return 0;
+        return TALLY_ENOTFOUND;
     if (journal_fmt_get32(p + 8) != journal_fmt_record_crc(p, p + JOURNAL_RECORD_OVERHEAD, len))
-        return 0;
+        return TALLY_ENOTFOUND;
     /* A record whose CRC holds but whose position does not advance is not
      * one we may apply again; it is treated as damage. */
     uint64_t pos = journal_fmt_get64(p + 12);
     if (pos <= s->last_pos || pos == 0)
-        return 0;
+        return TALLY_ENOTFOUND;
     out->len = len;
     out->pos = pos;
     out->payload = p + JOURNAL_RECORD_OVERHEAD;
-    return 1;
+    return 0;
 }
 
-/* Find the first offset >= from where a valid record starts.  Returns 1
- * with *at, 0 when there is none before the end of the file, or a negative
- * code. */
+/* Find the first offset >= from where a valid record starts.  Returns 0
+ * with *at, TALLY_ENOTFOUND when there is none before the end of the file,
+ * or another negative code. */
 static int resync(scan_t *s, uint64_t from, uint64_t *at)
 {
     const uint8_t magic0 = (uint8_t)JOURNAL_RECORD_MAGIC;
@@ -152,15 +152,15 @@ static int resync(scan_t *s, uint64_t from, uint64_t *at)
         uint64_t cand = q + (uint64_t)(hit - p);
         rec_t rec;
         int rc = check_record(s, cand, &rec);
-        if (rc < 0)
-            return rc;
-        if (rc == 1) {
+        if (rc == 0) {
             *at = cand;
-            return 1;
+            return 0;
         }
+        if (rc != TALLY_ENOTFOUND)
+            return rc;
         q = cand + 1;
     }
-    return 0;
+    return TALLY_ENOTFOUND;
 }
 
 static void note(scan_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -234,9 +234,9 @@ static int scan_records(scan_t *s, bool is_last)
     while (off < s->rd.size) {
         rec_t r;
         int rc = check_record(s, off, &r);
-        if (rc < 0)
+        if (rc != 0 && rc != TALLY_ENOTFOUND)
             return rc;
-        if (rc == 1) {
+        if (rc == 0) {
             rc = deliver(s, &r, off);
             if (rc != 0)
                 return rc;
@@ -245,9 +245,10 @@ static int scan_records(scan_t *s, bool is_last)
         }
         uint64_t next = 0;
         rc = resync(s, off + 1, &next);
-        if (rc < 0)
+        if (rc != 0 && rc != TALLY_ENOTFOUND)
             return rc;
-        if (rc == 0 && is_last) {
+        bool found = rc == 0;
+        if (!found && is_last) {
             rep->torn_tail = true;
             rep->torn_offset = off;
             rep->torn_bytes = s->rd.size - off;
@@ -260,13 +261,13 @@ static int scan_records(scan_t *s, bool is_last)
                 return truncate_tail(s, off);
             return 0;
         }
-        uint64_t end = rc == 1 ? next : s->rd.size;
+        uint64_t end = found ? next : s->rd.size;
         if (rep->corrupt_regions++ == 0) {
             rep->corrupt_first_gen = rep->last_gen;
             rep->corrupt_first_offset = off;
         }
         rep->corrupt_bytes += end - off;
-        if (rc == 1)
+        if (found)
             note(s,
                  "%s: corrupt record at offset %" PRIu64 "; skipped %" PRIu64
                  " bytes; resumed at offset %" PRIu64,

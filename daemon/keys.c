@@ -140,23 +140,24 @@ static bool zpl_name_char(char c)
            (c != '\0' && strchr("$-_@.&+/", c) != NULL);
 }
 
-/* Parse line s[0..len) (no line end).  Returns 1 for a property, 0 for a
- * blank or comment line, or -1 with why set. */
+/* Parse line s[0..len) (no line end).  Returns 0 (out->name NULL for a
+ * blank or comment line), or TALLY_EINVAL with why set. */
 static int zpl_parse_line(const char *s, size_t len, zpl_line_t *out, char *why, size_t wlen)
 {
     size_t i = 0;
     while (i < len && (s[i] == ' ' || s[i] == '\t')) {
         if (s[i] == '\t') {
             snprintf(why, wlen, "a tab in the indentation (ZPL indents with 4 spaces)");
-            return -1;
+            return TALLY_EINVAL;
         }
         i++;
     }
+    out->name = NULL;
     if (i == len || s[i] == '#')
         return 0;
     if (i % 4 != 0) {
         snprintf(why, wlen, "indentation of %zu spaces is not a multiple of 4", i);
-        return -1;
+        return TALLY_EINVAL;
     }
     out->level = (int)(i / 4);
     out->name = s + i;
@@ -165,18 +166,18 @@ static int zpl_parse_line(const char *s, size_t len, zpl_line_t *out, char *why,
     out->name_len = (size_t)(s + i - out->name);
     if (out->name_len == 0) {
         snprintf(why, wlen, "character 0x%02x where a name should start", (unsigned char)s[i]);
-        return -1;
+        return TALLY_EINVAL;
     }
     while (i < len && s[i] == ' ')
         i++;
     out->value = NULL;
     out->value_len = 0;
     if (i == len || s[i] == '#')
-        return 1;
+        return 0;
     if (s[i] != '=') {
         snprintf(why, wlen, "character 0x%02x after the name '%.*s'; expected '=' or the line end",
                  (unsigned char)s[i], (int)out->name_len, out->name);
-        return -1;
+        return TALLY_EINVAL;
     }
     i++;
     while (i < len && s[i] == ' ')
@@ -187,7 +188,7 @@ static int zpl_parse_line(const char *s, size_t len, zpl_line_t *out, char *why,
         if (end == NULL) {
             snprintf(why, wlen, "'%.*s': the quoted value has no closing %c", (int)out->name_len,
                      out->name, q);
-            return -1;
+            return TALLY_EINVAL;
         }
         out->value = s + i;
         out->value_len = (size_t)(end - out->value);
@@ -197,9 +198,9 @@ static int zpl_parse_line(const char *s, size_t len, zpl_line_t *out, char *why,
         if (i < len && s[i] != '#') {
             snprintf(why, wlen, "'%.*s': text after the closing quote", (int)out->name_len,
                      out->name);
-            return -1;
+            return TALLY_EINVAL;
         }
-        return 1;
+        return 0;
     }
     /* A bare value runs to the line end or to a comment, without the
      * spaces before them.  Only a '#' after a space starts a comment here,
@@ -211,7 +212,7 @@ static int zpl_parse_line(const char *s, size_t len, zpl_line_t *out, char *why,
     while (end > i && s[end - 1] == ' ')
         end--;
     out->value_len = end - i;
-    return 1;
+    return 0;
 }
 
 /* Decode the value of curve/<which> at line lineno into key. */
@@ -256,11 +257,11 @@ int keys_parse_cert(const char *text, size_t len, const char *name, uint8_t pub[
         zpl_line_t l;
         int r = zpl_parse_line(text + pos, llen, &l, why, sizeof(why));
         pos = end + 1;
-        if (r < 0) {
+        if (r != 0) {
             rc = fail(err, errlen, TALLY_EINVAL, "%s:%d: %s", name, lineno, why);
             goto out;
         }
-        if (r == 0)
+        if (l.name == NULL)
             continue;
         if (l.level > depth + 1) {
             rc = fail(err, errlen, TALLY_EINVAL,

@@ -203,9 +203,11 @@ static int setup_engine(tallyd_t *d)
         return TALLY_ECONFIG;
     }
     int rc = engine_init(&d->engine, &ec, d->clock);
-    if (rc != 0)
+    if (rc != 0) {
         log_error(&d->log, "cannot set up the tally engine: %s", tally_strerror(rc));
-    return rc;
+        return TALLY_ECONFIG;
+    }
+    return 0;
 }
 
 /* Read the server's secret key and the client keys before the state is
@@ -317,32 +319,33 @@ static int setup_ingest(tallyd_t *d)
 }
 
 /* The checkpoint first (names keep their ids), then the catalog on top of
- * it, then the journal written after the checkpoint.  Returns 0 or the
- * exit status. */
+ * it, then the journal written after the checkpoint.  Returns 0,
+ * TALLY_ECONFIG (the state does not fit this configuration) or another
+ * negative code (logged). */
 static int recover_state(tallyd_t *d, recover_result_t *res)
 {
     int err = make_dirs(d->cfg.state_dir);
     if (err) {
         log_error(&d->log, "cannot create the state directory %s: %s", d->cfg.state_dir,
                   strerror(err));
-        return 1;
+        return TALLY_EIO;
     }
     notify_send(&d->notify, "STATUS=recovering the state in %s", d->cfg.state_dir);
     recover_state_t st = {d->cfg.state_dir, &d->towns,  &d->metrics, &d->engine,
                           &d->dedup,        &d->ingest, &d->log};
     int rc = recover_load(&st, res);
     if (rc != 0)
-        return rc == TALLY_ECONFIG ? 2 : 1;
+        return rc;
     catalog_target_t ct = {&d->towns, &d->metrics, &d->engine, d->cfg.state_dir};
     char msg[768];
     bool builtin = d->opts.config_path == NULL;
     if (catalog_declare(&ct, &d->cfg, builtin, msg, sizeof(msg)) != 0) {
         log_error(&d->log, "%s", msg);
-        return 2;
+        return TALLY_ECONFIG;
     }
     rc = recover_replay(&st, res);
     if (rc != 0)
-        return rc == TALLY_ECONFIG ? 2 : 1;
+        return rc;
     /* Everything replayed is on disk already. */
     ingest_set_position(&d->ingest, res->next_pos - 1);
     return 0;
@@ -691,25 +694,23 @@ static void free_all(tallyd_t *d)
     notify_close(&d->notify);
 }
 
-/* Everything up to serving; returns 0 or the exit status. */
+/* Everything up to serving.  Returns 0, TALLY_ECONFIG (the configuration,
+ * its keys, or a state it cannot use) or another negative code; each
+ * failure is logged where it happens. */
 static int start(tallyd_t *d)
 {
-    if (load_config(d) != 0 || setup_engine(d) != 0 || setup_security(d) != 0)
-        return 2;
-    if (setup_tables(d) != 0)
-        return 1;
+    int rc;
+    if ((rc = load_config(d)) != 0 || (rc = setup_engine(d)) != 0 ||
+        (rc = setup_security(d)) != 0 || (rc = setup_tables(d)) != 0)
+        return rc;
     /* The sockets are bound before the state is touched: a daemon that
      * cannot listen changes nothing in the state directory. */
-    if (open_endpoints(d) != 0)
-        return 1;
-    if (setup_ingest(d) != 0)
-        return 1;
+    if ((rc = open_endpoints(d)) != 0 || (rc = setup_ingest(d)) != 0)
+        return rc;
     recover_result_t res;
-    int status = recover_state(d, &res);
-    if (status != 0)
-        return status;
-    if (open_journal(d, &res) != 0 || setup_parts(d, &res) != 0)
-        return 1;
+    if ((rc = recover_state(d, &res)) != 0 || (rc = open_journal(d, &res)) != 0 ||
+        (rc = setup_parts(d, &res)) != 0)
+        return rc;
     start_handles(d);
     return 0;
 }
@@ -738,8 +739,11 @@ int tallyd_main(const config_overrides_t *o)
     if (stall)
         d->test_stall_ms = atoi(stall);
     notify_send(&d->notify, "STATUS=starting: loading the configuration");
-    int status = start(d);
-    if (status == 0) {
+    int rc = start(d);
+    /* Exit status 2 for what the operator must fix in the configuration,
+     * 1 for everything else (tallyd(8)). */
+    int status = rc == 0 ? 0 : rc == TALLY_ECONFIG ? 2 : 1;
+    if (rc == 0) {
         d->serving = true;
         notify_send(&d->notify,
                     "READY=1\nSTATUS=serving: requests on %s, updates on %s, %u series, %u "
