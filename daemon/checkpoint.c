@@ -670,6 +670,7 @@ static int load_image(const uint8_t *p, size_t len, checkpoint_meta_t *meta, int
     meta->journal_gen = rd64(p + 32);
     meta->next_pos = rd64(p + 40);
     meta->publish_seq = rd64(p + 48);
+    meta->version = rd32(p + 8);
     return 0;
 }
 

@@ -65,6 +65,7 @@ typedef struct checkpoint_meta {
      * the journal with at least next_pos. */
     uint64_t next_pos;
     uint64_t publish_seq; /* the publisher's sequence number at the checkpoint */
+    uint32_t version;     /* loading: the file's format version (writing ignores it) */
 } checkpoint_meta_t;
 
 /* The file name (not the path) of the checkpoint of gen,

@@ -62,8 +62,10 @@ static void take_checkpoint(compact_t *k)
         return;
     }
     k->c.journal_gen++;
-    checkpoint_meta_t meta = {clock_now_ms(k->c.clock), k->c.journal_gen, start,
-                              publish_seq(k->c.publish)};
+    checkpoint_meta_t meta = {.created_ms = clock_now_ms(k->c.clock),
+                              .journal_gen = k->c.journal_gen,
+                              .next_pos = start,
+                              .publish_seq = publish_seq(k->c.publish)};
     rc = checkpoint_build(&meta, k->c.towns, k->c.metrics, k->c.engine, k->c.dedup, &k->buf,
                           &k->len, k->err, sizeof(k->err));
     if (rc != 0) {
@@ -94,6 +96,11 @@ static void on_timer(uv_timer_t *t)
     compact_t *k = t->data;
     if (k->busy)
         return;
+    if (k->c.checkpoint_now) {
+        k->c.checkpoint_now = false;
+        take_checkpoint(k);
+        return;
+    }
     uint64_t records = uncovered(k);
     if (records == 0)
         return;
@@ -128,8 +135,10 @@ void compact_final(compact_t *k)
 {
     if (k->busy || uncovered(k) == 0)
         return;
-    checkpoint_meta_t meta = {clock_now_ms(k->c.clock), k->c.journal_gen + 1,
-                              ingest_last_pos(k->c.ingest) + 1, publish_seq(k->c.publish)};
+    checkpoint_meta_t meta = {.created_ms = clock_now_ms(k->c.clock),
+                              .journal_gen = k->c.journal_gen + 1,
+                              .next_pos = ingest_last_pos(k->c.ingest) + 1,
+                              .publish_seq = publish_seq(k->c.publish)};
     uint64_t keep = 0;
     int rc = checkpoint_write(k->c.dir, &meta, k->c.towns, k->c.metrics, k->c.engine, k->c.dedup,
                               &keep, k->err, sizeof(k->err));

@@ -43,6 +43,7 @@ typedef struct compact_config {
     int64_t every_records; /* snapshot_every_records */
     uint64_t journal_gen;  /* the segment being appended to (from recovery) */
     uint64_t covered_pos;  /* first position no checkpoint covers (from recovery) */
+    bool checkpoint_now;   /* take one at the first tick, whatever the policy */
 } compact_config_t;
 
 /* The part; embed it, its fields are private. */

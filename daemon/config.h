@@ -160,6 +160,7 @@ typedef struct config_overrides {
     const char *request;
     const char *publish;
     int log_level;
+    bool accept_loss; /* --accept-loss: start despite missing journal records */
 } config_overrides_t;
 
 /* Put the overrides o into cfg.  Returns 0, or TALLY_ECONFIG with a

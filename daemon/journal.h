@@ -27,6 +27,12 @@
  *     12 u64 position
  *     20 payload
  *
+ * Every version of the format, present and future, starts with the magic
+ * and the version, has the header size at offset 12 and ends its header
+ * with a CRC-32C of all the header bytes before it, so a reader tells a
+ * damaged header (the CRC does not hold) from an intact one of a newer
+ * version (it does, and the version is unknown).
+ *
  * A new segment file is written under a temporary name, synced and renamed
  * into place, so a segment either exists with a complete header or not at
  * all.
@@ -363,9 +369,18 @@ typedef struct journal_replay_report {
     uint64_t corrupt_bytes;     /* bytes in them */
     uint64_t corrupt_first_gen; /* where the first one starts */
     uint64_t corrupt_first_offset;
-    uint64_t pos_gaps;    /* places where positions jump forward */
-    char first_note[320]; /* the first problem sentence, "" if none */
-    char error[512];      /* why replay failed, "" on success */
+    uint64_t pos_gaps; /* places where positions jump forward */
+    /* Positions missing where no damaged region explains them (a segment
+     * deleted between two others): how many, the first such range and the
+     * segment where the jump was seen. */
+    uint64_t gap_positions;
+    uint64_t gap_first_from, gap_first_to;
+    char gap_segment[JOURNAL_NAME_MAX];
+    /* Positions missing right after a damaged region (the records it held). */
+    uint64_t damaged_positions;
+    uint64_t first_start_pos; /* start position in the first segment's header */
+    char first_note[320];     /* the first problem sentence, "" if none */
+    char error[512];          /* why replay failed, "" on success */
 } journal_replay_report_t;
 
 /* Read every segment of dir with gen >= ro->from_gen, in gen order, check

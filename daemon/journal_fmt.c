@@ -43,10 +43,28 @@ int journal_fmt_header_decode(const uint8_t *buf, size_t n, const char *name, ui
                  n < 12 ? "shorter than its header" : "bad magic");
         return TALLY_EIO;
     }
+    /* Any version keeps the header size at offset 12 and a CRC of the
+     * header in its last 4 bytes (journal.h): the CRC is checked first, so
+     * damage is reported as damage, and only an intact header's version is
+     * judged. */
+    uint32_t size = journal_fmt_get32(buf + HDR_SIZE);
+    if (size < 16 || size > JOURNAL_HEADER_MAX || size > n) {
+        snprintf(err, errlen,
+                 "%s: the header is damaged (its size field says %" PRIu32
+                 " bytes, the file holds %zu)",
+                 name, size, n);
+        return TALLY_EIO;
+    }
+    uint32_t want = journal_fmt_get32(buf + size - 4);
+    uint32_t got = crc32c(0, buf, size - 4);
+    if (want != got) {
+        snprintf(err, errlen,
+                 "%s: header checksum mismatch (stored 0x%08" PRIx32 ", computed 0x%08" PRIx32
+                 "): the header is damaged",
+                 name, want, got);
+        return TALLY_EIO;
+    }
     h->version = journal_fmt_get32(buf + HDR_VERSION);
-    /* The version is judged before the checksum: a newer format may lay
-     * out (and checksum) its header differently, and must be refused as
-     * newer rather than reported as damaged. */
     if (h->version != JOURNAL_FORMAT_VERSION) {
         snprintf(err, errlen,
                  "%s: format version %" PRIu32 " is %s; this tallyd reads version %d only and "
@@ -55,21 +73,6 @@ int journal_fmt_header_decode(const uint8_t *buf, size_t n, const char *name, ui
                  JOURNAL_FORMAT_VERSION);
         return TALLY_ECONFIG;
     }
-    if (n < JOURNAL_HEADER_SIZE) {
-        snprintf(err, errlen, "%s: header truncated (%zu of %d bytes)", name, n,
-                 JOURNAL_HEADER_SIZE);
-        return TALLY_EIO;
-    }
-    uint32_t want = journal_fmt_get32(buf + HDR_CRC);
-    uint32_t got = crc32c(0, buf, HDR_CRC);
-    if (want != got) {
-        snprintf(err, errlen,
-                 "%s: header checksum mismatch (stored 0x%08" PRIx32 ", computed 0x%08" PRIx32
-                 "): the header is damaged",
-                 name, want, got);
-        return TALLY_EIO;
-    }
-    uint32_t size = journal_fmt_get32(buf + HDR_SIZE);
     h->gen = journal_fmt_get64(buf + HDR_GEN);
     h->start_pos = journal_fmt_get64(buf + HDR_START);
     h->created_ms = (int64_t)journal_fmt_get64(buf + HDR_CREATED);

@@ -15,6 +15,7 @@
 
 #define JOURNAL_MAGIC      "TALLYJNL"
 #define JOURNAL_TMP_SUFFIX ".tmp"
+#define JOURNAL_HEADER_MAX 4096 /* the largest header any version may have */
 
 /* A decoded segment header. */
 typedef struct journal_fmt_header {
@@ -52,10 +53,12 @@ static inline uint64_t journal_fmt_get64(const uint8_t *p)
 void journal_fmt_header_encode(uint8_t out[JOURNAL_HEADER_SIZE], uint64_t gen, uint64_t start_pos,
                                int64_t created_ms);
 
-/* Decode and check the n bytes at buf as the header of the file called
- * name, which should be segment gen.  Returns 0 and fills *h; TALLY_EIO
- * (short, bad magic, bad checksum, other gen) or TALLY_ECONFIG (unknown
- * format version), with a sentence naming the file in err. */
+/* Decode and check the n bytes at buf (the start of a file, up to
+ * JOURNAL_HEADER_MAX bytes of it) as the header of the file called name,
+ * which should be segment gen.  Returns 0 and fills *h; TALLY_EIO (short,
+ * bad magic, bad checksum: damage, other gen) or TALLY_ECONFIG (an intact
+ * header of another format version), with a sentence naming the file in
+ * err. */
 int journal_fmt_header_decode(const uint8_t *buf, size_t n, const char *name, uint64_t gen,
                               journal_fmt_header_t *h, char *err, size_t errlen);
 

@@ -83,6 +83,7 @@ typedef struct scan {
     reader_t rd;
     char name[JOURNAL_NAME_MAX];
     uint64_t last_pos;
+    bool after_damage; /* a damaged region was skipped just before */
 } scan_t;
 
 typedef struct rec {
@@ -199,6 +200,24 @@ static int truncate_tail(scan_t *s, uint64_t off)
 }
 
 /* Deliver a valid record, keeping the report's counts. */
+/* Positions [from, to] are missing before the record at off: the records
+ * of a damaged region just skipped, or a gap nothing explains. */
+static void missing(scan_t *s, uint64_t from, uint64_t to, uint64_t off)
+{
+    journal_replay_report_t *rep = s->rep;
+    if (s->after_damage) {
+        rep->damaged_positions += to - from + 1;
+        return;
+    }
+    if (rep->gap_positions == 0) {
+        rep->gap_first_from = from;
+        rep->gap_first_to = to;
+        memcpy(rep->gap_segment, s->name, sizeof(rep->gap_segment));
+    }
+    rep->gap_positions += to - from + 1;
+    (void)off;
+}
+
 static int deliver(scan_t *s, const rec_t *r, uint64_t off)
 {
     if (s->last_pos != 0 && r->pos > s->last_pos + 1) {
@@ -207,7 +226,9 @@ static int deliver(scan_t *s, const rec_t *r, uint64_t off)
              "%s: positions jump from %" PRIu64 " to %" PRIu64 " at offset %" PRIu64 " (%" PRIu64
              " missing)",
              s->name, s->last_pos, r->pos, off, r->pos - s->last_pos - 1);
+        missing(s, s->last_pos + 1, r->pos - 1, off);
     }
+    s->after_damage = false;
     s->last_pos = r->pos;
     if (r->pos < s->ro->from_pos) {
         s->rep->skipped++;
@@ -267,6 +288,7 @@ static int scan_records(scan_t *s, bool is_last)
             rep->corrupt_first_offset = off;
         }
         rep->corrupt_bytes += end - off;
+        s->after_damage = true;
         if (found)
             note(s,
                  "%s: corrupt record at offset %" PRIu64 "; skipped %" PRIu64
@@ -305,7 +327,7 @@ static int scan_segment(scan_t *s, uint64_t gen, bool is_last, journal_fmt_heade
     s->rd.have = 0;
     const uint8_t *p;
     size_t got;
-    rc = rd_get(&s->rd, 0, JOURNAL_HEADER_SIZE, &p, &got);
+    rc = rd_get(&s->rd, 0, JOURNAL_HEADER_MAX, &p, &got);
     if (rc != 0) {
         rc = fail(s, rc, "%s: cannot read: %s", path, strerror(errno));
         goto out;
@@ -314,8 +336,10 @@ static int scan_segment(scan_t *s, uint64_t gen, bool is_last, journal_fmt_heade
     if (rc != 0)
         goto out;
     s->rep->segments++;
-    if (s->rep->segments == 1)
+    if (s->rep->segments == 1) {
         s->rep->first_gen = gen;
+        s->rep->first_start_pos = h->start_pos;
+    }
     s->rep->last_gen = gen;
     rc = scan_records(s, is_last);
     if (rc == TALLY_EIO && s->rep->error[0] == '\0')

@@ -27,6 +27,8 @@ static void usage(FILE *out)
         "  -r, --request ENDPOINT   bind the request socket there (overrides the config)\n"
         "  -p, --publish ENDPOINT   bind the publish socket there (overrides the config)\n"
         "  -l, --log-level LEVEL    error, warning, notice, info or debug\n"
+        "      --accept-loss        start even though journal records are missing (a\n"
+        "                           deleted segment); the loss is logged with its count\n"
         "  -h, --help               print this help and exit\n"
         "  -V, --version            print the version and exit\n"
         "\n"
@@ -67,15 +69,11 @@ static int check_config(const char *path)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, 0, 'c'},
-        {"check-config", required_argument, 0, 'C'},
-        {"state-dir", required_argument, 0, 's'},
-        {"log-level", required_argument, 0, 'l'},
-        {"request", required_argument, 0, 'r'},
-        {"publish", required_argument, 0, 'p'},
-        {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0},
+        {"config", required_argument, 0, 'c'},    {"check-config", required_argument, 0, 'C'},
+        {"state-dir", required_argument, 0, 's'}, {"log-level", required_argument, 0, 'l'},
+        {"request", required_argument, 0, 'r'},   {"publish", required_argument, 0, 'p'},
+        {"accept-loss", no_argument, 0, 'A'},     {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},         {0, 0, 0, 0},
     };
     config_overrides_t o = {0};
     int c;
@@ -95,6 +93,9 @@ int main(int argc, char **argv)
             break;
         case 'p':
             o.publish = optarg;
+            break;
+        case 'A':
+            o.accept_loss = true;
             break;
         case 'l':
             if (log_level_parse(optarg) < 0) {

@@ -42,6 +42,7 @@ int recover_load(const recover_state_t *st, recover_result_t *res)
     res->ckpt_gen = res->journal_gen = meta.journal_gen;
     res->ckpt_pos = meta.next_pos;
     res->publish_seq = meta.publish_seq;
+    res->ckpt_version = meta.version;
     log_notice(st->log,
                "loaded the checkpoint of journal position %" PRIu64
                ": %u series, %u clients in %" PRId64 " ms",
@@ -71,6 +72,88 @@ static void on_note(const char *line, void *ctx)
 {
     replay_ctx_t *c = ctx;
     log_warning(c->st->log, "%s", line);
+}
+
+/* What is missing between the checkpoint and the end of the journal,
+ * described in why[0..len); returns how many positions (UINT64_MAX when
+ * a missing file hides how many). */
+static uint64_t describe_missing(const recover_state_t *st, const recover_result_t *res,
+                                 const journal_replay_report_t *rep, char *why, size_t len)
+{
+    uint64_t lost = 0;
+    size_t n = 0;
+    why[0] = '\0';
+    uint64_t expect = res->checkpoint ? res->ckpt_pos : 1;
+    if (res->checkpoint && (rep->segments == 0 || rep->first_gen != res->ckpt_gen) &&
+        (res->ckpt_version >= 2 || rep->segments > 0)) {
+        /* A version 1 checkpoint (an older tallyd's last one at a clean
+         * stop) may name a segment that was never created; a later one is
+         * stored only once its segment exists. */
+        char seg[JOURNAL_NAME_MAX], ckp[CHECKPOINT_NAME_MAX];
+        journal_segment_name(seg, res->ckpt_gen);
+        checkpoint_file_name(ckp, res->ckpt_gen);
+        n += (size_t)snprintf(why + n, len - n,
+                              "%s/%s, where the journal after checkpoint %s (position %" PRIu64
+                              ") continues, is missing",
+                              st->dir, seg, ckp, res->ckpt_pos);
+        lost = UINT64_MAX;
+    }
+    if (rep->segments > 0 && rep->first_start_pos > expect && n < len) {
+        char seg[JOURNAL_NAME_MAX];
+        journal_segment_name(seg, rep->first_gen);
+        n += (size_t)snprintf(why + n, len - n,
+                              "%spositions %" PRIu64 "..%" PRIu64
+                              " are missing: the journal begins at %s, position %" PRIu64,
+                              n ? "; " : "", expect, rep->first_start_pos - 1, seg,
+                              rep->first_start_pos);
+        if (lost != UINT64_MAX)
+            lost += rep->first_start_pos - expect;
+    }
+    if (rep->gap_positions > 0 && n < len) {
+        snprintf(why + n, len - n,
+                 "%s%" PRIu64 " positions are missing between segments, the first %" PRIu64
+                 "..%" PRIu64 " before %s (a segment deleted?)",
+                 n ? "; " : "", rep->gap_positions, rep->gap_first_from, rep->gap_first_to,
+                 rep->gap_segment);
+        if (lost != UINT64_MAX)
+            lost += rep->gap_positions;
+    }
+    return lost;
+}
+
+/* Refuse to go on when the journal does not continue the checkpoint
+ * (recover_replay), unless the operator accepted the loss.  Returns 0 or
+ * TALLY_EIO (logged). */
+static int check_continuity(const recover_state_t *st, recover_result_t *res,
+                            const journal_replay_report_t *rep)
+{
+    if (rep->damaged_positions > 0)
+        log_error(st->log,
+                  "%" PRIu64 " journal records in damaged regions are lost (see the lines above)",
+                  rep->damaged_positions);
+    char why[1400];
+    uint64_t lost = describe_missing(st, res, rep, why, sizeof(why));
+    if (why[0] == '\0')
+        return 0;
+    char count[64];
+    if (lost == UINT64_MAX)
+        snprintf(count, sizeof(count), "an unknown number of");
+    else
+        snprintf(count, sizeof(count), "%" PRIu64, lost);
+    if (st->accept_loss) {
+        log_warning(st->log,
+                    "starting with %s acknowledged journal records lost, as --accept-loss asks: "
+                    "%s",
+                    count, why);
+        res->loss_accepted = true;
+        return 0;
+    }
+    log_error(st->log,
+              "refusing to start with %s acknowledged journal records missing: %s; restore the "
+              "state directory from a backup, or start tallyd once with --accept-loss to go on "
+              "without them",
+              count, why);
+    return TALLY_EIO;
 }
 
 static uint64_t max3(uint64_t a, uint64_t b, uint64_t c)
@@ -103,20 +186,8 @@ int recover_replay(const recover_state_t *st, recover_result_t *res)
         log_error(st->log, "cannot recover the state in %s: %s", st->dir, rep.error);
         return rc;
     }
-    /* Without a checkpoint the journal must begin at position 1: if it
-     * begins later, the checkpoint that covered the positions before it is
-     * gone (damaged, deleted), and starting would silently drop figures
-     * and forget which were applied. */
-    if (res->ckpt_pos == 0 && rep.records > 0 && rep.corrupt_regions == 0 &&
-        rep.next_pos - 1 > rep.records) {
-        log_error(st->log,
-                  "the journal in %s holds positions up to %" PRIu64 " but only %" PRIu64
-                  " records and no checkpoint covers the rest (damaged or deleted; see "
-                  "state-*.ckp.damaged); refusing to start with figures missing: restore the "
-                  "state directory from a backup",
-                  st->dir, rep.next_pos - 1, rep.records);
+    if (check_continuity(st, res, &rep) != 0)
         return TALLY_EIO;
-    }
     int64_t ms = clock_mono_ms() - t0;
     if (rep.segments > 0)
         log_notice(st->log,

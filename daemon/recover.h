@@ -14,6 +14,7 @@
 #ifndef TALLYD_RECOVER_H
 #define TALLYD_RECOVER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "dedup.h"
@@ -30,16 +31,19 @@ typedef struct recover_state {
     dedup_t *dedup;
     ingest_t *ingest; /* replays journal records into the above */
     logger_t *log;
+    bool accept_loss; /* start even with journal records missing (logged) */
 } recover_state_t;
 
 /* Where the recovered state stands. */
 typedef struct recover_result {
-    bool checkpoint;      /* a checkpoint was loaded */
-    uint64_t ckpt_gen;    /* its journal generation (0 without one) */
-    uint64_t ckpt_pos;    /* the first position it does not cover (0 without one) */
-    uint64_t publish_seq; /* the publisher's sequence number it saved */
-    uint64_t journal_gen; /* the segment to append to */
-    uint64_t next_pos;    /* the position the next record gets */
+    bool checkpoint;       /* a checkpoint was loaded */
+    uint64_t ckpt_gen;     /* its journal generation (0 without one) */
+    uint64_t ckpt_pos;     /* the first position it does not cover (0 without one) */
+    uint64_t publish_seq;  /* the publisher's sequence number it saved */
+    uint32_t ckpt_version; /* its format version */
+    bool loss_accepted;    /* records were missing and st->accept_loss let the start go on */
+    uint64_t journal_gen;  /* the segment to append to */
+    uint64_t next_pos;     /* the position the next record gets */
 } recover_result_t;
 
 /* Load the newest usable checkpoint of st->dir into the empty state
@@ -52,12 +56,23 @@ typedef struct recover_result {
 int recover_load(const recover_state_t *st, recover_result_t *res);
 
 /* Replay the journal of st->dir from where the checkpoint in res ends, and
- * set res->journal_gen and res->next_pos for appending.  Returns 0, or a
- * negative code after logging why tallyd cannot start: a segment that
- * cannot be read or has a newer format (TALLY_EIO, TALLY_ECONFIG), a
- * record that cannot be applied (its code; the log names the segment file,
- * the offset and the reason), or positions no checkpoint covers missing
- * from the journal (TALLY_EIO). */
+ * set res->journal_gen and res->next_pos for appending.
+ *
+ * The journal must continue the checkpoint without a gap: the segment the
+ * checkpoint names must exist (a checkpoint is stored only once it does),
+ * the first segment must begin at the checkpoint's position (at 1 without
+ * one), and no positions may be missing between segments.  Records lost in
+ * a damaged region are logged with their count; anything else missing
+ * stops the start, naming the positions and files, unless st->accept_loss
+ * is set: then it is logged with the count, res->loss_accepted is set, and
+ * the caller should write a checkpoint at once so that the next start does
+ * not meet the gap again.
+ *
+ * Returns 0, or a negative code after logging why tallyd cannot start: a
+ * segment that cannot be read or has a newer format (TALLY_EIO,
+ * TALLY_ECONFIG), a record that cannot be applied (its code; the log names
+ * the segment file, the offset and the reason), or records missing
+ * (TALLY_EIO). */
 int recover_replay(const recover_state_t *st, recover_result_t *res);
 
 #endif

@@ -27,6 +27,7 @@
 #include "recover.h"
 #include "reload.h"
 #include "request.h"
+#include "statedir.h"
 #include "stats.h"
 
 typedef struct tallyd {
@@ -45,6 +46,7 @@ typedef struct tallyd {
     engine_t engine;
     dedup_t dedup;
     ratelimit_t rl;
+    statedir_t statedir;  /* locked for this process from start-up on */
     keys_server_t server; /* the daemon's key pair (secret wiped once the sockets have it) */
     keyring_t keys;       /* the clients admitted; endpoints and request read it in place */
 
@@ -276,23 +278,15 @@ static int open_endpoints(tallyd_t *d)
     return rc;
 }
 
-/* mkdir -p for the state directory, mode 0750. */
-static int make_dirs(const char *path)
+/* Take the state directory for this process before anything in it is
+ * read or written. */
+static int lock_state(tallyd_t *d)
 {
-    char buf[CONFIG_PATH_MAX];
-    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-        return ENAMETOOLONG;
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0750) != 0 && errno != EEXIST)
-            return errno;
-        *p = '/';
-    }
-    if (mkdir(buf, 0750) != 0 && errno != EEXIST)
-        return errno;
-    return 0;
+    char err[CONFIG_PATH_MAX * 2 + 200];
+    int rc = statedir_lock(&d->statedir, d->cfg.state_dir, err, sizeof(err));
+    if (rc != 0)
+        log_error(&d->log, "%s", err);
+    return rc;
 }
 
 static int setup_ingest(tallyd_t *d)
@@ -324,15 +318,17 @@ static int setup_ingest(tallyd_t *d)
  * negative code (logged). */
 static int recover_state(tallyd_t *d, recover_result_t *res)
 {
-    int err = make_dirs(d->cfg.state_dir);
-    if (err) {
-        log_error(&d->log, "cannot create the state directory %s: %s", d->cfg.state_dir,
-                  strerror(err));
-        return TALLY_EIO;
-    }
     notify_send(&d->notify, "STATUS=recovering the state in %s", d->cfg.state_dir);
-    recover_state_t st = {d->cfg.state_dir, &d->towns,  &d->metrics, &d->engine,
-                          &d->dedup,        &d->ingest, &d->log};
+    recover_state_t st = {
+        .dir = d->cfg.state_dir,
+        .towns = &d->towns,
+        .metrics = &d->metrics,
+        .engine = &d->engine,
+        .dedup = &d->dedup,
+        .ingest = &d->ingest,
+        .log = &d->log,
+        .accept_loss = d->opts.accept_loss,
+    };
     int rc = recover_load(&st, res);
     if (rc != 0)
         return rc;
@@ -429,6 +425,9 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
         .every_records = d->cfg.snapshot_every_records,
         .journal_gen = res->journal_gen,
         .covered_pos = res->ckpt_pos,
+        /* After a loss was accepted, a checkpoint at once puts the gap
+         * behind it, so that the next start does not refuse again. */
+        .checkpoint_now = res->loss_accepted,
     };
     if ((rc = compact_init(&d->compact, &kc)) != 0)
         return rc;
@@ -692,6 +691,7 @@ static void free_all(tallyd_t *d)
     intern_free(&d->metrics);
     config_free(&d->cfg);
     notify_close(&d->notify);
+    statedir_unlock(&d->statedir);
 }
 
 /* Everything up to serving.  Returns 0, TALLY_ECONFIG (the configuration,
@@ -703,9 +703,10 @@ static int start(tallyd_t *d)
     if ((rc = load_config(d)) != 0 || (rc = setup_engine(d)) != 0 ||
         (rc = setup_security(d)) != 0 || (rc = setup_tables(d)) != 0)
         return rc;
-    /* The sockets are bound before the state is touched: a daemon that
-     * cannot listen changes nothing in the state directory. */
-    if ((rc = open_endpoints(d)) != 0 || (rc = setup_ingest(d)) != 0)
+    /* The state directory is locked before anything in it is read, and the
+     * sockets are bound before the state is touched: a second daemon on
+     * the same directory, or one that cannot listen, changes nothing. */
+    if ((rc = lock_state(d)) != 0 || (rc = open_endpoints(d)) != 0 || (rc = setup_ingest(d)) != 0)
         return rc;
     recover_result_t res;
     if ((rc = recover_state(d, &res)) != 0 || (rc = open_journal(d, &res)) != 0 ||
@@ -730,6 +731,7 @@ int tallyd_main(const config_overrides_t *o)
     d->clock = &d->clock_cache.clock;
     d->stats.started_mono_ms = clock_mono_ms();
     keyring_init(&d->keys);
+    d->statedir.lock_fd = -1;
     log_init(&d->log, LOG_LEVEL_INFO);
     int nrc = notify_init_env(&d->notify);
     if (nrc != 0)

@@ -136,7 +136,7 @@ static int count_files(void)
 
 static void write_ckp(state_t *s, uint64_t gen, uint64_t *keep)
 {
-    checkpoint_meta_t meta = {1735660000000LL + (int64_t)gen, gen, 1000 * gen + 1, 77 * gen};
+    checkpoint_meta_t meta = {1735660000000LL + (int64_t)gen, gen, 1000 * gen + 1, 77 * gen, 0};
     char err[512];
     assert_int_equal(checkpoint_write(tmpdir, &meta, &s->towns, &s->metrics, &s->engine, &s->dedup,
                                       keep, err, sizeof(err)),
@@ -483,7 +483,7 @@ static void test_not_found_and_preconditions(void **state)
     void *buf;
     size_t len;
     state_init(&b, fake_ms);
-    checkpoint_meta_t m = {1, 7, 1, 0};
+    checkpoint_meta_t m = {1, 7, 1, 0, 0};
     assert_int_equal(checkpoint_build(&m, &b.towns, &b.metrics, &b.engine, &b.dedup, &buf, &len,
                                       err, sizeof(err)),
                      0);
@@ -531,7 +531,7 @@ static void test_large_state(void **state)
         }
     }
     assert_int_equal(engine_series_count(&a.engine), 100050);
-    checkpoint_meta_t meta = {1, 5, 1, 0};
+    checkpoint_meta_t meta = {1, 5, 1, 0, 0};
     void *buf;
     size_t len;
     double t0 = secs();

@@ -23,6 +23,7 @@ typedef struct fx {
     FILE *seg;
     uint64_t seg_gen;
     long offsets[16]; /* of each record written, by position */
+    bool accept_loss;
 } fx_t;
 
 static void on_stop(void *ctx, int code)
@@ -117,7 +118,7 @@ static void seg_close(fx_t *f)
 static int recover(fx_t *f, recover_result_t *res)
 {
     recover_state_t st = {f->dir,       &f->st.towns, &f->st.metrics, &f->st.engine,
-                          &f->st.dedup, &f->in,       &f->st.log};
+                          &f->st.dedup, &f->in,       &f->st.log,     f->accept_loss};
     int rc = recover_load(&st, res);
     if (rc != 0)
         return rc;
@@ -207,7 +208,43 @@ static void test_missing_start(void **state)
     seg_close(f);
     recover_result_t res;
     assert_int_equal(recover(f, &res), TALLY_EIO);
-    assert_true(t_logged(&f->st, "refusing to start with figures missing"));
+    assert_true(t_logged(&f->st, "refusing to start with 4 acknowledged journal records missing: "
+                                 "positions 1..4 are missing: the journal begins at "
+                                 "journal-0000000000000003.tj, position 5"));
+    assert_true(t_logged(&f->st, "--accept-loss"));
+    assert_int_equal(t_total(&f->st, "disputes.screened", ""), 10); /* replayed, not served */
+    /* Told to accept the loss, the start goes on and says so. */
+    ingest_free(&f->in);
+    t_state_free(&f->st);
+    fx_state(f);
+    f->accept_loss = true;
+    assert_int_equal(recover(f, &res), 0);
+    assert_true(res.loss_accepted);
+    assert_true(t_logged(&f->st, "starting with 4 acknowledged journal records lost"));
+    assert_int_equal(t_total(&f->st, "disputes.screened", ""), 10);
+}
+
+/* A segment deleted between two others: the positions it held are named. */
+static void test_missing_middle_segment(void **state)
+{
+    fx_t *f = *state;
+    uint64_t pos = 1;
+    for (uint64_t gen = 1; gen <= 3; gen++) {
+        seg_open(f, gen, pos);
+        for (int i = 0; i < 3; i++, pos++) {
+            t_submit(&f->buf, 1, pos, "gaoguan", T_NOW, 1, "disputes.screened=10");
+            seg_record(f, pos, 0);
+        }
+        seg_close(f);
+    }
+    char path[256];
+    journal_fmt_path(path, sizeof(path), f->dir, 2, "");
+    assert_int_equal(unlink(path), 0);
+    recover_result_t res;
+    assert_int_equal(recover(f, &res), TALLY_EIO);
+    assert_true(t_logged(&f->st, "refusing to start with 3 acknowledged journal records missing: "
+                                 "3 positions are missing between segments, the first 4..6 "
+                                 "before journal-0000000000000003.tj"));
 }
 
 /* The checkpoint, then the journal after it; records the checkpoint
@@ -222,7 +259,7 @@ static void test_checkpoint_then_journal(void **state)
         t_submit(&f->buf, 1, seq, "gaoguan", T_NOW, 1, "disputes.screened=10");
         assert_int_equal(ingest_replay(&f->in, f->buf.data, f->buf.size, why, sizeof(why)), 0);
     }
-    checkpoint_meta_t meta = {T_NOW, 2, 3, 77};
+    checkpoint_meta_t meta = {T_NOW, 2, 3, 77, 0};
     char err[256];
     assert_int_equal(checkpoint_write(f->dir, &meta, &f->st.towns, &f->st.metrics, &f->st.engine,
                                       &f->st.dedup, NULL, err, sizeof(err)),
@@ -254,6 +291,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unappliable_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_middle_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_then_journal, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,95 @@
+/* statedir.c - create and lock the state directory (see statedir.h). */
+#include "statedir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "tally_error.h"
+
+/* mkdir -p, mode 0750.  Returns 0 or an errno value. */
+static int make_dirs(const char *path)
+{
+    char buf[CONFIG_PATH_MAX];
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+        return ENAMETOOLONG;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+            return errno;
+        *p = '/';
+    }
+    if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+        return errno;
+    return 0;
+}
+
+/* The PID written in the lock file, or 0 when it holds none. */
+static long holder_pid(int fd)
+{
+    char buf[32];
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    return strtol(buf, NULL, 10);
+}
+
+int statedir_lock(statedir_t *sd, const char *dir, char *err, size_t errlen)
+{
+    sd->lock_fd = -1;
+    int e = make_dirs(dir);
+    if (e != 0) {
+        snprintf(err, errlen, "cannot create the state directory %s: %s", dir, strerror(e));
+        return TALLY_EIO;
+    }
+    char path[CONFIG_PATH_MAX + sizeof(STATEDIR_LOCK_NAME) + 1];
+    snprintf(path, sizeof(path), "%s/%s", dir, STATEDIR_LOCK_NAME);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open the lock file %s: %s", path, strerror(errno));
+        return TALLY_EIO;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        e = errno;
+        long pid = holder_pid(fd);
+        close(fd);
+        if (e == EWOULDBLOCK) {
+            if (pid > 0)
+                snprintf(err, errlen,
+                         "the state directory %s is in use by another tallyd (PID %ld, lock "
+                         "file %s); stop it first, or give this one its own --state-dir",
+                         dir, pid, path);
+            else
+                snprintf(err, errlen,
+                         "the state directory %s is in use by another process (lock file %s); "
+                         "stop it first, or give this one its own --state-dir",
+                         dir, path);
+            return TALLY_EEXIST;
+        }
+        snprintf(err, errlen, "cannot lock %s: %s", path, strerror(e));
+        return TALLY_EIO;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    /* The PID is for people; a failure to write it does not matter. */
+    if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)n, 0) != n)
+        (void)0;
+    sd->lock_fd = fd;
+    return 0;
+}
+
+void statedir_unlock(statedir_t *sd)
+{
+    if (sd->lock_fd >= 0)
+        close(sd->lock_fd);
+    sd->lock_fd = -1;
+}

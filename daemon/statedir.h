@@ -1,0 +1,32 @@
+/* statedir.h - the state directory: created if missing, and locked so
+ * that one tallyd at a time uses it.
+ *
+ * Two daemons on one state directory would both append to the journal
+ * and write checkpoints over each other, losing acknowledged figures.  So
+ * a start takes an exclusive flock(2) on STATE/tallyd.lock before it reads
+ * or writes anything else there, and holds it until the process exits
+ * (the kernel releases it even after SIGKILL).  The lock file holds the
+ * holder's PID, for the message a second start gives.
+ */
+#ifndef TALLYD_STATEDIR_H
+#define TALLYD_STATEDIR_H
+
+#include <stddef.h>
+
+#define STATEDIR_LOCK_NAME "tallyd.lock"
+
+typedef struct statedir {
+    int lock_fd; /* -1 when not locked */
+} statedir_t;
+
+/* Create dir (and its missing parents, mode 0750) and lock it for this
+ * process.  Returns 0; TALLY_EEXIST when another process holds the lock
+ * (err names the directory and that process's PID); TALLY_EIO when the
+ * directory or its lock file cannot be created or opened (err names the
+ * path and the reason). */
+int statedir_lock(statedir_t *sd, const char *dir, char *err, size_t errlen);
+
+/* Release the lock (the file stays).  Safe when not locked. */
+void statedir_unlock(statedir_t *sd);
+
+#endif
