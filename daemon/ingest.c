@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sha256.h"
+#include <sodium.h>
 #include "tallyd.h"
 
 /* ---- the de-duplication key (see ingest.h) ---- */
@@ -33,7 +33,9 @@ static void dedup_key(const tallyd_t *d, const proto_submit_t *s, uint8_t key[PR
     n += tl;
     memcpy(msg + n, s->client_id, PROTO_CLIENT_ID_LEN);
     n += PROTO_CLIENT_ID_LEN;
-    sha256_prefix(msg, n, key, PROTO_CLIENT_ID_LEN);
+    uint8_t digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(digest, msg, n);
+    memcpy(key, digest, PROTO_CLIENT_ID_LEN);
 }
 
 /* dedup_check() under the key of s; in a secured daemon a submission

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "config.h"
 #include "log.h"
 #include "tallyd.h"
@@ -124,6 +126,13 @@ int main(int argc, char **argv)
     if (optind < argc) {
         fprintf(stderr, "tallyd: unexpected argument '%s'\nTry 'tallyd --help'.\n", argv[optind]);
         return 2;
+    }
+    /* libsodium asks for sodium_init() before its other functions, once per
+     * process.  The daemon's only use, crypto_hash_sha256 (ingest.c), keeps
+     * no state and would work without it. */
+    if (sodium_init() < 0) {
+        fprintf(stderr, "tallyd: libsodium cannot be initialised\n");
+        return 1;
     }
     return tallyd_main(&o);
 }
