@@ -1,25 +1,30 @@
 /* config_parse.c - read tallyd.conf (INI, through inih) into tallyd_config_t.
  *
- * inih hands its handler a section name cut to 49 bytes and no line number
- * (Debian builds it without INI_HANDLER_LINENO), and it reads an indented
- * line as the continuation of the previous value.  So inih reads through our
- * own line reader: it counts lines, takes the section headers itself (whole,
- * however long), and stops at the first mistake with a message naming it.
- * inih still splits "key = value" lines and strips comments, and the handler
- * validates each value as it arrives.  Checks that span sections (a ratio's
- * metrics, windows against buckets, catalog sizes) run once the whole file
- * has been read.
+ * inih's parser reads every line: next_line is its reader (the fgets of the
+ * text) and on_key its handler.  Debian's libinih (55) is built with the
+ * defaults of ini.h, and works like this:
+ *   - the handler gets no line number; but inih calls the reader once per
+ *     line and the handler before the next call, so the reader counts;
+ *   - inih reads on after an error, so the reader stops it (returns NULL);
+ *     inih's return value is left to its own syntax errors (no '=' or ':',
+ *     no ']'), which are reported when they come before ours;
+ *   - an indented line continues the previous value, a NUL byte ends a line
+ *     and a line over 199 bytes comes in pieces: the reader refuses these
+ *     (comments may be long: inih gets their start);
+ *   - the handler hears of no header, and gets the section cut to 49 bytes:
+ *     the reader notes a "[...]" line and, once inih has read it, begins the
+ *     section from the whole header.
+ * The handler validates each value as it arrives.  Checks that span
+ * sections (a ratio's metrics, windows against buckets, catalog sizes) run
+ * once the whole file has been read.
  */
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <ini.h>
 
@@ -36,8 +41,10 @@ typedef struct idindex {
 typedef struct parser {
     tallyd_config_t *cfg;
     const char *file;
-    const char *p, *end; /* unread part of the text */
-    int line;            /* number of the line last read */
+    const char *text, *p, *end;      /* the whole text, and its unread part */
+    int line;                        /* number of the line inih is reading */
+    char lead;                       /* its first byte after blanks */
+    const char *header, *header_end; /* a "[...]" line inih has just read */
 
     int sec;                            /* enum config_section of the section being read */
     char sec_text[CONFIG_LINE_MAX + 1]; /* header between the brackets */
@@ -50,6 +57,7 @@ typedef struct parser {
     idindex_t ids;
 
     bool failed;
+    int failed_on; /* the line being read when it failed */
     char *err;
     size_t errlen;
     char shown[3][192]; /* printable copies of section, key and value */
@@ -76,6 +84,7 @@ __attribute__((format(printf, 5, 6))) static void fail(parser_t *ps, int line, c
     if (ps->failed)
         return;
     ps->failed = true;
+    ps->failed_on = ps->line;
     if (ps->err == NULL || ps->errlen == 0)
         return;
     char where[512];
@@ -216,15 +225,15 @@ static void window_key(parser_t *ps, const char *name, const char *value)
     ps->window_lines[cfg->nwindows++] = ps->line;
 }
 
-/* inih's callback for each "key = value".  The section argument is ignored:
- * inih truncates it, and the reader has the whole header. */
+/* inih's handler, for each "key = value" line.  inih's section is cut to 49
+ * bytes; ps->sec_text holds the whole header. */
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
     parser_t *ps = user;
     (void)section;
-    if (ps->failed)
-        return 0;
-    if (ps->sec == CONFIG_SEC_NONE)
+    if (*name == '\0')
+        fail(ps, ps->line, NULL, NULL, "key name missing before '%c'", ps->lead);
+    else if (ps->sec == CONFIG_SEC_NONE)
         fail(ps, ps->line, NULL, name,
              "key outside of any section (value '%s'); put it under its section, such as "
              "[tallyd]",
@@ -233,7 +242,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
         window_key(ps, name, value);
     else
         section_key(ps, name, value);
-    return !ps->failed;
+    /* Not 0: inih would read on all the same, and count this line among its
+     * own syntax errors. */
+    return 1;
 }
 
 /* ---- sections ---------------------------------------------------------- */
@@ -492,86 +503,102 @@ static void begin_section(parser_t *ps, const char *text, size_t len)
 
 /* ---- lines ------------------------------------------------------------- */
 
-/* inih's rule for where a name or section ends: at one of chars, or at an
- * inline comment (a ';' right after whitespace). */
-static const char *find_chars_or_comment(const char *s, const char *e, const char *chars)
+/* A line of the text as tallyd sees it: text[0..len) without the newline;
+ * b..e what is left once a BOM (on line 1) and blanks are taken off. */
+typedef struct line {
+    const char *text, *b, *e;
+    size_t len;
+} line_t;
+
+/* The line at s, line number n; returns where the next one starts. */
+static const char *cut_line(const parser_t *ps, const char *s, int n, line_t *l)
 {
-    bool was_space = false;
-    for (; s < e; s++) {
-        if (strchr(chars, *s) || (was_space && *s == ';'))
-            break;
-        was_space = is_space(*s);
-    }
-    return s;
+    const char *nl = memchr(s, '\n', (size_t)(ps->end - s));
+    l->text = l->b = s;
+    l->e = nl ? nl : ps->end;
+    l->len = (size_t)(l->e - s);
+    if (n == 1 && l->len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
+        l->b += 3;
+    while (l->b < l->e && is_space(*l->b))
+        l->b++;
+    while (l->e > l->b && is_space(l->e[-1]))
+        l->e--;
+    return nl ? nl + 1 : ps->end;
 }
 
-/* inih's ini_reader: hand inih the next line, after looking at it first. */
-static char *read_line(char *str, int num, void *stream)
+/* A "[...]" line inih has read.  inih ends a header at the first ']' or at
+ * an inline comment, and reports the second: the header is what lies
+ * before the first ']'. */
+static void on_header(parser_t *ps)
+{
+    const char *b = ps->header, *e = ps->header_end;
+    ps->header = NULL;
+    const char *close = memchr(b, ']', (size_t)(e - b));
+    if (close == NULL)
+        return;
+    const char *after = close + 1;
+    while (after < e && is_space(*after))
+        after++;
+    if (after < e && *after != ';' && *after != '#')
+        fail(ps, ps->line, NULL, NULL, "text after the section header: '%s'",
+             show_n(ps, 2, after, (size_t)(e - after)));
+    else
+        begin_section(ps, b + 1, (size_t)(close - b - 1));
+}
+
+/* inih's reader: the next line, counted and checked (see the top). */
+static char *next_line(char *str, int num, void *stream)
 {
     parser_t *ps = stream;
+    if (ps->header != NULL)
+        on_header(ps);
     if (ps->failed || ps->p >= ps->end)
         return NULL;
-    const char *line = ps->p;
-    const char *nl = memchr(line, '\n', (size_t)(ps->end - line));
-    const char *eol = nl ? nl : ps->end;
-    size_t len = (size_t)(eol - line);
-    ps->p = nl ? nl + 1 : ps->end;
-    ps->line++;
+    line_t l;
+    ps->p = cut_line(ps, ps->p, ++ps->line, &l);
+    bool indented = l.b > l.text && is_space(l.b[-1]);
+    ps->lead = l.b < l.e ? *l.b : '\0';
+    bool comment = l.b == l.e || *l.b == ';' || *l.b == '#';
+    size_t room = num > 0 ? (size_t)num - 1 : 0;
 
-    if (memchr(line, '\0', len)) {
+    if (memchr(l.text, '\0', l.len))
         fail(ps, ps->line, NULL, NULL, "line holds a NUL byte (is this a text file?)");
-        return NULL;
-    }
-    const char *b = line, *e = eol;
-    if (ps->line == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0)
-        b += 3;
-    bool indented = b < e && is_space(*b);
-    while (b < e && is_space(*b))
-        b++;
-    while (e > b && is_space(e[-1]))
-        e--;
-    /* Comments and blank lines reach inih empty, so they may be long. */
-    if (b == e || *b == ';' || *b == '#') {
-        str[0] = '\0';
-        return str;
-    }
-    if (indented) {
+    else if (!comment && indented)
         fail(ps, ps->line, NULL, NULL,
              "line starts with whitespace; section and key lines must not be indented (an "
              "indented line would continue the previous value)");
-        return NULL;
-    }
-    if (len > CONFIG_LINE_MAX || len + 1 > (size_t)(num > 0 ? num : 0)) {
-        fail(ps, ps->line, NULL, NULL, "line is %zu bytes long (expected at most %d)", len,
-             num > 0 && num - 1 < CONFIG_LINE_MAX ? num - 1 : CONFIG_LINE_MAX);
-        return NULL;
-    }
-    if (*b == '[') {
-        const char *close = find_chars_or_comment(b + 1, e, "]");
-        const char *after = close < e ? close + 1 : e;
-        while (after < e && is_space(*after))
-            after++;
-        if (close == e || *close != ']')
-            fail(ps, ps->line, NULL, NULL, "section header '%s' has no closing ']'",
-                 show_n(ps, 2, b, (size_t)(e - b)));
-        else if (after < e && *after != ';' && *after != '#')
-            fail(ps, ps->line, NULL, NULL, "text after the section header: '%s'",
-                 show_n(ps, 2, after, (size_t)(e - after)));
-        else
-            begin_section(ps, b + 1, (size_t)(close - b - 1));
-    } else {
-        const char *eq = find_chars_or_comment(b, e, "=:");
-        if (eq == e || (*eq != '=' && *eq != ':'))
-            fail(ps, ps->line, NULL, NULL, "'%s' is neither '[section]' nor 'key = value'",
-                 show_n(ps, 2, b, (size_t)(e - b)));
-        else if (eq == b)
-            fail(ps, ps->line, NULL, NULL, "key name missing before '%c'", *eq);
-    }
+    else if (!comment && (l.len > CONFIG_LINE_MAX || l.len > room))
+        fail(ps, ps->line, NULL, NULL, "line is %zu bytes long (expected at most %d)", l.len,
+             room < CONFIG_LINE_MAX ? (int)room : CONFIG_LINE_MAX);
     if (ps->failed)
         return NULL;
-    memcpy(str, line, len);
-    str[len] = '\0';
+    if (!comment && *l.b == '[') {
+        ps->header = l.b;
+        ps->header_end = l.e;
+    }
+    size_t n = l.len < room ? l.len : room;
+    memcpy(str, l.text, n);
+    str[n] = '\0';
     return str;
+}
+
+/* inih's return value n: a line it could not read came before our first
+ * mistake, if any. */
+static void syntax_error(parser_t *ps, int n)
+{
+    line_t l;
+    const char *s = ps->text;
+    for (int i = 1; i <= n; i++)
+        s = cut_line(ps, s, i, &l);
+    ps->failed = false;
+    if (n < 0) /* -2: inih could not allocate its line buffer */
+        fail(ps, 0, NULL, NULL, "out of memory");
+    else if (*l.b == '[')
+        fail(ps, n, NULL, NULL, "section header '%s' has no closing ']'",
+             show_n(ps, 2, l.b, (size_t)(l.e - l.b)));
+    else
+        fail(ps, n, NULL, NULL, "'%s' is neither '[section]' nor 'key = value'",
+             show_n(ps, 2, l.b, (size_t)(l.e - l.b)));
 }
 
 /* ---- whole file -------------------------------------------------------- */
@@ -698,7 +725,7 @@ int config_parse_text(const char *text, size_t len, const char *name, tallyd_con
     }
     ps->cfg = out;
     ps->file = name ? name : "<config>";
-    ps->p = text;
+    ps->text = ps->p = text;
     ps->end = text + len;
     ps->err = err;
     ps->errlen = errlen;
@@ -707,10 +734,9 @@ int config_parse_text(const char *text, size_t len, const char *name, tallyd_con
         fail(ps, 0, NULL, NULL, "file is %zu bytes long (expected at most %u)", len,
              CONFIG_FILE_MAX);
     } else {
-        int rc = ini_parse_stream(read_line, ps, on_key, ps);
-        if (!ps->failed && rc != 0)
-            fail(ps, rc > 0 ? rc : 0, NULL, NULL, "%s",
-                 rc == -2 ? "out of memory" : "syntax error");
+        int rc = ini_parse_stream(next_line, ps, on_key, ps);
+        if (rc != 0 && (!ps->failed || rc <= ps->failed_on))
+            syntax_error(ps, rc);
         if (!ps->failed)
             finish(ps, defaults_rc);
     }
@@ -724,62 +750,4 @@ int config_parse_text(const char *text, size_t len, const char *name, tallyd_con
         return TALLY_ECONFIG;
     }
     return 0;
-}
-
-int config_load(const char *path, tallyd_config_t *out, char *err, size_t errlen)
-{
-    if (path == NULL)
-        return config_parse_text("", 0, "<defaults>", out, err, errlen);
-
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        if (err != NULL && errlen > 0)
-            snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-        config_defaults(out);
-        return TALLY_ECONFIG;
-    }
-    /* Read it all: the file is small, and parsing from memory is what the
-     * fuzzer exercises. */
-    size_t cap = 0, n = 0;
-    char *buf = NULL;
-    int rerr = 0;
-    for (;;) {
-        /* One byte past the limit is enough for config_parse_text to say
-         * the file is too long. */
-        if (n > CONFIG_FILE_MAX)
-            break;
-        if (n == cap) {
-            size_t ncap = cap ? 2 * cap : 16384;
-            if (ncap > CONFIG_FILE_MAX + 1)
-                ncap = CONFIG_FILE_MAX + 1;
-            char *p = realloc(buf, ncap);
-            if (p == NULL) {
-                rerr = ENOMEM;
-                break;
-            }
-            buf = p;
-            cap = ncap;
-        }
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rerr = errno;
-            break;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    if (rerr != 0) {
-        if (err != NULL && errlen > 0)
-            snprintf(err, errlen, "cannot read %s: %s", path, strerror(rerr));
-        free(buf);
-        config_defaults(out);
-        return TALLY_ECONFIG;
-    }
-    int rc = config_parse_text(buf ? buf : "", n, path, out, err, errlen);
-    free(buf);
-    return rc;
 }

@@ -3,6 +3,7 @@
  * fixture (security_test_util.h) with zmq_curve_keypair and written as
  * ZeroMQ certificates; the daemon is the real binary on ipc:// endpoints.
  * The tally command with keys is test_security_cli.c. */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -590,6 +591,57 @@ static void test_turning_curve_on_keeps_duplicates(void **state)
     harness_client_close(&c);
 }
 
+/* Whether the checkpoint files of the state directory hold the len bytes
+ * at want. */
+static bool checkpoints_hold(fx_t *f, const void *want, size_t len)
+{
+    DIR *dir = opendir(f->h.state_dir);
+    assert_non_null(dir);
+    bool found = false;
+    for (struct dirent *de; !found && (de = readdir(dir)) != NULL;) {
+        size_t n = strlen(de->d_name);
+        if (n < 4 || strcmp(de->d_name + n - 4, ".ckp") != 0)
+            continue;
+        char path[HARNESS_PATH_MAX + 300];
+        snprintf(path, sizeof(path), "%s/%s", f->h.state_dir, de->d_name);
+        FILE *fp = fopen(path, "rb");
+        assert_non_null(fp);
+        static uint8_t buf[1 << 20];
+        size_t got = fread(buf, 1, sizeof(buf), fp);
+        fclose(fp);
+        found = memmem(buf, got, want, len) != NULL;
+    }
+    closedir(dir);
+    return found;
+}
+
+/* The de-duplication key of a secured daemon is the first 16 bytes of
+ * SHA-256 of "tally-dedup-1", NUL, the township's length and name and the
+ * client id, derived here apart from the daemon:
+ *   printf 'tally-dedup-1\0\7gaoguan' >m
+ *   printf '\1\2\3\4\5\6\7\10\11\12\13\14\15\16\17\20' >>m
+ *   sha256sum m
+ * A clean stop writes the keys to the checkpoint.  Another derivation would
+ * make the resends of a checkpoint written before it new again. */
+static void test_dedup_key_is_sha256_of_township_and_client(void **state)
+{
+    fx_t *f = *state;
+    static const uint8_t key[PROTO_CLIENT_ID_LEN] = {0x90, 0xa7, 0xa0, 0x02, 0x15, 0x3c,
+                                                     0xc4, 0xd8, 0xe1, 0x6e, 0xac, 0x1b,
+                                                     0x94, 0xea, 0xcd, 0x34};
+    start_secured(f, NULL);
+    harness_client_t g;
+    open_as(f, &g, &f->gaoguan);
+    for (size_t i = 0; i < sizeof(g.client_id); i++)
+        g.client_id[i] = (uint8_t)(i + 1);
+    harness_ack_t a;
+    expect_status((a = submit(&g, 1, "gaoguan", 4), &a), PROTO_ACK_ACCEPTED, 0);
+    harness_client_close(&g);
+    assert_int_equal(harness_stop(&f->h, SIGTERM), 0);
+    assert_true(checkpoints_hold(f, key, sizeof(key)));
+    assert_false(checkpoints_hold(f, g.client_id, sizeof(g.client_id)));
+}
+
 /* Key settings that cannot work stop the start with status 2 and a line
  * naming the problem. */
 static void test_bad_key_settings_stop_the_start(void **state)
@@ -660,6 +712,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flood_is_rate_limited_per_township, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedup_is_per_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_turning_curve_on_keeps_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedup_key_is_sha256_of_township_and_client, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_bad_key_settings_stop_the_start, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

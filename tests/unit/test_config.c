@@ -473,6 +473,36 @@ static void test_ids(void **state)
                  "t.conf:2: [township 高观]: duplicate section; first declared on line 1");
 }
 
+/* inih reads every line and judges its syntax; what it refuses is reported
+ * at its line even when a later line (or the end of the file) shows another
+ * mistake first. */
+static void test_syntax_order(void **state)
+{
+    (void)state;
+    expect_error("[tallyd]\nlog_level info\nlog_level = verbose\n",
+                 "t.conf:2: 'log_level info' is neither '[section]' nor 'key = value'");
+    /* The section [metric m] lacks its kind, seen only at [tallyd]. */
+    expect_error("[metric m]\n[x\n[tallyd]\n", "t.conf:2: section header '[x' has no closing ']'");
+    expect_error("[metric m]\n[x\n", "t.conf:2: section header '[x' has no closing ']'");
+    /* Up to the first ']' this would be a township ';', twice. */
+    expect_error("[township ;]\n[township ;]\n",
+                 "t.conf:1: section header '[township ;]' has no closing ']'");
+    expect_error("[tallyd]\nlog_level = info\n[limits ;] x\n",
+                 "t.conf:3: section header '[limits ;] x' has no closing ']'");
+    /* inih would take an indented header after a header as a header. */
+    expect_error("[tallyd]\n  [limits]\n", "t.conf:2: line starts with whitespace");
+    expect_error("[tallyd]\n:x\n", "t.conf:2: key name missing before ':'");
+    /* The whole header, past the 49 bytes inih keeps, after a long comment. */
+    char text[600], want[300];
+    snprintf(text, sizeof(text), "; %0300d\n[township %0*d]\nname = x\n[township %0*d]\n", 1, 60, 1,
+             60, 1);
+    snprintf(want, sizeof(want),
+             "t.conf:4: [township %0*d]: duplicate section; first declared "
+             "on line 2",
+             60, 1);
+    expect_error(text, want);
+}
+
 static void test_text_values(void **state)
 {
     (void)state;
@@ -792,6 +822,7 @@ int main(void)
         cmocka_unit_test(test_required_keys),
         cmocka_unit_test(test_syntax),
         cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_syntax_order),
         cmocka_unit_test(test_text_values),
         cmocka_unit_test(test_ratios),
         cmocka_unit_test(test_windows),
