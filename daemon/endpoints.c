@@ -198,14 +198,23 @@ sink_t endpoints_pub_sink(endpoints_t *e)
 
 void endpoints_set_limits(endpoints_t *e, int64_t max_msg_bytes, int64_t max_subscriber_queue)
 {
-    int64_t v = endpoints_frame_limit(max_msg_bytes);
-    zmq_setsockopt(e->router_sock, ZMQ_MAXMSGSIZE, &v, sizeof(v));
-    int hwm = (int)max_subscriber_queue;
-    zmq_setsockopt(e->pub_sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
-    e->c.max_msg_bytes = max_msg_bytes;
-    e->c.max_subscriber_queue = max_subscriber_queue;
-    zsock_kick(&e->router);
-    zsock_kick(&e->pub);
+    /* Only what changed: setting ZMQ_SNDHWM makes libzmq update every pipe
+     * of the socket, which races with pipes its I/O thread is closing
+     * (after endpoints_cut_subscribers(), libzmq 4.3.4 crashed there). */
+    if (max_msg_bytes != e->c.max_msg_bytes) {
+        int64_t v = endpoints_frame_limit(max_msg_bytes);
+        zmq_setsockopt(e->router_sock, ZMQ_MAXMSGSIZE, &v, sizeof(v));
+        e->c.max_msg_bytes = max_msg_bytes;
+        if (e->router_open)
+            zsock_kick(&e->router);
+    }
+    if (max_subscriber_queue != e->c.max_subscriber_queue) {
+        int hwm = (int)max_subscriber_queue;
+        zmq_setsockopt(e->pub_sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+        e->c.max_subscriber_queue = max_subscriber_queue;
+        if (e->pub_open)
+            zsock_kick(&e->pub);
+    }
 }
 
 void endpoints_set_keyring(endpoints_t *e, const keyring_t *kr)

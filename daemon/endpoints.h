@@ -102,7 +102,8 @@ static inline const char *endpoints_publish(const endpoints_t *e)
 }
 
 /* New limits (a reload): the request frame limit at once; the subscriber
- * queue for subscribers that connect from now on. */
+ * queue for subscribers that connect from now on.  Call it before
+ * endpoints_cut_subscribers(), never while connections are being closed. */
 void endpoints_set_limits(endpoints_t *e, int64_t max_msg_bytes, int64_t max_subscriber_queue);
 
 /* Answer handshakes from kr from now on (a reload). */

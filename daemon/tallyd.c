@@ -480,6 +480,7 @@ static int reload(tallyd_t *d)
     if (rc != 0)
         return rc;
     reload_apply_catalog(&t, &next);
+    endpoints_set_limits(&d->ep, next.max_msg_bytes, next.max_subscriber_queue);
     if (d->server.secured) {
         size_t cut = reload_report_keys(&t, &keys);
         keyring_free(&d->keys);
@@ -497,7 +498,6 @@ static int reload(tallyd_t *d)
                   next.rate, next.burst);
     dedup_set_max(&d->dedup, (uint32_t)next.max_clients);
     engine_set_max_series(&d->engine, (uint32_t)next.max_series);
-    endpoints_set_limits(&d->ep, next.max_msg_bytes, next.max_subscriber_queue);
     ingest_limits_t il = ingest_limits_of(&next);
     request_limits_t rl = request_limits_of(&next);
     ingest_set_limits(&d->ingest, &il);
