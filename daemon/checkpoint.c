@@ -23,7 +23,8 @@
 #define NSECTIONS      4
 #define SECTION_HDR    12 /* u32 tag, u64 length */
 #define TRAILER        4
-#define DEDUP_REC      (PROTO_CLIENT_ID_LEN + 8 + DEDUP_WORDS * 8)
+#define DEDUP_REC      (PROTO_CLIENT_ID_LEN + 8 + 8 + DEDUP_WORDS * 8)
+#define DEDUP_REC_V1   (PROTO_CLIENT_ID_LEN + 8 + DEDUP_WORDS * 8)
 #define NAME_LEN       26 /* "state-" + 16 hex + ".ckp" */
 #define DAMAGED_SUFFIX ".damaged"
 
@@ -186,6 +187,7 @@ static void put_client(const dedup_entry_t *en, void *ctx)
     buf_t *b = ctx;
     put(b, en->id, PROTO_CLIENT_ID_LEN);
     put64(b, en->high);
+    put64(b, (uint64_t)en->last_ms);
     for (int i = 0; i < DEDUP_WORDS; i++) {
         put64(b, en->bits[i]);
     }
@@ -523,11 +525,11 @@ static int verify(const uint8_t *p, size_t len, char *why, size_t whylen)
         return TALLY_EIO;
     }
     uint32_t version = rd32(p + 8);
-    if (version != CHECKPOINT_FORMAT_VERSION) {
+    if (version < CHECKPOINT_FORMAT_OLDEST || version > CHECKPOINT_FORMAT_VERSION) {
         snprintf(why, whylen,
-                 "has format version %u; this tallyd reads version %u only (written by a newer "
+                 "has format version %u; this tallyd reads versions %u to %u (written by a newer "
                  "tallyd? upgrade, or move the file away to fall back on older state)",
-                 version, CHECKPOINT_FORMAT_VERSION);
+                 version, CHECKPOINT_FORMAT_OLDEST, CHECKPOINT_FORMAT_VERSION);
         return TALLY_ECONFIG;
     }
     if (rd32(p + 12) != CHECKPOINT_HEADER_SIZE || rd64(p + 16) != len ||
@@ -590,21 +592,32 @@ static int check_ids(void *ctx, const engine_item_t *it)
     return 0;
 }
 
-static int load_clients(const uint8_t *p, size_t len, dedup_t *dd, char *why, size_t whylen)
+/* The DDUP section of a file of format version; a version 1 record has
+ * no last submission time: created_ms (the checkpoint's) stands for it,
+ * which is no earlier than the client's last submission. */
+static int load_clients(const uint8_t *p, size_t len, uint32_t version, int64_t created_ms,
+                        dedup_t *dd, char *why, size_t whylen)
 {
+    size_t rec = version >= 2 ? DEDUP_REC : DEDUP_REC_V1;
     uint32_t n = len >= 4 ? rd32(p) : 0;
-    if (len < 4 || (len - 4) / DEDUP_REC != n || (len - 4) % DEDUP_REC != 0) {
+    if (len < 4 || (len - 4) / rec != n || (len - 4) % rec != 0) {
         snprintf(why, whylen, "the DDUP section's %zu bytes do not hold its %u clients", len, n);
         return TALLY_EIO;
     }
     for (uint32_t i = 0; i < n; i++) {
-        const uint8_t *r = p + 4 + (size_t)i * DEDUP_REC;
+        const uint8_t *r = p + 4 + (size_t)i * rec;
         dedup_entry_t en;
         memcpy(en.id, r, PROTO_CLIENT_ID_LEN);
-        en.high = rd64(r + PROTO_CLIENT_ID_LEN);
-        for (int w = 0; w < DEDUP_WORDS; w++) {
-            en.bits[w] = rd64(r + PROTO_CLIENT_ID_LEN + 8 + 8 * w);
+        r += PROTO_CLIENT_ID_LEN;
+        en.high = rd64(r);
+        r += 8;
+        en.last_ms = created_ms;
+        if (version >= 2) {
+            en.last_ms = (int64_t)rd64(r);
+            r += 8;
         }
+        for (int w = 0; w < DEDUP_WORDS; w++)
+            en.bits[w] = rd64(r + 8 * w);
         int rc = en.high == 0 ? TALLY_EINVAL : dedup_restore(dd, &en);
         if (rc == TALLY_ECLIENTLIMIT) {
             snprintf(why, whylen, "it tracks %u client ids, above max_clients (%u)", n, dd->max);
@@ -662,7 +675,7 @@ static int load_image(const uint8_t *p, size_t len, checkpoint_meta_t *meta, int
                  c.ntowns);
         return TALLY_EIO;
     }
-    rc = load_clients(sec[3], seclen[3], dd, why, whylen);
+    rc = load_clients(sec[3], seclen[3], rd32(p + 8), (int64_t)rd64(p + 24), dd, why, whylen);
     if (rc != 0) {
         return rc;
     }

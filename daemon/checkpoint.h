@@ -11,7 +11,7 @@
  *
  *   header, 64 bytes:
  *     0  "TALLYCKP"       magic
- *     8  u32 version      CHECKPOINT_FORMAT_VERSION (1)
+ *     8  u32 version      CHECKPOINT_FORMAT_VERSION (2; version 1 is read too)
  *     12 u32 header size  64
  *     16 u64 file size    every byte, the trailing CRC included
  *     24 i64 created      ms since the epoch (checkpoint_meta_t.created_ms)
@@ -25,7 +25,9 @@
  *     "METR"  u32 count, then per metric id 1..count: u8 length, name
  *     "ENGN"  the engine (engine_save(), engine_persist.c)
  *     "DDUP"  u32 count, then per client: 16-byte id, u64 highest seq,
- *             16 x u64 window bitmap (dedup_entry_t)
+ *             i64 last submission (ms; not in version 1, where the
+ *             checkpoint's creation time stands for it), 16 x u64 window
+ *             bitmap (dedup_entry_t)
  *   u32 CRC-32C of every byte before it.
  * Every version, present and future, starts with the magic and the version
  * and ends with that CRC, so an intact file of a newer version is told
@@ -50,7 +52,8 @@
 #include "engine.h"
 #include "intern.h"
 
-#define CHECKPOINT_FORMAT_VERSION 1
+#define CHECKPOINT_FORMAT_VERSION 2
+#define CHECKPOINT_FORMAT_OLDEST  1 /* the oldest version still read */
 #define CHECKPOINT_HEADER_SIZE    64
 #define CHECKPOINT_NAME_MAX       32 /* "state-<16 hex>.ckp.tmp" + NUL */
 
@@ -111,7 +114,12 @@ int checkpoint_write(const char *dir, const checkpoint_meta_t *meta, const inter
                      const intern_t *metrics, const engine_t *e, const dedup_t *dd,
                      uint64_t *keep_from_gen, char *err, size_t errlen);
 
-/* Load the newest usable checkpoint of dir into *meta, towns, metrics, e
+/* Version 2 also promises that the journal segment the checkpoint names
+ * existed before the checkpoint was stored (compact.h): recovery treats a
+ * missing one as lost records.  A version 1 checkpoint (an older tallyd's
+ * last one at a clean stop) may name a segment never created.
+ *
+ * Load the newest usable checkpoint of dir into *meta, towns, metrics, e
  * and dd.  Preconditions: towns and metrics are intern_init()ed and EMPTY;
  * e is engine_init()ed with the configured windows, buckets and zone and
  * holds no series (declarations that agree with the checkpoint's are

@@ -9,13 +9,14 @@
 
 static void maybe_closed(compact_t *k)
 {
-    if (k->on_closed && !k->busy && uv_is_closing((uv_handle_t *)&k->timer) &&
-        k->timer.data == NULL) {
+    if (k->on_closed && !k->storing && k->open_handles == 0) {
         void (*cb)(compact_t *) = k->on_closed;
         k->on_closed = NULL;
         cb(k);
     }
 }
+
+static void on_wait(uv_timer_t *t);
 
 static void store_work(uv_work_t *w)
 {
@@ -36,7 +37,7 @@ static void store_done(uv_work_t *w, int status)
     compact_t *k = w->data;
     free(k->buf);
     k->buf = NULL;
-    k->busy = false;
+    k->busy = k->storing = false;
     if (status != 0 || k->rc != 0)
         log_error(k->c.log, "checkpoint failed: %s; the journal keeps everything meanwhile",
                   k->rc ? k->err : uv_strerror(status));
@@ -45,6 +46,33 @@ static void store_done(uv_work_t *w, int status)
                  "checkpoint written (%zu bytes, %u series); %u old journal segments removed",
                  k->len, engine_series_count(k->c.engine), k->removed);
     maybe_closed(k);
+}
+
+/* Queue the image for storing, once the segment it names exists: a
+ * checkpoint on disk whose segment does not would look, after a crash,
+ * like a segment deleted (recover.h). */
+static void store_when_segment_exists(compact_t *k)
+{
+    journal_stats_t st;
+    journal_stats(k->c.journal, &st);
+    if (st.segment_gen < k->ckpt_gen) {
+        if (!uv_is_active((uv_handle_t *)&k->wait))
+            uv_timer_start(&k->wait, on_wait, 2, 2);
+        return;
+    }
+    uv_timer_stop(&k->wait);
+    k->storing = true;
+    k->work.data = k;
+    if (uv_queue_work(k->c.loop, &k->work, store_work, store_done) != 0) {
+        free(k->buf);
+        k->buf = NULL;
+        k->busy = k->storing = false;
+    }
+}
+
+static void on_wait(uv_timer_t *t)
+{
+    store_when_segment_exists(t->data);
 }
 
 /* Rotate the journal and build the image on the loop: the state then
@@ -76,12 +104,7 @@ static void take_checkpoint(compact_t *k)
     k->ckpt_gen = k->c.journal_gen;
     k->ckpt_mono_ms = clock_mono_ms();
     k->busy = true;
-    k->work.data = k;
-    if (uv_queue_work(k->c.loop, &k->work, store_work, store_done) != 0) {
-        free(k->buf);
-        k->buf = NULL;
-        k->busy = false;
-    }
+    store_when_segment_exists(k);
 }
 
 /* Records appended since the last checkpoint. */
@@ -115,12 +138,15 @@ int compact_init(compact_t *k, const compact_config_t *c)
     k->c = *c;
     if (k->c.covered_pos == 0)
         k->c.covered_pos = 1;
-    k->busy = false;
+    k->busy = k->storing = false;
+    k->final_gen = 0;
     k->buf = NULL;
     k->on_closed = NULL;
     k->ckpt_mono_ms = clock_mono_ms();
     uv_timer_init(c->loop, &k->timer);
-    k->timer.data = k;
+    uv_timer_init(c->loop, &k->wait);
+    k->timer.data = k->wait.data = k;
+    k->open_handles = 2;
     uv_timer_start(&k->timer, on_timer, 1000, 1000);
     return 0;
 }
@@ -131,12 +157,34 @@ void compact_set_policy(compact_t *k, int64_t interval_ms, int64_t every_records
     k->c.every_records = every_records;
 }
 
-void compact_final(compact_t *k)
+void compact_final_begin(compact_t *k)
 {
+    k->final_gen = 0;
     if (k->busy || uncovered(k) == 0)
         return;
+    int rc = journal_rotate(k->c.journal, k->c.journal_gen + 1, NULL);
+    if (rc == 0)
+        k->c.journal_gen++;
+    else if (rc != TALLY_EAGAIN)
+        return; /* no segment for it to name: the journal keeps everything */
+    /* TALLY_EAGAIN: a rotation to journal_gen is queued already; the
+     * journal creates that segment while it closes. */
+    k->final_gen = k->c.journal_gen;
+}
+
+void compact_final(compact_t *k)
+{
+    if (k->final_gen == 0)
+        return;
+    journal_stats_t st;
+    journal_stats(k->c.journal, &st);
+    if (st.segment_gen < k->final_gen) {
+        log_error(k->c.log, "final checkpoint skipped: the journal could not start its segment; "
+                            "the journal keeps everything");
+        return;
+    }
     checkpoint_meta_t meta = {.created_ms = clock_now_ms(k->c.clock),
-                              .journal_gen = k->c.journal_gen + 1,
+                              .journal_gen = k->final_gen,
                               .next_pos = ingest_last_pos(k->c.ingest) + 1,
                               .publish_seq = publish_seq(k->c.publish)};
     uint64_t keep = 0;
@@ -153,15 +201,23 @@ void compact_final(compact_t *k)
     log_notice(k->c.log, "final checkpoint written; %u old journal segments removed", removed);
 }
 
-static void on_timer_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
     compact_t *k = h->data;
-    k->timer.data = NULL;
+    k->open_handles--;
     maybe_closed(k);
 }
 
 void compact_close(compact_t *k, void (*cb)(compact_t *k))
 {
     k->on_closed = cb;
-    uv_close((uv_handle_t *)&k->timer, on_timer_closed);
+    /* An image still waiting for its segment is dropped: the journal
+     * keeps everything it would have covered. */
+    if (k->busy && !k->storing) {
+        free(k->buf);
+        k->buf = NULL;
+        k->busy = false;
+    }
+    uv_close((uv_handle_t *)&k->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&k->wait, on_handle_closed);
 }

@@ -50,8 +50,12 @@ typedef struct compact_config {
 typedef struct compact {
     compact_config_t c;
     uv_timer_t timer;
+    uv_timer_t wait; /* the image waits for its segment to exist */
     uv_work_t work;
-    bool busy;            /* a checkpoint is being stored */
+    bool busy;          /* a checkpoint is being built, waits or is stored */
+    bool storing;       /* the work request is queued */
+    uint64_t final_gen; /* the segment the final checkpoint names (0: none due) */
+    int open_handles;
     uint64_t ckpt_gen;    /* journal generation the last checkpoint starts */
     int64_t ckpt_mono_ms; /* when it was taken */
     void *buf;            /* the image being stored */
@@ -68,7 +72,14 @@ int compact_init(compact_t *k, const compact_config_t *c);
 /* Take checkpoints by these rules from now on (a reload). */
 void compact_set_policy(compact_t *k, int64_t interval_ms, int64_t every_records);
 
-/* At a clean stop, with the journal closed and every ACK sent: write one
+/* At a clean stop, before the journal is closed: when a last checkpoint
+ * is due, start the segment it will name (journal_rotate), which the
+ * journal creates while it closes.  A checkpoint is stored only once the
+ * segment it names exists, so that recovery can tell a missing segment
+ * from one never written. */
+void compact_final_begin(compact_t *k);
+
+/* At a clean stop, with the journal closed and every ACK sent: write the
  * last checkpoint (blocking), so the next start loads it instead of
  * replaying the journal.  Logs the outcome. */
 void compact_final(compact_t *k);

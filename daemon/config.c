@@ -77,6 +77,7 @@ int config_defaults(tallyd_config_t *cfg)
     cfg->max_msg_bytes = PROTO_MSG_MAX_DEFAULT;
     cfg->max_series = 1000000;
     cfg->max_clients = 100000;
+    cfg->client_expiry_ms = 30 * 86400000LL;
     cfg->max_townships = 100000;
     cfg->max_metrics = 10000;
     cfg->skew_ms = 5 * 60000LL;
@@ -365,6 +366,7 @@ static const keyspec_t limits_keys[] = {
     {"max_msg_bytes", V_INT, CFG(max_msg_bytes), 1024, 16777216, "bytes", NULL, false},
     {"max_series", V_INT, CFG(max_series), 1, 1000000000, "series", NULL, false},
     {"max_clients", V_INT, CFG(max_clients), 1, 100000000, "client ids", NULL, false},
+    {"client_expiry", V_DURATION, CFG(client_expiry_ms), DAY, 36600 * DAY, NULL, NULL, false},
     {"max_townships", V_INT, CFG(max_townships), 1, 10000000, "townships", NULL, false},
     {"max_metrics", V_INT, CFG(max_metrics), 1, 10000000, "metrics", NULL, false},
     {"skew", V_DURATION, CFG(skew_ms), 0, DAY, NULL, NULL, false},

@@ -121,7 +121,8 @@ typedef struct tallyd_config {
     int64_t max_samples;   /* per SUBMIT, 1..PROTO_SAMPLES_MAX */
     int64_t max_msg_bytes; /* ZMQ_MAXMSGSIZE of the request socket */
     int64_t max_series;
-    int64_t max_clients; /* client ids in the de-duplication table */
+    int64_t max_clients;      /* client ids in the de-duplication table */
+    int64_t client_expiry_ms; /* an id idle this long is forgotten */
     int64_t max_townships;
     int64_t max_metrics;
     int64_t skew_ms;              /* accepted lead of event time over now */

@@ -138,6 +138,7 @@ int dedup_mark(dedup_t *d, const uint8_t id[PROTO_CLIENT_ID_LEN], uint64_t seq)
         }
         memcpy(e->id, id, PROTO_CLIENT_ID_LEN);
         memset(e->bits, 0, sizeof(e->bits));
+        e->last_ms = 0;
         e->high = seq;
         e->bits[0] = 1;
         d->count++;
@@ -152,6 +153,51 @@ int dedup_mark(dedup_t *d, const uint8_t id[PROTO_CLIENT_ID_LEN], uint64_t seq)
         e->bits[off / 64] |= 1ULL << (off % 64);
     }
     return 0;
+}
+
+void dedup_touch(dedup_t *d, const uint8_t id[PROTO_CLIENT_ID_LEN], int64_t now_ms)
+{
+    dedup_entry_t *e = find_slot(d, id);
+    if (e->high != 0 && now_ms > e->last_ms)
+        e->last_ms = now_ms;
+}
+
+/* Empty slot i, moving later entries of its probe run back so that every
+ * entry stays reachable from its home slot (linear probing has no
+ * tombstones). */
+static void remove_at(dedup_t *d, uint32_t i)
+{
+    uint32_t j = i;
+    for (uint32_t k = (j + 1) & d->mask; d->slots[k].high != 0; k = (k + 1) & d->mask) {
+        uint32_t home = (uint32_t)hash_id(d, d->slots[k].id) & d->mask;
+        /* The entry at k may fill the hole at j only if its home does not
+         * lie cyclically in (j, k]. */
+        bool stays = j <= k ? (home > j && home <= k) : (home > j || home <= k);
+        if (stays)
+            continue;
+        d->slots[j] = d->slots[k];
+        j = k;
+    }
+    memset(&d->slots[j], 0, sizeof(d->slots[j]));
+    d->count--;
+}
+
+uint32_t dedup_expire(dedup_t *d, int64_t before_ms, uint32_t *cursor, uint32_t max_slots)
+{
+    uint32_t removed = 0, i = *cursor & d->mask;
+    for (uint32_t n = 0; n < max_slots && n <= d->mask; n++) {
+        dedup_entry_t *e = &d->slots[i];
+        if (e->high != 0 && e->last_ms < before_ms) {
+            remove_at(d, i);
+            removed++;
+            /* Slot i may hold an entry moved back into it: look again. */
+            if (d->slots[i].high != 0)
+                continue;
+        }
+        i = (i + 1) & d->mask;
+    }
+    *cursor = i;
+    return removed;
 }
 
 void dedup_foreach(const dedup_t *d, void (*fn)(const dedup_entry_t *e, void *ctx), void *ctx)

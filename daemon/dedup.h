@@ -3,9 +3,11 @@
  *
  * Per client id the table keeps the highest applied sequence H and a bitmap
  * of the DEDUP_WINDOW sequences H-1023 .. H (the protocol's in-flight rule,
- * PROTOCOL.md "Idempotence").  The table holds at most max_clients ids;
- * ids are never evicted, because forgetting one would let its resends be
- * counted twice.
+ * PROTOCOL.md "Idempotence").  The table holds at most max_clients ids.
+ * An id is forgotten only when it has been idle for longer than the
+ * horizon the daemon announces (dedup_expire): a client idle that long no
+ * longer resends under it (PROTOCOL.md), so forgetting it counts nothing
+ * twice.
  */
 #ifndef TALLYD_DEDUP_H
 #define TALLYD_DEDUP_H
@@ -21,6 +23,7 @@
 typedef struct dedup_entry {
     uint8_t id[PROTO_CLIENT_ID_LEN];
     uint64_t high;              /* highest applied seq; 0 = empty slot */
+    int64_t last_ms;            /* when the client last submitted (dedup_touch) */
     uint64_t bits[DEDUP_WORDS]; /* bit (high - seq) set when seq applied */
 } dedup_entry_t;
 
@@ -55,6 +58,16 @@ static inline uint32_t dedup_count(const dedup_t *d)
 {
     return d->count;
 }
+
+/* The client id has just submitted (applied or duplicate) at now_ms:
+ * it is not idle.  Nothing happens for an id the table does not hold. */
+void dedup_touch(dedup_t *d, const uint8_t id[PROTO_CLIENT_ID_LEN], int64_t now_ms);
+
+/* Forget the ids whose last submission was before before_ms, looking at
+ * no more than max_slots slots from *cursor on (a sweep in steps, so a
+ * large table never stalls the caller; *cursor wraps and is the caller's
+ * to keep, 0 at first).  Returns how many ids were forgotten. */
+uint32_t dedup_expire(dedup_t *d, int64_t before_ms, uint32_t *cursor, uint32_t max_slots);
 
 /* Track at most max client ids from now on (a reload); ids tracked
  * already stay. */

@@ -437,6 +437,7 @@ void ingest_submit(ingest_t *in, const void *rid, size_t rid_len, const void *bo
     int rc = dedup_lookup(in, s, key);
     if (rc == TALLY_EEXIST) {
         in->c.stats->duplicates++;
+        dedup_touch(in->c.dedup, key, clock_now_ms(in->c.clock));
         /* Its original may still be on its way to the disk. */
         ack_after(in, rid, rid_len, in->last_pos, s->seq, PROTO_ACK_DUPLICATE);
         return;
@@ -494,9 +495,29 @@ void ingest_submit(ingest_t *in, const void *rid, size_t rid_len, const void *bo
     }
     if (dedup_mark(in->c.dedup, key, s->seq) != 0)
         log_error(in->c.log, "out of memory recording seq %" PRIu64 " as applied", s->seq);
+    dedup_touch(in->c.dedup, key, clock_now_ms(in->c.clock));
     in->c.stats->submissions_accepted++;
     in->c.stats->samples_accepted += s->nsamples;
     ack_after(in, rid, rid_len, pos, s->seq, PROTO_ACK_ACCEPTED);
+}
+
+/* Slots of the de-duplication table looked at per tick: a sweep of a
+ * million-client table takes a few minutes and never a noticeable pause. */
+#define EXPIRY_SLOTS_PER_TICK 16384
+
+uint32_t ingest_tick(ingest_t *in, int64_t now_ms)
+{
+    int64_t horizon = in->c.limits.client_expiry_ms;
+    if (horizon <= 0 || dedup_count(in->c.dedup) == 0)
+        return 0;
+    uint32_t n =
+        dedup_expire(in->c.dedup, now_ms - horizon, &in->expiry_cursor, EXPIRY_SLOTS_PER_TICK);
+    if (n > 0) {
+        in->c.stats->clients_expired += n;
+        log_info(in->c.log, "forgot %u client ids idle for more than %" PRId64 " days", n,
+                 horizon / 86400000);
+    }
+    return n;
 }
 
 /* ---- replay ---- */
@@ -554,6 +575,9 @@ int ingest_replay(ingest_t *in, const void *body, size_t len, char *why, size_t 
     rc = dedup_mark(in->c.dedup, key, s->seq);
     if (rc != 0)
         goto fail;
+    /* The record's arrival time is not journaled; the time of the replay
+     * is later, so the client id is kept at least as long as it must be. */
+    dedup_touch(in->c.dedup, key, clock_now_ms(in->c.clock));
     return 0;
 fail:
     if (bad >= 0)

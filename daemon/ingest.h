@@ -61,8 +61,9 @@ typedef struct ingest_limits {
     bool closed_townships; /* only townships already named are accepted */
     bool closed_metrics;   /* likewise metrics */
     int64_t max_townships, max_metrics, max_series, max_clients;
-    int64_t skew_ms;    /* accepted lead of event time over now */
-    int64_t max_age_ms; /* accepted lag of event time behind now */
+    int64_t skew_ms;          /* accepted lead of event time over now */
+    int64_t max_age_ms;       /* accepted lag of event time behind now */
+    int64_t client_expiry_ms; /* a client id idle this long is forgotten; 0: never */
 } ingest_limits_t;
 
 typedef struct ingest_config {
@@ -92,7 +93,8 @@ typedef struct ingest {
     bool stopping;
     engine_sample_t *esamples; /* one submission's samples by id */
     proto_sample_t *replay_samples;
-    msgpack_sbuffer out; /* the ACK being encoded */
+    msgpack_sbuffer out;    /* the ACK being encoded */
+    uint32_t expiry_cursor; /* where the sweep of idle client ids goes on */
 } ingest_t;
 
 /* Set in up from c (copied; the pointers in it are borrowed).  Returns 0
@@ -124,6 +126,11 @@ static inline uint32_t ingest_waiting(const ingest_t *in)
 /* From now on reject every SUBMIT as UNAVAILABLE (retryable): the daemon
  * is stopping.  ACKs already waiting still go out when durable. */
 void ingest_stop_accepting(ingest_t *in);
+
+/* Time passes (call it every second or so): forget client ids idle for
+ * longer than limits.client_expiry_ms, a bounded part of the table per
+ * call.  Returns how many were forgotten (counted and logged). */
+uint32_t ingest_tick(ingest_t *in, int64_t now_ms);
 
 /* Handle a decoded SUBMIT from the peer rid[0..rid_len).  body[0..len) is
  * the frame it was decoded from (journaled as it is); the message's string

@@ -206,6 +206,9 @@ static int run_group(journal_t *j, char *cause, size_t cl)
         close(j->fd);
         j->fd = fd;
         j->gen = g->rotate_gen;
+        uv_mutex_lock(&j->mu);
+        j->created_gen = g->rotate_gen;
+        uv_mutex_unlock(&j->mu);
         j->file_off = j->synced_off = JOURNAL_HEADER_SIZE;
         j->g_switched = true;
         publish(j, g->rotate_pos - 1);
@@ -550,7 +553,7 @@ int journal_open(journal_t *j, uv_loop_t *loop, const char *dir, const journal_o
         return open_fail(j, TALLY_EIO, "%s: %s", path, strerror(errno));
     }
     j->loop = loop;
-    j->gen = j->gen_appending = gen;
+    j->gen = j->gen_appending = j->created_gen = gen;
     j->next_pos = next_pos;
     j->reported_pos = j->durable_pos = next_pos - 1;
     if (uv_mutex_init(&j->mu) != 0)
@@ -709,6 +712,7 @@ void journal_stats(journal_t *j, journal_stats_t *st)
     st->next_pos = j->next_pos;
     if (!j->open) {
         st->durable_pos = j->reported_pos;
+        st->segment_gen = j->created_gen;
         return;
     }
     uv_mutex_lock(&j->mu);
@@ -720,6 +724,7 @@ void journal_stats(journal_t *j, journal_stats_t *st)
     st->pending_bytes = j->bufs[j->cur].len + (j->g_active ? j->bufs[j->cur ^ 1].len : 0);
     st->failures = j->failures;
     st->failed = j->failed;
+    st->segment_gen = j->created_gen;
     uv_mutex_unlock(&j->mu);
 }
 

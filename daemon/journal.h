@@ -166,6 +166,7 @@ typedef struct journal_stats {
     uint64_t syncs;         /* successful data syncs */
     uint64_t bytes_written; /* record bytes written successfully */
     uint64_t pending_bytes; /* bytes appended, not yet written */
+    uint64_t segment_gen;   /* the newest segment the writer has created (its file exists) */
     uint64_t failures;      /* failure episodes */
     bool failed;            /* in the failed state now */
 } journal_stats_t;
@@ -211,6 +212,7 @@ struct journal {
     bool lost; /* the writer gave up at close with records not durable */
     uint32_t fail_seq, recover_seq;
     uint64_t durable_pos;
+    uint64_t created_gen; /* the newest segment whose file exists */
     uint64_t appended, groups, syncs, bytes_written, failures;
     char t_err[512]; /* cause of the current failure */
 

@@ -85,6 +85,7 @@ static void reply_welcome(request_t *r, const void *rid, size_t rid_len, uint64_
     m.u.welcome.max_msg = l->max_msg_bytes;
     m.u.welcome.skew_ms = l->skew_ms;
     m.u.welcome.max_age_ms = l->max_age_ms;
+    m.u.welcome.client_expiry_ms = l->client_expiry_ms;
     reply(r, rid, rid_len, &m);
 }
 

@@ -28,10 +28,11 @@ typedef void (*request_stat_fn)(const char *name, int64_t value, void *ctx);
 
 /* The settings request reads; replaced by request_set_limits() on reload. */
 typedef struct request_limits {
-    int64_t max_samples;   /* per SUBMIT */
-    int64_t max_msg_bytes; /* a larger body gets TOO_LARGE */
-    int64_t skew_ms;       /* told in WELCOME */
-    int64_t max_age_ms;    /* told in WELCOME */
+    int64_t max_samples;      /* per SUBMIT */
+    int64_t max_msg_bytes;    /* a larger body gets TOO_LARGE */
+    int64_t skew_ms;          /* told in WELCOME */
+    int64_t max_age_ms;       /* told in WELCOME */
+    int64_t client_expiry_ms; /* told in WELCOME */
 } request_limits_t;
 
 typedef struct request_config {

@@ -45,6 +45,7 @@ void stats_foreach(const tallyd_stats_t *s, const stats_gauges_t *g,
     fn("tallyd_snapshots_total", clamp(s->snapshots), ctx);
     fn("tallyd_snapshot_items_total", clamp(s->snapshot_items), ctx);
     fn("tallyd_unroutable_replies_total", clamp(s->unroutable_replies), ctx);
+    fn("tallyd_clients_expired_total", clamp(s->clients_expired), ctx);
     fn("tallyd_series", clamp(g->series), ctx);
     fn("tallyd_clients", clamp(g->clients), ctx);
     fn("tallyd_townships", clamp(g->townships), ctx);

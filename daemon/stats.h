@@ -23,6 +23,7 @@ typedef struct tallyd_stats {
     uint64_t snapshots;
     uint64_t snapshot_items;
     uint64_t unroutable_replies; /* peer gone before its reply */
+    uint64_t clients_expired;    /* client ids forgotten after client_expiry */
     int64_t started_mono_ms;
 } tallyd_stats_t;
 

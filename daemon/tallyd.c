@@ -165,12 +165,14 @@ static ingest_limits_t ingest_limits_of(const tallyd_config_t *c)
         .max_clients = c->max_clients,
         .skew_ms = c->skew_ms,
         .max_age_ms = c->max_age_ms,
+        .client_expiry_ms = c->client_expiry_ms,
     };
 }
 
 static request_limits_t request_limits_of(const tallyd_config_t *c)
 {
-    return (request_limits_t){c->max_samples, c->max_msg_bytes, c->skew_ms, c->max_age_ms};
+    return (request_limits_t){c->max_samples, c->max_msg_bytes, c->skew_ms, c->max_age_ms,
+                              c->client_expiry_ms};
 }
 
 /* ---- start-up ---- */
@@ -440,7 +442,9 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
 static void on_tick(uv_timer_t *t)
 {
     tallyd_t *d = t->data;
-    engine_tick(&d->engine, clock_now_ms(d->clock));
+    int64_t now = clock_now_ms(d->clock);
+    engine_tick(&d->engine, now);
+    ingest_tick(&d->ingest, now);
 }
 
 static void on_watchdog(uv_timer_t *t)
@@ -620,6 +624,8 @@ static void close_journal(tallyd_t *d)
     if (!d->journal_open)
         return;
     d->journal_open = false;
+    if (d->serving && d->compact_open)
+        compact_final_begin(&d->compact);
     d->open_handles++;
     if (journal_close(&d->journal, on_journal_closed) != 0)
         log_error(&d->log, "journal: %s; submissions not acknowledged were not stored",

@@ -531,9 +531,10 @@ static int dec_ack(rd_t *r, proto_ack_t *a)
 static int dec_welcome(rd_t *r, proto_msg_t *m)
 {
     __typeof__(m->u.welcome) *w = &m->u.welcome;
-    static const char *const keys[] = {"max_samples", "max_name", "max_msg", "skew_ms",
-                                       "max_age_ms"};
-    int64_t *dst[] = {&w->max_samples, &w->max_name, &w->max_msg, &w->skew_ms, &w->max_age_ms};
+    static const char *const keys[] = {"max_samples", "max_name",   "max_msg",
+                                       "skew_ms",     "max_age_ms", "client_expiry_ms"};
+    int64_t *dst[] = {&w->max_samples, &w->max_name,   &w->max_msg,
+                      &w->skew_ms,     &w->max_age_ms, &w->client_expiry_ms};
     proto_str_t seen[PROTO_LIMITS_MAX];
     uint32_t n = 0;
     TRY(rd_text(r, FLD("server"), 0, PROTO_TEXT_MAX, &w->server));

@@ -141,8 +141,13 @@ static int enc_tally(msgpack_packer *pk, const proto_tally_t *t)
 static int enc_welcome(msgpack_packer *pk, const proto_msg_t *m)
 {
     const __typeof__(m->u.welcome) *w = &m->u.welcome;
-    const char *const keys[] = {"max_samples", "max_name", "max_msg", "skew_ms", "max_age_ms"};
-    const int64_t vals[] = {w->max_samples, w->max_name, w->max_msg, w->skew_ms, w->max_age_ms};
+    const char *const keys[] = {"max_samples", "max_name",   "max_msg",
+                                "skew_ms",     "max_age_ms", "client_expiry_ms"};
+    /* client_expiry_ms goes out only when set (> 0): a zeroed struct must
+     * not announce that client ids expire at once. */
+    const int64_t vals[] = {w->max_samples, w->max_name,
+                            w->max_msg,     w->skew_ms,
+                            w->max_age_ms,  w->client_expiry_ms > 0 ? w->client_expiry_ms : -1};
     uint32_t nlimits = 0;
     NEED(text_ok(w->server, 0, PROTO_TEXT_MAX) && text_ok(w->pub_endpoint, 0, PROTO_ENDPOINT_MAX));
     NEED(w->ncolumns >= 1 && w->ncolumns <= PROTO_COLUMNS_MAX);
