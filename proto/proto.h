@@ -1,8 +1,8 @@
 /* proto.h - the tally wire protocol v1: message structs, encoder, decoder.
  *
  * PROTOCOL.md is the specification; this codec implements it for both the
- * daemon and the client.  It depends on msgpack-c only and knows nothing of
- * sockets.
+ * daemon and the client.  It depends on msgpack-c and on tallycommon (the
+ * helpers next to it in proto/) only, and knows nothing of sockets.
  *
  * Decoding never allocates: strings are returned as views (proto_str_t) into
  * the caller's input buffer, which must outlive the decoded message, and the
@@ -24,24 +24,24 @@
 
 #include "tally_error.h"
 
-#define PROTO_VERSION 1
-#define PROTO_CLIENT_ID_LEN 16
-#define PROTO_NAME_MAX 64           /* bytes in a township or metric name */
-#define PROTO_SAMPLES_MAX 4096      /* hard maximum samples per SUBMIT */
+#define PROTO_VERSION         1
+#define PROTO_CLIENT_ID_LEN   16
+#define PROTO_NAME_MAX        64    /* bytes in a township or metric name */
+#define PROTO_SAMPLES_MAX     4096  /* hard maximum samples per SUBMIT */
 #define PROTO_SAMPLES_DEFAULT 1000  /* default configured maximum */
 #define PROTO_MSG_MAX_DEFAULT 65536 /* default ZMQ_MAXMSGSIZE */
-#define PROTO_COLUMNS_MAX 16        /* columns in a tally */
+#define PROTO_COLUMNS_MAX     16    /* columns in a tally */
 #define PROTO_COLUMN_NAME_MAX 16
-#define PROTO_PREFIX_MAX 255        /* topic prefix in SNAPSHOT_REQ */
-#define PROTO_ENDPOINT_MAX 255
-#define PROTO_TEXT_MAX 64           /* HELLO client, WELCOME server */
-#define PROTO_FIELD_MAX 64          /* ACK/ERROR field */
-#define PROTO_MESSAGE_MAX 512       /* ACK/ERROR message */
-#define PROTO_STATS_MAX 256         /* entries in a STATS map */
-#define PROTO_LIMITS_MAX 32         /* entries in a WELCOME limits map */
-#define PROTO_TIME_MIN 946684800000LL  /* 2000-01-01T00:00:00Z in ms */
-#define PROTO_TIME_MAX 4102444800000LL /* 2100-01-01T00:00:00Z, exclusive */
-#define PROTO_TOPIC_MAX (8 + 2 * PROTO_NAME_MAX + 8)
+#define PROTO_PREFIX_MAX      255 /* topic prefix in SNAPSHOT_REQ */
+#define PROTO_ENDPOINT_MAX    255
+#define PROTO_TEXT_MAX        64              /* HELLO client, WELCOME server */
+#define PROTO_FIELD_MAX       64              /* ACK/ERROR field */
+#define PROTO_MESSAGE_MAX     512             /* ACK/ERROR message */
+#define PROTO_STATS_MAX       256             /* entries in a STATS map */
+#define PROTO_LIMITS_MAX      32              /* entries in a WELCOME limits map */
+#define PROTO_TIME_MIN        946684800000LL  /* 2000-01-01T00:00:00Z in ms */
+#define PROTO_TIME_MAX        4102444800000LL /* 2100-01-01T00:00:00Z, exclusive */
+#define PROTO_TOPIC_MAX       (8 + 2 * PROTO_NAME_MAX + 8)
 #define PROTO_TOPIC_HEARTBEAT "h"
 
 enum proto_type {
@@ -83,8 +83,8 @@ typedef struct proto_str {
 
 /* What went wrong while decoding, for the person who sent it. */
 typedef struct proto_error {
-    int code;          /* a TALLY_E* wire code */
-    int32_t sample;    /* 0-based sample index, or -1 */
+    int code;                        /* a TALLY_E* wire code */
+    int32_t sample;                  /* 0-based sample index, or -1 */
     char field[PROTO_FIELD_MAX];     /* e.g. "samples[3].metric" */
     char message[PROTO_MESSAGE_MAX]; /* full sentence naming field and value */
 } proto_error_t;
@@ -225,9 +225,8 @@ typedef struct proto_msg {
  * before the failure is kept, so the daemon can still address its reply:
  * msg->type (0 if unknown), submit.seq (0 if unknown) and the req_id of
  * request types (0 if unknown). */
-int proto_decode(const void *buf, size_t len, proto_msg_t *msg,
-                 proto_sample_t *samples, uint32_t samples_cap,
-                 proto_error_t *err);
+int proto_decode(const void *buf, size_t len, proto_msg_t *msg, proto_sample_t *samples,
+                 uint32_t samples_cap, proto_error_t *err);
 
 /* Append the body of msg (msg->type selects the layout; msg->version is
  * ignored, PROTO_VERSION is written) to out.  Returns 0, TALLY_EINVAL if a
