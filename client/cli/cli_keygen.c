@@ -1,7 +1,5 @@
 /* cli_keygen.c - `tally keygen`: a CURVE key pair as two ZeroMQ
  * certificate files, the format czmq's zcert and tallyd read. */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +9,7 @@
 
 #include <zmq.h>
 
+#include "atomic_file.h"
 #include "cli.h"
 
 #define Z85_KEY_LEN 40
@@ -32,8 +31,9 @@ const char cli_keygen_usage[] =
     "  -h, --help     show this help\n";
 
 /* The certificate text, as zcert_save writes it: comments, an empty
- * metadata section, and the keys indented by 4 spaces. */
-static int format_cert(char *buf, size_t cap, const char *pub, const char *sec)
+ * metadata section, and the keys indented by 4 spaces.  *len gets its
+ * length.  0, or TALLY_ETOOLONG when cap is too small. */
+static int format_cert(char *buf, size_t cap, const char *pub, const char *sec, size_t *len)
 {
     char when[64] = "?";
     time_t now = time(NULL);
@@ -63,46 +63,41 @@ static int format_cert(char *buf, size_t cap, const char *pub, const char *sec)
                      "curve\n"
                      "    public-key = \"%s\"\n",
                      when, pub);
-    return n > 0 && (size_t)n < cap ? n : -1;
+    if (n < 0 || (size_t)n >= cap)
+        return TALLY_ETOOLONG;
+    *len = (size_t)n;
+    return 0;
 }
 
-/* Create path (which must not exist) with exactly mode and the text;
- * flushed to the disk before returning. */
-static int write_new(const char *path, mode_t mode, const char *text, size_t len)
+static void say_exists(const char *path)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-    if (fd < 0) {
-        if (errno == EEXIST)
-            cli_error("%s exists already; keygen never overwrites a key (remove it, or choose "
-                      "another NAME)",
-                      path);
-        else
-            cli_error("cannot create %s: %s", path, strerror(errno));
-        return -1;
+    cli_error("%s exists already; keygen never overwrites a key (remove it, or choose another "
+              "NAME)",
+              path);
+}
+
+/* Create dir/name, which must not exist, with exactly mode and the
+ * certificate of pub (and sec when not NULL), on the disk before this
+ * returns.  The mode is set whatever the umask: it may only take bits
+ * away, but a secret must end up 0600 and a public file 0644.  Returns 0,
+ * or a negative TALLY_E* code after saying why. */
+static int write_cert(const char *dir, const char *name, const char *path, unsigned mode,
+                      const char *pub, const char *sec)
+{
+    char text[1024], err[1024];
+    size_t len;
+    int rc = format_cert(text, sizeof text, pub, sec, &len);
+    if (rc < 0) {
+        cli_error("cannot format the certificate %s", path);
+        return rc;
     }
-    /* The umask may only take bits away; a secret must end up 0600 even
-     * under an unusual umask, and fchmod says exactly that. */
-    size_t off = 0;
-    int rc = fchmod(fd, mode);
-    while (rc == 0 && off < len) {
-        ssize_t w = write(fd, text + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            rc = -1;
-        else
-            off += (size_t)w;
-    }
-    if (rc == 0)
-        rc = fsync(fd);
-    if (rc != 0)
-        cli_error("cannot write %s: %s", path, strerror(errno));
-    if (close(fd) != 0 && rc == 0) {
-        cli_error("cannot write %s: %s", path, strerror(errno));
-        rc = -1;
-    }
-    if (rc != 0)
-        unlink(path);
+    atomic_file_opts_t o = {.mode = mode, .exact_mode = true, .no_replace = true};
+    rc = atomic_file_write(-1, dir, name, text, len, &o, err, sizeof err);
+    explicit_bzero(text, sizeof text);
+    if (rc == TALLY_EEXIST)
+        say_exists(path);
+    else if (rc < 0)
+        cli_error("%s", err);
     return rc;
 }
 
@@ -114,7 +109,8 @@ static bool plain_name(const char *name)
 
 static int keygen(const char *dir, const char *name)
 {
-    char pub_path[4096], sec_path[4096];
+    char pub_path[4096], sec_path[4096], sec_name[4096];
+    snprintf(sec_name, sizeof sec_name, "%s_secret", name);
     const char *sep = dir[0] != '\0' && dir[strlen(dir) - 1] != '/' ? "/" : "";
     int n1 = snprintf(pub_path, sizeof pub_path, "%s%s%s", dir, sep, name);
     int n2 = snprintf(sec_path, sizeof sec_path, "%s%s%s_secret", dir, sep, name);
@@ -126,9 +122,7 @@ static int keygen(const char *dir, const char *name)
     const char *paths[2] = {pub_path, sec_path};
     for (int i = 0; i < 2; i++)
         if (lstat(paths[i], &st) == 0) {
-            cli_error("%s exists already; keygen never overwrites a key (remove it, or choose "
-                      "another NAME)",
-                      paths[i]);
+            say_exists(paths[i]);
             return CLI_USAGE;
         }
     char pub[Z85_KEY_LEN + 1], sec[Z85_KEY_LEN + 1];
@@ -137,21 +131,15 @@ static int keygen(const char *dir, const char *name)
                   zmq_strerror(zmq_errno()));
         return CLI_INTERNAL;
     }
-    char text[1024];
     int status = CLI_OK;
-    int len = format_cert(text, sizeof text, pub, sec);
-    if (len < 0 || write_new(sec_path, 0600, text, (size_t)len) != 0) {
+    if (write_cert(dir, sec_name, sec_path, 0600, pub, sec) < 0) {
         status = CLI_INTERNAL;
-    } else {
-        len = format_cert(text, sizeof text, pub, NULL);
-        if (len < 0 || write_new(pub_path, 0644, text, (size_t)len) != 0) {
-            /* A secret without its public file is of no use; keep the pair
-             * whole or not at all. */
-            unlink(sec_path);
-            status = CLI_INTERNAL;
-        }
+    } else if (write_cert(dir, name, pub_path, 0644, pub, NULL) < 0) {
+        /* A secret without its public file is of no use; keep the pair
+         * whole or not at all. */
+        unlink(sec_path);
+        status = CLI_INTERNAL;
     }
-    explicit_bzero(text, sizeof text);
     explicit_bzero(sec, sizeof sec);
     if (status == CLI_OK)
         printf("%s\n", pub);

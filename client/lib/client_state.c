@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "client_impl.h"
+#include "atomic_file.h"
 #include "fsutil.h"
 #include "util.h"
 
@@ -159,8 +160,8 @@ static int state_write(tally_client_t *c, uint64_t next, char *err, size_t errle
     char hex[33], text[128];
     util_hex(c->id, sizeof c->id, hex);
     int n = snprintf(text, sizeof text, "id=%s\nseq=%" PRIu64 "\n", hex, next);
-    return fsutil_write_atomic(c->state_dirfd, c->state_dir, c->state_name, text, (size_t)n, err,
-                               errlen);
+    return atomic_file_write(c->state_dirfd, c->state_dir, c->state_name, text, (size_t)n, NULL,
+                             err, errlen);
 }
 
 static int state_parse(tally_client_t *c, const char *text, uint64_t *next)

@@ -1,8 +1,7 @@
-/* fsutil.c - durable file helpers for the spool and the state file.
- *
- * Every file the client persists goes through fsutil_write_atomic, so a
- * crash at any instant leaves either the old or the new version: a reader
- * never sees a truncated submission or sequence number. */
+/* fsutil.c - reading the spool's and the state file's files whole, and
+ * opening their directories.  Writing is atomic_file_write's (tallycommon):
+ * a crash at any instant leaves either the old or the new version, so a
+ * reader never sees a truncated submission or sequence number. */
 #include "fsutil.h"
 
 #include <errno.h>
@@ -15,66 +14,6 @@
 
 #include "tally_error.h"
 #include "util.h"
-
-static int write_full(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-int fsutil_write_atomic(int dirfd, const char *dirpath, const char *name, const void *data,
-                        size_t len, char *err, size_t errlen)
-{
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", name) >= sizeof tmp) {
-        util_errf(err, errlen, "file name '%s' is too long", name);
-        return TALLY_EIO;
-    }
-    int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        util_errf(err, errlen, "cannot create %s/%s: %s", dirpath, tmp, strerror(errno));
-        return TALLY_EIO;
-    }
-    const char *what = "write";
-    if (write_full(fd, data, len) < 0)
-        goto fail;
-    what = "fsync";
-    if (fsync(fd) < 0)
-        goto fail;
-    what = "close";
-    if (close(fd) < 0) {
-        fd = -1;
-        goto fail;
-    }
-    fd = -1;
-    what = "rename";
-    if (renameat(dirfd, tmp, dirfd, name) < 0)
-        goto fail;
-    /* The rename is only durable once the directory entry is on disk. */
-    if (fsync(dirfd) < 0) {
-        util_errf(err, errlen, "cannot fsync directory %s: %s", dirpath, strerror(errno));
-        return TALLY_EIO;
-    }
-    return 0;
-fail:;
-    int saved = errno;
-    if (fd >= 0)
-        close(fd);
-    unlinkat(dirfd, tmp, 0);
-    util_errf(err, errlen, "cannot %s %s/%s: %s", what, dirpath, tmp, strerror(saved));
-    errno = saved;
-    return TALLY_EIO;
-}
 
 int fsutil_read_all(int dirfd, const char *dirpath, const char *name, size_t max, uint8_t **data,
                     size_t *len, char *err, size_t errlen)

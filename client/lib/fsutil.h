@@ -1,18 +1,11 @@
-/* fsutil.h - durable file helpers: atomic replace and whole-file read
- * (not public). */
+/* fsutil.h - file helpers of libtally: whole-file read and directory
+ * open (not public).  Files are written with tallycommon's
+ * atomic_file_write (proto/atomic_file.h). */
 #ifndef TALLY_CLIENT_FSUTIL_H
 #define TALLY_CLIENT_FSUTIL_H
 
 #include <stddef.h>
 #include <stdint.h>
-
-/* Replace the file name (relative to the directory dirfd) by len bytes of
- * data, atomically and durably: write name.tmp, fsync it, rename it over
- * name, fsync the directory.  After a crash the file holds either the old
- * or the new content, never a mix; a leftover name.tmp is garbage.
- * Returns 0 or TALLY_EIO (errno tells why; err gets a sentence). */
-int fsutil_write_atomic(int dirfd, const char *dirpath, const char *name, const void *data,
-                        size_t len, char *err, size_t errlen);
 
 /* Read the whole file name (relative to dirfd) into a malloc'ed buffer
  * (*data, freed by the caller; one extra NUL byte is appended, not counted

@@ -16,6 +16,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "fsutil.h"
 #include "tally_error.h"
 #include "util.h"
@@ -43,8 +44,8 @@ static int clean_tmp(spool_t *s, char *err, size_t errlen)
     struct dirent *e;
     int rc = 0;
     while ((e = readdir(d)) != NULL) {
-        size_t n = strlen(e->d_name);
-        if (n > 4 && strcmp(e->d_name + n - 4, ".tmp") == 0) {
+        size_t n = strlen(e->d_name), sl = strlen(ATOMIC_FILE_TMP_SUFFIX);
+        if (n > sl && strcmp(e->d_name + n - sl, ATOMIC_FILE_TMP_SUFFIX) == 0) {
             /* We hold the lock, so no live writer owns this file: it is
              * what a crash mid-write left behind, and the rename that
              * would have published it never happened. */
@@ -192,21 +193,21 @@ int spool_save_id(spool_t *s, const uint8_t id[16], char *err, size_t errlen)
     char text[34];
     util_hex(id, 16, text);
     text[32] = '\n';
-    return fsutil_write_atomic(s->dirfd, s->path, "client.id", text, 33, err, errlen);
+    return atomic_file_write(s->dirfd, s->path, "client.id", text, 33, NULL, err, errlen);
 }
 
 int spool_save_seq(spool_t *s, uint64_t next_seq, char *err, size_t errlen)
 {
     char text[32];
     int n = snprintf(text, sizeof text, "%" PRIu64 "\n", next_seq);
-    return fsutil_write_atomic(s->dirfd, s->path, "client.seq", text, (size_t)n, err, errlen);
+    return atomic_file_write(s->dirfd, s->path, "client.seq", text, (size_t)n, NULL, err, errlen);
 }
 
 int spool_write(spool_t *s, uint64_t seq, const void *body, size_t len, char *err, size_t errlen)
 {
     char name[32];
     spool_sub_name(seq, name, sizeof name);
-    return fsutil_write_atomic(s->dirfd, s->path, name, body, len, err, errlen);
+    return atomic_file_write(s->dirfd, s->path, name, body, len, NULL, err, errlen);
 }
 
 int spool_remove(spool_t *s, uint64_t seq, char *err, size_t errlen)

@@ -7,7 +7,7 @@
  *   SPOOL/<seq>.sub     one unacknowledged submission: the exact msgpack
  *                       SUBMIT body, seq as 20 zero-padded digits
  *   SPOOL/<name>.tmp    a write in progress; garbage after a crash
- * Every file is replaced atomically (fsutil_write_atomic).
+ * Every file is replaced atomically (atomic_file_write, proto/atomic_file.h).
  */
 #ifndef TALLY_CLIENT_SPOOL_H
 #define TALLY_CLIENT_SPOOL_H
