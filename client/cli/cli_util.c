@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "proto.h"
-#include "util.h"
+#include "text.h"
 
 #define INPUT_MAX (64u << 20)
 
@@ -125,7 +125,7 @@ int cli_bad_option(const char *cmd, int c, char *const *argv, const struct optio
     while (*w == '-')
         w++;
     size_t wl = strcspn(w, "=");
-    util_strlcpy(word, sizeof word, w, wl);
+    text_copy(word, sizeof word, w, wl);
     const char *names[64] = {NULL};
     size_t n = 0;
     for (const struct option *o = longopts; o->name != NULL && n < 64; o++)
@@ -138,7 +138,7 @@ int cli_bad_option(const char *cmd, int c, char *const *argv, const struct optio
         if (strncmp(names[i], word, strlen(word)) == 0)
             matches++;
     char shown[140];
-    util_strlcpy(shown, sizeof shown, arg, strcspn(arg, "="));
+    text_copy(shown, sizeof shown, arg, strcspn(arg, "="));
     if (matches > 1)
         fprintf(stderr, "tally%s%s: option '%s' is ambiguous\n", prefix, name, shown);
     else if (s != NULL)
@@ -155,7 +155,7 @@ int cli_read_input(const char *path, char **buf, size_t *len, char *err, size_t 
     bool is_stdin = strcmp(path, "-") == 0;
     FILE *f = is_stdin ? stdin : fopen(path, "rb");
     if (f == NULL) {
-        util_errf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        text_format(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return TALLY_EIO;
     }
     size_t cap = 8192, n = 0;
@@ -164,8 +164,8 @@ int cli_read_input(const char *path, char **buf, size_t *len, char *err, size_t 
     while (b != NULL) {
         if (n + 1 >= cap) {
             if (cap >= INPUT_MAX) {
-                util_errf(err, errlen, "%s is larger than the limit of %u MiB",
-                          is_stdin ? "standard input" : path, INPUT_MAX >> 20);
+                text_format(err, errlen, "%s is larger than the limit of %u MiB",
+                            is_stdin ? "standard input" : path, INPUT_MAX >> 20);
                 rc = TALLY_ETOOLARGE;
                 break;
             }
@@ -179,8 +179,8 @@ int cli_read_input(const char *path, char **buf, size_t *len, char *err, size_t 
         n += got;
         if (got == 0) {
             if (ferror(f)) {
-                util_errf(err, errlen, "cannot read %s: %s", is_stdin ? "standard input" : path,
-                          strerror(errno));
+                text_format(err, errlen, "cannot read %s: %s", is_stdin ? "standard input" : path,
+                            strerror(errno));
                 rc = TALLY_EIO;
             }
             break;

@@ -11,7 +11,7 @@
 #include <strings.h>
 
 #include "proto.h"
-#include "util.h"
+#include "text.h"
 
 #define FIELDS_MAX 256
 
@@ -124,7 +124,7 @@ static int read_record(reader_t *r, field_t *fields, const char *name, char *err
     unsigned start_line = r->line;
     for (;;) {
         if (n == FIELDS_MAX) {
-            util_errf(err, errlen, "%s:%u: more than %d columns", name, start_line, FIELDS_MAX);
+            text_format(err, errlen, "%s:%u: more than %d columns", name, start_line, FIELDS_MAX);
             return TALLY_EINVAL;
         }
         field_t *f = &fields[n++];
@@ -134,9 +134,9 @@ static int read_record(reader_t *r, field_t *fields, const char *name, char *err
             f->len = 0;
             for (;;) {
                 if (r->p >= r->end) {
-                    util_errf(err, errlen,
-                              "%s:%u: column %d: the quote opened here is never closed", name,
-                              start_line, n);
+                    text_format(err, errlen,
+                                "%s:%u: column %d: the quote opened here is never closed", name,
+                                start_line, n);
                     return TALLY_EINVAL;
                 }
                 char c = *r->p++;
@@ -153,9 +153,9 @@ static int read_record(reader_t *r, field_t *fields, const char *name, char *err
                 f->len++;
             }
             if (r->p < r->end && *r->p != ',' && *r->p != '\n' && *r->p != '\r') {
-                util_errf(err, errlen,
-                          "%s:%u: column %d: unexpected character after the closing quote", name,
-                          r->line, n);
+                text_format(err, errlen,
+                            "%s:%u: column %d: unexpected character after the closing quote", name,
+                            r->line, n);
                 return TALLY_EINVAL;
             }
         } else {
@@ -211,9 +211,9 @@ static int parse_row(const field_t *fields, int n, int mcol, int vcol, unsigned 
 {
     int need = (mcol > vcol ? mcol : vcol) + 1;
     if (n < need) {
-        util_errf(err, errlen, "%s:%u: only %d column%s; the %s column is column %d", name, line, n,
-                  n == 1 ? "" : "s", n <= mcol ? "metric" : "value",
-                  n <= mcol ? mcol + 1 : vcol + 1);
+        text_format(err, errlen, "%s:%u: only %d column%s; the %s column is column %d", name, line,
+                    n, n == 1 ? "" : "s", n <= mcol ? "metric" : "value",
+                    n <= mcol ? mcol + 1 : vcol + 1);
         return TALLY_EINVAL;
     }
     field_t m = fields[mcol], v = fields[vcol];
@@ -221,26 +221,27 @@ static int parse_row(const field_t *fields, int n, int mcol, int vcol, unsigned 
     trim(&v);
     int rc = proto_name_check(m.ptr, m.len);
     if (rc < 0) {
-        util_errf(err, errlen, "%s:%u: column %d (metric): '%.*s' is not a valid metric name (%s)",
-                  name, line, mcol + 1, (int)m.len, m.ptr, tally_strerror(rc));
+        text_format(err, errlen,
+                    "%s:%u: column %d (metric): '%.*s' is not a valid metric name (%s)", name, line,
+                    mcol + 1, (int)m.len, m.ptr, tally_strerror(rc));
         return TALLY_EINVAL;
     }
     int64_t value;
     rc = csv_parse_int64(v.ptr, v.len, &value);
     if (rc == TALLY_ERANGE) {
-        util_errf(err, errlen,
-                  "%s:%u: column %d (value): '%.*s' is out of range (a value must lie within "
-                  "-9223372036854775808 .. 9223372036854775807)",
-                  name, line, vcol + 1, (int)v.len, v.ptr);
+        text_format(err, errlen,
+                    "%s:%u: column %d (value): '%.*s' is out of range (a value must lie within "
+                    "-9223372036854775808 .. 9223372036854775807)",
+                    name, line, vcol + 1, (int)v.len, v.ptr);
         return TALLY_EINVAL;
     }
     if (rc < 0) {
         if (v.len == 0)
-            util_errf(err, errlen, "%s:%u: column %d (value): the value of '%.*s' is empty", name,
-                      line, vcol + 1, (int)m.len, m.ptr);
+            text_format(err, errlen, "%s:%u: column %d (value): the value of '%.*s' is empty", name,
+                        line, vcol + 1, (int)m.len, m.ptr);
         else
-            util_errf(err, errlen, "%s:%u: column %d (value): '%.*s' is not an integer", name, line,
-                      vcol + 1, (int)v.len, v.ptr);
+            text_format(err, errlen, "%s:%u: column %d (value): '%.*s' is not an integer", name,
+                        line, vcol + 1, (int)v.len, v.ptr);
         return TALLY_EINVAL;
     }
     return csv_samples_add(out, m.ptr, m.len, value, line);
@@ -265,7 +266,7 @@ int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples
         goto out;
     }
     if (n == 0) {
-        util_errf(err, errlen, "%s: no header row: the input is empty", name);
+        text_format(err, errlen, "%s: no header row: the input is empty", name);
         rc = TALLY_EINVAL;
         goto out;
     }
@@ -275,8 +276,8 @@ int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples
     if (mcol < 0 || vcol < 0) {
         char list[512];
         header_list(fields, n, list, sizeof list);
-        util_errf(err, errlen, "%s:%u: the header has no '%s' column (columns: %s)", name, hline,
-                  mcol < 0 ? "metric" : "value", list);
+        text_format(err, errlen, "%s:%u: the header has no '%s' column (columns: %s)", name, hline,
+                    mcol < 0 ? "metric" : "value", list);
         rc = TALLY_EINVAL;
         goto out;
     }

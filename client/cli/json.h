@@ -6,9 +6,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
-/* Write s[0..len) as a JSON string with its quotes.  Valid UTF-8 passes
- * through unchanged; '"', '\\' and control characters (U+0000..U+001F,
- * U+007F) are escaped; bytes that are not valid UTF-8 become U+FFFD. */
+/* Write s[0..len) as a JSON string with its quotes: tallycommon's
+ * text_json_string (proto/text.h), which says how it escapes. */
 void json_string_n(FILE *out, const char *s, size_t len);
 
 /* json_string_n of a NUL-terminated string. */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "tally_error.h"
+#include "utf8.h"
 
 typedef struct range {
     uint32_t lo, hi;
@@ -78,50 +79,19 @@ int table_wcwidth(uint32_t cp)
     return 1;
 }
 
-/* Decode one UTF-8 sequence at s; *cp gets the code point and the length
- * is returned, or 0 when the bytes are not valid UTF-8. */
-static size_t decode(const unsigned char *s, uint32_t *cp)
+size_t table_width(const char *s)
 {
-    if (s[0] < 0x80) {
-        *cp = s[0];
-        return 1;
-    }
-    size_t n;
-    uint32_t c, min;
-    if ((s[0] & 0xE0) == 0xC0) {
-        n = 2, c = s[0] & 0x1F, min = 0x80;
-    } else if ((s[0] & 0xF0) == 0xE0) {
-        n = 3, c = s[0] & 0x0F, min = 0x800;
-    } else if ((s[0] & 0xF8) == 0xF0) {
-        n = 4, c = s[0] & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0; /* also stops at the terminating NUL */
-        c = c << 6 | (s[i] & 0x3F);
-    }
-    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-        return 0;
-    *cp = c;
-    return n;
-}
-
-size_t table_width(const char *str)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    size_t w = 0;
-    while (*s) {
+    size_t len = strlen(s), w = 0;
+    for (size_t i = 0; i < len;) {
         uint32_t cp;
-        size_t n = decode(s, &cp);
+        size_t n = utf8_decode(s + i, len - i, &cp);
         if (n == 0) {
             w++; /* a stray byte is shown as one replacement character */
-            s++;
+            i++;
             continue;
         }
         w += (size_t)table_wcwidth(cp);
-        s += n;
+        i += n;
     }
     return w;
 }

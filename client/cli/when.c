@@ -7,7 +7,7 @@
 #include <time.h>
 
 #include "tally_error.h"
-#include "util.h"
+#include "text.h"
 
 /* Read exactly n digits at *p. */
 static bool digits(const char **p, int n, int *out)
@@ -42,10 +42,10 @@ static int parse_epoch(const char *s, int64_t *ms, char *err, size_t errlen)
     if (neg)
         p++;
     if (*p == '\0' || strlen(p) > 18 || strspn(p, "0123456789") != strlen(p)) {
-        util_errf(err, errlen,
-                  "time '%s' is not valid: after '@' give milliseconds since "
-                  "1970-01-01 UTC, e.g. @1703995200000",
-                  s);
+        text_format(err, errlen,
+                    "time '%s' is not valid: after '@' give milliseconds since "
+                    "1970-01-01 UTC, e.g. @1703995200000",
+                    s);
         return TALLY_EINVAL;
     }
     int64_t v = 0;
@@ -66,7 +66,7 @@ int when_parse(const char *s, int64_t *ms, char *err, size_t errlen)
         !digits(&p, 2, &d))
         goto bad;
     if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo)) {
-        util_errf(err, errlen, "time '%s' is not valid: %04d-%02d has no day %d", s, y, mo, d);
+        text_format(err, errlen, "time '%s' is not valid: %04d-%02d has no day %d", s, y, mo, d);
         return TALLY_EINVAL;
     }
     bool local = true;
@@ -95,10 +95,10 @@ int when_parse(const char *s, int64_t *ms, char *err, size_t errlen)
             }
         }
         if (h > 23 || mi > 59 || sec > 59) {
-            util_errf(err, errlen,
-                      "time '%s' is not valid: %02d:%02d:%02d is not a time of day (00:00:00 .. "
-                      "23:59:59)",
-                      s, h, mi, sec);
+            text_format(err, errlen,
+                        "time '%s' is not valid: %02d:%02d:%02d is not a time of day (00:00:00 .. "
+                        "23:59:59)",
+                        s, h, mi, sec);
             return TALLY_EINVAL;
         }
         want = "an offset like Z, +08:00, +0800 or +08";
@@ -140,15 +140,15 @@ int when_parse(const char *s, int64_t *ms, char *err, size_t errlen)
         t = timegm(&tm) - (time_t)offset * 60;
     }
     if (t == (time_t)-1 && !(y == 1969 && mo == 12 && d == 31)) {
-        util_errf(err, errlen, "time '%s' cannot be represented", s);
+        text_format(err, errlen, "time '%s' cannot be represented", s);
         return TALLY_EINVAL;
     }
     *ms = (int64_t)t * 1000 + frac;
     return 0;
 bad:
-    util_errf(err, errlen,
-              "time '%s' is not valid: expected %s (forms: 2023-12-31, 2023-12-31T12:00:00, "
-              "2023-12-31T12:00:00+08:00, @1703995200000)",
-              s, want);
+    text_format(err, errlen,
+                "time '%s' is not valid: expected %s (forms: 2023-12-31, 2023-12-31T12:00:00, "
+                "2023-12-31T12:00:00+08:00, @1703995200000)",
+                s, want);
     return TALLY_EINVAL;
 }

@@ -10,6 +10,7 @@
 
 #include "client_impl.h"
 #include "curve.h"
+#include "text.h"
 #include "util.h"
 
 #define DEFAULT_BACKOFF_INITIAL 100
@@ -19,24 +20,24 @@
 static int check_opts(const tally_client_opts_t *o, char *err, size_t errlen)
 {
     if (o->max_in_flight > TALLY_MAX_IN_FLIGHT) {
-        util_errf(err, errlen, "max_in_flight %u is above the protocol limit of %u",
-                  o->max_in_flight, TALLY_MAX_IN_FLIGHT);
+        text_format(err, errlen, "max_in_flight %u is above the protocol limit of %u",
+                    o->max_in_flight, TALLY_MAX_IN_FLIGHT);
         return TALLY_EINVAL;
     }
     if (o->batch_limit > TALLY_BATCH_LIMIT_MAX) {
-        util_errf(err, errlen, "batch_limit %u is above the protocol limit of %u", o->batch_limit,
-                  TALLY_BATCH_LIMIT_MAX);
+        text_format(err, errlen, "batch_limit %u is above the protocol limit of %u", o->batch_limit,
+                    TALLY_BATCH_LIMIT_MAX);
         return TALLY_EINVAL;
     }
     unsigned ini = o->backoff_initial_ms ? o->backoff_initial_ms : DEFAULT_BACKOFF_INITIAL;
     unsigned max = o->backoff_max_ms ? o->backoff_max_ms : DEFAULT_BACKOFF_MAX;
     if (ini > BACKOFF_LIMIT || max > BACKOFF_LIMIT) {
-        util_errf(err, errlen, "resend backoff %u ms is above the limit of %u ms",
-                  ini > max ? ini : max, BACKOFF_LIMIT);
+        text_format(err, errlen, "resend backoff %u ms is above the limit of %u ms",
+                    ini > max ? ini : max, BACKOFF_LIMIT);
         return TALLY_EINVAL;
     }
     if (max < ini) {
-        util_errf(err, errlen, "backoff_max_ms %u is below backoff_initial_ms %u", max, ini);
+        text_format(err, errlen, "backoff_max_ms %u is below backoff_initial_ms %u", max, ini);
         return TALLY_EINVAL;
     }
     return 0;
@@ -55,14 +56,14 @@ static int open_socket(tally_client_t *c, void *zctx, const curve_keys_t *keys, 
     } else {
         c->zctx = zmq_ctx_new();
         if (c->zctx == NULL) {
-            util_errf(err, errlen, "cannot create a ZeroMQ context: %s", zmq_strerror(errno));
+            text_format(err, errlen, "cannot create a ZeroMQ context: %s", zmq_strerror(errno));
             return TALLY_ESYS;
         }
         c->own_ctx = true;
     }
     c->dealer = zmq_socket(c->zctx, ZMQ_DEALER);
     if (c->dealer == NULL) {
-        util_errf(err, errlen, "cannot create a ZeroMQ socket: %s", zmq_strerror(errno));
+        text_format(err, errlen, "cannot create a ZeroMQ socket: %s", zmq_strerror(errno));
         return TALLY_ESYS;
     }
     /* IMMEDIATE: queue nothing while disconnected (see client_wire_pump);
@@ -74,17 +75,17 @@ static int open_socket(tally_client_t *c, void *zctx, const curve_keys_t *keys, 
         setopt_int(c->dealer, ZMQ_HEARTBEAT_IVL, 1000) < 0 ||
         setopt_int(c->dealer, ZMQ_HEARTBEAT_TIMEOUT, 3000) < 0 ||
         setopt_int(c->dealer, ZMQ_SNDHWM, hwm) < 0 || setopt_int(c->dealer, ZMQ_RCVHWM, hwm) < 0) {
-        util_errf(err, errlen, "cannot set ZeroMQ socket options: %s", zmq_strerror(errno));
+        text_format(err, errlen, "cannot set ZeroMQ socket options: %s", zmq_strerror(errno));
         return TALLY_ESYS;
     }
     int64_t maxmsg = 1 << 20;
     zmq_setsockopt(c->dealer, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     if (curve_apply(c->dealer, keys) < 0) {
-        util_errf(err, errlen, "cannot set the CURVE keys: %s", zmq_strerror(errno));
+        text_format(err, errlen, "cannot set the CURVE keys: %s", zmq_strerror(errno));
         return TALLY_ESYS;
     }
     if (zmq_connect(c->dealer, c->endpoint) < 0) {
-        util_errf(err, errlen, "cannot connect to '%s': %s", c->endpoint, zmq_strerror(errno));
+        text_format(err, errlen, "cannot connect to '%s': %s", c->endpoint, zmq_strerror(errno));
         return errno == ENOMEM ? TALLY_ENOMEM : TALLY_EINVAL;
     }
     return 0;
@@ -132,7 +133,8 @@ int tally_client_new(const char *server_endpoint, const char *township,
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     if (server_endpoint == NULL || township == NULL || out == NULL) {
-        util_errf(err, errlen, "tally_client_new: server_endpoint, township and out are required");
+        text_format(err, errlen,
+                    "tally_client_new: server_endpoint, township and out are required");
         return TALLY_EINVAL;
     }
     int rc = check_opts(o, err, errlen);
@@ -140,8 +142,8 @@ int tally_client_new(const char *server_endpoint, const char *township,
         return rc;
     rc = proto_name_check(township, strlen(township));
     if (rc < 0) {
-        util_errf(err, errlen, "township '%s' is not a valid name (%s)", township,
-                  tally_strerror(rc));
+        text_format(err, errlen, "township '%s' is not a valid name (%s)", township,
+                    tally_strerror(rc));
         return rc;
     }
     tally_client_t *c = calloc(1, sizeof *c);
@@ -151,10 +153,10 @@ int tally_client_new(const char *server_endpoint, const char *township,
     c->state_dirfd = c->state_lockfd = -1;
     rc = tally_endpoint_normalize(server_endpoint, c->endpoint, sizeof c->endpoint);
     if (rc < 0) {
-        util_errf(err, errlen,
-                  "server address '%s' is not valid: expected tcp://HOST:PORT, "
-                  "HOST:PORT, HOST or ipc://PATH",
-                  server_endpoint);
+        text_format(err, errlen,
+                    "server address '%s' is not valid: expected tcp://HOST:PORT, "
+                    "HOST:PORT, HOST or ipc://PATH",
+                    server_endpoint);
         goto fail;
     }
     strcpy(c->township, township);
@@ -193,7 +195,7 @@ int tally_client_new(const char *server_endpoint, const char *township,
     return 0;
 fail:
     if (rc == TALLY_ENOMEM)
-        util_errf(err, errlen, "out of memory");
+        text_format(err, errlen, "out of memory");
     tally_client_destroy(&c);
     return rc;
 }

@@ -15,9 +15,10 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include "client_impl.h"
 #include "atomic_file.h"
+#include "client_impl.h"
 #include "fsutil.h"
+#include "text.h"
 #include "util.h"
 
 void client_seterr(tally_client_t *c, const char *fmt, ...)
@@ -82,10 +83,10 @@ static int load_spooled(tally_client_t *c, bool *have_id, uint64_t *max_seq, cha
             rc = TALLY_EMALFORMED;
         }
         if (rc < 0) {
-            util_errf(err, errlen,
-                      "spool file %s/%s is not a valid submission (%s); move it out of the "
-                      "spool to continue",
-                      spool_path(c->spool), name, perr.message);
+            text_format(err, errlen,
+                        "spool file %s/%s is not a valid submission (%s); move it out of the "
+                        "spool to continue",
+                        spool_path(c->spool), name, perr.message);
             free(body);
             rc = TALLY_EMALFORMED;
             goto out;
@@ -132,7 +133,7 @@ static int open_spool(tally_client_t *c, const char *dir, char *err, size_t errl
     if (!have_id) {
         rc = util_random(c->id, sizeof c->id);
         if (rc < 0) {
-            util_errf(err, errlen, "getrandom failed: %s", strerror(errno));
+            text_format(err, errlen, "getrandom failed: %s", strerror(errno));
             return rc;
         }
         rc = spool_save_id(c->spool, c->id, err, errlen);
@@ -189,7 +190,7 @@ static int open_state(tally_client_t *c, const char *path, char *err, size_t err
     if (c->state_dir == NULL || c->state_name == NULL)
         return TALLY_ENOMEM;
     if (c->state_name[0] == '\0') {
-        util_errf(err, errlen, "state file '%s' names a directory, not a file", path);
+        text_format(err, errlen, "state file '%s' names a directory, not a file", path);
         return TALLY_EINVAL;
     }
     int rc = fsutil_open_dir(c->state_dir, 0, err, errlen);
@@ -202,16 +203,17 @@ static int open_state(tally_client_t *c, const char *path, char *err, size_t err
     snprintf(lockname, sizeof lockname, "%s.lock", c->state_name);
     c->state_lockfd = openat(c->state_dirfd, lockname, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (c->state_lockfd < 0) {
-        util_errf(err, errlen, "cannot open %s.lock: %s", path, strerror(errno));
+        text_format(err, errlen, "cannot open %s.lock: %s", path, strerror(errno));
         return TALLY_EIO;
     }
     if (flock(c->state_lockfd, LOCK_EX | LOCK_NB) < 0) {
         if (errno == EWOULDBLOCK) {
-            util_errf(err, errlen, "state file %s is in use by another process (%s.lock is locked)",
-                      path, path);
+            text_format(err, errlen,
+                        "state file %s is in use by another process (%s.lock is locked)", path,
+                        path);
             return TALLY_EEXIST;
         }
-        util_errf(err, errlen, "cannot lock %s.lock: %s", path, strerror(errno));
+        text_format(err, errlen, "cannot lock %s.lock: %s", path, strerror(errno));
         return TALLY_EIO;
     }
     uint8_t *buf;
@@ -221,7 +223,7 @@ static int open_state(tally_client_t *c, const char *path, char *err, size_t err
     if (rc == TALLY_ENOTFOUND) {
         rc = util_random(c->id, sizeof c->id);
         if (rc < 0) {
-            util_errf(err, errlen, "getrandom failed: %s", strerror(errno));
+            text_format(err, errlen, "getrandom failed: %s", strerror(errno));
             return rc;
         }
         c->next_seq = 1;
@@ -235,10 +237,10 @@ static int open_state(tally_client_t *c, const char *path, char *err, size_t err
     rc = state_parse(c, (const char *)buf, &c->next_seq);
     free(buf);
     if (rc < 0)
-        util_errf(err, errlen,
-                  "state file %s is corrupt: expected lines 'id=<32 hex digits>' and "
-                  "'seq=<number >= 1>'",
-                  path);
+        text_format(err, errlen,
+                    "state file %s is corrupt: expected lines 'id=<32 hex digits>' and "
+                    "'seq=<number >= 1>'",
+                    path);
     return rc;
 }
 
@@ -252,7 +254,7 @@ int client_state_open(tally_client_t *c, const char *spool_dir, const char *stat
     c->next_seq = 1;
     int rc = util_random(c->id, sizeof c->id);
     if (rc < 0)
-        util_errf(err, errlen, "getrandom failed: %s", strerror(errno));
+        text_format(err, errlen, "getrandom failed: %s", strerror(errno));
     return rc;
 }
 

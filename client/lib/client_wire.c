@@ -13,6 +13,7 @@
 #include <zmq.h>
 
 #include "client_impl.h"
+#include "text.h"
 #include "util.h"
 
 uint32_t client_jitter(tally_client_t *c, uint32_t backoff)
@@ -128,10 +129,10 @@ static void on_ack(tally_client_t *c, const proto_ack_t *ack)
     }
     int code = ack->code >= 1 && ack->code <= 99 ? -(int)ack->code : TALLY_EMALFORMED;
     char field[PROTO_FIELD_MAX + 1], message[PROTO_MESSAGE_MAX + 1];
-    util_strlcpy(field, sizeof field, ack->field.ptr, ack->field.len);
-    util_strlcpy(message, sizeof message, ack->message.ptr, ack->message.len);
+    text_copy(field, sizeof field, ack->field.ptr, ack->field.len);
+    text_copy(message, sizeof message, ack->message.ptr, ack->message.len);
     if (message[0] == '\0')
-        util_strlcpy(message, sizeof message, tally_strerror(code), strlen(tally_strerror(code)));
+        text_copy(message, sizeof message, tally_strerror(code), strlen(tally_strerror(code)));
     /* The daemon's messages usually start with the field already. */
     const char *shown = strncmp(message, field, strlen(field)) == 0 ? "" : field;
     if (tally_err_retryable(code)) {

@@ -11,7 +11,7 @@
 
 #include <zmq.h>
 
-#include "util.h"
+#include "text.h"
 
 /* A key is exactly 40 characters that decode as Z85. */
 static bool z85_key(const char *s, size_t len)
@@ -74,8 +74,8 @@ int curve_parse_cert(const char *text, size_t len, const char *name,
             is_sec = true;
         if (v != NULL) {
             if (!z85_key(v, vlen)) {
-                util_errf(err, errlen, "%s: %s is not 40 characters of Z85", name,
-                          is_sec ? "secret-key" : "public-key");
+                text_format(err, errlen, "%s: %s is not 40 characters of Z85", name,
+                            is_sec ? "secret-key" : "public-key");
                 explicit_bzero(secret, sizeof secret);
                 return TALLY_EINVAL;
             }
@@ -87,18 +87,18 @@ int curve_parse_cert(const char *text, size_t len, const char *name,
     }
     int rc = 0;
     if (!got_pub) {
-        util_errf(err, errlen, "%s: not a CURVE certificate (no public-key line)", name);
+        text_format(err, errlen, "%s: not a CURVE certificate (no public-key line)", name);
         rc = TALLY_EINVAL;
     } else if (got_sec) {
         /* A pair that does not match would fail every handshake with no
          * word of why: say it here. */
         char derived[TALLY_CURVE_KEY_LEN + 1];
         if (zmq_curve_public(derived, secret) != 0) {
-            util_errf(err, errlen, "%s: %s", name,
-                      errno == ENOTSUP ? "libzmq has no CURVE support" : zmq_strerror(errno));
+            text_format(err, errlen, "%s: %s", name,
+                        errno == ENOTSUP ? "libzmq has no CURVE support" : zmq_strerror(errno));
             rc = errno == ENOTSUP ? TALLY_ESYS : TALLY_EINVAL;
         } else if (strcmp(derived, pub) != 0) {
-            util_errf(err, errlen, "%s: the secret-key does not belong to the public-key", name);
+            text_format(err, errlen, "%s: the secret-key does not belong to the public-key", name);
             rc = TALLY_EINVAL;
         }
         explicit_bzero(derived, sizeof derived);
@@ -116,7 +116,7 @@ static int read_cert(const char *path, char *buf, size_t cap, size_t *len, char 
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        util_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        text_format(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return TALLY_EIO;
     }
     size_t n = 0;
@@ -125,7 +125,7 @@ static int read_cert(const char *path, char *buf, size_t cap, size_t *len, char 
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            util_errf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+            text_format(err, errlen, "%s: cannot read: %s", path, strerror(errno));
             close(fd);
             return TALLY_EIO;
         }
@@ -133,8 +133,8 @@ static int read_cert(const char *path, char *buf, size_t cap, size_t *len, char 
             break;
         n += (size_t)r;
         if (n == cap) {
-            util_errf(err, errlen, "%s: larger than %d bytes; not a certificate", path,
-                      CURVE_FILE_MAX);
+            text_format(err, errlen, "%s: larger than %d bytes; not a certificate", path,
+                        CURVE_FILE_MAX);
             close(fd);
             return TALLY_EINVAL;
         }
@@ -157,10 +157,10 @@ static int load_cert(const char *path, char *pub, char *sec, char *err, size_t e
     if (rc == 0)
         rc = curve_parse_cert(buf, len, path, pub, sec, &has_secret, err, errlen);
     if (rc == 0 && sec != NULL && !has_secret) {
-        util_errf(err, errlen,
-                  "%s: holds no secret-key; give the secret certificate (NAME_secret, written by "
-                  "`tally keygen NAME`)",
-                  path);
+        text_format(err, errlen,
+                    "%s: holds no secret-key; give the secret certificate (NAME_secret, written by "
+                    "`tally keygen NAME`)",
+                    path);
         rc = TALLY_EINVAL;
     }
     explicit_bzero(buf, len);
@@ -174,13 +174,13 @@ int curve_load(const tally_curve_t *c, curve_keys_t *out, char *err, size_t errl
     if (c == NULL || c->server_key == NULL || c->server_key[0] == '\0')
         return 0;
     if (!zmq_has("curve")) {
-        util_errf(err, errlen, "libzmq has no CURVE support; cannot talk to a secured tallyd");
+        text_format(err, errlen, "libzmq has no CURVE support; cannot talk to a secured tallyd");
         return TALLY_ESYS;
     }
     if (c->cert == NULL || c->cert[0] == '\0') {
-        util_errf(err, errlen,
-                  "a server key is given but no certificate of this client (its NAME_secret "
-                  "file from `tally keygen NAME`)");
+        text_format(err, errlen,
+                    "a server key is given but no certificate of this client (its NAME_secret "
+                    "file from `tally keygen NAME`)");
         return TALLY_EINVAL;
     }
     int rc;
@@ -189,9 +189,9 @@ int curve_load(const tally_curve_t *c, curve_keys_t *out, char *err, size_t errl
         memcpy(out->server, c->server_key, klen + 1);
     } else if ((rc = load_cert(c->server_key, out->server, NULL, err, errlen)) != 0) {
         if (rc == TALLY_EIO && strchr(c->server_key, '/') == NULL && klen == TALLY_CURVE_KEY_LEN)
-            util_errf(err, errlen,
-                      "server key '%s' is neither 40 characters of Z85 nor a readable file",
-                      c->server_key);
+            text_format(err, errlen,
+                        "server key '%s' is neither 40 characters of Z85 nor a readable file",
+                        c->server_key);
         return rc;
     }
     rc = load_cert(c->cert, out->pub, out->sec, err, errlen);

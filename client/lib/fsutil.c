@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "tally_error.h"
-#include "util.h"
+#include "text.h"
 
 int fsutil_read_all(int dirfd, const char *dirpath, const char *name, size_t max, uint8_t **data,
                     size_t *len, char *err, size_t errlen)
@@ -22,18 +22,18 @@ int fsutil_read_all(int dirfd, const char *dirpath, const char *name, size_t max
     if (fd < 0) {
         if (errno == ENOENT)
             return TALLY_ENOTFOUND;
-        util_errf(err, errlen, "cannot open %s/%s: %s", dirpath, name, strerror(errno));
+        text_format(err, errlen, "cannot open %s/%s: %s", dirpath, name, strerror(errno));
         return TALLY_EIO;
     }
     struct stat st;
     if (fstat(fd, &st) < 0) {
-        util_errf(err, errlen, "cannot stat %s/%s: %s", dirpath, name, strerror(errno));
+        text_format(err, errlen, "cannot stat %s/%s: %s", dirpath, name, strerror(errno));
         close(fd);
         return TALLY_EIO;
     }
     if (st.st_size < 0 || (uint64_t)st.st_size > max) {
-        util_errf(err, errlen, "%s/%s is %lld bytes, more than the limit of %zu", dirpath, name,
-                  (long long)st.st_size, max);
+        text_format(err, errlen, "%s/%s is %lld bytes, more than the limit of %zu", dirpath, name,
+                    (long long)st.st_size, max);
         close(fd);
         return TALLY_ETOOLARGE;
     }
@@ -49,7 +49,7 @@ int fsutil_read_all(int dirfd, const char *dirpath, const char *name, size_t max
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            util_errf(err, errlen, "cannot read %s/%s: %s", dirpath, name, strerror(errno));
+            text_format(err, errlen, "cannot read %s/%s: %s", dirpath, name, strerror(errno));
             free(buf);
             close(fd);
             return TALLY_EIO;
@@ -68,12 +68,12 @@ int fsutil_read_all(int dirfd, const char *dirpath, const char *name, size_t max
 int fsutil_open_dir(const char *path, int create, char *err, size_t errlen)
 {
     if (create && mkdir(path, 0700) < 0 && errno != EEXIST) {
-        util_errf(err, errlen, "cannot create directory %s: %s", path, strerror(errno));
+        text_format(err, errlen, "cannot create directory %s: %s", path, strerror(errno));
         return TALLY_EIO;
     }
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
-        util_errf(err, errlen, "cannot open directory %s: %s", path, strerror(errno));
+        text_format(err, errlen, "cannot open directory %s: %s", path, strerror(errno));
         return TALLY_EIO;
     }
     return fd;

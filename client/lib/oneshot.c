@@ -8,6 +8,7 @@
 
 #include "curve.h"
 #include "sub_store.h"
+#include "text.h"
 #include "util.h"
 
 #define DEFAULT_TIMEOUT 10000
@@ -251,8 +252,8 @@ int tally_stats_curve(const char *server, const tally_curve_t *curve, int timeou
         if (m->type == PROTO_STATS && m->u.stats.req_id == 1) {
             for (uint32_t i = 0; i < m->u.stats.n; i++) {
                 char name[PROTO_NAME_MAX + 1];
-                util_strlcpy(name, sizeof name, m->u.stats.entries[i].name.ptr,
-                             m->u.stats.entries[i].name.len);
+                text_copy(name, sizeof name, m->u.stats.entries[i].name.ptr,
+                          m->u.stats.entries[i].name.len);
                 cb(ctx, name, m->u.stats.entries[i].value);
             }
             break;

@@ -19,6 +19,7 @@
 #include "atomic_file.h"
 #include "fsutil.h"
 #include "tally_error.h"
+#include "text.h"
 #include "util.h"
 
 struct spool {
@@ -31,12 +32,12 @@ static int clean_tmp(spool_t *s, char *err, size_t errlen)
 {
     int fd = dup(s->dirfd);
     if (fd < 0) {
-        util_errf(err, errlen, "cannot read directory %s: %s", s->path, strerror(errno));
+        text_format(err, errlen, "cannot read directory %s: %s", s->path, strerror(errno));
         return TALLY_EIO;
     }
     DIR *d = fdopendir(fd);
     if (d == NULL) {
-        util_errf(err, errlen, "cannot read directory %s: %s", s->path, strerror(errno));
+        text_format(err, errlen, "cannot read directory %s: %s", s->path, strerror(errno));
         close(fd);
         return TALLY_EIO;
     }
@@ -50,8 +51,8 @@ static int clean_tmp(spool_t *s, char *err, size_t errlen)
              * what a crash mid-write left behind, and the rename that
              * would have published it never happened. */
             if (unlinkat(s->dirfd, e->d_name, 0) < 0 && errno != ENOENT) {
-                util_errf(err, errlen, "cannot remove stray %s/%s: %s", s->path, e->d_name,
-                          strerror(errno));
+                text_format(err, errlen, "cannot remove stray %s/%s: %s", s->path, e->d_name,
+                            strerror(errno));
                 rc = TALLY_EIO;
                 break;
             }
@@ -79,18 +80,18 @@ int spool_open(const char *dir, spool_t **out, char *err, size_t errlen)
     s->dirfd = rc;
     s->lockfd = openat(s->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (s->lockfd < 0) {
-        util_errf(err, errlen, "cannot open %s/lock: %s", dir, strerror(errno));
+        text_format(err, errlen, "cannot open %s/lock: %s", dir, strerror(errno));
         rc = TALLY_EIO;
         goto fail;
     }
     if (flock(s->lockfd, LOCK_EX | LOCK_NB) < 0) {
         if (errno == EWOULDBLOCK) {
-            util_errf(err, errlen,
-                      "spool directory %s is in use by another process (%s/lock is locked)", dir,
-                      dir);
+            text_format(err, errlen,
+                        "spool directory %s is in use by another process (%s/lock is locked)", dir,
+                        dir);
             rc = TALLY_EEXIST;
         } else {
-            util_errf(err, errlen, "cannot lock %s/lock: %s", dir, strerror(errno));
+            text_format(err, errlen, "cannot lock %s/lock: %s", dir, strerror(errno));
             rc = TALLY_EIO;
         }
         goto fail;
@@ -166,7 +167,7 @@ int spool_load_state(spool_t *s, uint8_t id[16], bool *have_id, uint64_t *next_s
         rc = util_unhex((const char *)buf, chomp(buf, len), id, 16);
         free(buf);
         if (rc < 0) {
-            util_errf(err, errlen, "%s/client.id is corrupt: expected 32 hex digits", s->path);
+            text_format(err, errlen, "%s/client.id is corrupt: expected 32 hex digits", s->path);
             return TALLY_EMALFORMED;
         }
         *have_id = true;
@@ -178,7 +179,7 @@ int spool_load_state(spool_t *s, uint8_t id[16], bool *have_id, uint64_t *next_s
         rc = parse_u64((const char *)buf, chomp(buf, len), next_seq);
         free(buf);
         if (rc < 0 || *next_seq == 0) {
-            util_errf(err, errlen, "%s/client.seq is corrupt: expected a number >= 1", s->path);
+            text_format(err, errlen, "%s/client.seq is corrupt: expected a number >= 1", s->path);
             return TALLY_EMALFORMED;
         }
         *have_seq = true;
@@ -215,7 +216,7 @@ int spool_remove(spool_t *s, uint64_t seq, char *err, size_t errlen)
     char name[32];
     spool_sub_name(seq, name, sizeof name);
     if (unlinkat(s->dirfd, name, 0) < 0 && errno != ENOENT) {
-        util_errf(err, errlen, "cannot remove %s/%s: %s", s->path, name, strerror(errno));
+        text_format(err, errlen, "cannot remove %s/%s: %s", s->path, name, strerror(errno));
         return TALLY_EIO;
     }
     /* No fsync of the directory here: if the unlink is lost in a crash the
@@ -236,7 +237,7 @@ int spool_list(spool_t *s, uint64_t **seqs, size_t *n, char *err, size_t errlen)
     int fd = dup(s->dirfd);
     DIR *d = fd < 0 ? NULL : fdopendir(fd);
     if (d == NULL) {
-        util_errf(err, errlen, "cannot read directory %s: %s", s->path, strerror(errno));
+        text_format(err, errlen, "cannot read directory %s: %s", s->path, strerror(errno));
         if (fd >= 0)
             close(fd);
         return TALLY_EIO;

@@ -21,6 +21,7 @@
 
 #include "curve.h"
 #include "sub_store.h"
+#include "text.h"
 #include "util.h"
 
 #define HELLO_BACKOFF_MIN 500
@@ -322,8 +323,8 @@ static void on_pub_message(tally_sub_t *s, const void *data, size_t len, int64_t
 static void on_welcome(tally_sub_t *s, int64_t now)
 {
     char adv[PROTO_ENDPOINT_MAX + 1];
-    util_strlcpy(adv, sizeof adv, s->msg.u.welcome.pub_endpoint.ptr,
-                 s->msg.u.welcome.pub_endpoint.len);
+    text_copy(adv, sizeof adv, s->msg.u.welcome.pub_endpoint.ptr,
+              s->msg.u.welcome.pub_endpoint.len);
     if (tally_endpoint_pub(s->server, adv, s->pub, sizeof s->pub) < 0) {
         seterr(s, "cannot derive a publish endpoint from server '%s' and advertised '%s'",
                s->server, adv);
@@ -536,7 +537,7 @@ static int open_sockets(tally_sub_t *s, void *zctx, const curve_keys_t *keys, ch
     } else {
         s->zctx = zmq_ctx_new();
         if (s->zctx == NULL) {
-            util_errf(err, errlen, "cannot create a ZeroMQ context: %s", zmq_strerror(errno));
+            text_format(err, errlen, "cannot create a ZeroMQ context: %s", zmq_strerror(errno));
             return TALLY_ESYS;
         }
         s->own_ctx = true;
@@ -544,7 +545,7 @@ static int open_sockets(tally_sub_t *s, void *zctx, const curve_keys_t *keys, ch
     s->dealer = zmq_socket(s->zctx, ZMQ_DEALER);
     s->sub = zmq_socket(s->zctx, ZMQ_SUB);
     if (s->dealer == NULL || s->sub == NULL) {
-        util_errf(err, errlen, "cannot create a ZeroMQ socket: %s", zmq_strerror(errno));
+        text_format(err, errlen, "cannot create a ZeroMQ socket: %s", zmq_strerror(errno));
         return TALLY_ESYS;
     }
     int64_t maxmsg = 1 << 20;
@@ -565,16 +566,16 @@ static int open_sockets(tally_sub_t *s, void *zctx, const curve_keys_t *keys, ch
         zmq_setsockopt(s->sub, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) < 0 ||
         zmq_setsockopt(s->sub, ZMQ_SUBSCRIBE, s->prefix, strlen(s->prefix)) < 0 ||
         zmq_setsockopt(s->sub, ZMQ_SUBSCRIBE, PROTO_TOPIC_HEARTBEAT, 1) < 0) {
-        util_errf(err, errlen, "cannot set ZeroMQ socket options: %s", zmq_strerror(errno));
+        text_format(err, errlen, "cannot set ZeroMQ socket options: %s", zmq_strerror(errno));
         return TALLY_ESYS;
     }
     /* Both sockets: the subscription and the snapshots it asks for. */
     if (curve_apply(s->dealer, keys) < 0 || curve_apply(s->sub, keys) < 0) {
-        util_errf(err, errlen, "cannot set the CURVE keys: %s", zmq_strerror(errno));
+        text_format(err, errlen, "cannot set the CURVE keys: %s", zmq_strerror(errno));
         return TALLY_ESYS;
     }
     if (zmq_connect(s->dealer, s->server) < 0) {
-        util_errf(err, errlen, "cannot connect to '%s': %s", s->server, zmq_strerror(errno));
+        text_format(err, errlen, "cannot connect to '%s': %s", s->server, zmq_strerror(errno));
         return TALLY_EINVAL;
     }
     return 0;
@@ -590,14 +591,14 @@ int tally_sub_new(const char *server_endpoint, const char *prefix, const tally_s
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     if (server_endpoint == NULL || out == NULL) {
-        util_errf(err, errlen, "tally_sub_new: server_endpoint and out are required");
+        text_format(err, errlen, "tally_sub_new: server_endpoint and out are required");
         return TALLY_EINVAL;
     }
     if (prefix == NULL)
         prefix = "";
     if (strlen(prefix) > PROTO_PREFIX_MAX) {
-        util_errf(err, errlen, "prefix is %zu bytes, more than the limit of %d", strlen(prefix),
-                  PROTO_PREFIX_MAX);
+        text_format(err, errlen, "prefix is %zu bytes, more than the limit of %d", strlen(prefix),
+                    PROTO_PREFIX_MAX);
         return TALLY_EINVAL;
     }
     tally_sub_t *s = calloc(1, sizeof *s);
@@ -614,7 +615,7 @@ int tally_sub_new(const char *server_endpoint, const char *prefix, const tally_s
     s->hello_backoff = HELLO_BACKOFF_MIN;
     int rc = tally_endpoint_normalize(server_endpoint, s->server, sizeof s->server);
     if (rc < 0) {
-        util_errf(err, errlen, "server address '%s' is not valid", server_endpoint);
+        text_format(err, errlen, "server address '%s' is not valid", server_endpoint);
         goto fail;
     }
     curve_keys_t keys;
@@ -631,7 +632,7 @@ int tally_sub_new(const char *server_endpoint, const char *prefix, const tally_s
         if (rc == 0)
             rc = connect_sub(s, now);
         if (rc < 0) {
-            util_errf(err, errlen, "publish endpoint '%s' is not valid", o->pub_endpoint);
+            text_format(err, errlen, "publish endpoint '%s' is not valid", o->pub_endpoint);
             goto fail;
         }
     } else {

@@ -4,12 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "text.h"
 
 void sub_entry_set(sub_entry_t *e, const proto_tally_t *t)
 {
-    util_strlcpy(e->metric, sizeof e->metric, t->metric.ptr, t->metric.len);
-    util_strlcpy(e->scope, sizeof e->scope, t->scope.ptr, t->scope.len);
+    text_copy(e->metric, sizeof e->metric, t->metric.ptr, t->metric.len);
+    text_copy(e->scope, sizeof e->scope, t->scope.ptr, t->scope.len);
     if (proto_topic(e->topic, sizeof e->topic, t->metric, t->scope) < 0)
         e->topic[0] = '\0'; /* cannot happen for names the decoder accepted */
     e->pub.metric = e->metric;
@@ -22,7 +22,7 @@ void sub_entry_set(sub_entry_t *e, const proto_tally_t *t)
     e->pub.nvalues = n;
     for (unsigned i = 0; i < n; i++) {
         const proto_value_t *v = &t->values[i];
-        util_strlcpy(e->columns[i], sizeof e->columns[i], v->name.ptr, v->name.len);
+        text_copy(e->columns[i], sizeof e->columns[i], v->name.ptr, v->name.len);
         e->pub.values[i].column = e->columns[i];
         e->pub.values[i].present = v->present;
         e->pub.values[i].num = v->present ? v->num : 0;

@@ -1,4 +1,4 @@
-/* util.c - clocks, randomness and string helpers for libtally. */
+/* util.c - clocks, randomness and hex for libtally. */
 #include "util.h"
 
 #include <errno.h>
@@ -44,16 +44,6 @@ int util_random(void *buf, size_t len)
     return 0;
 }
 
-void util_errf(char *buf, size_t cap, const char *fmt, ...)
-{
-    if (buf == NULL || cap == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, cap, fmt, ap);
-    va_end(ap);
-}
-
 void util_hex(const uint8_t *in, size_t len, char *out)
 {
     static const char digits[] = "0123456789abcdef";
@@ -87,17 +77,6 @@ int util_unhex(const char *s, size_t slen, uint8_t *out, size_t len)
         out[i] = (uint8_t)(hi << 4 | lo);
     }
     return 0;
-}
-
-void util_strlcpy(char *dst, size_t cap, const char *src, size_t len)
-{
-    if (cap == 0)
-        return;
-    if (len >= cap)
-        len = cap - 1;
-    if (len > 0)
-        memcpy(dst, src, len);
-    dst[len] = '\0';
 }
 
 uint64_t util_rand_next(uint64_t *state)

@@ -2,7 +2,6 @@
 #ifndef TALLY_CLIENT_UTIL_H
 #define TALLY_CLIENT_UTIL_H
 
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,19 +15,12 @@ int64_t util_real_ms(void);
  * TALLY_ESYS. */
 int util_random(void *buf, size_t len);
 
-/* snprintf into buf (cap bytes) when buf is not NULL and cap > 0. */
-void util_errf(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
 /* Lower-case hex of len bytes into out (2 * len + 1 bytes). */
 void util_hex(const uint8_t *in, size_t len, char *out);
 
 /* Parse exactly 2 * len hex digits from s into out.  Returns 0 or
  * TALLY_EMALFORMED. */
 int util_unhex(const char *s, size_t slen, uint8_t *out, size_t len);
-
-/* Copy a length-delimited string into dst (cap bytes), always
- * NUL-terminating and truncating if needed. */
-void util_strlcpy(char *dst, size_t cap, const char *src, size_t len);
 
 /* A small PRNG (xorshift64*) for jitter, seeded by the caller. */
 uint64_t util_rand_next(uint64_t *state);
