@@ -15,53 +15,6 @@
 
 #define INPUT_MAX (64u << 20)
 
-size_t cli_edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64)
-        return (size_t)-1; /* nobody mistypes an option that long */
-    size_t d[65][65];
-    for (size_t i = 0; i <= la; i++)
-        d[i][0] = i;
-    for (size_t j = 0; j <= lb; j++)
-        d[0][j] = j;
-    for (size_t i = 1; i <= la; i++)
-        for (size_t j = 1; j <= lb; j++) {
-            size_t cost = a[i - 1] != b[j - 1];
-            size_t v = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < v)
-                v = d[i][j - 1] + 1;
-            if (d[i - 1][j - 1] + cost < v)
-                v = d[i - 1][j - 1] + cost;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-                d[i - 2][j - 2] + 1 < v)
-                v = d[i - 2][j - 2] + 1;
-            d[i][j] = v;
-        }
-    return d[la][lb];
-}
-
-const char *cli_suggest(const char *word, const char *const *candidates, size_t n)
-{
-    const char *best = NULL;
-    size_t best_d = (size_t)-1;
-    size_t wl = strlen(word);
-    for (size_t i = 0; i < n; i++) {
-        size_t d = cli_edit_distance(word, candidates[i]);
-        /* A prefix of a candidate is also a likely slip ("--time" typed as
-         * "--tim" is ambiguous for getopt only when several match). */
-        if (wl >= 2 && strncmp(word, candidates[i], wl) == 0 && d > 1)
-            d = 1;
-        if (d < best_d) {
-            best_d = d;
-            best = candidates[i];
-        }
-    }
-    if (best != NULL && best_d <= 2 && best_d < wl)
-        return best;
-    return NULL;
-}
-
 static void hint(const char *cmd)
 {
     if (cmd != NULL)

@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <stddef.h>
 
+#include "suggest.h"
 #include "tally.h"
 
 /* Exit codes of the tally command (tally(1), EXIT STATUS). */
@@ -38,13 +39,19 @@ typedef struct cli_global {
  * load are reported for cmd; returns CLI_USAGE then, else 0. */
 int cli_curve(cli_global_t *g, const char *cmd, const tally_curve_t **out);
 
-/* Optimal string alignment distance (edits, with adjacent transpositions
- * counting one). */
-size_t cli_edit_distance(const char *a, const char *b);
+/* "Did you mean" for mistyped commands and options: the command's names
+ * for suggest_distance and suggest_pick (proto/suggest.h), where the rules
+ * are (at most 2 edits, fewer than the word's length, a prefix counts as
+ * one edit). */
+static inline size_t cli_edit_distance(const char *a, const char *b)
+{
+    return suggest_distance(a, b);
+}
 
-/* The candidate closest to word when it is close enough to be a likely
- * typo (distance <= 2 and less than the word's length), else NULL. */
-const char *cli_suggest(const char *word, const char *const *candidates, size_t n);
+static inline const char *cli_suggest(const char *word, const char *const *candidates, size_t n)
+{
+    return suggest_pick(word, candidates, n);
+}
 
 /* Print the error for a getopt_long return of '?' or ':' (optstring must
  * start with ':') in command cmd ("push"), with a suggestion for a
