@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "cli_render.h"
+#include "vec.h"
 
 const char cli_get_usage[] =
     "Usage: tally get [--metric M] [--town T | --all] [--json] [OPTIONS]\n"
@@ -40,15 +41,9 @@ static void on_tally(void *ctx, const tally_tally_t *t)
     collect_t *c = ctx;
     if (c->metric != NULL && strcmp(c->metric, t->metric) != 0)
         return;
-    if (c->n == c->cap) {
-        size_t ncap = c->cap ? c->cap * 2 : 64;
-        cli_render_tally_t **nv = realloc(c->v, ncap * sizeof *nv);
-        if (nv == NULL) {
-            c->oom = true;
-            return;
-        }
-        c->v = nv;
-        c->cap = ncap;
+    if (VEC_RESERVE(c->v, c->cap, c->n + 1) < 0) {
+        c->oom = true;
+        return;
     }
     cli_render_tally_t *d = cli_render_dup(t);
     if (d == NULL) {

@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "json.h"
 #include "table.h"
+#include "vec.h"
 
 const char cli_stats_usage[] = "Usage: tally stats [--json] [OPTIONS]\n"
                                "\n"
@@ -40,15 +41,9 @@ typedef struct stats {
 static void on_stat(void *ctx, const char *name, int64_t value)
 {
     stats_t *s = ctx;
-    if (s->n == s->cap) {
-        size_t ncap = s->cap ? s->cap * 2 : 32;
-        stat_entry_t *nv = realloc(s->v, ncap * sizeof *nv);
-        if (nv == NULL) {
-            s->oom = true;
-            return;
-        }
-        s->v = nv;
-        s->cap = ncap;
+    if (VEC_RESERVE(s->v, s->cap, s->n + 1) < 0) {
+        s->oom = true;
+        return;
     }
     char *copy = strdup(name);
     if (copy == NULL) {

@@ -12,8 +12,10 @@
 
 #include "proto.h"
 #include "text.h"
+#include "vec.h"
 
-#define INPUT_MAX (64u << 20)
+#define INPUT_FIRST 8192u /* bytes read at first */
+#define INPUT_MAX   (64u << 20)
 
 static void hint(const char *cmd)
 {
@@ -111,10 +113,10 @@ int cli_read_input(const char *path, char **buf, size_t *len, char *err, size_t 
         text_format(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return TALLY_EIO;
     }
-    size_t cap = 8192, n = 0;
-    char *b = malloc(cap);
+    size_t cap = 0, n = 0;
+    char *b = NULL;
     int rc = 0;
-    while (b != NULL) {
+    for (;;) {
         if (n + 1 >= cap) {
             if (cap >= INPUT_MAX) {
                 text_format(err, errlen, "%s is larger than the limit of %u MiB",
@@ -122,11 +124,10 @@ int cli_read_input(const char *path, char **buf, size_t *len, char *err, size_t 
                 rc = TALLY_ETOOLARGE;
                 break;
             }
-            char *nb = realloc(b, cap * 2);
-            if (nb == NULL)
+            if (VEC_RESERVE(b, cap, cap < INPUT_FIRST ? INPUT_FIRST : 2 * cap) < 0) {
+                rc = TALLY_ENOMEM;
                 break;
-            b = nb;
-            cap *= 2;
+            }
         }
         size_t got = fread(b + n, 1, cap - n - 1, f);
         n += got;
@@ -141,8 +142,6 @@ int cli_read_input(const char *path, char **buf, size_t *len, char *err, size_t 
     }
     if (!is_stdin)
         fclose(f);
-    if (b == NULL)
-        return TALLY_ENOMEM;
     if (rc < 0) {
         free(b);
         return rc;

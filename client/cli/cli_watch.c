@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "cli_render.h"
+#include "vec.h"
 
 const char cli_watch_usage[] =
     "Usage: tally watch [--metric M] [--town T | --all] [--json] [OPTIONS]\n"
@@ -121,15 +122,9 @@ static void add_row(void *ctx, const tally_tally_t *t)
     rows_t *r = ctx;
     if (r->metric != NULL && strcmp(r->metric, t->metric) != 0)
         return;
-    if (r->n == r->cap) {
-        size_t ncap = r->cap ? r->cap * 2 : 64;
-        const tally_tally_t **nv = realloc(r->v, ncap * sizeof *nv);
-        if (nv == NULL) {
-            r->oom = true;
-            return;
-        }
-        r->v = nv;
-        r->cap = ncap;
+    if (VEC_RESERVE(r->v, r->cap, r->n + 1) < 0) {
+        r->oom = true;
+        return;
     }
     r->v[r->n++] = t;
 }

@@ -12,6 +12,7 @@
 
 #include "proto.h"
 #include "text.h"
+#include "vec.h"
 
 #define FIELDS_MAX 256
 
@@ -52,14 +53,8 @@ range:
 
 int csv_samples_add(csv_samples_t *s, const char *metric, size_t mlen, int64_t value, unsigned line)
 {
-    if (s->n == s->cap) {
-        size_t ncap = s->cap ? s->cap * 2 : 32;
-        csv_sample_t *nv = realloc(s->v, ncap * sizeof *nv);
-        if (nv == NULL)
-            return TALLY_ENOMEM;
-        s->v = nv;
-        s->cap = ncap;
-    }
+    if (VEC_RESERVE(s->v, s->cap, s->n + 1) < 0)
+        return TALLY_ENOMEM;
     char *m = strndup(metric, mlen);
     if (m == NULL)
         return TALLY_ENOMEM;
@@ -111,14 +106,8 @@ static int read_record(reader_t *r, field_t *fields, const char *name, char *err
         return 0;
     /* Quoted fields are copied into scratch, which must not move while the
      * record's fields point into it: reserve the record's worst case. */
-    size_t need = (size_t)(r->end - r->p) + 1;
-    if (need > r->scratch_cap) {
-        char *ns = realloc(r->scratch, need);
-        if (ns == NULL)
-            return TALLY_ENOMEM;
-        r->scratch = ns;
-        r->scratch_cap = need;
-    }
+    if (VEC_RESERVE(r->scratch, r->scratch_cap, (size_t)(r->end - r->p) + 1) < 0)
+        return TALLY_ENOMEM;
     r->scratch_len = 0;
     int n = 0;
     unsigned start_line = r->line;

@@ -6,6 +6,7 @@
 
 #include "tally_error.h"
 #include "utf8.h"
+#include "vec.h"
 
 typedef struct range {
     uint32_t lo, hi;
@@ -135,14 +136,9 @@ void table_align_right(table_t *t, unsigned col)
 
 int table_add(table_t *t, const char *const *cells)
 {
-    if (t->rows == t->cap) {
-        size_t ncap = t->cap ? t->cap * 2 : 16;
-        char **nc = realloc(t->cells, ncap * t->ncols * sizeof *nc);
-        if (nc == NULL)
-            return TALLY_ENOMEM;
-        t->cells = nc;
-        t->cap = ncap;
-    }
+    /* The array's element is a row of ncols cells. */
+    if (vec_reserve(&t->cells, &t->cap, t->rows + 1, t->ncols * sizeof *t->cells) < 0)
+        return TALLY_ENOMEM;
     char **row = t->cells + t->rows * t->ncols;
     for (unsigned i = 0; i < t->ncols; i++) {
         row[i] = strdup(cells[i] ? cells[i] : "");

@@ -10,6 +10,7 @@
 #include "sub_store.h"
 #include "text.h"
 #include "util.h"
+#include "vec.h"
 
 #define DEFAULT_TIMEOUT 10000
 
@@ -138,14 +139,8 @@ static void items_clear(items_t *it)
 
 static int items_add(items_t *it, const proto_tally_t *t)
 {
-    if (it->n == it->cap) {
-        size_t ncap = it->cap ? it->cap * 2 : 64;
-        sub_entry_t **nv = realloc(it->v, ncap * sizeof *nv);
-        if (nv == NULL)
-            return TALLY_ENOMEM;
-        it->v = nv;
-        it->cap = ncap;
-    }
+    if (VEC_RESERVE(it->v, it->cap, it->n + 1) < 0)
+        return TALLY_ENOMEM;
     sub_entry_t *e = malloc(sizeof *e);
     if (e == NULL)
         return TALLY_ENOMEM;

@@ -21,6 +21,7 @@
 #include "tally_error.h"
 #include "text.h"
 #include "util.h"
+#include "vec.h"
 
 struct spool {
     char *path;
@@ -251,17 +252,11 @@ int spool_list(spool_t *s, uint64_t **seqs, size_t *n, char *err, size_t errlen)
         if (strlen(e->d_name) != 24 || strcmp(e->d_name + 20, ".sub") != 0 ||
             parse_u64(e->d_name, 20, &seq) < 0 || seq == 0)
             continue;
-        if (*n == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            uint64_t *nv = realloc(v, ncap * sizeof *v);
-            if (nv == NULL) {
-                free(v);
-                closedir(d);
-                *n = 0;
-                return TALLY_ENOMEM;
-            }
-            v = nv;
-            cap = ncap;
+        if (VEC_RESERVE(v, cap, *n + 1) < 0) {
+            free(v);
+            closedir(d);
+            *n = 0;
+            return TALLY_ENOMEM;
         }
         v[(*n)++] = seq;
     }
