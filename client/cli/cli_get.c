@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_opts.h"
 #include "cli_render.h"
 #include "vec.h"
 
@@ -85,68 +86,28 @@ static int print(const collect_t *c, bool json, const char *prefix, uint64_t seq
 
 int cli_get(int argc, char **argv, cli_global_t *g)
 {
-    static const struct option longopts[] = {
-        {"metric", required_argument, NULL, 'm'},
-        {"town", required_argument, NULL, 't'},
-        {"all", no_argument, NULL, 'a'},
-        {"json", no_argument, NULL, 'j'},
-        {"timeout", required_argument, NULL, 'W'},
-        {"server", required_argument, NULL, 's'},
-        {"server-key", required_argument, NULL, CLI_OPT_SERVER_KEY},
-        {"cert", required_argument, NULL, CLI_OPT_CERT},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *metric = NULL, *town = NULL;
-    bool json = false, all = false;
-    int timeout_ms = CLI_DEFAULT_TIMEOUT_MS;
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":m:t:ajs:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'm':
-            metric = optarg;
-            break;
-        case 't':
-            town = optarg;
-            break;
-        case 'a':
-            all = true;
-            break;
-        case 'j':
-            json = true;
-            break;
-        case 'W':
-            if (cli_parse_seconds(optarg, &timeout_ms) < 0)
-                return cli_usage_error("get", "--timeout '%s' is not a number of seconds > 0",
-                                       optarg);
-            break;
-        default: {
-            int st = cli_shared_option(g, "get", c, argv, longopts, cli_get_usage);
-            if (st != CLI_CONTINUE)
-                return st;
-            break;
-        }
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("get", "unexpected argument '%s'", argv[optind]);
-    char prefix[300];
-    if (cli_prefix("get", metric, town, all, prefix, sizeof prefix) != 0)
-        return CLI_USAGE;
+    cli_opts_t o;
+    cli_opts_init(&o, "get", cli_get_usage, g,
+                  CLI_OPTS_FILTER | CLI_OPTS_JSON | CLI_OPTS_TIMEOUT | CLI_OPTS_SERVER |
+                      CLI_OPTS_NO_OPERANDS,
+                  NULL);
+    int status = cli_opts_parse(&o, argc, argv);
+    if (status != CLI_CONTINUE)
+        return status;
     const tally_curve_t *curve;
-    int status = cli_curve(g, "get", &curve);
+    status = cli_curve(g, "get", &curve);
     if (status != 0)
         return status;
-    collect_t col = {.metric = all ? metric : NULL};
+    collect_t col = {.metric = o.all ? o.metric : NULL};
     uint64_t seq = 0, stream = 0;
-    int rc = tally_get_curve(g->server, curve, prefix, timeout_ms, on_tally, &col, &seq, &stream);
+    int rc =
+        tally_get_curve(g->server, curve, o.prefix, o.timeout_ms, on_tally, &col, &seq, &stream);
     if (rc < 0) {
-        status = cli_request_failed_curve(g, rc, timeout_ms);
+        status = cli_request_failed_curve(g, rc, o.timeout_ms);
     } else if (col.oom) {
         cli_error("out of memory");
         status = CLI_INTERNAL;
-    } else if (print(&col, json, prefix, seq, stream) < 0) {
+    } else if (print(&col, o.json, o.prefix, seq, stream) < 0) {
         cli_error("out of memory");
         status = CLI_INTERNAL;
     }

@@ -11,6 +11,7 @@
 
 #include "atomic_file.h"
 #include "cli.h"
+#include "cli_opts.h"
 
 #define Z85_KEY_LEN 40
 
@@ -148,29 +149,23 @@ static int keygen(const char *dir, const char *name)
 
 int cli_keygen(int argc, char **argv, cli_global_t *g)
 {
-    (void)g;
-    static const struct option longopts[] = {
+    static const struct option own[] = {
         {"out", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    cli_opts_t o;
+    cli_opts_init(&o, "keygen", cli_keygen_usage, g, 0, own);
     const char *dir = "";
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'o':
+    int c, status;
+    while ((status = cli_opts_next(&o, argc, argv, &c)) == CLI_CONTINUE && c != -1) {
+        if (c == 'o') {
             if (optarg[0] == '\0')
                 return cli_usage_error("keygen", "--out needs a directory");
             dir = optarg;
-            break;
-        case 'h':
-            fputs(cli_keygen_usage, stdout);
-            return CLI_OK;
-        default:
-            return cli_bad_option("keygen", c, argv, longopts);
         }
     }
+    if (status != CLI_CONTINUE)
+        return status;
     if (optind >= argc)
         return cli_usage_error("keygen", "missing NAME, the file name of the public key");
     if (optind + 1 < argc)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_opts.h"
 
 #ifndef TALLY_VERSION
 #define TALLY_VERSION "0.0.0"
@@ -89,11 +90,7 @@ static int help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"server", required_argument, NULL, 's'},
-        {"server-key", required_argument, NULL, CLI_OPT_SERVER_KEY},
-        {"cert", required_argument, NULL, CLI_OPT_CERT},
-        {"help", no_argument, NULL, 'h'},
+    static const struct option own[] = {
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
@@ -108,31 +105,18 @@ int main(int argc, char **argv)
     } else {
         strcpy(g.server, TALLY_DEFAULT_SERVER);
     }
-    opterr = 0;
-    int c;
-    /* '+': stop at the subcommand, whose options are its own. */
-    while ((c = getopt_long(argc, argv, "+:s:hV", longopts, NULL)) != -1) {
-        switch (c) {
-        case 's':
-            if (cli_set_server(&g, NULL, optarg) != 0)
-                return CLI_USAGE;
-            break;
-        case CLI_OPT_SERVER_KEY:
-            g.server_key = optarg;
-            break;
-        case CLI_OPT_CERT:
-            g.cert = optarg;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return CLI_OK;
-        case 'V':
+    /* The options before the subcommand; its own follow it. */
+    cli_opts_t o;
+    cli_opts_init(&o, NULL, usage, &g, CLI_OPTS_SERVER, own);
+    int c, status;
+    while ((status = cli_opts_next(&o, argc, argv, &c)) == CLI_CONTINUE && c != -1) {
+        if (c == 'V') {
             printf("tally %s\n", TALLY_VERSION);
             return CLI_OK;
-        default:
-            return cli_bad_option(NULL, c, argv, longopts);
         }
     }
+    if (status != CLI_CONTINUE)
+        return status;
     if (optind >= argc) {
         fputs(usage, stderr);
         return CLI_USAGE;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_opts.h"
 #include "csv.h"
 #include "proto.h"
 #include "when.h"
@@ -223,35 +224,32 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
     return status;
 }
 
+enum { OPT_SPOOL = CLI_OPT_OWN, OPT_FLUSH };
+
 int cli_push(int argc, char **argv, cli_global_t *g)
 {
-    static const struct option longopts[] = {
+    static const struct option own[] = {
         {"town", required_argument, NULL, 't'},
         {"file", required_argument, NULL, 'f'},
         {"time", required_argument, NULL, 'T'},
-        {"spool", required_argument, NULL, 'S'},
-        {"timeout", required_argument, NULL, 'W'},
-        {"flush", no_argument, NULL, 'F'},
+        {"spool", required_argument, NULL, OPT_SPOOL},
+        {"flush", no_argument, NULL, OPT_FLUSH},
         {"quiet", no_argument, NULL, 'q'},
-        {"server", required_argument, NULL, 's'},
-        {"server-key", required_argument, NULL, CLI_OPT_SERVER_KEY},
-        {"cert", required_argument, NULL, CLI_OPT_CERT},
-        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    cli_opts_t o;
+    cli_opts_init(&o, "push", cli_push_usage, g, CLI_OPTS_TIMEOUT | CLI_OPTS_SERVER, own);
     const char *town = NULL, *file = NULL, *spool = NULL;
     int64_t time_ms = 0;
-    int timeout_ms = CLI_DEFAULT_TIMEOUT_MS;
     bool quiet = false, flush = false;
     char err[512];
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":t:f:T:qs:h", longopts, NULL)) != -1) {
+    int c, status;
+    while ((status = cli_opts_next(&o, argc, argv, &c)) == CLI_CONTINUE && c != -1) {
         switch (c) {
         case 't':
             town = optarg;
             break;
-        case 'F':
+        case OPT_FLUSH:
             flush = true;
             break;
         case 'f':
@@ -263,25 +261,16 @@ int cli_push(int argc, char **argv, cli_global_t *g)
             if (time_ms == 0)
                 time_ms = 1; /* 0 would mean "now" to the library */
             break;
-        case 'S':
+        case OPT_SPOOL:
             spool = optarg;
-            break;
-        case 'W':
-            if (cli_parse_seconds(optarg, &timeout_ms) < 0)
-                return cli_usage_error("push", "--timeout '%s' is not a number of seconds > 0",
-                                       optarg);
             break;
         case 'q':
             quiet = true;
             break;
-        default: {
-            int st = cli_shared_option(g, "push", c, argv, longopts, cli_push_usage);
-            if (st != CLI_CONTINUE)
-                return st;
-            break;
-        }
         }
     }
+    if (status != CLI_CONTINUE)
+        return status;
     if (town == NULL)
         return cli_usage_error("push", "--town NAME is required");
     if (proto_name_check(town, strlen(town)) < 0)
@@ -293,7 +282,7 @@ int cli_push(int argc, char **argv, cli_global_t *g)
         if (pairs || file != NULL)
             return cli_usage_error("push", "--flush pushes nothing new: drop the figures");
         csv_samples_t none = {0};
-        return deliver(g, town, spool, 0, timeout_ms, quiet, &none);
+        return deliver(g, town, spool, 0, o.timeout_ms, quiet, &none);
     }
     if (pairs && file != NULL)
         return cli_usage_error("push", "give METRIC=VALUE pairs or --file, not both");
@@ -316,7 +305,7 @@ int cli_push(int argc, char **argv, cli_global_t *g)
             /* One clock reading for all figures: they form one submission. */
             time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
         }
-        rc = deliver(g, town, spool, time_ms, timeout_ms, quiet, &samples);
+        rc = deliver(g, town, spool, time_ms, o.timeout_ms, quiet, &samples);
     }
     csv_samples_free(&samples);
     return rc;

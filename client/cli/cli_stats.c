@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_opts.h"
 #include "json.h"
 #include "table.h"
 #include "vec.h"
@@ -92,54 +93,27 @@ static int print(const stats_t *s, bool json)
 
 int cli_stats(int argc, char **argv, cli_global_t *g)
 {
-    static const struct option longopts[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"timeout", required_argument, NULL, 'W'},
-        {"server", required_argument, NULL, 's'},
-        {"server-key", required_argument, NULL, CLI_OPT_SERVER_KEY},
-        {"cert", required_argument, NULL, CLI_OPT_CERT},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    bool json = false;
-    int timeout_ms = CLI_DEFAULT_TIMEOUT_MS;
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":js:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'j':
-            json = true;
-            break;
-        case 'W':
-            if (cli_parse_seconds(optarg, &timeout_ms) < 0)
-                return cli_usage_error("stats", "--timeout '%s' is not a number of seconds > 0",
-                                       optarg);
-            break;
-        default: {
-            int st = cli_shared_option(g, "stats", c, argv, longopts, cli_stats_usage);
-            if (st != CLI_CONTINUE)
-                return st;
-            break;
-        }
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("stats", "unexpected argument '%s'", argv[optind]);
+    cli_opts_t o;
+    cli_opts_init(&o, "stats", cli_stats_usage, g,
+                  CLI_OPTS_JSON | CLI_OPTS_TIMEOUT | CLI_OPTS_SERVER | CLI_OPTS_NO_OPERANDS, NULL);
+    int status = cli_opts_parse(&o, argc, argv);
+    if (status != CLI_CONTINUE)
+        return status;
     const tally_curve_t *curve;
-    int status = cli_curve(g, "stats", &curve);
+    status = cli_curve(g, "stats", &curve);
     if (status != 0)
         return status;
     stats_t s = {0};
-    int rc = tally_stats_curve(g->server, curve, timeout_ms, on_stat, &s);
+    int rc = tally_stats_curve(g->server, curve, o.timeout_ms, on_stat, &s);
     if (rc < 0) {
-        status = cli_request_failed_curve(g, rc, timeout_ms);
+        status = cli_request_failed_curve(g, rc, o.timeout_ms);
     } else if (s.oom) {
         cli_error("out of memory");
         status = CLI_INTERNAL;
     } else {
         if (s.n > 1)
             qsort(s.v, s.n, sizeof *s.v, cmp_entry);
-        if (print(&s, json) < 0) {
+        if (print(&s, o.json) < 0) {
             cli_error("out of memory");
             status = CLI_INTERNAL;
         }

@@ -265,23 +265,3 @@ int cli_request_failed_curve(const cli_global_t *g, int rc, int timeout_ms)
     }
     return cli_request_failed(g->server, rc, timeout_ms);
 }
-
-int cli_shared_option(cli_global_t *g, const char *cmd, int c, char *const *argv,
-                      const struct option *longopts, const char *usage)
-{
-    switch (c) {
-    case 's':
-        return cli_set_server(g, cmd, optarg) != 0 ? CLI_USAGE : CLI_CONTINUE;
-    case CLI_OPT_SERVER_KEY:
-        g->server_key = optarg;
-        return CLI_CONTINUE;
-    case CLI_OPT_CERT:
-        g->cert = optarg;
-        return CLI_CONTINUE;
-    case 'h':
-        fputs(usage, stdout);
-        return CLI_OK;
-    default:
-        return cli_bad_option(cmd, c, argv, longopts);
-    }
-}

@@ -20,11 +20,6 @@ enum cli_exit {
 
 #define CLI_DEFAULT_TIMEOUT_MS 10000
 
-/* getopt_long values of the long-only options every command that talks
- * to tallyd takes (--server-key, --cert). */
-#define CLI_OPT_SERVER_KEY 0x100
-#define CLI_OPT_CERT       0x101
-
 /* Settings given before the subcommand or through the environment. */
 typedef struct cli_global {
     char server[TALLY_ENDPOINT_MAX]; /* normalized */
@@ -79,14 +74,6 @@ int cli_parse_count(const char *s, long *out);
 /* Normalize a server address into g->server; on failure print an error
  * for cmd and return CLI_USAGE, else 0. */
 int cli_set_server(cli_global_t *g, const char *cmd, const char *addr);
-
-/* getopt_long's answer c in subcommand cmd for an option every subcommand
- * shares: -s/--server, --server-key, --cert (stored in g) and -h (prints
- * usage).  Returns CLI_CONTINUE when parsing goes on, else the exit status
- * to return (CLI_OK after -h, CLI_USAGE for a bad or unknown option). */
-#define CLI_CONTINUE (-1)
-int cli_shared_option(cli_global_t *g, const char *cmd, int c, char *const *argv,
-                      const struct option *longopts, const char *usage);
 
 /* The topic prefix of `get`/`watch` filters: county-wide "u/county/[M/]",
  * one township "u/town/T/[M/]", or everything "u/" when all is set (the

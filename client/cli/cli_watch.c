@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_opts.h"
 #include "cli_render.h"
 #include "vec.h"
 
@@ -205,39 +206,19 @@ static int run(watch_t *w, int duration_ms, bool table)
 
 int cli_watch(int argc, char **argv, cli_global_t *g)
 {
-    static const struct option longopts[] = {
-        {"metric", required_argument, NULL, 'm'},
-        {"town", required_argument, NULL, 't'},
-        {"all", no_argument, NULL, 'a'},
-        {"json", no_argument, NULL, 'j'},
+    static const struct option own[] = {
         {"count", required_argument, NULL, 'n'},
         {"duration", required_argument, NULL, 'd'},
-        {"server", required_argument, NULL, 's'},
-        {"server-key", required_argument, NULL, CLI_OPT_SERVER_KEY},
-        {"cert", required_argument, NULL, CLI_OPT_CERT},
-        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *metric = NULL, *town = NULL;
-    bool json = false, all = false;
+    cli_opts_t o;
+    cli_opts_init(&o, "watch", cli_watch_usage, g,
+                  CLI_OPTS_FILTER | CLI_OPTS_JSON | CLI_OPTS_SERVER | CLI_OPTS_NO_OPERANDS, own);
     long count = 0;
     int duration_ms = 0;
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":m:t:ajn:d:s:h", longopts, NULL)) != -1) {
+    int c, status;
+    while ((status = cli_opts_next(&o, argc, argv, &c)) == CLI_CONTINUE && c != -1) {
         switch (c) {
-        case 'm':
-            metric = optarg;
-            break;
-        case 't':
-            town = optarg;
-            break;
-        case 'a':
-            all = true;
-            break;
-        case 'j':
-            json = true;
-            break;
         case 'n':
             if (cli_parse_count(optarg, &count) < 0)
                 return cli_usage_error("watch", "--count '%s' is not a whole number >= 1", optarg);
@@ -247,36 +228,27 @@ int cli_watch(int argc, char **argv, cli_global_t *g)
                 return cli_usage_error("watch", "--duration '%s' is not a number of seconds > 0",
                                        optarg);
             break;
-        default: {
-            int st = cli_shared_option(g, "watch", c, argv, longopts, cli_watch_usage);
-            if (st != CLI_CONTINUE)
-                return st;
-            break;
-        }
         }
     }
-    if (optind < argc)
-        return cli_usage_error("watch", "unexpected argument '%s'", argv[optind]);
-    char prefix[300];
-    if (cli_prefix("watch", metric, town, all, prefix, sizeof prefix) != 0)
-        return CLI_USAGE;
-    bool table = !json && isatty(STDOUT_FILENO);
+    if (status != CLI_CONTINUE)
+        return status;
+    bool table = !o.json && isatty(STDOUT_FILENO);
     watch_t w = {
         .server = g->server,
-        .prefix = prefix,
-        .metric = all ? metric : NULL,
+        .prefix = o.prefix,
+        .metric = o.all ? o.metric : NULL,
         .json = !table,
         .count = count,
     };
     tally_sub_callbacks_t cb = {
         .on_reset = on_reset, .on_tally = on_tally, .on_synced = on_synced, .ctx = &w};
     const tally_curve_t *curve;
-    int status = cli_curve(g, "watch", &curve);
+    status = cli_curve(g, "watch", &curve);
     if (status != 0)
         return status;
     char err[512];
-    tally_sub_opts_t o = {.errbuf = err, .errbuf_len = sizeof err, .curve = curve};
-    int rc = tally_sub_new(g->server, prefix, &cb, &o, &w.sub);
+    tally_sub_opts_t so = {.errbuf = err, .errbuf_len = sizeof err, .curve = curve};
+    int rc = tally_sub_new(g->server, o.prefix, &cb, &so, &w.sub);
     if (rc < 0) {
         cli_error("%s", err);
         return rc == TALLY_EINVAL ? CLI_USAGE : CLI_INTERNAL;
