@@ -8,7 +8,6 @@
 #include "cli.h"
 #include "cli_opts.h"
 #include "cli_render.h"
-#include "vec.h"
 
 const char cli_get_usage[] =
     "Usage: tally get [--metric M] [--town T | --all] [--json] [OPTIONS]\n"
@@ -30,30 +29,6 @@ const char cli_get_usage[] =
     "                     `tally keygen NAME`; default: $TALLY_CERT)\n"
     "  -h, --help         show this help\n";
 
-typedef struct collect {
-    const char *metric; /* filter for --all --metric, else NULL */
-    cli_render_tally_t **v;
-    size_t n, cap;
-    bool oom;
-} collect_t;
-
-static void on_tally(void *ctx, const tally_tally_t *t)
-{
-    collect_t *c = ctx;
-    if (c->metric != NULL && strcmp(c->metric, t->metric) != 0)
-        return;
-    if (VEC_RESERVE(c->v, c->cap, c->n + 1) < 0) {
-        c->oom = true;
-        return;
-    }
-    cli_render_tally_t *d = cli_render_dup(t);
-    if (d == NULL) {
-        c->oom = true;
-        return;
-    }
-    c->v[c->n++] = d;
-}
-
 static void print_json(const tally_tally_t *const *v, size_t n, uint64_t seq, uint64_t stream)
 {
     printf("{\"seq\":%" PRIu64 ",\"stream_id\":%" PRIu64 ",\"tallies\":[", seq, stream);
@@ -65,23 +40,16 @@ static void print_json(const tally_tally_t *const *v, size_t n, uint64_t seq, ui
     fputs("]}\n", stdout);
 }
 
-static int print(const collect_t *c, bool json, const char *prefix, uint64_t seq, uint64_t stream)
+static int print(cli_render_rows_t *r, bool json, const char *prefix, uint64_t seq, uint64_t stream)
 {
-    const tally_tally_t **v = malloc((c->n ? c->n : 1) * sizeof *v);
-    if (v == NULL)
-        return TALLY_ENOMEM;
-    for (size_t i = 0; i < c->n; i++)
-        v[i] = &c->v[i]->t;
-    cli_render_sort(v, c->n);
-    int rc = 0;
+    cli_render_sort(r->v, r->n);
     if (json)
-        print_json(v, c->n, seq, stream);
-    else if (c->n == 0)
+        print_json(r->v, r->n, seq, stream);
+    else if (r->n == 0)
         fprintf(stderr, "tally get: no tallies under '%s' yet\n", prefix);
     else
-        rc = cli_render_table(stdout, v, c->n);
-    free(v);
-    return rc;
+        return cli_render_table(stdout, r->v, r->n);
+    return 0;
 }
 
 int cli_get(int argc, char **argv, cli_global_t *g)
@@ -98,21 +66,16 @@ int cli_get(int argc, char **argv, cli_global_t *g)
     status = cli_curve(g, "get", &curve);
     if (status != 0)
         return status;
-    collect_t col = {.metric = o.all ? o.metric : NULL};
+    cli_render_rows_t rows = {.metric = o.all ? o.metric : NULL, .copy = true};
     uint64_t seq = 0, stream = 0;
-    int rc =
-        tally_get_curve(g->server, curve, o.prefix, o.timeout_ms, on_tally, &col, &seq, &stream);
+    int rc = tally_get_curve(g->server, curve, o.prefix, o.timeout_ms, cli_render_rows_add, &rows,
+                             &seq, &stream);
     if (rc < 0) {
         status = cli_request_failed_curve(g, rc, o.timeout_ms);
-    } else if (col.oom) {
-        cli_error("out of memory");
-        status = CLI_INTERNAL;
-    } else if (print(&col, o.json, o.prefix, seq, stream) < 0) {
+    } else if (rows.oom || print(&rows, o.json, o.prefix, seq, stream) < 0) {
         cli_error("out of memory");
         status = CLI_INTERNAL;
     }
-    for (size_t i = 0; i < col.n; i++)
-        free(col.v[i]);
-    free(col.v);
+    cli_render_rows_free(&rows);
     return status;
 }

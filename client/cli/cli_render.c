@@ -7,6 +7,7 @@
 
 #include "json.h"
 #include "table.h"
+#include "vec.h"
 
 static void copy(char *dst, size_t cap, const char *src)
 {
@@ -34,6 +35,37 @@ cli_render_tally_t *cli_render_dup(const tally_tally_t *src)
         d->t.values[i].column = d->columns[i];
     }
     return d;
+}
+
+void cli_render_rows_add(void *ctx, const tally_tally_t *t)
+{
+    cli_render_rows_t *r = ctx;
+    if (r->metric != NULL && strcmp(r->metric, t->metric) != 0)
+        return;
+    if (VEC_RESERVE(r->v, r->cap, r->n + 1) < 0) {
+        r->oom = true;
+        return;
+    }
+    if (r->copy) {
+        cli_render_tally_t *d = cli_render_dup(t);
+        if (d == NULL) {
+            r->oom = true;
+            return;
+        }
+        t = &d->t;
+    }
+    r->v[r->n++] = t;
+}
+
+void cli_render_rows_free(cli_render_rows_t *r)
+{
+    /* A copy's tally is the first member of its cli_render_tally_t, so
+     * its address is the copy's. */
+    for (size_t i = 0; r->copy && i < r->n; i++)
+        free((void *)r->v[i]);
+    free(r->v);
+    r->v = NULL;
+    r->n = r->cap = 0;
 }
 
 const char *cli_render_scope(const tally_tally_t *t)

@@ -27,6 +27,23 @@ const char *cli_render_scope(const tally_tally_t *t);
  * value. */
 void cli_render_value(char *buf, size_t cap, int kind, const tally_value_t *v);
 
+/* Tallies gathered through cli_render_rows_add, to be sorted and printed.
+ * Start from a zeroed struct with metric and copy set. */
+typedef struct cli_render_rows {
+    const char *metric;      /* keep only this metric's tallies; NULL: all */
+    bool copy;               /* keep copies (cli_render_dup): the tallies outlive
+                                the callback that hands them over */
+    const tally_tally_t **v; /* the tallies, in the order they came */
+    size_t n, cap;
+    bool oom; /* a tally was left out for want of memory */
+} cli_render_rows_t;
+
+/* A tally_tally_cb (ctx: a cli_render_rows_t): append t, or its copy. */
+void cli_render_rows_add(void *ctx, const tally_tally_t *t);
+
+/* Free the array and the copies; r is empty afterwards. */
+void cli_render_rows_free(cli_render_rows_t *r);
+
 /* Sort by metric, then county before townships, then township name. */
 void cli_render_sort(const tally_tally_t **v, size_t n);
 

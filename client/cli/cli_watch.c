@@ -12,7 +12,6 @@
 #include "cli.h"
 #include "cli_opts.h"
 #include "cli_render.h"
-#include "vec.h"
 
 const char cli_watch_usage[] =
     "Usage: tally watch [--metric M] [--town T | --all] [--json] [OPTIONS]\n"
@@ -111,29 +110,10 @@ static void on_synced(void *ctx, uint64_t seq, uint64_t stream_id)
     w->dirty = true;
 }
 
-typedef struct rows {
-    const tally_tally_t **v;
-    size_t n, cap;
-    const char *metric;
-    bool oom;
-} rows_t;
-
-static void add_row(void *ctx, const tally_tally_t *t)
-{
-    rows_t *r = ctx;
-    if (r->metric != NULL && strcmp(r->metric, t->metric) != 0)
-        return;
-    if (VEC_RESERVE(r->v, r->cap, r->n + 1) < 0) {
-        r->oom = true;
-        return;
-    }
-    r->v[r->n++] = t;
-}
-
 static void draw(watch_t *w)
 {
-    rows_t r = {.metric = w->metric};
-    tally_sub_foreach(w->sub, add_row, &r);
+    cli_render_rows_t r = {.metric = w->metric};
+    tally_sub_foreach(w->sub, cli_render_rows_add, &r);
     cli_render_sort(r.v, r.n);
     char when[32] = "never";
     if (w->last_change_ms > 0) {
@@ -157,7 +137,7 @@ static void draw(watch_t *w)
     else
         cli_render_table(stdout, r.v, r.n);
     fflush(stdout);
-    free(r.v);
+    cli_render_rows_free(&r);
     w->dirty = false;
 }
 
