@@ -44,6 +44,7 @@ __attribute__((format(printf, 4, 5))) static int say(const job_t *j, int code, i
     return code;
 }
 
+/* 0, or TALLY_EIO with errno set. */
 static int write_all(const atomic_file_io_t *io, int fd, const void *data, size_t len)
 {
     const char *p = data;
@@ -54,7 +55,7 @@ static int write_all(const atomic_file_io_t *io, int fd, const void *data, size_
         if (n <= 0) {
             if (n == 0)
                 errno = EIO; /* a write that makes no progress would spin */
-            return -1;
+            return TALLY_EIO;
         }
         p += n;
         len -= (size_t)n;
@@ -62,13 +63,14 @@ static int write_all(const atomic_file_io_t *io, int fd, const void *data, size_
     return 0;
 }
 
+/* 0, or TALLY_EIO with errno set. */
 static int sync_file(const atomic_file_io_t *io, int fd)
 {
     int r;
     do
         r = io->sync_fn != NULL ? io->sync_fn(io->ctx, fd) : fsync(fd);
     while (r != 0 && errno == EINTR);
-    return r;
+    return r == 0 ? 0 : TALLY_EIO;
 }
 
 /* Give the synced temporary file its name.  Returns 0, or TALLY_EEXIST /

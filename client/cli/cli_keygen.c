@@ -102,7 +102,7 @@ static int write_cert(const char *dir, const char *name, const char *path, unsig
     return rc;
 }
 
-static bool plain_name(const char *name)
+static bool is_plain_name(const char *name)
 {
     return name[0] != '\0' && strchr(name, '/') == NULL && strcmp(name, ".") != 0 &&
            strcmp(name, "..") != 0;
@@ -172,7 +172,7 @@ int cli_keygen(int argc, char **argv, cli_global_t *g)
         return cli_usage_error("keygen", "unexpected argument '%s' (one NAME only)",
                                argv[optind + 1]);
     const char *name = argv[optind];
-    if (!plain_name(name))
+    if (!is_plain_name(name))
         return cli_usage_error("keygen",
                                "NAME '%s' must be a file name without '/'; give the directory "
                                "with --out",

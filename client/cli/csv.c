@@ -98,10 +98,12 @@ static void trim(field_t *f)
         f->len--;
 }
 
-/* Read one record into fields.  Returns the number of fields, 0 at end of
- * input, or a negative code with err set. */
-static int read_record(reader_t *r, field_t *fields, const char *name, char *err, size_t errlen)
+/* Read one record into fields; *nfields gets their number, 0 at the end
+ * of the input.  0, or a negative code with err set. */
+static int read_record(reader_t *r, field_t *fields, int *nfields, const char *name, char *err,
+                       size_t errlen)
 {
+    *nfields = 0;
     if (r->p >= r->end)
         return 0;
     /* Quoted fields are copied into scratch, which must not move while the
@@ -162,24 +164,29 @@ static int read_record(reader_t *r, field_t *fields, const char *name, char *err
         if (r->p < r->end && *r->p == '\n')
             r->p++;
         r->line++;
-        return n;
+        *nfields = n;
+        return 0;
     }
 }
 
-static bool blank(const field_t *fields, int n)
+static bool is_blank(const field_t *fields, int n)
 {
     return n == 1 && fields[0].len == 0;
 }
 
-static int find_column(const field_t *hdr, int n, const char *want)
+/* The index of the header column named want (case-insensitive, spaces
+ * around ignored) into *col.  0 or TALLY_ENOTFOUND. */
+static int find_column(const field_t *hdr, int n, const char *want, int *col)
 {
     for (int i = 0; i < n; i++) {
         field_t f = hdr[i];
         trim(&f);
-        if (f.len == strlen(want) && strncasecmp(f.ptr, want, f.len) == 0)
-            return i;
+        if (f.len == strlen(want) && strncasecmp(f.ptr, want, f.len) == 0) {
+            *col = i;
+            return 0;
+        }
     }
-    return -1;
+    return TALLY_ENOTFOUND;
 }
 
 static void header_list(const field_t *hdr, int n, char *buf, size_t cap)
@@ -247,22 +254,18 @@ int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples
         return TALLY_ENOMEM;
     int rc, n, mcol = -1, vcol = -1;
     /* The header is the first non-blank record. */
-    do {
-        n = read_record(&r, fields, name, err, errlen);
-    } while (n > 0 && blank(fields, n));
-    if (n < 0) {
-        rc = n;
+    do
+        rc = read_record(&r, fields, &n, name, err, errlen);
+    while (rc == 0 && n > 0 && is_blank(fields, n));
+    if (rc < 0)
         goto out;
-    }
     if (n == 0) {
         text_format(err, errlen, "%s: no header row: the input is empty", name);
         rc = TALLY_EINVAL;
         goto out;
     }
     unsigned hline = r.line - 1;
-    mcol = find_column(fields, n, "metric");
-    vcol = find_column(fields, n, "value");
-    if (mcol < 0 || vcol < 0) {
+    if (find_column(fields, n, "metric", &mcol) < 0 || find_column(fields, n, "value", &vcol) < 0) {
         char list[512];
         header_list(fields, n, list, sizeof list);
         text_format(err, errlen, "%s:%u: the header has no '%s' column (columns: %s)", name, hline,
@@ -272,12 +275,10 @@ int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples
     }
     for (;;) {
         unsigned line = r.line;
-        n = read_record(&r, fields, name, err, errlen);
-        if (n <= 0) {
-            rc = n;
+        rc = read_record(&r, fields, &n, name, err, errlen);
+        if (rc < 0 || n == 0)
             break;
-        }
-        if (blank(fields, n))
+        if (is_blank(fields, n))
             continue;
         rc = parse_row(fields, n, mcol, vcol, line, name, out, err, errlen);
         if (rc < 0)

@@ -52,7 +52,7 @@ static const range_t wide[] = {
     {0x30000, 0x3FFFD},
 };
 
-static bool in(const range_t *r, size_t n, uint32_t cp)
+static bool is_in_ranges(const range_t *r, size_t n, uint32_t cp)
 {
     size_t lo = 0, hi = n;
     while (lo < hi) {
@@ -73,9 +73,9 @@ int table_wcwidth(uint32_t cp)
         return 0;
     if (cp < 0x300)
         return 1;
-    if (in(zero_width, sizeof zero_width / sizeof zero_width[0], cp))
+    if (is_in_ranges(zero_width, sizeof zero_width / sizeof zero_width[0], cp))
         return 0;
-    if (in(wide, sizeof wide / sizeof wide[0], cp))
+    if (is_in_ranges(wide, sizeof wide / sizeof wide[0], cp))
         return 2;
     return 1;
 }

@@ -9,22 +9,23 @@
 #include "tally_error.h"
 #include "text.h"
 
-/* Read exactly n digits at *p. */
-static bool digits(const char **p, int n, int *out)
+/* Read exactly n digits at *p into *out and move *p past them.  0 or
+ * TALLY_EINVAL. */
+static int read_digits(const char **p, int n, int *out)
 {
     int v = 0;
     for (int i = 0; i < n; i++) {
         char c = (*p)[i];
         if (c < '0' || c > '9')
-            return false;
+            return TALLY_EINVAL;
         v = v * 10 + (c - '0');
     }
     *p += n;
     *out = v;
-    return true;
+    return 0;
 }
 
-static bool leap(int y)
+static bool is_leap_year(int y)
 {
     return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
@@ -32,7 +33,7 @@ static bool leap(int y)
 static int days_in_month(int y, int m)
 {
     static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && leap(y) ? 29 : days[m - 1];
+    return m == 2 && is_leap_year(y) ? 29 : days[m - 1];
 }
 
 static int parse_epoch(const char *s, int64_t *ms, char *err, size_t errlen)
@@ -62,8 +63,8 @@ int when_parse(const char *s, int64_t *ms, char *err, size_t errlen)
     const char *p = s;
     int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0;
     const char *want = "YYYY-MM-DD";
-    if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
-        !digits(&p, 2, &d))
+    if (read_digits(&p, 4, &y) < 0 || *p++ != '-' || read_digits(&p, 2, &mo) < 0 || *p++ != '-' ||
+        read_digits(&p, 2, &d) < 0)
         goto bad;
     if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo)) {
         text_format(err, errlen, "time '%s' is not valid: %04d-%02d has no day %d", s, y, mo, d);
@@ -74,11 +75,11 @@ int when_parse(const char *s, int64_t *ms, char *err, size_t errlen)
     if (*p == 'T' || *p == 't' || *p == ' ') {
         p++;
         want = "HH:MM[:SS[.fff]] after the date";
-        if (!digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi))
+        if (read_digits(&p, 2, &h) < 0 || *p++ != ':' || read_digits(&p, 2, &mi) < 0)
             goto bad;
         if (*p == ':') {
             p++;
-            if (!digits(&p, 2, &sec))
+            if (read_digits(&p, 2, &sec) < 0)
                 goto bad;
             if (*p == '.' || *p == ',') {
                 p++;
@@ -107,11 +108,11 @@ int when_parse(const char *s, int64_t *ms, char *err, size_t errlen)
             p++;
         } else if (*p == '+' || *p == '-') {
             int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
-            if (!digits(&p, 2, &oh))
+            if (read_digits(&p, 2, &oh) < 0)
                 goto bad;
             if (*p == ':')
                 p++;
-            if (*p != '\0' && !digits(&p, 2, &om))
+            if (*p != '\0' && read_digits(&p, 2, &om) < 0)
                 goto bad;
             if (oh > 23 || om > 59)
                 goto bad;

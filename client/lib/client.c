@@ -43,11 +43,6 @@ static int check_opts(const tally_client_opts_t *o, char *err, size_t errlen)
     return 0;
 }
 
-static int setopt_int(void *sock, int opt, int value)
-{
-    return zmq_setsockopt(sock, opt, &value, sizeof value);
-}
-
 static int open_socket(tally_client_t *c, void *zctx, const curve_keys_t *keys, char *err,
                        size_t errlen)
 {
@@ -69,12 +64,14 @@ static int open_socket(tally_client_t *c, void *zctx, const curve_keys_t *keys, 
     /* IMMEDIATE: queue nothing while disconnected (see client_wire_pump);
      * heartbeats notice a dead link within seconds and reconnect. */
     int hwm = (int)c->max_in_flight * 2 + 64;
-    if (setopt_int(c->dealer, ZMQ_LINGER, 0) < 0 || setopt_int(c->dealer, ZMQ_IMMEDIATE, 1) < 0 ||
-        setopt_int(c->dealer, ZMQ_RECONNECT_IVL, 100) < 0 ||
-        setopt_int(c->dealer, ZMQ_RECONNECT_IVL_MAX, 5000) < 0 ||
-        setopt_int(c->dealer, ZMQ_HEARTBEAT_IVL, 1000) < 0 ||
-        setopt_int(c->dealer, ZMQ_HEARTBEAT_TIMEOUT, 3000) < 0 ||
-        setopt_int(c->dealer, ZMQ_SNDHWM, hwm) < 0 || setopt_int(c->dealer, ZMQ_RCVHWM, hwm) < 0) {
+    if (util_setsockopt_int(c->dealer, ZMQ_LINGER, 0) < 0 ||
+        util_setsockopt_int(c->dealer, ZMQ_IMMEDIATE, 1) < 0 ||
+        util_setsockopt_int(c->dealer, ZMQ_RECONNECT_IVL, 100) < 0 ||
+        util_setsockopt_int(c->dealer, ZMQ_RECONNECT_IVL_MAX, 5000) < 0 ||
+        util_setsockopt_int(c->dealer, ZMQ_HEARTBEAT_IVL, 1000) < 0 ||
+        util_setsockopt_int(c->dealer, ZMQ_HEARTBEAT_TIMEOUT, 3000) < 0 ||
+        util_setsockopt_int(c->dealer, ZMQ_SNDHWM, hwm) < 0 ||
+        util_setsockopt_int(c->dealer, ZMQ_RCVHWM, hwm) < 0) {
         text_format(err, errlen, "cannot set ZeroMQ socket options: %s", zmq_strerror(errno));
         return TALLY_ESYS;
     }

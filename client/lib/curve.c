@@ -14,7 +14,7 @@
 #include "text.h"
 
 /* A key is exactly 40 characters that decode as Z85. */
-static bool z85_key(const char *s, size_t len)
+static bool is_z85_key(const char *s, size_t len)
 {
     if (len != TALLY_CURVE_KEY_LEN)
         return false;
@@ -73,7 +73,7 @@ int curve_parse_cert(const char *text, size_t len, const char *name,
             (v = line_value(q, eol, "secret-key", &vlen)) != NULL)
             is_sec = true;
         if (v != NULL) {
-            if (!z85_key(v, vlen)) {
+            if (!is_z85_key(v, vlen)) {
                 text_format(err, errlen, "%s: %s is not 40 characters of Z85", name,
                             is_sec ? "secret-key" : "public-key");
                 explicit_bzero(secret, sizeof secret);
@@ -185,7 +185,7 @@ int curve_load(const tally_curve_t *c, curve_keys_t *out, char *err, size_t errl
     }
     int rc;
     size_t klen = strlen(c->server_key);
-    if (klen == TALLY_CURVE_KEY_LEN && z85_key(c->server_key, klen)) {
+    if (klen == TALLY_CURVE_KEY_LEN && is_z85_key(c->server_key, klen)) {
         memcpy(out->server, c->server_key, klen + 1);
     } else if ((rc = load_cert(c->server_key, out->server, NULL, err, errlen)) != 0) {
         if (rc == TALLY_EIO && strchr(c->server_key, '/') == NULL && klen == TALLY_CURVE_KEY_LEN)

@@ -1,5 +1,6 @@
 /* endpoint.c - server address normalisation and publish endpoint
  * derivation (tally_endpoint_*). */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,7 +95,7 @@ int tally_endpoint_normalize(const char *in, char *out, size_t cap)
     return 0;
 }
 
-static int is_wildcard(const char *host)
+static bool is_wildcard(const char *host)
 {
     return strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "[::]") == 0 ||
            strcmp(host, "::") == 0;
@@ -129,7 +130,7 @@ int tally_endpoint_pub(const char *server, const char *advertised, char *out, si
         return TALLY_EINVAL;
     char shost[TALLY_ENDPOINT_MAX];
     unsigned sport = 0;
-    int have_server = split_tcp(server, shost, sizeof shost, &sport) == 0;
+    bool have_server = split_tcp(server, shost, sizeof shost, &sport) == 0;
     if (advertised != NULL && advertised[0] != '\0') {
         char ahost[TALLY_ENDPOINT_MAX];
         unsigned aport;

@@ -140,17 +140,19 @@ static size_t chomp(const uint8_t *buf, size_t len)
     return len;
 }
 
+/* A decimal number of 1..20 digits that fits in 64 bits.  0 or
+ * TALLY_EMALFORMED. */
 static int parse_u64(const char *s, size_t len, uint64_t *out)
 {
     if (len == 0 || len > 20)
-        return -1;
+        return TALLY_EMALFORMED;
     uint64_t v = 0;
     for (size_t i = 0; i < len; i++) {
         if (s[i] < '0' || s[i] > '9')
-            return -1;
+            return TALLY_EMALFORMED;
         unsigned d = (unsigned)(s[i] - '0');
         if (v > (UINT64_MAX - d) / 10)
-            return -1;
+            return TALLY_EMALFORMED;
         v = v * 10 + d;
     }
     *out = v;

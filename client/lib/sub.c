@@ -85,11 +85,6 @@ static void seterr(tally_sub_t *s, const char *fmt, ...)
     va_end(ap);
 }
 
-static int setopt_int(void *sock, int opt, int value)
-{
-    return zmq_setsockopt(sock, opt, &value, sizeof value);
-}
-
 static void buffer_clear(tally_sub_t *s)
 {
     buffered_t *b = s->buf_head;
@@ -188,58 +183,59 @@ static int buffer_add(tally_sub_t *s, const void *data, size_t len, int64_t now)
     return 0;
 }
 
-/* A live message while SYNCED (or replayed from the buffer).  Returns
- * false when it forced a re-synchronisation. */
-static bool apply_live(tally_sub_t *s, const proto_msg_t *m, int64_t now)
+/* A live message while SYNCED (or replayed from the buffer).  When it
+ * shows that the table can no longer be trusted it starts a
+ * re-synchronisation: s->state then leaves S_SYNCED. */
+static void apply_live(tally_sub_t *s, const proto_msg_t *m, int64_t now)
 {
     switch (m->type) {
     case PROTO_UPDATE: {
         const proto_tally_t *t = &m->u.update.tally;
         if (m->u.update.stream_id != s->stream_id) {
             start_snapshot(s, now); /* the daemon restarted: nothing before holds */
-            return false;
+            return;
         }
         if (t->seq <= s->snap_seq)
-            return true; /* already in the snapshot */
+            return; /* already in the snapshot */
         if (s->everything && t->seq > s->seq + 1) {
             start_snapshot(s, now); /* an update was lost (HWM, reconnect) */
-            return false;
+            return;
         }
         sub_entry_t *e;
         if (sub_store_put(&s->table, t, &e) < 0) {
             seterr(s, "out of memory: re-synchronising");
             start_snapshot(s, now);
-            return false;
+            return;
         }
         if (t->seq > s->seq)
             s->seq = t->seq;
         if (s->cb.on_tally != NULL)
             s->cb.on_tally(s->cb.ctx, &e->pub);
-        return true;
+        return;
     }
     case PROTO_HEARTBEAT:
         if (m->u.heartbeat.stream_id != s->stream_id) {
             start_snapshot(s, now);
-            return false;
+            return;
         }
         /* The heartbeat follows every update published before it, so in
          * "everything" mode a higher seq than ours means updates were
          * lost.  For a filtered view it tells how current the table is. */
         if (s->everything && m->u.heartbeat.seq > s->seq) {
             start_snapshot(s, now);
-            return false;
+            return;
         }
         if (m->u.heartbeat.seq > s->seq)
             s->seq = m->u.heartbeat.seq;
-        return true;
+        return;
     case PROTO_GOODBYE:
         if (m->u.goodbye.stream_id == s->stream_id) {
             resync_wait(s, now); /* the next daemon's first message restarts us */
-            return false;
+            return;
         }
-        return true;
+        return;
     default:
-        return true;
+        return;
     }
 }
 
@@ -276,20 +272,20 @@ static void apply_snapshot(tally_sub_t *s, uint64_t stream_id, uint64_t seq, int
     buffered_t *b = s->buf_head;
     s->buf_head = s->buf_tail = NULL;
     s->nbuf = 0;
-    bool seen = false, ok = true;
+    bool seen = false;
     while (b != NULL) {
         buffered_t *next = b->next;
-        if (ok && proto_decode(b->data, b->len, &s->msg, NULL, 0, NULL) == 0) {
+        if (s->state == S_SYNCED && proto_decode(b->data, b->len, &s->msg, NULL, 0, NULL) == 0) {
             uint64_t st = msg_stream(&s->msg);
             if (st == stream_id)
                 seen = true;
             if (st == stream_id || seen)
-                ok = apply_live(s, &s->msg, now);
+                apply_live(s, &s->msg, now);
         }
         free(b);
         b = next;
     }
-    if (ok && s->state == S_SYNCED && s->cb.on_synced != NULL)
+    if (s->state == S_SYNCED && s->cb.on_synced != NULL)
         s->cb.on_synced(s->cb.ctx, s->seq, s->stream_id);
 }
 
@@ -313,8 +309,10 @@ static void on_pub_message(tally_sub_t *s, const void *data, size_t len, int64_t
         }
         return;
     case S_SYNCED:
-        if (proto_decode(data, len, &s->msg, NULL, 0, NULL) == 0 && !apply_live(s, &s->msg, now) &&
-            s->state == S_SNAPSHOT)
+        if (proto_decode(data, len, &s->msg, NULL, 0, NULL) != 0)
+            return;
+        apply_live(s, &s->msg, now);
+        if (s->state == S_SNAPSHOT)
             buffer_add(s, data, len, now); /* it belongs after the new snapshot */
         return;
     }
@@ -380,18 +378,19 @@ static void on_reply(tally_sub_t *s, const void *data, size_t len, int64_t now)
     }
 }
 
-/* Receive one message of up to two frames; returns the number of frames
- * kept (0 on EAGAIN), or -1 on a real error. */
+/* Receive one message of up to two frames into f0 and f1; *nframes gets
+ * the number of frames it had (3 for "more than two").  Returns 0;
+ * TALLY_EAGAIN when none is waiting; TALLY_ESYS (errno tells why). */
 static int recv_frames(void *sock, zmq_msg_t *f0, zmq_msg_t *f1, int *nframes)
 {
     *nframes = 0;
     if (zmq_msg_recv(f0, sock, ZMQ_DONTWAIT) < 0)
-        return errno == EAGAIN || errno == EINTR ? 0 : -1;
+        return errno == EAGAIN || errno == EINTR ? TALLY_EAGAIN : TALLY_ESYS;
     *nframes = 1;
     bool more = zmq_msg_more(f0);
     if (more) {
         if (zmq_msg_recv(f1, sock, 0) < 0)
-            return -1;
+            return TALLY_ESYS;
         *nframes = 2;
         more = zmq_msg_more(f1);
     }
@@ -399,14 +398,16 @@ static int recv_frames(void *sock, zmq_msg_t *f0, zmq_msg_t *f1, int *nframes)
         zmq_msg_t extra;
         zmq_msg_init(&extra);
         if (zmq_msg_recv(&extra, sock, 0) < 0) {
+            int e = errno;
             zmq_msg_close(&extra);
-            return -1;
+            errno = e;
+            return TALLY_ESYS;
         }
         more = zmq_msg_more(&extra);
         zmq_msg_close(&extra);
         *nframes = 3;
     }
-    return 1;
+    return 0;
 }
 
 static int drain(tally_sub_t *s, void *sock, bool pub)
@@ -417,7 +418,7 @@ static int drain(tally_sub_t *s, void *sock, bool pub)
         zmq_msg_init(&f1);
         int n;
         int rc = recv_frames(sock, &f0, &f1, &n);
-        if (rc > 0) {
+        if (rc == 0) {
             int64_t now = util_mono_ms();
             if (pub && n == 2)
                 on_pub_message(s, zmq_msg_data(&f1), zmq_msg_size(&f1), now);
@@ -427,11 +428,11 @@ static int drain(tally_sub_t *s, void *sock, bool pub)
         int e = errno;
         zmq_msg_close(&f0);
         zmq_msg_close(&f1);
-        if (rc == 0)
+        if (rc == TALLY_EAGAIN)
             return 0;
         if (rc < 0) {
             seterr(s, "cannot receive: %s", zmq_strerror(e));
-            return TALLY_ESYS;
+            return rc;
         }
         if (s->stop)
             return 0; /* leave the rest for the next call */
@@ -553,15 +554,17 @@ static int open_sockets(tally_sub_t *s, void *zctx, const curve_keys_t *keys, ch
      * it as fast as it comes.  The subscription queue is bounded but deep;
      * an overflow shows as a gap or a stale table and re-synchronises.  A
      * small SNDHWM bounds the requests queued while the daemon is down. */
-    if (setopt_int(s->dealer, ZMQ_LINGER, 0) < 0 || setopt_int(s->sub, ZMQ_LINGER, 0) < 0 ||
-        setopt_int(s->dealer, ZMQ_RCVHWM, 0) < 0 || setopt_int(s->sub, ZMQ_RCVHWM, 100000) < 0 ||
-        setopt_int(s->dealer, ZMQ_SNDHWM, 8) < 0 ||
-        setopt_int(s->dealer, ZMQ_RECONNECT_IVL, 100) < 0 ||
-        setopt_int(s->sub, ZMQ_RECONNECT_IVL, 100) < 0 ||
-        setopt_int(s->dealer, ZMQ_RECONNECT_IVL_MAX, 5000) < 0 ||
-        setopt_int(s->sub, ZMQ_RECONNECT_IVL_MAX, 5000) < 0 ||
-        setopt_int(s->dealer, ZMQ_HEARTBEAT_IVL, 1000) < 0 ||
-        setopt_int(s->dealer, ZMQ_HEARTBEAT_TIMEOUT, 3000) < 0 ||
+    if (util_setsockopt_int(s->dealer, ZMQ_LINGER, 0) < 0 ||
+        util_setsockopt_int(s->sub, ZMQ_LINGER, 0) < 0 ||
+        util_setsockopt_int(s->dealer, ZMQ_RCVHWM, 0) < 0 ||
+        util_setsockopt_int(s->sub, ZMQ_RCVHWM, 100000) < 0 ||
+        util_setsockopt_int(s->dealer, ZMQ_SNDHWM, 8) < 0 ||
+        util_setsockopt_int(s->dealer, ZMQ_RECONNECT_IVL, 100) < 0 ||
+        util_setsockopt_int(s->sub, ZMQ_RECONNECT_IVL, 100) < 0 ||
+        util_setsockopt_int(s->dealer, ZMQ_RECONNECT_IVL_MAX, 5000) < 0 ||
+        util_setsockopt_int(s->sub, ZMQ_RECONNECT_IVL_MAX, 5000) < 0 ||
+        util_setsockopt_int(s->dealer, ZMQ_HEARTBEAT_IVL, 1000) < 0 ||
+        util_setsockopt_int(s->dealer, ZMQ_HEARTBEAT_TIMEOUT, 3000) < 0 ||
         zmq_setsockopt(s->dealer, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) < 0 ||
         zmq_setsockopt(s->sub, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) < 0 ||
         zmq_setsockopt(s->sub, ZMQ_SUBSCRIBE, s->prefix, strlen(s->prefix)) < 0 ||

@@ -1,4 +1,4 @@
-/* util.c - clocks, randomness and hex for libtally. */
+/* util.c - clocks, randomness, hex and socket options for libtally. */
 #include "util.h"
 
 #include <errno.h>
@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+
+#include <zmq.h>
 
 #include "tally_error.h"
 
@@ -54,15 +56,18 @@ void util_hex(const uint8_t *in, size_t len, char *out)
     out[2 * len] = '\0';
 }
 
-static int hexval(char c)
+/* The value of hex digit c into *v.  0 or TALLY_EMALFORMED. */
+static int hexval(char c, uint8_t *v)
 {
     if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+        *v = (uint8_t)(c - '0');
+    else if (c >= 'a' && c <= 'f')
+        *v = (uint8_t)(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F')
+        *v = (uint8_t)(c - 'A' + 10);
+    else
+        return TALLY_EMALFORMED;
+    return 0;
 }
 
 int util_unhex(const char *s, size_t slen, uint8_t *out, size_t len)
@@ -70,13 +75,17 @@ int util_unhex(const char *s, size_t slen, uint8_t *out, size_t len)
     if (slen != 2 * len)
         return TALLY_EMALFORMED;
     for (size_t i = 0; i < len; i++) {
-        int hi = hexval(s[2 * i]);
-        int lo = hexval(s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
+        uint8_t hi, lo;
+        if (hexval(s[2 * i], &hi) < 0 || hexval(s[2 * i + 1], &lo) < 0)
             return TALLY_EMALFORMED;
         out[i] = (uint8_t)(hi << 4 | lo);
     }
     return 0;
+}
+
+int util_setsockopt_int(void *sock, int opt, int value)
+{
+    return zmq_setsockopt(sock, opt, &value, sizeof value) == 0 ? 0 : TALLY_ESYS;
 }
 
 uint64_t util_rand_next(uint64_t *state)

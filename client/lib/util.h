@@ -22,6 +22,9 @@ void util_hex(const uint8_t *in, size_t len, char *out);
  * TALLY_EMALFORMED. */
 int util_unhex(const char *s, size_t slen, uint8_t *out, size_t len);
 
+/* zmq_setsockopt of an int option.  0 or TALLY_ESYS (errno tells why). */
+int util_setsockopt_int(void *sock, int opt, int value);
+
 /* A small PRNG (xorshift64*) for jitter, seeded by the caller. */
 uint64_t util_rand_next(uint64_t *state);
 
