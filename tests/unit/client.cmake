@@ -7,6 +7,11 @@ foreach(t IN LISTS TALLY_CLIENT_TESTS)
       LIBS tallyclicore tally_static)
   endif()
 endforeach()
+# test_client_spool drives the spool itself (client/lib/spool.h, fsutil.h),
+# which libtally does not make public: it alone gets the private headers.
+if(TARGET test_client_spool)
+  target_include_directories(test_client_spool PRIVATE ${CMAKE_SOURCE_DIR}/client/lib)
+endif()
 if(TARGET test_client_csv)
   target_compile_definitions(test_client_csv PRIVATE
     TALLY_SHARED_DATA="${CMAKE_SOURCE_DIR}/client/demo")
