@@ -22,7 +22,14 @@ typedef struct sub_entry {
 void sub_entry_set(sub_entry_t *e, const proto_tally_t *t);
 
 /* Open-addressing hash table of entries; entries are allocated one by one
- * so their addresses stay put while the table grows. */
+ * so their addresses stay put while the table grows.
+ *
+ * It is libtally's only hash table, and a specialised one on purpose: it
+ * is on the subscriber's hot path (every live update goes through
+ * sub_store_put), so it keys on the topic stored in the entry itself (no
+ * copy of the key, no callback per probe) and keeps its load under one
+ * half.  Cold lookups in the client are few and small (a handful of
+ * option names, the columns of a table) and are linear searches. */
 typedef struct sub_store {
     sub_entry_t **slots;
     size_t cap; /* power of two, or 0 */
