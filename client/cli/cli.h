@@ -1,6 +1,6 @@
-/* cli.h - the subcommands of the tally command (not public).  Each takes
- * its own argv (argv[0] is the subcommand's name) and returns the exit
- * status (enum cli_exit). */
+/* cli.h - the tally command (client/cli/, private): its subcommands.  Each
+ * takes its own argv (argv[0] is the subcommand's name) and returns the
+ * exit status (enum cli_exit). */
 #ifndef TALLY_CLIENT_CLI_H
 #define TALLY_CLIENT_CLI_H
 

@@ -1,4 +1,5 @@
-/* cli_get.c - `tally get`: the current tallies once, from a snapshot. */
+/* cli_get.c - the tally command (client/cli/): `tally get`, the current
+ * tallies once, from a snapshot. */
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>

@@ -1,5 +1,6 @@
-/* cli_keygen.c - `tally keygen`: a CURVE key pair as two ZeroMQ
- * certificate files, the format czmq's zcert and tallyd read. */
+/* cli_keygen.c - the tally command (client/cli/): `tally keygen`, a CURVE
+ * key pair as two ZeroMQ certificate files, the format czmq's zcert and
+ * tallyd read. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>

@@ -1,6 +1,7 @@
-/* cli_main.c - the tally command: global options and dispatch to the
- * subcommands (cli_push.c, cli_get.c, cli_watch.c, cli_stats.c,
- * cli_keygen.c). */
+/* cli_main.c - the tally command (client/cli/): global options and
+ * dispatch to the subcommands (cli_push.c, cli_get.c, cli_watch.c,
+ * cli_stats.c, cli_keygen.c).  The command uses libtally (client/lib/)
+ * through tally.h only. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

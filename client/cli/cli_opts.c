@@ -1,5 +1,5 @@
-/* cli_opts.c - the options of the `tally` command, parsed in one place
- * (see cli_opts.h). */
+/* cli_opts.c - the tally command (client/cli/): its options, parsed in
+ * one place (see cli_opts.h). */
 #include "cli_opts.h"
 
 #include <assert.h>

@@ -1,5 +1,5 @@
-/* cli_opts.h - the options of the `tally` command, parsed in one place
- * (not public).
+/* cli_opts.h - the tally command (client/cli/, private): its options,
+ * parsed in one place.
  *
  * The options that several subcommands take (where the daemon is and how
  * to reach it, how long to wait, JSON output, which tallies, help) are

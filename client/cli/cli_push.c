@@ -1,5 +1,6 @@
-/* cli_push.c - `tally push`: send figures of one township and wait until
- * the daemon has acknowledged them. */
+/* cli_push.c - the tally command (client/cli/): `tally push`, send
+ * figures of one township and wait until the daemon has acknowledged
+ * them. */
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>

@@ -1,4 +1,5 @@
-/* cli_render.c - tallies as text tables and JSON. */
+/* cli_render.c - the tally command (client/cli/): tallies as text tables
+ * and JSON. */
 #include "cli_render.h"
 
 #include <inttypes.h>

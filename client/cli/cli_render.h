@@ -1,5 +1,5 @@
-/* cli_render.h - tallies as text tables and JSON for `tally get` and
- * `tally watch` (not public). */
+/* cli_render.h - the tally command (client/cli/, private): tallies as
+ * text tables and JSON for `tally get` and `tally watch`. */
 #ifndef TALLY_CLIENT_CLI_RENDER_H
 #define TALLY_CLIENT_CLI_RENDER_H
 

@@ -1,4 +1,5 @@
-/* cli_stats.c - `tally stats`: the daemon's counters. */
+/* cli_stats.c - the tally command (client/cli/): `tally stats`, the
+ * daemon's counters. */
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>

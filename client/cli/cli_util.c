@@ -1,5 +1,5 @@
-/* cli_util.c - exit codes, option errors with suggestions, input reading
- * for the tally command. */
+/* cli_util.c - the tally command (client/cli/): exit codes, option errors
+ * with suggestions, input reading, the daemon's address and keys. */
 #include "cli_util.h"
 
 #include <errno.h>

@@ -1,5 +1,6 @@
-/* cli_util.h - what every `tally` subcommand shares: exit codes, option
- * errors with suggestions, input reading (not public). */
+/* cli_util.h - the tally command (client/cli/, private): what every
+ * subcommand shares, exit codes, option errors with suggestions, input
+ * reading, the daemon's address and keys. */
 #ifndef TALLY_CLIENT_CLI_UTIL_H
 #define TALLY_CLIENT_CLI_UTIL_H
 

@@ -1,5 +1,6 @@
-/* cli_watch.c - `tally watch`: follow the tallies live through the
- * subscriber, as a table redrawn in place or as JSON lines. */
+/* cli_watch.c - the tally command (client/cli/): `tally watch`, follow the
+ * tallies live through the subscriber, as a table redrawn in place or as
+ * JSON lines. */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdbool.h>

@@ -1,4 +1,5 @@
-/* csv.c - figures from CSV text for `tally push`.
+/* csv.c - the tally command (client/cli/): figures from CSV text for
+ * `tally push`.
  *
  * Every message names the input, the line and the column, because the
  * person reading it is a clerk with a spreadsheet open, not a programmer. */

@@ -1,4 +1,5 @@
-/* csv.h - figures from CSV text for `tally push` (not public).
+/* csv.h - the tally command (client/cli/, private): figures from CSV text
+ * for `tally push`.
  *
  * The input is RFC 4180 CSV (quoted fields with "" escapes, LF or CRLF
  * line ends, an optional UTF-8 byte order mark) whose header row names at

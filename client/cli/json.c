@@ -1,5 +1,5 @@
-/* json.c - JSON strings and numbers for `tally get --json` and
- * `tally watch --json`. */
+/* json.c - the tally command (client/cli/): JSON strings and numbers for
+ * `tally get --json` and `tally watch --json`. */
 #include "json.h"
 
 #include <math.h>

@@ -1,5 +1,5 @@
-/* json.h - the few JSON writing primitives the `tally` command needs
- * (not public).  Output goes straight to a stdio stream. */
+/* json.h - the tally command (client/cli/, private): the few JSON writing
+ * primitives it needs.  Output goes straight to a stdio stream. */
 #ifndef TALLY_CLIENT_JSON_H
 #define TALLY_CLIENT_JSON_H
 

@@ -1,4 +1,5 @@
-/* table.c - plain-text tables aligned by display width. */
+/* table.c - the tally command (client/cli/): plain-text tables aligned by
+ * display width. */
 #include "table.h"
 
 #include <stdlib.h>

@@ -1,4 +1,5 @@
-/* table.h - plain-text tables aligned by display width (not public).
+/* table.h - the tally command (client/cli/, private): plain-text tables
+ * aligned by display width.
  *
  * Widths are computed from the UTF-8 text itself, not from the locale:
  * East Asian Wide and Fullwidth characters (高观镇) take two columns,

@@ -1,4 +1,5 @@
-/* when.c - event times given on the command line. */
+/* when.c - the tally command (client/cli/): event times given on the
+ * command line. */
 #include "when.h"
 
 #include <stdbool.h>

@@ -1,4 +1,5 @@
-/* when.h - event times given on the command line (not public). */
+/* when.h - the tally command (client/cli/, private): event times given on
+ * the command line. */
 #ifndef TALLY_CLIENT_WHEN_H
 #define TALLY_CLIENT_WHEN_H
 

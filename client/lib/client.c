@@ -1,6 +1,6 @@
-/* client.c - the publisher (tally_client_*): options, batches and the
- * blocking flush.  Identity and spool reload live in client_state.c, the
- * socket work in client_wire.c. */
+/* client.c - libtally (client/lib/): the publisher (tally_client_*),
+ * its options, batches and the blocking flush.  Identity and spool reload
+ * live in client_state.c, the socket work in client_wire.c. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>

@@ -1,6 +1,7 @@
-/* client_impl.h - the publisher's internals, shared by client.c (API,
- * batches), client_state.c (identity, spool loading) and client_wire.c
- * (sending, acknowledgements).  Not public. */
+/* client_impl.h - libtally (client/lib/): the publisher's internals,
+ * shared by client.c (API, batches), client_state.c (identity, spool
+ * loading) and client_wire.c (sending, acknowledgements).  Private to
+ * the library. */
 #ifndef TALLY_CLIENT_IMPL_H
 #define TALLY_CLIENT_IMPL_H
 

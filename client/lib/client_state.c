@@ -1,5 +1,6 @@
-/* client_state.c - the publisher's identity (client id, next sequence
- * number) and the reload of a spool left by an earlier run.
+/* client_state.c - libtally (client/lib/): the publisher's identity
+ * (client id, next sequence number) and the reload of a spool left by an
+ * earlier run.
  *
  * The daemon de-duplicates by (client id, seq), so both must survive
  * restarts whenever submissions do: reusing a seq for different figures

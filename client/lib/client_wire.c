@@ -1,5 +1,6 @@
-/* client_wire.c - the publisher on the wire: sending within the in-flight
- * window, resending on jittered exponential backoff, and acting on ACKs.
+/* client_wire.c - libtally (client/lib/): the publisher on the wire,
+ * sending within the in-flight window, resending on jittered exponential
+ * backoff, and acting on ACKs.
  *
  * The daemon remembers the last 1024 seqs per client, so a submission may
  * only be sent while its seq is within max_in_flight of the oldest

@@ -1,4 +1,5 @@
-/* curve.c - CURVE keys for libtally's sockets (see curve.h). */
+/* curve.c - libtally (client/lib/): CURVE keys for its sockets (see
+ * curve.h). */
 #include "curve.h"
 
 #include <errno.h>

@@ -1,6 +1,6 @@
-/* curve.h - CURVE keys for libtally's sockets (not public): turning a
- * tally_curve_t (a key or certificate files) into the three keys ZeroMQ
- * wants on a client socket.
+/* curve.h - libtally (client/lib/, private): CURVE keys for its sockets,
+ * turning a tally_curve_t (a key or certificate files) into the three
+ * keys ZeroMQ wants on a client socket.
  *
  * Certificates are ZeroMQ's ZPL text as `tally keygen` and czmq write it:
  *     curve

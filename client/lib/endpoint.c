@@ -1,5 +1,5 @@
-/* endpoint.c - server address normalisation and publish endpoint
- * derivation (tally_endpoint_*). */
+/* endpoint.c - libtally (client/lib/): server address normalisation and
+ * publish endpoint derivation (tally_endpoint_*). */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
-/* fsutil.c - reading the spool's and the state file's files whole, and
- * opening their directories.  Writing is atomic_file_write's (tallycommon):
+/* fsutil.c - libtally (client/lib/): reading the spool's and the state
+ * file's files whole, and opening their directories.  Writing is atomic_file_write's (tallycommon):
  * a crash at any instant leaves either the old or the new version, so a
  * reader never sees a truncated submission or sequence number. */
 #include "fsutil.h"

@@ -1,5 +1,5 @@
-/* fsutil.h - file helpers of libtally: whole-file read and directory
- * open (not public).  Files are written with tallycommon's
+/* fsutil.h - libtally (client/lib/, private): whole-file read and
+ * directory open.  Files are written with tallycommon's
  * atomic_file_write (proto/atomic_file.h). */
 #ifndef TALLY_CLIENT_FSUTIL_H
 #define TALLY_CLIENT_FSUTIL_H

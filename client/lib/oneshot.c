@@ -1,5 +1,5 @@
-/* oneshot.c - single request/reply exchanges: tally_get (one snapshot)
- * and tally_stats. */
+/* oneshot.c - libtally (client/lib/): single request/reply exchanges,
+ * tally_get (one snapshot) and tally_stats. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,5 @@
-/* spool.c - the publisher's durable queue in a directory.
+/* spool.c - libtally (client/lib/): the publisher's durable queue in a
+ * directory.
  *
  * The spool is what makes "never lost, never counted twice" hold across
  * crashes: a submission is on disk before it is first sent and leaves the

@@ -1,4 +1,5 @@
-/* spool.h - the publisher's durable queue in a directory (not public).
+/* spool.h - libtally (client/lib/, private): the publisher's durable
+ * queue in a directory.
  *
  * Layout of a spool directory SPOOL:
  *   SPOOL/lock          flock()ed by the one process using the spool

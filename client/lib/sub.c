@@ -1,5 +1,5 @@
-/* sub.c - the subscriber (tally_sub_*): the clone pattern over a SUB and a
- * DEALER socket.
+/* sub.c - libtally (client/lib/): the subscriber (tally_sub_*), the clone
+ * pattern over a SUB and a DEALER socket.
  *
  * States: HELLO (asking the daemon for its publish endpoint) -> WAIT_SUB
  * (subscribed; waiting for the first message on the subscription, which

@@ -1,4 +1,5 @@
-/* sub_store.c - the subscriber's table of tallies, keyed by topic. */
+/* sub_store.c - libtally (client/lib/): the subscriber's table of
+ * tallies, keyed by topic. */
 #include "sub_store.h"
 
 #include <stdlib.h>

@@ -1,5 +1,6 @@
-/* sub_store.h - a table of tallies keyed by topic, holding NUL-terminated
- * copies of everything a tally_tally_t points to (not public). */
+/* sub_store.h - libtally (client/lib/, private): a table of tallies keyed
+ * by topic, holding NUL-terminated copies of everything a tally_tally_t
+ * points to. */
 #ifndef TALLY_CLIENT_SUB_STORE_H
 #define TALLY_CLIENT_SUB_STORE_H
 

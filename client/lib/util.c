@@ -1,4 +1,5 @@
-/* util.c - clocks, randomness, hex and socket options for libtally. */
+/* util.c - libtally (client/lib/): clocks, randomness, hex and socket
+ * options for the library's modules. */
 #include "util.h"
 
 #include <errno.h>

@@ -1,4 +1,5 @@
-/* util.h - small helpers shared by libtally's modules (not public). */
+/* util.h - libtally (client/lib/, private): small helpers shared by the
+ * library's modules. */
 #ifndef TALLY_CLIENT_UTIL_H
 #define TALLY_CLIENT_UTIL_H
 

@@ -1,4 +1,5 @@
-# libtally and the tally command: one cmocka executable per concern.
+# libtally (client/lib/) and the tally command (client/cli/): one cmocka
+# executable per concern.
 set(TALLY_CLIENT_TESTS csv text parse spool pub sub cli)
 foreach(t IN LISTS TALLY_CLIENT_TESTS)
   if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_client_${t}.c)
