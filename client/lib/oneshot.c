@@ -86,7 +86,7 @@ static int oneshot_send(oneshot_t *o, const proto_msg_t *m)
 /* Wait for the next single-frame reply and decode it into o->msg (views
  * valid until the next call).  Returns 0, TALLY_ETIMEDOUT, TALLY_EAGAIN
  * (undecodable or multi-frame: skip it) or TALLY_ESYS. */
-static int oneshot_recv(oneshot_t *o)
+static int recv_one(oneshot_t *o)
 {
     for (;;) {
         int64_t left = o->deadline - util_mono_ms();
@@ -117,6 +117,16 @@ static int oneshot_recv(oneshot_t *o)
             more = zmq_msg_more(&extra);
         zmq_msg_close(&extra);
     }
+    return rc;
+}
+
+/* recv_one until a reply decodes.  0, TALLY_ETIMEDOUT or TALLY_ESYS. */
+static int oneshot_recv(oneshot_t *o)
+{
+    int rc;
+    do
+        rc = recv_one(o);
+    while (rc == TALLY_EAGAIN);
     return rc;
 }
 
@@ -180,14 +190,7 @@ int tally_get_curve(const char *server, const tally_curve_t *curve, const char *
     items_t it = {0};
     uint64_t req_id = 1;
     rc = send_snapshot_req(o, req_id, prefix);
-    while (rc == 0) {
-        rc = oneshot_recv(o);
-        if (rc == TALLY_EAGAIN) {
-            rc = 0;
-            continue;
-        }
-        if (rc < 0)
-            break;
+    while (rc == 0 && (rc = oneshot_recv(o)) == 0) {
         const proto_msg_t *m = &o->msg;
         if (m->type == PROTO_SNAPSHOT_ITEM && m->u.snapshot_item.req_id == req_id) {
             rc = items_add(&it, &m->u.snapshot_item.tally);
@@ -235,14 +238,7 @@ int tally_stats_curve(const char *server, const tally_curve_t *curve, int timeou
     req.type = PROTO_STATS_REQ;
     req.u.stats_req.req_id = 1;
     rc = oneshot_send(o, &req);
-    while (rc == 0) {
-        rc = oneshot_recv(o);
-        if (rc == TALLY_EAGAIN) {
-            rc = 0;
-            continue;
-        }
-        if (rc < 0)
-            break;
+    while (rc == 0 && (rc = oneshot_recv(o)) == 0) {
         const proto_msg_t *m = &o->msg;
         if (m->type == PROTO_STATS && m->u.stats.req_id == 1) {
             for (uint32_t i = 0; i < m->u.stats.n; i++) {
