@@ -10,6 +10,8 @@
 #include "cli_opts.h"
 #include "cli_render.h"
 
+/* The help lines of the shared options are cli_opts.h's macros. */
+/* clang-format off */
 const char cli_get_usage[] =
     "Usage: tally get [--metric M] [--town T | --all] [--json] [OPTIONS]\n"
     "\n"
@@ -18,17 +20,12 @@ const char cli_get_usage[] =
     "as percentages, '-' is no value (a ratio with a zero denominator).\n"
     "\n"
     "Options:\n"
-    "  -m, --metric M     only this metric\n"
-    "  -t, --town T       the tallies of township T instead of the county's\n"
-    "  -a, --all          the county's and every township's tallies\n"
+    CLI_OPTS_HELP_FILTER("")
     "  -j, --json         one JSON document: {\"seq\":N,\"stream_id\":N,\"tallies\":[...]}\n"
-    "      --timeout SEC  how long to wait for the daemon (default 10)\n"
-    "  -s, --server ADDR  tallyd's request address\n"
-    "      --server-key K the secured daemon's public key: a certificate FILE or\n"
-    "                     its 40-character Z85 KEY (default: $TALLY_SERVER_KEY)\n"
-    "      --cert FILE    a subscriber's secret certificate (NAME_secret of\n"
-    "                     `tally keygen NAME`; default: $TALLY_CERT)\n"
-    "  -h, --help         show this help\n";
+    CLI_OPTS_HELP_TIMEOUT("")
+    CLI_OPTS_HELP_SERVER("", "a subscriber's")
+    CLI_OPTS_HELP_HELP("");
+/* clang-format on */
 
 static void print_json(const tally_tally_t *const *v, size_t n, uint64_t seq, uint64_t stream)
 {

@@ -13,6 +13,8 @@
 #define TALLY_VERSION "0.0.0"
 #endif
 
+/* The help lines of the shared options are cli_opts.h's macros. */
+/* clang-format off */
 static const char usage[] =
     "Usage: tally [--server ADDR] COMMAND [OPTIONS] [ARGS]\n"
     "\n"
@@ -34,11 +36,12 @@ static const char usage[] =
     "                     $TALLY_SERVER_KEY); needs --cert\n"
     "      --cert FILE    this client's secret certificate, the NAME_secret file of\n"
     "                     `tally keygen NAME` (default: $TALLY_CERT)\n"
-    "  -h, --help         show this help\n"
+    CLI_OPTS_HELP_HELP("")
     "  -V, --version      show the version\n"
     "\n"
     "Exit status: 0 done, 1 rejected by the daemon, 2 usage error, 3 daemon\n"
     "unreachable or no answer in time, 4 internal error.  See tally(1).\n";
+/* clang-format on */
 
 typedef struct command {
     const char *name;

@@ -33,6 +33,24 @@ enum cli_opts_group {
 #define CLI_OPT_TIMEOUT    0x102
 #define CLI_OPT_OWN        0x200
 
+/* The help lines of the shared groups, for the subcommands' usage texts,
+ * written once like the options themselves.  pad widens the column the
+ * descriptions start in ("" for column 21, "  " for column 23); role
+ * says whose secret certificate --cert names. */
+#define CLI_OPTS_HELP_FILTER(pad)                                                                  \
+    "  -m, --metric M     " pad "only this metric\n"                                               \
+    "  -t, --town T       " pad "the tallies of township T instead of the county's\n"              \
+    "  -a, --all          " pad "the county's and every township's tallies\n"
+#define CLI_OPTS_HELP_TIMEOUT(pad)                                                                 \
+    "      --timeout SEC  " pad "how long to wait for the daemon (default 10)\n"
+#define CLI_OPTS_HELP_SERVER(pad, role)                                                            \
+    "  -s, --server ADDR  " pad "tallyd's request address\n"                                       \
+    "      --server-key K " pad "the secured daemon's public key: a certificate FILE or\n"         \
+    "                     " pad "its 40-character Z85 KEY (default: $TALLY_SERVER_KEY)\n"          \
+    "      --cert FILE    " pad role " secret certificate (NAME_secret of\n"                       \
+    "                     " pad "`tally keygen NAME`; default: $TALLY_CERT)\n"
+#define CLI_OPTS_HELP_HELP(pad) "  -h, --help         " pad "show this help\n"
+
 #define CLI_OPTS_MAX 32 /* options of one subcommand, shared ones included */
 
 /* cli_opts_next's "go on": not an exit status. */

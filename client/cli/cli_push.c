@@ -15,6 +15,8 @@
 #include "proto.h"
 #include "when.h"
 
+/* The help lines of the shared options are cli_opts.h's macros. */
+/* clang-format off */
 const char cli_push_usage[] =
     "Usage: tally push --town NAME [OPTIONS] METRIC=VALUE...\n"
     "       tally push --town NAME [OPTIONS] --file FILE.csv\n"
@@ -38,15 +40,12 @@ const char cli_push_usage[] =
     "                     nothing new\n"
     "      --timeout SEC  how long to wait for acknowledgements (default 10)\n"
     "  -q, --quiet        print nothing when everything was accepted\n"
-    "  -s, --server ADDR  tallyd's request address\n"
-    "      --server-key K the secured daemon's public key: a certificate FILE or\n"
-    "                     its 40-character Z85 KEY (default: $TALLY_SERVER_KEY)\n"
-    "      --cert FILE    this township's secret certificate (NAME_secret of\n"
-    "                     `tally keygen NAME`; default: $TALLY_CERT)\n"
-    "  -h, --help         show this help\n"
+    CLI_OPTS_HELP_SERVER("", "this township's")
+    CLI_OPTS_HELP_HELP("")
     "\n"
     "Exit status: 0 accepted, 1 rejected, 2 usage or input error, 3 no answer in\n"
     "time (with --spool the figures stay spooled for the next run), 4 internal error.\n";
+/* clang-format on */
 
 typedef struct push {
     uint64_t first_seq; /* seqs >= first_seq belong to this run */

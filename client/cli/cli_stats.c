@@ -12,22 +12,19 @@
 #include "table.h"
 #include "vec.h"
 
-const char cli_stats_usage[] = "Usage: tally stats [--json] [OPTIONS]\n"
-                               "\n"
-                               "Print the daemon's counters (name and value, sorted by name).\n"
-                               "\n"
-                               "Options:\n"
-                               "  -j, --json         one JSON object: {\"name\":value,...}\n"
-                               "      --timeout SEC  how long to wait for the daemon (default 10)\n"
-                               "  -s, --server ADDR  tallyd's request address\n"
-                               "      --server-key K the secured daemon's public key: a "
-                               "certificate FILE or\n"
-                               "                     its 40-character Z85 KEY (default: "
-                               "$TALLY_SERVER_KEY)\n"
-                               "      --cert FILE    a subscriber's secret certificate "
-                               "(NAME_secret of\n"
-                               "                     `tally keygen NAME`; default: $TALLY_CERT)\n"
-                               "  -h, --help         show this help\n";
+/* The help lines of the shared options are cli_opts.h's macros. */
+/* clang-format off */
+const char cli_stats_usage[] =
+    "Usage: tally stats [--json] [OPTIONS]\n"
+    "\n"
+    "Print the daemon's counters (name and value, sorted by name).\n"
+    "\n"
+    "Options:\n"
+    "  -j, --json         one JSON object: {\"name\":value,...}\n"
+    CLI_OPTS_HELP_TIMEOUT("")
+    CLI_OPTS_HELP_SERVER("", "a subscriber's")
+    CLI_OPTS_HELP_HELP("");
+/* clang-format on */
 
 typedef struct stat_entry {
     char *name;

@@ -14,6 +14,8 @@
 #include "cli_opts.h"
 #include "cli_render.h"
 
+/* The help lines of the shared options are cli_opts.h's macros. */
+/* clang-format off */
 const char cli_watch_usage[] =
     "Usage: tally watch [--metric M] [--town T | --all] [--json] [OPTIONS]\n"
     "\n"
@@ -26,19 +28,14 @@ const char cli_watch_usage[] =
     "printed again.  Ctrl-C (SIGINT) or SIGTERM ends it with status 0.\n"
     "\n"
     "Options:\n"
-    "  -m, --metric M       only this metric\n"
-    "  -t, --town T         the tallies of township T instead of the county's\n"
-    "  -a, --all            the county's and every township's tallies\n"
+    CLI_OPTS_HELP_FILTER("  ")
     "  -j, --json           JSON lines even on a terminal\n"
     "  -n, --count N        exit after N lines reporting changes newer than the first\n"
     "                       snapshot\n"
     "  -d, --duration SEC   exit after SEC seconds (status 3 if no snapshot arrived)\n"
-    "  -s, --server ADDR    tallyd's request address\n"
-    "      --server-key K   the secured daemon's public key: a certificate FILE or\n"
-    "                       its 40-character Z85 KEY (default: $TALLY_SERVER_KEY)\n"
-    "      --cert FILE      a subscriber's secret certificate (NAME_secret of\n"
-    "                       `tally keygen NAME`; default: $TALLY_CERT)\n"
-    "  -h, --help           show this help\n";
+    CLI_OPTS_HELP_SERVER("  ", "a subscriber's")
+    CLI_OPTS_HELP_HELP("  ");
+/* clang-format on */
 
 /* The signal handler can only reach the subscriber through a static. */
 static tally_sub_t *volatile watched;
