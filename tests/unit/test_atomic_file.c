@@ -70,6 +70,14 @@ static char *slurp(fx_t *f, const char *name)
     return buf;
 }
 
+/* The message in f->err is "<the fixture's directory>/<rest>". */
+static void expect_err(fx_t *f, const char *rest)
+{
+    char want[512];
+    snprintf(want, sizeof want, "%s/%s", f->dir, rest);
+    assert_string_equal(f->err, want);
+}
+
 static unsigned mode_of(fx_t *f, const char *name)
 {
     struct stat st;
@@ -169,9 +177,7 @@ static void test_no_replace(void **state)
     assert_int_equal(atomic_file_write(-1, f->dir, "k", "second", 6, &o, f->err, sizeof f->err),
                      TALLY_EEXIST);
     assert_int_equal(errno, EEXIST);
-    char want[256];
-    snprintf(want, sizeof want, "%s/k: exists already", f->dir);
-    assert_string_equal(f->err, want);
+    expect_err(f, "k: exists already");
     assert_string_equal(slurp(f, "k"), "first");
     assert_string_equal(listing(f), "k");
     /* A dangling symbolic link is a name too. */
@@ -201,10 +207,7 @@ static void test_missing_directory(void **state)
     assert_int_equal(
         atomic_file_write(-1, missing, "client.id", "x", 1, NULL, f->err, sizeof f->err),
         TALLY_EIO);
-    char want[256];
-    snprintf(want, sizeof want,
-             "%s/missing/client.id: cannot open the directory: No such file or directory", f->dir);
-    assert_string_equal(f->err, want);
+    expect_err(f, "missing/client.id: cannot open the directory: No such file or directory");
     assert_int_equal(access(missing, F_OK), -1); /* not created */
 }
 
@@ -217,9 +220,7 @@ static void test_cannot_create(void **state)
     assert_int_equal(mkdir(in(f, "state.tmp"), 0700), 0);
     assert_int_equal(atomic_file_write(-1, f->dir, "state", "new", 3, NULL, f->err, sizeof f->err),
                      TALLY_EIO);
-    char want[256];
-    snprintf(want, sizeof want, "%s/state: cannot create state.tmp: Is a directory", f->dir);
-    assert_string_equal(f->err, want);
+    expect_err(f, "state: cannot create state.tmp: Is a directory");
     assert_string_equal(slurp(f, "state"), "old");
     rmdir(in(f, "state.tmp"));
     /* A directory this user may not write, when the user is not root. */
@@ -228,8 +229,7 @@ static void test_cannot_create(void **state)
         assert_int_equal(
             atomic_file_write(-1, f->dir, "state", "new", 3, NULL, f->err, sizeof f->err),
             TALLY_EIO);
-        snprintf(want, sizeof want, "%s/state: cannot create state.tmp: Permission denied", f->dir);
-        assert_string_equal(f->err, want);
+        expect_err(f, "state: cannot create state.tmp: Permission denied");
         assert_int_equal(chmod(f->dir, 0700), 0);
     }
     assert_string_equal(slurp(f, "state"), "old");
@@ -249,9 +249,7 @@ static void test_write_and_sync_fail(void **state)
     assert_int_equal(atomic_file_write(-1, f->dir, "ckp", "new", 3, &o, f->err, sizeof f->err),
                      TALLY_EIO);
     assert_int_equal(errno, ENOSPC);
-    char want[256];
-    snprintf(want, sizeof want, "%s/ckp: cannot write ckp.tmp: No space left on device", f->dir);
-    assert_string_equal(f->err, want);
+    expect_err(f, "ckp: cannot write ckp.tmp: No space left on device");
     assert_string_equal(slurp(f, "ckp"), "old");
     assert_string_equal(listing(f), "ckp");
 
@@ -261,8 +259,7 @@ static void test_write_and_sync_fail(void **state)
     o.no_replace = true;
     assert_int_equal(atomic_file_write(-1, f->dir, "seg", "hdr", 3, &o, f->err, sizeof f->err),
                      TALLY_EIO);
-    snprintf(want, sizeof want, "%s/seg: cannot fsync seg.tmp: Input/output error", f->dir);
-    assert_string_equal(f->err, want);
+    expect_err(f, "seg: cannot fsync seg.tmp: Input/output error");
     assert_int_equal(fd, 12345); /* untouched on failure */
     assert_string_equal(listing(f), "ckp");
 
