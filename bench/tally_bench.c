@@ -36,6 +36,7 @@
 #include "procstat.h"
 #include "proto.h"
 #include "pubwatch.h"
+#include "text.h"
 
 #define RING 1024 /* the protocol's in-flight window; W <= 1000 fits */
 
@@ -524,21 +525,6 @@ static double us(uint64_t ns)
     return (double)ns / 1000.0;
 }
 
-static void print_json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
-        else if (ch < 0x20)
-            printf("\\u%04x", ch);
-        else
-            putchar(ch);
-    }
-    putchar('"');
-}
-
 static void report(bench_t *b, int tallyd_status)
 {
     double secs = (double)(b->t_stop - b->t_warm) / 1e9;
@@ -567,7 +553,7 @@ static void report(bench_t *b, int tallyd_status)
     if (!b->o.json)
         return;
     printf("{\"label\":");
-    print_json_str(label);
+    text_json_string(stdout, label, strlen(label));
     printf(",\"connections\":%u,\"window\":%u,\"samples_per_submission\":%u,\"townships\":%u,"
            "\"metrics\":%u,\"rate\":%.0f,\"subscribers\":%u,\"duration_s\":%.3f",
            b->o.connections, b->o.window, b->o.samples, b->o.townships, b->o.metrics, b->o.rate,
@@ -603,7 +589,7 @@ static void report(bench_t *b, int tallyd_status)
                ",\"tallyd_rejected\":%" PRId64,
                b->st_series, b->st_memory, b->st_townships, b->st_updates, b->st_rejected);
     printf(",\"tallyd_exit\":%d,\"first_problem\":", tallyd_status);
-    print_json_str(b->first_problem);
+    text_json_string(stdout, b->first_problem, strlen(b->first_problem));
     printf("}\n");
 }
 

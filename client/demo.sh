@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 tallyd=$build/daemon/tallyd
-tally=$build/client/tally
+tally=$build/client/cli/tally
 data=client/demo
 for b in "$tallyd" "$tally"; do
     [ -x "$b" ] || { echo "demo: $b not found; build first (bash .ci/setup build)" >&2; exit 1; }

@@ -3,13 +3,15 @@
  * The codec is three files: proto_encode.c (the encoder, on msgpack-c's
  * packer), proto_decode.c (the strict cursor decoder) and this one.  Here
  * live the rules that encoding and decoding must apply identically, so
- * that whatever the encoder writes the decoder accepts: UTF-8 validity,
- * the name rules and the element count of each message.  The small public
+ * that whatever the encoder writes the decoder accepts: UTF-8 validity
+ * (by tallycommon's strict decoder, utf8.h), the name rules and the
+ * element count of each message.  The small public
  * helpers on topics and string views are here too; they belong to neither
  * direction.
  */
 #include "proto.h"
 #include "proto_internal.h"
+#include "utf8.h"
 
 #include <assert.h>
 #include <string.h>
@@ -18,57 +20,9 @@ const uint8_t proto_msg_elems[16] = {0, 7, 8, 4, 4, 6, 4, 5, 4, 9, 3, 4, 4, 5, 6
 
 /* ---- UTF-8 and names ---------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if the bytes there
- * are not one: overlong forms, surrogates, code points above U+10FFFF and
- * sequences cut short by the end are all rejected (RFC 3629, table 3-7 of
- * the Unicode standard). */
-size_t proto_utf8_seq(const uint8_t *s, size_t avail)
-{
-    uint8_t c = s[0], lo = 0x80, hi = 0xbf;
-    if (c < 0x80)
-        return 1;
-    if (c < 0xc2)
-        return 0;
-    if (c < 0xe0)
-        return avail >= 2 && (s[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (c < 0xf0) {
-        if (c == 0xe0)
-            lo = 0xa0;
-        else if (c == 0xed)
-            hi = 0x9f;
-        return avail >= 3 && s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 ? 3 : 0;
-    }
-    if (c > 0xf4)
-        return 0;
-    if (c == 0xf0)
-        lo = 0x90;
-    else if (c == 0xf4)
-        hi = 0x8f;
-    return avail >= 4 && s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 && (s[3] & 0xc0) == 0x80
-               ? 4
-               : 0;
-}
-
-/* Offset of the first byte that does not start a valid sequence, or len. */
-size_t proto_utf8_scan(const uint8_t *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        if (s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n = proto_utf8_seq(s + i, len - i);
-        if (n == 0)
-            return i;
-        i += n;
-    }
-    return len;
-}
-
 bool proto_utf8_valid(const char *s, size_t len)
 {
-    return len == 0 || proto_utf8_scan((const uint8_t *)s, len) == len;
+    return len == 0 || utf8_scan(s, len) == len;
 }
 
 /* The name rules of wire.md; *at receives the offset of the offending byte. */
@@ -89,7 +43,7 @@ int proto_name_scan(const uint8_t *s, size_t len, size_t *at)
             i++;
             continue;
         }
-        size_t n = proto_utf8_seq(s + i, len - i);
+        size_t n = utf8_decode(s + i, len - i, NULL);
         *at = i;
         if (n == 0)
             return TALLY_EUTF8;

@@ -1,8 +1,8 @@
 /* proto.h - the tally wire protocol v1: message structs, encoder, decoder.
  *
  * PROTOCOL.md is the specification; this codec implements it for both the
- * daemon and the client.  It depends on msgpack-c only and knows nothing of
- * sockets.
+ * daemon and the client.  It depends on msgpack-c and on tallycommon (the
+ * helpers next to it in proto/) only, and knows nothing of sockets.
  *
  * Decoding never allocates: strings are returned as views (proto_str_t) into
  * the caller's input buffer, which must outlive the decoded message, and the

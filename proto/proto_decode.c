@@ -8,12 +8,15 @@
  * container where a scalar belongs is a type error on the spot, however deep
  * the input nests.
  *
- * It does not use msgpack-c at all.  The UTF-8 and name rules it applies,
- * and the limits it shares with the encoder (proto_encode.c), come from
- * proto.c through proto_internal.h.
+ * It does not use msgpack-c at all.  The name rules it applies, and the
+ * limits it shares with the encoder (proto_encode.c), come from proto.c
+ * through proto_internal.h; UTF-8 and the escaping of values quoted in
+ * its messages from tallycommon (utf8.h, text.h).
  */
 #include "proto.h"
 #include "proto_internal.h"
+#include "text.h"
+#include "utf8.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -42,43 +45,19 @@ typedef struct fld {
 
 #define FLD(n) (&(const fld_t){(n), -1, -1, NULL, 0})
 
-/* Render untrusted bytes for a sentence: printable ASCII and valid UTF-8
- * pass through, anything else becomes \xNN, and a long value is cut with
- * "..." so the rest of the sentence (the limit) still fits. */
+/* Render untrusted bytes for a sentence, between quotes: at most
+ * SHOW_MAX bytes of it, so the rest of the sentence (the limit) still
+ * fits. */
 static void esc(char *out, size_t cap, const void *src, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
-    const uint8_t *s = src;
-    size_t o = 0;
-    for (size_t i = 0; i < len;) {
-        uint8_t c = s[i];
-        size_t n = c < 0x80 ? 1 : proto_utf8_seq(s + i, len - i);
-        char tmp[4];
-        size_t tn = n;
-        if (n == 1 && c >= 0x20 && c < 0x7f && c != '\'' && c != '\\') {
-            tmp[0] = (char)c;
-        } else if (n > 1 && !(c == 0xc2 && s[i + 1] < 0xa0)) {
-            memcpy(tmp, s + i, n);
-        } else {
-            tmp[0] = '\\', tmp[1] = 'x', tmp[2] = hex[c >> 4], tmp[3] = hex[c & 15];
-            tn = 4, n = 1;
-        }
-        if (o + tn + 4 > cap || o + tn > SHOW_MAX) {
-            memcpy(out + o, "...", 4);
-            return;
-        }
-        memcpy(out + o, tmp, tn);
-        o += tn, i += n;
-    }
-    out[o] = '\0';
+    text_printable(out, cap < SHOW_MAX + 4 ? cap : SHOW_MAX + 4, src, len, TEXT_QUOTES);
 }
 
 /* snprintf may cut a multi-byte character in half; the report travels in a
  * str field whose receiver checks UTF-8, so drop the broken tail. */
-static void utf8_trim(char *s)
+static void trim_broken_tail(char *s)
 {
-    size_t len = strlen(s);
-    s[proto_utf8_scan((const uint8_t *)s, len)] = '\0';
+    s[utf8_scan(s, strlen(s))] = '\0';
 }
 
 /* Failure paths are rare; keep them out of the decoder's hot code. */
@@ -108,13 +87,13 @@ COLD __attribute__((format(printf, 4, 5))) static int fail(proto_error_t *err, i
         for (const char *c = parts[i]; *c != '\0' && o + 1 < sizeof err->field; c++)
             err->field[o++] = *c;
     err->field[o] = '\0';
-    utf8_trim(err->field);
+    trim_broken_tail(err->field);
     int n = snprintf(err->message, sizeof err->message, "%s: ", err->field);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err->message + n, sizeof err->message - (size_t)n, fmt, ap);
     va_end(ap);
-    utf8_trim(err->message);
+    trim_broken_tail(err->message);
     return code;
 }
 
@@ -368,7 +347,7 @@ static int rd_text(rd_t *r, const fld_t *f, uint32_t min, uint32_t max, proto_st
                     " bytes",
                     show, out->len, min, max);
     }
-    size_t at = proto_utf8_scan((const uint8_t *)out->ptr, out->len);
+    size_t at = utf8_scan(out->ptr, out->len);
     if (at != out->len) {
         esc(show, sizeof show, out->ptr, out->len);
         return fail(r->err, TALLY_EUTF8, f, "text '%s' is not valid UTF-8 at byte %zu", show, at);

@@ -26,19 +26,19 @@
             return TALLY_EINVAL;                                                                   \
     } while (0)
 
-static bool view_ok(proto_str_t s)
+static bool is_valid_view(proto_str_t s)
 {
     return s.len == 0 || s.ptr != NULL;
 }
 
-static bool text_ok(proto_str_t s, uint32_t min, uint32_t max)
+static bool is_valid_text(proto_str_t s, uint32_t min, uint32_t max)
 {
-    return view_ok(s) && s.len >= min && s.len <= max && proto_utf8_valid(s.ptr, s.len);
+    return is_valid_view(s) && s.len >= min && s.len <= max && proto_utf8_valid(s.ptr, s.len);
 }
 
-static bool name_ok(proto_str_t s)
+static bool is_valid_name(proto_str_t s)
 {
-    return view_ok(s) && proto_name_check(s.ptr, s.len) == 0;
+    return is_valid_view(s) && proto_name_check(s.ptr, s.len) == 0;
 }
 
 static int pk_str(msgpack_packer *pk, proto_str_t s)
@@ -57,7 +57,7 @@ static int pk_head(msgpack_packer *pk, uint32_t type)
     return 0;
 }
 
-static bool keys_unique(const proto_str_t *keys, size_t stride, uint32_t n)
+static bool has_unique_keys(const proto_str_t *keys, size_t stride, uint32_t n)
 {
     for (uint32_t i = 1; i < n; i++) {
         const proto_str_t *k = (const proto_str_t *)((const char *)keys + stride * i);
@@ -72,7 +72,7 @@ static bool keys_unique(const proto_str_t *keys, size_t stride, uint32_t n)
 
 static int enc_submit(msgpack_packer *pk, const proto_submit_t *s)
 {
-    NEED(s->seq >= 1 && name_ok(s->township));
+    NEED(s->seq >= 1 && is_valid_name(s->township));
     NEED(s->time_ms >= PROTO_TIME_MIN && s->time_ms < PROTO_TIME_MAX);
     NEED(s->nsamples >= 1 && s->nsamples <= PROTO_SAMPLES_MAX && s->samples != NULL);
     TRY(pk_head(pk, PROTO_SUBMIT));
@@ -82,7 +82,7 @@ static int enc_submit(msgpack_packer *pk, const proto_submit_t *s)
     PK(msgpack_pack_int64(pk, s->time_ms));
     PK(msgpack_pack_array(pk, s->nsamples));
     for (uint32_t i = 0; i < s->nsamples; i++) {
-        NEED(name_ok(s->samples[i].metric));
+        NEED(is_valid_name(s->samples[i].metric));
         PK(msgpack_pack_array(pk, 2));
         TRY(pk_str(pk, s->samples[i].metric));
         PK(msgpack_pack_int64(pk, s->samples[i].value));
@@ -95,7 +95,8 @@ static int enc_ack(msgpack_packer *pk, const proto_ack_t *a)
     NEED(a->seq >= 1 && a->status <= PROTO_ACK_REJECTED && a->code <= PROTO_CODE_MAX);
     NEED((a->status == PROTO_ACK_REJECTED) == (a->code != 0));
     NEED(a->sample >= -1 && a->sample <= PROTO_ACK_SAMPLE_MAX);
-    NEED(text_ok(a->field, 0, PROTO_FIELD_MAX) && text_ok(a->message, 0, PROTO_MESSAGE_MAX));
+    NEED(is_valid_text(a->field, 0, PROTO_FIELD_MAX) &&
+         is_valid_text(a->message, 0, PROTO_MESSAGE_MAX));
     TRY(pk_head(pk, PROTO_ACK));
     PK(msgpack_pack_uint64(pk, a->seq));
     PK(msgpack_pack_uint64(pk, a->status));
@@ -107,14 +108,14 @@ static int enc_ack(msgpack_packer *pk, const proto_ack_t *a)
 
 static int enc_tally(msgpack_packer *pk, const proto_tally_t *t)
 {
-    NEED(name_ok(t->metric) && (t->scope.len == 0 || name_ok(t->scope)));
+    NEED(is_valid_name(t->metric) && (t->scope.len == 0 || is_valid_name(t->scope)));
     NEED(t->kind <= PROTO_KIND_RATIO && t->nvalues <= PROTO_COLUMNS_MAX);
     for (uint32_t i = 0; i < t->nvalues; i++) {
         const proto_value_t *v = &t->values[i];
-        NEED(text_ok(v->name, 1, PROTO_COLUMN_NAME_MAX));
+        NEED(is_valid_text(v->name, 1, PROTO_COLUMN_NAME_MAX));
         NEED(!v->present || t->kind != PROTO_KIND_RATIO || v->den != 0);
     }
-    NEED(keys_unique(&t->values[0].name, sizeof t->values[0], t->nvalues));
+    NEED(has_unique_keys(&t->values[0].name, sizeof t->values[0], t->nvalues));
     PK(msgpack_pack_array(pk, PROTO_TALLY_ELEMS));
     TRY(pk_str(pk, t->metric));
     TRY(pk_str(pk, t->scope));
@@ -149,10 +150,11 @@ static int enc_welcome(msgpack_packer *pk, const proto_msg_t *m)
                             w->max_msg,     w->skew_ms,
                             w->max_age_ms,  w->client_expiry_ms > 0 ? w->client_expiry_ms : -1};
     uint32_t nlimits = 0;
-    NEED(text_ok(w->server, 0, PROTO_TEXT_MAX) && text_ok(w->pub_endpoint, 0, PROTO_ENDPOINT_MAX));
+    NEED(is_valid_text(w->server, 0, PROTO_TEXT_MAX) &&
+         is_valid_text(w->pub_endpoint, 0, PROTO_ENDPOINT_MAX));
     NEED(w->ncolumns >= 1 && w->ncolumns <= PROTO_COLUMNS_MAX);
     for (uint32_t i = 0; i < w->ncolumns; i++)
-        NEED(text_ok(w->columns[i], 1, PROTO_COLUMN_NAME_MAX));
+        NEED(is_valid_text(w->columns[i], 1, PROTO_COLUMN_NAME_MAX));
     for (size_t k = 0; k < sizeof vals / sizeof vals[0]; k++)
         nlimits += vals[k] >= 0;
     TRY(pk_head(pk, PROTO_WELCOME));
@@ -179,8 +181,8 @@ static int enc_stats(msgpack_packer *pk, const proto_msg_t *m)
     uint32_t n = m->u.stats.n;
     NEED(n <= PROTO_STATS_MAX);
     for (uint32_t i = 0; i < n; i++)
-        NEED(text_ok(m->u.stats.entries[i].name, 1, PROTO_STAT_NAME_MAX));
-    NEED(keys_unique(&m->u.stats.entries[0].name, sizeof m->u.stats.entries[0], n));
+        NEED(is_valid_text(m->u.stats.entries[i].name, 1, PROTO_STAT_NAME_MAX));
+    NEED(has_unique_keys(&m->u.stats.entries[0].name, sizeof m->u.stats.entries[0], n));
     TRY(pk_head(pk, PROTO_STATS));
     PK(msgpack_pack_uint64(pk, m->u.stats.req_id));
     PK(msgpack_pack_map(pk, n));
@@ -202,7 +204,7 @@ int proto_encode(msgpack_sbuffer *out, const proto_msg_t *msg)
     case PROTO_ACK:
         return enc_ack(&pk, &msg->u.ack);
     case PROTO_SNAPSHOT_REQ:
-        NEED(text_ok(msg->u.snapshot_req.prefix, 0, PROTO_PREFIX_MAX));
+        NEED(is_valid_text(msg->u.snapshot_req.prefix, 0, PROTO_PREFIX_MAX));
         TRY(pk_head(&pk, msg->type));
         PK(msgpack_pack_uint64(&pk, msg->u.snapshot_req.req_id));
         return pk_str(&pk, msg->u.snapshot_req.prefix);
@@ -226,7 +228,7 @@ int proto_encode(msgpack_sbuffer *out, const proto_msg_t *msg)
         PK(msgpack_pack_int64(&pk, msg->u.heartbeat.time_ms));
         return 0;
     case PROTO_HELLO:
-        NEED(text_ok(msg->u.hello.client, 0, PROTO_TEXT_MAX));
+        NEED(is_valid_text(msg->u.hello.client, 0, PROTO_TEXT_MAX));
         TRY(pk_head(&pk, msg->type));
         PK(msgpack_pack_uint64(&pk, msg->u.hello.req_id));
         return pk_str(&pk, msg->u.hello.client);
@@ -251,8 +253,8 @@ int proto_encode(msgpack_sbuffer *out, const proto_msg_t *msg)
         return 0;
     case PROTO_ERROR:
         NEED(msg->u.error.code >= 1 && msg->u.error.code <= PROTO_CODE_MAX);
-        NEED(text_ok(msg->u.error.field, 0, PROTO_FIELD_MAX));
-        NEED(text_ok(msg->u.error.message, 0, PROTO_MESSAGE_MAX));
+        NEED(is_valid_text(msg->u.error.field, 0, PROTO_FIELD_MAX));
+        NEED(is_valid_text(msg->u.error.message, 0, PROTO_MESSAGE_MAX));
         TRY(pk_head(&pk, msg->type));
         PK(msgpack_pack_uint64(&pk, msg->u.error.req_id));
         PK(msgpack_pack_uint64(&pk, msg->u.error.code));

@@ -28,18 +28,6 @@
  * counts and the decoder demands them. */
 extern const uint8_t proto_msg_elems[16];
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if the bytes there
- * are not one: overlong forms, surrogates, code points above U+10FFFF and
- * sequences cut short by the end are all rejected.  s must point at avail
- * >= 1 readable bytes; nothing past s[avail - 1] is read.  Never fails
- * otherwise. */
-size_t proto_utf8_seq(const uint8_t *s, size_t avail);
-
-/* Offset of the first byte of s[0..len) that does not start a valid UTF-8
- * sequence, or len when all of it is valid.  s may be NULL only when len is
- * 0. */
-size_t proto_utf8_scan(const uint8_t *s, size_t len);
-
 /* Check s[0..len) against the name rules of wire.md (1..PROTO_NAME_MAX
  * bytes, valid UTF-8, no C0/C1 controls, space, '/' or DEL).  Returns 0,
  * TALLY_EBADNAME (empty, or a forbidden character), TALLY_ETOOLONG or

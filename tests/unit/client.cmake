@@ -1,4 +1,5 @@
-# libtally and the tally command: one cmocka executable per concern.
+# libtally (client/lib/) and the tally command (client/cli/): one cmocka
+# executable per concern.
 set(TALLY_CLIENT_TESTS csv text parse spool pub sub cli)
 foreach(t IN LISTS TALLY_CLIENT_TESTS)
   if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_client_${t}.c)
@@ -7,6 +8,11 @@ foreach(t IN LISTS TALLY_CLIENT_TESTS)
       LIBS tallyclicore tally_static)
   endif()
 endforeach()
+# test_client_spool drives the spool itself (client/lib/spool.h, fsutil.h),
+# which libtally does not make public: it alone gets the private headers.
+if(TARGET test_client_spool)
+  target_include_directories(test_client_spool PRIVATE ${CMAKE_SOURCE_DIR}/client/lib)
+endif()
 if(TARGET test_client_csv)
   target_compile_definitions(test_client_csv PRIVATE
     TALLY_SHARED_DATA="${CMAKE_SOURCE_DIR}/client/demo")

@@ -1,5 +1,5 @@
 /* Unit tests of keys: certificate text and files, key directories, the
- * keyring and User-Ids; and `tally keygen` (client/cli_keygen.c), whose
+ * keyring and User-Ids; and `tally keygen` (client/cli/cli_keygen.c), whose
  * files must read back through keys.c. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,0 +1,158 @@
+/* cli_opts.c - the tally command (client/cli/): its options, parsed in
+ * one place (see cli_opts.h). */
+#include "cli_opts.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct shared {
+    unsigned group; /* 0: always */
+    struct option opt;
+} shared_t;
+
+/* In the order of the table: shared[0 .. FIRST_LATE) come before the
+ * subcommand's own options, the rest after them. */
+static const shared_t shared[] = {
+    {CLI_OPTS_FILTER, {"metric", required_argument, NULL, 'm'}},
+    {CLI_OPTS_FILTER, {"town", required_argument, NULL, 't'}},
+    {CLI_OPTS_FILTER, {"all", no_argument, NULL, 'a'}},
+    {CLI_OPTS_JSON, {"json", no_argument, NULL, 'j'}},
+    {CLI_OPTS_TIMEOUT, {"timeout", required_argument, NULL, CLI_OPT_TIMEOUT}},
+    {CLI_OPTS_SERVER, {"server", required_argument, NULL, 's'}},
+    {CLI_OPTS_SERVER, {"server-key", required_argument, NULL, CLI_OPT_SERVER_KEY}},
+    {CLI_OPTS_SERVER, {"cert", required_argument, NULL, CLI_OPT_CERT}},
+    {0, {"help", no_argument, NULL, 'h'}},
+};
+#define NSHARED    (sizeof shared / sizeof shared[0])
+#define FIRST_LATE 4 /* --timeout */
+
+static bool is_taken(const cli_opts_t *o, const shared_t *s)
+{
+    return s->group == 0 || (o->groups & s->group) != 0;
+}
+
+/* Append one option to the long table and, when its value is a letter,
+ * to the short ones. */
+static void add(cli_opts_t *o, size_t *n, size_t *ns, const struct option *opt)
+{
+    assert(*n < CLI_OPTS_MAX);
+    for (size_t i = 0; i < *n; i++)
+        assert(o->longopts[i].val != opt->val); /* one value, one option */
+    o->longopts[(*n)++] = *opt;
+    if (opt->val > ' ' && opt->val < 0x7F) {
+        o->shortopts[(*ns)++] = (char)opt->val;
+        if (opt->has_arg == required_argument)
+            o->shortopts[(*ns)++] = ':';
+    }
+}
+
+void cli_opts_init(cli_opts_t *o, const char *cmd, const char *usage, cli_global_t *g,
+                   unsigned groups, const struct option *own)
+{
+    memset(o, 0, sizeof *o);
+    o->cmd = cmd;
+    o->usage = usage;
+    o->g = g;
+    o->groups = groups;
+    o->timeout_ms = CLI_DEFAULT_TIMEOUT_MS;
+    size_t n = 0, ns = 0;
+    /* '+' before the subcommand: its options are its own.  ':' reports a
+     * missing value apart from an unknown option. */
+    if (cmd == NULL)
+        o->shortopts[ns++] = '+';
+    o->shortopts[ns++] = ':';
+    for (size_t i = 0; i < FIRST_LATE; i++)
+        if (is_taken(o, &shared[i]))
+            add(o, &n, &ns, &shared[i].opt);
+    for (const struct option *p = own; p != NULL && p->name != NULL; p++)
+        add(o, &n, &ns, p);
+    for (size_t i = FIRST_LATE; i < NSHARED; i++)
+        if (is_taken(o, &shared[i]))
+            add(o, &n, &ns, &shared[i].opt);
+    o->shortopts[ns] = '\0';
+    opterr = 0;
+}
+
+/* The shared option of value c that o takes, or NULL: c is then the
+ * subcommand's own (or getopt's '?' or ':'). */
+static const shared_t *find_shared(const cli_opts_t *o, int c)
+{
+    for (size_t i = 0; i < NSHARED; i++)
+        if (shared[i].opt.val == c && is_taken(o, &shared[i]))
+            return &shared[i];
+    return NULL;
+}
+
+/* Act on shared option c.  CLI_CONTINUE, or an exit status. */
+static int handle(cli_opts_t *o, int c)
+{
+    switch (c) {
+    case 'm':
+        o->metric = optarg;
+        break;
+    case 't':
+        o->town = optarg;
+        break;
+    case 'a':
+        o->all = true;
+        break;
+    case 'j':
+        o->json = true;
+        break;
+    case CLI_OPT_TIMEOUT:
+        if (cli_parse_seconds(optarg, &o->timeout_ms) < 0)
+            return cli_usage_error(o->cmd, "--timeout '%s' is not a number of seconds > 0", optarg);
+        break;
+    case 's':
+        if (cli_set_server(o->g, o->cmd, optarg) != 0)
+            return CLI_USAGE;
+        break;
+    case CLI_OPT_SERVER_KEY:
+        o->g->server_key = optarg;
+        break;
+    case CLI_OPT_CERT:
+        o->g->cert = optarg;
+        break;
+    case 'h':
+        fputs(o->usage, stdout);
+        return CLI_OK;
+    }
+    return CLI_CONTINUE;
+}
+
+/* The options have ended: check what follows them and the filter. */
+static int finish(cli_opts_t *o, int argc, char **argv)
+{
+    if ((o->groups & CLI_OPTS_NO_OPERANDS) && optind < argc)
+        return cli_usage_error(o->cmd, "unexpected argument '%s'", argv[optind]);
+    if ((o->groups & CLI_OPTS_FILTER) &&
+        cli_prefix(o->cmd, o->metric, o->town, o->all, o->prefix, sizeof o->prefix) != 0)
+        return CLI_USAGE;
+    return CLI_CONTINUE;
+}
+
+int cli_opts_next(cli_opts_t *o, int argc, char **argv, int *opt)
+{
+    for (;;) {
+        int c = getopt_long(argc, argv, o->shortopts, o->longopts, NULL);
+        *opt = c;
+        if (c == -1)
+            return finish(o, argc, argv);
+        if (c == '?' || c == ':')
+            return cli_bad_option(o->cmd, c, argv, o->longopts);
+        if (find_shared(o, c) == NULL)
+            return CLI_CONTINUE; /* the subcommand's own */
+        int status = handle(o, c);
+        if (status != CLI_CONTINUE)
+            return status;
+    }
+}
+
+int cli_opts_parse(cli_opts_t *o, int argc, char **argv)
+{
+    int opt, status;
+    while ((status = cli_opts_next(o, argc, argv, &opt)) == CLI_CONTINUE && opt != -1)
+        assert(!"an option of the subcommand's own, which it said it has none of");
+    return status;
+}

@@ -1,0 +1,312 @@
+/* cli_push.c - the tally command (client/cli/): `tally push`, send
+ * figures of one township and wait until the daemon has acknowledged
+ * them. */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cli_opts.h"
+#include "csv.h"
+#include "proto.h"
+#include "when.h"
+
+/* The help lines of the shared options are cli_opts.h's macros. */
+/* clang-format off */
+const char cli_push_usage[] =
+    "Usage: tally push --town NAME [OPTIONS] METRIC=VALUE...\n"
+    "       tally push --town NAME [OPTIONS] --file FILE.csv\n"
+    "       COMMAND | tally push --town NAME [OPTIONS]\n"
+    "\n"
+    "Send figures of one township to tallyd and wait until they are acknowledged.\n"
+    "Values are integers.  A CSV file needs a header row naming a 'metric' and a\n"
+    "'value' column; other columns are ignored.  Without pairs or --file, the CSV\n"
+    "is read from standard input when it is not a terminal.\n"
+    "\n"
+    "Options:\n"
+    "  -t, --town NAME    township the figures belong to (required)\n"
+    "  -f, --file FILE    read figures from a CSV file ('-' = standard input)\n"
+    "  -T, --time WHEN    event time of the figures (default: now): 2023-12-31\n"
+    "                     (midnight, local time), 2023-12-31T12:00:00 (local time),\n"
+    "                     2023-12-31T12:00:00+08:00, or @EPOCH_MILLISECONDS;\n"
+    "                     local time is the TZ variable's, UTC when TZ is unset\n"
+    "      --spool DIR    keep the figures in DIR until acknowledged; figures left\n"
+    "                     there by an earlier run are delivered first\n"
+    "      --flush        with --spool: only deliver what the spool holds, push\n"
+    "                     nothing new\n"
+    "      --timeout SEC  how long to wait for acknowledgements (default 10)\n"
+    "  -q, --quiet        print nothing when everything was accepted\n"
+    CLI_OPTS_HELP_SERVER("", "this township's")
+    CLI_OPTS_HELP_HELP("")
+    "\n"
+    "Exit status: 0 accepted, 1 rejected, 2 usage or input error, 3 no answer in\n"
+    "time (with --spool the figures stay spooled for the next run), 4 internal error.\n";
+/* clang-format on */
+
+typedef struct push {
+    uint64_t first_seq; /* seqs >= first_seq belong to this run */
+    size_t accepted_samples, accepted_subs;
+    uint64_t lo, hi; /* seq range accepted in this run */
+    size_t earlier_samples, earlier_subs;
+    size_t rejected;
+} push_t;
+
+static void on_ack(void *ctx, uint64_t seq, int status, uint32_t nsamples)
+{
+    push_t *p = ctx;
+    (void)status; /* a duplicate was accepted by an earlier attempt: delivered all the same */
+    if (seq < p->first_seq) {
+        p->earlier_subs++;
+        p->earlier_samples += nsamples;
+        return;
+    }
+    if (p->accepted_subs == 0 || seq < p->lo)
+        p->lo = seq;
+    if (p->accepted_subs == 0 || seq > p->hi)
+        p->hi = seq;
+    p->accepted_subs++;
+    p->accepted_samples += nsamples;
+}
+
+static void on_reject(void *ctx, uint64_t seq, int code, int sample, const char *field,
+                      const char *message)
+{
+    push_t *p = ctx;
+    (void)sample;
+    p->rejected++;
+    /* The daemon's messages usually start with the field already. */
+    if (strncmp(message, field, strlen(field)) == 0)
+        field = "";
+    fprintf(stderr, "tally: rejected: %s%s%s (%s)", field, field[0] ? ": " : "", message,
+            tally_errname(code));
+    if (seq < p->first_seq)
+        fprintf(stderr, " [submission %" PRIu64 " from an earlier run]", seq);
+    fputc('\n', stderr);
+}
+
+/* METRIC=VALUE; the value never contains '=', the metric may. */
+static int parse_pair(const char *arg, csv_samples_t *out)
+{
+    const char *eq = strrchr(arg, '=');
+    if (eq == NULL)
+        return cli_usage_error("push", "'%s' is not METRIC=VALUE", arg);
+    size_t mlen = (size_t)(eq - arg);
+    if (proto_name_check(arg, mlen) < 0)
+        return cli_usage_error("push", "'%s': '%.*s' is not a valid metric name", arg, (int)mlen,
+                               arg);
+    int64_t v;
+    int rc = csv_parse_int64(eq + 1, strlen(eq + 1), &v);
+    if (rc == TALLY_ERANGE)
+        return cli_usage_error("push",
+                               "'%s': value '%s' is out of range (a value must lie within "
+                               "-9223372036854775808 .. 9223372036854775807)",
+                               arg, eq + 1);
+    if (rc < 0)
+        return cli_usage_error("push", "'%s': value '%s' is not an integer", arg, eq + 1);
+    if (csv_samples_add(out, arg, mlen, v, 0) < 0) {
+        cli_error("out of memory");
+        return CLI_INTERNAL;
+    }
+    return 0;
+}
+
+static int read_csv(const char *file, csv_samples_t *out)
+{
+    char err[1024];
+    char *buf;
+    size_t len;
+    int rc = cli_read_input(file, &buf, &len, err, sizeof err);
+    if (rc == TALLY_ENOMEM) {
+        cli_error("out of memory");
+        return CLI_INTERNAL;
+    }
+    if (rc < 0)
+        return cli_usage_error("push", "%s", err);
+    const char *name = strcmp(file, "-") == 0 ? "stdin" : file;
+    rc = csv_parse_samples(buf, len, name, out, err, sizeof err);
+    free(buf);
+    if (rc == TALLY_ENOMEM) {
+        cli_error("out of memory");
+        return CLI_INTERNAL;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "tally push: %s\n", err);
+        return CLI_USAGE;
+    }
+    if (out->n == 0) {
+        fprintf(stderr, "tally push: %s has a header but no figures\n", name);
+        return CLI_USAGE;
+    }
+    return 0;
+}
+
+static const char *plural(size_t n)
+{
+    return n == 1 ? "" : "s";
+}
+
+static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t time_ms,
+                   int timeout_ms, bool quiet, const csv_samples_t *samples)
+{
+    push_t p = {0};
+    char err[1024];
+    const tally_curve_t *curve;
+    int status = cli_curve(g, "push", &curve);
+    if (status != 0)
+        return status;
+    tally_client_opts_t o = {
+        .curve = curve,
+        .spool_dir = spool,
+        .on_ack = on_ack,
+        .on_reject = on_reject,
+        .cb_ctx = &p,
+        .errbuf = err,
+        .errbuf_len = sizeof err,
+    };
+    tally_client_t *c;
+    int rc = tally_client_new(g->server, town, &o, &c);
+    if (rc == TALLY_EBADNAME || rc == TALLY_ETOOLONG || rc == TALLY_EUTF8 || rc == TALLY_EINVAL)
+        return cli_usage_error("push", "%s", err);
+    if (rc < 0) {
+        cli_error("%s", err);
+        return CLI_INTERNAL;
+    }
+    p.first_seq = tally_client_next_seq(c);
+    for (size_t i = 0; i < samples->n && status == CLI_OK; i++) {
+        rc = tally_client_add(c, samples->v[i].metric, samples->v[i].value, time_ms);
+        if (rc == TALLY_ERANGE) {
+            status = cli_usage_error("push", "%s", tally_client_last_error(c));
+        } else if (rc < 0) {
+            cli_error("%s", tally_client_last_error(c));
+            status = CLI_INTERNAL;
+        }
+    }
+    if (status != CLI_OK) {
+        tally_client_destroy(&c);
+        return status;
+    }
+    rc = tally_client_flush(c, timeout_ms);
+    if (p.earlier_subs > 0 && !quiet)
+        printf("delivered %zu submission%s (%zu sample%s) left in %s by an earlier run\n",
+               p.earlier_subs, plural(p.earlier_subs), p.earlier_samples, plural(p.earlier_samples),
+               spool);
+    if (p.accepted_subs > 0 && !quiet)
+        printf("accepted %zu sample%s for %s (seq %" PRIu64 "..%" PRIu64 ")\n", p.accepted_samples,
+               plural(p.accepted_samples), town, p.lo, p.hi);
+    if (rc == TALLY_ETIMEDOUT) {
+        size_t subs = tally_client_pending(c), n = tally_client_pending_samples(c);
+        if (spool != NULL)
+            cli_error("no acknowledgement from tallyd at %s within %g s; %zu submission%s (%zu "
+                      "sample%s) kept in %s for the next run to deliver",
+                      g->server, timeout_ms / 1000.0, subs, plural(subs), n, plural(n), spool);
+        else
+            cli_error("no acknowledgement from tallyd at %s within %g s; %zu submission%s (%zu "
+                      "sample%s) not delivered (use --spool DIR to keep figures for a later "
+                      "run)",
+                      g->server, timeout_ms / 1000.0, subs, plural(subs), n, plural(n));
+        if (curve != NULL)
+            cli_error("a tallyd secured with CURVE also stays silent to a key it does not admit: "
+                      "check that %s is the township's certificate and its public key is in "
+                      "tallyd's township_keys",
+                      g->cert);
+        status = CLI_UNREACHABLE;
+    } else if (rc < 0) {
+        cli_error("%s", tally_client_last_error(c));
+        status = CLI_INTERNAL;
+    }
+    if (p.rejected > 0)
+        status = CLI_REJECTED;
+    tally_client_destroy(&c);
+    return status;
+}
+
+enum { OPT_SPOOL = CLI_OPT_OWN, OPT_FLUSH };
+
+int cli_push(int argc, char **argv, cli_global_t *g)
+{
+    static const struct option own[] = {
+        {"town", required_argument, NULL, 't'},
+        {"file", required_argument, NULL, 'f'},
+        {"time", required_argument, NULL, 'T'},
+        {"spool", required_argument, NULL, OPT_SPOOL},
+        {"flush", no_argument, NULL, OPT_FLUSH},
+        {"quiet", no_argument, NULL, 'q'},
+        {NULL, 0, NULL, 0},
+    };
+    cli_opts_t o;
+    cli_opts_init(&o, "push", cli_push_usage, g, CLI_OPTS_TIMEOUT | CLI_OPTS_SERVER, own);
+    const char *town = NULL, *file = NULL, *spool = NULL;
+    int64_t time_ms = 0;
+    bool quiet = false, flush = false;
+    char err[512];
+    int c, status;
+    while ((status = cli_opts_next(&o, argc, argv, &c)) == CLI_CONTINUE && c != -1) {
+        switch (c) {
+        case 't':
+            town = optarg;
+            break;
+        case OPT_FLUSH:
+            flush = true;
+            break;
+        case 'f':
+            file = optarg;
+            break;
+        case 'T':
+            if (when_parse(optarg, &time_ms, err, sizeof err) < 0)
+                return cli_usage_error("push", "--time: %s", err);
+            if (time_ms == 0)
+                time_ms = 1; /* 0 would mean "now" to the library */
+            break;
+        case OPT_SPOOL:
+            spool = optarg;
+            break;
+        case 'q':
+            quiet = true;
+            break;
+        }
+    }
+    if (status != CLI_CONTINUE)
+        return status;
+    if (town == NULL)
+        return cli_usage_error("push", "--town NAME is required");
+    if (proto_name_check(town, strlen(town)) < 0)
+        return cli_usage_error("push", "--town '%s' is not a valid township name", town);
+    bool pairs = optind < argc;
+    if (flush) {
+        if (spool == NULL)
+            return cli_usage_error("push", "--flush needs --spool DIR");
+        if (pairs || file != NULL)
+            return cli_usage_error("push", "--flush pushes nothing new: drop the figures");
+        csv_samples_t none = {0};
+        return deliver(g, town, spool, 0, o.timeout_ms, quiet, &none);
+    }
+    if (pairs && file != NULL)
+        return cli_usage_error("push", "give METRIC=VALUE pairs or --file, not both");
+    if (!pairs && file == NULL) {
+        if (isatty(STDIN_FILENO))
+            return cli_usage_error("push", "nothing to push: give METRIC=VALUE pairs, --file "
+                                           "FILE.csv, or CSV on standard input");
+        file = "-";
+    }
+    csv_samples_t samples = {0};
+    int rc = 0;
+    for (int i = optind; i < argc && rc == 0; i++)
+        rc = parse_pair(argv[i], &samples);
+    if (rc == 0 && file != NULL)
+        rc = read_csv(file, &samples);
+    if (rc == 0) {
+        if (time_ms == 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            /* One clock reading for all figures: they form one submission. */
+            time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        }
+        rc = deliver(g, town, spool, time_ms, o.timeout_ms, quiet, &samples);
+    }
+    csv_samples_free(&samples);
+    return rc;
+}

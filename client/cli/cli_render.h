@@ -1,0 +1,62 @@
+/* cli_render.h - the tally command (client/cli/, private): tallies as
+ * text tables and JSON for `tally get` and `tally watch`. */
+#ifndef TALLY_CLIENT_CLI_RENDER_H
+#define TALLY_CLIENT_CLI_RENDER_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "tally.h"
+
+/* A tally that owns its strings, for keeping one beyond a callback. */
+typedef struct cli_render_tally {
+    tally_tally_t t;
+    char metric[65];
+    char scope[65];
+    char topic[160];
+    char columns[TALLY_COLUMNS_MAX][17];
+} cli_render_tally_t;
+
+/* A malloc'ed deep copy of src (free with free()), or NULL. */
+cli_render_tally_t *cli_render_dup(const tally_tally_t *src);
+
+/* "county" for the county-wide scope, else the township name. */
+const char *cli_render_scope(const tally_tally_t *t);
+
+/* A value as a table shows it: "216", "98.6%" for a ratio, "-" for no
+ * value. */
+void cli_render_value(char *buf, size_t cap, int kind, const tally_value_t *v);
+
+/* Tallies gathered through cli_render_rows_add, to be sorted and printed.
+ * Start from a zeroed struct with metric and copy set. */
+typedef struct cli_render_rows {
+    const char *metric;      /* keep only this metric's tallies; NULL: all */
+    bool copy;               /* keep copies (cli_render_dup): the tallies outlive
+                                the callback that hands them over */
+    const tally_tally_t **v; /* the tallies, in the order they came */
+    size_t n, cap;
+    bool oom; /* a tally was left out for want of memory */
+} cli_render_rows_t;
+
+/* A tally_tally_cb (ctx: a cli_render_rows_t): append t, or its copy. */
+void cli_render_rows_add(void *ctx, const tally_tally_t *t);
+
+/* Free the array and the copies; r is empty afterwards. */
+void cli_render_rows_free(cli_render_rows_t *r);
+
+/* Sort by metric, then county before townships, then township name. */
+void cli_render_sort(const tally_tally_t **v, size_t n);
+
+/* Print v (sorted by the caller) as a table: METRIC, SCOPE and one column
+ * per value column, in the order 1h 24h 7d 30d today month quarter year
+ * total and then any other column in order of appearance; an absent
+ * column is blank.  Returns 0 or TALLY_ENOMEM. */
+int cli_render_table(FILE *out, const tally_tally_t *const *v, size_t n);
+
+/* Print one tally as a JSON object: {"metric":..,"scope":..,"kind":..,
+ * "values":{..}}, preceded by "seq" when with_seq is set.  Counter and
+ * gauge values are integers, ratios {"num":..,"den":..,"value":..},
+ * no value is null. */
+void cli_render_json_tally(FILE *out, const tally_tally_t *t, bool with_seq);
+
+#endif

@@ -1,0 +1,267 @@
+/* cli_util.c - the tally command (client/cli/): exit codes, option errors
+ * with suggestions, input reading, the daemon's address and keys. */
+#include "cli_util.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+#include "text.h"
+#include "vec.h"
+
+#define INPUT_FIRST 8192u /* bytes read at first */
+#define INPUT_MAX   (64u << 20)
+
+static void hint(const char *cmd)
+{
+    if (cmd != NULL)
+        fprintf(stderr, "Try 'tally %s --help' for more information.\n", cmd);
+    else
+        fprintf(stderr, "Try 'tally --help' for more information.\n");
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "tally%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    hint(cmd);
+    return CLI_USAGE;
+}
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("tally: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static const struct option *by_val(const struct option *longopts, int val)
+{
+    for (const struct option *o = longopts; o->name != NULL; o++)
+        if (o->val == val)
+            return o;
+    return NULL;
+}
+
+int cli_bad_option(const char *cmd, int c, char *const *argv, const struct option *longopts)
+{
+    const char *prefix = cmd ? " " : "";
+    const char *name = cmd ? cmd : "";
+    if (c == ':') {
+        const struct option *o = by_val(longopts, optopt);
+        if (o != NULL)
+            fprintf(stderr, "tally%s%s: option '--%s' needs a value\n", prefix, name, o->name);
+        else
+            fprintf(stderr, "tally%s%s: option '%s' needs a value\n", prefix, name,
+                    argv[optind - 1]);
+        hint(cmd);
+        return CLI_USAGE;
+    }
+    if (optopt != 0) {
+        fprintf(stderr, "tally%s%s: unknown option '-%c'\n", prefix, name, optopt);
+        hint(cmd);
+        return CLI_USAGE;
+    }
+    const char *arg = argv[optind - 1];
+    char word[128];
+    const char *w = arg;
+    while (*w == '-')
+        w++;
+    size_t wl = strcspn(w, "=");
+    text_copy(word, sizeof word, w, wl);
+    const char *names[64] = {NULL};
+    size_t n = 0;
+    for (const struct option *o = longopts; o->name != NULL && n < 64; o++)
+        names[n++] = o->name;
+    const char *s = cli_suggest(word, names, n);
+    /* An exact match of a prefix of several options is getopt's
+     * "ambiguous" case: list the ones it could mean. */
+    size_t matches = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(names[i], word, strlen(word)) == 0)
+            matches++;
+    char shown[140];
+    text_copy(shown, sizeof shown, arg, strcspn(arg, "="));
+    if (matches > 1)
+        fprintf(stderr, "tally%s%s: option '%s' is ambiguous\n", prefix, name, shown);
+    else if (s != NULL)
+        fprintf(stderr, "tally%s%s: unknown option '%s' (did you mean '--%s'?)\n", prefix, name,
+                shown, s);
+    else
+        fprintf(stderr, "tally%s%s: unknown option '%s'\n", prefix, name, shown);
+    hint(cmd);
+    return CLI_USAGE;
+}
+
+int cli_read_input(const char *path, char **buf, size_t *len, char *err, size_t errlen)
+{
+    bool is_stdin = strcmp(path, "-") == 0;
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (f == NULL) {
+        text_format(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return TALLY_EIO;
+    }
+    size_t cap = 0, n = 0;
+    char *b = NULL;
+    int rc = 0;
+    for (;;) {
+        if (n + 1 >= cap) {
+            if (cap >= INPUT_MAX) {
+                text_format(err, errlen, "%s is larger than the limit of %u MiB",
+                            is_stdin ? "standard input" : path, INPUT_MAX >> 20);
+                rc = TALLY_ETOOLARGE;
+                break;
+            }
+            if (VEC_RESERVE(b, cap, cap < INPUT_FIRST ? INPUT_FIRST : 2 * cap) < 0) {
+                rc = TALLY_ENOMEM;
+                break;
+            }
+        }
+        size_t got = fread(b + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                text_format(err, errlen, "cannot read %s: %s", is_stdin ? "standard input" : path,
+                            strerror(errno));
+                rc = TALLY_EIO;
+            }
+            break;
+        }
+    }
+    if (!is_stdin)
+        fclose(f);
+    if (rc < 0) {
+        free(b);
+        return rc;
+    }
+    b[n] = '\0';
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+int cli_parse_seconds(const char *s, int *ms)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v <= 0 || v > 86400)
+        return TALLY_EINVAL;
+    *ms = (int)(v * 1000 + 0.5);
+    if (*ms == 0)
+        *ms = 1;
+    return 0;
+}
+
+int cli_parse_count(const char *s, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < 1 || v > 2147483647L)
+        return TALLY_EINVAL;
+    *out = v;
+    return 0;
+}
+
+int cli_set_server(cli_global_t *g, const char *cmd, const char *addr)
+{
+    int rc = tally_endpoint_normalize(addr, g->server, sizeof g->server);
+    if (rc < 0)
+        return cli_usage_error(cmd,
+                               "server address '%s' is not valid: expected tcp://HOST:PORT, "
+                               "HOST:PORT, HOST or ipc://PATH",
+                               addr);
+    return 0;
+}
+
+int cli_curve(cli_global_t *g, const char *cmd, const tally_curve_t **out)
+{
+    *out = NULL;
+    bool key = g->server_key != NULL && g->server_key[0] != '\0';
+    bool cert = g->cert != NULL && g->cert[0] != '\0';
+    if (!key && !cert)
+        return 0;
+    if (!key)
+        return cli_usage_error(cmd, "--cert (or TALLY_CERT) needs the daemon's public key too: "
+                                    "--server-key FILE|KEY (or TALLY_SERVER_KEY)");
+    if (!cert)
+        return cli_usage_error(cmd, "--server-key (or TALLY_SERVER_KEY) needs this client's "
+                                    "certificate too: --cert FILE (or TALLY_CERT), the NAME_secret "
+                                    "file of `tally keygen NAME`");
+    g->curve.server_key = g->server_key;
+    g->curve.cert = g->cert;
+    char err[1024];
+    int rc = tally_curve_check(&g->curve, err, sizeof err);
+    if (rc == TALLY_ESYS) {
+        cli_error("%s", err);
+        return CLI_INTERNAL;
+    }
+    if (rc < 0)
+        return cli_usage_error(cmd, "%s", err);
+    *out = &g->curve;
+    return 0;
+}
+
+int cli_prefix(const char *cmd, const char *metric, const char *town, int all, char *buf,
+               size_t cap)
+{
+    if (metric != NULL && proto_name_check(metric, strlen(metric)) < 0)
+        return cli_usage_error(cmd, "--metric '%s' is not a valid metric name", metric);
+    if (town != NULL && proto_name_check(town, strlen(town)) < 0)
+        return cli_usage_error(cmd, "--town '%s' is not a valid township name", town);
+    if (all && town != NULL)
+        return cli_usage_error(cmd, "--all and --town exclude each other");
+    if (all)
+        snprintf(buf, cap, "u/");
+    else if (town != NULL)
+        snprintf(buf, cap, "u/town/%s/%s%s", town, metric ? metric : "", metric ? "/" : "");
+    else
+        snprintf(buf, cap, "u/county/%s%s", metric ? metric : "", metric ? "/" : "");
+    return 0;
+}
+
+int cli_request_failed(const char *server, int rc, int timeout_ms)
+{
+    if (rc == TALLY_ETIMEDOUT) {
+        cli_error("no answer from tallyd at %s within %g s (is it running?)", server,
+                  timeout_ms / 1000.0);
+        return CLI_UNREACHABLE;
+    }
+    if (tally_err_is_wire(rc)) {
+        cli_error("the daemon refused the request: %s (%s)", tally_strerror(rc), tally_errname(rc));
+        return CLI_REJECTED;
+    }
+    cli_error("request to %s failed: %s", server, tally_strerror(rc));
+    return rc == TALLY_EINVAL ? CLI_USAGE : CLI_INTERNAL;
+}
+
+int cli_request_failed_curve(const cli_global_t *g, int rc, int timeout_ms)
+{
+    bool curve = g->server_key != NULL && g->server_key[0] != '\0';
+    if (rc == TALLY_ETIMEDOUT && curve) {
+        cli_error("no answer from tallyd at %s within %g s: it is not running, or it does not "
+                  "admit the key of %s (a secured tallyd answers unknown keys with silence)",
+                  g->server, timeout_ms / 1000.0, g->cert);
+        return CLI_UNREACHABLE;
+    }
+    if (rc == TALLY_EFORBIDDEN && curve) {
+        cli_error("the daemon refused the request: the key of %s may not do this (reading needs "
+                  "a subscriber key) or is no longer admitted (%s)",
+                  g->cert, tally_errname(rc));
+        return CLI_REJECTED;
+    }
+    return cli_request_failed(g->server, rc, timeout_ms);
+}

@@ -1,0 +1,95 @@
+/* cli_util.h - the tally command (client/cli/, private): what every
+ * subcommand shares, exit codes, option errors with suggestions, input
+ * reading, the daemon's address and keys. */
+#ifndef TALLY_CLIENT_CLI_UTIL_H
+#define TALLY_CLIENT_CLI_UTIL_H
+
+#include <getopt.h>
+#include <stddef.h>
+
+#include "suggest.h"
+#include "tally.h"
+
+/* Exit codes of the tally command (tally(1), EXIT STATUS). */
+enum cli_exit {
+    CLI_OK = 0,          /* done */
+    CLI_REJECTED = 1,    /* the daemon refused something */
+    CLI_USAGE = 2,       /* bad option, argument or input file */
+    CLI_UNREACHABLE = 3, /* no answer from the daemon in time */
+    CLI_INTERNAL = 4,    /* local failure: spool, memory, sockets */
+};
+
+#define CLI_DEFAULT_TIMEOUT_MS 10000
+
+/* Settings given before the subcommand or through the environment. */
+typedef struct cli_global {
+    char server[TALLY_ENDPOINT_MAX]; /* normalized */
+    const char *server_key;          /* --server-key or $TALLY_SERVER_KEY; NULL: plaintext */
+    const char *cert;                /* --cert or $TALLY_CERT */
+    tally_curve_t curve;             /* filled by cli_curve */
+} cli_global_t;
+
+/* The CURVE keys of g for libtally, checked (files read): *out is NULL
+ * without a server key (plaintext), else &g->curve.  A certificate without
+ * a server key, a server key without a certificate, or keys that do not
+ * load are reported for cmd; returns CLI_USAGE then, else 0. */
+int cli_curve(cli_global_t *g, const char *cmd, const tally_curve_t **out);
+
+/* "Did you mean" for mistyped commands and options: the command's names
+ * for suggest_distance and suggest_pick (proto/suggest.h), where the rules
+ * are (at most 2 edits, fewer than the word's length, a prefix counts as
+ * one edit). */
+static inline size_t cli_edit_distance(const char *a, const char *b)
+{
+    return suggest_distance(a, b);
+}
+
+static inline const char *cli_suggest(const char *word, const char *const *candidates, size_t n)
+{
+    return suggest_pick(word, candidates, n);
+}
+
+/* Print the error for a getopt_long return of '?' or ':' (optstring must
+ * start with ':') in command cmd ("push"), with a suggestion for a
+ * mistyped long option, and a hint to --help.  Returns CLI_USAGE. */
+int cli_bad_option(const char *cmd, int c, char *const *argv, const struct option *longopts);
+
+/* Print "tally CMD: <message>" and the hint to --help; returns CLI_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Print "tally: <message>" to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Read a whole file ("-" = standard input) into a malloc'ed, NUL-terminated
+ * buffer.  0; TALLY_EIO (err names the file and why); TALLY_ETOOLARGE
+ * (more than 64 MiB); TALLY_ENOMEM. */
+int cli_read_input(const char *path, char **buf, size_t *len, char *err, size_t errlen);
+
+/* Parse seconds ("10", "0.5") into milliseconds (> 0, at most a day).
+ * 0 or TALLY_EINVAL. */
+int cli_parse_seconds(const char *s, int *ms);
+
+/* Parse a count (1 .. 2^31-1).  0 or TALLY_EINVAL. */
+int cli_parse_count(const char *s, long *out);
+
+/* Normalize a server address into g->server; on failure print an error
+ * for cmd and return CLI_USAGE, else 0. */
+int cli_set_server(cli_global_t *g, const char *cmd, const char *addr);
+
+/* The topic prefix of `get`/`watch` filters: county-wide "u/county/[M/]",
+ * one township "u/town/T/[M/]", or everything "u/" when all is set (the
+ * metric is then filtered by the caller).  Checks the names; on failure
+ * prints an error for cmd and returns CLI_USAGE, else 0. */
+int cli_prefix(const char *cmd, const char *metric, const char *town, int all, char *buf,
+               size_t cap);
+
+/* Report a failed tally_get/tally_stats/subscriber request to server:
+ * prints the reason and returns the exit status (3 for a timeout, 1 when
+ * the daemon refused, 2 for a bad argument, 4 otherwise). */
+int cli_request_failed(const char *server, int rc, int timeout_ms);
+
+/* The same for a daemon secured with CURVE: a timeout may also mean that
+ * it does not admit the key, which the message then says. */
+int cli_request_failed_curve(const cli_global_t *g, int rc, int timeout_ms);
+
+#endif

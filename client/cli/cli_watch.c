@@ -1,0 +1,247 @@
+/* cli_watch.c - the tally command (client/cli/): `tally watch`, follow the
+ * tallies live through the subscriber, as a table redrawn in place or as
+ * JSON lines. */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cli_opts.h"
+#include "cli_render.h"
+
+/* The help lines of the shared options are cli_opts.h's macros. */
+/* clang-format off */
+const char cli_watch_usage[] =
+    "Usage: tally watch [--metric M] [--town T | --all] [--json] [OPTIONS]\n"
+    "\n"
+    "Follow the tallies live (county-wide by default).  On a terminal, a table is\n"
+    "redrawn in place at most 10 times a second under a status line.  With --json,\n"
+    "or when standard output is not a terminal, one JSON object per line: first one\n"
+    "per tally of the snapshot, then one per change:\n"
+    "  {\"seq\":N,\"metric\":M,\"scope\":S,\"kind\":K,\"values\":{...}}\n"
+    "After a re-synchronisation (daemon restart, lost updates) every tally is\n"
+    "printed again.  Ctrl-C (SIGINT) or SIGTERM ends it with status 0.\n"
+    "\n"
+    "Options:\n"
+    CLI_OPTS_HELP_FILTER("  ")
+    "  -j, --json           JSON lines even on a terminal\n"
+    "  -n, --count N        exit after N lines reporting changes newer than the first\n"
+    "                       snapshot\n"
+    "  -d, --duration SEC   exit after SEC seconds (status 3 if no snapshot arrived)\n"
+    CLI_OPTS_HELP_SERVER("  ", "a subscriber's")
+    CLI_OPTS_HELP_HELP("  ");
+/* clang-format on */
+
+/* The signal handler can only reach the subscriber through a static. */
+static tally_sub_t *volatile watched;
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+    if (watched != NULL)
+        tally_sub_stop(watched); /* sets a flag: async-signal-safe */
+}
+
+typedef struct watch {
+    tally_sub_t *sub;
+    const char *server;
+    const char *prefix;
+    const char *metric; /* filter for --all --metric, else NULL */
+    bool json;
+    long count;   /* 0 = unlimited */
+    long changes; /* lines newer than the first snapshot */
+    bool have_base;
+    uint64_t base_seq;
+    bool ever_synced;
+    bool dirty;
+    int64_t last_change_ms; /* wall clock of the last change, 0 = none */
+} watch_t;
+
+static int64_t now_ms(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_reset(void *ctx)
+{
+    watch_t *w = ctx;
+    if (!w->have_base) {
+        w->base_seq = tally_sub_seq(w->sub); /* already the new snapshot's seq */
+        w->have_base = true;
+    }
+    w->dirty = true;
+}
+
+static void on_tally(void *ctx, const tally_tally_t *t)
+{
+    watch_t *w = ctx;
+    if (w->metric != NULL && strcmp(w->metric, t->metric) != 0)
+        return;
+    bool change = w->have_base && t->seq > w->base_seq;
+    if (change)
+        w->last_change_ms = now_ms(CLOCK_REALTIME);
+    w->dirty = true;
+    if (w->json) {
+        cli_render_json_tally(stdout, t, true);
+        fputc('\n', stdout);
+        fflush(stdout); /* a line is only useful to a pipe once it is out */
+    }
+    if (change && w->count > 0 && ++w->changes >= w->count)
+        tally_sub_stop(w->sub);
+}
+
+static void on_synced(void *ctx, uint64_t seq, uint64_t stream_id)
+{
+    watch_t *w = ctx;
+    (void)seq;
+    (void)stream_id;
+    w->ever_synced = true;
+    w->dirty = true;
+}
+
+static void draw(watch_t *w)
+{
+    cli_render_rows_t r = {.metric = w->metric};
+    tally_sub_foreach(w->sub, cli_render_rows_add, &r);
+    cli_render_sort(r.v, r.n);
+    char when[32] = "never";
+    if (w->last_change_ms > 0) {
+        time_t t = (time_t)(w->last_change_ms / 1000);
+        struct tm tm;
+        localtime_r(&t, &tm);
+        strftime(when, sizeof when, "%H:%M:%S", &tm);
+    }
+    const char *state = tally_sub_synced(w->sub) ? "synced"
+                        : w->ever_synced         ? "resyncing"
+                                                 : "connecting";
+    /* Cursor home and clear, then everything in one write, to limit
+     * flicker. */
+    fputs("\x1b[H\x1b[2J", stdout);
+    printf("tally watch %s  %s  seq %" PRIu64 "  stream %" PRIu64 "  %s  last change %s\n\n",
+           w->server, w->prefix, tally_sub_seq(w->sub), tally_sub_stream_id(w->sub), state, when);
+    if (r.oom)
+        fputs("(out of memory)\n", stdout);
+    else if (r.n == 0)
+        fputs(w->ever_synced ? "(no tallies yet)\n" : "(waiting for a snapshot)\n", stdout);
+    else
+        cli_render_table(stdout, r.v, r.n);
+    fflush(stdout);
+    cli_render_rows_free(&r);
+    w->dirty = false;
+}
+
+static int run(watch_t *w, int duration_ms, bool table)
+{
+    int64_t deadline = duration_ms > 0 ? now_ms(CLOCK_MONOTONIC) + duration_ms : 0;
+    int64_t last_draw = 0;
+    bool last_synced = false;
+    if (table)
+        draw(w);
+    for (;;) {
+        int step = 0;
+        if (table)
+            step = 100; /* redraw at most 10 times a second */
+        if (deadline != 0) {
+            int64_t left = deadline - now_ms(CLOCK_MONOTONIC);
+            if (left <= 0)
+                break;
+            if (step == 0 || left < step)
+                step = (int)left;
+        }
+        int rc = tally_sub_run(w->sub, step);
+        if (rc == 0)
+            break; /* stopped: --count reached or a signal */
+        if (rc != TALLY_ETIMEDOUT) {
+            cli_error("watch failed: %s", tally_strerror(rc));
+            return CLI_INTERNAL;
+        }
+        int64_t now = now_ms(CLOCK_MONOTONIC);
+        bool synced = tally_sub_synced(w->sub);
+        if (table && (w->dirty || synced != last_synced || now - last_draw >= 1000)) {
+            draw(w);
+            last_draw = now;
+            last_synced = synced;
+        }
+    }
+    if (table)
+        draw(w);
+    if (!w->ever_synced && !interrupted) {
+        cli_error("no snapshot from tallyd at %s within %g s (is it running?)", w->server,
+                  duration_ms / 1000.0);
+        return CLI_UNREACHABLE;
+    }
+    return CLI_OK;
+}
+
+int cli_watch(int argc, char **argv, cli_global_t *g)
+{
+    static const struct option own[] = {
+        {"count", required_argument, NULL, 'n'},
+        {"duration", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    cli_opts_t o;
+    cli_opts_init(&o, "watch", cli_watch_usage, g,
+                  CLI_OPTS_FILTER | CLI_OPTS_JSON | CLI_OPTS_SERVER | CLI_OPTS_NO_OPERANDS, own);
+    long count = 0;
+    int duration_ms = 0;
+    int c, status;
+    while ((status = cli_opts_next(&o, argc, argv, &c)) == CLI_CONTINUE && c != -1) {
+        switch (c) {
+        case 'n':
+            if (cli_parse_count(optarg, &count) < 0)
+                return cli_usage_error("watch", "--count '%s' is not a whole number >= 1", optarg);
+            break;
+        case 'd':
+            if (cli_parse_seconds(optarg, &duration_ms) < 0)
+                return cli_usage_error("watch", "--duration '%s' is not a number of seconds > 0",
+                                       optarg);
+            break;
+        }
+    }
+    if (status != CLI_CONTINUE)
+        return status;
+    bool table = !o.json && isatty(STDOUT_FILENO);
+    watch_t w = {
+        .server = g->server,
+        .prefix = o.prefix,
+        .metric = o.all ? o.metric : NULL,
+        .json = !table,
+        .count = count,
+    };
+    tally_sub_callbacks_t cb = {
+        .on_reset = on_reset, .on_tally = on_tally, .on_synced = on_synced, .ctx = &w};
+    const tally_curve_t *curve;
+    status = cli_curve(g, "watch", &curve);
+    if (status != 0)
+        return status;
+    char err[512];
+    tally_sub_opts_t so = {.errbuf = err, .errbuf_len = sizeof err, .curve = curve};
+    int rc = tally_sub_new(g->server, o.prefix, &cb, &so, &w.sub);
+    if (rc < 0) {
+        cli_error("%s", err);
+        return rc == TALLY_EINVAL ? CLI_USAGE : CLI_INTERNAL;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    watched = w.sub;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    status = run(&w, duration_ms, table);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    watched = NULL;
+    tally_sub_destroy(&w.sub);
+    return status;
+}

@@ -1,0 +1,292 @@
+/* csv.c - the tally command (client/cli/): figures from CSV text for
+ * `tally push`.
+ *
+ * Every message names the input, the line and the column, because the
+ * person reading it is a clerk with a spreadsheet open, not a programmer. */
+#include "csv.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proto.h"
+#include "text.h"
+#include "vec.h"
+
+#define FIELDS_MAX 256
+
+int csv_parse_int64(const char *s, size_t len, int64_t *out)
+{
+    size_t i = 0;
+    bool neg = false;
+    if (len > 0 && (s[0] == '+' || s[0] == '-')) {
+        neg = s[0] == '-';
+        i = 1;
+    }
+    if (i == len)
+        return TALLY_EINVAL;
+    /* Accumulate as a negative number: its range includes INT64_MIN. */
+    int64_t v = 0;
+    for (; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return TALLY_EINVAL;
+        int d = s[i] - '0';
+        if (v < (INT64_MIN + d) / 10)
+            goto range;
+        v = v * 10 - d;
+    }
+    if (!neg) {
+        if (v == INT64_MIN)
+            goto range;
+        v = -v;
+    }
+    *out = v;
+    return 0;
+range:
+    /* Finish the scan: a non-digit later makes it "not an integer". */
+    for (; i < len; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return TALLY_EINVAL;
+    return TALLY_ERANGE;
+}
+
+int csv_samples_add(csv_samples_t *s, const char *metric, size_t mlen, int64_t value, unsigned line)
+{
+    if (VEC_RESERVE(s->v, s->cap, s->n + 1) < 0)
+        return TALLY_ENOMEM;
+    char *m = strndup(metric, mlen);
+    if (m == NULL)
+        return TALLY_ENOMEM;
+    s->v[s->n].metric = m;
+    s->v[s->n].value = value;
+    s->v[s->n].line = line;
+    s->n++;
+    return 0;
+}
+
+void csv_samples_free(csv_samples_t *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i].metric);
+    free(s->v);
+    s->v = NULL;
+    s->n = s->cap = 0;
+}
+
+/* One field: a view into the input for unquoted fields, into the scratch
+ * buffer for quoted ones (their "" must be collapsed). */
+typedef struct field {
+    const char *ptr;
+    size_t len;
+} field_t;
+
+typedef struct reader {
+    const char *p, *end;
+    unsigned line;
+    char *scratch; /* holds unescaped quoted fields of the current record */
+    size_t scratch_len, scratch_cap;
+} reader_t;
+
+static void trim(field_t *f)
+{
+    while (f->len > 0 && (f->ptr[0] == ' ' || f->ptr[0] == '\t')) {
+        f->ptr++;
+        f->len--;
+    }
+    while (f->len > 0 && (f->ptr[f->len - 1] == ' ' || f->ptr[f->len - 1] == '\t'))
+        f->len--;
+}
+
+/* Read one record into fields; *nfields gets their number, 0 at the end
+ * of the input.  0, or a negative code with err set. */
+static int read_record(reader_t *r, field_t *fields, int *nfields, const char *name, char *err,
+                       size_t errlen)
+{
+    *nfields = 0;
+    if (r->p >= r->end)
+        return 0;
+    /* Quoted fields are copied into scratch, which must not move while the
+     * record's fields point into it: reserve the record's worst case. */
+    if (VEC_RESERVE(r->scratch, r->scratch_cap, (size_t)(r->end - r->p) + 1) < 0)
+        return TALLY_ENOMEM;
+    r->scratch_len = 0;
+    int n = 0;
+    unsigned start_line = r->line;
+    for (;;) {
+        if (n == FIELDS_MAX) {
+            text_format(err, errlen, "%s:%u: more than %d columns", name, start_line, FIELDS_MAX);
+            return TALLY_EINVAL;
+        }
+        field_t *f = &fields[n++];
+        if (r->p < r->end && *r->p == '"') {
+            r->p++;
+            f->ptr = r->scratch + r->scratch_len;
+            f->len = 0;
+            for (;;) {
+                if (r->p >= r->end) {
+                    text_format(err, errlen,
+                                "%s:%u: column %d: the quote opened here is never closed", name,
+                                start_line, n);
+                    return TALLY_EINVAL;
+                }
+                char c = *r->p++;
+                if (c == '"') {
+                    if (r->p < r->end && *r->p == '"') {
+                        r->p++;
+                    } else {
+                        break;
+                    }
+                } else if (c == '\n') {
+                    r->line++;
+                }
+                r->scratch[r->scratch_len++] = c;
+                f->len++;
+            }
+            if (r->p < r->end && *r->p != ',' && *r->p != '\n' && *r->p != '\r') {
+                text_format(err, errlen,
+                            "%s:%u: column %d: unexpected character after the closing quote", name,
+                            r->line, n);
+                return TALLY_EINVAL;
+            }
+        } else {
+            f->ptr = r->p;
+            while (r->p < r->end && *r->p != ',' && *r->p != '\n' && *r->p != '\r')
+                r->p++;
+            f->len = (size_t)(r->p - f->ptr);
+        }
+        if (r->p < r->end && *r->p == ',') {
+            r->p++;
+            continue;
+        }
+        if (r->p < r->end && *r->p == '\r')
+            r->p++;
+        if (r->p < r->end && *r->p == '\n')
+            r->p++;
+        r->line++;
+        *nfields = n;
+        return 0;
+    }
+}
+
+static bool is_blank(const field_t *fields, int n)
+{
+    return n == 1 && fields[0].len == 0;
+}
+
+/* The index of the header column named want (case-insensitive, spaces
+ * around ignored) into *col.  0 or TALLY_ENOTFOUND. */
+static int find_column(const field_t *hdr, int n, const char *want, int *col)
+{
+    for (int i = 0; i < n; i++) {
+        field_t f = hdr[i];
+        trim(&f);
+        if (f.len == strlen(want) && strncasecmp(f.ptr, want, f.len) == 0) {
+            *col = i;
+            return 0;
+        }
+    }
+    return TALLY_ENOTFOUND;
+}
+
+static void header_list(const field_t *hdr, int n, char *buf, size_t cap)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n && used + 1 < cap; i++) {
+        int w =
+            snprintf(buf + used, cap - used, "%s%.*s", i ? ", " : "", (int)hdr[i].len, hdr[i].ptr);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
+static int parse_row(const field_t *fields, int n, int mcol, int vcol, unsigned line,
+                     const char *name, csv_samples_t *out, char *err, size_t errlen)
+{
+    int need = (mcol > vcol ? mcol : vcol) + 1;
+    if (n < need) {
+        text_format(err, errlen, "%s:%u: only %d column%s; the %s column is column %d", name, line,
+                    n, n == 1 ? "" : "s", n <= mcol ? "metric" : "value",
+                    n <= mcol ? mcol + 1 : vcol + 1);
+        return TALLY_EINVAL;
+    }
+    field_t m = fields[mcol], v = fields[vcol];
+    trim(&m);
+    trim(&v);
+    int rc = proto_name_check(m.ptr, m.len);
+    if (rc < 0) {
+        text_format(err, errlen,
+                    "%s:%u: column %d (metric): '%.*s' is not a valid metric name (%s)", name, line,
+                    mcol + 1, (int)m.len, m.ptr, tally_strerror(rc));
+        return TALLY_EINVAL;
+    }
+    int64_t value;
+    rc = csv_parse_int64(v.ptr, v.len, &value);
+    if (rc == TALLY_ERANGE) {
+        text_format(err, errlen,
+                    "%s:%u: column %d (value): '%.*s' is out of range (a value must lie within "
+                    "-9223372036854775808 .. 9223372036854775807)",
+                    name, line, vcol + 1, (int)v.len, v.ptr);
+        return TALLY_EINVAL;
+    }
+    if (rc < 0) {
+        if (v.len == 0)
+            text_format(err, errlen, "%s:%u: column %d (value): the value of '%.*s' is empty", name,
+                        line, vcol + 1, (int)m.len, m.ptr);
+        else
+            text_format(err, errlen, "%s:%u: column %d (value): '%.*s' is not an integer", name,
+                        line, vcol + 1, (int)v.len, v.ptr);
+        return TALLY_EINVAL;
+    }
+    return csv_samples_add(out, m.ptr, m.len, value, line);
+}
+
+int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples_t *out, char *err,
+                      size_t errlen)
+{
+    reader_t r = {.p = buf, .end = buf + len, .line = 1};
+    if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0)
+        r.p += 3; /* spreadsheets like to start UTF-8 files with a BOM */
+    field_t *fields = malloc(FIELDS_MAX * sizeof *fields);
+    if (fields == NULL)
+        return TALLY_ENOMEM;
+    int rc, n, mcol = -1, vcol = -1;
+    /* The header is the first non-blank record. */
+    do
+        rc = read_record(&r, fields, &n, name, err, errlen);
+    while (rc == 0 && n > 0 && is_blank(fields, n));
+    if (rc < 0)
+        goto out;
+    if (n == 0) {
+        text_format(err, errlen, "%s: no header row: the input is empty", name);
+        rc = TALLY_EINVAL;
+        goto out;
+    }
+    unsigned hline = r.line - 1;
+    if (find_column(fields, n, "metric", &mcol) < 0 || find_column(fields, n, "value", &vcol) < 0) {
+        char list[512];
+        header_list(fields, n, list, sizeof list);
+        text_format(err, errlen, "%s:%u: the header has no '%s' column (columns: %s)", name, hline,
+                    mcol < 0 ? "metric" : "value", list);
+        rc = TALLY_EINVAL;
+        goto out;
+    }
+    for (;;) {
+        unsigned line = r.line;
+        rc = read_record(&r, fields, &n, name, err, errlen);
+        if (rc < 0 || n == 0)
+            break;
+        if (is_blank(fields, n))
+            continue;
+        rc = parse_row(fields, n, mcol, vcol, line, name, out, err, errlen);
+        if (rc < 0)
+            break;
+    }
+out:
+    free(fields);
+    free(r.scratch);
+    return rc;
+}

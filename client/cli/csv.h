@@ -1,0 +1,46 @@
+/* csv.h - the tally command (client/cli/, private): figures from CSV text
+ * for `tally push`.
+ *
+ * The input is RFC 4180 CSV (quoted fields with "" escapes, LF or CRLF
+ * line ends, an optional UTF-8 byte order mark) whose header row names at
+ * least a `metric` and a `value` column (found by name, case-insensitive,
+ * surrounding spaces ignored); other columns are ignored.  Values are
+ * integers (optional sign, digits only) that must fit in int64.
+ */
+#ifndef TALLY_CLIENT_CSV_H
+#define TALLY_CLIENT_CSV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct csv_sample {
+    char *metric;
+    int64_t value;
+    unsigned line; /* 1-based line of the input where the record starts */
+} csv_sample_t;
+
+typedef struct csv_samples {
+    csv_sample_t *v;
+    size_t n, cap;
+} csv_samples_t;
+
+/* Parse buf[0..len) (name is used in messages: the file name or "stdin")
+ * and append its samples to out.  Returns 0; TALLY_EINVAL with a message
+ * in err naming name, line, column and value ("data.csv:5: column 5
+ * (value): '12.5' is not an integer"); TALLY_ENOMEM. */
+int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples_t *out, char *err,
+                      size_t errlen);
+
+/* Append one sample (copies metric).  0 or TALLY_ENOMEM. */
+int csv_samples_add(csv_samples_t *s, const char *metric, size_t mlen, int64_t value,
+                    unsigned line);
+
+/* Free the samples; s is empty afterwards. */
+void csv_samples_free(csv_samples_t *s);
+
+/* Parse an integer: optional '+' or '-', then 1..n decimal digits, nothing
+ * else.  Returns 0; TALLY_EINVAL (not an integer); TALLY_ERANGE (outside
+ * int64). */
+int csv_parse_int64(const char *s, size_t len, int64_t *out);
+
+#endif

@@ -1,0 +1,400 @@
+/* client.c - libtally (client/lib/): the publisher (tally_client_*),
+ * its options, batches and the blocking flush.  Identity and spool reload
+ * live in client_state.c, the socket work in client_wire.c. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zmq.h>
+
+#include "client_impl.h"
+#include "curve.h"
+#include "text.h"
+#include "util.h"
+
+#define DEFAULT_BACKOFF_INITIAL 100
+#define DEFAULT_BACKOFF_MAX     30000
+#define BACKOFF_LIMIT           3600000
+
+static int check_opts(const tally_client_opts_t *o, char *err, size_t errlen)
+{
+    if (o->max_in_flight > TALLY_MAX_IN_FLIGHT) {
+        text_format(err, errlen, "max_in_flight %u is above the protocol limit of %u",
+                    o->max_in_flight, TALLY_MAX_IN_FLIGHT);
+        return TALLY_EINVAL;
+    }
+    if (o->batch_limit > TALLY_BATCH_LIMIT_MAX) {
+        text_format(err, errlen, "batch_limit %u is above the protocol limit of %u", o->batch_limit,
+                    TALLY_BATCH_LIMIT_MAX);
+        return TALLY_EINVAL;
+    }
+    unsigned ini = o->backoff_initial_ms ? o->backoff_initial_ms : DEFAULT_BACKOFF_INITIAL;
+    unsigned max = o->backoff_max_ms ? o->backoff_max_ms : DEFAULT_BACKOFF_MAX;
+    if (ini > BACKOFF_LIMIT || max > BACKOFF_LIMIT) {
+        text_format(err, errlen, "resend backoff %u ms is above the limit of %u ms",
+                    ini > max ? ini : max, BACKOFF_LIMIT);
+        return TALLY_EINVAL;
+    }
+    if (max < ini) {
+        text_format(err, errlen, "backoff_max_ms %u is below backoff_initial_ms %u", max, ini);
+        return TALLY_EINVAL;
+    }
+    return 0;
+}
+
+static int open_socket(tally_client_t *c, void *zctx, const curve_keys_t *keys, char *err,
+                       size_t errlen)
+{
+    if (zctx != NULL) {
+        c->zctx = zctx;
+    } else {
+        c->zctx = zmq_ctx_new();
+        if (c->zctx == NULL) {
+            text_format(err, errlen, "cannot create a ZeroMQ context: %s", zmq_strerror(errno));
+            return TALLY_ESYS;
+        }
+        c->own_ctx = true;
+    }
+    c->dealer = zmq_socket(c->zctx, ZMQ_DEALER);
+    if (c->dealer == NULL) {
+        text_format(err, errlen, "cannot create a ZeroMQ socket: %s", zmq_strerror(errno));
+        return TALLY_ESYS;
+    }
+    /* IMMEDIATE: queue nothing while disconnected (see client_wire_pump);
+     * heartbeats notice a dead link within seconds and reconnect. */
+    int hwm = (int)c->max_in_flight * 2 + 64;
+    if (util_setsockopt_int(c->dealer, ZMQ_LINGER, 0) < 0 ||
+        util_setsockopt_int(c->dealer, ZMQ_IMMEDIATE, 1) < 0 ||
+        util_setsockopt_int(c->dealer, ZMQ_RECONNECT_IVL, 100) < 0 ||
+        util_setsockopt_int(c->dealer, ZMQ_RECONNECT_IVL_MAX, 5000) < 0 ||
+        util_setsockopt_int(c->dealer, ZMQ_HEARTBEAT_IVL, 1000) < 0 ||
+        util_setsockopt_int(c->dealer, ZMQ_HEARTBEAT_TIMEOUT, 3000) < 0 ||
+        util_setsockopt_int(c->dealer, ZMQ_SNDHWM, hwm) < 0 ||
+        util_setsockopt_int(c->dealer, ZMQ_RCVHWM, hwm) < 0) {
+        text_format(err, errlen, "cannot set ZeroMQ socket options: %s", zmq_strerror(errno));
+        return TALLY_ESYS;
+    }
+    int64_t maxmsg = 1 << 20;
+    zmq_setsockopt(c->dealer, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (curve_apply(c->dealer, keys) < 0) {
+        text_format(err, errlen, "cannot set the CURVE keys: %s", zmq_strerror(errno));
+        return TALLY_ESYS;
+    }
+    if (zmq_connect(c->dealer, c->endpoint) < 0) {
+        text_format(err, errlen, "cannot connect to '%s': %s", c->endpoint, zmq_strerror(errno));
+        return errno == ENOMEM ? TALLY_ENOMEM : TALLY_EINVAL;
+    }
+    return 0;
+}
+
+static void free_queue(tally_client_t *c)
+{
+    client_pending_t *p = c->head;
+    while (p != NULL) {
+        client_pending_t *next = p->next;
+        free(p->body);
+        free(p);
+        p = next;
+    }
+    c->head = c->tail = NULL;
+    c->npending = 0;
+    c->pending_samples = 0;
+}
+
+void tally_client_destroy(tally_client_t **cp)
+{
+    if (cp == NULL || *cp == NULL)
+        return;
+    tally_client_t *c = *cp;
+    if (c->dealer != NULL)
+        zmq_close(c->dealer);
+    if (c->own_ctx)
+        zmq_ctx_term(c->zctx);
+    client_state_close(c);
+    free_queue(c);
+    free(c->samples);
+    free(c->names);
+    msgpack_sbuffer_destroy(&c->sbuf);
+    free(c);
+    *cp = NULL;
+}
+
+int tally_client_new(const char *server_endpoint, const char *township,
+                     const tally_client_opts_t *opts, tally_client_t **out)
+{
+    static const tally_client_opts_t defaults;
+    const tally_client_opts_t *o = opts ? opts : &defaults;
+    char *err = o->errbuf;
+    size_t errlen = o->errbuf_len;
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    if (server_endpoint == NULL || township == NULL || out == NULL) {
+        text_format(err, errlen,
+                    "tally_client_new: server_endpoint, township and out are required");
+        return TALLY_EINVAL;
+    }
+    int rc = check_opts(o, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = proto_name_check(township, strlen(township));
+    if (rc < 0) {
+        text_format(err, errlen, "township '%s' is not a valid name (%s)", township,
+                    tally_strerror(rc));
+        return rc;
+    }
+    tally_client_t *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return TALLY_ENOMEM;
+    msgpack_sbuffer_init(&c->sbuf);
+    c->state_dirfd = c->state_lockfd = -1;
+    rc = tally_endpoint_normalize(server_endpoint, c->endpoint, sizeof c->endpoint);
+    if (rc < 0) {
+        text_format(err, errlen,
+                    "server address '%s' is not valid: expected tcp://HOST:PORT, "
+                    "HOST:PORT, HOST or ipc://PATH",
+                    server_endpoint);
+        goto fail;
+    }
+    strcpy(c->township, township);
+    c->max_in_flight = o->max_in_flight ? o->max_in_flight : TALLY_MAX_IN_FLIGHT;
+    c->backoff_initial_ms = o->backoff_initial_ms ? o->backoff_initial_ms : DEFAULT_BACKOFF_INITIAL;
+    c->backoff_max_ms = o->backoff_max_ms ? o->backoff_max_ms : DEFAULT_BACKOFF_MAX;
+    if (c->backoff_max_ms < c->backoff_initial_ms)
+        c->backoff_max_ms = c->backoff_initial_ms;
+    c->batch_limit = o->batch_limit ? o->batch_limit : PROTO_SAMPLES_DEFAULT;
+    c->on_reject = o->on_reject;
+    c->on_ack = o->on_ack;
+    c->cb_ctx = o->cb_ctx;
+    c->samples = calloc(c->batch_limit, sizeof *c->samples);
+    c->names = malloc((size_t)c->batch_limit * (PROTO_NAME_MAX + 1));
+    if (c->samples == NULL || c->names == NULL) {
+        rc = TALLY_ENOMEM;
+        goto fail;
+    }
+    rc = util_random(&c->rng, sizeof c->rng);
+    if (rc < 0)
+        goto fail;
+    /* The keys and the socket first: a bad key or endpoint should fail
+     * before the spool is touched.  Connecting sends nothing. */
+    curve_keys_t keys;
+    rc = curve_load(o->curve, &keys, err, errlen);
+    if (rc < 0)
+        goto fail;
+    rc = open_socket(c, o->zmq_ctx, &keys, err, errlen);
+    curve_wipe(&keys);
+    if (rc < 0)
+        goto fail;
+    rc = client_state_open(c, o->spool_dir, o->state_file, err, errlen);
+    if (rc < 0)
+        goto fail;
+    *out = c;
+    return 0;
+fail:
+    if (rc == TALLY_ENOMEM)
+        text_format(err, errlen, "out of memory");
+    tally_client_destroy(&c);
+    return rc;
+}
+
+int tally_client_add(tally_client_t *c, const char *metric, int64_t value, int64_t time_ms)
+{
+    if (c == NULL || metric == NULL)
+        return TALLY_EINVAL;
+    size_t mlen = strlen(metric);
+    int rc = proto_name_check(metric, mlen);
+    if (rc < 0) {
+        client_seterr(c, "metric '%s' is not a valid name (%s)", metric, tally_strerror(rc));
+        return rc;
+    }
+    bool now = time_ms == 0;
+    if (now)
+        time_ms = c->batch_n > 0 && c->batch_now ? c->batch_time : util_real_ms();
+    if (time_ms < PROTO_TIME_MIN || time_ms >= PROTO_TIME_MAX) {
+        client_seterr(c,
+                      "time %" PRId64 " ms is outside the accepted range %lld .. %lld "
+                      "(2000-01-01 .. 2100-01-01 UTC)",
+                      time_ms, PROTO_TIME_MIN, PROTO_TIME_MAX - 1);
+        return TALLY_ERANGE;
+    }
+    /* Upper bound of the encoded size: array header, str header, name,
+     * int64. */
+    size_t sample_bytes = 1 + (mlen < 32 ? 1 : 2) + mlen + 9;
+    if (c->batch_n > 0 && (c->batch_time != time_ms || c->batch_n >= c->batch_limit ||
+                           c->batch_bytes + sample_bytes > CLIENT_BODY_LIMIT)) {
+        rc = tally_client_send(c);
+        if (rc < 0)
+            return rc;
+    }
+    if (c->batch_n == 0) {
+        c->batch_time = time_ms;
+        c->batch_now = now;
+        /* Header bound: array, version, type, bin16, seq, township, time,
+         * samples array header. */
+        c->batch_bytes = 1 + 1 + 1 + 18 + 9 + 2 + strlen(c->township) + 9 + 5;
+    }
+    char *slot = c->names + (size_t)c->batch_n * (PROTO_NAME_MAX + 1);
+    memcpy(slot, metric, mlen + 1);
+    c->samples[c->batch_n].metric.ptr = slot;
+    c->samples[c->batch_n].metric.len = (uint32_t)mlen;
+    c->samples[c->batch_n].value = value;
+    c->batch_n++;
+    c->batch_bytes += sample_bytes;
+    return 0;
+}
+
+/* Turn the open batch into a pending submission, persisted first. */
+static int close_batch(tally_client_t *c)
+{
+    proto_msg_t msg;
+    memset(&msg, 0, sizeof msg);
+    msg.type = PROTO_SUBMIT;
+    memcpy(msg.u.submit.client_id, c->id, sizeof c->id);
+    msg.u.submit.seq = c->next_seq;
+    msg.u.submit.township = proto_str(c->township);
+    msg.u.submit.time_ms = c->batch_time;
+    msg.u.submit.nsamples = c->batch_n;
+    msg.u.submit.samples = c->samples;
+    msgpack_sbuffer_clear(&c->sbuf);
+    int rc = proto_encode(&c->sbuf, &msg);
+    if (rc < 0) {
+        client_seterr(c, "cannot encode submission %" PRIu64 ": %s", c->next_seq,
+                      tally_strerror(rc));
+        return rc;
+    }
+    client_pending_t *p = calloc(1, sizeof *p);
+    uint8_t *body = malloc(c->sbuf.size);
+    if (p == NULL || body == NULL) {
+        free(p);
+        free(body);
+        client_seterr(c, "out of memory");
+        return TALLY_ENOMEM;
+    }
+    memcpy(body, c->sbuf.data, c->sbuf.size);
+    /* The submission is on disk before the next seq is, and both are
+     * before the first send.  A crash between the two leaves a .sub whose
+     * seq client.seq does not count yet; the loader takes the larger of
+     * client.seq and the highest spooled seq + 1, so the seq is not reused
+     * and tally_client_next_seq() - 1 is always the last submission that
+     * is safely on disk. */
+    rc = 0;
+    if (c->spool != NULL)
+        rc = spool_write(c->spool, c->next_seq, body, c->sbuf.size, c->err, sizeof c->err);
+    if (rc == 0)
+        rc = client_state_save_seq(c, c->next_seq + 1);
+    if (rc < 0) {
+        free(p);
+        free(body);
+        return rc;
+    }
+    p->seq = c->next_seq++;
+    p->body = body;
+    p->len = c->sbuf.size;
+    p->nsamples = c->batch_n;
+    p->backoff_ms = c->backoff_initial_ms;
+    client_queue_append(c, p);
+    c->batch_n = 0;
+    c->batch_bytes = 0;
+    return 0;
+}
+
+int tally_client_process(tally_client_t *c)
+{
+    if (c == NULL)
+        return TALLY_EINVAL;
+    int rc = client_wire_drain(c);
+    if (rc < 0)
+        return rc;
+    return client_wire_pump(c, util_mono_ms());
+}
+
+int tally_client_send(tally_client_t *c)
+{
+    if (c == NULL)
+        return TALLY_EINVAL;
+    if (c->batch_n > 0) {
+        int rc = close_batch(c);
+        if (rc < 0)
+            return rc;
+    }
+    return tally_client_process(c);
+}
+
+int tally_client_flush(tally_client_t *c, int timeout_ms)
+{
+    int rc = tally_client_send(c);
+    if (rc < 0)
+        return rc;
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : util_mono_ms() + timeout_ms;
+    for (;;) {
+        if (c->head == NULL)
+            return 0;
+        int64_t now = util_mono_ms();
+        if (now >= deadline) {
+            client_seterr(c, "%zu submission(s) not acknowledged by %s within %d ms", c->npending,
+                          c->endpoint, timeout_ms);
+            return TALLY_ETIMEDOUT;
+        }
+        int64_t wait = client_wire_next_timeout(c, now);
+        if (wait < 0 || (deadline != INT64_MAX && wait > deadline - now))
+            wait = deadline == INT64_MAX ? -1 : deadline - now;
+        zmq_pollitem_t item = {.socket = c->dealer, .events = ZMQ_POLLIN};
+        if (c->blocked)
+            item.events |= ZMQ_POLLOUT;
+        if (zmq_poll(&item, 1, (long)wait) < 0 && errno != EINTR) {
+            client_seterr(c, "cannot poll the connection to %s: %s", c->endpoint,
+                          zmq_strerror(errno));
+            return TALLY_ESYS;
+        }
+        rc = tally_client_process(c);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+int tally_client_fd(tally_client_t *c, int *fd)
+{
+    if (c == NULL || fd == NULL)
+        return TALLY_EINVAL;
+    size_t len = sizeof *fd;
+    if (zmq_getsockopt(c->dealer, ZMQ_FD, fd, &len) < 0) {
+        client_seterr(c, "cannot get the socket's file descriptor: %s", zmq_strerror(errno));
+        return TALLY_ESYS;
+    }
+    return 0;
+}
+
+int tally_client_next_timeout_ms(const tally_client_t *c)
+{
+    return client_wire_next_timeout(c, util_mono_ms());
+}
+
+size_t tally_client_pending(const tally_client_t *c)
+{
+    return c->npending;
+}
+
+size_t tally_client_pending_samples(const tally_client_t *c)
+{
+    return c->pending_samples;
+}
+
+size_t tally_client_batch_size(const tally_client_t *c)
+{
+    return c->batch_n;
+}
+
+void tally_client_id(const tally_client_t *c, uint8_t id[TALLY_CLIENT_ID_LEN])
+{
+    memcpy(id, c->id, TALLY_CLIENT_ID_LEN);
+}
+
+uint64_t tally_client_next_seq(const tally_client_t *c)
+{
+    return c->next_seq;
+}
+
+const char *tally_client_last_error(const tally_client_t *c)
+{
+    return c->err;
+}

@@ -1,0 +1,206 @@
+/* client_wire.c - libtally (client/lib/): the publisher on the wire,
+ * sending within the in-flight window, resending on jittered exponential
+ * backoff, and acting on ACKs.
+ *
+ * The daemon remembers the last 1024 seqs per client, so a submission may
+ * only be sent while its seq is within max_in_flight of the oldest
+ * unacknowledged one; otherwise a long-unacknowledged submission could fall
+ * out of the daemon's window and be refused as STALE_SEQUENCE. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zmq.h>
+
+#include "client_impl.h"
+#include "text.h"
+#include "util.h"
+
+uint32_t client_jitter(tally_client_t *c, uint32_t backoff)
+{
+    /* "Equal jitter": half fixed, half random, so clients that lost the
+     * daemon together do not come back in lockstep, yet none retries much
+     * earlier than its backoff. */
+    uint32_t half = backoff / 2;
+    return half + (uint32_t)(util_rand_next(&c->rng) % ((uint64_t)backoff - half + 1));
+}
+
+static void schedule(tally_client_t *c, client_pending_t *p, int64_t now)
+{
+    p->due_ms = now + client_jitter(c, p->backoff_ms);
+    uint64_t next = (uint64_t)p->backoff_ms * 2;
+    p->backoff_ms = next > c->backoff_max_ms ? c->backoff_max_ms : (uint32_t)next;
+}
+
+int client_wire_pump(tally_client_t *c, int64_t now)
+{
+    if (c->head == NULL) {
+        c->blocked = false;
+        return 0;
+    }
+    uint64_t limit = c->head->seq + c->max_in_flight;
+    for (client_pending_t *p = c->head; p != NULL && p->seq < limit; p = p->next) {
+        if (p->due_ms > now)
+            continue;
+        if (zmq_send(c->dealer, p->body, p->len, ZMQ_DONTWAIT) < 0) {
+            if (errno == EAGAIN || errno == EINTR) {
+                /* With ZMQ_IMMEDIATE a DEALER refuses to queue while no
+                 * connection is up: we keep the submission due and wait
+                 * for the socket to become writable instead of piling up
+                 * copies that would all be delivered on reconnect. */
+                c->blocked = true;
+                return 0;
+            }
+            client_seterr(c, "cannot send submission %" PRIu64 " to %s: %s", p->seq, c->endpoint,
+                          zmq_strerror(errno));
+            return TALLY_ESYS;
+        }
+        p->sends++;
+        schedule(c, p, now);
+    }
+    c->blocked = false;
+    return 0;
+}
+
+int client_wire_next_timeout(const tally_client_t *c, int64_t now)
+{
+    if (c->head == NULL)
+        return -1;
+    uint64_t limit = c->head->seq + c->max_in_flight;
+    int64_t best = -1;
+    for (const client_pending_t *p = c->head; p != NULL && p->seq < limit; p = p->next) {
+        int64_t t = p->due_ms - now;
+        if (t <= 0)
+            t = c->blocked ? 100 : 0; /* blocked: wait for writability, poll now and then */
+        if (best < 0 || t < best)
+            best = t;
+    }
+    if (best > INT32_MAX)
+        best = INT32_MAX;
+    return (int)best;
+}
+
+static client_pending_t *find(tally_client_t *c, uint64_t seq)
+{
+    for (client_pending_t *p = c->head; p != NULL; p = p->next) {
+        if (p->seq == seq)
+            return p;
+        if (p->seq > seq)
+            break; /* the queue is in seq order */
+    }
+    return NULL;
+}
+
+static void unlink_pending(tally_client_t *c, client_pending_t *p)
+{
+    if (p->prev != NULL)
+        p->prev->next = p->next;
+    else
+        c->head = p->next;
+    if (p->next != NULL)
+        p->next->prev = p->prev;
+    else
+        c->tail = p->prev;
+    c->npending--;
+    c->pending_samples -= p->nsamples;
+    if (c->spool != NULL) {
+        char err[512];
+        /* A failed unlink only costs a resend answered "duplicate" by the
+         * next run, so it is reported but not fatal. */
+        if (spool_remove(c->spool, p->seq, err, sizeof err) < 0)
+            client_seterr(c, "%s", err);
+    }
+}
+
+static void on_ack(tally_client_t *c, const proto_ack_t *ack)
+{
+    client_pending_t *p = find(c, ack->seq);
+    if (p == NULL)
+        return; /* an answer to a resend of something already settled */
+    if (ack->status == PROTO_ACK_ACCEPTED || ack->status == PROTO_ACK_DUPLICATE) {
+        unlink_pending(c, p);
+        if (c->on_ack != NULL)
+            c->on_ack(c->cb_ctx, p->seq,
+                      ack->status == PROTO_ACK_ACCEPTED ? TALLY_ACK_ACCEPTED : TALLY_ACK_DUPLICATE,
+                      p->nsamples);
+        free(p->body);
+        free(p);
+        return;
+    }
+    int code = ack->code >= 1 && ack->code <= 99 ? -(int)ack->code : TALLY_EMALFORMED;
+    char field[PROTO_FIELD_MAX + 1], message[PROTO_MESSAGE_MAX + 1];
+    text_copy(field, sizeof field, ack->field.ptr, ack->field.len);
+    text_copy(message, sizeof message, ack->message.ptr, ack->message.len);
+    if (message[0] == '\0')
+        text_copy(message, sizeof message, tally_strerror(code), strlen(tally_strerror(code)));
+    /* The daemon's messages usually start with the field already. */
+    const char *shown = strncmp(message, field, strlen(field)) == 0 ? "" : field;
+    if (tally_err_retryable(code)) {
+        /* The daemon asks us to come back later: same bytes, same seq. */
+        schedule(c, p, util_mono_ms());
+        client_seterr(c, "submission %" PRIu64 " will be retried: %s%s%s (%s)", p->seq, shown,
+                      shown[0] ? ": " : "", message, tally_errname(code));
+        return;
+    }
+    client_seterr(c, "submission %" PRIu64 " rejected: %s%s%s (%s)", p->seq, shown,
+                  shown[0] ? ": " : "", message, tally_errname(code));
+    unlink_pending(c, p);
+    if (c->on_reject != NULL)
+        c->on_reject(c->cb_ctx, p->seq, code, ack->sample, field, message);
+    free(p->body);
+    free(p);
+}
+
+static void handle_reply(tally_client_t *c, const void *data, size_t len)
+{
+    proto_msg_t msg;
+    proto_error_t perr;
+    if (proto_decode(data, len, &msg, NULL, 0, &perr) < 0) {
+        client_seterr(c, "ignored an undecodable reply from %s: %s", c->endpoint, perr.message);
+        return;
+    }
+    if (msg.type == PROTO_ACK) {
+        on_ack(c, &msg.u.ack);
+    } else if (msg.type == PROTO_ERROR) {
+        int code = msg.u.error.code >= 1 && msg.u.error.code <= 99 ? -(int)msg.u.error.code
+                                                                   : TALLY_EMALFORMED;
+        client_seterr(c, "the daemon reported an error: %.*s%s%.*s (%s)",
+                      (int)msg.u.error.field.len, msg.u.error.field.ptr,
+                      msg.u.error.field.len ? ": " : "", (int)msg.u.error.message.len,
+                      msg.u.error.message.ptr, tally_errname(code));
+    }
+    /* Other types are not for a publisher; ignoring them keeps the client
+     * compatible with daemons that say more. */
+}
+
+int client_wire_drain(tally_client_t *c)
+{
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, c->dealer, ZMQ_DONTWAIT) < 0) {
+            int e = errno;
+            zmq_msg_close(&m);
+            if (e == EAGAIN || e == EINTR)
+                return 0;
+            client_seterr(c, "cannot receive from %s: %s", c->endpoint, zmq_strerror(e));
+            return TALLY_ESYS;
+        }
+        bool multi = zmq_msg_more(&m);
+        if (!multi)
+            handle_reply(c, zmq_msg_data(&m), zmq_msg_size(&m));
+        zmq_msg_close(&m);
+        /* Every reply is one frame; a multi-frame message is not ours to
+         * interpret, so all of its frames are dropped. */
+        while (multi) {
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, c->dealer, 0) < 0) {
+                zmq_msg_close(&m);
+                break;
+            }
+            multi = zmq_msg_more(&m);
+            zmq_msg_close(&m);
+        }
+    }
+}

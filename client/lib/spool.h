@@ -1,0 +1,64 @@
+/* spool.h - libtally (client/lib/, private): the publisher's durable
+ * queue in a directory.
+ *
+ * Layout of a spool directory SPOOL:
+ *   SPOOL/lock          flock()ed by the one process using the spool
+ *   SPOOL/client.id     the client id, 32 hex digits and a newline
+ *   SPOOL/client.seq    the next sequence number to assign, decimal + "\n"
+ *   SPOOL/<seq>.sub     one unacknowledged submission: the exact msgpack
+ *                       SUBMIT body, seq as 20 zero-padded digits
+ *   SPOOL/<name>.tmp    a write in progress; garbage after a crash
+ * Every file is replaced atomically (atomic_file_write, proto/atomic_file.h).
+ */
+#ifndef TALLY_CLIENT_SPOOL_H
+#define TALLY_CLIENT_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SPOOL_SUB_MAX (1u << 20) /* larger .sub files are refused as corrupt */
+
+typedef struct spool spool_t;
+
+/* Create the directory if needed (mode 0700), lock it and delete stray
+ * *.tmp files.  Returns 0 and *out; TALLY_EEXIST when another process holds
+ * the lock; TALLY_EIO; TALLY_ENOMEM.  err receives a sentence on failure. */
+int spool_open(const char *dir, spool_t **out, char *err, size_t errlen);
+
+/* Unlock and free; *s = NULL. */
+void spool_close(spool_t **s);
+
+/* The directory path as given to spool_open. */
+const char *spool_path(const spool_t *s);
+
+/* Load client.id and client.seq.  *have_id / *have_seq tell whether each
+ * file existed.  Returns 0; TALLY_EMALFORMED (a file is not in its format;
+ * err names it); TALLY_EIO. */
+int spool_load_state(spool_t *s, uint8_t id[16], bool *have_id, uint64_t *next_seq, bool *have_seq,
+                     char *err, size_t errlen);
+
+/* Persist the client id / the next sequence number.  0 or TALLY_EIO. */
+int spool_save_id(spool_t *s, const uint8_t id[16], char *err, size_t errlen);
+int spool_save_seq(spool_t *s, uint64_t next_seq, char *err, size_t errlen);
+
+/* Persist submission seq.  0 or TALLY_EIO. */
+int spool_write(spool_t *s, uint64_t seq, const void *body, size_t len, char *err, size_t errlen);
+
+/* Delete submission seq (a missing file is not an error).  0 or TALLY_EIO. */
+int spool_remove(spool_t *s, uint64_t seq, char *err, size_t errlen);
+
+/* The sequence numbers of every *.sub file, ascending, in a malloc'ed array
+ * (*seqs, freed by the caller; NULL when *n is 0).  Files whose name is not
+ * exactly 20 digits + ".sub" are ignored.  0, TALLY_ENOMEM or TALLY_EIO. */
+int spool_list(spool_t *s, uint64_t **seqs, size_t *n, char *err, size_t errlen);
+
+/* Read submission seq into a malloc'ed buffer.  0; TALLY_ENOTFOUND;
+ * TALLY_ETOOLARGE; TALLY_ENOMEM; TALLY_EIO. */
+int spool_read(spool_t *s, uint64_t seq, uint8_t **body, size_t *len, char *err, size_t errlen);
+
+/* The file name of submission seq ("00000000000000000042.sub") into buf
+ * (at least 32 bytes). */
+void spool_sub_name(uint64_t seq, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,698 @@
+/* sub.c - libtally (client/lib/): the subscriber (tally_sub_*), the clone
+ * pattern over a SUB and a DEALER socket.
+ *
+ * States: HELLO (asking the daemon for its publish endpoint) -> WAIT_SUB
+ * (subscribed; waiting for the first message on the subscription, which
+ * proves the daemon applies our filter, so no update can fall between the
+ * snapshot and the subscription) -> SNAPSHOT (snapshot requested; live
+ * messages are buffered) -> SYNCED (snapshot applied, then the buffered and
+ * live updates newer than it).  Any inconsistency sends us back to
+ * WAIT_SUB or SNAPSHOT; the table is only replaced when a complete new
+ * snapshot has arrived, so callers always see a consistent table. */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zmq.h>
+
+#include "curve.h"
+#include "sub_store.h"
+#include "text.h"
+#include "util.h"
+
+#define HELLO_BACKOFF_MIN 500
+#define HELLO_BACKOFF_MAX 5000
+#define BUFFER_MAX        200000 /* live messages held during a snapshot */
+
+#ifndef TALLY_VERSION
+#define TALLY_VERSION "0.0.0"
+#endif
+
+enum sub_state { S_HELLO, S_WAIT_SUB, S_SNAPSHOT, S_SYNCED };
+
+typedef struct buffered {
+    struct buffered *next;
+    size_t len;
+    uint8_t data[];
+} buffered_t;
+
+struct tally_sub {
+    void *zctx;
+    bool own_ctx;
+    void *sub;
+    void *dealer;
+    bool sub_connected;
+    char server[TALLY_ENDPOINT_MAX];
+    char pub[TALLY_ENDPOINT_MAX];
+    char prefix[PROTO_PREFIX_MAX + 1];
+    bool everything; /* prefix "" or "u/": every update is ours, so seq gaps are visible */
+    tally_sub_callbacks_t cb;
+    unsigned hb_ms;
+    unsigned snap_timeout_ms;
+
+    enum sub_state state;
+    int64_t due_ms; /* the current state's timer */
+    int64_t last_rx_ms;
+    unsigned hello_backoff;
+    uint64_t last_req_id;
+    uint64_t snap_req_id;
+    uint32_t snap_items;
+
+    sub_store_t table;
+    sub_store_t staging;
+    buffered_t *buf_head, *buf_tail;
+    size_t nbuf;
+
+    bool synced;
+    uint64_t seq;      /* highest server seq the table reflects */
+    uint64_t snap_seq; /* seq of the snapshot the table was built from */
+    uint64_t stream_id;
+    volatile sig_atomic_t stop;
+    proto_msg_t msg; /* decode scratch: big, so not on the stack */
+    char err[512];
+};
+
+static void seterr(tally_sub_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void seterr(tally_sub_t *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->err, sizeof s->err, fmt, ap);
+    va_end(ap);
+}
+
+static void buffer_clear(tally_sub_t *s)
+{
+    buffered_t *b = s->buf_head;
+    while (b != NULL) {
+        buffered_t *next = b->next;
+        free(b);
+        b = next;
+    }
+    s->buf_head = s->buf_tail = NULL;
+    s->nbuf = 0;
+}
+
+static int send_msg(tally_sub_t *s, const proto_msg_t *m)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    int rc = proto_encode(&sb, m);
+    if (rc == 0 && zmq_send(s->dealer, sb.data, sb.size, ZMQ_DONTWAIT) < 0)
+        rc = errno == EAGAIN || errno == EINTR ? TALLY_EAGAIN : TALLY_ESYS;
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+static void send_hello(tally_sub_t *s, int64_t now)
+{
+    proto_msg_t m;
+    memset(&m, 0, sizeof m);
+    m.type = PROTO_HELLO;
+    m.u.hello.req_id = ++s->last_req_id;
+    m.u.hello.client = proto_str("libtally/" TALLY_VERSION);
+    /* A failed send is simply retried when the timer fires. */
+    send_msg(s, &m);
+    s->due_ms = now + s->hello_backoff;
+    s->hello_backoff =
+        s->hello_backoff * 2 > HELLO_BACKOFF_MAX ? HELLO_BACKOFF_MAX : s->hello_backoff * 2;
+}
+
+static void start_snapshot(tally_sub_t *s, int64_t now)
+{
+    proto_msg_t m;
+    memset(&m, 0, sizeof m);
+    m.type = PROTO_SNAPSHOT_REQ;
+    m.u.snapshot_req.req_id = s->snap_req_id = ++s->last_req_id;
+    m.u.snapshot_req.prefix = proto_str(s->prefix);
+    sub_store_clear(&s->staging);
+    s->snap_items = 0;
+    s->state = S_SNAPSHOT;
+    s->synced = false;
+    int rc = send_msg(s, &m);
+    s->due_ms = now + (rc == 0 ? (int64_t)s->snap_timeout_ms : 200);
+}
+
+/* Start over from the subscription: after silence we cannot know whether
+ * the subscription is still in place, so wait for traffic first. */
+static void resync_wait(tally_sub_t *s, int64_t now)
+{
+    s->state = S_WAIT_SUB;
+    s->synced = false;
+    s->due_ms = now + 3 * (int64_t)s->hb_ms;
+    buffer_clear(s);
+}
+
+static int connect_sub(tally_sub_t *s, int64_t now)
+{
+    if (zmq_connect(s->sub, s->pub) < 0) {
+        seterr(s, "cannot connect to the publish endpoint '%s': %s", s->pub, zmq_strerror(errno));
+        return TALLY_EINVAL;
+    }
+    s->sub_connected = true;
+    resync_wait(s, now);
+    s->last_rx_ms = now;
+    return 0;
+}
+
+static int buffer_add(tally_sub_t *s, const void *data, size_t len, int64_t now)
+{
+    if (s->nbuf >= BUFFER_MAX) {
+        /* The snapshot is too slow for the update rate: start again rather
+         * than grow without bound. */
+        buffer_clear(s);
+        start_snapshot(s, now);
+        return 0;
+    }
+    buffered_t *b = malloc(sizeof *b + len);
+    if (b == NULL)
+        return TALLY_ENOMEM;
+    b->next = NULL;
+    b->len = len;
+    memcpy(b->data, data, len);
+    if (s->buf_tail != NULL)
+        s->buf_tail->next = b;
+    else
+        s->buf_head = b;
+    s->buf_tail = b;
+    s->nbuf++;
+    return 0;
+}
+
+/* A live message while SYNCED (or replayed from the buffer).  When it
+ * shows that the table can no longer be trusted it starts a
+ * re-synchronisation: s->state then leaves S_SYNCED. */
+static void apply_live(tally_sub_t *s, const proto_msg_t *m, int64_t now)
+{
+    switch (m->type) {
+    case PROTO_UPDATE: {
+        const proto_tally_t *t = &m->u.update.tally;
+        if (m->u.update.stream_id != s->stream_id) {
+            start_snapshot(s, now); /* the daemon restarted: nothing before holds */
+            return;
+        }
+        if (t->seq <= s->snap_seq)
+            return; /* already in the snapshot */
+        if (s->everything && t->seq > s->seq + 1) {
+            start_snapshot(s, now); /* an update was lost (HWM, reconnect) */
+            return;
+        }
+        sub_entry_t *e;
+        if (sub_store_put(&s->table, t, &e) < 0) {
+            seterr(s, "out of memory: re-synchronising");
+            start_snapshot(s, now);
+            return;
+        }
+        if (t->seq > s->seq)
+            s->seq = t->seq;
+        if (s->cb.on_tally != NULL)
+            s->cb.on_tally(s->cb.ctx, &e->pub);
+        return;
+    }
+    case PROTO_HEARTBEAT:
+        if (m->u.heartbeat.stream_id != s->stream_id) {
+            start_snapshot(s, now);
+            return;
+        }
+        /* The heartbeat follows every update published before it, so in
+         * "everything" mode a higher seq than ours means updates were
+         * lost.  For a filtered view it tells how current the table is. */
+        if (s->everything && m->u.heartbeat.seq > s->seq) {
+            start_snapshot(s, now);
+            return;
+        }
+        if (m->u.heartbeat.seq > s->seq)
+            s->seq = m->u.heartbeat.seq;
+        return;
+    case PROTO_GOODBYE:
+        if (m->u.goodbye.stream_id == s->stream_id) {
+            resync_wait(s, now); /* the next daemon's first message restarts us */
+            return;
+        }
+        return;
+    default:
+        return;
+    }
+}
+
+static uint64_t msg_stream(const proto_msg_t *m)
+{
+    switch (m->type) {
+    case PROTO_UPDATE:
+        return m->u.update.stream_id;
+    case PROTO_HEARTBEAT:
+        return m->u.heartbeat.stream_id;
+    case PROTO_GOODBYE:
+        return m->u.goodbye.stream_id;
+    default:
+        return 0;
+    }
+}
+
+static void apply_snapshot(tally_sub_t *s, uint64_t stream_id, uint64_t seq, int64_t now)
+{
+    s->stream_id = stream_id;
+    s->seq = s->snap_seq = seq;
+    if (s->cb.on_reset != NULL)
+        s->cb.on_reset(s->cb.ctx);
+    sub_store_swap(&s->table, &s->staging);
+    sub_store_clear(&s->staging);
+    s->state = S_SYNCED;
+    s->synced = true;
+    s->last_rx_ms = now;
+    if (s->cb.on_tally != NULL)
+        sub_store_foreach(&s->table, s->cb.on_tally, s->cb.ctx);
+    /* Replay what arrived meanwhile.  Messages of another stream before the
+     * first one of the snapshot's stream predate a daemon restart and are
+     * dropped; one after it means the daemon restarted again. */
+    buffered_t *b = s->buf_head;
+    s->buf_head = s->buf_tail = NULL;
+    s->nbuf = 0;
+    bool seen = false;
+    while (b != NULL) {
+        buffered_t *next = b->next;
+        if (s->state == S_SYNCED && proto_decode(b->data, b->len, &s->msg, NULL, 0, NULL) == 0) {
+            uint64_t st = msg_stream(&s->msg);
+            if (st == stream_id)
+                seen = true;
+            if (st == stream_id || seen)
+                apply_live(s, &s->msg, now);
+        }
+        free(b);
+        b = next;
+    }
+    if (s->state == S_SYNCED && s->cb.on_synced != NULL)
+        s->cb.on_synced(s->cb.ctx, s->seq, s->stream_id);
+}
+
+static void on_pub_message(tally_sub_t *s, const void *data, size_t len, int64_t now)
+{
+    s->last_rx_ms = now;
+    switch (s->state) {
+    case S_HELLO:
+        return;
+    case S_WAIT_SUB:
+        /* Traffic proves the subscription is active: snapshot now, and
+         * keep this message for after the snapshot. */
+        start_snapshot(s, now);
+        buffer_add(s, data, len, now);
+        return;
+    case S_SNAPSHOT:
+        if (buffer_add(s, data, len, now) < 0) {
+            seterr(s, "out of memory while buffering updates: re-synchronising");
+            buffer_clear(s);
+            resync_wait(s, now);
+        }
+        return;
+    case S_SYNCED:
+        if (proto_decode(data, len, &s->msg, NULL, 0, NULL) != 0)
+            return;
+        apply_live(s, &s->msg, now);
+        if (s->state == S_SNAPSHOT)
+            buffer_add(s, data, len, now); /* it belongs after the new snapshot */
+        return;
+    }
+}
+
+static void on_welcome(tally_sub_t *s, int64_t now)
+{
+    char adv[PROTO_ENDPOINT_MAX + 1];
+    text_copy(adv, sizeof adv, s->msg.u.welcome.pub_endpoint.ptr,
+              s->msg.u.welcome.pub_endpoint.len);
+    if (tally_endpoint_pub(s->server, adv, s->pub, sizeof s->pub) < 0) {
+        seterr(s, "cannot derive a publish endpoint from server '%s' and advertised '%s'",
+               s->server, adv);
+        return; /* HELLO is retried; an operator may fix the daemon's config */
+    }
+    connect_sub(s, now);
+}
+
+static void on_reply(tally_sub_t *s, const void *data, size_t len, int64_t now)
+{
+    proto_error_t perr;
+    if (proto_decode(data, len, &s->msg, NULL, 0, &perr) < 0) {
+        seterr(s, "ignored an undecodable reply: %s", perr.message);
+        return;
+    }
+    const proto_msg_t *m = &s->msg;
+    switch (m->type) {
+    case PROTO_WELCOME:
+        if (s->state == S_HELLO)
+            on_welcome(s, now);
+        break;
+    case PROTO_SNAPSHOT_ITEM:
+        if (s->state == S_SNAPSHOT && m->u.snapshot_item.req_id == s->snap_req_id) {
+            s->snap_items++;
+            if (sub_store_put(&s->staging, &m->u.snapshot_item.tally, NULL) < 0) {
+                seterr(s, "out of memory while taking a snapshot");
+                start_snapshot(s, now);
+            }
+        }
+        break;
+    case PROTO_SNAPSHOT_END:
+        if (s->state != S_SNAPSHOT || m->u.snapshot_end.req_id != s->snap_req_id)
+            break;
+        if (m->u.snapshot_end.count != s->snap_items) {
+            /* Items were lost on the way (a full queue drops messages):
+             * the snapshot is incomplete, so ask again. */
+            seterr(s,
+                   "snapshot %" PRIu64 " announced %" PRIu32 " items but %" PRIu32
+                   " arrived; asking again",
+                   s->snap_req_id, m->u.snapshot_end.count, s->snap_items);
+            start_snapshot(s, now);
+            break;
+        }
+        apply_snapshot(s, m->u.snapshot_end.stream_id, m->u.snapshot_end.seq, now);
+        break;
+    case PROTO_ERROR:
+        seterr(s, "the daemon refused request %" PRIu64 ": %.*s%s%.*s", m->u.error.req_id,
+               (int)m->u.error.field.len, m->u.error.field.ptr, m->u.error.field.len ? ": " : "",
+               (int)m->u.error.message.len, m->u.error.message.ptr);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Receive one message of up to two frames into f0 and f1; *nframes gets
+ * the number of frames it had (3 for "more than two").  Returns 0;
+ * TALLY_EAGAIN when none is waiting; TALLY_ESYS (errno tells why). */
+static int recv_frames(void *sock, zmq_msg_t *f0, zmq_msg_t *f1, int *nframes)
+{
+    *nframes = 0;
+    if (zmq_msg_recv(f0, sock, ZMQ_DONTWAIT) < 0)
+        return errno == EAGAIN || errno == EINTR ? TALLY_EAGAIN : TALLY_ESYS;
+    *nframes = 1;
+    bool more = zmq_msg_more(f0);
+    if (more) {
+        if (zmq_msg_recv(f1, sock, 0) < 0)
+            return TALLY_ESYS;
+        *nframes = 2;
+        more = zmq_msg_more(f1);
+    }
+    while (more) { /* frames beyond the layout carry nothing for us */
+        zmq_msg_t extra;
+        zmq_msg_init(&extra);
+        if (zmq_msg_recv(&extra, sock, 0) < 0) {
+            int e = errno;
+            zmq_msg_close(&extra);
+            errno = e;
+            return TALLY_ESYS;
+        }
+        more = zmq_msg_more(&extra);
+        zmq_msg_close(&extra);
+        *nframes = 3;
+    }
+    return 0;
+}
+
+static int drain(tally_sub_t *s, void *sock, bool pub)
+{
+    for (;;) {
+        zmq_msg_t f0, f1;
+        zmq_msg_init(&f0);
+        zmq_msg_init(&f1);
+        int n;
+        int rc = recv_frames(sock, &f0, &f1, &n);
+        if (rc == 0) {
+            int64_t now = util_mono_ms();
+            if (pub && n == 2)
+                on_pub_message(s, zmq_msg_data(&f1), zmq_msg_size(&f1), now);
+            else if (!pub && n == 1)
+                on_reply(s, zmq_msg_data(&f0), zmq_msg_size(&f0), now);
+        }
+        int e = errno;
+        zmq_msg_close(&f0);
+        zmq_msg_close(&f1);
+        if (rc == TALLY_EAGAIN)
+            return 0;
+        if (rc < 0) {
+            seterr(s, "cannot receive: %s", zmq_strerror(e));
+            return rc;
+        }
+        if (s->stop)
+            return 0; /* leave the rest for the next call */
+    }
+}
+
+static void timers(tally_sub_t *s, int64_t now)
+{
+    switch (s->state) {
+    case S_HELLO:
+        if (now >= s->due_ms)
+            send_hello(s, now);
+        break;
+    case S_WAIT_SUB:
+        if (now >= s->due_ms)
+            start_snapshot(s, now); /* no traffic: the daemon may be down; try anyway */
+        break;
+    case S_SNAPSHOT:
+        if (now >= s->due_ms)
+            start_snapshot(s, now);
+        break;
+    case S_SYNCED:
+        if (now - s->last_rx_ms > 3 * (int64_t)s->hb_ms)
+            resync_wait(s, now);
+        break;
+    }
+}
+
+int tally_sub_process(tally_sub_t *s)
+{
+    if (s == NULL)
+        return TALLY_EINVAL;
+    int rc = drain(s, s->dealer, false);
+    if (rc == 0 && s->sub_connected)
+        rc = drain(s, s->sub, true);
+    if (rc < 0)
+        return rc;
+    timers(s, util_mono_ms());
+    return 0;
+}
+
+int tally_sub_next_timeout_ms(const tally_sub_t *s)
+{
+    int64_t now = util_mono_ms();
+    int64_t due = s->state == S_SYNCED ? s->last_rx_ms + 3 * (int64_t)s->hb_ms + 1 : s->due_ms;
+    int64_t t = due - now;
+    if (t < 0)
+        t = 0;
+    return t > INT32_MAX ? INT32_MAX : (int)t;
+}
+
+int tally_sub_run(tally_sub_t *s, int timeout_ms)
+{
+    if (s == NULL)
+        return TALLY_EINVAL;
+    int64_t deadline = timeout_ms > 0 ? util_mono_ms() + timeout_ms : INT64_MAX;
+    for (;;) {
+        int rc = tally_sub_process(s);
+        if (rc < 0)
+            return rc;
+        if (s->stop) {
+            s->stop = 0;
+            return 0;
+        }
+        int64_t now = util_mono_ms();
+        if (now >= deadline)
+            return TALLY_ETIMEDOUT;
+        int64_t wait = tally_sub_next_timeout_ms(s);
+        if (deadline - now < wait)
+            wait = deadline - now;
+        zmq_pollitem_t items[2] = {{.socket = s->dealer, .events = ZMQ_POLLIN},
+                                   {.socket = s->sub, .events = ZMQ_POLLIN}};
+        if (zmq_poll(items, s->sub_connected ? 2 : 1, (long)wait) < 0 && errno != EINTR) {
+            seterr(s, "cannot poll: %s", zmq_strerror(errno));
+            return TALLY_ESYS;
+        }
+    }
+}
+
+void tally_sub_stop(tally_sub_t *s)
+{
+    s->stop = 1;
+}
+
+int tally_sub_poll_fds(tally_sub_t *s, int fds[2])
+{
+    if (s == NULL || fds == NULL)
+        return TALLY_EINVAL;
+    size_t len = sizeof(int);
+    if (zmq_getsockopt(s->sub, ZMQ_FD, &fds[0], &len) < 0)
+        return TALLY_ESYS;
+    len = sizeof(int);
+    if (zmq_getsockopt(s->dealer, ZMQ_FD, &fds[1], &len) < 0)
+        return TALLY_ESYS;
+    return 0;
+}
+
+static int open_sockets(tally_sub_t *s, void *zctx, const curve_keys_t *keys, char *err,
+                        size_t errlen)
+{
+    if (zctx != NULL) {
+        s->zctx = zctx;
+    } else {
+        s->zctx = zmq_ctx_new();
+        if (s->zctx == NULL) {
+            text_format(err, errlen, "cannot create a ZeroMQ context: %s", zmq_strerror(errno));
+            return TALLY_ESYS;
+        }
+        s->own_ctx = true;
+    }
+    s->dealer = zmq_socket(s->zctx, ZMQ_DEALER);
+    s->sub = zmq_socket(s->zctx, ZMQ_SUB);
+    if (s->dealer == NULL || s->sub == NULL) {
+        text_format(err, errlen, "cannot create a ZeroMQ socket: %s", zmq_strerror(errno));
+        return TALLY_ESYS;
+    }
+    int64_t maxmsg = 1 << 20;
+    /* RCVHWM 0 on the request socket: a snapshot may be large and we read
+     * it as fast as it comes.  The subscription queue is bounded but deep;
+     * an overflow shows as a gap or a stale table and re-synchronises.  A
+     * small SNDHWM bounds the requests queued while the daemon is down. */
+    if (util_setsockopt_int(s->dealer, ZMQ_LINGER, 0) < 0 ||
+        util_setsockopt_int(s->sub, ZMQ_LINGER, 0) < 0 ||
+        util_setsockopt_int(s->dealer, ZMQ_RCVHWM, 0) < 0 ||
+        util_setsockopt_int(s->sub, ZMQ_RCVHWM, 100000) < 0 ||
+        util_setsockopt_int(s->dealer, ZMQ_SNDHWM, 8) < 0 ||
+        util_setsockopt_int(s->dealer, ZMQ_RECONNECT_IVL, 100) < 0 ||
+        util_setsockopt_int(s->sub, ZMQ_RECONNECT_IVL, 100) < 0 ||
+        util_setsockopt_int(s->dealer, ZMQ_RECONNECT_IVL_MAX, 5000) < 0 ||
+        util_setsockopt_int(s->sub, ZMQ_RECONNECT_IVL_MAX, 5000) < 0 ||
+        util_setsockopt_int(s->dealer, ZMQ_HEARTBEAT_IVL, 1000) < 0 ||
+        util_setsockopt_int(s->dealer, ZMQ_HEARTBEAT_TIMEOUT, 3000) < 0 ||
+        zmq_setsockopt(s->dealer, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) < 0 ||
+        zmq_setsockopt(s->sub, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) < 0 ||
+        zmq_setsockopt(s->sub, ZMQ_SUBSCRIBE, s->prefix, strlen(s->prefix)) < 0 ||
+        zmq_setsockopt(s->sub, ZMQ_SUBSCRIBE, PROTO_TOPIC_HEARTBEAT, 1) < 0) {
+        text_format(err, errlen, "cannot set ZeroMQ socket options: %s", zmq_strerror(errno));
+        return TALLY_ESYS;
+    }
+    /* Both sockets: the subscription and the snapshots it asks for. */
+    if (curve_apply(s->dealer, keys) < 0 || curve_apply(s->sub, keys) < 0) {
+        text_format(err, errlen, "cannot set the CURVE keys: %s", zmq_strerror(errno));
+        return TALLY_ESYS;
+    }
+    if (zmq_connect(s->dealer, s->server) < 0) {
+        text_format(err, errlen, "cannot connect to '%s': %s", s->server, zmq_strerror(errno));
+        return TALLY_EINVAL;
+    }
+    return 0;
+}
+
+int tally_sub_new(const char *server_endpoint, const char *prefix, const tally_sub_callbacks_t *cb,
+                  const tally_sub_opts_t *opts, tally_sub_t **out)
+{
+    static const tally_sub_opts_t defaults;
+    const tally_sub_opts_t *o = opts ? opts : &defaults;
+    char *err = o->errbuf;
+    size_t errlen = o->errbuf_len;
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    if (server_endpoint == NULL || out == NULL) {
+        text_format(err, errlen, "tally_sub_new: server_endpoint and out are required");
+        return TALLY_EINVAL;
+    }
+    if (prefix == NULL)
+        prefix = "";
+    if (strlen(prefix) > PROTO_PREFIX_MAX) {
+        text_format(err, errlen, "prefix is %zu bytes, more than the limit of %d", strlen(prefix),
+                    PROTO_PREFIX_MAX);
+        return TALLY_EINVAL;
+    }
+    tally_sub_t *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return TALLY_ENOMEM;
+    sub_store_init(&s->table);
+    sub_store_init(&s->staging);
+    strcpy(s->prefix, prefix);
+    s->everything = prefix[0] == '\0' || strcmp(prefix, "u/") == 0;
+    if (cb != NULL)
+        s->cb = *cb;
+    s->hb_ms = o->heartbeat_ms ? o->heartbeat_ms : 1000;
+    s->snap_timeout_ms = o->snapshot_timeout_ms ? o->snapshot_timeout_ms : 5000;
+    s->hello_backoff = HELLO_BACKOFF_MIN;
+    int rc = tally_endpoint_normalize(server_endpoint, s->server, sizeof s->server);
+    if (rc < 0) {
+        text_format(err, errlen, "server address '%s' is not valid", server_endpoint);
+        goto fail;
+    }
+    curve_keys_t keys;
+    rc = curve_load(o->curve, &keys, err, errlen);
+    if (rc < 0)
+        goto fail;
+    rc = open_sockets(s, o->zmq_ctx, &keys, err, errlen);
+    curve_wipe(&keys);
+    if (rc < 0)
+        goto fail;
+    int64_t now = util_mono_ms();
+    if (o->pub_endpoint != NULL && o->pub_endpoint[0] != '\0') {
+        rc = tally_endpoint_normalize(o->pub_endpoint, s->pub, sizeof s->pub);
+        if (rc == 0)
+            rc = connect_sub(s, now);
+        if (rc < 0) {
+            text_format(err, errlen, "publish endpoint '%s' is not valid", o->pub_endpoint);
+            goto fail;
+        }
+    } else {
+        s->state = S_HELLO;
+        s->due_ms = now; /* HELLO goes out with the first process() */
+    }
+    *out = s;
+    return 0;
+fail:
+    tally_sub_destroy(&s);
+    return rc;
+}
+
+void tally_sub_destroy(tally_sub_t **sp)
+{
+    if (sp == NULL || *sp == NULL)
+        return;
+    tally_sub_t *s = *sp;
+    if (s->sub != NULL)
+        zmq_close(s->sub);
+    if (s->dealer != NULL)
+        zmq_close(s->dealer);
+    if (s->own_ctx)
+        zmq_ctx_term(s->zctx);
+    sub_store_clear(&s->table);
+    sub_store_clear(&s->staging);
+    buffer_clear(s);
+    free(s);
+    *sp = NULL;
+}
+
+bool tally_sub_synced(const tally_sub_t *s)
+{
+    return s->synced;
+}
+
+uint64_t tally_sub_seq(const tally_sub_t *s)
+{
+    return s->seq;
+}
+
+uint64_t tally_sub_stream_id(const tally_sub_t *s)
+{
+    return s->stream_id;
+}
+
+size_t tally_sub_count(const tally_sub_t *s)
+{
+    return s->table.n;
+}
+
+void tally_sub_foreach(const tally_sub_t *s, tally_tally_cb fn, void *ctx)
+{
+    sub_store_foreach(&s->table, fn, ctx);
+}
+
+const char *tally_sub_pub_endpoint(const tally_sub_t *s)
+{
+    return s->pub;
+}

@@ -1,0 +1,146 @@
+/* sub_store.c - libtally (client/lib/): the subscriber's table of
+ * tallies, keyed by topic. */
+#include "sub_store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "text.h"
+
+void sub_entry_set(sub_entry_t *e, const proto_tally_t *t)
+{
+    text_copy(e->metric, sizeof e->metric, t->metric.ptr, t->metric.len);
+    text_copy(e->scope, sizeof e->scope, t->scope.ptr, t->scope.len);
+    if (proto_topic(e->topic, sizeof e->topic, t->metric, t->scope) < 0)
+        e->topic[0] = '\0'; /* cannot happen for names the decoder accepted */
+    e->pub.metric = e->metric;
+    e->pub.scope = e->scope;
+    e->pub.topic = e->topic;
+    e->pub.kind = t->kind;
+    e->pub.seq = t->seq;
+    e->pub.time_ms = t->time_ms;
+    unsigned n = t->nvalues < PROTO_COLUMNS_MAX ? t->nvalues : PROTO_COLUMNS_MAX;
+    e->pub.nvalues = n;
+    for (unsigned i = 0; i < n; i++) {
+        const proto_value_t *v = &t->values[i];
+        text_copy(e->columns[i], sizeof e->columns[i], v->name.ptr, v->name.len);
+        e->pub.values[i].column = e->columns[i];
+        e->pub.values[i].present = v->present;
+        e->pub.values[i].num = v->present ? v->num : 0;
+        e->pub.values[i].den = v->present ? v->den : 1;
+    }
+}
+
+void sub_store_init(sub_store_t *s)
+{
+    s->slots = NULL;
+    s->cap = 0;
+    s->n = 0;
+}
+
+void sub_store_clear(sub_store_t *s)
+{
+    for (size_t i = 0; i < s->cap; i++)
+        free(s->slots[i]);
+    free(s->slots);
+    sub_store_init(s);
+}
+
+static uint64_t hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static size_t find_slot(sub_entry_t *const *slots, size_t cap, const char *topic)
+{
+    size_t i = (size_t)hash(topic) & (cap - 1);
+    while (slots[i] != NULL && strcmp(slots[i]->topic, topic) != 0)
+        i = (i + 1) & (cap - 1);
+    return i;
+}
+
+static int grow(sub_store_t *s)
+{
+    size_t ncap = s->cap ? s->cap * 2 : 64;
+    sub_entry_t **ns = calloc(ncap, sizeof *ns);
+    if (ns == NULL)
+        return TALLY_ENOMEM;
+    for (size_t i = 0; i < s->cap; i++)
+        if (s->slots[i] != NULL)
+            ns[find_slot(ns, ncap, s->slots[i]->topic)] = s->slots[i];
+    free(s->slots);
+    s->slots = ns;
+    s->cap = ncap;
+    return 0;
+}
+
+sub_entry_t *sub_store_find(const sub_store_t *s, const char *topic)
+{
+    if (s->cap == 0)
+        return NULL;
+    return s->slots[find_slot(s->slots, s->cap, topic)];
+}
+
+int sub_store_put(sub_store_t *s, const proto_tally_t *t, sub_entry_t **out)
+{
+    char topic[PROTO_TOPIC_MAX + 1];
+    if (proto_topic(topic, sizeof topic, t->metric, t->scope) < 0)
+        topic[0] = '\0';
+    /* Keep the load factor under one half so probes stay short. */
+    if ((s->n + 1) * 2 > s->cap && grow(s) < 0)
+        return TALLY_ENOMEM;
+    size_t i = find_slot(s->slots, s->cap, topic);
+    if (s->slots[i] == NULL) {
+        s->slots[i] = malloc(sizeof(sub_entry_t));
+        if (s->slots[i] == NULL)
+            return TALLY_ENOMEM;
+        s->n++;
+    }
+    sub_entry_set(s->slots[i], t);
+    if (out != NULL)
+        *out = s->slots[i];
+    return 0;
+}
+
+void sub_store_foreach(const sub_store_t *s, tally_tally_cb fn, void *ctx)
+{
+    for (size_t i = 0; i < s->cap; i++)
+        if (s->slots[i] != NULL)
+            fn(ctx, &s->slots[i]->pub);
+}
+
+void sub_store_swap(sub_store_t *a, sub_store_t *b)
+{
+    sub_store_t t = *a;
+    *a = *b;
+    *b = t;
+}
+
+const tally_value_t *tally_tally_value(const tally_tally_t *t, const char *column)
+{
+    if (t == NULL || column == NULL)
+        return NULL;
+    for (unsigned i = 0; i < t->nvalues; i++)
+        if (strcmp(t->values[i].column, column) == 0)
+            return &t->values[i];
+    return NULL;
+}
+
+const char *tally_kind_name(int kind)
+{
+    switch (kind) {
+    case TALLY_KIND_COUNTER:
+        return "counter";
+    case TALLY_KIND_GAUGE:
+        return "gauge";
+    case TALLY_KIND_RATIO:
+        return "ratio";
+    default:
+        return "unknown";
+    }
+}

@@ -1,0 +1,42 @@
+/* text.h - text for people and for JSON: untrusted bytes escaped so they
+ * print safely in a sentence or a JSON string, and bounded copies into
+ * caller buffers (part of tallycommon, shared by the daemon, the codec
+ * and the client).
+ */
+#ifndef TALLY_TEXT_H
+#define TALLY_TEXT_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+/* Flags of text_printable. */
+#define TEXT_HEX_UPPER 1u /* "\xFF" rather than "\xff" */
+#define TEXT_QUOTES    2u /* escape ' and \ too: the text is shown between quotes */
+
+/* Copy s[0..len) into buf (cap >= 8 bytes, NUL-terminated) so that it
+ * prints safely in a message: printable ASCII and valid UTF-8 stay as they
+ * are; control characters (C0, DEL and the C1 controls U+0080..U+009F) and
+ * bytes that are not valid UTF-8 become \xNN, one escape per byte.  Where
+ * the next character and "..." would not fit into cap with the NUL, the
+ * copy ends with "..." instead, so a long value never crowds out the rest
+ * of a sentence (pass a small cap to show at most that much).  s may be
+ * NULL when len is 0.  Returns buf. */
+const char *text_printable(char *buf, size_t cap, const void *s, size_t len, unsigned flags);
+
+/* Write s[0..len) to out as a JSON string with its quotes.  Valid UTF-8
+ * passes through unchanged; '"', '\\' and control characters (U+0000..
+ * U+001F, U+007F) are escaped (\n, \t, \r, \b, \f or \u00XX); bytes that
+ * are not valid UTF-8 become \ufffd, the replacement character, since
+ * JSON text must be UTF-8.  s may be NULL when len is 0.  Errors of out
+ * are left in its error indicator (ferror). */
+void text_json_string(FILE *out, const char *s, size_t len);
+
+/* Copy src[0..len) into dst (cap bytes), cutting it to cap - 1 bytes when
+ * longer, and NUL-terminate it.  Does nothing when cap is 0. */
+void text_copy(char *dst, size_t cap, const char *src, size_t len);
+
+/* snprintf into buf (cap bytes) when buf is not NULL and cap > 0, for the
+ * optional "err, errlen" message buffers that functions fill on failure. */
+void text_format(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif

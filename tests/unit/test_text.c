@@ -1,0 +1,132 @@
+/* Unit tests of text (proto/text.h): untrusted bytes made printable for a
+ * message (both styles: the codec's lower-case escapes with quotes, the
+ * configuration's upper-case ones), where long text is cut, JSON strings,
+ * and the bounded copies. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "text.h"
+
+static const char *show(char *buf, size_t cap, const char *s, size_t len, unsigned flags)
+{
+    memset(buf, 'Z', cap);
+    return text_printable(buf, cap, s, len, flags);
+}
+
+#define SHOW(s, flags) show(buf, sizeof buf, (s), sizeof(s) - 1, (flags))
+
+static void test_printable(void **state)
+{
+    (void)state;
+    char buf[64];
+    assert_string_equal(SHOW("disputes.resolved", 0), "disputes.resolved");
+    assert_string_equal(SHOW("高观镇", 0), "高观镇");
+    assert_string_equal(SHOW("a\x1b[31mb", 0), "a\\x1b[31mb");
+    assert_string_equal(SHOW("a\x1b[31mb", TEXT_HEX_UPPER), "a\\x1B[31mb");
+    assert_string_equal(SHOW("tab\there\x7f", 0), "tab\\x09here\\x7f");
+    assert_string_equal(SHOW("nul\0in", 0), "nul\\x00in");
+    /* Broken UTF-8, one escape per byte; what follows is still read. */
+    assert_string_equal(SHOW("caf\xc3", TEXT_HEX_UPPER), "caf\\xC3");
+    assert_string_equal(SHOW("\xed\xa0\x80", TEXT_HEX_UPPER), "\\xED\\xA0\\x80");
+    assert_string_equal(SHOW("a\xff\xc3(", 0), "a\\xff\\xc3(");
+    /* The C1 controls are valid UTF-8 but not printable. */
+    assert_string_equal(SHOW("高观\xc2\x9f", 0), "高观\\xc2\\x9f");
+    assert_string_equal(SHOW("\xc2\xa0", 0), "\xc2\xa0"); /* U+00A0 is printable */
+    /* Quotes and backslashes stay unless the text goes between quotes. */
+    assert_string_equal(SHOW("it's a\\b", 0), "it's a\\b");
+    assert_string_equal(SHOW("a\xff'\\", TEXT_QUOTES), "a\\xff\\x27\\x5c");
+    assert_string_equal(show(buf, sizeof buf, NULL, 0, 0), "");
+}
+
+static void test_printable_cut(void **state)
+{
+    (void)state;
+    char buf[64];
+    /* A piece is copied only while "..." and the NUL still fit after it. */
+    assert_string_equal(show(buf, 8, "abcd", 4, 0), "abcd");
+    assert_string_equal(show(buf, 8, "abcde", 5, 0), "abcd...");
+    assert_string_equal(show(buf, 8, "abcdefghijklmnop", 16, 0), "abcd...");
+    /* Never half a character or half an escape. */
+    assert_string_equal(show(buf, 10, "高观镇", 9, 0), "高观...");
+    assert_string_equal(show(buf, 9, "ab\x01\x02\x03", 5, 0), "ab...");
+    /* A small cap is how a caller shows at most so much of a long value. */
+    char longer[200];
+    memset(longer, 'x', sizeof longer);
+    text_printable(buf, 52, longer, sizeof longer, TEXT_QUOTES);
+    assert_int_equal(strlen(buf), 51);
+    assert_string_equal(buf + 48, "...");
+}
+
+static char *json(const char *s, size_t len)
+{
+    char *out = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&out, &n);
+    assert_non_null(f);
+    text_json_string(f, s, len);
+    fclose(f);
+    return out;
+}
+
+#define JSON_IS(s, want)                                                                           \
+    do {                                                                                           \
+        char *got_ = json((s), sizeof(s) - 1);                                                     \
+        assert_string_equal(got_, (want));                                                         \
+        free(got_);                                                                                \
+    } while (0)
+
+static void test_json(void **state)
+{
+    (void)state;
+    JSON_IS("高观镇", "\"高观镇\"");
+    JSON_IS("a\"b\\c/d", "\"a\\\"b\\\\c/d\"");
+    JSON_IS("\n\t\r\b\f\x01\x1f\x7f", "\"\\n\\t\\r\\b\\f\\u0001\\u001f\\u007f\"");
+    JSON_IS("bad\xff\xc3(", "\"bad\\ufffd\\ufffd(\"");
+    JSON_IS("nul\0in", "\"nul\\u0000in\"");
+    JSON_IS("\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""); /* a surrogate is not UTF-8 */
+    JSON_IS("", "\"\"");
+    char *got = json(NULL, 0);
+    assert_string_equal(got, "\"\"");
+    free(got);
+}
+
+static void test_copy_and_format(void **state)
+{
+    (void)state;
+    char buf[8];
+    text_copy(buf, sizeof buf, "gaoguan", 7);
+    assert_string_equal(buf, "gaoguan");
+    text_copy(buf, sizeof buf, "gaoguan-town", 12);
+    assert_string_equal(buf, "gaoguan");
+    text_copy(buf, sizeof buf, "ab\0cd", 2);
+    assert_string_equal(buf, "ab");
+    text_copy(buf, sizeof buf, NULL, 0);
+    assert_string_equal(buf, "");
+    buf[0] = 'q';
+    text_copy(buf, 0, "x", 1); /* nothing, not even the NUL */
+    assert_int_equal(buf[0], 'q');
+
+    text_format(buf, sizeof buf, "%s=%d", "seq", 12345);
+    assert_string_equal(buf, "seq=123");
+    text_format(NULL, 99, "%s", "ignored"); /* the optional buffer is absent */
+    text_format(buf, 0, "%s", "ignored");
+    assert_string_equal(buf, "seq=123");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_printable),
+        cmocka_unit_test(test_printable_cut),
+        cmocka_unit_test(test_json),
+        cmocka_unit_test(test_copy_and_format),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
