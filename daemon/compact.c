@@ -160,7 +160,9 @@ void compact_set_policy(compact_t *k, int64_t interval_ms, int64_t every_records
 void compact_final_begin(compact_t *k)
 {
     k->final_gen = 0;
-    if (k->busy || uncovered(k) == 0)
+    /* checkpoint_now still pending: a loss accepted at start-up must be
+     * put behind a checkpoint even if nothing came since. */
+    if (k->busy || (uncovered(k) == 0 && !k->c.checkpoint_now))
         return;
     int rc = journal_rotate(k->c.journal, k->c.journal_gen + 1, NULL);
     if (rc == 0)

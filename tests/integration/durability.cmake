@@ -1,7 +1,8 @@
 # Durability of the real tallyd: crashes (SIGKILL) and SIGTERM under load
 # from libtally client processes, checkpoints, a torn journal tail, a
 # corrupt record, damaged checkpoints, a full disk (tmpfs, needs root;
-# skipped otherwise) and files of a newer format version.  Three executables
+# skipped otherwise), files of a newer format version, a state directory
+# shared by two daemons or missing a journal segment.  Four executables
 # so that ctest -j can run them side by side; each test case starts its own
 # daemon.
 if(TARGET tally_harness AND TARGET tally_static)
@@ -9,7 +10,7 @@ if(TARGET tally_harness AND TARGET tally_static)
     ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_durability_common.c)
   target_link_libraries(tally_durability_common PUBLIC tally_harness tally_static tallyproto
                                                        PkgConfig::ZMQ PkgConfig::CMOCKA)
-  foreach(part load files disk)
+  foreach(part load files disk state)
     set(t test_durability_${part})
     add_executable(${t} ${CMAKE_CURRENT_SOURCE_DIR}/integration/${t}.c)
     target_link_libraries(${t} PRIVATE tally_durability_common)
