@@ -125,14 +125,35 @@ static void send_ack(ingest_t *in, const void *rid, size_t rid_len, uint64_t seq
     }
 }
 
-/* Count, log (rate limited) and answer one rejection. */
+static bool debugging(const ingest_t *in)
+{
+    return in->c.log->level >= LOG_LEVEL_DEBUG;
+}
+
+/* The client id as 32 hex digits, for debug lines. */
+static const char *client_hex(const uint8_t id[PROTO_CLIENT_ID_LEN], char out[33])
+{
+    for (int i = 0; i < PROTO_CLIENT_ID_LEN; i++)
+        snprintf(out + 2 * i, 3, "%02x", id[i]);
+    return out;
+}
+
+/* Count, log and answer one rejection: every one at debug level, else
+ * rate limited, so a misbehaving client cannot flood the log. */
 static void reject(ingest_t *in, const void *rid, size_t rid_len, const proto_submit_t *s, int code,
                    int sample, const char *field, const char *message)
 {
     stats_reject(in->c.stats, code);
-    log_limited(in->c.log, clock_mono_ms(), LOG_LEVEL_NOTICE,
-                "rejected submission seq %" PRIu64 " of township '%.*s': %s (%s)", s->seq,
-                (int)s->township.len, s->township.ptr, message, tally_errname(code));
+    char hex[33];
+    if (debugging(in))
+        log_debug(in->c.log,
+                  "rejected client %s seq %" PRIu64 " township '%.*s', %u samples: %s (%s)",
+                  client_hex(s->client_id, hex), s->seq, (int)s->township.len, s->township.ptr,
+                  s->nsamples, message, tally_errname(code));
+    else
+        log_limited(in->c.log, clock_mono_ms(), LOG_LEVEL_NOTICE,
+                    "rejected submission seq %" PRIu64 " of township '%.*s': %s (%s)", s->seq,
+                    (int)s->township.len, s->township.ptr, message, tally_errname(code));
     send_ack(in, rid, rid_len, s->seq, PROTO_ACK_REJECTED, code, sample, field, message);
 }
 
@@ -437,6 +458,13 @@ void ingest_submit(ingest_t *in, const void *rid, size_t rid_len, const void *bo
     int rc = dedup_lookup(in, s, key);
     if (rc == TALLY_EEXIST) {
         in->c.stats->duplicates++;
+        char hex[33];
+        if (debugging(in))
+            log_debug(in->c.log,
+                      "duplicate client %s seq %" PRIu64 " township '%.*s', %u samples: applied "
+                      "before, not again",
+                      client_hex(s->client_id, hex), s->seq, (int)s->township.len,
+                      s->township.ptr, s->nsamples);
         dedup_touch(in->c.dedup, key, clock_now_ms(in->c.clock));
         /* Its original may still be on its way to the disk. */
         ack_after(in, rid, rid_len, in->last_pos, s->seq, PROTO_ACK_DUPLICATE);
@@ -498,6 +526,13 @@ void ingest_submit(ingest_t *in, const void *rid, size_t rid_len, const void *bo
     dedup_touch(in->c.dedup, key, clock_now_ms(in->c.clock));
     in->c.stats->submissions_accepted++;
     in->c.stats->samples_accepted += s->nsamples;
+    char hex[33];
+    if (debugging(in))
+        log_debug(in->c.log,
+                  "accepted client %s seq %" PRIu64 " township '%.*s', %u samples at %" PRId64
+                  ", journal position %" PRIu64,
+                  client_hex(s->client_id, hex), s->seq, (int)s->township.len, s->township.ptr,
+                  s->nsamples, s->time_ms, pos);
     ack_after(in, rid, rid_len, pos, s->seq, PROTO_ACK_ACCEPTED);
 }
 

@@ -55,9 +55,14 @@ void log_vmsg(logger_t *lg, int level, const char *fmt, va_list ap)
         struct tm tm;
         clock_gettime(CLOCK_REALTIME, &ts);
         localtime_r(&ts.tv_sec, &tm);
+        /* Local time (tallyd sets TZ to its calendar's zone), so the
+         * offset says which: 2026-12-03 17:00:15.031+0800. */
+        char zone[8];
         n = (int)strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
-        n += snprintf(line + n, sizeof(line) - (size_t)n,
-                      ".%03ld tallyd %s: ", ts.tv_nsec / 1000000, log_level_name(level));
+        if (strftime(zone, sizeof(zone), "%z", &tm) == 0)
+            zone[0] = '\0';
+        n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03ld%s tallyd %s: ",
+                      ts.tv_nsec / 1000000, zone, log_level_name(level));
     }
     int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
     if (m < 0)

@@ -2,7 +2,8 @@
  *
  * Under systemd-journald (JOURNAL_STREAM names our stderr) each line starts
  * with a "<N>" priority prefix (sd-daemon(3)) so `journalctl -p warning`
- * filters by level; elsewhere lines carry a time stamp and the level name.
+ * filters by level; elsewhere lines carry a local time stamp with its UTC
+ * offset ("2026-12-03 17:00:15.031+0800") and the level name.
  *
  * The logger is one struct owned by the daemon's state; the functions take
  * it explicitly.  Bad input from the network goes through log_limited(),

@@ -160,6 +160,15 @@ static void test_accept_waits_for_the_journal(void **state)
     ingest_on_durable(&f->in, 1);
     expect_ack(f, 1, PROTO_ACK_ACCEPTED, 0);
     assert_memory_equal(f->replies.v[0].head, "Pa", 2);
+    /* At debug level every submission is logged with its client id. */
+    assert_true(t_logged(&f->st, "accepted client 01010101010101010101010101010101 seq 1 "
+                                 "township 'gaoguan', 2 samples"));
+    /* Time stamps say their UTC offset: "...:SS.mmm+0800 tallyd". */
+    const char *at = strstr(f->st.logbuf, " tallyd debug: accepted");
+    assert_non_null(at);
+    assert_true(at - f->st.logbuf >= 5 && (at[-5] == '+' || at[-5] == '-'));
+    for (int i = 1; i <= 4; i++)
+        assert_true(at[-i] >= '0' && at[-i] <= '9');
     assert_int_equal(ingest_waiting(&f->in), 0);
     assert_int_equal(f->st.stats.submissions_accepted, 1);
     assert_int_equal(f->st.stats.samples_accepted, 2);
@@ -228,6 +237,9 @@ static void test_reject_catalog(void **state)
     t_submit(&f->buf, 1, 1, "nowhere", T_NOW, 1, "disputes.screened=1");
     hand_in(f, 'a', NULL);
     expect_reject(f, 1, TALLY_EUNKTOWN, "township", "township 'nowhere' is not in the catalog");
+    assert_true(t_logged(&f->st, "rejected client 01010101010101010101010101010101 seq 1 "
+                                 "township 'nowhere', 1 samples: township 'nowhere' is not in "
+                                 "the catalog (UNKNOWN_TOWNSHIP)"));
     t_submit(&f->buf, 1, 2, "gaoguan", T_NOW, 2, "disputes.screened=1", "disputes.resolvd=1");
     hand_in(f, 'a', NULL);
     expect_reject(f, 2, TALLY_EUNKMETRIC, "samples[1].metric",
