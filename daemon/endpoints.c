@@ -2,6 +2,7 @@
  * delivery (see endpoints.h). */
 #include "endpoints.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,15 +34,57 @@ static int set_int64(endpoints_t *e, void *sock, int opt, int64_t value, const c
     return 0;
 }
 
+bool endpoints_is_local(const char *ep)
+{
+    const char *sep = strstr(ep, "://");
+    if (sep == NULL)
+        return false;
+    size_t tlen = (size_t)(sep - ep);
+    if ((tlen == 3 && memcmp(ep, "ipc", 3) == 0) || (tlen == 6 && memcmp(ep, "inproc", 6) == 0))
+        return true;
+    bool tcp = tlen == 3 && memcmp(ep, "tcp", 3) == 0;
+    bool ws = (tlen == 2 && memcmp(ep, "ws", 2) == 0) || (tlen == 3 && memcmp(ep, "wss", 3) == 0);
+    if (!tcp && !ws)
+        return false; /* tipc, vmci: reach other machines by design */
+    /* The host: up to the port's ':' (after a bracketed IPv6 address), and
+     * for ws up to the path too. */
+    const char *h = sep + 3, *end = h + strcspn(h, ws ? "/" : "");
+    char host[PROTO_ENDPOINT_MAX + 1];
+    size_t n;
+    if (*h == '[') {
+        const char *close = memchr(h, ']', (size_t)(end - h));
+        if (close == NULL)
+            return false;
+        n = (size_t)(close - h - 1);
+        h++;
+    } else {
+        const char *colon = h;
+        for (const char *p = h; p < end; p++)
+            if (*p == ':')
+                colon = p;
+        n = (size_t)((colon > h ? colon : end) - h);
+    }
+    if (n >= sizeof(host))
+        return false;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    if (strcmp(host, "localhost") == 0 || strcmp(host, "lo") == 0)
+        return true;
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6) ||
+               (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+    return false; /* a name or an interface: it may reach the network */
+}
+
 /* Plaintext on anything but loopback exposes the figures and lets anyone
- * submit; say so loudly. */
+ * submit; say so loudly, whatever the transport. */
 static void warn_if_exposed(endpoints_t *e, const char *endpoint)
 {
-    if (strncmp(endpoint, "tcp://", 6) != 0)
-        return;
-    const char *h = endpoint + 6;
-    if (strncmp(h, "127.", 4) == 0 || strncmp(h, "localhost:", 10) == 0 ||
-        strncmp(h, "[::1]:", 6) == 0)
+    if (endpoints_is_local(endpoint))
         return;
     log_warning(e->c.log,
                 "%s is not a loopback address and no keys are configured: anyone who can reach "
@@ -52,7 +95,11 @@ static void warn_if_exposed(endpoints_t *e, const char *endpoint)
 static int bind_socket(endpoints_t *e, void *sock, const char *endpoint, char *bound, size_t len)
 {
     if (zmq_bind(sock, endpoint) != 0) {
-        log_error(e->c.log, "cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        int err = zmq_errno();
+        log_error(e->c.log, "cannot bind %s: %s%s", endpoint, zmq_strerror(err),
+                  err == ENODEV ? " (a bind takes an IP address, an interface name or *, not a "
+                                  "host name: 127.0.0.1 or [::1] for this machine only)"
+                                : "");
         return TALLY_ESYS;
     }
     size_t n = len;
@@ -86,6 +133,13 @@ static int secure_sockets(endpoints_t *e)
     return 0;
 }
 
+/* An endpoint on a bracketed IPv6 address ("tcp://[::1]:7411"). */
+static int is_ipv6(const char *ep)
+{
+    const char *sep = strstr(ep, "://");
+    return sep != NULL && sep[3] == '[';
+}
+
 static int configure(endpoints_t *e)
 {
     int rc = 0;
@@ -94,6 +148,12 @@ static int configure(endpoints_t *e)
      * merely oversized get TOO_LARGE from request.c), dead peers are found
      * by ZMTP heartbeats. */
     void *r = e->router_sock, *p = e->pub_sock;
+    /* An IPv6 address (tcp://[::1]:7411) binds only with ZMQ_IPV6.  Only
+     * then: with it, libzmq reports IPv4 endpoints as IPv4-mapped IPv6
+     * ([::ffff:127.0.0.1]), which WELCOME would hand to clients that may
+     * not speak IPv6. */
+    rc |= set_int(e, r, ZMQ_IPV6, is_ipv6(e->c.request), "ZMQ_IPV6");
+    rc |= set_int(e, p, ZMQ_IPV6, is_ipv6(e->c.publish), "ZMQ_IPV6");
     rc |= set_int(e, r, ZMQ_ROUTER_MANDATORY, 1, "ZMQ_ROUTER_MANDATORY");
     rc |= set_int(e, r, ZMQ_SNDHWM, 100000, "ZMQ_SNDHWM");
     rc |= set_int(e, r, ZMQ_RCVHWM, 100000, "ZMQ_RCVHWM");

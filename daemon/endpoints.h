@@ -76,6 +76,13 @@ static inline int64_t endpoints_frame_limit(int64_t max_msg_bytes)
     return 2 * max_msg_bytes;
 }
 
+/* True when the endpoint ep can be reached from this machine only: ipc://
+ * and inproc://, or tcp://, ws:// and wss:// on a loopback address
+ * (127.x.y.z, ::1, localhost, the interface lo).  Anything else (another
+ * address, a wildcard, an interface name, tipc://, vmci://) is reachable
+ * from elsewhere, and a daemon without keys warns about it. */
+bool endpoints_is_local(const char *ep);
+
 /* Create both sockets, secure them (with a server key pair) and bind
  * them; messages are not delivered before endpoints_start().  The secret
  * key in c->server is handed to ZeroMQ and not kept.  Returns 0, or
