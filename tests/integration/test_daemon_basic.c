@@ -15,6 +15,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <zmq.h>
+
 #include "harness.h"
 
 #define MAX_EVENTS 256
@@ -523,6 +525,52 @@ static void test_stats(void **state)
     harness_client_close(&b);
 }
 
+/* The endpoint after "updates on " in the log, into out. */
+static void bound_publish(harness_t *h, char *out, size_t cap)
+{
+    const char *at = strstr(harness_log(h), "updates on ");
+    assert_non_null(at);
+    at += strlen("updates on ");
+    size_t n = strcspn(at, ", ");
+    assert_true(n < cap);
+    memcpy(out, at, n);
+    out[n] = '\0';
+}
+
+/* An IPv6 endpoint binds and serves; a plaintext endpoint reachable from
+ * other machines is warned about whatever its transport. */
+static void test_endpoints(void **state)
+{
+    fx_t *f = *state;
+    const char *v6[] = {"-p", "tcp://[::1]:*", NULL};
+    assert_int_equal(harness_start(&f->h, NULL, v6), 0);
+    char ep[HARNESS_PATH_MAX];
+    bound_publish(&f->h, ep, sizeof(ep));
+    assert_int_equal(strncmp(ep, "tcp://[::1]:", 12), 0);
+    void *sub = zmq_socket(f->h.zctx, ZMQ_SUB);
+    int one = 1, zero = 0, timeout = 5000;
+    assert_int_equal(zmq_setsockopt(sub, ZMQ_IPV6, &one, sizeof(one)), 0);
+    assert_int_equal(zmq_setsockopt(sub, ZMQ_LINGER, &zero, sizeof(zero)), 0);
+    assert_int_equal(zmq_setsockopt(sub, ZMQ_RCVTIMEO, &timeout, sizeof(timeout)), 0);
+    assert_int_equal(zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "h", 1), 0);
+    assert_int_equal(zmq_connect(sub, ep), 0);
+    char topic[8];
+    int n = zmq_recv(sub, topic, sizeof(topic), 0);
+    zmq_close(sub);
+    if (n != 1 || topic[0] != 'h')
+        fail_msg("no heartbeat from %s (%d): %s", ep, n, zmq_strerror(zmq_errno()));
+    assert_null(strstr(harness_log(&f->h), "not a loopback address"));
+    assert_int_equal(harness_stop(&f->h, SIGTERM), 0);
+
+    const char *ws[] = {"-p", "ws://0.0.0.0:*/tally", NULL};
+    assert_int_equal(harness_start(&f->h, NULL, ws), 0);
+    assert_int_equal(harness_wait_log(&f->h,
+                                      "ws://0.0.0.0:*/tally is not a loopback address and no keys "
+                                      "are configured",
+                                      3000),
+                     0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -535,6 +583,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_endpoints, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
