@@ -4,27 +4,25 @@
 #include <stdio.h>
 #include <string.h>
 
-/* From the township reports: 矛盾纠纷化解率, 参考合格率, 群众说事化解率. */
-static const struct {
-    const char *id, *num, *den;
-} builtin_ratios[] = {
-    {"disputes.resolution_rate", "disputes.resolved", "disputes.screened"},
-    {"law_exam.pass_rate", "law_exam.passed", "law_exam.takers"},
-    {"talks.resolution_rate", "talks.disputes_resolved", "talks.disputes_handled"},
-};
-
-#define NBUILTIN (sizeof(builtin_ratios) / sizeof(builtin_ratios[0]))
-
-size_t catalog_builtin_ratio_count(void)
+size_t catalog_metric_names(const tallyd_config_t *cfg)
 {
-    return NBUILTIN;
-}
-
-void catalog_builtin_ratio(size_t i, const char **id, const char **num, const char **den)
-{
-    *id = builtin_ratios[i].id;
-    *num = builtin_ratios[i].num;
-    *den = builtin_ratios[i].den;
+    size_t n = cfg->nmetrics + cfg->nratios;
+    for (size_t i = 0; i < cfg->nratios; i++) {
+        const config_ratio_t *r = &cfg->ratios[i];
+        const char *in[2] = {r->numerator, r->denominator};
+        for (int k = 0; k < 2; k++) {
+            if (k == 1 && strcmp(in[0], in[1]) == 0)
+                break;
+            bool known = config_find_metric(cfg, in[k], strlen(in[k])) != NULL;
+            /* An input that is no declared metric may still be another
+             * ratio's input: count it once. */
+            for (size_t j = 0; j < i && !known; j++)
+                known = strcmp(cfg->ratios[j].numerator, in[k]) == 0 ||
+                        strcmp(cfg->ratios[j].denominator, in[k]) == 0;
+            n += !known;
+        }
+    }
+    return n;
 }
 
 static int add_name(intern_t *in, const char *name, char *err, size_t len)
@@ -57,9 +55,9 @@ static int define_ratio(const catalog_target_t *t, const char *id, const char *n
     return TALLY_ECONFIG;
 }
 
-int catalog_declare(const catalog_target_t *t, const tallyd_config_t *cfg, bool builtin, char *err,
-                    size_t len)
+int catalog_declare(const catalog_target_t *t, const tallyd_config_t *cfg, char *err, size_t len)
 {
+    err[0] = '\0';
     for (size_t i = 0; i < cfg->ntownships; i++)
         if (add_name(t->towns, cfg->townships[i].id, err, len) < 0)
             return TALLY_ECONFIG;
@@ -69,6 +67,15 @@ int catalog_declare(const catalog_target_t *t, const tallyd_config_t *cfg, bool 
         if (id < 0)
             return TALLY_ECONFIG;
         int rc = engine_define_metric(t->engine, (uint32_t)id, (uint8_t)m->kind);
+        if (rc == TALLY_EEXIST && cfg->catalog_builtin) {
+            snprintf(err, len,
+                     "the built-in catalog declares '%s' a %s, but the state in %s holds it as "
+                     "a %s; it stays a %s",
+                     m->id, config_kind_name(m->kind), t->state_dir,
+                     config_kind_name(engine_metric_kind(t->engine, (uint32_t)id)),
+                     config_kind_name(engine_metric_kind(t->engine, (uint32_t)id)));
+            continue;
+        }
         if (rc != 0) {
             snprintf(err, len,
                      "metric '%s' (line %d) is declared a %s, but the state in %s holds it as a "
@@ -84,9 +91,5 @@ int catalog_declare(const catalog_target_t *t, const tallyd_config_t *cfg, bool 
         if (define_ratio(t, r->id, r->numerator, r->denominator, r->line, err, len) != 0)
             return TALLY_ECONFIG;
     }
-    for (size_t i = 0; builtin && i < NBUILTIN; i++)
-        if (define_ratio(t, builtin_ratios[i].id, builtin_ratios[i].num, builtin_ratios[i].den, 0,
-                         err, len) != 0)
-            return TALLY_ECONFIG;
     return 0;
 }

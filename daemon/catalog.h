@@ -23,21 +23,19 @@ typedef struct catalog_target {
     const char *state_dir; /* named in messages about the loaded state */
 } catalog_target_t;
 
-/* The ratios tallyd defines when it runs on built-in defaults (no
- * configuration file): those of the township report. */
-size_t catalog_builtin_ratio_count(void);
+/* How many distinct names cfg's catalog puts into the metric name table:
+ * its metrics, its ratios and the ratios' inputs. */
+size_t catalog_metric_names(const tallyd_config_t *cfg);
 
-/* The i-th built-in ratio (i < catalog_builtin_ratio_count()): its id,
- * numerator and denominator, static strings. */
-void catalog_builtin_ratio(size_t i, const char **id, const char **num, const char **den);
-
-/* Declare cfg's townships, metrics and ratios in t, and the built-in
- * ratios too when builtin is set.  A metric whose series hold another kind
+/* Declare cfg's townships, metrics and ratios in t.  The built-in catalog
+ * (cfg->catalog_builtin) gives way to the state: a metric whose series
+ * hold another kind (made by an older tallyd) keeps it, and err receives a
+ * warning while 0 is returned.  A configured metric whose series hold
+ * another kind
  * is refused; a ratio that exists already is kept as it is (reload checks
  * beforehand that its inputs did not change).  Returns 0, or
  * TALLY_ECONFIG with a sentence naming the line, the value and the
  * conflict in err[0..len) (the catalog may then be declared in part). */
-int catalog_declare(const catalog_target_t *t, const tallyd_config_t *cfg, bool builtin, char *err,
-                    size_t len);
+int catalog_declare(const catalog_target_t *t, const tallyd_config_t *cfg, char *err, size_t len);
 
 #endif

@@ -301,6 +301,7 @@ const char *config_kind_name(int kind)
 
 enum value_type {
     V_INT,      /* decimal digits, into int64_t (or int when size says so) */
+    V_SINT,     /* decimal digits after an optional '-', into int64_t */
     V_DURATION, /* config_parse_duration, into int64_t milliseconds */
     V_CHOICE,   /* one word of a list, into int */
     V_ENDPOINT, /* a ZeroMQ bind endpoint */
@@ -335,6 +336,7 @@ static const choice_t syncs[] = {{"always", CONFIG_SYNC_ALWAYS},
                                  {NULL, 0}};
 static const choice_t kinds[] = {
     {"counter", PROTO_KIND_COUNTER}, {"gauge", PROTO_KIND_GAUGE}, {NULL, 0}};
+static const choice_t yes_no[] = {{"no", 0}, {"yes", 1}, {NULL, 0}};
 static const choice_t township_types[] = {{"subdistrict", CONFIG_TOWNSHIP_SUBDISTRICT},
                                           {"town", CONFIG_TOWNSHIP_TOWN},
                                           {"township", CONFIG_TOWNSHIP_TOWNSHIP},
@@ -402,6 +404,9 @@ static const keyspec_t metric_keys[] = {
     {"scale", V_INT, FIELD(config_metric_t, scale), 0, CONFIG_SCALE_MAX, "decimal places", NULL,
      false},
     {"label", V_TEXT, FIELD(config_metric_t, label), 0, 0, NULL, NULL, false},
+    {"min", V_SINT, FIELD(config_metric_t, min), INT64_MIN, INT64_MAX, "", NULL, false},
+    {"max", V_SINT, FIELD(config_metric_t, max), INT64_MIN, INT64_MAX, "", NULL, false},
+    {"negative", V_CHOICE, FIELD(config_metric_t, negative), 0, 0, NULL, yes_no, false},
     END};
 
 static const keyspec_t ratio_keys[] = {
@@ -498,6 +503,29 @@ static int parse_count(const char *s, int64_t *out)
     return overflow ? TALLY_ERANGE : 0;
 }
 
+/* parse_count with an optional leading '-'. */
+static int parse_signed(const char *s, int64_t *out)
+{
+    if (*s != '-')
+        return parse_count(s, out);
+    /* -9223372036854775808 is one more than INT64_MAX: read as unsigned. */
+    uint64_t v = 0;
+    const char *p = s + 1;
+    if (*p < '0' || *p > '9')
+        return TALLY_EINVAL;
+    bool overflow = false;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > ((uint64_t)INT64_MAX + 1 - (uint64_t)(*p - '0')) / 10)
+            overflow = true;
+        else
+            v = v * 10 + (uint64_t)(*p - '0');
+    }
+    if (*p != '\0')
+        return TALLY_EINVAL;
+    *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+    return overflow ? TALLY_ERANGE : 0;
+}
+
 /* True when s holds a C0 control, DEL or a C1 control (U+0080..U+009F). */
 static bool has_control(const char *s)
 {
@@ -585,6 +613,15 @@ static int check_value(const keyspec_t *ks, const char *value, int64_t *num, cha
     int rc;
 
     switch (ks->type) {
+    case V_SINT:
+        rc = parse_signed(value, num);
+        if (rc == TALLY_EINVAL)
+            snprintf(why, len, "'%s' is not a whole number (expected an integer)%s", shown, hint);
+        else if (rc != 0)
+            snprintf(why, len, "%s does not fit a 64-bit integer", shown);
+        else
+            return 0;
+        return -1;
     case V_INT:
         rc = parse_count(value, num);
         if (rc == TALLY_EINVAL)
@@ -693,6 +730,7 @@ int config_key_set(int sec, size_t i, void *base, const char *value, char *why, 
     char *field = (char *)base + ks->off;
     switch (ks->type) {
     case V_INT:
+    case V_SINT:
     case V_DURATION:
     case V_CHOICE:
         /* The ranges keep num within int for the int fields. */
@@ -814,5 +852,25 @@ int config_apply_overrides(tallyd_config_t *cfg, const config_overrides_t *o, ch
     }
     if (o->log_level)
         cfg->log_level = o->log_level;
+    return 0;
+}
+
+int config_metric_bounds(config_metric_t *m, bool min_set, bool max_set, char *why, size_t len)
+{
+    bool counter = m->kind == PROTO_KIND_COUNTER;
+    if (!min_set)
+        m->min = counter && !m->negative ? 0 : -CONFIG_SAMPLE_LIMIT;
+    if (!max_set)
+        m->max = CONFIG_SAMPLE_LIMIT;
+    if (counter && m->min < 0 && !m->negative) {
+        snprintf(why, len,
+                 "min %" PRId64 " lets a counter go down, which needs negative = yes (corrections)",
+                 m->min);
+        return -1;
+    }
+    if (m->min > m->max) {
+        snprintf(why, len, "min %" PRId64 " is above max %" PRId64, m->min, m->max);
+        return -1;
+    }
     return 0;
 }

@@ -49,6 +49,7 @@
 #define CONFIG_LABEL_MAX         128                /* bytes in a metric's or ratio's label */
 #define CONFIG_SCALE_MAX         9                  /* decimal places of a metric */
 
+#define CONFIG_SAMPLE_LIMIT      1000000000000LL /* default |value| of one sample: 10^12 */
 #define CONFIG_DEFAULT_REQUEST   "tcp://127.0.0.1:7411"
 #define CONFIG_DEFAULT_PUBLISH   "tcp://127.0.0.1:7412"
 #define CONFIG_DEFAULT_STATE_DIR "./tallyd-state"
@@ -84,6 +85,12 @@ typedef struct config_metric {
     char id[PROTO_NAME_MAX + 1];
     int kind;  /* PROTO_KIND_COUNTER or PROTO_KIND_GAUGE */
     int scale; /* decimal places for display, 0..9 */
+    /* The range a sample's value must lie in (after the section is read:
+     * min defaults to 0 for a counter unless negative = yes, else to
+     * -CONFIG_SAMPLE_LIMIT; max defaults to CONFIG_SAMPLE_LIMIT), so that
+     * one absurd figure cannot take a county total to the int64 edge. */
+    int64_t min, max;
+    int negative; /* 1: a counter takes negative samples (corrections) */
     char unit[CONFIG_UNIT_MAX + 1];
     char label[CONFIG_LABEL_MAX + 1];
     int line;
@@ -151,6 +158,7 @@ typedef struct tallyd_config {
     size_t nratios, ratios_cap;
     bool catalog_closed_townships; /* a [township ...] section exists */
     bool catalog_closed_metrics;   /* a [metric ...] section exists */
+    bool catalog_builtin;          /* the metrics and ratios are config_builtin_catalog()'s */
 } tallyd_config_t;
 
 /* What the command line overrides (tallyd's options); NULL or 0: keep the
@@ -209,6 +217,18 @@ int config_parse_text(const char *text, size_t len, const char *name, tallyd_con
 /* Release the catalogs of *cfg and leave it with empty catalogs.  Safe on a
  * defaulted, loaded, failed or already freed config; NULL is ignored. */
 void config_free(tallyd_config_t *cfg);
+
+/* Settle the bounds of metric m once its section is read: min_set and
+ * max_set tell which of min and max the file gave.  Returns 0, or -1 with
+ * the problem in why ("min -5 of a counter needs negative = yes"). */
+int config_metric_bounds(config_metric_t *m, bool min_set, bool max_set, char *why, size_t len);
+
+/* Declare the built-in catalog in cfg, whose metric catalog stays open:
+ * the metrics of the township report with their kinds, units and labels,
+ * and its three ratios.  tallyd uses it when no configuration file, or
+ * one without [metric] and [ratio] sections, is given.  Returns 0 or
+ * TALLY_ENOMEM. */
+int config_builtin_catalog(tallyd_config_t *cfg);
 
 /* Find a declared township, metric or ratio by id (name[0..len), no NUL
  * needed).  Returns a pointer into cfg's arrays (valid until config_free)

@@ -339,6 +339,8 @@ static void *grow(void *arr, size_t *cap, size_t n, size_t size)
 }
 
 /* Report the required keys the section just read did not set. */
+static int key_line(const parser_t *ps, int sec, const char *key);
+
 static void end_section(parser_t *ps)
 {
     const char *key;
@@ -349,6 +351,14 @@ static void end_section(parser_t *ps)
         fail(ps, ps->sec_line, ps->sec_text, key, "required key is missing (expected %s)",
              config_key_expect(ps->sec, i, what, sizeof(what)));
         return;
+    }
+    if (ps->sec == CONFIG_SEC_METRIC && ps->base != NULL) {
+        int min_line = key_line(ps, CONFIG_SEC_METRIC, "min");
+        int max_line = key_line(ps, CONFIG_SEC_METRIC, "max");
+        char why[160];
+        if (config_metric_bounds(ps->base, min_line > 0, max_line > 0, why, sizeof(why)) != 0)
+            fail(ps, min_line ? min_line : ps->sec_line, ps->sec_text, min_line ? "min" : NULL,
+                 "%s", why);
     }
 }
 
@@ -709,6 +719,11 @@ static void finish(parser_t *ps, int defaults_rc)
     }
     if (!ps->failed)
         check_ratios(ps);
+    /* No metric or ratio declared: the built-in catalog, which leaves the
+     * metric catalog open, so that a file that only sets limits behaves
+     * like no file at all. */
+    if (!ps->failed && cfg->nmetrics == 0 && cfg->nratios == 0 && config_builtin_catalog(cfg) != 0)
+        fail(ps, 0, NULL, NULL, "out of memory");
 }
 
 int config_parse_text(const char *text, size_t len, const char *name, tallyd_config_t *out,

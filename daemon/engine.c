@@ -526,12 +526,17 @@ static int plan(engine_t *e, uint32_t town, int64_t t, const engine_sample_t *sm
                 counter_bounds(e, en->csid, wpos, ppos, en);
             }
             if (en->acc < en->lo || en->acc > en->hi) {
+                /* Whose cells: the township's own, or only the county's? */
+                engine_batch_entry_t own = {.lo = -WIDE_LIMIT, .hi = WIDE_LIMIT};
+                counter_bounds(e, en->tsid, wpos, ppos, &own);
+                e->overflow_county = en->acc >= own.lo && en->acc <= own.hi;
                 *bad = (int32_t)i;
                 return TALLY_EOVERFLOW;
             }
         } else if (!en->has_latest || t >= en->latest_ms) {
             i128 county = en->county - en->latest + v;
             if (county < INT64_MIN || county > INT64_MAX) {
+                e->overflow_county = true; /* a gauge's own value is just v */
                 *bad = (int32_t)i;
                 return TALLY_EOVERFLOW;
             }

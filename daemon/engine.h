@@ -188,6 +188,7 @@ typedef struct engine {
         engine_sample_t *smp; /* a copy of the batch, ENGINE_BATCH_MAX long */
     } checked;
     size_t mem;
+    bool overflow_county; /* see engine_overflow_is_county() */
 } engine_t;
 
 typedef int (*engine_item_fn)(void *ctx, const engine_item_t *item);
@@ -258,6 +259,15 @@ int engine_check(engine_t *e, uint32_t town, int64_t time_ms, const engine_sampl
  * series and the storage in hand is full (whole chunks). */
 int engine_apply(engine_t *e, uint32_t town, int64_t time_ms, const engine_sample_t *samples,
                  uint32_t n, int32_t *bad);
+
+/* After engine_check() or engine_apply() returned TALLY_EOVERFLOW: true
+ * when it is the county's tally of the sample's metric that would have
+ * left int64 (the sum of every township's figures), false when it is the
+ * submitting township's own. */
+static inline bool engine_overflow_is_county(const engine_t *e)
+{
+    return e->overflow_county;
+}
 
 /* Move the engine's now to now_ms (earlier times are ignored): buckets
  * leave windows, periods end, and every series whose value changes becomes

@@ -11,6 +11,25 @@
 
 #include <sodium.h>
 
+#include "catalog.h"
+#include "vec.h"
+
+ingest_limits_t ingest_limits_from(const tallyd_config_t *c)
+{
+    return (ingest_limits_t){
+        .closed_townships = c->catalog_closed_townships,
+        .closed_metrics = c->catalog_closed_metrics,
+        .max_townships = c->max_townships,
+        .max_metrics = c->max_metrics,
+        .catalog_metric_names = (uint32_t)catalog_metric_names(c),
+        .max_series = c->max_series,
+        .max_clients = c->max_clients,
+        .skew_ms = c->skew_ms,
+        .max_age_ms = c->max_age_ms,
+        .client_expiry_ms = c->client_expiry_ms,
+    };
+}
+
 int ingest_init(ingest_t *in, const ingest_config_t *c)
 {
     memset(in, 0, sizeof(*in));
@@ -33,6 +52,9 @@ int ingest_init(ingest_t *in, const ingest_config_t *c)
 
 void ingest_free(ingest_t *in)
 {
+    free(in->bounds);
+    in->bounds = NULL;
+    in->nbounds = 0;
     free(in->esamples);
     free(in->replay_samples);
     in->esamples = NULL;
@@ -45,6 +67,30 @@ void ingest_free(ingest_t *in)
 void ingest_set_limits(ingest_t *in, const ingest_limits_t *l)
 {
     in->c.limits = *l;
+}
+
+int ingest_set_bounds(ingest_t *in, uint32_t metric, int64_t min, int64_t max)
+{
+    if (metric >= in->nbounds) {
+        size_t cap = in->nbounds;
+        if (vec_reserve(&in->bounds, &cap, (size_t)metric + 1, sizeof(*in->bounds)) != 0)
+            return TALLY_ENOMEM;
+        memset(in->bounds + in->nbounds, 0, (cap - in->nbounds) * sizeof(*in->bounds));
+        in->nbounds = (uint32_t)cap;
+    }
+    in->bounds[metric] = (struct ingest_bounds){min, max, true};
+    return 0;
+}
+
+int ingest_set_catalog_bounds(ingest_t *in, const tallyd_config_t *cfg)
+{
+    for (size_t i = 0; i < cfg->nmetrics; i++) {
+        const config_metric_t *m = &cfg->metrics[i];
+        int id = intern_find(in->c.metrics, m->id, strlen(m->id));
+        if (id > 0 && ingest_set_bounds(in, (uint32_t)id, m->min, m->max) != 0)
+            return TALLY_ENOMEM;
+    }
+    return 0;
 }
 
 void ingest_set_position(ingest_t *in, uint64_t last_pos)
@@ -279,7 +325,7 @@ static int metric_id(ingest_t *in, uint32_t i, proto_str_t name, char *msg, size
                  (int)name.len, name.ptr);
         return TALLY_EUNKMETRIC;
     }
-    if (intern_count(in->c.metrics) >= (uint64_t)l->max_metrics) {
+    if (intern_count(in->c.metrics) >= (uint64_t)l->max_metrics + l->catalog_metric_names) {
         snprintf(msg, msglen,
                  "samples[%u].metric: metric '%.*s' would exceed the limit of %" PRId64 " metrics",
                  i, (int)name.len, name.ptr, l->max_metrics);
@@ -292,6 +338,37 @@ static int metric_id(ingest_t *in, uint32_t i, proto_str_t name, char *msg, size
         return TALLY_ESERIESLIMIT;
     }
     return id;
+}
+
+/* Is sample i's value within its metric's range?  Without a declared one,
+ * a counter only grows (0..CONFIG_SAMPLE_LIMIT) and a gauge may take
+ * -CONFIG_SAMPLE_LIMIT..CONFIG_SAMPLE_LIMIT. */
+static int check_bounds(const ingest_t *in, uint32_t i, uint32_t metric, const proto_sample_t *smp,
+                        char *msg, size_t msglen)
+{
+    bool gauge = engine_metric_kind(in->c.engine, metric) == PROTO_KIND_GAUGE;
+    int64_t min = gauge ? -CONFIG_SAMPLE_LIMIT : 0, max = CONFIG_SAMPLE_LIMIT;
+    if (metric < in->nbounds && in->bounds[metric].set) {
+        min = in->bounds[metric].min;
+        max = in->bounds[metric].max;
+    }
+    int64_t v = smp->value;
+    if (v >= min && v <= max)
+        return 0;
+    const char *kind = gauge ? "gauge" : "counter";
+    if (v < min)
+        snprintf(msg, msglen,
+                 "samples[%u].value: %" PRId64 " is below the minimum %" PRId64 " of %s '%.*s'%s",
+                 i, v, min, kind, (int)smp->metric.len, smp->metric.ptr,
+                 min == 0 && v < 0 && kind[0] == 'c'
+                     ? " (a counter only grows; declare negative = yes in its [metric] section "
+                       "to allow corrections)"
+                     : "");
+    else
+        snprintf(msg, msglen,
+                 "samples[%u].value: %" PRId64 " is above the maximum %" PRId64 " of %s '%.*s'", i,
+                 v, max, kind, (int)smp->metric.len, smp->metric.ptr);
+    return TALLY_ERANGE;
 }
 
 /* Undo the names a rejected submission added (see ingest_submit). */
@@ -358,11 +435,19 @@ static int explain_engine_error(ingest_t *in, const proto_submit_t *s, int rc, i
     snprintf(field, flen, "samples[%d].value", b);
     switch (rc) {
     case TALLY_EOVERFLOW:
-        snprintf(msg, mlen,
-                 "samples[%d].value: adding %" PRId64 " to '%.*s' of '%.*s' would leave the "
-                 "64-bit integer range; nothing of this submission was applied",
-                 b, s->samples[b].value, (int)mn.len, mn.ptr, (int)s->township.len,
-                 s->township.ptr);
+        if (engine_overflow_is_county(in->c.engine))
+            snprintf(msg, mlen,
+                     "samples[%d].value: adding %" PRId64 " to '%.*s' would take the county's "
+                     "tally of it, the sum of every township's figures, out of the 64-bit "
+                     "integer range; nothing of this submission was applied (the county's "
+                     "figures need attention, not this township's)",
+                     b, s->samples[b].value, (int)mn.len, mn.ptr);
+        else
+            snprintf(msg, mlen,
+                     "samples[%d].value: adding %" PRId64 " to '%.*s' of '%.*s' would leave the "
+                     "64-bit integer range; nothing of this submission was applied",
+                     b, s->samples[b].value, (int)mn.len, mn.ptr, (int)s->township.len,
+                     s->township.ptr);
         return rc;
     case TALLY_ESERIESLIMIT:
         snprintf(field, flen, "samples[%d].metric", b);
@@ -406,6 +491,12 @@ static int validate(ingest_t *in, const proto_submit_t *s, char *field, size_t f
             snprintf(field, flen, "samples[%u].metric", i);
             *sample = (int)i;
             rc = id;
+            goto fail;
+        }
+        rc = check_bounds(in, i, (uint32_t)id, &s->samples[i], msg, mlen);
+        if (rc != 0) {
+            snprintf(field, flen, "samples[%u].value", i);
+            *sample = (int)i;
             goto fail;
         }
         in->esamples[i].metric = (uint32_t)id;
@@ -463,8 +554,8 @@ void ingest_submit(ingest_t *in, const void *rid, size_t rid_len, const void *bo
             log_debug(in->c.log,
                       "duplicate client %s seq %" PRIu64 " township '%.*s', %u samples: applied "
                       "before, not again",
-                      client_hex(s->client_id, hex), s->seq, (int)s->township.len,
-                      s->township.ptr, s->nsamples);
+                      client_hex(s->client_id, hex), s->seq, (int)s->township.len, s->township.ptr,
+                      s->nsamples);
         dedup_touch(in->c.dedup, key, clock_now_ms(in->c.clock));
         /* Its original may still be on its way to the disk. */
         ack_after(in, rid, rid_len, in->last_pos, s->seq, PROTO_ACK_DUPLICATE);

@@ -34,6 +34,7 @@
 
 #include "ackq.h"
 #include "clock.h"
+#include "config.h"
 #include "dedup.h"
 #include "engine.h"
 #include "intern.h"
@@ -61,10 +62,14 @@ typedef struct ingest_limits {
     bool closed_townships; /* only townships already named are accepted */
     bool closed_metrics;   /* likewise metrics */
     int64_t max_townships, max_metrics, max_series, max_clients;
-    int64_t skew_ms;          /* accepted lead of event time over now */
-    int64_t max_age_ms;       /* accepted lag of event time behind now */
-    int64_t client_expiry_ms; /* a client id idle this long is forgotten; 0: never */
+    uint32_t catalog_metric_names; /* names the catalog declares: max_metrics comes on top */
+    int64_t skew_ms;               /* accepted lead of event time over now */
+    int64_t max_age_ms;            /* accepted lag of event time behind now */
+    int64_t client_expiry_ms;      /* a client id idle this long is forgotten; 0: never */
 } ingest_limits_t;
+
+/* The limits a configuration sets. */
+ingest_limits_t ingest_limits_from(const tallyd_config_t *cfg);
 
 typedef struct ingest_config {
     /* The state ingest changes; owned by the creator, outliving ingest. */
@@ -95,6 +100,13 @@ typedef struct ingest {
     proto_sample_t *replay_samples;
     msgpack_sbuffer out;    /* the ACK being encoded */
     uint32_t expiry_cursor; /* where the sweep of idle client ids goes on */
+    /* The range of a sample's value, by metric id (declared metrics; an
+     * undeclared counter takes 0..INT64_MAX). */
+    struct ingest_bounds {
+        int64_t min, max;
+        bool set;
+    } * bounds;
+    uint32_t nbounds;
 } ingest_t;
 
 /* Set in up from c (copied; the pointers in it are borrowed).  Returns 0
@@ -106,6 +118,17 @@ void ingest_free(ingest_t *in);
 
 /* Use l from the next submission on. */
 void ingest_set_limits(ingest_t *in, const ingest_limits_t *l);
+
+/* Accept for metric (an id of the metric name table) only samples whose
+ * value lies in min..max, from the next submission on (the catalog's
+ * [metric] min, max and negative; config_metric_bounds()).  Returns 0 or
+ * TALLY_ENOMEM. */
+int ingest_set_bounds(ingest_t *in, uint32_t metric, int64_t min, int64_t max);
+
+/* ingest_set_bounds() for every metric cfg declares (looked up in the
+ * metric name table, where the catalog is declared already).  Returns 0 or
+ * TALLY_ENOMEM. */
+int ingest_set_catalog_bounds(ingest_t *in, const tallyd_config_t *cfg);
 
 /* After start-up recovery: every journal position up to last_pos is
  * durable already, and the next append gets a higher one. */

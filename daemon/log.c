@@ -61,8 +61,8 @@ void log_vmsg(logger_t *lg, int level, const char *fmt, va_list ap)
         n = (int)strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
         if (strftime(zone, sizeof(zone), "%z", &tm) == 0)
             zone[0] = '\0';
-        n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03ld%s tallyd %s: ",
-                      ts.tv_nsec / 1000000, zone, log_level_name(level));
+        n += snprintf(line + n, sizeof(line) - (size_t)n,
+                      ".%03ld%s tallyd %s: ", ts.tv_nsec / 1000000, zone, log_level_name(level));
     }
     int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
     if (m < 0)

@@ -160,9 +160,11 @@ int reload_apply_catalog(const reload_target_t *t, const tallyd_config_t *next)
 {
     catalog_target_t ct = {t->towns, t->metrics, t->engine, t->current->state_dir};
     char err[512];
-    int rc = catalog_declare(&ct, next, false, err, sizeof(err));
+    int rc = catalog_declare(&ct, next, err, sizeof(err));
     if (rc != 0)
         log_error(t->log, "reload: the catalog was applied only in part (%s); restart tallyd", err);
+    else if (err[0])
+        log_warning(t->log, "reload: %s", err);
     return rc;
 }
 

@@ -7,6 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+request_limits_t request_limits_from(const tallyd_config_t *c)
+{
+    return (request_limits_t){
+        .max_samples = c->max_samples,
+        .max_msg_bytes = c->max_msg_bytes,
+        .skew_ms = c->skew_ms,
+        .max_age_ms = c->max_age_ms,
+        .client_expiry_ms = c->client_expiry_ms,
+    };
+}
+
 int request_init(request_t *r, const request_config_t *c)
 {
     memset(r, 0, sizeof(*r));

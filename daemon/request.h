@@ -14,6 +14,7 @@
 
 #include <msgpack.h>
 
+#include "config.h"
 #include "engine.h"
 #include "ingest.h"
 #include "keys.h"
@@ -34,6 +35,9 @@ typedef struct request_limits {
     int64_t max_age_ms;       /* told in WELCOME */
     int64_t client_expiry_ms; /* told in WELCOME */
 } request_limits_t;
+
+/* The limits a configuration sets. */
+request_limits_t request_limits_from(const tallyd_config_t *cfg);
 
 typedef struct request_config {
     ingest_t *ingest;

@@ -152,29 +152,6 @@ static void report_stats(void *ctx, request_stat_fn fn, void *fn_ctx)
     endpoints_stats(&d->ep, fn, fn_ctx);
 }
 
-/* ---- what each part reads of the configuration ---- */
-
-static ingest_limits_t ingest_limits_of(const tallyd_config_t *c)
-{
-    return (ingest_limits_t){
-        .closed_townships = c->catalog_closed_townships,
-        .closed_metrics = c->catalog_closed_metrics,
-        .max_townships = c->max_townships,
-        .max_metrics = c->max_metrics,
-        .max_series = c->max_series,
-        .max_clients = c->max_clients,
-        .skew_ms = c->skew_ms,
-        .max_age_ms = c->max_age_ms,
-        .client_expiry_ms = c->client_expiry_ms,
-    };
-}
-
-static request_limits_t request_limits_of(const tallyd_config_t *c)
-{
-    return (request_limits_t){c->max_samples, c->max_msg_bytes, c->skew_ms, c->max_age_ms,
-                              c->client_expiry_ms};
-}
-
 /* ---- start-up ---- */
 
 static int load_config(tallyd_t *d)
@@ -246,7 +223,7 @@ static int setup_security(tallyd_t *d)
 static int setup_tables(tallyd_t *d)
 {
     const tallyd_config_t *c = &d->cfg;
-    uint64_t metrics = (uint64_t)c->max_metrics + c->nratios + catalog_builtin_ratio_count() + 1;
+    uint64_t metrics = (uint64_t)c->max_metrics + catalog_metric_names(c) + 1;
     int rc = intern_init(&d->towns, (uint32_t)c->max_townships + 1);
     if (rc == 0)
         rc = intern_init(&d->metrics, (uint32_t)metrics);
@@ -307,7 +284,7 @@ static int setup_ingest(tallyd_t *d)
         .log = &d->log,
         .clock = d->clock,
         .secured = d->server.secured,
-        .limits = ingest_limits_of(&d->cfg),
+        .limits = ingest_limits_from(&d->cfg),
     };
     int rc = ingest_init(&d->ingest, &ic);
     d->ingest_open = rc == 0;
@@ -336,11 +313,14 @@ static int recover_state(tallyd_t *d, recover_result_t *res)
         return rc;
     catalog_target_t ct = {&d->towns, &d->metrics, &d->engine, d->cfg.state_dir};
     char msg[768];
-    bool builtin = d->opts.config_path == NULL;
-    if (catalog_declare(&ct, &d->cfg, builtin, msg, sizeof(msg)) != 0) {
+    if (catalog_declare(&ct, &d->cfg, msg, sizeof(msg)) != 0) {
         log_error(&d->log, "%s", msg);
         return TALLY_ECONFIG;
     }
+    if (msg[0])
+        log_warning(&d->log, "%s", msg);
+    if (ingest_set_catalog_bounds(&d->ingest, &d->cfg) != 0)
+        return TALLY_ENOMEM;
     rc = recover_replay(&st, res);
     if (rc != 0)
         return rc;
@@ -406,7 +386,7 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
         .stats_ctx = d,
         .counters = &d->stats,
         .log = &d->log,
-        .limits = request_limits_of(&d->cfg),
+        .limits = request_limits_from(&d->cfg),
     };
     if ((rc = request_init(&d->request, &rc_cfg)) != 0)
         return rc;
@@ -484,6 +464,8 @@ static int reload(tallyd_t *d)
     if (rc != 0)
         return rc;
     reload_apply_catalog(&t, &next);
+    if (ingest_set_catalog_bounds(&d->ingest, &next) != 0)
+        log_error(&d->log, "reload: out of memory for the metrics' bounds; the old stay");
     endpoints_set_limits(&d->ep, next.max_msg_bytes, next.max_subscriber_queue);
     if (d->server.secured) {
         size_t cut = reload_report_keys(&t, &keys);
@@ -502,8 +484,8 @@ static int reload(tallyd_t *d)
                   next.rate, next.burst);
     dedup_set_max(&d->dedup, (uint32_t)next.max_clients);
     engine_set_max_series(&d->engine, (uint32_t)next.max_series);
-    ingest_limits_t il = ingest_limits_of(&next);
-    request_limits_t rl = request_limits_of(&next);
+    ingest_limits_t il = ingest_limits_from(&next);
+    request_limits_t rl = request_limits_from(&next);
     ingest_set_limits(&d->ingest, &il);
     request_set_limits(&d->request, &rl);
     compact_set_policy(&d->compact, next.snapshot_interval_ms, next.snapshot_every_records);

@@ -73,7 +73,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* The daemon's state and parts, as tallyd.c holds them. */
 typedef struct fuzz_daemon {
     tallyd_config_t cfg; /* a shallow copy of a template */
-    bool builtin;        /* no configuration file: the built-in ratios */
     logger_t log;
     tallyd_stats_t stats;
     intern_t towns, metrics;
@@ -209,7 +208,7 @@ static void model_ratio(const char *id, const char *num, const char *den)
 static void setup_tables_and_catalog(fuzz_daemon_t *d)
 {
     const tallyd_config_t *c = &d->cfg;
-    uint64_t metrics = (uint64_t)c->max_metrics + c->nratios + catalog_builtin_ratio_count() + 1;
+    uint64_t metrics = (uint64_t)c->max_metrics + catalog_metric_names(c) + 1;
     CHECK(intern_init(&d->towns, (uint32_t)c->max_townships + 1) == 0);
     CHECK(intern_init(&d->metrics, (uint32_t)metrics) == 0);
     CHECK(dedup_init(&d->dedup, (uint32_t)c->max_clients) == 0);
@@ -218,18 +217,13 @@ static void setup_tables_and_catalog(fuzz_daemon_t *d)
     CHECK(ratelimit_init(&d->rl, c->rate, c->burst, d->towns.capacity) == 0);
     catalog_target_t ct = {&d->towns, &d->metrics, &d->engine, "fuzz"};
     char err[512];
-    if (catalog_declare(&ct, c, d->builtin, err, sizeof(err)) != 0) {
+    if (catalog_declare(&ct, c, err, sizeof(err)) != 0) {
         fprintf(stderr, "fuzz_ingest: %s\n", err);
         abort();
     }
     g.nratios = 0;
     for (size_t i = 0; i < c->nratios; i++)
         model_ratio(c->ratios[i].id, c->ratios[i].numerator, c->ratios[i].denominator);
-    for (size_t i = 0; d->builtin && i < catalog_builtin_ratio_count(); i++) {
-        const char *id, *num, *den;
-        catalog_builtin_ratio(i, &id, &num, &den);
-        model_ratio(id, num, den);
-    }
 }
 
 /* ---- the sinks and the stop request tallyd.c would hand the parts ---- */
@@ -277,10 +271,10 @@ static void setup_parts(fuzz_daemon_t *d)
         .log = &d->log,
         .clock = &g.clock,
         .secured = false,
-        .limits = {c->catalog_closed_townships, c->catalog_closed_metrics, c->max_townships,
-                   c->max_metrics, c->max_series, c->max_clients, c->skew_ms, c->max_age_ms},
+        .limits = ingest_limits_from(c),
     };
     CHECK(ingest_init(&d->ingest, &ic) == 0);
+    CHECK(ingest_set_catalog_bounds(&d->ingest, c) == 0);
     journal_stats_t st;
     journal_stats(&d->journal, &st);
     ingest_set_position(&d->ingest, st.next_pos - 1);
@@ -310,7 +304,7 @@ static void setup_parts(fuzz_daemon_t *d)
         .reply = {reply_sink, d},
         .counters = &d->stats,
         .log = &d->log,
-        .limits = {c->max_samples, c->max_msg_bytes, c->skew_ms, c->max_age_ms},
+        .limits = request_limits_from(c),
     };
     rc.stats = report_stats;
     rc.stats_ctx = d;
@@ -379,7 +373,8 @@ static void fuzz_init(void)
     CHECK(uv_loop_init(&g.loop) == 0);
     g.clock = (tclock_t){fuzz_clock, &g.now};
     log_init(&d->log, LOG_LEVEL_ERROR);
-    CHECK(config_defaults(&g.tpl_open) == 0);
+    /* An empty file: the built-in defaults, catalog and all. */
+    CHECK(config_parse_text("", 0, "open.conf", &g.tpl_open, err, sizeof(err)) == 0);
     if (config_parse_text(closed_conf, strlen(closed_conf), "closed.conf", &g.tpl_closed, err,
                           sizeof(err)) != 0 ||
         config_parse_text(towns_conf, strlen(towns_conf), "towns.conf", &g.tpl_towns, err,
@@ -404,15 +399,12 @@ static void state_begin(uint8_t flags)
     switch (flags & 3) {
     case 0:
         d->cfg = g.tpl_open; /* shallow: the templates own the catalogs */
-        d->builtin = true;
         break;
     case 2:
         d->cfg = g.tpl_towns;
-        d->builtin = false;
         break;
     default:
         d->cfg = g.tpl_closed;
-        d->builtin = false;
         break;
     }
     bool tight = flags & 4;
@@ -710,15 +702,19 @@ static int predict_precheck(const proto_submit_t *s)
         if (intern_find(&d->metrics, m.ptr, m.len) > 0) {
             if (metric_kind(m) == PROTO_KIND_RATIO)
                 return TALLY_EKIND;
-            continue;
+        } else if (!same_metric_before(s, i)) { /* else added by its first sample */
+            if (c->catalog_closed_metrics)
+                return TALLY_EUNKMETRIC;
+            if (names >= (uint64_t)c->max_metrics + catalog_metric_names(c))
+                return TALLY_ESERIESLIMIT;
+            names++;
         }
-        if (same_metric_before(s, i))
-            continue; /* added by its first sample */
-        if (c->catalog_closed_metrics)
-            return TALLY_EUNKMETRIC;
-        if (names >= (uint64_t)c->max_metrics)
-            return TALLY_ESERIESLIMIT;
-        names++;
+        /* The sample's range: the declared one, else an undeclared
+         * counter's 0..CONFIG_SAMPLE_LIMIT. */
+        const config_metric_t *cm = config_find_metric(c, m.ptr, m.len);
+        int64_t v = s->samples[i].value;
+        if (v < (cm ? cm->min : 0) || v > (cm ? cm->max : CONFIG_SAMPLE_LIMIT))
+            return TALLY_ERANGE;
     }
     return 0;
 }

@@ -363,10 +363,17 @@ typedef struct kill_plan {
 /* 4. SIGKILL while pushing, at several points; the restarted publisher
  * delivers the rest, and every submission is counted exactly once.  All
  * rounds run; the failure lists each. */
+/* The bit patterns go up to 2^59, above the default largest sample. */
+static const char kill_conf[] = "[metric kill.b0]\nkind = counter\nmax = 9223372036854775807\n"
+                                "[metric kill.b1]\nkind = counter\nmax = 9223372036854775807\n"
+                                "[metric kill.b2]\nkind = counter\nmax = 9223372036854775807\n"
+                                "[metric kill.b3]\nkind = counter\nmax = 9223372036854775807\n"
+                                "[metric kill.b4]\nkind = counter\nmax = 9223372036854775807\n";
+
 static void test_kill_restart(void **state)
 {
     fx_t *f = *state;
-    assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
+    assert_int_equal(harness_start(&f->h, kill_conf, NULL), 0);
     static const kill_plan_t plans[KILL_ROUNDS] = {
         {2, 0},              /* at the first submission */
         {40, 0},             /* early, acknowledgements flowing */

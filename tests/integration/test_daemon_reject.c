@@ -577,11 +577,17 @@ static void test_bad_input(void **state)
     harness_client_close(&c);
 }
 
-/* 3. OVERFLOW: the second INT64_MAX is refused, atomically. */
+/* 3. OVERFLOW: the second INT64_MAX is refused, atomically (the metric
+ * declared to take samples that large). */
 static void test_overflow(void **state)
 {
     fx_t *f = *state;
-    assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
+    assert_int_equal(
+        harness_start(&f->h,
+                      "[metric ok.count]\nkind = counter\n"
+                      "[metric big.count]\nkind = counter\nmax = 9223372036854775807\n",
+                      NULL),
+        0);
     harness_client_t c;
     assert_int_equal(harness_client_open(&f->h, &c), 0);
     submit_ok(&c, 1, "t1", "ok.count", 5);
@@ -626,11 +632,11 @@ static void test_rejected_names_use_no_limit(void **state)
     for (int i = 0; i < 6; i++, seq++) {
         snprintf(town, sizeof(town), "ghost%d", i);
         snprintf(metric, sizeof(metric), "ghost.m%d", i);
-        /* Too far ahead of the daemon's clock; then an overflow. */
+        /* Too far ahead of the daemon's clock; then out of range. */
         int64_t t = harness_now_ms() + (i % 2 ? 0 : 86400000);
         harness_sample_t two[] = {{metric, i % 2 ? INT64_MAX : 1}, {metric, 1}};
         assert_int_equal(harness_submit(&c, seq, town, t, two, 2, &a), 0);
-        check_ack(&a, seq, PROTO_ACK_REJECTED, i % 2 ? 16 : -TALLY_EFUTURE);
+        check_ack(&a, seq, PROTO_ACK_REJECTED, i % 2 ? -TALLY_ERANGE : -TALLY_EFUTURE);
     }
     submit_ok(&c, seq++, "t1", "ok.count", 5);
     submit_ok(&c, seq++, "t2", "ok.other", 6);

@@ -259,14 +259,23 @@ static const char immediate_conf[] = "[tallyd]\npublish_interval_ms = 0\n"
                                      "[journal]\nsync = interval\n";
 static const char conflated_conf[] = "[tallyd]\npublish_interval_ms = 100\n"
                                      "[journal]\nsync = interval\n";
+/* The join test's metrics take corrections (negative samples). */
+#define CORRECTIONS                                                                                \
+    "[metric patrols]\nkind = counter\nnegative = yes\n"                                           \
+    "[metric banners]\nkind = counter\nnegative = yes\n"                                           \
+    "[metric slogans]\nkind = counter\nnegative = yes\n"
+static const char immediate_corrections_conf[] = "[tallyd]\npublish_interval_ms = 0\n"
+                                                 "[journal]\nsync = interval\n" CORRECTIONS;
+static const char conflated_corrections_conf[] = "[tallyd]\npublish_interval_ms = 100\n"
+                                                 "[journal]\nsync = interval\n" CORRECTIONS;
 
 int main(void)
 {
     struct CMUnitTest tests[] = {
         cmocka_unit_test_prestate_setup_teardown(test_join_mid_stream, setup, teardown,
-                                                 (void *)immediate_conf),
+                                                 (void *)immediate_corrections_conf),
         cmocka_unit_test_prestate_setup_teardown(test_join_mid_stream, setup, teardown,
-                                                 (void *)conflated_conf),
+                                                 (void *)conflated_corrections_conf),
         cmocka_unit_test_prestate_setup_teardown(test_round_wider_than_a_batch, setup, teardown,
                                                  (void *)conflated_conf),
         cmocka_unit_test_prestate_setup_teardown(test_round_wider_than_a_batch, setup, teardown,

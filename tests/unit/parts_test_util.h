@@ -154,7 +154,6 @@ static inline const char *t_journal_error(void *ctx)
 
 typedef struct t_state {
     tallyd_config_t cfg;
-    bool builtin;
     intern_t towns, metrics;
     engine_t engine;
     dedup_t dedup;
@@ -173,12 +172,9 @@ static inline void t_state_init(t_state_t *s, const char *conf)
     memset(s, 0, sizeof(*s));
     t_now_ms = T_NOW;
     char err[1024];
-    if (conf)
-        assert_int_equal(config_parse_text(conf, strlen(conf), "t.conf", &s->cfg, err, sizeof(err)),
-                         0);
-    else
-        assert_int_equal(config_defaults(&s->cfg), 0);
-    s->builtin = conf == NULL;
+    /* No text: the built-in defaults, as tallyd without a file. */
+    const char *text = conf ? conf : "";
+    assert_int_equal(config_parse_text(text, strlen(text), "t.conf", &s->cfg, err, sizeof(err)), 0);
     log_init(&s->log, LOG_LEVEL_DEBUG);
     s->log.journal = false;
     s->log.out = open_memstream(&s->logbuf, &s->loglen);
@@ -194,8 +190,7 @@ static inline void t_state_init(t_state_t *s, const char *conf)
     ec.zone = s->cfg.timezone;
     ec.max_series = (uint32_t)s->cfg.max_series;
     assert_int_equal(engine_init(&s->engine, &ec, &t_clock), 0);
-    uint64_t metrics =
-        (uint64_t)s->cfg.max_metrics + s->cfg.nratios + catalog_builtin_ratio_count() + 1;
+    uint64_t metrics = (uint64_t)s->cfg.max_metrics + catalog_metric_names(&s->cfg) + 1;
     assert_int_equal(intern_init(&s->towns, (uint32_t)s->cfg.max_townships + 1), 0);
     assert_int_equal(intern_init(&s->metrics, (uint32_t)metrics), 0);
     assert_int_equal(dedup_init(&s->dedup, (uint32_t)s->cfg.max_clients), 0);
@@ -208,7 +203,7 @@ static inline void t_state_declare(t_state_t *s)
 {
     catalog_target_t ct = {&s->towns, &s->metrics, &s->engine, "t-state"};
     char err[512];
-    assert_int_equal(catalog_declare(&ct, &s->cfg, s->builtin, err, sizeof(err)), 0);
+    assert_int_equal(catalog_declare(&ct, &s->cfg, err, sizeof(err)), 0);
 }
 
 static inline void t_state_free(t_state_t *s)

@@ -355,7 +355,7 @@ static void test_unknown_names(void **state)
     (void)state;
     expect_error("[metric m]\nkidn = counter\n",
                  "t.conf:2: [metric m] kidn: unknown key; did you mean 'kind'? (keys of [metric]: "
-                 "kind, unit, scale, label)");
+                 "kind, unit, scale, label, min, max, negative)");
     expect_error("[limits]\nmax_sample = 5\n",
                  "t.conf:2: [limits] max_sample: unknown key; did you mean 'max_samples'?");
     expect_error("[tallyd]\ncolour = blue\n",

@@ -23,6 +23,7 @@ static void on_stop(void *ctx, int code)
 static const char closed_conf[] = "[limits]\nmax_series = 8\nmax_clients = 2\n"
                                   "[township gaoguan]\n[township gecheng]\n"
                                   "[metric disputes.screened]\nkind = counter\n"
+                                  "max = 9223372036854775807\n"
                                   "[metric disputes.resolved]\nkind = counter\n"
                                   "[metric grid.zones]\nkind = gauge\n"
                                   "[ratio disputes.resolution_rate]\n"
@@ -53,10 +54,10 @@ static void fx_init(fx_t *f, const char *conf, bool secured)
         .log = &f->st.log,
         .clock = &t_clock,
         .secured = secured,
-        .limits = {c->catalog_closed_townships, c->catalog_closed_metrics, c->max_townships,
-                   c->max_metrics, c->max_series, c->max_clients, c->skew_ms, c->max_age_ms},
+        .limits = ingest_limits_from(c),
     };
     assert_int_equal(ingest_init(&f->in, &ic), 0);
+    assert_int_equal(ingest_set_catalog_bounds(&f->in, &f->st.cfg), 0);
 }
 
 static int setup_open(void **state)
@@ -273,10 +274,43 @@ static void test_reject_overflow(void **state)
     ingest_on_durable(&f->in, 1);
     t_sink_clear(&f->replies);
     f->journal.appended = 0;
+    /* Another township's figures would take the county's tally out of
+     * range: the message says so instead of blaming that township. */
     t_submit(&f->buf, 1, 2, "gecheng", T_NOW, 2, "disputes.resolved=1", "disputes.screened=1000");
     hand_in(f, 'a', NULL);
-    expect_reject(f, 2, TALLY_EOVERFLOW, "samples[1].value", "would leave the 64-bit");
+    expect_reject(f, 2, TALLY_EOVERFLOW, "samples[1].value",
+                  "would take the county's tally of it, the sum of every township's figures, "
+                  "out of the 64-bit integer range");
     assert_int_equal(t_total(&f->st, "disputes.resolved", ""), -1);
+    /* The township whose own tally would leave the range is named. */
+    t_submit(&f->buf, 1, 3, "gaoguan", T_NOW, 1, "disputes.screened=1000");
+    hand_in(f, 'a', NULL);
+    expect_reject(f, 3, TALLY_EOVERFLOW, "samples[0].value",
+                  "adding 1000 to 'disputes.screened' of 'gaoguan' would leave the 64-bit");
+}
+
+/* Samples outside their metric's range are refused before anything is
+ * counted: a counter only grows unless it takes corrections, and no
+ * sample is larger than the declared (or default) maximum. */
+static void test_reject_bounds(void **state)
+{
+    fx_t *f = *state;
+    t_submit(&f->buf, 1, 1, "gaoguan", T_NOW, 2, "disputes.screened=3", "disputes.resolved=-1");
+    hand_in(f, 'a', NULL);
+    expect_reject(f, 1, TALLY_ERANGE, "samples[1].value",
+                  "samples[1].value: -1 is below the minimum 0 of counter 'disputes.resolved' (a "
+                  "counter only grows; declare negative = yes in its [metric] section to allow "
+                  "corrections)");
+    t_submit(&f->buf, 1, 2, "gaoguan", T_NOW, 1, "disputes.resolved=1000000000001");
+    hand_in(f, 'a', NULL);
+    expect_reject(f, 2, TALLY_ERANGE, "samples[0].value",
+                  "1000000000001 is above the maximum 1000000000000 of counter "
+                  "'disputes.resolved'");
+    t_submit(&f->buf, 1, 3, "gaoguan", T_NOW, 1, "grid.zones=-3");
+    hand_in(f, 'a', NULL);
+    ingest_on_durable(&f->in, 1);
+    expect_ack(f, 3, PROTO_ACK_ACCEPTED, 0); /* a gauge may go below 0 */
+    assert_int_equal(t_total(&f->st, "disputes.screened", ""), -1);
 }
 
 static void test_reject_series_limit(void **state)
@@ -465,6 +499,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reject_ratio, setup_closed, teardown),
         cmocka_unit_test_setup_teardown(test_reject_time, setup_closed, teardown),
         cmocka_unit_test_setup_teardown(test_reject_overflow, setup_closed, teardown),
+        cmocka_unit_test_setup_teardown(test_reject_bounds, setup_closed, teardown),
         cmocka_unit_test_setup_teardown(test_reject_series_limit, setup_closed, teardown),
         cmocka_unit_test_setup_teardown(test_reject_clients, setup_closed, teardown),
         cmocka_unit_test_setup_teardown(test_open_catalog_limits, setup_limited, teardown),

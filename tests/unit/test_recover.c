@@ -49,8 +49,7 @@ static void fx_state(fx_t *f)
         .stats = &f->st.stats,
         .log = &f->st.log,
         .clock = &t_clock,
-        .limits = {false, false, c->max_townships, c->max_metrics, c->max_series, c->max_clients,
-                   c->skew_ms, c->max_age_ms},
+        .limits = ingest_limits_from(c),
     };
     assert_int_equal(ingest_init(&f->in, &ic), 0);
 }

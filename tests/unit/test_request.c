@@ -59,8 +59,7 @@ static void fx_init(fx_t *f, bool secured)
         .log = &f->st.log,
         .clock = &t_clock,
         .secured = secured,
-        .limits = {false, false, c->max_townships, c->max_metrics, c->max_series, c->max_clients,
-                   c->skew_ms, c->max_age_ms},
+        .limits = ingest_limits_from(c),
     };
     assert_int_equal(ingest_init(&f->in, &ic), 0);
     publish_config_t pc = {
@@ -90,7 +89,10 @@ static void fx_init(fx_t *f, bool secured)
         .stats_ctx = f,
         .counters = &f->st.stats,
         .log = &f->st.log,
-        .limits = {8, 4096, c->skew_ms, c->max_age_ms},
+        .limits = {.max_samples = 8,
+                   .max_msg_bytes = 4096,
+                   .skew_ms = c->skew_ms,
+                   .max_age_ms = c->max_age_ms},
     };
     assert_int_equal(request_init(&f->r, &rc), 0);
 }
