@@ -182,9 +182,49 @@ static int engine_sink(void *ctx, const void *p, size_t len)
     return b->oom ? TALLY_ENOMEM : 0;
 }
 
+typedef struct clients_out {
+    buf_t *b;
+    const checkpoint_unmark_t *unmark; /* sorted by key */
+    size_t nunmark;
+} clients_out_t;
+
+static int cmp_unmark(const void *a, const void *b)
+{
+    return memcmp(((const checkpoint_unmark_t *)a)->key, ((const checkpoint_unmark_t *)b)->key,
+                  PROTO_CLIENT_ID_LEN);
+}
+
+/* en without the marks to leave out, into *out. */
+static const dedup_entry_t *without_unmarked(const clients_out_t *c, const dedup_entry_t *en,
+                                             dedup_entry_t *out)
+{
+    size_t lo = 0, hi = c->nunmark;
+    while (lo < hi) { /* the first unmark with key >= en->id */
+        size_t mid = (lo + hi) / 2;
+        if (memcmp(c->unmark[mid].key, en->id, PROTO_CLIENT_ID_LEN) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == c->nunmark || memcmp(c->unmark[lo].key, en->id, PROTO_CLIENT_ID_LEN) != 0)
+        return en;
+    *out = *en;
+    for (; lo < c->nunmark && memcmp(c->unmark[lo].key, en->id, PROTO_CLIENT_ID_LEN) == 0; lo++) {
+        uint64_t seq = c->unmark[lo].seq;
+        if (seq <= out->high && out->high - seq < DEDUP_WINDOW) {
+            uint64_t off = out->high - seq;
+            out->bits[off / 64] &= ~(1ULL << (off % 64));
+        }
+    }
+    return out;
+}
+
 static void put_client(const dedup_entry_t *en, void *ctx)
 {
-    buf_t *b = ctx;
+    const clients_out_t *c = ctx;
+    buf_t *b = c->b;
+    dedup_entry_t copy;
+    en = without_unmarked(c, en, &copy);
     put(b, en->id, PROTO_CLIENT_ID_LEN);
     put64(b, en->high);
     put64(b, (uint64_t)en->last_ms);
@@ -197,6 +237,17 @@ int checkpoint_build(const checkpoint_meta_t *meta, const intern_t *towns, const
                      const engine_t *e, const dedup_t *dd, void **buf_out, size_t *len_out,
                      char *err, size_t errlen)
 {
+    return checkpoint_build_except(meta, towns, metrics, e, dd, NULL, 0, buf_out, len_out, err,
+                                   errlen);
+}
+
+int checkpoint_build_except(const checkpoint_meta_t *meta, const intern_t *towns,
+                            const intern_t *metrics, const engine_t *e, const dedup_t *dd,
+                            checkpoint_unmark_t *unmark, size_t n, void **buf_out, size_t *len_out,
+                            char *err, size_t errlen)
+{
+    if (n > 1)
+        qsort(unmark, n, sizeof(*unmark), cmp_unmark);
     clear(err, errlen);
     /* A guess at the size, so a large state is not copied a dozen times
      * while it grows: ~40 bytes per series, a record per client. */
@@ -230,7 +281,8 @@ int checkpoint_build(const checkpoint_meta_t *meta, const intern_t *towns, const
     section_end(&b, at);
     at = section_begin(&b, 3);
     put32(&b, dedup_count(dd));
-    dedup_foreach(dd, put_client, &b);
+    clients_out_t co = {&b, unmark, n};
+    dedup_foreach(dd, put_client, &co);
     section_end(&b, at);
     if (!b.oom) {
         wr64(b.p + 16, b.n + TRAILER);

@@ -86,6 +86,22 @@ int checkpoint_build(const checkpoint_meta_t *meta, const intern_t *towns, const
                      const engine_t *e, const dedup_t *dd, void **buf_out, size_t *len_out,
                      char *err, size_t errlen);
 
+/* A de-duplication mark to leave out of an image: (key, seq) of a
+ * submission recorded but not yet applied. */
+typedef struct checkpoint_unmark {
+    uint8_t key[PROTO_CLIENT_ID_LEN];
+    uint64_t seq;
+} checkpoint_unmark_t;
+
+/* checkpoint_build(), leaving out of the de-duplication table the n marks
+ * of unmark[] (sorted by key with memcmp; the array is sorted in place
+ * otherwise it is only read): the image then says exactly which
+ * submissions the tallies it holds contain. */
+int checkpoint_build_except(const checkpoint_meta_t *meta, const intern_t *towns,
+                            const intern_t *metrics, const engine_t *e, const dedup_t *dd,
+                            checkpoint_unmark_t *unmark, size_t n, void **buf_out, size_t *len_out,
+                            char *err, size_t errlen);
+
 /* Write the image buf (len bytes, from checkpoint_build(); only read) to
  * dir as state-<gen>.ckp, gen being the image's journal_gen, atomically and
  * durably: a temporary file is written, fsync()ed and renamed over any

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "checkpoint.h"
+#include "vec.h"
 
 static void maybe_closed(compact_t *k)
 {
@@ -75,9 +76,46 @@ static void on_wait(uv_timer_t *t)
     store_when_segment_exists(t->data);
 }
 
-/* Rotate the journal and build the image on the loop: the state then
- * reflects exactly the records below the new segment's first position.
- * The file is written off the loop. */
+static void collect_unmark(const pending_entry_t *e, void *ctx)
+{
+    compact_t *k = ctx;
+    checkpoint_unmark_t *u = &k->unmark[k->nunmark++];
+    memcpy(u->key, e->key, sizeof(u->key));
+    u->seq = e->seq;
+}
+
+/* The tallies hold exactly the records below the new segment's first
+ * position: build the image now, leaving out the de-duplication marks of
+ * the submissions journaled after it and not yet applied. */
+static void on_applied(void *ctx)
+{
+    compact_t *k = ctx;
+    k->nunmark = 0;
+    size_t need = ingest_pending_count(k->c.ingest);
+    if (need > 0 && vec_reserve(&k->unmark, &k->unmark_cap, need, sizeof(*k->unmark)) != 0) {
+        log_error(k->c.log, "checkpoint postponed: out of memory");
+        k->busy = false;
+        return;
+    }
+    ingest_pending_foreach(k->c.ingest, collect_unmark, k);
+    checkpoint_meta_t meta = {.created_ms = clock_now_ms(k->c.clock),
+                              .journal_gen = k->ckpt_gen,
+                              .next_pos = k->c.covered_pos,
+                              .publish_seq = publish_seq(k->c.publish)};
+    int rc =
+        checkpoint_build_except(&meta, k->c.towns, k->c.metrics, k->c.engine, k->c.dedup, k->unmark,
+                                k->nunmark, &k->buf, &k->len, k->err, sizeof(k->err));
+    if (rc != 0) {
+        log_error(k->c.log, "cannot build a checkpoint: %s", k->err);
+        k->busy = false;
+        return;
+    }
+    store_when_segment_exists(k);
+}
+
+/* Rotate the journal; once the tallies hold exactly the records below the
+ * new segment, build the image on the loop (on_applied), and write it off
+ * the loop once the new segment exists. */
 static void take_checkpoint(compact_t *k)
 {
     uint64_t start = 0;
@@ -90,21 +128,11 @@ static void take_checkpoint(compact_t *k)
         return;
     }
     k->c.journal_gen++;
-    checkpoint_meta_t meta = {.created_ms = clock_now_ms(k->c.clock),
-                              .journal_gen = k->c.journal_gen,
-                              .next_pos = start,
-                              .publish_seq = publish_seq(k->c.publish)};
-    rc = checkpoint_build(&meta, k->c.towns, k->c.metrics, k->c.engine, k->c.dedup, &k->buf,
-                          &k->len, k->err, sizeof(k->err));
-    if (rc != 0) {
-        log_error(k->c.log, "cannot build a checkpoint: %s", k->err);
-        return;
-    }
     k->c.covered_pos = start;
     k->ckpt_gen = k->c.journal_gen;
     k->ckpt_mono_ms = clock_mono_ms();
     k->busy = true;
-    store_when_segment_exists(k);
+    ingest_at_applied(k->c.ingest, start - 1, on_applied, k);
 }
 
 /* Records appended since the last checkpoint. */
@@ -141,6 +169,8 @@ int compact_init(compact_t *k, const compact_config_t *c)
     k->busy = k->storing = false;
     k->final_gen = 0;
     k->buf = NULL;
+    k->unmark = NULL;
+    k->nunmark = k->unmark_cap = 0;
     k->on_closed = NULL;
     k->ckpt_mono_ms = clock_mono_ms();
     uv_timer_init(c->loop, &k->timer);
@@ -213,13 +243,18 @@ static void on_handle_closed(uv_handle_t *h)
 void compact_close(compact_t *k, void (*cb)(compact_t *k))
 {
     k->on_closed = cb;
-    /* An image still waiting for its segment is dropped: the journal
-     * keeps everything it would have covered. */
+    /* An image still waiting for its segment (or for the tallies to reach
+     * its position) is dropped: the journal keeps everything it would have
+     * covered. */
     if (k->busy && !k->storing) {
+        ingest_at_applied(k->c.ingest, UINT64_MAX, NULL, NULL);
         free(k->buf);
         k->buf = NULL;
         k->busy = false;
     }
+    free(k->unmark);
+    k->unmark = NULL;
+    k->unmark_cap = 0;
     uv_close((uv_handle_t *)&k->timer, on_handle_closed);
     uv_close((uv_handle_t *)&k->wait, on_handle_closed);
 }

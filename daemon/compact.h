@@ -18,6 +18,7 @@
 
 #include <uv.h>
 
+#include "checkpoint.h"
 #include "clock.h"
 #include "dedup.h"
 #include "engine.h"
@@ -35,7 +36,7 @@ typedef struct compact_config {
     const intern_t *metrics;
     const engine_t *engine;
     const dedup_t *dedup;
-    const ingest_t *ingest;   /* the last position appended */
+    ingest_t *ingest;         /* the last position appended; when it is applied */
     const publish_t *publish; /* the sequence number saved */
     logger_t *log;
     const tclock_t *clock;
@@ -62,6 +63,8 @@ typedef struct compact {
     size_t len;
     int rc;
     unsigned removed;
+    checkpoint_unmark_t *unmark; /* marks to leave out of the image */
+    size_t nunmark, unmark_cap;
     char err[512];
     void (*on_closed)(struct compact *k);
 } compact_t;

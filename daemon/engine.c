@@ -151,10 +151,9 @@ int engine_init(engine_t *e, const engine_config_t *cfg, const tclock_t *clock)
     e->index = alloc_counted(e, INDEX_MIN, sizeof(uint64_t));
     e->index_mask = INDEX_MIN - 1;
     e->ents = alloc_counted(e, ENGINE_BATCH_MAX, sizeof(*e->ents));
-    e->checked.smp = alloc_counted(e, ENGINE_BATCH_MAX, sizeof(*e->checked.smp));
     e->bmap = alloc_counted(e, BMAP_SIZE, sizeof(uint32_t));
     e->bgen = alloc_counted(e, BMAP_SIZE, sizeof(uint32_t));
-    if (!e->chunks || !e->index || !e->ents || !e->checked.smp || !e->bmap || !e->bgen) {
+    if (!e->chunks || !e->index || !e->ents || !e->bmap || !e->bgen) {
         engine_free(e);
         return TALLY_ENOMEM;
     }
@@ -177,7 +176,6 @@ void engine_free(engine_t *e)
     free(e->metrics);
     free(e->ratios);
     free(e->ents);
-    free(e->checked.smp);
     free(e->bmap);
     free(e->bgen);
     memset(e, 0, sizeof(*e));
@@ -210,7 +208,6 @@ static int ensure_metric(engine_t *e, uint32_t metric)
 
 int engine_define_metric(engine_t *e, uint32_t metric, uint8_t kind)
 {
-    e->checked.valid = false;
     if (metric == 0 || (kind != PROTO_KIND_COUNTER && kind != PROTO_KIND_GAUGE)) {
         return TALLY_EINVAL;
     }
@@ -232,7 +229,6 @@ int engine_define_metric(engine_t *e, uint32_t metric, uint8_t kind)
 
 int engine_define_ratio(engine_t *e, uint32_t metric, uint32_t num, uint32_t den)
 {
-    e->checked.valid = false;
     if (metric == 0 || num == 0 || den == 0 || metric == num || metric == den ||
         engine_metric_kind(e, num) == PROTO_KIND_RATIO ||
         engine_metric_kind(e, den) == PROTO_KIND_RATIO ||
@@ -309,7 +305,6 @@ static void advance(engine_t *e, int64_t now_ms)
 
 void engine_tick(engine_t *e, int64_t now_ms)
 {
-    e->checked.valid = false;
     advance(e, now_ms);
 }
 
@@ -461,9 +456,18 @@ static engine_batch_entry_t *entry_of(engine_t *e, uint32_t metric, uint32_t *ne
     return &e->ents[e->bmap[i]];
 }
 
+/* The verdict on a result that left [lo + margin, hi - margin]: an
+ * overflow when it left [lo, hi] as well, else the pending batches' room. */
+static int out_of_room(i128 v, i128 lo, i128 hi)
+{
+    return v < lo || v > hi ? TALLY_EOVERFLOW : TALLY_EBUSY;
+}
+
+/* margin: how far the batches pending before this one may move any cell,
+ * pend_new: how many series they may create (both 0 when applying). */
 static int plan(engine_t *e, uint32_t town, int64_t t, const engine_sample_t *smp, uint32_t n,
-                const window_pos_t *wpos, const period_pos_t *ppos, int32_t *bad,
-                uint32_t *nent_out, uint32_t *nnew_out)
+                const window_pos_t *wpos, const period_pos_t *ppos, i128 margin, uint32_t pend_new,
+                int32_t *bad, uint32_t *nent_out, uint32_t *nnew_out)
 {
     if (++e->gen == 0) {
         /* The generation tag wrapped: forget every tag once. */
@@ -494,15 +498,20 @@ static int plan(engine_t *e, uint32_t town, int64_t t, const engine_sample_t *sm
                 *bad = (int32_t)i;
                 return TALLY_ESERIESLIMIT;
             }
+            /* Series the pending batches may create count too. */
+            if (pend_new > 0 && (uint64_t)e->nseries + nnew + pend_new > e->max_series) {
+                *bad = (int32_t)i;
+                return TALLY_EBUSY;
+            }
             en->set = false;
             en->acc = 0;
             if (en->kind == PROTO_KIND_COUNTER) {
                 int64_t tm = en->tsid != ENGINE_NONE ? ser(e, en->tsid)->mass : 0;
                 int64_t cm = en->csid != ENGINE_NONE ? ser(e, en->csid)->mass : 0;
-                int64_t m = tm > cm ? tm : cm;
+                i128 m = (i128)(tm > cm ? tm : cm) + margin;
                 /* A saturated mass bounds nothing (a window sum may even
                  * be past int64): read the cells. */
-                en->exact = m == INT64_MAX;
+                en->exact = m >= INT64_MAX;
                 en->hi = en->exact ? WIDE_LIMIT : (i128)INT64_MAX - m;
                 en->lo = -en->hi;
                 if (en->exact) {
@@ -525,20 +534,28 @@ static int plan(engine_t *e, uint32_t town, int64_t t, const engine_sample_t *sm
                 counter_bounds(e, en->tsid, wpos, ppos, en);
                 counter_bounds(e, en->csid, wpos, ppos, en);
             }
-            if (en->acc < en->lo || en->acc > en->hi) {
-                /* Whose cells: the township's own, or only the county's? */
-                engine_batch_entry_t own = {.lo = -WIDE_LIMIT, .hi = WIDE_LIMIT};
-                counter_bounds(e, en->tsid, wpos, ppos, &own);
-                e->overflow_county = en->acc >= own.lo && en->acc <= own.hi;
+            /* In exact mode [lo, hi] comes from the cells as they are;
+             * the pending batches may move them by up to margin. */
+            i128 lo = en->exact ? en->lo + margin : en->lo;
+            i128 hi = en->exact ? en->hi - margin : en->hi;
+            if (en->acc < lo || en->acc > hi) {
+                int rc = out_of_room(en->acc, en->lo, en->hi);
+                if (rc == TALLY_EOVERFLOW) {
+                    /* Whose cells: the township's own, or only the
+                     * county's? */
+                    engine_batch_entry_t own = {.lo = -WIDE_LIMIT, .hi = WIDE_LIMIT};
+                    counter_bounds(e, en->tsid, wpos, ppos, &own);
+                    e->overflow_county = en->acc >= own.lo && en->acc <= own.hi;
+                }
                 *bad = (int32_t)i;
-                return TALLY_EOVERFLOW;
+                return rc;
             }
         } else if (!en->has_latest || t >= en->latest_ms) {
             i128 county = en->county - en->latest + v;
-            if (county < INT64_MIN || county > INT64_MAX) {
+            if (county < (i128)INT64_MIN + margin || county > (i128)INT64_MAX - margin) {
                 e->overflow_county = true; /* a gauge's own value is just v */
                 *bad = (int32_t)i;
-                return TALLY_EOVERFLOW;
+                return out_of_room(county, INT64_MIN, INT64_MAX);
             }
             en->county = county;
             en->latest = v;
@@ -597,7 +614,8 @@ static void commit(engine_t *e, uint32_t town, const window_pos_t *wpos, const p
     }
 }
 
-/* Check a batch, and apply it too when apply is set. */
+/* Check a batch, and apply it too when apply is set (a check allows for
+ * the pending batches, an apply does not: it comes after those before it). */
 static int run(engine_t *e, uint32_t town, int64_t t, const engine_sample_t *smp, uint32_t n,
                int32_t *bad, bool apply)
 {
@@ -617,33 +635,21 @@ static int run(engine_t *e, uint32_t town, int64_t t, const engine_sample_t *smp
         return TALLY_ERANGE;
     }
     advance(e, clock_now_ms(e->clock));
-    /* The plan of the check just before, when it was of this batch and
-     * nothing has changed since: same cells, same bounds, same outcome. */
-    struct engine_checked *c = &e->checked;
-    if (apply && c->valid && c->town == town && c->t == t && c->n == n && c->now_ms == e->now_ms &&
-        memcmp(c->smp, smp, n * sizeof(*smp)) == 0) {
-        c->valid = false;
-        int rc = c->nnew > 0 ? reserve(e, c->nnew) : 0;
-        if (rc == 0) {
-            commit(e, town, &c->wpos, &c->ppos, c->nent);
-        }
-        return rc;
-    }
-    c->valid = false;
     window_pos_t wpos;
     period_pos_t ppos;
     window_locate(&e->win, t, &wpos);
     period_locate(&e->per, t, &ppos);
     uint32_t nent, nnew;
-    int rc = plan(e, town, t, smp, n, &wpos, &ppos, bad, &nent, &nnew);
+    i128 margin = apply ? 0 : e->pend_mass;
+    uint32_t pend_new = apply ? 0 : e->pend_new;
+    int rc = plan(e, town, t, smp, n, &wpos, &ppos, margin, pend_new, bad, &nent, &nnew);
     if (rc == 0 && apply && nnew > 0) {
         rc = reserve(e, nnew);
     }
     if (rc == 0 && apply) {
         commit(e, town, &wpos, &ppos, nent);
     } else if (rc == 0) {
-        *c = (struct engine_checked){true, town, n, nent, nnew, t, e->now_ms, wpos, ppos, c->smp};
-        memcpy(c->smp, smp, n * sizeof(*smp));
+        e->last_nnew = nnew;
     }
     return rc;
 }
@@ -660,6 +666,33 @@ int engine_apply(engine_t *e, uint32_t town, int64_t time_ms, const engine_sampl
     return run(e, town, time_ms, samples, n, bad, true);
 }
 
+int64_t engine_pend(engine_t *e, uint32_t town, const engine_sample_t *samples, uint32_t n)
+{
+    /* How far this batch may move a cell: |v| for a counter sample; for a
+     * gauge sample the county moves by v minus the township's latest, so
+     * |v| + |latest|. */
+    i128 m = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        int64_t v = samples[i].value;
+        m += v < 0 ? -(i128)v : v;
+        if (metric_kind(e, samples[i].metric) == PROTO_KIND_GAUGE) {
+            uint32_t sid = find(e, samples[i].metric, town);
+            int64_t latest = sid != ENGINE_NONE ? ser(e, sid)->total : 0;
+            m += latest < 0 ? -(i128)latest : latest;
+        }
+    }
+    int64_t mass = m > INT64_MAX ? INT64_MAX : (int64_t)m;
+    e->pend_mass += mass;
+    e->pend_new += e->last_nnew;
+    return mass;
+}
+
+void engine_unpend(engine_t *e, int64_t mass, uint32_t nnew)
+{
+    e->pend_mass -= mass;
+    e->pend_new -= nnew;
+}
+
 /* ---- for engine_persist.c (declared in engine.h) ---- */
 
 engine_series_t *engine_series_at(const engine_t *e, uint32_t sid)
@@ -674,7 +707,6 @@ uint32_t engine_series_find(const engine_t *e, uint32_t metric, uint32_t town)
 
 uint32_t engine_series_add(engine_t *e, uint32_t metric, uint32_t town, uint8_t kind)
 {
-    e->checked.valid = false;
     bool room = e->nseries < e->max_series && reserve(e, 1) == 0;
     return room ? create(e, metric, town, kind) : ENGINE_NONE;
 }

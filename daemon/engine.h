@@ -177,16 +177,11 @@ typedef struct engine {
     uint32_t *bmap; /* metric -> entry + 1, tagged with the batch generation */
     uint32_t *bgen;
     uint32_t gen;
-    /* The plan of the last successful engine_check(), which engine_apply()
-     * of the same batch reuses while nothing changed the engine since. */
-    struct engine_checked {
-        bool valid;
-        uint32_t town, n, nent, nnew;
-        int64_t t, now_ms;
-        window_pos_t wpos;
-        period_pos_t ppos;
-        engine_sample_t *smp; /* a copy of the batch, ENGINE_BATCH_MAX long */
-    } checked;
+    /* Batches checked and waiting to be applied (engine_pend): a bound on
+     * how far they may move any cell, and the series they may create. */
+    __int128 pend_mass;
+    uint32_t pend_new;
+    uint32_t last_nnew; /* series the last successful engine_check() would create */
     size_t mem;
     bool overflow_county; /* see engine_overflow_is_county() */
 } engine_t;
@@ -235,16 +230,35 @@ int engine_define_ratio(engine_t *e, uint32_t metric, uint32_t num, uint32_t den
 uint8_t engine_metric_kind(const engine_t *e, uint32_t metric);
 
 /* Check a batch as engine_apply() would, without applying it (time still
- * moves to the clock's now).  Same returns as engine_apply() except that
- * TALLY_ENOMEM cannot happen.  When it returns 0, an engine_apply() of the
- * same batch (town, time, samples) that follows with no other call that
- * changes the engine in between, and within the same clock millisecond,
- * reuses this check's work instead of doing it again. */
+ * moves to the clock's now), allowing for the batches pending (see
+ * engine_pend): a batch that passes can be applied after all of them.
+ * Same returns as engine_apply() except that TALLY_ENOMEM cannot happen,
+ * and TALLY_EBUSY: the batch would fit the tallies as they are, but the
+ * pending batches might take that room (a cell within their reach of the
+ * int64 edge, or max_series); retry once they are applied. */
 int engine_check(engine_t *e, uint32_t town, int64_t time_ms, const engine_sample_t *samples,
                  uint32_t n, int32_t *bad);
 
+/* A batch that engine_check() just passed is now pending: it will be
+ * applied later, after those pending before it.  Later checks keep room
+ * for it.  Returns what to hand engine_unpend() when it is applied. */
+int64_t engine_pend(engine_t *e, uint32_t town, const engine_sample_t *samples, uint32_t n);
+
+/* The oldest pending batch, whose engine_pend() returned mass, is about
+ * to be applied: release its room.  nnew is what engine_pend() recorded
+ * for it (engine_pend_new()). */
+void engine_unpend(engine_t *e, int64_t mass, uint32_t nnew);
+
+/* The series the last passed engine_check() would create (for
+ * engine_unpend()). */
+static inline uint32_t engine_pend_new(const engine_t *e)
+{
+    return e->last_nnew;
+}
+
 /* Apply a batch of n samples with event time time_ms from township town,
- * atomically.  samples is only read.  *bad (when bad is not NULL) is set to
+ * atomically (pending batches are not allowed for: apply them in the order
+ * they were pended).  samples is only read.  *bad (when bad is not NULL) is set to
  * the 0-based index of the sample a failure is about, or -1.  Returns:
  *   0                   all applied;
  *   TALLY_EINVAL        town is 0, or a metric id is 0 (*bad says which);

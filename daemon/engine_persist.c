@@ -587,7 +587,6 @@ int engine_load(engine_t *e, const void *buf, size_t len, char *err, size_t errl
     if (e->nseries != 0) {
         FAIL(TALLY_EINVAL, "engine_load: the engine already holds %u series", e->nseries);
     }
-    e->checked.valid = false;
     in_t in = {buf, (const uint8_t *)buf + len, buf, false};
     if (!take(&in, 4) || memcmp(in.p, MAGIC, 4) != 0) {
         FAIL(TALLY_EIO, "engine state: does not begin with \"" MAGIC "\"");

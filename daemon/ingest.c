@@ -39,6 +39,7 @@ int ingest_init(ingest_t *in, const ingest_config_t *c)
     if (sodium_init() < 0)
         return TALLY_ESYS;
     ackq_init(&in->acks);
+    pending_init(&in->pending);
     /* Replay decodes with the protocol's maximum: the limit may have been
      * lowered since a record was accepted. */
     in->esamples = calloc(PROTO_SAMPLES_MAX, sizeof(*in->esamples));
@@ -60,6 +61,7 @@ void ingest_free(ingest_t *in)
     in->esamples = NULL;
     in->replay_samples = NULL;
     ackq_free(&in->acks);
+    pending_free(&in->pending);
     msgpack_sbuffer_destroy(&in->out);
     msgpack_sbuffer_init(&in->out);
 }
@@ -95,7 +97,7 @@ int ingest_set_catalog_bounds(ingest_t *in, const tallyd_config_t *cfg)
 
 void ingest_set_position(ingest_t *in, uint64_t last_pos)
 {
-    in->last_pos = in->durable_pos = last_pos;
+    in->last_pos = in->durable_pos = in->applied_pos = last_pos;
 }
 
 void ingest_stop_accepting(ingest_t *in)
@@ -241,10 +243,64 @@ static void ack_after(ingest_t *in, const void *rid, size_t rid_len, uint64_t po
                   seq);
 }
 
+/* Call the barrier callback armed by ingest_at_applied(), once. */
+static void fire_barrier(ingest_t *in)
+{
+    void (*fn)(void *) = in->barrier_fn;
+    in->barrier_fn = NULL;
+    fn(in->barrier_ctx);
+}
+
+/* Apply the pending submissions up to position upto, in journal order. */
+static void apply_durable(ingest_t *in, uint64_t upto)
+{
+    const pending_entry_t *e;
+    while ((e = pending_head(&in->pending)) != NULL && e->pos <= upto) {
+        if (in->barrier_fn && e->pos > in->barrier_pos)
+            fire_barrier(in);
+        engine_unpend(in->c.engine, e->mass, e->nnew);
+        int32_t bad = -1;
+        int rc = engine_apply(in->c.engine, e->town, e->time_ms, pending_samples(&in->pending, e),
+                              e->nsamples, &bad);
+        if (rc != 0) {
+            /* engine_check() kept room for it, so only memory can have
+             * failed.  The record is durable: a restart replays it. */
+            log_error(in->c.log,
+                      "cannot apply journaled submission seq %" PRIu64 " (journal position %" PRIu64
+                      "): %s; stopping so that a restart replays it",
+                      e->seq, e->pos, tally_strerror(rc));
+            in->c.stop(in->c.stop_ctx, 1);
+            return;
+        }
+        in->applied_pos = e->pos;
+        pending_pop(&in->pending);
+    }
+    if (pending_head(&in->pending) == NULL && upto > in->applied_pos)
+        in->applied_pos = upto < in->last_pos ? upto : in->last_pos;
+    if (in->barrier_fn && in->applied_pos >= in->barrier_pos)
+        fire_barrier(in);
+}
+
+void ingest_at_applied(ingest_t *in, uint64_t pos, void (*fn)(void *ctx), void *ctx)
+{
+    in->barrier_pos = pos;
+    in->barrier_fn = fn;
+    in->barrier_ctx = ctx;
+    if (fn != NULL && in->applied_pos >= pos)
+        fire_barrier(in);
+}
+
+void ingest_pending_foreach(const ingest_t *in, void (*fn)(const pending_entry_t *e, void *ctx),
+                            void *ctx)
+{
+    pending_foreach(&in->pending, fn, ctx);
+}
+
 void ingest_on_durable(ingest_t *in, uint64_t upto)
 {
     if (upto > in->durable_pos)
         in->durable_pos = upto;
+    apply_durable(in, in->durable_pos);
     const ackq_entry_t *e;
     while ((e = ackq_ready(&in->acks, in->durable_pos)) != NULL) {
         send_ack(in, e->rid, e->rid_len, e->seq, e->status, 0, -1, "", "");
@@ -459,6 +515,14 @@ static int explain_engine_error(ingest_t *in, const proto_submit_t *s, int rc, i
     case TALLY_ENOMEM:
         snprintf(msg, mlen, "the daemon is out of memory; resend later");
         return TALLY_EBUSY;
+    case TALLY_EBUSY:
+        field[0] = '\0';
+        snprintf(msg, mlen,
+                 "samples[%d]: submissions waiting for the journal may need the room this one "
+                 "needs ('%.*s' of '%.*s' near the 64-bit range, or the last of max_series); "
+                 "resend it once they are applied, in a moment",
+                 b, (int)mn.len, mn.ptr, (int)s->township.len, s->township.ptr);
+        return rc;
     default:
         snprintf(msg, mlen, "samples[%d]: %s", b, tally_strerror(rc));
         return rc < 0 && rc >= TALLY_EWIRE_LAST ? rc : TALLY_EMALFORMED;
@@ -599,19 +663,30 @@ void ingest_submit(ingest_t *in, const void *rid, size_t rid_len, const void *bo
         return;
     }
     in->last_pos = pos;
-    int32_t bad = -1;
-    rc = engine_apply(in->c.engine, (uint32_t)town, s->time_ms, in->esamples, s->nsamples, &bad);
-    if (rc != 0) {
-        /* engine_check() passed, so only memory can have failed.  The
-         * record is in the journal: a restart replays it exactly, while
-         * going on would leave the live tallies short of it. */
+    /* Applied once the journal has it (ingest_on_durable), so that nothing
+     * is shown, published or checkpointed that a crash could take back;
+     * until then later checks keep room for it. */
+    pending_entry_t pe = {.pos = pos,
+                          .seq = s->seq,
+                          .time_ms = s->time_ms,
+                          .town = (uint32_t)town,
+                          .nsamples = s->nsamples,
+                          .nnew = engine_pend_new(in->c.engine)};
+    memcpy(pe.key, key, sizeof(pe.key));
+    pe.mass = engine_pend(in->c.engine, (uint32_t)town, in->esamples, s->nsamples);
+    if (pending_push(&in->pending, &pe, in->esamples) != 0) {
+        engine_unpend(in->c.engine, pe.mass, pe.nnew);
+        /* The record is in the journal: a restart applies it, while going
+         * on would leave the tallies short of it. */
         log_error(in->c.log,
-                  "cannot apply journaled submission seq %" PRIu64 ": %s; stopping so that a "
-                  "restart replays it",
-                  s->seq, tally_strerror(rc));
+                  "out of memory keeping journaled submission seq %" PRIu64 " until it is "
+                  "durable; stopping so that a restart applies it",
+                  s->seq);
         in->c.stop(in->c.stop_ctx, 1);
         return;
     }
+    /* Recorded now, so that a resend while it waits is a duplicate; a
+     * checkpoint taken meanwhile leaves such marks out (ingest_at_applied). */
     if (dedup_mark(in->c.dedup, key, s->seq) != 0)
         log_error(in->c.log, "out of memory recording seq %" PRIu64 " as applied", s->seq);
     dedup_touch(in->c.dedup, key, clock_now_ms(in->c.clock));

@@ -3,9 +3,10 @@
  *
  * For every SUBMIT the daemon sends exactly one ACK: accepted, duplicate
  * (applied before, not applied again) or rejected with the wire code, the
- * field, the sample and a sentence naming the value and the limit.  The
- * ACK of an accepted submission waits until its journal record is durable
- * (ingest_on_durable).
+ * field, the sample and a sentence naming the value and the limit.  An
+ * accepted submission is journaled at once and applied to the tallies,
+ * and acknowledged, only when its journal record is durable
+ * (ingest_on_durable): nothing a crash could take back is ever counted.
  *
  * Ingest is handed, when it is created, the state it changes (the engine,
  * the name tables, the de-duplication table, the rate limiter), how to
@@ -40,6 +41,7 @@
 #include "intern.h"
 #include "keys.h"
 #include "log.h"
+#include "pending.h"
 #include "proto.h"
 #include "ratelimit.h"
 #include "sink.h"
@@ -93,8 +95,13 @@ typedef struct ingest_config {
 typedef struct ingest {
     ingest_config_t c;
     ackq_t acks;          /* ACKs waiting for the journal */
+    pending_t pending;    /* submissions journaled, applied once durable */
     uint64_t last_pos;    /* position of the last record appended */
     uint64_t durable_pos; /* everything up to here is durable */
+    uint64_t applied_pos; /* ... and applied */
+    uint64_t barrier_pos; /* ingest_at_applied() */
+    void (*barrier_fn)(void *ctx);
+    void *barrier_ctx;
     bool stopping;
     engine_sample_t *esamples; /* one submission's samples by id */
     proto_sample_t *replay_samples;
@@ -177,9 +184,27 @@ void ingest_reject_decode(ingest_t *in, const void *rid, size_t rid_len, uint64_
 void ingest_forbid_unknown(ingest_t *in, const void *rid, size_t rid_len, uint64_t seq,
                            const char *user_id);
 
-/* The journal reports every record up to upto durable: send the ACKs that
- * waited for it. */
+/* The journal reports every record up to upto durable: apply the
+ * submissions that waited for it, in journal order, then send their ACKs. */
 void ingest_on_durable(ingest_t *in, uint64_t upto);
+
+/* Call fn(ctx) once, at the moment the tallies hold exactly the records up
+ * to journal position pos and none after it: at once when that is so
+ * already (nothing after pos appended), else from ingest_on_durable().
+ * For checkpoints: the state then reflects the records below pos + 1.  A
+ * new call replaces one not yet made; fn NULL cancels it. */
+void ingest_at_applied(ingest_t *in, uint64_t pos, void (*fn)(void *ctx), void *ctx);
+
+/* Number of submissions journaled and not yet applied. */
+static inline size_t ingest_pending_count(const ingest_t *in)
+{
+    return pending_count(&in->pending);
+}
+
+/* Call fn for each submission journaled and not yet applied, oldest
+ * first (their de-duplication marks are in the table already). */
+void ingest_pending_foreach(const ingest_t *in, void (*fn)(const pending_entry_t *e, void *ctx),
+                            void *ctx);
 
 /* Apply one journal record (a SUBMIT body accepted earlier) at start-up,
  * decoding it once, without the catalog and time checks of live ingest:

@@ -151,14 +151,18 @@ static void test_accept_waits_for_the_journal(void **state)
     fx_t *f = *state;
     t_submit(&f->buf, 1, 1, "gaoguan", T_NOW, 2, "disputes.screened=3", "disputes.resolved=2");
     hand_in(f, 'a', NULL);
-    /* Applied at once, journaled, but not acknowledged before durable. */
+    /* Journaled at once, but neither counted nor acknowledged before the
+     * journal has it: nothing a crash could take back is counted. */
     assert_int_equal(f->replies.n, 0);
     assert_int_equal(f->journal.appended, 1);
     assert_memory_equal(f->journal.last, f->buf.data, f->buf.size);
+    assert_int_equal(t_total(&f->st, "disputes.screened", "gaoguan"), -1);
+    assert_int_equal(ingest_waiting(&f->in), 1);
+    assert_int_equal(ingest_pending_count(&f->in), 1);
+    ingest_on_durable(&f->in, 1);
     assert_int_equal(t_total(&f->st, "disputes.screened", "gaoguan"), 3);
     assert_int_equal(t_total(&f->st, "disputes.resolved", ""), 2);
-    assert_int_equal(ingest_waiting(&f->in), 1);
-    ingest_on_durable(&f->in, 1);
+    assert_int_equal(ingest_pending_count(&f->in), 0);
     expect_ack(f, 1, PROTO_ACK_ACCEPTED, 0);
     assert_memory_equal(f->replies.v[0].head, "Pa", 2);
     /* At debug level every submission is logged with its client id. */
@@ -324,9 +328,34 @@ static void test_reject_series_limit(void **state)
              "grid.zones=1");
     t_sink_clear(&f->replies);
     f->journal.appended = 0;
+    /* Gaoguan's 6 series are not created before the journal has them, but
+     * the room is kept: gecheng's 3 more would not fit, so wait. */
+    hand_in(f, 'a', NULL);
+    expect_reject(f, seq, TALLY_EBUSY, "", "resend it once they are applied");
     /* 6 series exist; gecheng would need 3 more. */
+    ingest_on_durable(&f->in, 1);
+    t_sink_clear(&f->replies);
     hand_in(f, 'a', NULL);
     expect_reject(f, seq, TALLY_ESERIESLIMIT, "samples[2].metric", "limit of 8 series");
+}
+
+/* Two submissions waiting for the journal whose sum would overflow: the
+ * second waits for the first instead of being applied to overflow later. */
+static void test_pending_room(void **state)
+{
+    fx_t *f = *state;
+    t_submit(&f->buf, 1, 1, "gaoguan", T_NOW, 1, "disputes.screened=9223372036854775000");
+    hand_in(f, 'a', NULL);
+    f->journal.appended = 0;
+    t_submit(&f->buf, 1, 2, "gecheng", T_NOW, 1, "disputes.screened=1000");
+    hand_in(f, 'b', NULL);
+    expect_reject(f, 2, TALLY_EBUSY, "", "near the 64-bit range");
+    ingest_on_durable(&f->in, 1);
+    t_sink_clear(&f->replies);
+    /* Applied, the first leaves no room: now it is an overflow. */
+    hand_in(f, 'b', NULL);
+    expect_reject(f, 2, TALLY_EOVERFLOW, "samples[0].value", "county's tally");
+    assert_int_equal(t_total(&f->st, "disputes.screened", ""), 9223372036854775000);
 }
 
 static void test_reject_clients(void **state)
@@ -500,6 +529,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reject_time, setup_closed, teardown),
         cmocka_unit_test_setup_teardown(test_reject_overflow, setup_closed, teardown),
         cmocka_unit_test_setup_teardown(test_reject_bounds, setup_closed, teardown),
+        cmocka_unit_test_setup_teardown(test_pending_room, setup_closed, teardown),
         cmocka_unit_test_setup_teardown(test_reject_series_limit, setup_closed, teardown),
         cmocka_unit_test_setup_teardown(test_reject_clients, setup_closed, teardown),
         cmocka_unit_test_setup_teardown(test_open_catalog_limits, setup_limited, teardown),
