@@ -28,6 +28,8 @@
 
 #include <ini.h>
 
+#include "suggest.h"
+
 /* Calendar columns every counter tally carries besides its windows. */
 static const char *const calendar_columns[] = {"today", "month", "quarter", "year", "total", NULL};
 
@@ -603,6 +605,18 @@ static void syntax_error(parser_t *ps, int n)
 
 /* ---- whole file -------------------------------------------------------- */
 
+/* config_suggest over the declared metric ids: suggest_pick between the
+ * best id so far and the next, so that no array of all ids is needed. */
+static const char *metric_hint(const tallyd_config_t *cfg, const char *word, char *buf, size_t cap)
+{
+    const char *best = NULL;
+    for (size_t m = 0; m < cfg->nmetrics; m++) {
+        const char *pair[2] = {best, cfg->metrics[m].id};
+        best = best != NULL ? suggest_pick(word, pair, 2) : suggest_pick(word, pair + 1, 1);
+    }
+    return config_suggest(buf, cap, word, &best, best != NULL);
+}
+
 static void check_ratios(parser_t *ps)
 {
     tallyd_config_t *cfg = ps->cfg;
@@ -630,17 +644,9 @@ static void check_ratios(parser_t *ps)
             if (!cfg->catalog_closed_metrics)
                 continue;
             if (ref == 0) {
-                hint[0] = '\0';
-                /* config_suggest's rule, without an array of all ids. */
-                for (size_t m = 0, best = 3; m < cfg->nmetrics; m++) {
-                    size_t d = (size_t)config_edit_distance(names[k], cfg->metrics[m].id);
-                    if (d < best && d < strlen(cfg->metrics[m].id)) {
-                        best = d;
-                        snprintf(hint, sizeof(hint), "; did you mean '%s'?", cfg->metrics[m].id);
-                    }
-                }
                 fail(ps, lines[k], sec, keys[k], "metric '%s' is not declared (no [metric %s])%s",
-                     show(ps, 2, names[k]), show(ps, 2, names[k]), hint);
+                     show(ps, 2, names[k]), show(ps, 2, names[k]),
+                     metric_hint(cfg, names[k], hint, sizeof(hint)));
                 return;
             }
             *slots[k] = (long)((ref & 0x0FFFFFFFu) - 1);
