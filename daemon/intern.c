@@ -77,7 +77,12 @@ void intern_free(intern_t *in)
     memset(in, 0, sizeof(*in));
 }
 
-/* The slot holds the hash, so only a probe whose hash matches reads the
+/* intern_t is the daemon's general table of names (config_parse.c uses it
+ * too), built for its hot path, every submission looking up its township
+ * and metric names: a seeded hash of 8 bytes a step, and slots that hold
+ * the hash beside the id.
+ *
+ * The slot holds the hash, so only a probe whose hash matches reads the
  * name (two cache misses with many names). */
 static int lookup(const intern_t *in, const char *s, size_t len, uint32_t h)
 {
