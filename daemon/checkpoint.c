@@ -10,14 +10,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "crc32c.h"
 #include "tally_error.h"
+#include "vec.h"
 
 #define MAGIC          "TALLYCKP"
 #define NSECTIONS      4
@@ -115,18 +118,9 @@ static void put(buf_t *b, const void *src, size_t k)
     if (b->oom) {
         return;
     }
-    if (b->n + k > b->cap) {
-        size_t cap = b->cap;
-        while (cap < b->n + k) {
-            cap *= 2;
-        }
-        uint8_t *p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
+    if (VEC_RESERVE(b->p, b->cap, b->n + k) != 0) {
+        b->oom = true;
+        return;
     }
     memcpy(b->p + b->n, src, k);
     b->n += k;
@@ -350,14 +344,9 @@ static int list_gens(int dfd, uint64_t **gens, size_t *n)
         if (!parse_name(de->d_name, "", &gen)) {
             continue;
         }
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 8;
-            uint64_t *g = realloc(*gens, cap * sizeof(*g));
-            if (g == NULL) {
-                rc = TALLY_ENOMEM;
-                break;
-            }
-            *gens = g;
+        if (VEC_RESERVE(*gens, cap, *n + 1) != 0) {
+            rc = TALLY_ENOMEM;
+            break;
         }
         /* Insertion keeps the list sorted newest first; there are few. */
         size_t i = (*n)++;
@@ -370,65 +359,20 @@ static int list_gens(int dfd, uint64_t **gens, size_t *n)
     return rc;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w <= 0) {
-            if (w == 0) {
-                errno = EIO;
-            }
-            return -1;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Write, sync and rename the image into place.  Returns 0 or TALLY_EIO
- * with err set; no temporary file is left either way. */
+/* Write, sync and rename the image into place, and sync the directory.
+ * Returns 0 or TALLY_EIO with err set; no temporary file is left either
+ * way, and a failed sync of the directory leaves the new file in place. */
 static int store_file(const char *dir, int dfd, uint64_t gen, const void *buf, size_t len,
                       char *err, size_t errlen)
 {
-    char name[CHECKPOINT_NAME_MAX], tmp[CHECKPOINT_NAME_MAX + 4];
+    char name[CHECKPOINT_NAME_MAX], why[PATH_MAX + 2 * CHECKPOINT_NAME_MAX + 128];
     checkpoint_file_name(name, gen);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", name);
-    const char *failed = NULL;
-    int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0) {
-        failed = "create";
-    } else {
-        if (write_all(fd, buf, len) != 0) {
-            failed = "write";
-        } else if (fsync(fd) != 0) {
-            failed = "fsync";
-        }
-        int saved = errno;
-        if (close(fd) != 0 && failed == NULL) {
-            failed = "close";
-            saved = errno;
-        }
-        errno = saved;
-        if (failed == NULL && renameat(dfd, tmp, dfd, name) != 0) {
-            failed = "rename";
-        }
+    const atomic_file_opts_t opts = {.mode = 0640};
+    int rc = atomic_file_write(dfd, dir, name, buf, len, &opts, why, sizeof(why));
+    if (rc != 0) {
+        SAY("checkpoint %s", why);
     }
-    if (failed != NULL) {
-        int saved = errno;
-        unlinkat(dfd, tmp, 0);
-        SAY("checkpoint %s/%s: cannot %s it: %s", dir, tmp, failed, strerror(saved));
-        return TALLY_EIO;
-    }
-    /* The rename is durable only once the directory is. */
-    if (fsync(dfd) != 0) {
-        SAY("checkpoint %s/%s: cannot fsync the directory: %s", dir, name, strerror(errno));
-        return TALLY_EIO;
-    }
-    return 0;
+    return rc;
 }
 
 /* Delete the checkpoints older than the newest one below gen.  Sets

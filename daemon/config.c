@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "suggest.h"
+#include "text.h"
 
 static const config_window_t default_windows[] = {
     {"1h", 3600000LL},
@@ -752,75 +754,18 @@ int config_key_set(int sec, size_t i, void *base, const char *value, char *why, 
 
 const char *config_printable(char *buf, size_t cap, const char *s, size_t len)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < len;) {
-        unsigned char c = (unsigned char)s[i];
-        size_t n = c < 0x80                 ? 1
-                   : c >= 0xC2 && c <= 0xDF ? 2
-                   : c >= 0xE0 && c <= 0xEF ? 3
-                   : c >= 0xF0 && c <= 0xF4 ? 4
-                                            : 0;
-        bool ok = n == 1 ? c >= 0x20 && c != 0x7F
-                         : n > 1 && i + n <= len && proto_utf8_valid(s + i, n) &&
-                               !(c == 0xC2 && (unsigned char)s[i + 1] < 0xA0);
-        /* Each piece takes at most 4 bytes; keep room for "..." and NUL. */
-        if (o + 8 > cap) {
-            memcpy(buf + o, "...", 3);
-            o += 3;
-            break;
-        }
-        if (ok) {
-            memcpy(buf + o, s + i, n);
-            o += n;
-            i += n;
-        } else {
-            o += (size_t)snprintf(buf + o, cap - o, "\\x%02X", c);
-            i++;
-        }
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
-int config_edit_distance(const char *a, const char *b)
-{
-    size_t n = strlen(a), m = strlen(b);
-    if (n > 32 || m > 32)
-        return 99;
-    int d[33][33];
-    for (size_t i = 0; i <= n; i++)
-        d[i][0] = (int)i;
-    for (size_t j = 0; j <= m; j++)
-        d[0][j] = (int)j;
-    for (size_t i = 1; i <= n; i++) {
-        for (size_t j = 1; j <= m; j++) {
-            int best = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < best)
-                best = d[i][j - 1] + 1;
-            if (d[i - 1][j - 1] + (a[i - 1] != b[j - 1]) < best)
-                best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-                d[i - 2][j - 2] + 1 < best)
-                best = d[i - 2][j - 2] + 1;
-            d[i][j] = best;
-        }
-    }
-    return d[n][m];
+    /* text_printable cuts once the next piece, "..." and the NUL would not
+     * fit; config_printable cut once fewer than 8 bytes were left, whatever
+     * the piece.  3 bytes less keeps the cut of printable ASCII where it
+     * was; other text is cut no later, and at most one character or \xNN
+     * escape earlier. */
+    return text_printable(buf, cap - 3, s, len, TEXT_HEX_UPPER);
 }
 
 const char *config_suggest(char *buf, size_t cap, const char *word, const char *const *cands,
                            size_t ncands)
 {
-    const char *best = NULL;
-    int best_d = 3;
-    for (size_t i = 0; i < ncands; i++) {
-        int d = config_edit_distance(word, cands[i]);
-        /* "x" is 2 edits from "id" but suggests nothing useful. */
-        if (d < best_d && d < (int)strlen(cands[i])) {
-            best = cands[i];
-            best_d = d;
-        }
-    }
+    const char *best = suggest_pick(word, cands, ncands);
     if (best)
         snprintf(buf, cap, "; did you mean '%s'?", best);
     else if (cap > 0)

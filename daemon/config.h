@@ -309,17 +309,14 @@ int config_key_set(int sec, size_t i, void *base, const char *value, char *why, 
 int config_check_timezone(const char *tz, char *why, size_t len);
 
 /* Copy s[0..len) into buf (cap >= 16) so it prints safely in a message:
- * valid UTF-8 text stays, control characters and broken sequences become
- * \xNN, text beyond cap is cut with "...".  Returns buf. */
+ * text_printable with upper-case escapes (valid UTF-8 text stays, control
+ * characters and broken sequences become \xNN), cut with "..." so that it
+ * leaves the last 3 bytes of buf unused.  Returns buf. */
 const char *config_printable(char *buf, size_t cap, const char *s, size_t len);
 
-/* "; did you mean 'x'?" into buf for the candidate closest to word, when it
- * is at most 2 edits away (optimal string alignment), else "".  Returns buf. */
+/* "; did you mean 'x'?" into buf for the candidate suggest_pick() finds
+ * closest to word, else "".  Returns buf. */
 const char *config_suggest(char *buf, size_t cap, const char *word, const char *const *cands,
                            size_t ncands);
-
-/* The optimal string alignment distance of a and b (99 when either is
- * longer than 32 bytes). */
-int config_edit_distance(const char *a, const char *b);
 
 #endif

@@ -28,14 +28,21 @@
 
 #include <ini.h>
 
+#include "intern.h"
+#include "suggest.h"
+#include "vec.h"
+
 /* Calendar columns every counter tally carries besides its windows. */
 static const char *const calendar_columns[] = {"today", "month", "quarter", "year", "total", NULL};
 
-/* Section ids seen so far, for duplicate detection in files with many
- * townships: open addressing over refs (kind << 28 | index + 1). */
+/* The section ids of one name space seen so far, for duplicate detection
+ * in files with many townships: the daemon's name table gives each id a
+ * number, and refs[number - 1] the section that declared it (kind << 28 |
+ * index + 1). */
 typedef struct idindex {
-    uint32_t *slots;
-    size_t cap, count;
+    intern_t names;
+    uint32_t *refs;
+    size_t cap;
 } idindex_t;
 
 typedef struct parser {
@@ -54,7 +61,7 @@ typedef struct parser {
     int section_lines[CONFIG_SEC_COUNT];              /* where singletons start */
     bool windows_listed;
     int window_lines[CONFIG_WINDOWS_MAX];
-    idindex_t ids;
+    idindex_t ids[2]; /* by id_ns() */
 
     bool failed;
     int failed_on; /* the line being read when it failed */
@@ -249,14 +256,6 @@ static int on_key(void *user, const char *section, const char *name, const char 
 
 /* ---- sections ---------------------------------------------------------- */
 
-static uint64_t id_hash(int ns, const char *s)
-{
-    uint64_t h = 1469598103934665603ULL ^ (uint64_t)ns;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 /* Townships live in one name space, metrics and ratios share the other. */
 static int id_ns(int kind)
 {
@@ -279,63 +278,43 @@ static const char *ref_id(const parser_t *ps, uint32_t ref, int *line)
     }
 }
 
+static int index_init(parser_t *ps)
+{
+    int rc = intern_init(&ps->ids[0].names, INTERN_CAPACITY_MAX);
+    return rc != 0 ? rc : intern_init(&ps->ids[1].names, INTERN_CAPACITY_MAX);
+}
+
+static void index_free(parser_t *ps)
+{
+    for (int ns = 0; ns < 2; ns++) {
+        intern_free(&ps->ids[ns].names);
+        free(ps->ids[ns].refs);
+    }
+}
+
 /* The ref of id in name space ns, or 0. */
 static uint32_t index_find(const parser_t *ps, int ns, const char *id)
 {
-    const idindex_t *x = &ps->ids;
-    if (x->cap == 0)
-        return 0;
-    for (size_t i = id_hash(ns, id) & (x->cap - 1);; i = (i + 1) & (x->cap - 1)) {
-        uint32_t ref = x->slots[i];
-        int line;
-        if (ref == 0)
-            return 0;
-        if (id_ns((int)(ref >> 28)) == ns && strcmp(ref_id(ps, ref, &line), id) == 0)
-            return ref;
-    }
+    const idindex_t *x = &ps->ids[ns];
+    int n = intern_find(&x->names, id, strlen(id));
+    return n > 0 ? x->refs[n - 1] : 0;
 }
 
+/* Add the id of ref, which index_find() did not find.  Returns 0 or
+ * TALLY_ENOMEM. */
 static int index_add(parser_t *ps, uint32_t ref)
 {
-    idindex_t *x = &ps->ids;
     int line;
-    if (2 * (x->count + 1) > x->cap) {
-        size_t cap = x->cap ? 2 * x->cap : 64;
-        uint32_t *slots = calloc(cap, sizeof(*slots));
-        if (slots == NULL)
-            return TALLY_ENOMEM;
-        for (size_t i = 0; i < x->cap; i++) {
-            uint32_t r = x->slots[i];
-            if (r == 0)
-                continue;
-            size_t j = id_hash(id_ns((int)(r >> 28)), ref_id(ps, r, &line)) & (cap - 1);
-            while (slots[j])
-                j = (j + 1) & (cap - 1);
-            slots[j] = r;
-        }
-        free(x->slots);
-        x->slots = slots;
-        x->cap = cap;
-    }
-    size_t j = id_hash(id_ns((int)(ref >> 28)), ref_id(ps, ref, &line)) & (x->cap - 1);
-    while (x->slots[j])
-        j = (j + 1) & (x->cap - 1);
-    x->slots[j] = ref;
-    x->count++;
+    const char *id = ref_id(ps, ref, &line);
+    idindex_t *x = &ps->ids[id_ns((int)(ref >> 28))];
+    if (VEC_RESERVE(x->refs, x->cap, (size_t)intern_count(&x->names) + 1) != 0)
+        return TALLY_ENOMEM;
+    /* The id passed proto_name_check(): 1..INTERN_NAME_MAX bytes. */
+    int n = intern_add(&x->names, id, strlen(id));
+    if (n < 0)
+        return n;
+    x->refs[n - 1] = ref;
     return 0;
-}
-
-/* Make room for element n of a catalog array: returns the array, moved
- * if it had to grow, or NULL (then arr is unchanged and still owned). */
-static void *grow(void *arr, size_t *cap, size_t n, size_t size)
-{
-    if (n < *cap)
-        return arr;
-    size_t ncap = *cap ? 2 * *cap : 32;
-    void *p = realloc(arr, ncap * size);
-    if (p != NULL)
-        *cap = ncap;
-    return p;
 }
 
 /* Report the required keys the section just read did not set. */
@@ -384,11 +363,9 @@ static void begin_entry(parser_t *ps, const char *id)
     size_t index = 0;
     char *idfield = NULL;
     if (ps->sec == CONFIG_SEC_TOWNSHIP) {
-        config_township_t *t =
-            grow(cfg->townships, &cfg->townships_cap, cfg->ntownships, sizeof(*t));
-        if (t) {
-            cfg->townships = t;
-            t += cfg->ntownships;
+        config_township_t *t = NULL;
+        if (VEC_RESERVE(cfg->townships, cfg->townships_cap, cfg->ntownships + 1) == 0) {
+            t = &cfg->townships[cfg->ntownships];
             memset(t, 0, sizeof(*t));
             t->line = ps->line;
             idfield = t->id;
@@ -397,10 +374,9 @@ static void begin_entry(parser_t *ps, const char *id)
         }
         ps->base = t;
     } else if (ps->sec == CONFIG_SEC_METRIC) {
-        config_metric_t *m = grow(cfg->metrics, &cfg->metrics_cap, cfg->nmetrics, sizeof(*m));
-        if (m) {
-            cfg->metrics = m;
-            m += cfg->nmetrics;
+        config_metric_t *m = NULL;
+        if (VEC_RESERVE(cfg->metrics, cfg->metrics_cap, cfg->nmetrics + 1) == 0) {
+            m = &cfg->metrics[cfg->nmetrics];
             memset(m, 0, sizeof(*m));
             m->line = ps->line;
             idfield = m->id;
@@ -409,10 +385,9 @@ static void begin_entry(parser_t *ps, const char *id)
         }
         ps->base = m;
     } else {
-        config_ratio_t *r = grow(cfg->ratios, &cfg->ratios_cap, cfg->nratios, sizeof(*r));
-        if (r) {
-            cfg->ratios = r;
-            r += cfg->nratios;
+        config_ratio_t *r = NULL;
+        if (VEC_RESERVE(cfg->ratios, cfg->ratios_cap, cfg->nratios + 1) == 0) {
+            r = &cfg->ratios[cfg->nratios];
             memset(r, 0, sizeof(*r));
             r->line = ps->line;
             r->numerator_metric = r->denominator_metric = -1;
@@ -613,6 +588,18 @@ static void syntax_error(parser_t *ps, int n)
 
 /* ---- whole file -------------------------------------------------------- */
 
+/* config_suggest over the declared metric ids: suggest_pick between the
+ * best id so far and the next, so that no array of all ids is needed. */
+static const char *metric_hint(const tallyd_config_t *cfg, const char *word, char *buf, size_t cap)
+{
+    const char *best = NULL;
+    for (size_t m = 0; m < cfg->nmetrics; m++) {
+        const char *pair[2] = {best, cfg->metrics[m].id};
+        best = best != NULL ? suggest_pick(word, pair, 2) : suggest_pick(word, pair + 1, 1);
+    }
+    return config_suggest(buf, cap, word, &best, best != NULL);
+}
+
 static void check_ratios(parser_t *ps)
 {
     tallyd_config_t *cfg = ps->cfg;
@@ -640,17 +627,9 @@ static void check_ratios(parser_t *ps)
             if (!cfg->catalog_closed_metrics)
                 continue;
             if (ref == 0) {
-                hint[0] = '\0';
-                /* config_suggest's rule, without an array of all ids. */
-                for (size_t m = 0, best = 3; m < cfg->nmetrics; m++) {
-                    size_t d = (size_t)config_edit_distance(names[k], cfg->metrics[m].id);
-                    if (d < best && d < strlen(cfg->metrics[m].id)) {
-                        best = d;
-                        snprintf(hint, sizeof(hint), "; did you mean '%s'?", cfg->metrics[m].id);
-                    }
-                }
                 fail(ps, lines[k], sec, keys[k], "metric '%s' is not declared (no [metric %s])%s",
-                     show(ps, 2, names[k]), show(ps, 2, names[k]), hint);
+                     show(ps, 2, names[k]), show(ps, 2, names[k]),
+                     metric_hint(cfg, names[k], hint, sizeof(hint)));
                 return;
             }
             *slots[k] = (long)((ref & 0x0FFFFFFFu) - 1);
@@ -748,6 +727,8 @@ int config_parse_text(const char *text, size_t len, const char *name, tallyd_con
     if (len > CONFIG_FILE_MAX) {
         fail(ps, 0, NULL, NULL, "file is %zu bytes long (expected at most %u)", len,
              CONFIG_FILE_MAX);
+    } else if (index_init(ps) != 0) {
+        fail(ps, 0, NULL, NULL, "out of memory");
     } else {
         int rc = ini_parse_stream(next_line, ps, on_key, ps);
         if (rc != 0 && (!ps->failed || rc <= ps->failed_on))
@@ -757,7 +738,7 @@ int config_parse_text(const char *text, size_t len, const char *name, tallyd_con
     }
 
     bool failed = ps->failed;
-    free(ps->ids.slots);
+    index_free(ps);
     free(ps);
     if (failed) {
         config_free(out);

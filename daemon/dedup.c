@@ -55,7 +55,12 @@ void dedup_free(dedup_t *d)
     memset(d, 0, sizeof(*d));
 }
 
-/* The slot holding id, or the empty slot where it would go. */
+/* This table is its own, not an intern_t, because every submission probes
+ * it (ingest's anti-replay check) and the slot holds the client's whole
+ * entry, window bitmap included, so a check touches one slot and nothing
+ * else.
+ *
+ * The slot holding id, or the empty slot where it would go. */
 static dedup_entry_t *find_slot(const dedup_t *d, const uint8_t *id)
 {
     uint32_t i = (uint32_t)hash_id(d, id) & d->mask;

@@ -34,6 +34,7 @@
 
 #include "engine_internal.h"
 #include "tally_error.h"
+#include "vec.h"
 
 #define INDEX_MIN  64
 #define BMAP_BITS  13 /* 2 * ENGINE_BATCH_MAX slots */
@@ -195,13 +196,12 @@ static int ensure_metric(engine_t *e, uint32_t metric)
         return 0;
     }
     uint32_t n = metric + 1;
-    engine_metric_t *m = realloc(e->metrics, n * sizeof(*m));
-    if (m == NULL) {
+    size_t cap = e->metrics_cap;
+    if (VEC_RESERVE(e->metrics, e->metrics_cap, n) != 0) {
         return TALLY_ENOMEM;
     }
-    memset(m + e->nmetrics, 0, (n - e->nmetrics) * sizeof(*m));
-    e->mem += (n - e->nmetrics) * sizeof(*m);
-    e->metrics = m;
+    memset(e->metrics + e->nmetrics, 0, (n - e->nmetrics) * sizeof(*e->metrics));
+    e->mem += (e->metrics_cap - cap) * sizeof(*e->metrics);
     e->nmetrics = n;
     return 0;
 }
@@ -245,12 +245,11 @@ int engine_define_ratio(engine_t *e, uint32_t metric, uint32_t num, uint32_t den
     if (rc != 0) {
         return rc;
     }
-    engine_ratio_t *r = realloc(e->ratios, (e->nratios + 1) * sizeof(*r));
-    if (r == NULL) {
+    size_t cap = e->ratios_cap;
+    if (VEC_RESERVE(e->ratios, e->ratios_cap, (size_t)e->nratios + 1) != 0) {
         return TALLY_ENOMEM;
     }
-    e->ratios = r;
-    e->mem += sizeof(*r);
+    e->mem += (e->ratios_cap - cap) * sizeof(*e->ratios);
     /* Each input keeps a list of the ratios that read it, for publishing. */
     uint32_t ri = e->nratios++;
     e->ratios[ri] = (engine_ratio_t){metric, num, den, e->metrics[num].uses, 0};
@@ -368,6 +367,8 @@ static int reserve(engine_t *e, uint32_t nnew)
     }
     uint32_t nodes = e->nnodes + nnew;
     if (nodes > e->node_cap) {
+        /* Not vec_reserve: growth stops at max_series, where a doubling
+         * could allocate up to twice what the limit lets the engine use. */
         uint64_t cap = e->node_cap ? (uint64_t)e->node_cap * 2 : 1024;
         cap = cap < nodes ? nodes : cap;
         cap = cap > e->max_series ? e->max_series : cap;

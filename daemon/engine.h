@@ -170,8 +170,10 @@ typedef struct engine {
     /* metric catalog (kinds and ratios), grown only by the define calls */
     engine_metric_t *metrics;
     uint32_t nmetrics;
+    size_t metrics_cap;
     engine_ratio_t *ratios;
     uint32_t nratios;
+    size_t ratios_cap;
     /* scratch of one batch, allocated once */
     engine_batch_entry_t *ents;
     uint32_t *bmap; /* metric -> entry + 1, tagged with the batch generation */

@@ -43,7 +43,12 @@ static inline uint32_t key_hash(const engine_t *e, uint32_t metric, uint32_t tow
     return (uint32_t)k;
 }
 
-/* A slot holds the key's hash next to the series id, so that a probe
+/* The series index is a table of its own, not an intern_t, because it is
+ * probed for every sample of every submission (engine_check, engine_apply)
+ * and every read, with keys that are two ids packed in 64 bits rather
+ * than names.
+ *
+ * A slot holds the key's hash next to the series id, so that a probe
  * reads a series header (a cache miss, with many series) only when the
  * hashes match: a missing series costs none, a present one one. */
 static inline uint64_t slot_of(uint32_t h, uint32_t sid)

@@ -6,6 +6,7 @@
 #include <sys/random.h>
 
 #include "tally_error.h"
+#include "vec.h"
 
 #define INTERN_CHUNK     16384 /* arena chunk; a name never straddles two */
 #define INTERN_SLOTS_MIN 16
@@ -77,7 +78,12 @@ void intern_free(intern_t *in)
     memset(in, 0, sizeof(*in));
 }
 
-/* The slot holds the hash, so only a probe whose hash matches reads the
+/* intern_t is the daemon's general table of names (config_parse.c uses it
+ * too), built for its hot path, every submission looking up its township
+ * and metric names: a seeded hash of 8 bytes a step, and slots that hold
+ * the hash beside the id.
+ *
+ * The slot holds the hash, so only a probe whose hash matches reads the
  * name (two cache misses with many names). */
 static int lookup(const intern_t *in, const char *s, size_t len, uint32_t h)
 {
@@ -101,7 +107,9 @@ int intern_find(const intern_t *in, const char *s, size_t len)
     return lookup(in, s, len, name_hash(in->seed, s, len));
 }
 
-/* Room for one more id in the per-id arrays. */
+/* Room for one more id in the per-id arrays.  Not vec_reserve: the three
+ * arrays share one capacity, and it stops at capacity + 1 ids, so a table
+ * sized for the catalog holds no slack. */
 static int grow_ids(intern_t *in)
 {
     if (in->count + 1 < in->ids_cap) {
@@ -162,16 +170,11 @@ static int grow_slots(intern_t *in)
 static char *arena_take(intern_t *in, size_t len)
 {
     if (in->nchunks == 0 || in->chunk_used + len + 1 > INTERN_CHUNK) {
-        if (in->nchunks == in->chunks_cap) {
-            uint32_t cap = in->chunks_cap ? in->chunks_cap * 2 : 4;
-            char **chunks = realloc(in->chunks, cap * sizeof(*chunks));
-            if (chunks == NULL) {
-                return NULL;
-            }
-            in->mem += (cap - in->chunks_cap) * sizeof(*chunks);
-            in->chunks = chunks;
-            in->chunks_cap = cap;
+        size_t cap = in->chunks_cap;
+        if (VEC_RESERVE(in->chunks, in->chunks_cap, (size_t)in->nchunks + 1) != 0) {
+            return NULL;
         }
+        in->mem += (in->chunks_cap - cap) * sizeof(*in->chunks);
         char *c = malloc(INTERN_CHUNK);
         if (c == NULL) {
             return NULL;

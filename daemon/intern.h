@@ -36,7 +36,7 @@ typedef struct intern {
     uint32_t *hashes;   /* by id, so growing never rehashes a name */
     char **chunks;      /* the arena */
     uint32_t nchunks;
-    uint32_t chunks_cap;
+    size_t chunks_cap;
     size_t chunk_used; /* bytes used in the last chunk */
     uint64_t seed;
     size_t mem;

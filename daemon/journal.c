@@ -24,7 +24,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "journal_fmt.h"
+#include "vec.h"
 
 #define DEFAULT_INTERVAL_MS 100
 #define DEFAULT_RETRY_MS    1000
@@ -56,6 +58,7 @@ static int64_t realtime_ms(void)
 
 /* ---- File operations (writer thread, and journal_open before it) ---- */
 
+/* 0, or TALLY_EIO with errno set. */
 static int write_all(journal_t *j, int fd, const uint8_t *p, size_t n)
 {
     while (n > 0) {
@@ -63,10 +66,10 @@ static int write_all(journal_t *j, int fd, const uint8_t *p, size_t n)
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0)
-            return -1;
+            return TALLY_EIO;
         if (k == 0) {
             errno = EIO; /* a write that makes no progress would spin */
-            return -1;
+            return TALLY_EIO;
         }
         p += k;
         n -= (size_t)k;
@@ -74,71 +77,39 @@ static int write_all(journal_t *j, int fd, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* 0, or TALLY_EIO with errno set. */
 static int do_sync(journal_t *j, int fd)
 {
     int r;
     do
         r = j->opts.io.sync_fn(j->opts.io.ctx, fd);
     while (r != 0 && errno == EINTR);
-    return r;
+    return r == 0 ? 0 : TALLY_EIO;
 }
 
-/* Create segment gen under a temporary name, write and sync its header,
- * rename it into place without replacing anything and sync the directory.
- * Returns the open descriptor (positioned after the header) or -1 with a
- * sentence in cause.  Nothing is left behind on failure. */
-static int create_segment(journal_t *j, uint64_t gen, uint64_t start_pos, char *cause, size_t cl)
+/* Create segment gen: its header written and synced under a temporary
+ * name (through the I/O hooks), renamed into place without replacing
+ * anything, and the directory synced.  Returns 0 with the open descriptor
+ * (positioned after the header) in *fd_out, or TALLY_EIO (TALLY_EEXIST:
+ * the name is taken) with a sentence in cause.  Nothing is left behind on
+ * failure: the file holds no record yet, so a retry starts over instead of
+ * tripping over its own half-made segment. */
+static int create_segment(journal_t *j, uint64_t gen, uint64_t start_pos, int *fd_out, char *cause,
+                          size_t cl)
 {
-    char tmp[4096], path[4096], name[JOURNAL_NAME_MAX];
+    char name[JOURNAL_NAME_MAX];
     journal_segment_name(name, gen);
-    if (journal_fmt_path(path, sizeof(path), j->dir, gen, NULL) != 0 ||
-        journal_fmt_path(tmp, sizeof(tmp), j->dir, gen, JOURNAL_TMP_SUFFIX) != 0) {
-        snprintf(cause, cl, "%s/%s: path too long", j->dir, name);
-        return -1;
-    }
-    const char *step = "create";
-    bool renamed = false;
     uint8_t hdr[JOURNAL_HEADER_SIZE];
     journal_fmt_header_encode(hdr, gen, start_pos, realtime_ms());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        goto fail;
-    step = "write the header of";
-    if (write_all(j, fd, hdr, sizeof(hdr)) != 0)
-        goto fail;
-    step = "sync";
-    if (do_sync(j, fd) != 0)
-        goto fail;
-    step = "rename into place";
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) != 0) {
-        /* Some file systems lack RENAME_NOREPLACE; link() refuses to
-         * replace as well. */
-        if (errno != EINVAL && errno != ENOSYS)
-            goto fail;
-        if (link(tmp, path) != 0)
-            goto fail;
-        unlink(tmp);
-    }
-    renamed = true;
-    step = "sync the directory of";
-    if (journal_fmt_sync_dir(j->dir) != 0)
-        goto fail;
-    return fd;
-fail:;
-    int e = errno;
-    snprintf(cause, cl, "%s/%s: cannot %s the new segment: %s", j->dir, name, step, strerror(e));
-    if (fd >= 0)
-        close(fd);
-    /* The file holds no record yet; removing it lets a retry start over
-     * instead of tripping over its own half-made segment. */
-    unlink(renamed ? path : tmp);
-    errno = e;
-    return -1;
+    const atomic_file_io_t io = {j->opts.io.write_fn, j->opts.io.sync_fn, j->opts.io.ctx};
+    const atomic_file_opts_t opts = {.no_replace = true, .keep_fd = fd_out, .io = &io};
+    return atomic_file_write(-1, j->dir, name, hdr, sizeof(hdr), &opts, cause, cl);
 }
 
 /* Write bytes [from, to) of group g at the end of the segment; sync when
  * asked.  file_off only moves once the bytes are as durable as the policy
- * wants, so a retry knows where the good part of the file ends. */
+ * wants, so a retry knows where the good part of the file ends.  Returns 0,
+ * or TALLY_EIO with a sentence in cause. */
 static int write_part(journal_t *j, const journal_buf_t *g, size_t from, size_t to, bool sync,
                       char *cause, size_t cl)
 {
@@ -147,13 +118,13 @@ static int write_part(journal_t *j, const journal_buf_t *g, size_t from, size_t 
         journal_segment_name(name, j->gen);
         snprintf(cause, cl, "%s/%s: write of %zu bytes at offset %" PRIu64 " failed: %s", j->dir,
                  name, to - from, j->file_off, strerror(errno));
-        return -1;
+        return TALLY_EIO;
     }
     if (sync && do_sync(j, j->fd) != 0) {
         journal_segment_name(name, j->gen);
         snprintf(cause, cl, "%s/%s: fdatasync of bytes %" PRIu64 "..%" PRIu64 " failed: %s", j->dir,
                  name, j->synced_off, j->file_off + (to - from), strerror(errno));
-        return -1;
+        return TALLY_EIO;
     }
     j->file_off += to - from;
     j->w_bytes += to - from;
@@ -182,7 +153,7 @@ static void publish(journal_t *j, uint64_t pos)
 /* Write what is left of the active group: the part for the current
  * segment, the switch to a new segment if the group holds a rotation, and
  * the part for the new segment.  Resumable: after a failure it continues
- * from g_done. */
+ * from g_done.  Returns 0, or TALLY_EIO with a sentence in cause. */
 static int run_group(journal_t *j, char *cause, size_t cl)
 {
     const journal_buf_t *g = &j->bufs[j->cur ^ 1];
@@ -192,17 +163,17 @@ static int run_group(journal_t *j, char *cause, size_t cl)
         /* The old segment is synced before the switch, whatever the policy,
          * so a segment that has a successor is always complete. */
         if (write_part(j, g, j->g_done, a_end, always || g->rotate, cause, cl) != 0)
-            return -1;
+            return TALLY_EIO;
         j->g_done = a_end;
         if (!g->rotate)
             publish(j, g->last_pos);
     }
     if (g->rotate && !j->g_switched) {
         if (j->synced_off < j->file_off && write_part(j, g, a_end, a_end, true, cause, cl) != 0)
-            return -1;
-        int fd = create_segment(j, g->rotate_gen, g->rotate_pos, cause, cl);
-        if (fd < 0)
-            return -1;
+            return TALLY_EIO;
+        int fd;
+        if (create_segment(j, g->rotate_gen, g->rotate_pos, &fd, cause, cl) != 0)
+            return TALLY_EIO;
         close(j->fd);
         j->fd = fd;
         j->gen = g->rotate_gen;
@@ -215,7 +186,7 @@ static int run_group(journal_t *j, char *cause, size_t cl)
     }
     if (j->g_done < g->len) {
         if (write_part(j, g, j->g_done, g->len, always, cause, cl) != 0)
-            return -1;
+            return TALLY_EIO;
         j->g_done = g->len;
         publish(j, g->last_pos);
     }
@@ -223,7 +194,8 @@ static int run_group(journal_t *j, char *cause, size_t cl)
 }
 
 /* After a failure: cut whatever a failed write left past the good end of
- * the segment, redo a failed periodic sync, and finish the active group. */
+ * the segment, redo a failed periodic sync, and finish the active group.
+ * Returns 0, or TALLY_EIO with a sentence in cause. */
 static int recover_step(journal_t *j, char *cause, size_t cl)
 {
     if (ftruncate(j->fd, (off_t)j->file_off) != 0 ||
@@ -232,11 +204,11 @@ static int recover_step(journal_t *j, char *cause, size_t cl)
         journal_segment_name(name, j->gen);
         snprintf(cause, cl, "%s/%s: cannot truncate to offset %" PRIu64 " for a retry: %s", j->dir,
                  name, j->file_off, strerror(errno));
-        return -1;
+        return TALLY_EIO;
     }
     if (j->sync_failed) {
         if (write_part(j, NULL, 0, 0, true, cause, cl) != 0)
-            return -1;
+            return TALLY_EIO;
         j->sync_failed = false;
         publish(j, 0);
     }
@@ -545,8 +517,9 @@ int journal_open(journal_t *j, uv_loop_t *loop, const char *dir, const journal_o
     } else if (errno == ENOENT) {
         if (next_pos == 0)
             next_pos = 1;
-        j->fd = create_segment(j, gen, next_pos, j->errmsg, sizeof(j->errmsg));
-        if (j->fd < 0)
+        /* A segment that appeared since the stat() is a failure to create
+         * it like any other: TALLY_EIO, as journal_open() documents. */
+        if (create_segment(j, gen, next_pos, &j->fd, j->errmsg, sizeof(j->errmsg)) != 0)
             return open_fail(j, TALLY_EIO, NULL);
         j->file_off = j->synced_off = JOURNAL_HEADER_SIZE;
     } else {
@@ -605,18 +578,8 @@ int journal_append(journal_t *j, const void *payload, size_t len, uint64_t *pos_
         rc = TALLY_EUNAVAIL;
     else if (b->len > 0 && b->len + need > j->opts.max_pending)
         rc = TALLY_EBUSY;
-    else if (b->len + need > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : BUF_MIN;
-        while (cap < b->len + need)
-            cap *= 2;
-        uint8_t *nd = realloc(b->data, cap);
-        if (nd) {
-            b->data = nd;
-            b->cap = cap;
-        } else {
-            rc = TALLY_ENOMEM;
-        }
-    }
+    else if (VEC_RESERVE(b->data, b->cap, b->len + need > BUF_MIN ? b->len + need : BUF_MIN) != 0)
+        rc = TALLY_ENOMEM; /* a buffer starts at BUF_MIN and doubles */
     if (rc == 0) {
         memcpy(b->data + b->len, hdr, sizeof(hdr));
         if (len > 0)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "vec.h"
 
 /* Header layout offsets; see journal.h. */
 enum {
@@ -164,17 +165,11 @@ int journal_fmt_list(const char *dir, uint64_t **gens, size_t *count, char *err,
         uint64_t g;
         if (!journal_fmt_parse_name(e->d_name, &g))
             continue;
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            uint64_t *nv = realloc(v, nc * sizeof(*nv));
-            if (!nv) {
-                free(v);
-                closedir(d);
-                snprintf(err, errlen, "journal directory %s: out of memory listing segments", dir);
-                return TALLY_ENOMEM;
-            }
-            v = nv;
-            cap = nc;
+        if (VEC_RESERVE(v, cap, n + 1) != 0) {
+            free(v);
+            closedir(d);
+            snprintf(err, errlen, "journal directory %s: out of memory listing segments", dir);
+            return TALLY_ENOMEM;
         }
         v[n++] = g;
     }
@@ -237,15 +232,9 @@ int journal_remove_before(const char *dir, uint64_t gen, unsigned *removed)
         uint64_t g;
         if (!journal_fmt_parse_name(name, &g) || g >= gen)
             continue;
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            doomed_t *nv = realloc(v, nc * sizeof(*nv));
-            if (!nv) {
-                rc = TALLY_ENOMEM;
-                break;
-            }
-            v = nv;
-            cap = nc;
+        if (VEC_RESERVE(v, cap, n + 1) != 0) {
+            rc = TALLY_ENOMEM;
+            break;
         }
         v[n++] = (doomed_t){g, tmp};
     }

@@ -11,10 +11,13 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "atomic_file.h"
 #include "journal.h"
 
-#define JOURNAL_MAGIC      "TALLYJNL"
-#define JOURNAL_TMP_SUFFIX ".tmp"
+#define JOURNAL_MAGIC "TALLYJNL"
+/* A new segment is written by atomic_file_write(), under its name with
+ * this suffix; journal_remove_before() deletes the remains of a crash. */
+#define JOURNAL_TMP_SUFFIX ATOMIC_FILE_TMP_SUFFIX
 #define JOURNAL_HEADER_MAX 4096 /* the largest header any version may have */
 
 /* A decoded segment header. */

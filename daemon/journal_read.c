@@ -9,6 +9,7 @@
  * its marks, is cut off.
  */
 #include "journal_fmt.h"
+#include "vec.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -53,13 +54,8 @@ static int rd_get(reader_t *r, uint64_t off, size_t n, const uint8_t **p, size_t
         r->have -= drop;
     }
     r->base = off;
-    if (want > r->cap) {
-        uint8_t *nb = realloc(r->buf, want);
-        if (!nb)
-            return TALLY_ENOMEM;
-        r->buf = nb;
-        r->cap = want;
-    }
+    if (VEC_RESERVE(r->buf, r->cap, want) != 0)
+        return TALLY_ENOMEM;
     while (r->have < want) {
         ssize_t k = pread(r->fd, r->buf + r->have, r->cap - r->have, (off_t)(r->base + r->have));
         if (k < 0 && errno == EINTR)

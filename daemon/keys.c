@@ -15,6 +15,7 @@
 #include <zmq.h>
 
 #include "tally_error.h"
+#include "vec.h"
 
 static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -32,7 +33,10 @@ static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
 
 /* Copy s[0..len) for a message: printable ASCII stays, anything else
  * becomes '?', and long text is cut, so a binary file cannot garble a log
- * line. */
+ * line.  Not text_printable: what is shown here is a key value (Z85, so
+ * ASCII when it is a key at all) or a file name, and the messages say '?'
+ * for a byte that is not printable ASCII, where text_printable writes
+ * \xNN (test_keys.c checks "'?' is not a key" for a NUL byte). */
 static const char *printable(char *buf, size_t cap, const char *s, size_t len)
 {
     size_t o = 0;
@@ -452,7 +456,13 @@ void keyring_free(keyring_t *kr)
     keyring_init(kr);
 }
 
-/* Keys are random, and clients can only look keys up, never insert them,
+/* A table of its own, not an intern_t: it is read for every request of a
+ * secured daemon (request.c, and zap.c per connection), an empty keyring
+ * must cost nothing (keyring_init neither allocates nor fails), and its
+ * random keys need only 8 of their 32 bytes hashed and no second copy in
+ * an arena.
+ *
+ * Keys are random, and clients can only look keys up, never insert them,
  * so a plain mix of the first 8 bytes spreads them well enough. */
 static uint32_t key_hash(const uint8_t key[KEYS_KEY_BYTES])
 {
@@ -488,14 +498,8 @@ static void place(keyring_t *kr, size_t index)
 /* Keep the table at most half full, so probes stay short. */
 static int reserve(keyring_t *kr)
 {
-    if (kr->n == kr->cap) {
-        size_t ncap = kr->cap ? kr->cap * 2 : 16;
-        keyring_identity_t *ids = realloc(kr->ids, ncap * sizeof(*ids));
-        if (ids == NULL)
-            return TALLY_ENOMEM;
-        kr->ids = ids;
-        kr->cap = ncap;
-    }
+    if (VEC_RESERVE(kr->ids, kr->cap, kr->n + 1) != 0)
+        return TALLY_ENOMEM;
     size_t nslots = kr->slots ? (size_t)kr->mask + 1 : 0;
     if ((kr->n + 1) * 2 <= nslots)
         return 0;

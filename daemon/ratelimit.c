@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "tally_error.h"
+#include "vec.h"
 
 /* A rate in samples per second is the same number of thousandths of a
  * sample per millisecond: that is why tokens are kept in thousandths. */
@@ -50,26 +51,21 @@ void ratelimit_free(ratelimit_t *rl)
     free(rl->buckets);
     rl->buckets = NULL;
     rl->nbuckets = 0;
+    rl->cap = 0;
 }
 
-/* Make room for id: doubling, so a county of N townships costs log N
- * allocations in all, each when a new township first submits. */
+/* Set up the buckets up to id: the array doubles, so a county of N
+ * townships costs log N allocations in all, each when a new township first
+ * submits. */
 static int grow(ratelimit_t *rl, uint32_t id)
 {
-    uint64_t want = rl->nbuckets ? (uint64_t)rl->nbuckets * 2 : 16;
-    if (want <= id)
-        want = (uint64_t)id + 1;
-    if (want > rl->max_keys)
-        want = rl->max_keys;
-    ratelimit_bucket_t *b = realloc(rl->buckets, (size_t)want * sizeof(*b));
-    if (b == NULL)
+    if (VEC_RESERVE(rl->buckets, rl->cap, (size_t)id + 1) != 0)
         return TALLY_ENOMEM;
-    for (uint64_t i = rl->nbuckets; i < want; i++) {
-        b[i].tokens = 0;
-        b[i].last_ms = INT64_MIN;
+    for (uint32_t i = rl->nbuckets; i <= id; i++) {
+        rl->buckets[i].tokens = 0;
+        rl->buckets[i].last_ms = INT64_MIN;
     }
-    rl->buckets = b;
-    rl->nbuckets = (uint32_t)want;
+    rl->nbuckets = id + 1;
     return 0;
 }
 

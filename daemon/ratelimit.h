@@ -23,6 +23,7 @@
 #ifndef TALLYD_RATELIMIT_H
 #define TALLYD_RATELIMIT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define RATELIMIT_RATE_MAX  1000000000 /* samples per second, as config.c allows */
@@ -35,7 +36,8 @@ typedef struct ratelimit_bucket {
 
 typedef struct ratelimit {
     ratelimit_bucket_t *buckets; /* by township id */
-    uint32_t nbuckets;           /* allocated */
+    uint32_t nbuckets;           /* set up: ids 0 .. nbuckets-1 */
+    size_t cap;                  /* allocated */
     uint32_t max_keys;           /* ids 0 .. max_keys-1 are accepted */
     int64_t rate;                /* samples per second; 0 = unlimited */
     int64_t burst;               /* samples */
