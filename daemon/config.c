@@ -80,6 +80,13 @@ int config_defaults(tallyd_config_t *cfg)
     cfg->max_series = 1000000;
     cfg->max_clients = 100000;
     cfg->client_expiry_ms = 30 * 86400000LL;
+    cfg->max_connections = 10000;
+    cfg->max_subscriptions = 256;
+    cfg->max_subscription_bytes = 16384;
+    cfg->max_inbound_bytes = 8 * 1024 * 1024;
+    cfg->max_reply_queue = 4096;
+    cfg->max_snapshots = 16;
+    cfg->snapshot_timeout_ms = 30000;
     cfg->max_townships = 100000;
     cfg->max_metrics = 10000;
     cfg->skew_ms = 5 * 60000LL;
@@ -379,6 +386,14 @@ static const keyspec_t limits_keys[] = {
     {"burst", V_INT, CFG(burst), 1, 1000000000, "samples", NULL, false},
     {"max_subscriber_queue", V_INT, CFG(max_subscriber_queue), 1, 100000000, "messages", NULL,
      false},
+    {"max_connections", V_INT, CFG(max_connections), 1, 1000000, "connections", NULL, false},
+    {"max_subscriptions", V_INT, CFG(max_subscriptions), 1, 100000, "prefixes", NULL, false},
+    {"max_subscription_bytes", V_INT, CFG(max_subscription_bytes), 64, 16777216, "bytes", NULL,
+     false},
+    {"max_inbound_bytes", V_INT, CFG(max_inbound_bytes), 65536, 1073741824, "bytes", NULL, false},
+    {"max_reply_queue", V_INT, CFG(max_reply_queue), 1024, 1000000, "messages", NULL, false},
+    {"max_snapshots", V_INT, CFG(max_snapshots), 1, 10000, "snapshots", NULL, false},
+    {"snapshot_timeout", V_DURATION, CFG(snapshot_timeout_ms), 1000, 3600000, NULL, NULL, false},
     END};
 
 static const keyspec_t journal_keys[] = {

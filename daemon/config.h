@@ -137,6 +137,14 @@ typedef struct tallyd_config {
     int64_t rate;                 /* samples per second per township, 0 = no limit */
     int64_t burst;                /* token bucket size for rate */
     int64_t max_subscriber_queue; /* ZMQ_SNDHWM of the publish socket */
+    /* What one peer may make tallyd hold (PROTOCOL.md 19.x): */
+    int64_t max_connections;        /* on each socket; more are refused at the handshake */
+    int64_t max_subscriptions;      /* topic prefixes per subscriber connection */
+    int64_t max_subscription_bytes; /* their bytes per subscriber connection */
+    int64_t max_inbound_bytes;      /* requests queued per connection, in bytes */
+    int64_t max_reply_queue;        /* replies queued per connection (ZMQ_SNDHWM) */
+    int64_t max_snapshots;          /* snapshots streamed at once, all connections */
+    int64_t snapshot_timeout_ms;    /* a snapshot its peer does not read is abandoned */
 
     /* [journal] */
     int sync; /* enum config_sync */

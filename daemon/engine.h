@@ -317,6 +317,15 @@ static inline uint32_t engine_dirty_count(const engine_t *e)
  * engine_read() but must not change the engine. */
 int engine_foreach(const engine_t *e, engine_item_fn fn, void *ctx);
 
+/* engine_foreach() in steps: report the series with ids from .. from+max-1
+ * (and their ratio scopes) to fn, whose return value is ignored.  Returns
+ * the id to go on from: engine_series_count() once every series was
+ * reported.  Series are never removed, so a walk in steps across changes
+ * still reports every series that existed when it began (and those added
+ * since, when it gets to them). */
+uint32_t engine_foreach_from(const engine_t *e, uint32_t from, uint32_t max, engine_item_fn fn,
+                             void *ctx);
+
 /* The column values of (metric, town) now.  A ratio scope exists when
  * either input series does.  Returns 0 or TALLY_ENOTFOUND. */
 int engine_read(const engine_t *e, uint32_t metric, uint32_t town, engine_values_t *out);

@@ -168,3 +168,16 @@ int engine_foreach(const engine_t *e, engine_item_fn fn, void *ctx)
     }
     return 0;
 }
+
+uint32_t engine_foreach_from(const engine_t *e, uint32_t from, uint32_t max, engine_item_fn fn,
+                             void *ctx)
+{
+    uint32_t end = from + max < from || from + max > e->nseries ? e->nseries : from + max;
+    for (uint32_t sid = from; sid < end; sid++) {
+        const engine_series_t *s = ser(e, sid);
+        engine_item_t it = series_item(s);
+        fn(ctx, &it);
+        report_ratios(e, s, 0, fn, ctx);
+    }
+    return end > from ? end : from;
+}

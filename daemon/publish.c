@@ -8,20 +8,8 @@
 
 #include "tally_error.h"
 
-/* A snapshot on its way to one peer: its messages, encoded when it was
- * asked for, each stored as a 4-byte length and the body. */
-struct publish_stream {
-    publish_stream_t *next;
-    uint8_t rid[256];
-    size_t rid_len;
-    msgpack_sbuffer buf;
-    size_t pos;
-};
-
-#define RETRY_MS 5
-
-static void fill_tally(const publish_t *p, uint32_t metric, uint32_t town, const engine_values_t *v,
-                       uint64_t seq, proto_tally_t *t)
+void publish_fill_tally(const publish_t *p, uint32_t metric, uint32_t town,
+                        const engine_values_t *v, uint64_t seq, proto_tally_t *t)
 {
     uint32_t len = 0;
     const char *name = intern_name(p->c.metrics, metric, &len);
@@ -52,7 +40,7 @@ static int publish_item(void *ctx, const engine_item_t *item)
         return 0;
     proto_msg_t m = {.type = PROTO_UPDATE};
     m.u.update.stream_id = p->stream_id;
-    fill_tally(p, item->metric, item->town, &v, p->seq + 1, &m.u.update.tally);
+    publish_fill_tally(p, item->metric, item->town, &v, p->seq + 1, &m.u.update.tally);
     char topic[PROTO_TOPIC_MAX];
     int tlen = proto_topic(topic, sizeof(topic), m.u.update.tally.metric, m.u.update.tally.scope);
     msgpack_sbuffer_clear(&p->scratch);
@@ -181,155 +169,11 @@ int publish_init(publish_t *p, const publish_config_t *c)
         p->stream_id = 1;
     uv_timer_init(c->loop, &p->tick);
     uv_timer_init(c->loop, &p->heartbeat);
-    uv_timer_init(c->loop, &p->retry);
     uv_check_init(c->loop, &p->immediate);
     uv_idle_init(c->loop, &p->more);
-    p->tick.data = p->heartbeat.data = p->retry.data = p->immediate.data = p->more.data = p;
-    p->open_handles = 5;
+    p->tick.data = p->heartbeat.data = p->immediate.data = p->more.data = p;
+    p->open_handles = 4;
     start_timers(p);
-    return 0;
-}
-
-static void stream_free(publish_stream_t *s)
-{
-    msgpack_sbuffer_destroy(&s->buf);
-    free(s);
-}
-
-static void pump(publish_t *p);
-
-static void on_retry(uv_timer_t *t)
-{
-    publish_t *p = t->data;
-    p->retry_armed = false;
-    pump(p);
-}
-
-/* Send queued snapshot messages until done or a peer's queue is full.  A
- * full peer is moved to the back so it cannot hold up the others; when
- * every stream is blocked, try again shortly (a ROUTER reports no
- * per-peer writability that could wake us). */
-static void pump(publish_t *p)
-{
-    uint32_t blocked = 0;
-    while (p->head && blocked < p->nstreams) {
-        publish_stream_t *s = p->head;
-        int rc = 0;
-        while (s->pos < s->buf.size) {
-            uint32_t len;
-            memcpy(&len, s->buf.data + s->pos, sizeof(len));
-            rc =
-                sink_send(&p->c.reply, s->rid, s->rid_len, s->buf.data + s->pos + sizeof(len), len);
-            if (rc != 0)
-                break;
-            s->pos += sizeof(len) + len;
-        }
-        if (rc == TALLY_EAGAIN && p->nstreams > 1) {
-            /* rotate the blocked stream to the back */
-            p->head = s->next;
-            s->next = NULL;
-            p->tail->next = s;
-            p->tail = s;
-            blocked++;
-            continue;
-        }
-        if (rc == TALLY_EAGAIN)
-            break;
-        if (rc != 0)
-            p->c.stats->unroutable_replies++;
-        p->head = s->next;
-        if (!p->head)
-            p->tail = NULL;
-        p->nstreams--;
-        stream_free(s);
-        blocked = 0;
-    }
-    if (p->head && !p->retry_armed && !p->closing) {
-        p->retry_armed = true;
-        uv_timer_start(&p->retry, on_retry, RETRY_MS, 0);
-    }
-}
-
-typedef struct snap_ctx {
-    publish_t *p;
-    publish_stream_t *s;
-    uint64_t req_id;
-    const char *prefix;
-    size_t prefix_len;
-    uint32_t count;
-    int err;
-} snap_ctx_t;
-
-static int append_msg(publish_stream_t *s, const msgpack_sbuffer *body)
-{
-    uint32_t len = (uint32_t)body->size;
-    if (msgpack_sbuffer_write(&s->buf, (const char *)&len, sizeof(len)) != 0 ||
-        msgpack_sbuffer_write(&s->buf, body->data, body->size) != 0)
-        return TALLY_ENOMEM;
-    return 0;
-}
-
-static int snap_item(void *ctx, const engine_item_t *item)
-{
-    snap_ctx_t *c = ctx;
-    publish_t *p = c->p;
-    engine_values_t v;
-    if (engine_read(p->c.engine, item->metric, item->town, &v) != 0)
-        return 0;
-    proto_msg_t m = {.type = PROTO_SNAPSHOT_ITEM};
-    m.u.snapshot_item.req_id = c->req_id;
-    fill_tally(p, item->metric, item->town, &v, p->seq, &m.u.snapshot_item.tally);
-    char topic[PROTO_TOPIC_MAX];
-    int tlen = proto_topic(topic, sizeof(topic), m.u.snapshot_item.tally.metric,
-                           m.u.snapshot_item.tally.scope);
-    if (tlen < 0 || (size_t)tlen < c->prefix_len || memcmp(topic, c->prefix, c->prefix_len) != 0)
-        return 0;
-    msgpack_sbuffer_clear(&p->scratch);
-    if (proto_encode(&p->scratch, &m) != 0)
-        return 0;
-    if (append_msg(c->s, &p->scratch) != 0) {
-        c->err = TALLY_ENOMEM;
-        return TALLY_ENOMEM;
-    }
-    c->count++;
-    return 0;
-}
-
-int publish_snapshot(publish_t *p, const void *rid, size_t rid_len, uint64_t req_id,
-                     const char *prefix, size_t prefix_len)
-{
-    /* Publish what is pending first: the snapshot then reflects exactly
-     * the sequence it names, and every later change has a higher one. */
-    publish_changes(p);
-    publish_stream_t *s = calloc(1, sizeof(*s));
-    if (!s || rid_len > sizeof(s->rid)) {
-        free(s);
-        return TALLY_ENOMEM;
-    }
-    memcpy(s->rid, rid, rid_len);
-    s->rid_len = rid_len;
-    msgpack_sbuffer_init(&s->buf);
-    snap_ctx_t c = {p, s, req_id, prefix, prefix_len, 0, 0};
-    engine_foreach(p->c.engine, snap_item, &c);
-    proto_msg_t end = {.type = PROTO_SNAPSHOT_END};
-    end.u.snapshot_end.req_id = req_id;
-    end.u.snapshot_end.stream_id = p->stream_id;
-    end.u.snapshot_end.seq = p->seq;
-    end.u.snapshot_end.count = c.count;
-    msgpack_sbuffer_clear(&p->scratch);
-    if (c.err || proto_encode(&p->scratch, &end) != 0 || append_msg(s, &p->scratch) != 0) {
-        stream_free(s);
-        return TALLY_ENOMEM;
-    }
-    p->c.stats->snapshots++;
-    p->c.stats->snapshot_items += c.count;
-    if (p->tail)
-        p->tail->next = s;
-    else
-        p->head = s;
-    p->tail = s;
-    p->nstreams++;
-    pump(p);
     return 0;
 }
 
@@ -371,15 +215,7 @@ void publish_close(publish_t *p, void (*cb)(publish_t *p))
     p->on_closed = cb;
     uv_close((uv_handle_t *)&p->tick, on_closed);
     uv_close((uv_handle_t *)&p->heartbeat, on_closed);
-    uv_close((uv_handle_t *)&p->retry, on_closed);
     uv_close((uv_handle_t *)&p->immediate, on_closed);
     uv_close((uv_handle_t *)&p->more, on_closed);
-    while (p->head) {
-        publish_stream_t *s = p->head;
-        p->head = s->next;
-        stream_free(s);
-    }
-    p->tail = NULL;
-    p->nstreams = 0;
     msgpack_sbuffer_destroy(&p->scratch);
 }

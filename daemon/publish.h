@@ -1,17 +1,14 @@
 /* publish.h - the last step of the daemon: changed tallies out to
- * subscribers, heartbeats, and snapshots for subscribers that join late.
+ * subscribers, and heartbeats.
  *
- * Updates: every changed series (and ratio scope) is published once per
- * publish tick (conflated), or at the end of every loop iteration that
- * changed something when the interval is 0, each with the next server
- * sequence number.  Snapshots: SNAPSHOT_REQ builds every matching tally at
- * the current sequence in one go (the loop is single-threaded, so nothing
- * changes meanwhile) and streams it to the requester, then SNAPSHOT_END
- * with that sequence.
+ * Every changed series (and ratio scope) is published once per publish
+ * tick (conflated), or at the end of every loop iteration that changed
+ * something when the interval is 0, each with the next server sequence
+ * number.  Snapshots for subscribers that join late are snapshot.h's.
  *
  * Publish reads the engine (and takes its dirty marks) and the name
- * tables; it sends through two sinks it is handed, the publish socket and
- * the request socket's replies, and runs its timers on the loop.
+ * tables; it sends through the publish socket's sink it is handed, and
+ * runs its timers on the loop.
  */
 #ifndef TALLYD_PUBLISH_H
 #define TALLYD_PUBLISH_H
@@ -37,8 +34,7 @@ typedef struct publish_config {
     engine_t *engine; /* read, and its dirty marks taken */
     const intern_t *towns;
     const intern_t *metrics;
-    sink_t pub;   /* the publish socket: head is the topic */
-    sink_t reply; /* the request socket: head is the routing id */
+    sink_t pub; /* the publish socket: head is the topic */
     tallyd_stats_t *stats;
     logger_t *log;
     const tclock_t *clock;
@@ -47,24 +43,18 @@ typedef struct publish_config {
     uint64_t seq;         /* the last sequence number used (from the checkpoint) */
 } publish_config_t;
 
-typedef struct publish_stream publish_stream_t;
-
 /* The part; embed it, its fields are private. */
 typedef struct publish {
     publish_config_t c;
     uint64_t stream_id; /* random per daemon start */
     uint64_t seq;       /* last sequence number used */
     uint64_t subscribers;
-    publish_stream_t *head, *tail; /* snapshots being sent, in order */
-    uint32_t nstreams;
     uv_timer_t tick;      /* conflation tick (interval > 0) */
     uv_timer_t heartbeat; /* heartbeats */
-    uv_timer_t retry;     /* resume a snapshot a peer could not take */
     uv_check_t immediate; /* publish at the end of each iteration (interval 0) */
     uv_idle_t more;       /* a round is not finished: keep the loop from blocking */
     uint32_t round_left;  /* series of the current round still to publish */
     msgpack_sbuffer scratch;
-    bool retry_armed;
     bool closing;
     int open_handles;
     void (*on_closed)(struct publish *p);
@@ -94,6 +84,11 @@ static inline uint64_t publish_subscribers(const publish_t *p)
     return p->subscribers;
 }
 
+/* The tally of (metric, town) from its values v, with seq, into *t (whose
+ * names point into the name tables). */
+void publish_fill_tally(const publish_t *p, uint32_t metric, uint32_t town,
+                        const engine_values_t *v, uint64_t seq, proto_tally_t *t);
+
 /* Publish every changed tally now, in one go. */
 void publish_changes(publish_t *p);
 
@@ -104,19 +99,14 @@ void publish_changes(publish_t *p);
  * stalling ingest or overflowing the subscribers' queues. */
 void publish_round(publish_t *p);
 
-/* Answer SNAPSHOT_REQ (req_id, prefix) from the peer with routing id
- * rid[0..rid_len).  Copies what it needs.  Returns 0 or TALLY_ENOMEM. */
-int publish_snapshot(publish_t *p, const void *rid, size_t rid_len, uint64_t req_id,
-                     const char *prefix, size_t prefix_len);
-
 /* A message arrived on the publish socket (a subscription change). */
 void publish_on_subscription(publish_t *p, const void *data, size_t len);
 
 /* Publish what is pending, then GOODBYE: the daemon stops cleanly. */
 void publish_goodbye(publish_t *p);
 
-/* Stop the timers and drop unsent snapshots; cb (may be NULL) runs on the
- * loop once every handle is closed, after which p may be freed. */
+/* Stop the timers; cb (may be NULL) runs on the loop once every handle is
+ * closed, after which p may be freed. */
 void publish_close(publish_t *p, void (*cb)(publish_t *p));
 
 #endif

@@ -189,12 +189,18 @@ static void dispatch(request_t *r, const void *rid, size_t rid_len, const void *
     case PROTO_STATS_REQ:
         reply_stats(r, rid, rid_len, m->u.stats_req.req_id);
         break;
-    case PROTO_SNAPSHOT_REQ:
-        if (publish_snapshot(r->c.publish, rid, rid_len, m->u.snapshot_req.req_id,
-                             m->u.snapshot_req.prefix.ptr, m->u.snapshot_req.prefix.len) != 0)
+    case PROTO_SNAPSHOT_REQ: {
+        int rc = snapshot_request(r->c.snapshot, rid, rid_len, m->u.snapshot_req.req_id,
+                                  m->u.snapshot_req.prefix.ptr, m->u.snapshot_req.prefix.len);
+        if (rc == TALLY_EBUSY)
+            send_error(r, rid, rid_len, m->u.snapshot_req.req_id, TALLY_EBUSY, "",
+                       "the daemon is sending as many snapshots as it may at once, or one to "
+                       "this connection already; retry later");
+        else if (rc != 0)
             send_error(r, rid, rid_len, m->u.snapshot_req.req_id, TALLY_EBUSY, "",
                        "the daemon is out of memory for this snapshot; retry later");
         break;
+    }
     default: {
         char msg[160];
         snprintf(msg, sizeof(msg), "type: message type %u is not a request the daemon answers",

@@ -1,7 +1,7 @@
 /* request.h - the request socket's messages: decode, check who sent them,
  * dispatch.
  *
- * SUBMIT goes to ingest, SNAPSHOT_REQ to publish; HELLO, PING and
+ * SUBMIT goes to ingest, SNAPSHOT_REQ to snapshot; HELLO, PING and
  * STATS_REQ are answered here; anything else gets an ERROR.  In a secured
  * daemon every message is checked against the keyring in force: a key a
  * reload revoked is refused, a township may not read, a subscriber may not
@@ -21,6 +21,7 @@
 #include "log.h"
 #include "proto.h"
 #include "publish.h"
+#include "snapshot.h"
 #include "sink.h"
 #include "stats.h"
 
@@ -41,7 +42,8 @@ request_limits_t request_limits_from(const tallyd_config_t *cfg);
 
 typedef struct request_config {
     ingest_t *ingest;
-    publish_t *publish;
+    publish_t *publish;     /* its stream and sequence, for WELCOME and PONG */
+    snapshot_t *snapshot;   /* SNAPSHOT_REQ */
     const engine_t *engine; /* its columns, for WELCOME */
     const keyring_t *keys;  /* the keyring in force, read in place; NULL unless secured */
     bool secured;

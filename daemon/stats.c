@@ -44,6 +44,11 @@ void stats_foreach(const tallyd_stats_t *s, const stats_gauges_t *g,
     fn("tallyd_heartbeats_total", clamp(s->heartbeats), ctx);
     fn("tallyd_snapshots_total", clamp(s->snapshots), ctx);
     fn("tallyd_snapshot_items_total", clamp(s->snapshot_items), ctx);
+    fn("tallyd_snapshots_refused_total", clamp(s->snapshots_refused), ctx);
+    fn("tallyd_snapshots_abandoned_total", clamp(s->snapshots_abandoned), ctx);
+    fn("tallyd_subscriptions_refused_total", clamp(s->subscriptions_refused), ctx);
+    fn("tallyd_connections_refused_total", clamp(s->connections_refused), ctx);
+    fn("tallyd_prompt_heartbeats_skipped_total", clamp(s->prompt_heartbeats_skipped), ctx);
     fn("tallyd_unroutable_replies_total", clamp(s->unroutable_replies), ctx);
     fn("tallyd_clients_expired_total", clamp(s->clients_expired), ctx);
     fn("tallyd_series", clamp(g->series), ctx);
@@ -51,6 +56,8 @@ void stats_foreach(const tallyd_stats_t *s, const stats_gauges_t *g,
     fn("tallyd_townships", clamp(g->townships), ctx);
     fn("tallyd_metrics", clamp(g->metrics), ctx);
     fn("tallyd_subscribers", clamp(g->subscribers), ctx);
+    fn("tallyd_connections", clamp(g->connections), ctx);
+    fn("tallyd_snapshots_active", clamp(g->snapshots_active), ctx);
     fn("tallyd_sequence", clamp(g->seq), ctx);
     fn("tallyd_uptime_seconds", clamp(g->uptime_s), ctx);
     fn("tallyd_memory_bytes", clamp(g->memory_bytes), ctx);

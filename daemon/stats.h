@@ -22,14 +22,20 @@ typedef struct tallyd_stats {
     uint64_t heartbeats;
     uint64_t snapshots;
     uint64_t snapshot_items;
-    uint64_t unroutable_replies; /* peer gone before its reply */
-    uint64_t clients_expired;    /* client ids forgotten after client_expiry */
+    uint64_t snapshots_refused;         /* BUSY: too many at once, or one per connection */
+    uint64_t snapshots_abandoned;       /* peer gone, or not reading for snapshot_timeout */
+    uint64_t subscriptions_refused;     /* prefixes no topic can match, or over a limit */
+    uint64_t connections_refused;       /* over max_connections, at the handshake */
+    uint64_t prompt_heartbeats_skipped; /* a joiner's heartbeat folded into one already due */
+    uint64_t unroutable_replies;        /* peer gone before its reply */
+    uint64_t clients_expired;           /* client ids forgotten after client_expiry */
     int64_t started_mono_ms;
 } tallyd_stats_t;
 
 /* Gauges that live elsewhere, read when stats are reported. */
 typedef struct stats_gauges {
     uint64_t series, clients, townships, metrics, subscribers, seq, uptime_s;
+    uint64_t connections, snapshots_active;
     uint64_t memory_bytes;
 } stats_gauges_t;
 

@@ -27,6 +27,7 @@
 #include "recover.h"
 #include "reload.h"
 #include "request.h"
+#include "snapshot.h"
 #include "statedir.h"
 #include "stats.h"
 
@@ -56,8 +57,10 @@ typedef struct tallyd {
     ingest_t ingest;
     journal_t journal;
     publish_t publish;
+    snapshot_t snapshot;
     compact_t compact;
-    bool ep_open, request_open, ingest_open, journal_open, publish_open, compact_open;
+    bool ep_open, request_open, ingest_open, journal_open, publish_open, snapshot_open,
+        compact_open;
 
     uv_timer_t tick_timer;     /* time moves the tallies on */
     uv_timer_t watchdog_timer; /* WATCHDOG=1 at half of $WATCHDOG_USEC */
@@ -143,6 +146,7 @@ static void report_stats(void *ctx, request_stat_fn fn, void *fn_ctx)
         .townships = intern_count(&d->towns),
         .metrics = intern_count(&d->metrics),
         .subscribers = publish_subscribers(&d->publish),
+        .snapshots_active = snapshot_active(&d->snapshot),
         .seq = publish_seq(&d->publish),
         .uptime_s = (uint64_t)((clock_mono_ms() - d->stats.started_mono_ms) / 1000),
         .memory_bytes = engine_memory(&d->engine) + dedup_memory(&d->dedup) +
@@ -150,6 +154,11 @@ static void report_stats(void *ctx, request_stat_fn fn, void *fn_ctx)
     };
     stats_foreach(&d->stats, &g, fn, fn_ctx);
     endpoints_stats(&d->ep, fn, fn_ctx);
+}
+
+static snapshot_limits_t snapshot_limits_of(const tallyd_config_t *c)
+{
+    return (snapshot_limits_t){(uint32_t)c->max_snapshots, c->snapshot_timeout_ms};
 }
 
 /* ---- start-up ---- */
@@ -362,7 +371,6 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
         .towns = &d->towns,
         .metrics = &d->metrics,
         .pub = endpoints_pub_sink(&d->ep),
-        .reply = endpoints_reply_sink(&d->ep),
         .stats = &d->stats,
         .log = &d->log,
         .clock = d->clock,
@@ -374,9 +382,22 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
     if (rc != 0)
         return rc;
     d->publish_open = true;
+    snapshot_config_t sc = {
+        .loop = d->loop,
+        .engine = &d->engine,
+        .publish = &d->publish,
+        .reply = endpoints_reply_sink(&d->ep),
+        .stats = &d->stats,
+        .log = &d->log,
+        .limits = snapshot_limits_of(&d->cfg),
+    };
+    if ((rc = snapshot_init(&d->snapshot, &sc)) != 0)
+        return rc;
+    d->snapshot_open = true;
     request_config_t rc_cfg = {
         .ingest = &d->ingest,
         .publish = &d->publish,
+        .snapshot = &d->snapshot,
         .engine = &d->engine,
         .keys = &d->keys,
         .secured = d->server.secured,
@@ -489,6 +510,8 @@ static int reload(tallyd_t *d)
     ingest_set_limits(&d->ingest, &il);
     request_set_limits(&d->request, &rl);
     compact_set_policy(&d->compact, next.snapshot_interval_ms, next.snapshot_every_records);
+    snapshot_limits_t sl = snapshot_limits_of(&next);
+    snapshot_set_limits(&d->snapshot, &sl);
     if (next.publish_interval_ms != d->cfg.publish_interval_ms ||
         next.heartbeat_ms != d->cfg.heartbeat_ms)
         publish_set_timing(&d->publish, next.publish_interval_ms, next.heartbeat_ms);
@@ -586,6 +609,12 @@ static void on_publish_closed(publish_t *p)
     d->open_handles--;
 }
 
+static void on_snapshot_closed(snapshot_t *s)
+{
+    tallyd_t *d = (tallyd_t *)(void *)((char *)s - offsetof(tallyd_t, snapshot));
+    d->open_handles--;
+}
+
 static void on_compact_closed(compact_t *k)
 {
     tallyd_t *d = (tallyd_t *)(void *)((char *)k - offsetof(tallyd_t, compact));
@@ -636,6 +665,10 @@ static void stop(tallyd_t *d, int exit_code)
             publish_goodbye(&d->publish);
         d->open_handles++;
         publish_close(&d->publish, on_publish_closed);
+    }
+    if (d->snapshot_open) {
+        d->open_handles++;
+        snapshot_close(&d->snapshot, on_snapshot_closed);
     }
     if (d->compact_open) {
         d->open_handles++;

@@ -51,6 +51,7 @@
 #include "publish.h"
 #include "ratelimit.h"
 #include "request.h"
+#include "snapshot.h"
 
 /* assert() vanishes under NDEBUG; a fuzzer check must not. */
 #define CHECK(cond)                                                                                \
@@ -83,6 +84,7 @@ typedef struct fuzz_daemon {
     bool journal_open;
     ingest_t ingest;
     publish_t publish;
+    snapshot_t snapshot;
     request_t request;
 } fuzz_daemon_t;
 
@@ -289,7 +291,6 @@ static void setup_parts(fuzz_daemon_t *d)
         .towns = &d->towns,
         .metrics = &d->metrics,
         .pub = {pub_sink, d},
-        .reply = {reply_sink, d},
         .stats = &d->stats,
         .log = &d->log,
         .clock = &g.clock,
@@ -298,9 +299,21 @@ static void setup_parts(fuzz_daemon_t *d)
         .seq = 0,
     };
     CHECK(publish_init(&d->publish, &pc) == 0);
+    /* Few series: every snapshot is sent whole within its request. */
+    snapshot_config_t sc = {
+        .loop = &g.loop,
+        .engine = &d->engine,
+        .publish = &d->publish,
+        .reply = {reply_sink, d},
+        .stats = &d->stats,
+        .log = &d->log,
+        .limits = {.max_streams = 16, .timeout_ms = 30000},
+    };
+    CHECK(snapshot_init(&d->snapshot, &sc) == 0);
     request_config_t rc = {
         .ingest = &d->ingest,
         .publish = &d->publish,
+        .snapshot = &d->snapshot,
         .engine = &d->engine,
         .keys = NULL,
         .secured = false,
@@ -437,6 +450,7 @@ static void state_end(void)
 {
     fuzz_daemon_t *d = g.d;
     request_free(&d->request);
+    snapshot_close(&d->snapshot, NULL);
     publish_close(&d->publish, NULL);
     uv_run(&g.loop, UV_RUN_NOWAIT); /* the publisher's handles close */
     ingest_free(&d->ingest);

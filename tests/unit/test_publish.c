@@ -1,5 +1,5 @@
 /* Unit tests of publish: changes in the engine out as sequenced updates,
- * rounds and conflation, heartbeats, snapshots under backpressure. */
+ * rounds and conflation, heartbeats, GOODBYE. */
 #include "parts_test_util.h"
 
 #include <uv.h>
@@ -9,21 +9,9 @@
 typedef struct fx {
     t_state_t st;
     uv_loop_t loop;
-    t_sink_t pub, replies;
+    t_sink_t pub;
     publish_t p;
-    const char *slow; /* replies to this routing id are refused */
-    bool slow_refused;
 } fx_t;
-
-static int reply_send(void *ctx, const void *const *bufs, const size_t *lens, int nparts)
-{
-    fx_t *f = ctx;
-    if (f->slow && lens[0] == strlen(f->slow) && memcmp(bufs[0], f->slow, lens[0]) == 0) {
-        f->slow_refused = true;
-        return TALLY_EAGAIN;
-    }
-    return t_sink_send(&f->replies, bufs, lens, nparts);
-}
 
 static void fx_init(fx_t *f, int64_t interval_ms)
 {
@@ -37,7 +25,6 @@ static void fx_init(fx_t *f, int64_t interval_ms)
         .towns = &f->st.towns,
         .metrics = &f->st.metrics,
         .pub = t_sink_of(&f->pub),
-        .reply = {reply_send, f},
         .stats = &f->st.stats,
         .log = &f->st.log,
         .clock = &t_clock,
@@ -71,7 +58,6 @@ static int teardown(void **state)
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     t_sink_free(&f->pub);
-    t_sink_free(&f->replies);
     t_state_free(&f->st);
     free(f);
     return 0;
@@ -177,66 +163,6 @@ static void test_goodbye(void **state)
     assert_memory_equal(f->pub.v[2].head, "h", 1);
 }
 
-/* Run the loop until the snapshot streams are sent (5 s guard). */
-static void drain(fx_t *f)
-{
-    uint64_t deadline = uv_hrtime() + 5000000000ULL;
-    while (f->p.nstreams > 0 && uv_hrtime() < deadline)
-        uv_run(&f->loop, UV_RUN_ONCE);
-    assert_int_equal(f->p.nstreams, 0);
-}
-
-/* A snapshot is the tallies at one sequence, streamed to the requester;
- * a peer that cannot take it does not hold up another. */
-static void test_snapshot_backpressure(void **state)
-{
-    fx_t *f = *state;
-    char town[16];
-    for (int i = 0; i < 10; i++) {
-        snprintf(town, sizeof(town), "t%d", i);
-        put(f, town, "talks", i + 1);
-    }
-    f->slow = "slow";
-    assert_int_equal(publish_snapshot(&f->p, "slow", 4, 1, "u/town/", 7), 0);
-    /* The pending changes went out first: the snapshot is at seq 111. */
-    assert_int_equal(f->pub.n, 11);
-    assert_true(f->slow_refused);
-    assert_int_equal(publish_snapshot(&f->p, "fast", 4, 2, "u/county/", 9), 0);
-    /* "fast" got its whole snapshot although "slow" is stuck. */
-    assert_int_equal(f->replies.n, 2);
-    assert_int_equal(t_sink_at(&f->replies, 0)->type, PROTO_SNAPSHOT_ITEM);
-    assert_int_equal(t_sink_at(&f->replies, 1)->u.snapshot_end.count, 1);
-    assert_int_equal(t_sink_at(&f->replies, 1)->u.snapshot_end.seq, 111);
-    t_sink_clear(&f->replies);
-    /* Changes made meanwhile do not enter the snapshot taken before. */
-    put(f, "t0", "talks", 100);
-    f->slow = NULL;
-    drain(f);
-    assert_int_equal(f->replies.n, 11);
-    for (size_t i = 0; i < 10; i++) {
-        const proto_tally_t *t = &t_sink_at(&f->replies, i)->u.snapshot_item.tally;
-        assert_int_equal(t->seq, 111);
-        if (proto_str_eq(t->scope, "t0"))
-            assert_int_equal(t->values[t->nvalues - 1].num, 1);
-    }
-    assert_int_equal(t_sink_at(&f->replies, 10)->u.snapshot_end.count, 10);
-    assert_int_equal(f->st.stats.snapshots, 2);
-    assert_int_equal(f->st.stats.snapshot_items, 11);
-}
-
-/* A peer gone before its snapshot is sent is counted, and the stream
- * dropped. */
-static void test_snapshot_peer_gone(void **state)
-{
-    fx_t *f = *state;
-    put(f, "gaoguan", "talks", 1);
-    f->replies.refuse = TALLY_ENOTFOUND;
-    f->replies.refuse_n = -1;
-    assert_int_equal(publish_snapshot(&f->p, "gone", 4, 1, "", 0), 0);
-    assert_int_equal(f->p.nstreams, 0);
-    assert_int_equal(f->st.stats.unroutable_replies, 1);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -245,8 +171,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_immediate, setup_immediate, teardown),
         cmocka_unit_test_setup_teardown(test_subscriptions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_goodbye, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot_backpressure, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot_peer_gone, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include "keys.h"
 #include "publish.h"
 #include "request.h"
+#include "snapshot.h"
 
 typedef struct fx {
     t_state_t st;
@@ -17,6 +18,7 @@ typedef struct fx {
     keyring_t keys;
     ingest_t in;
     publish_t p;
+    snapshot_t snap;
     request_t r;
     msgpack_sbuffer buf;
     int stat_calls;
@@ -68,7 +70,6 @@ static void fx_init(fx_t *f, bool secured)
         .towns = &f->st.towns,
         .metrics = &f->st.metrics,
         .pub = t_sink_of(&f->pub),
-        .reply = t_sink_of(&f->replies),
         .stats = &f->st.stats,
         .log = &f->st.log,
         .clock = &t_clock,
@@ -77,9 +78,20 @@ static void fx_init(fx_t *f, bool secured)
         .seq = 41,
     };
     assert_int_equal(publish_init(&f->p, &pc), 0);
+    snapshot_config_t sc = {
+        .loop = &f->loop,
+        .engine = &f->st.engine,
+        .publish = &f->p,
+        .reply = t_sink_of(&f->replies),
+        .stats = &f->st.stats,
+        .log = &f->st.log,
+        .limits = {.max_streams = 4, .timeout_ms = 30000},
+    };
+    assert_int_equal(snapshot_init(&f->snap, &sc), 0);
     request_config_t rc = {
         .ingest = &f->in,
         .publish = &f->p,
+        .snapshot = &f->snap,
         .engine = &f->st.engine,
         .keys = &f->keys,
         .secured = secured,
@@ -123,6 +135,7 @@ static int teardown(void **state)
 {
     fx_t *f = *state;
     request_free(&f->r);
+    snapshot_close(&f->snap, NULL);
     publish_close(&f->p, NULL);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
