@@ -203,7 +203,86 @@ static void header_list(const field_t *hdr, int n, char *buf, size_t cap)
     }
 }
 
-static int parse_row(const field_t *fields, int n, int mcol, int vcol, unsigned line,
+static bool all_digits(const field_t *f)
+{
+    if (f->len == 0)
+        return false;
+    for (size_t i = 0; i < f->len; i++)
+        if (f->ptr[i] < '0' || f->ptr[i] > '9')
+            return false;
+    return true;
+}
+
+/* Digits in groups of three after the first, separated by commas:
+ * "1,000", "-12,345,678". */
+static bool thousands_grouped(const field_t *f)
+{
+    size_t i = f->len > 0 && (f->ptr[0] == '-' || f->ptr[0] == '+') ? 1 : 0;
+    size_t group = 0, groups = 0;
+    for (; i < f->len; i++) {
+        if (f->ptr[i] == ',') {
+            if (group == 0 || (groups > 0 && group != 3))
+                return false;
+            groups++;
+            group = 0;
+        } else if (f->ptr[i] >= '0' && f->ptr[i] <= '9') {
+            group++;
+        } else {
+            return false;
+        }
+    }
+    return groups > 0 && group == 3;
+}
+
+/* A row with more fields than the header: an unquoted "1,000" splits into
+ * two fields, and dropping the second would count 1.  Only empty extra
+ * fields (a trailing comma) carry nothing and are let through. */
+static int check_extra(const field_t *fields, int n, int ncols, int vcol, unsigned line,
+                       const char *name, char *err, size_t errlen)
+{
+    for (int i = ncols; i < n; i++) {
+        field_t f = fields[i];
+        trim(&f);
+        if (f.len == 0)
+            continue;
+        /* The value's column is the header's last and the fields after it
+         * are groups of three digits: say what the clerk meant. */
+        char joined[128] = "";
+        if (vcol == ncols - 1 && i == ncols) {
+            field_t v = fields[vcol];
+            trim(&v);
+            int last = i;
+            while (last + 1 < n && fields[last + 1].len == 3 && all_digits(&fields[last + 1]))
+                last++;
+            if (all_digits(&v) && v.len <= 3 && f.len == 3 && all_digits(&f) && last + 1 == n) {
+                size_t used = (size_t)snprintf(joined, sizeof joined, "%.*s", (int)v.len, v.ptr);
+                for (int k = i; k <= last && used < sizeof joined; k++)
+                    used += (size_t)snprintf(joined + used, sizeof joined - used, ",%.*s",
+                                             (int)fields[k].len, fields[k].ptr);
+            }
+        }
+        if (joined[0] != '\0') {
+            char plain[128];
+            size_t p = 0;
+            for (const char *c = joined; *c != '\0' && p + 1 < sizeof plain; c++)
+                if (*c != ',')
+                    plain[p++] = *c;
+            plain[p] = '\0';
+            text_format(err, errlen,
+                        "%s:%u: column %d: extra field '%.*s': the header has only %d columns (if "
+                        "%s is one number, write it without thousands separators: %s)",
+                        name, line, i + 1, (int)f.len, f.ptr, ncols, joined, plain);
+        } else {
+            text_format(err, errlen,
+                        "%s:%u: column %d: extra field '%.*s': the header has only %d %s", name,
+                        line, i + 1, (int)f.len, f.ptr, ncols, ncols == 1 ? "column" : "columns");
+        }
+        return TALLY_EINVAL;
+    }
+    return 0;
+}
+
+static int parse_row(const field_t *fields, int n, int ncols, int mcol, int vcol, unsigned line,
                      const char *name, csv_samples_t *out, char *err, size_t errlen)
 {
     int need = (mcol > vcol ? mcol : vcol) + 1;
@@ -213,10 +292,13 @@ static int parse_row(const field_t *fields, int n, int mcol, int vcol, unsigned 
                     n <= mcol ? mcol + 1 : vcol + 1);
         return TALLY_EINVAL;
     }
+    int rc = check_extra(fields, n, ncols, vcol, line, name, err, errlen);
+    if (rc < 0)
+        return rc;
     field_t m = fields[mcol], v = fields[vcol];
     trim(&m);
     trim(&v);
-    int rc = proto_name_check(m.ptr, m.len);
+    rc = proto_name_check(m.ptr, m.len);
     if (rc < 0) {
         text_format(err, errlen,
                     "%s:%u: column %d (metric): '%.*s' is not a valid metric name (%s)", name, line,
@@ -236,6 +318,11 @@ static int parse_row(const field_t *fields, int n, int mcol, int vcol, unsigned 
         if (v.len == 0)
             text_format(err, errlen, "%s:%u: column %d (value): the value of '%.*s' is empty", name,
                         line, vcol + 1, (int)m.len, m.ptr);
+        else if (thousands_grouped(&v))
+            text_format(err, errlen,
+                        "%s:%u: column %d (value): '%.*s' is not an integer (write it without "
+                        "thousands separators)",
+                        name, line, vcol + 1, (int)v.len, v.ptr);
         else
             text_format(err, errlen, "%s:%u: column %d (value): '%.*s' is not an integer", name,
                         line, vcol + 1, (int)v.len, v.ptr);
@@ -253,7 +340,7 @@ int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples
     field_t *fields = malloc(FIELDS_MAX * sizeof *fields);
     if (fields == NULL)
         return TALLY_ENOMEM;
-    int rc, n, mcol = -1, vcol = -1;
+    int rc, n, ncols, mcol = -1, vcol = -1;
     /* The header is the first non-blank record. */
     do
         rc = read_record(&r, fields, &n, name, err, errlen);
@@ -266,6 +353,7 @@ int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples
         goto out;
     }
     unsigned hline = r.line - 1;
+    ncols = n;
     if (find_column(fields, n, "metric", &mcol) < 0 || find_column(fields, n, "value", &vcol) < 0) {
         char list[512];
         header_list(fields, n, list, sizeof list);
@@ -281,7 +369,7 @@ int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples
             break;
         if (is_blank(fields, n))
             continue;
-        rc = parse_row(fields, n, mcol, vcol, line, name, out, err, errlen);
+        rc = parse_row(fields, n, ncols, mcol, vcol, line, name, out, err, errlen);
         if (rc < 0)
             break;
     }
