@@ -104,8 +104,8 @@ int main(int argc, char **argv)
     g.cert = getenv("TALLY_CERT");
     const char *env = getenv("TALLY_SERVER");
     if (env != NULL && env[0] != '\0') {
-        if (tally_endpoint_normalize(env, g.server, sizeof g.server) < 0)
-            return cli_usage_error(NULL, "TALLY_SERVER='%s' is not a valid server address", env);
+        if (cli_set_server(&g, NULL, "TALLY_SERVER", env) != 0)
+            return CLI_USAGE;
     } else {
         strcpy(g.server, TALLY_DEFAULT_SERVER);
     }

@@ -176,14 +176,11 @@ int cli_parse_count(const char *s, long *out)
     return 0;
 }
 
-int cli_set_server(cli_global_t *g, const char *cmd, const char *addr)
+int cli_set_server(cli_global_t *g, const char *cmd, const char *source, const char *addr)
 {
-    int rc = tally_endpoint_normalize(addr, g->server, sizeof g->server);
-    if (rc < 0)
-        return cli_usage_error(cmd,
-                               "server address '%s' is not valid: expected tcp://HOST:PORT, "
-                               "HOST:PORT, HOST or ipc://PATH",
-                               addr);
+    char why[256];
+    if (tally_endpoint_parse(addr, g->server, sizeof g->server, why, sizeof why) < 0)
+        return cli_usage_error(cmd, "%s '%s': %s", source, addr, why);
     return 0;
 }
 

@@ -72,9 +72,11 @@ int cli_parse_seconds(const char *s, int *ms);
 /* Parse a count (1 .. 2^31-1).  0 or TALLY_EINVAL. */
 int cli_parse_count(const char *s, long *out);
 
-/* Normalize a server address into g->server; on failure print an error
- * for cmd and return CLI_USAGE, else 0. */
-int cli_set_server(cli_global_t *g, const char *cmd, const char *addr);
+/* Check and normalize the server address addr, given by source
+ * ("--server", "TALLY_SERVER"), into g->server; on failure print for cmd
+ * an error naming source, addr and what is wrong, and return CLI_USAGE,
+ * else 0. */
+int cli_set_server(cli_global_t *g, const char *cmd, const char *source, const char *addr);
 
 /* The topic prefix of `get`/`watch` filters: county-wide "u/county/[M/]",
  * one township "u/town/T/[M/]", or everything "u/" when all is set (the

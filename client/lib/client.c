@@ -148,12 +148,11 @@ int tally_client_new(const char *server_endpoint, const char *township,
         return TALLY_ENOMEM;
     msgpack_sbuffer_init(&c->sbuf);
     c->state_dirfd = c->state_lockfd = -1;
-    rc = tally_endpoint_normalize(server_endpoint, c->endpoint, sizeof c->endpoint);
+    char why[256];
+    rc = tally_endpoint_parse(server_endpoint, c->endpoint, sizeof c->endpoint, why, sizeof why);
     if (rc < 0) {
-        text_format(err, errlen,
-                    "server address '%s' is not valid: expected tcp://HOST:PORT, "
-                    "HOST:PORT, HOST or ipc://PATH",
-                    server_endpoint);
+        text_format(err, errlen, "server address '%s' is not valid: %s", server_endpoint, why);
+        rc = TALLY_EINVAL;
         goto fail;
     }
     strcpy(c->township, township);

@@ -616,9 +616,11 @@ int tally_sub_new(const char *server_endpoint, const char *prefix, const tally_s
     s->hb_ms = o->heartbeat_ms ? o->heartbeat_ms : 1000;
     s->snap_timeout_ms = o->snapshot_timeout_ms ? o->snapshot_timeout_ms : 5000;
     s->hello_backoff = HELLO_BACKOFF_MIN;
-    int rc = tally_endpoint_normalize(server_endpoint, s->server, sizeof s->server);
+    char why[256];
+    int rc = tally_endpoint_parse(server_endpoint, s->server, sizeof s->server, why, sizeof why);
     if (rc < 0) {
-        text_format(err, errlen, "server address '%s' is not valid", server_endpoint);
+        text_format(err, errlen, "server address '%s' is not valid: %s", server_endpoint, why);
+        rc = TALLY_EINVAL;
         goto fail;
     }
     curve_keys_t keys;

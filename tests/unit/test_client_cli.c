@@ -403,6 +403,24 @@ static void test_usage_errors(void **state)
     assert_int_equal(f->status, 2);
     RUN(f, "--server", "host:notaport", "stats");
     assert_int_equal(f->status, 2);
+    /* A bad server address: one message naming the argument and what is
+     * wrong with it, wherever it is given. */
+    RUN(f, "push", "--server", "tcp://127.0.0.1:notaport", "--town", "gaoguan", "a=1");
+    assert_int_equal(f->status, 2);
+    assert_string_equal(f->err, "tally push: --server 'tcp://127.0.0.1:notaport': the port "
+                                "'notaport' is not a number from 1 to 65535\n"
+                                "Try 'tally push --help' for more information.\n");
+    RUN(f, "--server", "http://host:7411", "get");
+    assert_int_equal(f->status, 2);
+    assert_string_equal(f->err, "tally: --server 'http://host:7411': 'http://' is not a transport "
+                                "tallyd listens on: use tcp://HOST:PORT, HOST:PORT, HOST or "
+                                "ipc://PATH\n"
+                                "Try 'tally --help' for more information.\n");
+    RUN(f, "watch", "--server", "host:port:x");
+    assert_int_equal(f->status, 2);
+    assert_string_equal(f->err, "tally watch: --server 'host:port:x': it has more than one ':' and "
+                                "is not an IPv6 address (write HOST:PORT, or [IPv6]:PORT)\n"
+                                "Try 'tally watch --help' for more information.\n");
 }
 
 static void test_help_and_version(void **state)
