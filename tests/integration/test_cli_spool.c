@@ -288,27 +288,29 @@ static void wait_for_text(const char *path, const char *needle, int timeout_ms)
     }
 }
 
-static uint64_t read_u64_file(const char *path)
+/* The next seq the spool's client.state records (0 while there is none). */
+static uint64_t read_state_seq(const char *path)
 {
     char *text = harness_read_file(path);
-    uint64_t v = text != NULL ? strtoull(text, NULL, 10) : 0;
+    const char *p = text != NULL ? strstr(text, "\nseq=") : NULL;
+    uint64_t v = p != NULL ? strtoull(p + 5, NULL, 10) : 0;
     free(text);
     return v;
 }
 
-/* Wait until the spool's client.seq reaches at least seq (the publisher
+/* Wait until the spool's client.state seq reaches at least seq (the publisher
  * has made seq - 1 submissions), and return as soon as it does: the file
  * is replaced by rename, which inotify reports at once, so that a kill
  * that follows lands right after that step of the publisher. */
 static void wait_for_seq(const char *spool, uint64_t seq, pid_t pid, int timeout_ms)
 {
     char seqfile[HARNESS_PATH_MAX + 16];
-    snprintf(seqfile, sizeof seqfile, "%s/client.seq", spool);
+    snprintf(seqfile, sizeof seqfile, "%s/client.state", spool);
     int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (fd < 0 || inotify_add_watch(fd, spool, IN_MOVED_TO | IN_CLOSE_WRITE) < 0)
         fail_msg("inotify on %s: %s", spool, strerror(errno));
     int64_t deadline = harness_mono_ms() + timeout_ms;
-    while (read_u64_file(seqfile) < seq) {
+    while (read_state_seq(seqfile) < seq) {
         int64_t left = deadline - harness_mono_ms();
         if (left <= 0) {
             close(fd);
@@ -351,9 +353,9 @@ static void list_subs(const char *dir, char *buf, size_t len)
         snprintf(buf, len, " none");
 }
 
-/* How a round kills the publisher: as soon as client.seq reaches kill_at,
- * optionally with the daemon stopped
- * (SIGSTOP) from client.seq stop_at on, so that submissions pile up
+/* How a round kills the publisher: as soon as client.state's seq reaches
+ * kill_at, optionally with the daemon stopped
+ * (SIGSTOP) from seq stop_at on, so that submissions pile up
  * unacknowledged; KILL_SUBS + 1 means "every submission made, waiting for
  * acknowledgements". */
 typedef struct kill_plan {
@@ -384,7 +386,7 @@ static void test_kill_restart(void **state)
             seqfile[HARNESS_PATH_MAX + 16], subs[1024];
         snprintf(town, sizeof town, "kill%d", round);
         snprintf(spool, sizeof spool, "%s/spool-%d", f->h.dir, round);
-        snprintf(seqfile, sizeof seqfile, "%s/client.seq", spool);
+        snprintf(seqfile, sizeof seqfile, "%s/client.state", spool);
         snprintf(out, sizeof out, "%s/pusher-%d.out", f->h.dir, round);
         snprintf(err, sizeof err, "%s/pusher-%d.err", f->h.dir, round);
 
@@ -401,7 +403,7 @@ static void test_kill_restart(void **state)
             sleep_ms(50); /* into tally_client_flush */
         kill(pid, SIGKILL);
         int st = cli_wait(pid, 10000);
-        uint64_t seq_file = read_u64_file(seqfile);
+        uint64_t seq_file = read_state_seq(seqfile);
         list_subs(spool, subs, sizeof subs);
         if (stopped)
             assert_int_equal(kill(f->h.pid, SIGCONT), 0);
@@ -465,14 +467,14 @@ static void test_kill_restart(void **state)
             snprintf(line_out, sizeof line_out, "%s%s%s%s", excess ? "COUNTED TWICE; " : "",
                      missing ? "LOST seq" : "", verdict,
                      /* The signature of a submission closed but never
-                      * spooled: client.seq already counted it, no .sub
+                      * spooled: client.state already counted it, no .sub
                       * held it, and the restart resumed after it. */
                      missing == 1 && (unsigned long long)first_missing + 1 == next
-                         ? " (client.seq counted it, no .sub file held it)"
+                         ? " (client.state counted it, no .sub file held it)"
                          : "");
         }
         snprintf(report + strlen(report), sizeof report - strlen(report),
-                 "round %d: killed at client.seq %" PRIu64 "%s, .sub left:%s; restart at seq "
+                 "round %d: killed at client.state seq %" PRIu64 "%s, .sub left:%s; restart at seq "
                  "%llu with %zu pending, %s: %s\n",
                  round, seq_file, stopped ? " (daemon stopped)" : "", subs, next, pending,
                  done_line, line_out);
