@@ -17,6 +17,13 @@
 #define INPUT_FIRST 8192u /* bytes read at first */
 #define INPUT_MAX   (64u << 20)
 
+int64_t cli_clock_ms(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void hint(const char *cmd)
 {
     if (cmd != NULL)

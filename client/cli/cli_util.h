@@ -6,17 +6,20 @@
 
 #include <getopt.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
 #include "suggest.h"
 #include "tally.h"
 
 /* Exit codes of the tally command (tally(1), EXIT STATUS). */
 enum cli_exit {
-    CLI_OK = 0,          /* done */
-    CLI_REJECTED = 1,    /* the daemon refused something */
-    CLI_USAGE = 2,       /* bad option, argument or input file */
-    CLI_UNREACHABLE = 3, /* no answer from the daemon in time */
-    CLI_INTERNAL = 4,    /* local failure: spool, memory, sockets */
+    CLI_OK = 0,           /* done */
+    CLI_REJECTED = 1,     /* the daemon refused something */
+    CLI_USAGE = 2,        /* bad option, argument or input file */
+    CLI_UNREACHABLE = 3,  /* no answer from the daemon in time */
+    CLI_INTERNAL = 4,     /* local failure: spool, memory, sockets */
+    CLI_UNKNOWN_FATE = 5, /* push: earlier figures may or may not have been counted */
 };
 
 #define CLI_DEFAULT_TIMEOUT_MS 10000
@@ -34,6 +37,9 @@ typedef struct cli_global {
  * a server key, a server key without a certificate, or keys that do not
  * load are reported for cmd; returns CLI_USAGE then, else 0. */
 int cli_curve(cli_global_t *g, const char *cmd, const tally_curve_t **out);
+
+/* Milliseconds of clock id (CLOCK_MONOTONIC, CLOCK_REALTIME). */
+int64_t cli_clock_ms(clockid_t id);
 
 /* "Did you mean" for mistyped commands and options: the command's names
  * for suggest_distance and suggest_pick (proto/suggest.h), where the rules

@@ -64,13 +64,6 @@ typedef struct watch {
     int64_t last_change_ms; /* wall clock of the last change, 0 = none */
 } watch_t;
 
-static int64_t now_ms(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void on_reset(void *ctx)
 {
     watch_t *w = ctx;
@@ -88,7 +81,7 @@ static void on_tally(void *ctx, const tally_tally_t *t)
         return;
     bool change = w->have_base && t->seq > w->base_seq;
     if (change)
-        w->last_change_ms = now_ms(CLOCK_REALTIME);
+        w->last_change_ms = cli_clock_ms(CLOCK_REALTIME);
     w->dirty = true;
     if (w->json) {
         cli_render_json_tally(stdout, t, true);
@@ -141,7 +134,7 @@ static void draw(watch_t *w)
 
 static int run(watch_t *w, int duration_ms, bool table)
 {
-    int64_t deadline = duration_ms > 0 ? now_ms(CLOCK_MONOTONIC) + duration_ms : 0;
+    int64_t deadline = duration_ms > 0 ? cli_clock_ms(CLOCK_MONOTONIC) + duration_ms : 0;
     int64_t last_draw = 0;
     bool last_synced = false;
     if (table)
@@ -151,7 +144,7 @@ static int run(watch_t *w, int duration_ms, bool table)
         if (table)
             step = 100; /* redraw at most 10 times a second */
         if (deadline != 0) {
-            int64_t left = deadline - now_ms(CLOCK_MONOTONIC);
+            int64_t left = deadline - cli_clock_ms(CLOCK_MONOTONIC);
             if (left <= 0)
                 break;
             if (step == 0 || left < step)
@@ -164,7 +157,7 @@ static int run(watch_t *w, int duration_ms, bool table)
             cli_error("watch failed: %s", tally_strerror(rc));
             return CLI_INTERNAL;
         }
-        int64_t now = now_ms(CLOCK_MONOTONIC);
+        int64_t now = cli_clock_ms(CLOCK_MONOTONIC);
         bool synced = tally_sub_synced(w->sub);
         if (table && (w->dirty || synced != last_synced || now - last_draw >= 1000)) {
             draw(w);
