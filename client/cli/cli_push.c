@@ -224,19 +224,25 @@ static int open_client(cli_global_t *g, const char *town, const char *spool, int
     return CLI_OK;
 }
 
-/* No acknowledgement in time: say what became of the figures. */
+/* No acknowledgement in time: say why, as far as the connection tells,
+ * and what became of the figures.  sent: the daemon answered HELLO, so
+ * they may have reached it. */
 static int report_timeout(const cli_global_t *g, tally_client_t *c, const char *spool,
                           int timeout_ms, bool sent)
 {
     size_t subs = tally_client_pending(c), n = tally_client_pending_samples(c);
     double secs = timeout_ms / 1000.0;
-    if (spool != NULL)
+    if (!sent)
+        cli_unanswered(g, "push", tally_client_link(c), timeout_ms);
+    if (spool != NULL && sent)
         cli_error("no acknowledgement from tallyd at %s within %g s; %zu submission%s (%zu "
                   "sample%s) kept in %s for the next run to deliver",
                   g->server, secs, subs, plural(subs), n, plural(n), spool);
+    else if (spool != NULL)
+        cli_error("%zu submission%s (%zu sample%s) kept in %s for the next run to deliver", subs,
+                  plural(subs), n, plural(n), spool);
     else if (!sent)
-        cli_error("no answer from tallyd at %s within %g s: nothing was sent (is it running?)",
-                  g->server, secs);
+        cli_error("nothing was sent");
     else
         /* The daemon may have counted them and its answer be lost: a push
          * of the same figures would be a new submission, counted again. */
@@ -244,12 +250,20 @@ static int report_timeout(const cli_global_t *g, tally_client_t *c, const char *
                   "been counted; pushing %s again could count %s twice. Use --spool DIR so that "
                   "tally can resend %s safely.",
                   g->server, secs, n, plural(n), them(n), them(n), them(n));
-    if (g->curve.server_key != NULL)
-        cli_error("a tallyd secured with CURVE also stays silent to a key it does not admit: "
-                  "check that %s is the township's certificate and its public key is in "
-                  "tallyd's township_keys",
-                  g->cert);
     return CLI_UNREACHABLE;
+}
+
+/* tally_client_hello, looking at the connection meanwhile: a failed
+ * security handshake will not get better by waiting. */
+static int hello(tally_client_t *c, int timeout_ms)
+{
+    int64_t end = cli_clock_ms(CLOCK_MONOTONIC) + timeout_ms;
+    for (;;) {
+        int64_t left = end - cli_clock_ms(CLOCK_MONOTONIC);
+        int rc = tally_client_hello(c, left < 100 ? (int)(left > 0 ? left : 0) : 100);
+        if (rc != TALLY_ETIMEDOUT || left <= 100 || cli_link_final(tally_client_link(c)))
+            return rc;
+    }
 }
 
 static void print_delivered(const push_t *p, const char *town, const char *spool)
@@ -298,7 +312,7 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
     if (samples->n > 0 || tally_client_pending(c) > 0) {
         /* The daemon's limits and client_expiry_ms first: they decide how
          * the figures are split and under which client id they go. */
-        rc = tally_client_hello(c, timeout_ms);
+        rc = hello(c, timeout_ms);
         sent = rc == 0;
     }
     p.first_seq = tally_client_next_seq(c);
@@ -307,6 +321,8 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
     } else if (rc == 0 || rc == TALLY_ETIMEDOUT) {
         status = add_samples(c, samples, time_ms);
         int64_t left = timeout_ms - (cli_clock_ms(CLOCK_MONOTONIC) - start);
+        if (!sent && cli_link_final(tally_client_link(c)))
+            left = 0; /* spooled now; no answer can come through this connection */
         if (status == CLI_OK)
             rc = tally_client_flush(c, left > 0 ? (int)left : 0);
         if (status == CLI_OK && !quiet)

@@ -5,6 +5,7 @@
 #define TALLY_CLIENT_CLI_UTIL_H
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -91,13 +92,26 @@ int cli_set_server(cli_global_t *g, const char *cmd, const char *source, const c
 int cli_prefix(const char *cmd, const char *metric, const char *town, int all, char *buf,
                size_t cap);
 
-/* Report a failed tally_get/tally_stats/subscriber request to server:
- * prints the reason and returns the exit status (3 for a timeout, 1 when
- * the daemon refused, 2 for a bad argument, 4 otherwise). */
-int cli_request_failed(const char *server, int rc, int timeout_ms);
+/* True for what the connection shows when no answer can come through
+ * it: a failed security handshake (enum tally_link). */
+bool cli_link_final(int link);
 
-/* The same for a daemon secured with CURVE: a timeout may also mean that
- * it does not admit the key, which the message then says. */
-int cli_request_failed_curve(const cli_global_t *g, int rc, int timeout_ms);
+/* Print, for command cmd, that tallyd at g->server gave no answer within
+ * timeout_ms, and why as far as link (enum tally_link: what the
+ * connection showed) tells: nothing listens there, it needs keys, it does
+ * not use them, it refuses the key, or it is silent.  Returns
+ * CLI_UNREACHABLE. */
+int cli_unanswered(const cli_global_t *g, const char *cmd, int link, int timeout_ms);
+
+/* Print "tally CMD: tallyd at SERVER answered NAME: message" for the
+ * daemon's refusal code (a negative wire code) and its words (NULL or "":
+ * the code's description).  Returns CLI_REJECTED. */
+int cli_refused(const cli_global_t *g, const char *cmd, int code, const char *message);
+
+/* Report a failed tally_get_req/tally_stats_req of command cmd: prints why
+ * and returns the exit status (3 no answer, 1 when the daemon refused, 2
+ * for a bad argument, 4 otherwise). */
+int cli_request_failed(const cli_global_t *g, const char *cmd, int rc, const tally_request_t *req,
+                       int timeout_ms);
 
 #endif

@@ -82,6 +82,7 @@ static int open_socket(tally_client_t *c, void *zctx, const curve_keys_t *keys, 
         text_format(err, errlen, "cannot set the CURVE keys: %s", zmq_strerror(errno));
         return TALLY_ESYS;
     }
+    monitor_open(&c->mon, c->zctx, c->dealer); /* without it, only less is said */
     if (zmq_connect(c->dealer, c->endpoint) < 0) {
         text_format(err, errlen, "cannot connect to '%s': %s", c->endpoint, zmq_strerror(errno));
         return errno == ENOMEM ? TALLY_ENOMEM : TALLY_EINVAL;
@@ -108,6 +109,7 @@ void tally_client_destroy(tally_client_t **cp)
     if (cp == NULL || *cp == NULL)
         return;
     tally_client_t *c = *cp;
+    monitor_close(&c->mon, c->dealer);
     if (c->dealer != NULL)
         zmq_close(c->dealer);
     if (c->own_ctx)
@@ -390,6 +392,7 @@ int tally_client_process(tally_client_t *c)
 {
     if (c == NULL)
         return TALLY_EINVAL;
+    monitor_poll(&c->mon); /* kept drained, so that its last event is the latest */
     int rc = client_wire_drain(c);
     if (rc < 0)
         return rc;
@@ -505,6 +508,11 @@ size_t tally_client_batch_size(const tally_client_t *c)
 void tally_client_id(const tally_client_t *c, uint8_t id[TALLY_CLIENT_ID_LEN])
 {
     memcpy(id, c->id, TALLY_CLIENT_ID_LEN);
+}
+
+int tally_client_link(tally_client_t *c)
+{
+    return monitor_poll(&c->mon);
 }
 
 uint64_t tally_client_next_seq(const tally_client_t *c)

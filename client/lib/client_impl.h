@@ -11,6 +11,7 @@
 
 #include <msgpack/sbuffer.h>
 
+#include "monitor.h"
 #include "proto.h"
 #include "spool.h"
 #include "tally.h"
@@ -37,6 +38,7 @@ struct tally_client {
     void *zctx;
     bool own_ctx;
     void *dealer;
+    monitor_t mon; /* what the dealer's connection showed */
     char endpoint[TALLY_ENDPOINT_MAX];
     char township[PROTO_NAME_MAX + 1];
 

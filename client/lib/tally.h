@@ -128,6 +128,28 @@ typedef struct tally_curve {
 TALLY_API int tally_curve_check(const tally_curve_t *curve, char *errbuf, size_t errbuf_len);
 
 /* ------------------------------------------------------------------ */
+/* Connections                                                        */
+/* ------------------------------------------------------------------ */
+
+/* What the last attempt to reach the daemon showed, for saying why a
+ * request went unanswered (tally_client_link, tally_sub_link,
+ * tally_request_t.link). */
+enum tally_link {
+    TALLY_LINK_UNKNOWN = 0,   /* nothing known yet (connecting), or the connection was lost */
+    TALLY_LINK_NO_CONNECTION, /* the connection could not be made: nothing listens there */
+    TALLY_LINK_MECHANISM,     /* connected, but the daemon speaks another security
+                                 mechanism: CURVE to a plaintext handle, or plaintext
+                                 to a CURVE handle */
+    TALLY_LINK_HANDSHAKE,     /* connected, but the security handshake failed: for a
+                                 plaintext handle most likely a daemon that speaks CURVE
+                                 (over ipc:// ZeroMQ cannot always tell this from
+                                 TALLY_LINK_MECHANISM), for a CURVE handle most likely
+                                 the wrong server key */
+    TALLY_LINK_KEY_REFUSED,   /* CURVE: the daemon does not admit this handle's key */
+    TALLY_LINK_UP,            /* connected, handshake done */
+};
+
+/* ------------------------------------------------------------------ */
 /* Publisher                                                          */
 /* ------------------------------------------------------------------ */
 
@@ -352,6 +374,11 @@ TALLY_API size_t tally_client_pending_samples(const tally_client_t *c);
 /* Number of samples in the open batch (not yet closed by send). */
 TALLY_API size_t tally_client_batch_size(const tally_client_t *c);
 
+/* What the connection to the daemon showed last (enum tally_link); for
+ * saying why tally_client_hello() or tally_client_flush() timed out.
+ * Reads the connection's events, so it takes a non-const client. */
+TALLY_API int tally_client_link(tally_client_t *c);
+
 /* Copy the 16-byte client id into id.  It changes only when the expiry
  * rule takes a new one. */
 TALLY_API void tally_client_id(const tally_client_t *c, uint8_t id[TALLY_CLIENT_ID_LEN]);
@@ -517,6 +544,19 @@ TALLY_API void tally_sub_foreach(const tally_sub_t *s, tally_tally_cb fn, void *
 /* The publish endpoint in use ("" while still asking the daemon). */
 TALLY_API const char *tally_sub_pub_endpoint(const tally_sub_t *s);
 
+/* What the request connection to the daemon showed last (enum
+ * tally_link), for saying why the subscriber does not synchronise. */
+TALLY_API int tally_sub_link(tally_sub_t *s);
+
+/* The daemon's last refusal of this subscriber's requests (an ERROR
+ * answering HELLO or a snapshot request, e.g. TALLY_EFORBIDDEN for a key
+ * that may not read): its negative TALLY_E* code, or 0 when there was
+ * none since the last snapshot applied.  *message (message may be NULL)
+ * receives the daemon's words, "" if it gave none, valid until the next
+ * tally_sub_process/run.  The subscriber goes on asking; a caller that
+ * takes a refusal as final stops it. */
+TALLY_API int tally_sub_refusal(const tally_sub_t *s, const char **message);
+
 /* ------------------------------------------------------------------ */
 /* One-shot requests                                                  */
 /* ------------------------------------------------------------------ */
@@ -542,6 +582,28 @@ typedef void (*tally_stat_cb)(void *ctx, const char *name, int64_t value);
  * Returns 0; TALLY_EINVAL; TALLY_ETIMEDOUT; a negative wire code when the
  * daemon answered with an ERROR; TALLY_ENOMEM; TALLY_ESYS. */
 TALLY_API int tally_stats(const char *server, int timeout_ms, tally_stat_cb cb, void *ctx);
+
+/* How to make a one-shot request, and what became of it. */
+typedef struct tally_request {
+    const tally_curve_t *curve; /* keys for a secured daemon; NULL: plaintext */
+    int timeout_ms;             /* <= 0: 10000 */
+    /* Optional: on failure, a sentence saying why; for an ERROR answer,
+     * the daemon's own message ("" if it gave none). */
+    char *errbuf;
+    size_t errbuf_len;
+    int link; /* out: what the connection showed (enum tally_link) */
+} tally_request_t;
+
+/* tally_get() and tally_stats() with the options of req (NULL: as
+ * tally_get and tally_stats), which also receives why a request failed.
+ * A failed security handshake (TALLY_LINK_MECHANISM, TALLY_LINK_HANDSHAKE,
+ * TALLY_LINK_KEY_REFUSED) ends the wait at once with TALLY_ECLOSED, since
+ * no answer can come through it; the other returns are those of
+ * tally_get and tally_stats. */
+TALLY_API int tally_get_req(const char *server, tally_request_t *req, const char *prefix,
+                            tally_tally_cb cb, void *ctx, uint64_t *seq, uint64_t *stream_id);
+TALLY_API int tally_stats_req(const char *server, tally_request_t *req, tally_stat_cb cb,
+                              void *ctx);
 
 /* tally_get() and tally_stats() with CURVE keys (curve may be NULL:
  * plaintext), for a secured daemon, which answers them only for a

@@ -26,7 +26,7 @@
 #error "TALLY_CLI must name the tally executable"
 #endif
 
-enum mode { ACCEPT, REJECT, SILENT };
+enum mode { ACCEPT, REJECT, SILENT, FORBID };
 
 typedef struct fake {
     char dir[64];
@@ -139,6 +139,26 @@ static void handle(fake_t *f, void *router, const uint8_t *id, size_t idlen, con
         m->u.welcome.skew_ms = m->u.welcome.max_age_ms = -1;
         send_to(router, id, idlen, m);
         break;
+    case PROTO_SNAPSHOT_REQ:
+    case PROTO_STATS_REQ:
+        if (f->mode != FORBID)
+            goto answer;
+        m->type = PROTO_ERROR;
+        m->u.error.req_id =
+            req->type == PROTO_STATS_REQ ? req->u.stats_req.req_id : req->u.snapshot_req.req_id;
+        m->u.error.code = 17;
+        m->u.error.field = proto_str("type");
+        m->u.error.message = proto_str("this key belongs to township 'gaoguan', which may submit "
+                                       "figures but not read tallies or counters; use a "
+                                       "subscriber key");
+        send_to(router, id, idlen, m);
+        break;
+    default:
+        break;
+    }
+    goto out;
+answer:
+    switch (req->type) {
     case PROTO_SNAPSHOT_REQ: {
         proto_tally_t items[3] = {
             make_tally("disputes.resolved", "", PROTO_KIND_COUNTER, 4, 216, 1),
@@ -398,8 +418,9 @@ static void test_push_timeout_without_spool(void **state)
     assert_int_equal(f->status, 3);
     char want[512];
     snprintf(want, sizeof want,
-             "tally: no answer from tallyd at %s within 0.3 s: nothing was sent (is it "
-             "running?)\n",
+             "tally: no answer from tallyd at %s within 0.3 s: nothing accepts connections there "
+             "(is tallyd running, and is the address right?)\n"
+             "tally: nothing was sent\n",
              f->req_ep);
     assert_string_equal(f->err, want);
     start(f, SILENT);
@@ -573,9 +594,54 @@ static void test_get_unreachable(void **state)
     RUN(f, f->server_arg, "get", "--timeout", "0.2");
     assert_int_equal(f->status, 3);
     assert_non_null(strstr(f->err, "no answer from tallyd"));
+    assert_non_null(strstr(f->err, "nothing accepts connections there"));
     RUN(f, f->server_arg, "watch", "--duration", "0.3");
     assert_int_equal(f->status, 3);
-    assert_non_null(strstr(f->err, "no snapshot"));
+    assert_non_null(strstr(f->err, "no answer from tallyd"));
+    assert_non_null(strstr(f->err, "nothing accepts connections there"));
+}
+
+/* A filter that selects nothing names what has no tallies, with the
+ * closest metric there is, and exits 1; not the internal topic. */
+static void test_get_nothing(void **state)
+{
+    fake_t *f = *state;
+    start(f, ACCEPT);
+    RUN(f, f->server_arg, "get", "--metric", "nosuch");
+    assert_int_equal(f->status, 1);
+    assert_string_equal(f->err, "tally get: metric 'nosuch' has no tallies\n");
+    assert_string_equal(f->out, "");
+    RUN(f, f->server_arg, "get", "--metric", "disputes.resolvd");
+    assert_int_equal(f->status, 1);
+    assert_string_equal(f->err, "tally get: metric 'disputes.resolvd' has no tallies (did you mean "
+                                "'disputes.resolved'?)\n");
+    RUN(f, f->server_arg, "get", "--town", "nosuch");
+    assert_int_equal(f->status, 1);
+    assert_string_equal(f->err, "tally get: township 'nosuch' has no tallies\n");
+    RUN(f, f->server_arg, "get", "--all", "--metric", "nosuch", "--json");
+    assert_int_equal(f->status, 1);
+    assert_string_equal(f->out, "{\"seq\":5,\"stream_id\":99,\"tallies\":[]}\n");
+    assert_string_equal(f->err, "tally get: metric 'nosuch' has no tallies\n");
+}
+
+/* The daemon refusing a request (a township's key reading): its answer
+ * and words, status 1, not "is it running?". */
+static void test_forbidden(void **state)
+{
+    fake_t *f = *state;
+    start(f, FORBID);
+    char want[1024];
+    static const char *const cmds[] = {"get", "stats", "watch"};
+    for (int i = 0; i < 3; i++) {
+        RUN(f, f->server_arg, cmds[i], "--json");
+        assert_int_equal(f->status, 1);
+        snprintf(want, sizeof want,
+                 "tally %s: tallyd at %s answered FORBIDDEN: this key belongs to township "
+                 "'gaoguan', which may submit figures but not read tallies or counters; use a "
+                 "subscriber key\n",
+                 cmds[i], f->req_ep);
+        assert_string_equal(f->err, want);
+    }
 }
 
 static void test_watch_json(void **state)
@@ -653,6 +719,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_help_and_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_unreachable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forbidden, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch_sigterm, setup, teardown),
     };
