@@ -142,6 +142,13 @@ static int read_csv(const char *file, csv_samples_t *out)
     if (rc < 0)
         return cli_usage_error("push", "%s", err);
     const char *name = strcmp(file, "-") == 0 ? "stdin" : file;
+    if (len == 0 && strcmp(file, "-") == 0) {
+        free(buf);
+        /* Typically a script or cron job that meant to give figures. */
+        return cli_usage_error("push", "nothing to push: standard input is empty (give "
+                                       "METRIC=VALUE pairs, --file FILE.csv, or CSV on standard "
+                                       "input)");
+    }
     rc = csv_parse_samples(buf, len, name, out, err, sizeof err);
     free(buf);
     if (rc == TALLY_ENOMEM) {

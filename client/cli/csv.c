@@ -13,6 +13,7 @@
 
 #include "proto.h"
 #include "text.h"
+#include "utf8.h"
 #include "vec.h"
 
 #define FIELDS_MAX 256
@@ -190,17 +191,42 @@ static int find_column(const field_t *hdr, int n, const char *want, int *col)
     return TALLY_ENOTFOUND;
 }
 
+/* The header's columns for a message, bytes that are not UTF-8 shown as
+ * \xNN so that the message stays readable. */
 static void header_list(const field_t *hdr, int n, char *buf, size_t cap)
 {
     size_t used = 0;
     buf[0] = '\0';
-    for (int i = 0; i < n && used + 1 < cap; i++) {
-        int w =
-            snprintf(buf + used, cap - used, "%s%.*s", i ? ", " : "", (int)hdr[i].len, hdr[i].ptr);
-        if (w < 0)
-            break;
-        used += (size_t)w;
+    for (int i = 0; i < n && used + 8 < cap; i++) {
+        if (i > 0)
+            used += (size_t)snprintf(buf + used, cap - used, ", ");
+        for (size_t k = 0; k < hdr[i].len && used + 8 < cap;) {
+            size_t l = utf8_decode(hdr[i].ptr + k, hdr[i].len - k, NULL);
+            if (l == 0) {
+                used += (size_t)snprintf(buf + used, cap - used, "\\x%02X",
+                                         (unsigned char)hdr[i].ptr[k]);
+                k++;
+            } else {
+                memcpy(buf + used, hdr[i].ptr + k, l);
+                used += l;
+                k += l;
+            }
+        }
+        buf[used] = '\0';
     }
+}
+
+/* A header of one column holding another separator: the file was saved
+ * with semicolons or tabs, as spreadsheets do in some locales. */
+static char other_separator(const field_t *hdr, int n)
+{
+    if (n != 1)
+        return 0;
+    if (memchr(hdr[0].ptr, ';', hdr[0].len) != NULL)
+        return ';';
+    if (memchr(hdr[0].ptr, '\t', hdr[0].len) != NULL)
+        return '\t';
+    return 0;
 }
 
 static bool all_digits(const field_t *f)
@@ -337,6 +363,13 @@ int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples
     reader_t r = {.p = buf, .end = buf + len, .line = 1};
     if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0)
         r.p += 3; /* spreadsheets like to start UTF-8 files with a BOM */
+    if (len >= 2 && (memcmp(buf, "\xFF\xFE", 2) == 0 || memcmp(buf, "\xFE\xFF", 2) == 0)) {
+        text_format(err, errlen,
+                    "%s: the file is UTF-16 text (\"Unicode text\"), not CSV: save it as CSV "
+                    "UTF-8 (comma delimited)",
+                    name);
+        return TALLY_EINVAL;
+    }
     field_t *fields = malloc(FIELDS_MAX * sizeof *fields);
     if (fields == NULL)
         return TALLY_ENOMEM;
@@ -357,8 +390,14 @@ int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples
     if (find_column(fields, n, "metric", &mcol) < 0 || find_column(fields, n, "value", &vcol) < 0) {
         char list[512];
         header_list(fields, n, list, sizeof list);
-        text_format(err, errlen, "%s:%u: the header has no '%s' column (columns: %s)", name, hline,
-                    mcol < 0 ? "metric" : "value", list);
+        char sep = other_separator(fields, n);
+        text_format(
+            err, errlen, "%s:%u: the header has no '%s' column (columns: %s)%s%s%s", name, hline,
+            mcol < 0 ? "metric" : "value", list, sep ? "; the fields seem to be separated by " : "",
+            sep == ';' ? "';'"
+            : sep      ? "tabs"
+                       : "",
+            sep ? ": tally reads comma-separated values, save the file as CSV with commas" : "");
         rc = TALLY_EINVAL;
         goto out;
     }

@@ -493,6 +493,9 @@ static void test_usage_errors(void **state)
     RUN(f, "push", "a=1");
     assert_int_equal(f->status, 2);
     assert_non_null(strstr(f->err, "--town NAME is required"));
+    RUN(f, "push", "--town", "gaoguan"); /* standard input: /dev/null */
+    assert_int_equal(f->status, 2);
+    assert_non_null(strstr(f->err, "nothing to push: standard input is empty"));
     RUN(f, "push", "--town", "gaoguan", "a=12.5");
     assert_int_equal(f->status, 2);
     assert_non_null(strstr(f->err, "'12.5' is not an integer"));

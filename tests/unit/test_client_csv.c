@@ -220,6 +220,29 @@ static void test_quoted_thousands(void **state)
     csv_samples_free(&s);
 }
 
+/* Files saved by a spreadsheet the wrong way get a message saying how to
+ * save them, not a list of garbled columns. */
+static void test_spreadsheet_exports(void **state)
+{
+    (void)state;
+    char err[512];
+    csv_samples_t s = {0};
+    assert_int_equal(parse("metric;value\na;1\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_string_equal(err, "t.csv:1: the header has no 'metric' column (columns: metric;value); "
+                             "the fields seem to be separated by ';': tally reads "
+                             "comma-separated values, save the file as CSV with commas");
+    assert_int_equal(parse("metric\tvalue\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_non_null(strstr(err, "separated by tabs"));
+    assert_int_equal(csv_parse_samples("\xFF\xFEm\0e\0", 6, "t.csv", &s, err, sizeof err),
+                     TALLY_EINVAL);
+    assert_string_equal(err, "t.csv: the file is UTF-16 text (\"Unicode text\"), not CSV: save "
+                             "it as CSV UTF-8 (comma delimited)");
+    assert_int_equal(parse("\xB8\xDF,value\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_string_equal(err, "t.csv:1: the header has no 'metric' column (columns: \\xB8\\xDF, "
+                             "value)");
+    assert_int_equal(s.n, 0);
+}
+
 static void test_parse_int64(void **state)
 {
     (void)state;
@@ -247,6 +270,7 @@ int main(void)
         cmocka_unit_test(test_bad_metric_and_quotes),
         cmocka_unit_test(test_extra_fields),
         cmocka_unit_test(test_quoted_thousands),
+        cmocka_unit_test(test_spreadsheet_exports),
         cmocka_unit_test(test_parse_int64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
