@@ -188,14 +188,21 @@ static size_t count_str(const char *hay, const char *needle)
     return n;
 }
 
-static void push_and_check(fx_t *f, bool example_config)
+/* Push the report's 22 figures; stdout must be want_out, stderr empty. */
+static void push_report(fx_t *f, const char *want_out)
 {
     load_csv(f);
     const char *push[] = {"push", "--town", "gaoguan", "--file", f->csv_path, NULL};
     cli_result_t r = run_expect(f, 0, push);
-    assert_string_equal(r.out, "accepted 22 samples for gaoguan (seq 1..1)\n");
+    assert_string_equal(r.out, want_out);
     assert_string_equal(r.err, "");
     cli_result_free(&r);
+}
+
+static void push_and_check(fx_t *f, bool example_config)
+{
+    push_report(f, "accepted 22 samples for gaoguan (seq 1..1)\n");
+    cli_result_t r;
 
     /* County-wide by default: no township rows. */
     get_tab(f, NULL);
@@ -263,12 +270,7 @@ static void test_gaoguan_max_samples(void **state)
 {
     fx_t *f = *state;
     assert_int_equal(harness_start(&f->h, "[limits]\nmax_samples = 7\n", NULL), 0);
-    load_csv(f);
-    const char *push[] = {"push", "--town", "gaoguan", "--file", f->csv_path, NULL};
-    cli_result_t r = run_expect(f, 0, push);
-    assert_string_equal(r.out, "accepted 22 samples for gaoguan (seq 1..4)\n");
-    assert_string_equal(r.err, "");
-    cli_result_free(&r);
+    push_report(f, "accepted 22 samples for gaoguan (seq 1..4)\n");
     /* (A configuration file without [ratio] sections defines no ratio.) */
     get_tab(f, (const char *const[]){"--town", "gaoguan", NULL});
     assert_int_equal(f->t.n, 22);

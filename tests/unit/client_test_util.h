@@ -66,13 +66,20 @@ typedef struct received {
     uint32_t nsamples;
 } received_t;
 
-static inline void on_ack(void *ctx, uint64_t seq, int status, uint32_t nsamples)
+/* The next event of f, cleared, of kind about seq. */
+static inline event_t *add_event(fixture_t *f, char kind, uint64_t seq)
 {
-    fixture_t *f = ctx;
+    assert_true(f->nev < (int)(sizeof f->ev / sizeof f->ev[0]));
     event_t *e = &f->ev[f->nev++];
     memset(e, 0, sizeof *e);
-    e->kind = 'a';
+    e->kind = kind;
     e->seq = seq;
+    return e;
+}
+
+static inline void on_ack(void *ctx, uint64_t seq, int status, uint32_t nsamples)
+{
+    event_t *e = add_event(ctx, 'a', seq);
     e->status_or_code = status;
     e->nsamples = nsamples;
 }
@@ -80,11 +87,7 @@ static inline void on_ack(void *ctx, uint64_t seq, int status, uint32_t nsamples
 static inline void on_reject(void *ctx, uint64_t seq, int code, int sample, const char *field,
                              const char *message)
 {
-    fixture_t *f = ctx;
-    event_t *e = &f->ev[f->nev++];
-    memset(e, 0, sizeof *e);
-    e->kind = 'r';
-    e->seq = seq;
+    event_t *e = add_event(ctx, 'r', seq);
     e->status_or_code = code;
     e->sample = sample;
     snprintf(e->field, sizeof e->field, "%s", field);
@@ -93,11 +96,7 @@ static inline void on_reject(void *ctx, uint64_t seq, int code, int sample, cons
 
 static inline void on_unknown(void *ctx, const tally_unknown_t *u)
 {
-    fixture_t *f = ctx;
-    event_t *e = &f->ev[f->nev++];
-    memset(e, 0, sizeof *e);
-    e->kind = 'u';
-    e->seq = u->seq;
+    event_t *e = add_event(ctx, 'u', u->seq);
     e->nsamples = u->nsamples;
     memcpy(e->client_id, u->client_id, 16);
     snprintf(e->township, sizeof e->township, "%s", u->township);
@@ -164,6 +163,17 @@ static inline int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Send m to the client connection r came from. */
+static inline void reply(fixture_t *f, const received_t *r, const proto_msg_t *m)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode(&sb, m), 0);
+    assert_int_equal(zmq_send(f->router, r->id, r->idlen, ZMQ_SNDMORE), (int)r->idlen);
+    assert_int_equal(zmq_send(f->router, sb.data, sb.size, 0), (int)sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static inline void welcome(fixture_t *f, const received_t *r, uint64_t req_id)
 {
     proto_msg_t m;
@@ -178,12 +188,7 @@ static inline void welcome(fixture_t *f, const received_t *r, uint64_t req_id)
     m.u.welcome.max_msg = f->max_msg;
     m.u.welcome.client_expiry_ms = f->client_expiry_ms;
     m.u.welcome.max_name = m.u.welcome.skew_ms = m.u.welcome.max_age_ms = -1;
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    assert_int_equal(proto_encode(&sb, &m), 0);
-    assert_int_equal(zmq_send(f->router, r->id, r->idlen, ZMQ_SNDMORE), (int)r->idlen);
-    assert_int_equal(zmq_send(f->router, sb.data, sb.size, 0), (int)sb.size);
-    msgpack_sbuffer_destroy(&sb);
+    reply(f, r, &m);
 }
 
 /* Drive the client and wait up to timeout_ms for one SUBMIT at the fake
@@ -242,12 +247,7 @@ static inline void ack(fixture_t *f, const received_t *r, uint64_t seq, int stat
     m.u.ack.sample = sample;
     m.u.ack.field = proto_str(field);
     m.u.ack.message = proto_str(message);
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    assert_int_equal(proto_encode(&sb, &m), 0);
-    assert_int_equal(zmq_send(f->router, r->id, r->idlen, ZMQ_SNDMORE), (int)r->idlen);
-    assert_int_equal(zmq_send(f->router, sb.data, sb.size, 0), (int)sb.size);
-    msgpack_sbuffer_destroy(&sb);
+    reply(f, r, &m);
 }
 
 /* Drive the client until cond holds or timeout_ms passes. */
