@@ -336,7 +336,9 @@ static int open_spool(tally_client_t *c, const char *dir, unsigned lock_timeout_
     }
     if (save)
         rc = state_write(c, c->next_seq, err, errlen);
-    if (rc == 0 && legacy)
+    /* Also when client.state was there: a crash may have come between
+     * writing it and removing them. */
+    if (rc == 0 && (legacy || found))
         rc = spool_remove_legacy(c->spool, err, errlen);
     return rc;
 }

@@ -401,6 +401,13 @@ static void test_legacy_spool(void **state)
     assert_string_equal(state_value(f->spool, "client.state", "seq"), "42");
     assert_string_equal(state_value(f->spool, "client.state", "acked_ms"), "1700000000000");
     tally_client_destroy(&c);
+    /* A crash between writing client.state and removing them: they are
+     * removed by the next run, and client.state is what counts. */
+    write_file(f->spool, "client.seq", "7\n");
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), 0);
+    assert_int_equal(tally_client_next_seq(c), 42);
+    assert_false(exists(f->spool, "client.seq"));
+    tally_client_destroy(&c);
 }
 
 static void test_corrupt_spool_file(void **state)
