@@ -2,6 +2,7 @@
  * socket monitor reports it (see monitor.h). */
 #include "monitor.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,9 +38,13 @@ int monitor_open(monitor_t *m, void *zctx, void *sock)
 
 static int next_link(int link, uint16_t event, uint32_t value)
 {
+    bool refused = link == TALLY_LINK_MECHANISM || link == TALLY_LINK_HANDSHAKE ||
+                   link == TALLY_LINK_KEY_REFUSED;
     switch (event) {
     case ZMQ_EVENT_CONNECT_RETRIED:
-        return TALLY_LINK_NO_CONNECTION;
+        /* A handshake that failed says more than the reconnection attempt
+         * after it, which a busy daemon may not take at once. */
+        return refused ? link : TALLY_LINK_NO_CONNECTION;
     case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
         return TALLY_LINK_UP;
     case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:

@@ -133,7 +133,8 @@ TALLY_API int tally_curve_check(const tally_curve_t *curve, char *errbuf, size_t
 
 /* What the last attempt to reach the daemon showed, for saying why a
  * request went unanswered (tally_client_link, tally_sub_link,
- * tally_request_t.link). */
+ * tally_request_t.link).  A failed handshake is kept until a handshake
+ * succeeds: the reconnection attempts that follow it tell less. */
 enum tally_link {
     TALLY_LINK_UNKNOWN = 0,   /* nothing known yet (connecting), or the connection was lost */
     TALLY_LINK_NO_CONNECTION, /* the connection could not be made: nothing listens there */
