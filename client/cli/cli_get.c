@@ -24,7 +24,12 @@ const char cli_get_usage[] =
     "  -j, --json         one JSON document: {\"seq\":N,\"stream_id\":N,\"tallies\":[...]}\n"
     CLI_OPTS_HELP_TIMEOUT("")
     CLI_OPTS_HELP_SERVER("", "a subscriber's")
-    CLI_OPTS_HELP_HELP("");
+    CLI_OPTS_HELP_HELP("")
+    "\n"
+    "Exit status: 0 printed (also when there are no tallies yet), 1 the daemon\n"
+    "refused the request, or --metric or --town names something without tallies,\n"
+    "2 usage error, 3 no answer (the message says why, as far as it can tell),\n"
+    "4 internal error.\n";
 /* clang-format on */
 
 static void print_json(const tally_tally_t *const *v, size_t n, uint64_t seq, uint64_t stream)
@@ -38,16 +43,74 @@ static void print_json(const tally_tally_t *const *v, size_t n, uint64_t seq, ui
     fputs("]}\n", stdout);
 }
 
-static int print(cli_render_rows_t *r, bool json, const char *prefix, uint64_t seq, uint64_t stream)
+static int print(cli_render_rows_t *r, bool json, uint64_t seq, uint64_t stream)
 {
     cli_render_sort(r->v, r->n);
     if (json)
         print_json(r->v, r->n, seq, stream);
-    else if (r->n == 0)
-        fprintf(stderr, "tally get: no tallies under '%s' yet\n", prefix);
-    else
+    else if (r->n > 0)
         return cli_render_table(stdout, r->v, r->n);
     return 0;
+}
+
+/* Collects the distinct metric names of the county's tallies. */
+typedef struct names {
+    char *v[512];
+    size_t n;
+} names_t;
+
+static void add_name(void *ctx, const tally_tally_t *t)
+{
+    names_t *nm = ctx;
+    for (size_t i = 0; i < nm->n; i++)
+        if (strcmp(nm->v[i], t->metric) == 0)
+            return;
+    if (nm->n < sizeof nm->v / sizeof nm->v[0] && (nm->v[nm->n] = strdup(t->metric)) != NULL)
+        nm->n++;
+}
+
+/* The metric the daemon has tallies of that is closest to metric, or
+ * NULL: one more snapshot, of the county's tallies, only on this path. */
+static char *closest_metric(cli_global_t *g, const tally_curve_t *curve, const char *metric,
+                            int timeout_ms)
+{
+    names_t nm = {.n = 0};
+    tally_request_t req = {.curve = curve, .timeout_ms = timeout_ms};
+    char *best = NULL;
+    if (tally_get_req(g->server, &req, "u/county/", add_name, &nm, NULL, NULL) == 0) {
+        const char *s = cli_suggest(metric, (const char *const *)nm.v, nm.n);
+        best = s != NULL ? strdup(s) : NULL;
+    }
+    for (size_t i = 0; i < nm.n; i++)
+        free(nm.v[i]);
+    return best;
+}
+
+/* Nothing matched: a filter that names a metric or township the daemon
+ * has no tallies of is the user's mistake more often than not (status
+ * 1); no tallies at all is just an empty daemon (status 0). */
+static int nothing(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *curve)
+{
+    if (o->metric == NULL && o->town == NULL) {
+        if (!o->json) /* the JSON document says it already */
+            fprintf(stderr, "tally get: no tallies yet\n");
+        return CLI_OK;
+    }
+    if (o->metric == NULL) {
+        fprintf(stderr, "tally get: township '%s' has no tallies\n", o->town);
+        return CLI_REJECTED;
+    }
+    char *best = closest_metric(g, curve, o->metric, o->timeout_ms);
+    char hint[128] = "";
+    if (best != NULL)
+        snprintf(hint, sizeof hint, " (did you mean '%s'?)", best);
+    free(best);
+    if (o->town != NULL)
+        fprintf(stderr, "tally get: township '%s' has no tallies of metric '%s'%s\n", o->town,
+                o->metric, hint);
+    else
+        fprintf(stderr, "tally get: metric '%s' has no tallies%s\n", o->metric, hint);
+    return CLI_REJECTED;
 }
 
 int cli_get(int argc, char **argv, cli_global_t *g)
@@ -66,13 +129,17 @@ int cli_get(int argc, char **argv, cli_global_t *g)
         return status;
     cli_render_rows_t rows = {.metric = o.all ? o.metric : NULL, .copy = true};
     uint64_t seq = 0, stream = 0;
-    int rc = tally_get_curve(g->server, curve, o.prefix, o.timeout_ms, cli_render_rows_add, &rows,
-                             &seq, &stream);
+    char err[600];
+    tally_request_t req = {
+        .curve = curve, .timeout_ms = o.timeout_ms, .errbuf = err, .errbuf_len = sizeof err};
+    int rc = tally_get_req(g->server, &req, o.prefix, cli_render_rows_add, &rows, &seq, &stream);
     if (rc < 0) {
-        status = cli_request_failed_curve(g, rc, o.timeout_ms);
-    } else if (rows.oom || print(&rows, o.json, o.prefix, seq, stream) < 0) {
+        status = cli_request_failed(g, "get", rc, &req, o.timeout_ms);
+    } else if (rows.oom || print(&rows, o.json, seq, stream) < 0) {
         cli_error("out of memory");
         status = CLI_INTERNAL;
+    } else if (rows.n == 0) {
+        status = nothing(g, &o, curve);
     }
     cli_render_rows_free(&rows);
     return status;

@@ -30,7 +30,8 @@ static const char usage[] =
     "\n"
     "Global options:\n"
     "  -s, --server ADDR  tallyd's request address: tcp://HOST:PORT, HOST:PORT, HOST\n"
-    "                     or ipc://PATH (default: $TALLY_SERVER, else tcp://127.0.0.1:7411)\n"
+    "                     or ipc://PATH (default: $TALLY_SERVER, else\n"
+    "                     tcp://127.0.0.1:7411)\n"
     "      --server-key K the public key of a tallyd secured with CURVE: its\n"
     "                     certificate FILE or the 40-character Z85 KEY (default:\n"
     "                     $TALLY_SERVER_KEY); needs --cert\n"
@@ -39,8 +40,9 @@ static const char usage[] =
     CLI_OPTS_HELP_HELP("")
     "  -V, --version      show the version\n"
     "\n"
-    "Exit status: 0 done, 1 rejected by the daemon, 2 usage error, 3 daemon\n"
-    "unreachable or no answer in time, 4 internal error.  See tally(1).\n";
+    "Exit status: 0 done, 1 rejected or refused by the daemon, 2 usage error,\n"
+    "3 daemon unreachable or no answer in time, 4 internal error, 5 (push) figures\n"
+    "of an earlier run set aside as of unknown fate.  See tally(1).\n";
 /* clang-format on */
 
 typedef struct command {
@@ -104,8 +106,8 @@ int main(int argc, char **argv)
     g.cert = getenv("TALLY_CERT");
     const char *env = getenv("TALLY_SERVER");
     if (env != NULL && env[0] != '\0') {
-        if (tally_endpoint_normalize(env, g.server, sizeof g.server) < 0)
-            return cli_usage_error(NULL, "TALLY_SERVER='%s' is not a valid server address", env);
+        if (cli_set_server(&g, NULL, "TALLY_SERVER", env) != 0)
+            return CLI_USAGE;
     } else {
         strcpy(g.server, TALLY_DEFAULT_SERVER);
     }

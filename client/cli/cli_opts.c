@@ -105,7 +105,7 @@ static int handle(cli_opts_t *o, int c)
             return cli_usage_error(o->cmd, "--timeout '%s' is not a number of seconds > 0", optarg);
         break;
     case 's':
-        if (cli_set_server(o->g, o->cmd, optarg) != 0)
+        if (cli_set_server(o->g, o->cmd, "--server", optarg) != 0)
             return CLI_USAGE;
         break;
     case CLI_OPT_SERVER_KEY:

@@ -44,7 +44,8 @@ enum cli_opts_group {
 #define CLI_OPTS_HELP_TIMEOUT(pad)                                                                 \
     "      --timeout SEC  " pad "how long to wait for the daemon (default 10)\n"
 #define CLI_OPTS_HELP_SERVER(pad, role)                                                            \
-    "  -s, --server ADDR  " pad "tallyd's request address\n"                                       \
+    "  -s, --server ADDR  " pad "tallyd's request address (default: $TALLY_SERVER, else\n"         \
+    "                     " pad "tcp://127.0.0.1:7411)\n"                                          \
     "      --server-key K " pad "the secured daemon's public key: a certificate FILE or\n"         \
     "                     " pad "its 40-character Z85 KEY (default: $TALLY_SERVER_KEY)\n"          \
     "      --cert FILE    " pad role " secret certificate (NAME_secret of\n"                       \

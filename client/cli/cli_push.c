@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "cli_opts.h"
+#include "cli_state.h"
 #include "csv.h"
 #include "proto.h"
 #include "when.h"
@@ -24,8 +25,9 @@ const char cli_push_usage[] =
     "\n"
     "Send figures of one township to tallyd and wait until they are acknowledged.\n"
     "Values are integers.  A CSV file needs a header row naming a 'metric' and a\n"
-    "'value' column; other columns are ignored.  Without pairs or --file, the CSV\n"
-    "is read from standard input when it is not a terminal.\n"
+    "'value' column; other columns are ignored.  Write numbers without thousands\n"
+    "separators (1000, not 1,000).  Without pairs or --file, the CSV is read from\n"
+    "standard input when it is not a terminal.\n"
     "\n"
     "Options:\n"
     "  -t, --town NAME    township the figures belong to (required)\n"
@@ -35,7 +37,10 @@ const char cli_push_usage[] =
     "                     2023-12-31T12:00:00+08:00, or @EPOCH_MILLISECONDS;\n"
     "                     local time is the TZ variable's, UTC when TZ is unset\n"
     "      --spool DIR    keep the figures in DIR until acknowledged; figures left\n"
-    "                     there by an earlier run are delivered first\n"
+    "                     there by an earlier run are delivered first.  Without it,\n"
+    "                     figures not acknowledged in time are not kept, and the\n"
+    "                     client id lives in $XDG_STATE_HOME/tally/ (default\n"
+    "                     ~/.local/state/tally/)\n"
     "      --flush        with --spool: only deliver what the spool holds, push\n"
     "                     nothing new\n"
     "      --timeout SEC  how long to wait for acknowledgements (default 10)\n"
@@ -44,7 +49,10 @@ const char cli_push_usage[] =
     CLI_OPTS_HELP_HELP("")
     "\n"
     "Exit status: 0 accepted, 1 rejected, 2 usage or input error, 3 no answer in\n"
-    "time (with --spool the figures stay spooled for the next run), 4 internal error.\n";
+    "time (with --spool the figures stay spooled for the next run; without, they may\n"
+    "or may not have been counted), 4 internal error (state or spool in use or\n"
+    "unusable), 5 figures of an earlier run may or may not have been counted and\n"
+    "were set aside (the message says where and what to do).  See tally(1).\n";
 /* clang-format on */
 
 typedef struct push {
@@ -53,6 +61,7 @@ typedef struct push {
     uint64_t lo, hi; /* seq range accepted in this run */
     size_t earlier_samples, earlier_subs;
     size_t rejected;
+    cli_unknown_t unknown;
 } push_t;
 
 static void on_ack(void *ctx, uint64_t seq, int status, uint32_t nsamples)
@@ -86,6 +95,12 @@ static void on_reject(void *ctx, uint64_t seq, int code, int sample, const char 
     if (seq < p->first_seq)
         fprintf(stderr, " [submission %" PRIu64 " from an earlier run]", seq);
     fputc('\n', stderr);
+}
+
+static void on_unknown(void *ctx, const tally_unknown_t *u)
+{
+    push_t *p = ctx;
+    cli_unknown_add(&p->unknown, u);
 }
 
 /* METRIC=VALUE; the value never contains '=', the metric may. */
@@ -127,6 +142,13 @@ static int read_csv(const char *file, csv_samples_t *out)
     if (rc < 0)
         return cli_usage_error("push", "%s", err);
     const char *name = strcmp(file, "-") == 0 ? "stdin" : file;
+    if (len == 0 && strcmp(file, "-") == 0) {
+        free(buf);
+        /* Typically a script or cron job that meant to give figures. */
+        return cli_usage_error("push", "nothing to push: standard input is empty (give "
+                                       "METRIC=VALUE pairs, --file FILE.csv, or CSV on standard "
+                                       "input)");
+    }
     rc = csv_parse_samples(buf, len, name, out, err, sizeof err);
     free(buf);
     if (rc == TALLY_ENOMEM) {
@@ -149,77 +171,182 @@ static const char *plural(size_t n)
     return n == 1 ? "" : "s";
 }
 
-static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t time_ms,
-                   int timeout_ms, bool quiet, const csv_samples_t *samples)
+static const char *them(size_t n)
 {
-    push_t p = {0};
-    char err[1024];
-    const tally_curve_t *curve;
-    int status = cli_curve(g, "push", &curve);
-    if (status != 0)
-        return status;
+    return n == 1 ? "it" : "them";
+}
+
+/* Open the publisher on the spool, or on the user's state without one,
+ * waiting up to timeout_ms for another `tally push` that holds it. */
+static int open_client(cli_global_t *g, const char *town, const char *spool, int timeout_ms,
+                       const tally_curve_t *curve, push_t *p, tally_client_t **out)
+{
+    char err[1024], state[4096 + 32];
+    int rc = cli_state_dir(state, sizeof state - sizeof CLI_STATE_FILE - 1, err, sizeof err);
+    if (spool != NULL && rc == 0 && cli_same_dir(spool, state))
+        /* Both would keep their id in DIR/client.state under different
+         * locks: two clients with one id. */
+        return cli_usage_error("push",
+                               "--spool %s is the directory of the user's client state; give the "
+                               "spool a directory of its own, e.g. %s/spool",
+                               spool, state);
+    if (spool == NULL && rc < 0) {
+        cli_error("%s", err);
+        return CLI_INTERNAL;
+    }
+    strcat(state, "/" CLI_STATE_FILE);
     tally_client_opts_t o = {
         .curve = curve,
         .spool_dir = spool,
+        .state_file = spool == NULL ? state : NULL,
         .on_ack = on_ack,
         .on_reject = on_reject,
-        .cb_ctx = &p,
+        .on_unknown = on_unknown,
+        .cb_ctx = p,
         .errbuf = err,
         .errbuf_len = sizeof err,
     };
-    tally_client_t *c;
-    int rc = tally_client_new(g->server, town, &o, &c);
+    rc = tally_client_new(g->server, town, &o, out);
+    if (rc == TALLY_EEXIST) {
+        /* cron and a person, say: the second waits for the first. */
+        fprintf(stderr,
+                "tally push: another tally push is using %s; waiting up to %g s for it to "
+                "finish\n",
+                spool != NULL ? spool : state, timeout_ms / 1000.0);
+        o.lock_timeout_ms = (unsigned)timeout_ms;
+        rc = tally_client_new(g->server, town, &o, out);
+        if (rc == TALLY_EEXIST) {
+            cli_error("another tally push is still using %s after %g s; try again when it has "
+                      "finished",
+                      spool != NULL ? spool : state, timeout_ms / 1000.0);
+            return CLI_INTERNAL;
+        }
+    }
     if (rc == TALLY_EBADNAME || rc == TALLY_ETOOLONG || rc == TALLY_EUTF8 || rc == TALLY_EINVAL)
         return cli_usage_error("push", "%s", err);
     if (rc < 0) {
         cli_error("%s", err);
         return CLI_INTERNAL;
     }
-    p.first_seq = tally_client_next_seq(c);
-    for (size_t i = 0; i < samples->n && status == CLI_OK; i++) {
-        rc = tally_client_add(c, samples->v[i].metric, samples->v[i].value, time_ms);
-        if (rc == TALLY_ERANGE) {
-            status = cli_usage_error("push", "%s", tally_client_last_error(c));
-        } else if (rc < 0) {
+    return CLI_OK;
+}
+
+/* No acknowledgement in time: say why, as far as the connection tells,
+ * and what became of the figures.  sent: the daemon answered HELLO, so
+ * they may have reached it. */
+static int report_timeout(const cli_global_t *g, tally_client_t *c, const char *spool,
+                          int timeout_ms, bool sent)
+{
+    size_t subs = tally_client_pending(c), n = tally_client_pending_samples(c);
+    double secs = timeout_ms / 1000.0;
+    if (!sent)
+        cli_unanswered(g, "push", tally_client_link(c), timeout_ms);
+    if (spool != NULL && sent)
+        cli_error("no acknowledgement from tallyd at %s within %g s; %zu submission%s (%zu "
+                  "sample%s) kept in %s for the next run to deliver",
+                  g->server, secs, subs, plural(subs), n, plural(n), spool);
+    else if (spool != NULL)
+        cli_error("%zu submission%s (%zu sample%s) kept in %s for the next run to deliver", subs,
+                  plural(subs), n, plural(n), spool);
+    else if (!sent)
+        cli_error("nothing was sent");
+    else
+        /* The daemon may have counted them and its answer be lost: a push
+         * of the same figures would be a new submission, counted again. */
+        cli_error("no answer from tallyd at %s within %g s: the %zu sample%s may or may not have "
+                  "been counted; pushing %s again could count %s twice. Use --spool DIR so that "
+                  "tally can resend %s safely.",
+                  g->server, secs, n, plural(n), them(n), them(n), them(n));
+    return CLI_UNREACHABLE;
+}
+
+/* tally_client_hello, looking at the connection meanwhile: a failed
+ * security handshake will not get better by waiting. */
+static int hello(tally_client_t *c, int timeout_ms)
+{
+    int64_t end = cli_clock_ms(CLOCK_MONOTONIC) + timeout_ms;
+    for (;;) {
+        int64_t left = end - cli_clock_ms(CLOCK_MONOTONIC);
+        int rc = tally_client_hello(c, left < 100 ? (int)(left > 0 ? left : 0) : 100);
+        if (rc != TALLY_ETIMEDOUT || left <= 100 || cli_link_final(tally_client_link(c)))
+            return rc;
+    }
+}
+
+static void print_delivered(const push_t *p, const char *town, const char *spool)
+{
+    if (p->earlier_subs > 0)
+        printf("delivered %zu submission%s (%zu sample%s) left in %s by an earlier run\n",
+               p->earlier_subs, plural(p->earlier_subs), p->earlier_samples,
+               plural(p->earlier_samples), spool);
+    if (p->accepted_subs > 0)
+        printf("accepted %zu sample%s for %s (seq %" PRIu64 "..%" PRIu64 ")\n", p->accepted_samples,
+               plural(p->accepted_samples), town, p->lo, p->hi);
+}
+
+static int add_samples(tally_client_t *c, const csv_samples_t *samples, int64_t time_ms)
+{
+    for (size_t i = 0; i < samples->n; i++) {
+        int rc = tally_client_add(c, samples->v[i].metric, samples->v[i].value, time_ms);
+        if (rc == TALLY_ERANGE)
+            return cli_usage_error("push", "%s", tally_client_last_error(c));
+        if (rc < 0) {
             cli_error("%s", tally_client_last_error(c));
-            status = CLI_INTERNAL;
+            return CLI_INTERNAL;
         }
     }
+    return CLI_OK;
+}
+
+static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t time_ms,
+                   int timeout_ms, bool quiet, const csv_samples_t *samples)
+{
+    push_t p = {0};
+    const tally_curve_t *curve;
+    int status = cli_curve(g, "push", &curve);
+    if (status != 0)
+        return status;
+    tally_client_t *c;
+    status = open_client(g, town, spool, timeout_ms, curve, &p, &c);
     if (status != CLI_OK) {
-        tally_client_destroy(&c);
+        cli_unknown_report(stderr, &p.unknown);
+        cli_unknown_free(&p.unknown);
         return status;
     }
-    rc = tally_client_flush(c, timeout_ms);
-    if (p.earlier_subs > 0 && !quiet)
-        printf("delivered %zu submission%s (%zu sample%s) left in %s by an earlier run\n",
-               p.earlier_subs, plural(p.earlier_subs), p.earlier_samples, plural(p.earlier_samples),
-               spool);
-    if (p.accepted_subs > 0 && !quiet)
-        printf("accepted %zu sample%s for %s (seq %" PRIu64 "..%" PRIu64 ")\n", p.accepted_samples,
-               plural(p.accepted_samples), town, p.lo, p.hi);
-    if (rc == TALLY_ETIMEDOUT) {
-        size_t subs = tally_client_pending(c), n = tally_client_pending_samples(c);
-        if (spool != NULL)
-            cli_error("no acknowledgement from tallyd at %s within %g s; %zu submission%s (%zu "
-                      "sample%s) kept in %s for the next run to deliver",
-                      g->server, timeout_ms / 1000.0, subs, plural(subs), n, plural(n), spool);
-        else
-            cli_error("no acknowledgement from tallyd at %s within %g s; %zu submission%s (%zu "
-                      "sample%s) not delivered (use --spool DIR to keep figures for a later "
-                      "run)",
-                      g->server, timeout_ms / 1000.0, subs, plural(subs), n, plural(n));
-        if (curve != NULL)
-            cli_error("a tallyd secured with CURVE also stays silent to a key it does not admit: "
-                      "check that %s is the township's certificate and its public key is in "
-                      "tallyd's township_keys",
-                      g->cert);
-        status = CLI_UNREACHABLE;
-    } else if (rc < 0) {
+    int64_t start = cli_clock_ms(CLOCK_MONOTONIC);
+    int rc = 0;
+    bool sent = false;
+    if (samples->n > 0 || tally_client_pending(c) > 0) {
+        /* The daemon's limits and client_expiry_ms first: they decide how
+         * the figures are split and under which client id they go. */
+        rc = hello(c, timeout_ms);
+        sent = rc == 0;
+    }
+    p.first_seq = tally_client_next_seq(c);
+    if (rc == TALLY_ETIMEDOUT && spool == NULL) {
+        status = report_timeout(g, c, spool, timeout_ms, false);
+    } else if (rc == 0 || rc == TALLY_ETIMEDOUT) {
+        status = add_samples(c, samples, time_ms);
+        int64_t left = timeout_ms - (cli_clock_ms(CLOCK_MONOTONIC) - start);
+        if (!sent && cli_link_final(tally_client_link(c)))
+            left = 0; /* spooled now; no answer can come through this connection */
+        if (status == CLI_OK)
+            rc = tally_client_flush(c, left > 0 ? (int)left : 0);
+        if (status == CLI_OK && !quiet)
+            print_delivered(&p, town, spool);
+        if (status == CLI_OK && rc == TALLY_ETIMEDOUT)
+            status = report_timeout(g, c, spool, timeout_ms, sent);
+    }
+    if (status == CLI_OK && rc < 0 && rc != TALLY_ETIMEDOUT) {
         cli_error("%s", tally_client_last_error(c));
         status = CLI_INTERNAL;
     }
-    if (p.rejected > 0)
+    if (status == CLI_OK && p.rejected > 0)
         status = CLI_REJECTED;
+    cli_unknown_report(stderr, &p.unknown);
+    if (status == CLI_OK && (p.unknown.n > 0 || p.unknown.oom))
+        status = CLI_UNKNOWN_FATE;
+    cli_unknown_free(&p.unknown);
     tally_client_destroy(&c);
     return status;
 }
@@ -299,12 +426,8 @@ int cli_push(int argc, char **argv, cli_global_t *g)
     if (rc == 0 && file != NULL)
         rc = read_csv(file, &samples);
     if (rc == 0) {
-        if (time_ms == 0) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            /* One clock reading for all figures: they form one submission. */
-            time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-        }
+        if (time_ms == 0)
+            time_ms = cli_clock_ms(CLOCK_REALTIME); /* one reading: one event time for all */
         rc = deliver(g, town, spool, time_ms, o.timeout_ms, quiet, &samples);
     }
     csv_samples_free(&samples);

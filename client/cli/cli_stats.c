@@ -102,9 +102,12 @@ int cli_stats(int argc, char **argv, cli_global_t *g)
     if (status != 0)
         return status;
     stats_t s = {0};
-    int rc = tally_stats_curve(g->server, curve, o.timeout_ms, on_stat, &s);
+    char err[600];
+    tally_request_t req = {
+        .curve = curve, .timeout_ms = o.timeout_ms, .errbuf = err, .errbuf_len = sizeof err};
+    int rc = tally_stats_req(g->server, &req, on_stat, &s);
     if (rc < 0) {
-        status = cli_request_failed_curve(g, rc, o.timeout_ms);
+        status = cli_request_failed(g, "stats", rc, &req, o.timeout_ms);
     } else if (s.oom) {
         cli_error("out of memory");
         status = CLI_INTERNAL;

@@ -17,6 +17,13 @@
 #define INPUT_FIRST 8192u /* bytes read at first */
 #define INPUT_MAX   (64u << 20)
 
+int64_t cli_clock_ms(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void hint(const char *cmd)
 {
     if (cmd != NULL)
@@ -176,14 +183,11 @@ int cli_parse_count(const char *s, long *out)
     return 0;
 }
 
-int cli_set_server(cli_global_t *g, const char *cmd, const char *addr)
+int cli_set_server(cli_global_t *g, const char *cmd, const char *source, const char *addr)
 {
-    int rc = tally_endpoint_normalize(addr, g->server, sizeof g->server);
-    if (rc < 0)
-        return cli_usage_error(cmd,
-                               "server address '%s' is not valid: expected tcp://HOST:PORT, "
-                               "HOST:PORT, HOST or ipc://PATH",
-                               addr);
+    char why[256];
+    if (tally_endpoint_parse(addr, g->server, sizeof g->server, why, sizeof why) < 0)
+        return cli_usage_error(cmd, "%s '%s': %s", source, addr, why);
     return 0;
 }
 
@@ -233,35 +237,79 @@ int cli_prefix(const char *cmd, const char *metric, const char *town, int all, c
     return 0;
 }
 
-int cli_request_failed(const char *server, int rc, int timeout_ms)
+bool cli_link_final(int link)
 {
-    if (rc == TALLY_ETIMEDOUT) {
-        cli_error("no answer from tallyd at %s within %g s (is it running?)", server,
-                  timeout_ms / 1000.0);
-        return CLI_UNREACHABLE;
-    }
-    if (tally_err_is_wire(rc)) {
-        cli_error("the daemon refused the request: %s (%s)", tally_strerror(rc), tally_errname(rc));
-        return CLI_REJECTED;
-    }
-    cli_error("request to %s failed: %s", server, tally_strerror(rc));
-    return rc == TALLY_EINVAL ? CLI_USAGE : CLI_INTERNAL;
+    return link == TALLY_LINK_MECHANISM || link == TALLY_LINK_HANDSHAKE ||
+           link == TALLY_LINK_KEY_REFUSED;
 }
 
-int cli_request_failed_curve(const cli_global_t *g, int rc, int timeout_ms)
+int cli_unanswered(const cli_global_t *g, const char *cmd, int link, int timeout_ms)
 {
     bool curve = g->server_key != NULL && g->server_key[0] != '\0';
-    if (rc == TALLY_ETIMEDOUT && curve) {
-        cli_error("no answer from tallyd at %s within %g s: it is not running, or it does not "
-                  "admit the key of %s (a secured tallyd answers unknown keys with silence)",
-                  g->server, timeout_ms / 1000.0, g->cert);
-        return CLI_UNREACHABLE;
+    const char *server = g->server;
+    double secs = timeout_ms / 1000.0;
+    switch (link) {
+    case TALLY_LINK_NO_CONNECTION:
+        cli_error("no answer from tallyd at %s within %g s: nothing accepts connections there (is "
+                  "tallyd running, and is the address right?)",
+                  server, secs);
+        break;
+    case TALLY_LINK_UP:
+        cli_error("no answer from tallyd at %s within %g s: connected, but it did not answer (is "
+                  "it overloaded?)",
+                  server, secs);
+        break;
+    case TALLY_LINK_MECHANISM:
+    case TALLY_LINK_HANDSHAKE:
+        if (!curve)
+            cli_error("no answer from tallyd at %s: it requires keys (it speaks CURVE, this "
+                      "command spoke plaintext): give --server-key FILE|KEY and --cert FILE, or "
+                      "set TALLY_SERVER_KEY and TALLY_CERT",
+                      server);
+        else if (link == TALLY_LINK_MECHANISM)
+            cli_error("no answer from tallyd at %s: it does not use keys (it speaks plaintext): "
+                      "drop --server-key and --cert, and unset TALLY_SERVER_KEY and TALLY_CERT",
+                      server);
+        else
+            cli_error("no answer from tallyd at %s: the CURVE handshake failed: check that "
+                      "--server-key (or TALLY_SERVER_KEY) is the daemon's public key",
+                      server);
+        break;
+    case TALLY_LINK_KEY_REFUSED:
+        cli_error("no answer from tallyd at %s: it does not admit the key of %s: its public key "
+                  "must be in tallyd's %s",
+                  server, g->cert,
+                  cmd != NULL && strcmp(cmd, "push") == 0 ? "township_keys"
+                                                          : "subscriber_keys (to read tallies)");
+        break;
+    default:
+        if (curve)
+            cli_error("no answer from tallyd at %s within %g s: it is not running, or it does not "
+                      "admit the key of %s (a secured tallyd answers unknown keys with silence)",
+                      server, secs, g->cert);
+        else
+            cli_error("no answer from tallyd at %s within %g s (is it running?)", server, secs);
+        break;
     }
-    if (rc == TALLY_EFORBIDDEN && curve) {
-        cli_error("the daemon refused the request: the key of %s may not do this (reading needs "
-                  "a subscriber key) or is no longer admitted (%s)",
-                  g->cert, tally_errname(rc));
-        return CLI_REJECTED;
-    }
-    return cli_request_failed(g->server, rc, timeout_ms);
+    return CLI_UNREACHABLE;
+}
+
+int cli_refused(const cli_global_t *g, const char *cmd, int code, const char *message)
+{
+    fprintf(stderr, "tally%s%s: tallyd at %s answered %s: %s\n", cmd ? " " : "", cmd ? cmd : "",
+            g->server, tally_errname(code),
+            message != NULL && message[0] != '\0' ? message : tally_strerror(code));
+    return CLI_REJECTED;
+}
+
+int cli_request_failed(const cli_global_t *g, const char *cmd, int rc, const tally_request_t *req,
+                       int timeout_ms)
+{
+    if (rc == TALLY_ETIMEDOUT || rc == TALLY_ECLOSED)
+        return cli_unanswered(g, cmd, req->link, timeout_ms);
+    if (tally_err_is_wire(rc))
+        return cli_refused(g, cmd, rc, req->errbuf);
+    cli_error("request to %s failed: %s", g->server,
+              req->errbuf != NULL && req->errbuf[0] ? req->errbuf : tally_strerror(rc));
+    return rc == TALLY_EINVAL ? CLI_USAGE : CLI_INTERNAL;
 }

@@ -5,18 +5,22 @@
 #define TALLY_CLIENT_CLI_UTIL_H
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
 #include "suggest.h"
 #include "tally.h"
 
 /* Exit codes of the tally command (tally(1), EXIT STATUS). */
 enum cli_exit {
-    CLI_OK = 0,          /* done */
-    CLI_REJECTED = 1,    /* the daemon refused something */
-    CLI_USAGE = 2,       /* bad option, argument or input file */
-    CLI_UNREACHABLE = 3, /* no answer from the daemon in time */
-    CLI_INTERNAL = 4,    /* local failure: spool, memory, sockets */
+    CLI_OK = 0,           /* done */
+    CLI_REJECTED = 1,     /* the daemon refused something */
+    CLI_USAGE = 2,        /* bad option, argument or input file */
+    CLI_UNREACHABLE = 3,  /* no answer from the daemon in time */
+    CLI_INTERNAL = 4,     /* local failure: spool, memory, sockets */
+    CLI_UNKNOWN_FATE = 5, /* push: earlier figures may or may not have been counted */
 };
 
 #define CLI_DEFAULT_TIMEOUT_MS 10000
@@ -34,6 +38,9 @@ typedef struct cli_global {
  * a server key, a server key without a certificate, or keys that do not
  * load are reported for cmd; returns CLI_USAGE then, else 0. */
 int cli_curve(cli_global_t *g, const char *cmd, const tally_curve_t **out);
+
+/* Milliseconds of clock id (CLOCK_MONOTONIC, CLOCK_REALTIME). */
+int64_t cli_clock_ms(clockid_t id);
 
 /* "Did you mean" for mistyped commands and options: the command's names
  * for suggest_distance and suggest_pick (proto/suggest.h), where the rules
@@ -72,9 +79,11 @@ int cli_parse_seconds(const char *s, int *ms);
 /* Parse a count (1 .. 2^31-1).  0 or TALLY_EINVAL. */
 int cli_parse_count(const char *s, long *out);
 
-/* Normalize a server address into g->server; on failure print an error
- * for cmd and return CLI_USAGE, else 0. */
-int cli_set_server(cli_global_t *g, const char *cmd, const char *addr);
+/* Check and normalize the server address addr, given by source
+ * ("--server", "TALLY_SERVER"), into g->server; on failure print for cmd
+ * an error naming source, addr and what is wrong, and return CLI_USAGE,
+ * else 0. */
+int cli_set_server(cli_global_t *g, const char *cmd, const char *source, const char *addr);
 
 /* The topic prefix of `get`/`watch` filters: county-wide "u/county/[M/]",
  * one township "u/town/T/[M/]", or everything "u/" when all is set (the
@@ -83,13 +92,26 @@ int cli_set_server(cli_global_t *g, const char *cmd, const char *addr);
 int cli_prefix(const char *cmd, const char *metric, const char *town, int all, char *buf,
                size_t cap);
 
-/* Report a failed tally_get/tally_stats/subscriber request to server:
- * prints the reason and returns the exit status (3 for a timeout, 1 when
- * the daemon refused, 2 for a bad argument, 4 otherwise). */
-int cli_request_failed(const char *server, int rc, int timeout_ms);
+/* True for what the connection shows when no answer can come through
+ * it: a failed security handshake (enum tally_link). */
+bool cli_link_final(int link);
 
-/* The same for a daemon secured with CURVE: a timeout may also mean that
- * it does not admit the key, which the message then says. */
-int cli_request_failed_curve(const cli_global_t *g, int rc, int timeout_ms);
+/* Print, for command cmd, that tallyd at g->server gave no answer within
+ * timeout_ms, and why as far as link (enum tally_link: what the
+ * connection showed) tells: nothing listens there, it needs keys, it does
+ * not use them, it refuses the key, or it is silent.  Returns
+ * CLI_UNREACHABLE. */
+int cli_unanswered(const cli_global_t *g, const char *cmd, int link, int timeout_ms);
+
+/* Print "tally CMD: tallyd at SERVER answered NAME: message" for the
+ * daemon's refusal code (a negative wire code) and its words (NULL or "":
+ * the code's description).  Returns CLI_REJECTED. */
+int cli_refused(const cli_global_t *g, const char *cmd, int code, const char *message);
+
+/* Report a failed tally_get_req/tally_stats_req of command cmd: prints why
+ * and returns the exit status (3 no answer, 1 when the daemon refused, 2
+ * for a bad argument, 4 otherwise). */
+int cli_request_failed(const cli_global_t *g, const char *cmd, int rc, const tally_request_t *req,
+                       int timeout_ms);
 
 #endif

@@ -25,7 +25,9 @@ const char cli_watch_usage[] =
     "per tally of the snapshot, then one per change:\n"
     "  {\"seq\":N,\"metric\":M,\"scope\":S,\"kind\":K,\"values\":{...}}\n"
     "After a re-synchronisation (daemon restart, lost updates) every tally is\n"
-    "printed again.  Ctrl-C (SIGINT) or SIGTERM ends it with status 0.\n"
+    "printed again.  Ctrl-C (SIGINT) or SIGTERM ends it with status 0; a daemon that\n"
+    "refuses to be read (status 1) or that no answer can come from (keys missing or\n"
+    "refused: status 3) ends it at once, saying why.\n"
     "\n"
     "Options:\n"
     CLI_OPTS_HELP_FILTER("  ")
@@ -51,6 +53,7 @@ static void on_signal(int sig)
 
 typedef struct watch {
     tally_sub_t *sub;
+    cli_global_t *g;
     const char *server;
     const char *prefix;
     const char *metric; /* filter for --all --metric, else NULL */
@@ -63,13 +66,6 @@ typedef struct watch {
     bool dirty;
     int64_t last_change_ms; /* wall clock of the last change, 0 = none */
 } watch_t;
-
-static int64_t now_ms(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void on_reset(void *ctx)
 {
@@ -88,7 +84,7 @@ static void on_tally(void *ctx, const tally_tally_t *t)
         return;
     bool change = w->have_base && t->seq > w->base_seq;
     if (change)
-        w->last_change_ms = now_ms(CLOCK_REALTIME);
+        w->last_change_ms = cli_clock_ms(CLOCK_REALTIME);
     w->dirty = true;
     if (w->json) {
         cli_render_json_tally(stdout, t, true);
@@ -139,22 +135,37 @@ static void draw(watch_t *w)
     w->dirty = false;
 }
 
+/* The daemon refused our requests for good, or no answer can come
+ * through the connection: an exit status, else CLI_CONTINUE. */
+static int hopeless(watch_t *w, int64_t start)
+{
+    const char *message;
+    int code = tally_sub_refusal(w->sub, &message);
+    if (code != 0 && !tally_err_retryable(code))
+        return cli_refused(w->g, "watch", code, message);
+    int link = tally_sub_link(w->sub);
+    if (cli_link_final(link))
+        return cli_unanswered(w->g, "watch", link, (int)(cli_clock_ms(CLOCK_MONOTONIC) - start));
+    return CLI_CONTINUE;
+}
+
 static int run(watch_t *w, int duration_ms, bool table)
 {
-    int64_t deadline = duration_ms > 0 ? now_ms(CLOCK_MONOTONIC) + duration_ms : 0;
+    int64_t start = cli_clock_ms(CLOCK_MONOTONIC);
+    int64_t deadline = duration_ms > 0 ? start + duration_ms : 0;
     int64_t last_draw = 0;
     bool last_synced = false;
     if (table)
         draw(w);
     for (;;) {
-        int step = 0;
-        if (table)
-            step = 100; /* redraw at most 10 times a second */
+        /* Redraw at most 10 times a second; look at how things stand 5
+         * times a second in any case. */
+        int step = table ? 100 : 200;
         if (deadline != 0) {
-            int64_t left = deadline - now_ms(CLOCK_MONOTONIC);
+            int64_t left = deadline - cli_clock_ms(CLOCK_MONOTONIC);
             if (left <= 0)
                 break;
-            if (step == 0 || left < step)
+            if (left < step)
                 step = (int)left;
         }
         int rc = tally_sub_run(w->sub, step);
@@ -164,7 +175,10 @@ static int run(watch_t *w, int duration_ms, bool table)
             cli_error("watch failed: %s", tally_strerror(rc));
             return CLI_INTERNAL;
         }
-        int64_t now = now_ms(CLOCK_MONOTONIC);
+        int status = hopeless(w, start);
+        if (status != CLI_CONTINUE)
+            return status;
+        int64_t now = cli_clock_ms(CLOCK_MONOTONIC);
         bool synced = tally_sub_synced(w->sub);
         if (table && (w->dirty || synced != last_synced || now - last_draw >= 1000)) {
             draw(w);
@@ -175,9 +189,10 @@ static int run(watch_t *w, int duration_ms, bool table)
     if (table)
         draw(w);
     if (!w->ever_synced && !interrupted) {
-        cli_error("no snapshot from tallyd at %s within %g s (is it running?)", w->server,
-                  duration_ms / 1000.0);
-        return CLI_UNREACHABLE;
+        int status = hopeless(w, start);
+        return status != CLI_CONTINUE
+                   ? status
+                   : cli_unanswered(w->g, "watch", tally_sub_link(w->sub), duration_ms);
     }
     return CLI_OK;
 }
@@ -212,6 +227,7 @@ int cli_watch(int argc, char **argv, cli_global_t *g)
         return status;
     bool table = !o.json && isatty(STDOUT_FILENO);
     watch_t w = {
+        .g = g,
         .server = g->server,
         .prefix = o.prefix,
         .metric = o.all ? o.metric : NULL,

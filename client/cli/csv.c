@@ -13,6 +13,7 @@
 
 #include "proto.h"
 #include "text.h"
+#include "utf8.h"
 #include "vec.h"
 
 #define FIELDS_MAX 256
@@ -190,20 +191,124 @@ static int find_column(const field_t *hdr, int n, const char *want, int *col)
     return TALLY_ENOTFOUND;
 }
 
+/* The header's columns for a message, bytes that are not UTF-8 shown as
+ * \xNN so that the message stays readable. */
 static void header_list(const field_t *hdr, int n, char *buf, size_t cap)
 {
     size_t used = 0;
     buf[0] = '\0';
-    for (int i = 0; i < n && used + 1 < cap; i++) {
-        int w =
-            snprintf(buf + used, cap - used, "%s%.*s", i ? ", " : "", (int)hdr[i].len, hdr[i].ptr);
-        if (w < 0)
-            break;
-        used += (size_t)w;
+    for (int i = 0; i < n && used + 8 < cap; i++) {
+        if (i > 0)
+            used += (size_t)snprintf(buf + used, cap - used, ", ");
+        for (size_t k = 0; k < hdr[i].len && used + 8 < cap;) {
+            size_t l = utf8_decode(hdr[i].ptr + k, hdr[i].len - k, NULL);
+            if (l == 0) {
+                used += (size_t)snprintf(buf + used, cap - used, "\\x%02X",
+                                         (unsigned char)hdr[i].ptr[k]);
+                k++;
+            } else {
+                memcpy(buf + used, hdr[i].ptr + k, l);
+                used += l;
+                k += l;
+            }
+        }
+        buf[used] = '\0';
     }
 }
 
-static int parse_row(const field_t *fields, int n, int mcol, int vcol, unsigned line,
+/* A header of one column holding another separator: the file was saved
+ * with semicolons or tabs, as spreadsheets do in some locales. */
+static char other_separator(const field_t *hdr, int n)
+{
+    if (n != 1)
+        return 0;
+    if (memchr(hdr[0].ptr, ';', hdr[0].len) != NULL)
+        return ';';
+    if (memchr(hdr[0].ptr, '\t', hdr[0].len) != NULL)
+        return '\t';
+    return 0;
+}
+
+static bool all_digits(const field_t *f)
+{
+    if (f->len == 0)
+        return false;
+    for (size_t i = 0; i < f->len; i++)
+        if (f->ptr[i] < '0' || f->ptr[i] > '9')
+            return false;
+    return true;
+}
+
+/* Digits in groups of three after the first, separated by commas:
+ * "1,000", "-12,345,678". */
+static bool thousands_grouped(const field_t *f)
+{
+    size_t i = f->len > 0 && (f->ptr[0] == '-' || f->ptr[0] == '+') ? 1 : 0;
+    size_t group = 0, groups = 0;
+    for (; i < f->len; i++) {
+        if (f->ptr[i] == ',') {
+            if (group == 0 || (groups > 0 && group != 3))
+                return false;
+            groups++;
+            group = 0;
+        } else if (f->ptr[i] >= '0' && f->ptr[i] <= '9') {
+            group++;
+        } else {
+            return false;
+        }
+    }
+    return groups > 0 && group == 3;
+}
+
+/* A row with more fields than the header: an unquoted "1,000" splits into
+ * two fields, and dropping the second would count 1.  Only empty extra
+ * fields (a trailing comma) carry nothing and are let through. */
+static int check_extra(const field_t *fields, int n, int ncols, int vcol, unsigned line,
+                       const char *name, char *err, size_t errlen)
+{
+    for (int i = ncols; i < n; i++) {
+        field_t f = fields[i];
+        trim(&f);
+        if (f.len == 0)
+            continue;
+        /* The value's column is the header's last and the fields after it
+         * are groups of three digits: say what the clerk meant. */
+        char joined[128] = "";
+        if (vcol == ncols - 1 && i == ncols) {
+            field_t v = fields[vcol];
+            trim(&v);
+            int last = i;
+            while (last + 1 < n && fields[last + 1].len == 3 && all_digits(&fields[last + 1]))
+                last++;
+            if (all_digits(&v) && v.len <= 3 && f.len == 3 && all_digits(&f) && last + 1 == n) {
+                size_t used = (size_t)snprintf(joined, sizeof joined, "%.*s", (int)v.len, v.ptr);
+                for (int k = i; k <= last && used < sizeof joined; k++)
+                    used += (size_t)snprintf(joined + used, sizeof joined - used, ",%.*s",
+                                             (int)fields[k].len, fields[k].ptr);
+            }
+        }
+        if (joined[0] != '\0') {
+            char plain[128];
+            size_t p = 0;
+            for (const char *c = joined; *c != '\0' && p + 1 < sizeof plain; c++)
+                if (*c != ',')
+                    plain[p++] = *c;
+            plain[p] = '\0';
+            text_format(err, errlen,
+                        "%s:%u: column %d: extra field '%.*s': the header has only %d columns (if "
+                        "%s is one number, write it without thousands separators: %s)",
+                        name, line, i + 1, (int)f.len, f.ptr, ncols, joined, plain);
+        } else {
+            text_format(err, errlen,
+                        "%s:%u: column %d: extra field '%.*s': the header has only %d %s", name,
+                        line, i + 1, (int)f.len, f.ptr, ncols, ncols == 1 ? "column" : "columns");
+        }
+        return TALLY_EINVAL;
+    }
+    return 0;
+}
+
+static int parse_row(const field_t *fields, int n, int ncols, int mcol, int vcol, unsigned line,
                      const char *name, csv_samples_t *out, char *err, size_t errlen)
 {
     int need = (mcol > vcol ? mcol : vcol) + 1;
@@ -213,10 +318,13 @@ static int parse_row(const field_t *fields, int n, int mcol, int vcol, unsigned 
                     n <= mcol ? mcol + 1 : vcol + 1);
         return TALLY_EINVAL;
     }
+    int rc = check_extra(fields, n, ncols, vcol, line, name, err, errlen);
+    if (rc < 0)
+        return rc;
     field_t m = fields[mcol], v = fields[vcol];
     trim(&m);
     trim(&v);
-    int rc = proto_name_check(m.ptr, m.len);
+    rc = proto_name_check(m.ptr, m.len);
     if (rc < 0) {
         text_format(err, errlen,
                     "%s:%u: column %d (metric): '%.*s' is not a valid metric name (%s)", name, line,
@@ -236,6 +344,11 @@ static int parse_row(const field_t *fields, int n, int mcol, int vcol, unsigned 
         if (v.len == 0)
             text_format(err, errlen, "%s:%u: column %d (value): the value of '%.*s' is empty", name,
                         line, vcol + 1, (int)m.len, m.ptr);
+        else if (thousands_grouped(&v))
+            text_format(err, errlen,
+                        "%s:%u: column %d (value): '%.*s' is not an integer (write it without "
+                        "thousands separators)",
+                        name, line, vcol + 1, (int)v.len, v.ptr);
         else
             text_format(err, errlen, "%s:%u: column %d (value): '%.*s' is not an integer", name,
                         line, vcol + 1, (int)v.len, v.ptr);
@@ -250,10 +363,17 @@ int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples
     reader_t r = {.p = buf, .end = buf + len, .line = 1};
     if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0)
         r.p += 3; /* spreadsheets like to start UTF-8 files with a BOM */
+    if (len >= 2 && (memcmp(buf, "\xFF\xFE", 2) == 0 || memcmp(buf, "\xFE\xFF", 2) == 0)) {
+        text_format(err, errlen,
+                    "%s: the file is UTF-16 text (\"Unicode text\"), not CSV: save it as CSV "
+                    "UTF-8 (comma delimited)",
+                    name);
+        return TALLY_EINVAL;
+    }
     field_t *fields = malloc(FIELDS_MAX * sizeof *fields);
     if (fields == NULL)
         return TALLY_ENOMEM;
-    int rc, n, mcol = -1, vcol = -1;
+    int rc, n, ncols, mcol = -1, vcol = -1;
     /* The header is the first non-blank record. */
     do
         rc = read_record(&r, fields, &n, name, err, errlen);
@@ -266,11 +386,18 @@ int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples
         goto out;
     }
     unsigned hline = r.line - 1;
+    ncols = n;
     if (find_column(fields, n, "metric", &mcol) < 0 || find_column(fields, n, "value", &vcol) < 0) {
         char list[512];
         header_list(fields, n, list, sizeof list);
-        text_format(err, errlen, "%s:%u: the header has no '%s' column (columns: %s)", name, hline,
-                    mcol < 0 ? "metric" : "value", list);
+        char sep = other_separator(fields, n);
+        text_format(
+            err, errlen, "%s:%u: the header has no '%s' column (columns: %s)%s%s%s", name, hline,
+            mcol < 0 ? "metric" : "value", list, sep ? "; the fields seem to be separated by " : "",
+            sep == ';' ? "';'"
+            : sep      ? "tabs"
+                       : "",
+            sep ? ": tally reads comma-separated values, save the file as CSV with commas" : "");
         rc = TALLY_EINVAL;
         goto out;
     }
@@ -281,7 +408,7 @@ int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples
             break;
         if (is_blank(fields, n))
             continue;
-        rc = parse_row(fields, n, mcol, vcol, line, name, out, err, errlen);
+        rc = parse_row(fields, n, ncols, mcol, vcol, line, name, out, err, errlen);
         if (rc < 0)
             break;
     }

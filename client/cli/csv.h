@@ -4,8 +4,10 @@
  * The input is RFC 4180 CSV (quoted fields with "" escapes, LF or CRLF
  * line ends, an optional UTF-8 byte order mark) whose header row names at
  * least a `metric` and a `value` column (found by name, case-insensitive,
- * surrounding spaces ignored); other columns are ignored.  Values are
- * integers (optional sign, digits only) that must fit in int64.
+ * surrounding spaces ignored); other columns are ignored.  A row may not
+ * have more non-empty fields than the header has columns: an unquoted
+ * "1,000" would otherwise lose its "000".  Values are integers (optional
+ * sign, digits only, no thousands separators) that must fit in int64.
  */
 #ifndef TALLY_CLIENT_CSV_H
 #define TALLY_CLIENT_CSV_H
@@ -27,7 +29,9 @@ typedef struct csv_samples {
 /* Parse buf[0..len) (name is used in messages: the file name or "stdin")
  * and append its samples to out.  Returns 0; TALLY_EINVAL with a message
  * in err naming name, line, column and value ("data.csv:5: column 5
- * (value): '12.5' is not an integer"); TALLY_ENOMEM. */
+ * (value): '12.5' is not an integer", "data.csv:7: column 3: extra field
+ * '000': ..."); TALLY_ENOMEM.  On failure out may hold the samples of the
+ * rows before the bad one. */
 int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples_t *out, char *err,
                       size_t errlen);
 

@@ -16,6 +16,7 @@
 #define DEFAULT_BACKOFF_INITIAL 100
 #define DEFAULT_BACKOFF_MAX     30000
 #define BACKOFF_LIMIT           3600000
+#define HELLO_BACKOFF_MIN       500
 
 static int check_opts(const tally_client_opts_t *o, char *err, size_t errlen)
 {
@@ -81,6 +82,7 @@ static int open_socket(tally_client_t *c, void *zctx, const curve_keys_t *keys, 
         text_format(err, errlen, "cannot set the CURVE keys: %s", zmq_strerror(errno));
         return TALLY_ESYS;
     }
+    monitor_open(&c->mon, c->zctx, c->dealer); /* without it, only less is said */
     if (zmq_connect(c->dealer, c->endpoint) < 0) {
         text_format(err, errlen, "cannot connect to '%s': %s", c->endpoint, zmq_strerror(errno));
         return errno == ENOMEM ? TALLY_ENOMEM : TALLY_EINVAL;
@@ -107,6 +109,7 @@ void tally_client_destroy(tally_client_t **cp)
     if (cp == NULL || *cp == NULL)
         return;
     tally_client_t *c = *cp;
+    monitor_close(&c->mon, c->dealer);
     if (c->dealer != NULL)
         zmq_close(c->dealer);
     if (c->own_ctx)
@@ -148,12 +151,11 @@ int tally_client_new(const char *server_endpoint, const char *township,
         return TALLY_ENOMEM;
     msgpack_sbuffer_init(&c->sbuf);
     c->state_dirfd = c->state_lockfd = -1;
-    rc = tally_endpoint_normalize(server_endpoint, c->endpoint, sizeof c->endpoint);
+    char why[256];
+    rc = tally_endpoint_parse(server_endpoint, c->endpoint, sizeof c->endpoint, why, sizeof why);
     if (rc < 0) {
-        text_format(err, errlen,
-                    "server address '%s' is not valid: expected tcp://HOST:PORT, "
-                    "HOST:PORT, HOST or ipc://PATH",
-                    server_endpoint);
+        text_format(err, errlen, "server address '%s' is not valid: %s", server_endpoint, why);
+        rc = TALLY_EINVAL;
         goto fail;
     }
     strcpy(c->township, township);
@@ -165,7 +167,9 @@ int tally_client_new(const char *server_endpoint, const char *township,
     c->batch_limit = o->batch_limit ? o->batch_limit : PROTO_SAMPLES_DEFAULT;
     c->on_reject = o->on_reject;
     c->on_ack = o->on_ack;
+    c->on_unknown = o->on_unknown;
     c->cb_ctx = o->cb_ctx;
+    c->hello_backoff_ms = HELLO_BACKOFF_MIN;
     c->samples = calloc(c->batch_limit, sizeof *c->samples);
     c->names = malloc((size_t)c->batch_limit * (PROTO_NAME_MAX + 1));
     if (c->samples == NULL || c->names == NULL) {
@@ -185,9 +189,16 @@ int tally_client_new(const char *server_endpoint, const char *township,
     curve_wipe(&keys);
     if (rc < 0)
         goto fail;
-    rc = client_state_open(c, o->spool_dir, o->state_file, err, errlen);
+    rc = client_state_open(c, o->spool_dir, o->state_file, o->lock_timeout_ms, err, errlen);
     if (rc < 0)
         goto fail;
+    /* With what earlier runs learned: submissions spooled under an id the
+     * daemon has forgotten are set aside before anything could send them. */
+    rc = client_expiry_check(c, util_real_ms());
+    if (rc < 0) {
+        text_format(err, errlen, "%s", c->err);
+        goto fail;
+    }
     *out = c;
     return 0;
 fail:
@@ -195,6 +206,35 @@ fail:
         text_format(err, errlen, "out of memory");
     tally_client_destroy(&c);
     return rc;
+}
+
+/* Upper bounds of the encoded size of a SUBMIT: its header (array,
+ * version, type, bin16 client id, seq, township, time, samples array
+ * header) and each sample (array header, str header, name, int64). */
+static size_t header_bound(const tally_client_t *c)
+{
+    return 1 + 1 + 1 + 18 + 9 + 2 + strlen(c->township) + 9 + 5;
+}
+
+static size_t sample_bound(size_t mlen)
+{
+    return 1 + (mlen < 32 ? 1 : 2) + mlen + 9;
+}
+
+uint32_t client_limit_samples(const tally_client_t *c)
+{
+    if (c->max_samples > 0 && (uint64_t)c->max_samples < c->batch_limit)
+        return (uint32_t)c->max_samples;
+    return c->batch_limit;
+}
+
+size_t client_limit_bytes(const tally_client_t *c)
+{
+    /* The size bounds above are never below the real size, so a body may
+     * use all of max_msg. */
+    if (c->max_msg > 0)
+        return (size_t)c->max_msg;
+    return CLIENT_BODY_LIMIT;
 }
 
 int tally_client_add(tally_client_t *c, const char *metric, int64_t value, int64_t time_ms)
@@ -217,9 +257,7 @@ int tally_client_add(tally_client_t *c, const char *metric, int64_t value, int64
                       time_ms, PROTO_TIME_MIN, PROTO_TIME_MAX - 1);
         return TALLY_ERANGE;
     }
-    /* Upper bound of the encoded size: array header, str header, name,
-     * int64. */
-    size_t sample_bytes = 1 + (mlen < 32 ? 1 : 2) + mlen + 9;
+    size_t sample_bytes = sample_bound(mlen);
     if (c->batch_n > 0 && (c->batch_time != time_ms || c->batch_n >= c->batch_limit ||
                            c->batch_bytes + sample_bytes > CLIENT_BODY_LIMIT)) {
         rc = tally_client_send(c);
@@ -229,9 +267,7 @@ int tally_client_add(tally_client_t *c, const char *metric, int64_t value, int64
     if (c->batch_n == 0) {
         c->batch_time = time_ms;
         c->batch_now = now;
-        /* Header bound: array, version, type, bin16, seq, township, time,
-         * samples array header. */
-        c->batch_bytes = 1 + 1 + 1 + 18 + 9 + 2 + strlen(c->township) + 9 + 5;
+        c->batch_bytes = header_bound(c);
     }
     char *slot = c->names + (size_t)c->batch_n * (PROTO_NAME_MAX + 1);
     memcpy(slot, metric, mlen + 1);
@@ -243,8 +279,26 @@ int tally_client_add(tally_client_t *c, const char *metric, int64_t value, int64
     return 0;
 }
 
-/* Turn the open batch into a pending submission, persisted first. */
-static int close_batch(tally_client_t *c)
+/* How many of the batch's samples from first on go into one submission
+ * within the daemon's limits (at least one). */
+static uint32_t chunk_len(const tally_client_t *c, uint32_t first)
+{
+    uint32_t max_n = client_limit_samples(c);
+    size_t max_bytes = client_limit_bytes(c), bytes = header_bound(c);
+    uint32_t n = 0;
+    while (first + n < c->batch_n && n < max_n) {
+        size_t b = sample_bound(c->samples[first + n].metric.len);
+        if (n > 0 && bytes + b > max_bytes)
+            break;
+        bytes += b;
+        n++;
+    }
+    return n;
+}
+
+/* Turn samples[first .. first + n) of the batch into a pending
+ * submission, persisted first. */
+static int close_chunk(tally_client_t *c, uint32_t first, uint32_t n)
 {
     proto_msg_t msg;
     memset(&msg, 0, sizeof msg);
@@ -253,8 +307,8 @@ static int close_batch(tally_client_t *c)
     msg.u.submit.seq = c->next_seq;
     msg.u.submit.township = proto_str(c->township);
     msg.u.submit.time_ms = c->batch_time;
-    msg.u.submit.nsamples = c->batch_n;
-    msg.u.submit.samples = c->samples;
+    msg.u.submit.nsamples = n;
+    msg.u.submit.samples = c->samples + first;
     msgpack_sbuffer_clear(&c->sbuf);
     int rc = proto_encode(&c->sbuf, &msg);
     if (rc < 0) {
@@ -273,15 +327,15 @@ static int close_batch(tally_client_t *c)
     memcpy(body, c->sbuf.data, c->sbuf.size);
     /* The submission is on disk before the next seq is, and both are
      * before the first send.  A crash between the two leaves a .sub whose
-     * seq client.seq does not count yet; the loader takes the larger of
-     * client.seq and the highest spooled seq + 1, so the seq is not reused
-     * and tally_client_next_seq() - 1 is always the last submission that
-     * is safely on disk. */
+     * seq the state does not count yet; the loader takes the larger of
+     * the state's seq and the highest spooled seq + 1, so the seq is not
+     * reused and tally_client_next_seq() - 1 is always the last submission
+     * that is safely on disk. */
     rc = 0;
     if (c->spool != NULL)
         rc = spool_write(c->spool, c->next_seq, body, c->sbuf.size, c->err, sizeof c->err);
     if (rc == 0)
-        rc = client_state_save_seq(c, c->next_seq + 1);
+        rc = client_state_save(c, c->next_seq + 1);
     if (rc < 0) {
         free(p);
         free(body);
@@ -290,9 +344,45 @@ static int close_batch(tally_client_t *c)
     p->seq = c->next_seq++;
     p->body = body;
     p->len = c->sbuf.size;
-    p->nsamples = c->batch_n;
+    p->nsamples = n;
     p->backoff_ms = c->backoff_initial_ms;
     client_queue_append(c, p);
+    return 0;
+}
+
+/* Forget the batch's first k samples (already submitted), keeping the
+ * rest in order. */
+static void batch_drop_front(tally_client_t *c, uint32_t k)
+{
+    uint32_t left = c->batch_n - k;
+    memmove(c->names, c->names + (size_t)k * (PROTO_NAME_MAX + 1),
+            (size_t)left * (PROTO_NAME_MAX + 1));
+    memmove(c->samples, c->samples + k, (size_t)left * sizeof *c->samples);
+    c->batch_bytes = header_bound(c);
+    for (uint32_t i = 0; i < left; i++) {
+        c->samples[i].metric.ptr = c->names + (size_t)i * (PROTO_NAME_MAX + 1);
+        c->batch_bytes += sample_bound(c->samples[i].metric.len);
+    }
+    c->batch_n = left;
+}
+
+/* Turn the open batch into pending submissions within the daemon's
+ * limits, each persisted before it can be sent. */
+static int close_batch(tally_client_t *c)
+{
+    int rc = client_expiry_check(c, util_real_ms());
+    if (rc < 0)
+        return rc;
+    uint32_t done = 0;
+    while (done < c->batch_n) {
+        uint32_t n = chunk_len(c, done);
+        rc = close_chunk(c, done, n);
+        if (rc < 0) {
+            batch_drop_front(c, done);
+            return rc;
+        }
+        done += n;
+    }
     c->batch_n = 0;
     c->batch_bytes = 0;
     return 0;
@@ -302,6 +392,7 @@ int tally_client_process(tally_client_t *c)
 {
     if (c == NULL)
         return TALLY_EINVAL;
+    monitor_poll(&c->mon); /* kept drained, so that its last event is the latest */
     int rc = client_wire_drain(c);
     if (rc < 0)
         return rc;
@@ -320,36 +411,66 @@ int tally_client_send(tally_client_t *c)
     return tally_client_process(c);
 }
 
+/* Wait until the socket has something for us, the next timer is due or
+ * deadline (INT64_MAX: none) passes.  0 or TALLY_ESYS. */
+static int wait_step(tally_client_t *c, int64_t now, int64_t deadline)
+{
+    int64_t wait = client_wire_next_timeout(c, now);
+    if (wait < 0 || (deadline != INT64_MAX && wait > deadline - now))
+        wait = deadline == INT64_MAX ? -1 : deadline - now;
+    zmq_pollitem_t item = {.socket = c->dealer, .events = ZMQ_POLLIN};
+    if (c->blocked)
+        item.events |= ZMQ_POLLOUT;
+    if (zmq_poll(&item, 1, (long)wait) < 0 && errno != EINTR) {
+        client_seterr(c, "cannot poll the connection to %s: %s", c->endpoint, zmq_strerror(errno));
+        return TALLY_ESYS;
+    }
+    return 0;
+}
+
+static int64_t deadline_of(int timeout_ms)
+{
+    return timeout_ms < 0 ? INT64_MAX : util_mono_ms() + timeout_ms;
+}
+
 int tally_client_flush(tally_client_t *c, int timeout_ms)
 {
     int rc = tally_client_send(c);
-    if (rc < 0)
-        return rc;
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : util_mono_ms() + timeout_ms;
-    for (;;) {
-        if (c->head == NULL)
-            return 0;
+    int64_t deadline = deadline_of(timeout_ms);
+    while (rc == 0 && c->head != NULL) {
         int64_t now = util_mono_ms();
         if (now >= deadline) {
             client_seterr(c, "%zu submission(s) not acknowledged by %s within %d ms", c->npending,
                           c->endpoint, timeout_ms);
             return TALLY_ETIMEDOUT;
         }
-        int64_t wait = client_wire_next_timeout(c, now);
-        if (wait < 0 || (deadline != INT64_MAX && wait > deadline - now))
-            wait = deadline == INT64_MAX ? -1 : deadline - now;
-        zmq_pollitem_t item = {.socket = c->dealer, .events = ZMQ_POLLIN};
-        if (c->blocked)
-            item.events |= ZMQ_POLLOUT;
-        if (zmq_poll(&item, 1, (long)wait) < 0 && errno != EINTR) {
-            client_seterr(c, "cannot poll the connection to %s: %s", c->endpoint,
-                          zmq_strerror(errno));
-            return TALLY_ESYS;
-        }
-        rc = tally_client_process(c);
-        if (rc < 0)
-            return rc;
+        rc = wait_step(c, now, deadline);
+        if (rc == 0)
+            rc = tally_client_process(c);
     }
+    return rc;
+}
+
+int tally_client_hello(tally_client_t *c, int timeout_ms)
+{
+    if (c == NULL)
+        return TALLY_EINVAL;
+    c->hello_wanted = true;
+    int64_t deadline = deadline_of(timeout_ms);
+    int rc = tally_client_process(c);
+    while (rc == 0 && !c->welcomed) {
+        int64_t now = util_mono_ms();
+        if (now >= deadline) {
+            client_seterr(c, "no answer to HELLO from %s within %d ms", c->endpoint, timeout_ms);
+            rc = TALLY_ETIMEDOUT;
+            break;
+        }
+        rc = wait_step(c, now, deadline);
+        if (rc == 0)
+            rc = tally_client_process(c);
+    }
+    c->hello_wanted = false;
+    return rc;
 }
 
 int tally_client_fd(tally_client_t *c, int *fd)
@@ -387,6 +508,11 @@ size_t tally_client_batch_size(const tally_client_t *c)
 void tally_client_id(const tally_client_t *c, uint8_t id[TALLY_CLIENT_ID_LEN])
 {
     memcpy(id, c->id, TALLY_CLIENT_ID_LEN);
+}
+
+int tally_client_link(tally_client_t *c)
+{
+    return monitor_poll(&c->mon);
 }
 
 uint64_t tally_client_next_seq(const tally_client_t *c)

@@ -1,6 +1,10 @@
 /* client_wire.c - libtally (client/lib/): the publisher on the wire,
- * sending within the in-flight window, resending on jittered exponential
- * backoff, and acting on ACKs.
+ * HELLO first, then sending within the in-flight window, resending on
+ * jittered exponential backoff, and acting on ACKs.
+ *
+ * Nothing is submitted before the daemon has answered HELLO: its WELCOME
+ * says how long it remembers a client id, and a spooled submission sent
+ * under an id it has forgotten would count twice (client_expiry.c).
  *
  * The daemon remembers the last 1024 seqs per client, so a submission may
  * only be sent while its seq is within max_in_flight of the oldest
@@ -16,6 +20,12 @@
 #include "client_impl.h"
 #include "text.h"
 #include "util.h"
+
+#ifndef TALLY_VERSION
+#define TALLY_VERSION "0.0.0"
+#endif
+
+#define HELLO_BACKOFF_MAX 5000 /* PROTOCOL.md 11.4: HELLO timeout */
 
 uint32_t client_jitter(tally_client_t *c, uint32_t backoff)
 {
@@ -33,12 +43,48 @@ static void schedule(tally_client_t *c, client_pending_t *p, int64_t now)
     p->backoff_ms = next > c->backoff_max_ms ? c->backoff_max_ms : (uint32_t)next;
 }
 
+/* Send HELLO when it is due.  0 or TALLY_ESYS. */
+static int hello(tally_client_t *c, int64_t now)
+{
+    if (c->hello_req != 0 && now < c->hello_due_ms)
+        return 0;
+    proto_msg_t m;
+    memset(&m, 0, sizeof m);
+    m.type = PROTO_HELLO;
+    m.u.hello.req_id = c->hello_req + 1;
+    m.u.hello.client = proto_str("libtally/" TALLY_VERSION);
+    msgpack_sbuffer_clear(&c->sbuf);
+    int rc = proto_encode(&c->sbuf, &m);
+    if (rc < 0)
+        return rc;
+    if (zmq_send(c->dealer, c->sbuf.data, c->sbuf.size, ZMQ_DONTWAIT) < 0) {
+        if (errno == EAGAIN || errno == EINTR) {
+            c->blocked = true; /* no connection yet: when it is writable */
+            return 0;
+        }
+        client_seterr(c, "cannot send HELLO to %s: %s", c->endpoint, zmq_strerror(errno));
+        return TALLY_ESYS;
+    }
+    c->blocked = false;
+    c->hello_req++;
+    c->hello_due_ms = now + client_jitter(c, c->hello_backoff_ms);
+    uint32_t next = c->hello_backoff_ms * 2;
+    c->hello_backoff_ms = next > HELLO_BACKOFF_MAX ? HELLO_BACKOFF_MAX : next;
+    return 0;
+}
+
 int client_wire_pump(tally_client_t *c, int64_t now)
 {
+    if (!c->welcomed)
+        return c->head != NULL || c->hello_wanted ? hello(c, now) : 0;
     if (c->head == NULL) {
         c->blocked = false;
         return 0;
     }
+    /* A failure here is in c->err; sending nothing under an id that may
+     * be forgotten is the rule, so it waits for the next attempt. */
+    if (client_expiry_check(c, util_real_ms()) < 0 || c->head == NULL)
+        return 0;
     uint64_t limit = c->head->seq + c->max_in_flight;
     for (client_pending_t *p = c->head; p != NULL && p->seq < limit; p = p->next) {
         if (p->due_ms > now)
@@ -63,8 +109,29 @@ int client_wire_pump(tally_client_t *c, int64_t now)
     return 0;
 }
 
+int client_wire_reconnect(tally_client_t *c)
+{
+    /* The daemon's ROUTER routes each reply to the connection its request
+     * came on; with that connection gone, ZeroMQ drops the reply. */
+    if (zmq_disconnect(c->dealer, c->endpoint) < 0 && errno != ENOENT) {
+        client_seterr(c, "cannot disconnect from %s: %s", c->endpoint, zmq_strerror(errno));
+        return TALLY_ESYS;
+    }
+    if (zmq_connect(c->dealer, c->endpoint) < 0) {
+        client_seterr(c, "cannot connect to %s: %s", c->endpoint, zmq_strerror(errno));
+        return TALLY_ESYS;
+    }
+    return 0;
+}
+
 int client_wire_next_timeout(const tally_client_t *c, int64_t now)
 {
+    if (!c->welcomed && (c->head != NULL || c->hello_wanted)) {
+        if (c->blocked || c->hello_req == 0)
+            return c->blocked ? 100 : 0;
+        int64_t t = c->hello_due_ms - now;
+        return t < 0 ? 0 : t > INT32_MAX ? INT32_MAX : (int)t;
+    }
     if (c->head == NULL)
         return -1;
     uint64_t limit = c->head->seq + c->max_in_flight;
@@ -92,18 +159,9 @@ static client_pending_t *find(tally_client_t *c, uint64_t seq)
     return NULL;
 }
 
-static void unlink_pending(tally_client_t *c, client_pending_t *p)
+/* Settled: off the spool and out of the queue. */
+static void settle(tally_client_t *c, client_pending_t *p)
 {
-    if (p->prev != NULL)
-        p->prev->next = p->next;
-    else
-        c->head = p->next;
-    if (p->next != NULL)
-        p->next->prev = p->prev;
-    else
-        c->tail = p->prev;
-    c->npending--;
-    c->pending_samples -= p->nsamples;
     if (c->spool != NULL) {
         char err[512];
         /* A failed unlink only costs a resend answered "duplicate" by the
@@ -111,6 +169,7 @@ static void unlink_pending(tally_client_t *c, client_pending_t *p)
         if (spool_remove(c->spool, p->seq, err, sizeof err) < 0)
             client_seterr(c, "%s", err);
     }
+    client_queue_drop(c, p);
 }
 
 static void on_ack(tally_client_t *c, const proto_ack_t *ack)
@@ -119,13 +178,16 @@ static void on_ack(tally_client_t *c, const proto_ack_t *ack)
     if (p == NULL)
         return; /* an answer to a resend of something already settled */
     if (ack->status == PROTO_ACK_ACCEPTED || ack->status == PROTO_ACK_DUPLICATE) {
-        unlink_pending(c, p);
+        /* The daemon has touched the id now: the expiry rule counts from
+         * here. */
+        client_state_acked(c, util_real_ms());
+        uint64_t seq = p->seq;
+        uint32_t n = p->nsamples;
+        settle(c, p);
         if (c->on_ack != NULL)
-            c->on_ack(c->cb_ctx, p->seq,
+            c->on_ack(c->cb_ctx, seq,
                       ack->status == PROTO_ACK_ACCEPTED ? TALLY_ACK_ACCEPTED : TALLY_ACK_DUPLICATE,
-                      p->nsamples);
-        free(p->body);
-        free(p);
+                      n);
         return;
     }
     int code = ack->code >= 1 && ack->code <= 99 ? -(int)ack->code : TALLY_EMALFORMED;
@@ -145,11 +207,49 @@ static void on_ack(tally_client_t *c, const proto_ack_t *ack)
     }
     client_seterr(c, "submission %" PRIu64 " rejected: %s%s%s (%s)", p->seq, shown,
                   shown[0] ? ": " : "", message, tally_errname(code));
-    unlink_pending(c, p);
+    uint64_t seq = p->seq;
+    settle(c, p);
     if (c->on_reject != NULL)
-        c->on_reject(c->cb_ctx, p->seq, code, ack->sample, field, message);
-    free(p->body);
-    free(p);
+        c->on_reject(c->cb_ctx, seq, code, ack->sample, field, message);
+}
+
+/* What the daemon says of itself: its limits and how long it remembers a
+ * client id, kept with the identity for the runs that cannot ask. */
+static void on_welcome(tally_client_t *c, const proto_msg_t *m)
+{
+    if (m->u.welcome.req_id == 0 || m->u.welcome.req_id > c->hello_req)
+        return; /* not an answer to our HELLO */
+    c->welcomed = true;
+    int64_t samples = m->u.welcome.max_samples, msg = m->u.welcome.max_msg;
+    int64_t expiry = m->u.welcome.client_expiry_ms;
+    bool changed = false;
+    /* A missing or negative limit means "the protocol default" for the
+     * limits, and for the expiry "keep what was learned last". */
+    samples = samples > 0 ? samples : -1;
+    msg = msg > 0 ? msg : -1;
+    if (samples != c->max_samples || msg != c->max_msg) {
+        c->max_samples = samples;
+        c->max_msg = msg;
+        changed = true;
+    }
+    if (expiry > 0 && expiry != c->expiry_ms) {
+        c->expiry_ms = expiry;
+        changed = true;
+    }
+    if (changed && client_state_save(c, c->next_seq) < 0)
+        return; /* c->err says why; the state keeps the older values */
+    client_expiry_check(c, util_real_ms());
+}
+
+/* An ERROR answering HELLO: retry later when the daemon asks for it,
+ * otherwise go on without what WELCOME would have said. */
+static void on_hello_error(tally_client_t *c, int code)
+{
+    if (tally_err_retryable(code)) {
+        c->hello_due_ms = util_mono_ms() + client_jitter(c, c->hello_backoff_ms);
+        return;
+    }
+    c->welcomed = true;
 }
 
 static void handle_reply(tally_client_t *c, const void *data, size_t len)
@@ -162,6 +262,8 @@ static void handle_reply(tally_client_t *c, const void *data, size_t len)
     }
     if (msg.type == PROTO_ACK) {
         on_ack(c, &msg.u.ack);
+    } else if (msg.type == PROTO_WELCOME) {
+        on_welcome(c, &msg);
     } else if (msg.type == PROTO_ERROR) {
         int code = msg.u.error.code >= 1 && msg.u.error.code <= 99 ? -(int)msg.u.error.code
                                                                    : TALLY_EMALFORMED;
@@ -169,6 +271,8 @@ static void handle_reply(tally_client_t *c, const void *data, size_t len)
                       (int)msg.u.error.field.len, msg.u.error.field.ptr,
                       msg.u.error.field.len ? ": " : "", (int)msg.u.error.message.len,
                       msg.u.error.message.ptr, tally_errname(code));
+        if (!c->welcomed && msg.u.error.req_id != 0 && msg.u.error.req_id <= c->hello_req)
+            on_hello_error(c, code);
     }
     /* Other types are not for a publisher; ignoring them keeps the client
      * compatible with daemons that say more. */

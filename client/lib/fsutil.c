@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tally_error.h"
@@ -77,4 +79,26 @@ int fsutil_open_dir(const char *path, int create, char *err, size_t errlen)
         return TALLY_EIO;
     }
     return fd;
+}
+
+int fsutil_lock(int fd, unsigned timeout_ms)
+{
+    /* flock has no timeout of its own: poll it.  The holder is usually
+     * another `tally push` that is done within seconds, so 50 ms steps
+     * cost nothing noticeable. */
+    unsigned waited = 0;
+    for (;;) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno != EWOULDBLOCK)
+            return TALLY_EIO;
+        if (waited >= timeout_ms)
+            return TALLY_EEXIST;
+        unsigned step = timeout_ms - waited < 50 ? timeout_ms - waited : 50;
+        struct timespec ts = {0, (long)step * 1000000L};
+        nanosleep(&ts, NULL);
+        waited += step;
+    }
 }

@@ -20,4 +20,9 @@ int fsutil_read_all(int dirfd, const char *dirpath, const char *name, size_t max
  * Returns the fd (>= 0) or TALLY_EIO. */
 int fsutil_open_dir(const char *path, int create, char *err, size_t errlen);
 
+/* flock(fd, LOCK_EX), waiting up to timeout_ms (0: not at all) while
+ * another open file description holds the lock.  Returns 0; TALLY_EEXIST
+ * when it is still held; TALLY_EIO (errno tells why). */
+int fsutil_lock(int fd, unsigned timeout_ms);
+
 #endif

@@ -1,5 +1,6 @@
 /* oneshot.c - libtally (client/lib/): single request/reply exchanges,
- * tally_get (one snapshot) and tally_stats. */
+ * tally_get (one snapshot) and tally_stats, saying why one failed: the
+ * daemon's ERROR, or what the connection showed (monitor.c). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include <zmq.h>
 
 #include "curve.h"
+#include "monitor.h"
 #include "sub_store.h"
 #include "text.h"
 #include "util.h"
@@ -17,14 +19,19 @@
 typedef struct oneshot {
     void *zctx;
     void *dealer;
+    monitor_t mon;
+    bool early; /* end the wait when the handshake fails */
     int64_t deadline;
     zmq_msg_t cur; /* the last reply: o->msg's string views point into it */
     proto_msg_t msg;
 } oneshot_t;
 
-static void oneshot_close(oneshot_t *o)
+static void oneshot_close(oneshot_t *o, tally_request_t *req)
 {
+    if (req != NULL)
+        req->link = monitor_poll(&o->mon);
     zmq_msg_close(&o->cur);
+    monitor_close(&o->mon, o->dealer);
     if (o->dealer != NULL)
         zmq_close(o->dealer);
     if (o->zctx != NULL)
@@ -32,14 +39,16 @@ static void oneshot_close(oneshot_t *o)
     free(o);
 }
 
-static int oneshot_open(const char *server, const tally_curve_t *curve, int timeout_ms,
-                        oneshot_t **out)
+static int oneshot_open(const char *server, tally_request_t *req, bool early, oneshot_t **out)
 {
-    char ep[TALLY_ENDPOINT_MAX];
-    if (server == NULL || tally_endpoint_normalize(server, ep, sizeof ep) < 0)
+    char ep[TALLY_ENDPOINT_MAX], why[256];
+    if (server == NULL || tally_endpoint_parse(server, ep, sizeof ep, why, sizeof why) < 0) {
+        text_format(req->errbuf, req->errbuf_len, "server address '%s' is not valid: %s",
+                    server ? server : "(null)", server ? why : "none given");
         return TALLY_EINVAL;
+    }
     curve_keys_t keys;
-    int rc = curve_load(curve, &keys, NULL, 0);
+    int rc = curve_load(req->curve, &keys, req->errbuf, req->errbuf_len);
     if (rc < 0)
         return rc;
     oneshot_t *o = calloc(1, sizeof *o);
@@ -48,7 +57,9 @@ static int oneshot_open(const char *server, const tally_curve_t *curve, int time
         return TALLY_ENOMEM;
     }
     zmq_msg_init(&o->cur);
-    o->deadline = util_mono_ms() + (timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT);
+    o->mon.link = TALLY_LINK_UNKNOWN;
+    o->early = early;
+    o->deadline = util_mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT);
     o->zctx = zmq_ctx_new();
     o->dealer = o->zctx ? zmq_socket(o->zctx, ZMQ_DEALER) : NULL;
     int zero = 0;
@@ -58,16 +69,28 @@ static int oneshot_open(const char *server, const tally_curve_t *curve, int time
         zmq_setsockopt(o->dealer, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) < 0 ||
         curve_apply(o->dealer, &keys) < 0) {
         curve_wipe(&keys);
-        oneshot_close(o);
+        oneshot_close(o, NULL);
+        text_format(req->errbuf, req->errbuf_len, "cannot set up a ZeroMQ socket: %s",
+                    zmq_strerror(errno));
         return TALLY_ESYS;
     }
     curve_wipe(&keys);
+    monitor_open(&o->mon, o->zctx, o->dealer); /* without it, only less is said */
     if (zmq_connect(o->dealer, ep) < 0) {
-        oneshot_close(o);
+        text_format(req->errbuf, req->errbuf_len, "cannot connect to '%s': %s", ep,
+                    zmq_strerror(errno));
+        oneshot_close(o, NULL);
         return TALLY_EINVAL;
     }
     *out = o;
     return 0;
+}
+
+/* A failed handshake is answered by no one: waiting longer is pointless. */
+static bool handshake_failed(int link)
+{
+    return link == TALLY_LINK_MECHANISM || link == TALLY_LINK_HANDSHAKE ||
+           link == TALLY_LINK_KEY_REFUSED;
 }
 
 static int oneshot_send(oneshot_t *o, const proto_msg_t *m)
@@ -84,19 +107,23 @@ static int oneshot_send(oneshot_t *o, const proto_msg_t *m)
 }
 
 /* Wait for the next single-frame reply and decode it into o->msg (views
- * valid until the next call).  Returns 0, TALLY_ETIMEDOUT, TALLY_EAGAIN
- * (undecodable or multi-frame: skip it) or TALLY_ESYS. */
+ * valid until the next call).  Returns 0, TALLY_ETIMEDOUT, TALLY_ECLOSED
+ * (the handshake failed), TALLY_EAGAIN (undecodable or multi-frame: skip
+ * it) or TALLY_ESYS. */
 static int recv_one(oneshot_t *o)
 {
     for (;;) {
         int64_t left = o->deadline - util_mono_ms();
         if (left <= 0)
             return TALLY_ETIMEDOUT;
-        zmq_pollitem_t item = {.socket = o->dealer, .events = ZMQ_POLLIN};
-        int n = zmq_poll(&item, 1, (long)left);
+        zmq_pollitem_t items[2] = {{.socket = o->dealer, .events = ZMQ_POLLIN},
+                                   {.socket = o->mon.pair, .events = ZMQ_POLLIN}};
+        int n = zmq_poll(items, o->mon.pair != NULL ? 2 : 1, (long)left);
         if (n < 0 && errno != EINTR)
             return TALLY_ESYS;
-        if (n > 0)
+        if (handshake_failed(monitor_poll(&o->mon)) && o->early)
+            return TALLY_ECLOSED;
+        if (n > 0 && (items[0].revents & ZMQ_POLLIN))
             break;
     }
     zmq_msg_close(&o->cur);
@@ -130,9 +157,24 @@ static int oneshot_recv(oneshot_t *o)
     return rc;
 }
 
-static int wire_error(const proto_msg_t *m)
+/* The daemon's ERROR as a code, its message into the caller's errbuf. */
+static int wire_error(const proto_msg_t *m, tally_request_t *req)
 {
+    text_copy(req->errbuf, req->errbuf_len, m->u.error.message.ptr, m->u.error.message.len);
     return m->u.error.code >= 1 && m->u.error.code <= 99 ? -(int)m->u.error.code : TALLY_EMALFORMED;
+}
+
+/* Why a request ended without its answer, for the caller's errbuf. */
+static void failed(tally_request_t *req, int rc)
+{
+    if (rc == TALLY_ETIMEDOUT)
+        text_format(req->errbuf, req->errbuf_len, "no answer in time");
+    else if (rc == TALLY_ECLOSED)
+        text_format(req->errbuf, req->errbuf_len, "the connection's security handshake failed");
+    else if (rc == TALLY_ENOMEM)
+        text_format(req->errbuf, req->errbuf_len, "out of memory");
+    else if (rc == TALLY_ESYS)
+        text_format(req->errbuf, req->errbuf_len, "ZeroMQ failed: %s", zmq_strerror(errno));
 }
 
 typedef struct items {
@@ -169,22 +211,26 @@ static int send_snapshot_req(oneshot_t *o, uint64_t req_id, const char *prefix)
     return oneshot_send(o, &m);
 }
 
-int tally_get(const char *server, const char *prefix, int timeout_ms, tally_tally_cb cb, void *ctx,
-              uint64_t *seq, uint64_t *stream_id)
+/* A request without its options: as tally_get() and tally_stats() were. */
+static tally_request_t plain(const tally_curve_t *curve, int timeout_ms)
 {
-    return tally_get_curve(server, NULL, prefix, timeout_ms, cb, ctx, seq, stream_id);
+    return (tally_request_t){.curve = curve, .timeout_ms = timeout_ms};
 }
 
-int tally_get_curve(const char *server, const tally_curve_t *curve, const char *prefix,
-                    int timeout_ms, tally_tally_cb cb, void *ctx, uint64_t *seq,
-                    uint64_t *stream_id)
+static int get(const char *server, tally_request_t *req, bool early, const char *prefix,
+               tally_tally_cb cb, void *ctx, uint64_t *seq, uint64_t *stream_id)
 {
+    text_format(req->errbuf, req->errbuf_len, "%s", "");
+    req->link = TALLY_LINK_UNKNOWN;
     if (prefix == NULL)
         prefix = "";
-    if (cb == NULL || strlen(prefix) > PROTO_PREFIX_MAX)
+    if (cb == NULL || strlen(prefix) > PROTO_PREFIX_MAX) {
+        text_format(req->errbuf, req->errbuf_len, "no callback, or a prefix longer than %d bytes",
+                    PROTO_PREFIX_MAX);
         return TALLY_EINVAL;
+    }
     oneshot_t *o;
-    int rc = oneshot_open(server, curve, timeout_ms, &o);
+    int rc = oneshot_open(server, req, early, &o);
     if (rc < 0)
         return rc;
     items_t it = {0};
@@ -210,34 +256,34 @@ int tally_get_curve(const char *server, const tally_curve_t *curve, const char *
                 cb(ctx, &it.v[i]->pub);
             break;
         } else if (m->type == PROTO_ERROR && m->u.error.req_id == req_id) {
-            rc = wire_error(m);
+            rc = wire_error(m, req);
         }
     }
+    if (rc < 0 && !tally_err_is_wire(rc))
+        failed(req, rc);
     items_clear(&it);
     free(it.v);
-    oneshot_close(o);
+    oneshot_close(o, req);
     return rc;
 }
 
-int tally_stats(const char *server, int timeout_ms, tally_stat_cb cb, void *ctx)
+static int stats(const char *server, tally_request_t *req, bool early, tally_stat_cb cb, void *ctx)
 {
-    return tally_stats_curve(server, NULL, timeout_ms, cb, ctx);
-}
-
-int tally_stats_curve(const char *server, const tally_curve_t *curve, int timeout_ms,
-                      tally_stat_cb cb, void *ctx)
-{
-    if (cb == NULL)
+    text_format(req->errbuf, req->errbuf_len, "%s", "");
+    req->link = TALLY_LINK_UNKNOWN;
+    if (cb == NULL) {
+        text_format(req->errbuf, req->errbuf_len, "no callback");
         return TALLY_EINVAL;
+    }
     oneshot_t *o;
-    int rc = oneshot_open(server, curve, timeout_ms, &o);
+    int rc = oneshot_open(server, req, early, &o);
     if (rc < 0)
         return rc;
-    proto_msg_t req;
-    memset(&req, 0, sizeof req);
-    req.type = PROTO_STATS_REQ;
-    req.u.stats_req.req_id = 1;
-    rc = oneshot_send(o, &req);
+    proto_msg_t m0;
+    memset(&m0, 0, sizeof m0);
+    m0.type = PROTO_STATS_REQ;
+    m0.u.stats_req.req_id = 1;
+    rc = oneshot_send(o, &m0);
     while (rc == 0 && (rc = oneshot_recv(o)) == 0) {
         const proto_msg_t *m = &o->msg;
         if (m->type == PROTO_STATS && m->u.stats.req_id == 1) {
@@ -250,8 +296,54 @@ int tally_stats_curve(const char *server, const tally_curve_t *curve, int timeou
             break;
         }
         if (m->type == PROTO_ERROR && m->u.error.req_id == 1)
-            rc = wire_error(m);
+            rc = wire_error(m, req);
     }
-    oneshot_close(o);
+    if (rc < 0 && !tally_err_is_wire(rc))
+        failed(req, rc);
+    oneshot_close(o, req);
     return rc;
+}
+
+/* The entry points.  The older ones keep waiting for their whole timeout
+ * whatever the connection shows, as they always did. */
+
+int tally_get(const char *server, const char *prefix, int timeout_ms, tally_tally_cb cb, void *ctx,
+              uint64_t *seq, uint64_t *stream_id)
+{
+    tally_request_t req = plain(NULL, timeout_ms);
+    return get(server, &req, false, prefix, cb, ctx, seq, stream_id);
+}
+
+int tally_get_curve(const char *server, const tally_curve_t *curve, const char *prefix,
+                    int timeout_ms, tally_tally_cb cb, void *ctx, uint64_t *seq,
+                    uint64_t *stream_id)
+{
+    tally_request_t req = plain(curve, timeout_ms);
+    return get(server, &req, false, prefix, cb, ctx, seq, stream_id);
+}
+
+int tally_get_req(const char *server, tally_request_t *req, const char *prefix, tally_tally_cb cb,
+                  void *ctx, uint64_t *seq, uint64_t *stream_id)
+{
+    tally_request_t none = plain(NULL, 0);
+    return get(server, req != NULL ? req : &none, true, prefix, cb, ctx, seq, stream_id);
+}
+
+int tally_stats(const char *server, int timeout_ms, tally_stat_cb cb, void *ctx)
+{
+    tally_request_t req = plain(NULL, timeout_ms);
+    return stats(server, &req, false, cb, ctx);
+}
+
+int tally_stats_curve(const char *server, const tally_curve_t *curve, int timeout_ms,
+                      tally_stat_cb cb, void *ctx)
+{
+    tally_request_t req = plain(curve, timeout_ms);
+    return stats(server, &req, false, cb, ctx);
+}
+
+int tally_stats_req(const char *server, tally_request_t *req, tally_stat_cb cb, void *ctx)
+{
+    tally_request_t none = plain(NULL, 0);
+    return stats(server, req != NULL ? req : &none, true, cb, ctx);
 }

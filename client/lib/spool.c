@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "atomic_file.h"
@@ -64,7 +64,7 @@ static int clean_tmp(spool_t *s, char *err, size_t errlen)
     return rc;
 }
 
-int spool_open(const char *dir, spool_t **out, char *err, size_t errlen)
+int spool_open(const char *dir, unsigned lock_timeout_ms, spool_t **out, char *err, size_t errlen)
 {
     spool_t *s = calloc(1, sizeof *s);
     if (s == NULL)
@@ -86,18 +86,15 @@ int spool_open(const char *dir, spool_t **out, char *err, size_t errlen)
         rc = TALLY_EIO;
         goto fail;
     }
-    if (flock(s->lockfd, LOCK_EX | LOCK_NB) < 0) {
-        if (errno == EWOULDBLOCK) {
-            text_format(err, errlen,
-                        "spool directory %s is in use by another process (%s/lock is locked)", dir,
-                        dir);
-            rc = TALLY_EEXIST;
-        } else {
-            text_format(err, errlen, "cannot lock %s/lock: %s", dir, strerror(errno));
-            rc = TALLY_EIO;
-        }
+    rc = fsutil_lock(s->lockfd, lock_timeout_ms);
+    if (rc == TALLY_EEXIST)
+        text_format(err, errlen,
+                    "spool directory %s is in use by another process (%s/lock is locked)", dir,
+                    dir);
+    else if (rc < 0)
+        text_format(err, errlen, "cannot lock %s/lock: %s", dir, strerror(errno));
+    if (rc < 0)
         goto fail;
-    }
     rc = clean_tmp(s, err, errlen);
     if (rc < 0)
         goto fail;
@@ -160,12 +157,26 @@ static int parse_u64(const char *s, size_t len, uint64_t *out)
     return 0;
 }
 
-int spool_load_state(spool_t *s, uint8_t id[16], bool *have_id, uint64_t *next_seq, bool *have_seq,
-                     char *err, size_t errlen)
+int spool_dirfd(const spool_t *s)
+{
+    return s->dirfd;
+}
+
+static int64_t mtime_of(spool_t *s, const char *name)
+{
+    struct stat st;
+    if (fstatat(s->dirfd, name, &st, 0) < 0)
+        return 0;
+    return (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+}
+
+int spool_load_legacy(spool_t *s, uint8_t id[16], bool *have_id, uint64_t *next_seq, bool *have_seq,
+                      int64_t *mtime_ms, char *err, size_t errlen)
 {
     uint8_t *buf;
     size_t len;
     *have_id = *have_seq = false;
+    *mtime_ms = 0;
     int rc = fsutil_read_all(s->dirfd, s->path, "client.id", 4096, &buf, &len, err, errlen);
     if (rc == 0) {
         rc = util_unhex((const char *)buf, chomp(buf, len), id, 16);
@@ -175,6 +186,7 @@ int spool_load_state(spool_t *s, uint8_t id[16], bool *have_id, uint64_t *next_s
             return TALLY_EMALFORMED;
         }
         *have_id = true;
+        *mtime_ms = mtime_of(s, "client.id");
     } else if (rc != TALLY_ENOTFOUND) {
         return rc == TALLY_ETOOLARGE ? TALLY_EMALFORMED : rc;
     }
@@ -187,25 +199,60 @@ int spool_load_state(spool_t *s, uint8_t id[16], bool *have_id, uint64_t *next_s
             return TALLY_EMALFORMED;
         }
         *have_seq = true;
+        int64_t t = mtime_of(s, "client.seq");
+        if (t > *mtime_ms)
+            *mtime_ms = t;
     } else if (rc != TALLY_ENOTFOUND) {
         return rc == TALLY_ETOOLARGE ? TALLY_EMALFORMED : rc;
     }
     return 0;
 }
 
-int spool_save_id(spool_t *s, const uint8_t id[16], char *err, size_t errlen)
+int spool_remove_legacy(spool_t *s, char *err, size_t errlen)
 {
-    char text[34];
-    util_hex(id, 16, text);
-    text[32] = '\n';
-    return atomic_file_write(s->dirfd, s->path, "client.id", text, 33, NULL, err, errlen);
+    static const char *const names[] = {"client.seq", "client.id"};
+    for (size_t i = 0; i < 2; i++)
+        if (unlinkat(s->dirfd, names[i], 0) < 0 && errno != ENOENT) {
+            text_format(err, errlen, "cannot remove %s/%s: %s", s->path, names[i], strerror(errno));
+            return TALLY_EIO;
+        }
+    return 0;
 }
 
-int spool_save_seq(spool_t *s, uint64_t next_seq, char *err, size_t errlen)
+int spool_move_unknown(spool_t *s, uint64_t seq, const uint8_t id[16], char *path, size_t cap,
+                       char *err, size_t errlen)
 {
-    char text[32];
-    int n = snprintf(text, sizeof text, "%" PRIu64 "\n", next_seq);
-    return atomic_file_write(s->dirfd, s->path, "client.seq", text, (size_t)n, NULL, err, errlen);
+    char from[32], to[96], hex[33];
+    spool_sub_name(seq, from, sizeof from);
+    util_hex(id, 16, hex);
+    /* The id is part of the name: a later id starts again at seq 1. */
+    snprintf(to, sizeof to, "unknown/%s-%s", hex, from);
+    path[0] = '\0';
+    if (mkdirat(s->dirfd, "unknown", 0700) < 0 && errno != EEXIST) {
+        text_format(err, errlen, "cannot create directory %s/unknown: %s", s->path,
+                    strerror(errno));
+        return TALLY_EIO;
+    }
+    if (renameat(s->dirfd, from, s->dirfd, to) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        text_format(err, errlen, "cannot move %s/%s to %s/%s: %s", s->path, from, s->path, to,
+                    strerror(errno));
+        return TALLY_EIO;
+    }
+    /* Both directories on disk before the id they belong to is dropped:
+     * after a crash the submission is either still queued (and the rule
+     * moves it again) or set aside, never lost. */
+    int fd = openat(s->dirfd, "unknown", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) < 0 || fsync(s->dirfd) < 0) {
+        text_format(err, errlen, "cannot sync %s/unknown: %s", s->path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return TALLY_EIO;
+    }
+    close(fd);
+    snprintf(path, cap, "%s/%s", s->path, to);
+    return 0;
 }
 
 int spool_write(spool_t *s, uint64_t seq, const void *body, size_t len, char *err, size_t errlen)

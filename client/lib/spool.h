@@ -3,11 +3,15 @@
  *
  * Layout of a spool directory SPOOL:
  *   SPOOL/lock          flock()ed by the one process using the spool
- *   SPOOL/client.id     the client id, 32 hex digits and a newline
- *   SPOOL/client.seq    the next sequence number to assign, decimal + "\n"
+ *   SPOOL/client.state  the client's identity and what it learned (written
+ *                       by client_state.c, in the spool's directory)
  *   SPOOL/<seq>.sub     one unacknowledged submission: the exact msgpack
  *                       SUBMIT body, seq as 20 zero-padded digits
+ *   SPOOL/unknown/<id>-<seq>.sub  a submission of unknown fate, moved
+ *                       aside by the client-id expiry rule: never resent
  *   SPOOL/<name>.tmp    a write in progress; garbage after a crash
+ *   SPOOL/client.id, SPOOL/client.seq  the identity as libtally before
+ *                       client.state kept it; read once and removed
  * Every file is replaced atomically (atomic_file_write, proto/atomic_file.h).
  */
 #ifndef TALLY_CLIENT_SPOOL_H
@@ -21,10 +25,12 @@
 
 typedef struct spool spool_t;
 
-/* Create the directory if needed (mode 0700), lock it and delete stray
- * *.tmp files.  Returns 0 and *out; TALLY_EEXIST when another process holds
- * the lock; TALLY_EIO; TALLY_ENOMEM.  err receives a sentence on failure. */
-int spool_open(const char *dir, spool_t **out, char *err, size_t errlen);
+/* Create the directory if needed (mode 0700), lock it, waiting up to
+ * lock_timeout_ms for another process to let go of it, and delete stray
+ * *.tmp files.  Returns 0 and *out; TALLY_EEXIST when another process
+ * still holds the lock; TALLY_EIO; TALLY_ENOMEM.  err receives a sentence
+ * on failure. */
+int spool_open(const char *dir, unsigned lock_timeout_ms, spool_t **out, char *err, size_t errlen);
 
 /* Unlock and free; *s = NULL. */
 void spool_close(spool_t **s);
@@ -32,15 +38,26 @@ void spool_close(spool_t **s);
 /* The directory path as given to spool_open. */
 const char *spool_path(const spool_t *s);
 
-/* Load client.id and client.seq.  *have_id / *have_seq tell whether each
- * file existed.  Returns 0; TALLY_EMALFORMED (a file is not in its format;
- * err names it); TALLY_EIO. */
-int spool_load_state(spool_t *s, uint8_t id[16], bool *have_id, uint64_t *next_seq, bool *have_seq,
-                     char *err, size_t errlen);
+/* The spool directory's descriptor (owned by s). */
+int spool_dirfd(const spool_t *s);
 
-/* Persist the client id / the next sequence number.  0 or TALLY_EIO. */
-int spool_save_id(spool_t *s, const uint8_t id[16], char *err, size_t errlen);
-int spool_save_seq(spool_t *s, uint64_t next_seq, char *err, size_t errlen);
+/* Load the legacy client.id and client.seq.  *have_id / *have_seq tell
+ * whether each file existed; *mtime_ms gets the newer one's modification
+ * time (0 when neither exists).  Returns 0; TALLY_EMALFORMED (a file is
+ * not in its format; err names it); TALLY_EIO. */
+int spool_load_legacy(spool_t *s, uint8_t id[16], bool *have_id, uint64_t *next_seq, bool *have_seq,
+                      int64_t *mtime_ms, char *err, size_t errlen);
+
+/* Delete the legacy files once client.state holds what they held.
+ * 0 or TALLY_EIO. */
+int spool_remove_legacy(spool_t *s, char *err, size_t errlen);
+
+/* Move submission seq, sent under client id, out of the queue into
+ * SPOOL/unknown/ (created if missing), contents intact; path receives its
+ * new path.  A missing file is not an error (path is then "").  0 or
+ * TALLY_EIO. */
+int spool_move_unknown(spool_t *s, uint64_t seq, const uint8_t id[16], char *path, size_t cap,
+                       char *err, size_t errlen);
 
 /* Persist submission seq.  0 or TALLY_EIO. */
 int spool_write(spool_t *s, uint64_t seq, const void *body, size_t len, char *err, size_t errlen);

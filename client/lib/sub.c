@@ -20,6 +20,7 @@
 #include <zmq.h>
 
 #include "curve.h"
+#include "monitor.h"
 #include "sub_store.h"
 #include "text.h"
 #include "util.h"
@@ -74,6 +75,9 @@ struct tally_sub {
     volatile sig_atomic_t stop;
     proto_msg_t msg; /* decode scratch: big, so not on the stack */
     char err[512];
+    monitor_t mon; /* what the request connection showed */
+    int refusal;   /* the daemon's last ERROR to our requests; 0: none */
+    char refusal_msg[PROTO_MESSAGE_MAX + 1];
 };
 
 static void seterr(tally_sub_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -261,6 +265,7 @@ static void apply_snapshot(tally_sub_t *s, uint64_t stream_id, uint64_t seq, int
         s->cb.on_reset(s->cb.ctx);
     sub_store_swap(&s->table, &s->staging);
     sub_store_clear(&s->staging);
+    s->refusal = 0;
     s->state = S_SYNCED;
     s->synced = true;
     s->last_rx_ms = now;
@@ -372,6 +377,12 @@ static void on_reply(tally_sub_t *s, const void *data, size_t len, int64_t now)
         seterr(s, "the daemon refused request %" PRIu64 ": %.*s%s%.*s", m->u.error.req_id,
                (int)m->u.error.field.len, m->u.error.field.ptr, m->u.error.field.len ? ": " : "",
                (int)m->u.error.message.len, m->u.error.message.ptr);
+        if (m->u.error.req_id != 0 && m->u.error.req_id <= s->last_req_id) {
+            s->refusal = m->u.error.code >= 1 && m->u.error.code <= 99 ? -(int)m->u.error.code
+                                                                       : TALLY_EMALFORMED;
+            text_copy(s->refusal_msg, sizeof s->refusal_msg, m->u.error.message.ptr,
+                      m->u.error.message.len);
+        }
         break;
     default:
         break;
@@ -465,6 +476,7 @@ int tally_sub_process(tally_sub_t *s)
 {
     if (s == NULL)
         return TALLY_EINVAL;
+    monitor_poll(&s->mon); /* kept drained, so that its last event is the latest */
     int rc = drain(s, s->dealer, false);
     if (rc == 0 && s->sub_connected)
         rc = drain(s, s->sub, true);
@@ -577,6 +589,7 @@ static int open_sockets(tally_sub_t *s, void *zctx, const curve_keys_t *keys, ch
         text_format(err, errlen, "cannot set the CURVE keys: %s", zmq_strerror(errno));
         return TALLY_ESYS;
     }
+    monitor_open(&s->mon, s->zctx, s->dealer); /* without it, only less is said */
     if (zmq_connect(s->dealer, s->server) < 0) {
         text_format(err, errlen, "cannot connect to '%s': %s", s->server, zmq_strerror(errno));
         return TALLY_EINVAL;
@@ -616,9 +629,11 @@ int tally_sub_new(const char *server_endpoint, const char *prefix, const tally_s
     s->hb_ms = o->heartbeat_ms ? o->heartbeat_ms : 1000;
     s->snap_timeout_ms = o->snapshot_timeout_ms ? o->snapshot_timeout_ms : 5000;
     s->hello_backoff = HELLO_BACKOFF_MIN;
-    int rc = tally_endpoint_normalize(server_endpoint, s->server, sizeof s->server);
+    char why[256];
+    int rc = tally_endpoint_parse(server_endpoint, s->server, sizeof s->server, why, sizeof why);
     if (rc < 0) {
-        text_format(err, errlen, "server address '%s' is not valid", server_endpoint);
+        text_format(err, errlen, "server address '%s' is not valid: %s", server_endpoint, why);
+        rc = TALLY_EINVAL;
         goto fail;
     }
     curve_keys_t keys;
@@ -656,6 +671,7 @@ void tally_sub_destroy(tally_sub_t **sp)
     tally_sub_t *s = *sp;
     if (s->sub != NULL)
         zmq_close(s->sub);
+    monitor_close(&s->mon, s->dealer);
     if (s->dealer != NULL)
         zmq_close(s->dealer);
     if (s->own_ctx)
@@ -695,4 +711,16 @@ void tally_sub_foreach(const tally_sub_t *s, tally_tally_cb fn, void *ctx)
 const char *tally_sub_pub_endpoint(const tally_sub_t *s)
 {
     return s->pub;
+}
+
+int tally_sub_link(tally_sub_t *s)
+{
+    return monitor_poll(&s->mon);
+}
+
+int tally_sub_refusal(const tally_sub_t *s, const char **message)
+{
+    if (message != NULL)
+        *message = s->refusal ? s->refusal_msg : "";
+    return s->refusal;
 }

@@ -71,6 +71,18 @@ TALLY_API const char *tally_version(void);
  * result does not fit in cap bytes. */
 TALLY_API int tally_endpoint_normalize(const char *in, char *out, size_t cap);
 
+/* tally_endpoint_normalize(), checking what ZeroMQ would only refuse at
+ * connect time, for addresses typed by people: a "scheme://" other than
+ * tcp://, ipc:// and inproc:// is refused, tcp:// needs HOST:PORT with a
+ * port in 1..65535, and a short form with several colons must be a bare
+ * IPv6 address.  Returns 0 (out as for tally_endpoint_normalize);
+ * TALLY_EINVAL; TALLY_ETOOLONG.  On failure errbuf (may be NULL) holds a
+ * sentence saying which part is wrong, without repeating in: "the port
+ * 'notaport' is not a number from 1 to 65535", "'http://' is not a
+ * transport tallyd listens on: ...". */
+TALLY_API int tally_endpoint_parse(const char *in, char *out, size_t cap, char *errbuf,
+                                   size_t errbuf_len);
+
 /* Derive the publish endpoint a subscriber connects to.
  * server: the (normalized) request endpoint the client uses.
  * advertised: the pub_endpoint the daemon sent in WELCOME, or NULL/"" when
@@ -116,6 +128,29 @@ typedef struct tally_curve {
 TALLY_API int tally_curve_check(const tally_curve_t *curve, char *errbuf, size_t errbuf_len);
 
 /* ------------------------------------------------------------------ */
+/* Connections                                                        */
+/* ------------------------------------------------------------------ */
+
+/* What the last attempt to reach the daemon showed, for saying why a
+ * request went unanswered (tally_client_link, tally_sub_link,
+ * tally_request_t.link).  A failed handshake is kept until a handshake
+ * succeeds: the reconnection attempts that follow it tell less. */
+enum tally_link {
+    TALLY_LINK_UNKNOWN = 0,   /* nothing known yet (connecting), or the connection was lost */
+    TALLY_LINK_NO_CONNECTION, /* the connection could not be made: nothing listens there */
+    TALLY_LINK_MECHANISM,     /* connected, but the daemon speaks another security
+                                 mechanism: CURVE to a plaintext handle, or plaintext
+                                 to a CURVE handle */
+    TALLY_LINK_HANDSHAKE,     /* connected, but the security handshake failed: for a
+                                 plaintext handle most likely a daemon that speaks CURVE
+                                 (over ipc:// ZeroMQ cannot always tell this from
+                                 TALLY_LINK_MECHANISM), for a CURVE handle most likely
+                                 the wrong server key */
+    TALLY_LINK_KEY_REFUSED,   /* CURVE: the daemon does not admit this handle's key */
+    TALLY_LINK_UP,            /* connected, handshake done */
+};
+
+/* ------------------------------------------------------------------ */
 /* Publisher                                                          */
 /* ------------------------------------------------------------------ */
 
@@ -140,6 +175,58 @@ typedef void (*tally_reject_cb)(void *ctx, uint64_t seq, int code, int sample, c
  * exactly once"); nsamples is the number of samples it carried. */
 typedef void (*tally_ack_cb)(void *ctx, uint64_t seq, int status, uint32_t nsamples);
 
+/* A sample as libtally hands it back (in tally_unknown_t). */
+typedef struct tally_sample {
+    const char *metric;
+    int64_t value;
+} tally_sample_t;
+
+/* A submission of unknown fate: it was sent under a client id that has
+ * expired (see "Client ids expire" below) and never acknowledged, so the
+ * daemon may or may not have counted it.  libtally never resends it.
+ * Every pointer is owned by the library and valid during the callback
+ * only. */
+typedef struct tally_unknown {
+    uint8_t client_id[TALLY_CLIENT_ID_LEN]; /* the id it was sent under */
+    uint64_t seq;                           /* its sequence number under that id */
+    const char *township;
+    int64_t time_ms; /* its event time */
+    uint32_t nsamples;
+    const tally_sample_t *samples; /* nsamples figures, as sent */
+    /* With a spool: the file that now holds it, byte for byte as sent,
+     * SPOOL/unknown/<client id in hex>-<seq in 20 digits>.sub.  Without
+     * one: "". */
+    const char *path;
+} tally_unknown_t;
+
+/* Called once for each submission found to be of unknown fate; it has left
+ * the queue (and the spool's queue) already.  The application must tell
+ * its user, who checks the daemon's tallies (tally get) and, if the
+ * figures are missing, sends them again as new submissions. */
+typedef void (*tally_unknown_cb)(void *ctx, const tally_unknown_t *u);
+
+/* Client ids expire.  A daemon may forget a client id that has submitted
+ * nothing for a while (its WELCOME announces how long: client_expiry_ms),
+ * after which a resend under that id would be counted again.  So libtally
+ * keeps, with the client id, the time of the last acknowledgement received
+ * under it (or of the id's creation), by this machine's clock, and the
+ * last client_expiry_ms the daemon announced.  Before it encodes or sends
+ * anything under the id, if more than client_expiry_ms minus one hour has
+ * passed since then, it takes a new client id (seq 1) and sets every
+ * submission still unacknowledged aside as of unknown fate: on_unknown is
+ * called for each, with a spool it is moved to SPOOL/unknown/, and it is
+ * never resent.  A daemon that never announced client_expiry_ms: the last
+ * value learned from an earlier WELCOME holds (kept in the state), or ids
+ * do not expire.  Without a spool or state file a fresh id is taken at
+ * every tally_client_new() anyway.
+ *
+ * Limits.  The daemon's WELCOME also announces max_samples and max_msg;
+ * libtally says HELLO on its first send, submits nothing before the
+ * answer (or an ERROR refusing HELLO), keeps what it learned in the state
+ * and splits every batch it closes afterwards so that no submission has
+ * more samples or a larger body than the daemon takes.  Call
+ * tally_client_hello() before adding samples to know them beforehand. */
+
 /* Publisher options.  Zero-initialise and set what you need: every zero
  * field means "the default". */
 typedef struct tally_client_opts {
@@ -147,9 +234,12 @@ typedef struct tally_client_opts {
      * NULL: submissions live in memory only and are lost if the process
      * exits before they are acknowledged. */
     const char *spool_dir;
-    /* Without a spool: a file keeping the client id and the next sequence
-     * number across runs (written atomically).  NULL with no spool: a new
-     * random client id for every tally_client_new(). Ignored with a spool. */
+    /* Without a spool: a file keeping the client id, the next sequence
+     * number, the time of the last acknowledgement and the daemon's limits
+     * across runs (written atomically; its directory must exist; locked
+     * through "<state_file>.lock").  NULL with no spool: a new random
+     * client id for every tally_client_new().  Ignored with a spool, which
+     * keeps the same in SPOOL/client.state. */
     const char *state_file;
     unsigned max_in_flight;      /* unacked submissions, 1..1024 (default 1024) */
     unsigned backoff_initial_ms; /* first resend delay, 1..3600000 (default 100) */
@@ -167,6 +257,14 @@ typedef struct tally_client_opts {
      * refuses unknown keys at the handshake (nothing is answered, so
      * submissions stay pending). */
     const tally_curve_t *curve;
+    /* How long tally_client_new() waits for the spool's or the state
+     * file's lock while another process holds it, in milliseconds; 0:
+     * fail at once with TALLY_EEXIST. */
+    unsigned lock_timeout_ms;
+    /* Optional: submissions of unknown fate (see "Client ids expire"),
+     * called with cb_ctx.  Without it they are still set aside and never
+     * resent, but nobody hears of them. */
+    tally_unknown_cb on_unknown;
 } tally_client_opts_t;
 
 /* Create a publisher for township (1..64 bytes of UTF-8, the protocol's
@@ -174,17 +272,21 @@ typedef struct tally_client_opts {
  * tally_endpoint_normalize).  opts may be NULL (all defaults).
  *
  * With a spool directory the client locks it (SPOOL/lock; one process per
- * spool), loads its persistent client id (SPOOL/client.id) and next
- * sequence number (SPOOL/client.seq), deletes stray temporary files and
- * queues every submission left in SPOOL/NNN.sub by an earlier run, in
- * sequence order; they are sent by the next tally_client_send(),
- * tally_client_flush() or tally_client_process().  Nothing is sent by this
- * call and it does not wait for the daemon.
+ * spool), loads its persistent client id, next sequence number, last
+ * acknowledgement time and learned limits (SPOOL/client.state; the
+ * SPOOL/client.id and SPOOL/client.seq of an older libtally are read and
+ * replaced by it), deletes stray temporary files and queues every
+ * submission left in SPOOL/NNN.sub by an earlier run, in sequence order;
+ * they are sent by the next tally_client_send(), tally_client_flush() or
+ * tally_client_process().  Nothing is sent by this call and it does not
+ * wait for the daemon, except for a lock held by another process (see
+ * lock_timeout_ms).
  *
  * On success *out owns a new client (free with tally_client_destroy).
  * Returns 0; TALLY_EINVAL (NULL argument, bad endpoint, option out of range);
  * TALLY_EBADNAME, TALLY_ETOOLONG or TALLY_EUTF8 (township); TALLY_EEXIST
- * (the spool is locked by another process); TALLY_EIO (spool or state file
+ * (the spool or state file is locked by another process, still after
+ * lock_timeout_ms); TALLY_EIO (spool or state file
  * unreadable/unwritable); TALLY_EMALFORMED (a spool file or the state file
  * is corrupt: the message names it); TALLY_ENOMEM; TALLY_ESYS (ZeroMQ
  * failure); the codes of tally_curve_check() for opts->curve.  On failure
@@ -213,13 +315,17 @@ TALLY_API void tally_client_destroy(tally_client_t **c);
 TALLY_API int tally_client_add(tally_client_t *c, const char *metric, int64_t value,
                                int64_t time_ms);
 
-/* Close the current batch (if it holds samples) into a submission: assign
- * the next sequence number, persist the new next-seq (spool or state file)
- * and, with a spool, write the encoded submission to the spool, all before
- * the first send attempt; then send what the in-flight window allows,
- * without waiting.  Returns 0 (also when the batch was empty); TALLY_EIO
- * (could not persist: the batch is kept, nothing was sent, the message
- * names the file); TALLY_ENOMEM; TALLY_ESYS. */
+/* Close the current batch (if it holds samples) into submissions: one,
+ * or several when it has more samples or a larger body than the daemon's
+ * limits allow (as learned from WELCOME; see "Limits").  For each, apply
+ * the expiry rule (see "Client ids expire"), assign the next sequence
+ * number, persist the new next-seq (spool or state file) and, with a
+ * spool, write the encoded submission to the spool, all before the first
+ * send attempt; then send what the in-flight window allows, without
+ * waiting.  Returns 0 (also when the batch was empty); TALLY_EIO (could
+ * not persist: the samples not yet in a submission stay in the batch,
+ * nothing of them was sent, the message names the file); TALLY_ENOMEM;
+ * TALLY_ESYS. */
 TALLY_API int tally_client_send(tally_client_t *c);
 
 /* tally_client_send(), then send and resend until every submission is
@@ -230,6 +336,17 @@ TALLY_API int tally_client_send(tally_client_t *c);
  * when submissions are still pending (nothing is lost: they stay queued and
  * spooled and will be resent); or an error of tally_client_send. */
 TALLY_API int tally_client_flush(tally_client_t *c, int timeout_ms);
+
+/* Say HELLO to the daemon and wait up to timeout_ms (< 0: no limit) for
+ * its WELCOME, which tells its limits and client_expiry_ms (see "Limits"
+ * and "Client ids expire"; the expiry rule is applied as soon as it
+ * arrives).  Meanwhile acknowledgements are handled as by
+ * tally_client_process(), but nothing is submitted before the answer.
+ * Returns 0 once the daemon has answered (also when it answered HELLO
+ * with an ERROR: then nothing was learned, and tally_client_last_error()
+ * says why); TALLY_ETIMEDOUT (no answer: what earlier runs learned, kept
+ * in the state, still applies); TALLY_ESYS. */
+TALLY_API int tally_client_hello(tally_client_t *c, int timeout_ms);
 
 /* Do what is due without blocking: read every acknowledgement waiting on
  * the socket (running the callbacks) and send or resend what the timers
@@ -258,7 +375,13 @@ TALLY_API size_t tally_client_pending_samples(const tally_client_t *c);
 /* Number of samples in the open batch (not yet closed by send). */
 TALLY_API size_t tally_client_batch_size(const tally_client_t *c);
 
-/* Copy the 16-byte client id into id. */
+/* What the connection to the daemon showed last (enum tally_link); for
+ * saying why tally_client_hello() or tally_client_flush() timed out.
+ * Reads the connection's events, so it takes a non-const client. */
+TALLY_API int tally_client_link(tally_client_t *c);
+
+/* Copy the 16-byte client id into id.  It changes only when the expiry
+ * rule takes a new one. */
 TALLY_API void tally_client_id(const tally_client_t *c, uint8_t id[TALLY_CLIENT_ID_LEN]);
 
 /* The sequence number the next submission will get (>= 1). */
@@ -422,6 +545,19 @@ TALLY_API void tally_sub_foreach(const tally_sub_t *s, tally_tally_cb fn, void *
 /* The publish endpoint in use ("" while still asking the daemon). */
 TALLY_API const char *tally_sub_pub_endpoint(const tally_sub_t *s);
 
+/* What the request connection to the daemon showed last (enum
+ * tally_link), for saying why the subscriber does not synchronise. */
+TALLY_API int tally_sub_link(tally_sub_t *s);
+
+/* The daemon's last refusal of this subscriber's requests (an ERROR
+ * answering HELLO or a snapshot request, e.g. TALLY_EFORBIDDEN for a key
+ * that may not read): its negative TALLY_E* code, or 0 when there was
+ * none since the last snapshot applied.  *message (message may be NULL)
+ * receives the daemon's words, "" if it gave none, valid until the next
+ * tally_sub_process/run.  The subscriber goes on asking; a caller that
+ * takes a refusal as final stops it. */
+TALLY_API int tally_sub_refusal(const tally_sub_t *s, const char **message);
+
 /* ------------------------------------------------------------------ */
 /* One-shot requests                                                  */
 /* ------------------------------------------------------------------ */
@@ -447,6 +583,28 @@ typedef void (*tally_stat_cb)(void *ctx, const char *name, int64_t value);
  * Returns 0; TALLY_EINVAL; TALLY_ETIMEDOUT; a negative wire code when the
  * daemon answered with an ERROR; TALLY_ENOMEM; TALLY_ESYS. */
 TALLY_API int tally_stats(const char *server, int timeout_ms, tally_stat_cb cb, void *ctx);
+
+/* How to make a one-shot request, and what became of it. */
+typedef struct tally_request {
+    const tally_curve_t *curve; /* keys for a secured daemon; NULL: plaintext */
+    int timeout_ms;             /* <= 0: 10000 */
+    /* Optional: on failure, a sentence saying why; for an ERROR answer,
+     * the daemon's own message ("" if it gave none). */
+    char *errbuf;
+    size_t errbuf_len;
+    int link; /* out: what the connection showed (enum tally_link) */
+} tally_request_t;
+
+/* tally_get() and tally_stats() with the options of req (NULL: as
+ * tally_get and tally_stats), which also receives why a request failed.
+ * A failed security handshake (TALLY_LINK_MECHANISM, TALLY_LINK_HANDSHAKE,
+ * TALLY_LINK_KEY_REFUSED) ends the wait at once with TALLY_ECLOSED, since
+ * no answer can come through it; the other returns are those of
+ * tally_get and tally_stats. */
+TALLY_API int tally_get_req(const char *server, tally_request_t *req, const char *prefix,
+                            tally_tally_cb cb, void *ctx, uint64_t *seq, uint64_t *stream_id);
+TALLY_API int tally_stats_req(const char *server, tally_request_t *req, tally_stat_cb cb,
+                              void *ctx);
 
 /* tally_get() and tally_stats() with CURVE keys (curve may be NULL:
  * plaintext), for a secured daemon, which answers them only for a

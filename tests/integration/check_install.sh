@@ -73,9 +73,9 @@ else
     libdir=$(dirname "$so")
     rel=${libdir#"$dest"/}
     [ -L "$so" ] || fail "$rel/libtally.so is not a symlink (to the versioned library)"
-    [ -L "$libdir/libtally.so.0" ] || fail "missing $rel/libtally.so.0 (the soname link)"
-    [ -n "$(find "$libdir" -maxdepth 1 -type f -name 'libtally.so.0.*')" ] ||
-        fail "missing $rel/libtally.so.0.X.Y"
+    [ -L "$libdir/libtally.so.1" ] || fail "missing $rel/libtally.so.1 (the soname link)"
+    [ -n "$(find "$libdir" -maxdepth 1 -type f -name 'libtally.so.1.*')" ] ||
+        fail "missing $rel/libtally.so.1.X.Y"
     expect_file "$rel/libtally.a"
     expect_file "$rel/pkgconfig/libtally.pc"
 fi

@@ -40,15 +40,22 @@ pid_t cli_spawn_argv(const char *server, const char *const *argv, const char *ou
      * has other threads (ZeroMQ's, pushers), so the child may only make
      * async-signal-safe calls until exec. */
     static __thread char server_var[HARNESS_PATH_MAX + 16];
+    static __thread char state_var[HARNESS_PATH_MAX + 32];
     char *envp[ENV_MAX];
     size_t n = 0;
-    for (char **e = environ; *e != NULL && n < ENV_MAX - 2; e++)
-        if (strncmp(*e, "TALLY_SERVER=", 13) != 0)
+    for (char **e = environ; *e != NULL && n < ENV_MAX - 3; e++)
+        if (strncmp(*e, "TALLY_SERVER=", 13) != 0 && strncmp(*e, "XDG_STATE_HOME=", 15) != 0)
             envp[n++] = *e;
     if (server != NULL) {
         snprintf(server_var, sizeof server_var, "TALLY_SERVER=%s", server);
         envp[n++] = server_var;
     }
+    /* The user's client state (tally push without --spool) in the test's
+     * directory, never in the home of whoever runs the tests. */
+    const char *slash = strrchr(out_path, '/');
+    snprintf(state_var, sizeof state_var, "XDG_STATE_HOME=%.*s/xdg-state",
+             slash != NULL ? (int)(slash - out_path) : 1, slash != NULL ? out_path : ".");
+    envp[n++] = state_var;
     envp[n] = NULL;
     int out = open(out_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     int err = open(err_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

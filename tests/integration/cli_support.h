@@ -41,8 +41,10 @@ typedef struct cli_result {
 
 /* Start the command with args (NULL-terminated, not including argv[0]) and
  * TALLY_SERVER=server in its environment (server NULL: TALLY_SERVER
- * removed), standard input from /dev/null and standard output and error
- * appended to out_path and err_path.  The child is killed when the calling
+ * removed), XDG_STATE_HOME set to DIR/xdg-state where DIR is out_path's
+ * directory (so `tally push` keeps its client state there), standard
+ * input from /dev/null and standard output and error appended to out_path
+ * and err_path.  The child is killed when the calling
  * thread dies.  Returns the pid, or -1 (errno set). */
 pid_t cli_spawn(const char *server, const char *const *args, const char *out_path,
                 const char *err_path);

@@ -188,14 +188,21 @@ static size_t count_str(const char *hay, const char *needle)
     return n;
 }
 
-static void push_and_check(fx_t *f)
+/* Push the report's 22 figures; stdout must be want_out, stderr empty. */
+static void push_report(fx_t *f, const char *want_out)
 {
     load_csv(f);
     const char *push[] = {"push", "--town", "gaoguan", "--file", f->csv_path, NULL};
     cli_result_t r = run_expect(f, 0, push);
-    assert_string_equal(r.out, "accepted 22 samples for gaoguan (seq 1..1)\n");
+    assert_string_equal(r.out, want_out);
     assert_string_equal(r.err, "");
     cli_result_free(&r);
+}
+
+static void push_and_check(fx_t *f)
+{
+    push_report(f, "accepted 22 samples for gaoguan (seq 1..1)\n");
+    cli_result_t r;
 
     /* County-wide by default: no township rows. */
     get_tab(f, NULL);
@@ -254,6 +261,54 @@ static void test_gaoguan_example_config(void **state)
         fail_msg("cannot read %s", path);
     assert_int_equal(harness_start(&f->h, f->conf, NULL), 0);
     push_and_check(f);
+}
+
+/* 1c. A daemon taking at most 7 samples per submission: the command
+ * learns it from WELCOME and splits the 22 figures into 4 submissions,
+ * and every figure arrives. */
+static void test_gaoguan_max_samples(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, "[limits]\nmax_samples = 7\n", NULL), 0);
+    push_report(f, "accepted 22 samples for gaoguan (seq 1..4)\n");
+    /* (No [metric] or [ratio] section: the built-in catalog's 3 ratios.) */
+    get_tab(f, (const char *const[]){"--town", "gaoguan", NULL});
+    assert_int_equal(f->t.n, 25);
+    for (size_t i = 0; i < f->nrows; i++)
+        expect_total(&f->t, f->rows[i].metric, "gaoguan", f->rows[i].value);
+    assert_int_equal(stat_value(f, "tallyd_submissions_accepted_total"), 4);
+    assert_int_equal(stat_value(f, "tallyd_samples_accepted_total"), 22);
+    assert_int_equal(stat_value(f, "tallyd_rejected_total"), 0);
+}
+
+/* 1d. A daemon taking bodies of at most 1024 bytes: 40 figures with long
+ * names do not fit in one, and are split by size. */
+static void test_max_msg_bytes(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, "[limits]\nmax_msg_bytes = 1024\n", NULL), 0);
+    char csv[HARNESS_PATH_MAX], text[8192] = "metric,value\n";
+    for (int i = 0; i < 40; i++)
+        snprintf(text + strlen(text), sizeof text - strlen(text),
+                 "long.metric.name.of.the.township.report.number.%02d.xxxxxxxx,%d\n", i, i + 1);
+    assert_int_equal(harness_write_file(&f->h, "long.csv", text, csv, sizeof csv), 0);
+    const char *push[] = {"push", "--town", "gaoguan", "--file", csv, NULL};
+    cli_result_t r = run_expect(f, 0, push);
+    assert_non_null(strstr(r.out, "accepted 40 samples for gaoguan (seq 1.."));
+    cli_result_free(&r);
+    int64_t subs = stat_value(f, "tallyd_submissions_accepted_total");
+    if (subs < 3)
+        fail_msg("40 samples of ~75 bytes in 1024-byte bodies: expected at least 3 submissions, "
+                 "got %" PRId64,
+                 subs);
+    assert_int_equal(stat_value(f, "tallyd_samples_accepted_total"), 40);
+    assert_int_equal(stat_value(f, "tallyd_rejected_total"), 0);
+    get_tab(f, NULL);
+    for (int i = 0; i < 40; i++) {
+        char m[80];
+        snprintf(m, sizeof m, "long.metric.name.of.the.township.report.number.%02d.xxxxxxxx", i);
+        expect_total(&f->t, m, "county", i + 1);
+    }
 }
 
 static const char closed_catalog[] = "[metric disputes.resolved]\n"
@@ -400,6 +455,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_gaoguan_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gaoguan_example_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gaoguan_max_samples, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_msg_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rejections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
     };

@@ -166,6 +166,118 @@ static void test_spool_daemon_down(void **state)
     assert_int_equal(total_of(f, "marker", "county"), 1);
 }
 
+/* 1. Every `tally push` of a user without --spool shares one client id
+ * (the daemon keeps every id it sees for weeks), also when several run
+ * at once: each waits for the others' lock, and none reuses a seq. */
+static void test_one_client_id(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
+    enum { N = 4 };
+    pid_t pid[N];
+    char out[N][HARNESS_PATH_MAX + 16], err[N][HARNESS_PATH_MAX + 16], value[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(out[i], sizeof out[i], "%s/p%d.out", f->h.dir, i);
+        snprintf(err[i], sizeof err[i], "%s/p%d.err", f->h.dir, i);
+        snprintf(value[i], sizeof value[i], "m=%d", 1 << i);
+        const char *push[] = {"push", "--town", "t1", value[i], NULL};
+        pid[i] = cli_spawn(f->h.req_endpoint, push, out[i], err[i]);
+        assert_true(pid[i] > 0);
+    }
+    for (int i = 0; i < N; i++) {
+        int st = cli_wait(pid[i], 30000);
+        if (st != 0) {
+            char *e = harness_read_file(err[i]);
+            fail_msg("concurrent push %d exited with %d: %s", i, st, e ? e : "");
+        }
+    }
+    const char *later[] = {"push", "--town", "t1b", "m=16", NULL};
+    cli_result_t r = run_expect(f, 0, later);
+    assert_string_equal(r.out, "accepted 1 sample for t1b (seq 5..5)\n");
+    cli_result_free(&r);
+    get_tab(f, NULL);
+    assert_int_equal(total_of(f, "m", "county"), 31);
+    assert_int_equal(stat_value(f, "tallyd_submissions_accepted_total"), N + 1);
+    assert_int_equal(stat_value(f, "tallyd_clients"), 1);
+}
+
+/* Replace the value of key in the state file path. */
+static void set_state(const char *path, const char *key, int64_t value)
+{
+    char *text = harness_read_file(path);
+    if (text == NULL)
+        fail_msg("cannot read %s", path);
+    char out[1024] = "", pat[64];
+    snprintf(pat, sizeof pat, "%s=", key);
+    for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n"))
+        if (strncmp(line, pat, strlen(pat)) != 0)
+            snprintf(out + strlen(out), sizeof out - strlen(out), "%s\n", line);
+    snprintf(out + strlen(out), sizeof out - strlen(out), "%s%" PRId64 "\n", pat, value);
+    free(text);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(out, fp);
+    fclose(fp);
+}
+
+/* 3. The spool's client id has not been acknowledged for longer than the
+ * daemon remembers ids: what it still holds may or may not have been
+ * counted.  It is set aside in SPOOL/unknown/ (with its figures as CSV),
+ * named with what to do, never resent by itself (status 5), and the
+ * command printed resends it deliberately. */
+static void test_unknown_fate(void **state)
+{
+    fx_t *f = *state;
+    char spool[HARNESS_PATH_MAX], unknown[HARNESS_PATH_MAX + 16], st[HARNESS_PATH_MAX + 16];
+    snprintf(spool, sizeof spool, "%s/spool", f->h.dir);
+    snprintf(unknown, sizeof unknown, "%s/unknown", spool);
+    snprintf(st, sizeof st, "%s/client.state", spool);
+    const char *down[] = {"push",      "--town", "t3",  "--spool", spool,
+                          "--timeout", "0.5",    "m=5", NULL};
+    cli_result_t r = run_expect(f, 3, down);
+    cli_result_free(&r);
+    const int64_t day = 86400000;
+    set_state(st, "acked_ms", harness_now_ms() - 31 * day);
+    set_state(st, "client_expiry_ms", 30 * day);
+
+    assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
+    const char *push[] = {"push", "--town", "t3", "--spool", spool, "n=1", NULL};
+    r = run_expect(f, 5, push);
+    assert_string_equal(r.out, "accepted 1 sample for t3 (seq 1..1)\n");
+    if (strstr(r.err, "warning: 1 earlier submission (1 sample) may or may not have been "
+                      "counted") == NULL ||
+        strstr(r.err, "will\n  not send it again") == NULL || strstr(r.err, unknown) == NULL ||
+        strstr(r.err, "tally get --town t3") == NULL)
+        fail_msg("stderr should warn of 1 submission of unknown fate in %s: %s", unknown, r.err);
+    assert_int_equal(cli_count_files(spool, ".sub"), 0);
+    assert_int_equal(cli_count_files(unknown, ".sub"), 1);
+    assert_int_equal(cli_count_files(unknown, ".csv"), 1);
+    get_tab(f, NULL);
+    assert_null(cli_tab_find(&f->t, "m", "county")); /* never counted, never resent */
+    assert_int_equal(total_of(f, "n", "county"), 1);
+
+    /* The command it prints resends it, deliberately. */
+    const char *cmd = strstr(r.err, "    tally push ");
+    assert_non_null(cmd);
+    char line[2 * HARNESS_PATH_MAX];
+    snprintf(line, sizeof line, "%.*s", (int)strcspn(cmd + 10, "\n"), cmd + 10);
+    const char *argv[16];
+    int n = 0;
+    for (char *tok = strtok(line, " "); tok != NULL && n < 15; tok = strtok(NULL, " "))
+        argv[n++] = tok;
+    argv[n] = NULL;
+    assert_string_equal(argv[0], "push");
+    cli_result_free(&r);
+    r = run_expect(f, 0, argv);
+    cli_result_free(&r);
+    get_tab(f, NULL);
+    assert_int_equal(total_of(f, "m", "county"), 5);
+    /* Not set aside again: the new id is fresh. */
+    r = run_expect(f, 0, push);
+    cli_result_free(&r);
+    assert_int_equal(cli_count_files(unknown, ".sub"), 1);
+}
+
 /* ---- 4. a publisher killed mid-push ------------------------------------ */
 
 /* Submission seq i carries 2^((i-1) % 60) of metric kill.b<(i-1)/60>: the
@@ -288,27 +400,29 @@ static void wait_for_text(const char *path, const char *needle, int timeout_ms)
     }
 }
 
-static uint64_t read_u64_file(const char *path)
+/* The next seq the spool's client.state records (0 while there is none). */
+static uint64_t read_state_seq(const char *path)
 {
     char *text = harness_read_file(path);
-    uint64_t v = text != NULL ? strtoull(text, NULL, 10) : 0;
+    const char *p = text != NULL ? strstr(text, "\nseq=") : NULL;
+    uint64_t v = p != NULL ? strtoull(p + 5, NULL, 10) : 0;
     free(text);
     return v;
 }
 
-/* Wait until the spool's client.seq reaches at least seq (the publisher
+/* Wait until the spool's client.state seq reaches at least seq (the publisher
  * has made seq - 1 submissions), and return as soon as it does: the file
  * is replaced by rename, which inotify reports at once, so that a kill
  * that follows lands right after that step of the publisher. */
 static void wait_for_seq(const char *spool, uint64_t seq, pid_t pid, int timeout_ms)
 {
     char seqfile[HARNESS_PATH_MAX + 16];
-    snprintf(seqfile, sizeof seqfile, "%s/client.seq", spool);
+    snprintf(seqfile, sizeof seqfile, "%s/client.state", spool);
     int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (fd < 0 || inotify_add_watch(fd, spool, IN_MOVED_TO | IN_CLOSE_WRITE) < 0)
         fail_msg("inotify on %s: %s", spool, strerror(errno));
     int64_t deadline = harness_mono_ms() + timeout_ms;
-    while (read_u64_file(seqfile) < seq) {
+    while (read_state_seq(seqfile) < seq) {
         int64_t left = deadline - harness_mono_ms();
         if (left <= 0) {
             close(fd);
@@ -351,9 +465,9 @@ static void list_subs(const char *dir, char *buf, size_t len)
         snprintf(buf, len, " none");
 }
 
-/* How a round kills the publisher: as soon as client.seq reaches kill_at,
- * optionally with the daemon stopped
- * (SIGSTOP) from client.seq stop_at on, so that submissions pile up
+/* How a round kills the publisher: as soon as client.state's seq reaches
+ * kill_at, optionally with the daemon stopped
+ * (SIGSTOP) from seq stop_at on, so that submissions pile up
  * unacknowledged; KILL_SUBS + 1 means "every submission made, waiting for
  * acknowledgements". */
 typedef struct kill_plan {
@@ -391,7 +505,7 @@ static void test_kill_restart(void **state)
             seqfile[HARNESS_PATH_MAX + 16], subs[1024];
         snprintf(town, sizeof town, "kill%d", round);
         snprintf(spool, sizeof spool, "%s/spool-%d", f->h.dir, round);
-        snprintf(seqfile, sizeof seqfile, "%s/client.seq", spool);
+        snprintf(seqfile, sizeof seqfile, "%s/client.state", spool);
         snprintf(out, sizeof out, "%s/pusher-%d.out", f->h.dir, round);
         snprintf(err, sizeof err, "%s/pusher-%d.err", f->h.dir, round);
 
@@ -408,7 +522,7 @@ static void test_kill_restart(void **state)
             sleep_ms(50); /* into tally_client_flush */
         kill(pid, SIGKILL);
         int st = cli_wait(pid, 10000);
-        uint64_t seq_file = read_u64_file(seqfile);
+        uint64_t seq_file = read_state_seq(seqfile);
         list_subs(spool, subs, sizeof subs);
         if (stopped)
             assert_int_equal(kill(f->h.pid, SIGCONT), 0);
@@ -472,14 +586,14 @@ static void test_kill_restart(void **state)
             snprintf(line_out, sizeof line_out, "%s%s%s%s", excess ? "COUNTED TWICE; " : "",
                      missing ? "LOST seq" : "", verdict,
                      /* The signature of a submission closed but never
-                      * spooled: client.seq already counted it, no .sub
+                      * spooled: client.state already counted it, no .sub
                       * held it, and the restart resumed after it. */
                      missing == 1 && (unsigned long long)first_missing + 1 == next
-                         ? " (client.seq counted it, no .sub file held it)"
+                         ? " (client.state counted it, no .sub file held it)"
                          : "");
         }
         snprintf(report + strlen(report), sizeof report - strlen(report),
-                 "round %d: killed at client.seq %" PRIu64 "%s, .sub left:%s; restart at seq "
+                 "round %d: killed at client.state seq %" PRIu64 "%s, .sub left:%s; restart at seq "
                  "%llu with %zu pending, %s: %s\n",
                  round, seq_file, stopped ? " (daemon stopped)" : "", subs, next, pending,
                  done_line, line_out);
@@ -518,7 +632,9 @@ int main(int argc, char **argv)
     }
     self_exe[n] = '\0';
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_one_client_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_daemon_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_fate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_restart, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,7 +26,7 @@
 #error "TALLY_CLI must name the tally executable"
 #endif
 
-enum mode { ACCEPT, REJECT, SILENT };
+enum mode { ACCEPT, REJECT, SILENT, FORBID };
 
 typedef struct fake {
     char dir[64];
@@ -42,6 +43,8 @@ typedef struct fake {
     int64_t time_ms;
     int64_t value_of_resolved;
     char township[80];
+    uint8_t client_ids[8][16]; /* the distinct client ids submissions came under */
+    int nids;
     pid_t child; /* a command running in the background, killed by teardown */
     /* the command's results */
     int status;
@@ -97,6 +100,11 @@ static void handle(fake_t *f, void *router, const uint8_t *id, size_t idlen, con
     case PROTO_SUBMIT:
         f->submits++;
         f->samples += req->u.submit.nsamples;
+        int k = 0;
+        while (k < f->nids && memcmp(f->client_ids[k], req->u.submit.client_id, 16) != 0)
+            k++;
+        if (k == f->nids && k < 8)
+            memcpy(f->client_ids[f->nids++], req->u.submit.client_id, 16);
         f->time_ms = req->u.submit.time_ms;
         snprintf(f->township, sizeof f->township, "%.*s", (int)req->u.submit.township.len,
                  req->u.submit.township.ptr);
@@ -131,6 +139,26 @@ static void handle(fake_t *f, void *router, const uint8_t *id, size_t idlen, con
         m->u.welcome.skew_ms = m->u.welcome.max_age_ms = -1;
         send_to(router, id, idlen, m);
         break;
+    case PROTO_SNAPSHOT_REQ:
+    case PROTO_STATS_REQ:
+        if (f->mode != FORBID)
+            goto answer;
+        m->type = PROTO_ERROR;
+        m->u.error.req_id =
+            req->type == PROTO_STATS_REQ ? req->u.stats_req.req_id : req->u.snapshot_req.req_id;
+        m->u.error.code = 17;
+        m->u.error.field = proto_str("type");
+        m->u.error.message = proto_str("this key belongs to township 'gaoguan', which may submit "
+                                       "figures but not read tallies or counters; use a "
+                                       "subscriber key");
+        send_to(router, id, idlen, m);
+        break;
+    default:
+        break;
+    }
+    goto out;
+answer:
+    switch (req->type) {
     case PROTO_SNAPSHOT_REQ: {
         proto_tally_t items[3] = {
             make_tally("disputes.resolved", "", PROTO_KIND_COUNTER, 4, 216, 1),
@@ -301,6 +329,7 @@ static void run_in(fake_t *f, const char *stdin_path, const char *const *args)
         dup2(e, 2);
         unsetenv("TALLY_SERVER");
         setenv("TZ", "Asia/Shanghai", 1);
+        setenv("XDG_STATE_HOME", f->dir, 1);
         execv(TALLY_CLI, (char *const *)argv);
         _exit(127);
     }
@@ -337,8 +366,15 @@ static void test_push_csv(void **state)
     assert_int_equal(f->time_ms, 1703952000000LL);
     RUN(f, f->server_arg, "push", "--town", "高观镇", "disputes.resolved=5", "banners=-2");
     assert_int_equal(f->status, 0);
-    assert_string_equal(f->out, "accepted 2 samples for 高观镇 (seq 1..1)\n");
+    /* One client id for all the user's pushes, its seq going on: a new id
+     * per run would fill the daemon's table of ids. */
+    assert_string_equal(f->out, "accepted 2 samples for 高观镇 (seq 3..3)\n");
     assert_int_equal(f->value_of_resolved, 5);
+    assert_int_equal(f->nids, 1);
+    char path[200];
+    snprintf(path, sizeof path, "%s/tally/client.state", f->dir);
+    slurp(path, f->out, sizeof f->out);
+    assert_non_null(strstr(f->out, "\nseq=4\n"));
 }
 
 static void test_push_rejected(void **state)
@@ -372,6 +408,81 @@ static void test_push_unreachable(void **state)
     assert_non_null(strstr(f->out, "accepted 1 sample for gaoguan (seq 2..2)\n"));
 }
 
+/* Without a spool, figures sent but not acknowledged may have been
+ * counted: the message says so, and that a push again could count them
+ * twice.  When nothing could even be sent, it says that. */
+static void test_push_timeout_without_spool(void **state)
+{
+    fake_t *f = *state;
+    RUN(f, f->server_arg, "push", "--town", "gaoguan", "--timeout", "0.3", "patrols=45");
+    assert_int_equal(f->status, 3);
+    char want[512];
+    snprintf(want, sizeof want,
+             "tally: no answer from tallyd at %s within 0.3 s: nothing accepts connections there "
+             "(is tallyd running, and is the address right?)\n"
+             "tally: nothing was sent\n",
+             f->req_ep);
+    assert_string_equal(f->err, want);
+    start(f, SILENT);
+    RUN(f, f->server_arg, "push", "--town", "gaoguan", "--timeout", "0.5", "patrols=45",
+        "banners=19");
+    assert_int_equal(f->status, 3);
+    snprintf(want, sizeof want,
+             "tally: no answer from tallyd at %s within 0.5 s: the 2 samples may or may not "
+             "have been counted; pushing them again could count them twice. Use --spool DIR so "
+             "that tally can resend them safely.\n",
+             f->req_ep);
+    assert_string_equal(f->err, want);
+    assert_int_equal(f->submits > 0, 1);
+}
+
+/* Two pushes of one user at once (cron and a person): the second waits
+ * for the first's lock on the client state, for at most --timeout. */
+static void test_push_waits_for_lock(void **state)
+{
+    fake_t *f = *state;
+    start(f, ACCEPT);
+    RUN(f, f->server_arg, "push", "--town", "gaoguan", "patrols=1"); /* creates the state */
+    assert_int_equal(f->status, 0);
+    char lock[200];
+    snprintf(lock, sizeof lock, "%s/tally/client.state.lock", f->dir);
+    int fd = open(lock, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX), 0);
+    RUN(f, f->server_arg, "push", "--town", "gaoguan", "--timeout", "0.4", "patrols=2");
+    assert_int_equal(f->status, 4);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "tally push: another tally push is using %s/tally/client.state; waiting up to 0.4 s "
+             "for it to finish\n"
+             "tally: another tally push is still using %s/tally/client.state after 0.4 s; try "
+             "again when it has finished\n",
+             f->dir, f->dir);
+    assert_string_equal(f->err, want);
+    assert_int_equal(f->samples, 1);
+    /* Let go while the next one waits: it goes on, same id, next seq. */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        usleep(300 * 1000);
+        _exit(0);
+    }
+    close(fd); /* the child inherited the descriptor: the lock goes with both */
+    RUN(f, f->server_arg, "push", "--town", "gaoguan", "--timeout", "5", "patrols=3");
+    assert_int_equal(f->status, 0);
+    assert_non_null(strstr(f->err, "waiting up to 5 s"));
+    assert_string_equal(f->out, "accepted 1 sample for gaoguan (seq 2..2)\n");
+    /* A spool in the user's state directory would share its client.state
+     * under another lock: refused. */
+    char dir[200];
+    snprintf(dir, sizeof dir, "%s/tally", f->dir);
+    RUN(f, f->server_arg, "push", "--town", "gaoguan", "--spool", dir, "patrols=4");
+    assert_int_equal(f->status, 2);
+    assert_non_null(strstr(f->err, "is the directory of the user's client state"));
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+    assert_int_equal(f->nids, 1);
+}
+
 static void test_usage_errors(void **state)
 {
     fake_t *f = *state;
@@ -382,6 +493,9 @@ static void test_usage_errors(void **state)
     RUN(f, "push", "a=1");
     assert_int_equal(f->status, 2);
     assert_non_null(strstr(f->err, "--town NAME is required"));
+    RUN(f, "push", "--town", "gaoguan"); /* standard input: /dev/null */
+    assert_int_equal(f->status, 2);
+    assert_non_null(strstr(f->err, "nothing to push: standard input is empty"));
     RUN(f, "push", "--town", "gaoguan", "a=12.5");
     assert_int_equal(f->status, 2);
     assert_non_null(strstr(f->err, "'12.5' is not an integer"));
@@ -403,6 +517,24 @@ static void test_usage_errors(void **state)
     assert_int_equal(f->status, 2);
     RUN(f, "--server", "host:notaport", "stats");
     assert_int_equal(f->status, 2);
+    /* A bad server address: one message naming the argument and what is
+     * wrong with it, wherever it is given. */
+    RUN(f, "push", "--server", "tcp://127.0.0.1:notaport", "--town", "gaoguan", "a=1");
+    assert_int_equal(f->status, 2);
+    assert_string_equal(f->err, "tally push: --server 'tcp://127.0.0.1:notaport': the port "
+                                "'notaport' is not a number from 1 to 65535\n"
+                                "Try 'tally push --help' for more information.\n");
+    RUN(f, "--server", "http://host:7411", "get");
+    assert_int_equal(f->status, 2);
+    assert_string_equal(f->err, "tally: --server 'http://host:7411': 'http://' is not a transport "
+                                "tallyd listens on: use tcp://HOST:PORT, HOST:PORT, HOST or "
+                                "ipc://PATH\n"
+                                "Try 'tally --help' for more information.\n");
+    RUN(f, "watch", "--server", "host:port:x");
+    assert_int_equal(f->status, 2);
+    assert_string_equal(f->err, "tally watch: --server 'host:port:x': it has more than one ':' and "
+                                "is not an IPv6 address (write HOST:PORT, or [IPv6]:PORT)\n"
+                                "Try 'tally watch --help' for more information.\n");
 }
 
 static void test_help_and_version(void **state)
@@ -465,9 +597,54 @@ static void test_get_unreachable(void **state)
     RUN(f, f->server_arg, "get", "--timeout", "0.2");
     assert_int_equal(f->status, 3);
     assert_non_null(strstr(f->err, "no answer from tallyd"));
+    assert_non_null(strstr(f->err, "nothing accepts connections there"));
     RUN(f, f->server_arg, "watch", "--duration", "0.3");
     assert_int_equal(f->status, 3);
-    assert_non_null(strstr(f->err, "no snapshot"));
+    assert_non_null(strstr(f->err, "no answer from tallyd"));
+    assert_non_null(strstr(f->err, "nothing accepts connections there"));
+}
+
+/* A filter that selects nothing names what has no tallies, with the
+ * closest metric there is, and exits 1; not the internal topic. */
+static void test_get_nothing(void **state)
+{
+    fake_t *f = *state;
+    start(f, ACCEPT);
+    RUN(f, f->server_arg, "get", "--metric", "nosuch");
+    assert_int_equal(f->status, 1);
+    assert_string_equal(f->err, "tally get: metric 'nosuch' has no tallies\n");
+    assert_string_equal(f->out, "");
+    RUN(f, f->server_arg, "get", "--metric", "disputes.resolvd");
+    assert_int_equal(f->status, 1);
+    assert_string_equal(f->err, "tally get: metric 'disputes.resolvd' has no tallies (did you mean "
+                                "'disputes.resolved'?)\n");
+    RUN(f, f->server_arg, "get", "--town", "nosuch");
+    assert_int_equal(f->status, 1);
+    assert_string_equal(f->err, "tally get: township 'nosuch' has no tallies\n");
+    RUN(f, f->server_arg, "get", "--all", "--metric", "nosuch", "--json");
+    assert_int_equal(f->status, 1);
+    assert_string_equal(f->out, "{\"seq\":5,\"stream_id\":99,\"tallies\":[]}\n");
+    assert_string_equal(f->err, "tally get: metric 'nosuch' has no tallies\n");
+}
+
+/* The daemon refusing a request (a township's key reading): its answer
+ * and words, status 1, not "is it running?". */
+static void test_forbidden(void **state)
+{
+    fake_t *f = *state;
+    start(f, FORBID);
+    char want[1024];
+    static const char *const cmds[] = {"get", "stats", "watch"};
+    for (int i = 0; i < 3; i++) {
+        RUN(f, f->server_arg, cmds[i], "--json");
+        assert_int_equal(f->status, 1);
+        snprintf(want, sizeof want,
+                 "tally %s: tallyd at %s answered FORBIDDEN: this key belongs to township "
+                 "'gaoguan', which may submit figures but not read tallies or counters; use a "
+                 "subscriber key\n",
+                 cmds[i], f->req_ep);
+        assert_string_equal(f->err, want);
+    }
 }
 
 static void test_watch_json(void **state)
@@ -539,10 +716,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_push_csv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_unreachable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_push_timeout_without_spool, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_push_waits_for_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_help_and_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_unreachable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forbidden, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch_sigterm, setup, teardown),
     };

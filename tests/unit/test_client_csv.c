@@ -171,6 +171,78 @@ static void test_bad_metric_and_quotes(void **state)
     csv_samples_free(&s);
 }
 
+/* A row with more fields than the header is an error naming the extra
+ * field: an unquoted 1,000 must never count 1. */
+static void test_extra_fields(void **state)
+{
+    (void)state;
+    char err[512];
+    csv_samples_t s = {0};
+    assert_int_equal(parse("metric,value\ndisputes.screened,1,000\n", &s, err, sizeof err),
+                     TALLY_EINVAL);
+    assert_string_equal(err, "t.csv:2: column 3: extra field '000': the header has only 2 columns "
+                             "(if 1,000 is one number, write it without thousands separators: "
+                             "1000)");
+    csv_samples_free(&s);
+    assert_int_equal(parse("metric,value\na,1\nb,1,234,567\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_string_equal(err, "t.csv:3: column 3: extra field '234': the header has only 2 columns "
+                             "(if 1,234,567 is one number, write it without thousands separators: "
+                             "1234567)");
+    csv_samples_free(&s);
+    assert_int_equal(parse("value,metric\n1,a,note\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_string_equal(err,
+                        "t.csv:2: column 3: extra field 'note': the header has only 2 columns");
+    csv_samples_free(&s);
+    assert_int_equal(parse("metric\n", &s, err, sizeof err), TALLY_EINVAL);
+    /* Empty fields after the last column carry nothing: a trailing comma
+     * is harmless. */
+    assert_int_equal(parse("metric,value\na,1,\nb,2, ,\n", &s, err, sizeof err), 0);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.v[0].value, 1);
+    assert_int_equal(s.v[1].value, 2);
+    csv_samples_free(&s);
+}
+
+/* A quoted value with thousands separators is one field, and not an
+ * integer: rejected, never truncated or read as 1000. */
+static void test_quoted_thousands(void **state)
+{
+    (void)state;
+    char err[512];
+    csv_samples_t s = {0};
+    assert_int_equal(parse("metric,value\ndisputes.screened,\"1,000\"\n", &s, err, sizeof err),
+                     TALLY_EINVAL);
+    assert_string_equal(err, "t.csv:2: column 2 (value): '1,000' is not an integer (write it "
+                             "without thousands separators)");
+    assert_int_equal(s.n, 0);
+    assert_int_equal(parse("metric,value\na,\"1,5\"\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_string_equal(err, "t.csv:2: column 2 (value): '1,5' is not an integer");
+    csv_samples_free(&s);
+}
+
+/* Files saved by a spreadsheet the wrong way get a message saying how to
+ * save them, not a list of garbled columns. */
+static void test_spreadsheet_exports(void **state)
+{
+    (void)state;
+    char err[512];
+    csv_samples_t s = {0};
+    assert_int_equal(parse("metric;value\na;1\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_string_equal(err, "t.csv:1: the header has no 'metric' column (columns: metric;value); "
+                             "the fields seem to be separated by ';': tally reads "
+                             "comma-separated values, save the file as CSV with commas");
+    assert_int_equal(parse("metric\tvalue\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_non_null(strstr(err, "separated by tabs"));
+    assert_int_equal(csv_parse_samples("\xFF\xFEm\0e\0", 6, "t.csv", &s, err, sizeof err),
+                     TALLY_EINVAL);
+    assert_string_equal(err, "t.csv: the file is UTF-16 text (\"Unicode text\"), not CSV: save "
+                             "it as CSV UTF-8 (comma delimited)");
+    assert_int_equal(parse("\xB8\xDF,value\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_string_equal(err, "t.csv:1: the header has no 'metric' column (columns: \\xB8\\xDF, "
+                             "value)");
+    assert_int_equal(s.n, 0);
+}
+
 static void test_parse_int64(void **state)
 {
     (void)state;
@@ -196,6 +268,9 @@ int main(void)
         cmocka_unit_test(test_non_integer),
         cmocka_unit_test(test_overflow),
         cmocka_unit_test(test_bad_metric_and_quotes),
+        cmocka_unit_test(test_extra_fields),
+        cmocka_unit_test(test_quoted_thousands),
+        cmocka_unit_test(test_spreadsheet_exports),
         cmocka_unit_test(test_parse_int64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

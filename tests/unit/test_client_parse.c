@@ -47,6 +47,56 @@ static void test_normalize(void **state)
     assert_int_equal(tally_endpoint_normalize("longhostname", small, sizeof small), TALLY_ETOOLONG);
 }
 
+static void parse_bad(const char *in, int want_rc, const char *want_err)
+{
+    char out[TALLY_ENDPOINT_MAX], err[256];
+    int rc = tally_endpoint_parse(in, out, sizeof out, err, sizeof err);
+    if (rc != want_rc)
+        fail_msg("parse('%s') = %d, expected %d", in, rc, want_rc);
+    assert_string_equal(err, want_err);
+}
+
+/* The strict form for addresses people type: each mistake gets one
+ * sentence naming the part that is wrong. */
+static void test_parse(void **state)
+{
+    (void)state;
+    char out[TALLY_ENDPOINT_MAX], err[256];
+    static const char *const same[] = {"tcp://127.0.0.1:7411", "ipc:///run/tally/req.sock",
+                                       "inproc://x", "tcp://[::1]:7411",
+                                       "tcp://eth0;10.0.0.5:7411"};
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        assert_int_equal(tally_endpoint_parse(same[i], out, sizeof out, err, sizeof err), 0);
+        assert_string_equal(out, same[i]);
+    }
+    assert_int_equal(tally_endpoint_parse("::1", out, sizeof out, NULL, 0), 0);
+    assert_string_equal(out, "tcp://[::1]:7411");
+    assert_int_equal(tally_endpoint_parse("tally.example.org", out, sizeof out, NULL, 0), 0);
+    assert_string_equal(out, "tcp://tally.example.org:7411");
+    parse_bad("tcp://127.0.0.1:notaport", TALLY_EINVAL,
+              "the port 'notaport' is not a number from 1 to 65535");
+    parse_bad("http://host:7411", TALLY_EINVAL,
+              "'http://' is not a transport tallyd listens on: use tcp://HOST:PORT, HOST:PORT, "
+              "HOST or ipc://PATH");
+    parse_bad("host:port:x", TALLY_EINVAL,
+              "it has more than one ':' and is not an IPv6 address (write HOST:PORT, or "
+              "[IPv6]:PORT)");
+    parse_bad("host:notaport", TALLY_EINVAL, "the port 'notaport' is not a number from 1 to 65535");
+    parse_bad("host:", TALLY_EINVAL, "the port is missing after ':'");
+    parse_bad("host:0", TALLY_EINVAL, "the port '0' is not a number from 1 to 65535");
+    parse_bad("tcp://host", TALLY_EINVAL, "it has no ':PORT' after the host (tcp://HOST:PORT)");
+    parse_bad("tcp://:7411", TALLY_EINVAL, "the host is missing before ':7411'");
+    parse_bad("tcp://a:b:7411", TALLY_EINVAL,
+              "it has more than one ':' after tcp:// (an IPv6 host is written "
+              "tcp://[ADDRESS]:PORT)");
+    parse_bad("ipc://", TALLY_EINVAL, "the socket path is missing after 'ipc://'");
+    parse_bad("[::1", TALLY_EINVAL, "the '[' is never closed by a ']'");
+    parse_bad("[::1]x", TALLY_EINVAL, "'x' after ']' is neither nothing nor ':PORT'");
+    parse_bad("", TALLY_EINVAL, "the address is empty");
+    /* normalize keeps its meaning: any scheme passes through. */
+    assert_int_equal(tally_endpoint_normalize("http://host:7411", out, sizeof out), 0);
+}
+
 static void pub_ok(const char *server, const char *adv, const char *want)
 {
     char out[TALLY_ENDPOINT_MAX];
@@ -161,9 +211,9 @@ static void test_prefix(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_normalize), cmocka_unit_test(test_pub_endpoint),
-        cmocka_unit_test(test_time),      cmocka_unit_test(test_suggest),
-        cmocka_unit_test(test_prefix),
+        cmocka_unit_test(test_normalize),    cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_pub_endpoint), cmocka_unit_test(test_time),
+        cmocka_unit_test(test_suggest),      cmocka_unit_test(test_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,207 +1,7 @@
-/* Unit tests of the publisher against a fake daemon: a real ZMQ_ROUTER in
- * the test process, bound on ipc:// in a temporary directory, answering
- * ACKs by hand.  The client is driven without blocking (process) so one
- * thread plays both sides deterministically. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-#include <cmocka.h>
-#include <zmq.h>
-
-#include "proto.h"
-#include "tally.h"
-
-#define T0 1703995200000LL
-
-typedef struct event {
-    char kind; /* 'a' ack, 'r' reject */
-    uint64_t seq;
-    int status_or_code;
-    int sample;
-    uint32_t nsamples;
-    char field[80];
-    char message[600];
-} event_t;
-
-typedef struct fixture {
-    char dir[64];
-    char spool[128];
-    char ep[160];
-    void *zctx;
-    void *router;
-    event_t ev[64];
-    int nev;
-} fixture_t;
-
-/* What the fake daemon received: the DEALER's routing id and one body. */
-typedef struct received {
-    uint8_t id[256];
-    size_t idlen;
-    uint8_t body[65536];
-    size_t len;
-    uint64_t seq;
-    uint32_t nsamples;
-} received_t;
-
-static void on_ack(void *ctx, uint64_t seq, int status, uint32_t nsamples)
-{
-    fixture_t *f = ctx;
-    event_t *e = &f->ev[f->nev++];
-    memset(e, 0, sizeof *e);
-    e->kind = 'a';
-    e->seq = seq;
-    e->status_or_code = status;
-    e->nsamples = nsamples;
-}
-
-static void on_reject(void *ctx, uint64_t seq, int code, int sample, const char *field,
-                      const char *message)
-{
-    fixture_t *f = ctx;
-    event_t *e = &f->ev[f->nev++];
-    memset(e, 0, sizeof *e);
-    e->kind = 'r';
-    e->seq = seq;
-    e->status_or_code = code;
-    e->sample = sample;
-    snprintf(e->field, sizeof e->field, "%s", field);
-    snprintf(e->message, sizeof e->message, "%s", message);
-}
-
-static int setup(void **state)
-{
-    fixture_t *f = calloc(1, sizeof *f);
-    strcpy(f->dir, "/tmp/tally-pub-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->spool, sizeof f->spool, "%s/spool", f->dir);
-    snprintf(f->ep, sizeof f->ep, "ipc://%s/req.sock", f->dir);
-    f->zctx = zmq_ctx_new();
-    f->router = zmq_socket(f->zctx, ZMQ_ROUTER);
-    int zero = 0;
-    zmq_setsockopt(f->router, ZMQ_LINGER, &zero, sizeof zero);
-    if (zmq_bind(f->router, f->ep) != 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    zmq_close(f->router);
-    zmq_ctx_term(f->zctx);
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    int rc = system(cmd);
-    free(f);
-    return rc == 0 ? 0 : -1;
-}
-
-static tally_client_t *client(fixture_t *f, unsigned max_in_flight)
-{
-    tally_client_opts_t o = {
-        .spool_dir = f->spool,
-        .backoff_initial_ms = 40,
-        .backoff_max_ms = 160,
-        .max_in_flight = max_in_flight,
-        .on_ack = on_ack,
-        .on_reject = on_reject,
-        .cb_ctx = f,
-    };
-    tally_client_t *c;
-    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), 0);
-    return c;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Drive the client and wait up to timeout_ms for one SUBMIT at the fake
- * daemon.  Returns false on timeout. */
-static bool receive(fixture_t *f, tally_client_t *c, int timeout_ms, received_t *r)
-{
-    int64_t end = mono_ms() + timeout_ms;
-    while (mono_ms() < end) {
-        if (c != NULL)
-            assert_int_equal(tally_client_process(c), 0);
-        zmq_pollitem_t item = {.socket = f->router, .events = ZMQ_POLLIN};
-        if (zmq_poll(&item, 1, 5) <= 0)
-            continue;
-        int n = zmq_recv(f->router, r->id, sizeof r->id, 0);
-        assert_true(n > 0);
-        r->idlen = (size_t)n;
-        int more;
-        size_t ml = sizeof more;
-        zmq_getsockopt(f->router, ZMQ_RCVMORE, &more, &ml);
-        assert_true(more); /* one body frame after the routing id */
-        n = zmq_recv(f->router, r->body, sizeof r->body, 0);
-        assert_true(n > 0);
-        r->len = (size_t)n;
-        zmq_getsockopt(f->router, ZMQ_RCVMORE, &more, &ml);
-        assert_false(more); /* no delimiter, no extra frames */
-        proto_msg_t *m = malloc(sizeof *m);
-        proto_sample_t samples[64];
-        proto_error_t err;
-        int rc = proto_decode(r->body, r->len, m, samples, 64, &err);
-        if (rc != 0)
-            fail_msg("the client sent an undecodable SUBMIT: %s", err.message);
-        assert_int_equal(m->type, PROTO_SUBMIT);
-        r->seq = m->u.submit.seq;
-        r->nsamples = m->u.submit.nsamples;
-        free(m);
-        return true;
-    }
-    return false;
-}
-
-static void ack(fixture_t *f, const received_t *r, uint64_t seq, int status, int code, int sample,
-                const char *field, const char *message)
-{
-    proto_msg_t m;
-    memset(&m, 0, sizeof m);
-    m.type = PROTO_ACK;
-    m.u.ack.seq = seq;
-    m.u.ack.status = (uint8_t)status;
-    m.u.ack.code = (uint32_t)code;
-    m.u.ack.sample = sample;
-    m.u.ack.field = proto_str(field);
-    m.u.ack.message = proto_str(message);
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    assert_int_equal(proto_encode(&sb, &m), 0);
-    assert_int_equal(zmq_send(f->router, r->id, r->idlen, ZMQ_SNDMORE), (int)r->idlen);
-    assert_int_equal(zmq_send(f->router, sb.data, sb.size, 0), (int)sb.size);
-    msgpack_sbuffer_destroy(&sb);
-}
-
-/* Drive the client until cond holds or timeout_ms passes. */
-#define PUMP_UNTIL(c, cond, timeout_ms)                                                            \
-    do {                                                                                           \
-        int64_t end_ = mono_ms() + (timeout_ms);                                                   \
-        while (!(cond) && mono_ms() < end_) {                                                      \
-            assert_int_equal(tally_client_process(c), 0);                                          \
-            usleep(2000);                                                                          \
-        }                                                                                          \
-    } while (0)
-
-static bool spooled(fixture_t *f, uint64_t seq)
-{
-    char path[256];
-    snprintf(path, sizeof path, "%s/%020llu.sub", f->spool, (unsigned long long)seq);
-    return access(path, F_OK) == 0;
-}
+/* Unit tests of the publisher against a fake daemon (client_test_util.h):
+ * acknowledgements, resends, rejections, the spool across restarts, the
+ * in-flight window, HELLO first and the daemon's limits. */
+#include "client_test_util.h"
 
 static void test_accepted(void **state)
 {
@@ -217,12 +17,14 @@ static void test_accepted(void **state)
      * persisted before they were sent. */
     assert_true(spooled(f, 1));
     char path[256];
-    snprintf(path, sizeof path, "%s/client.seq", f->spool);
+    snprintf(path, sizeof path, "%s/client.state", f->spool);
     FILE *fp = fopen(path, "r");
-    char text[32] = "";
-    assert_non_null(fgets(text, sizeof text, fp));
+    assert_non_null(fp);
+    char text[512] = "";
+    size_t got = fread(text, 1, sizeof text - 1, fp);
+    text[got] = '\0';
     fclose(fp);
-    assert_string_equal(text, "2\n");
+    assert_non_null(strstr(text, "\nseq=2\n"));
     proto_msg_t *m = malloc(sizeof *m);
     proto_sample_t samples[8];
     assert_int_equal(proto_decode(r->body, r->len, m, samples, 8, NULL), 0);
@@ -365,7 +167,7 @@ static void test_flush_timeout_then_delivery(void **state)
     assert_int_equal(tally_client_pending(c), 1);
     assert_true(spooled(f, 1));
     received_t *r = malloc(sizeof *r);
-    assert_true(receive(f, NULL, 1000, r)); /* sent during the flush */
+    assert_true(receive(f, c, 1000, r)); /* HELLO was sent during the flush, then this */
     ack(f, r, 1, PROTO_ACK_ACCEPTED, 0, -1, "", "");
     assert_int_equal(tally_client_flush(c, 3000), 0);
     assert_int_equal(tally_client_pending(c), 0);
@@ -451,6 +253,111 @@ static void test_in_flight_window(void **state)
     tally_client_destroy(&c);
 }
 
+/* Nothing is submitted before the daemon has answered HELLO: WELCOME
+ * tells how long it remembers a client id. */
+static void test_hello_first(void **state)
+{
+    fixture_t *f = *state;
+    tally_client_t *c = client(f, 0);
+    assert_int_equal(tally_client_add(c, "patrols", 45, T0), 0);
+    assert_int_equal(tally_client_send(c), 0);
+    received_t *r = malloc(sizeof *r);
+    /* Unanswered HELLOs, resent on a backoff, and no SUBMIT. */
+    int hellos = 0;
+    int64_t end = mono_ms() + 700;
+    while (mono_ms() < end) {
+        assert_int_equal(tally_client_process(c), 0);
+        zmq_pollitem_t item = {.socket = f->router, .events = ZMQ_POLLIN};
+        if (zmq_poll(&item, 1, 5) <= 0)
+            continue;
+        uint8_t id[256], body[1024];
+        assert_true(zmq_recv(f->router, id, sizeof id, 0) > 0);
+        int n = zmq_recv(f->router, body, sizeof body, 0);
+        proto_msg_t m;
+        assert_int_equal(proto_decode(body, (size_t)n, &m, NULL, 0, NULL), 0);
+        assert_int_equal(m.type, PROTO_HELLO);
+        hellos++;
+    }
+    assert_true(hellos >= 1 && hellos <= 3);
+    /* Answered, the submission follows. */
+    assert_true(receive(f, c, 6000, r));
+    assert_int_equal(r->seq, 1);
+    assert_true(f->hellos >= 1);
+    ack(f, r, 1, PROTO_ACK_ACCEPTED, 0, -1, "", "");
+    assert_int_equal(tally_client_flush(c, 3000), 0);
+    free(r);
+    tally_client_destroy(&c);
+}
+
+/* WELCOME's max_samples and max_msg split the batches closed after it,
+ * and are kept in the state for the runs that cannot ask. */
+static void test_limits_split(void **state)
+{
+    fixture_t *f = *state;
+    f->max_samples = 3;
+    tally_client_t *c = client(f, 0);
+    received_t *r = malloc(sizeof *r);
+    assert_int_equal(tally_client_add(c, "first", 1, T0), 0);
+    assert_int_equal(tally_client_send(c), 0);
+    assert_true(receive(f, c, 3000, r));
+    ack(f, r, r->seq, PROTO_ACK_ACCEPTED, 0, -1, "", "");
+    assert_int_equal(tally_client_flush(c, 3000), 0);
+    for (int i = 0; i < 8; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "m%d", i);
+        assert_int_equal(tally_client_add(c, name, i, T0), 0);
+    }
+    assert_int_equal(tally_client_send(c), 0);
+    assert_int_equal(tally_client_pending(c), 3);
+    uint32_t got[3] = {0};
+    for (int i = 0; i < 3; i++) {
+        assert_true(receive(f, c, 3000, r));
+        assert_true(r->seq >= 2 && r->seq <= 4);
+        got[r->seq - 2] = r->nsamples;
+        ack(f, r, r->seq, PROTO_ACK_ACCEPTED, 0, -1, "", "");
+    }
+    assert_int_equal(got[0], 3);
+    assert_int_equal(got[1], 3);
+    assert_int_equal(got[2], 2);
+    assert_int_equal(tally_client_flush(c, 3000), 0);
+    tally_client_destroy(&c);
+
+    /* A later run knows the limits before the daemon answers, and a
+     * smaller max_msg splits by size: 2 samples with 60-byte names fit in
+     * 200 bytes, 3 do not. */
+    f->max_samples = -1;
+    f->max_msg = 200;
+    c = client(f, 0);
+    char name[61];
+    memset(name, 'x', 60);
+    name[60] = '\0';
+    for (int i = 0; i < 5; i++) {
+        name[0] = (char)('a' + i);
+        assert_int_equal(tally_client_add(c, name, i, T0), 0);
+    }
+    assert_int_equal(tally_client_send(c), 0);
+    assert_int_equal(tally_client_pending(c), 2); /* 3 + 2, as learned before */
+    assert_true(receive(f, c, 3000, r));
+    ack(f, r, r->seq, PROTO_ACK_ACCEPTED, 0, -1, "", "");
+    while (tally_client_pending(c) > 0 && receive(f, c, 3000, r))
+        ack(f, r, r->seq, PROTO_ACK_ACCEPTED, 0, -1, "", "");
+    for (int i = 0; i < 5; i++) {
+        name[0] = (char)('a' + i);
+        assert_int_equal(tally_client_add(c, name, i, T0 + 1), 0);
+    }
+    assert_int_equal(tally_client_send(c), 0);
+    assert_int_equal(tally_client_pending(c), 3); /* 2 + 2 + 1 */
+    while (tally_client_pending(c) > 0 && receive(f, c, 3000, r)) {
+        assert_true(r->len <= 200);
+        assert_true(r->nsamples <= 2);
+        ack(f, r, r->seq, PROTO_ACK_ACCEPTED, 0, -1, "", "");
+        PUMP_UNTIL(c, true, 10);
+    }
+    assert_int_equal(tally_client_pending(c), 0);
+    free(r);
+    tally_client_destroy(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,6 +368,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flush_timeout_then_delivery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_delivers_spooled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_in_flight_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hello_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_limits_split, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

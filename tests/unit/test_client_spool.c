@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -49,6 +52,13 @@ static int teardown(void **state)
     return 0;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static bool exists(const char *dir, const char *name)
 {
     char path[512];
@@ -80,12 +90,32 @@ static char *read_text(const char *dir, const char *name)
     return buf;
 }
 
+/* The value of key in the state file dir/name ("" when it has none). */
+static const char *state_value(const char *dir, const char *name, const char *key)
+{
+    static char v[128];
+    v[0] = '\0';
+    const char *text = read_text(dir, name);
+    if (text == NULL)
+        return v;
+    size_t klen = strlen(key);
+    for (const char *line = text; *line != '\0'; line += strcspn(line, "\n") + 1) {
+        if (strncmp(line, key, klen) == 0 && line[klen] == '=') {
+            snprintf(v, sizeof v, "%.*s", (int)strcspn(line + klen + 1, "\n"), line + klen + 1);
+            break;
+        }
+        if (line[strcspn(line, "\n")] == '\0')
+            break;
+    }
+    return v;
+}
+
 static void test_spool_files(void **state)
 {
     fixture_t *f = *state;
     char err[512];
     spool_t *s;
-    assert_int_equal(spool_open(f->spool, &s, err, sizeof err), 0);
+    assert_int_equal(spool_open(f->spool, 0, &s, err, sizeof err), 0);
     assert_true(exists(f->spool, "lock"));
     assert_int_equal(spool_write(s, 7, "seven", 5, err, sizeof err), 0);
     assert_int_equal(spool_write(s, 12, "twelve", 6, err, sizeof err), 0);
@@ -127,12 +157,68 @@ static void test_spool_lock(void **state)
     fixture_t *f = *state;
     char err[512];
     spool_t *a, *b;
-    assert_int_equal(spool_open(f->spool, &a, err, sizeof err), 0);
-    assert_int_equal(spool_open(f->spool, &b, err, sizeof err), TALLY_EEXIST);
+    assert_int_equal(spool_open(f->spool, 0, &a, err, sizeof err), 0);
+    assert_int_equal(spool_open(f->spool, 0, &b, err, sizeof err), TALLY_EEXIST);
     assert_non_null(strstr(err, "in use by another process"));
+    /* A bounded wait: still held after it, still refused. */
+    int64_t t = mono_ms();
+    assert_int_equal(spool_open(f->spool, 200, &b, err, sizeof err), TALLY_EEXIST);
+    assert_true(mono_ms() - t >= 190);
     spool_close(&a);
-    assert_int_equal(spool_open(f->spool, &b, err, sizeof err), 0);
+    assert_int_equal(spool_open(f->spool, 0, &b, err, sizeof err), 0);
     spool_close(&b);
+}
+
+typedef struct holder {
+    tally_client_t *c;
+    int release_after_ms;
+} holder_t;
+
+static void *release_later(void *arg)
+{
+    holder_t *h = arg;
+    usleep((useconds_t)h->release_after_ms * 1000);
+    tally_client_destroy(&h->c);
+    return NULL;
+}
+
+/* Two programs on one state (cron and a person): the second waits for the
+ * first up to lock_timeout_ms, then goes on with the same id and the next
+ * seq; never do both hold it. */
+static void test_lock_wait(void **state)
+{
+    fixture_t *f = *state;
+    char err[512], path[256];
+    snprintf(path, sizeof path, "%s/client.state", f->dir);
+    for (int spool = 0; spool < 2; spool++) {
+        tally_client_opts_t o = {.errbuf = err, .errbuf_len = sizeof err};
+        if (spool)
+            o.spool_dir = f->spool;
+        else
+            o.state_file = path;
+        holder_t h = {.release_after_ms = 150};
+        assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &h.c), 0);
+        assert_int_equal(tally_client_add(h.c, "patrols", 1, T0), 0);
+        assert_int_equal(tally_client_send(h.c), 0);
+        uint8_t id1[16], id2[16];
+        tally_client_id(h.c, id1);
+        uint64_t next = tally_client_next_seq(h.c);
+        tally_client_t *c = NULL;
+        o.lock_timeout_ms = 100;
+        int64_t t = mono_ms();
+        assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), TALLY_EEXIST);
+        assert_true(mono_ms() - t >= 90);
+        assert_non_null(strstr(err, "in use by another process"));
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, release_later, &h), 0);
+        o.lock_timeout_ms = 5000;
+        assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), 0);
+        pthread_join(th, NULL);
+        tally_client_id(c, id2);
+        assert_memory_equal(id1, id2, 16);
+        assert_int_equal(tally_client_next_seq(c), next);
+        tally_client_destroy(&c);
+    }
 }
 
 /* A crash between writing a temporary file and renaming it leaves the
@@ -143,11 +229,11 @@ static void test_stray_tmp_cleaned(void **state)
     char err[512];
     assert_int_equal(mkdir(f->spool, 0700), 0);
     write_file(f->spool, "00000000000000000005.sub.tmp", "half a submission");
-    write_file(f->spool, "client.seq.tmp", "9");
+    write_file(f->spool, "client.state.tmp", "9");
     spool_t *s;
-    assert_int_equal(spool_open(f->spool, &s, err, sizeof err), 0);
+    assert_int_equal(spool_open(f->spool, 0, &s, err, sizeof err), 0);
     assert_false(exists(f->spool, "00000000000000000005.sub.tmp"));
-    assert_false(exists(f->spool, "client.seq.tmp"));
+    assert_false(exists(f->spool, "client.state.tmp"));
     uint64_t *seqs;
     size_t n;
     assert_int_equal(spool_list(s, &seqs, &n, err, sizeof err), 0);
@@ -197,15 +283,22 @@ static void test_identity_persists(void **state)
     uint8_t id1[16], id2[16];
     tally_client_id(c, id1);
     assert_int_equal(tally_client_next_seq(c), 1);
-    assert_string_equal(read_text(f->spool, "client.seq"), "1\n");
-    assert_int_equal(strlen(read_text(f->spool, "client.id")), 33);
+    assert_string_equal(state_value(f->spool, "client.state", "seq"), "1");
+    char hex[33];
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", id1[i]);
+    assert_string_equal(state_value(f->spool, "client.state", "id"), hex);
+    /* Created now: the expiry rule counts from here. */
+    int64_t acked = strtoll(state_value(f->spool, "client.state", "acked_ms"), NULL, 10);
+    assert_true(llabs(acked - (int64_t)time(NULL) * 1000) < 5000);
+    assert_string_equal(state_value(f->spool, "client.state", "client_expiry_ms"), "-1");
     assert_int_equal(tally_client_add(c, "disputes.screened", 219, T0), 0);
     assert_int_equal(tally_client_add(c, "disputes.resolved", 216, T0), 0);
     assert_int_equal(tally_client_batch_size(c), 2);
     assert_false(exists(f->spool, "00000000000000000001.sub"));
     /* send persists the next seq and the submission before any send. */
     assert_int_equal(tally_client_send(c), 0);
-    assert_string_equal(read_text(f->spool, "client.seq"), "2\n");
+    assert_string_equal(state_value(f->spool, "client.state", "seq"), "2");
     check_sub_file(f->spool, 1, id1, 2);
     assert_int_equal(tally_client_pending(c), 1);
     assert_int_equal(tally_client_pending_samples(c), 2);
@@ -255,10 +348,19 @@ static void test_seq_never_reused(void **state)
     uint8_t id[16];
     tally_client_id(c, id);
     tally_client_destroy(&c);
-    write_file(f->spool, "client.seq", "2\n");
-    /* Without client.id the id is recovered from a submission. */
+    char text[256], hex[33];
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", id[i]);
+    snprintf(text, sizeof text, "id=%s\nseq=2\n", hex);
+    write_file(f->spool, "client.state", text);
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), 0);
+    assert_int_equal(tally_client_next_seq(c), 4);
+    assert_int_equal(tally_client_pending(c), 3);
+    assert_string_equal(state_value(f->spool, "client.state", "seq"), "4");
+    tally_client_destroy(&c);
+    /* Without a state the id is recovered from a submission. */
     char path[256];
-    snprintf(path, sizeof path, "%s/client.id", f->spool);
+    snprintf(path, sizeof path, "%s/client.state", f->spool);
     assert_int_equal(unlink(path), 0);
     assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), 0);
     assert_int_equal(tally_client_next_seq(c), 4);
@@ -266,7 +368,45 @@ static void test_seq_never_reused(void **state)
     uint8_t id2[16];
     tally_client_id(c, id2);
     assert_memory_equal(id, id2, 16);
-    assert_string_equal(read_text(f->spool, "client.seq"), "4\n");
+    assert_string_equal(state_value(f->spool, "client.state", "seq"), "4");
+    tally_client_destroy(&c);
+}
+
+/* A spool of a libtally that kept client.id and client.seq: read once,
+ * replaced by client.state (the acknowledgement time taken from their
+ * modification time), and removed. */
+static void test_legacy_spool(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(mkdir(f->spool, 0700), 0);
+    write_file(f->spool, "client.id", "00112233445566778899aabbccddeeff\n");
+    write_file(f->spool, "client.seq", "42\n");
+    struct timespec times[2] = {{1700000000, 0}, {1700000000, 0}};
+    char path[256];
+    snprintf(path, sizeof path, "%s/client.seq", f->spool);
+    assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+    snprintf(path, sizeof path, "%s/client.id", f->spool);
+    assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+    tally_client_opts_t o = {.spool_dir = f->spool};
+    tally_client_t *c;
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), 0);
+    uint8_t id[16];
+    tally_client_id(c, id);
+    assert_memory_equal(id, "\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff", 16);
+    assert_int_equal(tally_client_next_seq(c), 42);
+    assert_false(exists(f->spool, "client.id"));
+    assert_false(exists(f->spool, "client.seq"));
+    assert_string_equal(state_value(f->spool, "client.state", "id"),
+                        "00112233445566778899aabbccddeeff");
+    assert_string_equal(state_value(f->spool, "client.state", "seq"), "42");
+    assert_string_equal(state_value(f->spool, "client.state", "acked_ms"), "1700000000000");
+    tally_client_destroy(&c);
+    /* A crash between writing client.state and removing them: they are
+     * removed by the next run, and client.state is what counts. */
+    write_file(f->spool, "client.seq", "7\n");
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), 0);
+    assert_int_equal(tally_client_next_seq(c), 42);
+    assert_false(exists(f->spool, "client.seq"));
     tally_client_destroy(&c);
 }
 
@@ -282,10 +422,14 @@ static void test_corrupt_spool_file(void **state)
     assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), TALLY_EMALFORMED);
     assert_non_null(strstr(err, "00000000000000000009.sub"));
     assert_non_null(strstr(err, "move it out of the spool"));
-    write_file(f->spool, "00000000000000000009.sub", "");
-    write_file(f->spool, "client.id", "xyz\n");
+    char path[256];
+    snprintf(path, sizeof path, "%s/00000000000000000009.sub", f->spool);
+    assert_int_equal(unlink(path), 0);
+    write_file(f->spool, "client.state", "id=xyz\nseq=1\n");
     assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), TALLY_EMALFORMED);
-    assert_non_null(strstr(err, "client.id"));
+    assert_non_null(strstr(err, "client.state is corrupt"));
+    /* Never written over: it is the operator's to look at. */
+    assert_string_equal(read_text(f->spool, "client.state"), "id=xyz\nseq=1\n");
 }
 
 static void test_state_file(void **state)
@@ -385,9 +529,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_spool_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_wait, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stray_tmp_cleaned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identity_persists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seq_never_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_legacy_spool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_spool_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),

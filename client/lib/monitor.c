@@ -1,0 +1,98 @@
+/* monitor.c - libtally (client/lib/): a socket's connection as ZeroMQ's
+ * socket monitor reports it (see monitor.h). */
+#include "monitor.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <zmq.h>
+
+#include "tally.h"
+
+#define EVENTS                                                                                     \
+    (ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |          \
+     ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |                  \
+     ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+
+int monitor_open(monitor_t *m, void *zctx, void *sock)
+{
+    m->pair = NULL;
+    m->link = TALLY_LINK_UNKNOWN;
+    /* inproc names are per context; the socket's address makes it unique
+     * among a context's sockets. */
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://tally-monitor-%p", sock);
+    if (zmq_socket_monitor(sock, ep, EVENTS) < 0)
+        return TALLY_ESYS;
+    m->pair = zmq_socket(zctx, ZMQ_PAIR);
+    int zero = 0;
+    if (m->pair == NULL || zmq_setsockopt(m->pair, ZMQ_LINGER, &zero, sizeof zero) < 0 ||
+        zmq_connect(m->pair, ep) < 0) {
+        monitor_close(m, sock);
+        return TALLY_ESYS;
+    }
+    return 0;
+}
+
+static int next_link(int link, uint16_t event, uint32_t value)
+{
+    bool refused = link == TALLY_LINK_MECHANISM || link == TALLY_LINK_HANDSHAKE ||
+                   link == TALLY_LINK_KEY_REFUSED;
+    switch (event) {
+    case ZMQ_EVENT_CONNECT_RETRIED:
+        /* A handshake that failed says more than the reconnection attempt
+         * after it, which a busy daemon may not take at once. */
+        return refused ? link : TALLY_LINK_NO_CONNECTION;
+    case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+        return TALLY_LINK_UP;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        return value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH ? TALLY_LINK_MECHANISM
+                                                                   : TALLY_LINK_HANDSHAKE;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        /* Over ipc:// the daemon often closes on a mechanism mismatch
+         * before we read its greeting: the same mistake, seen less well. */
+        return link == TALLY_LINK_MECHANISM ? link : TALLY_LINK_HANDSHAKE;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+        return TALLY_LINK_KEY_REFUSED;
+    case ZMQ_EVENT_DISCONNECTED:
+        return link == TALLY_LINK_UP ? TALLY_LINK_UNKNOWN : link;
+    default:
+        return link;
+    }
+}
+
+int monitor_poll(monitor_t *m)
+{
+    while (m->pair != NULL) {
+        zmq_msg_t a, b;
+        zmq_msg_init(&a);
+        zmq_msg_init(&b);
+        int got = zmq_msg_recv(&a, m->pair, ZMQ_DONTWAIT) >= 0;
+        if (got && zmq_msg_more(&a))
+            zmq_msg_recv(&b, m->pair, 0); /* the endpoint: one per socket here */
+        if (got && zmq_msg_size(&a) >= 6) {
+            uint16_t event;
+            uint32_t value;
+            memcpy(&event, zmq_msg_data(&a), 2);
+            memcpy(&value, (const char *)zmq_msg_data(&a) + 2, 4);
+            m->link = next_link(m->link, event, value);
+        }
+        zmq_msg_close(&a);
+        zmq_msg_close(&b);
+        if (!got)
+            break;
+    }
+    return m->link;
+}
+
+void monitor_close(monitor_t *m, void *sock)
+{
+    if (m->pair == NULL)
+        return;
+    if (sock != NULL)
+        zmq_socket_monitor(sock, NULL, 0);
+    zmq_close(m->pair);
+    m->pair = NULL;
+}
