@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The quick-start demo: start tallyd on its built-in defaults, push 高观镇's
-# 2023 figures, simulate the other 24 townships of 城口县 reporting, and
-# watch the county's totals move live.  Ctrl-C stops everything.
+# 2023 figures (stamped 2023-12-31, so they count in the total column), let
+# the other 24 townships of 城口县 report live figures, and watch the
+# county's tallies move.  Ctrl-C stops everything.
 #
 #   bash client/demo.sh [BUILD_DIR]      (default build/)
 #   DEMO_SECONDS=N   stop after N seconds (default: until Ctrl-C on a
@@ -35,8 +36,10 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 
-echo "== pushing 高观镇 (gaoguan) 2023 figures from $data/gaoguan-2023.csv"
-"$tally" push --town gaoguan --file "$data/gaoguan-2023.csv"
+echo "== pushing 高观镇 (gaoguan) 2023 figures from $data/gaoguan-2023.csv, stamped 2023-12-31"
+# A past year's report: stamped at its date, it counts in 'total', not in
+# the windows and today's columns, which the simulated townships below fill.
+"$tally" push --town gaoguan --time 2023-12-31 --file "$data/gaoguan-2023.csv"
 
 echo "== simulating the other 24 townships"
 (
