@@ -432,6 +432,18 @@ static const keyspec_t ratio_keys[] = {
     {"label", V_TEXT, FIELD(config_ratio_t, label), 0, 0, NULL, NULL, false},
     END};
 
+/* Every key of a section must be reachable by index (key_at): a section
+ * with more keys than CONFIG_KEYS_MAX would make the last ones unknown. */
+#define KEYS_FIT(t) _Static_assert(sizeof(t) / sizeof((t)[0]) <= CONFIG_KEYS_MAX + 1, #t)
+KEYS_FIT(tallyd_keys);
+KEYS_FIT(windows_keys);
+KEYS_FIT(limits_keys);
+KEYS_FIT(journal_keys);
+KEYS_FIT(security_keys);
+KEYS_FIT(township_keys);
+KEYS_FIT(metric_keys);
+KEYS_FIT(ratio_keys);
+
 static const struct section_def {
     const char *name;
     bool has_id;

@@ -287,7 +287,7 @@ enum config_section {
     CONFIG_SEC_COUNT
 };
 
-#define CONFIG_KEYS_MAX 16 /* keys in one section */
+#define CONFIG_KEYS_MAX 32 /* keys in one section (checked at compile time in config.c) */
 
 /* The word of a section header ("metric"), "" for CONFIG_SEC_NONE. */
 const char *config_section_name(int sec);

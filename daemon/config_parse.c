@@ -102,7 +102,7 @@ __attribute__((format(printf, 5, 6))) static void fail(parser_t *ps, int line, c
                       key ? " " : ": ");
     if (key != NULL && n >= 0 && (size_t)n < sizeof(where))
         snprintf(where + n, sizeof(where) - (size_t)n, "%s: ", show(ps, 1, key));
-    char what[768];
+    char what[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
@@ -123,7 +123,7 @@ static bool is_space(char c)
 static void unknown_key(parser_t *ps, const char *name)
 {
     const char *keys[CONFIG_KEYS_MAX];
-    char known[256], hint[96];
+    char known[768], hint[96];
     size_t o = 0, n = 0;
     known[0] = '\0';
     for (; n < CONFIG_KEYS_MAX && (keys[n] = config_key_name(ps->sec, n)) != NULL; n++)
