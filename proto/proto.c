@@ -86,6 +86,59 @@ int proto_topic(char *buf, size_t cap, proto_str_t metric, proto_str_t scope)
     return (int)need;
 }
 
+/* The start of a name within s[0..len): the bytes before the first '/'
+ * (or the end) are allowed name bytes, at most PROTO_NAME_MAX of them.
+ * Returns how many bytes the name part takes, or -1. */
+static long name_part(const uint8_t *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len && s[i] != '/') {
+        if (s[i] <= 0x20 || s[i] == 0x7f || i == PROTO_NAME_MAX)
+            return -1;
+        i++;
+    }
+    return (long)i;
+}
+
+/* Does s[0..len) begin like "<name>/" repeated parts times, possibly cut
+ * short anywhere? */
+static bool names_possible(const uint8_t *s, size_t len, int parts)
+{
+    for (int k = 0; k < parts; k++) {
+        long n = name_part(s, len);
+        if (n < 0)
+            return false;
+        if ((size_t)n == len)
+            return true; /* cut short inside (or before) this name */
+        if (n == 0)
+            return false;                 /* an empty name */
+        s += n + 1, len -= (size_t)n + 1; /* the name and its '/' */
+        if (len == 0)
+            return true;
+    }
+    return false; /* bytes after the last '/' */
+}
+
+bool proto_topic_prefix_possible(const void *p, size_t len)
+{
+    static const char county[] = "u/county/", town[] = "u/town/";
+    const uint8_t *s = p;
+    if (len > PROTO_TOPIC_MAX)
+        return false;
+    if (len <= strlen(PROTO_TOPIC_HEARTBEAT) && memcmp(s, PROTO_TOPIC_HEARTBEAT, len) == 0)
+        return true;
+    size_t cl = sizeof county - 1, tl = sizeof town - 1;
+    if (len <= cl && memcmp(s, county, len) == 0)
+        return true;
+    if (len <= tl && memcmp(s, town, len) == 0)
+        return true;
+    if (len > cl && memcmp(s, county, cl) == 0)
+        return names_possible(s + cl, len - cl, 1);
+    if (len > tl && memcmp(s, town, tl) == 0)
+        return names_possible(s + tl, len - tl, 2);
+    return false;
+}
+
 uint64_t proto_req_id(const proto_msg_t *msg)
 {
     switch (msg->type) {

@@ -253,6 +253,14 @@ bool proto_utf8_valid(const char *s, size_t len);
  * small. */
 int proto_topic(char *buf, size_t cap, proto_str_t metric, proto_str_t scope);
 
+/* True when some topic of the protocol (PROTOCOL.md 9.2) begins with
+ * p[0..len): a prefix a subscriber may usefully subscribe to.  "" and
+ * every prefix of "h", "u/county/<metric>/" and
+ * "u/town/<township>/<metric>/" qualify, names checked for their length
+ * and forbidden bytes (not for UTF-8, since a prefix may end inside a
+ * character). */
+bool proto_topic_prefix_possible(const void *p, size_t len);
+
 /* The req_id of a decoded request/reply, or 0 for types without one. */
 uint64_t proto_req_id(const proto_msg_t *msg);
 

@@ -664,6 +664,44 @@ static void test_topic(void **state)
     assert_int_equal(proto_topic(buf, 11, proto_str("m"), proto_str("")), TALLY_ETOOLONG);
 }
 
+static bool possible(const char *prefix)
+{
+    return proto_topic_prefix_possible(prefix, strlen(prefix));
+}
+
+/* Every prefix of every kind of topic is possible; anything else is not. */
+static void test_topic_prefix_possible(void **state)
+{
+    (void)state;
+    const char *topics[] = {"h", "u/county/disputes.resolved/", "u/town/gaoguan/law_exam.takers/",
+                            "u/town/" A64 "/" A64 "/", "u/town/高观镇/m/"};
+    for (size_t t = 0; t < sizeof topics / sizeof *topics; t++)
+        for (size_t n = 0; n <= strlen(topics[t]); n++)
+            if (!proto_topic_prefix_possible(topics[t], n))
+                fail_msg("prefix of %zu bytes of '%s' refused", n, topics[t]);
+    const char *impossible[] = {
+        "x",                  /* no topic starts so */
+        "hh",                 /* the heartbeat topic is "h" */
+        "u/x",                /* neither county nor town */
+        "u/county//",         /* an empty metric */
+        "u/county/m/x",       /* bytes after the metric's '/' */
+        "u/town/t/m/n",       /* bytes after the metric's '/' */
+        "u/town//m/",         /* an empty township */
+        "u/town/a b/",        /* a space in a name */
+        "u/county/\x7f",      /* DEL */
+        "u/county/" A64 "x",  /* a 65-byte name */
+        "u/town/t/" A64 "x/", /* a 65-byte metric */
+    };
+    for (size_t i = 0; i < sizeof impossible / sizeof *impossible; i++)
+        if (possible(impossible[i]))
+            fail_msg("'%s' accepted", impossible[i]);
+    assert_false(proto_topic_prefix_possible("u/county/m\0", 11)); /* NUL */
+    char big[PROTO_TOPIC_MAX + 2];
+    memset(big, 'a', sizeof big);
+    memcpy(big, "u/town/", 7);
+    assert_false(proto_topic_prefix_possible(big, sizeof big));
+}
+
 static void test_helpers(void **state)
 {
     (void)state;
@@ -762,6 +800,7 @@ int main(void)
         cmocka_unit_test(test_encoder_canonical),
         cmocka_unit_test(test_name_check),
         cmocka_unit_test(test_topic),
+        cmocka_unit_test(test_topic_prefix_possible),
         cmocka_unit_test(test_helpers),
         cmocka_unit_test(test_tally_error),
     };
