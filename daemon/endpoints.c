@@ -4,8 +4,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <zmq.h>
 
@@ -32,6 +35,62 @@ static int set_int64(endpoints_t *e, void *sock, int opt, int64_t value, const c
         return TALLY_ESYS;
     }
     return 0;
+}
+
+endpoints_limits_t endpoints_limits_from(const tallyd_config_t *cfg)
+{
+    return (endpoints_limits_t){
+        .max_msg_bytes = cfg->max_msg_bytes,
+        .max_subscriber_queue = cfg->max_subscriber_queue,
+        .max_connections = cfg->max_connections,
+        .max_subscriptions = cfg->max_subscriptions,
+        .max_subscription_bytes = cfg->max_subscription_bytes,
+        .max_inbound_bytes = cfg->max_inbound_bytes,
+        .max_reply_queue = cfg->max_reply_queue,
+    };
+}
+
+int64_t endpoints_inbound_messages(const endpoints_limits_t *lim)
+{
+    int64_t n = lim->max_inbound_bytes / (lim->max_msg_bytes > 0 ? lim->max_msg_bytes : 1);
+    return n < 2 ? 2 : n > INT32_MAX ? INT32_MAX : n;
+}
+
+int64_t endpoints_raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0)
+            return 0;
+    }
+    return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > INT64_MAX ? INT64_MAX
+                                                                   : (int64_t)rl.rlim_cur;
+}
+
+int64_t endpoints_fit_connections(int64_t max_connections, int64_t fd_limit)
+{
+    if (fd_limit <= 0)
+        return max_connections;
+    int64_t room = (fd_limit - ENDPOINTS_FD_RESERVE) / 2;
+    if (room < 1)
+        room = 1;
+    return max_connections < room ? max_connections : room;
+}
+
+/* The subscription limits of lim, remembering twice as many connections
+ * as may be connected (see subscriptions.h). */
+static subscriptions_limits_t subs_limits(const endpoints_limits_t *lim)
+{
+    int64_t conns = 2 * lim->max_connections;
+    return (subscriptions_limits_t){
+        .max_count = (uint32_t)lim->max_subscriptions,
+        .max_bytes = (uint32_t)lim->max_subscription_bytes,
+        .max_conns = (uint32_t)(conns > UINT32_MAX ? UINT32_MAX : conns),
+    };
 }
 
 bool endpoints_is_local(const char *ep)
@@ -109,13 +168,35 @@ static int bind_socket(endpoints_t *e, void *sock, const char *endpoint, char *b
     return 0;
 }
 
-/* Make both sockets CURVE servers that ask our ZAP handler about every
- * client.  The handler is bound first: libzmq admits any client key on a
- * CURVE socket whose context has no ZAP handler (zap_secure_socket() also
- * sets ZMQ_ZAP_ENFORCE_DOMAIN, which closes that hole a second time). */
+/* May the socket of domain take one more connection?  Asked by the ZAP
+ * handler before it admits one.  The monitor's events queued now include
+ * the connection being decided (libzmq reports the accept before the
+ * handshake), so it counts itself. */
+static bool admit(void *ctx, const char *domain, size_t len)
+{
+    endpoints_t *e = ctx;
+    bool pub = len == strlen(ZAP_DOMAIN_PUBLISH) && memcmp(domain, ZAP_DOMAIN_PUBLISH, len) == 0;
+    peers_t *p = pub ? &e->pub_peers : &e->router_peers;
+    if (!(pub ? e->pub_peers_open : e->router_peers_open))
+        return true;
+    peers_drain(p);
+    if ((int64_t)p->count <= e->c.lim.max_connections)
+        return true;
+    e->c.stats->connections_refused++;
+    return false;
+}
+
+/* Every handshake asks our ZAP handler: with keys, the sockets are CURVE
+ * servers; without, they speak NULL in a ZAP domain, which makes libzmq
+ * ask too (for the connection limit, and the connection numbers the
+ * subscription limits need).  The handler is bound first: libzmq admits
+ * any client key on a CURVE socket whose context has no ZAP handler
+ * (zap_secure_socket() also sets ZMQ_ZAP_ENFORCE_DOMAIN, which closes
+ * that hole a second time). */
 static int secure_sockets(endpoints_t *e)
 {
-    int rc = zap_init(&e->zap, e->zctx, e->c.loop, e->c.keys);
+    bool secured = e->c.server->secured;
+    int rc = zap_init(&e->zap, e->zctx, e->c.loop, secured ? e->c.keys : NULL);
     if (rc != 0) {
         log_error(e->c.log, "cannot start the ZAP handler on %s: %s (%s)", ZAP_ENDPOINT,
                   tally_strerror(rc), zmq_strerror(zmq_errno()));
@@ -124,11 +205,38 @@ static int secure_sockets(endpoints_t *e)
     e->zap_open = true;
     e->open_handles++;
     zap_set_logger(&e->zap, e->c.log);
+    zap_set_admit(&e->zap, admit, e);
+    if (!secured) {
+        if (zap_open_socket(e->router_sock, ZAP_DOMAIN_REQUEST) != 0 ||
+            zap_open_socket(e->pub_sock, ZAP_DOMAIN_PUBLISH) != 0) {
+            log_error(e->c.log, "cannot set the sockets' ZAP domains: %s",
+                      zmq_strerror(zmq_errno()));
+            return TALLY_ESYS;
+        }
+        return 0;
+    }
     if (zap_secure_socket(e->router_sock, e->c.server->sec, ZAP_DOMAIN_REQUEST) != 0 ||
         zap_secure_socket(e->pub_sock, e->c.server->sec, ZAP_DOMAIN_PUBLISH) != 0) {
         log_error(e->c.log, "cannot make the sockets CURVE servers: %s", zmq_strerror(zmq_errno()));
         return TALLY_ESYS;
     }
+    return 0;
+}
+
+/* Watch both sockets' connections.  Before binding, so that no accept
+ * goes uncounted. */
+static int watch_peers(endpoints_t *e)
+{
+    if (peers_init(&e->router_peers, e->zctx, e->router_sock, "tallyd-request-monitor",
+                   e->c.loop) != 0 ||
+        (e->router_peers_open = true, peers_init(&e->pub_peers, e->zctx, e->pub_sock,
+                                                 "tallyd-publish-monitor", e->c.loop) != 0)) {
+        log_error(e->c.log, "cannot monitor the sockets' connections: %s",
+                  zmq_strerror(zmq_errno()));
+        return TALLY_ESYS;
+    }
+    e->pub_peers_open = true;
+    e->open_handles += 2;
     return 0;
 }
 
@@ -154,17 +262,21 @@ static int configure(endpoints_t *e)
     rc |= set_int(e, r, ZMQ_IPV6, is_ipv6(e->c.request), "ZMQ_IPV6");
     rc |= set_int(e, p, ZMQ_IPV6, is_ipv6(e->c.publish), "ZMQ_IPV6");
     rc |= set_int(e, r, ZMQ_ROUTER_MANDATORY, 1, "ZMQ_ROUTER_MANDATORY");
-    rc |= set_int(e, r, ZMQ_SNDHWM, 100000, "ZMQ_SNDHWM");
-    rc |= set_int(e, r, ZMQ_RCVHWM, 100000, "ZMQ_RCVHWM");
+    rc |= set_int(e, r, ZMQ_SNDHWM, (int)e->c.lim.max_reply_queue, "ZMQ_SNDHWM");
+    rc |= set_int(e, r, ZMQ_RCVHWM, (int)endpoints_inbound_messages(&e->c.lim), "ZMQ_RCVHWM");
     rc |= set_int(e, r, ZMQ_LINGER, 2000, "ZMQ_LINGER");
     rc |= set_int(e, r, ZMQ_HEARTBEAT_IVL, 5000, "ZMQ_HEARTBEAT_IVL");
     rc |= set_int(e, r, ZMQ_HEARTBEAT_TIMEOUT, 15000, "ZMQ_HEARTBEAT_TIMEOUT");
-    rc |= set_int64(e, r, ZMQ_MAXMSGSIZE, endpoints_frame_limit(e->c.max_msg_bytes),
+    rc |= set_int(e, r, ZMQ_HANDSHAKE_IVL, ENDPOINTS_HANDSHAKE_MS, "ZMQ_HANDSHAKE_IVL");
+    rc |= set_int64(e, r, ZMQ_MAXMSGSIZE, endpoints_frame_limit(e->c.lim.max_msg_bytes),
                     "ZMQ_MAXMSGSIZE");
     /* XPUB: a slow subscriber loses messages (and sees the gap) rather
-     * than blocking us; VERBOSER shows every subscribe and unsubscribe. */
-    rc |= set_int(e, p, ZMQ_SNDHWM, (int)e->c.max_subscriber_queue, "ZMQ_SNDHWM");
+     * than blocking us; VERBOSER shows every subscribe and unsubscribe,
+     * and MANUAL leaves applying them to us (subscriptions.h). */
+    rc |= set_int(e, p, ZMQ_SNDHWM, (int)e->c.lim.max_subscriber_queue, "ZMQ_SNDHWM");
     rc |= set_int(e, p, ZMQ_XPUB_VERBOSER, 1, "ZMQ_XPUB_VERBOSER");
+    rc |= set_int(e, p, ZMQ_XPUB_MANUAL, 1, "ZMQ_XPUB_MANUAL");
+    rc |= set_int(e, p, ZMQ_HANDSHAKE_IVL, ENDPOINTS_HANDSHAKE_MS, "ZMQ_HANDSHAKE_IVL");
     rc |= set_int(e, p, ZMQ_LINGER, 1000, "ZMQ_LINGER");
     rc |= set_int(e, p, ZMQ_HEARTBEAT_IVL, 5000, "ZMQ_HEARTBEAT_IVL");
     rc |= set_int(e, p, ZMQ_HEARTBEAT_TIMEOUT, 15000, "ZMQ_HEARTBEAT_TIMEOUT");
@@ -172,10 +284,31 @@ static int configure(endpoints_t *e)
     return rc != 0 ? TALLY_ESYS : 0;
 }
 
+/* Raise the descriptor limit, and fit max_connections under it. */
+static void fit_fd_limit(endpoints_t *e)
+{
+    e->fd_limit = endpoints_raise_fd_limit();
+    int64_t fit = endpoints_fit_connections(e->c.lim.max_connections, e->fd_limit);
+    if (fit < e->c.lim.max_connections) {
+        log_warning(e->c.log,
+                    "[limits] max_connections = %" PRId64 " does not fit in the process's "
+                    "descriptor limit of %" PRId64 " for two sockets: at most %" PRId64
+                    " connections per socket are admitted (raise LimitNOFILE= or ulimit -n)",
+                    e->c.lim.max_connections, e->fd_limit, fit);
+        e->c.lim.max_connections = fit;
+    }
+    if (e->fd_limit > 0)
+        log_info(e->c.log, "descriptor limit %" PRId64 ": up to %" PRId64 " connections per socket",
+                 e->fd_limit, e->c.lim.max_connections);
+}
+
 int endpoints_open(endpoints_t *e, const endpoints_config_t *c)
 {
     memset(e, 0, sizeof(*e));
     e->c = *c;
+    fit_fd_limit(e);
+    subscriptions_limits_t sl = subs_limits(&e->c.lim);
+    subscriptions_init(&e->subs, &sl);
     e->zctx = zmq_ctx_new();
     if (!e->zctx) {
         log_error(c->log, "cannot create a ZeroMQ context: %s", zmq_strerror(zmq_errno()));
@@ -187,7 +320,7 @@ int endpoints_open(endpoints_t *e, const endpoints_config_t *c)
         log_error(c->log, "cannot create sockets: %s", zmq_strerror(zmq_errno()));
         return TALLY_ESYS;
     }
-    if (configure(e) != 0 || (c->server->secured && secure_sockets(e) != 0))
+    if (configure(e) != 0 || secure_sockets(e) != 0 || watch_peers(e) != 0)
         return TALLY_ESYS;
     if (bind_socket(e, e->router_sock, c->request, e->req_endpoint, sizeof(e->req_endpoint)) ||
         bind_socket(e, e->pub_sock, c->publish, e->pub_endpoint, sizeof(e->pub_endpoint)))
@@ -208,12 +341,50 @@ static void on_router_msg(zsock_t *zs, zmq_msg_t *parts, int nparts, void *ctx)
                     len, user_id);
 }
 
+/* The number the ZAP handler gave the connection msg came through (0
+ * when it has none). */
+static uint64_t conn_of(zmq_msg_t *msg)
+{
+    const char *v = zmq_msg_gets(msg, ZAP_CONN_PROPERTY);
+    return v != NULL ? strtoull(v, NULL, 10) : 0;
+}
+
+static void log_refusal(endpoints_t *e, int verdict, const uint8_t *prefix, size_t len,
+                        uint64_t conn)
+{
+    char shown[80];
+    size_t n = 0;
+    for (size_t i = 0; i < len && n + 5 < sizeof(shown); i++)
+        n += (size_t)snprintf(
+            shown + n, sizeof(shown) - n,
+            prefix[i] >= 0x20 && prefix[i] < 0x7f && prefix[i] != '\\' ? "%c" : "\\x%02x",
+            prefix[i]);
+    log_limited(e->c.log, clock_mono_ms(), LOG_LEVEL_NOTICE,
+                "refused subscription '%s%s' (%zu bytes) of subscriber connection %" PRIu64 ": %s",
+                shown, n < len ? "..." : "", len, conn, subscriptions_verdict_name(verdict));
+}
+
+/* A subscribe or unsubscribe: applied (in manual mode ZMQ_SUBSCRIBE acts
+ * on the connection the last message came from) if the connection may. */
 static void on_pub_msg(zsock_t *zs, zmq_msg_t *parts, int nparts, void *ctx)
 {
     (void)zs;
     (void)nparts;
     endpoints_t *e = ctx;
-    e->c.on.subscription(e->c.on.ctx, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]));
+    const uint8_t *data = zmq_msg_data(&parts[0]);
+    size_t len = zmq_msg_size(&parts[0]);
+    uint64_t conn = conn_of(&parts[0]);
+    int v = subscriptions_on_message(&e->subs, conn, data, len);
+    if (v == SUBS_SUBSCRIBE || v == SUBS_UNSUBSCRIBE) {
+        int opt = v == SUBS_SUBSCRIBE ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE;
+        if (zmq_setsockopt(e->pub_sock, opt, data + 1, len - 1) != 0)
+            log_limited(e->c.log, clock_mono_ms(), LOG_LEVEL_WARNING,
+                        "cannot apply a subscription: %s", zmq_strerror(zmq_errno()));
+        e->c.on.subscription(e->c.on.ctx, data, len);
+    } else if (v != SUBS_IGNORE) {
+        e->c.stats->subscriptions_refused++;
+        log_refusal(e, v, data + 1, len - 1, conn);
+    }
 }
 
 int endpoints_start(endpoints_t *e)
@@ -255,25 +426,58 @@ sink_t endpoints_pub_sink(endpoints_t *e)
     return (sink_t){send_pub, e};
 }
 
-void endpoints_set_limits(endpoints_t *e, int64_t max_msg_bytes, int64_t max_subscriber_queue)
+void endpoints_set_limits(endpoints_t *e, const endpoints_limits_t *lim)
 {
-    /* Only what changed: setting ZMQ_SNDHWM makes libzmq update every pipe
-     * of the socket, which races with pipes its I/O thread is closing
-     * (after endpoints_cut_subscribers(), libzmq 4.3.4 crashed there). */
-    if (max_msg_bytes != e->c.max_msg_bytes) {
-        int64_t v = endpoints_frame_limit(max_msg_bytes);
+    /* Only what changed: setting a high-water mark makes libzmq update
+     * every pipe of the socket, which races with pipes its I/O thread is
+     * closing (after endpoints_cut_subscribers(), libzmq 4.3.4 crashed
+     * there). */
+    endpoints_limits_t old = e->c.lim;
+    e->c.lim = *lim;
+    e->c.lim.max_connections = endpoints_fit_connections(lim->max_connections, e->fd_limit);
+    if (e->c.lim.max_connections < lim->max_connections)
+        log_warning(e->c.log,
+                    "reload: [limits] max_connections = %" PRId64 " does not fit in the "
+                    "descriptor limit of %" PRId64 ": at most %" PRId64 " per socket",
+                    lim->max_connections, e->fd_limit, e->c.lim.max_connections);
+    bool router = false, pub = false;
+    if (lim->max_msg_bytes != old.max_msg_bytes) {
+        int64_t v = endpoints_frame_limit(lim->max_msg_bytes);
         zmq_setsockopt(e->router_sock, ZMQ_MAXMSGSIZE, &v, sizeof(v));
-        e->c.max_msg_bytes = max_msg_bytes;
-        if (e->router_open)
-            zsock_kick(&e->router);
+        router = true;
     }
-    if (max_subscriber_queue != e->c.max_subscriber_queue) {
-        int hwm = (int)max_subscriber_queue;
+    int64_t in = endpoints_inbound_messages(lim);
+    if (in != endpoints_inbound_messages(&old)) {
+        int hwm = (int)in;
+        zmq_setsockopt(e->router_sock, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+        router = true;
+    }
+    if (lim->max_reply_queue != old.max_reply_queue) {
+        int hwm = (int)lim->max_reply_queue;
+        zmq_setsockopt(e->router_sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+        router = true;
+    }
+    if (lim->max_subscriber_queue != old.max_subscriber_queue) {
+        int hwm = (int)lim->max_subscriber_queue;
         zmq_setsockopt(e->pub_sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
-        e->c.max_subscriber_queue = max_subscriber_queue;
-        if (e->pub_open)
-            zsock_kick(&e->pub);
+        pub = true;
     }
+    subscriptions_limits_t sl = subs_limits(&e->c.lim);
+    subscriptions_set_limits(&e->subs, &sl);
+    if (router && e->router_open)
+        zsock_kick(&e->router);
+    if (pub && e->pub_open)
+        zsock_kick(&e->pub);
+}
+
+size_t endpoints_connections(const endpoints_t *e)
+{
+    return e->router_peers.count;
+}
+
+size_t endpoints_subscribers(const endpoints_t *e)
+{
+    return e->pub_peers.count;
 }
 
 void endpoints_set_keyring(endpoints_t *e, const keyring_t *kr)
@@ -281,37 +485,6 @@ void endpoints_set_keyring(endpoints_t *e, const keyring_t *kr)
     e->c.keys = kr;
     if (e->zap_open)
         zap_set_keyring(&e->zap, kr);
-}
-
-/* Wait until the socket monitor mon reports that the old listener is
- * closed (ZMQ_EVENT_CLOSED, or CLOSE_FAILED), at most REBIND_WAIT_MS. */
-static bool listener_closed(void *mon)
-{
-    int64_t deadline = clock_mono_ms() + REBIND_WAIT_MS;
-    for (;;) {
-        int64_t left = deadline - clock_mono_ms();
-        if (left <= 0)
-            return false;
-        zmq_pollitem_t it = {mon, 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll(&it, 1, (long)left);
-        if (rc < 0 && zmq_errno() == EINTR)
-            continue;
-        if (rc <= 0)
-            return false;
-        /* An event is two frames: event and value, then the endpoint. */
-        bool more = true;
-        while (more) {
-            zmq_msg_t m;
-            zmq_msg_init(&m);
-            if (zmq_msg_recv(&m, mon, 0) < 0) {
-                zmq_msg_close(&m);
-                return false;
-            }
-            more = zmq_msg_more(&m);
-            zmq_msg_close(&m);
-        }
-        return true;
-    }
 }
 
 /* Unbinding a listening endpoint closes every connection accepted through
@@ -327,25 +500,20 @@ static bool listener_closed(void *mon)
 void endpoints_cut_subscribers(endpoints_t *e)
 {
     const char *ep = e->pub_endpoint; /* as bound: a wildcard port stays the same */
-    const char *mon_ep = "inproc://tallyd-publish-monitor";
-    void *mon = NULL;
-    if (zmq_socket_monitor(e->pub_sock, mon_ep, ZMQ_EVENT_CLOSED | ZMQ_EVENT_CLOSE_FAILED) == 0) {
-        mon = zmq_socket(e->zctx, ZMQ_PAIR);
-        if (mon != NULL && zmq_connect(mon, mon_ep) != 0) {
-            zmq_close(mon);
-            mon = NULL;
-        }
-    }
     int err = 0;
+    peers_drain(&e->pub_peers);
     if (zmq_unbind(e->pub_sock, ep) != 0) {
         log_error(e->c.log,
                   "reload: cannot unbind %s to cut revoked subscribers off: %s; restart tallyd "
                   "to cut them off",
                   ep, zmq_strerror(zmq_errno()));
     } else {
-        if (mon == NULL || !listener_closed(mon))
+        if (!peers_wait_listener_closed(&e->pub_peers, REBIND_WAIT_MS))
             log_warning(e->c.log, "reload: cannot tell when %s is closed; binding it again anyway",
                         ep);
+        /* The unbind closed every subscriber connection, and libzmq
+         * reports no disconnection for those. */
+        peers_forget_all(&e->pub_peers);
         int64_t deadline = clock_mono_ms() + REBIND_WAIT_MS;
         while (zmq_bind(e->pub_sock, ep) != 0) {
             err = zmq_errno();
@@ -360,9 +528,6 @@ void endpoints_cut_subscribers(endpoints_t *e)
                       "subscriber can connect until tallyd restarts",
                       ep, zmq_strerror(err));
     }
-    zmq_socket_monitor(e->pub_sock, NULL, 0);
-    if (mon != NULL)
-        zmq_close(mon);
     zsock_kick(&e->pub);
 }
 
@@ -388,6 +553,16 @@ static void on_zsock_closed(zsock_t *zs)
     handle_closed(e);
 }
 
+static void on_router_peers_closed(peers_t *p)
+{
+    handle_closed((endpoints_t *)(void *)((char *)p - offsetof(endpoints_t, router_peers)));
+}
+
+static void on_pub_peers_closed(peers_t *p)
+{
+    handle_closed((endpoints_t *)(void *)((char *)p - offsetof(endpoints_t, pub_peers)));
+}
+
 static void on_zap_closed(zap_t *z)
 {
     endpoints_t *e = (endpoints_t *)(void *)((char *)z - offsetof(endpoints_t, zap));
@@ -403,6 +578,11 @@ void endpoints_close(endpoints_t *e, void (*cb)(endpoints_t *e))
     if (e->pub_open)
         zsock_close(&e->pub, on_zsock_closed);
     e->router_open = e->pub_open = false;
+    if (e->router_peers_open)
+        peers_close(&e->router_peers, on_router_peers_closed);
+    if (e->pub_peers_open)
+        peers_close(&e->pub_peers, on_pub_peers_closed);
+    e->router_peers_open = e->pub_peers_open = false;
     if (e->zap_open) {
         zap_close(&e->zap, on_zap_closed);
         e->zap_open = false;
@@ -415,6 +595,7 @@ void endpoints_close(endpoints_t *e, void (*cb)(endpoints_t *e))
 
 void endpoints_free(endpoints_t *e)
 {
+    subscriptions_free(&e->subs);
     if (e->router_sock)
         zmq_close(e->router_sock);
     if (e->pub_sock)

@@ -3,10 +3,23 @@
  *
  * The request socket (ROUTER) takes every request and carries the
  * replies; the publish socket (XPUB) carries updates and tells of
- * subscriptions.  This part creates both, sets their limits, makes them
- * CURVE servers behind the ZAP handler when the daemon has keys, binds
- * them, and then hands every incoming message to the handlers it was
- * given; the other parts send through the sinks it offers.
+ * subscriptions.  This part creates both, sets their limits, binds them,
+ * and then hands every incoming message to the handlers it was given; the
+ * other parts send through the sinks it offers.
+ *
+ * It is also where one peer is kept from exhausting the daemon at the
+ * socket level (PROTOCOL.md, security):
+ *   - every handshake goes through the ZAP handler (zap.h): CURVE keys
+ *     when the daemon has them, and on each socket at most
+ *     max_connections connections (counted by peers.h's monitors);
+ *   - the publish socket is in manual mode, and each subscription is
+ *     applied only if subscriptions.h admits it for its connection;
+ *   - each request connection queues at most max_inbound_bytes of
+ *     requests (in messages of max_msg_bytes) and max_reply_queue
+ *     replies; each subscriber max_subscriber_queue updates;
+ *   - handshakes must end within ENDPOINTS_HANDSHAKE_MS;
+ *   - the process's descriptor limit is raised to its hard limit, and
+ *     max_connections lowered to what it allows, with a log line.
  */
 #ifndef TALLYD_ENDPOINTS_H
 #define TALLYD_ENDPOINTS_H
@@ -17,12 +30,21 @@
 
 #include <uv.h>
 
+#include "config.h"
 #include "keys.h"
 #include "log.h"
+#include "peers.h"
 #include "proto.h"
 #include "sink.h"
+#include "stats.h"
+#include "subscriptions.h"
 #include "zap.h"
 #include "zsock.h"
+
+#define ENDPOINTS_HANDSHAKE_MS 5000 /* ZMQ_HANDSHAKE_IVL */
+/* Descriptors kept for everything but connections (journal, checkpoints,
+ * ZeroMQ's own, the log) when max_connections is fitted to the limit. */
+#define ENDPOINTS_FD_RESERVE 256
 
 /* Where incoming messages go. */
 typedef struct endpoints_handlers {
@@ -31,20 +53,38 @@ typedef struct endpoints_handlers {
      * user_id is the connection's ZAP User-Id or NULL. */
     void (*request)(void *ctx, const void *rid, size_t rid_len, int nframes, const void *body,
                     size_t len, const char *user_id);
-    /* A subscribe (data[0] == 1) or unsubscribe (0) message of len bytes. */
+    /* A subscribe (data[0] == 1) or unsubscribe (0) of the prefix
+     * data[1..len), applied (a refused one is not reported). */
     void (*subscription)(void *ctx, const void *data, size_t len);
     void *ctx;
 } endpoints_handlers_t;
 
+/* The limits of [limits] this part enforces (tallyd.conf(5)). */
+typedef struct endpoints_limits {
+    int64_t max_msg_bytes;        /* the request socket takes frames of up to twice this */
+    int64_t max_subscriber_queue; /* messages queued per subscriber */
+    int64_t max_connections;      /* per socket */
+    int64_t max_subscriptions;    /* prefixes per subscriber connection */
+    int64_t max_subscription_bytes;
+    int64_t max_inbound_bytes; /* requests queued per connection */
+    int64_t max_reply_queue;   /* replies queued per connection */
+} endpoints_limits_t;
+
+endpoints_limits_t endpoints_limits_from(const tallyd_config_t *cfg);
+
+/* The request socket's receive queue, in messages, for lim: as many
+ * messages of max_msg_bytes as max_inbound_bytes holds, at least 2. */
+int64_t endpoints_inbound_messages(const endpoints_limits_t *lim);
+
 typedef struct endpoints_config {
     uv_loop_t *loop;
     logger_t *log;
-    const char *request; /* endpoints to bind */
+    tallyd_stats_t *stats; /* connections_refused, subscriptions_refused */
+    const char *request;   /* endpoints to bind */
     const char *publish;
-    int64_t max_msg_bytes;        /* the request socket takes frames of up to twice this */
-    int64_t max_subscriber_queue; /* messages queued per subscriber */
-    const keys_server_t *server;  /* secured: CURVE servers with this key pair */
-    const keyring_t *keys;        /* the keyring the ZAP handler answers from (secured) */
+    endpoints_limits_t lim;
+    const keys_server_t *server; /* secured: CURVE servers with this key pair */
+    const keyring_t *keys;       /* the keyring the ZAP handler answers from (secured) */
     endpoints_handlers_t on;
 } endpoints_config_t;
 
@@ -59,6 +99,10 @@ typedef struct endpoints {
     bool router_open, pub_open; /* their zsocks are set up */
     zap_t zap;
     bool zap_open;
+    peers_t router_peers, pub_peers;
+    bool router_peers_open, pub_peers_open;
+    subscriptions_t subs;
+    int64_t fd_limit;                          /* RLIMIT_NOFILE after raising it; 0 = unknown */
     char req_endpoint[PROTO_ENDPOINT_MAX + 1]; /* as bound (ZMQ_LAST_ENDPOINT) */
     char pub_endpoint[PROTO_ENDPOINT_MAX + 1];
     int open_handles;
@@ -82,6 +126,15 @@ static inline int64_t endpoints_frame_limit(int64_t max_msg_bytes)
  * address, a wildcard, an interface name, tipc://, vmci://) is reachable
  * from elsewhere, and a daemon without keys warns about it. */
 bool endpoints_is_local(const char *ep);
+
+/* Raise the process's descriptor limit (RLIMIT_NOFILE) to its hard limit
+ * and return it (0 when it cannot be read). */
+int64_t endpoints_raise_fd_limit(void);
+
+/* max_connections as the descriptor limit fd_limit allows for two sockets
+ * (0: no limit known): at most (fd_limit - ENDPOINTS_FD_RESERVE) / 2, and
+ * at least 1. */
+int64_t endpoints_fit_connections(int64_t max_connections, int64_t fd_limit);
 
 /* Create both sockets, secure them (with a server key pair) and bind
  * them; messages are not delivered before endpoints_start().  The secret
@@ -108,10 +161,15 @@ static inline const char *endpoints_publish(const endpoints_t *e)
     return e->pub_endpoint;
 }
 
-/* New limits (a reload): the request frame limit at once; the subscriber
- * queue for subscribers that connect from now on.  Call it before
- * endpoints_cut_subscribers(), never while connections are being closed. */
-void endpoints_set_limits(endpoints_t *e, int64_t max_msg_bytes, int64_t max_subscriber_queue);
+/* New limits (a reload), in force at once for what comes next: frames,
+ * handshakes, subscriptions; the queues of every connection.  Call it
+ * before endpoints_cut_subscribers(), never while connections are being
+ * closed. */
+void endpoints_set_limits(endpoints_t *e, const endpoints_limits_t *lim);
+
+/* Connections now on the request socket and on the publish socket. */
+size_t endpoints_connections(const endpoints_t *e);
+size_t endpoints_subscribers(const endpoints_t *e);
 
 /* Answer handshakes from kr from now on (a reload). */
 void endpoints_set_keyring(endpoints_t *e, const keyring_t *kr);

@@ -171,29 +171,42 @@ int publish_init(publish_t *p, const publish_config_t *c)
     uv_timer_init(c->loop, &p->heartbeat);
     uv_check_init(c->loop, &p->immediate);
     uv_idle_init(c->loop, &p->more);
-    p->tick.data = p->heartbeat.data = p->immediate.data = p->more.data = p;
-    p->open_handles = 4;
+    uv_timer_init(c->loop, &p->prompt);
+    p->tick.data = p->heartbeat.data = p->immediate.data = p->more.data = p->prompt.data = p;
+    p->open_handles = 5;
     start_timers(p);
     return 0;
 }
 
+static void send_prompt(publish_t *p)
+{
+    p->prompt_due = false;
+    p->last_prompt = uv_now(p->c.loop);
+    send_heartbeat(p, PROTO_HEARTBEAT);
+}
+
+static void on_prompt(uv_timer_t *t)
+{
+    send_prompt(t->data);
+}
+
 void publish_on_subscription(publish_t *p, const void *data, size_t len)
 {
-    /* With ZMQ_XPUB_VERBOSER every subscribe and unsubscribe arrives,
-     * including those libzmq generates when a subscriber disconnects.
-     * Every subscriber must subscribe to the heartbeat topic, so counting
-     * those counts subscribers. */
     const uint8_t *b = data;
     size_t hl = strlen(PROTO_TOPIC_HEARTBEAT);
-    if (len != 1 + hl || memcmp(b + 1, PROTO_TOPIC_HEARTBEAT, hl) != 0)
+    if (p->closing || len != 1 + hl || b[0] != 1 || memcmp(b + 1, PROTO_TOPIC_HEARTBEAT, hl) != 0)
         return;
-    if (b[0] == 1) {
-        p->subscribers++;
-        /* A joining subscriber waits for a heartbeat before it asks for a
-         * snapshot (PROTOCOL.md); give it one now rather than in a second. */
-        send_heartbeat(p, PROTO_HEARTBEAT);
-    } else if (b[0] == 0 && p->subscribers > 0)
-        p->subscribers--;
+    if (p->prompt_due) {
+        p->c.stats->prompt_heartbeats_skipped++; /* the one due serves this joiner too */
+        return;
+    }
+    uint64_t now = uv_now(p->c.loop), next = p->last_prompt + PUBLISH_PROMPT_MS;
+    if (p->last_prompt == 0 || now >= next) {
+        send_prompt(p);
+        return;
+    }
+    p->prompt_due = true;
+    uv_timer_start(&p->prompt, on_prompt, next - now, 0);
 }
 
 void publish_goodbye(publish_t *p)
@@ -217,5 +230,6 @@ void publish_close(publish_t *p, void (*cb)(publish_t *p))
     uv_close((uv_handle_t *)&p->heartbeat, on_closed);
     uv_close((uv_handle_t *)&p->immediate, on_closed);
     uv_close((uv_handle_t *)&p->more, on_closed);
+    uv_close((uv_handle_t *)&p->prompt, on_closed);
     msgpack_sbuffer_destroy(&p->scratch);
 }

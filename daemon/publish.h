@@ -28,6 +28,12 @@
 #include "stats.h"
 
 #define PUBLISH_BATCH 1024
+/* A subscriber that joins gets a heartbeat at once (it waits for one
+ * before asking for a snapshot), but at most one such prompt heartbeat
+ * goes out per PUBLISH_PROMPT_MS: joiners within that time share the next
+ * one, so a peer subscribing in a loop cannot make tallyd flood every
+ * subscriber. */
+#define PUBLISH_PROMPT_MS 100
 
 typedef struct publish_config {
     uv_loop_t *loop;
@@ -46,11 +52,13 @@ typedef struct publish_config {
 /* The part; embed it, its fields are private. */
 typedef struct publish {
     publish_config_t c;
-    uint64_t stream_id; /* random per daemon start */
-    uint64_t seq;       /* last sequence number used */
-    uint64_t subscribers;
+    uint64_t stream_id;   /* random per daemon start */
+    uint64_t seq;         /* last sequence number used */
     uv_timer_t tick;      /* conflation tick (interval > 0) */
     uv_timer_t heartbeat; /* heartbeats */
+    uv_timer_t prompt;    /* the next prompt heartbeat, when one is due */
+    uint64_t last_prompt; /* loop time of the last prompt heartbeat */
+    bool prompt_due;
     uv_check_t immediate; /* publish at the end of each iteration (interval 0) */
     uv_idle_t more;       /* a round is not finished: keep the loop from blocking */
     uint32_t round_left;  /* series of the current round still to publish */
@@ -69,8 +77,7 @@ int publish_init(publish_t *p, const publish_config_t *c);
  * what is pending is published first. */
 void publish_set_timing(publish_t *p, int64_t interval_ms, int64_t heartbeat_ms);
 
-/* The stream id, the last sequence number used, and the number of
- * subscribers (connections subscribed to the heartbeat topic). */
+/* The stream id and the last sequence number used. */
 static inline uint64_t publish_stream_id(const publish_t *p)
 {
     return p->stream_id;
@@ -78,10 +85,6 @@ static inline uint64_t publish_stream_id(const publish_t *p)
 static inline uint64_t publish_seq(const publish_t *p)
 {
     return p->seq;
-}
-static inline uint64_t publish_subscribers(const publish_t *p)
-{
-    return p->subscribers;
 }
 
 /* The tally of (metric, town) from its values v, with seq, into *t (whose
@@ -99,7 +102,9 @@ void publish_changes(publish_t *p);
  * stalling ingest or overflowing the subscribers' queues. */
 void publish_round(publish_t *p);
 
-/* A message arrived on the publish socket (a subscription change). */
+/* A subscription (data[0] == 1) or unsubscription (0) of the prefix
+ * data[1..len) was applied: a subscription to the heartbeat topic (a
+ * subscriber joining) gets a prompt heartbeat, see PUBLISH_PROMPT_MS. */
 void publish_on_subscription(publish_t *p, const void *data, size_t len);
 
 /* Publish what is pending, then GOODBYE: the daemon stops cleanly. */

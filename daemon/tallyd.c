@@ -145,7 +145,8 @@ static void report_stats(void *ctx, request_stat_fn fn, void *fn_ctx)
         .clients = dedup_count(&d->dedup),
         .townships = intern_count(&d->towns),
         .metrics = intern_count(&d->metrics),
-        .subscribers = publish_subscribers(&d->publish),
+        .subscribers = endpoints_subscribers(&d->ep),
+        .connections = endpoints_connections(&d->ep),
         .snapshots_active = snapshot_active(&d->snapshot),
         .seq = publish_seq(&d->publish),
         .uptime_s = (uint64_t)((clock_mono_ms() - d->stats.started_mono_ms) / 1000),
@@ -251,10 +252,10 @@ static int open_endpoints(tallyd_t *d)
     endpoints_config_t ec = {
         .loop = d->loop,
         .log = &d->log,
+        .stats = &d->stats,
         .request = d->cfg.request,
         .publish = d->cfg.publish,
-        .max_msg_bytes = d->cfg.max_msg_bytes,
-        .max_subscriber_queue = d->cfg.max_subscriber_queue,
+        .lim = endpoints_limits_from(&d->cfg),
         .server = &d->server,
         .keys = &d->keys,
         .on = {on_request, on_subscription, d},
@@ -469,7 +470,7 @@ static void on_status(uv_timer_t *t)
                 "STATUS=serving: %u series, %u clients, %" PRIu64 " subscribers, %.1f "
                 "submissions/s",
                 engine_series_count(&d->engine), dedup_count(&d->dedup),
-                publish_subscribers(&d->publish), (double)n / 10.0);
+                endpoints_subscribers(&d->ep), (double)n / 10.0);
 }
 
 /* SIGHUP: read the file again; the parts take what concerns them. */
@@ -487,7 +488,8 @@ static int reload(tallyd_t *d)
     reload_apply_catalog(&t, &next);
     if (ingest_set_catalog_bounds(&d->ingest, &next) != 0)
         log_error(&d->log, "reload: out of memory for the metrics' bounds; the old stay");
-    endpoints_set_limits(&d->ep, next.max_msg_bytes, next.max_subscriber_queue);
+    endpoints_limits_t el = endpoints_limits_from(&next);
+    endpoints_set_limits(&d->ep, &el);
     if (d->server.secured) {
         size_t cut = reload_report_keys(&t, &keys);
         keyring_free(&d->keys);

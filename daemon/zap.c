@@ -3,6 +3,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,6 +29,7 @@ static const char *const verdict_names[ZAP_VERDICTS] = {
     [ZAP_DENY_UNKNOWN_KEY] = "unknown_key",
     [ZAP_DENY_DOMAIN] = "domain",
     [ZAP_DENY_MALFORMED] = "malformed",
+    [ZAP_DENY_FULL] = "full",
 };
 
 const char *zap_verdict_name(int verdict)
@@ -46,6 +48,15 @@ int zap_decide(const keyring_t *kr, const char *domain, size_t domain_len, const
 {
     if (who != NULL)
         *who = NULL;
+    if (kr == NULL) {
+        /* Open: the sockets speak NULL; only our two domains exist. */
+        if (!eq(mechanism, mechanism_len, "NULL"))
+            return ZAP_DENY_MECHANISM;
+        if (!eq(domain, domain_len, ZAP_DOMAIN_REQUEST) &&
+            !eq(domain, domain_len, ZAP_DOMAIN_PUBLISH))
+            return ZAP_DENY_DOMAIN;
+        return ncreds == 0 ? ZAP_ALLOW : ZAP_DENY_MALFORMED;
+    }
     if (!eq(mechanism, mechanism_len, "CURVE"))
         return ZAP_DENY_MECHANISM;
     /* libzmq sends one credential, the client's 32-byte public key. */
@@ -66,9 +77,11 @@ int zap_decide(const keyring_t *kr, const char *domain, size_t domain_len, const
 void zap_stats_foreach(const zap_t *z, void (*fn)(const char *name, int64_t value, void *ctx),
                        void *ctx)
 {
+    if (z->kr == NULL)
+        return; /* open: refusals are for the connection limit, counted by the owner */
     fn("tallyd_zap_allowed_total", (int64_t)z->stats.allowed, ctx);
     char name[64];
-    for (int v = 1; v < ZAP_VERDICTS; v++) {
+    for (int v = 1; v < ZAP_DENY_FULL; v++) {
         snprintf(name, sizeof(name), "tallyd_zap_denied_%s_total", verdict_names[v]);
         fn(name, (int64_t)z->stats.denied[v], ctx);
     }
@@ -91,6 +104,13 @@ int zap_secure_socket(void *sock, const uint8_t server_secret[KEYS_KEY_BYTES], c
     return 0;
 }
 
+int zap_open_socket(void *sock, const char *domain)
+{
+    if (domain == NULL || domain[0] == '\0' || strlen(domain) > 254)
+        return TALLY_EINVAL;
+    return zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, domain, strlen(domain)) == 0 ? 0 : TALLY_ESYS;
+}
+
 /* ---- the socket on the loop ---- */
 
 static void schedule(zap_t *z)
@@ -108,7 +128,7 @@ static void on_handle_closed(uv_handle_t *h)
 
 int zap_init(zap_t *z, void *zmq_ctx, uv_loop_t *loop, const keyring_t *kr)
 {
-    assert(z != NULL && zmq_ctx != NULL && loop != NULL && kr != NULL);
+    assert(z != NULL && zmq_ctx != NULL && loop != NULL);
     memset(z, 0, sizeof(*z));
     z->kr = kr;
     z->sock = zmq_socket(zmq_ctx, ZMQ_REP);
@@ -147,8 +167,13 @@ int zap_init(zap_t *z, void *zmq_ctx, uv_loop_t *loop, const keyring_t *kr)
 
 void zap_set_keyring(zap_t *z, const keyring_t *kr)
 {
-    assert(kr != NULL);
     z->kr = kr;
+}
+
+void zap_set_admit(zap_t *z, zap_admit_fn fn, void *ctx)
+{
+    z->admit = fn;
+    z->admit_ctx = ctx;
 }
 
 void zap_set_logger(zap_t *z, logger_t *log)
@@ -198,9 +223,17 @@ static void log_decision(zap_t *z, int verdict, const keyring_identity_t *who, z
     if (dlen > 64)
         dlen = 64;
     if (verdict == ZAP_ALLOW) {
-        log_limited(z->log, clock_mono_ms(), LOG_LEVEL_INFO,
-                    "ZAP: admitted %s '%s' (key %s) from %.*s on %.*s", keys_role_name(who->role),
-                    who->name, key, alen, addr, dlen, dom);
+        if (who != NULL) /* open handlers admit anonymous connections: nothing to say */
+            log_limited(z->log, clock_mono_ms(), LOG_LEVEL_INFO,
+                        "ZAP: admitted %s '%s' (key %s) from %.*s on %.*s",
+                        keys_role_name(who->role), who->name, key, alen, addr, dlen, dom);
+        return;
+    }
+    if (verdict == ZAP_DENY_FULL) {
+        log_limited(z->log, clock_mono_ms(), LOG_LEVEL_WARNING,
+                    "refused a connection from %.*s on %.*s: the socket has max_connections "
+                    "connections already ([limits] in the configuration)",
+                    alen, addr, dlen, dom);
         return;
     }
     char mech[24] = "?";
@@ -209,7 +242,9 @@ static void log_decision(zap_t *z, int verdict, const keyring_identity_t *who, z
         snprintf(mech, sizeof(mech), "%.*s", (int)(ml < 16 ? ml : 16),
                  (const char *)zmq_msg_data(&f[5]));
     }
-    const char *why = verdict == ZAP_DENY_MECHANISM     ? "only CURVE is accepted"
+    const char *why = verdict == ZAP_DENY_MECHANISM
+                          ? (z->kr != NULL ? "only CURVE is accepted"
+                                           : "this tallyd has no keys and speaks plaintext only")
                       : verdict == ZAP_DENY_UNKNOWN_KEY ? "the key is in no key directory"
                       : verdict == ZAP_DENY_DOMAIN
                           ? "the key is not admitted on this socket (township keys may not "
@@ -220,12 +255,26 @@ static void log_decision(zap_t *z, int verdict, const keyring_identity_t *who, z
                 dlen, dom, why);
 }
 
-/* Send the six reply frames; the REP socket adds the envelope. */
+/* Send the six reply frames; the REP socket adds the envelope.  An
+ * admission (conn != 0) carries the connection's number as metadata: ZMTP
+ * property encoding, a 1-byte name length, the name, a 4-byte big-endian
+ * value length, the value. */
 static int reply(zap_t *z, zmq_msg_t *req_id, const char *status, const char *text,
-                 const char *user_id)
+                 const char *user_id, uint64_t conn)
 {
-    const void *bufs[6] = {"1.0", req_id ? zmq_msg_data(req_id) : "", status, text, user_id, ""};
-    size_t lens[6] = {3, req_id ? zmq_msg_size(req_id) : 0, 3, strlen(text), strlen(user_id), 0};
+    char meta[64];
+    size_t mlen = 0;
+    if (conn != 0) {
+        char v[24];
+        int vl = snprintf(v, sizeof(v), "%" PRIu64, conn);
+        size_t nl = strlen(ZAP_CONN_PROPERTY);
+        meta[mlen++] = (char)nl;
+        memcpy(meta + mlen, ZAP_CONN_PROPERTY, nl), mlen += nl;
+        meta[mlen++] = 0, meta[mlen++] = 0, meta[mlen++] = 0, meta[mlen++] = (char)vl;
+        memcpy(meta + mlen, v, (size_t)vl), mlen += (size_t)vl;
+    }
+    const void *bufs[6] = {"1.0", req_id ? zmq_msg_data(req_id) : "", status, text, user_id, meta};
+    size_t lens[6] = {3, req_id ? zmq_msg_size(req_id) : 0, 3, strlen(text), strlen(user_id), mlen};
     for (int i = 0; i < 6; i++)
         if (zmq_send(z->sock, bufs[i], lens[i], ZMQ_DONTWAIT | (i < 5 ? ZMQ_SNDMORE : 0)) < 0)
             return errno;
@@ -283,6 +332,9 @@ static int serve_one(zap_t *z)
         }
         verdict = zap_decide(z->kr, zmq_msg_data(&f[2]), zmq_msg_size(&f[2]), zmq_msg_data(&f[5]),
                              zmq_msg_size(&f[5]), creds, lens, n - 6, &who);
+        if (verdict == ZAP_ALLOW && z->admit != NULL &&
+            !z->admit(z->admit_ctx, zmq_msg_data(&f[2]), zmq_msg_size(&f[2])))
+            verdict = ZAP_DENY_FULL;
     }
     z->stats.requests++;
     if (verdict == ZAP_ALLOW)
@@ -292,11 +344,14 @@ static int serve_one(zap_t *z)
     log_decision(z, verdict, who, f, n);
     int err;
     if (verdict == ZAP_ALLOW)
-        err = reply(z, n > 1 ? &f[1] : NULL, "200", "OK", who->user_id);
+        err = reply(z, n > 1 ? &f[1] : NULL, "200", "OK", who != NULL ? who->user_id : "",
+                    ++z->next_conn);
     else if (verdict == ZAP_DENY_MALFORMED)
-        err = reply(z, n > 1 ? &f[1] : NULL, "500", "Not a ZAP 1.0 request", "");
+        err = reply(z, n > 1 ? &f[1] : NULL, "500", "Not a ZAP 1.0 request", "", 0);
+    else if (verdict == ZAP_DENY_FULL)
+        err = reply(z, &f[1], "300", "Connection limit", "", 0);
     else
-        err = reply(z, &f[1], "400", zap_verdict_name(verdict), "");
+        err = reply(z, &f[1], "400", zap_verdict_name(verdict), "", 0);
     for (int i = 0; i < n; i++)
         zmq_msg_close(&f[i]);
     if (err != 0) {

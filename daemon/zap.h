@@ -1,9 +1,9 @@
 /* zap.h - the daemon's ZAP handler (ZeroMQ RFC 27): who may connect.
  *
- * With CURVE configured, every connection to tallyd's sockets is a CURVE
- * handshake, and libzmq asks the ZAP handler of the socket's context
- * whether to admit the client's public key.  This handler answers from a
- * keyring (keys.h), on the daemon's own libuv loop:
+ * Every connection to tallyd's sockets goes through this handler, which
+ * answers on the daemon's own libuv loop.  With CURVE configured, every
+ * connection is a CURVE handshake, and libzmq asks whether to admit the
+ * client's public key; the handler answers from a keyring (keys.h):
  *
  *   mechanism CURVE, key in the keyring, role allowed on the domain
  *       -> 200, User-Id "town:<township>:<key>" or "sub:<name>:<key>";
@@ -13,6 +13,23 @@
  *   mechanism NULL, PLAIN or GSSAPI                     -> 400 (a secured
  *       tallyd speaks CURVE only);
  *   not a ZAP 1.0 request                               -> 500.
+ * Without keys (an "open" handler, keyring NULL) the sockets speak the NULL
+ * mechanism with a ZAP domain set, which makes libzmq ask here too: NULL
+ * is admitted with an empty User-Id, anything else refused.
+ *
+ * Either way, before admitting, the handler asks the owner's admission
+ * callback (zap_set_admit) whether the socket of the domain may take
+ * another connection; when it may not, the answer is 300 "Connection
+ * limit", RFC 27's temporary failure.  libzmq tells the client nothing
+ * then: its handshake stalls until the socket's ZMQ_HANDSHAKE_IVL ends it,
+ * and the client reconnects by itself, as it should when room may come.
+ * (A 400 or 500 would reach the client as an ERROR command, after which
+ * libzmq 4.3 never reconnects.)  Every admitted
+ * connection gets a number of its own, unique in the process, as the
+ * connection's metadata property ZAP_CONN_PROPERTY ("X-Tally-Conn", in
+ * decimal), which ZeroMQ attaches to every message of the connection, the
+ * subscriptions of the publish socket included: that is how the daemon
+ * tells one subscriber connection from another.
  * Domains: the request socket is ZAP_DOMAIN_REQUEST, open to townships and
  * subscribers (these send SNAPSHOT_REQ, HELLO, PING, STATS_REQ there; the
  * daemon refuses their SUBMITs as FORBIDDEN); the publish socket is
@@ -62,6 +79,7 @@
 #define ZAP_DOMAIN_PUBLISH "tally-pub"
 #define ZAP_FRAMES_MAX     8  /* frames of a request looked at; more: 500 */
 #define ZAP_BUDGET         64 /* requests answered per wake-up before yielding */
+#define ZAP_CONN_PROPERTY  "X-Tally-Conn"
 
 /* What the handler decided about one request. */
 enum zap_verdict {
@@ -70,8 +88,13 @@ enum zap_verdict {
     ZAP_DENY_UNKNOWN_KEY = 2, /* CURVE key not in the keyring */
     ZAP_DENY_DOMAIN = 3,      /* role not admitted on this domain, or unknown domain */
     ZAP_DENY_MALFORMED = 4,   /* not a ZAP 1.0 request (answered 500) */
-    ZAP_VERDICTS = 5
+    ZAP_DENY_FULL = 5,        /* the socket is at its connection limit (answered 300) */
+    ZAP_VERDICTS = 6
 };
+
+/* May the socket of domain (ZAP_DOMAIN_REQUEST or ZAP_DOMAIN_PUBLISH) take
+ * one more connection? */
+typedef bool (*zap_admit_fn)(void *ctx, const char *domain, size_t domain_len);
 
 typedef struct zap_stats {
     uint64_t requests;             /* requests answered */
@@ -87,11 +110,14 @@ typedef void (*zap_close_cb)(zap_t *z);
 
 struct zap {
     /* private */
-    uv_poll_t poll; /* ZMQ_FD of the ZAP socket */
-    uv_idle_t idle; /* runs the next drain without blocking first */
-    void *sock;     /* ZMQ_REP bound to ZAP_ENDPOINT; owned */
-    const keyring_t *kr;
+    uv_poll_t poll;      /* ZMQ_FD of the ZAP socket */
+    uv_idle_t idle;      /* runs the next drain without blocking first */
+    void *sock;          /* ZMQ_REP bound to ZAP_ENDPOINT; owned */
+    const keyring_t *kr; /* NULL: open */
     logger_t *log;
+    zap_admit_fn admit;
+    void *admit_ctx;
+    uint64_t next_conn;
     zap_close_cb on_closed;
     int open_handles;
     bool closing;
@@ -102,7 +128,8 @@ struct zap {
 
 /* Create the ZAP socket in zmq_ctx, bind it to ZAP_ENDPOINT and answer
  * requests on loop from kr (not owned; it must stay valid until
- * zap_set_keyring() replaces it or zap_close()).  Call before binding any
+ * zap_set_keyring() replaces it or zap_close()), or as an open handler
+ * when kr is NULL.  Call before binding any
  * CURVE socket of the context.  z is caller memory that must stay in place
  * until the close callback.  Returns 0, TALLY_EEXIST (the context has a
  * ZAP handler already), TALLY_ECLOSED (the context is terminating) or
@@ -111,9 +138,19 @@ struct zap {
  * once more. */
 int zap_init(zap_t *z, void *zmq_ctx, uv_loop_t *loop, const keyring_t *kr);
 
-/* Answer from kr from now on (a reload).  Handshakes already admitted are
- * not revisited: see keyring_lookup_user_id() and keyring_revoked(). */
+/* Answer from kr from now on (a reload; NULL: open).  Handshakes already
+ * admitted are not revisited: see keyring_lookup_user_id() and
+ * keyring_revoked(). */
 void zap_set_keyring(zap_t *z, const keyring_t *kr);
+
+/* Ask fn(ctx, domain) before admitting a connection (NULL, the default:
+ * admit every connection the keyring admits). */
+void zap_set_admit(zap_t *z, zap_admit_fn fn, void *ctx);
+
+/* Make sock (not yet bound) ask this context's ZAP handler about its
+ * NULL-mechanism connections, in domain: what an open handler needs.
+ * Returns 0, TALLY_EINVAL or TALLY_ESYS (zmq_errno() tells). */
+int zap_open_socket(void *sock, const char *domain);
 
 /* Log every decision to log (NULL, the default: no logging): refusals at
  * NOTICE, admissions at INFO, both through log_limited(). */
@@ -133,9 +170,11 @@ void zap_close(zap_t *z, zap_close_cb cb);
  * option; zmq_errno() tells). */
 int zap_secure_socket(void *sock, const uint8_t server_secret[KEYS_KEY_BYTES], const char *domain);
 
-/* The decision for one request, without sockets: domain, mechanism and
- * the credential frames as ZAP carries them.  *who (may be NULL) is set to
- * the identity admitted, else NULL.  Returns an enum zap_verdict. */
+/* The decision of the keyring kr (NULL: open) for one request, without
+ * sockets and before the admission callback: domain, mechanism and the
+ * credential frames as ZAP carries them.  *who (may be NULL) is set to the
+ * identity admitted (always NULL when open), else NULL.  Returns an enum
+ * zap_verdict. */
 int zap_decide(const keyring_t *kr, const char *domain, size_t domain_len, const char *mechanism,
                size_t mechanism_len, const void *const *creds, const size_t *cred_lens, int ncreds,
                const keyring_identity_t **who);
@@ -144,7 +183,8 @@ int zap_decide(const keyring_t *kr, const char *domain, size_t domain_len, const
 const char *zap_verdict_name(int verdict);
 
 /* Call fn(name, value, ctx) for the handler's counters, named for ops:
- * tallyd_zap_allowed_total and tallyd_zap_denied_<verdict>_total. */
+ * tallyd_zap_allowed_total and tallyd_zap_denied_<verdict>_total (those of
+ * the mechanism and the keyring only when the handler has a keyring). */
 void zap_stats_foreach(const zap_t *z, void (*fn)(const char *name, int64_t value, void *ctx),
                        void *ctx);
 

@@ -256,15 +256,23 @@ int cli_unanswered(const cli_global_t *g, const char *cmd, int link, int timeout
         break;
     case TALLY_LINK_UP:
         cli_error("no answer from tallyd at %s within %g s: connected, but it did not answer (is "
-                  "it overloaded?)",
+                  "it overloaded, or at its [limits] max_connections?)",
                   server, secs);
         break;
     case TALLY_LINK_MECHANISM:
     case TALLY_LINK_HANDSHAKE:
-        if (!curve)
+        if (!curve && link == TALLY_LINK_MECHANISM)
             cli_error("no answer from tallyd at %s: it requires keys (it speaks CURVE, this "
                       "command spoke plaintext): give --server-key FILE|KEY and --cert FILE, or "
                       "set TALLY_SERVER_KEY and TALLY_CERT",
+                      server);
+        else if (!curve)
+            /* A daemon at its connection limit closes the handshake the
+             * same way as one that wants keys (PROTOCOL.md, security). */
+            cli_error("no answer from tallyd at %s: it closed the connection during the "
+                      "handshake: either it requires keys (then give --server-key FILE|KEY and "
+                      "--cert FILE, or set TALLY_SERVER_KEY and TALLY_CERT), or it has as many "
+                      "connections as its [limits] max_connections allows (then try again later)",
                       server);
         else if (link == TALLY_LINK_MECHANISM)
             cli_error("no answer from tallyd at %s: it does not use keys (it speaks plaintext): "
@@ -272,7 +280,9 @@ int cli_unanswered(const cli_global_t *g, const char *cmd, int link, int timeout
                       server);
         else
             cli_error("no answer from tallyd at %s: the CURVE handshake failed: check that "
-                      "--server-key (or TALLY_SERVER_KEY) is the daemon's public key",
+                      "--server-key (or TALLY_SERVER_KEY) is the daemon's public key (or tallyd "
+                      "has as many connections as its [limits] max_connections allows: then try "
+                      "again later)",
                       server);
         break;
     case TALLY_LINK_KEY_REFUSED:
@@ -288,7 +298,10 @@ int cli_unanswered(const cli_global_t *g, const char *cmd, int link, int timeout
                       "admit the key of %s (a secured tallyd answers unknown keys with silence)",
                       server, secs, g->cert);
         else
-            cli_error("no answer from tallyd at %s within %g s (is it running?)", server, secs);
+            cli_error(
+                "no answer from tallyd at %s within %g s (is it running? is it at its [limits] "
+                "max_connections?)",
+                server, secs);
         break;
     }
     return CLI_UNREACHABLE;

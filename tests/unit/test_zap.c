@@ -500,7 +500,12 @@ static void test_protocol(void **state)
     char want[160];
     snprintf(want, sizeof(want), "town:gaoguan:%s", f->gao.pub);
     assert_string_equal(reply[4], want);
-    assert_string_equal(reply[5], "");
+    /* Metadata: the connection's number, ZMTP property encoding. */
+    assert_int_equal(reply[5][0], 12);
+    assert_memory_equal(reply[5] + 1,
+                        "X-Tally-Conn\0\0\0\1"
+                        "1",
+                        17);
 
     const char *v2[] = {
         "2.0", "18", "tally-req", "192.0.2.1", "", "CURVE", (const char *)f->gao.pubk};
@@ -530,6 +535,10 @@ static void test_protocol(void **state)
     assert_string_equal(reply[2], "500");
     assert_int_equal(zap_request(f, req, ok, ok_len, 7, reply), 6);
     assert_string_equal(reply[2], "200");
+    assert_memory_equal(reply[5] + 1,
+                        "X-Tally-Conn\0\0\0\1"
+                        "2",
+                        17); /* a number each */
     assert_int_equal(f->zap.stats.denied[ZAP_DENY_MALFORMED], 3);
     assert_int_equal(f->zap.stats.allowed, 2);
 
@@ -601,6 +610,78 @@ static void count_stat(const char *name, int64_t value, void *ctx)
         c->unknown = value;
 }
 
+static void count_any(const char *name, int64_t value, void *ctx)
+{
+    (void)name;
+    (void)value;
+    (*(int *)ctx)++;
+}
+
+static int g_admit_calls;
+static bool g_admit;
+
+static bool admit_cb(void *ctx, const char *domain, size_t len)
+{
+    (void)ctx;
+    assert_int_equal(len, 9);
+    assert_memory_equal(domain, "tally-pub", 9);
+    g_admit_calls++;
+    return g_admit;
+}
+
+/* Without a keyring the handler admits NULL connections on our domains;
+ * either way, the admission callback has the last word. */
+static void test_open_and_admit(void **state)
+{
+    fx_t *f = *state;
+    void *req = zmq_socket(f->zctx, ZMQ_REQ);
+    f->clients[f->nclients++] = req;
+    assert_int_equal(zmq_connect(req, ZAP_ENDPOINT), 0);
+    char reply[6][64];
+    zap_set_keyring(&f->zap, NULL);
+    const char *null[] = {"1.0", "1", "tally-pub", "192.0.2.1", "", "NULL"};
+    size_t null_len[] = {3, 1, 9, 9, 0, 4};
+    assert_int_equal(zap_request(f, req, null, null_len, 6, reply), 6);
+    assert_string_equal(reply[2], "200");
+    assert_string_equal(reply[4], ""); /* no User-Id */
+    assert_int_equal(reply[5][0], 12);
+
+    const char *curve[] = {
+        "1.0", "2", "tally-pub", "192.0.2.1", "", "CURVE", (const char *)f->gao.pubk};
+    size_t curve_len[] = {3, 1, 9, 9, 0, 5, 32};
+    assert_int_equal(zap_request(f, req, curve, curve_len, 7, reply), 6);
+    assert_string_equal(reply[2], "400");
+    assert_string_equal(reply[3], "mechanism");
+
+    const char *other[] = {"1.0", "3", "elsewhere", "192.0.2.1", "", "NULL"};
+    size_t other_len[] = {3, 1, 9, 9, 0, 4};
+    assert_int_equal(zap_request(f, req, other, other_len, 6, reply), 6);
+    assert_string_equal(reply[2], "400");
+    assert_string_equal(reply[3], "domain");
+
+    zap_set_admit(&f->zap, admit_cb, NULL);
+    g_admit = false;
+    assert_int_equal(zap_request(f, req, null, null_len, 6, reply), 6);
+    assert_string_equal(reply[2], "300");
+    assert_string_equal(reply[3], "Connection limit");
+    assert_string_equal(reply[5], ""); /* no number for a refusal */
+    assert_int_equal(f->zap.stats.denied[ZAP_DENY_FULL], 1);
+    g_admit = true;
+    assert_int_equal(zap_request(f, req, null, null_len, 6, reply), 6);
+    assert_string_equal(reply[2], "200");
+    assert_int_equal(g_admit_calls, 2);
+    /* The callback is not asked about a connection the keyring refuses. */
+    assert_int_equal(zap_request(f, req, curve, curve_len, 7, reply), 6);
+    assert_int_equal(g_admit_calls, 2);
+
+    /* An open handler's refusals are all for the limit: counted by the
+     * owner, so it reports no counters. */
+    int n = 0;
+    zap_stats_foreach(&f->zap, count_any, &n);
+    assert_int_equal(n, 0);
+    zap_set_keyring(&f->zap, &f->kr);
+}
+
 static void test_stats_names(void **state)
 {
     fx_t *f = *state;
@@ -608,7 +689,7 @@ static void test_stats_names(void **state)
     f->zap.stats.denied[ZAP_DENY_UNKNOWN_KEY] = 5;
     counters_t c = {0};
     zap_stats_foreach(&f->zap, count_stat, &c);
-    assert_int_equal(c.n, ZAP_VERDICTS);
+    assert_int_equal(c.n, ZAP_DENY_FULL); /* allowed, and the keyring's refusals */
     assert_int_equal(c.allowed, 3);
     assert_int_equal(c.unknown, 5);
 }
@@ -655,6 +736,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pub_rebind_cuts_revoked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protocol, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_queued, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_and_admit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fail_closed_without_handler, setup, teardown),
     };
