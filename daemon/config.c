@@ -80,7 +80,7 @@ int config_defaults(tallyd_config_t *cfg)
     cfg->max_series = 1000000;
     cfg->max_clients = 100000;
     cfg->client_expiry_ms = 30 * 86400000LL;
-    cfg->max_connections = 10000;
+    cfg->max_connections = CONFIG_MAX_CONNECTIONS_DEFAULT;
     cfg->max_subscriptions = 256;
     cfg->max_subscription_bytes = 16384;
     cfg->max_inbound_bytes = 8 * 1024 * 1024;

@@ -287,6 +287,7 @@ enum config_section {
     CONFIG_SEC_COUNT
 };
 
+#define CONFIG_MAX_CONNECTIONS_DEFAULT 10000
 #define CONFIG_KEYS_MAX 32 /* keys in one section (checked at compile time in config.c) */
 
 /* The word of a section header ("metric"), "" for CONFIG_SEC_NONE. */
