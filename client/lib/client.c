@@ -83,7 +83,7 @@ static int open_socket(tally_client_t *c, void *zctx, const curve_keys_t *keys, 
         return TALLY_ESYS;
     }
     monitor_open(&c->mon, c->zctx, c->dealer); /* without it, only less is said */
-    if (zmq_connect(c->dealer, c->endpoint) < 0) {
+    if (util_connect(c->dealer, c->endpoint) < 0) {
         text_format(err, errlen, "cannot connect to '%s': %s", c->endpoint, zmq_strerror(errno));
         return errno == ENOMEM ? TALLY_ENOMEM : TALLY_EINVAL;
     }

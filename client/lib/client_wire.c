@@ -117,7 +117,7 @@ int client_wire_reconnect(tally_client_t *c)
         client_seterr(c, "cannot disconnect from %s: %s", c->endpoint, zmq_strerror(errno));
         return TALLY_ESYS;
     }
-    if (zmq_connect(c->dealer, c->endpoint) < 0) {
+    if (util_connect(c->dealer, c->endpoint) < 0) {
         client_seterr(c, "cannot connect to %s: %s", c->endpoint, zmq_strerror(errno));
         return TALLY_ESYS;
     }

@@ -76,7 +76,7 @@ static int oneshot_open(const char *server, tally_request_t *req, bool early, on
     }
     curve_wipe(&keys);
     monitor_open(&o->mon, o->zctx, o->dealer); /* without it, only less is said */
-    if (zmq_connect(o->dealer, ep) < 0) {
+    if (util_connect(o->dealer, ep) < 0) {
         text_format(req->errbuf, req->errbuf_len, "cannot connect to '%s': %s", ep,
                     zmq_strerror(errno));
         oneshot_close(o, NULL);

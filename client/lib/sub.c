@@ -153,7 +153,7 @@ static void resync_wait(tally_sub_t *s, int64_t now)
 
 static int connect_sub(tally_sub_t *s, int64_t now)
 {
-    if (zmq_connect(s->sub, s->pub) < 0) {
+    if (util_connect(s->sub, s->pub) < 0) {
         seterr(s, "cannot connect to the publish endpoint '%s': %s", s->pub, zmq_strerror(errno));
         return TALLY_EINVAL;
     }
@@ -590,7 +590,7 @@ static int open_sockets(tally_sub_t *s, void *zctx, const curve_keys_t *keys, ch
         return TALLY_ESYS;
     }
     monitor_open(&s->mon, s->zctx, s->dealer); /* without it, only less is said */
-    if (zmq_connect(s->dealer, s->server) < 0) {
+    if (util_connect(s->dealer, s->server) < 0) {
         text_format(err, errlen, "cannot connect to '%s': %s", s->server, zmq_strerror(errno));
         return TALLY_EINVAL;
     }

@@ -84,6 +84,14 @@ int util_unhex(const char *s, size_t slen, uint8_t *out, size_t len)
     return 0;
 }
 
+int util_connect(void *sock, const char *endpoint)
+{
+    const char *sep = strstr(endpoint, "://");
+    if (sep != NULL && sep[3] == '[' && util_setsockopt_int(sock, ZMQ_IPV6, 1) != 0)
+        return -1;
+    return zmq_connect(sock, endpoint);
+}
+
 int util_setsockopt_int(void *sock, int opt, int value)
 {
     return zmq_setsockopt(sock, opt, &value, sizeof value) == 0 ? 0 : TALLY_ESYS;

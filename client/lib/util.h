@@ -26,6 +26,13 @@ int util_unhex(const char *s, size_t slen, uint8_t *out, size_t len);
 /* zmq_setsockopt of an int option.  0 or TALLY_ESYS (errno tells why). */
 int util_setsockopt_int(void *sock, int opt, int value);
 
+/* zmq_connect(sock, endpoint), with ZMQ_IPV6 set first when the endpoint's
+ * host is a bracketed IPv6 address ("tcp://[::1]:7411"), which libzmq
+ * cannot reach otherwise.  Only then: with it set, a host name may
+ * resolve to an IPv6 address the daemon does not listen on.  zmq_connect's
+ * return (errno tells why). */
+int util_connect(void *sock, const char *endpoint);
+
 /* A small PRNG (xorshift64*) for jitter, seeded by the caller. */
 uint64_t util_rand_next(uint64_t *state);
 

@@ -104,8 +104,9 @@ void *harness_open_socket(harness_t *h, int type)
         harness_say("zmq_socket: %s", zmq_strerror(zmq_errno()));
         return NULL;
     }
-    int zero = 0, ivl = 100;
+    int zero = 0, ivl = 100, one = 1;
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+    zmq_setsockopt(s, ZMQ_IPV6, &one, sizeof(one)); /* the tests use numeric addresses only */
     zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof(zero));
     zmq_setsockopt(s, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl));
     pthread_mutex_lock(&h->lock);

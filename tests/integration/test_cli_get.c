@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <zmq.h>
+
 #include "cli_support.h"
 #include "harness.h"
 
@@ -311,6 +313,34 @@ static void test_max_msg_bytes(void **state)
     }
 }
 
+/* A free TCP port on [::1], as an endpoint (the port is free when asked;
+ * the test binds it right after). */
+static void free_v6_endpoint(fx_t *f, char *ep, size_t len)
+{
+    void *s = zmq_socket(f->h.zctx, ZMQ_REP);
+    int one = 1;
+    assert_non_null(s);
+    assert_int_equal(zmq_setsockopt(s, ZMQ_IPV6, &one, sizeof one), 0);
+    assert_int_equal(zmq_bind(s, "tcp://[::1]:*"), 0);
+    size_t n = len;
+    assert_int_equal(zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, ep, &n), 0);
+    zmq_close(s);
+}
+
+/* 1e. A daemon on IPv6 endpoints: push, get and stats reach it through
+ * tcp://[::1]:PORT (libtally sets ZMQ_IPV6 for such an address). */
+static void test_ipv6(void **state)
+{
+    fx_t *f = *state;
+    free_v6_endpoint(f, f->h.req_endpoint, sizeof f->h.req_endpoint);
+    free_v6_endpoint(f, f->h.pub_endpoint, sizeof f->h.pub_endpoint);
+    assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
+    push_report(f, "accepted 22 samples for gaoguan (seq 1..1)\n");
+    get_tab(f, (const char *const[]){"--town", "gaoguan", NULL});
+    check_report(f, "gaoguan");
+    assert_int_equal(stat_value(f, "tallyd_samples_accepted_total"), 22);
+}
+
 static const char closed_catalog[] = "[metric disputes.resolved]\n"
                                      "kind = counter\n"
                                      "\n"
@@ -457,6 +487,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gaoguan_example_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gaoguan_max_samples, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_msg_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ipv6, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rejections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
     };
