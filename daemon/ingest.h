@@ -108,7 +108,7 @@ typedef struct ingest {
     msgpack_sbuffer out;    /* the ACK being encoded */
     uint32_t expiry_cursor; /* where the sweep of idle client ids goes on */
     /* The range of a sample's value, by metric id (declared metrics; an
-     * undeclared counter takes 0..INT64_MAX). */
+     * undeclared counter takes 0..CONFIG_SAMPLE_LIMIT, 10^12). */
     struct ingest_bounds {
         int64_t min, max;
         bool set;
