@@ -16,7 +16,11 @@
 #include <assert.h>
 #include <string.h>
 
-const uint8_t proto_msg_elems[16] = {0, 7, 8, 4, 4, 6, 4, 5, 4, 9, 3, 4, 4, 5, 6, 4};
+const uint8_t proto_msg_elems[PROTO_TYPE_MAX + 1] = {0, 7, 8, 4, 4, 6, 4, 5,
+                                                     4, 9, 3, 4, 4, 5, 6, 4, /* 0..15 */
+                                                     0, 0,                   /* 16, 17: reserved */
+                                                     5, 6, 8, 9, 7,          /* 18..22: history */
+                                                     0};
 
 /* ---- UTF-8 and names ---------------------------------------------------- */
 
@@ -152,6 +156,10 @@ uint64_t proto_req_id(const proto_msg_t *msg)
     case PROTO_PING:
     case PROTO_PONG:
     case PROTO_ERROR:
+    case PROTO_PERIOD_REQ:
+    case PROTO_PERIOD:
+    case PROTO_RANGE_REQ:
+    case PROTO_RANGE:
         return msg->u.stats_req.req_id; /* req_id leads each of these structs */
     default:
         return 0;

@@ -43,6 +43,9 @@
 #define PROTO_TIME_MAX        4102444800000LL /* 2100-01-01T00:00:00Z, exclusive */
 #define PROTO_TOPIC_MAX       (8 + 2 * PROTO_NAME_MAX + 8)
 #define PROTO_TOPIC_HEARTBEAT "h"
+#define PROTO_PERIOD_TEXT_MAX 16  /* a period name or a range's "by" */
+#define PROTO_RANGE_CHUNK     256 /* points in one RANGE message */
+#define PROTO_CHANGED_MAX     8   /* periods in one PERIOD_CHANGED */
 
 enum proto_type {
     PROTO_SUBMIT = 1,
@@ -60,7 +63,15 @@ enum proto_type {
     PROTO_PONG = 13,
     PROTO_ERROR = 14,
     PROTO_GOODBYE = 15,
+    /* 16, 17: reserved (catalog) */
+    /* History (PROTOCOL.md 8.17-8.21) */
+    PROTO_PERIOD_REQ = 18,
+    PROTO_PERIOD = 19,
+    PROTO_RANGE_REQ = 20,
+    PROTO_RANGE = 21,
+    PROTO_PERIOD_CHANGED = 22,
 };
+#define PROTO_TYPE_MAX 23 /* highest type number this codec may know */
 
 enum proto_ack_status {
     PROTO_ACK_ACCEPTED = 0,
@@ -211,6 +222,45 @@ typedef struct proto_msg {
             uint64_t stream_id;
             uint64_t seq;
         } goodbye;
+        struct {
+            uint64_t req_id;
+            proto_str_t prefix; /* 0..255 bytes, as in SNAPSHOT_REQ */
+            proto_str_t period; /* 1..16 bytes: "2023", "2023-Q4", ... */
+        } period_req;
+        struct {
+            uint64_t req_id;
+            uint32_t index; /* of this item, 0-based */
+            uint32_t count; /* items in the whole answer */
+            bool has_tally; /* false only when count is 0 (nil on the wire) */
+            proto_tally_t tally;
+        } period;
+        struct {
+            uint64_t req_id;
+            proto_str_t metric; /* a name */
+            proto_str_t scope;  /* "" (county) or a township name */
+            proto_str_t by;     /* "day", "month", "quarter", "year" */
+            proto_str_t from;   /* period names, 1..16 bytes */
+            proto_str_t to;
+        } range_req;
+        struct {
+            uint64_t req_id;
+            proto_str_t metric;
+            proto_str_t scope;
+            uint8_t kind;     /* enum proto_kind */
+            uint32_t first;   /* index of points[0] in the whole range */
+            uint32_t total;   /* points in the whole range */
+            uint32_t npoints; /* 0..PROTO_RANGE_CHUNK */
+            /* name: the period; num/den/present as a tally's column */
+            proto_value_t points[PROTO_RANGE_CHUNK];
+        } range;
+        struct {
+            uint64_t stream_id;
+            uint64_t seq; /* the publisher's seq when it was sent */
+            proto_str_t metric;
+            proto_str_t scope;
+            uint32_t nperiods; /* 1..PROTO_CHANGED_MAX */
+            proto_str_t periods[PROTO_CHANGED_MAX];
+        } period_changed;
     } u;
 } proto_msg_t;
 

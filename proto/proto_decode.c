@@ -25,10 +25,11 @@
 #include <string.h>
 
 /* The name of each type for error reports, indexed by enum proto_type. */
-static const char *const msg_names[16] = {
-    "body",   "SUBMIT",    "ACK",   "SNAPSHOT_REQ", "SNAPSHOT_ITEM", "SNAPSHOT_END",
-    "UPDATE", "HEARTBEAT", "HELLO", "WELCOME",      "STATS_REQ",     "STATS",
-    "PING",   "PONG",      "ERROR", "GOODBYE"};
+static const char *const msg_names[PROTO_TYPE_MAX + 1] = {
+    "body",       "SUBMIT",    "ACK",       "SNAPSHOT_REQ", "SNAPSHOT_ITEM",  "SNAPSHOT_END",
+    "UPDATE",     "HEARTBEAT", "HELLO",     "WELCOME",      "STATS_REQ",      "STATS",
+    "PING",       "PONG",      "ERROR",     "GOODBYE",      "body",           "body",
+    "PERIOD_REQ", "PERIOD",    "RANGE_REQ", "RANGE",        "PERIOD_CHANGED", "body"};
 
 #define SHOW_MAX 48 /* bytes of an offending value quoted in a message */
 
@@ -568,6 +569,107 @@ static int dec_stats(rd_t *r, proto_msg_t *m)
     return 0;
 }
 
+static int rd_period_text(rd_t *r, const char *name, proto_str_t *out)
+{
+    return rd_text(r, FLD(name), 1, PROTO_PERIOD_TEXT_MAX, out);
+}
+
+static int rd_scope(rd_t *r, proto_str_t *out)
+{
+    TRY(rd_bytes(r, FLD("scope"), false, out));
+    return out->len > 0 ? chk_name(r, FLD("scope"), *out) : 0;
+}
+
+static int dec_period(rd_t *r, proto_msg_t *m)
+{
+    uint64_t u = 0;
+    TRY(rd_u64(r, FLD("index"), 0, UINT32_MAX, &u));
+    m->u.period.index = (uint32_t)u;
+    TRY(rd_u64(r, FLD("count"), 0, UINT32_MAX, &u));
+    m->u.period.count = (uint32_t)u;
+    if (m->u.period.count > 0 && m->u.period.index >= m->u.period.count)
+        return fail(r->err, TALLY_ERANGE, FLD("index"),
+                    "item %" PRIu32 " of an answer of %" PRIu32 " items", m->u.period.index,
+                    m->u.period.count);
+    m->u.period.has_tally = !is_nil(r);
+    if (m->u.period.has_tally != (m->u.period.count > 0))
+        return fail(r->err, TALLY_EMALFORMED, FLD("tally"),
+                    "a tally must be nil exactly when count is 0 (count %" PRIu32 ")",
+                    m->u.period.count);
+    return m->u.period.has_tally ? dec_tally(r, &m->u.period.tally) : 0;
+}
+
+static int dec_range(rd_t *r, proto_msg_t *m)
+{
+    __typeof__(m->u.range) *g = &m->u.range;
+    uint64_t u = 0;
+    uint32_t n = 0;
+    TRY(rd_name(r, FLD("metric"), &g->metric));
+    TRY(rd_scope(r, &g->scope));
+    TRY(rd_u64(r, FLD("kind"), 0, PROTO_KIND_RATIO, &u));
+    g->kind = (uint8_t)u;
+    TRY(rd_u64(r, FLD("first"), 0, UINT32_MAX, &u));
+    g->first = (uint32_t)u;
+    TRY(rd_u64(r, FLD("total"), 1, UINT32_MAX, &u));
+    g->total = (uint32_t)u;
+    TRY(rd_array(r, FLD("points"), &n));
+    if (n > PROTO_RANGE_CHUNK || g->first >= g->total || n > g->total - g->first)
+        return fail(r->err, TALLY_ERANGE, FLD("points"),
+                    "%" PRIu32 " points from index %" PRIu32 " of %" PRIu32
+                    " (at most %d per message, within the total)",
+                    n, g->first, g->total, PROTO_RANGE_CHUNK);
+    g->npoints = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        fld_t f = {"points", -1, (int32_t)i, NULL, 0};
+        proto_value_t *v = &g->points[i];
+        uint32_t two = 0;
+        TRY(rd_array(r, &f, &two));
+        if (two != 2)
+            return fail(r->err, TALLY_EMALFORMED, &f,
+                        "point is an array of %" PRIu32 " elements, expected 2 [period, value]",
+                        two);
+        TRY(rd_text(r, &f, 1, PROTO_PERIOD_TEXT_MAX, &v->name));
+        v->num = 0, v->den = 1;
+        v->present = !is_nil(r);
+        if (!v->present)
+            continue;
+        if (g->kind != PROTO_KIND_RATIO) {
+            TRY(rd_i64(r, &f, INT64_MIN, INT64_MAX, &v->num));
+            continue;
+        }
+        TRY(rd_array(r, &f, &two));
+        if (two != 2)
+            return fail(r->err, TALLY_EMALFORMED, &f,
+                        "ratio is an array of %" PRIu32 " elements, expected 2 [num, den]", two);
+        TRY(rd_i64(r, &f, INT64_MIN, INT64_MAX, &v->num));
+        TRY(rd_i64(r, &f, INT64_MIN, INT64_MAX, &v->den));
+        if (v->den == 0)
+            return fail(r->err, TALLY_ERANGE, &f,
+                        "ratio %" PRId64 "/0 has a zero denominator (send nil instead)", v->num);
+    }
+    g->npoints = n;
+    return 0;
+}
+
+static int dec_changed(rd_t *r, proto_msg_t *m)
+{
+    __typeof__(m->u.period_changed) *c = &m->u.period_changed;
+    uint32_t n = 0;
+    TRY(rd_u64(r, FLD("seq"), 0, UINT64_MAX, &c->seq));
+    TRY(rd_name(r, FLD("metric"), &c->metric));
+    TRY(rd_scope(r, &c->scope));
+    TRY(rd_array(r, FLD("periods"), &n));
+    if (n < 1 || n > PROTO_CHANGED_MAX)
+        return fail(r->err, n ? TALLY_ETOOMANY : TALLY_ERANGE, FLD("periods"),
+                    "%" PRIu32 " periods, allowed 1..%d", n, PROTO_CHANGED_MAX);
+    for (uint32_t i = 0; i < n; i++) {
+        fld_t f = {"periods", -1, (int32_t)i, NULL, 0};
+        TRY(rd_text(r, &f, 1, PROTO_PERIOD_TEXT_MAX, &c->periods[i]));
+    }
+    c->nperiods = n;
+    return 0;
+}
+
 /* Every request and reply but SUBMIT/ACK starts with req_id or stream_id at
  * offset 0 of its struct, which the union lets us fill in one place. */
 static int dec_body(rd_t *r, proto_msg_t *m, proto_sample_t *samples, uint32_t cap)
@@ -577,7 +679,8 @@ static int dec_body(rd_t *r, proto_msg_t *m, proto_sample_t *samples, uint32_t c
         return dec_submit(r, &m->u.submit, samples, cap);
     if (m->type == PROTO_ACK)
         return dec_ack(r, &m->u.ack);
-    bool stream = m->type == PROTO_UPDATE || m->type == PROTO_HEARTBEAT || m->type == PROTO_GOODBYE;
+    bool stream = m->type == PROTO_UPDATE || m->type == PROTO_HEARTBEAT ||
+                  m->type == PROTO_GOODBYE || m->type == PROTO_PERIOD_CHANGED;
     TRY(rd_u64(r, FLD(stream ? "stream_id" : "req_id"), 0, UINT64_MAX, &m->u.stats_req.req_id));
     switch (m->type) {
     case PROTO_SNAPSHOT_REQ:
@@ -613,6 +716,21 @@ static int dec_body(rd_t *r, proto_msg_t *m, proto_sample_t *samples, uint32_t c
         return rd_text(r, FLD("message"), 0, PROTO_MESSAGE_MAX, &m->u.error.message);
     case PROTO_GOODBYE:
         return rd_u64(r, FLD("seq"), 0, UINT64_MAX, &m->u.goodbye.seq);
+    case PROTO_PERIOD_REQ:
+        TRY(rd_text(r, FLD("prefix"), 0, PROTO_PREFIX_MAX, &m->u.period_req.prefix));
+        return rd_period_text(r, "period", &m->u.period_req.period);
+    case PROTO_PERIOD:
+        return dec_period(r, m);
+    case PROTO_RANGE_REQ:
+        TRY(rd_name(r, FLD("metric"), &m->u.range_req.metric));
+        TRY(rd_scope(r, &m->u.range_req.scope));
+        TRY(rd_period_text(r, "by", &m->u.range_req.by));
+        TRY(rd_period_text(r, "from", &m->u.range_req.from));
+        return rd_period_text(r, "to", &m->u.range_req.to);
+    case PROTO_RANGE:
+        return dec_range(r, m);
+    case PROTO_PERIOD_CHANGED:
+        return dec_changed(r, m);
     default: /* STATS_REQ has nothing after req_id */
         return 0;
     }
@@ -653,9 +771,10 @@ int proto_decode(const void *buf, size_t len, proto_msg_t *msg, proto_sample_t *
     }
     msg->version = PROTO_VERSION;
     TRY(rd_int(&r, FLD("type"), &v));
-    if (v.neg || v.u < PROTO_SUBMIT || v.u > PROTO_GOODBYE)
-        return fail(err, TALLY_ETYPE, FLD("type"), "%s is not a known message type (%d..%d)",
-                    ival_str(&v, vs), PROTO_SUBMIT, PROTO_GOODBYE);
+    if (v.neg || v.u < PROTO_SUBMIT || v.u > PROTO_TYPE_MAX || proto_msg_elems[v.u] == 0)
+        return fail(err, TALLY_ETYPE, FLD("type"),
+                    "%s is not a known message type (%d..%d, %d..%d)", ival_str(&v, vs),
+                    PROTO_SUBMIT, PROTO_GOODBYE, PROTO_PERIOD_REQ, PROTO_PERIOD_CHANGED);
     msg->type = (uint32_t)v.u;
     if (n != proto_msg_elems[msg->type])
         return fail(err, TALLY_EMALFORMED, FLD(msg_names[msg->type]),

@@ -755,6 +755,8 @@ static void test_tally_error(void **state)
         "KIND_MISMATCH",
         "BUSY",
         "STALE_SEQUENCE",
+        "BAD_PERIOD",
+        "PERIOD_EXPIRED",
     };
     static const char *const local[] = {"NOMEM", "IO",     "TIMEOUT",  "AGAIN",  "CLOSED",
                                         "INVAL", "EXISTS", "NOTFOUND", "CONFIG", "SYS"};
@@ -769,7 +771,7 @@ static void test_tally_error(void **state)
         assert_false(tally_err_is_wire(TALLY_ENOMEM - i));
     }
     assert_int_equal(TALLY_ENOMEM - 9, TALLY_ESYS);
-    static const int unknown[] = {1, 100, -26, -99, -110, -1000, INT32_MIN, INT32_MAX};
+    static const int unknown[] = {1, 100, -28, -99, -110, -1000, INT32_MIN, INT32_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         assert_string_equal(tally_errname(unknown[i]), "UNKNOWN");
         assert_string_equal(tally_strerror(unknown[i]), "unknown error");
