@@ -179,15 +179,7 @@ static int load_config(tallyd_t *d)
 static int setup_engine(tallyd_t *d)
 {
     engine_config_t ec;
-    engine_config_default(&ec);
-    ec.nwindows = (uint32_t)d->cfg.nwindows;
-    for (size_t i = 0; i < d->cfg.nwindows; i++) {
-        ec.windows[i].name = d->cfg.windows[i].name;
-        ec.windows[i].ms = d->cfg.windows[i].ms;
-    }
-    ec.buckets = (uint32_t)d->cfg.buckets;
-    ec.zone = d->cfg.timezone;
-    ec.max_series = (uint32_t)d->cfg.max_series;
+    engine_config_from(&ec, &d->cfg);
     char msg[256];
     if (engine_config_check(&ec, msg, sizeof(msg)) != 0) {
         log_error(&d->log, "invalid tally settings: %s", msg);

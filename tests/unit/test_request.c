@@ -47,36 +47,10 @@ static void fx_init(fx_t *f, bool secured)
     msgpack_sbuffer_init(&f->buf);
     keyring_init(&f->keys);
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    const tallyd_config_t *c = &f->st.cfg;
-    ingest_config_t ic = {
-        .engine = &f->st.engine,
-        .towns = &f->st.towns,
-        .metrics = &f->st.metrics,
-        .dedup = &f->st.dedup,
-        .rl = &f->st.rl,
-        .journal = {t_journal_append, t_journal_error, &f->journal},
-        .reply = t_sink_of(&f->replies),
-        .stop = on_stop,
-        .stats = &f->st.stats,
-        .log = &f->st.log,
-        .clock = &t_clock,
-        .secured = secured,
-        .limits = ingest_limits_from(c),
-    };
+    ingest_config_t ic = t_ingest_config(&f->st, &f->journal, &f->replies, on_stop, NULL);
+    ic.secured = secured;
     assert_int_equal(ingest_init(&f->in, &ic), 0);
-    publish_config_t pc = {
-        .loop = &f->loop,
-        .engine = &f->st.engine,
-        .towns = &f->st.towns,
-        .metrics = &f->st.metrics,
-        .pub = t_sink_of(&f->pub),
-        .stats = &f->st.stats,
-        .log = &f->st.log,
-        .clock = &t_clock,
-        .interval_ms = 3600000,
-        .heartbeat_ms = 3600000,
-        .seq = 41,
-    };
+    publish_config_t pc = t_publish_config(&f->st, &f->loop, &f->pub, 3600000, 41);
     assert_int_equal(publish_init(&f->p, &pc), 0);
     snapshot_config_t sc = {
         .loop = &f->loop,
@@ -103,8 +77,8 @@ static void fx_init(fx_t *f, bool secured)
         .log = &f->st.log,
         .limits = {.max_samples = 8,
                    .max_msg_bytes = 4096,
-                   .skew_ms = c->skew_ms,
-                   .max_age_ms = c->max_age_ms},
+                   .skew_ms = f->st.cfg.skew_ms,
+                   .max_age_ms = f->st.cfg.max_age_ms},
     };
     assert_int_equal(request_init(&f->r, &rc), 0);
 }
