@@ -232,6 +232,59 @@ static void test_hello_ping_stats(void **state)
     assert_true(seen);
 }
 
+/* CATALOG_REQ: empty until the daemon hands request a catalog, then the
+ * built-in one in pages from where the client asks. */
+static void test_catalog(void **state)
+{
+    fx_t *f = *state;
+    proto_msg_t q = {.type = PROTO_CATALOG_REQ};
+    q.u.catalog_req.req_id = 12;
+    t_encode(&f->buf, &q);
+    send_req(f, NULL);
+    const proto_msg_t *m = t_sink_at(&f->replies, 0);
+    assert_int_equal(m->type, PROTO_CATALOG);
+    assert_int_equal(m->u.catalog.req_id, 12);
+    assert_int_equal(m->u.catalog.townships_total, 0);
+    assert_int_equal(m->u.catalog.metrics_total, 0);
+    t_sink_clear(&f->replies);
+
+    assert_int_equal(request_set_catalog(&f->r, &f->st.cfg), 0);
+    t_encode(&f->buf, &q);
+    send_req(f, NULL);
+    m = t_sink_at(&f->replies, 0);
+    assert_int_equal(m->type, PROTO_CATALOG);
+    uint32_t total = m->u.catalog.metrics_total;
+    uint64_t id = m->u.catalog.catalog_id;
+    assert_true(total >= 3); /* the built-in ratios at least */
+    assert_int_equal(m->u.catalog.nmetrics, total);
+    proto_catalog_iter_t it;
+    proto_metric_info_t e;
+    uint32_t ratios = 0;
+    proto_catalog_iter(&it, m);
+    while (proto_catalog_next_metric(&it, &e))
+        if (e.kind == PROTO_KIND_RATIO && proto_str_eq(e.id, "disputes.resolution_rate")) {
+            assert_true(proto_str_eq(e.numerator, "disputes.resolved"));
+            ratios++;
+        }
+    assert_int_equal(ratios, 1);
+    t_sink_clear(&f->replies);
+
+    /* From the last metric on: one entry, same catalog. */
+    q.u.catalog_req.metrics_from = total - 1;
+    t_encode(&f->buf, &q);
+    send_req(f, NULL);
+    m = t_sink_at(&f->replies, 0);
+    assert_int_equal(m->u.catalog.nmetrics, 1);
+    assert_int_equal(m->u.catalog.catalog_id, id);
+    t_sink_clear(&f->replies);
+    /* Beyond the end: empty. */
+    q.u.catalog_req.metrics_from = total + 5;
+    t_encode(&f->buf, &q);
+    send_req(f, NULL);
+    m = t_sink_at(&f->replies, 0);
+    assert_int_equal(m->u.catalog.nmetrics, 0);
+}
+
 static void test_submit_and_snapshot(void **state)
 {
     fx_t *f = *state;
@@ -300,6 +353,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_frames_and_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_undecodable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hello_ping_stats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_and_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secured, setup_secured, teardown),
     };
