@@ -195,6 +195,12 @@ typedef int (*engine_item_fn)(void *ctx, const engine_item_t *item);
  * ENGINE_SERIES_DEFAULT series.  Names point to static strings. */
 void engine_config_default(engine_config_t *cfg);
 
+struct tallyd_config;
+/* Fill cfg from tallyd.conf's settings (windows, buckets, timezone,
+ * max_series), the rest as engine_config_default.  Names point into c,
+ * which must outlive the use of cfg (engine_init copies them). */
+void engine_config_from(engine_config_t *cfg, const struct tallyd_config *c);
+
 /* Check cfg.  Returns 0, or TALLY_EINVAL with a sentence naming the field,
  * its value and the limit in msg (always NUL-terminated when msglen > 0;
  * msg may be NULL).  Invalid: more than ENGINE_WINDOWS_MAX windows; a

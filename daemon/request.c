@@ -23,6 +23,7 @@ int request_init(request_t *r, const request_config_t *c)
     memset(r, 0, sizeof(*r));
     r->c = *c;
     msgpack_sbuffer_init(&r->out);
+    catalog_view_init(&r->catalog);
     r->samples = calloc(PROTO_SAMPLES_MAX, sizeof(*r->samples));
     return r->samples ? 0 : TALLY_ENOMEM;
 }
@@ -31,6 +32,7 @@ void request_free(request_t *r)
 {
     free(r->samples);
     r->samples = NULL;
+    catalog_view_free(&r->catalog);
     msgpack_sbuffer_destroy(&r->out);
     msgpack_sbuffer_init(&r->out);
 }
@@ -38,6 +40,11 @@ void request_free(request_t *r)
 void request_set_limits(request_t *r, const request_limits_t *l)
 {
     r->c.limits = *l;
+}
+
+int request_set_catalog(request_t *r, const tallyd_config_t *cfg)
+{
+    return catalog_view_set(&r->catalog, cfg);
 }
 
 /* Encode m and send it to rid; a peer that is gone is counted. */
@@ -134,6 +141,18 @@ static void reply_stats(request_t *r, const void *rid, size_t rid_len, uint64_t 
     free(f);
 }
 
+static void reply_catalog(request_t *r, const void *rid, size_t rid_len, const proto_msg_t *in)
+{
+    proto_msg_t m;
+    if (catalog_view_page(&r->catalog, in->u.catalog_req.req_id, in->u.catalog_req.townships_from,
+                          in->u.catalog_req.metrics_from, PROTO_CATALOG_BYTES, &m) != 0) {
+        send_error(r, rid, rid_len, in->u.catalog_req.req_id, TALLY_EBUSY, "",
+                   "the daemon is out of memory for this reply; retry later");
+        return;
+    }
+    reply(r, rid, rid_len, &m);
+}
+
 static void reply_pong(request_t *r, const void *rid, size_t rid_len, const proto_msg_t *in)
 {
     proto_msg_t m = {.type = PROTO_PONG};
@@ -188,6 +207,9 @@ static void dispatch(request_t *r, const void *rid, size_t rid_len, const void *
         break;
     case PROTO_STATS_REQ:
         reply_stats(r, rid, rid_len, m->u.stats_req.req_id);
+        break;
+    case PROTO_CATALOG_REQ:
+        reply_catalog(r, rid, rid_len, m);
         break;
     case PROTO_SNAPSHOT_REQ: {
         int rc = snapshot_request(r->c.snapshot, rid, rid_len, m->u.snapshot_req.req_id,

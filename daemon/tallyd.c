@@ -179,15 +179,7 @@ static int load_config(tallyd_t *d)
 static int setup_engine(tallyd_t *d)
 {
     engine_config_t ec;
-    engine_config_default(&ec);
-    ec.nwindows = (uint32_t)d->cfg.nwindows;
-    for (size_t i = 0; i < d->cfg.nwindows; i++) {
-        ec.windows[i].name = d->cfg.windows[i].name;
-        ec.windows[i].ms = d->cfg.windows[i].ms;
-    }
-    ec.buckets = (uint32_t)d->cfg.buckets;
-    ec.zone = d->cfg.timezone;
-    ec.max_series = (uint32_t)d->cfg.max_series;
+    engine_config_from(&ec, &d->cfg);
     char msg[256];
     if (engine_config_check(&ec, msg, sizeof(msg)) != 0) {
         log_error(&d->log, "invalid tally settings: %s", msg);
@@ -413,6 +405,8 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
     if ((rc = request_init(&d->request, &rc_cfg)) != 0)
         return rc;
     d->request_open = true;
+    if ((rc = request_set_catalog(&d->request, &d->cfg)) != 0)
+        return rc;
     compact_config_t kc = {
         .loop = d->loop,
         .dir = d->cfg.state_dir,
@@ -519,6 +513,9 @@ static int reload(tallyd_t *d)
         publish_set_timing(&d->publish, next.publish_interval_ms, next.heartbeat_ms);
     config_free(&d->cfg);
     d->cfg = next;
+    /* d->cfg is where it was, its catalog arrays are new. */
+    if (request_set_catalog(&d->request, &d->cfg) != 0)
+        log_error(&d->log, "reload: out of memory for the catalog clients read; they read none");
     d->log.level = next.log_level;
     log_notice(&d->log,
                "reloaded %s: %zu townships, %zu metrics, %zu ratios declared; tallies kept",

@@ -25,11 +25,11 @@
 #include <string.h>
 
 /* The name of each type for error reports, indexed by enum proto_type. */
-static const char *const msg_names[PROTO_TYPE_MAX + 1] = {
-    "body",       "SUBMIT",    "ACK",       "SNAPSHOT_REQ", "SNAPSHOT_ITEM",  "SNAPSHOT_END",
-    "UPDATE",     "HEARTBEAT", "HELLO",     "WELCOME",      "STATS_REQ",      "STATS",
-    "PING",       "PONG",      "ERROR",     "GOODBYE",      "body",           "body",
-    "PERIOD_REQ", "PERIOD",    "RANGE_REQ", "RANGE",        "PERIOD_CHANGED", "body"};
+static const char *const msg_names[PROTO_TYPE_LAST + 1] = {
+    "body",       "SUBMIT",    "ACK",       "SNAPSHOT_REQ", "SNAPSHOT_ITEM", "SNAPSHOT_END",
+    "UPDATE",     "HEARTBEAT", "HELLO",     "WELCOME",      "STATS_REQ",     "STATS",
+    "PING",       "PONG",      "ERROR",     "GOODBYE",      "CATALOG_REQ",   "CATALOG",
+    "PERIOD_REQ", "PERIOD",    "RANGE_REQ", "RANGE",        "PERIOD_CHANGED"};
 
 #define SHOW_MAX 48 /* bytes of an offending value quoted in a message */
 
@@ -569,6 +569,144 @@ static int dec_stats(rd_t *r, proto_msg_t *m)
     return 0;
 }
 
+/* ---- the catalog (PROTOCOL.md 8.17) -------------------------------------- */
+
+static int dec_township(rd_t *r, uint32_t i, proto_township_t *t)
+{
+    fld_t f = {"townships", -1, (int32_t)i, NULL, 0};
+    uint32_t n = 0;
+    uint64_t type = 0;
+    TRY(rd_array(r, &f, &n));
+    if (n != 3)
+        return fail(r->err, TALLY_EMALFORMED, &f,
+                    "a township is an array of %" PRIu32 " elements, expected 3 [id, name, type]",
+                    n);
+    TRY(rd_name(r, &f, &t->id));
+    TRY(rd_text(r, &f, 0, PROTO_TOWNSHIP_NAME_MAX, &t->name));
+    TRY(rd_u64(r, &f, 0, PROTO_TOWNSHIP_TYPE_MAX, &type));
+    t->type = (uint8_t)type;
+    return 0;
+}
+
+/* A ratio's operands are names; anything else has none. */
+static int rd_operand(rd_t *r, const fld_t *f, uint8_t kind, proto_str_t *out)
+{
+    if (kind == PROTO_KIND_RATIO)
+        return rd_name(r, f, out);
+    TRY(rd_bytes(r, f, false, out));
+    if (out->len != 0)
+        return fail(r->err, TALLY_ERANGE, f,
+                    "a counter or gauge has no operands, got a string of %" PRIu32 " bytes",
+                    out->len);
+    return 0;
+}
+
+static int dec_metric(rd_t *r, uint32_t i, proto_metric_info_t *e)
+{
+    fld_t f = {"metrics", -1, (int32_t)i, NULL, 0};
+    uint32_t n = 0;
+    uint64_t kind = 0, scale = 0;
+    TRY(rd_array(r, &f, &n));
+    if (n != 7)
+        return fail(r->err, TALLY_EMALFORMED, &f,
+                    "a metric is an array of %" PRIu32
+                    " elements, expected 7 [id, kind, unit, scale, label, numerator, denominator]",
+                    n);
+    TRY(rd_name(r, &f, &e->id));
+    TRY(rd_u64(r, &f, 0, PROTO_KIND_RATIO, &kind));
+    e->kind = (uint8_t)kind;
+    TRY(rd_text(r, &f, 0, PROTO_UNIT_MAX, &e->unit));
+    TRY(rd_u64(r, &f, 0, PROTO_SCALE_MAX, &scale));
+    e->scale = (uint8_t)scale;
+    TRY(rd_text(r, &f, 0, PROTO_LABEL_MAX, &e->label));
+    TRY(rd_operand(r, &f, e->kind, &e->numerator));
+    return rd_operand(r, &f, e->kind, &e->denominator);
+}
+
+/* One of the two lists: its header, checked against its total. */
+static int rd_list(rd_t *r, const char *name, uint32_t total, uint32_t *n)
+{
+    TRY(rd_array(r, FLD(name), n));
+    if (*n > total)
+        return fail(r->err, TALLY_ERANGE, FLD(name),
+                    "%" PRIu32 " entries, more than the %" PRIu32 " the catalog holds", *n, total);
+    return 0;
+}
+
+/* Every entry is checked here, so that the iterators below can read them
+ * again without failing. */
+static int dec_catalog(rd_t *r, proto_msg_t *m)
+{
+    __typeof__(m->u.catalog) *c = &m->u.catalog;
+    uint64_t u = 0;
+    uint32_t n = 0;
+    proto_township_t t;
+    proto_metric_info_t e;
+    c->townships = NULL, c->metrics = NULL;
+    TRY(rd_u64(r, FLD("catalog_id"), 0, UINT64_MAX, &c->catalog_id));
+    TRY(rd_u64(r, FLD("townships_total"), 0, UINT32_MAX, &u));
+    c->townships_total = (uint32_t)u;
+    TRY(rd_u64(r, FLD("metrics_total"), 0, UINT32_MAX, &u));
+    c->metrics_total = (uint32_t)u;
+    c->entries = r->p;
+    TRY(rd_list(r, "townships", c->townships_total, &n));
+    for (uint32_t i = 0; i < n; i++)
+        TRY(dec_township(r, i, &t));
+    c->ntownships = n;
+    TRY(rd_list(r, "metrics", c->metrics_total, &n));
+    for (uint32_t i = 0; i < n; i++)
+        TRY(dec_metric(r, i, &e));
+    c->nmetrics = n;
+    c->end = r->p;
+    return 0;
+}
+
+void proto_catalog_iter(proto_catalog_iter_t *it, const proto_msg_t *msg)
+{
+    assert(msg->type == PROTO_CATALOG);
+    it->p = msg->u.catalog.entries;
+    it->end = msg->u.catalog.end;
+    it->townships_left = msg->u.catalog.ntownships;
+    it->metrics_left = msg->u.catalog.nmetrics;
+    it->in_metrics = false;
+    rd_t r = {it->p, it->p, it->end, NULL};
+    uint32_t n = 0;
+    if (rd_array(&r, FLD("townships"), &n) != 0)
+        it->townships_left = it->metrics_left = 0; /* not a decoded CATALOG */
+    it->p = r.p;
+}
+
+bool proto_catalog_next_township(proto_catalog_iter_t *it, proto_township_t *out)
+{
+    if (it->in_metrics || it->townships_left == 0)
+        return false;
+    rd_t r = {it->p, it->p, it->end, NULL};
+    if (dec_township(&r, 0, out) != 0)
+        return it->townships_left = it->metrics_left = 0, false;
+    it->p = r.p;
+    it->townships_left--;
+    return true;
+}
+
+bool proto_catalog_next_metric(proto_catalog_iter_t *it, proto_metric_info_t *out)
+{
+    proto_township_t t;
+    while (proto_catalog_next_township(it, &t))
+        ;
+    rd_t r = {it->p, it->p, it->end, NULL};
+    if (!it->in_metrics) {
+        uint32_t n = 0;
+        if (rd_array(&r, FLD("metrics"), &n) != 0)
+            return it->metrics_left = 0, false;
+        it->in_metrics = true;
+    }
+    if (it->metrics_left == 0 || dec_metric(&r, 0, out) != 0)
+        return it->metrics_left = 0, false;
+    it->p = r.p;
+    it->metrics_left--;
+    return true;
+}
+
 static int rd_period_text(rd_t *r, const char *name, proto_str_t *out)
 {
     return rd_text(r, FLD(name), 1, PROTO_PERIOD_TEXT_MAX, out);
@@ -716,6 +854,14 @@ static int dec_body(rd_t *r, proto_msg_t *m, proto_sample_t *samples, uint32_t c
         return rd_text(r, FLD("message"), 0, PROTO_MESSAGE_MAX, &m->u.error.message);
     case PROTO_GOODBYE:
         return rd_u64(r, FLD("seq"), 0, UINT64_MAX, &m->u.goodbye.seq);
+    case PROTO_CATALOG_REQ:
+        TRY(rd_u64(r, FLD("townships_from"), 0, UINT32_MAX, &u));
+        m->u.catalog_req.townships_from = (uint32_t)u;
+        TRY(rd_u64(r, FLD("metrics_from"), 0, UINT32_MAX, &u));
+        m->u.catalog_req.metrics_from = (uint32_t)u;
+        return 0;
+    case PROTO_CATALOG:
+        return dec_catalog(r, m);
     case PROTO_PERIOD_REQ:
         TRY(rd_text(r, FLD("prefix"), 0, PROTO_PREFIX_MAX, &m->u.period_req.prefix));
         return rd_period_text(r, "period", &m->u.period_req.period);
@@ -771,10 +917,9 @@ int proto_decode(const void *buf, size_t len, proto_msg_t *msg, proto_sample_t *
     }
     msg->version = PROTO_VERSION;
     TRY(rd_int(&r, FLD("type"), &v));
-    if (v.neg || v.u < PROTO_SUBMIT || v.u > PROTO_TYPE_MAX || proto_msg_elems[v.u] == 0)
-        return fail(err, TALLY_ETYPE, FLD("type"),
-                    "%s is not a known message type (%d..%d, %d..%d)", ival_str(&v, vs),
-                    PROTO_SUBMIT, PROTO_GOODBYE, PROTO_PERIOD_REQ, PROTO_PERIOD_CHANGED);
+    if (v.neg || v.u < PROTO_SUBMIT || v.u > PROTO_TYPE_LAST)
+        return fail(err, TALLY_ETYPE, FLD("type"), "%s is not a known message type (%d..%d)",
+                    ival_str(&v, vs), PROTO_SUBMIT, PROTO_TYPE_LAST);
     msg->type = (uint32_t)v.u;
     if (n != proto_msg_elems[msg->type])
         return fail(err, TALLY_EMALFORMED, FLD(msg_names[msg->type]),

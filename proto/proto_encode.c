@@ -193,6 +193,52 @@ static int enc_stats(msgpack_packer *pk, const proto_msg_t *m)
     return 0;
 }
 
+static bool is_valid_operand(const proto_metric_info_t *e)
+{
+    if (e->kind == PROTO_KIND_RATIO)
+        return is_valid_name(e->numerator) && is_valid_name(e->denominator);
+    return e->numerator.len == 0 && e->denominator.len == 0;
+}
+
+static int enc_catalog(msgpack_packer *pk, const proto_msg_t *m)
+{
+    const __typeof__(m->u.catalog) *c = &m->u.catalog;
+    NEED(c->ntownships <= c->townships_total && c->nmetrics <= c->metrics_total);
+    NEED(c->ntownships == 0 || c->townships != NULL);
+    NEED(c->nmetrics == 0 || c->metrics != NULL);
+    TRY(pk_head(pk, PROTO_CATALOG));
+    PK(msgpack_pack_uint64(pk, c->req_id));
+    PK(msgpack_pack_uint64(pk, c->catalog_id));
+    PK(msgpack_pack_uint64(pk, c->townships_total));
+    PK(msgpack_pack_uint64(pk, c->metrics_total));
+    PK(msgpack_pack_array(pk, c->ntownships));
+    for (uint32_t i = 0; i < c->ntownships; i++) {
+        const proto_township_t *t = &c->townships[i];
+        NEED(is_valid_name(t->id) && is_valid_text(t->name, 0, PROTO_TOWNSHIP_NAME_MAX));
+        NEED(t->type <= PROTO_TOWNSHIP_TYPE_MAX);
+        PK(msgpack_pack_array(pk, 3));
+        TRY(pk_str(pk, t->id));
+        TRY(pk_str(pk, t->name));
+        PK(msgpack_pack_uint64(pk, t->type));
+    }
+    PK(msgpack_pack_array(pk, c->nmetrics));
+    for (uint32_t i = 0; i < c->nmetrics; i++) {
+        const proto_metric_info_t *e = &c->metrics[i];
+        NEED(is_valid_name(e->id) && e->kind <= PROTO_KIND_RATIO && e->scale <= PROTO_SCALE_MAX);
+        NEED(is_valid_text(e->unit, 0, PROTO_UNIT_MAX) &&
+             is_valid_text(e->label, 0, PROTO_LABEL_MAX) && is_valid_operand(e));
+        PK(msgpack_pack_array(pk, 7));
+        TRY(pk_str(pk, e->id));
+        PK(msgpack_pack_uint64(pk, e->kind));
+        TRY(pk_str(pk, e->unit));
+        PK(msgpack_pack_uint64(pk, e->scale));
+        TRY(pk_str(pk, e->label));
+        TRY(pk_str(pk, e->numerator));
+        TRY(pk_str(pk, e->denominator));
+    }
+    return 0;
+}
+
 static bool is_period_text(proto_str_t s)
 {
     return is_valid_text(s, 1, PROTO_PERIOD_TEXT_MAX);
@@ -361,6 +407,14 @@ int proto_encode(msgpack_sbuffer *out, const proto_msg_t *msg)
         PK(msgpack_pack_uint64(&pk, msg->u.goodbye.stream_id));
         PK(msgpack_pack_uint64(&pk, msg->u.goodbye.seq));
         return 0;
+    case PROTO_CATALOG_REQ:
+        TRY(pk_head(&pk, msg->type));
+        PK(msgpack_pack_uint64(&pk, msg->u.catalog_req.req_id));
+        PK(msgpack_pack_uint64(&pk, msg->u.catalog_req.townships_from));
+        PK(msgpack_pack_uint64(&pk, msg->u.catalog_req.metrics_from));
+        return 0;
+    case PROTO_CATALOG:
+        return enc_catalog(&pk, msg);
     case PROTO_PERIOD_REQ:
     case PROTO_PERIOD:
     case PROTO_RANGE_REQ:

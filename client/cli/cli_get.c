@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cli_opts.h"
@@ -13,7 +14,7 @@
 /* The help lines of the shared options are cli_opts.h's macros. */
 /* clang-format off */
 const char cli_get_usage[] =
-    "Usage: tally get [--metric M] [--town T | --all] [--json] [OPTIONS]\n"
+    "Usage: tally get [--metric M] [--town T | --all] [--json] [--labels] [OPTIONS]\n"
     "\n"
     "Print the current tallies once: county-wide ones by default, one township's\n"
     "with --town, the county's and every township's with --all.  Ratios are shown\n"
@@ -22,6 +23,7 @@ const char cli_get_usage[] =
     "Options:\n"
     CLI_OPTS_HELP_FILTER("")
     "  -j, --json         one JSON document: {\"seq\":N,\"stream_id\":N,\"tallies\":[...]}\n"
+    CLI_OPTS_HELP_LABELS("")
     CLI_OPTS_HELP_TIMEOUT("")
     CLI_OPTS_HELP_SERVER("", "a subscriber's")
     CLI_OPTS_HELP_HELP("")
@@ -32,24 +34,26 @@ const char cli_get_usage[] =
     "4 internal error.\n";
 /* clang-format on */
 
-static void print_json(const tally_tally_t *const *v, size_t n, uint64_t seq, uint64_t stream)
+static void print_json(const tally_tally_t *const *v, size_t n, uint64_t seq, uint64_t stream,
+                       const tally_catalog_t *cat)
 {
     printf("{\"seq\":%" PRIu64 ",\"stream_id\":%" PRIu64 ",\"tallies\":[", seq, stream);
     for (size_t i = 0; i < n; i++) {
         if (i > 0)
             fputc(',', stdout);
-        cli_render_json_tally(stdout, v[i], false);
+        cli_render_json_tally_cat(stdout, v[i], false, cat);
     }
     fputs("]}\n", stdout);
 }
 
-static int print(cli_render_rows_t *r, bool json, uint64_t seq, uint64_t stream)
+static int print(cli_render_rows_t *r, bool json, uint64_t seq, uint64_t stream,
+                 const tally_catalog_t *cat)
 {
-    cli_render_sort(r->v, r->n);
+    cli_render_sort_cat(r->v, r->n, cat);
     if (json)
-        print_json(r->v, r->n, seq, stream);
+        print_json(r->v, r->n, seq, stream, cat);
     else if (r->n > 0)
-        return cli_render_table(stdout, r->v, r->n);
+        return cli_render_table_cat(stdout, r->v, r->n, cat);
     return 0;
 }
 
@@ -117,8 +121,8 @@ int cli_get(int argc, char **argv, cli_global_t *g)
 {
     cli_opts_t o;
     cli_opts_init(&o, "get", cli_get_usage, g,
-                  CLI_OPTS_FILTER | CLI_OPTS_JSON | CLI_OPTS_TIMEOUT | CLI_OPTS_SERVER |
-                      CLI_OPTS_NO_OPERANDS,
+                  CLI_OPTS_FILTER | CLI_OPTS_JSON | CLI_OPTS_LABELS | CLI_OPTS_TIMEOUT |
+                      CLI_OPTS_SERVER | CLI_OPTS_NO_OPERANDS,
                   NULL);
     int status = cli_opts_parse(&o, argc, argv);
     if (status != CLI_CONTINUE)
@@ -128,6 +132,7 @@ int cli_get(int argc, char **argv, cli_global_t *g)
     if (status != 0)
         return status;
     cli_render_rows_t rows = {.metric = o.all ? o.metric : NULL, .copy = true};
+    tally_catalog_t *cat = NULL;
     uint64_t seq = 0, stream = 0;
     char err[600];
     tally_request_t req = {
@@ -135,12 +140,20 @@ int cli_get(int argc, char **argv, cli_global_t *g)
     int rc = tally_get_req(g->server, &req, o.prefix, cli_render_rows_add, &rows, &seq, &stream);
     if (rc < 0) {
         status = cli_request_failed(g, "get", rc, &req, o.timeout_ms);
-    } else if (rows.oom || print(&rows, o.json, seq, stream) < 0) {
-        cli_error("out of memory");
-        status = CLI_INTERNAL;
-    } else if (rows.n == 0) {
-        status = nothing(g, &o, curve);
+    } else {
+        /* The labels: a second request, only when there is something to
+         * label. */
+        if (!rows.oom && rows.n > 0)
+            cat = cli_render_catalog(g, "get", curve, o.labels, o.timeout_ms,
+                                     !o.json && isatty(STDOUT_FILENO));
+        if (rows.oom || print(&rows, o.json, seq, stream, cat) < 0) {
+            cli_error("out of memory");
+            status = CLI_INTERNAL;
+        } else if (rows.n == 0) {
+            status = nothing(g, &o, curve);
+        }
     }
     cli_render_rows_free(&rows);
+    tally_catalog_destroy(&cat);
     return status;
 }

@@ -1,5 +1,6 @@
 /* oneshot.c - libtally (client/lib/): single request/reply exchanges,
- * tally_get (one snapshot) and tally_stats, saying why one failed: the
+ * tally_get (one snapshot), tally_stats and tally_catalog_req (page by
+ * page), saying why one failed: the
  * daemon's ERROR, or what the connection showed (monitor.c). */
 #include <errno.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 
 #include <zmq.h>
 
+#include "catalog.h"
 #include "curve.h"
 #include "monitor.h"
 #include "sub_store.h"
@@ -304,6 +306,100 @@ static int stats(const char *server, tally_request_t *req, bool early, tally_sta
     return rc;
 }
 
+static int send_catalog_req(oneshot_t *o, uint64_t req_id, uint32_t towns_from,
+                            uint32_t metrics_from)
+{
+    proto_msg_t m;
+    memset(&m, 0, sizeof m);
+    m.type = PROTO_CATALOG_REQ;
+    m.u.catalog_req.req_id = req_id;
+    m.u.catalog_req.townships_from = towns_from;
+    m.u.catalog_req.metrics_from = metrics_from;
+    return oneshot_send(o, &m);
+}
+
+/* Add the entries of page m to *cat, starting a new catalog when m's id
+ * differs from *cat's (a reload between pages: read it from the start). */
+static int catalog_page(const proto_msg_t *m, tally_catalog_t **cat, uint32_t *tf, uint32_t *mf)
+{
+    if (*cat == NULL || tally_catalog_id(*cat) != m->u.catalog.catalog_id) {
+        bool restart = *cat != NULL && (*tf > 0 || *mf > 0);
+        tally_catalog_destroy(cat);
+        if ((*cat = catalog_new(m->u.catalog.catalog_id)) == NULL)
+            return TALLY_ENOMEM;
+        *tf = *mf = 0;
+        if (restart)
+            return TALLY_EAGAIN; /* this page is not the first of its catalog */
+    }
+    proto_catalog_iter_t it;
+    proto_township_t t;
+    proto_metric_info_t e;
+    int rc = 0;
+    proto_catalog_iter(&it, m);
+    while (rc == 0 && proto_catalog_next_township(&it, &t))
+        if ((rc = catalog_add_township(*cat, &t)) == 0)
+            ++*tf;
+    while (rc == 0 && proto_catalog_next_metric(&it, &e))
+        if ((rc = catalog_add_metric(*cat, &e)) == 0)
+            ++*mf;
+    return rc;
+}
+
+static int catalog_req(const char *server, tally_request_t *req, tally_catalog_t **out)
+{
+    text_format(req->errbuf, req->errbuf_len, "%s", "");
+    req->link = TALLY_LINK_UNKNOWN;
+    if (out == NULL) {
+        text_format(req->errbuf, req->errbuf_len, "nowhere to put the catalog");
+        return TALLY_EINVAL;
+    }
+    *out = NULL;
+    oneshot_t *o;
+    int rc = oneshot_open(server, req, true, &o);
+    if (rc < 0)
+        return rc;
+    tally_catalog_t *cat = NULL;
+    uint64_t req_id = 1;
+    uint32_t tf = 0, mf = 0;
+    rc = send_catalog_req(o, req_id, 0, 0);
+    while (rc == 0 && (rc = oneshot_recv(o)) == 0) {
+        const proto_msg_t *m = &o->msg;
+        if (m->type == PROTO_ERROR && m->u.error.req_id == req_id) {
+            rc = wire_error(m, req);
+        } else if (m->type == PROTO_ERROR && m->u.error.req_id == 0 &&
+                   m->u.error.code == -TALLY_ETYPE) {
+            rc = wire_error(m, req); /* a daemon from before CATALOG_REQ */
+        } else if (m->type == PROTO_CATALOG && m->u.catalog.req_id == req_id) {
+            uint32_t tf0 = tf, mf0 = mf;
+            rc = catalog_page(m, &cat, &tf, &mf);
+            if (rc == TALLY_EAGAIN) {
+                rc = send_catalog_req(o, ++req_id, 0, 0);
+                continue;
+            }
+            if (rc < 0)
+                break;
+            if (tf >= m->u.catalog.townships_total && mf >= m->u.catalog.metrics_total) {
+                rc = catalog_finish(cat);
+                break;
+            }
+            if (tf == tf0 && mf == mf0) {
+                text_format(req->errbuf, req->errbuf_len,
+                            "the daemon sent a catalog page without entries before the end");
+                rc = TALLY_EMALFORMED;
+                break;
+            }
+            rc = send_catalog_req(o, ++req_id, tf, mf);
+        }
+    }
+    if (rc < 0 && !tally_err_is_wire(rc))
+        failed(req, rc);
+    if (rc < 0)
+        tally_catalog_destroy(&cat);
+    *out = cat;
+    oneshot_close(o, req);
+    return rc;
+}
+
 /* The entry points.  The older ones keep waiting for their whole timeout
  * whatever the connection shows, as they always did. */
 
@@ -346,4 +442,10 @@ int tally_stats_req(const char *server, tally_request_t *req, tally_stat_cb cb, 
 {
     tally_request_t none = plain(NULL, 0);
     return stats(server, req != NULL ? req : &none, true, cb, ctx);
+}
+
+int tally_catalog_req(const char *server, tally_request_t *req, tally_catalog_t **out)
+{
+    tally_request_t none = plain(NULL, 0);
+    return catalog_req(server, req != NULL ? req : &none, out);
 }

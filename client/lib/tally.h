@@ -617,6 +617,55 @@ TALLY_API int tally_get_curve(const char *server, const tally_curve_t *curve, co
 TALLY_API int tally_stats_curve(const char *server, const tally_curve_t *curve, int timeout_ms,
                                 tally_stat_cb cb, void *ctx);
 
+/* ------------------------------------------------------------------ */
+/* The catalog                                                        */
+/* ------------------------------------------------------------------ */
+
+/* A township of the daemon's catalog (PROTOCOL.md 8.17). */
+typedef struct tally_township_info {
+    const char *id;   /* the name used on the wire, e.g. "gaoguan" */
+    const char *name; /* the name people use, e.g. "高观镇"; "" when none */
+    int type;         /* 0 unspecified, 1 subdistrict, 2 town, 3 township */
+} tally_township_info_t;
+
+/* A metric of the daemon's catalog, ratios included. */
+typedef struct tally_metric_info {
+    const char *id;                      /* e.g. "disputes.resolved" */
+    int kind;                            /* enum tally_kind */
+    const char *unit;                    /* e.g. "件"; "" when none */
+    int scale;                           /* decimal places: a value v means v / 10^scale */
+    const char *label;                   /* e.g. "化解矛盾纠纷"; "" when none */
+    const char *numerator, *denominator; /* a ratio's operands; "" otherwise */
+} tally_metric_info_t;
+
+typedef struct tally_catalog tally_catalog_t;
+
+/* Read the catalog of the daemon at server (CATALOG_REQ, every page) into
+ * a new *out, with the options of req (NULL: defaults).  Returns 0;
+ * TALLY_ETYPE when the daemon predates the request (show ids then);
+ * otherwise the returns of tally_get_req. */
+TALLY_API int tally_catalog_req(const char *server, tally_request_t *req, tally_catalog_t **out);
+
+/* Free the catalog; *c = NULL.  Every pointer read from it goes with it. */
+TALLY_API void tally_catalog_destroy(tally_catalog_t **c);
+
+/* The catalog's id: it changes when a reload changes the catalog. */
+TALLY_API uint64_t tally_catalog_id(const tally_catalog_t *c);
+
+/* Townships and metrics in catalog order: the counts, and entry i (NULL
+ * when i is out of range). */
+TALLY_API size_t tally_catalog_townships(const tally_catalog_t *c);
+TALLY_API const tally_township_info_t *tally_catalog_township(const tally_catalog_t *c, size_t i);
+TALLY_API size_t tally_catalog_metrics(const tally_catalog_t *c);
+TALLY_API const tally_metric_info_t *tally_catalog_metric(const tally_catalog_t *c, size_t i);
+
+/* The entry with this id, or NULL (c may be NULL).  *index, when not
+ * NULL, receives its position in catalog order. */
+TALLY_API const tally_township_info_t *tally_catalog_find_township(const tally_catalog_t *c,
+                                                                   const char *id, size_t *index);
+TALLY_API const tally_metric_info_t *tally_catalog_find_metric(const tally_catalog_t *c,
+                                                               const char *id, size_t *index);
+
 #ifdef __cplusplus
 }
 #endif

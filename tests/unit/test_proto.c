@@ -175,6 +175,32 @@ static void make_msg(uint32_t type, proto_msg_t *m)
         m->u.goodbye.stream_id = 77;
         m->u.goodbye.seq = 4242;
         break;
+    case PROTO_CATALOG_REQ:
+        m->u.catalog_req.req_id = 11;
+        m->u.catalog_req.townships_from = UINT32_MAX;
+        m->u.catalog_req.metrics_from = 3;
+        break;
+    case PROTO_CATALOG: {
+        static const proto_township_t towns[] = {{{"gaoguan", 7}, {"高观镇", 9}, 2}};
+        static const proto_metric_info_t metrics[] = {
+            {{"disputes.resolved", 17}, 0, {"件", 3}, 0, {"化解矛盾纠纷", 18}, {"", 0}, {"", 0}},
+            {{"disputes.resolution_rate", 24},
+             2,
+             {"", 0},
+             0,
+             {"矛盾纠纷化解率", 21},
+             {"disputes.resolved", 17},
+             {"disputes.screened", 17}}};
+        m->u.catalog.req_id = 11;
+        m->u.catalog.catalog_id = UINT64_MAX;
+        m->u.catalog.townships_total = 25;
+        m->u.catalog.metrics_total = 2;
+        m->u.catalog.ntownships = 1;
+        m->u.catalog.townships = towns;
+        m->u.catalog.nmetrics = 2;
+        m->u.catalog.metrics = metrics;
+        break;
+    }
     default:
         fail();
     }
@@ -440,7 +466,7 @@ static void test_roundtrip_session(void **state)
 static void test_every_prefix_is_malformed(void **state)
 {
     (void)state;
-    for (uint32_t type = PROTO_SUBMIT; type <= PROTO_GOODBYE; type++) {
+    for (uint32_t type = PROTO_SUBMIT; type <= PROTO_TYPE_LAST; type++) {
         msgpack_sbuffer sb;
         msgpack_sbuffer_init(&sb);
         make_msg(type, &g_msg);
@@ -573,7 +599,7 @@ static void test_encoder_rejects(void **state)
     expect_einval(&g_msg);
     g_msg.type = 0;
     expect_einval(&g_msg);
-    g_msg.type = 16;
+    g_msg.type = PROTO_TYPE_LAST + 1;
     expect_einval(&g_msg);
 }
 
@@ -715,12 +741,13 @@ static void test_helpers(void **state)
     assert_false(proto_str_eq(proto_str("abc"), "ab"));
     assert_false(proto_str_eq((proto_str_t){"abc", 2}, "abc"));
 
-    for (uint32_t type = 0; type <= 16; type++) {
+    for (uint32_t type = 0; type <= PROTO_TYPE_LAST + 1; type++) {
         memset(&g_msg, 0, sizeof g_msg);
         g_msg.type = type;
         g_msg.u.stats_req.req_id = 99; /* the leading uint64 of every struct */
-        bool has = type >= PROTO_SNAPSHOT_REQ && type <= PROTO_ERROR && type != PROTO_UPDATE &&
-                   type != PROTO_HEARTBEAT;
+        bool has = (type >= PROTO_SNAPSHOT_REQ && type <= PROTO_ERROR && type != PROTO_UPDATE &&
+                    type != PROTO_HEARTBEAT) ||
+                   type == PROTO_CATALOG_REQ || type == PROTO_CATALOG;
         assert_true(proto_req_id(&g_msg) == (has ? 99u : 0u));
     }
 }
