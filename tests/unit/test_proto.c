@@ -201,6 +201,47 @@ static void make_msg(uint32_t type, proto_msg_t *m)
         m->u.catalog.metrics = metrics;
         break;
     }
+    case PROTO_PERIOD_REQ:
+        m->u.period_req.req_id = 12;
+        m->u.period_req.prefix = proto_str("u/town/gaoguan/");
+        m->u.period_req.period = proto_str("2023-12-31");
+        break;
+    case PROTO_PERIOD:
+        m->u.period.req_id = 13;
+        m->u.period.index = 0;
+        m->u.period.count = 1;
+        m->u.period.has_tally = true;
+        set_tally(&m->u.period.tally, PROTO_KIND_RATIO, "gaoguan");
+        break;
+    case PROTO_RANGE_REQ:
+        m->u.range_req.req_id = 14;
+        m->u.range_req.metric = proto_str("disputes.resolved");
+        m->u.range_req.scope = proto_str("gaoguan");
+        m->u.range_req.by = proto_str("month");
+        m->u.range_req.from = proto_str("2023-01");
+        m->u.range_req.to = proto_str("2023-12");
+        break;
+    case PROTO_RANGE:
+        m->u.range.req_id = 15;
+        m->u.range.metric = proto_str("disputes.resolution_rate");
+        m->u.range.scope = proto_str("");
+        m->u.range.kind = PROTO_KIND_RATIO;
+        m->u.range.first = 10;
+        m->u.range.total = 12;
+        m->u.range.npoints = 2;
+        m->u.range.points[0] = (proto_value_t){.name = proto_str("2023-11"), .present = false};
+        m->u.range.points[1] =
+            (proto_value_t){.name = proto_str("2023-12"), .present = true, .num = 216, .den = 219};
+        break;
+    case PROTO_PERIOD_CHANGED:
+        m->u.period_changed.stream_id = 7;
+        m->u.period_changed.seq = 1234;
+        m->u.period_changed.metric = proto_str("disputes.resolved");
+        m->u.period_changed.scope = proto_str("gaoguan");
+        m->u.period_changed.nperiods = 2;
+        m->u.period_changed.periods[0] = proto_str("2023-12-31");
+        m->u.period_changed.periods[1] = proto_str("2023");
+        break;
     default:
         fail();
     }
@@ -747,7 +788,8 @@ static void test_helpers(void **state)
         g_msg.u.stats_req.req_id = 99; /* the leading uint64 of every struct */
         bool has = (type >= PROTO_SNAPSHOT_REQ && type <= PROTO_ERROR && type != PROTO_UPDATE &&
                     type != PROTO_HEARTBEAT) ||
-                   type == PROTO_CATALOG_REQ || type == PROTO_CATALOG;
+                   type == PROTO_CATALOG_REQ || type == PROTO_CATALOG ||
+                   (type >= PROTO_PERIOD_REQ && type <= PROTO_RANGE);
         assert_true(proto_req_id(&g_msg) == (has ? 99u : 0u));
     }
 }
