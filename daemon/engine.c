@@ -68,6 +68,16 @@ uint8_t engine_metric_kind(const engine_t *e, uint32_t metric)
     return metric_kind(e, metric);
 }
 
+int engine_ratio_operands(const engine_t *e, uint32_t metric, uint32_t *num, uint32_t *den)
+{
+    if (metric_kind(e, metric) != PROTO_KIND_RATIO)
+        return TALLY_EINVAL;
+    const engine_ratio_t *r = &e->ratios[e->metrics[metric].ratio];
+    *num = r->num;
+    *den = r->den;
+    return 0;
+}
+
 void engine_config_default(engine_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));

@@ -237,6 +237,10 @@ int engine_define_ratio(engine_t *e, uint32_t metric, uint32_t num, uint32_t den
 /* Kind of metric (PROTO_KIND_*): counter unless declared otherwise. */
 uint8_t engine_metric_kind(const engine_t *e, uint32_t metric);
 
+/* The operands of ratio metric: 0, or TALLY_EINVAL when it is not a
+ * ratio. */
+int engine_ratio_operands(const engine_t *e, uint32_t metric, uint32_t *num, uint32_t *den);
+
 /* Check a batch as engine_apply() would, without applying it (time still
  * moves to the clock's now), allowing for the batches pending (see
  * engine_pend): a batch that passes can be applied after all of them.
