@@ -441,7 +441,8 @@ static void clear_cells(history_t *h)
 {
     h->ncells = 0;
     h->ndirty = 0;
-    memset(h->index, 0, ((size_t)h->mask + 1) * sizeof(*h->index));
+    if (h->index != NULL)
+        memset(h->index, 0, ((size_t)h->mask + 1) * sizeof(*h->index));
 }
 
 int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metrics, bool *rebuilt)
@@ -512,6 +513,8 @@ static void prune_days(history_t *h, int32_t first_day)
     if (!any)
         return;
     h->ncells = n;
+    if (h->index == NULL)
+        return;
     /* Positions moved: the dirty list is rebuilt from the flags. */
     h->ndirty = 0;
     for (uint32_t i = 0; i < n; i++)

@@ -178,7 +178,8 @@ static bool allowed(request_t *r, const void *rid, size_t rid_len, const proto_m
                    "directories)");
         return false;
     }
-    bool reads = m->type == PROTO_SNAPSHOT_REQ || m->type == PROTO_STATS_REQ;
+    bool reads = m->type == PROTO_SNAPSHOT_REQ || m->type == PROTO_STATS_REQ ||
+                 m->type == PROTO_PERIOD_REQ || m->type == PROTO_RANGE_REQ;
     if (reads && who->role != KEYS_ROLE_SUBSCRIBER) {
         char msg[256];
         snprintf(msg, sizeof(msg),
@@ -211,6 +212,21 @@ static void dispatch(request_t *r, const void *rid, size_t rid_len, const void *
     case PROTO_CATALOG_REQ:
         reply_catalog(r, rid, rid_len, m);
         break;
+    case PROTO_PERIOD_REQ:
+    case PROTO_RANGE_REQ: {
+        if (r->c.recall == NULL)
+            goto unknown;
+        const char *field = "";
+        char msg[PROTO_MESSAGE_MAX];
+        int rc = m->type == PROTO_PERIOD_REQ
+                     ? recall_period(r->c.recall, rid, rid_len, m, &field, msg, sizeof(msg))
+                     : recall_range(r->c.recall, rid, rid_len, m, &field, msg, sizeof(msg));
+        if (rc != 0)
+            bad_request(r, rid, rid_len, proto_req_id(m), rc, field, msg);
+        else
+            r->c.counters->period_requests++;
+        break;
+    }
     case PROTO_SNAPSHOT_REQ: {
         int rc = snapshot_request(r->c.snapshot, rid, rid_len, m->u.snapshot_req.req_id,
                                   m->u.snapshot_req.prefix.ptr, m->u.snapshot_req.prefix.len);
@@ -223,7 +239,8 @@ static void dispatch(request_t *r, const void *rid, size_t rid_len, const void *
                        "the daemon is out of memory for this snapshot; retry later");
         break;
     }
-    default: {
+    default:
+    unknown : {
         char msg[160];
         snprintf(msg, sizeof(msg), "type: message type %u is not a request the daemon answers",
                  m->type);

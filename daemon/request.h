@@ -1,7 +1,8 @@
 /* request.h - the request socket's messages: decode, check who sent them,
  * dispatch.
  *
- * SUBMIT goes to ingest, SNAPSHOT_REQ to snapshot; HELLO, PING,
+ * SUBMIT goes to ingest, SNAPSHOT_REQ to snapshot, PERIOD_REQ and
+ * RANGE_REQ to recall; HELLO, PING,
  * STATS_REQ and CATALOG_REQ (from the catalog view it keeps, set with
  * request_set_catalog) are answered here; anything else gets an ERROR.  In a secured
  * daemon every message is checked against the keyring in force: a key a
@@ -19,6 +20,7 @@
 #include "config.h"
 #include "engine.h"
 #include "ingest.h"
+#include "recall.h"
 #include "keys.h"
 #include "log.h"
 #include "proto.h"
@@ -46,6 +48,7 @@ typedef struct request_config {
     ingest_t *ingest;
     publish_t *publish;     /* its stream and sequence, for WELCOME and PONG */
     snapshot_t *snapshot;   /* SNAPSHOT_REQ */
+    recall_t *recall;       /* PERIOD_REQ, RANGE_REQ; NULL: answered UNKNOWN_TYPE */
     const engine_t *engine; /* its columns, for WELCOME */
     const keyring_t *keys;  /* the keyring in force, read in place; NULL unless secured */
     bool secured;

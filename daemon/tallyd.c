@@ -25,6 +25,7 @@
 #include "notify.h"
 #include "publish.h"
 #include "ratelimit.h"
+#include "recall.h"
 #include "recover.h"
 #include "reload.h"
 #include "request.h"
@@ -61,8 +62,9 @@ typedef struct tallyd {
     snapshot_t snapshot;
     compact_t compact;
     history_t history; /* closed periods, mirrored into history.db */
+    recall_t recall;   /* PERIOD_REQ and RANGE_REQ */
     bool ep_open, request_open, ingest_open, journal_open, publish_open, snapshot_open,
-        compact_open, history_open, history_started;
+        compact_open, history_open, history_started, recall_open;
 
     uv_timer_t tick_timer;     /* time moves the tallies on */
     uv_timer_t watchdog_timer; /* WATCHDOG=1 at half of $WATCHDOG_USEC */
@@ -440,10 +442,22 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
     if ((rc = snapshot_init(&d->snapshot, &sc)) != 0)
         return rc;
     d->snapshot_open = true;
+    recall_config_t rcl = {
+        .engine = &d->engine,
+        .history = &d->history,
+        .towns = &d->towns,
+        .metrics = &d->metrics,
+        .publish = &d->publish,
+        .clock = d->clock,
+        .reply = endpoints_reply_sink(&d->ep),
+    };
+    recall_init(&d->recall, &rcl);
+    d->recall_open = true;
     request_config_t rc_cfg = {
         .ingest = &d->ingest,
         .publish = &d->publish,
         .snapshot = &d->snapshot,
+        .recall = &d->recall,
         .engine = &d->engine,
         .keys = &d->keys,
         .secured = d->server.secured,
@@ -771,6 +785,8 @@ static void free_all(tallyd_t *d)
         request_free(&d->request);
     if (d->ingest_open)
         ingest_free(&d->ingest);
+    if (d->recall_open)
+        recall_free(&d->recall);
     if (d->history_open)
         history_free(&d->history);
     engine_free(&d->engine);

@@ -9,12 +9,14 @@
 
 #include "cli.h"
 #include "cli_opts.h"
+#include "cli_period.h"
 #include "cli_render.h"
 
 /* The help lines of the shared options are cli_opts.h's macros. */
 /* clang-format off */
 const char cli_get_usage[] =
-    "Usage: tally get [--metric M] [--town T | --all] [--json] [--labels] [OPTIONS]\n"
+    "Usage: tally get [--metric M] [--town T | --all] [--period P [--compare]] [--json]\n"
+    "                 [--labels] [OPTIONS]\n"
     "\n"
     "Print the current tallies once: county-wide ones by default, one township's\n"
     "with --town, the county's and every township's with --all.  Ratios are shown\n"
@@ -23,6 +25,10 @@ const char cli_get_usage[] =
     "Options:\n"
     CLI_OPTS_HELP_FILTER("")
     "  -j, --json         one JSON document: {\"seq\":N,\"stream_id\":N,\"tallies\":[...]}\n"
+    "  -p, --period P     the tallies of one calendar period, closed or current, in the\n"
+    "                     daemon's zone: YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD\n"
+    "      --compare      with --period: also the period before and the same period a\n"
+    "                     year earlier, and the change (absolute and %)\n"
     CLI_OPTS_HELP_LABELS("")
     CLI_OPTS_HELP_TIMEOUT("")
     CLI_OPTS_HELP_SERVER("", "a subscriber's")
@@ -119,18 +125,37 @@ static int nothing(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *cu
 
 int cli_get(int argc, char **argv, cli_global_t *g)
 {
+    static const struct option own[] = {
+        {"period", required_argument, NULL, 'p'},
+        {"compare", no_argument, NULL, CLI_OPT_OWN},
+        {NULL, 0, NULL, 0},
+    };
     cli_opts_t o;
     cli_opts_init(&o, "get", cli_get_usage, g,
                   CLI_OPTS_FILTER | CLI_OPTS_JSON | CLI_OPTS_LABELS | CLI_OPTS_TIMEOUT |
                       CLI_OPTS_SERVER | CLI_OPTS_NO_OPERANDS,
-                  NULL);
-    int status = cli_opts_parse(&o, argc, argv);
+                  own);
+    const char *period = NULL;
+    bool compare = false;
+    int c, status;
+    while ((status = cli_opts_next(&o, argc, argv, &c)) == CLI_CONTINUE && c != -1) {
+        if (c == 'p')
+            period = optarg;
+        else
+            compare = true;
+    }
     if (status != CLI_CONTINUE)
+        return status;
+    if (compare && period == NULL)
+        return cli_usage_error("get", "--compare needs --period");
+    if (period != NULL && (status = cli_period_check("get", "--period", period)) != 0)
         return status;
     const tally_curve_t *curve;
     status = cli_curve(g, "get", &curve);
     if (status != 0)
         return status;
+    if (period != NULL)
+        return cli_get_period(g, &o, curve, period, compare);
     cli_render_rows_t rows = {.metric = o.all ? o.metric : NULL, .copy = true};
     tally_catalog_t *cat = NULL;
     uint64_t seq = 0, stream = 0;

@@ -222,6 +222,16 @@ static shown_t shown(const tally_tally_t *t, const tally_catalog_t *cat)
     return s;
 }
 
+void cli_render_names(const tally_tally_t *t, const tally_catalog_t *cat, const char **metric,
+                      const char **unit, const char **scope, int *scale)
+{
+    shown_t s = shown(t, cat);
+    *metric = s.metric;
+    *unit = s.unit;
+    *scope = s.scope;
+    *scale = s.scale;
+}
+
 int cli_render_table_cat(FILE *out, const tally_tally_t *const *v, size_t n,
                          const tally_catalog_t *cat)
 {

@@ -82,6 +82,12 @@ void cli_render_scaled(char *buf, size_t cap, int kind, const tally_value_t *v, 
  * label (its id when it has none), a UNIT column, township names and
  * values with the metric's decimal scale; the JSON object adds "label",
  * "unit", "scale" and "scope_name" (values stay the exact integers). */
+/* What a table shows of t with the catalog cat (NULL: ids): the metric's
+ * label or id, its unit ("" without), the township's name, "county" or
+ * id, and the decimal scale (0 without a catalog). */
+void cli_render_names(const tally_tally_t *t, const tally_catalog_t *cat, const char **metric,
+                      const char **unit, const char **scope, int *scale);
+
 void cli_render_sort_cat(const tally_tally_t **v, size_t n, const tally_catalog_t *cat);
 int cli_render_table_cat(FILE *out, const tally_tally_t *const *v, size_t n,
                          const tally_catalog_t *cat);

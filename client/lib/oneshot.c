@@ -400,6 +400,159 @@ static int catalog_req(const char *server, tally_request_t *req, tally_catalog_t
     return rc;
 }
 
+/* ---- history: PERIOD_REQ and RANGE_REQ (PROTOCOL.md 8.18-8.21) ---- */
+
+static int period(const char *server, tally_request_t *req, const char *prefix,
+                  const char *period_name, tally_tally_cb cb, void *ctx)
+{
+    text_format(req->errbuf, req->errbuf_len, "%s", "");
+    req->link = TALLY_LINK_UNKNOWN;
+    if (prefix == NULL)
+        prefix = "";
+    if (cb == NULL || period_name == NULL || strlen(prefix) > PROTO_PREFIX_MAX ||
+        strlen(period_name) == 0 || strlen(period_name) > PROTO_PERIOD_TEXT_MAX) {
+        text_format(req->errbuf, req->errbuf_len,
+                    "no callback, no period, a period longer than %d bytes or a prefix longer "
+                    "than %d bytes",
+                    PROTO_PERIOD_TEXT_MAX, PROTO_PREFIX_MAX);
+        return TALLY_EINVAL;
+    }
+    oneshot_t *o;
+    int rc = oneshot_open(server, req, true, &o);
+    if (rc < 0)
+        return rc;
+    proto_msg_t q;
+    memset(&q, 0, sizeof q);
+    q.type = PROTO_PERIOD_REQ;
+    q.u.period_req.req_id = 1;
+    q.u.period_req.prefix = proto_str(prefix);
+    q.u.period_req.period = proto_str(period_name);
+    rc = oneshot_send(o, &q);
+    sub_entry_t **slots = NULL; /* by index */
+    uint32_t count = 0, got = 0;
+    bool sized = false;
+    while (rc == 0 && (rc = oneshot_recv(o)) == 0) {
+        const proto_msg_t *m = &o->msg;
+        if (m->type == PROTO_ERROR && (m->u.error.req_id == 1 || m->u.error.req_id == 0)) {
+            rc = wire_error(m, req);
+            break;
+        }
+        if (m->type != PROTO_PERIOD || m->u.period.req_id != 1)
+            continue;
+        if (!sized) {
+            count = m->u.period.count;
+            sized = true;
+            if (count > 0 && (slots = calloc(count, sizeof(*slots))) == NULL) {
+                rc = TALLY_ENOMEM;
+                break;
+            }
+        }
+        if (count == 0)
+            break;
+        uint32_t i = m->u.period.index;
+        if (m->u.period.count != count || i >= count || !m->u.period.has_tally)
+            continue; /* not of this answer */
+        if (slots[i] == NULL) {
+            if ((slots[i] = malloc(sizeof(*slots[i]))) == NULL) {
+                rc = TALLY_ENOMEM;
+                break;
+            }
+            sub_entry_set(slots[i], &m->u.period.tally);
+            if (++got == count)
+                break;
+        }
+    }
+    if (rc == 0)
+        for (uint32_t i = 0; i < count; i++)
+            cb(ctx, &slots[i]->pub);
+    for (uint32_t i = 0; i < count && slots != NULL; i++)
+        free(slots[i]);
+    free(slots);
+    if (rc < 0 && !tally_err_is_wire(rc))
+        failed(req, rc);
+    oneshot_close(o, req);
+    return rc;
+}
+
+typedef struct point {
+    char period[PROTO_PERIOD_TEXT_MAX + 1];
+    tally_value_t v;
+    bool have;
+} point_t;
+
+static int range(const char *server, tally_request_t *req, const char *metric, const char *scope,
+                 const char *by, const char *from, const char *to, tally_point_cb cb, void *ctx)
+{
+    text_format(req->errbuf, req->errbuf_len, "%s", "");
+    req->link = TALLY_LINK_UNKNOWN;
+    if (scope == NULL)
+        scope = "";
+    if (cb == NULL || metric == NULL || by == NULL || from == NULL || to == NULL) {
+        text_format(req->errbuf, req->errbuf_len, "no callback, metric, by, from or to");
+        return TALLY_EINVAL;
+    }
+    oneshot_t *o;
+    int rc = oneshot_open(server, req, true, &o);
+    if (rc < 0)
+        return rc;
+    proto_msg_t q;
+    memset(&q, 0, sizeof q);
+    q.type = PROTO_RANGE_REQ;
+    q.u.range_req.req_id = 1;
+    q.u.range_req.metric = proto_str(metric);
+    q.u.range_req.scope = proto_str(scope);
+    q.u.range_req.by = proto_str(by);
+    q.u.range_req.from = proto_str(from);
+    q.u.range_req.to = proto_str(to);
+    rc = oneshot_send(o, &q);
+    if (rc == TALLY_EINVAL)
+        text_format(req->errbuf, req->errbuf_len,
+                    "metric, township, by, from or to is not a valid name or period text");
+    point_t *pts = NULL;
+    uint32_t total = 0, got = 0;
+    int kind = 0;
+    while (rc == 0 && (rc = oneshot_recv(o)) == 0) {
+        const proto_msg_t *m = &o->msg;
+        if (m->type == PROTO_ERROR && (m->u.error.req_id == 1 || m->u.error.req_id == 0)) {
+            rc = wire_error(m, req);
+            break;
+        }
+        if (m->type != PROTO_RANGE || m->u.range.req_id != 1)
+            continue;
+        if (pts == NULL) {
+            total = m->u.range.total;
+            kind = m->u.range.kind;
+            if ((pts = calloc(total, sizeof(*pts))) == NULL) {
+                rc = TALLY_ENOMEM;
+                break;
+            }
+        }
+        if (m->u.range.total != total)
+            continue;
+        for (uint32_t j = 0; j < m->u.range.npoints; j++) {
+            uint32_t i = m->u.range.first + j;
+            if (i >= total || pts[i].have)
+                continue;
+            const proto_value_t *pv = &m->u.range.points[j];
+            text_copy(pts[i].period, sizeof(pts[i].period), pv->name.ptr, pv->name.len);
+            pts[i].v = (tally_value_t){
+                .column = pts[i].period, .present = pv->present, .num = pv->num, .den = pv->den};
+            pts[i].have = true;
+            got++;
+        }
+        if (got == total)
+            break;
+    }
+    if (rc == 0)
+        for (uint32_t i = 0; i < total; i++)
+            cb(ctx, kind, &pts[i].v);
+    free(pts);
+    if (rc < 0 && !tally_err_is_wire(rc))
+        failed(req, rc);
+    oneshot_close(o, req);
+    return rc;
+}
+
 /* The entry points.  The older ones keep waiting for their whole timeout
  * whatever the connection shows, as they always did. */
 
@@ -448,4 +601,18 @@ int tally_catalog_req(const char *server, tally_request_t *req, tally_catalog_t 
 {
     tally_request_t none = plain(NULL, 0);
     return catalog_req(server, req != NULL ? req : &none, out);
+}
+
+int tally_period_req(const char *server, tally_request_t *req, const char *prefix,
+                     const char *period_name, tally_tally_cb cb, void *ctx)
+{
+    tally_request_t none = plain(NULL, 0);
+    return period(server, req != NULL ? req : &none, prefix, period_name, cb, ctx);
+}
+
+int tally_range_req(const char *server, tally_request_t *req, const char *metric, const char *scope,
+                    const char *by, const char *from, const char *to, tally_point_cb cb, void *ctx)
+{
+    tally_request_t none = plain(NULL, 0);
+    return range(server, req != NULL ? req : &none, metric, scope, by, from, to, cb, ctx);
 }

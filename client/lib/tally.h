@@ -618,6 +618,39 @@ TALLY_API int tally_stats_curve(const char *server, const tally_curve_t *curve, 
                                 tally_stat_cb cb, void *ctx);
 
 /* ------------------------------------------------------------------ */
+/* History: closed periods (PROTOCOL.md 10.8)                         */
+/* ------------------------------------------------------------------ */
+
+/* The tallies under prefix (as for tally_get) for one calendar period of
+ * the daemon's zone, closed or current: period is "2023", "2023-Q4",
+ * "2023-12" or "2023-12-31".  cb receives each tally once the whole
+ * answer is in, with exactly one column, named after the period (its
+ * value follows the rules of tally_value_t).  Returns 0 (also when
+ * nothing matches: cb is not called); TALLY_EINVAL (bad arguments);
+ * TALLY_EBADPERIOD (not a period, or one that has not begun);
+ * TALLY_EEXPIRED (a day older than the daemon keeps); TALLY_EUNKTOWN,
+ * TALLY_EUNKMETRIC (the prefix names one the daemon has no tallies of);
+ * TALLY_ETYPE (a daemon from before history); otherwise the returns of
+ * tally_get_req. */
+TALLY_API int tally_period_req(const char *server, tally_request_t *req, const char *prefix,
+                               const char *period, tally_tally_cb cb, void *ctx);
+
+/* Called for each period of a range, in order: value->column is the
+ * period's name; kind is the metric's (enum tally_kind). */
+typedef void (*tally_point_cb)(void *ctx, int kind, const tally_value_t *value);
+
+/* One series (metric, scope: NULL or "" for the county, else a township)
+ * period by period: by is "day", "month", "quarter" or "year"; the range
+ * runs from the period of type by holding the first day of from to the
+ * one holding the last day of to (from and to are period names of any
+ * type: by "month", from "2023", to "2023" is the twelve months of 2023).
+ * At most 10,000 periods.  cb runs for each once the whole answer is in.
+ * Returns 0 or the codes of tally_period_req. */
+TALLY_API int tally_range_req(const char *server, tally_request_t *req, const char *metric,
+                              const char *scope, const char *by, const char *from, const char *to,
+                              tally_point_cb cb, void *ctx);
+
+/* ------------------------------------------------------------------ */
 /* The catalog                                                        */
 /* ------------------------------------------------------------------ */
 
