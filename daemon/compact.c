@@ -19,6 +19,12 @@ static void maybe_closed(compact_t *k)
 
 static void on_wait(uv_timer_t *t);
 
+/* The first position another part still needs (hold_pos), or "none". */
+static uint64_t held_back(const compact_t *k)
+{
+    return k->c.hold_pos != NULL ? k->c.hold_pos(k->c.hold_ctx) : UINT64_MAX;
+}
+
 static void store_work(uv_work_t *w)
 {
     compact_t *k = w->data;
@@ -29,7 +35,7 @@ static void store_work(uv_work_t *w)
      * when an older one is kept at all: if the newest is found damaged
      * later, the one before it plus the journal still hold everything, and
      * with a single checkpoint the whole journal does. */
-    if (k->rc == 0 && keep > 0 && keep < k->ckpt_gen)
+    if (k->rc == 0 && keep > 0 && keep < k->ckpt_gen && k->may_remove)
         journal_remove_before(k->c.dir, keep, &k->removed);
 }
 
@@ -62,6 +68,7 @@ static void store_when_segment_exists(compact_t *k)
         return;
     }
     uv_timer_stop(&k->wait);
+    k->may_remove = held_back(k) >= k->c.covered_pos;
     k->storing = true;
     k->work.data = k;
     if (uv_queue_work(k->c.loop, &k->work, store_work, store_done) != 0) {
@@ -227,7 +234,7 @@ void compact_final(compact_t *k)
         return;
     }
     unsigned removed = 0;
-    if (keep > 0 && keep < meta.journal_gen) /* see store_work() */
+    if (keep > 0 && keep < meta.journal_gen && held_back(k) >= meta.next_pos) /* store_work() */
         journal_remove_before(k->c.dir, keep, &removed);
     k->c.covered_pos = meta.next_pos;
     log_notice(k->c.log, "final checkpoint written; %u old journal segments removed", removed);

@@ -45,6 +45,12 @@ typedef struct compact_config {
     uint64_t journal_gen;  /* the segment being appended to (from recovery) */
     uint64_t covered_pos;  /* first position no checkpoint covers (from recovery) */
     bool checkpoint_now;   /* take one at the first tick, whatever the policy */
+    /* Optional: the first journal position another part still needs the
+     * records of (history: the first one its database does not hold).
+     * Old segments are removed only once it has reached the checkpoint's
+     * position, so that part can always be rebuilt from the journal. */
+    uint64_t (*hold_pos)(void *ctx);
+    void *hold_ctx;
 } compact_config_t;
 
 /* The part; embed it, its fields are private. */
@@ -63,6 +69,7 @@ typedef struct compact {
     size_t len;
     int rc;
     unsigned removed;
+    bool may_remove;             /* hold_pos allows removing segments below the checkpoint */
     checkpoint_unmark_t *unmark; /* marks to leave out of the image */
     size_t nunmark, unmark_cap;
     char err[512];

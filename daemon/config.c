@@ -97,6 +97,7 @@ int config_defaults(tallyd_config_t *cfg)
 
     cfg->sync = CONFIG_SYNC_ALWAYS;
     cfg->sync_interval_ms = 200;
+    cfg->history_days = 1100;
     cfg->snapshot_interval_ms = 5 * 60000LL;
     cfg->snapshot_every_records = 1000000;
     return rc;
@@ -404,6 +405,9 @@ static const keyspec_t journal_keys[] = {
      NULL, false},
     END};
 
+static const keyspec_t history_keys[] = {
+    {"days", V_INT, CFG(history_days), 1, 36600, "days", NULL, false}, END};
+
 static const keyspec_t security_keys[] = {
     {"server_secret_key", V_PATH, CFG(server_secret_key), 0, 0, NULL, NULL, false},
     {"township_keys", V_PATH, CFG(township_keys), 0, 0, NULL, NULL, false},
@@ -440,6 +444,7 @@ KEYS_FIT(windows_keys);
 KEYS_FIT(limits_keys);
 KEYS_FIT(journal_keys);
 KEYS_FIT(security_keys);
+KEYS_FIT(history_keys);
 KEYS_FIT(township_keys);
 KEYS_FIT(metric_keys);
 KEYS_FIT(ratio_keys);
@@ -455,6 +460,7 @@ static const struct section_def {
     [CONFIG_SEC_LIMITS] = {"limits", false, limits_keys},
     [CONFIG_SEC_JOURNAL] = {"journal", false, journal_keys},
     [CONFIG_SEC_SECURITY] = {"security", false, security_keys},
+    [CONFIG_SEC_HISTORY] = {"history", false, history_keys},
     [CONFIG_SEC_TOWNSHIP] = {"township", true, township_keys},
     [CONFIG_SEC_METRIC] = {"metric", true, metric_keys},
     [CONFIG_SEC_RATIO] = {"ratio", true, ratio_keys},

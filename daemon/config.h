@@ -10,7 +10,8 @@
  *   - such lines are at most CONFIG_LINE_MAX bytes (comments may be longer);
  *   - the file is at most CONFIG_FILE_MAX bytes and holds no NUL byte.
  *
- * Sections: [tallyd], [windows], [limits], [journal], [security], and any
+ * Sections: [tallyd], [windows], [limits], [journal], [security],
+ * [history], and any
  * number of [township ID], [metric ID] and [ratio ID].  Declaring one
  * township (metric) closes the township (metric) catalog: the daemon then
  * rejects the names that were not declared.  See systemd/tallyd.conf.example
@@ -145,6 +146,9 @@ typedef struct tallyd_config {
     int64_t max_reply_queue;        /* replies queued per connection (ZMQ_SNDHWM) */
     int64_t max_snapshots;          /* snapshots streamed at once, all connections */
     int64_t snapshot_timeout_ms;    /* a snapshot its peer does not read is abandoned */
+
+    /* [history] */
+    int64_t history_days; /* day cells kept */
 
     /* [journal] */
     int sync; /* enum config_sync */
@@ -281,6 +285,7 @@ enum config_section {
     CONFIG_SEC_LIMITS,
     CONFIG_SEC_JOURNAL,
     CONFIG_SEC_SECURITY,
+    CONFIG_SEC_HISTORY,
     CONFIG_SEC_TOWNSHIP, /* keys go into a config_township_t */
     CONFIG_SEC_METRIC,   /* ... a config_metric_t */
     CONFIG_SEC_RATIO,    /* ... a config_ratio_t */
@@ -288,7 +293,7 @@ enum config_section {
 };
 
 #define CONFIG_MAX_CONNECTIONS_DEFAULT 10000
-#define CONFIG_KEYS_MAX 32 /* keys in one section (checked at compile time in config.c) */
+#define CONFIG_KEYS_MAX                32 /* keys in one section (checked at compile time in config.c) */
 
 /* The word of a section header ("metric"), "" for CONFIG_SEC_NONE. */
 const char *config_section_name(int sec);

@@ -440,11 +440,12 @@ static void begin_section(parser_t *ps, const char *text, size_t len)
     }
     if (kind == CONFIG_SEC_COUNT) {
         char hint[96];
-        fail(ps, ps->line, ps->sec_text, NULL,
-             "unknown section '%s'%s (expected tallyd, windows, limits, journal, security, "
-             "township ID, metric ID or ratio ID)",
-             show(ps, 2, word),
-             config_suggest(hint, sizeof(hint), word, names, CONFIG_SEC_COUNT - 1));
+        fail(
+            ps, ps->line, ps->sec_text, NULL,
+            "unknown section '%s'%s (expected tallyd, windows, limits, journal, security, history, "
+            "township ID, metric ID or ratio ID)",
+            show(ps, 2, word),
+            config_suggest(hint, sizeof(hint), word, names, CONFIG_SEC_COUNT - 1));
         return;
     }
     const char *kname = config_section_name(kind);

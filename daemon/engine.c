@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "config.h"
 #include "engine_internal.h"
 #include "tally_error.h"
 #include "vec.h"
@@ -67,6 +68,16 @@ uint8_t engine_metric_kind(const engine_t *e, uint32_t metric)
     return metric_kind(e, metric);
 }
 
+int engine_ratio_operands(const engine_t *e, uint32_t metric, uint32_t *num, uint32_t *den)
+{
+    if (metric_kind(e, metric) != PROTO_KIND_RATIO)
+        return TALLY_EINVAL;
+    const engine_ratio_t *r = &e->ratios[e->metrics[metric].ratio];
+    *num = r->num;
+    *den = r->den;
+    return 0;
+}
+
 void engine_config_default(engine_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -78,6 +89,19 @@ void engine_config_default(engine_config_t *cfg)
     cfg->buckets = ENGINE_BUCKETS_DEFAULT;
     cfg->zone = ENGINE_ZONE_DEFAULT;
     cfg->max_series = ENGINE_SERIES_DEFAULT;
+}
+
+void engine_config_from(engine_config_t *cfg, const tallyd_config_t *c)
+{
+    engine_config_default(cfg);
+    cfg->nwindows = (uint32_t)c->nwindows;
+    for (size_t i = 0; i < c->nwindows; i++) {
+        cfg->windows[i].name = c->windows[i].name;
+        cfg->windows[i].ms = c->windows[i].ms;
+    }
+    cfg->buckets = (uint32_t)c->buckets;
+    cfg->zone = c->timezone;
+    cfg->max_series = (uint32_t)c->max_series;
 }
 
 static const char *const calendar_names[] = {"today", "month", "quarter", "year", "total", NULL};

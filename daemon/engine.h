@@ -195,6 +195,12 @@ typedef int (*engine_item_fn)(void *ctx, const engine_item_t *item);
  * ENGINE_SERIES_DEFAULT series.  Names point to static strings. */
 void engine_config_default(engine_config_t *cfg);
 
+struct tallyd_config;
+/* Fill cfg from tallyd.conf's settings (windows, buckets, timezone,
+ * max_series), the rest as engine_config_default.  Names point into c,
+ * which must outlive the use of cfg (engine_init copies them). */
+void engine_config_from(engine_config_t *cfg, const struct tallyd_config *c);
+
 /* Check cfg.  Returns 0, or TALLY_EINVAL with a sentence naming the field,
  * its value and the limit in msg (always NUL-terminated when msglen > 0;
  * msg may be NULL).  Invalid: more than ENGINE_WINDOWS_MAX windows; a
@@ -230,6 +236,10 @@ int engine_define_ratio(engine_t *e, uint32_t metric, uint32_t num, uint32_t den
 
 /* Kind of metric (PROTO_KIND_*): counter unless declared otherwise. */
 uint8_t engine_metric_kind(const engine_t *e, uint32_t metric);
+
+/* The operands of ratio metric: 0, or TALLY_EINVAL when it is not a
+ * ratio. */
+int engine_ratio_operands(const engine_t *e, uint32_t metric, uint32_t *num, uint32_t *den);
 
 /* Check a batch as engine_apply() would, without applying it (time still
  * moves to the clock's now), allowing for the batches pending (see

@@ -272,6 +272,17 @@ static void apply_durable(ingest_t *in, uint64_t upto)
             in->c.stop(in->c.stop_ctx, 1);
             return;
         }
+        if (in->c.on_applied != NULL &&
+            (rc = in->c.on_applied(in->c.applied_ctx, e->pos, e->town, e->time_ms,
+                                   pending_samples(&in->pending, e), e->nsamples)) != 0) {
+            log_error(in->c.log,
+                      "cannot record journaled submission seq %" PRIu64
+                      " (journal position %" PRIu64
+                      ") in the history: %s; stopping so that a restart replays it",
+                      e->seq, e->pos, tally_strerror(rc));
+            in->c.stop(in->c.stop_ctx, 1);
+            return;
+        }
         in->applied_pos = e->pos;
         pending_pop(&in->pending);
     }
@@ -732,6 +743,12 @@ static int replay_id(intern_t *names, proto_str_t name)
 
 int ingest_replay(ingest_t *in, const void *body, size_t len, char *why, size_t whylen)
 {
+    return ingest_replay_at(in, 0, false, body, len, why, whylen);
+}
+
+int ingest_replay_at(ingest_t *in, uint64_t pos, bool only_hook, const void *body, size_t len,
+                     char *why, size_t whylen)
+{
     proto_msg_t m;
     proto_error_t err;
     int rc = proto_decode(body, len, &m, in->replay_samples, PROTO_SAMPLES_MAX, &err);
@@ -742,15 +759,17 @@ int ingest_replay(ingest_t *in, const void *body, size_t len, char *why, size_t 
     }
     const proto_submit_t *s = &m.u.submit;
     uint8_t key[PROTO_CLIENT_ID_LEN];
-    rc = dedup_lookup(in, s, key);
-    if (rc == TALLY_EEXIST)
-        return 0; /* covered by the checkpoint already */
     const char *what = "";
     int32_t bad = -1;
-    if (rc == TALLY_ECLIENTLIMIT)
-        what = " (raise [limits] max_clients)";
-    if (rc != 0)
-        goto fail;
+    if (!only_hook) {
+        rc = dedup_lookup(in, s, key);
+        if (rc == TALLY_EEXIST)
+            return 0; /* covered by the checkpoint already */
+        if (rc == TALLY_ECLIENTLIMIT)
+            what = " (raise [limits] max_clients)";
+        if (rc != 0)
+            goto fail;
+    }
     int town = replay_id(in->c.towns, s->township);
     if (town < 0) {
         rc = town;
@@ -768,17 +787,27 @@ int ingest_replay(ingest_t *in, const void *body, size_t len, char *why, size_t 
         in->esamples[i].metric = (uint32_t)id;
         in->esamples[i].value = s->samples[i].value;
     }
-    rc = engine_apply(in->c.engine, (uint32_t)town, s->time_ms, in->esamples, s->nsamples, &bad);
-    if (rc == TALLY_ESERIESLIMIT)
-        what = " (raise [limits] max_series)";
-    if (rc != 0)
+    if (!only_hook) {
+        rc =
+            engine_apply(in->c.engine, (uint32_t)town, s->time_ms, in->esamples, s->nsamples, &bad);
+        if (rc == TALLY_ESERIESLIMIT)
+            what = " (raise [limits] max_series)";
+        if (rc != 0)
+            goto fail;
+        rc = dedup_mark(in->c.dedup, key, s->seq);
+        if (rc != 0)
+            goto fail;
+        /* The record's arrival time is not journaled; the time of the
+         * replay is later, so the client id is kept at least as long as it
+         * must be. */
+        dedup_touch(in->c.dedup, key, clock_now_ms(in->c.clock));
+    }
+    if (in->c.on_applied != NULL && pos > 0 &&
+        (rc = in->c.on_applied(in->c.applied_ctx, pos, (uint32_t)town, s->time_ms, in->esamples,
+                               s->nsamples)) != 0) {
+        what = " (recording it in the history)";
         goto fail;
-    rc = dedup_mark(in->c.dedup, key, s->seq);
-    if (rc != 0)
-        goto fail;
-    /* The record's arrival time is not journaled; the time of the replay
-     * is later, so the client id is kept at least as long as it must be. */
-    dedup_touch(in->c.dedup, key, clock_now_ms(in->c.clock));
+    }
     return 0;
 fail:
     if (bad >= 0)

@@ -89,6 +89,13 @@ typedef struct ingest_config {
     const tclock_t *clock; /* event times are checked against it */
     bool secured;          /* CURVE: submissions need a township key */
     ingest_limits_t limits;
+    /* Optional: told of every record the moment it is applied to the
+     * engine (live, or replayed), with its journal position; history keeps
+     * the closed periods with it.  A non-zero return stops the daemon (a
+     * restart replays the record). */
+    int (*on_applied)(void *ctx, uint64_t pos, uint32_t town, int64_t time_ms,
+                      const engine_sample_t *samples, uint32_t n);
+    void *applied_ctx;
 } ingest_config_t;
 
 /* The part; embed it, its fields are private. */
@@ -215,5 +222,12 @@ void ingest_pending_foreach(const ingest_t *in, void (*fn)(const pending_entry_t
  * longer holds it, out of memory): the state may then hold part of the
  * record, and the start must not go on. */
 int ingest_replay(ingest_t *in, const void *body, size_t len, char *why, size_t whylen);
+
+/* ingest_replay() of the record at journal position pos, handed to
+ * on_applied too.  With only_hook set the record is older than the
+ * checkpoint: the engine and de-duplication hold it already, and it goes
+ * to on_applied only (history rebuilding what its database lacks). */
+int ingest_replay_at(ingest_t *in, uint64_t pos, bool only_hook, const void *body, size_t len,
+                     char *why, size_t whylen);
 
 #endif

@@ -59,6 +59,40 @@ static int publish_item(void *ctx, const engine_item_t *item)
     return 0;
 }
 
+void publish_period_changed(publish_t *p, uint32_t metric, uint32_t town,
+                            const calperiod_t *periods, uint32_t n)
+{
+    if (p->closing || n == 0)
+        return;
+    proto_msg_t m = {.type = PROTO_PERIOD_CHANGED};
+    uint32_t len = 0;
+    const char *name = intern_name(p->c.metrics, metric, &len);
+    m.u.period_changed.stream_id = p->stream_id;
+    m.u.period_changed.seq = p->seq;
+    m.u.period_changed.metric = (proto_str_t){name, len};
+    m.u.period_changed.scope = proto_str("");
+    if (town != 0) {
+        const char *t = intern_name(p->c.towns, town, &len);
+        m.u.period_changed.scope = (proto_str_t){t, len};
+    }
+    char names[PROTO_CHANGED_MAX][CALPERIOD_NAME_MAX];
+    for (uint32_t i = 0; i < n && i < PROTO_CHANGED_MAX; i++) {
+        int k = calperiod_format(periods[i], names[i], sizeof(names[i]));
+        if (k < 0)
+            return;
+        m.u.period_changed.periods[m.u.period_changed.nperiods++] =
+            (proto_str_t){names[i], (uint32_t)k};
+    }
+    char topic[PROTO_TOPIC_MAX];
+    int tlen =
+        proto_topic(topic, sizeof(topic), m.u.period_changed.metric, m.u.period_changed.scope);
+    msgpack_sbuffer_clear(&p->scratch);
+    if (name == NULL || tlen < 0 || proto_encode(&p->scratch, &m) != 0)
+        return;
+    sink_send(&p->c.pub, topic, (size_t)tlen, p->scratch.data, p->scratch.size);
+    p->c.stats->period_changes_published++;
+}
+
 void publish_changes(publish_t *p)
 {
     p->round_left = 0;

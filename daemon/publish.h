@@ -20,6 +20,8 @@
 #include <msgpack.h>
 #include <uv.h>
 
+#include "calperiod.h"
+
 #include "clock.h"
 #include "engine.h"
 #include "intern.h"
@@ -109,6 +111,12 @@ void publish_on_subscription(publish_t *p, const void *data, size_t len);
 
 /* Publish what is pending, then GOODBYE: the daemon stops cleanly. */
 void publish_goodbye(publish_t *p);
+
+/* Tell the subscribers of series (metric, town) that a submission changed
+ * its closed periods periods[0..n) (PERIOD_CHANGED, PROTOCOL.md 8.22).  It
+ * takes no sequence number of its own. */
+void publish_period_changed(publish_t *p, uint32_t metric, uint32_t town,
+                            const calperiod_t *periods, uint32_t n);
 
 /* Stop the timers; cb (may be NULL) runs on the loop once every handle is
  * closed, after which p may be freed. */

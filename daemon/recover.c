@@ -53,6 +53,7 @@ int recover_load(const recover_state_t *st, recover_result_t *res)
 
 typedef struct replay_ctx {
     const recover_state_t *st;
+    uint64_t below; /* history pass: records below it only (0: the engine's pass) */
     char why[768];
 } replay_ctx_t;
 
@@ -60,7 +61,10 @@ static int on_record(const journal_record_t *r, void *ctx)
 {
     replay_ctx_t *c = ctx;
     char why[600];
-    int rc = ingest_replay(c->st->ingest, r->payload, r->len, why, sizeof(why));
+    if (c->below > 0 && r->pos >= c->below)
+        return 0; /* the second pass applies it */
+    int rc =
+        ingest_replay_at(c->st->ingest, r->pos, c->below > 0, r->payload, r->len, why, sizeof(why));
     if (rc != 0)
         snprintf(c->why, sizeof(c->why),
                  "%s/%s, offset %" PRIu64 " (journal position %" PRIu64 "): %s", c->st->dir,
@@ -196,5 +200,43 @@ int recover_replay(const recover_state_t *st, recover_result_t *res)
                    rep.corrupt_regions ? "; skipped damaged regions (see above)" : "");
     res->journal_gen = max3(rep.last_gen, res->journal_gen, 1);
     res->next_pos = max3(rep.next_pos, res->ckpt_pos, 1);
+    return 0;
+}
+
+int recover_history(const recover_state_t *st, const recover_result_t *res)
+{
+    uint64_t upto = res->checkpoint ? res->ckpt_pos : 0;
+    if (st->history_from == 0 || st->history_from >= upto)
+        return 0; /* the engine's replay brings the history along */
+    replay_ctx_t c = {.st = st, .below = upto};
+    journal_replay_opts_t ro = {
+        .from_gen = 0,
+        .from_pos = st->history_from,
+        .on_record_at = on_record,
+        .ctx = &c,
+    };
+    journal_replay_report_t rep;
+    int64_t t0 = clock_mono_ms();
+    int rc = journal_replay(st->dir, &ro, &rep);
+    if (rc != 0 && c.why[0]) {
+        log_error(st->log, "cannot rebuild the history: the journal record at %s", c.why);
+        return rc;
+    }
+    if (rc != 0) {
+        log_error(st->log, "cannot rebuild the history from the journal of %s: %s", st->dir,
+                  rep.error);
+        return rc;
+    }
+    uint64_t first = rep.segments > 0 ? rep.first_start_pos : upto;
+    if (first > st->history_from)
+        log_warning(st->log,
+                    "history: journal positions %" PRIu64 "..%" PRIu64
+                    " are no longer in the journal; their figures count in the tallies (the "
+                    "checkpoint holds them) but not in the closed periods of the history",
+                    st->history_from, (first < upto ? first : upto) - 1);
+    log_notice(st->log,
+               "history: brought up to the checkpoint from journal positions %" PRIu64 "..%" PRIu64
+               " in %" PRId64 " ms",
+               first > st->history_from ? first : st->history_from, upto - 1, clock_mono_ms() - t0);
     return 0;
 }

@@ -32,6 +32,10 @@ typedef struct recover_state {
     ingest_t *ingest; /* replays journal records into the above */
     logger_t *log;
     bool accept_loss; /* start even with journal records missing (logged) */
+    /* The first journal position the history database lacks (0: no
+     * history).  Records from there up to the checkpoint are replayed to
+     * ingest's on_applied only, to bring the history up to date. */
+    uint64_t history_from;
 } recover_state_t;
 
 /* Where the recovered state stands. */
@@ -74,5 +78,12 @@ int recover_load(const recover_state_t *st, recover_result_t *res);
  * the segment file, the offset and the reason), or records missing
  * (TALLY_EIO). */
 int recover_replay(const recover_state_t *st, recover_result_t *res);
+
+/* Before recover_replay(): replay the records from st->history_from up to
+ * the checkpoint's position to the history only (ingest_replay_at with
+ * only_hook).  Records no longer in the journal are logged as what the
+ * history could not rebuild.  Returns 0, or the code of a record that
+ * could not be handed over (logged). */
+int recover_history(const recover_state_t *st, const recover_result_t *res);
 
 #endif

@@ -23,6 +23,7 @@ int request_init(request_t *r, const request_config_t *c)
     memset(r, 0, sizeof(*r));
     r->c = *c;
     msgpack_sbuffer_init(&r->out);
+    catalog_view_init(&r->catalog);
     r->samples = calloc(PROTO_SAMPLES_MAX, sizeof(*r->samples));
     return r->samples ? 0 : TALLY_ENOMEM;
 }
@@ -31,6 +32,7 @@ void request_free(request_t *r)
 {
     free(r->samples);
     r->samples = NULL;
+    catalog_view_free(&r->catalog);
     msgpack_sbuffer_destroy(&r->out);
     msgpack_sbuffer_init(&r->out);
 }
@@ -38,6 +40,11 @@ void request_free(request_t *r)
 void request_set_limits(request_t *r, const request_limits_t *l)
 {
     r->c.limits = *l;
+}
+
+int request_set_catalog(request_t *r, const tallyd_config_t *cfg)
+{
+    return catalog_view_set(&r->catalog, cfg);
 }
 
 /* Encode m and send it to rid; a peer that is gone is counted. */
@@ -134,6 +141,18 @@ static void reply_stats(request_t *r, const void *rid, size_t rid_len, uint64_t 
     free(f);
 }
 
+static void reply_catalog(request_t *r, const void *rid, size_t rid_len, const proto_msg_t *in)
+{
+    proto_msg_t m;
+    if (catalog_view_page(&r->catalog, in->u.catalog_req.req_id, in->u.catalog_req.townships_from,
+                          in->u.catalog_req.metrics_from, PROTO_CATALOG_BYTES, &m) != 0) {
+        send_error(r, rid, rid_len, in->u.catalog_req.req_id, TALLY_EBUSY, "",
+                   "the daemon is out of memory for this reply; retry later");
+        return;
+    }
+    reply(r, rid, rid_len, &m);
+}
+
 static void reply_pong(request_t *r, const void *rid, size_t rid_len, const proto_msg_t *in)
 {
     proto_msg_t m = {.type = PROTO_PONG};
@@ -159,7 +178,8 @@ static bool allowed(request_t *r, const void *rid, size_t rid_len, const proto_m
                    "directories)");
         return false;
     }
-    bool reads = m->type == PROTO_SNAPSHOT_REQ || m->type == PROTO_STATS_REQ;
+    bool reads = m->type == PROTO_SNAPSHOT_REQ || m->type == PROTO_STATS_REQ ||
+                 m->type == PROTO_PERIOD_REQ || m->type == PROTO_RANGE_REQ;
     if (reads && who->role != KEYS_ROLE_SUBSCRIBER) {
         char msg[256];
         snprintf(msg, sizeof(msg),
@@ -189,6 +209,24 @@ static void dispatch(request_t *r, const void *rid, size_t rid_len, const void *
     case PROTO_STATS_REQ:
         reply_stats(r, rid, rid_len, m->u.stats_req.req_id);
         break;
+    case PROTO_CATALOG_REQ:
+        reply_catalog(r, rid, rid_len, m);
+        break;
+    case PROTO_PERIOD_REQ:
+    case PROTO_RANGE_REQ: {
+        if (r->c.recall == NULL)
+            goto unknown;
+        const char *field = "";
+        char msg[PROTO_MESSAGE_MAX];
+        int rc = m->type == PROTO_PERIOD_REQ
+                     ? recall_period(r->c.recall, rid, rid_len, m, &field, msg, sizeof(msg))
+                     : recall_range(r->c.recall, rid, rid_len, m, &field, msg, sizeof(msg));
+        if (rc != 0)
+            bad_request(r, rid, rid_len, proto_req_id(m), rc, field, msg);
+        else
+            r->c.counters->period_requests++;
+        break;
+    }
     case PROTO_SNAPSHOT_REQ: {
         int rc = snapshot_request(r->c.snapshot, rid, rid_len, m->u.snapshot_req.req_id,
                                   m->u.snapshot_req.prefix.ptr, m->u.snapshot_req.prefix.len);
@@ -201,7 +239,8 @@ static void dispatch(request_t *r, const void *rid, size_t rid_len, const void *
                        "the daemon is out of memory for this snapshot; retry later");
         break;
     }
-    default: {
+    default:
+    unknown : {
         char msg[160];
         snprintf(msg, sizeof(msg), "type: message type %u is not a request the daemon answers",
                  m->type);

@@ -1,8 +1,10 @@
 /* request.h - the request socket's messages: decode, check who sent them,
  * dispatch.
  *
- * SUBMIT goes to ingest, SNAPSHOT_REQ to snapshot; HELLO, PING and
- * STATS_REQ are answered here; anything else gets an ERROR.  In a secured
+ * SUBMIT goes to ingest, SNAPSHOT_REQ to snapshot, PERIOD_REQ and
+ * RANGE_REQ to recall; HELLO, PING,
+ * STATS_REQ and CATALOG_REQ (from the catalog view it keeps, set with
+ * request_set_catalog) are answered here; anything else gets an ERROR.  In a secured
  * daemon every message is checked against the keyring in force: a key a
  * reload revoked is refused, a township may not read, a subscriber may not
  * submit.  Request is handed the parts it dispatches to, the reply sink
@@ -14,9 +16,11 @@
 
 #include <msgpack.h>
 
+#include "catalog_view.h"
 #include "config.h"
 #include "engine.h"
 #include "ingest.h"
+#include "recall.h"
 #include "keys.h"
 #include "log.h"
 #include "proto.h"
@@ -44,6 +48,7 @@ typedef struct request_config {
     ingest_t *ingest;
     publish_t *publish;     /* its stream and sequence, for WELCOME and PONG */
     snapshot_t *snapshot;   /* SNAPSHOT_REQ */
+    recall_t *recall;       /* PERIOD_REQ, RANGE_REQ; NULL: answered UNKNOWN_TYPE */
     const engine_t *engine; /* its columns, for WELCOME */
     const keyring_t *keys;  /* the keyring in force, read in place; NULL unless secured */
     bool secured;
@@ -62,6 +67,7 @@ typedef struct request {
     request_config_t c;
     proto_sample_t *samples; /* a SUBMIT's samples, decoded */
     msgpack_sbuffer out;
+    catalog_view_t catalog; /* what CATALOG_REQ reads */
 } request_t;
 
 /* Set r up from c (copied; the pointers are borrowed).  Returns 0 or
@@ -71,6 +77,12 @@ int request_init(request_t *r, const request_config_t *c);
 void request_free(request_t *r);
 
 void request_set_limits(request_t *r, const request_limits_t *l);
+
+/* Answer CATALOG_REQ from cfg's catalog (borrowed: it must stay alive and
+ * unchanged until the next call or request_free; call again after every
+ * reload).  Until the first call the catalog is empty.  Returns 0, or
+ * TALLY_ENOMEM (the catalog is then empty). */
+int request_set_catalog(request_t *r, const tallyd_config_t *cfg);
 
 /* Handle one message from the peer rid[0..rid_len): nframes frames after
  * the routing id, the first of which is body[0..len) (body may be NULL

@@ -51,6 +51,8 @@ void stats_foreach(const tallyd_stats_t *s, const stats_gauges_t *g,
     fn("tallyd_prompt_heartbeats_skipped_total", clamp(s->prompt_heartbeats_skipped), ctx);
     fn("tallyd_unroutable_replies_total", clamp(s->unroutable_replies), ctx);
     fn("tallyd_clients_expired_total", clamp(s->clients_expired), ctx);
+    fn("tallyd_period_changes_published_total", clamp(s->period_changes_published), ctx);
+    fn("tallyd_period_requests_total", clamp(s->period_requests), ctx);
     fn("tallyd_series", clamp(g->series), ctx);
     fn("tallyd_clients", clamp(g->clients), ctx);
     fn("tallyd_townships", clamp(g->townships), ctx);
@@ -61,4 +63,6 @@ void stats_foreach(const tallyd_stats_t *s, const stats_gauges_t *g,
     fn("tallyd_sequence", clamp(g->seq), ctx);
     fn("tallyd_uptime_seconds", clamp(g->uptime_s), ctx);
     fn("tallyd_memory_bytes", clamp(g->memory_bytes), ctx);
+    fn("tallyd_history_cells", clamp(g->history_cells), ctx);
+    fn("tallyd_history_store_failures_total", clamp(g->history_store_failures), ctx);
 }

@@ -29,6 +29,8 @@ typedef struct tallyd_stats {
     uint64_t prompt_heartbeats_skipped; /* a joiner's heartbeat folded into one already due */
     uint64_t unroutable_replies;        /* peer gone before its reply */
     uint64_t clients_expired;           /* client ids forgotten after client_expiry */
+    uint64_t period_changes_published;  /* PERIOD_CHANGED sent */
+    uint64_t period_requests;           /* PERIOD_REQ and RANGE_REQ answered */
     int64_t started_mono_ms;
 } tallyd_stats_t;
 
@@ -37,6 +39,7 @@ typedef struct stats_gauges {
     uint64_t series, clients, townships, metrics, subscribers, seq, uptime_s;
     uint64_t connections, snapshots_active;
     uint64_t memory_bytes;
+    uint64_t history_cells, history_store_failures;
 } stats_gauges_t;
 
 /* Count one rejection with code (a negative TALLY_E* wire code). */

@@ -17,6 +17,7 @@
 #include "endpoints.h"
 #include "engine.h"
 #include "ingest.h"
+#include "history.h"
 #include "intern.h"
 #include "journal.h"
 #include "keys.h"
@@ -24,6 +25,7 @@
 #include "notify.h"
 #include "publish.h"
 #include "ratelimit.h"
+#include "recall.h"
 #include "recover.h"
 #include "reload.h"
 #include "request.h"
@@ -59,8 +61,10 @@ typedef struct tallyd {
     publish_t publish;
     snapshot_t snapshot;
     compact_t compact;
+    history_t history; /* closed periods, mirrored into history.db */
+    recall_t recall;   /* PERIOD_REQ and RANGE_REQ */
     bool ep_open, request_open, ingest_open, journal_open, publish_open, snapshot_open,
-        compact_open;
+        compact_open, history_open, history_started, recall_open;
 
     uv_timer_t tick_timer;     /* time moves the tallies on */
     uv_timer_t watchdog_timer; /* WATCHDOG=1 at half of $WATCHDOG_USEC */
@@ -131,6 +135,30 @@ static void on_request(void *ctx, const void *rid, size_t rid_len, int nframes, 
     request_handle(&d->request, rid, rid_len, nframes, body, len, user_id);
 }
 
+/* ingest applied a record: the history takes it too. */
+static int on_applied(void *ctx, uint64_t pos, uint32_t town, int64_t time_ms,
+                      const engine_sample_t *samples, uint32_t n)
+{
+    tallyd_t *d = ctx;
+    return d->history_open ? history_apply(&d->history, pos, town, time_ms, samples, n) : 0;
+}
+
+static uint64_t history_hold(void *ctx)
+{
+    tallyd_t *d = ctx;
+    return d->history_open ? history_hold_pos(&d->history) : UINT64_MAX;
+}
+
+/* A submission changed closed periods of (metric, town): subscribers of
+ * the series hear of it (PROTOCOL.md 8.22). */
+static void on_period_changed(void *ctx, uint32_t metric, uint32_t town, const calperiod_t *p,
+                              uint32_t n)
+{
+    tallyd_t *d = ctx;
+    if (d->publish_open)
+        publish_period_changed(&d->publish, metric, town, p, n);
+}
+
 static void on_subscription(void *ctx, const void *data, size_t len)
 {
     tallyd_t *d = ctx;
@@ -151,7 +179,10 @@ static void report_stats(void *ctx, request_stat_fn fn, void *fn_ctx)
         .seq = publish_seq(&d->publish),
         .uptime_s = (uint64_t)((clock_mono_ms() - d->stats.started_mono_ms) / 1000),
         .memory_bytes = engine_memory(&d->engine) + dedup_memory(&d->dedup) +
-                        intern_memory(&d->towns) + intern_memory(&d->metrics),
+                        intern_memory(&d->towns) + intern_memory(&d->metrics) +
+                        (d->history_open ? history_memory(&d->history) : 0),
+        .history_cells = d->history_open ? history_cells(&d->history) : 0,
+        .history_store_failures = d->history_open ? d->history.failures : 0,
     };
     stats_foreach(&d->stats, &g, fn, fn_ctx);
     endpoints_stats(&d->ep, fn, fn_ctx);
@@ -179,15 +210,7 @@ static int load_config(tallyd_t *d)
 static int setup_engine(tallyd_t *d)
 {
     engine_config_t ec;
-    engine_config_default(&ec);
-    ec.nwindows = (uint32_t)d->cfg.nwindows;
-    for (size_t i = 0; i < d->cfg.nwindows; i++) {
-        ec.windows[i].name = d->cfg.windows[i].name;
-        ec.windows[i].ms = d->cfg.windows[i].ms;
-    }
-    ec.buckets = (uint32_t)d->cfg.buckets;
-    ec.zone = d->cfg.timezone;
-    ec.max_series = (uint32_t)d->cfg.max_series;
+    engine_config_from(&ec, &d->cfg);
     char msg[256];
     if (engine_config_check(&ec, msg, sizeof(msg)) != 0) {
         log_error(&d->log, "invalid tally settings: %s", msg);
@@ -295,6 +318,8 @@ static int setup_ingest(tallyd_t *d)
         .clock = d->clock,
         .secured = d->server.secured,
         .limits = ingest_limits_from(&d->cfg),
+        .on_applied = on_applied,
+        .applied_ctx = d,
     };
     int rc = ingest_init(&d->ingest, &ic);
     d->ingest_open = rc == 0;
@@ -331,11 +356,33 @@ static int recover_state(tallyd_t *d, recover_result_t *res)
         log_warning(&d->log, "%s", msg);
     if (ingest_set_catalog_bounds(&d->ingest, &d->cfg) != 0)
         return TALLY_ENOMEM;
+    /* The history after the checkpoint (names keep their ids), before the
+     * journal: records its database lacks are replayed to it. */
+    history_config_t hc = {
+        .engine = &d->engine,
+        .towns = &d->towns,
+        .metrics = &d->metrics,
+        .clock = d->clock,
+        .log = &d->log,
+        .days = d->cfg.history_days,
+        .on_changed = on_period_changed,
+        .ctx = d,
+    };
+    bool rebuilt = false;
+    if ((rc = history_init(&d->history, &hc)) != 0)
+        return rc;
+    d->history_open = true;
+    if ((rc = history_open(&d->history, d->cfg.state_dir, &d->towns, &d->metrics, &rebuilt)) != 0)
+        return rc;
+    st.history_from = history_hold_pos(&d->history);
+    if ((rc = recover_history(&st, res)) != 0)
+        return rc;
     rc = recover_replay(&st, res);
     if (rc != 0)
         return rc;
     /* Everything replayed is on disk already. */
     ingest_set_position(&d->ingest, res->next_pos - 1);
+    history_set_position(&d->history, res->next_pos - 1);
     return 0;
 }
 
@@ -395,10 +442,22 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
     if ((rc = snapshot_init(&d->snapshot, &sc)) != 0)
         return rc;
     d->snapshot_open = true;
+    recall_config_t rcl = {
+        .engine = &d->engine,
+        .history = &d->history,
+        .towns = &d->towns,
+        .metrics = &d->metrics,
+        .publish = &d->publish,
+        .clock = d->clock,
+        .reply = endpoints_reply_sink(&d->ep),
+    };
+    recall_init(&d->recall, &rcl);
+    d->recall_open = true;
     request_config_t rc_cfg = {
         .ingest = &d->ingest,
         .publish = &d->publish,
         .snapshot = &d->snapshot,
+        .recall = &d->recall,
         .engine = &d->engine,
         .keys = &d->keys,
         .secured = d->server.secured,
@@ -413,6 +472,8 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
     if ((rc = request_init(&d->request, &rc_cfg)) != 0)
         return rc;
     d->request_open = true;
+    if ((rc = request_set_catalog(&d->request, &d->cfg)) != 0)
+        return rc;
     compact_config_t kc = {
         .loop = d->loop,
         .dir = d->cfg.state_dir,
@@ -432,10 +493,15 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
         /* After a loss was accepted, a checkpoint at once puts the gap
          * behind it, so that the next start does not refuse again. */
         .checkpoint_now = res->loss_accepted,
+        .hold_pos = history_hold,
+        .hold_ctx = d,
     };
     if ((rc = compact_init(&d->compact, &kc)) != 0)
         return rc;
     d->compact_open = true;
+    if ((rc = history_start(&d->history, d->loop)) != 0)
+        return rc;
+    d->history_started = true;
     return endpoints_start(&d->ep);
 }
 
@@ -512,6 +578,7 @@ static int reload(tallyd_t *d)
     ingest_set_limits(&d->ingest, &il);
     request_set_limits(&d->request, &rl);
     compact_set_policy(&d->compact, next.snapshot_interval_ms, next.snapshot_every_records);
+    history_set_days(&d->history, next.history_days);
     snapshot_limits_t sl = snapshot_limits_of(&next);
     snapshot_set_limits(&d->snapshot, &sl);
     if (next.publish_interval_ms != d->cfg.publish_interval_ms ||
@@ -519,6 +586,9 @@ static int reload(tallyd_t *d)
         publish_set_timing(&d->publish, next.publish_interval_ms, next.heartbeat_ms);
     config_free(&d->cfg);
     d->cfg = next;
+    /* d->cfg is where it was, its catalog arrays are new. */
+    if (request_set_catalog(&d->request, &d->cfg) != 0)
+        log_error(&d->log, "reload: out of memory for the catalog clients read; they read none");
     d->log.level = next.log_level;
     log_notice(&d->log,
                "reloaded %s: %zu townships, %zu metrics, %zu ratios declared; tallies kept",
@@ -643,6 +713,12 @@ static void close_journal(tallyd_t *d)
     if (journal_close(&d->journal, on_journal_closed) != 0)
         log_error(&d->log, "journal: %s; submissions not acknowledged were not stored",
                   journal_errmsg(&d->journal));
+    /* Every record is applied now: the history stores the rest before the
+     * final checkpoint decides which segments may go. */
+    if (d->history_started) {
+        history_stop(&d->history);
+        d->history_started = false;
+    }
     if (ingest_waiting(&d->ingest) > 0)
         log_warning(&d->log, "%u acknowledgements could not be sent", ingest_waiting(&d->ingest));
     else if (d->serving && d->compact_open)
@@ -662,6 +738,10 @@ static void stop(tallyd_t *d, int exit_code)
     if (d->ingest_open)
         ingest_stop_accepting(&d->ingest);
     close_journal(d);
+    if (d->history_started) { /* no journal to close: a failed start */
+        history_stop(&d->history);
+        d->history_started = false;
+    }
     if (d->publish_open) {
         if (d->serving)
             publish_goodbye(&d->publish);
@@ -705,6 +785,10 @@ static void free_all(tallyd_t *d)
         request_free(&d->request);
     if (d->ingest_open)
         ingest_free(&d->ingest);
+    if (d->recall_open)
+        recall_free(&d->recall);
+    if (d->history_open)
+        history_free(&d->history);
     engine_free(&d->engine);
     dedup_free(&d->dedup);
     keyring_free(&d->keys);

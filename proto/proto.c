@@ -16,7 +16,10 @@
 #include <assert.h>
 #include <string.h>
 
-const uint8_t proto_msg_elems[16] = {0, 7, 8, 4, 4, 6, 4, 5, 4, 9, 3, 4, 4, 5, 6, 4};
+const uint8_t proto_msg_elems[PROTO_TYPE_LAST + 1] = {0, 7, 8, 4, 4, 6, 4, 5,
+                                                      4, 9, 3, 4, 4, 5, 6, 4, /* 0..15 */
+                                                      5, 8,                   /* 16, 17: catalog */
+                                                      5, 6, 8, 9, 7 /* 18..22: history */};
 
 /* ---- UTF-8 and names ---------------------------------------------------- */
 
@@ -152,6 +155,12 @@ uint64_t proto_req_id(const proto_msg_t *msg)
     case PROTO_PING:
     case PROTO_PONG:
     case PROTO_ERROR:
+    case PROTO_CATALOG_REQ:
+    case PROTO_CATALOG:
+    case PROTO_PERIOD_REQ:
+    case PROTO_PERIOD:
+    case PROTO_RANGE_REQ:
+    case PROTO_RANGE:
         return msg->u.stats_req.req_id; /* req_id leads each of these structs */
     default:
         return 0;
@@ -171,4 +180,24 @@ bool proto_str_eq(proto_str_t a, const char *s)
 {
     size_t len = s != NULL ? strlen(s) : 0;
     return a.len == len && (len == 0 || memcmp(a.ptr, s, len) == 0);
+}
+
+/* ---- catalog sizes ------------------------------------------------------ */
+
+/* Bytes of a str of n bytes as the encoder writes it (shortest header). */
+static size_t str_size(size_t n)
+{
+    return n + (n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5);
+}
+
+/* Small non-negative integers (type, kind, scale) take one byte. */
+size_t proto_catalog_township_size(const proto_township_t *t)
+{
+    return 1 + str_size(t->id.len) + str_size(t->name.len) + 1;
+}
+
+size_t proto_catalog_metric_size(const proto_metric_info_t *m)
+{
+    return 1 + str_size(m->id.len) + 1 + str_size(m->unit.len) + 1 + str_size(m->label.len) +
+           str_size(m->numerator.len) + str_size(m->denominator.len);
 }

@@ -24,25 +24,33 @@
 
 #include "tally_error.h"
 
-#define PROTO_VERSION         1
-#define PROTO_CLIENT_ID_LEN   16
-#define PROTO_NAME_MAX        64    /* bytes in a township or metric name */
-#define PROTO_SAMPLES_MAX     4096  /* hard maximum samples per SUBMIT */
-#define PROTO_SAMPLES_DEFAULT 1000  /* default configured maximum */
-#define PROTO_MSG_MAX_DEFAULT 65536 /* default ZMQ_MAXMSGSIZE */
-#define PROTO_COLUMNS_MAX     16    /* columns in a tally */
-#define PROTO_COLUMN_NAME_MAX 16
-#define PROTO_PREFIX_MAX      255 /* topic prefix in SNAPSHOT_REQ */
-#define PROTO_ENDPOINT_MAX    255
-#define PROTO_TEXT_MAX        64              /* HELLO client, WELCOME server */
-#define PROTO_FIELD_MAX       64              /* ACK/ERROR field */
-#define PROTO_MESSAGE_MAX     512             /* ACK/ERROR message */
-#define PROTO_STATS_MAX       256             /* entries in a STATS map */
-#define PROTO_LIMITS_MAX      32              /* entries in a WELCOME limits map */
-#define PROTO_TIME_MIN        946684800000LL  /* 2000-01-01T00:00:00Z in ms */
-#define PROTO_TIME_MAX        4102444800000LL /* 2100-01-01T00:00:00Z, exclusive */
-#define PROTO_TOPIC_MAX       (8 + 2 * PROTO_NAME_MAX + 8)
-#define PROTO_TOPIC_HEARTBEAT "h"
+#define PROTO_VERSION           1
+#define PROTO_CLIENT_ID_LEN     16
+#define PROTO_NAME_MAX          64    /* bytes in a township or metric name */
+#define PROTO_SAMPLES_MAX       4096  /* hard maximum samples per SUBMIT */
+#define PROTO_SAMPLES_DEFAULT   1000  /* default configured maximum */
+#define PROTO_MSG_MAX_DEFAULT   65536 /* default ZMQ_MAXMSGSIZE */
+#define PROTO_COLUMNS_MAX       16    /* columns in a tally */
+#define PROTO_COLUMN_NAME_MAX   16
+#define PROTO_PREFIX_MAX        255 /* topic prefix in SNAPSHOT_REQ */
+#define PROTO_ENDPOINT_MAX      255
+#define PROTO_TEXT_MAX          64              /* HELLO client, WELCOME server */
+#define PROTO_FIELD_MAX         64              /* ACK/ERROR field */
+#define PROTO_MESSAGE_MAX       512             /* ACK/ERROR message */
+#define PROTO_STATS_MAX         256             /* entries in a STATS map */
+#define PROTO_LIMITS_MAX        32              /* entries in a WELCOME limits map */
+#define PROTO_TIME_MIN          946684800000LL  /* 2000-01-01T00:00:00Z in ms */
+#define PROTO_TIME_MAX          4102444800000LL /* 2100-01-01T00:00:00Z, exclusive */
+#define PROTO_TOPIC_MAX         (8 + 2 * PROTO_NAME_MAX + 8)
+#define PROTO_TOPIC_HEARTBEAT   "h"
+#define PROTO_TOWNSHIP_NAME_MAX 64    /* bytes in a township's display name (CATALOG) */
+#define PROTO_UNIT_MAX          16    /* bytes in a metric's unit (CATALOG) */
+#define PROTO_LABEL_MAX         128   /* bytes in a metric's label (CATALOG) */
+#define PROTO_SCALE_MAX         9     /* decimal places of a metric (CATALOG) */
+#define PROTO_CATALOG_BYTES     65536 /* a CATALOG body the daemon sends is at most this */
+#define PROTO_PERIOD_TEXT_MAX   16    /* a period name or a range's "by" */
+#define PROTO_RANGE_CHUNK       256   /* points in one RANGE message */
+#define PROTO_CHANGED_MAX       8     /* periods in one PERIOD_CHANGED */
 
 enum proto_type {
     PROTO_SUBMIT = 1,
@@ -60,7 +68,17 @@ enum proto_type {
     PROTO_PONG = 13,
     PROTO_ERROR = 14,
     PROTO_GOODBYE = 15,
+    PROTO_CATALOG_REQ = 16,
+    PROTO_CATALOG = 17,
+    /* History (PROTOCOL.md 8.18-8.22) */
+    PROTO_PERIOD_REQ = 18,
+    PROTO_PERIOD = 19,
+    PROTO_RANGE_REQ = 20,
+    PROTO_RANGE = 21,
+    PROTO_PERIOD_CHANGED = 22,
 };
+
+#define PROTO_TYPE_LAST PROTO_PERIOD_CHANGED /* the highest message type this codec knows */
 
 enum proto_ack_status {
     PROTO_ACK_ACCEPTED = 0,
@@ -137,6 +155,26 @@ typedef struct proto_stat {
     int64_t value;
 } proto_stat_t;
 
+/* A township of the catalog (PROTOCOL.md 8.17). */
+typedef struct proto_township {
+    proto_str_t id;   /* a name (9.1) */
+    proto_str_t name; /* display name, 0..PROTO_TOWNSHIP_NAME_MAX bytes */
+    uint8_t type;     /* 0 unspecified, 1 subdistrict, 2 town, 3 township */
+} proto_township_t;
+
+#define PROTO_TOWNSHIP_TYPE_MAX 3
+
+/* A metric of the catalog.  numerator and denominator are set (names)
+ * exactly when kind is PROTO_KIND_RATIO, empty otherwise. */
+typedef struct proto_metric_info {
+    proto_str_t id;
+    uint8_t kind;      /* enum proto_kind */
+    proto_str_t unit;  /* 0..PROTO_UNIT_MAX bytes */
+    uint8_t scale;     /* 0..PROTO_SCALE_MAX */
+    proto_str_t label; /* 0..PROTO_LABEL_MAX bytes */
+    proto_str_t numerator, denominator;
+} proto_metric_info_t;
+
 typedef struct proto_msg {
     uint32_t version;
     uint32_t type; /* enum proto_type; 0 if it could not be decoded */
@@ -211,6 +249,60 @@ typedef struct proto_msg {
             uint64_t stream_id;
             uint64_t seq;
         } goodbye;
+        struct {
+            uint64_t req_id;
+            uint32_t townships_from, metrics_from;
+        } catalog_req;
+        struct {
+            uint64_t req_id;
+            uint64_t catalog_id;
+            uint32_t townships_total, metrics_total;
+            uint32_t ntownships, nmetrics; /* entries in this message */
+            /* Encoding: the caller's entries.  Decoding: NULL; read the
+             * entries with proto_catalog_iter() (they stay in the input). */
+            const proto_township_t *townships;
+            const proto_metric_info_t *metrics;
+            const uint8_t *entries, *end; /* decoding: the two arrays' bytes */
+        } catalog;
+        struct {
+            uint64_t req_id;
+            proto_str_t prefix; /* 0..255 bytes, as in SNAPSHOT_REQ */
+            proto_str_t period; /* 1..16 bytes: "2023", "2023-Q4", ... */
+        } period_req;
+        struct {
+            uint64_t req_id;
+            uint32_t index; /* of this item, 0-based */
+            uint32_t count; /* items in the whole answer */
+            bool has_tally; /* false only when count is 0 (nil on the wire) */
+            proto_tally_t tally;
+        } period;
+        struct {
+            uint64_t req_id;
+            proto_str_t metric; /* a name */
+            proto_str_t scope;  /* "" (county) or a township name */
+            proto_str_t by;     /* "day", "month", "quarter", "year" */
+            proto_str_t from;   /* period names, 1..16 bytes */
+            proto_str_t to;
+        } range_req;
+        struct {
+            uint64_t req_id;
+            proto_str_t metric;
+            proto_str_t scope;
+            uint8_t kind;     /* enum proto_kind */
+            uint32_t first;   /* index of points[0] in the whole range */
+            uint32_t total;   /* points in the whole range */
+            uint32_t npoints; /* 0..PROTO_RANGE_CHUNK */
+            /* name: the period; num/den/present as a tally's column */
+            proto_value_t points[PROTO_RANGE_CHUNK];
+        } range;
+        struct {
+            uint64_t stream_id;
+            uint64_t seq; /* the publisher's seq when it was sent */
+            proto_str_t metric;
+            proto_str_t scope;
+            uint32_t nperiods; /* 1..PROTO_CHANGED_MAX */
+            proto_str_t periods[PROTO_CHANGED_MAX];
+        } period_changed;
     } u;
 } proto_msg_t;
 
@@ -260,6 +352,34 @@ int proto_topic(char *buf, size_t cap, proto_str_t metric, proto_str_t scope);
  * and forbidden bytes (not for UTF-8, since a prefix may end inside a
  * character). */
 bool proto_topic_prefix_possible(const void *p, size_t len);
+
+/* Reading the entries of a decoded CATALOG, which proto_decode has
+ * checked entirely: townships first, then metrics. */
+typedef struct proto_catalog_iter {
+    const uint8_t *p, *end;
+    uint32_t townships_left, metrics_left;
+    bool in_metrics;
+} proto_catalog_iter_t;
+
+/* Start reading the entries of msg, a CATALOG that proto_decode accepted
+ * (its input buffer still alive). */
+void proto_catalog_iter(proto_catalog_iter_t *it, const proto_msg_t *msg);
+
+/* The next township into *out (views into the input): true, or false when
+ * there is none left. */
+bool proto_catalog_next_township(proto_catalog_iter_t *it, proto_township_t *out);
+
+/* The next metric into *out, skipping any township not read yet: true, or
+ * false when there is none left. */
+bool proto_catalog_next_metric(proto_catalog_iter_t *it, proto_metric_info_t *out);
+
+/* Bytes that township t, or metric m, takes in a CATALOG body: what the
+ * daemon adds up to stay within PROTO_CATALOG_BYTES. */
+size_t proto_catalog_township_size(const proto_township_t *t);
+size_t proto_catalog_metric_size(const proto_metric_info_t *m);
+
+/* Bytes of a CATALOG body without its entries, at most. */
+#define PROTO_CATALOG_HEAD_BYTES 64
 
 /* The req_id of a decoded request/reply, or 0 for types without one. */
 uint64_t proto_req_id(const proto_msg_t *msg);

@@ -193,6 +193,148 @@ static int enc_stats(msgpack_packer *pk, const proto_msg_t *m)
     return 0;
 }
 
+static bool is_valid_operand(const proto_metric_info_t *e)
+{
+    if (e->kind == PROTO_KIND_RATIO)
+        return is_valid_name(e->numerator) && is_valid_name(e->denominator);
+    return e->numerator.len == 0 && e->denominator.len == 0;
+}
+
+static int enc_catalog(msgpack_packer *pk, const proto_msg_t *m)
+{
+    const __typeof__(m->u.catalog) *c = &m->u.catalog;
+    NEED(c->ntownships <= c->townships_total && c->nmetrics <= c->metrics_total);
+    NEED(c->ntownships == 0 || c->townships != NULL);
+    NEED(c->nmetrics == 0 || c->metrics != NULL);
+    TRY(pk_head(pk, PROTO_CATALOG));
+    PK(msgpack_pack_uint64(pk, c->req_id));
+    PK(msgpack_pack_uint64(pk, c->catalog_id));
+    PK(msgpack_pack_uint64(pk, c->townships_total));
+    PK(msgpack_pack_uint64(pk, c->metrics_total));
+    PK(msgpack_pack_array(pk, c->ntownships));
+    for (uint32_t i = 0; i < c->ntownships; i++) {
+        const proto_township_t *t = &c->townships[i];
+        NEED(is_valid_name(t->id) && is_valid_text(t->name, 0, PROTO_TOWNSHIP_NAME_MAX));
+        NEED(t->type <= PROTO_TOWNSHIP_TYPE_MAX);
+        PK(msgpack_pack_array(pk, 3));
+        TRY(pk_str(pk, t->id));
+        TRY(pk_str(pk, t->name));
+        PK(msgpack_pack_uint64(pk, t->type));
+    }
+    PK(msgpack_pack_array(pk, c->nmetrics));
+    for (uint32_t i = 0; i < c->nmetrics; i++) {
+        const proto_metric_info_t *e = &c->metrics[i];
+        NEED(is_valid_name(e->id) && e->kind <= PROTO_KIND_RATIO && e->scale <= PROTO_SCALE_MAX);
+        NEED(is_valid_text(e->unit, 0, PROTO_UNIT_MAX) &&
+             is_valid_text(e->label, 0, PROTO_LABEL_MAX) && is_valid_operand(e));
+        PK(msgpack_pack_array(pk, 7));
+        TRY(pk_str(pk, e->id));
+        PK(msgpack_pack_uint64(pk, e->kind));
+        TRY(pk_str(pk, e->unit));
+        PK(msgpack_pack_uint64(pk, e->scale));
+        TRY(pk_str(pk, e->label));
+        TRY(pk_str(pk, e->numerator));
+        TRY(pk_str(pk, e->denominator));
+    }
+    return 0;
+}
+
+static bool is_period_text(proto_str_t s)
+{
+    return is_valid_text(s, 1, PROTO_PERIOD_TEXT_MAX);
+}
+
+static int enc_point(msgpack_packer *pk, uint8_t kind, const proto_value_t *v)
+{
+    NEED(is_period_text(v->name));
+    NEED(!v->present || kind != PROTO_KIND_RATIO || v->den != 0);
+    PK(msgpack_pack_array(pk, 2));
+    TRY(pk_str(pk, v->name));
+    if (!v->present) {
+        PK(msgpack_pack_nil(pk));
+    } else if (kind == PROTO_KIND_RATIO) {
+        PK(msgpack_pack_array(pk, 2));
+        PK(msgpack_pack_int64(pk, v->num));
+        PK(msgpack_pack_int64(pk, v->den));
+    } else {
+        PK(msgpack_pack_int64(pk, v->num));
+    }
+    return 0;
+}
+
+static int enc_history(msgpack_packer *pk, const proto_msg_t *m)
+{
+    switch (m->type) {
+    case PROTO_PERIOD_REQ:
+        NEED(is_valid_text(m->u.period_req.prefix, 0, PROTO_PREFIX_MAX));
+        NEED(is_period_text(m->u.period_req.period));
+        TRY(pk_head(pk, m->type));
+        PK(msgpack_pack_uint64(pk, m->u.period_req.req_id));
+        TRY(pk_str(pk, m->u.period_req.prefix));
+        return pk_str(pk, m->u.period_req.period);
+    case PROTO_PERIOD:
+        NEED(m->u.period.has_tally == (m->u.period.count > 0));
+        NEED(m->u.period.count == 0 || m->u.period.index < m->u.period.count);
+        NEED(m->u.period.count > 0 || m->u.period.index == 0);
+        TRY(pk_head(pk, m->type));
+        PK(msgpack_pack_uint64(pk, m->u.period.req_id));
+        PK(msgpack_pack_uint64(pk, m->u.period.index));
+        PK(msgpack_pack_uint64(pk, m->u.period.count));
+        if (!m->u.period.has_tally) {
+            PK(msgpack_pack_nil(pk));
+            return 0;
+        }
+        return enc_tally(pk, &m->u.period.tally);
+    case PROTO_RANGE_REQ:
+        NEED(is_valid_name(m->u.range_req.metric));
+        NEED(m->u.range_req.scope.len == 0 || is_valid_name(m->u.range_req.scope));
+        NEED(is_period_text(m->u.range_req.by) && is_period_text(m->u.range_req.from) &&
+             is_period_text(m->u.range_req.to));
+        TRY(pk_head(pk, m->type));
+        PK(msgpack_pack_uint64(pk, m->u.range_req.req_id));
+        TRY(pk_str(pk, m->u.range_req.metric));
+        TRY(pk_str(pk, m->u.range_req.scope));
+        TRY(pk_str(pk, m->u.range_req.by));
+        TRY(pk_str(pk, m->u.range_req.from));
+        return pk_str(pk, m->u.range_req.to);
+    case PROTO_RANGE: {
+        const __typeof__(m->u.range) *r = &m->u.range;
+        NEED(is_valid_name(r->metric) && (r->scope.len == 0 || is_valid_name(r->scope)));
+        NEED(r->kind <= PROTO_KIND_RATIO && r->npoints <= PROTO_RANGE_CHUNK);
+        NEED(r->total >= 1 && r->first < r->total && r->npoints <= r->total - r->first);
+        TRY(pk_head(pk, m->type));
+        PK(msgpack_pack_uint64(pk, r->req_id));
+        TRY(pk_str(pk, r->metric));
+        TRY(pk_str(pk, r->scope));
+        PK(msgpack_pack_uint64(pk, r->kind));
+        PK(msgpack_pack_uint64(pk, r->first));
+        PK(msgpack_pack_uint64(pk, r->total));
+        PK(msgpack_pack_array(pk, r->npoints));
+        for (uint32_t i = 0; i < r->npoints; i++)
+            TRY(enc_point(pk, r->kind, &r->points[i]));
+        return 0;
+    }
+    case PROTO_PERIOD_CHANGED: {
+        const __typeof__(m->u.period_changed) *c = &m->u.period_changed;
+        NEED(is_valid_name(c->metric) && (c->scope.len == 0 || is_valid_name(c->scope)));
+        NEED(c->nperiods >= 1 && c->nperiods <= PROTO_CHANGED_MAX);
+        for (uint32_t i = 0; i < c->nperiods; i++)
+            NEED(is_period_text(c->periods[i]));
+        TRY(pk_head(pk, m->type));
+        PK(msgpack_pack_uint64(pk, c->stream_id));
+        PK(msgpack_pack_uint64(pk, c->seq));
+        TRY(pk_str(pk, c->metric));
+        TRY(pk_str(pk, c->scope));
+        PK(msgpack_pack_array(pk, c->nperiods));
+        for (uint32_t i = 0; i < c->nperiods; i++)
+            TRY(pk_str(pk, c->periods[i]));
+        return 0;
+    }
+    default:
+        return TALLY_EINVAL;
+    }
+}
+
 int proto_encode(msgpack_sbuffer *out, const proto_msg_t *msg)
 {
     msgpack_packer pk;
@@ -265,6 +407,20 @@ int proto_encode(msgpack_sbuffer *out, const proto_msg_t *msg)
         PK(msgpack_pack_uint64(&pk, msg->u.goodbye.stream_id));
         PK(msgpack_pack_uint64(&pk, msg->u.goodbye.seq));
         return 0;
+    case PROTO_CATALOG_REQ:
+        TRY(pk_head(&pk, msg->type));
+        PK(msgpack_pack_uint64(&pk, msg->u.catalog_req.req_id));
+        PK(msgpack_pack_uint64(&pk, msg->u.catalog_req.townships_from));
+        PK(msgpack_pack_uint64(&pk, msg->u.catalog_req.metrics_from));
+        return 0;
+    case PROTO_CATALOG:
+        return enc_catalog(&pk, msg);
+    case PROTO_PERIOD_REQ:
+    case PROTO_PERIOD:
+    case PROTO_RANGE_REQ:
+    case PROTO_RANGE:
+    case PROTO_PERIOD_CHANGED:
+        return enc_history(&pk, msg);
     default:
         return TALLY_EINVAL;
     }

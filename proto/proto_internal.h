@@ -24,9 +24,9 @@
 #define PROTO_ACK_SAMPLE_MAX (PROTO_SAMPLES_MAX - 1)
 
 /* Elements of each type's top-level array, version and type included,
- * indexed by enum proto_type (entry 0 is unused).  The encoder writes these
+ * indexed by enum proto_type (0 for a number that is not a type).  The encoder writes these
  * counts and the decoder demands them. */
-extern const uint8_t proto_msg_elems[16];
+extern const uint8_t proto_msg_elems[PROTO_TYPE_LAST + 1];
 
 /* Check s[0..len) against the name rules of wire.md (1..PROTO_NAME_MAX
  * bytes, valid UTF-8, no C0/C1 controls, space, '/' or DEL).  Returns 0,

@@ -40,6 +40,8 @@ static const code_info_t wire_codes[] = {
     {"KIND_MISMATCH", "the value is not valid for the metric's kind"},
     {"BUSY", "the daemon is overloaded, retry later"},
     {"STALE_SEQUENCE", "the sequence number is below the de-duplication window"},
+    {"BAD_PERIOD", "the period or range does not parse, lies in the future or is too long"},
+    {"PERIOD_EXPIRED", "the figures of that period are no longer kept"},
 };
 
 static const code_info_t local_codes[] = {

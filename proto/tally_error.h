@@ -38,7 +38,9 @@ enum tally_error {
     TALLY_EKIND = -23,        /* value not valid for the metric's kind */
     TALLY_EBUSY = -24,        /* daemon overloaded (retryable) */
     TALLY_ESTALESEQ = -25,    /* sequence below the de-duplication window */
-    TALLY_EWIRE_LAST = -25,
+    TALLY_EBADPERIOD = -26,   /* a period or range that does not parse, future, too long */
+    TALLY_EEXPIRED = -27,     /* the period's figures are no longer kept */
+    TALLY_EWIRE_LAST = -27,
     /* local codes, never on the wire */
     TALLY_ENOMEM = -100,
     TALLY_EIO = -101,

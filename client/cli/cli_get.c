@@ -5,15 +5,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cli_opts.h"
+#include "cli_period.h"
 #include "cli_render.h"
 
 /* The help lines of the shared options are cli_opts.h's macros. */
 /* clang-format off */
 const char cli_get_usage[] =
-    "Usage: tally get [--metric M] [--town T | --all] [--json] [OPTIONS]\n"
+    "Usage: tally get [--metric M] [--town T | --all] [--period P [--compare]] [--json]\n"
+    "                 [--labels] [OPTIONS]\n"
     "\n"
     "Print the current tallies once: county-wide ones by default, one township's\n"
     "with --town, the county's and every township's with --all.  Ratios are shown\n"
@@ -22,6 +25,11 @@ const char cli_get_usage[] =
     "Options:\n"
     CLI_OPTS_HELP_FILTER("")
     "  -j, --json         one JSON document: {\"seq\":N,\"stream_id\":N,\"tallies\":[...]}\n"
+    "  -p, --period P     the tallies of one calendar period, closed or current, in the\n"
+    "                     daemon's zone: YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD\n"
+    "      --compare      with --period: also the period before and the same period a\n"
+    "                     year earlier, and the change (absolute and %)\n"
+    CLI_OPTS_HELP_LABELS("")
     CLI_OPTS_HELP_TIMEOUT("")
     CLI_OPTS_HELP_SERVER("", "a subscriber's")
     CLI_OPTS_HELP_HELP("")
@@ -32,24 +40,26 @@ const char cli_get_usage[] =
     "4 internal error.\n";
 /* clang-format on */
 
-static void print_json(const tally_tally_t *const *v, size_t n, uint64_t seq, uint64_t stream)
+static void print_json(const tally_tally_t *const *v, size_t n, uint64_t seq, uint64_t stream,
+                       const tally_catalog_t *cat)
 {
     printf("{\"seq\":%" PRIu64 ",\"stream_id\":%" PRIu64 ",\"tallies\":[", seq, stream);
     for (size_t i = 0; i < n; i++) {
         if (i > 0)
             fputc(',', stdout);
-        cli_render_json_tally(stdout, v[i], false);
+        cli_render_json_tally_cat(stdout, v[i], false, cat);
     }
     fputs("]}\n", stdout);
 }
 
-static int print(cli_render_rows_t *r, bool json, uint64_t seq, uint64_t stream)
+static int print(cli_render_rows_t *r, bool json, uint64_t seq, uint64_t stream,
+                 const tally_catalog_t *cat)
 {
-    cli_render_sort(r->v, r->n);
+    cli_render_sort_cat(r->v, r->n, cat);
     if (json)
-        print_json(r->v, r->n, seq, stream);
+        print_json(r->v, r->n, seq, stream, cat);
     else if (r->n > 0)
-        return cli_render_table(stdout, r->v, r->n);
+        return cli_render_table_cat(stdout, r->v, r->n, cat);
     return 0;
 }
 
@@ -115,19 +125,39 @@ static int nothing(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *cu
 
 int cli_get(int argc, char **argv, cli_global_t *g)
 {
+    static const struct option own[] = {
+        {"period", required_argument, NULL, 'p'},
+        {"compare", no_argument, NULL, CLI_OPT_OWN},
+        {NULL, 0, NULL, 0},
+    };
     cli_opts_t o;
     cli_opts_init(&o, "get", cli_get_usage, g,
-                  CLI_OPTS_FILTER | CLI_OPTS_JSON | CLI_OPTS_TIMEOUT | CLI_OPTS_SERVER |
-                      CLI_OPTS_NO_OPERANDS,
-                  NULL);
-    int status = cli_opts_parse(&o, argc, argv);
+                  CLI_OPTS_FILTER | CLI_OPTS_JSON | CLI_OPTS_LABELS | CLI_OPTS_TIMEOUT |
+                      CLI_OPTS_SERVER | CLI_OPTS_NO_OPERANDS,
+                  own);
+    const char *period = NULL;
+    bool compare = false;
+    int c, status;
+    while ((status = cli_opts_next(&o, argc, argv, &c)) == CLI_CONTINUE && c != -1) {
+        if (c == 'p')
+            period = optarg;
+        else
+            compare = true;
+    }
     if (status != CLI_CONTINUE)
+        return status;
+    if (compare && period == NULL)
+        return cli_usage_error("get", "--compare needs --period");
+    if (period != NULL && (status = cli_period_check("get", "--period", period)) != 0)
         return status;
     const tally_curve_t *curve;
     status = cli_curve(g, "get", &curve);
     if (status != 0)
         return status;
+    if (period != NULL)
+        return cli_get_period(g, &o, curve, period, compare);
     cli_render_rows_t rows = {.metric = o.all ? o.metric : NULL, .copy = true};
+    tally_catalog_t *cat = NULL;
     uint64_t seq = 0, stream = 0;
     char err[600];
     tally_request_t req = {
@@ -135,12 +165,20 @@ int cli_get(int argc, char **argv, cli_global_t *g)
     int rc = tally_get_req(g->server, &req, o.prefix, cli_render_rows_add, &rows, &seq, &stream);
     if (rc < 0) {
         status = cli_request_failed(g, "get", rc, &req, o.timeout_ms);
-    } else if (rows.oom || print(&rows, o.json, seq, stream) < 0) {
-        cli_error("out of memory");
-        status = CLI_INTERNAL;
-    } else if (rows.n == 0) {
-        status = nothing(g, &o, curve);
+    } else {
+        /* The labels: a second request, only when there is something to
+         * label. */
+        if (!rows.oom && rows.n > 0)
+            cat = cli_render_catalog(g, "get", curve, o.labels, o.timeout_ms,
+                                     !o.json && isatty(STDOUT_FILENO));
+        if (rows.oom || print(&rows, o.json, seq, stream, cat) < 0) {
+            cli_error("out of memory");
+            status = CLI_INTERNAL;
+        } else if (rows.n == 0) {
+            status = nothing(g, &o, curve);
+        }
     }
     cli_render_rows_free(&rows);
+    tally_catalog_destroy(&cat);
     return status;
 }

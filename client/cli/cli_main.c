@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "cli_opts.h"
+#include "cli_period.h"
 
 #ifndef TALLY_VERSION
 #define TALLY_VERSION "0.0.0"
@@ -22,7 +23,9 @@ static const char usage[] =
     "\n"
     "Commands:\n"
     "  push    send figures of a township (METRIC=VALUE pairs or a CSV file)\n"
-    "  get     print the current tallies once\n"
+    "  get     print the current tallies once, or a period's (--period)\n"
+    "  history print one series period by period\n"
+    "  report  write a period's figures as Markdown, CSV or Excel\n"
     "  watch   follow the tallies live\n"
     "  stats   print the daemon's counters\n"
     "  keygen  create a CURVE key pair for a secured tallyd\n"
@@ -52,10 +55,10 @@ typedef struct command {
 } command_t;
 
 static const command_t commands[] = {
-    {"push", cli_push, cli_push_usage}, /* these four talk to tallyd */
-    {"get", cli_get, cli_get_usage},
-    {"watch", cli_watch, cli_watch_usage},
-    {"stats", cli_stats, cli_stats_usage},
+    {"push", cli_push, cli_push_usage}, /* these six talk to tallyd */
+    {"get", cli_get, cli_get_usage},          {"history", cli_history, cli_history_usage},
+    {"report", cli_report, cli_report_usage},
+    {"watch", cli_watch, cli_watch_usage},    {"stats", cli_stats, cli_stats_usage},
     {"keygen", cli_keygen, cli_keygen_usage}, /* local: writes key files */
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

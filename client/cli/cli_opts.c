@@ -18,6 +18,8 @@ static const shared_t shared[] = {
     {CLI_OPTS_FILTER, {"town", required_argument, NULL, 't'}},
     {CLI_OPTS_FILTER, {"all", no_argument, NULL, 'a'}},
     {CLI_OPTS_JSON, {"json", no_argument, NULL, 'j'}},
+    {CLI_OPTS_LABELS, {"labels", no_argument, NULL, CLI_OPT_LABELS}},
+    {CLI_OPTS_LABELS, {"no-labels", no_argument, NULL, CLI_OPT_NO_LABELS}},
     {CLI_OPTS_TIMEOUT, {"timeout", required_argument, NULL, CLI_OPT_TIMEOUT}},
     {CLI_OPTS_SERVER, {"server", required_argument, NULL, 's'}},
     {CLI_OPTS_SERVER, {"server-key", required_argument, NULL, CLI_OPT_SERVER_KEY}},
@@ -25,7 +27,7 @@ static const shared_t shared[] = {
     {0, {"help", no_argument, NULL, 'h'}},
 };
 #define NSHARED    (sizeof shared / sizeof shared[0])
-#define FIRST_LATE 4 /* --timeout */
+#define FIRST_LATE 6 /* --timeout */
 
 static bool is_taken(const cli_opts_t *o, const shared_t *s)
 {
@@ -56,6 +58,7 @@ void cli_opts_init(cli_opts_t *o, const char *cmd, const char *usage, cli_global
     o->g = g;
     o->groups = groups;
     o->timeout_ms = CLI_DEFAULT_TIMEOUT_MS;
+    o->labels = -1;
     size_t n = 0, ns = 0;
     /* '+' before the subcommand: its options are its own.  ':' reports a
      * missing value apart from an unknown option. */
@@ -99,6 +102,12 @@ static int handle(cli_opts_t *o, int c)
         break;
     case 'j':
         o->json = true;
+        break;
+    case CLI_OPT_LABELS:
+        o->labels = 1;
+        break;
+    case CLI_OPT_NO_LABELS:
+        o->labels = 0;
         break;
     case CLI_OPT_TIMEOUT:
         if (cli_parse_seconds(optarg, &o->timeout_ms) < 0)

@@ -23,6 +23,7 @@ enum cli_opts_group {
     CLI_OPTS_TIMEOUT = 1u << 2,     /* --timeout SEC */
     CLI_OPTS_SERVER = 1u << 3,      /* -s/--server ADDR, --server-key K, --cert FILE */
     CLI_OPTS_NO_OPERANDS = 1u << 4, /* nothing may follow the options */
+    CLI_OPTS_LABELS = 1u << 5,      /* --labels, --no-labels */
 };
 
 /* getopt_long values of the long-only shared options.  A subcommand's
@@ -31,6 +32,8 @@ enum cli_opts_group {
 #define CLI_OPT_SERVER_KEY 0x100
 #define CLI_OPT_CERT       0x101
 #define CLI_OPT_TIMEOUT    0x102
+#define CLI_OPT_LABELS     0x103
+#define CLI_OPT_NO_LABELS  0x104
 #define CLI_OPT_OWN        0x200
 
 /* The help lines of the shared groups, for the subcommands' usage texts,
@@ -41,6 +44,10 @@ enum cli_opts_group {
     "  -m, --metric M     " pad "only this metric\n"                                               \
     "  -t, --town T       " pad "the tallies of township T instead of the county's\n"              \
     "  -a, --all          " pad "the county's and every township's tallies\n"
+#define CLI_OPTS_HELP_LABELS(pad)                                                                  \
+    "      --labels       " pad "show the catalog's labels, units and township names\n"            \
+    "                     " pad "(default on a terminal, when the catalog has any)\n"              \
+    "      --no-labels    " pad "show metric and township ids\n"
 #define CLI_OPTS_HELP_TIMEOUT(pad)                                                                 \
     "      --timeout SEC  " pad "how long to wait for the daemon (default 10)\n"
 #define CLI_OPTS_HELP_SERVER(pad, role)                                                            \
@@ -70,6 +77,7 @@ typedef struct cli_opts {
     bool json;                 /* --json */
     const char *metric, *town; /* --metric, --town; NULL when not given */
     bool all;                  /* --all */
+    int labels;                /* --labels 1, --no-labels 0, neither -1 */
     char prefix[300];          /* CLI_OPTS_FILTER: the topic prefix they select */
 } cli_opts_t;
 

@@ -87,6 +87,21 @@ void cli_render_value(char *buf, size_t cap, int kind, const tally_value_t *v)
     }
 }
 
+void cli_render_scaled(char *buf, size_t cap, int kind, const tally_value_t *v, int scale)
+{
+    if (!v->present || kind == TALLY_KIND_RATIO || scale <= 0 || scale > 18 ||
+        (v->den != 1 && v->den != 0)) {
+        cli_render_value(buf, cap, kind, v);
+        return;
+    }
+    uint64_t p = 1;
+    for (int i = 0; i < scale; i++)
+        p *= 10;
+    /* The magnitude as unsigned, so that INT64_MIN has one too. */
+    uint64_t mag = v->num < 0 ? 0 - (uint64_t)v->num : (uint64_t)v->num;
+    snprintf(buf, cap, "%s%" PRIu64 ".%0*" PRIu64, v->num < 0 ? "-" : "", mag / p, scale, mag % p);
+}
+
 static int cmp_tally(const void *a, const void *b)
 {
     const tally_tally_t *x = *(const tally_tally_t *const *)a;
@@ -101,8 +116,55 @@ static int cmp_tally(const void *a, const void *b)
 
 void cli_render_sort(const tally_tally_t **v, size_t n)
 {
-    if (n > 1)
+    cli_render_sort_cat(v, n, NULL);
+}
+
+/* qsort has no context: the catalog of the sort in progress. */
+static _Thread_local const tally_catalog_t *sort_cat;
+
+static size_t metric_pos(const tally_catalog_t *cat, const char *id)
+{
+    size_t i;
+    return tally_catalog_find_metric(cat, id, &i) != NULL ? i : SIZE_MAX;
+}
+
+static size_t town_pos(const tally_catalog_t *cat, const char *id)
+{
+    size_t i;
+    return tally_catalog_find_township(cat, id, &i) != NULL ? i : SIZE_MAX;
+}
+
+static int cmp_pos(size_t a, size_t b)
+{
+    return a < b ? -1 : a > b;
+}
+
+static int cmp_tally_cat(const void *a, const void *b)
+{
+    const tally_tally_t *x = *(const tally_tally_t *const *)a;
+    const tally_tally_t *y = *(const tally_tally_t *const *)b;
+    int c = cmp_pos(metric_pos(sort_cat, x->metric), metric_pos(sort_cat, y->metric));
+    if (c == 0)
+        c = strcmp(x->metric, y->metric);
+    if (c != 0)
+        return c;
+    if ((x->scope[0] == '\0') != (y->scope[0] == '\0'))
+        return x->scope[0] == '\0' ? -1 : 1;
+    c = cmp_pos(town_pos(sort_cat, x->scope), town_pos(sort_cat, y->scope));
+    return c != 0 ? c : strcmp(x->scope, y->scope);
+}
+
+void cli_render_sort_cat(const tally_tally_t **v, size_t n, const tally_catalog_t *cat)
+{
+    if (n < 2)
+        return;
+    if (cat == NULL) {
         qsort(v, n, sizeof *v, cmp_tally);
+        return;
+    }
+    sort_cat = cat;
+    qsort(v, n, sizeof *v, cmp_tally_cat);
+    sort_cat = NULL;
 }
 
 static const char *const canonical[] = {"1h",    "24h",     "7d",   "30d",  "today",
@@ -134,29 +196,72 @@ static size_t columns(const tally_tally_t *const *v, size_t n, const char **out)
 
 int cli_render_table(FILE *out, const tally_tally_t *const *v, size_t n)
 {
+    return cli_render_table_cat(out, v, n, NULL);
+}
+
+/* What the table and JSON show of a tally's metric and township. */
+typedef struct shown {
+    const char *metric, *unit, *scope;
+    int scale;
+} shown_t;
+
+static shown_t shown(const tally_tally_t *t, const tally_catalog_t *cat)
+{
+    shown_t s = {t->metric, "", cli_render_scope(t), 0};
+    const tally_metric_info_t *m = tally_catalog_find_metric(cat, t->metric, NULL);
+    if (m != NULL) {
+        if (m->label[0] != '\0')
+            s.metric = m->label;
+        s.unit = m->unit;
+        s.scale = m->scale;
+    }
+    const tally_township_info_t *tw =
+        t->scope[0] ? tally_catalog_find_township(cat, t->scope, NULL) : NULL;
+    if (tw != NULL && tw->name[0] != '\0')
+        s.scope = tw->name;
+    return s;
+}
+
+void cli_render_names(const tally_tally_t *t, const tally_catalog_t *cat, const char **metric,
+                      const char **unit, const char **scope, int *scale)
+{
+    shown_t s = shown(t, cat);
+    *metric = s.metric;
+    *unit = s.unit;
+    *scope = s.scope;
+    *scale = s.scale;
+}
+
+int cli_render_table_cat(FILE *out, const tally_tally_t *const *v, size_t n,
+                         const tally_catalog_t *cat)
+{
     const char *cols[NCOLS_MAX];
     size_t ncols = columns(v, n, cols);
-    table_t *t = table_new((unsigned)ncols + 2);
+    size_t first = cat != NULL ? 3 : 2; /* METRIC, [UNIT,] SCOPE */
+    table_t *t = table_new((unsigned)(ncols + first));
     if (t == NULL)
         return TALLY_ENOMEM;
-    const char *cells[NCOLS_MAX + 2];
-    char text[NCOLS_MAX][32];
+    const char *cells[NCOLS_MAX + 3];
+    char text[NCOLS_MAX][48];
     cells[0] = "METRIC";
-    cells[1] = "SCOPE";
+    cells[1] = cat != NULL ? "UNIT" : "SCOPE";
+    cells[first - 1] = "SCOPE";
     for (size_t c = 0; c < ncols; c++) {
-        cells[c + 2] = cols[c];
-        table_align_right(t, (unsigned)c + 2);
+        cells[c + first] = cols[c];
+        table_align_right(t, (unsigned)(c + first));
     }
     int rc = table_add(t, cells);
     for (size_t i = 0; i < n && rc == 0; i++) {
-        cells[0] = v[i]->metric;
-        cells[1] = cli_render_scope(v[i]);
+        shown_t sh = shown(v[i], cat);
+        cells[0] = sh.metric;
+        cells[1] = sh.unit;
+        cells[first - 1] = sh.scope;
         for (size_t c = 0; c < ncols; c++) {
             const tally_value_t *val = tally_tally_value(v[i], cols[c]);
             text[c][0] = '\0';
             if (val != NULL)
-                cli_render_value(text[c], sizeof text[c], v[i]->kind, val);
-            cells[c + 2] = text[c];
+                cli_render_scaled(text[c], sizeof text[c], v[i]->kind, val, sh.scale);
+            cells[c + first] = text[c];
         }
         rc = table_add(t, cells);
     }
@@ -181,6 +286,12 @@ static void json_value(FILE *out, int kind, const tally_value_t *v)
 
 void cli_render_json_tally(FILE *out, const tally_tally_t *t, bool with_seq)
 {
+    cli_render_json_tally_cat(out, t, with_seq, NULL);
+}
+
+void cli_render_json_tally_cat(FILE *out, const tally_tally_t *t, bool with_seq,
+                               const tally_catalog_t *cat)
+{
     fputc('{', out);
     if (with_seq)
         fprintf(out, "\"seq\":%" PRIu64 ",", t->seq);
@@ -190,6 +301,15 @@ void cli_render_json_tally(FILE *out, const tally_tally_t *t, bool with_seq)
     json_string(out, cli_render_scope(t));
     fputs(",\"kind\":", out);
     json_string(out, tally_kind_name(t->kind));
+    if (cat != NULL) {
+        shown_t sh = shown(t, cat);
+        fputs(",\"label\":", out);
+        json_string(out, sh.metric);
+        fputs(",\"unit\":", out);
+        json_string(out, sh.unit);
+        fprintf(out, ",\"scale\":%d,\"scope_name\":", sh.scale);
+        json_string(out, sh.scope);
+    }
     fputs(",\"values\":{", out);
     for (unsigned i = 0; i < t->nvalues; i++) {
         if (i > 0)
@@ -199,4 +319,43 @@ void cli_render_json_tally(FILE *out, const tally_tally_t *t, bool with_seq)
         json_value(out, t->kind, &t->values[i]);
     }
     fputs("}}", out);
+}
+
+/* True when the catalog has something to show beyond ids. */
+static bool has_labels(const tally_catalog_t *cat)
+{
+    for (size_t i = 0; i < tally_catalog_metrics(cat); i++)
+        if (tally_catalog_metric(cat, i)->label[0] != '\0')
+            return true;
+    for (size_t i = 0; i < tally_catalog_townships(cat); i++)
+        if (tally_catalog_township(cat, i)->name[0] != '\0')
+            return true;
+    return false;
+}
+
+tally_catalog_t *cli_render_catalog(const cli_global_t *g, const char *cmd,
+                                    const tally_curve_t *curve, int labels, int timeout_ms,
+                                    bool tty)
+{
+    if (labels == 0 || (labels < 0 && !tty))
+        return NULL;
+    char err[600];
+    tally_request_t req = {
+        .curve = curve, .timeout_ms = timeout_ms, .errbuf = err, .errbuf_len = sizeof err};
+    tally_catalog_t *cat = NULL;
+    int rc = tally_catalog_req(g->server, &req, &cat);
+    if (rc < 0) {
+        if (labels > 0 && rc == TALLY_ETYPE)
+            fprintf(stderr,
+                    "tally %s: the daemon does not send its catalog (older than "
+                    "CATALOG_REQ); showing ids\n",
+                    cmd);
+        else if (labels > 0)
+            fprintf(stderr, "tally %s: could not read the catalog (%s%s%s); showing ids\n", cmd,
+                    tally_strerror(rc), err[0] ? ": " : "", err);
+        return NULL;
+    }
+    if (labels < 0 && !has_labels(cat))
+        tally_catalog_destroy(&cat);
+    return cat;
 }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "cli_util.h"
 #include "tally.h"
 
 /* A tally that owns its strings, for keeping one beyond a callback. */
@@ -58,5 +59,39 @@ int cli_render_table(FILE *out, const tally_tally_t *const *v, size_t n);
  * gauge values are integers, ratios {"num":..,"den":..,"value":..},
  * no value is null. */
 void cli_render_json_tally(FILE *out, const tally_tally_t *t, bool with_seq);
+
+/* ---- labels: the daemon's catalog (PROTOCOL.md 8.17) ---- */
+
+/* The catalog to show labels with, or NULL for ids.  labels is the
+ * --labels option: 0 never; 1 always (a daemon that cannot say gets a
+ * note on stderr, and ids are shown); -1 when tty is set and the catalog
+ * has a label or a township name.  A daemon from before the catalog
+ * request gives NULL silently.  Free with tally_catalog_destroy. */
+tally_catalog_t *cli_render_catalog(const cli_global_t *g, const char *cmd,
+                                    const tally_curve_t *curve, int labels, int timeout_ms,
+                                    bool tty);
+
+/* A value of a metric with decimal scale places: "12.5" for 125 at scale
+ * 1, "-0.05" for -5 at scale 2; as cli_render_value otherwise. */
+void cli_render_scaled(char *buf, size_t cap, int kind, const tally_value_t *v, int scale);
+
+/* cli_render_sort, cli_render_table and cli_render_json_tally with the
+ * catalog cat (NULL: as those).  With a catalog, tallies are sorted in
+ * catalog order (metrics the catalog lacks last, by id; the county
+ * first, then townships in catalog order); the table shows each metric's
+ * label (its id when it has none), a UNIT column, township names and
+ * values with the metric's decimal scale; the JSON object adds "label",
+ * "unit", "scale" and "scope_name" (values stay the exact integers). */
+/* What a table shows of t with the catalog cat (NULL: ids): the metric's
+ * label or id, its unit ("" without), the township's name, "county" or
+ * id, and the decimal scale (0 without a catalog). */
+void cli_render_names(const tally_tally_t *t, const tally_catalog_t *cat, const char **metric,
+                      const char **unit, const char **scope, int *scale);
+
+void cli_render_sort_cat(const tally_tally_t **v, size_t n, const tally_catalog_t *cat);
+int cli_render_table_cat(FILE *out, const tally_tally_t *const *v, size_t n,
+                         const tally_catalog_t *cat);
+void cli_render_json_tally_cat(FILE *out, const tally_tally_t *t, bool with_seq,
+                               const tally_catalog_t *cat);
 
 #endif

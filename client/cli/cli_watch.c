@@ -17,7 +17,7 @@
 /* The help lines of the shared options are cli_opts.h's macros. */
 /* clang-format off */
 const char cli_watch_usage[] =
-    "Usage: tally watch [--metric M] [--town T | --all] [--json] [OPTIONS]\n"
+    "Usage: tally watch [--metric M] [--town T | --all] [--json] [--labels] [OPTIONS]\n"
     "\n"
     "Follow the tallies live (county-wide by default).  On a terminal, a table is\n"
     "redrawn in place at most 10 times a second under a status line.  With --json,\n"
@@ -32,12 +32,15 @@ const char cli_watch_usage[] =
     "Options:\n"
     CLI_OPTS_HELP_FILTER("  ")
     "  -j, --json           JSON lines even on a terminal\n"
+    CLI_OPTS_HELP_LABELS("  ")
     "  -n, --count N        exit after N lines reporting changes newer than the first\n"
     "                       snapshot\n"
     "  -d, --duration SEC   exit after SEC seconds (status 3 if no snapshot arrived)\n"
     CLI_OPTS_HELP_SERVER("  ", "a subscriber's")
     CLI_OPTS_HELP_HELP("  ");
 /* clang-format on */
+
+#define CATALOG_WAIT_MS 3000 /* how long the catalog may delay the start */
 
 /* The signal handler can only reach the subscriber through a static. */
 static tally_sub_t *volatile watched;
@@ -58,8 +61,9 @@ typedef struct watch {
     const char *prefix;
     const char *metric; /* filter for --all --metric, else NULL */
     bool json;
-    long count;   /* 0 = unlimited */
-    long changes; /* lines newer than the first snapshot */
+    tally_catalog_t *cat; /* labels to show, or NULL for ids */
+    long count;           /* 0 = unlimited */
+    long changes;         /* lines newer than the first snapshot */
     bool have_base;
     uint64_t base_seq;
     bool ever_synced;
@@ -87,7 +91,7 @@ static void on_tally(void *ctx, const tally_tally_t *t)
         w->last_change_ms = cli_clock_ms(CLOCK_REALTIME);
     w->dirty = true;
     if (w->json) {
-        cli_render_json_tally(stdout, t, true);
+        cli_render_json_tally_cat(stdout, t, true, w->cat);
         fputc('\n', stdout);
         fflush(stdout); /* a line is only useful to a pipe once it is out */
     }
@@ -108,7 +112,7 @@ static void draw(watch_t *w)
 {
     cli_render_rows_t r = {.metric = w->metric};
     tally_sub_foreach(w->sub, cli_render_rows_add, &r);
-    cli_render_sort(r.v, r.n);
+    cli_render_sort_cat(r.v, r.n, w->cat);
     char when[32] = "never";
     if (w->last_change_ms > 0) {
         time_t t = (time_t)(w->last_change_ms / 1000);
@@ -129,7 +133,7 @@ static void draw(watch_t *w)
     else if (r.n == 0)
         fputs(w->ever_synced ? "(no tallies yet)\n" : "(waiting for a snapshot)\n", stdout);
     else
-        cli_render_table(stdout, r.v, r.n);
+        cli_render_table_cat(stdout, r.v, r.n, w->cat);
     fflush(stdout);
     cli_render_rows_free(&r);
     w->dirty = false;
@@ -206,7 +210,9 @@ int cli_watch(int argc, char **argv, cli_global_t *g)
     };
     cli_opts_t o;
     cli_opts_init(&o, "watch", cli_watch_usage, g,
-                  CLI_OPTS_FILTER | CLI_OPTS_JSON | CLI_OPTS_SERVER | CLI_OPTS_NO_OPERANDS, own);
+                  CLI_OPTS_FILTER | CLI_OPTS_JSON | CLI_OPTS_LABELS | CLI_OPTS_SERVER |
+                      CLI_OPTS_NO_OPERANDS,
+                  own);
     long count = 0;
     int duration_ms = 0;
     int c, status;
@@ -240,11 +246,16 @@ int cli_watch(int argc, char **argv, cli_global_t *g)
     status = cli_curve(g, "watch", &curve);
     if (status != 0)
         return status;
+    /* Read once: a reload that changes the catalog shows after a restart
+     * of the watch.  A short wait, so that a daemon not up yet delays the
+     * first screen little. */
+    w.cat = cli_render_catalog(g, "watch", curve, o.labels, CATALOG_WAIT_MS, table);
     char err[512];
     tally_sub_opts_t so = {.errbuf = err, .errbuf_len = sizeof err, .curve = curve};
     int rc = tally_sub_new(g->server, o.prefix, &cb, &so, &w.sub);
     if (rc < 0) {
         cli_error("%s", err);
+        tally_catalog_destroy(&w.cat);
         return rc == TALLY_EINVAL ? CLI_USAGE : CLI_INTERNAL;
     }
     struct sigaction sa;
@@ -259,5 +270,6 @@ int cli_watch(int argc, char **argv, cli_global_t *g)
     signal(SIGTERM, SIG_DFL);
     watched = NULL;
     tally_sub_destroy(&w.sub);
+    tally_catalog_destroy(&w.cat);
     return status;
 }

@@ -1,5 +1,6 @@
 /* oneshot.c - libtally (client/lib/): single request/reply exchanges,
- * tally_get (one snapshot) and tally_stats, saying why one failed: the
+ * tally_get (one snapshot), tally_stats and tally_catalog_req (page by
+ * page), saying why one failed: the
  * daemon's ERROR, or what the connection showed (monitor.c). */
 #include <errno.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 
 #include <zmq.h>
 
+#include "catalog.h"
 #include "curve.h"
 #include "monitor.h"
 #include "sub_store.h"
@@ -304,6 +306,253 @@ static int stats(const char *server, tally_request_t *req, bool early, tally_sta
     return rc;
 }
 
+static int send_catalog_req(oneshot_t *o, uint64_t req_id, uint32_t towns_from,
+                            uint32_t metrics_from)
+{
+    proto_msg_t m;
+    memset(&m, 0, sizeof m);
+    m.type = PROTO_CATALOG_REQ;
+    m.u.catalog_req.req_id = req_id;
+    m.u.catalog_req.townships_from = towns_from;
+    m.u.catalog_req.metrics_from = metrics_from;
+    return oneshot_send(o, &m);
+}
+
+/* Add the entries of page m to *cat, starting a new catalog when m's id
+ * differs from *cat's (a reload between pages: read it from the start). */
+static int catalog_page(const proto_msg_t *m, tally_catalog_t **cat, uint32_t *tf, uint32_t *mf)
+{
+    if (*cat == NULL || tally_catalog_id(*cat) != m->u.catalog.catalog_id) {
+        bool restart = *cat != NULL && (*tf > 0 || *mf > 0);
+        tally_catalog_destroy(cat);
+        if ((*cat = catalog_new(m->u.catalog.catalog_id)) == NULL)
+            return TALLY_ENOMEM;
+        *tf = *mf = 0;
+        if (restart)
+            return TALLY_EAGAIN; /* this page is not the first of its catalog */
+    }
+    proto_catalog_iter_t it;
+    proto_township_t t;
+    proto_metric_info_t e;
+    int rc = 0;
+    proto_catalog_iter(&it, m);
+    while (rc == 0 && proto_catalog_next_township(&it, &t))
+        if ((rc = catalog_add_township(*cat, &t)) == 0)
+            ++*tf;
+    while (rc == 0 && proto_catalog_next_metric(&it, &e))
+        if ((rc = catalog_add_metric(*cat, &e)) == 0)
+            ++*mf;
+    return rc;
+}
+
+static int catalog_req(const char *server, tally_request_t *req, tally_catalog_t **out)
+{
+    text_format(req->errbuf, req->errbuf_len, "%s", "");
+    req->link = TALLY_LINK_UNKNOWN;
+    if (out == NULL) {
+        text_format(req->errbuf, req->errbuf_len, "nowhere to put the catalog");
+        return TALLY_EINVAL;
+    }
+    *out = NULL;
+    oneshot_t *o;
+    int rc = oneshot_open(server, req, true, &o);
+    if (rc < 0)
+        return rc;
+    tally_catalog_t *cat = NULL;
+    uint64_t req_id = 1;
+    uint32_t tf = 0, mf = 0;
+    rc = send_catalog_req(o, req_id, 0, 0);
+    while (rc == 0 && (rc = oneshot_recv(o)) == 0) {
+        const proto_msg_t *m = &o->msg;
+        if (m->type == PROTO_ERROR && m->u.error.req_id == req_id) {
+            rc = wire_error(m, req);
+        } else if (m->type == PROTO_ERROR && m->u.error.req_id == 0 &&
+                   m->u.error.code == -TALLY_ETYPE) {
+            rc = wire_error(m, req); /* a daemon from before CATALOG_REQ */
+        } else if (m->type == PROTO_CATALOG && m->u.catalog.req_id == req_id) {
+            uint32_t tf0 = tf, mf0 = mf;
+            rc = catalog_page(m, &cat, &tf, &mf);
+            if (rc == TALLY_EAGAIN) {
+                rc = send_catalog_req(o, ++req_id, 0, 0);
+                continue;
+            }
+            if (rc < 0)
+                break;
+            if (tf >= m->u.catalog.townships_total && mf >= m->u.catalog.metrics_total) {
+                rc = catalog_finish(cat);
+                break;
+            }
+            if (tf == tf0 && mf == mf0) {
+                text_format(req->errbuf, req->errbuf_len,
+                            "the daemon sent a catalog page without entries before the end");
+                rc = TALLY_EMALFORMED;
+                break;
+            }
+            rc = send_catalog_req(o, ++req_id, tf, mf);
+        }
+    }
+    if (rc < 0 && !tally_err_is_wire(rc))
+        failed(req, rc);
+    if (rc < 0)
+        tally_catalog_destroy(&cat);
+    *out = cat;
+    oneshot_close(o, req);
+    return rc;
+}
+
+/* ---- history: PERIOD_REQ and RANGE_REQ (PROTOCOL.md 8.18-8.21) ---- */
+
+static int period(const char *server, tally_request_t *req, const char *prefix,
+                  const char *period_name, tally_tally_cb cb, void *ctx)
+{
+    text_format(req->errbuf, req->errbuf_len, "%s", "");
+    req->link = TALLY_LINK_UNKNOWN;
+    if (prefix == NULL)
+        prefix = "";
+    if (cb == NULL || period_name == NULL || strlen(prefix) > PROTO_PREFIX_MAX ||
+        strlen(period_name) == 0 || strlen(period_name) > PROTO_PERIOD_TEXT_MAX) {
+        text_format(req->errbuf, req->errbuf_len,
+                    "no callback, no period, a period longer than %d bytes or a prefix longer "
+                    "than %d bytes",
+                    PROTO_PERIOD_TEXT_MAX, PROTO_PREFIX_MAX);
+        return TALLY_EINVAL;
+    }
+    oneshot_t *o;
+    int rc = oneshot_open(server, req, true, &o);
+    if (rc < 0)
+        return rc;
+    proto_msg_t q;
+    memset(&q, 0, sizeof q);
+    q.type = PROTO_PERIOD_REQ;
+    q.u.period_req.req_id = 1;
+    q.u.period_req.prefix = proto_str(prefix);
+    q.u.period_req.period = proto_str(period_name);
+    rc = oneshot_send(o, &q);
+    sub_entry_t **slots = NULL; /* by index */
+    uint32_t count = 0, got = 0;
+    bool sized = false;
+    while (rc == 0 && (rc = oneshot_recv(o)) == 0) {
+        const proto_msg_t *m = &o->msg;
+        if (m->type == PROTO_ERROR && (m->u.error.req_id == 1 || m->u.error.req_id == 0)) {
+            rc = wire_error(m, req);
+            break;
+        }
+        if (m->type != PROTO_PERIOD || m->u.period.req_id != 1)
+            continue;
+        if (!sized) {
+            count = m->u.period.count;
+            sized = true;
+            if (count > 0 && (slots = calloc(count, sizeof(*slots))) == NULL) {
+                rc = TALLY_ENOMEM;
+                break;
+            }
+        }
+        if (count == 0)
+            break;
+        uint32_t i = m->u.period.index;
+        if (m->u.period.count != count || i >= count || !m->u.period.has_tally)
+            continue; /* not of this answer */
+        if (slots[i] == NULL) {
+            if ((slots[i] = malloc(sizeof(*slots[i]))) == NULL) {
+                rc = TALLY_ENOMEM;
+                break;
+            }
+            sub_entry_set(slots[i], &m->u.period.tally);
+            if (++got == count)
+                break;
+        }
+    }
+    if (rc == 0)
+        for (uint32_t i = 0; i < count; i++)
+            cb(ctx, &slots[i]->pub);
+    for (uint32_t i = 0; i < count && slots != NULL; i++)
+        free(slots[i]);
+    free(slots);
+    if (rc < 0 && !tally_err_is_wire(rc))
+        failed(req, rc);
+    oneshot_close(o, req);
+    return rc;
+}
+
+typedef struct point {
+    char period[PROTO_PERIOD_TEXT_MAX + 1];
+    tally_value_t v;
+    bool have;
+} point_t;
+
+static int range(const char *server, tally_request_t *req, const char *metric, const char *scope,
+                 const char *by, const char *from, const char *to, tally_point_cb cb, void *ctx)
+{
+    text_format(req->errbuf, req->errbuf_len, "%s", "");
+    req->link = TALLY_LINK_UNKNOWN;
+    if (scope == NULL)
+        scope = "";
+    if (cb == NULL || metric == NULL || by == NULL || from == NULL || to == NULL) {
+        text_format(req->errbuf, req->errbuf_len, "no callback, metric, by, from or to");
+        return TALLY_EINVAL;
+    }
+    oneshot_t *o;
+    int rc = oneshot_open(server, req, true, &o);
+    if (rc < 0)
+        return rc;
+    proto_msg_t q;
+    memset(&q, 0, sizeof q);
+    q.type = PROTO_RANGE_REQ;
+    q.u.range_req.req_id = 1;
+    q.u.range_req.metric = proto_str(metric);
+    q.u.range_req.scope = proto_str(scope);
+    q.u.range_req.by = proto_str(by);
+    q.u.range_req.from = proto_str(from);
+    q.u.range_req.to = proto_str(to);
+    rc = oneshot_send(o, &q);
+    if (rc == TALLY_EINVAL)
+        text_format(req->errbuf, req->errbuf_len,
+                    "metric, township, by, from or to is not a valid name or period text");
+    point_t *pts = NULL;
+    uint32_t total = 0, got = 0;
+    int kind = 0;
+    while (rc == 0 && (rc = oneshot_recv(o)) == 0) {
+        const proto_msg_t *m = &o->msg;
+        if (m->type == PROTO_ERROR && (m->u.error.req_id == 1 || m->u.error.req_id == 0)) {
+            rc = wire_error(m, req);
+            break;
+        }
+        if (m->type != PROTO_RANGE || m->u.range.req_id != 1)
+            continue;
+        if (pts == NULL) {
+            total = m->u.range.total;
+            kind = m->u.range.kind;
+            if ((pts = calloc(total, sizeof(*pts))) == NULL) {
+                rc = TALLY_ENOMEM;
+                break;
+            }
+        }
+        if (m->u.range.total != total)
+            continue;
+        for (uint32_t j = 0; j < m->u.range.npoints; j++) {
+            uint32_t i = m->u.range.first + j;
+            if (i >= total || pts[i].have)
+                continue;
+            const proto_value_t *pv = &m->u.range.points[j];
+            text_copy(pts[i].period, sizeof(pts[i].period), pv->name.ptr, pv->name.len);
+            pts[i].v = (tally_value_t){
+                .column = pts[i].period, .present = pv->present, .num = pv->num, .den = pv->den};
+            pts[i].have = true;
+            got++;
+        }
+        if (got == total)
+            break;
+    }
+    if (rc == 0)
+        for (uint32_t i = 0; i < total; i++)
+            cb(ctx, kind, &pts[i].v);
+    free(pts);
+    if (rc < 0 && !tally_err_is_wire(rc))
+        failed(req, rc);
+    oneshot_close(o, req);
+    return rc;
+}
+
 /* The entry points.  The older ones keep waiting for their whole timeout
  * whatever the connection shows, as they always did. */
 
@@ -346,4 +595,24 @@ int tally_stats_req(const char *server, tally_request_t *req, tally_stat_cb cb, 
 {
     tally_request_t none = plain(NULL, 0);
     return stats(server, req != NULL ? req : &none, true, cb, ctx);
+}
+
+int tally_catalog_req(const char *server, tally_request_t *req, tally_catalog_t **out)
+{
+    tally_request_t none = plain(NULL, 0);
+    return catalog_req(server, req != NULL ? req : &none, out);
+}
+
+int tally_period_req(const char *server, tally_request_t *req, const char *prefix,
+                     const char *period_name, tally_tally_cb cb, void *ctx)
+{
+    tally_request_t none = plain(NULL, 0);
+    return period(server, req != NULL ? req : &none, prefix, period_name, cb, ctx);
+}
+
+int tally_range_req(const char *server, tally_request_t *req, const char *metric, const char *scope,
+                    const char *by, const char *from, const char *to, tally_point_cb cb, void *ctx)
+{
+    tally_request_t none = plain(NULL, 0);
+    return range(server, req != NULL ? req : &none, metric, scope, by, from, to, cb, ctx);
 }

@@ -617,6 +617,88 @@ TALLY_API int tally_get_curve(const char *server, const tally_curve_t *curve, co
 TALLY_API int tally_stats_curve(const char *server, const tally_curve_t *curve, int timeout_ms,
                                 tally_stat_cb cb, void *ctx);
 
+/* ------------------------------------------------------------------ */
+/* History: closed periods (PROTOCOL.md 10.8)                         */
+/* ------------------------------------------------------------------ */
+
+/* The tallies under prefix (as for tally_get) for one calendar period of
+ * the daemon's zone, closed or current: period is "2023", "2023-Q4",
+ * "2023-12" or "2023-12-31".  cb receives each tally once the whole
+ * answer is in, with exactly one column, named after the period (its
+ * value follows the rules of tally_value_t).  Returns 0 (also when
+ * nothing matches: cb is not called); TALLY_EINVAL (bad arguments);
+ * TALLY_EBADPERIOD (not a period, or one that has not begun);
+ * TALLY_EEXPIRED (a day older than the daemon keeps); TALLY_EUNKTOWN,
+ * TALLY_EUNKMETRIC (the prefix names one the daemon has no tallies of);
+ * TALLY_ETYPE (a daemon from before history); otherwise the returns of
+ * tally_get_req. */
+TALLY_API int tally_period_req(const char *server, tally_request_t *req, const char *prefix,
+                               const char *period, tally_tally_cb cb, void *ctx);
+
+/* Called for each period of a range, in order: value->column is the
+ * period's name; kind is the metric's (enum tally_kind). */
+typedef void (*tally_point_cb)(void *ctx, int kind, const tally_value_t *value);
+
+/* One series (metric, scope: NULL or "" for the county, else a township)
+ * period by period: by is "day", "month", "quarter" or "year"; the range
+ * runs from the period of type by holding the first day of from to the
+ * one holding the last day of to (from and to are period names of any
+ * type: by "month", from "2023", to "2023" is the twelve months of 2023).
+ * At most 10,000 periods.  cb runs for each once the whole answer is in.
+ * Returns 0 or the codes of tally_period_req. */
+TALLY_API int tally_range_req(const char *server, tally_request_t *req, const char *metric,
+                              const char *scope, const char *by, const char *from, const char *to,
+                              tally_point_cb cb, void *ctx);
+
+/* ------------------------------------------------------------------ */
+/* The catalog                                                        */
+/* ------------------------------------------------------------------ */
+
+/* A township of the daemon's catalog (PROTOCOL.md 8.17). */
+typedef struct tally_township_info {
+    const char *id;   /* the name used on the wire, e.g. "gaoguan" */
+    const char *name; /* the name people use, e.g. "高观镇"; "" when none */
+    int type;         /* 0 unspecified, 1 subdistrict, 2 town, 3 township */
+} tally_township_info_t;
+
+/* A metric of the daemon's catalog, ratios included. */
+typedef struct tally_metric_info {
+    const char *id;                      /* e.g. "disputes.resolved" */
+    int kind;                            /* enum tally_kind */
+    const char *unit;                    /* e.g. "件"; "" when none */
+    int scale;                           /* decimal places: a value v means v / 10^scale */
+    const char *label;                   /* e.g. "化解矛盾纠纷"; "" when none */
+    const char *numerator, *denominator; /* a ratio's operands; "" otherwise */
+} tally_metric_info_t;
+
+typedef struct tally_catalog tally_catalog_t;
+
+/* Read the catalog of the daemon at server (CATALOG_REQ, every page) into
+ * a new *out, with the options of req (NULL: defaults).  Returns 0;
+ * TALLY_ETYPE when the daemon predates the request (show ids then);
+ * otherwise the returns of tally_get_req. */
+TALLY_API int tally_catalog_req(const char *server, tally_request_t *req, tally_catalog_t **out);
+
+/* Free the catalog; *c = NULL.  Every pointer read from it goes with it. */
+TALLY_API void tally_catalog_destroy(tally_catalog_t **c);
+
+/* The catalog's id: it changes when a reload changes the catalog. */
+TALLY_API uint64_t tally_catalog_id(const tally_catalog_t *c);
+
+/* Townships and metrics in catalog order: the counts, and entry i (NULL
+ * when i is out of range). */
+TALLY_API size_t tally_catalog_townships(const tally_catalog_t *c);
+TALLY_API const tally_township_info_t *tally_catalog_township(const tally_catalog_t *c, size_t i);
+TALLY_API size_t tally_catalog_metrics(const tally_catalog_t *c);
+TALLY_API const tally_metric_info_t *tally_catalog_metric(const tally_catalog_t *c, size_t i);
+
+/* The entry with this id, or NULL (c may be NULL).  *index, when not
+ * NULL, receives its position in catalog order. */
+TALLY_API const tally_township_info_t *tally_catalog_find_township(const tally_catalog_t *c,
+                                                                   const char *id, size_t *index);
+TALLY_API const tally_metric_info_t *tally_catalog_find_metric(const tally_catalog_t *c,
+                                                               const char *id, size_t *index);
+
 #ifdef __cplusplus
 }
 #endif

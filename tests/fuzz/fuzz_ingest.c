@@ -192,15 +192,7 @@ static int64_t fuzz_clock(void *ctx)
 static void setup_engine(fuzz_daemon_t *d)
 {
     engine_config_t ec;
-    engine_config_default(&ec);
-    ec.nwindows = (uint32_t)d->cfg.nwindows;
-    for (size_t i = 0; i < d->cfg.nwindows; i++) {
-        ec.windows[i].name = d->cfg.windows[i].name;
-        ec.windows[i].ms = d->cfg.windows[i].ms;
-    }
-    ec.buckets = (uint32_t)d->cfg.buckets;
-    ec.zone = d->cfg.timezone;
-    ec.max_series = (uint32_t)d->cfg.max_series;
+    engine_config_from(&ec, &d->cfg);
     CHECK(engine_config_check(&ec, NULL, 0) == 0);
     CHECK(engine_init(&d->engine, &ec, &g.clock) == 0);
 }

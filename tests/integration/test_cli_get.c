@@ -20,6 +20,7 @@
 
 #include "cli_support.h"
 #include "harness.h"
+#include "tally.h"
 
 #define ROWS_MAX 64
 
@@ -265,6 +266,128 @@ static void test_gaoguan_example_config(void **state)
     push_and_check(f);
 }
 
+/* Read the example configuration into f->conf. */
+static void load_example(fx_t *f)
+{
+    char path[HARNESS_PATH_MAX];
+    snprintf(path, sizeof path, "%s/systemd/tallyd.conf.example", harness_source_dir);
+    f->conf = harness_read_file(path);
+    if (f->conf == NULL)
+        fail_msg("cannot read %s", path);
+}
+
+/* The line of out that starts with prefix, copied into line, or fail. */
+static void line_of(const char *out, const char *prefix, char *line, size_t cap)
+{
+    for (const char *p = out; p != NULL && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, prefix, strlen(prefix)) == 0) {
+            size_t n = strcspn(p, "\n");
+            snprintf(line, cap, "%.*s", (int)n, p);
+            return;
+        }
+    }
+    fail_msg("no line starting with '%s' in:\n%s", prefix, out);
+}
+
+/* 1e. Labels: the catalog's labels, units and township names, metrics in
+ * catalog order, the three ratios as percentages; ids without them. */
+static void test_labels(void **state)
+{
+    fx_t *f = *state;
+    load_example(f);
+    assert_int_equal(harness_start(&f->h, f->conf, NULL), 0);
+    push_report(f, "accepted 22 samples for gaoguan (seq 1..1)\n");
+
+    cli_result_t r =
+        run_expect(f, 0, (const char *const[]){"get", "--labels", "--town", "gaoguan", NULL});
+    assert_string_equal(r.err, "");
+    char line[512];
+    line_of(r.out, "METRIC", line, sizeof line);
+    if (strstr(line, " UNIT ") == NULL || strstr(line, " SCOPE ") == NULL)
+        fail_msg("header without UNIT and SCOPE: %s", line);
+    /* The first row is the first metric of tallyd.conf.example. */
+    const char *first = strchr(r.out, '\n') + 1;
+    if (strncmp(first, "法治理论考试参考人数", strlen("法治理论考试参考人数")) != 0)
+        fail_msg("expected the catalog's first metric first, got:\n%s", r.out);
+    line_of(r.out, "化解矛盾纠纷 ", line, sizeof line);
+    if (strstr(line, " 件 ") == NULL || strstr(line, " 高观镇 ") == NULL ||
+        strstr(line, " 216") == NULL)
+        fail_msg("disputes.resolved: expected label, unit 件, 高观镇 and 216, got: %s", line);
+    line_of(r.out, "矛盾纠纷化解率 ", line, sizeof line);
+    if (strstr(line, "98.6%") == NULL)
+        fail_msg("the resolution rate: expected 98.6%%, got: %s", line);
+    /* Columns line up by display width: every row's "total" column ends
+     * where the header's does, CJK counting two columns. */
+    if (count_str(r.out, "\n") != 26)
+        fail_msg("expected a header and 25 rows, got:\n%s", r.out);
+    cli_result_free(&r);
+
+    r = run_expect(
+        f, 0,
+        (const char *const[]){"get", "--labels", "--json", "--metric", "disputes.resolved", NULL});
+    if (strstr(r.out, "\"label\":\"化解矛盾纠纷\",\"unit\":\"件\",\"scale\":0") == NULL ||
+        strstr(r.out, "\"total\":216") == NULL)
+        fail_msg("tally get --labels --json: expected label, unit and scale, got:\n%s", r.out);
+    cli_result_free(&r);
+
+    /* Not a terminal and no --labels: ids, as before. */
+    r = run_expect(f, 0, (const char *const[]){"get", "--town", "gaoguan", NULL});
+    if (strstr(r.out, "化解") != NULL || strstr(r.out, "\ndisputes.resolved ") == NULL ||
+        strstr(r.out, " UNIT ") != NULL)
+        fail_msg("tally get without --labels: expected ids, got:\n%s", r.out);
+    cli_result_free(&r);
+    r = run_expect(f, 0, (const char *const[]){"get", "--labels", "--no-labels", NULL});
+    if (strstr(r.out, "化解") != NULL)
+        fail_msg("--no-labels after --labels: expected ids, got:\n%s", r.out);
+    cli_result_free(&r);
+}
+
+/* 1f. A catalog larger than one CATALOG message: 1500 townships with
+ * long names come in several pages, all of them, in order. */
+static void test_labels_paged(void **state)
+{
+    fx_t *f = *state;
+    size_t cap = 1 << 20, len = 0;
+    char *conf = malloc(cap);
+    assert_non_null(conf);
+    len += (size_t)snprintf(conf + len, cap - len, "[limits]\nmax_townships = 2000\n");
+    for (int i = 0; i < 1500; i++)
+        len += (size_t)snprintf(conf + len, cap - len,
+                                "[township t%04d]\nname = 第%04d号测试用的名字很长很长的乡镇街道\n",
+                                i, i);
+    f->conf = conf;
+    assert_int_equal(harness_start(&f->h, f->conf, NULL), 0);
+
+    char err[512] = "";
+    tally_request_t req = {.timeout_ms = 20000, .errbuf = err, .errbuf_len = sizeof err};
+    tally_catalog_t *cat = NULL;
+    int rc = tally_catalog_req(f->h.req_endpoint, &req, &cat);
+    if (rc != 0)
+        fail_msg("tally_catalog_req: %s: %s", tally_strerror(rc), err);
+    assert_int_equal(tally_catalog_townships(cat), 1500);
+    for (size_t i = 0; i < 1500; i++) {
+        char id[16], name[128];
+        snprintf(id, sizeof id, "t%04zu", i);
+        snprintf(name, sizeof name, "第%04zu号测试用的名字很长很长的乡镇街道", i);
+        const tally_township_info_t *t = tally_catalog_township(cat, i);
+        assert_string_equal(t->id, id);
+        assert_string_equal(t->name, name);
+        size_t at = 0;
+        assert_ptr_equal(tally_catalog_find_township(cat, id, &at), t);
+        assert_int_equal(at, i);
+    }
+    assert_null(tally_catalog_find_township(cat, "nowhere", NULL));
+    /* The built-in metrics and ratios follow: a ratio names its operands. */
+    const tally_metric_info_t *m = tally_catalog_find_metric(cat, "disputes.resolution_rate", NULL);
+    assert_non_null(m);
+    assert_int_equal(m->kind, TALLY_KIND_RATIO);
+    assert_string_equal(m->numerator, "disputes.resolved");
+    assert_string_equal(m->denominator, "disputes.screened");
+    assert_true(tally_catalog_id(cat) != 0);
+    tally_catalog_destroy(&cat);
+    assert_null(cat);
+}
+
 /* 1c. A daemon taking at most 7 samples per submission: the command
  * learns it from WELCOME and splits the 22 figures into 4 submissions,
  * and every figure arrives. */
@@ -485,6 +608,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_gaoguan_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gaoguan_example_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_labels, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_labels_paged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gaoguan_max_samples, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_msg_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ipv6, setup, teardown),

@@ -23,9 +23,11 @@
 #include "config.h"
 #include "dedup.h"
 #include "engine.h"
+#include "ingest.h"
 #include "intern.h"
 #include "log.h"
 #include "proto.h"
+#include "publish.h"
 #include "ratelimit.h"
 #include "sink.h"
 #include "stats.h"
@@ -180,15 +182,7 @@ static inline void t_state_init(t_state_t *s, const char *conf)
     s->log.out = open_memstream(&s->logbuf, &s->loglen);
     assert_non_null(s->log.out);
     engine_config_t ec;
-    engine_config_default(&ec);
-    ec.nwindows = (uint32_t)s->cfg.nwindows;
-    for (size_t i = 0; i < s->cfg.nwindows; i++) {
-        ec.windows[i].name = s->cfg.windows[i].name;
-        ec.windows[i].ms = s->cfg.windows[i].ms;
-    }
-    ec.buckets = (uint32_t)s->cfg.buckets;
-    ec.zone = s->cfg.timezone;
-    ec.max_series = (uint32_t)s->cfg.max_series;
+    engine_config_from(&ec, &s->cfg);
     assert_int_equal(engine_init(&s->engine, &ec, &t_clock), 0);
     uint64_t metrics = (uint64_t)s->cfg.max_metrics + catalog_metric_names(&s->cfg) + 1;
     assert_int_equal(intern_init(&s->towns, (uint32_t)s->cfg.max_townships + 1), 0);
@@ -216,6 +210,50 @@ static inline void t_state_free(t_state_t *s)
     intern_free(&s->towns);
     intern_free(&s->metrics);
     config_free(&s->cfg);
+}
+
+/* How the tests wire ingest to the state: a journal fake, replies into
+ * replies, stops to stop(ctx), the configured limits. */
+static inline ingest_config_t t_ingest_config(t_state_t *s, t_journal_t *j, t_sink_t *replies,
+                                              void (*stop)(void *ctx, int code), void *ctx)
+{
+    ingest_config_t ic = {
+        .engine = &s->engine,
+        .towns = &s->towns,
+        .metrics = &s->metrics,
+        .dedup = &s->dedup,
+        .rl = &s->rl,
+        .journal = {t_journal_append, t_journal_error, j},
+        .reply = t_sink_of(replies),
+        .stop = stop,
+        .stop_ctx = ctx,
+        .stats = &s->stats,
+        .log = &s->log,
+        .clock = &t_clock,
+        .limits = ingest_limits_from(&s->cfg),
+    };
+    return ic;
+}
+
+/* How the tests wire publish to the state: updates into pub, heartbeats
+ * hourly (never, in a test), the first round numbered seq + 1. */
+static inline publish_config_t t_publish_config(t_state_t *s, uv_loop_t *loop, t_sink_t *pub,
+                                                int64_t interval_ms, uint64_t seq)
+{
+    publish_config_t pc = {
+        .loop = loop,
+        .engine = &s->engine,
+        .towns = &s->towns,
+        .metrics = &s->metrics,
+        .pub = t_sink_of(pub),
+        .stats = &s->stats,
+        .log = &s->log,
+        .clock = &t_clock,
+        .interval_ms = interval_ms,
+        .heartbeat_ms = 3600000,
+        .seq = seq,
+    };
+    return pc;
 }
 
 /* True when the log holds text. */

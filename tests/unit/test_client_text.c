@@ -208,12 +208,46 @@ static void test_render_table(void **state)
     assert_string_equal(buf, "100.0%");
 }
 
+/* A metric's decimal scale: exact integer arithmetic, signs, zeros. */
+static void test_render_scaled(void **state)
+{
+    (void)state;
+    static const struct {
+        int64_t num;
+        int scale;
+        const char *want;
+    } cases[] = {
+        {125, 1, "12.5"},
+        {-5, 2, "-0.05"},
+        {0, 3, "0.000"},
+        {7, 0, "7"},
+        {100, 2, "1.00"},
+        {-125, 1, "-12.5"},
+        {INT64_MIN, 9, "-9223372036.854775808"},
+        {INT64_MAX, 18, "9.223372036854775807"},
+    };
+    char buf[48];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tally_value_t v = {.column = "total", .present = true, .num = cases[i].num, .den = 1};
+        cli_render_scaled(buf, sizeof buf, TALLY_KIND_COUNTER, &v, cases[i].scale);
+        assert_string_equal(buf, cases[i].want);
+    }
+    /* Ratios and absent values are not scaled. */
+    tally_value_t r = {.column = "total", .present = true, .num = 216, .den = 219};
+    cli_render_scaled(buf, sizeof buf, TALLY_KIND_RATIO, &r, 2);
+    assert_string_equal(buf, "98.6%");
+    tally_value_t none = {.column = "total", .present = false};
+    cli_render_scaled(buf, sizeof buf, TALLY_KIND_GAUGE, &none, 2);
+    assert_string_equal(buf, "-");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_width),         cmocka_unit_test(test_table_alignment),
         cmocka_unit_test(test_json_escaping), cmocka_unit_test(test_json_double),
         cmocka_unit_test(test_render_json),   cmocka_unit_test(test_render_table),
+        cmocka_unit_test(test_render_scaled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

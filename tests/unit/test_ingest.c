@@ -39,23 +39,8 @@ static void fx_init(fx_t *f, const char *conf, bool secured)
     t_state_init(&f->st, conf);
     t_state_declare(&f->st);
     msgpack_sbuffer_init(&f->buf);
-    const tallyd_config_t *c = &f->st.cfg;
-    ingest_config_t ic = {
-        .engine = &f->st.engine,
-        .towns = &f->st.towns,
-        .metrics = &f->st.metrics,
-        .dedup = &f->st.dedup,
-        .rl = &f->st.rl,
-        .journal = {t_journal_append, t_journal_error, &f->journal},
-        .reply = t_sink_of(&f->replies),
-        .stop = on_stop,
-        .stop_ctx = f,
-        .stats = &f->st.stats,
-        .log = &f->st.log,
-        .clock = &t_clock,
-        .secured = secured,
-        .limits = ingest_limits_from(c),
-    };
+    ingest_config_t ic = t_ingest_config(&f->st, &f->journal, &f->replies, on_stop, f);
+    ic.secured = secured;
     assert_int_equal(ingest_init(&f->in, &ic), 0);
     assert_int_equal(ingest_set_catalog_bounds(&f->in, &f->st.cfg), 0);
 }

@@ -175,6 +175,73 @@ static void make_msg(uint32_t type, proto_msg_t *m)
         m->u.goodbye.stream_id = 77;
         m->u.goodbye.seq = 4242;
         break;
+    case PROTO_CATALOG_REQ:
+        m->u.catalog_req.req_id = 11;
+        m->u.catalog_req.townships_from = UINT32_MAX;
+        m->u.catalog_req.metrics_from = 3;
+        break;
+    case PROTO_CATALOG: {
+        static const proto_township_t towns[] = {{{"gaoguan", 7}, {"高观镇", 9}, 2}};
+        static const proto_metric_info_t metrics[] = {
+            {{"disputes.resolved", 17}, 0, {"件", 3}, 0, {"化解矛盾纠纷", 18}, {"", 0}, {"", 0}},
+            {{"disputes.resolution_rate", 24},
+             2,
+             {"", 0},
+             0,
+             {"矛盾纠纷化解率", 21},
+             {"disputes.resolved", 17},
+             {"disputes.screened", 17}}};
+        m->u.catalog.req_id = 11;
+        m->u.catalog.catalog_id = UINT64_MAX;
+        m->u.catalog.townships_total = 25;
+        m->u.catalog.metrics_total = 2;
+        m->u.catalog.ntownships = 1;
+        m->u.catalog.townships = towns;
+        m->u.catalog.nmetrics = 2;
+        m->u.catalog.metrics = metrics;
+        break;
+    }
+    case PROTO_PERIOD_REQ:
+        m->u.period_req.req_id = 12;
+        m->u.period_req.prefix = proto_str("u/town/gaoguan/");
+        m->u.period_req.period = proto_str("2023-12-31");
+        break;
+    case PROTO_PERIOD:
+        m->u.period.req_id = 13;
+        m->u.period.index = 0;
+        m->u.period.count = 1;
+        m->u.period.has_tally = true;
+        set_tally(&m->u.period.tally, PROTO_KIND_RATIO, "gaoguan");
+        break;
+    case PROTO_RANGE_REQ:
+        m->u.range_req.req_id = 14;
+        m->u.range_req.metric = proto_str("disputes.resolved");
+        m->u.range_req.scope = proto_str("gaoguan");
+        m->u.range_req.by = proto_str("month");
+        m->u.range_req.from = proto_str("2023-01");
+        m->u.range_req.to = proto_str("2023-12");
+        break;
+    case PROTO_RANGE:
+        m->u.range.req_id = 15;
+        m->u.range.metric = proto_str("disputes.resolution_rate");
+        m->u.range.scope = proto_str("");
+        m->u.range.kind = PROTO_KIND_RATIO;
+        m->u.range.first = 10;
+        m->u.range.total = 12;
+        m->u.range.npoints = 2;
+        m->u.range.points[0] = (proto_value_t){.name = proto_str("2023-11"), .present = false};
+        m->u.range.points[1] =
+            (proto_value_t){.name = proto_str("2023-12"), .present = true, .num = 216, .den = 219};
+        break;
+    case PROTO_PERIOD_CHANGED:
+        m->u.period_changed.stream_id = 7;
+        m->u.period_changed.seq = 1234;
+        m->u.period_changed.metric = proto_str("disputes.resolved");
+        m->u.period_changed.scope = proto_str("gaoguan");
+        m->u.period_changed.nperiods = 2;
+        m->u.period_changed.periods[0] = proto_str("2023-12-31");
+        m->u.period_changed.periods[1] = proto_str("2023");
+        break;
     default:
         fail();
     }
@@ -440,7 +507,7 @@ static void test_roundtrip_session(void **state)
 static void test_every_prefix_is_malformed(void **state)
 {
     (void)state;
-    for (uint32_t type = PROTO_SUBMIT; type <= PROTO_GOODBYE; type++) {
+    for (uint32_t type = PROTO_SUBMIT; type <= PROTO_TYPE_LAST; type++) {
         msgpack_sbuffer sb;
         msgpack_sbuffer_init(&sb);
         make_msg(type, &g_msg);
@@ -573,7 +640,7 @@ static void test_encoder_rejects(void **state)
     expect_einval(&g_msg);
     g_msg.type = 0;
     expect_einval(&g_msg);
-    g_msg.type = 16;
+    g_msg.type = PROTO_TYPE_LAST + 1;
     expect_einval(&g_msg);
 }
 
@@ -715,12 +782,14 @@ static void test_helpers(void **state)
     assert_false(proto_str_eq(proto_str("abc"), "ab"));
     assert_false(proto_str_eq((proto_str_t){"abc", 2}, "abc"));
 
-    for (uint32_t type = 0; type <= 16; type++) {
+    for (uint32_t type = 0; type <= PROTO_TYPE_LAST + 1; type++) {
         memset(&g_msg, 0, sizeof g_msg);
         g_msg.type = type;
         g_msg.u.stats_req.req_id = 99; /* the leading uint64 of every struct */
-        bool has = type >= PROTO_SNAPSHOT_REQ && type <= PROTO_ERROR && type != PROTO_UPDATE &&
-                   type != PROTO_HEARTBEAT;
+        bool has = (type >= PROTO_SNAPSHOT_REQ && type <= PROTO_ERROR && type != PROTO_UPDATE &&
+                    type != PROTO_HEARTBEAT) ||
+                   type == PROTO_CATALOG_REQ || type == PROTO_CATALOG ||
+                   (type >= PROTO_PERIOD_REQ && type <= PROTO_RANGE);
         assert_true(proto_req_id(&g_msg) == (has ? 99u : 0u));
     }
 }
@@ -755,6 +824,8 @@ static void test_tally_error(void **state)
         "KIND_MISMATCH",
         "BUSY",
         "STALE_SEQUENCE",
+        "BAD_PERIOD",
+        "PERIOD_EXPIRED",
     };
     static const char *const local[] = {"NOMEM", "IO",     "TIMEOUT",  "AGAIN",  "CLOSED",
                                         "INVAL", "EXISTS", "NOTFOUND", "CONFIG", "SYS"};
@@ -769,7 +840,7 @@ static void test_tally_error(void **state)
         assert_false(tally_err_is_wire(TALLY_ENOMEM - i));
     }
     assert_int_equal(TALLY_ENOMEM - 9, TALLY_ESYS);
-    static const int unknown[] = {1, 100, -26, -99, -110, -1000, INT32_MIN, INT32_MAX};
+    static const int unknown[] = {1, 100, -28, -99, -110, -1000, INT32_MIN, INT32_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         assert_string_equal(tally_errname(unknown[i]), "UNKNOWN");
         assert_string_equal(tally_strerror(unknown[i]), "unknown error");

@@ -78,7 +78,7 @@ static const row_t rows[] = {
         TALLY_EBADTYPE, "version"),
     ROW("unknown type 99", "\x93\x01\x63\x00", TALLY_ETYPE, "type"),
     ROW("type 0", "\x93\x01\x00\x00", TALLY_ETYPE, "type"),
-    ROW("type 16", "\x93\x01\x10\x00", TALLY_ETYPE, "type"),
+    ROW("type 64", "\x93\x01\x40\x00", TALLY_ETYPE, "type"),
     ROW("type -3", "\x93\x01\xfd\x00", TALLY_ETYPE, "type"),
     ROW("type as nil", "\x93\x01\xc0\x00", TALLY_EBADTYPE, "type"),
     ROW("SUBMIT of 6 elements", "\x96\x01\x01" CID SEQ TOWN TIME, TALLY_EMALFORMED, "SUBMIT"),
@@ -628,7 +628,7 @@ static void test_error_messages(void **state)
 
     static const char typ[] = "\x93\x01\x1e\x00";
     assert_int_equal(decode_exact(typ, sizeof typ - 1, &g_out, 0, &err), TALLY_ETYPE);
-    assert_string_equal(err.message, "type: 30 is not a known message type (1..15)");
+    assert_string_equal(err.message, "type: 30 is not a known message type (1..22)");
 
     static const char bad[] = SUB(CID,
                                   "\xa1"

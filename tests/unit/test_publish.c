@@ -19,19 +19,7 @@ static void fx_init(fx_t *f, int64_t interval_ms)
     t_state_init(&f->st, "[limits]\nmax_townships = 5000\nmax_series = 20000\n");
     t_state_declare(&f->st);
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    publish_config_t pc = {
-        .loop = &f->loop,
-        .engine = &f->st.engine,
-        .towns = &f->st.towns,
-        .metrics = &f->st.metrics,
-        .pub = t_sink_of(&f->pub),
-        .stats = &f->st.stats,
-        .log = &f->st.log,
-        .clock = &t_clock,
-        .interval_ms = interval_ms,
-        .heartbeat_ms = 3600000,
-        .seq = 100,
-    };
+    publish_config_t pc = t_publish_config(&f->st, &f->loop, &f->pub, interval_ms, 100);
     assert_int_equal(publish_init(&f->p, &pc), 0);
 }
 

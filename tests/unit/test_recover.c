@@ -36,21 +36,7 @@ static void on_stop(void *ctx, int code)
 static void fx_state(fx_t *f)
 {
     t_state_init(&f->st, NULL);
-    const tallyd_config_t *c = &f->st.cfg;
-    ingest_config_t ic = {
-        .engine = &f->st.engine,
-        .towns = &f->st.towns,
-        .metrics = &f->st.metrics,
-        .dedup = &f->st.dedup,
-        .rl = &f->st.rl,
-        .journal = {t_journal_append, t_journal_error, &f->journal},
-        .reply = t_sink_of(&f->replies),
-        .stop = on_stop,
-        .stats = &f->st.stats,
-        .log = &f->st.log,
-        .clock = &t_clock,
-        .limits = ingest_limits_from(c),
-    };
+    ingest_config_t ic = t_ingest_config(&f->st, &f->journal, &f->replies, on_stop, NULL);
     assert_int_equal(ingest_init(&f->in, &ic), 0);
 }
 
@@ -117,7 +103,7 @@ static void seg_close(fx_t *f)
 static int recover(fx_t *f, recover_result_t *res)
 {
     recover_state_t st = {f->dir,       &f->st.towns, &f->st.metrics, &f->st.engine,
-                          &f->st.dedup, &f->in,       &f->st.log,     f->accept_loss};
+                          &f->st.dedup, &f->in,       &f->st.log,     f->accept_loss, 0};
     int rc = recover_load(&st, res);
     if (rc != 0)
         return rc;

@@ -47,36 +47,10 @@ static void fx_init(fx_t *f, bool secured)
     msgpack_sbuffer_init(&f->buf);
     keyring_init(&f->keys);
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    const tallyd_config_t *c = &f->st.cfg;
-    ingest_config_t ic = {
-        .engine = &f->st.engine,
-        .towns = &f->st.towns,
-        .metrics = &f->st.metrics,
-        .dedup = &f->st.dedup,
-        .rl = &f->st.rl,
-        .journal = {t_journal_append, t_journal_error, &f->journal},
-        .reply = t_sink_of(&f->replies),
-        .stop = on_stop,
-        .stats = &f->st.stats,
-        .log = &f->st.log,
-        .clock = &t_clock,
-        .secured = secured,
-        .limits = ingest_limits_from(c),
-    };
+    ingest_config_t ic = t_ingest_config(&f->st, &f->journal, &f->replies, on_stop, NULL);
+    ic.secured = secured;
     assert_int_equal(ingest_init(&f->in, &ic), 0);
-    publish_config_t pc = {
-        .loop = &f->loop,
-        .engine = &f->st.engine,
-        .towns = &f->st.towns,
-        .metrics = &f->st.metrics,
-        .pub = t_sink_of(&f->pub),
-        .stats = &f->st.stats,
-        .log = &f->st.log,
-        .clock = &t_clock,
-        .interval_ms = 3600000,
-        .heartbeat_ms = 3600000,
-        .seq = 41,
-    };
+    publish_config_t pc = t_publish_config(&f->st, &f->loop, &f->pub, 3600000, 41);
     assert_int_equal(publish_init(&f->p, &pc), 0);
     snapshot_config_t sc = {
         .loop = &f->loop,
@@ -103,8 +77,8 @@ static void fx_init(fx_t *f, bool secured)
         .log = &f->st.log,
         .limits = {.max_samples = 8,
                    .max_msg_bytes = 4096,
-                   .skew_ms = c->skew_ms,
-                   .max_age_ms = c->max_age_ms},
+                   .skew_ms = f->st.cfg.skew_ms,
+                   .max_age_ms = f->st.cfg.max_age_ms},
     };
     assert_int_equal(request_init(&f->r, &rc), 0);
 }
@@ -258,6 +232,59 @@ static void test_hello_ping_stats(void **state)
     assert_true(seen);
 }
 
+/* CATALOG_REQ: empty until the daemon hands request a catalog, then the
+ * built-in one in pages from where the client asks. */
+static void test_catalog(void **state)
+{
+    fx_t *f = *state;
+    proto_msg_t q = {.type = PROTO_CATALOG_REQ};
+    q.u.catalog_req.req_id = 12;
+    t_encode(&f->buf, &q);
+    send_req(f, NULL);
+    const proto_msg_t *m = t_sink_at(&f->replies, 0);
+    assert_int_equal(m->type, PROTO_CATALOG);
+    assert_int_equal(m->u.catalog.req_id, 12);
+    assert_int_equal(m->u.catalog.townships_total, 0);
+    assert_int_equal(m->u.catalog.metrics_total, 0);
+    t_sink_clear(&f->replies);
+
+    assert_int_equal(request_set_catalog(&f->r, &f->st.cfg), 0);
+    t_encode(&f->buf, &q);
+    send_req(f, NULL);
+    m = t_sink_at(&f->replies, 0);
+    assert_int_equal(m->type, PROTO_CATALOG);
+    uint32_t total = m->u.catalog.metrics_total;
+    uint64_t id = m->u.catalog.catalog_id;
+    assert_true(total >= 3); /* the built-in ratios at least */
+    assert_int_equal(m->u.catalog.nmetrics, total);
+    proto_catalog_iter_t it;
+    proto_metric_info_t e;
+    uint32_t ratios = 0;
+    proto_catalog_iter(&it, m);
+    while (proto_catalog_next_metric(&it, &e))
+        if (e.kind == PROTO_KIND_RATIO && proto_str_eq(e.id, "disputes.resolution_rate")) {
+            assert_true(proto_str_eq(e.numerator, "disputes.resolved"));
+            ratios++;
+        }
+    assert_int_equal(ratios, 1);
+    t_sink_clear(&f->replies);
+
+    /* From the last metric on: one entry, same catalog. */
+    q.u.catalog_req.metrics_from = total - 1;
+    t_encode(&f->buf, &q);
+    send_req(f, NULL);
+    m = t_sink_at(&f->replies, 0);
+    assert_int_equal(m->u.catalog.nmetrics, 1);
+    assert_int_equal(m->u.catalog.catalog_id, id);
+    t_sink_clear(&f->replies);
+    /* Beyond the end: empty. */
+    q.u.catalog_req.metrics_from = total + 5;
+    t_encode(&f->buf, &q);
+    send_req(f, NULL);
+    m = t_sink_at(&f->replies, 0);
+    assert_int_equal(m->u.catalog.nmetrics, 0);
+}
+
 static void test_submit_and_snapshot(void **state)
 {
     fx_t *f = *state;
@@ -326,6 +353,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_frames_and_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_undecodable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hello_ping_stats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_and_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secured, setup_secured, teardown),
     };

@@ -37,19 +37,7 @@ static int setup(void **state)
     t_state_declare(&f->st);
     assert_int_equal(uv_loop_init(&f->loop), 0);
     f->budget = -1;
-    publish_config_t pc = {
-        .loop = &f->loop,
-        .engine = &f->st.engine,
-        .towns = &f->st.towns,
-        .metrics = &f->st.metrics,
-        .pub = t_sink_of(&f->pub),
-        .stats = &f->st.stats,
-        .log = &f->st.log,
-        .clock = &t_clock,
-        .interval_ms = 3600000,
-        .heartbeat_ms = 3600000,
-        .seq = 100,
-    };
+    publish_config_t pc = t_publish_config(&f->st, &f->loop, &f->pub, 3600000, 100);
     assert_int_equal(publish_init(&f->p, &pc), 0);
     snapshot_config_t sc = {
         .loop = &f->loop,

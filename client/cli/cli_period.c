@@ -1,0 +1,575 @@
+/* cli_period.c - the tally command (client/cli/): one calendar period,
+ * `tally get --period P [--compare]`, and one series period by period,
+ * `tally history` (PROTOCOL.md 10.8). */
+#include "cli_period.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "calperiod.h"
+#include "cli_render.h"
+#include "json.h"
+#include "table.h"
+#include "vec.h"
+
+static int32_t local_today(void)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    return calperiod_days_from_civil(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+}
+
+int cli_period_check(const char *cmd, const char *option, const char *value)
+{
+    calperiod_t p;
+    if (calperiod_parse(value, strlen(value), &p) != 0)
+        return cli_usage_error(cmd,
+                               "%s '%s' is not a period: expected YYYY, YYYY-Qn, YYYY-MM or "
+                               "YYYY-MM-DD (years 2000..2099), e.g. 2023, 2023-Q4, 2023-12, "
+                               "2023-12-31",
+                               option, value);
+    int32_t first, last, today = local_today();
+    calperiod_days(p, &first, &last);
+    if (first > today) {
+        char t[CALPERIOD_NAME_MAX];
+        calperiod_format((calperiod_t){CALPERIOD_DAY, today}, t, sizeof(t));
+        return cli_usage_error(cmd, "%s '%s' has not begun yet (today is %s)", option, value, t);
+    }
+    return 0;
+}
+
+/* The daemon refused a history request: whose argument was wrong. */
+static int refused(cli_global_t *g, const char *cmd, int rc, const tally_request_t *req,
+                   const char *what, int timeout_ms)
+{
+    const char *msg = req->errbuf != NULL && req->errbuf[0] ? req->errbuf : tally_strerror(rc);
+    switch (rc) {
+    case TALLY_EBADPERIOD:
+    case TALLY_EUNKTOWN:
+    case TALLY_EUNKMETRIC:
+        fprintf(stderr, "tally %s: %s: %s\n", cmd, what, msg);
+        return CLI_USAGE;
+    case TALLY_EEXPIRED:
+        fprintf(stderr, "tally %s: %s: %s\n", cmd, what, msg);
+        return CLI_REJECTED;
+    case TALLY_ETYPE:
+        fprintf(stderr,
+                "tally %s: the daemon at %s keeps no history of closed periods (it is older "
+                "than PERIOD_REQ); upgrade tallyd\n",
+                cmd, g->server);
+        return CLI_REJECTED;
+    default:
+        return cli_request_failed(g, cmd, rc, req, timeout_ms);
+    }
+}
+
+/* The argument a refusal is about, for the message. */
+static const char *blame(int rc, const cli_opts_t *o, const char *period_arg)
+{
+    static char buf[160];
+    if (rc == TALLY_EUNKTOWN && o->town != NULL)
+        snprintf(buf, sizeof(buf), "--town '%s'", o->town);
+    else if (rc == TALLY_EUNKMETRIC && o->metric != NULL)
+        snprintf(buf, sizeof(buf), "--metric '%s'", o->metric);
+    else
+        snprintf(buf, sizeof(buf), "--period '%s'", period_arg);
+    return buf;
+}
+
+/* ---- comparison ---- */
+
+typedef struct cmp_set {
+    char name[CALPERIOD_NAME_MAX];
+    const char *relation; /* "previous", "year_ago", or both */
+    cli_render_rows_t rows;
+} cmp_set_t;
+
+static const tally_tally_t *find(const cli_render_rows_t *r, const tally_tally_t *t)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->v[i]->metric, t->metric) == 0 && strcmp(r->v[i]->scope, t->scope) == 0)
+            return r->v[i];
+    return NULL;
+}
+
+/* A ratio as a percentage: 100 * num / den. */
+static double pct_of(const tally_value_t *v)
+{
+    return v->den ? 100.0 * (double)v->num / (double)v->den : 0.0;
+}
+
+/* The change from b to a (both present), as text: absolute (with the
+ * metric's scale; percentage points for a ratio) and relative. */
+static void change(int kind, int scale, const tally_value_t *a, const tally_value_t *b, char *abs_,
+                   size_t abs_cap, char *rel, size_t rel_cap, double *d_abs, double *d_rel,
+                   bool *has_rel)
+{
+    *has_rel = false;
+    if (kind == TALLY_KIND_RATIO) {
+        double d = pct_of(a) - pct_of(b);
+        snprintf(abs_, abs_cap, "%+.1fpp", d);
+        snprintf(rel, rel_cap, "-");
+        *d_abs = d;
+        return;
+    }
+    __int128 d = (__int128)a->num - b->num;
+    tally_value_t dv = {.column = "", .present = true, .num = (int64_t)d, .den = 1};
+    if (d > INT64_MAX || d < INT64_MIN) {
+        snprintf(abs_, abs_cap, "overflow");
+    } else {
+        char num[48];
+        cli_render_scaled(num, sizeof(num), kind, &dv, scale);
+        snprintf(abs_, abs_cap, "%s%s", d > 0 ? "+" : "", num);
+    }
+    double p10 = 1;
+    for (int i = 0; i < scale; i++)
+        p10 *= 10;
+    *d_abs = (double)d / p10;
+    if (b->num == 0) {
+        snprintf(rel, rel_cap, "-");
+        return;
+    }
+    *d_rel = 100.0 * (double)d / (double)(b->num < 0 ? -b->num : b->num);
+    *has_rel = true;
+    snprintf(rel, rel_cap, "%+.1f%%", *d_rel);
+}
+
+static void print_compare_table(const tally_tally_t *const *v, size_t n, const char *period,
+                                const cmp_set_t *sets, size_t nsets, const tally_catalog_t *cat)
+{
+    size_t first = cat ? 3 : 2, ncols = first + 1 + 3 * nsets;
+    table_t *t = table_new((unsigned)ncols);
+    if (t == NULL)
+        return;
+    const char *cells[16];
+    char text[16][64];
+    cells[0] = "METRIC";
+    cells[1] = cat ? "UNIT" : "SCOPE";
+    cells[first - 1] = "SCOPE";
+    cells[first] = period;
+    for (size_t s = 0; s < nsets; s++) {
+        cells[first + 1 + 3 * s] = sets[s].name;
+        snprintf(text[3 * s], sizeof(text[0]), "CHANGE");
+        snprintf(text[3 * s + 1], sizeof(text[0]), "%%");
+        cells[first + 2 + 3 * s] = text[3 * s];
+        cells[first + 3 + 3 * s] = text[3 * s + 1];
+    }
+    for (size_t c = first; c < ncols; c++)
+        table_align_right(t, (unsigned)c);
+    int rc = table_add(t, cells);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const char *metric, *unit, *scope;
+        int scale;
+        cli_render_names(v[i], cat, &metric, &unit, &scope, &scale);
+        cells[0] = metric;
+        cells[1] = unit;
+        cells[first - 1] = scope;
+        const tally_value_t *a = tally_tally_value(v[i], period);
+        text[0][0] = '\0';
+        if (a != NULL)
+            cli_render_scaled(text[0], sizeof(text[0]), v[i]->kind, a, scale);
+        cells[first] = text[0];
+        for (size_t s = 0; s < nsets; s++) {
+            char *vb = text[1 + 3 * s], *va = text[2 + 3 * s], *vr = text[3 + 3 * s];
+            vb[0] = va[0] = vr[0] = '\0';
+            const tally_tally_t *o = find(&sets[s].rows, v[i]);
+            const tally_value_t *b = o ? tally_tally_value(o, sets[s].name) : NULL;
+            if (b != NULL)
+                cli_render_scaled(vb, 64, v[i]->kind, b, scale);
+            double da = 0, dr = 0;
+            bool hr;
+            if (a != NULL && b != NULL && a->present && b->present)
+                change(v[i]->kind, scale, a, b, va, 64, vr, 64, &da, &dr, &hr);
+            cells[first + 1 + 3 * s] = vb;
+            cells[first + 2 + 3 * s] = va;
+            cells[first + 3 + 3 * s] = vr;
+        }
+        rc = table_add(t, cells);
+    }
+    if (rc == 0)
+        table_print(t, stdout);
+    table_free(&t);
+}
+
+static void json_value(const tally_value_t *v, int kind)
+{
+    if (v == NULL || !v->present) {
+        fputs("null", stdout);
+    } else if (kind == TALLY_KIND_RATIO) {
+        printf("{\"num\":%" PRId64 ",\"den\":%" PRId64 ",\"value\":", v->num, v->den);
+        json_double(stdout, v->den ? (double)v->num / (double)v->den : 0.0);
+        fputc('}', stdout);
+    } else {
+        printf("%" PRId64, v->num);
+    }
+}
+
+static void print_compare_json(const tally_tally_t *const *v, size_t n, const char *period,
+                               const cmp_set_t *sets, size_t nsets, const tally_catalog_t *cat)
+{
+    fputs("{\"period\":", stdout);
+    json_string(stdout, period);
+    fputs(",\"compare\":[", stdout);
+    for (size_t s = 0; s < nsets; s++) {
+        fputs(s ? ",{\"period\":" : "{\"period\":", stdout);
+        json_string(stdout, sets[s].name);
+        fputs(",\"relation\":", stdout);
+        json_string(stdout, sets[s].relation);
+        fputc('}', stdout);
+    }
+    fputs("],\"tallies\":[", stdout);
+    for (size_t i = 0; i < n; i++) {
+        const char *metric, *unit, *scope;
+        int scale;
+        cli_render_names(v[i], cat, &metric, &unit, &scope, &scale);
+        fputs(i ? ",{\"metric\":" : "{\"metric\":", stdout);
+        json_string(stdout, v[i]->metric);
+        fputs(",\"scope\":", stdout);
+        json_string(stdout, cli_render_scope(v[i]));
+        fputs(",\"kind\":", stdout);
+        json_string(stdout, tally_kind_name(v[i]->kind));
+        if (cat != NULL) {
+            fputs(",\"label\":", stdout);
+            json_string(stdout, metric);
+            fputs(",\"unit\":", stdout);
+            json_string(stdout, unit);
+            printf(",\"scale\":%d,\"scope_name\":", scale);
+            json_string(stdout, scope);
+        }
+        const tally_value_t *a = tally_tally_value(v[i], period);
+        fputs(",\"values\":{", stdout);
+        json_string(stdout, period);
+        fputc(':', stdout);
+        json_value(a, v[i]->kind);
+        for (size_t s = 0; s < nsets; s++) {
+            const tally_tally_t *o = find(&sets[s].rows, v[i]);
+            fputc(',', stdout);
+            json_string(stdout, sets[s].name);
+            fputc(':', stdout);
+            json_value(o ? tally_tally_value(o, sets[s].name) : NULL, v[i]->kind);
+        }
+        fputs("},\"changes\":{", stdout);
+        for (size_t s = 0; s < nsets; s++) {
+            const tally_tally_t *o = find(&sets[s].rows, v[i]);
+            const tally_value_t *b = o ? tally_tally_value(o, sets[s].name) : NULL;
+            if (s)
+                fputc(',', stdout);
+            json_string(stdout, sets[s].name);
+            fputc(':', stdout);
+            if (a == NULL || b == NULL || !a->present || !b->present) {
+                fputs("null", stdout);
+                continue;
+            }
+            char ta[64], tr[64];
+            double da = 0, dr = 0;
+            bool hr = false;
+            change(v[i]->kind, scale, a, b, ta, sizeof(ta), tr, sizeof(tr), &da, &dr, &hr);
+            fputs(v[i]->kind == TALLY_KIND_RATIO ? "{\"points\":" : "{\"abs\":", stdout);
+            json_double(stdout, da);
+            fputs(",\"pct\":", stdout);
+            if (hr)
+                json_double(stdout, dr);
+            else
+                fputs("null", stdout);
+            fputc('}', stdout);
+        }
+        fputs("}}", stdout);
+    }
+    fputs("]}\n", stdout);
+}
+
+static int fetch(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *curve,
+                 const char *period, cli_render_rows_t *rows, const char *arg)
+{
+    char err[600];
+    tally_request_t req = {
+        .curve = curve, .timeout_ms = o->timeout_ms, .errbuf = err, .errbuf_len = sizeof err};
+    int rc = tally_period_req(g->server, &req, o->prefix, period, cli_render_rows_add, rows);
+    if (rc < 0)
+        return refused(g, "get", rc, &req, blame(rc, o, arg), o->timeout_ms);
+    if (rows->oom) {
+        cli_error("out of memory");
+        return CLI_INTERNAL;
+    }
+    return CLI_OK;
+}
+
+int cli_get_period(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *curve,
+                   const char *period, bool compare)
+{
+    cli_render_rows_t rows = {.metric = o->all ? o->metric : NULL, .copy = true};
+    cmp_set_t sets[2];
+    size_t nsets = 0;
+    memset(sets, 0, sizeof(sets));
+    tally_catalog_t *cat = NULL;
+    calperiod_t p;
+    calperiod_parse(period, strlen(period), &p);
+    char pname[CALPERIOD_NAME_MAX];
+    calperiod_format(p, pname, sizeof(pname));
+    int status = fetch(g, o, curve, pname, &rows, period);
+    if (status == CLI_OK && compare) {
+        calperiod_t prev = calperiod_prev(p), yago = calperiod_year_ago(p);
+        const char *rel[2] = {"previous", "year_ago"};
+        calperiod_t cand[2] = {prev, yago};
+        for (int i = 0; i < 2; i++) {
+            char name[CALPERIOD_NAME_MAX];
+            if (calperiod_format(cand[i], name, sizeof(name)) < 0)
+                continue; /* before 2000: nothing to compare with */
+            if (nsets > 0 && strcmp(sets[0].name, name) == 0) {
+                sets[0].relation = "previous,year_ago";
+                continue;
+            }
+            cmp_set_t *s = &sets[nsets++];
+            snprintf(s->name, sizeof(s->name), "%s", name);
+            s->relation = rel[i];
+            s->rows = (cli_render_rows_t){.metric = rows.metric, .copy = true};
+            status = fetch(g, o, curve, s->name, &s->rows, s->name);
+            if (status != CLI_OK)
+                break;
+        }
+    }
+    if (status == CLI_OK) {
+        cat = cli_render_catalog(g, "get", curve, o->labels, o->timeout_ms,
+                                 !o->json && isatty(STDOUT_FILENO));
+        cli_render_sort_cat(rows.v, rows.n, cat);
+        if (rows.n == 0 && !o->json) {
+            fprintf(stderr, "tally get: no tallies for %s under this selection\n", pname);
+        } else if (compare && o->json) {
+            print_compare_json(rows.v, rows.n, pname, sets, nsets, cat);
+        } else if (compare) {
+            print_compare_table(rows.v, rows.n, pname, sets, nsets, cat);
+        } else if (o->json) {
+            fputs("{\"period\":", stdout);
+            json_string(stdout, pname);
+            fputs(",\"tallies\":[", stdout);
+            for (size_t i = 0; i < rows.n; i++) {
+                if (i > 0)
+                    fputc(',', stdout);
+                cli_render_json_tally_cat(stdout, rows.v[i], false, cat);
+            }
+            fputs("]}\n", stdout);
+        } else if (cli_render_table_cat(stdout, rows.v, rows.n, cat) < 0) {
+            cli_error("out of memory");
+            status = CLI_INTERNAL;
+        }
+    }
+    for (size_t s = 0; s < nsets; s++)
+        cli_render_rows_free(&sets[s].rows);
+    cli_render_rows_free(&rows);
+    tally_catalog_destroy(&cat);
+    return status;
+}
+
+/* ---- tally history ---- */
+
+/* clang-format off */
+const char cli_history_usage[] =
+    "Usage: tally history --metric M [--town T] --by day|month|quarter|year\n"
+    "                     --from PERIOD --to PERIOD [--json | --csv] [OPTIONS]\n"
+    "\n"
+    "Print one series period by period, for trends: the county's by default, a\n"
+    "township's with --town.  PERIOD is YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD; the\n"
+    "range runs from the period holding the first day of --from to the one holding\n"
+    "the last day of --to (--by month --from 2023 --to 2023: the 12 months of\n"
+    "2023), at most 10,000 periods.\n"
+    "\n"
+    "Options:\n"
+    "  -m, --metric M     the metric (required)\n"
+    "  -t, --town T       township T instead of the county\n"
+    "      --by UNIT      day, month, quarter or year (required)\n"
+    "      --from PERIOD  the first period (required)\n"
+    "      --to PERIOD    the last period (default: --from)\n"
+    "  -j, --json         one JSON document: {\"metric\":..,\"scope\":..,\"points\":[...]}\n"
+    "      --csv          CSV: period,value (ratios as percentages)\n"
+    CLI_OPTS_HELP_LABELS("")
+    CLI_OPTS_HELP_TIMEOUT("")
+    CLI_OPTS_HELP_SERVER("", "a subscriber's")
+    CLI_OPTS_HELP_HELP("")
+    "\n"
+    "Exit status: 0 printed, 1 the daemon refused the request, 2 usage error (a\n"
+    "period that does not parse or has not begun, a range too long, an unknown\n"
+    "metric or township), 3 no answer, 4 internal error.\n";
+/* clang-format on */
+
+typedef struct points {
+    tally_value_t *v;
+    char (*names)[CALPERIOD_NAME_MAX];
+    size_t n, cap, names_cap;
+    int kind;
+    bool oom;
+} points_t;
+
+static void on_point(void *ctx, int kind, const tally_value_t *value)
+{
+    points_t *p = ctx;
+    p->kind = kind;
+    if (VEC_RESERVE(p->v, p->cap, p->n + 1) < 0 ||
+        VEC_RESERVE(p->names, p->names_cap, p->n + 1) < 0) {
+        p->oom = true;
+        return;
+    }
+    snprintf(p->names[p->n], CALPERIOD_NAME_MAX, "%s", value->column);
+    p->v[p->n] = *value;
+    p->v[p->n].column = NULL; /* set when printing: names may move while growing */
+    p->n++;
+}
+
+enum { OPT_BY = CLI_OPT_OWN, OPT_FROM, OPT_TO, OPT_CSV };
+
+int cli_history(int argc, char **argv, cli_global_t *g)
+{
+    static const struct option own[] = {
+        {"by", required_argument, NULL, OPT_BY},
+        {"from", required_argument, NULL, OPT_FROM},
+        {"to", required_argument, NULL, OPT_TO},
+        {"csv", no_argument, NULL, OPT_CSV},
+        {NULL, 0, NULL, 0},
+    };
+    cli_opts_t o;
+    cli_opts_init(&o, "history", cli_history_usage, g,
+                  CLI_OPTS_FILTER | CLI_OPTS_JSON | CLI_OPTS_LABELS | CLI_OPTS_TIMEOUT |
+                      CLI_OPTS_SERVER | CLI_OPTS_NO_OPERANDS,
+                  own);
+    const char *by = NULL, *from = NULL, *to = NULL;
+    bool csv = false;
+    int c, status;
+    while ((status = cli_opts_next(&o, argc, argv, &c)) == CLI_CONTINUE && c != -1) {
+        switch (c) {
+        case OPT_BY:
+            by = optarg;
+            break;
+        case OPT_FROM:
+            from = optarg;
+            break;
+        case OPT_TO:
+            to = optarg;
+            break;
+        case OPT_CSV:
+            csv = true;
+            break;
+        }
+    }
+    if (status != CLI_CONTINUE)
+        return status;
+    if (o.metric == NULL)
+        return cli_usage_error("history", "--metric is required");
+    if (o.all)
+        return cli_usage_error("history", "--all does not apply: one series at a time");
+    if (by == NULL || calperiod_type_parse(by, strlen(by)) < 0)
+        return cli_usage_error("history", "--by %s%s%s: expected day, month, quarter or year",
+                               by ? "'" : "is required", by ? by : "", by ? "'" : "");
+    if (from == NULL)
+        return cli_usage_error("history", "--from is required");
+    if (to == NULL)
+        to = from;
+    if (csv && o.json)
+        return cli_usage_error("history", "--csv and --json exclude each other");
+    if ((status = cli_period_check("history", "--from", from)) != 0 ||
+        (status = cli_period_check("history", "--to", to)) != 0)
+        return status;
+    calperiod_t pf, pt, first;
+    calperiod_parse(from, strlen(from), &pf);
+    calperiod_parse(to, strlen(to), &pt);
+    int64_t count = 0;
+    if (calperiod_span(calperiod_type_parse(by, strlen(by)), pf, pt, &first, &count) != 0)
+        return cli_usage_error("history", "--from '%s' begins after --to '%s' ends", from, to);
+    if (count > CALPERIOD_RANGE_MAX)
+        return cli_usage_error("history",
+                               "--from '%s' --to '%s' by %s is %" PRId64
+                               " periods, more than %d; narrow the range or use a larger --by",
+                               from, to, by, count, CALPERIOD_RANGE_MAX);
+    const tally_curve_t *curve;
+    if ((status = cli_curve(g, "history", &curve)) != 0)
+        return status;
+    char err[600];
+    tally_request_t req = {
+        .curve = curve, .timeout_ms = o.timeout_ms, .errbuf = err, .errbuf_len = sizeof err};
+    points_t pts = {0};
+    int rc = tally_range_req(g->server, &req, o.metric, o.town ? o.town : "", by, from, to,
+                             on_point, &pts);
+    if (rc < 0) {
+        char what[160];
+        if (rc == TALLY_EUNKTOWN)
+            snprintf(what, sizeof(what), "--town '%s'", o.town ? o.town : "");
+        else if (rc == TALLY_EUNKMETRIC)
+            snprintf(what, sizeof(what), "--metric '%s'", o.metric);
+        else
+            snprintf(what, sizeof(what), "--from '%s' --to '%s'", from, to);
+        status = refused(g, "history", rc, &req, what, o.timeout_ms);
+        free(pts.v);
+        free(pts.names);
+        return status;
+    }
+    if (pts.oom) {
+        free(pts.v);
+        free(pts.names);
+        cli_error("out of memory");
+        return CLI_INTERNAL;
+    }
+    for (size_t i = 0; i < pts.n; i++)
+        pts.v[i].column = pts.names[i];
+    tally_catalog_t *cat = cli_render_catalog(g, "history", curve, o.labels, o.timeout_ms,
+                                              !o.json && !csv && isatty(STDOUT_FILENO));
+    const tally_metric_info_t *mi = tally_catalog_find_metric(cat, o.metric, NULL);
+    int scale = mi ? mi->scale : 0;
+    if (o.json) {
+        fputs("{\"metric\":", stdout);
+        json_string(stdout, o.metric);
+        fputs(",\"scope\":", stdout);
+        json_string(stdout, o.town ? o.town : "county");
+        fputs(",\"kind\":", stdout);
+        json_string(stdout, tally_kind_name(pts.kind));
+        fputs(",\"by\":", stdout);
+        json_string(stdout, by);
+        if (mi != NULL) {
+            fputs(",\"label\":", stdout);
+            json_string(stdout, mi->label);
+            fputs(",\"unit\":", stdout);
+            json_string(stdout, mi->unit);
+            printf(",\"scale\":%d", mi->scale);
+        }
+        fputs(",\"points\":[", stdout);
+        for (size_t i = 0; i < pts.n; i++) {
+            fputs(i ? ",{\"period\":" : "{\"period\":", stdout);
+            json_string(stdout, pts.v[i].column);
+            fputs(",\"value\":", stdout);
+            json_value(&pts.v[i], pts.kind);
+            fputc('}', stdout);
+        }
+        fputs("]}\n", stdout);
+    } else {
+        table_t *t = csv ? NULL : table_new(2);
+        if (t != NULL) {
+            table_align_right(t, 1);
+            char head[160];
+            snprintf(head, sizeof(head), "%s%s%s%s", mi && mi->label[0] ? mi->label : o.metric,
+                     mi && mi->unit[0] ? " (" : "", mi && mi->unit[0] ? mi->unit : "",
+                     mi && mi->unit[0] ? ")" : "");
+            table_add(t, (const char *const[]){"PERIOD", head});
+        } else if (csv) {
+            printf("period,%s\n", o.metric);
+        }
+        for (size_t i = 0; i < pts.n; i++) {
+            char val[64];
+            val[0] = '\0';
+            if (pts.v[i].present || !csv)
+                cli_render_scaled(val, sizeof(val), pts.kind, &pts.v[i], scale);
+            if (csv)
+                printf("%s,%s\n", pts.v[i].column, val);
+            else if (t != NULL)
+                table_add(t, (const char *const[]){pts.v[i].column, val});
+        }
+        if (t != NULL)
+            table_print(t, stdout);
+        table_free(&t);
+    }
+    tally_catalog_destroy(&cat);
+    free(pts.v);
+    free(pts.names);
+    return CLI_OK;
+}

@@ -1,0 +1,731 @@
+/* history.c - closed calendar periods in memory, and their writer (see
+ * history.h). */
+#include "history.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "period.h"
+#include "tally_error.h"
+
+#define CELL_HAS   1 /* the cell has a value (always, for a counter) */
+#define CELL_DIRTY 2 /* changed since the last batch */
+#define CELL_GAUGE 4
+
+/* A record's changes to closed periods of one series: bit t of mask for
+ * period type t. */
+struct history_change {
+    uint32_t metric, town;
+    uint8_t mask;
+    int32_t key[CALPERIOD_YEAR + 1];
+};
+
+static uint32_t cell_hash(uint32_t metric, uint32_t town, uint8_t type, int32_t key)
+{
+    uint64_t k = ((uint64_t)metric << 32 | town) ^
+                 ((uint64_t)(uint32_t)key << 2 | type) * 0x9e3779b97f4a7c15ULL;
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    return (uint32_t)k;
+}
+
+static uint32_t find_slot(const history_t *h, uint32_t metric, uint32_t town, uint8_t type,
+                          int32_t key, bool *found)
+{
+    for (uint32_t i = cell_hash(metric, town, type, key) & h->mask;; i = (i + 1) & h->mask) {
+        uint32_t v = h->index[i];
+        if (v == 0) {
+            *found = false;
+            return i;
+        }
+        const history_cell_t *c = &h->cells[v - 1];
+        if (c->metric == metric && c->town == town && c->type == type && c->key == key) {
+            *found = true;
+            return i;
+        }
+    }
+}
+
+/* The cell (metric, town, type, key) or NULL. */
+static const history_cell_t *lookup(const history_t *h, uint32_t metric, uint32_t town,
+                                    uint8_t type, int32_t key)
+{
+    if (h->ncells == 0)
+        return NULL;
+    bool found;
+    uint32_t s = find_slot(h, metric, town, type, key, &found);
+    return found ? &h->cells[h->index[s] - 1] : NULL;
+}
+
+static int rehash(history_t *h, uint32_t slots)
+{
+    uint32_t *index = calloc(slots, sizeof(*index));
+    if (index == NULL)
+        return TALLY_ENOMEM;
+    free(h->index);
+    h->index = index;
+    h->mask = slots - 1;
+    for (uint32_t i = 0; i < h->ncells; i++) {
+        const history_cell_t *c = &h->cells[i];
+        bool found;
+        h->index[find_slot(h, c->metric, c->town, c->type, c->key, &found)] = i + 1;
+    }
+    return 0;
+}
+
+static void account(history_t *h)
+{
+    h->mem = (size_t)h->cap * sizeof(*h->cells) + ((size_t)h->mask + 1) * sizeof(*h->index) +
+             (size_t)h->dirty_cap * sizeof(*h->dirty);
+}
+
+/* Make room for extra more cells (and their dirty marks) so that adding
+ * them cannot fail. */
+static int reserve(history_t *h, uint32_t extra)
+{
+    uint64_t need = (uint64_t)h->ncells + extra;
+    if (need > UINT32_MAX / 4)
+        return TALLY_ENOMEM;
+    if (need > h->cap) {
+        uint32_t cap = h->cap ? h->cap : 1024;
+        while (cap < need)
+            cap *= 2;
+        history_cell_t *cells = realloc(h->cells, (size_t)cap * sizeof(*cells));
+        if (cells == NULL)
+            return TALLY_ENOMEM;
+        h->cells = cells;
+        h->cap = cap;
+    }
+    if (need * 2 > (uint64_t)h->mask + 1) {
+        uint32_t slots = h->mask + 1 ? (h->mask + 1) * 2 : 2048;
+        while ((uint64_t)slots < need * 2)
+            slots *= 2;
+        if (rehash(h, slots) != 0)
+            return TALLY_ENOMEM;
+    }
+    if (need > h->dirty_cap) {
+        uint32_t *dirty = realloc(h->dirty, (size_t)h->cap * sizeof(*dirty));
+        if (dirty == NULL)
+            return TALLY_ENOMEM;
+        h->dirty = dirty;
+        h->dirty_cap = h->cap;
+    }
+    account(h);
+    return 0;
+}
+
+/* The cell, added (empty) when missing; room was reserved. */
+static history_cell_t *cell(history_t *h, uint32_t metric, uint32_t town, uint8_t type, int32_t key,
+                            bool gauge)
+{
+    bool found;
+    uint32_t s = find_slot(h, metric, town, type, key, &found);
+    if (found)
+        return &h->cells[h->index[s] - 1];
+    history_cell_t *c = &h->cells[h->ncells];
+    *c = (history_cell_t){.metric = metric,
+                          .town = town,
+                          .key = key,
+                          .type = type,
+                          .flags = gauge ? CELL_GAUGE : CELL_HAS};
+    h->index[s] = ++h->ncells;
+    return c;
+}
+
+static void mark(history_t *h, history_cell_t *c)
+{
+    if (c->flags & CELL_DIRTY)
+        return;
+    c->flags |= CELL_DIRTY;
+    h->dirty[h->ndirty++] = (uint32_t)(c - h->cells);
+}
+
+int history_init(history_t *h, const history_config_t *c)
+{
+    memset(h, 0, sizeof(*h));
+    h->c = *c;
+    if (h->c.days < HISTORY_DAYS_MIN || h->c.days > HISTORY_DAYS_MAX)
+        h->c.days = HISTORY_DAYS_DEFAULT;
+    h->cached_day_start = h->cached_day_end = 0;
+    return reserve(h, 0);
+}
+
+void history_free(history_t *h)
+{
+    if (h->sync_init) {
+        uv_mutex_destroy(&h->mu);
+        uv_cond_destroy(&h->cv);
+    }
+    if (h->db_open)
+        history_db_close(&h->db);
+    if (h->batch != NULL) {
+        history_batch_free(h->batch);
+        free(h->batch);
+    }
+    free(h->cells);
+    free(h->index);
+    free(h->dirty);
+    free(h->changes);
+    memset(h, 0, sizeof(*h));
+}
+
+/* The period keys of the local day holding t_ms (a one-day cache: most
+ * samples of a run fall on the same day).  Returns 0 or TALLY_ERANGE. */
+static int locate(history_t *h, int64_t t_ms, int32_t keys[4])
+{
+    if (t_ms < h->cached_day_start || t_ms >= h->cached_day_end) {
+        period_day_t d;
+        int rc = period_day_of(t_ms, &d);
+        if (rc != 0)
+            return rc;
+        h->cached_day_start = d.start_ms;
+        h->cached_day_end = d.end_ms;
+        memcpy(h->cached_keys, d.key, sizeof(h->cached_keys));
+    }
+    memcpy(keys, h->cached_keys, sizeof(h->cached_keys));
+    return 0;
+}
+
+static void today_keys(const history_t *h, int32_t keys[4])
+{
+    period_day_t d;
+    if (period_day_of(clock_now_ms(h->c.clock), &d) != 0) {
+        for (int t = 0; t < 4; t++)
+            keys[t] = INT32_MAX;
+        return;
+    }
+    memcpy(keys, d.key, sizeof(d.key));
+}
+
+int32_t history_today(const history_t *h)
+{
+    int32_t k[4];
+    today_keys(h, k);
+    return k[CALPERIOD_DAY];
+}
+
+static int32_t first_kept_day(const history_t *h, int32_t today)
+{
+    return (int32_t)(today - h->c.days + 1);
+}
+
+bool history_expired(const history_t *h, calperiod_t p)
+{
+    return p.type == CALPERIOD_DAY && p.key < first_kept_day(h, history_today(h));
+}
+
+void history_set_days(history_t *h, int64_t days)
+{
+    if (days >= HISTORY_DAYS_MIN && days <= HISTORY_DAYS_MAX)
+        h->c.days = days;
+}
+
+void history_set_position(history_t *h, uint64_t pos)
+{
+    if (pos > h->applied_pos)
+        h->applied_pos = pos;
+}
+
+/* Add v to a counter cell, exactly; a sum that would leave int64 (the
+ * engine's bounds keep real figures far from it) is refused and logged. */
+static void add(history_t *h, history_cell_t *c, __int128 v)
+{
+    __int128 s = (__int128)c->value + v;
+    if (s > INT64_MAX || s < INT64_MIN) {
+        log_limited(h->c.log, clock_mono_ms(), LOG_LEVEL_ERROR,
+                    "history: a cell of metric %u would leave int64; that sample is left out of "
+                    "the period",
+                    c->metric);
+        return;
+    }
+    c->value = (int64_t)s;
+    mark(h, c);
+}
+
+/* A gauge sample for town (> 0): the township's cell takes it when it is
+ * the latest-stamped in the period, and the county's cell moves by the
+ * difference.  Returns true when something changed. */
+static bool set_gauge(history_t *h, uint32_t metric, uint32_t town, uint8_t type, int32_t key,
+                      int64_t time_ms, int64_t v)
+{
+    history_cell_t *t = cell(h, metric, town, type, key, true);
+    if ((t->flags & CELL_HAS) && time_ms < t->event_ms)
+        return false;
+    int64_t old = (t->flags & CELL_HAS) ? t->value : 0;
+    history_cell_t *c = cell(h, metric, 0, type, key, true);
+    t = cell(h, metric, town, type, key, true); /* no reallocation: room was reserved */
+    __int128 s = (__int128)((c->flags & CELL_HAS) ? c->value : 0) - old + v;
+    if (s > INT64_MAX || s < INT64_MIN) {
+        log_limited(h->c.log, clock_mono_ms(), LOG_LEVEL_ERROR,
+                    "history: the county's gauge %u would leave int64; that sample is left out of "
+                    "the period",
+                    metric);
+        return false;
+    }
+    bool changed = !(t->flags & CELL_HAS) || t->value != v;
+    t->value = v;
+    t->event_ms = time_ms;
+    t->flags |= CELL_HAS;
+    c->value = (int64_t)s;
+    c->event_ms = time_ms > c->event_ms ? time_ms : c->event_ms;
+    c->flags |= CELL_HAS;
+    mark(h, t);
+    mark(h, c);
+    return changed;
+}
+
+static void note_change(history_t *h, uint32_t metric, uint32_t town, uint8_t type, int32_t key)
+{
+    for (uint32_t i = h->nchanges; i-- > 0;) {
+        struct history_change *ch = &h->changes[i];
+        if (ch->metric == metric && ch->town == town) {
+            ch->mask |= (uint8_t)(1u << type);
+            ch->key[type] = key;
+            return;
+        }
+    }
+    struct history_change *ch = &h->changes[h->nchanges++];
+    memset(ch, 0, sizeof(*ch));
+    ch->metric = metric;
+    ch->town = town;
+    ch->mask = (uint8_t)(1u << type);
+    ch->key[type] = key;
+}
+
+static int reserve_changes(history_t *h, uint32_t n)
+{
+    if (n <= h->changes_cap)
+        return 0;
+    struct history_change *ch = realloc(h->changes, (size_t)n * sizeof(*ch));
+    if (ch == NULL)
+        return TALLY_ENOMEM;
+    h->changes = ch;
+    h->changes_cap = n;
+    return 0;
+}
+
+static void report_changes(history_t *h)
+{
+    for (uint32_t i = 0; i < h->nchanges; i++) {
+        const struct history_change *ch = &h->changes[i];
+        calperiod_t p[4];
+        uint32_t n = 0;
+        for (int t = 0; t < 4; t++)
+            if (ch->mask & (1u << t))
+                p[n++] = (calperiod_t){t, ch->key[t]};
+        h->c.on_changed(h->c.ctx, ch->metric, ch->town, p, n);
+    }
+    h->nchanges = 0;
+}
+
+int history_apply(history_t *h, uint64_t pos, uint32_t town, int64_t time_ms,
+                  const engine_sample_t *samples, uint32_t n)
+{
+    if (pos <= h->applied_pos)
+        return 0;
+    int32_t keys[4], now[4];
+    if (locate(h, time_ms, keys) != 0)
+        return TALLY_ERANGE;
+    if (reserve(h, n * 8) != 0 || reserve_changes(h, n * 2) != 0)
+        return TALLY_ENOMEM;
+    today_keys(h, now);
+    int32_t first_day = first_kept_day(h, now[CALPERIOD_DAY]);
+    bool report = h->live && h->c.on_changed != NULL;
+    h->nchanges = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t m = samples[i].metric;
+        int64_t v = samples[i].value;
+        uint8_t kind = engine_metric_kind(h->c.engine, m);
+        if (kind == PROTO_KIND_RATIO)
+            continue;
+        for (uint8_t t = 0; t < 4; t++) {
+            if (t == CALPERIOD_DAY && keys[t] < first_day)
+                continue;
+            bool changed;
+            if (kind == PROTO_KIND_GAUGE) {
+                changed = set_gauge(h, m, town, t, keys[t], time_ms, v);
+            } else {
+                history_cell_t *c = cell(h, m, 0, t, keys[t], false);
+                add(h, c, v);
+                add(h, cell(h, m, town, t, keys[t], false), v);
+                changed = v != 0;
+            }
+            if (report && changed && keys[t] < now[t]) {
+                note_change(h, m, town, t, keys[t]);
+                note_change(h, m, 0, t, keys[t]);
+            }
+        }
+    }
+    h->applied_pos = pos;
+    if (report)
+        report_changes(h);
+    return 0;
+}
+
+static void read_cell(const history_t *h, uint32_t metric, uint32_t town, calperiod_t p,
+                      engine_value_t *out)
+{
+    const history_cell_t *c = lookup(h, metric, town, (uint8_t)p.type, p.key);
+    bool gauge = engine_metric_kind(h->c.engine, metric) == PROTO_KIND_GAUGE;
+    out->den = 1;
+    if (c == NULL) {
+        out->present = !gauge;
+        out->num = 0;
+        return;
+    }
+    out->present = (c->flags & CELL_HAS) != 0;
+    out->num = out->present ? c->value : 0;
+}
+
+void history_read(const history_t *h, uint32_t metric, uint32_t town, calperiod_t p,
+                  engine_value_t *out)
+{
+    uint32_t num, den;
+    if (engine_ratio_operands(h->c.engine, metric, &num, &den) != 0) {
+        read_cell(h, metric, town, p, out);
+        return;
+    }
+    engine_value_t a, b;
+    read_cell(h, num, town, p, &a);
+    read_cell(h, den, town, p, &b);
+    out->present = a.present && b.present && b.num != 0;
+    out->num = out->present ? a.num : 0;
+    out->den = out->present ? b.num : 0;
+}
+
+/* ---- loading the database ---- */
+
+typedef struct load_ctx {
+    history_t *h;
+    intern_t *towns, *metrics;
+    char err[256];
+} load_ctx_t;
+
+static int name_id(intern_t *names, const char *s)
+{
+    int id = intern_find(names, s, strlen(s));
+    return id > 0 ? id : intern_add(names, s, strlen(s));
+}
+
+static int load_row(void *ctx, const history_row_t *r)
+{
+    load_ctx_t *l = ctx;
+    history_t *h = l->h;
+    calperiod_t p;
+    if (calperiod_parse(r->period, strlen(r->period), &p) != 0)
+        return TALLY_EIO;
+    int m = name_id(l->metrics, r->metric);
+    int t = r->scope[0] ? name_id(l->towns, r->scope) : 0;
+    if (m < 0 || t < 0) {
+        snprintf(l->err, sizeof(l->err),
+                 "no room for the name of metric '%s' or township '%s' of the database (raise "
+                 "[limits] max_metrics or max_townships)",
+                 r->metric, r->scope);
+        return m < 0 ? m : t;
+    }
+    if (reserve(h, 1) != 0)
+        return TALLY_ENOMEM;
+    history_cell_t *c = cell(h, (uint32_t)m, (uint32_t)t, (uint8_t)p.type, p.key, r->gauge);
+    c->value = r->value;
+    c->event_ms = r->event_ms;
+    c->flags = (uint8_t)((r->gauge ? CELL_GAUGE : 0) | (r->has || !r->gauge ? CELL_HAS : 0));
+    return 0;
+}
+
+/* Forget every cell (a database that could not be read). */
+static void clear_cells(history_t *h)
+{
+    h->ncells = 0;
+    h->ndirty = 0;
+    if (h->index != NULL)
+        memset(h->index, 0, ((size_t)h->mask + 1) * sizeof(*h->index));
+}
+
+int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metrics, bool *rebuilt)
+{
+    char err[512];
+    *rebuilt = false;
+    h->dir = dir;
+    int rc = history_db_open(&h->db, dir, err, sizeof(err));
+    uint64_t pos = 0;
+    load_ctx_t l = {.h = h, .towns = towns, .metrics = metrics};
+    if (rc == 0) {
+        rc = history_db_load(&h->db, &pos, load_row, &l, err, sizeof(err));
+        if (rc != 0 && l.err[0])
+            snprintf(err, sizeof(err), "%s", l.err);
+        if (rc != 0)
+            history_db_close(&h->db);
+    }
+    if (rc == TALLY_ENOMEM || (rc != 0 && l.err[0])) {
+        log_error(h->c.log, "history: cannot load %s/%s: %s", dir, HISTORY_DB_FILE,
+                  rc == TALLY_ENOMEM ? "out of memory" : err);
+        return rc;
+    }
+    if (rc != 0) {
+        char aside[128] = "";
+        clear_cells(h);
+        pos = 0;
+        if (history_db_set_aside(dir, aside, sizeof(aside)) != 0)
+            snprintf(aside, sizeof(aside), "(could not be renamed: %s)", strerror(errno));
+        log_error(h->c.log,
+                  "history: %s/%s cannot be read (%s); it is set aside as %s and the history is "
+                  "rebuilt from the journal",
+                  dir, HISTORY_DB_FILE, err, aside);
+        *rebuilt = true;
+        rc = history_db_open(&h->db, dir, err, sizeof(err));
+        if (rc != 0) {
+            log_error(h->c.log, "history: cannot create %s/%s: %s", dir, HISTORY_DB_FILE, err);
+            return TALLY_EIO;
+        }
+    }
+    h->db_open = true;
+    h->applied_pos = h->stored_pos = pos;
+    h->loaded_pos = pos;
+    /* Cells loaded are stored already. */
+    for (uint32_t i = 0; i < h->ncells; i++)
+        h->cells[i].flags &= (uint8_t)~CELL_DIRTY;
+    h->ndirty = 0;
+    log_info(h->c.log, "history: %u cells from %s/%s, up to journal position %" PRIu64, h->ncells,
+             dir, HISTORY_DB_FILE, pos);
+    return 0;
+}
+
+/* ---- retention ---- */
+
+/* Drop day cells before first_day from memory (the database drops them
+ * with the next batch). */
+static void prune_days(history_t *h, int32_t first_day)
+{
+    uint32_t n = 0;
+    bool any = false;
+    for (uint32_t i = 0; i < h->ncells; i++) {
+        const history_cell_t *c = &h->cells[i];
+        if (c->type == CALPERIOD_DAY && c->key < first_day) {
+            any = true;
+            continue;
+        }
+        h->cells[n++] = *c;
+    }
+    if (!any)
+        return;
+    h->ncells = n;
+    if (h->index == NULL)
+        return;
+    /* Positions moved: the dirty list is rebuilt from the flags. */
+    h->ndirty = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (h->cells[i].flags & CELL_DIRTY)
+            h->dirty[h->ndirty++] = i;
+    memset(h->index, 0, ((size_t)h->mask + 1) * sizeof(*h->index));
+    for (uint32_t i = 0; i < n; i++) {
+        const history_cell_t *c = &h->cells[i];
+        bool found;
+        h->index[find_slot(h, c->metric, c->town, c->type, c->key, &found)] = i + 1;
+    }
+}
+
+/* ---- the writer ---- */
+
+static void writer_main(void *arg)
+{
+    history_t *h = arg;
+    uv_mutex_lock(&h->mu);
+    for (;;) {
+        while (!h->quit && (h->batch == NULL || h->batch_done))
+            uv_cond_wait(&h->cv, &h->mu);
+        if (h->quit)
+            break;
+        history_batch_t *b = h->batch;
+        uv_mutex_unlock(&h->mu);
+        history_db_write(&h->db, b);
+        uv_mutex_lock(&h->mu);
+        h->batch_done = true;
+        uv_async_send(&h->done);
+    }
+    uv_mutex_unlock(&h->mu);
+}
+
+/* Fill b with the dirty cells (their marks cleared) and the position. */
+static int build_batch(history_t *h, history_batch_t *b)
+{
+    b->nrows = 0;
+    b->prune_before[0] = '\0';
+    if (history_batch_reserve(b, h->ndirty) != 0)
+        return TALLY_ENOMEM;
+    for (uint32_t i = 0; i < h->ndirty; i++) {
+        uint32_t ci = h->dirty[i];
+        history_cell_t *c = &h->cells[ci];
+        history_row_t *r = &b->rows[b->nrows];
+        uint32_t len = 0;
+        const char *m = intern_name(h->c.metrics, c->metric, &len);
+        snprintf(r->metric, sizeof(r->metric), "%.*s", (int)len, m ? m : "");
+        const char *t = c->town ? intern_name(h->c.towns, c->town, &len) : "";
+        snprintf(r->scope, sizeof(r->scope), "%.*s", c->town ? (int)len : 0, t ? t : "");
+        calperiod_t p = {c->type, c->key};
+        int32_t first, last;
+        calperiod_days(p, &first, &last);
+        if (calperiod_format(p, r->period, sizeof(r->period)) < 0 ||
+            calperiod_format((calperiod_t){CALPERIOD_DAY, first}, r->first_day,
+                             sizeof(r->first_day)) < 0)
+            continue; /* outside 2000..2099: cannot happen for a checked time */
+        r->type = c->type;
+        r->gauge = (c->flags & CELL_GAUGE) != 0;
+        r->has = (c->flags & CELL_HAS) != 0;
+        r->value = c->value;
+        r->event_ms = c->event_ms;
+        b->cells[b->nrows++] = ci;
+        c->flags &= (uint8_t)~CELL_DIRTY;
+    }
+    h->ndirty = 0;
+    int32_t first = first_kept_day(h, history_today(h));
+    if (first > h->pruned_before) {
+        calperiod_format((calperiod_t){CALPERIOD_DAY, first}, b->prune_before,
+                         sizeof(b->prune_before));
+    }
+    b->first_day = first;
+    b->pos = h->applied_pos;
+    return 0;
+}
+
+/* A batch came back: the cells of a failed one are marked again. */
+static void batch_back(history_t *h)
+{
+    history_batch_t *b = h->batch;
+    if (b->rc == 0) {
+        h->stored_pos = b->pos;
+        if (b->prune_before[0])
+            h->pruned_before = b->first_day;
+        if (h->failures_logged) {
+            log_notice(h->c.log, "history: storing cells in %s/%s works again", h->dir,
+                       HISTORY_DB_FILE);
+            h->failures_logged = false;
+        }
+        return;
+    }
+    h->failures++;
+    if (!h->failures_logged)
+        log_error(h->c.log,
+                  "history: %s; the cells stay in memory and are stored again later (the journal "
+                  "is kept until they are)",
+                  b->err);
+    h->failures_logged = true;
+    for (uint32_t i = 0; i < b->nrows; i++)
+        if (b->cells[i] < h->ncells)
+            mark(h, &h->cells[b->cells[i]]);
+}
+
+static void on_done(uv_async_t *a)
+{
+    history_t *h = a->data;
+    uv_mutex_lock(&h->mu);
+    bool done = h->batch != NULL && h->batch_done;
+    uv_mutex_unlock(&h->mu);
+    if (!done)
+        return;
+    batch_back(h);
+    uv_mutex_lock(&h->mu);
+    h->batch_busy = false;
+    uv_mutex_unlock(&h->mu);
+}
+
+/* Hand the dirty cells to the writer, unless it is busy or nothing
+ * changed. */
+static void flush(history_t *h)
+{
+    int32_t first = first_kept_day(h, history_today(h));
+    if (first > h->pruned_mem) {
+        prune_days(h, first);
+        h->pruned_mem = first;
+    }
+    if (h->batch_busy ||
+        (h->ndirty == 0 && h->applied_pos == h->stored_pos && first <= h->pruned_before))
+        return;
+    if (build_batch(h, h->batch) != 0) {
+        log_limited(h->c.log, clock_mono_ms(), LOG_LEVEL_ERROR,
+                    "history: out of memory building a batch; retried later");
+        return;
+    }
+    uv_mutex_lock(&h->mu);
+    h->batch_done = false;
+    h->batch_busy = true;
+    uv_cond_signal(&h->cv);
+    uv_mutex_unlock(&h->mu);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    flush(t->data);
+}
+
+int history_start(history_t *h, uv_loop_t *loop)
+{
+    h->loop = loop;
+    h->batch = calloc(1, sizeof(*h->batch));
+    if (h->batch == NULL)
+        return TALLY_ENOMEM;
+    if (uv_mutex_init(&h->mu) != 0)
+        return TALLY_ENOMEM;
+    if (uv_cond_init(&h->cv) != 0) {
+        uv_mutex_destroy(&h->mu);
+        return TALLY_ENOMEM;
+    }
+    h->sync_init = true;
+    h->timer.data = h->done.data = h;
+    if (uv_timer_init(loop, &h->timer) != 0 || uv_async_init(loop, &h->done, on_done) != 0)
+        return TALLY_ESYS;
+    h->open_handles = 2;
+    h->started = true;
+    h->batch_done = true; /* nothing for the writer yet */
+    if (uv_thread_create(&h->thread, writer_main, h) != 0) {
+        log_error(h->c.log, "history: cannot start the writer thread");
+        return TALLY_ESYS;
+    }
+    h->thread_started = true;
+    h->live = true;
+    uv_timer_start(&h->timer, on_timer, HISTORY_FLUSH_MS, HISTORY_FLUSH_MS);
+    return 0;
+}
+
+static void on_handle_closed(uv_handle_t *handle)
+{
+    history_t *h = handle->data;
+    h->open_handles--;
+}
+
+void history_stop(history_t *h)
+{
+    if (!h->started)
+        return;
+    h->started = false;
+    h->live = false;
+    uv_timer_stop(&h->timer);
+    if (h->thread_started) {
+        uv_mutex_lock(&h->mu);
+        h->quit = true;
+        uv_cond_signal(&h->cv);
+        uv_mutex_unlock(&h->mu);
+        uv_thread_join(&h->thread);
+        h->thread_started = false;
+    }
+    /* A batch the writer finished without the loop seeing it yet. */
+    if (h->batch_busy && h->batch_done) {
+        batch_back(h);
+        h->batch_busy = false;
+    }
+    /* What is left, stored here on the loop thread: the writer is gone. */
+    if (!h->batch_busy && h->db_open && build_batch(h, h->batch) == 0 &&
+        (h->batch->nrows > 0 || h->batch->pos != h->stored_pos || h->batch->prune_before[0])) {
+        history_db_write(&h->db, h->batch);
+        batch_back(h);
+    }
+    if (h->db_open) {
+        history_db_close(&h->db);
+        h->db_open = false;
+    }
+    uv_close((uv_handle_t *)&h->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&h->done, on_handle_closed);
+}

@@ -1,0 +1,203 @@
+/* history.h - closed calendar periods: the value of every series for
+ * every day, month, quarter and year, kept after the period ends
+ * (PROTOCOL.md 10.8).
+ *
+ * Cells.  One cell per (metric, township, period), township 0 being the
+ * county.  Counter: the sum of the samples whose event time lies in the
+ * period.  Gauge: per township the value of the latest-stamped sample in
+ * the period (equal times: the later applied wins); the county's cell is
+ * the sum of the townships' cells of that period.  Ratios have no cells:
+ * history_read() derives them from their operands, as the engine does.
+ * Periods are those of the engine's time zone (the process's, period.h).
+ *
+ * Exactly once.  history_apply() is called with every journal record the
+ * moment the engine applies it, live or replayed, with the record's
+ * journal position; the cells then reflect exactly the records up to
+ * history_position().  A record at or below that position is skipped, so
+ * a record replayed after a crash is never counted twice.
+ *
+ * Storage.  The cells live in memory (reads never touch the disk) and are
+ * mirrored into an SQLite database in the state directory
+ * (history_db.h): a writer thread stores the changed cells, as absolute
+ * values, together with the journal position they reflect, in one
+ * transaction, so the database always holds exactly the records up to the
+ * position it records.  At start-up the database is loaded and the
+ * journal records after its position are applied again.
+ *
+ * Threads.  Everything here runs on the loop thread, except the writer's
+ * work inside history_db.c, which touches only the batch it is handed.
+ */
+#ifndef TALLYD_HISTORY_H
+#define TALLYD_HISTORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "calperiod.h"
+#include "clock.h"
+#include "engine.h"
+#include "history_db.h"
+#include "intern.h"
+#include "log.h"
+
+#define HISTORY_DAYS_DEFAULT 1100
+#define HISTORY_DAYS_MIN     1
+#define HISTORY_DAYS_MAX     36600
+#define HISTORY_FLUSH_MS     500 /* how often changed cells are stored */
+
+/* A sample changed closed periods of series (metric, town): periods[0..n)
+ * (1..4, day first).  Called after the record is applied, only once the
+ * history is live (history_start). */
+typedef void (*history_changed_fn)(void *ctx, uint32_t metric, uint32_t town,
+                                   const calperiod_t *periods, uint32_t n);
+
+typedef struct history_config {
+    const engine_t *engine;  /* metric kinds and ratios, read */
+    const intern_t *towns;   /* names for the database, read */
+    const intern_t *metrics; /* read */
+    const tclock_t *clock;   /* "now": which periods are closed, retention */
+    logger_t *log;
+    int64_t days;                  /* days kept (HISTORY_DAYS_MIN..MAX) */
+    history_changed_fn on_changed; /* may be NULL */
+    void *ctx;
+} history_config_t;
+
+typedef struct history_cell {
+    uint32_t metric;
+    uint32_t town;
+    int32_t key;   /* the period's key (calperiod.h) */
+    uint8_t type;  /* enum calperiod_type */
+    uint8_t flags; /* HISTORY_CELL_* (history.c) */
+    int64_t value;
+    int64_t event_ms; /* gauge: event time of the value */
+} history_cell_t;
+
+/* The part; embed it, its fields are private. */
+typedef struct history {
+    history_config_t c;
+    history_cell_t *cells;
+    uint32_t ncells, cap;
+    uint32_t *index; /* cell + 1, 0 = empty; open addressing */
+    uint32_t mask;
+    uint32_t *dirty; /* cells changed since the last batch */
+    uint32_t ndirty, dirty_cap;
+    uint64_t applied_pos; /* the last journal position applied */
+    uint64_t stored_pos;  /* the position the database holds */
+    bool live;
+    /* changed past periods of the record being applied */
+    struct history_change *changes;
+    uint32_t nchanges, changes_cap;
+    int64_t cached_day_start, cached_day_end;
+    int32_t cached_keys[4];
+    /* the database and its writer */
+    history_db_t db;
+    bool db_open;
+    uv_loop_t *loop;
+    uv_timer_t timer;
+    uv_async_t done;
+    uv_thread_t thread;
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    history_batch_t *batch; /* handed to the writer; NULL when idle */
+    bool batch_done, quit, started, thread_started;
+    int open_handles;
+    uint64_t failures; /* batches the database refused */
+    bool failures_logged;
+    bool batch_busy;       /* the writer holds batch (loop thread only) */
+    bool sync_init;        /* mu and cv exist */
+    const char *dir;       /* the state directory (borrowed) */
+    uint64_t loaded_pos;   /* the position the database held at the start */
+    int32_t pruned_before; /* days before it are gone from the database */
+    int32_t pruned_mem;    /* ... and from memory */
+    size_t mem;
+} history_t;
+
+/* Set h up, empty, from c (copied; pointers borrowed).  Returns 0 or
+ * TALLY_ENOMEM. */
+int history_init(history_t *h, const history_config_t *c);
+
+/* Free everything (history_stop() first when started). */
+void history_free(history_t *h);
+
+/* Open or create the database history.db in dir and load its cells; the
+ * names it holds are added to towns and metrics (the tables history was
+ * configured with) when missing.  A database that cannot be read is set
+ * aside as history.db.damaged-<time> with a message saying so, and a new
+ * one is begun (history_position() is then 0, and *rebuilt is set).
+ * Returns 0, or TALLY_EIO when not even a new database can be created
+ * (logged). */
+int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metrics, bool *rebuilt);
+
+/* The last journal position the cells reflect. */
+static inline uint64_t history_position(const history_t *h)
+{
+    return h->applied_pos;
+}
+
+/* After replay: the journal's records up to pos are all applied (some
+ * positions hold no submission). */
+void history_set_position(history_t *h, uint64_t pos);
+
+/* Apply the record at journal position pos: n samples (metric ids and
+ * values, as handed to engine_apply) of township town with event time
+ * time_ms.  A record at or below history_position() is skipped.  Returns
+ * 0 or TALLY_ENOMEM (nothing changed). */
+int history_apply(history_t *h, uint64_t pos, uint32_t town, int64_t time_ms,
+                  const engine_sample_t *samples, uint32_t n);
+
+/* The value of (metric, town) in period p: a counter without samples
+ * there reads 0, a gauge without one "no value", a ratio [num, den] or
+ * "no value" (engine.h's rules).  out->name is not set. */
+void history_read(const history_t *h, uint32_t metric, uint32_t town, calperiod_t p,
+                  engine_value_t *out);
+
+/* True when day cells of p are no longer kept (p is a day older than the
+ * configured days). */
+bool history_expired(const history_t *h, calperiod_t p);
+
+/* Today's day key in the engine's time zone, by the clock. */
+int32_t history_today(const history_t *h);
+
+/* Start storing changed cells every HISTORY_FLUSH_MS, through a writer
+ * thread, and drop days older than the configured days; from now on
+ * changes to closed periods are reported to on_changed.  Returns 0 or a
+ * negative code (logged). */
+int history_start(history_t *h, uv_loop_t *loop);
+
+/* Keep days for days from now on (a reload). */
+void history_set_days(history_t *h, int64_t days);
+
+/* At a stop: store what is left, stop the writer, close the database
+ * (synchronously), then close the handles; on_closed is called once they
+ * are closed. */
+void history_stop(history_t *h);
+
+/* Handles still open after history_stop() (the wiring waits for 0). */
+static inline int history_open_handles(const history_t *h)
+{
+    return h->open_handles;
+}
+
+/* The first journal position the database does not hold yet: the
+ * journal must keep the records from there on (compact.h, hold_pos). */
+static inline uint64_t history_hold_pos(const history_t *h)
+{
+    return h->stored_pos + 1;
+}
+
+/* Bytes of memory the cells hold. */
+static inline size_t history_memory(const history_t *h)
+{
+    return h->mem;
+}
+
+/* Number of cells held. */
+static inline uint32_t history_cells(const history_t *h)
+{
+    return h->ncells;
+}
+
+#endif

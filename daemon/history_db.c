@@ -1,0 +1,259 @@
+/* history_db.c - the SQLite side of history (see history_db.h). */
+#include "history_db.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "tally_error.h"
+
+static const char *const schema =
+    "CREATE TABLE IF NOT EXISTS cells ("
+    " metric TEXT NOT NULL, scope TEXT NOT NULL, period TEXT NOT NULL,"
+    " type TEXT NOT NULL, first_day TEXT NOT NULL, kind TEXT NOT NULL,"
+    " value INTEGER, event_ms INTEGER,"
+    " PRIMARY KEY (metric, scope, period)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS cells_by_type ON cells (type, first_day);"
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO meta VALUES ('schema', 1), ('journal_pos', 0);";
+
+static int fail(sqlite3 *db, char *err, size_t errlen, const char *what)
+{
+    snprintf(err, errlen, "%s: %s", what, db ? sqlite3_errmsg(db) : "out of memory");
+    return TALLY_EIO;
+}
+
+void history_db_close(history_db_t *d)
+{
+    sqlite3_finalize(d->put);
+    sqlite3_finalize(d->prune);
+    sqlite3_finalize(d->setpos);
+    if (d->db)
+        sqlite3_close(d->db);
+    memset(d, 0, sizeof(*d));
+}
+
+int history_db_open(history_db_t *d, const char *dir, char *err, size_t errlen)
+{
+    memset(d, 0, sizeof(*d));
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", dir, HISTORY_DB_FILE);
+    int rc = sqlite3_open_v2(path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    char *msg = NULL;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(d->db,
+                          "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                          "PRAGMA busy_timeout=5000;",
+                          NULL, NULL, &msg);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(d->db, schema, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, msg ? msg : d->db ? sqlite3_errmsg(d->db) : "?");
+        sqlite3_free(msg);
+        history_db_close(d);
+        return TALLY_EIO;
+    }
+    const char *put = "INSERT OR REPLACE INTO cells VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    const char *prune = "DELETE FROM cells WHERE type = 'day' AND first_day < ?1";
+    const char *setpos = "UPDATE meta SET value = ?1 WHERE key = 'journal_pos'";
+    if (sqlite3_prepare_v2(d->db, put, -1, &d->put, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(d->db, prune, -1, &d->prune, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(d->db, setpos, -1, &d->setpos, NULL) != SQLITE_OK) {
+        fail(d->db, err, errlen, path);
+        history_db_close(d);
+        return TALLY_EIO;
+    }
+    return 0;
+}
+
+static int load_pos(history_db_t *d, uint64_t *pos, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(d->db, "SELECT value FROM meta WHERE key = 'journal_pos'", -1, &st,
+                                NULL);
+    if (rc != SQLITE_OK)
+        return fail(d->db, err, errlen, "reading the journal position");
+    rc = sqlite3_step(st);
+    sqlite3_int64 v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (v < 0) {
+        snprintf(err, errlen, "the table meta has no valid journal_pos");
+        return TALLY_EIO;
+    }
+    *pos = (uint64_t)v;
+    return 0;
+}
+
+static int quick_check(history_db_t *d, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(d->db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK)
+        return fail(d->db, err, errlen, "checking the database");
+    int rc = sqlite3_step(st);
+    const unsigned char *t = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+    bool ok = t != NULL && strcmp((const char *)t, "ok") == 0;
+    if (!ok)
+        snprintf(err, errlen, "the database check failed: %s",
+                 t ? (const char *)t : sqlite3_errmsg(d->db));
+    sqlite3_finalize(st);
+    return ok ? 0 : TALLY_EIO;
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? (const char *)t : "";
+}
+
+int history_db_load(history_db_t *d, uint64_t *pos, history_db_row_fn fn, void *ctx, char *err,
+                    size_t errlen)
+{
+    int rc = quick_check(d, err, errlen);
+    if (rc == 0)
+        rc = load_pos(d, pos, err, errlen);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(d->db, "SELECT metric, scope, period, kind, value, event_ms FROM cells",
+                           -1, &st, NULL) != SQLITE_OK)
+        return fail(d->db, err, errlen, "reading the cells");
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        history_row_t r = {0};
+        snprintf(r.metric, sizeof(r.metric), "%s", col_text(st, 0));
+        snprintf(r.scope, sizeof(r.scope), "%s", col_text(st, 1));
+        const char *period = col_text(st, 2);
+        calperiod_t p;
+        const char *kind = col_text(st, 3);
+        if (calperiod_parse(period, strlen(period), &p) != 0 ||
+            (strcmp(kind, "counter") != 0 && strcmp(kind, "gauge") != 0) || r.metric[0] == 0 ||
+            strlen(col_text(st, 0)) >= sizeof(r.metric) ||
+            strlen(col_text(st, 1)) >= sizeof(r.scope)) {
+            snprintf(err, errlen, "a row of cells makes no sense: metric '%.64s', period '%.20s'",
+                     r.metric, period);
+            sqlite3_finalize(st);
+            return TALLY_EIO;
+        }
+        snprintf(r.period, sizeof(r.period), "%s", period);
+        r.type = (uint8_t)p.type;
+        r.gauge = kind[0] == 'g';
+        r.has = sqlite3_column_type(st, 4) != SQLITE_NULL;
+        r.value = sqlite3_column_int64(st, 4);
+        r.event_ms = sqlite3_column_int64(st, 5);
+        int frc = fn(ctx, &r);
+        if (frc != 0) {
+            sqlite3_finalize(st);
+            return frc;
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return fail(d->db, err, errlen, "reading the cells");
+    return 0;
+}
+
+static int step_reset(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? 0 : rc;
+}
+
+static int put_row(history_db_t *d, const history_row_t *r)
+{
+    sqlite3_stmt *st = d->put;
+    sqlite3_bind_text(st, 1, r->metric, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, r->scope, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, r->period, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, calperiod_type_name(r->type), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, r->first_day, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, r->gauge ? "gauge" : "counter", -1, SQLITE_STATIC);
+    if (r->has)
+        sqlite3_bind_int64(st, 7, r->value);
+    else
+        sqlite3_bind_null(st, 7);
+    if (r->gauge && r->has)
+        sqlite3_bind_int64(st, 8, r->event_ms);
+    else
+        sqlite3_bind_null(st, 8);
+    return step_reset(st);
+}
+
+int history_db_write(history_db_t *d, history_batch_t *b)
+{
+    b->rc = 0;
+    b->err[0] = '\0';
+    char *msg = NULL;
+    if (sqlite3_exec(d->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(b->err, sizeof(b->err), "cannot begin a transaction: %s", msg ? msg : "?");
+        sqlite3_free(msg);
+        return b->rc = TALLY_EIO;
+    }
+    int rc = 0;
+    for (uint32_t i = 0; i < b->nrows && rc == 0; i++)
+        rc = put_row(d, &b->rows[i]);
+    if (rc == 0 && b->prune_before[0]) {
+        sqlite3_bind_text(d->prune, 1, b->prune_before, -1, SQLITE_STATIC);
+        rc = step_reset(d->prune);
+    }
+    if (rc == 0) {
+        sqlite3_bind_int64(d->setpos, 1, (sqlite3_int64)b->pos);
+        rc = step_reset(d->setpos);
+    }
+    if (rc == 0 && sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+        return 0;
+    snprintf(b->err, sizeof(b->err), "cannot store %u cells: %s", b->nrows, sqlite3_errmsg(d->db));
+    sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
+    return b->rc = TALLY_EIO;
+}
+
+int history_db_set_aside(const char *dir, char *newname, size_t cap)
+{
+    static const char *const ext[] = {"", "-wal", "-shm"};
+    char from[4200], to[4300];
+    long long t = (long long)time(NULL);
+    snprintf(newname, cap, "%s.damaged-%lld", HISTORY_DB_FILE, t);
+    int rc = 0;
+    for (int i = 0; i < 3; i++) {
+        snprintf(from, sizeof(from), "%s/%s%s", dir, HISTORY_DB_FILE, ext[i]);
+        snprintf(to, sizeof(to), "%s/%s.damaged-%lld%s", dir, HISTORY_DB_FILE, t, ext[i]);
+        if (rename(from, to) != 0 && i == 0)
+            rc = TALLY_EIO;
+        else if (i > 0)
+            remove(from);
+    }
+    return rc;
+}
+
+int history_batch_reserve(history_batch_t *b, uint32_t n)
+{
+    if (n <= b->cap)
+        return 0;
+    uint32_t cap = b->cap ? b->cap : 256;
+    while (cap < n)
+        cap *= 2;
+    history_row_t *rows = realloc(b->rows, (size_t)cap * sizeof(*rows));
+    if (rows == NULL)
+        return TALLY_ENOMEM;
+    b->rows = rows;
+    uint32_t *cells = realloc(b->cells, (size_t)cap * sizeof(*cells));
+    if (cells == NULL)
+        return TALLY_ENOMEM;
+    b->cells = cells;
+    b->cap = cap;
+    return 0;
+}
+
+void history_batch_free(history_batch_t *b)
+{
+    free(b->rows);
+    free(b->cells);
+    b->rows = NULL;
+    b->cells = NULL;
+    b->nrows = b->cap = 0;
+}

@@ -1,0 +1,102 @@
+/* history_db.h - the SQLite database of closed periods, history.db in the
+ * state directory: one row per (metric, scope, period), and the journal
+ * position the rows reflect.  The schema (tallyd(8), HISTORY):
+ *
+ *   CREATE TABLE cells (
+ *     metric    TEXT NOT NULL,     -- metric name
+ *     scope     TEXT NOT NULL,     -- '' county-wide, else the township
+ *     period    TEXT NOT NULL,     -- '2023', '2023-Q4', '2023-12', '2023-12-31'
+ *     type      TEXT NOT NULL,     -- 'day', 'month', 'quarter', 'year'
+ *     first_day TEXT NOT NULL,     -- the period's first day, 'YYYY-MM-DD'
+ *     kind      TEXT NOT NULL,     -- 'counter' or 'gauge'
+ *     value     INTEGER,           -- NULL: a gauge without a value there
+ *     event_ms  INTEGER,           -- gauge: event time of the value
+ *     PRIMARY KEY (metric, scope, period)) WITHOUT ROWID;
+ *   CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+ *     -- 'schema' 1, 'journal_pos' the last journal position reflected
+ *
+ * The database is in WAL mode: readers (sqlite3, an analyst's script) may
+ * read while tallyd writes and see whole transactions only.
+ *
+ * The functions here do no locking of their own: one thread at a time
+ * uses a history_db_t (the loop thread to open and load it, then the
+ * history writer thread, then the loop thread again to close it).
+ */
+#ifndef TALLYD_HISTORY_DB_H
+#define TALLYD_HISTORY_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "calperiod.h"
+
+#define HISTORY_DB_FILE "history.db"
+
+typedef struct history_row {
+    char metric[65]; /* a name (PROTOCOL.md 9.1) */
+    char scope[65];  /* "" for the county */
+    char period[CALPERIOD_NAME_MAX];
+    char first_day[CALPERIOD_NAME_MAX];
+    uint8_t type; /* enum calperiod_type */
+    bool gauge;
+    bool has; /* false: value NULL */
+    int64_t value;
+    int64_t event_ms;
+} history_row_t;
+
+/* What the writer stores in one transaction. */
+typedef struct history_batch {
+    history_row_t *rows;
+    uint32_t nrows, cap;
+    uint32_t *cells;                       /* the cells the rows came from, parallel to rows */
+    uint64_t pos;                          /* the journal position the database holds after it */
+    char prune_before[CALPERIOD_NAME_MAX]; /* "" or a day: drop days before it */
+    int32_t first_day;                     /* the day key of prune_before */
+    int rc;                                /* out: 0 or TALLY_EIO */
+    char err[256];                         /* out: why it failed */
+} history_batch_t;
+
+typedef struct sqlite3 sqlite3;
+typedef struct sqlite3_stmt sqlite3_stmt;
+
+typedef struct history_db {
+    sqlite3 *db;
+    sqlite3_stmt *put, *prune, *setpos;
+} history_db_t;
+
+/* Called for each row by history_db_load(); the strings are valid during
+ * the call only.  Return 0 to go on, a negative code to stop. */
+typedef int (*history_db_row_fn)(void *ctx, const history_row_t *row);
+
+/* Open (creating it when missing) dir/history.db, in WAL mode, and make
+ * sure its tables exist.  Returns 0, or TALLY_EIO with a sentence in err
+ * (the file is not a database, is damaged, or cannot be created). */
+int history_db_open(history_db_t *d, const char *dir, char *err, size_t errlen);
+
+/* Read the journal position and every row (fn for each).  Checks the
+ * whole file first (PRAGMA quick_check).  Returns 0, TALLY_EIO with a
+ * sentence in err (damaged, a row that makes no sense), or fn's code. */
+int history_db_load(history_db_t *d, uint64_t *pos, history_db_row_fn fn, void *ctx, char *err,
+                    size_t errlen);
+
+/* Store b in one transaction: every row (insert or replace), the days
+ * before b->prune_before dropped, the position set.  Sets b->rc and
+ * b->err; returns b->rc. */
+int history_db_write(history_db_t *d, history_batch_t *b);
+
+/* Close the database (nothing when it is not open). */
+void history_db_close(history_db_t *d);
+
+/* Rename dir/history.db (and its -wal and -shm files) to
+ * history.db.damaged-<unix time>; the new name of the database file goes
+ * into newname.  Returns 0 or TALLY_EIO. */
+int history_db_set_aside(const char *dir, char *newname, size_t cap);
+
+/* Make room for n rows in b.  Returns 0 or TALLY_ENOMEM. */
+int history_batch_reserve(history_batch_t *b, uint32_t n);
+
+/* Free b's storage (not b). */
+void history_batch_free(history_batch_t *b);
+
+#endif

@@ -1,0 +1,286 @@
+/* recall.c - PERIOD_REQ and RANGE_REQ answered from the engine and the
+ * history (see recall.h). */
+#include "recall.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "period.h"
+#include "tally_error.h"
+#include "vec.h"
+
+void recall_init(recall_t *r, const recall_config_t *c)
+{
+    memset(r, 0, sizeof(*r));
+    r->c = *c;
+    msgpack_sbuffer_init(&r->out);
+}
+
+void recall_free(recall_t *r)
+{
+    msgpack_sbuffer_destroy(&r->out);
+    free(r->items);
+    memset(r, 0, sizeof(*r));
+}
+
+static void answer(recall_t *r, const void *rid, size_t rid_len, const proto_msg_t *m)
+{
+    msgpack_sbuffer_clear(&r->out);
+    if (proto_encode(&r->out, m) == 0)
+        sink_send(&r->c.reply, rid, rid_len, r->out.data, r->out.size);
+}
+
+/* The engine's calendar column of period type t ("today" ...), or -1. */
+static int calendar_column(const engine_t *e, int type)
+{
+    static const char *const names[] = {
+        [CALPERIOD_DAY] = "today",
+        [CALPERIOD_MONTH] = "month",
+        [CALPERIOD_QUARTER] = "quarter",
+        [CALPERIOD_YEAR] = "year",
+    };
+    for (uint32_t i = 0; i < engine_columns(e); i++)
+        if (strcmp(engine_column_name(e, i), names[type]) == 0)
+            return (int)i;
+    return -1;
+}
+
+void recall_value(const recall_t *r, uint32_t metric, uint32_t town, calperiod_t p,
+                  engine_value_t *out)
+{
+    int32_t today = history_today(r->c.history);
+    calperiod_t now = calperiod_of_day(p.type, today);
+    int col = calendar_column(r->c.engine, p.type);
+    if (now.key == p.key && col >= 0) {
+        engine_values_t v;
+        if (engine_read(r->c.engine, metric, town, &v) == 0) {
+            *out = v.col[col];
+            return;
+        }
+    }
+    if (history_expired(r->c.history, p)) {
+        *out = (engine_value_t){.present = false, .den = 1};
+        return;
+    }
+    history_read(r->c.history, metric, town, p, out);
+}
+
+/* Parse a period name of the request and check it against today. */
+static int parse_period(const recall_t *r, proto_str_t s, const char *field, calperiod_t *p,
+                        const char **field_out, char *msg, size_t msglen)
+{
+    *field_out = field;
+    if (calperiod_parse(s.ptr, s.len, p) != 0) {
+        snprintf(msg, msglen,
+                 "'%.*s' is not a period: expected YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD, years "
+                 "2000..2099",
+                 (int)(s.len > 32 ? 32 : s.len), s.ptr);
+        return TALLY_EBADPERIOD;
+    }
+    int32_t first, last;
+    calperiod_days(*p, &first, &last);
+    int32_t today = history_today(r->c.history);
+    if (first > today) {
+        char t[CALPERIOD_NAME_MAX];
+        calperiod_format((calperiod_t){CALPERIOD_DAY, today}, t, sizeof(t));
+        snprintf(msg, msglen, "period '%.*s' has not begun yet (today is %s in the daemon's zone)",
+                 (int)s.len, s.ptr, t);
+        return TALLY_EBADPERIOD;
+    }
+    return 0;
+}
+
+/* A name in a prefix the daemon has never seen: UNKNOWN_TOWNSHIP or
+ * UNKNOWN_METRIC, so that a typing error is not an empty answer. */
+static int check_prefix(const recall_t *r, proto_str_t pre, char *msg, size_t msglen)
+{
+    static const char town[] = "u/town/", county[] = "u/county/";
+    const char *p = pre.ptr, *end = pre.ptr + pre.len;
+    if (pre.len > strlen(town) && memcmp(p, town, strlen(town)) == 0) {
+        p += strlen(town);
+        const char *slash = memchr(p, '/', (size_t)(end - p));
+        if (slash == NULL)
+            return 0; /* a partial name: matches what it matches */
+        if (intern_find(r->c.towns, p, (size_t)(slash - p)) <= 0) {
+            snprintf(msg, msglen, "township '%.*s' has no tallies here", (int)(slash - p), p);
+            return TALLY_EUNKTOWN;
+        }
+        p = slash + 1;
+    } else if (pre.len > strlen(county) && memcmp(p, county, strlen(county)) == 0) {
+        p += strlen(county);
+    } else {
+        return 0;
+    }
+    const char *slash = memchr(p, '/', (size_t)(end - p));
+    if (slash != NULL && intern_find(r->c.metrics, p, (size_t)(slash - p)) <= 0) {
+        snprintf(msg, msglen, "metric '%.*s' has no tallies here", (int)(slash - p), p);
+        return TALLY_EUNKMETRIC;
+    }
+    return 0;
+}
+
+typedef struct collect {
+    recall_t *r;
+    proto_str_t prefix;
+    bool oom;
+} collect_t;
+
+static int collect(void *ctx, const engine_item_t *item)
+{
+    collect_t *c = ctx;
+    recall_t *r = c->r;
+    uint32_t mlen = 0, tlen = 0;
+    const char *m = intern_name(r->c.metrics, item->metric, &mlen);
+    const char *t = item->town ? intern_name(r->c.towns, item->town, &tlen) : "";
+    char topic[PROTO_TOPIC_MAX];
+    int n = proto_topic(topic, sizeof(topic), (proto_str_t){m, mlen}, (proto_str_t){t, tlen});
+    if (n < 0 || (size_t)n < c->prefix.len || memcmp(topic, c->prefix.ptr, c->prefix.len) != 0)
+        return 0;
+    if (VEC_RESERVE(r->items, r->cap, r->nitems + 1) != 0) {
+        c->oom = true;
+        return 1;
+    }
+    r->items[r->nitems++] = *item;
+    return 0;
+}
+
+int recall_period(recall_t *r, const void *rid, size_t rid_len, const proto_msg_t *m,
+                  const char **field, char *msg, size_t msglen)
+{
+    const __typeof__(m->u.period_req) *q = &m->u.period_req;
+    calperiod_t p;
+    int rc = parse_period(r, q->period, "period", &p, field, msg, msglen);
+    if (rc != 0)
+        return rc;
+    if (history_expired(r->c.history, p)) {
+        snprintf(msg, msglen, "day '%.*s' is older than the days this daemon keeps",
+                 (int)q->period.len, q->period.ptr);
+        return TALLY_EEXPIRED;
+    }
+    *field = "prefix";
+    if ((rc = check_prefix(r, q->prefix, msg, msglen)) != 0)
+        return rc;
+    collect_t c = {.r = r, .prefix = q->prefix};
+    r->nitems = 0;
+    engine_foreach(r->c.engine, collect, &c);
+    if (c.oom) {
+        snprintf(msg, msglen, "the daemon is out of memory for this answer; retry later");
+        return TALLY_EBUSY;
+    }
+    char pname[CALPERIOD_NAME_MAX];
+    calperiod_format(p, pname, sizeof(pname));
+    proto_msg_t a = {.type = PROTO_PERIOD};
+    a.u.period.req_id = q->req_id;
+    a.u.period.count = (uint32_t)r->nitems;
+    if (r->nitems == 0) {
+        answer(r, rid, rid_len, &a);
+        return 0;
+    }
+    uint64_t seq = publish_seq(r->c.publish);
+    int64_t now = clock_now_ms(r->c.clock);
+    for (size_t i = 0; i < r->nitems; i++) {
+        const engine_item_t *it = &r->items[i];
+        engine_value_t v;
+        recall_value(r, it->metric, it->town, p, &v);
+        proto_tally_t *t = &a.u.period.tally;
+        uint32_t len = 0;
+        const char *name = intern_name(r->c.metrics, it->metric, &len);
+        t->metric = (proto_str_t){name, len};
+        t->scope = (proto_str_t){"", 0};
+        if (it->town != 0) {
+            name = intern_name(r->c.towns, it->town, &len);
+            t->scope = (proto_str_t){name, len};
+        }
+        t->kind = it->kind;
+        t->seq = seq;
+        t->time_ms = now;
+        t->nvalues = 1;
+        t->values[0] = (proto_value_t){.name = proto_str(pname),
+                                       .present = v.present,
+                                       .num = v.present ? v.num : 0,
+                                       .den = v.present ? v.den : 1};
+        a.u.period.index = (uint32_t)i;
+        a.u.period.has_tally = true;
+        answer(r, rid, rid_len, &a);
+    }
+    return 0;
+}
+
+int recall_range(recall_t *r, const void *rid, size_t rid_len, const proto_msg_t *m,
+                 const char **field, char *msg, size_t msglen)
+{
+    const __typeof__(m->u.range_req) *q = &m->u.range_req;
+    *field = "by";
+    int type = calperiod_type_parse(q->by.ptr, q->by.len);
+    if (type < 0) {
+        snprintf(msg, msglen, "by '%.*s' is not day, month, quarter or year",
+                 (int)(q->by.len > 16 ? 16 : q->by.len), q->by.ptr);
+        return TALLY_EBADPERIOD;
+    }
+    calperiod_t from, to, first;
+    int rc = parse_period(r, q->from, "from", &from, field, msg, msglen);
+    if (rc == 0)
+        rc = parse_period(r, q->to, "to", &to, field, msg, msglen);
+    if (rc != 0)
+        return rc;
+    int64_t count = 0;
+    if (calperiod_span(type, from, to, &first, &count) != 0) {
+        *field = "from";
+        snprintf(msg, msglen, "from '%.*s' begins after to '%.*s' ends", (int)q->from.len,
+                 q->from.ptr, (int)q->to.len, q->to.ptr);
+        return TALLY_EBADPERIOD;
+    }
+    if (count > CALPERIOD_RANGE_MAX) {
+        *field = "to";
+        snprintf(msg, msglen, "%" PRId64 " periods, more than the %d one answer holds", count,
+                 CALPERIOD_RANGE_MAX);
+        return TALLY_EBADPERIOD;
+    }
+    *field = "metric";
+    int metric = intern_find(r->c.metrics, q->metric.ptr, q->metric.len);
+    if (metric <= 0) {
+        snprintf(msg, msglen, "metric '%.*s' has no tallies here", (int)q->metric.len,
+                 q->metric.ptr);
+        return TALLY_EUNKMETRIC;
+    }
+    int town = 0;
+    if (q->scope.len > 0) {
+        *field = "scope";
+        town = intern_find(r->c.towns, q->scope.ptr, q->scope.len);
+        if (town <= 0) {
+            snprintf(msg, msglen, "township '%.*s' has no tallies here", (int)q->scope.len,
+                     q->scope.ptr);
+            return TALLY_EUNKTOWN;
+        }
+    }
+    proto_msg_t a = {.type = PROTO_RANGE};
+    a.u.range.req_id = q->req_id;
+    a.u.range.metric = q->metric;
+    a.u.range.scope = q->scope;
+    a.u.range.kind = engine_metric_kind(r->c.engine, (uint32_t)metric);
+    a.u.range.total = (uint32_t)count;
+    char names[PROTO_RANGE_CHUNK][CALPERIOD_NAME_MAX];
+    int32_t today = history_today(r->c.history);
+    for (int64_t i = 0; i < count; i += PROTO_RANGE_CHUNK) {
+        uint32_t n = (uint32_t)(count - i < PROTO_RANGE_CHUNK ? count - i : PROTO_RANGE_CHUNK);
+        a.u.range.first = (uint32_t)i;
+        a.u.range.npoints = n;
+        for (uint32_t j = 0; j < n; j++) {
+            calperiod_t p = calperiod_add(first, i + j);
+            int len = calperiod_format(p, names[j], sizeof(names[j]));
+            engine_value_t v = {.present = false, .den = 1};
+            int32_t d0, d1;
+            calperiod_days(p, &d0, &d1);
+            if (d0 <= today) /* a period that has not begun has no value */
+                recall_value(r, (uint32_t)metric, (uint32_t)town, p, &v);
+            a.u.range.points[j] = (proto_value_t){.name = {names[j], len > 0 ? (uint32_t)len : 0},
+                                                  .present = v.present,
+                                                  .num = v.present ? v.num : 0,
+                                                  .den = v.present ? v.den : 1};
+        }
+        answer(r, rid, rid_len, &a);
+    }
+    return 0;
+}

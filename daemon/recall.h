@@ -1,0 +1,61 @@
+/* recall.h - answers to PERIOD_REQ and RANGE_REQ (PROTOCOL.md 8.18-8.21):
+ * the tallies of one calendar period, and one series period by period.
+ *
+ * The current period of each type reads from the engine's calendar column
+ * (exact since the daemon's first record); a closed one from the history
+ * (history.h).  Recall only reads: the engine, the history and the name
+ * tables are the daemon's, lent for the answers.
+ */
+#ifndef TALLYD_RECALL_H
+#define TALLYD_RECALL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "calperiod.h"
+#include "engine.h"
+#include "history.h"
+#include "intern.h"
+#include "proto.h"
+#include "publish.h"
+#include "sink.h"
+
+typedef struct recall_config {
+    const engine_t *engine;
+    const history_t *history;
+    const intern_t *towns, *metrics;
+    const publish_t *publish; /* the sequence number the answers carry */
+    const tclock_t *clock;
+    sink_t reply; /* head is the peer's routing id */
+} recall_config_t;
+
+typedef struct recall {
+    recall_config_t c;
+    msgpack_sbuffer out;
+    engine_item_t *items; /* the series an answer covers */
+    size_t nitems, cap;
+} recall_t;
+
+void recall_init(recall_t *r, const recall_config_t *c);
+void recall_free(recall_t *r);
+
+/* Answer PERIOD_REQ m from peer rid.  Returns 0 when answered, or a
+ * negative wire code with the field and a sentence in field/msg for the
+ * caller to send as ERROR (BAD_PERIOD, PERIOD_EXPIRED, UNKNOWN_TOWNSHIP,
+ * UNKNOWN_METRIC, or TALLY_ENOMEM). */
+int recall_period(recall_t *r, const void *rid, size_t rid_len, const proto_msg_t *m,
+                  const char **field, char *msg, size_t msglen);
+
+/* Answer RANGE_REQ m likewise. */
+int recall_range(recall_t *r, const void *rid, size_t rid_len, const proto_msg_t *m,
+                 const char **field, char *msg, size_t msglen);
+
+/* The value of (metric, town) in period p into *out: the engine's column
+ * for the current period, the history for a closed one, no value for a
+ * day no longer kept. */
+void recall_value(const recall_t *r, uint32_t metric, uint32_t town, calperiod_t p,
+                  engine_value_t *out);
+
+#endif

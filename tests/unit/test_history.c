@@ -1,0 +1,222 @@
+/* Unit tests of history: cells of closed periods kept by history_apply,
+ * read back by history_read, exactly once by journal position, gauges
+ * by event time with the county's sum, ratios from their operands,
+ * retention, and the database loaded again (no sockets, no threads). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "history.h"
+#include "parts_test_util.h"
+
+/* 2023-12-31T12:00 and 2023-06-30T12:00 in UTC (the tests run in UTC). */
+#define T_DEC31 1704024000000LL
+#define T_JUN30 1688126400000LL
+
+static const char conf[] = "[tallyd]\ntimezone = UTC\n"
+                           "[metric resolved]\nkind = counter\n"
+                           "[metric screened]\nkind = counter\n"
+                           "[metric zones]\nkind = gauge\n"
+                           "[ratio rate]\nnumerator = resolved\ndenominator = screened\n";
+
+typedef struct fx {
+    t_state_t st;
+    history_t h;
+    uint32_t resolved, screened, zones, rate, gaoguan, bashan;
+    char dir[64];
+} fx_t;
+
+static uint32_t id(intern_t *in, const char *s)
+{
+    int v = intern_find(in, s, strlen(s));
+    if (v <= 0)
+        v = intern_add(in, s, strlen(s));
+    assert_true(v > 0);
+    return (uint32_t)v;
+}
+
+static void fx_history(fx_t *f, int64_t days)
+{
+    history_config_t hc = {.engine = &f->st.engine,
+                           .towns = &f->st.towns,
+                           .metrics = &f->st.metrics,
+                           .clock = &t_clock,
+                           .log = &f->st.log,
+                           .days = days};
+    assert_int_equal(history_init(&f->h, &hc), 0);
+}
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    t_state_init(&f->st, conf);
+    t_state_declare(&f->st);
+    f->resolved = id(&f->st.metrics, "resolved");
+    f->screened = id(&f->st.metrics, "screened");
+    f->zones = id(&f->st.metrics, "zones");
+    f->rate = id(&f->st.metrics, "rate");
+    f->gaoguan = id(&f->st.towns, "gaoguan");
+    f->bashan = id(&f->st.towns, "bashan");
+    fx_history(f, HISTORY_DAYS_DEFAULT);
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_history.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    history_free(&f->h);
+    t_state_free(&f->st);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static void apply(fx_t *f, uint64_t pos, uint32_t town, int64_t t, uint32_t metric, int64_t v)
+{
+    engine_sample_t s = {.metric = metric, .value = v};
+    assert_int_equal(history_apply(&f->h, pos, town, t, &s, 1), 0);
+}
+
+static engine_value_t read_at(fx_t *f, uint32_t metric, uint32_t town, const char *period)
+{
+    calperiod_t p;
+    assert_int_equal(calperiod_parse(period, strlen(period), &p), 0);
+    engine_value_t v;
+    history_read(&f->h, metric, town, p, &v);
+    return v;
+}
+
+static void expect(fx_t *f, uint32_t metric, uint32_t town, const char *period, bool present,
+                   int64_t num)
+{
+    engine_value_t v = read_at(f, metric, town, period);
+    if (v.present != present || (present && v.num != num))
+        fail_msg("%s: metric %u town %u: present %d num %lld, expected %d %lld", period, metric,
+                 town, v.present, (long long)v.num, present, (long long)num);
+}
+
+/* Counters sum by event time into day, month, quarter and year, the
+ * township's and the county's; a position seen before is skipped. */
+static void test_counters(void **state)
+{
+    fx_t *f = *state;
+    apply(f, 1, f->gaoguan, T_DEC31, f->resolved, 216);
+    apply(f, 2, f->bashan, T_DEC31, f->resolved, 10);
+    apply(f, 3, f->gaoguan, T_JUN30, f->resolved, 5);
+    apply(f, 3, f->gaoguan, T_JUN30, f->resolved, 5); /* replayed: skipped */
+    apply(f, 2, f->bashan, T_DEC31, f->resolved, 10); /* older: skipped */
+    assert_int_equal(history_position(&f->h), 3);
+    expect(f, f->resolved, f->gaoguan, "2023", true, 221);
+    expect(f, f->resolved, f->gaoguan, "2023-Q4", true, 216);
+    expect(f, f->resolved, f->gaoguan, "2023-12", true, 216);
+    expect(f, f->resolved, f->gaoguan, "2023-12-31", true, 216);
+    expect(f, f->resolved, f->gaoguan, "2023-Q2", true, 5);
+    expect(f, f->resolved, 0, "2023", true, 231);
+    expect(f, f->resolved, 0, "2023-12-31", true, 226);
+    /* No sample there: a counter reads 0. */
+    expect(f, f->resolved, f->gaoguan, "2022", true, 0);
+    expect(f, f->resolved, f->gaoguan, "2023-12-30", true, 0);
+}
+
+/* Gauges: the latest-stamped sample of the period per township, the
+ * county the sum of the townships; an older-stamped sample changes
+ * nothing; no sample: no value. */
+static void test_gauges(void **state)
+{
+    fx_t *f = *state;
+    apply(f, 1, f->gaoguan, T_DEC31, f->zones, 23);
+    apply(f, 2, f->bashan, T_DEC31, f->zones, 7);
+    apply(f, 3, f->gaoguan, T_DEC31 - 3600000, f->zones, 99); /* older: ignored */
+    apply(f, 4, f->gaoguan, T_DEC31 + 3600000, f->zones, 25); /* later: replaces */
+    expect(f, f->zones, f->gaoguan, "2023-12-31", true, 25);
+    expect(f, f->zones, f->bashan, "2023", true, 7);
+    expect(f, f->zones, 0, "2023-12", true, 32);
+    expect(f, f->zones, f->gaoguan, "2023-Q3", false, 0);
+    expect(f, f->zones, 0, "2022", false, 0);
+}
+
+/* A ratio: [num, den] of its operands for the period; no value at 0/0. */
+static void test_ratio(void **state)
+{
+    fx_t *f = *state;
+    engine_sample_t s[2] = {{f->resolved, 216}, {f->screened, 219}};
+    assert_int_equal(history_apply(&f->h, 1, f->gaoguan, T_DEC31, s, 2), 0);
+    engine_value_t v = read_at(f, f->rate, f->gaoguan, "2023");
+    assert_true(v.present);
+    assert_int_equal(v.num, 216);
+    assert_int_equal(v.den, 219);
+    v = read_at(f, f->rate, 0, "2022");
+    assert_false(v.present);
+}
+
+/* Days older than [history] days are neither kept nor read; months are. */
+static void test_retention(void **state)
+{
+    fx_t *f = *state;
+    history_free(&f->h);
+    fx_history(f, 30); /* now is 2024-06-15 */
+    apply(f, 1, f->gaoguan, T_DEC31, f->resolved, 216);
+    calperiod_t old, month;
+    calperiod_parse("2023-12-31", 10, &old);
+    calperiod_parse("2023-12", 7, &month);
+    assert_true(history_expired(&f->h, old));
+    assert_false(history_expired(&f->h, month));
+    expect(f, f->resolved, f->gaoguan, "2023-12", true, 216);
+    assert_int_equal(history_cells(&f->h), 6); /* month, quarter, year; two scopes */
+}
+
+/* The database: what history_stop stores is what history_open loads,
+ * names and position included. */
+static void test_database_round_trip(void **state)
+{
+    fx_t *f = *state;
+    bool rebuilt = true;
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
+    assert_false(rebuilt);
+    assert_int_equal(history_position(&f->h), 0);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(history_start(&f->h, &loop), 0);
+    apply(f, 1, f->gaoguan, T_DEC31, f->resolved, 216);
+    apply(f, 2, f->bashan, T_JUN30, f->zones, 7);
+    history_stop(&f->h);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    history_free(&f->h);
+
+    fx_history(f, HISTORY_DAYS_DEFAULT);
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
+    assert_false(rebuilt);
+    assert_int_equal(history_position(&f->h), 2);
+    expect(f, f->resolved, f->gaoguan, "2023-12-31", true, 216);
+    expect(f, f->resolved, 0, "2023", true, 216);
+    expect(f, f->zones, f->bashan, "2023-06", true, 7);
+    expect(f, f->zones, 0, "2023-06-30", true, 7);
+    apply(f, 2, f->gaoguan, T_DEC31, f->resolved, 216); /* stored already: skipped */
+    expect(f, f->resolved, f->gaoguan, "2023", true, 216);
+}
+
+int main(void)
+{
+    setenv("TZ", "UTC", 1);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_counters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gauges, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ratio, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_database_round_trip, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
