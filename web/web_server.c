@@ -337,6 +337,19 @@ static int route_session(web_server_t *s, struct lws *wsi, pss_t *ps)
     return respond(s, wsi, ps, HTTP_STATUS_NO_CONTENT, "text/plain", NULL, 0, false, h, 2);
 }
 
+/* The catalog's labels and units, for the display.  libtally cannot ask
+ * tallyd for its catalog yet (the catalog request is another issue's), so
+ * this says so and the display shows ids; the shape is the one the display
+ * reads: {"available":B,"metrics":[{"id","label","unit","kind"}],
+ * "ratios":[...],"townships":[{"id","label"}]}. */
+static int route_catalog(web_server_t *s, struct lws *wsi, pss_t *ps)
+{
+    static const char none[] =
+        "{\"available\":false,\"metrics\":[],\"ratios\":[],\"townships\":[]}\n";
+    return respond(s, wsi, ps, HTTP_STATUS_OK, "application/json", (unsigned char *)none,
+                   sizeof none - 1, false, &no_store, 1);
+}
+
 /* Paths anyone may fetch: what the login page needs, and the health. */
 static bool public_path(const char *path)
 {
@@ -374,6 +387,8 @@ static int on_http(web_server_t *s, struct lws *wsi, pss_t *ps, const char *path
         return route_metrics(s, wsi, ps);
     if (strcmp(path, "/api/v1/session") == 0)
         return route_session(s, wsi, ps);
+    if (strcmp(path, "/api/v1/catalog") == 0)
+        return route_catalog(s, wsi, ps);
     if (strcmp(path, "/api/v1/stream") == 0)
         return respond_error(s, wsi, ps, HTTP_STATUS_BAD_REQUEST,
                              "/api/v1/stream is a WebSocket: send 'Upgrade: websocket'", NULL);

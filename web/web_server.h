@@ -12,6 +12,8 @@
  *   /api/v1/tallies     ?prefix=P (a topic prefix, default all): the tallies,
  *                       shaped like `tally get --json`; 400 for a bad prefix,
  *                       503 while not synchronised with tallyd
+ *   /api/v1/catalog     labels and units of metrics and townships (for now
+ *                       {"available":false,...}: the display shows ids)
  *   /api/v1/stream      WebSocket (web_stream.h); 503 past --max-clients
  *   /healthz            200 when synchronised with tallyd, else 503
  *   /metrics            Prometheus text (web_stats.h)
