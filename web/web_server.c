@@ -337,17 +337,21 @@ static int route_session(web_server_t *s, struct lws *wsi, pss_t *ps)
     return respond(s, wsi, ps, HTTP_STATUS_NO_CONTENT, "text/plain", NULL, 0, false, h, 2);
 }
 
-/* The catalog's labels and units, for the display.  libtally cannot ask
- * tallyd for its catalog yet (the catalog request is another issue's), so
- * this says so and the display shows ids; the shape is the one the display
- * reads: {"available":B,"metrics":[{"id","label","unit","kind"}],
- * "ratios":[...],"townships":[{"id","label"}]}. */
+/* The catalog's labels and units, for the display (web_stats reads it
+ * from tallyd with its counters); {"available":false,...} until it has,
+ * or from a tallyd older than the catalog request: the display then
+ * shows ids. */
 static int route_catalog(web_server_t *s, struct lws *wsi, pss_t *ps)
 {
     static const char none[] =
         "{\"available\":false,\"metrics\":[],\"ratios\":[],\"townships\":[]}\n";
-    return respond(s, wsi, ps, HTTP_STATUS_OK, "application/json", (unsigned char *)none,
-                   sizeof none - 1, false, &no_store, 1);
+    /* A copy: the next poll may replace the catalog while this is sent. */
+    const char *json = web_stats_catalog(s->stats);
+    char *copy = strdup(json != NULL ? json : none);
+    if (copy == NULL)
+        return respond_error(s, wsi, ps, HTTP_STATUS_SERVICE_UNAVAILABLE, "out of memory", NULL);
+    return respond(s, wsi, ps, HTTP_STATUS_OK, "application/json", (unsigned char *)copy,
+                   strlen(copy), true, &no_store, 1);
 }
 
 /* Paths anyone may fetch: what the login page needs, and the health. */

@@ -2,8 +2,11 @@
 #include "web_stats.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "text.h"
 
 static int64_t wall_ms(void)
 {
@@ -37,6 +40,42 @@ static void collect(void *ctx, const char *name, int64_t value)
     set->n++;
 }
 
+/* The display's catalog JSON (see web_stats_catalog), or NULL. */
+static char *catalog_to_json(const tally_catalog_t *cat)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (f == NULL)
+        return NULL;
+    fputs("{\"available\":true,\"metrics\":[", f);
+    for (size_t i = 0; i < tally_catalog_metrics(cat); i++) {
+        const tally_metric_info_t *m = tally_catalog_metric(cat, i);
+        fputs(i ? ",{\"id\":" : "{\"id\":", f);
+        text_json_string(f, m->id, strlen(m->id));
+        fputs(",\"label\":", f);
+        text_json_string(f, m->label, strlen(m->label));
+        fputs(",\"unit\":", f);
+        text_json_string(f, m->unit, strlen(m->unit));
+        fprintf(f, ",\"kind\":\"%s\",\"scale\":%d}", tally_kind_name(m->kind), m->scale);
+    }
+    fputs("],\"ratios\":[],\"townships\":[", f);
+    for (size_t i = 0; i < tally_catalog_townships(cat); i++) {
+        const tally_township_info_t *t = tally_catalog_township(cat, i);
+        fputs(i ? ",{\"id\":" : "{\"id\":", f);
+        text_json_string(f, t->id, strlen(t->id));
+        fputs(",\"label\":", f);
+        text_json_string(f, t->name, strlen(t->name));
+        fprintf(f, ",\"type\":%d}", t->type);
+    }
+    fputs("]}\n", f);
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
 /* On a worker thread: only s->polling and the read-only settings. */
 static void do_poll(uv_work_t *w)
 {
@@ -49,18 +88,39 @@ static void do_poll(uv_work_t *w)
                            .errbuf = set->err,
                            .errbuf_len = sizeof set->err};
     set->rc = tally_stats_req(s->server, &req, collect, set);
+    free(set->catalog_json);
+    set->catalog_json = NULL;
+    if (set->rc != 0)
+        return;
+    tally_catalog_t *cat = NULL;
+    char err[256];
+    req.errbuf = err;
+    req.errbuf_len = sizeof err;
+    if (tally_catalog_req(s->server, &req, &cat) == 0)
+        set->catalog_json = catalog_to_json(cat);
+    tally_catalog_destroy(&cat);
 }
 
 static void after_poll(uv_work_t *w, int status)
 {
     web_stats_t *s = w->data;
     s->busy = false;
-    if (s->stopping)
-        return; /* shutting down: the answer has nobody to go to */
+    if (s->stopping) {
+        free(s->polling.catalog_json); /* shutting down: nobody to give it to */
+        s->polling.catalog_json = NULL;
+        return;
+    }
     s->polls++;
     s->last_rc = status == 0 ? s->polling.rc : TALLY_ESYS;
     if (status == 0 && s->polling.rc == 0) {
+        char *cat = s->polling.catalog_json;
+        s->polling.catalog_json = NULL;
+        if (cat != NULL) {
+            free(s->catalog_json);
+            s->catalog_json = cat;
+        }
         s->last = s->polling;
+        s->last.catalog_json = NULL;
         s->have_last = true;
         s->last_ok_ms = wall_ms();
     } else {
@@ -96,6 +156,8 @@ static void on_closed(uv_handle_t *h)
 {
     web_stats_t *s = h->data;
     s->closed = true;
+    free(s->catalog_json);
+    s->catalog_json = NULL;
 }
 
 void web_stats_stop(web_stats_t *s)

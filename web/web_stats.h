@@ -4,7 +4,9 @@
  * tallyd's counters are asked for over the request socket
  * (tally_stats_req) every few seconds on a libuv worker thread, so that a
  * slow or absent daemon never holds up the loop; /metrics serves the last
- * answer.  Everything else here runs on the loop.
+ * answer.  The same poll reads tallyd's catalog (tally_catalog_req) as the
+ * JSON /api/v1/catalog serves, so that a reload's new labels show.
+ * Everything else here runs on the loop.
  */
 #ifndef TALLY_WEB_STATS_H
 #define TALLY_WEB_STATS_H
@@ -32,6 +34,7 @@ typedef struct web_stats_set {
     size_t n;
     int rc; /* tally_stats_req's return */
     char err[256];
+    char *catalog_json; /* the catalog for the display (malloc'ed), or NULL */
 } web_stats_set_t;
 
 /* tally-web's own counters, kept by the parts that count. */
@@ -58,6 +61,7 @@ typedef struct web_stats {
     uint64_t polls, failures;
     int last_rc;        /* the last poll's tally_stats_req return */
     int64_t last_ok_ms; /* wall clock of the last answer, 0: none */
+    char *catalog_json; /* the last catalog read (CATALOG_REQ), or NULL */
 } web_stats_t;
 
 /* Start polling tallyd at server every WEB_STATS_INTERVAL_MS (the first
@@ -82,6 +86,16 @@ typedef struct web_stats_feed {
  * counters, the others gauges), each with HELP and TYPE. */
 void web_stats_write(const web_stats_t *s, const web_counters_t *c, const web_stats_feed_t *feed,
                      FILE *out);
+
+/* The catalog as JSON for the display:
+ * {"available":true,"metrics":[{"id","label","unit","kind","scale"}...],
+ *  "ratios":[],"townships":[{"id","label","type"}...]}, metrics (ratios
+ * included) in catalog order; NULL until tallyd answered (or when it
+ * predates the catalog request). */
+static inline const char *web_stats_catalog(const web_stats_t *s)
+{
+    return s->catalog_json;
+}
 
 /* True when name is a valid Prometheus metric name. */
 bool web_stats_name_ok(const char *name);
