@@ -225,6 +225,51 @@ web2.terminate()
 if web2.wait(10) != 0:
     fail("tally-web did not stop cleanly on SIGTERM")
 
+# More WebSocket browsers than --max-clients: 503 for the one too many.
+log3 = os.path.join(TMP, "web3.log")
+web3 = start([WEB, "-s", REQ, "--listen", "127.0.0.1:0", "--max-clients", "1"], log3)
+PORT_MAIN, PORT = PORT, int(wait_for(log3, r"serving http://127\.0\.0\.1:(\d+)/").group(1))
+wait_for(log3, r"synchronised with tallyd")
+first = ws_open("/api/v1/stream")
+ws_message(first)
+s2 = socket.create_connection(("127.0.0.1", PORT), timeout=10)
+s2.sendall(("GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            % base64.b64encode(os.urandom(16)).decode()).encode())
+reply = s2.recv(200)
+if not re.match(rb"HTTP/1\.[01] 503 ", reply):
+    fail("a browser beyond --max-clients 1 got %r" % reply[:40])
+s2.close()
+first.close()
+if http("/healthz")[0] != 200:
+    fail("the server stopped answering after refusing a browser")
+web3.terminate()
+web3.wait(10)
+PORT = PORT_MAIN
+
+# HTTPS with a certificate and key (self-signed, made here).
+openssl = shutil.which("openssl")
+if openssl:
+    crt, key = os.path.join(TMP, "web.crt"), os.path.join(TMP, "web.key")
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", crt],
+                   check=True, capture_output=True)
+    log4 = os.path.join(TMP, "web4.log")
+    web4 = start([WEB, "-s", REQ, "--listen", "127.0.0.1:0", "--tls-cert", crt, "--tls-key", key],
+                 log4)
+    port4 = int(wait_for(log4, r"serving https://127\.0\.0\.1:(\d+)/").group(1))
+    import ssl
+    ctx = ssl.create_default_context(cafile=crt)
+    ctx.check_hostname = False
+    with urllib.request.urlopen("https://127.0.0.1:%d/healthz" % port4, context=ctx,
+                                timeout=10) as r:
+        if r.status != 200 or b'"status"' not in r.read():
+            fail("HTTPS /healthz")
+    web4.terminate()
+    web4.wait(10)
+else:
+    print("note: openssl not installed; HTTPS not checked")
+
 web.terminate()
 if web.wait(10) != 0:
     fail("tally-web did not stop cleanly on SIGTERM")
