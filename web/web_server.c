@@ -16,6 +16,7 @@
 #include "web_json.h"
 
 struct web_server {
+    uv_loop_t *loop;
     const web_opts_t *opts;
     web_feed_t *feed;
     web_stats_t *stats;
@@ -36,7 +37,8 @@ typedef struct pss {
     unsigned char *body; /* owned when own */
     size_t len, off;
     bool own;
-    bool head; /* a HEAD request: headers only */
+    bool head;               /* a HEAD request: headers only */
+    struct history_job *job; /* a history answer being fetched from tallyd */
     /* WebSocket. */
     web_stream_client_t client;
 } pss_t;
@@ -292,6 +294,213 @@ static int route_tallies(web_server_t *s, struct lws *wsi, pss_t *ps)
     return respond_buf(s, wsi, ps, "application/json", &b);
 }
 
+/* ---- history: /api/v1/period and /api/v1/range ---------------------- */
+
+/* A history request: asked of tallyd on a libuv worker thread (a one-shot
+ * request may wait for tallyd), answered from the writeable callback. */
+typedef struct history_job {
+    uv_work_t work;
+    web_server_t *s;
+    struct lws *wsi; /* NULL once the browser went away */
+    pss_t *ps;
+    bool range;
+    char period[24], prefix[PROTO_PREFIX_MAX + 1];
+    char metric[PROTO_NAME_MAX + 1], scope[PROTO_NAME_MAX + 1], by[16], from[24], to[24];
+    /* the answer */
+    bool done;
+    unsigned status;
+    web_buf_t b;
+    bool first;
+    int kind;
+} history_job_t;
+
+static void job_tally(void *ctx, const tally_tally_t *t)
+{
+    history_job_t *j = ctx;
+    if (!j->first)
+        fputc(',', j->b.f);
+    j->first = false;
+    web_json_tally(j->b.f, t, false);
+}
+
+static void job_point(void *ctx, int kind, const tally_value_t *v)
+{
+    history_job_t *j = ctx;
+    j->kind = kind;
+    if (!j->first)
+        fputc(',', j->b.f);
+    j->first = false;
+    fputs("{\"period\":", j->b.f);
+    web_json_string(j->b.f, v->column);
+    fputs(",\"value\":", j->b.f);
+    if (!v->present)
+        fputs("null", j->b.f);
+    else if (kind == TALLY_KIND_RATIO)
+        fprintf(j->b.f, "{\"num\":%" PRId64 ",\"den\":%" PRId64 "}", v->num, v->den);
+    else
+        fprintf(j->b.f, "%" PRId64, v->num);
+    fputc('}', j->b.f);
+}
+
+static unsigned status_of(int rc)
+{
+    switch (rc) {
+    case TALLY_EBADPERIOD:
+    case TALLY_EUNKTOWN:
+    case TALLY_EUNKMETRIC:
+    case TALLY_EINVAL:
+        return HTTP_STATUS_BAD_REQUEST;
+    case TALLY_EEXPIRED:
+        return 410; /* Gone */
+    case TALLY_ETYPE:
+        return HTTP_STATUS_NOT_IMPLEMENTED;
+    default:
+        return HTTP_STATUS_SERVICE_UNAVAILABLE;
+    }
+}
+
+/* On a worker thread: only the job and the read-only settings. */
+static void job_work(uv_work_t *w)
+{
+    history_job_t *j = w->data;
+    char err[512] = "";
+    tally_request_t req = {.curve = j->s->stats->curve,
+                           .timeout_ms = WEB_STATS_TIMEOUT_MS * 2,
+                           .errbuf = err,
+                           .errbuf_len = sizeof err};
+    if (web_buf_open(&j->b) != 0) {
+        j->status = HTTP_STATUS_INTERNAL_SERVER_ERROR;
+        return;
+    }
+    j->first = true;
+    int rc;
+    if (!j->range) {
+        fputs("{\"period\":", j->b.f);
+        web_json_string(j->b.f, j->period);
+        fputs(",\"tallies\":[", j->b.f);
+        rc = tally_period_req(j->s->stats->server, &req, j->prefix, j->period, job_tally, j);
+    } else {
+        fputs("{\"metric\":", j->b.f);
+        web_json_string(j->b.f, j->metric);
+        fputs(",\"scope\":", j->b.f);
+        web_json_string(j->b.f, j->scope[0] ? j->scope : "county");
+        fputs(",\"by\":", j->b.f);
+        web_json_string(j->b.f, j->by);
+        fputs(",\"points\":[", j->b.f);
+        rc = tally_range_req(j->s->stats->server, &req, j->metric, j->scope, j->by, j->from, j->to,
+                             job_point, j);
+        fprintf(j->b.f, "],\"kind\":\"%s\"", tally_kind_name(j->kind));
+        fputs("}\n", j->b.f);
+    }
+    if (!j->range)
+        fputs("]}\n", j->b.f);
+    if (web_buf_close(&j->b) != 0) {
+        j->status = HTTP_STATUS_INTERNAL_SERVER_ERROR;
+        return;
+    }
+    j->status = HTTP_STATUS_OK;
+    if (rc != 0) {
+        /* The daemon's sentence, as the error body. */
+        free(j->b.data);
+        j->b.data = NULL;
+        j->status = status_of(rc);
+        if (web_buf_open(&j->b) == 0) {
+            fputs("{\"error\":", j->b.f);
+            web_json_string(j->b.f, err[0] ? err : tally_strerror(rc));
+            fputs("}\n", j->b.f);
+            web_buf_close(&j->b);
+        }
+    }
+}
+
+static void job_done(uv_work_t *w, int status)
+{
+    history_job_t *j = w->data;
+    (void)status;
+    j->done = true;
+    if (j->wsi == NULL) { /* the browser went away meanwhile */
+        free(j->b.data);
+        free(j);
+        return;
+    }
+    lws_callback_on_writable(j->wsi);
+}
+
+/* From the writeable callback: the answer of a finished job. */
+static int job_respond(web_server_t *s, struct lws *wsi, pss_t *ps)
+{
+    history_job_t *j = ps->job;
+    ps->job = NULL;
+    int rc;
+    if (j->b.data == NULL)
+        rc = respond_error(s, wsi, ps, HTTP_STATUS_INTERNAL_SERVER_ERROR, "out of memory", NULL);
+    else
+        rc = respond(s, wsi, ps, j->status, "application/json", (unsigned char *)j->b.data,
+                     j->b.len, true, &no_store, 1);
+    free(j);
+    return rc;
+}
+
+/* Copy URL argument name ("period=") into buf; false when absent or too
+ * long for buf. */
+static bool urlarg(struct lws *wsi, const char *name, char *buf, size_t cap)
+{
+    /* libwebsockets copies "name=value" and points at the value in it;
+     * it gives up at the first argument that does not fit its buffer, so
+     * the buffer is one any argument of ours fits. */
+    char tmp[PROTO_PREFIX_MAX + 64];
+    const char *v = lws_get_urlarg_by_name(wsi, name, tmp, (int)sizeof tmp);
+    if (v == NULL || strlen(v) >= cap)
+        return false;
+    memcpy(buf, v, strlen(v) + 1);
+    return true;
+}
+
+static int route_history(web_server_t *s, struct lws *wsi, pss_t *ps, bool range)
+{
+    history_job_t *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return respond_error(s, wsi, ps, HTTP_STATUS_INTERNAL_SERVER_ERROR, "out of memory", NULL);
+    j->s = s;
+    j->wsi = wsi;
+    j->ps = ps;
+    j->range = range;
+    const char *bad = NULL;
+    if (!range) {
+        if (!urlarg(wsi, "period=", j->period, sizeof j->period))
+            bad = "period: required (2023, 2023-Q4, 2023-12 or 2023-12-31)";
+        else if (!urlarg(wsi, "prefix=", j->prefix, sizeof j->prefix))
+            j->prefix[0] = '\0';
+        if (bad == NULL && !proto_topic_prefix_possible(j->prefix, strlen(j->prefix)))
+            bad = "prefix: begins no topic";
+    } else {
+        if (!urlarg(wsi, "metric=", j->metric, sizeof j->metric))
+            bad = "metric: required";
+        else if (!urlarg(wsi, "by=", j->by, sizeof j->by))
+            bad = "by: required (day, month, quarter or year)";
+        else if (!urlarg(wsi, "from=", j->from, sizeof j->from))
+            bad = "from: required (a period)";
+        if (bad == NULL && !urlarg(wsi, "to=", j->to, sizeof j->to))
+            snprintf(j->to, sizeof j->to, "%s", j->from);
+        if (bad == NULL && !urlarg(wsi, "scope=", j->scope, sizeof j->scope))
+            j->scope[0] = '\0';
+        if (strcmp(j->scope, "county") == 0)
+            j->scope[0] = '\0';
+    }
+    if (bad != NULL) {
+        free(j);
+        return respond_error(s, wsi, ps, HTTP_STATUS_BAD_REQUEST, bad, NULL);
+    }
+    j->work.data = j;
+    ps->job = j;
+    if (uv_queue_work(s->loop, &j->work, job_work, job_done) != 0) {
+        ps->job = NULL;
+        free(j);
+        return respond_error(s, wsi, ps, HTTP_STATUS_SERVICE_UNAVAILABLE, "busy", NULL);
+    }
+    return 0;
+}
+
 static int route_healthz(web_server_t *s, struct lws *wsi, pss_t *ps)
 {
     web_buf_t b;
@@ -391,6 +600,10 @@ static int on_http(web_server_t *s, struct lws *wsi, pss_t *ps, const char *path
         return route_metrics(s, wsi, ps);
     if (strcmp(path, "/api/v1/session") == 0)
         return route_session(s, wsi, ps);
+    if (strcmp(path, "/api/v1/period") == 0)
+        return route_history(s, wsi, ps, false);
+    if (strcmp(path, "/api/v1/range") == 0)
+        return route_history(s, wsi, ps, true);
     if (strcmp(path, "/api/v1/catalog") == 0)
         return route_catalog(s, wsi, ps);
     if (strcmp(path, "/api/v1/stream") == 0)
@@ -450,9 +663,21 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP:
         return on_http(s, wsi, ps, in);
     case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (ps != NULL && ps->job != NULL)
+            return ps->job->done ? job_respond(s, wsi, ps) : 0;
         return ps != NULL ? write_body(wsi, ps) : 0;
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
     case LWS_CALLBACK_CLOSED_HTTP:
+        if (ps != NULL && ps->job != NULL) {
+            /* The worker still owns it; job_done frees it. */
+            if (ps->job->done) {
+                free(ps->job->b.data);
+                free(ps->job);
+            } else {
+                ps->job->wsi = NULL;
+            }
+            ps->job = NULL;
+        }
         if (ps != NULL)
             body_free(ps);
         break;
@@ -520,6 +745,7 @@ int web_server_start(web_server_t **out, uv_loop_t *loop, const web_opts_t *o, w
     if (o->token != NULL)
         crypto_generichash(s->token_hash, sizeof s->token_hash, (const unsigned char *)o->token,
                            strlen(o->token), NULL, 0);
+    s->loop = loop;
     if (web_stream_init(&s->stream, loop, feed, &s->counters) != 0) {
         free(s);
         snprintf(err, errlen, "cannot set up a timer");

@@ -153,6 +153,23 @@ def table(doc):
 if st != 200 or table(api) != table(cli) or len(api["tallies"]) != 25:
     fail("/api/v1/tallies differs from tally get --json:\n%s\n%s" % (body[:300], cli))
 
+# History: one period, and a range, as tally get --period and tally history.
+st, body = http("/api/v1/period?period=2023&prefix=u/town/gaoguan/")
+per = json.loads(body)
+cli = json.loads(tally("get", "--period", "2023", "--town", "gaoguan", "--json"))
+if st != 200 or per["period"] != "2023" or table(per) != table(cli) or len(per["tallies"]) != 25:
+    fail("/api/v1/period differs from tally get --period --json:\n%s" % body[:300])
+st, body = http("/api/v1/range?metric=disputes.resolved&scope=gaoguan&by=quarter&from=2023")
+rng = json.loads(body)
+if st != 200 or [p["value"] for p in rng["points"]] != [0, 0, 0, 216]:
+    fail("/api/v1/range: %s" % body[:300])
+for path, want in (("/api/v1/period?period=2023-13", 400), ("/api/v1/period", 400),
+                   ("/api/v1/range?metric=no.such&by=year&from=2023", 400),
+                   ("/api/v1/range?metric=disputes.resolved&by=week&from=2023", 400)):
+    st, body = http(path)
+    if st != want or b"error" not in body:
+        fail("%s: %d %s, expected %d" % (path, st, body[:100], want))
+
 # The catalog's labels reach the display.
 st, body = http("/api/v1/catalog")
 deadline = time.time() + 12

@@ -1,12 +1,17 @@
 // tally-web's wall display: follows /api/v1/stream (a snapshot, then
 // conflated updates) and draws the county's figures for one column.
 //
-// URL parameters: column=today|month|quarter|year|total (default: the last
-// one chosen on this screen, else total); metrics=a,b,c (the table's
-// figures, default the first six counters).
+// URL parameters: column=today|month|quarter|year|total or yYYYY (a past
+// year, from /api/v1/period; default: the last one chosen on this screen,
+// else total); metrics=a,b,c (the table's figures, default the first six
+// counters).
 "use strict";
 
 const COLUMNS = { today: "今日", month: "本月", quarter: "本季度", year: "本年", total: "累计" };
+// The two years before this one, read from tallyd's history.
+const PAST_YEARS = [1, 2].map((k) => String(new Date().getFullYear() - k));
+for (const y of PAST_YEARS) COLUMNS["y" + y] = y + "年";
+const PAST_REFRESH_MS = 60000;
 const KPI_MAX = 18;
 const TABLE_METRICS_MAX = 6;
 const TABLE_RATIOS_MAX = 2;
@@ -16,6 +21,9 @@ const FLASH_MS = 2000;
 const params = new URLSearchParams(location.search);
 const state = {
   tallies: new Map(), // "scope|metric" -> tally
+  past: new Map(), // "scope|metric" -> the value in the past year shown
+  pastYear: null, // the year state.past holds
+  pastAt: 0, // when it was read
   stream: 0,
   seq: 0,
   synced: false,
@@ -39,9 +47,18 @@ function pickColumn() {
 
 const intFormat = new Intl.NumberFormat("zh-CN");
 
+// The value of t in column: a live column of the stream, or a past year.
+function valueOf(t, column) {
+  if (column[0] === "y") {
+    const v = state.past.get(t.scope + "|" + t.metric);
+    return state.pastYear === column.slice(1) ? v : undefined;
+  }
+  return t.values[column];
+}
+
 function cellText(t, column) {
   if (!t) return "–";
-  const v = t.values[column];
+  const v = valueOf(t, column);
   if (v === undefined || v === null) return "–";
   if (t.kind === "ratio") return percent(v.value);
   return intFormat.format(v);
@@ -54,7 +71,7 @@ function percent(x) {
 
 function numeric(t, column) {
   if (!t) return -Infinity;
-  const v = t.values[column];
+  const v = valueOf(t, column);
   if (v === undefined || v === null) return -Infinity;
   return t.kind === "ratio" ? v.value : v;
 }
@@ -171,7 +188,7 @@ function drawRatios() {
     label.textContent = metricLabel(t.metric);
     const detail = document.createElement("div");
     detail.className = "detail";
-    const v = t.values[state.column];
+    const v = valueOf(t, state.column);
     detail.textContent = v ? intFormat.format(v.num) + " / " + intFormat.format(v.den) : "无数据";
     r.append(value, label, detail);
     box.appendChild(r);
@@ -353,6 +370,26 @@ function connect() {
   };
 }
 
+// A past year's figures for every series, from tallyd's history.
+async function loadPast() {
+  if (state.column[0] !== "y") return;
+  const year = state.column.slice(1);
+  if (state.pastYear === year && Date.now() - state.pastAt < PAST_REFRESH_MS) return;
+  state.pastAt = Date.now();
+  try {
+    const r = await fetch("/api/v1/period?prefix=u/&period=" + year, { credentials: "same-origin" });
+    if (!r.ok) return;
+    const doc = await r.json();
+    const past = new Map();
+    for (const t of doc.tallies || []) past.set(t.scope + "|" + t.metric, t.values[year]);
+    state.past = past;
+    state.pastYear = year;
+    state.dirty = true;
+  } catch (e) {
+    // tallyd unreachable: tried again at the next refresh
+  }
+}
+
 async function loadCatalog() {
   try {
     const r = await fetch("/api/v1/catalog", { credentials: "same-origin" });
@@ -371,10 +408,19 @@ async function loadCatalog() {
 }
 
 function start() {
+  const nav = document.getElementById("columns");
+  for (const y of PAST_YEARS) {
+    const b = document.createElement("button");
+    b.dataset.column = "y" + y;
+    b.textContent = COLUMNS["y" + y];
+    nav.append(b);
+  }
+  setInterval(loadPast, 5000);
   for (const b of document.querySelectorAll("#columns button")) {
     b.addEventListener("click", () => {
       state.column = b.dataset.column;
       localStorage.setItem("tally-web.column", state.column);
+      loadPast();
       state.dirty = true;
     });
   }
@@ -382,6 +428,7 @@ function start() {
   setInterval(drawClock, 1000);
   window.addEventListener("resize", () => chart && chart.resize());
   loadCatalog();
+  loadPast();
   connect();
   requestAnimationFrame(frame);
 }
