@@ -725,6 +725,9 @@ static int dec_period(rd_t *r, proto_msg_t *m)
     m->u.period.index = (uint32_t)u;
     TRY(rd_u64(r, FLD("count"), 0, UINT32_MAX, &u));
     m->u.period.count = (uint32_t)u;
+    if (m->u.period.count == 0 && m->u.period.index != 0)
+        return fail(r->err, TALLY_ERANGE, FLD("index"),
+                    "%" PRIu32 " in an answer of no items (it must be 0)", m->u.period.index);
     if (m->u.period.count > 0 && m->u.period.index >= m->u.period.count)
         return fail(r->err, TALLY_ERANGE, FLD("index"),
                     "item %" PRIu32 " of an answer of %" PRIu32 " items", m->u.period.index,

@@ -181,6 +181,21 @@ static void test_period_changed(void **state)
 }
 
 /* Types 23 and 24 are unassigned: UNKNOWN_TYPE, not MALFORMED. */
+/* An empty PERIOD answer has index 0: anything else is refused, as the
+ * encoder refuses to write it (the fuzzer found the decoder took it). */
+static void test_empty_period_index(void **state)
+{
+    (void)state;
+    static const uint8_t body[] = {0x96, 0x01, 0x13, 0x27, 0x30, 0x00, 0xc0};
+    proto_error_t err;
+    assert_int_equal(proto_decode(body, sizeof body, &g_out, NULL, 0, &err), TALLY_ERANGE);
+    assert_string_equal(err.field, "index");
+    static const uint8_t ok[] = {0x96, 0x01, 0x13, 0x27, 0x00, 0x00, 0xc0};
+    assert_int_equal(proto_decode(ok, sizeof ok, &g_out, NULL, 0, &err), 0);
+    assert_int_equal(g_out.u.period.count, 0);
+    assert_false(g_out.u.period.has_tally);
+}
+
 static void test_unknown_types(void **state)
 {
     (void)state;
@@ -203,6 +218,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_period_req),    cmocka_unit_test(test_period),
         cmocka_unit_test(test_range),         cmocka_unit_test(test_period_changed),
+        cmocka_unit_test(test_empty_period_index),
         cmocka_unit_test(test_unknown_types),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
