@@ -1,8 +1,11 @@
 /* recall.h - answers to PERIOD_REQ and RANGE_REQ (PROTOCOL.md 8.18-8.21):
  * the tallies of one calendar period, and one series period by period.
  *
- * The current period of each type reads from the engine's calendar column
- * (exact since the daemon's first record); a closed one from the history
+ * The current period of each type reads a counter (and a ratio of
+ * counters) from the engine's calendar column (exact since the daemon's
+ * first record), a gauge (and a ratio with a gauge operand) from the
+ * history, which keeps the current periods' cells too (the engine's
+ * calendar columns have no gauge values); a closed one from the history
  * (history.h).  Recall only reads: the engine, the history and the name
  * tables are the daemon's, lent for the answers.
  */
@@ -53,8 +56,8 @@ int recall_range(recall_t *r, const void *rid, size_t rid_len, const proto_msg_t
                  const char **field, char *msg, size_t msglen);
 
 /* The value of (metric, town) in period p into *out: the engine's column
- * for the current period, the history for a closed one, no value for a
- * day no longer kept. */
+ * for the current period of a counter, the history for a closed one and
+ * for a gauge's current one, no value for a day no longer kept. */
 void recall_value(const recall_t *r, uint32_t metric, uint32_t town, calperiod_t p,
                   engine_value_t *out);
 
