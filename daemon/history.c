@@ -150,7 +150,6 @@ int history_init(history_t *h, const history_config_t *c)
     h->c = *c;
     if (h->c.days < HISTORY_DAYS_MIN || h->c.days > HISTORY_DAYS_MAX)
         h->c.days = HISTORY_DAYS_DEFAULT;
-    h->cached_day_start = h->cached_day_end = 0;
     return reserve(h, 0);
 }
 
@@ -173,21 +172,49 @@ void history_free(history_t *h)
     memset(h, 0, sizeof(*h));
 }
 
-/* The period keys of the local day holding t_ms (a one-day cache: most
- * samples of a run fall on the same day).  Returns 0 or TALLY_ERANGE. */
+/* The period keys of the local day holding t_ms into *day, unless it
+ * holds them already.  Returns 0 or TALLY_ERANGE. */
+static int day_of(struct history_day *day, int64_t t_ms)
+{
+    if (t_ms >= day->start_ms && t_ms < day->end_ms)
+        return 0;
+    period_day_t d;
+    int rc = period_day_of(t_ms, &d);
+    if (rc != 0)
+        return rc;
+    day->start_ms = d.start_ms;
+    day->end_ms = d.end_ms;
+    memcpy(day->keys, d.key, sizeof(day->keys));
+    return 0;
+}
+
+/* The period keys of the local day holding t_ms: a two-day cache, the
+ * day last used first (period_day_of costs a localtime and two mktimes).
+ * Returns 0 or TALLY_ERANGE. */
 static int locate(history_t *h, int64_t t_ms, int32_t keys[4])
 {
-    if (t_ms < h->cached_day_start || t_ms >= h->cached_day_end) {
-        period_day_t d;
-        int rc = period_day_of(t_ms, &d);
+    struct history_day *c = h->cached;
+    if (!(t_ms >= c[0].start_ms && t_ms < c[0].end_ms)) {
+        struct history_day swap = c[1];
+        c[1] = c[0];
+        c[0] = swap;
+        int rc = day_of(&c[0], t_ms);
         if (rc != 0)
             return rc;
-        h->cached_day_start = d.start_ms;
-        h->cached_day_end = d.end_ms;
-        memcpy(h->cached_keys, d.key, sizeof(h->cached_keys));
     }
-    memcpy(keys, h->cached_keys, sizeof(h->cached_keys));
+    memcpy(keys, c[0].keys, sizeof(c[0].keys));
     return 0;
+}
+
+/* Today's period keys by the clock (cached until the day ends). */
+static void now_keys(history_t *h, int32_t keys[4])
+{
+    if (day_of(&h->today, clock_now_ms(h->c.clock)) != 0) {
+        for (int t = 0; t < 4; t++)
+            keys[t] = INT32_MAX;
+        return;
+    }
+    memcpy(keys, h->today.keys, sizeof(h->today.keys));
 }
 
 static void today_keys(const history_t *h, int32_t keys[4])
@@ -332,7 +359,7 @@ int history_apply(history_t *h, uint64_t pos, uint32_t town, int64_t time_ms,
         return TALLY_ERANGE;
     if (reserve(h, n * 8) != 0 || reserve_changes(h, n * 2) != 0)
         return TALLY_ENOMEM;
-    today_keys(h, now);
+    now_keys(h, now);
     int32_t first_day = first_kept_day(h, now[CALPERIOD_DAY]);
     bool report = h->live && h->c.on_changed != NULL;
     h->nchanges = 0;

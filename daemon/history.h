@@ -90,8 +90,12 @@ typedef struct history {
     /* changed past periods of the record being applied */
     struct history_change *changes;
     uint32_t nchanges, changes_cap;
-    int64_t cached_day_start, cached_day_end;
-    int32_t cached_keys[4];
+    /* Local days whose period keys are known: two event days (most
+     * samples are of today, some late), and today by the clock. */
+    struct history_day {
+        int64_t start_ms, end_ms;
+        int32_t keys[4];
+    } cached[2], today;
     /* the database and its writer */
     history_db_t db;
     bool db_open;

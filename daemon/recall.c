@@ -181,6 +181,15 @@ int recall_period(recall_t *r, const void *rid, size_t rid_len, const proto_msg_
         snprintf(msg, msglen, "the daemon is out of memory for this answer; retry later");
         return TALLY_EBUSY;
     }
+    if (r->c.max_items > 0 && r->nitems > r->c.max_items) {
+        snprintf(msg, msglen,
+                 "%zu series match prefix '%.*s', more than the %u one answer holds; narrow it "
+                 "(u/county/, u/town/<township>/, a metric)",
+                 r->nitems, (int)(q->prefix.len > 64 ? 64 : q->prefix.len), q->prefix.ptr,
+                 r->c.max_items);
+        r->nitems = 0;
+        return TALLY_ETOOLARGE;
+    }
     char pname[CALPERIOD_NAME_MAX];
     calperiod_format(p, pname, sizeof(pname));
     proto_msg_t a = {.type = PROTO_PERIOD};

@@ -31,7 +31,8 @@ typedef struct recall_config {
     const intern_t *towns, *metrics;
     const publish_t *publish; /* the sequence number the answers carry */
     const tclock_t *clock;
-    sink_t reply; /* head is the peer's routing id */
+    sink_t reply;       /* head is the peer's routing id */
+    uint32_t max_items; /* series in one PERIOD answer, 0 = no limit */
 } recall_config_t;
 
 typedef struct recall {
@@ -47,7 +48,9 @@ void recall_free(recall_t *r);
 /* Answer PERIOD_REQ m from peer rid.  Returns 0 when answered, or a
  * negative wire code with the field and a sentence in field/msg for the
  * caller to send as ERROR (BAD_PERIOD, PERIOD_EXPIRED, UNKNOWN_TOWNSHIP,
- * UNKNOWN_METRIC, or TALLY_ENOMEM). */
+ * UNKNOWN_METRIC, TOO_LARGE when more than max_items series match, so
+ * that one answer neither holds the loop long nor overruns the peer's
+ * reply queue, or BUSY when out of memory). */
 int recall_period(recall_t *r, const void *rid, size_t rid_len, const proto_msg_t *m,
                   const char **field, char *msg, size_t msglen);
 

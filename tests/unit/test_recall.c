@@ -59,6 +59,19 @@ static void fx_history(fx_t *f, int64_t days)
     assert_int_equal(history_init(&f->h, &hc), 0);
 }
 
+static void fx_recall(fx_t *f, uint32_t max_items)
+{
+    recall_config_t rc = {.engine = &f->st.engine,
+                          .history = &f->h,
+                          .towns = &f->st.towns,
+                          .metrics = &f->st.metrics,
+                          .publish = &f->pub,
+                          .clock = &t_clock,
+                          .reply = t_sink_of(&f->replies),
+                          .max_items = max_items};
+    recall_init(&f->r, &rc);
+}
+
 static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof(*f));
@@ -69,14 +82,7 @@ static int setup(void **state)
     assert_int_equal(uv_loop_init(&f->loop), 0);
     publish_config_t pc = t_publish_config(&f->st, &f->loop, &f->pubs, 3600000, 41);
     assert_int_equal(publish_init(&f->pub, &pc), 0);
-    recall_config_t rc = {.engine = &f->st.engine,
-                          .history = &f->h,
-                          .towns = &f->st.towns,
-                          .metrics = &f->st.metrics,
-                          .publish = &f->pub,
-                          .clock = &t_clock,
-                          .reply = t_sink_of(&f->replies)};
-    recall_init(&f->r, &rc);
+    fx_recall(f, 0);
     *state = f;
     return 0;
 }
@@ -259,6 +265,17 @@ static void test_refused(void **state)
             fail_msg("case %zu: %d field %s '%s'", i, rc, f->field ? f->field : "-", f->msg);
         assert_int_equal(f->replies.n, 0);
     }
+    /* More series than one answer may hold: TOO_LARGE, nothing sent; a
+     * narrower prefix is answered. */
+    recall_free(&f->r);
+    fx_recall(f, 2);
+    submit(f, "bashan", T_DEC31, 1, "resolved", (int64_t)1);
+    assert_int_equal(period_req(f, "u/", "2023"), TALLY_ETOOLARGE);
+    assert_string_equal(f->field, "prefix");
+    assert_non_null(strstr(f->msg, "series match prefix 'u/', more than the 2 one answer holds"));
+    assert_int_equal(f->replies.n, 0);
+    assert_int_equal(period_req(f, "u/town/gaoguan/", "2023"), 0);
+    assert_int_equal(f->replies.n, 2); /* resolved and rate */
     /* Days older than [history] days: PERIOD_EXPIRED; the month is kept. */
     history_free(&f->h);
     fx_history(f, 30);
