@@ -276,6 +276,8 @@ static void test_refused(void **state)
     assert_int_equal(f->replies.n, 0);
     assert_int_equal(period_req(f, "u/town/gaoguan/", "2023"), 0);
     assert_int_equal(f->replies.n, 2); /* resolved and rate */
+    recall_free(&f->r);
+    fx_recall(f, 0);
     /* Days older than [history] days: PERIOD_EXPIRED; the month is kept. */
     history_free(&f->h);
     fx_history(f, 30);
