@@ -37,9 +37,12 @@ for _ in $(seq 50); do
 done
 
 echo "== pushing 高观镇 (gaoguan) 2023 figures from $data/gaoguan-2023.csv, stamped 2023-12-31"
-# A past year's report: stamped at its date, it counts in 'total', not in
-# the windows and today's columns, which the simulated townships below fill.
+# A past year's report: stamped at its date, it counts in 'total' and in
+# 2023's closed periods, not in the windows and today's columns, which the
+# simulated townships below fill.
 "$tally" push --town gaoguan --time 2023-12-31 --file "$data/gaoguan-2023.csv"
+echo "== its 2023 report read back from tallyd's history (tally report --period 2023)"
+"$tally" report --period 2023 --town gaoguan --format md
 
 echo "== simulating the other 24 townships"
 (

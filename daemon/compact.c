@@ -35,8 +35,12 @@ static void store_work(uv_work_t *w)
      * when an older one is kept at all: if the newest is found damaged
      * later, the one before it plus the journal still hold everything, and
      * with a single checkpoint the whole journal does. */
-    if (k->rc == 0 && keep > 0 && keep < k->ckpt_gen && k->may_remove)
-        journal_remove_before(k->c.dir, keep, &k->removed);
+    if (k->rc == 0 && keep > 0 && keep < k->ckpt_gen) {
+        if (k->may_remove)
+            journal_remove_before(k->c.dir, keep, &k->removed);
+        else
+            k->deferred_keep = keep; /* once hold_pos has caught up (on_timer) */
+    }
 }
 
 static void store_done(uv_work_t *w, int status)
@@ -69,6 +73,7 @@ static void store_when_segment_exists(compact_t *k)
     }
     uv_timer_stop(&k->wait);
     k->may_remove = held_back(k) >= k->c.covered_pos;
+    k->deferred_pos = k->c.covered_pos;
     k->storing = true;
     k->work.data = k;
     if (uv_queue_work(k->c.loop, &k->work, store_work, store_done) != 0) {
@@ -154,6 +159,15 @@ static void on_timer(uv_timer_t *t)
     compact_t *k = t->data;
     if (k->busy)
         return;
+    /* Segments a checkpoint covered but hold_pos still needed then: gone
+     * once the part holding them back has caught up (a few unlinks). */
+    if (k->deferred_keep > 0 && held_back(k) >= k->deferred_pos) {
+        unsigned removed = 0;
+        journal_remove_before(k->c.dir, k->deferred_keep, &removed);
+        if (removed > 0)
+            log_info(k->c.log, "%u old journal segments removed", removed);
+        k->deferred_keep = 0;
+    }
     if (k->c.checkpoint_now) {
         k->c.checkpoint_now = false;
         take_checkpoint(k);

@@ -70,6 +70,8 @@ typedef struct compact {
     int rc;
     unsigned removed;
     bool may_remove;             /* hold_pos allows removing segments below the checkpoint */
+    uint64_t deferred_keep;      /* segments below it are to go once hold_pos reaches */
+    uint64_t deferred_pos;       /* ... this position (deferred_keep 0: nothing deferred) */
     checkpoint_unmark_t *unmark; /* marks to leave out of the image */
     size_t nunmark, unmark_cap;
     char err[512];

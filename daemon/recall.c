@@ -11,18 +11,52 @@
 #include "tally_error.h"
 #include "vec.h"
 
-void recall_init(recall_t *r, const recall_config_t *c)
+static void on_idle(uv_idle_t *h);
+
+int recall_init(recall_t *r, const recall_config_t *c)
 {
     memset(r, 0, sizeof(*r));
     r->c = *c;
     msgpack_sbuffer_init(&r->out);
+    if (uv_idle_init(c->loop, &r->idle) != 0)
+        return TALLY_ESYS;
+    r->idle.data = r;
+    return 0;
+}
+
+static void drop_jobs(recall_t *r)
+{
+    while (r->head != NULL) {
+        recall_job_t *j = r->head;
+        r->head = j->next;
+        free(j->items);
+        free(j);
+    }
+    r->tail = NULL;
+    r->pending = 0;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    recall_t *r = h->data;
+    if (r->on_closed)
+        r->on_closed(r);
+}
+
+void recall_close(recall_t *r, void (*cb)(recall_t *r))
+{
+    r->closing = true;
+    r->on_closed = cb;
+    drop_jobs(r);
+    uv_close((uv_handle_t *)&r->idle, on_closed);
 }
 
 void recall_free(recall_t *r)
 {
+    drop_jobs(r);
     msgpack_sbuffer_destroy(&r->out);
     free(r->items);
-    memset(r, 0, sizeof(*r));
+    r->items = NULL;
 }
 
 static void answer(recall_t *r, const void *rid, size_t rid_len, const proto_msg_t *m)
@@ -190,21 +224,64 @@ int recall_period(recall_t *r, const void *rid, size_t rid_len, const proto_msg_
         r->nitems = 0;
         return TALLY_ETOOLARGE;
     }
-    char pname[CALPERIOD_NAME_MAX];
-    calperiod_format(p, pname, sizeof(pname));
-    proto_msg_t a = {.type = PROTO_PERIOD};
-    a.u.period.req_id = q->req_id;
-    a.u.period.count = (uint32_t)r->nitems;
     if (r->nitems == 0) {
+        proto_msg_t a = {.type = PROTO_PERIOD};
+        a.u.period.req_id = q->req_id;
         answer(r, rid, rid_len, &a);
         return 0;
     }
+    if (r->pending >= RECALL_PENDING || rid_len > sizeof(r->head->rid)) {
+        snprintf(msg, msglen,
+                 "the daemon is sending as many period answers as it may at once; "
+                 "retry later");
+        *field = "";
+        return TALLY_EBUSY;
+    }
+    recall_job_t *j = calloc(1, sizeof(*j));
+    if (j == NULL) {
+        snprintf(msg, msglen, "the daemon is out of memory for this answer; retry later");
+        *field = "";
+        return TALLY_EBUSY;
+    }
+    memcpy(j->rid, rid, rid_len);
+    j->rid_len = rid_len;
+    j->req_id = q->req_id;
+    j->period = p;
+    j->items = r->items; /* the collected series move to the job */
+    j->nitems = r->nitems;
+    r->items = NULL;
+    r->nitems = r->cap = 0;
+    if (r->tail)
+        r->tail->next = j;
+    else
+        r->head = j;
+    r->tail = j;
+    r->pending++;
+    uv_idle_start(&r->idle, on_idle);
+    return 0;
+}
+
+/* Send the next batch of the oldest answer under way. */
+static void on_idle(uv_idle_t *h)
+{
+    recall_t *r = h->data;
+    recall_job_t *j = r->head;
+    if (j == NULL || r->closing) {
+        uv_idle_stop(h);
+        return;
+    }
+    char pname[CALPERIOD_NAME_MAX];
+    calperiod_format(j->period, pname, sizeof(pname));
+    proto_msg_t a = {.type = PROTO_PERIOD};
+    a.u.period.req_id = j->req_id;
+    a.u.period.count = (uint32_t)j->nitems;
     uint64_t seq = publish_seq(r->c.publish);
     int64_t now = clock_now_ms(r->c.clock);
-    for (size_t i = 0; i < r->nitems; i++) {
-        const engine_item_t *it = &r->items[i];
+    size_t end = j->sent + RECALL_BATCH < j->nitems ? j->sent + RECALL_BATCH : j->nitems;
+    for (size_t i = j->sent; i < end; i++) {
+        const engine_item_t *it = &j->items[i];
         engine_value_t v;
-        recall_value(r, it->metric, it->town, p, &v);
+        recall_value(r, it->metric, it->town, j->period, &v);
         proto_tally_t *t = &a.u.period.tally;
         uint32_t len = 0;
         const char *name = intern_name(r->c.metrics, it->metric, &len);
@@ -224,9 +301,19 @@ int recall_period(recall_t *r, const void *rid, size_t rid_len, const proto_msg_
                                        .den = v.present ? v.den : 1};
         a.u.period.index = (uint32_t)i;
         a.u.period.has_tally = true;
-        answer(r, rid, rid_len, &a);
+        answer(r, j->rid, j->rid_len, &a);
     }
-    return 0;
+    j->sent = end;
+    if (j->sent == j->nitems) {
+        r->head = j->next;
+        if (r->head == NULL)
+            r->tail = NULL;
+        r->pending--;
+        free(j->items);
+        free(j);
+        if (r->head == NULL)
+            uv_idle_stop(h);
+    }
 }
 
 int recall_range(recall_t *r, const void *rid, size_t rid_len, const proto_msg_t *m,

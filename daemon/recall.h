@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include <msgpack.h>
+#include <uv.h>
 
 #include "calperiod.h"
 #include "engine.h"
@@ -25,7 +26,11 @@
 #include "publish.h"
 #include "sink.h"
 
+#define RECALL_BATCH   512 /* PERIOD items sent per loop iteration */
+#define RECALL_PENDING 16  /* answers under way at once; more get BUSY */
+
 typedef struct recall_config {
+    uv_loop_t *loop; /* answers go out a batch per loop iteration */
     const engine_t *engine;
     const history_t *history;
     const intern_t *towns, *metrics;
@@ -35,17 +40,42 @@ typedef struct recall_config {
     uint32_t max_items; /* series in one PERIOD answer, 0 = no limit */
 } recall_config_t;
 
+/* A PERIOD answer under way: its series, sent RECALL_BATCH at a time. */
+typedef struct recall_job {
+    struct recall_job *next;
+    uint8_t rid[256];
+    size_t rid_len;
+    uint64_t req_id;
+    calperiod_t period;
+    engine_item_t *items;
+    size_t nitems, sent;
+} recall_job_t;
+
 typedef struct recall {
     recall_config_t c;
     msgpack_sbuffer out;
-    engine_item_t *items; /* the series an answer covers */
+    engine_item_t *items; /* collecting the series of a new answer */
     size_t nitems, cap;
+    recall_job_t *head, *tail; /* answers under way, oldest first */
+    unsigned pending;
+    uv_idle_t idle; /* runs while answers are under way */
+    bool closing;
+    void (*on_closed)(struct recall *r);
 } recall_t;
 
-void recall_init(recall_t *r, const recall_config_t *c);
+/* Set r up (its idle handle on c->loop).  Returns 0 or TALLY_ESYS. */
+int recall_init(recall_t *r, const recall_config_t *c);
+
+/* Drop the answers under way and close the handle; cb runs once it is
+ * closed (then call recall_free). */
+void recall_close(recall_t *r, void (*cb)(recall_t *r));
 void recall_free(recall_t *r);
 
-/* Answer PERIOD_REQ m from peer rid.  Returns 0 when answered, or a
+/* Answer PERIOD_REQ m from peer rid: the answer is checked and its series
+ * chosen now, and sent RECALL_BATCH items per loop iteration, so that a
+ * large one never holds ingest up (each item is read when it is sent).
+ * Returns 0 when answered (or under way), TALLY_EBUSY with RECALL_PENDING
+ * answers under way, or a
  * negative wire code with the field and a sentence in field/msg for the
  * caller to send as ERROR (BAD_PERIOD, PERIOD_EXPIRED, UNKNOWN_TOWNSHIP,
  * UNKNOWN_METRIC, TOO_LARGE when more than max_items series match, so

@@ -443,6 +443,7 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
         return rc;
     d->snapshot_open = true;
     recall_config_t rcl = {
+        .loop = d->loop,
         .engine = &d->engine,
         .history = &d->history,
         .towns = &d->towns,
@@ -453,7 +454,8 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
         /* Half the peer's reply queue: the answer fits beside other replies. */
         .max_items = (uint32_t)(d->cfg.max_reply_queue / 2),
     };
-    recall_init(&d->recall, &rcl);
+    if ((rc = recall_init(&d->recall, &rcl)) != 0)
+        return rc;
     d->recall_open = true;
     request_config_t rc_cfg = {
         .ingest = &d->ingest,
@@ -683,6 +685,12 @@ static void on_publish_closed(publish_t *p)
     d->open_handles--;
 }
 
+static void on_recall_closed(recall_t *r)
+{
+    tallyd_t *d = (tallyd_t *)(void *)((char *)r - offsetof(tallyd_t, recall));
+    d->open_handles--;
+}
+
 static void on_snapshot_closed(snapshot_t *s)
 {
     tallyd_t *d = (tallyd_t *)(void *)((char *)s - offsetof(tallyd_t, snapshot));
@@ -753,6 +761,10 @@ static void stop(tallyd_t *d, int exit_code)
     if (d->snapshot_open) {
         d->open_handles++;
         snapshot_close(&d->snapshot, on_snapshot_closed);
+    }
+    if (d->recall_open) {
+        d->open_handles++;
+        recall_close(&d->recall, on_recall_closed);
     }
     if (d->compact_open) {
         d->open_handles++;

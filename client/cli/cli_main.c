@@ -25,6 +25,7 @@ static const char usage[] =
     "  push    send figures of a township (METRIC=VALUE pairs or a CSV file)\n"
     "  get     print the current tallies once, or a period's (--period)\n"
     "  history print one series period by period\n"
+    "  report  write a period's figures as Markdown, CSV or Excel\n"
     "  watch   follow the tallies live\n"
     "  stats   print the daemon's counters\n"
     "  keygen  create a CURVE key pair for a secured tallyd\n"
@@ -54,8 +55,9 @@ typedef struct command {
 } command_t;
 
 static const command_t commands[] = {
-    {"push", cli_push, cli_push_usage}, /* these five talk to tallyd */
+    {"push", cli_push, cli_push_usage}, /* these six talk to tallyd */
     {"get", cli_get, cli_get_usage},          {"history", cli_history, cli_history_usage},
+    {"report", cli_report, cli_report_usage},
     {"watch", cli_watch, cli_watch_usage},    {"stats", cli_stats, cli_stats_usage},
     {"keygen", cli_keygen, cli_keygen_usage}, /* local: writes key files */
 };

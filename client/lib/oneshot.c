@@ -101,9 +101,32 @@ static int oneshot_send(oneshot_t *o, const proto_msg_t *m)
     msgpack_sbuffer_init(&sb);
     int rc = proto_encode(&sb, m);
     /* Without ZMQ_IMMEDIATE the request waits in the socket until the
-     * connection is up, so a daemon started a moment later still answers. */
-    if (rc == 0 && zmq_send(o->dealer, sb.data, sb.size, ZMQ_DONTWAIT) < 0)
-        rc = TALLY_ESYS;
+     * connection is up, so a daemon started a moment later still answers.
+     * Between a connection that failed (a refused handshake) and the next
+     * attempt the socket has no pipe and refuses at once: wait for room
+     * then, until the deadline or a failed handshake says it is hopeless. */
+    while (rc == 0 && zmq_send(o->dealer, sb.data, sb.size, ZMQ_DONTWAIT) < 0) {
+        if (errno != EAGAIN && errno != EINTR) {
+            rc = TALLY_ESYS;
+            break;
+        }
+        int64_t left = o->deadline - util_mono_ms();
+        if (left <= 0) {
+            rc = TALLY_ETIMEDOUT;
+            break;
+        }
+        if (handshake_failed(monitor_poll(&o->mon)) && o->early) {
+            rc = TALLY_ECLOSED;
+            break;
+        }
+        zmq_pollitem_t items[2] = {{.socket = o->dealer, .events = ZMQ_POLLOUT},
+                                   {.socket = o->mon.pair, .events = ZMQ_POLLIN}};
+        if (zmq_poll(items, o->mon.pair != NULL ? 2 : 1, left < 100 ? (long)left : 100) < 0 &&
+            errno != EINTR) {
+            rc = TALLY_ESYS;
+            break;
+        }
+    }
     msgpack_sbuffer_destroy(&sb);
     return rc;
 }

@@ -173,6 +173,45 @@ static bool msg_same(const proto_msg_t *a, const proto_msg_t *b)
         return memcmp(&a->u.catalog_req, &b->u.catalog_req, sizeof a->u.catalog_req) == 0;
     case PROTO_CATALOG:
         return catalog_same(a, b);
+    case PROTO_PERIOD_REQ:
+        return a->u.period_req.req_id == b->u.period_req.req_id &&
+               str_same(a->u.period_req.prefix, b->u.period_req.prefix) &&
+               str_same(a->u.period_req.period, b->u.period_req.period);
+    case PROTO_PERIOD: {
+        const __typeof__(a->u.period) *x = &a->u.period, *y = &b->u.period;
+        return x->req_id == y->req_id && x->index == y->index && x->count == y->count &&
+               x->has_tally == y->has_tally && (!x->has_tally || tally_same(&x->tally, &y->tally));
+    }
+    case PROTO_RANGE_REQ: {
+        const __typeof__(a->u.range_req) *x = &a->u.range_req, *y = &b->u.range_req;
+        return x->req_id == y->req_id && str_same(x->metric, y->metric) &&
+               str_same(x->scope, y->scope) && str_same(x->by, y->by) &&
+               str_same(x->from, y->from) && str_same(x->to, y->to);
+    }
+    case PROTO_RANGE: {
+        const __typeof__(a->u.range) *x = &a->u.range, *y = &b->u.range;
+        if (x->req_id != y->req_id || !str_same(x->metric, y->metric) ||
+            !str_same(x->scope, y->scope) || x->kind != y->kind || x->first != y->first ||
+            x->total != y->total || x->npoints != y->npoints)
+            return false;
+        for (uint32_t i = 0; i < x->npoints; i++) {
+            const proto_value_t *p = &x->points[i], *q = &y->points[i];
+            if (!str_same(p->name, q->name) || p->present != q->present ||
+                (p->present && (p->num != q->num || p->den != q->den)))
+                return false;
+        }
+        return true;
+    }
+    case PROTO_PERIOD_CHANGED: {
+        const __typeof__(a->u.period_changed) *x = &a->u.period_changed, *y = &b->u.period_changed;
+        if (x->stream_id != y->stream_id || x->seq != y->seq || !str_same(x->metric, y->metric) ||
+            !str_same(x->scope, y->scope) || x->nperiods != y->nperiods)
+            return false;
+        for (uint32_t i = 0; i < x->nperiods; i++)
+            if (!str_same(x->periods[i], y->periods[i]))
+                return false;
+        return true;
+    }
     default:
         return false;
     }

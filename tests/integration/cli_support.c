@@ -2,6 +2,13 @@
  * the integration tests of the `tally` command. */
 #include "cli_support.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -545,4 +552,18 @@ int cli_stat(const char *dir, const char *server, const char *name, int64_t *val
     cj_free(&doc);
     cli_result_free(&r);
     return rc;
+}
+
+cli_result_t cli_expect(struct harness *h, int status, const char *const *args)
+{
+    cli_result_t r;
+    cli_run(h->dir, h->req_endpoint, args, 30000, &r);
+    if (r.status != status) {
+        char cmd[512] = "tally";
+        for (size_t i = 0; args[i] != NULL; i++)
+            snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " %s", args[i]);
+        fail_msg("'%s': expected exit status %d, got %d\nstdout: %s\nstderr: %s\ndaemon log:\n%s",
+                 cmd, status, r.status, r.out, r.err, harness_log(h));
+    }
+    return r;
 }

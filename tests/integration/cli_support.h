@@ -66,6 +66,13 @@ int cli_run(const char *dir, const char *server, const char *const *args, int ti
             cli_result_t *r);
 void cli_result_free(cli_result_t *r);
 
+struct harness;
+
+/* Run the command against h's daemon (in h's directory, 30 s at most)
+ * and fail the test, quoting the command, its output and the daemon's
+ * log, unless it exits with status.  The result is the caller's to free. */
+cli_result_t cli_expect(struct harness *h, int status, const char *const *args);
+
 /* Number of directory entries of dir whose name ends with suffix, -1 when
  * dir cannot be read. */
 int cli_count_files(const char *dir, const char *suffix);

@@ -22,7 +22,10 @@
 #include "calperiod.h"
 #include "cli_json.h"
 #include "cli_support.h"
+#include <zmq.h>
+
 #include "harness.h"
+#include "proto.h"
 #include "tally.h"
 
 #define ROWS_MAX 64
@@ -123,16 +126,7 @@ static int teardown(void **state)
 
 static cli_result_t run_expect(fx_t *f, int status, const char *const *args)
 {
-    cli_result_t r;
-    cli_run(f->h.dir, f->h.req_endpoint, args, 30000, &r);
-    if (r.status != status) {
-        char cmd[512] = "tally";
-        for (size_t i = 0; args[i] != NULL; i++)
-            snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " %s", args[i]);
-        fail_msg("'%s': expected exit status %d, got %d\nstdout: %s\nstderr: %s\ndaemon log:\n%s",
-                 cmd, status, r.status, r.out, r.err, harness_log(&f->h));
-    }
-    return r;
+    return cli_expect(&f->h, status, args);
 }
 
 static void push_report(fx_t *f, const char *when)
@@ -284,6 +278,21 @@ static void test_damaged_database(void **state)
         fail_msg("no message about the damaged database:\n%s", harness_log(&f->h));
     expect_report(f, "2023", "gaoguan", 1);
     expect_report(f, "2023-12", "", 1);
+}
+
+static void on_many(void *ctx, const tally_tally_t *t)
+{
+    struct many {
+        size_t n;
+        int64_t sum;
+        bool column_ok;
+    } *m = ctx;
+    if (strcmp(t->metric, "disputes.resolved") != 0)
+        return; /* the ratio scopes come along (disputes.resolution_rate) */
+    m->n++;
+    m->sum += t->values[0].num;
+    if (t->nvalues != 1 || strcmp(t->values[0].column, "2023-12") != 0)
+        m->column_ok = false;
 }
 
 typedef struct pts {
@@ -873,6 +882,80 @@ static void test_killed_while_writing(void **state)
     kr_check(f, k);
 }
 
+/* 6. An answer larger than one batch (700 townships: the daemon sends it
+ * over several loop iterations) arrives whole; a figure stamped in a
+ * closed period tells the series' subscribers which periods changed. */
+static void test_large_answer_and_period_changed(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, "[limits]\nmax_townships = 1000\n", NULL), 0);
+    harness_client_t c;
+    assert_int_equal(harness_client_open(&f->h, &c), 0);
+    const int64_t dec31 = 1704002400000LL; /* 2023-12-31T14:00+08:00 */
+    for (int i = 0; i < 700; i++) {
+        char town[16];
+        snprintf(town, sizeof town, "t%03d", i);
+        harness_ack_t ack;
+        assert_int_equal(
+            harness_submit_one(&c, (uint64_t)i + 1, town, dec31, "disputes.resolved", i, &ack), 0);
+        assert_int_equal(ack.status, PROTO_ACK_ACCEPTED);
+    }
+    char err[512] = "";
+    tally_request_t req = {.timeout_ms = 20000, .errbuf = err, .errbuf_len = sizeof err};
+    struct many {
+        size_t n;
+        int64_t sum;
+        bool column_ok;
+    } m = {0, 0, true};
+    int rc = tally_period_req(f->h.req_endpoint, &req, "u/town/", "2023-12", on_many, &m);
+    if (rc != 0)
+        fail_msg("tally_period_req: %s: %s", tally_strerror(rc), err);
+    assert_int_equal(m.n, 700);
+    assert_int_equal(m.sum, 699 * 700 / 2);
+    assert_true(m.column_ok);
+
+    /* PERIOD_CHANGED on the series' topic. */
+    void *sub = zmq_socket(f->h.zctx, ZMQ_SUB);
+    assert_non_null(sub);
+    int zero = 0;
+    zmq_setsockopt(sub, ZMQ_LINGER, &zero, sizeof zero);
+    assert_int_equal(zmq_connect(sub, f->h.pub_endpoint), 0);
+    assert_int_equal(zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "u/town/t007/", 12), 0);
+    usleep(300 * 1000); /* the subscription reaches the daemon */
+    harness_ack_t ack;
+    assert_int_equal(harness_submit_one(&c, 701, "t007", dec31, "disputes.resolved", 5, &ack), 0);
+    bool seen = false;
+    int64_t deadline = harness_mono_ms() + 10000;
+    while (!seen && harness_mono_ms() < deadline) {
+        zmq_pollitem_t it = {.socket = sub, .events = ZMQ_POLLIN};
+        if (zmq_poll(&it, 1, 500) <= 0)
+            continue;
+        zmq_msg_t topic, body;
+        zmq_msg_init(&topic);
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&topic, sub, 0) >= 0 && zmq_msg_more(&topic) &&
+            zmq_msg_recv(&body, sub, 0) >= 0) {
+            proto_msg_t pm;
+            if (proto_decode(zmq_msg_data(&body), zmq_msg_size(&body), &pm, NULL, 0, NULL) == 0 &&
+                pm.type == PROTO_PERIOD_CHANGED) {
+                assert_true(proto_str_eq(pm.u.period_changed.metric, "disputes.resolved"));
+                assert_true(proto_str_eq(pm.u.period_changed.scope, "t007"));
+                assert_int_equal(pm.u.period_changed.nperiods, 4);
+                const char *want[] = {"2023-12-31", "2023-12", "2023-Q4", "2023"};
+                for (int i = 0; i < 4; i++)
+                    assert_true(proto_str_eq(pm.u.period_changed.periods[i], want[i]));
+                seen = true;
+            }
+        }
+        zmq_msg_close(&topic);
+        zmq_msg_close(&body);
+    }
+    zmq_close(sub);
+    harness_client_close(&c);
+    if (!seen)
+        fail_msg("no PERIOD_CHANGED for t007's disputes.resolved");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -884,6 +967,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_correction_and_compare, setup, teardown),
         cmocka_unit_test_setup_teardown(test_period_changed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_while_writing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_answer_and_period_changed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -64,16 +64,7 @@ static void sleep_ms(int ms)
 
 static cli_result_t run_expect(fx_t *f, int status, const char *const *args)
 {
-    cli_result_t r;
-    cli_run(f->h.dir, f->h.req_endpoint, args, 30000, &r);
-    if (r.status != status) {
-        char cmd[512] = "tally";
-        for (size_t i = 0; args[i] != NULL; i++)
-            snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " %s", args[i]);
-        fail_msg("'%s': expected exit status %d, got %d\nstdout: %s\nstderr: %s\ndaemon log:\n%s",
-                 cmd, status, r.status, r.out, r.err, harness_log(&f->h));
-    }
-    return r;
+    return cli_expect(&f->h, status, args);
 }
 
 static void get_tab(fx_t *f, const char *const *extra)

@@ -61,7 +61,8 @@ static void fx_history(fx_t *f, int64_t days)
 
 static void fx_recall(fx_t *f, uint32_t max_items)
 {
-    recall_config_t rc = {.engine = &f->st.engine,
+    recall_config_t rc = {.loop = &f->loop,
+                          .engine = &f->st.engine,
                           .history = &f->h,
                           .towns = &f->st.towns,
                           .metrics = &f->st.metrics,
@@ -69,7 +70,15 @@ static void fx_recall(fx_t *f, uint32_t max_items)
                           .clock = &t_clock,
                           .reply = t_sink_of(&f->replies),
                           .max_items = max_items};
-    recall_init(&f->r, &rc);
+    assert_int_equal(recall_init(&f->r, &rc), 0);
+}
+
+/* Close the part (its handle) and free it. */
+static void fx_recall_end(fx_t *f)
+{
+    recall_close(&f->r, NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    recall_free(&f->r);
 }
 
 static int setup(void **state)
@@ -90,7 +99,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx_t *f = *state;
-    recall_free(&f->r);
+    fx_recall_end(f);
     publish_close(&f->pub, NULL);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
@@ -129,7 +138,11 @@ static int period_req(fx_t *f, const char *prefix, const char *period)
     m.u.period_req.period = proto_str(period);
     f->field = NULL;
     f->msg[0] = '\0';
-    return recall_period(&f->r, "peer", 4, &m, &f->field, f->msg, sizeof f->msg);
+    int rc = recall_period(&f->r, "peer", 4, &m, &f->field, f->msg, sizeof f->msg);
+    /* The answer goes out a batch per loop iteration. */
+    while (rc == 0 && uv_run(&f->loop, UV_RUN_NOWAIT) != 0 && f->r.head != NULL)
+        ;
+    return rc;
 }
 
 static int range_req(fx_t *f, const char *metric, const char *scope, const char *by,
@@ -267,7 +280,7 @@ static void test_refused(void **state)
     }
     /* More series than one answer may hold: TOO_LARGE, nothing sent; a
      * narrower prefix is answered. */
-    recall_free(&f->r);
+    fx_recall_end(f);
     fx_recall(f, 2);
     submit(f, "bashan", T_DEC31, 1, "resolved", (int64_t)1);
     assert_int_equal(period_req(f, "u/", "2023"), TALLY_ETOOLARGE);
@@ -276,7 +289,7 @@ static void test_refused(void **state)
     assert_int_equal(f->replies.n, 0);
     assert_int_equal(period_req(f, "u/town/gaoguan/", "2023"), 0);
     assert_int_equal(f->replies.n, 2); /* resolved and rate */
-    recall_free(&f->r);
+    fx_recall_end(f);
     fx_recall(f, 0);
     /* Days older than [history] days: PERIOD_EXPIRED; the month is kept. */
     history_free(&f->h);

@@ -1,0 +1,244 @@
+/* cli_report.c - the tally command (client/cli/): `tally report`, a
+ * period's figures as a report in Markdown, CSV or Excel (report.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "atomic_file.h"
+#include "cli.h"
+#include "cli_opts.h"
+#include "cli_period.h"
+#include "report.h"
+
+/* clang-format off */
+const char cli_report_usage[] =
+    "Usage: tally report --period P [--town T | --all] [--compare]\n"
+    "                    [--format md|csv|xlsx] [-o FILE] [OPTIONS]\n"
+    "\n"
+    "Write the figures of one calendar period as a report: one row per metric in\n"
+    "the daemon's catalog order, with its label and unit; ratios as percentages\n"
+    "with one decimal.  The county's figures by default, one township's with\n"
+    "--town, every township's (a column each, by name) and the county's with\n"
+    "--all.\n"
+    "\n"
+    "Options:\n"
+    "  -p, --period P     the period: YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD (required)\n"
+    "  -t, --town T       township T's figures\n"
+    "  -a, --all          every township's and the county's, one column each\n"
+    "      --compare      add the same period a year earlier and the change (同比)\n"
+    "  -f, --format F     md (default), csv or xlsx (default from -o's extension)\n"
+    "  -o, --output FILE  write FILE (replaced atomically) instead of standard\n"
+    "                     output; required for xlsx\n"
+    CLI_OPTS_HELP_TIMEOUT("")
+    CLI_OPTS_HELP_SERVER("", "a subscriber's")
+    CLI_OPTS_HELP_HELP("")
+    "\n"
+    "Exit status: 0 written (also a report of zeros when nothing was reported\n"
+    "for the period, said on standard error), 1 the daemon refused or the file\n"
+    "cannot be written, 2 usage error (bad period, unknown township or format),\n"
+    "3 no answer, 4 internal error.\n";
+/* clang-format on */
+
+typedef struct fetch_ctx {
+    cli_global_t *g;
+    tally_request_t req;
+    char err[600];
+} fetch_ctx_t;
+
+static int fetch(void *ctx, const char *prefix, const char *period, tally_tally_cb cb, void *cb_ctx)
+{
+    fetch_ctx_t *f = ctx;
+    return tally_period_req(f->g->server, &f->req, prefix, period, cb, cb_ctx);
+}
+
+static const char *ext_format(const char *path)
+{
+    const char *dot = path ? strrchr(path, '.') : NULL;
+    if (dot == NULL)
+        return NULL;
+    if (strcmp(dot, ".xlsx") == 0)
+        return "xlsx";
+    if (strcmp(dot, ".csv") == 0)
+        return "csv";
+    if (strcmp(dot, ".md") == 0)
+        return "md";
+    return NULL;
+}
+
+/* Write the text form to path atomically (or to standard output). */
+static int write_text(const report_t *r, bool csv, const char *path)
+{
+    if (path == NULL) {
+        int rc = csv ? report_write_csv(r, stdout) : report_write_md(r, stdout);
+        if (rc == 0 && fflush(stdout) == 0)
+            return CLI_OK;
+        cli_error("cannot write the report to standard output: %s", strerror(errno));
+        return CLI_REJECTED;
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    if (m == NULL) {
+        cli_error("out of memory");
+        return CLI_INTERNAL;
+    }
+    int rc = csv ? report_write_csv(r, m) : report_write_md(r, m);
+    fclose(m);
+    if (rc != 0) {
+        free(buf);
+        cli_error("out of memory");
+        return CLI_INTERNAL;
+    }
+    char dir[4096], err[512];
+    const char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+    snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 0, path);
+    if (slash == path)
+        snprintf(dir, sizeof(dir), "/");
+    atomic_file_opts_t o = {.mode = 0644};
+    rc = atomic_file_write(-1, dir[0] ? dir : NULL, name, buf, len, &o, err, sizeof(err));
+    free(buf);
+    if (rc != 0) {
+        fprintf(stderr, "tally report: -o '%s': %s\n", path, err);
+        return CLI_REJECTED;
+    }
+    return CLI_OK;
+}
+
+enum { OPT_COMPARE = CLI_OPT_OWN };
+
+int cli_report(int argc, char **argv, cli_global_t *g)
+{
+    static const struct option own[] = {
+        {"period", required_argument, NULL, 'p'},
+        {"compare", no_argument, NULL, OPT_COMPARE},
+        {"format", required_argument, NULL, 'f'},
+        {"output", required_argument, NULL, 'o'},
+        {NULL, 0, NULL, 0},
+    };
+    cli_opts_t o;
+    cli_opts_init(&o, "report", cli_report_usage, g,
+                  CLI_OPTS_FILTER | CLI_OPTS_TIMEOUT | CLI_OPTS_SERVER | CLI_OPTS_NO_OPERANDS, own);
+    const char *period = NULL, *format = NULL, *out = NULL;
+    bool compare = false;
+    int c, status;
+    while ((status = cli_opts_next(&o, argc, argv, &c)) == CLI_CONTINUE && c != -1) {
+        switch (c) {
+        case 'p':
+            period = optarg;
+            break;
+        case OPT_COMPARE:
+            compare = true;
+            break;
+        case 'f':
+            format = optarg;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        }
+    }
+    if (status != CLI_CONTINUE)
+        return status;
+    if (period == NULL)
+        return cli_usage_error("report", "--period is required (e.g. --period 2023)");
+    if ((status = cli_period_check("report", "--period", period)) != 0)
+        return status;
+    if (o.metric != NULL)
+        return cli_usage_error("report", "--metric does not apply: a report has every metric");
+    if (format == NULL)
+        format = ext_format(out) ? ext_format(out) : "md";
+    if (strcmp(format, "md") != 0 && strcmp(format, "csv") != 0 && strcmp(format, "xlsx") != 0)
+        return cli_usage_error("report", "--format '%s' is not md, csv or xlsx", format);
+    if (strcmp(format, "xlsx") == 0 && out == NULL)
+        return cli_usage_error("report", "--format xlsx needs -o FILE (a workbook is a file)");
+    if (out != NULL && out[0] == '\0')
+        return cli_usage_error("report", "-o needs a file name");
+    const tally_curve_t *curve;
+    if ((status = cli_curve(g, "report", &curve)) != 0)
+        return status;
+
+    fetch_ctx_t f = {.g = g};
+    f.req = (tally_request_t){
+        .curve = curve, .timeout_ms = o.timeout_ms, .errbuf = f.err, .errbuf_len = sizeof f.err};
+    tally_catalog_t *cat = NULL;
+    int rc = tally_catalog_req(g->server, &f.req, &cat);
+    if (rc == TALLY_ETYPE) {
+        fprintf(stderr, "tally report: the daemon does not send its catalog; ids instead of "
+                        "labels\n");
+    } else if (rc < 0) {
+        return cli_request_failed(g, "report", rc, &f.req, o.timeout_ms);
+    }
+    /* The scopes: one township, every one of the catalog, or the county. */
+    size_t ntowns = tally_catalog_townships(cat);
+    const char **ids = calloc(ntowns + 1, sizeof(*ids));
+    size_t n = 0;
+    if (ids == NULL) {
+        tally_catalog_destroy(&cat);
+        cli_error("out of memory");
+        return CLI_INTERNAL;
+    }
+    if (o.town != NULL) {
+        if (ntowns > 0 && tally_catalog_find_township(cat, o.town, NULL) == NULL) {
+            const char **names = calloc(ntowns, sizeof(*names));
+            for (size_t i = 0; names != NULL && i < ntowns; i++)
+                names[i] = tally_catalog_township(cat, i)->id;
+            const char *s = names ? cli_suggest(o.town, names, ntowns) : NULL;
+            fprintf(stderr,
+                    "tally report: --town '%s' is not a township of the daemon's catalog%s%s%s\n",
+                    o.town, s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
+            free(names);
+            free(ids);
+            tally_catalog_destroy(&cat);
+            return CLI_USAGE;
+        }
+        ids[n++] = o.town;
+    } else if (o.all) {
+        for (size_t i = 0; i < ntowns; i++)
+            ids[n++] = tally_catalog_township(cat, i)->id;
+        ids[n++] = "";
+    } else {
+        ids[n++] = "";
+    }
+    report_t r;
+    rc = report_build(&r, period, compare, ids, n, cat, fetch, &f);
+    free(ids);
+    tally_catalog_destroy(&cat);
+    if (rc == TALLY_EUNKTOWN || rc == TALLY_EBADPERIOD) {
+        fprintf(stderr, "tally report: %s '%s': %s\n", rc == TALLY_EUNKTOWN ? "--town" : "--period",
+                rc == TALLY_EUNKTOWN ? o.town : period, f.err[0] ? f.err : tally_strerror(rc));
+        report_free(&r);
+        return CLI_USAGE;
+    }
+    if (rc == TALLY_ETYPE) {
+        fprintf(stderr,
+                "tally report: the daemon at %s keeps no history of closed periods (it is "
+                "older than PERIOD_REQ); upgrade tallyd\n",
+                g->server);
+        report_free(&r);
+        return CLI_REJECTED;
+    }
+    if (rc == TALLY_ENOMEM) {
+        report_free(&r);
+        cli_error("out of memory");
+        return CLI_INTERNAL;
+    }
+    if (rc < 0) {
+        report_free(&r);
+        return cli_request_failed(g, "report", rc, &f.req, o.timeout_ms);
+    }
+    if (!r.any_data)
+        fprintf(stderr, "tally report: no figures were reported for %s; the report shows zeros\n",
+                r.period);
+    if (strcmp(format, "xlsx") == 0) {
+        char err[600];
+        status = report_write_xlsx(&r, out, err, sizeof(err)) == 0 ? CLI_OK : CLI_REJECTED;
+        if (status != CLI_OK)
+            fprintf(stderr, "tally report: -o: %s\n", err);
+    } else {
+        status = write_text(&r, strcmp(format, "csv") == 0, out);
+    }
+    report_free(&r);
+    return status;
+}

@@ -1,0 +1,355 @@
+/* report.c - the tally command (client/cli/): a period's figures as a
+ * report, and its Markdown and CSV forms (see report.h). */
+#include "report.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "calperiod.h"
+#include "vec.h"
+
+typedef __int128 i128;
+
+static void copy(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+static report_row_t *row_of(report_t *r, const char *id)
+{
+    for (size_t i = 0; i < r->nrows; i++)
+        if (strcmp(r->rows[i].id, id) == 0)
+            return &r->rows[i];
+    return NULL;
+}
+
+static report_row_t *add_row(report_t *r, const char *id)
+{
+    if (VEC_RESERVE(r->rows, r->cap, r->nrows + 1) < 0)
+        return NULL;
+    report_row_t *row = &r->rows[r->nrows];
+    memset(row, 0, sizeof(*row));
+    copy(row->id, sizeof(row->id), id);
+    copy(row->label, sizeof(row->label), id);
+    row->cur = calloc(r->nscopes, sizeof(*row->cur));
+    row->prev = calloc(r->nscopes, sizeof(*row->prev));
+    if (row->cur == NULL || row->prev == NULL) {
+        free(row->cur);
+        free(row->prev);
+        return NULL;
+    }
+    r->nrows++;
+    return row;
+}
+
+typedef struct fill {
+    report_t *r;
+    bool prev;
+    bool oom;
+} fill_t;
+
+static void on_tally(void *ctx, const tally_tally_t *t)
+{
+    fill_t *f = ctx;
+    report_t *r = f->r;
+    size_t s = 0;
+    while (s < r->nscopes && strcmp(r->scope_id[s], t->scope) != 0)
+        s++;
+    if (s == r->nscopes || t->nvalues != 1)
+        return; /* a township not asked for (a prefix matches more) */
+    report_row_t *row = row_of(r, t->metric);
+    if (row == NULL) {
+        if ((row = add_row(r, t->metric)) == NULL) {
+            f->oom = true;
+            return;
+        }
+        row->kind = t->kind;
+    }
+    report_cell_t *c = f->prev ? &row->prev[s] : &row->cur[s];
+    c->present = t->values[0].present;
+    c->num = t->values[0].num;
+    c->den = t->values[0].den;
+    if (!f->prev && c->present && c->num != 0)
+        r->any_data = true;
+}
+
+int report_build(report_t *r, const char *period, bool compare, const char *const *ids, size_t n,
+                 const tally_catalog_t *cat, report_fetch_fn fetch, void *fetch_ctx)
+{
+    memset(r, 0, sizeof(*r));
+    calperiod_t p;
+    if (calperiod_parse(period, strlen(period), &p) != 0)
+        return TALLY_EINVAL;
+    calperiod_format(p, r->period, sizeof(r->period));
+    r->compare = compare;
+    if (compare && calperiod_format(calperiod_year_ago(p), r->year_ago, sizeof(r->year_ago)) < 0)
+        r->year_ago[0] = '\0'; /* before 2000: nothing to compare with */
+    r->nscopes = n;
+    r->scope_id = calloc(n, sizeof(*r->scope_id));
+    r->scope_name = calloc(n, sizeof(*r->scope_name));
+    if (r->scope_id == NULL || r->scope_name == NULL)
+        return TALLY_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        copy(r->scope_id[i], sizeof(r->scope_id[i]), ids[i]);
+        const tally_township_info_t *t =
+            ids[i][0] ? tally_catalog_find_township(cat, ids[i], NULL) : NULL;
+        copy(r->scope_name[i], sizeof(r->scope_name[i]),
+             ids[i][0] == '\0'              ? "全县"
+             : t != NULL && t->name[0] != 0 ? t->name
+                                            : ids[i]);
+    }
+    snprintf(r->title, sizeof(r->title), "%s %s",
+             n == 1 ? r->scope_name[0] : "全县及各乡镇（街道）", r->period);
+    /* The catalog's metrics first, in its order. */
+    for (size_t i = 0; i < tally_catalog_metrics(cat); i++) {
+        const tally_metric_info_t *m = tally_catalog_metric(cat, i);
+        report_row_t *row = add_row(r, m->id);
+        if (row == NULL)
+            return TALLY_ENOMEM;
+        if (m->label[0])
+            copy(row->label, sizeof(row->label), m->label);
+        copy(row->unit, sizeof(row->unit), m->unit);
+        row->kind = m->kind;
+        row->scale = m->scale;
+        for (size_t s = 0; s < n; s++) /* a counter without samples reads 0 */
+            row->cur[s].present = row->prev[s].present = m->kind == TALLY_KIND_COUNTER;
+        for (size_t s = 0; s < n; s++)
+            row->cur[s].den = row->prev[s].den = 1;
+    }
+    size_t first_extra = r->nrows;
+    const char *prefix = n == 1 && ids[0][0] ? NULL : n == 1 ? "u/county/" : "u/";
+    char town_prefix[96];
+    if (prefix == NULL) {
+        snprintf(town_prefix, sizeof(town_prefix), "u/town/%s/", ids[0]);
+        prefix = town_prefix;
+    }
+    fill_t f = {.r = r};
+    int rc = fetch(fetch_ctx, prefix, r->period, on_tally, &f);
+    if (rc == 0 && !f.oom && compare && r->year_ago[0]) {
+        f.prev = true;
+        rc = fetch(fetch_ctx, prefix, r->year_ago, on_tally, &f);
+    }
+    if (rc != 0)
+        return rc;
+    if (f.oom)
+        return TALLY_ENOMEM;
+    /* Metrics the catalog lacks, by id, after its own. */
+    for (size_t i = first_extra; i + 1 < r->nrows; i++)
+        for (size_t j = i + 1; j < r->nrows; j++)
+            if (strcmp(r->rows[j].id, r->rows[i].id) < 0) {
+                report_row_t t = r->rows[i];
+                r->rows[i] = r->rows[j];
+                r->rows[j] = t;
+            }
+    return 0;
+}
+
+void report_free(report_t *r)
+{
+    for (size_t i = 0; i < r->nrows; i++) {
+        free(r->rows[i].cur);
+        free(r->rows[i].prev);
+    }
+    free(r->rows);
+    free(r->scope_id);
+    free(r->scope_name);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Round num * 10^k / den half away from zero. */
+static i128 div_round(i128 num, i128 den)
+{
+    if (den < 0)
+        num = -num, den = -den;
+    i128 q = num / den, rem = num % den;
+    if (rem < 0)
+        rem = -rem;
+    if (2 * rem >= den)
+        q += num < 0 ? -1 : 1;
+    return q;
+}
+
+static void format_fixed(char *buf, size_t cap, i128 v, int places, const char *suffix)
+{
+    i128 p = 1;
+    for (int i = 0; i < places; i++)
+        p *= 10;
+    i128 mag = v < 0 ? -v : v;
+    if (places > 0)
+        snprintf(buf, cap, "%s%" PRIu64 ".%0*" PRIu64 "%s", v < 0 ? "-" : "", (uint64_t)(mag / p),
+                 places, (uint64_t)(mag % p), suffix);
+    else
+        snprintf(buf, cap, "%s%" PRIu64 "%s", v < 0 ? "-" : "", (uint64_t)mag, suffix);
+}
+
+void report_format(char *buf, size_t cap, const report_row_t *row, const report_cell_t *c)
+{
+    if (!c->present) {
+        snprintf(buf, cap, "%s", "");
+    } else if (row->kind == TALLY_KIND_RATIO) {
+        /* 216/219 -> 986 tenths of a percent -> 98.6% */
+        format_fixed(buf, cap, div_round((i128)c->num * 1000, c->den ? c->den : 1), 1, "%");
+    } else {
+        format_fixed(buf, cap, c->num, row->scale, "");
+    }
+}
+
+bool report_change(const report_row_t *row, const report_cell_t *a, const report_cell_t *b,
+                   char *abs_, size_t abs_cap, char *rel, size_t rel_cap)
+{
+    abs_[0] = rel[0] = '\0';
+    if (!a->present || !b->present)
+        return false;
+    if (row->kind == TALLY_KIND_RATIO) {
+        if (a->den == 0 || b->den == 0)
+            return false;
+        /* tenths of a percentage point, from the exact fractions */
+        i128 d = div_round((i128)a->num * 1000 * b->den - (i128)b->num * 1000 * a->den,
+                           (i128)a->den * b->den);
+        format_fixed(abs_, abs_cap, d, 1, "pp");
+        if (d > 0)
+            memmove(abs_ + 1, abs_, strlen(abs_) + 1), abs_[0] = '+';
+        return true;
+    }
+    i128 d = (i128)a->num - b->num;
+    format_fixed(abs_, abs_cap, d, row->scale, "");
+    if (d > 0 && strlen(abs_) + 1 < abs_cap)
+        memmove(abs_ + 1, abs_, strlen(abs_) + 1), abs_[0] = '+';
+    if (b->num != 0) {
+        i128 pct = div_round(d * 1000, b->num < 0 ? -(i128)b->num : b->num);
+        format_fixed(rel, rel_cap, pct, 1, "%");
+        if (pct > 0 && strlen(rel) + 1 < rel_cap)
+            memmove(rel + 1, rel, strlen(rel) + 1), rel[0] = '+';
+    }
+    return true;
+}
+
+double report_number(const report_row_t *row, const report_cell_t *c)
+{
+    if (row->kind == TALLY_KIND_RATIO)
+        return c->den ? (double)c->num / (double)c->den : 0.0;
+    double p = 1;
+    for (int i = 0; i < row->scale; i++)
+        p *= 10;
+    return (double)c->num / p;
+}
+
+/* ---- Markdown ---- */
+
+/* A cell's text with the characters Markdown tables give meaning to
+ * escaped. */
+static void md_text(FILE *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '|' || *s == '\\')
+            fputc('\\', out);
+        fputc(*s == '\n' ? ' ' : *s, out);
+    }
+}
+
+int report_write_md(const report_t *r, FILE *out)
+{
+    fprintf(out, "# ");
+    md_text(out, r->title);
+    fputs("\n\n", out);
+    if (!r->any_data)
+        fprintf(out,
+                "> 本期无数据：no figures were reported for %s; every value below is 0 or "
+                "empty.\n\n",
+                r->period);
+    bool cmp = r->compare && r->year_ago[0] && r->nscopes == 1;
+    fputs("| 指标 | 单位 |", out);
+    for (size_t s = 0; s < r->nscopes; s++) {
+        fputc(' ', out);
+        md_text(out, r->nscopes == 1 ? r->period : r->scope_name[s]);
+        fputs(" |", out);
+    }
+    if (cmp)
+        fprintf(out, " %s | 同比增减 | 同比 |", r->year_ago);
+    fputs("\n|---|---|", out);
+    for (size_t s = 0; s < r->nscopes + (cmp ? 3 : 0); s++)
+        fputs("---:|", out);
+    fputc('\n', out);
+    for (size_t i = 0; i < r->nrows; i++) {
+        const report_row_t *row = &r->rows[i];
+        char v[64];
+        fputs("| ", out);
+        md_text(out, row->label);
+        fputs(" | ", out);
+        md_text(out, row->kind == TALLY_KIND_RATIO ? "%" : row->unit);
+        fputs(" |", out);
+        for (size_t s = 0; s < r->nscopes; s++) {
+            report_format(v, sizeof(v), row, &row->cur[s]);
+            fprintf(out, " %s |", v);
+        }
+        if (cmp) {
+            char a[64], rel[64];
+            report_format(v, sizeof(v), row, &row->prev[0]);
+            report_change(row, &row->cur[0], &row->prev[0], a, sizeof(a), rel, sizeof(rel));
+            fprintf(out, " %s | %s | %s |", v, a, rel);
+        }
+        fputc('\n', out);
+    }
+    if (r->nscopes > 1)
+        fputs("\n（最后一列为全县合计。）\n", out);
+    return ferror(out) ? TALLY_EIO : 0;
+}
+
+/* ---- CSV (RFC 4180) ---- */
+
+static void csv_field(FILE *out, const char *s)
+{
+    if (strpbrk(s, ",\"\r\n") == NULL) {
+        fputs(s, out);
+        return;
+    }
+    fputc('"', out);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', out);
+        fputc(*s, out);
+    }
+    fputc('"', out);
+}
+
+int report_write_csv(const report_t *r, FILE *out)
+{
+    bool cmp = r->compare && r->year_ago[0] && r->nscopes == 1;
+    fputs("metric,kind,unit,label", out);
+    if (r->nscopes == 1) {
+        fputs(",value", out);
+    } else {
+        for (size_t s = 0; s < r->nscopes; s++) {
+            fputc(',', out);
+            csv_field(out, r->scope_name[s]);
+        }
+    }
+    if (cmp)
+        fputs(",year_ago,change,change_pct", out);
+    fputs("\r\n", out);
+    for (size_t i = 0; i < r->nrows; i++) {
+        const report_row_t *row = &r->rows[i];
+        char v[64];
+        csv_field(out, row->id);
+        fputc(',', out);
+        fputs(tally_kind_name(row->kind), out);
+        fputc(',', out);
+        csv_field(out, row->kind == TALLY_KIND_RATIO ? "%" : row->unit);
+        fputc(',', out);
+        csv_field(out, row->label);
+        for (size_t s = 0; s < r->nscopes; s++) {
+            report_format(v, sizeof(v), row, &row->cur[s]);
+            fputc(',', out);
+            csv_field(out, v);
+        }
+        if (cmp) {
+            char a[64], rel[64];
+            report_format(v, sizeof(v), row, &row->prev[0]);
+            report_change(row, &row->cur[0], &row->prev[0], a, sizeof(a), rel, sizeof(rel));
+            fprintf(out, ",%s,%s,%s", v, a, rel);
+        }
+        fputs("\r\n", out);
+    }
+    return ferror(out) ? TALLY_EIO : 0;
+}

@@ -1,0 +1,84 @@
+/* report.h - the tally command (client/cli/, private): a period's figures
+ * as a report (`tally report`): one row per metric in catalog order with
+ * its label and unit, one column per scope, optionally the same period a
+ * year earlier and the change; written as Markdown, CSV (report.c) or
+ * Excel (report_xlsx.c).
+ *
+ * The model holds exact integers: decimal scales and percentages are
+ * applied only when a writer formats a value.
+ */
+#ifndef TALLY_CLIENT_REPORT_H
+#define TALLY_CLIENT_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tally.h"
+
+typedef struct report_cell {
+    bool present; /* false: no value (a ratio 0/0, a gauge never set) */
+    int64_t num, den;
+} report_cell_t;
+
+typedef struct report_row {
+    char id[65];
+    char label[129]; /* the id when the catalog has no label */
+    char unit[17];
+    int kind;            /* enum tally_kind */
+    int scale;           /* decimal places */
+    report_cell_t *cur;  /* [nscopes] */
+    report_cell_t *prev; /* [nscopes], with compare */
+} report_row_t;
+
+typedef struct report {
+    char title[256];   /* "高观镇 2023" */
+    char period[16];   /* "2023" */
+    char year_ago[16]; /* "2022" with compare, else "" */
+    bool compare;
+    size_t nscopes;
+    char (*scope_id)[65];    /* "" for the county */
+    char (*scope_name)[129]; /* what a column is headed */
+    report_row_t *rows;
+    size_t nrows, cap;
+    bool any_data; /* a figure other than 0 or no value, in the period */
+} report_t;
+
+/* Fill r for period (checked) and scopes ids[0..n) ("" = the county),
+ * named after cat (may be NULL: ids), metrics in catalog order, then any
+ * the daemon has tallies of that the catalog lacks.  fetch reads the
+ * tallies of one period under a prefix (tally_period_req).  Returns 0, or
+ * the code fetch returned (req says why), or TALLY_ENOMEM. */
+typedef int (*report_fetch_fn)(void *ctx, const char *prefix, const char *period, tally_tally_cb cb,
+                               void *cb_ctx);
+int report_build(report_t *r, const char *period, bool compare, const char *const *ids, size_t n,
+                 const tally_catalog_t *cat, report_fetch_fn fetch, void *fetch_ctx);
+
+void report_free(report_t *r);
+
+/* A value as the report shows it: "12.5" for 125 at scale 1, "98.6%" for
+ * a ratio (one decimal, rounded half away from zero from the exact
+ * integers), "" for no value. */
+void report_format(char *buf, size_t cap, const report_row_t *row, const report_cell_t *c);
+
+/* The change from b to a, when both have a value: absolute (the metric's
+ * scale; percentage points "+1.2pp" for a ratio) and relative ("+3.4%",
+ * "" when b is 0 or for a ratio).  False when there is no change to
+ * show. */
+bool report_change(const report_row_t *row, const report_cell_t *a, const report_cell_t *b,
+                   char *abs_, size_t abs_cap, char *rel, size_t rel_cap);
+
+/* The ratio as a fraction (0.986...) and a value as a number with its
+ * scale (12.5), for writers that store numbers. */
+double report_number(const report_row_t *row, const report_cell_t *c);
+
+/* Write r as Markdown or CSV to out.  0 or TALLY_EIO. */
+int report_write_md(const report_t *r, FILE *out);
+int report_write_csv(const report_t *r, FILE *out);
+
+/* Write r as an Excel workbook to path (report_xlsx.c).  0, or
+ * TALLY_EIO with a sentence in err. */
+int report_write_xlsx(const report_t *r, const char *path, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,175 @@
+/* report_xlsx.c - the tally command (client/cli/): a report as an Excel
+ * workbook, written by libxlsxwriter (see report.h).
+ *
+ * Offices write their reports in Excel, so the workbook is made to be
+ * worked with there: values are numbers (not text) with the metric's
+ * decimal places, ratios fractions with a percent format, a title row
+ * naming the scope and the period, a frozen header row, and columns wide
+ * enough for the Chinese labels.  One sheet: the scope's figures, or for
+ * --all one wide sheet with a column per township and the county last.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <xlsxwriter.h>
+
+#include "report.h"
+#include "table.h"
+#include "tally_error.h"
+
+/* Excel's column width is in characters of the default font; a CJK
+ * character takes about two. */
+static double width_of(const char *s)
+{
+    return (double)table_width(s) + 2.0;
+}
+
+static const char *number_format(int scale)
+{
+    static const char *const f[] = {
+        "#,##0",       "#,##0.0",      "#,##0.00",      "#,##0.000",      "#,##0.0000",
+        "#,##0.00000", "#,##0.000000", "#,##0.0000000", "#,##0.00000000", "#,##0.000000000"};
+    return f[scale < 0 ? 0 : scale > 9 ? 9 : scale];
+}
+
+typedef struct formats {
+    lxw_format *title, *head, *head_num, *text, *pct, *pp, *rel, *num[10], *signed_num[10];
+} formats_t;
+
+static void make_formats(lxw_workbook *wb, formats_t *f)
+{
+    f->title = workbook_add_format(wb);
+    format_set_bold(f->title);
+    format_set_font_size(f->title, 14);
+    f->head = workbook_add_format(wb);
+    format_set_bold(f->head);
+    format_set_bottom(f->head, LXW_BORDER_THIN);
+    f->head_num = workbook_add_format(wb);
+    format_set_bold(f->head_num);
+    format_set_bottom(f->head_num, LXW_BORDER_THIN);
+    format_set_align(f->head_num, LXW_ALIGN_RIGHT);
+    f->text = workbook_add_format(wb);
+    f->pct = workbook_add_format(wb);
+    format_set_num_format(f->pct, "0.0%");
+    f->pp = workbook_add_format(wb);
+    format_set_num_format(f->pp, "+0.0\"pp\";-0.0\"pp\";0.0\"pp\"");
+    f->rel = workbook_add_format(wb);
+    format_set_num_format(f->rel, "+0.0%;-0.0%;0.0%");
+    for (int s = 0; s < 10; s++) {
+        f->num[s] = workbook_add_format(wb);
+        format_set_num_format(f->num[s], number_format(s));
+        f->signed_num[s] = workbook_add_format(wb);
+        char buf[64];
+        snprintf(buf, sizeof(buf), "+%s;-%s;%s", number_format(s), number_format(s),
+                 number_format(s));
+        format_set_num_format(f->signed_num[s], buf);
+    }
+}
+
+static lxw_format *value_format(const formats_t *f, const report_row_t *row)
+{
+    return row->kind == TALLY_KIND_RATIO ? f->pct : f->num[row->scale];
+}
+
+static lxw_error write_value(lxw_worksheet *ws, lxw_row_t r, lxw_col_t c, const formats_t *f,
+                             const report_row_t *row, const report_cell_t *cell)
+{
+    if (!cell->present)
+        return worksheet_write_blank(ws, r, c, f->text);
+    return worksheet_write_number(ws, r, c, report_number(row, cell), value_format(f, row));
+}
+
+int report_write_xlsx(const report_t *r, const char *path, char *err, size_t errlen)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", path, (long)getpid());
+    lxw_workbook *wb = workbook_new(tmp);
+    if (wb == NULL) {
+        snprintf(err, errlen, "cannot create '%s'", tmp);
+        return TALLY_EIO;
+    }
+    formats_t f;
+    make_formats(wb, &f);
+    lxw_worksheet *ws = workbook_add_worksheet(wb, "报表");
+    bool cmp = r->compare && r->year_ago[0] && r->nscopes == 1;
+    lxw_col_t ncols = (lxw_col_t)(2 + r->nscopes + (cmp ? 3 : 0) + 1);
+    lxw_error e = LXW_NO_ERROR;
+    /* Row 0: the title; row 1: a note when there is no data; then the
+     * header row, frozen with the label column. */
+    e = worksheet_merge_range(ws, 0, 0, 0, ncols - 1, r->title, f.title);
+    lxw_row_t head = 1;
+    if (!r->any_data) {
+        char note[160];
+        snprintf(note, sizeof(note), "本期无数据：no figures were reported for %s", r->period);
+        worksheet_write_string(ws, 1, 0, note, f.text);
+        head = 2;
+    }
+    lxw_col_t c = 0;
+    worksheet_write_string(ws, head, c++, "指标", f.head);
+    worksheet_write_string(ws, head, c++, "单位", f.head);
+    double wval = 12;
+    for (size_t s = 0; s < r->nscopes; s++) {
+        const char *h = r->nscopes == 1 ? r->period : r->scope_name[s];
+        worksheet_write_string(ws, head, c++, h, f.head_num);
+        if (width_of(h) > wval)
+            wval = width_of(h);
+    }
+    if (cmp) {
+        worksheet_write_string(ws, head, c++, r->year_ago, f.head_num);
+        worksheet_write_string(ws, head, c++, "同比增减", f.head_num);
+        worksheet_write_string(ws, head, c++, "同比", f.head_num);
+    }
+    worksheet_write_string(ws, head, c++, "编号", f.head);
+    double wlabel = width_of("指标"), wid = width_of("编号");
+    for (size_t i = 0; i < r->nrows && e == LXW_NO_ERROR; i++) {
+        const report_row_t *row = &r->rows[i];
+        lxw_row_t y = (lxw_row_t)(head + 1 + i);
+        c = 0;
+        worksheet_write_string(ws, y, c++, row->label, f.text);
+        worksheet_write_string(ws, y, c++, row->kind == TALLY_KIND_RATIO ? "%" : row->unit, f.text);
+        for (size_t s = 0; s < r->nscopes; s++)
+            e = write_value(ws, y, c++, &f, row, &row->cur[s]);
+        if (cmp) {
+            const report_cell_t *a = &row->cur[0], *b = &row->prev[0];
+            write_value(ws, y, c++, &f, row, b);
+            if (a->present && b->present && row->kind == TALLY_KIND_RATIO && a->den && b->den)
+                worksheet_write_number(
+                    ws, y, c, 100.0 * (report_number(row, a) - report_number(row, b)), f.pp);
+            else if (a->present && b->present && row->kind != TALLY_KIND_RATIO)
+                worksheet_write_number(ws, y, c, report_number(row, a) - report_number(row, b),
+                                       f.signed_num[row->scale]);
+            c++;
+            if (a->present && b->present && row->kind != TALLY_KIND_RATIO && b->num != 0)
+                worksheet_write_number(
+                    ws, y, c, (double)(a->num - b->num) / (double)(b->num < 0 ? -b->num : b->num),
+                    f.rel);
+            c++;
+        }
+        worksheet_write_string(ws, y, c++, row->id, f.text);
+        if (width_of(row->label) > wlabel)
+            wlabel = width_of(row->label);
+        if (width_of(row->id) > wid)
+            wid = width_of(row->id);
+    }
+    worksheet_set_column(ws, 0, 0, wlabel, NULL);
+    worksheet_set_column(ws, 1, 1, 8, NULL);
+    worksheet_set_column(ws, 2, (lxw_col_t)(ncols - 2), wval, NULL);
+    worksheet_set_column(ws, (lxw_col_t)(ncols - 1), (lxw_col_t)(ncols - 1), wid, NULL);
+    worksheet_freeze_panes(ws, head + 1, 1);
+    lxw_error ce = workbook_close(wb);
+    if (e == LXW_NO_ERROR)
+        e = ce;
+    if (e != LXW_NO_ERROR) {
+        snprintf(err, errlen, "cannot write '%s': %s", path, lxw_strerror(e));
+        unlink(tmp);
+        return TALLY_EIO;
+    }
+    if (rename(tmp, path) != 0) {
+        snprintf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
+        unlink(tmp);
+        return TALLY_EIO;
+    }
+    return 0;
+}

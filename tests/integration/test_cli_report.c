@@ -1,0 +1,256 @@
+/* Integration tests of `tally report` against the real tallyd: 高观镇's
+ * 2023 report pushed stamped 2023-12-31 (example catalog) comes back as a
+ * CSV report with every figure, label and unit of the township's own
+ * report and its three ratios; the Excel workbook read back with openpyxl
+ * (tests/integration/xlsx_check.py) matches the CSV; --all, --compare,
+ * Markdown, a period without figures, and bad arguments. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_support.h"
+#include "harness.h"
+
+typedef struct fx {
+    harness_t h;
+    char *conf;
+    char csv[HARNESS_PATH_MAX];
+} fx_t;
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    if (f == NULL || harness_init(&f->h) != 0)
+        return -1;
+    snprintf(f->csv, sizeof f->csv, "%s/gaoguan-2023.csv", TALLY_SHARED_DATA);
+    char path[HARNESS_PATH_MAX];
+    snprintf(path, sizeof path, "%s/systemd/tallyd.conf.example", harness_source_dir);
+    f->conf = harness_read_file(path);
+    if (f->conf == NULL || harness_start(&f->h, f->conf, NULL) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    int rc = harness_finish(&f->h) == 0 ? 0 : -1;
+    harness_cleanup(&f->h);
+    free(f->conf);
+    free(f);
+    return rc;
+}
+
+static cli_result_t run_expect(fx_t *f, int status, const char *const *args)
+{
+    return cli_expect(&f->h, status, args);
+}
+
+static void push_2023(fx_t *f)
+{
+    cli_result_t r = run_expect(f, 0,
+                                (const char *const[]){"push", "--town", "gaoguan", "--time",
+                                                      "2023-12-31", "--file", f->csv, NULL});
+    cli_result_free(&r);
+}
+
+/* Remove the \r of CRLF line ends in place. */
+static void strip_cr(char *s)
+{
+    char *w = s;
+    for (char *p = s; *p; p++)
+        if (*p != '\r')
+            *w++ = *p;
+    *w = '\0';
+}
+
+/* The line of text starting with prefix, into line. */
+static bool line_with(const char *text, const char *prefix, char *line, size_t cap)
+{
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, "\n");
+        if (strncmp(p, prefix, strlen(prefix)) == 0) {
+            snprintf(line, cap, "%.*s", (int)n, p);
+            return true;
+        }
+        p += n + (p[n] == '\n');
+    }
+    return false;
+}
+
+/* 1. The CSV report reproduces every line of the township's report and
+ * the ratios of ratios.csv; the workbook matches the CSV cell by cell. */
+static void test_gaoguan_2023(void **state)
+{
+    fx_t *f = *state;
+    push_2023(f);
+    cli_result_t r = run_expect(f, 0,
+                                (const char *const[]){"report", "--period", "2023", "--town",
+                                                      "gaoguan", "--format", "csv", NULL});
+    strip_cr(r.out);
+    assert_string_equal(r.err, "");
+    char *seed = harness_read_file(f->csv);
+    assert_non_null(seed);
+    strip_cr(seed);
+    char *save = NULL;
+    int lines = 0;
+    for (char *l = strtok_r(seed, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
+        char want[512];
+        snprintf(want, sizeof want, "\n%s\n", l);
+        if (lines++ == 0) {
+            assert_int_equal(strncmp(r.out, l, strlen(l)), 0); /* the same header */
+            continue;
+        }
+        if (strstr(r.out, want) == NULL)
+            fail_msg("the report lacks the line '%s':\n%s", l, r.out);
+    }
+    free(seed);
+    assert_int_equal(lines, 23);
+    /* ratios.csv: ratio,numerator,denominator,label,gaoguan_2023 */
+    char path[HARNESS_PATH_MAX];
+    snprintf(path, sizeof path, "%s/ratios.csv", TALLY_SHARED_DATA);
+    char *ratios = harness_read_file(path);
+    assert_non_null(ratios);
+    strip_cr(ratios);
+    save = NULL;
+    int nratios = 0;
+    strtok_r(ratios, "\n", &save);
+    for (char *l = strtok_r(NULL, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
+        char id[80], num[80], den[80], label[200], value[40], line[512], prefix[320];
+        if (sscanf(l, "%79[^,],%79[^,],%79[^,],%199[^,],%39s", id, num, den, label, value) != 5)
+            fail_msg("ratios.csv: '%s'", l);
+        snprintf(prefix, sizeof prefix, "%s,ratio,%%,%s,", id, label);
+        if (!line_with(r.out, prefix, line, sizeof line))
+            fail_msg("no line '%s...' in:\n%s", prefix, r.out);
+        double want = atof(value), got = atof(line + strlen(prefix));
+        if (fabs(want - got) > 0.05 || line[strlen(line) - 1] != '%')
+            fail_msg("%s: %s, expected %s", id, line + strlen(prefix), value);
+        nratios++;
+    }
+    free(ratios);
+    assert_int_equal(nratios, 3);
+
+    /* The workbook, read by openpyxl, against the CSV. */
+    char xlsx[HARNESS_PATH_MAX], csvp[HARNESS_PATH_MAX], out[HARNESS_PATH_MAX],
+        err[HARNESS_PATH_MAX];
+    snprintf(xlsx, sizeof xlsx, "%s/gaoguan-2023.xlsx", f->h.dir);
+    snprintf(csvp, sizeof csvp, "%s/gaoguan-2023-report.csv", f->h.dir);
+    cli_result_t x = run_expect(
+        f, 0,
+        (const char *const[]){"report", "--period", "2023", "--town", "gaoguan", "-o", xlsx, NULL});
+    cli_result_free(&x);
+    x = run_expect(
+        f, 0,
+        (const char *const[]){"report", "--period", "2023", "--town", "gaoguan", "-o", csvp, NULL});
+    cli_result_free(&x);
+    char script[HARNESS_PATH_MAX];
+    snprintf(script, sizeof script, "%s/tests/integration/xlsx_check.py", harness_source_dir);
+    snprintf(out, sizeof out, "%s/xlsx_check.out", f->h.dir);
+    snprintf(err, sizeof err, "%s/xlsx_check.err", f->h.dir);
+    const char *argv[] = {"/usr/bin/python3", script, xlsx, csvp, NULL};
+    pid_t pid = cli_spawn_argv(NULL, argv, out, err);
+    assert_true(pid > 0);
+    int st = cli_wait(pid, 60000);
+    if (st != 0) {
+        char *e = harness_read_file(err);
+        fail_msg("xlsx_check.py: status %d: %s", st, e ? e : "");
+    }
+    cli_result_free(&r);
+}
+
+/* 2. --all: a column per township by name and the county's last;
+ * --compare: the year before and the change; Markdown with the title. */
+static void test_all_compare_md(void **state)
+{
+    fx_t *f = *state;
+    push_2023(f);
+    cli_result_t r = run_expect(
+        f, 0, (const char *const[]){"report", "--period", "2023", "--all", "-f", "csv", NULL});
+    strip_cr(r.out);
+    if (strstr(r.out, ",高观镇,") == NULL || strstr(r.out, ",全县\n") == NULL)
+        fail_msg("--all: no 高观镇 and 全县 columns:\n%.400s", r.out);
+    char line[1024];
+    assert_true(line_with(r.out, "disputes.resolved,", line, sizeof line));
+    /* 高观镇's column and the county's, last, hold 216; the others 0. */
+    size_t len = strlen(line);
+    assert_true(len > 4 && strcmp(line + len - 4, ",216") == 0);
+    assert_non_null(strstr(line, ",216,"));
+    cli_result_free(&r);
+
+    r = run_expect(f, 0,
+                   (const char *const[]){"report", "--period", "2023", "--town", "gaoguan",
+                                         "--compare", "-f", "csv", NULL});
+    strip_cr(r.out);
+    assert_int_equal(
+        strncmp(r.out, "metric,kind,unit,label,value,year_ago,change,change_pct\n", 56), 0);
+    assert_true(line_with(r.out, "disputes.resolved,", line, sizeof line));
+    assert_string_equal(line, "disputes.resolved,counter,件,化解矛盾纠纷,216,0,+216,");
+    cli_result_free(&r);
+
+    r = run_expect(
+        f, 0, (const char *const[]){"report", "--period", "2023-Q4", "--town", "gaoguan", NULL});
+    if (strncmp(r.out, "# 高观镇 2023-Q4\n", strlen("# 高观镇 2023-Q4\n")) != 0 ||
+        strstr(r.out, "| 矛盾纠纷化解率 | % | 98.6% |") == NULL)
+        fail_msg("Markdown:\n%s", r.out);
+    cli_result_free(&r);
+}
+
+/* 3. A period without figures is a report of zeros that says so; bad
+ * arguments are named, exit 2; an unwritable file exits 1. */
+static void test_empty_and_bad(void **state)
+{
+    fx_t *f = *state;
+    cli_result_t r = run_expect(
+        f, 0, (const char *const[]){"report", "--period", "2021", "--town", "gaoguan", NULL});
+    if (strstr(r.err, "no figures were reported for 2021") == NULL ||
+        strstr(r.out, "本期无数据") == NULL || strstr(r.out, "| 化解矛盾纠纷 | 件 | 0 |") == NULL)
+        fail_msg("empty period:\nstdout %s\nstderr %s", r.out, r.err);
+    cli_result_free(&r);
+    static const struct {
+        const char *args[12];
+        int status;
+        const char *says;
+    } cases[] = {
+        {{"report", "--period", "2023", "--town", "gaoguang", NULL},
+         2,
+         "--town 'gaoguang' is not a township of the daemon's catalog (did you mean 'gaoguan'?)"},
+        {{"report", "--period", "2023-02-30", NULL}, 2, "--period '2023-02-30' is not a period"},
+        {{"report", "--period", "2099", NULL}, 2, "--period '2099' has not begun yet"},
+        {{"report", NULL}, 2, "--period is required"},
+        {{"report", "--period", "2023", "--format", "pdf", NULL},
+         2,
+         "--format 'pdf' is not md, csv or xlsx"},
+        {{"report", "--period", "2023", "--format", "xlsx", NULL}, 2, "needs -o FILE"},
+        {{"report", "--period", "2023", "-o", "/nonexistent/dir/r.csv", NULL},
+         1,
+         "-o '/nonexistent/dir/r.csv'"},
+        {{"report", "--period", "2023", "-o", "/nonexistent/dir/r.xlsx", NULL},
+         1,
+         "/nonexistent/dir/r.xlsx"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        r = run_expect(f, cases[i].status, cases[i].args);
+        if (strstr(r.err, cases[i].says) == NULL)
+            fail_msg("case %zu: expected '%s' in:\n%s", i, cases[i].says, r.err);
+        cli_result_free(&r);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_gaoguan_2023, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_all_compare_md, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_and_bad, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

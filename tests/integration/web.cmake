@@ -1,0 +1,21 @@
+# tally-web against the real tallyd: HTTP, the WebSocket stream, /metrics
+# (with promtool when installed), tokens; the test is Python with its
+# standard library only (tests/integration/test_web.py).
+if(TARGET tally_web AND TARGET tallyd AND TARGET tally_cli)
+  add_test(NAME test_web
+    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_web.py
+            $<TARGET_FILE:tallyd> $<TARGET_FILE:tally_cli> $<TARGET_FILE:tally_web>
+            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(test_web PROPERTIES LABELS integration TIMEOUT 180)
+endif()
+
+# The wall display in headless Chromium through Selenium (python3-selenium,
+# chromium, chromium-driver); skipped (77) when they are missing.
+if(TARGET tally_web AND TARGET tallyd AND TARGET tally_cli)
+  add_test(NAME test_web_display
+    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_web_display.py
+            $<TARGET_FILE:tallyd> $<TARGET_FILE:tally_cli> $<TARGET_FILE:tally_web>
+            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(test_web_display PROPERTIES LABELS integration TIMEOUT 240
+    SKIP_RETURN_CODE 77)
+endif()

@@ -1,0 +1,69 @@
+#!/usr/bin/python3
+# xlsx_check.py XLSX CSV - read the workbook `tally report --format xlsx`
+# wrote with openpyxl (a reader the tests did not write) and check it cell
+# by cell against the CSV report of the same period and scope: title,
+# frozen header row, every metric's label, unit and value (a number, not
+# text; a ratio a fraction with a percent format).  Exit 0 when they match,
+# 1 with the differences on stderr.
+import csv
+import sys
+
+import openpyxl
+
+
+def fail(msg):
+    print("xlsx_check: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def shown(cell):
+    """The value as the CSV writes it."""
+    v = cell.value
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        fail("%s holds text %r, not a number" % (cell.coordinate, v))
+    fmt = cell.number_format
+    if fmt.endswith("%"):
+        return "%.1f%%" % round(v * 100 + 1e-9, 1)
+    places = len(fmt.split(".")[1]) if "." in fmt else 0
+    return "%.*f" % (places, v)
+
+
+def main():
+    wb = openpyxl.load_workbook(sys.argv[1])
+    ws = wb.active
+    with open(sys.argv[2], newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    head = rows[0]
+    title = ws.cell(1, 1).value
+    if not title or not isinstance(title, str):
+        fail("no title in A1")
+    hrow = 2 if ws.cell(2, 1).value == "指标" else 3
+    if ws.freeze_panes != "B%d" % (hrow + 1):
+        fail("panes frozen at %s, expected below the header row %d" % (ws.freeze_panes, hrow))
+    width = ws.column_dimensions["A"].width
+    longest = max(len(r[3]) for r in rows[1:])
+    if width < 2 * longest:
+        fail("column A is %.1f wide for labels of %d Chinese characters" % (width, longest))
+    nvals = len(head) - 4
+    for i, r in enumerate(rows[1:]):
+        y = hrow + 1 + i
+        metric, kind, unit, label = r[:4]
+        got = [ws.cell(y, 1).value, ws.cell(y, 2).value]
+        if got != [label, unit]:
+            fail("row %d: %r, expected %r" % (y, got, [label, unit]))
+        idcol = 2 + nvals + 1
+        if ws.cell(y, idcol).value != metric:
+            fail("row %d: id %r, expected %r" % (y, ws.cell(y, idcol).value, metric))
+        for j in range(nvals):
+            want = r[4 + j]
+            if head[4 + j] in ("change", "change_pct"):
+                continue  # shown with signs; compared by the C test through the CSV
+            have = shown(ws.cell(y, 3 + j))
+            if have != want:
+                fail("row %d (%s) column %s: %r, expected %r" % (y, metric, head[4 + j], have, want))
+    print("xlsx_check: %d rows match" % (len(rows) - 1))
+
+
+main()

@@ -1,0 +1,436 @@
+// tally-web's wall display: follows /api/v1/stream (a snapshot, then
+// conflated updates) and draws the county's figures for one column.
+//
+// URL parameters: column=today|month|quarter|year|total or yYYYY (a past
+// year, from /api/v1/period; default: the last one chosen on this screen,
+// else total); metrics=a,b,c (the table's figures, default the first six
+// counters).
+"use strict";
+
+const COLUMNS = { today: "今日", month: "本月", quarter: "本季度", year: "本年", total: "累计" };
+// The two years before this one, read from tallyd's history.
+const PAST_YEARS = [1, 2].map((k) => String(new Date().getFullYear() - k));
+for (const y of PAST_YEARS) COLUMNS["y" + y] = y + "年";
+const PAST_REFRESH_MS = 60000;
+const KPI_MAX = 18;
+const TABLE_METRICS_MAX = 6;
+const TABLE_RATIOS_MAX = 2;
+const STALE_AFTER_MS = 12000; // the server sends something every 5 s
+const FLASH_MS = 2000;
+
+const params = new URLSearchParams(location.search);
+const state = {
+  tallies: new Map(), // "scope|metric" -> tally
+  past: new Map(), // "scope|metric" -> the value in the past year shown
+  pastYear: null, // the year state.past holds
+  pastAt: 0, // when it was read
+  stream: 0,
+  seq: 0,
+  synced: false,
+  open: false,
+  lastMessage: 0,
+  lastChange: 0,
+  column: pickColumn(),
+  sort: { metric: null, asc: false },
+  catalog: { metrics: new Map(), townships: new Map(), order: new Map() },
+  shown: new Map(), // what each cell showed, for the change highlight
+  flashed: new Map(), // cell key -> time it changed
+  dirty: true,
+};
+
+function pickColumn() {
+  const c = params.get("column") || localStorage.getItem("tally-web.column");
+  return c && COLUMNS[c] ? c : "total";
+}
+
+// ---- formatting -----------------------------------------------------------
+
+const intFormat = new Intl.NumberFormat("zh-CN");
+
+// The value of t in column: a live column of the stream, or a past year.
+function valueOf(t, column) {
+  if (column[0] === "y") {
+    const v = state.past.get(t.scope + "|" + t.metric);
+    return state.pastYear === column.slice(1) ? v : undefined;
+  }
+  return t.values[column];
+}
+
+function cellText(t, column) {
+  if (!t) return "–";
+  const v = valueOf(t, column);
+  if (v === undefined || v === null) return "–";
+  if (t.kind === "ratio") return percent(v.value);
+  return intFormat.format(v);
+}
+
+function percent(x) {
+  if (x === null || x === undefined || !isFinite(x)) return "–";
+  return (x * 100).toFixed(1) + "%";
+}
+
+function numeric(t, column) {
+  if (!t) return -Infinity;
+  const v = valueOf(t, column);
+  if (v === undefined || v === null) return -Infinity;
+  return t.kind === "ratio" ? v.value : v;
+}
+
+function metricLabel(id) {
+  const m = state.catalog.metrics.get(id);
+  return m && m.label ? m.label : id;
+}
+
+function metricUnit(id) {
+  const m = state.catalog.metrics.get(id);
+  return m && m.unit ? m.unit : "";
+}
+
+function townLabel(id) {
+  const t = state.catalog.townships.get(id);
+  return t && t.label ? t.label : id;
+}
+
+function metricOrder(a, b) {
+  const oa = state.catalog.order.has(a) ? state.catalog.order.get(a) : 1e9;
+  const ob = state.catalog.order.has(b) ? state.catalog.order.get(b) : 1e9;
+  return oa !== ob ? oa - ob : a < b ? -1 : a > b ? 1 : 0;
+}
+
+// ---- the picture ------------------------------------------------------------
+
+function county(kindTest) {
+  const out = [];
+  for (const t of state.tallies.values())
+    if (t.scope === "county" && kindTest(t.kind)) out.push(t);
+  out.sort((x, y) => metricOrder(x.metric, y.metric));
+  return out;
+}
+
+function townships() {
+  const names = new Set();
+  for (const t of state.tallies.values()) if (t.scope !== "county") names.add(t.scope);
+  return [...names];
+}
+
+function get(scope, metric) {
+  return state.tallies.get(scope + "|" + metric);
+}
+
+function tableMetrics() {
+  const wanted = (params.get("metrics") || "").split(",").filter((s) => s);
+  if (wanted.length) return wanted;
+  const counters = county((k) => k !== "ratio").map((t) => t.metric).slice(0, TABLE_METRICS_MAX);
+  const ratios = county((k) => k === "ratio").map((t) => t.metric).slice(0, TABLE_RATIOS_MAX);
+  return counters.concat(ratios);
+}
+
+// ---- drawing ----------------------------------------------------------------
+
+// Mark el as changed (the highlight) when its text differs from last time.
+function show(el, key, text) {
+  const now = Date.now();
+  const before = state.shown.get(key);
+  if (before !== undefined && before !== text) state.flashed.set(key, now);
+  state.shown.set(key, text);
+  el.textContent = text;
+  const at = state.flashed.get(key);
+  if (at !== undefined && now - at < FLASH_MS) {
+    el.classList.add("changed");
+    el.style.animationDelay = -(now - at) + "ms";
+  } else {
+    el.classList.remove("changed");
+    state.flashed.delete(key);
+  }
+}
+
+function drawKpis() {
+  const box = document.getElementById("kpis");
+  const list = county((k) => k !== "ratio").slice(0, KPI_MAX);
+  box.replaceChildren();
+  for (const t of list) {
+    const card = document.createElement("div");
+    card.className = "kpi";
+    const label = document.createElement("div");
+    label.className = "label";
+    label.textContent = metricLabel(t.metric);
+    label.title = t.metric;
+    const line = document.createElement("div");
+    const value = document.createElement("span");
+    value.className = "value";
+    value.dataset.metric = t.metric;
+    show(value, "kpi|" + t.metric + "|" + state.column, cellText(t, state.column));
+    line.appendChild(value);
+    const unit = metricUnit(t.metric);
+    if (unit) {
+      const u = document.createElement("span");
+      u.className = "unit";
+      u.textContent = unit;
+      line.appendChild(u);
+    }
+    card.append(label, line);
+    box.appendChild(card);
+  }
+}
+
+function drawRatios() {
+  const box = document.getElementById("ratios");
+  box.replaceChildren();
+  for (const t of county((k) => k === "ratio").slice(0, 3)) {
+    const r = document.createElement("div");
+    r.className = "ratio";
+    const value = document.createElement("div");
+    value.className = "value";
+    value.dataset.metric = t.metric;
+    show(value, "ratio|" + t.metric + "|" + state.column, cellText(t, state.column));
+    const label = document.createElement("div");
+    label.className = "label";
+    label.textContent = metricLabel(t.metric);
+    const detail = document.createElement("div");
+    detail.className = "detail";
+    const v = valueOf(t, state.column);
+    detail.textContent = v ? intFormat.format(v.num) + " / " + intFormat.format(v.den) : "无数据";
+    r.append(value, label, detail);
+    box.appendChild(r);
+  }
+}
+
+function sortedTowns(metrics) {
+  const key = state.sort.metric && metrics.includes(state.sort.metric) ? state.sort.metric : metrics[0];
+  const towns = townships();
+  if (key === "__town") {
+    towns.sort((a, b) => townLabel(a).localeCompare(townLabel(b), "zh-CN"));
+    if (!state.sort.asc) towns.reverse();
+    return { towns, key };
+  }
+  towns.sort((a, b) => {
+    const d = numeric(get(a, key), state.column) - numeric(get(b, key), state.column);
+    if (d !== 0 && !isNaN(d)) return state.sort.asc ? d : -d;
+    return a < b ? -1 : a > b ? 1 : 0;
+  });
+  return { towns, key };
+}
+
+function drawTable() {
+  const metrics = tableMetrics();
+  const head = document.getElementById("towns-head");
+  const body = document.getElementById("towns-body");
+  const { towns, key } = sortedTowns(metrics);
+  head.replaceChildren();
+  const cols = [["__town", "乡镇（街道）"]].concat(metrics.map((m) => [m, metricLabel(m)]));
+  for (const [id, text] of cols) {
+    const th = document.createElement("th");
+    th.textContent = text;
+    th.dataset.sort = id;
+    th.title = id === "__town" ? "按名称排序" : id;
+    if ((state.sort.metric || metrics[0]) === id || key === id) {
+      th.classList.add("sorted");
+      if (state.sort.asc) th.classList.add("asc");
+    }
+    th.addEventListener("click", () => {
+      if (state.sort.metric === id) state.sort.asc = !state.sort.asc;
+      else state.sort = { metric: id, asc: id === "__town" };
+      state.dirty = true;
+    });
+    head.appendChild(th);
+  }
+  body.replaceChildren();
+  for (const town of towns) {
+    const tr = document.createElement("tr");
+    tr.dataset.town = town;
+    const name = document.createElement("td");
+    name.textContent = townLabel(town);
+    tr.appendChild(name);
+    for (const m of metrics) {
+      const td = document.createElement("td");
+      td.dataset.metric = m;
+      show(td, "town|" + town + "|" + m + "|" + state.column, cellText(get(town, m), state.column));
+      tr.appendChild(td);
+    }
+    body.appendChild(tr);
+  }
+  drawChart(towns, key);
+}
+
+let chart = null;
+
+function drawChart(towns, key) {
+  const title = document.getElementById("chart-title");
+  if (!key || key === "__town") {
+    title.textContent = "";
+    return;
+  }
+  title.textContent = "各乡镇" + metricLabel(key) + " · " + COLUMNS[state.column];
+  if (typeof echarts === "undefined") return;
+  if (chart === null) chart = echarts.init(document.getElementById("chart"), null, { renderer: "canvas" });
+  const top = towns.slice(0, 25).reverse();
+  const ratio = top.some((t) => get(t, key) && get(t, key).kind === "ratio");
+  const data = top.map((t) => {
+    const v = numeric(get(t, key), state.column);
+    return v === -Infinity ? 0 : ratio ? +(v * 100).toFixed(1) : v;
+  });
+  chart.setOption({
+    animation: false,
+    grid: { left: 130, right: 90, top: 10, bottom: 10 },
+    xAxis: { type: "value", show: false },
+    yAxis: {
+      type: "category",
+      data: top.map(townLabel),
+      axisLabel: { color: "#c9dcff", fontSize: 17 },
+      axisLine: { lineStyle: { color: "#1d4b8f" } },
+    },
+    series: [{
+      type: "bar",
+      data,
+      barWidth: "62%",
+      itemStyle: { color: "#3fd0ff", borderRadius: [0, 4, 4, 0] },
+      label: {
+        show: true, position: "right", color: "#e6f0ff", fontSize: 17,
+        formatter: (p) => (ratio ? p.value + "%" : intFormat.format(p.value)),
+      },
+    }],
+  }, true);
+}
+
+function drawStatus() {
+  const conn = document.getElementById("conn");
+  const text = document.getElementById("conn-text");
+  const fresh = Date.now() - state.lastMessage < STALE_AFTER_MS;
+  let s;
+  if (state.open && state.synced && fresh) s = "live";
+  else if (!state.open && state.lastMessage === 0) s = "connecting";
+  else s = "stale";
+  conn.dataset.state = s;
+  conn.classList.toggle("stale", s !== "live");
+  text.textContent = s === "live" ? "实时" : s === "connecting" ? "连接中" : "数据中断";
+  document.getElementById("seq").textContent = state.seq ? "序号 " + state.seq + " · 数据流 " + state.stream : "";
+  document.getElementById("updated").textContent = state.lastChange
+    ? "最近更新 " + new Date(state.lastChange).toLocaleTimeString("zh-CN", { hour12: false })
+    : "";
+  for (const b of document.querySelectorAll("#columns button"))
+    b.classList.toggle("on", b.dataset.column === state.column);
+}
+
+function drawClock() {
+  const d = new Date();
+  const week = "日一二三四五六"[d.getDay()];
+  const p = (n) => String(n).padStart(2, "0");
+  document.getElementById("clock").textContent =
+    d.getFullYear() + "年" + p(d.getMonth() + 1) + "月" + p(d.getDate()) + "日 星期" + week + " " +
+    p(d.getHours()) + ":" + p(d.getMinutes()) + ":" + p(d.getSeconds());
+}
+
+function frame() {
+  if (state.dirty) {
+    state.dirty = false;
+    drawKpis();
+    drawRatios();
+    drawTable();
+  }
+  drawStatus();
+  requestAnimationFrame(frame);
+}
+
+// ---- the stream -------------------------------------------------------------
+
+function apply(msg) {
+  state.lastMessage = Date.now();
+  state.synced = !!msg.synced;
+  state.stream = msg.stream_id;
+  state.seq = msg.seq;
+  if (msg.type === "snapshot") state.tallies.clear();
+  if (msg.tallies) {
+    for (const t of msg.tallies) state.tallies.set(t.scope + "|" + t.metric, t);
+    if (msg.type === "update" && msg.tallies.length) state.lastChange = Date.now();
+    if (msg.type === "snapshot" && !state.lastChange) state.lastChange = Date.now();
+    state.dirty = true;
+  }
+}
+
+let retry = 1000;
+
+function connect() {
+  const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/stream");
+  ws.onopen = () => {
+    state.open = true;
+    retry = 1000;
+  };
+  ws.onmessage = (ev) => {
+    try {
+      apply(JSON.parse(ev.data));
+    } catch (e) {
+      console.warn("tally-web: a message that is not JSON", e);
+    }
+  };
+  ws.onclose = () => {
+    state.open = false;
+    state.synced = false;
+    setTimeout(connect, retry);
+    retry = Math.min(retry * 2, 10000);
+  };
+}
+
+// A past year's figures for every series, from tallyd's history.
+async function loadPast() {
+  if (state.column[0] !== "y") return;
+  const year = state.column.slice(1);
+  if (state.pastYear === year && Date.now() - state.pastAt < PAST_REFRESH_MS) return;
+  state.pastAt = Date.now();
+  try {
+    const r = await fetch("/api/v1/period?prefix=u/&period=" + year, { credentials: "same-origin" });
+    if (!r.ok) return;
+    const doc = await r.json();
+    const past = new Map();
+    for (const t of doc.tallies || []) past.set(t.scope + "|" + t.metric, t.values[year]);
+    state.past = past;
+    state.pastYear = year;
+    state.dirty = true;
+  } catch (e) {
+    // tallyd unreachable: tried again at the next refresh
+  }
+}
+
+async function loadCatalog() {
+  try {
+    const r = await fetch("/api/v1/catalog", { credentials: "same-origin" });
+    if (!r.ok) return;
+    const c = await r.json();
+    (c.metrics || []).concat(c.ratios || []).forEach((m, i) => {
+      state.catalog.metrics.set(m.id, m);
+      state.catalog.order.set(m.id, i);
+    });
+    (c.townships || []).forEach((t) => state.catalog.townships.set(t.id, t));
+    if (c.county && c.county.label) document.getElementById("title").textContent = c.county.label + " · 实时数据";
+    state.dirty = true;
+  } catch (e) {
+    // No catalog: ids stand in for labels.
+  }
+}
+
+function start() {
+  const nav = document.getElementById("columns");
+  for (const y of PAST_YEARS) {
+    const b = document.createElement("button");
+    b.dataset.column = "y" + y;
+    b.textContent = COLUMNS["y" + y];
+    nav.append(b);
+  }
+  setInterval(loadPast, 5000);
+  for (const b of document.querySelectorAll("#columns button")) {
+    b.addEventListener("click", () => {
+      state.column = b.dataset.column;
+      localStorage.setItem("tally-web.column", state.column);
+      loadPast();
+      state.dirty = true;
+    });
+  }
+  drawClock();
+  setInterval(drawClock, 1000);
+  window.addEventListener("resize", () => chart && chart.resize());
+  loadCatalog();
+  loadPast();
+  connect();
+  requestAnimationFrame(frame);
+}
+
+start();

@@ -1,0 +1,122 @@
+/* main.c - tally-web (web/): the wiring.  One libuv loop carries the
+ * subscriber (web_feed), the metrics timer (web_stats, whose requests to
+ * tallyd run on a worker thread) and the libwebsockets server
+ * (web_server); SIGTERM and SIGINT stop them all through uv_signal, and
+ * the loop then runs until every handle is closed. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "web_feed.h"
+#include "web_opts.h"
+#include "web_server.h"
+#include "web_stats.h"
+
+typedef struct app {
+    uv_loop_t loop;
+    uv_signal_t sigterm, sigint;
+    web_opts_t opts;
+    web_feed_t feed;
+    web_stats_t stats;
+    web_server_t *server;
+    bool stopping;
+} app_t;
+
+static void on_feed_change(void *ctx)
+{
+    app_t *a = ctx;
+    if (a->server != NULL)
+        web_server_feed_changed(a->server);
+}
+
+static void stop(app_t *a)
+{
+    if (a->stopping)
+        return;
+    a->stopping = true;
+    if (a->server != NULL)
+        web_server_stop(a->server);
+    web_stats_stop(&a->stats);
+    web_feed_stop(&a->feed);
+    uv_close((uv_handle_t *)&a->sigterm, NULL);
+    uv_close((uv_handle_t *)&a->sigint, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int sig)
+{
+    app_t *a = h->data;
+    fprintf(stderr, "tally-web: %s: stopping\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    stop(a);
+}
+
+static void log_ready(const app_t *a, int port)
+{
+    const web_opts_t *o = &a->opts;
+    const char *host = o->listen_host[0] ? o->listen_host : "0.0.0.0";
+    bool v6 = strchr(host, ':') != NULL;
+    fprintf(stderr, "tally-web: ready: serving %s://%s%s%s:%d/ for tallyd at %s%s\n",
+            o->tls_cert ? "https" : "http", v6 ? "[" : "", host, v6 ? "]" : "", port, o->server,
+            o->token ? " (token required)" : "");
+    if (!o->loopback && o->token == NULL)
+        fprintf(stderr,
+                "tally-web: warning: --insecure: anyone who reaches %s:%d sees the "
+                "county's figures; give --token to require one\n",
+                host, port);
+    else if (!o->loopback && o->tls_cert == NULL)
+        fprintf(stderr, "tally-web: warning: the token travels in plaintext over the network; "
+                        "give --tls-cert and --tls-key to serve HTTPS\n");
+}
+
+int main(int argc, char **argv)
+{
+    static app_t a; /* large; one per process */
+    int status = web_opts_parse(&a.opts, argc, argv);
+    if (status != -1) {
+        web_opts_free(&a.opts);
+        return status;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (uv_loop_init(&a.loop) != 0) {
+        fprintf(stderr, "tally-web: cannot create the event loop\n");
+        return WEB_EXIT_FAILURE;
+    }
+    char err[512] = "";
+    const tally_curve_t *curve = a.opts.server_key ? &a.opts.curve : NULL;
+    int rc =
+        web_feed_start(&a.feed, &a.loop, a.opts.server, curve, on_feed_change, &a, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "tally-web: cannot follow tallyd at %s: %s\n", a.opts.server,
+                err[0] ? err : tally_strerror(rc));
+        status = WEB_EXIT_FAILURE;
+        goto done;
+    }
+    web_stats_start(&a.stats, &a.loop, a.opts.server, curve);
+    rc = web_server_start(&a.server, &a.loop, &a.opts, &a.feed, &a.stats, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "tally-web: %s\n", err);
+        status = WEB_EXIT_FAILURE;
+        a.stopping = true;
+        web_stats_stop(&a.stats);
+        web_feed_stop(&a.feed);
+        uv_run(&a.loop, UV_RUN_DEFAULT);
+        goto done;
+    }
+    uv_signal_init(&a.loop, &a.sigterm);
+    uv_signal_init(&a.loop, &a.sigint);
+    a.sigterm.data = a.sigint.data = &a;
+    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&a.sigint, on_signal, SIGINT);
+    log_ready(&a, web_server_port(a.server));
+
+    uv_run(&a.loop, UV_RUN_DEFAULT);
+    web_server_free(&a.server);
+    status = WEB_EXIT_OK;
+    fprintf(stderr, "tally-web: stopped\n");
+done:
+    if (uv_loop_close(&a.loop) != 0)
+        fprintf(stderr, "tally-web: the event loop still had handles open at exit\n");
+    web_opts_free(&a.opts);
+    return status;
+}

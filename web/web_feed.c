@@ -1,0 +1,161 @@
+/* web_feed.c - tally-web (web/): libtally's subscriber on the libuv loop. */
+#include "web_feed.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_reset(void *ctx)
+{
+    web_feed_t *f = ctx;
+    f->epoch++;
+    f->seq = 0;
+    f->stream_id = tally_sub_stream_id(f->sub);
+}
+
+static void on_tally(void *ctx, const tally_tally_t *t)
+{
+    web_feed_t *f = ctx;
+    if (t->seq > f->seq)
+        f->seq = t->seq;
+}
+
+static void on_synced(void *ctx, uint64_t seq, uint64_t stream_id)
+{
+    web_feed_t *f = ctx;
+    if (seq > f->seq)
+        f->seq = seq;
+    f->stream_id = stream_id;
+    if (f->snapshots++ > 0)
+        f->resyncs++;
+    f->ever_synced = true;
+    f->synced_at_ms = wall_ms();
+}
+
+static void schedule(web_feed_t *f);
+
+/* Drain the sockets and apply what came, then tell the web side. */
+static void process(web_feed_t *f)
+{
+    uint64_t epoch = f->epoch, seq = f->seq;
+    bool synced = f->synced;
+    int rc = tally_sub_process(f->sub);
+    if (rc != 0)
+        fprintf(stderr, "tally-web: subscriber: %s\n", tally_strerror(rc));
+    f->synced = tally_sub_synced(f->sub);
+    const char *message = NULL;
+    int refusal = tally_sub_refusal(f->sub, &message);
+    if (refusal != 0 && refusal != f->refusal)
+        fprintf(stderr, "tally-web: tallyd refuses this subscriber: %s%s%s\n",
+                tally_strerror(refusal), message && message[0] ? ": " : "", message ? message : "");
+    f->refusal = refusal;
+    if (synced != f->synced)
+        fprintf(stderr, "tally-web: %s tallyd (stream %llu, seq %llu)\n",
+                f->synced ? "synchronised with" : "lost synchronisation with",
+                (unsigned long long)f->stream_id, (unsigned long long)f->seq);
+    if (f->on_change != NULL && (epoch != f->epoch || seq != f->seq || synced != f->synced))
+        f->on_change(f->ctx);
+    schedule(f);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    process(h->data);
+}
+
+static void on_timer(uv_timer_t *h)
+{
+    process(h->data);
+}
+
+static void schedule(web_feed_t *f)
+{
+    if (f->sub == NULL)
+        return;
+    uv_timer_start(&f->timer, on_timer, (uint64_t)tally_sub_next_timeout_ms(f->sub), 0);
+}
+
+int web_feed_start(web_feed_t *f, uv_loop_t *loop, const char *server, const tally_curve_t *curve,
+                   web_feed_cb on_change, void *ctx, char *err, size_t errlen)
+{
+    memset(f, 0, sizeof *f);
+    f->loop = loop;
+    f->on_change = on_change;
+    f->ctx = ctx;
+    tally_sub_callbacks_t cb = {
+        .on_reset = on_reset, .on_tally = on_tally, .on_synced = on_synced, .ctx = f};
+    tally_sub_opts_t so = {.errbuf = err, .errbuf_len = errlen, .curve = curve};
+    int rc = tally_sub_new(server, "u/", &cb, &so, &f->sub);
+    if (rc != 0)
+        return rc;
+    int fds[2];
+    rc = tally_sub_poll_fds(f->sub, fds);
+    if (rc != 0) {
+        snprintf(err, errlen, "the subscriber's sockets: %s", tally_strerror(rc));
+        tally_sub_destroy(&f->sub);
+        return rc;
+    }
+    uv_timer_init(loop, &f->timer);
+    f->timer.data = f;
+    f->nopen = 1;
+    for (int i = 0; i < 2; i++) {
+        if (uv_poll_init(loop, &f->poll[i], fds[i]) != 0) {
+            snprintf(err, errlen, "cannot watch the subscriber's socket %d", fds[i]);
+            web_feed_stop(f);
+            return TALLY_ESYS;
+        }
+        f->poll[i].data = f;
+        f->nopen++;
+        uv_poll_start(&f->poll[i], UV_READABLE, on_poll);
+    }
+    uv_timer_start(&f->timer, on_timer, 0, 0);
+    return 0;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    web_feed_t *f = h->data;
+    if (--f->nopen == 0)
+        tally_sub_destroy(&f->sub);
+}
+
+void web_feed_stop(web_feed_t *f)
+{
+    if (f->nopen == 0) {
+        tally_sub_destroy(&f->sub);
+        return;
+    }
+    int n = f->nopen;
+    uv_close((uv_handle_t *)&f->timer, on_closed);
+    for (int i = 0; i < n - 1; i++)
+        uv_close((uv_handle_t *)&f->poll[i], on_closed);
+}
+
+typedef struct filter {
+    const char *prefix;
+    size_t len;
+    tally_tally_cb fn;
+    void *ctx;
+} filter_t;
+
+static void filtered(void *ctx, const tally_tally_t *t)
+{
+    filter_t *fl = ctx;
+    if (strncmp(t->topic, fl->prefix, fl->len) == 0)
+        fl->fn(fl->ctx, t);
+}
+
+void web_feed_foreach(const web_feed_t *f, const char *prefix, tally_tally_cb fn, void *ctx)
+{
+    filter_t fl = {.prefix = prefix, .len = strlen(prefix), .fn = fn, .ctx = ctx};
+    tally_sub_foreach(f->sub, filtered, &fl);
+}

@@ -1,0 +1,61 @@
+/* web_feed.h - tally-web (web/): the picture of the county, kept current by
+ * libtally's subscriber (snapshot, then sequenced updates; a new snapshot
+ * after gaps, daemon restarts, GOODBYE and silence) on a libuv loop.
+ *
+ * The subscriber's two sockets are watched with uv_poll and its timers
+ * with a uv_timer, so the feed never blocks the loop.  The table itself is
+ * the subscriber's (tally_sub_foreach); the feed adds what the web side
+ * needs to send browsers only what changed: an epoch that grows with
+ * every new snapshot, and the highest sequence number applied.
+ */
+#ifndef TALLY_WEB_FEED_H
+#define TALLY_WEB_FEED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "tally.h"
+
+typedef struct web_feed web_feed_t;
+
+/* Called on the loop after the feed has applied something: tallies
+ * changed, or it lost or regained synchronisation. */
+typedef void (*web_feed_cb)(void *ctx);
+
+struct web_feed {
+    uv_loop_t *loop;
+    tally_sub_t *sub;
+    uv_poll_t poll[2];
+    uv_timer_t timer;
+    int nopen; /* handles still to close */
+    web_feed_cb on_change;
+    void *ctx;
+    /* What the web side reads (and nobody else writes). */
+    uint64_t epoch;     /* +1 at every new snapshot (on_reset) */
+    uint64_t seq;       /* highest seq applied in this epoch */
+    uint64_t stream_id; /* of the daemon run the table comes from */
+    bool synced;        /* tally_sub_synced, as of the last processing */
+    bool ever_synced;
+    uint64_t resyncs;     /* snapshots applied after the first */
+    uint64_t snapshots;   /* snapshots applied */
+    int refusal;          /* the daemon's last refusal (tally_sub_refusal), 0: none */
+    int64_t synced_at_ms; /* wall clock of the last on_synced */
+};
+
+/* Create the subscriber for every tally ("u/") of the daemon at server
+ * (curve NULL: plaintext) and start watching it on loop; on_change runs
+ * with ctx after each batch of changes.  Returns 0; the codes of
+ * tally_sub_new() (err, errlen receive the reason); TALLY_ESYS when a
+ * libuv handle cannot be set up. */
+int web_feed_start(web_feed_t *f, uv_loop_t *loop, const char *server, const tally_curve_t *curve,
+                   web_feed_cb on_change, void *ctx, char *err, size_t errlen);
+
+/* Stop watching and close the handles; the subscriber is destroyed once
+ * they are closed (run the loop until then). */
+void web_feed_stop(web_feed_t *f);
+
+/* Call fn for every tally whose topic starts with prefix ("" for all). */
+void web_feed_foreach(const web_feed_t *f, const char *prefix, tally_tally_cb fn, void *ctx);
+
+#endif

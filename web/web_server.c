@@ -1,0 +1,820 @@
+/* web_server.c - tally-web (web/): the libwebsockets context, its routes,
+ * access control and responses. */
+#include "web_server.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libwebsockets.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proto.h"
+#include "web_assets.h"
+#include "web_json.h"
+
+struct web_server {
+    uv_loop_t *loop;
+    const web_opts_t *opts;
+    web_feed_t *feed;
+    web_stats_t *stats;
+    web_counters_t counters;
+    web_stream_t stream;
+    struct lws_context *ctx;
+    struct lws_vhost *vhost;
+    int port;
+    /* A hash of the token, so that comparing with what a request brings
+     * takes the same time whatever it brings. */
+    unsigned char token_hash[crypto_generichash_BYTES];
+};
+
+/* Per-session data: an HTTP transaction's response, or a browser of the
+ * stream once upgraded. */
+typedef struct pss {
+    /* HTTP: the body still to send. */
+    unsigned char *body; /* owned when own */
+    size_t len, off;
+    bool own;
+    bool head;               /* a HEAD request: headers only */
+    struct history_job *job; /* a history answer being fetched from tallyd */
+    /* WebSocket. */
+    web_stream_client_t client;
+} pss_t;
+
+/* ---- responses ------------------------------------------------------- */
+
+typedef struct header {
+    const char *name; /* "location:" */
+    const char *value;
+} header_t;
+
+static int add_header(struct lws *wsi, const char *name, const char *value, unsigned char **p,
+                      unsigned char *end)
+{
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                       (const unsigned char *)value, (int)strlen(value), p, end);
+}
+
+/* Send status, the extra headers (nheaders of them) and body (len bytes;
+ * taken over when own, else it must outlive the response). */
+static int respond(web_server_t *s, struct lws *wsi, pss_t *ps, unsigned status, const char *type,
+                   unsigned char *body, size_t len, bool own, const header_t *headers,
+                   size_t nheaders)
+{
+    unsigned char buf[LWS_PRE + 2048], *start = buf + LWS_PRE, *p = start,
+                                       *end = buf + sizeof buf - 1;
+    s->counters.http_requests++;
+    if (status == HTTP_STATUS_UNAUTHORIZED)
+        s->counters.http_unauthorized++;
+    if (lws_add_http_common_headers(wsi, status, type, len, &p, end) != 0 ||
+        add_header(wsi, "x-content-type-options:", "nosniff", &p, end) != 0 ||
+        add_header(wsi, "referrer-policy:", "no-referrer", &p, end) != 0 ||
+        add_header(wsi, "content-security-policy:",
+                   "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
+                   "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+                   &p, end) != 0) {
+        if (own)
+            free(body);
+        return -1;
+    }
+    for (size_t i = 0; i < nheaders; i++) {
+        if (add_header(wsi, headers[i].name, headers[i].value, &p, end) != 0) {
+            if (own)
+                free(body);
+            return -1;
+        }
+    }
+    if (lws_finalize_write_http_header(wsi, start, &p, end) != 0) {
+        if (own)
+            free(body);
+        return -1;
+    }
+    if (len == 0 || ps->head) {
+        if (own)
+            free(body);
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    }
+    ps->body = body;
+    ps->len = len;
+    ps->off = 0;
+    ps->own = own;
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static void body_free(pss_t *ps)
+{
+    if (ps->own)
+        free(ps->body);
+    ps->body = NULL;
+    ps->len = ps->off = 0;
+    ps->own = false;
+}
+
+/* Send the next piece of the body. */
+static int write_body(struct lws *wsi, pss_t *ps)
+{
+    if (ps->body == NULL)
+        return 0;
+    unsigned char buf[LWS_PRE + 16384];
+    size_t n = ps->len - ps->off;
+    if (n > sizeof buf - LWS_PRE)
+        n = sizeof buf - LWS_PRE;
+    memcpy(buf + LWS_PRE, ps->body + ps->off, n);
+    bool last = ps->off + n == ps->len;
+    if (lws_write(wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n) {
+        body_free(ps);
+        return -1;
+    }
+    ps->off += n;
+    if (!last) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    body_free(ps);
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static const header_t no_store = {"cache-control:", "no-store"};
+
+/* A JSON error: {"error":message}. */
+static int respond_error(web_server_t *s, struct lws *wsi, pss_t *ps, unsigned status,
+                         const char *message, const header_t *extra)
+{
+    web_buf_t b;
+    if (web_buf_open(&b) != 0)
+        return -1;
+    fputs("{\"error\":", b.f);
+    web_json_string(b.f, message);
+    fputs("}\n", b.f);
+    if (web_buf_close(&b) != 0)
+        return -1;
+    header_t h[2] = {no_store};
+    size_t nh = 1;
+    if (extra != NULL)
+        h[nh++] = *extra;
+    return respond(s, wsi, ps, status, "application/json", (unsigned char *)b.data, b.len, true, h,
+                   nh);
+}
+
+static int respond_buf(web_server_t *s, struct lws *wsi, pss_t *ps, const char *type, web_buf_t *b)
+{
+    if (web_buf_close(b) != 0)
+        return respond_error(s, wsi, ps, HTTP_STATUS_INTERNAL_SERVER_ERROR, "out of memory", NULL);
+    return respond(s, wsi, ps, HTTP_STATUS_OK, type, (unsigned char *)b->data, b->len, true,
+                   &no_store, 1);
+}
+
+/* ---- access ---------------------------------------------------------- */
+
+static bool token_matches(const web_server_t *s, const char *given)
+{
+    unsigned char h[crypto_generichash_BYTES];
+    crypto_generichash(h, sizeof h, (const unsigned char *)given, strlen(given), NULL, 0);
+    return sodium_memcmp(h, s->token_hash, sizeof h) == 0;
+}
+
+/* The request's bearer token matches. */
+static bool bearer_ok(const web_server_t *s, struct lws *wsi)
+{
+    char buf[WEB_TOKEN_MAX + 16];
+    if (lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_HTTP_AUTHORIZATION) <= 7)
+        return false;
+    if (strncasecmp(buf, "Bearer ", 7) != 0)
+        return false;
+    return token_matches(s, buf + 7);
+}
+
+static bool authorized(const web_server_t *s, struct lws *wsi)
+{
+    if (s->opts->token == NULL)
+        return true;
+    if (bearer_ok(s, wsi))
+        return true;
+    char buf[WEB_TOKEN_MAX + 1];
+    size_t max = sizeof buf;
+    return lws_http_cookie_get(wsi, WEB_COOKIE_NAME, buf, &max) == 0 && token_matches(s, buf);
+}
+
+/* A browser page may open a WebSocket to any site; only pages of this
+ * server may open ours (the cookie would otherwise let any site read the
+ * figures).  Clients that are not browsers send no Origin. */
+static bool origin_ok(struct lws *wsi)
+{
+    char origin[512], host[256];
+    if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) <= 0)
+        return true;
+    if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0)
+        return false;
+    const char *o = strstr(origin, "://");
+    return o != NULL && strcmp(o + 3, host) == 0;
+}
+
+/* ---- routes ---------------------------------------------------------- */
+
+typedef struct collect {
+    const tally_tally_t **v;
+    size_t n, cap;
+    bool oom;
+} collect_t;
+
+static void collect_one(void *ctx, const tally_tally_t *t)
+{
+    collect_t *c = ctx;
+    if (c->oom)
+        return;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 256;
+        const tally_tally_t **v = realloc(c->v, cap * sizeof *v);
+        if (v == NULL) {
+            c->oom = true;
+            return;
+        }
+        c->v = v;
+        c->cap = cap;
+    }
+    c->v[c->n++] = t;
+}
+
+static int route_tallies(web_server_t *s, struct lws *wsi, pss_t *ps)
+{
+    char arg[PROTO_PREFIX_MAX + 16];
+    const char *prefix = lws_get_urlarg_by_name(wsi, "prefix=", arg, sizeof arg);
+    if (prefix == NULL) {
+        /* Too long for arg, or absent: tell the two apart. */
+        char probe[8];
+        if (lws_get_urlarg_by_name(wsi, "prefix", probe, sizeof probe) != NULL ||
+            lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) > (int)sizeof arg) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "prefix: longer than %d bytes", PROTO_PREFIX_MAX);
+            return respond_error(s, wsi, ps, HTTP_STATUS_BAD_REQUEST, msg, NULL);
+        }
+        prefix = "";
+    }
+    size_t plen = strlen(prefix);
+    if (plen > PROTO_PREFIX_MAX || !proto_topic_prefix_possible(prefix, plen)) {
+        web_buf_t b;
+        if (web_buf_open(&b) != 0)
+            return -1;
+        fputs("prefix ", b.f);
+        web_json_string(b.f, prefix);
+        fputs(" begins no topic: use \"\", \"u/county/\", \"u/county/METRIC/\", "
+              "\"u/town/\" or \"u/town/TOWNSHIP/METRIC/\"",
+              b.f);
+        if (web_buf_close(&b) != 0)
+            return -1;
+        int rc = respond_error(s, wsi, ps, HTTP_STATUS_BAD_REQUEST, b.data, NULL);
+        free(b.data);
+        return rc;
+    }
+    if (!s->feed->synced)
+        return respond_error(s, wsi, ps, HTTP_STATUS_SERVICE_UNAVAILABLE,
+                             s->feed->ever_synced ? "re-synchronising with tallyd, try again"
+                                                  : "not synchronised with tallyd yet",
+                             NULL);
+    collect_t c = {0};
+    web_feed_foreach(s->feed, prefix, collect_one, &c);
+    web_buf_t b;
+    if (c.oom || web_buf_open(&b) != 0) {
+        free(c.v);
+        return respond_error(s, wsi, ps, HTTP_STATUS_INTERNAL_SERVER_ERROR, "out of memory", NULL);
+    }
+    web_json_sort(c.v, c.n);
+    fprintf(b.f, "{\"seq\":%" PRIu64 ",\"stream_id\":%" PRIu64 ",\"tallies\":[", s->feed->seq,
+            s->feed->stream_id);
+    for (size_t i = 0; i < c.n; i++) {
+        if (i > 0)
+            fputc(',', b.f);
+        web_json_tally(b.f, c.v[i], false);
+    }
+    fputs("]}\n", b.f);
+    free(c.v);
+    return respond_buf(s, wsi, ps, "application/json", &b);
+}
+
+/* ---- history: /api/v1/period and /api/v1/range ---------------------- */
+
+/* A history request: asked of tallyd on a libuv worker thread (a one-shot
+ * request may wait for tallyd), answered from the writeable callback. */
+typedef struct history_job {
+    uv_work_t work;
+    web_server_t *s;
+    struct lws *wsi; /* NULL once the browser went away */
+    pss_t *ps;
+    bool range;
+    char period[24], prefix[PROTO_PREFIX_MAX + 1];
+    char metric[PROTO_NAME_MAX + 1], scope[PROTO_NAME_MAX + 1], by[16], from[24], to[24];
+    /* the answer */
+    bool done;
+    unsigned status;
+    web_buf_t b;
+    bool first;
+    int kind;
+} history_job_t;
+
+static void job_tally(void *ctx, const tally_tally_t *t)
+{
+    history_job_t *j = ctx;
+    if (!j->first)
+        fputc(',', j->b.f);
+    j->first = false;
+    web_json_tally(j->b.f, t, false);
+}
+
+static void job_point(void *ctx, int kind, const tally_value_t *v)
+{
+    history_job_t *j = ctx;
+    j->kind = kind;
+    if (!j->first)
+        fputc(',', j->b.f);
+    j->first = false;
+    fputs("{\"period\":", j->b.f);
+    web_json_string(j->b.f, v->column);
+    fputs(",\"value\":", j->b.f);
+    if (!v->present)
+        fputs("null", j->b.f);
+    else if (kind == TALLY_KIND_RATIO)
+        fprintf(j->b.f, "{\"num\":%" PRId64 ",\"den\":%" PRId64 "}", v->num, v->den);
+    else
+        fprintf(j->b.f, "%" PRId64, v->num);
+    fputc('}', j->b.f);
+}
+
+static unsigned status_of(int rc)
+{
+    switch (rc) {
+    case TALLY_EBADPERIOD:
+    case TALLY_EUNKTOWN:
+    case TALLY_EUNKMETRIC:
+    case TALLY_EINVAL:
+        return HTTP_STATUS_BAD_REQUEST;
+    case TALLY_EEXPIRED:
+        return 410; /* Gone */
+    case TALLY_ETYPE:
+        return HTTP_STATUS_NOT_IMPLEMENTED;
+    default:
+        return HTTP_STATUS_SERVICE_UNAVAILABLE;
+    }
+}
+
+/* On a worker thread: only the job and the read-only settings. */
+static void job_work(uv_work_t *w)
+{
+    history_job_t *j = w->data;
+    char err[512] = "";
+    tally_request_t req = {.curve = j->s->stats->curve,
+                           .timeout_ms = WEB_STATS_TIMEOUT_MS * 2,
+                           .errbuf = err,
+                           .errbuf_len = sizeof err};
+    if (web_buf_open(&j->b) != 0) {
+        j->status = HTTP_STATUS_INTERNAL_SERVER_ERROR;
+        return;
+    }
+    j->first = true;
+    int rc;
+    if (!j->range) {
+        fputs("{\"period\":", j->b.f);
+        web_json_string(j->b.f, j->period);
+        fputs(",\"tallies\":[", j->b.f);
+        rc = tally_period_req(j->s->stats->server, &req, j->prefix, j->period, job_tally, j);
+    } else {
+        fputs("{\"metric\":", j->b.f);
+        web_json_string(j->b.f, j->metric);
+        fputs(",\"scope\":", j->b.f);
+        web_json_string(j->b.f, j->scope[0] ? j->scope : "county");
+        fputs(",\"by\":", j->b.f);
+        web_json_string(j->b.f, j->by);
+        fputs(",\"points\":[", j->b.f);
+        rc = tally_range_req(j->s->stats->server, &req, j->metric, j->scope, j->by, j->from, j->to,
+                             job_point, j);
+        fprintf(j->b.f, "],\"kind\":\"%s\"", tally_kind_name(j->kind));
+        fputs("}\n", j->b.f);
+    }
+    if (!j->range)
+        fputs("]}\n", j->b.f);
+    if (web_buf_close(&j->b) != 0) {
+        j->status = HTTP_STATUS_INTERNAL_SERVER_ERROR;
+        return;
+    }
+    j->status = HTTP_STATUS_OK;
+    if (rc != 0) {
+        /* The daemon's sentence, as the error body. */
+        free(j->b.data);
+        j->b.data = NULL;
+        j->status = status_of(rc);
+        if (web_buf_open(&j->b) == 0) {
+            fputs("{\"error\":", j->b.f);
+            web_json_string(j->b.f, err[0] ? err : tally_strerror(rc));
+            fputs("}\n", j->b.f);
+            web_buf_close(&j->b);
+        }
+    }
+}
+
+static void job_done(uv_work_t *w, int status)
+{
+    history_job_t *j = w->data;
+    (void)status;
+    j->done = true;
+    if (j->wsi == NULL) { /* the browser went away meanwhile */
+        free(j->b.data);
+        free(j);
+        return;
+    }
+    lws_callback_on_writable(j->wsi);
+}
+
+/* From the writeable callback: the answer of a finished job. */
+static int job_respond(web_server_t *s, struct lws *wsi, pss_t *ps)
+{
+    history_job_t *j = ps->job;
+    ps->job = NULL;
+    int rc;
+    if (j->b.data == NULL)
+        rc = respond_error(s, wsi, ps, HTTP_STATUS_INTERNAL_SERVER_ERROR, "out of memory", NULL);
+    else
+        rc = respond(s, wsi, ps, j->status, "application/json", (unsigned char *)j->b.data,
+                     j->b.len, true, &no_store, 1);
+    free(j);
+    return rc;
+}
+
+/* Copy URL argument name ("period=") into buf; false when absent or too
+ * long for buf. */
+static bool urlarg(struct lws *wsi, const char *name, char *buf, size_t cap)
+{
+    /* libwebsockets copies "name=value" and points at the value in it;
+     * it gives up at the first argument that does not fit its buffer, so
+     * the buffer is one any argument of ours fits. */
+    char tmp[PROTO_PREFIX_MAX + 64];
+    const char *v = lws_get_urlarg_by_name(wsi, name, tmp, (int)sizeof tmp);
+    if (v == NULL || strlen(v) >= cap)
+        return false;
+    memcpy(buf, v, strlen(v) + 1);
+    return true;
+}
+
+static int route_history(web_server_t *s, struct lws *wsi, pss_t *ps, bool range)
+{
+    history_job_t *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return respond_error(s, wsi, ps, HTTP_STATUS_INTERNAL_SERVER_ERROR, "out of memory", NULL);
+    j->s = s;
+    j->wsi = wsi;
+    j->ps = ps;
+    j->range = range;
+    const char *bad = NULL;
+    if (!range) {
+        if (!urlarg(wsi, "period=", j->period, sizeof j->period))
+            bad = "period: required (2023, 2023-Q4, 2023-12 or 2023-12-31)";
+        else if (!urlarg(wsi, "prefix=", j->prefix, sizeof j->prefix))
+            j->prefix[0] = '\0';
+        if (bad == NULL && !proto_topic_prefix_possible(j->prefix, strlen(j->prefix)))
+            bad = "prefix: begins no topic";
+    } else {
+        if (!urlarg(wsi, "metric=", j->metric, sizeof j->metric))
+            bad = "metric: required";
+        else if (!urlarg(wsi, "by=", j->by, sizeof j->by))
+            bad = "by: required (day, month, quarter or year)";
+        else if (!urlarg(wsi, "from=", j->from, sizeof j->from))
+            bad = "from: required (a period)";
+        if (bad == NULL && !urlarg(wsi, "to=", j->to, sizeof j->to))
+            snprintf(j->to, sizeof j->to, "%s", j->from);
+        if (bad == NULL && !urlarg(wsi, "scope=", j->scope, sizeof j->scope))
+            j->scope[0] = '\0';
+        if (strcmp(j->scope, "county") == 0)
+            j->scope[0] = '\0';
+    }
+    if (bad != NULL) {
+        free(j);
+        return respond_error(s, wsi, ps, HTTP_STATUS_BAD_REQUEST, bad, NULL);
+    }
+    j->work.data = j;
+    ps->job = j;
+    if (uv_queue_work(s->loop, &j->work, job_work, job_done) != 0) {
+        ps->job = NULL;
+        free(j);
+        return respond_error(s, wsi, ps, HTTP_STATUS_SERVICE_UNAVAILABLE, "busy", NULL);
+    }
+    return 0;
+}
+
+static int route_healthz(web_server_t *s, struct lws *wsi, pss_t *ps)
+{
+    web_buf_t b;
+    if (web_buf_open(&b) != 0)
+        return -1;
+    web_feed_t *f = s->feed;
+    fprintf(b.f,
+            "{\"status\":\"%s\",\"synced\":%s,\"seq\":%" PRIu64 ",\"stream_id\":%" PRIu64
+            ",\"browsers\":%" PRIu64 "}\n",
+            f->synced ? "ok" : "unsynced", f->synced ? "true" : "false", f->seq, f->stream_id,
+            s->counters.browsers);
+    if (web_buf_close(&b) != 0)
+        return -1;
+    return respond(s, wsi, ps, f->synced ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE,
+                   "application/json", (unsigned char *)b.data, b.len, true, &no_store, 1);
+}
+
+static int route_metrics(web_server_t *s, struct lws *wsi, pss_t *ps)
+{
+    web_buf_t b;
+    if (web_buf_open(&b) != 0)
+        return -1;
+    web_stats_feed_t fs = {.synced = s->feed->synced,
+                           .resyncs = s->feed->resyncs,
+                           .tallies = s->feed->sub ? tally_sub_count(s->feed->sub) : 0,
+                           .seq = s->feed->seq};
+    web_stats_write(s->stats, &s->counters, &fs, b.f);
+    return respond_buf(s, wsi, ps, "text/plain; version=0.0.4; charset=utf-8", &b);
+}
+
+static int route_session(web_server_t *s, struct lws *wsi, pss_t *ps)
+{
+    if (s->opts->token == NULL)
+        return respond(s, wsi, ps, HTTP_STATUS_NO_CONTENT, "text/plain", NULL, 0, false, NULL, 0);
+    if (!bearer_ok(s, wsi)) {
+        header_t h = {"www-authenticate:", "Bearer realm=\"tally-web\""};
+        return respond_error(s, wsi, ps, HTTP_STATUS_UNAUTHORIZED, "wrong or missing token", &h);
+    }
+    char cookie[WEB_TOKEN_MAX + 128];
+    snprintf(cookie, sizeof cookie, "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000%s",
+             WEB_COOKIE_NAME, s->opts->token, s->opts->tls_cert ? "; Secure" : "");
+    header_t h[2] = {no_store, {"set-cookie:", cookie}};
+    return respond(s, wsi, ps, HTTP_STATUS_NO_CONTENT, "text/plain", NULL, 0, false, h, 2);
+}
+
+/* The catalog's labels and units, for the display (web_stats reads it
+ * from tallyd with its counters); {"available":false,...} until it has,
+ * or from a tallyd older than the catalog request: the display then
+ * shows ids. */
+static int route_catalog(web_server_t *s, struct lws *wsi, pss_t *ps)
+{
+    static const char none[] =
+        "{\"available\":false,\"metrics\":[],\"ratios\":[],\"townships\":[]}\n";
+    /* A copy: the next poll may replace the catalog while this is sent. */
+    const char *json = web_stats_catalog(s->stats);
+    char *copy = strdup(json != NULL ? json : none);
+    if (copy == NULL)
+        return respond_error(s, wsi, ps, HTTP_STATUS_SERVICE_UNAVAILABLE, "out of memory", NULL);
+    return respond(s, wsi, ps, HTTP_STATUS_OK, "application/json", (unsigned char *)copy,
+                   strlen(copy), true, &no_store, 1);
+}
+
+/* Paths anyone may fetch: what the login page needs, and the health. */
+static bool public_path(const char *path)
+{
+    return strcmp(path, "/login") == 0 || strcmp(path, "/assets/login.js") == 0 ||
+           strcmp(path, "/assets/app.css") == 0 || strcmp(path, "/healthz") == 0 ||
+           strcmp(path, "/api/v1/session") == 0;
+}
+
+static int on_http(web_server_t *s, struct lws *wsi, pss_t *ps, const char *path)
+{
+    memset(ps, 0, sizeof *ps);
+    char *uri;
+    int ulen;
+    int method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
+    if (method != LWSHUMETH_GET && method != LWSHUMETH_HEAD) {
+        header_t h = {"allow:", "GET, HEAD"};
+        return respond_error(s, wsi, ps, HTTP_STATUS_METHOD_NOT_ALLOWED,
+                             "only GET and HEAD are served", &h);
+    }
+    ps->head = method == LWSHUMETH_HEAD;
+    if (!public_path(path) && !authorized(s, wsi)) {
+        if (strcmp(path, "/") == 0) {
+            header_t h[2] = {no_store, {"location:", "/login"}};
+            return respond(s, wsi, ps, HTTP_STATUS_SEE_OTHER, "text/plain", NULL, 0, false, h, 2);
+        }
+        header_t h = {"www-authenticate:", "Bearer realm=\"tally-web\""};
+        return respond_error(s, wsi, ps, HTTP_STATUS_UNAUTHORIZED,
+                             "this tally-web needs a token: 'Authorization: Bearer TOKEN'", &h);
+    }
+    if (strcmp(path, "/api/v1/tallies") == 0)
+        return route_tallies(s, wsi, ps);
+    if (strcmp(path, "/healthz") == 0)
+        return route_healthz(s, wsi, ps);
+    if (strcmp(path, "/metrics") == 0)
+        return route_metrics(s, wsi, ps);
+    if (strcmp(path, "/api/v1/session") == 0)
+        return route_session(s, wsi, ps);
+    if (strcmp(path, "/api/v1/period") == 0)
+        return route_history(s, wsi, ps, false);
+    if (strcmp(path, "/api/v1/range") == 0)
+        return route_history(s, wsi, ps, true);
+    if (strcmp(path, "/api/v1/catalog") == 0)
+        return route_catalog(s, wsi, ps);
+    if (strcmp(path, "/api/v1/stream") == 0)
+        return respond_error(s, wsi, ps, HTTP_STATUS_BAD_REQUEST,
+                             "/api/v1/stream is a WebSocket: send 'Upgrade: websocket'", NULL);
+    if (strcmp(path, "/login") == 0 && s->opts->token == NULL) {
+        header_t h = {"location:", "/"};
+        return respond(s, wsi, ps, HTTP_STATUS_SEE_OTHER, "text/plain", NULL, 0, false, &h, 1);
+    }
+    const web_asset_t *a = web_assets_find(path);
+    if (a != NULL) {
+        header_t h = {"cache-control:", "no-cache"};
+        return respond(s, wsi, ps, HTTP_STATUS_OK, a->type, (unsigned char *)a->data,
+                       web_asset_len(a), false, &h, 1);
+    }
+    return respond_error(s, wsi, ps, HTTP_STATUS_NOT_FOUND, "no such page", NULL);
+}
+
+/* Before a WebSocket upgrade: the right path, the token, the origin and
+ * room for one more browser.  Returns 0 to let it proceed, 1 when a
+ * response was sent instead. */
+static int confirm_upgrade(web_server_t *s, struct lws *wsi, const char *protocol)
+{
+    char path[256];
+    unsigned status = 0;
+    const char *why = NULL;
+    if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0 ||
+        strcmp(path, "/api/v1/stream") != 0 || protocol == NULL ||
+        strcmp(protocol, "websocket") != 0) {
+        status = HTTP_STATUS_NOT_FOUND;
+        why = "no WebSocket here: the stream is /api/v1/stream";
+    } else if (!authorized(s, wsi)) {
+        status = HTTP_STATUS_UNAUTHORIZED;
+        why = "this tally-web needs a token";
+        s->counters.http_unauthorized++;
+    } else if (!origin_ok(wsi)) {
+        status = HTTP_STATUS_FORBIDDEN;
+        why = "pages of other sites may not open the stream";
+    } else if (s->stream.nclients >= s->opts->max_clients) {
+        status = HTTP_STATUS_SERVICE_UNAVAILABLE;
+        why = "too many browsers connected: try again later";
+        s->counters.browsers_refused++;
+    }
+    if (status == 0)
+        return 0;
+    s->counters.http_requests++;
+    lws_return_http_status(wsi, status, why);
+    return 1;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    web_server_t *s = lws_context_user(lws_get_context(wsi));
+    pss_t *ps = user;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return on_http(s, wsi, ps, in);
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (ps != NULL && ps->job != NULL)
+            return ps->job->done ? job_respond(s, wsi, ps) : 0;
+        return ps != NULL ? write_body(wsi, ps) : 0;
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (ps != NULL && ps->job != NULL) {
+            /* The worker still owns it; job_done frees it. */
+            if (ps->job->done) {
+                free(ps->job->b.data);
+                free(ps->job);
+            } else {
+                ps->job->wsi = NULL;
+            }
+            ps->job = NULL;
+        }
+        if (ps != NULL)
+            body_free(ps);
+        break;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return confirm_upgrade(s, wsi, in);
+    case LWS_CALLBACK_ESTABLISHED:
+        web_stream_add(&s->stream, &ps->client, wsi);
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return web_stream_writable(&s->stream, &ps->client);
+    case LWS_CALLBACK_RECEIVE:
+        return 0; /* browsers have nothing to say; what they send is ignored */
+    case LWS_CALLBACK_CLOSED:
+        web_stream_remove(&s->stream, &ps->client);
+        return 0;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols protocols[] = {
+    {"tally-web", callback, sizeof(pss_t), 65536, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* ---- the context ----------------------------------------------------- */
+
+static void lws_log(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    fprintf(stderr, "tally-web: libwebsockets%s: %.*s\n", level == LLL_ERR ? " error" : "", (int)n,
+            line);
+}
+
+static int readable(const char *what, const char *path, char *err, size_t errlen)
+{
+    if (access(path, R_OK) == 0)
+        return 0;
+    snprintf(err, errlen, "%s '%s': %s", what, path, strerror(errno));
+    return TALLY_EIO;
+}
+
+int web_server_start(web_server_t **out, uv_loop_t *loop, const web_opts_t *o, web_feed_t *feed,
+                     web_stats_t *stats, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (o->tls_cert != NULL && (readable("--tls-cert", o->tls_cert, err, errlen) != 0 ||
+                                readable("--tls-key", o->tls_key, err, errlen) != 0))
+        return TALLY_EIO;
+    if (sodium_init() < 0) {
+        snprintf(err, errlen, "libsodium cannot start");
+        return TALLY_ESYS;
+    }
+    web_server_t *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return TALLY_ENOMEM;
+    }
+    s->opts = o;
+    s->feed = feed;
+    s->stats = stats;
+    if (o->token != NULL)
+        crypto_generichash(s->token_hash, sizeof s->token_hash, (const unsigned char *)o->token,
+                           strlen(o->token), NULL, 0);
+    s->loop = loop;
+    if (web_stream_init(&s->stream, loop, feed, &s->counters) != 0) {
+        free(s);
+        snprintf(err, errlen, "cannot set up a timer");
+        return TALLY_ESYS;
+    }
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
+
+    void *foreign[1] = {loop};
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
+                   LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
+    info.foreign_loops = foreign;
+    info.protocols = protocols;
+    info.iface = o->listen_host[0] ? o->listen_host : NULL;
+    info.port = o->listen_port;
+    info.max_http_header_data = WEB_SERVER_HEADER_MAX;
+    info.max_http_header_pool = 64;
+    info.timeout_secs = 20;
+    info.keepalive_timeout = 10;
+    info.user = s;
+    info.pcontext = &s->ctx;
+    info.vhost_name = "tally-web";
+    if (o->tls_cert != NULL) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = o->tls_cert;
+        info.ssl_private_key_filepath = o->tls_key;
+    }
+    s->ctx = lws_create_context(&info);
+    if (s->ctx == NULL) {
+        snprintf(err, errlen,
+                 "cannot serve on %s%s%s:%d (the address in use or not this "
+                 "machine's, or the TLS files not a certificate and its key)",
+                 strchr(o->listen_host, ':') ? "[" : "", o->listen_host[0] ? o->listen_host : "*",
+                 strchr(o->listen_host, ':') ? "]" : "", o->listen_port);
+        web_stream_close(&s->stream);
+        free(s);
+        return TALLY_EIO;
+    }
+    s->vhost = lws_get_vhost_by_name(s->ctx, "tally-web");
+    s->port = s->vhost ? lws_get_vhost_listen_port(s->vhost) : o->listen_port;
+    *out = s;
+    return 0;
+}
+
+int web_server_port(const web_server_t *s)
+{
+    return s->port;
+}
+
+void web_server_feed_changed(web_server_t *s)
+{
+    web_stream_feed_changed(&s->stream);
+}
+
+void web_server_stop(web_server_t *s)
+{
+    if (s->ctx != NULL)
+        lws_context_destroy(s->ctx);
+    web_stream_close(&s->stream);
+}
+
+void web_server_free(web_server_t **sp)
+{
+    web_server_t *s = *sp;
+    if (s == NULL)
+        return;
+    if (s->ctx != NULL)
+        lws_context_destroy(s->ctx);
+    free(s);
+    *sp = NULL;
+}

@@ -1,0 +1,62 @@
+/* web_server.h - tally-web (web/): the HTTP(S) and WebSocket server, a
+ * libwebsockets context on the caller's libuv loop (a foreign loop to
+ * libwebsockets, so that the subscriber, the metrics timer and the server
+ * share one thread and one loop).
+ *
+ * Routes (GET):
+ *   /                   the wall display (assets/index.html)
+ *   /assets/...         its scripts, styles, ECharts and ECharts' licence
+ *   /login              the login page, when a token is required
+ *   /api/v1/session     with "Authorization: Bearer TOKEN": 204 and a cookie
+ *                       carrying the token, for the display's browser
+ *   /api/v1/tallies     ?prefix=P (a topic prefix, default all): the tallies,
+ *                       shaped like `tally get --json`; 400 for a bad prefix,
+ *                       503 while not synchronised with tallyd
+ *   /api/v1/catalog     labels and units of metrics and townships (for now
+ *                       {"available":false,...}: the display shows ids)
+ *   /api/v1/stream      WebSocket (web_stream.h); 503 past --max-clients
+ *   /healthz            200 when synchronised with tallyd, else 503
+ *   /metrics            Prometheus text (web_stats.h)
+ * Anything else is 404, another method 405.  With a token, every route but
+ * /login, /healthz and the login page's script needs it, as a bearer
+ * header or the cookie; the display redirects to /login without it.
+ * libwebsockets refuses requests whose headers exceed
+ * WEB_SERVER_HEADER_MAX bytes.
+ */
+#ifndef TALLY_WEB_SERVER_H
+#define TALLY_WEB_SERVER_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "web_feed.h"
+#include "web_opts.h"
+#include "web_stats.h"
+#include "web_stream.h"
+
+#define WEB_SERVER_HEADER_MAX 4096 /* bytes of request headers */
+#define WEB_COOKIE_NAME       "tally_web"
+
+typedef struct web_server web_server_t;
+
+/* Create the server for o on loop, serving feed's picture and stats'
+ * metrics, and start listening.  Returns 0 and *out; TALLY_EIO (the
+ * socket cannot be bound, the TLS files do not load); TALLY_ENOMEM; err
+ * (errlen bytes) says why. */
+int web_server_start(web_server_t **out, uv_loop_t *loop, const web_opts_t *o, web_feed_t *feed,
+                     web_stats_t *stats, char *err, size_t errlen);
+
+/* The port the server listens on (the one the kernel chose for port 0). */
+int web_server_port(const web_server_t *s);
+
+/* The feed changed: pass it on to the browsers. */
+void web_server_feed_changed(web_server_t *s);
+
+/* Close every connection and the listening socket; run the loop until
+ * its handles are closed, then web_server_free. */
+void web_server_stop(web_server_t *s);
+
+/* Free what the server owns; *s = NULL. */
+void web_server_free(web_server_t **s);
+
+#endif

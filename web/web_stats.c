@@ -1,0 +1,220 @@
+/* web_stats.c - tally-web (web/): Prometheus metrics. */
+#include "web_stats.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "text.h"
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool web_stats_name_ok(const char *name)
+{
+    if (name[0] == '\0' || (name[0] >= '0' && name[0] <= '9'))
+        return false;
+    for (const char *p = name; *p; p++) {
+        char c = *p;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == ':'))
+            return false;
+    }
+    return true;
+}
+
+static void collect(void *ctx, const char *name, int64_t value)
+{
+    web_stats_set_t *set = ctx;
+    /* A name Prometheus cannot take, or one past the protocol's limit,
+     * is left out rather than served broken. */
+    if (set->n == WEB_STATS_MAX || strlen(name) > WEB_STATS_NAME_MAX || !web_stats_name_ok(name))
+        return;
+    snprintf(set->v[set->n].name, sizeof set->v[set->n].name, "%s", name);
+    set->v[set->n].value = value;
+    set->n++;
+}
+
+/* The display's catalog JSON (see web_stats_catalog), or NULL. */
+static char *catalog_to_json(const tally_catalog_t *cat)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (f == NULL)
+        return NULL;
+    fputs("{\"available\":true,\"metrics\":[", f);
+    for (size_t i = 0; i < tally_catalog_metrics(cat); i++) {
+        const tally_metric_info_t *m = tally_catalog_metric(cat, i);
+        fputs(i ? ",{\"id\":" : "{\"id\":", f);
+        text_json_string(f, m->id, strlen(m->id));
+        fputs(",\"label\":", f);
+        text_json_string(f, m->label, strlen(m->label));
+        fputs(",\"unit\":", f);
+        text_json_string(f, m->unit, strlen(m->unit));
+        fprintf(f, ",\"kind\":\"%s\",\"scale\":%d}", tally_kind_name(m->kind), m->scale);
+    }
+    fputs("],\"ratios\":[],\"townships\":[", f);
+    for (size_t i = 0; i < tally_catalog_townships(cat); i++) {
+        const tally_township_info_t *t = tally_catalog_township(cat, i);
+        fputs(i ? ",{\"id\":" : "{\"id\":", f);
+        text_json_string(f, t->id, strlen(t->id));
+        fputs(",\"label\":", f);
+        text_json_string(f, t->name, strlen(t->name));
+        fprintf(f, ",\"type\":%d}", t->type);
+    }
+    fputs("]}\n", f);
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* On a worker thread: only s->polling and the read-only settings. */
+static void do_poll(uv_work_t *w)
+{
+    web_stats_t *s = w->data;
+    web_stats_set_t *set = &s->polling;
+    set->n = 0;
+    set->err[0] = '\0';
+    tally_request_t req = {.curve = s->curve,
+                           .timeout_ms = WEB_STATS_TIMEOUT_MS,
+                           .errbuf = set->err,
+                           .errbuf_len = sizeof set->err};
+    set->rc = tally_stats_req(s->server, &req, collect, set);
+    free(set->catalog_json);
+    set->catalog_json = NULL;
+    if (set->rc != 0)
+        return;
+    tally_catalog_t *cat = NULL;
+    char err[256];
+    req.errbuf = err;
+    req.errbuf_len = sizeof err;
+    if (tally_catalog_req(s->server, &req, &cat) == 0)
+        set->catalog_json = catalog_to_json(cat);
+    tally_catalog_destroy(&cat);
+}
+
+static void after_poll(uv_work_t *w, int status)
+{
+    web_stats_t *s = w->data;
+    s->busy = false;
+    if (s->stopping) {
+        free(s->polling.catalog_json); /* shutting down: nobody to give it to */
+        s->polling.catalog_json = NULL;
+        return;
+    }
+    s->polls++;
+    s->last_rc = status == 0 ? s->polling.rc : TALLY_ESYS;
+    if (status == 0 && s->polling.rc == 0) {
+        char *cat = s->polling.catalog_json;
+        s->polling.catalog_json = NULL;
+        if (cat != NULL) {
+            free(s->catalog_json);
+            s->catalog_json = cat;
+        }
+        s->last = s->polling;
+        s->last.catalog_json = NULL;
+        s->have_last = true;
+        s->last_ok_ms = wall_ms();
+    } else {
+        s->failures++;
+    }
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    web_stats_t *s = t->data;
+    if (s->busy)
+        return; /* the last poll is still waiting for tallyd */
+    s->busy = true;
+    s->work.data = s;
+    if (uv_queue_work(s->loop, &s->work, do_poll, after_poll) != 0)
+        s->busy = false;
+}
+
+int web_stats_start(web_stats_t *s, uv_loop_t *loop, const char *server, const tally_curve_t *curve)
+{
+    memset(s, 0, sizeof *s);
+    s->loop = loop;
+    s->server = server;
+    s->curve = curve;
+    if (uv_timer_init(loop, &s->timer) != 0)
+        return TALLY_ESYS;
+    s->timer.data = s;
+    uv_timer_start(&s->timer, on_timer, 0, WEB_STATS_INTERVAL_MS);
+    return 0;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    web_stats_t *s = h->data;
+    s->closed = true;
+    free(s->catalog_json);
+    s->catalog_json = NULL;
+}
+
+void web_stats_stop(web_stats_t *s)
+{
+    if (s->stopping)
+        return;
+    s->stopping = true;
+    uv_timer_stop(&s->timer);
+    uv_close((uv_handle_t *)&s->timer, on_closed);
+}
+
+static void metric(FILE *out, const char *name, const char *type, const char *help, uint64_t v)
+{
+    fprintf(out, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name, v);
+}
+
+void web_stats_write(const web_stats_t *s, const web_counters_t *c, const web_stats_feed_t *feed,
+                     FILE *out)
+{
+    metric(out, "tally_web_browsers", "gauge", "WebSocket clients connected now.", c->browsers);
+    metric(out, "tally_web_browsers_refused_total", "counter",
+           "WebSocket upgrades refused with 503 because --max-clients were connected.",
+           c->browsers_refused);
+    metric(out, "tally_web_ws_messages_sent_total", "counter",
+           "WebSocket messages sent to browsers (snapshots, updates, status).", c->ws_messages);
+    metric(out, "tally_web_http_requests_total", "counter", "HTTP requests answered.",
+           c->http_requests);
+    metric(out, "tally_web_http_unauthorized_total", "counter",
+           "HTTP requests answered 401 (no or a wrong token).", c->http_unauthorized);
+    metric(out, "tally_web_synced", "gauge",
+           "1 while the picture is consistent with tallyd, else 0.", feed->synced ? 1 : 0);
+    metric(out, "tally_web_resyncs_total", "counter",
+           "Snapshots taken again after a gap, a daemon restart, GOODBYE or silence.",
+           feed->resyncs);
+    metric(out, "tally_web_tallies", "gauge", "Tallies in the picture.", feed->tallies);
+    metric(out, "tally_web_seq", "gauge", "tallyd's sequence number the picture reflects.",
+           feed->seq);
+    metric(out, "tally_web_stats_polls_total", "counter", "STATS requests made to tallyd.",
+           s->polls);
+    metric(out, "tally_web_stats_failures_total", "counter",
+           "STATS requests to tallyd that failed or went unanswered.", s->failures);
+    metric(out, "tally_web_tallyd_up", "gauge",
+           "1 when the last STATS request to tallyd was answered, else 0.",
+           s->polls > 0 && s->last_rc == 0 ? 1 : 0);
+    if (!s->have_last)
+        return;
+    int64_t age = wall_ms() - s->last_ok_ms;
+    fprintf(out,
+            "# HELP tally_web_stats_age_seconds Age of the tallyd counters below.\n"
+            "# TYPE tally_web_stats_age_seconds gauge\n"
+            "tally_web_stats_age_seconds %.3f\n",
+            (double)age / 1000.0);
+    for (size_t i = 0; i < s->last.n; i++) {
+        const web_stat_t *st = &s->last.v[i];
+        size_t len = strlen(st->name);
+        bool counter = len > 6 && strcmp(st->name + len - 6, "_total") == 0;
+        fprintf(out, "# HELP %s tallyd's STATS counter %s.\n# TYPE %s %s\n%s %" PRId64 "\n",
+                st->name, st->name, st->name, counter ? "counter" : "gauge", st->name, st->value);
+    }
+}

@@ -1,0 +1,103 @@
+/* web_stats.h - tally-web (web/): Prometheus metrics, tallyd's STATS
+ * counters and tally-web's own, as the text exposition format 0.0.4.
+ *
+ * tallyd's counters are asked for over the request socket
+ * (tally_stats_req) every few seconds on a libuv worker thread, so that a
+ * slow or absent daemon never holds up the loop; /metrics serves the last
+ * answer.  The same poll reads tallyd's catalog (tally_catalog_req) as the
+ * JSON /api/v1/catalog serves, so that a reload's new labels show.
+ * Everything else here runs on the loop.
+ */
+#ifndef TALLY_WEB_STATS_H
+#define TALLY_WEB_STATS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <uv.h>
+
+#include "tally.h"
+
+#define WEB_STATS_MAX         256 /* counters in one STATS (PROTOCOL.md limit) */
+#define WEB_STATS_NAME_MAX    64
+#define WEB_STATS_INTERVAL_MS 5000
+#define WEB_STATS_TIMEOUT_MS  2000
+
+typedef struct web_stat {
+    char name[WEB_STATS_NAME_MAX + 1];
+    int64_t value;
+} web_stat_t;
+
+/* One poll's results. */
+typedef struct web_stats_set {
+    web_stat_t v[WEB_STATS_MAX];
+    size_t n;
+    int rc; /* tally_stats_req's return */
+    char err[256];
+    char *catalog_json; /* the catalog for the display (malloc'ed), or NULL */
+} web_stats_set_t;
+
+/* tally-web's own counters, kept by the parts that count. */
+typedef struct web_counters {
+    uint64_t browsers;          /* WebSocket clients connected now */
+    uint64_t browsers_refused;  /* WebSocket upgrades refused with 503 (the cap) */
+    uint64_t ws_messages;       /* WebSocket messages sent */
+    uint64_t http_requests;     /* HTTP requests answered */
+    uint64_t http_unauthorized; /* answered 401 */
+} web_counters_t;
+
+typedef struct web_stats {
+    uv_loop_t *loop;
+    const char *server;         /* not owned */
+    const tally_curve_t *curve; /* not owned; NULL: plaintext */
+    uv_timer_t timer;
+    uv_work_t work;
+    bool busy;     /* a poll is under way on a worker thread */
+    bool stopping; /* web_stats_stop was called */
+    bool closed;
+    web_stats_set_t polling; /* written by the worker thread only while busy */
+    web_stats_set_t last;    /* the last complete answer, on the loop */
+    bool have_last;
+    uint64_t polls, failures;
+    int last_rc;        /* the last poll's tally_stats_req return */
+    int64_t last_ok_ms; /* wall clock of the last answer, 0: none */
+    char *catalog_json; /* the last catalog read (CATALOG_REQ), or NULL */
+} web_stats_t;
+
+/* Start polling tallyd at server every WEB_STATS_INTERVAL_MS (the first
+ * poll at once).  Returns 0 or TALLY_ESYS. */
+int web_stats_start(web_stats_t *s, uv_loop_t *loop, const char *server,
+                    const tally_curve_t *curve);
+
+/* Stop the timer and close it; a poll under way finishes on its thread
+ * (tally_stats_req's timeout bounds it) and is dropped. */
+void web_stats_stop(web_stats_t *s);
+
+/* What tally-web knows of its feed, for the exposition. */
+typedef struct web_stats_feed {
+    bool synced;
+    uint64_t resyncs;
+    uint64_t tallies;
+    uint64_t seq;
+} web_stats_feed_t;
+
+/* Write the exposition: tally-web's metrics (tally_web_*) and tallyd's
+ * last known counters (named as tallyd names them; "_total" ones are
+ * counters, the others gauges), each with HELP and TYPE. */
+void web_stats_write(const web_stats_t *s, const web_counters_t *c, const web_stats_feed_t *feed,
+                     FILE *out);
+
+/* The catalog as JSON for the display:
+ * {"available":true,"metrics":[{"id","label","unit","kind","scale"}...],
+ *  "ratios":[],"townships":[{"id","label","type"}...]}, metrics (ratios
+ * included) in catalog order; NULL until tallyd answered (or when it
+ * predates the catalog request). */
+static inline const char *web_stats_catalog(const web_stats_t *s)
+{
+    return s->catalog_json;
+}
+
+/* True when name is a valid Prometheus metric name. */
+bool web_stats_name_ok(const char *name);
+
+#endif
