@@ -37,6 +37,8 @@ static void usage(FILE *out)
         "      --drain SEC        wait at most SEC for the last answers (default 5)\n"
         "      --subscribers N    1 times publish latency, the others only read (default 0)\n"
         "      --io-threads N     ZeroMQ I/O threads of the load side (default 1)\n"
+        "      --late-pct P       stamp P%% of the submissions 31 days ago, in the\n"
+        "                         previous month mostly (default 0)\n"
         "Output:\n"
         "      --label NAME       scenario name printed with the results\n"
         "      --json             also print the results as one JSON object on one line\n"
@@ -84,6 +86,7 @@ int bench_opts_parse(bench_opts_t *o, int argc, char **argv)
         O_SUBS,
         O_IO,
         O_LABEL,
+        O_LATE,
         O_JSON
     };
     static const struct option opts[] = {
@@ -109,6 +112,7 @@ int bench_opts_parse(bench_opts_t *o, int argc, char **argv)
         {"io-threads", required_argument, 0, O_IO},
         {"label", required_argument, 0, O_LABEL},
         {"json", no_argument, 0, O_JSON},
+        {"late-pct", required_argument, 0, O_LATE},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -153,6 +157,10 @@ int bench_opts_parse(bench_opts_t *o, int argc, char **argv)
             break;
         case O_JSON:
             o->json = true;
+            break;
+        case O_LATE:
+            if (num("--late-pct", optarg, 0, 100, &o->late_pct) != 0)
+                return -1;
             break;
         case O_PID:
             rc = u32("--pid", optarg, 1, 4194304, &u);

@@ -21,6 +21,7 @@ typedef struct bench_opts {
     double drain_s;    /* at most this long waiting for answers at the end */
     uint64_t count;    /* stop after this many submissions, 0 = no limit */
     bool seq_order;    /* townships round-robin instead of at random */
+    double late_pct;   /* % of submissions stamped 31 days ago (history) */
     bool json;         /* also print one JSON line */
     pid_t pid;         /* tallyd to measure when not started here, 0 = none */
 } bench_opts_t;

@@ -27,6 +27,9 @@ WINDOW=250
 METRICS=20
 RECOVERY_RECORDS=2000000
 MEMORY_SERIES=200000
+HTOWNS=25
+HMETRICS=25
+HREADS=200
 
 usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
 
@@ -50,6 +53,7 @@ case "$TRANSPORT" in tcp | ipc) ;; *) echo "run.sh: --transport: '$TRANSPORT' is
 if [ "$SMOKE" = 1 ]; then
     # Only proves that everything runs end to end, in about 5 s.
     DURATION=0.5 WARMUP=0.25 REPS=1 RECOVERY_RECORDS=20000 MEMORY_SERIES=10000
+    HTOWNS=5 HMETRICS=5 HREADS=5
 fi
 
 # A relative build directory is looked for here, then in the source tree.
@@ -59,7 +63,8 @@ BUILD=$ABS
 TALLYD=$BUILD/daemon/tallyd
 BENCH=$BUILD/bench/tally-bench
 BASELINE=$BUILD/bench/tally-zmq-baseline
-for b in "$TALLYD" "$BENCH" "$BASELINE"; do
+HBENCH=$BUILD/bench/tally-bench-history
+for b in "$TALLYD" "$BENCH" "$BASELINE" "$HBENCH"; do
     [ -x "$b" ] || { echo "run.sh: $b is missing; build it first: cmake --build $BUILD" >&2; exit 2; }
 done
 command -v python3 >/dev/null || { echo "run.sh: python3 is needed for the table" >&2; exit 2; }
@@ -72,6 +77,7 @@ mkdir -p "$RESULTS"
 : >"$RESULTS/baseline.jsonl"
 : >"$RESULTS/recovery.jsonl"
 : >"$RESULTS/memory.jsonl"
+: >"$RESULTS/history.jsonl"
 TPID=
 FAILED=0
 NSTART=0
@@ -161,7 +167,7 @@ bench() {
     grep '^{' "$out" | tail -n 1
 }
 
-# ---- scenarios: name samples sync townships subscribers rate publish_ms ----
+# ---- scenarios: name samples sync townships subscribers rate publish_ms [late_pct] ----
 SCENARIOS=()
 if [ "$SMOKE" = 1 ]; then
     SCENARIOS+=("s1-never-t25-sub1 1 never 25 1 0 100")
@@ -178,11 +184,15 @@ else
     done
     SCENARIOS+=("lat50k-never 1 never 25 1 50000 0")
     SCENARIOS+=("lat50k-always 1 always 25 1 50000 0")
+    # History (issue 15): 1% of the samples stamped in the previous month.
+    SCENARIOS+=("s1-never-t25-sub1-late1 1 never 25 1 0 100 1")
+    SCENARIOS+=("s20-never-t25-sub1-late1 20 never 25 1 0 100 1")
 fi
 
 RUN=0
 for sc in "${SCENARIOS[@]}"; do
-    read -r name samples sync towns subs rate pubms <<<"$sc"
+    late=0
+    read -r name samples sync towns subs rate pubms late <<<"$sc"
     if [ -n "$ONLY" ] && ! [[ $name =~ $ONLY ]]; then continue; fi
     for rep in $(seq 1 "$REPS"); do
         RUN=$((RUN + 1)) NSTART=$((NSTART + 1))
@@ -192,7 +202,7 @@ for sc in "${SCENARIOS[@]}"; do
         start_tallyd "$dir/tallyd.conf" "$dir/tallyd.log" || { FAILED=1; continue; }
         log "$name, run $rep of $REPS (tallyd pid $TPID)"
         json=$(bench "$dir/bench.out" -S "$samples" -t "$towns" --subscribers "$subs" -R "$rate" \
-            -d "$DURATION" --warmup "$WARMUP" --label "$name") || json=
+            -d "$DURATION" --warmup "$WARMUP" --late-pct "${late:-0}" --label "$name") || json=
         stop_tallyd
         [ -n "$json" ] && printf '{"scenario":"%s","rep":%d,"sync":"%s","publish_ms":%d,"run":%s}\n' \
             "$name" "$rep" "$sync" "$pubms" "$json" >>"$RESULTS/scenarios.jsonl"
@@ -268,6 +278,31 @@ if [ "$EXTRAS" = 1 ]; then
             --warmup 0 -d 3600 --label memory) || json=
         stop_tallyd
         [ -n "$json" ] && echo "$json" >>"$RESULTS/memory.jsonl"
+        rm -rf "$dir/state"
+    done
+
+    # ---- history: reading a closed year; the database's bytes ----
+    # One year of daily figures (HTOWNS townships x HMETRICS counters, one
+    # submission per township and day), read back REPS x HREADS times;
+    # history.db measured after a clean stop (its write-ahead log folded in).
+    for rep in $(seq 1 "$REPS"); do
+        NSTART=$((NSTART + 1))
+        dir=$TMP/history$rep
+        mkdir -p "$dir"
+        write_config "$dir/tallyd.conf" "$dir/state" never 100
+        start_tallyd "$dir/tallyd.conf" "$dir/tallyd.log" || { FAILED=1; continue; }
+        log "history: one year of daily figures, $HTOWNS townships x $HMETRICS metrics, run $rep of $REPS"
+        if out=$("$HBENCH" -r "$REQ" --state "$dir/state" -t "$HTOWNS" -m "$HMETRICS" \
+            --reads "$HREADS" --json 2>&1); then
+            grep -v '^{' <<<"$out" >&2 || true
+            json=$(grep '^{' <<<"$out" | tail -n 1)
+            stop_tallyd
+            printf '{"run":%s,"db_bytes":%d}\n' "$json" \
+                "$(stat -c %s "$dir/state/history.db")" >>"$RESULTS/history.jsonl"
+        else
+            log "tally-bench-history failed: $out"; FAILED=1
+            stop_tallyd KILL
+        fi
         rm -rf "$dir/state"
     done
 fi
@@ -373,6 +408,18 @@ if mem:
                     for m in mem])
     print("memory per series: %.0f bytes by RSS growth, %.0f bytes by tallyd_memory_bytes "
           "(%d series)" % (per_rss, per_stat, mem[0].get("tallyd_series", 0)))
+hist = load("history.jsonl")
+if hist:
+    h0 = hist[0]["run"]
+    rows = 365 + 12 + 4 + 1  # days, months, quarters, year
+    print("history: one closed year of %d x %d series (%d with the county): PERIOD_REQ of "
+          "the year p50 %.1f ms, p99 %.1f ms; RANGE_REQ of %d days p99 %.1f ms; "
+          "history.db %.0f bytes per series per year of daily figures (%d rows each)"
+          % (h0["towns"], h0["metrics"], h0["series"],
+             med([h["run"]["period_p50_ms"] for h in hist]),
+             med([h["run"]["period_p99_ms"] for h in hist]), h0["range_points"],
+             med([h["run"]["range_p99_ms"] for h in hist]),
+             med([h["db_bytes"] / h["run"]["series"] for h in hist]), rows))
 print("machine: %s; libzmq %s" % (machine, zmqv))
 for n in notes:
     print("note: " + n)

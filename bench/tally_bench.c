@@ -257,6 +257,9 @@ static int send_submit(bench_t *b, conn_t *c, int64_t wall_ms)
     s->seq = c->next_seq;
     s->township = (proto_str_t){b->towns[town], (uint32_t)strlen(b->towns[town])};
     s->time_ms = wall_ms;
+    /* A late figure: stamped 31 days ago, a closed period (history). */
+    if (b->o.late_pct > 0 && (double)(rnd(b) % 1000000) < b->o.late_pct * 10000.0)
+        s->time_ms = wall_ms - 31LL * 86400000LL;
     s->nsamples = b->o.samples;
     s->samples = b->samples;
     msgpack_sbuffer_clear(&b->sb);

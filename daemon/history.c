@@ -80,7 +80,14 @@ static int rehash(history_t *h, uint32_t slots)
 static void account(history_t *h)
 {
     h->mem = (size_t)h->cap * sizeof(*h->cells) + ((size_t)h->mask + 1) * sizeof(*h->index) +
-             (size_t)h->dirty_cap * sizeof(*h->dirty);
+             (size_t)h->dirty_cap * sizeof(*h->dirty) + HISTORY_RECENT * sizeof(*h->recent);
+}
+
+/* Cells moved or went: forget where they were. */
+static void forget_recent(history_t *h)
+{
+    if (h->recent != NULL)
+        memset(h->recent, 0, HISTORY_RECENT * sizeof(*h->recent));
 }
 
 /* Make room for extra more cells (and their dirty marks) so that adding
@@ -150,7 +157,9 @@ int history_init(history_t *h, const history_config_t *c)
     h->c = *c;
     if (h->c.days < HISTORY_DAYS_MIN || h->c.days > HISTORY_DAYS_MAX)
         h->c.days = HISTORY_DAYS_DEFAULT;
-    h->cached_day_start = h->cached_day_end = 0;
+    h->recent = calloc(HISTORY_RECENT, sizeof(*h->recent));
+    if (h->recent == NULL)
+        return TALLY_ENOMEM;
     return reserve(h, 0);
 }
 
@@ -170,24 +179,53 @@ void history_free(history_t *h)
     free(h->index);
     free(h->dirty);
     free(h->changes);
+    free(h->recent);
     memset(h, 0, sizeof(*h));
 }
 
-/* The period keys of the local day holding t_ms (a one-day cache: most
- * samples of a run fall on the same day).  Returns 0 or TALLY_ERANGE. */
+/* The period keys of the local day holding t_ms into *day, unless it
+ * holds them already.  Returns 0 or TALLY_ERANGE. */
+static int day_of(struct history_day *day, int64_t t_ms)
+{
+    if (t_ms >= day->start_ms && t_ms < day->end_ms)
+        return 0;
+    period_day_t d;
+    int rc = period_day_of(t_ms, &d);
+    if (rc != 0)
+        return rc;
+    day->start_ms = d.start_ms;
+    day->end_ms = d.end_ms;
+    memcpy(day->keys, d.key, sizeof(day->keys));
+    return 0;
+}
+
+/* The period keys of the local day holding t_ms: a two-day cache, the
+ * day last used first (period_day_of costs a localtime and two mktimes).
+ * Returns 0 or TALLY_ERANGE. */
 static int locate(history_t *h, int64_t t_ms, int32_t keys[4])
 {
-    if (t_ms < h->cached_day_start || t_ms >= h->cached_day_end) {
-        period_day_t d;
-        int rc = period_day_of(t_ms, &d);
+    struct history_day *c = h->cached;
+    if (!(t_ms >= c[0].start_ms && t_ms < c[0].end_ms)) {
+        struct history_day swap = c[1];
+        c[1] = c[0];
+        c[0] = swap;
+        int rc = day_of(&c[0], t_ms);
         if (rc != 0)
             return rc;
-        h->cached_day_start = d.start_ms;
-        h->cached_day_end = d.end_ms;
-        memcpy(h->cached_keys, d.key, sizeof(h->cached_keys));
     }
-    memcpy(keys, h->cached_keys, sizeof(h->cached_keys));
+    memcpy(keys, c[0].keys, sizeof(c[0].keys));
     return 0;
+}
+
+/* Today's period keys by the clock (cached until the day ends). */
+static void now_keys(history_t *h, int32_t keys[4])
+{
+    if (day_of(&h->today, clock_now_ms(h->c.clock)) != 0) {
+        for (int t = 0; t < 4; t++)
+            keys[t] = INT32_MAX;
+        return;
+    }
+    memcpy(keys, h->today.keys, sizeof(h->today.keys));
 }
 
 static void today_keys(const history_t *h, int32_t keys[4])
@@ -246,24 +284,21 @@ static void add(history_t *h, history_cell_t *c, __int128 v)
     mark(h, c);
 }
 
-/* A gauge sample for town (> 0): the township's cell takes it when it is
- * the latest-stamped in the period, and the county's cell moves by the
- * difference.  Returns true when something changed. */
-static bool set_gauge(history_t *h, uint32_t metric, uint32_t town, uint8_t type, int32_t key,
-                      int64_t time_ms, int64_t v)
+/* A gauge sample for a township: its cell t takes it when it is the
+ * latest-stamped in the period, and the county's cell c of the same
+ * period moves by the difference.  Returns true when something changed. */
+static bool set_gauge(history_t *h, history_cell_t *t, history_cell_t *c, int64_t time_ms,
+                      int64_t v)
 {
-    history_cell_t *t = cell(h, metric, town, type, key, true);
     if ((t->flags & CELL_HAS) && time_ms < t->event_ms)
         return false;
     int64_t old = (t->flags & CELL_HAS) ? t->value : 0;
-    history_cell_t *c = cell(h, metric, 0, type, key, true);
-    t = cell(h, metric, town, type, key, true); /* no reallocation: room was reserved */
     __int128 s = (__int128)((c->flags & CELL_HAS) ? c->value : 0) - old + v;
     if (s > INT64_MAX || s < INT64_MIN) {
         log_limited(h->c.log, clock_mono_ms(), LOG_LEVEL_ERROR,
                     "history: the county's gauge %u would leave int64; that sample is left out of "
                     "the period",
-                    metric);
+                    c->metric);
         return false;
     }
     bool changed = !(t->flags & CELL_HAS) || t->value != v;
@@ -276,6 +311,29 @@ static bool set_gauge(history_t *h, uint32_t metric, uint32_t town, uint8_t type
     mark(h, t);
     mark(h, c);
     return changed;
+}
+
+/* The cells of (metric, town) for the periods keys[0..4) (day first),
+ * added when missing (room was reserved); out[CALPERIOD_DAY] is
+ * UINT32_MAX when the day is not kept (!day_kept). */
+static void cells_of(history_t *h, uint32_t metric, uint32_t town, const int32_t keys[4],
+                     bool gauge, bool day_kept, uint32_t out[4])
+{
+    uint32_t slot = (metric * 0x9e3779b1u ^ town * 0x85ebca77u ^ (uint32_t)keys[0] * 0xc2b2ae3du) &
+                    (HISTORY_RECENT - 1);
+    struct history_recent *r = &h->recent[slot];
+    if (day_kept && r->metric == metric && r->town == town && r->day == keys[0]) {
+        memcpy(out, r->cell, sizeof(r->cell));
+        return;
+    }
+    for (uint8_t t = 0; t < 4; t++)
+        out[t] = t == CALPERIOD_DAY && !day_kept
+                     ? UINT32_MAX
+                     : (uint32_t)(cell(h, metric, town, t, keys[t], gauge) - h->cells);
+    if (day_kept) {
+        *r = (struct history_recent){.metric = metric, .town = town, .day = keys[0]};
+        memcpy(r->cell, out, sizeof(r->cell));
+    }
 }
 
 static void note_change(history_t *h, uint32_t metric, uint32_t town, uint8_t type, int32_t key)
@@ -332,7 +390,7 @@ int history_apply(history_t *h, uint64_t pos, uint32_t town, int64_t time_ms,
         return TALLY_ERANGE;
     if (reserve(h, n * 8) != 0 || reserve_changes(h, n * 2) != 0)
         return TALLY_ENOMEM;
-    today_keys(h, now);
+    now_keys(h, now);
     int32_t first_day = first_kept_day(h, now[CALPERIOD_DAY]);
     bool report = h->live && h->c.on_changed != NULL;
     h->nchanges = 0;
@@ -342,16 +400,20 @@ int history_apply(history_t *h, uint64_t pos, uint32_t town, int64_t time_ms,
         uint8_t kind = engine_metric_kind(h->c.engine, m);
         if (kind == PROTO_KIND_RATIO)
             continue;
+        bool gauge = kind == PROTO_KIND_GAUGE, day_kept = keys[CALPERIOD_DAY] >= first_day;
+        uint32_t tc[4], cc[4];
+        cells_of(h, m, town, keys, gauge, day_kept, tc);
+        cells_of(h, m, 0, keys, gauge, day_kept, cc);
         for (uint8_t t = 0; t < 4; t++) {
-            if (t == CALPERIOD_DAY && keys[t] < first_day)
+            if (t == CALPERIOD_DAY && !day_kept)
                 continue;
+            history_cell_t *tcell = &h->cells[tc[t]], *ccell = &h->cells[cc[t]];
             bool changed;
-            if (kind == PROTO_KIND_GAUGE) {
-                changed = set_gauge(h, m, town, t, keys[t], time_ms, v);
+            if (gauge) {
+                changed = set_gauge(h, tcell, ccell, time_ms, v);
             } else {
-                history_cell_t *c = cell(h, m, 0, t, keys[t], false);
-                add(h, c, v);
-                add(h, cell(h, m, town, t, keys[t], false), v);
+                add(h, ccell, v);
+                add(h, tcell, v);
                 changed = v != 0;
             }
             if (report && changed && keys[t] < now[t]) {
@@ -439,6 +501,7 @@ static int load_row(void *ctx, const history_row_t *r)
 /* Forget every cell (a database that could not be read). */
 static void clear_cells(history_t *h)
 {
+    forget_recent(h);
     h->ncells = 0;
     h->ndirty = 0;
     if (h->index != NULL)
@@ -512,6 +575,7 @@ static void prune_days(history_t *h, int32_t first_day)
     }
     if (!any)
         return;
+    forget_recent(h);
     h->ncells = n;
     if (h->index == NULL)
         return;
@@ -636,13 +700,14 @@ static void on_done(uv_async_t *a)
  * changed. */
 static void flush(history_t *h)
 {
+    if (h->batch_busy)
+        return; /* the batch's cell numbers must stay valid: no pruning now */
     int32_t first = first_kept_day(h, history_today(h));
     if (first > h->pruned_mem) {
         prune_days(h, first);
         h->pruned_mem = first;
     }
-    if (h->batch_busy ||
-        (h->ndirty == 0 && h->applied_pos == h->stored_pos && first <= h->pruned_before))
+    if (h->ndirty == 0 && h->applied_pos == h->stored_pos && first <= h->pruned_before)
         return;
     if (build_batch(h, h->batch) != 0) {
         log_limited(h->c.log, clock_mono_ms(), LOG_LEVEL_ERROR,

@@ -46,7 +46,8 @@
 #define HISTORY_DAYS_DEFAULT 1100
 #define HISTORY_DAYS_MIN     1
 #define HISTORY_DAYS_MAX     36600
-#define HISTORY_FLUSH_MS     500 /* how often changed cells are stored */
+#define HISTORY_FLUSH_MS     500  /* how often changed cells are stored */
+#define HISTORY_RECENT       4096 /* series whose cells are remembered */
 
 /* A sample changed closed periods of series (metric, town): periods[0..n)
  * (1..4, day first).  Called after the record is applied, only once the
@@ -90,8 +91,19 @@ typedef struct history {
     /* changed past periods of the record being applied */
     struct history_change *changes;
     uint32_t nchanges, changes_cap;
-    int64_t cached_day_start, cached_day_end;
-    int32_t cached_keys[4];
+    /* Local days whose period keys are known: two event days (most
+     * samples are of today, some late), and today by the clock. */
+    struct history_day {
+        int64_t start_ms, end_ms;
+        int32_t keys[4];
+    } cached[2], today;
+    /* The four cells (day first) of recently written series, by their
+     * day: a sample of a series finds its cells without the index. */
+    struct history_recent {
+        uint32_t metric, town; /* metric 0: empty */
+        int32_t day;
+        uint32_t cell[4];
+    } * recent;
     /* the database and its writer */
     history_db_t db;
     bool db_open;

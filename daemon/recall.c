@@ -81,13 +81,25 @@ static int calendar_column(const engine_t *e, int type)
     return -1;
 }
 
+/* True when metric is a gauge or a ratio with a gauge operand: the
+ * engine's calendar columns have no value for those (10.5), the history's
+ * cells of the current period do. */
+static bool gauge_based(const engine_t *e, uint32_t metric)
+{
+    uint32_t num, den;
+    if (engine_ratio_operands(e, metric, &num, &den) == 0)
+        return engine_metric_kind(e, num) == PROTO_KIND_GAUGE ||
+               engine_metric_kind(e, den) == PROTO_KIND_GAUGE;
+    return engine_metric_kind(e, metric) == PROTO_KIND_GAUGE;
+}
+
 void recall_value(const recall_t *r, uint32_t metric, uint32_t town, calperiod_t p,
                   engine_value_t *out)
 {
     int32_t today = history_today(r->c.history);
     calperiod_t now = calperiod_of_day(p.type, today);
     int col = calendar_column(r->c.engine, p.type);
-    if (now.key == p.key && col >= 0) {
+    if (now.key == p.key && col >= 0 && !gauge_based(r->c.engine, metric)) {
         engine_values_t v;
         if (engine_read(r->c.engine, metric, town, &v) == 0) {
             *out = v.col[col];
@@ -202,6 +214,15 @@ int recall_period(recall_t *r, const void *rid, size_t rid_len, const proto_msg_
     if (c.oom) {
         snprintf(msg, msglen, "the daemon is out of memory for this answer; retry later");
         return TALLY_EBUSY;
+    }
+    if (r->c.max_items > 0 && r->nitems > r->c.max_items) {
+        snprintf(msg, msglen,
+                 "%zu series match prefix '%.*s', more than the %u one answer holds; narrow it "
+                 "(u/county/, u/town/<township>/, a metric)",
+                 r->nitems, (int)(q->prefix.len > 64 ? 64 : q->prefix.len), q->prefix.ptr,
+                 r->c.max_items);
+        r->nitems = 0;
+        return TALLY_ETOOLARGE;
     }
     if (r->nitems == 0) {
         proto_msg_t a = {.type = PROTO_PERIOD};

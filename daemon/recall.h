@@ -1,8 +1,11 @@
 /* recall.h - answers to PERIOD_REQ and RANGE_REQ (PROTOCOL.md 8.18-8.21):
  * the tallies of one calendar period, and one series period by period.
  *
- * The current period of each type reads from the engine's calendar column
- * (exact since the daemon's first record); a closed one from the history
+ * The current period of each type reads a counter (and a ratio of
+ * counters) from the engine's calendar column (exact since the daemon's
+ * first record), a gauge (and a ratio with a gauge operand) from the
+ * history, which keeps the current periods' cells too (the engine's
+ * calendar columns have no gauge values); a closed one from the history
  * (history.h).  Recall only reads: the engine, the history and the name
  * tables are the daemon's, lent for the answers.
  */
@@ -33,7 +36,8 @@ typedef struct recall_config {
     const intern_t *towns, *metrics;
     const publish_t *publish; /* the sequence number the answers carry */
     const tclock_t *clock;
-    sink_t reply; /* head is the peer's routing id */
+    sink_t reply;       /* head is the peer's routing id */
+    uint32_t max_items; /* series in one PERIOD answer, 0 = no limit */
 } recall_config_t;
 
 /* A PERIOD answer under way: its series, sent RECALL_BATCH at a time. */
@@ -74,7 +78,9 @@ void recall_free(recall_t *r);
  * answers under way, or a
  * negative wire code with the field and a sentence in field/msg for the
  * caller to send as ERROR (BAD_PERIOD, PERIOD_EXPIRED, UNKNOWN_TOWNSHIP,
- * UNKNOWN_METRIC, or TALLY_ENOMEM). */
+ * UNKNOWN_METRIC, TOO_LARGE when more than max_items series match, so
+ * that one answer neither holds the loop long nor overruns the peer's
+ * reply queue, or BUSY when out of memory). */
 int recall_period(recall_t *r, const void *rid, size_t rid_len, const proto_msg_t *m,
                   const char **field, char *msg, size_t msglen);
 
@@ -83,8 +89,8 @@ int recall_range(recall_t *r, const void *rid, size_t rid_len, const proto_msg_t
                  const char **field, char *msg, size_t msglen);
 
 /* The value of (metric, town) in period p into *out: the engine's column
- * for the current period, the history for a closed one, no value for a
- * day no longer kept. */
+ * for the current period of a counter, the history for a closed one and
+ * for a gauge's current one, no value for a day no longer kept. */
 void recall_value(const recall_t *r, uint32_t metric, uint32_t town, calperiod_t p,
                   engine_value_t *out);
 

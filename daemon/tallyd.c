@@ -451,6 +451,8 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
         .publish = &d->publish,
         .clock = d->clock,
         .reply = endpoints_reply_sink(&d->ep),
+        /* Half the peer's reply queue: the answer fits beside other replies. */
+        .max_items = (uint32_t)(d->cfg.max_reply_queue / 2),
     };
     if ((rc = recall_init(&d->recall, &rcl)) != 0)
         return rc;

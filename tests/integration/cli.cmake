@@ -25,4 +25,9 @@ if(TARGET tally_harness AND TARGET tally_cli AND TARGET tally_shared)
     add_test(NAME ${t} COMMAND ${t})
     set_tests_properties(${t} PROPERTIES LABELS integration TIMEOUT 180)
   endforeach()
+  # test_cli_history reads history.db while tallyd writes it, as an
+  # analyst's script would.
+  if(TARGET test_cli_history)
+    target_link_libraries(test_cli_history PRIVATE PkgConfig::SQLITE)
+  endif()
 endif()

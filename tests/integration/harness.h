@@ -345,13 +345,16 @@ int64_t harness_stats(harness_client_t *c, const char *name);
 typedef struct harness_sub harness_sub_t;
 
 typedef struct harness_event {
-    uint32_t type;            /* PROTO_UPDATE, PROTO_HEARTBEAT or PROTO_GOODBYE */
-    const char *topic;        /* the topic frame, NUL-terminated copy */
+    uint32_t type;     /* PROTO_UPDATE, PROTO_HEARTBEAT, PROTO_GOODBYE or PROTO_PERIOD_CHANGED */
+    const char *topic; /* the topic frame, NUL-terminated copy */
     const harness_row_t *row; /* UPDATE: the tally; else NULL */
     uint64_t stream_id;
     uint64_t seq;    /* UPDATE: tally seq; HEARTBEAT/GOODBYE: seq */
     int64_t mono_ms; /* when it was received (harness_mono_ms) */
     bool applied;    /* UPDATE: it changed the table */
+    /* PERIOD_CHANGED: the series and its periods, comma-separated
+     * ("2023-06-30,2023-06,2023-Q2,2023"); else NULL. */
+    const char *metric, *scope, *periods;
 } harness_event_t;
 
 /* Called for every message the subscriber processes once it is synced
@@ -383,6 +386,7 @@ struct harness_sub {
     uint64_t hb_seq; /* of the last heartbeat */
     bool goodbye;
     uint64_t goodbye_seq;
+    uint64_t period_changes; /* PERIOD_CHANGED received (of this stream) */
 
     harness_row_t *pending; /* updates buffered before the snapshot */
     size_t npending, cappending;

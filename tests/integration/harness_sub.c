@@ -114,6 +114,32 @@ static void sub_handle(harness_sub_t *s, zmq_msg_t *parts, int n)
             if (s->unfiltered && ev.seq > s->last_seq)
                 s->gaps++;
         }
+    } else if (m.type == PROTO_PERIOD_CHANGED) {
+        /* Not buffered before the snapshot: it is not part of the table. */
+        const __typeof__(m.u.period_changed) *c = &m.u.period_changed;
+        if (!s->synced)
+            return;
+        ev.stream_id = c->stream_id;
+        ev.seq = c->seq;
+        if (ev.stream_id != s->stream_id) {
+            s->other_stream++;
+            return;
+        }
+        char metric[PROTO_NAME_MAX + 1], scope[PROTO_NAME_MAX + 1];
+        char periods[PROTO_CHANGED_MAX * 16] = "";
+        snprintf(metric, sizeof(metric), "%.*s", (int)c->metric.len, c->metric.ptr);
+        snprintf(scope, sizeof(scope), "%.*s", (int)c->scope.len, c->scope.ptr);
+        for (uint32_t i = 0; i < c->nperiods; i++) {
+            size_t at = strlen(periods);
+            snprintf(periods + at, sizeof(periods) - at, "%s%.*s", i ? "," : "",
+                     (int)c->periods[i].len, c->periods[i].ptr);
+        }
+        ev.metric = metric;
+        ev.scope = scope;
+        ev.periods = periods;
+        s->period_changes++;
+        sub_emit(s, &ev);
+        return;
     } else {
         return; /* unknown types are ignored (PROTOCOL.md 18) */
     }

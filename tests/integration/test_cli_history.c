@@ -12,12 +12,15 @@
 #include <cmocka.h>
 
 #include <inttypes.h>
+#include <sqlite3.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "calperiod.h"
+#include "cli_json.h"
 #include "cli_support.h"
 #include <zmq.h>
 
@@ -38,6 +41,7 @@ typedef struct fx {
     row_t rows[ROWS_MAX]; /* the report's figures */
     size_t nrows;
     char csv[HARNESS_PATH_MAX];
+    void *scratch[2]; /* freed by teardown, also after a failure */
 } fx_t;
 
 /* What a period request returned: (metric, scope) -> value. */
@@ -98,6 +102,12 @@ static int setup(void **state)
     f->conf = harness_read_file(path);
     if (f->conf == NULL)
         return -1;
+    /* Keep days for good, so that 2023's days stay readable whatever the
+     * date the tests run on. */
+    char *days = strstr(f->conf, "days = 1100");
+    if (days == NULL)
+        return -1;
+    memcpy(days, "days=36600 ", strlen("days = 1100"));
     *state = f;
     return 0;
 }
@@ -108,6 +118,8 @@ static int teardown(void **state)
     int rc = harness_finish(&f->h) == 0 ? 0 : -1;
     harness_cleanup(&f->h);
     free(f->conf);
+    free(f->scratch[0]);
+    free(f->scratch[1]);
     free(f);
     return rc;
 }
@@ -381,6 +393,495 @@ static void test_bad_arguments(void **state)
     }
 }
 
+/* The values of --metric's tallies in a `tally get --period P --json`
+ * document, by metric: counters and gauges (num; present). */
+static const cj_t *json_tally(const cj_t *doc, const char *metric)
+{
+    const cj_t *t = cj_get(doc, "tallies");
+    assert_non_null(t);
+    for (size_t i = 0; i < t->n; i++) {
+        const cj_t *m = cj_get(&t->items[i], "metric");
+        if (m != NULL && strcmp(m->s, metric) == 0)
+            return &t->items[i];
+    }
+    return NULL;
+}
+
+static cj_t get_json(fx_t *f, const char *const *args)
+{
+    cli_result_t r = run_expect(f, 0, args);
+    cj_t doc;
+    char err[256];
+    if (cj_parse(r.out, strlen(r.out), &doc, err, sizeof err) != 0)
+        fail_msg("%s: %s", err, r.out);
+    cli_result_free(&r);
+    return doc;
+}
+
+/* A correction of 高观镇's figures for June 2023, sent in 2024. */
+static const struct {
+    const char *metric;
+    int64_t value;
+} correction[] = {{"disputes.resolved", 2}, {"disputes.screened", 3}, {"grid.zones", 24}};
+
+/* The value the report plus the correction gives metric in period p
+ * ("2023" or "2023-Q2"): counters add; a gauge keeps its latest-stamped
+ * figure (31 December's in 2023, the correction's in Q2). */
+static bool expected_value(const fx_t *f, const char *metric, const char *p, int64_t *v)
+{
+    bool q2 = strcmp(p, "2023-Q2") == 0, gauge = strncmp(metric, "grid.", 5) == 0;
+    int64_t report = 0, corr = 0;
+    bool in_report = false, in_corr = false;
+    for (size_t i = 0; i < f->nrows; i++)
+        if (strcmp(f->rows[i].metric, metric) == 0) {
+            report = f->rows[i].value;
+            in_report = true;
+        }
+    for (size_t i = 0; i < sizeof correction / sizeof correction[0]; i++)
+        if (strcmp(correction[i].metric, metric) == 0) {
+            corr = correction[i].value;
+            in_corr = true;
+        }
+    if (gauge) {
+        *v = q2 ? corr : report;
+        return q2 ? in_corr : in_report;
+    }
+    *v = (q2 ? 0 : report) + corr;
+    return true;
+}
+
+/* 6. The report stamped 2023-12-31 and the correction stamped
+ * 2023-06-30, SIGKILL in between and after: `tally get --period 2023
+ * --town gaoguan --json` gives exactly the report plus the correction,
+ * --period 2023-Q2 only the correction; after a 2024 push, --compare
+ * gives the right changes. */
+static void test_correction_and_compare(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, f->conf, NULL), 0);
+    push_report(f, "2023-12-31");
+    assert_int_equal(harness_stop(&f->h, SIGKILL), 128 + SIGKILL);
+    assert_int_equal(harness_start(&f->h, f->conf, NULL), 0);
+    cli_result_t r = run_expect(
+        f, 0,
+        (const char *const[]){"push", "--town", "gaoguan", "--time", "2023-06-30",
+                              "disputes.resolved=2", "disputes.screened=3", "grid.zones=24", NULL});
+    cli_result_free(&r);
+    assert_int_equal(harness_stop(&f->h, SIGKILL), 128 + SIGKILL);
+    assert_int_equal(harness_start(&f->h, f->conf, NULL), 0);
+
+    const char *periods[] = {"2023", "2023-Q2"};
+    for (size_t k = 0; k < 2; k++) {
+        cj_t doc = get_json(f, (const char *const[]){"get", "--period", periods[k], "--town",
+                                                     "gaoguan", "--json", NULL});
+        const cj_t *t = cj_get(&doc, "tallies");
+        assert_non_null(t);
+        assert_int_equal(t->n, 25); /* 22 figures, 3 ratios */
+        for (size_t i = 0; i < t->n; i++) {
+            const char *metric = cj_get(&t->items[i], "metric")->s;
+            const cj_t *v = cj_get(cj_get(&t->items[i], "values"), periods[k]);
+            assert_non_null(v);
+            if (strcmp(cj_get(&t->items[i], "kind")->s, "ratio") == 0)
+                continue;
+            int64_t want;
+            bool present = expected_value(f, metric, periods[k], &want);
+            if (present != (v->type == CJ_NUM && v->is_int) || (present && v->i != want))
+                fail_msg("%s %s: got %s %" PRId64 ", expected %s %" PRId64, periods[k], metric,
+                         v->is_int ? "value" : "no value", v->i, present ? "value" : "no value",
+                         want);
+        }
+        /* The resolution rate of the period: (216 + 2) / (219 + 3), 2 / 3. */
+        const cj_t *rate =
+            cj_get(cj_get(json_tally(&doc, "disputes.resolution_rate"), "values"), periods[k]);
+        assert_non_null(rate);
+        assert_int_equal(cj_get(rate, "num")->i, k == 0 ? 218 : 2);
+        assert_int_equal(cj_get(rate, "den")->i, k == 0 ? 222 : 3);
+        cj_free(&doc);
+    }
+
+    /* 2024: 300 resolved (one push in March); against 2023 (218): +82,
+     * +37.6%; 2024-Q1 against 2023-Q4 (216) and 2023-Q1 (0, no %). */
+    r = run_expect(f, 0,
+                   (const char *const[]){"push", "--town", "gaoguan", "--time", "2024-03-31",
+                                         "disputes.resolved=300", NULL});
+    cli_result_free(&r);
+    cj_t doc = get_json(f, (const char *const[]){"get", "--period", "2024", "--town", "gaoguan",
+                                                 "--metric", "disputes.resolved", "--compare",
+                                                 "--json", NULL});
+    const cj_t *t = json_tally(&doc, "disputes.resolved");
+    assert_non_null(t);
+    assert_int_equal(cj_get(cj_get(t, "values"), "2024")->i, 300);
+    assert_int_equal(cj_get(cj_get(t, "values"), "2023")->i, 218);
+    const cj_t *ch = cj_get(cj_get(t, "changes"), "2023");
+    assert_non_null(ch);
+    assert_true(cj_get(ch, "abs")->d == 82.0);
+    assert_true(cj_get(ch, "pct")->d > 37.61 && cj_get(ch, "pct")->d < 37.62);
+    cj_free(&doc);
+
+    doc = get_json(f, (const char *const[]){"get", "--period", "2024-Q1", "--town", "gaoguan",
+                                            "--metric", "disputes.resolved", "--compare", "--json",
+                                            NULL});
+    t = json_tally(&doc, "disputes.resolved");
+    assert_non_null(t);
+    const cj_t *cmp = cj_get(&doc, "compare");
+    assert_int_equal(cmp->n, 2);
+    assert_string_equal(cj_get(&cmp->items[0], "period")->s, "2023-Q4");
+    assert_string_equal(cj_get(&cmp->items[0], "relation")->s, "previous");
+    assert_string_equal(cj_get(&cmp->items[1], "period")->s, "2023-Q1");
+    assert_string_equal(cj_get(&cmp->items[1], "relation")->s, "year_ago");
+    assert_int_equal(cj_get(cj_get(t, "values"), "2023-Q4")->i, 216);
+    assert_int_equal(cj_get(cj_get(t, "values"), "2023-Q1")->i, 0);
+    ch = cj_get(cj_get(t, "changes"), "2023-Q4");
+    assert_true(cj_get(ch, "abs")->d == 84.0);
+    assert_true(cj_get(ch, "pct")->d > 38.88 && cj_get(ch, "pct")->d < 38.89);
+    ch = cj_get(cj_get(t, "changes"), "2023-Q1");
+    assert_true(cj_get(ch, "abs")->d == 300.0);
+    assert_int_equal(cj_get(ch, "pct")->type, CJ_NULL);
+    cj_free(&doc);
+
+    /* The table says the same. */
+    r = run_expect(f, 0,
+                   (const char *const[]){"get", "--period", "2024", "--town", "gaoguan", "--metric",
+                                         "disputes.resolved", "--compare", "--no-labels", NULL});
+    if (strstr(r.out, "+82") == NULL || strstr(r.out, "+37.6%") == NULL)
+        fail_msg("tally get --period 2024 --compare:\n%s", r.out);
+    cli_result_free(&r);
+}
+
+/* ---- PERIOD_CHANGED ---- */
+
+typedef struct changes {
+    char what[16][200]; /* "topic periods" */
+    int n;
+    bool saw_today; /* the UPDATE of today's sample arrived */
+} changes_t;
+
+static void on_change(harness_sub_t *s, const harness_event_t *ev, void *ctx)
+{
+    (void)s;
+    changes_t *c = ctx;
+    if (ev->type == PROTO_PERIOD_CHANGED && c->n < 16)
+        snprintf(c->what[c->n++], sizeof c->what[0], "%s %s", ev->topic, ev->periods);
+    if (ev->type == PROTO_UPDATE && ev->row != NULL && strcmp(ev->row->scope, "gaoguan") == 0)
+        c->saw_today = true;
+}
+
+static bool two_changes(harness_sub_t *s, void *ctx)
+{
+    (void)s;
+    return ((changes_t *)ctx)->n >= 2;
+}
+
+static bool saw_today(harness_sub_t *s, void *ctx)
+{
+    (void)s;
+    return ((changes_t *)ctx)->saw_today;
+}
+
+/* 7. A figure stamped in closed periods tells subscribers which, once
+ * for the township's series and once for the county's; a figure of
+ * today tells nothing (its periods are open). */
+static void test_period_changed(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, f->conf, NULL), 0);
+    changes_t c = {0};
+    harness_sub_t sub;
+    assert_int_equal(harness_sub_open(&f->h, &sub, "", on_change, &c), 0);
+    harness_client_t cl;
+    assert_int_equal(harness_client_open(&f->h, &cl), 0);
+    harness_ack_t ack;
+    /* Today's figure first: its UPDATE, and no PERIOD_CHANGED. */
+    assert_int_equal(
+        harness_submit_one(&cl, 1, "gaoguan", harness_now_ms(), "disputes.resolved", 7, &ack), 0);
+    assert_int_equal(ack.status, 0);
+    assert_int_equal(harness_sub_until(&sub, saw_today, &c, 20000), 0);
+    /* 2023-06-30 12:00 in Asia/Shanghai. */
+    assert_int_equal(
+        harness_submit_one(&cl, 2, "gaoguan", 1688097600000LL, "disputes.resolved", 5, &ack), 0);
+    assert_int_equal(ack.status, 0);
+    assert_int_equal(harness_sub_until(&sub, two_changes, &c, 20000), 0);
+    assert_int_equal(harness_sub_wait_stable(&sub, 20000), 0);
+    assert_int_equal(c.n, 2);
+    const char *want[] = {"u/town/gaoguan/disputes.resolved/ 2023-06-30,2023-06,2023-Q2,2023",
+                          "u/county/disputes.resolved/ 2023-06-30,2023-06,2023-Q2,2023"};
+    for (int i = 0; i < 2; i++)
+        if (strcmp(c.what[0], want[i]) != 0 && strcmp(c.what[1], want[i]) != 0)
+            fail_msg("no PERIOD_CHANGED '%s'; got '%s' and '%s'", want[i], c.what[0], c.what[1]);
+    harness_client_close(&cl);
+    harness_sub_close(&sub);
+}
+
+/* ---- killed while history is being written ---- */
+
+#define KR_RECORDS 3000
+#define KR_BATCH   250
+#define KR_TOWNS   5
+#define KR_DAYS    400
+/* 2025-01-01 00:00 in Asia/Shanghai (UTC+8, no daylight saving time). */
+#define KR_BASE_MS 1735660800000LL
+#define KR_ZONE_MS (8 * 3600000LL)
+
+static const char *const kr_towns[KR_TOWNS] = {"gaoguan", "bashan", "pingba", "fuxing", "gecheng"};
+
+typedef struct kr_cell {
+    int64_t resolved;
+    bool has_zones;
+    int64_t zones, zones_ms;
+} kr_cell_t;
+
+/* Expected cells: [scope][type][index from the first period of the type],
+ * scope KR_TOWNS the county. */
+typedef struct kr {
+    kr_cell_t cell[KR_TOWNS + 1][4][KR_DAYS + 1];
+    calperiod_t first[4], last[4];
+    int64_t checked;
+    char why[256];
+} kr_t;
+
+static int64_t kr_time(int i)
+{
+    return KR_BASE_MS + (int64_t)((i * 37) % KR_DAYS) * 86400000LL +
+           (int64_t)(((int64_t)i * 7919) % 86400) * 1000 + i % 1000;
+}
+
+static int32_t kr_day(int64_t t_ms)
+{
+    int64_t l = t_ms + KR_ZONE_MS;
+    return (int32_t)((l - (((l % 86400000LL) + 86400000LL) % 86400000LL)) / 86400000LL);
+}
+
+static void kr_expect(kr_t *k)
+{
+    memset(k->cell, 0, sizeof(k->cell));
+    int32_t d0 = kr_day(KR_BASE_MS);
+    assert_int_equal(d0, calperiod_days_from_civil(2025, 1, 1));
+    for (int t = 0; t < 4; t++) {
+        k->first[t] = calperiod_of_day(t, d0);
+        k->last[t] = calperiod_of_day(t, d0 + KR_DAYS - 1);
+    }
+    for (int i = 0; i < KR_RECORDS; i++) {
+        int64_t ms = kr_time(i);
+        int town = i % KR_TOWNS;
+        for (int t = 0; t < 4; t++) {
+            calperiod_t p = calperiod_of_day(t, kr_day(ms));
+            int32_t idx = p.key - k->first[t].key;
+            assert_true(idx >= 0 && idx < KR_DAYS);
+            kr_cell_t *c = &k->cell[town][t][idx];
+            c->resolved += 1 + i % 9;
+            if (!c->has_zones || ms >= c->zones_ms) {
+                c->has_zones = true;
+                c->zones = i % 50;
+                c->zones_ms = ms;
+            }
+        }
+    }
+    for (int t = 0; t < 4; t++)
+        for (int idx = 0; idx < KR_DAYS; idx++) {
+            kr_cell_t *cty = &k->cell[KR_TOWNS][t][idx];
+            for (int town = 0; town < KR_TOWNS; town++) {
+                const kr_cell_t *c = &k->cell[town][t][idx];
+                cty->resolved += c->resolved;
+                if (c->has_zones) {
+                    cty->has_zones = true;
+                    cty->zones += c->zones;
+                }
+            }
+        }
+}
+
+typedef struct kr_read {
+    kr_t *k;
+    int type, idx;
+    int seen;
+    bool bad;
+} kr_read_t;
+
+static void kr_on_tally(void *ctx, const tally_tally_t *t)
+{
+    kr_read_t *r = ctx;
+    bool resolved = strcmp(t->metric, "disputes.resolved") == 0;
+    if ((!resolved && strcmp(t->metric, "grid.zones") != 0) || r->bad)
+        return;
+    int scope = -1;
+    if (t->scope[0] == '\0')
+        scope = KR_TOWNS;
+    for (int i = 0; i < KR_TOWNS; i++)
+        if (strcmp(t->scope, kr_towns[i]) == 0)
+            scope = i;
+    const tally_value_t *v = &t->values[0];
+    bool want_present = true;
+    int64_t want = 0;
+    if (scope >= 0) {
+        const kr_cell_t *c = &r->k->cell[scope][r->type][r->idx];
+        want_present = resolved || c->has_zones;
+        want = resolved ? c->resolved : c->zones;
+        r->seen++;
+    } else {
+        want_present = resolved; /* a township that sent nothing */
+    }
+    if (t->nvalues != 1 || v->present != want_present || (want_present && v->num != want)) {
+        snprintf(r->k->why, sizeof r->k->why, "%s '%s' %s: %s %" PRId64 ", expected %s %" PRId64,
+                 t->metric, t->scope, t->nvalues ? t->values[0].column : "?",
+                 v->present ? "value" : "no value", v->num, want_present ? "value" : "no value",
+                 want);
+        r->bad = true;
+    }
+    r->k->checked++;
+}
+
+/* Every cell of the two metrics, every township and the county, every
+ * period from the first day to the last, by tally_period_req. */
+static void kr_check(fx_t *f, kr_t *k)
+{
+    k->checked = 0;
+    for (int t = 0; t < 4; t++)
+        for (int idx = 0; idx <= k->last[t].key - k->first[t].key; idx++) {
+            char name[CALPERIOD_NAME_MAX], err[512] = "";
+            calperiod_t p = calperiod_add(k->first[t], idx);
+            assert_true(calperiod_format(p, name, sizeof name) > 0);
+            kr_read_t r = {.k = k, .type = t, .idx = idx};
+            tally_request_t req = {.timeout_ms = 20000, .errbuf = err, .errbuf_len = sizeof err};
+            int rc = tally_period_req(f->h.req_endpoint, &req, "u/", name, kr_on_tally, &r);
+            if (rc != 0)
+                fail_msg("tally_period_req %s: %s: %s", name, tally_strerror(rc), err);
+            if (r.bad)
+                fail_msg("period %s: %s\ndaemon log:\n%s", name, k->why, harness_log(&f->h));
+            assert_int_equal(r.seen, 2 * (KR_TOWNS + 1));
+        }
+}
+
+/* The journal position history.db says it holds, read through SQLite
+ * while tallyd runs (WAL: a reader sees whole transactions); 0 when it
+ * cannot be read yet. */
+static uint64_t kr_db_pos(fx_t *f)
+{
+    char path[HARNESS_PATH_MAX];
+    snprintf(path, sizeof path, "%s/state/history.db", f->h.dir);
+    sqlite3 *db = NULL;
+    uint64_t pos = 0;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_stmt *st = NULL;
+        sqlite3_busy_timeout(db, 5000);
+        if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'journal_pos'", -1, &st,
+                               NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            pos = (uint64_t)sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return pos;
+}
+
+/* Wait until history.db holds a journal position beyond above (the
+ * writer stores every HISTORY_FLUSH_MS); returns it. */
+static uint64_t kr_wait_stored(fx_t *f, uint64_t above)
+{
+    int64_t give_up = harness_mono_ms() + 30000;
+    uint64_t pos;
+    while ((pos = kr_db_pos(f)) <= above) {
+        if (harness_mono_ms() > give_up)
+            fail_msg("history.db stays at journal position %" PRIu64 "\n%s", pos,
+                     harness_log(&f->h));
+        usleep(20 * 1000);
+    }
+    return pos;
+}
+
+/* Send records [from, to) in batches of KR_BATCH, waiting for each
+ * batch's ACKs; the last batch is only sent when kill_after_us >= 0, and
+ * tallyd is killed that many microseconds later with the batch in flight
+ * (after the database has stored part of what was acknowledged, so that
+ * a restart loads it and replays the rest of the journal).  Returns the
+ * first record not known to be acknowledged. */
+static int kr_send(fx_t *f, harness_client_t *cl, int from, int to, long kill_after_us)
+{
+    bool kill_after = kill_after_us >= 0;
+    uint64_t start_pos = kr_db_pos(f);
+    for (int b = from; b < to; b += KR_BATCH) {
+        int end = b + KR_BATCH < to ? b + KR_BATCH : to;
+        for (int i = b; i < end; i++) {
+            harness_sample_t s[2] = {{"disputes.resolved", 1 + i % 9}, {"grid.zones", i % 50}};
+            assert_int_equal(
+                harness_send_submit(cl, (uint64_t)i + 1, kr_towns[i % KR_TOWNS], kr_time(i), s, 2),
+                0);
+        }
+        if (kill_after && end == to) {
+            usleep((useconds_t)kill_after_us);
+            assert_int_equal(harness_stop(&f->h, SIGKILL), 128 + SIGKILL);
+            return b;
+        }
+        if (kill_after && end + KR_BATCH >= to) /* the database holds some */
+            kr_wait_stored(f, start_pos);
+        for (int i = b; i < end; i++) {
+            harness_ack_t ack;
+            assert_int_equal(harness_wait_ack(cl, (uint64_t)i + 1, &ack, 20000), 0);
+            if (ack.status != 0 && ack.status != 1) {
+                char buf[512];
+                fail_msg("record %d: %s", i, harness_ack_str(&ack, buf, sizeof buf));
+            }
+        }
+    }
+    return to;
+}
+
+/* 8. tallyd killed again and again while it applies submissions that
+ * land all over 400 days of closed periods (so its history writer is
+ * busy storing them, and checkpoints trim the journal meanwhile): after
+ * the client resends what was in flight, as its outbox would, every
+ * cell of every day, month, quarter and year holds each record exactly
+ * once, live and after a last SIGKILL and restart. */
+static void test_killed_while_writing(void **state)
+{
+    fx_t *f = *state;
+    kr_t *k = f->scratch[0] = calloc(1, sizeof(*k));
+    assert_non_null(k);
+    kr_expect(k);
+    /* Checkpoints every 400 records: the journal is trimmed while the
+     * history still needs some of it. */
+    char *conf = f->scratch[1] = malloc(strlen(f->conf) + 64);
+    assert_non_null(conf);
+    strcpy(conf, f->conf);
+    char *every = strstr(conf, "snapshot_every_records = 1000000");
+    assert_non_null(every);
+    memcpy(every, "snapshot_every_records = 400    ", strlen("snapshot_every_records = 1000000"));
+    assert_int_equal(harness_start(&f->h, conf, NULL), 0);
+    harness_client_t cl;
+    assert_int_equal(harness_client_open(&f->h, &cl), 0);
+    uint8_t id[PROTO_CLIENT_ID_LEN];
+    memcpy(id, cl.client_id, sizeof id);
+    int next = 0;
+    /* Killed at different moments of the writer's 500 ms cycle. */
+    const int kills[] = {600, 1350, 2100, 2600};
+    const long delay_us[] = {0, 130000, 290000, 470000};
+    for (size_t r = 0; r < sizeof kills / sizeof kills[0]; r++) {
+        next = kr_send(f, &cl, next, kills[r], delay_us[r]);
+        harness_client_close(&cl);
+        assert_int_equal(harness_start(&f->h, conf, NULL), 0);
+        /* The database was loaded, not rebuilt: the journal's tail after
+         * its position is what was applied again. */
+        const char *log = harness_log(&f->h), *at = NULL;
+        for (const char *p = log; (p = strstr(p, "up to journal position ")) != NULL; p++)
+            at = p;
+        if (at == NULL || strtoull(at + strlen("up to journal position "), NULL, 10) == 0 ||
+            strstr(log, "set aside") != NULL)
+            fail_msg("history.db was not loaded:\n%s", log);
+        assert_int_equal(harness_client_open(&f->h, &cl), 0);
+        memcpy(cl.client_id, id, sizeof id); /* the same client, resending */
+    }
+    uint64_t before = kr_db_pos(f);
+    next = kr_send(f, &cl, next, KR_RECORDS, -1);
+    assert_int_equal(next, KR_RECORDS);
+    kr_check(f, k);
+    assert_true(k->checked > 0);
+    /* Some of the last records stored, then killed again. */
+    kr_wait_stored(f, before);
+    harness_client_close(&cl);
+    assert_int_equal(harness_stop(&f->h, SIGKILL), 128 + SIGKILL);
+    assert_int_equal(harness_start(&f->h, conf, NULL), 0);
+    kr_check(f, k);
+}
+
 /* 6. An answer larger than one batch (700 townships: the daemon sends it
  * over several loop iterations) arrives whole; a figure stamped in a
  * closed period tells the series' subscribers which periods changed. */
@@ -463,6 +964,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_damaged_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_correction_and_compare, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_period_changed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_killed_while_writing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_answer_and_period_changed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -53,10 +53,10 @@ static void fx_history(fx_t *f, int64_t days)
     assert_int_equal(history_init(&f->h, &hc), 0);
 }
 
-static int setup(void **state)
+static int setup_with(void **state, const char *text)
 {
     fx_t *f = calloc(1, sizeof(*f));
-    t_state_init(&f->st, conf);
+    t_state_init(&f->st, text);
     t_state_declare(&f->st);
     f->resolved = id(&f->st.metrics, "resolved");
     f->screened = id(&f->st.metrics, "screened");
@@ -69,6 +69,23 @@ static int setup(void **state)
     assert_non_null(mkdtemp(f->dir));
     *state = f;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_with(state, conf);
+}
+
+/* The same catalog in the county's own zone, UTC+8 all year. */
+static int setup_shanghai(void **state)
+{
+    static char text[sizeof conf + 32];
+    snprintf(text, sizeof text, "%s", conf);
+    char *z = strstr(text, "UTC");
+    assert_non_null(z);
+    memmove(z + strlen("Asia/Shanghai"), z + 3, strlen(z + 3) + 1);
+    memcpy(z, "Asia/Shanghai", strlen("Asia/Shanghai"));
+    return setup_with(state, text);
 }
 
 static int teardown(void **state)
@@ -208,6 +225,115 @@ static void test_database_round_trip(void **state)
     expect(f, f->resolved, f->gaoguan, "2023", true, 216);
 }
 
+/* Instants in Asia/Shanghai (UTC+8), in ms since the epoch (UTC). */
+#define SH_DEC31_2000    1704024000000LL /* 2023-12-31 20:00 local */
+#define SH_DEC31_LAST_MS 1704038399999LL /* 2023-12-31 23:59:59.999 local */
+#define SH_JAN01_0000    1704038400000LL /* 2024-01-01 00:00:00.000 local */
+#define SH_JAN01_0400    1704052800000LL /* 2024-01-01 04:00, 2023-12-31 20:00 UTC */
+#define SH_JAN02_1000    1704160800000LL /* 2024-01-02 10:00 local */
+#define SH_FEB29_1200    1709179200000LL /* 2024-02-29 12:00 local */
+#define SH_FEB29_2330    1709220600000LL /* 2024-02-29 23:30 local */
+#define SH_MAR01_0000    1709222400000LL /* 2024-03-01 00:00 local */
+
+/* Every period a township's counter holds, as "period=value" checks. */
+static void expect_all(fx_t *f, uint32_t metric, uint32_t town, const char *const *periods,
+                       const int64_t *want, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        expect(f, metric, town, periods[i], true, want[i]);
+}
+
+/* Asia/Shanghai: a December figure arriving on 2 January lands in
+ * December's day, month, quarter and year; the last millisecond of the
+ * year is 2023's, the next one 2024's; 20:00 UTC on 31 December is
+ * already 1 January locally. */
+static void test_shanghai_year_end(void **state)
+{
+    fx_t *f = *state;
+    t_now_ms = SH_JAN02_1000;
+    apply(f, 1, f->gaoguan, SH_DEC31_2000, f->resolved, 100);
+    apply(f, 2, f->gaoguan, SH_DEC31_LAST_MS, f->resolved, 10);
+    apply(f, 3, f->gaoguan, SH_JAN01_0000, f->resolved, 1000);
+    apply(f, 4, f->bashan, SH_JAN01_0400, f->resolved, 7);
+    static const char *const p[] = {"2023-12-31", "2023-12", "2023-Q4", "2023",       "2024-01-01",
+                                    "2024-01",    "2024-Q1", "2024",    "2023-12-30", "2023-11"};
+    static const int64_t gaoguan[] = {110, 110, 110, 110, 1000, 1000, 1000, 1000, 0, 0};
+    static const int64_t bashan[] = {0, 0, 0, 0, 7, 7, 7, 7, 0, 0};
+    static const int64_t county[] = {110, 110, 110, 110, 1007, 1007, 1007, 1007, 0, 0};
+    expect_all(f, f->resolved, f->gaoguan, p, gaoguan, 10);
+    expect_all(f, f->resolved, f->bashan, p, bashan, 10);
+    expect_all(f, f->resolved, 0, p, county, 10);
+    /* Ten cells per township and county: four periods on each side. */
+    assert_int_equal(history_cells(&f->h), 4 * 2 + 4 * 2 + 4 * 1);
+}
+
+/* Asia/Shanghai: 29 February 2024 is a day of its own, of February, of
+ * Q1; midnight starts 1 March. */
+static void test_shanghai_leap_day(void **state)
+{
+    fx_t *f = *state;
+    t_now_ms = SH_MAR01_0000 + 86400000LL * 40;
+    apply(f, 1, f->gaoguan, SH_FEB29_1200, f->resolved, 3);
+    apply(f, 2, f->gaoguan, SH_FEB29_2330, f->resolved, 4);
+    apply(f, 3, f->gaoguan, SH_MAR01_0000, f->resolved, 50);
+    static const char *const p[] = {"2024-02-29", "2024-02", "2024-03-01", "2024-03",
+                                    "2024-02-28", "2024-Q1", "2024"};
+    static const int64_t want[] = {7, 7, 50, 50, 0, 57, 57};
+    expect_all(f, f->resolved, f->gaoguan, p, want, 7);
+    expect_all(f, f->resolved, 0, p, want, 7);
+}
+
+/* Asia/Shanghai gauges across the year's end: each period keeps its own
+ * latest-stamped value per township, the county the sum; a late,
+ * earlier-stamped figure replaces nothing, a later-stamped one of the
+ * closed period replaces that period's value only. */
+static void test_shanghai_gauge_boundaries(void **state)
+{
+    fx_t *f = *state;
+    t_now_ms = SH_JAN02_1000;
+    apply(f, 1, f->gaoguan, SH_DEC31_LAST_MS, f->zones, 5);
+    apply(f, 2, f->gaoguan, SH_JAN01_0000, f->zones, 9);
+    apply(f, 3, f->bashan, SH_DEC31_2000, f->zones, 2);
+    apply(f, 4, f->bashan, SH_DEC31_2000 - 1, f->zones, 40); /* earlier: ignored */
+    expect(f, f->zones, f->gaoguan, "2023-12-31", true, 5);
+    expect(f, f->zones, f->gaoguan, "2023", true, 5);
+    expect(f, f->zones, f->gaoguan, "2024-01-01", true, 9);
+    expect(f, f->zones, f->gaoguan, "2024-Q1", true, 9);
+    expect(f, f->zones, f->bashan, "2023-Q4", true, 2);
+    expect(f, f->zones, f->bashan, "2024", false, 0);
+    expect(f, f->zones, 0, "2023-12", true, 7);
+    expect(f, f->zones, 0, "2024-01", true, 9);
+    /* bashan's figure of 31 December, stamped later, arriving on 2 January. */
+    apply(f, 5, f->bashan, SH_DEC31_LAST_MS, f->zones, 3);
+    expect(f, f->zones, f->bashan, "2023-12-31", true, 3);
+    expect(f, f->zones, 0, "2023", true, 8);
+    expect(f, f->zones, 0, "2024", true, 9);
+    /* Replayed after a crash: skipped. */
+    apply(f, 5, f->bashan, SH_DEC31_LAST_MS, f->zones, 1);
+    expect(f, f->zones, 0, "2023-Q4", true, 8);
+}
+
+/* Retention counts local days: with 2 days kept on 2 January, 31
+ * December's day cell is neither kept nor read, its month is. */
+static void test_shanghai_retention(void **state)
+{
+    fx_t *f = *state;
+    history_free(&f->h);
+    t_now_ms = SH_JAN02_1000;
+    fx_history(f, 2);
+    apply(f, 1, f->gaoguan, SH_DEC31_LAST_MS, f->resolved, 1);
+    apply(f, 2, f->gaoguan, SH_JAN01_0000, f->resolved, 2);
+    calperiod_t d;
+    assert_int_equal(calperiod_parse("2023-12-31", 10, &d), 0);
+    assert_true(history_expired(&f->h, d));
+    assert_int_equal(calperiod_parse("2024-01-01", 10, &d), 0);
+    assert_false(history_expired(&f->h, d));
+    expect(f, f->resolved, f->gaoguan, "2023-12", true, 1);
+    expect(f, f->resolved, f->gaoguan, "2024-01-01", true, 2);
+    /* 2023: month, quarter, year; 2024: day too; township and county. */
+    assert_int_equal(history_cells(&f->h), (3 + 4) * 2);
+}
+
 int main(void)
 {
     setenv("TZ", "UTC", 1);
@@ -217,6 +343,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ratio, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shanghai_year_end, setup_shanghai, teardown),
+        cmocka_unit_test_setup_teardown(test_shanghai_leap_day, setup_shanghai, teardown),
+        cmocka_unit_test_setup_teardown(test_shanghai_gauge_boundaries, setup_shanghai, teardown),
+        cmocka_unit_test_setup_teardown(test_shanghai_retention, setup_shanghai, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
