@@ -80,14 +80,17 @@ static int rehash(history_t *h, uint32_t slots)
 static void account(history_t *h)
 {
     h->mem = (size_t)h->cap * sizeof(*h->cells) + ((size_t)h->mask + 1) * sizeof(*h->index) +
-             (size_t)h->dirty_cap * sizeof(*h->dirty) + HISTORY_RECENT * sizeof(*h->recent);
+             (size_t)h->dirty_cap * sizeof(*h->dirty) +
+             HISTORY_RECENT * (sizeof(*h->recent) + sizeof(*h->pending_slots));
 }
 
-/* Cells moved or went: forget where they were. */
+/* Cells moved or went: forget where they were (settle_all() first when
+ * their pending sums still count). */
 static void forget_recent(history_t *h)
 {
     if (h->recent != NULL)
         memset(h->recent, 0, HISTORY_RECENT * sizeof(*h->recent));
+    h->npending = 0;
 }
 
 /* Make room for extra more cells (and their dirty marks) so that adding
@@ -158,7 +161,8 @@ int history_init(history_t *h, const history_config_t *c)
     if (h->c.days < HISTORY_DAYS_MIN || h->c.days > HISTORY_DAYS_MAX)
         h->c.days = HISTORY_DAYS_DEFAULT;
     h->recent = calloc(HISTORY_RECENT, sizeof(*h->recent));
-    if (h->recent == NULL)
+    h->pending_slots = calloc(HISTORY_RECENT, sizeof(*h->pending_slots));
+    if (h->recent == NULL || h->pending_slots == NULL)
         return TALLY_ENOMEM;
     return reserve(h, 0);
 }
@@ -180,6 +184,7 @@ void history_free(history_t *h)
     free(h->dirty);
     free(h->changes);
     free(h->recent);
+    free(h->pending_slots);
     memset(h, 0, sizeof(*h));
 }
 
@@ -269,7 +274,9 @@ void history_set_position(history_t *h, uint64_t pos)
 }
 
 /* Add v to a counter cell, exactly; a sum that would leave int64 (the
- * engine's bounds keep real figures far from it) is refused and logged. */
+ * engine's bounds keep real figures far from it) is refused and logged.
+ * v is a series' pending sum (settle()) or, for a day no longer kept, one
+ * sample. */
 static void add(history_t *h, history_cell_t *c, __int128 v)
 {
     __int128 s = (__int128)c->value + v;
@@ -313,26 +320,84 @@ static bool set_gauge(history_t *h, history_cell_t *t, history_cell_t *c, int64_
     return changed;
 }
 
-/* The cells of (metric, town) for the periods keys[0..4) (day first),
- * added when missing (room was reserved); out[CALPERIOD_DAY] is
- * UINT32_MAX when the day is not kept (!day_kept). */
-static void cells_of(history_t *h, uint32_t metric, uint32_t town, const int32_t keys[4],
-                     bool gauge, bool day_kept, uint32_t out[4])
+/* Add an entry's pending sum to its township's and its county's cells. */
+static void settle(history_t *h, struct history_recent *r)
 {
-    uint32_t slot = (metric * 0x9e3779b1u ^ town * 0x85ebca77u ^ (uint32_t)keys[0] * 0xc2b2ae3du) &
-                    (HISTORY_RECENT - 1);
-    struct history_recent *r = &h->recent[slot];
-    if (day_kept && r->metric == metric && r->town == town && r->day == keys[0]) {
-        memcpy(out, r->cell, sizeof(r->cell));
+    int64_t v = r->pending;
+    r->pending = 0;
+    r->queued = false;
+    if (v == 0)
         return;
+    for (int t = 0; t < 4; t++) {
+        add(h, &h->cells[r->county[t]], v);
+        add(h, &h->cells[r->cell[t]], v);
     }
-    for (uint8_t t = 0; t < 4; t++)
-        out[t] = t == CALPERIOD_DAY && !day_kept
-                     ? UINT32_MAX
-                     : (uint32_t)(cell(h, metric, town, t, keys[t], gauge) - h->cells);
-    if (day_kept) {
-        *r = (struct history_recent){.metric = metric, .town = town, .day = keys[0]};
-        memcpy(r->cell, out, sizeof(r->cell));
+}
+
+/* Every pending sum into its cells: the cells are then exact. */
+static void settle_all(history_t *h)
+{
+    for (uint32_t i = 0; i < h->npending; i++)
+        settle(h, &h->recent[h->pending_slots[i]]);
+    h->npending = 0;
+}
+
+/* The cells of (metric, town) and of its county (metric, 0) for the
+ * periods keys[0..4) (day first), added when missing (room was reserved
+ * for eight): the recent entry that holds them, which the day is kept
+ * for. */
+static struct history_recent *recent_of(history_t *h, uint32_t metric, uint32_t town,
+                                        const int32_t keys[4], bool gauge)
+{
+    /* four ways: a county's few hundred series would otherwise collide
+     * often enough to evict each other on every submission */
+    uint32_t hash = metric * 0x9e3779b1u ^ town * 0x85ebca77u ^ (uint32_t)keys[0] * 0xc2b2ae3du;
+    uint32_t base = (hash ^ hash >> 15) & (HISTORY_RECENT - HISTORY_RECENT_WAYS);
+    struct history_recent *set = &h->recent[base], *r = NULL;
+    for (uint32_t w = 0; w < HISTORY_RECENT_WAYS; w++) {
+        struct history_recent *e = &set[w];
+        if (e->metric == metric && e->town == town && e->day == keys[0])
+            return e;
+        if (r == NULL && (e->metric == 0 || e->day != keys[0]))
+            r = e; /* empty, or of another day */
+    }
+    if (r == NULL)
+        r = &set[(hash >> 24) % HISTORY_RECENT_WAYS];
+    if (r->queued) {
+        settle(h, r);
+        uint32_t slot = (uint32_t)(r - h->recent);
+        for (uint32_t i = 0; i < h->npending; i++)
+            if (h->pending_slots[i] == slot) {
+                h->pending_slots[i] = h->pending_slots[--h->npending];
+                break;
+            }
+    }
+    r->metric = metric;
+    r->town = town;
+    r->day = keys[0];
+    for (uint8_t t = 0; t < 4; t++) {
+        r->cell[t] = (uint32_t)(cell(h, metric, town, t, keys[t], gauge) - h->cells);
+        r->county[t] = (uint32_t)(cell(h, metric, 0, t, keys[t], gauge) - h->cells);
+    }
+    return r;
+}
+
+/* A counter sample of a series whose day is kept: summed in its entry. */
+static void add_pending(history_t *h, struct history_recent *r, int64_t v)
+{
+    int64_t sum;
+    if (__builtin_add_overflow(r->pending, v, &sum)) {
+        /* the sum so far goes to the cells (add() refuses what leaves
+         * int64 there); v starts a new one */
+        bool queued = r->queued;
+        settle(h, r);
+        r->queued = queued;
+        sum = v;
+    }
+    r->pending = sum;
+    if (!r->queued) {
+        r->queued = true;
+        h->pending_slots[h->npending++] = (uint32_t)(r - h->recent);
     }
 }
 
@@ -401,9 +466,29 @@ int history_apply(history_t *h, uint64_t pos, uint32_t town, int64_t time_ms,
         if (kind == PROTO_KIND_RATIO)
             continue;
         bool gauge = kind == PROTO_KIND_GAUGE, day_kept = keys[CALPERIOD_DAY] >= first_day;
+        if (!gauge && day_kept) {
+            /* the common case: one addition, the cells follow later */
+            add_pending(h, recent_of(h, m, town, keys, false), v);
+            if (report && v != 0)
+                for (uint8_t t = 0; t < 4; t++)
+                    if (keys[t] < now[t]) {
+                        note_change(h, m, town, t, keys[t]);
+                        note_change(h, m, 0, t, keys[t]);
+                    }
+            continue;
+        }
         uint32_t tc[4], cc[4];
-        cells_of(h, m, town, keys, gauge, day_kept, tc);
-        cells_of(h, m, 0, keys, gauge, day_kept, cc);
+        if (day_kept) {
+            struct history_recent *r = recent_of(h, m, town, keys, gauge);
+            memcpy(tc, r->cell, sizeof(tc));
+            memcpy(cc, r->county, sizeof(cc));
+        } else {
+            tc[CALPERIOD_DAY] = cc[CALPERIOD_DAY] = UINT32_MAX;
+            for (uint8_t t = 1; t < 4; t++) {
+                tc[t] = (uint32_t)(cell(h, m, town, t, keys[t], gauge) - h->cells);
+                cc[t] = (uint32_t)(cell(h, m, 0, t, keys[t], gauge) - h->cells);
+            }
+        }
         for (uint8_t t = 0; t < 4; t++) {
             if (t == CALPERIOD_DAY && !day_kept)
                 continue;
@@ -443,9 +528,10 @@ static void read_cell(const history_t *h, uint32_t metric, uint32_t town, calper
     out->num = out->present ? c->value : 0;
 }
 
-void history_read(const history_t *h, uint32_t metric, uint32_t town, calperiod_t p,
-                  engine_value_t *out)
+void history_read(history_t *h, uint32_t metric, uint32_t town, calperiod_t p, engine_value_t *out)
 {
+    if (h->npending > 0)
+        settle_all(h);
     uint32_t num, den;
     if (engine_ratio_operands(h->c.engine, metric, &num, &den) != 0) {
         read_cell(h, metric, town, p, out);
@@ -563,6 +649,7 @@ int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metri
  * with the next batch). */
 static void prune_days(history_t *h, int32_t first_day)
 {
+    settle_all(h);
     uint32_t n = 0;
     bool any = false;
     for (uint32_t i = 0; i < h->ncells; i++) {
@@ -616,6 +703,7 @@ static void writer_main(void *arg)
 /* Fill b with the dirty cells (their marks cleared) and the position. */
 static int build_batch(history_t *h, history_batch_t *b)
 {
+    settle_all(h);
     b->nrows = 0;
     b->prune_before[0] = '\0';
     if (history_batch_reserve(b, h->ndirty) != 0)

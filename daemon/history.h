@@ -48,6 +48,7 @@
 #define HISTORY_DAYS_MAX     36600
 #define HISTORY_FLUSH_MS     500  /* how often changed cells are stored */
 #define HISTORY_RECENT       4096 /* series whose cells are remembered */
+#define HISTORY_RECENT_WAYS  4    /* ... in sets of four (a power of 2) */
 
 /* A sample changed closed periods of series (metric, town): periods[0..n)
  * (1..4, day first).  Called after the record is applied, only once the
@@ -97,13 +98,21 @@ typedef struct history {
         int64_t start_ms, end_ms;
         int32_t keys[4];
     } cached[2], today;
-    /* The four cells (day first) of recently written series, by their
-     * day: a sample of a series finds its cells without the index. */
+    /* The four cells (day first) of recently written series and of
+     * their county, by their day: a sample of a series finds its cells
+     * without the index.  A counter's samples are summed in pending and
+     * added to the eight cells later (settle_all() in history.c: before
+     * every read, batch and pruning), so a sample costs one addition
+     * instead of eight. */
     struct history_recent {
         uint32_t metric, town; /* metric 0: empty */
         int32_t day;
-        uint32_t cell[4];
+        bool queued;     /* in pending_slots */
+        int64_t pending; /* counter samples not yet in the cells */
+        uint32_t cell[4], county[4];
     } * recent;
+    uint32_t *pending_slots; /* recent entries with a pending sum */
+    uint32_t npending;
     /* the database and its writer */
     history_db_t db;
     bool db_open;
@@ -162,9 +171,9 @@ int history_apply(history_t *h, uint64_t pos, uint32_t town, int64_t time_ms,
 
 /* The value of (metric, town) in period p: a counter without samples
  * there reads 0, a gauge without one "no value", a ratio [num, den] or
- * "no value" (engine.h's rules).  out->name is not set. */
-void history_read(const history_t *h, uint32_t metric, uint32_t town, calperiod_t p,
-                  engine_value_t *out);
+ * "no value" (engine.h's rules).  out->name is not set.  Not const: the
+ * counter sums still pending are added to the cells first. */
+void history_read(history_t *h, uint32_t metric, uint32_t town, calperiod_t p, engine_value_t *out);
 
 /* True when day cells of p are no longer kept (p is a day older than the
  * configured days). */

@@ -32,7 +32,7 @@
 typedef struct recall_config {
     uv_loop_t *loop; /* answers go out a batch per loop iteration */
     const engine_t *engine;
-    const history_t *history;
+    history_t *history; /* read; history_read() settles its pending sums */
     const intern_t *towns, *metrics;
     const publish_t *publish; /* the sequence number the answers carry */
     const tclock_t *clock;

@@ -334,6 +334,67 @@ static void test_shanghai_retention(void **state)
     assert_int_equal(history_cells(&f->h), (3 + 4) * 2);
 }
 
+/* Counter samples are summed per series and reach the cells later: with
+ * far more series than the cache of recent series holds (so that sums
+ * still pending are pushed out by other series), with reads in between
+ * and through the database, every cell holds exactly its samples. */
+static void test_pending_sums(void **state)
+{
+    fx_t *f = *state;
+    enum { TOWNS = 900, METRICS = 10, ROUNDS = 3 };
+    uint32_t town[TOWNS], metric[METRICS];
+    char name[32];
+    for (int i = 0; i < TOWNS; i++) {
+        snprintf(name, sizeof name, "t%03d", i);
+        town[i] = id(&f->st.towns, name);
+    }
+    for (int m = 0; m < METRICS; m++) {
+        snprintf(name, sizeof name, "m%d", m);
+        metric[m] = id(&f->st.metrics, name);
+    }
+    bool rebuilt;
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(history_start(&f->h, &loop), 0);
+    uint64_t pos = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int i = 0; i < TOWNS; i++) {
+            engine_sample_t s[METRICS];
+            for (int m = 0; m < METRICS; m++)
+                s[m] = (engine_sample_t){metric[m], (int64_t)(i + 1) * (m + 1)};
+            /* December, and every tenth submission June as well */
+            assert_int_equal(history_apply(&f->h, ++pos, town[i], T_DEC31, s, METRICS), 0);
+            if (i % 10 == 0)
+                assert_int_equal(history_apply(&f->h, ++pos, town[i], T_JUN30, s, METRICS), 0);
+        }
+        /* a read in the middle sees everything applied so far */
+        expect(f, metric[3], town[17], "2023", true, (int64_t)(r + 1) * 18 * 4);
+    }
+    int64_t county = 0;
+    for (int i = 0; i < TOWNS; i++)
+        county += (int64_t)(i + 1) * 2 * ROUNDS;
+    for (int i = 0; i < TOWNS; i += 7) {
+        int64_t v = (int64_t)(i + 1) * 2 * ROUNDS;
+        expect(f, metric[1], town[i], "2023-12-31", true, v);
+        expect(f, metric[1], town[i], "2023-Q4", true, v);
+        expect(f, metric[1], town[i], "2023-06", true, i % 10 == 0 ? v : 0);
+        expect(f, metric[1], town[i], "2023", true, i % 10 == 0 ? 2 * v : v);
+    }
+    expect(f, metric[1], 0, "2023-12", true, county);
+    history_stop(&f->h);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    history_free(&f->h);
+
+    fx_history(f, HISTORY_DAYS_DEFAULT);
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
+    assert_int_equal(history_position(&f->h), pos);
+    expect(f, metric[1], 0, "2023-12", true, county);
+    expect(f, metric[9], town[899], "2023-12-31", true, 900 * 10 * ROUNDS);
+    expect(f, metric[9], town[890], "2023", true, 2 * 891 * 10 * ROUNDS);
+}
+
 int main(void)
 {
     setenv("TZ", "UTC", 1);
@@ -343,6 +404,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ratio, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pending_sums, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_year_end, setup_shanghai, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_leap_day, setup_shanghai, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_gauge_boundaries, setup_shanghai, teardown),
