@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "tally_error.h"
+#include "vec.h"
 
 void publish_fill_tally(const publish_t *p, uint32_t metric, uint32_t town,
                         const engine_values_t *v, uint64_t seq, proto_tally_t *t)
@@ -38,7 +39,10 @@ static int publish_item(void *ctx, const engine_item_t *item)
     engine_values_t v;
     if (engine_read(p->c.engine, item->metric, item->town, &v) != 0)
         return 0;
-    proto_msg_t m = {.type = PROTO_UPDATE};
+    proto_msg_t m; /* only the UPDATE member is set, as in ingest's ACK */
+    m.version = 0;
+    m.type = PROTO_UPDATE;
+    memset(&m.u.update, 0, sizeof(m.u.update));
     m.u.update.stream_id = p->stream_id;
     publish_fill_tally(p, item->metric, item->town, &v, p->seq + 1, &m.u.update.tally);
     char topic[PROTO_TOPIC_MAX];
@@ -59,25 +63,31 @@ static int publish_item(void *ctx, const engine_item_t *item)
     return 0;
 }
 
-void publish_period_changed(publish_t *p, uint32_t metric, uint32_t town,
-                            const calperiod_t *periods, uint32_t n)
+struct publish_changed {
+    uint32_t metric, town;
+    uint32_t n;
+    calperiod_t periods[PROTO_CHANGED_MAX];
+};
+
+static void send_changed(publish_t *p, const struct publish_changed *e)
 {
-    if (p->closing || n == 0)
-        return;
-    proto_msg_t m = {.type = PROTO_PERIOD_CHANGED};
+    proto_msg_t m; /* only the PERIOD_CHANGED member is set */
+    m.version = 0;
+    m.type = PROTO_PERIOD_CHANGED;
+    memset(&m.u.period_changed, 0, sizeof(m.u.period_changed));
     uint32_t len = 0;
-    const char *name = intern_name(p->c.metrics, metric, &len);
+    const char *name = intern_name(p->c.metrics, e->metric, &len);
     m.u.period_changed.stream_id = p->stream_id;
     m.u.period_changed.seq = p->seq;
     m.u.period_changed.metric = (proto_str_t){name, len};
     m.u.period_changed.scope = proto_str("");
-    if (town != 0) {
-        const char *t = intern_name(p->c.towns, town, &len);
+    if (e->town != 0) {
+        const char *t = intern_name(p->c.towns, e->town, &len);
         m.u.period_changed.scope = (proto_str_t){t, len};
     }
     char names[PROTO_CHANGED_MAX][CALPERIOD_NAME_MAX];
-    for (uint32_t i = 0; i < n && i < PROTO_CHANGED_MAX; i++) {
-        int k = calperiod_format(periods[i], names[i], sizeof(names[i]));
+    for (uint32_t i = 0; i < e->n; i++) {
+        int k = calperiod_format(e->periods[i], names[i], sizeof(names[i]));
         if (k < 0)
             return;
         m.u.period_changed.periods[m.u.period_changed.nperiods++] =
@@ -93,8 +103,99 @@ void publish_period_changed(publish_t *p, uint32_t metric, uint32_t town,
     p->c.stats->period_changes_published++;
 }
 
+/* Send every PERIOD_CHANGED waiting. */
+static void flush_changed(publish_t *p)
+{
+    if (p->nchanged == 0)
+        return;
+    for (size_t i = 0; i < p->nchanged; i++)
+        if (p->changed[i].n > 0)
+            send_changed(p, &p->changed[i]);
+    p->nchanged = 0;
+    memset(p->changed_index, 0, ((size_t)p->changed_mask + 1) * sizeof(*p->changed_index));
+}
+
+static uint32_t changed_hash(uint32_t metric, uint32_t town)
+{
+    uint64_t k = ((uint64_t)metric << 32 | town) * 0x9e3779b97f4a7c15ULL;
+    return (uint32_t)(k >> 32);
+}
+
+/* The entry of series (metric, town), added when missing; NULL when
+ * memory ran out. */
+static struct publish_changed *changed_entry(publish_t *p, uint32_t metric, uint32_t town)
+{
+    if (p->changed_index != NULL) {
+        for (uint32_t i = changed_hash(metric, town) & p->changed_mask;;
+             i = (i + 1) & p->changed_mask) {
+            uint32_t v = p->changed_index[i];
+            if (v == 0)
+                break;
+            struct publish_changed *e = &p->changed[v - 1];
+            if (e->metric == metric && e->town == town)
+                return e;
+        }
+    }
+    if (p->nchanged >= PUBLISH_CHANGED_MAX)
+        flush_changed(p);
+    if (VEC_RESERVE(p->changed, p->changed_cap, p->nchanged + 1) != 0)
+        return NULL;
+    size_t slots = (size_t)p->changed_mask + 1;
+    if (p->changed_index == NULL || (p->nchanged + 1) * 2 > slots) {
+        size_t n = p->changed_index == NULL ? 64 : slots * 2;
+        uint32_t *index = calloc(n, sizeof(*index));
+        if (index == NULL)
+            return NULL;
+        free(p->changed_index);
+        p->changed_index = index;
+        p->changed_mask = (uint32_t)(n - 1);
+        for (size_t k = 0; k < p->nchanged; k++) {
+            const struct publish_changed *e = &p->changed[k];
+            uint32_t i = changed_hash(e->metric, e->town) & p->changed_mask;
+            while (index[i] != 0)
+                i = (i + 1) & p->changed_mask;
+            index[i] = (uint32_t)k + 1;
+        }
+    }
+    uint32_t i = changed_hash(metric, town) & p->changed_mask;
+    while (p->changed_index[i] != 0)
+        i = (i + 1) & p->changed_mask;
+    struct publish_changed *e = &p->changed[p->nchanged++];
+    *e = (struct publish_changed){.metric = metric, .town = town};
+    p->changed_index[i] = (uint32_t)p->nchanged;
+    return e;
+}
+
+void publish_period_changed(publish_t *p, uint32_t metric, uint32_t town,
+                            const calperiod_t *periods, uint32_t n)
+{
+    if (p->closing || n == 0)
+        return;
+    struct publish_changed *e = changed_entry(p, metric, town);
+    if (e == NULL) { /* out of memory: tell them now rather than never */
+        struct publish_changed now = {.metric = metric, .town = town};
+        for (uint32_t i = 0; i < n && now.n < PROTO_CHANGED_MAX; i++)
+            now.periods[now.n++] = periods[i];
+        send_changed(p, &now);
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        bool known = false;
+        for (uint32_t k = 0; k < e->n && !known; k++)
+            known = e->periods[k].type == periods[i].type && e->periods[k].key == periods[i].key;
+        if (known)
+            continue;
+        if (e->n == PROTO_CHANGED_MAX) { /* full: this message goes now */
+            send_changed(p, e);
+            e->n = 0;
+        }
+        e->periods[e->n++] = periods[i];
+    }
+}
+
 void publish_changes(publish_t *p)
 {
+    flush_changed(p);
     p->round_left = 0;
     uv_idle_stop(&p->more);
     if (engine_dirty_count(p->c.engine) > 0)
@@ -126,6 +227,7 @@ static void on_more(uv_idle_t *h)
 
 void publish_round(publish_t *p)
 {
+    flush_changed(p);
     p->round_left = engine_dirty_count(p->c.engine);
     publish_step(p);
 }
@@ -266,4 +368,9 @@ void publish_close(publish_t *p, void (*cb)(publish_t *p))
     uv_close((uv_handle_t *)&p->more, on_closed);
     uv_close((uv_handle_t *)&p->prompt, on_closed);
     msgpack_sbuffer_destroy(&p->scratch);
+    free(p->changed);
+    free(p->changed_index);
+    p->changed = NULL;
+    p->changed_index = NULL;
+    p->nchanged = p->changed_cap = 0;
 }

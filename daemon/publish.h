@@ -37,6 +37,10 @@
  * subscriber. */
 #define PUBLISH_PROMPT_MS 100
 
+/* Series whose PERIOD_CHANGED may wait for the next round; beyond that
+ * they are sent at once. */
+#define PUBLISH_CHANGED_MAX 65536
+
 typedef struct publish_config {
     uv_loop_t *loop;
     engine_t *engine; /* read, and its dirty marks taken */
@@ -65,6 +69,12 @@ typedef struct publish {
     uv_idle_t more;       /* a round is not finished: keep the loop from blocking */
     uint32_t round_left;  /* series of the current round still to publish */
     msgpack_sbuffer scratch;
+    /* PERIOD_CHANGED waiting for the next round: one entry per series,
+     * its changed periods gathered (conflated like the UPDATEs). */
+    struct publish_changed *changed;
+    size_t nchanged, changed_cap;
+    uint32_t *changed_index; /* entry + 1, 0 = empty; open addressing */
+    uint32_t changed_mask;
     bool closing;
     int open_handles;
     void (*on_closed)(struct publish *p);
@@ -113,8 +123,10 @@ void publish_on_subscription(publish_t *p, const void *data, size_t len);
 void publish_goodbye(publish_t *p);
 
 /* Tell the subscribers of series (metric, town) that a submission changed
- * its closed periods periods[0..n) (PERIOD_CHANGED, PROTOCOL.md 8.22).  It
- * takes no sequence number of its own. */
+ * its closed periods periods[0..n) (PERIOD_CHANGED, PROTOCOL.md 8.22), at
+ * the next round, together with every other period of the series changed
+ * until then (8 periods per message).  It takes no sequence number of its
+ * own. */
 void publish_period_changed(publish_t *p, uint32_t metric, uint32_t town,
                             const calperiod_t *periods, uint32_t n);
 

@@ -160,6 +160,80 @@ static void test_goodbye(void **state)
     assert_memory_equal(f->pub.v[2].head, "h", 1);
 }
 
+/* The periods named in a recorded PERIOD_CHANGED, as "2023-12,2023" */
+static void changed_names(const proto_msg_t *m, char *out, size_t len)
+{
+    assert_int_equal(m->type, PROTO_PERIOD_CHANGED);
+    out[0] = '\0';
+    size_t k = 0;
+    for (uint32_t i = 0; i < m->u.period_changed.nperiods; i++) {
+        proto_str_t s = m->u.period_changed.periods[i];
+        int w = snprintf(out + k, len - k, "%s%.*s", i ? "," : "", (int)s.len, s.ptr);
+        assert_true(w > 0 && (size_t)w < len - k);
+        k += (size_t)w;
+    }
+}
+
+/* Changes to closed periods wait for the round and are gathered per
+ * series: one PERIOD_CHANGED per series, each period once, 8 at most per
+ * message, the series' topic, the current seq. */
+static void test_period_changed_conflated(void **state)
+{
+    fx_t *f = *state;
+    put(f, "gaoguan", "talks", 1);
+    publish_round(&f->p); /* seq 101, 102 */
+    t_sink_clear(&f->pub);
+    int t = intern_add(&f->st.towns, "gaoguan", 7);
+    int m = intern_add(&f->st.metrics, "talks", 5);
+    calperiod_t dec[4], jun[4];
+    const char *dn[4] = {"2023-12-31", "2023-12", "2023-Q4", "2023"};
+    const char *jn[4] = {"2023-06-30", "2023-06", "2023-Q2", "2023"};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(calperiod_parse(dn[i], strlen(dn[i]), &dec[i]), 0);
+        assert_int_equal(calperiod_parse(jn[i], strlen(jn[i]), &jun[i]), 0);
+    }
+    for (int i = 0; i < 3; i++) { /* three submissions of December */
+        publish_period_changed(&f->p, (uint32_t)m, (uint32_t)t, dec, 4);
+        publish_period_changed(&f->p, (uint32_t)m, 0, dec, 4);
+    }
+    publish_period_changed(&f->p, (uint32_t)m, (uint32_t)t, jun, 4); /* and one of June */
+    assert_int_equal(f->pub.n, 0);                                   /* nothing before the round */
+    publish_round(&f->p);
+    assert_int_equal(f->pub.n, 2);
+    char names[256];
+    const proto_msg_t *a = t_sink_at(&f->pub, 0);
+    changed_names(a, names, sizeof(names));
+    assert_string_equal(names, "2023-12-31,2023-12,2023-Q4,2023,2023-06-30,2023-06,2023-Q2");
+    assert_true(proto_str_eq(a->u.period_changed.scope, "gaoguan"));
+    assert_int_equal(a->u.period_changed.seq, 102);
+    assert_int_equal(a->u.period_changed.stream_id, publish_stream_id(&f->p));
+    assert_memory_equal(f->pub.v[0].head, "u/town/gaoguan/talks/", 21);
+    changed_names(t_sink_at(&f->pub, 1), names, sizeof(names));
+    assert_string_equal(names, "2023-12-31,2023-12,2023-Q4,2023");
+    assert_true(proto_str_eq(t_sink_at(&f->pub, 1)->u.period_changed.scope, ""));
+    assert_int_equal(f->st.stats.period_changes_published, 2);
+    publish_round(&f->p);
+    assert_int_equal(f->pub.n, 2); /* sent once */
+
+    /* More than 8 periods of one series: a full message goes at once. */
+    calperiod_t days[12];
+    for (int i = 0; i < 12; i++) {
+        char d[16];
+        snprintf(d, sizeof(d), "2023-03-%02d", i + 1);
+        assert_int_equal(calperiod_parse(d, strlen(d), &days[i]), 0);
+        publish_period_changed(&f->p, (uint32_t)m, (uint32_t)t, &days[i], 1);
+    }
+    assert_int_equal(f->pub.n, 3);
+    changed_names(t_sink_at(&f->pub, 2), names, sizeof(names));
+    assert_string_equal(names, "2023-03-01,2023-03-02,2023-03-03,2023-03-04,2023-03-05,"
+                               "2023-03-06,2023-03-07,2023-03-08");
+    publish_goodbye(&f->p); /* the rest before GOODBYE */
+    assert_int_equal(f->pub.n, 5);
+    changed_names(t_sink_at(&f->pub, 3), names, sizeof(names));
+    assert_string_equal(names, "2023-03-09,2023-03-10,2023-03-11,2023-03-12");
+    assert_int_equal(t_sink_at(&f->pub, 4)->type, PROTO_GOODBYE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,6 +242,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_immediate, setup_immediate, teardown),
         cmocka_unit_test_setup_teardown(test_prompt_heartbeat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_goodbye, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_period_changed_conflated, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
