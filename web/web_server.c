@@ -571,9 +571,43 @@ static bool public_path(const char *path)
            strcmp(path, "/api/v1/session") == 0;
 }
 
+/* The status for a request whose target or headers are too long (414,
+ * 431), or 0; *why says what was too long. */
+static unsigned oversized(struct lws *wsi, char *why, size_t len)
+{
+    int total = 0, target = 0;
+    for (int t = 0; t < WSI_TOKEN_COUNT; t++) {
+        int n = lws_hdr_total_length(wsi, (enum lws_token_indexes)t);
+        if (n > 0)
+            total += n;
+    }
+    static const enum lws_token_indexes targets[] = {WSI_TOKEN_GET_URI, WSI_TOKEN_POST_URI,
+                                                     WSI_TOKEN_HEAD_URI, WSI_TOKEN_HTTP_URI_ARGS};
+    for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
+        int n = lws_hdr_total_length(wsi, targets[i]);
+        if (n > 0)
+            target += n;
+    }
+    if (target > WEB_SERVER_URI_MAX) {
+        snprintf(why, len, "the request's target of %d bytes is longer than %d", target,
+                 WEB_SERVER_URI_MAX);
+        return HTTP_STATUS_REQ_URI_TOO_LONG;
+    }
+    if (total > WEB_SERVER_HEADER_MAX) {
+        snprintf(why, len, "the request's headers of %d bytes are longer than %d", total,
+                 WEB_SERVER_HEADER_MAX);
+        return 431; /* Request Header Fields Too Large (RFC 6585) */
+    }
+    return 0;
+}
+
 static int on_http(web_server_t *s, struct lws *wsi, pss_t *ps, const char *path)
 {
     memset(ps, 0, sizeof *ps);
+    char why[128];
+    unsigned too_long = oversized(wsi, why, sizeof why);
+    if (too_long != 0)
+        return respond_error(s, wsi, ps, too_long, why, NULL);
     char *uri;
     int ulen;
     int method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
@@ -630,9 +664,12 @@ static int confirm_upgrade(web_server_t *s, struct lws *wsi, const char *protoco
     char path[256];
     unsigned status = 0;
     const char *why = NULL;
-    if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0 ||
-        strcmp(path, "/api/v1/stream") != 0 || protocol == NULL ||
-        strcmp(protocol, "websocket") != 0) {
+    char too_long[128];
+    if ((status = oversized(wsi, too_long, sizeof too_long)) != 0) {
+        why = too_long;
+    } else if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0 ||
+               strcmp(path, "/api/v1/stream") != 0 || protocol == NULL ||
+               strcmp(protocol, "websocket") != 0) {
         status = HTTP_STATUS_NOT_FOUND;
         why = "no WebSocket here: the stream is /api/v1/stream";
     } else if (!authorized(s, wsi)) {
@@ -762,7 +799,7 @@ int web_server_start(web_server_t **out, uv_loop_t *loop, const web_opts_t *o, w
     info.protocols = protocols;
     info.iface = o->listen_host[0] ? o->listen_host : NULL;
     info.port = o->listen_port;
-    info.max_http_header_data = WEB_SERVER_HEADER_MAX;
+    info.max_http_header_data = WEB_SERVER_HEADER_BUF;
     info.max_http_header_pool = 64;
     info.timeout_secs = 20;
     info.keepalive_timeout = 10;

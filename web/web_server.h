@@ -20,8 +20,12 @@
  * Anything else is 404, another method 405.  With a token, every route but
  * /login, /healthz and the login page's script needs it, as a bearer
  * header or the cookie; the display redirects to /login without it.
- * libwebsockets refuses requests whose headers exceed
- * WEB_SERVER_HEADER_MAX bytes.
+ * Request headers: a target longer than WEB_SERVER_URI_MAX bytes is
+ * answered 414, headers of more than WEB_SERVER_HEADER_MAX bytes in all
+ * 431 (both count what libwebsockets parsed: the request line's target
+ * and the headers it knows, which are every one a browser sends).  What
+ * does not fit libwebsockets' buffer of WEB_SERVER_HEADER_BUF bytes at
+ * all is not an HTTP request we can answer: the connection is closed.
  */
 #ifndef TALLY_WEB_SERVER_H
 #define TALLY_WEB_SERVER_H
@@ -34,7 +38,9 @@
 #include "web_stats.h"
 #include "web_stream.h"
 
-#define WEB_SERVER_HEADER_MAX 4096 /* bytes of request headers */
+#define WEB_SERVER_URI_MAX    2048  /* bytes of a request's target: 414 beyond */
+#define WEB_SERVER_HEADER_MAX 8192  /* bytes of request headers: 431 beyond */
+#define WEB_SERVER_HEADER_BUF 32768 /* libwebsockets' buffer: closed beyond */
 #define WEB_COOKIE_NAME       "tally_web"
 
 typedef struct web_server web_server_t;

@@ -207,6 +207,49 @@ for path, want in (("/nope", 404), ("/api/v1/tallies?prefix=" + "x" * 300, 400),
     st, _ = http(path)
     if st != want:
         fail("%s: %d, expected %d" % (path, st, want))
+
+
+def raw_request(head, timeout=10):
+    """Send head (a whole request) on a new connection; the status code
+    answered, or None when the server closed without an answer."""
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=timeout)
+    try:
+        s.sendall(head)
+        got = b""
+        while b"\r\n" not in got:
+            c = s.recv(4096)
+            if not c:
+                break
+            got += c
+    except (ConnectionResetError, BrokenPipeError):
+        got = b""
+    finally:
+        s.close()
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", got)
+    return int(m.group(1)) if m else None
+
+
+# Oversized requests: a long target 414, long headers 431, over HTTP and
+# on the WebSocket path; what does not fit libwebsockets' buffer at all
+# is closed.
+base = "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n"
+upgrade = ("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
+           "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
+for what, head, want in (
+        ("a 3000-byte target", base % ("/api/v1/tallies?prefix=" + "a" * 3000, ""), 414),
+        ("a 10000-byte cookie", base % ("/healthz", "Cookie: c=" + "b" * 10000 + "\r\n"), 431),
+        ("many headers", base % ("/healthz", "".join(
+            "Accept-Language: zh-CN%d\r\nUser-Agent: %s\r\n" % (i, "u" * 300)
+            for i in range(30))), 431),
+        ("a long cookie on the stream", base % ("/api/v1/stream",
+                                              upgrade + "Cookie: c=" + "b" * 10000 + "\r\n"), 431),
+        ("a small request", base % ("/healthz", ""), 200)):
+    st = raw_request(head.encode())
+    if st != want:
+        fail("%s: status %s, expected %d" % (what, st, want))
+if raw_request(("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n"
+                % ("z" * 40000)).encode()) is not None:
+    fail("a 40000-byte header was answered: expected the connection closed")
 if http("/healthz")[0] != 200:
     fail("the server stopped answering after bad requests")
 
