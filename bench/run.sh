@@ -6,7 +6,12 @@
 #
 #   bash bench/run.sh [--build DIR] [--duration SEC] [--reps N] [--smoke]
 #                     [--transport tcp|ipc] [--only REGEX] [--skip-extras]
-#                     [--results DIR] [--keep]
+#                     [--results DIR] [--keep] [--against DIR]
+#
+# --against DIR runs every scenario also with DIR/daemon/tallyd (another
+# build, e.g. of an older commit), alternating with this one run by run,
+# and adds the ratios of this build to it: samples/s and tallyd CPU per
+# sample.  That is how a change's cost is measured on a noisy machine.
 #
 # See bench/README.md for the scenarios and the meaning of every column.
 set -euo pipefail
@@ -22,6 +27,7 @@ ONLY=
 EXTRAS=1
 RESULTS=
 KEEP=0
+AGAINST=
 CONNS=4
 WINDOW=250
 METRICS=20
@@ -31,7 +37,7 @@ HTOWNS=25
 HMETRICS=25
 HREADS=200
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -44,6 +50,7 @@ while [ $# -gt 0 ]; do
     --skip-extras) EXTRAS=0; shift ;;
     --results) RESULTS=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
+    --against) AGAINST=$2; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "run.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
@@ -61,6 +68,11 @@ if [ ! -d "$BUILD" ] && [ -d "$SRC/$BUILD" ]; then BUILD=$SRC/$BUILD; fi
 ABS=$(cd "$BUILD" 2>/dev/null && pwd) || { echo "run.sh: no build directory '$BUILD'" >&2; exit 2; }
 BUILD=$ABS
 TALLYD=$BUILD/daemon/tallyd
+TALLYD_NOW=$TALLYD
+if [ -n "$AGAINST" ]; then
+    AGAINST=$(cd "$AGAINST" 2>/dev/null && pwd) || { echo "run.sh: --against: no directory" >&2; exit 2; }
+    [ -x "$AGAINST/daemon/tallyd" ] || { echo "run.sh: --against: $AGAINST/daemon/tallyd is missing" >&2; exit 2; }
+fi
 BENCH=$BUILD/bench/tally-bench
 BASELINE=$BUILD/bench/tally-zmq-baseline
 HBENCH=$BUILD/bench/tally-bench-history
@@ -125,7 +137,7 @@ start_tallyd() {
     # Endpoints on the command line: the configuration file refuses two
     # equal endpoints, and "tcp://127.0.0.1:*" twice is what we want (two
     # free ports, read back from the "ready" line).
-    "$TALLYD" -c "$conf" -r "$(endpoint "req$NSTART")" -p "$(endpoint "pub$NSTART")" >>"$logf" 2>&1 &
+    "$TALLYD_NOW" -c "$conf" -r "$(endpoint "req$NSTART")" -p "$(endpoint "pub$NSTART")" >>"$logf" 2>&1 &
     TPID=$!
     for i in $(seq 1 1200); do
         line=$(grep -m1 'ready: requests on' "$logf" || true)
@@ -195,19 +207,24 @@ for sc in "${SCENARIOS[@]}"; do
     read -r name samples sync towns subs rate pubms late <<<"$sc"
     if [ -n "$ONLY" ] && ! [[ $name =~ $ONLY ]]; then continue; fi
     for rep in $(seq 1 "$REPS"); do
+      for variant in ${AGAINST:+against} this; do
+        TALLYD_NOW=$TALLYD
+        [ "$variant" = against ] && TALLYD_NOW=$AGAINST/daemon/tallyd
         RUN=$((RUN + 1)) NSTART=$((NSTART + 1))
         dir=$TMP/run$RUN
         mkdir -p "$dir"
         write_config "$dir/tallyd.conf" "$dir/state" "$sync" "$pubms"
         start_tallyd "$dir/tallyd.conf" "$dir/tallyd.log" || { FAILED=1; continue; }
-        log "$name, run $rep of $REPS (tallyd pid $TPID)"
+        log "$name, run $rep of $REPS${AGAINST:+, $variant} (tallyd pid $TPID)"
         json=$(bench "$dir/bench.out" -S "$samples" -t "$towns" --subscribers "$subs" -R "$rate" \
             -d "$DURATION" --warmup "$WARMUP" --late-pct "${late:-0}" --label "$name") || json=
         stop_tallyd
-        [ -n "$json" ] && printf '{"scenario":"%s","rep":%d,"sync":"%s","publish_ms":%d,"run":%s}\n' \
-            "$name" "$rep" "$sync" "$pubms" "$json" >>"$RESULTS/scenarios.jsonl"
+        [ -n "$json" ] && printf '{"scenario":"%s","variant":"%s","rep":%d,"sync":"%s","publish_ms":%d,"run":%s}\n' \
+            "$name" "$variant" "$rep" "$sync" "$pubms" "$json" >>"$RESULTS/scenarios.jsonl"
         [ "$KEEP" = 1 ] || rm -rf "$dir/state"
+      done
     done
+    TALLYD_NOW=$TALLYD
 done
 
 if [ "$EXTRAS" = 1 ]; then
@@ -348,8 +365,11 @@ def count(v):
 base = load("baseline.jsonl")
 base_rate = med([b["msgs_per_s"] for b in base])
 runs = load("scenarios.jsonl")
-order, by = [], {}
+order, by, other = [], {}, {}
 for r in runs:
+    if r.get("variant") == "against":
+        other.setdefault(r["scenario"], []).append(r["run"])
+        continue
     by.setdefault(r["scenario"], []).append(r)
     if r["scenario"] not in order:
         order.append(r["scenario"])
@@ -358,9 +378,14 @@ print("tallyd benchmark: %s; %s, %s x %s submissions in flight, %s s per run, "
       "median of %s runs" % (machine, "tcp loopback" if transport == "tcp" else "ipc sockets",
                              conns, window, duration, reps))
 print()
+def cpu_per_sample(rs):
+    return med([r["tallyd_cpu_s"] / (r["samples_per_s"] * r["duration_s"]) for r in rs
+                if r.get("tallyd_cpu_s") is not None and r["samples_per_s"] > 0])
+
 print("| scenario | samples/s | submissions/s | ack p50 ms | ack p99 ms | ack p99.9 ms "
-      "| pub p99 ms | tallyd CPU s | peak RSS MiB | vs zmq |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "| pub p99 ms | tallyd CPU s | peak RSS MiB | vs zmq |%s" %
+      (" samples/s vs --against | CPU/sample vs --against |" if other else ""))
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|%s" % ("---:|---:|" if other else ""))
 notes = []
 for name in order:
     rs = [r["run"] for r in by[name]]
@@ -368,12 +393,18 @@ for name in order:
     rss = med([r.get("tallyd_peak_rss_kib") for r in rs])
     flat_out = all(r["rate"] == 0 for r in rs)
     ratio = "%.2f" % (subs / base_rate) if base_rate and subs is not None and flat_out else "-"
-    print("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+    vs = ""
+    if other:
+        o = other.get(name, [])
+        osamp, ocpu, tcpu = med([r["samples_per_s"] for r in o]), cpu_per_sample(o), cpu_per_sample(rs)
+        vs = " %s | %s |" % ("%.2f" % (med([r["samples_per_s"] for r in rs]) / osamp) if osamp else "-",
+                             "%.2f" % (tcpu / ocpu) if ocpu and tcpu else "-")
+    print("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |%s" % (
         name, count(med([r["samples_per_s"] for r in rs])), count(subs),
         ms(med([r["ack_p50_us"] for r in rs])), ms(med([r["ack_p99_us"] for r in rs])),
         ms(med([r["ack_p999_us"] for r in rs])), ms(med([r.get("pub_p99_us") for r in rs])),
         "%.2f" % med([r.get("tallyd_cpu_s") for r in rs]) if rs[0].get("tallyd_cpu_s") is not None else "-",
-        "%.0f" % (rss / 1024) if rss is not None else "-", ratio))
+        "%.0f" % (rss / 1024) if rss is not None else "-", ratio, vs))
     bad = sum(r["rejected"] + r["errors"] + r["unanswered"] for r in rs)
     gaps = sum(r.get("pub_gaps", 0) for r in rs)
     bench_cpu = med([r["bench_cpu_s"] / r["duration_s"] for r in rs])
