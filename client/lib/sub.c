@@ -19,6 +19,7 @@
 
 #include <zmq.h>
 
+#include "calperiod.h"
 #include "curve.h"
 #include "monitor.h"
 #include "sub_store.h"
@@ -52,6 +53,8 @@ struct tally_sub {
     char prefix[PROTO_PREFIX_MAX + 1];
     bool everything; /* prefix "" or "u/": every update is ours, so seq gaps are visible */
     tally_sub_callbacks_t cb;
+    tally_period_changed_cb on_period_changed;
+    void *period_ctx;
     unsigned hb_ms;
     unsigned snap_timeout_ms;
 
@@ -187,6 +190,33 @@ static int buffer_add(tally_sub_t *s, const void *data, size_t len, int64_t now)
     return 0;
 }
 
+/* Hand a PERIOD_CHANGED to its callback, with NUL-terminated names. */
+static void period_changed(tally_sub_t *s, const proto_msg_t *m)
+{
+    char metric[PROTO_NAME_MAX + 1], scope[PROTO_NAME_MAX + 1];
+    char names[PROTO_CHANGED_MAX][CALPERIOD_NAME_MAX];
+    const char *periods[PROTO_CHANGED_MAX];
+    proto_str_t ms = m->u.period_changed.metric, ss = m->u.period_changed.scope;
+    if (ms.len > PROTO_NAME_MAX || ss.len > PROTO_NAME_MAX)
+        return; /* the decoder's limits make this impossible */
+    memcpy(metric, ms.ptr, ms.len);
+    metric[ms.len] = '\0';
+    memcpy(scope, ss.ptr, ss.len);
+    scope[ss.len] = '\0';
+    size_t n = 0;
+    for (uint32_t i = 0; i < m->u.period_changed.nperiods && i < PROTO_CHANGED_MAX; i++) {
+        proto_str_t p = m->u.period_changed.periods[i];
+        if (p.len >= CALPERIOD_NAME_MAX)
+            continue;
+        memcpy(names[n], p.ptr, p.len);
+        names[n][p.len] = '\0';
+        periods[n] = names[n];
+        n++;
+    }
+    if (n > 0)
+        s->on_period_changed(s->period_ctx, metric, scope, periods, n);
+}
+
 /* A live message while SYNCED (or replayed from the buffer).  When it
  * shows that the table can no longer be trusted it starts a
  * re-synchronisation: s->state then leaves S_SYNCED. */
@@ -237,6 +267,10 @@ static void apply_live(tally_sub_t *s, const proto_msg_t *m, int64_t now)
             resync_wait(s, now); /* the next daemon's first message restarts us */
             return;
         }
+        return;
+    case PROTO_PERIOD_CHANGED:
+        if (m->u.period_changed.stream_id == s->stream_id && s->on_period_changed != NULL)
+            period_changed(s, m);
         return;
     default:
         return;
@@ -706,6 +740,15 @@ size_t tally_sub_count(const tally_sub_t *s)
 void tally_sub_foreach(const tally_sub_t *s, tally_tally_cb fn, void *ctx)
 {
     sub_store_foreach(&s->table, fn, ctx);
+}
+
+int tally_sub_on_period_changed(tally_sub_t *s, tally_period_changed_cb fn, void *ctx)
+{
+    if (s == NULL)
+        return TALLY_EINVAL;
+    s->on_period_changed = fn;
+    s->period_ctx = ctx;
+    return 0;
 }
 
 const char *tally_sub_pub_endpoint(const tally_sub_t *s)

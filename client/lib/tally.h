@@ -542,6 +542,21 @@ TALLY_API size_t tally_sub_count(const tally_sub_t *s);
  * valid until the next tally_sub_process/run. */
 TALLY_API void tally_sub_foreach(const tally_sub_t *s, tally_tally_cb fn, void *ctx);
 
+/* Submissions changed closed periods of series (metric, scope; scope ""
+ * is the county): periods[0..n) name them ("2023", "2023-Q4", "2023-12",
+ * "2023-12-31"), and a reader of history re-reads them (PERIOD_CHANGED,
+ * PROTOCOL.md 8.22).  The strings are valid during the call. */
+typedef void (*tally_period_changed_cb)(void *ctx, const char *metric, const char *scope,
+                                        const char *const *periods, size_t n);
+
+/* Have fn called with ctx, inside tally_sub_process/run, for every
+ * PERIOD_CHANGED of a series under the subscriber's prefix that comes
+ * from the daemon run the table is synchronised with (fn NULL: no
+ * longer).  Like updates these notices may be lost; a new snapshot
+ * (on_reset) is the moment to re-read everything.  Returns 0 or
+ * TALLY_EINVAL. */
+TALLY_API int tally_sub_on_period_changed(tally_sub_t *s, tally_period_changed_cb fn, void *ctx);
+
 /* The publish endpoint in use ("" while still asking the daemon). */
 TALLY_API const char *tally_sub_pub_endpoint(const tally_sub_t *s);
 

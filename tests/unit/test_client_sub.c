@@ -65,6 +65,16 @@ static void on_synced(void *ctx, uint64_t seq, uint64_t stream_id)
              (unsigned long long)stream_id);
 }
 
+static void on_period_changed(void *ctx, const char *metric, const char *scope,
+                              const char *const *periods, size_t n)
+{
+    fixture_t *f = ctx;
+    int k = snprintf(f->ev[f->nev], 128, "changed %s '%s'", metric, scope);
+    for (size_t i = 0; i < n && k > 0 && k < 128; i++)
+        k += snprintf(f->ev[f->nev] + k, 128 - (size_t)k, " %s", periods[i]);
+    f->nev++;
+}
+
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof *f);
@@ -377,6 +387,48 @@ static void test_filtered_prefix(void **state)
     assert_int_equal(tally_sub_seq(f->sub), 40);
 }
 
+static void publish_changed(fixture_t *f, uint64_t stream, const char *metric, const char *scope,
+                            const char *p1, const char *p2)
+{
+    proto_msg_t m;
+    memset(&m, 0, sizeof m);
+    m.type = PROTO_PERIOD_CHANGED;
+    m.u.period_changed.stream_id = stream;
+    m.u.period_changed.seq = 12;
+    m.u.period_changed.metric = proto_str(metric);
+    m.u.period_changed.scope = proto_str(scope);
+    m.u.period_changed.periods[m.u.period_changed.nperiods++] = proto_str(p1);
+    if (p2 != NULL)
+        m.u.period_changed.periods[m.u.period_changed.nperiods++] = proto_str(p2);
+    char topic[PROTO_TOPIC_MAX + 1];
+    assert_true(
+        proto_topic(topic, sizeof topic, m.u.period_changed.metric, m.u.period_changed.scope) > 0);
+    publish(f, topic, &m);
+}
+
+/* PERIOD_CHANGED reaches tally_sub_on_period_changed's callback with
+ * NUL-terminated names, only for the stream the table is synchronised
+ * with; without a callback it is ignored. */
+static void test_period_changed(void **state)
+{
+    fixture_t *f = *state;
+    new_sub(f, "u/", 1000, NULL);
+    sync_first(f, "u/", true);
+    answer_snapshot(f, NULL, 0, STREAM, 10, 0);
+    PUMP_UNTIL(f, tally_sub_synced(f->sub));
+    publish_changed(f, STREAM, "disputes.resolved", "gaoguan", "2023-12", "2023");
+    pump(f, 100); /* no callback yet: nothing */
+    assert_false(has_event(f, "changed disputes.resolved 'gaoguan' 2023-12 2023"));
+    assert_int_equal(tally_sub_on_period_changed(f->sub, on_period_changed, f), 0);
+    assert_int_equal(tally_sub_on_period_changed(NULL, on_period_changed, f), TALLY_EINVAL);
+    publish_changed(f, STREAM + 1, "x", "", "2023", NULL); /* another daemon run: ignored */
+    publish_changed(f, STREAM, "disputes.resolved", "gaoguan", "2023-12", "2023");
+    publish_changed(f, STREAM, "disputes.resolved", "", "2023-12-31", NULL);
+    PUMP_UNTIL(f, has_event(f, "changed disputes.resolved '' 2023-12-31"));
+    assert_true(has_event(f, "changed disputes.resolved 'gaoguan' 2023-12 2023"));
+    assert_false(has_event(f, "changed x '' 2023"));
+}
+
 /* Silence for 3 heartbeat intervals: unsynced; the next message brings a
  * new snapshot. */
 static void test_heartbeat_loss(void **state)
@@ -596,6 +648,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_then_updates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_filtered_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_heartbeat_loss, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_period_changed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_incomplete_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pub_endpoint_and_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
