@@ -39,12 +39,24 @@ static void on_synced(void *ctx, uint64_t seq, uint64_t stream_id)
     f->synced_at_ms = wall_ms();
 }
 
+/* Closed periods changed: browsers showing past periods read them again. */
+static void on_period_changed(void *ctx, const char *metric, const char *scope,
+                              const char *const *periods, size_t n)
+{
+    (void)metric;
+    (void)scope;
+    (void)periods;
+    (void)n;
+    web_feed_t *f = ctx;
+    f->history_gen++;
+}
+
 static void schedule(web_feed_t *f);
 
 /* Drain the sockets and apply what came, then tell the web side. */
 static void process(web_feed_t *f)
 {
-    uint64_t epoch = f->epoch, seq = f->seq;
+    uint64_t epoch = f->epoch, seq = f->seq, history_gen = f->history_gen;
     bool synced = f->synced;
     int rc = tally_sub_process(f->sub);
     if (rc != 0)
@@ -60,7 +72,8 @@ static void process(web_feed_t *f)
         fprintf(stderr, "tally-web: %s tallyd (stream %llu, seq %llu)\n",
                 f->synced ? "synchronised with" : "lost synchronisation with",
                 (unsigned long long)f->stream_id, (unsigned long long)f->seq);
-    if (f->on_change != NULL && (epoch != f->epoch || seq != f->seq || synced != f->synced))
+    if (f->on_change != NULL && (epoch != f->epoch || seq != f->seq || synced != f->synced ||
+                                 history_gen != f->history_gen))
         f->on_change(f->ctx);
     schedule(f);
 }
@@ -97,6 +110,7 @@ int web_feed_start(web_feed_t *f, uv_loop_t *loop, const char *server, const tal
     int rc = tally_sub_new(server, "u/", &cb, &so, &f->sub);
     if (rc != 0)
         return rc;
+    tally_sub_on_period_changed(f->sub, on_period_changed, f);
     int fds[2];
     rc = tally_sub_poll_fds(f->sub, fds);
     if (rc != 0) {

@@ -20,7 +20,8 @@
 typedef struct web_feed web_feed_t;
 
 /* Called on the loop after the feed has applied something: tallies
- * changed, or it lost or regained synchronisation. */
+ * changed, closed periods changed (history_gen), or it lost or regained
+ * synchronisation. */
 typedef void (*web_feed_cb)(void *ctx);
 
 struct web_feed {
@@ -32,10 +33,11 @@ struct web_feed {
     web_feed_cb on_change;
     void *ctx;
     /* What the web side reads (and nobody else writes). */
-    uint64_t epoch;     /* +1 at every new snapshot (on_reset) */
-    uint64_t seq;       /* highest seq applied in this epoch */
-    uint64_t stream_id; /* of the daemon run the table comes from */
-    bool synced;        /* tally_sub_synced, as of the last processing */
+    uint64_t epoch;       /* +1 at every new snapshot (on_reset) */
+    uint64_t seq;         /* highest seq applied in this epoch */
+    uint64_t stream_id;   /* of the daemon run the table comes from */
+    uint64_t history_gen; /* +1 at every PERIOD_CHANGED: closed periods changed */
+    bool synced;          /* tally_sub_synced, as of the last processing */
     bool ever_synced;
     uint64_t resyncs;     /* snapshots applied after the first */
     uint64_t snapshots;   /* snapshots applied */

@@ -80,8 +80,8 @@ static int build(web_stream_t *st, web_stream_msg_t *m, const char *type, uint64
         fputc(' ', b.f);
     fprintf(b.f,
             "{\"type\":\"%s\",\"stream_id\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"synced\":%s,"
-            "\"time_ms\":%" PRId64,
-            type, f->stream_id, f->seq, f->synced ? "true" : "false", wall_ms());
+            "\"time_ms\":%" PRId64 ",\"history_gen\":%" PRIu64,
+            type, f->stream_id, f->seq, f->synced ? "true" : "false", wall_ms(), f->history_gen);
     if (strcmp(type, "update") == 0)
         fprintf(b.f, ",\"from_seq\":%" PRIu64, from);
     if (with_tallies) {
@@ -103,13 +103,15 @@ static int build(web_stream_t *st, web_stream_msg_t *m, const char *type, uint64
     m->epoch = f->epoch;
     m->from = from;
     m->to = f->seq;
+    m->history_gen = f->history_gen;
     return 0;
 }
 
 static const web_stream_msg_t *snapshot(web_stream_t *st)
 {
     web_stream_msg_t *m = &st->snapshot;
-    if (m->buf != NULL && m->epoch == st->feed->epoch && m->to == st->feed->seq)
+    if (m->buf != NULL && m->epoch == st->feed->epoch && m->to == st->feed->seq &&
+        m->history_gen == st->feed->history_gen)
         return m;
     return build(st, m, "snapshot", 0, true) == 0 ? m : NULL;
 }
@@ -119,7 +121,7 @@ static const web_stream_msg_t *update(web_stream_t *st, uint64_t from)
     for (unsigned i = 0; i < WEB_STREAM_CACHE; i++) {
         web_stream_msg_t *m = &st->updates[i];
         if (m->buf != NULL && m->epoch == st->feed->epoch && m->from == from &&
-            m->to == st->feed->seq)
+            m->to == st->feed->seq && m->history_gen == st->feed->history_gen)
             return m;
     }
     web_stream_msg_t *m = &st->updates[st->next_update];
@@ -138,7 +140,8 @@ static const web_stream_msg_t *due(web_stream_t *st, web_stream_client_t *c, int
         return snapshot(st);
     if (f->synced && f->seq > c->seq)
         return update(st, c->seq);
-    if (c->sent_synced != (int)f->synced || now - c->last_send_ms >= WEB_STREAM_HEARTBEAT_MS) {
+    if (c->sent_synced != (int)f->synced || c->history_gen != f->history_gen ||
+        now - c->last_send_ms >= WEB_STREAM_HEARTBEAT_MS) {
         if (status != NULL && build(st, status, "status", 0, false) == 0)
             return status;
     }
@@ -160,6 +163,7 @@ int web_stream_writable(web_stream_t *st, web_stream_client_t *c)
         c->seq = m->to;
     }
     c->sent_synced = st->feed->synced;
+    c->history_gen = m->history_gen;
     c->last_send_ms = now;
     msg_free(&status);
     if (n < 0)
@@ -177,7 +181,7 @@ static void on_tick(uv_timer_t *t)
         if (now - c->last_send_ms < MIN_GAP_MS)
             continue;
         bool wants = (f->synced && (c->epoch != f->epoch || f->seq > c->seq)) ||
-                     c->sent_synced != (int)f->synced ||
+                     c->sent_synced != (int)f->synced || c->history_gen != f->history_gen ||
                      now - c->last_send_ms >= WEB_STREAM_HEARTBEAT_MS;
         if (wants)
             lws_callback_on_writable(c->wsi);

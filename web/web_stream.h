@@ -11,10 +11,13 @@
  * otherwise, a status message says whether the picture is current.
  *
  * Messages (JSON text frames):
- *   {"type":"snapshot","stream_id":N,"seq":N,"synced":true,"time_ms":T,"tallies":[...]}
- *   {"type":"update","stream_id":N,"seq":N,"from_seq":N,"synced":true,"time_ms":T,"tallies":[...]}
- *   {"type":"status","stream_id":N,"seq":N,"synced":B,"time_ms":T}
+ *   {"type":"snapshot","stream_id":N,"seq":N,"synced":true,"time_ms":T,"history_gen":G,"tallies":[...]}
+ *   {"type":"update","stream_id":N,"seq":N,"from_seq":N,"synced":true,"time_ms":T,"history_gen":G,"tallies":[...]}
+ *   {"type":"status","stream_id":N,"seq":N,"synced":B,"time_ms":T,"history_gen":G}
  * Tallies have the shape of `tally get --json` plus their "seq".
+ * history_gen grows whenever tallyd says closed periods changed
+ * (PERIOD_CHANGED): a page showing past periods reads them again when it
+ * changes; a browser is sent a status message for that alone.
  */
 #ifndef TALLY_WEB_STREAM_H
 #define TALLY_WEB_STREAM_H
@@ -39,12 +42,13 @@ typedef struct web_stream_client {
     uint64_t epoch;       /* the feed epoch of the last snapshot sent; 0: none */
     uint64_t seq;         /* the feed seq it has everything up to */
     int sent_synced;      /* the sync state last told: -1 none, 0, 1 */
+    uint64_t history_gen; /* the feed's history_gen last told */
     int64_t last_send_ms; /* monotonic */
 } web_stream_client_t;
 
 /* A message built once for every browser at the same point. */
 typedef struct web_stream_msg {
-    uint64_t epoch, from, to;
+    uint64_t epoch, from, to, history_gen;
     unsigned char *buf; /* LWS_PRE bytes of room, then len bytes of JSON */
     size_t len;
 } web_stream_msg_t;

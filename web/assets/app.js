@@ -11,19 +11,28 @@ const COLUMNS = { today: "今日", month: "本月", quarter: "本季度", year: 
 // The two years before this one, read from tallyd's history.
 const PAST_YEARS = [1, 2].map((k) => String(new Date().getFullYear() - k));
 for (const y of PAST_YEARS) COLUMNS["y" + y] = y + "年";
-const PAST_REFRESH_MS = 60000;
+// A past year is read again when tallyd says closed periods changed
+// (history_gen in the stream's messages), after a new snapshot, and at
+// most this often otherwise (tallyd unreachable when it was read).
+const PAST_RETRY_MS = 30000;
+const PAST_MIN_GAP_MS = 1000; // a burst of late figures: one read a second
 const KPI_MAX = 18;
 const TABLE_METRICS_MAX = 6;
 const TABLE_RATIOS_MAX = 2;
 const STALE_AFTER_MS = 12000; // the server sends something every 5 s
 const FLASH_MS = 2000;
+const PAGE_MS = 10000; // a table longer than its box shows page after page
+const ROW_PX = 34; // a table row's height (app.css, td)
 
 const params = new URLSearchParams(location.search);
 const state = {
   tallies: new Map(), // "scope|metric" -> tally
   past: new Map(), // "scope|metric" -> the value in the past year shown
   pastYear: null, // the year state.past holds
-  pastAt: 0, // when it was read
+  pastAt: 0, // when it was last asked for
+  pastOk: false, // the last read succeeded
+  pastStale: false, // history changed since it was read
+  historyGen: null, // the stream's history_gen last seen
   stream: 0,
   seq: 0,
   synced: false,
@@ -36,6 +45,8 @@ const state = {
   shown: new Map(), // what each cell showed, for the change highlight
   flashed: new Map(), // cell key -> time it changed
   dirty: true,
+  page: 0, // the table's page shown
+  pages: 1,
 };
 
 function pickColumn() {
@@ -47,9 +58,14 @@ function pickColumn() {
 
 const intFormat = new Intl.NumberFormat("zh-CN");
 
+// A past year's column: "y2025" (not "year", this year's).
+function isPastYear(column) {
+  return /^y\d{4}$/.test(column);
+}
+
 // The value of t in column: a live column of the stream, or a past year.
 function valueOf(t, column) {
-  if (column[0] === "y") {
+  if (isPastYear(column)) {
     const v = state.past.get(t.scope + "|" + t.metric);
     return state.pastYear === column.slice(1) ? v : undefined;
   }
@@ -120,8 +136,16 @@ function get(scope, metric) {
 function tableMetrics() {
   const wanted = (params.get("metrics") || "").split(",").filter((s) => s);
   if (wanted.length) return wanted;
-  const counters = county((k) => k !== "ratio").map((t) => t.metric).slice(0, TABLE_METRICS_MAX);
-  const ratios = county((k) => k === "ratio").map((t) => t.metric).slice(0, TABLE_RATIOS_MAX);
+  // The figures most townships report first (a county where only a few
+  // report some figure would otherwise see a table of dashes), then the
+  // catalog's order; it settles once the townships have reported.
+  const reporting = new Map();
+  for (const t of state.tallies.values())
+    if (t.scope !== "county") reporting.set(t.metric, (reporting.get(t.metric) || 0) + 1);
+  const byReporting = (list) =>
+    list.map((t) => t.metric).sort((a, b) => (reporting.get(b) || 0) - (reporting.get(a) || 0) || metricOrder(a, b));
+  const counters = byReporting(county((k) => k !== "ratio")).slice(0, TABLE_METRICS_MAX);
+  const ratios = byReporting(county((k) => k === "ratio")).slice(0, TABLE_RATIOS_MAX);
   return counters.concat(ratios);
 }
 
@@ -170,6 +194,17 @@ function drawKpis() {
     }
     card.append(label, line);
     box.appendChild(card);
+    fitWidth(line, value, 20);
+  }
+}
+
+// Shrink el's font until box's content fits its width (a figure of many
+// digits on a card made for six), down to min px.
+function fitWidth(box, el, min) {
+  let size = parseFloat(getComputedStyle(el).fontSize);
+  while (box.scrollWidth > box.clientWidth && size > min) {
+    size -= 2;
+    el.style.fontSize = size + "px";
   }
 }
 
@@ -235,7 +270,16 @@ function drawTable() {
     head.appendChild(th);
   }
   body.replaceChildren();
-  for (const town of towns) {
+  // As many rows as the box holds; more townships: pages in turn.
+  const box = document.getElementById("table-box");
+  const room = box.clientHeight - head.getBoundingClientRect().height - 16;
+  const per = Math.max(1, Math.floor(room / ROW_PX));
+  state.pages = Math.max(1, Math.ceil(towns.length / per));
+  if (state.page >= state.pages) state.page = 0;
+  const shown = towns.slice(state.page * per, state.page * per + per);
+  document.getElementById("page").textContent =
+    state.pages > 1 ? "第 " + (state.page + 1) + "/" + state.pages + " 页（共 " + towns.length + " 个乡镇）" : "";
+  for (const town of shown) {
     const tr = document.createElement("tr");
     tr.dataset.town = town;
     const name = document.createElement("td");
@@ -248,6 +292,7 @@ function drawTable() {
       tr.appendChild(td);
     }
     body.appendChild(tr);
+    for (const td of tr.children) if (td.textContent.length > 7) fitWidth(td, td, 12);
   }
   drawChart(towns, key);
 }
@@ -276,7 +321,8 @@ function drawChart(towns, key) {
     yAxis: {
       type: "category",
       data: top.map(townLabel),
-      axisLabel: { color: "#c9dcff", fontSize: 17 },
+      // every township named: a county's 25 at a size that fits
+      axisLabel: { color: "#c9dcff", fontSize: top.length > 16 ? 14 : 17, interval: 0 },
       axisLine: { lineStyle: { color: "#1d4b8f" } },
     },
     series: [{
@@ -285,7 +331,7 @@ function drawChart(towns, key) {
       barWidth: "62%",
       itemStyle: { color: "#3fd0ff", borderRadius: [0, 4, 4, 0] },
       label: {
-        show: true, position: "right", color: "#e6f0ff", fontSize: 17,
+        show: true, position: "right", color: "#e6f0ff", fontSize: top.length > 16 ? 14 : 17,
         formatter: (p) => (ratio ? p.value + "%" : intFormat.format(p.value)),
       },
     }],
@@ -338,7 +384,15 @@ function apply(msg) {
   state.synced = !!msg.synced;
   state.stream = msg.stream_id;
   state.seq = msg.seq;
-  if (msg.type === "snapshot") state.tallies.clear();
+  if (msg.type === "snapshot") {
+    state.tallies.clear();
+    state.pastStale = true; // it may have missed notices meanwhile
+  }
+  if (msg.history_gen !== undefined) {
+    if (state.historyGen !== null && msg.history_gen !== state.historyGen) state.pastStale = true;
+    state.historyGen = msg.history_gen;
+  }
+  if (state.pastStale) loadPast();
   if (msg.tallies) {
     for (const t of msg.tallies) state.tallies.set(t.scope + "|" + t.metric, t);
     if (msg.type === "update" && msg.tallies.length) state.lastChange = Date.now();
@@ -371,11 +425,21 @@ function connect() {
 }
 
 // A past year's figures for every series, from tallyd's history.
+let pastTimer = null;
+
 async function loadPast() {
-  if (state.column[0] !== "y") return;
+  if (!isPastYear(state.column)) return;
   const year = state.column.slice(1);
-  if (state.pastYear === year && Date.now() - state.pastAt < PAST_REFRESH_MS) return;
+  const since = Date.now() - state.pastAt;
+  const due = state.pastYear !== year || state.pastStale || (!state.pastOk && since >= PAST_RETRY_MS);
+  if (!due) return;
+  if (since < PAST_MIN_GAP_MS) {
+    if (!pastTimer) pastTimer = setTimeout(() => { pastTimer = null; loadPast(); }, PAST_MIN_GAP_MS - since);
+    return;
+  }
   state.pastAt = Date.now();
+  state.pastStale = false;
+  state.pastOk = false;
   try {
     const r = await fetch("/api/v1/period?prefix=u/&period=" + year, { credentials: "same-origin" });
     if (!r.ok) return;
@@ -384,9 +448,10 @@ async function loadPast() {
     for (const t of doc.tallies || []) past.set(t.scope + "|" + t.metric, t.values[year]);
     state.past = past;
     state.pastYear = year;
+    state.pastOk = true;
     state.dirty = true;
   } catch (e) {
-    // tallyd unreachable: tried again at the next refresh
+    // tallyd unreachable: tried again after PAST_RETRY_MS
   }
 }
 
@@ -426,6 +491,12 @@ function start() {
   }
   drawClock();
   setInterval(drawClock, 1000);
+  setInterval(() => {
+    if (state.pages > 1) {
+      state.page = (state.page + 1) % state.pages;
+      state.dirty = true;
+    }
+  }, PAGE_MS);
   window.addEventListener("resize", () => chart && chart.resize());
   loadCatalog();
   loadPast();
