@@ -101,6 +101,7 @@ int main(int argc, char **argv)
         web_stats_stop(&a.stats);
         web_feed_stop(&a.feed);
         uv_run(&a.loop, UV_RUN_DEFAULT);
+        web_server_free(&a.server); /* when it got as far as a context */
         goto done;
     }
     uv_signal_init(&a.loop, &a.sigterm);

@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libwebsockets.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@ struct web_server {
     web_stats_t *stats;
     web_counters_t counters;
     web_stream_t stream;
+    bool stream_open;
     struct lws_context *ctx;
     struct lws_vhost *vhost;
     int port;
@@ -760,10 +763,55 @@ static int readable(const char *what, const char *path, char *err, size_t errlen
     return TALLY_EIO;
 }
 
+/* Whether the listening address can be bound, tried before libwebsockets
+ * does: when its bind fails it logs, serves nothing and has closed the
+ * socket it made, while tally-web would carry on.  Returns 0 or
+ * TALLY_EIO with the reason in err. */
+static int can_listen(const web_opts_t *o, char *err, size_t errlen)
+{
+    if (o->listen_port == 0)
+        return 0; /* any free port */
+    char port[8];
+    snprintf(port, sizeof port, "%d", o->listen_port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    int rc = getaddrinfo(o->listen_host[0] ? o->listen_host : NULL, port, &hints, &ai);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", o->listen_host, o->listen_port,
+                 gai_strerror(rc));
+        return TALLY_EIO;
+    }
+    int e = 0;
+    for (struct addrinfo *a = ai; a != NULL; a = a->ai_next) {
+        int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0)
+            continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        e = bind(fd, a->ai_addr, a->ai_addrlen) == 0 ? 0 : errno;
+        close(fd);
+        if (e == 0)
+            break;
+    }
+    freeaddrinfo(ai);
+    if (e != 0) {
+        snprintf(err, errlen, "cannot listen on %s%s%s:%d: %s%s",
+                 strchr(o->listen_host, ':') ? "[" : "", o->listen_host[0] ? o->listen_host : "*",
+                 strchr(o->listen_host, ':') ? "]" : "", o->listen_port, strerror(e),
+                 e == EADDRINUSE ? " (another tally-web? choose a port with --listen)" : "");
+        return TALLY_EIO;
+    }
+    return 0;
+}
+
 int web_server_start(web_server_t **out, uv_loop_t *loop, const web_opts_t *o, web_feed_t *feed,
                      web_stats_t *stats, char *err, size_t errlen)
 {
     *out = NULL;
+    if (can_listen(o, err, errlen) != 0)
+        return TALLY_EIO;
     if (o->tls_cert != NULL && (readable("--tls-cert", o->tls_cert, err, errlen) != 0 ||
                                 readable("--tls-key", o->tls_key, err, errlen) != 0))
         return TALLY_EIO;
@@ -783,11 +831,6 @@ int web_server_start(web_server_t **out, uv_loop_t *loop, const web_opts_t *o, w
         crypto_generichash(s->token_hash, sizeof s->token_hash, (const unsigned char *)o->token,
                            strlen(o->token), NULL, 0);
     s->loop = loop;
-    if (web_stream_init(&s->stream, loop, feed, &s->counters) != 0) {
-        free(s);
-        snprintf(err, errlen, "cannot set up a timer");
-        return TALLY_ESYS;
-    }
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
 
     void *foreign[1] = {loop};
@@ -818,12 +861,29 @@ int web_server_start(web_server_t **out, uv_loop_t *loop, const web_opts_t *o, w
                  "machine's, or the TLS files not a certificate and its key)",
                  strchr(o->listen_host, ':') ? "[" : "", o->listen_host[0] ? o->listen_host : "*",
                  strchr(o->listen_host, ':') ? "]" : "", o->listen_port);
-        web_stream_close(&s->stream);
         free(s);
         return TALLY_EIO;
     }
     s->vhost = lws_get_vhost_by_name(s->ctx, "tally-web");
-    s->port = s->vhost ? lws_get_vhost_listen_port(s->vhost) : o->listen_port;
+    int rc = 0;
+    if (s->vhost == NULL) { /* the bind failed after all (a race with another program) */
+        snprintf(err, errlen, "cannot serve on %s:%d (libwebsockets' message above says why)",
+                 o->listen_host[0] ? o->listen_host : "*", o->listen_port);
+        rc = TALLY_EIO;
+    } else if (web_stream_init(&s->stream, loop, feed, &s->counters) != 0) {
+        snprintf(err, errlen, "cannot set up a timer");
+        rc = TALLY_ESYS;
+    }
+    if (rc != 0) {
+        /* libwebsockets closes its handles on the loop: the caller runs
+         * it, then web_server_free() (which finishes the destruction, as
+         * after web_server_stop). */
+        lws_context_destroy(s->ctx);
+        *out = s;
+        return rc;
+    }
+    s->stream_open = true;
+    s->port = lws_get_vhost_listen_port(s->vhost);
     *out = s;
     return 0;
 }
@@ -842,7 +902,9 @@ void web_server_stop(web_server_t *s)
 {
     if (s->ctx != NULL)
         lws_context_destroy(s->ctx);
-    web_stream_close(&s->stream);
+    if (s->stream_open)
+        web_stream_close(&s->stream);
+    s->stream_open = false;
 }
 
 void web_server_free(web_server_t **sp)
