@@ -267,6 +267,15 @@ if promtool:
 else:
     print("note: promtool not installed; /metrics not checked with it")
 
+# A port in use (the first tally-web's): a clear error and exit 1, not a
+# server that says it is ready and serves nothing.
+r = subprocess.run([WEB, "-s", REQ, "--listen", "127.0.0.1:%d" % PORT], capture_output=True,
+                   text=True, timeout=20)
+if r.returncode != 1 or "Address already in use" not in r.stderr or "ready:" in r.stderr:
+    fail("a second tally-web on port %d: %d %s" % (PORT, r.returncode, r.stderr))
+if http("/healthz")[0] != 200:
+    fail("the first tally-web stopped answering after the second one's attempt")
+
 # Elsewhere than loopback: a token, or --insecure.
 r = subprocess.run([WEB, "-s", REQ, "--listen", "0.0.0.0:0"], capture_output=True, text=True,
                    timeout=20)

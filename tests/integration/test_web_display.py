@@ -5,10 +5,14 @@ Usage: test_web_display.py TALLYD TALLY TALLY_WEB SOURCE_DIR
 
 Starts tallyd (the example catalog) and tally-web, opens / at 1920x1080,
 and checks that the display goes live with the catalog's labels and the
-pushed figures, that a new push appears without a reload, that the
-connection indicator turns stale when tallyd stops (GOODBYE) and live
-again when it is back.  Exits 77 (skipped) when Chromium, chromedriver or
-python3-selenium is missing.
+pushed figures; that a new push appears within 2 s without a reload; that
+nothing on the page overflows the screen or its box, in every column;
+that last year's column changes within 3 s when a late figure of last
+year arrives (PERIOD_CHANGED); that the connection indicator turns stale
+when tallyd stops (GOODBYE) and live again when it is back; and that the
+browser logged no error.  The screenshot is kept as
+artifacts/wall-1920x1080.png in the working directory.  Exits 77
+(skipped) when Chromium, chromedriver or python3-selenium is missing.
 """
 import os
 import re
@@ -63,6 +67,38 @@ def wait_log(path, pattern, timeout=20):
     fail("%s: no %r" % (path, pattern))
 
 
+# Elements whose content spills out of their box (scrollWidth beyond
+# clientWidth) or out of the 1920x1080 screen, as "tag#id.class: why".
+OVERFLOW_JS = """
+const out = [];
+const W = window.innerWidth, H = window.innerHeight;
+const doc = document.documentElement;
+if (doc.scrollWidth > W) out.push('page: ' + doc.scrollWidth + ' px wide');
+if (doc.scrollHeight > H) out.push('page: ' + doc.scrollHeight + ' px high');
+const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
+    (typeof el.className === 'string' && el.className ? '.' + el.className.split(' ').join('.') : '');
+for (const el of document.querySelectorAll('body *')) {
+  if (el.closest('#chart')) continue; // ECharts lays out its own canvas
+  const cs = getComputedStyle(el);
+  if (cs.display === 'none' || cs.visibility === 'hidden' || cs.display === 'inline') continue;
+  const r = el.getBoundingClientRect();
+  if (r.width === 0 || r.height === 0) continue;
+  if (r.right > W + 1 || r.bottom > H + 1 || r.left < -1 || r.top < -1)
+    out.push(name(el) + ': outside the screen ' + JSON.stringify([r.left, r.top, r.right, r.bottom]));
+  // Truncation with an ellipsis is a choice (long labels); anything else
+  // that does not fit its box is a defect, clipped or spilling out.
+  if (cs.textOverflow === 'ellipsis') continue;
+  if (el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0)
+    out.push(name(el) + ': content ' + el.scrollWidth + ' px wide in ' + el.clientWidth + ' px: ' +
+             el.textContent.slice(0, 40));
+  if (el.scrollHeight > el.clientHeight + 1 && el.clientHeight > 0 &&
+      cs.overflowY !== 'auto' && cs.overflowY !== 'scroll')
+    out.push(name(el) + ': content ' + el.scrollHeight + ' px high in ' + el.clientHeight + ' px');
+}
+return out;
+"""
+
+
 def until(cond, what, timeout=20):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -85,8 +121,14 @@ tallyd = start(tallyd_args, dlog)
 wait_log(dlog, r"ready: requests")
 
 
+TOWNS = ("gecheng fuxing bashan pingba miaoba mingtong xiuqi gaoyan dongan xianyi gaonan longtian "
+         "beiping zuolan yanhe shuanghe liaozi jiming zhouxi mingzhong zhiping lantian houping "
+         "heyu").split()
+
+
 def push(*args):
-    r = subprocess.run([TALLY, "-s", REQ, "push", "--town", "gaoguan"] + list(args),
+    town = [] if "--town" in args else ["--town", "gaoguan"]
+    r = subprocess.run([TALLY, "-s", REQ, "push"] + town + list(args),
                        capture_output=True, text=True, timeout=30)
     if r.returncode != 0:
         fail("tally push: " + r.stderr)
@@ -99,10 +141,15 @@ port = int(wait_log(wlog, r"serving http://127\.0\.0\.1:(\d+)/").group(1))
 
 opts = webdriver.ChromeOptions()
 opts.binary_location = BROWSER
+opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
 for a in ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1920,1080",
           "--disable-dev-shm-usage"):
     opts.add_argument(a)
 driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+# The wall screen's viewport exactly (--window-size counts the window's
+# frame in some Chromium versions).
+driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                       {"width": 1920, "height": 1080, "deviceScaleFactor": 1, "mobile": False})
 try:
     driver.get("http://127.0.0.1:%d/" % port)
     conn = lambda: driver.find_element(By.ID, "conn").get_attribute("data-state")
@@ -112,14 +159,52 @@ try:
     until(lambda: "98.6%" in driver.find_element(By.ID, "ratios").text, "the ratio 98.6%")
     until(lambda: "高观镇" in driver.find_element(By.ID, "towns").text, "高观镇 in the table")
     push("disputes.screened=3", "disputes.resolved=2")
-    until(lambda: "218" in kpis(), "the pushed figure (218) without a reload")
+    until(lambda: "218" in kpis(), "the pushed figure (218) within 2 s, without a reload", 2)
+
+    # Nothing overflows, in any column (labels, large figures, the table),
+    # with every township of the county in the table.
+    push("disputes.screened=123456789", "disputes.resolved=1")
+    until(lambda: "219" in kpis(), "the pushed figure (219)")
+    for i, town in enumerate(TOWNS):
+        push("--town", town, "law_exam.takers=%d" % (1000 * (i + 1)), "disputes.screened=%d" % i)
+    until(lambda: "共 25 个乡镇" in driver.find_element(By.ID, "page").text,
+          "the table's pages of 25 townships")
+    rows = lambda: [r.get_attribute("data-town")
+                    for r in driver.find_elements(By.CSS_SELECTOR, "#towns-body tr")]
+    first = rows()
+    until(lambda: rows() != first, "the table's next page", 15)
+    if set(first) & set(rows()):
+        fail("the table's pages overlap: %s / %s" % (first, rows()))
+    for b in driver.find_elements(By.CSS_SELECTOR, "#columns button"):
+        b.click()
+        time.sleep(0.6)
+        bad = driver.execute_script(OVERFLOW_JS)
+        if bad:
+            fail("column %s at 1920x1080 overflows: %s" % (b.text, "; ".join(bad[:8])))
+
+    # Last year's column follows a late figure of last year (PERIOD_CHANGED).
+    last = str(time.localtime().tm_year - 1)
+    driver.find_element(By.CSS_SELECTOR, '#columns button[data-column="y%s"]' % last).click()
+    until(lambda: "化解矛盾纠纷" in kpis(), "last year's column")
+    before = kpis()
+    push("--time", last + "-06-30", "disputes.resolved=4321")
+    until(lambda: "4,321" in kpis() or "4321" in kpis(),
+          "last year's 化解矛盾纠纷 of 4321 within 3 s (it showed: %s)" % before[:80], 3)
+    driver.find_element(By.CSS_SELECTOR, '#columns button[data-column="total"]').click()
+    until(lambda: "4,540" in kpis(), "化解矛盾纠纷 in total: 219 + 4321 = 4,540")
     tallyd.terminate()
     tallyd.wait(20)
     until(lambda: conn() == "stale", "the stale indicator after tallyd stopped", 30)
     tallyd = start(tallyd_args, dlog)
     until(lambda: conn() == "live", "the live indicator after tallyd came back", 40)
-    until(lambda: "218" in kpis(), "the figures after the resync")
-    driver.save_screenshot(os.path.join(TMP, "wall.png"))
+    until(lambda: "4,540" in kpis(), "the figures after the resync")
+    os.makedirs("artifacts", exist_ok=True)
+    driver.save_screenshot(os.path.join("artifacts", "wall-1920x1080.png"))
+    errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+    # tally-web stays up while tallyd restarts: the page has no reason to
+    # log an error at any point.
+    if errors:
+        fail("the browser logged errors: %s" % "; ".join(e.get("message", "") for e in errors[:5]))
 finally:
     driver.quit()
 web.terminate()
