@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # The quick-start demo: start tallyd on its built-in defaults, push 高观镇's
 # 2023 figures (stamped 2023-12-31, so they count in the total column), let
-# the other 24 townships of 城口县 report live figures, and watch the
-# county's tallies move.  Ctrl-C stops everything.
+# the other 24 townships of 城口县 report live figures, serve the wall
+# display with tally-web, and watch the county's tallies move.  Ctrl-C
+# stops everything.
 #
 #   bash client/demo.sh [BUILD_DIR]      (default build/)
 #   DEMO_SECONDS=N   stop after N seconds (default: until Ctrl-C on a
 #                    terminal, 15 s otherwise)
+#   DEMO_WEB=HOST:PORT   where tally-web listens (default 127.0.0.1:7480;
+#                    another free port when that one is taken)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 tallyd=$build/daemon/tallyd
 tally=$build/client/cli/tally
+web=$build/web/tally-web
 data=client/demo
 for b in "$tallyd" "$tally"; do
     [ -x "$b" ] || { echo "demo: $b not found; build first (bash .ci/setup build)" >&2; exit 1; }
@@ -43,6 +47,37 @@ echo "== pushing 高观镇 (gaoguan) 2023 figures from $data/gaoguan-2023.csv, s
 "$tally" push --town gaoguan --time 2023-12-31 --file "$data/gaoguan-2023.csv"
 echo "== its 2023 report read back from tallyd's history (tally report --period 2023)"
 "$tally" report --period 2023 --town gaoguan --format md
+
+if [ -x "$web" ]; then
+    listen=${DEMO_WEB:-127.0.0.1:7480}
+    "$web" --server "$TALLY_SERVER" --listen "$listen" 2>"$work/web.log" &
+    wpid=$!
+    url=""
+    for _ in $(seq 50); do
+        url=$(sed -n 's/.*ready: serving \(http[^ ]*\) .*/\1/p' "$work/web.log")
+        [ -n "$url" ] && break
+        kill -0 "$wpid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ -z "$url" ] && [ -z "${DEMO_WEB:-}" ]; then
+        # 7480 is taken (another tally-web?): any free port will do
+        "$web" --server "$TALLY_SERVER" --listen 127.0.0.1:0 2>"$work/web.log" &
+        wpid=$!
+        for _ in $(seq 50); do
+            url=$(sed -n 's/.*ready: serving \(http[^ ]*\) .*/\1/p' "$work/web.log")
+            [ -n "$url" ] && break
+            sleep 0.1
+        done
+    fi
+    pids+=($wpid)
+    if [ -n "$url" ]; then
+        echo "== the wall display (tally-web): open $url in a browser (log in $work/web.log)"
+    else
+        echo "== tally-web did not start: $(tail -n 1 "$work/web.log")" >&2
+    fi
+else
+    echo "== no $web: the wall display is not built (bash .ci/setup build)"
+fi
 
 echo "== simulating the other 24 townships"
 (
