@@ -2,11 +2,14 @@
 # run.sh - run tallyd's benchmark scenarios and print a Markdown table of
 # medians, the raw libzmq baseline, journal recovery speed and memory per
 # series.  Builds nothing: point --build at a build directory that has
-# daemon/tallyd, bench/tally-bench and bench/tally-zmq-baseline.
+# daemon/tallyd, web/tally-web and the programs of bench/.
 #
 #   bash bench/run.sh [--build DIR] [--duration SEC] [--reps N] [--smoke]
 #                     [--transport tcp|ipc] [--only REGEX] [--skip-extras]
 #                     [--results DIR] [--keep] [--against DIR]
+#
+# Besides tallyd's scenarios it measures what WebSocket browsers on
+# tally-web cost tallyd (web-*: 200 on the stream against none).
 #
 # --against DIR runs every scenario also with DIR/daemon/tallyd (another
 # build, e.g. of an older commit), alternating with this one run by run,
@@ -37,7 +40,7 @@ HTOWNS=25
 HMETRICS=25
 HREADS=200
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -76,7 +79,10 @@ fi
 BENCH=$BUILD/bench/tally-bench
 BASELINE=$BUILD/bench/tally-zmq-baseline
 HBENCH=$BUILD/bench/tally-bench-history
-for b in "$TALLYD" "$BENCH" "$BASELINE" "$HBENCH"; do
+WEB=$BUILD/web/tally-web
+WSBENCH=$BUILD/bench/tally-bench-ws
+WSCLIENTS=200
+for b in "$TALLYD" "$BENCH" "$BASELINE" "$HBENCH" "$WEB" "$WSBENCH"; do
     [ -x "$b" ] || { echo "run.sh: $b is missing; build it first: cmake --build $BUILD" >&2; exit 2; }
 done
 command -v python3 >/dev/null || { echo "run.sh: python3 is needed for the table" >&2; exit 2; }
@@ -90,11 +96,15 @@ mkdir -p "$RESULTS"
 : >"$RESULTS/recovery.jsonl"
 : >"$RESULTS/memory.jsonl"
 : >"$RESULTS/history.jsonl"
+: >"$RESULTS/web.jsonl"
 TPID=
+WPID=
+WSPID=
 FAILED=0
 NSTART=0
 
 cleanup() {
+    for p in $WSPID $WPID; do kill "$p" 2>/dev/null || true; done
     if [ -n "$TPID" ] && kill -0 "$TPID" 2>/dev/null; then
         kill -KILL "$TPID" 2>/dev/null || true
         wait "$TPID" 2>/dev/null || true
@@ -225,6 +235,64 @@ for sc in "${SCENARIOS[@]}"; do
       done
     done
     TALLYD_NOW=$TALLYD
+done
+
+# ---- tally-web with 200 browsers on its stream (issue 17) ----
+# tallyd with tally-web following it, once with WSCLIENTS browsers on the
+# stream (tally-bench-ws) and once with none, alternating; the same load
+# from tally-bench: flat out, and at 50,000 submissions a second.
+WEBSC=("web-s1-t25 0" "web-lat50k 50000")
+[ "$SMOKE" = 1 ] && WEBSC=("web-s1-t25 0") WSCLIENTS=20
+for sc in "${WEBSC[@]}"; do
+    read -r wname wrate <<<"$sc"
+    if [ -n "$ONLY" ] && ! [[ $wname =~ $ONLY ]]; then continue; fi
+    for rep in $(seq 1 "$REPS"); do
+      for nws in 0 "$WSCLIENTS"; do
+        RUN=$((RUN + 1)) NSTART=$((NSTART + 1))
+        dir=$TMP/run$RUN
+        mkdir -p "$dir"
+        write_config "$dir/tallyd.conf" "$dir/state" never 100
+        start_tallyd "$dir/tallyd.conf" "$dir/tallyd.log" || { FAILED=1; continue; }
+        "$WEB" --server "$REQ" --listen 127.0.0.1:0 --max-clients $((WSCLIENTS + 10)) \
+            2>"$dir/web.log" &
+        WPID=$!
+        wport=
+        for _ in $(seq 1 200); do
+            wport=$(sed -n 's/.*ready: serving http:\/\/127\.0\.0\.1:\([0-9]*\)\/.*/\1/p' "$dir/web.log")
+            [ -n "$wport" ] && break
+            sleep 0.05
+        done
+        if [ -z "$wport" ]; then
+            log "tally-web did not start:"; cat "$dir/web.log" >&2; FAILED=1
+            kill "$WPID" 2>/dev/null || true; WPID=; stop_tallyd; continue
+        fi
+        wsjson=
+        if [ "$nws" -gt 0 ]; then
+            "$WSBENCH" --port "$wport" -n "$nws" -d "$(awk -v d="$DURATION" -v w="$WARMUP" 'BEGIN { print d + w + 0.5 }')" \
+                --json >"$dir/ws.out" 2>&1 &
+            WSPID=$!
+            sleep 0.5
+        fi
+        log "$wname with $nws browsers on tally-web, run $rep of $REPS (tallyd pid $TPID)"
+        json=$(bench "$dir/bench.out" -S 1 -t 25 --subscribers 1 -R "$wrate" \
+            -d "$DURATION" --warmup "$WARMUP" --label "$wname-ws$nws") || json=
+        if [ -n "$WSPID" ]; then
+            wait "$WSPID" || { log "tally-bench-ws failed:"; cat "$dir/ws.out" >&2; FAILED=1; }
+            WSPID=
+            grep -v '^{' "$dir/ws.out" >&2 || true
+            wsjson=$(grep '^{' "$dir/ws.out" | tail -n 1)
+        fi
+        # tally-web's CPU seconds (utime + stime, fields 14 and 15)
+        webcpu=$(awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$WPID/stat" 2>/dev/null || echo null)
+        kill "$WPID" 2>/dev/null || true
+        wait "$WPID" 2>/dev/null || true
+        WPID=
+        stop_tallyd
+        [ -n "$json" ] && printf '{"scenario":"%s","browsers":%d,"rep":%d,"web_cpu_s":%s,"run":%s,"ws":%s}\n' \
+            "$wname" "$nws" "$rep" "${webcpu:-null}" "$json" "${wsjson:-null}" >>"$RESULTS/web.jsonl"
+        [ "$KEEP" = 1 ] || rm -rf "$dir/state"
+      done
+    done
 done
 
 if [ "$EXTRAS" = 1 ]; then
@@ -439,6 +507,33 @@ if mem:
                     for m in mem])
     print("memory per series: %.0f bytes by RSS growth, %.0f bytes by tallyd_memory_bytes "
           "(%d series)" % (per_rss, per_stat, mem[0].get("tallyd_series", 0)))
+web = load("web.jsonl")
+if web:
+    names = []
+    for w in web:
+        if w["scenario"] not in names:
+            names.append(w["scenario"])
+    for name in names:
+        off = [w["run"] for w in web if w["scenario"] == name and w["browsers"] == 0]
+        on = [w for w in web if w["scenario"] == name and w["browsers"] > 0]
+        onr = [w["run"] for w in on]
+        if not off or not onr:
+            continue
+        ws = [w["ws"] for w in on if w.get("ws")]
+        msgs = med([x["messages"] / x["duration_s"] / x["clients"] for x in ws]) if ws else None
+        mbs = med([x["bytes"] / x["duration_s"] / 1e6 for x in ws]) if ws else None
+        print("%s: with %d browsers on tally-web's stream vs none: samples/s %s -> %s (%.2f), "
+              "tallyd CPU per sample %.2f, ack p99 %s -> %s ms; each browser got %s messages/s, "
+              "%s MB/s in all; tally-web used %s CPU s per run (%s without browsers)" % (
+                  name, on[0]["browsers"], count(med([r["samples_per_s"] for r in off])),
+                  count(med([r["samples_per_s"] for r in onr])),
+                  med([r["samples_per_s"] for r in onr]) / med([r["samples_per_s"] for r in off]),
+                  cpu_per_sample(onr) / cpu_per_sample(off),
+                  ms(med([r["ack_p99_us"] for r in off])), ms(med([r["ack_p99_us"] for r in onr])),
+                  "%.1f" % msgs if msgs is not None else "-", "%.1f" % mbs if mbs is not None else "-",
+                  "%.2f" % med([w.get("web_cpu_s") for w in on]) if med([w.get("web_cpu_s") for w in on]) is not None else "-",
+                  "%.2f" % med([w.get("web_cpu_s") for w in web if w["scenario"] == name and w["browsers"] == 0])
+                  if med([w.get("web_cpu_s") for w in web if w["scenario"] == name and w["browsers"] == 0]) is not None else "-"))
 hist = load("history.jsonl")
 if hist:
     h0 = hist[0]["run"]

@@ -104,14 +104,16 @@ static int build(web_stream_t *st, web_stream_msg_t *m, const char *type, uint64
     m->from = from;
     m->to = f->seq;
     m->history_gen = f->history_gen;
+    m->tick = st->tick_no;
     return 0;
 }
 
 static const web_stream_msg_t *snapshot(web_stream_t *st)
 {
     web_stream_msg_t *m = &st->snapshot;
-    if (m->buf != NULL && m->epoch == st->feed->epoch && m->to == st->feed->seq &&
-        m->history_gen == st->feed->history_gen)
+    if (m->buf != NULL && m->epoch == st->feed->epoch &&
+        ((m->to == st->feed->seq && m->history_gen == st->feed->history_gen) ||
+         m->tick == st->tick_no))
         return m;
     return build(st, m, "snapshot", 0, true) == 0 ? m : NULL;
 }
@@ -121,7 +123,8 @@ static const web_stream_msg_t *update(web_stream_t *st, uint64_t from)
     for (unsigned i = 0; i < WEB_STREAM_CACHE; i++) {
         web_stream_msg_t *m = &st->updates[i];
         if (m->buf != NULL && m->epoch == st->feed->epoch && m->from == from &&
-            m->to == st->feed->seq && m->history_gen == st->feed->history_gen)
+            ((m->to == st->feed->seq && m->history_gen == st->feed->history_gen) ||
+             m->tick == st->tick_no))
             return m;
     }
     web_stream_msg_t *m = &st->updates[st->next_update];
@@ -175,6 +178,7 @@ int web_stream_writable(web_stream_t *st, web_stream_client_t *c)
 static void on_tick(uv_timer_t *t)
 {
     web_stream_t *st = t->data;
+    st->tick_no++;
     int64_t now = mono_ms();
     web_feed_t *f = st->feed;
     for (web_stream_client_t *c = st->clients; c != NULL; c = c->next) {

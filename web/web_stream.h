@@ -7,6 +7,10 @@
  * second however fast tallyd publishes, and a slow one is never queued
  * more than one message (a browser is written only when its connection
  * can take more, and then gets everything it lacks in one message).
+ * A message is built once per tick (1/WEB_STREAM_MAX_RATE s) for every
+ * browser at the same point, even when the feed moves on during the tick:
+ * browsers kept in step share one message instead of each costing a
+ * build of its own; what came meanwhile goes out at the next tick.
  * When the feed loses synchronisation, and every WEB_STREAM_HEARTBEAT_MS
  * otherwise, a status message says whether the picture is current.
  *
@@ -49,6 +53,7 @@ typedef struct web_stream_client {
 /* A message built once for every browser at the same point. */
 typedef struct web_stream_msg {
     uint64_t epoch, from, to, history_gen;
+    uint64_t tick;      /* the stream's tick it was built in */
     unsigned char *buf; /* LWS_PRE bytes of room, then len bytes of JSON */
     size_t len;
 } web_stream_msg_t;
@@ -60,6 +65,7 @@ typedef struct web_stream {
     bool ticking;
     web_stream_client_t *clients;
     unsigned nclients;
+    uint64_t tick_no; /* +1 every 1/WEB_STREAM_MAX_RATE s */
     web_stream_msg_t snapshot;
     web_stream_msg_t updates[WEB_STREAM_CACHE];
     unsigned next_update;

@@ -10,7 +10,8 @@ if(TARGET tallyd AND TARGET tally-bench AND TARGET tally-zmq-baseline)
       COMMAND ${TALLY_BASH} -c [=[
 out=$("$0" "$1" --smoke --build "$2") || { printf '%s\n' "$out"; exit 1; }
 printf '%s\n' "$out"
-grep -q '^| scenario |' <<<"$out" && grep -q '^| s1-never-t25-sub1 |' <<<"$out"
+grep -q '^| scenario |' <<<"$out" && grep -q '^| s1-never-t25-sub1 |' <<<"$out" &&
+grep -q '^web-s1-t25: with 20 browsers' <<<"$out"
 ]=] ${TALLY_BASH} ${CMAKE_SOURCE_DIR}/bench/run.sh ${CMAKE_BINARY_DIR})
     set_tests_properties(bench_smoke PROPERTIES LABELS bench TIMEOUT 180)
   else()
