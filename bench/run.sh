@@ -81,8 +81,9 @@ BASELINE=$BUILD/bench/tally-zmq-baseline
 HBENCH=$BUILD/bench/tally-bench-history
 WEB=$BUILD/web/tally-web
 WSBENCH=$BUILD/bench/tally-bench-ws
+FSBENCH=$BUILD/bench/tally-bench-fsync
 WSCLIENTS=200
-for b in "$TALLYD" "$BENCH" "$BASELINE" "$HBENCH" "$WEB" "$WSBENCH"; do
+for b in "$TALLYD" "$BENCH" "$BASELINE" "$HBENCH" "$WEB" "$WSBENCH" "$FSBENCH"; do
     [ -x "$b" ] || { echo "run.sh: $b is missing; build it first: cmake --build $BUILD" >&2; exit 2; }
 done
 command -v python3 >/dev/null || { echo "run.sh: python3 is needed for the table" >&2; exit 2; }
@@ -97,6 +98,7 @@ mkdir -p "$RESULTS"
 : >"$RESULTS/memory.jsonl"
 : >"$RESULTS/history.jsonl"
 : >"$RESULTS/web.jsonl"
+: >"$RESULTS/fsync.jsonl"
 TPID=
 WPID=
 WSPID=
@@ -216,6 +218,7 @@ for sc in "${SCENARIOS[@]}"; do
     late=0
     read -r name samples sync towns subs rate pubms late <<<"$sc"
     if [ -n "$ONLY" ] && ! [[ $name =~ $ONLY ]]; then continue; fi
+    [ "$sync" = always ] && ALWAYS_RAN=1
     for rep in $(seq 1 "$REPS"); do
       for variant in ${AGAINST:+against} this; do
         TALLYD_NOW=$TALLYD
@@ -236,6 +239,21 @@ for sc in "${SCENARIOS[@]}"; do
     done
     TALLYD_NOW=$TALLYD
 done
+
+# ---- the disk: what one durable append costs, beside sync = always ----
+# In the directory the state directories live in, once per rep, whenever
+# a scenario with sync = always ran: lat50k-always's ack p99 is read
+# against lat50k-never's plus this fdatasync p99.
+if [ "${ALWAYS_RAN:-0}" = 1 ]; then
+    for rep in $(seq 1 "$REPS"); do
+        if out=$("$FSBENCH" "$TMP" -n "$([ "$SMOKE" = 1 ] && echo 200 || echo 2000)" --json 2>&1); then
+            grep -v '^{' <<<"$out" >&2 || true
+            grep '^{' <<<"$out" | tail -n 1 >>"$RESULTS/fsync.jsonl"
+        else
+            log "tally-bench-fsync failed: $out"; FAILED=1
+        fi
+    done
+fi
 
 # ---- tally-web with 200 browsers on its stream (issue 17) ----
 # tallyd with tally-web following it, once with WSCLIENTS browsers on the
@@ -534,6 +552,17 @@ if web:
                   "%.2f" % med([w.get("web_cpu_s") for w in on]) if med([w.get("web_cpu_s") for w in on]) is not None else "-",
                   "%.2f" % med([w.get("web_cpu_s") for w in web if w["scenario"] == name and w["browsers"] == 0])
                   if med([w.get("web_cpu_s") for w in web if w["scenario"] == name and w["browsers"] == 0]) is not None else "-"))
+fs = load("fsync.jsonl")
+if fs:
+    fp50, fp99 = med([f["p50_ms"] for f in fs]), med([f["p99_ms"] for f in fs])
+    line = ("disk: append of %d bytes + fdatasync p50 %.3f ms, p99 %.3f ms (median of %d runs "
+            "of %d)" % (fs[0]["size"], fp50, fp99, len(fs), fs[0]["count"]))
+    if "lat50k-always" in by and "lat50k-never" in by:
+        a99 = med([r["run"]["ack_p99_us"] for r in by["lat50k-always"]]) / 1000.0
+        n99 = med([r["run"]["ack_p99_us"] for r in by["lat50k-never"]]) / 1000.0
+        line += ("; lat50k-always ack p99 %.2f ms against lat50k-never's %.2f ms + fdatasync "
+                 "p99 %.2f ms = %.2f ms: %+.2f ms" % (a99, n99, fp99, n99 + fp99, a99 - n99 - fp99))
+    print(line)
 hist = load("history.jsonl")
 if hist:
     h0 = hist[0]["run"]
