@@ -20,3 +20,13 @@ if(TARGET tally_harness AND TARGET tally_static)
     set_tests_properties(${t} PROPERTIES LABELS integration TIMEOUT 300)
   endforeach()
 endif()
+
+# A state directory written by an earlier version (tests/fixtures/state-*/,
+# made by tests/fixtures/make-state.sh) loads with every figure intact:
+# checkpoint, journal records after it, history.db.
+if(TARGET tallyd AND TARGET tally_cli)
+  add_test(NAME test_state_compat
+    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_state_compat.py
+            $<TARGET_FILE:tallyd> $<TARGET_FILE:tally_cli> ${PROJECT_SOURCE_DIR})
+  set_tests_properties(test_state_compat PROPERTIES LABELS integration TIMEOUT 60)
+endif()
