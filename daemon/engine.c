@@ -672,6 +672,11 @@ static int run(engine_t *e, uint32_t town, int64_t t, const engine_sample_t *smp
         rc = reserve(e, nnew);
     }
     if (rc == 0 && apply) {
+        /* Every window of every series the batch adds to (a township's and
+         * the county's per entry) may need its dense ring (window.h). */
+        rc = window_reserve_dense(&e->win, 2 * nent * e->win.nwin);
+    }
+    if (rc == 0 && apply) {
         commit(e, town, &wpos, &ppos, nent);
     } else if (rc == 0) {
         e->last_nnew = nnew;

@@ -557,6 +557,11 @@ static int load_series(engine_t *e, in_t *in, char *err, size_t errlen)
                  i, metric, town);
         }
         uint32_t sid = engine_series_add(e, metric, town, kind);
+        /* Each window of a counter may need a dense ring (window.h). */
+        if (sid != ENGINE_NONE && kind == PROTO_KIND_COUNTER &&
+            window_reserve_dense(&e->win, e->win.nwin) != 0) {
+            sid = ENGINE_NONE;
+        }
         if (sid == ENGINE_NONE) {
             FAIL(TALLY_ENOMEM, "engine state: no memory for series %" PRIu64 " of %" PRIu64, i,
                  nseries);

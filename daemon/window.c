@@ -24,8 +24,9 @@ static uint32_t ring_slot(int64_t idx, uint32_t n)
     return (uint32_t)(r < 0 ? r + n : r);
 }
 
-/* A node's storage: nwin states, then nwin bucket masks of nwords words,
- * then nwin rings of nbuckets sums. */
+#define WINDOW_DENSE_CHUNK 64 /* dense rings per pool allocation */
+
+/* A node's storage: its nwin states. */
 static inline uint8_t *block_of(const window_set_t *ws, uint32_t node)
 {
     return ws->chunks[node >> WINDOW_CHUNK_SHIFT] +
@@ -37,16 +38,18 @@ static inline window_state_t *state_of(const window_set_t *ws, uint32_t node, ui
     return (window_state_t *)block_of(ws, node) + w;
 }
 
-static inline uint64_t *mask_of(const window_set_t *ws, uint8_t *block, uint32_t w)
+/* Dense ring d (index + 1 in the pool): nwords mask words, then nbuckets
+ * sums. */
+static inline uint64_t *dmask(const window_set_t *ws, uint32_t d)
 {
-    return (uint64_t *)(block + ws->nwin * sizeof(window_state_t)) + (size_t)w * ws->nwords;
+    uint32_t i = d - 1;
+    return (uint64_t *)(ws->dchunks[i / WINDOW_DENSE_CHUNK] +
+                        (size_t)(i % WINDOW_DENSE_CHUNK) * ws->dense_size);
 }
 
-static inline int64_t *ring_of(const window_set_t *ws, uint8_t *block, uint32_t w)
+static inline int64_t *dring(const window_set_t *ws, uint32_t d)
 {
-    return (int64_t *)(block +
-                       ws->nwin * (sizeof(window_state_t) + ws->nwords * sizeof(uint64_t))) +
-           (size_t)w * ws->nbuckets;
+    return (int64_t *)(dmask(ws, d) + ws->nwords);
 }
 
 /* The first set bit of mask (which has one) at or after slot start,
@@ -128,10 +131,8 @@ int window_set_init(window_set_t *ws, const window_spec_t *spec, uint32_t nwin, 
     ws->nbuckets = nbuckets;
     ws->nwords = (nbuckets + 63) / 64;
     ws->now_ms = now_ms;
-    /* Round up to 16 so the 128-bit sums of every node stay aligned. */
-    size_t raw = nwin * (sizeof(window_state_t) + ws->nwords * sizeof(uint64_t) +
-                         (size_t)nbuckets * sizeof(int64_t));
-    ws->block_size = (raw + 15) & ~(size_t)15;
+    ws->block_size = nwin * sizeof(window_state_t); /* a multiple of 16: sums stay aligned */
+    ws->dense_size = (ws->nwords + (size_t)nbuckets) * sizeof(int64_t);
     for (uint32_t w = 0; w < nwin; w++) {
         window_def_t *d = &ws->win[w];
         memcpy(d->name, spec[w].name, strlen(spec[w].name) + 1);
@@ -168,7 +169,62 @@ void window_set_free(window_set_t *ws)
         free(ws->chunks[i]);
     }
     free(ws->chunks);
+    for (uint32_t i = 0; i < ws->ndchunks; i++) {
+        free(ws->dchunks[i]);
+    }
+    free(ws->dchunks);
+    free(ws->dfree);
     memset(ws, 0, sizeof(*ws));
+}
+
+int window_reserve_dense(window_set_t *ws, uint32_t n)
+{
+    while (ws->ndfree < n) {
+        if (ws->ndchunks == ws->dchunks_cap) {
+            uint32_t cap = ws->dchunks_cap ? ws->dchunks_cap * 2 : 16;
+            uint8_t **c = realloc(ws->dchunks, cap * sizeof(*c));
+            if (c == NULL) {
+                return TALLY_ENOMEM;
+            }
+            ws->mem += (cap - ws->dchunks_cap) * sizeof(*c);
+            ws->dchunks = c;
+            ws->dchunks_cap = cap;
+        }
+        /* Room to give every ring back: the free list can hold them all. */
+        uint64_t total = ((uint64_t)ws->ndchunks + 1) * WINDOW_DENSE_CHUNK;
+        if (total > UINT32_MAX - 1) {
+            return TALLY_ENOMEM;
+        }
+        if (total > ws->dfree_cap) {
+            uint32_t *f = realloc(ws->dfree, total * sizeof(*f));
+            if (f == NULL) {
+                return TALLY_ENOMEM;
+            }
+            ws->mem += (total - ws->dfree_cap) * sizeof(*f);
+            ws->dfree = f;
+            ws->dfree_cap = (uint32_t)total;
+        }
+        size_t bytes = (size_t)WINDOW_DENSE_CHUNK * ws->dense_size;
+        uint8_t *c = malloc(bytes);
+        if (c == NULL) {
+            return TALLY_ENOMEM;
+        }
+        ws->mem += bytes;
+        uint32_t first = ws->ndchunks * WINDOW_DENSE_CHUNK;
+        ws->dchunks[ws->ndchunks++] = c;
+        for (uint32_t i = WINDOW_DENSE_CHUNK; i-- > 0;) {
+            ws->dfree[ws->ndfree++] = first + i + 1;
+        }
+    }
+    return 0;
+}
+
+/* A zeroed dense ring from those window_reserve_dense() set aside. */
+static uint32_t take_dense(window_set_t *ws)
+{
+    uint32_t d = ws->dfree[--ws->ndfree];
+    memset(dmask(ws, d), 0, ws->dense_size);
+    return d;
 }
 
 int window_reserve(window_set_t *ws, uint32_t nodes)
@@ -203,6 +259,43 @@ void window_node_init(window_set_t *ws, uint32_t node)
         window_state_t *s = (window_state_t *)b + w;
         s->prev = s->next = NIL;
     }
+}
+
+/* The sum of the bucket in ring slot slot of s (0 when it is empty), and
+ * whether it is non-empty. */
+static int64_t cell_get(const window_set_t *ws, const window_state_t *s, uint32_t slot,
+                        bool *present)
+{
+    if (s->dense) {
+        *present = (dmask(ws, s->dense)[slot >> 6] >> (slot & 63)) & 1;
+        return dring(ws, s->dense)[slot];
+    }
+    for (uint32_t i = 0; i < s->nonempty; i++) {
+        if (s->slot[i] == slot) {
+            *present = true;
+            return s->val[i];
+        }
+    }
+    *present = false;
+    return 0;
+}
+
+/* The ring slot of the oldest non-empty bucket of s (which has one), the
+ * window's oldest bucket being in slot start. */
+static uint32_t oldest_slot(const window_set_t *ws, const window_state_t *s, uint32_t start)
+{
+    if (s->dense) {
+        return first_slot(dmask(ws, s->dense), ws->nwords, start);
+    }
+    uint32_t n = ws->nbuckets, best = s->slot[0], age = (best + n - start) % n;
+    for (uint32_t i = 1; i < s->nonempty; i++) {
+        uint32_t a = (s->slot[i] + n - start) % n;
+        if (a < age) {
+            age = a;
+            best = s->slot[i];
+        }
+    }
+    return best;
 }
 
 static void link_node(window_set_t *ws, uint32_t w, uint32_t node, uint32_t slot)
@@ -268,13 +361,34 @@ void window_bounds(const window_set_t *ws, uint32_t node, const window_pos_t *po
     if (ws->nwin == 0) {
         return;
     }
-    uint8_t *b = block_of(ws, node);
     for (uint32_t w = 0; w < ws->nwin; w++) {
         if (pos->slot[w] < 0) {
             continue;
         }
-        narrow(((window_state_t *)b)[w].sum, lo, hi);
-        narrow(ring_of(ws, b, w)[pos->slot[w]], lo, hi);
+        const window_state_t *s = state_of(ws, node, w);
+        bool present;
+        narrow(s->sum, lo, hi);
+        narrow(cell_get(ws, s, (uint32_t)pos->slot[w], &present), lo, hi);
+    }
+}
+
+/* A new non-empty bucket at slot (off buckets after the window's oldest)
+ * for node in window w: the node must stay listed under its oldest
+ * bucket, which changes if this one is older (an out-of-order sample) or
+ * if the node was not listed at all.  Call before the bucket is added. */
+static void relist_for(window_set_t *ws, uint32_t w, uint32_t node, const window_state_t *s,
+                       uint32_t slot, uint32_t off)
+{
+    uint32_t n = ws->nbuckets;
+    if (s->nonempty == 0) {
+        link_node(ws, w, node, slot);
+        return;
+    }
+    uint32_t start = ring_slot(ws->win[w].cur + 1, n);
+    uint32_t first = oldest_slot(ws, s, start);
+    if (off < (first + n - start) % n) {
+        unlink_node(ws, w, node, first);
+        link_node(ws, w, node, slot);
     }
 }
 
@@ -283,35 +397,53 @@ void window_add(window_set_t *ws, uint32_t node, const window_pos_t *pos, __int1
     if (ws->nwin == 0) {
         return;
     }
-    uint32_t n = ws->nbuckets;
-    uint8_t *b = block_of(ws, node);
     for (uint32_t w = 0; w < ws->nwin; w++) {
         int32_t slot = pos->slot[w];
         if (slot < 0) {
             continue;
         }
-        window_state_t *s = (window_state_t *)b + w;
-        uint64_t *mask = mask_of(ws, b, w);
-        uint64_t bit = 1ULL << (slot & 63);
-        if ((mask[slot >> 6] & bit) == 0) {
-            /* A new non-empty bucket: the node must stay listed under its
-             * oldest one, which changes if this bucket is older (an
-             * out-of-order sample) or if the node was not listed at all. */
-            if (s->nonempty == 0) {
-                link_node(ws, w, node, (uint32_t)slot);
-            } else {
-                uint32_t start = ring_slot(ws->win[w].cur + 1, n);
-                uint32_t first = first_slot(mask, ws->nwords, start);
-                if (pos->off[w] < (first + n - start) % n) {
-                    unlink_node(ws, w, node, first);
-                    link_node(ws, w, node, (uint32_t)slot);
+        window_state_t *s = state_of(ws, node, w);
+        int64_t *cell = NULL;
+        if (s->dense) {
+            uint64_t *mask = dmask(ws, s->dense);
+            uint64_t bit = 1ULL << (slot & 63);
+            if ((mask[slot >> 6] & bit) == 0) {
+                relist_for(ws, w, node, s, (uint32_t)slot, pos->off[w]);
+                mask[slot >> 6] |= bit;
+                s->nonempty++;
+            }
+            cell = &dring(ws, s->dense)[slot];
+        } else {
+            for (uint32_t i = 0; i < s->nonempty && cell == NULL; i++) {
+                if (s->slot[i] == (uint32_t)slot) {
+                    cell = &s->val[i];
                 }
             }
-            mask[slot >> 6] |= bit;
-            s->nonempty++;
+            if (cell == NULL) {
+                relist_for(ws, w, node, s, (uint32_t)slot, pos->off[w]);
+                if (s->nonempty < WINDOW_SPARSE) {
+                    uint32_t i = s->nonempty++;
+                    s->slot[i] = (uint16_t)slot;
+                    s->val[i] = 0;
+                    cell = &s->val[i];
+                } else {
+                    /* One bucket too many for the node: its ring from the
+                     * pool, which window_reserve_dense() stocked. */
+                    uint32_t d = take_dense(ws);
+                    uint64_t *mask = dmask(ws, d);
+                    int64_t *ring = dring(ws, d);
+                    for (uint32_t i = 0; i < s->nonempty; i++) {
+                        mask[s->slot[i] >> 6] |= 1ULL << (s->slot[i] & 63);
+                        ring[s->slot[i]] = s->val[i];
+                    }
+                    mask[slot >> 6] |= 1ULL << (slot & 63);
+                    s->nonempty++;
+                    s->dense = d;
+                    cell = &ring[slot];
+                }
+            }
         }
         s->sum += v;
-        int64_t *cell = &ring_of(ws, b, w)[slot];
         *cell = (int64_t)(*cell + v);
     }
 }
@@ -327,29 +459,53 @@ bool window_value(const window_set_t *ws, uint32_t node, uint32_t w, int64_t *ou
 }
 
 /* Remove from node every bucket of window w that is older than the new
- * oldest bucket, then list the node under its new oldest bucket.
+ * oldest bucket, then list the node under its new oldest bucket; a dense
+ * ring left with WINDOW_SPARSE buckets or fewer goes back to the pool.
  * start0/start1 are the ring slots of the oldest bucket before and after
  * the move, shift the number of buckets the window moved. */
 static void expire_node(window_set_t *ws, uint32_t w, uint32_t node, uint32_t start0,
                         uint32_t start1, int64_t shift, window_changed_fn fn, void *ctx)
 {
     uint32_t n = ws->nbuckets;
-    uint8_t *b = block_of(ws, node);
-    window_state_t *s = (window_state_t *)b + w;
-    uint64_t *mask = mask_of(ws, b, w);
-    int64_t *ring = ring_of(ws, b, w);
+    window_state_t *s = state_of(ws, node, w);
     __int128 removed = 0;
-    for (uint32_t wi = 0; wi < ws->nwords; wi++) {
-        for (uint64_t m = mask[wi]; m != 0; m &= m - 1) {
-            uint32_t slot = wi * 64 + (uint32_t)__builtin_ctzll(m);
-            uint32_t age = (slot + n - start0) % n;
-            if (age < shift) {
-                removed += ring[slot];
-                ring[slot] = 0;
-                mask[wi] &= ~(1ULL << (slot & 63));
-                s->nonempty--;
+    if (s->dense) {
+        uint64_t *mask = dmask(ws, s->dense);
+        int64_t *ring = dring(ws, s->dense);
+        for (uint32_t wi = 0; wi < ws->nwords; wi++) {
+            for (uint64_t m = mask[wi]; m != 0; m &= m - 1) {
+                uint32_t slot = wi * 64 + (uint32_t)__builtin_ctzll(m);
+                if ((slot + n - start0) % n < shift) {
+                    removed += ring[slot];
+                    ring[slot] = 0;
+                    mask[wi] &= ~(1ULL << (slot & 63));
+                    s->nonempty--;
+                }
             }
         }
+        if (s->nonempty <= WINDOW_SPARSE) {
+            uint32_t k = 0, d = s->dense;
+            for (uint32_t wi = 0; wi < ws->nwords; wi++) {
+                for (uint64_t m = mask[wi]; m != 0; m &= m - 1) {
+                    uint32_t slot = wi * 64 + (uint32_t)__builtin_ctzll(m);
+                    s->slot[k] = (uint16_t)slot;
+                    s->val[k++] = ring[slot];
+                }
+            }
+            s->dense = 0;
+            ws->dfree[ws->ndfree++] = d;
+        }
+    } else {
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < s->nonempty; i++) {
+            if ((s->slot[i] + n - start0) % n < shift) {
+                removed += s->val[i];
+            } else {
+                s->slot[k] = s->slot[i];
+                s->val[k++] = s->val[i];
+            }
+        }
+        s->nonempty = (uint16_t)k;
     }
     s->prev = s->next = NIL;
     if (removed != 0) {
@@ -357,7 +513,7 @@ static void expire_node(window_set_t *ws, uint32_t w, uint32_t node, uint32_t st
         fn(ctx, node);
     }
     if (s->nonempty != 0) {
-        link_node(ws, w, node, first_slot(mask, ws->nwords, start1));
+        link_node(ws, w, node, oldest_slot(ws, s, start1));
     }
 }
 
@@ -411,12 +567,29 @@ uint32_t window_buckets(const window_set_t *ws, uint32_t node, uint32_t w, uint3
                         int64_t *val)
 {
     uint32_t n = ws->nbuckets;
-    uint8_t *b = block_of(ws, node);
-    uint32_t left = ((window_state_t *)b)[w].nonempty;
-    const uint64_t *mask = mask_of(ws, b, w);
-    const int64_t *ring = ring_of(ws, b, w);
+    const window_state_t *s = state_of(ws, node, w);
     uint32_t start = ring_slot(ws->win[w].cur + 1, n);
     uint32_t k = 0;
+    if (!s->dense) {
+        /* at most WINDOW_SPARSE entries, in no order: sort them by age */
+        for (uint32_t i = 0; i < s->nonempty; i++) {
+            if (s->val[i] == 0) {
+                continue;
+            }
+            uint32_t age = (s->slot[i] + n - start) % n, j = k++;
+            while (j > 0 && off[j - 1] > age) {
+                off[j] = off[j - 1];
+                val[j] = val[j - 1];
+                j--;
+            }
+            off[j] = age;
+            val[j] = s->val[i];
+        }
+        return k;
+    }
+    uint32_t left = s->nonempty;
+    const uint64_t *mask = dmask(ws, s->dense);
+    const int64_t *ring = dring(ws, s->dense);
     for (uint32_t i = 0; i < n && left > 0; i++) {
         uint32_t slot = (start + i) % n;
         if ((mask[slot >> 6] >> (slot & 63)) & 1) {

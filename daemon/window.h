@@ -7,22 +7,29 @@
  * of its event time; a sample from the future (clock skew) lands in the
  * current bucket; a sample older than the window does not enter it.
  *
- * Every counter series owns one node of the set: per window its ring of N
- * int64 sums, a bit mask of the buckets added to, and the running sum kept
- * in 128 bits (expiry removes buckets in time order, not in the order they
- * were added, so partial sums of mixed-sign samples may leave int64 for a
- * while; window_value() reports such a sum as "no value").
+ * Every counter series owns one node of the set: per window the running
+ * sum, kept in 128 bits (expiry removes buckets in time order, not in the
+ * order they were added, so partial sums of mixed-sign samples may leave
+ * int64 for a while; window_value() reports such a sum as "no value"),
+ * and its non-empty buckets.  Most series change a few times a day, so a
+ * window holds up to WINDOW_SPARSE buckets in the node itself (their ring
+ * slots and values, unordered); a window that needs more takes a dense
+ * ring of N sums and a bit mask from the set's pool, and gives it back
+ * when expiry leaves it WINDOW_SPARSE buckets or fewer.  A bucket counts
+ * as non-empty from its first sample until it expires, even if its
+ * samples sum to 0.
  *
  * Buckets leave a window eagerly: each window keeps a timing wheel of N
  * lists, and a node is listed under its oldest non-empty bucket.  When the
  * window moves on (window_advance), only the lists of the buckets that left
  * it are visited, so the cost is proportional to the buckets that expire,
  * and a step in which nothing expires costs O(number of windows).  Because
- * of that invariant a ring slot always holds a bucket inside the window, so
- * no bucket index needs to be stored.
+ * of that invariant every bucket a node holds is inside the window, so no
+ * bucket index needs to be stored.
  *
- * Memory per node: nwin * (32 + 8 * ceil(N / 64) + 8 * N) bytes, rounded up
- * to 16: 2080 bytes for 4 windows of 60 buckets.
+ * Memory per node: nwin * 64 bytes (256 for 4 windows), plus
+ * 8 * (N + ceil(N / 64)) bytes (488 for N = 60) for each window that holds
+ * more than WINDOW_SPARSE buckets at the moment.
  */
 #ifndef TALLYD_WINDOW_H
 #define TALLYD_WINDOW_H
@@ -44,13 +51,18 @@ typedef struct window_spec {
     int64_t ms;       /* width, 1..WINDOW_MS_MAX, a multiple of the bucket count */
 } window_spec_t;
 
-/* Per node and window (32 bytes); the node's bucket masks and rings follow
- * the states in its storage block. */
+#define WINDOW_SPARSE 3 /* buckets a window holds in the node itself */
+
+/* Per node and window (64 bytes). */
 typedef struct window_state {
-    __int128 sum;      /* sum of the buckets in the window */
-    uint32_t nonempty; /* buckets with their mask bit set */
-    uint32_t prev;     /* links in the wheel list of the oldest non-empty bucket */
+    __int128 sum;  /* sum of the buckets in the window */
+    uint32_t prev; /* links in the wheel list of the oldest non-empty bucket */
     uint32_t next;
+    uint32_t dense;               /* 0: the buckets are the sparse entries below; else the
+                                     pool block (index + 1) holding the window's ring */
+    uint16_t nonempty;            /* non-empty buckets */
+    uint16_t slot[WINDOW_SPARSE]; /* sparse: ring slots of entries 0..nonempty-1 */
+    int64_t val[WINDOW_SPARSE];   /* sparse: their sums */
 } window_state_t;
 
 typedef struct window_def {
@@ -70,6 +82,13 @@ typedef struct window_set {
     uint8_t **chunks;  /* node storage, WINDOW_CHUNK nodes each */
     uint32_t nchunks;
     uint32_t maxchunks;
+    /* The pool of dense rings: blocks of nwords mask words then nbuckets
+     * sums, WINDOW_DENSE_CHUNK per allocation, and the free ones. */
+    size_t dense_size;
+    uint8_t **dchunks;
+    uint32_t ndchunks, dchunks_cap;
+    uint32_t *dfree;
+    uint32_t ndfree, dfree_cap;
     size_t mem;
 } window_set_t;
 
@@ -124,9 +143,15 @@ void window_locate(const window_set_t *ws, int64_t t_ms, window_pos_t *pos);
 void window_bounds(const window_set_t *ws, uint32_t node, const window_pos_t *pos, __int128 *lo,
                    __int128 *hi);
 
+/* Make sure the pool has n free dense rings, so that the next n
+ * window_add() calls that may each need one cannot fail.  Returns 0 or
+ * TALLY_ENOMEM. */
+int window_reserve_dense(window_set_t *ws, uint32_t n);
+
 /* Add v to node at pos.  v is 128 bits so a batch's net sum can be added
- * at once; the caller checked the bounds, so every result fits int64.  No
- * allocation. */
+ * at once; the caller checked the bounds, so every result fits int64.  A
+ * window that needs a dense ring takes one window_reserve_dense() set
+ * aside: no allocation. */
 void window_add(window_set_t *ws, uint32_t node, const window_pos_t *pos, __int128 v);
 
 /* Value of window w of node: true and *out set, or false when the sum is

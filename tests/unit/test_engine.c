@@ -14,6 +14,7 @@
 
 #include "engine.h"
 #include "engine_test_util.h"
+#include "window.h"
 
 /* ---- columns, config ---- */
 
@@ -239,6 +240,85 @@ static void test_window_out_of_order(void **state)
     EXPECT(&e, 2, 3, "1h", 0);
     assert_int_equal(drain(&e), 0);
     engine_free(&e);
+}
+
+/* A window's buckets in the node (up to WINDOW_SPARSE), then in a dense
+ * ring from the pool, and back when expiry leaves few enough: sums,
+ * expiry in time order, out-of-order samples and the checkpoint's list of
+ * buckets stay exact through every change of representation. */
+static int changes;
+static void count_change(void *ctx, uint32_t node)
+{
+    (void)ctx;
+    (void)node;
+    changes++;
+}
+
+static void test_window_sparse_dense(void **state)
+{
+    (void)state;
+    window_set_t ws;
+    window_spec_t spec[1] = {{"10s", 10000}}; /* 10 buckets of 1 s */
+    int64_t now = 1000000;
+    assert_int_equal(window_set_init(&ws, spec, 1, 10, 4, now), 0);
+    assert_int_equal(window_reserve(&ws, 2), 0);
+    window_node_init(&ws, 0);
+    window_node_init(&ws, 1);
+    size_t quiet = window_memory(&ws);
+    window_pos_t pos;
+    int64_t v;
+    uint32_t off[10];
+    int64_t val[10];
+    /* three buckets, one of them twice and out of order: still sparse */
+    static const int64_t at[] = {-1500, -5500, -3500, -5200};
+    for (int i = 0; i < 4; i++) {
+        window_locate(&ws, now + at[i], &pos);
+        window_add(&ws, 0, &pos, 10 + i);
+    }
+    assert_true(window_value(&ws, 0, 0, &v));
+    assert_int_equal(v, 10 + 11 + 12 + 13);
+    assert_int_equal(ws.ndfree, 0);
+    assert_int_equal(window_memory(&ws), quiet); /* no ring taken */
+    /* a fourth and fifth bucket: a dense ring, reserved beforehand */
+    assert_int_equal(window_reserve_dense(&ws, 1), 0);
+    uint32_t nfree = ws.ndfree;
+    window_locate(&ws, now - 8500, &pos);
+    window_add(&ws, 0, &pos, 100);
+    window_locate(&ws, now, &pos);
+    window_add(&ws, 0, &pos, 1000);
+    assert_int_equal(ws.ndfree, nfree - 1);
+    assert_true(window_value(&ws, 0, 0, &v));
+    assert_int_equal(v, 1146);
+    /* oldest first, as checkpoints store them: -8.5 s, -5.5 s (11 + 13),
+     * -3.5 s, -1.5 s, now */
+    assert_int_equal(window_buckets(&ws, 0, 0, off, val), 5);
+    static const int64_t want[] = {100, 24, 12, 10, 1000};
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(val[i], want[i]);
+        assert_true(i == 0 || off[i] > off[i - 1]);
+    }
+    /* 4 s later the two oldest have left: 3 remain, the ring goes back */
+    changes = 0;
+    window_advance(&ws, now + 4000, count_change, NULL);
+    assert_int_equal(changes, 1);
+    assert_int_equal(ws.ndfree, nfree);
+    assert_true(window_value(&ws, 0, 0, &v));
+    assert_int_equal(v, 1022);
+    assert_int_equal(window_buckets(&ws, 0, 0, off, val), 3);
+    assert_int_equal(val[0], 12);
+    assert_int_equal(val[2], 1000);
+    /* the rest leave in time order (at +7 s the window starts 2 s before
+     * now: -3.5 s has left, -1.5 s not yet), node 1 untouched throughout */
+    window_advance(&ws, now + 7000, count_change, NULL);
+    assert_true(window_value(&ws, 0, 0, &v));
+    assert_int_equal(v, 1010);
+    window_advance(&ws, now + 20000, count_change, NULL);
+    assert_true(window_value(&ws, 0, 0, &v));
+    assert_int_equal(v, 0);
+    assert_true(window_value(&ws, 1, 0, &v));
+    assert_int_equal(v, 0);
+    assert_int_equal(changes, 3);
+    window_set_free(&ws);
 }
 
 /* ---- calendar ---- */
@@ -666,6 +746,7 @@ int main(void)
         cmocka_unit_test(test_bad_batches),
         cmocka_unit_test(test_window_rolloff),
         cmocka_unit_test(test_window_out_of_order),
+        cmocka_unit_test(test_window_sparse_dense),
         cmocka_unit_test(test_day_of_shanghai),
         cmocka_unit_test(test_midnight_year_end_by_samples),
         cmocka_unit_test(test_calendar_resets_on_tick),
