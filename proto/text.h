@@ -31,6 +31,12 @@ const char *text_printable(char *buf, size_t cap, const void *s, size_t len, uns
  * are left in its error indicator (ferror). */
 void text_json_string(FILE *out, const char *s, size_t len);
 
+/* Write v to out as a JSON number with the fewest digits that read back
+ * as exactly v ("0.9863013698630136", "1", "0.5"), as JavaScript and
+ * Python print it; null for NaN and infinities, which JSON cannot
+ * represent. */
+void text_json_double(FILE *out, double v);
+
 /* Copy src[0..len) into dst (cap bytes), cutting it to cap - 1 bytes when
  * longer, and NUL-terminate it.  Does nothing when cap is 0. */
 void text_copy(char *dst, size_t cap, const char *src, size_t len);

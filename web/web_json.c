@@ -2,7 +2,6 @@
 #include "web_json.h"
 
 #include <inttypes.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,29 +12,13 @@ void web_json_string(FILE *out, const char *s)
     text_json_string(out, s, strlen(s));
 }
 
-static void json_double(FILE *out, double v)
-{
-    if (!isfinite(v)) {
-        fputs("null", out);
-        return;
-    }
-    /* The fewest digits that read back as v. */
-    char buf[32];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            break;
-    }
-    fputs(buf, out);
-}
-
 static void json_value(FILE *out, int kind, const tally_value_t *v)
 {
     if (!v->present) {
         fputs("null", out);
     } else if (kind == TALLY_KIND_RATIO) {
         fprintf(out, "{\"num\":%" PRId64 ",\"den\":%" PRId64 ",\"value\":", v->num, v->den);
-        json_double(out, v->den ? (double)v->num / (double)v->den : 0.0);
+        text_json_double(out, v->den ? (double)v->num / (double)v->den : 0.0);
         fputc('}', out);
     } else {
         fprintf(out, "%" PRId64, v->num);

@@ -56,9 +56,11 @@ typedef struct command {
 
 static const command_t commands[] = {
     {"push", cli_push, cli_push_usage}, /* these six talk to tallyd */
-    {"get", cli_get, cli_get_usage},          {"history", cli_history, cli_history_usage},
+    {"get", cli_get, cli_get_usage},
+    {"history", cli_history, cli_history_usage},
     {"report", cli_report, cli_report_usage},
-    {"watch", cli_watch, cli_watch_usage},    {"stats", cli_stats, cli_stats_usage},
+    {"watch", cli_watch, cli_watch_usage},
+    {"stats", cli_stats, cli_stats_usage},
     {"keygen", cli_keygen, cli_keygen_usage}, /* local: writes key files */
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -2,8 +2,6 @@
  * `tally get --json` and `tally watch --json`. */
 #include "json.h"
 
-#include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "text.h"
@@ -20,16 +18,5 @@ void json_string(FILE *out, const char *s)
 
 void json_double(FILE *out, double v)
 {
-    if (!isfinite(v)) {
-        fputs("null", out);
-        return;
-    }
-    char buf[40];
-    /* The shortest %.*g that round-trips, as JavaScript and Python print. */
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            break;
-    }
-    fputs(buf, out);
+    text_json_double(out, v);
 }

@@ -13,9 +13,8 @@ void json_string_n(FILE *out, const char *s, size_t len);
 /* json_string_n of a NUL-terminated string. */
 void json_string(FILE *out, const char *s);
 
-/* Write a number with the fewest digits that read back as exactly v
- * ("0.9863013698630136", "1", "0.5"); null for NaN and infinities, which
- * JSON cannot represent. */
+/* Write a number with the fewest digits that read back as exactly v:
+ * tallycommon's text_json_double (proto/text.h). */
 void json_double(FILE *out, double v);
 
 #endif

@@ -216,8 +216,10 @@ static void test_unknown_types(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_period_req),    cmocka_unit_test(test_period),
-        cmocka_unit_test(test_range),         cmocka_unit_test(test_period_changed),
+        cmocka_unit_test(test_period_req),
+        cmocka_unit_test(test_period),
+        cmocka_unit_test(test_range),
+        cmocka_unit_test(test_period_changed),
         cmocka_unit_test(test_empty_period_index),
         cmocka_unit_test(test_unknown_types),
     };

@@ -102,8 +102,9 @@ static void seg_close(fx_t *f)
 /* recover_load, the catalog, recover_replay: a start's order. */
 static int recover(fx_t *f, recover_result_t *res)
 {
-    recover_state_t st = {f->dir,       &f->st.towns, &f->st.metrics, &f->st.engine,
-                          &f->st.dedup, &f->in,       &f->st.log,     f->accept_loss, 0};
+    recover_state_t st = {f->dir,        &f->st.towns,   &f->st.metrics,
+                          &f->st.engine, &f->st.dedup,   &f->in,
+                          &f->st.log,    f->accept_loss, 0};
     int rc = recover_load(&st, res);
     if (rc != 0)
         return rc;
