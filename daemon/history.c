@@ -364,13 +364,11 @@ static struct history_recent *recent_of(history_t *h, uint32_t metric, uint32_t 
     if (r == NULL)
         r = &set[(hash >> 24) % HISTORY_RECENT_WAYS];
     if (r->queued) {
+        /* out of the pending list in O(1): the last entry takes its place */
+        uint32_t at = r->qpos, last = h->pending_slots[--h->npending];
+        h->pending_slots[at] = last;
+        h->recent[last].qpos = at;
         settle(h, r);
-        uint32_t slot = (uint32_t)(r - h->recent);
-        for (uint32_t i = 0; i < h->npending; i++)
-            if (h->pending_slots[i] == slot) {
-                h->pending_slots[i] = h->pending_slots[--h->npending];
-                break;
-            }
     }
     r->metric = metric;
     r->town = town;
@@ -397,6 +395,7 @@ static void add_pending(history_t *h, struct history_recent *r, int64_t v)
     r->pending = sum;
     if (!r->queued) {
         r->queued = true;
+        r->qpos = h->npending;
         h->pending_slots[h->npending++] = (uint32_t)(r - h->recent);
     }
 }
