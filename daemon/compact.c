@@ -1,12 +1,31 @@
 /* compact.c - checkpoints while running, and at the stop (see compact.h). */
 #include "compact.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "vec.h"
+
+/* What the child that built an image reports through its pipe: one write
+ * below PIPE_BUF, so it arrives whole or not at all. */
+typedef struct child_result {
+    int rc;
+    uint64_t len;
+    uint64_t build_us;
+    char err[256];
+} child_result_t;
+
+#define CHILD_POLL_MS 5 /* how often the loop looks for the child's end */
 
 static void maybe_closed(compact_t *k)
 {
@@ -18,6 +37,19 @@ static void maybe_closed(compact_t *k)
 }
 
 static void on_wait(uv_timer_t *t);
+
+/* Let go of the image: memory the loop built, or the child's, mapped. */
+static void release_image(compact_t *k)
+{
+    if (k->buf != NULL) {
+        if (k->mapped)
+            munmap(k->buf, k->len);
+        else
+            free(k->buf);
+    }
+    k->buf = NULL;
+    k->mapped = false;
+}
 
 /* The first position another part still needs (hold_pos), or "none". */
 static uint64_t held_back(const compact_t *k)
@@ -46,15 +78,23 @@ static void store_work(uv_work_t *w)
 static void store_done(uv_work_t *w, int status)
 {
     compact_t *k = w->data;
-    free(k->buf);
-    k->buf = NULL;
+    bool by_child = k->mapped;
+    release_image(k);
     k->busy = k->storing = false;
     if (status != 0 || k->rc != 0)
         log_error(k->c.log, "checkpoint failed: %s; the journal keeps everything meanwhile",
                   k->rc ? k->err : uv_strerror(status));
+    else if (by_child)
+        log_info(k->c.log,
+                 "checkpoint written (%zu bytes, %u series, built in %" PRIu64
+                 " ms by a child process; the fork held the loop %" PRId64
+                 " us); %u old journal segments removed",
+                 k->len, engine_series_count(k->c.engine), k->build_us / 1000, k->fork_us,
+                 k->removed);
     else
         log_info(k->c.log,
-                 "checkpoint written (%zu bytes, %u series); %u old journal segments removed",
+                 "checkpoint written (%zu bytes, %u series, built on the loop); %u old journal "
+                 "segments removed",
                  k->len, engine_series_count(k->c.engine), k->removed);
     maybe_closed(k);
 }
@@ -77,8 +117,7 @@ static void store_when_segment_exists(compact_t *k)
     k->storing = true;
     k->work.data = k;
     if (uv_queue_work(k->c.loop, &k->work, store_work, store_done) != 0) {
-        free(k->buf);
-        k->buf = NULL;
+        release_image(k);
         k->busy = k->storing = false;
     }
 }
@@ -96,9 +135,179 @@ static void collect_unmark(const pending_entry_t *e, void *ctx)
     u->seq = e->seq;
 }
 
+static void on_child(uv_timer_t *t);
+
+static int64_t mono_us(void)
+{
+    return (int64_t)(uv_hrtime() / 1000);
+}
+
+/* The child's whole life: build the image of the state it was forked
+ * with, put it in the memory file, report, and end without running any
+ * of the parent's exit handlers.  It touches nothing but the state it
+ * reads, the memory file and the pipe: the parent's other threads (the
+ * journal writer, ZeroMQ's) do not exist here. */
+static void child_main(compact_t *k, const checkpoint_meta_t *meta, int memfd, int wfd)
+{
+    /* Signals are the parent's business (libuv's handlers would write to
+     * the parent's loop); the child ends with its parent. */
+    static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE};
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        signal(sigs[i], sigs[i] == SIGPIPE ? SIG_IGN : SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    child_result_t r;
+    memset(&r, 0, sizeof(r));
+    int64_t t0 = mono_us();
+    void *buf = NULL;
+    size_t len = 0;
+    r.rc = checkpoint_build_except(meta, k->c.towns, k->c.metrics, k->c.engine, k->c.dedup,
+                                   k->unmark, k->nunmark, &buf, &len, r.err, sizeof(r.err));
+    for (size_t off = 0; r.rc == 0 && off < len;) {
+        ssize_t w = write(memfd, (const uint8_t *)buf + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            snprintf(r.err, sizeof(r.err), "cannot hold the image of %zu bytes in memory: %s", len,
+                     w < 0 ? strerror(errno) : "short write");
+            r.rc = TALLY_ENOMEM;
+            break;
+        }
+        off += (size_t)w;
+    }
+    free(buf);
+    r.len = len;
+    r.build_us = (uint64_t)(mono_us() - t0);
+    ssize_t w;
+    do
+        w = write(wfd, &r, sizeof(r));
+    while (w < 0 && errno == EINTR);
+    _exit(w == (ssize_t)sizeof(r) ? 0 : 1);
+}
+
+/* Build the image by a child process: fork() gives it the state exactly as
+ * it is now, copy-on-write, and the loop goes on at once.  Returns 0 (the
+ * child runs; on_child() takes its image) or -1 with errno set, nothing
+ * left behind. */
+static int fork_build(compact_t *k, const checkpoint_meta_t *meta)
+{
+    int memfd = memfd_create("tallyd-checkpoint", MFD_CLOEXEC);
+    if (memfd < 0)
+        return -1;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) {
+        int e = errno;
+        close(memfd);
+        errno = e;
+        return -1;
+    }
+    int64_t t0 = mono_us();
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        child_main(k, meta, memfd, p[1]);
+    }
+    int e = errno;
+    close(p[1]);
+    if (pid < 0) {
+        close(p[0]);
+        close(memfd);
+        errno = e;
+        return -1;
+    }
+    k->fork_us = mono_us() - t0;
+    k->child = pid;
+    k->child_rfd = p[0];
+    k->memfd = memfd;
+    uv_timer_start(&k->child_timer, on_child, CHILD_POLL_MS, CHILD_POLL_MS);
+    return 0;
+}
+
+/* Forget the child's descriptors (it has ended and been reaped). */
+static void child_forget(compact_t *k)
+{
+    uv_timer_stop(&k->child_timer);
+    close(k->child_rfd);
+    close(k->memfd);
+    k->child = 0;
+    k->child_rfd = k->memfd = -1;
+}
+
+/* The child has ended: take its image, mapped from the memory file, and
+ * store it once its segment exists. */
+static void on_child(uv_timer_t *t)
+{
+    compact_t *k = t->data;
+    int status;
+    pid_t r;
+    do
+        r = waitpid(k->child, &status, WNOHANG);
+    while (r < 0 && errno == EINTR);
+    if (r == 0)
+        return;
+    child_result_t res;
+    ssize_t n = r > 0 ? read(k->child_rfd, &res, sizeof(res)) : -1;
+    if (n != (ssize_t)sizeof(res)) {
+        if (r < 0)
+            log_error(k->c.log, "checkpoint failed: cannot wait for its process: %s",
+                      strerror(errno));
+        else if (WIFSIGNALED(status))
+            log_error(k->c.log,
+                      "checkpoint failed: its process was killed by signal %d; the journal keeps "
+                      "everything meanwhile",
+                      WTERMSIG(status));
+        else
+            log_error(k->c.log,
+                      "checkpoint failed: its process ended with status %d and no image; the "
+                      "journal keeps everything meanwhile",
+                      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        child_forget(k);
+        k->busy = false;
+        return;
+    }
+    if (res.rc != 0) {
+        res.err[sizeof(res.err) - 1] = '\0';
+        log_error(k->c.log, "cannot build a checkpoint: %s", res.err);
+        child_forget(k);
+        k->busy = false;
+        return;
+    }
+    void *m = res.len > 0 ? mmap(NULL, res.len, PROT_READ, MAP_SHARED, k->memfd, 0) : MAP_FAILED;
+    if (m == MAP_FAILED) {
+        log_error(k->c.log, "checkpoint failed: cannot map its image of %" PRIu64 " bytes: %s",
+                  res.len, strerror(errno));
+        child_forget(k);
+        k->busy = false;
+        return;
+    }
+    child_forget(k);
+    k->buf = m;
+    k->len = res.len;
+    k->mapped = true;
+    k->build_us = res.build_us;
+    store_when_segment_exists(k);
+}
+
+/* Stop a child still building (a stop, or a close): its image is dropped,
+ * the journal keeps everything it would have covered. */
+static void child_kill(compact_t *k)
+{
+    if (k->child <= 0)
+        return;
+    kill(k->child, SIGKILL);
+    while (waitpid(k->child, NULL, 0) < 0 && errno == EINTR) {
+    }
+    child_forget(k);
+    k->busy = false;
+}
+
 /* The tallies hold exactly the records below the new segment's first
- * position: build the image now, leaving out the de-duplication marks of
- * the submissions journaled after it and not yet applied. */
+ * position: build the image of this moment, leaving out the
+ * de-duplication marks of the submissions journaled after it and not yet
+ * applied.  A child process builds it (fork_build); where it cannot be
+ * forked, the loop builds it. */
 static void on_applied(void *ctx)
 {
     compact_t *k = ctx;
@@ -114,6 +323,11 @@ static void on_applied(void *ctx)
                               .journal_gen = k->ckpt_gen,
                               .next_pos = k->c.covered_pos,
                               .publish_seq = publish_seq(k->c.publish)};
+    if (k->c.fork && fork_build(k, &meta) == 0)
+        return;
+    if (k->c.fork)
+        log_limited(k->c.log, clock_mono_ms(), LOG_LEVEL_WARNING,
+                    "checkpoint built on the loop: cannot start its process: %s", strerror(errno));
     int rc =
         checkpoint_build_except(&meta, k->c.towns, k->c.metrics, k->c.engine, k->c.dedup, k->unmark,
                                 k->nunmark, &k->buf, &k->len, k->err, sizeof(k->err));
@@ -196,8 +410,14 @@ int compact_init(compact_t *k, const compact_config_t *c)
     k->ckpt_mono_ms = clock_mono_ms();
     uv_timer_init(c->loop, &k->timer);
     uv_timer_init(c->loop, &k->wait);
-    k->timer.data = k->wait.data = k;
-    k->open_handles = 2;
+    uv_timer_init(c->loop, &k->child_timer);
+    k->timer.data = k->wait.data = k->child_timer.data = k;
+    k->open_handles = 3;
+    k->mapped = false;
+    k->child = 0;
+    k->child_rfd = k->memfd = -1;
+    k->fork_us = 0;
+    k->build_us = 0;
     uv_timer_start(&k->timer, on_timer, 1000, 1000);
     return 0;
 }
@@ -211,6 +431,8 @@ void compact_set_policy(compact_t *k, int64_t interval_ms, int64_t every_records
 void compact_final_begin(compact_t *k)
 {
     k->final_gen = 0;
+    /* An image still being built describes less than the final one will. */
+    child_kill(k);
     /* checkpoint_now still pending: a loss accepted at start-up must be
      * put behind a checkpoint even if nothing came since. */
     if (k->busy || (uncovered(k) == 0 && !k->c.checkpoint_now))
@@ -267,10 +489,10 @@ void compact_close(compact_t *k, void (*cb)(compact_t *k))
     /* An image still waiting for its segment (or for the tallies to reach
      * its position) is dropped: the journal keeps everything it would have
      * covered. */
+    child_kill(k);
     if (k->busy && !k->storing) {
         ingest_at_applied(k->c.ingest, UINT64_MAX, NULL, NULL);
-        free(k->buf);
-        k->buf = NULL;
+        release_image(k);
         k->busy = false;
     }
     free(k->unmark);
@@ -278,4 +500,5 @@ void compact_close(compact_t *k, void (*cb)(compact_t *k))
     k->unmark_cap = 0;
     uv_close((uv_handle_t *)&k->timer, on_handle_closed);
     uv_close((uv_handle_t *)&k->wait, on_handle_closed);
+    uv_close((uv_handle_t *)&k->child_timer, on_handle_closed);
 }

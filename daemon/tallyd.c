@@ -499,6 +499,7 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
         .checkpoint_now = res->loss_accepted,
         .hold_pos = history_hold,
         .hold_ctx = d,
+        .fork = true,
     };
     if ((rc = compact_init(&d->compact, &kc)) != 0)
         return rc;
