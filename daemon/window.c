@@ -38,13 +38,28 @@ static inline window_state_t *state_of(const window_set_t *ws, uint32_t node, ui
     return (window_state_t *)block_of(ws, node) + w;
 }
 
-/* Dense ring d (index + 1 in the pool): nwords mask words, then nbuckets
- * sums. */
-static inline uint64_t *dmask(const window_set_t *ws, uint32_t d)
+static inline bool is_dense(const window_state_t *s)
+{
+    return s->dense;
+}
+
+static inline bool fits32(__int128 v)
+{
+    return v >= INT32_MIN && v <= INT32_MAX;
+}
+
+/* Dense block d (index + 1 in the pool): the window's sum, nwords mask
+ * words, then nbuckets sums. */
+static inline __int128 *dsum(const window_set_t *ws, uint32_t d)
 {
     uint32_t i = d - 1;
-    return (uint64_t *)(ws->dchunks[i / WINDOW_DENSE_CHUNK] +
-                        (size_t)(i % WINDOW_DENSE_CHUNK) * ws->dense_size);
+    return (__int128 *)(void *)(ws->dchunks[i / WINDOW_DENSE_CHUNK] +
+                                (size_t)(i % WINDOW_DENSE_CHUNK) * ws->dense_size);
+}
+
+static inline uint64_t *dmask(const window_set_t *ws, uint32_t d)
+{
+    return (uint64_t *)(dsum(ws, d) + 1);
 }
 
 static inline int64_t *dring(const window_set_t *ws, uint32_t d)
@@ -131,8 +146,10 @@ int window_set_init(window_set_t *ws, const window_spec_t *spec, uint32_t nwin, 
     ws->nbuckets = nbuckets;
     ws->nwords = (nbuckets + 63) / 64;
     ws->now_ms = now_ms;
-    ws->block_size = nwin * sizeof(window_state_t); /* a multiple of 16: sums stay aligned */
-    ws->dense_size = (ws->nwords + (size_t)nbuckets) * sizeof(int64_t);
+    ws->block_size = nwin * sizeof(window_state_t);
+    /* a multiple of 16, so every block's sum is aligned */
+    ws->dense_size =
+        (sizeof(__int128) + (ws->nwords + (size_t)nbuckets) * sizeof(int64_t) + 15) & ~(size_t)15;
     for (uint32_t w = 0; w < nwin; w++) {
         window_def_t *d = &ws->win[w];
         memcpy(d->name, spec[w].name, strlen(spec[w].name) + 1);
@@ -205,7 +222,7 @@ int window_reserve_dense(window_set_t *ws, uint32_t n)
             ws->dfree_cap = (uint32_t)total;
         }
         size_t bytes = (size_t)WINDOW_DENSE_CHUNK * ws->dense_size;
-        uint8_t *c = malloc(bytes);
+        uint8_t *c = malloc(bytes); /* malloc aligns to 16 on every target we build for */
         if (c == NULL) {
             return TALLY_ENOMEM;
         }
@@ -219,12 +236,25 @@ int window_reserve_dense(window_set_t *ws, uint32_t n)
     return 0;
 }
 
-/* A zeroed dense ring from those window_reserve_dense() set aside. */
+/* A zeroed dense block from those window_reserve_dense() set aside. */
 static uint32_t take_dense(window_set_t *ws)
 {
     uint32_t d = ws->dfree[--ws->ndfree];
-    memset(dmask(ws, d), 0, ws->dense_size);
+    memset(dsum(ws, d), 0, ws->dense_size);
     return d;
+}
+
+/* The sum of the buckets of s. */
+static __int128 sum_of(const window_set_t *ws, const window_state_t *s)
+{
+    if (is_dense(s)) {
+        return *dsum(ws, s->block);
+    }
+    __int128 sum = 0;
+    for (uint32_t i = 0; i < s->nonempty; i++) {
+        sum += s->val[i];
+    }
+    return sum;
 }
 
 int window_reserve(window_set_t *ws, uint32_t nodes)
@@ -238,7 +268,7 @@ int window_reserve(window_set_t *ws, uint32_t nodes)
     }
     while (ws->nchunks < need) {
         size_t bytes = (size_t)WINDOW_CHUNK * ws->block_size;
-        uint8_t *c = malloc(bytes); /* malloc aligns to 16 on every target we build for */
+        uint8_t *c = malloc(bytes);
         if (c == NULL) {
             return TALLY_ENOMEM;
         }
@@ -266,9 +296,9 @@ void window_node_init(window_set_t *ws, uint32_t node)
 static int64_t cell_get(const window_set_t *ws, const window_state_t *s, uint32_t slot,
                         bool *present)
 {
-    if (s->dense) {
-        *present = (dmask(ws, s->dense)[slot >> 6] >> (slot & 63)) & 1;
-        return dring(ws, s->dense)[slot];
+    if (is_dense(s)) {
+        *present = (dmask(ws, s->block)[slot >> 6] >> (slot & 63)) & 1;
+        return dring(ws, s->block)[slot];
     }
     for (uint32_t i = 0; i < s->nonempty; i++) {
         if (s->slot[i] == slot) {
@@ -284,8 +314,8 @@ static int64_t cell_get(const window_set_t *ws, const window_state_t *s, uint32_
  * window's oldest bucket being in slot start. */
 static uint32_t oldest_slot(const window_set_t *ws, const window_state_t *s, uint32_t start)
 {
-    if (s->dense) {
-        return first_slot(dmask(ws, s->dense), ws->nwords, start);
+    if (is_dense(s)) {
+        return first_slot(dmask(ws, s->block), ws->nwords, start);
     }
     uint32_t n = ws->nbuckets, best = s->slot[0], age = (best + n - start) % n;
     for (uint32_t i = 1; i < s->nonempty; i++) {
@@ -367,7 +397,7 @@ void window_bounds(const window_set_t *ws, uint32_t node, const window_pos_t *po
         }
         const window_state_t *s = state_of(ws, node, w);
         bool present;
-        narrow(s->sum, lo, hi);
+        narrow(sum_of(ws, s), lo, hi);
         narrow(cell_get(ws, s, (uint32_t)pos->slot[w], &present), lo, hi);
     }
 }
@@ -392,6 +422,24 @@ static void relist_for(window_set_t *ws, uint32_t w, uint32_t node, const window
     }
 }
 
+/* Move the sparse window s into a block of the pool (one that
+ * window_reserve_dense() set aside). */
+static void to_dense(window_set_t *ws, window_state_t *s)
+{
+    uint32_t d = take_dense(ws);
+    uint64_t *mask = dmask(ws, d);
+    int64_t *ring = dring(ws, d);
+    __int128 sum = 0;
+    for (uint32_t i = 0; i < s->nonempty; i++) {
+        mask[s->slot[i] >> 6] |= 1ULL << (s->slot[i] & 63);
+        ring[s->slot[i]] = s->val[i];
+        sum += s->val[i];
+    }
+    *dsum(ws, d) = sum;
+    s->dense = 1;
+    s->block = d; /* the entries are in the ring now */
+}
+
 void window_add(window_set_t *ws, uint32_t node, const window_pos_t *pos, __int128 v)
 {
     if (ws->nwin == 0) {
@@ -403,54 +451,42 @@ void window_add(window_set_t *ws, uint32_t node, const window_pos_t *pos, __int1
             continue;
         }
         window_state_t *s = state_of(ws, node, w);
-        int64_t *cell = NULL;
-        if (s->dense) {
-            uint64_t *mask = dmask(ws, s->dense);
-            uint64_t bit = 1ULL << (slot & 63);
-            if ((mask[slot >> 6] & bit) == 0) {
+        if (!s->dense) {
+            uint32_t i = 0;
+            while (i < s->nonempty && s->slot[i] != (uint32_t)slot) {
+                i++;
+            }
+            if (i < s->nonempty) {
+                if (fits32(s->val[i] + v)) {
+                    s->val[i] = (int32_t)(s->val[i] + v);
+                    continue;
+                }
+            } else if (i < WINDOW_SPARSE && fits32(v)) {
                 relist_for(ws, w, node, s, (uint32_t)slot, pos->off[w]);
-                mask[slot >> 6] |= bit;
+                s->slot[i] = (uint16_t)slot;
+                s->val[i] = (int32_t)v;
                 s->nonempty++;
+                continue;
             }
-            cell = &dring(ws, s->dense)[slot];
-        } else {
-            for (uint32_t i = 0; i < s->nonempty && cell == NULL; i++) {
-                if (s->slot[i] == (uint32_t)slot) {
-                    cell = &s->val[i];
-                }
-            }
-            if (cell == NULL) {
-                relist_for(ws, w, node, s, (uint32_t)slot, pos->off[w]);
-                if (s->nonempty < WINDOW_SPARSE) {
-                    uint32_t i = s->nonempty++;
-                    s->slot[i] = (uint16_t)slot;
-                    s->val[i] = 0;
-                    cell = &s->val[i];
-                } else {
-                    /* One bucket too many for the node: its ring from the
-                     * pool, which window_reserve_dense() stocked. */
-                    uint32_t d = take_dense(ws);
-                    uint64_t *mask = dmask(ws, d);
-                    int64_t *ring = dring(ws, d);
-                    for (uint32_t i = 0; i < s->nonempty; i++) {
-                        mask[s->slot[i] >> 6] |= 1ULL << (s->slot[i] & 63);
-                        ring[s->slot[i]] = s->val[i];
-                    }
-                    mask[slot >> 6] |= 1ULL << (slot & 63);
-                    s->nonempty++;
-                    s->dense = d;
-                    cell = &ring[slot];
-                }
-            }
+            /* One bucket too many, or one beyond int32. */
+            to_dense(ws, s);
         }
-        s->sum += v;
+        uint64_t *mask = dmask(ws, s->block);
+        uint64_t bit = 1ULL << (slot & 63);
+        if ((mask[slot >> 6] & bit) == 0) {
+            relist_for(ws, w, node, s, (uint32_t)slot, pos->off[w]);
+            mask[slot >> 6] |= bit;
+            s->nonempty++;
+        }
+        *dsum(ws, s->block) += v;
+        int64_t *cell = &dring(ws, s->block)[slot];
         *cell = (int64_t)(*cell + v);
     }
 }
 
 bool window_value(const window_set_t *ws, uint32_t node, uint32_t w, int64_t *out)
 {
-    __int128 sum = state_of(ws, node, w)->sum;
+    __int128 sum = sum_of(ws, state_of(ws, node, w));
     if (sum < INT64_MIN || sum > INT64_MAX) {
         return false;
     }
@@ -469,9 +505,10 @@ static void expire_node(window_set_t *ws, uint32_t w, uint32_t node, uint32_t st
     uint32_t n = ws->nbuckets;
     window_state_t *s = state_of(ws, node, w);
     __int128 removed = 0;
-    if (s->dense) {
-        uint64_t *mask = dmask(ws, s->dense);
-        int64_t *ring = dring(ws, s->dense);
+    if (is_dense(s)) {
+        uint32_t d = s->block;
+        uint64_t *mask = dmask(ws, d);
+        int64_t *ring = dring(ws, d);
         for (uint32_t wi = 0; wi < ws->nwords; wi++) {
             for (uint64_t m = mask[wi]; m != 0; m &= m - 1) {
                 uint32_t slot = wi * 64 + (uint32_t)__builtin_ctzll(m);
@@ -483,13 +520,20 @@ static void expire_node(window_set_t *ws, uint32_t w, uint32_t node, uint32_t st
                 }
             }
         }
-        if (s->nonempty <= WINDOW_SPARSE) {
-            uint32_t k = 0, d = s->dense;
+        *dsum(ws, d) -= removed;
+        bool small = s->nonempty <= WINDOW_SPARSE;
+        for (uint32_t wi = 0; small && wi < ws->nwords; wi++) {
+            for (uint64_t m = mask[wi]; m != 0; m &= m - 1) {
+                small = small && fits32(ring[wi * 64 + (uint32_t)__builtin_ctzll(m)]);
+            }
+        }
+        if (small) {
+            uint32_t k = 0;
             for (uint32_t wi = 0; wi < ws->nwords; wi++) {
                 for (uint64_t m = mask[wi]; m != 0; m &= m - 1) {
                     uint32_t slot = wi * 64 + (uint32_t)__builtin_ctzll(m);
                     s->slot[k] = (uint16_t)slot;
-                    s->val[k++] = ring[slot];
+                    s->val[k++] = (int32_t)ring[slot];
                 }
             }
             s->dense = 0;
@@ -505,11 +549,10 @@ static void expire_node(window_set_t *ws, uint32_t w, uint32_t node, uint32_t st
                 s->val[k++] = s->val[i];
             }
         }
-        s->nonempty = (uint16_t)k;
+        s->nonempty = k & 0x1fff;
     }
     s->prev = s->next = NIL;
     if (removed != 0) {
-        s->sum -= removed;
         fn(ctx, node);
     }
     if (s->nonempty != 0) {
@@ -570,7 +613,7 @@ uint32_t window_buckets(const window_set_t *ws, uint32_t node, uint32_t w, uint3
     const window_state_t *s = state_of(ws, node, w);
     uint32_t start = ring_slot(ws->win[w].cur + 1, n);
     uint32_t k = 0;
-    if (!s->dense) {
+    if (!is_dense(s)) {
         /* at most WINDOW_SPARSE entries, in no order: sort them by age */
         for (uint32_t i = 0; i < s->nonempty; i++) {
             if (s->val[i] == 0) {
@@ -588,8 +631,8 @@ uint32_t window_buckets(const window_set_t *ws, uint32_t node, uint32_t w, uint3
         return k;
     }
     uint32_t left = s->nonempty;
-    const uint64_t *mask = dmask(ws, s->dense);
-    const int64_t *ring = dring(ws, s->dense);
+    const uint64_t *mask = dmask(ws, s->block);
+    const int64_t *ring = dring(ws, s->block);
     for (uint32_t i = 0; i < n && left > 0; i++) {
         uint32_t slot = (start + i) % n;
         if ((mask[slot >> 6] >> (slot & 63)) & 1) {

@@ -7,15 +7,17 @@
  * of its event time; a sample from the future (clock skew) lands in the
  * current bucket; a sample older than the window does not enter it.
  *
- * Every counter series owns one node of the set: per window the running
- * sum, kept in 128 bits (expiry removes buckets in time order, not in the
- * order they were added, so partial sums of mixed-sign samples may leave
- * int64 for a while; window_value() reports such a sum as "no value"),
- * and its non-empty buckets.  Most series change a few times a day, so a
+ * Every counter series owns one node of the set: per window its non-empty
+ * buckets.  Most series change a few times a day by small amounts, so a
  * window holds up to WINDOW_SPARSE buckets in the node itself (their ring
- * slots and values, unordered); a window that needs more takes a dense
- * ring of N sums and a bit mask from the set's pool, and gives it back
- * when expiry leaves it WINDOW_SPARSE buckets or fewer.  A bucket counts
+ * slots and 32-bit values, unordered), and its value is their sum; a
+ * window that needs more, or a bucket beyond int32, takes a dense block
+ * from the set's pool: the running sum, a bit mask and a ring of N 64-bit
+ * sums, and gives it back when expiry leaves it WINDOW_SPARSE buckets or
+ * fewer, all within int32.  Sums are taken in 128 bits (expiry removes buckets
+ * in time order, not in the order they were added, so partial sums of
+ * mixed-sign samples may leave int64 for a while; window_value() reports
+ * such a sum as "no value").  A bucket counts
  * as non-empty from its first sample until it expires, even if its
  * samples sum to 0.
  *
@@ -27,9 +29,9 @@
  * of that invariant every bucket a node holds is inside the window, so no
  * bucket index needs to be stored.
  *
- * Memory per node: nwin * 64 bytes (256 for 4 windows), plus
- * 8 * (N + ceil(N / 64)) bytes (488 for N = 60) for each window that holds
- * more than WINDOW_SPARSE buckets at the moment.
+ * Memory per node: nwin * 28 bytes (112 for 4 windows), plus
+ * 16 + 8 * (N + ceil(N / 64)) bytes rounded up to 16 (512 for N = 60) for
+ * each window that holds more than WINDOW_SPARSE buckets at the moment.
  */
 #ifndef TALLYD_WINDOW_H
 #define TALLYD_WINDOW_H
@@ -52,17 +54,22 @@ typedef struct window_spec {
 } window_spec_t;
 
 #define WINDOW_SPARSE 3 /* buckets a window holds in the node itself */
+_Static_assert(WINDOW_BUCKETS_MAX < (1 << 13), "window_state_t.nonempty has 13 bits");
 
-/* Per node and window (64 bytes). */
+/* Per node and window (28 bytes).  A sparse window holds its buckets
+ * here, as 32-bit sums; its value is their sum.  A window with more than
+ * WINDOW_SPARSE non-empty buckets, or a bucket outside int32, is dense:
+ * its sum and buckets are in a block of the pool. */
 typedef struct window_state {
-    __int128 sum;  /* sum of the buckets in the window */
     uint32_t prev; /* links in the wheel list of the oldest non-empty bucket */
     uint32_t next;
-    uint32_t dense;               /* 0: the buckets are the sparse entries below; else the
-                                     pool block (index + 1) holding the window's ring */
-    uint16_t nonempty;            /* non-empty buckets */
+    uint16_t nonempty : 13;       /* non-empty buckets (at most WINDOW_BUCKETS_MAX) */
+    uint16_t dense : 1;           /* the buckets are in pool block `block` */
     uint16_t slot[WINDOW_SPARSE]; /* sparse: ring slots of entries 0..nonempty-1 */
-    int64_t val[WINDOW_SPARSE];   /* sparse: their sums */
+    union {
+        int32_t val[WINDOW_SPARSE]; /* sparse: their sums */
+        uint32_t block;             /* dense: the pool block (index + 1) */
+    };
 } window_state_t;
 
 typedef struct window_def {
@@ -82,8 +89,9 @@ typedef struct window_set {
     uint8_t **chunks;  /* node storage, WINDOW_CHUNK nodes each */
     uint32_t nchunks;
     uint32_t maxchunks;
-    /* The pool of dense rings: blocks of nwords mask words then nbuckets
-     * sums, WINDOW_DENSE_CHUNK per allocation, and the free ones. */
+    /* The pool of dense blocks: the window's 128-bit sum, nwords mask
+     * words, then nbuckets sums; WINDOW_DENSE_CHUNK per allocation, and
+     * the free ones. */
     size_t dense_size;
     uint8_t **dchunks;
     uint32_t ndchunks, dchunks_cap;

@@ -318,6 +318,36 @@ static void test_window_sparse_dense(void **state)
     assert_true(window_value(&ws, 1, 0, &v));
     assert_int_equal(v, 0);
     assert_int_equal(changes, 3);
+
+    /* Sparse buckets hold 32 bits: one bucket beyond int32 makes the
+     * window dense however few buckets it has, and it goes back only once
+     * every bucket left fits again. */
+    now += 20000;
+    assert_int_equal(window_reserve_dense(&ws, 1), 0);
+    nfree = ws.ndfree;
+    window_locate(&ws, now - 2500, &pos);
+    window_add(&ws, 1, &pos, INT32_MAX);
+    assert_int_equal(ws.ndfree, nfree); /* INT32_MAX itself still fits */
+    window_add(&ws, 1, &pos, 1);
+    assert_int_equal(ws.ndfree, nfree - 1);
+    window_locate(&ws, now, &pos);
+    window_add(&ws, 1, &pos, -5);
+    assert_true(window_value(&ws, 1, 0, &v));
+    assert_int_equal(v, (int64_t)INT32_MAX + 1 - 5);
+    assert_int_equal(window_buckets(&ws, 1, 0, off, val), 2);
+    assert_int_equal(val[0], (int64_t)INT32_MAX + 1);
+    assert_int_equal(val[1], -5);
+    /* the big bucket leaves: the ring goes back, the small one stays */
+    window_advance(&ws, now + 8000, count_change, NULL);
+    assert_int_equal(ws.ndfree, nfree);
+    assert_true(window_value(&ws, 1, 0, &v));
+    assert_int_equal(v, -5);
+    /* a new sparse bucket below INT32_MIN on its own goes dense at once */
+    window_locate(&ws, now + 8000, &pos);
+    window_add(&ws, 1, &pos, (__int128)INT32_MIN - 1);
+    assert_int_equal(ws.ndfree, nfree - 1);
+    assert_true(window_value(&ws, 1, 0, &v));
+    assert_int_equal(v, (int64_t)INT32_MIN - 1 - 5);
     window_set_free(&ws);
 }
 
