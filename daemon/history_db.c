@@ -110,12 +110,30 @@ static const char *col_text(sqlite3_stmt *st, int i)
     return t ? (const char *)t : "";
 }
 
-int history_db_load(history_db_t *d, uint64_t *pos, history_db_row_fn fn, void *ctx, char *err,
-                    size_t errlen)
+/* The number of rows of cells into *n. */
+static int count_cells(history_db_t *d, uint64_t *n, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(d->db, "SELECT count(*) FROM cells", -1, &st, NULL) != SQLITE_OK)
+        return fail(d->db, err, errlen, "counting the cells");
+    int rc = sqlite3_step(st);
+    sqlite3_int64 v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (v < 0)
+        return fail(d->db, err, errlen, "counting the cells");
+    *n = (uint64_t)v;
+    return 0;
+}
+
+int history_db_load(history_db_t *d, uint64_t *pos, history_db_begin_fn begin, history_db_row_fn fn,
+                    void *ctx, char *err, size_t errlen)
 {
     int rc = quick_check(d, err, errlen);
     if (rc == 0)
         rc = load_pos(d, pos, err, errlen);
+    uint64_t nrows = 0;
+    if (rc == 0 && begin != NULL && (rc = count_cells(d, &nrows, err, errlen)) == 0)
+        rc = begin(ctx, nrows);
     if (rc != 0)
         return rc;
     sqlite3_stmt *st = NULL;

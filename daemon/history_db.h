@@ -69,16 +69,22 @@ typedef struct history_db {
  * the call only.  Return 0 to go on, a negative code to stop. */
 typedef int (*history_db_row_fn)(void *ctx, const history_row_t *row);
 
+/* Called by history_db_load() once, before the rows, with their number
+ * (for sizing; a writer elsewhere may change it before the rows are
+ * read).  Return 0 to go on, a negative code to stop. */
+typedef int (*history_db_begin_fn)(void *ctx, uint64_t nrows);
+
 /* Open (creating it when missing) dir/history.db, in WAL mode, and make
  * sure its tables exist.  Returns 0, or TALLY_EIO with a sentence in err
  * (the file is not a database, is damaged, or cannot be created). */
 int history_db_open(history_db_t *d, const char *dir, char *err, size_t errlen);
 
-/* Read the journal position and every row (fn for each).  Checks the
- * whole file first (PRAGMA quick_check).  Returns 0, TALLY_EIO with a
- * sentence in err (damaged, a row that makes no sense), or fn's code. */
-int history_db_load(history_db_t *d, uint64_t *pos, history_db_row_fn fn, void *ctx, char *err,
-                    size_t errlen);
+/* Read the journal position and every row (begin first when not NULL,
+ * then fn for each).  Checks the whole file first (PRAGMA quick_check).
+ * Returns 0, TALLY_EIO with a sentence in err (damaged, a row that makes
+ * no sense), or begin's or fn's code. */
+int history_db_load(history_db_t *d, uint64_t *pos, history_db_begin_fn begin, history_db_row_fn fn,
+                    void *ctx, char *err, size_t errlen);
 
 /* Store b in one transaction: every row (insert or replace), the days
  * before b->prune_before dropped, the position set.  Sets b->rc and
