@@ -549,13 +549,35 @@ void history_read(history_t *h, uint32_t metric, uint32_t town, calperiod_t p, e
 typedef struct load_ctx {
     history_t *h;
     intern_t *towns, *metrics;
+    /* The previous row's names and their ids (0: none): rows come in the
+     * order of the primary key (metric, scope, period), a series' cells
+     * one after the other, so a name is looked up when it changes only. */
+    char metric[65], scope[65];
+    size_t metric_len, scope_len;
+    int metric_id, town_id;
     char err[256];
 } load_ctx_t;
 
-static int name_id(intern_t *names, const char *s)
+static int name_id(intern_t *names, const char *s, size_t len)
 {
-    int id = intern_find(names, s, strlen(s));
-    return id > 0 ? id : intern_add(names, s, strlen(s));
+    int id = intern_find(names, s, len);
+    return id > 0 ? id : intern_add(names, s, len);
+}
+
+/* The id of the name s (len bytes, NUL-terminated), the previous one's
+ * (*last_id, last) when it is the same. */
+static int cached_id(intern_t *names, const char *s, size_t len, char *last, size_t *last_len,
+                     int *last_id)
+{
+    if (*last_id > 0 && len == *last_len && memcmp(s, last, len) == 0)
+        return *last_id;
+    int id = name_id(names, s, len);
+    if (id > 0) {
+        memcpy(last, s, len + 1);
+        *last_len = len;
+        *last_id = id;
+    }
+    return id;
 }
 
 /* Room for every cell of the database at once: growing by doublings
@@ -567,15 +589,15 @@ static int load_begin(void *ctx, uint64_t nrows)
     return reserve(l->h, nrows > UINT32_MAX ? UINT32_MAX : (uint32_t)nrows) != 0 ? TALLY_ENOMEM : 0;
 }
 
-static int load_row(void *ctx, const history_row_t *r)
+static int load_row(void *ctx, const history_db_cell_t *r)
 {
     load_ctx_t *l = ctx;
     history_t *h = l->h;
-    calperiod_t p;
-    if (calperiod_parse(r->period, strlen(r->period), &p) != 0)
-        return TALLY_EIO;
-    int m = name_id(l->metrics, r->metric);
-    int t = r->scope[0] ? name_id(l->towns, r->scope) : 0;
+    int m =
+        cached_id(l->metrics, r->metric, r->metric_len, l->metric, &l->metric_len, &l->metric_id);
+    int t = r->scope_len == 0
+                ? 0
+                : cached_id(l->towns, r->scope, r->scope_len, l->scope, &l->scope_len, &l->town_id);
     if (m < 0 || t < 0) {
         snprintf(l->err, sizeof(l->err),
                  "no room for the name of metric '%s' or township '%s' of the database (raise "
@@ -585,7 +607,8 @@ static int load_row(void *ctx, const history_row_t *r)
     }
     if (reserve(h, 1) != 0)
         return TALLY_ENOMEM;
-    history_cell_t *c = cell(h, (uint32_t)m, (uint32_t)t, (uint8_t)p.type, p.key, r->gauge);
+    history_cell_t *c =
+        cell(h, (uint32_t)m, (uint32_t)t, (uint8_t)r->period.type, r->period.key, r->gauge);
     c->value = r->value;
     c->event_ms = r->event_ms;
     c->flags = (uint8_t)((r->gauge ? CELL_GAUGE : 0) | (r->has || !r->gauge ? CELL_HAS : 0));

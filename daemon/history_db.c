@@ -141,23 +141,22 @@ int history_db_load(history_db_t *d, uint64_t *pos, history_db_begin_fn begin, h
                            -1, &st, NULL) != SQLITE_OK)
         return fail(d->db, err, errlen, "reading the cells");
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        history_row_t r = {0};
-        snprintf(r.metric, sizeof(r.metric), "%s", col_text(st, 0));
-        snprintf(r.scope, sizeof(r.scope), "%s", col_text(st, 1));
+        history_db_cell_t r;
+        r.metric = col_text(st, 0);
+        r.scope = col_text(st, 1);
+        r.metric_len = strlen(r.metric);
+        r.scope_len = strlen(r.scope);
         const char *period = col_text(st, 2);
-        calperiod_t p;
         const char *kind = col_text(st, 3);
-        if (calperiod_parse(period, strlen(period), &p) != 0 ||
-            (strcmp(kind, "counter") != 0 && strcmp(kind, "gauge") != 0) || r.metric[0] == 0 ||
-            strlen(col_text(st, 0)) >= sizeof(r.metric) ||
-            strlen(col_text(st, 1)) >= sizeof(r.scope)) {
+        if (calperiod_parse(period, strlen(period), &r.period) != 0 ||
+            (strcmp(kind, "counter") != 0 && strcmp(kind, "gauge") != 0) || r.metric_len == 0 ||
+            r.metric_len >= sizeof(((history_row_t *)0)->metric) ||
+            r.scope_len >= sizeof(((history_row_t *)0)->scope)) {
             snprintf(err, errlen, "a row of cells makes no sense: metric '%.64s', period '%.20s'",
                      r.metric, period);
             sqlite3_finalize(st);
             return TALLY_EIO;
         }
-        snprintf(r.period, sizeof(r.period), "%s", period);
-        r.type = (uint8_t)p.type;
         r.gauge = kind[0] == 'g';
         r.has = sqlite3_column_type(st, 4) != SQLITE_NULL;
         r.value = sqlite3_column_int64(st, 4);

@@ -65,9 +65,23 @@ typedef struct history_db {
     sqlite3_stmt *put, *prune, *setpos;
 } history_db_t;
 
-/* Called for each row by history_db_load(); the strings are valid during
- * the call only.  Return 0 to go on, a negative code to stop. */
-typedef int (*history_db_row_fn)(void *ctx, const history_row_t *row);
+/* A row of cells as history_db_load() hands it over: the names point
+ * into SQLite's row (no copies), NUL-terminated, valid during the call
+ * only. */
+typedef struct history_db_cell {
+    const char *metric; /* 1..64 bytes */
+    const char *scope;  /* "" for the county, else 1..64 bytes */
+    size_t metric_len, scope_len;
+    calperiod_t period;
+    bool gauge;
+    bool has; /* false: value NULL */
+    int64_t value;
+    int64_t event_ms;
+} history_db_cell_t;
+
+/* Called for each row by history_db_load().  Return 0 to go on, a
+ * negative code to stop. */
+typedef int (*history_db_row_fn)(void *ctx, const history_db_cell_t *row);
 
 /* Called by history_db_load() once, before the rows, with their number
  * (for sizing; a writer elsewhere may change it before the rows are
