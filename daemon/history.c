@@ -555,6 +555,7 @@ typedef struct load_ctx {
     char metric[65], scope[65];
     size_t metric_len, scope_len;
     int metric_id, town_id;
+    uint32_t indexed; /* cells [0, indexed) are in the index */
     char err[256];
 } load_ctx_t;
 
@@ -589,6 +590,64 @@ static int load_begin(void *ctx, uint64_t nrows)
     return reserve(l->h, nrows > UINT32_MAX ? UINT32_MAX : (uint32_t)nrows) != 0 ? TALLY_ENOMEM : 0;
 }
 
+#define CELL_GONE   UINT8_MAX /* type of a cell index_loaded() dropped */
+#define INDEX_AHEAD 8         /* index_loaded(): slots looked up ahead */
+#define INDEX_PROBE 4         /* and cells compared ahead */
+
+/* Put the cells loaded since the last call into the index, in order: a
+ * cell equal to one before it (two rows that name the same cell after
+ * interning) gives that one its value and goes, as when each row looked
+ * its cell up.  One insertion after the other, each one's index slot and
+ * the cell there are cache misses: the slot of a cell INDEX_AHEAD further
+ * on is fetched early, and INDEX_PROBE further on the cell it holds, so
+ * that the misses overlap.  Room was reserved. */
+static void index_loaded(history_t *h, load_ctx_t *l)
+{
+    uint32_t n = h->ncells, from = l->indexed, ahead[INDEX_AHEAD] = {0};
+    bool gone = false;
+    for (uint32_t i = from; i < n; i++) {
+        uint32_t *slot = &ahead[i % INDEX_AHEAD];
+        if (i + INDEX_AHEAD < n) {
+            const history_cell_t *a = &h->cells[i + INDEX_AHEAD];
+            *slot = cell_hash(a->metric, a->town, a->type, a->key) & h->mask;
+            __builtin_prefetch(&h->index[*slot]);
+        }
+        if (i + INDEX_PROBE < n && i + INDEX_PROBE >= from + INDEX_AHEAD) {
+            uint32_t v = h->index[ahead[(i + INDEX_PROBE) % INDEX_AHEAD]];
+            if (v != 0)
+                __builtin_prefetch(&h->cells[v - 1]);
+        }
+        history_cell_t *c = &h->cells[i];
+        bool found;
+        uint32_t s = find_slot(h, c->metric, c->town, c->type, c->key, &found);
+        if (!found) {
+            h->index[s] = i + 1;
+            continue;
+        }
+        history_cell_t *e = &h->cells[h->index[s] - 1];
+        e->value = c->value;
+        e->event_ms = c->event_ms;
+        e->flags = c->flags;
+        c->type = CELL_GONE;
+        gone = true;
+    }
+    l->indexed = n;
+    if (!gone)
+        return;
+    /* Cells after a dropped one move down: index them all again. */
+    uint32_t k = from;
+    for (uint32_t i = from; i < n; i++)
+        if (h->cells[i].type != CELL_GONE)
+            h->cells[k++] = h->cells[i];
+    h->ncells = l->indexed = k;
+    memset(h->index, 0, ((size_t)h->mask + 1) * sizeof(*h->index));
+    for (uint32_t i = 0; i < k; i++) {
+        const history_cell_t *c = &h->cells[i];
+        bool found;
+        h->index[find_slot(h, c->metric, c->town, c->type, c->key, &found)] = i + 1;
+    }
+}
+
 static int load_row(void *ctx, const history_db_cell_t *r)
 {
     load_ctx_t *l = ctx;
@@ -605,13 +664,25 @@ static int load_row(void *ctx, const history_db_cell_t *r)
                  r->metric, r->scope);
         return m < 0 ? m : t;
     }
-    if (reserve(h, 1) != 0)
-        return TALLY_ENOMEM;
-    history_cell_t *c =
-        cell(h, (uint32_t)m, (uint32_t)t, (uint8_t)r->period.type, r->period.key, r->gauge);
-    c->value = r->value;
-    c->event_ms = r->event_ms;
-    c->flags = (uint8_t)((r->gauge ? CELL_GAUGE : 0) | (r->has || !r->gauge ? CELL_HAS : 0));
+    /* More rows than counted (a writer elsewhere): the index takes the
+     * cells so far before reserve() rehashes it. */
+    uint64_t need = (uint64_t)h->ncells + 1;
+    if (need > h->cap || need > h->dirty_cap || need * 2 > (uint64_t)h->mask + 1) {
+        index_loaded(h, l);
+        if (reserve(h, 1) != 0)
+            return TALLY_ENOMEM;
+    }
+    /* The cell goes into the index later (index_loaded()). */
+    bool gauge = r->gauge;
+    h->cells[h->ncells++] = (history_cell_t){
+        .metric = (uint32_t)m,
+        .town = (uint32_t)t,
+        .key = r->period.key,
+        .type = (uint8_t)r->period.type,
+        .flags = (uint8_t)((gauge ? CELL_GAUGE : 0) | (r->has || !gauge ? CELL_HAS : 0)),
+        .value = r->value,
+        .event_ms = r->event_ms,
+    };
     return 0;
 }
 
@@ -635,6 +706,7 @@ int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metri
     load_ctx_t l = {.h = h, .towns = towns, .metrics = metrics};
     if (rc == 0) {
         rc = history_db_load(&h->db, &pos, load_begin, load_row, &l, err, sizeof(err));
+        index_loaded(h, &l);
         if (rc != 0 && l.err[0])
             snprintf(err, sizeof(err), "%s", l.err);
         if (rc != 0)

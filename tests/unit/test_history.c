@@ -9,6 +9,8 @@
 
 #include <cmocka.h>
 
+#include <sqlite3.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -225,6 +227,51 @@ static void test_database_round_trip(void **state)
     expect(f, f->resolved, f->gaoguan, "2023", true, 216);
 }
 
+/* Two rows naming the same cell (a metric stored as a BLOB reads as the
+ * same name, and sorts after every TEXT): the later row's figure is the
+ * cell's, as when each row looked its cell up while loading; the other
+ * cells load as stored. */
+static void test_database_same_cell_twice(void **state)
+{
+    fx_t *f = *state;
+    bool rebuilt = true;
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(history_start(&f->h, &loop), 0);
+    apply(f, 1, f->gaoguan, T_DEC31, f->resolved, 216);
+    apply(f, 2, f->bashan, T_JUN30, f->zones, 7);
+    history_stop(&f->h);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    uint32_t cells = history_cells(&f->h);
+    history_free(&f->h);
+
+    char path[128];
+    snprintf(path, sizeof path, "%s/history.db", f->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO cells SELECT CAST(metric AS BLOB), scope, period, "
+                                  "type, first_day, kind, value + 1000, event_ms FROM cells "
+                                  "WHERE metric = 'resolved' AND scope = 'gaoguan' "
+                                  "AND period = '2023-12-31'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_changes(db), 1);
+    sqlite3_close(db);
+
+    fx_history(f, HISTORY_DAYS_DEFAULT);
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
+    assert_false(rebuilt);
+    assert_int_equal(history_cells(&f->h), cells);
+    expect(f, f->resolved, f->gaoguan, "2023-12-31", true, 1216);
+    expect(f, f->resolved, f->gaoguan, "2023-12", true, 216);
+    expect(f, f->resolved, 0, "2023-12-31", true, 216);
+    expect(f, f->zones, f->bashan, "2023-06", true, 7);
+    expect(f, f->zones, 0, "2023-06-30", true, 7);
+}
+
 /* Instants in Asia/Shanghai (UTC+8), in ms since the epoch (UTC). */
 #define SH_DEC31_2000    1704024000000LL /* 2023-12-31 20:00 local */
 #define SH_DEC31_LAST_MS 1704038399999LL /* 2023-12-31 23:59:59.999 local */
@@ -404,6 +451,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ratio, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_database_same_cell_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_sums, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_year_end, setup_shanghai, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_leap_day, setup_shanghai, teardown),
