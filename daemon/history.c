@@ -686,14 +686,20 @@ static int load_row(void *ctx, const history_db_cell_t *r)
     return 0;
 }
 
-/* Forget every cell (a database that could not be read). */
+/* Forget every cell (a database that could not be read), and their
+ * storage, which was sized for what the database claimed. */
 static void clear_cells(history_t *h)
 {
     forget_recent(h);
-    h->ncells = 0;
+    free(h->cells);
+    free(h->index);
+    free(h->dirty);
+    h->cells = NULL;
+    h->index = NULL;
+    h->dirty = NULL;
+    h->ncells = h->cap = h->mask = h->dirty_cap = 0;
     h->ndirty = 0;
-    if (h->index != NULL)
-        memset(h->index, 0, ((size_t)h->mask + 1) * sizeof(*h->index));
+    account(h);
 }
 
 int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metrics, bool *rebuilt)
@@ -707,6 +713,8 @@ int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metri
     if (rc == 0) {
         rc = history_db_load(&h->db, &pos, load_begin, load_row, &l, err, sizeof(err));
         index_loaded(h, &l);
+        if (rc == TALLY_EIO)
+            l.err[0] = '\0'; /* damaged: whatever the rows made load_row() say */
         if (rc != 0 && l.err[0])
             snprintf(err, sizeof(err), "%s", l.err);
         if (rc != 0)

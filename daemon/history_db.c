@@ -3,12 +3,14 @@
 
 #include <inttypes.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <sqlite3.h>
+#include <uv.h>
 
 #include "tally_error.h"
 
@@ -98,19 +100,42 @@ static int load_pos(history_db_t *d, uint64_t *pos, char *err, size_t errlen)
     return 0;
 }
 
-static int quick_check(history_db_t *d, char *err, size_t errlen)
+static int quick_check(sqlite3 *db, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(d->db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK)
-        return fail(d->db, err, errlen, "checking the database");
+    if (sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK)
+        return fail(db, err, errlen, "checking the database");
     int rc = sqlite3_step(st);
     const unsigned char *t = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
     bool ok = t != NULL && strcmp((const char *)t, "ok") == 0;
     if (!ok)
         snprintf(err, errlen, "the database check failed: %s",
-                 t ? (const char *)t : sqlite3_errmsg(d->db));
+                 t ? (const char *)t : sqlite3_errmsg(db));
     sqlite3_finalize(st);
     return ok ? 0 : TALLY_EIO;
+}
+
+/* PRAGMA quick_check on a connection of its own, in a thread of its own
+ * while the loop thread reads the rows (each takes about as long). */
+typedef struct check_job {
+    char path[4200];
+    atomic_int state; /* 0 running, 1 the file is sound, -1 not */
+    char err[512];
+} check_job_t;
+
+static void check_main(void *arg)
+{
+    check_job_t *j = arg;
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(j->path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_busy_timeout(db, 5000);
+    if (rc == SQLITE_OK)
+        rc = quick_check(db, j->err, sizeof(j->err));
+    else
+        fail(db, j->err, sizeof(j->err), "checking the database");
+    sqlite3_close(db);
+    atomic_store(&j->state, rc == 0 ? 1 : -1);
 }
 
 static const char *col_text(sqlite3_stmt *st, int i)
@@ -134,12 +159,13 @@ static int count_cells(history_db_t *d, uint64_t *n, char *err, size_t errlen)
     return 0;
 }
 
-int history_db_load(history_db_t *d, uint64_t *pos, history_db_begin_fn begin, history_db_row_fn fn,
-                    void *ctx, char *err, size_t errlen)
+/* The journal position, the count of rows (begin) and every row (fn):
+ * stops early when job finds the file damaged. */
+static int read_rows(history_db_t *d, uint64_t *pos, history_db_begin_fn begin,
+                     history_db_row_fn fn, void *ctx, const check_job_t *job, char *err,
+                     size_t errlen)
 {
-    int rc = quick_check(d, err, errlen);
-    if (rc == 0)
-        rc = load_pos(d, pos, err, errlen);
+    int rc = load_pos(d, pos, err, errlen);
     uint64_t nrows = 0;
     if (rc == 0 && begin != NULL && (rc = count_cells(d, &nrows, err, errlen)) == 0)
         rc = begin(ctx, nrows);
@@ -149,7 +175,10 @@ int history_db_load(history_db_t *d, uint64_t *pos, history_db_begin_fn begin, h
     if (sqlite3_prepare_v2(d->db, "SELECT metric, scope, period, kind, value, event_ms FROM cells",
                            -1, &st, NULL) != SQLITE_OK)
         return fail(d->db, err, errlen, "reading the cells");
+    uint32_t n = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((++n & 4095) == 0 && atomic_load_explicit(&job->state, memory_order_relaxed) < 0)
+            break; /* damaged: the rows may be anything, even endless */
         history_db_cell_t r;
         r.metric = col_text(st, 0);
         r.scope = col_text(st, 1);
@@ -177,9 +206,38 @@ int history_db_load(history_db_t *d, uint64_t *pos, history_db_begin_fn begin, h
         }
     }
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
         return fail(d->db, err, errlen, "reading the cells");
     return 0;
+}
+
+int history_db_load(history_db_t *d, uint64_t *pos, history_db_begin_fn begin, history_db_row_fn fn,
+                    void *ctx, char *err, size_t errlen)
+{
+    /* The check runs beside the reading (it took as long as the rows did,
+     * a third of the start with 1M series); its verdict is waited for and
+     * comes first, so a damaged file is reported as the check failing,
+     * whatever the reading did with it, as when the check ran before. */
+    check_job_t *job = calloc(1, sizeof(*job));
+    if (job == NULL)
+        return TALLY_ENOMEM;
+    const char *path = sqlite3_db_filename(d->db, "main");
+    snprintf(job->path, sizeof(job->path), "%s", path ? path : "");
+    atomic_init(&job->state, 0);
+    uv_thread_t thread;
+    bool threaded = uv_thread_create(&thread, check_main, job) == 0;
+    if (!threaded)
+        check_main(job);
+    int rc = atomic_load(&job->state) < 0 ? TALLY_EIO
+                                          : read_rows(d, pos, begin, fn, ctx, job, err, errlen);
+    if (threaded)
+        uv_thread_join(&thread);
+    if (atomic_load(&job->state) < 0) {
+        snprintf(err, errlen, "%s", job->err);
+        rc = TALLY_EIO;
+    }
+    free(job);
+    return rc;
 }
 
 static int step_reset(sqlite3_stmt *st)

@@ -94,9 +94,11 @@ typedef int (*history_db_begin_fn)(void *ctx, uint64_t nrows);
 int history_db_open(history_db_t *d, const char *dir, char *err, size_t errlen);
 
 /* Read the journal position and every row (begin first when not NULL,
- * then fn for each).  Checks the whole file first (PRAGMA quick_check).
- * Returns 0, TALLY_EIO with a sentence in err (damaged, a row that makes
- * no sense), or begin's or fn's code. */
+ * then fn for each).  Checks the whole file (PRAGMA quick_check, on a
+ * connection of its own in a thread of its own while the rows are read).
+ * Returns 0, TALLY_EIO with a sentence in err (damaged: then the rows
+ * handed over are not to be kept, and may have made begin or fn fail; a
+ * row that makes no sense), or begin's or fn's code. */
 int history_db_load(history_db_t *d, uint64_t *pos, history_db_begin_fn begin, history_db_row_fn fn,
                     void *ctx, char *err, size_t errlen);
 
