@@ -677,6 +677,17 @@ static int run(engine_t *e, uint32_t town, int64_t t, const engine_sample_t *smp
         rc = window_reserve_dense(&e->win, 2 * nent * e->win.nwin);
     }
     if (rc == 0 && apply) {
+        /* ... and an entry in the ahead table per period in which the
+         * sample is early (period.h). */
+        uint32_t early = 0;
+        for (uint32_t p = 0; p < PERIOD_COUNT; p++) {
+            early += ppos.slot[p] == 1;
+        }
+        if (early > 0) {
+            rc = period_reserve_ahead(&e->per, 2 * nent * early);
+        }
+    }
+    if (rc == 0 && apply) {
         commit(e, town, &wpos, &ppos, nent);
     } else if (rc == 0) {
         e->last_nnew = nnew;

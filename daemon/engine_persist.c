@@ -513,7 +513,7 @@ static bool load_counter(engine_t *e, in_t *in, engine_series_t *s)
                     return false;
                 }
                 ppos.key[p] = e->per.today.key[p] + (int32_t)j;
-                ppos.slot[p] = (int8_t)((uint32_t)ppos.key[p] & 1);
+                ppos.slot[p] = (int8_t)j; /* the ahead entry is reserved */
                 period_add(&e->per, s->node, &ppos, v);
                 s->mass = engine_mass_add(s->mass, v);
                 ppos.slot[p] = -1;
@@ -557,9 +557,11 @@ static int load_series(engine_t *e, in_t *in, char *err, size_t errlen)
                  i, metric, town);
         }
         uint32_t sid = engine_series_add(e, metric, town, kind);
-        /* Each window of a counter may need a dense ring (window.h). */
+        /* Each window of a counter may need a dense ring (window.h), each
+         * period an entry of the ahead table (period.h). */
         if (sid != ENGINE_NONE && kind == PROTO_KIND_COUNTER &&
-            window_reserve_dense(&e->win, e->win.nwin) != 0) {
+            (window_reserve_dense(&e->win, e->win.nwin) != 0 ||
+             period_reserve_ahead(&e->per, PERIOD_COUNT) != 0)) {
             sid = ENGINE_NONE;
         }
         if (sid == ENGINE_NONE) {

@@ -122,7 +122,7 @@ int period_day_of(int64_t t_ms, period_day_t *out)
     return 0;
 }
 
-static inline period_slots_t *slots_of(const period_set_t *ps, uint32_t node, uint32_t p)
+static inline period_slot_t *slot_of(const period_set_t *ps, uint32_t node, uint32_t p)
 {
     return &ps->chunks[node >> PERIOD_CHUNK_SHIFT][(node & (PERIOD_CHUNK - 1)) * PERIOD_COUNT + p];
 }
@@ -136,7 +136,7 @@ int period_set_init(period_set_t *ps, uint32_t max_nodes, int64_t now_ms)
     }
     ps->other = ps->today;
     for (uint32_t p = 0; p < PERIOD_COUNT; p++) {
-        ps->heads[p][0] = ps->heads[p][1] = NIL;
+        ps->heads[p] = NIL;
     }
     ps->maxchunks = (uint32_t)(((uint64_t)max_nodes + PERIOD_CHUNK - 1) >> PERIOD_CHUNK_SHIFT);
     ps->chunks = calloc(ps->maxchunks ? ps->maxchunks : 1, sizeof(*ps->chunks));
@@ -153,6 +153,8 @@ void period_set_free(period_set_t *ps)
         free(ps->chunks[i]);
     }
     free(ps->chunks);
+    free(ps->ahead);
+    free(ps->aindex);
     memset(ps, 0, sizeof(*ps));
 }
 
@@ -163,8 +165,8 @@ int period_reserve(period_set_t *ps, uint32_t nodes)
         return TALLY_ENOMEM;
     }
     while (ps->nchunks < need) {
-        size_t bytes = (size_t)PERIOD_CHUNK * PERIOD_COUNT * sizeof(period_slots_t);
-        period_slots_t *c = malloc(bytes);
+        size_t bytes = (size_t)PERIOD_CHUNK * PERIOD_COUNT * sizeof(period_slot_t);
+        period_slot_t *c = malloc(bytes);
         if (c == NULL) {
             return TALLY_ENOMEM;
         }
@@ -177,11 +179,89 @@ int period_reserve(period_set_t *ps, uint32_t nodes)
 void period_node_init(period_set_t *ps, uint32_t node)
 {
     for (uint32_t p = 0; p < PERIOD_COUNT; p++) {
-        period_slots_t *s = slots_of(ps, node, p);
-        s->sum[0] = s->sum[1] = 0;
-        s->key[0] = s->key[1] = INT32_MIN;
-        s->next[0] = s->next[1] = NIL;
+        period_slot_t *s = slot_of(ps, node, p);
+        s->sum = 0;
+        s->key = INT32_MIN;
+        s->next = NIL;
     }
+}
+
+/* ---- the ahead table ---- */
+
+static uint32_t ahead_hash(uint32_t node, uint32_t p)
+{
+    uint64_t k = ((uint64_t)node << 2 | p) * 0x9e3779b97f4a7c15ULL;
+    return (uint32_t)(k >> 32);
+}
+
+/* The index slot of (node, p): where its entry is, or the empty slot where
+ * it would go.  The index must exist. */
+static uint32_t ahead_find(const period_set_t *ps, uint32_t node, uint32_t p)
+{
+    for (uint32_t i = ahead_hash(node, p) & ps->amask;; i = (i + 1) & ps->amask) {
+        uint32_t v = ps->aindex[i];
+        if (v == 0 || (ps->ahead[v - 1].node == node && ps->ahead[v - 1].p == p)) {
+            return i;
+        }
+    }
+}
+
+/* Index the entries again in slots index slots (a power of 2). */
+static int ahead_reindex(period_set_t *ps, uint32_t slots)
+{
+    uint32_t *ix = calloc(slots, sizeof(*ix));
+    if (ix == NULL) {
+        return TALLY_ENOMEM;
+    }
+    ps->mem -= ps->amask ? ((size_t)ps->amask + 1) * sizeof(*ix) : 0;
+    free(ps->aindex);
+    ps->aindex = ix;
+    ps->amask = slots - 1;
+    ps->mem += (size_t)slots * sizeof(*ix);
+    for (uint32_t i = 0; i < ps->nahead; i++) {
+        ix[ahead_find(ps, ps->ahead[i].node, ps->ahead[i].p)] = i + 1;
+    }
+    return 0;
+}
+
+int period_reserve_ahead(period_set_t *ps, uint32_t n)
+{
+    uint64_t need = (uint64_t)ps->nahead + n;
+    if (need > UINT32_MAX / 4) {
+        return TALLY_ENOMEM;
+    }
+    if (need > ps->ahead_cap) {
+        uint32_t cap = ps->ahead_cap ? ps->ahead_cap : 16;
+        while (cap < need) {
+            cap *= 2;
+        }
+        period_ahead_t *a = realloc(ps->ahead, (size_t)cap * sizeof(*a));
+        if (a == NULL) {
+            return TALLY_ENOMEM;
+        }
+        ps->mem += (size_t)(cap - ps->ahead_cap) * sizeof(*a);
+        ps->ahead = a;
+        ps->ahead_cap = cap;
+    }
+    uint32_t slots = ps->amask ? ps->amask + 1 : 0;
+    if (need * 2 > slots) {
+        slots = slots ? slots : 32;
+        while (need * 2 > slots) {
+            slots *= 2;
+        }
+        return ahead_reindex(ps, slots);
+    }
+    return 0;
+}
+
+/* The ahead entry of (node, p), or NULL. */
+static period_ahead_t *ahead_get(const period_set_t *ps, uint32_t node, uint32_t p)
+{
+    if (ps->nahead == 0) {
+        return NULL;
+    }
+    uint32_t v = ps->aindex[ahead_find(ps, node, p)];
+    return v ? &ps->ahead[v - 1] : NULL;
 }
 
 void period_locate(period_set_t *ps, int64_t t_ms, period_pos_t *pos)
@@ -206,20 +286,29 @@ void period_locate(period_set_t *ps, int64_t t_ms, period_pos_t *pos)
         int32_t k = d->key[p];
         int32_t c = ps->today.key[p];
         pos->key[p] = k;
-        pos->slot[p] = (k == c || k == c + 1) ? (int8_t)((uint32_t)k & 1) : -1;
+        pos->slot[p] = k == c ? 0 : k == c + 1 ? 1 : -1;
     }
+}
+
+/* The node's sum of period p for key (0 when it has nothing for it). */
+static int64_t value_at(const period_set_t *ps, uint32_t node, uint32_t p, int32_t key)
+{
+    if (key == ps->today.key[p]) {
+        const period_slot_t *s = slot_of(ps, node, p);
+        return s->key == key ? s->sum : 0;
+    }
+    const period_ahead_t *a = key == ps->today.key[p] + 1 ? ahead_get(ps, node, p) : NULL;
+    return a != NULL && a->key == key ? a->sum : 0;
 }
 
 void period_bounds(const period_set_t *ps, uint32_t node, const period_pos_t *pos, __int128 *lo,
                    __int128 *hi)
 {
     for (uint32_t p = 0; p < PERIOD_COUNT; p++) {
-        int slot = pos->slot[p];
-        if (slot < 0) {
+        if (pos->slot[p] < 0) {
             continue;
         }
-        const period_slots_t *s = slots_of(ps, node, p);
-        __int128 cell = s->key[slot] == pos->key[p] ? s->sum[slot] : 0;
+        __int128 cell = value_at(ps, node, p, pos->key[p]);
         if ((__int128)INT64_MIN - cell > *lo) {
             *lo = (__int128)INT64_MIN - cell;
         }
@@ -232,33 +321,41 @@ void period_bounds(const period_set_t *ps, uint32_t node, const period_pos_t *po
 void period_add(period_set_t *ps, uint32_t node, const period_pos_t *pos, __int128 v)
 {
     for (uint32_t p = 0; p < PERIOD_COUNT; p++) {
-        int slot = pos->slot[p];
-        if (slot < 0) {
-            continue;
+        if (pos->slot[p] == 0) {
+            period_slot_t *s = slot_of(ps, node, p);
+            if (s->key != pos->key[p]) {
+                /* The slot held an older period, which is over: start the
+                 * current one and join its list. */
+                s->key = pos->key[p];
+                s->sum = 0;
+                s->next = ps->heads[p];
+                ps->heads[p] = node;
+            }
+            s->sum = (int64_t)(s->sum + v);
+        } else if (pos->slot[p] == 1) {
+            uint32_t i = ahead_find(ps, node, p); /* the caller reserved: an index exists */
+            if (ps->aindex[i] == 0) {
+                period_ahead_t *a = &ps->ahead[ps->nahead];
+                a->node = node;
+                a->p = p;
+                a->key = pos->key[p];
+                a->sum = 0;
+                ps->aindex[i] = ++ps->nahead;
+            }
+            period_ahead_t *a = &ps->ahead[ps->aindex[i] - 1];
+            if (a->key != pos->key[p]) {
+                a->key = pos->key[p];
+                a->sum = 0;
+            }
+            a->sum = (int64_t)(a->sum + v);
         }
-        period_slots_t *s = slots_of(ps, node, p);
-        if (s->key[slot] != pos->key[p]) {
-            /* The slot held an older period, which is over: start the new
-             * one and join its list.  A slot's key only ever grows, so a
-             * node joins each list at most once. */
-            s->key[slot] = pos->key[p];
-            s->sum[slot] = 0;
-            s->next[slot] = ps->heads[p][slot];
-            ps->heads[p][slot] = node;
-        }
-        s->sum[slot] = (int64_t)(s->sum[slot] + v);
     }
-}
-
-static inline int64_t value_at(const period_slots_t *s, int32_t key)
-{
-    uint32_t slot = (uint32_t)key & 1;
-    return s->key[slot] == key ? s->sum[slot] : 0;
 }
 
 int64_t period_value(const period_set_t *ps, uint32_t node, uint32_t p)
 {
-    return value_at(slots_of(ps, node, p), ps->today.key[p]);
+    const period_slot_t *s = slot_of(ps, node, p);
+    return s->key == ps->today.key[p] ? s->sum : 0;
 }
 
 int period_advance(period_set_t *ps, int64_t now_ms, period_changed_fn fn, void *ctx)
@@ -271,34 +368,68 @@ int period_advance(period_set_t *ps, int64_t now_ms, period_changed_fn fn, void 
     if (rc != 0) {
         return rc;
     }
+    bool dropped = false;
     for (uint32_t p = 0; p < PERIOD_COUNT; p++) {
         int32_t c = ps->today.key[p];
         int32_t c2 = nd.key[p];
         if (c2 == c) {
             continue;
         }
-        /* Only the lists of the old current period and of the one after it
-         * hold nodes whose value can differ between c and c2; every other
-         * node reads 0 before and after. */
-        for (int32_t k = c; k <= c + 1; k++) {
-            uint32_t par = (uint32_t)k & 1;
-            for (uint32_t node = ps->heads[p][par]; node != NIL;) {
-                const period_slots_t *s = slots_of(ps, node, p);
-                if (value_at(s, c) != value_at(s, c2)) {
-                    fn(ctx, node);
-                }
-                node = s->next[par];
+        /* The nodes listed held the period that ends; what they hold next
+         * is their ahead sum when c2 is the period after c, else nothing.
+         * Every other node reads 0 before, and after unless it has an
+         * ahead sum for c2. */
+        for (uint32_t node = ps->heads[p]; node != NIL;) {
+            const period_slot_t *s = slot_of(ps, node, p);
+            const period_ahead_t *a = c2 == c + 1 ? ahead_get(ps, node, p) : NULL;
+            int64_t before = s->key == c ? s->sum : 0;
+            int64_t after = a != NULL && a->key == c2 ? a->sum : 0;
+            if (before != after) {
+                fn(ctx, node);
             }
-            if (k != c2) {
-                ps->heads[p][par] = NIL;
+            node = s->next;
+        }
+        ps->heads[p] = NIL;
+        for (uint32_t i = 0; i < ps->nahead; i++) {
+            period_ahead_t *a = &ps->ahead[i];
+            if (a->p != p) {
+                continue;
             }
+            dropped = true;
+            if (a->key != c2) {
+                continue;
+            }
+            period_slot_t *s = slot_of(ps, a->node, p);
+            if (s->key != c && a->sum != 0) {
+                fn(ctx, a->node); /* not listed above: it read 0 */
+            }
+            s->key = c2;
+            s->sum = a->sum;
+            s->next = ps->heads[p];
+            ps->heads[p] = a->node;
         }
     }
     ps->today = nd;
+    if (dropped) {
+        /* Keep the ahead entries of the periods that did not end (which are
+         * still ahead), and index them again. */
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < ps->nahead; i++) {
+            const period_ahead_t *a = &ps->ahead[i];
+            if (a->key == ps->today.key[a->p] + 1) {
+                ps->ahead[k++] = *a;
+            }
+        }
+        ps->nahead = k;
+        memset(ps->aindex, 0, ((size_t)ps->amask + 1) * sizeof(*ps->aindex));
+        for (uint32_t i = 0; i < ps->nahead; i++) {
+            ps->aindex[ahead_find(ps, ps->ahead[i].node, ps->ahead[i].p)] = i + 1;
+        }
+    }
     return 0;
 }
 
 int64_t period_value_at(const period_set_t *ps, uint32_t node, uint32_t p, int32_t key)
 {
-    return value_at(slots_of(ps, node, p), key);
+    return value_at(ps, node, p, key);
 }

@@ -7,16 +7,20 @@
  * year key the year.  The local calendar comes from localtime_r()/mktime()
  * in the process time zone, which period_zone_apply() sets.
  *
- * Every counter series owns one node of the set: per period two slots keyed
- * by period key, so the current period and the next one (a sample from
- * tomorrow within the clock skew) coexist.  A sample whose period is neither
- * the current nor the next one does not enter that period; it still counts
- * in the other columns it belongs to.
+ * Every counter series owns one node of the set: per period one slot (a
+ * sum and the key of the period it belongs to; a slot with an older key
+ * reads 0).  A sample from the next period (from tomorrow, within the clock
+ * skew) goes to the set's "ahead" table, keyed by node and period, which
+ * holds such sums until their period begins; it is rare and small.  A
+ * sample whose period is neither the current nor the next one does not
+ * enter that period; it still counts in the other columns it belongs to.
  *
- * The set keeps, per period, a list of the nodes that hold a slot keyed by
- * the current or the next period, so that when a period ends
- * (period_advance) exactly the nodes whose value changes are reported, in
- * time proportional to their number.
+ * The set keeps, per period, a list of the nodes whose slot holds the
+ * current period, so that when a period ends (period_advance) exactly the
+ * nodes whose value changes are reported, in time proportional to their
+ * number and the ahead table's.
+ *
+ * Memory per node: 64 bytes (16 per period).
  */
 #ifndef TALLYD_PERIOD_H
 #define TALLYD_PERIOD_H
@@ -43,27 +47,40 @@ typedef struct period_day {
     int32_t key[PERIOD_COUNT];
 } period_day_t;
 
-/* Per node and period: two slots, slot = key & 1. */
-typedef struct period_slots {
-    int64_t sum[2];
-    int32_t key[2];   /* INT32_MIN = never used */
-    uint32_t next[2]; /* link in the set's list of the slot's key */
-} period_slots_t;
+/* Per node and period. */
+typedef struct period_slot {
+    int64_t sum;
+    int32_t key;   /* INT32_MIN = never used */
+    uint32_t next; /* link in the set's list of the current period */
+} period_slot_t;
 
-/* Where a sample lands: per period the slot (0 or 1) and its key, or
- * slot -1 when the sample's period is neither the current nor the next. */
+/* A sum of the next period, in the ahead table. */
+typedef struct period_ahead {
+    int64_t sum;
+    uint32_t node;
+    int32_t key;
+    uint32_t p;
+} period_ahead_t;
+
+/* Where a sample lands: per period its key and slot 0 (the current
+ * period), 1 (the next one) or -1 (neither). */
 typedef struct period_pos {
     int32_t key[PERIOD_COUNT];
     int8_t slot[PERIOD_COUNT];
 } period_pos_t;
 
 typedef struct period_set {
-    period_day_t today;              /* the day holding the set's "now" */
-    period_day_t other;              /* cache: the last other day looked up */
-    uint32_t heads[PERIOD_COUNT][2]; /* list of nodes per (period, key & 1) */
-    period_slots_t **chunks;         /* node storage, PERIOD_CHUNK nodes each */
+    period_day_t today;           /* the day holding the set's "now" */
+    period_day_t other;           /* cache: the last other day looked up */
+    uint32_t heads[PERIOD_COUNT]; /* nodes whose slot holds the current period */
+    period_slot_t **chunks;       /* node storage, PERIOD_CHUNK nodes each */
     uint32_t nchunks;
     uint32_t maxchunks;
+    /* the ahead table: entries, and an open-addressing index of entry + 1 */
+    period_ahead_t *ahead;
+    uint32_t nahead, ahead_cap;
+    uint32_t *aindex;
+    uint32_t amask; /* index slots - 1 (0: no index yet) */
     size_t mem;
 } period_set_t;
 
@@ -114,8 +131,15 @@ void period_locate(period_set_t *ps, int64_t t_ms, period_pos_t *pos);
 void period_bounds(const period_set_t *ps, uint32_t node, const period_pos_t *pos, __int128 *lo,
                    __int128 *hi);
 
+/* Make room for n more entries of the ahead table, so that the next
+ * period_add() calls that create at most n of them cannot fail.  Returns 0
+ * or TALLY_ENOMEM. */
+int period_reserve_ahead(period_set_t *ps, uint32_t n);
+
 /* Add v to the slots pos touches in node.  The caller checked the bounds,
- * so every result fits int64. */
+ * and reserved the ahead entries the sample may need (one per period it
+ * lands in the next period of), so every result fits int64 and nothing
+ * is allocated. */
 void period_add(period_set_t *ps, uint32_t node, const period_pos_t *pos, __int128 v);
 
 /* The node's value of period p now (0 when it has nothing for it). */
