@@ -39,6 +39,9 @@ static void usage(FILE *out)
         "      --io-threads N     ZeroMQ I/O threads of the load side (default 1)\n"
         "      --late-pct P       stamp P%% of the submissions 31 days ago, in the\n"
         "                         previous month mostly (default 0)\n"
+        "      --spread SEC       stamp each submission at a random time in the last\n"
+        "                         SEC seconds, so series fill many window buckets\n"
+        "                         (default 0: now)\n"
         "Output:\n"
         "      --label NAME       scenario name printed with the results\n"
         "      --json             also print the results as one JSON object on one line\n"
@@ -87,6 +90,7 @@ int bench_opts_parse(bench_opts_t *o, int argc, char **argv)
         O_IO,
         O_LABEL,
         O_LATE,
+        O_SPREAD,
         O_JSON
     };
     static const struct option opts[] = {
@@ -113,6 +117,7 @@ int bench_opts_parse(bench_opts_t *o, int argc, char **argv)
         {"label", required_argument, 0, O_LABEL},
         {"json", no_argument, 0, O_JSON},
         {"late-pct", required_argument, 0, O_LATE},
+        {"spread", required_argument, 0, O_SPREAD},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -160,6 +165,10 @@ int bench_opts_parse(bench_opts_t *o, int argc, char **argv)
             break;
         case O_LATE:
             if (num("--late-pct", optarg, 0, 100, &o->late_pct) != 0)
+                return -1;
+            break;
+        case O_SPREAD:
+            if (num("--spread", optarg, 0, 366 * 86400.0, &o->spread_s) != 0)
                 return -1;
             break;
         case O_PID:

@@ -22,6 +22,7 @@ typedef struct bench_opts {
     uint64_t count;    /* stop after this many submissions, 0 = no limit */
     bool seq_order;    /* townships round-robin instead of at random */
     double late_pct;   /* % of submissions stamped 31 days ago (history) */
+    double spread_s;   /* stamp submissions at random in the last spread_s seconds */
     bool json;         /* also print one JSON line */
     pid_t pid;         /* tallyd to measure when not started here, 0 = none */
 } bench_opts_t;

@@ -36,6 +36,10 @@ WINDOW=250
 METRICS=20
 RECOVERY_RECORDS=2000000
 MEMORY_SERIES=200000
+DENSE_TOWNS=1000
+LARGE_TOWNS=40000
+LARGE_METRICS=25
+PROBE_S=12
 HTOWNS=25
 HMETRICS=25
 HREADS=200
@@ -63,6 +67,7 @@ case "$TRANSPORT" in tcp | ipc) ;; *) echo "run.sh: --transport: '$TRANSPORT' is
 if [ "$SMOKE" = 1 ]; then
     # Only proves that everything runs end to end, in about 5 s.
     DURATION=0.5 WARMUP=0.25 REPS=1 RECOVERY_RECORDS=20000 MEMORY_SERIES=10000
+    DENSE_TOWNS=50 LARGE_TOWNS=400 PROBE_S=4
     HTOWNS=5 HMETRICS=5 HREADS=5
 fi
 
@@ -96,6 +101,8 @@ mkdir -p "$RESULTS"
 : >"$RESULTS/baseline.jsonl"
 : >"$RESULTS/recovery.jsonl"
 : >"$RESULTS/memory.jsonl"
+: >"$RESULTS/memory-dense.jsonl"
+: >"$RESULTS/large.jsonl"
 : >"$RESULTS/history.jsonl"
 : >"$RESULTS/web.jsonl"
 : >"$RESULTS/fsync.jsonl"
@@ -384,6 +391,92 @@ if [ "$EXTRAS" = 1 ]; then
         rm -rf "$dir/state"
     done
 
+    # ---- memory per dense series: every window holds many buckets ----
+    # DENSE_TOWNS x METRICS series, each given 8 samples stamped at random
+    # in the last hour, 8 in the last day, 8 in the last week and 8 in the
+    # last 30 days: more than 3 buckets in each of the default windows.
+    for rep in $(seq 1 "$REPS"); do
+        NSTART=$((NSTART + 1))
+        dir=$TMP/dense$rep
+        mkdir -p "$dir"
+        write_config "$dir/tallyd.conf" "$dir/state" never 100
+        start_tallyd "$dir/tallyd.conf" "$dir/tallyd.log" || { FAILED=1; continue; }
+        log "memory: $DENSE_TOWNS townships x $METRICS metrics, dense, run $rep of $REPS"
+        json=
+        for spread in 3600 86400 604800 2592000; do
+            json=$(bench "$dir/bench.out" -S "$METRICS" -t "$DENSE_TOWNS" --order seq \
+                --count $((8 * DENSE_TOWNS)) --spread "$spread" --warmup 0 -d 3600 \
+                --label memory-dense) || { json=; break; }
+        done
+        stop_tallyd
+        [ -n "$json" ] && echo "$json" >>"$RESULTS/memory-dense.jsonl"
+        rm -rf "$dir/state"
+    done
+
+    # ---- a large state: LARGE_TOWNS x LARGE_METRICS series ----
+    # Filled with one submission per township, stopped cleanly (a final
+    # checkpoint and the history written), then: REPS starts, each timed
+    # from launch to the "ready" line and killed; and one run with a
+    # checkpoint every 3 s under a probe of 2,000 one-sample submissions a
+    # second, 10 in flight, whose slowest acknowledgement is the longest
+    # any request waited for the loop (a checkpoint included).
+    NSTART=$((NSTART + 1))
+    dir=$TMP/large
+    mkdir -p "$dir"
+    write_config "$dir/tallyd.conf" "$dir/state" never 100 \
+        "$(printf 'snapshot_interval = 1d\nsnapshot_every_records = 1000000000000')"
+    if start_tallyd "$dir/tallyd.conf" "$dir/fill.log"; then
+        log "large: filling $LARGE_TOWNS townships x $LARGE_METRICS metrics"
+        if bench "$dir/fill.out" -S "$LARGE_METRICS" -m "$LARGE_METRICS" -t "$LARGE_TOWNS" \
+            --order seq --count "$LARGE_TOWNS" --warmup 0 -d 3600 --drain 60 \
+            --label large-fill >"$dir/fill.json"; then
+            series=$(sed -n 's/.*"tallyd_series":\([0-9]*\).*/\1/p' "$dir/fill.json")
+            kill -TERM "$TPID" 2>/dev/null || true
+            wait "$TPID" 2>/dev/null || true # the final checkpoint and history: unbounded
+            TPID=
+            readys=
+            for rep in $(seq 1 "$REPS"); do
+                NSTART=$((NSTART + 1))
+                t0=$(date +%s%N)
+                if start_tallyd "$dir/tallyd.conf" "$dir/start$rep.log"; then
+                    t1=$(date +%s%N)
+                    stop_tallyd KILL
+                    readys="$readys${readys:+,}$(((t1 - t0) / 1000000))"
+                    log "large: $series series, ready after $(((t1 - t0) / 1000000)) ms"
+                else
+                    FAILED=1
+                fi
+            done
+            NSTART=$((NSTART + 1))
+            write_config "$dir/tallyd.conf" "$dir/state" never 100 \
+                "$(printf 'snapshot_interval = 3s\nsnapshot_every_records = 1000000000000')"
+            if start_tallyd "$dir/tallyd.conf" "$dir/probe.log"; then
+                if probe=$("$BENCH" -r "$REQ" -p "$PUB" -n 1 -w 10 -S 1 -t 25 -R 2000 \
+                    -d "$PROBE_S" --warmup 0.5 --json --label large-probe 2>&1 | grep '^{'); then
+                    stop_tallyd KILL
+                    ckps=$(grep -c 'checkpoint written' "$dir/probe.log" || true)
+                    fork_us=$(sed -n 's/.*the fork held the loop \([0-9]*\) us.*/\1/p' "$dir/probe.log" |
+                        sort -n | tail -n 1)
+                    build_ms=$(sed -n 's/.*built in \([0-9]*\) ms by a child.*/\1/p' "$dir/probe.log" |
+                        sort -n | tail -n 1)
+                    printf '{"series":%s,"ready_ms":[%s],"checkpoints":%s,"fork_us_max":%s,"build_ms_max":%s,"probe":%s}\n' \
+                        "${series:-0}" "$readys" "${ckps:-0}" "${fork_us:-null}" "${build_ms:-null}" \
+                        "$probe" >>"$RESULTS/large.jsonl"
+                else
+                    stop_tallyd KILL
+                    log "large: the probe failed"; FAILED=1
+                fi
+            else
+                FAILED=1
+            fi
+        else
+            stop_tallyd KILL
+        fi
+    else
+        FAILED=1
+    fi
+    [ "$KEEP" = 1 ] || rm -rf "$dir/state"
+
     # ---- history: reading a closed year; the database's bytes ----
     # One year of daily figures (HTOWNS townships x HMETRICS counters, one
     # submission per township and day), read back REPS x HREADS times;
@@ -517,14 +610,36 @@ if rec:
     print("recovery: %d journal records replayed in %s ms (median), %s records/s; ready "
           "after %s ms" % (rec[0]["records"], "%.0f" % med([r["replay_ms"] for r in rec]),
                            count(rate), "%.0f" % med([r["ready_ms"] for r in rec])))
+def part(ms, key):
+    return med([m.get(key, 0) / max(m.get("tallyd_series", 0), 1) for m in ms])
 mem = load("memory.jsonl")
 if mem:
     per_rss = med([(m["tallyd_rss_end_kib"] - m["tallyd_rss_start_kib"]) * 1024.0 /
                    max(m.get("tallyd_series", 0), 1) for m in mem])
     per_stat = med([m.get("tallyd_memory_bytes", 0) / max(m.get("tallyd_series", 0), 1)
                     for m in mem])
-    print("memory per series: %.0f bytes by RSS growth, %.0f bytes by tallyd_memory_bytes "
-          "(%d series)" % (per_rss, per_stat, mem[0].get("tallyd_series", 0)))
+    print("memory per quiet series: %.0f bytes by RSS growth, %.0f bytes by tallyd_memory_bytes: "
+          "engine %.0f, history %.0f (%d series, one sample each)" % (
+              per_rss, per_stat, part(mem, "tallyd_memory_engine_bytes"),
+              part(mem, "tallyd_memory_history_bytes"), mem[0].get("tallyd_series", 0)))
+dense = load("memory-dense.jsonl")
+if dense:
+    print("memory per dense series: %.0f bytes by tallyd_memory_bytes: engine %.0f, history %.0f "
+          "(%d series, 32 samples each spread over 30 days)" % (
+              part(dense, "tallyd_memory_bytes"), part(dense, "tallyd_memory_engine_bytes"),
+              part(dense, "tallyd_memory_history_bytes"), dense[0].get("tallyd_series", 0)))
+large = load("large.jsonl")
+if large:
+    g = large[0]
+    print("large state (%d series): ready after %s ms (median of %d starts); with a checkpoint "
+          "every 3 s (%d taken, fork held the loop at most %s ms, image built in %s ms by the "
+          "child), the slowest of %d probe acks took %s ms (p99.9 %s ms)" % (
+              g["series"], "%.0f" % med(g["ready_ms"]) if g["ready_ms"] else "-",
+              len(g["ready_ms"]), g["checkpoints"],
+              "%.1f" % (g["fork_us_max"] / 1000.0) if g["fork_us_max"] is not None else "-",
+              g["build_ms_max"] if g["build_ms_max"] is not None else "-",
+              g["probe"].get("ack_count", 0), ms(g["probe"].get("ack_max_us")),
+              ms(g["probe"].get("ack_p999_us"))))
 web = load("web.jsonl")
 if web:
     names = []

@@ -80,6 +80,7 @@ typedef struct bench {
     double self_warm, self_end;
     bool have_stats;
     int64_t st_series, st_memory, st_updates, st_townships, st_rejected;
+    int64_t st_mem_engine, st_mem_history;
 } bench_t;
 
 static uint64_t rnd(bench_t *b)
@@ -182,6 +183,8 @@ static void on_stats(bench_t *b, const proto_msg_t *m)
     } want[] = {
         {"tallyd_series", &b->st_series},
         {"tallyd_memory_bytes", &b->st_memory},
+        {"tallyd_memory_engine_bytes", &b->st_mem_engine},
+        {"tallyd_memory_history_bytes", &b->st_mem_history},
         {"tallyd_updates_published_total", &b->st_updates},
         {"tallyd_townships", &b->st_townships},
         {"tallyd_rejected_total", &b->st_rejected},
@@ -260,6 +263,9 @@ static int send_submit(bench_t *b, conn_t *c, int64_t wall_ms)
     /* A late figure: stamped 31 days ago, a closed period (history). */
     if (b->o.late_pct > 0 && (double)(rnd(b) % 1000000) < b->o.late_pct * 10000.0)
         s->time_ms = wall_ms - 31LL * 86400000LL;
+    else if (b->o.spread_s > 0)
+        s->time_ms = wall_ms - (int64_t)(((double)(rnd(b) >> 11) / 9007199254740992.0) *
+                                         b->o.spread_s * 1000.0);
     s->nsamples = b->o.samples;
     s->samples = b->samples;
     msgpack_sbuffer_clear(&b->sb);
@@ -589,8 +595,10 @@ static void report(bench_t *b, int tallyd_status)
     if (b->have_stats)
         printf(",\"tallyd_series\":%" PRId64 ",\"tallyd_memory_bytes\":%" PRId64
                ",\"tallyd_townships\":%" PRId64 ",\"tallyd_updates_published\":%" PRId64
-               ",\"tallyd_rejected\":%" PRId64,
-               b->st_series, b->st_memory, b->st_townships, b->st_updates, b->st_rejected);
+               ",\"tallyd_rejected\":%" PRId64 ",\"tallyd_memory_engine_bytes\":%" PRId64
+               ",\"tallyd_memory_history_bytes\":%" PRId64,
+               b->st_series, b->st_memory, b->st_townships, b->st_updates, b->st_rejected,
+               b->st_mem_engine, b->st_mem_history);
     printf(",\"tallyd_exit\":%d,\"first_problem\":", tallyd_status);
     text_json_string(stdout, b->first_problem, strlen(b->first_problem));
     printf("}\n");

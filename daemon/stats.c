@@ -63,6 +63,8 @@ void stats_foreach(const tallyd_stats_t *s, const stats_gauges_t *g,
     fn("tallyd_sequence", clamp(g->seq), ctx);
     fn("tallyd_uptime_seconds", clamp(g->uptime_s), ctx);
     fn("tallyd_memory_bytes", clamp(g->memory_bytes), ctx);
+    fn("tallyd_memory_engine_bytes", clamp(g->memory_engine_bytes), ctx);
+    fn("tallyd_memory_history_bytes", clamp(g->memory_history_bytes), ctx);
     fn("tallyd_history_cells", clamp(g->history_cells), ctx);
     fn("tallyd_history_store_failures_total", clamp(g->history_store_failures), ctx);
 }

@@ -181,6 +181,8 @@ static void report_stats(void *ctx, request_stat_fn fn, void *fn_ctx)
         .memory_bytes = engine_memory(&d->engine) + dedup_memory(&d->dedup) +
                         intern_memory(&d->towns) + intern_memory(&d->metrics) +
                         (d->history_open ? history_memory(&d->history) : 0),
+        .memory_engine_bytes = engine_memory(&d->engine),
+        .memory_history_bytes = d->history_open ? history_memory(&d->history) : 0,
         .history_cells = d->history_open ? history_cells(&d->history) : 0,
         .history_store_failures = d->history_open ? d->history.failures : 0,
     };
