@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "checkpoint.h"
@@ -75,12 +76,22 @@ static void store_work(uv_work_t *w)
     }
 }
 
+/* The checkpoint under way failed or was dropped: nothing new is covered,
+ * so a next one (the final one included) is due as if it had not begun. */
+static void give_up(compact_t *k)
+{
+    k->busy = false;
+    k->c.covered_pos = k->prev_covered_pos;
+}
+
 static void store_done(uv_work_t *w, int status)
 {
     compact_t *k = w->data;
     bool by_child = k->mapped;
     release_image(k);
     k->busy = k->storing = false;
+    if (status != 0 || k->rc != 0)
+        k->c.covered_pos = k->prev_covered_pos;
     if (status != 0 || k->rc != 0)
         log_error(k->c.log, "checkpoint failed: %s; the journal keeps everything meanwhile",
                   k->rc ? k->err : uv_strerror(status));
@@ -118,7 +129,8 @@ static void store_when_segment_exists(compact_t *k)
     k->work.data = k;
     if (uv_queue_work(k->c.loop, &k->work, store_work, store_done) != 0) {
         release_image(k);
-        k->busy = k->storing = false;
+        k->storing = false;
+        give_up(k);
     }
 }
 
@@ -136,6 +148,7 @@ static void collect_unmark(const pending_entry_t *e, void *ctx)
 }
 
 static void on_child(uv_timer_t *t);
+static void child_kill(compact_t *k);
 
 static int64_t mono_us(void)
 {
@@ -160,6 +173,12 @@ static void child_main(compact_t *k, const checkpoint_meta_t *meta, int memfd, i
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     child_result_t r;
     memset(&r, 0, sizeof(r));
+    if (k->c.child_delay_ms > 0) {
+        struct timespec ts = {k->c.child_delay_ms / 1000,
+                              (long)(k->c.child_delay_ms % 1000) * 1000000};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+    }
     int64_t t0 = mono_us();
     void *buf = NULL;
     size_t len = 0;
@@ -218,6 +237,7 @@ static int fork_build(compact_t *k, const checkpoint_meta_t *meta)
         return -1;
     }
     k->fork_us = mono_us() - t0;
+    k->child_mono_ms = clock_mono_ms();
     k->child = pid;
     k->child_rfd = p[0];
     k->memfd = memfd;
@@ -245,8 +265,17 @@ static void on_child(uv_timer_t *t)
     do
         r = waitpid(k->child, &status, WNOHANG);
     while (r < 0 && errno == EINTR);
-    if (r == 0)
+    if (r == 0) {
+        int64_t max = k->c.child_max_ms > 0 ? k->c.child_max_ms : 600000;
+        if (clock_mono_ms() - k->child_mono_ms > max) {
+            log_error(k->c.log,
+                      "checkpoint failed: its process (pid %d) did not finish in %" PRId64
+                      " ms and is killed; the journal keeps everything meanwhile",
+                      k->child, max);
+            child_kill(k);
+        }
         return;
+    }
     child_result_t res;
     ssize_t n = r > 0 ? read(k->child_rfd, &res, sizeof(res)) : -1;
     if (n != (ssize_t)sizeof(res)) {
@@ -264,14 +293,14 @@ static void on_child(uv_timer_t *t)
                       "journal keeps everything meanwhile",
                       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
         child_forget(k);
-        k->busy = false;
+        give_up(k);
         return;
     }
     if (res.rc != 0) {
         res.err[sizeof(res.err) - 1] = '\0';
         log_error(k->c.log, "cannot build a checkpoint: %s", res.err);
         child_forget(k);
-        k->busy = false;
+        give_up(k);
         return;
     }
     void *m = res.len > 0 ? mmap(NULL, res.len, PROT_READ, MAP_SHARED, k->memfd, 0) : MAP_FAILED;
@@ -279,7 +308,7 @@ static void on_child(uv_timer_t *t)
         log_error(k->c.log, "checkpoint failed: cannot map its image of %" PRIu64 " bytes: %s",
                   res.len, strerror(errno));
         child_forget(k);
-        k->busy = false;
+        give_up(k);
         return;
     }
     child_forget(k);
@@ -300,7 +329,7 @@ static void child_kill(compact_t *k)
     while (waitpid(k->child, NULL, 0) < 0 && errno == EINTR) {
     }
     child_forget(k);
-    k->busy = false;
+    give_up(k);
 }
 
 /* The tallies hold exactly the records below the new segment's first
@@ -315,7 +344,7 @@ static void on_applied(void *ctx)
     size_t need = ingest_pending_count(k->c.ingest);
     if (need > 0 && vec_reserve(&k->unmark, &k->unmark_cap, need, sizeof(*k->unmark)) != 0) {
         log_error(k->c.log, "checkpoint postponed: out of memory");
-        k->busy = false;
+        give_up(k);
         return;
     }
     ingest_pending_foreach(k->c.ingest, collect_unmark, k);
@@ -333,7 +362,7 @@ static void on_applied(void *ctx)
                                 k->nunmark, &k->buf, &k->len, k->err, sizeof(k->err));
     if (rc != 0) {
         log_error(k->c.log, "cannot build a checkpoint: %s", k->err);
-        k->busy = false;
+        give_up(k);
         return;
     }
     store_when_segment_exists(k);
@@ -354,6 +383,7 @@ static void take_checkpoint(compact_t *k)
         return;
     }
     k->c.journal_gen++;
+    k->prev_covered_pos = k->c.covered_pos;
     k->c.covered_pos = start;
     k->ckpt_gen = k->c.journal_gen;
     k->ckpt_mono_ms = clock_mono_ms();
@@ -402,6 +432,7 @@ int compact_init(compact_t *k, const compact_config_t *c)
     if (k->c.covered_pos == 0)
         k->c.covered_pos = 1;
     k->busy = k->storing = false;
+    k->prev_covered_pos = k->c.covered_pos;
     k->final_gen = 0;
     k->buf = NULL;
     k->unmark = NULL;
@@ -493,7 +524,7 @@ void compact_close(compact_t *k, void (*cb)(compact_t *k))
     if (k->busy && !k->storing) {
         ingest_at_applied(k->c.ingest, UINT64_MAX, NULL, NULL);
         release_image(k);
-        k->busy = false;
+        give_up(k);
     }
     free(k->unmark);
     k->unmark = NULL;

@@ -55,7 +55,9 @@ typedef struct compact_config {
      * position, so that part can always be rebuilt from the journal. */
     uint64_t (*hold_pos)(void *ctx);
     void *hold_ctx;
-    bool fork; /* build images in a child process (else on the loop) */
+    bool fork;            /* build images in a child process (else on the loop) */
+    int child_delay_ms;   /* tests: the child waits this long before building */
+    int64_t child_max_ms; /* a child not done by then is killed (0: 10 minutes) */
 } compact_config_t;
 
 /* The part; embed it, its fields are private. */
@@ -73,12 +75,14 @@ typedef struct compact {
     int64_t ckpt_mono_ms; /* when it was taken */
     void *buf;            /* the image being stored */
     size_t len;
-    bool mapped;       /* buf is the child's memory file, mapped */
-    int child;         /* pid of the child building the image, or 0 */
-    int child_rfd;     /* its result pipe, or -1 */
-    int memfd;         /* its memory file, or -1 */
-    int64_t fork_us;   /* how long the last fork() held the loop */
-    uint64_t build_us; /* how long the last child took to build its image */
+    bool mapped;               /* buf is the child's memory file, mapped */
+    int child;                 /* pid of the child building the image, or 0 */
+    int child_rfd;             /* its result pipe, or -1 */
+    int memfd;                 /* its memory file, or -1 */
+    int64_t fork_us;           /* how long the last fork() held the loop */
+    uint64_t build_us;         /* how long the last child took to build its image */
+    int64_t child_mono_ms;     /* when the child was forked */
+    uint64_t prev_covered_pos; /* covered_pos before the checkpoint under way */
     int rc;
     unsigned removed;
     bool may_remove;             /* hold_pos allows removing segments below the checkpoint */

@@ -76,8 +76,10 @@ typedef struct tallyd {
     int open_handles; /* closes still to come before the loop may end */
     uint64_t status_last_accepted;
 
-    int test_stall_ms; /* TALLYD_TEST_STALL_MS: stall the loop once (tests) */
-    bool serving;      /* recovery completed and the loop ran */
+    int test_stall_ms;            /* TALLYD_TEST_STALL_MS: stall the loop once (tests) */
+    int test_checkpoint_child_ms; /* TALLYD_TEST_CHECKPOINT_CHILD_MS: checkpoint children wait
+                                     (tests) */
+    bool serving;                 /* recovery completed and the loop ran */
     bool stopping;
     int exit_code;
 } tallyd_t;
@@ -502,6 +504,7 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
         .hold_pos = history_hold,
         .hold_ctx = d,
         .fork = true,
+        .child_delay_ms = d->test_checkpoint_child_ms,
     };
     if ((rc = compact_init(&d->compact, &kc)) != 0)
         return rc;
@@ -864,6 +867,9 @@ int tallyd_main(const config_overrides_t *o)
     const char *stall = getenv("TALLYD_TEST_STALL_MS");
     if (stall)
         d->test_stall_ms = atoi(stall);
+    const char *child = getenv("TALLYD_TEST_CHECKPOINT_CHILD_MS");
+    if (child)
+        d->test_checkpoint_child_ms = atoi(child);
     notify_send(&d->notify, "STATUS=starting: loading the configuration");
     int rc = start(d);
     /* Exit status 2 for what the operator must fix in the configuration,

@@ -30,3 +30,12 @@ if(TARGET tallyd AND TARGET tally_cli)
             $<TARGET_FILE:tallyd> $<TARGET_FILE:tally_cli> ${PROJECT_SOURCE_DIR})
   set_tests_properties(test_state_compat PROPERTIES LABELS integration TIMEOUT 60)
 endif()
+
+# Checkpoints built by a child process: the loop serves meanwhile, a
+# child killed costs only its checkpoint, a stop does not wait for one.
+if(TARGET tally_harness)
+  add_executable(test_checkpoint_child ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_checkpoint_child.c)
+  target_link_libraries(test_checkpoint_child PRIVATE tally_harness)
+  add_test(NAME test_checkpoint_child COMMAND test_checkpoint_child)
+  set_tests_properties(test_checkpoint_child PROPERTIES LABELS integration TIMEOUT 120)
+endif()
