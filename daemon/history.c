@@ -710,6 +710,9 @@ int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metri
     int rc = history_db_open(&h->db, dir, err, sizeof(err));
     uint64_t pos = 0;
     load_ctx_t l = {.h = h, .towns = towns, .metrics = metrics};
+    /* The names a database brought are forgotten with it when it turns out
+     * damaged (the rows are read while its check runs). */
+    uint32_t ntowns = intern_count(towns), nmetrics = intern_count(metrics);
     if (rc == 0) {
         rc = history_db_load(&h->db, &pos, load_begin, load_row, &l, err, sizeof(err));
         index_loaded(h, &l);
@@ -728,6 +731,8 @@ int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metri
     if (rc != 0) {
         char aside[128] = "";
         clear_cells(h);
+        intern_truncate(towns, ntowns);
+        intern_truncate(metrics, nmetrics);
         pos = 0;
         if (history_db_set_aside(dir, aside, sizeof(aside)) != 0)
             snprintf(aside, sizeof(aside), "(could not be renamed: %s)", strerror(errno));

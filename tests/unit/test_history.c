@@ -272,6 +272,48 @@ static void test_database_same_cell_twice(void **state)
     expect(f, f->zones, 0, "2023-06-30", true, 7);
 }
 
+/* A database found damaged part-way through its rows (here: a row whose
+ * period makes no sense, after one naming a township never seen) is set
+ * aside, and the names its earlier rows brought are forgotten with it. */
+static void test_damaged_database_forgets_names(void **state)
+{
+    fx_t *f = *state;
+    bool rebuilt = true;
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(history_start(&f->h, &loop), 0);
+    apply(f, 1, f->gaoguan, T_DEC31, f->resolved, 216);
+    history_stop(&f->h);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    history_free(&f->h);
+    uint32_t ntowns = intern_count(&f->st.towns), nmetrics = intern_count(&f->st.metrics);
+
+    char path[128];
+    snprintf(path, sizeof path, "%s/history.db", f->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "INSERT INTO cells VALUES ('aaa', 'phantom', '2023-12-31', 'day', "
+                     "'2023-12-31', 'counter', 5, NULL),"
+                     "('zzz', 'gaoguan', 'no-such-period', 'day', '2023-12-31', "
+                     "'counter', 5, NULL)",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+
+    fx_history(f, HISTORY_DAYS_DEFAULT);
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
+    assert_true(rebuilt);
+    assert_int_equal(history_cells(&f->h), 0);
+    assert_int_equal(intern_find(&f->st.towns, "phantom", 7), TALLY_ENOTFOUND);
+    assert_int_equal(intern_find(&f->st.metrics, "aaa", 3), TALLY_ENOTFOUND);
+    assert_int_equal(intern_count(&f->st.towns), ntowns);
+    assert_int_equal(intern_count(&f->st.metrics), nmetrics);
+}
+
 /* Instants in Asia/Shanghai (UTC+8), in ms since the epoch (UTC). */
 #define SH_DEC31_2000    1704024000000LL /* 2023-12-31 20:00 local */
 #define SH_DEC31_LAST_MS 1704038399999LL /* 2023-12-31 23:59:59.999 local */
@@ -452,6 +494,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_same_cell_twice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_database_forgets_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_sums, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_year_end, setup_shanghai, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_leap_day, setup_shanghai, teardown),
