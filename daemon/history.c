@@ -817,6 +817,16 @@ static void writer_main(void *arg)
 }
 
 /* Fill b with the dirty cells (their marks cleared) and the position. */
+/* build_batch() ran out of memory part-way: the rows taken so far are
+ * dirty again (the dirty list still holds them). */
+static int batch_undo(history_t *h, history_batch_t *b)
+{
+    for (uint32_t j = 0; j < b->nrows; j++)
+        h->cells[b->cells[j]].flags |= CELL_DIRTY;
+    b->nrows = 0;
+    return TALLY_ENOMEM;
+}
+
 static int build_batch(history_t *h, history_batch_t *b)
 {
     settle_all(h);
@@ -824,23 +834,38 @@ static int build_batch(history_t *h, history_batch_t *b)
     b->prune_before[0] = '\0';
     if (history_batch_reserve(b, h->ndirty) != 0)
         return TALLY_ENOMEM;
+    /* The names go into the batch once per run of rows of the same metric
+     * or township (a series' cells are marked together). */
+    b->nnames = 0;
+    uint32_t last_m = 0, last_t = UINT32_MAX, m_off = 0, t_off = 0;
     for (uint32_t i = 0; i < h->ndirty; i++) {
         uint32_t ci = h->dirty[i];
         history_cell_t *c = &h->cells[ci];
         history_row_t *r = &b->rows[b->nrows];
-        uint32_t len = 0;
-        const char *m = intern_name(h->c.metrics, c->metric, &len);
-        snprintf(r->metric, sizeof(r->metric), "%.*s", (int)len, m ? m : "");
-        const char *t = c->town ? intern_name(h->c.towns, c->town, &len) : "";
-        snprintf(r->scope, sizeof(r->scope), "%.*s", c->town ? (int)len : 0, t ? t : "");
         calperiod_t p = {c->type, c->key};
         int32_t first, last;
         calperiod_days(p, &first, &last);
-        if (calperiod_format(p, r->period, sizeof(r->period)) < 0 ||
-            calperiod_format((calperiod_t){CALPERIOD_DAY, first}, r->first_day,
-                             sizeof(r->first_day)) < 0)
+        char tmp[CALPERIOD_NAME_MAX];
+        if (calperiod_format(p, tmp, sizeof(tmp)) < 0 ||
+            calperiod_format((calperiod_t){CALPERIOD_DAY, first}, tmp, sizeof(tmp)) < 0)
             continue; /* outside 2000..2099: cannot happen for a checked time */
-        r->type = c->type;
+        uint32_t len = 0;
+        if (c->metric != last_m || b->nnames == 0) {
+            const char *m = intern_name(h->c.metrics, c->metric, &len);
+            if (history_batch_name(b, m ? m : "", m ? len : 0, &m_off) != 0)
+                return batch_undo(h, b);
+            last_m = c->metric;
+        }
+        if (c->town != last_t) {
+            const char *t = c->town ? intern_name(h->c.towns, c->town, &len) : "";
+            if (history_batch_name(b, t ? t : "", c->town && t ? len : 0, &t_off) != 0)
+                return batch_undo(h, b);
+            last_t = c->town;
+        }
+        r->metric = m_off;
+        r->scope = t_off;
+        r->period = p;
+        r->first_day = first;
         r->gauge = (c->flags & CELL_GAUGE) != 0;
         r->has = (c->flags & CELL_HAS) != 0;
         r->value = c->value;

@@ -188,8 +188,7 @@ static int read_rows(history_db_t *d, uint64_t *pos, history_db_begin_fn begin,
         const char *kind = col_text(st, 3);
         if (calperiod_parse(period, strlen(period), &r.period) != 0 ||
             (strcmp(kind, "counter") != 0 && strcmp(kind, "gauge") != 0) || r.metric_len == 0 ||
-            r.metric_len >= sizeof(((history_row_t *)0)->metric) ||
-            r.scope_len >= sizeof(((history_row_t *)0)->scope)) {
+            r.metric_len > HISTORY_DB_NAME_MAX || r.scope_len > HISTORY_DB_NAME_MAX) {
             snprintf(err, errlen, "a row of cells makes no sense: metric '%.64s', period '%.20s'",
                      r.metric, period);
             sqlite3_finalize(st);
@@ -248,14 +247,19 @@ static int step_reset(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? 0 : rc;
 }
 
-static int put_row(history_db_t *d, const history_row_t *r)
+static int put_row(history_db_t *d, const history_batch_t *b, const history_row_t *r)
 {
+    char period[CALPERIOD_NAME_MAX], first_day[CALPERIOD_NAME_MAX];
+    if (calperiod_format(r->period, period, sizeof(period)) < 0 ||
+        calperiod_format((calperiod_t){CALPERIOD_DAY, r->first_day}, first_day, sizeof(first_day)) <
+            0)
+        return 0; /* outside 2000..2099: build_batch() left it out already */
     sqlite3_stmt *st = d->put;
-    sqlite3_bind_text(st, 1, r->metric, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, r->scope, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, r->period, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, calperiod_type_name(r->type), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, r->first_day, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, b->names + r->metric, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, b->names + r->scope, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, period, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, calperiod_type_name(r->period.type), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, first_day, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, r->gauge ? "gauge" : "counter", -1, SQLITE_STATIC);
     if (r->has)
         sqlite3_bind_int64(st, 7, r->value);
@@ -280,7 +284,7 @@ int history_db_write(history_db_t *d, history_batch_t *b)
     }
     int rc = 0;
     for (uint32_t i = 0; i < b->nrows && rc == 0; i++)
-        rc = put_row(d, &b->rows[i]);
+        rc = put_row(d, b, &b->rows[i]);
     if (rc == 0 && b->prune_before[0]) {
         sqlite3_bind_text(d->prune, 1, b->prune_before, -1, SQLITE_STATIC);
         rc = step_reset(d->prune);
@@ -333,10 +337,32 @@ int history_batch_reserve(history_batch_t *b, uint32_t n)
     return 0;
 }
 
+int history_batch_name(history_batch_t *b, const char *s, size_t len, uint32_t *off)
+{
+    if ((uint64_t)b->nnames + len + 1 > UINT32_MAX)
+        return TALLY_ENOMEM;
+    if (b->nnames + len + 1 > b->names_cap) {
+        uint32_t cap = b->names_cap ? b->names_cap : 4096;
+        while (cap < b->nnames + len + 1)
+            cap = cap <= UINT32_MAX / 2 ? cap * 2 : UINT32_MAX;
+        char *n = realloc(b->names, cap);
+        if (n == NULL)
+            return TALLY_ENOMEM;
+        b->names = n;
+        b->names_cap = cap;
+    }
+    *off = b->nnames;
+    memcpy(b->names + b->nnames, s, len);
+    b->names[b->nnames + len] = '\0';
+    b->nnames += (uint32_t)len + 1;
+    return 0;
+}
+
 void history_batch_free(history_batch_t *b)
 {
     free(b->rows);
     free(b->cells);
+    free(b->names);
     b->rows = NULL;
     b->cells = NULL;
     b->nrows = b->cap = 0;

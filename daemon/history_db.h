@@ -33,12 +33,13 @@
 
 #define HISTORY_DB_FILE "history.db"
 
+#define HISTORY_DB_NAME_MAX 64 /* bytes of a metric or township name (PROTOCOL.md 9.1) */
+
 typedef struct history_row {
-    char metric[65]; /* a name (PROTOCOL.md 9.1) */
-    char scope[65];  /* "" for the county */
-    char period[CALPERIOD_NAME_MAX];
-    char first_day[CALPERIOD_NAME_MAX];
-    uint8_t type; /* enum calperiod_type */
+    uint32_t metric;    /* offset of its name in the batch's names */
+    uint32_t scope;     /* offset of the township's name; "" for the county */
+    calperiod_t period; /* the writer formats it, and its first day */
+    int32_t first_day;  /* day key of the period's first day */
     bool gauge;
     bool has; /* false: value NULL */
     int64_t value;
@@ -49,6 +50,8 @@ typedef struct history_row {
 typedef struct history_batch {
     history_row_t *rows;
     uint32_t nrows, cap;
+    char *names; /* NUL-terminated names the rows point to, by offset */
+    uint32_t nnames, names_cap;
     uint32_t *cells;                       /* the cells the rows came from, parallel to rows */
     uint64_t pos;                          /* the journal position the database holds after it */
     char prune_before[CALPERIOD_NAME_MAX]; /* "" or a day: drop days before it */
@@ -116,6 +119,10 @@ void history_db_close(history_db_t *d);
 int history_db_set_aside(const char *dir, char *newname, size_t cap);
 
 /* Make room for n rows in b.  Returns 0 or TALLY_ENOMEM. */
+/* Append the len-byte name s to b's names; *off gets its offset.  Returns
+ * 0 or TALLY_ENOMEM. */
+int history_batch_name(history_batch_t *b, const char *s, size_t len, uint32_t *off);
+
 int history_batch_reserve(history_batch_t *b, uint32_t n);
 
 /* Free b's storage (not b). */
