@@ -160,7 +160,8 @@ static int64_t mono_us(void)
  * of the parent's exit handlers.  It touches nothing but the state it
  * reads, the memory file and the pipe: the parent's other threads (the
  * journal writer, ZeroMQ's) do not exist here. */
-static void child_main(compact_t *k, const checkpoint_meta_t *meta, int memfd, int wfd)
+static void child_main(compact_t *k, const checkpoint_meta_t *meta, int memfd, int wfd,
+                       pid_t parent)
 {
     /* Signals are the parent's business (libuv's handlers would write to
      * the parent's loop); the child ends with its parent. */
@@ -171,6 +172,8 @@ static void child_main(compact_t *k, const checkpoint_meta_t *meta, int memfd, i
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(1); /* the parent died before the line above */
     child_result_t r;
     memset(&r, 0, sizeof(r));
     if (k->c.child_delay_ms > 0) {
@@ -223,10 +226,11 @@ static int fork_build(compact_t *k, const checkpoint_meta_t *meta)
         return -1;
     }
     int64_t t0 = mono_us();
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
         close(p[0]);
-        child_main(k, meta, memfd, p[1]);
+        child_main(k, meta, memfd, p[1], parent);
     }
     int e = errno;
     close(p[1]);
