@@ -54,7 +54,7 @@ static int num(const char *opt, const char *s, double lo, double hi, double *out
     errno = 0;
     double v = strtod(s, &end);
     if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) {
-        fprintf(stderr, "tally-bench: %s: '%s' is not a number in %g..%g\n", opt, s, lo, hi);
+        fprintf(stderr, "tally-bench: %s: '%s' is not a number in %.15g..%.15g\n", opt, s, lo, hi);
         return -1;
     }
     *out = v;
