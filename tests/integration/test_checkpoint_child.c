@@ -87,6 +87,21 @@ static pid_t wait_child(harness_t *h, int timeout_ms)
     return 0;
 }
 
+/* Start the daemon, submit one figure (seq 1) for t1 on c, and wait for
+ * the checkpoint child it brings.  Returns the child's pid. */
+static pid_t start_until_child(harness_t *h, harness_client_t *c, const char *metric, int64_t value,
+                               int64_t now)
+{
+    assert_int_equal(harness_start(h, config, NULL), 0);
+    assert_int_equal(harness_client_open(h, c), 0);
+    harness_ack_t ack;
+    assert_int_equal(harness_submit_one(c, 1, "t1", now, metric, value, &ack), 0);
+    pid_t child = wait_child(h, 5000);
+    if (child == 0)
+        fail_msg("no checkpoint child appeared within 5 s; log:\n%s", harness_log(h));
+    return child;
+}
+
 static int64_t total_of(harness_client_t *c, const char *metric, const char *scope)
 {
     harness_table_t t;
@@ -103,15 +118,10 @@ static int64_t total_of(harness_client_t *c, const char *metric, const char *sco
 static void test_child_killed(void **state)
 {
     harness_t *h = *state;
-    assert_int_equal(harness_start(h, config, NULL), 0);
     harness_client_t c;
-    assert_int_equal(harness_client_open(h, &c), 0);
     harness_ack_t ack;
     int64_t now = harness_now_ms();
-    assert_int_equal(harness_submit_one(&c, 1, "t1", now, "disputes_screened", 5, &ack), 0);
-    pid_t child = wait_child(h, 5000);
-    if (child == 0)
-        fail_msg("no checkpoint child appeared within 5 s; log:\n%s", harness_log(h));
+    pid_t child = start_until_child(h, &c, "disputes_screened", 5, now);
     /* The child sleeps CHILD_MS: requests meanwhile are answered at once. */
     int64_t t0 = harness_mono_ms();
     uint64_t seq;
@@ -144,15 +154,8 @@ static void test_child_killed(void **state)
 static void test_stop_during_child(void **state)
 {
     harness_t *h = *state;
-    assert_int_equal(harness_start(h, config, NULL), 0);
     harness_client_t c;
-    assert_int_equal(harness_client_open(h, &c), 0);
-    harness_ack_t ack;
-    int64_t now = harness_now_ms();
-    assert_int_equal(harness_submit_one(&c, 1, "t1", now, "leaflets_distributed", 40, &ack), 0);
-    pid_t child = wait_child(h, 5000);
-    if (child == 0)
-        fail_msg("no checkpoint child appeared within 5 s; log:\n%s", harness_log(h));
+    pid_t child = start_until_child(h, &c, "leaflets_distributed", 40, harness_now_ms());
     harness_client_close(&c);
     int64_t t0 = harness_mono_ms();
     assert_int_equal(harness_stop(h, SIGTERM), 0);

@@ -196,11 +196,11 @@ static void test_retention(void **state)
     assert_int_equal(history_cells(&f->h), 6); /* month, quarter, year; two scopes */
 }
 
-/* The database: what history_stop stores is what history_open loads,
- * names and position included. */
-static void test_database_round_trip(void **state)
+/* Open an empty database, store two figures (resolved 216 for gaoguan on
+ * 31 December, zones 7 for bashan on 30 June) through the writer, and
+ * close it.  Returns how many cells the history held. */
+static uint32_t store_two_figures(fx_t *f)
 {
-    fx_t *f = *state;
     bool rebuilt = true;
     assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
     assert_false(rebuilt);
@@ -213,7 +213,18 @@ static void test_database_round_trip(void **state)
     history_stop(&f->h);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
+    uint32_t cells = history_cells(&f->h);
     history_free(&f->h);
+    return cells;
+}
+
+/* The database: what history_stop stores is what history_open loads,
+ * names and position included. */
+static void test_database_round_trip(void **state)
+{
+    fx_t *f = *state;
+    bool rebuilt = true;
+    store_two_figures(f);
 
     fx_history(f, HISTORY_DAYS_DEFAULT);
     assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
@@ -235,17 +246,7 @@ static void test_database_same_cell_twice(void **state)
 {
     fx_t *f = *state;
     bool rebuilt = true;
-    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    assert_int_equal(history_start(&f->h, &loop), 0);
-    apply(f, 1, f->gaoguan, T_DEC31, f->resolved, 216);
-    apply(f, 2, f->bashan, T_JUN30, f->zones, 7);
-    history_stop(&f->h);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    uint32_t cells = history_cells(&f->h);
-    history_free(&f->h);
+    uint32_t cells = store_two_figures(f);
 
     char path[128];
     snprintf(path, sizeof path, "%s/history.db", f->dir);
@@ -279,15 +280,7 @@ static void test_damaged_database_forgets_names(void **state)
 {
     fx_t *f = *state;
     bool rebuilt = true;
-    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    assert_int_equal(history_start(&f->h, &loop), 0);
-    apply(f, 1, f->gaoguan, T_DEC31, f->resolved, 216);
-    history_stop(&f->h);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    history_free(&f->h);
+    store_two_figures(f);
     uint32_t ntowns = intern_count(&f->st.towns), nmetrics = intern_count(&f->st.metrics);
 
     char path[128];
