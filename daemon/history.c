@@ -845,10 +845,6 @@ static int build_batch(history_t *h, history_batch_t *b)
         calperiod_t p = {c->type, c->key};
         int32_t first, last;
         calperiod_days(p, &first, &last);
-        char tmp[CALPERIOD_NAME_MAX];
-        if (calperiod_format(p, tmp, sizeof(tmp)) < 0 ||
-            calperiod_format((calperiod_t){CALPERIOD_DAY, first}, tmp, sizeof(tmp)) < 0)
-            continue; /* outside 2000..2099: cannot happen for a checked time */
         uint32_t len = 0;
         if (c->metric != last_m || b->nnames == 0) {
             const char *m = intern_name(h->c.metrics, c->metric, &len);

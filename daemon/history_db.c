@@ -253,7 +253,7 @@ static int put_row(history_db_t *d, const history_batch_t *b, const history_row_
     if (calperiod_format(r->period, period, sizeof(period)) < 0 ||
         calperiod_format((calperiod_t){CALPERIOD_DAY, r->first_day}, first_day, sizeof(first_day)) <
             0)
-        return 0; /* outside 2000..2099: build_batch() left it out already */
+        return 0; /* outside 2000..2099: cannot happen for a checked time */
     sqlite3_stmt *st = d->put;
     sqlite3_bind_text(st, 1, b->names + r->metric, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, b->names + r->scope, -1, SQLITE_STATIC);
