@@ -320,6 +320,10 @@ for sc in "${WEBSC[@]}"; do
     done
 done
 
+# [journal] lines that keep checkpoints out of a run (a journal to replay,
+# or a state filled without one).
+NO_CHECKPOINTS=$(printf 'snapshot_interval = 1d\nsnapshot_every_records = 1000000000000')
+
 if [ "$EXTRAS" = 1 ]; then
     # ---- the raw libzmq baseline, same window, same transport ----
     for rep in $(seq 1 "$REPS"); do
@@ -342,7 +346,7 @@ if [ "$EXTRAS" = 1 ]; then
     dir=$TMP/recovery
     mkdir -p "$dir"
     write_config "$dir/tallyd.conf" "$dir/state" never 100 \
-        "$(printf 'snapshot_interval = 1d\nsnapshot_every_records = 1000000000000')"
+        "$NO_CHECKPOINTS"
     if start_tallyd "$dir/tallyd.conf" "$dir/fill.log"; then
         log "recovery: filling the journal with $RECOVERY_RECORDS submissions"
         if bench "$dir/fill.out" -S 1 -t 25 --count "$RECOVERY_RECORDS" --warmup 0 -d 3600 \
@@ -424,7 +428,7 @@ if [ "$EXTRAS" = 1 ]; then
     dir=$TMP/large
     mkdir -p "$dir"
     write_config "$dir/tallyd.conf" "$dir/state" never 100 \
-        "$(printf 'snapshot_interval = 1d\nsnapshot_every_records = 1000000000000')"
+        "$NO_CHECKPOINTS"
     if start_tallyd "$dir/tallyd.conf" "$dir/fill.log"; then
         log "large: filling $LARGE_TOWNS townships x $LARGE_METRICS metrics"
         if bench "$dir/fill.out" -S "$LARGE_METRICS" -m "$LARGE_METRICS" -t "$LARGE_TOWNS" \
