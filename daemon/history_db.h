@@ -33,6 +33,10 @@
 
 #define HISTORY_DB_FILE "history.db"
 
+/* How a batch drops the days before ?1 ('YYYY-MM-DD'): through the
+ * partial index cells_days (history_db.c). */
+#define HISTORY_DB_PRUNE "DELETE FROM cells WHERE type = 'day' AND first_day < ?1"
+
 #define HISTORY_DB_NAME_MAX 64 /* bytes of a metric or township name (PROTOCOL.md 9.1) */
 
 typedef struct history_row {

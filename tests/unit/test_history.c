@@ -307,6 +307,63 @@ static void test_damaged_database_forgets_names(void **state)
     assert_int_equal(intern_count(&f->st.metrics), nmetrics);
 }
 
+/* Column col of the first row of sql's result as text into out ("" when
+ * none). */
+static void query_text(sqlite3 *db, const char *sql, int col, char *out, size_t cap)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    int rc = sqlite3_step(st);
+    const unsigned char *t = rc == SQLITE_ROW ? sqlite3_column_text(st, col) : NULL;
+    snprintf(out, cap, "%s", t ? (const char *)t : "");
+    sqlite3_finalize(st);
+}
+
+/* Days beyond the kept ones leave the database through the partial
+ * index of day rows; a database with the index every row used to have
+ * (cells_by_type, a second text-keyed insertion per cell) loses it. */
+static void test_database_prunes_days_by_index(void **state)
+{
+    fx_t *f = *state;
+    bool rebuilt = true;
+    store_two_figures(f);
+    char path[128];
+    snprintf(path, sizeof path, "%s/history.db", f->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db, "CREATE INDEX cells_by_type ON cells (type, first_day)", NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+
+    fx_history(f, 30); /* now is 2024-06-15: both days are older */
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
+    assert_false(rebuilt);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(history_start(&f->h, &loop), 0);
+    history_stop(&f->h);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    history_free(&f->h);
+
+    char got[256];
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    query_text(db,
+               "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master "
+               "WHERE type = 'index' ORDER BY name)",
+               0, got, sizeof got);
+    assert_string_equal(got, "cells_days");
+    query_text(db, "SELECT count(*) FROM cells WHERE type = 'day'", 0, got, sizeof got);
+    assert_string_equal(got, "0");
+    query_text(db, "SELECT count(*) FROM cells WHERE type = 'month'", 0, got, sizeof got);
+    assert_string_equal(got, "4"); /* two series, each with its county's */
+    query_text(db, "EXPLAIN QUERY PLAN " HISTORY_DB_PRUNE, 3, got, sizeof got); /* detail */
+    if (strstr(got, "USING INDEX cells_days") == NULL)
+        fail_msg("the prune does not use cells_days: %s", got);
+    sqlite3_close(db);
+}
+
 /* Instants in Asia/Shanghai (UTC+8), in ms since the epoch (UTC). */
 #define SH_DEC31_2000    1704024000000LL /* 2023-12-31 20:00 local */
 #define SH_DEC31_LAST_MS 1704038399999LL /* 2023-12-31 23:59:59.999 local */
@@ -488,6 +545,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_database_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_same_cell_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_database_forgets_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_database_prunes_days_by_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_sums, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_year_end, setup_shanghai, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_leap_day, setup_shanghai, teardown),
