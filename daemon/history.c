@@ -916,6 +916,8 @@ static void on_done(uv_async_t *a)
     if (!done)
         return;
     batch_back(h);
+    int64_t now = clock_mono_ms();
+    h->rest_until_ms = now + (now - h->batch_start_ms);
     uv_mutex_lock(&h->mu);
     h->batch_busy = false;
     uv_mutex_unlock(&h->mu);
@@ -927,6 +929,8 @@ static void flush(history_t *h)
 {
     if (h->batch_busy)
         return; /* the batch's cell numbers must stay valid: no pruning now */
+    if (clock_mono_ms() < h->rest_until_ms)
+        return; /* history_start() */
     int32_t first = first_kept_day(h, history_today(h));
     if (first > h->pruned_mem) {
         prune_days(h, first);
@@ -939,6 +943,7 @@ static void flush(history_t *h)
                     "history: out of memory building a batch; retried later");
         return;
     }
+    h->batch_start_ms = clock_mono_ms();
     uv_mutex_lock(&h->mu);
     h->batch_done = false;
     h->batch_busy = true;

@@ -135,6 +135,8 @@ typedef struct history {
     int32_t pruned_before; /* days before it are gone from the database */
     int32_t pruned_mem;    /* ... and from memory */
     size_t mem;
+    int64_t batch_start_ms; /* when the writer was handed batch */
+    int64_t rest_until_ms;  /* no batch before it: the writer rests */
 } history_t;
 
 /* Set h up, empty, from c (copied; pointers borrowed).  Returns 0 or
@@ -183,8 +185,12 @@ bool history_expired(const history_t *h, calperiod_t p);
 /* Today's day key in the engine's time zone, by the clock. */
 int32_t history_today(const history_t *h);
 
-/* Start storing changed cells every HISTORY_FLUSH_MS, through a writer
- * thread, and drop days older than the configured days; from now on
+/* Start storing changed cells every HISTORY_FLUSH_MS through a writer
+ * thread, which rests at least as long as its last batch took: under a
+ * load it cannot keep up with, it takes half a core at most, and each
+ * batch gathers more changes (which then cost less each: changes spread
+ * at random rewrite much the same pages of the database whatever their
+ * number).  Drop days older than the configured days; from now on
  * changes to closed periods are reported to on_changed.  Returns 0 or a
  * negative code (logged). */
 int history_start(history_t *h, uv_loop_t *loop);
