@@ -342,6 +342,22 @@ static void settle_all(history_t *h)
     h->npending = 0;
 }
 
+/* Ask the CPU for the four cells of (metric, town) for the periods
+ * keys[0..4) at once: their index slots, then the cells the slots name.
+ * With many series they are rarely in its caches, and fetched together
+ * they cost about two waits instead of eight in a row. */
+static void fetch_cells(const history_t *h, uint32_t metric, uint32_t town, const int32_t keys[4])
+{
+    uint32_t slot[4];
+    for (uint8_t t = 0; t < 4; t++) {
+        slot[t] = cell_hash(metric, town, t, keys[t]) & h->mask;
+        __builtin_prefetch(&h->index[slot[t]]);
+    }
+    for (uint8_t t = 0; t < 4; t++)
+        if (h->index[slot[t]] != 0)
+            __builtin_prefetch(&h->cells[h->index[slot[t]] - 1], 1);
+}
+
 /* The cells of (metric, town) and of its county (metric, 0) for the
  * periods keys[0..4) (day first), added when missing (room was reserved
  * for eight): the recent entry that holds them, which the day is kept
@@ -373,6 +389,7 @@ static struct history_recent *recent_of(history_t *h, uint32_t metric, uint32_t 
     r->metric = metric;
     r->town = town;
     r->day = keys[0];
+    fetch_cells(h, metric, town, keys);
     for (uint8_t t = 0; t < 4; t++) {
         r->cell[t] = (uint32_t)(cell(h, metric, town, t, keys[t], gauge) - h->cells);
         r->county[t] = (uint32_t)(cell(h, metric, 0, t, keys[t], gauge) - h->cells);
