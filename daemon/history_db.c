@@ -279,6 +279,38 @@ static int put_row(history_db_t *d, const history_batch_t *b, const history_row_
     return step_reset(st);
 }
 
+/* Order of runs of rows (a run: one series, rows in a row with the same
+ * name offsets): by metric name, then township name. */
+static int cmp_runs(const void *a, const void *b, void *ctx)
+{
+    const history_batch_t *bt = ctx;
+    const history_row_t *x = &bt->rows[*(const uint32_t *)a], *y = &bt->rows[*(const uint32_t *)b];
+    int c = strcmp(bt->names + x->metric, bt->names + y->metric);
+    return c != 0 ? c : strcmp(bt->names + x->scope, bt->names + y->scope);
+}
+
+/* The first rows of b's runs, sorted in the table's key order, into a new
+ * array (*nruns of them); NULL when memory is short (then the rows go in
+ * batch order).  In key order a batch reads and writes each page of the
+ * table about once; in batch order, through SQLite's small page cache, a
+ * batch that touches most series read and wrote a page for nearly every
+ * row (a steady load on 800,000 series: 1.2-1.5 times the throughput,
+ * bench/README.md, "A new series in the history"). */
+static uint32_t *sort_runs(const history_batch_t *b, uint32_t *nruns)
+{
+    uint32_t *first = malloc((size_t)b->nrows * sizeof(*first) + 1);
+    uint32_t n = 0;
+    if (first == NULL)
+        return NULL;
+    for (uint32_t i = 0; i < b->nrows; i++)
+        if (i == 0 || b->rows[i].metric != b->rows[i - 1].metric ||
+            b->rows[i].scope != b->rows[i - 1].scope)
+            first[n++] = i;
+    qsort_r(first, n, sizeof(*first), cmp_runs, (void *)b);
+    *nruns = n;
+    return first;
+}
+
 int history_db_write(history_db_t *d, history_batch_t *b)
 {
     b->rc = 0;
@@ -290,8 +322,18 @@ int history_db_write(history_db_t *d, history_batch_t *b)
         return b->rc = TALLY_EIO;
     }
     int rc = 0;
-    for (uint32_t i = 0; i < b->nrows && rc == 0; i++)
-        rc = put_row(d, b, &b->rows[i]);
+    uint32_t nruns = 0, *runs = sort_runs(b, &nruns);
+    if (runs == NULL)
+        for (uint32_t i = 0; i < b->nrows && rc == 0; i++)
+            rc = put_row(d, b, &b->rows[i]);
+    for (uint32_t r = 0; runs != NULL && r < nruns && rc == 0; r++) {
+        const history_row_t *first = &b->rows[runs[r]];
+        for (uint32_t i = runs[r]; i < b->nrows && rc == 0 && b->rows[i].metric == first->metric &&
+                                   b->rows[i].scope == first->scope;
+             i++)
+            rc = put_row(d, b, &b->rows[i]);
+    }
+    free(runs);
     if (rc == 0 && b->prune_before[0]) {
         sqlite3_bind_text(d->prune, 1, b->prune_before, -1, SQLITE_STATIC);
         rc = step_reset(d->prune);
