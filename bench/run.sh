@@ -218,12 +218,16 @@ else
     # History (issue 15): 1% of the samples stamped in the previous month.
     SCENARIOS+=("s1-never-t25-sub1-late1 1 never 25 1 0 100 1")
     SCENARIOS+=("s20-never-t25-sub1-late1 20 never 25 1 0 100 1")
+    # Scale (issue 18): 40,000 townships with every series there before
+    # the measurement (the plain t40000 runs mostly create series).
+    SCENARIOS+=("s1-never-t40000-sub1-full 1 never 40000 1 0 100 0 full")
+    SCENARIOS+=("s20-never-t40000-sub1-full 20 never 40000 1 0 100 0 full")
 fi
 
 RUN=0
 for sc in "${SCENARIOS[@]}"; do
-    late=0
-    read -r name samples sync towns subs rate pubms late <<<"$sc"
+    late=0 fill=
+    read -r name samples sync towns subs rate pubms late fill <<<"$sc"
     if [ -n "$ONLY" ] && ! [[ $name =~ $ONLY ]]; then continue; fi
     [ "$sync" = always ] && ALWAYS_RAN=1
     for rep in $(seq 1 "$REPS"); do
@@ -236,6 +240,14 @@ for sc in "${SCENARIOS[@]}"; do
         write_config "$dir/tallyd.conf" "$dir/state" "$sync" "$pubms"
         start_tallyd "$dir/tallyd.conf" "$dir/tallyd.log" || { FAILED=1; continue; }
         log "$name, run $rep of $REPS${AGAINST:+, $variant} (tallyd pid $TPID)"
+        # "full": one submission of every metric per township first, so
+        # that every series exists (then the history writer stores them
+        # while the measurement runs, as it would under a steady load).
+        if [ "$fill" = full ] && ! bench "$dir/fill.out" -S "$METRICS" -t "$towns" --order seq \
+            --count "$towns" --warmup 0 -d 3600 --drain 60 --label fill >/dev/null; then
+            stop_tallyd
+            continue
+        fi
         json=$(bench "$dir/bench.out" -S "$samples" -t "$towns" --subscribers "$subs" -R "$rate" \
             -d "$DURATION" --warmup "$WARMUP" --late-pct "${late:-0}" --label "$name") || json=
         stop_tallyd
