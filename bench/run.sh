@@ -198,6 +198,13 @@ bench() {
     grep '^{' "$out" | tail -n 1
 }
 
+# fill_series OUTFILE TOWNS METRICS LABEL: one submission of every metric
+# per township, so that every series exists (the JSON line on stdout).
+fill_series() {
+    bench "$1" -S "$3" -m "$3" -t "$2" --order seq --count "$2" --warmup 0 -d 3600 --drain 60 \
+        --label "$4"
+}
+
 # ---- scenarios: name samples sync townships subscribers rate publish_ms [late_pct] ----
 SCENARIOS=()
 if [ "$SMOKE" = 1 ]; then
@@ -243,8 +250,7 @@ for sc in "${SCENARIOS[@]}"; do
         # "full": one submission of every metric per township first, so
         # that every series exists (then the history writer stores them
         # while the measurement runs, as it would under a steady load).
-        if [ "$fill" = full ] && ! bench "$dir/fill.out" -S "$METRICS" -t "$towns" --order seq \
-            --count "$towns" --warmup 0 -d 3600 --drain 60 --label fill >/dev/null; then
+        if [ "$fill" = full ] && ! fill_series "$dir/fill.out" "$towns" "$METRICS" fill >/dev/null; then
             stop_tallyd
             continue
         fi
@@ -443,9 +449,7 @@ if [ "$EXTRAS" = 1 ]; then
         "$NO_CHECKPOINTS"
     if start_tallyd "$dir/tallyd.conf" "$dir/fill.log"; then
         log "large: filling $LARGE_TOWNS townships x $LARGE_METRICS metrics"
-        if bench "$dir/fill.out" -S "$LARGE_METRICS" -m "$LARGE_METRICS" -t "$LARGE_TOWNS" \
-            --order seq --count "$LARGE_TOWNS" --warmup 0 -d 3600 --drain 60 \
-            --label large-fill >"$dir/fill.json"; then
+        if fill_series "$dir/fill.out" "$LARGE_TOWNS" "$LARGE_METRICS" large-fill >"$dir/fill.json"; then
             series=$(sed -n 's/.*"tallyd_series":\([0-9]*\).*/\1/p' "$dir/fill.json")
             kill -TERM "$TPID" 2>/dev/null || true
             wait "$TPID" 2>/dev/null || true # the final checkpoint and history: unbounded
