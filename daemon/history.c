@@ -947,7 +947,7 @@ static void flush(history_t *h)
     if (h->batch_busy)
         return; /* the batch's cell numbers must stay valid: no pruning now */
     if (clock_mono_ms() < h->rest_until_ms)
-        return; /* history_start() */
+        return; /* the writer rests (history_start()) */
     int32_t first = first_kept_day(h, history_today(h));
     if (first > h->pruned_mem) {
         prune_days(h, first);
