@@ -169,6 +169,16 @@ start_tallyd() {
     PUB=$(sed -n 's/.*ready: requests on \([^,]*\), updates on \([^,]*\),.*/\2/p' <<<"$line")
 }
 
+# start_in DIR LOG SYNC PUBLISH_MS [EXTRA_JOURNAL_LINES]: a configuration
+# for a fresh state directory DIR/state, and tallyd started on it (as
+# start_tallyd).
+start_in() {
+    NSTART=$((NSTART + 1))
+    mkdir -p "$1"
+    write_config "$1/tallyd.conf" "$1/state" "$3" "$4" "${5:-}"
+    start_tallyd "$1/tallyd.conf" "$2"
+}
+
 # stop_tallyd [SIGNAL]: SIGTERM (clean) by default; waits up to 20 s.  Its
 # stderr goes to /dev/null so that bash's "Killed" notice does too.
 stop_tallyd() {
@@ -241,11 +251,9 @@ for sc in "${SCENARIOS[@]}"; do
       for variant in ${AGAINST:+against} this; do
         TALLYD_NOW=$TALLYD
         [ "$variant" = against ] && TALLYD_NOW=$AGAINST/daemon/tallyd
-        RUN=$((RUN + 1)) NSTART=$((NSTART + 1))
+        RUN=$((RUN + 1))
         dir=$TMP/run$RUN
-        mkdir -p "$dir"
-        write_config "$dir/tallyd.conf" "$dir/state" "$sync" "$pubms"
-        start_tallyd "$dir/tallyd.conf" "$dir/tallyd.log" || { FAILED=1; continue; }
+        start_in "$dir" "$dir/tallyd.log" "$sync" "$pubms" || { FAILED=1; continue; }
         log "$name, run $rep of $REPS${AGAINST:+, $variant} (tallyd pid $TPID)"
         # "full": one submission of every metric per township first, so
         # that every series exists (then the history writer stores them
@@ -291,11 +299,9 @@ for sc in "${WEBSC[@]}"; do
     if [ -n "$ONLY" ] && ! [[ $wname =~ $ONLY ]]; then continue; fi
     for rep in $(seq 1 "$REPS"); do
       for nws in 0 "$WSCLIENTS"; do
-        RUN=$((RUN + 1)) NSTART=$((NSTART + 1))
+        RUN=$((RUN + 1))
         dir=$TMP/run$RUN
-        mkdir -p "$dir"
-        write_config "$dir/tallyd.conf" "$dir/state" never 100
-        start_tallyd "$dir/tallyd.conf" "$dir/tallyd.log" || { FAILED=1; continue; }
+        start_in "$dir" "$dir/tallyd.log" never 100 || { FAILED=1; continue; }
         "$WEB" --server "$REQ" --listen 127.0.0.1:0 --max-clients $((WSCLIENTS + 10)) \
             2>"$dir/web.log" &
         WPID=$!
@@ -360,12 +366,8 @@ if [ "$EXTRAS" = 1 ]; then
     # pushed out of reach so that the whole journal is replayed; tallyd is
     # killed (a crash, the case replay is for) rather than stopped, so no
     # shutdown work can shorten the replay.
-    NSTART=$((NSTART + 1))
     dir=$TMP/recovery
-    mkdir -p "$dir"
-    write_config "$dir/tallyd.conf" "$dir/state" never 100 \
-        "$NO_CHECKPOINTS"
-    if start_tallyd "$dir/tallyd.conf" "$dir/fill.log"; then
+    if start_in "$dir" "$dir/fill.log" never 100 "$NO_CHECKPOINTS"; then
         log "recovery: filling the journal with $RECOVERY_RECORDS submissions"
         if bench "$dir/fill.out" -S 1 -t 25 --count "$RECOVERY_RECORDS" --warmup 0 -d 3600 \
             --drain 30 --label recovery-fill >/dev/null; then
@@ -400,11 +402,8 @@ if [ "$EXTRAS" = 1 ]; then
     # ---- memory per series: one submission of all metrics per township ----
     mtowns=$(((MEMORY_SERIES + METRICS - 1) / METRICS))
     for rep in $(seq 1 "$REPS"); do
-        NSTART=$((NSTART + 1))
         dir=$TMP/memory$rep
-        mkdir -p "$dir"
-        write_config "$dir/tallyd.conf" "$dir/state" never 100
-        start_tallyd "$dir/tallyd.conf" "$dir/tallyd.log" || { FAILED=1; continue; }
+        start_in "$dir" "$dir/tallyd.log" never 100 || { FAILED=1; continue; }
         log "memory: $mtowns townships x $METRICS metrics, run $rep of $REPS"
         json=$(bench "$dir/bench.out" -S "$METRICS" -t "$mtowns" --order seq --count "$mtowns" \
             --warmup 0 -d 3600 --label memory) || json=
@@ -418,11 +417,8 @@ if [ "$EXTRAS" = 1 ]; then
     # in the last hour, 8 in the last day, 8 in the last week and 8 in the
     # last 30 days: more than 3 buckets in each of the default windows.
     for rep in $(seq 1 "$REPS"); do
-        NSTART=$((NSTART + 1))
         dir=$TMP/dense$rep
-        mkdir -p "$dir"
-        write_config "$dir/tallyd.conf" "$dir/state" never 100
-        start_tallyd "$dir/tallyd.conf" "$dir/tallyd.log" || { FAILED=1; continue; }
+        start_in "$dir" "$dir/tallyd.log" never 100 || { FAILED=1; continue; }
         log "memory: $DENSE_TOWNS townships x $METRICS metrics, dense, run $rep of $REPS"
         json=
         for spread in 3600 86400 604800 2592000; do
@@ -442,12 +438,8 @@ if [ "$EXTRAS" = 1 ]; then
     # checkpoint every 3 s under a probe of 2,000 one-sample submissions a
     # second, 10 in flight, whose slowest acknowledgement is the longest
     # any request waited for the loop (a checkpoint included).
-    NSTART=$((NSTART + 1))
     dir=$TMP/large
-    mkdir -p "$dir"
-    write_config "$dir/tallyd.conf" "$dir/state" never 100 \
-        "$NO_CHECKPOINTS"
-    if start_tallyd "$dir/tallyd.conf" "$dir/fill.log"; then
+    if start_in "$dir" "$dir/fill.log" never 100 "$NO_CHECKPOINTS"; then
         log "large: filling $LARGE_TOWNS townships x $LARGE_METRICS metrics"
         if fill_series "$dir/fill.out" "$LARGE_TOWNS" "$LARGE_METRICS" large-fill >"$dir/fill.json"; then
             series=$(sed -n 's/.*"tallyd_series":\([0-9]*\).*/\1/p' "$dir/fill.json")
@@ -502,11 +494,8 @@ if [ "$EXTRAS" = 1 ]; then
     # submission per township and day), read back REPS x HREADS times;
     # history.db measured after a clean stop (its write-ahead log folded in).
     for rep in $(seq 1 "$REPS"); do
-        NSTART=$((NSTART + 1))
         dir=$TMP/history$rep
-        mkdir -p "$dir"
-        write_config "$dir/tallyd.conf" "$dir/state" never 100
-        start_tallyd "$dir/tallyd.conf" "$dir/tallyd.log" || { FAILED=1; continue; }
+        start_in "$dir" "$dir/tallyd.log" never 100 || { FAILED=1; continue; }
         log "history: one year of daily figures, $HTOWNS townships x $HMETRICS metrics, run $rep of $REPS"
         if out=$("$HBENCH" -r "$REQ" --state "$dir/state" -t "$HTOWNS" -m "$HMETRICS" \
             --reads "$HREADS" --json 2>&1); then
