@@ -821,8 +821,10 @@ static void writer_main(void *arg)
     for (;;) {
         while (!h->quit && (h->batch == NULL || h->batch_done))
             uv_cond_wait(&h->cv, &h->mu);
-        if (h->quit)
-            break;
+        if (h->batch == NULL || h->batch_done)
+            break; /* told to quit, and no batch waits (one handed over
+                    * just before is written first: history_stop() would
+                    * find it busy and store nothing) */
         history_batch_t *b = h->batch;
         uv_mutex_unlock(&h->mu);
         history_db_write(&h->db, b);

@@ -364,6 +364,84 @@ static void test_database_prunes_days_by_index(void **state)
     sqlite3_close(db);
 }
 
+/* 2024-06-10T10:00 and 2024-06-12T10:00 UTC: days kept on 15 June with
+ * 30 days, gone a month later. */
+#define T_JUN10 1718013600000LL
+#define T_JUN12 1718186400000LL
+#define HOUR_MS 3600000LL
+
+/* test_gauge_event_times_kept after its eight figures, June's days
+ * pruned. */
+static void expect_eight_pruned(fx_t *f)
+{
+    /* 4 * 4 + 3 + 5 + 5 + 3 before: the township's and the county's four
+     * June days went */
+    assert_int_equal(history_cells(&f->h), 24);
+    expect(f, f->zones, f->gaoguan, "2024", true, 4);
+    expect(f, f->zones, f->bashan, "2024-06", true, 60);
+    expect(f, f->zones, 0, "2024-06", true, 64);
+    expect(f, f->zones, 0, "2023", true, 2);
+    expect(f, f->resolved, f->bashan, "2024-06", true, 10);
+    expect(f, f->resolved, 0, "2024", true, 11);
+}
+
+/* A gauge's value keeps its event time beside it, through the pruning of
+ * day cells in memory (which moves the cells after them) and through the
+ * database: an earlier-stamped sample still changes nothing, a later one
+ * replaces the value, whatever counters' cells lie in between. */
+static void test_gauge_event_times_kept(void **state)
+{
+    fx_t *f = *state;
+    history_free(&f->h);
+    fx_history(f, 30); /* now is 2024-06-15 */
+    bool rebuilt = true;
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(history_start(&f->h, &loop), 0);
+    apply(f, 1, f->gaoguan, T_JUN10, f->zones, 4);
+    apply(f, 2, f->bashan, T_JUN10, f->resolved, 10);
+    apply(f, 3, f->bashan, T_JUN12, f->zones, 6);
+    apply(f, 4, f->gaoguan, T_JUN12, f->resolved, 1);
+    apply(f, 5, f->gaoguan, T_DEC31, f->zones, 2);
+    /* Four periods for each township series but the one of 2023 (31
+     * December is not kept); the county's: zones and resolved on two June
+     * days and their month, quarter and year, and zones' three of 2023. */
+    assert_int_equal(history_cells(&f->h), 4 * 4 + 3 + 5 + 5 + 3);
+
+    /* A month later, 10 and 12 June are no longer kept: the writer's next
+     * turn drops their cells from memory. */
+    t_now_ms = T_NOW + 30 * 24 * HOUR_MS;
+    for (int i = 0; i < 100 && history_cells(&f->h) != 24; i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    calperiod_t d;
+    assert_int_equal(calperiod_parse("2024-06-10", 10, &d), 0);
+    assert_true(history_expired(&f->h, d));
+    expect(f, f->zones, f->gaoguan, "2024-06", true, 4);
+    expect(f, f->zones, 0, "2024-06", true, 10);
+    expect(f, f->resolved, 0, "2024-Q2", true, 11);
+    expect(f, f->zones, f->gaoguan, "2023-12", true, 2);
+    apply(f, 6, f->gaoguan, T_JUN10 - 1, f->zones, 40);      /* earlier: ignored */
+    apply(f, 7, f->bashan, T_JUN12 + HOUR_MS, f->zones, 60); /* later: replaces */
+    apply(f, 8, f->gaoguan, T_DEC31 - 1, f->zones, 20);      /* earlier: ignored */
+    expect_eight_pruned(f);
+
+    /* The database, the same. */
+    history_stop(&f->h);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    history_free(&f->h);
+    fx_history(f, 30);
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
+    assert_false(rebuilt);
+    assert_int_equal(history_position(&f->h), 8);
+    expect_eight_pruned(f);
+    apply(f, 9, f->gaoguan, T_JUN10 + HOUR_MS, f->zones, 5); /* later: replaces */
+    apply(f, 10, f->bashan, T_JUN12, f->zones, 600);         /* earlier: ignored */
+    expect(f, f->zones, f->gaoguan, "2024-Q2", true, 5);
+    expect(f, f->zones, 0, "2024", true, 65);
+}
+
 /* Instants in Asia/Shanghai (UTC+8), in ms since the epoch (UTC). */
 #define SH_DEC31_2000    1704024000000LL /* 2023-12-31 20:00 local */
 #define SH_DEC31_LAST_MS 1704038399999LL /* 2023-12-31 23:59:59.999 local */
@@ -546,6 +624,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_database_same_cell_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_database_forgets_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_prunes_days_by_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gauge_event_times_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_sums, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_year_end, setup_shanghai, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_leap_day, setup_shanghai, teardown),
