@@ -13,7 +13,22 @@
 
 #define CELL_HAS   1 /* the cell has a value (always, for a counter) */
 #define CELL_DIRTY 2 /* changed since the last batch */
-#define CELL_GAUGE 4
+#define CELL_GAUGE 4 /* followed by its event time's cell */
+
+#define CELL_EVENT (UINT8_MAX - 1) /* type of a gauge's event time's cell */
+#define CELL_GONE  UINT8_MAX       /* type of a cell index_loaded() dropped */
+
+/* The event time of gauge cell c's value: the value of the cell after it. */
+static inline int64_t *event_ms(history_cell_t *c)
+{
+    return &c[1].value;
+}
+
+/* Cells a cell takes in the array: two for a gauge's. */
+static inline uint32_t width(const history_cell_t *c)
+{
+    return (c->flags & CELL_GAUGE) ? 2 : 1;
+}
 
 /* A record's changes to closed periods of one series: bit t of mask for
  * period type t. */
@@ -61,6 +76,16 @@ static const history_cell_t *lookup(const history_t *h, uint32_t metric, uint32_
     return found ? &h->cells[h->index[s] - 1] : NULL;
 }
 
+/* Put every cell into the (empty) index. */
+static void index_all(history_t *h)
+{
+    for (uint32_t i = 0; i < h->ncells; i += width(&h->cells[i])) {
+        const history_cell_t *c = &h->cells[i];
+        bool found;
+        h->index[find_slot(h, c->metric, c->town, c->type, c->key, &found)] = i + 1;
+    }
+}
+
 static int rehash(history_t *h, uint32_t slots)
 {
     uint32_t *index = calloc(slots, sizeof(*index));
@@ -69,11 +94,7 @@ static int rehash(history_t *h, uint32_t slots)
     free(h->index);
     h->index = index;
     h->mask = slots - 1;
-    for (uint32_t i = 0; i < h->ncells; i++) {
-        const history_cell_t *c = &h->cells[i];
-        bool found;
-        h->index[find_slot(h, c->metric, c->town, c->type, c->key, &found)] = i + 1;
-    }
+    index_all(h);
     return 0;
 }
 
@@ -128,7 +149,8 @@ static int reserve(history_t *h, uint32_t extra)
     return 0;
 }
 
-/* The cell, added (empty) when missing; room was reserved. */
+/* The cell, added (empty) when missing, with its event time's cell for a
+ * gauge; room was reserved. */
 static history_cell_t *cell(history_t *h, uint32_t metric, uint32_t town, uint8_t type, int32_t key,
                             bool gauge)
 {
@@ -143,6 +165,11 @@ static history_cell_t *cell(history_t *h, uint32_t metric, uint32_t town, uint8_
                           .type = type,
                           .flags = gauge ? CELL_GAUGE : CELL_HAS};
     h->index[s] = ++h->ncells;
+    if (gauge) {
+        c[1] = (history_cell_t){.type = CELL_EVENT};
+        h->ncells++;
+        h->nevents++;
+    }
     return c;
 }
 
@@ -297,7 +324,7 @@ static void add(history_t *h, history_cell_t *c, __int128 v)
 static bool set_gauge(history_t *h, history_cell_t *t, history_cell_t *c, int64_t time_ms,
                       int64_t v)
 {
-    if ((t->flags & CELL_HAS) && time_ms < t->event_ms)
+    if ((t->flags & CELL_HAS) && time_ms < *event_ms(t))
         return false;
     int64_t old = (t->flags & CELL_HAS) ? t->value : 0;
     __int128 s = (__int128)((c->flags & CELL_HAS) ? c->value : 0) - old + v;
@@ -310,10 +337,11 @@ static bool set_gauge(history_t *h, history_cell_t *t, history_cell_t *c, int64_
     }
     bool changed = !(t->flags & CELL_HAS) || t->value != v;
     t->value = v;
-    t->event_ms = time_ms;
+    *event_ms(t) = time_ms;
     t->flags |= CELL_HAS;
     c->value = (int64_t)s;
-    c->event_ms = time_ms > c->event_ms ? time_ms : c->event_ms;
+    if (time_ms > *event_ms(c))
+        *event_ms(c) = time_ms;
     c->flags |= CELL_HAS;
     mark(h, t);
     mark(h, c);
@@ -360,7 +388,7 @@ static void fetch_cells(const history_t *h, uint32_t metric, uint32_t town, cons
 
 /* The cells of (metric, town) and of its county (metric, 0) for the
  * periods keys[0..4) (day first), added when missing (room was reserved
- * for eight): the recent entry that holds them, which the day is kept
+ * for eight, and their event times'): the recent entry that holds them, which the day is kept
  * for. */
 static struct history_recent *recent_of(history_t *h, uint32_t metric, uint32_t town,
                                         const int32_t keys[4], bool gauge)
@@ -469,7 +497,7 @@ int history_apply(history_t *h, uint64_t pos, uint32_t town, int64_t time_ms,
     int32_t keys[4], now[4];
     if (locate(h, time_ms, keys) != 0)
         return TALLY_ERANGE;
-    if (reserve(h, n * 8) != 0 || reserve_changes(h, n * 2) != 0)
+    if (reserve(h, n * 16) != 0 || reserve_changes(h, n * 2) != 0)
         return TALLY_ENOMEM;
     now_keys(h, now);
     int32_t first_day = first_kept_day(h, now[CALPERIOD_DAY]);
@@ -607,14 +635,13 @@ static int load_begin(void *ctx, uint64_t nrows)
     return reserve(l->h, nrows > UINT32_MAX ? UINT32_MAX : (uint32_t)nrows) != 0 ? TALLY_ENOMEM : 0;
 }
 
-#define CELL_GONE   UINT8_MAX /* type of a cell index_loaded() dropped */
-#define INDEX_AHEAD 8         /* index_loaded(): slots looked up ahead */
-#define INDEX_PROBE 4         /* and cells compared ahead */
+#define INDEX_AHEAD 8 /* index_loaded(): slots looked up ahead */
+#define INDEX_PROBE 4 /* and cells compared ahead */
 
 /* Put the cells loaded since the last call into the index, in order: a
  * cell equal to one before it (two rows that name the same cell after
- * interning) gives that one its value and goes, as when each row looked
- * its cell up.  One insertion after the other, each one's index slot and
+ * interning) takes its place, and that one goes, as when each row looked
+ * its cell up and set it.  One insertion after the other, each one's index slot and
  * the cell there are cache misses: the slot of a cell INDEX_AHEAD further
  * on is fetched early, and INDEX_PROBE further on the cell it holds, so
  * that the misses overlap.  Room was reserved. */
@@ -634,35 +661,36 @@ static void index_loaded(history_t *h, load_ctx_t *l)
             if (v != 0)
                 __builtin_prefetch(&h->cells[v - 1]);
         }
-        history_cell_t *c = &h->cells[i];
+        const history_cell_t *c = &h->cells[i];
+        if (c->type == CELL_EVENT)
+            continue;
         bool found;
         uint32_t s = find_slot(h, c->metric, c->town, c->type, c->key, &found);
-        if (!found) {
-            h->index[s] = i + 1;
-            continue;
+        if (found) {
+            /* the earlier cell (and its event time's) goes */
+            history_cell_t *e = &h->cells[h->index[s] - 1];
+            if (e->flags & CELL_GAUGE)
+                e[1].type = CELL_GONE;
+            e->type = CELL_GONE;
+            gone = true;
         }
-        history_cell_t *e = &h->cells[h->index[s] - 1];
-        e->value = c->value;
-        e->event_ms = c->event_ms;
-        e->flags = c->flags;
-        c->type = CELL_GONE;
-        gone = true;
+        h->index[s] = i + 1;
     }
     l->indexed = n;
     if (!gone)
         return;
     /* Cells after a dropped one move down: index them all again. */
-    uint32_t k = from;
-    for (uint32_t i = from; i < n; i++)
-        if (h->cells[i].type != CELL_GONE)
-            h->cells[k++] = h->cells[i];
+    uint32_t k = 0;
+    h->nevents = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (h->cells[i].type == CELL_GONE)
+            continue;
+        h->nevents += h->cells[i].type == CELL_EVENT;
+        h->cells[k++] = h->cells[i];
+    }
     h->ncells = l->indexed = k;
     memset(h->index, 0, ((size_t)h->mask + 1) * sizeof(*h->index));
-    for (uint32_t i = 0; i < k; i++) {
-        const history_cell_t *c = &h->cells[i];
-        bool found;
-        h->index[find_slot(h, c->metric, c->town, c->type, c->key, &found)] = i + 1;
-    }
+    index_all(h);
 }
 
 static int load_row(void *ctx, const history_db_cell_t *r)
@@ -683,10 +711,10 @@ static int load_row(void *ctx, const history_db_cell_t *r)
     }
     /* More rows than counted (a writer elsewhere): the index takes the
      * cells so far before reserve() rehashes it. */
-    uint64_t need = (uint64_t)h->ncells + 1;
+    uint64_t need = (uint64_t)h->ncells + 2;
     if (need > h->cap || need > h->dirty_cap || need * 2 > (uint64_t)h->mask + 1) {
         index_loaded(h, l);
-        if (reserve(h, 1) != 0)
+        if (reserve(h, 2) != 0)
             return TALLY_ENOMEM;
     }
     /* The cell goes into the index later (index_loaded()). */
@@ -698,8 +726,11 @@ static int load_row(void *ctx, const history_db_cell_t *r)
         .type = (uint8_t)r->period.type,
         .flags = (uint8_t)((gauge ? CELL_GAUGE : 0) | (r->has || !gauge ? CELL_HAS : 0)),
         .value = r->value,
-        .event_ms = r->event_ms,
     };
+    if (gauge) {
+        h->cells[h->ncells++] = (history_cell_t){.type = CELL_EVENT, .value = r->event_ms};
+        h->nevents++;
+    }
     return 0;
 }
 
@@ -714,7 +745,7 @@ static void clear_cells(history_t *h)
     h->cells = NULL;
     h->index = NULL;
     h->dirty = NULL;
-    h->ncells = h->cap = h->mask = h->dirty_cap = 0;
+    h->ncells = h->cap = h->mask = h->dirty_cap = h->nevents = 0;
     h->ndirty = 0;
     account(h);
 }
@@ -783,20 +814,24 @@ int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metri
 static void prune_days(history_t *h, int32_t first_day)
 {
     settle_all(h);
-    uint32_t n = 0;
+    uint32_t n = 0, events = 0;
     bool any = false;
-    for (uint32_t i = 0; i < h->ncells; i++) {
+    for (uint32_t i = 0, w; i < h->ncells; i += w) {
         const history_cell_t *c = &h->cells[i];
+        w = width(c);
         if (c->type == CALPERIOD_DAY && c->key < first_day) {
             any = true;
             continue;
         }
-        h->cells[n++] = *c;
+        memmove(&h->cells[n], c, w * sizeof(*c));
+        n += w;
+        events += w - 1;
     }
     if (!any)
         return;
     forget_recent(h);
     h->ncells = n;
+    h->nevents = events;
     if (h->index == NULL)
         return;
     /* Positions moved: the dirty list is rebuilt from the flags. */
@@ -805,11 +840,7 @@ static void prune_days(history_t *h, int32_t first_day)
         if (h->cells[i].flags & CELL_DIRTY)
             h->dirty[h->ndirty++] = i;
     memset(h->index, 0, ((size_t)h->mask + 1) * sizeof(*h->index));
-    for (uint32_t i = 0; i < n; i++) {
-        const history_cell_t *c = &h->cells[i];
-        bool found;
-        h->index[find_slot(h, c->metric, c->town, c->type, c->key, &found)] = i + 1;
-    }
+    index_all(h);
 }
 
 /* ---- the writer ---- */
@@ -884,7 +915,7 @@ static int build_batch(history_t *h, history_batch_t *b)
         r->gauge = (c->flags & CELL_GAUGE) != 0;
         r->has = (c->flags & CELL_HAS) != 0;
         r->value = c->value;
-        r->event_ms = c->event_ms;
+        r->event_ms = r->gauge ? *event_ms(c) : 0;
         b->cells[b->nrows++] = ci;
         c->flags &= (uint8_t)~CELL_DIRTY;
     }

@@ -67,14 +67,16 @@ typedef struct history_config {
     void *ctx;
 } history_config_t;
 
+/* A period's value of a series: 24 bytes.  A gauge's cell is followed by
+ * a second one, of no period, whose value is the event time of the
+ * gauge's value (most cells are counters', which need none). */
 typedef struct history_cell {
     uint32_t metric;
     uint32_t town;
     int32_t key;   /* the period's key (calperiod.h) */
-    uint8_t type;  /* enum calperiod_type */
+    uint8_t type;  /* enum calperiod_type, or a mark of history.c */
     uint8_t flags; /* HISTORY_CELL_* (history.c) */
     int64_t value;
-    int64_t event_ms; /* gauge: event time of the value */
 } history_cell_t;
 
 /* The part; embed it, its fields are private. */
@@ -82,7 +84,8 @@ typedef struct history {
     history_config_t c;
     history_cell_t *cells;
     uint32_t ncells, cap;
-    uint32_t *index; /* cell + 1, 0 = empty; open addressing */
+    uint32_t nevents; /* of the cells, gauges' event times */
+    uint32_t *index;  /* cell + 1, 0 = empty; open addressing */
     uint32_t mask;
     uint32_t *dirty; /* cells changed since the last batch */
     uint32_t ndirty, dirty_cap;
@@ -222,10 +225,10 @@ static inline size_t history_memory(const history_t *h)
     return h->mem;
 }
 
-/* Number of cells held. */
+/* Number of periods' values held. */
 static inline uint32_t history_cells(const history_t *h)
 {
-    return h->ncells;
+    return h->ncells - h->nevents;
 }
 
 #endif
