@@ -356,10 +356,12 @@ static void settle(history_t *h, struct history_recent *r)
     r->queued = false;
     if (v == 0)
         return;
-    for (int t = 0; t < 4; t++) {
-        add(h, &h->cells[r->county[t]], v);
+    /* the township's cells, then the county's: a batch's rows come in
+     * runs of one series */
+    for (int t = 0; t < 4; t++)
         add(h, &h->cells[r->cell[t]], v);
-    }
+    for (int t = 0; t < 4; t++)
+        add(h, &h->cells[r->county[t]], v);
 }
 
 /* Every pending sum into its cells: the cells are then exact. */
@@ -877,46 +879,47 @@ static int batch_undo(history_t *h, history_batch_t *b)
     return TALLY_ENOMEM;
 }
 
+/* Day keys of 2000..2099 fit a batch row's 24-bit key. */
+_Static_assert((CALPERIOD_YEAR_MAX - 1969) * 366 < (1 << 23), "a day key fits 24 bits");
+
 static int build_batch(history_t *h, history_batch_t *b)
 {
     settle_all(h);
     b->nrows = 0;
     b->prune_before[0] = '\0';
-    if (history_batch_reserve(b, h->ndirty) != 0)
+    uint32_t events = h->nevents < h->ndirty ? h->nevents : h->ndirty;
+    if (history_batch_reserve(b, h->ndirty + events) != 0)
         return TALLY_ENOMEM;
-    /* The names go into the batch once per run of rows of the same metric
-     * or township (a series' cells are marked together). */
+    /* The names go into the batch once per run of rows of the same series
+     * (a series' cells are marked together). */
     b->nnames = 0;
-    uint32_t last_m = 0, last_t = UINT32_MAX, m_off = 0, t_off = 0;
+    uint32_t last_m = 0, last_t = UINT32_MAX, names = 0;
     for (uint32_t i = 0; i < h->ndirty; i++) {
         uint32_t ci = h->dirty[i];
         history_cell_t *c = &h->cells[ci];
-        history_row_t *r = &b->rows[b->nrows];
-        calperiod_t p = {c->type, c->key};
-        int32_t first, last;
-        calperiod_days(p, &first, &last);
-        uint32_t len = 0;
-        if (c->metric != last_m || b->nnames == 0) {
-            const char *m = intern_name(h->c.metrics, c->metric, &len);
-            if (history_batch_name(b, m ? m : "", m ? len : 0, &m_off) != 0)
+        if (c->metric != last_m || c->town != last_t) {
+            uint32_t mlen = 0, tlen = 0;
+            const char *m = intern_name(h->c.metrics, c->metric, &mlen);
+            const char *t = c->town ? intern_name(h->c.towns, c->town, &tlen) : NULL;
+            if (history_batch_names(b, m ? m : "", m ? mlen : 0, t ? t : "", t ? tlen : 0,
+                                    &names) != 0)
                 return batch_undo(h, b);
             last_m = c->metric;
-        }
-        if (c->town != last_t) {
-            const char *t = c->town ? intern_name(h->c.towns, c->town, &len) : "";
-            if (history_batch_name(b, t ? t : "", c->town && t ? len : 0, &t_off) != 0)
-                return batch_undo(h, b);
             last_t = c->town;
         }
-        r->metric = m_off;
-        r->scope = t_off;
-        r->period = p;
-        r->first_day = first;
-        r->gauge = (c->flags & CELL_GAUGE) != 0;
-        r->has = (c->flags & CELL_HAS) != 0;
-        r->value = c->value;
-        r->event_ms = r->gauge ? *event_ms(c) : 0;
-        b->cells[b->nrows++] = ci;
+        bool gauge = (c->flags & CELL_GAUGE) != 0;
+        b->cells[b->nrows] = ci;
+        b->rows[b->nrows++] = (history_row_t){.value = c->value,
+                                              .names = names,
+                                              .key = c->key,
+                                              .type = c->type,
+                                              .gauge = gauge,
+                                              .has = (c->flags & CELL_HAS) != 0};
+        if (gauge) {
+            b->cells[b->nrows] = ci;
+            b->rows[b->nrows++] =
+                (history_row_t){.value = *event_ms(c), .names = names, .event = 1};
+        }
         c->flags &= (uint8_t)~CELL_DIRTY;
     }
     h->ndirty = 0;

@@ -254,39 +254,45 @@ static int step_reset(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? 0 : rc;
 }
 
-static int put_row(history_db_t *d, const history_batch_t *b, const history_row_t *r)
+/* Store row i of b (and the event time in the row after a gauge's). */
+static int put_row(history_db_t *d, const history_batch_t *b, uint32_t i)
 {
+    const history_row_t *r = &b->rows[i];
+    calperiod_t p = {(int)r->type, r->key};
+    int32_t first, last;
     char period[CALPERIOD_NAME_MAX], first_day[CALPERIOD_NAME_MAX];
-    if (calperiod_format(r->period, period, sizeof(period)) < 0 ||
-        calperiod_format((calperiod_t){CALPERIOD_DAY, r->first_day}, first_day, sizeof(first_day)) <
-            0)
+    calperiod_days(p, &first, &last);
+    if (calperiod_format(p, period, sizeof(period)) < 0 ||
+        calperiod_format((calperiod_t){CALPERIOD_DAY, first}, first_day, sizeof(first_day)) < 0)
         return 0; /* outside 2000..2099: cannot happen for a checked time */
+    const char *metric = b->names + r->names;
     sqlite3_stmt *st = d->put;
-    sqlite3_bind_text(st, 1, b->names + r->metric, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, b->names + r->scope, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, metric, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, metric + strlen(metric) + 1, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, period, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, calperiod_type_name(r->period.type), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, calperiod_type_name(p.type), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, first_day, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, r->gauge ? "gauge" : "counter", -1, SQLITE_STATIC);
     if (r->has)
         sqlite3_bind_int64(st, 7, r->value);
     else
         sqlite3_bind_null(st, 7);
-    if (r->gauge && r->has)
-        sqlite3_bind_int64(st, 8, r->event_ms);
+    if (r->gauge && r->has && i + 1 < b->nrows && r[1].event)
+        sqlite3_bind_int64(st, 8, r[1].value);
     else
         sqlite3_bind_null(st, 8);
     return step_reset(st);
 }
 
 /* Order of runs of rows (a run: one series, rows in a row with the same
- * name offsets): by metric name, then township name. */
+ * names): by metric name, then township name. */
 static int cmp_runs(const void *a, const void *b, void *ctx)
 {
     const history_batch_t *bt = ctx;
-    const history_row_t *x = &bt->rows[*(const uint32_t *)a], *y = &bt->rows[*(const uint32_t *)b];
-    int c = strcmp(bt->names + x->metric, bt->names + y->metric);
-    return c != 0 ? c : strcmp(bt->names + x->scope, bt->names + y->scope);
+    const char *x = bt->names + bt->rows[*(const uint32_t *)a].names;
+    const char *y = bt->names + bt->rows[*(const uint32_t *)b].names;
+    int c = strcmp(x, y);
+    return c != 0 ? c : strcmp(x + strlen(x) + 1, y + strlen(y) + 1);
 }
 
 /* The first rows of b's runs, sorted in the table's key order, into a new
@@ -298,13 +304,15 @@ static int cmp_runs(const void *a, const void *b, void *ctx)
  * bench/README.md, "A new series in the history"). */
 static uint32_t *sort_runs(const history_batch_t *b, uint32_t *nruns)
 {
-    uint32_t *first = malloc((size_t)b->nrows * sizeof(*first) + 1);
     uint32_t n = 0;
+    for (uint32_t i = 0; i < b->nrows; i++)
+        n += i == 0 || b->rows[i].names != b->rows[i - 1].names;
+    uint32_t *first = malloc((size_t)n * sizeof(*first) + 1);
     if (first == NULL)
         return NULL;
+    n = 0;
     for (uint32_t i = 0; i < b->nrows; i++)
-        if (i == 0 || b->rows[i].metric != b->rows[i - 1].metric ||
-            b->rows[i].scope != b->rows[i - 1].scope)
+        if (i == 0 || b->rows[i].names != b->rows[i - 1].names)
             first[n++] = i;
     qsort_r(first, n, sizeof(*first), cmp_runs, (void *)b);
     *nruns = n;
@@ -325,13 +333,11 @@ int history_db_write(history_db_t *d, history_batch_t *b)
     uint32_t nruns = 0, *runs = sort_runs(b, &nruns);
     if (runs == NULL)
         for (uint32_t i = 0; i < b->nrows && rc == 0; i++)
-            rc = put_row(d, b, &b->rows[i]);
+            rc = b->rows[i].event ? 0 : put_row(d, b, i);
     for (uint32_t r = 0; runs != NULL && r < nruns && rc == 0; r++) {
-        const history_row_t *first = &b->rows[runs[r]];
-        for (uint32_t i = runs[r]; i < b->nrows && rc == 0 && b->rows[i].metric == first->metric &&
-                                   b->rows[i].scope == first->scope;
-             i++)
-            rc = put_row(d, b, &b->rows[i]);
+        uint32_t names = b->rows[runs[r]].names;
+        for (uint32_t i = runs[r]; i < b->nrows && rc == 0 && b->rows[i].names == names; i++)
+            rc = b->rows[i].event ? 0 : put_row(d, b, i);
     }
     free(runs);
     if (rc == 0 && b->prune_before[0]) {
@@ -386,13 +392,15 @@ int history_batch_reserve(history_batch_t *b, uint32_t n)
     return 0;
 }
 
-int history_batch_name(history_batch_t *b, const char *s, size_t len, uint32_t *off)
+int history_batch_names(history_batch_t *b, const char *metric, size_t mlen, const char *scope,
+                        size_t slen, uint32_t *off)
 {
-    if ((uint64_t)b->nnames + len + 1 > UINT32_MAX)
+    uint64_t need = (uint64_t)b->nnames + mlen + slen + 2;
+    if (need > UINT32_MAX)
         return TALLY_ENOMEM;
-    if (b->nnames + len + 1 > b->names_cap) {
+    if (need > b->names_cap) {
         uint32_t cap = b->names_cap ? b->names_cap : 4096;
-        while (cap < b->nnames + len + 1)
+        while (cap < need)
             cap = cap <= UINT32_MAX / 2 ? cap * 2 : UINT32_MAX;
         char *n = realloc(b->names, cap);
         if (n == NULL)
@@ -400,10 +408,13 @@ int history_batch_name(history_batch_t *b, const char *s, size_t len, uint32_t *
         b->names = n;
         b->names_cap = cap;
     }
+    char *p = b->names + b->nnames;
     *off = b->nnames;
-    memcpy(b->names + b->nnames, s, len);
-    b->names[b->nnames + len] = '\0';
-    b->nnames += (uint32_t)len + 1;
+    memcpy(p, metric, mlen);
+    p[mlen] = '\0';
+    memcpy(p + mlen + 1, scope, slen);
+    p[mlen + 1 + slen] = '\0';
+    b->nnames = (uint32_t)need;
     return 0;
 }
 

@@ -39,22 +39,27 @@
 
 #define HISTORY_DB_NAME_MAX 64 /* bytes of a metric or township name (PROTOCOL.md 9.1) */
 
+/* A row of a batch: 16 bytes, for a batch may hold millions (every
+ * series' cells, after a start or a load that creates series).  A
+ * gauge's row is followed by a row (event set) whose value is the event
+ * time of the gauge's value.  Rows of one series come one after the
+ * other, naming the same names. */
 typedef struct history_row {
-    uint32_t metric;    /* offset of its name in the batch's names */
-    uint32_t scope;     /* offset of the township's name; "" for the county */
-    calperiod_t period; /* the writer formats it, and its first day */
-    int32_t first_day;  /* day key of the period's first day */
-    bool gauge;
-    bool has; /* false: value NULL */
     int64_t value;
-    int64_t event_ms;
+    uint32_t names;    /* offset in the batch's names of the metric's name,
+                        * then (after its NUL) the scope's: "" for the county */
+    signed key : 24;   /* the period's key (calperiod.h) */
+    unsigned type : 2; /* enum calperiod_type */
+    unsigned gauge : 1;
+    unsigned has : 1;   /* 0: value NULL */
+    unsigned event : 1; /* the event time of the gauge's row before it */
 } history_row_t;
 
 /* What the writer stores in one transaction. */
 typedef struct history_batch {
     history_row_t *rows;
     uint32_t nrows, cap;
-    char *names; /* NUL-terminated names the rows point to, by offset */
+    char *names; /* pairs of NUL-terminated names the rows point to, by offset */
     uint32_t nnames, names_cap;
     uint32_t *cells;                       /* the cells the rows came from, parallel to rows */
     uint64_t pos;                          /* the journal position the database holds after it */
@@ -123,11 +128,13 @@ void history_db_close(history_db_t *d);
 int history_db_set_aside(const char *dir, char *newname, size_t cap);
 
 /* Make room for n rows in b.  Returns 0 or TALLY_ENOMEM. */
-/* Append the len-byte name s to b's names; *off gets its offset.  Returns
- * 0 or TALLY_ENOMEM. */
-int history_batch_name(history_batch_t *b, const char *s, size_t len, uint32_t *off);
-
 int history_batch_reserve(history_batch_t *b, uint32_t n);
+
+/* Append the names of a series to b's names: the metric's (mlen bytes)
+ * and the scope's (slen bytes, 0 for the county); *off gets the offset
+ * its rows name.  Returns 0 or TALLY_ENOMEM. */
+int history_batch_names(history_batch_t *b, const char *metric, size_t mlen, const char *scope,
+                        size_t slen, uint32_t *off);
 
 /* Free b's storage (not b). */
 void history_batch_free(history_batch_t *b);
