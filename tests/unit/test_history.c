@@ -442,6 +442,65 @@ static void test_gauge_event_times_kept(void **state)
     expect(f, f->zones, 0, "2024", true, 65);
 }
 
+/* Run statements on the fixture's database from a connection of the
+ * test's own (an analyst's, say), beside tallyd's. */
+static void db_exec(fx_t *f, const char *sql)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/history.db", f->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* A batch the database refuses (here a trigger refuses every row) is
+ * stored again once it accepts: every cell of it, and the changes made
+ * in between, with the journal held back meanwhile. */
+static void test_refused_batch_stored_again(void **state)
+{
+    fx_t *f = *state;
+    bool rebuilt = true;
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
+    db_exec(f, "CREATE TRIGGER refuse BEFORE INSERT ON cells "
+               "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(history_start(&f->h, &loop), 0);
+    apply(f, 1, f->gaoguan, T_DEC31, f->resolved, 216);
+    apply(f, 2, f->bashan, T_JUN30, f->zones, 7);
+    for (int i = 0; i < 100 && f->h.failures == 0; i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_true(f->h.failures > 0);
+    assert_int_equal(history_hold_pos(&f->h), 1);
+    apply(f, 3, f->gaoguan, T_JUN30, f->resolved, 5);
+    apply(f, 4, f->bashan, T_JUN30 + 1, f->zones, 9);
+
+    db_exec(f, "DROP TRIGGER refuse");
+    for (int i = 0; i < 100 && history_hold_pos(&f->h) != 5; i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(history_hold_pos(&f->h), 5);
+    char path[128], got[64];
+    snprintf(path, sizeof path, "%s/history.db", f->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    query_text(db,
+               "SELECT count(*) || ' ' || sum(value) FROM cells WHERE metric = 'resolved' AND "
+               "scope = 'gaoguan'",
+               0, got, sizeof got);
+    /* 31 December's day, month, quarter: 216; 30 June's: 5; 2023: 221 */
+    assert_string_equal(got, "7 884");
+    query_text(db,
+               "SELECT value || ' ' || event_ms FROM cells WHERE metric = 'zones' AND scope = '' "
+               "AND period = '2023-06'",
+               0, got, sizeof got);
+    assert_string_equal(got, "9 1688126400001");
+    sqlite3_close(db);
+    history_stop(&f->h);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 /* Instants in Asia/Shanghai (UTC+8), in ms since the epoch (UTC). */
 #define SH_DEC31_2000    1704024000000LL /* 2023-12-31 20:00 local */
 #define SH_DEC31_LAST_MS 1704038399999LL /* 2023-12-31 23:59:59.999 local */
@@ -625,6 +684,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_damaged_database_forgets_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_prunes_days_by_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gauge_event_times_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_batch_stored_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_sums, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_year_end, setup_shanghai, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_leap_day, setup_shanghai, teardown),
