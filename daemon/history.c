@@ -869,12 +869,13 @@ static void writer_main(void *arg)
 }
 
 /* Fill b with the dirty cells (their marks cleared) and the position. */
-/* build_batch() ran out of memory part-way: the rows taken so far are
- * dirty again (the dirty list still holds them). */
-static int batch_undo(history_t *h, history_batch_t *b)
+/* build_batch() ran out of memory part-way, at the taken-th cell of the
+ * dirty list: the cells taken so far are dirty again (the list still
+ * holds them). */
+static int batch_undo(history_t *h, history_batch_t *b, uint32_t taken)
 {
-    for (uint32_t j = 0; j < b->nrows; j++)
-        h->cells[b->cells[j]].flags |= CELL_DIRTY;
+    for (uint32_t j = 0; j < taken; j++)
+        h->cells[h->dirty[j]].flags |= CELL_DIRTY;
     b->nrows = 0;
     return TALLY_ENOMEM;
 }
@@ -903,23 +904,20 @@ static int build_batch(history_t *h, history_batch_t *b)
             const char *t = c->town ? intern_name(h->c.towns, c->town, &tlen) : NULL;
             if (history_batch_names(b, m ? m : "", m ? mlen : 0, t ? t : "", t ? tlen : 0,
                                     &names) != 0)
-                return batch_undo(h, b);
+                return batch_undo(h, b, i);
             last_m = c->metric;
             last_t = c->town;
         }
         bool gauge = (c->flags & CELL_GAUGE) != 0;
-        b->cells[b->nrows] = ci;
         b->rows[b->nrows++] = (history_row_t){.value = c->value,
                                               .names = names,
                                               .key = c->key,
                                               .type = c->type,
                                               .gauge = gauge,
                                               .has = (c->flags & CELL_HAS) != 0};
-        if (gauge) {
-            b->cells[b->nrows] = ci;
+        if (gauge)
             b->rows[b->nrows++] =
                 (history_row_t){.value = *event_ms(c), .names = names, .event = 1};
-        }
         c->flags &= (uint8_t)~CELL_DIRTY;
     }
     h->ndirty = 0;
@@ -933,7 +931,9 @@ static int build_batch(history_t *h, history_batch_t *b)
     return 0;
 }
 
-/* A batch came back: the cells of a failed one are marked again. */
+/* A batch came back.  When it failed, every cell is marked again: which
+ * cells it held is not kept (4 bytes a row, and the batch after a start
+ * holds millions), and storing them all again is the rare path. */
 static void batch_back(history_t *h)
 {
     history_batch_t *b = h->batch;
@@ -955,9 +955,8 @@ static void batch_back(history_t *h)
                   "is kept until they are)",
                   b->err);
     h->failures_logged = true;
-    for (uint32_t i = 0; i < b->nrows; i++)
-        if (b->cells[i] < h->ncells)
-            mark(h, &h->cells[b->cells[i]]);
+    for (uint32_t i = 0; i < h->ncells; i += width(&h->cells[i]))
+        mark(h, &h->cells[i]);
 }
 
 static void on_done(uv_async_t *a)

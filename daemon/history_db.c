@@ -384,10 +384,6 @@ int history_batch_reserve(history_batch_t *b, uint32_t n)
     if (rows == NULL)
         return TALLY_ENOMEM;
     b->rows = rows;
-    uint32_t *cells = realloc(b->cells, (size_t)cap * sizeof(*cells));
-    if (cells == NULL)
-        return TALLY_ENOMEM;
-    b->cells = cells;
     b->cap = cap;
     return 0;
 }
@@ -421,9 +417,7 @@ int history_batch_names(history_batch_t *b, const char *metric, size_t mlen, con
 void history_batch_free(history_batch_t *b)
 {
     free(b->rows);
-    free(b->cells);
     free(b->names);
     b->rows = NULL;
-    b->cells = NULL;
     b->nrows = b->cap = 0;
 }

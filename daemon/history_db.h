@@ -61,7 +61,6 @@ typedef struct history_batch {
     uint32_t nrows, cap;
     char *names; /* pairs of NUL-terminated names the rows point to, by offset */
     uint32_t nnames, names_cap;
-    uint32_t *cells;                       /* the cells the rows came from, parallel to rows */
     uint64_t pos;                          /* the journal position the database holds after it */
     char prune_before[CALPERIOD_NAME_MAX]; /* "" or a day: drop days before it */
     int32_t first_day;                     /* the day key of prune_before */
