@@ -390,8 +390,8 @@ static void fetch_cells(const history_t *h, uint32_t metric, uint32_t town, cons
 
 /* The cells of (metric, town) and of its county (metric, 0) for the
  * periods keys[0..4) (day first), added when missing (room was reserved
- * for eight, and their event times'): the recent entry that holds them, which the day is kept
- * for. */
+ * for eight, and their event times'): the recent entry that holds them,
+ * which the day is kept for. */
 static struct history_recent *recent_of(history_t *h, uint32_t metric, uint32_t town,
                                         const int32_t keys[4], bool gauge)
 {
@@ -643,10 +643,10 @@ static int load_begin(void *ctx, uint64_t nrows)
 /* Put the cells loaded since the last call into the index, in order: a
  * cell equal to one before it (two rows that name the same cell after
  * interning) takes its place, and that one goes, as when each row looked
- * its cell up and set it.  One insertion after the other, each one's index slot and
- * the cell there are cache misses: the slot of a cell INDEX_AHEAD further
- * on is fetched early, and INDEX_PROBE further on the cell it holds, so
- * that the misses overlap.  Room was reserved. */
+ * its cell up and set it.  One insertion after the other, each one's
+ * index slot and the cell there are cache misses: the slot of a cell
+ * INDEX_AHEAD further on is fetched early, and INDEX_PROBE further on the
+ * cell it holds, so that the misses overlap.  Room was reserved. */
 static void index_loaded(history_t *h, load_ctx_t *l)
 {
     uint32_t n = h->ncells, from = l->indexed, ahead[INDEX_AHEAD] = {0};

@@ -454,6 +454,17 @@ static void db_exec(fx_t *f, const char *sql)
     sqlite3_close(db);
 }
 
+/* Column 0 of the first row of sql on the fixture's database, as text. */
+static void db_text(fx_t *f, const char *sql, char *out, size_t cap)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/history.db", f->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    query_text(db, sql, 0, out, cap);
+    sqlite3_close(db);
+}
+
 /* A batch the database refuses (here a trigger refuses every row) is
  * stored again once it accepts: every cell of it, and the changes made
  * in between, with the journal held back meanwhile. */
@@ -480,22 +491,18 @@ static void test_refused_batch_stored_again(void **state)
     for (int i = 0; i < 100 && history_hold_pos(&f->h) != 5; i++)
         uv_run(&loop, UV_RUN_ONCE);
     assert_int_equal(history_hold_pos(&f->h), 5);
-    char path[128], got[64];
-    snprintf(path, sizeof path, "%s/history.db", f->dir);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    query_text(db,
-               "SELECT count(*) || ' ' || sum(value) FROM cells WHERE metric = 'resolved' AND "
-               "scope = 'gaoguan'",
-               0, got, sizeof got);
+    char got[64];
+    db_text(f,
+            "SELECT count(*) || ' ' || sum(value) FROM cells WHERE metric = 'resolved' AND "
+            "scope = 'gaoguan'",
+            got, sizeof got);
     /* 31 December's day, month, quarter: 216; 30 June's: 5; 2023: 221 */
     assert_string_equal(got, "7 884");
-    query_text(db,
-               "SELECT value || ' ' || event_ms FROM cells WHERE metric = 'zones' AND scope = '' "
-               "AND period = '2023-06'",
-               0, got, sizeof got);
+    db_text(f,
+            "SELECT value || ' ' || event_ms FROM cells WHERE metric = 'zones' AND scope = '' "
+            "AND period = '2023-06'",
+            got, sizeof got);
     assert_string_equal(got, "9 1688126400001");
-    sqlite3_close(db);
     history_stop(&f->h);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
