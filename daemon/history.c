@@ -868,7 +868,6 @@ static void writer_main(void *arg)
     uv_mutex_unlock(&h->mu);
 }
 
-/* Fill b with the dirty cells (their marks cleared) and the position. */
 /* build_batch() ran out of memory part-way, at the taken-th cell of the
  * dirty list: the cells taken so far are dirty again (the list still
  * holds them). */
@@ -883,6 +882,7 @@ static int batch_undo(history_t *h, history_batch_t *b, uint32_t taken)
 /* Day keys of 2000..2099 fit a batch row's 24-bit key. */
 _Static_assert((CALPERIOD_YEAR_MAX - 1969) * 366 < (1 << 23), "a day key fits 24 bits");
 
+/* Fill b with the dirty cells (their marks cleared) and the position. */
 static int build_batch(history_t *h, history_batch_t *b)
 {
     settle_all(h);
