@@ -259,19 +259,27 @@ static int put_row(history_db_t *d, const history_batch_t *b, uint32_t i)
 {
     const history_row_t *r = &b->rows[i];
     calperiod_t p = {(int)r->type, r->key};
-    int32_t first, last;
-    char period[CALPERIOD_NAME_MAX], first_day[CALPERIOD_NAME_MAX];
-    calperiod_days(p, &first, &last);
-    if (calperiod_format(p, period, sizeof(period)) < 0 ||
-        calperiod_format((calperiod_t){CALPERIOD_DAY, first}, first_day, sizeof(first_day)) < 0)
-        return 0; /* outside 2000..2099: cannot happen for a checked time */
+    if (p.type < CALPERIOD_DAY || p.type > CALPERIOD_YEAR)
+        return 0; /* not a period: cannot happen */
+    struct history_db_names *nm = &d->names[p.type];
+    if (!nm->set || nm->key != p.key) {
+        int32_t first, last;
+        calperiod_days(p, &first, &last);
+        nm->set = false;
+        if (calperiod_format(p, nm->period, sizeof(nm->period)) < 0 ||
+            calperiod_format((calperiod_t){CALPERIOD_DAY, first}, nm->first_day,
+                             sizeof(nm->first_day)) < 0)
+            return 0; /* outside 2000..2099: cannot happen for a checked time */
+        nm->set = true;
+        nm->key = p.key;
+    }
     const char *metric = b->names + r->names;
     sqlite3_stmt *st = d->put;
     sqlite3_bind_text(st, 1, metric, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, metric + strlen(metric) + 1, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, period, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, nm->period, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, calperiod_type_name(p.type), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, first_day, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, nm->first_day, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, r->gauge ? "gauge" : "counter", -1, SQLITE_STATIC);
     if (r->has)
         sqlite3_bind_int64(st, 7, r->value);

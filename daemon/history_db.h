@@ -74,6 +74,13 @@ typedef struct sqlite3_stmt sqlite3_stmt;
 typedef struct history_db {
     sqlite3 *db;
     sqlite3_stmt *put, *prune, *setpos;
+    /* Per period type, the last period a row named and its two names:
+     * a batch's rows name a handful of periods, over and over. */
+    struct history_db_names {
+        bool set;
+        int32_t key;
+        char period[CALPERIOD_NAME_MAX], first_day[CALPERIOD_NAME_MAX];
+    } names[CALPERIOD_YEAR + 1];
 } history_db_t;
 
 /* A row of cells as history_db_load() hands it over: the names point
