@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -850,6 +851,7 @@ static void prune_days(history_t *h, int32_t first_day)
 static void writer_main(void *arg)
 {
     history_t *h = arg;
+    pthread_setname_np(pthread_self(), "tallyd-history"); /* for top -H, ps -L */
     uv_mutex_lock(&h->mu);
     for (;;) {
         while (!h->quit && (h->batch == NULL || h->batch_done))

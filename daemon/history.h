@@ -231,4 +231,11 @@ static inline uint32_t history_cells(const history_t *h)
     return h->ncells - h->nevents;
 }
 
+/* Journal records applied to the cells that the database does not hold
+ * yet (how far the writer is behind). */
+static inline uint64_t history_unstored(const history_t *h)
+{
+    return h->applied_pos > h->stored_pos ? h->applied_pos - h->stored_pos : 0;
+}
+
 #endif

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdatomic.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,7 @@ static void check_main(void *arg)
 {
     check_job_t *j = arg;
     sqlite3 *db = NULL;
+    pthread_setname_np(pthread_self(), "tallyd-hcheck"); /* for top -H, ps -L */
     int rc = sqlite3_open_v2(j->path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_busy_timeout(db, 5000);

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -334,6 +335,7 @@ static void writer_main(void *arg)
 {
     journal_t *j = arg;
     bool final_try = false;
+    pthread_setname_np(pthread_self(), "tallyd-journal"); /* for top -H, ps -L */
     uv_mutex_lock(&j->mu);
     while (!writer_iteration(j, &final_try))
         ;

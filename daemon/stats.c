@@ -67,4 +67,5 @@ void stats_foreach(const tallyd_stats_t *s, const stats_gauges_t *g,
     fn("tallyd_memory_history_bytes", clamp(g->memory_history_bytes), ctx);
     fn("tallyd_history_cells", clamp(g->history_cells), ctx);
     fn("tallyd_history_store_failures_total", clamp(g->history_store_failures), ctx);
+    fn("tallyd_history_unstored_records", clamp(g->history_unstored_records), ctx);
 }

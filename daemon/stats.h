@@ -41,6 +41,7 @@ typedef struct stats_gauges {
     uint64_t memory_bytes;
     uint64_t memory_engine_bytes, memory_history_bytes; /* parts of memory_bytes */
     uint64_t history_cells, history_store_failures;
+    uint64_t history_unstored_records; /* applied, not yet in history.db */
 } stats_gauges_t;
 
 /* Count one rejection with code (a negative TALLY_E* wire code). */

@@ -187,6 +187,7 @@ static void report_stats(void *ctx, request_stat_fn fn, void *fn_ctx)
         .memory_history_bytes = d->history_open ? history_memory(&d->history) : 0,
         .history_cells = d->history_open ? history_cells(&d->history) : 0,
         .history_store_failures = d->history_open ? d->history.failures : 0,
+        .history_unstored_records = d->history_open ? history_unstored(&d->history) : 0,
     };
     stats_foreach(&d->stats, &g, fn, fn_ctx);
     endpoints_stats(&d->ep, fn, fn_ctx);

@@ -510,6 +510,8 @@ static void test_stats(void **state)
     assert_int_equal(harness_stats(&a, "tallyd_clients"), 2);
     assert_int_equal(harness_stats(&a, "tallyd_duplicates_total"), 1);
     assert_int_equal(harness_stats(&a, "tallyd_rejected_total"), 0);
+    /* the history writer stores the three within a second or so */
+    assert_true(stat_is(&a, "tallyd_history_unstored_records", 0, 5000));
 
     assert_int_equal(harness_sub_open(&f->h, &f->sub, "u/", NULL, NULL), 0);
     assert_true(stat_is(&a, "tallyd_subscribers", 1, 3000));

@@ -484,13 +484,16 @@ static void test_refused_batch_stored_again(void **state)
         uv_run(&loop, UV_RUN_ONCE);
     assert_true(f->h.failures > 0);
     assert_int_equal(history_hold_pos(&f->h), 1);
+    assert_int_equal(history_unstored(&f->h), 2);
     apply(f, 3, f->gaoguan, T_JUN30, f->resolved, 5);
     apply(f, 4, f->bashan, T_JUN30 + 1, f->zones, 9);
+    assert_int_equal(history_unstored(&f->h), 4);
 
     db_exec(f, "DROP TRIGGER refuse");
     for (int i = 0; i < 100 && history_hold_pos(&f->h) != 5; i++)
         uv_run(&loop, UV_RUN_ONCE);
     assert_int_equal(history_hold_pos(&f->h), 5);
+    assert_int_equal(history_unstored(&f->h), 0);
     char got[64];
     db_text(f,
             "SELECT count(*) || ' ' || sum(value) FROM cells WHERE metric = 'resolved' AND "
