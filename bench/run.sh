@@ -87,8 +87,9 @@ HBENCH=$BUILD/bench/tally-bench-history
 WEB=$BUILD/web/tally-web
 WSBENCH=$BUILD/bench/tally-bench-ws
 FSBENCH=$BUILD/bench/tally-bench-fsync
+CLI=$BUILD/client/cli/tally
 WSCLIENTS=200
-for b in "$TALLYD" "$BENCH" "$BASELINE" "$HBENCH" "$WEB" "$WSBENCH" "$FSBENCH"; do
+for b in "$TALLYD" "$BENCH" "$BASELINE" "$HBENCH" "$WEB" "$WSBENCH" "$FSBENCH" "$CLI"; do
     [ -x "$b" ] || { echo "run.sh: $b is missing; build it first: cmake --build $BUILD" >&2; exit 2; }
 done
 command -v python3 >/dev/null || { echo "run.sh: python3 is needed for the table" >&2; exit 2; }
@@ -206,6 +207,38 @@ bench() {
     fi
     grep -v '^{' "$out" >&2 || true
     grep '^{' "$out" | tail -n 1
+}
+
+# tallyd_stat NAME: the value of tallyd's counter NAME (empty when it cannot say).
+tallyd_stat() {
+    "$CLI" stats -s "$REQ" --timeout 5 2>/dev/null | awk -v n="$1" '$1 == n { print $2 }'
+}
+
+# thread_cpu PID NAME: CPU seconds the thread NAME of PID has used.
+thread_cpu() {
+    local t
+    for t in /proc/"$1"/task/*; do
+        [ "$(cat "$t/comm" 2>/dev/null)" = "$2" ] || continue
+        awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($14 + $15) / hz }' "$t/stat"
+        return
+    done
+    echo null
+}
+
+# history_catch_up DIR: wait (up to 10 minutes) until the history
+# database holds every record applied; a JSON object with the wait after
+# the fill in ms, the cells held and the writer thread's CPU seconds.
+history_catch_up() {
+    local t0 n wait_ms=null i
+    t0=$(date +%s%N)
+    for i in $(seq 1 1200); do
+        n=$(tallyd_stat tallyd_history_unstored_records)
+        if [ "$n" = 0 ]; then wait_ms=$((($(date +%s%N) - t0) / 1000000)); break; fi
+        sleep 0.5
+    done
+    [ "$wait_ms" = null ] && log "large: the history database did not catch up"
+    printf '{"wait_ms":%s,"cells":%s,"writer_cpu_s":%s}' "$wait_ms" \
+        "$(n=$(tallyd_stat tallyd_history_cells); echo "${n:-null}")" "$(thread_cpu "$TPID" tallyd-history)"
 }
 
 # fill_series OUTFILE TOWNS METRICS LABEL: one submission of every metric
@@ -432,8 +465,11 @@ if [ "$EXTRAS" = 1 ]; then
     done
 
     # ---- a large state: LARGE_TOWNS x LARGE_METRICS series ----
-    # Filled with one submission per township, stopped cleanly (a final
-    # checkpoint and the history written), then: REPS starts, each timed
+    # Filled with one submission per township; the history writer's
+    # catching up timed (until tallyd_history_unstored_records is 0) with
+    # the CPU its thread took since the start, per cell stored; stopped
+    # cleanly (a final checkpoint and the history written), then: REPS
+    # starts, each timed
     # from launch to the "ready" line and killed; and one run with a
     # checkpoint every 3 s under a probe of 2,000 one-sample submissions a
     # second, 10 in flight, whose slowest acknowledgement is the longest
@@ -443,6 +479,7 @@ if [ "$EXTRAS" = 1 ]; then
         log "large: filling $LARGE_TOWNS townships x $LARGE_METRICS metrics"
         if fill_series "$dir/fill.out" "$LARGE_TOWNS" "$LARGE_METRICS" large-fill >"$dir/fill.json"; then
             series=$(sed -n 's/.*"tallyd_series":\([0-9]*\).*/\1/p' "$dir/fill.json")
+            hist=$(history_catch_up "$dir")
             kill -TERM "$TPID" 2>/dev/null || true
             wait "$TPID" 2>/dev/null || true # the final checkpoint and history: unbounded
             TPID=
@@ -471,9 +508,9 @@ if [ "$EXTRAS" = 1 ]; then
                         sort -n | tail -n 1)
                     build_ms=$(sed -n 's/.*built in \([0-9]*\) ms by a child.*/\1/p' "$dir/probe.log" |
                         sort -n | tail -n 1)
-                    printf '{"series":%s,"ready_ms":[%s],"checkpoints":%s,"fork_us_max":%s,"build_ms_max":%s,"probe":%s}\n' \
+                    printf '{"series":%s,"ready_ms":[%s],"checkpoints":%s,"fork_us_max":%s,"build_ms_max":%s,"history":%s,"probe":%s}\n' \
                         "${series:-0}" "$readys" "${ckps:-0}" "${fork_us:-null}" "${build_ms:-null}" \
-                        "$probe" >>"$RESULTS/large.jsonl"
+                        "${hist:-null}" "$probe" >>"$RESULTS/large.jsonl"
                 else
                     stop_tallyd KILL
                     log "large: the probe failed"; FAILED=1
@@ -649,6 +686,12 @@ if large:
               g["build_ms_max"] if g["build_ms_max"] is not None else "-",
               g["probe"].get("ack_count", 0), ms(g["probe"].get("ack_max_us")),
               ms(g["probe"].get("ack_p999_us"))))
+    h = g.get("history") or {}
+    if h.get("wait_ms") is not None and h.get("cells") and h.get("writer_cpu_s") is not None:
+        print("large state: the history database held every record %.1f s after the fill; its "
+              "writer thread used %.1f CPU s for %d cells, %.2f us per cell" % (
+                  h["wait_ms"] / 1000.0, h["writer_cpu_s"], h["cells"],
+                  h["writer_cpu_s"] * 1e6 / h["cells"]))
 web = load("web.jsonl")
 if web:
     names = []
