@@ -1,7 +1,8 @@
 /* Unit tests of history: cells of closed periods kept by history_apply,
  * read back by history_read, exactly once by journal position, gauges
  * by event time with the county's sum, ratios from their operands,
- * retention, and the database loaded again (no sockets, no threads). */
+ * retention, and the database loaded again (no sockets; the tests that
+ * start the writer run its thread). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,6 +34,8 @@ typedef struct fx {
     history_t h;
     uint32_t resolved, screened, zones, rate, gaoguan, bashan;
     char dir[64];
+    uv_loop_t loop; /* of a test that starts the writer */
+    bool loop_open;
 } fx_t;
 
 static uint32_t id(intern_t *in, const char *s)
@@ -90,9 +93,30 @@ static int setup_shanghai(void **state)
     return setup_with(state, text);
 }
 
+/* The fixture's loop, for a test that starts the writer. */
+static uv_loop_t *loop_open(fx_t *f)
+{
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    f->loop_open = true;
+    return &f->loop;
+}
+
+/* Stop the history and close its loop: at the end of such a test, and
+ * in teardown when an assertion ended the test first (the writer thread
+ * and the loop's handles must not outlive it). */
+static void loop_close(fx_t *f)
+{
+    history_stop(&f->h);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    f->loop_open = false;
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+}
+
 static int teardown(void **state)
 {
     fx_t *f = *state;
+    if (f->loop_open)
+        loop_close(f);
     history_free(&f->h);
     t_state_free(&f->st);
     char cmd[160];
@@ -205,14 +229,11 @@ static uint32_t store_two_figures(fx_t *f)
     assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
     assert_false(rebuilt);
     assert_int_equal(history_position(&f->h), 0);
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    assert_int_equal(history_start(&f->h, &loop), 0);
+    uv_loop_t *loop = loop_open(f);
+    assert_int_equal(history_start(&f->h, loop), 0);
     apply(f, 1, f->gaoguan, T_DEC31, f->resolved, 216);
     apply(f, 2, f->bashan, T_JUN30, f->zones, 7);
-    history_stop(&f->h);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    loop_close(f);
     uint32_t cells = history_cells(&f->h);
     history_free(&f->h);
     return cells;
@@ -339,12 +360,9 @@ static void test_database_prunes_days_by_index(void **state)
     fx_history(f, 30); /* now is 2024-06-15: both days are older */
     assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
     assert_false(rebuilt);
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    assert_int_equal(history_start(&f->h, &loop), 0);
-    history_stop(&f->h);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    uv_loop_t *loop = loop_open(f);
+    assert_int_equal(history_start(&f->h, loop), 0);
+    loop_close(f);
     history_free(&f->h);
 
     char got[256];
@@ -396,9 +414,8 @@ static void test_gauge_event_times_kept(void **state)
     fx_history(f, 30); /* now is 2024-06-15 */
     bool rebuilt = true;
     assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    assert_int_equal(history_start(&f->h, &loop), 0);
+    uv_loop_t *loop = loop_open(f);
+    assert_int_equal(history_start(&f->h, loop), 0);
     apply(f, 1, f->gaoguan, T_JUN10, f->zones, 4);
     apply(f, 2, f->bashan, T_JUN10, f->resolved, 10);
     apply(f, 3, f->bashan, T_JUN12, f->zones, 6);
@@ -413,7 +430,7 @@ static void test_gauge_event_times_kept(void **state)
      * turn drops their cells from memory. */
     t_now_ms = T_NOW + 30 * 24 * HOUR_MS;
     for (int i = 0; i < 100 && history_cells(&f->h) != 24; i++)
-        uv_run(&loop, UV_RUN_ONCE);
+        uv_run(loop, UV_RUN_ONCE);
     calperiod_t d;
     assert_int_equal(calperiod_parse("2024-06-10", 10, &d), 0);
     assert_true(history_expired(&f->h, d));
@@ -427,9 +444,7 @@ static void test_gauge_event_times_kept(void **state)
     expect_eight_pruned(f);
 
     /* The database, the same. */
-    history_stop(&f->h);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    loop_close(f);
     history_free(&f->h);
     fx_history(f, 30);
     assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
@@ -475,13 +490,12 @@ static void test_refused_batch_stored_again(void **state)
     assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
     db_exec(f, "CREATE TRIGGER refuse BEFORE INSERT ON cells "
                "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    assert_int_equal(history_start(&f->h, &loop), 0);
+    uv_loop_t *loop = loop_open(f);
+    assert_int_equal(history_start(&f->h, loop), 0);
     apply(f, 1, f->gaoguan, T_DEC31, f->resolved, 216);
     apply(f, 2, f->bashan, T_JUN30, f->zones, 7);
     for (int i = 0; i < 100 && f->h.failures == 0; i++)
-        uv_run(&loop, UV_RUN_ONCE);
+        uv_run(loop, UV_RUN_ONCE);
     assert_true(f->h.failures > 0);
     assert_int_equal(history_hold_pos(&f->h), 1);
     assert_int_equal(history_unstored(&f->h), 2);
@@ -491,7 +505,7 @@ static void test_refused_batch_stored_again(void **state)
 
     db_exec(f, "DROP TRIGGER refuse");
     for (int i = 0; i < 100 && history_hold_pos(&f->h) != 5; i++)
-        uv_run(&loop, UV_RUN_ONCE);
+        uv_run(loop, UV_RUN_ONCE);
     assert_int_equal(history_hold_pos(&f->h), 5);
     assert_int_equal(history_unstored(&f->h), 0);
     char got[64];
@@ -506,9 +520,7 @@ static void test_refused_batch_stored_again(void **state)
             "AND period = '2023-06'",
             got, sizeof got);
     assert_string_equal(got, "9 1688126400001");
-    history_stop(&f->h);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    loop_close(f);
 }
 
 /* Instants in Asia/Shanghai (UTC+8), in ms since the epoch (UTC). */
@@ -640,9 +652,8 @@ static void test_pending_sums(void **state)
     }
     bool rebuilt;
     assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    assert_int_equal(history_start(&f->h, &loop), 0);
+    uv_loop_t *loop = loop_open(f);
+    assert_int_equal(history_start(&f->h, loop), 0);
     uint64_t pos = 0;
     for (int r = 0; r < ROUNDS; r++) {
         for (int i = 0; i < TOWNS; i++) {
@@ -668,9 +679,7 @@ static void test_pending_sums(void **state)
         expect(f, metric[1], town[i], "2023", true, i % 10 == 0 ? 2 * v : v);
     }
     expect(f, metric[1], 0, "2023-12", true, county);
-    history_stop(&f->h);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    loop_close(f);
     history_free(&f->h);
 
     fx_history(f, HISTORY_DAYS_DEFAULT);
