@@ -34,6 +34,7 @@
 
 #include "config.h"
 #include "engine_internal.h"
+#include "memhint.h"
 #include "tally_error.h"
 #include "vec.h"
 
@@ -353,6 +354,7 @@ static int grow_index(engine_t *e, uint32_t count)
     if (index == NULL) {
         return TALLY_ENOMEM;
     }
+    memhint_huge(index, slots * sizeof(uint64_t));
     uint32_t mask = (uint32_t)(slots - 1);
     for (uint32_t i = 0; i <= e->index_mask; i++) {
         uint64_t v = e->index[i];

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "memhint.h"
 #include "period.h"
 #include "tally_error.h"
 
@@ -92,6 +93,7 @@ static int rehash(history_t *h, uint32_t slots)
     uint32_t *index = calloc(slots, sizeof(*index));
     if (index == NULL)
         return TALLY_ENOMEM;
+    memhint_huge(index, (size_t)slots * sizeof(*index));
     free(h->index);
     h->index = index;
     h->mask = slots - 1;
@@ -129,6 +131,7 @@ static int reserve(history_t *h, uint32_t extra)
         history_cell_t *cells = realloc(h->cells, (size_t)cap * sizeof(*cells));
         if (cells == NULL)
             return TALLY_ENOMEM;
+        memhint_huge(cells + h->ncells, (size_t)(cap - h->ncells) * sizeof(*cells));
         h->cells = cells;
         h->cap = cap;
     }
