@@ -285,6 +285,10 @@ tok = "s3cret-token-0123456789"
 log2 = os.path.join(TMP, "web2.log")
 web2 = start([WEB, "-s", REQ, "--listen", "127.0.0.1:0", "--token", tok], log2)
 port2 = int(wait_for(log2, r"serving http://127\.0\.0\.1:(\d+)/").group(1))
+# Synchronised first: until then the API answers 503 to anyone, which the
+# token checks below would take for a wrong answer (seen on a loaded
+# machine).
+wait_for(log2, r"synchronised with tallyd")
 if http("/api/v1/tallies", port=port2)[0] != 401 or http("/metrics", port=port2)[0] != 401:
     fail("with --token, the API and /metrics answered without it")
 if http("/api/v1/tallies", token=tok, port=port2)[0] != 200 or \
@@ -327,6 +331,7 @@ if openssl:
     web4 = start([WEB, "-s", REQ, "--listen", "127.0.0.1:0", "--tls-cert", crt, "--tls-key", key],
                  log4)
     port4 = int(wait_for(log4, r"serving https://127\.0\.0\.1:(\d+)/").group(1))
+    wait_for(log4, r"synchronised with tallyd")  # /healthz is 503 until then
     import ssl
     ctx = ssl.create_default_context(cafile=crt)
     ctx.check_hostname = False
