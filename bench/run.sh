@@ -244,6 +244,27 @@ history_catch_up() {
         "$(n=$(tallyd_stat tallyd_history_cells); echo "${n:-null}")" "$(thread_cpu "$TPID" tallyd-history)"
 }
 
+# time_starts NAME TUNABLES: REPS starts of tallyd on $dir's state with
+# GLIBC_TUNABLES=TUNABLES (empty: glibc's defaults), each timed from
+# launch to the ready line and killed; the times in ms, comma-separated,
+# into STARTS_MS (logs DIR/NAME<rep>.log).
+time_starts() {
+    local rep t0 t1
+    STARTS_MS=
+    for rep in $(seq 1 "$REPS"); do
+        NSTART=$((NSTART + 1))
+        t0=$(date +%s%N)
+        if GLIBC_TUNABLES=$2 start_tallyd "$dir/tallyd.conf" "$dir/$1$rep.log"; then
+            t1=$(date +%s%N)
+            stop_tallyd KILL
+            STARTS_MS="$STARTS_MS${STARTS_MS:+,}$(((t1 - t0) / 1000000))"
+            log "large: $series series, ready after $(((t1 - t0) / 1000000)) ms${2:+ with GLIBC_TUNABLES=$2}"
+        else
+            FAILED=1
+        fi
+    done
+}
+
 # fill_series OUTFILE TOWNS METRICS LABEL: one submission of every metric
 # per township, so that every series exists (the JSON line on stdout).
 fill_series() {
@@ -486,34 +507,13 @@ if [ "$EXTRAS" = 1 ]; then
             kill -TERM "$TPID" 2>/dev/null || true
             wait "$TPID" 2>/dev/null || true # the final checkpoint and history: unbounded
             TPID=
-            readys=
-            for rep in $(seq 1 "$REPS"); do
-                NSTART=$((NSTART + 1))
-                t0=$(date +%s%N)
-                if start_tallyd "$dir/tallyd.conf" "$dir/start$rep.log"; then
-                    t1=$(date +%s%N)
-                    stop_tallyd KILL
-                    readys="$readys${readys:+,}$(((t1 - t0) / 1000000))"
-                    log "large: $series series, ready after $(((t1 - t0) / 1000000)) ms"
-                else
-                    FAILED=1
-                fi
-            done
-            # The same starts in the systemd unit's environment.
+            time_starts start ""
+            readys=$STARTS_MS
             readys_unit=
-            for rep in $(seq 1 "$REPS"); do
-                [ -n "$UNIT_TUNABLES" ] || break
-                NSTART=$((NSTART + 1))
-                t0=$(date +%s%N)
-                if GLIBC_TUNABLES=$UNIT_TUNABLES start_tallyd "$dir/tallyd.conf" "$dir/unit$rep.log"; then
-                    t1=$(date +%s%N)
-                    stop_tallyd KILL
-                    readys_unit="$readys_unit${readys_unit:+,}$(((t1 - t0) / 1000000))"
-                    log "large: ready after $(((t1 - t0) / 1000000)) ms with GLIBC_TUNABLES=$UNIT_TUNABLES"
-                else
-                    FAILED=1
-                fi
-            done
+            if [ -n "$UNIT_TUNABLES" ]; then
+                time_starts unit "$UNIT_TUNABLES"
+                readys_unit=$STARTS_MS
+            fi
             NSTART=$((NSTART + 1))
             write_config "$dir/tallyd.conf" "$dir/state" never 100 \
                 "$(printf 'snapshot_interval = 3s\nsnapshot_every_records = 1000000000000')"

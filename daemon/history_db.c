@@ -3,8 +3,8 @@
 
 #include <inttypes.h>
 #include <limits.h>
-#include <stdatomic.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
