@@ -228,7 +228,7 @@ thread_cpu() {
     echo null
 }
 
-# history_catch_up DIR: wait (up to 10 minutes) until the history
+# history_catch_up: wait (up to 10 minutes) until the history
 # database holds every record applied; a JSON object with the wait after
 # the fill in ms, the cells held and the writer thread's CPU seconds.
 history_catch_up() {
@@ -493,8 +493,8 @@ if [ "$EXTRAS" = 1 ]; then
     # catching up timed (until tallyd_history_unstored_records is 0) with
     # the CPU its thread took since the start, per cell stored; stopped
     # cleanly (a final checkpoint and the history written), then: REPS
-    # starts, each timed
-    # from launch to the "ready" line and killed; and one run with a
+    # starts, plain and as many in the unit's environment, each timed from
+    # launch to the "ready" line and killed; and one run with a
     # checkpoint every 3 s under a probe of 2,000 one-sample submissions a
     # second, 10 in flight, whose slowest acknowledgement is the longest
     # any request waited for the loop (a checkpoint included).
@@ -503,7 +503,7 @@ if [ "$EXTRAS" = 1 ]; then
         log "large: filling $LARGE_TOWNS townships x $LARGE_METRICS metrics"
         if fill_series "$dir/fill.out" "$LARGE_TOWNS" "$LARGE_METRICS" large-fill >"$dir/fill.json"; then
             series=$(sed -n 's/.*"tallyd_series":\([0-9]*\).*/\1/p' "$dir/fill.json")
-            hist=$(history_catch_up "$dir")
+            hist=$(history_catch_up)
             kill -TERM "$TPID" 2>/dev/null || true
             wait "$TPID" 2>/dev/null || true # the final checkpoint and history: unbounded
             TPID=
