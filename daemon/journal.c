@@ -6,6 +6,11 @@
  * while the loop fills the other buffer.  The mutex guards only the swap,
  * the flags and the counters, so an append never waits for the disk.
  *
+ * Without a sync per group the loop may take the group itself (g_inline):
+ * it then owns the file and the writer's fields until it has written the
+ * group, and the writer leaves both alone meanwhile.  Whatever could wait
+ * for the disk (a sync, a new segment, a retry) stays with the writer.
+ *
  * The writer tells the loop what happened through shared fields read in
  * the uv_async_t callback: the highest durable position, and failure and
  * recovery sequence numbers that make on_error and on_recovered fire once
@@ -147,8 +152,10 @@ static void publish(journal_t *j, uint64_t pos)
         j->durable_pos = pos;
     j->bytes_written = j->w_bytes;
     j->syncs = j->w_syncs;
+    bool wake = !j->g_inline; /* the loop reports an inline group itself */
     uv_mutex_unlock(&j->mu);
-    uv_async_send(&j->async);
+    if (wake)
+        uv_async_send(&j->async);
 }
 
 /* Write what is left of the active group: the part for the current
@@ -261,6 +268,10 @@ static void wait_until(journal_t *j, uint64_t deadline_ns)
 static bool writer_iteration(journal_t *j, bool *final_try)
 {
     char cause[sizeof(j->t_err)];
+    if (j->g_inline) { /* the loop is writing a group: hands off the file */
+        uv_cond_wait(&j->cv, &j->mu);
+        return false;
+    }
     if (!j->g_active) {
         const journal_buf_t *c = &j->bufs[j->cur];
         if (c->len > 0 || c->rotate) {
@@ -298,6 +309,7 @@ static bool writer_iteration(journal_t *j, bool *final_try)
     }
     bool interval = j->opts.sync == JOURNAL_SYNC_INTERVAL;
     if (interval && j->next_sync_ns != 0 && (uv_hrtime() >= j->next_sync_ns || j->stop)) {
+        j->t_io = true; /* keeps the loop from writing a group meanwhile */
         uv_mutex_unlock(&j->mu);
         int rc = write_part(j, NULL, 0, 0, true, cause, sizeof(cause));
         if (rc != 0)
@@ -306,6 +318,7 @@ static bool writer_iteration(journal_t *j, bool *final_try)
         else
             publish(j, 0);
         uv_mutex_lock(&j->mu);
+        j->t_io = false;
         if (rc != 0) {
             j->sync_failed = true;
             enter_failed(j, cause);
@@ -398,19 +411,75 @@ static void on_async(uv_async_t *h)
     deliver(h->data);
 }
 
-/* Before the loop polls: wake an idle writer for what this iteration
- * appended.  One wake-up per iteration instead of one per idle group lets
- * the writer take everything a burst of requests appended in one write. */
+static void on_turn(uv_idle_t *h)
+{
+    uv_idle_stop(h);
+}
+
+/* Write the group the loop has just taken (g_inline set, mu not held),
+ * then give the file back to the writer.  Returns true when the group was
+ * written, false when it failed and the writer now retries it. */
+static bool write_inline(journal_t *j)
+{
+    char cause[sizeof(j->t_err)];
+    bool interval = j->opts.sync == JOURNAL_SYNC_INTERVAL;
+    bool sync_was_due = j->next_sync_ns != 0;
+    uint64_t t0 = uv_hrtime();
+    int rc = run_group(j, cause, sizeof(cause));
+    uint64_t t1 = uv_hrtime();
+    if (t1 - t0 > (uint64_t)JOURNAL_INLINE_SLOW_MS * MS_NS)
+        j->inline_pause_until_ns = t1 + (uint64_t)JOURNAL_INLINE_PAUSE_MS * MS_NS;
+    uv_mutex_lock(&j->mu);
+    j->g_inline = false;
+    if (rc != 0) {
+        enter_failed(j, cause); /* the group stays active: the writer retries it */
+        uv_cond_signal(&j->cv);
+    } else {
+        finish_group(j);
+        j->groups_inline++;
+        /* A periodic sync now due (INTERVAL): the writer waits for it. */
+        if (interval && !sync_was_due && j->next_sync_ns != 0)
+            uv_cond_signal(&j->cv);
+    }
+    uv_mutex_unlock(&j->mu);
+    return rc == 0;
+}
+
+/* Before the loop polls: write what this iteration appended, or wake an
+ * idle writer for it.  One group per iteration instead of one per request
+ * lets one write take everything a burst of requests appended.  on_durable
+ * may append in turn (and an inline group reports at once), so a few rounds
+ * run before the rest is left to the writer. */
 static void on_kick(uv_prepare_t *h)
 {
     journal_t *j = h->data;
-    if (!j->appended_since_kick)
-        return;
-    j->appended_since_kick = false;
-    uv_mutex_lock(&j->mu);
-    if (!j->g_active && j->bufs[j->cur].len > 0)
-        uv_cond_signal(&j->cv);
-    uv_mutex_unlock(&j->mu);
+    bool may_inline = j->opts.sync != JOURNAL_SYNC_ALWAYS;
+    for (int round = 0; j->appended_since_kick; round++) {
+        j->appended_since_kick = false;
+        bool own = false;
+        uv_mutex_lock(&j->mu);
+        journal_buf_t *c = &j->bufs[j->cur];
+        if (!j->g_active && c->len > 0) {
+            own = may_inline && round < 4 && !j->failed && !j->t_io && !j->stop && !c->rotate &&
+                  (j->inline_pause_until_ns == 0 || uv_hrtime() >= j->inline_pause_until_ns);
+            if (own) {
+                j->cur ^= 1;
+                j->g_active = j->g_inline = true;
+                j->g_done = 0;
+                j->g_switched = false;
+            } else {
+                uv_cond_signal(&j->cv);
+            }
+        }
+        uv_mutex_unlock(&j->mu);
+        if (!own)
+            return;
+        write_inline(j);
+        deliver(j);
+        /* What on_durable set going (a check handle, say) must not wait
+         * for the poll that follows this callback to time out. */
+        uv_idle_start(&j->turn, on_turn);
+    }
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -539,16 +608,19 @@ int journal_open(journal_t *j, uv_loop_t *loop, const char *dir, const journal_o
     }
     int rc = uv_async_init(loop, &j->async, on_async);
     if (rc == 0) {
-        j->async.data = j->kick.data = j;
+        j->async.data = j->kick.data = j->turn.data = j;
         uv_prepare_init(loop, &j->kick);
         uv_prepare_start(&j->kick, on_kick);
         uv_unref((uv_handle_t *)&j->kick);
+        uv_idle_init(loop, &j->turn);
+        uv_unref((uv_handle_t *)&j->turn);
         rc = uv_thread_create(&j->thread, writer_main, j);
         if (rc != 0) {
             /* The handles are closed and j stays valid until the loop
              * runs; without a callback the caller need not wait. */
             uv_close((uv_handle_t *)&j->async, NULL);
             uv_close((uv_handle_t *)&j->kick, NULL);
+            uv_close((uv_handle_t *)&j->turn, NULL);
         }
     }
     if (rc != 0) {
@@ -664,9 +736,10 @@ int journal_close(journal_t *j, void (*close_cb)(journal_t *j))
     j->dir = NULL;
     j->open = false;
     j->user_close_cb = close_cb;
-    j->handles = 2;
+    j->handles = 3;
     uv_close((uv_handle_t *)&j->async, on_handle_closed);
     uv_close((uv_handle_t *)&j->kick, on_handle_closed);
+    uv_close((uv_handle_t *)&j->turn, on_handle_closed);
     return rc;
 }
 
@@ -684,6 +757,7 @@ void journal_stats(journal_t *j, journal_stats_t *st)
     st->durable_pos = j->durable_pos;
     st->appended = j->appended;
     st->groups = j->groups;
+    st->groups_inline = j->groups_inline;
     st->syncs = j->syncs;
     st->bytes_written = j->bytes_written;
     st->pending_bytes = j->bufs[j->cur].len + (j->g_active ? j->bufs[j->cur ^ 1].len : 0);

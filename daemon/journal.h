@@ -47,7 +47,8 @@
  * Threads.  A journal_t belongs to one libuv loop.  Every function except
  * journal_replay() and journal_remove_before() must be called on that
  * loop's thread, and every callback runs on it.  Internally a writer thread
- * does all file I/O; journal_append() only copies bytes into memory.
+ * does the file I/O that may wait for the disk (syncs, new segments,
+ * retries); journal_append() only copies bytes into memory.
  *
  * Group commit.  Appends go into an in-memory buffer.  When the writer
  * thread is idle it takes the whole buffer (a "group"), and the loop keeps
@@ -60,6 +61,19 @@
  * position now durable.  Submissions arriving while a sync is in flight are
  * written and synced together in the next group, so the sync rate stays
  * bounded by the disk, not by the submission rate.
+ *
+ * Inline groups.  Under JOURNAL_SYNC_NEVER and JOURNAL_SYNC_INTERVAL a
+ * group is durable once write() returns, which takes microseconds while
+ * the data goes to the page cache.  There the loop writes an iteration's
+ * group itself, in the same uv_prepare callback, when the writer is idle,
+ * the group holds no segment switch and the journal is not failed; then
+ * it calls on_durable at once.  That saves the two thread wake-ups of a
+ * round trip through the writer (a quarter of a 1-sample submission's
+ * cost).  A write that fails hands the group to the writer, which retries
+ * it as described under Failure; a write that takes longer than
+ * JOURNAL_INLINE_SLOW_MS (the kernel throttling a writer while the disk
+ * lags) sends the groups of the next JOURNAL_INLINE_PAUSE_MS to the
+ * writer, so that a slow disk delays acknowledgements, not the loop.
  *
  * Sync policies:
  *   JOURNAL_SYNC_ALWAYS    durable = written and fdatasync()ed.  Nothing
@@ -108,6 +122,8 @@
 #define JOURNAL_RECORD_OVERHEAD 20                    /* bytes before each payload */
 #define JOURNAL_MAX_PAYLOAD     (16u * 1024u * 1024u) /* largest payload, 16 MiB */
 #define JOURNAL_NAME_MAX        32                    /* "journal-<16 hex>.tj" + NUL */
+#define JOURNAL_INLINE_SLOW_MS  5                     /* an inline write slower than this ... */
+#define JOURNAL_INLINE_PAUSE_MS 1000 /* ... sends groups to the writer for this long */
 
 enum journal_sync {
     JOURNAL_SYNC_ALWAYS = 0,
@@ -117,7 +133,8 @@ enum journal_sync {
 
 typedef struct journal journal_t;
 
-/* I/O hooks, for fault injection in tests.  Both run on the writer thread.
+/* I/O hooks, for fault injection in tests.  Both run on the writer thread,
+ * write_fn also on the loop's thread for an inline group (see above).
  * write_fn behaves like write(2): it returns the bytes written (possibly
  * fewer than len) or -1 with errno set.  sync_fn behaves like fdatasync(2):
  * 0 or -1 with errno set.  NULL means the real system call.  The journal
@@ -163,6 +180,7 @@ typedef struct journal_stats {
     uint64_t durable_pos;   /* highest durable position (0 = none yet) */
     uint64_t appended;      /* records accepted since open */
     uint64_t groups;        /* groups written successfully */
+    uint64_t groups_inline; /* of which the loop wrote itself (see Inline groups) */
     uint64_t syncs;         /* successful data syncs */
     uint64_t bytes_written; /* record bytes written successfully */
     uint64_t pending_bytes; /* bytes appended, not yet written */
@@ -188,7 +206,8 @@ struct journal {
     journal_opts_t opts;
     uv_async_t async;
     uv_prepare_t kick; /* wakes the writer once per loop iteration */
-    int handles;       /* of async and kick, not yet closed */
+    uv_idle_t turn;    /* a poll without waiting after an inline group */
+    int handles;       /* of async, kick and turn, not yet closed */
     void (*user_close_cb)(journal_t *j);
     uv_thread_t thread;
     uv_mutex_t mu;
@@ -201,22 +220,26 @@ struct journal {
     uint32_t seen_fail, seen_recover;
     bool open, closing;
     bool appended_since_kick;
+    uint64_t inline_pause_until_ns; /* groups go to the writer until then */
     char errmsg[512];
 
     /* Shared, under mu. */
     journal_buf_t bufs[2];
     int cur;       /* index of the buffer the loop appends to */
     bool g_active; /* the writer owns bufs[cur ^ 1], the active group */
+    bool g_inline; /* ... no, the loop does, and the file with it */
+    bool t_io;     /* the writer is syncing outside a group (INTERVAL) */
     bool stop;     /* journal_close() asked the writer to finish */
     bool failed;
     bool lost; /* the writer gave up at close with records not durable */
     uint32_t fail_seq, recover_seq;
     uint64_t durable_pos;
     uint64_t created_gen; /* the newest segment whose file exists */
-    uint64_t appended, groups, syncs, bytes_written, failures;
+    uint64_t appended, groups, groups_inline, syncs, bytes_written, failures;
     char t_err[512]; /* cause of the current failure */
 
-    /* Writer thread only (and the loop before it starts, after it ends). */
+    /* Writer thread only (and the loop before it starts, after it ends,
+     * and while g_inline holds). */
     int fd;
     uint64_t gen;        /* segment being written */
     uint64_t file_off;   /* end of the good part of the segment */

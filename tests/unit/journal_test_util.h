@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +46,7 @@ typedef struct fx {
     unsigned errors, recovered;
     char last_error[512];
     bool closed;
-    /* I/O hooks (writer thread) */
+    /* I/O hooks (writer thread, or the loop's for an inline group) */
     atomic_int fail_write;
     atomic_int fail_sync; /* syncs left to fail with EIO */
     atomic_int sync_calls;
@@ -53,6 +54,9 @@ typedef struct fx {
     atomic_uint_fast64_t written_pos, synced_pos; /* highest record position */
     atomic_bool gate;                             /* hold the next sync until released */
     uv_sem_t gate_entered, gate_release;
+    atomic_int write_delay_ms;  /* each write takes at least this long */
+    atomic_bool writer_is_loop; /* the last write ran on the loop's thread */
+    pthread_t loop_thread;
 } fx_t;
 
 static inline ssize_t hook_write(void *ctx, int fd, const void *buf, size_t len)
@@ -66,6 +70,10 @@ static inline ssize_t hook_write(void *ctx, int fd, const void *buf, size_t len)
         errno = ENOSPC;
         return -1;
     }
+    atomic_store(&f->writer_is_loop, pthread_equal(pthread_self(), f->loop_thread) != 0);
+    int delay = atomic_load(&f->write_delay_ms);
+    if (delay > 0)
+        uv_sleep((unsigned)delay);
     ssize_t k = write(fd, buf, len);
     if (k <= 0)
         return k;
@@ -164,6 +172,7 @@ static inline int setup(void **state)
     assert_non_null(f);
     snprintf(f->dir, sizeof(f->dir), "/tmp/tally-journal-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
+    f->loop_thread = pthread_self();
     assert_int_equal(uv_loop_init(&f->loop), 0);
     assert_int_equal(uv_sem_init(&f->gate_entered, 0), 0);
     assert_int_equal(uv_sem_init(&f->gate_release, 0), 0);
@@ -291,6 +300,30 @@ static inline void append_n(fx_t *f, uint64_t first, uint64_t n, size_t fixed)
         assert_int_equal(journal_append(&f->j, buf, len, &got), 0);
         assert_int_equal(got, p);
     }
+}
+
+/* Until the writer thread holds no group (10 s guard). */
+static inline void wait_writer_idle(fx_t *f)
+{
+    for (int i = 0; i < 10000; i++) {
+        journal_stats_t st;
+        journal_stats(&f->j, &st);
+        if (st.pending_bytes == 0)
+            return;
+        uv_sleep(1);
+    }
+    fail_msg("the journal writer never went idle");
+}
+
+/* Append record 1 and wait until it is durable and the writer is idle, so
+ * that what follows does not race the writer thread's start (it takes
+ * whatever it finds appended when it first runs); *st the stats then. */
+static inline void warm_up(fx_t *f, journal_stats_t *st)
+{
+    append_n(f, 1, 1, 0);
+    wait_durable(f, 1);
+    wait_writer_idle(f);
+    journal_stats(&f->j, st);
 }
 
 typedef struct coll {

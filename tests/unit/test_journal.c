@@ -178,16 +178,35 @@ static void test_policy_never(void **state)
     journal_opts_t o = opts_for(f, JOURNAL_SYNC_NEVER);
     assert_int_equal(jopen(f, &o, 1, 0), 0);
     int syncs0 = atomic_load(&f->sync_calls);
-    append_n(f, 1, 500, 0);
+    journal_stats_t st0, st;
+    warm_up(f, &st0);
+    append_n(f, 2, 499, 0);
     wait_durable(f, 500);
     assert_int_equal(atomic_load(&f->sync_calls), syncs0); /* durable without a sync */
+    /* The loop wrote the group itself. */
+    journal_stats(&f->j, &st);
+    assert_int_equal(st.groups, st0.groups + 1);
+    assert_int_equal(st.groups_inline, st0.groups_inline + 1);
+    assert_true(atomic_load(&f->writer_is_loop));
+    /* A write slower than JOURNAL_INLINE_SLOW_MS sends the next groups to
+     * the writer thread for a while. */
+    atomic_store(&f->write_delay_ms, JOURNAL_INLINE_SLOW_MS + 5);
+    append_n(f, 501, 1, 0);
+    wait_durable(f, 501);
+    atomic_store(&f->write_delay_ms, 0);
+    append_n(f, 502, 1, 0);
+    wait_durable(f, 502);
+    journal_stats(&f->j, &st);
+    assert_int_equal(st.groups, st0.groups + 3);
+    assert_int_equal(st.groups_inline, st0.groups_inline + 2);
+    assert_false(atomic_load(&f->writer_is_loop));
     close_journal(f, 0);
     assert_int_equal(atomic_load(&f->sync_calls), syncs0 + 1); /* close syncs */
     assert_int_equal(atomic_load(&f->synced_mark), atomic_load(&f->written));
     coll_t c;
     journal_replay_report_t rep;
     assert_int_equal(replay(f, 0, 0, &c, &rep), 0);
-    assert_int_equal(c.n, 500);
+    assert_int_equal(c.n, 502);
     assert_false(c.bad_payload);
     coll_free(&c);
 }
@@ -198,11 +217,16 @@ static void test_policy_interval(void **state)
     journal_opts_t o = opts_for(f, JOURNAL_SYNC_INTERVAL);
     o.interval_ms = 300;
     assert_int_equal(jopen(f, &o, 1, 0), 0);
+    journal_stats_t st0, st;
+    warm_up(f, &st0);
+    run_for(f, 400); /* the warm-up record's sync */
     int syncs0 = atomic_load(&f->sync_calls);
-    append_n(f, 1, 10, 0);
+    append_n(f, 2, 9, 0);
     wait_durable(f, 10);
     /* Reported after write(), before the periodic sync. */
     assert_int_equal(atomic_load(&f->sync_calls), syncs0);
+    journal_stats(&f->j, &st);
+    assert_int_equal(st.groups_inline, st0.groups_inline + 1); /* the loop wrote it */
     run_for(f, 800);
     assert_true(atomic_load(&f->sync_calls) >= syncs0 + 1);
     assert_int_equal(atomic_load(&f->synced_mark), atomic_load(&f->written));
@@ -214,14 +238,19 @@ static void test_policy_interval(void **state)
 
 /* ---- Failures ---- */
 
-static void test_enospc(void **state)
+/* A full disk under a policy: the group that failed is kept, retried by
+ * the writer and written once when space returns.  Under NEVER the loop
+ * wrote the failing group itself (inline) and handed it over. */
+static void enospc_under(fx_t *f, int policy)
 {
-    fx_t *f = *state;
     const uint64_t rs = OVH + 60;
-    journal_opts_t o = opts_for(f, JOURNAL_SYNC_ALWAYS);
+    journal_opts_t o = opts_for(f, policy);
     assert_int_equal(jopen(f, &o, 1, 0), 0);
+    journal_stats_t st0;
     append_n(f, 1, 10, 60);
     wait_durable(f, 10);
+    wait_writer_idle(f);
+    journal_stats(&f->j, &st0);
     atomic_store(&f->fail_write, FAIL_PARTIAL_THEN_ENOSPC);
     uint8_t buf[60];
     uint64_t accepted = 10, pos;
@@ -245,6 +274,9 @@ static void test_enospc(void **state)
     journal_stats(&f->j, &st);
     assert_true(st.failed);
     assert_int_equal(st.failures, 1);
+    /* Under NEVER the loop wrote (and failed) the group: no group done. */
+    assert_int_equal(st.groups, st0.groups);
+    assert_true(policy == JOURNAL_SYNC_ALWAYS || atomic_load(&f->writer_is_loop));
 
     atomic_store(&f->fail_write, FAIL_NONE);
     assert_true(run_until(f, p_recovered, 1, 5000));
@@ -268,6 +300,16 @@ static void test_enospc(void **state)
     assert_int_equal(rep.corrupt_regions, 0);
     assert_false(rep.torn_tail);
     coll_free(&c);
+}
+
+static void test_enospc(void **state)
+{
+    enospc_under(*state, JOURNAL_SYNC_ALWAYS);
+}
+
+static void test_enospc_inline(void **state)
+{
+    enospc_under(*state, JOURNAL_SYNC_NEVER);
 }
 
 /* A failed fdatasync under ALWAYS: nothing reported until a rewrite and
@@ -367,6 +409,7 @@ int main(void)
         T(test_policy_never),
         T(test_policy_interval),
         T(test_enospc),
+        T(test_enospc_inline),
         T(test_sync_eio),
         T(test_interval_sync_failure),
         T(test_close_while_failed),
