@@ -6,7 +6,7 @@
 #
 #   bash bench/run.sh [--build DIR] [--duration SEC] [--reps N] [--smoke]
 #                     [--transport tcp|ipc] [--only REGEX] [--skip-extras]
-#                     [--results DIR] [--keep] [--against DIR]
+#                     [--results DIR] [--keep] [--against DIR] [--paired-baseline]
 #
 # Besides tallyd's scenarios it measures what WebSocket browsers on
 # tally-web cost tallyd (web-*: 200 on the stream against none).
@@ -15,6 +15,12 @@
 # build, e.g. of an older commit), alternating with this one run by run,
 # and adds the ratios of this build to it: samples/s and tallyd CPU per
 # sample.  That is how a change's cost is measured on a noisy machine.
+#
+# --paired-baseline runs one raw libzmq baseline run right before every
+# run of a flat-out scenario, and "vs zmq" becomes the median of each
+# run's ratio to the baseline run beside it.  On a machine whose speed
+# drifts within minutes that is the ratio to trust; without it "vs zmq"
+# divides by the baselines measured after all scenarios.
 #
 # See bench/README.md for the scenarios and the meaning of every column.
 set -euo pipefail
@@ -30,6 +36,7 @@ ONLY=
 EXTRAS=1
 RESULTS=
 KEEP=0
+PAIRED=0
 AGAINST=
 CONNS=4
 WINDOW=250
@@ -58,6 +65,7 @@ while [ $# -gt 0 ]; do
     --results) RESULTS=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     --against) AGAINST=$2; shift 2 ;;
+    --paired-baseline) PAIRED=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "run.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
@@ -310,6 +318,16 @@ for sc in "${SCENARIOS[@]}"; do
         [ "$variant" = against ] && TALLYD_NOW=$AGAINST/daemon/tallyd
         RUN=$((RUN + 1))
         dir=$TMP/run$RUN
+        if [ "$PAIRED" = 1 ] && [ "$rate" = 0 ] && [ "$variant" = this ]; then
+            log "zmq baseline beside $name, run $rep of $REPS"
+            if out=$("$BASELINE" -e "$(endpoint "pair$RUN")" -n "$CONNS" -w "$WINDOW" \
+                -d "$DURATION" --warmup "$WARMUP" --json 2>&1); then
+                grep '^{' <<<"$out" | sed "s/^{/{\"scenario\":\"$name\",\"rep\":$rep,/" \
+                    >>"$RESULTS/baseline.jsonl"
+            else
+                log "tally-zmq-baseline failed: $out"; FAILED=1
+            fi
+        fi
         start_in "$dir" "$dir/tallyd.log" "$sync" "$pubms" || { FAILED=1; continue; }
         log "$name, run $rep of $REPS${AGAINST:+, $variant} (tallyd pid $TPID)"
         # "full": one submission of every metric per township first, so
@@ -606,6 +624,8 @@ def count(v):
     return "%.0f" % v
 
 base = load("baseline.jsonl")
+paired = {(b["scenario"], b["rep"]): b["msgs_per_s"] for b in base if "scenario" in b}
+base = [b for b in base if "scenario" not in b]
 base_rate = med([b["msgs_per_s"] for b in base])
 runs = load("scenarios.jsonl")
 order, by, other = [], {}, {}
@@ -636,6 +656,10 @@ for name in order:
     rss = med([r.get("tallyd_peak_rss_kib") for r in rs])
     flat_out = all(r["rate"] == 0 for r in rs)
     ratio = "%.2f" % (subs / base_rate) if base_rate and subs is not None and flat_out else "-"
+    pr = [r2["run"]["submissions_per_s"] / paired[(name, r2["rep"])] for r2 in by[name]
+          if (name, r2["rep"]) in paired]
+    if pr and flat_out:
+        ratio = "%.2f" % med(pr)
     vs = ""
     if other:
         o = other.get(name, [])
@@ -668,6 +692,10 @@ if base:
               b["connections"], b["window"], b["size"], b["ack"], count(base_rate),
               ms(med([x["rtt_p50_us"] for x in base])), ms(med([x["rtt_p99_us"] for x in base])),
               len(base)))
+if paired:
+    print("vs zmq: each run against the baseline run beside it (--paired-baseline; %d baseline "
+          "runs, %s to %s msg/s)" % (len(paired), count(min(paired.values())),
+                                     count(max(paired.values()))))
 rec = load("recovery.jsonl")
 if rec:
     rate = med([r["records"] * 1000.0 / max(r["replay_ms"], 1) for r in rec])
