@@ -350,6 +350,10 @@ static void writer_main(void *arg)
     bool final_try = false;
     pthread_setname_np(pthread_self(), "tallyd-journal"); /* for top -H, ps -L */
     uv_mutex_lock(&j->mu);
+    /* Held until the first wait: no append lands before the writer has
+     * looked once and found nothing, so it never takes a group by the
+     * accident of starting late (tests count groups). */
+    uv_sem_post(j->started);
     while (!writer_iteration(j, &final_try))
         ;
     bool failed = j->failed;
@@ -614,7 +618,16 @@ int journal_open(journal_t *j, uv_loop_t *loop, const char *dir, const journal_o
         uv_unref((uv_handle_t *)&j->kick);
         uv_idle_init(loop, &j->turn);
         uv_unref((uv_handle_t *)&j->turn);
-        rc = uv_thread_create(&j->thread, writer_main, j);
+        uv_sem_t started;
+        rc = uv_sem_init(&started, 0);
+        if (rc == 0) {
+            j->started = &started;
+            rc = uv_thread_create(&j->thread, writer_main, j);
+            if (rc == 0)
+                uv_sem_wait(&started); /* the writer is done with it after the post */
+            uv_sem_destroy(&started);
+            j->started = NULL;
+        }
         if (rc != 0) {
             /* The handles are closed and j stays valid until the loop
              * runs; without a callback the caller need not wait. */

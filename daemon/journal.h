@@ -212,6 +212,7 @@ struct journal {
     uv_thread_t thread;
     uv_mutex_t mu;
     uv_cond_t cv;
+    uv_sem_t *started; /* journal_open() waits for the writer's first hold of mu */
 
     /* Loop thread only. */
     uint64_t next_pos;

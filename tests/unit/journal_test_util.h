@@ -315,9 +315,9 @@ static inline void wait_writer_idle(fx_t *f)
     fail_msg("the journal writer never went idle");
 }
 
-/* Append record 1 and wait until it is durable and the writer is idle, so
- * that what follows does not race the writer thread's start (it takes
- * whatever it finds appended when it first runs); *st the stats then. */
+/* Append record 1 and wait until it is durable and the writer thread
+ * holds no group, so that what a test counts next starts from a quiet
+ * journal; *st the stats then. */
 static inline void warm_up(fx_t *f, journal_stats_t *st)
 {
     append_n(f, 1, 1, 0);
