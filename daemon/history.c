@@ -2,6 +2,7 @@
  * history.h). */
 #include "history.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -198,8 +199,11 @@ int history_init(history_t *h, const history_config_t *c)
     return reserve(h, 0);
 }
 
+static void preload_discard(history_t *h);
+
 void history_free(history_t *h)
 {
+    preload_discard(h);
     if (h->sync_init) {
         uv_mutex_destroy(&h->mu);
         uv_cond_destroy(&h->cv);
@@ -756,27 +760,161 @@ static void clear_cells(history_t *h)
     account(h);
 }
 
+/* ---- loading: history_preload() and history_open() ---- */
+
+struct history_preload {
+    history_t *h;
+    intern_t towns, metrics; /* the database's names, ids in its order */
+    load_ctx_t l;            /* reading into h with the two tables above */
+    bool opened;             /* history_db_open() succeeded */
+    int rc;                  /* history_db_open()'s, then history_db_load()'s */
+    uint64_t pos;
+    char err[512];
+    uv_thread_t thread;
+    bool threaded;
+};
+
+static void preload_main(void *arg)
+{
+    struct history_preload *p = arg;
+    history_t *h = p->h;
+    if (p->threaded)
+        pthread_setname_np(pthread_self(), "tallyd-hload"); /* for top -H, ps -L */
+    p->rc = history_db_open(&h->db, h->dir, p->err, sizeof(p->err));
+    p->opened = p->rc == 0;
+    if (p->opened)
+        p->rc =
+            history_db_load(&h->db, &p->pos, load_begin, load_row, &p->l, p->err, sizeof(p->err));
+}
+
+static void preload_free(struct history_preload *p)
+{
+    intern_free(&p->towns);
+    intern_free(&p->metrics);
+    free(p);
+}
+
+/* Wait for the reading, and take it out of h. */
+static struct history_preload *preload_join(history_t *h)
+{
+    struct history_preload *p = h->preload;
+    h->preload = NULL;
+    if (p != NULL && p->threaded)
+        uv_thread_join(&p->thread);
+    return p;
+}
+
+/* A reading nobody took (the start failed before history_open()): wait
+ * for it and close its database. */
+static void preload_discard(history_t *h)
+{
+    struct history_preload *p = preload_join(h);
+    if (p == NULL)
+        return;
+    if (p->opened)
+        history_db_close(&h->db);
+    preload_free(p);
+}
+
+int history_preload(history_t *h, const char *dir, const intern_t *towns, const intern_t *metrics)
+{
+    assert(h->preload == NULL);
+    struct history_preload *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return TALLY_ENOMEM;
+    if (intern_init(&p->towns, towns->capacity) != 0 ||
+        intern_init(&p->metrics, metrics->capacity) != 0) {
+        preload_free(p);
+        return TALLY_ENOMEM;
+    }
+    p->h = h;
+    p->l = (load_ctx_t){.h = h, .towns = &p->towns, .metrics = &p->metrics};
+    h->dir = dir;
+    h->preload = p;
+    p->threaded = true;
+    if (uv_thread_create(&p->thread, preload_main, p) != 0) {
+        p->threaded = false;
+        preload_main(p); /* here and now, then */
+    }
+    return 0;
+}
+
+/* The ids in towns and metrics of the names the reading found, for the
+ * cells it read; then the index of every cell (the reading may have begun
+ * one with its own ids).  Returns 0, TALLY_ENOMEM, or the code of a name
+ * that does not fit (l->err says which). */
+static int map_names(history_t *h, struct history_preload *p, load_ctx_t *l)
+{
+    uint32_t nm = intern_count(&p->metrics), nt = intern_count(&p->towns);
+    uint32_t *mid = malloc(((size_t)nm + 1) * sizeof(*mid));
+    uint32_t *tid = malloc(((size_t)nt + 1) * sizeof(*tid));
+    int rc = mid != NULL && tid != NULL ? 0 : TALLY_ENOMEM;
+    struct {
+        const intern_t *from;
+        intern_t *to;
+        uint32_t *ids, n;
+        const char *what, *limit;
+    } sets[2] = {{&p->metrics, l->metrics, mid, nm, "metric", "max_metrics"},
+                 {&p->towns, l->towns, tid, nt, "township", "max_townships"}};
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        sets[k].ids[0] = 0; /* the county */
+        for (uint32_t i = 1; i <= sets[k].n && rc == 0; i++) {
+            uint32_t len;
+            const char *name = intern_name(sets[k].from, i, &len);
+            int id = name_id(sets[k].to, name, len);
+            if (id < 0) {
+                snprintf(l->err, sizeof(l->err),
+                         "no room for the name of %s '%s' of the database (raise [limits] %s)",
+                         sets[k].what, name, sets[k].limit);
+                rc = id;
+            } else {
+                sets[k].ids[i] = (uint32_t)id;
+            }
+        }
+    }
+    if (rc == 0) {
+        for (uint32_t i = 0; i < h->ncells; i++) {
+            history_cell_t *c = &h->cells[i];
+            if (c->type == CELL_EVENT)
+                continue;
+            c->metric = mid[c->metric];
+            c->town = tid[c->town];
+        }
+        if (h->index != NULL) /* none before the first cell */
+            memset(h->index, 0, ((size_t)h->mask + 1) * sizeof(*h->index));
+        l->indexed = 0;
+        index_loaded(h, l);
+    }
+    free(mid);
+    free(tid);
+    return rc;
+}
+
 int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metrics, bool *rebuilt)
 {
     char err[512];
     *rebuilt = false;
-    h->dir = dir;
-    int rc = history_db_open(&h->db, dir, err, sizeof(err));
-    uint64_t pos = 0;
-    load_ctx_t l = {.h = h, .towns = towns, .metrics = metrics};
-    /* The names a database brought are forgotten with it when it turns out
-     * damaged (the rows are read while its check runs). */
-    uint32_t ntowns = intern_count(towns), nmetrics = intern_count(metrics);
-    if (rc == 0) {
-        rc = history_db_load(&h->db, &pos, load_begin, load_row, &l, err, sizeof(err));
-        index_loaded(h, &l);
-        if (rc == TALLY_EIO)
-            l.err[0] = '\0'; /* damaged: whatever the rows made load_row() say */
-        if (rc != 0 && l.err[0])
-            snprintf(err, sizeof(err), "%s", l.err);
-        if (rc != 0)
-            history_db_close(&h->db);
+    if (h->preload == NULL && history_preload(h, dir, towns, metrics) != 0) {
+        log_error(h->c.log, "history: cannot load %s/%s: out of memory", dir, HISTORY_DB_FILE);
+        return TALLY_ENOMEM;
     }
+    struct history_preload *p = preload_join(h);
+    h->dir = dir;
+    int rc = p->rc;
+    uint64_t pos = p->pos;
+    snprintf(err, sizeof(err), "%s", p->err);
+    load_ctx_t l = {.h = h, .towns = towns, .metrics = metrics};
+    snprintf(l.err, sizeof(l.err), "%s", p->l.err);
+    if (rc == 0)
+        rc = map_names(h, p, &l);
+    bool opened = p->opened;
+    preload_free(p);
+    if (rc == TALLY_EIO)
+        l.err[0] = '\0'; /* damaged: whatever the rows made load_row() say */
+    if (rc != 0 && l.err[0])
+        snprintf(err, sizeof(err), "%s", l.err);
+    if (rc != 0 && opened)
+        history_db_close(&h->db);
     if (rc == TALLY_ENOMEM || (rc != 0 && l.err[0])) {
         log_error(h->c.log, "history: cannot load %s/%s: %s", dir, HISTORY_DB_FILE,
                   rc == TALLY_ENOMEM ? "out of memory" : err);
@@ -785,8 +923,6 @@ int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metri
     if (rc != 0) {
         char aside[128] = "";
         clear_cells(h);
-        intern_truncate(towns, ntowns);
-        intern_truncate(metrics, nmetrics);
         pos = 0;
         if (history_db_set_aside(dir, aside, sizeof(aside)) != 0)
             snprintf(aside, sizeof(aside), "(could not be renamed: %s)", strerror(errno));

@@ -138,20 +138,32 @@ typedef struct history {
     int32_t pruned_before; /* days before it are gone from the database */
     int32_t pruned_mem;    /* ... and from memory */
     size_t mem;
-    int64_t batch_start_ms; /* when the writer was handed batch */
-    int64_t rest_until_ms;  /* no batch before it: the writer rests */
+    int64_t batch_start_ms;          /* when the writer was handed batch */
+    int64_t rest_until_ms;           /* no batch before it: the writer rests */
+    struct history_preload *preload; /* history_preload()'s reading, until history_open() */
 } history_t;
 
 /* Set h up, empty, from c (copied; pointers borrowed).  Returns 0 or
  * TALLY_ENOMEM. */
 int history_init(history_t *h, const history_config_t *c);
 
-/* Free everything (history_stop() first when started). */
+/* Free everything (history_stop() first when started); waits for a
+ * reading history_preload() began. */
 void history_free(history_t *h);
 
-/* Open or create the database history.db in dir and load its cells; the
- * names it holds are added to towns and metrics (the tables history was
- * configured with) when missing.  A database that cannot be read is set
+/* Begin history_open()'s reading of history.db in dir on a thread of its
+ * own (tallyd-hload), so that it runs beside the checkpoint's load: the
+ * database is opened (created when missing) and its cells read into h
+ * with their names in tables of the thread's own, sized like towns and
+ * metrics, which are not touched.  history_open() waits for it and gives
+ * the names their ids.  Nothing else may use h meanwhile.  Returns 0 or
+ * TALLY_ENOMEM; whatever the reading met, history_open() reports. */
+int history_preload(history_t *h, const char *dir, const intern_t *towns, const intern_t *metrics);
+
+/* Open or create the database history.db in dir and load its cells (or
+ * take those history_preload() read); the names it holds are added to
+ * towns and metrics (the tables history was configured with) when
+ * missing, in the order the database holds them.  A database that cannot be read is set
  * aside as history.db.damaged-<time> with a message saying so, and a new
  * one is begun (history_position() is then 0, and *rebuilt is set).
  * Returns 0, or TALLY_EIO when not even a new database can be created

@@ -348,8 +348,30 @@ static int recover_state(tallyd_t *d, recover_result_t *res)
         .log = &d->log,
         .accept_loss = d->opts.accept_loss,
     };
-    int rc = recover_load(&st, res);
+    /* The history database is read on a thread of its own while the
+     * checkpoint loads (a third of the start with a million series); its
+     * names get their ids after the checkpoint's and the catalog's, in
+     * history_open(). */
+    history_config_t hc = {
+        .engine = &d->engine,
+        .towns = &d->towns,
+        .metrics = &d->metrics,
+        .clock = d->clock,
+        .log = &d->log,
+        .days = d->cfg.history_days,
+        .on_changed = on_period_changed,
+        .ctx = d,
+    };
+    int rc = history_init(&d->history, &hc);
     if (rc != 0)
+        return rc;
+    d->history_open = true;
+    if ((rc = history_preload(&d->history, d->cfg.state_dir, &d->towns, &d->metrics)) != 0) {
+        log_error(&d->log, "history: cannot load %s/%s: out of memory", d->cfg.state_dir,
+                  HISTORY_DB_FILE);
+        return rc;
+    }
+    if ((rc = recover_load(&st, res)) != 0)
         return rc;
     catalog_target_t ct = {&d->towns, &d->metrics, &d->engine, d->cfg.state_dir};
     char msg[768];
@@ -363,20 +385,7 @@ static int recover_state(tallyd_t *d, recover_result_t *res)
         return TALLY_ENOMEM;
     /* The history after the checkpoint (names keep their ids), before the
      * journal: records its database lacks are replayed to it. */
-    history_config_t hc = {
-        .engine = &d->engine,
-        .towns = &d->towns,
-        .metrics = &d->metrics,
-        .clock = d->clock,
-        .log = &d->log,
-        .days = d->cfg.history_days,
-        .on_changed = on_period_changed,
-        .ctx = d,
-    };
     bool rebuilt = false;
-    if ((rc = history_init(&d->history, &hc)) != 0)
-        return rc;
-    d->history_open = true;
     if ((rc = history_open(&d->history, d->cfg.state_dir, &d->towns, &d->metrics, &rebuilt)) != 0)
         return rc;
     st.history_from = history_hold_pos(&d->history);

@@ -259,6 +259,57 @@ static void test_database_round_trip(void **state)
     expect(f, f->resolved, f->gaoguan, "2023", true, 216);
 }
 
+/* history_preload() reads the database while the checkpoint loads: names
+ * the checkpoint brings meanwhile keep their ids, the database's take the
+ * next ones in its order, and its cells find their series by them. */
+static void test_database_preloaded(void **state)
+{
+    fx_t *f = *state;
+    bool rebuilt = true;
+    store_two_figures(f);
+
+    /* A new start: empty tables but the catalog's metrics. */
+    t_state_free(&f->st);
+    t_state_init(&f->st, conf);
+    t_state_declare(&f->st);
+    fx_history(f, HISTORY_DAYS_DEFAULT);
+    assert_int_equal(history_preload(&f->h, f->dir, &f->st.towns, &f->st.metrics), 0);
+    uint32_t xinhua = id(&f->st.towns, "xinhua"); /* the checkpoint's */
+    assert_int_equal(xinhua, 1);
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
+    assert_false(rebuilt);
+    assert_int_equal(history_position(&f->h), 2);
+    assert_int_equal(intern_find(&f->st.towns, "xinhua", 6), 1);
+    f->gaoguan = id(&f->st.towns, "gaoguan");
+    f->bashan = id(&f->st.towns, "bashan");
+    assert_int_equal(f->gaoguan, 2); /* rows come by metric: resolved's first */
+    assert_int_equal(f->bashan, 3);
+    assert_int_equal(intern_count(&f->st.towns), 3);
+    f->resolved = id(&f->st.metrics, "resolved");
+    f->zones = id(&f->st.metrics, "zones");
+    expect(f, f->resolved, f->gaoguan, "2023-12-31", true, 216);
+    expect(f, f->resolved, 0, "2023", true, 216);
+    expect(f, f->zones, f->bashan, "2023-06", true, 7);
+    expect(f, f->zones, 0, "2023-06-30", true, 7);
+    expect(f, f->resolved, xinhua, "2023", true, 0); /* a counter without a cell: 0 */
+}
+
+/* A start that fails between history_preload() and history_open(): the
+ * reading is waited for and let go. */
+static void test_preload_abandoned(void **state)
+{
+    fx_t *f = *state;
+    store_two_figures(f);
+    fx_history(f, HISTORY_DAYS_DEFAULT);
+    assert_int_equal(history_preload(&f->h, f->dir, &f->st.towns, &f->st.metrics), 0);
+    history_free(&f->h);
+    fx_history(f, HISTORY_DAYS_DEFAULT); /* for the teardown */
+    bool rebuilt = true;
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
+    assert_false(rebuilt);
+    assert_int_equal(history_position(&f->h), 2);
+}
+
 /* Two rows naming the same cell (a metric stored as a BLOB reads as the
  * same name, and sorts after every TEXT): the later row's figure is the
  * cell's, as when each row looked its cell up while loading; the other
@@ -699,6 +750,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ratio, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_database_preloaded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_preload_abandoned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_same_cell_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_database_forgets_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_prunes_days_by_index, setup, teardown),
