@@ -421,9 +421,9 @@ static void on_turn(uv_idle_t *h)
 }
 
 /* Write the group the loop has just taken (g_inline set, mu not held),
- * then give the file back to the writer.  Returns true when the group was
- * written, false when it failed and the writer now retries it. */
-static bool write_inline(journal_t *j)
+ * then give the file back to the writer: done, or failed and left for the
+ * writer to retry. */
+static void write_inline(journal_t *j)
 {
     char cause[sizeof(j->t_err)];
     bool interval = j->opts.sync == JOURNAL_SYNC_INTERVAL;
@@ -446,7 +446,6 @@ static bool write_inline(journal_t *j)
             uv_cond_signal(&j->cv);
     }
     uv_mutex_unlock(&j->mu);
-    return rc == 0;
 }
 
 /* Before the loop polls: write what this iteration appended, or wake an
@@ -480,6 +479,8 @@ static void on_kick(uv_prepare_t *h)
             return;
         write_inline(j);
         deliver(j);
+        if (j->closing) /* on_durable closed the journal */
+            return;
         /* What on_durable set going (a check handle, say) must not wait
          * for the poll that follows this callback to time out. */
         uv_idle_start(&j->turn, on_turn);
