@@ -68,8 +68,8 @@
  * group itself, in the same uv_prepare callback, when the writer is idle,
  * the group holds no segment switch and the journal is not failed; then
  * it calls on_durable at once.  That saves the two thread wake-ups of a
- * round trip through the writer (a quarter of a 1-sample submission's
- * cost).  A write that fails hands the group to the writer, which retries
+ * round trip through the writer (1-sample submissions: 1.14 times the
+ * throughput, bench/README.md).  A write that fails hands the group to the writer, which retries
  * it as described under Failure; a write that takes longer than
  * JOURNAL_INLINE_SLOW_MS (the kernel throttling a writer while the disk
  * lags) sends the groups of the next JOURNAL_INLINE_PAUSE_MS to the
