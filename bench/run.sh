@@ -220,6 +220,21 @@ bench() {
     grep '^{' "$out" | tail -n 1
 }
 
+# zmq_baseline NAME FIELDS: one run of the raw libzmq baseline (same
+# connections, window, duration and transport as the scenarios) on
+# endpoint NAME; its JSON line, with FIELDS put first, goes to
+# baseline.jsonl.
+zmq_baseline() {
+    local out
+    if out=$("$BASELINE" -e "$(endpoint "$1")" -n "$CONNS" -w "$WINDOW" \
+        -d "$DURATION" --warmup "$WARMUP" --json 2>&1); then
+        grep -v '^{' <<<"$out" >&2 || true
+        grep '^{' <<<"$out" | sed "s/^{/{$2/" >>"$RESULTS/baseline.jsonl"
+    else
+        log "tally-zmq-baseline failed: $out"; FAILED=1
+    fi
+}
+
 # tallyd_stat NAME: the value of tallyd's counter NAME (empty when it cannot say).
 tallyd_stat() {
     "$CLI" stats -s "$REQ" --timeout 5 2>/dev/null | awk -v n="$1" '$1 == n { print $2 }'
@@ -320,13 +335,7 @@ for sc in "${SCENARIOS[@]}"; do
         dir=$TMP/run$RUN
         if [ "$PAIRED" = 1 ] && [ "$rate" = 0 ] && [ "$variant" = this ]; then
             log "zmq baseline beside $name, run $rep of $REPS"
-            if out=$("$BASELINE" -e "$(endpoint "pair$RUN")" -n "$CONNS" -w "$WINDOW" \
-                -d "$DURATION" --warmup "$WARMUP" --json 2>&1); then
-                grep '^{' <<<"$out" | sed "s/^{/{\"scenario\":\"$name\",\"rep\":$rep,/" \
-                    >>"$RESULTS/baseline.jsonl"
-            else
-                log "tally-zmq-baseline failed: $out"; FAILED=1
-            fi
+            zmq_baseline "pair$RUN" "\"scenario\":\"$name\",\"rep\":$rep,"
         fi
         start_in "$dir" "$dir/tallyd.log" "$sync" "$pubms" || { FAILED=1; continue; }
         log "$name, run $rep of $REPS${AGAINST:+, $variant} (tallyd pid $TPID)"
@@ -439,13 +448,7 @@ if [ "$EXTRAS" = 1 ]; then
     # ---- the raw libzmq baseline, same window, same transport ----
     for rep in $(seq 1 "$REPS"); do
         log "zmq baseline, run $rep of $REPS"
-        if out=$("$BASELINE" -e "$(endpoint "baseline$rep")" -n "$CONNS" -w "$WINDOW" \
-            -d "$DURATION" --warmup "$WARMUP" --json 2>&1); then
-            grep -v '^{' <<<"$out" >&2 || true
-            grep '^{' <<<"$out" >>"$RESULTS/baseline.jsonl"
-        else
-            log "tally-zmq-baseline failed: $out"; FAILED=1
-        fi
+        zmq_baseline "baseline$rep" ""
     done
 
     # ---- recovery: journal records replayed per second at start-up ----

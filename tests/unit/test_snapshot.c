@@ -3,8 +3,6 @@
  * the peer is gone or reads nothing. */
 #include "parts_test_util.h"
 
-#include <time.h>
-
 #include <uv.h>
 
 #include "publish.h"
@@ -94,8 +92,7 @@ static void put_towns(fx_t *f, int n, const char *metric)
 static void turn(fx_t *f)
 {
     uv_run(&f->loop, UV_RUN_NOWAIT);
-    struct timespec ms = {0, 1000000};
-    nanosleep(&ms, NULL);
+    uv_sleep(1);
 }
 
 /* Run the loop until no snapshot is being sent (5 s guard). */
