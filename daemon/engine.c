@@ -146,7 +146,6 @@ static void *alloc_counted(engine_t *e, size_t n, size_t size)
 int engine_init(engine_t *e, const engine_config_t *cfg, const tclock_t *clock)
 {
     memset(e, 0, sizeof(*e));
-    e->dirty_head = ENGINE_NONE;
     int rc = engine_config_check(cfg, NULL, 0);
     if (rc == 0) {
         rc = period_zone_apply(cfg->zone);
@@ -204,8 +203,8 @@ void engine_free(engine_t *e)
     free(e->ents);
     free(e->bmap);
     free(e->bgen);
+    free(e->dirtyq);
     memset(e, 0, sizeof(*e));
-    e->dirty_head = ENGINE_NONE;
 }
 
 size_t engine_memory(const engine_t *e)
@@ -297,13 +296,13 @@ static void mark_dirty(engine_t *e, uint32_t sid)
     s->change_ms = e->now_ms;
     if (!s->dirty) {
         s->dirty = 1;
-        s->dnext = ENGINE_NONE;
-        if (e->dirty_head == ENGINE_NONE) {
-            e->dirty_head = sid;
-        } else {
-            ser(e, e->dirty_tail)->dnext = sid;
+        if (e->dq_tail == e->dq_cap) {
+            /* s is not in the queue, so it holds fewer than dq_cap ids */
+            memmove(e->dirtyq, e->dirtyq + e->dq_head, (size_t)e->ndirty * sizeof(uint32_t));
+            e->dq_head = 0;
+            e->dq_tail = e->ndirty;
         }
-        e->dirty_tail = sid;
+        e->dirtyq[e->dq_tail++] = sid;
         e->ndirty++;
     }
 }
@@ -376,6 +375,27 @@ static int grow_index(engine_t *e, uint32_t count)
 
 /* Make room for nnew more series, so that creating them cannot fail.  Only
  * capacity changes: nothing a reader can see. */
+/* Grow an array of series or node ids to hold need.  Not vec_reserve:
+ * growth stops at max_series, where a doubling could allocate up to twice
+ * what the limit lets the engine use. */
+static int grow_ids(engine_t *e, uint32_t **ids, uint32_t *cap_io, uint32_t need)
+{
+    if (need <= *cap_io) {
+        return 0;
+    }
+    uint64_t cap = *cap_io ? (uint64_t)*cap_io * 2 : 1024;
+    cap = cap < need ? need : cap;
+    cap = cap > e->max_series ? e->max_series : cap;
+    uint32_t *p = realloc(*ids, cap * sizeof(uint32_t));
+    if (p == NULL) {
+        return TALLY_ENOMEM;
+    }
+    e->mem += (cap - *cap_io) * sizeof(uint32_t);
+    *ids = p;
+    *cap_io = (uint32_t)cap;
+    return 0;
+}
+
 static int reserve(engine_t *e, uint32_t nnew)
 {
     uint32_t count = e->nseries + nnew;
@@ -391,20 +411,14 @@ static int reserve(engine_t *e, uint32_t nnew)
     if (rc != 0) {
         return rc;
     }
+    /* room for every series in the dirty queue: marking never fails */
     uint32_t nodes = e->nnodes + nnew;
-    if (nodes > e->node_cap) {
-        /* Not vec_reserve: growth stops at max_series, where a doubling
-         * could allocate up to twice what the limit lets the engine use. */
-        uint64_t cap = e->node_cap ? (uint64_t)e->node_cap * 2 : 1024;
-        cap = cap < nodes ? nodes : cap;
-        cap = cap > e->max_series ? e->max_series : cap;
-        uint32_t *ns = realloc(e->node_series, cap * sizeof(uint32_t));
-        if (ns == NULL) {
-            return TALLY_ENOMEM;
-        }
-        e->mem += (cap - e->node_cap) * sizeof(uint32_t);
-        e->node_series = ns;
-        e->node_cap = (uint32_t)cap;
+    rc = grow_ids(e, &e->dirtyq, &e->dq_cap, count);
+    if (rc == 0) {
+        rc = grow_ids(e, &e->node_series, &e->node_cap, nodes);
+    }
+    if (rc != 0) {
+        return rc;
     }
     rc = window_reserve(&e->win, nodes);
     return rc != 0 ? rc : period_reserve(&e->per, nodes);
@@ -419,7 +433,6 @@ static uint32_t create(engine_t *e, uint32_t metric, uint32_t town, uint8_t kind
     s->metric = metric;
     s->town = town;
     s->kind = kind;
-    s->dnext = ENGINE_NONE;
     s->node = ENGINE_NONE;
     if (kind == PROTO_KIND_COUNTER) {
         s->node = e->nnodes++;
@@ -741,6 +754,31 @@ void engine_unpend(engine_t *e, int64_t mass, uint32_t nnew)
 engine_series_t *engine_series_at(const engine_t *e, uint32_t sid)
 {
     return ser(e, sid);
+}
+
+void engine_prefetch(const engine_t *e, uint32_t town, const engine_sample_t *samples, uint32_t n,
+                     int stage)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t metric = samples[i].metric, h = key_hash(e, metric, town);
+        const uint64_t *slot = &e->index[h & e->index_mask];
+        if (stage == 0) {
+            __builtin_prefetch(slot);
+            continue;
+        }
+        /* the first probe only: most keys sit in their own slot */
+        uint64_t v = *slot;
+        if (v == 0 || (uint32_t)(v >> 32) != h)
+            continue;
+        const engine_series_t *s = ser(e, (uint32_t)v - 1);
+        if (stage == 1) {
+            __builtin_prefetch(s, 1);
+            __builtin_prefetch((const char *)(s + 1) - 1, 1);
+        } else if (s->metric == metric && s->town == town && s->node != ENGINE_NONE) {
+            window_prefetch(&e->win, s->node);
+            period_prefetch(&e->per, s->node);
+        }
+    }
 }
 
 uint32_t engine_series_find(const engine_t *e, uint32_t metric, uint32_t town)

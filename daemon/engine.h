@@ -120,7 +120,6 @@ typedef struct engine_series {
     uint32_t metric;
     uint32_t town;
     uint32_t node;    /* counter: window/period node; gauge: ENGINE_NONE */
-    uint32_t dnext;   /* next in the dirty list */
     uint32_t drained; /* drain pass that last reported it */
     uint8_t kind;
     uint8_t dirty;
@@ -166,7 +165,11 @@ typedef struct engine {
     uint64_t seed;
     uint32_t *node_series; /* counter node -> series id */
     uint32_t nnodes, node_cap;
-    uint32_t dirty_head, dirty_tail, ndirty, drain_pass; /* dirty: a FIFO list */
+    /* dirty series, in the order they changed: ids dirtyq[dq_head..dq_tail)
+     * of dq_cap >= nseries (an array, not a list through the series, so
+     * that engine_drain_dirty() can fetch the ones ahead) */
+    uint32_t *dirtyq;
+    uint32_t dq_head, dq_tail, dq_cap, ndirty, drain_pass;
     /* metric catalog (kinds and ratios), grown only by the define calls */
     engine_metric_t *metrics;
     uint32_t nmetrics;
@@ -285,6 +288,17 @@ static inline uint32_t engine_pend_new(const engine_t *e)
  * series and the storage in hand is full (whole chunks). */
 int engine_apply(engine_t *e, uint32_t town, int64_t time_ms, const engine_sample_t *samples,
                  uint32_t n, int32_t *bad);
+
+/* Ask the CPU for the memory engine_apply() of township town's samples
+ * will touch, one level of it per stage: 0 the series index's slots, 1
+ * the series (reading the slots), 2 their windows and periods (reading
+ * the series).  Only a hint, changing nothing: with many series each
+ * level is a cache miss, and a caller applying records in a row calls
+ * the stages for records a few places ahead (stage 2 nearest), so that
+ * the misses of several records overlap instead of waiting one after
+ * the other.  Each stage is cheap once the one before has arrived. */
+void engine_prefetch(const engine_t *e, uint32_t town, const engine_sample_t *samples, uint32_t n,
+                     int stage);
 
 /* After engine_check() or engine_apply() returned TALLY_EOVERFLOW: true
  * when it is the county's tally of the sample's metric that would have

@@ -130,6 +130,8 @@ static int report_ratios(const engine_t *e, const engine_series_t *s, uint32_t p
     return 0;
 }
 
+#define DRAIN_AHEAD 4
+
 uint32_t engine_drain_dirty(engine_t *e, uint32_t max, engine_item_fn fn, void *ctx)
 {
     if (++e->drain_pass == 0) {
@@ -140,15 +142,31 @@ uint32_t engine_drain_dirty(engine_t *e, uint32_t max, engine_item_fn fn, void *
         }
         e->drain_pass = 1;
     }
-    for (uint32_t n = 0; n < max && e->dirty_head != ENGINE_NONE; n++) {
-        engine_series_t *s = ser(e, e->dirty_head);
-        e->dirty_head = s->dnext;
+    for (uint32_t n = 0; n < max && e->dq_head < e->dq_tail; n++) {
+        /* with many series each is a cache miss, and so are its windows:
+         * ask for the series eight ahead, and for the windows of the one
+         * four ahead, whose series has come by now */
+        uint32_t i = e->dq_head++;
+        if (i + DRAIN_AHEAD * 2 < e->dq_tail) {
+            __builtin_prefetch(ser(e, e->dirtyq[i + DRAIN_AHEAD * 2]));
+        }
+        if (i + DRAIN_AHEAD < e->dq_tail) {
+            const engine_series_t *a = ser(e, e->dirtyq[i + DRAIN_AHEAD]);
+            if (a->node != ENGINE_NONE) {
+                window_prefetch(&e->win, a->node);
+                period_prefetch(&e->per, a->node);
+            }
+        }
+        engine_series_t *s = ser(e, e->dirtyq[i]);
         s->dirty = 0;
         s->drained = e->drain_pass;
         e->ndirty--;
         engine_item_t it = series_item(s);
         fn(ctx, &it);
         report_ratios(e, s, e->drain_pass, fn, ctx);
+    }
+    if (e->dq_head == e->dq_tail) {
+        e->dq_head = e->dq_tail = 0;
     }
     return e->ndirty;
 }

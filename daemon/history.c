@@ -396,6 +396,72 @@ static void fetch_cells(const history_t *h, uint32_t metric, uint32_t town, cons
             __builtin_prefetch(&h->cells[h->index[slot[t]] - 1], 1);
 }
 
+/* Where the recent entries of (metric, town) for day go. */
+static uint32_t recent_hash(uint32_t metric, uint32_t town, int32_t day)
+{
+    return metric * 0x9e3779b1u ^ town * 0x85ebca77u ^ (uint32_t)day * 0xc2b2ae3du;
+}
+
+static struct history_recent *recent_set(const history_t *h, uint32_t hash)
+{
+    return &h->recent[(hash ^ hash >> 15) & (HISTORY_RECENT - HISTORY_RECENT_WAYS)];
+}
+
+/* The recent entry of (metric, town) for day, with *hit set; or, with
+ * *hit clear, the one to take for it: empty, of another day, or else one
+ * of the set by the hash.  The set has four ways: a county's few hundred
+ * series would otherwise collide often enough to evict each other on
+ * every submission. */
+static struct history_recent *recent_way(const history_t *h, uint32_t metric, uint32_t town,
+                                         int32_t day, bool *hit)
+{
+    uint32_t hash = recent_hash(metric, town, day);
+    struct history_recent *set = recent_set(h, hash), *r = NULL;
+    *hit = false;
+    for (uint32_t w = 0; w < HISTORY_RECENT_WAYS; w++) {
+        struct history_recent *e = &set[w];
+        if (e->metric == metric && e->town == town && e->day == day) {
+            *hit = true;
+            return e;
+        }
+        if (r == NULL && (e->metric == 0 || e->day != day))
+            r = e; /* empty, or of another day */
+    }
+    return r != NULL ? r : &set[(hash >> 24) % HISTORY_RECENT_WAYS];
+}
+
+void history_prefetch(const history_t *h, uint32_t town, int64_t time_ms,
+                      const engine_sample_t *samples, uint32_t n, int stage)
+{
+    const struct history_day *d = &h->cached[0];
+    if (h->ncells == 0 || time_ms < d->start_ms || time_ms >= d->end_ms)
+        return; /* nothing yet, or a day not at hand: no hint */
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t m = samples[i].metric;
+        if (stage == 0) {
+            const struct history_recent *set = recent_set(h, recent_hash(m, town, d->keys[0]));
+            __builtin_prefetch(set);
+            __builtin_prefetch((const char *)(set + HISTORY_RECENT_WAYS) - 1);
+        } else {
+            /* the cells of the entry it will evict, which settle() adds to */
+            bool hit;
+            const struct history_recent *r = recent_way(h, m, town, d->keys[0], &hit);
+            if (hit)
+                continue;
+            if (r->queued)
+                for (int t = 0; t < 4; t++)
+                    __builtin_prefetch(&h->cells[r->cell[t]], 1);
+        }
+        for (uint8_t t = 0; t < 4; t++) {
+            const uint32_t *slot = &h->index[cell_hash(m, town, t, d->keys[t]) & h->mask];
+            if (stage == 0)
+                __builtin_prefetch(slot);
+            else if (*slot != 0)
+                __builtin_prefetch(&h->cells[*slot - 1], 1);
+        }
+    }
+}
+
 /* The cells of (metric, town) and of its county (metric, 0) for the
  * periods keys[0..4) (day first), added when missing (room was reserved
  * for eight, and their event times'): the recent entry that holds them,
@@ -403,20 +469,10 @@ static void fetch_cells(const history_t *h, uint32_t metric, uint32_t town, cons
 static struct history_recent *recent_of(history_t *h, uint32_t metric, uint32_t town,
                                         const int32_t keys[4], bool gauge)
 {
-    /* four ways: a county's few hundred series would otherwise collide
-     * often enough to evict each other on every submission */
-    uint32_t hash = metric * 0x9e3779b1u ^ town * 0x85ebca77u ^ (uint32_t)keys[0] * 0xc2b2ae3du;
-    uint32_t base = (hash ^ hash >> 15) & (HISTORY_RECENT - HISTORY_RECENT_WAYS);
-    struct history_recent *set = &h->recent[base], *r = NULL;
-    for (uint32_t w = 0; w < HISTORY_RECENT_WAYS; w++) {
-        struct history_recent *e = &set[w];
-        if (e->metric == metric && e->town == town && e->day == keys[0])
-            return e;
-        if (r == NULL && (e->metric == 0 || e->day != keys[0]))
-            r = e; /* empty, or of another day */
-    }
-    if (r == NULL)
-        r = &set[(hash >> 24) % HISTORY_RECENT_WAYS];
+    bool hit;
+    struct history_recent *r = recent_way(h, metric, town, keys[0], &hit);
+    if (hit)
+        return r;
     if (r->queued) {
         /* out of the pending list in O(1): the last entry takes its place */
         uint32_t at = r->qpos, last = h->pending_slots[--h->npending];

@@ -187,6 +187,14 @@ void history_set_position(history_t *h, uint64_t pos);
 int history_apply(history_t *h, uint64_t pos, uint32_t town, int64_t time_ms,
                   const engine_sample_t *samples, uint32_t n);
 
+/* history_apply()'s engine_prefetch() (engine.h), for a record of
+ * township town with event time time_ms: stage 0 the recent entries' set
+ * and the index slots of the township's four cells, 1 the cells the
+ * slots name.  Only a hint, changing nothing; a record of a day other
+ * than the last one applied gets none. */
+void history_prefetch(const history_t *h, uint32_t town, int64_t time_ms,
+                      const engine_sample_t *samples, uint32_t n, int stage);
+
 /* The value of (metric, town) in period p: a counter without samples
  * there reads 0, a gauge without one "no value", a ratio [num, den] or
  * "no value" (engine.h's rules).  out->name is not set.  Not const: the

@@ -256,11 +256,47 @@ static void fire_barrier(ingest_t *in)
     fn(in->barrier_ctx);
 }
 
-/* Apply the pending submissions up to position upto, in journal order. */
+/* Records between the prefetch stages of apply_durable(), and the series
+ * from which they pay: with fewer the state stays in the CPU's caches
+ * and the hints would only cost time (about 3% at 25 townships). */
+#define APPLY_AHEAD           2
+#define APPLY_PREFETCH_SERIES 50000
+
+/* engine_prefetch() stage for the pending record k places after the
+ * head, and on_applied's (the history's) for stages 0 and 1. */
+static void prefetch_ahead(const ingest_t *in, size_t k, int stage)
+{
+    const pending_t *p = &in->pending;
+    if (p->head + k >= p->tail)
+        return;
+    const pending_entry_t *e = &p->v[p->head + k];
+    const engine_sample_t *smp = pending_samples(p, e);
+    engine_prefetch(in->c.engine, e->town, smp, e->nsamples, stage);
+    if (in->c.prefetch != NULL && stage < 2)
+        in->c.prefetch(in->c.applied_ctx, e->town, e->time_ms, smp, e->nsamples, stage);
+}
+
+/* Apply the pending submissions up to position upto, in journal order.
+ * With many series nearly every record's series, windows and history
+ * cells are cache misses, each level known only once the one before has
+ * arrived; the records a few places ahead are fetched a level a record
+ * (prefetch_ahead()), so that their misses overlap. */
 static void apply_durable(ingest_t *in, uint64_t upto)
 {
     const pending_entry_t *e;
+    bool ahead = engine_series_count(in->c.engine) >= APPLY_PREFETCH_SERIES;
+    for (size_t k = 0; ahead && k < 3 * APPLY_AHEAD; k++)
+        prefetch_ahead(in, k, 0);
+    for (size_t k = 0; ahead && k < 2 * APPLY_AHEAD; k++)
+        prefetch_ahead(in, k, 1);
+    for (size_t k = 0; ahead && k < APPLY_AHEAD; k++)
+        prefetch_ahead(in, k, 2);
     while ((e = pending_head(&in->pending)) != NULL && e->pos <= upto) {
+        if (ahead) {
+            prefetch_ahead(in, 3 * APPLY_AHEAD, 0);
+            prefetch_ahead(in, 2 * APPLY_AHEAD, 1);
+            prefetch_ahead(in, APPLY_AHEAD, 2);
+        }
         if (in->barrier_fn && e->pos > in->barrier_pos)
             fire_barrier(in);
         engine_unpend(in->c.engine, e->mass, e->nnew);

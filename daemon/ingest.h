@@ -95,6 +95,10 @@ typedef struct ingest_config {
      * restart replays the record). */
     int (*on_applied)(void *ctx, uint64_t pos, uint32_t town, int64_t time_ms,
                       const engine_sample_t *samples, uint32_t n);
+    /* Optional: on_applied's engine_prefetch() (engine.h), stages 0 and
+     * 1, called for records a few places ahead of the one applied. */
+    void (*prefetch)(void *ctx, uint32_t town, int64_t time_ms, const engine_sample_t *samples,
+                     uint32_t n, int stage);
     void *applied_ctx;
 } ingest_config_t;
 

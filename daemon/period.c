@@ -352,6 +352,13 @@ void period_add(period_set_t *ps, uint32_t node, const period_pos_t *pos, __int1
     }
 }
 
+void period_prefetch(const period_set_t *ps, uint32_t node)
+{
+    const period_slot_t *s = slot_of(ps, node, 0);
+    __builtin_prefetch(s, 1);
+    __builtin_prefetch(s + PERIOD_COUNT - 1, 1);
+}
+
 int64_t period_value(const period_set_t *ps, uint32_t node, uint32_t p)
 {
     const period_slot_t *s = slot_of(ps, node, p);

@@ -145,6 +145,9 @@ void period_add(period_set_t *ps, uint32_t node, const period_pos_t *pos, __int1
 /* The node's value of period p now (0 when it has nothing for it). */
 int64_t period_value(const period_set_t *ps, uint32_t node, uint32_t p);
 
+/* Ask the CPU for node's slots (engine_prefetch()). */
+void period_prefetch(const period_set_t *ps, uint32_t node);
+
 /* The node's value of period p for the period key key (0 when it has
  * nothing for it), for checkpoints: with the current key and the next one
  * this is everything period_advance() can still report. */

@@ -145,6 +145,14 @@ static int on_applied(void *ctx, uint64_t pos, uint32_t town, int64_t time_ms,
     return d->history_open ? history_apply(&d->history, pos, town, time_ms, samples, n) : 0;
 }
 
+static void on_prefetch(void *ctx, uint32_t town, int64_t time_ms, const engine_sample_t *samples,
+                        uint32_t n, int stage)
+{
+    tallyd_t *d = ctx;
+    if (d->history_open)
+        history_prefetch(&d->history, town, time_ms, samples, n, stage);
+}
+
 static uint64_t history_hold(void *ctx)
 {
     tallyd_t *d = ctx;
@@ -324,6 +332,7 @@ static int setup_ingest(tallyd_t *d)
         .secured = d->server.secured,
         .limits = ingest_limits_from(&d->cfg),
         .on_applied = on_applied,
+        .prefetch = on_prefetch,
         .applied_ctx = d,
     };
     int rc = ingest_init(&d->ingest, &ic);

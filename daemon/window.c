@@ -484,6 +484,14 @@ void window_add(window_set_t *ws, uint32_t node, const window_pos_t *pos, __int1
     }
 }
 
+void window_prefetch(const window_set_t *ws, uint32_t node)
+{
+    const uint8_t *b = block_of(ws, node);
+    for (size_t off = 0; off < ws->block_size; off += 64)
+        __builtin_prefetch(b + off, 1);
+    __builtin_prefetch(b + ws->block_size - 1, 1);
+}
+
 bool window_value(const window_set_t *ws, uint32_t node, uint32_t w, int64_t *out)
 {
     __int128 sum = sum_of(ws, state_of(ws, node, w));

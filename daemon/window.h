@@ -166,6 +166,9 @@ void window_add(window_set_t *ws, uint32_t node, const window_pos_t *pos, __int1
  * outside int64 (see above). */
 bool window_value(const window_set_t *ws, uint32_t node, uint32_t w, int64_t *out);
 
+/* Ask the CPU for node's states (engine_prefetch()). */
+void window_prefetch(const window_set_t *ws, uint32_t node);
+
 /* The non-zero buckets of window w of node, oldest first, for checkpoints:
  * stores in off[k] how many buckets bucket k comes after the window's
  * oldest bucket (0..nbuckets-1, increasing) and in val[k] its value, and

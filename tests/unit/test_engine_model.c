@@ -179,13 +179,19 @@ static void test_overflow_past_the_mass_bound(void **state)
 }
 
 /* Draining in rounds: oldest mark first, at most max series per call, and
- * a series marked again goes behind the ones still waiting. */
+ * a series marked again goes behind the ones still waiting.  With state
+ * set, max_series is the 4 series used, so the queue of dirty series is
+ * exactly that long and the second mark finds its end taken (the ids
+ * still waiting move to its front). */
 static void test_drain_in_rounds(void **state)
 {
-    (void)state;
     engine_t e;
     int64_t now = cst(2024, 5, 10, 12, 0, 0, 0);
-    init_at(&e, now);
+    engine_config_t cfg;
+    engine_config_default(&cfg);
+    if (*state != NULL)
+        cfg.max_series = 4;
+    init_cfg(&e, &cfg, now);
     for (uint32_t t = 1; t <= 3; t++) {
         assert_int_equal(apply1(&e, t, now, 5, 1), 0); /* marks (5, t), then (5, 0) */
     }
@@ -344,6 +350,15 @@ static void test_many_series(void **state)
            (unsigned long long)samples, (long long)dt,
            dt > 0 ? (double)samples / (double)dt / 1000.0 : 0.0, METRICS);
     EXPECT(&e, 1, 1, "total", 1 + 20 * TOWNS);
+
+    /* Prefetching (a hint) changes nothing, for series there or not. */
+    for (uint32_t t = 0; t <= TOWNS + 5; t++) {
+        for (int stage = 0; stage < 3; stage++) {
+            engine_prefetch(&e, t, s, METRICS, stage);
+        }
+    }
+    EXPECT(&e, 1, 1, "total", 1 + 20 * TOWNS);
+    EXPECT(&e, 50, 777, "today", 777 + 20 * TOWNS);
     items = 0;
     engine_drain_dirty(&e, UINT32_MAX, count_items, &items);
     assert_int_equal(items, n);
@@ -597,7 +612,8 @@ int main(void)
         cmocka_unit_test(test_overflow_second_sample),
         cmocka_unit_test(test_overflow_same_metric_twice),
         cmocka_unit_test(test_overflow_past_the_mass_bound),
-        cmocka_unit_test(test_drain_in_rounds),
+        cmocka_unit_test_prestate(test_drain_in_rounds, NULL),
+        cmocka_unit_test_prestate(test_drain_in_rounds, "a queue of 4"),
         cmocka_unit_test(test_apply_after_check),
         cmocka_unit_test(test_series_limit),
         cmocka_unit_test(test_many_series),
