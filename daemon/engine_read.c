@@ -142,15 +142,16 @@ uint32_t engine_drain_dirty(engine_t *e, uint32_t max, engine_item_fn fn, void *
         }
         e->drain_pass = 1;
     }
+    bool ahead = e->nseries >= ENGINE_PREFETCH_SERIES;
     for (uint32_t n = 0; n < max && e->dq_head < e->dq_tail; n++) {
         /* with many series each is a cache miss, and so are its windows:
          * ask for the series eight ahead, and for the windows of the one
          * four ahead, whose series has come by now */
         uint32_t i = e->dq_head++;
-        if (i + DRAIN_AHEAD * 2 < e->dq_tail) {
+        if (ahead && i + DRAIN_AHEAD * 2 < e->dq_tail) {
             __builtin_prefetch(ser(e, e->dirtyq[i + DRAIN_AHEAD * 2]));
         }
-        if (i + DRAIN_AHEAD < e->dq_tail) {
+        if (ahead && i + DRAIN_AHEAD < e->dq_tail) {
             const engine_series_t *a = ser(e, e->dirtyq[i + DRAIN_AHEAD]);
             if (a->node != ENGINE_NONE) {
                 window_prefetch(&e->win, a->node);

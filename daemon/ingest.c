@@ -256,11 +256,8 @@ static void fire_barrier(ingest_t *in)
     fn(in->barrier_ctx);
 }
 
-/* Records between the prefetch stages of apply_durable(), and the series
- * from which they pay: with fewer the state stays in the CPU's caches
- * and the hints would only cost time (about 3% at 25 townships). */
-#define APPLY_AHEAD           2
-#define APPLY_PREFETCH_SERIES 50000
+/* Records between the prefetch stages of apply_durable(). */
+#define APPLY_AHEAD 2
 
 /* engine_prefetch() stage for the pending record k places after the
  * head, and on_applied's (the history's) for stages 0 and 1. */
@@ -284,7 +281,7 @@ static void prefetch_ahead(const ingest_t *in, size_t k, int stage)
 static void apply_durable(ingest_t *in, uint64_t upto)
 {
     const pending_entry_t *e;
-    bool ahead = engine_series_count(in->c.engine) >= APPLY_PREFETCH_SERIES;
+    bool ahead = engine_series_count(in->c.engine) >= ENGINE_PREFETCH_SERIES;
     for (size_t k = 0; ahead && k < 3 * APPLY_AHEAD; k++)
         prefetch_ahead(in, k, 0);
     for (size_t k = 0; ahead && k < 2 * APPLY_AHEAD; k++)
