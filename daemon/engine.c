@@ -373,8 +373,6 @@ static int grow_index(engine_t *e, uint32_t count)
     return 0;
 }
 
-/* Make room for nnew more series, so that creating them cannot fail.  Only
- * capacity changes: nothing a reader can see. */
 /* Grow an array of series or node ids to hold need.  Not vec_reserve:
  * growth stops at max_series, where a doubling could allocate up to twice
  * what the limit lets the engine use. */
@@ -396,6 +394,8 @@ static int grow_ids(engine_t *e, uint32_t **ids, uint32_t *cap_io, uint32_t need
     return 0;
 }
 
+/* Make room for nnew more series, so that creating them cannot fail.  Only
+ * capacity changes: nothing a reader can see. */
 static int reserve(engine_t *e, uint32_t nnew)
 {
     uint32_t count = e->nseries + nnew;
@@ -411,8 +411,8 @@ static int reserve(engine_t *e, uint32_t nnew)
     if (rc != 0) {
         return rc;
     }
-    /* room for every series in the dirty queue: marking never fails */
     uint32_t nodes = e->nnodes + nnew;
+    /* room for every series in the dirty queue: marking never fails */
     rc = grow_ids(e, &e->dirtyq, &e->dq_cap, count);
     if (rc == 0) {
         rc = grow_ids(e, &e->node_series, &e->node_cap, nodes);

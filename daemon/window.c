@@ -486,6 +486,8 @@ void window_add(window_set_t *ws, uint32_t node, const window_pos_t *pos, __int1
 
 void window_prefetch(const window_set_t *ws, uint32_t node)
 {
+    if (ws->block_size == 0)
+        return; /* no windows */
     const uint8_t *b = block_of(ws, node);
     for (size_t off = 0; off < ws->block_size; off += 64)
         __builtin_prefetch(b + off, 1);

@@ -113,6 +113,11 @@ static void test_config_invalid(void **state)
     init_cfg(&e, &c, cst(2024, 5, 10, 12, 0, 0, 0));
     assert_int_equal(engine_columns(&e), 5);
     assert_int_equal(apply1(&e, 1, fake_ms, 1, 4), 0);
+    /* a node without windows: fetching ahead has only periods to ask for */
+    engine_sample_t smp = {1, 4};
+    for (int stage = 0; stage < 3; stage++) {
+        engine_prefetch(&e, 1, &smp, 1, stage);
+    }
     EXPECT(&e, 1, 1, "today", 4);
     EXPECT(&e, 1, 0, "total", 4);
     engine_free(&e);
