@@ -290,8 +290,7 @@ int engine_apply(engine_t *e, uint32_t town, int64_t time_ms, const engine_sampl
                  uint32_t n, int32_t *bad);
 
 /* The series from which fetching ahead pays: with fewer the state stays
- * in the CPU's caches, and the hints would only cost time (about 3% at
- * 25 townships). */
+ * in the CPU's caches, and the hints would only cost time. */
 #define ENGINE_PREFETCH_SERIES 50000
 
 /* Ask the CPU for the memory engine_apply() of township town's samples
