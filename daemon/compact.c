@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "memhint.h"
 #include "vec.h"
 
 /* What the child that built an image reports through its pipe: one write
@@ -30,7 +31,10 @@ typedef struct child_result {
 
 static void maybe_closed(compact_t *k)
 {
-    if (k->on_closed && !k->storing && k->open_handles == 0) {
+    if (k->on_closed && !k->storing && !k->rewarming && k->open_handles == 0) {
+        free(k->regions);
+        k->regions = NULL;
+        k->nregions = k->regions_cap = 0;
         void (*cb)(compact_t *) = k->on_closed;
         k->on_closed = NULL;
         cb(k);
@@ -259,6 +263,64 @@ static void child_forget(compact_t *k)
     k->child_rfd = k->memfd = -1;
 }
 
+/* ---- after the child: the parent's pages writable again ----
+ *
+ * fork() write-protected every page of the loop's memory, so each page
+ * the loop writes afterwards costs a fault, whether the child is still
+ * there or not: about 16 us on a virtual machine with shadow page
+ * tables, a second or more of the loop's time at a million series.  Once
+ * the child has ended, a thread makes the engine's blocks writable again
+ * in one call each, and most of those faults never happen
+ * (bench/README.md, "The fork's page faults"). */
+
+static void add_region(void *ctx, void *p, size_t len)
+{
+    compact_t *k = ctx;
+    if (p == NULL || len == 0)
+        return;
+    if (k->nregions == k->regions_cap &&
+        vec_reserve(&k->regions, &k->regions_cap, k->nregions + 1, sizeof(*k->regions)) != 0)
+        return; /* only fewer pages made writable ahead */
+    k->regions[k->nregions++] = (struct compact_region){p, len};
+}
+
+/* On a thread: the blocks may change meanwhile (the loop goes on), which
+ * is fine: memhint_unshare() changes no byte, only page tables. */
+static void rewarm_work(uv_work_t *w)
+{
+    compact_t *k = w->data;
+    int64_t t0 = mono_us();
+    for (size_t i = 0; i < k->nregions; i++)
+        if (memhint_unshare(k->regions[i].p, k->regions[i].len) != 0)
+            break; /* the kernel lacks the call: the faults stay */
+    k->rewarm_us = (uint64_t)(mono_us() - t0);
+}
+
+static void rewarm_done(uv_work_t *w, int status)
+{
+    compact_t *k = w->data;
+    (void)status;
+    k->rewarming = false;
+    log_debug(k->c.log, "the engine's %zu blocks writable again in %" PRIu64 " us", k->nregions,
+              k->rewarm_us);
+    maybe_closed(k);
+}
+
+/* The child has ended (no process shares the pages now: a new checkpoint
+ * waits for this, on_timer()). */
+static void rewarm(compact_t *k)
+{
+    if (k->rewarming)
+        return;
+    k->nregions = 0;
+    engine_regions(k->c.engine, add_region, k);
+    if (k->nregions == 0)
+        return;
+    k->rewarm.data = k;
+    if (uv_queue_work(k->c.loop, &k->rewarm, rewarm_work, rewarm_done) == 0)
+        k->rewarming = true;
+}
+
 /* The child has ended: take its image, mapped from the memory file, and
  * store it once its segment exists. */
 static void on_child(uv_timer_t *t)
@@ -280,6 +342,7 @@ static void on_child(uv_timer_t *t)
         }
         return;
     }
+    rewarm(k);
     child_result_t res;
     ssize_t n = r > 0 ? read(k->child_rfd, &res, sizeof(res)) : -1;
     if (n != (ssize_t)sizeof(res)) {
@@ -405,8 +468,8 @@ static uint64_t uncovered(const compact_t *k)
 static void on_timer(uv_timer_t *t)
 {
     compact_t *k = t->data;
-    if (k->busy)
-        return;
+    if (k->busy || k->rewarming)
+        return; /* a child now would share the pages being made writable */
     /* Segments a checkpoint covered but hold_pos still needed then: gone
      * once the part holding them back has caught up (a few unlinks). */
     if (k->deferred_keep > 0 && held_back(k) >= k->deferred_pos) {
@@ -453,6 +516,10 @@ int compact_init(compact_t *k, const compact_config_t *c)
     k->child_rfd = k->memfd = -1;
     k->fork_us = 0;
     k->build_us = 0;
+    k->rewarming = false;
+    k->regions = NULL;
+    k->nregions = k->regions_cap = 0;
+    k->rewarm_us = 0;
     uv_timer_start(&k->timer, on_timer, 1000, 1000);
     return 0;
 }

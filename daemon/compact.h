@@ -91,6 +91,16 @@ typedef struct compact {
     checkpoint_unmark_t *unmark; /* marks to leave out of the image */
     size_t nunmark, unmark_cap;
     char err[512];
+    /* After the child: the engine's blocks, made writable again off the
+     * loop (memhint_unshare()) */
+    uv_work_t rewarm;
+    bool rewarming; /* that work request is queued */
+    struct compact_region {
+        void *p;
+        size_t len;
+    } * regions;
+    size_t nregions, regions_cap;
+    uint64_t rewarm_us; /* how long the last one took */
     void (*on_closed)(struct compact *k);
 } compact_t;
 

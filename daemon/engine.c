@@ -212,6 +212,21 @@ size_t engine_memory(const engine_t *e)
     return e->mem + window_memory(&e->win) + period_memory(&e->per);
 }
 
+void engine_regions(const engine_t *e, memhint_region_fn fn, void *ctx)
+{
+    for (uint32_t i = 0; i < e->nchunks; i++) {
+        fn(ctx, e->chunks[i], SER_CHUNK * sizeof(**e->chunks));
+    }
+    if (e->index != NULL) {
+        fn(ctx, e->index, ((size_t)e->index_mask + 1) * sizeof(*e->index));
+    }
+    if (e->dirtyq != NULL) {
+        fn(ctx, e->dirtyq, (size_t)e->dq_cap * sizeof(*e->dirtyq));
+    }
+    window_set_regions(&e->win, fn, ctx);
+    period_set_regions(&e->per, fn, ctx);
+}
+
 /* ---- metric catalog ---- */
 
 static int ensure_metric(engine_t *e, uint32_t metric)

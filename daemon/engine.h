@@ -379,6 +379,13 @@ static inline void engine_set_max_series(engine_t *e, uint32_t max_series)
 /* Bytes of memory the engine holds, all tables and scratch included. */
 size_t engine_memory(const engine_t *e);
 
+/* Tell fn of each large block of the engine's memory (series headers, the
+ * index, the dirty array, window and calendar storage), so that after a
+ * checkpoint's child has ended they can be made writable in one call each
+ * (memhint_unshare()).  Blocks are told as they are now: the caller uses
+ * the list before the engine next grows, or tolerates blocks gone. */
+void engine_regions(const engine_t *e, memhint_region_fn fn, void *ctx);
+
 /* The engine's now. */
 static inline int64_t engine_now_ms(const engine_t *e)
 {

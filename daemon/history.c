@@ -89,13 +89,29 @@ static void index_all(history_t *h)
     }
 }
 
+/* The cells, their index and the dirty list are arrays of their own that
+ * the checkpoint's child never reads (memhint_nofork_alloc()). */
+static void free_index(history_t *h)
+{
+    memhint_nofork_free(h->index, h->index ? ((size_t)h->mask + 1) * sizeof(*h->index) : 0);
+    h->index = NULL;
+}
+
+static void free_arrays(history_t *h)
+{
+    memhint_nofork_free(h->cells, (size_t)h->cap * sizeof(*h->cells));
+    memhint_nofork_free(h->dirty, (size_t)h->dirty_cap * sizeof(*h->dirty));
+    free_index(h);
+    h->cells = NULL;
+    h->dirty = NULL;
+}
+
 static int rehash(history_t *h, uint32_t slots)
 {
-    uint32_t *index = calloc(slots, sizeof(*index));
+    uint32_t *index = memhint_nofork_alloc((size_t)slots * sizeof(*index));
     if (index == NULL)
         return TALLY_ENOMEM;
-    memhint_huge(index, (size_t)slots * sizeof(*index));
-    free(h->index);
+    free_index(h);
     h->index = index;
     h->mask = slots - 1;
     index_all(h);
@@ -129,10 +145,10 @@ static int reserve(history_t *h, uint32_t extra)
         uint32_t cap = h->cap ? h->cap : 1024;
         while (cap < need)
             cap *= 2;
-        history_cell_t *cells = realloc(h->cells, (size_t)cap * sizeof(*cells));
+        history_cell_t *cells = memhint_nofork_resize(h->cells, (size_t)h->cap * sizeof(*cells),
+                                                      (size_t)cap * sizeof(*cells));
         if (cells == NULL)
             return TALLY_ENOMEM;
-        memhint_huge(cells + h->ncells, (size_t)(cap - h->ncells) * sizeof(*cells));
         h->cells = cells;
         h->cap = cap;
     }
@@ -144,7 +160,8 @@ static int reserve(history_t *h, uint32_t extra)
             return TALLY_ENOMEM;
     }
     if (need > h->dirty_cap) {
-        uint32_t *dirty = realloc(h->dirty, (size_t)h->cap * sizeof(*dirty));
+        uint32_t *dirty = memhint_nofork_resize(h->dirty, (size_t)h->dirty_cap * sizeof(*dirty),
+                                                (size_t)h->cap * sizeof(*dirty));
         if (dirty == NULL)
             return TALLY_ENOMEM;
         h->dirty = dirty;
@@ -214,9 +231,7 @@ void history_free(history_t *h)
         history_batch_free(h->batch);
         free(h->batch);
     }
-    free(h->cells);
-    free(h->index);
-    free(h->dirty);
+    free_arrays(h);
     free(h->changes);
     free(h->recent);
     free(h->pending_slots);
@@ -805,12 +820,7 @@ static int load_row(void *ctx, const history_db_cell_t *r)
 static void clear_cells(history_t *h)
 {
     forget_recent(h);
-    free(h->cells);
-    free(h->index);
-    free(h->dirty);
-    h->cells = NULL;
-    h->index = NULL;
-    h->dirty = NULL;
+    free_arrays(h);
     h->ncells = h->cap = h->mask = h->dirty_cap = h->nevents = 0;
     h->ndirty = 0;
     account(h);

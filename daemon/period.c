@@ -158,6 +158,19 @@ void period_set_free(period_set_t *ps)
     memset(ps, 0, sizeof(*ps));
 }
 
+void period_set_regions(const period_set_t *ps, memhint_region_fn fn, void *ctx)
+{
+    for (uint32_t i = 0; i < ps->nchunks; i++) {
+        fn(ctx, ps->chunks[i], (size_t)PERIOD_CHUNK * PERIOD_COUNT * sizeof(period_slot_t));
+    }
+    if (ps->nahead > 0) {
+        fn(ctx, ps->ahead, (size_t)ps->nahead * sizeof(*ps->ahead));
+    }
+    if (ps->aindex != NULL) {
+        fn(ctx, ps->aindex, ((size_t)ps->amask + 1) * sizeof(*ps->aindex));
+    }
+}
+
 int period_reserve(period_set_t *ps, uint32_t nodes)
 {
     uint32_t need = (uint32_t)(((uint64_t)nodes + PERIOD_CHUNK - 1) >> PERIOD_CHUNK_SHIFT);

@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "memhint.h"
+
 #define PERIOD_COUNT    4
 #define PERIOD_ZONE_MAX 255 /* bytes in an IANA zone name */
 
@@ -113,6 +115,9 @@ int period_set_init(period_set_t *ps, uint32_t max_nodes, int64_t now_ms);
 
 /* Free the set's storage. */
 void period_set_free(period_set_t *ps);
+
+/* Tell fn of each block of memory the set holds (memhint_unshare()). */
+void period_set_regions(const period_set_t *ps, memhint_region_fn fn, void *ctx);
 
 /* Make sure node ids < nodes have storage (allocates whole chunks; never
  * needed on the per-sample path once a node exists).  Returns 0 or

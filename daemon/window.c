@@ -177,6 +177,19 @@ int window_set_init(window_set_t *ws, const window_spec_t *spec, uint32_t nwin, 
     return 0;
 }
 
+void window_set_regions(const window_set_t *ws, memhint_region_fn fn, void *ctx)
+{
+    for (uint32_t w = 0; w < ws->nwin; w++) {
+        fn(ctx, ws->win[w].heads, ws->nbuckets * sizeof(uint32_t));
+    }
+    for (uint32_t i = 0; i < ws->nchunks; i++) {
+        fn(ctx, ws->chunks[i], (size_t)WINDOW_CHUNK * ws->block_size);
+    }
+    for (uint32_t i = 0; i < ws->ndchunks; i++) {
+        fn(ctx, ws->dchunks[i], (size_t)WINDOW_DENSE_CHUNK * ws->dense_size);
+    }
+}
+
 void window_set_free(window_set_t *ws)
 {
     for (uint32_t w = 0; w < ws->nwin; w++) {

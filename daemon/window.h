@@ -40,6 +40,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "memhint.h"
 #include "proto.h"
 
 #define WINDOW_MAX         (PROTO_COLUMNS_MAX - 5) /* the calendar periods and total take 5 */
@@ -135,6 +136,9 @@ static inline const char *window_name(const window_set_t *ws, uint32_t w)
 
 /* Free the set's storage. */
 void window_set_free(window_set_t *ws);
+
+/* Tell fn of each block of memory the set holds (memhint_unshare()). */
+void window_set_regions(const window_set_t *ws, memhint_region_fn fn, void *ctx);
 
 /* Make sure node ids < nodes have storage (allocates whole chunks).
  * Returns 0 or TALLY_ENOMEM; nodes must not exceed max_nodes. */

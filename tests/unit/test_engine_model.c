@@ -263,15 +263,21 @@ static void test_apply_after_check(void **state)
     engine_free(&e);
 }
 
+/* An engine of the default configuration holding at most max_series. */
+static void init_limited(engine_t *e, uint32_t max_series, int64_t now)
+{
+    engine_config_t c;
+    engine_config_default(&c);
+    c.max_series = max_series;
+    init_cfg(e, &c, now);
+}
+
 static void test_series_limit(void **state)
 {
     (void)state;
-    engine_config_t c;
-    engine_config_default(&c);
-    c.max_series = 5;
     engine_t e;
     int64_t now = cst(2024, 5, 10, 12, 0, 0, 0);
-    init_cfg(&e, &c, now);
+    init_limited(&e, 5, now);
     assert_int_equal(apply1(&e, 1, now, 1, 1), 0);
     assert_int_equal(engine_series_count(&e), 2); /* township and county */
     assert_int_equal(apply1(&e, 2, now, 1, 1), 0);
@@ -305,16 +311,71 @@ static int count_items(void *ctx, const engine_item_t *it)
     return 0;
 }
 
+typedef struct regions_seen {
+    struct {
+        const char *p;
+        size_t len;
+    } r[4096];
+    size_t n, bytes;
+} regions_seen_t;
+
+static void note_region(void *ctx, void *p, size_t len)
+{
+    regions_seen_t *rs = ctx;
+    assert_true(rs->n < sizeof(rs->r) / sizeof(rs->r[0]));
+    assert_non_null(p);
+    assert_true(len > 0);
+    rs->r[rs->n].p = p;
+    rs->r[rs->n++].len = len;
+    rs->bytes += len;
+}
+
+static bool in_regions(const regions_seen_t *rs, const void *p, size_t len)
+{
+    for (size_t i = 0; i < rs->n; i++)
+        if ((const char *)p >= rs->r[i].p && (const char *)p + len <= rs->r[i].p + rs->r[i].len)
+            return true;
+    return false;
+}
+
+/* engine_regions() tells of the engine's large blocks, as
+ * memhint_unshare() needs them after a checkpoint's child: every series
+ * header among them, and most of the memory the engine counts, no more. */
+static void test_regions_cover_the_state(void **state)
+{
+    (void)state;
+    engine_t e;
+    int64_t now = cst(2024, 5, 10, 12, 0, 0, 0);
+    init_limited(&e, 100000, now);
+    engine_sample_t s[20];
+    for (uint32_t t = 1; t <= 500; t++) {
+        for (uint32_t m = 0; m < 20; m++)
+            s[m] = (engine_sample_t){m + 1, (int64_t)t};
+        /* every fifth township a minute apart, so some rings go dense */
+        for (int k = 0; k < (t % 5 == 0 ? 12 : 1); k++)
+            assert_int_equal(engine_apply(&e, t, now - k * 5 * MIN_MS, s, 20, NULL), 0);
+    }
+    regions_seen_t *rs = calloc(1, sizeof(*rs));
+    assert_non_null(rs);
+    engine_regions(&e, note_region, rs);
+    uint32_t n = engine_series_count(&e);
+    assert_true(n >= 20 * 500);
+    for (uint32_t sid = 0; sid < n; sid++)
+        assert_true(in_regions(rs, engine_series_at(&e, sid), sizeof(engine_series_t)));
+    size_t mem = engine_memory(&e);
+    assert_true(rs->bytes <= mem);
+    assert_true(rs->bytes >= mem / 2);
+    free(rs);
+    engine_free(&e);
+}
+
 static void test_many_series(void **state)
 {
     (void)state;
     enum { METRICS = 100, TOWNS = 999 };
-    engine_config_t c;
-    engine_config_default(&c);
-    c.max_series = 200000;
     engine_t e;
     int64_t now = cst(2024, 5, 10, 12, 0, 0, 0);
-    init_cfg(&e, &c, now);
+    init_limited(&e, 200000, now);
     size_t mem0 = engine_memory(&e);
     engine_sample_t s[METRICS];
     for (uint32_t t = 1; t <= TOWNS; t++) {
@@ -617,6 +678,7 @@ int main(void)
         cmocka_unit_test(test_apply_after_check),
         cmocka_unit_test(test_series_limit),
         cmocka_unit_test(test_many_series),
+        cmocka_unit_test(test_regions_cover_the_state),
         cmocka_unit_test(test_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
