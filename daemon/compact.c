@@ -31,7 +31,7 @@ typedef struct child_result {
 
 static void maybe_closed(compact_t *k)
 {
-    if (k->on_closed && !k->storing && !k->rewarming && k->open_handles == 0) {
+    if (k->on_closed && !k->storing && k->open_handles == 0) {
         free(k->regions);
         k->regions = NULL;
         k->nregions = k->regions_cap = 0;
@@ -269,9 +269,15 @@ static void child_forget(compact_t *k)
  * the loop writes afterwards costs a fault, whether the child is still
  * there or not: about 16 us on a virtual machine with shadow page
  * tables, a second or more of the loop's time at a million series.  Once
- * the child has ended, a thread makes the engine's blocks writable again
- * in one call each, and most of those faults never happen
- * (bench/README.md, "The fork's page faults"). */
+ * the child has ended, the loop makes the engine's blocks writable again,
+ * for up to REWARM_SLICE_US at every turn (about 0.25 us a page), and
+ * most of those faults never happen (bench/README.md, "The fork's page
+ * faults").  On the loop, not a thread: a thread sweeping 250 MB competed
+ * with the loop for the two cores and for the page tables, and made a
+ * light load's slowest request twice as slow. */
+
+#define REWARM_SLICE_US 2000
+#define REWARM_STEP     ((size_t)256 << 10) /* bytes between looks at the clock */
 
 static void add_region(void *ctx, void *p, size_t len)
 {
@@ -284,30 +290,44 @@ static void add_region(void *ctx, void *p, size_t len)
     k->regions[k->nregions++] = (struct compact_region){p, len};
 }
 
-/* On a thread: the blocks may change meanwhile (the loop goes on), which
- * is fine: memhint_unshare() changes no byte, only page tables. */
-static void rewarm_work(uv_work_t *w)
+static void rewarm_end(compact_t *k)
 {
-    compact_t *k = w->data;
-    int64_t t0 = mono_us();
-    for (size_t i = 0; i < k->nregions; i++)
-        if (memhint_unshare(k->regions[i].p, k->regions[i].len) != 0)
-            break; /* the kernel lacks the call: the faults stay */
-    k->rewarm_us = (uint64_t)(mono_us() - t0);
-}
-
-static void rewarm_done(uv_work_t *w, int status)
-{
-    compact_t *k = w->data;
-    (void)status;
+    uv_timer_stop(&k->rewarm_timer);
     k->rewarming = false;
-    log_debug(k->c.log, "the engine's %zu blocks writable again in %" PRIu64 " us", k->nregions,
-              k->rewarm_us);
-    maybe_closed(k);
+    log_debug(k->c.log,
+              "the engine's %zu blocks writable again in %" PRId64 " ms (%" PRIu64
+              " us of the loop's time)",
+              k->nregions, clock_mono_ms() - k->rewarm_mono_ms, k->rewarm_us);
 }
 
-/* The child has ended (no process shares the pages now: a new checkpoint
- * waits for this, on_timer()). */
+/* One slice.  The blocks were listed when the sweep began; one freed
+ * meanwhile is harmless: memhint_unshare() changes no byte, only page
+ * tables, and skips what is gone. */
+static void on_rewarm(uv_timer_t *t)
+{
+    compact_t *k = t->data;
+    int64_t t0 = mono_us(), now = t0;
+    while (now - t0 < REWARM_SLICE_US && k->rewarm_at < k->nregions) {
+        struct compact_region *r = &k->regions[k->rewarm_at];
+        size_t n = r->len - k->rewarm_off < REWARM_STEP ? r->len - k->rewarm_off : REWARM_STEP;
+        if (memhint_unshare((char *)r->p + k->rewarm_off, n) != 0) {
+            k->rewarm_at = k->nregions; /* the kernel lacks the call: the faults stay */
+            break;
+        }
+        now = mono_us();
+        k->rewarm_off += n;
+        if (k->rewarm_off == r->len) {
+            k->rewarm_at++;
+            k->rewarm_off = 0;
+        }
+    }
+    k->rewarm_us += (uint64_t)(now - t0);
+    if (k->rewarm_at == k->nregions)
+        rewarm_end(k);
+}
+
+/* The child has ended (no process shares the pages now: no checkpoint
+ * starts until the sweep is over, on_timer()). */
 static void rewarm(compact_t *k)
 {
     if (k->rewarming)
@@ -316,9 +336,11 @@ static void rewarm(compact_t *k)
     engine_regions(k->c.engine, add_region, k);
     if (k->nregions == 0)
         return;
-    k->rewarm.data = k;
-    if (uv_queue_work(k->c.loop, &k->rewarm, rewarm_work, rewarm_done) == 0)
-        k->rewarming = true;
+    k->rewarm_at = k->rewarm_off = 0;
+    k->rewarm_us = 0;
+    k->rewarm_mono_ms = clock_mono_ms();
+    k->rewarming = true;
+    uv_timer_start(&k->rewarm_timer, on_rewarm, 0, 1);
 }
 
 /* The child has ended: take its image, mapped from the memory file, and
@@ -509,8 +531,9 @@ int compact_init(compact_t *k, const compact_config_t *c)
     uv_timer_init(c->loop, &k->timer);
     uv_timer_init(c->loop, &k->wait);
     uv_timer_init(c->loop, &k->child_timer);
-    k->timer.data = k->wait.data = k->child_timer.data = k;
-    k->open_handles = 3;
+    uv_timer_init(c->loop, &k->rewarm_timer);
+    k->timer.data = k->wait.data = k->child_timer.data = k->rewarm_timer.data = k;
+    k->open_handles = 4;
     k->mapped = false;
     k->child = 0;
     k->child_rfd = k->memfd = -1;
@@ -603,4 +626,6 @@ void compact_close(compact_t *k, void (*cb)(compact_t *k))
     uv_close((uv_handle_t *)&k->timer, on_handle_closed);
     uv_close((uv_handle_t *)&k->wait, on_handle_closed);
     uv_close((uv_handle_t *)&k->child_timer, on_handle_closed);
+    k->rewarming = false;
+    uv_close((uv_handle_t *)&k->rewarm_timer, on_handle_closed);
 }

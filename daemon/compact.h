@@ -91,16 +91,19 @@ typedef struct compact {
     checkpoint_unmark_t *unmark; /* marks to leave out of the image */
     size_t nunmark, unmark_cap;
     char err[512];
-    /* After the child: the engine's blocks, made writable again off the
-     * loop (memhint_unshare()) */
-    uv_work_t rewarm;
-    bool rewarming; /* that work request is queued */
+    /* After the child: the engine's blocks, made writable again a slice
+     * at a time (memhint_unshare()) */
+    uv_timer_t rewarm_timer;
+    bool rewarming; /* a sweep is under way */
     struct compact_region {
         void *p;
         size_t len;
     } * regions;
     size_t nregions, regions_cap;
-    uint64_t rewarm_us; /* how long the last one took */
+    size_t rewarm_at;       /* the region the sweep is in */
+    size_t rewarm_off;      /* and how far into it */
+    uint64_t rewarm_us;     /* the loop's time the sweep has taken */
+    int64_t rewarm_mono_ms; /* when it began */
     void (*on_closed)(struct compact *k);
 } compact_t;
 

@@ -42,12 +42,12 @@ void memhint_nofork_free(void *p, size_t len);
  * fork() left every page of the parent write-protected, and on a virtual
  * machine with shadow page tables each such fault costs about 16 us: at
  * a million series that is a second of the loop's time after every
- * checkpoint, against some 30 ms for this call (bench/README.md, "The
- * fork's page faults").  Pages that are not resident stay so (RSS does
- * not grow); the contents never change, so the range may be in use, or
- * even go away, meanwhile.  Call it off the loop, and only when no child
- * shares the pages (there each page would be copied).  Returns 0, or -1
- * when the kernel lacks the call (before Linux 5.14): nothing done. */
+ * checkpoint, against 0.2-0.3 us a page for this call (bench/README.md,
+ * "The fork's page faults").  Pages that are not resident stay so (RSS
+ * does not grow); the contents never change, so the range may be in use,
+ * or even go away, meanwhile.  Call it only when no child shares the
+ * pages (there each page would be copied).  Returns 0, or -1 when the
+ * kernel lacks the call (before Linux 5.14): nothing done. */
 int memhint_unshare(void *p, size_t len);
 
 #endif
