@@ -311,7 +311,12 @@ static void on_rewarm(uv_timer_t *t)
         struct compact_region *r = &k->regions[k->rewarm_at];
         size_t n = r->len - k->rewarm_off < REWARM_STEP ? r->len - k->rewarm_off : REWARM_STEP;
         if (memhint_unshare((char *)r->p + k->rewarm_off, n) != 0) {
-            k->rewarm_at = k->nregions; /* the kernel lacks the call: the faults stay */
+            log_notice(k->c.log,
+                       "after a checkpoint, pages cannot be made writable again in bulk (%s); "
+                       "each page the loop writes takes a fault once instead",
+                       strerror(errno));
+            k->rewarm_refused = true;
+            k->rewarm_at = k->nregions;
             break;
         }
         now = mono_us();
@@ -330,7 +335,7 @@ static void on_rewarm(uv_timer_t *t)
  * starts until the sweep is over, on_timer()). */
 static void rewarm(compact_t *k)
 {
-    if (k->rewarming)
+    if (k->rewarming || k->rewarm_refused)
         return;
     k->nregions = 0;
     engine_regions(k->c.engine, add_region, k);
@@ -543,6 +548,7 @@ int compact_init(compact_t *k, const compact_config_t *c)
     k->regions = NULL;
     k->nregions = k->regions_cap = 0;
     k->rewarm_us = 0;
+    k->rewarm_refused = false;
     uv_timer_start(&k->timer, on_timer, 1000, 1000);
     return 0;
 }

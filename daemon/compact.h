@@ -104,6 +104,7 @@ typedef struct compact {
     size_t rewarm_off;      /* and how far into it */
     uint64_t rewarm_us;     /* the loop's time the sweep has taken */
     int64_t rewarm_mono_ms; /* when it began */
+    bool rewarm_refused;    /* the kernel or a filter refused: no more sweeps */
     void (*on_closed)(struct compact *k);
 } compact_t;
 

@@ -103,7 +103,7 @@ int memhint_unshare(void *p, size_t len)
         if (n > sizeof(vec))
             n = sizeof(vec);
         if (mincore((void *)at, n * ps, vec) != 0)
-            return 0; /* part of the range is gone: nothing left to do */
+            return errno == ENOMEM ? 0 : -1; /* ENOMEM: part of the range is gone */
         for (size_t i = 0; i < n;) {
             if (!(vec[i] & 1)) {
                 i++;
@@ -113,8 +113,8 @@ int memhint_unshare(void *p, size_t len)
             while (j < n && (vec[j] & 1))
                 j++;
             if (madvise((void *)(at + i * ps), (j - i) * ps, MADV_POPULATE_WRITE) != 0 &&
-                errno == EINVAL)
-                return -1;
+                (errno == EINVAL || errno == EPERM))
+                return -1; /* ENOMEM, EFAULT: a page went meanwhile */
             i = j;
         }
         at += n * ps;

@@ -46,8 +46,9 @@ void memhint_nofork_free(void *p, size_t len);
  * "The fork's page faults").  Pages that are not resident stay so (RSS
  * does not grow); the contents never change, so the range may be in use,
  * or even go away, meanwhile.  Call it only when no child shares the
- * pages (there each page would be copied).  Returns 0, or -1 when the
- * kernel lacks the call (before Linux 5.14): nothing done. */
+ * pages (there each page would be copied).  Returns 0, or -1 with errno
+ * set when it cannot be done (EINVAL: a kernel before Linux 5.14; EPERM: a
+ * system call filter refusing mincore() or madvise()). */
 int memhint_unshare(void *p, size_t len);
 
 #endif
