@@ -3,7 +3,8 @@
  * have them while it has ordinary memory, and that growing never splits
  * their mapping (which mremap() could not move); and memhint_unshare():
  * after a fork's child has ended, the parent's resident pages take no
- * fault when written, and the others stay out of memory. */
+ * fault when written, and the others stay out of memory; a refusal is
+ * reported. */
 #include <errno.h>
 #include <inttypes.h>
 #include <setjmp.h>
@@ -13,7 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -184,12 +189,48 @@ static void test_unshare_after_fork(void **state)
     munmap(a, n * ps);
 }
 
+/* Under a system call filter that refuses mincore() (as a systemd unit
+ * without it in SystemCallFilter= does), memhint_unshare() says so
+ * instead of taking the refusal for a range gone. */
+static void test_unshare_refused(void **state)
+{
+    (void)state;
+    size_t ps = page();
+    uint8_t *p = mmap(NULL, 4 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(p != MAP_FAILED);
+    memset(p, 1, 4 * ps);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct sock_filter code[] = {
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_mincore, 0, 1),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        struct sock_fprog prog = {.len = sizeof(code) / sizeof(code[0]), .filter = code};
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+            prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+            _exit(2); /* no filter here: nothing to test */
+        int rc = memhint_unshare(p, 4 * ps);
+        _exit(rc == -1 && errno == EPERM ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    munmap(p, 4 * ps);
+    if (WEXITSTATUS(status) == 2)
+        skip();
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_zeroed_and_kept_through_resizes),
         cmocka_unit_test(test_absent_in_a_forked_child),
         cmocka_unit_test(test_unshare_after_fork),
+        cmocka_unit_test(test_unshare_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
