@@ -22,14 +22,12 @@ void memhint_huge(void *p, size_t len)
     (void)madvise((void *)start, end - start, MADV_HUGEPAGE);
 }
 
+/* Asked each time (the C library has it at hand): a cached copy would be
+ * shared, unguarded, by the loop and the history's preload thread. */
 static size_t page_size(void)
 {
-    static size_t ps;
-    if (ps == 0) {
-        long v = sysconf(_SC_PAGESIZE);
-        ps = v > 0 ? (size_t)v : 4096;
-    }
-    return ps;
+    long v = sysconf(_SC_PAGESIZE);
+    return v > 0 ? (size_t)v : 4096;
 }
 
 static size_t whole_pages(size_t len)
