@@ -644,6 +644,14 @@ const char *harness_log(harness_t *h)
     return h->log_text != NULL ? h->log_text : "";
 }
 
+size_t harness_count_in(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
 int harness_wait_log(harness_t *h, const char *needle, int timeout_ms)
 {
     int64_t deadline = harness_mono_ms() + timeout_ms;

@@ -147,6 +147,9 @@ const char *harness_log(harness_t *h);
 /* Wait until the log contains needle.  Returns 0 or TALLY_ETIMEDOUT. */
 int harness_wait_log(harness_t *h, const char *needle, int timeout_ms);
 
+/* How many times needle occurs in hay (a log, say), without overlaps. */
+size_t harness_count_in(const char *hay, const char *needle);
+
 /* Run tallyd with args (NULL-terminated, not including argv[0]) to
  * completion, for command-line tests: stdout and stderr together go into
  * out[0..cap) (NUL-terminated, truncated).  Returns the exit status as

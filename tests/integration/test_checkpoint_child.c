@@ -173,15 +173,6 @@ static void test_stop_during_child(void **state)
     harness_client_close(&c);
 }
 
-/* Count of needle in the log. */
-static int log_count(harness_t *h, const char *needle)
-{
-    int n = 0;
-    for (const char *p = harness_log(h); (p = strstr(p, needle)) != NULL; p += strlen(needle))
-        n++;
-    return n;
-}
-
 /* Once a child has ended, the loop makes the engine's pages writable
  * again (compact.c, rewarm()), a slice at every turn; the figures are
  * untouched, and the next checkpoint comes after it. */
@@ -203,9 +194,10 @@ static void test_pages_writable_after_child(void **state)
     assert_int_equal(harness_wait_log(h, "blocks writable again", 5000), 0);
     assert_int_equal(harness_submit_one(&c, 2, "t2", now, "safety_drills", 4, &ack), 0);
     int64_t t0 = harness_mono_ms();
-    while (log_count(h, "by a child process") < 2 && harness_mono_ms() - t0 < 5000)
+    while (harness_count_in(harness_log(h), "by a child process") < 2 &&
+           harness_mono_ms() - t0 < 5000)
         usleep(50000);
-    if (log_count(h, "by a child process") < 2)
+    if (harness_count_in(harness_log(h), "by a child process") < 2)
         fail_msg("no second checkpoint after the pages were made writable; log:\n%s",
                  harness_log(h));
     assert_int_equal(total_of(&c, "safety_drills", ""), 7);

@@ -474,14 +474,6 @@ void dur_kill_restart(dur_fx_t *f)
                  f->seed);
 }
 
-size_t dur_count_in(const char *hay, const char *needle)
-{
-    size_t n = 0;
-    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-        n++;
-    return n;
-}
-
 void dur_expect_log(dur_fx_t *f, const char *needle)
 {
     if (strstr(harness_log(&f->h), needle) == NULL) {

@@ -125,9 +125,6 @@ void dur_check_totals(dur_fx_t *f, unsigned ntowns, unsigned nsubs, const char *
 void dur_expect_total(dur_fx_t *f, const char *metric, const char *scope, int64_t want,
                       const char *what);
 
-/* Occurrences of needle in hay. */
-size_t dur_count_in(const char *hay, const char *needle);
-
 /* Fail (printing the log's tail) unless the daemon's log contains needle. */
 void dur_expect_log(dur_fx_t *f, const char *needle);
 

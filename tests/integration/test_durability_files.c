@@ -124,7 +124,7 @@ static void test_torn_tail(void **state)
     assert_int_equal(end, size);
     assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
     dur_expect_m0(f, all, "after a crash behind the cut tail");
-    assert_int_equal(dur_count_in(harness_log(&f->h), "torn record"), 1);
+    assert_int_equal(harness_count_in(harness_log(&f->h), "torn record"), 1);
     dur_clean_restart(f, all);
 }
 
@@ -176,7 +176,7 @@ static void test_flipped_byte(void **state)
     assert_int_equal(harness_stop(&f->h, SIGKILL), 128 + SIGKILL);
     assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
     dur_expect_m0(f, want, "after a crash with the corrupt record still there");
-    assert_int_equal(dur_count_in(harness_log(&f->h), needle), 2);
+    assert_int_equal(harness_count_in(harness_log(&f->h), needle), 2);
     dur_clean_restart(f, want);
 }
 
@@ -510,8 +510,8 @@ static void test_newer_checkpoint_format(void **state)
     if (st == 0 || st == -1 || strstr(out, ckp[0]) == NULL || strstr(out, "version 99") == NULL ||
         strstr(out, "reads versions 1 to") == NULL || !same) {
         free(orig);
-        fail_msg("tallyd on a version 99 checkpoint: status %d, file unchanged %d, output:\n%s",
-                 st, same, out);
+        fail_msg("tallyd on a version 99 checkpoint: status %d, file unchanged %d, output:\n%s", st,
+                 same, out);
     }
     print_message("refused: status %d: %s", st, out);
     dur_write_all(path, orig, len);

@@ -86,7 +86,7 @@ static void crash_under_load(dur_fx_t *f, const char *conf, const char *label)
     dur_check_totals(f, DUR_TOWNS, CRASH_SUBS, "after a clean restart");
     print_message("crash test: %d kills, %u resends answered duplicate, %zu torn tails cut\n", done,
                   sum_duplicates(res, f->nkids),
-                  dur_count_in(harness_log(&f->h), "torn record at offset"));
+                  harness_count_in(harness_log(&f->h), "torn record at offset"));
 }
 
 static void test_crash_under_load(void **state)
@@ -126,7 +126,8 @@ static void test_sigterm_under_load(void **state)
             fail_msg("tallyd exited with status %d after SIGTERM under load (seed %u)", st,
                      f->seed);
         }
-        assert_int_equal(dur_count_in(harness_log(&f->h), "SIGTERM: stopping"), (size_t)round + 1);
+        assert_int_equal(harness_count_in(harness_log(&f->h), "SIGTERM: stopping"),
+                         (size_t)round + 1);
         dur_sleep_ms(200); /* the clients keep resending into the void */
         assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
     }
@@ -220,10 +221,10 @@ static void test_checkpoint_under_load(void **state)
                   "%zu checkpoints written\n",
                   nckp, nckp ? ckp[0] : "-", nckp ? ckp[nckp - 1] : "-", nseg, nseg ? seg[0] : "-",
                   nseg ? seg[nseg - 1] : "-",
-                  dur_count_in(harness_log(&f->h), "checkpoint written"));
+                  harness_count_in(harness_log(&f->h), "checkpoint written"));
     /* Images are built by a child process (compact.h), so the loop goes on
      * serving meanwhile; the totals above came back through them. */
-    if (dur_count_in(harness_log(&f->h), "by a child process") == 0)
+    if (harness_count_in(harness_log(&f->h), "by a child process") == 0)
         fail_msg("no checkpoint was built by a child process (compact.h): see %s", f->h.log_path);
     if (nckp < 1 || nckp > 2)
         fail_msg("expected 1 or 2 checkpoint files (the newest and its predecessor), found %zu",
