@@ -169,8 +169,11 @@ try:
         push("--town", town, "law_exam.takers=%d" % (1000 * (i + 1)), "disputes.screened=%d" % i)
     until(lambda: "共 25 个乡镇" in driver.find_element(By.ID, "page").text,
           "the table's pages of 25 townships")
-    rows = lambda: [r.get_attribute("data-town")
-                    for r in driver.find_elements(By.CSS_SELECTOR, "#towns-body tr")]
+    # Read in one script: the table is rebuilt whenever a figure comes, and
+    # rows found first and read one by one could be gone by the second.
+    rows = lambda: driver.execute_script(
+        "return Array.from(document.querySelectorAll('#towns-body tr'),"
+        " r => r.getAttribute('data-town'))")
     first = rows()
     until(lambda: rows() != first, "the table's next page", 15)
     if set(first) & set(rows()):
