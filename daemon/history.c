@@ -209,6 +209,8 @@ int history_init(history_t *h, const history_config_t *c)
     h->c = *c;
     if (h->c.days < HISTORY_DAYS_MIN || h->c.days > HISTORY_DAYS_MAX)
         h->c.days = HISTORY_DAYS_DEFAULT;
+    h->db_open_from = HISTORY_DB_ALL_STORED;
+    h->db_through = HISTORY_DB_NO_DAY;
     h->recent = calloc(HISTORY_RECENT, sizeof(*h->recent));
     h->pending_slots = calloc(HISTORY_RECENT, sizeof(*h->pending_slots));
     if (h->recent == NULL || h->pending_slots == NULL)
@@ -323,6 +325,18 @@ void history_set_position(history_t *h, uint64_t pos)
         h->applied_pos = pos;
 }
 
+/* Whether sum s of cell (what, metric) fits int64; if not, logged as
+ * leaving part out of the period. */
+static bool fits(history_t *h, __int128 s, const char *what, uint32_t metric, const char *part)
+{
+    if (s <= INT64_MAX && s >= INT64_MIN)
+        return true;
+    log_limited(h->c.log, clock_mono_ms(), LOG_LEVEL_ERROR,
+                "history: %s %u would leave int64; %s is left out of the period", what, metric,
+                part);
+    return false;
+}
+
 /* Add v to a counter cell, exactly; a sum that would leave int64 (the
  * engine's bounds keep real figures far from it) is refused and logged.
  * v is a series' pending sum (settle()) or, for a day no longer kept, one
@@ -330,13 +344,8 @@ void history_set_position(history_t *h, uint64_t pos)
 static void add(history_t *h, history_cell_t *c, __int128 v)
 {
     __int128 s = (__int128)c->value + v;
-    if (s > INT64_MAX || s < INT64_MIN) {
-        log_limited(h->c.log, clock_mono_ms(), LOG_LEVEL_ERROR,
-                    "history: a cell of metric %u would leave int64; that sample is left out of "
-                    "the period",
-                    c->metric);
+    if (!fits(h, s, "a cell of metric", c->metric, "that sample"))
         return;
-    }
     c->value = (int64_t)s;
     mark(h, c);
 }
@@ -351,13 +360,8 @@ static bool set_gauge(history_t *h, history_cell_t *t, history_cell_t *c, int64_
         return false;
     int64_t old = (t->flags & CELL_HAS) ? t->value : 0;
     __int128 s = (__int128)((c->flags & CELL_HAS) ? c->value : 0) - old + v;
-    if (s > INT64_MAX || s < INT64_MIN) {
-        log_limited(h->c.log, clock_mono_ms(), LOG_LEVEL_ERROR,
-                    "history: the county's gauge %u would leave int64; that sample is left out of "
-                    "the period",
-                    c->metric);
+    if (!fits(h, s, "the county's gauge", c->metric, "that sample"))
         return false;
-    }
     bool changed = !(t->flags & CELL_HAS) || t->value != v;
     t->value = v;
     *event_ms(t) = time_ms;
@@ -826,6 +830,97 @@ static void clear_cells(history_t *h)
     account(h);
 }
 
+/* ---- open periods (history_db.h) ---- */
+
+/* The first and last days of the last month, quarter and year asked
+ * about: a batch's cells name a handful of periods, over and over. */
+typedef struct spans {
+    bool set[CALPERIOD_YEAR + 1];
+    int32_t key[CALPERIOD_YEAR + 1], first[CALPERIOD_YEAR + 1], last[CALPERIOD_YEAR + 1];
+} spans_t;
+
+/* Whether period (type, key) is a row of a database whose open periods
+ * are those from open_from on not ended before through. */
+static bool stored(spans_t *s, uint8_t type, int32_t key, int32_t open_from, int32_t through)
+{
+    if (type == CALPERIOD_DAY || open_from == HISTORY_DB_ALL_STORED)
+        return true;
+    if (!s->set[type] || s->key[type] != key) {
+        calperiod_days((calperiod_t){type, key}, &s->first[type], &s->last[type]);
+        s->key[type] = key;
+        s->set[type] = true;
+    }
+    return s->first[type] < open_from || s->last[type] < through;
+}
+
+/* A database that stores open periods only once they end (open_from):
+ * their cells from their days (history_db.h), after the rows are loaded
+ * and indexed.  Not marked: the database holds them, as their days. */
+static int derive_open(history_t *h, int32_t open_from, int32_t through)
+{
+    if (open_from == HISTORY_DB_ALL_STORED)
+        return 0;
+    spans_t s = {0};
+    /* Rows of open periods cannot be there (they are dropped when the
+     * rules begin); should one be, its days still decide. */
+    for (uint32_t i = 0; i < h->ncells; i += width(&h->cells[i])) {
+        history_cell_t *c = &h->cells[i];
+        if (stored(&s, c->type, c->key, open_from, through))
+            continue;
+        c->value = 0;
+        if (c->flags & CELL_GAUGE) {
+            c->flags &= (uint8_t)~CELL_HAS;
+            *event_ms(c) = 0;
+        }
+    }
+    /* Counters from their days, the county's from its own; a township's
+     * gauge from its latest-stamped day. */
+    uint32_t n = h->ncells;
+    for (uint32_t i = 0; i < n; i += width(&h->cells[i])) {
+        if (reserve(h, 2 * CALPERIOD_YEAR) != 0)
+            return TALLY_ENOMEM;
+        history_cell_t *c = &h->cells[i];
+        bool gauge = (c->flags & CELL_GAUGE) != 0;
+        if (c->type != CALPERIOD_DAY || c->key < open_from || (gauge && c->town == 0) ||
+            !(c->flags & CELL_HAS))
+            continue;
+        for (uint8_t t = CALPERIOD_MONTH; t <= CALPERIOD_YEAR; t++) {
+            calperiod_t p = calperiod_of_day(t, c->key);
+            if (stored(&s, t, p.key, open_from, through))
+                continue;
+            history_cell_t *r = cell(h, c->metric, c->town, t, p.key, gauge);
+            if (!gauge) {
+                __int128 v = (__int128)r->value + c->value;
+                if (fits(h, v, "a cell of metric", c->metric, "a day"))
+                    r->value = (int64_t)v;
+            } else if (!(r->flags & CELL_HAS) || *event_ms(c) >= *event_ms(r)) {
+                r->value = c->value;
+                *event_ms(r) = *event_ms(c);
+                r->flags |= CELL_HAS;
+            }
+        }
+    }
+    /* The county's gauges: the sums of their townships'. */
+    for (uint32_t i = 0; i < h->ncells; i += width(&h->cells[i])) {
+        if (reserve(h, 2) != 0)
+            return TALLY_ENOMEM;
+        history_cell_t *c = &h->cells[i];
+        if (!(c->flags & CELL_GAUGE) || !(c->flags & CELL_HAS) || c->town == 0 ||
+            stored(&s, c->type, c->key, open_from, through))
+            continue;
+        int64_t v = c->value, t = *event_ms(c);
+        history_cell_t *k = cell(h, c->metric, 0, c->type, c->key, true);
+        __int128 sum = (__int128)((k->flags & CELL_HAS) ? k->value : 0) + v;
+        if (!fits(h, sum, "the county's gauge", c->metric, "a township"))
+            continue;
+        k->value = (int64_t)sum;
+        if (!(k->flags & CELL_HAS) || t > *event_ms(k))
+            *event_ms(k) = t;
+        k->flags |= CELL_HAS;
+    }
+    return 0;
+}
+
 /* ---- loading: history_preload() and history_open() ---- */
 
 struct history_preload {
@@ -835,6 +930,7 @@ struct history_preload {
     bool opened;             /* history_db_open() succeeded */
     int rc;                  /* history_db_open()'s, then history_db_load()'s */
     uint64_t pos;
+    int32_t open_from, through; /* history_db_open_periods()'s */
     char err[512];
     uv_thread_t thread;
     bool threaded;
@@ -851,6 +947,8 @@ static void preload_main(void *arg)
     if (p->opened)
         p->rc =
             history_db_load(&h->db, &p->pos, load_begin, load_row, &p->l, p->err, sizeof(p->err));
+    if (p->opened && p->rc == 0)
+        p->rc = history_db_open_periods(&h->db, &p->open_from, &p->through, p->err, sizeof(p->err));
 }
 
 static void preload_free(struct history_preload *p)
@@ -968,11 +1066,14 @@ int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metri
     h->dir = dir;
     int rc = p->rc;
     uint64_t pos = p->pos;
+    int32_t open_from = p->open_from, through = p->through;
     snprintf(err, sizeof(err), "%s", p->err);
     load_ctx_t l = {.h = h, .towns = towns, .metrics = metrics};
     snprintf(l.err, sizeof(l.err), "%s", p->l.err);
     if (rc == 0)
         rc = map_names(h, p, &l);
+    if (rc == 0)
+        rc = derive_open(h, open_from, through);
     bool opened = p->opened;
     preload_free(p);
     if (rc == TALLY_EIO)
@@ -990,6 +1091,8 @@ int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metri
         char aside[128] = "";
         clear_cells(h);
         pos = 0;
+        open_from = HISTORY_DB_ALL_STORED; /* a new database: no rows, no rules */
+        through = HISTORY_DB_NO_DAY;
         if (history_db_set_aside(dir, aside, sizeof(aside)) != 0)
             snprintf(aside, sizeof(aside), "(could not be renamed: %s)", strerror(errno));
         log_error(h->c.log,
@@ -1006,6 +1109,9 @@ int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metri
     h->db_open = true;
     h->applied_pos = h->stored_pos = pos;
     h->loaded_pos = pos;
+    h->db_open_from = open_from;
+    h->db_through = through;
+    h->db_empty = h->ncells == 0 && open_from == HISTORY_DB_ALL_STORED;
     /* Cells loaded are stored already. */
     for (uint32_t i = 0; i < h->ncells; i++)
         h->cells[i].flags &= (uint8_t)~CELL_DIRTY;
@@ -1089,12 +1195,53 @@ static int batch_undo(history_t *h, history_batch_t *b, uint32_t taken)
 /* Day keys of 2000..2099 fit a batch row's 24-bit key. */
 _Static_assert((CALPERIOD_YEAR_MAX - 1969) * 366 < (1 << 23), "a day key fits 24 bits");
 
-/* Fill b with the dirty cells (their marks cleared) and the position. */
+/* The open periods' rules for the next batch: from the day they began
+ * while enough days are kept, none otherwise; stored through today.  They
+ * begin today, so that periods begun before (whose first days a shorter
+ * retention may have dropped) stay rows, or, in a database that never
+ * held a row, on the first day there is. */
+static void open_rules(const history_t *h, int32_t today, int32_t *open_from, int32_t *through)
+{
+    *open_from = h->db_open_from;
+    *through = h->db_through;
+    if (today == INT32_MAX)
+        return; /* no day by the clock: as they were */
+    if (today > *through)
+        *through = today;
+    if (h->c.days < HISTORY_OPEN_DAYS)
+        *open_from = HISTORY_DB_ALL_STORED;
+    else if (*open_from == HISTORY_DB_ALL_STORED)
+        *open_from = h->db_empty ? calperiod_days_from_civil(CALPERIOD_YEAR_MIN, 1, 1) : today;
+}
+
+/* Mark the cells that the rules (open_from, through) store and the
+ * database's did not: the periods that ended since, or every open one
+ * when the rules end. */
+static void mark_newly_stored(history_t *h, int32_t open_from, int32_t through)
+{
+    if (open_from == h->db_open_from && through == h->db_through)
+        return;
+    spans_t now = {0}, was = {0};
+    for (uint32_t i = 0; i < h->ncells; i += width(&h->cells[i])) {
+        history_cell_t *c = &h->cells[i];
+        if (c->type != CALPERIOD_DAY && stored(&now, c->type, c->key, open_from, through) &&
+            !stored(&was, c->type, c->key, h->db_open_from, h->db_through))
+            mark(h, c);
+    }
+}
+
+/* Fill b with the dirty cells (their marks cleared; those of open
+ * periods left out), the position and the open periods' rules. */
 static int build_batch(history_t *h, history_batch_t *b)
 {
     settle_all(h);
     b->nrows = 0;
     b->prune_before[0] = '\0';
+    int32_t today = history_today(h);
+    open_rules(h, today, &b->open_from, &b->through);
+    b->drop_open = b->open_from != h->db_open_from && b->open_from != HISTORY_DB_ALL_STORED;
+    mark_newly_stored(h, b->open_from, b->through);
+    spans_t s = {0};
     uint32_t events = h->nevents < h->ndirty ? h->nevents : h->ndirty;
     if (history_batch_reserve(b, h->ndirty + events) != 0)
         return TALLY_ENOMEM;
@@ -1105,6 +1252,10 @@ static int build_batch(history_t *h, history_batch_t *b)
     for (uint32_t i = 0; i < h->ndirty; i++) {
         uint32_t ci = h->dirty[i];
         history_cell_t *c = &h->cells[ci];
+        if (!stored(&s, c->type, c->key, b->open_from, b->through)) {
+            c->flags &= (uint8_t)~CELL_DIRTY; /* its day's row stands for it */
+            continue;
+        }
         if (c->metric != last_m || c->town != last_t) {
             uint32_t mlen = 0, tlen = 0;
             const char *m = intern_name(h->c.metrics, c->metric, &mlen);
@@ -1128,7 +1279,7 @@ static int build_batch(history_t *h, history_batch_t *b)
         c->flags &= (uint8_t)~CELL_DIRTY;
     }
     h->ndirty = 0;
-    int32_t first = first_kept_day(h, history_today(h));
+    int32_t first = first_kept_day(h, today);
     if (first > h->pruned_before) {
         calperiod_format((calperiod_t){CALPERIOD_DAY, first}, b->prune_before,
                          sizeof(b->prune_before));
@@ -1146,6 +1297,9 @@ static void batch_back(history_t *h)
     history_batch_t *b = h->batch;
     if (b->rc == 0) {
         h->stored_pos = b->pos;
+        h->db_open_from = b->open_from;
+        h->db_through = b->through;
+        h->db_empty = h->db_empty && b->nrows == 0;
         if (b->prune_before[0])
             h->pruned_before = b->first_day;
         if (h->failures_logged) {
@@ -1195,7 +1349,10 @@ static void flush(history_t *h)
         prune_days(h, first);
         h->pruned_mem = first;
     }
-    if (h->ndirty == 0 && h->applied_pos == h->stored_pos && first <= h->pruned_before)
+    int32_t open_from, through;
+    open_rules(h, history_today(h), &open_from, &through);
+    if (h->ndirty == 0 && h->applied_pos == h->stored_pos && first <= h->pruned_before &&
+        open_from == h->db_open_from && through == h->db_through)
         return;
     if (build_batch(h, h->batch) != 0) {
         log_limited(h->c.log, clock_mono_ms(), LOG_LEVEL_ERROR,
@@ -1272,7 +1429,8 @@ void history_stop(history_t *h)
     }
     /* What is left, stored here on the loop thread: the writer is gone. */
     if (!h->batch_busy && h->db_open && build_batch(h, h->batch) == 0 &&
-        (h->batch->nrows > 0 || h->batch->pos != h->stored_pos || h->batch->prune_before[0])) {
+        (h->batch->nrows > 0 || h->batch->pos != h->stored_pos || h->batch->prune_before[0] ||
+         h->batch->open_from != h->db_open_from || h->batch->through != h->db_through)) {
         history_db_write(&h->db, h->batch);
         batch_back(h);
     }

@@ -49,6 +49,10 @@
 #define HISTORY_FLUSH_MS     500  /* how often changed cells are stored */
 #define HISTORY_RECENT       4096 /* series whose cells are remembered */
 #define HISTORY_RECENT_WAYS  4    /* ... in sets of four (a power of 2) */
+/* Kept this many days or more, every open month, quarter and year (from
+ * the day the database began so) has all its days in the database, which
+ * then stores it only once it has ended (history_db.h, open periods). */
+#define HISTORY_OPEN_DAYS 366
 
 /* A sample changed closed periods of series (metric, town): periods[0..n)
  * (1..4, day first).  Called after the record is applied, only once the
@@ -136,6 +140,9 @@ typedef struct history {
     const char *dir;       /* the state directory (borrowed) */
     uint64_t loaded_pos;   /* the position the database held at the start */
     int32_t pruned_before; /* days before it are gone from the database */
+    int32_t db_open_from;  /* the database's open periods (history_db.h): */
+    int32_t db_through;    /* ... its meta rows as day keys */
+    bool db_empty;         /* it has never held a row: the rules may begin at any day */
     int32_t pruned_mem;    /* ... and from memory */
     size_t mem;
     int64_t batch_start_ms;          /* when the writer was handed batch */

@@ -32,6 +32,12 @@ static const char *const schema =
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
     "INSERT OR IGNORE INTO meta VALUES ('schema', 1), ('journal_pos', 0);";
 
+/* The meta rows of open periods (history_db.h), with the schema they
+ * came with. */
+#define SET_OPEN                                                                                   \
+    "INSERT OR REPLACE INTO meta VALUES ('schema', 2), ('open_from', ?1), ('stored_through', ?2)"
+#define DROP_OPEN "DELETE FROM cells WHERE type <> 'day' AND first_day >= ?1"
+
 static int fail(sqlite3 *db, char *err, size_t errlen, const char *what)
 {
     snprintf(err, errlen, "%s: %s", what, db ? sqlite3_errmsg(db) : "out of memory");
@@ -43,6 +49,8 @@ void history_db_close(history_db_t *d)
     sqlite3_finalize(d->put);
     sqlite3_finalize(d->prune);
     sqlite3_finalize(d->setpos);
+    sqlite3_finalize(d->setopen);
+    sqlite3_finalize(d->drop);
     if (d->db)
         sqlite3_close(d->db);
     memset(d, 0, sizeof(*d));
@@ -82,7 +90,9 @@ int history_db_open(history_db_t *d, const char *dir, char *err, size_t errlen)
     const char *setpos = "UPDATE meta SET value = ?1 WHERE key = 'journal_pos'";
     if (sqlite3_prepare_v2(d->db, put, -1, &d->put, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(d->db, prune, -1, &d->prune, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(d->db, setpos, -1, &d->setpos, NULL) != SQLITE_OK) {
+        sqlite3_prepare_v2(d->db, setpos, -1, &d->setpos, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(d->db, SET_OPEN, -1, &d->setopen, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(d->db, DROP_OPEN, -1, &d->drop, NULL) != SQLITE_OK) {
         fail(d->db, err, errlen, path);
         history_db_close(d);
         return TALLY_EIO;
@@ -170,6 +180,41 @@ static int count_cells(history_db_t *d, uint64_t *n, char *err, size_t errlen)
 
 /* The journal position, the count of rows (begin) and every row (fn):
  * stops early when job finds the file damaged. */
+/* Meta row key as a day key into *day (dflt when NULL or absent). */
+static int load_day(history_db_t *d, const char *key, int32_t dflt, int32_t *day, char *err,
+                    size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(d->db, "SELECT value FROM meta WHERE key = ?1", -1, &st, NULL) !=
+        SQLITE_OK)
+        return fail(d->db, err, errlen, "reading the table meta");
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    *day = dflt;
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        const char *s = (const char *)sqlite3_column_text(st, 0);
+        calperiod_t p;
+        if (s == NULL || calperiod_parse(s, strlen(s), &p) != 0 || p.type != CALPERIOD_DAY) {
+            snprintf(err, errlen, "the table meta's %s is not a day", key);
+            sqlite3_finalize(st);
+            return TALLY_EIO;
+        }
+        *day = p.key;
+    } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sqlite3_finalize(st);
+        return fail(d->db, err, errlen, "reading the table meta");
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+int history_db_open_periods(history_db_t *d, int32_t *open_from, int32_t *through, char *err,
+                            size_t errlen)
+{
+    int rc = load_day(d, "open_from", HISTORY_DB_ALL_STORED, open_from, err, errlen);
+    return rc != 0 ? rc : load_day(d, "stored_through", HISTORY_DB_NO_DAY, through, err, errlen);
+}
+
 static int read_rows(history_db_t *d, uint64_t *pos, history_db_begin_fn begin,
                      history_db_row_fn fn, void *ctx, const check_job_t *job, char *err,
                      size_t errlen)
@@ -340,8 +385,20 @@ int history_db_write(history_db_t *d, history_batch_t *b)
         return b->rc = TALLY_EIO;
     }
     int rc = 0;
-    uint32_t nruns = 0, *runs = sort_runs(b, &nruns);
-    if (runs == NULL)
+    char open_from[CALPERIOD_NAME_MAX] = "", through[CALPERIOD_NAME_MAX] = "";
+    if (b->open_from != HISTORY_DB_ALL_STORED &&
+        calperiod_format((calperiod_t){CALPERIOD_DAY, b->open_from}, open_from, sizeof(open_from)) <
+            0)
+        open_from[0] = '\0'; /* outside 2000..2099: cannot happen (history.c) */
+    if (b->through != HISTORY_DB_NO_DAY &&
+        calperiod_format((calperiod_t){CALPERIOD_DAY, b->through}, through, sizeof(through)) < 0)
+        through[0] = '\0';
+    if (b->drop_open && open_from[0]) {
+        sqlite3_bind_text(d->drop, 1, open_from, -1, SQLITE_STATIC);
+        rc = step_reset(d->drop);
+    }
+    uint32_t nruns = 0, *runs = rc == 0 ? sort_runs(b, &nruns) : NULL;
+    if (runs == NULL && rc == 0)
         for (uint32_t i = 0; i < b->nrows && rc == 0; i++)
             rc = b->rows[i].event ? 0 : put_row(d, b, i);
     for (uint32_t r = 0; runs != NULL && r < nruns && rc == 0; r++) {
@@ -357,6 +414,13 @@ int history_db_write(history_db_t *d, history_batch_t *b)
     if (rc == 0) {
         sqlite3_bind_int64(d->setpos, 1, (sqlite3_int64)b->pos);
         rc = step_reset(d->setpos);
+    }
+    if (rc == 0) {
+        if (open_from[0])
+            sqlite3_bind_text(d->setopen, 1, open_from, -1, SQLITE_STATIC);
+        if (through[0])
+            sqlite3_bind_text(d->setopen, 2, through, -1, SQLITE_STATIC);
+        rc = step_reset(d->setopen); /* unbound: NULL */
     }
     if (rc == 0 && sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
         return 0;

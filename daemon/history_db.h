@@ -13,7 +13,17 @@
  *     event_ms  INTEGER,           -- gauge: event time of the value
  *     PRIMARY KEY (metric, scope, period)) WITHOUT ROWID;
  *   CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
- *     -- 'schema' 1, 'journal_pos' the last journal position reflected
+ *     -- 'schema' 2, 'journal_pos' the last journal position reflected,
+ *     -- 'open_from' and 'stored_through' (below)
+ *
+ * Open periods (schema 2).  A month, quarter or year that begins on or
+ * after the day 'open_from' has no row until it has ended before the day
+ * 'stored_through' (the local day of the last transaction): until then
+ * its value is that of its days, which are all rows (a counter's the sum
+ * of its days', a township's gauge its latest-stamped day's, the county's
+ * gauge the sum of its townships').  Storing a changed series then takes
+ * one row, its day's, instead of four.  'open_from' NULL (or absent, as
+ * in schema 1): every period is a row.
  *
  * The database is in WAL mode: readers (sqlite3, an analyst's script) may
  * read while tallyd writes and see whole transactions only.
@@ -38,6 +48,9 @@
 #define HISTORY_DB_PRUNE "DELETE FROM cells WHERE type = 'day' AND first_day < ?1"
 
 #define HISTORY_DB_NAME_MAX 64 /* bytes of a metric or township name (PROTOCOL.md 9.1) */
+
+#define HISTORY_DB_ALL_STORED INT32_MAX /* open_from: every period is a row */
+#define HISTORY_DB_NO_DAY     INT32_MIN /* stored_through: none yet */
 
 /* A row of a batch: 16 bytes, for a batch may hold millions (every
  * series' cells, after a start or a load that creates series).  A
@@ -64,8 +77,11 @@ typedef struct history_batch {
     uint64_t pos;                          /* the journal position the database holds after it */
     char prune_before[CALPERIOD_NAME_MAX]; /* "" or a day: drop days before it */
     int32_t first_day;                     /* the day key of prune_before */
-    int rc;                                /* out: 0 or TALLY_EIO */
-    char err[256];                         /* out: why it failed */
+    int32_t open_from; /* day key, or HISTORY_DB_ALL_STORED: meta 'open_from' after it */
+    int32_t through;   /* day key, or HISTORY_DB_NO_DAY: meta 'stored_through' after it */
+    bool drop_open;    /* first drop the months, quarters and years from open_from on */
+    int rc;            /* out: 0 or TALLY_EIO */
+    char err[256];     /* out: why it failed */
 } history_batch_t;
 
 typedef struct sqlite3 sqlite3;
@@ -73,7 +89,7 @@ typedef struct sqlite3_stmt sqlite3_stmt;
 
 typedef struct history_db {
     sqlite3 *db;
-    sqlite3_stmt *put, *prune, *setpos;
+    sqlite3_stmt *put, *prune, *setpos, *setopen, *drop;
     /* Per period type, the last period a row named and its two names:
      * a batch's rows name a handful of periods, over and over. */
     struct history_db_names {
@@ -120,9 +136,16 @@ int history_db_open(history_db_t *d, const char *dir, char *err, size_t errlen);
 int history_db_load(history_db_t *d, uint64_t *pos, history_db_begin_fn begin, history_db_row_fn fn,
                     void *ctx, char *err, size_t errlen);
 
-/* Store b in one transaction: every row (insert or replace), the days
- * before b->prune_before dropped, the position set.  Sets b->rc and
- * b->err; returns b->rc. */
+/* The meta rows 'open_from' (HISTORY_DB_ALL_STORED when NULL or absent)
+ * and 'stored_through' (HISTORY_DB_NO_DAY likewise) as day keys.  Returns
+ * 0, or TALLY_EIO with a sentence in err (not a day). */
+int history_db_open_periods(history_db_t *d, int32_t *open_from, int32_t *through, char *err,
+                            size_t errlen);
+
+/* Store b in one transaction: the months, quarters and years from
+ * b->open_from on dropped when b->drop_open, every row (insert or
+ * replace), the days before b->prune_before dropped, the position and
+ * the open periods' meta rows set.  Sets b->rc and b->err; returns b->rc. */
 int history_db_write(history_db_t *d, history_batch_t *b);
 
 /* Close the database (nothing when it is not open). */

@@ -744,6 +744,116 @@ static void test_pending_sums(void **state)
     expect(f, metric[9], town[890], "2023", true, 2 * 891 * 10 * ROUNDS);
 }
 
+/* Open the fixture's database again with a history keeping days, not
+ * set aside. */
+static void reopen(fx_t *f, int64_t days)
+{
+    bool rebuilt = true;
+    history_free(&f->h);
+    fx_history(f, days);
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
+    assert_false(rebuilt);
+}
+
+static void expect_db(fx_t *f, const char *sql, const char *want)
+{
+    char got[64];
+    db_text(f, sql, got, sizeof got);
+    if (strcmp(got, want) != 0)
+        fail_msg("%s: got '%s', expected '%s'", sql, got, want);
+}
+
+#define DAY_MS (24 * HOUR_MS)
+
+/* A month, quarter or year is no row until it ends (history_db.h, open
+ * periods; in a new database from the start): a start derives it from
+ * its days, exactly as the cells were (a counter's sum, a township's
+ * gauge its latest day's, the county's gauge its townships' sum); once it
+ * has ended the writer's next turn stores it, even with nothing else to
+ * store.  Kept fewer days than a year, every period is a row again; kept
+ * a year again, the rule begins that day: rows of periods from it on go,
+ * periods begun before stay rows. */
+static void test_open_periods(void **state)
+{
+    fx_t *f = *state;
+    bool rebuilt = true;
+    /* 15 June 2024: the rules begin with a new database, on its first day. */
+    t_now_ms = T_NOW;
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
+    assert_int_equal(history_start(&f->h, loop_open(f)), 0);
+    apply(f, 1, f->gaoguan, T_JUN10, f->resolved, 3);
+    apply(f, 2, f->bashan, T_JUN12, f->resolved, 4);
+    apply(f, 3, f->gaoguan, T_JUN10, f->zones, 4);
+    apply(f, 4, f->gaoguan, T_JUN12, f->zones, 7);
+    apply(f, 5, f->bashan, T_JUN10, f->zones, 5);
+    apply(f, 6, f->gaoguan, T_DEC31, f->resolved, 100);
+    loop_close(f);
+    expect_db(f, "SELECT value FROM meta WHERE key = 'open_from'", "2000-01-01");
+    expect_db(f, "SELECT value FROM meta WHERE key = 'schema'", "2");
+    expect_db(f, "SELECT count(*) FROM cells WHERE period IN ('2024-06', '2024-Q2', '2024')", "0");
+    expect_db(f, "SELECT count(*) FROM cells WHERE period = '2024-06-10'", "5");
+    expect_db(f, "SELECT value FROM cells WHERE period = '2023' AND scope = ''", "100");
+    expect_db(f, "SELECT value FROM meta WHERE key = 'stored_through'", "2024-06-15");
+
+    reopen(f, HISTORY_DAYS_DEFAULT);
+    assert_int_equal(history_position(&f->h), 6);
+    expect(f, f->resolved, f->gaoguan, "2024-06", true, 3);
+    expect(f, f->resolved, 0, "2024-06", true, 7);
+    expect(f, f->zones, f->gaoguan, "2024-06", true, 7);
+    expect(f, f->zones, f->bashan, "2024-06", true, 5);
+    expect(f, f->zones, 0, "2024-06", true, 12);
+    expect(f, f->zones, 0, "2024-06-10", true, 9);
+    expect(f, f->resolved, 0, "2024", true, 7);
+    expect(f, f->zones, 0, "2024-Q2", true, 12);
+    expect(f, f->resolved, 0, "2023", true, 100);
+    apply(f, 7, f->gaoguan, T_JUN12 + HOUR_MS, f->zones, 1); /* later: replaces */
+    expect(f, f->zones, 0, "2024-06", true, 6);
+
+    /* 15 July: June has ended; its rows come with the writer's next turn,
+     * with nothing else to store. */
+    t_now_ms = T_NOW + 30 * DAY_MS;
+    uv_loop_t *loop = loop_open(f);
+    assert_int_equal(history_start(&f->h, loop), 0);
+    char got[16] = "";
+    const char *june = "SELECT count(*) FROM cells WHERE period = '2024-06'";
+    for (int i = 0; i < 100 && strcmp(got, "6") != 0; i++) {
+        uv_run(loop, UV_RUN_ONCE);
+        db_text(f, june, got, sizeof got);
+    }
+    assert_string_equal(got, "6");
+    loop_close(f);
+    expect_db(f, "SELECT count(*) FROM cells WHERE period = '2024-Q2'", "6");
+    expect_db(f, "SELECT count(*) FROM cells WHERE period = '2024'", "0");
+    expect_db(f,
+              "SELECT value FROM cells WHERE period = '2024-06' AND scope = '' AND metric = "
+              "'zones'",
+              "6");
+    expect_db(f, "SELECT value FROM meta WHERE key = 'stored_through'", "2024-07-15");
+
+    /* Kept 30 days: every period is a row again, the open July's too. */
+    reopen(f, 30);
+    assert_int_equal(history_start(&f->h, loop_open(f)), 0);
+    apply(f, 8, f->bashan, T_NOW + 30 * DAY_MS, f->resolved, 1);
+    apply(f, 9, f->bashan, T_NOW + 48 * DAY_MS, f->resolved, 2); /* 2 August, ahead */
+    loop_close(f);
+    expect_db(f, "SELECT value FROM cells WHERE period = '2024-07' AND scope = ''", "1");
+    expect_db(f, "SELECT value FROM cells WHERE period = '2024-08' AND scope = ''", "2");
+    expect_db(f, "SELECT count(*) FROM meta WHERE key = 'open_from' AND value IS NULL", "1");
+
+    /* Kept a year again: August began after the day the rules begin again,
+     * so its rows go; July's stay, and so does the sum of it all. */
+    reopen(f, HISTORY_DAYS_DEFAULT);
+    assert_int_equal(history_start(&f->h, loop_open(f)), 0);
+    loop_close(f);
+    expect_db(f, "SELECT count(*) FROM cells WHERE period = '2024-08'", "0");
+    expect_db(f, "SELECT value FROM cells WHERE period = '2024-07' AND scope = ''", "1");
+    reopen(f, HISTORY_DAYS_DEFAULT);
+    expect(f, f->resolved, f->bashan, "2024-08", true, 2);
+    expect(f, f->resolved, 0, "2024", true, 10);
+    expect(f, f->zones, 0, "2024-Q2", true, 6);
+    t_now_ms = T_NOW;
+}
+
 int main(void)
 {
     setenv("TZ", "UTC", 1);
@@ -761,6 +871,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gauge_event_times_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_batch_stored_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_sums, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_periods, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_year_end, setup_shanghai, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_leap_day, setup_shanghai, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_gauge_boundaries, setup_shanghai, teardown),
