@@ -178,8 +178,6 @@ static int count_cells(history_db_t *d, uint64_t *n, char *err, size_t errlen)
     return 0;
 }
 
-/* The journal position, the count of rows (begin) and every row (fn):
- * stops early when job finds the file damaged. */
 /* Meta row key as a day key into *day (dflt when NULL or absent). */
 static int load_day(history_db_t *d, const char *key, int32_t dflt, int32_t *day, char *err,
                     size_t errlen)
@@ -215,6 +213,8 @@ int history_db_open_periods(history_db_t *d, int32_t *open_from, int32_t *throug
     return rc != 0 ? rc : load_day(d, "stored_through", HISTORY_DB_NO_DAY, through, err, errlen);
 }
 
+/* The journal position, the count of rows (begin) and every row (fn):
+ * stops early when job finds the file damaged. */
 static int read_rows(history_db_t *d, uint64_t *pos, history_db_begin_fn begin,
                      history_db_row_fn fn, void *ctx, const check_job_t *job, char *err,
                      size_t errlen)

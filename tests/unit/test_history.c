@@ -851,6 +851,14 @@ static void test_open_periods(void **state)
     expect(f, f->resolved, f->bashan, "2024-08", true, 2);
     expect(f, f->resolved, 0, "2024", true, 10);
     expect(f, f->zones, 0, "2024-Q2", true, 6);
+
+    /* A rule that is not a day: the database is damaged. */
+    history_free(&f->h);
+    db_exec(f, "UPDATE meta SET value = 'soon' WHERE key = 'open_from'");
+    fx_history(f, HISTORY_DAYS_DEFAULT);
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
+    assert_true(rebuilt);
+    assert_true(t_logged(&f->st, "the table meta's open_from is not a day"));
     t_now_ms = T_NOW;
 }
 
