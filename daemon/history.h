@@ -21,7 +21,9 @@
  * (history_db.h): a writer thread stores the changed cells, as absolute
  * values, together with the journal position they reflect, in one
  * transaction, so the database always holds exactly the records up to the
- * position it records.  At start-up the database is loaded and the
+ * position it records; a month, quarter or year not yet ended is stored
+ * as its days only (history_db.h, open periods).  At start-up the
+ * database is loaded, those periods are derived from their days, and the
  * journal records after its position are applied again.
  *
  * Threads.  Everything here runs on the loop thread, except the writer's
