@@ -79,13 +79,31 @@ static const history_cell_t *lookup(const history_t *h, uint32_t metric, uint32_
     return found ? &h->cells[h->index[s] - 1] : NULL;
 }
 
-/* Put every cell into the (empty) index. */
+/* Cells index_all() places together. */
+#define INDEX_GROUP 32
+
+/* Put every cell into the (empty) index.  The cells' keys are distinct,
+ * so a cell takes the first free slot from its hash on without reading
+ * the cells already there; with many cells each slot is a cache miss, so
+ * the slots of a group of cells are fetched together before any is
+ * written. */
 static void index_all(history_t *h)
 {
-    for (uint32_t i = 0; i < h->ncells; i += width(&h->cells[i])) {
-        const history_cell_t *c = &h->cells[i];
-        bool found;
-        h->index[find_slot(h, c->metric, c->town, c->type, c->key, &found)] = i + 1;
+    uint32_t at[INDEX_GROUP], slot[INDEX_GROUP];
+    for (uint32_t i = 0; i < h->ncells;) {
+        uint32_t n = 0;
+        for (; n < INDEX_GROUP && i < h->ncells; i += width(&h->cells[i]), n++) {
+            const history_cell_t *c = &h->cells[i];
+            at[n] = i;
+            slot[n] = cell_hash(c->metric, c->town, c->type, c->key) & h->mask;
+            __builtin_prefetch(&h->index[slot[n]], 1);
+        }
+        for (uint32_t k = 0; k < n; k++) {
+            uint32_t s = slot[k];
+            while (h->index[s] != 0)
+                s = (s + 1) & h->mask;
+            h->index[s] = at[k] + 1;
+        }
     }
 }
 

@@ -190,6 +190,37 @@ static void test_gauges(void **state)
     expect(f, f->zones, 0, "2022", false, 0);
 }
 
+/* Thousands of series: the cell index grows (rehashed several times, the
+ * gauges' cells two wide) and still finds every cell. */
+static void test_index_growth(void **state)
+{
+    fx_t *f = *state;
+    enum { TOWNS = 3000 };
+    uint32_t town[TOWNS];
+    for (uint32_t i = 0; i < TOWNS; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "town-%u", i);
+        town[i] = id(&f->st.towns, name);
+    }
+    uint64_t pos = 1;
+    for (uint32_t i = 0; i < TOWNS; i++) {
+        apply(f, pos++, town[i], T_DEC31, f->resolved, i + 1);
+        apply(f, pos++, town[i], T_DEC31, f->zones, 2 * (int64_t)i);
+        apply(f, pos++, town[i], T_JUN30, f->screened, 3);
+    }
+    for (uint32_t i = 0; i < TOWNS; i++) {
+        expect(f, f->resolved, town[i], "2023-12-31", true, i + 1);
+        expect(f, f->resolved, town[i], "2023", true, i + 1);
+        expect(f, f->zones, town[i], "2023-Q4", true, 2 * (int64_t)i);
+        expect(f, f->zones, town[i], "2023-12", true, 2 * (int64_t)i);
+        expect(f, f->screened, town[i], "2023-06-30", true, 3);
+        expect(f, f->screened, town[i], "2023-12", true, 0);
+    }
+    expect(f, f->resolved, 0, "2023", true, (int64_t)TOWNS * (TOWNS + 1) / 2);
+    expect(f, f->zones, 0, "2023-12-31", true, (int64_t)TOWNS * (TOWNS - 1));
+    expect(f, f->screened, 0, "2023-Q2", true, 3 * TOWNS);
+}
+
 /* A ratio: [num, den] of its operands for the period; no value at 0/0. */
 static void test_ratio(void **state)
 {
@@ -869,6 +900,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_counters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gauges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ratio, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_growth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_preloaded, setup, teardown),
