@@ -1,6 +1,7 @@
 /* Helpers shared by the checkpoint unit tests (test_checkpoint.c,
- * test_checkpoint_engine.c): a fake clock, a filled engine and engine
- * comparisons.  Static inline so that each test uses what it needs. */
+ * test_checkpoint_engine.c): a filled engine and engine comparisons (the
+ * fake clock is calendar_test_util.h's).  Static inline so that each
+ * test uses what it needs. */
 #ifndef TALLY_CHECKPOINT_TEST_UTIL_H
 #define TALLY_CHECKPOINT_TEST_UTIL_H
 
@@ -14,44 +15,14 @@
 
 #include <cmocka.h>
 
+#include "calendar_test_util.h"
 #include "checkpoint.h"
-
-/* ---- fake clock, calendar ---- */
-
-static int64_t fake_ms;
-
-static inline int64_t fake_now(void *ctx)
-{
-    (void)ctx;
-    return fake_ms;
-}
-
-static const tclock_t fake_clock = {fake_now, NULL};
-
-static inline int64_t days_of(int y, int m, int d)
-{
-    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int64_t days = 0;
-    for (int yy = 1970; yy < y; yy++) {
-        bool leap = (yy % 4 == 0 && yy % 100 != 0) || yy % 400 == 0;
-        days += leap ? 366 : 365;
-    }
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    for (int mm = 1; mm < m; mm++) {
-        days += mdays[mm - 1] + (mm == 2 && leap);
-    }
-    return days + d - 1;
-}
 
 /* UTC ms of a wall-clock time in Asia/Shanghai (UTC+8). */
 static inline int64_t cst(int y, int mo, int d, int h, int mi, int s)
 {
     return ((days_of(y, mo, d) * 86400 + h * 3600 + mi * 60 + s) - 8 * 3600) * 1000;
 }
-
-#define MIN_MS  60000LL
-#define HOUR_MS 3600000LL
-#define DAY_MS  86400000LL
 
 /* Metric ids of the fixture. */
 enum { M_CASES = 1, M_RESOLVED, M_STAFF, M_NEG, M_RATE, M_STAFF_RATE, M_UNUSED_GAUGE };

@@ -1,7 +1,8 @@
 /* Helpers shared by the engine unit tests (test_engine.c,
- * test_engine_model.c): a fake clock, calendar arithmetic written apart from
- * period.c, and shorthands to apply, read and drain. Every function is
- * static inline so that a test file that leaves one unused still builds. */
+ * test_engine_model.c): Shanghai wall-clock times (the fake clock and the
+ * calendar are calendar_test_util.h's), and shorthands to apply, read and
+ * drain.  Every function is static inline so that a test file that leaves
+ * one unused still builds. */
 #ifndef ENGINE_TEST_UTIL_H
 #define ENGINE_TEST_UTIL_H
 
@@ -14,35 +15,8 @@
 
 #include <cmocka.h>
 
+#include "calendar_test_util.h"
 #include "engine.h"
-
-/* ---- fake clock and calendar helpers ---- */
-
-static int64_t fake_ms;
-
-static inline int64_t fake_now(void *ctx)
-{
-    (void)ctx;
-    return fake_ms;
-}
-
-static const tclock_t fake_clock = {fake_now, NULL};
-
-/* Written independently of period.c: days from 1970-01-01 by counting. */
-static inline int64_t days_of(int y, int m, int d)
-{
-    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int64_t days = 0;
-    for (int yy = 1970; yy < y; yy++) {
-        bool leap = (yy % 4 == 0 && yy % 100 != 0) || yy % 400 == 0;
-        days += leap ? 366 : 365;
-    }
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    for (int mm = 1; mm < m; mm++) {
-        days += mdays[mm - 1] + (mm == 2 && leap);
-    }
-    return days + d - 1;
-}
 
 /* UTC milliseconds of a wall-clock time in Asia/Shanghai (UTC+8, no DST
  * since 1991). */
@@ -50,10 +24,6 @@ static inline int64_t cst(int y, int mo, int d, int h, int mi, int s, int ms)
 {
     return ((days_of(y, mo, d) * 86400 + h * 3600 + mi * 60 + s) - 8 * 3600) * 1000 + ms;
 }
-
-#define MIN_MS  60000LL
-#define HOUR_MS 3600000LL
-#define DAY_MS  86400000LL
 
 /* ---- engine helpers ---- */
 
