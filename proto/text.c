@@ -2,6 +2,7 @@
 #include "text.h"
 
 #include <assert.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -112,6 +113,19 @@ void text_format(char *buf, size_t cap, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, cap, fmt, ap);
     va_end(ap);
+}
+
+void text_json_value(FILE *out, bool present, bool ratio, int64_t num, int64_t den)
+{
+    if (!present) {
+        fputs("null", out);
+    } else if (ratio) {
+        fprintf(out, "{\"num\":%" PRId64 ",\"den\":%" PRId64 ",\"value\":", num, den);
+        text_json_double(out, den ? (double)num / (double)den : 0.0);
+        fputc('}', out);
+    } else {
+        fprintf(out, "%" PRId64, num);
+    }
 }
 
 void text_json_double(FILE *out, double v)

@@ -6,7 +6,9 @@
 #ifndef TALLY_TEXT_H
 #define TALLY_TEXT_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* Flags of text_printable. */
@@ -36,6 +38,12 @@ void text_json_string(FILE *out, const char *s, size_t len);
  * Python print it; null for NaN and infinities, which JSON cannot
  * represent. */
 void text_json_double(FILE *out, double v);
+
+/* Write one value of a tally as the clients' JSON shows it (`tally get
+ * --json`, tally-web): null when it is not present, the integer num for
+ * a counter or a gauge, and {"num":N,"den":D,"value":num/den} for a
+ * ratio (value 0 when den is 0). */
+void text_json_value(FILE *out, bool present, bool ratio, int64_t num, int64_t den);
 
 /* Copy src[0..len) into dst (cap bytes), cutting it to cap - 1 bytes when
  * longer, and NUL-terminate it.  Does nothing when cap is 0. */

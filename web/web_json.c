@@ -12,19 +12,6 @@ void web_json_string(FILE *out, const char *s)
     text_json_string(out, s, strlen(s));
 }
 
-static void json_value(FILE *out, int kind, const tally_value_t *v)
-{
-    if (!v->present) {
-        fputs("null", out);
-    } else if (kind == TALLY_KIND_RATIO) {
-        fprintf(out, "{\"num\":%" PRId64 ",\"den\":%" PRId64 ",\"value\":", v->num, v->den);
-        text_json_double(out, v->den ? (double)v->num / (double)v->den : 0.0);
-        fputc('}', out);
-    } else {
-        fprintf(out, "%" PRId64, v->num);
-    }
-}
-
 void web_json_tally(FILE *out, const tally_tally_t *t, bool with_seq)
 {
     fputc('{', out);
@@ -42,7 +29,8 @@ void web_json_tally(FILE *out, const tally_tally_t *t, bool with_seq)
             fputc(',', out);
         web_json_string(out, t->values[i].column);
         fputc(':', out);
-        json_value(out, t->kind, &t->values[i]);
+        const tally_value_t *v = &t->values[i];
+        text_json_value(out, v->present, t->kind == TALLY_KIND_RATIO, v->num, v->den);
     }
     fputs("}}", out);
 }

@@ -13,6 +13,7 @@
 #include "calperiod.h"
 #include "cli_render.h"
 #include "json.h"
+#include "text.h"
 #include "table.h"
 #include "vec.h"
 
@@ -196,17 +197,13 @@ static void print_compare_table(const tally_tally_t *const *v, size_t n, const c
     table_free(&t);
 }
 
+/* v may be NULL: null, as for a value not present. */
 static void json_value(const tally_value_t *v, int kind)
 {
-    if (v == NULL || !v->present) {
+    if (v == NULL)
         fputs("null", stdout);
-    } else if (kind == TALLY_KIND_RATIO) {
-        printf("{\"num\":%" PRId64 ",\"den\":%" PRId64 ",\"value\":", v->num, v->den);
-        json_double(stdout, v->den ? (double)v->num / (double)v->den : 0.0);
-        fputc('}', stdout);
-    } else {
-        printf("%" PRId64, v->num);
-    }
+    else
+        text_json_value(stdout, v->present, kind == TALLY_KIND_RATIO, v->num, v->den);
 }
 
 static void print_compare_json(const tally_tally_t *const *v, size_t n, const char *period,

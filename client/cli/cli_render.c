@@ -8,6 +8,7 @@
 
 #include "json.h"
 #include "table.h"
+#include "text.h"
 #include "vec.h"
 
 static void copy(char *dst, size_t cap, const char *src)
@@ -271,19 +272,6 @@ int cli_render_table_cat(FILE *out, const tally_tally_t *const *v, size_t n,
     return rc;
 }
 
-static void json_value(FILE *out, int kind, const tally_value_t *v)
-{
-    if (!v->present) {
-        fputs("null", out);
-    } else if (kind == TALLY_KIND_RATIO) {
-        fprintf(out, "{\"num\":%" PRId64 ",\"den\":%" PRId64 ",\"value\":", v->num, v->den);
-        json_double(out, v->den ? (double)v->num / (double)v->den : 0.0);
-        fputc('}', out);
-    } else {
-        fprintf(out, "%" PRId64, v->num);
-    }
-}
-
 void cli_render_json_tally(FILE *out, const tally_tally_t *t, bool with_seq)
 {
     cli_render_json_tally_cat(out, t, with_seq, NULL);
@@ -316,7 +304,8 @@ void cli_render_json_tally_cat(FILE *out, const tally_tally_t *t, bool with_seq,
             fputc(',', out);
         json_string(out, t->values[i].column);
         fputc(':', out);
-        json_value(out, t->kind, &t->values[i]);
+        const tally_value_t *v = &t->values[i];
+        text_json_value(out, v->present, t->kind == TALLY_KIND_RATIO, v->num, v->den);
     }
     fputs("}}", out);
 }

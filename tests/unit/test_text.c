@@ -1,9 +1,10 @@
 /* Unit tests of text (proto/text.h): untrusted bytes made printable for a
  * message (both styles: the codec's lower-case escapes with quotes, the
- * configuration's upper-case ones), where long text is cut, JSON strings,
- * and the bounded copies. */
+ * configuration's upper-case ones), where long text is cut, JSON strings
+ * and tally values, and the bounded copies. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -97,6 +98,37 @@ static void test_json(void **state)
     free(got);
 }
 
+static char *json_value(bool present, bool ratio, int64_t num, int64_t den)
+{
+    char *out = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&out, &n);
+    assert_non_null(f);
+    text_json_value(f, present, ratio, num, den);
+    fclose(f);
+    return out;
+}
+
+#define VALUE_IS(present, ratio, num, den, want)                                                   \
+    do {                                                                                           \
+        char *got_ = json_value((present), (ratio), (num), (den));                                 \
+        assert_string_equal(got_, (want));                                                         \
+        free(got_);                                                                                \
+    } while (0)
+
+/* A tally's value as the clients' JSON shows it. */
+static void test_json_value(void **state)
+{
+    (void)state;
+    VALUE_IS(false, false, 5, 0, "null");
+    VALUE_IS(false, true, 216, 219, "null");
+    VALUE_IS(true, false, 216, 0, "216");
+    VALUE_IS(true, false, INT64_MIN, 0, "-9223372036854775808");
+    VALUE_IS(true, true, 216, 219, "{\"num\":216,\"den\":219,\"value\":0.9863013698630136}");
+    VALUE_IS(true, true, 94, 94, "{\"num\":94,\"den\":94,\"value\":1}");
+    VALUE_IS(true, true, 3, 0, "{\"num\":3,\"den\":0,\"value\":0}");
+}
+
 static void test_copy_and_format(void **state)
 {
     (void)state;
@@ -126,6 +158,7 @@ int main(void)
         cmocka_unit_test(test_printable),
         cmocka_unit_test(test_printable_cut),
         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_json_value),
         cmocka_unit_test(test_copy_and_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
