@@ -13,6 +13,7 @@
 #include <sqlite3.h>
 #include <uv.h>
 
+#include "memhint.h"
 #include "tally_error.h"
 
 /* The days to prune are found by a partial index of day rows only.  Its
@@ -454,7 +455,8 @@ int history_batch_reserve(history_batch_t *b, uint32_t n)
     uint32_t cap = b->cap ? b->cap : 256;
     while (cap < n)
         cap *= 2;
-    history_row_t *rows = realloc(b->rows, (size_t)cap * sizeof(*rows));
+    history_row_t *rows =
+        memhint_nofork_resize(b->rows, (size_t)b->cap * sizeof(*rows), (size_t)cap * sizeof(*rows));
     if (rows == NULL)
         return TALLY_ENOMEM;
     b->rows = rows;
@@ -472,7 +474,7 @@ int history_batch_names(history_batch_t *b, const char *metric, size_t mlen, con
         uint32_t cap = b->names_cap ? b->names_cap : 4096;
         while (cap < need)
             cap = cap <= UINT32_MAX / 2 ? cap * 2 : UINT32_MAX;
-        char *n = realloc(b->names, cap);
+        char *n = memhint_nofork_resize(b->names, b->names_cap, cap);
         if (n == NULL)
             return TALLY_ENOMEM;
         b->names = n;
@@ -490,8 +492,10 @@ int history_batch_names(history_batch_t *b, const char *metric, size_t mlen, con
 
 void history_batch_free(history_batch_t *b)
 {
-    free(b->rows);
-    free(b->names);
+    memhint_nofork_free(b->rows, (size_t)b->cap * sizeof(*b->rows));
+    memhint_nofork_free(b->names, b->names_cap);
     b->rows = NULL;
     b->nrows = b->cap = 0;
+    b->names = NULL;
+    b->nnames = b->names_cap = 0;
 }
