@@ -1146,21 +1146,26 @@ int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metri
 static void prune_days(history_t *h, int32_t first_day)
 {
     settle_all(h);
+    /* Read-only up to the first day to drop: on most days there is none,
+     * and nothing is written. */
     uint32_t n = 0, events = 0;
-    bool any = false;
-    for (uint32_t i = 0, w; i < h->ncells; i += w) {
+    for (; n < h->ncells; n += width(&h->cells[n])) {
+        const history_cell_t *c = &h->cells[n];
+        if (c->type == CALPERIOD_DAY && c->key < first_day)
+            break;
+        events += width(c) - 1;
+    }
+    if (n == h->ncells)
+        return;
+    for (uint32_t i = n, w; i < h->ncells; i += w) {
         const history_cell_t *c = &h->cells[i];
         w = width(c);
-        if (c->type == CALPERIOD_DAY && c->key < first_day) {
-            any = true;
+        if (c->type == CALPERIOD_DAY && c->key < first_day)
             continue;
-        }
         memmove(&h->cells[n], c, w * sizeof(*c));
         n += w;
         events += w - 1;
     }
-    if (!any)
-        return;
     forget_recent(h);
     h->ncells = n;
     h->nevents = events;
@@ -1232,12 +1237,29 @@ static void open_rules(const history_t *h, int32_t today, int32_t *open_from, in
         *open_from = h->db_empty ? calperiod_days_from_civil(CALPERIOD_YEAR_MIN, 1, 1) : today;
 }
 
+/* Whether a month (and so perhaps a quarter or a year) ended on a day in
+ * [from, to): with the same open_from a later stored_through stores only
+ * the periods that did, so on every other day the pass over all cells of
+ * mark_newly_stored() is spared.  The first such month is the one holding
+ * from. */
+static bool month_ended(int32_t from, int32_t to)
+{
+    if (from == HISTORY_DB_NO_DAY || to <= from)
+        return true; /* no day stored yet, or the clock went back: look */
+    int32_t first, last;
+    calperiod_days(calperiod_of_day(CALPERIOD_MONTH, from), &first, &last);
+    return last < to;
+}
+
 /* Mark the cells that the rules (open_from, through) store and the
  * database's did not: the periods that ended since, or every open one
  * when the rules end. */
 static void mark_newly_stored(history_t *h, int32_t open_from, int32_t through)
 {
     if (open_from == h->db_open_from && through == h->db_through)
+        return;
+    if (open_from == h->db_open_from &&
+        (open_from == HISTORY_DB_ALL_STORED || !month_ended(h->db_through, through)))
         return;
     spans_t now = {0}, was = {0};
     for (uint32_t i = 0; i < h->ncells; i += width(&h->cells[i])) {

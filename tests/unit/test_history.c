@@ -893,6 +893,45 @@ static void test_open_periods(void **state)
     t_now_ms = T_NOW;
 }
 
+/* Run the loop until the database holds every record up to pos. */
+static void stored_up_to(fx_t *f, uv_loop_t *loop, uint64_t pos)
+{
+    for (int i = 0; i < 100 && history_hold_pos(&f->h) != pos + 1; i++)
+        uv_run(loop, UV_RUN_ONCE);
+    assert_int_equal(history_hold_pos(&f->h), pos + 1);
+}
+
+/* Day by day across a month's end: June is no row while its days go by,
+ * and becomes one with the first batch of July, from a day with nothing
+ * else to store (the pass over every cell runs only when a month ended). */
+static void test_month_end_day_by_day(void **state)
+{
+    fx_t *f = *state;
+    bool rebuilt = true;
+    t_now_ms = T_NOW + 14 * DAY_MS; /* 29 June 2024 */
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
+    uv_loop_t *loop = loop_open(f);
+    assert_int_equal(history_start(&f->h, loop), 0);
+    apply(f, 1, f->gaoguan, t_now_ms, f->resolved, 3);
+    stored_up_to(f, loop, 1);
+    const char *june = "SELECT count(*) FROM cells WHERE period = '2024-06'";
+    const char *through = "SELECT value FROM meta WHERE key = 'stored_through'";
+    char got[16];
+    for (int day = 1; day <= 2; day++) {
+        t_now_ms += DAY_MS;
+        apply(f, 1 + (uint64_t)day, f->bashan, t_now_ms, f->resolved, day);
+        stored_up_to(f, loop, 1 + (uint64_t)day);
+        db_text(f, june, got, sizeof got);
+        /* 30 June: still open; 1 July: June has ended */
+        assert_string_equal(got, day == 1 ? "0" : "3");
+    }
+    expect_db(f, through, "2024-07-01");
+    expect_db(f, "SELECT value FROM cells WHERE period = '2024-06' AND scope = ''", "4");
+    expect_db(f, "SELECT count(*) FROM cells WHERE period IN ('2024-07', '2024-Q3', '2024')", "0");
+    loop_close(f);
+    t_now_ms = T_NOW;
+}
+
 int main(void)
 {
     setenv("TZ", "UTC", 1);
@@ -912,6 +951,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused_batch_stored_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_sums, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_periods, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_month_end_day_by_day, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_year_end, setup_shanghai, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_leap_day, setup_shanghai, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_gauge_boundaries, setup_shanghai, teardown),
