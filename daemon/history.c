@@ -205,6 +205,8 @@ static history_cell_t *cell(history_t *h, uint32_t metric, uint32_t town, uint8_
                           .type = type,
                           .flags = gauge ? CELL_GAUGE : CELL_HAS};
     h->index[s] = ++h->ncells;
+    if (type == CALPERIOD_DAY && key < h->oldest_day && h->oldest_day != INT32_MIN)
+        h->oldest_day = key;
     if (gauge) {
         c[1] = (history_cell_t){.type = CELL_EVENT};
         h->ncells++;
@@ -228,6 +230,7 @@ int history_init(history_t *h, const history_config_t *c)
     if (h->c.days < HISTORY_DAYS_MIN || h->c.days > HISTORY_DAYS_MAX)
         h->c.days = HISTORY_DAYS_DEFAULT;
     h->db_open_from = HISTORY_DB_ALL_STORED;
+    h->oldest_day = INT32_MIN;
     h->db_through = HISTORY_DB_NO_DAY;
     h->recent = calloc(HISTORY_RECENT, sizeof(*h->recent));
     h->pending_slots = calloc(HISTORY_RECENT, sizeof(*h->pending_slots));
@@ -845,6 +848,7 @@ static void clear_cells(history_t *h)
     free_arrays(h);
     h->ncells = h->cap = h->mask = h->dirty_cap = h->nevents = 0;
     h->ndirty = 0;
+    h->oldest_day = INT32_MIN;
     account(h);
 }
 
@@ -1130,6 +1134,7 @@ int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metri
     h->db_open_from = open_from;
     h->db_through = through;
     h->db_empty = h->ncells == 0 && open_from == HISTORY_DB_ALL_STORED;
+    h->oldest_day = INT32_MIN; /* the cells loaded: learnt by the next pruning */
     /* Cells loaded are stored already. */
     for (uint32_t i = 0; i < h->ncells; i++)
         h->cells[i].flags &= (uint8_t)~CELL_DIRTY;
@@ -1145,27 +1150,36 @@ int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metri
  * with the next batch). */
 static void prune_days(history_t *h, int32_t first_day)
 {
+    /* Until the retention is first reached (three years by default) no
+     * day is old enough, and the least day key says so without a look. */
+    if (h->oldest_day >= first_day)
+        return;
     settle_all(h);
-    /* Read-only up to the first day to drop: on most days there is none,
-     * and nothing is written. */
+    /* Read-only up to the first day to drop: nothing is written before. */
     uint32_t n = 0, events = 0;
+    int32_t oldest = INT32_MAX;
     for (; n < h->ncells; n += width(&h->cells[n])) {
         const history_cell_t *c = &h->cells[n];
         if (c->type == CALPERIOD_DAY && c->key < first_day)
             break;
+        if (c->type == CALPERIOD_DAY && c->key < oldest)
+            oldest = c->key;
         events += width(c) - 1;
     }
-    if (n == h->ncells)
-        return;
     for (uint32_t i = n, w; i < h->ncells; i += w) {
         const history_cell_t *c = &h->cells[i];
         w = width(c);
         if (c->type == CALPERIOD_DAY && c->key < first_day)
             continue;
+        if (c->type == CALPERIOD_DAY && c->key < oldest)
+            oldest = c->key;
         memmove(&h->cells[n], c, w * sizeof(*c));
         n += w;
         events += w - 1;
     }
+    h->oldest_day = oldest;
+    if (n == h->ncells)
+        return;
     forget_recent(h);
     h->ncells = n;
     h->nevents = events;

@@ -146,6 +146,8 @@ typedef struct history {
     int32_t db_through;    /* ... its meta rows as day keys */
     bool db_empty;         /* it has never held a row: the rules may begin at any day */
     int32_t pruned_mem;    /* ... and from memory */
+    int32_t oldest_day;    /* the least day key of the day cells in memory (INT32_MAX: none),
+                              or INT32_MIN: not known yet */
     size_t mem;
     int64_t batch_start_ms;          /* when the writer was handed batch */
     int64_t rest_until_ms;           /* no batch before it: the writer rests */

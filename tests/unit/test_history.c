@@ -901,6 +901,41 @@ static void stored_up_to(fx_t *f, uv_loop_t *loop, uint64_t pos)
     assert_int_equal(history_hold_pos(&f->h), pos + 1);
 }
 
+/* Days leave memory when they leave the retention, also a day older than
+ * every other that came late, after the pruning had learnt which day was
+ * the oldest; until then the pruning finds nothing to do. */
+static void test_prune_late_old_day(void **state)
+{
+    fx_t *f = *state;
+    history_free(&f->h);
+    fx_history(f, 30); /* now is 2024-06-15: 17 May is the first day kept */
+    bool rebuilt = true;
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
+    uv_loop_t *loop = loop_open(f);
+    assert_int_equal(history_start(&f->h, loop), 0);
+    apply(f, 1, f->gaoguan, T_JUN10, f->resolved, 1);
+    stored_up_to(f, loop, 1);
+    assert_int_equal(f->h.oldest_day, calperiod_days_from_civil(2024, 6, 10));
+    int64_t may20 = T_JUN10 - 21 * DAY_MS;
+    apply(f, 2, f->gaoguan, may20, f->resolved, 2);
+    assert_int_equal(f->h.oldest_day, calperiod_days_from_civil(2024, 5, 20));
+    stored_up_to(f, loop, 2);
+    uint32_t cells = history_cells(&f->h);
+    expect(f, f->resolved, f->gaoguan, "2024-05-20", true, 2);
+    t_now_ms = T_NOW + 3 * DAY_MS; /* 18 June: 20 May is still kept */
+    apply(f, 3, f->gaoguan, t_now_ms, f->resolved, 3);
+    stored_up_to(f, loop, 3);
+    assert_int_equal(history_cells(&f->h), cells + 2); /* 18 June's, two scopes */
+    t_now_ms = T_NOW + 4 * DAY_MS;                     /* 19 June: 20 May goes */
+    apply(f, 4, f->gaoguan, t_now_ms, f->resolved, 4);
+    stored_up_to(f, loop, 4);
+    assert_int_equal(history_cells(&f->h), cells + 4 - 2);
+    assert_int_equal(f->h.oldest_day, calperiod_days_from_civil(2024, 6, 10));
+    expect(f, f->resolved, f->gaoguan, "2024-05", true, 2);
+    loop_close(f);
+    t_now_ms = T_NOW;
+}
+
 /* Day by day across a month's end: June is no row while its days go by,
  * and becomes one with the first batch of July, from a day with nothing
  * else to store (the pass over every cell runs only when a month ended). */
@@ -952,6 +987,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pending_sums, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_periods, setup, teardown),
         cmocka_unit_test_setup_teardown(test_month_end_day_by_day, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune_late_old_day, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_year_end, setup_shanghai, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_leap_day, setup_shanghai, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_gauge_boundaries, setup_shanghai, teardown),
