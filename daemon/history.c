@@ -230,8 +230,8 @@ int history_init(history_t *h, const history_config_t *c)
     if (h->c.days < HISTORY_DAYS_MIN || h->c.days > HISTORY_DAYS_MAX)
         h->c.days = HISTORY_DAYS_DEFAULT;
     h->db_open_from = HISTORY_DB_ALL_STORED;
-    h->oldest_day = INT32_MIN;
     h->db_through = HISTORY_DB_NO_DAY;
+    h->oldest_day = INT32_MIN;
     h->recent = calloc(HISTORY_RECENT, sizeof(*h->recent));
     h->pending_slots = calloc(HISTORY_RECENT, sizeof(*h->pending_slots));
     if (h->recent == NULL || h->pending_slots == NULL)
@@ -1155,25 +1155,17 @@ static void prune_days(history_t *h, int32_t first_day)
     if (h->oldest_day >= first_day)
         return;
     settle_all(h);
-    /* Read-only up to the first day to drop: nothing is written before. */
     uint32_t n = 0, events = 0;
     int32_t oldest = INT32_MAX;
-    for (; n < h->ncells; n += width(&h->cells[n])) {
-        const history_cell_t *c = &h->cells[n];
-        if (c->type == CALPERIOD_DAY && c->key < first_day)
-            break;
-        if (c->type == CALPERIOD_DAY && c->key < oldest)
-            oldest = c->key;
-        events += width(c) - 1;
-    }
-    for (uint32_t i = n, w; i < h->ncells; i += w) {
+    for (uint32_t i = 0, w; i < h->ncells; i += w) {
         const history_cell_t *c = &h->cells[i];
         w = width(c);
         if (c->type == CALPERIOD_DAY && c->key < first_day)
             continue;
         if (c->type == CALPERIOD_DAY && c->key < oldest)
             oldest = c->key;
-        memmove(&h->cells[n], c, w * sizeof(*c));
+        if (n != i) /* nothing is written before the first day dropped */
+            memmove(&h->cells[n], c, w * sizeof(*c));
         n += w;
         events += w - 1;
     }
