@@ -19,7 +19,12 @@
 #define CELL_GAUGE 4 /* followed by its event time's cell */
 
 #define CELL_EVENT (UINT8_MAX - 1) /* type of a gauge's event time's cell */
-#define CELL_GONE  UINT8_MAX       /* type of a cell index_loaded() dropped */
+#define CELL_GONE  UINT8_MAX       /* type of a cell dropped: of no series */
+
+/* A turn of the pruning (prune_turn()) looks at this many cells and
+ * drops at most so many: a few milliseconds of the loop. */
+#define PRUNE_LOOK (1u << 18)
+#define PRUNE_DROP (1u << 14)
 
 /* The event time of gauge cell c's value: the value of the cell after it. */
 static inline int64_t *event_ms(history_cell_t *c)
@@ -92,11 +97,13 @@ static void index_all(history_t *h)
     uint32_t at[INDEX_GROUP], slot[INDEX_GROUP];
     for (uint32_t i = 0; i < h->ncells;) {
         uint32_t n = 0;
-        for (; n < INDEX_GROUP && i < h->ncells; i += width(&h->cells[i]), n++) {
+        for (; n < INDEX_GROUP && i < h->ncells; i += width(&h->cells[i])) {
             const history_cell_t *c = &h->cells[i];
+            if (c->type == CELL_GONE)
+                continue;
             at[n] = i;
             slot[n] = cell_hash(c->metric, c->town, c->type, c->key) & h->mask;
-            __builtin_prefetch(&h->index[slot[n]], 1);
+            __builtin_prefetch(&h->index[slot[n++]], 1);
         }
         for (uint32_t k = 0; k < n; k++) {
             uint32_t s = slot[k];
@@ -190,7 +197,8 @@ static int reserve(history_t *h, uint32_t extra)
 }
 
 /* The cell, added (empty) when missing, with its event time's cell for a
- * gauge; room was reserved. */
+ * gauge; room was reserved.  A counter's new cell takes a dropped day's
+ * place when there is one. */
 static history_cell_t *cell(history_t *h, uint32_t metric, uint32_t town, uint8_t type, int32_t key,
                             bool gauge)
 {
@@ -198,18 +206,29 @@ static history_cell_t *cell(history_t *h, uint32_t metric, uint32_t town, uint8_
     uint32_t s = find_slot(h, metric, town, type, key, &found);
     if (found)
         return &h->cells[h->index[s] - 1];
-    history_cell_t *c = &h->cells[h->ncells];
+    uint32_t at = h->ncells;
+    if (!gauge && h->free_head != 0) {
+        at = h->free_head - 1;
+        h->free_head = (uint32_t)h->cells[at].value;
+        h->nholes--;
+    } else {
+        h->ncells += gauge ? 2 : 1;
+    }
+    history_cell_t *c = &h->cells[at];
     *c = (history_cell_t){.metric = metric,
                           .town = town,
                           .key = key,
                           .type = type,
                           .flags = gauge ? CELL_GAUGE : CELL_HAS};
-    h->index[s] = ++h->ncells;
-    if (type == CALPERIOD_DAY && key < h->oldest_day && h->oldest_day != INT32_MIN)
-        h->oldest_day = key;
+    h->index[s] = at + 1;
+    if (type == CALPERIOD_DAY) {
+        if (key < h->oldest_day && h->oldest_day != INT32_MIN)
+            h->oldest_day = key;
+        if (key < h->prune_oldest) /* perhaps where the pruning looked already */
+            h->prune_oldest = key;
+    }
     if (gauge) {
         c[1] = (history_cell_t){.type = CELL_EVENT};
-        h->ncells++;
         h->nevents++;
     }
     return c;
@@ -847,7 +866,8 @@ static void clear_cells(history_t *h)
     forget_recent(h);
     free_arrays(h);
     h->ncells = h->cap = h->mask = h->dirty_cap = h->nevents = 0;
-    h->ndirty = 0;
+    h->ndirty = h->nholes = h->free_head = 0;
+    h->pruning = false;
     h->oldest_day = INT32_MIN;
     account(h);
 }
@@ -1146,44 +1166,130 @@ int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metri
 
 /* ---- retention ---- */
 
-/* Drop day cells before first_day from memory (the database drops them
- * with the next batch). */
-static void prune_days(history_t *h, int32_t first_day)
+/* Take the cell at `at` out of the index: its slot empties, and the
+ * cells after it in the run of full slots that may move back into the
+ * gap do (deletion under linear probing, no tombstones). */
+static void unindex(history_t *h, uint32_t at)
 {
-    /* Until the retention is first reached (three years by default) no
-     * day is old enough, and the least day key says so without a look. */
-    if (h->oldest_day >= first_day)
-        return;
+    const history_cell_t *c = &h->cells[at];
+    uint32_t s = cell_hash(c->metric, c->town, c->type, c->key) & h->mask;
+    while (h->index[s] != at + 1)
+        s = (s + 1) & h->mask;
+    for (uint32_t j = (s + 1) & h->mask; h->index[j] != 0; j = (j + 1) & h->mask) {
+        const history_cell_t *e = &h->cells[h->index[j] - 1];
+        uint32_t home = cell_hash(e->metric, e->town, e->type, e->key) & h->mask;
+        if (((j - home) & h->mask) >= ((j - s) & h->mask)) { /* the gap is on its way */
+            h->index[s] = h->index[j];
+            s = j;
+        }
+    }
+    h->index[s] = 0;
+}
+
+/* Drop the day cell at `at`, with a gauge's event time after it: out of
+ * the index, and its places free for the next counters' cells, unless
+ * the dirty list still names it (it changed just before its day left the
+ * retention, and no batch was built since): such a place stays unused
+ * until compact(). */
+static void drop(history_t *h, uint32_t at)
+{
+    history_cell_t *c = &h->cells[at];
+    uint32_t w = width(c);
+    bool listed = (c->flags & CELL_DIRTY) != 0;
+    unindex(h, at);
+    h->nevents -= w - 1;
+    h->nholes += w;
+    for (uint32_t k = 0; k < w; k++) {
+        c[k] = (history_cell_t){.type = CELL_GONE};
+        if (!listed) {
+            c[k].value = h->free_head;
+            h->free_head = at + k + 1;
+        }
+    }
+}
+
+/* Close the places of dropped cells: the cells move, so the index, the
+ * dirty list and the recent entries are made again, a pause of the loop
+ * in proportion to the cells (over 100 ms at five million).  Done when
+ * half the places are free, which new days' cells normally take first. */
+static void compact(history_t *h)
+{
     settle_all(h);
-    uint32_t n = 0, events = 0;
-    int32_t oldest = INT32_MAX;
+    uint32_t n = 0;
     for (uint32_t i = 0, w; i < h->ncells; i += w) {
         const history_cell_t *c = &h->cells[i];
         w = width(c);
-        if (c->type == CALPERIOD_DAY && c->key < first_day)
+        if (c->type == CELL_GONE)
             continue;
-        if (c->type == CALPERIOD_DAY && c->key < oldest)
-            oldest = c->key;
-        if (n != i) /* nothing is written before the first day dropped */
+        if (n != i)
             memmove(&h->cells[n], c, w * sizeof(*c));
         n += w;
-        events += w - 1;
     }
-    h->oldest_day = oldest;
-    if (n == h->ncells)
-        return;
     forget_recent(h);
     h->ncells = n;
-    h->nevents = events;
-    if (h->index == NULL)
-        return;
-    /* Positions moved: the dirty list is rebuilt from the flags. */
+    h->nholes = h->free_head = 0;
     h->ndirty = 0;
     for (uint32_t i = 0; i < n; i++)
         if (h->cells[i].flags & CELL_DIRTY)
             h->dirty[h->ndirty++] = i;
     memset(h->index, 0, ((size_t)h->mask + 1) * sizeof(*h->index));
     index_all(h);
+}
+
+/* One turn of the pass that drops the day cells before prune_first from
+ * memory (the database drops them with a batch): it looks at PRUNE_LOOK
+ * cells and drops PRUNE_DROP at most, so that at millions of cells the
+ * day leaving the retention costs the loop a few milliseconds a turn,
+ * where moving every cell at once took over 100 ms.  Returns whether the
+ * pass has looked at every cell. */
+static bool prune_turn(history_t *h)
+{
+    int32_t first = first_kept_day(h, history_today(h));
+    if (first < h->prune_first)
+        h->prune_first = first; /* the clock went back: those days are kept again */
+    settle_all(h);
+    uint32_t i = h->prune_at, end = h->ncells - i > PRUNE_LOOK ? i + PRUNE_LOOK : h->ncells;
+    uint32_t dropped = 0;
+    while (i < end && dropped < PRUNE_DROP) {
+        history_cell_t *c = &h->cells[i];
+        uint32_t w = width(c);
+        if (c->type == CALPERIOD_DAY && c->key < h->prune_first) {
+            drop(h, i);
+            dropped++;
+        } else if (c->type == CALPERIOD_DAY && c->key < h->prune_oldest) {
+            h->prune_oldest = c->key;
+        }
+        i += w;
+    }
+    h->prune_at = i;
+    if (dropped > 0)
+        forget_recent(h); /* entries may name the dropped cells */
+    return i >= h->ncells;
+}
+
+/* Begin or go on dropping the days that left the retention. */
+static void prune(history_t *h)
+{
+    int32_t first = first_kept_day(h, history_today(h));
+    if (!h->pruning && first > h->pruned_mem) {
+        /* Until the retention is first reached (three years by default)
+         * no day is old enough, and the least day key says so. */
+        if (h->oldest_day >= first) {
+            h->pruned_mem = first;
+            return;
+        }
+        h->pruning = true;
+        h->prune_at = 0;
+        h->prune_first = first;
+        h->prune_oldest = INT32_MAX;
+    }
+    if (!h->pruning || !prune_turn(h))
+        return;
+    h->pruning = false;
+    h->pruned_mem = h->prune_first;
+    h->oldest_day = h->prune_oldest;
+    if (h->nholes > h->ncells / 2)
+        compact(h);
 }
 
 /* ---- the writer ---- */
@@ -1270,7 +1376,8 @@ static void mark_newly_stored(history_t *h, int32_t open_from, int32_t through)
     spans_t now = {0}, was = {0};
     for (uint32_t i = 0; i < h->ncells; i += width(&h->cells[i])) {
         history_cell_t *c = &h->cells[i];
-        if (c->type != CALPERIOD_DAY && stored(&now, c->type, c->key, open_from, through) &&
+        if (c->type != CALPERIOD_DAY && c->type != CELL_GONE &&
+            stored(&now, c->type, c->key, open_from, through) &&
             !stored(&was, c->type, c->key, h->db_open_from, h->db_through))
             mark(h, c);
     }
@@ -1288,6 +1395,7 @@ static int build_batch(history_t *h, history_batch_t *b)
     b->drop_open = b->open_from != h->db_open_from && b->open_from != HISTORY_DB_ALL_STORED;
     mark_newly_stored(h, b->open_from, b->through);
     spans_t s = {0};
+    int32_t first = first_kept_day(h, today);
     uint32_t events = h->nevents < h->ndirty ? h->nevents : h->ndirty;
     if (history_batch_reserve(b, h->ndirty + events) != 0)
         return TALLY_ENOMEM;
@@ -1298,6 +1406,12 @@ static int build_batch(history_t *h, history_batch_t *b)
     for (uint32_t i = 0; i < h->ndirty; i++) {
         uint32_t ci = h->dirty[i];
         history_cell_t *c = &h->cells[ci];
+        if (c->type == CELL_GONE)
+            continue; /* dropped (drop()) */
+        if (c->type == CALPERIOD_DAY && c->key < first) {
+            c->flags &= (uint8_t)~CELL_DIRTY; /* left the retention: dropped soon */
+            continue;
+        }
         if (!stored(&s, c->type, c->key, b->open_from, b->through)) {
             c->flags &= (uint8_t)~CELL_DIRTY; /* its day's row stands for it */
             continue;
@@ -1325,7 +1439,6 @@ static int build_batch(history_t *h, history_batch_t *b)
         c->flags &= (uint8_t)~CELL_DIRTY;
     }
     h->ndirty = 0;
-    int32_t first = first_kept_day(h, today);
     if (first > h->pruned_before) {
         calperiod_format((calperiod_t){CALPERIOD_DAY, first}, b->prune_before,
                          sizeof(b->prune_before));
@@ -1363,7 +1476,8 @@ static void batch_back(history_t *h)
                   b->err);
     h->failures_logged = true;
     for (uint32_t i = 0; i < h->ncells; i += width(&h->cells[i]))
-        mark(h, &h->cells[i]);
+        if (h->cells[i].type != CELL_GONE)
+            mark(h, &h->cells[i]);
 }
 
 static void on_done(uv_async_t *a)
@@ -1386,15 +1500,12 @@ static void on_done(uv_async_t *a)
  * changed. */
 static void flush(history_t *h)
 {
+    prune(h);
     if (h->batch_busy)
-        return; /* the batch's cell numbers must stay valid: no pruning now */
+        return;
     if (clock_mono_ms() < h->rest_until_ms)
         return; /* the writer rests (history_start()) */
     int32_t first = first_kept_day(h, history_today(h));
-    if (first > h->pruned_mem) {
-        prune_days(h, first);
-        h->pruned_mem = first;
-    }
     int32_t open_from, through;
     open_rules(h, history_today(h), &open_from, &through);
     if (h->ndirty == 0 && h->applied_pos == h->stored_pos && first <= h->pruned_before &&

@@ -148,6 +148,16 @@ typedef struct history {
     int32_t pruned_mem;    /* ... and from memory */
     int32_t oldest_day;    /* the least day key of the day cells in memory (INT32_MAX: none),
                               or INT32_MIN: not known yet */
+    /* The cells of dropped days, which no series holds any more: the
+     * free ones chained through their values from free_head (cell + 1,
+     * 0: none) for the next counters' cells. */
+    uint32_t nholes, free_head;
+    /* A pass dropping the days before prune_first, in turns of the
+     * writer's timer: the next cell to look at, and the least day key
+     * kept so far (history.c, prune_turn()). */
+    bool pruning;
+    uint32_t prune_at;
+    int32_t prune_first, prune_oldest;
     size_t mem;
     int64_t batch_start_ms;          /* when the writer was handed batch */
     int64_t rest_until_ms;           /* no batch before it: the writer rests */
@@ -259,7 +269,7 @@ static inline size_t history_memory(const history_t *h)
 /* Number of periods' values held. */
 static inline uint32_t history_cells(const history_t *h)
 {
-    return h->ncells - h->nevents;
+    return h->ncells - h->nevents - h->nholes;
 }
 
 /* Journal records applied to the cells that the database does not hold

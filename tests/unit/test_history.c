@@ -470,6 +470,19 @@ static void test_database_prunes_days_by_index(void **state)
 #define T_JUN12 1718186400000LL
 #define HOUR_MS 3600000LL
 
+/* The history anew with 30 days kept (now is 2024-06-15), its database
+ * opened and its writer started on the fixture's loop. */
+static uv_loop_t *start_30_days(fx_t *f)
+{
+    history_free(&f->h);
+    fx_history(f, 30);
+    bool rebuilt = true;
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
+    uv_loop_t *loop = loop_open(f);
+    assert_int_equal(history_start(&f->h, loop), 0);
+    return loop;
+}
+
 /* test_gauge_event_times_kept after its eight figures, June's days
  * pruned. */
 static void expect_eight_pruned(fx_t *f)
@@ -492,12 +505,8 @@ static void expect_eight_pruned(fx_t *f)
 static void test_gauge_event_times_kept(void **state)
 {
     fx_t *f = *state;
-    history_free(&f->h);
-    fx_history(f, 30); /* now is 2024-06-15 */
+    uv_loop_t *loop = start_30_days(f);
     bool rebuilt = true;
-    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
-    uv_loop_t *loop = loop_open(f);
-    assert_int_equal(history_start(&f->h, loop), 0);
     apply(f, 1, f->gaoguan, T_JUN10, f->zones, 4);
     apply(f, 2, f->bashan, T_JUN10, f->resolved, 10);
     apply(f, 3, f->bashan, T_JUN12, f->zones, 6);
@@ -907,12 +916,7 @@ static void stored_up_to(fx_t *f, uv_loop_t *loop, uint64_t pos)
 static void test_prune_late_old_day(void **state)
 {
     fx_t *f = *state;
-    history_free(&f->h);
-    fx_history(f, 30); /* now is 2024-06-15: 17 May is the first day kept */
-    bool rebuilt = true;
-    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
-    uv_loop_t *loop = loop_open(f);
-    assert_int_equal(history_start(&f->h, loop), 0);
+    uv_loop_t *loop = start_30_days(f); /* 17 May is the first day kept */
     apply(f, 1, f->gaoguan, T_JUN10, f->resolved, 1);
     stored_up_to(f, loop, 1);
     assert_int_equal(f->h.oldest_day, calperiod_days_from_civil(2024, 6, 10));
@@ -933,6 +937,93 @@ static void test_prune_late_old_day(void **state)
     assert_int_equal(f->h.oldest_day, calperiod_days_from_civil(2024, 6, 10));
     expect(f, f->resolved, f->gaoguan, "2024-05", true, 2);
     loop_close(f);
+    t_now_ms = T_NOW;
+}
+
+/* Every cell of a period in memory reads back its value through the
+ * index: what the pruning took out of the index and moved back into
+ * the gaps, and the new cells that took dropped days' places. */
+static void expect_every_cell(fx_t *f)
+{
+    for (uint32_t i = 0; i < f->h.ncells; i++) {
+        const history_cell_t *c = &f->h.cells[i];
+        if (c->type > CALPERIOD_YEAR)
+            continue; /* an event time, or a dropped day's place */
+        engine_value_t v;
+        history_read(&f->h, c->metric, c->town, (calperiod_t){c->type, c->key}, &v);
+        if (!v.present || v.num != c->value)
+            fail_msg("cell %u (metric %u town %u type %u key %d): read %d %lld, holds %lld", i,
+                     c->metric, c->town, c->type, c->key, v.present, (long long)v.num,
+                     (long long)c->value);
+    }
+}
+
+/* At tens of thousands of series the days that leave the retention go in
+ * several turns of the writer's timer (a turn drops so many cells at
+ * most), the rest read right between the turns, and the next day's new
+ * cells take the dropped ones' places instead of growing the array. */
+static void test_prune_in_turns(void **state)
+{
+    fx_t *f = *state;
+    enum { TOWNS = 20000 };
+    uv_loop_t *loop = start_30_days(f);
+    bool rebuilt = true;
+    uint32_t *town = calloc(TOWNS, sizeof(*town));
+    assert_non_null(town);
+    uint64_t pos = 0;
+    for (uint32_t i = 0; i < TOWNS; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "town-%u", i);
+        town[i] = id(&f->st.towns, name);
+        apply(f, ++pos, town[i], T_JUN10, f->resolved, 1);
+        apply(f, ++pos, town[i], T_JUN12, f->resolved, 2);
+        apply(f, ++pos, town[i], T_JUN10, f->zones, i);
+    }
+    stored_up_to(f, loop, pos);
+    /* a township: two days, a month, a quarter, a year of resolved; one
+     * day and three periods of zones (two places each) */
+    uint32_t before = history_cells(&f->h), kept = before - 3 * TOWNS - 3;
+    assert_int_equal(before, 9 * TOWNS + 9);
+
+    t_now_ms = T_NOW + 30 * DAY_MS; /* 15 July: 10 and 12 June went */
+    bool partly = false;
+    for (int turn = 0; turn < 100 && (f->h.pruning || history_cells(&f->h) == before); turn++) {
+        uv_run(loop, UV_RUN_ONCE);
+        if (history_cells(&f->h) == before || history_cells(&f->h) == kept)
+            continue;
+        partly = true; /* between two turns of the pass: the rest reads right */
+        expect(f, f->resolved, town[TOWNS - 1], "2024-06", true, 3);
+        expect(f, f->zones, town[TOWNS / 2], "2024-Q2", true, TOWNS / 2);
+    }
+    assert_true(partly);
+    assert_false(f->h.pruning);
+    assert_int_equal(history_cells(&f->h), kept);
+    assert_int_equal(f->h.oldest_day, INT32_MAX); /* no day left */
+    expect_every_cell(f);
+    expect(f, f->resolved, 0, "2024-06", true, 3 * TOWNS);
+    expect(f, f->zones, 0, "2024", true, (int64_t)TOWNS * (TOWNS - 1) / 2);
+
+    /* Today's cells (a day, July, Q3) take the dropped days' places. */
+    uint32_t places = f->h.ncells;
+    for (uint32_t i = 0; i < TOWNS; i++)
+        apply(f, ++pos, town[i], t_now_ms, f->resolved, 5);
+    expect(f, f->resolved, town[7], "2024-07-15", true, 5);
+    assert_int_equal(f->h.ncells, places);
+    assert_int_equal(history_cells(&f->h), kept + 3 * TOWNS + 3);
+    assert_int_equal(f->h.oldest_day, calperiod_days_from_civil(2024, 7, 15));
+    expect_every_cell(f);
+    stored_up_to(f, loop, pos);
+    loop_close(f);
+
+    /* The database holds the same. */
+    history_free(&f->h);
+    fx_history(f, 30);
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
+    assert_false(rebuilt);
+    assert_int_equal(history_cells(&f->h), kept + 3 * TOWNS + 3);
+    expect_every_cell(f);
+    expect(f, f->resolved, 0, "2024", true, 8 * TOWNS);
+    free(town);
     t_now_ms = T_NOW;
 }
 
@@ -988,6 +1079,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_periods, setup, teardown),
         cmocka_unit_test_setup_teardown(test_month_end_day_by_day, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune_late_old_day, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune_in_turns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_year_end, setup_shanghai, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_leap_day, setup_shanghai, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_gauge_boundaries, setup_shanghai, teardown),
