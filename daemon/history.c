@@ -197,8 +197,8 @@ static int reserve(history_t *h, uint32_t extra)
 }
 
 /* The cell, added (empty) when missing, with its event time's cell for a
- * gauge; room was reserved.  A counter's new cell takes a dropped day's
- * place when there is one. */
+ * gauge; room was reserved.  A new cell takes a dropped day's place when
+ * the free list has one on top (two side by side for a gauge's). */
 static history_cell_t *cell(history_t *h, uint32_t metric, uint32_t town, uint8_t type, int32_t key,
                             bool gauge)
 {
@@ -206,11 +206,17 @@ static history_cell_t *cell(history_t *h, uint32_t metric, uint32_t town, uint8_
     uint32_t s = find_slot(h, metric, town, type, key, &found);
     if (found)
         return &h->cells[h->index[s] - 1];
-    uint32_t at = h->ncells;
-    if (!gauge && h->free_head != 0) {
-        at = h->free_head - 1;
+    uint32_t at = h->ncells, top = h->free_head;
+    if (!gauge && top != 0) {
+        at = top - 1;
         h->free_head = (uint32_t)h->cells[at].value;
         h->nholes--;
+    } else if (gauge && top >= 2 && h->cells[top - 1].value == top - 1) {
+        /* the two places last freed lie side by side (a gauge's, as drop()
+         * frees them) */
+        at = top - 2;
+        h->free_head = (uint32_t)h->cells[at].value;
+        h->nholes -= 2;
     } else {
         h->ncells += gauge ? 2 : 1;
     }

@@ -1027,6 +1027,30 @@ static void test_prune_in_turns(void **state)
     t_now_ms = T_NOW;
 }
 
+/* A gauge's day that left the retention leaves two places side by side,
+ * and the next gauge's day takes them, its county's day too. */
+static void test_gauge_reuses_pairs(void **state)
+{
+    fx_t *f = *state;
+    uv_loop_t *loop = start_30_days(f);
+    apply(f, 1, f->gaoguan, T_JUN10, f->zones, 4);
+    stored_up_to(f, loop, 1);
+    assert_int_equal(history_cells(&f->h), 8);
+    t_now_ms = T_NOW + 30 * DAY_MS; /* 15 July: 10 June went */
+    for (int i = 0; i < 100 && (f->h.pruning || history_cells(&f->h) == 8); i++)
+        uv_run(loop, UV_RUN_ONCE);
+    assert_int_equal(history_cells(&f->h), 6);
+    uint32_t places = f->h.ncells;
+    apply(f, 2, f->gaoguan, T_JUN10 + 10 * DAY_MS, f->zones, 7); /* 20 June */
+    assert_int_equal(f->h.ncells, places);
+    assert_int_equal(history_cells(&f->h), 8);
+    expect_every_cell(f);
+    expect(f, f->zones, 0, "2024-06-20", true, 7);
+    expect(f, f->zones, f->gaoguan, "2024-06", true, 7);
+    loop_close(f);
+    t_now_ms = T_NOW;
+}
+
 /* Day by day across a month's end: June is no row while its days go by,
  * and becomes one with the first batch of July, from a day with nothing
  * else to store (the pass over every cell runs only when a month ended). */
@@ -1080,6 +1104,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_month_end_day_by_day, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune_late_old_day, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune_in_turns, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gauge_reuses_pairs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_year_end, setup_shanghai, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_leap_day, setup_shanghai, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_gauge_boundaries, setup_shanghai, teardown),
