@@ -1051,6 +1051,71 @@ static void test_gauge_reuses_pairs(void **state)
     t_now_ms = T_NOW;
 }
 
+/* The sum of the townships' cells of (metric, type, key), and whether
+ * any of them holds a value. */
+static int64_t towns_sum(fx_t *f, uint32_t metric, uint8_t type, int32_t key, bool *any)
+{
+    int64_t sum = 0;
+    *any = false;
+    for (uint32_t i = 0; i < f->h.ncells; i++) {
+        const history_cell_t *c = &f->h.cells[i];
+        if (c->metric == metric && c->town != 0 && c->type == type && c->key == key) {
+            sum += c->value;
+            *any = true;
+        }
+    }
+    return sum;
+}
+
+/* Six weeks, three days at a time: samples of random townships, metrics
+ * and days (some of them expired), each step dropping the days that left
+ * the retention and filling the places they left.  Every cell stays
+ * found through the index, and every county counter cell is its
+ * townships' sum. */
+static void test_prune_day_after_day(void **state)
+{
+    fx_t *f = *state;
+    enum { TOWNS = 150, TURNS = 14, PER_TURN = 800 };
+    uv_loop_t *loop = start_30_days(f);
+    uint32_t town[TOWNS];
+    for (uint32_t i = 0; i < TOWNS; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "town-%u", i);
+        town[i] = id(&f->st.towns, name);
+    }
+    const uint32_t metric[3] = {f->resolved, f->screened, f->zones};
+    uint64_t pos = 0;
+    uint32_t seed = 12345;
+    for (int turn = 0; turn < TURNS; turn++) {
+        for (int k = 0; k < PER_TURN; k++) {
+            seed = seed * 1103515245u + 12345u;
+            uint32_t r = seed >> 8;
+            int64_t t = t_now_ms - (int64_t)(r % 40) * DAY_MS - (int64_t)(r % 7) * HOUR_MS;
+            apply(f, ++pos, town[r % TOWNS], t, metric[(r >> 12) % 3], 1 + (r >> 20) % 9);
+        }
+        t_now_ms += 3 * DAY_MS;
+        for (int i = 0; i < 100 && (f->h.pruning || f->h.oldest_day < history_today(&f->h) - 29);
+             i++)
+            uv_run(loop, UV_RUN_ONCE);
+        assert_false(f->h.pruning);
+        assert_true(f->h.oldest_day >= history_today(&f->h) - 29);
+        expect_every_cell(f);
+    }
+    /* the places were taken again (without that, 6,361 of 13,028 here) */
+    assert_true(f->h.nholes < history_cells(&f->h) / 2);
+    stored_up_to(f, loop, pos);
+    for (uint32_t i = 0; i < f->h.ncells; i++) {
+        const history_cell_t *c = &f->h.cells[i];
+        if (c->town != 0 || c->type > CALPERIOD_YEAR || c->metric == f->zones)
+            continue;
+        bool any;
+        assert_int_equal(c->value, towns_sum(f, c->metric, c->type, c->key, &any));
+        assert_true(any);
+    }
+    loop_close(f);
+    t_now_ms = T_NOW;
+}
+
 /* Day by day across a month's end: June is no row while its days go by,
  * and becomes one with the first batch of July, from a day with nothing
  * else to store (the pass over every cell runs only when a month ended). */
@@ -1105,6 +1170,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prune_late_old_day, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune_in_turns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gauge_reuses_pairs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune_day_after_day, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_year_end, setup_shanghai, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_leap_day, setup_shanghai, teardown),
         cmocka_unit_test_setup_teardown(test_shanghai_gauge_boundaries, setup_shanghai, teardown),
