@@ -150,7 +150,7 @@ typedef struct history {
                               or INT32_MIN: not known yet */
     /* The cells of dropped days, which no series holds any more: the
      * free ones chained through their values from free_head (cell + 1,
-     * 0: none) for the next counters' cells. */
+     * 0: none) for the next new cells. */
     uint32_t nholes, free_head;
     /* A pass dropping the days before prune_first, in turns of the
      * writer's timer: the next cell to look at, and the least day key
