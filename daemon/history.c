@@ -1248,9 +1248,8 @@ static void compact(history_t *h)
  * day leaving the retention costs the loop a few milliseconds a turn,
  * where moving every cell at once took over 100 ms.  Returns whether the
  * pass has looked at every cell. */
-static bool prune_turn(history_t *h)
+static bool prune_turn(history_t *h, int32_t first)
 {
-    int32_t first = first_kept_day(h, history_today(h));
     if (first < h->prune_first)
         h->prune_first = first; /* the clock went back: those days are kept again */
     settle_all(h);
@@ -1273,10 +1272,10 @@ static bool prune_turn(history_t *h)
     return i >= h->ncells;
 }
 
-/* Begin or go on dropping the days that left the retention. */
-static void prune(history_t *h)
+/* Begin or go on dropping the days before first, which left the
+ * retention. */
+static void prune(history_t *h, int32_t first)
 {
-    int32_t first = first_kept_day(h, history_today(h));
     if (!h->pruning && first > h->pruned_mem) {
         /* Until the retention is first reached (three years by default)
          * no day is old enough, and the least day key says so. */
@@ -1289,7 +1288,7 @@ static void prune(history_t *h)
         h->prune_first = first;
         h->prune_oldest = INT32_MAX;
     }
-    if (!h->pruning || !prune_turn(h))
+    if (!h->pruning || !prune_turn(h, first))
         return;
     h->pruning = false;
     h->pruned_mem = h->prune_first;
@@ -1506,12 +1505,12 @@ static void on_done(uv_async_t *a)
  * changed. */
 static void flush(history_t *h)
 {
-    prune(h);
+    int32_t first = first_kept_day(h, history_today(h));
+    prune(h, first);
     if (h->batch_busy)
         return;
     if (clock_mono_ms() < h->rest_until_ms)
         return; /* the writer rests (history_start()) */
-    int32_t first = first_kept_day(h, history_today(h));
     int32_t open_from, through;
     open_rules(h, history_today(h), &open_from, &through);
     if (h->ndirty == 0 && h->applied_pos == h->stored_pos && first <= h->pruned_before &&
