@@ -725,12 +725,12 @@ void history_read(history_t *h, uint32_t metric, uint32_t town, calperiod_t p, e
 typedef struct load_ctx {
     history_t *h;
     intern_t *towns, *metrics;
-    /* The previous row's names and their ids (0: none): rows come in the
-     * order of the primary key (metric, scope, period), a series' cells
-     * one after the other, so a name is looked up when it changes only. */
-    char metric[65], scope[65];
-    size_t metric_len, scope_len;
-    int metric_id, town_id;
+    /* The ids in metrics and towns of the database's metrics and scopes,
+     * by their ids in the database (0: not looked up yet): a name is
+     * looked up once, not once a row. */
+    struct load_ids {
+        uint32_t *ids, cap;
+    } by_db[2];
     uint32_t indexed; /* cells [0, indexed) are in the index */
     char err[256];
 } load_ctx_t;
@@ -741,20 +741,35 @@ static int name_id(intern_t *names, const char *s, size_t len)
     return id > 0 ? id : intern_add(names, s, len);
 }
 
-/* The id of the name s (len bytes, NUL-terminated), the previous one's
- * (*last_id, last) when it is the same. */
-static int cached_id(intern_t *names, const char *s, size_t len, char *last, size_t *last_len,
-                     int *last_id)
+/* The id in names of the name s (len bytes) that the database calls
+ * db_id, from m once known.  Returns the id, or a negative code. */
+static int loaded_id(intern_t *names, struct load_ids *m, uint32_t db_id, const char *s, size_t len)
 {
-    if (*last_id > 0 && len == *last_len && memcmp(s, last, len) == 0)
-        return *last_id;
-    int id = name_id(names, s, len);
-    if (id > 0) {
-        memcpy(last, s, len + 1);
-        *last_len = len;
-        *last_id = id;
+    if (db_id < m->cap && m->ids[db_id] != 0)
+        return (int)m->ids[db_id];
+    if (db_id >= m->cap) {
+        uint32_t cap = m->cap ? m->cap : 256;
+        while (cap <= db_id)
+            cap *= 2;
+        uint32_t *ids = realloc(m->ids, (size_t)cap * sizeof(*ids));
+        if (ids == NULL)
+            return TALLY_ENOMEM;
+        memset(ids + m->cap, 0, (size_t)(cap - m->cap) * sizeof(*ids));
+        m->ids = ids;
+        m->cap = cap;
     }
+    int id = name_id(names, s, len);
+    if (id > 0)
+        m->ids[db_id] = (uint32_t)id;
     return id;
+}
+
+static void load_ctx_free(load_ctx_t *l)
+{
+    for (int k = 0; k < 2; k++) {
+        free(l->by_db[k].ids);
+        l->by_db[k] = (struct load_ids){0};
+    }
 }
 
 /* Room for every cell of the database at once: growing by doublings
@@ -828,11 +843,10 @@ static int load_row(void *ctx, const history_db_cell_t *r)
 {
     load_ctx_t *l = ctx;
     history_t *h = l->h;
-    int m =
-        cached_id(l->metrics, r->metric, r->metric_len, l->metric, &l->metric_len, &l->metric_id);
+    int m = loaded_id(l->metrics, &l->by_db[0], r->metric_id, r->metric, r->metric_len);
     int t = r->scope_len == 0
                 ? 0
-                : cached_id(l->towns, r->scope, r->scope_len, l->scope, &l->scope_len, &l->town_id);
+                : loaded_id(l->towns, &l->by_db[1], r->scope_id, r->scope, r->scope_len);
     if (m < 0 || t < 0) {
         snprintf(l->err, sizeof(l->err),
                  "no room for the name of metric '%s' or township '%s' of the database (raise "
@@ -1001,6 +1015,7 @@ static void preload_main(void *arg)
 
 static void preload_free(struct history_preload *p)
 {
+    load_ctx_free(&p->l);
     intern_free(&p->towns);
     intern_free(&p->metrics);
     free(p);
@@ -1425,8 +1440,8 @@ static int build_batch(history_t *h, history_batch_t *b)
             uint32_t mlen = 0, tlen = 0;
             const char *m = intern_name(h->c.metrics, c->metric, &mlen);
             const char *t = c->town ? intern_name(h->c.towns, c->town, &tlen) : NULL;
-            if (history_batch_names(b, m ? m : "", m ? mlen : 0, t ? t : "", t ? tlen : 0,
-                                    &names) != 0)
+            if (history_batch_names(b, c->metric, c->town, m ? m : "", m ? mlen : 0, t ? t : "",
+                                    t ? tlen : 0, &names) != 0)
                 return batch_undo(h, b, i);
             last_m = c->metric;
             last_t = c->town;

@@ -16,28 +16,57 @@
 #include "memhint.h"
 #include "tally_error.h"
 
-/* The days to prune are found by a partial index of day rows only.  Its
- * predecessor, cells_by_type, indexed every row by (type, first_day): a
- * second B-tree insertion with text keys for each new cell, which made
- * storing a new series cost about twice as much (bench/README.md, "A
- * new series in the history"); databases that have it lose it when
- * opened. */
+/* Schema 3 (history_db.h).  The statements run in one transaction at
+ * every open: a new database gets its tables, one of schema 1 or 2 has
+ * its table cells converted (MIGRATE, when cells is a table) and then
+ * gets the view that stands in for it. */
 static const char *const schema =
-    "CREATE TABLE IF NOT EXISTS cells ("
-    " metric TEXT NOT NULL, scope TEXT NOT NULL, period TEXT NOT NULL,"
-    " type TEXT NOT NULL, first_day TEXT NOT NULL, kind TEXT NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS metrics (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+    "CREATE TABLE IF NOT EXISTS scopes (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+    "CREATE TABLE IF NOT EXISTS figures ("
+    " type INTEGER NOT NULL, first_day INTEGER NOT NULL,"
+    " metric INTEGER NOT NULL, scope INTEGER NOT NULL, gauge INTEGER NOT NULL,"
     " value INTEGER, event_ms INTEGER,"
-    " PRIMARY KEY (metric, scope, period)) WITHOUT ROWID;"
-    "DROP INDEX IF EXISTS cells_by_type;"
-    "CREATE INDEX IF NOT EXISTS cells_days ON cells (first_day) WHERE type = 'day';"
+    " PRIMARY KEY (type, first_day, metric, scope)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
-    "INSERT OR IGNORE INTO meta VALUES ('schema', 1), ('journal_pos', 0);";
+    "INSERT OR IGNORE INTO meta VALUES ('schema', 3), ('journal_pos', 0);";
 
-/* The meta rows of open periods (history_db.h), with the schema they
- * came with. */
-#define SET_OPEN                                                                                   \
-    "INSERT OR REPLACE INTO meta VALUES ('schema', 2), ('open_from', ?1), ('stored_through', ?2)"
-#define DROP_OPEN "DELETE FROM cells WHERE type <> 'day' AND first_day >= ?1"
+/* Schema 1 or 2 to 3: the names into their tables, every row of cells
+ * into figures with its period as (type, first day), then cells (and its
+ * indexes) dropped.  A row whose type or first day is not one (a damaged
+ * or hand-edited file) leaves a NULL that the NOT NULL constraints
+ * refuse: the conversion fails as a whole and the file is set aside. */
+static const char *const migrate =
+    "INSERT OR IGNORE INTO metrics (name) SELECT DISTINCT metric FROM cells ORDER BY metric;"
+    "INSERT OR IGNORE INTO scopes (name) SELECT DISTINCT scope FROM cells ORDER BY scope;"
+    "INSERT OR REPLACE INTO figures"
+    " SELECT CASE c.type WHEN 'day' THEN 0 WHEN 'month' THEN 1 WHEN 'quarter' THEN 2"
+    "  WHEN 'year' THEN 3 END,"
+    " CAST(round(julianday(c.first_day) - 2440587.5) AS INTEGER), m.id, s.id,"
+    " c.kind = 'gauge', c.value, c.event_ms"
+    " FROM cells c JOIN metrics m ON m.name = c.metric JOIN scopes s ON s.name = c.scope;"
+    "DROP TABLE cells;"
+    "INSERT OR REPLACE INTO meta VALUES ('schema', 3);";
+
+/* The rows as schemas 1 and 2 had them, for sqlite3(1) and scripts. */
+#define DAY_TIME "f.first_day * 86400, 'unixepoch'"
+static const char *const view =
+    "CREATE VIEW IF NOT EXISTS cells (metric, scope, period, type, first_day, kind, value,"
+    " event_ms) AS SELECT m.name, s.name,"
+    " CASE f.type WHEN 0 THEN date(" DAY_TIME ")"
+    "  WHEN 1 THEN strftime('%Y-%m', " DAY_TIME ")"
+    "  WHEN 2 THEN strftime('%Y', " DAY_TIME ") || '-Q' ||"
+    "   ((CAST(strftime('%m', " DAY_TIME ") AS INTEGER) + 2) / 3)"
+    "  ELSE strftime('%Y', " DAY_TIME ") END,"
+    " CASE f.type WHEN 0 THEN 'day' WHEN 1 THEN 'month' WHEN 2 THEN 'quarter' ELSE 'year' END,"
+    " date(" DAY_TIME "), CASE WHEN f.gauge THEN 'gauge' ELSE 'counter' END,"
+    " f.value, f.event_ms"
+    " FROM figures f JOIN metrics m ON m.id = f.metric JOIN scopes s ON s.id = f.scope;";
+
+/* The meta rows of open periods (history_db.h). */
+#define SET_OPEN "INSERT OR REPLACE INTO meta VALUES ('open_from', ?1), ('stored_through', ?2)"
+/* The months, quarters and years from day ?1 on. */
+#define DROP_OPEN "DELETE FROM figures WHERE type IN (1, 2, 3) AND first_day >= ?1"
 
 static int fail(sqlite3 *db, char *err, size_t errlen, const char *what)
 {
@@ -52,9 +81,48 @@ void history_db_close(history_db_t *d)
     sqlite3_finalize(d->setpos);
     sqlite3_finalize(d->setopen);
     sqlite3_finalize(d->drop);
+    for (int k = 0; k < 2; k++) {
+        sqlite3_finalize(d->names[k].find);
+        sqlite3_finalize(d->names[k].add);
+        free(d->names[k].ids);
+    }
     if (d->db)
         sqlite3_close(d->db);
     memset(d, 0, sizeof(*d));
+}
+
+/* The tables, the conversion of an older schema and the view, in one
+ * transaction.  Returns an SQLite code (*msg set by sqlite3_exec()). */
+static int set_up(sqlite3 *db, char **msg)
+{
+    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, msg);
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite3_exec(db, schema, NULL, NULL, msg);
+    sqlite3_stmt *st = NULL;
+    bool old = false;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(
+            db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cells'", -1, &st,
+            NULL);
+    if (rc == SQLITE_OK) {
+        int step = sqlite3_step(st);
+        old = step == SQLITE_ROW;
+        rc = step == SQLITE_ROW || step == SQLITE_DONE ? SQLITE_OK : step;
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_OK && old)
+        rc = sqlite3_exec(db, migrate, NULL, NULL, msg);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, view, NULL, NULL, msg);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "COMMIT", NULL, NULL, msg);
+    if (rc != SQLITE_OK) {
+        if (*msg == NULL)
+            *msg = sqlite3_mprintf("%s", sqlite3_errmsg(db));
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    return rc;
 }
 
 int history_db_open(history_db_t *d, const char *dir, char *err, size_t errlen)
@@ -79,14 +147,24 @@ int history_db_open(history_db_t *d, const char *dir, char *err, size_t errlen)
                           "PRAGMA busy_timeout=5000;",
                           NULL, NULL, &msg);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(d->db, schema, NULL, NULL, &msg);
+        rc = set_up(d->db, &msg);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "%s: %s", path, msg ? msg : d->db ? sqlite3_errmsg(d->db) : "?");
         sqlite3_free(msg);
         history_db_close(d);
         return TALLY_EIO;
     }
-    const char *put = "INSERT OR REPLACE INTO cells VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    const char *put = "INSERT OR REPLACE INTO figures VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    static const char *const names_sql[2][2] = {
+        {"SELECT id FROM metrics WHERE name = ?1", "INSERT INTO metrics (name) VALUES (?1)"},
+        {"SELECT id FROM scopes WHERE name = ?1", "INSERT INTO scopes (name) VALUES (?1)"}};
+    for (int k = 0; k < 2; k++)
+        if (sqlite3_prepare_v2(d->db, names_sql[k][0], -1, &d->names[k].find, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(d->db, names_sql[k][1], -1, &d->names[k].add, NULL) != SQLITE_OK) {
+            fail(d->db, err, errlen, path);
+            history_db_close(d);
+            return TALLY_EIO;
+        }
     const char *prune = HISTORY_DB_PRUNE;
     const char *setpos = "UPDATE meta SET value = ?1 WHERE key = 'journal_pos'";
     if (sqlite3_prepare_v2(d->db, put, -1, &d->put, NULL) != SQLITE_OK ||
@@ -158,17 +236,11 @@ static void check_main(void *arg)
     atomic_store(&j->state, rc == 0 ? 1 : -1);
 }
 
-static const char *col_text(sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? (const char *)t : "";
-}
-
-/* The number of rows of cells into *n. */
+/* The number of rows of figures into *n. */
 static int count_cells(history_db_t *d, uint64_t *n, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(d->db, "SELECT count(*) FROM cells", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(d->db, "SELECT count(*) FROM figures", -1, &st, NULL) != SQLITE_OK)
         return fail(d->db, err, errlen, "counting the cells");
     int rc = sqlite3_step(st);
     sqlite3_int64 v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
@@ -214,6 +286,116 @@ int history_db_open_periods(history_db_t *d, int32_t *open_from, int32_t *throug
     return rc != 0 ? rc : load_day(d, "stored_through", HISTORY_DB_NO_DAY, through, err, errlen);
 }
 
+/* The names of a table of them (metrics or scopes), by id. */
+typedef struct name_table {
+    char *text;      /* the names, each NUL-terminated */
+    uint32_t *at;    /* at[id]: offset of id's name + 1, 0: no such id */
+    uint32_t n;      /* ids 0..n-1 */
+    size_t len, cap; /* of text */
+} name_table_t;
+
+#define NAME_IDS_MAX (1u << 24) /* ids beyond: the table makes no sense */
+
+static void names_free(name_table_t *t)
+{
+    free(t->text);
+    free(t->at);
+    memset(t, 0, sizeof(*t));
+}
+
+/* Read table (metrics or scopes) into t.  Names of 1..64 bytes, or 0 for
+ * scopes ('' the county); ids 0..NAME_IDS_MAX. */
+static int names_read(history_db_t *d, const char *table, bool empty_ok, name_table_t *t, char *err,
+                      size_t errlen)
+{
+    char sql[64];
+    snprintf(sql, sizeof(sql), "SELECT max(id) FROM %s", table);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(d->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return fail(d->db, err, errlen, "reading the names");
+    sqlite3_int64 max = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (max < 0 || max >= NAME_IDS_MAX) {
+        snprintf(err, errlen, "the table %s has an id out of range (%lld)", table, (long long)max);
+        return TALLY_EIO;
+    }
+    t->n = (uint32_t)max + 1;
+    t->at = calloc(t->n, sizeof(*t->at));
+    if (t->at == NULL)
+        return TALLY_ENOMEM;
+    snprintf(sql, sizeof(sql), "SELECT id, name FROM %s", table);
+    if (sqlite3_prepare_v2(d->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return fail(d->db, err, errlen, "reading the names");
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        sqlite3_int64 id = sqlite3_column_int64(st, 0);
+        const unsigned char *name = sqlite3_column_text(st, 1);
+        size_t len = (size_t)sqlite3_column_bytes(st, 1);
+        if (id < 0 || id > max || name == NULL || len > HISTORY_DB_NAME_MAX ||
+            (len == 0 && !empty_ok) || strlen((const char *)name) != len) {
+            snprintf(err, errlen, "a row of the table %s makes no sense: id %lld", table,
+                     (long long)id);
+            sqlite3_finalize(st);
+            return TALLY_EIO;
+        }
+        if (t->len + len + 1 > t->cap) {
+            size_t cap = t->cap ? t->cap * 2 : 4096;
+            char *text = realloc(t->text, cap);
+            if (text == NULL) {
+                sqlite3_finalize(st);
+                return TALLY_ENOMEM;
+            }
+            t->text = text;
+            t->cap = cap;
+        }
+        memcpy(t->text + t->len, name, len + 1);
+        t->at[id] = (uint32_t)t->len + 1;
+        t->len += len + 1;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return fail(d->db, err, errlen, "reading the names");
+    return 0;
+}
+
+/* The name of id in t (length into *len), NULL when there is none. */
+static const char *name_of(const name_table_t *t, sqlite3_int64 id, size_t *len)
+{
+    if (id < 0 || id >= t->n || t->at[id] == 0)
+        return NULL;
+    const char *s = t->text + t->at[id] - 1;
+    *len = strlen(s);
+    return s;
+}
+
+/* Row st of figures as r; false when it makes no sense. */
+static bool figure_row(sqlite3_stmt *st, const name_table_t *metrics, const name_table_t *scopes,
+                       history_db_cell_t *r)
+{
+    int32_t lo = calperiod_days_from_civil(CALPERIOD_YEAR_MIN, 1, 1);
+    int32_t hi = calperiod_days_from_civil(CALPERIOD_YEAR_MAX, 12, 31);
+    sqlite3_int64 type = sqlite3_column_int64(st, 0), day = sqlite3_column_int64(st, 1);
+    sqlite3_int64 metric = sqlite3_column_int64(st, 2), scope = sqlite3_column_int64(st, 3);
+    sqlite3_int64 gauge = sqlite3_column_int64(st, 4);
+    if (type < CALPERIOD_DAY || type > CALPERIOD_YEAR || day < lo || day > hi ||
+        (gauge != 0 && gauge != 1))
+        return false;
+    r->period = calperiod_of_day((int)type, (int32_t)day);
+    int32_t first, last;
+    calperiod_days(r->period, &first, &last);
+    r->metric = name_of(metrics, metric, &r->metric_len);
+    r->scope = name_of(scopes, scope, &r->scope_len);
+    if (first != day || r->metric == NULL || r->scope == NULL)
+        return false;
+    r->metric_id = (uint32_t)metric;
+    r->scope_id = (uint32_t)scope;
+    r->gauge = gauge == 1;
+    r->has = sqlite3_column_type(st, 5) != SQLITE_NULL;
+    r->value = sqlite3_column_int64(st, 5);
+    r->event_ms = sqlite3_column_int64(st, 6);
+    return true;
+}
+
 /* The journal position, the count of rows (begin) and every row (fn):
  * stops early when job finds the file damaged. */
 static int read_rows(history_db_t *d, uint64_t *pos, history_db_begin_fn begin,
@@ -222,47 +404,43 @@ static int read_rows(history_db_t *d, uint64_t *pos, history_db_begin_fn begin,
 {
     int rc = load_pos(d, pos, err, errlen);
     uint64_t nrows = 0;
+    name_table_t metrics = {0}, scopes = {0};
+    if (rc == 0)
+        rc = names_read(d, "metrics", false, &metrics, err, errlen);
+    if (rc == 0)
+        rc = names_read(d, "scopes", true, &scopes, err, errlen);
     if (rc == 0 && begin != NULL && (rc = count_cells(d, &nrows, err, errlen)) == 0)
         rc = begin(ctx, nrows);
-    if (rc != 0)
-        return rc;
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(d->db, "SELECT metric, scope, period, kind, value, event_ms FROM cells",
-                           -1, &st, NULL) != SQLITE_OK)
-        return fail(d->db, err, errlen, "reading the cells");
+    if (rc == 0 && sqlite3_prepare_v2(d->db,
+                                      "SELECT type, first_day, metric, scope, gauge, value, "
+                                      "event_ms FROM figures",
+                                      -1, &st, NULL) != SQLITE_OK)
+        rc = fail(d->db, err, errlen, "reading the cells");
     uint32_t n = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int step = SQLITE_DONE;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
         if ((++n & 4095) == 0 && atomic_load_explicit(&job->state, memory_order_relaxed) < 0)
             break; /* damaged: the rows may be anything, even endless */
         history_db_cell_t r;
-        r.metric = col_text(st, 0);
-        r.scope = col_text(st, 1);
-        r.metric_len = strlen(r.metric);
-        r.scope_len = strlen(r.scope);
-        const char *period = col_text(st, 2);
-        const char *kind = col_text(st, 3);
-        if (calperiod_parse(period, strlen(period), &r.period) != 0 ||
-            (strcmp(kind, "counter") != 0 && strcmp(kind, "gauge") != 0) || r.metric_len == 0 ||
-            r.metric_len > HISTORY_DB_NAME_MAX || r.scope_len > HISTORY_DB_NAME_MAX) {
-            snprintf(err, errlen, "a row of cells makes no sense: metric '%.64s', period '%.20s'",
-                     r.metric, period);
-            sqlite3_finalize(st);
-            return TALLY_EIO;
+        if (!figure_row(st, &metrics, &scopes, &r)) {
+            snprintf(err, errlen,
+                     "a row of figures makes no sense: type %lld, first_day %lld, metric %lld, "
+                     "scope %lld",
+                     (long long)sqlite3_column_int64(st, 0), (long long)sqlite3_column_int64(st, 1),
+                     (long long)sqlite3_column_int64(st, 2),
+                     (long long)sqlite3_column_int64(st, 3));
+            rc = TALLY_EIO;
+            break;
         }
-        r.gauge = kind[0] == 'g';
-        r.has = sqlite3_column_type(st, 4) != SQLITE_NULL;
-        r.value = sqlite3_column_int64(st, 4);
-        r.event_ms = sqlite3_column_int64(st, 5);
-        int frc = fn(ctx, &r);
-        if (frc != 0) {
-            sqlite3_finalize(st);
-            return frc;
-        }
+        rc = fn(ctx, &r);
     }
+    if (rc == 0 && step != SQLITE_DONE && step != SQLITE_ROW)
+        rc = fail(d->db, err, errlen, "reading the cells");
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        return fail(d->db, err, errlen, "reading the cells");
-    return 0;
+    names_free(&metrics);
+    names_free(&scopes);
+    return rc;
 }
 
 int history_db_load(history_db_t *d, uint64_t *pos, history_db_begin_fn begin, history_db_row_fn fn,
@@ -302,77 +480,145 @@ static int step_reset(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? 0 : rc;
 }
 
-/* Store row i of b (and the event time in the row after a gauge's). */
-static int put_row(history_db_t *d, const history_batch_t *b, uint32_t i)
+/* The series' ids and names at offset off of b's names
+ * (history_batch_names()). */
+typedef struct series_names {
+    uint32_t id[2];      /* the process's: metric, township (0: the county) */
+    const char *name[2]; /* metric, scope ("" for the county) */
+} series_names_t;
+
+static series_names_t series_at(const history_batch_t *b, uint32_t off)
 {
-    const history_row_t *r = &b->rows[i];
-    calperiod_t p = {(int)r->type, r->key};
-    if (p.type < CALPERIOD_DAY || p.type > CALPERIOD_YEAR)
-        return 0; /* not a period: cannot happen */
-    struct history_db_names *nm = &d->names[p.type];
-    if (!nm->set || nm->key != p.key) {
-        int32_t first, last;
-        calperiod_days(p, &first, &last);
-        nm->set = false;
-        if (calperiod_format(p, nm->period, sizeof(nm->period)) < 0 ||
-            calperiod_format((calperiod_t){CALPERIOD_DAY, first}, nm->first_day,
-                             sizeof(nm->first_day)) < 0)
-            return 0; /* outside 2000..2099: cannot happen for a checked time */
-        nm->set = true;
-        nm->key = p.key;
+    series_names_t s;
+    memcpy(s.id, b->names + off, sizeof(s.id));
+    s.name[0] = b->names + off + sizeof(s.id);
+    s.name[1] = s.name[0] + strlen(s.name[0]) + 1;
+    return s;
+}
+
+/* The id in the table metrics (k 0) or scopes (k 1) of the name the
+ * process calls pid, looked up or added the first time.  Returns 0, or
+ * an SQLite code. */
+static int name_id(history_db_t *d, int k, uint32_t pid, const char *name, uint32_t *out)
+{
+    struct history_db_ids *t = &d->names[k];
+    if (pid < t->cap && t->ids[pid] != 0) {
+        *out = t->ids[pid];
+        return 0;
     }
-    const char *metric = b->names + r->names;
-    sqlite3_stmt *st = d->put;
-    sqlite3_bind_text(st, 1, metric, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, metric + strlen(metric) + 1, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, nm->period, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, calperiod_type_name(p.type), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, nm->first_day, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, r->gauge ? "gauge" : "counter", -1, SQLITE_STATIC);
-    if (r->has)
-        sqlite3_bind_int64(st, 7, r->value);
-    else
-        sqlite3_bind_null(st, 7);
-    if (r->gauge && r->has && i + 1 < b->nrows && r[1].event)
-        sqlite3_bind_int64(st, 8, r[1].value);
-    else
-        sqlite3_bind_null(st, 8);
-    return step_reset(st);
+    if (pid >= t->cap) {
+        uint32_t cap = t->cap ? t->cap : 64;
+        while (cap <= pid)
+            cap *= 2;
+        uint32_t *ids = realloc(t->ids, (size_t)cap * sizeof(*ids));
+        if (ids == NULL)
+            return SQLITE_NOMEM;
+        memset(ids + t->cap, 0, (size_t)(cap - t->cap) * sizeof(*ids));
+        t->ids = ids;
+        t->cap = cap;
+    }
+    sqlite3_bind_text(t->find, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(t->find);
+    sqlite3_int64 id = rc == SQLITE_ROW ? sqlite3_column_int64(t->find, 0) : 0;
+    sqlite3_reset(t->find);
+    sqlite3_clear_bindings(t->find);
+    if (rc == SQLITE_DONE) {
+        sqlite3_bind_text(t->add, 1, name, -1, SQLITE_STATIC);
+        rc = step_reset(t->add);
+        if (rc != 0)
+            return rc;
+        id = sqlite3_last_insert_rowid(d->db);
+    } else if (rc != SQLITE_ROW) {
+        return rc;
+    }
+    if (id <= 0 || id >= NAME_IDS_MAX)
+        return SQLITE_FULL; /* the loading would refuse it */
+    *out = t->ids[pid] = (uint32_t)id;
+    return 0;
 }
 
-/* Order of runs of rows (a run: one series, rows in a row with the same
- * names): by metric name, then township name. */
-static int cmp_runs(const void *a, const void *b, void *ctx)
+/* A batch's run of rows (one series, rows in a row with the same names):
+ * its first row and its ids in the database. */
+typedef struct run {
+    uint32_t first, metric, scope;
+} run_t;
+
+static int cmp_runs(const void *a, const void *b)
 {
-    const history_batch_t *bt = ctx;
-    const char *x = bt->names + bt->rows[*(const uint32_t *)a].names;
-    const char *y = bt->names + bt->rows[*(const uint32_t *)b].names;
-    int c = strcmp(x, y);
-    return c != 0 ? c : strcmp(x + strlen(x) + 1, y + strlen(y) + 1);
+    const run_t *x = a, *y = b;
+    if (x->metric != y->metric)
+        return x->metric < y->metric ? -1 : 1;
+    return x->scope < y->scope ? -1 : x->scope > y->scope;
 }
 
-/* The first rows of b's runs, sorted in the table's key order, into a new
- * array (*nruns of them); NULL when memory is short (then the rows go in
- * batch order).  In key order a batch reads and writes each page of the
- * table about once; in batch order, through SQLite's small page cache, a
- * batch that touches most series read and wrote a page for nearly every
- * row (a steady load on 800,000 series: 1.2-1.5 times the throughput,
- * bench/README.md, "A new series in the history"). */
-static uint32_t *sort_runs(const history_batch_t *b, uint32_t *nruns)
+/* The runs of b with their ids in the database (names new to it added),
+ * sorted in the key's order, into a new array (*nruns of them).  In key
+ * order a batch writes the rows of a period one after the other, each
+ * page of the table once.  Returns 0, or an SQLite code. */
+static int sort_runs(history_db_t *d, const history_batch_t *b, run_t **out, uint32_t *nruns)
 {
     uint32_t n = 0;
     for (uint32_t i = 0; i < b->nrows; i++)
         n += i == 0 || b->rows[i].names != b->rows[i - 1].names;
-    uint32_t *first = malloc((size_t)n * sizeof(*first) + 1);
-    if (first == NULL)
-        return NULL;
+    run_t *runs = malloc((size_t)n * sizeof(*runs) + 1);
+    if (runs == NULL)
+        return SQLITE_NOMEM;
     n = 0;
-    for (uint32_t i = 0; i < b->nrows; i++)
-        if (i == 0 || b->rows[i].names != b->rows[i - 1].names)
-            first[n++] = i;
-    qsort_r(first, n, sizeof(*first), cmp_runs, (void *)b);
+    int rc = 0;
+    for (uint32_t i = 0; i < b->nrows && rc == 0; i++) {
+        if (i > 0 && b->rows[i].names == b->rows[i - 1].names)
+            continue;
+        series_names_t s = series_at(b, b->rows[i].names);
+        run_t *r = &runs[n++];
+        r->first = i;
+        rc = name_id(d, 0, s.id[0], s.name[0], &r->metric);
+        if (rc == 0)
+            rc = name_id(d, 1, s.id[1], s.name[1], &r->scope);
+    }
+    if (rc != 0) {
+        free(runs);
+        return rc;
+    }
+    qsort(runs, n, sizeof(*runs), cmp_runs);
+    *out = runs;
     *nruns = n;
-    return first;
+    return 0;
+}
+
+/* Store row i of b, of run r (and the event time in the row after a
+ * gauge's). */
+static int put_row(history_db_t *d, const history_batch_t *b, const run_t *r, uint32_t i)
+{
+    const history_row_t *row = &b->rows[i];
+    calperiod_t p = {(int)row->type, row->key};
+    if (p.type < CALPERIOD_DAY || p.type > CALPERIOD_YEAR)
+        return 0; /* not a period: cannot happen */
+    int32_t first, last;
+    calperiod_days(p, &first, &last);
+    sqlite3_stmt *st = d->put;
+    sqlite3_bind_int(st, 1, p.type);
+    sqlite3_bind_int(st, 2, first);
+    sqlite3_bind_int64(st, 3, r->metric);
+    sqlite3_bind_int64(st, 4, r->scope);
+    sqlite3_bind_int(st, 5, row->gauge);
+    if (row->has)
+        sqlite3_bind_int64(st, 6, row->value);
+    else
+        sqlite3_bind_null(st, 6);
+    if (row->gauge && row->has && i + 1 < b->nrows && row[1].event)
+        sqlite3_bind_int64(st, 7, row[1].value);
+    else
+        sqlite3_bind_null(st, 7);
+    return step_reset(st);
+}
+
+/* After a transaction that did not commit: the ids it gave names are
+ * gone with it. */
+static void forget_ids(history_db_t *d)
+{
+    for (int k = 0; k < 2; k++)
+        if (d->names[k].ids != NULL)
+            memset(d->names[k].ids, 0, (size_t)d->names[k].cap * sizeof(*d->names[k].ids));
 }
 
 int history_db_write(history_db_t *d, history_batch_t *b)
@@ -395,21 +641,21 @@ int history_db_write(history_db_t *d, history_batch_t *b)
         calperiod_format((calperiod_t){CALPERIOD_DAY, b->through}, through, sizeof(through)) < 0)
         through[0] = '\0';
     if (b->drop_open && open_from[0]) {
-        sqlite3_bind_text(d->drop, 1, open_from, -1, SQLITE_STATIC);
+        sqlite3_bind_int(d->drop, 1, b->open_from);
         rc = step_reset(d->drop);
     }
-    uint32_t nruns = 0, *runs = rc == 0 ? sort_runs(b, &nruns) : NULL;
-    if (runs == NULL && rc == 0)
-        for (uint32_t i = 0; i < b->nrows && rc == 0; i++)
-            rc = b->rows[i].event ? 0 : put_row(d, b, i);
-    for (uint32_t r = 0; runs != NULL && r < nruns && rc == 0; r++) {
-        uint32_t names = b->rows[runs[r]].names;
-        for (uint32_t i = runs[r]; i < b->nrows && rc == 0 && b->rows[i].names == names; i++)
-            rc = b->rows[i].event ? 0 : put_row(d, b, i);
+    uint32_t nruns = 0;
+    run_t *runs = NULL;
+    if (rc == 0)
+        rc = sort_runs(d, b, &runs, &nruns);
+    for (uint32_t r = 0; r < nruns && rc == 0; r++) {
+        uint32_t names = b->rows[runs[r].first].names;
+        for (uint32_t i = runs[r].first; i < b->nrows && rc == 0 && b->rows[i].names == names; i++)
+            rc = b->rows[i].event ? 0 : put_row(d, b, &runs[r], i);
     }
     free(runs);
     if (rc == 0 && b->prune_before[0]) {
-        sqlite3_bind_text(d->prune, 1, b->prune_before, -1, SQLITE_STATIC);
+        sqlite3_bind_int(d->prune, 1, b->first_day);
         rc = step_reset(d->prune);
     }
     if (rc == 0) {
@@ -425,8 +671,10 @@ int history_db_write(history_db_t *d, history_batch_t *b)
     }
     if (rc == 0 && sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
         return 0;
-    snprintf(b->err, sizeof(b->err), "cannot store %u cells: %s", b->nrows, sqlite3_errmsg(d->db));
+    snprintf(b->err, sizeof(b->err), "cannot store %u cells: %s", b->nrows,
+             rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(d->db));
     sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
+    forget_ids(d);
     return b->rc = TALLY_EIO;
 }
 
@@ -464,10 +712,12 @@ int history_batch_reserve(history_batch_t *b, uint32_t n)
     return 0;
 }
 
-int history_batch_names(history_batch_t *b, const char *metric, size_t mlen, const char *scope,
-                        size_t slen, uint32_t *off)
+int history_batch_names(history_batch_t *b, uint32_t metric_id, uint32_t town_id,
+                        const char *metric, size_t mlen, const char *scope, size_t slen,
+                        uint32_t *off)
 {
-    uint64_t need = (uint64_t)b->nnames + mlen + slen + 2;
+    uint32_t ids[2] = {metric_id, town_id};
+    uint64_t need = (uint64_t)b->nnames + sizeof(ids) + mlen + slen + 2;
     if (need > UINT32_MAX)
         return TALLY_ENOMEM;
     if (need > b->names_cap) {
@@ -482,6 +732,8 @@ int history_batch_names(history_batch_t *b, const char *metric, size_t mlen, con
     }
     char *p = b->names + b->nnames;
     *off = b->nnames;
+    memcpy(p, ids, sizeof(ids));
+    p += sizeof(ids);
     memcpy(p, metric, mlen);
     p[mlen] = '\0';
     memcpy(p + mlen + 1, scope, slen);

@@ -1,22 +1,35 @@
 /* history_db.h - the SQLite database of closed periods, history.db in the
- * state directory: one row per (metric, scope, period), and the journal
- * position the rows reflect.  The schema (tallyd(8), HISTORY):
+ * state directory: one row per (period, metric, scope), and the journal
+ * position the rows reflect.  The schema (tallyd(8), HISTORY), version 3:
  *
- *   CREATE TABLE cells (
- *     metric    TEXT NOT NULL,     -- metric name
- *     scope     TEXT NOT NULL,     -- '' county-wide, else the township
- *     period    TEXT NOT NULL,     -- '2023', '2023-Q4', '2023-12', '2023-12-31'
- *     type      TEXT NOT NULL,     -- 'day', 'month', 'quarter', 'year'
- *     first_day TEXT NOT NULL,     -- the period's first day, 'YYYY-MM-DD'
- *     kind      TEXT NOT NULL,     -- 'counter' or 'gauge'
- *     value     INTEGER,           -- NULL: a gauge without a value there
- *     event_ms  INTEGER,           -- gauge: event time of the value
- *     PRIMARY KEY (metric, scope, period)) WITHOUT ROWID;
+ *   CREATE TABLE metrics (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+ *   CREATE TABLE scopes (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+ *     -- scope '' is the county, the others are townships
+ *   CREATE TABLE figures (
+ *     type      INTEGER NOT NULL, -- 0 day, 1 month, 2 quarter, 3 year
+ *     first_day INTEGER NOT NULL, -- the period's first day, days since 1970-01-01
+ *     metric    INTEGER NOT NULL, -- metrics.id
+ *     scope     INTEGER NOT NULL, -- scopes.id
+ *     gauge     INTEGER NOT NULL, -- 0 counter, 1 gauge
+ *     value     INTEGER,          -- NULL: a gauge without a value there
+ *     event_ms  INTEGER,          -- gauge: event time of the value
+ *     PRIMARY KEY (type, first_day, metric, scope)) WITHOUT ROWID;
+ *   CREATE VIEW cells (metric, scope, period, type, first_day, kind, value,
+ *     event_ms) AS ...  -- the names and texts of schemas 1 and 2
  *   CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
- *     -- 'schema' 2, 'journal_pos' the last journal position reflected,
+ *     -- 'schema' 3, 'journal_pos' the last journal position reflected,
  *     -- 'open_from' and 'stored_through' (below)
  *
- * Open periods (schema 2).  A month, quarter or year that begins on or
+ * Why integers, in this order.  The rows a batch writes are today's (and
+ * late figures' days): in period order they are neighbours at the end of
+ * their period's stretch of the table, so a batch writes a few pages
+ * instead of one page per changed series among years of its days; a row
+ * is about 20 bytes instead of 70 to 110 of names and texts; comparing
+ * keys compares integers.  Schemas 1 and 2 (a table cells keyed by the
+ * texts (metric, scope, period)) are converted in one transaction when
+ * the database is opened; the view cells keeps their queries working.
+ *
+ * Open periods (schema 2 on).  A month, quarter or year that begins on or
  * after the day 'open_from' has no row until it has ended before the day
  * 'stored_through' (the local day of the last transaction): until then
  * its value is that of its days, which are all rows (a counter's the sum
@@ -43,9 +56,11 @@
 
 #define HISTORY_DB_FILE "history.db"
 
-/* How a batch drops the days before ?1 ('YYYY-MM-DD'): through the
- * partial index cells_days (history_db.c). */
-#define HISTORY_DB_PRUNE "DELETE FROM cells WHERE type = 'day' AND first_day < ?1"
+#define HISTORY_DB_SCHEMA 3 /* meta 'schema' of what this version writes */
+
+/* How a batch drops the days before ?1 (a day key): a stretch at the
+ * start of the day rows in the primary key's order. */
+#define HISTORY_DB_PRUNE "DELETE FROM figures WHERE type = 0 AND first_day < ?1"
 
 #define HISTORY_DB_NAME_MAX 64 /* bytes of a metric or township name (PROTOCOL.md 9.1) */
 
@@ -59,8 +74,8 @@
  * other, naming the same names. */
 typedef struct history_row {
     int64_t value;
-    uint32_t names;    /* offset in the batch's names of the metric's name,
-                        * then (after its NUL) the scope's: "" for the county */
+    uint32_t names;    /* offset in the batch's names of the series' names
+                        * (history_batch_names()) */
     signed key : 24;   /* the period's key (calperiod.h) */
     unsigned type : 2; /* enum calperiod_type */
     unsigned gauge : 1;
@@ -72,7 +87,7 @@ typedef struct history_row {
 typedef struct history_batch {
     history_row_t *rows;
     uint32_t nrows, cap;
-    char *names; /* pairs of NUL-terminated names the rows point to, by offset */
+    char *names; /* the series' ids and names the rows point to, by offset */
     uint32_t nnames, names_cap;
     uint64_t pos;                          /* the journal position the database holds after it */
     char prune_before[CALPERIOD_NAME_MAX]; /* "" or a day: drop days before it */
@@ -90,13 +105,14 @@ typedef struct sqlite3_stmt sqlite3_stmt;
 typedef struct history_db {
     sqlite3 *db;
     sqlite3_stmt *put, *prune, *setpos, *setopen, *drop;
-    /* Per period type, the last period a row named and its two names:
-     * a batch's rows name a handful of periods, over and over. */
-    struct history_db_names {
-        bool set;
-        int32_t key;
-        char period[CALPERIOD_NAME_MAX], first_day[CALPERIOD_NAME_MAX];
-    } names[CALPERIOD_YEAR + 1];
+    /* The ids in the tables metrics (0) and scopes (1) of the names the
+     * process knows by its own ids (history_batch_names()): ids[k][i] the
+     * row id of the name of id i, 0 when not looked up yet. */
+    struct history_db_ids {
+        sqlite3_stmt *find, *add;
+        uint32_t *ids;
+        uint32_t cap;
+    } names[2];
 } history_db_t;
 
 /* A row of cells as history_db_load() hands it over: the names point
@@ -106,6 +122,8 @@ typedef struct history_db_cell {
     const char *metric; /* 1..64 bytes */
     const char *scope;  /* "" for the county, else 1..64 bytes */
     size_t metric_len, scope_len;
+    uint32_t metric_id, scope_id; /* their ids in the database: rows with the same
+                                   * ids name the same series */
     calperiod_t period;
     bool gauge;
     bool has; /* false: value NULL */
@@ -122,9 +140,11 @@ typedef int (*history_db_row_fn)(void *ctx, const history_db_cell_t *row);
  * read).  Return 0 to go on, a negative code to stop. */
 typedef int (*history_db_begin_fn)(void *ctx, uint64_t nrows);
 
-/* Open (creating it when missing) dir/history.db, in WAL mode, and make
- * sure its tables exist.  Returns 0, or TALLY_EIO with a sentence in err
- * (the file is not a database, is damaged, or cannot be created). */
+/* Open (creating it when missing) dir/history.db, in WAL mode, make sure
+ * its tables exist, and convert a database of schema 1 or 2 (one
+ * transaction: all or nothing).  Returns 0, or TALLY_EIO with a sentence
+ * in err (the file is not a database, is damaged, holds rows that cannot
+ * be converted, or cannot be created). */
 int history_db_open(history_db_t *d, const char *dir, char *err, size_t errlen);
 
 /* Read the journal position and every row (begin first when not NULL,
@@ -159,11 +179,14 @@ int history_db_set_aside(const char *dir, char *newname, size_t cap);
 /* Make room for n rows in b.  Returns 0 or TALLY_ENOMEM. */
 int history_batch_reserve(history_batch_t *b, uint32_t n);
 
-/* Append the names of a series to b's names: the metric's (mlen bytes)
+/* Append a series to b's names: the process's ids of its metric and of
+ * its township (0 for the county), which must name the same names for as
+ * long as the history_db_t is open, then the metric's name (mlen bytes)
  * and the scope's (slen bytes, 0 for the county); *off gets the offset
  * its rows name.  Returns 0 or TALLY_ENOMEM. */
-int history_batch_names(history_batch_t *b, const char *metric, size_t mlen, const char *scope,
-                        size_t slen, uint32_t *off);
+int history_batch_names(history_batch_t *b, uint32_t metric_id, uint32_t town_id,
+                        const char *metric, size_t mlen, const char *scope, size_t slen,
+                        uint32_t *off);
 
 /* Free b's storage (not b). */
 void history_batch_free(history_batch_t *b);

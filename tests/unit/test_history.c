@@ -12,6 +12,7 @@
 
 #include <sqlite3.h>
 
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -313,8 +314,8 @@ static void test_database_preloaded(void **state)
     assert_int_equal(intern_find(&f->st.towns, "xinhua", 6), 1);
     f->gaoguan = id(&f->st.towns, "gaoguan");
     f->bashan = id(&f->st.towns, "bashan");
-    assert_int_equal(f->gaoguan, 2); /* rows come by metric: resolved's first */
-    assert_int_equal(f->bashan, 3);
+    assert_int_equal(f->bashan, 2); /* rows come by period: 30 June's first */
+    assert_int_equal(f->gaoguan, 3);
     assert_int_equal(intern_count(&f->st.towns), 3);
     f->resolved = id(&f->st.metrics, "resolved");
     f->zones = id(&f->st.metrics, "zones");
@@ -341,8 +342,9 @@ static void test_preload_abandoned(void **state)
     assert_int_equal(history_position(&f->h), 2);
 }
 
-/* Two rows naming the same cell (a metric stored as a BLOB reads as the
- * same name, and sorts after every TEXT): the later row's figure is the
+/* Two rows naming the same cell (a metric name stored again as a BLOB,
+ * a name of its own to the database, reads as the same name; its id is
+ * the larger, so its row comes later): the later row's figure is the
  * cell's, as when each row looked its cell up while loading; the other
  * cells load as stored. */
 static void test_database_same_cell_twice(void **state)
@@ -356,13 +358,15 @@ static void test_database_same_cell_twice(void **state)
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
-                                  "INSERT INTO cells SELECT CAST(metric AS BLOB), scope, period, "
-                                  "type, first_day, kind, value + 1000, event_ms FROM cells "
-                                  "WHERE metric = 'resolved' AND scope = 'gaoguan' "
-                                  "AND period = '2023-12-31'",
+                                  "INSERT INTO metrics (name) VALUES (CAST('resolved' AS BLOB));"
+                                  "INSERT INTO figures SELECT type, first_day, "
+                                  "(SELECT max(id) FROM metrics), scope, gauge, value + 1000, "
+                                  "event_ms FROM figures WHERE type = 0 AND first_day = 19722 "
+                                  "AND metric = (SELECT id FROM metrics WHERE name = 'resolved') "
+                                  "AND scope = (SELECT id FROM scopes WHERE name = 'gaoguan')",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
-    assert_int_equal(sqlite3_changes(db), 1);
+    assert_int_equal(sqlite3_changes(db), 1); /* 19722: 2023-12-31 */
     sqlite3_close(db);
 
     fx_history(f, HISTORY_DAYS_DEFAULT);
@@ -377,8 +381,9 @@ static void test_database_same_cell_twice(void **state)
 }
 
 /* A database found damaged part-way through its rows (here: a row whose
- * period makes no sense, after one naming a township never seen) is set
- * aside, and the names its earlier rows brought are forgotten with it. */
+ * period type makes no sense, after one naming a township never seen) is
+ * set aside, and the names its earlier rows brought are forgotten with
+ * it. */
 static void test_damaged_database_forgets_names(void **state)
 {
     fx_t *f = *state;
@@ -392,10 +397,12 @@ static void test_damaged_database_forgets_names(void **state)
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(
         sqlite3_exec(db,
-                     "INSERT INTO cells VALUES ('aaa', 'phantom', '2023-12-31', 'day', "
-                     "'2023-12-31', 'counter', 5, NULL),"
-                     "('zzz', 'gaoguan', 'no-such-period', 'day', '2023-12-31', "
-                     "'counter', 5, NULL)",
+                     "INSERT INTO metrics (name) VALUES ('aaa'), ('zzz');"
+                     "INSERT INTO scopes (name) VALUES ('phantom');"
+                     "INSERT INTO figures VALUES (0, 19722, (SELECT id FROM metrics WHERE "
+                     "name = 'aaa'), (SELECT id FROM scopes WHERE name = 'phantom'), 0, 5, NULL),"
+                     "(7, 19722, (SELECT id FROM metrics WHERE name = 'zzz'), "
+                     "(SELECT id FROM scopes WHERE name = 'gaoguan'), 0, 5, NULL)",
                      NULL, NULL, NULL),
         SQLITE_OK);
     sqlite3_close(db);
@@ -422,10 +429,10 @@ static void query_text(sqlite3 *db, const char *sql, int col, char *out, size_t 
     sqlite3_finalize(st);
 }
 
-/* Days beyond the kept ones leave the database through the partial
- * index of day rows; a database with the index every row used to have
- * (cells_by_type, a second text-keyed insertion per cell) loses it. */
-static void test_database_prunes_days_by_index(void **state)
+/* Days beyond the kept ones leave the database as a stretch at the start
+ * of the day rows, found by the primary key: no index of the rows is
+ * needed (each would cost every new row a second insertion). */
+static void test_database_prunes_days_by_key(void **state)
 {
     fx_t *f = *state;
     bool rebuilt = true;
@@ -433,11 +440,6 @@ static void test_database_prunes_days_by_index(void **state)
     char path[128];
     snprintf(path, sizeof path, "%s/history.db", f->dir);
     sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(
-        sqlite3_exec(db, "CREATE INDEX cells_by_type ON cells (type, first_day)", NULL, NULL, NULL),
-        SQLITE_OK);
-    sqlite3_close(db);
 
     fx_history(f, 30); /* now is 2024-06-15: both days are older */
     assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
@@ -449,18 +451,16 @@ static void test_database_prunes_days_by_index(void **state)
 
     char got[256];
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    query_text(db,
-               "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master "
-               "WHERE type = 'index' ORDER BY name)",
-               0, got, sizeof got);
-    assert_string_equal(got, "cells_days");
+    query_text(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL", 0,
+               got, sizeof got);
+    assert_string_equal(got, "0");
     query_text(db, "SELECT count(*) FROM cells WHERE type = 'day'", 0, got, sizeof got);
     assert_string_equal(got, "0");
     query_text(db, "SELECT count(*) FROM cells WHERE type = 'month'", 0, got, sizeof got);
     assert_string_equal(got, "4"); /* two series, each with its county's */
     query_text(db, "EXPLAIN QUERY PLAN " HISTORY_DB_PRUNE, 3, got, sizeof got); /* detail */
-    if (strstr(got, "USING INDEX cells_days") == NULL)
-        fail_msg("the prune does not use cells_days: %s", got);
+    if (strstr(got, "USING PRIMARY KEY (type=? AND first_day<?)") == NULL)
+        fail_msg("the prune does not use the primary key: %s", got);
     sqlite3_close(db);
 }
 
@@ -579,7 +579,7 @@ static void test_refused_batch_stored_again(void **state)
     fx_t *f = *state;
     bool rebuilt = true;
     assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
-    db_exec(f, "CREATE TRIGGER refuse BEFORE INSERT ON cells "
+    db_exec(f, "CREATE TRIGGER refuse BEFORE INSERT ON figures "
                "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
     uv_loop_t *loop = loop_open(f);
     assert_int_equal(history_start(&f->h, loop), 0);
@@ -805,6 +805,102 @@ static void expect_db(fx_t *f, const char *sql, const char *want)
 
 #define DAY_MS (24 * HOUR_MS)
 
+/* A database as tallyd wrote it before schema 3: the table cells keyed
+ * by names and texts, its partial index, open periods from 2024. */
+static const char schema2[] =
+    "CREATE TABLE cells (metric TEXT NOT NULL, scope TEXT NOT NULL, period TEXT NOT NULL,"
+    " type TEXT NOT NULL, first_day TEXT NOT NULL, kind TEXT NOT NULL, value INTEGER,"
+    " event_ms INTEGER, PRIMARY KEY (metric, scope, period)) WITHOUT ROWID;"
+    "CREATE INDEX cells_days ON cells (first_day) WHERE type = 'day';"
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+    "INSERT INTO meta VALUES ('schema', 2), ('journal_pos', 41), ('open_from', '2024-01-01'),"
+    " ('stored_through', '2024-03-05');"
+    "INSERT INTO cells VALUES"
+    " ('resolved', 'gaoguan', '2023-12-31', 'day', '2023-12-31', 'counter', 216, NULL),"
+    " ('resolved', 'gaoguan', '2023-12', 'month', '2023-12-01', 'counter', 216, NULL),"
+    " ('resolved', 'gaoguan', '2023-Q4', 'quarter', '2023-10-01', 'counter', 216, NULL),"
+    " ('resolved', 'gaoguan', '2023', 'year', '2023-01-01', 'counter', 216, NULL),"
+    " ('resolved', '', '2023-12-31', 'day', '2023-12-31', 'counter', 216, NULL),"
+    " ('resolved', '', '2023', 'year', '2023-01-01', 'counter', 216, NULL),"
+    " ('resolved', 'gaoguan', '2024-02-10', 'day', '2024-02-10', 'counter', 9, NULL),"
+    " ('resolved', 'gaoguan', '2024-02', 'month', '2024-02-01', 'counter', 9, NULL),"
+    " ('resolved', 'gaoguan', '2024-03-04', 'day', '2024-03-04', 'counter', 5, NULL),"
+    " ('zones', 'bashan', '2023-06', 'month', '2023-06-01', 'gauge', 7, 1688126400000),"
+    " ('zones', '', '2023-06', 'month', '2023-06-01', 'gauge', 7, 1688126400000),"
+    " ('zones', 'bashan', '2023-07', 'month', '2023-07-01', 'gauge', NULL, NULL);";
+
+/* Every row of the view (or table) cells, in one text. */
+#define ALL_CELLS                                                                                  \
+    "SELECT group_concat(r, ';') FROM (SELECT metric || '|' || scope || '|' || period || '|' || "  \
+    "type || '|' || first_day || '|' || kind || '|' || ifnull(value, 'N') || '|' || "              \
+    "ifnull(event_ms, 'N') AS r FROM cells ORDER BY metric, scope, period)"
+
+/* A database of schema 2 is converted when opened: the view cells gives
+ * back every row exactly as the table did, the cells load (open periods
+ * derived from their days), the old table and its index are gone. */
+static void test_database_schema2_converted(void **state)
+{
+    fx_t *f = *state;
+    bool rebuilt = true;
+    char before[4096], after[4096];
+    db_exec(f, schema2);
+    db_text(f, ALL_CELLS, before, sizeof before);
+    assert_non_null(strstr(before, "zones|bashan|2023-07|month|2023-07-01|gauge|N|N"));
+
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
+    assert_false(rebuilt);
+    assert_int_equal(history_position(&f->h), 41);
+    db_text(f, ALL_CELLS, after, sizeof after);
+    assert_string_equal(after, before);
+    expect_db(f, "SELECT value FROM meta WHERE key = 'schema'", "3");
+    expect_db(f,
+              "SELECT group_concat(type || ' ' || name, ',') FROM (SELECT type, name FROM "
+              "sqlite_master WHERE name LIKE 'cells%' ORDER BY name)",
+              "view cells");
+    expect_db(f, "SELECT count(*) FROM figures", "12");
+    expect(f, f->resolved, f->gaoguan, "2023-12-31", true, 216);
+    expect(f, f->resolved, 0, "2023", true, 216);
+    expect(f, f->resolved, f->gaoguan, "2024-02", true, 9);
+    expect(f, f->resolved, f->gaoguan, "2024-03", true, 5); /* open: from its day */
+    expect(f, f->resolved, f->gaoguan, "2024-Q1", true, 14);
+    expect(f, f->resolved, f->gaoguan, "2024", true, 14);
+    expect(f, f->zones, f->bashan, "2023-06", true, 7);
+    expect(f, f->zones, 0, "2023-06", true, 7);
+    expect(f, f->zones, f->bashan, "2023-07", false, 0);
+}
+
+/* A schema-2 database with a row the conversion cannot take (a period
+ * type of no kind) is left as it was and set aside, and a new one begun:
+ * nothing of the old file is lost. */
+static void test_database_schema2_unconvertible(void **state)
+{
+    fx_t *f = *state;
+    bool rebuilt = false;
+    db_exec(f, schema2);
+    db_exec(f, "INSERT INTO cells VALUES ('resolved', 'gaoguan', '2023-W52', 'week', "
+               "'2023-12-25', 'counter', 1, NULL)");
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
+    assert_true(rebuilt);
+    assert_int_equal(history_position(&f->h), 0);
+    assert_int_equal(history_cells(&f->h), 0);
+    DIR *d = opendir(f->dir);
+    assert_non_null(d);
+    char path[512] = "";
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (strncmp(e->d_name, "history.db.damaged-", 19) == 0 &&
+            strchr(e->d_name + 19, '-') == NULL)
+            snprintf(path, sizeof path, "%s/%s", f->dir, e->d_name);
+    closedir(d);
+    if (path[0] == '\0')
+        fail_msg("no history.db.damaged-* in %s", f->dir);
+    sqlite3 *db = NULL;
+    char got[64];
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    query_text(db, "SELECT count(*) || ' ' || sum(value) FROM cells", 0, got, sizeof got);
+    sqlite3_close(db);
+    assert_string_equal(got, "13 1334");
+}
+
 /* A month, quarter or year is no row until it ends (history_db.h, open
  * periods; in a new database from the start): a start derives it from
  * its days, exactly as the cells were (a counter's sum, a township's
@@ -829,7 +925,7 @@ static void test_open_periods(void **state)
     apply(f, 6, f->gaoguan, T_DEC31, f->resolved, 100);
     loop_close(f);
     expect_db(f, "SELECT value FROM meta WHERE key = 'open_from'", "2000-01-01");
-    expect_db(f, "SELECT value FROM meta WHERE key = 'schema'", "2");
+    expect_db(f, "SELECT value FROM meta WHERE key = 'schema'", "3");
     expect_db(f, "SELECT count(*) FROM cells WHERE period IN ('2024-06', '2024-Q2', '2024')", "0");
     expect_db(f, "SELECT count(*) FROM cells WHERE period = '2024-06-10'", "5");
     expect_db(f, "SELECT value FROM cells WHERE period = '2023' AND scope = ''", "100");
@@ -1161,8 +1257,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_preload_abandoned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_same_cell_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_database_forgets_names, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_database_prunes_days_by_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_database_prunes_days_by_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gauge_event_times_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_database_schema2_converted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_database_schema2_unconvertible, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_batch_stored_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_sums, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_periods, setup, teardown),
