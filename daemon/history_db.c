@@ -374,6 +374,9 @@ static bool figure_row(sqlite3_stmt *st, const name_table_t *metrics, const name
 {
     int32_t lo = calperiod_days_from_civil(CALPERIOD_YEAR_MIN, 1, 1);
     int32_t hi = calperiod_days_from_civil(CALPERIOD_YEAR_MAX, 12, 31);
+    for (int i = 0; i < 5; i++)
+        if (sqlite3_column_type(st, i) != SQLITE_INTEGER)
+            return false; /* not a number: not read as 0 */
     sqlite3_int64 type = sqlite3_column_int64(st, 0), day = sqlite3_column_int64(st, 1);
     sqlite3_int64 metric = sqlite3_column_int64(st, 2), scope = sqlite3_column_int64(st, 3);
     sqlite3_int64 gauge = sqlite3_column_int64(st, 4);

@@ -417,6 +417,29 @@ static void test_damaged_database_forgets_names(void **state)
     assert_int_equal(intern_count(&f->st.metrics), nmetrics);
 }
 
+/* A row whose integer column holds a text (a hand-edited file) is not
+ * read as 0 (here a month's row would have been read as a day's): the
+ * database is set aside. */
+static void test_database_text_in_integer_column(void **state)
+{
+    fx_t *f = *state;
+    bool rebuilt = false;
+    store_two_figures(f);
+    char path[128];
+    snprintf(path, sizeof path, "%s/history.db", f->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db, "UPDATE figures SET type = 'month' WHERE type = 1", NULL, NULL, NULL),
+        SQLITE_OK);
+    assert_true(sqlite3_changes(db) > 0);
+    sqlite3_close(db);
+    fx_history(f, HISTORY_DAYS_DEFAULT);
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
+    assert_true(rebuilt);
+    assert_true(t_logged(&f->st, "a row of figures makes no sense"));
+}
+
 /* Column col of the first row of sql's result as text into out ("" when
  * none). */
 static void query_text(sqlite3 *db, const char *sql, int col, char *out, size_t cap)
@@ -1257,6 +1280,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_preload_abandoned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_same_cell_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_database_forgets_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_database_text_in_integer_column, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_prunes_days_by_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gauge_event_times_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_schema2_converted, setup, teardown),
