@@ -144,7 +144,8 @@ int history_db_open(history_db_t *d, const char *dir, char *err, size_t errlen)
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(d->db,
                           "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                          "PRAGMA busy_timeout=5000;",
+                          "PRAGMA busy_timeout=5000;"
+                          "PRAGMA journal_size_limit=" HISTORY_DB_WAL_LIMIT ";",
                           NULL, NULL, &msg);
     if (rc == SQLITE_OK)
         rc = set_up(d->db, &msg);

@@ -62,6 +62,11 @@
  * start of the day rows in the primary key's order. */
 #define HISTORY_DB_PRUNE "DELETE FROM figures WHERE type = 0 AND first_day < ?1"
 
+/* Bytes the write-ahead log is cut back to when SQLite starts it over
+ * after a checkpoint: a large transaction (a conversion, the batch of
+ * every series after a start) leaves no file of its size behind. */
+#define HISTORY_DB_WAL_LIMIT "67108864"
+
 #define HISTORY_DB_NAME_MAX 64 /* bytes of a metric or township name (PROTOCOL.md 9.1) */
 
 #define HISTORY_DB_ALL_STORED INT32_MAX /* open_from: every period is a row */

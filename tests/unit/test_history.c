@@ -289,6 +289,13 @@ static void test_database_round_trip(void **state)
     expect(f, f->zones, 0, "2023-06-30", true, 7);
     apply(f, 2, f->gaoguan, T_DEC31, f->resolved, 216); /* stored already: skipped */
     expect(f, f->resolved, f->gaoguan, "2023", true, 216);
+    /* the write-ahead log is cut back after a large transaction */
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(f->h.db.db, "PRAGMA journal_size_limit", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int64(st, 0), strtoll(HISTORY_DB_WAL_LIMIT, NULL, 10));
+    sqlite3_finalize(st);
 }
 
 /* history_preload() reads the database while the checkpoint loads: names
