@@ -747,17 +747,8 @@ static int loaded_id(intern_t *names, struct load_ids *m, uint32_t db_id, const 
 {
     if (db_id < m->cap && m->ids[db_id] != 0)
         return (int)m->ids[db_id];
-    if (db_id >= m->cap) {
-        uint32_t cap = m->cap ? m->cap : 256;
-        while (cap <= db_id)
-            cap *= 2;
-        uint32_t *ids = realloc(m->ids, (size_t)cap * sizeof(*ids));
-        if (ids == NULL)
-            return TALLY_ENOMEM;
-        memset(ids + m->cap, 0, (size_t)(cap - m->cap) * sizeof(*ids));
-        m->ids = ids;
-        m->cap = cap;
-    }
+    if (history_ids_room(&m->ids, &m->cap, db_id) != 0)
+        return TALLY_ENOMEM;
     int id = name_id(names, s, len);
     if (id > 0)
         m->ids[db_id] = (uint32_t)id;

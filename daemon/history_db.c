@@ -510,17 +510,8 @@ static int name_id(history_db_t *d, int k, uint32_t pid, const char *name, uint3
         *out = t->ids[pid];
         return 0;
     }
-    if (pid >= t->cap) {
-        uint32_t cap = t->cap ? t->cap : 64;
-        while (cap <= pid)
-            cap *= 2;
-        uint32_t *ids = realloc(t->ids, (size_t)cap * sizeof(*ids));
-        if (ids == NULL)
-            return SQLITE_NOMEM;
-        memset(ids + t->cap, 0, (size_t)(cap - t->cap) * sizeof(*ids));
-        t->ids = ids;
-        t->cap = cap;
-    }
+    if (history_ids_room(&t->ids, &t->cap, pid) != 0)
+        return SQLITE_NOMEM;
     sqlite3_bind_text(t->find, 1, name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(t->find);
     sqlite3_int64 id = rc == SQLITE_ROW ? sqlite3_column_int64(t->find, 0) : 0;
@@ -698,6 +689,24 @@ int history_db_set_aside(const char *dir, char *newname, size_t cap)
             remove(from);
     }
     return rc;
+}
+
+int history_ids_room(uint32_t **ids, uint32_t *cap, uint32_t i)
+{
+    if (i < *cap)
+        return 0;
+    if (i >= UINT32_MAX / 2)
+        return TALLY_ENOMEM;
+    uint32_t n = *cap ? *cap : 64;
+    while (n <= i)
+        n *= 2;
+    uint32_t *a = realloc(*ids, (size_t)n * sizeof(*a));
+    if (a == NULL)
+        return TALLY_ENOMEM;
+    memset(a + *cap, 0, (size_t)(n - *cap) * sizeof(*a));
+    *ids = a;
+    *cap = n;
+    return 0;
 }
 
 int history_batch_reserve(history_batch_t *b, uint32_t n)

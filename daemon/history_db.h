@@ -181,6 +181,11 @@ void history_db_close(history_db_t *d);
  * into newname.  Returns 0 or TALLY_EIO. */
 int history_db_set_aside(const char *dir, char *newname, size_t cap);
 
+/* Make room in the array *ids (*cap entries, the new ones 0) for index
+ * i: a map from one side's ids to the other's.  Returns 0 or
+ * TALLY_ENOMEM. */
+int history_ids_room(uint32_t **ids, uint32_t *cap, uint32_t i);
+
 /* Make room for n rows in b.  Returns 0 or TALLY_ENOMEM. */
 int history_batch_reserve(history_batch_t *b, uint32_t n);
 

@@ -424,29 +424,6 @@ static void test_damaged_database_forgets_names(void **state)
     assert_int_equal(intern_count(&f->st.metrics), nmetrics);
 }
 
-/* A row whose integer column holds a text (a hand-edited file) is not
- * read as 0 (here a month's row would have been read as a day's): the
- * database is set aside. */
-static void test_database_text_in_integer_column(void **state)
-{
-    fx_t *f = *state;
-    bool rebuilt = false;
-    store_two_figures(f);
-    char path[128];
-    snprintf(path, sizeof path, "%s/history.db", f->dir);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(
-        sqlite3_exec(db, "UPDATE figures SET type = 'month' WHERE type = 1", NULL, NULL, NULL),
-        SQLITE_OK);
-    assert_true(sqlite3_changes(db) > 0);
-    sqlite3_close(db);
-    fx_history(f, HISTORY_DAYS_DEFAULT);
-    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
-    assert_true(rebuilt);
-    assert_true(t_logged(&f->st, "a row of figures makes no sense"));
-}
-
 /* Column col of the first row of sql's result as text into out ("" when
  * none). */
 static void query_text(sqlite3 *db, const char *sql, int col, char *out, size_t cap)
@@ -599,6 +576,24 @@ static void db_text(fx_t *f, const char *sql, char *out, size_t cap)
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     query_text(db, sql, 0, out, cap);
     sqlite3_close(db);
+}
+
+/* A row whose integer column holds a text (a hand-edited file) is not
+ * read as 0 (here a month's row would have been read as a day's): the
+ * database is set aside. */
+static void test_database_text_in_integer_column(void **state)
+{
+    fx_t *f = *state;
+    bool rebuilt = false;
+    char got[16];
+    store_two_figures(f);
+    db_exec(f, "UPDATE figures SET type = 'month' WHERE type = 1");
+    db_text(f, "SELECT count(*) FROM figures WHERE type = 'month'", got, sizeof got);
+    assert_string_not_equal(got, "0");
+    fx_history(f, HISTORY_DAYS_DEFAULT);
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt), 0);
+    assert_true(rebuilt);
+    assert_true(t_logged(&f->st, "a row of figures makes no sense"));
 }
 
 /* A batch the database refuses (here a trigger refuses every row) is
