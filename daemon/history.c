@@ -1428,7 +1428,7 @@ static int build_batch(history_t *h, history_batch_t *b)
 {
     settle_all(h);
     b->nrows = 0;
-    b->prune_before[0] = '\0';
+    b->prune = false;
     int32_t today = history_today(h);
     open_rules(h, today, &b->open_from, &b->through);
     b->drop_open = b->open_from != h->db_open_from && b->open_from != HISTORY_DB_ALL_STORED;
@@ -1478,10 +1478,7 @@ static int build_batch(history_t *h, history_batch_t *b)
         c->flags &= (uint8_t)~CELL_DIRTY;
     }
     h->ndirty = 0;
-    if (first > h->pruned_before) {
-        calperiod_format((calperiod_t){CALPERIOD_DAY, first}, b->prune_before,
-                         sizeof(b->prune_before));
-    }
+    b->prune = first > h->pruned_before;
     b->first_day = first;
     b->pos = h->applied_pos;
     return 0;
@@ -1498,7 +1495,7 @@ static void batch_back(history_t *h)
         h->db_open_from = b->open_from;
         h->db_through = b->through;
         h->db_empty = h->db_empty && b->nrows == 0;
-        if (b->prune_before[0])
+        if (b->prune)
             h->pruned_before = b->first_day;
         if (h->failures_logged) {
             log_notice(h->c.log, "history: storing cells in %s/%s works again", h->dir,
@@ -1625,7 +1622,7 @@ void history_stop(history_t *h)
     }
     /* What is left, stored here on the loop thread: the writer is gone. */
     if (!h->batch_busy && h->db_open && build_batch(h, h->batch) == 0 &&
-        (h->batch->nrows > 0 || h->batch->pos != h->stored_pos || h->batch->prune_before[0] ||
+        (h->batch->nrows > 0 || h->batch->pos != h->stored_pos || h->batch->prune ||
          h->batch->open_from != h->db_open_from || h->batch->through != h->db_through)) {
         history_db_write(&h->db, h->batch);
         batch_back(h);

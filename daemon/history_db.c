@@ -29,7 +29,7 @@ static const char *const schema =
     " value INTEGER, event_ms INTEGER,"
     " PRIMARY KEY (type, first_day, metric, scope)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
-    "INSERT OR IGNORE INTO meta VALUES ('schema', 3), ('journal_pos', 0);";
+    "INSERT OR IGNORE INTO meta VALUES ('schema', " HISTORY_DB_SCHEMA "), ('journal_pos', 0);";
 
 /* Schema 1 or 2 to 3: the names into their tables, every row of cells
  * into figures with its period as (type, first day), then cells (and its
@@ -46,7 +46,7 @@ static const char *const migrate =
     " c.kind = 'gauge', c.value, c.event_ms"
     " FROM cells c JOIN metrics m ON m.name = c.metric JOIN scopes s ON s.name = c.scope;"
     "DROP TABLE cells;"
-    "INSERT OR REPLACE INTO meta VALUES ('schema', 3);";
+    "INSERT OR REPLACE INTO meta VALUES ('schema', " HISTORY_DB_SCHEMA ");";
 
 /* The rows as schemas 1 and 2 had them, for sqlite3(1) and scripts. */
 #define DAY_TIME "f.first_day * 86400, 'unixepoch'"
@@ -649,7 +649,7 @@ int history_db_write(history_db_t *d, history_batch_t *b)
             rc = b->rows[i].event ? 0 : put_row(d, b, &runs[r], i);
     }
     free(runs);
-    if (rc == 0 && b->prune_before[0]) {
+    if (rc == 0 && b->prune) {
         sqlite3_bind_int(d->prune, 1, b->first_day);
         rc = step_reset(d->prune);
     }

@@ -56,7 +56,7 @@
 
 #define HISTORY_DB_FILE "history.db"
 
-#define HISTORY_DB_SCHEMA 3 /* meta 'schema' of what this version writes */
+#define HISTORY_DB_SCHEMA "3" /* meta 'schema' of what this version writes */
 
 /* How a batch drops the days before ?1 (a day key): a stretch at the
  * start of the day rows in the primary key's order. */
@@ -94,9 +94,9 @@ typedef struct history_batch {
     uint32_t nrows, cap;
     char *names; /* the series' ids and names the rows point to, by offset */
     uint32_t nnames, names_cap;
-    uint64_t pos;                          /* the journal position the database holds after it */
-    char prune_before[CALPERIOD_NAME_MAX]; /* "" or a day: drop days before it */
-    int32_t first_day;                     /* the day key of prune_before */
+    uint64_t pos;      /* the journal position the database holds after it */
+    bool prune;        /* drop the days before first_day */
+    int32_t first_day; /* a day key */
     int32_t open_from; /* day key, or HISTORY_DB_ALL_STORED: meta 'open_from' after it */
     int32_t through;   /* day key, or HISTORY_DB_NO_DAY: meta 'stored_through' after it */
     bool drop_open;    /* first drop the months, quarters and years from open_from on */
@@ -169,7 +169,7 @@ int history_db_open_periods(history_db_t *d, int32_t *open_from, int32_t *throug
 
 /* Store b in one transaction: the months, quarters and years from
  * b->open_from on dropped when b->drop_open, every row (insert or
- * replace), the days before b->prune_before dropped, the position and
+ * replace), the days before b->first_day dropped (b->prune), the position and
  * the open periods' meta rows set.  Sets b->rc and b->err; returns b->rc. */
 int history_db_write(history_db_t *d, history_batch_t *b);
 
