@@ -369,6 +369,7 @@ static int grow_index(engine_t *e, uint32_t count)
         return TALLY_ENOMEM;
     }
     memhint_huge(index, slots * sizeof(uint64_t));
+    memhint_populate(index, slots * sizeof(uint64_t)); /* every page gets entries */
     uint32_t mask = (uint32_t)(slots - 1);
     for (uint32_t i = 0; i <= e->index_mask; i++) {
         uint64_t v = e->index[i];
@@ -419,6 +420,7 @@ static int reserve(engine_t *e, uint32_t nnew)
         if (c == NULL) {
             return TALLY_ENOMEM;
         }
+        memhint_populate(c, SER_CHUNK * sizeof(*c)); /* filled in order from now */
         e->chunks[e->nchunks++] = c;
         e->mem += SER_CHUNK * sizeof(*c);
     }

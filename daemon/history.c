@@ -129,6 +129,7 @@ static void free_arrays(history_t *h)
     free_index(h);
     h->cells = NULL;
     h->dirty = NULL;
+    h->populated = 0;
 }
 
 static int rehash(history_t *h, uint32_t slots)
@@ -136,6 +137,7 @@ static int rehash(history_t *h, uint32_t slots)
     uint32_t *index = memhint_nofork_alloc((size_t)slots * sizeof(*index));
     if (index == NULL)
         return TALLY_ENOMEM;
+    memhint_populate(index, (size_t)slots * sizeof(*index)); /* every page gets entries */
     free_index(h);
     h->index = index;
     h->mask = slots - 1;
@@ -176,6 +178,15 @@ static int reserve(history_t *h, uint32_t extra)
             return TALLY_ENOMEM;
         h->cells = cells;
         h->cap = cap;
+    }
+    if (need > h->populated && h->populated < h->cap) {
+        /* the places the next cells take, in steps of 2 MiB (the array's
+         * capacity can be twice what it holds: not all of it) */
+        uint32_t to = (uint32_t)need + HISTORY_POPULATE_CELLS;
+        to = to < h->cap ? to : h->cap;
+        uint32_t from = h->populated < h->ncells ? h->ncells : h->populated;
+        memhint_populate(&h->cells[from], (size_t)(to - from) * sizeof(*h->cells));
+        h->populated = to;
     }
     if (need * 2 > (uint64_t)h->mask + 1) {
         uint32_t slots = h->mask + 1 ? (h->mask + 1) * 2 : 2048;
@@ -876,7 +887,7 @@ static void clear_cells(history_t *h)
 {
     forget_recent(h);
     free_arrays(h);
-    h->ncells = h->cap = h->mask = h->dirty_cap = h->nevents = 0;
+    h->ncells = h->cap = h->populated = h->mask = h->dirty_cap = h->nevents = 0;
     h->ndirty = h->nholes = h->free_head = 0;
     h->pruning = false;
     h->oldest_day = INT32_MIN;

@@ -45,12 +45,13 @@
 #include "intern.h"
 #include "log.h"
 
-#define HISTORY_DAYS_DEFAULT 1100
-#define HISTORY_DAYS_MIN     1
-#define HISTORY_DAYS_MAX     36600
-#define HISTORY_FLUSH_MS     500  /* how often changed cells are stored */
-#define HISTORY_RECENT       4096 /* series whose cells are remembered */
-#define HISTORY_RECENT_WAYS  4    /* ... in sets of four (a power of 2) */
+#define HISTORY_DAYS_DEFAULT   1100
+#define HISTORY_DAYS_MIN       1
+#define HISTORY_DAYS_MAX       36600
+#define HISTORY_FLUSH_MS       500   /* how often changed cells are stored */
+#define HISTORY_RECENT         4096  /* series whose cells are remembered */
+#define HISTORY_RECENT_WAYS    4     /* ... in sets of four (a power of 2) */
+#define HISTORY_POPULATE_CELLS 87381 /* cells made resident ahead: 2 MiB */
 /* Kept this many days or more, every open month, quarter and year (from
  * the day the database began so) has all its days in the database, which
  * then stores it only once it has ended (history_db.h, open periods). */
@@ -90,8 +91,9 @@ typedef struct history {
     history_config_t c;
     history_cell_t *cells;
     uint32_t ncells, cap;
-    uint32_t nevents; /* of the cells, gauges' event times */
-    uint32_t *index;  /* cell + 1, 0 = empty; open addressing */
+    uint32_t populated; /* cells below it are resident (memhint_populate) */
+    uint32_t nevents;   /* of the cells, gauges' event times */
+    uint32_t *index;    /* cell + 1, 0 = empty; open addressing */
     uint32_t mask;
     uint32_t *dirty; /* cells changed since the last batch */
     uint32_t ndirty, dirty_cap;

@@ -36,6 +36,16 @@ static size_t whole_pages(size_t len)
     return (len + ps - 1) / ps * ps;
 }
 
+void memhint_populate(void *p, size_t len)
+{
+    if (p == NULL || len == 0)
+        return;
+    size_t ps = page_size();
+    uintptr_t at = (uintptr_t)p & ~(uintptr_t)(ps - 1);
+    uintptr_t end = ((uintptr_t)p + len + ps - 1) & ~(uintptr_t)(ps - 1);
+    (void)madvise((void *)at, end - at, MADV_POPULATE_WRITE);
+}
+
 /* Advice for the whole mapping, never a part of it: a part would split
  * it, and mremap() moves only whole mappings.  Without it the array would
  * be an ordinary one, still correct, so a refusal is not an error. */

@@ -183,6 +183,7 @@ int period_reserve(period_set_t *ps, uint32_t nodes)
         if (c == NULL) {
             return TALLY_ENOMEM;
         }
+        memhint_populate(c, bytes); /* filled in order from now */
         ps->chunks[ps->nchunks++] = c;
         ps->mem += bytes;
     }

@@ -285,6 +285,7 @@ int window_reserve(window_set_t *ws, uint32_t nodes)
         if (c == NULL) {
             return TALLY_ENOMEM;
         }
+        memhint_populate(c, bytes); /* filled in order from now */
         ws->chunks[ws->nchunks++] = c;
         ws->mem += bytes;
     }
