@@ -98,6 +98,7 @@ typedef struct engine_item {
     uint32_t town;     /* 0 = county */
     uint8_t kind;      /* PROTO_KIND_* */
     int64_t change_ms; /* engine time of the last change */
+    uint32_t sid;      /* the series (engine_read_item), ENGINE_NONE for a ratio scope */
 } engine_item_t;
 
 typedef struct engine_value {
@@ -357,6 +358,11 @@ uint32_t engine_foreach_from(const engine_t *e, uint32_t from, uint32_t max, eng
 /* The column values of (metric, town) now.  A ratio scope exists when
  * either input series does.  Returns 0 or TALLY_ENOTFOUND. */
 int engine_read(const engine_t *e, uint32_t metric, uint32_t town, engine_values_t *out);
+
+/* engine_read() of an item just reported to an engine_item_fn: a series
+ * is read where it is, without the index (with many series a lookup
+ * there is a cache miss); a ratio scope as engine_read(). */
+int engine_read_item(const engine_t *e, const engine_item_t *item, engine_values_t *out);
 
 /* Number of columns, and the name of column i (< engine_columns()), owned
  * by the engine. */

@@ -88,6 +88,15 @@ int engine_read(const engine_t *e, uint32_t metric, uint32_t town, engine_values
     return 0;
 }
 
+int engine_read_item(const engine_t *e, const engine_item_t *item, engine_values_t *out)
+{
+    if (item->sid == ENGINE_NONE) {
+        return engine_read(e, item->metric, item->town, out);
+    }
+    read_series(e, item->sid, item->kind, out);
+    return 0;
+}
+
 /* ---- iteration ---- */
 
 static engine_item_t ratio_item(const engine_t *e, const engine_ratio_t *r, uint32_t town)
@@ -96,12 +105,13 @@ static engine_item_t ratio_item(const engine_t *e, const engine_ratio_t *r, uint
     uint32_t dsid = find(e, r->den, town);
     int64_t a = nsid != ENGINE_NONE ? ser(e, nsid)->change_ms : 0;
     int64_t b = dsid != ENGINE_NONE ? ser(e, dsid)->change_ms : 0;
-    return (engine_item_t){r->metric, town, PROTO_KIND_RATIO, a > b ? a : b};
+    return (engine_item_t){r->metric, town, PROTO_KIND_RATIO, a > b ? a : b, ENGINE_NONE};
 }
 
-static engine_item_t series_item(const engine_series_t *s)
+static engine_item_t series_item(const engine_t *e, uint32_t sid)
 {
-    return (engine_item_t){s->metric, s->town, s->kind, s->change_ms};
+    const engine_series_t *s = ser(e, sid);
+    return (engine_item_t){s->metric, s->town, s->kind, s->change_ms, sid};
 }
 
 /* Report the ratio scopes that read series s, each scope once across a
@@ -162,7 +172,7 @@ uint32_t engine_drain_dirty(engine_t *e, uint32_t max, engine_item_fn fn, void *
         s->dirty = 0;
         s->drained = e->drain_pass;
         e->ndirty--;
-        engine_item_t it = series_item(s);
+        engine_item_t it = series_item(e, e->dirtyq[i]);
         fn(ctx, &it);
         report_ratios(e, s, e->drain_pass, fn, ctx);
     }
@@ -176,7 +186,7 @@ int engine_foreach(const engine_t *e, engine_item_fn fn, void *ctx)
 {
     for (uint32_t sid = 0; sid < e->nseries; sid++) {
         const engine_series_t *s = ser(e, sid);
-        engine_item_t it = series_item(s);
+        engine_item_t it = series_item(e, sid);
         int rc = fn(ctx, &it);
         if (rc == 0) {
             rc = report_ratios(e, s, 0, fn, ctx);
@@ -194,7 +204,7 @@ uint32_t engine_foreach_from(const engine_t *e, uint32_t from, uint32_t max, eng
     uint32_t end = from + max < from || from + max > e->nseries ? e->nseries : from + max;
     for (uint32_t sid = from; sid < end; sid++) {
         const engine_series_t *s = ser(e, sid);
-        engine_item_t it = series_item(s);
+        engine_item_t it = series_item(e, sid);
         fn(ctx, &it);
         report_ratios(e, s, 0, fn, ctx);
     }

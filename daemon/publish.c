@@ -37,7 +37,7 @@ static int publish_item(void *ctx, const engine_item_t *item)
 {
     publish_t *p = ctx;
     engine_values_t v;
-    if (engine_read(p->c.engine, item->metric, item->town, &v) != 0)
+    if (engine_read_item(p->c.engine, item, &v) != 0)
         return 0;
     proto_msg_t m; /* only the UPDATE member is set, as in ingest's ACK */
     m.version = 0;

@@ -77,7 +77,7 @@ static int encode_item(void *ctx, const engine_item_t *item)
     snapshot_t *s = c->s;
     snapshot_stream_t *st = c->st;
     engine_values_t v;
-    if (st->oom || engine_read(s->c.engine, item->metric, item->town, &v) != 0)
+    if (st->oom || engine_read_item(s->c.engine, item, &v) != 0)
         return 0;
     proto_msg_t m = {.type = PROTO_SNAPSHOT_ITEM};
     m.u.snapshot_item.req_id = st->req_id;

@@ -708,6 +708,23 @@ static void test_ratios(void **state)
     for (uint32_t t = 0; t <= 3; t++) {
         assert_int_equal(count_item(RATE, t), 1);
     }
+    /* An item reads as its metric and township do; a ratio scope has no
+     * series of its own. */
+    for (int i = 0; i < drained.n; i++) {
+        const engine_item_t *it = &drained.items[i];
+        engine_values_t a, b;
+        assert_int_equal(engine_read_item(&e, it, &a), 0);
+        assert_int_equal(engine_read(&e, it->metric, it->town, &b), 0);
+        assert_int_equal(it->sid == ENGINE_NONE, it->kind == PROTO_KIND_RATIO);
+        assert_int_equal(a.kind, b.kind);
+        assert_int_equal(a.change_ms, b.change_ms);
+        assert_int_equal(a.ncols, b.ncols);
+        for (uint32_t c = 0; c < a.ncols; c++) {
+            assert_int_equal(a.col[c].present, b.col[c].present);
+            assert_int_equal(a.col[c].num, b.col[c].num);
+            assert_int_equal(a.col[c].den, b.col[c].den);
+        }
+    }
     int seen = 0;
     assert_int_equal(engine_foreach(&e, stop_after_three, &seen), 42);
     assert_int_equal(seen, 3);
