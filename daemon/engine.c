@@ -203,7 +203,7 @@ void engine_free(engine_t *e)
     free(e->ents);
     free(e->bmap);
     free(e->bgen);
-    free(e->dirtyq);
+    memhint_nofork_free(e->dirtyq, (size_t)e->dq_cap * sizeof(*e->dirtyq));
     memset(e, 0, sizeof(*e));
 }
 
@@ -219,9 +219,6 @@ void engine_regions(const engine_t *e, memhint_region_fn fn, void *ctx)
     }
     if (e->index != NULL) {
         fn(ctx, e->index, ((size_t)e->index_mask + 1) * sizeof(*e->index));
-    }
-    if (e->dirtyq != NULL) {
-        fn(ctx, e->dirtyq, (size_t)e->dq_cap * sizeof(*e->dirtyq));
     }
     window_set_regions(&e->win, fn, ctx);
     period_set_regions(&e->per, fn, ctx);
@@ -391,8 +388,9 @@ static int grow_index(engine_t *e, uint32_t count)
 
 /* Grow an array of series or node ids to hold need.  Not vec_reserve:
  * growth stops at max_series, where a doubling could allocate up to twice
- * what the limit lets the engine use. */
-static int grow_ids(engine_t *e, uint32_t **ids, uint32_t *cap_io, uint32_t need)
+ * what the limit lets the engine use.  nofork: an array of
+ * memhint_nofork_alloc(), which a checkpoint's child never sees. */
+static int grow_ids(engine_t *e, uint32_t **ids, uint32_t *cap_io, uint32_t need, bool nofork)
 {
     if (need <= *cap_io) {
         return 0;
@@ -400,7 +398,9 @@ static int grow_ids(engine_t *e, uint32_t **ids, uint32_t *cap_io, uint32_t need
     uint64_t cap = *cap_io ? (uint64_t)*cap_io * 2 : 1024;
     cap = cap < need ? need : cap;
     cap = cap > e->max_series ? e->max_series : cap;
-    uint32_t *p = realloc(*ids, cap * sizeof(uint32_t));
+    uint32_t *p = nofork ? memhint_nofork_resize(*ids, (size_t)*cap_io * sizeof(uint32_t),
+                                                 cap * sizeof(uint32_t))
+                         : realloc(*ids, cap * sizeof(uint32_t));
     if (p == NULL) {
         return TALLY_ENOMEM;
     }
@@ -430,9 +430,9 @@ static int reserve(engine_t *e, uint32_t nnew)
     }
     uint32_t nodes = e->nnodes + nnew;
     /* room for every series in the dirty queue: marking never fails */
-    rc = grow_ids(e, &e->dirtyq, &e->dq_cap, count);
+    rc = grow_ids(e, &e->dirtyq, &e->dq_cap, count, true);
     if (rc == 0) {
-        rc = grow_ids(e, &e->node_series, &e->node_cap, nodes);
+        rc = grow_ids(e, &e->node_series, &e->node_cap, nodes, false);
     }
     if (rc != 0) {
         return rc;

@@ -168,7 +168,8 @@ typedef struct engine {
     uint32_t nnodes, node_cap;
     /* dirty series, in the order they changed: ids dirtyq[dq_head..dq_tail)
      * of dq_cap >= nseries (an array, not a list through the series, so
-     * that engine_drain_dirty() can fetch the ones ahead) */
+     * that engine_drain_dirty() can fetch the ones ahead); a mapping left
+     * out of a checkpoint's fork (memhint.h), which only the loop writes */
     uint32_t *dirtyq;
     uint32_t dq_head, dq_tail, dq_cap, ndirty, drain_pass;
     /* metric catalog (kinds and ratios), grown only by the define calls */
