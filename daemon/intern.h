@@ -26,7 +26,7 @@
 #define INTERN_CAPACITY_MAX (1u << 24)
 
 typedef struct intern {
-    uint64_t *slots;    /* open addressing, linear probing: hash << 32 | id, or 0 */
+    uint64_t *slots;    /* open addressing, linear probing: hash << 32 | record, or 0 */
     uint32_t mask;      /* slot count - 1 (power of two) */
     uint32_t count;     /* names held: ids 1..count */
     uint32_t capacity;  /* most names the table will hold */
@@ -34,6 +34,7 @@ typedef struct intern {
     const char **names; /* by id: NUL-terminated copy in the arena */
     uint8_t *lens;      /* by id */
     uint32_t *hashes;   /* by id, so growing never rehashes a name */
+    uint32_t *recs;     /* by id: its record's place in the arena, plus 1 (intern.c) */
     char **chunks;      /* the arena */
     uint32_t nchunks;
     size_t chunks_cap;
