@@ -519,14 +519,10 @@ void history_prefetch(const history_t *h, uint32_t town, int64_t time_ms,
             __builtin_prefetch(set);
             __builtin_prefetch((const char *)(set + HISTORY_RECENT_WAYS) - 1);
         } else {
-            /* the cells of the entry it will evict, which settle() adds to */
             bool hit;
-            const struct history_recent *r = recent_way(h, m, town, d->keys[0], &hit);
+            (void)recent_way(h, m, town, d->keys[0], &hit);
             if (hit)
                 continue;
-            if (r->queued)
-                for (int t = 0; t < 4; t++)
-                    __builtin_prefetch(&h->cells[r->cell[t]], 1);
         }
         for (uint8_t t = 0; t < 4; t++) {
             const uint32_t *slot = &h->index[cell_hash(m, town, t, d->keys[t]) & h->mask];
@@ -540,8 +536,25 @@ void history_prefetch(const history_t *h, uint32_t town, int64_t time_ms,
 
 /* The cells of (metric, town) and of its county (metric, 0) for the
  * periods keys[0..4) (day first), added when missing (room was reserved
- * for eight, and their event times'): the recent entry that holds them,
- * which the day is kept for. */
+ * for eight, and their event times'), in tc and cc. */
+static void cells_of(history_t *h, uint32_t metric, uint32_t town, const int32_t keys[4],
+                     bool gauge, uint32_t tc[4], uint32_t cc[4])
+{
+    fetch_cells(h, metric, town, keys);
+    for (uint8_t t = 0; t < 4; t++) {
+        tc[t] = (uint32_t)(cell(h, metric, town, t, keys[t], gauge) - h->cells);
+        cc[t] = (uint32_t)(cell(h, metric, 0, t, keys[t], gauge) - h->cells);
+    }
+}
+
+/* The recent entry that holds the cells of (metric, town) for the periods
+ * keys[0..4) (cells_of()), which the day is kept for; or NULL when the
+ * entry it would take still holds a pending sum.  Such an entry is left
+ * as it is rather than settled: with many more series than entries (a
+ * province's townships) nearly every sample misses, and settling the
+ * entry it evicts would fetch that series' cells, cold by now, a second
+ * time; the caller adds to the cells at once instead.  The entries are
+ * free again once settle_all() has run (every batch, every read). */
 static struct history_recent *recent_of(history_t *h, uint32_t metric, uint32_t town,
                                         const int32_t keys[4], bool gauge)
 {
@@ -549,21 +562,12 @@ static struct history_recent *recent_of(history_t *h, uint32_t metric, uint32_t 
     struct history_recent *r = recent_way(h, metric, town, keys[0], &hit);
     if (hit)
         return r;
-    if (r->queued) {
-        /* out of the pending list in O(1): the last entry takes its place */
-        uint32_t at = r->qpos, last = h->pending_slots[--h->npending];
-        h->pending_slots[at] = last;
-        h->recent[last].qpos = at;
-        settle(h, r);
-    }
+    if (r->queued)
+        return NULL;
     r->metric = metric;
     r->town = town;
     r->day = keys[0];
-    fetch_cells(h, metric, town, keys);
-    for (uint8_t t = 0; t < 4; t++) {
-        r->cell[t] = (uint32_t)(cell(h, metric, town, t, keys[t], gauge) - h->cells);
-        r->county[t] = (uint32_t)(cell(h, metric, 0, t, keys[t], gauge) - h->cells);
-    }
+    cells_of(h, metric, town, keys, gauge, r->cell, r->county);
     return r;
 }
 
@@ -654,7 +658,18 @@ int history_apply(history_t *h, uint64_t pos, uint32_t town, int64_t time_ms,
         bool gauge = kind == PROTO_KIND_GAUGE, day_kept = keys[CALPERIOD_DAY] >= first_day;
         if (!gauge && day_kept) {
             /* the common case: one addition, the cells follow later */
-            add_pending(h, recent_of(h, m, town, keys, false), v);
+            struct history_recent *r = recent_of(h, m, town, keys, false);
+            if (r != NULL) {
+                add_pending(h, r, v);
+            } else {
+                /* the township's cells, then the county's, as settle() */
+                uint32_t tc[4], cc[4];
+                cells_of(h, m, town, keys, false, tc, cc);
+                for (int t = 0; t < 4; t++)
+                    add(h, &h->cells[tc[t]], v);
+                for (int t = 0; t < 4; t++)
+                    add(h, &h->cells[cc[t]], v);
+            }
             if (report && v != 0)
                 for (uint8_t t = 0; t < 4; t++)
                     if (keys[t] < now[t]) {
@@ -664,10 +679,12 @@ int history_apply(history_t *h, uint64_t pos, uint32_t town, int64_t time_ms,
             continue;
         }
         uint32_t tc[4], cc[4];
-        if (day_kept) {
-            struct history_recent *r = recent_of(h, m, town, keys, gauge);
+        struct history_recent *r = day_kept ? recent_of(h, m, town, keys, gauge) : NULL;
+        if (r != NULL) {
             memcpy(tc, r->cell, sizeof(tc));
             memcpy(cc, r->county, sizeof(cc));
+        } else if (day_kept) {
+            cells_of(h, m, town, keys, gauge, tc, cc);
         } else {
             tc[CALPERIOD_DAY] = cc[CALPERIOD_DAY] = UINT32_MAX;
             for (uint8_t t = 1; t < 4; t++) {

@@ -114,7 +114,9 @@ typedef struct history {
      * without the index.  A counter's samples are summed in pending and
      * added to the eight cells later (settle_all() in history.c: before
      * every read, batch and pruning), so a sample costs one addition
-     * instead of eight. */
+     * instead of eight.  An entry with a pending sum is never taken by
+     * another series: that series' samples go to its cells at once
+     * (recent_of() in history.c). */
     struct history_recent {
         uint32_t metric, town; /* metric 0: empty */
         int32_t day;
