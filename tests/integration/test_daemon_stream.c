@@ -186,7 +186,6 @@ static void test_join_mid_stream(void **state)
     assert_true(joined_at >= JOIN_AFTER && joined_at < SUBMISSIONS);
 
     sums_t want = {{{0}}};
-    int64_t(*sums)[METRICS] = want.of;
     int accepted = 0;
     for (int i = 0; i < WORKERS; i++) {
         if (f->w[i].failures != 0)
@@ -195,7 +194,7 @@ static void test_join_mid_stream(void **state)
         accepted += f->w[i].accepted;
         for (int t = 0; t < TOWNS; t++)
             for (int m = 0; m < METRICS; m++)
-                sums[t][m] += f->w[i].sums[t][m];
+                want.of[t][m] += f->w[i].sums[t][m];
     }
     assert_int_equal(accepted, SUBMISSIONS);
 
@@ -223,8 +222,8 @@ static void test_join_mid_stream(void **state)
     for (int m = 0; m < METRICS; m++) {
         int64_t county = 0;
         for (int t = 0; t < TOWNS; t++) {
-            expect_total(&f->snap, metrics[m], towns[t], sums[t][m], true);
-            county += sums[t][m];
+            expect_total(&f->snap, metrics[m], towns[t], want.of[t][m], true);
+            county += want.of[t][m];
         }
         expect_total(&f->snap, metrics[m], "", county, false);
     }
