@@ -433,19 +433,23 @@ static bool set_gauge(history_t *h, history_cell_t *t, history_cell_t *c, int64_
 }
 
 /* Add an entry's pending sum to its township's and its county's cells. */
+/* v into the township's cells tc, then the county's cc: a batch's rows
+ * come in runs of one series. */
+static void add_cells(history_t *h, const uint32_t tc[4], const uint32_t cc[4], int64_t v)
+{
+    for (int t = 0; t < 4; t++)
+        add(h, &h->cells[tc[t]], v);
+    for (int t = 0; t < 4; t++)
+        add(h, &h->cells[cc[t]], v);
+}
+
 static void settle(history_t *h, struct history_recent *r)
 {
     int64_t v = r->pending;
     r->pending = 0;
     r->queued = false;
-    if (v == 0)
-        return;
-    /* the township's cells, then the county's: a batch's rows come in
-     * runs of one series */
-    for (int t = 0; t < 4; t++)
-        add(h, &h->cells[r->cell[t]], v);
-    for (int t = 0; t < 4; t++)
-        add(h, &h->cells[r->county[t]], v);
+    if (v != 0)
+        add_cells(h, r->cell, r->county, v);
 }
 
 /* Every pending sum into its cells: the cells are then exact. */
@@ -586,7 +590,6 @@ static void add_pending(history_t *h, struct history_recent *r, int64_t v)
     r->pending = sum;
     if (!r->queued) {
         r->queued = true;
-        r->qpos = h->npending;
         h->pending_slots[h->npending++] = (uint32_t)(r - h->recent);
     }
 }
@@ -662,13 +665,9 @@ int history_apply(history_t *h, uint64_t pos, uint32_t town, int64_t time_ms,
             if (r != NULL) {
                 add_pending(h, r, v);
             } else {
-                /* the township's cells, then the county's, as settle() */
                 uint32_t tc[4], cc[4];
                 cells_of(h, m, town, keys, false, tc, cc);
-                for (int t = 0; t < 4; t++)
-                    add(h, &h->cells[tc[t]], v);
-                for (int t = 0; t < 4; t++)
-                    add(h, &h->cells[cc[t]], v);
+                add_cells(h, tc, cc, v);
             }
             if (report && v != 0)
                 for (uint8_t t = 0; t < 4; t++)

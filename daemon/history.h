@@ -120,8 +120,7 @@ typedef struct history {
     struct history_recent {
         uint32_t metric, town; /* metric 0: empty */
         int32_t day;
-        bool queued; /* in pending_slots, at qpos */
-        uint32_t qpos;
+        bool queued;     /* in pending_slots */
         int64_t pending; /* counter samples not yet in the cells */
         uint32_t cell[4], county[4];
     } * recent;

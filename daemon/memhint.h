@@ -22,10 +22,10 @@ void memhint_huge(void *p, size_t len);
  * when they are first written: for fresh memory the loop is about to fill
  * (a new block of series, an index about to be built).  On a virtual
  * machine with shadow page tables a fault costs about 10 us, this call
- * about 0.5 us a page (bench/README.md, "Fresh pages in one call, and fewer misses").  The
- * contents do not change, so pages partly outside the range (a malloc
- * header's) are harmless; only a hint: nothing happens on an older
- * kernel, and errors are ignored. */
+ * about 0.5 us a page (bench/README.md, "Fresh pages in one call, and
+ * fewer misses").  The contents do not change, so pages partly outside
+ * the range (a malloc header's) are harmless; only a hint: nothing
+ * happens on an older kernel, and errors are ignored. */
 void memhint_populate(void *p, size_t len);
 
 /* Arrays that the checkpoint's child process never reads (the history's
