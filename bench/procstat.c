@@ -1,30 +1,35 @@
 /* procstat.c - CPU time and memory of a process from /proc (see procstat.h). */
 #include "procstat.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-/* utime and stime are fields 14 and 15 of /proc/<pid>/stat.  Field 2, the
- * command name, is in parentheses and may itself contain spaces or
- * parentheses, so counting starts after the last ')'. */
-static int read_cpu(pid_t pid, double *cpu_s)
+/* utime and stime are fields 14 and 15 of a stat file (/proc/<pid>/stat,
+ * /proc/<pid>/task/<tid>/stat).  Field 2, the command name, is in
+ * parentheses and may itself contain spaces or parentheses, so counting
+ * starts after the last ')'.  The name, when asked for, is what lies
+ * between the first '(' and that ')'. */
+static int read_stat(const char *path, double *cpu_s, char *name, size_t name_size)
 {
-    char path[64], buf[4096];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    char buf[4096];
     FILE *f = fopen(path, "r");
     if (!f)
         return -1;
     size_t n = fread(buf, 1, sizeof(buf) - 1, f);
     fclose(f);
     buf[n] = '\0';
+    char *open = strchr(buf, '(');
     char *p = strrchr(buf, ')');
-    if (!p) {
+    if (!open || !p || p < open) {
         errno = EINVAL;
         return -1;
     }
+    if (name != NULL)
+        snprintf(name, name_size, "%.*s", (int)(p - open - 1), open + 1);
     p++;
     /* After ')' come field 3 (state) onwards; utime is the 12th of those. */
     unsigned long long ut = 0, st = 0;
@@ -46,6 +51,45 @@ static int read_cpu(pid_t pid, double *cpu_s)
     long hz = sysconf(_SC_CLK_TCK);
     *cpu_s = (double)(ut + st) / (double)(hz > 0 ? hz : 100);
     return 0;
+}
+
+static int read_cpu(pid_t pid, double *cpu_s)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    return read_stat(path, cpu_s, NULL, 0);
+}
+
+int procstat_threads(pid_t pid, procstat_thread_t *out, int max)
+{
+    char path[96];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *de;
+    while (max > 0 && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        procstat_thread_t t;
+        snprintf(path, sizeof(path), "/proc/%d/task/%.16s/stat", (int)pid, de->d_name);
+        if (read_stat(path, &t.cpu_s, t.name, sizeof(t.name)) != 0)
+            continue; /* the thread ended meanwhile */
+        int i = 0;
+        while (i < n && strcmp(out[i].name, t.name) != 0)
+            i++;
+        if (i == n && n == max) {
+            i = max - 1;
+            snprintf(out[i].name, sizeof(out[i].name), "other");
+        } else if (i == n) {
+            out[n++] = (procstat_thread_t){.cpu_s = 0};
+            snprintf(out[i].name, sizeof(out[i].name), "%s", t.name);
+        }
+        out[i].cpu_s += t.cpu_s;
+    }
+    closedir(d);
+    return n;
 }
 
 static int read_mem(pid_t pid, int64_t *rss, int64_t *hwm)

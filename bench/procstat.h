@@ -16,6 +16,22 @@ typedef struct procstat {
     int64_t hwm_kib; /* VmHWM: the peak resident size */
 } procstat_t;
 
+/* One thread name's CPU seconds so far: the threads of a process summed
+ * by their name (comm), as ZeroMQ names all its I/O threads alike. */
+#define PROCSTAT_THREADS_MAX 16
+typedef struct procstat_thread {
+    char name[16]; /* comm: at most 15 bytes */
+    double cpu_s;
+} procstat_thread_t;
+
+/* Read /proc/<pid>/task/<tid>/stat of every thread of pid into out[0..max),
+ * one entry per thread name in the order met; names beyond max are summed
+ * into the last entry, renamed "other".  A thread that has ended is not
+ * there: read before and after a measurement, a thread that ended between
+ * the two loses its CPU time.  Returns the number of entries, or -1 when
+ * the process is gone (errno set). */
+int procstat_threads(pid_t pid, procstat_thread_t *out, int max);
+
 /* Read /proc/<pid>/stat (utime + stime) and /proc/<pid>/status (VmRSS,
  * VmHWM) into *out.  Returns 0, or -1 when the process is gone or a file
  * cannot be parsed (errno from the failed call; *out then holds zeros). */

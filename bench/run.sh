@@ -700,6 +700,43 @@ for name in order:
         notes.append("%s: tally-bench itself used %.2f cores (of the same %s)" % (
             name, bench_cpu, machine.split(",")[0]))
 print()
+# Where the machine's CPU goes, per submission acknowledged: tallyd's
+# threads and the load generator's (which shares the cores), by thread name.
+groups = [("loop", "t", lambda n: n == "tallyd"),
+          ("journal", "t", lambda n: n == "tallyd-journal"),
+          ("history", "t", lambda n: n == "tallyd-history"),
+          ("ZeroMQ I/O", "t", lambda n: n.startswith("ZMQbg")),
+          ("tally-bench", "b", lambda n: n == "tally-bench"),
+          ("its ZeroMQ I/O", "b", lambda n: n.startswith("ZMQbg")),
+          ("its other subscribers", "b", lambda n: n == "bench-drain")]
+def by_group(r):
+    t, b = r.get("tallyd_thread_us"), r.get("bench_thread_us")
+    if not t or not b:
+        return None
+    out = [sum(v for n, v in (t if side == "t" else b).items() if match(n))
+           for _, side, match in groups]
+    return out + [sum(t.values()) + sum(b.values())]
+rows = []
+for name in order:
+    rs = [r["run"] for r in by[name]]
+    if not all(r["rate"] == 0 for r in rs):
+        continue
+    g = [x for x in (by_group(r) for r in rs) if x is not None]
+    if g:
+        rows.append((name, [med([x[i] for x in g]) for i in range(len(groups) + 1)],
+                     med([r["submissions_per_s"] for r in rs])))
+if rows:
+    cores = os.cpu_count() or 1
+    print("CPU per submission, us (medians; tallyd's threads, then tally-bench's), and the "
+          "submissions/s the %d cores allow at that cost:" % cores)
+    print()
+    print("| scenario | %s | all | %d cores allow | reached |" % (" | ".join(g[0] for g in groups), cores))
+    print("|---|%s---:|---:|---:|" % ("---:|" * len(groups)))
+    for name, v, subs in rows:
+        print("| %s | %s | %.2f | %s | %s |" % (name, " | ".join("%.2f" % x for x in v[:-1]), v[-1],
+                                              count(cores * 1e6 / v[-1]) if v[-1] > 0 else "-",
+                                              count(subs)))
+    print()
 if base:
     b = base[0]
     print("zmq baseline (raw DEALER->ROUTER, %d x %d in flight, %d-byte messages, %d-byte acks, "

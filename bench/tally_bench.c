@@ -78,6 +78,9 @@ typedef struct bench {
     int64_t t_warm, t_end, t_stop;
     procstat_t ps_start, ps_warm, ps_end, ps_final;
     double self_warm, self_end;
+    /* CPU by thread name over the window: tallyd's [0], our own [1] */
+    procstat_thread_t thr_warm[2][PROCSTAT_THREADS_MAX], thr_end[2][PROCSTAT_THREADS_MAX];
+    int nthr_warm[2], nthr_end[2];
     bool have_stats;
     int64_t st_series, st_memory, st_updates, st_townships, st_rejected;
     int64_t st_mem_engine, st_mem_history;
@@ -293,8 +296,11 @@ static void start_window(bench_t *b)
 {
     b->in_window = true;
     b->watch.recording = true;
-    if (b->pid)
+    if (b->pid) {
         procstat_read(b->pid, &b->ps_warm);
+        b->nthr_warm[0] = procstat_threads(b->pid, b->thr_warm[0], PROCSTAT_THREADS_MAX);
+    }
+    b->nthr_warm[1] = procstat_threads(getpid(), b->thr_warm[1], PROCSTAT_THREADS_MAX);
     b->self_warm = self_cpu();
 }
 
@@ -303,8 +309,11 @@ static void end_window(bench_t *b, int64_t now)
     b->t_stop = now < b->t_end ? now : b->t_end;
     b->in_window = false;
     b->watch.recording = false;
-    if (b->pid)
+    if (b->pid) {
         procstat_read(b->pid, &b->ps_end);
+        b->nthr_end[0] = procstat_threads(b->pid, b->thr_end[0], PROCSTAT_THREADS_MAX);
+    }
+    b->nthr_end[1] = procstat_threads(getpid(), b->thr_end[1], PROCSTAT_THREADS_MAX);
     b->self_end = self_cpu();
 }
 
@@ -534,6 +543,33 @@ static double us(uint64_t ns)
     return (double)ns / 1000.0;
 }
 
+/* Each thread name's CPU over the window of process k (0: tallyd, 1:
+ * tally-bench) per submission acknowledged in it, in microseconds, as
+ * "name":us pairs, or as "name us" for people (json false).  A thread
+ * started during the window counts from zero. */
+static void print_threads(const bench_t *b, int k, bool json)
+{
+    bool first = true;
+    for (int i = 0; i < b->nthr_end[k]; i++) {
+        const procstat_thread_t *t = &b->thr_end[k][i];
+        double before = 0;
+        for (int j = 0; j < b->nthr_warm[k]; j++)
+            if (strcmp(b->thr_warm[k][j].name, t->name) == 0)
+                before = b->thr_warm[k][j].cpu_s;
+        double per = b->win_subs > 0 ? (t->cpu_s - before) * 1e6 / (double)b->win_subs : 0;
+        if (json) {
+            printf("%s", first ? "" : ",");
+            text_json_string(stdout, t->name, strlen(t->name));
+            printf(":%.3f", per < 0 ? 0 : per);
+        } else if (per >= 0.005) {
+            printf("%s%s %.2f", first ? "" : ", ", t->name, per);
+        } else {
+            continue;
+        }
+        first = false;
+    }
+}
+
 static void report(bench_t *b, int tallyd_status)
 {
     double secs = (double)(b->t_stop - b->t_warm) / 1e9;
@@ -555,6 +591,17 @@ static void report(bench_t *b, int tallyd_status)
     if (b->pid)
         printf("; tallyd %.2f CPU s, peak RSS %.1f MiB", tcpu, (double)b->ps_final.hwm_kib / 1024);
     printf("; bench %.2f CPU s\n", b->self_end - b->self_warm);
+    if (b->win_subs > 0 && b->nthr_end[1] > 0) {
+        printf("%s: CPU per submission by thread, us:", label);
+        if (b->pid && b->nthr_end[0] > 0) {
+            printf(" tallyd: ");
+            print_threads(b, 0, false);
+            printf(";");
+        }
+        printf(" tally-bench: ");
+        print_threads(b, 1, false);
+        printf("\n");
+    }
     if (b->rejected || b->errors || lost || b->stray)
         printf("%s: WARNING %" PRIu64 " rejected, %" PRIu64 " errors, %" PRIu64
                " unanswered, %" PRIu64 " stray; first: %s\n",
@@ -586,6 +633,14 @@ static void report(bench_t *b, int tallyd_status)
         printf(",\"pub_count\":0,\"pub_p50_us\":null,\"pub_p99_us\":null,\"pub_p999_us\":null");
     printf(",\"drain_received\":%" PRIu64 ",\"bench_cpu_s\":%.3f", drain_received(&b->drain),
            b->self_end - b->self_warm);
+    printf(",\"bench_thread_us\":{");
+    print_threads(b, 1, true);
+    printf("}");
+    if (b->pid) {
+        printf(",\"tallyd_thread_us\":{");
+        print_threads(b, 0, true);
+        printf("}");
+    }
     if (b->pid)
         printf(",\"tallyd_cpu_s\":%.3f,\"tallyd_cpu_util\":%.3f,\"tallyd_rss_start_kib\":%" PRId64
                ",\"tallyd_rss_end_kib\":%" PRId64 ",\"tallyd_peak_rss_kib\":%" PRId64,
