@@ -118,6 +118,7 @@ mkdir -p "$RESULTS"
 : >"$RESULTS/history.jsonl"
 : >"$RESULTS/web.jsonl"
 : >"$RESULTS/fsync.jsonl"
+: >"$RESULTS/fsync-group.jsonl"
 TPID=
 WPID=
 WSPID=
@@ -363,9 +364,19 @@ done
 # against lat50k-never's plus this fdatasync p99.  Then again with both
 # cores kept busy: on some virtual machines a sync on busy cores comes
 # back much later (bench/README.md, "Durable-ack latency against the
-# disk"), which the idle figure does not show.
+# disk"), which the idle figure does not show.  Then group commit alone
+# at lat50k's rate: one thread syncing whatever has arrived, nothing else
+# of tallyd's, the least a durable ACK can wait on this disk at that rate.
 if [ "${ALWAYS_RAN:-0}" = 1 ]; then
     for rep in $(seq 1 "$REPS"); do
+        rc=0
+        out=$("$FSBENCH" "$TMP" -r 50000 -d "$([ "$SMOKE" = 1 ] && echo 1 || echo 5)" --json 2>&1) || rc=$?
+        if [ "$rc" = 0 ]; then
+            grep -v '^{' <<<"$out" >&2 || true
+            grep '^{' <<<"$out" | tail -n 1 >>"$RESULTS/fsync-group.jsonl"
+        else
+            log "tally-bench-fsync -r failed: $out"; FAILED=1
+        fi
         for busy in 0 1; do
             spin=()
             if [ "$busy" = 1 ]; then
@@ -837,6 +848,20 @@ if fs:
         line += ("; with both cores busy: fdatasync p50 %.3f ms, p99 %.3f ms, max %.1f ms" % (
             med([f["p50_ms"] for f in fs_busy]), med([f["p99_ms"] for f in fs_busy]),
             max(f["max_ms"] for f in fs_busy)))
+    print(line)
+fg = load("fsync-group.jsonl")
+if fg:
+    g99 = med([f["record_p99_ms"] for f in fg])
+    line = ("disk, group commit alone at %.0f records/s of %d bytes (one thread appending and "
+            "syncing whatever has arrived; median of %d runs): fdatasync p50 %.3f ms, p99 %.3f ms; "
+            "record to durable p50 %.3f ms, p99 %.3f ms" % (
+                fg[0]["rate"], fg[0]["size"], len(fg), med([f["sync_p50_ms"] for f in fg]),
+                med([f["sync_p99_ms"] for f in fg]), med([f["record_p50_ms"] for f in fg]), g99))
+    if "lat50k-always" in by and "lat50k-never" in by:
+        a99 = med([r["run"]["ack_p99_us"] for r in by["lat50k-always"]]) / 1000.0
+        n99 = med([r["run"]["ack_p99_us"] for r in by["lat50k-never"]]) / 1000.0
+        line += ("; lat50k-always ack p99 %.2f ms against lat50k-never's %.2f ms + that record "
+                 "p99 = %.2f ms: %+.2f ms" % (a99, n99, n99 + g99, a99 - n99 - g99))
     print(line)
 hist = load("history.jsonl")
 if hist:

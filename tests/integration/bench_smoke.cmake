@@ -14,6 +14,7 @@ printf '%s\n' "$out"
 grep -q '^| scenario |' <<<"$out" && grep -q '^| s1-never-t25-sub1 |' <<<"$out" &&
 grep -q '^| scenario | loop | journal | history |' <<<"$out" &&
 grep -Eq '^\| s1-never-t25-sub1 \| (0\.0[1-9]|0\.[1-9][0-9]|[1-9][0-9]*\.[0-9]{2}) \|' <<<"$out" &&
+grep -q '^disk, group commit alone at 50000 records/s' <<<"$out" &&
 grep -q '^web-s1-t25: with 20 browsers' <<<"$out"
 ]=] ${TALLY_BASH} ${CMAKE_SOURCE_DIR}/bench/run.sh ${CMAKE_BINARY_DIR})
     set_tests_properties(bench_smoke PROPERTIES LABELS bench TIMEOUT 180)
