@@ -331,7 +331,11 @@ static int locate(history_t *h, int64_t t_ms, int32_t keys[4])
     return 0;
 }
 
-/* Today's period keys by the clock (cached until the day ends). */
+/* Today's period keys by the clock, cached in h->today while the clock
+ * stays within that day: a miss costs period_day_of(), a localtime and two
+ * mktimes, each of which re-reads the zone's rule (glibc parses the
+ * POSIX rule of a zone file anew for every time after its last
+ * transition), and a PERIOD answer asks for today twice per item. */
 static void now_keys(history_t *h, int32_t keys[4])
 {
     if (day_of(&h->today, clock_now_ms(h->c.clock)) != 0) {
@@ -342,21 +346,10 @@ static void now_keys(history_t *h, int32_t keys[4])
     memcpy(keys, h->today.keys, sizeof(h->today.keys));
 }
 
-static void today_keys(const history_t *h, int32_t keys[4])
-{
-    period_day_t d;
-    if (period_day_of(clock_now_ms(h->c.clock), &d) != 0) {
-        for (int t = 0; t < 4; t++)
-            keys[t] = INT32_MAX;
-        return;
-    }
-    memcpy(keys, d.key, sizeof(d.key));
-}
-
-int32_t history_today(const history_t *h)
+int32_t history_today(history_t *h)
 {
     int32_t k[4];
-    today_keys(h, k);
+    now_keys(h, k);
     return k[CALPERIOD_DAY];
 }
 
@@ -365,7 +358,7 @@ static int32_t first_kept_day(const history_t *h, int32_t today)
     return (int32_t)(today - h->c.days + 1);
 }
 
-bool history_expired(const history_t *h, calperiod_t p)
+bool history_expired(history_t *h, calperiod_t p)
 {
     return p.type == CALPERIOD_DAY && p.key < first_kept_day(h, history_today(h));
 }

@@ -227,10 +227,11 @@ void history_read(history_t *h, uint32_t metric, uint32_t town, calperiod_t p, e
 
 /* True when day cells of p are no longer kept (p is a day older than the
  * configured days). */
-bool history_expired(const history_t *h, calperiod_t p);
+bool history_expired(history_t *h, calperiod_t p);
 
-/* Today's day key in the engine's time zone, by the clock. */
-int32_t history_today(const history_t *h);
+/* Today's day key in the engine's time zone, by the clock (the day's
+ * bounds are cached, hence the non-const h). */
+int32_t history_today(history_t *h);
 
 /* Start storing changed cells every HISTORY_FLUSH_MS through a writer
  * thread, which rests at least as long as its last batch took: under a
