@@ -132,29 +132,30 @@ static int oneshot_send(oneshot_t *o, const proto_msg_t *m)
 }
 
 /* Wait for the next single-frame reply and decode it into o->msg (views
- * valid until the next call).  Returns 0, TALLY_ETIMEDOUT, TALLY_ECLOSED
- * (the handshake failed), TALLY_EAGAIN (undecodable or multi-frame: skip
- * it) or TALLY_ESYS. */
+ * valid until the next call).  A reply already queued is taken at once:
+ * the items of a long answer arrive in a burst, and a poll (a system call
+ * and a look at the monitor) before each would cost more than reading
+ * it.  Returns 0, TALLY_ETIMEDOUT, TALLY_ECLOSED (the handshake failed),
+ * TALLY_EAGAIN (undecodable or multi-frame: skip it) or TALLY_ESYS. */
 static int recv_one(oneshot_t *o)
 {
+    zmq_msg_close(&o->cur);
+    zmq_msg_init(&o->cur);
     for (;;) {
         int64_t left = o->deadline - util_mono_ms();
         if (left <= 0)
             return TALLY_ETIMEDOUT;
+        if (zmq_msg_recv(&o->cur, o->dealer, ZMQ_DONTWAIT) >= 0)
+            break;
+        if (errno != EAGAIN && errno != EINTR)
+            return TALLY_ESYS;
         zmq_pollitem_t items[2] = {{.socket = o->dealer, .events = ZMQ_POLLIN},
                                    {.socket = o->mon.pair, .events = ZMQ_POLLIN}};
-        int n = zmq_poll(items, o->mon.pair != NULL ? 2 : 1, (long)left);
-        if (n < 0 && errno != EINTR)
+        if (zmq_poll(items, o->mon.pair != NULL ? 2 : 1, (long)left) < 0 && errno != EINTR)
             return TALLY_ESYS;
         if (handshake_failed(monitor_poll(&o->mon)) && o->early)
             return TALLY_ECLOSED;
-        if (n > 0 && (items[0].revents & ZMQ_POLLIN))
-            break;
     }
-    zmq_msg_close(&o->cur);
-    zmq_msg_init(&o->cur);
-    if (zmq_msg_recv(&o->cur, o->dealer, ZMQ_DONTWAIT) < 0)
-        return errno == EAGAIN || errno == EINTR ? TALLY_EAGAIN : TALLY_ESYS;
     bool more = zmq_msg_more(&o->cur);
     int rc = TALLY_EAGAIN;
     if (!more &&
