@@ -47,21 +47,29 @@ typedef struct group_run {
     long produced;    /* records arrived */
     long taken;       /* records handed to a write */
     bool stop;
-    int err;          /* errno of a failed write or sync */
+    int err;          /* errno of a failed write or sync (under mu) */
     hist_t *sync_lat; /* fdatasync() calls */
     hist_t *rec_lat;  /* arrival to durable */
     long groups;
 } group_run_t;
+
+/* The writer's end after a failed call: the arrivals stop at the next
+ * hand-over. */
+static void *group_failed(group_run_t *g, int err)
+{
+    pthread_mutex_lock(&g->mu);
+    g->err = err;
+    pthread_mutex_unlock(&g->mu);
+    return NULL;
+}
 
 static void *group_writer(void *arg)
 {
     group_run_t *g = arg;
     size_t cap = 1 << 16;
     char *buf = malloc(cap);
-    if (buf == NULL) {
-        g->err = ENOMEM;
-        return NULL;
-    }
+    if (buf == NULL)
+        return group_failed(g, ENOMEM);
     memset(buf, 0x5a, cap);
     pthread_mutex_lock(&g->mu);
     for (;;) {
@@ -76,24 +84,23 @@ static void *group_writer(void *arg)
         if (len > cap) {
             char *b = realloc(buf, len);
             if (b == NULL) {
-                g->err = ENOMEM;
                 free(buf);
-                return NULL;
+                return group_failed(g, ENOMEM);
             }
             buf = b;
             memset(buf + cap, 0x5a, len - cap);
             cap = len;
         }
         if (write(g->fd, buf, len) != (ssize_t)len) {
-            g->err = errno ? errno : EIO;
+            int e = errno ? errno : EIO;
             free(buf);
-            return NULL;
+            return group_failed(g, e);
         }
         int64_t t0 = bench_time_ns();
         if (fdatasync(g->fd) != 0) {
-            g->err = errno;
+            int e = errno;
             free(buf);
-            return NULL;
+            return group_failed(g, e);
         }
         int64_t t1 = bench_time_ns();
         hist_record(g->sync_lat, t1 - t0);
@@ -132,12 +139,14 @@ static int run_groups(const char *path, int fd, long size, double rate, double s
      * counts from its due time; they are handed over every 50 us, so
      * that the arrivals take little CPU of their own. */
     int64_t t0 = bench_time_ns();
-    for (long i = 0; i < total && g.err == 0;) {
+    bool failed = false;
+    for (long i = 0; i < total && !failed;) {
         struct timespec ts = {0, 50000};
         nanosleep(&ts, NULL);
         int64_t now = bench_time_ns();
         pthread_mutex_lock(&g.mu);
-        for (; i < total; i++) {
+        failed = g.err != 0;
+        for (; i < total && !failed; i++) {
             int64_t due = t0 + (int64_t)((double)i * 1e9 / rate);
             if (due > now)
                 break;
