@@ -452,7 +452,11 @@ static int period(const char *server, tally_request_t *req, const char *prefix,
     q.u.period_req.prefix = proto_str(prefix);
     q.u.period_req.period = proto_str(period_name);
     rc = oneshot_send(o, &q);
-    sub_entry_t **slots = NULL; /* by index */
+    /* The replies themselves, by index, until the last has come (the
+     * callbacks run only for a whole answer): ZeroMQ's message moves here
+     * without a copy, and is decoded again for its callback. */
+    zmq_msg_t *held = NULL;
+    bool *have = NULL;
     uint32_t count = 0, got = 0;
     bool sized = false;
     while (rc == 0 && (rc = oneshot_recv(o)) == 0) {
@@ -466,7 +470,8 @@ static int period(const char *server, tally_request_t *req, const char *prefix,
         if (!sized) {
             count = m->u.period.count;
             sized = true;
-            if (count > 0 && (slots = calloc(count, sizeof(*slots))) == NULL) {
+            if (count > 0 && ((held = malloc(count * sizeof(*held))) == NULL ||
+                              (have = calloc(count, sizeof(*have))) == NULL)) {
                 rc = TALLY_ENOMEM;
                 break;
             }
@@ -476,22 +481,33 @@ static int period(const char *server, tally_request_t *req, const char *prefix,
         uint32_t i = m->u.period.index;
         if (m->u.period.count != count || i >= count || !m->u.period.has_tally)
             continue; /* not of this answer */
-        if (slots[i] == NULL) {
-            if ((slots[i] = malloc(sizeof(*slots[i]))) == NULL) {
-                rc = TALLY_ENOMEM;
-                break;
-            }
-            sub_entry_set(slots[i], &m->u.period.tally);
+        if (!have[i]) {
+            zmq_msg_init(&held[i]);
+            zmq_msg_move(&held[i], &o->cur); /* o->msg's views go with it */
+            have[i] = true;
             if (++got == count)
                 break;
         }
     }
-    if (rc == 0)
-        for (uint32_t i = 0; i < count; i++)
-            cb(ctx, &slots[i]->pub);
-    for (uint32_t i = 0; i < count && slots != NULL; i++)
-        free(slots[i]);
-    free(slots);
+    sub_entry_t *e = NULL;
+    if (rc == 0 && count > 0 && (e = malloc(sizeof(*e))) == NULL)
+        rc = TALLY_ENOMEM;
+    for (uint32_t i = 0; rc == 0 && i < count; i++) {
+        /* It decoded as a PERIOD item of this answer when it came. */
+        if (proto_decode(zmq_msg_data(&held[i]), zmq_msg_size(&held[i]), &o->msg, NULL, 0, NULL) !=
+            0) {
+            rc = TALLY_EMALFORMED;
+            break;
+        }
+        sub_entry_set(e, &o->msg.u.period.tally);
+        cb(ctx, &e->pub);
+    }
+    free(e);
+    for (uint32_t i = 0; i < count && have != NULL; i++)
+        if (have[i])
+            zmq_msg_close(&held[i]);
+    free(held);
+    free(have);
     if (rc < 0 && !tally_err_is_wire(rc))
         failed(req, rc);
     oneshot_close(o, req);
