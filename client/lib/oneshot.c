@@ -203,27 +203,71 @@ static void failed(tally_request_t *req, int rc)
         text_format(req->errbuf, req->errbuf_len, "ZeroMQ failed: %s", zmq_strerror(errno));
 }
 
-typedef struct items {
-    sub_entry_t **v;
-    size_t n, cap;
-} items_t;
+/* Replies kept until an answer is whole (the callbacks run only for a
+ * complete one): ZeroMQ's messages themselves, moved out of o->cur
+ * without a copy, in blocks that never move (a zmq_msg_t may not be
+ * copied bitwise), and decoded again when their tallies are handed over.
+ * A copy of each tally as a sub_entry_t would take 1.1 KB, several times
+ * the message. */
+#define KEPT_BLOCK 1024
 
-static void items_clear(items_t *it)
+typedef struct kept {
+    zmq_msg_t **blocks;
+    size_t nblocks, cap, n;
+} kept_t;
+
+static zmq_msg_t *kept_at(const kept_t *k, size_t i)
 {
-    for (size_t i = 0; i < it->n; i++)
-        free(it->v[i]);
-    it->n = 0;
+    return &k->blocks[i / KEPT_BLOCK][i % KEPT_BLOCK];
 }
 
-static int items_add(items_t *it, const proto_tally_t *t)
+/* Keep o's current reply (o->msg's views go with it) as number k->n.
+ * Returns 0 or TALLY_ENOMEM. */
+static int kept_take(kept_t *k, oneshot_t *o)
 {
-    if (VEC_RESERVE(it->v, it->cap, it->n + 1) < 0)
-        return TALLY_ENOMEM;
-    sub_entry_t *e = malloc(sizeof *e);
-    if (e == NULL)
-        return TALLY_ENOMEM;
-    sub_entry_set(e, t);
-    it->v[it->n++] = e;
+    if (k->n == k->nblocks * KEPT_BLOCK) {
+        if (VEC_RESERVE(k->blocks, k->cap, k->nblocks + 1) < 0)
+            return TALLY_ENOMEM;
+        zmq_msg_t *b = malloc(KEPT_BLOCK * sizeof(*b));
+        if (b == NULL)
+            return TALLY_ENOMEM;
+        k->blocks[k->nblocks++] = b;
+    }
+    zmq_msg_t *m = kept_at(k, k->n++);
+    zmq_msg_init(m);
+    zmq_msg_move(m, &o->cur);
+    return 0;
+}
+
+/* Close the kept replies; the blocks stay for the next ones. */
+static void kept_clear(kept_t *k)
+{
+    for (size_t i = 0; i < k->n; i++)
+        zmq_msg_close(kept_at(k, i));
+    k->n = 0;
+}
+
+static void kept_free(kept_t *k)
+{
+    kept_clear(k);
+    for (size_t b = 0; b < k->nblocks; b++)
+        free(k->blocks[b]);
+    free(k->blocks);
+    *k = (kept_t){0};
+}
+
+/* Decode kept reply i (a SNAPSHOT_ITEM or a PERIOD item, as it was when
+ * it came) into o->msg again and hand its tally to cb through e.  Returns
+ * 0 or TALLY_EMALFORMED. */
+static int kept_deliver(oneshot_t *o, const kept_t *k, size_t i, sub_entry_t *e, tally_tally_cb cb,
+                        void *ctx)
+{
+    zmq_msg_t *m = kept_at(k, i);
+    if (proto_decode(zmq_msg_data(m), zmq_msg_size(m), &o->msg, NULL, 0, NULL) != 0)
+        return TALLY_EMALFORMED;
+    const proto_msg_t *d = &o->msg;
+    sub_entry_set(e, d->type == PROTO_PERIOD ? &d->u.period.tally : &d->u.snapshot_item.tally);
+    cb(ctx, &e->pub);
     return 0;
 }
 
@@ -259,18 +303,18 @@ static int get(const char *server, tally_request_t *req, bool early, const char 
     int rc = oneshot_open(server, req, early, &o);
     if (rc < 0)
         return rc;
-    items_t it = {0};
+    kept_t it = {0};
     uint64_t req_id = 1;
     rc = send_snapshot_req(o, req_id, prefix);
     while (rc == 0 && (rc = oneshot_recv(o)) == 0) {
         const proto_msg_t *m = &o->msg;
         if (m->type == PROTO_SNAPSHOT_ITEM && m->u.snapshot_item.req_id == req_id) {
-            rc = items_add(&it, &m->u.snapshot_item.tally);
+            rc = kept_take(&it, o);
         } else if (m->type == PROTO_SNAPSHOT_END && m->u.snapshot_end.req_id == req_id) {
             if (m->u.snapshot_end.count != it.n) {
                 /* Items were dropped on the way: ask again while time
                  * remains. */
-                items_clear(&it);
+                kept_clear(&it);
                 rc = send_snapshot_req(o, ++req_id, prefix);
                 continue;
             }
@@ -278,8 +322,12 @@ static int get(const char *server, tally_request_t *req, bool early, const char 
                 *seq = m->u.snapshot_end.seq;
             if (stream_id != NULL)
                 *stream_id = m->u.snapshot_end.stream_id;
-            for (size_t i = 0; i < it.n; i++)
-                cb(ctx, &it.v[i]->pub);
+            sub_entry_t *e = it.n > 0 ? malloc(sizeof(*e)) : NULL;
+            if (it.n > 0 && e == NULL)
+                rc = TALLY_ENOMEM;
+            for (size_t i = 0; rc == 0 && i < it.n; i++)
+                rc = kept_deliver(o, &it, i, e, cb, ctx);
+            free(e);
             break;
         } else if (m->type == PROTO_ERROR && m->u.error.req_id == req_id) {
             rc = wire_error(m, req);
@@ -287,8 +335,7 @@ static int get(const char *server, tally_request_t *req, bool early, const char 
     }
     if (rc < 0 && !tally_err_is_wire(rc))
         failed(req, rc);
-    items_clear(&it);
-    free(it.v);
+    kept_free(&it);
     oneshot_close(o, req);
     return rc;
 }
@@ -452,12 +499,9 @@ static int period(const char *server, tally_request_t *req, const char *prefix,
     q.u.period_req.prefix = proto_str(prefix);
     q.u.period_req.period = proto_str(period_name);
     rc = oneshot_send(o, &q);
-    /* The replies themselves, by index, until the last has come (the
-     * callbacks run only for a whole answer): ZeroMQ's message moves here
-     * without a copy, and is decoded again for its callback. */
-    zmq_msg_t *held = NULL;
-    bool *have = NULL;
-    uint32_t count = 0, got = 0;
+    kept_t kept = {0};
+    uint32_t *at = NULL; /* by index: the kept reply's number + 1, 0 = none yet */
+    uint32_t count = 0;
     bool sized = false;
     while (rc == 0 && (rc = oneshot_recv(o)) == 0) {
         const proto_msg_t *m = &o->msg;
@@ -470,8 +514,7 @@ static int period(const char *server, tally_request_t *req, const char *prefix,
         if (!sized) {
             count = m->u.period.count;
             sized = true;
-            if (count > 0 && ((held = malloc(count * sizeof(*held))) == NULL ||
-                              (have = calloc(count, sizeof(*have))) == NULL)) {
+            if (count > 0 && (at = calloc(count, sizeof(*at))) == NULL) {
                 rc = TALLY_ENOMEM;
                 break;
             }
@@ -481,33 +524,22 @@ static int period(const char *server, tally_request_t *req, const char *prefix,
         uint32_t i = m->u.period.index;
         if (m->u.period.count != count || i >= count || !m->u.period.has_tally)
             continue; /* not of this answer */
-        if (!have[i]) {
-            zmq_msg_init(&held[i]);
-            zmq_msg_move(&held[i], &o->cur); /* o->msg's views go with it */
-            have[i] = true;
-            if (++got == count)
+        if (at[i] == 0) {
+            if ((rc = kept_take(&kept, o)) != 0)
+                break;
+            at[i] = (uint32_t)kept.n;
+            if (kept.n == count)
                 break;
         }
     }
     sub_entry_t *e = NULL;
     if (rc == 0 && count > 0 && (e = malloc(sizeof(*e))) == NULL)
         rc = TALLY_ENOMEM;
-    for (uint32_t i = 0; rc == 0 && i < count; i++) {
-        /* It decoded as a PERIOD item of this answer when it came. */
-        if (proto_decode(zmq_msg_data(&held[i]), zmq_msg_size(&held[i]), &o->msg, NULL, 0, NULL) !=
-            0) {
-            rc = TALLY_EMALFORMED;
-            break;
-        }
-        sub_entry_set(e, &o->msg.u.period.tally);
-        cb(ctx, &e->pub);
-    }
+    for (uint32_t i = 0; rc == 0 && i < count; i++)
+        rc = kept_deliver(o, &kept, at[i] - 1, e, cb, ctx);
     free(e);
-    for (uint32_t i = 0; i < count && have != NULL; i++)
-        if (have[i])
-            zmq_msg_close(&held[i]);
-    free(held);
-    free(have);
+    kept_free(&kept);
+    free(at);
     if (rc < 0 && !tally_err_is_wire(rc))
         failed(req, rc);
     oneshot_close(o, req);
