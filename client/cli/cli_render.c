@@ -11,31 +11,38 @@
 #include "text.h"
 #include "vec.h"
 
-static void copy(char *dst, size_t cap, const char *src)
+/* Copy s to *p, advance *p past its NUL, and return the copy. */
+static const char *put(char **p, const char *s)
 {
-    size_t n = strlen(src);
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(dst, src, n);
-    dst[n] = '\0';
+    size_t n = strlen(s) + 1;
+    char *d = memcpy(*p, s, n);
+    *p += n;
+    return d;
+}
+
+static const char *or_empty(const char *s)
+{
+    return s != NULL ? s : "";
 }
 
 cli_render_tally_t *cli_render_dup(const tally_tally_t *src)
 {
-    cli_render_tally_t *d = malloc(sizeof *d);
+    unsigned n = src->nvalues < TALLY_COLUMNS_MAX ? src->nvalues : TALLY_COLUMNS_MAX;
+    size_t len = strlen(or_empty(src->metric)) + strlen(or_empty(src->scope)) +
+                 strlen(or_empty(src->topic)) + 3;
+    for (unsigned i = 0; i < n; i++)
+        len += strlen(or_empty(src->values[i].column)) + 1;
+    cli_render_tally_t *d = malloc(sizeof(*d) + len);
     if (d == NULL)
         return NULL;
     d->t = *src;
-    copy(d->metric, sizeof d->metric, src->metric);
-    copy(d->scope, sizeof d->scope, src->scope);
-    copy(d->topic, sizeof d->topic, src->topic ? src->topic : "");
-    d->t.metric = d->metric;
-    d->t.scope = d->scope;
-    d->t.topic = d->topic;
-    for (unsigned i = 0; i < src->nvalues && i < TALLY_COLUMNS_MAX; i++) {
-        copy(d->columns[i], sizeof d->columns[i], src->values[i].column);
-        d->t.values[i].column = d->columns[i];
-    }
+    d->t.nvalues = n;
+    char *p = d->text;
+    d->t.metric = put(&p, or_empty(src->metric));
+    d->t.scope = put(&p, or_empty(src->scope));
+    d->t.topic = put(&p, or_empty(src->topic));
+    for (unsigned i = 0; i < n; i++)
+        d->t.values[i].column = put(&p, or_empty(src->values[i].column));
     return d;
 }
 

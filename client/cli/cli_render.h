@@ -9,13 +9,12 @@
 #include "cli_util.h"
 #include "tally.h"
 
-/* A tally that owns its strings, for keeping one beyond a callback. */
+/* A tally that owns its strings, for keeping one beyond a callback: they
+ * follow it in the same allocation, each as long as it is (`tally get
+ * --all` of a country keeps hundreds of thousands). */
 typedef struct cli_render_tally {
     tally_tally_t t;
-    char metric[65];
-    char scope[65];
-    char topic[160];
-    char columns[TALLY_COLUMNS_MAX][17];
+    char text[]; /* metric, scope, topic, the columns' names */
 } cli_render_tally_t;
 
 /* A malloc'ed deep copy of src (free with free()), or NULL. */
