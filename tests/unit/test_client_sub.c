@@ -566,6 +566,33 @@ static void *serve_once(void *arg)
             m->u.snapshot_end.seq = 5;
             m->u.snapshot_end.count = (uint32_t)s->answer_count;
             s->answer_count = 1; /* a retry gets a complete answer */
+        } else if (req->type == PROTO_PERIOD_REQ) {
+            /* Index 2, then 0 twice, then one of another request, then 1
+             * (below): the client hands them over in index order, once
+             * each, and only this answer's. */
+            const uint32_t index[] = {2, 0, 0, 1};
+            const uint64_t req_id[] = {0, 0, 0, 7};
+            for (int k = 0; k < 4; k++) {
+                memset(m, 0, sizeof *m);
+                m->type = PROTO_PERIOD;
+                m->u.period.req_id = req->u.period_req.req_id + req_id[k];
+                m->u.period.index = index[k];
+                m->u.period.count = 3;
+                m->u.period.has_tally = true;
+                m->u.period.tally = tally("disputes.resolved", "高观镇", 5,
+                                          100 + index[k] + 10 * (int64_t)req_id[k]);
+                proto_encode(&sb, m);
+                zmq_send(router, id, (size_t)idlen, ZMQ_SNDMORE);
+                zmq_send(router, sb.data, sb.size, 0);
+                msgpack_sbuffer_clear(&sb);
+            }
+            memset(m, 0, sizeof *m);
+            m->type = PROTO_PERIOD;
+            m->u.period.req_id = req->u.period_req.req_id;
+            m->u.period.index = 1;
+            m->u.period.count = 3;
+            m->u.period.has_tally = true;
+            m->u.period.tally = tally("disputes.resolved", "高观镇", 5, 101);
         } else if (req->type == PROTO_STATS_REQ) {
             memset(m, 0, sizeof *m);
             m->type = PROTO_STATS;
@@ -627,6 +654,17 @@ static void test_get_and_stats(void **state)
     assert_string_equal(g.text[0], "u/town/高观镇/disputes.resolved/|disputes.resolved|高观镇|216");
     assert_int_equal(seq, 5);
     assert_int_equal(stream, 99);
+    g.n = 0;
+    char err[200];
+    tally_request_t req = {.timeout_ms = 3000, .errbuf = err, .errbuf_len = sizeof err};
+    assert_int_equal(tally_period_req(srv.ep, &req, "u/town/高观镇/", "2025", got_tally, &g), 0);
+    assert_int_equal(g.n, 3);
+    for (int i = 0; i < 3; i++) {
+        char want[160];
+        snprintf(want, sizeof want, "u/town/高观镇/disputes.resolved/|disputes.resolved|高观镇|%d",
+                 100 + i);
+        assert_string_equal(g.text[i], want);
+    }
     g.n = 0;
     assert_int_equal(tally_stats(srv.ep, 3000, got_stat, &g), 0);
     assert_int_equal(g.n, 2);
