@@ -528,6 +528,29 @@ typedef struct oneshot_server {
     int answer_count; /* END count to announce */
 } oneshot_server_t;
 
+/* Encode m and send it to the peer id (sb is left empty). */
+static void send_reply(void *router, const uint8_t *id, int idlen, msgpack_sbuffer *sb,
+                       const proto_msg_t *m)
+{
+    proto_encode(sb, m);
+    zmq_send(router, id, (size_t)idlen, ZMQ_SNDMORE);
+    zmq_send(router, sb->data, sb->size, 0);
+    msgpack_sbuffer_clear(sb);
+}
+
+/* Item index of a 3-item PERIOD answer to req_id, its total 100 + index
+ * + 10 * other (other: added to req_id, 0 for the request's own). */
+static void period_item(proto_msg_t *m, uint64_t req_id, uint64_t other, uint32_t index)
+{
+    memset(m, 0, sizeof *m);
+    m->type = PROTO_PERIOD;
+    m->u.period.req_id = req_id + other;
+    m->u.period.index = index;
+    m->u.period.count = 3;
+    m->u.period.has_tally = true;
+    m->u.period.tally = tally("disputes.resolved", "高观镇", 5, 100 + index + 10 * (int64_t)other);
+}
+
 static void *serve_once(void *arg)
 {
     oneshot_server_t *s = arg;
@@ -555,10 +578,7 @@ static void *serve_once(void *arg)
             m->type = PROTO_SNAPSHOT_ITEM;
             m->u.snapshot_item.req_id = req->u.snapshot_req.req_id;
             m->u.snapshot_item.tally = tally("disputes.resolved", "高观镇", 5, 216);
-            proto_encode(&sb, m);
-            zmq_send(router, id, (size_t)idlen, ZMQ_SNDMORE);
-            zmq_send(router, sb.data, sb.size, 0);
-            msgpack_sbuffer_clear(&sb);
+            send_reply(router, id, idlen, &sb, m);
             memset(m, 0, sizeof *m);
             m->type = PROTO_SNAPSHOT_END;
             m->u.snapshot_end.req_id = req->u.snapshot_req.req_id;
@@ -571,28 +591,12 @@ static void *serve_once(void *arg)
              * (below): the client hands them over in index order, once
              * each, and only this answer's. */
             const uint32_t index[] = {2, 0, 0, 1};
-            const uint64_t req_id[] = {0, 0, 0, 7};
+            const uint64_t other[] = {0, 0, 0, 7};
             for (int k = 0; k < 4; k++) {
-                memset(m, 0, sizeof *m);
-                m->type = PROTO_PERIOD;
-                m->u.period.req_id = req->u.period_req.req_id + req_id[k];
-                m->u.period.index = index[k];
-                m->u.period.count = 3;
-                m->u.period.has_tally = true;
-                m->u.period.tally = tally("disputes.resolved", "高观镇", 5,
-                                          100 + index[k] + 10 * (int64_t)req_id[k]);
-                proto_encode(&sb, m);
-                zmq_send(router, id, (size_t)idlen, ZMQ_SNDMORE);
-                zmq_send(router, sb.data, sb.size, 0);
-                msgpack_sbuffer_clear(&sb);
+                period_item(m, req->u.period_req.req_id, other[k], index[k]);
+                send_reply(router, id, idlen, &sb, m);
             }
-            memset(m, 0, sizeof *m);
-            m->type = PROTO_PERIOD;
-            m->u.period.req_id = req->u.period_req.req_id;
-            m->u.period.index = 1;
-            m->u.period.count = 3;
-            m->u.period.has_tally = true;
-            m->u.period.tally = tally("disputes.resolved", "高观镇", 5, 101);
+            period_item(m, req->u.period_req.req_id, 0, 1);
         } else if (req->type == PROTO_STATS_REQ) {
             memset(m, 0, sizeof *m);
             m->type = PROTO_STATS;
@@ -608,9 +612,7 @@ static void *serve_once(void *arg)
             m->u.error.field = proto_str("type");
             m->u.error.message = proto_str("unknown");
         }
-        proto_encode(&sb, m);
-        zmq_send(router, id, (size_t)idlen, ZMQ_SNDMORE);
-        zmq_send(router, sb.data, sb.size, 0);
+        send_reply(router, id, idlen, &sb, m);
         msgpack_sbuffer_destroy(&sb);
         done = req->type == PROTO_STATS_REQ; /* the test's last request */
         free(req);
