@@ -207,8 +207,8 @@ static void failed(tally_request_t *req, int rc)
  * complete one): ZeroMQ's messages themselves, moved out of o->cur
  * without a copy, in blocks that never move (a zmq_msg_t may not be
  * copied bitwise), and decoded again when their tallies are handed over.
- * A copy of each tally as a sub_entry_t would take 1.1 KB, several times
- * the message. */
+ * A copy of each tally as a sub_entry_t would take several times the
+ * message. */
 #define KEPT_BLOCK 1024
 
 typedef struct kept {
@@ -257,17 +257,22 @@ static void kept_free(kept_t *k)
 }
 
 /* Decode kept reply i (a SNAPSHOT_ITEM or a PERIOD item, as it was when
- * it came) into o->msg again and hand its tally to cb through e.  Returns
- * 0 or TALLY_EMALFORMED. */
-static int kept_deliver(oneshot_t *o, const kept_t *k, size_t i, sub_entry_t *e, tally_tally_cb cb,
+ * it came) into o->msg again and hand its tally to cb through *e (one
+ * entry for them all, grown as needed; free it with free()).  Returns 0,
+ * TALLY_EMALFORMED or TALLY_ENOMEM. */
+static int kept_deliver(oneshot_t *o, const kept_t *k, size_t i, sub_entry_t **e, tally_tally_cb cb,
                         void *ctx)
 {
     zmq_msg_t *m = kept_at(k, i);
     if (proto_decode(zmq_msg_data(m), zmq_msg_size(m), &o->msg, NULL, 0, NULL) != 0)
         return TALLY_EMALFORMED;
     const proto_msg_t *d = &o->msg;
-    sub_entry_set(e, d->type == PROTO_PERIOD ? &d->u.period.tally : &d->u.snapshot_item.tally);
-    cb(ctx, &e->pub);
+    sub_entry_t *n =
+        sub_entry_put(*e, d->type == PROTO_PERIOD ? &d->u.period.tally : &d->u.snapshot_item.tally);
+    if (n == NULL)
+        return TALLY_ENOMEM;
+    *e = n;
+    cb(ctx, &n->pub);
     return 0;
 }
 
@@ -322,11 +327,9 @@ static int get(const char *server, tally_request_t *req, bool early, const char 
                 *seq = m->u.snapshot_end.seq;
             if (stream_id != NULL)
                 *stream_id = m->u.snapshot_end.stream_id;
-            sub_entry_t *e = it.n > 0 ? malloc(sizeof(*e)) : NULL;
-            if (it.n > 0 && e == NULL)
-                rc = TALLY_ENOMEM;
+            sub_entry_t *e = NULL;
             for (size_t i = 0; rc == 0 && i < it.n; i++)
-                rc = kept_deliver(o, &it, i, e, cb, ctx);
+                rc = kept_deliver(o, &it, i, &e, cb, ctx);
             free(e);
             break;
         } else if (m->type == PROTO_ERROR && m->u.error.req_id == req_id) {
@@ -533,10 +536,8 @@ static int period(const char *server, tally_request_t *req, const char *prefix,
         }
     }
     sub_entry_t *e = NULL;
-    if (rc == 0 && count > 0 && (e = malloc(sizeof(*e))) == NULL)
-        rc = TALLY_ENOMEM;
     for (uint32_t i = 0; rc == 0 && i < count; i++)
-        rc = kept_deliver(o, &kept, at[i] - 1, e, cb, ctx);
+        rc = kept_deliver(o, &kept, at[i] - 1, &e, cb, ctx);
     free(e);
     kept_free(&kept);
     free(at);

@@ -5,30 +5,50 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "text.h"
 
-void sub_entry_set(sub_entry_t *e, const proto_tally_t *t)
+/* Copy len bytes at src and a NUL to *p; advance *p past them. */
+static const char *put_text(char **p, const char *src, size_t len)
 {
-    text_copy(e->metric, sizeof e->metric, t->metric.ptr, t->metric.len);
-    text_copy(e->scope, sizeof e->scope, t->scope.ptr, t->scope.len);
-    if (proto_topic(e->topic, sizeof e->topic, t->metric, t->scope) < 0)
-        e->topic[0] = '\0'; /* cannot happen for names the decoder accepted */
-    e->pub.metric = e->metric;
-    e->pub.scope = e->scope;
-    e->pub.topic = e->topic;
+    char *d = *p;
+    memcpy(d, src, len);
+    d[len] = '\0';
+    *p += len + 1;
+    return d;
+}
+
+sub_entry_t *sub_entry_put(sub_entry_t *e, const proto_tally_t *t)
+{
+    char topic[PROTO_TOPIC_MAX + 1];
+    int tlen = proto_topic(topic, sizeof topic, t->metric, t->scope);
+    if (tlen < 0)
+        tlen = 0; /* cannot happen for names the decoder accepted */
+    unsigned n = t->nvalues < PROTO_COLUMNS_MAX ? t->nvalues : PROTO_COLUMNS_MAX;
+    size_t need = t->metric.len + t->scope.len + (size_t)tlen + 3;
+    for (unsigned i = 0; i < n; i++)
+        need += t->values[i].name.len + 1;
+    if (e == NULL || e->room < need) {
+        sub_entry_t *b = realloc(e, sizeof(*b) + need);
+        if (b == NULL)
+            return NULL;
+        e = b;
+        e->room = (uint32_t)need;
+    }
+    char *p = e->text;
+    e->pub.metric = put_text(&p, t->metric.ptr, t->metric.len);
+    e->pub.scope = put_text(&p, t->scope.ptr, t->scope.len);
+    e->pub.topic = put_text(&p, topic, (size_t)tlen);
     e->pub.kind = t->kind;
     e->pub.seq = t->seq;
     e->pub.time_ms = t->time_ms;
-    unsigned n = t->nvalues < PROTO_COLUMNS_MAX ? t->nvalues : PROTO_COLUMNS_MAX;
     e->pub.nvalues = n;
     for (unsigned i = 0; i < n; i++) {
         const proto_value_t *v = &t->values[i];
-        text_copy(e->columns[i], sizeof e->columns[i], v->name.ptr, v->name.len);
-        e->pub.values[i].column = e->columns[i];
+        e->pub.values[i].column = put_text(&p, v->name.ptr, v->name.len);
         e->pub.values[i].present = v->present;
         e->pub.values[i].num = v->present ? v->num : 0;
         e->pub.values[i].den = v->present ? v->den : 1;
     }
+    return e;
 }
 
 void sub_store_init(sub_store_t *s)
@@ -59,7 +79,7 @@ static uint64_t hash(const char *s)
 static size_t find_slot(sub_entry_t *const *slots, size_t cap, const char *topic)
 {
     size_t i = (size_t)hash(topic) & (cap - 1);
-    while (slots[i] != NULL && strcmp(slots[i]->topic, topic) != 0)
+    while (slots[i] != NULL && strcmp(slots[i]->pub.topic, topic) != 0)
         i = (i + 1) & (cap - 1);
     return i;
 }
@@ -72,7 +92,7 @@ static int grow(sub_store_t *s)
         return TALLY_ENOMEM;
     for (size_t i = 0; i < s->cap; i++)
         if (s->slots[i] != NULL)
-            ns[find_slot(ns, ncap, s->slots[i]->topic)] = s->slots[i];
+            ns[find_slot(ns, ncap, s->slots[i]->pub.topic)] = s->slots[i];
     free(s->slots);
     s->slots = ns;
     s->cap = ncap;
@@ -95,13 +115,12 @@ int sub_store_put(sub_store_t *s, const proto_tally_t *t, sub_entry_t **out)
     if ((s->n + 1) * 2 > s->cap && grow(s) < 0)
         return TALLY_ENOMEM;
     size_t i = find_slot(s->slots, s->cap, topic);
-    if (s->slots[i] == NULL) {
-        s->slots[i] = malloc(sizeof(sub_entry_t));
-        if (s->slots[i] == NULL)
-            return TALLY_ENOMEM;
+    sub_entry_t *e = sub_entry_put(s->slots[i], t);
+    if (e == NULL)
+        return TALLY_ENOMEM;
+    if (s->slots[i] == NULL)
         s->n++;
-    }
-    sub_entry_set(s->slots[i], t);
+    s->slots[i] = e;
     if (out != NULL)
         *out = s->slots[i];
     return 0;

@@ -5,25 +5,31 @@
 #define TALLY_CLIENT_SUB_STORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "proto.h"
 #include "tally.h"
 
-/* One tally with its own storage; pub's pointers point into it, so an
- * entry must not be copied by value (use sub_entry_set). */
+/* One tally with its own storage: pub's strings (metric, scope, topic and
+ * the columns' names) follow it in text, each as long as it is, since an
+ * entry per series of a province or a country adds up (fixed buffers for
+ * the longest names took 1.1 KB an entry, 0.7 now).  pub points into
+ * text, so an entry must not be copied by value. */
 typedef struct sub_entry {
     tally_tally_t pub;
-    char topic[PROTO_TOPIC_MAX + 1];
-    char metric[PROTO_NAME_MAX + 1];
-    char scope[PROTO_NAME_MAX + 1];
-    char columns[PROTO_COLUMNS_MAX][PROTO_COLUMN_NAME_MAX + 1];
+    uint32_t room; /* bytes in text */
+    char text[];
 } sub_entry_t;
 
-/* Copy a decoded tally (whose views point into a message buffer) into e. */
-void sub_entry_set(sub_entry_t *e, const proto_tally_t *t);
+/* e holding a copy of the decoded tally t (whose views point into a
+ * message buffer): e itself when its text has room, else e moved to a
+ * larger allocation (from none when e is NULL); free it with free().
+ * Returns NULL, e untouched, when out of memory. */
+sub_entry_t *sub_entry_put(sub_entry_t *e, const proto_tally_t *t);
 
 /* Open-addressing hash table of entries; entries are allocated one by one
- * so their addresses stay put while the table grows.
+ * so their addresses stay put while the table grows (an entry moves only
+ * when an update brings longer column names than it has room for).
  *
  * It is libtally's only hash table, and a specialised one on purpose: it
  * is on the subscriber's hot path (every live update goes through

@@ -367,16 +367,63 @@ static void test_snapshot_then_updates(void **state)
     assert_true(expect_req(f, PROTO_SNAPSHOT_REQ, 3000));
 }
 
+/* A subscriber to prefix, synchronised on a snapshot at seq 10 of one
+ * tally. */
+static void synced_on(fixture_t *f, const char *prefix, proto_tally_t item)
+{
+    new_sub(f, prefix, 1000, NULL);
+    sync_first(f, prefix, true);
+    answer_snapshot(f, &item, 1, STREAM, 10, 1);
+    PUMP_UNTIL(f, tally_sub_synced(f->sub));
+    assert_true(tally_sub_synced(f->sub));
+}
+
+/* The columns of a table's tally, as "name=num,..." */
+static void columns_of(void *ctx, const tally_tally_t *t)
+{
+    char *out = ctx;
+    size_t n = strlen(out);
+    n += (size_t)snprintf(out + n, 600 - n, "%s:", t->topic);
+    for (unsigned i = 0; i < t->nvalues && n < 600; i++)
+        n += (size_t)snprintf(out + n, 600 - n, "%s=%lld,", t->values[i].column,
+                              (long long)t->values[i].num);
+}
+
+/* An update with more and longer column names than its series had: the
+ * table's entry grows (it keeps its strings at their length) and holds the
+ * new columns, still one entry for the topic. */
+static void test_update_grows_entry(void **state)
+{
+    fixture_t *f = *state;
+    synced_on(f, "u/", tally("a", "", 9, 7));
+    proto_tally_t wide = tally("a", "", 11, 8);
+    const char *names[] = {
+        "1h", "24h", "7d", "30d", "today", "month", "quarter", "year", "a_long_column_16", "total"};
+    wide.nvalues = 10;
+    for (int i = 0; i < 10; i++)
+        wide.values[i] = (proto_value_t){proto_str(names[i]), true, 100 + i, 1};
+    publish_update(f, STREAM, &wide);
+    PUMP_UNTIL(f, has_event(f, "tally u/county/a/ 11 109"));
+    assert_true(has_event(f, "tally u/county/a/ 11 109"));
+    assert_int_equal(tally_sub_count(f->sub), 1);
+    char got[600] = "";
+    tally_sub_foreach(f->sub, columns_of, got);
+    assert_string_equal(got, "u/county/a/:1h=100,24h=101,7d=102,30d=103,today=104,month=105,"
+                             "quarter=106,year=107,a_long_column_16=108,total=109,");
+    /* And back to two columns: the entry keeps its room. */
+    proto_tally_t narrow = tally("a", "", 12, 9);
+    publish_update(f, STREAM, &narrow);
+    PUMP_UNTIL(f, has_event(f, "tally u/county/a/ 12 9"));
+    got[0] = '\0';
+    tally_sub_foreach(f->sub, columns_of, got);
+    assert_string_equal(got, "u/county/a/:1h=9,total=9,");
+}
+
 /* A filtered view cannot see gaps in the global seq: jumps are normal. */
 static void test_filtered_prefix(void **state)
 {
     fixture_t *f = *state;
-    new_sub(f, "u/county/b/", 1000, NULL);
-    sync_first(f, "u/county/b/", true);
-    proto_tally_t items[1] = {tally("b", "", 8, 3)};
-    answer_snapshot(f, items, 1, STREAM, 10, 1);
-    PUMP_UNTIL(f, tally_sub_synced(f->sub));
-    assert_true(tally_sub_synced(f->sub));
+    synced_on(f, "u/county/b/", tally("b", "", 8, 3));
     proto_tally_t b15 = tally("b", "", 15, 4);
     publish_update(f, STREAM, &b15);
     publish_heartbeat(f, STREAM, 40);
@@ -687,6 +734,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_snapshot_then_updates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_filtered_prefix, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_update_grows_entry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_heartbeat_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_period_changed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_incomplete_snapshot, setup, teardown),
