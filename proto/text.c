@@ -105,6 +105,16 @@ void text_copy(char *dst, size_t cap, const char *src, size_t len)
     dst[len] = '\0';
 }
 
+const char *text_put(char **p, const char *src, size_t len)
+{
+    char *d = *p;
+    if (len > 0)
+        memcpy(d, src, len);
+    d[len] = '\0';
+    *p += len + 1;
+    return d;
+}
+
 void text_format(char *buf, size_t cap, const char *fmt, ...)
 {
     if (buf == NULL || cap == 0)

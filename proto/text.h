@@ -49,6 +49,11 @@ void text_json_value(FILE *out, bool present, bool ratio, int64_t num, int64_t d
  * longer, and NUL-terminate it.  Does nothing when cap is 0. */
 void text_copy(char *dst, size_t cap, const char *src, size_t len);
 
+/* Copy src[0..len) and a NUL to *p, which must have room for len + 1
+ * bytes, and advance *p past them: strings packed one after another in
+ * one allocation.  Returns the copy. */
+const char *text_put(char **p, const char *src, size_t len);
+
 /* snprintf into buf (cap bytes) when buf is not NULL and cap > 0, for the
  * optional "err, errlen" message buffers that functions fill on failure. */
 void text_format(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -11,18 +11,16 @@
 #include "text.h"
 #include "vec.h"
 
-/* Copy s to *p, advance *p past its NUL, and return the copy. */
-static const char *put(char **p, const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = memcpy(*p, s, n);
-    *p += n;
-    return d;
-}
-
 static const char *or_empty(const char *s)
 {
     return s != NULL ? s : "";
+}
+
+/* text_put() of a C string, NULL taken as "". */
+static const char *put(char **p, const char *s)
+{
+    s = or_empty(s);
+    return text_put(p, s, strlen(s));
 }
 
 cli_render_tally_t *cli_render_dup(const tally_tally_t *src)
@@ -38,11 +36,11 @@ cli_render_tally_t *cli_render_dup(const tally_tally_t *src)
     d->t = *src;
     d->t.nvalues = n;
     char *p = d->text;
-    d->t.metric = put(&p, or_empty(src->metric));
-    d->t.scope = put(&p, or_empty(src->scope));
-    d->t.topic = put(&p, or_empty(src->topic));
+    d->t.metric = put(&p, src->metric);
+    d->t.scope = put(&p, src->scope);
+    d->t.topic = put(&p, src->topic);
     for (unsigned i = 0; i < n; i++)
-        d->t.values[i].column = put(&p, or_empty(src->values[i].column));
+        d->t.values[i].column = put(&p, src->values[i].column);
     return d;
 }
 

@@ -5,16 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-
-/* Copy len bytes at src and a NUL to *p; advance *p past them. */
-static const char *put_text(char **p, const char *src, size_t len)
-{
-    char *d = *p;
-    memcpy(d, src, len);
-    d[len] = '\0';
-    *p += len + 1;
-    return d;
-}
+#include "text.h"
 
 sub_entry_t *sub_entry_put(sub_entry_t *e, const proto_tally_t *t)
 {
@@ -34,16 +25,16 @@ sub_entry_t *sub_entry_put(sub_entry_t *e, const proto_tally_t *t)
         e->room = (uint32_t)need;
     }
     char *p = e->text;
-    e->pub.metric = put_text(&p, t->metric.ptr, t->metric.len);
-    e->pub.scope = put_text(&p, t->scope.ptr, t->scope.len);
-    e->pub.topic = put_text(&p, topic, (size_t)tlen);
+    e->pub.metric = text_put(&p, t->metric.ptr, t->metric.len);
+    e->pub.scope = text_put(&p, t->scope.ptr, t->scope.len);
+    e->pub.topic = text_put(&p, topic, (size_t)tlen);
     e->pub.kind = t->kind;
     e->pub.seq = t->seq;
     e->pub.time_ms = t->time_ms;
     e->pub.nvalues = n;
     for (unsigned i = 0; i < n; i++) {
         const proto_value_t *v = &t->values[i];
-        e->pub.values[i].column = put_text(&p, v->name.ptr, v->name.len);
+        e->pub.values[i].column = text_put(&p, v->name.ptr, v->name.len);
         e->pub.values[i].present = v->present;
         e->pub.values[i].num = v->present ? v->num : 0;
         e->pub.values[i].den = v->present ? v->den : 1;
