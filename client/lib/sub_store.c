@@ -7,14 +7,23 @@
 
 #include "text.h"
 
-sub_entry_t *sub_entry_put(sub_entry_t *e, const proto_tally_t *t)
+/* The topic of t into buf (PROTO_TOPIC_MAX + 1 bytes); its length. */
+static size_t topic_of(char *buf, const proto_tally_t *t)
 {
-    char topic[PROTO_TOPIC_MAX + 1];
-    int tlen = proto_topic(topic, sizeof topic, t->metric, t->scope);
-    if (tlen < 0)
-        tlen = 0; /* cannot happen for names the decoder accepted */
+    int len = proto_topic(buf, PROTO_TOPIC_MAX + 1, t->metric, t->scope);
+    if (len < 0) {
+        buf[0] = '\0'; /* cannot happen for names the decoder accepted */
+        return 0;
+    }
+    return (size_t)len;
+}
+
+/* sub_entry_put() with t's topic already formatted. */
+static sub_entry_t *entry_put(sub_entry_t *e, const proto_tally_t *t, const char *topic,
+                              size_t tlen)
+{
     unsigned n = t->nvalues < PROTO_COLUMNS_MAX ? t->nvalues : PROTO_COLUMNS_MAX;
-    size_t need = t->metric.len + t->scope.len + (size_t)tlen + 3;
+    size_t need = t->metric.len + t->scope.len + tlen + 3;
     for (unsigned i = 0; i < n; i++)
         need += t->values[i].name.len + 1;
     if (e == NULL || e->room < need) {
@@ -27,7 +36,7 @@ sub_entry_t *sub_entry_put(sub_entry_t *e, const proto_tally_t *t)
     char *p = e->text;
     e->pub.metric = text_put(&p, t->metric.ptr, t->metric.len);
     e->pub.scope = text_put(&p, t->scope.ptr, t->scope.len);
-    e->pub.topic = text_put(&p, topic, (size_t)tlen);
+    e->pub.topic = text_put(&p, topic, tlen);
     e->pub.kind = t->kind;
     e->pub.seq = t->seq;
     e->pub.time_ms = t->time_ms;
@@ -40,6 +49,13 @@ sub_entry_t *sub_entry_put(sub_entry_t *e, const proto_tally_t *t)
         e->pub.values[i].den = v->present ? v->den : 1;
     }
     return e;
+}
+
+sub_entry_t *sub_entry_put(sub_entry_t *e, const proto_tally_t *t)
+{
+    char topic[PROTO_TOPIC_MAX + 1];
+    size_t tlen = topic_of(topic, t);
+    return entry_put(e, t, topic, tlen);
 }
 
 void sub_store_init(sub_store_t *s)
@@ -100,13 +116,12 @@ sub_entry_t *sub_store_find(const sub_store_t *s, const char *topic)
 int sub_store_put(sub_store_t *s, const proto_tally_t *t, sub_entry_t **out)
 {
     char topic[PROTO_TOPIC_MAX + 1];
-    if (proto_topic(topic, sizeof topic, t->metric, t->scope) < 0)
-        topic[0] = '\0';
+    size_t tlen = topic_of(topic, t);
     /* Keep the load factor under one half so probes stay short. */
     if ((s->n + 1) * 2 > s->cap && grow(s) < 0)
         return TALLY_ENOMEM;
     size_t i = find_slot(s->slots, s->cap, topic);
-    sub_entry_t *e = sub_entry_put(s->slots[i], t);
+    sub_entry_t *e = entry_put(s->slots[i], t, topic, tlen);
     if (e == NULL)
         return TALLY_ENOMEM;
     if (s->slots[i] == NULL)
