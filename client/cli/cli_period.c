@@ -17,11 +17,16 @@
 #include "table.h"
 #include "vec.h"
 
-static int32_t local_today(void)
+/* Today's date in UTC.  Periods are the daemon's, in its time zone, which
+ * the wire does not announce (PROTOCOL.md 10.4), so this machine's zone
+ * says nothing about them; but no zone is more than 14 hours ahead of
+ * UTC, so a period beginning after tomorrow in UTC has not begun anywhere.
+ * Nearer ones are the daemon's to judge. */
+static int32_t utc_today(void)
 {
     time_t now = time(NULL);
     struct tm tm;
-    localtime_r(&now, &tm);
+    gmtime_r(&now, &tm);
     return calperiod_days_from_civil(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
 }
 
@@ -34,12 +39,13 @@ int cli_period_check(const char *cmd, const char *option, const char *value)
                                "YYYY-MM-DD (years 2000..2099), e.g. 2023, 2023-Q4, 2023-12, "
                                "2023-12-31",
                                option, value);
-    int32_t first, last, today = local_today();
+    int32_t first, last, today = utc_today();
     calperiod_days(p, &first, &last);
-    if (first > today) {
+    if (first > today + 1) {
         char t[CALPERIOD_NAME_MAX];
         calperiod_format((calperiod_t){CALPERIOD_DAY, today}, t, sizeof(t));
-        return cli_usage_error(cmd, "%s '%s' has not begun yet (today is %s)", option, value, t);
+        return cli_usage_error(cmd, "%s '%s' has not begun yet (today is %s in UTC)", option, value,
+                               t);
     }
     return 0;
 }

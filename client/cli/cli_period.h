@@ -9,9 +9,11 @@
 #include "cli_opts.h"
 #include "tally.h"
 
-/* Check a --period, --from or --to argument: a period name whose first
- * day is not after today (local time).  Returns 0, or prints a usage
- * error naming option and returns CLI_USAGE. */
+/* Check a --period, --from or --to argument: a period name that may have
+ * begun in the daemon's time zone (its first day not after tomorrow in
+ * UTC; the daemon refuses the rest of what has not begun, BAD_PERIOD).
+ * Returns 0, or prints a usage error naming option and returns
+ * CLI_USAGE. */
 int cli_period_check(const char *cmd, const char *option, const char *value);
 
 /* `tally get --period P`: the tallies o selects for period, with the

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "calperiod.h"
@@ -391,6 +392,74 @@ static void test_bad_arguments(void **state)
         assert_string_equal(r.out, "");
         cli_result_free(&r);
     }
+}
+
+/* The date of day days_from_epoch as YYYY-MM-DD. */
+static void day_name(int32_t day, char out[CALPERIOD_NAME_MAX])
+{
+    calperiod_format((calperiod_t){CALPERIOD_DAY, day}, out, CALPERIOD_NAME_MAX);
+}
+
+/* 5b. Whether a period has begun is the daemon's call, in its zone: a
+ * daemon 14 hours ahead of UTC (Pacific/Kiritimati) answers for its
+ * today a command on a machine 12 hours behind (TZ=Etc/GMT+12), where it
+ * is a day or two earlier; its tomorrow is refused, by the daemon or, when
+ * it has begun nowhere, by the command. */
+static void test_period_in_daemon_zone(void **state)
+{
+    fx_t *f = *state;
+    char *tz = strstr(f->conf, "timezone = Asia/Shanghai");
+    assert_non_null(tz);
+    const char kiri[] = "timezone = Pacific/Kiritimati";
+    char *conf = malloc(strlen(f->conf) + sizeof kiri);
+    assert_non_null(conf);
+    f->scratch[0] = conf;
+    snprintf(conf, strlen(f->conf) + sizeof kiri, "%.*s%s%s", (int)(tz - f->conf), f->conf, kiri,
+             tz + strlen("timezone = Asia/Shanghai"));
+    assert_int_equal(harness_start(&f->h, conf, NULL), 0);
+    const char *was = getenv("TZ");
+    char *saved = was != NULL ? strdup(was) : NULL;
+    f->scratch[1] = saved;
+    assert_int_equal(setenv("TZ", "Etc/GMT+12", 1), 0);
+
+    time_t now = time(NULL) + 14 * 3600;
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    int32_t today = calperiod_days_from_civil(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+    char day[CALPERIOD_NAME_MAX], next[CALPERIOD_NAME_MAX];
+    day_name(today, day);
+    day_name(today + 1, next);
+
+    cli_result_t r = run_expect(
+        f, 0, (const char *const[]){"push", "--town", "gaoguan", "disputes.resolved=2", NULL});
+    cli_result_free(&r);
+    r = run_expect(f, 0,
+                   (const char *const[]){"get", "--period", day, "--town", "gaoguan", "--metric",
+                                         "disputes.resolved", "--no-labels", NULL});
+    if (strstr(r.out, day) == NULL || strstr(r.out, " 2\n") == NULL)
+        fail_msg("tally get --period %s: expected column %s with 2 in:\n%s", day, day, r.out);
+    cli_result_free(&r);
+    r = run_expect(f, 0,
+                   (const char *const[]){"history", "-m", "disputes.resolved", "--by", "day",
+                                         "--from", day, "--csv", NULL});
+    char want[64];
+    snprintf(want, sizeof want, "%s,2\n", day);
+    if (strstr(r.out, want) == NULL)
+        fail_msg("tally history --from %s: expected '%s' in:\n%s", day, want, r.out);
+    cli_result_free(&r);
+    r = run_expect(f, 0,
+                   (const char *const[]){"report", "--period", day, "--town", "gaoguan", "--format",
+                                         "csv", NULL});
+    cli_result_free(&r);
+    r = run_expect(f, 2, (const char *const[]){"get", "--period", next, NULL});
+    if (strstr(r.err, "has not begun yet") == NULL)
+        fail_msg("tally get --period %s (tomorrow in the daemon's zone):\n%s", next, r.err);
+    cli_result_free(&r);
+
+    if (saved != NULL)
+        setenv("TZ", saved, 1);
+    else
+        unsetenv("TZ");
 }
 
 /* The values of --metric's tallies in a `tally get --period P --json`
@@ -964,6 +1033,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_damaged_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_period_in_daemon_zone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_correction_and_compare, setup, teardown),
         cmocka_unit_test_setup_teardown(test_period_changed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_while_writing, setup, teardown),
