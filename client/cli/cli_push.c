@@ -22,6 +22,7 @@ const char cli_push_usage[] =
     "Usage: tally push --town NAME [OPTIONS] METRIC=VALUE...\n"
     "       tally push --town NAME [OPTIONS] --file FILE.csv\n"
     "       COMMAND | tally push --town NAME [OPTIONS]\n"
+    "       tally push --spool DIR --flush [OPTIONS]\n"
     "\n"
     "Send figures of one township to tallyd and wait until they are acknowledged.\n"
     "Values are integers.  A CSV file needs a header row naming a 'metric' and a\n"
@@ -30,7 +31,8 @@ const char cli_push_usage[] =
     "standard input when it is not a terminal.\n"
     "\n"
     "Options:\n"
-    "  -t, --town NAME    township the figures belong to (required)\n"
+    "  -t, --town NAME    township the figures belong to (required, except with\n"
+    "                     --flush)\n"
     "  -f, --file FILE    read figures from a CSV file ('-' = standard input)\n"
     "  -T, --time WHEN    event time of the figures (default: now): 2023-12-31\n"
     "                     (midnight, local time), 2023-12-31T12:00:00 (local time),\n"
@@ -279,7 +281,9 @@ static void print_delivered(const push_t *p, const char *town, const char *spool
         printf("delivered %zu submission%s (%zu sample%s) left in %s by an earlier run\n",
                p->earlier_subs, plural(p->earlier_subs), p->earlier_samples,
                plural(p->earlier_samples), spool);
-    if (p->accepted_subs > 0)
+    if (p->earlier_subs == 0 && town == NULL) /* --flush */
+        printf("nothing left in %s to deliver\n", spool);
+    if (p->accepted_subs > 0 && town != NULL)
         printf("accepted %zu sample%s for %s (seq %" PRIu64 "..%" PRIu64 ")\n", p->accepted_samples,
                plural(p->accepted_samples), town, p->lo, p->hi);
 }
@@ -398,19 +402,21 @@ int cli_push(int argc, char **argv, cli_global_t *g)
     }
     if (status != CLI_CONTINUE)
         return status;
-    if (town == NULL)
-        return cli_usage_error("push", "--town NAME is required");
-    if (proto_name_check(town, strlen(town)) < 0)
+    if (town != NULL && proto_name_check(town, strlen(town)) < 0)
         return cli_usage_error("push", "--town '%s' is not a valid township name", town);
     bool pairs = optind < argc;
     if (flush) {
+        /* Each spooled submission names its township: --town is not
+         * needed, and not used. */
         if (spool == NULL)
             return cli_usage_error("push", "--flush needs --spool DIR");
         if (pairs || file != NULL)
             return cli_usage_error("push", "--flush pushes nothing new: drop the figures");
         csv_samples_t none = {0};
-        return deliver(g, town, spool, 0, o.timeout_ms, quiet, &none);
+        return deliver(g, NULL, spool, 0, o.timeout_ms, quiet, &none);
     }
+    if (town == NULL)
+        return cli_usage_error("push", "--town NAME is required");
     if (pairs && file != NULL)
         return cli_usage_error("push", "give METRIC=VALUE pairs or --file, not both");
     if (!pairs && file == NULL) {

@@ -132,15 +132,14 @@ int tally_client_new(const char *server_endpoint, const char *township,
     size_t errlen = o->errbuf_len;
     if (err != NULL && errlen > 0)
         err[0] = '\0';
-    if (server_endpoint == NULL || township == NULL || out == NULL) {
-        text_format(err, errlen,
-                    "tally_client_new: server_endpoint, township and out are required");
+    if (server_endpoint == NULL || out == NULL) {
+        text_format(err, errlen, "tally_client_new: server_endpoint and out are required");
         return TALLY_EINVAL;
     }
     int rc = check_opts(o, err, errlen);
     if (rc < 0)
         return rc;
-    rc = proto_name_check(township, strlen(township));
+    rc = township != NULL ? proto_name_check(township, strlen(township)) : 0;
     if (rc < 0) {
         text_format(err, errlen, "township '%s' is not a valid name (%s)", township,
                     tally_strerror(rc));
@@ -158,7 +157,7 @@ int tally_client_new(const char *server_endpoint, const char *township,
         rc = TALLY_EINVAL;
         goto fail;
     }
-    strcpy(c->township, township);
+    strcpy(c->township, township != NULL ? township : ""); /* "": delivers only */
     c->max_in_flight = o->max_in_flight ? o->max_in_flight : TALLY_MAX_IN_FLIGHT;
     c->backoff_initial_ms = o->backoff_initial_ms ? o->backoff_initial_ms : DEFAULT_BACKOFF_INITIAL;
     c->backoff_max_ms = o->backoff_max_ms ? o->backoff_max_ms : DEFAULT_BACKOFF_MAX;
@@ -241,6 +240,11 @@ int tally_client_add(tally_client_t *c, const char *metric, int64_t value, int64
 {
     if (c == NULL || metric == NULL)
         return TALLY_EINVAL;
+    if (c->township[0] == '\0') {
+        client_seterr(c, "this client was made without a township: it only delivers what its "
+                         "spool holds");
+        return TALLY_EINVAL;
+    }
     size_t mlen = strlen(metric);
     int rc = proto_name_check(metric, mlen);
     if (rc < 0) {

@@ -269,7 +269,10 @@ typedef struct tally_client_opts {
 
 /* Create a publisher for township (1..64 bytes of UTF-8, the protocol's
  * name rules) that submits to server_endpoint (any form accepted by
- * tally_endpoint_normalize).  opts may be NULL (all defaults).
+ * tally_endpoint_normalize).  opts may be NULL (all defaults).  township
+ * NULL: a client that only delivers what its spool holds (each spooled
+ * submission names its own township); tally_client_add() then fails with
+ * TALLY_EINVAL.
  *
  * With a spool directory the client locks it (SPOOL/lock; one process per
  * spool), loads its persistent client id, next sequence number, last
@@ -283,7 +286,8 @@ typedef struct tally_client_opts {
  * lock_timeout_ms).
  *
  * On success *out owns a new client (free with tally_client_destroy).
- * Returns 0; TALLY_EINVAL (NULL argument, bad endpoint, option out of range);
+ * Returns 0; TALLY_EINVAL (NULL endpoint or out, bad endpoint, option out
+ * of range);
  * TALLY_EBADNAME, TALLY_ETOOLONG or TALLY_EUTF8 (township); TALLY_EEXIST
  * (the spool or state file is locked by another process, still after
  * lock_timeout_ms); TALLY_EIO (spool or state file
@@ -308,8 +312,9 @@ TALLY_API void tally_client_destroy(tally_client_t **c);
  * carries one event time, so a sample with a different time first closes
  * the current batch (as tally_client_send); so does a full batch
  * (batch_limit samples, or a body near the 64 KiB message limit).
- * Returns 0; TALLY_EINVAL (NULL argument); TALLY_EBADNAME, TALLY_ETOOLONG,
- * TALLY_EUTF8 (metric breaks the name rules); TALLY_ERANGE (time outside
+ * Returns 0; TALLY_EINVAL (NULL argument, or a client made without a
+ * township); TALLY_EBADNAME, TALLY_ETOOLONG, TALLY_EUTF8 (metric breaks
+ * the name rules); TALLY_ERANGE (time outside
  * 2000-01-01 .. 2100-01-01); or an error of tally_client_send when a batch
  * had to be closed (the new sample is then not added). */
 TALLY_API int tally_client_add(tally_client_t *c, const char *metric, int64_t value,

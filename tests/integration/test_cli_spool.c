@@ -119,22 +119,28 @@ static void test_spool_daemon_down(void **state)
     }
 
     assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
-    /* tally(1) has no way to deliver the spool alone (push needs figures:
-     * pairs, --file or CSV on standard input), so the next push brings one
-     * figure of another metric, and delivers the spool first. */
-    const char *flush[] = {"push",      "--town", "t2",       "--spool", spool,
-                           "--timeout", "10",     "marker=1", NULL};
+    /* --flush delivers the spool alone, without --town: each spooled
+     * submission names its township. */
+    const char *flush[] = {"push", "--spool", spool, "--flush", "--timeout", "10", NULL};
     cli_result_t r = run_expect(f, 0, flush);
     char want[2 * HARNESS_PATH_MAX];
     snprintf(want, sizeof want,
-             "delivered 3 submissions (3 samples) left in %s by an earlier run\n"
-             "accepted 1 sample for t2 (seq 4..4)\n",
-             spool);
+             "delivered 3 submissions (3 samples) left in %s by an earlier run\n", spool);
     assert_string_equal(r.out, want);
     assert_string_equal(r.err, "");
     cli_result_free(&r);
     assert_int_equal(cli_count_files(spool, ".sub"), 0);
     assert_int_equal(cli_count_files(spool, ".tmp"), 0);
+    r = run_expect(f, 0, flush);
+    snprintf(want, sizeof want, "nothing left in %s to deliver\n", spool);
+    assert_string_equal(r.out, want);
+    cli_result_free(&r);
+    /* The next push continues the spool's sequence. */
+    const char *marker[] = {"push",      "--town", "t2",       "--spool", spool,
+                            "--timeout", "10",     "marker=1", NULL};
+    r = run_expect(f, 0, marker);
+    assert_string_equal(r.out, "accepted 1 sample for t2 (seq 4..4)\n");
+    cli_result_free(&r);
 
     get_tab(f, (const char *const[]){"--all", NULL});
     assert_int_equal(total_of(f, "m", "county"), 5 + 7 + 11);

@@ -493,6 +493,13 @@ static void test_bad_arguments(void **state)
     assert_int_equal(tally_client_batch_size(c), 0);
     tally_client_destroy(&c);
     tally_client_destroy(&c); /* NULL: no-op */
+    /* Without a township: a client that only delivers its spool. */
+    assert_int_equal(tally_client_new(f->ep, NULL, NULL, NULL), TALLY_EINVAL);
+    assert_int_equal(tally_client_new(f->ep, NULL, NULL, &c), 0);
+    assert_int_equal(tally_client_add(c, "ok", 1, T0), TALLY_EINVAL);
+    assert_non_null(strstr(tally_client_last_error(c), "without a township"));
+    assert_int_equal(tally_client_batch_size(c), 0);
+    tally_client_destroy(&c);
 }
 
 /* Batches close on a new time, on batch_limit, and samples with time 0
