@@ -385,6 +385,40 @@ static bool authorized(const ingest_t *in, const keyring_identity_t *who, const 
     return true;
 }
 
+static bool text_is(const char *text, proto_str_t name)
+{
+    return text[0] != '\0' && strlen(text) == name.len && memcmp(text, name.ptr, name.len) == 0;
+}
+
+/* A name that is not an id but a catalog township's display name: that
+ * township, else NULL. */
+static const config_township_t *named_township(const ingest_t *in, proto_str_t name)
+{
+    const tallyd_config_t *cat = in->c.catalog;
+    for (size_t i = 0; cat != NULL && i < cat->ntownships; i++)
+        if (text_is(cat->townships[i].name, name))
+            return &cat->townships[i];
+    return NULL;
+}
+
+/* The id of the catalog metric (*ratio false) or ratio (true) whose label
+ * name is, else NULL. */
+static const char *labelled(const ingest_t *in, proto_str_t name, bool *ratio)
+{
+    const tallyd_config_t *cat = in->c.catalog;
+    for (size_t i = 0; cat != NULL && i < cat->nmetrics; i++)
+        if (text_is(cat->metrics[i].label, name)) {
+            *ratio = false;
+            return cat->metrics[i].id;
+        }
+    for (size_t i = 0; cat != NULL && i < cat->nratios; i++)
+        if (text_is(cat->ratios[i].label, name)) {
+            *ratio = true;
+            return cat->ratios[i].id;
+        }
+    return NULL;
+}
+
 /* The township's id: declared in a closed catalog, or added to the open
  * one up to max_townships. */
 static int town_id(ingest_t *in, proto_str_t name, char *msg, size_t msglen)
@@ -393,6 +427,13 @@ static int town_id(ingest_t *in, proto_str_t name, char *msg, size_t msglen)
     int id = intern_find(in->c.towns, name.ptr, name.len);
     if (id > 0)
         return id;
+    const config_township_t *t = named_township(in, name);
+    if (t != NULL) {
+        snprintf(msg, msglen,
+                 "township '%.*s' is the name of township '%s' in the catalog; submit its id '%s'",
+                 (int)name.len, name.ptr, t->id, t->id);
+        return TALLY_EUNKTOWN;
+    }
     if (l->closed_townships) {
         snprintf(msg, msglen, "township '%.*s' is not in the catalog", (int)name.len, name.ptr);
         return TALLY_EUNKTOWN;
@@ -424,6 +465,22 @@ static int metric_id(ingest_t *in, uint32_t i, proto_str_t name, char *msg, size
             return TALLY_EKIND;
         }
         return id;
+    }
+    bool ratio = false;
+    const char *labelled_id = labelled(in, name, &ratio);
+    if (labelled_id != NULL && ratio) {
+        snprintf(msg, msglen,
+                 "samples[%u].metric: '%.*s' is the label of the derived ratio '%s'; submit its "
+                 "numerator and denominator instead",
+                 i, (int)name.len, name.ptr, labelled_id);
+        return TALLY_EKIND;
+    }
+    if (labelled_id != NULL) {
+        snprintf(msg, msglen,
+                 "samples[%u].metric: '%.*s' is the label of metric '%s' in the catalog; submit "
+                 "its id '%s'",
+                 i, (int)name.len, name.ptr, labelled_id, labelled_id);
+        return TALLY_EUNKMETRIC;
     }
     if (l->closed_metrics) {
         snprintf(msg, msglen, "samples[%u].metric: metric '%.*s' is not in the catalog", i,

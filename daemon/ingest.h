@@ -89,6 +89,13 @@ typedef struct ingest_config {
     const tclock_t *clock; /* event times are checked against it */
     bool secured;          /* CURVE: submissions need a township key */
     ingest_limits_t limits;
+    /* Optional: the catalog, read at every use (a reload updates it in
+     * place).  A township or metric name that is not an id but a
+     * township's name or a metric's or ratio's label there is refused,
+     * naming the id, also in an open catalog: an office's own sheet names
+     * its figures by their labels, and counting them under the label
+     * would split a series in two. */
+    const tallyd_config_t *catalog;
     /* Optional: told of every record the moment it is applied to the
      * engine (live, or replayed), with its journal position; history keeps
      * the closed periods with it.  A non-zero return stops the daemon (a

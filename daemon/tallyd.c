@@ -334,6 +334,7 @@ static int setup_ingest(tallyd_t *d)
         .on_applied = on_applied,
         .prefetch = on_prefetch,
         .applied_ctx = d,
+        .catalog = &d->cfg,
     };
     int rc = ingest_init(&d->ingest, &ic);
     d->ingest_open = rc == 0;

@@ -21,9 +21,9 @@ static void on_stop(void *ctx, int code)
 }
 
 static const char closed_conf[] = "[limits]\nmax_series = 8\nmax_clients = 2\n"
-                                  "[township gaoguan]\n[township gecheng]\n"
+                                  "[township gaoguan]\nname = 高观镇\n[township gecheng]\n"
                                   "[metric disputes.screened]\nkind = counter\n"
-                                  "max = 9223372036854775807\n"
+                                  "max = 9223372036854775807\nlabel = 排查矛盾纠纷\n"
                                   "[metric disputes.resolved]\nkind = counter\n"
                                   "[metric grid.zones]\nkind = gauge\n"
                                   "[ratio disputes.resolution_rate]\n"
@@ -234,6 +234,45 @@ static void test_reject_catalog(void **state)
     hand_in(f, 'a', NULL);
     expect_reject(f, 2, TALLY_EUNKMETRIC, "samples[1].metric",
                   "samples[1].metric: metric 'disputes.resolvd' is not in the catalog");
+}
+
+/* A township's name or a metric's or ratio's label where an id belongs:
+ * refused naming the id, in a closed catalog and in an open one (where it
+ * would otherwise become a series of its own); nothing added, nothing
+ * journaled. */
+static void test_reject_labels(void **state)
+{
+    fx_t *f = *state;
+    bool open = !f->st.cfg.catalog_closed_metrics;
+    uint32_t towns = intern_count(&f->st.towns), metrics = intern_count(&f->st.metrics);
+    if (!open) {
+        t_submit(&f->buf, 1, 1, "高观镇", T_NOW, 1, "disputes.screened=1");
+        hand_in(f, 'a', NULL);
+        expect_reject(f, 1, TALLY_EUNKTOWN, "township",
+                      "township '高观镇' is the name of township 'gaoguan' in the catalog; submit "
+                      "its id 'gaoguan'");
+    }
+    const char *town = open ? "t1" : "gaoguan";
+    t_submit(&f->buf, 1, 2, town, T_NOW, 2, "disputes.screened=1",
+             open ? "法治理论考试参考人数=94" : "排查矛盾纠纷=3");
+    hand_in(f, 'a', NULL);
+    expect_reject(f, 2, TALLY_EUNKMETRIC, "samples[1].metric",
+                  open ? "samples[1].metric: '法治理论考试参考人数' is the label of metric "
+                         "'law_exam.takers' in the catalog; submit its id 'law_exam.takers'"
+                       : "samples[1].metric: '排查矛盾纠纷' is the label of metric "
+                         "'disputes.screened' in the catalog; submit its id 'disputes.screened'");
+    if (open) {
+        t_submit(&f->buf, 1, 3, town, T_NOW, 1, "矛盾纠纷化解率=1");
+        hand_in(f, 'a', NULL);
+        expect_reject(f, 3, TALLY_EKIND, "samples[0].metric",
+                      "'矛盾纠纷化解率' is the label of the derived ratio "
+                      "'disputes.resolution_rate'");
+    }
+    assert_int_equal(intern_count(&f->st.towns), towns);
+    assert_int_equal(intern_count(&f->st.metrics), metrics);
+    assert_int_equal(
+        intern_find(&f->st.metrics, "法治理论考试参考人数", strlen("法治理论考试参考人数")),
+        TALLY_ENOTFOUND);
 }
 
 static void test_reject_ratio(void **state)
@@ -510,6 +549,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_duplicate, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_reject_stopping, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_reject_catalog, setup_closed, teardown),
+        cmocka_unit_test_setup_teardown(test_reject_labels, setup_closed, teardown),
+        cmocka_unit_test_setup_teardown(test_reject_labels, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_reject_ratio, setup_closed, teardown),
         cmocka_unit_test_setup_teardown(test_reject_time, setup_closed, teardown),
         cmocka_unit_test_setup_teardown(test_reject_overflow, setup_closed, teardown),
