@@ -5,6 +5,7 @@
  * person reading it is a clerk with a spreadsheet open, not a programmer. */
 #include "csv.h"
 
+#include <iconv.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,8 +192,29 @@ static int find_column(const field_t *hdr, int n, const char *want, int *col)
     return TALLY_ENOTFOUND;
 }
 
-/* The header's columns for a message, bytes that are not UTF-8 shown as
- * \xNN so that the message stays readable. */
+/* Append field f to buf (used bytes of cap) so that the message stays
+ * readable: a field that is not UTF-8 text has every byte beyond ASCII
+ * shown as \xNN (some pairs of another encoding happen to be UTF-8 too).
+ * Returns the new used. */
+static size_t shown(field_t f, char *buf, size_t used, size_t cap)
+{
+    bool utf8 = utf8_scan(f.ptr, f.len) == f.len;
+    for (size_t k = 0; k < f.len && used + 8 < cap;) {
+        size_t l = utf8 ? utf8_decode(f.ptr + k, f.len - k, NULL) : (unsigned char)f.ptr[k] < 0x80;
+        if (l == 0) {
+            used += (size_t)snprintf(buf + used, cap - used, "\\x%02X", (unsigned char)f.ptr[k]);
+            k++;
+        } else {
+            memcpy(buf + used, f.ptr + k, l);
+            used += l;
+            k += l;
+        }
+    }
+    buf[used] = '\0';
+    return used;
+}
+
+/* The header's columns for a message (see shown). */
 static void header_list(const field_t *hdr, int n, char *buf, size_t cap)
 {
     size_t used = 0;
@@ -200,20 +222,41 @@ static void header_list(const field_t *hdr, int n, char *buf, size_t cap)
     for (int i = 0; i < n && used + 8 < cap; i++) {
         if (i > 0)
             used += (size_t)snprintf(buf + used, cap - used, ", ");
-        for (size_t k = 0; k < hdr[i].len && used + 8 < cap;) {
-            size_t l = utf8_decode(hdr[i].ptr + k, hdr[i].len - k, NULL);
-            if (l == 0) {
-                used += (size_t)snprintf(buf + used, cap - used, "\\x%02X",
-                                         (unsigned char)hdr[i].ptr[k]);
-                k++;
-            } else {
-                memcpy(buf + used, hdr[i].ptr + k, l);
-                used += l;
-                k += l;
-            }
-        }
-        buf[used] = '\0';
+        used = shown(hdr[i], buf, used, cap);
     }
+}
+
+/* Text that is not UTF-8 is most likely GBK: Excel and WPS save CSV in it
+ * on Chinese Windows.  When f reads as GB18030 (GBK's superset), its text
+ * in UTF-8 goes to out and the result is true. */
+static bool read_as_gbk(field_t f, char *out, size_t cap)
+{
+    iconv_t cd = iconv_open("UTF-8", "GB18030");
+    if (cd == (iconv_t)-1)
+        return false;
+    char *in = (char *)f.ptr, *o = out;
+    size_t inleft = f.len, outleft = cap - 1;
+    size_t rc = iconv(cd, &in, &inleft, &o, &outleft);
+    iconv_close(cd);
+    if (rc == (size_t)-1 || inleft != 0)
+        return false;
+    *o = '\0';
+    return true;
+}
+
+/* The end of a message about text that is not UTF-8 (f, when given, the
+ * field that shows it): what it seems to be and what to do. */
+static void not_utf8_advice(const field_t *f, char *buf, size_t cap)
+{
+    char gbk[256];
+    if (f != NULL && read_as_gbk(*f, gbk, sizeof gbk))
+        snprintf(buf, cap,
+                 "; read as GBK it says '%s': the file is in GBK, as Excel and WPS save CSV on "
+                 "Chinese Windows unless told otherwise. Save it as CSV UTF-8, or convert it: "
+                 "iconv -f gb18030 -t utf-8",
+                 gbk);
+    else
+        snprintf(buf, cap, "; save the file as CSV UTF-8");
 }
 
 /* A header of one column holding another separator: the file was saved
@@ -325,6 +368,14 @@ static int parse_row(const field_t *fields, int n, int ncols, int mcol, int vcol
     trim(&m);
     trim(&v);
     rc = proto_name_check(m.ptr, m.len);
+    if (rc == TALLY_EUTF8) {
+        char text[256], advice[512];
+        shown(m, text, 0, sizeof text);
+        not_utf8_advice(&m, advice, sizeof advice);
+        text_format(err, errlen, "%s:%u: column %d (metric): '%s' is not UTF-8 text%s", name, line,
+                    mcol + 1, text, advice);
+        return TALLY_EINVAL;
+    }
     if (rc < 0) {
         text_format(err, errlen,
                     "%s:%u: column %d (metric): '%.*s' is not a valid metric name (%s)", name, line,
@@ -388,16 +439,20 @@ int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples
     unsigned hline = r.line - 1;
     ncols = n;
     if (find_column(fields, n, "metric", &mcol) < 0 || find_column(fields, n, "value", &vcol) < 0) {
-        char list[512];
+        char list[512], advice[512] = "";
         header_list(fields, n, list, sizeof list);
         char sep = other_separator(fields, n);
+        for (int i = 0; i < n && advice[0] == '\0'; i++)
+            if (utf8_scan(fields[i].ptr, fields[i].len) != fields[i].len)
+                not_utf8_advice(&fields[i], advice, sizeof advice);
         text_format(
-            err, errlen, "%s:%u: the header has no '%s' column (columns: %s)%s%s%s", name, hline,
+            err, errlen, "%s:%u: the header has no '%s' column (columns: %s)%s%s%s%s", name, hline,
             mcol < 0 ? "metric" : "value", list, sep ? "; the fields seem to be separated by " : "",
             sep == ';' ? "';'"
             : sep      ? "tabs"
                        : "",
-            sep ? ": tally reads comma-separated values, save the file as CSV with commas" : "");
+            sep ? ": tally reads comma-separated values, save the file as CSV with commas" : "",
+            advice);
         rc = TALLY_EINVAL;
         goto out;
     }

@@ -2,7 +2,8 @@
  * for `tally push`.
  *
  * The input is RFC 4180 CSV (quoted fields with "" escapes, LF or CRLF
- * line ends, an optional UTF-8 byte order mark) whose header row names at
+ * line ends, an optional UTF-8 byte order mark; UTF-8 where it is read,
+ * with GBK recognised and explained) whose header row names at
  * least a `metric` and a `value` column (found by name, case-insensitive,
  * surrounding spaces ignored); other columns are ignored.  A row may not
  * have more non-empty fields than the header has columns: an unquoted

@@ -237,10 +237,35 @@ static void test_spreadsheet_exports(void **state)
                      TALLY_EINVAL);
     assert_string_equal(err, "t.csv: the file is UTF-16 text (\"Unicode text\"), not CSV: save "
                              "it as CSV UTF-8 (comma delimited)");
+    /* GBK, as Excel and WPS save CSV on Chinese Windows: said, and shown
+     * as GBK. */
     assert_int_equal(parse("\xB8\xDF,value\n", &s, err, sizeof err), TALLY_EINVAL);
     assert_string_equal(err, "t.csv:1: the header has no 'metric' column (columns: \\xB8\\xDF, "
-                             "value)");
+                             "value); read as GBK it says '高': the file is in GBK, as Excel and "
+                             "WPS save CSV on Chinese Windows unless told otherwise. Save it as "
+                             "CSV UTF-8, or convert it: iconv -f gb18030 -t utf-8");
     assert_int_equal(s.n, 0);
+    /* 排查矛盾纠纷 in GBK as a metric: every byte beyond ASCII escaped
+     * (C5C5 and B2E9 are not UTF-8, but some GBK pairs are). */
+    assert_int_equal(parse("metric,value\n\xC5\xC5\xB2\xE9\xC3\xAC\xB6\xDC\xBE\xC0\xB7\xD7,3\n", &s,
+                           err, sizeof err),
+                     TALLY_EINVAL);
+    assert_string_equal(err, "t.csv:2: column 1 (metric): "
+                             "'\\xC5\\xC5\\xB2\\xE9\\xC3\\xAC\\xB6\\xDC\\xBE\\xC0\\xB7\\xD7' is "
+                             "not UTF-8 text; read as GBK it says '排查矛盾纠纷': the file is in "
+                             "GBK, as Excel and WPS save CSV on Chinese Windows unless told "
+                             "otherwise. Save it as CSV UTF-8, or convert it: iconv -f gb18030 -t "
+                             "utf-8");
+    /* Bytes that are no text in GBK either. */
+    assert_int_equal(parse("metric,value\nab\xFF,1\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_string_equal(err, "t.csv:2: column 1 (metric): 'ab\\xFF' is not UTF-8 text; save the "
+                             "file as CSV UTF-8");
+    /* GBK in a column tally ignores is no obstacle. */
+    assert_int_equal(
+        parse("metric,label,value\nlaw_exam.takers,\xB8\xDF,94\n", &s, err, sizeof err), 0);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.v[0].value, 94);
+    csv_samples_free(&s);
 }
 
 static void test_parse_int64(void **state)
