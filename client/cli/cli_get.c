@@ -152,6 +152,8 @@ int cli_get(int argc, char **argv, cli_global_t *g)
         return status;
     const tally_curve_t *curve;
     status = cli_curve(g, "get", &curve);
+    if (status == 0)
+        status = cli_opts_resolve(&o, curve);
     if (status != 0)
         return status;
     if (period != NULL)

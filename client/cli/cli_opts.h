@@ -15,6 +15,7 @@
 #include <stdbool.h>
 
 #include "cli_util.h"
+#include "proto.h"
 
 /* The groups of shared options; -h/--help is always taken. */
 enum cli_opts_group {
@@ -41,8 +42,9 @@ enum cli_opts_group {
  * descriptions start in ("" for column 21, "  " for column 23); role
  * says whose secret certificate --cert names. */
 #define CLI_OPTS_HELP_FILTER(pad)                                                                  \
-    "  -m, --metric M     " pad "only this metric\n"                                               \
-    "  -t, --town T       " pad "the tallies of township T instead of the county's\n"              \
+    "  -m, --metric M     " pad "only this metric (its id, or its label in the catalog)\n"         \
+    "  -t, --town T       " pad "the tallies of township T (its id, or its name in the\n"          \
+    "                     " pad "catalog: 高观镇) instead of the county's\n"                    \
     "  -a, --all          " pad "the county's and every township's tallies\n"
 #define CLI_OPTS_HELP_LABELS(pad)                                                                  \
     "      --labels       " pad "show the catalog's labels, units and township names\n"            \
@@ -79,6 +81,8 @@ typedef struct cli_opts {
     bool all;                  /* --all */
     int labels;                /* --labels 1, --no-labels 0, neither -1 */
     char prefix[300];          /* CLI_OPTS_FILTER: the topic prefix they select */
+    /* cli_opts_resolve: the ids --town and --metric stand for */
+    char town_id[PROTO_NAME_MAX + 1], metric_id[PROTO_NAME_MAX + 1];
 } cli_opts_t;
 
 /* Set o up for subcommand cmd (NULL: the options before the subcommand,
@@ -105,5 +109,16 @@ int cli_opts_next(cli_opts_t *o, int argc, char **argv, int *opt);
  * (own NULL): CLI_CONTINUE once they are parsed, else the exit status, as
  * cli_opts_next. */
 int cli_opts_parse(cli_opts_t *o, int argc, char **argv);
+
+/* --town and --metric as people write them: a township's display name
+ * (高观镇) or a metric's or ratio's label (排查矛盾纠纷) in the daemon's
+ * catalog stands for its id, and o->town, o->metric and o->prefix are
+ * changed to it.  Only a name with bytes beyond ASCII that is not itself
+ * an id of the catalog is looked up (ids are ASCII in practice, so a
+ * command given ids asks nothing more of the daemon); a name the catalog
+ * does not hold, or a catalog that cannot be read, is left for the
+ * daemon's answer to judge.  Returns 0, or CLI_USAGE (printed) when the
+ * name stands for more than one entry. */
+int cli_opts_resolve(cli_opts_t *o, const tally_curve_t *curve);
 
 #endif

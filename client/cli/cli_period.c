@@ -382,8 +382,9 @@ const char cli_history_usage[] =
     "2023), at most 10,000 periods.\n"
     "\n"
     "Options:\n"
-    "  -m, --metric M     the metric (required)\n"
-    "  -t, --town T       township T instead of the county\n"
+    "  -m, --metric M     the metric (required): its id, or its label in the catalog\n"
+    "  -t, --town T       township T (its id, or its name: 高观镇) instead of the\n"
+    "                     county\n"
     "      --by UNIT      day, month, quarter or year (required)\n"
     "      --from PERIOD  the first period (required)\n"
     "      --to PERIOD    the last period (default: --from)\n"
@@ -487,7 +488,8 @@ int cli_history(int argc, char **argv, cli_global_t *g)
                                " periods, more than %d; narrow the range or use a larger --by",
                                from, to, by, count, CALPERIOD_RANGE_MAX);
     const tally_curve_t *curve;
-    if ((status = cli_curve(g, "history", &curve)) != 0)
+    if ((status = cli_curve(g, "history", &curve)) != 0 ||
+        (status = cli_opts_resolve(&o, curve)) != 0)
         return status;
     char err[600];
     tally_request_t req = {

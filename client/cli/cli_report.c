@@ -24,7 +24,7 @@ const char cli_report_usage[] =
     "\n"
     "Options:\n"
     "  -p, --period P     the period: YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD (required)\n"
-    "  -t, --town T       township T's figures\n"
+    "  -t, --town T       township T's figures (its id, or its name: 高观镇)\n"
     "  -a, --all          every township's and the county's, one column each\n"
     "      --compare      add the same period a year earlier and the change (同比)\n"
     "  -f, --format F     md (default), csv or xlsx (default from -o's extension)\n"
@@ -156,7 +156,8 @@ int cli_report(int argc, char **argv, cli_global_t *g)
     if (out != NULL && out[0] == '\0')
         return cli_usage_error("report", "-o needs a file name");
     const tally_curve_t *curve;
-    if ((status = cli_curve(g, "report", &curve)) != 0)
+    if ((status = cli_curve(g, "report", &curve)) != 0 ||
+        (status = cli_opts_resolve(&o, curve)) != 0)
         return status;
 
     fetch_ctx_t f = {.g = g};

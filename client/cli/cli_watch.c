@@ -244,8 +244,11 @@ int cli_watch(int argc, char **argv, cli_global_t *g)
         .on_reset = on_reset, .on_tally = on_tally, .on_synced = on_synced, .ctx = &w};
     const tally_curve_t *curve;
     status = cli_curve(g, "watch", &curve);
+    if (status == 0)
+        status = cli_opts_resolve(&o, curve);
     if (status != 0)
         return status;
+    w.metric = o.all ? o.metric : NULL;
     /* Read once: a reload that changes the catalog shows after a restart
      * of the watch.  A short wait, so that a daemon not up yet delays the
      * first screen little. */

@@ -232,6 +232,52 @@ static void test_report_2023(void **state)
     cli_result_free(&r);
 }
 
+/* 1b. Townships and metrics as people write them: the catalog's display
+ * name 高观镇 and labels 化解矛盾纠纷, 矛盾纠纷化解率 stand for their ids
+ * in get, history and report; a name two townships share is refused. */
+static void test_names_as_people_write_them(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, f->conf, NULL), 0);
+    push_report(f, "2023-12-31");
+    cli_result_t r = run_expect(f, 0,
+                                (const char *const[]){"get", "--period", "2023", "--town", "高观镇",
+                                                      "--metric", "化解矛盾纠纷", "--json", NULL});
+    if (strstr(r.out, "\"metric\":\"disputes.resolved\",\"scope\":\"gaoguan\"") == NULL ||
+        strstr(r.out, "\"2023\":216") == NULL)
+        fail_msg("tally get --period 2023 --town 高观镇 --metric 化解矛盾纠纷:\n%s", r.out);
+    cli_result_free(&r);
+    r = run_expect(f, 0,
+                   (const char *const[]){"get", "--town", "高观镇", "--metric", "矛盾纠纷化解率",
+                                         "--json", NULL});
+    if (strstr(r.out, "\"metric\":\"disputes.resolution_rate\",\"scope\":\"gaoguan\"") == NULL)
+        fail_msg("tally get --town 高观镇 --metric 矛盾纠纷化解率:\n%s", r.out);
+    cli_result_free(&r);
+    r = run_expect(f, 0,
+                   (const char *const[]){"history", "-m", "化解矛盾纠纷", "--town", "高观镇",
+                                         "--by", "year", "--from", "2023", "--csv", NULL});
+    assert_string_equal(r.out, "period,disputes.resolved\n2023,216\n");
+    cli_result_free(&r);
+    r = run_expect(f, 0,
+                   (const char *const[]){"report", "--period", "2023", "--town", "高观镇",
+                                         "--format", "csv", NULL});
+    if (strstr(r.out, "化解矛盾纠纷") == NULL || strstr(r.out, "216") == NULL)
+        fail_msg("tally report --town 高观镇:\n%s", r.out);
+    cli_result_free(&r);
+
+    const char twin[] = "\n[township gaoguan2]\nname = 高观镇\n";
+    char *conf = malloc(strlen(f->conf) + sizeof twin);
+    assert_non_null(conf);
+    f->scratch[0] = conf;
+    snprintf(conf, strlen(f->conf) + sizeof twin, "%s%s", f->conf, twin);
+    assert_int_equal(harness_stop(&f->h, SIGTERM), 0);
+    assert_int_equal(harness_start(&f->h, conf, NULL), 0);
+    r = run_expect(f, 2, (const char *const[]){"get", "--town", "高观镇", NULL});
+    if (strstr(r.err, "--town '高观镇' names both 'gaoguan' and 'gaoguan2'") == NULL)
+        fail_msg("tally get --town 高观镇 with two townships so named:\n%s", r.err);
+    cli_result_free(&r);
+}
+
 /* 2. Pushed twice more (2022-06-30 and again 2023-12-31), killed before
  * the history's writer ran and after: every cell counts each record
  * exactly once. */
@@ -1029,6 +1075,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_report_2023, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_names_as_people_write_them, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exactly_once_across_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_range, setup, teardown),
