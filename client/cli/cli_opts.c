@@ -166,42 +166,12 @@ int cli_opts_parse(cli_opts_t *o, int argc, char **argv)
     return status;
 }
 
-static bool beyond_ascii(const char *s)
+bool cli_beyond_ascii(const char *s)
 {
     for (; *s != '\0'; s++)
         if ((unsigned char)*s >= 0x80)
             return true;
     return false;
-}
-
-/* The id that name stands for in one of the catalog's lists (n entries,
- * entry i's id and text from get): NULL when name is an id there or
- * stands for none, and "" after printing a usage error when it stands
- * for several. */
-static const char *stands_for(const char *cmd, const char *option, const char *name, size_t n,
-                              const tally_catalog_t *cat,
-                              void (*get)(const tally_catalog_t *, size_t, const char **,
-                                          const char **))
-{
-    const char *found = NULL, *other = NULL;
-    for (size_t i = 0; i < n; i++) {
-        const char *id, *text;
-        get(cat, i, &id, &text);
-        if (strcmp(id, name) == 0)
-            return NULL;
-        if (strcmp(text, name) == 0) {
-            if (found == NULL)
-                found = id;
-            else
-                other = id;
-        }
-    }
-    if (other != NULL) {
-        cli_usage_error(cmd, "%s '%s' names both '%s' and '%s' in the catalog: give the id", option,
-                        name, found, other);
-        return "";
-    }
-    return found;
 }
 
 static void township_text(const tally_catalog_t *c, size_t i, const char **id, const char **text)
@@ -218,10 +188,37 @@ static void metric_text(const tally_catalog_t *c, size_t i, const char **id, con
     *text = m->label;
 }
 
+const char *cli_catalog_id(const char *cmd, const char *what, const char *name,
+                           const tally_catalog_t *cat, bool township)
+{
+    size_t n = township ? tally_catalog_townships(cat) : tally_catalog_metrics(cat);
+    void (*get)(const tally_catalog_t *, size_t, const char **, const char **) =
+        township ? township_text : metric_text;
+    const char *found = NULL, *other = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *id, *text;
+        get(cat, i, &id, &text);
+        if (strcmp(id, name) == 0)
+            return NULL;
+        if (strcmp(text, name) == 0) {
+            if (found == NULL)
+                found = id;
+            else
+                other = id;
+        }
+    }
+    if (other != NULL) {
+        cli_usage_error(cmd, "%s '%s' names both '%s' and '%s' in the catalog: give the id", what,
+                        name, found, other);
+        return "";
+    }
+    return found;
+}
+
 int cli_opts_resolve(cli_opts_t *o, const tally_curve_t *curve)
 {
-    bool town = o->town != NULL && beyond_ascii(o->town),
-         metric = o->metric != NULL && beyond_ascii(o->metric);
+    bool town = o->town != NULL && cli_beyond_ascii(o->town),
+         metric = o->metric != NULL && cli_beyond_ascii(o->metric);
     if (!town && !metric)
         return 0;
     tally_request_t req = {.curve = curve, .timeout_ms = o->timeout_ms};
@@ -230,16 +227,14 @@ int cli_opts_resolve(cli_opts_t *o, const tally_curve_t *curve)
         return 0; /* the request that follows says what is wrong */
     int status = 0;
     const char *id;
-    if (town && (id = stands_for(o->cmd, "--town", o->town, tally_catalog_townships(cat), cat,
-                                 township_text)) != NULL) {
+    if (town && (id = cli_catalog_id(o->cmd, "--town", o->town, cat, true)) != NULL) {
         if (id[0] == '\0')
             status = CLI_USAGE;
         snprintf(o->town_id, sizeof o->town_id, "%s", id);
         o->town = o->town_id;
     }
     if (status == 0 && metric &&
-        (id = stands_for(o->cmd, "--metric", o->metric, tally_catalog_metrics(cat), cat,
-                         metric_text)) != NULL) {
+        (id = cli_catalog_id(o->cmd, "--metric", o->metric, cat, false)) != NULL) {
         if (id[0] == '\0')
             status = CLI_USAGE;
         snprintf(o->metric_id, sizeof o->metric_id, "%s", id);

@@ -121,4 +121,15 @@ int cli_opts_parse(cli_opts_t *o, int argc, char **argv);
  * name stands for more than one entry. */
 int cli_opts_resolve(cli_opts_t *o, const tally_curve_t *curve);
 
+/* Does s hold a byte beyond ASCII (a name that may be a display name or
+ * label rather than an id)? */
+bool cli_beyond_ascii(const char *s);
+
+/* The id that name stands for in cat's townships (township true) or
+ * metrics and ratios: NULL when name is an id there or names nothing,
+ * "" after printing a usage error for cmd (what: the option or field
+ * named) when it names several. */
+const char *cli_catalog_id(const char *cmd, const char *what, const char *name,
+                           const tally_catalog_t *cat, bool township);
+
 #endif

@@ -32,7 +32,8 @@ const char cli_push_usage[] =
     "\n"
     "Options:\n"
     "  -t, --town NAME    township the figures belong to (required, except with\n"
-    "                     --flush)\n"
+    "                     --flush): its id, or its name in the catalog (高观镇);\n"
+    "                     metrics likewise by id or label\n"
     "  -f, --file FILE    read figures from a CSV file ('-' = standard input)\n"
     "  -T, --time WHEN    event time of the figures (default: now): 2023-12-31\n"
     "                     (midnight, local time), 2023-12-31T12:00:00 (local time),\n"
@@ -302,6 +303,58 @@ static int add_samples(tally_client_t *c, const csv_samples_t *samples, int64_t 
     return CLI_OK;
 }
 
+/* How long the catalog may delay a push whose names need it. */
+#define CATALOG_WAIT_MS 3000
+
+/* A township's name or metrics' labels (高观镇, 排查矛盾纠纷) stand for
+ * their ids, as in the reading commands (cli_opts_resolve), looked up in
+ * the daemon's catalog only when some name has characters beyond ASCII.
+ * When the catalog cannot be read (no daemon yet: the figures may go to
+ * the spool) the names stay as given, and the daemon refuses a label
+ * when the submission reaches it, naming the id.  *town may be pointed
+ * at town_buf.  Returns CLI_OK or the exit status (printed). */
+static int resolve_names(cli_global_t *g, const char **town, char *town_buf, size_t cap,
+                         csv_samples_t *s, int timeout_ms)
+{
+    bool any = cli_beyond_ascii(*town);
+    for (size_t i = 0; i < s->n && !any; i++)
+        any = cli_beyond_ascii(s->v[i].metric);
+    if (!any)
+        return CLI_OK;
+    const tally_curve_t *curve;
+    int status = cli_curve(g, "push", &curve);
+    if (status != 0)
+        return status;
+    tally_request_t req = {
+        .curve = curve, .timeout_ms = timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS};
+    tally_catalog_t *cat = NULL;
+    if (tally_catalog_req(g->server, &req, &cat) < 0)
+        return CLI_OK;
+    const char *id = cli_catalog_id("push", "--town", *town, cat, true);
+    if (id != NULL && id[0] == '\0') {
+        status = CLI_USAGE;
+    } else if (id != NULL) {
+        snprintf(town_buf, cap, "%s", id);
+        *town = town_buf;
+    }
+    for (size_t i = 0; i < s->n && status == CLI_OK; i++) {
+        if (!cli_beyond_ascii(s->v[i].metric) ||
+            (id = cli_catalog_id("push", "metric", s->v[i].metric, cat, false)) == NULL)
+            continue;
+        char *copy = id[0] != '\0' ? strdup(id) : NULL;
+        if (copy == NULL) {
+            if (id[0] != '\0')
+                cli_error("out of memory");
+            status = id[0] != '\0' ? CLI_INTERNAL : CLI_USAGE;
+            break;
+        }
+        free(s->v[i].metric);
+        s->v[i].metric = copy;
+    }
+    tally_catalog_destroy(&cat);
+    return status;
+}
+
 static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t time_ms,
                    int timeout_ms, bool quiet, const csv_samples_t *samples)
 {
@@ -432,9 +485,12 @@ int cli_push(int argc, char **argv, cli_global_t *g)
     if (rc == 0 && file != NULL)
         rc = read_csv(file, &samples);
     if (rc == 0) {
+        char town_id[PROTO_NAME_MAX + 1];
+        rc = resolve_names(g, &town, town_id, sizeof town_id, &samples, o.timeout_ms);
         if (time_ms == 0)
             time_ms = cli_clock_ms(CLOCK_REALTIME); /* one reading: one event time for all */
-        rc = deliver(g, town, spool, time_ms, o.timeout_ms, quiet, &samples);
+        if (rc == 0)
+            rc = deliver(g, town, spool, time_ms, o.timeout_ms, quiet, &samples);
     }
     csv_samples_free(&samples);
     return rc;

@@ -130,6 +130,14 @@ static cli_result_t run_expect(fx_t *f, int status, const char *const *args)
     return cli_expect(&f->h, status, args);
 }
 
+/* The command exits 0 printing exactly want. */
+static void expect_out(fx_t *f, const char *const *args, const char *want)
+{
+    cli_result_t r = run_expect(f, 0, args);
+    assert_string_equal(r.out, want);
+    cli_result_free(&r);
+}
+
 static void push_report(fx_t *f, const char *when)
 {
     const char *push[] = {"push", "--town", "gaoguan", "--time", when, "--file", f->csv, NULL};
@@ -253,17 +261,27 @@ static void test_names_as_people_write_them(void **state)
     if (strstr(r.out, "\"metric\":\"disputes.resolution_rate\",\"scope\":\"gaoguan\"") == NULL)
         fail_msg("tally get --town 高观镇 --metric 矛盾纠纷化解率:\n%s", r.out);
     cli_result_free(&r);
-    r = run_expect(f, 0,
-                   (const char *const[]){"history", "-m", "化解矛盾纠纷", "--town", "高观镇",
-                                         "--by", "year", "--from", "2023", "--csv", NULL});
-    assert_string_equal(r.out, "period,disputes.resolved\n2023,216\n");
-    cli_result_free(&r);
+    expect_out(f,
+               (const char *const[]){"history", "-m", "化解矛盾纠纷", "--town", "高观镇", "--by",
+                                     "year", "--from", "2023", "--csv", NULL},
+               "period,disputes.resolved\n2023,216\n");
     r = run_expect(f, 0,
                    (const char *const[]){"report", "--period", "2023", "--town", "高观镇",
                                          "--format", "csv", NULL});
     if (strstr(r.out, "化解矛盾纠纷") == NULL || strstr(r.out, "216") == NULL)
         fail_msg("tally report --town 高观镇:\n%s", r.out);
     cli_result_free(&r);
+    /* push: likewise, the pairs and the township */
+    r = run_expect(f, 0,
+                   (const char *const[]){"push", "--town", "高观镇", "--time", "2023-12-31",
+                                         "化解矛盾纠纷=4", NULL});
+    if (strncmp(r.out, "accepted 1 sample for gaoguan ", 30) != 0)
+        fail_msg("tally push --town 高观镇 化解矛盾纠纷=4:\n%s", r.out);
+    cli_result_free(&r);
+    expect_out(f,
+               (const char *const[]){"history", "-m", "disputes.resolved", "--town", "gaoguan",
+                                     "--by", "year", "--from", "2023", "--csv", NULL},
+               "period,disputes.resolved\n2023,220\n");
 
     const char twin[] = "\n[township gaoguan2]\nname = 高观镇\n";
     char *conf = malloc(strlen(f->conf) + sizeof twin);
