@@ -341,11 +341,14 @@ static int resolve_names(cli_global_t *g, const char **town, char *town_buf, siz
         if (!cli_beyond_ascii(s->v[i].metric) ||
             (id = cli_catalog_id("push", "metric", s->v[i].metric, cat, false)) == NULL)
             continue;
-        char *copy = id[0] != '\0' ? strdup(id) : NULL;
+        if (id[0] == '\0') {
+            status = CLI_USAGE;
+            break;
+        }
+        char *copy = strdup(id);
         if (copy == NULL) {
-            if (id[0] != '\0')
-                cli_error("out of memory");
-            status = id[0] != '\0' ? CLI_INTERNAL : CLI_USAGE;
+            cli_error("out of memory");
+            status = CLI_INTERNAL;
             break;
         }
         free(s->v[i].metric);
