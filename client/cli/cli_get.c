@@ -153,7 +153,7 @@ int cli_get(int argc, char **argv, cli_global_t *g)
     const tally_curve_t *curve;
     status = cli_curve(g, "get", &curve);
     if (status == 0)
-        status = cli_opts_resolve(&o, curve);
+        status = cli_opts_resolve(&o, curve, 0);
     if (status != 0)
         return status;
     if (period != NULL)

@@ -215,16 +215,23 @@ const char *cli_catalog_id(const char *cmd, const char *what, const char *name,
     return found;
 }
 
-int cli_opts_resolve(cli_opts_t *o, const tally_curve_t *curve)
+int cli_opts_resolve(cli_opts_t *o, const tally_curve_t *curve, int patient_ms)
 {
     bool town = o->town != NULL && cli_beyond_ascii(o->town),
          metric = o->metric != NULL && cli_beyond_ascii(o->metric);
     if (!town && !metric)
         return 0;
-    tally_request_t req = {.curve = curve, .timeout_ms = o->timeout_ms};
+    char err[600];
+    tally_request_t req = {.curve = curve,
+                           .timeout_ms = patient_ms > 0 ? patient_ms : o->timeout_ms,
+                           .errbuf = err,
+                           .errbuf_len = sizeof err};
     tally_catalog_t *cat = NULL;
-    if (tally_catalog_req(o->g->server, &req, &cat) < 0)
-        return 0; /* the request that follows says what is wrong */
+    int rc = tally_catalog_req(o->g->server, &req, &cat);
+    if (rc == TALLY_ETYPE || (rc < 0 && patient_ms > 0))
+        return 0; /* a daemon older than the catalog, or one not up yet */
+    if (rc < 0)   /* said now: the request that follows would wait as long again */
+        return cli_request_failed(o->g, o->cmd, rc, &req, o->timeout_ms);
     int status = 0;
     const char *id;
     if (town && (id = cli_catalog_id(o->cmd, "--town", o->town, cat, true)) != NULL) {

@@ -116,10 +116,14 @@ int cli_opts_parse(cli_opts_t *o, int argc, char **argv);
  * changed to it.  Only a name with bytes beyond ASCII that is not itself
  * an id of the catalog is looked up (ids are ASCII in practice, so a
  * command given ids asks nothing more of the daemon); a name the catalog
- * does not hold, or a catalog that cannot be read, is left for the
- * daemon's answer to judge.  Returns 0, or CLI_USAGE (printed) when the
- * name stands for more than one entry. */
-int cli_opts_resolve(cli_opts_t *o, const tally_curve_t *curve);
+ * does not hold, or a daemon that sends no catalog, is left for the
+ * daemon's answer to judge.  patient_ms 0: the catalog is asked for as
+ * long as --timeout, and a failure is the command's; above 0 (watch,
+ * which waits for a daemon that is not up yet): at most that long, and a
+ * failure leaves the names as given.  Returns 0, or the exit status
+ * (printed): CLI_USAGE when the name stands for more than one entry, that
+ * of cli_request_failed() when the catalog request fails. */
+int cli_opts_resolve(cli_opts_t *o, const tally_curve_t *curve, int patient_ms);
 
 /* Does s hold a byte beyond ASCII (a name that may be a display name or
  * label rather than an id)? */

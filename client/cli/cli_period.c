@@ -489,7 +489,7 @@ int cli_history(int argc, char **argv, cli_global_t *g)
                                from, to, by, count, CALPERIOD_RANGE_MAX);
     const tally_curve_t *curve;
     if ((status = cli_curve(g, "history", &curve)) != 0 ||
-        (status = cli_opts_resolve(&o, curve)) != 0)
+        (status = cli_opts_resolve(&o, curve, 0)) != 0)
         return status;
     char err[600];
     tally_request_t req = {

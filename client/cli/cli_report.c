@@ -157,7 +157,7 @@ int cli_report(int argc, char **argv, cli_global_t *g)
         return cli_usage_error("report", "-o needs a file name");
     const tally_curve_t *curve;
     if ((status = cli_curve(g, "report", &curve)) != 0 ||
-        (status = cli_opts_resolve(&o, curve)) != 0)
+        (status = cli_opts_resolve(&o, curve, 0)) != 0)
         return status;
 
     fetch_ctx_t f = {.g = g};

@@ -245,7 +245,7 @@ int cli_watch(int argc, char **argv, cli_global_t *g)
     const tally_curve_t *curve;
     status = cli_curve(g, "watch", &curve);
     if (status == 0)
-        status = cli_opts_resolve(&o, curve);
+        status = cli_opts_resolve(&o, curve, CATALOG_WAIT_MS);
     if (status != 0)
         return status;
     w.metric = o.all ? o.metric : NULL;
