@@ -89,10 +89,13 @@ typedef struct fuzz_daemon {
 } fuzz_daemon_t;
 
 /* The closed catalog: townships of Chengkou county, metrics of the Gaoguan
- * report (counters and gauges) and ratios over both kinds. */
+ * report (counters and gauges) and ratios over both kinds; display names
+ * and labels (gaoguan's name is also a township's id, which wins). */
 static const char closed_conf[] = "[windows]\n1h = 1h\n24h = 24h\nbuckets = 12\n"
-                                  "[township gaoguan]\n[township gecheng]\n[township 高观镇]\n"
+                                  "[township gaoguan]\nname = 高观镇\n"
+                                  "[township gecheng]\nname = 葛城街道\n[township 高观镇]\n"
                                   "[metric disputes.screened]\nkind = counter\n"
+                                  "label = 排查矛盾纠纷\n"
                                   "[metric disputes.resolved]\nkind = counter\n"
                                   "[metric law_exam.takers]\nkind = counter\n"
                                   "[metric law_exam.passed]\nkind = counter\n"
@@ -100,7 +103,7 @@ static const char closed_conf[] = "[windows]\n1h = 1h\n24h = 24h\nbuckets = 12\n
                                   "[metric grid.notice_boards]\nkind = gauge\n"
                                   "[ratio disputes.resolution_rate]\n"
                                   "numerator = disputes.resolved\n"
-                                  "denominator = disputes.screened\n"
+                                  "denominator = disputes.screened\nlabel = 矛盾纠纷化解率\n"
                                   "[ratio grid.boards_per_zone]\n"
                                   "numerator = grid.notice_boards\ndenominator = grid.zones\n";
 
@@ -270,6 +273,7 @@ static void setup_parts(fuzz_daemon_t *d)
         .clock = &g.clock,
         .secured = false,
         .limits = ingest_limits_from(c),
+        .catalog = c,
     };
     CHECK(ingest_init(&d->ingest, &ic) == 0);
     CHECK(ingest_set_catalog_bounds(&d->ingest, c) == 0);
@@ -692,13 +696,36 @@ static bool same_metric_before(const proto_submit_t *s, uint32_t i)
     return false;
 }
 
+/* Is name, not a known id, a declared township's display name (township)
+ * or a metric's or ratio's label?  *ratio says which of the last two. */
+static bool is_label(proto_str_t name, bool township, bool *ratio)
+{
+    const tallyd_config_t *c = &g.d->cfg;
+    *ratio = false;
+    for (size_t i = 0; township && i < c->ntownships; i++)
+        if (c->townships[i].name[0] &&
+            str_eq(name, c->townships[i].name, strlen(c->townships[i].name)))
+            return true;
+    for (size_t i = 0; !township && i < c->nmetrics; i++)
+        if (c->metrics[i].label[0] &&
+            str_eq(name, c->metrics[i].label, strlen(c->metrics[i].label)))
+            return true;
+    for (size_t i = 0; !township && i < c->nratios; i++)
+        if (c->ratios[i].label[0] && str_eq(name, c->ratios[i].label, strlen(c->ratios[i].label)))
+            return *ratio = true;
+    return false;
+}
+
 /* The code ingest must reject a new submission with before the engine
  * sees it (catalog, limits on names, clock), or 0, or UNKNOWN. */
 static int predict_precheck(const proto_submit_t *s)
 {
     fuzz_daemon_t *d = g.d;
     const tallyd_config_t *c = &d->cfg;
+    bool ratio;
     if (intern_find(&d->towns, s->township.ptr, s->township.len) <= 0) {
+        if (is_label(s->township, true, &ratio))
+            return TALLY_EUNKTOWN; /* a display name where the id belongs */
         if (c->catalog_closed_townships)
             return TALLY_EUNKTOWN;
         if (intern_count(&d->towns) >= (uint64_t)c->max_townships)
@@ -717,6 +744,8 @@ static int predict_precheck(const proto_submit_t *s)
             if (metric_kind(m) == PROTO_KIND_RATIO)
                 return TALLY_EKIND;
         } else if (!same_metric_before(s, i)) { /* else added by its first sample */
+            if (is_label(m, false, &ratio))
+                return ratio ? TALLY_EKIND : TALLY_EUNKMETRIC;
             if (c->catalog_closed_metrics)
                 return TALLY_EUNKMETRIC;
             if (names >= (uint64_t)c->max_metrics + catalog_metric_names(c))

@@ -140,6 +140,7 @@ static void seeds_open(void)
     rec(OP_RUN_LOOP, NULL, 0);
     submit_cut(2, 1, 2, "gecheng", -30000, 0, 2, two, v); /* duplicate, other peer */
     submit1(1, 2, 2, "gaoguan", -1000, "law_exam.passed", 39);
+    submit1(1, 2, 3, "gaoguan", -1000, "法治理论考试参考人数", 40); /* a label */
     request(3, PROTO_SNAPSHOT_REQ, 7, "");
     request(3, PROTO_STATS_REQ, 8, NULL);
     request(4, PROTO_PING, 9, NULL);
@@ -167,6 +168,9 @@ static void seeds_closed(void)
     submit1(1, 2, 1, "nowhere", 0, "grid.zones", 1);                  /* unknown township */
     submit1(1, 2, 2, "gecheng", 0, "grid.zone", 1);                   /* unknown metric */
     submit1(1, 2, 3, "gecheng", 0, "grid.boards_per_zone", 1);        /* a ratio */
+    submit1(1, 2, 6, "葛城街道", 0, "grid.zones", 1);                 /* a name, not the id */
+    submit1(1, 2, 7, "gecheng", 0, "排查矛盾纠纷", 1);                /* a label */
+    submit1(1, 2, 8, "gecheng", 0, "矛盾纠纷化解率", 1);              /* a ratio's label */
     submit1(1, 2, 4, "gecheng", 10 * 60000, "grid.zones", 1);         /* future */
     submit1(1, 2, 5, "gecheng", -3700LL * 86400000, "grid.zones", 1); /* too old */
     rec(OP_RUN_LOOP, NULL, 0);
