@@ -638,6 +638,71 @@ static void check_ratios(parser_t *ps)
     }
 }
 
+/* A township's display name or a metric's or ratio's label, for finding
+ * two alike. */
+typedef struct named {
+    const char *text, *kind, *id; /* kind: "township", "metric" or "ratio" */
+    int line;
+} named_t;
+
+static int named_cmp(const void *a, const void *b)
+{
+    const named_t *x = a, *y = b;
+    int c = strcmp(x->text, y->text);
+    return c != 0 ? c : x->line - y->line;
+}
+
+/* v[0..n) sorted; the first two alike fail, the later one named. */
+static void check_alike(parser_t *ps, named_t *v, size_t n, const char *key)
+{
+    qsort(v, n, sizeof(*v), named_cmp);
+    for (size_t i = 1; i < n && !ps->failed; i++) {
+        if (strcmp(v[i].text, v[i - 1].text) != 0)
+            continue;
+        char sec[PROTO_NAME_MAX + 16];
+        snprintf(sec, sizeof(sec), "%s %s", v[i].kind, v[i].id);
+        fail(ps, v[i].line, sec, key,
+             "'%s' is also the %s of [%s %s] on line %d (expected one of its own: reports show "
+             "it, and tally's commands take it for the id)",
+             show(ps, 2, v[i].text), key, v[i - 1].kind, v[i - 1].id, v[i - 1].line);
+    }
+}
+
+/* Two townships of one display name, or two metrics or ratios of one
+ * label: a report would show them alike, and the commands, which take
+ * names and labels for ids, could not tell which is meant (nor could
+ * tallyd say which id a submission by that name should have used). */
+static void check_names(parser_t *ps)
+{
+    tallyd_config_t *cfg = ps->cfg;
+    size_t cap = cfg->ntownships > cfg->nmetrics + cfg->nratios ? cfg->ntownships
+                                                                : cfg->nmetrics + cfg->nratios;
+    if (cap == 0)
+        return;
+    named_t *v = malloc(cap * sizeof(*v));
+    if (v == NULL) {
+        fail(ps, 0, NULL, NULL, "out of memory");
+        return;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->ntownships; i++)
+        if (cfg->townships[i].name[0] != '\0')
+            v[n++] = (named_t){cfg->townships[i].name, "township", cfg->townships[i].id,
+                               cfg->townships[i].line};
+    check_alike(ps, v, n, "name");
+    n = 0;
+    for (size_t i = 0; i < cfg->nmetrics; i++)
+        if (cfg->metrics[i].label[0] != '\0')
+            v[n++] = (named_t){cfg->metrics[i].label, "metric", cfg->metrics[i].id,
+                               cfg->metrics[i].line};
+    for (size_t i = 0; i < cfg->nratios; i++)
+        if (cfg->ratios[i].label[0] != '\0')
+            v[n++] =
+                (named_t){cfg->ratios[i].label, "ratio", cfg->ratios[i].id, cfg->ratios[i].line};
+    check_alike(ps, v, n, "label");
+    free(v);
+}
+
 /* The line where key of section sec was set, 0 if it was not. */
 static int key_line(const parser_t *ps, int sec, const char *key)
 {
@@ -699,6 +764,8 @@ static void finish(parser_t *ps, int defaults_rc)
     }
     if (!ps->failed)
         check_ratios(ps);
+    if (!ps->failed)
+        check_names(ps);
     /* No metric or ratio declared: the built-in catalog, which leaves the
      * metric catalog open, so that a file that only sets limits behaves
      * like no file at all. */

@@ -382,6 +382,15 @@ static void test_duplicates(void **state)
                  "t.conf:4: [metric m]: id 'm' is already declared by [ratio m] on line 1");
     expect_error("[tallyd]\n[limits]\n[tallyd]\n",
                  "t.conf:3: [tallyd]: section repeated; first declared on line 1");
+    /* Names and labels people read and type: one of each per catalog. */
+    expect_error("[township gaoguan]\nname = 高观镇\n[township bashan]\nname = 巴山镇\n"
+                 "[township gaoguan2]\nname = 高观镇\n",
+                 "t.conf:5: [township gaoguan2] name: '高观镇' is also the name of [township "
+                 "gaoguan] on line 1 (expected one of its own");
+    expect_error("[metric a]\nkind = counter\nlabel = 排查矛盾纠纷\n[metric b]\nkind = counter\n"
+                 "[ratio r]\nnumerator = a\ndenominator = b\nlabel = 排查矛盾纠纷\n",
+                 "t.conf:6: [ratio r] label: '排查矛盾纠纷' is also the label of [metric a] on "
+                 "line 1");
     expect_error("[metric m]\nkind = counter\nkind = gauge\n",
                  "t.conf:3: [metric m] kind: set twice; first set on line 2");
     /* A township and a metric may share an id: different name spaces. */
