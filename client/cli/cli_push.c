@@ -132,7 +132,7 @@ static int parse_pair(const char *arg, csv_samples_t *out)
     return 0;
 }
 
-static int read_csv(const char *file, csv_samples_t *out)
+static int read_csv(const char *file, bool quiet, csv_samples_t *out)
 {
     char err[1024];
     char *buf;
@@ -163,9 +163,15 @@ static int read_csv(const char *file, csv_samples_t *out)
         return CLI_USAGE;
     }
     if (out->n == 0) {
-        fprintf(stderr, "tally push: %s has a header but no figures\n", name);
+        fprintf(stderr, "tally push: %s has a header but no figures%s\n", name,
+                out->ratios > 0 ? ", only derived ratios" : "");
         return CLI_USAGE;
     }
+    if (out->ratios > 0 && !quiet)
+        fprintf(stderr,
+                "tally push: %s: %zu row%s of derived ratios left out (kind 'ratio': tallyd "
+                "computes them from their numerators and denominators)\n",
+                name, out->ratios, out->ratios == 1 ? "" : "s");
     return 0;
 }
 
@@ -486,7 +492,7 @@ int cli_push(int argc, char **argv, cli_global_t *g)
     for (int i = optind; i < argc && rc == 0; i++)
         rc = parse_pair(argv[i], &samples);
     if (rc == 0 && file != NULL)
-        rc = read_csv(file, &samples);
+        rc = read_csv(file, quiet, &samples);
     if (rc == 0) {
         char town_id[PROTO_NAME_MAX + 1];
         rc = resolve_names(g, &town, town_id, sizeof town_id, &samples, o.timeout_ms);

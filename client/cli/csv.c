@@ -74,7 +74,7 @@ void csv_samples_free(csv_samples_t *s)
         free(s->v[i].metric);
     free(s->v);
     s->v = NULL;
-    s->n = s->cap = 0;
+    s->n = s->cap = s->ratios = 0;
 }
 
 /* One field: a view into the input for unquoted fields, into the scratch
@@ -351,6 +351,16 @@ static int check_extra(const field_t *fields, int n, int ncols, int vcol, unsign
     return 0;
 }
 
+/* Does the row's kind column (kcol, -1: none) say "ratio"? */
+static bool ratio_row(const field_t *fields, int n, int kcol)
+{
+    if (kcol < 0 || kcol >= n)
+        return false;
+    field_t k = fields[kcol];
+    trim(&k);
+    return k.len == 5 && strncasecmp(k.ptr, "ratio", 5) == 0;
+}
+
 static int parse_row(const field_t *fields, int n, int ncols, int mcol, int vcol, unsigned line,
                      const char *name, csv_samples_t *out, char *err, size_t errlen)
 {
@@ -424,7 +434,7 @@ int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples
     field_t *fields = malloc(FIELDS_MAX * sizeof *fields);
     if (fields == NULL)
         return TALLY_ENOMEM;
-    int rc, n, ncols, mcol = -1, vcol = -1;
+    int rc, n, ncols, mcol = -1, vcol = -1, kcol = -1;
     /* The header is the first non-blank record. */
     do
         rc = read_record(&r, fields, &n, name, err, errlen);
@@ -456,6 +466,8 @@ int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples
         rc = TALLY_EINVAL;
         goto out;
     }
+    if (find_column(fields, n, "kind", &kcol) < 0)
+        kcol = -1;
     for (;;) {
         unsigned line = r.line;
         rc = read_record(&r, fields, &n, name, err, errlen);
@@ -463,6 +475,10 @@ int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples
             break;
         if (is_blank(fields, n))
             continue;
+        if (ratio_row(fields, n, kcol)) {
+            out->ratios++;
+            continue;
+        }
         rc = parse_row(fields, n, ncols, mcol, vcol, line, name, out, err, errlen);
         if (rc < 0)
             break;

@@ -9,6 +9,10 @@
  * have more non-empty fields than the header has columns: an unquoted
  * "1,000" would otherwise lose its "000".  Values are integers (optional
  * sign, digits only, no thousands separators) that must fit in int64.
+ * A row whose `kind` column (when the header has one) says `ratio` is
+ * left out and counted: `tally report --format csv` writes the derived
+ * ratios (50.0%) beside the figures, and its file is pushed back as it
+ * is after editing.
  */
 #ifndef TALLY_CLIENT_CSV_H
 #define TALLY_CLIENT_CSV_H
@@ -25,6 +29,7 @@ typedef struct csv_sample {
 typedef struct csv_samples {
     csv_sample_t *v;
     size_t n, cap;
+    size_t ratios; /* rows left out: their kind column says "ratio" */
 } csv_samples_t;
 
 /* Parse buf[0..len) (name is used in messages: the file name or "stdin")

@@ -268,6 +268,29 @@ static void test_spreadsheet_exports(void **state)
     csv_samples_free(&s);
 }
 
+/* `tally report --format csv` writes ratios beside the figures: a row of
+ * kind "ratio" is left out and counted, whatever its value. */
+static void test_report_ratios(void **state)
+{
+    (void)state;
+    char err[512];
+    csv_samples_t s = {0};
+    assert_int_equal(parse("metric,kind,unit,label,value\n"
+                           "disputes.resolved,counter,件,化解矛盾纠纷,216\n"
+                           "disputes.resolution_rate, Ratio ,%,矛盾纠纷化解率,98.6%\n"
+                           "grid.zones,gauge,个,综治网格,23\n",
+                           &s, err, sizeof err),
+                     0);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.ratios, 1);
+    assert_string_equal(s.v[1].metric, "grid.zones");
+    csv_samples_free(&s);
+    /* Without a kind column, 98.6% is a value like any other. */
+    assert_int_equal(parse("metric,value\ndisputes.resolution_rate,98.6%\n", &s, err, sizeof err),
+                     TALLY_EINVAL);
+    assert_non_null(strstr(err, "'98.6%' is not an integer"));
+}
+
 static void test_parse_int64(void **state)
 {
     (void)state;
@@ -296,6 +319,7 @@ int main(void)
         cmocka_unit_test(test_extra_fields),
         cmocka_unit_test(test_quoted_thousands),
         cmocka_unit_test(test_spreadsheet_exports),
+        cmocka_unit_test(test_report_ratios),
         cmocka_unit_test(test_parse_int64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
