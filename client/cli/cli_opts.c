@@ -188,31 +188,24 @@ static void metric_text(const tally_catalog_t *c, size_t i, const char **id, con
     *text = m->label;
 }
 
-const char *cli_catalog_id(const char *cmd, const char *what, const char *name,
-                           const tally_catalog_t *cat, bool township)
+const char *cli_catalog_id(const char *name, const tally_catalog_t *cat, bool township)
 {
     size_t n = township ? tally_catalog_townships(cat) : tally_catalog_metrics(cat);
     void (*get)(const tally_catalog_t *, size_t, const char **, const char **) =
         township ? township_text : metric_text;
-    const char *found = NULL, *other = NULL;
+    const char *found = NULL;
+    bool twice = false;
     for (size_t i = 0; i < n; i++) {
         const char *id, *text;
         get(cat, i, &id, &text);
         if (strcmp(id, name) == 0)
             return NULL;
         if (strcmp(text, name) == 0) {
-            if (found == NULL)
-                found = id;
-            else
-                other = id;
+            twice = found != NULL;
+            found = id;
         }
     }
-    if (other != NULL) {
-        cli_usage_error(cmd, "%s '%s' names both '%s' and '%s' in the catalog: give the id", what,
-                        name, found, other);
-        return "";
-    }
-    return found;
+    return twice ? NULL : found;
 }
 
 int cli_opts_resolve(cli_opts_t *o, const tally_curve_t *curve, int patient_ms)
@@ -232,23 +225,17 @@ int cli_opts_resolve(cli_opts_t *o, const tally_curve_t *curve, int patient_ms)
         return 0; /* a daemon older than the catalog, or one not up yet */
     if (rc < 0)   /* said now: the request that follows would wait as long again */
         return cli_request_failed(o->g, o->cmd, rc, &req, o->timeout_ms);
-    int status = 0;
     const char *id;
-    if (town && (id = cli_catalog_id(o->cmd, "--town", o->town, cat, true)) != NULL) {
-        if (id[0] == '\0')
-            status = CLI_USAGE;
+    if (town && (id = cli_catalog_id(o->town, cat, true)) != NULL) {
         snprintf(o->town_id, sizeof o->town_id, "%s", id);
         o->town = o->town_id;
     }
-    if (status == 0 && metric &&
-        (id = cli_catalog_id(o->cmd, "--metric", o->metric, cat, false)) != NULL) {
-        if (id[0] == '\0')
-            status = CLI_USAGE;
+    if (metric && (id = cli_catalog_id(o->metric, cat, false)) != NULL) {
         snprintf(o->metric_id, sizeof o->metric_id, "%s", id);
         o->metric = o->metric_id;
     }
     tally_catalog_destroy(&cat);
-    if (status == 0 && (o->groups & CLI_OPTS_FILTER))
-        status = cli_prefix(o->cmd, o->metric, o->town, o->all, o->prefix, sizeof o->prefix);
-    return status;
+    if (o->groups & CLI_OPTS_FILTER)
+        return cli_prefix(o->cmd, o->metric, o->town, o->all, o->prefix, sizeof o->prefix);
+    return 0;
 }

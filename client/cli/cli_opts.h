@@ -121,8 +121,7 @@ int cli_opts_parse(cli_opts_t *o, int argc, char **argv);
  * long as --timeout, and a failure is the command's; above 0 (watch,
  * which waits for a daemon that is not up yet): at most that long, and a
  * failure leaves the names as given.  Returns 0, or the exit status
- * (printed): CLI_USAGE when the name stands for more than one entry, that
- * of cli_request_failed() when the catalog request fails. */
+ * (printed) of cli_request_failed() when the catalog request fails. */
 int cli_opts_resolve(cli_opts_t *o, const tally_curve_t *curve, int patient_ms);
 
 /* Does s hold a byte beyond ASCII (a name that may be a display name or
@@ -130,10 +129,9 @@ int cli_opts_resolve(cli_opts_t *o, const tally_curve_t *curve, int patient_ms);
 bool cli_beyond_ascii(const char *s);
 
 /* The id that name stands for in cat's townships (township true) or
- * metrics and ratios: NULL when name is an id there or names nothing,
- * "" after printing a usage error for cmd (what: the option or field
- * named) when it names several. */
-const char *cli_catalog_id(const char *cmd, const char *what, const char *name,
-                           const tally_catalog_t *cat, bool township);
+ * metrics and ratios: NULL when name is an id there, names nothing, or
+ * names more than one entry (tallyd refuses such a catalog; an older one
+ * gets the name as given, so that it is never taken for the wrong one). */
+const char *cli_catalog_id(const char *name, const tally_catalog_t *cat, bool township);
 
 #endif

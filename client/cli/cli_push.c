@@ -336,21 +336,15 @@ static int resolve_names(cli_global_t *g, const char **town, char *town_buf, siz
     tally_catalog_t *cat = NULL;
     if (tally_catalog_req(g->server, &req, &cat) < 0)
         return CLI_OK;
-    const char *id = cli_catalog_id("push", "--town", *town, cat, true);
-    if (id != NULL && id[0] == '\0') {
-        status = CLI_USAGE;
-    } else if (id != NULL) {
+    const char *id = cli_catalog_id(*town, cat, true);
+    if (id != NULL) {
         snprintf(town_buf, cap, "%s", id);
         *town = town_buf;
     }
     for (size_t i = 0; i < s->n && status == CLI_OK; i++) {
         if (!cli_beyond_ascii(s->v[i].metric) ||
-            (id = cli_catalog_id("push", "metric", s->v[i].metric, cat, false)) == NULL)
+            (id = cli_catalog_id(s->v[i].metric, cat, false)) == NULL)
             continue;
-        if (id[0] == '\0') {
-            status = CLI_USAGE;
-            break;
-        }
         char *copy = strdup(id);
         if (copy == NULL) {
             cli_error("out of memory");
