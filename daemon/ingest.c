@@ -385,9 +385,10 @@ static bool authorized(const ingest_t *in, const keyring_identity_t *who, const 
     return true;
 }
 
+/* A catalog's name or label (text, "" when none) is name. */
 static bool text_is(const char *text, proto_str_t name)
 {
-    return text[0] != '\0' && strlen(text) == name.len && memcmp(text, name.ptr, name.len) == 0;
+    return text[0] != '\0' && proto_str_eq(name, text);
 }
 
 /* A name that is not an id but a catalog township's display name: that

@@ -244,12 +244,12 @@ static bool read_as_gbk(field_t f, char *out, size_t cap)
     return true;
 }
 
-/* The end of a message about text that is not UTF-8 (f, when given, the
- * field that shows it): what it seems to be and what to do. */
-static void not_utf8_advice(const field_t *f, char *buf, size_t cap)
+/* The end of a message about field f, which is not UTF-8 text: what it
+ * seems to be and what to do. */
+static void not_utf8_advice(field_t f, char *buf, size_t cap)
 {
     char gbk[256];
-    if (f != NULL && read_as_gbk(*f, gbk, sizeof gbk))
+    if (read_as_gbk(f, gbk, sizeof gbk))
         snprintf(buf, cap,
                  "; read as GBK it says '%s': the file is in GBK, as Excel and WPS save CSV on "
                  "Chinese Windows unless told otherwise. Save it as CSV UTF-8, or convert it: "
@@ -381,7 +381,7 @@ static int parse_row(const field_t *fields, int n, int ncols, int mcol, int vcol
     if (rc == TALLY_EUTF8) {
         char text[256], advice[512];
         shown(m, text, 0, sizeof text);
-        not_utf8_advice(&m, advice, sizeof advice);
+        not_utf8_advice(m, advice, sizeof advice);
         text_format(err, errlen, "%s:%u: column %d (metric): '%s' is not UTF-8 text%s", name, line,
                     mcol + 1, text, advice);
         return TALLY_EINVAL;
@@ -454,7 +454,7 @@ int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples
         char sep = other_separator(fields, n);
         for (int i = 0; i < n && advice[0] == '\0'; i++)
             if (utf8_scan(fields[i].ptr, fields[i].len) != fields[i].len)
-                not_utf8_advice(&fields[i], advice, sizeof advice);
+                not_utf8_advice(fields[i], advice, sizeof advice);
         text_format(
             err, errlen, "%s:%u: the header has no '%s' column (columns: %s)%s%s%s%s", name, hline,
             mcol < 0 ? "metric" : "value", list, sep ? "; the fields seem to be separated by " : "",
@@ -466,8 +466,7 @@ int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples
         rc = TALLY_EINVAL;
         goto out;
     }
-    if (find_column(fields, n, "kind", &kcol) < 0)
-        kcol = -1;
+    (void)find_column(fields, n, "kind", &kcol); /* kcol stays -1 without one */
     for (;;) {
         unsigned line = r.line;
         rc = read_record(&r, fields, &n, name, err, errlen);
