@@ -132,6 +132,11 @@ static int parse_pair(const char *arg, csv_samples_t *out)
     return 0;
 }
 
+static const char *plural(size_t n)
+{
+    return n == 1 ? "" : "s";
+}
+
 static int read_csv(const char *file, bool quiet, csv_samples_t *out)
 {
     char err[1024];
@@ -164,20 +169,23 @@ static int read_csv(const char *file, bool quiet, csv_samples_t *out)
     }
     if (out->n == 0) {
         fprintf(stderr, "tally push: %s has a header but no figures%s\n", name,
-                out->ratios > 0 ? ", only derived ratios" : "");
+                out->ratios > 0 && out->blanks > 0 ? " (only derived ratios and empty values)"
+                : out->ratios > 0                  ? " (only derived ratios)"
+                : out->blanks > 0                  ? " (only empty values)"
+                                                   : "");
         return CLI_USAGE;
     }
     if (out->ratios > 0 && !quiet)
         fprintf(stderr,
                 "tally push: %s: %zu row%s of derived ratios left out (kind 'ratio': tallyd "
                 "computes them from their numerators and denominators)\n",
-                name, out->ratios, out->ratios == 1 ? "" : "s");
+                name, out->ratios, plural(out->ratios));
+    if (out->blanks > 0 && !quiet)
+        fprintf(stderr,
+                "tally push: %s: %zu row%s without a value left out (an empty cell is no figure: "
+                "a counter adds nothing, a gauge keeps its level)\n",
+                name, out->blanks, plural(out->blanks));
     return 0;
-}
-
-static const char *plural(size_t n)
-{
-    return n == 1 ? "" : "s";
 }
 
 static const char *them(size_t n)

@@ -74,7 +74,7 @@ void csv_samples_free(csv_samples_t *s)
         free(s->v[i].metric);
     free(s->v);
     s->v = NULL;
-    s->n = s->cap = s->ratios = 0;
+    s->n = s->cap = s->ratios = s->blanks = 0;
 }
 
 /* One field: a view into the input for unquoted fields, into the scratch
@@ -401,11 +401,12 @@ static int parse_row(const field_t *fields, int n, int ncols, int mcol, int vcol
                     name, line, vcol + 1, (int)v.len, v.ptr);
         return TALLY_EINVAL;
     }
+    if (rc < 0 && v.len == 0) {
+        out->blanks++; /* no figure */
+        return 0;
+    }
     if (rc < 0) {
-        if (v.len == 0)
-            text_format(err, errlen, "%s:%u: column %d (value): the value of '%.*s' is empty", name,
-                        line, vcol + 1, (int)m.len, m.ptr);
-        else if (thousands_grouped(&v))
+        if (thousands_grouped(&v))
             text_format(err, errlen,
                         "%s:%u: column %d (value): '%.*s' is not an integer (write it without "
                         "thousands separators)",

@@ -12,7 +12,9 @@
  * A row whose `kind` column (when the header has one) says `ratio` is
  * left out and counted: `tally report --format csv` writes the derived
  * ratios (50.0%) beside the figures, and its file is pushed back as it
- * is after editing.
+ * is after editing.  So is a row whose value is empty: in a spreadsheet
+ * an empty cell is no figure (a counter adds nothing, a gauge keeps its
+ * level), and the report leaves a gauge without a value empty.
  */
 #ifndef TALLY_CLIENT_CSV_H
 #define TALLY_CLIENT_CSV_H
@@ -30,6 +32,7 @@ typedef struct csv_samples {
     csv_sample_t *v;
     size_t n, cap;
     size_t ratios; /* rows left out: their kind column says "ratio" */
+    size_t blanks; /* rows left out: their value is empty */
 } csv_samples_t;
 
 /* Parse buf[0..len) (name is used in messages: the file name or "stdin")

@@ -96,6 +96,18 @@ static void test_csv_round_trip(void **state)
     assert_string_equal(gecheng, gaoguan);
     free(gecheng);
     free(gaoguan);
+    /* A township that reported nothing: its report is a blank form (zeros,
+     * and no value for the gauges), which goes in as it is. */
+    char *form = report_csv(f, "bashan");
+    assert_int_equal(harness_write_file(&f->h, "form.csv", form, path, sizeof path), 0);
+    free(form);
+    r = run_expect(f, 0,
+                   (const char *const[]){"push", "--town", "bashan", "--time", "2023-12-31",
+                                         "--file", path, NULL});
+    if (strstr(r.err, "2 rows without a value left out") == NULL ||
+        strncmp(r.out, "accepted 20 samples for bashan ", 31) != 0)
+        fail_msg("tally push of a blank form:\n%s%s", r.out, r.err);
+    cli_result_free(&r);
 }
 
 /* Remove the \r of CRLF line ends in place. */
