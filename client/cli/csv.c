@@ -425,6 +425,16 @@ int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples
     reader_t r = {.p = buf, .end = buf + len, .line = 1};
     if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0)
         r.p += 3; /* spreadsheets like to start UTF-8 files with a BOM */
+    /* A workbook given where its CSV export belongs: a zip archive
+     * (.xlsx, .et of WPS) or an OLE2 compound file (.xls). */
+    if ((len >= 4 && memcmp(buf, "PK\x03\x04", 4) == 0) ||
+        (len >= 8 && memcmp(buf, "\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1", 8) == 0)) {
+        text_format(err, errlen,
+                    "%s: the file is a spreadsheet workbook (%s), not CSV: open it and save the "
+                    "sheet as CSV UTF-8 (comma delimited)",
+                    name, buf[0] == 'P' ? "Excel .xlsx or WPS" : "Excel 97-2003 .xls");
+        return TALLY_EINVAL;
+    }
     if (len >= 2 && (memcmp(buf, "\xFF\xFE", 2) == 0 || memcmp(buf, "\xFE\xFF", 2) == 0)) {
         text_format(err, errlen,
                     "%s: the file is UTF-16 text (\"Unicode text\"), not CSV: save it as CSV "

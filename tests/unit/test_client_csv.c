@@ -240,6 +240,15 @@ static void test_spreadsheet_exports(void **state)
                      TALLY_EINVAL);
     assert_string_equal(err, "t.csv: the file is UTF-16 text (\"Unicode text\"), not CSV: save "
                              "it as CSV UTF-8 (comma delimited)");
+    /* A workbook instead of its CSV. */
+    assert_int_equal(csv_parse_samples("PK\x03\x04\x14\0\x06\0", 8, "r.xlsx", &s, err, sizeof err),
+                     TALLY_EINVAL);
+    assert_string_equal(err, "r.xlsx: the file is a spreadsheet workbook (Excel .xlsx or WPS), not "
+                             "CSV: open it and save the sheet as CSV UTF-8 (comma delimited)");
+    assert_int_equal(
+        csv_parse_samples("\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1\0", 9, "r.xls", &s, err, sizeof err),
+        TALLY_EINVAL);
+    assert_non_null(strstr(err, "(Excel 97-2003 .xls)"));
     /* GBK, as Excel and WPS save CSV on Chinese Windows: said, and shown
      * as GBK. */
     assert_int_equal(parse("\xB8\xDF,value\n", &s, err, sizeof err), TALLY_EINVAL);
