@@ -51,8 +51,56 @@ int ingest_init(ingest_t *in, const ingest_config_t *c)
     return 0;
 }
 
+static void names_free(struct ingest_names *t)
+{
+    if (t->ready)
+        intern_free(&t->text);
+    free(t->id);
+    free(t->ratio);
+    memset(t, 0, sizeof(*t));
+}
+
+/* Room for n names or labels. */
+static int names_init(struct ingest_names *t, size_t n)
+{
+    memset(t, 0, sizeof(*t));
+    if (intern_init(&t->text, n > 0 ? (uint32_t)n : 1) != 0)
+        return TALLY_ENOMEM;
+    t->ready = true;
+    t->id = calloc(n > 0 ? n : 1, sizeof(*t->id));
+    t->ratio = calloc(n > 0 ? n : 1, sizeof(*t->ratio));
+    return t->id != NULL && t->ratio != NULL ? 0 : TALLY_ENOMEM;
+}
+
+/* Add text (a name or label; "" or one longer than any submitted name is
+ * left out) standing for id. */
+static int names_add(struct ingest_names *t, const char *text, const char *id, bool ratio)
+{
+    size_t len = strlen(text);
+    if (len == 0 || len > PROTO_NAME_MAX)
+        return 0;
+    int k = intern_add(&t->text, text, len);
+    if (k < 0)
+        return TALLY_ENOMEM;
+    snprintf(t->id[k - 1], sizeof(t->id[0]), "%s", id);
+    t->ratio[k - 1] = ratio;
+    return 0;
+}
+
+/* The id name stands for (*ratio: a ratio's label), else NULL. */
+static const char *names_find(const struct ingest_names *t, proto_str_t name, bool *ratio)
+{
+    int k = t->ready ? intern_find(&t->text, name.ptr, name.len) : TALLY_ENOTFOUND;
+    if (k <= 0)
+        return NULL;
+    *ratio = t->ratio[k - 1];
+    return t->id[k - 1];
+}
+
 void ingest_free(ingest_t *in)
 {
+    names_free(&in->towns_by_name);
+    names_free(&in->metrics_by_label);
     free(in->bounds);
     in->bounds = NULL;
     in->nbounds = 0;
@@ -84,7 +132,7 @@ int ingest_set_bounds(ingest_t *in, uint32_t metric, int64_t min, int64_t max)
     return 0;
 }
 
-int ingest_set_catalog_bounds(ingest_t *in, const tallyd_config_t *cfg)
+int ingest_set_catalog(ingest_t *in, const tallyd_config_t *cfg)
 {
     for (size_t i = 0; i < cfg->nmetrics; i++) {
         const config_metric_t *m = &cfg->metrics[i];
@@ -92,6 +140,27 @@ int ingest_set_catalog_bounds(ingest_t *in, const tallyd_config_t *cfg)
         if (id > 0 && ingest_set_bounds(in, (uint32_t)id, m->min, m->max) != 0)
             return TALLY_ENOMEM;
     }
+    struct ingest_names towns, labels;
+    int rc = names_init(&towns, cfg->ntownships);
+    if (rc == 0)
+        rc = names_init(&labels, cfg->nmetrics + cfg->nratios);
+    else
+        memset(&labels, 0, sizeof(labels));
+    for (size_t i = 0; rc == 0 && i < cfg->ntownships; i++)
+        rc = names_add(&towns, cfg->townships[i].name, cfg->townships[i].id, false);
+    for (size_t i = 0; rc == 0 && i < cfg->nmetrics; i++)
+        rc = names_add(&labels, cfg->metrics[i].label, cfg->metrics[i].id, false);
+    for (size_t i = 0; rc == 0 && i < cfg->nratios; i++)
+        rc = names_add(&labels, cfg->ratios[i].label, cfg->ratios[i].id, true);
+    if (rc != 0) {
+        names_free(&towns);
+        names_free(&labels);
+        return TALLY_ENOMEM;
+    }
+    names_free(&in->towns_by_name);
+    names_free(&in->metrics_by_label);
+    in->towns_by_name = towns;
+    in->metrics_by_label = labels;
     return 0;
 }
 
@@ -385,41 +454,6 @@ static bool authorized(const ingest_t *in, const keyring_identity_t *who, const 
     return true;
 }
 
-/* A catalog's name or label (text, "" when none) is name. */
-static bool text_is(const char *text, proto_str_t name)
-{
-    return text[0] != '\0' && proto_str_eq(name, text);
-}
-
-/* A name that is not an id but a catalog township's display name: that
- * township, else NULL. */
-static const config_township_t *named_township(const ingest_t *in, proto_str_t name)
-{
-    const tallyd_config_t *cat = in->c.catalog;
-    for (size_t i = 0; cat != NULL && i < cat->ntownships; i++)
-        if (text_is(cat->townships[i].name, name))
-            return &cat->townships[i];
-    return NULL;
-}
-
-/* The id of the catalog metric (*ratio false) or ratio (true) whose label
- * name is, else NULL. */
-static const char *labelled(const ingest_t *in, proto_str_t name, bool *ratio)
-{
-    const tallyd_config_t *cat = in->c.catalog;
-    for (size_t i = 0; cat != NULL && i < cat->nmetrics; i++)
-        if (text_is(cat->metrics[i].label, name)) {
-            *ratio = false;
-            return cat->metrics[i].id;
-        }
-    for (size_t i = 0; cat != NULL && i < cat->nratios; i++)
-        if (text_is(cat->ratios[i].label, name)) {
-            *ratio = true;
-            return cat->ratios[i].id;
-        }
-    return NULL;
-}
-
 /* The township's id: declared in a closed catalog, or added to the open
  * one up to max_townships. */
 static int town_id(ingest_t *in, proto_str_t name, char *msg, size_t msglen)
@@ -428,11 +462,12 @@ static int town_id(ingest_t *in, proto_str_t name, char *msg, size_t msglen)
     int id = intern_find(in->c.towns, name.ptr, name.len);
     if (id > 0)
         return id;
-    const config_township_t *t = named_township(in, name);
-    if (t != NULL) {
+    bool ratio;
+    const char *named = names_find(&in->towns_by_name, name, &ratio);
+    if (named != NULL) {
         snprintf(msg, msglen,
                  "township '%.*s' is the name of township '%s' in the catalog; submit its id '%s'",
-                 (int)name.len, name.ptr, t->id, t->id);
+                 (int)name.len, name.ptr, named, named);
         return TALLY_EUNKTOWN;
     }
     if (l->closed_townships) {
@@ -468,7 +503,7 @@ static int metric_id(ingest_t *in, uint32_t i, proto_str_t name, char *msg, size
         return id;
     }
     bool ratio = false;
-    const char *labelled_id = labelled(in, name, &ratio);
+    const char *labelled_id = names_find(&in->metrics_by_label, name, &ratio);
     if (labelled_id != NULL && ratio) {
         snprintf(msg, msglen,
                  "samples[%u].metric: '%.*s' is the label of the derived ratio '%s'; submit its "

@@ -89,13 +89,6 @@ typedef struct ingest_config {
     const tclock_t *clock; /* event times are checked against it */
     bool secured;          /* CURVE: submissions need a township key */
     ingest_limits_t limits;
-    /* Optional: the catalog, read at every use (a reload updates it in
-     * place).  A township or metric name that is not an id but a
-     * township's name or a metric's or ratio's label there is refused,
-     * naming the id, also in an open catalog: an office's own sheet names
-     * its figures by their labels, and counting them under the label
-     * would split a series in two. */
-    const tallyd_config_t *catalog;
     /* Optional: told of every record the moment it is applied to the
      * engine (live, or replayed), with its journal position; history keeps
      * the closed periods with it.  A non-zero return stops the daemon (a
@@ -132,6 +125,19 @@ typedef struct ingest {
         bool set;
     } * bounds;
     uint32_t nbounds;
+    /* The catalog's townships by display name and its metrics and ratios
+     * by label (ingest_set_catalog): a name that is not an id but one of
+     * these is refused, naming the id, also in an open catalog; an
+     * office's own sheet names its figures by their labels, and counting
+     * them under the label would split a series in two.  Hashed, as a
+     * flood of unknown names against a country's catalog must not cost a
+     * pass over 40,000 townships each. */
+    struct ingest_names {
+        intern_t text;                  /* names or labels; empty: no table */
+        char (*id)[PROTO_NAME_MAX + 1]; /* by text's id - 1 */
+        bool *ratio;                    /* labels: a ratio's */
+        bool ready;
+    } towns_by_name, metrics_by_label;
 } ingest_t;
 
 /* Set in up from c (copied; the pointers in it are borrowed).  Returns 0
@@ -150,10 +156,12 @@ void ingest_set_limits(ingest_t *in, const ingest_limits_t *l);
  * TALLY_ENOMEM. */
 int ingest_set_bounds(ingest_t *in, uint32_t metric, int64_t min, int64_t max);
 
-/* ingest_set_bounds() for every metric cfg declares (looked up in the
- * metric name table, where the catalog is declared already).  Returns 0 or
- * TALLY_ENOMEM. */
-int ingest_set_catalog_bounds(ingest_t *in, const tallyd_config_t *cfg);
+/* The catalog of cfg, from the next submission on: ingest_set_bounds()
+ * for every metric cfg declares (looked up in the metric name table, where
+ * the catalog is declared already), and its townships' display names and
+ * its metrics' and ratios' labels (copied).  Returns 0 or TALLY_ENOMEM
+ * (the names and labels in force stay). */
+int ingest_set_catalog(ingest_t *in, const tallyd_config_t *cfg);
 
 /* After start-up recovery: every journal position up to last_pos is
  * durable already, and the next append gets a higher one. */

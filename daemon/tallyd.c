@@ -334,7 +334,6 @@ static int setup_ingest(tallyd_t *d)
         .on_applied = on_applied,
         .prefetch = on_prefetch,
         .applied_ctx = d,
-        .catalog = &d->cfg,
     };
     int rc = ingest_init(&d->ingest, &ic);
     d->ingest_open = rc == 0;
@@ -391,7 +390,7 @@ static int recover_state(tallyd_t *d, recover_result_t *res)
     }
     if (msg[0])
         log_warning(&d->log, "%s", msg);
-    if (ingest_set_catalog_bounds(&d->ingest, &d->cfg) != 0)
+    if (ingest_set_catalog(&d->ingest, &d->cfg) != 0)
         return TALLY_ENOMEM;
     /* The history after the checkpoint (names keep their ids), before the
      * journal: records its database lacks are replayed to it. */
@@ -582,8 +581,9 @@ static int reload(tallyd_t *d)
     if (rc != 0)
         return rc;
     reload_apply_catalog(&t, &next);
-    if (ingest_set_catalog_bounds(&d->ingest, &next) != 0)
-        log_error(&d->log, "reload: out of memory for the metrics' bounds; the old stay");
+    if (ingest_set_catalog(&d->ingest, &next) != 0)
+        log_error(&d->log, "reload: out of memory for the catalog's bounds and names; the old "
+                           "stay");
     endpoints_limits_t el = endpoints_limits_from(&next);
     endpoints_set_limits(&d->ep, &el);
     if (d->server.secured) {

@@ -273,10 +273,9 @@ static void setup_parts(fuzz_daemon_t *d)
         .clock = &g.clock,
         .secured = false,
         .limits = ingest_limits_from(c),
-        .catalog = c,
     };
     CHECK(ingest_init(&d->ingest, &ic) == 0);
-    CHECK(ingest_set_catalog_bounds(&d->ingest, c) == 0);
+    CHECK(ingest_set_catalog(&d->ingest, c) == 0);
     journal_stats_t st;
     journal_stats(&d->journal, &st);
     ingest_set_position(&d->ingest, st.next_pos - 1);

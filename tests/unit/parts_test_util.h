@@ -231,7 +231,6 @@ static inline ingest_config_t t_ingest_config(t_state_t *s, t_journal_t *j, t_si
         .log = &s->log,
         .clock = &t_clock,
         .limits = ingest_limits_from(&s->cfg),
-        .catalog = &s->cfg,
     };
     return ic;
 }

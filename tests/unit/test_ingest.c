@@ -42,7 +42,7 @@ static void fx_init(fx_t *f, const char *conf, bool secured)
     ingest_config_t ic = t_ingest_config(&f->st, &f->journal, &f->replies, on_stop, f);
     ic.secured = secured;
     assert_int_equal(ingest_init(&f->in, &ic), 0);
-    assert_int_equal(ingest_set_catalog_bounds(&f->in, &f->st.cfg), 0);
+    assert_int_equal(ingest_set_catalog(&f->in, &f->st.cfg), 0);
 }
 
 static int setup_open(void **state)
