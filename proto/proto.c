@@ -19,7 +19,8 @@
 const uint8_t proto_msg_elems[PROTO_TYPE_LAST + 1] = {0, 7, 8, 4, 4, 6, 4, 5,
                                                       4, 9, 3, 4, 4, 5, 6, 4, /* 0..15 */
                                                       5, 8,                   /* 16, 17: catalog */
-                                                      5, 6, 8, 9, 7 /* 18..22: history */};
+                                                      5, 6, 8, 9, 7,          /* 18..22: history */
+                                                      3, 6 /* 23, 24: clock */};
 
 /* ---- UTF-8 and names ---------------------------------------------------- */
 
@@ -161,6 +162,8 @@ uint64_t proto_req_id(const proto_msg_t *msg)
     case PROTO_PERIOD:
     case PROTO_RANGE_REQ:
     case PROTO_RANGE:
+    case PROTO_CLOCK_REQ:
+    case PROTO_CLOCK:
         return msg->u.stats_req.req_id; /* req_id leads each of these structs */
     default:
         return 0;

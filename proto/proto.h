@@ -48,6 +48,8 @@
 #define PROTO_LABEL_MAX         128   /* bytes in a metric's label (CATALOG) */
 #define PROTO_SCALE_MAX         9     /* decimal places of a metric (CATALOG) */
 #define PROTO_CATALOG_BYTES     65536 /* a CATALOG body the daemon sends is at most this */
+#define PROTO_ZONE_MAX          128   /* bytes in a time zone's name (CLOCK) */
+#define PROTO_UTC_OFFSET_MAX    86399 /* seconds a zone may be off UTC, either way (CLOCK) */
 #define PROTO_PERIOD_TEXT_MAX   16    /* a period name or a range's "by" */
 #define PROTO_RANGE_CHUNK       256   /* points in one RANGE message */
 #define PROTO_CHANGED_MAX       8     /* periods in one PERIOD_CHANGED */
@@ -76,9 +78,12 @@ enum proto_type {
     PROTO_RANGE_REQ = 20,
     PROTO_RANGE = 21,
     PROTO_PERIOD_CHANGED = 22,
+    /* The daemon's clock and calendar zone (PROTOCOL.md 8.23, 8.24) */
+    PROTO_CLOCK_REQ = 23,
+    PROTO_CLOCK = 24,
 };
 
-#define PROTO_TYPE_LAST PROTO_PERIOD_CHANGED /* the highest message type this codec knows */
+#define PROTO_TYPE_LAST PROTO_CLOCK /* the highest message type this codec knows */
 
 enum proto_ack_status {
     PROTO_ACK_ACCEPTED = 0,
@@ -253,6 +258,15 @@ typedef struct proto_msg {
             uint64_t req_id;
             uint32_t townships_from, metrics_from;
         } catalog_req;
+        struct {
+            uint64_t req_id;
+        } clock_req;
+        struct {
+            uint64_t req_id;
+            int64_t now_ms;       /* the daemon's clock, ms since the epoch */
+            proto_str_t zone;     /* its calendar's zone, 1..PROTO_ZONE_MAX bytes */
+            int32_t utc_offset_s; /* the zone's offset at now_ms, east positive */
+        } clock;
         struct {
             uint64_t req_id;
             uint64_t catalog_id;

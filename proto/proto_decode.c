@@ -26,10 +26,11 @@
 
 /* The name of each type for error reports, indexed by enum proto_type. */
 static const char *const msg_names[PROTO_TYPE_LAST + 1] = {
-    "body",       "SUBMIT",    "ACK",       "SNAPSHOT_REQ", "SNAPSHOT_ITEM", "SNAPSHOT_END",
-    "UPDATE",     "HEARTBEAT", "HELLO",     "WELCOME",      "STATS_REQ",     "STATS",
-    "PING",       "PONG",      "ERROR",     "GOODBYE",      "CATALOG_REQ",   "CATALOG",
-    "PERIOD_REQ", "PERIOD",    "RANGE_REQ", "RANGE",        "PERIOD_CHANGED"};
+    "body",       "SUBMIT",    "ACK",       "SNAPSHOT_REQ", "SNAPSHOT_ITEM",  "SNAPSHOT_END",
+    "UPDATE",     "HEARTBEAT", "HELLO",     "WELCOME",      "STATS_REQ",      "STATS",
+    "PING",       "PONG",      "ERROR",     "GOODBYE",      "CATALOG_REQ",    "CATALOG",
+    "PERIOD_REQ", "PERIOD",    "RANGE_REQ", "RANGE",        "PERIOD_CHANGED", "CLOCK_REQ",
+    "CLOCK"};
 
 #define SHOW_MAX 48 /* bytes of an offending value quoted in a message */
 
@@ -880,7 +881,15 @@ static int dec_body(rd_t *r, proto_msg_t *m, proto_sample_t *samples, uint32_t c
         return dec_range(r, m);
     case PROTO_PERIOD_CHANGED:
         return dec_changed(r, m);
-    default: /* STATS_REQ has nothing after req_id */
+    case PROTO_CLOCK: {
+        int64_t off = 0;
+        TRY(rd_i64(r, FLD("now_ms"), INT64_MIN, INT64_MAX, &m->u.clock.now_ms));
+        TRY(rd_text(r, FLD("zone"), 1, PROTO_ZONE_MAX, &m->u.clock.zone));
+        TRY(rd_i64(r, FLD("utc_offset_s"), -PROTO_UTC_OFFSET_MAX, PROTO_UTC_OFFSET_MAX, &off));
+        m->u.clock.utc_offset_s = (int32_t)off;
+        return 0;
+    }
+    default: /* STATS_REQ and CLOCK_REQ have nothing after req_id */
         return 0;
     }
 }

@@ -377,8 +377,19 @@ int proto_encode(msgpack_sbuffer *out, const proto_msg_t *msg)
     case PROTO_WELCOME:
         return enc_welcome(&pk, msg);
     case PROTO_STATS_REQ:
+    case PROTO_CLOCK_REQ:
         TRY(pk_head(&pk, msg->type));
         PK(msgpack_pack_uint64(&pk, msg->u.stats_req.req_id));
+        return 0;
+    case PROTO_CLOCK:
+        NEED(is_valid_text(msg->u.clock.zone, 1, PROTO_ZONE_MAX));
+        NEED(msg->u.clock.utc_offset_s >= -PROTO_UTC_OFFSET_MAX &&
+             msg->u.clock.utc_offset_s <= PROTO_UTC_OFFSET_MAX);
+        TRY(pk_head(&pk, msg->type));
+        PK(msgpack_pack_uint64(&pk, msg->u.clock.req_id));
+        PK(msgpack_pack_int64(&pk, msg->u.clock.now_ms));
+        TRY(pk_str(&pk, msg->u.clock.zone));
+        PK(msgpack_pack_int64(&pk, msg->u.clock.utc_offset_s));
         return 0;
     case PROTO_STATS:
         return enc_stats(&pk, msg);

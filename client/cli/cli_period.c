@@ -17,11 +17,12 @@
 #include "table.h"
 #include "vec.h"
 
-/* Today's date in UTC.  Periods are the daemon's, in its time zone, which
- * the wire does not announce (PROTOCOL.md 10.4), so this machine's zone
- * says nothing about them; but no zone is more than 14 hours ahead of
- * UTC, so a period beginning after tomorrow in UTC has not begun anywhere.
- * Nearer ones are the daemon's to judge. */
+/* Today's date in UTC.  Periods are the daemon's, in its time zone, so
+ * this machine's zone says nothing about them (CLOCK would tell the
+ * daemon's, PROTOCOL.md 8.23, at the cost of a round trip before every
+ * request); but no zone is more than 14 hours ahead of UTC, so a period
+ * beginning after tomorrow in UTC has not begun anywhere.  Nearer ones
+ * are the daemon's to judge. */
 static int32_t utc_today(void)
 {
     time_t now = time(NULL);

@@ -148,7 +148,12 @@ static bool msg_same(const proto_msg_t *a, const proto_msg_t *b)
         return true;
     }
     case PROTO_STATS_REQ:
+    case PROTO_CLOCK_REQ:
         return a->u.stats_req.req_id == b->u.stats_req.req_id;
+    case PROTO_CLOCK:
+        return a->u.clock.req_id == b->u.clock.req_id && a->u.clock.now_ms == b->u.clock.now_ms &&
+               str_same(a->u.clock.zone, b->u.clock.zone) &&
+               a->u.clock.utc_offset_s == b->u.clock.utc_offset_s;
     case PROTO_STATS:
         if (a->u.stats.req_id != b->u.stats.req_id || a->u.stats.n != b->u.stats.n)
             return false;

@@ -191,6 +191,19 @@ int main(int argc, char **argv)
     m.u.goodbye.seq = 4242;
     put_msg("15_goodbye", &m);
 
+    memset(&m, 0, sizeof m);
+    m.type = PROTO_CLOCK_REQ;
+    m.u.clock_req.req_id = 7;
+    put_msg("16_clock_req", &m);
+
+    memset(&m, 0, sizeof m);
+    m.type = PROTO_CLOCK;
+    m.u.clock.req_id = 7;
+    m.u.clock.now_ms = 1701360000000;
+    m.u.clock.zone = proto_str("America/New_York");
+    m.u.clock.utc_offset_s = -18000;
+    put_msg("17_clock", &m);
+
     /* SUBMIT with every integer in a non-canonical wide format. */
     PUT_RAW("20_submit_wide_ints", "\xdd\x00\x00\x00\x07\xd3\x00\x00\x00\x00\x00\x00\x00\x01"
                                    "\xd2\x00\x00\x00\x01\xc6\x00\x00\x00\x10"

@@ -242,6 +242,15 @@ static void make_msg(uint32_t type, proto_msg_t *m)
         m->u.period_changed.periods[0] = proto_str("2023-12-31");
         m->u.period_changed.periods[1] = proto_str("2023");
         break;
+    case PROTO_CLOCK_REQ:
+        m->u.clock_req.req_id = 16;
+        break;
+    case PROTO_CLOCK:
+        m->u.clock.req_id = 16;
+        m->u.clock.now_ms = 1701360000000;
+        m->u.clock.zone = proto_str("Asia/Shanghai");
+        m->u.clock.utc_offset_s = -PROTO_UTC_OFFSET_MAX;
+        break;
     default:
         fail();
     }
@@ -501,6 +510,18 @@ static void test_roundtrip_session(void **state)
     assert_true(g_out.u.pong.req_id == 5 && g_out.u.pong.time_ms == -1);
     assert_true(g_out.u.pong.seq == UINT64_MAX);
     msgpack_sbuffer_destroy(&sb);
+
+    make_msg(PROTO_CLOCK_REQ, &g_msg);
+    roundtrip(&g_msg, &g_out, &sb);
+    assert_true(g_out.u.clock_req.req_id == 16);
+    msgpack_sbuffer_destroy(&sb);
+
+    make_msg(PROTO_CLOCK, &g_msg);
+    roundtrip(&g_msg, &g_out, &sb);
+    assert_true(g_out.u.clock.req_id == 16 && g_out.u.clock.now_ms == 1701360000000);
+    assert_true(view_is(g_out.u.clock.zone, "Asia/Shanghai"));
+    assert_int_equal(g_out.u.clock.utc_offset_s, -PROTO_UTC_OFFSET_MAX);
+    msgpack_sbuffer_destroy(&sb);
 }
 
 /* Every proper prefix of every message type is a truncated message. */
@@ -661,6 +682,17 @@ static void test_encoder_canonical(void **state)
     assert_int_equal(proto_encode(&sb, &g_msg), 0);
     assert_int_equal(sb.size, 4);
     assert_memory_equal(sb.data, "\x93\x01\x0a\x03", 4);
+    msgpack_sbuffer_clear(&sb);
+    make_msg(PROTO_CLOCK, &g_msg); /* PROTOCOL.md 8.23's example */
+    g_msg.u.clock.req_id = 7;
+    g_msg.u.clock.now_ms = 1701360000000;
+    g_msg.u.clock.utc_offset_s = 28800;
+    assert_int_equal(proto_encode(&sb, &g_msg), 0);
+    assert_int_equal(sb.size, 30);
+    assert_memory_equal(sb.data,
+                        "\x96\x01\x18\x07\xcf\x00\x00\x01\x8c\x20\xf5\x5c\x00\xad"
+                        "Asia/Shanghai\xcd\x70\x80",
+                        30);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -789,9 +821,34 @@ static void test_helpers(void **state)
         bool has = (type >= PROTO_SNAPSHOT_REQ && type <= PROTO_ERROR && type != PROTO_UPDATE &&
                     type != PROTO_HEARTBEAT) ||
                    type == PROTO_CATALOG_REQ || type == PROTO_CATALOG ||
-                   (type >= PROTO_PERIOD_REQ && type <= PROTO_RANGE);
+                   (type >= PROTO_PERIOD_REQ && type <= PROTO_RANGE) || type == PROTO_CLOCK_REQ ||
+                   type == PROTO_CLOCK;
         assert_true(proto_req_id(&g_msg) == (has ? 99u : 0u));
     }
+}
+
+/* A CLOCK whose zone is empty or whose offset is a day or more is
+ * refused by the encoder and, naming the field, by the decoder. */
+static void test_clock_bounds(void **state)
+{
+    (void)state;
+    /* [1, 24, req_id 1, now_ms 0, zone "", utc_offset_s 0] */
+    static const uint8_t empty_zone[] = {0x96, 0x01, 0x18, 0x01, 0x00, 0xa0, 0x00};
+    /* [1, 24, 1, 0, "UTC", 86400] */
+    static const uint8_t day_off[] = {0x96, 0x01, 0x18, 0x01, 0x00, 0xa3, 'U',
+                                      'T',  'C',  0xce, 0x00, 0x01, 0x51, 0x80};
+    proto_error_t err;
+    assert_int_equal(decode_exact(empty_zone, sizeof empty_zone, &g_out, 0, &err), TALLY_ERANGE);
+    assert_non_null(strstr(err.message, "zone"));
+    assert_int_equal(decode_exact(day_off, sizeof day_off, &g_out, 0, &err), TALLY_ERANGE);
+    assert_non_null(strstr(err.message, "utc_offset_s"));
+
+    make_msg(PROTO_CLOCK, &g_msg);
+    g_msg.u.clock.zone = proto_str("");
+    expect_einval(&g_msg);
+    make_msg(PROTO_CLOCK, &g_msg);
+    g_msg.u.clock.utc_offset_s = PROTO_UTC_OFFSET_MAX + 1;
+    expect_einval(&g_msg);
 }
 
 static void test_tally_error(void **state)
@@ -869,6 +926,7 @@ int main(void)
         cmocka_unit_test(test_every_prefix_is_malformed),
         cmocka_unit_test(test_encoder_rejects),
         cmocka_unit_test(test_encoder_canonical),
+        cmocka_unit_test(test_clock_bounds),
         cmocka_unit_test(test_name_check),
         cmocka_unit_test(test_topic),
         cmocka_unit_test(test_topic_prefix_possible),
