@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+_Static_assert(CONFIG_TZ_MAX <= PROTO_ZONE_MAX, "a configured zone fits in CLOCK");
 
 request_limits_t request_limits_from(const tallyd_config_t *c)
 {
@@ -153,6 +156,26 @@ static void reply_catalog(request_t *r, const void *rid, size_t rid_len, const p
     reply(r, rid, rid_len, &m);
 }
 
+/* The daemon's clock and the offset of its calendar's zone at that
+ * instant (the process's TZ, set from the configuration at start). */
+static void reply_clock(request_t *r, const void *rid, size_t rid_len, uint64_t req_id)
+{
+    proto_msg_t m = {.type = PROTO_CLOCK};
+    m.u.clock.req_id = req_id;
+    m.u.clock.now_ms = clock_now_ms(r->c.clock);
+    m.u.clock.zone = proto_str(r->c.zone);
+    time_t t = (time_t)(m.u.clock.now_ms / 1000);
+    struct tm tm;
+    if (localtime_r(&t, &tm) == NULL || tm.tm_gmtoff < -PROTO_UTC_OFFSET_MAX ||
+        tm.tm_gmtoff > PROTO_UTC_OFFSET_MAX) {
+        send_error(r, rid, rid_len, req_id, TALLY_EUNAVAIL, "",
+                   "the daemon cannot tell its zone's offset from UTC at this time");
+        return;
+    }
+    m.u.clock.utc_offset_s = (int32_t)tm.tm_gmtoff;
+    reply(r, rid, rid_len, &m);
+}
+
 static void reply_pong(request_t *r, const void *rid, size_t rid_len, const proto_msg_t *in)
 {
     proto_msg_t m = {.type = PROTO_PONG};
@@ -211,6 +234,9 @@ static void dispatch(request_t *r, const void *rid, size_t rid_len, const void *
         break;
     case PROTO_CATALOG_REQ:
         reply_catalog(r, rid, rid_len, m);
+        break;
+    case PROTO_CLOCK_REQ:
+        reply_clock(r, rid, rid_len, m->u.clock_req.req_id);
         break;
     case PROTO_PERIOD_REQ:
     case PROTO_RANGE_REQ: {

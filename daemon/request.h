@@ -2,8 +2,8 @@
  * dispatch.
  *
  * SUBMIT goes to ingest, SNAPSHOT_REQ to snapshot, PERIOD_REQ and
- * RANGE_REQ to recall; HELLO, PING,
- * STATS_REQ and CATALOG_REQ (from the catalog view it keeps, set with
+ * RANGE_REQ to recall; HELLO, PING, STATS_REQ, CLOCK_REQ and
+ * CATALOG_REQ (from the catalog view it keeps, set with
  * request_set_catalog) are answered here; anything else gets an ERROR.  In a secured
  * daemon every message is checked against the keyring in force: a key a
  * reload revoked is refused, a township may not read, a subscriber may not
@@ -17,6 +17,7 @@
 #include <msgpack.h>
 
 #include "catalog_view.h"
+#include "clock.h"
 #include "config.h"
 #include "engine.h"
 #include "ingest.h"
@@ -60,6 +61,8 @@ typedef struct request_config {
     tallyd_stats_t *counters; /* where bad requests are counted */
     logger_t *log;
     request_limits_t limits;
+    const tclock_t *clock; /* CLOCK's now_ms */
+    const char *zone;      /* the calendar's zone (CLOCK), the process's TZ; borrowed */
 } request_config_t;
 
 /* The part; embed it, its fields are private. */

@@ -495,6 +495,8 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
         .counters = &d->stats,
         .log = &d->log,
         .limits = request_limits_from(&d->cfg),
+        .clock = d->clock,
+        .zone = d->cfg.timezone, /* a reload keeps it (reload.c) */
     };
     if ((rc = request_init(&d->request, &rc_cfg)) != 0)
         return rc;

@@ -317,6 +317,8 @@ static void setup_parts(fuzz_daemon_t *d)
         .counters = &d->stats,
         .log = &d->log,
         .limits = request_limits_from(c),
+        .clock = &g.clock,
+        .zone = c->timezone,
     };
     rc.stats = report_stats;
     rc.stats_ctx = d;

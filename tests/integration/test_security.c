@@ -127,8 +127,14 @@ static void test_township_submits_only_its_own(void **state)
     a = submit(&s, 1, "gaoguan", 1000);
     expect_status(&a, PROTO_ACK_REJECTED, -TALLY_EFORBIDDEN);
     assert_non_null(strstr(a.message, "subscriber 'screen'"));
-    /* Reading tallies needs a subscriber key. */
+    /* Reading tallies needs a subscriber key; the daemon's clock does not
+     * (CLOCK_REQ: [1, 23, req_id 5] answered by a CLOCK of 6 elements). */
     assert_int_equal(harness_snapshot(&g, "", &f->t), TALLY_EFORBIDDEN);
+    assert_int_equal(harness_send_raw(&g, "\x93\x01\x17\x05", 4), 0);
+    uint8_t reply[256];
+    long n = harness_recv_raw(&g, reply, sizeof reply, 5000);
+    assert_true(n > 4);
+    assert_memory_equal(reply, "\x96\x01\x18\x05", 4);
     /* The refused seq 2 was not recorded: the same seq for the own
      * township is new. */
     expect_status((a = submit(&g, 2, "gaoguan", 1), &a), PROTO_ACK_ACCEPTED, 0);

@@ -79,6 +79,8 @@ static void fx_init(fx_t *f, bool secured)
                    .max_msg_bytes = 4096,
                    .skew_ms = f->st.cfg.skew_ms,
                    .max_age_ms = f->st.cfg.max_age_ms},
+        .clock = &t_clock,
+        .zone = f->st.cfg.timezone,
     };
     assert_int_equal(request_init(&f->r, &rc), 0);
 }
@@ -232,6 +234,44 @@ static void test_hello_ping_stats(void **state)
     assert_true(seen);
 }
 
+/* CLOCK_REQ: the daemon's clock, its zone's name and that zone's offset
+ * at the clock's instant (a zone with summer time has two). */
+static const proto_msg_t *ask_clock(fx_t *f, uint64_t req_id)
+{
+    proto_msg_t q = {.type = PROTO_CLOCK_REQ};
+    q.u.clock_req.req_id = req_id;
+    t_encode(&f->buf, &q);
+    t_sink_clear(&f->replies);
+    send_req(f, NULL);
+    assert_int_equal(f->replies.n, 1);
+    const proto_msg_t *m = t_sink_at(&f->replies, 0);
+    assert_int_equal(m->type, PROTO_CLOCK);
+    assert_int_equal(m->u.clock.req_id, req_id);
+    return m;
+}
+
+static void test_clock(void **state)
+{
+    fx_t *f = *state;
+    const proto_msg_t *m = ask_clock(f, 13);
+    assert_true(proto_str_eq(m->u.clock.zone, "Asia/Shanghai"));
+    assert_int_equal(m->u.clock.now_ms, T_NOW);
+    assert_int_equal(m->u.clock.utc_offset_s, 8 * 3600);
+
+    assert_int_equal(period_zone_apply("America/New_York"), 0);
+    f->r.c.zone = "America/New_York";
+    t_now_ms = 1704067200000LL; /* 2024-01-01T00:00Z: EST */
+    m = ask_clock(f, 14);
+    assert_true(proto_str_eq(m->u.clock.zone, "America/New_York"));
+    assert_int_equal(m->u.clock.now_ms, 1704067200000LL);
+    assert_int_equal(m->u.clock.utc_offset_s, -5 * 3600);
+    t_now_ms = 1719792000000LL; /* 2024-07-01T00:00Z: EDT */
+    m = ask_clock(f, 15);
+    assert_int_equal(m->u.clock.utc_offset_s, -4 * 3600);
+    t_now_ms = T_NOW;
+    assert_int_equal(period_zone_apply("Asia/Shanghai"), 0);
+}
+
 /* CATALOG_REQ: empty until the daemon hands request a catalog, then the
  * built-in one in pages from where the client asks. */
 static void test_catalog(void **state)
@@ -354,6 +394,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_undecodable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hello_ping_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_and_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secured, setup_secured, teardown),
     };
