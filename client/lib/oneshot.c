@@ -343,6 +343,50 @@ static int get(const char *server, tally_request_t *req, bool early, const char 
     return rc;
 }
 
+/* Send q (req_id 1) and hand its answer, the first reply of type want
+ * with req_id 1, to take.  An ERROR for it, or UNKNOWN_TYPE from a daemon
+ * that does not know q's type (req_id 0), ends it with its code. */
+static int ask_one(const char *server, tally_request_t *req, bool early, proto_msg_t *q,
+                   uint32_t want, void (*take)(const proto_msg_t *m, void *ctx), void *ctx)
+{
+    oneshot_t *o;
+    int rc = oneshot_open(server, req, early, &o);
+    if (rc < 0)
+        return rc;
+    q->u.stats_req.req_id = 1; /* req_id leads every request's struct */
+    rc = oneshot_send(o, q);
+    while (rc == 0 && (rc = oneshot_recv(o)) == 0) {
+        const proto_msg_t *m = &o->msg;
+        if (m->type == want && proto_req_id(m) == 1) {
+            take(m, ctx);
+            break;
+        }
+        if (m->type == PROTO_ERROR &&
+            (m->u.error.req_id == 1 || (m->u.error.req_id == 0 && m->u.error.code == -TALLY_ETYPE)))
+            rc = wire_error(m, req);
+    }
+    if (rc < 0 && !tally_err_is_wire(rc))
+        failed(req, rc);
+    oneshot_close(o, req);
+    return rc;
+}
+
+typedef struct stats_take {
+    tally_stat_cb cb;
+    void *ctx;
+} stats_take_t;
+
+static void take_stats(const proto_msg_t *m, void *ctx)
+{
+    const stats_take_t *t = ctx;
+    for (uint32_t i = 0; i < m->u.stats.n; i++) {
+        char name[PROTO_NAME_MAX + 1];
+        text_copy(name, sizeof name, m->u.stats.entries[i].name.ptr,
+                  m->u.stats.entries[i].name.len);
+        t->cb(t->ctx, name, m->u.stats.entries[i].value);
+    }
+}
+
 static int stats(const char *server, tally_request_t *req, bool early, tally_stat_cb cb, void *ctx)
 {
     text_format(req->errbuf, req->errbuf_len, "%s", "");
@@ -351,33 +395,11 @@ static int stats(const char *server, tally_request_t *req, bool early, tally_sta
         text_format(req->errbuf, req->errbuf_len, "no callback");
         return TALLY_EINVAL;
     }
-    oneshot_t *o;
-    int rc = oneshot_open(server, req, early, &o);
-    if (rc < 0)
-        return rc;
-    proto_msg_t m0;
-    memset(&m0, 0, sizeof m0);
-    m0.type = PROTO_STATS_REQ;
-    m0.u.stats_req.req_id = 1;
-    rc = oneshot_send(o, &m0);
-    while (rc == 0 && (rc = oneshot_recv(o)) == 0) {
-        const proto_msg_t *m = &o->msg;
-        if (m->type == PROTO_STATS && m->u.stats.req_id == 1) {
-            for (uint32_t i = 0; i < m->u.stats.n; i++) {
-                char name[PROTO_NAME_MAX + 1];
-                text_copy(name, sizeof name, m->u.stats.entries[i].name.ptr,
-                          m->u.stats.entries[i].name.len);
-                cb(ctx, name, m->u.stats.entries[i].value);
-            }
-            break;
-        }
-        if (m->type == PROTO_ERROR && m->u.error.req_id == 1)
-            rc = wire_error(m, req);
-    }
-    if (rc < 0 && !tally_err_is_wire(rc))
-        failed(req, rc);
-    oneshot_close(o, req);
-    return rc;
+    proto_msg_t q;
+    memset(&q, 0, sizeof q);
+    q.type = PROTO_STATS_REQ;
+    stats_take_t t = {cb, ctx};
+    return ask_one(server, req, early, &q, PROTO_STATS, take_stats, &t);
 }
 
 static int send_catalog_req(oneshot_t *o, uint64_t req_id, uint32_t towns_from,
@@ -668,6 +690,35 @@ int tally_stats_req(const char *server, tally_request_t *req, tally_stat_cb cb, 
 {
     tally_request_t none = plain(NULL, 0);
     return stats(server, req != NULL ? req : &none, true, cb, ctx);
+}
+
+static void take_clock(const proto_msg_t *m, void *ctx)
+{
+    tally_clock_t *out = ctx;
+    out->now_ms = m->u.clock.now_ms;
+    text_copy(out->zone, sizeof out->zone, m->u.clock.zone.ptr, m->u.clock.zone.len);
+    out->utc_offset_s = m->u.clock.utc_offset_s;
+}
+
+static int clock_req(const char *server, tally_request_t *req, tally_clock_t *out)
+{
+    text_format(req->errbuf, req->errbuf_len, "%s", "");
+    req->link = TALLY_LINK_UNKNOWN;
+    if (out == NULL) {
+        text_format(req->errbuf, req->errbuf_len, "nowhere to put the clock");
+        return TALLY_EINVAL;
+    }
+    memset(out, 0, sizeof *out);
+    proto_msg_t q;
+    memset(&q, 0, sizeof q);
+    q.type = PROTO_CLOCK_REQ;
+    return ask_one(server, req, true, &q, PROTO_CLOCK, take_clock, out);
+}
+
+int tally_clock_req(const char *server, tally_request_t *req, tally_clock_t *out)
+{
+    tally_request_t none = plain(NULL, 0);
+    return clock_req(server, req != NULL ? req : &none, out);
 }
 
 int tally_catalog_req(const char *server, tally_request_t *req, tally_catalog_t **out)

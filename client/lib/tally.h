@@ -671,6 +671,25 @@ TALLY_API int tally_range_req(const char *server, tally_request_t *req, const ch
                               tally_point_cb cb, void *ctx);
 
 /* ------------------------------------------------------------------ */
+/* The daemon's clock                                                 */
+/* ------------------------------------------------------------------ */
+
+/* What CLOCK_REQ answers (PROTOCOL.md 8.23): the daemon's clock and the
+ * time zone its calendar periods (today, month, year, closed periods)
+ * are in. */
+typedef struct tally_clock {
+    int64_t now_ms;       /* the daemon's clock when it answered, ms since the epoch */
+    char zone[129];       /* the zone's name as configured, e.g. "Asia/Shanghai" */
+    int32_t utc_offset_s; /* its offset from UTC at now_ms, east positive (28800) */
+} tally_clock_t;
+
+/* Ask the daemon at server for its clock and calendar zone into *out.
+ * Returns 0; TALLY_EINVAL (out NULL, bad endpoint); TALLY_ETYPE (a daemon
+ * from before CLOCK_REQ); otherwise the returns of tally_get_req.  Any
+ * admitted key may ask, a township's as well as a subscriber's. */
+TALLY_API int tally_clock_req(const char *server, tally_request_t *req, tally_clock_t *out);
+
+/* ------------------------------------------------------------------ */
 /* The catalog                                                        */
 /* ------------------------------------------------------------------ */
 

@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -379,6 +380,35 @@ static void test_labels_paged(void **state)
     assert_null(cat);
 }
 
+/* 1g. The daemon's clock and calendar zone (CLOCK_REQ): its name as
+ * configured, its offset now (14 hours for Pacific/Kiritimati, 8 for the
+ * default Asia/Shanghai) and a clock that reads about what ours does. */
+static void test_clock(void **state)
+{
+    fx_t *f = *state;
+    f->conf = strdup("[tallyd]\ntimezone = Pacific/Kiritimati\n");
+    assert_non_null(f->conf);
+    assert_int_equal(harness_start(&f->h, f->conf, NULL), 0);
+    char err[512] = "";
+    tally_request_t req = {.timeout_ms = 10000, .errbuf = err, .errbuf_len = sizeof err};
+    tally_clock_t c;
+    int rc = tally_clock_req(f->h.req_endpoint, &req, &c);
+    if (rc != 0)
+        fail_msg("tally_clock_req: %s: %s", tally_strerror(rc), err);
+    assert_string_equal(c.zone, "Pacific/Kiritimati");
+    assert_int_equal(c.utc_offset_s, 14 * 3600);
+    int64_t now = (int64_t)time(NULL) * 1000;
+    if (c.now_ms < now - 60000 || c.now_ms > now + 60000)
+        fail_msg("the daemon's clock %" PRId64 " against ours %" PRId64, c.now_ms, now);
+    assert_int_equal(harness_stop(&f->h, SIGTERM), 0);
+
+    assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
+    assert_int_equal(tally_clock_req(f->h.req_endpoint, &req, &c), 0);
+    assert_string_equal(c.zone, "Asia/Shanghai");
+    assert_int_equal(c.utc_offset_s, 8 * 3600);
+    assert_int_equal(tally_clock_req(f->h.req_endpoint, &req, NULL), TALLY_EINVAL);
+}
+
 /* 1c. A daemon taking at most 7 samples per submission: the command
  * learns it from WELCOME and splits the 22 figures into 4 submissions,
  * and every figure arrives. */
@@ -601,6 +631,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gaoguan_example_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_labels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_labels_paged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gaoguan_max_samples, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_msg_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ipv6, setup, teardown),
