@@ -566,6 +566,18 @@ static int route_catalog(web_server_t *s, struct lws *wsi, pss_t *ps)
                    strlen(copy), true, &no_store, 1);
 }
 
+/* tallyd's calendar zone, for the wall's clock and its years. */
+static int route_clock(web_server_t *s, struct lws *wsi, pss_t *ps)
+{
+    char json[512];
+    web_stats_clock_json(s->stats, json, sizeof json);
+    char *copy = strdup(json);
+    if (copy == NULL)
+        return respond_error(s, wsi, ps, HTTP_STATUS_SERVICE_UNAVAILABLE, "out of memory", NULL);
+    return respond(s, wsi, ps, HTTP_STATUS_OK, "application/json", (unsigned char *)copy,
+                   strlen(copy), true, &no_store, 1);
+}
+
 /* Paths anyone may fetch: what the login page needs, and the health. */
 static bool public_path(const char *path)
 {
@@ -643,6 +655,8 @@ static int on_http(web_server_t *s, struct lws *wsi, pss_t *ps, const char *path
         return route_history(s, wsi, ps, true);
     if (strcmp(path, "/api/v1/catalog") == 0)
         return route_catalog(s, wsi, ps);
+    if (strcmp(path, "/api/v1/clock") == 0)
+        return route_clock(s, wsi, ps);
     if (strcmp(path, "/api/v1/stream") == 0)
         return respond_error(s, wsi, ps, HTTP_STATUS_BAD_REQUEST,
                              "/api/v1/stream is a WebSocket: send 'Upgrade: websocket'", NULL);

@@ -99,6 +99,7 @@ static void do_poll(uv_work_t *w)
     if (tally_catalog_req(s->server, &req, &cat) == 0)
         set->catalog_json = catalog_to_json(cat);
     tally_catalog_destroy(&cat);
+    set->have_clock = tally_clock_req(s->server, &req, &set->clock) == 0;
 }
 
 static void after_poll(uv_work_t *w, int status)
@@ -119,6 +120,10 @@ static void after_poll(uv_work_t *w, int status)
             free(s->catalog_json);
             s->catalog_json = cat;
         }
+        if (s->polling.have_clock) {
+            s->clock = s->polling.clock;
+            s->have_clock = true;
+        }
         s->last = s->polling;
         s->last.catalog_json = NULL;
         s->have_last = true;
@@ -126,6 +131,24 @@ static void after_poll(uv_work_t *w, int status)
     } else {
         s->failures++;
     }
+}
+
+void web_stats_clock_json(const web_stats_t *s, char *buf, size_t cap)
+{
+    if (!s->have_clock) {
+        snprintf(buf, cap, "{\"available\":false}\n");
+        return;
+    }
+    FILE *f = fmemopen(buf, cap, "w");
+    if (f == NULL) {
+        snprintf(buf, cap, "{\"available\":false}\n");
+        return;
+    }
+    fputs("{\"available\":true,\"zone\":", f);
+    text_json_string(f, s->clock.zone, strlen(s->clock.zone));
+    fprintf(f, ",\"utc_offset_s\":%" PRId32 ",\"now_ms\":%" PRId64 "}\n", s->clock.utc_offset_s,
+            s->clock.now_ms);
+    fclose(f);
 }
 
 static void on_timer(uv_timer_t *t)

@@ -5,7 +5,9 @@
  * (tally_stats_req) every few seconds on a libuv worker thread, so that a
  * slow or absent daemon never holds up the loop; /metrics serves the last
  * answer.  The same poll reads tallyd's catalog (tally_catalog_req) as the
- * JSON /api/v1/catalog serves, so that a reload's new labels show.
+ * JSON /api/v1/catalog serves, so that a reload's new labels show, and
+ * tallyd's clock and calendar zone (tally_clock_req) as /api/v1/clock
+ * serves, so that the wall's clock and "today" are the daemon's.
  * Everything else here runs on the loop.
  */
 #ifndef TALLY_WEB_STATS_H
@@ -35,6 +37,8 @@ typedef struct web_stats_set {
     int rc; /* tally_stats_req's return */
     char err[256];
     char *catalog_json; /* the catalog for the display (malloc'ed), or NULL */
+    tally_clock_t clock;
+    bool have_clock; /* tallyd answered CLOCK_REQ */
 } web_stats_set_t;
 
 /* tally-web's own counters, kept by the parts that count. */
@@ -59,9 +63,11 @@ typedef struct web_stats {
     web_stats_set_t last;    /* the last complete answer, on the loop */
     bool have_last;
     uint64_t polls, failures;
-    int last_rc;        /* the last poll's tally_stats_req return */
-    int64_t last_ok_ms; /* wall clock of the last answer, 0: none */
-    char *catalog_json; /* the last catalog read (CATALOG_REQ), or NULL */
+    int last_rc;         /* the last poll's tally_stats_req return */
+    int64_t last_ok_ms;  /* wall clock of the last answer, 0: none */
+    char *catalog_json;  /* the last catalog read (CATALOG_REQ), or NULL */
+    tally_clock_t clock; /* the last clock read (CLOCK_REQ), when have_clock */
+    bool have_clock;
 } web_stats_t;
 
 /* Start polling tallyd at server every WEB_STATS_INTERVAL_MS (the first
@@ -96,6 +102,13 @@ static inline const char *web_stats_catalog(const web_stats_t *s)
 {
     return s->catalog_json;
 }
+
+/* tallyd's calendar zone as JSON for the display:
+ * {"available":true,"zone":"Asia/Shanghai","utc_offset_s":28800,
+ *  "now_ms":...} (now_ms: tallyd's clock when it was read, at most
+ * WEB_STATS_INTERVAL_MS ago), or {"available":false} until tallyd
+ * answered (or when it predates CLOCK_REQ).  Into buf of cap bytes. */
+void web_stats_clock_json(const web_stats_t *s, char *buf, size_t cap);
 
 /* True when name is a valid Prometheus metric name. */
 bool web_stats_name_ok(const char *name);

@@ -7,7 +7,7 @@ Starts tallyd (the example catalog, ipc:// endpoints in a temporary
 directory) and tally-web on an ephemeral port, pushes 高观镇's report with
 the `tally` command and checks, with the Python standard library only:
 /healthz; /api/v1/tallies against `tally get --json`; /api/v1/catalog's
-labels; the WebSocket /api/v1/stream (a snapshot, then a sequenced update
+labels; /api/v1/clock (tallyd's zone, its offset and clock); the WebSocket /api/v1/stream (a snapshot, then a sequenced update
 after a push); 404 and 400; /metrics with `promtool check metrics` when
 promtool is installed; that a non-loopback --listen without --token is
 refused unless --insecure; and the bearer token.  Exit 0 when all hold.
@@ -181,6 +181,15 @@ labels = {m["id"]: m["label"] for m in cat["metrics"]}
 towns = {t["id"]: t["label"] for t in cat["townships"]}
 if labels.get("disputes.resolved") != "化解矛盾纠纷" or towns.get("gaoguan") != "高观镇":
     fail("/api/v1/catalog: %s" % body[:300])
+
+# tallyd's calendar zone (CLOCK_REQ) reaches the display: read in the same
+# poll as the catalog, so it is there by now.
+st, body = http("/api/v1/clock")
+clock = json.loads(body)
+if (st != 200 or clock.get("available") is not True or clock.get("zone") != "Asia/Shanghai"
+        or clock.get("utc_offset_s") != 8 * 3600
+        or abs(clock.get("now_ms", 0) - time.time() * 1000) > 60000):
+    fail("/api/v1/clock: %d %s" % (st, body[:300]))
 
 # The stream: a snapshot, then the update of a push with a higher seq.
 s = ws_open("/api/v1/stream")

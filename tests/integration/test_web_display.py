@@ -9,8 +9,10 @@ pushed figures; that a new push appears within 2 s without a reload; that
 nothing on the page overflows the screen or its box, in every column;
 that last year's column changes within 3 s when a late figure of last
 year arrives (PERIOD_CHANGED); that the connection indicator turns stale
-when tallyd stops (GOODBYE) and live again when it is back; and that the
-browser logged no error.  The screenshot is kept as
+when tallyd stops (GOODBYE) and live again when it is back; that the
+clock shows tallyd's time (Asia/Shanghai) to a browser kept in another
+zone (Pacific/Pago_Pago, 19 hours behind); and that the browser logged
+no error.  The screenshot is kept as
 artifacts/wall-1920x1080.png in the working directory.  Exits 77
 (skipped) when Chromium, chromedriver or python3-selenium is missing.
 """
@@ -21,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 try:
     from selenium import webdriver
@@ -145,7 +149,12 @@ opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
 for a in ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1920,1080",
           "--disable-dev-shm-usage"):
     opts.add_argument(a)
-driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+# The browser in a zone of its own: the wall's clock and years must be
+# tallyd's (its timezone, Asia/Shanghai) all the same.
+BROWSER_TZ = "Pacific/Pago_Pago"
+DAEMON_TZ = ZoneInfo("Asia/Shanghai")
+driver = webdriver.Chrome(service=Service(DRIVER, env=dict(os.environ, TZ=BROWSER_TZ)),
+                          options=opts)
 # The wall screen's viewport exactly (--window-size counts the window's
 # frame in some Chromium versions).
 driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
@@ -155,6 +164,19 @@ try:
     conn = lambda: driver.find_element(By.ID, "conn").get_attribute("data-state")
     kpis = lambda: driver.find_element(By.ID, "kpis").text
     until(lambda: conn() == "live", "the live indicator")
+    if driver.execute_script("return new Date().getTimezoneOffset()") != 11 * 60:
+        fail("the browser is not in %s: the clock's check would prove nothing" % BROWSER_TZ)
+
+    def clock_is_tallyds():
+        text = driver.find_element(By.ID, "clock").text
+        for back in range(3):  # the page redraws once a second
+            t = datetime.now(DAEMON_TZ) - timedelta(seconds=back)
+            if text.startswith(t.strftime("%Y年%m月%d日")) and text.endswith(t.strftime("%H:%M:%S")):
+                return True
+        return False
+
+    until(clock_is_tallyds, "tallyd's date and time (Asia/Shanghai) on the clock, "
+          "in a browser in " + BROWSER_TZ)
     until(lambda: "化解矛盾纠纷" in kpis() and "216" in kpis(), "化解矛盾纠纷 216")
     until(lambda: "98.6%" in driver.find_element(By.ID, "ratios").text, "the ratio 98.6%")
     until(lambda: "高观镇" in driver.find_element(By.ID, "towns").text, "高观镇 in the table")
@@ -186,7 +208,7 @@ try:
             fail("column %s at 1920x1080 overflows: %s" % (b.text, "; ".join(bad[:8])))
 
     # Last year's column follows a late figure of last year (PERIOD_CHANGED).
-    last = str(time.localtime().tm_year - 1)
+    last = str(datetime.now(DAEMON_TZ).year - 1)
     driver.find_element(By.CSS_SELECTOR, '#columns button[data-column="y%s"]' % last).click()
     until(lambda: "化解矛盾纠纷" in kpis(), "last year's column")
     before = kpis()

@@ -8,9 +8,11 @@
 "use strict";
 
 const COLUMNS = { today: "今日", month: "本月", quarter: "本季度", year: "本年", total: "累计" };
-// The two years before this one, read from tallyd's history.
-const PAST_YEARS = [1, 2].map((k) => String(new Date().getFullYear() - k));
-for (const y of PAST_YEARS) COLUMNS["y" + y] = y + "年";
+// The two years before this one, read from tallyd's history: this one is
+// tallyd's (its calendar zone, /api/v1/clock), the browser's until known.
+let pastYears = [];
+setPastYears(new Date().getFullYear());
+const CLOCK_EVERY_MS = 60000; // the zone's offset read again (summer time)
 // A past year is read again when tallyd says closed periods changed
 // (history_gen in the stream's messages), after a new snapshot, and at
 // most this often otherwise (tallyd unreachable when it was read).
@@ -47,7 +49,34 @@ const state = {
   dirty: true,
   page: 0, // the table's page shown
   pages: 1,
+  clock: null, // tallyd's zone: { zone, utc_offset_s }, null: not known (yet)
 };
+
+// The years of the past-year columns, for `year` as this one (a year
+// that had a button keeps its name: the column may still be shown).
+function setPastYears(year) {
+  pastYears = [1, 2].map((k) => String(year - k));
+  for (const y of pastYears) COLUMNS["y" + y] = y + "年";
+}
+
+// The calendar date and time of instant ms where tallyd counts its
+// periods (its zone, as /api/v1/clock told), else the browser's.
+function calendarAt(ms) {
+  if (state.clock) {
+    const d = new Date(ms + state.clock.utc_offset_s * 1000);
+    return { y: d.getUTCFullYear(), mo: d.getUTCMonth() + 1, d: d.getUTCDate(), wd: d.getUTCDay(),
+             h: d.getUTCHours(), mi: d.getUTCMinutes(), s: d.getUTCSeconds() };
+  }
+  const d = new Date(ms);
+  return { y: d.getFullYear(), mo: d.getMonth() + 1, d: d.getDate(), wd: d.getDay(),
+           h: d.getHours(), mi: d.getMinutes(), s: d.getSeconds() };
+}
+
+const pad2 = (n) => String(n).padStart(2, "0");
+
+function timeText(c) {
+  return pad2(c.h) + ":" + pad2(c.mi) + ":" + pad2(c.s);
+}
 
 function pickColumn() {
   const c = params.get("column") || localStorage.getItem("tally-web.column");
@@ -351,19 +380,18 @@ function drawStatus() {
   text.textContent = s === "live" ? "实时" : s === "connecting" ? "连接中" : "数据中断";
   document.getElementById("seq").textContent = state.seq ? "序号 " + state.seq + " · 数据流 " + state.stream : "";
   document.getElementById("updated").textContent = state.lastChange
-    ? "最近更新 " + new Date(state.lastChange).toLocaleTimeString("zh-CN", { hour12: false })
+    ? "最近更新 " + timeText(calendarAt(state.lastChange))
     : "";
   for (const b of document.querySelectorAll("#columns button"))
     b.classList.toggle("on", b.dataset.column === state.column);
 }
 
 function drawClock() {
-  const d = new Date();
-  const week = "日一二三四五六"[d.getDay()];
-  const p = (n) => String(n).padStart(2, "0");
-  document.getElementById("clock").textContent =
-    d.getFullYear() + "年" + p(d.getMonth() + 1) + "月" + p(d.getDate()) + "日 星期" + week + " " +
-    p(d.getHours()) + ":" + p(d.getMinutes()) + ":" + p(d.getSeconds());
+  const c = calendarAt(Date.now());
+  const el = document.getElementById("clock");
+  el.textContent = c.y + "年" + pad2(c.mo) + "月" + pad2(c.d) + "日 星期" + "日一二三四五六"[c.wd] + " " + timeText(c);
+  el.title = state.clock ? "tallyd 的时区 " + state.clock.zone : "本机时区（tallyd 未告知时区）";
+  if (!pastYears.includes(String(c.y - 1))) drawYearButtons(c.y);
 }
 
 function frame() {
@@ -472,23 +500,49 @@ async function loadCatalog() {
   }
 }
 
+// tallyd's zone and its offset now; kept when tallyd cannot be asked.
+async function loadClock() {
+  try {
+    const r = await fetch("/api/v1/clock", { credentials: "same-origin" });
+    if (!r.ok) return;
+    const c = await r.json();
+    if (c.available && Number.isFinite(c.utc_offset_s)) {
+      state.clock = { zone: c.zone, utc_offset_s: c.utc_offset_s };
+      drawClock();
+    }
+  } catch (e) {
+    // tally-web unreachable: the last zone known stays
+  }
+}
+
+function columnButton(column) {
+  const b = document.createElement("button");
+  b.dataset.column = column;
+  b.textContent = COLUMNS[column];
+  b.addEventListener("click", () => {
+    state.column = b.dataset.column;
+    localStorage.setItem("tally-web.column", state.column);
+    loadPast();
+    state.dirty = true;
+  });
+  return b;
+}
+
+// The past-year buttons for `year` as this one (at start, when tallyd's
+// year turns out another than the browser's, and at New Year).
+function drawYearButtons(year) {
+  setPastYears(year);
+  const nav = document.getElementById("columns");
+  for (const b of nav.querySelectorAll("button")) if (isPastYear(b.dataset.column)) b.remove();
+  for (const y of pastYears) nav.append(columnButton("y" + y));
+  state.dirty = true;
+}
+
 function start() {
   const nav = document.getElementById("columns");
-  for (const y of PAST_YEARS) {
-    const b = document.createElement("button");
-    b.dataset.column = "y" + y;
-    b.textContent = COLUMNS["y" + y];
-    nav.append(b);
-  }
+  for (const b of [...nav.querySelectorAll("button")]) b.replaceWith(columnButton(b.dataset.column));
+  drawYearButtons(new Date().getFullYear());
   setInterval(loadPast, 5000);
-  for (const b of document.querySelectorAll("#columns button")) {
-    b.addEventListener("click", () => {
-      state.column = b.dataset.column;
-      localStorage.setItem("tally-web.column", state.column);
-      loadPast();
-      state.dirty = true;
-    });
-  }
   drawClock();
   setInterval(drawClock, 1000);
   setInterval(() => {
@@ -499,6 +553,8 @@ function start() {
   }, PAGE_MS);
   window.addEventListener("resize", () => chart && chart.resize());
   loadCatalog();
+  loadClock();
+  setInterval(loadClock, CLOCK_EVERY_MS);
   loadPast();
   connect();
   requestAnimationFrame(frame);
