@@ -159,7 +159,7 @@ int cli_get(int argc, char **argv, cli_global_t *g)
     if (period != NULL)
         return cli_get_period(g, &o, curve, period, compare);
     cli_render_rows_t rows = {.metric = o.all ? o.metric : NULL, .copy = true};
-    tally_catalog_t *cat = NULL;
+    const tally_catalog_t *cat = NULL;
     uint64_t seq = 0, stream = 0;
     char err[600];
     tally_request_t req = {
@@ -181,6 +181,5 @@ int cli_get(int argc, char **argv, cli_global_t *g)
         }
     }
     cli_render_rows_free(&rows);
-    tally_catalog_destroy(&cat);
     return status;
 }

@@ -142,6 +142,7 @@ int main(int argc, char **argv)
     char **sub_argv = argv + optind;
     optind = 0; /* glibc: re-initialise getopt for the subcommand's argv */
     int rc = cmd->run(sub_argc, sub_argv, &g);
+    tally_catalog_destroy(&g.catalog);
     if (fflush(stdout) != 0 && rc == CLI_OK) {
         cli_error("cannot write to standard output");
         rc = CLI_INTERNAL;

@@ -219,8 +219,8 @@ int cli_opts_resolve(cli_opts_t *o, const tally_curve_t *curve, int patient_ms)
                            .timeout_ms = patient_ms > 0 ? patient_ms : o->timeout_ms,
                            .errbuf = err,
                            .errbuf_len = sizeof err};
-    tally_catalog_t *cat = NULL;
-    int rc = tally_catalog_req(o->g->server, &req, &cat);
+    const tally_catalog_t *cat = NULL;
+    int rc = cli_catalog(o->g, &req, &cat);
     if (rc == TALLY_ETYPE || (rc < 0 && patient_ms > 0))
         return 0; /* a daemon older than the catalog, or one not up yet */
     if (rc < 0)   /* said now: the request that follows would wait as long again */
@@ -234,7 +234,6 @@ int cli_opts_resolve(cli_opts_t *o, const tally_curve_t *curve, int patient_ms)
         snprintf(o->metric_id, sizeof o->metric_id, "%s", id);
         o->metric = o->metric_id;
     }
-    tally_catalog_destroy(&cat);
     if (o->groups & CLI_OPTS_FILTER)
         return cli_prefix(o->cmd, o->metric, o->town, o->all, o->prefix, sizeof o->prefix);
     return 0;

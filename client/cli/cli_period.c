@@ -310,7 +310,7 @@ int cli_get_period(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *cu
     cmp_set_t sets[2];
     size_t nsets = 0;
     memset(sets, 0, sizeof(sets));
-    tally_catalog_t *cat = NULL;
+    const tally_catalog_t *cat = NULL;
     calperiod_t p;
     calperiod_parse(period, strlen(period), &p);
     char pname[CALPERIOD_NAME_MAX];
@@ -365,7 +365,6 @@ int cli_get_period(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *cu
     for (size_t s = 0; s < nsets; s++)
         cli_render_rows_free(&sets[s].rows);
     cli_render_rows_free(&rows);
-    tally_catalog_destroy(&cat);
     return status;
 }
 
@@ -519,8 +518,8 @@ int cli_history(int argc, char **argv, cli_global_t *g)
     }
     for (size_t i = 0; i < pts.n; i++)
         pts.v[i].column = pts.names[i];
-    tally_catalog_t *cat = cli_render_catalog(g, "history", curve, o.labels, o.timeout_ms,
-                                              !o.json && !csv && isatty(STDOUT_FILENO));
+    const tally_catalog_t *cat = cli_render_catalog(g, "history", curve, o.labels, o.timeout_ms,
+                                                    !o.json && !csv && isatty(STDOUT_FILENO));
     const tally_metric_info_t *mi = tally_catalog_find_metric(cat, o.metric, NULL);
     int scale = mi ? mi->scale : 0;
     if (o.json) {
@@ -574,7 +573,6 @@ int cli_history(int argc, char **argv, cli_global_t *g)
             table_print(t, stdout);
         table_free(&t);
     }
-    tally_catalog_destroy(&cat);
     free(pts.v);
     free(pts.names);
     return CLI_OK;

@@ -327,17 +327,17 @@ static bool has_labels(const tally_catalog_t *cat)
     return false;
 }
 
-tally_catalog_t *cli_render_catalog(const cli_global_t *g, const char *cmd,
-                                    const tally_curve_t *curve, int labels, int timeout_ms,
-                                    bool tty)
+const tally_catalog_t *cli_render_catalog(cli_global_t *g, const char *cmd,
+                                          const tally_curve_t *curve, int labels, int timeout_ms,
+                                          bool tty)
 {
     if (labels == 0 || (labels < 0 && !tty))
         return NULL;
     char err[600];
     tally_request_t req = {
         .curve = curve, .timeout_ms = timeout_ms, .errbuf = err, .errbuf_len = sizeof err};
-    tally_catalog_t *cat = NULL;
-    int rc = tally_catalog_req(g->server, &req, &cat);
+    const tally_catalog_t *cat = NULL;
+    int rc = cli_catalog(g, &req, &cat);
     if (rc < 0) {
         if (labels > 0 && rc == TALLY_ETYPE)
             fprintf(stderr,
@@ -349,7 +349,5 @@ tally_catalog_t *cli_render_catalog(const cli_global_t *g, const char *cmd,
                     tally_strerror(rc), err[0] ? ": " : "", err);
         return NULL;
     }
-    if (labels < 0 && !has_labels(cat))
-        tally_catalog_destroy(&cat);
-    return cat;
+    return labels < 0 && !has_labels(cat) ? NULL : cat;
 }

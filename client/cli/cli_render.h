@@ -65,10 +65,10 @@ void cli_render_json_tally(FILE *out, const tally_tally_t *t, bool with_seq);
  * --labels option: 0 never; 1 always (a daemon that cannot say gets a
  * note on stderr, and ids are shown); -1 when tty is set and the catalog
  * has a label or a township name.  A daemon from before the catalog
- * request gives NULL silently.  Free with tally_catalog_destroy. */
-tally_catalog_t *cli_render_catalog(const cli_global_t *g, const char *cmd,
-                                    const tally_curve_t *curve, int labels, int timeout_ms,
-                                    bool tty);
+ * request gives NULL silently.  Borrowed from g (cli_catalog). */
+const tally_catalog_t *cli_render_catalog(cli_global_t *g, const char *cmd,
+                                          const tally_curve_t *curve, int labels, int timeout_ms,
+                                          bool tty);
 
 /* A value of a metric with decimal scale places: "12.5" for 125 at scale
  * 1, "-0.05" for -5 at scale 2; as cli_render_value otherwise. */

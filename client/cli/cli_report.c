@@ -163,8 +163,8 @@ int cli_report(int argc, char **argv, cli_global_t *g)
     fetch_ctx_t f = {.g = g};
     f.req = (tally_request_t){
         .curve = curve, .timeout_ms = o.timeout_ms, .errbuf = f.err, .errbuf_len = sizeof f.err};
-    tally_catalog_t *cat = NULL;
-    int rc = tally_catalog_req(g->server, &f.req, &cat);
+    const tally_catalog_t *cat = NULL;
+    int rc = cli_catalog(g, &f.req, &cat);
     if (rc == TALLY_ETYPE) {
         fprintf(stderr, "tally report: the daemon does not send its catalog; ids instead of "
                         "labels\n");
@@ -176,7 +176,6 @@ int cli_report(int argc, char **argv, cli_global_t *g)
     const char **ids = calloc(ntowns + 1, sizeof(*ids));
     size_t n = 0;
     if (ids == NULL) {
-        tally_catalog_destroy(&cat);
         cli_error("out of memory");
         return CLI_INTERNAL;
     }
@@ -191,7 +190,6 @@ int cli_report(int argc, char **argv, cli_global_t *g)
                     o.town, s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
             free(names);
             free(ids);
-            tally_catalog_destroy(&cat);
             return CLI_USAGE;
         }
         ids[n++] = o.town;
@@ -205,7 +203,6 @@ int cli_report(int argc, char **argv, cli_global_t *g)
     report_t r;
     rc = report_build(&r, period, compare, ids, n, cat, fetch, &f);
     free(ids);
-    tally_catalog_destroy(&cat);
     if (rc == TALLY_EUNKTOWN || rc == TALLY_EBADPERIOD) {
         fprintf(stderr, "tally report: %s '%s': %s\n", rc == TALLY_EUNKTOWN ? "--town" : "--period",
                 rc == TALLY_EUNKTOWN ? o.town : period, f.err[0] ? f.err : tally_strerror(rc));

@@ -326,3 +326,15 @@ int cli_request_failed(const cli_global_t *g, const char *cmd, int rc, const tal
               req->errbuf != NULL && req->errbuf[0] ? req->errbuf : tally_strerror(rc));
     return rc == TALLY_EINVAL ? CLI_USAGE : CLI_INTERNAL;
 }
+
+int cli_catalog(cli_global_t *g, tally_request_t *req, const tally_catalog_t **out)
+{
+    *out = NULL;
+    if (g->catalog == NULL) {
+        int rc = tally_catalog_req(g->server, req, &g->catalog);
+        if (rc < 0)
+            return rc;
+    }
+    *out = g->catalog;
+    return 0;
+}

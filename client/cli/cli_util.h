@@ -31,7 +31,15 @@ typedef struct cli_global {
     const char *server_key;          /* --server-key or $TALLY_SERVER_KEY; NULL: plaintext */
     const char *cert;                /* --cert or $TALLY_CERT */
     tally_curve_t curve;             /* filled by cli_curve */
+    tally_catalog_t *catalog;        /* the daemon's, once read (cli_catalog); freed by main */
 } cli_global_t;
+
+/* The daemon's catalog, read once per command (CATALOG_REQ) and kept in
+ * g: a command that resolves a name and then shows labels asks once.
+ * *out is borrowed (NULL on failure).  Returns 0 or the return of
+ * tally_catalog_req, which req describes; a failure is not kept, so a
+ * later call asks again. */
+int cli_catalog(cli_global_t *g, tally_request_t *req, const tally_catalog_t **out);
 
 /* The CURVE keys of g for libtally, checked (files read): *out is NULL
  * without a server key (plaintext), else &g->curve.  A certificate without

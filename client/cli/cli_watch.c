@@ -61,9 +61,9 @@ typedef struct watch {
     const char *prefix;
     const char *metric; /* filter for --all --metric, else NULL */
     bool json;
-    tally_catalog_t *cat; /* labels to show, or NULL for ids */
-    long count;           /* 0 = unlimited */
-    long changes;         /* lines newer than the first snapshot */
+    const tally_catalog_t *cat; /* labels to show (borrowed from g), or NULL for ids */
+    long count;                 /* 0 = unlimited */
+    long changes;               /* lines newer than the first snapshot */
     bool have_base;
     uint64_t base_seq;
     bool ever_synced;
@@ -258,7 +258,6 @@ int cli_watch(int argc, char **argv, cli_global_t *g)
     int rc = tally_sub_new(g->server, o.prefix, &cb, &so, &w.sub);
     if (rc < 0) {
         cli_error("%s", err);
-        tally_catalog_destroy(&w.cat);
         return rc == TALLY_EINVAL ? CLI_USAGE : CLI_INTERNAL;
     }
     struct sigaction sa;
@@ -273,6 +272,5 @@ int cli_watch(int argc, char **argv, cli_global_t *g)
     signal(SIGTERM, SIG_DFL);
     watched = NULL;
     tally_sub_destroy(&w.sub);
-    tally_catalog_destroy(&w.cat);
     return status;
 }
