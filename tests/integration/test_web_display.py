@@ -8,7 +8,8 @@ and checks that the display goes live with the catalog's labels and the
 pushed figures; that a new push appears within 2 s without a reload; that
 nothing on the page overflows the screen or its box, in every column;
 that last year's column changes within 3 s when a late figure of last
-year arrives (PERIOD_CHANGED); that the connection indicator turns stale
+year arrives (PERIOD_CHANGED); that every label of the catalog shows whole, in the
+cards and the table's header; that the connection indicator turns stale
 when tallyd stops (GOODBYE) and live again when it is back; that the
 clock shows tallyd's time (Asia/Shanghai) to a browser kept in another
 zone (Pacific/Pago_Pago, 19 hours behind); and that the browser logged
@@ -99,6 +100,17 @@ for (const el of document.querySelectorAll('body *')) {
       cs.overflowY !== 'auto' && cs.overflowY !== 'scroll')
     out.push(name(el) + ': content ' + el.scrollHeight + ' px high in ' + el.clientHeight + ' px');
 }
+return out;
+"""
+
+
+# Labels that do not show whole (cut by the line clamp or spilling out of
+# their box), as their text: the cards' and the table's headers.
+CUT_LABELS_JS = """
+const out = [];
+for (const el of document.querySelectorAll('.kpi .label, #towns-head th span'))
+  if (el.scrollHeight > el.clientHeight + 1 || el.scrollWidth > el.clientWidth + 1)
+    out.push(el.textContent);
 return out;
 """
 
@@ -206,6 +218,12 @@ try:
         bad = driver.execute_script(OVERFLOW_JS)
         if bad:
             fail("column %s at 1920x1080 overflows: %s" % (b.text, "; ".join(bad[:8])))
+    # Every label of the example catalog shows whole, in two lines or
+    # three if need be: 法治理论考试参考人数 and 法治理论考试合格人数 differ at
+    # their ends, which an ellipsis would cut.
+    cut = driver.execute_script(CUT_LABELS_JS)
+    if cut:
+        fail("labels cut short on the wall: %s" % "; ".join(cut))
 
     # Last year's column follows a late figure of last year (PERIOD_CHANGED).
     last = str(datetime.now(DAEMON_TZ).year - 1)

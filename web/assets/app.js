@@ -284,9 +284,11 @@ function drawTable() {
   const cols = [["__town", "乡镇（街道）"]].concat(metrics.map((m) => [m, metricLabel(m)]));
   for (const [id, text] of cols) {
     const th = document.createElement("th");
-    th.textContent = text;
+    const span = document.createElement("span");
+    span.textContent = text;
+    th.append(span);
     th.dataset.sort = id;
-    th.title = id === "__town" ? "按名称排序" : id;
+    th.title = id === "__town" ? "按名称排序" : text === id ? id : text + "（" + id + "）";
     if ((state.sort.metric || metrics[0]) === id || key === id) {
       th.classList.add("sorted");
       if (state.sort.asc) th.classList.add("asc");
