@@ -105,9 +105,10 @@ static inline const char *web_stats_catalog(const web_stats_t *s)
 
 /* tallyd's calendar zone as JSON for the display:
  * {"available":true,"zone":"Asia/Shanghai","utc_offset_s":28800,
- *  "now_ms":...} (now_ms: tallyd's clock when it was read, at most
- * WEB_STATS_INTERVAL_MS ago), or {"available":false} until tallyd
- * answered (or when it predates CLOCK_REQ).  Into buf of cap bytes. */
+ *  "now_ms":...} (now_ms: tallyd's clock when it was last read, every
+ * WEB_STATS_INTERVAL_MS while it answers; the last answer stays while it
+ * does not), or {"available":false} until tallyd answered (or when it
+ * predates CLOCK_REQ).  Into buf of cap bytes. */
 void web_stats_clock_json(const web_stats_t *s, char *buf, size_t cap);
 
 /* True when name is a valid Prometheus metric name. */
