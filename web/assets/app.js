@@ -12,7 +12,12 @@ const COLUMNS = { today: "今日", month: "本月", quarter: "本季度", year: 
 // tallyd's (its calendar zone, /api/v1/clock), the browser's until known.
 let pastYears = [];
 setPastYears(new Date().getFullYear());
-const CLOCK_EVERY_MS = 60000; // the zone's offset read again (summer time)
+// The catalog (a reload may change labels) and tallyd's zone (summer time
+// changes its offset) are read again this often, and every RETRY_MS while
+// tally-web has not got them from tallyd (a screen started before tallyd).
+const CATALOG_EVERY_MS = 60000;
+const CLOCK_EVERY_MS = 60000;
+const RETRY_MS = 5000;
 // A past year is read again when tallyd says closed periods changed
 // (history_gen in the stream's messages), after a new snapshot, and at
 // most this often otherwise (tallyd unreachable when it was read).
@@ -485,36 +490,46 @@ async function loadPast() {
   }
 }
 
-async function loadCatalog() {
+// Read f now and again: every okMs after it returned true, every RETRY_MS
+// after it returned false or failed.
+async function keepReading(f, okMs) {
+  let ok = false;
   try {
-    const r = await fetch("/api/v1/catalog", { credentials: "same-origin" });
-    if (!r.ok) return;
-    const c = await r.json();
-    (c.metrics || []).concat(c.ratios || []).forEach((m, i) => {
-      state.catalog.metrics.set(m.id, m);
-      state.catalog.order.set(m.id, i);
-    });
-    (c.townships || []).forEach((t) => state.catalog.townships.set(t.id, t));
-    if (c.county && c.county.label) document.getElementById("title").textContent = c.county.label + " · 实时数据";
-    state.dirty = true;
+    ok = await f();
   } catch (e) {
-    // No catalog: ids stand in for labels.
+    // tally-web unreachable: what was read last stays
   }
+  setTimeout(() => keepReading(f, okMs), ok ? okMs : RETRY_MS);
 }
 
-// tallyd's zone and its offset now; kept when tallyd cannot be asked.
+// The catalog's labels, units and township names; until tallyd has given
+// one (or from a tallyd older than the catalog request) ids stand in.
+async function loadCatalog() {
+  const r = await fetch("/api/v1/catalog", { credentials: "same-origin" });
+  if (!r.ok) return false;
+  const c = await r.json();
+  if (!c.available) return false;
+  const catalog = { metrics: new Map(), townships: new Map(), order: new Map() };
+  (c.metrics || []).concat(c.ratios || []).forEach((m, i) => {
+    catalog.metrics.set(m.id, m);
+    catalog.order.set(m.id, i);
+  });
+  (c.townships || []).forEach((t) => catalog.townships.set(t.id, t));
+  state.catalog = catalog;
+  state.dirty = true;
+  return true;
+}
+
+// tallyd's zone and its offset now; the last one known stays while
+// tallyd cannot be asked.
 async function loadClock() {
-  try {
-    const r = await fetch("/api/v1/clock", { credentials: "same-origin" });
-    if (!r.ok) return;
-    const c = await r.json();
-    if (c.available && Number.isFinite(c.utc_offset_s)) {
-      state.clock = { zone: c.zone, utc_offset_s: c.utc_offset_s };
-      drawClock();
-    }
-  } catch (e) {
-    // tally-web unreachable: the last zone known stays
-  }
+  const r = await fetch("/api/v1/clock", { credentials: "same-origin" });
+  if (!r.ok) return false;
+  const c = await r.json();
+  if (!c.available || !Number.isFinite(c.utc_offset_s)) return false;
+  state.clock = { zone: c.zone, utc_offset_s: c.utc_offset_s };
+  drawClock();
+  return true;
 }
 
 function columnButton(column) {
@@ -554,9 +569,8 @@ function start() {
     }
   }, PAGE_MS);
   window.addEventListener("resize", () => chart && chart.resize());
-  loadCatalog();
-  loadClock();
-  setInterval(loadClock, CLOCK_EVERY_MS);
+  keepReading(loadCatalog, CATALOG_EVERY_MS);
+  keepReading(loadClock, CLOCK_EVERY_MS);
   loadPast();
   connect();
   requestAnimationFrame(frame);
