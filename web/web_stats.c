@@ -99,7 +99,10 @@ static void do_poll(uv_work_t *w)
     if (tally_catalog_req(s->server, &req, &cat) == 0)
         set->catalog_json = catalog_to_json(cat);
     tally_catalog_destroy(&cat);
+    int64_t asked = wall_ms();
     set->have_clock = tally_clock_req(s->server, &req, &set->clock) == 0;
+    /* Half-way through the round trip: off by at most half of it. */
+    set->clock_skew_ms = set->clock.now_ms - (asked + wall_ms()) / 2;
 }
 
 static void after_poll(uv_work_t *w, int status)
@@ -122,6 +125,7 @@ static void after_poll(uv_work_t *w, int status)
         }
         if (s->polling.have_clock) {
             s->clock = s->polling.clock;
+            s->clock_skew_ms = s->polling.clock_skew_ms;
             s->have_clock = true;
         }
         s->last = s->polling;
@@ -225,6 +229,18 @@ void web_stats_write(const web_stats_t *s, const web_counters_t *c, const web_st
     metric(out, "tally_web_tallyd_up", "gauge",
            "1 when the last STATS request to tallyd was answered, else 0.",
            s->polls > 0 && s->last_rc == 0 ? 1 : 0);
+    if (s->have_clock)
+        fprintf(out,
+                "# HELP tally_web_tallyd_clock_offset_seconds tallyd's clock minus this machine's, "
+                "at the last clock request (a submission more than skew_ms ahead of tallyd's "
+                "clock is refused).\n"
+                "# TYPE tally_web_tallyd_clock_offset_seconds gauge\n"
+                "tally_web_tallyd_clock_offset_seconds %.3f\n"
+                "# HELP tally_web_tallyd_utc_offset_seconds The offset from UTC of tallyd's "
+                "calendar zone (its today, month and year), east positive.\n"
+                "# TYPE tally_web_tallyd_utc_offset_seconds gauge\n"
+                "tally_web_tallyd_utc_offset_seconds %" PRId32 "\n",
+                (double)s->clock_skew_ms / 1000.0, s->clock.utc_offset_s);
     if (!s->have_last)
         return;
     int64_t age = wall_ms() - s->last_ok_ms;

@@ -38,7 +38,8 @@ typedef struct web_stats_set {
     char err[256];
     char *catalog_json; /* the catalog for the display (malloc'ed), or NULL */
     tally_clock_t clock;
-    bool have_clock; /* tallyd answered CLOCK_REQ */
+    bool have_clock;       /* tallyd answered CLOCK_REQ */
+    int64_t clock_skew_ms; /* its now_ms minus this machine's clock half-way through */
 } web_stats_set_t;
 
 /* tally-web's own counters, kept by the parts that count. */
@@ -68,6 +69,7 @@ typedef struct web_stats {
     char *catalog_json;  /* the last catalog read (CATALOG_REQ), or NULL */
     tally_clock_t clock; /* the last clock read (CLOCK_REQ), when have_clock */
     bool have_clock;
+    int64_t clock_skew_ms; /* tallyd's clock minus ours at that read */
 } web_stats_t;
 
 /* Start polling tallyd at server every WEB_STATS_INTERVAL_MS (the first
@@ -87,8 +89,9 @@ typedef struct web_stats_feed {
     uint64_t seq;
 } web_stats_feed_t;
 
-/* Write the exposition: tally-web's metrics (tally_web_*) and tallyd's
- * last known counters (named as tallyd names them; "_total" ones are
+/* Write the exposition: tally-web's metrics (tally_web_*), tallyd's
+ * clock against this machine's and its zone's offset (once tallyd answered
+ * CLOCK_REQ), and tallyd's last known counters (named as tallyd names them; "_total" ones are
  * counters, the others gauges), each with HELP and TYPE. */
 void web_stats_write(const web_stats_t *s, const web_counters_t *c, const web_stats_feed_t *feed,
                      FILE *out);

@@ -268,6 +268,12 @@ text = body.decode()
 if st != 200 or "tallyd_submissions_accepted_total" not in text or \
         "# TYPE tally_web_browsers gauge" not in text:
     fail("/metrics: %s" % text[:300])
+# tallyd runs on this machine: its clock is ours, give or take the round
+# trip; its zone is the example's Asia/Shanghai.
+m = re.search(r"^tally_web_tallyd_clock_offset_seconds (-?[0-9.]+)$", text, re.M)
+if m is None or abs(float(m.group(1))) > 2 or \
+        not re.search(r"^tally_web_tallyd_utc_offset_seconds 28800$", text, re.M):
+    fail("/metrics: tallyd's clock offset and zone: %s" % text[:600])
 promtool = shutil.which("promtool")
 if promtool:
     r = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True)
