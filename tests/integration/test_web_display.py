@@ -9,7 +9,9 @@ pushed figures; that a new push appears within 2 s without a reload; that
 nothing on the page overflows the screen or its box, in every column;
 that last year's column changes within 3 s when a late figure of last
 year arrives (PERIOD_CHANGED); that every label of the catalog shows whole, in the
-cards and the table's header; that the connection indicator turns stale
+cards and the table's header; that on a 4K, a 1366x768 and a 16:10
+screen the page is scaled to fill it, centred, with nothing cut; that
+the connection indicator turns stale
 when tallyd stops (GOODBYE) and live again when it is back; that the
 clock shows tallyd's time (Asia/Shanghai) to a browser kept in another
 zone (Pacific/Pago_Pago, 19 hours behind); that a page opened before
@@ -79,8 +81,12 @@ OVERFLOW_JS = """
 const out = [];
 const W = window.innerWidth, H = window.innerHeight;
 const doc = document.documentElement;
-if (doc.scrollWidth > W) out.push('page: ' + doc.scrollWidth + ' px wide');
-if (doc.scrollHeight > H) out.push('page: ' + doc.scrollHeight + ' px high');
+// Scroll bars, unless the page has none (it scales itself to the window;
+// Chromium then keeps the largest size seen as the root's scroll size).
+if (getComputedStyle(doc).overflow !== 'hidden') {
+  if (doc.scrollWidth > W) out.push('page: ' + doc.scrollWidth + ' px wide');
+  if (doc.scrollHeight > H) out.push('page: ' + doc.scrollHeight + ' px high');
+}
 const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
     (typeof el.className === 'string' && el.className ? '.' + el.className.split(' ').join('.') : '');
 for (const el of document.querySelectorAll('body *')) {
@@ -229,6 +235,25 @@ try:
     cut = driver.execute_script(CUT_LABELS_JS)
     if cut:
         fail("labels cut short on the wall: %s" % "; ".join(cut))
+
+    # Other screens: the 1920x1080 page scaled to fill them (an LED wall
+    # in 4K, an official's 1366x768 laptop, a 16:10 monitor), centred,
+    # nothing outside the screen or cut, the table's page whole.
+    for w, h in ((3840, 2160), (1366, 768), (1920, 1200)):
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": w, "height": h, "deviceScaleFactor": 1, "mobile": False})
+        time.sleep(1.5)
+        r = driver.execute_script(
+            "const r = document.body.getBoundingClientRect(); return [r.left, r.top, r.width, r.height]")
+        s = min(w / 1920, h / 1080)
+        want = [(w - 1920 * s) / 2, (h - 1080 * s) / 2, 1920 * s, 1080 * s]
+        if any(abs(a - b) > 2 for a, b in zip(r, want)):
+            fail("at %dx%d the page is at %s, expected %s" % (w, h, r, want))
+        bad = driver.execute_script(OVERFLOW_JS)
+        if bad:
+            fail("at %dx%d the page overflows: %s" % (w, h, "; ".join(bad[:8])))
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": 1920, "height": 1080, "deviceScaleFactor": 1, "mobile": False})
 
     # Last year's column follows a late figure of last year (PERIOD_CHANGED).
     last = str(datetime.now(DAEMON_TZ).year - 1)

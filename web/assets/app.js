@@ -308,7 +308,7 @@ function drawTable() {
   body.replaceChildren();
   // As many rows as the box holds; more townships: pages in turn.
   const box = document.getElementById("table-box");
-  const room = box.clientHeight - head.getBoundingClientRect().height - 16;
+  const room = box.clientHeight - head.offsetHeight - 16; // layout sizes: the page may be scaled
   const per = Math.max(1, Math.floor(room / ROW_PX));
   state.pages = Math.max(1, Math.ceil(towns.length / per));
   if (state.page >= state.pages) state.page = 0;
@@ -335,6 +335,25 @@ function drawTable() {
 
 let chart = null;
 
+// The page is laid out for 1920x1080 and scaled to the window, whatever the
+// screen (an LED wall of 3840x2160, a 1366x768 laptop), centred with the
+// background around it where the proportions differ.
+let screenScale = 1;
+
+function fitScreen() {
+  const w = window.innerWidth, h = window.innerHeight;
+  const s = Math.min(w / 1920, h / 1080);
+  const scale = s > 0 ? s : 1;
+  document.body.style.transform =
+    "translate(" + (w - 1920 * scale) / 2 + "px," + (h - 1080 * scale) / 2 + "px) scale(" + scale + ")";
+  if (scale !== screenScale && chart) {
+    chart.dispose(); // made again at the new resolution
+    chart = null;
+    state.dirty = true;
+  }
+  screenScale = scale;
+}
+
 function drawChart(towns, key) {
   const title = document.getElementById("chart-title");
   if (!key || key === "__town") {
@@ -343,7 +362,12 @@ function drawChart(towns, key) {
   }
   title.textContent = "各乡镇" + metricLabel(key) + " · " + COLUMNS[state.column];
   if (typeof echarts === "undefined") return;
-  if (chart === null) chart = echarts.init(document.getElementById("chart"), null, { renderer: "canvas" });
+  if (chart === null)
+    chart = echarts.init(document.getElementById("chart"), null, {
+      renderer: "canvas",
+      // drawn at the screen's resolution when the page is scaled up
+      devicePixelRatio: (window.devicePixelRatio || 1) * Math.max(1, screenScale),
+    });
   const top = towns.slice(0, 25).reverse();
   const ratio = top.some((t) => get(t, key) && get(t, key).kind === "ratio");
   const data = top.map((t) => {
@@ -568,7 +592,11 @@ function start() {
       state.dirty = true;
     }
   }, PAGE_MS);
-  window.addEventListener("resize", () => chart && chart.resize());
+  fitScreen();
+  window.addEventListener("resize", () => {
+    fitScreen();
+    if (chart) chart.resize();
+  });
   keepReading(loadCatalog, CATALOG_EVERY_MS);
   keepReading(loadClock, CLOCK_EVERY_MS);
   loadPast();
