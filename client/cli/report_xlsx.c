@@ -158,6 +158,15 @@ int report_write_xlsx(const report_t *r, const char *path, char *err, size_t err
     worksheet_set_column(ws, 2, (lxw_col_t)(ncols - 2), wval, NULL);
     worksheet_set_column(ws, (lxw_col_t)(ncols - 1), (lxw_col_t)(ncols - 1), wid, NULL);
     worksheet_freeze_panes(ws, head + 1, 1);
+    /* On paper: A4 landscape, the title and header rows and the label and
+     * unit columns on every page (a township's column printed on the
+     * third page still says which figure each number is), the page
+     * numbers in the footer. */
+    worksheet_set_paper(ws, 9); /* A4 */
+    worksheet_set_landscape(ws);
+    worksheet_repeat_rows(ws, 0, head);
+    worksheet_repeat_columns(ws, 0, 1);
+    worksheet_set_footer(ws, "&C第 &P 页，共 &N 页");
     lxw_error ce = workbook_close(wb);
     if (e == LXW_NO_ERROR)
         e = ce;

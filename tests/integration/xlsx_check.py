@@ -3,8 +3,9 @@
 # wrote with openpyxl (a reader the tests did not write) and check it cell
 # by cell against the CSV report of the same period and scope: title,
 # frozen header row, every metric's label, unit and value (a number, not
-# text; a ratio a fraction with a percent format).  Exit 0 when they match,
-# 1 with the differences on stderr.
+# text; a ratio a fraction with a percent format); and the print setup
+# (A4 landscape, title, header, label and unit on every page, page numbers
+# in the footer).  Exit 0 when they match, 1 with the differences on stderr.
 import csv
 import sys
 
@@ -42,6 +43,15 @@ def main():
     hrow = 2 if ws.cell(2, 1).value == "指标" else 3
     if ws.freeze_panes != "B%d" % (hrow + 1):
         fail("panes frozen at %s, expected below the header row %d" % (ws.freeze_panes, hrow))
+    ps = ws.page_setup
+    if ps.orientation != "landscape" or str(ps.paperSize) != "9":
+        fail("printed %s on paper %s, expected landscape A4 (9)" % (ps.orientation, ps.paperSize))
+    titles = ((ws.print_title_rows or "").replace("$", ""),
+              (ws.print_title_cols or "").replace("$", ""))
+    if titles != ("1:%d" % hrow, "A:B"):
+        fail("printed on every page: rows and columns %s, expected 1:%d and A:B" % (titles, hrow))
+    if "&P" not in (ws.oddFooter.center.text or ""):
+        fail("no page number in the footer: %r" % ws.oddFooter.center.text)
     width = ws.column_dimensions["A"].width
     longest = max(len(r[3]) for r in rows[1:])
     if width < 2 * longest:
