@@ -161,7 +161,9 @@ int report_write_xlsx(const report_t *r, const char *path, char *err, size_t err
     /* On paper: A4 landscape, the title and header rows and the label and
      * unit columns on every page (a township's column printed on the
      * third page still says which figure each number is), the page
-     * numbers in the footer. */
+     * numbers in the footer.  The ids' column, there for programs, is
+     * left off paper: a township's report fits one page. */
+    worksheet_print_area(ws, 0, 0, (lxw_row_t)(head + r->nrows), (lxw_col_t)(ncols - 2));
     worksheet_set_paper(ws, 9); /* A4 */
     worksheet_set_landscape(ws);
     worksheet_repeat_rows(ws, 0, head);

@@ -50,6 +50,13 @@ def main():
               (ws.print_title_cols or "").replace("$", ""))
     if titles != ("1:%d" % hrow, "A:B"):
         fail("printed on every page: rows and columns %s, expected 1:%d and A:B" % (titles, hrow))
+    last = openpyxl.utils.get_column_letter(2 + len(head) - 4)
+    area = ws.print_area or ""
+    if isinstance(area, list):  # openpyxl 3.1 gives one range per area
+        area = ",".join(area)
+    area = area.replace("$", "").split("!")[-1]
+    if area != "A1:%s%d" % (last, hrow + len(rows) - 1):
+        fail("print area %r, expected A1:%s%d (all but the ids)" % (area, last, hrow + len(rows) - 1))
     if "&P" not in (ws.oddFooter.center.text or ""):
         fail("no page number in the footer: %r" % ws.oddFooter.center.text)
     width = ws.column_dimensions["A"].width
