@@ -360,7 +360,9 @@ function drawChart(towns, key) {
     title.textContent = "";
     return;
   }
-  title.textContent = "各乡镇" + metricLabel(key) + " · " + COLUMNS[state.column];
+  const CHART_MAX = 25; // bars the box holds with every township named
+  title.textContent = "各乡镇" + metricLabel(key) + " · " + COLUMNS[state.column] +
+    (towns.length > CHART_MAX ? " · 前 " + CHART_MAX + "/" + towns.length : "");
   if (typeof echarts === "undefined") return;
   if (chart === null)
     chart = echarts.init(document.getElementById("chart"), null, {
@@ -368,7 +370,7 @@ function drawChart(towns, key) {
       // drawn at the screen's resolution when the page is scaled up
       devicePixelRatio: (window.devicePixelRatio || 1) * Math.max(1, screenScale),
     });
-  const top = towns.slice(0, 25).reverse();
+  const top = towns.slice(0, CHART_MAX).reverse();
   const ratio = top.some((t) => get(t, key) && get(t, key).kind === "ratio");
   const data = top.map((t) => {
     const v = numeric(get(t, key), state.column);
