@@ -569,7 +569,7 @@ static int route_catalog(web_server_t *s, struct lws *wsi, pss_t *ps)
 /* tallyd's calendar zone, for the wall's clock and its years. */
 static int route_clock(web_server_t *s, struct lws *wsi, pss_t *ps)
 {
-    char json[PROTO_ZONE_MAX * 6 + 128]; /* every byte of the zone escaped as \u00XX */
+    char json[TALLY_ZONE_MAX * 6 + 128]; /* every byte of the zone escaped as \u00XX */
     web_stats_clock_json(s->stats, json, sizeof json);
     char *copy = strdup(json);
     if (copy == NULL)

@@ -692,6 +692,8 @@ int tally_stats_req(const char *server, tally_request_t *req, tally_stat_cb cb, 
     return stats(server, req != NULL ? req : &none, true, cb, ctx);
 }
 
+_Static_assert(TALLY_ZONE_MAX == PROTO_ZONE_MAX, "tally_clock_t holds any zone CLOCK carries");
+
 static void take_clock(const proto_msg_t *m, void *ctx)
 {
     tally_clock_t *out = ctx;

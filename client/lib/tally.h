@@ -52,6 +52,7 @@ extern "C" {
 #define TALLY_MAX_IN_FLIGHT   1024 /* protocol limit of unacked submissions */
 #define TALLY_BATCH_LIMIT_MAX 4096 /* protocol limit of samples per submission */
 #define TALLY_ERRBUF_MIN      256  /* recommended size of an errbuf */
+#define TALLY_ZONE_MAX        128  /* bytes in the daemon's zone name (CLOCK) */
 
 /* The library's version, e.g. "0.1.0" (static storage). */
 TALLY_API const char *tally_version(void);
@@ -678,9 +679,9 @@ TALLY_API int tally_range_req(const char *server, tally_request_t *req, const ch
  * time zone its calendar periods (today, month, year, closed periods)
  * are in. */
 typedef struct tally_clock {
-    int64_t now_ms;       /* the daemon's clock when it answered, ms since the epoch */
-    char zone[129];       /* the zone's name as configured, e.g. "Asia/Shanghai" */
-    int32_t utc_offset_s; /* its offset from UTC at now_ms, east positive (28800) */
+    int64_t now_ms;                /* the daemon's clock when it answered, ms since the epoch */
+    char zone[TALLY_ZONE_MAX + 1]; /* the zone's name as configured, e.g. "Asia/Shanghai" */
+    int32_t utc_offset_s;          /* its offset from UTC at now_ms, east positive (28800) */
 } tally_clock_t;
 
 /* Ask the daemon at server for its clock and calendar zone into *out.
