@@ -341,8 +341,8 @@ static int resolve_names(cli_global_t *g, const char **town, char *town_buf, siz
         return status;
     tally_request_t req = {
         .curve = curve, .timeout_ms = timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS};
-    tally_catalog_t *cat = NULL;
-    if (tally_catalog_req(g->server, &req, &cat) < 0)
+    const tally_catalog_t *cat = NULL;
+    if (cli_catalog(g, &req, &cat) < 0)
         return CLI_OK;
     const char *id = cli_catalog_id(*town, cat, true);
     if (id != NULL) {
@@ -362,7 +362,6 @@ static int resolve_names(cli_global_t *g, const char **town, char *town_buf, siz
         free(s->v[i].metric);
         s->v[i].metric = copy;
     }
-    tally_catalog_destroy(&cat);
     return status;
 }
 
