@@ -218,3 +218,29 @@ int calperiod_span(int type, calperiod_t from, calperiod_t to, calperiod_t *firs
     *count = (int64_t)b.key - a.key + 1;
     return 0;
 }
+
+int calperiod_split(int32_t first, int32_t last, calperiod_t *out, size_t cap)
+{
+    if (first > last)
+        return TALLY_EINVAL;
+    size_t n = 0;
+    for (int32_t day = first; day <= last;) {
+        calperiod_t p = {CALPERIOD_DAY, day};
+        for (int type = CALPERIOD_YEAR; type > CALPERIOD_DAY; type--) {
+            calperiod_t q = calperiod_of_day(type, day);
+            int32_t a, b;
+            calperiod_days(q, &a, &b);
+            if (a == day && b <= last) {
+                p = q;
+                break;
+            }
+        }
+        if (n == cap)
+            return TALLY_EINVAL;
+        out[n++] = p;
+        int32_t a, b;
+        calperiod_days(p, &a, &b);
+        day = b + 1;
+    }
+    return (int)n;
+}

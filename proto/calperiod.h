@@ -75,6 +75,14 @@ calperiod_t calperiod_year_ago(calperiod_t p);
  * Returns 0, or TALLY_EINVAL when from begins after to ends. */
 int calperiod_span(int type, calperiod_t from, calperiod_t to, calperiod_t *first, int64_t *count);
 
+/* Cut the days first..last (day keys, first <= last) into the fewest
+ * whole periods, in order: the years, quarters and months that lie
+ * wholly inside, days at the edges.  Writes at most cap periods to out
+ * (CALPERIOD_PARTS_MAX is always enough) and returns how many, or
+ * TALLY_EINVAL (first after last, or cap too small). */
+#define CALPERIOD_PARTS_MAX 176 /* 30 + 2 + 3 days/months/quarters each side, 100 years */
+int calperiod_split(int32_t first, int32_t last, calperiod_t *out, size_t cap);
+
 /* The n-th period of p's type after p (n >= 0). */
 calperiod_t calperiod_add(calperiod_t p, int64_t n);
 

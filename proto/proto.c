@@ -20,7 +20,8 @@ const uint8_t proto_msg_elems[PROTO_TYPE_LAST + 1] = {0, 7, 8, 4, 4, 6, 4, 5,
                                                       4, 9, 3, 4, 4, 5, 6, 4, /* 0..15 */
                                                       5, 8,                   /* 16, 17: catalog */
                                                       5, 6, 8, 9, 7,          /* 18..22: history */
-                                                      3, 6 /* 23, 24: clock */};
+                                                      3, 6,                   /* 23, 24: clock */
+                                                      6 /* 25: span */};
 
 /* ---- UTF-8 and names ---------------------------------------------------- */
 
@@ -164,6 +165,7 @@ uint64_t proto_req_id(const proto_msg_t *msg)
     case PROTO_RANGE:
     case PROTO_CLOCK_REQ:
     case PROTO_CLOCK:
+    case PROTO_SPAN_REQ:
         return msg->u.stats_req.req_id; /* req_id leads each of these structs */
     default:
         return 0;

@@ -81,9 +81,11 @@ enum proto_type {
     /* The daemon's clock and calendar zone (PROTOCOL.md 8.23, 8.24) */
     PROTO_CLOCK_REQ = 23,
     PROTO_CLOCK = 24,
+    /* A span of days, summed like a period (PROTOCOL.md 8.24) */
+    PROTO_SPAN_REQ = 25,
 };
 
-#define PROTO_TYPE_LAST PROTO_CLOCK /* the highest message type this codec knows */
+#define PROTO_TYPE_LAST PROTO_SPAN_REQ /* the highest message type this codec knows */
 
 enum proto_ack_status {
     PROTO_ACK_ACCEPTED = 0,
@@ -298,6 +300,12 @@ typedef struct proto_msg {
             proto_str_t from;   /* period names, 1..16 bytes */
             proto_str_t to;
         } range_req;
+        struct {
+            uint64_t req_id;
+            proto_str_t prefix; /* 0..255 bytes, as in PERIOD_REQ */
+            proto_str_t from;   /* period names, 1..16 bytes: the first day of from */
+            proto_str_t to;     /* ... to the last day of to */
+        } span_req;
         struct {
             uint64_t req_id;
             proto_str_t metric;

@@ -30,7 +30,7 @@ static const char *const msg_names[PROTO_TYPE_LAST + 1] = {
     "UPDATE",     "HEARTBEAT", "HELLO",     "WELCOME",      "STATS_REQ",      "STATS",
     "PING",       "PONG",      "ERROR",     "GOODBYE",      "CATALOG_REQ",    "CATALOG",
     "PERIOD_REQ", "PERIOD",    "RANGE_REQ", "RANGE",        "PERIOD_CHANGED", "CLOCK_REQ",
-    "CLOCK"};
+    "CLOCK",      "SPAN_REQ"};
 
 #define SHOW_MAX 48 /* bytes of an offending value quoted in a message */
 
@@ -869,6 +869,10 @@ static int dec_body(rd_t *r, proto_msg_t *m, proto_sample_t *samples, uint32_t c
     case PROTO_PERIOD_REQ:
         TRY(rd_text(r, FLD("prefix"), 0, PROTO_PREFIX_MAX, &m->u.period_req.prefix));
         return rd_period_text(r, "period", &m->u.period_req.period);
+    case PROTO_SPAN_REQ:
+        TRY(rd_text(r, FLD("prefix"), 0, PROTO_PREFIX_MAX, &m->u.span_req.prefix));
+        TRY(rd_period_text(r, "from", &m->u.span_req.from));
+        return rd_period_text(r, "to", &m->u.span_req.to);
     case PROTO_PERIOD:
         return dec_period(r, m);
     case PROTO_RANGE_REQ:

@@ -272,6 +272,14 @@ static int enc_history(msgpack_packer *pk, const proto_msg_t *m)
         PK(msgpack_pack_uint64(pk, m->u.period_req.req_id));
         TRY(pk_str(pk, m->u.period_req.prefix));
         return pk_str(pk, m->u.period_req.period);
+    case PROTO_SPAN_REQ:
+        NEED(is_valid_text(m->u.span_req.prefix, 0, PROTO_PREFIX_MAX));
+        NEED(is_period_text(m->u.span_req.from) && is_period_text(m->u.span_req.to));
+        TRY(pk_head(pk, m->type));
+        PK(msgpack_pack_uint64(pk, m->u.span_req.req_id));
+        TRY(pk_str(pk, m->u.span_req.prefix));
+        TRY(pk_str(pk, m->u.span_req.from));
+        return pk_str(pk, m->u.span_req.to);
     case PROTO_PERIOD:
         NEED(m->u.period.has_tally == (m->u.period.count > 0));
         NEED(m->u.period.count == 0 || m->u.period.index < m->u.period.count);
@@ -427,6 +435,7 @@ int proto_encode(msgpack_sbuffer *out, const proto_msg_t *msg)
     case PROTO_CATALOG:
         return enc_catalog(&pk, msg);
     case PROTO_PERIOD_REQ:
+    case PROTO_SPAN_REQ:
     case PROTO_PERIOD:
     case PROTO_RANGE_REQ:
     case PROTO_RANGE:

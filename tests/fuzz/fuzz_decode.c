@@ -178,6 +178,11 @@ static bool msg_same(const proto_msg_t *a, const proto_msg_t *b)
         return memcmp(&a->u.catalog_req, &b->u.catalog_req, sizeof a->u.catalog_req) == 0;
     case PROTO_CATALOG:
         return catalog_same(a, b);
+    case PROTO_SPAN_REQ:
+        return a->u.span_req.req_id == b->u.span_req.req_id &&
+               str_same(a->u.span_req.prefix, b->u.span_req.prefix) &&
+               str_same(a->u.span_req.from, b->u.span_req.from) &&
+               str_same(a->u.span_req.to, b->u.span_req.to);
     case PROTO_PERIOD_REQ:
         return a->u.period_req.req_id == b->u.period_req.req_id &&
                str_same(a->u.period_req.prefix, b->u.period_req.prefix) &&

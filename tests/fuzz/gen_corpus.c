@@ -204,6 +204,14 @@ int main(int argc, char **argv)
     m.u.clock.utc_offset_s = -18000;
     put_msg("17_clock", &m);
 
+    memset(&m, 0, sizeof m);
+    m.type = PROTO_SPAN_REQ;
+    m.u.span_req.req_id = 8;
+    m.u.span_req.prefix = proto_str("u/");
+    m.u.span_req.from = proto_str("2023-01");
+    m.u.span_req.to = proto_str("2023-12-06");
+    put_msg("18_span_req", &m);
+
     /* SUBMIT with every integer in a non-canonical wide format. */
     PUT_RAW("20_submit_wide_ints", "\xdd\x00\x00\x00\x07\xd3\x00\x00\x00\x00\x00\x00\x00\x01"
                                    "\xd2\x00\x00\x00\x01\xc6\x00\x00\x00\x10"

@@ -7,6 +7,7 @@
 
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "calperiod.h"
@@ -106,12 +107,62 @@ static void test_span(void **state)
     assert_false(calperiod_after(parse("2023-12-31"), parse("2023")));
 }
 
+/* The parts of first..last joined, as names with '+'. */
+static void assert_split(const char *first, const char *last, const char *want)
+{
+    calperiod_t parts[CALPERIOD_PARTS_MAX];
+    int32_t a, b, unused;
+    calperiod_days(parse(first), &a, &unused);
+    calperiod_days(parse(last), &unused, &b);
+    int n = calperiod_split(a, b, parts, CALPERIOD_PARTS_MAX);
+    assert_true(n > 0);
+    char got[4096] = "";
+    int32_t next = a;
+    for (int i = 0; i < n; i++) {
+        char name[CALPERIOD_NAME_MAX];
+        assert_true(calperiod_format(parts[i], name, sizeof name) > 0);
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", i ? "+" : "", name);
+        int32_t f, l;
+        calperiod_days(parts[i], &f, &l);
+        assert_int_equal(f, next); /* in order, no gap, no overlap */
+        next = l + 1;
+    }
+    assert_int_equal(next, b + 1);
+    assert_string_equal(got, want);
+}
+
+static void test_split(void **state)
+{
+    (void)state;
+    assert_split("2025-01-01", "2025-12-06",
+                 "2025-Q1+2025-Q2+2025-Q3+2025-10+2025-11+2025-12-01+2025-12-02+2025-12-03+"
+                 "2025-12-04+2025-12-05+2025-12-06");
+    assert_split("2025", "2025", "2025");
+    assert_split("2023-12-30", "2025-01-02", "2023-12-30+2023-12-31+2024+2025-01-01+2025-01-02");
+    assert_split("2024-02-29", "2024-02-29", "2024-02-29");
+    assert_split("2024-02", "2024-06", "2024-02+2024-03+2024-Q2");
+    assert_split("2024-02", "2024-05", "2024-02+2024-03+2024-04+2024-05");
+    assert_split("2024-11", "2025-Q1", "2024-11+2024-12+2025-Q1");
+    /* the most parts: 30 days, 2 months, 3 quarters each side, 100 years */
+    calperiod_t parts[CALPERIOD_PARTS_MAX];
+    int n = calperiod_split(parse("2000-01-01").key, parse("2099-12-31").key, parts,
+                            CALPERIOD_PARTS_MAX);
+    assert_int_equal(n, 100);
+    n = calperiod_split(parse("2000-01-02").key, parse("2099-12-30").key, parts,
+                        CALPERIOD_PARTS_MAX);
+    assert_int_equal(n, 30 + 2 + 3 + 98 + 3 + 2 + 30);
+    assert_true(n <= CALPERIOD_PARTS_MAX);
+    assert_int_equal(calperiod_split(10, 9, parts, CALPERIOD_PARTS_MAX), TALLY_EINVAL);
+    assert_int_equal(calperiod_split(parse("2025-01-02").key, parse("2025-01-04").key, parts, 2),
+                     TALLY_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_format), cmocka_unit_test(test_parse_rejects),
         cmocka_unit_test(test_days),         cmocka_unit_test(test_prev_and_year_ago),
-        cmocka_unit_test(test_span),
+        cmocka_unit_test(test_span),         cmocka_unit_test(test_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -251,6 +251,12 @@ static void make_msg(uint32_t type, proto_msg_t *m)
         m->u.clock.zone = proto_str("Asia/Shanghai");
         m->u.clock.utc_offset_s = -PROTO_UTC_OFFSET_MAX;
         break;
+    case PROTO_SPAN_REQ:
+        m->u.span_req.req_id = 17;
+        m->u.span_req.prefix = proto_str("u/county/");
+        m->u.span_req.from = proto_str("2022");
+        m->u.span_req.to = proto_str("2022-12-06");
+        break;
     default:
         fail();
     }
@@ -522,6 +528,13 @@ static void test_roundtrip_session(void **state)
     assert_true(view_is(g_out.u.clock.zone, "Asia/Shanghai"));
     assert_int_equal(g_out.u.clock.utc_offset_s, -PROTO_UTC_OFFSET_MAX);
     msgpack_sbuffer_destroy(&sb);
+
+    make_msg(PROTO_SPAN_REQ, &g_msg);
+    roundtrip(&g_msg, &g_out, &sb);
+    assert_true(g_out.u.span_req.req_id == 17 && view_is(g_out.u.span_req.prefix, "u/county/"));
+    assert_true(view_is(g_out.u.span_req.from, "2022") &&
+                view_is(g_out.u.span_req.to, "2022-12-06"));
+    msgpack_sbuffer_destroy(&sb);
 }
 
 /* Every proper prefix of every message type is a truncated message. */
@@ -693,6 +706,18 @@ static void test_encoder_canonical(void **state)
                         "\x96\x01\x18\x07\xcf\x00\x00\x01\x8c\x20\xf5\x5c\x00\xad"
                         "Asia/Shanghai\xcd\x70\x80",
                         30);
+    msgpack_sbuffer_clear(&sb);
+    make_msg(PROTO_SPAN_REQ, &g_msg); /* PROTOCOL.md 8.24's example */
+    g_msg.u.span_req.req_id = 7;
+    g_msg.u.span_req.from = proto_str("2023");
+    g_msg.u.span_req.to = proto_str("2023-12-06");
+    assert_int_equal(proto_encode(&sb, &g_msg), 0);
+    assert_int_equal(sb.size, 30);
+    assert_memory_equal(sb.data,
+                        "\x96\x01\x19\x07\xa9u/county/\xa4"
+                        "2023\xaa"
+                        "2023-12-06",
+                        30);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -822,7 +847,7 @@ static void test_helpers(void **state)
                     type != PROTO_HEARTBEAT) ||
                    type == PROTO_CATALOG_REQ || type == PROTO_CATALOG ||
                    (type >= PROTO_PERIOD_REQ && type <= PROTO_RANGE) || type == PROTO_CLOCK_REQ ||
-                   type == PROTO_CLOCK;
+                   type == PROTO_CLOCK || type == PROTO_SPAN_REQ;
         assert_true(proto_req_id(&g_msg) == (has ? 99u : 0u));
     }
 }
