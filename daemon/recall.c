@@ -1,5 +1,5 @@
-/* recall.c - PERIOD_REQ and RANGE_REQ answered from the engine and the
- * history (see recall.h). */
+/* recall.c - PERIOD_REQ, RANGE_REQ and SPAN_REQ answered from the engine
+ * and the history (see recall.h). */
 #include "recall.h"
 
 #include <inttypes.h>
@@ -113,6 +113,79 @@ void recall_value(const recall_t *r, uint32_t metric, uint32_t town, calperiod_t
     history_read(r->c.history, metric, town, p, out);
 }
 
+/* A counter's or a gauge's own value over parts[0..n) (recall.h). */
+static void span_base(const recall_t *r, uint32_t metric, uint32_t town, const calperiod_t *parts,
+                      size_t n, engine_value_t *out)
+{
+    *out = (engine_value_t){.present = false, .den = 1};
+    engine_value_t v;
+    if (engine_metric_kind(r->c.engine, metric) != PROTO_KIND_GAUGE) {
+        int64_t sum = 0;
+        for (size_t i = 0; i < n; i++) {
+            recall_value(r, metric, town, parts[i], &v);
+            if (v.present && __builtin_add_overflow(sum, v.num, &sum))
+                return; /* beyond int64: no value, as a window's sum (10.7) */
+        }
+        out->present = true;
+        out->num = sum;
+        return;
+    }
+    if (town != 0) { /* the latest part with a value holds the latest sample */
+        for (size_t i = n; i-- > 0;) {
+            recall_value(r, metric, town, parts[i], &v);
+            if (v.present) {
+                out->present = true;
+                out->num = v.num;
+                return;
+            }
+        }
+        return;
+    }
+    /* The county: the sum of its townships' values for the span.  Only
+     * the parts in which some township has a value (the county's cell of
+     * the part has one) can hold a township's latest. */
+    calperiod_t with[CALPERIOD_PARTS_MAX];
+    size_t m = 0;
+    for (size_t i = 0; i < n && m < CALPERIOD_PARTS_MAX; i++) {
+        recall_value(r, metric, 0, parts[i], &v);
+        if (v.present)
+            with[m++] = parts[i];
+    }
+    if (m <= 1) { /* one part: its county cell is that sum already */
+        if (m == 1)
+            recall_value(r, metric, 0, with[0], out);
+        return;
+    }
+    int64_t sum = 0;
+    bool any = false;
+    for (uint32_t t = 1; t <= intern_count(r->c.towns); t++) {
+        span_base(r, metric, t, with, m, &v);
+        if (!v.present)
+            continue;
+        if (__builtin_add_overflow(sum, v.num, &sum))
+            return;
+        any = true;
+    }
+    out->present = any;
+    out->num = sum;
+}
+
+void recall_span_value(const recall_t *r, uint32_t metric, uint32_t town, const calperiod_t *parts,
+                       size_t n, engine_value_t *out)
+{
+    uint32_t num, den;
+    if (engine_ratio_operands(r->c.engine, metric, &num, &den) != 0) {
+        span_base(r, metric, town, parts, n, out);
+        return;
+    }
+    engine_value_t a, b;
+    span_base(r, num, town, parts, n, &a);
+    span_base(r, den, town, parts, n, &b);
+    out->present = a.present && b.present && b.num != 0;
+    out->num = out->present ? a.num : 0;
+    out->den = out->present ? b.num : 0;
+}
+
 /* Parse a period name of the request and check it against today. */
 static int parse_period(const recall_t *r, proto_str_t s, const char *field, calperiod_t *p,
                         const char **field_out, char *msg, size_t msglen)
@@ -192,23 +265,18 @@ static int collect(void *ctx, const engine_item_t *item)
     return 0;
 }
 
-int recall_period(recall_t *r, const void *rid, size_t rid_len, const proto_msg_t *m,
-                  const char **field, char *msg, size_t msglen)
+/* Choose the series under prefix for the answer like (a job of its
+ * period or span, not yet queued) and queue it, or answer "nothing
+ * matches" at once. */
+static int start_answer(recall_t *r, const void *rid, size_t rid_len, uint64_t req_id,
+                        proto_str_t prefix, const recall_job_t *like, const char **field, char *msg,
+                        size_t msglen)
 {
-    const __typeof__(m->u.period_req) *q = &m->u.period_req;
-    calperiod_t p;
-    int rc = parse_period(r, q->period, "period", &p, field, msg, msglen);
+    *field = "prefix";
+    int rc = check_prefix(r, prefix, msg, msglen);
     if (rc != 0)
         return rc;
-    if (history_expired(r->c.history, p)) {
-        snprintf(msg, msglen, "day '%.*s' is older than the days this daemon keeps",
-                 (int)q->period.len, q->period.ptr);
-        return TALLY_EEXPIRED;
-    }
-    *field = "prefix";
-    if ((rc = check_prefix(r, q->prefix, msg, msglen)) != 0)
-        return rc;
-    collect_t c = {.r = r, .prefix = q->prefix};
+    collect_t c = {.r = r, .prefix = prefix};
     r->nitems = 0;
     engine_foreach(r->c.engine, collect, &c);
     if (c.oom) {
@@ -219,14 +287,13 @@ int recall_period(recall_t *r, const void *rid, size_t rid_len, const proto_msg_
         snprintf(msg, msglen,
                  "%zu series match prefix '%.*s', more than the %u one answer holds; narrow it "
                  "(u/county/, u/town/<township>/, a metric)",
-                 r->nitems, (int)(q->prefix.len > 64 ? 64 : q->prefix.len), q->prefix.ptr,
-                 r->c.max_items);
+                 r->nitems, (int)(prefix.len > 64 ? 64 : prefix.len), prefix.ptr, r->c.max_items);
         r->nitems = 0;
         return TALLY_ETOOLARGE;
     }
     if (r->nitems == 0) {
         proto_msg_t a = {.type = PROTO_PERIOD};
-        a.u.period.req_id = q->req_id;
+        a.u.period.req_id = req_id;
         answer(r, rid, rid_len, &a);
         return 0;
     }
@@ -243,10 +310,10 @@ int recall_period(recall_t *r, const void *rid, size_t rid_len, const proto_msg_
         *field = "";
         return TALLY_EBUSY;
     }
+    *j = *like;
     memcpy(j->rid, rid, rid_len);
     j->rid_len = rid_len;
-    j->req_id = q->req_id;
-    j->period = p;
+    j->req_id = req_id;
     j->items = r->items; /* the collected series move to the job */
     j->nitems = r->nitems;
     r->items = NULL;
@@ -261,6 +328,59 @@ int recall_period(recall_t *r, const void *rid, size_t rid_len, const proto_msg_
     return 0;
 }
 
+int recall_period(recall_t *r, const void *rid, size_t rid_len, const proto_msg_t *m,
+                  const char **field, char *msg, size_t msglen)
+{
+    const __typeof__(m->u.period_req) *q = &m->u.period_req;
+    calperiod_t p;
+    int rc = parse_period(r, q->period, "period", &p, field, msg, msglen);
+    if (rc != 0)
+        return rc;
+    if (history_expired(r->c.history, p)) {
+        snprintf(msg, msglen, "day '%.*s' is older than the days this daemon keeps",
+                 (int)q->period.len, q->period.ptr);
+        return TALLY_EEXPIRED;
+    }
+    recall_job_t like = {.period = p};
+    return start_answer(r, rid, rid_len, q->req_id, q->prefix, &like, field, msg, msglen);
+}
+
+int recall_span(recall_t *r, const void *rid, size_t rid_len, const proto_msg_t *m,
+                const char **field, char *msg, size_t msglen)
+{
+    const __typeof__(m->u.span_req) *q = &m->u.span_req;
+    calperiod_t from, to;
+    int rc = parse_period(r, q->from, "from", &from, field, msg, msglen);
+    if (rc == 0)
+        rc = parse_period(r, q->to, "to", &to, field, msg, msglen);
+    if (rc != 0)
+        return rc;
+    recall_job_t like = {.span = true};
+    int32_t unused;
+    calperiod_days(from, &like.first, &unused);
+    calperiod_days(to, &unused, &like.last);
+    calperiod_t parts[CALPERIOD_PARTS_MAX];
+    int n = calperiod_split(like.first, like.last, parts, CALPERIOD_PARTS_MAX);
+    if (n < 0) {
+        *field = "from";
+        snprintf(msg, msglen, "from '%.*s' begins after to '%.*s' ends", (int)q->from.len,
+                 q->from.ptr, (int)q->to.len, q->to.ptr);
+        return TALLY_EBADPERIOD;
+    }
+    for (int i = 0; i < n; i++)
+        if (history_expired(r->c.history, parts[i])) {
+            char d[CALPERIOD_NAME_MAX];
+            calperiod_format(parts[i], d, sizeof(d));
+            *field = "from";
+            snprintf(msg, msglen,
+                     "day %s of the span is older than the days this daemon keeps (whole "
+                     "months, quarters and years are kept for good)",
+                     d);
+            return TALLY_EEXPIRED;
+        }
+    return start_answer(r, rid, rid_len, q->req_id, q->prefix, &like, field, msg, msglen);
+}
+
 /* Send the next batch of the oldest answer under way. */
 static void on_idle(uv_idle_t *h)
 {
@@ -270,8 +390,13 @@ static void on_idle(uv_idle_t *h)
         uv_idle_stop(h);
         return;
     }
-    char pname[CALPERIOD_NAME_MAX];
-    calperiod_format(j->period, pname, sizeof(pname));
+    char pname[CALPERIOD_NAME_MAX] = "span"; /* a span's one column (PROTOCOL.md 8.24) */
+    calperiod_t parts[CALPERIOD_PARTS_MAX];
+    int nparts = 0;
+    if (j->span)
+        nparts = calperiod_split(j->first, j->last, parts, CALPERIOD_PARTS_MAX);
+    else
+        calperiod_format(j->period, pname, sizeof(pname));
     proto_msg_t a = {.type = PROTO_PERIOD};
     a.u.period.req_id = j->req_id;
     a.u.period.count = (uint32_t)j->nitems;
@@ -281,7 +406,10 @@ static void on_idle(uv_idle_t *h)
     for (size_t i = j->sent; i < end; i++) {
         const engine_item_t *it = &j->items[i];
         engine_value_t v;
-        recall_value(r, it->metric, it->town, j->period, &v);
+        if (j->span)
+            recall_span_value(r, it->metric, it->town, parts, nparts > 0 ? (size_t)nparts : 0, &v);
+        else
+            recall_value(r, it->metric, it->town, j->period, &v);
         proto_tally_t *t = &a.u.period.tally;
         uint32_t len = 0;
         const char *name = intern_name(r->c.metrics, it->metric, &len);

@@ -1,12 +1,17 @@
-/* recall.h - answers to PERIOD_REQ and RANGE_REQ (PROTOCOL.md 8.18-8.21):
- * the tallies of one calendar period, and one series period by period.
+/* recall.h - answers to PERIOD_REQ, RANGE_REQ and SPAN_REQ (PROTOCOL.md
+ * 8.18-8.21, 8.24): the tallies of one calendar period, one series period
+ * by period, and the tallies of a span of days.
  *
  * The current period of each type reads a counter (and a ratio of
  * counters) from the engine's calendar column (exact since the daemon's
  * first record), a gauge (and a ratio with a gauge operand) from the
  * history, which keeps the current periods' cells too (the engine's
  * calendar columns have no gauge values); a closed one from the history
- * (history.h).  Recall only reads: the engine, the history and the name
+ * (history.h).  A span is cut into whole periods (calperiod_split) read
+ * the same way and put together: a counter's sum, a township gauge's
+ * value of the latest of them that has one, the county's gauge the sum of
+ * those of its townships, a ratio from its operands' values for the
+ * span.  Recall only reads: the engine, the history and the name
  * tables are the daemon's, lent for the answers.
  */
 #ifndef TALLYD_RECALL_H
@@ -47,6 +52,8 @@ typedef struct recall_job {
     size_t rid_len;
     uint64_t req_id;
     calperiod_t period;
+    bool span; /* SPAN_REQ: the days first..last, not period */
+    int32_t first, last;
     engine_item_t *items;
     size_t nitems, sent;
 } recall_job_t;
@@ -84,6 +91,11 @@ void recall_free(recall_t *r);
 int recall_period(recall_t *r, const void *rid, size_t rid_len, const proto_msg_t *m,
                   const char **field, char *msg, size_t msglen);
 
+/* Answer SPAN_REQ m likewise (its errors those of recall_period; a day
+ * of the span no longer kept, where its cut needs one, PERIOD_EXPIRED). */
+int recall_span(recall_t *r, const void *rid, size_t rid_len, const proto_msg_t *m,
+                const char **field, char *msg, size_t msglen);
+
 /* Answer RANGE_REQ m likewise. */
 int recall_range(recall_t *r, const void *rid, size_t rid_len, const proto_msg_t *m,
                  const char **field, char *msg, size_t msglen);
@@ -93,5 +105,11 @@ int recall_range(recall_t *r, const void *rid, size_t rid_len, const proto_msg_t
  * for a gauge's current one, no value for a day no longer kept. */
 void recall_value(const recall_t *r, uint32_t metric, uint32_t town, calperiod_t p,
                   engine_value_t *out);
+
+/* The value of (metric, town) over parts[0..n), a span cut by
+ * calperiod_split(), into *out (the rules in the header; a counter whose
+ * sum would leave int64 reads "no value"). */
+void recall_span_value(const recall_t *r, uint32_t metric, uint32_t town, const calperiod_t *parts,
+                       size_t n, engine_value_t *out);
 
 #endif

@@ -202,7 +202,8 @@ static bool allowed(request_t *r, const void *rid, size_t rid_len, const proto_m
         return false;
     }
     bool reads = m->type == PROTO_SNAPSHOT_REQ || m->type == PROTO_STATS_REQ ||
-                 m->type == PROTO_PERIOD_REQ || m->type == PROTO_RANGE_REQ;
+                 m->type == PROTO_PERIOD_REQ || m->type == PROTO_RANGE_REQ ||
+                 m->type == PROTO_SPAN_REQ;
     if (reads && who->role != KEYS_ROLE_SUBSCRIBER) {
         char msg[256];
         snprintf(msg, sizeof(msg),
@@ -239,14 +240,17 @@ static void dispatch(request_t *r, const void *rid, size_t rid_len, const void *
         reply_clock(r, rid, rid_len, m->u.clock_req.req_id);
         break;
     case PROTO_PERIOD_REQ:
-    case PROTO_RANGE_REQ: {
+    case PROTO_RANGE_REQ:
+    case PROTO_SPAN_REQ: {
         if (r->c.recall == NULL)
             goto unknown;
         const char *field = "";
         char msg[PROTO_MESSAGE_MAX];
         int rc = m->type == PROTO_PERIOD_REQ
                      ? recall_period(r->c.recall, rid, rid_len, m, &field, msg, sizeof(msg))
-                     : recall_range(r->c.recall, rid, rid_len, m, &field, msg, sizeof(msg));
+                 : m->type == PROTO_RANGE_REQ
+                     ? recall_range(r->c.recall, rid, rid_len, m, &field, msg, sizeof(msg))
+                     : recall_span(r->c.recall, rid, rid_len, m, &field, msg, sizeof(msg));
         if (rc != 0)
             bad_request(r, rid, rid_len, proto_req_id(m), rc, field, msg);
         else

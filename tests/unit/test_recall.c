@@ -1,4 +1,4 @@
-/* Unit tests of recall: PERIOD_REQ and RANGE_REQ answered from the
+/* Unit tests of recall: PERIOD_REQ, RANGE_REQ and SPAN_REQ answered from the
  * engine (the current period of a counter) and the history (closed
  * periods, and a gauge's current one), with the same exactness rules as
  * tallies; bad periods, future periods, expired days, unknown names and
@@ -140,6 +140,22 @@ static int period_req(fx_t *f, const char *prefix, const char *period)
     f->msg[0] = '\0';
     int rc = recall_period(&f->r, "peer", 4, &m, &f->field, f->msg, sizeof f->msg);
     /* The answer goes out a batch per loop iteration. */
+    while (rc == 0 && uv_run(&f->loop, UV_RUN_NOWAIT) != 0 && f->r.head != NULL)
+        ;
+    return rc;
+}
+
+static int span_req(fx_t *f, const char *prefix, const char *from, const char *to)
+{
+    t_sink_clear(&f->replies);
+    proto_msg_t m = {.type = PROTO_SPAN_REQ};
+    m.u.span_req.req_id = 7;
+    m.u.span_req.prefix = proto_str(prefix);
+    m.u.span_req.from = proto_str(from);
+    m.u.span_req.to = proto_str(to);
+    f->field = NULL;
+    f->msg[0] = '\0';
+    int rc = recall_span(&f->r, "peer", 4, &m, &f->field, f->msg, sizeof f->msg);
     while (rc == 0 && uv_run(&f->loop, UV_RUN_NOWAIT) != 0 && f->r.head != NULL)
         ;
     return rc;
@@ -354,6 +370,92 @@ static void test_range(void **state)
     assert_int_equal(seen, 600);
 }
 
+/* Noon UTC of y-m-d. */
+static int64_t day_ms(int y, int m, int d)
+{
+    return (int64_t)calperiod_days_from_civil(y, m, d) * 86400000 + 43200000;
+}
+
+/* A span of days: counters summed over its whole periods, a township's
+ * gauge the value of its latest sample in the span, the county's gauge
+ * the sum of those (not the county's value of any one part), a ratio
+ * from its operands over the span; the current periods' parts as the
+ * current periods read. */
+static void test_span(void **state)
+{
+    fx_t *f = *state;
+    submit(f, "bashan", day_ms(2023, 1, 5), 2, "resolved", (int64_t)1, "zones", (int64_t)3);
+    submit(f, "gaoguan", day_ms(2023, 3, 10), 3, "resolved", (int64_t)10, "screened", (int64_t)12,
+           "zones", (int64_t)5);
+    submit(f, "gaoguan", day_ms(2023, 6, 14), 2, "resolved", (int64_t)4, "zones", (int64_t)6);
+    submit(f, "gaoguan", day_ms(2023, 6, 16), 2, "resolved", (int64_t)100, "zones", (int64_t)99);
+    submit(f, "gaoguan", day_ms(2024, 2, 1), 1, "resolved", (int64_t)20);
+    submit(f, "gaoguan", T_NOW, 2, "resolved", (int64_t)3, "zones", (int64_t)7);
+    /* 2023 to the day a year before today (2024-06-15) */
+    assert_int_equal(span_req(f, "u/", "2023", "2023-06-15"), 0);
+    expect_num(f, "resolved", "gaoguan", "span", 14);
+    expect_num(f, "resolved", "bashan", "span", 1);
+    expect_num(f, "resolved", "", "span", 15);
+    expect_num(f, "zones", "gaoguan", "span", 6);
+    expect_num(f, "zones", "bashan", "span", 3);
+    expect_num(f, "zones", "", "span", 9);
+    proto_value_t rate = answer_of(f, "rate", "", "span");
+    assert_true(rate.present);
+    assert_int_equal(rate.num, 15);
+    assert_int_equal(rate.den, 12);
+    expect_none(f, "rate", "bashan", "span"); /* nothing screened */
+    /* This year to date: today's part from the engine, the rest from the
+     * history. */
+    assert_int_equal(span_req(f, "u/county/", "2024-01-01", "2024-06-15"), 0);
+    expect_num(f, "resolved", "", "span", 23);
+    expect_num(f, "zones", "", "span", 7);
+    /* Months in any order of from and to's types, across a year's end. */
+    assert_int_equal(span_req(f, "u/town/gaoguan/", "2023-06-16", "2024-Q1"), 0);
+    expect_num(f, "resolved", "gaoguan", "span", 120);
+    expect_num(f, "zones", "gaoguan", "span", 99);
+    /* A whole period reads as that period. */
+    assert_int_equal(span_req(f, "u/", "2023", "2023"), 0);
+    expect_num(f, "resolved", "", "span", 115);
+    expect_num(f, "zones", "", "span", 102);
+    /* Nothing of bashan's in the span: no value, and none for the county
+     * from it. */
+    assert_int_equal(span_req(f, "u/", "2023-06-01", "2023-06-15"), 0);
+    expect_none(f, "zones", "bashan", "span");
+    expect_num(f, "zones", "", "span", 6);
+}
+
+/* Spans that cannot be answered: the field named, nothing sent. */
+static void test_span_refused(void **state)
+{
+    fx_t *f = *state;
+    submit(f, "gaoguan", T_DEC31, 1, "resolved", (int64_t)216);
+    static const struct {
+        const char *prefix, *from, *to, *field, *says;
+        int code;
+    } cases[] = {
+        {"u/", "2023-13", "2023", "from", "'2023-13' is not a period", TALLY_EBADPERIOD},
+        {"u/", "2023", "2024-06-16", "to", "has not begun yet", TALLY_EBADPERIOD},
+        {"u/", "2024", "2023-12", "from", "begins after", TALLY_EBADPERIOD},
+        {"u/town/nowhere/", "2023", "2023", "prefix", "township 'nowhere'", TALLY_EUNKTOWN},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = span_req(f, cases[i].prefix, cases[i].from, cases[i].to);
+        if (rc != cases[i].code || f->field == NULL || strcmp(f->field, cases[i].field) != 0 ||
+            strstr(f->msg, cases[i].says) == NULL)
+            fail_msg("case %zu: %d field %s '%s'", i, rc, f->field ? f->field : "-", f->msg);
+        assert_int_equal(f->replies.n, 0);
+    }
+    /* Days no longer kept: refused only when the span needs them. */
+    history_free(&f->h);
+    fx_history(f, 30);
+    submit(f, "gaoguan", T_DEC31, 1, "resolved", (int64_t)216);
+    int rc = span_req(f, "u/", "2023-12-02", "2023-12-31");
+    if (rc != TALLY_EEXPIRED || strstr(f->msg, "day 2023-12-02 of the span") == NULL)
+        fail_msg("%d field %s '%s'", rc, f->field ? f->field : "-", f->msg);
+    assert_int_equal(span_req(f, "u/", "2023-12", "2024-06-15"), 0);
+    expect_num(f, "resolved", "gaoguan", "span", 216);
+}
+
 /* Ranges that cannot be answered: the field named, nothing sent. */
 static void test_range_refused(void **state)
 {
@@ -398,6 +500,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_current_period, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_range, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_span, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_span_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_range_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

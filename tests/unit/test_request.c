@@ -366,6 +366,21 @@ static void test_secured(void **state)
     send_req(f, uid_sub);
     assert_int_equal(t_sink_at(&f->replies, 0)->type, PROTO_STATS);
     t_sink_clear(&f->replies);
+    /* Nor may a township read tallies of the history: a period, a range,
+     * a span. */
+    proto_msg_t reads[3] = {
+        {.type = PROTO_PERIOD_REQ}, {.type = PROTO_RANGE_REQ}, {.type = PROTO_SPAN_REQ}};
+    reads[0].u.period_req.period = proto_str("2023");
+    reads[1].u.range_req.metric = proto_str("talks");
+    reads[1].u.range_req.by = proto_str("year");
+    reads[1].u.range_req.from = reads[1].u.range_req.to = proto_str("2023");
+    reads[2].u.span_req.from = reads[2].u.span_req.to = proto_str("2023");
+    for (int i = 0; i < 3; i++) {
+        reads[i].u.stats_req.req_id = 3; /* the leading req_id of each */
+        t_encode(&f->buf, &reads[i]);
+        send_req(f, uid_town);
+        assert_non_null(strstr(expect_error(f, TALLY_EFORBIDDEN, 3), "use a subscriber key"));
+    }
     /* A subscriber may not submit; a township may. */
     t_submit(&f->buf, 1, 1, "gaoguan", T_NOW, 1, "disputes.screened=4");
     send_req(f, uid_sub);
