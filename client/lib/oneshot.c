@@ -498,15 +498,18 @@ static int catalog_req(const char *server, tally_request_t *req, tally_catalog_t
 
 /* ---- history: PERIOD_REQ and RANGE_REQ (PROTOCOL.md 8.18-8.21) ---- */
 
+/* PERIOD_REQ for period_name, or SPAN_REQ from period_name to to when to
+ * is not NULL: both are answered with PERIOD messages. */
 static int period(const char *server, tally_request_t *req, const char *prefix,
-                  const char *period_name, tally_tally_cb cb, void *ctx)
+                  const char *period_name, const char *to, tally_tally_cb cb, void *ctx)
 {
     text_format(req->errbuf, req->errbuf_len, "%s", "");
     req->link = TALLY_LINK_UNKNOWN;
     if (prefix == NULL)
         prefix = "";
     if (cb == NULL || period_name == NULL || strlen(prefix) > PROTO_PREFIX_MAX ||
-        strlen(period_name) == 0 || strlen(period_name) > PROTO_PERIOD_TEXT_MAX) {
+        strlen(period_name) == 0 || strlen(period_name) > PROTO_PERIOD_TEXT_MAX ||
+        (to != NULL && (strlen(to) == 0 || strlen(to) > PROTO_PERIOD_TEXT_MAX))) {
         text_format(req->errbuf, req->errbuf_len,
                     "no callback, no period, a period longer than %d bytes or a prefix longer "
                     "than %d bytes",
@@ -519,10 +522,18 @@ static int period(const char *server, tally_request_t *req, const char *prefix,
         return rc;
     proto_msg_t q;
     memset(&q, 0, sizeof q);
-    q.type = PROTO_PERIOD_REQ;
-    q.u.period_req.req_id = 1;
-    q.u.period_req.prefix = proto_str(prefix);
-    q.u.period_req.period = proto_str(period_name);
+    if (to == NULL) {
+        q.type = PROTO_PERIOD_REQ;
+        q.u.period_req.req_id = 1;
+        q.u.period_req.prefix = proto_str(prefix);
+        q.u.period_req.period = proto_str(period_name);
+    } else {
+        q.type = PROTO_SPAN_REQ;
+        q.u.span_req.req_id = 1;
+        q.u.span_req.prefix = proto_str(prefix);
+        q.u.span_req.from = proto_str(period_name);
+        q.u.span_req.to = proto_str(to);
+    }
     rc = oneshot_send(o, &q);
     kept_t kept = {0};
     uint32_t *at = NULL; /* by index: the kept reply's number + 1, 0 = none yet */
@@ -733,7 +744,14 @@ int tally_period_req(const char *server, tally_request_t *req, const char *prefi
                      const char *period_name, tally_tally_cb cb, void *ctx)
 {
     tally_request_t none = plain(NULL, 0);
-    return period(server, req != NULL ? req : &none, prefix, period_name, cb, ctx);
+    return period(server, req != NULL ? req : &none, prefix, period_name, NULL, cb, ctx);
+}
+
+int tally_span_req(const char *server, tally_request_t *req, const char *prefix, const char *from,
+                   const char *to, tally_tally_cb cb, void *ctx)
+{
+    tally_request_t none = plain(NULL, 0);
+    return period(server, req != NULL ? req : &none, prefix, from, to != NULL ? to : "", cb, ctx);
 }
 
 int tally_range_req(const char *server, tally_request_t *req, const char *metric, const char *scope,

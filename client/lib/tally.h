@@ -656,6 +656,19 @@ TALLY_API int tally_stats_curve(const char *server, const tally_curve_t *curve, 
 TALLY_API int tally_period_req(const char *server, tally_request_t *req, const char *prefix,
                                const char *period, tally_tally_cb cb, void *ctx);
 
+/* The tallies under prefix for a span of days of the daemon's zone: from
+ * the first day of from to the last day of to (period names of any type:
+ * from "2023", to "2023-11-30" is 1 January to 30 November 2023).  As
+ * tally_period_req, except that the one column is named "span": a
+ * counter's sum over the span, a gauge's latest value in it (the
+ * county's: the sum of its townships' latest), a ratio from its
+ * operands over the span.  Returns the codes of tally_period_req
+ * (TALLY_EBADPERIOD also when from begins after to ends; TALLY_EEXPIRED
+ * when the span needs a day older than the daemon keeps: whole months
+ * are kept for good); TALLY_ETYPE from a daemon from before SPAN_REQ. */
+TALLY_API int tally_span_req(const char *server, tally_request_t *req, const char *prefix,
+                             const char *from, const char *to, tally_tally_cb cb, void *ctx);
+
 /* Called for each period of a range, in order: value->column is the
  * period's name; kind is the metric's (enum tally_kind). */
 typedef void (*tally_point_cb)(void *ctx, int kind, const tally_value_t *value);
