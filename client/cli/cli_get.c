@@ -26,9 +26,13 @@ const char cli_get_usage[] =
     CLI_OPTS_HELP_FILTER("")
     "  -j, --json         one JSON document: {\"seq\":N,\"stream_id\":N,\"tallies\":[...]}\n"
     "  -p, --period P     the tallies of one calendar period, closed or current, in the\n"
-    "                     daemon's zone: YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD\n"
+    "                     daemon's zone: YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD; or of\n"
+    "                     the days FROM..TO (2023-01..2023-11: January to November)\n"
     "      --compare      with --period: also the period before and the same period a\n"
-    "                     year earlier, and the change (absolute and %)\n"
+    "                     year earlier, and the change (absolute and %); for a\n"
+    "                     period not over yet, as many days of those as have passed\n"
+    "                     of it (December to the 6th: 1-6 November, 1-6 December a\n"
+    "                     year earlier); for FROM..TO, the same days a year earlier\n"
     CLI_OPTS_HELP_LABELS("")
     CLI_OPTS_HELP_TIMEOUT("")
     CLI_OPTS_HELP_SERVER("", "a subscriber's")
@@ -148,7 +152,7 @@ int cli_get(int argc, char **argv, cli_global_t *g)
         return status;
     if (compare && period == NULL)
         return cli_usage_error("get", "--compare needs --period");
-    if (period != NULL && (status = cli_period_check("get", "--period", period)) != 0)
+    if (period != NULL && (status = cli_span_check("get", "--period", period)) != 0)
         return status;
     const tally_curve_t *curve;
     status = cli_curve(g, "get", &curve);

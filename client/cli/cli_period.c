@@ -51,6 +51,152 @@ int cli_period_check(const char *cmd, const char *option, const char *value)
     return 0;
 }
 
+/* ---- spans of days ---- */
+
+int cli_span_parse(const char *s, cli_span_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    const char *dots = strstr(s, "..");
+    if (dots == NULL) {
+        if (calperiod_parse(s, strlen(s), &out->p) != 0)
+            return -1;
+        calperiod_days(out->p, &out->first, &out->last);
+        calperiod_format(out->p, out->name, sizeof(out->name));
+        return 0;
+    }
+    calperiod_t a, b;
+    int32_t unused;
+    if (calperiod_parse(s, (size_t)(dots - s), &a) != 0 ||
+        calperiod_parse(dots + 2, strlen(dots + 2), &b) != 0)
+        return -1;
+    out->span = true;
+    calperiod_days(a, &out->first, &unused);
+    calperiod_days(b, &unused, &out->last);
+    calperiod_format(a, out->from, sizeof(out->from));
+    calperiod_format(b, out->to, sizeof(out->to));
+    snprintf(out->name, sizeof(out->name), "%s..%s", out->from, out->to);
+    return out->first <= out->last ? 0 : -1;
+}
+
+void cli_span_days(int32_t first, int32_t last, cli_span_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->span = true;
+    out->first = first;
+    out->last = last;
+    calperiod_format((calperiod_t){CALPERIOD_DAY, first}, out->from, sizeof(out->from));
+    calperiod_format((calperiod_t){CALPERIOD_DAY, last}, out->to, sizeof(out->to));
+    snprintf(out->name, sizeof(out->name), "%s..%s", out->from, out->to);
+}
+
+int cli_span_check(const char *cmd, const char *option, const char *value)
+{
+    const char *dots = strstr(value, "..");
+    if (dots == NULL)
+        return cli_period_check(cmd, option, value);
+    char a[64], b[64];
+    snprintf(a, sizeof(a), "%.*s", (int)(dots - value < 63 ? dots - value : 63), value);
+    snprintf(b, sizeof(b), "%s", dots + 2);
+    char opt[160]; /* "--period '2023..2030':" */
+    snprintf(opt, sizeof(opt), "%s '%.100s':", option, value);
+    int rc = cli_period_check(cmd, opt, a);
+    if (rc == 0)
+        rc = cli_period_check(cmd, opt, b);
+    if (rc != 0)
+        return rc;
+    cli_span_t s;
+    if (cli_span_parse(value, &s) != 0)
+        return cli_usage_error(cmd, "%s '%s': %s begins after %s ends", option, value, a, b);
+    return 0;
+}
+
+typedef struct relabel {
+    const char *name;
+    tally_tally_cb cb;
+    void *ctx;
+} relabel_t;
+
+static void on_relabel(void *ctx, const tally_tally_t *t)
+{
+    relabel_t *r = ctx;
+    tally_tally_t c = *t;
+    for (unsigned i = 0; i < c.nvalues && i < TALLY_COLUMNS_MAX; i++)
+        c.values[i].column = r->name;
+    r->cb(r->ctx, &c);
+}
+
+int cli_span_fetch(const char *server, tally_request_t *req, const char *prefix,
+                   const cli_span_t *s, tally_tally_cb cb, void *ctx)
+{
+    if (!s->span)
+        return tally_period_req(server, req, prefix, s->name, cb, ctx);
+    relabel_t r = {.name = s->name, .cb = cb, .ctx = ctx};
+    return tally_span_req(server, req, prefix, s->from, s->to, on_relabel, &r);
+}
+
+/* The day a year before day (29 February: the 28th), or -1 before 2000. */
+static int32_t day_year_ago(int32_t day)
+{
+    calperiod_t p = calperiod_year_ago((calperiod_t){CALPERIOD_DAY, day});
+    char name[CALPERIOD_NAME_MAX];
+    return calperiod_format(p, name, sizeof(name)) < 0 ? -1 : p.key;
+}
+
+void cli_span_compare(const cli_span_t *cur, int32_t today, cli_span_t *prev, bool *has_prev,
+                      cli_span_t *year_ago, bool *has_year_ago)
+{
+    char name[CALPERIOD_NAME_MAX];
+    *has_prev = *has_year_ago = false;
+    bool open = today != INT32_MIN && cur->first <= today && today < cur->last;
+    if (!cur->span && !open) {
+        calperiod_t p = calperiod_prev(cur->p), y = calperiod_year_ago(cur->p);
+        if (calperiod_format(p, name, sizeof(name)) > 0) {
+            memset(prev, 0, sizeof(*prev));
+            cli_span_parse(name, prev);
+            *has_prev = true;
+        }
+        if (calperiod_format(y, name, sizeof(name)) > 0) {
+            memset(year_ago, 0, sizeof(*year_ago));
+            cli_span_parse(name, year_ago);
+            *has_year_ago = true;
+        }
+        return;
+    }
+    int32_t last = open ? today : cur->last;
+    int32_t a = day_year_ago(cur->first), b = day_year_ago(last);
+    if (a >= 0 && b >= a) {
+        cli_span_days(a, b, year_ago);
+        *has_year_ago = true;
+    }
+    if (!cur->span) { /* the period before, its first (today - first + 1) days */
+        int32_t pf, pl;
+        calperiod_days(calperiod_prev(cur->p), &pf, &pl);
+        if (calperiod_format((calperiod_t){CALPERIOD_DAY, pf}, name, sizeof(name)) > 0) {
+            cli_span_days(pf, pf + (today - cur->first) < pl ? pf + (today - cur->first) : pl,
+                          prev);
+            *has_prev = true;
+        }
+    }
+}
+
+int cli_daemon_today(const char *server, tally_request_t *req, int32_t *today)
+{
+    tally_clock_t c;
+    int rc = tally_clock_req(server, req, &c);
+    if (rc == TALLY_ETYPE) { /* a daemon from before CLOCK: this machine's date */
+        time_t now = time(NULL);
+        struct tm tm;
+        localtime_r(&now, &tm);
+        *today = calperiod_days_from_civil(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    int64_t s = c.now_ms / 1000 + c.utc_offset_s;
+    *today = (int32_t)((s - (((s % 86400) + 86400) % 86400)) / 86400);
+    return 0;
+}
+
 /* The daemon refused a history request: whose argument was wrong. */
 static int refused(cli_global_t *g, const char *cmd, int rc, const tally_request_t *req,
                    const char *what, int timeout_ms)
@@ -92,7 +238,7 @@ static const char *blame(int rc, const cli_opts_t *o, const char *period_arg)
 /* ---- comparison ---- */
 
 typedef struct cmp_set {
-    char name[CALPERIOD_NAME_MAX];
+    char name[CLI_SPAN_NAME_MAX];
     const char *relation; /* "previous", "year_ago", or both */
     cli_render_rows_t rows;
 } cmp_set_t;
@@ -214,10 +360,15 @@ static void json_value(const tally_value_t *v, int kind)
 }
 
 static void print_compare_json(const tally_tally_t *const *v, size_t n, const char *period,
-                               const cmp_set_t *sets, size_t nsets, const tally_catalog_t *cat)
+                               const char *through, const cmp_set_t *sets, size_t nsets,
+                               const tally_catalog_t *cat)
 {
     fputs("{\"period\":", stdout);
     json_string(stdout, period);
+    if (through[0]) {
+        fputs(",\"through\":", stdout);
+        json_string(stdout, through);
+    }
     fputs(",\"compare\":[", stdout);
     for (size_t s = 0; s < nsets; s++) {
         fputs(s ? ",{\"period\":" : "{\"period\":", stdout);
@@ -288,12 +439,12 @@ static void print_compare_json(const tally_tally_t *const *v, size_t n, const ch
 }
 
 static int fetch(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *curve,
-                 const char *period, cli_render_rows_t *rows, const char *arg)
+                 const cli_span_t *period, cli_render_rows_t *rows, const char *arg)
 {
     char err[600];
     tally_request_t req = {
         .curve = curve, .timeout_ms = o->timeout_ms, .errbuf = err, .errbuf_len = sizeof err};
-    int rc = tally_period_req(g->server, &req, o->prefix, period, cli_render_rows_add, rows);
+    int rc = cli_span_fetch(g->server, &req, o->prefix, period, cli_render_rows_add, rows);
     if (rc < 0)
         return refused(g, "get", rc, &req, blame(rc, o, arg), o->timeout_ms);
     if (rows->oom) {
@@ -311,30 +462,37 @@ int cli_get_period(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *cu
     size_t nsets = 0;
     memset(sets, 0, sizeof(sets));
     const tally_catalog_t *cat = NULL;
-    calperiod_t p;
-    calperiod_parse(period, strlen(period), &p);
-    char pname[CALPERIOD_NAME_MAX];
-    calperiod_format(p, pname, sizeof(pname));
-    int status = fetch(g, o, curve, pname, &rows, period);
+    cli_span_t cur;
+    cli_span_parse(period, &cur); /* checked by the caller */
+    const char *pname = cur.name;
+    int status = fetch(g, o, curve, &cur, &rows, period);
+    char through[CALPERIOD_NAME_MAX] = ""; /* the daemon's today, when cur is open on it */
     if (status == CLI_OK && compare) {
-        calperiod_t prev = calperiod_prev(p), yago = calperiod_year_ago(p);
+        char err[600];
+        tally_request_t req = {
+            .curve = curve, .timeout_ms = o->timeout_ms, .errbuf = err, .errbuf_len = sizeof err};
+        int32_t today = INT32_MIN;
+        int rc = cli_daemon_today(g->server, &req, &today);
+        if (rc < 0)
+            status = cli_request_failed(g, "get", rc, &req, o->timeout_ms);
+        else if (cur.first <= today && today < cur.last)
+            calperiod_format((calperiod_t){CALPERIOD_DAY, today}, through, sizeof(through));
+        cli_span_t cand[2];
+        bool has[2];
+        cli_span_compare(&cur, today, &cand[0], &has[0], &cand[1], &has[1]);
         const char *rel[2] = {"previous", "year_ago"};
-        calperiod_t cand[2] = {prev, yago};
-        for (int i = 0; i < 2; i++) {
-            char name[CALPERIOD_NAME_MAX];
-            if (calperiod_format(cand[i], name, sizeof(name)) < 0)
-                continue; /* before 2000: nothing to compare with */
-            if (nsets > 0 && strcmp(sets[0].name, name) == 0) {
+        for (int i = 0; i < 2 && status == CLI_OK; i++) {
+            if (!has[i])
+                continue; /* before 2000, or a span: nothing to compare with */
+            if (nsets > 0 && strcmp(sets[0].name, cand[i].name) == 0) {
                 sets[0].relation = "previous,year_ago";
                 continue;
             }
             cmp_set_t *s = &sets[nsets++];
-            snprintf(s->name, sizeof(s->name), "%s", name);
+            snprintf(s->name, sizeof(s->name), "%s", cand[i].name);
             s->relation = rel[i];
             s->rows = (cli_render_rows_t){.metric = rows.metric, .copy = true};
-            status = fetch(g, o, curve, s->name, &s->rows, s->name);
-            if (status != CLI_OK)
-                break;
+            status = fetch(g, o, curve, &cand[i], &s->rows, s->name);
         }
     }
     if (status == CLI_OK) {
@@ -344,8 +502,11 @@ int cli_get_period(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *cu
         if (rows.n == 0 && !o->json) {
             fprintf(stderr, "tally get: no tallies for %s under this selection\n", pname);
         } else if (compare && o->json) {
-            print_compare_json(rows.v, rows.n, pname, sets, nsets, cat);
+            print_compare_json(rows.v, rows.n, pname, through, sets, nsets, cat);
         } else if (compare) {
+            if (through[0])
+                printf("%s to %s (the daemon's today) against as many days before:\n", pname,
+                       through);
             print_compare_table(rows.v, rows.n, pname, sets, nsets, cat);
         } else if (o->json) {
             fputs("{\"period\":", stdout);

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 
+#include "calperiod.h"
 #include "cli_opts.h"
 #include "tally.h"
 
@@ -15,6 +16,50 @@
  * Returns 0, or prints a usage error naming option and returns
  * CLI_USAGE. */
 int cli_period_check(const char *cmd, const char *option, const char *value);
+
+/* What --period names: one calendar period ("2023-12"), or a span of days
+ * FROM..TO, from the first day of the period FROM to the last day of TO
+ * ("2023-01..2023-11": January to November; PROTOCOL.md 8.24). */
+#define CLI_SPAN_NAME_MAX 40
+typedef struct cli_span {
+    bool span;                                             /* FROM..TO, else the one period p */
+    calperiod_t p;                                         /* the period (not a span) */
+    int32_t first, last;                                   /* its days */
+    char from[CALPERIOD_NAME_MAX], to[CALPERIOD_NAME_MAX]; /* a span's ends */
+    char name[CLI_SPAN_NAME_MAX]; /* "2023-12", "2023-01..2023-11": a column's name */
+} cli_span_t;
+
+/* Parse s as a period or a span.  0, or -1. */
+int cli_span_parse(const char *s, cli_span_t *out);
+
+/* The span of days first..last (day keys), named FROM..TO in days. */
+void cli_span_days(int32_t first, int32_t last, cli_span_t *out);
+
+/* Check a --period that may be a span (as cli_period_check, both ends,
+ * and FROM not after TO).  Returns 0 or CLI_USAGE (printed). */
+int cli_span_check(const char *cmd, const char *option, const char *value);
+
+/* Read the tallies under prefix for s: PERIOD_REQ for a period, SPAN_REQ
+ * for a span; cb receives each with its one column named s->name.  The
+ * returns of tally_period_req. */
+int cli_span_fetch(const char *server, tally_request_t *req, const char *prefix,
+                   const cli_span_t *s, tally_tally_cb cb, void *ctx);
+
+/* What cur is compared with: the period before (prev) and the same days a
+ * year earlier (year_ago).  A closed period: the period before and the
+ * same period a year earlier.  A period still open on today (the
+ * daemon's day key; INT32_MIN when not known): it holds figures up to
+ * today only, so the others are cut to as many days (December to the
+ * 6th: 1 to 6 November, 1 to 6 December a year earlier).  A span: the
+ * same days a year earlier (to today at most), no prev.  *has_prev and
+ * *has_year_ago are false when there is none (before 2000). */
+void cli_span_compare(const cli_span_t *cur, int32_t today, cli_span_t *prev, bool *has_prev,
+                      cli_span_t *year_ago, bool *has_year_ago);
+
+/* The daemon's day (its zone's date now, CLOCK_REQ) as a day key into
+ * *today: a daemon from before CLOCK gives this machine's local date.
+ * Returns 0 or the returns of tally_clock_req. */
+int cli_daemon_today(const char *server, tally_request_t *req, int32_t *today);
 
 /* `tally get --period P`: the tallies o selects for period, with the
  * same period of the year before and the one before it when compare is

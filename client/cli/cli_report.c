@@ -23,10 +23,14 @@ const char cli_report_usage[] =
     "--all.\n"
     "\n"
     "Options:\n"
-    "  -p, --period P     the period: YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD (required)\n"
+    "  -p, --period P     the period: YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD, or the\n"
+    "                     days FROM..TO (2023-01..2023-11: January to November)\n"
+    "                     (required)\n"
     "  -t, --town T       township T's figures (its id, or its name: 高观镇)\n"
     "  -a, --all          every township's and the county's, one column each\n"
-    "      --compare      add the same period a year earlier and the change (同比)\n"
+    "      --compare      add the same period a year earlier and the change (同比);\n"
+    "                     for a period not over yet, as many of its days as have\n"
+    "                     passed (2023 to 6 December: 1 January to 6 December 2022)\n"
     "  -f, --format F     md (default), csv or xlsx (default from -o's extension)\n"
     "  -o, --output FILE  write FILE (replaced atomically) instead of standard\n"
     "                     output; required for xlsx\n"
@@ -46,10 +50,11 @@ typedef struct fetch_ctx {
     char err[600];
 } fetch_ctx_t;
 
-static int fetch(void *ctx, const char *prefix, const char *period, tally_tally_cb cb, void *cb_ctx)
+static int fetch(void *ctx, const char *prefix, const cli_span_t *period, tally_tally_cb cb,
+                 void *cb_ctx)
 {
     fetch_ctx_t *f = ctx;
-    return tally_period_req(f->g->server, &f->req, prefix, period, cb, cb_ctx);
+    return cli_span_fetch(f->g->server, &f->req, prefix, period, cb, cb_ctx);
 }
 
 static const char *ext_format(const char *path)
@@ -143,7 +148,7 @@ int cli_report(int argc, char **argv, cli_global_t *g)
         return status;
     if (period == NULL)
         return cli_usage_error("report", "--period is required (e.g. --period 2023)");
-    if ((status = cli_period_check("report", "--period", period)) != 0)
+    if ((status = cli_span_check("report", "--period", period)) != 0)
         return status;
     if (o.metric != NULL)
         return cli_usage_error("report", "--metric does not apply: a report has every metric");
@@ -200,8 +205,24 @@ int cli_report(int argc, char **argv, cli_global_t *g)
     } else {
         ids[n++] = "";
     }
+    /* The daemon's today: a period not over yet holds figures up to it
+     * only, and is compared with as many days a year earlier. */
+    cli_span_t cur, year_ago, prev;
+    cli_span_parse(period, &cur); /* checked above */
+    bool has_year_ago = false, has_prev;
+    char through[CALPERIOD_NAME_MAX] = "";
+    int32_t today = INT32_MIN;
+    rc = cli_daemon_today(g->server, &f.req, &today);
+    if (rc < 0) {
+        free(ids);
+        return cli_request_failed(g, "report", rc, &f.req, o.timeout_ms);
+    }
+    if (cur.first <= today && today < cur.last)
+        calperiod_format((calperiod_t){CALPERIOD_DAY, today}, through, sizeof(through));
+    if (compare)
+        cli_span_compare(&cur, today, &prev, &has_prev, &year_ago, &has_year_ago);
     report_t r;
-    rc = report_build(&r, period, compare, ids, n, cat, fetch, &f);
+    rc = report_build(&r, &cur, has_year_ago ? &year_ago : NULL, through, ids, n, cat, fetch, &f);
     free(ids);
     if (rc == TALLY_EUNKTOWN || rc == TALLY_EBADPERIOD) {
         fprintf(stderr, "tally report: %s '%s': %s\n", rc == TALLY_EUNKTOWN ? "--town" : "--period",

@@ -74,17 +74,16 @@ static void on_tally(void *ctx, const tally_tally_t *t)
         r->any_data = true;
 }
 
-int report_build(report_t *r, const char *period, bool compare, const char *const *ids, size_t n,
-                 const tally_catalog_t *cat, report_fetch_fn fetch, void *fetch_ctx)
+int report_build(report_t *r, const cli_span_t *period, const cli_span_t *year_ago,
+                 const char *through, const char *const *ids, size_t n, const tally_catalog_t *cat,
+                 report_fetch_fn fetch, void *fetch_ctx)
 {
     memset(r, 0, sizeof(*r));
-    calperiod_t p;
-    if (calperiod_parse(period, strlen(period), &p) != 0)
-        return TALLY_EINVAL;
-    calperiod_format(p, r->period, sizeof(r->period));
-    r->compare = compare;
-    if (compare && calperiod_format(calperiod_year_ago(p), r->year_ago, sizeof(r->year_ago)) < 0)
-        r->year_ago[0] = '\0'; /* before 2000: nothing to compare with */
+    copy(r->period, sizeof(r->period), period->name);
+    copy(r->through, sizeof(r->through), through);
+    r->compare = year_ago != NULL;
+    if (year_ago != NULL)
+        copy(r->year_ago, sizeof(r->year_ago), year_ago->name);
     r->nscopes = n;
     r->scope_id = calloc(n, sizeof(*r->scope_id));
     r->scope_name = calloc(n, sizeof(*r->scope_name));
@@ -99,8 +98,14 @@ int report_build(report_t *r, const char *period, bool compare, const char *cons
              : t != NULL && t->name[0] != 0 ? t->name
                                             : ids[i]);
     }
-    snprintf(r->title, sizeof(r->title), "%s %s",
-             n == 1 ? r->scope_name[0] : "全县及各乡镇（街道）", r->period);
+    char when[96];
+    if (period->span)
+        snprintf(when, sizeof(when), "%s 至 %s", period->from, period->to);
+    else
+        copy(when, sizeof(when), r->period);
+    snprintf(r->title, sizeof(r->title), "%s %s%s%s%s",
+             n == 1 ? r->scope_name[0] : "全县及各乡镇（街道）", when,
+             r->through[0] ? "（截至 " : "", r->through, r->through[0] ? "）" : "");
     /* The catalog's metrics first, in its order. */
     for (size_t i = 0; i < tally_catalog_metrics(cat); i++) {
         const tally_metric_info_t *m = tally_catalog_metric(cat, i);
@@ -125,10 +130,10 @@ int report_build(report_t *r, const char *period, bool compare, const char *cons
         prefix = town_prefix;
     }
     fill_t f = {.r = r};
-    int rc = fetch(fetch_ctx, prefix, r->period, on_tally, &f);
-    if (rc == 0 && !f.oom && compare && r->year_ago[0]) {
+    int rc = fetch(fetch_ctx, prefix, period, on_tally, &f);
+    if (rc == 0 && !f.oom && year_ago != NULL) {
         f.prev = true;
-        rc = fetch(fetch_ctx, prefix, r->year_ago, on_tally, &f);
+        rc = fetch(fetch_ctx, prefix, year_ago, on_tally, &f);
     }
     if (rc != 0)
         return rc;

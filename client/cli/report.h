@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cli_period.h"
 #include "tally.h"
 
 typedef struct report_cell {
@@ -33,9 +34,10 @@ typedef struct report_row {
 } report_row_t;
 
 typedef struct report {
-    char title[256];   /* "高观镇 2023" */
-    char period[16];   /* "2023" */
-    char year_ago[16]; /* "2022" with compare, else "" */
+    char title[256];                  /* "高观镇 2023", "全县 2023（截至 2023-12-06）" */
+    char period[CLI_SPAN_NAME_MAX];   /* "2023", "2023-01..2023-11" */
+    char year_ago[CLI_SPAN_NAME_MAX]; /* "2022", "2022-01-01..2022-12-06" with compare, else "" */
+    char through[CALPERIOD_NAME_MAX]; /* the last day the period has figures of, when open */
     bool compare;
     size_t nscopes;
     char (*scope_id)[65];    /* "" for the county */
@@ -45,15 +47,19 @@ typedef struct report {
     bool any_data; /* a figure other than 0 or no value, in the period */
 } report_t;
 
-/* Fill r for period (checked) and scopes ids[0..n) ("" = the county),
- * named after cat (may be NULL: ids), metrics in catalog order, then any
- * the daemon has tallies of that the catalog lacks.  fetch reads the
- * tallies of one period under a prefix (tally_period_req).  Returns 0, or
- * the code fetch returned (req says why), or TALLY_ENOMEM. */
-typedef int (*report_fetch_fn)(void *ctx, const char *prefix, const char *period, tally_tally_cb cb,
-                               void *cb_ctx);
-int report_build(report_t *r, const char *period, bool compare, const char *const *ids, size_t n,
-                 const tally_catalog_t *cat, report_fetch_fn fetch, void *fetch_ctx);
+/* Fill r for period (a period or a span) and scopes ids[0..n) ("" = the
+ * county), named after cat (may be NULL: ids), metrics in catalog order,
+ * then any the daemon has tallies of that the catalog lacks; with
+ * year_ago (NULL: no comparison) its figures beside them.  through is
+ * the daemon's today when period is not over yet ("" otherwise), said in
+ * the title.  fetch reads the tallies of a period or span under a prefix
+ * (cli_span_fetch), each with its one column named after it.  Returns 0,
+ * or the code fetch returned (req says why), or TALLY_ENOMEM. */
+typedef int (*report_fetch_fn)(void *ctx, const char *prefix, const cli_span_t *period,
+                               tally_tally_cb cb, void *cb_ctx);
+int report_build(report_t *r, const cli_span_t *period, const cli_span_t *year_ago,
+                 const char *through, const char *const *ids, size_t n, const tally_catalog_t *cat,
+                 report_fetch_fn fetch, void *fetch_ctx);
 
 void report_free(report_t *r);
 

@@ -155,7 +155,12 @@ int report_write_xlsx(const report_t *r, const char *path, char *err, size_t err
     }
     worksheet_set_column(ws, 0, 0, wlabel, NULL);
     worksheet_set_column(ws, 1, 1, 8, NULL);
-    worksheet_set_column(ws, 2, (lxw_col_t)(ncols - 2), wval, NULL);
+    /* One call per column: libxlsxwriter keeps the first of overlapping
+     * ranges.  The year-ago column may be a span's days, "2022-01-01..2022-12-06". */
+    for (lxw_col_t k = 2; k + 1 < ncols; k++) {
+        bool ya = cmp && k == 2 + r->nscopes && width_of(r->year_ago) > wval;
+        worksheet_set_column(ws, k, k, ya ? width_of(r->year_ago) : wval, NULL);
+    }
     worksheet_set_column(ws, (lxw_col_t)(ncols - 1), (lxw_col_t)(ncols - 1), wid, NULL);
     worksheet_freeze_panes(ws, head + 1, 1);
     /* On paper: A4 landscape, the title and header rows and the label and

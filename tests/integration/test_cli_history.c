@@ -540,6 +540,126 @@ static cj_t get_json(fx_t *f, const char *const *args)
     return doc;
 }
 
+/* The daemon's day key now, in its zone. */
+static int32_t daemon_today(fx_t *f)
+{
+    tally_clock_t c;
+    char err[256] = "";
+    tally_request_t req = {.timeout_ms = 20000, .errbuf = err, .errbuf_len = sizeof err};
+    if (tally_clock_req(f->h.req_endpoint, &req, &c) != 0)
+        fail_msg("tally_clock_req: %s", err);
+    int64_t s = c.now_ms / 1000 + c.utc_offset_s;
+    return (int32_t)((s - (((s % 86400) + 86400) % 86400)) / 86400);
+}
+
+static void push_on(fx_t *f, int32_t day, const char *sample)
+{
+    char when[CALPERIOD_NAME_MAX];
+    day_name(day, when);
+    cli_result_t r = run_expect(
+        f, 0, (const char *const[]){"push", "--town", "gaoguan", "--time", when, sample, NULL});
+    cli_result_free(&r);
+}
+
+/* 6b. A period not over yet holds the days so far: --compare sets them
+ * against as many days of the period before and of the same period a year
+ * earlier, not against whole periods (which would always look larger);
+ * the report says so in its title.  --period FROM..TO reads a span of
+ * days (SPAN_REQ; what it refuses: test_recall). */
+static void test_to_date_and_spans(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, f->conf, NULL), 0);
+    int32_t today = daemon_today(f), mf, ml;
+    calperiod_t month = calperiod_of_day(CALPERIOD_MONTH, today);
+    calperiod_days(month, &mf, &ml);
+    calperiod_t ya_today = calperiod_year_ago((calperiod_t){CALPERIOD_DAY, today});
+    calperiod_t ya_first = calperiod_year_ago((calperiod_t){CALPERIOD_DAY, mf});
+    int32_t yf, yl;
+    calperiod_days(calperiod_year_ago(month), &yf, &yl);
+    bool open = today < ml;
+    /* In the compared days: 5 a year ago, 2 in the month before; after
+     * them (when the month is open): 50 and 20, which must not count. */
+    push_on(f, ya_first.key, "disputes.resolved=5");
+    int32_t pf, pl;
+    calperiod_days(calperiod_prev(month), &pf, &pl);
+    push_on(f, pf, "disputes.resolved=2");
+    if (open && ya_today.key < yl)
+        push_on(f, ya_today.key + 1, "disputes.resolved=50");
+    if (open && pf + (today - mf) < pl)
+        push_on(f, pf + (today - mf) + 1, "disputes.resolved=20");
+    push_on(f, today, "disputes.resolved=3");
+
+    char mname[CALPERIOD_NAME_MAX], a[CALPERIOD_NAME_MAX], b[CALPERIOD_NAME_MAX], ya[64], pv[64];
+    calperiod_format(month, mname, sizeof mname);
+    if (open) {
+        day_name(ya_first.key, a);
+        day_name(ya_today.key, b);
+        snprintf(ya, sizeof ya, "%s..%s", a, b);
+        day_name(pf, a);
+        day_name(pf + (today - mf) < pl ? pf + (today - mf) : pl, b);
+        snprintf(pv, sizeof pv, "%s..%s", a, b);
+    } else {
+        calperiod_format(calperiod_year_ago(month), ya, sizeof ya);
+        calperiod_format(calperiod_prev(month), pv, sizeof pv);
+    }
+    cj_t doc =
+        get_json(f, (const char *const[]){"get", "--period", mname, "--town", "gaoguan", "--metric",
+                                          "disputes.resolved", "--compare", "--json", NULL});
+    const cj_t *t = json_tally(&doc, "disputes.resolved");
+    assert_non_null(t);
+    const cj_t *vals = cj_get(t, "values"), *v;
+    char today_name[CALPERIOD_NAME_MAX];
+    day_name(today, today_name);
+    if ((v = cj_get(vals, mname)) == NULL || v->i != 3 || (v = cj_get(vals, ya)) == NULL ||
+        v->i != 5 || (v = cj_get(vals, pv)) == NULL || v->i != 2 ||
+        (open &&
+         (cj_get(&doc, "through") == NULL || strcmp(cj_get(&doc, "through")->s, today_name) != 0)))
+        fail_msg("get --period %s --compare: expected %s 3, %s 5, %s 2, through %s", mname, mname,
+                 ya, pv, today_name);
+    cj_free(&doc);
+
+    /* The report of this year to date, against last year's same days. */
+    calperiod_t yr = calperiod_of_day(CALPERIOD_YEAR, today);
+    char year[8], yago[64];
+    snprintf(year, sizeof year, "%d", (int)yr.key);
+    int32_t y0, y1;
+    calperiod_days(yr, &y0, &y1);
+    if (today < y1) {
+        day_name(calperiod_year_ago((calperiod_t){CALPERIOD_DAY, y0}).key, a);
+        day_name(ya_today.key, b);
+        snprintf(yago, sizeof yago, "%s..%s", a, b);
+    } else {
+        calperiod_format(calperiod_year_ago(yr), yago, sizeof yago);
+    }
+    cli_result_t r =
+        run_expect(f, 0,
+                   (const char *const[]){"report", "--period", year, "--town", "gaoguan",
+                                         "--compare", "--format", "md", NULL});
+    char want[160];
+    snprintf(want, sizeof want, "（截至 %s）", today_name);
+    if ((today < y1) != (strstr(r.out, want) != NULL) || strstr(r.out, yago) == NULL)
+        fail_msg("report --period %s --compare: expected '%s' and '%s' in:\n%s", year, want, yago,
+                 r.out);
+    cli_result_free(&r);
+
+    /* A span: the same days of last year, whatever their periods. */
+    char span[64];
+    day_name(ya_first.key, a);
+    day_name(ya_today.key, b);
+    snprintf(span, sizeof span, "%s..%s", a, b);
+    doc = get_json(f, (const char *const[]){"get", "--period", span, "--town", "gaoguan", "-m",
+                                            "disputes.resolved", "--json", NULL});
+    t = json_tally(&doc, "disputes.resolved");
+    if (t == NULL || (v = cj_get(cj_get(t, "values"), span)) == NULL || v->i != 5)
+        fail_msg("get --period %s: expected 5", span);
+    cj_free(&doc);
+    r = run_expect(f, 2, (const char *const[]){"get", "--period", "2024..2023-06", NULL});
+    if (strstr(r.err, "2024 begins after 2023-06 ends") == NULL)
+        fail_msg("backwards span:\n%s", r.err);
+    cli_result_free(&r);
+}
+
 /* A correction of 高观镇's figures for June 2023, sent in 2024. */
 static const struct {
     const char *metric;
@@ -1089,6 +1209,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_period_in_daemon_zone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_correction_and_compare, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_to_date_and_spans, setup, teardown),
         cmocka_unit_test_setup_teardown(test_period_changed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_while_writing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_answer_and_period_changed, setup, teardown),

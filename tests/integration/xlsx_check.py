@@ -63,6 +63,15 @@ def main():
     longest = max(len(r[3]) for r in rows[1:])
     if width < 2 * longest:
         fail("column A is %.1f wide for labels of %d Chinese characters" % (width, longest))
+    # Every heading fits its column ("2022-01-01..2022-12-06" for the days
+    # a year before a period not over yet); a CJK character takes two.
+    for col in range(1, ws.max_column + 1):
+        text = ws.cell(hrow, col).value or ""
+        need = sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
+        letter = openpyxl.utils.get_column_letter(col)
+        have = ws.column_dimensions[letter].width
+        if have < need:
+            fail("column %s is %.1f wide for its heading %r" % (letter, have, text))
     nvals = len(head) - 4
     for i, r in enumerate(rows[1:]):
         y = hrow + 1 + i
