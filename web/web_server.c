@@ -307,7 +307,7 @@ typedef struct history_job {
     struct lws *wsi; /* NULL once the browser went away */
     pss_t *ps;
     bool range;
-    char period[24], prefix[PROTO_PREFIX_MAX + 1];
+    char period[40], prefix[PROTO_PREFIX_MAX + 1]; /* a period, or FROM..TO */
     char metric[PROTO_NAME_MAX + 1], scope[PROTO_NAME_MAX + 1], by[16], from[24], to[24];
     /* the answer */
     bool done;
@@ -324,6 +324,17 @@ static void job_tally(void *ctx, const tally_tally_t *t)
         fputc(',', j->b.f);
     j->first = false;
     web_json_tally(j->b.f, t, false);
+}
+
+/* A span's tally: its one column ("span" on the wire) named as asked,
+ * "2025-01-01..2025-12-06", as a period's is named after the period. */
+static void job_span_tally(void *ctx, const tally_tally_t *t)
+{
+    history_job_t *j = ctx;
+    tally_tally_t c = *t;
+    for (unsigned i = 0; i < c.nvalues && i < TALLY_COLUMNS_MAX; i++)
+        c.values[i].column = j->period;
+    job_tally(j, &c);
 }
 
 static void job_point(void *ctx, int kind, const tally_value_t *v)
@@ -381,7 +392,15 @@ static void job_work(uv_work_t *w)
         fputs("{\"period\":", j->b.f);
         web_json_string(j->b.f, j->period);
         fputs(",\"tallies\":[", j->b.f);
-        rc = tally_period_req(j->s->stats->server, &req, j->prefix, j->period, job_tally, j);
+        const char *dots = strstr(j->period, "..");
+        if (dots == NULL) {
+            rc = tally_period_req(j->s->stats->server, &req, j->prefix, j->period, job_tally, j);
+        } else { /* a span of days, FROM..TO (PROTOCOL.md 8.24) */
+            char from[sizeof j->period];
+            snprintf(from, sizeof from, "%.*s", (int)(dots - j->period), j->period);
+            rc = tally_span_req(j->s->stats->server, &req, j->prefix, from, dots + 2,
+                                job_span_tally, j);
+        }
     } else {
         fputs("{\"metric\":", j->b.f);
         web_json_string(j->b.f, j->metric);
@@ -471,7 +490,7 @@ static int route_history(web_server_t *s, struct lws *wsi, pss_t *ps, bool range
     const char *bad = NULL;
     if (!range) {
         if (!urlarg(wsi, "period=", j->period, sizeof j->period))
-            bad = "period: required (2023, 2023-Q4, 2023-12 or 2023-12-31)";
+            bad = "period: required (2023, 2023-Q4, 2023-12 or 2023-12-31, or FROM..TO)";
         else if (!urlarg(wsi, "prefix=", j->prefix, sizeof j->prefix))
             j->prefix[0] = '\0';
         if (bad == NULL && !proto_topic_prefix_possible(j->prefix, strlen(j->prefix)))

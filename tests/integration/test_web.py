@@ -159,11 +159,21 @@ per = json.loads(body)
 cli = json.loads(tally("get", "--period", "2023", "--town", "gaoguan", "--json"))
 if st != 200 or per["period"] != "2023" or table(per) != table(cli) or len(per["tallies"]) != 25:
     fail("/api/v1/period differs from tally get --period --json:\n%s" % body[:300])
+# A span of days (SPAN_REQ) as tally get --period FROM..TO: its column
+# named as asked.
+st, body = http("/api/v1/period?period=2023-10..2023-12-31&prefix=u/town/gaoguan/")
+span = json.loads(body)
+cli = json.loads(tally("get", "--period", "2023-10..2023-12-31", "--town", "gaoguan", "--json"))
+if (st != 200 or table(span) != table(cli) or len(span["tallies"]) != 25
+        or table(span)[("disputes.resolved", "gaoguan")] != {"2023-10..2023-12-31": 216}):
+    fail("/api/v1/period of a span differs from tally get --period FROM..TO --json:\n%s"
+         % body[:300])
 st, body = http("/api/v1/range?metric=disputes.resolved&scope=gaoguan&by=quarter&from=2023")
 rng = json.loads(body)
 if st != 200 or [p["value"] for p in rng["points"]] != [0, 0, 0, 216]:
     fail("/api/v1/range: %s" % body[:300])
 for path, want in (("/api/v1/period?period=2023-13", 400), ("/api/v1/period", 400),
+                   ("/api/v1/period?period=2023-12..2023-11", 400),
                    ("/api/v1/range?metric=no.such&by=year&from=2023", 400),
                    ("/api/v1/range?metric=disputes.resolved&by=week&from=2023", 400)):
     st, body = http(path)

@@ -4,7 +4,8 @@
 // URL parameters: column=today|month|quarter|year|total or yYYYY (a past
 // year, from /api/v1/period; default: the last one chosen on this screen,
 // else total); metrics=a,b,c (the table's figures, default the first six
-// counters).
+// counters).  本月, 本季度 and 本年 show the county's 同比 against the same
+// days a year earlier.
 "use strict";
 
 const COLUMNS = { today: "今日", month: "本月", quarter: "本季度", year: "本年", total: "累计" };
@@ -23,6 +24,11 @@ const RETRY_MS = 5000;
 // most this often otherwise (tallyd unreachable when it was read).
 const PAST_RETRY_MS = 30000;
 const PAST_MIN_GAP_MS = 1000; // a burst of late figures: one read a second
+// 本月, 本季度 and 本年 hold the days so far: their 同比 is against the same
+// days a year earlier (a span, /api/v1/period?period=FROM..TO), read
+// again when those days change (every day), when tallyd says closed
+// periods changed, and after a failure every PAST_RETRY_MS.
+const YOY_COLUMNS = new Set(["month", "quarter", "year"]);
 const KPI_MAX = 18;
 const TABLE_METRICS_MAX = 6;
 const TABLE_RATIOS_MAX = 2;
@@ -39,6 +45,11 @@ const state = {
   pastAt: 0, // when it was last asked for
   pastOk: false, // the last read succeeded
   pastStale: false, // history changed since it was read
+  yoy: new Map(), // county metric -> its value in state.yoySpan
+  yoySpan: null, // the days a year earlier state.yoy holds ("2025-01-01..2025-12-06")
+  yoyAt: 0,
+  yoyOk: false,
+  yoyStale: false,
   historyGen: null, // the stream's history_gen last seen
   stream: 0,
   seq: 0,
@@ -88,6 +99,19 @@ function pickColumn() {
   return c && COLUMNS[c] ? c : "total";
 }
 
+// The same days a year earlier as column's so far (tallyd's date), or
+// null for a column without 同比: 本年 on 6 December 2026 is
+// "2025-01-01..2025-12-06" (29 February: the 28th).
+function yoySpan(column) {
+  if (!YOY_COLUMNS.has(column)) return null;
+  const c = calendarAt(Date.now());
+  const y = c.y - 1;
+  if (y < 2000) return null;
+  const first = column === "month" ? c.mo : column === "quarter" ? Math.floor((c.mo - 1) / 3) * 3 + 1 : 1;
+  const day = (m, d) => y + "-" + pad2(m) + "-" + pad2(d);
+  return day(first, 1) + ".." + day(c.mo, c.mo === 2 && c.d === 29 ? 28 : c.d);
+}
+
 // ---- formatting -----------------------------------------------------------
 
 const intFormat = new Intl.NumberFormat("zh-CN");
@@ -112,6 +136,37 @@ function cellText(t, column) {
   if (v === undefined || v === null) return "–";
   if (t.kind === "ratio") return percent(v.value);
   return intFormat.format(v);
+}
+
+// 同比 of the county's t in the column shown, as { text, dir } (dir 1 up,
+// -1 down, 0 level), or null when there is nothing to say.
+function yoyOf(t) {
+  const span = yoySpan(state.column);
+  if (!span || state.yoySpan !== span || !state.yoy.has(t.metric)) return null;
+  const now = valueOf(t, state.column), then = state.yoy.get(t.metric);
+  if (now === undefined || now === null || then === undefined || then === null) return null;
+  if (t.kind === "ratio") {
+    if (!isFinite(now.value) || !isFinite(then.value)) return null;
+    const pp = (now.value - then.value) * 100;
+    const dir = Math.abs(pp) < 0.05 ? 0 : Math.sign(pp);
+    return { dir, text: "同比 " + (dir ? (pp > 0 ? "+" : "") + pp.toFixed(1) + " 个百分点" : "持平") };
+  }
+  if (then === 0) return { dir: 0, text: now === 0 ? "同比 持平" : "去年同期 0" };
+  const pct = ((now - then) / Math.abs(then)) * 100;
+  const dir = Math.abs(pct) < 0.05 ? 0 : Math.sign(pct);
+  return { dir, text: "同比 " + (dir ? (dir > 0 ? "▲" : "▼") + Math.abs(pct).toFixed(1) + "%" : "持平") };
+}
+
+// The 同比 line of a card, when there is one.
+function yoyLine(t, key) {
+  const y = yoyOf(t);
+  if (!y) return null;
+  const el = document.createElement("div");
+  el.className = "yoy";
+  el.dataset.dir = String(y.dir);
+  el.title = "去年同期（" + state.yoySpan + "）：" + cellText({ kind: t.kind, values: { v: state.yoy.get(t.metric) } }, "v");
+  show(el, key, y.text);
+  return el;
 }
 
 function percent(x) {
@@ -226,7 +281,10 @@ function drawKpis() {
       u.textContent = unit;
       line.appendChild(u);
     }
+    line.className = "line";
     card.append(label, line);
+    const yoy = yoyLine(t, "kpi-yoy|" + t.metric + "|" + state.column);
+    if (yoy) card.append(yoy);
     box.appendChild(card);
     fitWidth(line, value, 20);
   }
@@ -260,6 +318,8 @@ function drawRatios() {
     const v = valueOf(t, state.column);
     detail.textContent = v ? intFormat.format(v.num) + " / " + intFormat.format(v.den) : "无数据";
     r.append(value, label, detail);
+    const yoy = yoyLine(t, "ratio-yoy|" + t.metric + "|" + state.column);
+    if (yoy) r.append(yoy);
     box.appendChild(r);
   }
 }
@@ -447,13 +507,15 @@ function apply(msg) {
   state.seq = msg.seq;
   if (msg.type === "snapshot") {
     state.tallies.clear();
-    state.pastStale = true; // it may have missed notices meanwhile
+    state.pastStale = state.yoyStale = true; // it may have missed notices meanwhile
   }
   if (msg.history_gen !== undefined) {
-    if (state.historyGen !== null && msg.history_gen !== state.historyGen) state.pastStale = true;
+    if (state.historyGen !== null && msg.history_gen !== state.historyGen)
+      state.pastStale = state.yoyStale = true;
     state.historyGen = msg.history_gen;
   }
   if (state.pastStale) loadPast();
+  if (state.yoyStale) loadYoy();
   if (msg.tallies) {
     for (const t of msg.tallies) state.tallies.set(t.scope + "|" + t.metric, t);
     if (msg.type === "update" && msg.tallies.length) state.lastChange = Date.now();
@@ -516,6 +578,38 @@ async function loadPast() {
   }
 }
 
+// The county's figures for the same days a year earlier as the column
+// shown (yoySpan), for its 同比.
+let yoyTimer = null;
+
+async function loadYoy() {
+  const span = yoySpan(state.column);
+  if (!span) return;
+  const since = Date.now() - state.yoyAt;
+  const due = state.yoySpan !== span || state.yoyStale || (!state.yoyOk && since >= PAST_RETRY_MS);
+  if (!due) return;
+  if (since < PAST_MIN_GAP_MS) {
+    if (!yoyTimer) yoyTimer = setTimeout(() => { yoyTimer = null; loadYoy(); }, PAST_MIN_GAP_MS - since);
+    return;
+  }
+  state.yoyAt = Date.now();
+  state.yoyStale = false;
+  state.yoyOk = false;
+  try {
+    const r = await fetch("/api/v1/period?prefix=u/county/&period=" + span, { credentials: "same-origin" });
+    if (!r.ok) return;
+    const doc = await r.json();
+    const yoy = new Map();
+    for (const t of doc.tallies || []) yoy.set(t.metric, t.values[span]);
+    state.yoy = yoy;
+    state.yoySpan = span;
+    state.yoyOk = true;
+    state.dirty = true;
+  } catch (e) {
+    // tallyd unreachable: tried again after PAST_RETRY_MS
+  }
+}
+
 // Read f now and again: every okMs after it returned true, every RETRY_MS
 // after it returned false or failed.
 async function keepReading(f, okMs) {
@@ -566,6 +660,7 @@ function columnButton(column) {
     state.column = b.dataset.column;
     localStorage.setItem("tally-web.column", state.column);
     loadPast();
+    loadYoy();
     state.dirty = true;
   });
   return b;
@@ -586,6 +681,7 @@ function start() {
   for (const b of [...nav.querySelectorAll("button")]) b.replaceWith(columnButton(b.dataset.column));
   drawYearButtons(new Date().getFullYear());
   setInterval(loadPast, 5000);
+  setInterval(loadYoy, 5000); // the days compared change at midnight
   drawClock();
   setInterval(drawClock, 1000);
   setInterval(() => {
@@ -602,6 +698,7 @@ function start() {
   keepReading(loadCatalog, CATALOG_EVERY_MS);
   keepReading(loadClock, CLOCK_EVERY_MS);
   loadPast();
+  loadYoy();
   connect();
   requestAnimationFrame(frame);
 }
