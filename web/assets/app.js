@@ -325,8 +325,12 @@ function drawRatios() {
 }
 
 function sortedTowns(metrics) {
-  const key = state.sort.metric && metrics.includes(state.sort.metric) ? state.sort.metric : metrics[0];
   const towns = townships();
+  // Unless chosen, the first figure that has values in the column (a
+  // gauge has none in 本月 and the like: a chart of zeros says nothing).
+  const hasValues = (m) => towns.some((t) => numeric(get(t, m), state.column) !== -Infinity);
+  const key = state.sort.metric && metrics.includes(state.sort.metric) ? state.sort.metric
+    : metrics.find(hasValues) || metrics[0];
   if (key === "__town") {
     towns.sort((a, b) => townLabel(a).localeCompare(townLabel(b), "zh-CN"));
     if (!state.sort.asc) towns.reverse();
@@ -354,7 +358,7 @@ function drawTable() {
     th.append(span);
     th.dataset.sort = id;
     th.title = id === "__town" ? "按名称排序" : text === id ? id : text + "（" + id + "）";
-    if ((state.sort.metric || metrics[0]) === id || key === id) {
+    if (key === id) {
       th.classList.add("sorted");
       if (state.sort.asc) th.classList.add("asc");
     }
