@@ -445,6 +445,14 @@ static int fetch(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *curv
     tally_request_t req = {
         .curve = curve, .timeout_ms = o->timeout_ms, .errbuf = err, .errbuf_len = sizeof err};
     int rc = cli_span_fetch(g->server, &req, o->prefix, period, cli_render_rows_add, rows);
+    if (rc == TALLY_ETYPE && period->span) {
+        fprintf(stderr,
+                "tally get: the daemon at %s cannot read a span of days %s (it is older than "
+                "SPAN_REQ, which --period FROM..TO and --compare of a period not over yet "
+                "need); upgrade tallyd\n",
+                g->server, period->name);
+        return CLI_REJECTED;
+    }
     if (rc < 0)
         return refused(g, "get", rc, &req, blame(rc, o, arg), o->timeout_ms);
     if (rows->oom) {

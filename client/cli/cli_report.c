@@ -232,8 +232,9 @@ int cli_report(int argc, char **argv, cli_global_t *g)
     }
     if (rc == TALLY_ETYPE) {
         fprintf(stderr,
-                "tally report: the daemon at %s keeps no history of closed periods (it is "
-                "older than PERIOD_REQ); upgrade tallyd\n",
+                "tally report: the daemon at %s is older than this request (PERIOD_REQ for "
+                "a period's figures, SPAN_REQ for days FROM..TO and for --compare of a "
+                "period not over yet); upgrade tallyd\n",
                 g->server);
         report_free(&r);
         return CLI_REJECTED;
