@@ -265,12 +265,18 @@ try:
     until(lambda: "4,321" in kpis() or "4321" in kpis(),
           "last year's 化解矛盾纠纷 of 4321 within 3 s (it showed: %s)" % before[:80], 3)
 
+    # Opened as an operator may set a screen up, the table's figures named
+    # in the URL, a gauge first: in last year's column, where the gauge
+    # (综治网格) has no value, the chart ranks by the figure that has one.
+    driver.get("http://127.0.0.1:%d/?column=y%s&metrics=grid.zones,disputes.resolved"
+               % (port, last))
+    until(lambda: conn() == "live", "the live indicator after opening last year's column")
+    until(lambda: "化解矛盾纠纷" in driver.find_element(By.ID, "chart-title").text,
+          "the chart ranking by 化解矛盾纠纷, not by a gauge without values last year")
+
     # 本年 so far against the same days of last year (1 January to today's
-    # date): 219 against 4,321; the late figure reached it too.  Opened
-    # as an operator may set a screen up, with the table's figures named
-    # in the URL, a gauge first.
-    driver.get("http://127.0.0.1:%d/?column=year&metrics=grid.zones,disputes.resolved" % port)
-    until(lambda: conn() == "live", "the live indicator after opening 本年")
+    # date): 219 against 4,321; the late figure reached it too.
+    driver.find_element(By.CSS_SELECTOR, '#columns button[data-column="year"]').click()
     yoy = lambda: driver.execute_script(
         "const c = [...document.querySelectorAll('#kpis .kpi')]"
         ".find(k => k.querySelector('.label').textContent === '化解矛盾纠纷');"
@@ -281,10 +287,13 @@ try:
             fail("本年's 同比 of 化解矛盾纠纷: 219 against 4,321 (▼94.9%%), the card read %r"
                  % yoy())
         time.sleep(0.2)
-    # The chart ranks by a figure that has values in 本年, not by the gauge
-    # (综治网格) that has none there.
-    until(lambda: "化解矛盾纠纷" in driver.find_element(By.ID, "chart-title").text,
-          "the chart ranking by 化解矛盾纠纷, not by a gauge without values in 本年")
+    # A gauge is a level: 本年 shows 综治网格 as it stands (高观镇's 23),
+    # marked 最新, not a dash.
+    card = lambda: driver.execute_script(
+        "const c = [...document.querySelectorAll('#kpis .kpi')]"
+        ".find(k => k.querySelector('.label').textContent === '综治网格');"
+        "return c ? c.querySelector('.line').textContent : ''")
+    until(lambda: card().startswith("23") and "最新" in card(), "综治网格 23 (最新) in 本年")
     driver.find_element(By.CSS_SELECTOR, '#columns button[data-column="total"]').click()
     until(lambda: "4,540" in kpis(), "化解矛盾纠纷 in total: 219 + 4321 = 4,540")
     tallyd.terminate()

@@ -121,13 +121,22 @@ function isPastYear(column) {
   return /^y\d{4}$/.test(column);
 }
 
+// A gauge (综治网格: how many there are) is a level, not a flow: the
+// stream gives it in total only (PROTOCOL.md 10.5), and 今日 to 本年 show
+// its level now, marked 最新.
+const LEVEL_COLUMNS = new Set(["today", "month", "quarter", "year"]);
+
+function showsLevel(t, column) {
+  return !!t && t.kind === "gauge" && LEVEL_COLUMNS.has(column);
+}
+
 // The value of t in column: a live column of the stream, or a past year.
 function valueOf(t, column) {
   if (isPastYear(column)) {
     const v = state.past.get(t.scope + "|" + t.metric);
     return state.pastYear === column.slice(1) ? v : undefined;
   }
-  return t.values[column];
+  return t.values[showsLevel(t, column) ? "total" : column];
 }
 
 function cellText(t, column) {
@@ -280,6 +289,13 @@ function drawKpis() {
       u.className = "unit";
       u.textContent = unit;
       line.appendChild(u);
+    }
+    if (showsLevel(t, state.column)) {
+      const tag = document.createElement("span");
+      tag.className = "tag";
+      tag.textContent = "最新";
+      tag.title = "存量指标：显示当前最新值";
+      line.appendChild(tag);
     }
     line.className = "line";
     card.append(label, line);
