@@ -38,7 +38,8 @@ const char cli_push_usage[] =
     "  -T, --time WHEN    event time of the figures (default: now): 2023-12-31\n"
     "                     (midnight, local time), 2023-12-31T12:00:00 (local time),\n"
     "                     2023-12-31T12:00:00+08:00, or @EPOCH_MILLISECONDS;\n"
-    "                     local time is the TZ variable's, UTC when TZ is unset\n"
+    "                     local time is the daemon's (its calendar's zone); when\n"
+    "                     it cannot be asked, the TZ variable's, UTC when unset\n"
     "      --spool DIR    keep the figures in DIR until acknowledged; figures left\n"
     "                     there by an earlier run are delivered first.  Without it,\n"
     "                     figures not acknowledged in time are not kept, and the\n"
@@ -365,6 +366,38 @@ static int resolve_names(cli_global_t *g, const char **town, char *town_buf, siz
     return status;
 }
 
+/* A --time without an offset is a time of the county's calendar: read it
+ * in the daemon's zone (CLOCK), which decides the day, month and year the
+ * figures count in.  When the daemon cannot be asked (down: the figures
+ * go to the spool), the TZ variable's zone or UTC stands in, said on
+ * standard error. */
+static int time_in_daemon_zone(cli_global_t *g, const char *text, int64_t *ms, int timeout_ms)
+{
+    const tally_curve_t *curve;
+    int status = cli_curve(g, "push", &curve);
+    if (status != 0)
+        return status;
+    char why[256] = "";
+    tally_request_t req = {.curve = curve,
+                           .timeout_ms =
+                               timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS,
+                           .errbuf = why,
+                           .errbuf_len = sizeof why};
+    tally_clock_t c;
+    int rc = tally_clock_req(g->server, &req, &c);
+    if (rc == 0) {
+        char err[512];
+        when_zone_t z = {.name = c.zone, .utc_offset_s = c.utc_offset_s};
+        return when_parse(text, &z, ms, NULL, err, sizeof err) == 0 ? CLI_OK : CLI_INTERNAL;
+    }
+    const char *tz = getenv("TZ");
+    fprintf(stderr,
+            "tally push: the daemon's time zone is not known (%s): --time '%s' is read in %s; "
+            "give an offset (+08:00) to be sure\n",
+            why[0] ? why : tally_strerror(rc), text, tz != NULL ? tz : "UTC");
+    return CLI_OK;
+}
+
 static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t time_ms,
                    int timeout_ms, bool quiet, const csv_samples_t *samples)
 {
@@ -435,6 +468,8 @@ int cli_push(int argc, char **argv, cli_global_t *g)
     cli_opts_init(&o, "push", cli_push_usage, g, CLI_OPTS_TIMEOUT | CLI_OPTS_SERVER, own);
     const char *town = NULL, *file = NULL, *spool = NULL;
     int64_t time_ms = 0;
+    const char *time_text = NULL; /* --time as given */
+    bool time_local = false;      /* ... without an offset */
     bool quiet = false, flush = false;
     char err[512];
     int c, status;
@@ -450,10 +485,9 @@ int cli_push(int argc, char **argv, cli_global_t *g)
             file = optarg;
             break;
         case 'T':
-            if (when_parse(optarg, &time_ms, err, sizeof err) < 0)
+            if (when_parse(optarg, NULL, &time_ms, &time_local, err, sizeof err) < 0)
                 return cli_usage_error("push", "--time: %s", err);
-            if (time_ms == 0)
-                time_ms = 1; /* 0 would mean "now" to the library */
+            time_text = optarg;
             break;
         case OPT_SPOOL:
             spool = optarg;
@@ -497,6 +531,10 @@ int cli_push(int argc, char **argv, cli_global_t *g)
     if (rc == 0) {
         char town_id[PROTO_NAME_MAX + 1];
         rc = resolve_names(g, &town, town_id, sizeof town_id, &samples, o.timeout_ms);
+        if (rc == 0 && time_local)
+            rc = time_in_daemon_zone(g, time_text, &time_ms, o.timeout_ms);
+        if (time_text != NULL && time_ms == 0)
+            time_ms = 1; /* 0 would mean "now" to the library */
         if (time_ms == 0)
             time_ms = cli_clock_ms(CLOCK_REALTIME); /* one reading: one event time for all */
         if (rc == 0)

@@ -3,9 +3,11 @@
 #include "when.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "tally_error.h"
 #include "text.h"
@@ -57,8 +59,39 @@ static int parse_epoch(const char *s, int64_t *ms, char *err, size_t errlen)
     return 0;
 }
 
-int when_parse(const char *s, int64_t *ms, char *err, size_t errlen)
+/* True when this machine's time zone database has a zone called name. */
+static bool zone_known(const char *name)
 {
+    if (name == NULL || name[0] == '\0' || name[0] == '/' || strstr(name, "..") != NULL)
+        return false;
+    const char *dir = getenv("TZDIR");
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir && dir[0] ? dir : "/usr/share/zoneinfo", name);
+    return access(path, R_OK) == 0;
+}
+
+/* mktime(tm) in the zone called name (known to the database). */
+static time_t mktime_in(struct tm *tm, const char *name)
+{
+    const char *was = getenv("TZ");
+    char *saved = was ? strdup(was) : NULL;
+    setenv("TZ", name, 1);
+    tzset();
+    time_t t = mktime(tm);
+    if (saved != NULL)
+        setenv("TZ", saved, 1);
+    else
+        unsetenv("TZ");
+    tzset();
+    free(saved);
+    return t;
+}
+
+int when_parse(const char *s, const when_zone_t *zone, int64_t *ms, bool *local_out, char *err,
+               size_t errlen)
+{
+    if (local_out != NULL)
+        *local_out = false;
     if (s[0] == '@')
         return parse_epoch(s, ms, err, errlen);
     const char *p = s;
@@ -131,7 +164,13 @@ int when_parse(const char *s, int64_t *ms, char *err, size_t errlen)
                     .tm_sec = sec,
                     .tm_isdst = -1};
     time_t t;
-    if (local && getenv("TZ") != NULL) {
+    if (local_out != NULL)
+        *local_out = local;
+    if (local && zone != NULL && zone_known(zone->name)) {
+        t = mktime_in(&tm, zone->name);
+    } else if (local && zone != NULL) {
+        t = timegm(&tm) - (time_t)zone->utc_offset_s;
+    } else if (local && getenv("TZ") != NULL) {
         t = mktime(&tm); /* reads TZ */
     } else if (local) {
         /* Without TZ the C library would fall back to /etc/localtime; we

@@ -509,6 +509,35 @@ static void test_period_in_daemon_zone(void **state)
         fail_msg("tally get --period %s (tomorrow in the daemon's zone):\n%s", next, r.err);
     cli_result_free(&r);
 
+    /* A --time without an offset is a time of the daemon's calendar:
+     * yesterday 00:30 there, not on this machine (where it would be
+     * today 02:30 in the daemon's zone). */
+    char yday[CALPERIOD_NAME_MAX], at[40];
+    day_name(today - 1, yday);
+    snprintf(at, sizeof at, "%s 00:30", yday);
+    r = run_expect(f, 0,
+                   (const char *const[]){"push", "--town", "gaoguan", "--time", at,
+                                         "disputes.resolved=5", NULL});
+    cli_result_free(&r);
+    r = run_expect(f, 0,
+                   (const char *const[]){"get", "--period", yday, "--town", "gaoguan", "--metric",
+                                         "disputes.resolved", "--no-labels", NULL});
+    if (strstr(r.out, " 5\n") == NULL)
+        fail_msg("push --time '%s' did not count on %s in the daemon's zone:\n%s", at, yday, r.out);
+    cli_result_free(&r);
+    /* The daemon down: the figures are spooled, read in this machine's
+     * zone, and the command says so. */
+    assert_int_equal(harness_stop(&f->h, SIGTERM), 0);
+    char spool[HARNESS_PATH_MAX];
+    snprintf(spool, sizeof spool, "%s/spool", f->h.dir);
+    r = run_expect(f, 3,
+                   (const char *const[]){"push", "--town", "gaoguan", "--time", at, "--spool",
+                                         spool, "--timeout", "1", "disputes.resolved=1", NULL});
+    if (strstr(r.err, "the daemon's time zone is not known") == NULL ||
+        strstr(r.err, "is read in Etc/GMT+12") == NULL)
+        fail_msg("push --time '%s' with the daemon down:\n%s", at, r.err);
+    cli_result_free(&r);
+
     if (saved != NULL)
         setenv("TZ", saved, 1);
     else

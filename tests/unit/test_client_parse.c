@@ -130,7 +130,7 @@ static int64_t when_ok(const char *s)
 {
     char err[256];
     int64_t ms = -1;
-    int rc = when_parse(s, &ms, err, sizeof err);
+    int rc = when_parse(s, NULL, &ms, NULL, err, sizeof err);
     if (rc != 0)
         fail_msg("when_parse('%s'): %s", s, err);
     return ms;
@@ -140,7 +140,7 @@ static void when_bad(const char *s, const char *needle)
 {
     char err[256];
     int64_t ms;
-    assert_int_equal(when_parse(s, &ms, err, sizeof err), TALLY_EINVAL);
+    assert_int_equal(when_parse(s, NULL, &ms, NULL, err, sizeof err), TALLY_EINVAL);
     if (strstr(err, needle) == NULL)
         fail_msg("when_parse('%s') said '%s', expected '%s' in it", s, err, needle);
 }
@@ -166,6 +166,32 @@ static void test_time(void **state)
     assert_int_equal(when_ok("2023-12-31"), 1703980800000LL - 8 * 3600000LL);
     assert_int_equal(when_ok("2023-12-31T12:00:00"), 1703995200000LL);
     unsetenv("TZ");
+    /* In the daemon's zone: by its name where this machine knows it (TZ
+     * left as it was), else at its offset; a time with an offset or in
+     * epoch ms stays what it says. */
+    char err[256];
+    int64_t ms = 0;
+    bool local = false;
+    when_zone_t sh = {"Asia/Shanghai", 0}, nowhere = {"Nowhere/Atlantis", -5 * 3600},
+                bare = {NULL, 14 * 3600};
+    assert_int_equal(when_parse("2023-12-31 23:30", &sh, &ms, &local, err, sizeof err), 0);
+    assert_true(local);
+    assert_int_equal(ms, 1704036600000LL); /* 2023-12-31T15:30:00Z */
+    assert_null(getenv("TZ"));
+    setenv("TZ", "America/New_York", 1);
+    assert_int_equal(when_parse("2023-12-31", &sh, &ms, &local, err, sizeof err), 0);
+    assert_int_equal(ms, 1703980800000LL - 8 * 3600000LL);
+    assert_string_equal(getenv("TZ"), "America/New_York");
+    unsetenv("TZ");
+    assert_int_equal(when_parse("2023-12-31", &nowhere, &ms, &local, err, sizeof err), 0);
+    assert_int_equal(ms, 1703980800000LL + 5 * 3600000LL);
+    assert_int_equal(when_parse("2023-12-31", &bare, &ms, &local, err, sizeof err), 0);
+    assert_int_equal(ms, 1703980800000LL - 14 * 3600000LL);
+    assert_int_equal(when_parse("2023-12-31T04:00:00Z", &sh, &ms, &local, err, sizeof err), 0);
+    assert_false(local);
+    assert_int_equal(ms, 1703995200000LL);
+    assert_int_equal(when_parse("@1703995200000", &sh, &ms, &local, err, sizeof err), 0);
+    assert_false(local);
     when_bad("2023-02-29", "has no day 29");
     when_bad("2023-13-01", "has no day");
     when_bad("2023-12-31T24:00:00Z", "not a time of day");
