@@ -142,12 +142,17 @@ static int32_t day_year_ago(int32_t day)
     return calperiod_format(p, name, sizeof(name)) < 0 ? -1 : p.key;
 }
 
+bool cli_span_open(const cli_span_t *s, int32_t today)
+{
+    return today != INT32_MIN && s->first <= today && today < s->last;
+}
+
 void cli_span_compare(const cli_span_t *cur, int32_t today, cli_span_t *prev, bool *has_prev,
                       cli_span_t *year_ago, bool *has_year_ago)
 {
     char name[CALPERIOD_NAME_MAX];
     *has_prev = *has_year_ago = false;
-    bool open = today != INT32_MIN && cur->first <= today && today < cur->last;
+    bool open = cli_span_open(cur, today);
     if (!cur->span && !open) {
         calperiod_t p = calperiod_prev(cur->p), y = calperiod_year_ago(cur->p);
         if (calperiod_format(p, name, sizeof(name)) > 0) {
@@ -483,7 +488,7 @@ int cli_get_period(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *cu
         int rc = cli_daemon_today(g->server, &req, &today);
         if (rc < 0)
             status = cli_request_failed(g, "get", rc, &req, o->timeout_ms);
-        else if (cur.first <= today && today < cur.last)
+        else if (cli_span_open(&cur, today))
             calperiod_format((calperiod_t){CALPERIOD_DAY, today}, through, sizeof(through));
         cli_span_t cand[2];
         bool has[2];

@@ -45,6 +45,11 @@ int cli_span_check(const char *cmd, const char *option, const char *value);
 int cli_span_fetch(const char *server, tally_request_t *req, const char *prefix,
                    const cli_span_t *s, tally_tally_cb cb, void *ctx);
 
+/* Whether s is not over yet on today (the daemon's day key; INT32_MIN:
+ * not known): it holds figures up to today only.  Its last day is
+ * counted as over (what it holds is then the whole period's so far). */
+bool cli_span_open(const cli_span_t *s, int32_t today);
+
 /* What cur is compared with: the period before (prev) and the same days a
  * year earlier (year_ago).  A closed period: the period before and the
  * same period a year earlier.  A period still open on today (the

@@ -217,7 +217,7 @@ int cli_report(int argc, char **argv, cli_global_t *g)
         free(ids);
         return cli_request_failed(g, "report", rc, &f.req, o.timeout_ms);
     }
-    if (cur.first <= today && today < cur.last)
+    if (cli_span_open(&cur, today))
         calperiod_format((calperiod_t){CALPERIOD_DAY, today}, through, sizeof(through));
     if (compare)
         cli_span_compare(&cur, today, &prev, &has_prev, &year_ago, &has_year_ago);
