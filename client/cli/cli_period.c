@@ -144,7 +144,7 @@ static int32_t day_year_ago(int32_t day)
 
 bool cli_span_open(const cli_span_t *s, int32_t today)
 {
-    return today != INT32_MIN && s->first <= today && today < s->last;
+    return today != INT32_MIN && s->first <= today && today <= s->last;
 }
 
 void cli_span_compare(const cli_span_t *cur, int32_t today, cli_span_t *prev, bool *has_prev,
@@ -152,7 +152,9 @@ void cli_span_compare(const cli_span_t *cur, int32_t today, cli_span_t *prev, bo
 {
     char name[CALPERIOD_NAME_MAX];
     *has_prev = *has_year_ago = false;
-    bool open = cli_span_open(cur, today);
+    /* On its last day a period is set against whole periods: all its days
+     * have begun (February's 28 days against January's 31, not 28). */
+    bool open = cli_span_open(cur, today) && today < cur->last;
     if (!cur->span && !open) {
         calperiod_t p = calperiod_prev(cur->p), y = calperiod_year_ago(cur->p);
         if (calperiod_format(p, name, sizeof(name)) > 0) {

@@ -46,16 +46,16 @@ int cli_span_fetch(const char *server, tally_request_t *req, const char *prefix,
                    const cli_span_t *s, tally_tally_cb cb, void *ctx);
 
 /* Whether s is not over yet on today (the daemon's day key; INT32_MIN:
- * not known): it holds figures up to today only.  Its last day is
- * counted as over (what it holds is then the whole period's so far). */
+ * not known): it holds figures up to today only. */
 bool cli_span_open(const cli_span_t *s, int32_t today);
 
 /* What cur is compared with: the period before (prev) and the same days a
  * year earlier (year_ago).  A closed period: the period before and the
  * same period a year earlier.  A period still open on today (the
- * daemon's day key; INT32_MIN when not known): it holds figures up to
- * today only, so the others are cut to as many days (December to the
- * 6th: 1 to 6 November, 1 to 6 December a year earlier).  A span: the
+ * daemon's day key; INT32_MIN when not known) before its last day: it
+ * holds figures up to today only, so the others are cut to as many
+ * days (December to the 6th: 1 to 6 November, 1 to 6 December a year
+ * earlier).  A span: the
  * same days a year earlier (to today at most), no prev.  *has_prev and
  * *has_year_ago are false when there is none (before 2000). */
 void cli_span_compare(const cli_span_t *cur, int32_t today, cli_span_t *prev, bool *has_prev,
