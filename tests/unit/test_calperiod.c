@@ -157,12 +157,50 @@ static void test_split(void **state)
                      TALLY_EINVAL);
 }
 
+/* Any span of 2000..2099: the parts cover it in order, without a gap or
+ * overlap, and none could be a larger period (its enclosing year,
+ * quarter or month does not lie wholly inside the span). */
+static void test_split_any_span(void **state)
+{
+    (void)state;
+    int32_t lo = parse("2000-01-01").key, hi = parse("2099-12-31").key;
+    uint64_t x = 88172645463325252ULL; /* xorshift64: the same spans every run */
+    for (int k = 0; k < 20000; k++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int32_t a = lo + (int32_t)(x % (uint64_t)(hi - lo + 1));
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        /* short spans as often as long ones */
+        int32_t len = (int32_t)(x % (k % 2 ? 800u : (uint64_t)(hi - a + 1)));
+        int32_t b = a + len > hi ? hi : a + len;
+        calperiod_t parts[CALPERIOD_PARTS_MAX];
+        int n = calperiod_split(a, b, parts, CALPERIOD_PARTS_MAX);
+        assert_true(n >= 1 && n <= CALPERIOD_PARTS_MAX);
+        int32_t next = a;
+        for (int i = 0; i < n; i++) {
+            int32_t f, l;
+            calperiod_days(parts[i], &f, &l);
+            if (f != next || l > b)
+                fail_msg("span %d..%d: part %d covers %d..%d", a, b, i, f, l);
+            next = l + 1;
+            for (int type = parts[i].type + 1; type <= CALPERIOD_YEAR; type++) {
+                int32_t ef, el;
+                calperiod_days(calperiod_of_day(type, f), &ef, &el);
+                if (ef >= a && el <= b)
+                    fail_msg("span %d..%d: part %d (type %d) lies in a whole period of type %d", a,
+                             b, i, parts[i].type, type);
+            }
+        }
+        assert_int_equal(next, b + 1);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_format), cmocka_unit_test(test_parse_rejects),
-        cmocka_unit_test(test_days),         cmocka_unit_test(test_prev_and_year_ago),
-        cmocka_unit_test(test_span),         cmocka_unit_test(test_split),
+        cmocka_unit_test(test_parse_format),   cmocka_unit_test(test_parse_rejects),
+        cmocka_unit_test(test_days),           cmocka_unit_test(test_prev_and_year_ago),
+        cmocka_unit_test(test_span),           cmocka_unit_test(test_split),
+        cmocka_unit_test(test_split_any_span),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
