@@ -273,14 +273,17 @@ try:
     until(lambda: conn() == "live", "the live indicator after opening last year's column")
     until(lambda: "化解矛盾纠纷" in driver.find_element(By.ID, "chart-title").text,
           "the chart ranking by 化解矛盾纠纷, not by a gauge without values last year")
-
-    # 本年 so far against the same days of last year (1 January to today's
-    # date): 219 against 4,321; the late figure reached it too.
-    driver.find_element(By.CSS_SELECTOR, '#columns button[data-column="year"]').click()
+    # A past year's 同比 is against the year before it, whole.
     yoy = lambda: driver.execute_script(
         "const c = [...document.querySelectorAll('#kpis .kpi')]"
         ".find(k => k.querySelector('.label').textContent === '化解矛盾纠纷');"
         "const y = c && c.querySelector('.yoy'); return y ? y.textContent + ' | ' + y.title : ''")
+    until(lambda: yoy() == "去年同期 0 | 去年同期（%d）：0" % (int(last) - 1),
+          "last year's 同比 of 化解矛盾纠纷 against the year before (0)")
+
+    # 本年 so far against the same days of last year (1 January to today's
+    # date): 219 against 4,321; the late figure reached it too.
+    driver.find_element(By.CSS_SELECTOR, '#columns button[data-column="year"]').click()
     deadline = time.time() + 20
     while not yoy().startswith("同比 ▼94.9%% | 去年同期（%s-01-01.." % last):
         if time.time() > deadline:

@@ -5,7 +5,7 @@
 // year, from /api/v1/period; default: the last one chosen on this screen,
 // else total); metrics=a,b,c (the table's figures, default the first six
 // counters).  本月, 本季度 and 本年 show the county's 同比 against the same
-// days a year earlier.
+// days a year earlier, a past year against the year before.
 "use strict";
 
 const COLUMNS = { today: "今日", month: "本月", quarter: "本季度", year: "本年", total: "累计" };
@@ -25,9 +25,10 @@ const RETRY_MS = 5000;
 const PAST_RETRY_MS = 30000;
 const PAST_MIN_GAP_MS = 1000; // a burst of late figures: one read a second
 // 本月, 本季度 and 本年 hold the days so far: their 同比 is against the same
-// days a year earlier (a span, /api/v1/period?period=FROM..TO), read
-// again when those days change (every day), when tallyd says closed
-// periods changed, and after a failure every PAST_RETRY_MS.
+// days a year earlier (a span, /api/v1/period?period=FROM..TO); a past
+// year's against the year before it.  Read again when those days change
+// (every day), when tallyd says closed periods changed, and after a
+// failure every PAST_RETRY_MS.
 const YOY_COLUMNS = new Set(["month", "quarter", "year"]);
 const KPI_MAX = 18;
 const TABLE_METRICS_MAX = 6;
@@ -101,8 +102,13 @@ function pickColumn() {
 
 // The same days a year earlier as column's so far (tallyd's date), or
 // null for a column without 同比: 本年 on 6 December 2026 is
-// "2025-01-01..2025-12-06" (29 February: the 28th).
+// "2025-01-01..2025-12-06" (29 February: the 28th); a past year's is
+// the year before it, whole.
 function yoySpan(column) {
+  if (isPastYear(column)) {
+    const y = Number(column.slice(1)) - 1;
+    return y >= 2000 ? String(y) : null;
+  }
   if (!YOY_COLUMNS.has(column)) return null;
   const c = calendarAt(Date.now());
   const y = c.y - 1;
