@@ -424,6 +424,103 @@ static void test_span(void **state)
     expect_num(f, "zones", "", "span", 6);
 }
 
+/* Any span against a model of the samples themselves: 400 submissions
+ * of counters and a gauge over two and a half years by two townships,
+ * then 300 spans of any length; every series' span value must be what
+ * the samples say (a counter's sum of the samples in the span, a
+ * township gauge's latest-stamped one, the county's the sum of those, the
+ * ratio from the sums), whichever periods the span is cut into. */
+typedef struct model_sample {
+    int town; /* 0 gaoguan, 1 bashan */
+    int64_t t;
+    int metric; /* 0 resolved, 1 screened, 2 zones */
+    int64_t v;
+} model_sample_t;
+
+static uint64_t rnd(uint64_t *x)
+{
+    *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+    return *x;
+}
+
+static void test_span_model(void **state)
+{
+    fx_t *f = *state;
+    static const char *const towns[] = {"gaoguan", "bashan"};
+    static const char *const metrics[] = {"resolved", "screened", "zones"};
+    static model_sample_t s[1200];
+    size_t ns = 0;
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    int64_t t0 = day_ms(2022, 1, 1) - 43200000, span_ms = T_NOW - t0;
+    for (int k = 0; k < 400; k++) {
+        int town = (int)(rnd(&x) % 2);
+        int64_t t = t0 + (int64_t)(rnd(&x) % (uint64_t)span_ms);
+        engine_sample_t es[3];
+        int n = 0;
+        for (int m = 0; m < 3; m++) {
+            if (rnd(&x) % 3 == 0)
+                continue;
+            int64_t v = (int64_t)(rnd(&x) % (m == 2 ? 100 : 1000));
+            es[n].metric = id(&f->st.metrics, metrics[m]);
+            es[n++].value = v;
+            s[ns++] = (model_sample_t){town, t, m, v};
+        }
+        if (n == 0)
+            continue;
+        uint32_t tid = id(&f->st.towns, towns[town]);
+        int32_t bad = -1;
+        assert_int_equal(engine_apply(&f->st.engine, tid, t, es, (uint32_t)n, &bad), 0);
+        assert_int_equal(history_apply(&f->h, ++f->pos, tid, t, es, (uint32_t)n), 0);
+    }
+    int32_t lo = (int32_t)(t0 / 86400000), hi = (int32_t)(T_NOW / 86400000);
+    for (int k = 0; k < 300; k++) {
+        int32_t a = lo + (int32_t)(rnd(&x) % (uint64_t)(hi - lo + 1));
+        int32_t b = a + (int32_t)(rnd(&x) % (uint64_t)(k % 3 ? 120 : hi - a + 1));
+        if (b > hi)
+            b = hi;
+        char from[CALPERIOD_NAME_MAX], to[CALPERIOD_NAME_MAX];
+        calperiod_format((calperiod_t){CALPERIOD_DAY, a}, from, sizeof from);
+        calperiod_format((calperiod_t){CALPERIOD_DAY, b}, to, sizeof to);
+        /* The model: sums per (town, counter); per town the gauge's
+         * latest-stamped value (equal times: the later applied). */
+        int64_t sum[2][2] = {{0}}, gauge[2] = {0}, gauge_t[2] = {INT64_MIN, INT64_MIN};
+        bool has[2] = {false, false};
+        for (size_t i = 0; i < ns; i++) {
+            int32_t d = (int32_t)(s[i].t / 86400000);
+            if (d < a || d > b)
+                continue;
+            if (s[i].metric < 2) {
+                sum[s[i].town][s[i].metric] += s[i].v;
+            } else if (s[i].t >= gauge_t[s[i].town]) {
+                gauge[s[i].town] = s[i].v;
+                gauge_t[s[i].town] = s[i].t;
+                has[s[i].town] = true;
+            }
+        }
+        assert_int_equal(span_req(f, "u/", from, to), 0);
+        for (int town = 0; town < 3; town++) { /* 2: the county */
+            const char *scope = town < 2 ? towns[town] : "";
+            int64_t r = town < 2 ? sum[town][0] : sum[0][0] + sum[1][0];
+            int64_t sc = town < 2 ? sum[town][1] : sum[0][1] + sum[1][1];
+            bool gh = town < 2 ? has[town] : has[0] || has[1];
+            int64_t g = town < 2 ? gauge[town] : (has[0] ? gauge[0] : 0) + (has[1] ? gauge[1] : 0);
+            proto_value_t v = answer_of(f, "resolved", scope, "span");
+            if (!v.present || v.num != r)
+                fail_msg("%s..%s resolved '%s': %lld, model %lld", from, to, scope,
+                         (long long)v.num, (long long)r);
+            v = answer_of(f, "zones", scope, "span");
+            if (v.present != gh || (gh && v.num != g))
+                fail_msg("%s..%s zones '%s': %d %lld, model %d %lld", from, to, scope, v.present,
+                         (long long)v.num, gh, (long long)g);
+            v = answer_of(f, "rate", scope, "span");
+            if (v.present != (sc != 0) || (sc != 0 && (v.num != r || v.den != sc)))
+                fail_msg("%s..%s rate '%s': %d %lld/%lld, model %lld/%lld", from, to, scope,
+                         v.present, (long long)v.num, (long long)v.den, (long long)r,
+                         (long long)sc);
+        }
+    }
+}
+
 /* Spans that cannot be answered: the field named, nothing sent. */
 static void test_span_refused(void **state)
 {
@@ -502,6 +599,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_span, setup, teardown),
         cmocka_unit_test_setup_teardown(test_span_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_span_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_range_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
