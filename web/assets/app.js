@@ -30,6 +30,7 @@ const PAST_MIN_GAP_MS = 1000; // a burst of late figures: one read a second
 // (every day), when tallyd says closed periods changed, and after a
 // failure every PAST_RETRY_MS.
 const YOY_COLUMNS = new Set(["month", "quarter", "year"]);
+const UNSUPPORTED_RETRY_MS = 600000;
 const KPI_MAX = 18;
 const TABLE_METRICS_MAX = 6;
 const TABLE_RATIOS_MAX = 2;
@@ -43,14 +44,17 @@ const state = {
   tallies: new Map(), // "scope|metric" -> tally
   past: new Map(), // "scope|metric" -> the value in the past year shown
   pastYear: null, // the year state.past holds
-  pastAt: 0, // when it was last asked for
+  pastAsked: null, // the year last asked for
+  pastAt: 0, // when
   pastOk: false, // the last read succeeded
   pastStale: false, // history changed since it was read
   yoy: new Map(), // county metric -> its value in state.yoySpan
   yoySpan: null, // the days a year earlier state.yoy holds ("2025-01-01..2025-12-06")
+  yoyAsked: null, // the days last asked for
   yoyAt: 0,
   yoyOk: false,
   yoyStale: false,
+  yoyUnsupported: false, // tallyd answered 501 (no SPAN_REQ)
   historyGen: null, // the stream's history_gen last seen
   stream: 0,
   seq: 0,
@@ -580,13 +584,15 @@ async function loadPast() {
   if (!isPastYear(state.column)) return;
   const year = state.column.slice(1);
   const since = Date.now() - state.pastAt;
-  const due = state.pastYear !== year || state.pastStale || (!state.pastOk && since >= PAST_RETRY_MS);
+  // A year not asked for yet at once; one that failed after PAST_RETRY_MS.
+  const due = state.pastAsked !== year || state.pastStale || (!state.pastOk && since >= PAST_RETRY_MS);
   if (!due) return;
   if (since < PAST_MIN_GAP_MS) {
     if (!pastTimer) pastTimer = setTimeout(() => { pastTimer = null; loadPast(); }, PAST_MIN_GAP_MS - since);
     return;
   }
   state.pastAt = Date.now();
+  state.pastAsked = year;
   state.pastStale = false;
   state.pastOk = false;
   try {
@@ -612,17 +618,22 @@ async function loadYoy() {
   const span = yoySpan(state.column);
   if (!span) return;
   const since = Date.now() - state.yoyAt;
-  const due = state.yoySpan !== span || state.yoyStale || (!state.yoyOk && since >= PAST_RETRY_MS);
+  const retry = state.yoyUnsupported ? UNSUPPORTED_RETRY_MS : PAST_RETRY_MS;
+  const due = state.yoyAsked !== span || state.yoyStale || (!state.yoyOk && since >= retry);
   if (!due) return;
   if (since < PAST_MIN_GAP_MS) {
     if (!yoyTimer) yoyTimer = setTimeout(() => { yoyTimer = null; loadYoy(); }, PAST_MIN_GAP_MS - since);
     return;
   }
   state.yoyAt = Date.now();
+  state.yoyAsked = span;
   state.yoyStale = false;
   state.yoyOk = false;
   try {
     const r = await fetch("/api/v1/period?prefix=u/county/&period=" + span, { credentials: "same-origin" });
+    // 501: a tallyd from before spans of days (SPAN_REQ); asked again
+    // now and then, in case it is upgraded.
+    state.yoyUnsupported = r.status === 501;
     if (!r.ok) return;
     const doc = await r.json();
     const yoy = new Map();
