@@ -694,6 +694,20 @@ int cli_history(int argc, char **argv, cli_global_t *g)
     }
     for (size_t i = 0; i < pts.n; i++)
         pts.v[i].column = pts.names[i];
+    /* The period holding the daemon's today has figures so far only: the
+     * table marks it, --json says "through" (a trend's last point is not
+     * a fall).  Not known from a daemon that cannot be asked: unmarked. */
+    char through[CALPERIOD_NAME_MAX] = "";
+    size_t open_at = pts.n;
+    int32_t today = INT32_MIN;
+    if (!csv && pts.n > 0 && cli_daemon_today(g->server, &req, &today) == 0)
+        for (size_t i = 0; i < pts.n; i++) {
+            cli_span_t p;
+            if (cli_span_parse(pts.v[i].column, &p) == 0 && cli_span_open(&p, today)) {
+                open_at = i;
+                calperiod_format((calperiod_t){CALPERIOD_DAY, today}, through, sizeof(through));
+            }
+        }
     const tally_catalog_t *cat = cli_render_catalog(g, "history", curve, o.labels, o.timeout_ms,
                                                     !o.json && !csv && isatty(STDOUT_FILENO));
     const tally_metric_info_t *mi = tally_catalog_find_metric(cat, o.metric, NULL);
@@ -713,6 +727,10 @@ int cli_history(int argc, char **argv, cli_global_t *g)
             fputs(",\"unit\":", stdout);
             json_string(stdout, mi->unit);
             printf(",\"scale\":%d", mi->scale);
+        }
+        if (through[0]) {
+            fputs(",\"through\":", stdout);
+            json_string(stdout, through);
         }
         fputs(",\"points\":[", stdout);
         for (size_t i = 0; i < pts.n; i++) {
@@ -740,13 +758,17 @@ int cli_history(int argc, char **argv, cli_global_t *g)
             val[0] = '\0';
             if (pts.v[i].present || !csv)
                 cli_render_scaled(val, sizeof(val), pts.kind, &pts.v[i], scale);
+            char name[CALPERIOD_NAME_MAX + 2];
+            snprintf(name, sizeof(name), "%s%s", pts.v[i].column, i == open_at ? " *" : "");
             if (csv)
                 printf("%s,%s\n", pts.v[i].column, val);
             else if (t != NULL)
-                table_add(t, (const char *const[]){pts.v[i].column, val});
+                table_add(t, (const char *const[]){name, val});
         }
         if (t != NULL)
             table_print(t, stdout);
+        if (t != NULL && through[0])
+            printf("* to %s, the daemon's today: the figures so far\n", through);
         table_free(&t);
     }
     free(pts.v);

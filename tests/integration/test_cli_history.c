@@ -682,6 +682,16 @@ static void test_to_date_and_spans(void **state)
     if (t == NULL || (v = cj_get(cj_get(t, "values"), span)) == NULL || v->i != 5)
         fail_msg("get --period %s: expected 5", span);
     cj_free(&doc);
+    /* A trend's last point, this month, is marked as running to today. */
+    r = run_expect(f, 0,
+                   (const char *const[]){"history", "-m", "disputes.resolved", "--town", "gaoguan",
+                                         "--by", "month", "--from", mname, NULL});
+    snprintf(want, sizeof want, "* to %s, the daemon's today", today_name);
+    char mark[32];
+    snprintf(mark, sizeof mark, "%s *", mname);
+    if (strstr(r.out, mark) == NULL || strstr(r.out, want) == NULL)
+        fail_msg("history of this month: expected '%s' and '%s' in:\n%s", mark, want, r.out);
+    cli_result_free(&r);
     r = run_expect(f, 2, (const char *const[]){"get", "--period", "2024..2023-06", NULL});
     if (strstr(r.err, "2024 begins after 2023-06 ends") == NULL)
         fail_msg("backwards span:\n%s", r.err);
