@@ -312,6 +312,8 @@ try:
     # log an error at any point.
     if errors:
         fail("the browser logged errors: %s" % "; ".join(e.get("message", "") for e in errors[:5]))
+except Exception as e:  # a slip of the test itself: still stop tallyd and tally-web
+    fail("the test stopped on %s: %s" % (type(e).__name__, e))
 finally:
     driver.quit()
 web.terminate()
