@@ -186,6 +186,13 @@ static void test_undecodable(void **state)
     t_encode(&f->buf, &pong);
     send_req(f, NULL);
     assert_non_null(strstr(expect_error(f, TALLY_ETYPE, 5), "not a request the daemon answers"));
+    /* Likewise the newest reply type, CLOCK. */
+    proto_msg_t clock = {.type = PROTO_CLOCK};
+    clock.u.clock.req_id = 6;
+    clock.u.clock.zone = proto_str("UTC");
+    t_encode(&f->buf, &clock);
+    send_req(f, NULL);
+    assert_non_null(strstr(expect_error(f, TALLY_ETYPE, 6), "not a request the daemon answers"));
 }
 
 static void test_hello_ping_stats(void **state)
