@@ -103,9 +103,10 @@ int report_build(report_t *r, const cli_span_t *period, const cli_span_t *year_a
         snprintf(when, sizeof(when), "%s 至 %s", period->from, period->to);
     else
         copy(when, sizeof(when), r->period);
-    snprintf(r->title, sizeof(r->title), "%s %s%s%s%s",
-             n == 1 ? r->scope_name[0] : "全县及各乡镇（街道）", when,
-             r->through[0] ? "（截至 " : "", r->through, r->through[0] ? "）" : "");
+    snprintf(r->heading, sizeof(r->heading), "%s %s",
+             n == 1 ? r->scope_name[0] : "全县及各乡镇（街道）", when);
+    snprintf(r->title, sizeof(r->title), "%s%s%s%s", r->heading, r->through[0] ? "（截至 " : "",
+             r->through, r->through[0] ? "）" : "");
     /* The catalog's metrics first, in its order. */
     for (size_t i = 0; i < tally_catalog_metrics(cat); i++) {
         const tally_metric_info_t *m = tally_catalog_metric(cat, i);
@@ -253,6 +254,22 @@ static void md_text(FILE *out, const char *s)
     }
 }
 
+int report_compared(const report_t *r, char *heading, size_t cap)
+{
+    if (!r->compare || !r->year_ago[0])
+        return -1;
+    if (r->nscopes == 1) {
+        snprintf(heading, cap, "%s", r->year_ago);
+        return 0;
+    }
+    for (size_t s = 0; s < r->nscopes; s++)
+        if (r->scope_id[s][0] == '\0') {
+            snprintf(heading, cap, "%s %s", r->scope_name[s], r->year_ago);
+            return (int)s;
+        }
+    return -1;
+}
+
 int report_write_md(const report_t *r, FILE *out)
 {
     fprintf(out, "# ");
@@ -263,15 +280,20 @@ int report_write_md(const report_t *r, FILE *out)
                 "> 本期无数据：no figures were reported for %s; every value below is 0 or "
                 "empty.\n\n",
                 r->period);
-    bool cmp = r->compare && r->year_ago[0] && r->nscopes == 1;
+    char ya[CLI_SPAN_NAME_MAX + 160];
+    int cs = report_compared(r, ya, sizeof(ya));
+    bool cmp = cs >= 0;
     fputs("| 指标 | 单位 |", out);
     for (size_t s = 0; s < r->nscopes; s++) {
         fputc(' ', out);
         md_text(out, r->nscopes == 1 ? r->period : r->scope_name[s]);
         fputs(" |", out);
     }
-    if (cmp)
-        fprintf(out, " %s | 同比增减 | 同比 |", r->year_ago);
+    if (cmp) {
+        fputc(' ', out);
+        md_text(out, ya);
+        fputs(" | 同比增减 | 同比 |", out);
+    }
     fputs("\n|---|---|", out);
     for (size_t s = 0; s < r->nscopes + (cmp ? 3 : 0); s++)
         fputs("---:|", out);
@@ -290,14 +312,16 @@ int report_write_md(const report_t *r, FILE *out)
         }
         if (cmp) {
             char a[64], rel[64];
-            report_format(v, sizeof(v), row, &row->prev[0]);
-            report_change(row, &row->cur[0], &row->prev[0], a, sizeof(a), rel, sizeof(rel));
+            report_format(v, sizeof(v), row, &row->prev[cs]);
+            report_change(row, &row->cur[cs], &row->prev[cs], a, sizeof(a), rel, sizeof(rel));
             fprintf(out, " %s | %s | %s |", v, a, rel);
         }
         fputc('\n', out);
     }
     if (r->nscopes > 1)
-        fputs("\n（最后一列为全县合计。）\n", out);
+        fputs(cmp ? "\n（全县一列为全县合计，其后为全县的去年同期与同比。）\n"
+                  : "\n（最后一列为全县合计。）\n",
+              out);
     return ferror(out) ? TALLY_EIO : 0;
 }
 
@@ -320,7 +344,9 @@ static void csv_field(FILE *out, const char *s)
 
 int report_write_csv(const report_t *r, FILE *out)
 {
-    bool cmp = r->compare && r->year_ago[0] && r->nscopes == 1;
+    char ya[CLI_SPAN_NAME_MAX + 160];
+    int cs = report_compared(r, ya, sizeof(ya));
+    bool cmp = cs >= 0;
     fputs("metric,kind,unit,label", out);
     if (r->nscopes == 1) {
         fputs(",value", out);
@@ -330,8 +356,10 @@ int report_write_csv(const report_t *r, FILE *out)
             csv_field(out, r->scope_name[s]);
         }
     }
-    if (cmp)
-        fputs(",year_ago,change,change_pct", out);
+    if (cmp) /* with several scopes, the county's */
+        fputs(r->nscopes == 1 ? ",year_ago,change,change_pct"
+                              : ",county_year_ago,county_change,county_change_pct",
+              out);
     fputs("\r\n", out);
     for (size_t i = 0; i < r->nrows; i++) {
         const report_row_t *row = &r->rows[i];
@@ -350,8 +378,8 @@ int report_write_csv(const report_t *r, FILE *out)
         }
         if (cmp) {
             char a[64], rel[64];
-            report_format(v, sizeof(v), row, &row->prev[0]);
-            report_change(row, &row->cur[0], &row->prev[0], a, sizeof(a), rel, sizeof(rel));
+            report_format(v, sizeof(v), row, &row->prev[cs]);
+            report_change(row, &row->cur[cs], &row->prev[cs], a, sizeof(a), rel, sizeof(rel));
             fprintf(out, ",%s,%s,%s", v, a, rel);
         }
         fputs("\r\n", out);

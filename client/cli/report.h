@@ -34,7 +34,8 @@ typedef struct report_row {
 } report_row_t;
 
 typedef struct report {
-    char title[256];                  /* "高观镇 2023", "全县 2023（截至 2023-12-06）" */
+    char title[320];                  /* "高观镇 2023", "全县 2023（截至 2023-12-06）" */
+    char heading[256];                /* the title without its （截至 ...） */
     char period[CLI_SPAN_NAME_MAX];   /* "2023", "2023-01..2023-11" */
     char year_ago[CLI_SPAN_NAME_MAX]; /* "2022", "2022-01-01..2022-12-06" with compare, else "" */
     char through[CALPERIOD_NAME_MAX]; /* the last day the period has figures of, when open */
@@ -62,6 +63,13 @@ int report_build(report_t *r, const cli_span_t *period, const cli_span_t *year_a
                  report_fetch_fn fetch, void *fetch_ctx);
 
 void report_free(report_t *r);
+
+/* With compare: the scope the earlier figures are shown for (the one
+ * scope, or with several the county's, 全县), and the year-ago heading
+ * ("2022", "全县 2022-01-01..2022-12-06") into buf.  -1 when nothing is
+ * compared (no compare, nothing a year earlier, no county among several
+ * scopes). */
+int report_compared(const report_t *r, char *heading, size_t cap);
 
 /* A value as the report shows it: "12.5" for 125 at scale 1, "98.6%" for
  * a ratio (one decimal, rounded half away from zero from the exact

@@ -93,18 +93,27 @@ int report_write_xlsx(const report_t *r, const char *path, char *err, size_t err
     formats_t f;
     make_formats(wb, &f);
     lxw_worksheet *ws = workbook_add_worksheet(wb, "报表");
-    bool cmp = r->compare && r->year_ago[0] && r->nscopes == 1;
+    char ya[CLI_SPAN_NAME_MAX + 160];
+    int cs = report_compared(r, ya, sizeof(ya));
+    bool cmp = cs >= 0;
     lxw_col_t ncols = (lxw_col_t)(2 + r->nscopes + (cmp ? 3 : 0) + 1);
     lxw_error e = LXW_NO_ERROR;
     /* Row 0: the title; row 1: a note when there is no data; then the
      * header row, frozen with the label column. */
-    e = worksheet_merge_range(ws, 0, 0, 0, ncols - 1, r->title, f.title);
+    /* The title without its （截至 ...）: printed on every page, a merged
+     * title shows only as wide as the label and unit columns on the
+     * pages after the first; the day goes on a row of its own. */
+    e = worksheet_merge_range(ws, 0, 0, 0, ncols - 1, r->heading, f.title);
     lxw_row_t head = 1;
+    if (r->through[0]) {
+        char note[64];
+        snprintf(note, sizeof(note), "数据截至 %s", r->through);
+        worksheet_write_string(ws, head++, 0, note, f.text);
+    }
     if (!r->any_data) {
         char note[160];
         snprintf(note, sizeof(note), "本期无数据：no figures were reported for %s", r->period);
-        worksheet_write_string(ws, 1, 0, note, f.text);
-        head = 2;
+        worksheet_write_string(ws, head++, 0, note, f.text);
     }
     lxw_col_t c = 0;
     worksheet_write_string(ws, head, c++, "指标", f.head);
@@ -117,7 +126,7 @@ int report_write_xlsx(const report_t *r, const char *path, char *err, size_t err
             wval = width_of(h);
     }
     if (cmp) {
-        worksheet_write_string(ws, head, c++, r->year_ago, f.head_num);
+        worksheet_write_string(ws, head, c++, ya, f.head_num);
         worksheet_write_string(ws, head, c++, "同比增减", f.head_num);
         worksheet_write_string(ws, head, c++, "同比", f.head_num);
     }
@@ -132,7 +141,7 @@ int report_write_xlsx(const report_t *r, const char *path, char *err, size_t err
         for (size_t s = 0; s < r->nscopes; s++)
             e = write_value(ws, y, c++, &f, row, &row->cur[s]);
         if (cmp) {
-            const report_cell_t *a = &row->cur[0], *b = &row->prev[0];
+            const report_cell_t *a = &row->cur[cs], *b = &row->prev[cs];
             write_value(ws, y, c++, &f, row, b);
             if (a->present && b->present && row->kind == TALLY_KIND_RATIO && a->den && b->den)
                 worksheet_write_number(
@@ -158,8 +167,8 @@ int report_write_xlsx(const report_t *r, const char *path, char *err, size_t err
     /* One call per column: libxlsxwriter keeps the first of overlapping
      * ranges.  The year-ago column may be a span's days, "2022-01-01..2022-12-06". */
     for (lxw_col_t k = 2; k + 1 < ncols; k++) {
-        bool ya = cmp && k == 2 + r->nscopes && width_of(r->year_ago) > wval;
-        worksheet_set_column(ws, k, k, ya ? width_of(r->year_ago) : wval, NULL);
+        bool wide = cmp && k == 2 + r->nscopes && width_of(ya) > wval;
+        worksheet_set_column(ws, k, k, wide ? width_of(ya) : wval, NULL);
     }
     worksheet_set_column(ws, (lxw_col_t)(ncols - 1), (lxw_col_t)(ncols - 1), wid, NULL);
     worksheet_freeze_panes(ws, head + 1, 1);

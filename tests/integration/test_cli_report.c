@@ -236,7 +236,8 @@ static void test_gaoguan_2023(void **state)
 }
 
 /* 2. --all: a column per township by name and the county's last;
- * --compare: the year before and the change; Markdown with the title. */
+ * --compare: the year before and the change (with --all, the county's);
+ * Markdown with the title. */
 static void test_all_compare_md(void **state)
 {
     fx_t *f = *state;
@@ -262,6 +263,23 @@ static void test_all_compare_md(void **state)
         strncmp(r.out, "metric,kind,unit,label,value,year_ago,change,change_pct\n", 56), 0);
     assert_true(line_with(r.out, "disputes.resolved,", line, sizeof line));
     assert_string_equal(line, "disputes.resolved,counter,件,化解矛盾纠纷,216,0,+216,");
+    cli_result_free(&r);
+
+    /* --all --compare: the county's year before and change after its
+     * column (they were left out). */
+    r = run_expect(f, 0,
+                   (const char *const[]){"report", "--period", "2023", "--all", "--compare", "-f",
+                                         "csv", NULL});
+    strip_cr(r.out);
+    if (strstr(r.out, ",全县,county_year_ago,county_change,county_change_pct\n") == NULL ||
+        !line_with(r.out, "disputes.resolved,", line, sizeof line) ||
+        strcmp(line + strlen(line) - strlen(",216,0,+216,"), ",216,0,+216,") != 0)
+        fail_msg("--all --compare:\n%.600s", r.out);
+    cli_result_free(&r);
+    r = run_expect(f, 0,
+                   (const char *const[]){"report", "--period", "2023", "--all", "--compare", NULL});
+    if (strstr(r.out, "| 全县 | 全县 2022 | 同比增减 | 同比 |") == NULL)
+        fail_msg("--all --compare, Markdown:\n%.800s", r.out);
     cli_result_free(&r);
 
     r = run_expect(

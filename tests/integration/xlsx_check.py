@@ -40,7 +40,10 @@ def main():
     title = ws.cell(1, 1).value
     if not title or not isinstance(title, str):
         fail("no title in A1")
-    hrow = 2 if ws.cell(2, 1).value == "指标" else 3
+    # Below the title, notes (数据截至 ..., 本期无数据 ...), then the header.
+    hrow = next((y for y in range(2, 6) if ws.cell(y, 1).value == "指标"), 0)
+    if not hrow:
+        fail("no header row (指标) in rows 2 to 5")
     if ws.freeze_panes != "B%d" % (hrow + 1):
         fail("panes frozen at %s, expected below the header row %d" % (ws.freeze_panes, hrow))
     ps = ws.page_setup
