@@ -44,17 +44,8 @@ const state = {
   tallies: new Map(), // "scope|metric" -> tally
   past: new Map(), // "scope|metric" -> the value in the past year shown
   pastYear: null, // the year state.past holds
-  pastAsked: null, // the year last asked for
-  pastAt: 0, // when
-  pastOk: false, // the last read succeeded
-  pastStale: false, // history changed since it was read
   yoy: new Map(), // county metric -> its value in state.yoySpan
   yoySpan: null, // the days a year earlier state.yoy holds ("2025-01-01..2025-12-06")
-  yoyAsked: null, // the days last asked for
-  yoyAt: 0,
-  yoyOk: false,
-  yoyStale: false,
-  yoyUnsupported: false, // tallyd answered 501 (no SPAN_REQ)
   historyGen: null, // the stream's history_gen last seen
   stream: 0,
   seq: 0,
@@ -537,15 +528,15 @@ function apply(msg) {
   state.seq = msg.seq;
   if (msg.type === "snapshot") {
     state.tallies.clear();
-    state.pastStale = state.yoyStale = true; // it may have missed notices meanwhile
+    pastReader.stale = yoyReader.stale = true; // it may have missed notices meanwhile
   }
   if (msg.history_gen !== undefined) {
     if (state.historyGen !== null && msg.history_gen !== state.historyGen)
-      state.pastStale = state.yoyStale = true;
+      pastReader.stale = yoyReader.stale = true;
     state.historyGen = msg.history_gen;
   }
-  if (state.pastStale) loadPast();
-  if (state.yoyStale) loadYoy();
+  if (pastReader.stale) pastReader.load();
+  if (yoyReader.stale) yoyReader.load();
   if (msg.tallies) {
     for (const t of msg.tallies) state.tallies.set(t.scope + "|" + t.metric, t);
     if (msg.type === "update" && msg.tallies.length) state.lastChange = Date.now();
@@ -577,75 +568,59 @@ function connect() {
   };
 }
 
-// A past year's figures for every series, from tallyd's history.
-let pastTimer = null;
-
-async function loadPast() {
-  if (!isPastYear(state.column)) return;
-  const year = state.column.slice(1);
-  const since = Date.now() - state.pastAt;
-  // A year not asked for yet at once; one that failed after PAST_RETRY_MS.
-  const due = state.pastAsked !== year || state.pastStale || (!state.pastOk && since >= PAST_RETRY_MS);
-  if (!due) return;
-  if (since < PAST_MIN_GAP_MS) {
-    if (!pastTimer) pastTimer = setTimeout(() => { pastTimer = null; loadPast(); }, PAST_MIN_GAP_MS - since);
-    return;
-  }
-  state.pastAt = Date.now();
-  state.pastAsked = year;
-  state.pastStale = false;
-  state.pastOk = false;
-  try {
-    const r = await fetch("/api/v1/period?prefix=u/&period=" + year, { credentials: "same-origin" });
-    if (!r.ok) return;
-    const doc = await r.json();
-    const past = new Map();
-    for (const t of doc.tallies || []) past.set(t.scope + "|" + t.metric, t.values[year]);
-    state.past = past;
-    state.pastYear = year;
-    state.pastOk = true;
-    state.dirty = true;
-  } catch (e) {
-    // tallyd unreachable: tried again after PAST_RETRY_MS
-  }
+// A reading of tallyd's history for the column shown: want() names the
+// period or span wanted (null: none), prefix the series; keyOf(tally)
+// keys its value in the Map given to done(values, period).  Asked for at
+// once when want() changes, again when tallyd says closed periods
+// changed (stale), at most once every PAST_MIN_GAP_MS, and after a
+// failure every PAST_RETRY_MS (501, a tallyd without the request: every
+// unsupportedMs).
+function historyReader(want, prefix, keyOf, done, unsupportedMs) {
+  const r = { asked: null, at: 0, ok: false, stale: false, unsupported: false, timer: null };
+  r.load = async () => {
+    const period = want();
+    if (!period) return;
+    const since = Date.now() - r.at;
+    const retry = r.unsupported ? unsupportedMs : PAST_RETRY_MS;
+    if (r.asked === period && !r.stale && (r.ok || since < retry)) return;
+    if (since < PAST_MIN_GAP_MS) {
+      if (!r.timer) r.timer = setTimeout(() => { r.timer = null; r.load(); }, PAST_MIN_GAP_MS - since);
+      return;
+    }
+    r.at = Date.now();
+    r.asked = period;
+    r.stale = false;
+    r.ok = false;
+    try {
+      const resp = await fetch("/api/v1/period?prefix=" + prefix + "&period=" + period,
+                               { credentials: "same-origin" });
+      r.unsupported = resp.status === 501;
+      if (!resp.ok) return;
+      const doc = await resp.json();
+      const values = new Map();
+      for (const t of doc.tallies || []) values.set(keyOf(t), t.values[period]);
+      done(values, period);
+      r.ok = true;
+      state.dirty = true;
+    } catch (e) {
+      // tallyd unreachable: asked again after PAST_RETRY_MS
+    }
+  };
+  return r;
 }
+
+// A past year's figures for every series.
+const pastReader = historyReader(
+  () => (isPastYear(state.column) ? state.column.slice(1) : null), "u/",
+  (t) => t.scope + "|" + t.metric,
+  (values, year) => { state.past = values; state.pastYear = year; }, PAST_RETRY_MS);
 
 // The county's figures for the same days a year earlier as the column
-// shown (yoySpan), for its 同比.
-let yoyTimer = null;
-
-async function loadYoy() {
-  const span = yoySpan(state.column);
-  if (!span) return;
-  const since = Date.now() - state.yoyAt;
-  const retry = state.yoyUnsupported ? UNSUPPORTED_RETRY_MS : PAST_RETRY_MS;
-  const due = state.yoyAsked !== span || state.yoyStale || (!state.yoyOk && since >= retry);
-  if (!due) return;
-  if (since < PAST_MIN_GAP_MS) {
-    if (!yoyTimer) yoyTimer = setTimeout(() => { yoyTimer = null; loadYoy(); }, PAST_MIN_GAP_MS - since);
-    return;
-  }
-  state.yoyAt = Date.now();
-  state.yoyAsked = span;
-  state.yoyStale = false;
-  state.yoyOk = false;
-  try {
-    const r = await fetch("/api/v1/period?prefix=u/county/&period=" + span, { credentials: "same-origin" });
-    // 501: a tallyd from before spans of days (SPAN_REQ); asked again
-    // now and then, in case it is upgraded.
-    state.yoyUnsupported = r.status === 501;
-    if (!r.ok) return;
-    const doc = await r.json();
-    const yoy = new Map();
-    for (const t of doc.tallies || []) yoy.set(t.metric, t.values[span]);
-    state.yoy = yoy;
-    state.yoySpan = span;
-    state.yoyOk = true;
-    state.dirty = true;
-  } catch (e) {
-    // tallyd unreachable: tried again after PAST_RETRY_MS
-  }
-}
+// shown (yoySpan), for its 同比; a tallyd from before spans of days
+// (SPAN_REQ) is asked again now and then, in case it is upgraded.
+const yoyReader = historyReader(
+  () => yoySpan(state.column), "u/county/", (t) => t.metric,
+  (values, span) => { state.yoy = values; state.yoySpan = span; }, UNSUPPORTED_RETRY_MS);
 
 // Read f now and again: every okMs after it returned true, every RETRY_MS
 // after it returned false or failed.
@@ -696,8 +671,8 @@ function columnButton(column) {
   b.addEventListener("click", () => {
     state.column = b.dataset.column;
     localStorage.setItem("tally-web.column", state.column);
-    loadPast();
-    loadYoy();
+    pastReader.load();
+    yoyReader.load();
     state.dirty = true;
   });
   return b;
@@ -717,8 +692,8 @@ function start() {
   const nav = document.getElementById("columns");
   for (const b of [...nav.querySelectorAll("button")]) b.replaceWith(columnButton(b.dataset.column));
   drawYearButtons(new Date().getFullYear());
-  setInterval(loadPast, 5000);
-  setInterval(loadYoy, 5000); // the days compared change at midnight
+  setInterval(pastReader.load, 5000);
+  setInterval(yoyReader.load, 5000); // the days compared change at midnight
   drawClock();
   setInterval(drawClock, 1000);
   setInterval(() => {
@@ -734,8 +709,8 @@ function start() {
   });
   keepReading(loadCatalog, CATALOG_EVERY_MS);
   keepReading(loadClock, CLOCK_EVERY_MS);
-  loadPast();
-  loadYoy();
+  pastReader.load();
+  yoyReader.load();
   connect();
   requestAnimationFrame(frame);
 }
