@@ -463,19 +463,45 @@ static int job_respond(web_server_t *s, struct lws *wsi, pss_t *ps)
     return rc;
 }
 
-/* Copy URL argument name ("period=") into buf; false when absent or too
- * long for buf. */
-static bool urlarg(struct lws *wsi, const char *name, char *buf, size_t cap)
+/* Copy URL argument name ("period=") into buf: 1, 0 when absent, -1
+ * when longer than buf holds (so that a prefix too long is refused, not
+ * read as absent, which would mean every series). */
+static int urlarg(struct lws *wsi, const char *name, char *buf, size_t cap)
 {
-    /* libwebsockets copies "name=value" and points at the value in it;
-     * it gives up at the first argument that does not fit its buffer, so
-     * the buffer is one any argument of ours fits. */
-    char tmp[PROTO_PREFIX_MAX + 64];
-    const char *v = lws_get_urlarg_by_name(wsi, name, tmp, (int)sizeof tmp);
-    if (v == NULL || strlen(v) >= cap)
-        return false;
-    memcpy(buf, v, strlen(v) + 1);
-    return true;
+    /* Each argument in turn, into a buffer larger than any request's
+     * headers (lws_get_urlarg_by_name() gives up at the first argument
+     * that does not fit its buffer, and says nothing). */
+    char frag[4200];
+    size_t nlen = strlen(name);
+    for (int i = 0;
+         lws_hdr_copy_fragment(wsi, frag, (int)sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i) >= 0; i++) {
+        if (strncmp(frag, name, nlen) != 0)
+            continue;
+        size_t len = strlen(frag + nlen);
+        if (len >= cap)
+            return -1;
+        memcpy(buf, frag + nlen, len + 1);
+        return 1;
+    }
+    return 0;
+}
+
+/* An argument: 1 when given, 0 when absent (*bad set when required), -1
+ * when too long (*bad set). */
+static int history_arg(struct lws *wsi, const char *name, char *buf, size_t cap, bool required,
+                       const char *what, char *msg, size_t msglen, const char **bad)
+{
+    int rc = urlarg(wsi, name, buf, cap);
+    if (rc < 0 && *bad == NULL) {
+        snprintf(msg, msglen, "%.*s: longer than %zu bytes", (int)strlen(name) - 1, name, cap - 1);
+        *bad = msg;
+    } else if (rc == 0 && required && *bad == NULL) {
+        snprintf(msg, msglen, "%.*s: required%s", (int)strlen(name) - 1, name, what);
+        *bad = msg;
+    }
+    if (rc <= 0)
+        buf[0] = '\0';
+    return rc;
 }
 
 static int route_history(web_server_t *s, struct lws *wsi, pss_t *ps, bool range)
@@ -488,24 +514,22 @@ static int route_history(web_server_t *s, struct lws *wsi, pss_t *ps, bool range
     j->ps = ps;
     j->range = range;
     const char *bad = NULL;
+    char msg[128];
     if (!range) {
-        if (!urlarg(wsi, "period=", j->period, sizeof j->period))
-            bad = "period: required (2023, 2023-Q4, 2023-12 or 2023-12-31, or FROM..TO)";
-        else if (!urlarg(wsi, "prefix=", j->prefix, sizeof j->prefix))
-            j->prefix[0] = '\0';
+        history_arg(wsi, "period=", j->period, sizeof j->period, true,
+                    " (2023, 2023-Q4, 2023-12 or 2023-12-31, or FROM..TO)", msg, sizeof msg, &bad);
+        history_arg(wsi, "prefix=", j->prefix, sizeof j->prefix, false, "", msg, sizeof msg, &bad);
         if (bad == NULL && !proto_topic_prefix_possible(j->prefix, strlen(j->prefix)))
             bad = "prefix: begins no topic";
     } else {
-        if (!urlarg(wsi, "metric=", j->metric, sizeof j->metric))
-            bad = "metric: required";
-        else if (!urlarg(wsi, "by=", j->by, sizeof j->by))
-            bad = "by: required (day, month, quarter or year)";
-        else if (!urlarg(wsi, "from=", j->from, sizeof j->from))
-            bad = "from: required (a period)";
-        if (bad == NULL && !urlarg(wsi, "to=", j->to, sizeof j->to))
+        history_arg(wsi, "metric=", j->metric, sizeof j->metric, true, "", msg, sizeof msg, &bad);
+        history_arg(wsi, "by=", j->by, sizeof j->by, true, " (day, month, quarter or year)", msg,
+                    sizeof msg, &bad);
+        history_arg(wsi, "from=", j->from, sizeof j->from, true, " (a period)", msg, sizeof msg,
+                    &bad);
+        if (history_arg(wsi, "to=", j->to, sizeof j->to, false, "", msg, sizeof msg, &bad) == 0)
             snprintf(j->to, sizeof j->to, "%s", j->from);
-        if (bad == NULL && !urlarg(wsi, "scope=", j->scope, sizeof j->scope))
-            j->scope[0] = '\0';
+        history_arg(wsi, "scope=", j->scope, sizeof j->scope, false, "", msg, sizeof msg, &bad);
         if (strcmp(j->scope, "county") == 0)
             j->scope[0] = '\0';
     }

@@ -172,6 +172,15 @@ st, body = http("/api/v1/range?metric=disputes.resolved&scope=gaoguan&by=quarter
 rng = json.loads(body)
 if st != 200 or [p["value"] for p in rng["points"]] != [0, 0, 0, 216]:
     fail("/api/v1/range: %s" % body[:300])
+# Arguments too long are refused, not read as absent (a prefix read as
+# absent would have meant every series).
+for path, says in (("/api/v1/period?period=2023&prefix=u/" + "x" * 300,
+                    b"prefix: longer than 255 bytes"),
+                   ("/api/v1/range?metric=disputes.resolved&by=year&from=2023&scope=" + "y" * 80,
+                    b"scope: longer than 64 bytes")):
+    st, body = http(path)
+    if st != 400 or says not in body:
+        fail("%s...: %d %s, expected 400 saying %s" % (path[:40], st, body[:100], says))
 for path, want in (("/api/v1/period?period=2023-13", 400), ("/api/v1/period", 400),
                    ("/api/v1/period?period=2023-12..2023-11", 400),
                    ("/api/v1/range?metric=no.such&by=year&from=2023", 400),
