@@ -241,21 +241,40 @@ static void collect_one(void *ctx, const tally_tally_t *t)
     c->v[c->n++] = t;
 }
 
+/* Copy URL argument name ("period=") into buf: 1, 0 when absent, -1
+ * when longer than buf holds (so that a prefix too long is refused, not
+ * read as absent, which would mean every series). */
+static int urlarg(struct lws *wsi, const char *name, char *buf, size_t cap)
+{
+    /* Each argument in turn, into a buffer larger than any request's
+     * headers (lws_get_urlarg_by_name() gives up at the first argument
+     * that does not fit its buffer, and says nothing). */
+    char frag[4200];
+    size_t nlen = strlen(name);
+    for (int i = 0;
+         lws_hdr_copy_fragment(wsi, frag, (int)sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i) >= 0; i++) {
+        if (strncmp(frag, name, nlen) != 0)
+            continue;
+        size_t len = strlen(frag + nlen);
+        if (len >= cap)
+            return -1;
+        memcpy(buf, frag + nlen, len + 1);
+        return 1;
+    }
+    return 0;
+}
+
 static int route_tallies(web_server_t *s, struct lws *wsi, pss_t *ps)
 {
-    char arg[PROTO_PREFIX_MAX + 16];
-    const char *prefix = lws_get_urlarg_by_name(wsi, "prefix=", arg, sizeof arg);
-    if (prefix == NULL) {
-        /* Too long for arg, or absent: tell the two apart. */
-        char probe[8];
-        if (lws_get_urlarg_by_name(wsi, "prefix", probe, sizeof probe) != NULL ||
-            lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) > (int)sizeof arg) {
-            char msg[96];
-            snprintf(msg, sizeof msg, "prefix: longer than %d bytes", PROTO_PREFIX_MAX);
-            return respond_error(s, wsi, ps, HTTP_STATUS_BAD_REQUEST, msg, NULL);
-        }
-        prefix = "";
+    char prefix[PROTO_PREFIX_MAX + 1];
+    int got = urlarg(wsi, "prefix=", prefix, sizeof prefix);
+    if (got < 0) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "prefix: longer than %d bytes", PROTO_PREFIX_MAX);
+        return respond_error(s, wsi, ps, HTTP_STATUS_BAD_REQUEST, msg, NULL);
     }
+    if (got == 0)
+        prefix[0] = '\0';
     size_t plen = strlen(prefix);
     if (plen > PROTO_PREFIX_MAX || !proto_topic_prefix_possible(prefix, plen)) {
         web_buf_t b;
@@ -461,29 +480,6 @@ static int job_respond(web_server_t *s, struct lws *wsi, pss_t *ps)
                      j->b.len, true, &no_store, 1);
     free(j);
     return rc;
-}
-
-/* Copy URL argument name ("period=") into buf: 1, 0 when absent, -1
- * when longer than buf holds (so that a prefix too long is refused, not
- * read as absent, which would mean every series). */
-static int urlarg(struct lws *wsi, const char *name, char *buf, size_t cap)
-{
-    /* Each argument in turn, into a buffer larger than any request's
-     * headers (lws_get_urlarg_by_name() gives up at the first argument
-     * that does not fit its buffer, and says nothing). */
-    char frag[4200];
-    size_t nlen = strlen(name);
-    for (int i = 0;
-         lws_hdr_copy_fragment(wsi, frag, (int)sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i) >= 0; i++) {
-        if (strncmp(frag, name, nlen) != 0)
-            continue;
-        size_t len = strlen(frag + nlen);
-        if (len >= cap)
-            return -1;
-        memcpy(buf, frag + nlen, len + 1);
-        return 1;
-    }
-    return 0;
 }
 
 /* An argument: 1 when given, 0 when absent (*bad set when required), -1
