@@ -9,7 +9,7 @@ pushed figures; that a new push appears within 2 s without a reload; that
 nothing on the page overflows the screen or its box, in every column;
 that last year's column changes within 3 s when a late figure of last
 year arrives (PERIOD_CHANGED), and 本年's 同比 against last year's same
-days with it; that every label of the catalog shows whole, in the
+days with it, on the county's card and in the chart for the township; that every label of the catalog shows whole, in the
 cards and the table's header; that on a 4K, a 1366x768 and a 16:10
 screen the page is scaled to fill it, centred, with nothing cut; that
 the connection indicator turns stale
@@ -289,6 +289,27 @@ try:
         if time.time() > deadline:
             fail("本年's 同比 of 化解矛盾纠纷: 219 against 4,321 (▼94.9%%), the card read %r"
                  % yoy())
+        time.sleep(0.2)
+    # The townships' 同比 in the chart, ranked by 化解矛盾纠纷 (its header
+    # clicked): 高观镇's 4,321 of last year's same days as a tick across
+    # its bar (the others had no figure then: no tick), ▼94.9% after its
+    # 219.
+    driver.find_element(By.CSS_SELECTOR, '#towns-head th[data-sort="disputes.resolved"]').click()
+    chart = lambda: driver.execute_script(
+        "const c = echarts.getInstanceByDom(document.getElementById('chart'));"
+        "if (!c) return null;"
+        "const o = c.getOption(), names = o.yAxis[0].data, bars = o.series[0];"
+        "const ticks = o.series.find(x => x.name === '去年同期');"
+        "const i = names.indexOf('高观镇');"
+        "return [ticks ? ticks.data.map(p => [names[p[1]], p[0]]) : null,"
+        " i < 0 ? null : bars.label.formatter({value: bars.data[i], dataIndex: i}),"
+        " document.getElementById('chart-title').textContent]")
+    want = [[["高观镇", 4321]], "219 {yoy|▼94.9%}", "各乡镇化解矛盾纠纷 · 本年去年同期"]
+    deadline = time.time() + 20
+    while chart() != want:
+        if time.time() > deadline:
+            fail("the chart's 同比: 高观镇's tick at 4,321 and ▼94.9%% after its 219; it read %r"
+                 % (chart(),))
         time.sleep(0.2)
     # A gauge is a level: 本年 shows 综治网格 as it stands (高观镇's 23),
     # marked 最新, not a dash.

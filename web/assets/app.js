@@ -44,7 +44,7 @@ const state = {
   tallies: new Map(), // "scope|metric" -> tally
   past: new Map(), // "scope|metric" -> the value in the past year shown
   pastYear: null, // the year state.past holds
-  yoy: new Map(), // county metric -> its value in state.yoySpan
+  yoy: new Map(), // "scope|metric" -> its value in state.yoySpan
   yoySpan: null, // the days a year earlier state.yoy holds ("2025-01-01..2025-12-06")
   historyGen: null, // the stream's history_gen last seen
   stream: 0,
@@ -148,12 +148,20 @@ function cellText(t, column) {
   return intFormat.format(v);
 }
 
-// 同比 of the county's t in the column shown, as { text, dir } (dir 1 up,
-// -1 down, 0 level), or null when there is nothing to say.
-function yoyOf(t) {
+// t's value in the same days a year earlier as the column shown (yoySpan),
+// undefined while not known or in a column without 同比.
+function yoyValue(t) {
   const span = yoySpan(state.column);
-  if (!span || state.yoySpan !== span || !state.yoy.has(t.metric)) return null;
-  const now = valueOf(t, state.column), then = state.yoy.get(t.metric);
+  if (!t || !span || state.yoySpan !== span) return undefined;
+  return state.yoy.get(t.scope + "|" + t.metric);
+}
+
+// 同比 of t (the county's or a township's) in the column shown, as
+// { text, dir } (dir 1 up, -1 down, 0 level), or null when there is
+// nothing to say.
+function yoyOf(t) {
+  if (!t) return null;
+  const now = valueOf(t, state.column), then = yoyValue(t);
   if (now === undefined || now === null || then === undefined || then === null) return null;
   if (t.kind === "ratio") {
     if (!isFinite(now.value) || !isFinite(then.value)) return null;
@@ -174,7 +182,7 @@ function yoyLine(t, key) {
   const el = document.createElement("div");
   el.className = "yoy";
   el.dataset.dir = String(y.dir);
-  el.title = "去年同期（" + state.yoySpan + "）：" + cellText({ kind: t.kind, values: { v: state.yoy.get(t.metric) } }, "v");
+  el.title = "去年同期（" + state.yoySpan + "）：" + cellText({ kind: t.kind, values: { v: yoyValue(t) } }, "v");
   show(el, key, y.text);
   return el;
 }
@@ -442,8 +450,11 @@ function drawChart(towns, key) {
     return;
   }
   const CHART_MAX = 25; // bars the box holds with every township named
-  title.textContent = "各乡镇" + metricLabel(key) + " · " + COLUMNS[state.column] +
+  const name = document.createElement("span");
+  name.className = "name";
+  name.textContent = "各乡镇" + metricLabel(key) + " · " + COLUMNS[state.column] +
     (towns.length > CHART_MAX ? " · 前 " + CHART_MAX + "/" + towns.length : "");
+  title.replaceChildren(name);
   if (typeof echarts === "undefined") return;
   if (chart === null)
     chart = echarts.init(document.getElementById("chart"), null, {
@@ -453,13 +464,33 @@ function drawChart(towns, key) {
     });
   const top = towns.slice(0, CHART_MAX).reverse();
   const ratio = top.some((t) => get(t, key) && get(t, key).kind === "ratio");
+  const scaled = (v) => (ratio ? +(v * 100).toFixed(1) : v);
   const data = top.map((t) => {
     const v = numeric(get(t, key), state.column);
-    return v === -Infinity ? 0 : ratio ? +(v * 100).toFixed(1) : v;
+    return v === -Infinity ? 0 : scaled(v);
   });
+  // Each township's figure in the same days a year earlier, as a tick
+  // across its bar (none at 0: a tick on every axis line of a township
+  // new this year says nothing), and its 同比 after the figure.
+  const earlier = [], yoys = [];
+  top.forEach((t, i) => {
+    const v = yoyValue(get(t, key));
+    yoys.push(yoyOf(get(t, key)));
+    if (v === undefined || v === null || (ratio ? !isFinite(v.value) : v === 0)) return;
+    earlier.push([scaled(ratio ? v.value : v), i]);
+  });
+  if (earlier.length) {
+    const legend = document.createElement("span");
+    legend.className = "legend";
+    legend.textContent = "去年同期";
+    legend.title = "去年同期（" + state.yoySpan + "）";
+    title.append(legend);
+  }
+  const font = top.length > 16 ? 14 : 17;
+  const slot = (document.getElementById("chart").clientHeight - 20) / Math.max(1, top.length);
   chart.setOption({
     animation: false,
-    grid: { left: 130, right: 90, top: 10, bottom: 10 },
+    grid: { left: 130, right: earlier.length ? 165 : 90, top: 10, bottom: 10 },
     xAxis: { type: "value", show: false },
     yAxis: {
       type: "category",
@@ -474,9 +505,22 @@ function drawChart(towns, key) {
       barWidth: "62%",
       itemStyle: { color: "#3fd0ff", borderRadius: [0, 4, 4, 0] },
       label: {
-        show: true, position: "right", color: "#e6f0ff", fontSize: top.length > 16 ? 14 : 17,
-        formatter: (p) => (ratio ? p.value + "%" : intFormat.format(p.value)),
+        show: true, position: "right", color: "#e6f0ff", fontSize: font,
+        formatter: (p) => {
+          const text = ratio ? p.value + "%" : intFormat.format(p.value);
+          const y = yoys[p.dataIndex];
+          return y && y.dir ? text + " {yoy|" + y.text.replace("同比 ", "") + "}" : text;
+        },
+        rich: { yoy: { color: "#8fb1e3", fontSize: font - 2 } },
       },
+    }, {
+      name: "去年同期",
+      type: "scatter",
+      data: earlier,
+      symbol: "rect",
+      symbolSize: [4, Math.max(6, Math.round(slot * 0.85))],
+      itemStyle: { color: "#ffd54a" },
+      z: 3,
     }],
   }, true);
 }
@@ -615,11 +659,12 @@ const pastReader = historyReader(
   (t) => t.scope + "|" + t.metric,
   (values, year) => { state.past = values; state.pastYear = year; }, PAST_RETRY_MS);
 
-// The county's figures for the same days a year earlier as the column
-// shown (yoySpan), for its 同比; a tallyd from before spans of days
-// (SPAN_REQ) is asked again now and then, in case it is upgraded.
+// Every series' figures for the same days a year earlier as the column
+// shown (yoySpan), for the county's 同比 and the townships' in the chart;
+// a tallyd from before spans of days (SPAN_REQ) is asked again now and
+// then, in case it is upgraded.
 const yoyReader = historyReader(
-  () => yoySpan(state.column), "u/county/", (t) => t.metric,
+  () => yoySpan(state.column), "u/", (t) => t.scope + "|" + t.metric,
   (values, span) => { state.yoy = values; state.yoySpan = span; }, UNSUPPORTED_RETRY_MS);
 
 // Read f now and again: every okMs after it returned true, every RETRY_MS
