@@ -99,6 +99,11 @@ int cli_span_check(const char *cmd, const char *option, const char *value)
     snprintf(b, sizeof(b), "%s", dots + 2);
     char opt[160]; /* "--period '2023..2030':" */
     snprintf(opt, sizeof(opt), "%s '%.100s':", option, value);
+    if (a[0] == '\0' || b[0] == '\0')
+        return cli_usage_error(cmd,
+                               "%s a span needs a period on both sides of '..' (FROM..TO, "
+                               "e.g. 2023-01..2023-11)",
+                               opt);
     int rc = cli_period_check(cmd, opt, a);
     if (rc == 0)
         rc = cli_period_check(cmd, opt, b);

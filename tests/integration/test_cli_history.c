@@ -696,6 +696,10 @@ static void test_to_date_and_spans(void **state)
     if (strstr(r.err, "2024 begins after 2023-06 ends") == NULL)
         fail_msg("backwards span:\n%s", r.err);
     cli_result_free(&r);
+    r = run_expect(f, 2, (const char *const[]){"report", "--period", "2023..", NULL});
+    if (strstr(r.err, "'2023..': a span needs a period on both sides of '..'") == NULL)
+        fail_msg("a span without its end:\n%s", r.err);
+    cli_result_free(&r);
 }
 
 /* A correction of 高观镇's figures for June 2023, sent in 2024. */
