@@ -904,12 +904,16 @@ int tallyd_main(const config_overrides_t *o)
                     "townships",
                     endpoints_request(&d->ep), endpoints_publish(&d->ep),
                     engine_series_count(&d->engine), intern_count(&d->towns));
+        /* The two halves of the catalog close apart: a file may declare
+         * its townships and keep the built-in, open, metrics. */
+        unsigned towns = intern_count(&d->towns), metrics = intern_count(&d->metrics);
         log_notice(&d->log,
-                   "tallyd %s ready: requests on %s, updates on %s, state in %s, %s catalog (%u "
-                   "townships, %u metrics), %s",
+                   "tallyd %s ready: requests on %s, updates on %s, state in %s, %u township%s "
+                   "(%s), %u metric%s (%s), %s",
                    TALLY_VERSION, endpoints_request(&d->ep), endpoints_publish(&d->ep),
-                   d->cfg.state_dir, d->cfg.catalog_closed_metrics ? "closed" : "open",
-                   intern_count(&d->towns), intern_count(&d->metrics),
+                   d->cfg.state_dir, towns, towns == 1 ? "" : "s",
+                   d->cfg.catalog_closed_townships ? "closed" : "open", metrics,
+                   metrics == 1 ? "" : "s", d->cfg.catalog_closed_metrics ? "closed" : "open",
                    d->server.secured ? "secured with CURVE" : "plaintext");
         uv_run(d->loop, UV_RUN_DEFAULT);
         status = d->exit_code;
