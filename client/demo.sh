@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The quick-start demo: start tallyd on its built-in defaults, push 高观镇's
 # 2023 figures (stamped 2023-12-31, so they count in the total column), let
-# the other 24 townships of 城口县 report live figures, serve the wall
-# display with tally-web, and watch the county's tallies move.  Ctrl-C
-# stops everything.
+# the other 24 townships of 城口县 report live figures and, in the
+# background, last year's (simulated, a push a month: the wall's past year
+# and its 同比 have something to show), serve the wall display with
+# tally-web, and watch the county's tallies move.  Ctrl-C stops everything.
 #
 #   bash client/demo.sh [BUILD_DIR]      (default build/)
 #   DEMO_SECONDS=N   stop after N seconds (default: until Ctrl-C on a
@@ -79,9 +80,25 @@ else
     echo "== no $web: the wall display is not built (bash .ci/setup build)"
 fi
 
-echo "== simulating the other 24 townships"
+last=$(($(date +%Y) - 1))
+echo "== simulating the other 24 townships: live figures, and in the background $last's (a push"
+echo "   a month each, for the wall's ${last}年 column and the 同比 of 本月, 本季度 and 本年)"
+mapfile -t towns < <(tail -n +2 "$data/chengkou-townships.csv" | cut -d, -f1 | grep -vx gaoguan)
 (
-    mapfile -t towns < <(tail -n +2 "$data/chengkou-townships.csv" | cut -d, -f1 | grep -vx gaoguan)
+    # About what 高观镇 reported a month in 2023 (219 disputes a year),
+    # stamped on the 3rd, so that the first days of a month compare too.
+    for m in 01 02 03 04 05 06 07 08 09 10 11 12; do
+        for t in "${towns[@]}"; do
+            screened=$((10 + RANDOM % 16))
+            "$tally" push -q --town "$t" --time "$last-$m-03T10:00:00" \
+                disputes.screened=$screened disputes.resolved=$((screened - RANDOM % 3)) \
+                talks.people_received=$((RANDOM % 5)) patrols=$((2 + RANDOM % 5)) \
+                >/dev/null 2>&1 || true
+        done
+    done
+) &
+pids+=($!)
+(
     while :; do
         t=${towns[RANDOM % ${#towns[@]}]}
         screened=$((1 + RANDOM % 5))
