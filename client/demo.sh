@@ -84,7 +84,12 @@ last=$(($(date +%Y) - 1))
 echo "== simulating the other 24 townships: live figures, and in the background $last's (a push"
 echo "   a month each, for the wall's ${last}年 column and the 同比 of 本月, 本季度 and 本年)"
 mapfile -t towns < <(tail -n +2 "$data/chengkou-townships.csv" | cut -d, -f1 | grep -vx gaoguan)
+# The simulations push in the background and wait for it, so that their
+# trap stops the push in flight with them (left alone it would wait for
+# the stopped tallyd until its timeout).
+simulating='kill $! 2>/dev/null; exit 0'
 (
+    trap "$simulating" TERM
     # About what 高观镇 reported a month in 2023 (219 disputes a year),
     # stamped on the 3rd, so that the first days of a month compare too.
     for m in 01 02 03 04 05 06 07 08 09 10 11 12; do
@@ -93,18 +98,21 @@ mapfile -t towns < <(tail -n +2 "$data/chengkou-townships.csv" | cut -d, -f1 | g
             "$tally" push -q --town "$t" --time "$last-$m-03T10:00:00" \
                 disputes.screened=$screened disputes.resolved=$((screened - RANDOM % 3)) \
                 talks.people_received=$((RANDOM % 5)) patrols=$((2 + RANDOM % 5)) \
-                >/dev/null 2>&1 || true
+                >/dev/null 2>&1 &
+            wait $! || true
         done
     done
 ) &
 pids+=($!)
 (
+    trap "$simulating" TERM
     while :; do
         t=${towns[RANDOM % ${#towns[@]}]}
         screened=$((1 + RANDOM % 5))
         resolved=$((screened - (RANDOM % 4 == 0 ? 1 : 0)))
         "$tally" push --town "$t" disputes.screened=$screened disputes.resolved=$resolved \
-            talks.people_received=$((RANDOM % 3)) patrols=$((RANDOM % 2)) >/dev/null 2>&1 || true
+            talks.people_received=$((RANDOM % 3)) patrols=$((RANDOM % 2)) >/dev/null 2>&1 &
+        wait $! || true
         sleep 0.3
     done
 ) &
@@ -113,10 +121,17 @@ pids+=($!)
 secs=${DEMO_SECONDS:-}
 [ -n "$secs" ] || { [ -t 1 ] && secs=0 || secs=15; }
 echo "== watching the county (tally watch); Ctrl-C to stop"
+# In the background, waited for: a SIGTERM to this script stops the demo
+# at once (bash runs a trap only once its foreground command is done).
 if [ "$secs" -gt 0 ]; then
-    "$tally" watch --duration "$secs" || true
+    "$tally" watch --duration "$secs" &
+else
+    "$tally" watch &
+fi
+wpid=$!
+pids+=($wpid)
+wait "$wpid" || true
+if [ "$secs" -gt 0 ]; then
     echo "== final county tallies"
     "$tally" get
-else
-    "$tally" watch || true
 fi
