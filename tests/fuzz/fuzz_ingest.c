@@ -31,7 +31,14 @@
  * matches a model of de-duplication, of the catalog and of the time rules;
  * accepted submissions change the township and county totals exactly as a
  * model of counters and gauges says, everything else changes nothing; every
- * published update and snapshot item carries the model's total.
+ * published update and snapshot item carries the model's total.  The
+ * history's requests are answered by recall over a history in memory that
+ * ingest feeds as in tallyd.c: PERIOD_REQ and SPAN_REQ with one ERROR of
+ * recall's codes, an empty PERIOD at once, or items sent by the loop in
+ * order, oldest answer first, each of a series the model has, with the
+ * period's (or "span") one column; RANGE_REQ with one ERROR or consecutive
+ * chunks that add up to their total, every point named by a period.
+ * CATALOG_REQ and CLOCK_REQ get their answer (the fuzz clock, the zone).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -41,15 +48,18 @@
 
 #include <zmq.h>
 
+#include "calperiod.h"
 #include "catalog.h"
 #include "config.h"
 #include "dedup.h"
 #include "engine.h"
+#include "history.h"
 #include "ingest.h"
 #include "intern.h"
 #include "journal.h"
 #include "publish.h"
 #include "ratelimit.h"
+#include "recall.h"
 #include "request.h"
 #include "snapshot.h"
 
@@ -85,6 +95,8 @@ typedef struct fuzz_daemon {
     ingest_t ingest;
     publish_t publish;
     snapshot_t snapshot;
+    history_t history; /* in memory only, as before history_open() */
+    recall_t recall;
     request_t request;
 } fuzz_daemon_t;
 
@@ -138,12 +150,24 @@ typedef struct expect { /* an ACK that waits for the journal */
 } expect_t;
 
 typedef struct reply { /* what came back during one request_handle() */
-    uint32_t n;        /* replies, snapshots aside */
+    uint32_t n;        /* replies, snapshots and RANGE chunks aside */
     proto_msg_t m;     /* the first, decoded */
     uint32_t items;    /* SNAPSHOT_ITEMs */
     uint32_t ends;     /* SNAPSHOT_ENDs */
     uint32_t end_count;
+    uint32_t chunks;      /* RANGE messages */
+    uint32_t range_next;  /* the index the next RANGE chunk starts at */
+    uint32_t range_total; /* the first chunk's total */
 } reply_t;
+
+typedef struct job { /* a PERIOD answer recall sends from its idle handle */
+    uint8_t rid[8], rid_len;
+    uint64_t req_id;
+    char column[PROTO_PERIOD_TEXT_MAX + 1]; /* the period's name, or "span" */
+    uint32_t next;                          /* the index of the next item */
+} job_t;
+
+#define JOBS_CAP 32 /* > RECALL_PENDING */
 
 static struct {
     bool ready;
@@ -165,11 +189,13 @@ static struct {
     uint32_t nclients;
     expect_t fifo[FIFO_CAP];
     uint32_t fifo_head, fifo_n;
+    job_t jobs[JOBS_CAP]; /* PERIOD answers under way, oldest first */
+    uint32_t jobs_head, jobs_n;
 
     bool verbose;
     struct { /* what the inputs exercised, printed at exit */
         uint64_t inputs, requests, accepted, duplicates, rejected, errors, released, snapshots,
-            updates, journals;
+            updates, journals, periods, period_items, ranges;
     } n;
     bool in_call;
     reply_t r;
@@ -255,9 +281,24 @@ static const char *journal_error_cb(void *ctx)
     return journal_errmsg(&d->journal);
 }
 
+/* ingest applied a record: the history takes it too, as in tallyd.c. */
+static int on_applied(void *ctx, uint64_t pos, uint32_t town, int64_t time_ms,
+                      const engine_sample_t *samples, uint32_t n)
+{
+    fuzz_daemon_t *d = ctx;
+    return history_apply(&d->history, pos, town, time_ms, samples, n);
+}
+
 static void setup_parts(fuzz_daemon_t *d)
 {
     const tallyd_config_t *c = &d->cfg;
+    history_config_t hc = {.engine = &d->engine,
+                           .towns = &d->towns,
+                           .metrics = &d->metrics,
+                           .clock = &g.clock,
+                           .log = &d->log,
+                           .days = HISTORY_DAYS_DEFAULT};
+    CHECK(history_init(&d->history, &hc) == 0);
     ingest_config_t ic = {
         .engine = &d->engine,
         .towns = &d->towns,
@@ -273,6 +314,8 @@ static void setup_parts(fuzz_daemon_t *d)
         .clock = &g.clock,
         .secured = false,
         .limits = ingest_limits_from(c),
+        .on_applied = on_applied,
+        .applied_ctx = d,
     };
     CHECK(ingest_init(&d->ingest, &ic) == 0);
     CHECK(ingest_set_catalog(&d->ingest, c) == 0);
@@ -305,6 +348,19 @@ static void setup_parts(fuzz_daemon_t *d)
         .limits = {.max_streams = 16, .timeout_ms = 30000},
     };
     CHECK(snapshot_init(&d->snapshot, &sc) == 0);
+    /* Tight limits: few series in one PERIOD answer (TOO_LARGE). */
+    recall_config_t rcl = {
+        .loop = &g.loop,
+        .engine = &d->engine,
+        .history = &d->history,
+        .towns = &d->towns,
+        .metrics = &d->metrics,
+        .publish = &d->publish,
+        .clock = &g.clock,
+        .reply = {reply_sink, d},
+        .max_items = d->cfg.max_series < 100 ? 4 : 0,
+    };
+    CHECK(recall_init(&d->recall, &rcl) == 0);
     request_config_t rc = {
         .ingest = &d->ingest,
         .publish = &d->publish,
@@ -319,10 +375,12 @@ static void setup_parts(fuzz_daemon_t *d)
         .limits = request_limits_from(c),
         .clock = &g.clock,
         .zone = c->timezone,
+        .recall = &d->recall,
     };
     rc.stats = report_stats;
     rc.stats_ctx = d;
     CHECK(request_init(&d->request, &rc) == 0);
+    CHECK(request_set_catalog(&d->request, c) == 0);
 }
 
 /* STATS, as tallyd.c reports it (the gauges are not checked). */
@@ -364,10 +422,12 @@ static void fuzz_fini(void)
     fprintf(stderr,
             "fuzz_ingest: %" PRIu64 " inputs, %" PRIu64 " requests: %" PRIu64 " accepted, %" PRIu64
             " duplicates, %" PRIu64 " rejected, %" PRIu64 " ERROR replies, %" PRIu64
-            " snapshots; %" PRIu64 " ACKs released by the journal, %" PRIu64
+            " snapshots, %" PRIu64 " PERIOD answers (%" PRIu64 " items), %" PRIu64
+            " RANGE answers; %" PRIu64 " ACKs released by the journal, %" PRIu64
             " updates published, %" PRIu64 " journals\n",
             g.n.inputs, g.n.requests, g.n.accepted, g.n.duplicates, g.n.rejected, g.n.errors,
-            g.n.snapshots, g.n.released, g.n.updates, g.n.journals);
+            g.n.snapshots, g.n.periods, g.n.period_items, g.n.ranges, g.n.released, g.n.updates,
+            g.n.journals);
     journal_finish();
     rmdir(g.dir);
     CHECK(uv_loop_close(&g.loop) == 0);
@@ -438,7 +498,7 @@ static void state_begin(uint8_t flags)
     for (uint32_t i = 0; i < MODEL_SLOTS; i++)
         g.slot[i] = NULL;
     g.nseries = 0;
-    CHECK(g.unapplied == 0);
+    CHECK(g.unapplied == 0 && g.jobs_n == 0);
     g.napplied = 0;
     g.nclients = 0;
 }
@@ -449,7 +509,10 @@ static void state_end(void)
     request_free(&d->request);
     snapshot_close(&d->snapshot, NULL);
     publish_close(&d->publish, NULL);
-    uv_run(&g.loop, UV_RUN_NOWAIT); /* the publisher's handles close */
+    recall_close(&d->recall, NULL);
+    uv_run(&g.loop, UV_RUN_NOWAIT); /* the publisher's and recall's handles close */
+    recall_free(&d->recall);
+    history_free(&d->history);
     ingest_free(&d->ingest);
     engine_free(&d->engine);
     dedup_free(&d->dedup);
@@ -839,9 +902,71 @@ static void check_text(proto_str_t field, proto_str_t message, bool need_message
     CHECK(!need_message || message.len > 0);
 }
 
-/* A reply: an ACK, ERROR, WELCOME, PONG or STATS from ingest or request. */
+/* A tally of a PERIOD answer: one column, named column, of a series the
+ * model has (recall answers from the engine's series, which the model
+ * holds from the moment they are accepted). */
+static void check_period_tally(const proto_tally_t *t, const char *column)
+{
+    CHECK(t->nvalues == 1 && proto_str_eq(t->values[0].name, column));
+    CHECK(!t->values[0].present || t->values[0].den != 0);
+    if (find_ratio(t->metric) != NULL) {
+        CHECK(t->kind == PROTO_KIND_RATIO);
+        return;
+    }
+    const mser_t *s = model_find(t->scope, t->metric, NO_CREATE);
+    CHECK(s != NULL && t->kind == s->kind);
+    CHECK(s->kind != PROTO_KIND_COUNTER || t->values[0].den == 1);
+}
+
+/* An item of a PERIOD answer under way, sent from recall's idle handle:
+ * the oldest answer's next item, to its peer. */
+static void check_period_item(const void *rid, size_t rid_len, const proto_msg_t *m)
+{
+    CHECK(g.jobs_n > 0);
+    job_t *j = &g.jobs[g.jobs_head];
+    const __typeof__(m->u.period) *a = &m->u.period;
+    check_rid(rid, rid_len, j->rid, j->rid_len);
+    CHECK(a->req_id == j->req_id && a->index == j->next && a->index < a->count && a->has_tally);
+    check_period_tally(&a->tally, j->column);
+    g.n.period_items++;
+    if (++j->next == a->count) {
+        g.jobs_head = (g.jobs_head + 1) % JOBS_CAP;
+        g.jobs_n--;
+    }
+}
+
+/* A chunk of a RANGE answer, sent within the request: consecutive, the
+ * request's series, a period name for every point. */
+static void check_range(const void *rid, size_t rid_len, const proto_msg_t *m)
+{
+    const __typeof__(m->u.range) *a = &m->u.range;
+    CHECK(g.in_call);
+    check_rid(rid, rid_len, g.rid, g.rid_len);
+    CHECK(a->req_id == g.req_id && a->npoints >= 1 && a->npoints <= PROTO_RANGE_CHUNK);
+    if (g.r.chunks++ == 0)
+        g.r.range_total = a->total;
+    CHECK(a->first == g.r.range_next && a->total == g.r.range_total);
+    CHECK(a->npoints <= a->total - a->first);
+    g.r.range_next += a->npoints;
+    for (uint32_t i = 0; i < a->npoints; i++) {
+        calperiod_t p;
+        CHECK(calperiod_parse(a->points[i].name.ptr, a->points[i].name.len, &p) == 0);
+        CHECK(!a->points[i].present || a->points[i].den != 0);
+    }
+}
+
+/* A reply: an ACK, ERROR, WELCOME, PONG, STATS, CLOCK, CATALOG, PERIOD
+ * or RANGE from ingest, request or recall. */
 static void check_reply(const void *rid, size_t rid_len, const proto_msg_t *m)
 {
+    if (m->type == PROTO_RANGE) {
+        check_range(rid, rid_len, m);
+        return;
+    }
+    if (m->type == PROTO_PERIOD && !g.in_call) {
+        check_period_item(rid, rid_len, m);
+        return;
+    }
     if (m->type == PROTO_ACK) {
         const proto_ack_t *a = &m->u.ack;
         bool rejected = a->status == PROTO_ACK_REJECTED;
@@ -852,8 +977,12 @@ static void check_reply(const void *rid, size_t rid_len, const proto_msg_t *m)
     } else if (m->type == PROTO_ERROR) {
         CHECK(m->u.error.code >= 1 && m->u.error.code <= (uint32_t)-TALLY_EWIRE_LAST);
         check_text(m->u.error.field, m->u.error.message, true);
+    } else if (m->type == PROTO_PERIOD) {
+        /* Within the request only the answer that no series matches. */
+        CHECK(m->u.period.count == 0 && m->u.period.index == 0 && !m->u.period.has_tally);
     } else {
-        CHECK(m->type == PROTO_WELCOME || m->type == PROTO_PONG || m->type == PROTO_STATS);
+        CHECK(m->type == PROTO_WELCOME || m->type == PROTO_PONG || m->type == PROTO_STATS ||
+              m->type == PROTO_CLOCK || m->type == PROTO_CATALOG);
     }
     if (g.in_call) {
         check_rid(rid, rid_len, g.rid, g.rid_len);
@@ -862,7 +991,8 @@ static void check_reply(const void *rid, size_t rid_len, const proto_msg_t *m)
                            reply */
         return;
     }
-    /* Outside request_handle() only the ACK queue replies, in its order. */
+    /* Outside request_handle() only the ACK queue replies, in its order
+     * (and recall, above). */
     CHECK(m->type == PROTO_ACK && g.fifo_n > 0);
     const expect_t *e = &g.fifo[g.fifo_head];
     CHECK(m->u.ack.seq == e->seq && m->u.ack.status == e->status);
@@ -1027,6 +1157,23 @@ static void after_submit(const proto_submit_t *s, const tallyd_stats_t *b, uint6
     model_apply(s);
 }
 
+/* A history request refused: one ERROR, with one of recall's codes. */
+static void check_recall_error(const proto_msg_t *m)
+{
+    static const int codes[] = {TALLY_EBADPERIOD, TALLY_EEXPIRED,  TALLY_EUNKTOWN,
+                                TALLY_EUNKMETRIC, TALLY_ETOOLARGE, TALLY_EBUSY};
+    check_one(PROTO_ERROR);
+    CHECK(g.r.m.u.error.req_id == proto_req_id(m));
+    bool known = false;
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        known |= g.r.m.u.error.code == (uint32_t)-codes[i];
+    if (!known) {
+        fprintf(stderr, "a history request refused with %s\n",
+                tally_errname(-(int)g.r.m.u.error.code));
+        abort();
+    }
+}
+
 static void after_request(const proto_msg_t *m)
 {
     fuzz_daemon_t *d = g.d;
@@ -1057,6 +1204,52 @@ static void after_request(const proto_msg_t *m)
                     snapshot_count(m->u.snapshot_req.prefix));
             abort();
         }
+        break;
+    case PROTO_CLOCK_REQ:
+        check_one(PROTO_CLOCK);
+        CHECK(g.r.m.u.clock.req_id == m->u.clock_req.req_id && g.r.m.u.clock.now_ms == g.now);
+        CHECK(proto_str_eq(g.r.m.u.clock.zone, d->cfg.timezone));
+        break;
+    case PROTO_CATALOG_REQ:
+        check_one(PROTO_CATALOG);
+        CHECK(g.r.m.u.catalog.req_id == m->u.catalog_req.req_id);
+        CHECK(g.r.m.u.catalog.townships_total == d->cfg.ntownships);
+        break;
+    case PROTO_PERIOD_REQ:
+    case PROTO_SPAN_REQ:
+        if (g.r.n == 0) { /* under way: its items come from the loop */
+            CHECK(g.jobs_n < JOBS_CAP);
+            job_t *j = &g.jobs[(g.jobs_head + g.jobs_n++) % JOBS_CAP];
+            memset(j, 0, sizeof(*j));
+            memcpy(j->rid, g.rid, g.rid_len);
+            j->rid_len = (uint8_t)g.rid_len;
+            j->req_id = proto_req_id(m);
+            calperiod_t p;
+            if (m->type == PROTO_SPAN_REQ)
+                snprintf(j->column, sizeof(j->column), "span");
+            else
+                CHECK(calperiod_parse(m->u.period_req.period.ptr, m->u.period_req.period.len, &p) ==
+                          0 &&
+                      calperiod_format(p, j->column, sizeof(j->column)) > 0);
+            g.n.periods++;
+            break;
+        }
+        if (g.r.m.type == PROTO_PERIOD) {
+            check_one(PROTO_PERIOD);
+            CHECK(g.r.m.u.period.req_id == proto_req_id(m));
+            g.n.periods++;
+            break;
+        }
+        check_recall_error(m);
+        break;
+    case PROTO_RANGE_REQ:
+        if (g.r.n == 0) {
+            CHECK(g.r.chunks > 0 && g.r.range_next == g.r.range_total);
+            g.n.ranges++;
+            break;
+        }
+        CHECK(g.r.chunks == 0);
+        check_recall_error(m);
         break;
     default:
         check_one(PROTO_ERROR);
@@ -1194,8 +1387,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         settle();
     }
-    /* Every ACK still waiting goes out once the journal has its record. */
-    while (g.fifo_n > 0)
+    /* Every ACK still waiting goes out once the journal has its record,
+     * and every PERIOD answer under way is sent whole. */
+    while (g.fifo_n > 0 || g.jobs_n > 0)
         uv_run(&g.loop, UV_RUN_ONCE);
     settle();
     for (uint32_t i = 0; i < g.nseries; i++)

@@ -5,9 +5,9 @@
  * records op:u8 len:u16le body.  The seeds cover accepted submissions for a
  * few townships and metrics, duplicates, an overflowing pair, a
  * submission naming a ratio, gauges out of order, the catalog and clock
- * rules, the limits of the tight configuration, the other requests and
- * garbage.  The output is committed under tests/fuzz/corpus/ingest; rerun
- * after a change of the input format or of the protocol.
+ * rules, the limits of the tight configuration, the other requests
+ * (history, catalog, clock among them) and garbage.  The output is committed under
+ * tests/fuzz/corpus/ingest; rerun after a change of the input format or of the protocol.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -115,9 +115,47 @@ static void request(uint8_t peer, uint32_t type, uint64_t req_id, const char *te
         m.u.snapshot_req.req_id = req_id;
         m.u.snapshot_req.prefix = proto_str(text);
         break;
+    case PROTO_CATALOG_REQ:
+        m.u.catalog_req.req_id = req_id;
+        break;
+    case PROTO_CLOCK_REQ:
+        m.u.clock_req.req_id = req_id;
+        break;
     default:
         break;
     }
+    rec_msg(peer, &m, 0);
+}
+
+/* PERIOD_REQ (to empty), SPAN_REQ (from..to) or RANGE_REQ (metric,
+ * scope, by, from, to). */
+static void history_req(uint8_t peer, uint32_t type, uint64_t req_id, const char *prefix,
+                        const char *from, const char *to)
+{
+    proto_msg_t m = {.type = type};
+    if (type == PROTO_PERIOD_REQ) {
+        m.u.period_req.req_id = req_id;
+        m.u.period_req.prefix = proto_str(prefix);
+        m.u.period_req.period = proto_str(from);
+    } else {
+        m.u.span_req.req_id = req_id;
+        m.u.span_req.prefix = proto_str(prefix);
+        m.u.span_req.from = proto_str(from);
+        m.u.span_req.to = proto_str(to);
+    }
+    rec_msg(peer, &m, 0);
+}
+
+static void range_req(uint8_t peer, uint64_t req_id, const char *metric, const char *scope,
+                      const char *by, const char *from, const char *to)
+{
+    proto_msg_t m = {.type = PROTO_RANGE_REQ};
+    m.u.range_req.req_id = req_id;
+    m.u.range_req.metric = proto_str(metric);
+    m.u.range_req.scope = proto_str(scope);
+    m.u.range_req.by = proto_str(by);
+    m.u.range_req.from = proto_str(from);
+    m.u.range_req.to = proto_str(to);
     rec_msg(peer, &m, 0);
 }
 
@@ -249,6 +287,49 @@ static void seeds_towns(void)
     put("08_wide_batch");
 }
 
+/* The history's requests over figures of this month and of last year,
+ * answered and refused, and the catalog and the clock. */
+static void seeds_history(void)
+{
+    static const char *const two[] = {"disputes.screened", "disputes.resolved"};
+    static const int64_t v[] = {12, 11};
+    begin(CFG_CLOSED);
+    submit_cut(0, 1, 1, "gaoguan", -86400000, 0, 2, two, v);
+    submit_cut(0, 1, 2, "gecheng", -30LL * 86400000, 0, 2, two, v);
+    submit1(0, 1, 3, "gaoguan", -200LL * 86400000, "grid.zones", 5);
+    submit1(0, 1, 4, "gecheng", 0, "grid.zones", 7);
+    rec(OP_RUN_LOOP, NULL, 0);
+    history_req(1, PROTO_PERIOD_REQ, 1, "u/", "2024", NULL);
+    history_req(1, PROTO_PERIOD_REQ, 2, "u/county/", "2023-Q4", NULL);
+    history_req(2, PROTO_SPAN_REQ, 3, "u/town/gaoguan/", "2023-12", "2024-06-15");
+    history_req(2, PROTO_SPAN_REQ, 4, "u/county/grid.zones", "2024-01-01", "2024-06");
+    range_req(3, 5, "disputes.screened", "", "month", "2023-11", "2024-06");
+    range_req(3, 6, "grid.zones", "gecheng", "day", "2024-05-01", "2024-06-15");
+    rec(OP_RUN_LOOP, NULL, 0);
+    history_req(4, PROTO_PERIOD_REQ, 7, "u/town/nowhere/", "2024", NULL); /* unknown */
+    history_req(4, PROTO_PERIOD_REQ, 8, "u/", "2099", NULL);              /* not begun */
+    history_req(4, PROTO_SPAN_REQ, 9, "u/", "2024-06", "2024-01");        /* backwards */
+    history_req(4, PROTO_SPAN_REQ, 10, "u/", "2001", "2024");             /* expired */
+    range_req(5, 11, "patrols", "", "year", "2020", "2024");              /* unknown */
+    range_req(5, 12, "grid.zones", "", "week", "2024", "2024");           /* bad by */
+    request(6, PROTO_CATALOG_REQ, 13, NULL);
+    request(6, PROTO_CLOCK_REQ, 14, NULL);
+    clock_step(40u * 86400000u); /* into July: June closes */
+    history_req(7, PROTO_PERIOD_REQ, 15, "u/", "2024-06", NULL);
+    put("11_history_requests");
+
+    /* Tight: a PERIOD answer of more series than it may hold. */
+    begin(CFG_CLOSED | CFG_TIGHT);
+    static const char *const four[] = {"disputes.screened", "disputes.resolved", "law_exam.takers",
+                                       "law_exam.passed"};
+    static const int64_t w[] = {1, 2, 3, 4};
+    submit_cut(0, 1, 1, "gaoguan", 0, 0, 4, four, w);
+    rec(OP_RUN_LOOP, NULL, 0);
+    history_req(1, PROTO_PERIOD_REQ, 1, "u/", "2024-06-15", NULL);
+    history_req(1, PROTO_PERIOD_REQ, 2, "u/county/disputes", "2024-06-15", NULL);
+    put("12_history_tight");
+}
+
 static void seeds_garbage(void)
 {
     static const uint8_t junk[] = {0x93, 0x01, 0x01, 0xc1, 0xff, 0x00, 0x92};
@@ -279,6 +360,7 @@ int main(int argc, char **argv)
     seeds_closed();
     seeds_limits();
     seeds_towns();
+    seeds_history();
     seeds_garbage();
     return 0;
 }
