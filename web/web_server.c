@@ -382,6 +382,7 @@ static unsigned status_of(int rc)
     case TALLY_EUNKTOWN:
     case TALLY_EUNKMETRIC:
     case TALLY_EINVAL:
+    case TALLY_ETOOLARGE: /* more series than one answer holds: narrow the prefix */
         return HTTP_STATUS_BAD_REQUEST;
     case TALLY_EEXPIRED:
         return 410; /* Gone */

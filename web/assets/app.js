@@ -42,10 +42,6 @@ const ROW_PX = 34; // a table row's height (app.css, td)
 const params = new URLSearchParams(location.search);
 const state = {
   tallies: new Map(), // "scope|metric" -> tally
-  past: new Map(), // "scope|metric" -> the value in the past year shown
-  pastYear: null, // the year state.past holds
-  yoy: new Map(), // "scope|metric" -> its value in state.yoySpan
-  yoySpan: null, // the days a year earlier state.yoy holds ("2025-01-01..2025-12-06")
   historyGen: null, // the stream's history_gen last seen
   stream: 0,
   seq: 0,
@@ -133,10 +129,7 @@ function showsLevel(t, column) {
 
 // The value of t in column: a live column of the stream, or a past year.
 function valueOf(t, column) {
-  if (isPastYear(column)) {
-    const v = state.past.get(t.scope + "|" + t.metric);
-    return state.pastYear === column.slice(1) ? v : undefined;
-  }
+  if (isPastYear(column)) return historyValue(pastReaders, t, column.slice(1));
   return t.values[showsLevel(t, column) ? "total" : column];
 }
 
@@ -152,8 +145,7 @@ function cellText(t, column) {
 // undefined while not known or in a column without 同比.
 function yoyValue(t) {
   const span = yoySpan(state.column);
-  if (!t || !span || state.yoySpan !== span) return undefined;
-  return state.yoy.get(t.scope + "|" + t.metric);
+  return t && span ? historyValue(yoyReaders, t, span) : undefined;
 }
 
 // 同比 of t (the county's or a township's) in the column shown, as
@@ -182,7 +174,7 @@ function yoyLine(t, key) {
   const el = document.createElement("div");
   el.className = "yoy";
   el.dataset.dir = String(y.dir);
-  el.title = "去年同期（" + state.yoySpan + "）：" + cellText({ kind: t.kind, values: { v: yoyValue(t) } }, "v");
+  el.title = "去年同期（" + yoySpan(state.column) + "）：" + cellText({ kind: t.kind, values: { v: yoyValue(t) } }, "v");
   show(el, key, y.text);
   return el;
 }
@@ -483,7 +475,7 @@ function drawChart(towns, key) {
     const legend = document.createElement("span");
     legend.className = "legend";
     legend.textContent = "去年同期";
-    legend.title = "去年同期（" + state.yoySpan + "）";
+    legend.title = "去年同期（" + yoySpan(state.column) + "）";
     title.append(legend);
   }
   const font = top.length > 16 ? 14 : 17;
@@ -572,15 +564,14 @@ function apply(msg) {
   state.seq = msg.seq;
   if (msg.type === "snapshot") {
     state.tallies.clear();
-    pastReader.stale = yoyReader.stale = true; // it may have missed notices meanwhile
+    for (const r of historyReaders) r.stale = true; // they may have missed notices meanwhile
   }
   if (msg.history_gen !== undefined) {
     if (state.historyGen !== null && msg.history_gen !== state.historyGen)
-      pastReader.stale = yoyReader.stale = true;
+      for (const r of historyReaders) r.stale = true;
     state.historyGen = msg.history_gen;
   }
-  if (pastReader.stale) pastReader.load();
-  if (yoyReader.stale) yoyReader.load();
+  for (const r of historyReaders) if (r.stale) r.load();
   if (msg.tallies) {
     for (const t of msg.tallies) state.tallies.set(t.scope + "|" + t.metric, t);
     if (msg.type === "update" && msg.tallies.length) state.lastChange = Date.now();
@@ -613,19 +604,21 @@ function connect() {
 }
 
 // A reading of tallyd's history for the column shown: want() names the
-// period or span wanted (null: none), prefix the series; keyOf(tally)
-// keys its value in the Map given to done(values, period).  Asked for at
+// period or span wanted (null: none), prefix the series; r.values holds
+// their values in r.period ("scope|metric" -> value).  Asked for at
 // once when want() changes, again when tallyd says closed periods
 // changed (stale), at most once every PAST_MIN_GAP_MS, and after a
-// failure every PAST_RETRY_MS (501, a tallyd without the request: every
-// unsupportedMs).
-function historyReader(want, prefix, keyOf, done, unsupportedMs) {
-  const r = { asked: null, at: 0, ok: false, stale: false, unsupported: false, timer: null };
+// failure every PAST_RETRY_MS; after a refusal that asking again will not
+// change (4xx: more series than one answer holds, say; 501: a tallyd
+// without the request) every UNSUPPORTED_RETRY_MS.
+function historyReader(want, prefix) {
+  const r = { asked: null, at: 0, ok: false, stale: false, unsupported: false, timer: null,
+              values: new Map(), period: null };
   r.load = async () => {
     const period = want();
     if (!period) return;
     const since = Date.now() - r.at;
-    const retry = r.unsupported ? unsupportedMs : PAST_RETRY_MS;
+    const retry = r.unsupported ? UNSUPPORTED_RETRY_MS : PAST_RETRY_MS;
     if (r.asked === period && !r.stale && (r.ok || since < retry)) return;
     if (since < PAST_MIN_GAP_MS) {
       if (!r.timer) r.timer = setTimeout(() => { r.timer = null; r.load(); }, PAST_MIN_GAP_MS - since);
@@ -638,12 +631,13 @@ function historyReader(want, prefix, keyOf, done, unsupportedMs) {
     try {
       const resp = await fetch("/api/v1/period?prefix=" + prefix + "&period=" + period,
                                { credentials: "same-origin" });
-      r.unsupported = resp.status === 501;
+      r.unsupported = resp.status === 501 || (resp.status >= 400 && resp.status < 500);
       if (!resp.ok) return;
       const doc = await resp.json();
       const values = new Map();
-      for (const t of doc.tallies || []) values.set(keyOf(t), t.values[period]);
-      done(values, period);
+      for (const t of doc.tallies || []) values.set(t.scope + "|" + t.metric, t.values[period]);
+      r.values = values;
+      r.period = period;
       r.ok = true;
       state.dirty = true;
     } catch (e) {
@@ -653,19 +647,29 @@ function historyReader(want, prefix, keyOf, done, unsupportedMs) {
   return r;
 }
 
+// The county's series and the townships' are read apart: one answer of
+// tallyd holds at most so many series (TOO_LARGE beyond), and a county of
+// many townships still gets its own figures when theirs are too many.
+const HISTORY_PARTS = ["u/county/", "u/town/"];
+
 // A past year's figures for every series.
-const pastReader = historyReader(
-  () => (isPastYear(state.column) ? state.column.slice(1) : null), "u/",
-  (t) => t.scope + "|" + t.metric,
-  (values, year) => { state.past = values; state.pastYear = year; }, PAST_RETRY_MS);
+const pastReaders = HISTORY_PARTS.map((prefix) => historyReader(
+  () => (isPastYear(state.column) ? state.column.slice(1) : null), prefix));
 
 // Every series' figures for the same days a year earlier as the column
-// shown (yoySpan), for the county's 同比 and the townships' in the chart;
-// a tallyd from before spans of days (SPAN_REQ) is asked again now and
+// shown (yoySpan), for the cards' 同比 and the townships' in the chart; a
+// tallyd from before spans of days (SPAN_REQ) is asked again now and
 // then, in case it is upgraded.
-const yoyReader = historyReader(
-  () => yoySpan(state.column), "u/", (t) => t.scope + "|" + t.metric,
-  (values, span) => { state.yoy = values; state.yoySpan = span; }, UNSUPPORTED_RETRY_MS);
+const yoyReaders = HISTORY_PARTS.map((prefix) => historyReader(() => yoySpan(state.column), prefix));
+
+const historyReaders = pastReaders.concat(yoyReaders);
+
+// t's value in period as readers (pastReaders or yoyReaders) last read
+// it, undefined while not read.
+function historyValue(readers, t, period) {
+  const r = readers[t.scope === "county" ? 0 : 1];
+  return r.period === period ? r.values.get(t.scope + "|" + t.metric) : undefined;
+}
 
 // Read f now and again: every okMs after it returned true, every RETRY_MS
 // after it returned false or failed.
@@ -716,8 +720,7 @@ function columnButton(column) {
   b.addEventListener("click", () => {
     state.column = b.dataset.column;
     localStorage.setItem("tally-web.column", state.column);
-    pastReader.load();
-    yoyReader.load();
+    for (const r of historyReaders) r.load();
     state.dirty = true;
   });
   return b;
@@ -737,8 +740,8 @@ function start() {
   const nav = document.getElementById("columns");
   for (const b of [...nav.querySelectorAll("button")]) b.replaceWith(columnButton(b.dataset.column));
   drawYearButtons(new Date().getFullYear());
-  setInterval(pastReader.load, 5000);
-  setInterval(yoyReader.load, 5000); // the days compared change at midnight
+  // (the days a 同比 compares change at midnight)
+  setInterval(() => { for (const r of historyReaders) r.load(); }, 5000);
   drawClock();
   setInterval(drawClock, 1000);
   setInterval(() => {
@@ -754,8 +757,7 @@ function start() {
   });
   keepReading(loadCatalog, CATALOG_EVERY_MS);
   keepReading(loadClock, CLOCK_EVERY_MS);
-  pastReader.load();
-  yoyReader.load();
+  for (const r of historyReaders) r.load();
   connect();
   requestAnimationFrame(frame);
 }
