@@ -145,6 +145,10 @@ void text_json_double(FILE *out, double v)
         return;
     }
     char buf[40];
+    if (v == floor(v) && fabs(v) < 1e15) { /* a whole number as one: -40, not -4e+01 */
+        fprintf(out, "%.0f", v);
+        return;
+    }
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, sizeof buf, "%.*g", prec, v);
         if (strtod(buf, NULL) == v)

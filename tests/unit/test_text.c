@@ -129,6 +129,31 @@ static void test_json_value(void **state)
     VALUE_IS(true, true, 3, 0, "{\"num\":3,\"den\":0,\"value\":0}");
 }
 
+static const char *json_double(char *buf, size_t cap, double v)
+{
+    FILE *f = fmemopen(buf, cap, "w");
+    assert_non_null(f);
+    text_json_double(f, v);
+    fclose(f);
+    return buf;
+}
+
+/* Numbers as JSON: the shortest that reads back the same, whole numbers
+ * without an exponent (a change of -40 percent is -40, not -4e+01). */
+static void test_json_double(void **state)
+{
+    (void)state;
+    char b[64];
+    assert_string_equal(json_double(b, sizeof b, -40.0), "-40");
+    assert_string_equal(json_double(b, sizeof b, 120.0), "120");
+    assert_string_equal(json_double(b, sizeof b, 0.0), "0");
+    assert_string_equal(json_double(b, sizeof b, 28.571428571428573), "28.571428571428573");
+    assert_string_equal(json_double(b, sizeof b, -8.3), "-8.3");
+    assert_string_equal(json_double(b, sizeof b, 1e20), "1e+20");
+    assert_string_equal(json_double(b, sizeof b, 0.5), "0.5");
+    assert_string_equal(json_double(b, sizeof b, 1.0 / 0.0), "null");
+}
+
 static void test_copy_and_format(void **state)
 {
     (void)state;
@@ -159,6 +184,7 @@ int main(void)
         cmocka_unit_test(test_printable_cut),
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_json_value),
+        cmocka_unit_test(test_json_double),
         cmocka_unit_test(test_copy_and_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
