@@ -367,6 +367,26 @@ void cli_json_value(const tally_value_t *v, int kind)
         text_json_value(stdout, v->present, kind == TALLY_KIND_RATIO, v->num, v->den);
 }
 
+void cli_json_change(int kind, int scale, const tally_value_t *a, const tally_value_t *b)
+{
+    if (a == NULL || b == NULL || !a->present || !b->present) {
+        fputs("null", stdout);
+        return;
+    }
+    char ta[64], tr[64];
+    double da = 0, dr = 0;
+    bool hr = false;
+    cli_change(kind, scale, a, b, ta, sizeof(ta), tr, sizeof(tr), &da, &dr, &hr);
+    fputs(kind == TALLY_KIND_RATIO ? "{\"points\":" : "{\"abs\":", stdout);
+    json_double(stdout, da);
+    fputs(",\"pct\":", stdout);
+    if (hr)
+        json_double(stdout, dr);
+    else
+        fputs("null", stdout);
+    fputc('}', stdout);
+}
+
 static void print_compare_json(const tally_tally_t *const *v, size_t n, const char *period,
                                const char *through, const cmp_set_t *sets, size_t nsets,
                                const tally_catalog_t *cat)
@@ -424,22 +444,7 @@ static void print_compare_json(const tally_tally_t *const *v, size_t n, const ch
                 fputc(',', stdout);
             json_string(stdout, sets[s].name);
             fputc(':', stdout);
-            if (a == NULL || b == NULL || !a->present || !b->present) {
-                fputs("null", stdout);
-                continue;
-            }
-            char ta[64], tr[64];
-            double da = 0, dr = 0;
-            bool hr = false;
-            cli_change(v[i]->kind, scale, a, b, ta, sizeof(ta), tr, sizeof(tr), &da, &dr, &hr);
-            fputs(v[i]->kind == TALLY_KIND_RATIO ? "{\"points\":" : "{\"abs\":", stdout);
-            json_double(stdout, da);
-            fputs(",\"pct\":", stdout);
-            if (hr)
-                json_double(stdout, dr);
-            else
-                fputs("null", stdout);
-            fputc('}', stdout);
+            cli_json_change(v[i]->kind, scale, a, b);
         }
         fputs("}}", stdout);
     }

@@ -91,6 +91,11 @@ void cli_change(int kind, int scale, const tally_value_t *a, const tally_value_t
  * {"num":..,"den":..,"value":..}). */
 void cli_json_value(const tally_value_t *v, int kind);
 
+/* The change from b to a as JSON on stdout: {"abs":..,"pct":..}
+ * ({"points":..,"pct":null} for a ratio; pct null when b is 0), or null
+ * when either is NULL or not present. */
+void cli_json_change(int kind, int scale, const tally_value_t *a, const tally_value_t *b);
+
 /* `tally history`. */
 int cli_history(int argc, char **argv, cli_global_t *g);
 extern const char cli_history_usage[];

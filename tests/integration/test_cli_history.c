@@ -692,6 +692,36 @@ static void test_to_date_and_spans(void **state)
     if (strstr(r.out, mark) == NULL || strstr(r.out, want) == NULL)
         fail_msg("history of this month: expected '%s' and '%s' in:\n%s", mark, want, r.out);
     cli_result_free(&r);
+    /* Its 同比 (history --compare): 3 against the same days a year
+     * earlier (5, not the 50 after them): -2, -40%. */
+    char pname[CALPERIOD_NAME_MAX];
+    calperiod_format(calperiod_prev(month), pname, sizeof pname);
+    const char *const cmp[] = {"history", "-m",      "disputes.resolved",
+                               "--town",  "gaoguan", "--by",
+                               "month",   "--from",  pname,
+                               "--to",    mname,     "--compare",
+                               "--json",  NULL};
+    doc = get_json(f, cmp);
+    const cj_t *pts = cj_get(&doc, "points"), *pt = pts && pts->n == 2 ? &pts->items[1] : NULL;
+    const cj_t *yv = pt ? cj_get(pt, "year_ago") : NULL, *ch = pt ? cj_get(pt, "change") : NULL;
+    if (pt == NULL || (v = cj_get(pt, "value")) == NULL || v->i != 3 || yv == NULL ||
+        (v = cj_get(yv, "period")) == NULL || v->type != CJ_STR || strcmp(v->s, ya) != 0 ||
+        (v = cj_get(yv, "value")) == NULL || v->i != 5 || ch == NULL ||
+        (v = cj_get(ch, "abs")) == NULL || v->i != -2 || (v = cj_get(ch, "pct")) == NULL ||
+        !v->is_int || v->i != -40)
+        fail_msg("history --by month --from %s --to %s --compare: expected %s 3 against %s 5, "
+                 "change -2 and -40 (whole numbers)",
+                 pname, mname, mname, ya);
+    cj_free(&doc);
+    const char *const csv[] = {
+        "history", "-m",  "disputes.resolved", "--town", "gaoguan", "--by", "month",
+        "--from",  mname, "--compare",         "--csv",  NULL};
+    r = run_expect(f, 0, csv);
+    snprintf(want, sizeof want,
+             "period,disputes.resolved,year_ago,change,change_pct\n%s,3,5,-2,-40.0%%\n", mname);
+    if (strcmp(r.out, want) != 0)
+        fail_msg("history --compare --csv: expected\n%s\ngot\n%s", want, r.out);
+    cli_result_free(&r);
     r = run_expect(f, 2, (const char *const[]){"get", "--period", "2024..2023-06", NULL});
     if (strstr(r.err, "2024 begins after 2023-06 ends") == NULL)
         fail_msg("backwards span:\n%s", r.err);
