@@ -307,7 +307,8 @@ try:
     chart = lambda: driver.execute_script(
         "const c = echarts.getInstanceByDom(document.getElementById('chart'));"
         "if (!c) return null;"
-        "const o = c.getOption(), names = o.yAxis[0].data, bars = o.series[0];"
+        "const o = c.getOption(), names = o.yAxis[0].data;"
+        "const bars = o.series.find(x => x.name === 'figures');"
         "const ticks = o.series.find(x => x.name === '去年同期');"
         "const i = names.indexOf('高观镇');"
         "return [ticks ? ticks.data.map(p => [names[p[1]], p[0]]) : null,"

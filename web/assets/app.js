@@ -491,20 +491,15 @@ function drawChart(towns, key) {
       axisLabel: { color: "#c9dcff", fontSize: top.length > 16 ? 14 : 17, interval: 0 },
       axisLine: { lineStyle: { color: "#1d4b8f" } },
     },
+    // Three layers: the bars, the ticks over them, and the figures over
+    // the ticks (on the panel's colour, so that a tick beyond a bar's end
+    // does not run through its figure), carried by bars drawn clear.
     series: [{
       type: "bar",
       data,
       barWidth: "62%",
       itemStyle: { color: "#3fd0ff", borderRadius: [0, 4, 4, 0] },
-      label: {
-        show: true, position: "right", color: "#e6f0ff", fontSize: font,
-        formatter: (p) => {
-          const text = ratio ? p.value + "%" : intFormat.format(p.value);
-          const y = yoys[p.dataIndex];
-          return y && y.dir ? text + " {yoy|" + y.text.replace("同比 ", "") + "}" : text;
-        },
-        rich: { yoy: { color: "#8fb1e3", fontSize: font - 2 } },
-      },
+      z: 1,
     }, {
       name: "去年同期",
       type: "scatter",
@@ -512,6 +507,25 @@ function drawChart(towns, key) {
       symbol: "rect",
       symbolSize: [4, Math.max(6, Math.round(slot * 0.85))],
       itemStyle: { color: "#ffd54a" },
+      z: 2,
+    }, {
+      name: "figures",
+      type: "bar",
+      data,
+      barWidth: "62%",
+      barGap: "-100%",
+      silent: true,
+      itemStyle: { color: "transparent" },
+      label: {
+        show: true, position: "right", color: "#e6f0ff", fontSize: font,
+        backgroundColor: "#0c2245", padding: [3, 3],
+        formatter: (p) => {
+          const text = ratio ? p.value + "%" : intFormat.format(p.value);
+          const y = yoys[p.dataIndex];
+          return y && y.dir ? text + " {yoy|" + y.text.replace("同比 ", "") + "}" : text;
+        },
+        rich: { yoy: { color: "#8fb1e3", fontSize: font - 2 } },
+      },
       z: 3,
     }],
   }, true);
