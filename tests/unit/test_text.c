@@ -180,12 +180,9 @@ static void test_copy_and_format(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_printable),
-        cmocka_unit_test(test_printable_cut),
-        cmocka_unit_test(test_json),
-        cmocka_unit_test(test_json_value),
-        cmocka_unit_test(test_json_double),
-        cmocka_unit_test(test_copy_and_format),
+        cmocka_unit_test(test_printable),   cmocka_unit_test(test_printable_cut),
+        cmocka_unit_test(test_json),        cmocka_unit_test(test_json_value),
+        cmocka_unit_test(test_json_double), cmocka_unit_test(test_copy_and_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
