@@ -342,9 +342,14 @@ try:
     push("--time", last + "-01-02", "disputes.resolved=1")
     driver.find_element(By.CSS_SELECTOR, '#columns button[data-column="y%s"]' % last).click()
     until(lambda: "4,322" in kpis(), "last year's 化解矛盾纠纷 (4,322) with too many series for one answer")
+    note = lambda: driver.find_element(By.ID, "note").text
+    until(lambda: note() == "各乡镇%s年数据超出单次查询上限，仅显示全县" % last,
+          "the note that the townships' %s is missing" % last)
     driver.find_element(By.CSS_SELECTOR, '#columns button[data-column="year"]').click()
     until(lambda: yoy().startswith("同比 ▼94.9%") and yoy().endswith("：4,322"),
           "本年's 同比 (▼94.9%, against 4,322) with too many series for one answer")
+    until(lambda: note() == "各乡镇同比数据超出单次查询上限，仅显示全县",
+          "the note that the townships' 同比 is missing")
     # A gauge is a level: 本年 shows 综治网格 as it stands (高观镇's 23),
     # marked 最新, not a dash.
     card = lambda: driver.execute_script(
@@ -353,6 +358,7 @@ try:
         "return c ? c.querySelector('.line').textContent : ''")
     until(lambda: card().startswith("23") and "最新" in card(), "综治网格 23 (最新) in 本年")
     driver.find_element(By.CSS_SELECTOR, '#columns button[data-column="total"]').click()
+    until(lambda: note() == "", "no note in 累计, which reads no history")
     until(lambda: "4,541" in kpis(), "化解矛盾纠纷 in total: 219 + 4,322 = 4,541")
     tallyd.terminate()
     tallyd.wait(20)

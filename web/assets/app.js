@@ -457,9 +457,10 @@ function drawChart(towns, key) {
   const top = towns.slice(0, CHART_MAX).reverse();
   const ratio = top.some((t) => get(t, key) && get(t, key).kind === "ratio");
   const scaled = (v) => (ratio ? +(v * 100).toFixed(1) : v);
+  // A township without a value in the column has no bar ("-"), not a 0.
   const data = top.map((t) => {
     const v = numeric(get(t, key), state.column);
-    return v === -Infinity ? 0 : scaled(v);
+    return v === -Infinity ? "-" : scaled(v);
   });
   // Each township's figure in the same days a year earlier, as a tick
   // across its bar (none at 0: a tick on every axis line of a township
@@ -548,6 +549,13 @@ function drawStatus() {
     : "";
   for (const b of document.querySelectorAll("#columns button"))
     b.classList.toggle("on", b.dataset.column === state.column);
+  // The townships' history refused as too large: say why their past
+  // figures or 同比 are missing.
+  const past = isPastYear(state.column);
+  const want = past ? state.column.slice(1) : yoySpan(state.column);
+  const towns = (past ? pastReaders : yoyReaders)[1];
+  document.getElementById("note").textContent = want && towns.refused === want
+    ? "各乡镇" + (past ? COLUMNS[state.column] : "同比") + "数据超出单次查询上限，仅显示全县" : "";
 }
 
 function drawClock() {
@@ -627,7 +635,7 @@ function connect() {
 // without the request) every UNSUPPORTED_RETRY_MS.
 function historyReader(want, prefix) {
   const r = { asked: null, at: 0, ok: false, stale: false, unsupported: false, timer: null,
-              values: new Map(), period: null };
+              values: new Map(), period: null, refused: null };
   r.load = async () => {
     const period = want();
     if (!period) return;
@@ -646,6 +654,8 @@ function historyReader(want, prefix) {
       const resp = await fetch("/api/v1/period?prefix=" + prefix + "&period=" + period,
                                { credentials: "same-origin" });
       r.unsupported = resp.status === 501 || (resp.status >= 400 && resp.status < 500);
+      // the period tallyd refused (400: more series than one answer holds)
+      r.refused = resp.status === 400 ? period : null;
       if (!resp.ok) return;
       const doc = await resp.json();
       const values = new Map();
