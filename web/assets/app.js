@@ -4,8 +4,9 @@
 // URL parameters: column=today|month|quarter|year|total or yYYYY (a past
 // year, from /api/v1/period; default: the last one chosen on this screen,
 // else total); metrics=a,b,c (the table's figures, default the first six
-// counters).  本月, 本季度 and 本年 show the county's 同比 against the same
-// days a year earlier, a past year against the year before.
+// counters).  本月, 本季度 and 本年 show 同比 against the same days a year
+// earlier (the county's on its cards, each township's in the chart), a
+// past year against the year before.
 "use strict";
 
 const COLUMNS = { today: "今日", month: "本月", quarter: "本季度", year: "本年", total: "累计" };
