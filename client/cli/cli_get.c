@@ -89,7 +89,7 @@ static char *closest_metric(cli_global_t *g, const tally_curve_t *curve, const c
                             int timeout_ms)
 {
     names_t nm = {.n = 0};
-    tally_request_t req = {.curve = curve, .timeout_ms = timeout_ms};
+    tally_request_t req = cli_request(curve, timeout_ms, NULL, 0);
     char *best = NULL;
     if (tally_get_req(g->server, &req, "u/county/", add_name, &nm, NULL, NULL) == 0) {
         const char *s = cli_suggest(metric, (const char *const *)nm.v, nm.n);
@@ -166,8 +166,7 @@ int cli_get(int argc, char **argv, cli_global_t *g)
     const tally_catalog_t *cat = NULL;
     uint64_t seq = 0, stream = 0;
     char err[600];
-    tally_request_t req = {
-        .curve = curve, .timeout_ms = o.timeout_ms, .errbuf = err, .errbuf_len = sizeof err};
+    tally_request_t req = cli_request(curve, o.timeout_ms, err, sizeof err);
     int rc = tally_get_req(g->server, &req, o.prefix, cli_render_rows_add, &rows, &seq, &stream);
     if (rc < 0) {
         status = cli_request_failed(g, "get", rc, &req, o.timeout_ms);

@@ -346,8 +346,7 @@ int cli_history(int argc, char **argv, cli_global_t *g)
         (status = cli_opts_resolve(&o, curve, 0)) != 0)
         return status;
     char err[600];
-    tally_request_t req = {
-        .curve = curve, .timeout_ms = o.timeout_ms, .errbuf = err, .errbuf_len = sizeof err};
+    tally_request_t req = cli_request(curve, o.timeout_ms, err, sizeof err);
     history_t h = {.metric = o.metric, .scope = o.town ? o.town : "", .by = by, .compare = compare};
     points_t *pts = &h.pts;
     int rc = tally_range_req(g->server, &req, h.metric, h.scope, by, from, to, on_point, pts);

@@ -215,10 +215,8 @@ int cli_opts_resolve(cli_opts_t *o, const tally_curve_t *curve, int patient_ms)
     if (!town && !metric)
         return 0;
     char err[600];
-    tally_request_t req = {.curve = curve,
-                           .timeout_ms = patient_ms > 0 ? patient_ms : o->timeout_ms,
-                           .errbuf = err,
-                           .errbuf_len = sizeof err};
+    tally_request_t req =
+        cli_request(curve, patient_ms > 0 ? patient_ms : o->timeout_ms, err, sizeof err);
     const tally_catalog_t *cat = NULL;
     int rc = cli_catalog(o->g, &req, &cat);
     if (rc == TALLY_ETYPE || (rc < 0 && patient_ms > 0))

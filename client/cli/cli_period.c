@@ -455,8 +455,7 @@ static int fetch(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *curv
                  const cli_span_t *period, cli_render_rows_t *rows, const char *arg)
 {
     char err[600];
-    tally_request_t req = {
-        .curve = curve, .timeout_ms = o->timeout_ms, .errbuf = err, .errbuf_len = sizeof err};
+    tally_request_t req = cli_request(curve, o->timeout_ms, err, sizeof err);
     int rc = cli_span_fetch(g->server, &req, o->prefix, period, cli_render_rows_add, rows);
     if (rc == TALLY_ETYPE && period->span) {
         fprintf(stderr,
@@ -490,8 +489,7 @@ int cli_get_period(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *cu
     char through[CALPERIOD_NAME_MAX] = ""; /* the daemon's today, when cur is open on it */
     if (status == CLI_OK && compare) {
         char err[600];
-        tally_request_t req = {
-            .curve = curve, .timeout_ms = o->timeout_ms, .errbuf = err, .errbuf_len = sizeof err};
+        tally_request_t req = cli_request(curve, o->timeout_ms, err, sizeof err);
         int32_t today = INT32_MIN;
         int rc = cli_daemon_today(g->server, &req, &today);
         if (rc < 0)

@@ -279,14 +279,24 @@ static int report_timeout(const cli_global_t *g, tally_client_t *c, const char *
 }
 
 /* tally_client_hello, looking at the connection meanwhile: a failed
- * security handshake will not get better by waiting. */
-static int hello(tally_client_t *c, int timeout_ms)
+ * security handshake will not get better by waiting, and connections
+ * refused for CLI_REFUSED_MS mean that no daemon listens there.  *hopeless
+ * says whether it ended for either reason. */
+static int hello(tally_client_t *c, int timeout_ms, bool *hopeless)
 {
-    int64_t end = cli_clock_ms(CLOCK_MONOTONIC) + timeout_ms;
+    int64_t now = cli_clock_ms(CLOCK_MONOTONIC), end = now + timeout_ms, refused_since = 0;
     for (;;) {
-        int64_t left = end - cli_clock_ms(CLOCK_MONOTONIC);
+        int64_t left = end - now;
         int rc = tally_client_hello(c, left < 100 ? (int)(left > 0 ? left : 0) : 100);
-        if (rc != TALLY_ETIMEDOUT || left <= 100 || cli_link_final(tally_client_link(c)))
+        int link = tally_client_link(c);
+        now = cli_clock_ms(CLOCK_MONOTONIC);
+        if (link != TALLY_LINK_NO_CONNECTION)
+            refused_since = 0;
+        else if (refused_since == 0)
+            refused_since = now;
+        *hopeless =
+            cli_link_final(link) || (refused_since != 0 && now - refused_since >= CLI_REFUSED_MS);
+        if (rc != TALLY_ETIMEDOUT || left <= 100 || *hopeless)
             return rc;
     }
 }
@@ -340,8 +350,8 @@ static int resolve_names(cli_global_t *g, const char **town, char *town_buf, siz
     int status = cli_curve(g, "push", &curve);
     if (status != 0)
         return status;
-    tally_request_t req = {
-        .curve = curve, .timeout_ms = timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS};
+    tally_request_t req =
+        cli_request(curve, timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS, NULL, 0);
     const tally_catalog_t *cat = NULL;
     if (cli_catalog(g, &req, &cat) < 0)
         return CLI_OK;
@@ -378,11 +388,8 @@ static int time_in_daemon_zone(cli_global_t *g, const char *text, int64_t *ms, i
     if (status != 0)
         return status;
     char why[256] = "";
-    tally_request_t req = {.curve = curve,
-                           .timeout_ms =
-                               timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS,
-                           .errbuf = why,
-                           .errbuf_len = sizeof why};
+    tally_request_t req = cli_request(
+        curve, timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS, why, sizeof why);
     tally_clock_t c;
     int rc = tally_clock_req(g->server, &req, &c);
     if (rc == 0) {
@@ -415,11 +422,11 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
     }
     int64_t start = cli_clock_ms(CLOCK_MONOTONIC);
     int rc = 0;
-    bool sent = false;
+    bool sent = false, hopeless = false;
     if (samples->n > 0 || tally_client_pending(c) > 0) {
         /* The daemon's limits and client_expiry_ms first: they decide how
          * the figures are split and under which client id they go. */
-        rc = hello(c, timeout_ms);
+        rc = hello(c, timeout_ms, &hopeless);
         sent = rc == 0;
     }
     p.first_seq = tally_client_next_seq(c);
@@ -428,7 +435,7 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
     } else if (rc == 0 || rc == TALLY_ETIMEDOUT) {
         status = add_samples(c, samples, time_ms);
         int64_t left = timeout_ms - (cli_clock_ms(CLOCK_MONOTONIC) - start);
-        if (!sent && cli_link_final(tally_client_link(c)))
+        if (!sent && hopeless)
             left = 0; /* spooled now; no answer can come through this connection */
         if (status == CLI_OK)
             rc = tally_client_flush(c, left > 0 ? (int)left : 0);

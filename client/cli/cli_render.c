@@ -334,8 +334,7 @@ const tally_catalog_t *cli_render_catalog(cli_global_t *g, const char *cmd,
     if (labels == 0 || (labels < 0 && !tty))
         return NULL;
     char err[600];
-    tally_request_t req = {
-        .curve = curve, .timeout_ms = timeout_ms, .errbuf = err, .errbuf_len = sizeof err};
+    tally_request_t req = cli_request(curve, timeout_ms, err, sizeof err);
     const tally_catalog_t *cat = NULL;
     int rc = cli_catalog(g, &req, &cat);
     if (rc < 0) {

@@ -167,8 +167,7 @@ int cli_report(int argc, char **argv, cli_global_t *g)
         return status;
 
     fetch_ctx_t f = {.g = g};
-    f.req = (tally_request_t){
-        .curve = curve, .timeout_ms = o.timeout_ms, .errbuf = f.err, .errbuf_len = sizeof f.err};
+    f.req = cli_request(curve, o.timeout_ms, f.err, sizeof f.err);
     const tally_catalog_t *cat = NULL;
     int rc = cli_catalog(g, &f.req, &cat);
     if (rc == TALLY_ETYPE) {

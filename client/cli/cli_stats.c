@@ -103,8 +103,7 @@ int cli_stats(int argc, char **argv, cli_global_t *g)
         return status;
     stats_t s = {0};
     char err[600];
-    tally_request_t req = {
-        .curve = curve, .timeout_ms = o.timeout_ms, .errbuf = err, .errbuf_len = sizeof err};
+    tally_request_t req = cli_request(curve, o.timeout_ms, err, sizeof err);
     int rc = tally_stats_req(g->server, &req, on_stat, &s);
     if (rc < 0) {
         status = cli_request_failed(g, "stats", rc, &req, o.timeout_ms);

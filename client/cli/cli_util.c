@@ -243,6 +243,15 @@ bool cli_link_final(int link)
            link == TALLY_LINK_KEY_REFUSED;
 }
 
+tally_request_t cli_request(const tally_curve_t *curve, int timeout_ms, char *err, size_t err_len)
+{
+    return (tally_request_t){.curve = curve,
+                             .timeout_ms = timeout_ms,
+                             .errbuf = err,
+                             .errbuf_len = err != NULL ? err_len : 0,
+                             .refused_ms = CLI_REFUSED_MS};
+}
+
 int cli_unanswered(const cli_global_t *g, const char *cmd, int link, int timeout_ms)
 {
     bool curve = g->server_key != NULL && g->server_key[0] != '\0';
@@ -250,9 +259,9 @@ int cli_unanswered(const cli_global_t *g, const char *cmd, int link, int timeout
     double secs = timeout_ms / 1000.0;
     switch (link) {
     case TALLY_LINK_NO_CONNECTION:
-        cli_error("no answer from tallyd at %s within %g s: nothing accepts connections there (is "
-                  "tallyd running, and is the address right?)",
-                  server, secs);
+        cli_error("cannot reach tallyd at %s: nothing accepts connections there (is tallyd "
+                  "running, and is the address right?)",
+                  server);
         break;
     case TALLY_LINK_UP:
         cli_error("no answer from tallyd at %s within %g s: connected, but it did not answer (is "

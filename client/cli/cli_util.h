@@ -25,6 +25,11 @@ enum cli_exit {
 
 #define CLI_DEFAULT_TIMEOUT_MS 10000
 
+/* How long a command waits while every attempt to connect is refused
+ * (nothing listens at the address) before it says so, rather than
+ * waiting out --timeout. */
+#define CLI_REFUSED_MS 1000
+
 /* Settings given before the subcommand or through the environment. */
 typedef struct cli_global {
     char server[TALLY_ENDPOINT_MAX]; /* normalized */
@@ -103,6 +108,11 @@ int cli_prefix(const char *cmd, const char *metric, const char *town, int all, c
 /* True for what the connection shows when no answer can come through
  * it: a failed security handshake (enum tally_link). */
 bool cli_link_final(int link);
+
+/* The options of a one-shot request of a command: curve (NULL:
+ * plaintext), timeout_ms, and err (may be NULL) of err_len bytes for why
+ * it failed; it gives up after CLI_REFUSED_MS of refused connections. */
+tally_request_t cli_request(const tally_curve_t *curve, int timeout_ms, char *err, size_t err_len);
 
 /* Print, for command cmd, that tallyd at g->server gave no answer within
  * timeout_ms, and why as far as link (enum tally_link: what the

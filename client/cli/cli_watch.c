@@ -69,6 +69,8 @@ typedef struct watch {
     bool ever_synced;
     bool dirty;
     int64_t last_change_ms; /* wall clock of the last change, 0 = none */
+    int64_t refused_since;  /* since when connections are refused; 0: they are not */
+    bool refused;           /* for CLI_REFUSED_MS or more: said on the status line */
 } watch_t;
 
 static void on_reset(void *ctx)
@@ -121,6 +123,7 @@ static void draw(watch_t *w)
         strftime(when, sizeof when, "%H:%M:%S", &tm);
     }
     const char *state = tally_sub_synced(w->sub) ? "synced"
+                        : w->refused             ? "nothing accepts connections there: waiting"
                         : w->ever_synced         ? "resyncing"
                                                  : "connecting";
     /* Cursor home and clear, then everything in one write, to limit
@@ -153,6 +156,27 @@ static int hopeless(watch_t *w, int64_t start)
     return CLI_CONTINUE;
 }
 
+/* Follow whether connections are refused: a watch waits for a daemon
+ * that is down (the command center's screen comes back by itself), but
+ * says so, on the status line or once on standard error. */
+static void follow_refusals(watch_t *w, bool table)
+{
+    int64_t now = cli_clock_ms(CLOCK_MONOTONIC);
+    bool was = w->refused;
+    if (tally_sub_link(w->sub) != TALLY_LINK_NO_CONNECTION)
+        w->refused_since = 0;
+    else if (w->refused_since == 0)
+        w->refused_since = now;
+    w->refused = w->refused_since != 0 && now - w->refused_since >= CLI_REFUSED_MS;
+    if (w->refused != was)
+        w->dirty = true;
+    if (w->refused && !was && !table)
+        fprintf(stderr,
+                "tally watch: nothing accepts connections at %s (is tallyd running, and is the "
+                "address right?); waiting for it\n",
+                w->server);
+}
+
 static int run(watch_t *w, int duration_ms, bool table)
 {
     int64_t start = cli_clock_ms(CLOCK_MONOTONIC);
@@ -182,6 +206,7 @@ static int run(watch_t *w, int duration_ms, bool table)
         int status = hopeless(w, start);
         if (status != CLI_CONTINUE)
             return status;
+        follow_refusals(w, table);
         int64_t now = cli_clock_ms(CLOCK_MONOTONIC);
         bool synced = tally_sub_synced(w->sub);
         if (table && (w->dirty || synced != last_synced || now - last_draw >= 1000)) {

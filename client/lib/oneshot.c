@@ -24,7 +24,9 @@ typedef struct oneshot {
     monitor_t mon;
     bool early; /* end the wait when the handshake fails */
     int64_t deadline;
-    zmq_msg_t cur; /* the last reply: o->msg's string views point into it */
+    int refused_ms;        /* the request's refused_ms: 0, wait until the deadline */
+    int64_t refused_since; /* when nothing began accepting connections; 0: it does */
+    zmq_msg_t cur;         /* the last reply: o->msg's string views point into it */
     proto_msg_t msg;
 } oneshot_t;
 
@@ -62,6 +64,7 @@ static int oneshot_open(const char *server, tally_request_t *req, bool early, on
     o->mon.link = TALLY_LINK_UNKNOWN;
     o->early = early;
     o->deadline = util_mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT);
+    o->refused_ms = req->refused_ms > 0 ? req->refused_ms : 0;
     o->zctx = zmq_ctx_new();
     o->dealer = o->zctx ? zmq_socket(o->zctx, ZMQ_DEALER) : NULL;
     int zero = 0;
@@ -95,6 +98,35 @@ static bool handshake_failed(int link)
            link == TALLY_LINK_KEY_REFUSED;
 }
 
+/* Whether to stop waiting, from what the connection shows now: 0 (wait
+ * on), TALLY_ECLOSED (the handshake failed) or TALLY_ETIMEDOUT (nothing
+ * has accepted a connection for refused_ms).  ZeroMQ retries a refused
+ * connection every 100 ms, each retry an event on the monitor, so a
+ * poll that watches the monitor comes back here at that pace. */
+static int hopeless(oneshot_t *o)
+{
+    int link = monitor_poll(&o->mon);
+    if (handshake_failed(link) && o->early)
+        return TALLY_ECLOSED;
+    if (o->refused_ms == 0)
+        return 0;
+    if (link != TALLY_LINK_NO_CONNECTION) {
+        o->refused_since = 0;
+        return 0;
+    }
+    int64_t now = util_mono_ms();
+    if (o->refused_since == 0)
+        o->refused_since = now;
+    return now - o->refused_since >= o->refused_ms ? TALLY_ETIMEDOUT : 0;
+}
+
+/* How long a poll may wait: until the deadline, but no more than 100 ms
+ * while refusals are being timed. */
+static long poll_wait(const oneshot_t *o, int64_t left)
+{
+    return o->refused_ms > 0 && left > 100 ? 100 : (long)left;
+}
+
 static int oneshot_send(oneshot_t *o, const proto_msg_t *m)
 {
     msgpack_sbuffer sb;
@@ -104,7 +136,7 @@ static int oneshot_send(oneshot_t *o, const proto_msg_t *m)
      * connection is up, so a daemon started a moment later still answers.
      * Between a connection that failed (a refused handshake) and the next
      * attempt the socket has no pipe and refuses at once: wait for room
-     * then, until the deadline or a failed handshake says it is hopeless. */
+     * then, until the deadline or the connection says it is hopeless. */
     while (rc == 0 && zmq_send(o->dealer, sb.data, sb.size, ZMQ_DONTWAIT) < 0) {
         if (errno != EAGAIN && errno != EINTR) {
             rc = TALLY_ESYS;
@@ -115,10 +147,8 @@ static int oneshot_send(oneshot_t *o, const proto_msg_t *m)
             rc = TALLY_ETIMEDOUT;
             break;
         }
-        if (handshake_failed(monitor_poll(&o->mon)) && o->early) {
-            rc = TALLY_ECLOSED;
+        if ((rc = hopeless(o)) != 0)
             break;
-        }
         zmq_pollitem_t items[2] = {{.socket = o->dealer, .events = ZMQ_POLLOUT},
                                    {.socket = o->mon.pair, .events = ZMQ_POLLIN}};
         if (zmq_poll(items, o->mon.pair != NULL ? 2 : 1, left < 100 ? (long)left : 100) < 0 &&
@@ -151,10 +181,11 @@ static int recv_one(oneshot_t *o)
             return TALLY_ESYS;
         zmq_pollitem_t items[2] = {{.socket = o->dealer, .events = ZMQ_POLLIN},
                                    {.socket = o->mon.pair, .events = ZMQ_POLLIN}};
-        if (zmq_poll(items, o->mon.pair != NULL ? 2 : 1, (long)left) < 0 && errno != EINTR)
+        if (zmq_poll(items, o->mon.pair != NULL ? 2 : 1, poll_wait(o, left)) < 0 && errno != EINTR)
             return TALLY_ESYS;
-        if (handshake_failed(monitor_poll(&o->mon)) && o->early)
-            return TALLY_ECLOSED;
+        int why = hopeless(o);
+        if (why != 0)
+            return why;
     }
     bool more = zmq_msg_more(&o->cur);
     int rc = TALLY_EAGAIN;
@@ -191,9 +222,13 @@ static int wire_error(const proto_msg_t *m, tally_request_t *req)
 }
 
 /* Why a request ended without its answer, for the caller's errbuf. */
-static void failed(tally_request_t *req, int rc)
+static void failed(oneshot_t *o, tally_request_t *req, int rc)
 {
-    if (rc == TALLY_ETIMEDOUT)
+    if (rc == TALLY_ETIMEDOUT && o->refused_since != 0 &&
+        util_mono_ms() - o->refused_since >= o->refused_ms)
+        text_format(req->errbuf, req->errbuf_len,
+                    "nothing accepts connections there (refused for %d ms)", o->refused_ms);
+    else if (rc == TALLY_ETIMEDOUT)
         text_format(req->errbuf, req->errbuf_len, "no answer in time");
     else if (rc == TALLY_ECLOSED)
         text_format(req->errbuf, req->errbuf_len, "the connection's security handshake failed");
@@ -337,7 +372,7 @@ static int get(const char *server, tally_request_t *req, bool early, const char 
         }
     }
     if (rc < 0 && !tally_err_is_wire(rc))
-        failed(req, rc);
+        failed(o, req, rc);
     kept_free(&it);
     oneshot_close(o, req);
     return rc;
@@ -366,7 +401,7 @@ static int ask_one(const char *server, tally_request_t *req, bool early, proto_m
             rc = wire_error(m, req);
     }
     if (rc < 0 && !tally_err_is_wire(rc))
-        failed(req, rc);
+        failed(o, req, rc);
     oneshot_close(o, req);
     return rc;
 }
@@ -488,7 +523,7 @@ static int catalog_req(const char *server, tally_request_t *req, tally_catalog_t
         }
     }
     if (rc < 0 && !tally_err_is_wire(rc))
-        failed(req, rc);
+        failed(o, req, rc);
     if (rc < 0)
         tally_catalog_destroy(&cat);
     *out = cat;
@@ -575,7 +610,7 @@ static int period(const char *server, tally_request_t *req, const char *prefix,
     kept_free(&kept);
     free(at);
     if (rc < 0 && !tally_err_is_wire(rc))
-        failed(req, rc);
+        failed(o, req, rc);
     oneshot_close(o, req);
     return rc;
 }
@@ -654,7 +689,7 @@ static int range(const char *server, tally_request_t *req, const char *metric, c
             cb(ctx, kind, &pts[i].v);
     free(pts);
     if (rc < 0 && !tally_err_is_wire(rc))
-        failed(req, rc);
+        failed(o, req, rc);
     oneshot_close(o, req);
     return rc;
 }

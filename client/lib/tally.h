@@ -614,6 +614,13 @@ typedef struct tally_request {
     char *errbuf;
     size_t errbuf_len;
     int link; /* out: what the connection showed (enum tally_link) */
+    /* Optional: > 0 ends the wait early, with TALLY_ETIMEDOUT and link
+     * TALLY_LINK_NO_CONNECTION, once nothing has accepted a connection at
+     * the address for this many milliseconds (a refused connection: no
+     * daemon listens there; a host that does not answer at all is waited
+     * for until timeout_ms).  0 waits the whole timeout_ms, for a daemon
+     * that may yet start. */
+    int refused_ms;
 } tally_request_t;
 
 /* tally_get() and tally_stats() with the options of req (NULL: as

@@ -2,6 +2,7 @@
  * fake daemon (ROUTER + XPUB served from a thread of this process) and its
  * exit status, standard output and standard error are checked. */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <setjmp.h>
@@ -418,7 +419,7 @@ static void test_push_timeout_without_spool(void **state)
     assert_int_equal(f->status, 3);
     char want[512];
     snprintf(want, sizeof want,
-             "tally: no answer from tallyd at %s within 0.3 s: nothing accepts connections there "
+             "tally: cannot reach tallyd at %s: nothing accepts connections there "
              "(is tallyd running, and is the address right?)\n"
              "tally: nothing was sent\n",
              f->req_ep);
@@ -596,12 +597,62 @@ static void test_get_unreachable(void **state)
     fake_t *f = *state;
     RUN(f, f->server_arg, "get", "--timeout", "0.2");
     assert_int_equal(f->status, 3);
-    assert_non_null(strstr(f->err, "no answer from tallyd"));
+    assert_non_null(strstr(f->err, "cannot reach tallyd"));
     assert_non_null(strstr(f->err, "nothing accepts connections there"));
     RUN(f, f->server_arg, "watch", "--duration", "0.3");
     assert_int_equal(f->status, 3);
-    assert_non_null(strstr(f->err, "no answer from tallyd"));
+    assert_non_null(strstr(f->err, "cannot reach tallyd"));
     assert_non_null(strstr(f->err, "nothing accepts connections there"));
+}
+
+static int64_t elapsed_ms(const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)(now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+/* Nothing listens at the address: the one-shot commands and push give up
+ * once the connection has been refused for a second, not at their
+ * --timeout (a minute here), and say why; push keeps the figures in its
+ * spool.  A watch waits on, saying once on standard error that nothing
+ * accepts connections. */
+static void test_refused_ends_early(void **state)
+{
+    fake_t *f = *state;
+    char spool[128];
+    snprintf(spool, sizeof spool, "%s/spool", f->dir);
+    static const char *const cmds[][10] = {
+        {"get", "--timeout", "60"},
+        {"stats", "--timeout", "60"},
+        {"get", "--period", "2026", "--timeout", "60"},
+        {"push", "--town", "gaoguan", "--timeout", "60", "patrols=45"},
+        {"push", "--town", "gaoguan", "--spool", "SPOOL", "--timeout", "60", "patrols=45"},
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        const char *argv[12] = {f->server_arg};
+        for (size_t j = 0; cmds[i][j] != NULL; j++)
+            argv[j + 1] = strcmp(cmds[i][j], "SPOOL") == 0 ? spool : cmds[i][j];
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        run_in(f, NULL, argv);
+        int64_t ms = elapsed_ms(&t0);
+        assert_int_equal(f->status, 3);
+        if (strstr(f->err, "cannot reach tallyd") == NULL ||
+            strstr(f->err, "nothing accepts connections there") == NULL)
+            fail_msg("%s %s: %s", argv[1], argv[2], f->err);
+        /* A second of refusals; waiting out --timeout would take 60 s. */
+        if (ms < 900 || ms > 30000)
+            fail_msg("%s %s took %" PRId64 " ms", argv[1], argv[2], ms);
+    }
+    assert_non_null(strstr(f->err, "1 submission (1 sample) kept in"));
+    RUN(f, f->server_arg, "watch", "--json", "--duration", "2.5");
+    assert_int_equal(f->status, 3);
+    const char *note = strstr(f->err, "tally watch: nothing accepts connections at ");
+    assert_non_null(note);
+    assert_null(strstr(note + 1, "tally watch: nothing accepts connections at "));
+    assert_non_null(strstr(note, "waiting for it\n"));
+    assert_non_null(strstr(f->err, "cannot reach tallyd"));
 }
 
 /* A filter that selects nothing names what has no tallies, with the
@@ -722,6 +773,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_help_and_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_unreachable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_ends_early, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forbidden, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch_json, setup, teardown),

@@ -727,6 +727,28 @@ static void test_get_and_stats(void **state)
     assert_true(mono_ms() - t >= 190);
     assert_int_equal(tally_stats(srv.ep, 100, got_stat, &g), TALLY_ETIMEDOUT);
     assert_int_equal(g.n, 0);
+    /* Connections refused, with refused_ms: the wait ends after it, long
+     * before timeout_ms, and says that nothing listens; without it, the
+     * whole timeout_ms is waited for a daemon that may yet start. */
+    req = (tally_request_t){
+        .timeout_ms = 60000, .errbuf = err, .errbuf_len = sizeof err, .refused_ms = 300};
+    t = mono_ms();
+    assert_int_equal(tally_get_req(srv.ep, &req, "", got_tally, &g, NULL, NULL), TALLY_ETIMEDOUT);
+    int64_t waited = mono_ms() - t;
+    assert_true(waited >= 300 && waited < 30000);
+    assert_int_equal(req.link, TALLY_LINK_NO_CONNECTION);
+    assert_string_equal(err, "nothing accepts connections there (refused for 300 ms)");
+    t = mono_ms();
+    assert_int_equal(tally_period_req(srv.ep, &req, "", "2025", got_tally, &g), TALLY_ETIMEDOUT);
+    assert_true(mono_ms() - t < 30000);
+    assert_int_equal(req.link, TALLY_LINK_NO_CONNECTION);
+    req.refused_ms = 0;
+    req.timeout_ms = 400;
+    t = mono_ms();
+    assert_int_equal(tally_stats_req(srv.ep, &req, got_stat, &g), TALLY_ETIMEDOUT);
+    assert_true(mono_ms() - t >= 390);
+    assert_string_equal(err, "no answer in time");
+    assert_int_equal(g.n, 0);
 }
 
 int main(void)
