@@ -360,7 +360,9 @@ int report_write_csv(const report_t *r, FILE *out)
         fputs(r->nscopes == 1 ? ",year_ago,change,change_pct"
                               : ",county_year_ago,county_change,county_change_pct",
               out);
-    fputs("\r\n", out);
+    /* A CSV row is read without the title: each says which period it
+     * holds, and through which day when the period is not over. */
+    fputs(",period,through\r\n", out);
     for (size_t i = 0; i < r->nrows; i++) {
         const report_row_t *row = &r->rows[i];
         char v[64];
@@ -382,6 +384,10 @@ int report_write_csv(const report_t *r, FILE *out)
             report_change(row, &row->cur[cs], &row->prev[cs], a, sizeof(a), rel, sizeof(rel));
             fprintf(out, ",%s,%s,%s", v, a, rel);
         }
+        fputc(',', out);
+        csv_field(out, r->period);
+        fputc(',', out);
+        csv_field(out, r->through);
         fputs("\r\n", out);
     }
     return ferror(out) ? TALLY_EIO : 0;

@@ -670,6 +670,17 @@ static void test_to_date_and_spans(void **state)
         fail_msg("report --period %s --compare: expected '%s' and '%s' in:\n%s", year, want, yago,
                  r.out);
     cli_result_free(&r);
+    /* Its CSV says so on every row: period and through, last. */
+    r = run_expect(f, 0,
+                   (const char *const[]){"report", "--period", year, "--town", "gaoguan",
+                                         "--format", "csv", NULL});
+    snprintf(want, sizeof want, ",%s,%s\r\n", year, today_name);
+    if (strncmp(r.out, "metric,kind,unit,label,value,period,through\r\n", 45) != 0 ||
+        strstr(r.out, "\ndisputes.resolved,") == NULL ||
+        strstr(strstr(r.out, "\ndisputes.resolved,"), want) == NULL)
+        fail_msg("report --period %s --format csv: expected rows ending '%s' in:\n%s", year, want,
+                 r.out);
+    cli_result_free(&r);
 
     /* A span: the same days of last year, whatever their periods. */
     char span[64];

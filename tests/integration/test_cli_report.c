@@ -153,7 +153,7 @@ static void test_gaoguan_2023(void **state)
     int lines = 0;
     for (char *l = strtok_r(seed, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
         char want[512];
-        snprintf(want, sizeof want, "\n%s\n", l);
+        snprintf(want, sizeof want, "\n%s,2023,\n", l); /* period 2023, over: no through */
         if (lines++ == 0) {
             assert_int_equal(strncmp(r.out, l, strlen(l)), 0); /* the same header */
             continue;
@@ -179,9 +179,11 @@ static void test_gaoguan_2023(void **state)
         snprintf(prefix, sizeof prefix, "%s,ratio,%%,%s,", id, label);
         if (!line_with(r.out, prefix, line, sizeof line))
             fail_msg("no line '%s...' in:\n%s", prefix, r.out);
-        double want = atof(value), got = atof(line + strlen(prefix));
-        if (fabs(want - got) > 0.05 || line[strlen(line) - 1] != '%')
-            fail_msg("%s: %s, expected %s", id, line + strlen(prefix), value);
+        const char *field = line + strlen(prefix); /* then ,period,through */
+        size_t flen = strcspn(field, ",");
+        double want = atof(value), got = atof(field);
+        if (fabs(want - got) > 0.05 || flen == 0 || field[flen - 1] != '%')
+            fail_msg("%s: %s, expected %s", id, field, value);
         nratios++;
     }
     free(ratios);
@@ -245,13 +247,13 @@ static void test_all_compare_md(void **state)
     cli_result_t r = run_expect(
         f, 0, (const char *const[]){"report", "--period", "2023", "--all", "-f", "csv", NULL});
     strip_cr(r.out);
-    if (strstr(r.out, ",高观镇,") == NULL || strstr(r.out, ",全县\n") == NULL)
+    if (strstr(r.out, ",高观镇,") == NULL || strstr(r.out, ",全县,period,through\n") == NULL)
         fail_msg("--all: no 高观镇 and 全县 columns:\n%.400s", r.out);
     char line[1024];
     assert_true(line_with(r.out, "disputes.resolved,", line, sizeof line));
     /* 高观镇's column and the county's, last, hold 216; the others 0. */
     size_t len = strlen(line);
-    assert_true(len > 4 && strcmp(line + len - 4, ",216") == 0);
+    assert_true(len > 10 && strcmp(line + len - 10, ",216,2023,") == 0);
     assert_non_null(strstr(line, ",216,"));
     cli_result_free(&r);
 
@@ -259,10 +261,10 @@ static void test_all_compare_md(void **state)
                    (const char *const[]){"report", "--period", "2023", "--town", "gaoguan",
                                          "--compare", "-f", "csv", NULL});
     strip_cr(r.out);
-    assert_int_equal(
-        strncmp(r.out, "metric,kind,unit,label,value,year_ago,change,change_pct\n", 56), 0);
+    const char *head = "metric,kind,unit,label,value,year_ago,change,change_pct,period,through\n";
+    assert_int_equal(strncmp(r.out, head, strlen(head)), 0);
     assert_true(line_with(r.out, "disputes.resolved,", line, sizeof line));
-    assert_string_equal(line, "disputes.resolved,counter,件,化解矛盾纠纷,216,0,+216,");
+    assert_string_equal(line, "disputes.resolved,counter,件,化解矛盾纠纷,216,0,+216,,2023,");
     cli_result_free(&r);
 
     /* --all --compare: the county's year before and change after its
@@ -271,9 +273,10 @@ static void test_all_compare_md(void **state)
                    (const char *const[]){"report", "--period", "2023", "--all", "--compare", "-f",
                                          "csv", NULL});
     strip_cr(r.out);
-    if (strstr(r.out, ",全县,county_year_ago,county_change,county_change_pct\n") == NULL ||
+    if (strstr(r.out, ",全县,county_year_ago,county_change,county_change_pct,period,through\n") ==
+            NULL ||
         !line_with(r.out, "disputes.resolved,", line, sizeof line) ||
-        strcmp(line + strlen(line) - strlen(",216,0,+216,"), ",216,0,+216,") != 0)
+        strcmp(line + strlen(line) - strlen(",216,0,+216,,2023,"), ",216,0,+216,,2023,") != 0)
         fail_msg("--all --compare:\n%.600s", r.out);
     cli_result_free(&r);
     r = run_expect(f, 0,

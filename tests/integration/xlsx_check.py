@@ -36,6 +36,12 @@ def main():
     ws = wb.active
     with open(sys.argv[2], newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
+    # The CSV's last two columns, period and through, say on each row what
+    # the workbook's title and note say once.
+    if rows[0][-2:] != ["period", "through"]:
+        fail("the CSV's last columns are %r, expected period and through" % rows[0][-2:])
+    through = rows[1][-1]
+    rows = [r[:-2] for r in rows]
     head = rows[0]
     title = ws.cell(1, 1).value
     if not title or not isinstance(title, str):
@@ -44,6 +50,11 @@ def main():
     hrow = next((y for y in range(2, 6) if ws.cell(y, 1).value == "指标"), 0)
     if not hrow:
         fail("no header row (指标) in rows 2 to 5")
+    notes = [ws.cell(y, 1).value for y in range(2, hrow)]
+    if through and "数据截至 " + through not in notes:
+        fail("the CSV runs through %s, the workbook's notes say %r" % (through, notes))
+    if not through and any(n and n.startswith("数据截至") for n in notes):
+        fail("the CSV's period is over, the workbook's notes say %r" % notes)
     if ws.freeze_panes != "B%d" % (hrow + 1):
         fail("panes frozen at %s, expected below the header row %d" % (ws.freeze_panes, hrow))
     ps = ws.page_setup
