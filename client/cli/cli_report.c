@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "atomic_file.h"
 #include "cli.h"
@@ -72,14 +74,68 @@ static const char *ext_format(const char *path)
     return NULL;
 }
 
-/* Write the text form to path atomically (or to standard output). */
-static int write_text(const report_t *r, bool csv, const char *path)
+/* path's directory into dir ("" for the current one); its file name. */
+static const char *split_path(const char *path, char *dir, size_t cap)
 {
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, cap, "%.*s", slash ? (int)(slash - path) : 0, path);
+    if (slash == path)
+        snprintf(dir, cap, "/");
+    return slash ? slash + 1 : path;
+}
+
+/* Whether -o path can be written, before the daemon is asked: a name
+ * that is a directory, or a directory that is missing or closed to us,
+ * is said at once.  CLI_OK or CLI_REJECTED (said). */
+static int check_output(const char *path)
+{
+    char dir[4096];
+    const char *name = split_path(path, dir, sizeof(dir));
+    const char *why = NULL;
+    char buf[4200];
+    struct stat st;
+    if (name[0] == '\0' || (stat(path, &st) == 0 && S_ISDIR(st.st_mode))) {
+        why = " is a directory: give a file name in it";
+    } else if (stat(dir[0] ? dir : ".", &st) != 0) {
+        snprintf(buf, sizeof(buf), ": its directory '%s' %s", dir,
+                 errno == ENOENT ? "does not exist" : strerror(errno));
+        why = buf;
+    } else if (!S_ISDIR(st.st_mode)) {
+        snprintf(buf, sizeof(buf), ": '%s' is not a directory", dir);
+        why = buf;
+    } else if (access(dir[0] ? dir : ".", W_OK | X_OK) != 0) {
+        snprintf(buf, sizeof(buf), ": cannot write in its directory '%s': %s", dir[0] ? dir : ".",
+                 strerror(errno));
+        why = buf;
+    }
+    if (why == NULL)
+        return CLI_OK;
+    fprintf(stderr, "tally report: -o '%s'%s\n", path, why);
+    return CLI_REJECTED;
+}
+
+/* Write r in format to out: 0, or TALLY_EIO with a sentence in err. */
+static int write_form(const report_t *r, const char *format, FILE *out, char *err, size_t cap)
+{
+    if (strcmp(format, "xlsx") == 0)
+        return report_write_xlsx(r, out, err, cap);
+    int rc = strcmp(format, "csv") == 0 ? report_write_csv(r, out) : report_write_md(r, out);
+    if (rc == 0 && fflush(out) != 0)
+        rc = TALLY_EIO;
+    if (rc != 0)
+        snprintf(err, cap, "%s", strerror(errno));
+    return rc;
+}
+
+/* Write the report to path atomically (or to standard output), in every
+ * format the same way, so that a bad -o gets one kind of message. */
+static int write_report(const report_t *r, const char *format, const char *path)
+{
+    char why[600];
     if (path == NULL) {
-        int rc = csv ? report_write_csv(r, stdout) : report_write_md(r, stdout);
-        if (rc == 0 && fflush(stdout) == 0)
+        if (write_form(r, format, stdout, why, sizeof(why)) == 0)
             return CLI_OK;
-        cli_error("cannot write the report to standard output: %s", strerror(errno));
+        cli_error("cannot write the report to standard output: %s", why);
         return CLI_REJECTED;
     }
     char *buf = NULL;
@@ -89,19 +145,18 @@ static int write_text(const report_t *r, bool csv, const char *path)
         cli_error("out of memory");
         return CLI_INTERNAL;
     }
-    int rc = csv ? report_write_csv(r, m) : report_write_md(r, m);
-    fclose(m);
+    int rc = write_form(r, format, m, why, sizeof(why));
+    if (fclose(m) != 0 && rc == 0) {
+        rc = TALLY_ENOMEM;
+        snprintf(why, sizeof(why), "out of memory");
+    }
     if (rc != 0) {
         free(buf);
-        cli_error("out of memory");
+        fprintf(stderr, "tally report: %s\n", why);
         return CLI_INTERNAL;
     }
     char dir[4096], err[512];
-    const char *slash = strrchr(path, '/');
-    const char *name = slash ? slash + 1 : path;
-    snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 0, path);
-    if (slash == path)
-        snprintf(dir, sizeof(dir), "/");
+    const char *name = split_path(path, dir, sizeof(dir));
     atomic_file_opts_t o = {.mode = 0644};
     rc = atomic_file_write(-1, dir[0] ? dir : NULL, name, buf, len, &o, err, sizeof(err));
     free(buf);
@@ -161,6 +216,8 @@ int cli_report(int argc, char **argv, cli_global_t *g)
         return cli_usage_error("report", "--format xlsx needs -o FILE (a workbook is a file)");
     if (out != NULL && out[0] == '\0')
         return cli_usage_error("report", "-o needs a file name");
+    if (out != NULL && (status = check_output(out)) != CLI_OK)
+        return status;
     const tally_curve_t *curve;
     if ((status = cli_curve(g, "report", &curve)) != 0 ||
         (status = cli_opts_resolve(&o, curve, 0)) != 0)
@@ -251,14 +308,7 @@ int cli_report(int argc, char **argv, cli_global_t *g)
     if (!r.any_data)
         fprintf(stderr, "tally report: no figures were reported for %s; the report shows zeros\n",
                 r.period);
-    if (strcmp(format, "xlsx") == 0) {
-        char err[600];
-        status = report_write_xlsx(&r, out, err, sizeof(err)) == 0 ? CLI_OK : CLI_REJECTED;
-        if (status != CLI_OK)
-            fprintf(stderr, "tally report: -o: %s\n", err);
-    } else {
-        status = write_text(&r, strcmp(format, "csv") == 0, out);
-    }
+    status = write_report(&r, format, out);
     report_free(&r);
     return status;
 }

@@ -91,8 +91,10 @@ double report_number(const report_row_t *row, const report_cell_t *c);
 int report_write_md(const report_t *r, FILE *out);
 int report_write_csv(const report_t *r, FILE *out);
 
-/* Write r as an Excel workbook to path (report_xlsx.c).  0, or
- * TALLY_EIO with a sentence in err. */
-int report_write_xlsx(const report_t *r, const char *path, char *err, size_t errlen);
+/* Write r as an Excel workbook to out (report_xlsx.c).  libxlsxwriter
+ * writes only to a named file, so the workbook is made in a private file
+ * of $TMPDIR (else /tmp), copied to out and removed.  0, or TALLY_EIO
+ * with a sentence in err. */
+int report_write_xlsx(const report_t *r, FILE *out, char *err, size_t errlen);
 
 #endif

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -81,13 +82,56 @@ static lxw_error write_value(lxw_worksheet *ws, lxw_row_t r, lxw_col_t c, const 
     return worksheet_write_number(ws, r, c, report_number(row, cell), value_format(f, row));
 }
 
-int report_write_xlsx(const report_t *r, const char *path, char *err, size_t errlen)
+/* Append the file at path to out.  0 or TALLY_EIO (errno set). */
+static int copy_file(const char *path, FILE *out)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", path, (long)getpid());
+    FILE *in = fopen(path, "rb");
+    if (in == NULL)
+        return TALLY_EIO;
+    char buf[65536];
+    size_t n;
+    int rc = 0;
+    while (rc == 0 && (n = fread(buf, 1, sizeof(buf), in)) > 0)
+        if (fwrite(buf, 1, n, out) != n)
+            rc = TALLY_EIO;
+    if (ferror(in))
+        rc = TALLY_EIO;
+    fclose(in);
+    return rc;
+}
+
+static int build(const report_t *r, const char *tmp, char *err, size_t errlen);
+
+int report_write_xlsx(const report_t *r, FILE *out, char *err, size_t errlen)
+{
+    /* A name of our own (mkstemp), so that libxlsxwriter's fopen() of it
+     * at workbook_close() cannot fail on the destination's directory: any
+     * fault there is reported by whoever writes out, with its cause. */
+    const char *dir = getenv("TMPDIR");
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s/tally-report-XXXXXX", dir != NULL && dir[0] ? dir : "/tmp");
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create a temporary file in %s: %s",
+                 dir != NULL && dir[0] ? dir : "/tmp", strerror(errno));
+        return TALLY_EIO;
+    }
+    close(fd);
+    int rc = build(r, tmp, err, errlen);
+    if (rc == 0 && copy_file(tmp, out) != 0) {
+        snprintf(err, errlen, "cannot copy the workbook from %s: %s", tmp, strerror(errno));
+        rc = TALLY_EIO;
+    }
+    unlink(tmp);
+    return rc;
+}
+
+/* Make the workbook of r in the file tmp. */
+static int build(const report_t *r, const char *tmp, char *err, size_t errlen)
+{
     lxw_workbook *wb = workbook_new(tmp);
     if (wb == NULL) {
-        snprintf(err, errlen, "cannot create '%s'", tmp);
+        snprintf(err, errlen, "cannot create a workbook in %s", tmp);
         return TALLY_EIO;
     }
     formats_t f;
@@ -187,13 +231,7 @@ int report_write_xlsx(const report_t *r, const char *path, char *err, size_t err
     if (e == LXW_NO_ERROR)
         e = ce;
     if (e != LXW_NO_ERROR) {
-        snprintf(err, errlen, "cannot write '%s': %s", path, lxw_strerror(e));
-        unlink(tmp);
-        return TALLY_EIO;
-    }
-    if (rename(tmp, path) != 0) {
-        snprintf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
-        unlink(tmp);
+        snprintf(err, errlen, "cannot make the workbook in %s: %s", tmp, lxw_strerror(e));
         return TALLY_EIO;
     }
     return 0;

@@ -324,7 +324,13 @@ static void test_empty_and_bad(void **state)
          "-o '/nonexistent/dir/r.csv'"},
         {{"report", "--period", "2023", "-o", "/nonexistent/dir/r.xlsx", NULL},
          1,
-         "/nonexistent/dir/r.xlsx"},
+         "-o '/nonexistent/dir/r.xlsx': its directory '/nonexistent/dir' does not exist\n"},
+        {{"report", "--period", "2023", "-o", "/", NULL},
+         1,
+         "-o '/' is a directory: give a file name in it\n"},
+        {{"report", "--period", "2023", "-o", "/etc/passwd/r.xlsx", NULL},
+         1,
+         "-o '/etc/passwd/r.xlsx': '/etc/passwd' is not a directory\n"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         r = run_expect(f, cases[i].status, cases[i].args);
