@@ -394,11 +394,13 @@ static int parse_row(const field_t *fields, int n, int ncols, int mcol, int vcol
     }
     int64_t value;
     rc = csv_parse_int64(v.ptr, v.len, &value);
+    char vtext[256];
+    shown(v, vtext, 0, sizeof vtext);
     if (rc == TALLY_ERANGE) {
         text_format(err, errlen,
-                    "%s:%u: column %d (value): '%.*s' is out of range (a value must lie within "
+                    "%s:%u: column %d (value): '%s' is out of range (a value must lie within "
                     "-9223372036854775808 .. 9223372036854775807)",
-                    name, line, vcol + 1, (int)v.len, v.ptr);
+                    name, line, vcol + 1, vtext);
         return TALLY_EINVAL;
     }
     if (rc < 0 && v.len == 0) {
@@ -408,12 +410,12 @@ static int parse_row(const field_t *fields, int n, int ncols, int mcol, int vcol
     if (rc < 0) {
         if (thousands_grouped(&v))
             text_format(err, errlen,
-                        "%s:%u: column %d (value): '%.*s' is not an integer (write it without "
+                        "%s:%u: column %d (value): '%s' is not an integer (write it without "
                         "thousands separators)",
-                        name, line, vcol + 1, (int)v.len, v.ptr);
+                        name, line, vcol + 1, vtext);
         else
-            text_format(err, errlen, "%s:%u: column %d (value): '%.*s' is not an integer", name,
-                        line, vcol + 1, (int)v.len, v.ptr);
+            text_format(err, errlen, "%s:%u: column %d (value): '%s' is not an integer", name, line,
+                        vcol + 1, vtext);
         return TALLY_EINVAL;
     }
     return csv_samples_add(out, m.ptr, m.len, value, line);

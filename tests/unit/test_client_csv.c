@@ -131,6 +131,14 @@ static void test_non_integer(void **state)
     assert_int_equal(parse("metric,value\na,1e3\n", &s, err, sizeof err), TALLY_EINVAL);
     assert_non_null(strstr(err, "'1e3' is not an integer"));
     csv_samples_free(&s);
+    /* A value that is not UTF-8 (a GBK 一 and a stray byte) is shown
+     * escaped, never as raw bytes on the terminal. */
+    assert_int_equal(parse("metric,value\na,\xD2\xBB\xFF\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_string_equal(err, "t.csv:2: column 2 (value): '\\xD2\\xBB\\xFF' is not an integer");
+    csv_samples_free(&s);
+    assert_int_equal(parse("metric,value\na,十二\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_string_equal(err, "t.csv:2: column 2 (value): '十二' is not an integer");
+    csv_samples_free(&s);
     assert_int_equal(parse("metric,value\na,98.6%\n", &s, err, sizeof err), TALLY_EINVAL);
     csv_samples_free(&s);
     assert_int_equal(parse("metric,value\na\n", &s, err, sizeof err), TALLY_EINVAL);
