@@ -15,6 +15,7 @@
 
 #include "proto.h"
 #include "web_assets.h"
+#include "web_history.h"
 #include "web_json.h"
 
 struct web_server {
@@ -334,7 +335,22 @@ typedef struct history_job {
     web_buf_t b;
     bool first;
     int kind;
+    /* Too large for one answer of tallyd: asked again township by
+     * township, the townships being those of the feed (read on the loop,
+     * between the two runs of the job). */
+    bool split_wanted;
+    char **towns;
+    size_t ntowns;
 } history_job_t;
+
+static void job_free(history_job_t *j)
+{
+    for (size_t i = 0; i < j->ntowns; i++)
+        free(j->towns[i]);
+    free(j->towns);
+    free(j->b.data);
+    free(j);
+}
 
 static void job_tally(void *ctx, const tally_tally_t *t)
 {
@@ -343,17 +359,6 @@ static void job_tally(void *ctx, const tally_tally_t *t)
         fputc(',', j->b.f);
     j->first = false;
     web_json_tally(j->b.f, t, false);
-}
-
-/* A span's tally: its one column ("span" on the wire) named as asked,
- * "2025-01-01..2025-12-06", as a period's is named after the period. */
-static void job_span_tally(void *ctx, const tally_tally_t *t)
-{
-    history_job_t *j = ctx;
-    tally_tally_t c = *t;
-    for (unsigned i = 0; i < c.nvalues && i < TALLY_COLUMNS_MAX; i++)
-        c.values[i].column = j->period;
-    job_tally(j, &c);
 }
 
 static void job_point(void *ctx, int kind, const tally_value_t *v)
@@ -412,15 +417,13 @@ static void job_work(uv_work_t *w)
         fputs("{\"period\":", j->b.f);
         web_json_string(j->b.f, j->period);
         fputs(",\"tallies\":[", j->b.f);
-        const char *dots = strstr(j->period, "..");
-        if (dots == NULL) {
-            rc = tally_period_req(j->s->stats->server, &req, j->prefix, j->period, job_tally, j);
-        } else { /* a span of days, FROM..TO (PROTOCOL.md 8.24) */
-            char from[sizeof j->period];
-            snprintf(from, sizeof from, "%.*s", (int)(dots - j->period), j->period);
-            rc = tally_span_req(j->s->stats->server, &req, j->prefix, from, dots + 2,
-                                job_span_tally, j);
-        }
+        if (j->towns != NULL)
+            rc = web_history_read_split(j->s->stats->server, &req, j->prefix, j->period,
+                                        (const char *const *)j->towns, j->ntowns, job_tally, j);
+        else
+            rc = web_history_read(j->s->stats->server, &req, j->prefix, j->period, job_tally, j);
+        j->split_wanted =
+            rc == TALLY_ETOOLARGE && j->towns == NULL && web_history_splittable(j->prefix);
     } else {
         fputs("{\"metric\":", j->b.f);
         web_json_string(j->b.f, j->metric);
@@ -455,16 +458,88 @@ static void job_work(uv_work_t *w)
     }
 }
 
+/* The distinct townships of the feed's tallies, into the job. */
+typedef struct towns_ctx {
+    history_job_t *j;
+    size_t cap;
+    bool oom;
+} towns_ctx_t;
+
+static void add_town(void *ctx, const tally_tally_t *t)
+{
+    towns_ctx_t *c = ctx;
+    history_job_t *j = c->j;
+    if (c->oom || t->scope == NULL || t->scope[0] == '\0')
+        return;
+    /* The feed keeps a township's series together, so a repeat is
+     * nearly always the last one added; the sort below catches the rest. */
+    if (j->ntowns > 0 && strcmp(j->towns[j->ntowns - 1], t->scope) == 0)
+        return;
+    if (j->ntowns == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 64;
+        char **v = realloc(j->towns, cap * sizeof(*v));
+        if (v == NULL) {
+            c->oom = true;
+            return;
+        }
+        j->towns = v;
+        c->cap = cap;
+    }
+    if ((j->towns[j->ntowns] = strdup(t->scope)) == NULL)
+        c->oom = true;
+    else
+        j->ntowns++;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* On the loop: the townships to ask for one by one, sorted, each once.
+ * false when there are none (or no memory): the refusal stands. */
+static bool collect_towns(history_job_t *j)
+{
+    towns_ctx_t c = {.j = j};
+    web_feed_foreach(j->s->feed, "u/town/", add_town, &c);
+    if (j->ntowns > 0)
+        qsort(j->towns, j->ntowns, sizeof(*j->towns), cmp_str);
+    size_t n = 0;
+    for (size_t i = 0; i < j->ntowns; i++) {
+        if (n > 0 && strcmp(j->towns[i], j->towns[n - 1]) == 0)
+            free(j->towns[i]);
+        else
+            j->towns[n++] = j->towns[i];
+    }
+    j->ntowns = n;
+    if (c.oom || n == 0 || n > WEB_HISTORY_SPLIT_MAX) {
+        for (size_t i = 0; i < j->ntowns; i++)
+            free(j->towns[i]);
+        free(j->towns);
+        j->towns = NULL;
+        j->ntowns = 0;
+        return false;
+    }
+    return true;
+}
+
 static void job_done(uv_work_t *w, int status)
 {
     history_job_t *j = w->data;
     (void)status;
-    j->done = true;
     if (j->wsi == NULL) { /* the browser went away meanwhile */
-        free(j->b.data);
-        free(j);
+        job_free(j);
         return;
     }
+    if (j->split_wanted && collect_towns(j)) {
+        char *refusal = j->b.data; /* answered if the second run cannot start */
+        j->split_wanted = false;
+        if (uv_queue_work(j->s->loop, &j->work, job_work, job_done) == 0) {
+            free(refusal);
+            return;
+        }
+    }
+    j->done = true;
     lws_callback_on_writable(j->wsi);
 }
 
@@ -479,7 +554,8 @@ static int job_respond(web_server_t *s, struct lws *wsi, pss_t *ps)
     else
         rc = respond(s, wsi, ps, j->status, "application/json", (unsigned char *)j->b.data,
                      j->b.len, true, &no_store, 1);
-    free(j);
+    j->b.data = NULL; /* respond() took it */
+    job_free(j);
     return rc;
 }
 
@@ -765,8 +841,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (ps != NULL && ps->job != NULL) {
             /* The worker still owns it; job_done frees it. */
             if (ps->job->done) {
-                free(ps->job->b.data);
-                free(ps->job);
+                job_free(ps->job);
             } else {
                 ps->job->wsi = NULL;
             }
