@@ -673,8 +673,9 @@ function historyReader(want, prefix) {
 }
 
 // The county's series and the townships' are read apart: one answer of
-// tallyd holds at most so many series (TOO_LARGE beyond), and a county of
-// many townships still gets its own figures when theirs are too many.
+// tallyd holds at most so many series (TOO_LARGE beyond); tally-web reads
+// the townships' in parts then, and should even that be refused (more
+// townships than it splits), the county still gets its own figures.
 const HISTORY_PARTS = ["u/county/", "u/town/"];
 
 // A past year's figures for every series.
