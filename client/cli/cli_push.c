@@ -1,15 +1,18 @@
 /* cli_push.c - the tally command (client/cli/): `tally push`, send
  * figures of one township and wait until the daemon has acknowledged
  * them. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_names.h"
 #include "cli_opts.h"
 #include "cli_state.h"
 #include "csv.h"
@@ -331,15 +334,100 @@ static int add_samples(tally_client_t *c, const csv_samples_t *samples, int64_t 
 /* How long the catalog may delay a push whose names need it. */
 #define CATALOG_WAIT_MS 3000
 
+/* Where the catalog's names are kept (cli_names.h): the spool, else the
+ * user's state directory.  0, or -1 when there is none to be had. */
+static int names_dir(const char *spool, char *buf, size_t cap)
+{
+    char err[512];
+    if (spool == NULL)
+        return cli_state_dir(buf, cap, err, sizeof err) == 0 ? 0 : -1;
+    if (mkdir(spool, 0700) != 0 && errno != EEXIST)
+        return -1;
+    snprintf(buf, cap, "%s", spool);
+    return 0;
+}
+
+/* The id (*id, malloc'd) that the catalog kept in dir gives name, said
+ * on standard error when it differs (*said: something was).  1, 0 when
+ * the name is not known there, or TALLY_ENOMEM. */
+static int kept_id(const cli_global_t *g, const char *dir, const char *name, bool township,
+                   char **id, bool *said)
+{
+    int rc = cli_names_lookup(dir, g->server, name, township, id);
+    if (rc == 1 && strcmp(*id, name) != 0) {
+        if (!*said)
+            fprintf(stderr,
+                    "tally push: tallyd cannot be asked for its catalog; names read with the one "
+                    "kept in %s/%s: ",
+                    dir, CLI_NAMES_FILE);
+        fprintf(stderr, "%s'%s' = %s", *said ? ", " : "", name, *id);
+        *said = true;
+    }
+    return rc;
+}
+
+/* The names of a push while the catalog cannot be read: read with the
+ * catalog kept from an earlier push.  A name it does not know may be a
+ * name or label rather than an id; tallyd would refuse it when the
+ * figures reach it, perhaps from the spool with no one watching, so the
+ * push is refused now, while the clerk is there.  CLI_OK or the exit
+ * status (printed). */
+static int resolve_offline(cli_global_t *g, int rc, const tally_request_t *req, int timeout_ms,
+                           const char *dir, const char **town, char *town_buf, size_t cap,
+                           csv_samples_t *s)
+{
+    const char *unknown = NULL;
+    bool said = false;
+    char *id = NULL;
+    int r = 0;
+    if (dir != NULL && cli_beyond_ascii(*town)) {
+        r = kept_id(g, dir, *town, true, &id, &said);
+        if (r == 1) {
+            snprintf(town_buf, cap, "%s", id);
+            *town = town_buf;
+        }
+        free(id);
+    }
+    if (cli_beyond_ascii(*town) && r == 0)
+        unknown = *town;
+    for (size_t i = 0; i < s->n && r >= 0; i++) {
+        if (!cli_beyond_ascii(s->v[i].metric))
+            continue;
+        r = dir != NULL ? kept_id(g, dir, s->v[i].metric, false, &id, &said) : 0;
+        if (r == 1) {
+            free(s->v[i].metric);
+            s->v[i].metric = id;
+        } else if (r == 0 && unknown == NULL) {
+            unknown = s->v[i].metric;
+        }
+    }
+    if (said)
+        fputc('\n', stderr);
+    if (r < 0) {
+        cli_error("out of memory");
+        return CLI_INTERNAL;
+    }
+    if (unknown == NULL)
+        return CLI_OK;
+    cli_request_failed(g, "push", rc, req, timeout_ms);
+    fprintf(stderr,
+            "tally push: '%s' may be a name or label rather than an id, and %s%s%s: nothing was "
+            "sent or spooled; give ids instead (`tally get --labels` shows them: --town gaoguan, "
+            "law_exam.takers=94), or push again once tallyd answers\n",
+            unknown, dir != NULL ? "no catalog kept in " : "no catalog of tallyd is kept",
+            dir != NULL ? dir : "", dir != NULL ? " says which" : "");
+    return CLI_UNREACHABLE;
+}
+
 /* A township's name or metrics' labels (高观镇, 排查矛盾纠纷) stand for
  * their ids, as in the reading commands (cli_opts_resolve), looked up in
  * the daemon's catalog only when some name has characters beyond ASCII.
- * When the catalog cannot be read (no daemon yet: the figures may go to
- * the spool) the names stay as given, and the daemon refuses a label
- * when the submission reaches it, naming the id.  *town may be pointed
- * at town_buf.  Returns CLI_OK or the exit status (printed). */
-static int resolve_names(cli_global_t *g, const char **town, char *town_buf, size_t cap,
-                         csv_samples_t *s, int timeout_ms)
+ * The catalog's names are kept (cli_names.h) for when it cannot be read
+ * (tallyd down or out of reach: the figures go to the spool); then those
+ * kept are used (resolve_offline).  *town may be pointed at town_buf.
+ * Returns CLI_OK or the exit status (printed). */
+static int resolve_names(cli_global_t *g, const char *spool, const char **town, char *town_buf,
+                         size_t cap, csv_samples_t *s, int timeout_ms)
 {
     bool any = cli_beyond_ascii(*town);
     for (size_t i = 0; i < s->n && !any; i++)
@@ -350,11 +438,19 @@ static int resolve_names(cli_global_t *g, const char **town, char *town_buf, siz
     int status = cli_curve(g, "push", &curve);
     if (status != 0)
         return status;
-    tally_request_t req =
-        cli_request(curve, timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS, NULL, 0);
+    char why[512] = "", dir[4096];
+    bool kept = names_dir(spool, dir, sizeof dir) == 0;
+    tally_request_t req = cli_request(
+        curve, timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS, why, sizeof why);
     const tally_catalog_t *cat = NULL;
-    if (cli_catalog(g, &req, &cat) < 0)
-        return CLI_OK;
+    int rc = cli_catalog(g, &req, &cat);
+    if (rc == TALLY_ETYPE)
+        return CLI_OK; /* a daemon from before the catalog: it reads names itself */
+    if (rc < 0)
+        return resolve_offline(g, rc, &req, timeout_ms, kept ? dir : NULL, town, town_buf, cap, s);
+    char err[512];
+    if (kept) /* without it, only a push while tallyd is down is refused */
+        (void)cli_names_save(dir, g->server, cat, err, sizeof err);
     const char *id = cli_catalog_id(*town, cat, true);
     if (id != NULL) {
         snprintf(town_buf, cap, "%s", id);
@@ -537,7 +633,7 @@ int cli_push(int argc, char **argv, cli_global_t *g)
         rc = read_csv(file, quiet, &samples);
     if (rc == 0) {
         char town_id[PROTO_NAME_MAX + 1];
-        rc = resolve_names(g, &town, town_id, sizeof town_id, &samples, o.timeout_ms);
+        rc = resolve_names(g, spool, &town, town_id, sizeof town_id, &samples, o.timeout_ms);
         if (rc == 0 && time_local)
             rc = time_in_daemon_zone(g, time_text, &time_ms, o.timeout_ms);
         if (time_text != NULL && time_ms == 0)

@@ -163,6 +163,81 @@ static void test_spool_daemon_down(void **state)
     assert_int_equal(total_of(f, "marker", "county"), 1);
 }
 
+/* 2b. Names and labels while the daemon is down.  tallyd refuses a label
+ * in place of an id, so figures spooled under 高观镇 or
+ * 法治理论考试参考人数 would be refused at their delivery: push reads
+ * them with the catalog it kept from an earlier push, and refuses a name
+ * it cannot read, before anything is spooled. */
+static const char names_conf[] = "[township gaoguan]\nname = 高观镇\n"
+                                 "[township gaoyan]\nname = 高燕镇\n"
+                                 "[metric law_exam.takers]\nkind = counter\n"
+                                 "label = 法治理论考试参考人数\n";
+
+static void test_spool_names(void **state)
+{
+    fx_t *f = *state;
+    char spool[HARNESS_PATH_MAX], kept[HARNESS_PATH_MAX + 32];
+    snprintf(spool, sizeof spool, "%s/spool", f->h.dir);
+    snprintf(kept, sizeof kept, "%s/catalog-names", spool);
+    /* No catalog kept yet: refused, nothing spooled. */
+    const char *first[] = {"push", "--town",    "高观镇", "--spool",
+                           spool,  "--timeout", "5",      "法治理论考试参考人数=1",
+                           NULL};
+    cli_result_t r = run_expect(f, 3, first);
+    if (strstr(r.err, "'高观镇' may be a name or label rather than an id") == NULL ||
+        strstr(r.err, "nothing was sent or spooled") == NULL)
+        fail_msg("a push of names with no daemon and no catalog kept: %s", r.err);
+    cli_result_free(&r);
+    assert_int_equal(cli_count_files(spool, ".sub"), 0);
+
+    /* The daemon up: the push reads the catalog and keeps its names. */
+    assert_int_equal(harness_start(&f->h, names_conf, NULL), 0);
+    const char *up[] = {"push", "--town",    "高观镇", "--spool",
+                        spool,  "--timeout", "10",     "法治理论考试参考人数=2",
+                        NULL};
+    r = run_expect(f, 0, up);
+    assert_string_equal(r.out, "accepted 1 sample for gaoguan (seq 1..1)\n");
+    cli_result_free(&r);
+    char *file = harness_read_file(kept);
+    assert_non_null(file);
+    if (strstr(file, "\nT\tgaoguan\t高观镇\n") == NULL ||
+        strstr(file, "\nM\tlaw_exam.takers\t法治理论考试参考人数\n") == NULL)
+        fail_msg("%s: %s", kept, file);
+    free(file);
+
+    /* Down again: names read with the kept catalog, figures spooled under
+     * the ids, and delivered (not refused) once the daemon is back. */
+    assert_int_equal(harness_stop(&f->h, SIGTERM), 0);
+    const char *down[] = {"push", "--town",    "高燕镇", "--spool",
+                          spool,  "--timeout", "5",      "法治理论考试参考人数=3",
+                          NULL};
+    r = run_expect(f, 3, down);
+    if (strstr(r.err, "'高燕镇' = gaoyan, '法治理论考试参考人数' = law_exam.takers") == NULL ||
+        strstr(r.err, "1 submission (1 sample) kept in") == NULL)
+        fail_msg("a push of names with the daemon down: %s", r.err);
+    cli_result_free(&r);
+    /* A name the kept catalog does not know: refused, not spooled. */
+    const char *unknown[] = {"push",      "--town", "高观镇",   "--spool", spool,
+                             "--timeout", "5",      "某指标=4", NULL};
+    r = run_expect(f, 3, unknown);
+    if (strstr(r.err, "'某指标' may be a name or label rather than an id") == NULL)
+        fail_msg("an unknown name with the daemon down: %s", r.err);
+    cli_result_free(&r);
+    assert_int_equal(cli_count_files(spool, ".sub"), 1);
+
+    assert_int_equal(harness_start(&f->h, names_conf, NULL), 0);
+    const char *flush[] = {"push", "--spool", spool, "--flush", "--timeout", "10", NULL};
+    r = run_expect(f, 0, flush);
+    char want[2 * HARNESS_PATH_MAX];
+    snprintf(want, sizeof want, "delivered 1 submission (1 sample) left in %s by an earlier run\n",
+             spool);
+    assert_string_equal(r.out, want);
+    cli_result_free(&r);
+    get_tab(f, (const char *const[]){"--all", NULL});
+    assert_int_equal(total_of(f, "law_exam.takers", "gaoyan"), 3);
+    assert_int_equal(total_of(f, "law_exam.takers", "county"), 5);
+}
+
 /* 1. Every `tally push` of a user without --spool shares one client id
  * (the daemon keeps every id it sees for weeks), also when several run
  * at once: each waits for the others' lock, and none reuses a seq. */
@@ -631,6 +706,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_one_client_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_daemon_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_fate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_restart, setup, teardown),
     };

@@ -155,6 +155,16 @@ static void handle(fake_t *f, void *router, const uint8_t *id, size_t idlen, con
         send_to(router, id, idlen, m);
         break;
     default:
+        /* As a daemon from before the request answers it (PROTOCOL.md
+         * 8.17): UNKNOWN_TYPE with req_id 0, so names go as given. */
+        if (f->mode == SILENT)
+            break;
+        m->type = PROTO_ERROR;
+        m->u.error.req_id = 0;
+        m->u.error.code = (uint32_t)-TALLY_ETYPE;
+        m->u.error.field = proto_str("type");
+        m->u.error.message = proto_str("unknown message type");
+        send_to(router, id, idlen, m);
         break;
     }
     goto out;

@@ -1,0 +1,129 @@
+/* cli_names.c - the tally command (client/cli/): the catalog's names kept
+ * on disk for pushes while the daemon cannot be asked (cli_names.h). */
+#include "cli_names.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "atomic_file.h"
+
+/* The whole file at dir/CLI_NAMES_FILE, NUL-terminated; NULL when it
+ * cannot be read. */
+static char *read_all(const char *dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, CLI_NAMES_FILE);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    char *buf = NULL;
+    size_t len = 0, cap = 0, n;
+    char chunk[4096];
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (len + n + 1 > cap) {
+            size_t c = cap ? 2 * cap : 8192;
+            while (c < len + n + 1)
+                c *= 2;
+            char *b = realloc(buf, c);
+            if (b == NULL) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = b;
+            cap = c;
+        }
+        memcpy(buf + len, chunk, n);
+        len += n;
+    }
+    fclose(f);
+    if (buf == NULL)
+        buf = calloc(1, 1);
+    else
+        buf[len] = '\0';
+    return buf;
+}
+
+/* A name fit for a line of the file: no tab, no line break. */
+static bool plain(const char *s)
+{
+    return strpbrk(s, "\t\r\n") == NULL;
+}
+
+int cli_names_save(const char *dir, const char *server, const tally_catalog_t *cat, char *err,
+                   size_t errlen)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    if (m == NULL)
+        return TALLY_ENOMEM;
+    fprintf(m, "# tally catalog of %s\n", server);
+    for (size_t i = 0; i < tally_catalog_townships(cat); i++) {
+        const tally_township_info_t *t = tally_catalog_township(cat, i);
+        if (plain(t->id) && plain(t->name))
+            fprintf(m, "T\t%s\t%s\n", t->id, t->name);
+    }
+    for (size_t i = 0; i < tally_catalog_metrics(cat); i++) {
+        const tally_metric_info_t *x = tally_catalog_metric(cat, i);
+        if (plain(x->id) && plain(x->label))
+            fprintf(m, "M\t%s\t%s\n", x->id, x->label);
+    }
+    if (fclose(m) != 0) {
+        free(buf);
+        return TALLY_ENOMEM;
+    }
+    char *old = read_all(dir);
+    int rc = 0;
+    if (old == NULL || strcmp(old, buf) != 0) {
+        atomic_file_opts_t o = {.mode = 0600};
+        rc = atomic_file_write(-1, dir, CLI_NAMES_FILE, buf, len, &o, err, errlen) == 0 ? 0
+                                                                                        : TALLY_EIO;
+    }
+    free(old);
+    free(buf);
+    return rc;
+}
+
+int cli_names_lookup(const char *dir, const char *server, const char *name, bool township,
+                     char **id)
+{
+    *id = NULL;
+    char *buf = read_all(dir);
+    if (buf == NULL)
+        return 0;
+    char head[4200];
+    snprintf(head, sizeof head, "# tally catalog of %s\n", server);
+    const char *found = NULL;
+    size_t found_len = 0;
+    bool twice = false, is_id = false;
+    char kind = township ? 'T' : 'M';
+    if (strncmp(buf, head, strlen(head)) == 0) {
+        for (char *line = buf + strlen(head); *line != '\0' && !is_id;) {
+            char *end = strchr(line, '\n');
+            if (end == NULL)
+                break; /* a line cut short: not trusted */
+            *end = '\0';
+            char *a = strchr(line, '\t'), *b = a ? strchr(a + 1, '\t') : NULL;
+            if (line[0] == kind && a == line + 1 && b != NULL) {
+                *b = '\0';
+                if (strcmp(a + 1, name) == 0) {
+                    is_id = true; /* an id is never read as another's name */
+                } else if (strcmp(b + 1, name) == 0 && name[0] != '\0') {
+                    twice = found != NULL;
+                    found = a + 1;
+                    found_len = (size_t)(b - a - 1);
+                }
+            }
+            line = end + 1;
+        }
+    }
+    int rc = 0;
+    if (is_id || (found != NULL && !twice)) {
+        *id = is_id ? strdup(name) : strndup(found, found_len);
+        rc = *id != NULL ? 1 : TALLY_ENOMEM;
+    }
+    free(buf);
+    return rc;
+}
