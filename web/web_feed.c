@@ -53,6 +53,39 @@ static void on_period_changed(void *ctx, const char *metric, const char *scope,
 
 static void schedule(web_feed_t *f);
 
+/* How long connections must be refused before the log says so: a
+ * tallyd restarting is back sooner. */
+#define REFUSED_SAY_MS 1000
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Say once in the log when nothing accepts connections at tallyd's
+ * address (tally-web started before it, or tallyd stopped): otherwise
+ * the log would show "ready" and then nothing while the wall waits. */
+static void follow_link(web_feed_t *f)
+{
+    if (tally_sub_link(f->sub) != TALLY_LINK_NO_CONNECTION) {
+        f->refused_since_ms = 0;
+        f->refused_said = false;
+        return;
+    }
+    int64_t now = mono_ms();
+    if (f->refused_since_ms == 0)
+        f->refused_since_ms = now;
+    if (!f->refused_said && now - f->refused_since_ms >= REFUSED_SAY_MS) {
+        fprintf(stderr,
+                "tally-web: tallyd at %s: nothing accepts connections there (is it running, and "
+                "is the address right?); waiting for it\n",
+                f->server);
+        f->refused_said = true;
+    }
+}
+
 /* Drain the sockets and apply what came, then tell the web side. */
 static void process(web_feed_t *f)
 {
@@ -68,6 +101,7 @@ static void process(web_feed_t *f)
         fprintf(stderr, "tally-web: tallyd refuses this subscriber: %s%s%s\n",
                 tally_strerror(refusal), message && message[0] ? ": " : "", message ? message : "");
     f->refusal = refusal;
+    follow_link(f);
     if (synced != f->synced)
         fprintf(stderr, "tally-web: %s tallyd (stream %llu, seq %llu)\n",
                 f->synced ? "synchronised with" : "lost synchronisation with",
@@ -101,6 +135,7 @@ int web_feed_start(web_feed_t *f, uv_loop_t *loop, const char *server, const tal
                    web_feed_cb on_change, void *ctx, char *err, size_t errlen)
 {
     memset(f, 0, sizeof *f);
+    snprintf(f->server, sizeof f->server, "%s", server);
     f->loop = loop;
     f->on_change = on_change;
     f->ctx = ctx;

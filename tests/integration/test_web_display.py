@@ -194,6 +194,10 @@ try:
     conn = lambda: driver.find_element(By.ID, "conn").get_attribute("data-state")
     kpis = lambda: driver.find_element(By.ID, "kpis").text
     until(lambda: conn() == "stale", "the stale indicator while tallyd is not up", 30)
+    # ... and the log says why, once: not "ready" and then silence.
+    refused = lambda: open(wlog, encoding="utf-8").read().count(
+        "tally-web: tallyd at %s: nothing accepts connections there" % REQ)
+    until(lambda: refused() == 1, "tally-web's log saying nothing accepts connections at " + REQ)
     tallyd = start(tallyd_args, dlog)
     wait_log(dlog, r"ready: requests")
     push("--file", os.path.join(SRC, "client", "demo", "gaoguan-2023.csv"))
@@ -390,6 +394,7 @@ try:
     tallyd.terminate()
     tallyd.wait(20)
     until(lambda: conn() == "stale", "the stale indicator after tallyd stopped", 30)
+    until(lambda: refused() == 2, "tally-web's log saying so again after tallyd stopped")
     tallyd = start(tallyd_args, dlog)
     until(lambda: conn() == "live", "the live indicator after tallyd came back", 40)
     until(lambda: "4,541" in kpis(), "the figures after the resync")
