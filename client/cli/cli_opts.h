@@ -51,7 +51,8 @@ enum cli_opts_group {
     "                     " pad "(default on a terminal, when the catalog has any)\n"              \
     "      --no-labels    " pad "show metric and township ids\n"
 #define CLI_OPTS_HELP_TIMEOUT(pad)                                                                 \
-    "      --timeout SEC  " pad "how long to wait for the daemon (default 10)\n"
+    "      --timeout SEC  " pad "how long to wait for the daemon (default 10; connections\n"       \
+    "                     " pad "refused for 1 s end it sooner: nothing listens there)\n"
 #define CLI_OPTS_HELP_SERVER(pad, role)                                                            \
     "  -s, --server ADDR  " pad "tallyd's request address (default: $TALLY_SERVER, else\n"         \
     "                     " pad "tcp://127.0.0.1:7411)\n"                                          \

@@ -50,7 +50,8 @@ const char cli_push_usage[] =
     "                     ~/.local/state/tally/)\n"
     "      --flush        with --spool: only deliver what the spool holds, push\n"
     "                     nothing new\n"
-    "      --timeout SEC  how long to wait for acknowledgements (default 10)\n"
+    "      --timeout SEC  how long to wait for acknowledgements (default 10;\n"
+    "                     connections refused for 1 s end it sooner)\n"
     "  -q, --quiet        print nothing when everything was accepted\n"
     CLI_OPTS_HELP_SERVER("", "this township's")
     CLI_OPTS_HELP_HELP("")
