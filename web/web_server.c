@@ -533,11 +533,13 @@ static void job_done(uv_work_t *w, int status)
     }
     if (j->split_wanted && collect_towns(j)) {
         char *refusal = j->b.data; /* answered if the second run cannot start */
+        j->b.data = NULL;
         j->split_wanted = false;
         if (uv_queue_work(j->s->loop, &j->work, job_work, job_done) == 0) {
             free(refusal);
             return;
         }
+        j->b.data = refusal;
     }
     j->done = true;
     lws_callback_on_writable(j->wsi);
