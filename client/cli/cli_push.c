@@ -445,8 +445,8 @@ static int resolve_names(cli_global_t *g, const char *spool, const char **town, 
         curve, timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS, why, sizeof why);
     const tally_catalog_t *cat = NULL;
     int rc = cli_catalog(g, &req, &cat);
-    if (rc == TALLY_ETYPE)
-        return CLI_OK; /* a daemon from before the catalog: it reads names itself */
+    if (rc == TALLY_ETYPE || tally_err_is_wire(rc))
+        return CLI_OK; /* a daemon that answers, without the catalog: it judges the names */
     if (rc < 0)
         return resolve_offline(g, rc, &req, timeout_ms, kept ? dir : NULL, town, town_buf, cap, s);
     char err[512];
