@@ -57,27 +57,15 @@ static void schedule(web_feed_t *f);
  * tallyd restarting is back sooner. */
 #define REFUSED_SAY_MS 1000
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Say once in the log when nothing accepts connections at tallyd's
  * address (tally-web started before it, or tallyd stopped): otherwise
  * the log would show "ready" and then nothing while the wall waits. */
 static void follow_link(web_feed_t *f)
 {
-    if (tally_sub_link(f->sub) != TALLY_LINK_NO_CONNECTION) {
-        f->refused_since_ms = 0;
+    int64_t refused = tally_sub_refused_ms(f->sub);
+    if (refused == 0) {
         f->refused_said = false;
-        return;
-    }
-    int64_t now = mono_ms();
-    if (f->refused_since_ms == 0)
-        f->refused_since_ms = now;
-    if (!f->refused_said && now - f->refused_since_ms >= REFUSED_SAY_MS) {
+    } else if (!f->refused_said && refused >= REFUSED_SAY_MS) {
         fprintf(stderr,
                 "tally-web: tallyd at %s: nothing accepts connections there (is it running, and "
                 "is the address right?); waiting for it\n",

@@ -43,11 +43,7 @@ struct web_feed {
     uint64_t snapshots;   /* snapshots applied */
     int refusal;          /* the daemon's last refusal (tally_sub_refusal), 0: none */
     int64_t synced_at_ms; /* wall clock of the last on_synced */
-    /* Whether connections to tallyd are refused (nothing listens there),
-     * for the log: since when (monotonic ms, 0: they are not), and
-     * whether that has been said. */
-    int64_t refused_since_ms;
-    bool refused_said;
+    bool refused_said;    /* the log said that connections to tallyd are refused */
     char server[TALLY_ENDPOINT_MAX];
 };
 

@@ -288,18 +288,12 @@ static int report_timeout(const cli_global_t *g, tally_client_t *c, const char *
  * says whether it ended for either reason. */
 static int hello(tally_client_t *c, int timeout_ms, bool *hopeless)
 {
-    int64_t now = cli_clock_ms(CLOCK_MONOTONIC), end = now + timeout_ms, refused_since = 0;
+    int64_t end = cli_clock_ms(CLOCK_MONOTONIC) + timeout_ms;
     for (;;) {
-        int64_t left = end - now;
+        int64_t left = end - cli_clock_ms(CLOCK_MONOTONIC);
         int rc = tally_client_hello(c, left < 100 ? (int)(left > 0 ? left : 0) : 100);
-        int link = tally_client_link(c);
-        now = cli_clock_ms(CLOCK_MONOTONIC);
-        if (link != TALLY_LINK_NO_CONNECTION)
-            refused_since = 0;
-        else if (refused_since == 0)
-            refused_since = now;
         *hopeless =
-            cli_link_final(link) || (refused_since != 0 && now - refused_since >= CLI_REFUSED_MS);
+            tally_client_refused_ms(c) >= CLI_REFUSED_MS || cli_link_final(tally_client_link(c));
         if (rc != TALLY_ETIMEDOUT || left <= 100 || *hopeless)
             return rc;
     }

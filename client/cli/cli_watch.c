@@ -69,7 +69,6 @@ typedef struct watch {
     bool ever_synced;
     bool dirty;
     int64_t last_change_ms; /* wall clock of the last change, 0 = none */
-    int64_t refused_since;  /* since when connections are refused; 0: they are not */
     bool refused;           /* for CLI_REFUSED_MS or more: said on the status line */
 } watch_t;
 
@@ -161,13 +160,8 @@ static int hopeless(watch_t *w, int64_t start)
  * says so, on the status line or once on standard error. */
 static void follow_refusals(watch_t *w, bool table)
 {
-    int64_t now = cli_clock_ms(CLOCK_MONOTONIC);
     bool was = w->refused;
-    if (tally_sub_link(w->sub) != TALLY_LINK_NO_CONNECTION)
-        w->refused_since = 0;
-    else if (w->refused_since == 0)
-        w->refused_since = now;
-    w->refused = w->refused_since != 0 && now - w->refused_since >= CLI_REFUSED_MS;
+    w->refused = tally_sub_refused_ms(w->sub) >= CLI_REFUSED_MS;
     if (w->refused != was)
         w->dirty = true;
     if (w->refused && !was && !table)

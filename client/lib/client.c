@@ -519,6 +519,11 @@ int tally_client_link(tally_client_t *c)
     return monitor_poll(&c->mon);
 }
 
+int64_t tally_client_refused_ms(tally_client_t *c)
+{
+    return monitor_refused_ms(&c->mon);
+}
+
 uint64_t tally_client_next_seq(const tally_client_t *c)
 {
     return c->next_seq;

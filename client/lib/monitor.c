@@ -10,6 +10,7 @@
 #include <zmq.h>
 
 #include "tally.h"
+#include "util.h"
 
 #define EVENTS                                                                                     \
     (ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |          \
@@ -20,6 +21,7 @@ int monitor_open(monitor_t *m, void *zctx, void *sock)
 {
     m->pair = NULL;
     m->link = TALLY_LINK_UNKNOWN;
+    m->refused_since = 0;
     /* inproc names are per context; the socket's address makes it unique
      * among a context's sockets. */
     char ep[64];
@@ -84,7 +86,17 @@ int monitor_poll(monitor_t *m)
         if (!got)
             break;
     }
+    if (m->link != TALLY_LINK_NO_CONNECTION)
+        m->refused_since = 0;
+    else if (m->refused_since == 0)
+        m->refused_since = util_mono_ms();
     return m->link;
+}
+
+int64_t monitor_refused_ms(monitor_t *m)
+{
+    monitor_poll(m);
+    return m->refused_since != 0 ? util_mono_ms() - m->refused_since : 0;
 }
 
 void monitor_close(monitor_t *m, void *sock)

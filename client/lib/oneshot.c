@@ -24,9 +24,8 @@ typedef struct oneshot {
     monitor_t mon;
     bool early; /* end the wait when the handshake fails */
     int64_t deadline;
-    int refused_ms;        /* the request's refused_ms: 0, wait until the deadline */
-    int64_t refused_since; /* when nothing began accepting connections; 0: it does */
-    zmq_msg_t cur;         /* the last reply: o->msg's string views point into it */
+    int refused_ms; /* the request's refused_ms: 0, wait until the deadline */
+    zmq_msg_t cur;  /* the last reply: o->msg's string views point into it */
     proto_msg_t msg;
 } oneshot_t;
 
@@ -105,19 +104,10 @@ static bool handshake_failed(int link)
  * poll that watches the monitor comes back here at that pace. */
 static int hopeless(oneshot_t *o)
 {
-    int link = monitor_poll(&o->mon);
-    if (handshake_failed(link) && o->early)
+    int64_t refused = monitor_refused_ms(&o->mon);
+    if (handshake_failed(o->mon.link) && o->early)
         return TALLY_ECLOSED;
-    if (o->refused_ms == 0)
-        return 0;
-    if (link != TALLY_LINK_NO_CONNECTION) {
-        o->refused_since = 0;
-        return 0;
-    }
-    int64_t now = util_mono_ms();
-    if (o->refused_since == 0)
-        o->refused_since = now;
-    return now - o->refused_since >= o->refused_ms ? TALLY_ETIMEDOUT : 0;
+    return o->refused_ms > 0 && refused >= o->refused_ms ? TALLY_ETIMEDOUT : 0;
 }
 
 /* How long a poll may wait: until the deadline, but no more than 100 ms
@@ -224,8 +214,7 @@ static int wire_error(const proto_msg_t *m, tally_request_t *req)
 /* Why a request ended without its answer, for the caller's errbuf. */
 static void failed(oneshot_t *o, tally_request_t *req, int rc)
 {
-    if (rc == TALLY_ETIMEDOUT && o->refused_since != 0 &&
-        util_mono_ms() - o->refused_since >= o->refused_ms)
+    if (rc == TALLY_ETIMEDOUT && o->refused_ms > 0 && monitor_refused_ms(&o->mon) >= o->refused_ms)
         text_format(req->errbuf, req->errbuf_len,
                     "nothing accepts connections there (refused for %d ms)", o->refused_ms);
     else if (rc == TALLY_ETIMEDOUT)

@@ -761,6 +761,11 @@ int tally_sub_link(tally_sub_t *s)
     return monitor_poll(&s->mon);
 }
 
+int64_t tally_sub_refused_ms(tally_sub_t *s)
+{
+    return monitor_refused_ms(&s->mon);
+}
+
 int tally_sub_refusal(const tally_sub_t *s, const char **message)
 {
     if (message != NULL)

@@ -386,6 +386,12 @@ TALLY_API size_t tally_client_batch_size(const tally_client_t *c);
  * Reads the connection's events, so it takes a non-const client. */
 TALLY_API int tally_client_link(tally_client_t *c);
 
+/* For how many milliseconds every attempt to connect to the daemon has
+ * been refused (TALLY_LINK_NO_CONNECTION throughout: nothing listens at
+ * the address); 0 while connections are not refused.  For giving up, or
+ * saying so, sooner than a timeout when no daemon is there. */
+TALLY_API int64_t tally_client_refused_ms(tally_client_t *c);
+
 /* Copy the 16-byte client id into id.  It changes only when the expiry
  * rule takes a new one. */
 TALLY_API void tally_client_id(const tally_client_t *c, uint8_t id[TALLY_CLIENT_ID_LEN]);
@@ -569,6 +575,9 @@ TALLY_API const char *tally_sub_pub_endpoint(const tally_sub_t *s);
 /* What the request connection to the daemon showed last (enum
  * tally_link), for saying why the subscriber does not synchronise. */
 TALLY_API int tally_sub_link(tally_sub_t *s);
+
+/* As tally_client_refused_ms, for the subscriber's request connection. */
+TALLY_API int64_t tally_sub_refused_ms(tally_sub_t *s);
 
 /* The daemon's last refusal of this subscriber's requests (an ERROR
  * answering HELLO or a snapshot request, e.g. TALLY_EFORBIDDEN for a key
