@@ -7,42 +7,17 @@
 #include <string.h>
 
 #include "atomic_file.h"
+#include "cli_util.h"
 
 /* The whole file at dir/CLI_NAMES_FILE, NUL-terminated; NULL when it
  * cannot be read. */
 static char *read_all(const char *dir)
 {
-    char path[4200];
+    char path[4200], err[256];
     snprintf(path, sizeof path, "%s/%s", dir, CLI_NAMES_FILE);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
     char *buf = NULL;
-    size_t len = 0, cap = 0, n;
-    char chunk[4096];
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (len + n + 1 > cap) {
-            size_t c = cap ? 2 * cap : 8192;
-            while (c < len + n + 1)
-                c *= 2;
-            char *b = realloc(buf, c);
-            if (b == NULL) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = b;
-            cap = c;
-        }
-        memcpy(buf + len, chunk, n);
-        len += n;
-    }
-    fclose(f);
-    if (buf == NULL)
-        buf = calloc(1, 1);
-    else
-        buf[len] = '\0';
-    return buf;
+    size_t len;
+    return cli_read_input(path, &buf, &len, err, sizeof err) == 0 ? buf : NULL;
 }
 
 /* A name fit for a line of the file: no tab, no line break. */
