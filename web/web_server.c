@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "proto.h"
+#include "vec.h"
 #include "web_assets.h"
 #include "web_history.h"
 #include "web_json.h"
@@ -343,11 +344,18 @@ typedef struct history_job {
     size_t ntowns;
 } history_job_t;
 
-static void job_free(history_job_t *j)
+static void job_towns_free(history_job_t *j)
 {
     for (size_t i = 0; i < j->ntowns; i++)
         free(j->towns[i]);
     free(j->towns);
+    j->towns = NULL;
+    j->ntowns = 0;
+}
+
+static void job_free(history_job_t *j)
+{
+    job_towns_free(j);
     free(j->b.data);
     free(j);
 }
@@ -475,17 +483,8 @@ static void add_town(void *ctx, const tally_tally_t *t)
      * nearly always the last one added; the sort below catches the rest. */
     if (j->ntowns > 0 && strcmp(j->towns[j->ntowns - 1], t->scope) == 0)
         return;
-    if (j->ntowns == c->cap) {
-        size_t cap = c->cap ? 2 * c->cap : 64;
-        char **v = realloc(j->towns, cap * sizeof(*v));
-        if (v == NULL) {
-            c->oom = true;
-            return;
-        }
-        j->towns = v;
-        c->cap = cap;
-    }
-    if ((j->towns[j->ntowns] = strdup(t->scope)) == NULL)
+    if (VEC_RESERVE(j->towns, c->cap, j->ntowns + 1) < 0 ||
+        (j->towns[j->ntowns] = strdup(t->scope)) == NULL)
         c->oom = true;
     else
         j->ntowns++;
@@ -513,11 +512,7 @@ static bool collect_towns(history_job_t *j)
     }
     j->ntowns = n;
     if (c.oom || n == 0 || n > WEB_HISTORY_SPLIT_MAX) {
-        for (size_t i = 0; i < j->ntowns; i++)
-            free(j->towns[i]);
-        free(j->towns);
-        j->towns = NULL;
-        j->ntowns = 0;
+        job_towns_free(j);
         return false;
     }
     return true;
