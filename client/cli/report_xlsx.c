@@ -16,6 +16,7 @@
 
 #include <xlsxwriter.h>
 
+#include "cli_util.h"
 #include "report.h"
 #include "table.h"
 #include "tally_error.h"
@@ -82,22 +83,18 @@ static lxw_error write_value(lxw_worksheet *ws, lxw_row_t r, lxw_col_t c, const 
     return worksheet_write_number(ws, r, c, report_number(row, cell), value_format(f, row));
 }
 
-/* Append the file at path to out.  0 or TALLY_EIO (errno set). */
-static int copy_file(const char *path, FILE *out)
+/* Append the file at path to out.  0 or TALLY_EIO (err says why). */
+static int copy_file(const char *path, FILE *out, char *err, size_t errlen)
 {
-    FILE *in = fopen(path, "rb");
-    if (in == NULL)
-        return TALLY_EIO;
-    char buf[65536];
-    size_t n;
-    int rc = 0;
-    while (rc == 0 && (n = fread(buf, 1, sizeof(buf), in)) > 0)
-        if (fwrite(buf, 1, n, out) != n)
-            rc = TALLY_EIO;
-    if (ferror(in))
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = cli_read_input(path, &buf, &len, err, errlen);
+    if (rc == 0 && fwrite(buf, 1, len, out) != len) {
+        snprintf(err, errlen, "cannot copy the workbook from %s: %s", path, strerror(errno));
         rc = TALLY_EIO;
-    fclose(in);
-    return rc;
+    }
+    free(buf);
+    return rc < 0 ? TALLY_EIO : 0;
 }
 
 static int build(const report_t *r, const char *tmp, char *err, size_t errlen);
@@ -118,10 +115,8 @@ int report_write_xlsx(const report_t *r, FILE *out, char *err, size_t errlen)
     }
     close(fd);
     int rc = build(r, tmp, err, errlen);
-    if (rc == 0 && copy_file(tmp, out) != 0) {
-        snprintf(err, errlen, "cannot copy the workbook from %s: %s", tmp, strerror(errno));
-        rc = TALLY_EIO;
-    }
+    if (rc == 0)
+        rc = copy_file(tmp, out, err, errlen);
     unlink(tmp);
     return rc;
 }
