@@ -685,6 +685,42 @@ TALLY_API int tally_period_req(const char *server, tally_request_t *req, const c
 TALLY_API int tally_span_req(const char *server, tally_request_t *req, const char *prefix,
                              const char *from, const char *to, tally_tally_cb cb, void *ctx);
 
+/* The tallies under prefix for period, a period name ("2023-12", as
+ * tally_period_req) or a span of days "FROM..TO" ("2023-01..2023-11", as
+ * tally_span_req, with the one column named period, not "span").
+ * Returns the codes of tally_period_req; TALLY_ETOOLARGE when the daemon
+ * bounds one answer (PROTOCOL.md 8.18) below the series that match: then
+ * read them with tally_period_read_split if tally_period_splittable. */
+TALLY_API int tally_period_read(const char *server, tally_request_t *req, const char *prefix,
+                                const char *period, tally_tally_cb cb, void *ctx);
+
+/* Whether prefix covers whole townships ("" or NULL, "u/", "u/town/"), so
+ * that its tallies can be read township by township. */
+TALLY_API bool tally_period_splittable(const char *prefix);
+
+/* tally_period_read for a splittable prefix, in parts, each far below
+ * the daemon's bound: the county's tallies first ("u/county/", unless
+ * prefix is "u/town/"), then "u/town/T/" for each township T of
+ * towns[0..ntowns), or, when towns is NULL, of the townships that have
+ * tallies now (tally_townships_req).  cb receives each part's tallies
+ * once that part is in, in this order; a township the daemon no longer
+ * knows (removed in a reload) is skipped.  One request per part: a
+ * county of 2,000 townships takes a few seconds.  Returns 0;
+ * TALLY_EINVAL (prefix not splittable); otherwise the first failing
+ * part's code (TALLY_ETOOLARGE when one township alone has more series
+ * than an answer holds), cb having received the parts before it. */
+TALLY_API int tally_period_read_split(const char *server, tally_request_t *req, const char *prefix,
+                                      const char *period, const char *const *towns, size_t ntowns,
+                                      tally_tally_cb cb, void *ctx);
+
+/* The townships that have tallies at the daemon now, each once, sorted
+ * by id (a snapshot of u/town/: every township series, so it costs what
+ * tally_get_req of u/town/ does).  An open catalog (PROTOCOL.md 8.17)
+ * does not list them.  *out is an array of *n strings, freed with
+ * tally_townships_free.  Returns 0 or the codes of tally_get_req. */
+TALLY_API int tally_townships_req(const char *server, tally_request_t *req, char ***out, size_t *n);
+TALLY_API void tally_townships_free(char **towns, size_t n);
+
 /* Called for each period of a range, in order: value->column is the
  * period's name; kind is the metric's (enum tally_kind). */
 typedef void (*tally_point_cb)(void *ctx, int kind, const tally_value_t *value);

@@ -1,0 +1,158 @@
+/* period_read.c - libtally (client/lib/): a period's or a span's tallies
+ * under any prefix, read in parts when one answer of the daemon cannot
+ * hold them (see tally.h, "History"). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+#include "tally.h"
+#include "text.h"
+#include "vec.h"
+
+typedef struct relabel {
+    const char *name; /* the span as asked: FROM..TO */
+    tally_tally_cb cb;
+    void *ctx;
+} relabel_t;
+
+/* A span's tally: its one column ("span" on the wire) named as asked. */
+static void on_relabel(void *ctx, const tally_tally_t *t)
+{
+    relabel_t *r = ctx;
+    tally_tally_t c = *t;
+    for (unsigned i = 0; i < c.nvalues && i < TALLY_COLUMNS_MAX; i++)
+        c.values[i].column = r->name;
+    r->cb(r->ctx, &c);
+}
+
+int tally_period_read(const char *server, tally_request_t *req, const char *prefix,
+                      const char *period, tally_tally_cb cb, void *ctx)
+{
+    if (period == NULL)
+        return TALLY_EINVAL;
+    const char *dots = strstr(period, "..");
+    if (dots == NULL)
+        return tally_period_req(server, req, prefix, period, cb, ctx);
+    char from[PROTO_PERIOD_TEXT_MAX + 1];
+    if ((size_t)(dots - period) >= sizeof from) {
+        if (req != NULL)
+            text_format(req->errbuf, req->errbuf_len, "'%.40s' is not a span FROM..TO", period);
+        return TALLY_EINVAL;
+    }
+    memcpy(from, period, (size_t)(dots - period));
+    from[dots - period] = '\0';
+    relabel_t r = {.name = period, .cb = cb, .ctx = ctx};
+    return tally_span_req(server, req, prefix, from, dots + 2, on_relabel, &r);
+}
+
+bool tally_period_splittable(const char *prefix)
+{
+    return prefix == NULL || strcmp(prefix, "") == 0 || strcmp(prefix, "u/") == 0 ||
+           strcmp(prefix, "u/town/") == 0;
+}
+
+typedef struct towns {
+    char **v;
+    size_t n, cap;
+    bool oom;
+} towns_t;
+
+static void add_town(void *ctx, const tally_tally_t *t)
+{
+    towns_t *l = ctx;
+    if (l->oom || t->scope == NULL || t->scope[0] == '\0')
+        return;
+    /* A township's series mostly come together: a repeat is nearly always
+     * the last one added; the sort in tally_townships_req takes the rest. */
+    if (l->n > 0 && strcmp(l->v[l->n - 1], t->scope) == 0)
+        return;
+    if (VEC_RESERVE(l->v, l->cap, l->n + 1) != 0 || (l->v[l->n] = strdup(t->scope)) == NULL) {
+        l->oom = true;
+        return;
+    }
+    l->n++;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int tally_townships_req(const char *server, tally_request_t *req, char ***out, size_t *n)
+{
+    if (out == NULL || n == NULL)
+        return TALLY_EINVAL;
+    *out = NULL;
+    *n = 0;
+    towns_t l = {0};
+    int rc = tally_get_req(server, req, "u/town/", add_town, &l, NULL, NULL);
+    if (rc == 0 && l.oom)
+        rc = TALLY_ENOMEM;
+    if (rc != 0) {
+        tally_townships_free(l.v, l.n);
+        return rc;
+    }
+    if (l.n > 1)
+        qsort(l.v, l.n, sizeof(*l.v), cmp_str);
+    size_t k = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        if (k > 0 && strcmp(l.v[i], l.v[k - 1]) == 0)
+            free(l.v[i]);
+        else
+            l.v[k++] = l.v[i];
+    }
+    *out = l.v;
+    *n = k;
+    return 0;
+}
+
+void tally_townships_free(char **towns, size_t n)
+{
+    for (size_t i = 0; towns != NULL && i < n; i++)
+        free(towns[i]);
+    free(towns);
+}
+
+int tally_period_read_split(const char *server, tally_request_t *req, const char *prefix,
+                            const char *period, const char *const *towns, size_t ntowns,
+                            tally_tally_cb cb, void *ctx)
+{
+    if (!tally_period_splittable(prefix)) {
+        if (req != NULL)
+            text_format(req->errbuf, req->errbuf_len,
+                        "prefix '%.64s' does not cover whole townships: it cannot be read "
+                        "township by township",
+                        prefix);
+        return TALLY_EINVAL;
+    }
+    char **found = NULL;
+    size_t nfound = 0;
+    if (towns == NULL) {
+        int rc = tally_townships_req(server, req, &found, &nfound);
+        if (rc != 0)
+            return rc;
+        towns = (const char *const *)found;
+        ntowns = nfound;
+    }
+    int rc = 0;
+    if (prefix == NULL || strcmp(prefix, "u/town/") != 0)
+        rc = tally_period_read(server, req, "u/county/", period, cb, ctx);
+    for (size_t i = 0; rc == 0 && i < ntowns; i++) {
+        char part[PROTO_PREFIX_MAX + 1];
+        if (snprintf(part, sizeof part, "u/town/%s/", towns[i]) >= (int)sizeof part) {
+            if (req != NULL)
+                text_format(req->errbuf, req->errbuf_len, "township '%.64s' is too long", towns[i]);
+            rc = TALLY_EINVAL;
+            break;
+        }
+        rc = tally_period_read(server, req, part, period, cb, ctx);
+        if (rc == TALLY_EUNKTOWN) { /* left the daemon in a reload: nothing to read */
+            rc = 0;
+            if (req != NULL)
+                text_format(req->errbuf, req->errbuf_len, "%s", "");
+        }
+    }
+    tally_townships_free(found, nfound);
+    return rc;
+}
