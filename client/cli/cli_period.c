@@ -115,28 +115,14 @@ int cli_span_check(const char *cmd, const char *option, const char *value)
     return 0;
 }
 
-typedef struct relabel {
-    const char *name;
-    tally_tally_cb cb;
-    void *ctx;
-} relabel_t;
-
-static void on_relabel(void *ctx, const tally_tally_t *t)
-{
-    relabel_t *r = ctx;
-    tally_tally_t c = *t;
-    for (unsigned i = 0; i < c.nvalues && i < TALLY_COLUMNS_MAX; i++)
-        c.values[i].column = r->name;
-    r->cb(r->ctx, &c);
-}
-
 int cli_span_fetch(const char *server, tally_request_t *req, const char *prefix,
-                   const cli_span_t *s, tally_tally_cb cb, void *ctx)
+                   const cli_span_t *s, const char *const *towns, size_t ntowns, tally_tally_cb cb,
+                   void *ctx)
 {
-    if (!s->span)
-        return tally_period_req(server, req, prefix, s->name, cb, ctx);
-    relabel_t r = {.name = s->name, .cb = cb, .ctx = ctx};
-    return tally_span_req(server, req, prefix, s->from, s->to, on_relabel, &r);
+    int rc = tally_period_read(server, req, prefix, s->name, cb, ctx);
+    if (rc == TALLY_ETOOLARGE && tally_period_splittable(prefix))
+        rc = tally_period_read_split(server, req, prefix, s->name, towns, ntowns, cb, ctx);
+    return rc;
 }
 
 /* The day a year before day (29 February: the 28th), or -1 before 2000. */
@@ -456,7 +442,7 @@ static int fetch(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *curv
 {
     char err[600];
     tally_request_t req = cli_request(curve, o->timeout_ms, err, sizeof err);
-    int rc = cli_span_fetch(g->server, &req, o->prefix, period, cli_render_rows_add, rows);
+    int rc = cli_span_fetch(g->server, &req, o->prefix, period, NULL, 0, cli_render_rows_add, rows);
     if (rc == TALLY_ETYPE && period->span) {
         fprintf(stderr,
                 "tally get: the daemon at %s cannot read a span of days %s (it is older than "

@@ -40,10 +40,14 @@ void cli_span_days(int32_t first, int32_t last, cli_span_t *out);
 int cli_span_check(const char *cmd, const char *option, const char *value);
 
 /* Read the tallies under prefix for s: PERIOD_REQ for a period, SPAN_REQ
- * for a span; cb receives each with its one column named s->name.  The
- * returns of tally_period_req. */
+ * for a span; cb receives each with its one column named s->name.  When
+ * tallyd's answer cannot hold them all (TOO_LARGE) and prefix covers whole
+ * townships, they are read township by township: those of
+ * towns[0..ntowns), or with towns NULL those that have tallies
+ * (tally_period_read_split).  The returns of tally_period_req. */
 int cli_span_fetch(const char *server, tally_request_t *req, const char *prefix,
-                   const cli_span_t *s, tally_tally_cb cb, void *ctx);
+                   const cli_span_t *s, const char *const *towns, size_t ntowns, tally_tally_cb cb,
+                   void *ctx);
 
 /* Whether s is not over yet on today (the daemon's day key; INT32_MIN:
  * not known): it holds figures up to today only. */

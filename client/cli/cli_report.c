@@ -29,7 +29,9 @@ const char cli_report_usage[] =
     "                     days FROM..TO (2023-01..2023-11: January to November)\n"
     "                     (required)\n"
     "  -t, --town T       township T's figures (its id, or its name: 高观镇)\n"
-    "  -a, --all          every township's and the county's, one column each\n"
+    "  -a, --all          every township's and the county's, one column each (the\n"
+    "                     catalog's townships; with none listed, those that have\n"
+    "                     figures)\n"
     "      --compare      add the same period a year earlier and the change (同比;\n"
     "                     with --all, the county's); for a period not over yet, as\n"
     "                     many of its days as have passed (2023 to 6 December:\n"
@@ -51,13 +53,15 @@ typedef struct fetch_ctx {
     cli_global_t *g;
     tally_request_t req;
     char err[600];
+    const char *const *towns; /* a county too large for one answer: read by these */
+    size_t ntowns;
 } fetch_ctx_t;
 
 static int fetch(void *ctx, const char *prefix, const cli_span_t *period, tally_tally_cb cb,
                  void *cb_ctx)
 {
     fetch_ctx_t *f = ctx;
-    return cli_span_fetch(f->g->server, &f->req, prefix, period, cb, cb_ctx);
+    return cli_span_fetch(f->g->server, &f->req, prefix, period, f->towns, f->ntowns, cb, cb_ctx);
 }
 
 static const char *ext_format(const char *path)
@@ -233,11 +237,18 @@ int cli_report(int argc, char **argv, cli_global_t *g)
     } else if (rc < 0) {
         return cli_request_failed(g, "report", rc, &f.req, o.timeout_ms);
     }
-    /* The scopes: one township, every one of the catalog, or the county. */
+    /* The scopes: one township, every one of the catalog, or the county.
+     * A catalog whose list of townships is open (tallyd's built-in one)
+     * names none: --all then takes those that have tallies. */
     size_t ntowns = tally_catalog_townships(cat);
-    const char **ids = calloc(ntowns + 1, sizeof(*ids));
+    char **found = NULL;
+    size_t nfound = 0;
+    if (o.all && ntowns == 0 && (rc = tally_townships_req(g->server, &f.req, &found, &nfound)) < 0)
+        return cli_request_failed(g, "report", rc, &f.req, o.timeout_ms);
+    const char **ids = calloc(ntowns + nfound + 1, sizeof(*ids));
     size_t n = 0;
     if (ids == NULL) {
+        tally_townships_free(found, nfound);
         cli_error("out of memory");
         return CLI_INTERNAL;
     }
@@ -252,12 +263,17 @@ int cli_report(int argc, char **argv, cli_global_t *g)
                     o.town, s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
             free(names);
             free(ids);
+            tally_townships_free(found, nfound);
             return CLI_USAGE;
         }
         ids[n++] = o.town;
     } else if (o.all) {
         for (size_t i = 0; i < ntowns; i++)
             ids[n++] = tally_catalog_township(cat, i)->id;
+        for (size_t i = 0; i < nfound; i++)
+            ids[n++] = found[i];
+        f.towns = ids;
+        f.ntowns = n;
         ids[n++] = "";
     } else {
         ids[n++] = "";
@@ -272,6 +288,7 @@ int cli_report(int argc, char **argv, cli_global_t *g)
     rc = cli_daemon_today(g->server, &f.req, &today);
     if (rc < 0) {
         free(ids);
+        tally_townships_free(found, nfound);
         return cli_request_failed(g, "report", rc, &f.req, o.timeout_ms);
     }
     if (cli_span_open(&cur, today))
@@ -281,6 +298,7 @@ int cli_report(int argc, char **argv, cli_global_t *g)
     report_t r;
     rc = report_build(&r, &cur, has_year_ago ? &year_ago : NULL, through, ids, n, cat, fetch, &f);
     free(ids);
+    tally_townships_free(found, nfound);
     if (rc == TALLY_EUNKTOWN || rc == TALLY_EBADPERIOD) {
         fprintf(stderr, "tally report: %s '%s': %s\n", rc == TALLY_EUNKTOWN ? "--town" : "--period",
                 rc == TALLY_EUNKTOWN ? o.town : period, f.err[0] ? f.err : tally_strerror(rc));

@@ -340,6 +340,94 @@ static void test_empty_and_bad(void **state)
     }
 }
 
+/* A county whose series are more than one PERIOD answer of tallyd holds
+ * (max_reply_queue 1024: 512 series; 25 townships of 22 metrics and the
+ * county's make 572): --all and `get --period --all` read it township by
+ * township.  With the catalog's list of townships open (no [township]
+ * sections, as tallyd's built-in catalog), --all takes the townships
+ * that have tallies, by id: it showed the county alone before. */
+static void large_county(bool open_list)
+{
+    harness_t h;
+    assert_int_equal(harness_init(&h), 0);
+    char path[HARNESS_PATH_MAX], csv[HARNESS_PATH_MAX];
+    snprintf(csv, sizeof csv, "%s/gaoguan-2023.csv", TALLY_SHARED_DATA);
+    snprintf(path, sizeof path, "%s/systemd/tallyd.conf.example", harness_source_dir);
+    char *example = harness_read_file(path);
+    assert_non_null(example);
+    char *conf = example;
+    if (open_list) { /* the example's metrics and ratios, no townships */
+        char *t = strstr(example, "\n[township ");
+        assert_non_null(t);
+        t[1] = '\0';
+    }
+    char *q = strstr(conf, "max_reply_queue = 4096");
+    assert_non_null(q);
+    memcpy(q, "max_reply_queue = 1024", strlen("max_reply_queue = 1024"));
+    assert_int_equal(harness_start(&h, conf, NULL), 0);
+    static const char *const towns[] = {"gecheng",   "fuxing",   "bashan",   "pingba",  "miaoba",
+                                        "mingtong",  "xiuqi",    "gaoguan",  "gaoyan",  "dongan",
+                                        "xianyi",    "gaonan",   "longtian", "beiping", "zuolan",
+                                        "yanhe",     "shuanghe", "liaozi",   "jiming",  "zhouxi",
+                                        "mingzhong", "zhiping",  "lantian",  "houping", "heyu"};
+    size_t ntowns = sizeof towns / sizeof towns[0];
+    for (size_t i = 0; i < ntowns; i++) {
+        cli_result_t r = cli_expect(&h, 0,
+                                    (const char *const[]){"push", "--town", towns[i], "--time",
+                                                          "2023-12-31", "--file", csv, NULL});
+        cli_result_free(&r);
+    }
+    cli_result_t r = cli_expect(
+        &h, 0, (const char *const[]){"report", "--period", "2023", "--all", "-f", "csv", NULL});
+    strip_cr(r.out);
+    const char *head = open_list ? "metric,kind,unit,label,bashan,beiping,dongan,"
+                                 : "metric,kind,unit,label,葛城街道,复兴街道,巴山镇,";
+    if (strncmp(r.out, head, strlen(head)) != 0 ||
+        strstr(r.out, open_list ? ",zuolan,全县,period,through\n"
+                                : ",河鱼乡,全县,period,through\n") == NULL)
+        fail_msg("--all of 25 townships:\n%.600s\n%s", r.out, r.err);
+    char line[1024], want[1024] = "disputes.resolved,counter,件,化解矛盾纠纷";
+    for (size_t i = 0; i < ntowns; i++)
+        strcat(want, ",216");
+    strcat(want, ",5400,2023,");
+    assert_true(line_with(r.out, "disputes.resolved,", line, sizeof line));
+    assert_string_equal(line, want);
+    cli_result_free(&r);
+
+    /* get --period --all: every township's series and the county's. */
+    r = cli_expect(&h, 0,
+                   (const char *const[]){"get", "--period", "2023", "--all", "--no-labels", NULL});
+    size_t lines = 0, resolved = 0;
+    for (const char *p = r.out; (p = strchr(p, '\n')) != NULL; p++)
+        lines++;
+    for (const char *p = r.out; (p = strstr(p, "\ndisputes.resolved ")) != NULL; p++)
+        resolved++;
+    if (lines != 1 + 26 * 25 || resolved != 26 || strstr(r.out, " 5400\n") == NULL)
+        fail_msg("get --period 2023 --all: %zu lines, %zu of disputes.resolved:\n%.500s\n%s", lines,
+                 resolved, r.out, r.err);
+    cli_result_free(&r);
+    /* Both were refused whole first (TOO_LARGE), then read in parts. */
+    r = cli_expect(&h, 0, (const char *const[]){"stats", NULL});
+    if (strstr(r.out, "tallyd_rejected_too_large_total                  2\n") == NULL)
+        fail_msg("stats:\n%s", r.out);
+    cli_result_free(&r);
+    assert_int_equal(harness_finish(&h), 0);
+    harness_cleanup(&h);
+    free(example);
+}
+
+static void test_large_county(void **state)
+{
+    (void)state;
+    large_county(false);
+}
+
+static void test_large_county_open(void **state)
+{
+    (void)state;
+    large_county(true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -347,6 +435,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_csv_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_all_compare_md, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_and_bad, setup, teardown),
+        cmocka_unit_test(test_large_county),
+        cmocka_unit_test(test_large_county_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
