@@ -198,6 +198,27 @@ int engine_foreach(const engine_t *e, engine_item_fn fn, void *ctx)
     return 0;
 }
 
+int engine_foreach_town(const engine_t *e, uint32_t town, uint32_t max_metric, engine_item_fn fn,
+                        void *ctx)
+{
+    for (uint32_t m = 0; m <= max_metric; m++) {
+        uint32_t sid = find(e, m, town);
+        if (sid == ENGINE_NONE) {
+            continue;
+        }
+        engine_item_t it = series_item(e, sid);
+        int rc = fn(ctx, &it);
+        if (rc == 0) {
+            /* every series of the town is in this pass: as engine_foreach */
+            rc = report_ratios(e, ser(e, sid), 0, fn, ctx);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
 uint32_t engine_foreach_from(const engine_t *e, uint32_t from, uint32_t max, engine_item_fn fn,
                              void *ctx)
 {

@@ -243,7 +243,7 @@ static int check_prefix(const recall_t *r, proto_str_t pre, char *msg, size_t ms
 typedef struct collect {
     recall_t *r;
     proto_str_t prefix;
-    bool oom;
+    bool oom, too_many;
 } collect_t;
 
 static int collect(void *ctx, const engine_item_t *item)
@@ -257,12 +257,39 @@ static int collect(void *ctx, const engine_item_t *item)
     int n = proto_topic(topic, sizeof(topic), (proto_str_t){m, mlen}, (proto_str_t){t, tlen});
     if (n < 0 || (size_t)n < c->prefix.len || memcmp(topic, c->prefix.ptr, c->prefix.len) != 0)
         return 0;
+    if (r->c.max_items > 0 && r->nitems == r->c.max_items) {
+        c->too_many = true; /* refused whatever the rest holds */
+        return 1;
+    }
     if (VEC_RESERVE(r->items, r->cap, r->nitems + 1) != 0) {
         c->oom = true;
         return 1;
     }
     r->items[r->nitems++] = *item;
     return 0;
+}
+
+/* The one scope whose series can match prefix, when it names one
+ * ("u/county/...", "u/town/<township>/..."): its id (0 the county) into
+ * *town.  false when the prefix may match several. */
+static bool prefix_scope(const recall_t *r, proto_str_t pre, uint32_t *town)
+{
+    static const char tp[] = "u/town/", cp[] = "u/county/";
+    if (pre.len >= strlen(cp) && memcmp(pre.ptr, cp, strlen(cp)) == 0) {
+        *town = 0;
+        return true;
+    }
+    if (pre.len <= strlen(tp) || memcmp(pre.ptr, tp, strlen(tp)) != 0)
+        return false;
+    const char *p = pre.ptr + strlen(tp);
+    const char *slash = memchr(p, '/', (size_t)(pre.ptr + pre.len - p));
+    if (slash == NULL)
+        return false;
+    int id = intern_find(r->c.towns, p, (size_t)(slash - p));
+    if (id <= 0)
+        return false;
+    *town = (uint32_t)id;
+    return true;
 }
 
 /* Choose the series under prefix for the answer like (a job of its
@@ -278,16 +305,20 @@ static int start_answer(recall_t *r, const void *rid, size_t rid_len, uint64_t r
         return rc;
     collect_t c = {.r = r, .prefix = prefix};
     r->nitems = 0;
-    engine_foreach(r->c.engine, collect, &c);
+    uint32_t town;
+    if (prefix_scope(r, prefix, &town)) /* a lookup per metric, not a walk */
+        engine_foreach_town(r->c.engine, town, intern_count(r->c.metrics), collect, &c);
+    else
+        engine_foreach(r->c.engine, collect, &c);
     if (c.oom) {
         snprintf(msg, msglen, "the daemon is out of memory for this answer; retry later");
         return TALLY_EBUSY;
     }
-    if (r->c.max_items > 0 && r->nitems > r->c.max_items) {
+    if (c.too_many) {
         snprintf(msg, msglen,
-                 "%zu series match prefix '%.*s', more than the %u one answer holds; narrow it "
+                 "more series match prefix '%.*s' than the %u one answer holds; narrow it "
                  "(u/county/, u/town/<township>/, a metric)",
-                 r->nitems, (int)(prefix.len > 64 ? 64 : prefix.len), prefix.ptr, r->c.max_items);
+                 (int)(prefix.len > 64 ? 64 : prefix.len), prefix.ptr, r->c.max_items);
         r->nitems = 0;
         return TALLY_ETOOLARGE;
     }

@@ -729,6 +729,28 @@ static void test_ratios(void **state)
     assert_int_equal(engine_foreach(&e, stop_after_three, &seen), 42);
     assert_int_equal(seen, 3);
 
+    /* foreach_town: the items of one scope, the same as foreach's, each
+     * once (the ratio scope with its operands, though its id is past
+     * max_metric); none for a township without series. */
+    static drained_t all;
+    all = drained;
+    for (uint32_t t = 0; t <= 4; t++) {
+        drained.n = 0;
+        assert_int_equal(engine_foreach_town(&e, t, RESOLVED, collect, &drained), 0);
+        int want = 0;
+        for (int i = 0; i < all.n; i++) {
+            if (all.items[i].town == t) {
+                want++;
+                assert_int_equal(count_item(all.items[i].metric, t), 1);
+            }
+        }
+        assert_int_equal(drained.n, want);
+        assert_int_equal(want, t == 0 ? 3 : t == 4 ? 0 : t == 1 ? 3 : 2);
+    }
+    seen = 0;
+    assert_int_equal(engine_foreach_town(&e, 0, RESOLVED, stop_after_three, &seen), 42);
+    assert_int_equal(seen, 3);
+
     /* A sample for a ratio is refused, and nothing of its batch applies. */
     engine_sample_t r[2] = {{SCREENED, 1}, {RATE, 1}};
     int32_t bad = -5;

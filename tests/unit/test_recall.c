@@ -301,10 +301,19 @@ static void test_refused(void **state)
     submit(f, "bashan", T_DEC31, 1, "resolved", (int64_t)1);
     assert_int_equal(period_req(f, "u/", "2023"), TALLY_ETOOLARGE);
     assert_string_equal(f->field, "prefix");
-    assert_non_null(strstr(f->msg, "series match prefix 'u/', more than the 2 one answer holds"));
+    assert_non_null(strstr(f->msg, "more series match prefix 'u/' than the 2 one answer holds"));
     assert_int_equal(f->replies.n, 0);
     assert_int_equal(period_req(f, "u/town/gaoguan/", "2023"), 0);
     assert_int_equal(f->replies.n, 2); /* resolved and rate */
+    /* The bound is the most an answer holds: u/town/ has 4 series. */
+    fx_recall_end(f);
+    fx_recall(f, 3);
+    assert_int_equal(period_req(f, "u/town/", "2023"), TALLY_ETOOLARGE);
+    assert_int_equal(f->replies.n, 0);
+    fx_recall_end(f);
+    fx_recall(f, 4);
+    assert_int_equal(period_req(f, "u/town/", "2023"), 0);
+    assert_int_equal(f->replies.n, 4);
     fx_recall_end(f);
     fx_recall(f, 0);
     /* Days older than [history] days: PERIOD_EXPIRED; the month is kept. */
