@@ -348,11 +348,11 @@ static inline uint32_t engine_dirty_count(const engine_t *e)
 int engine_foreach(const engine_t *e, engine_item_fn fn, void *ctx);
 
 /* engine_foreach() of one scope: the series of town (0: the county's)
- * whose metric ids are 0..max_metric, and their ratio scopes, in metric
+ * whose metric ids are first..last, and their ratio scopes, in metric
  * order.  One index lookup per metric id, not a walk over every series:
  * with a million series, what a question about one township costs. */
-int engine_foreach_town(const engine_t *e, uint32_t town, uint32_t max_metric, engine_item_fn fn,
-                        void *ctx);
+int engine_foreach_town(const engine_t *e, uint32_t town, uint32_t first, uint32_t last,
+                        engine_item_fn fn, void *ctx);
 
 /* engine_foreach() in steps: report the series with ids from .. from+max-1
  * (and their ratio scopes) to fn, whose return value is ignored.  Returns

@@ -198,10 +198,10 @@ int engine_foreach(const engine_t *e, engine_item_fn fn, void *ctx)
     return 0;
 }
 
-int engine_foreach_town(const engine_t *e, uint32_t town, uint32_t max_metric, engine_item_fn fn,
-                        void *ctx)
+int engine_foreach_town(const engine_t *e, uint32_t town, uint32_t first, uint32_t last,
+                        engine_item_fn fn, void *ctx)
 {
-    for (uint32_t m = 0; m <= max_metric; m++) {
+    for (uint32_t m = first; m <= last && m >= first; m++) {
         uint32_t sid = find(e, m, town);
         if (sid == ENGINE_NONE) {
             continue;

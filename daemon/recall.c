@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "period.h"
+#include "prefix.h"
 #include "tally_error.h"
 #include "vec.h"
 
@@ -250,12 +251,7 @@ static int collect(void *ctx, const engine_item_t *item)
 {
     collect_t *c = ctx;
     recall_t *r = c->r;
-    uint32_t mlen = 0, tlen = 0;
-    const char *m = intern_name(r->c.metrics, item->metric, &mlen);
-    const char *t = item->town ? intern_name(r->c.towns, item->town, &tlen) : "";
-    char topic[PROTO_TOPIC_MAX];
-    int n = proto_topic(topic, sizeof(topic), (proto_str_t){m, mlen}, (proto_str_t){t, tlen});
-    if (n < 0 || (size_t)n < c->prefix.len || memcmp(topic, c->prefix.ptr, c->prefix.len) != 0)
+    if (!prefix_matches(r->c.metrics, r->c.towns, item->metric, item->town, c->prefix))
         return 0;
     if (r->c.max_items > 0 && r->nitems == r->c.max_items) {
         c->too_many = true; /* refused whatever the rest holds */
@@ -267,29 +263,6 @@ static int collect(void *ctx, const engine_item_t *item)
     }
     r->items[r->nitems++] = *item;
     return 0;
-}
-
-/* The one scope whose series can match prefix, when it names one
- * ("u/county/...", "u/town/<township>/..."): its id (0 the county) into
- * *town.  false when the prefix may match several. */
-static bool prefix_scope(const recall_t *r, proto_str_t pre, uint32_t *town)
-{
-    static const char tp[] = "u/town/", cp[] = "u/county/";
-    if (pre.len >= strlen(cp) && memcmp(pre.ptr, cp, strlen(cp)) == 0) {
-        *town = 0;
-        return true;
-    }
-    if (pre.len <= strlen(tp) || memcmp(pre.ptr, tp, strlen(tp)) != 0)
-        return false;
-    const char *p = pre.ptr + strlen(tp);
-    const char *slash = memchr(p, '/', (size_t)(pre.ptr + pre.len - p));
-    if (slash == NULL)
-        return false;
-    int id = intern_find(r->c.towns, p, (size_t)(slash - p));
-    if (id <= 0)
-        return false;
-    *town = (uint32_t)id;
-    return true;
 }
 
 /* Choose the series under prefix for the answer like (a job of its
@@ -306,8 +279,8 @@ static int start_answer(recall_t *r, const void *rid, size_t rid_len, uint64_t r
     collect_t c = {.r = r, .prefix = prefix};
     r->nitems = 0;
     uint32_t town;
-    if (prefix_scope(r, prefix, &town)) /* a lookup per metric, not a walk */
-        engine_foreach_town(r->c.engine, town, intern_count(r->c.metrics), collect, &c);
+    if (prefix_scope(r->c.towns, prefix, &town)) /* a lookup per metric, not a walk */
+        engine_foreach_town(r->c.engine, town, 0, intern_count(r->c.metrics), collect, &c);
     else
         engine_foreach(r->c.engine, collect, &c);
     if (c.oom) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "prefix.h"
 #include "tally_error.h"
 
 /* Items encoded per loop iteration over every stream: requests are served
@@ -25,7 +26,9 @@ struct snapshot_stream {
     uint64_t seq; /* S */
     char prefix[PROTO_PREFIX_MAX];
     size_t prefix_len;
-    uint32_t cursor; /* the next series id to encode */
+    bool scoped;     /* the prefix names one scope: walked metric by metric */
+    uint32_t town;   /* that scope (0 the county) */
+    uint32_t cursor; /* the next series id to encode (scoped: metric id) */
     uint32_t count;  /* items encoded */
     bool ended;      /* SNAPSHOT_END is encoded */
     bool oom;
@@ -77,17 +80,14 @@ static int encode_item(void *ctx, const engine_item_t *item)
     snapshot_t *s = c->s;
     snapshot_stream_t *st = c->st;
     engine_values_t v;
-    if (st->oom || engine_read_item(s->c.engine, item, &v) != 0)
+    proto_str_t prefix = {st->prefix, st->prefix_len};
+    if (st->oom || !prefix_matches(s->c.metrics, s->c.towns, item->metric, item->town, prefix) ||
+        engine_read_item(s->c.engine, item, &v) != 0)
         return 0;
     proto_msg_t m = {.type = PROTO_SNAPSHOT_ITEM};
     m.u.snapshot_item.req_id = st->req_id;
     publish_fill_tally(s->c.publish, item->metric, item->town, &v, st->seq,
                        &m.u.snapshot_item.tally);
-    char topic[PROTO_TOPIC_MAX];
-    int tlen = proto_topic(topic, sizeof(topic), m.u.snapshot_item.tally.metric,
-                           m.u.snapshot_item.tally.scope);
-    if (tlen < 0 || (size_t)tlen < st->prefix_len || memcmp(topic, st->prefix, st->prefix_len) != 0)
-        return 0;
     msgpack_sbuffer_clear(&s->scratch);
     if (proto_encode(&s->scratch, &m) != 0)
         return 0;
@@ -106,8 +106,17 @@ static uint32_t refill(snapshot_t *s, snapshot_stream_t *st)
     st->pos = 0;
     uint32_t from = st->cursor;
     encode_ctx_t c = {s, st};
-    st->cursor = engine_foreach_from(s->c.engine, from, SNAPSHOT_CHUNK, encode_item, &c);
-    if (st->cursor >= engine_series_count(s->c.engine) && !st->oom) {
+    bool done;
+    if (st->scoped) {
+        uint32_t last = from + SNAPSHOT_CHUNK - 1;
+        engine_foreach_town(s->c.engine, st->town, from, last, encode_item, &c);
+        st->cursor = last + 1;
+        done = st->cursor > intern_count(s->c.metrics);
+    } else {
+        st->cursor = engine_foreach_from(s->c.engine, from, SNAPSHOT_CHUNK, encode_item, &c);
+        done = st->cursor >= engine_series_count(s->c.engine);
+    }
+    if (done && !st->oom) {
         proto_msg_t end = {.type = PROTO_SNAPSHOT_END};
         end.u.snapshot_end.req_id = st->req_id;
         end.u.snapshot_end.stream_id = publish_stream_id(s->c.publish);
@@ -255,6 +264,7 @@ int snapshot_request(snapshot_t *s, const void *rid, size_t rid_len, uint64_t re
     st->rid_len = rid_len;
     memcpy(st->prefix, prefix, prefix_len);
     st->prefix_len = prefix_len;
+    st->scoped = prefix_scope(s->c.towns, (proto_str_t){prefix, prefix_len}, &st->town);
     st->req_id = req_id;
     st->seq = publish_seq(s->c.publish);
     st->progress_ms = clock_mono_ms();

@@ -38,9 +38,10 @@ typedef struct snapshot_limits {
 
 typedef struct snapshot_config {
     uv_loop_t *loop;
-    engine_t *engine;   /* read */
-    publish_t *publish; /* flushed first, and its sequence taken */
-    sink_t reply;       /* the request socket: head is the routing id */
+    engine_t *engine;                /* read */
+    publish_t *publish;              /* flushed first, and its sequence taken */
+    const intern_t *towns, *metrics; /* the names of series, for prefixes */
+    sink_t reply;                    /* the request socket: head is the routing id */
     tallyd_stats_t *stats;
     logger_t *log;
     snapshot_limits_t limits;

@@ -457,6 +457,8 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
         .loop = d->loop,
         .engine = &d->engine,
         .publish = &d->publish,
+        .towns = &d->towns,
+        .metrics = &d->metrics,
         .reply = endpoints_reply_sink(&d->ep),
         .stats = &d->stats,
         .log = &d->log,

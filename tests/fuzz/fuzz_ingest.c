@@ -342,6 +342,8 @@ static void setup_parts(fuzz_daemon_t *d)
         .loop = &g.loop,
         .engine = &d->engine,
         .publish = &d->publish,
+        .towns = &d->towns,
+        .metrics = &d->metrics,
         .reply = {reply_sink, d},
         .stats = &d->stats,
         .log = &d->log,

@@ -736,7 +736,7 @@ static void test_ratios(void **state)
     all = drained;
     for (uint32_t t = 0; t <= 4; t++) {
         drained.n = 0;
-        assert_int_equal(engine_foreach_town(&e, t, RESOLVED, collect, &drained), 0);
+        assert_int_equal(engine_foreach_town(&e, t, 0, RESOLVED, collect, &drained), 0);
         int want = 0;
         for (int i = 0; i < all.n; i++) {
             if (all.items[i].town == t) {
@@ -748,7 +748,7 @@ static void test_ratios(void **state)
         assert_int_equal(want, t == 0 ? 3 : t == 4 ? 0 : t == 1 ? 3 : 2);
     }
     seen = 0;
-    assert_int_equal(engine_foreach_town(&e, 0, RESOLVED, stop_after_three, &seen), 42);
+    assert_int_equal(engine_foreach_town(&e, 0, 0, RESOLVED, stop_after_three, &seen), 42);
     assert_int_equal(seen, 3);
 
     /* A sample for a ratio is refused, and nothing of its batch applies. */

@@ -56,6 +56,8 @@ static void fx_init(fx_t *f, bool secured)
         .loop = &f->loop,
         .engine = &f->st.engine,
         .publish = &f->p,
+        .towns = &f->st.towns,
+        .metrics = &f->st.metrics,
         .reply = t_sink_of(&f->replies),
         .stats = &f->st.stats,
         .log = &f->st.log,

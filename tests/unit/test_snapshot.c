@@ -43,6 +43,8 @@ static int setup(void **state)
         .loop = &f->loop,
         .engine = &f->st.engine,
         .publish = &f->p,
+        .towns = &f->st.towns,
+        .metrics = &f->st.metrics,
         .reply = {reply_send, f},
         .stats = &f->st.stats,
         .log = &f->st.log,
@@ -180,14 +182,43 @@ static void test_changes_while_streaming(void **state)
 {
     fx_t *f = *state;
     put_towns(f, 3000, "talks"); /* more than one loop iteration walks */
-    assert_int_equal(snapshot_request(&f->s, "P1", 2, 7, "u/town/t2999/", 13), 0);
+    /* (a prefix without the township's '/': every series is looked at,
+     * where u/town/t2999/ is answered at once by lookup) */
+    assert_int_equal(snapshot_request(&f->s, "P1", 2, 7, "u/town/t2999", 12), 0);
     put(f, "t2999", "talks", 1000); /* 3000 + 1000 */
     publish_changes(&f->p);
     assert_true(t_sink_at(&f->pub, f->pub.n - 1)->u.update.tally.seq > 100 + 3001);
     drain(f);
-    assert_int_equal(check_stream(f, "P1", 3101, "u/town/t2999/"), 1);
+    assert_int_equal(check_stream(f, "P1", 3101, "u/town/t2999"), 1);
     const proto_tally_t *t = &t_sink_at(&f->replies, f->replies.n - 2)->u.snapshot_item.tally;
     assert_int_equal(t->values[t->nvalues - 1].num, 4000);
+}
+
+/* A prefix naming one scope is answered by lookup, metric by metric:
+ * at once (no loop turn), however many series other scopes hold, and in
+ * as many chunks as its metric ids need. */
+static void test_one_scope(void **state)
+{
+    fx_t *f = *state;
+    put_towns(f, 3000, "talks"); /* a walk would take two loop turns */
+    char metric[16];
+    for (int i = 0; i < SNAPSHOT_CHUNK + 44; i++) { /* metric ids past one chunk */
+        snprintf(metric, sizeof(metric), "m%d", i);
+        put(f, "t17", metric, i);
+    }
+    assert_int_equal(snapshot_request(&f->s, "A", 1, 1, "u/town/t17/", 11), 0);
+    assert_int_equal(snapshot_request(&f->s, "B", 1, 2, "u/county/", 9), 0);
+    assert_int_equal(snapshot_request(&f->s, "C", 1, 3, "u/town/t17/m7/", 14), 0);
+    assert_int_equal(snapshot_request(&f->s, "D", 1, 4, "u/town/t3000/", 13), 0);
+    uint64_t seq = publish_seq(&f->p);
+    /* A walk of every series would have more to do, a turn later. */
+    if (snapshot_active(&f->s) != 1)
+        fail_msg("%u snapshots still streaming", (unsigned)snapshot_active(&f->s));
+    assert_int_equal(check_stream(f, "A", seq, "u/town/t17/"), 1 + SNAPSHOT_CHUNK + 44);
+    assert_int_equal(check_stream(f, "B", seq, "u/county/"), 1 + SNAPSHOT_CHUNK + 44);
+    assert_int_equal(check_stream(f, "C", seq, "u/town/t17/m7/"), 1);
+    drain(f); /* D: a township with no series is walked for, and has none */
+    assert_int_equal(check_stream(f, "D", seq, "u/town/t3000/"), 0);
 }
 
 /* At most max_streams at once, one per connection; beyond: BUSY. */
@@ -237,6 +268,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_streamed_in_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stuck_peer_does_not_hold_up_others, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changes_while_streaming, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_scope, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abandoned, setup, teardown),
     };
