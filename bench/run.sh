@@ -268,6 +268,22 @@ history_catch_up() {
         "$(n=$(tallyd_stat tallyd_history_cells); echo "${n:-null}")" "$(thread_cpu "$TPID" tallyd-history)"
 }
 
+# one_scope_us ARGS...: the median of 21 runs of `tally ARGS` against the
+# running tallyd, in microseconds, each asking of a township picked at
+# random among LARGE_TOWNS ({T} in ARGS); null when one fails.  The
+# command's own start is in it: a STATS beside it says how much.
+one_scope_us() {
+    local i t0 t1 town times=()
+    for i in $(seq 1 21); do
+        town=$(printf 't%05u' $((RANDOM % LARGE_TOWNS)))
+        t0=$(date +%s%N)
+        "$CLI" "${@//\{T\}/$town}" -s "$REQ" --timeout 10 >/dev/null 2>&1 || { echo null; return; }
+        t1=$(date +%s%N)
+        times+=($(((t1 - t0) / 1000)))
+    done
+    printf '%s\n' "${times[@]}" | sort -n | sed -n 11p
+}
+
 # time_starts NAME TUNABLES: REPS starts of tallyd on $dir's state with
 # GLIBC_TUNABLES=TUNABLES (empty: glibc's defaults), each timed from
 # launch to the ready line and killed; the times in ms, comma-separated,
@@ -548,6 +564,13 @@ if [ "$EXTRAS" = 1 ]; then
         if fill_series "$dir/fill.out" "$LARGE_TOWNS" "$LARGE_METRICS" large-fill >"$dir/fill.json"; then
             series=$(sed -n 's/.*"tallyd_series":\([0-9]*\).*/\1/p' "$dir/fill.json")
             hist=$(history_catch_up)
+            # One township's questions among all these series: answered
+            # by lookup, they cost what a STATS does.
+            year=$(date -u -d '2 days ago' +%Y)
+            scope=$(printf '{"snapshot_us":%s,"period_us":%s,"stats_us":%s}' \
+                "$(one_scope_us get --town '{T}' --no-labels)" \
+                "$(one_scope_us get --period "$year" --town '{T}' --no-labels)" \
+                "$(one_scope_us stats)")
             kill -TERM "$TPID" 2>/dev/null || true
             wait "$TPID" 2>/dev/null || true # the final checkpoint and history: unbounded
             TPID=
@@ -570,9 +593,9 @@ if [ "$EXTRAS" = 1 ]; then
                         sort -n | tail -n 1)
                     build_ms=$(sed -n 's/.*built in \([0-9]*\) ms by a child.*/\1/p' "$dir/probe.log" |
                         sort -n | tail -n 1)
-                    printf '{"series":%s,"ready_ms":[%s],"ready_unit_ms":[%s],"checkpoints":%s,"fork_us_max":%s,"build_ms_max":%s,"history":%s,"probe":%s}\n' \
+                    printf '{"series":%s,"ready_ms":[%s],"ready_unit_ms":[%s],"checkpoints":%s,"fork_us_max":%s,"build_ms_max":%s,"history":%s,"scope":%s,"probe":%s}\n' \
                         "${series:-0}" "$readys" "$readys_unit" "${ckps:-0}" "${fork_us:-null}" "${build_ms:-null}" \
-                        "${hist:-null}" "$probe" >>"$RESULTS/large.jsonl"
+                        "${hist:-null}" "${scope:-null}" "$probe" >>"$RESULTS/large.jsonl"
                 else
                     stop_tallyd KILL
                     log "large: the probe failed"; FAILED=1
@@ -799,6 +822,12 @@ if large:
         print("large state: in the systemd unit's environment (glibc's heap in huge pages) "
               "ready after %.0f ms (median of %d starts)" % (med(g["ready_unit_ms"]),
                                                             len(g["ready_unit_ms"])))
+    sc = g.get("scope") or {}
+    if sc.get("snapshot_us") is not None and sc.get("period_us") is not None:
+        print("large state: one township's tallies (tally get --town) in %s ms, its year (get "
+              "--period) in %s ms, a STATS beside them in %s ms (medians of 21 commands, each "
+              "one's start included)" % (ms(sc["snapshot_us"]), ms(sc["period_us"]),
+                                         ms(sc.get("stats_us"))))
     h = g.get("history") or {}
     if h.get("wait_ms") is not None and h.get("cells") and h.get("writer_cpu_s") is not None:
         print("large state: the history database held every record %.1f s after the fill; its "
