@@ -45,19 +45,29 @@ static report_row_t *add_row(report_t *r, const char *id)
 
 typedef struct fill {
     report_t *r;
+    char (**by_id)[65]; /* the scopes' ids, sorted: a country has 40,000 */
     bool prev;
     bool oom;
 } fill_t;
+
+static int cmp_scope(const void *a, const void *b)
+{
+    return strcmp(**(char(*const *)[65])a, **(char(*const *)[65])b);
+}
+
+static int cmp_key(const void *key, const void *elt)
+{
+    return strcmp(key, **(char(*const *)[65])elt);
+}
 
 static void on_tally(void *ctx, const tally_tally_t *t)
 {
     fill_t *f = ctx;
     report_t *r = f->r;
-    size_t s = 0;
-    while (s < r->nscopes && strcmp(r->scope_id[s], t->scope) != 0)
-        s++;
-    if (s == r->nscopes || t->nvalues != 1)
+    char(**at)[65] = bsearch(t->scope, f->by_id, r->nscopes, sizeof(*f->by_id), cmp_key);
+    if (at == NULL || t->nvalues != 1)
         return; /* a township not asked for (a prefix matches more) */
+    size_t s = (size_t)(*at - r->scope_id);
     report_row_t *row = row_of(r, t->metric);
     if (row == NULL) {
         if ((row = add_row(r, t->metric)) == NULL) {
@@ -130,12 +140,18 @@ int report_build(report_t *r, const cli_span_t *period, const cli_span_t *year_a
         snprintf(town_prefix, sizeof(town_prefix), "u/town/%s/", ids[0]);
         prefix = town_prefix;
     }
-    fill_t f = {.r = r};
+    fill_t f = {.r = r, .by_id = calloc(n ? n : 1, sizeof(*f.by_id))};
+    if (f.by_id == NULL)
+        return TALLY_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        f.by_id[i] = &r->scope_id[i];
+    qsort(f.by_id, n, sizeof(*f.by_id), cmp_scope);
     int rc = fetch(fetch_ctx, prefix, period, on_tally, &f);
     if (rc == 0 && !f.oom && year_ago != NULL) {
         f.prev = true;
         rc = fetch(fetch_ctx, prefix, year_ago, on_tally, &f);
     }
+    free(f.by_id);
     if (rc != 0)
         return rc;
     if (f.oom)
