@@ -478,6 +478,11 @@ size_t endpoints_connections(const endpoints_t *e)
     return e->router_peers.count;
 }
 
+uint64_t endpoints_connections_accepted(const endpoints_t *e)
+{
+    return e->router_peers.accepted_total;
+}
+
 size_t endpoints_subscribers(const endpoints_t *e)
 {
     return e->pub_peers.count;

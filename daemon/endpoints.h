@@ -171,6 +171,10 @@ void endpoints_set_limits(endpoints_t *e, const endpoints_limits_t *lim);
 size_t endpoints_connections(const endpoints_t *e);
 size_t endpoints_subscribers(const endpoints_t *e);
 
+/* Connections the request socket has accepted since the start (a
+ * one-shot client's request is one each). */
+uint64_t endpoints_connections_accepted(const endpoints_t *e);
+
 /* Answer handshakes from kr from now on (a reload). */
 void endpoints_set_keyring(endpoints_t *e, const keyring_t *kr);
 

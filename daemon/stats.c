@@ -59,6 +59,7 @@ void stats_foreach(const tallyd_stats_t *s, const stats_gauges_t *g,
     fn("tallyd_metrics", clamp(g->metrics), ctx);
     fn("tallyd_subscribers", clamp(g->subscribers), ctx);
     fn("tallyd_connections", clamp(g->connections), ctx);
+    fn("tallyd_connections_accepted_total", clamp(g->connections_accepted), ctx);
     fn("tallyd_snapshots_active", clamp(g->snapshots_active), ctx);
     fn("tallyd_sequence", clamp(g->seq), ctx);
     fn("tallyd_uptime_seconds", clamp(g->uptime_s), ctx);

@@ -37,7 +37,7 @@ typedef struct tallyd_stats {
 /* Gauges that live elsewhere, read when stats are reported. */
 typedef struct stats_gauges {
     uint64_t series, clients, townships, metrics, subscribers, seq, uptime_s;
-    uint64_t connections, snapshots_active;
+    uint64_t connections, connections_accepted, snapshots_active;
     uint64_t memory_bytes;
     uint64_t memory_engine_bytes, memory_history_bytes; /* parts of memory_bytes */
     uint64_t history_cells, history_store_failures;

@@ -185,6 +185,7 @@ static void report_stats(void *ctx, request_stat_fn fn, void *fn_ctx)
         .metrics = intern_count(&d->metrics),
         .subscribers = endpoints_subscribers(&d->ep),
         .connections = endpoints_connections(&d->ep),
+        .connections_accepted = endpoints_connections_accepted(&d->ep),
         .snapshots_active = snapshot_active(&d->snapshot),
         .seq = publish_seq(&d->publish),
         .uptime_s = (uint64_t)((clock_mono_ms() - d->stats.started_mono_ms) / 1000),

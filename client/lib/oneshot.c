@@ -11,6 +11,7 @@
 #include "catalog.h"
 #include "curve.h"
 #include "monitor.h"
+#include "oneshot.h"
 #include "sub_store.h"
 #include "text.h"
 #include "util.h"
@@ -522,15 +523,10 @@ static int catalog_req(const char *server, tally_request_t *req, tally_catalog_t
 
 /* ---- history: PERIOD_REQ and RANGE_REQ (PROTOCOL.md 8.18-8.21) ---- */
 
-/* PERIOD_REQ for period_name, or SPAN_REQ from period_name to to when to
- * is not NULL: both are answered with PERIOD messages. */
-static int period(const char *server, tally_request_t *req, const char *prefix,
-                  const char *period_name, const char *to, tally_tally_cb cb, void *ctx)
+/* Whether a PERIOD_REQ or SPAN_REQ's arguments can go on the wire. */
+static int period_args(tally_request_t *req, const char *prefix, const char *period_name,
+                       const char *to, tally_tally_cb cb)
 {
-    text_format(req->errbuf, req->errbuf_len, "%s", "");
-    req->link = TALLY_LINK_UNKNOWN;
-    if (prefix == NULL)
-        prefix = "";
     if (cb == NULL || period_name == NULL || strlen(prefix) > PROTO_PREFIX_MAX ||
         strlen(period_name) == 0 || strlen(period_name) > PROTO_PERIOD_TEXT_MAX ||
         (to != NULL && (strlen(to) == 0 || strlen(to) > PROTO_PERIOD_TEXT_MAX))) {
@@ -540,36 +536,44 @@ static int period(const char *server, tally_request_t *req, const char *prefix,
                     PROTO_PERIOD_TEXT_MAX, PROTO_PREFIX_MAX);
         return TALLY_EINVAL;
     }
-    oneshot_t *o;
-    int rc = oneshot_open(server, req, true, &o);
-    if (rc < 0)
-        return rc;
+    return 0;
+}
+
+/* PERIOD_REQ for period_name, or SPAN_REQ from period_name to to when to
+ * is not NULL, on o as request req_id, with req's whole timeout: both are
+ * answered with PERIOD messages.  Replies to other requests (a part
+ * before it that timed out) are passed over. */
+static int period_on(oneshot_t *o, tally_request_t *req, uint64_t req_id, const char *prefix,
+                     const char *period_name, const char *to, tally_tally_cb cb, void *ctx)
+{
+    text_format(req->errbuf, req->errbuf_len, "%s", "");
+    o->deadline = util_mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT);
     proto_msg_t q;
     memset(&q, 0, sizeof q);
     if (to == NULL) {
         q.type = PROTO_PERIOD_REQ;
-        q.u.period_req.req_id = 1;
+        q.u.period_req.req_id = req_id;
         q.u.period_req.prefix = proto_str(prefix);
         q.u.period_req.period = proto_str(period_name);
     } else {
         q.type = PROTO_SPAN_REQ;
-        q.u.span_req.req_id = 1;
+        q.u.span_req.req_id = req_id;
         q.u.span_req.prefix = proto_str(prefix);
         q.u.span_req.from = proto_str(period_name);
         q.u.span_req.to = proto_str(to);
     }
-    rc = oneshot_send(o, &q);
+    int rc = oneshot_send(o, &q);
     kept_t kept = {0};
     uint32_t *at = NULL; /* by index: the kept reply's number + 1, 0 = none yet */
     uint32_t count = 0;
     bool sized = false;
     while (rc == 0 && (rc = oneshot_recv(o)) == 0) {
         const proto_msg_t *m = &o->msg;
-        if (m->type == PROTO_ERROR && (m->u.error.req_id == 1 || m->u.error.req_id == 0)) {
+        if (m->type == PROTO_ERROR && (m->u.error.req_id == req_id || m->u.error.req_id == 0)) {
             rc = wire_error(m, req);
             break;
         }
-        if (m->type != PROTO_PERIOD || m->u.period.req_id != 1)
+        if (m->type != PROTO_PERIOD || m->u.period.req_id != req_id)
             continue;
         if (!sized) {
             count = m->u.period.count;
@@ -600,8 +604,66 @@ static int period(const char *server, tally_request_t *req, const char *prefix,
     free(at);
     if (rc < 0 && !tally_err_is_wire(rc))
         failed(o, req, rc);
+    return rc;
+}
+
+static int period(const char *server, tally_request_t *req, const char *prefix,
+                  const char *period_name, const char *to, tally_tally_cb cb, void *ctx)
+{
+    text_format(req->errbuf, req->errbuf_len, "%s", "");
+    req->link = TALLY_LINK_UNKNOWN;
+    if (prefix == NULL)
+        prefix = "";
+    int rc = period_args(req, prefix, period_name, to, cb);
+    oneshot_t *o;
+    if (rc < 0 || (rc = oneshot_open(server, req, true, &o)) < 0)
+        return rc;
+    rc = period_on(o, req, 1, prefix, period_name, to, cb, ctx);
     oneshot_close(o, req);
     return rc;
+}
+
+/* ---- several PERIOD_REQs on one connection (oneshot.h) ---- */
+
+struct oneshot_periods {
+    oneshot_t *o;
+    uint64_t next_id;
+};
+
+int oneshot_periods_open(const char *server, tally_request_t *req, oneshot_periods_t **out)
+{
+    text_format(req->errbuf, req->errbuf_len, "%s", "");
+    req->link = TALLY_LINK_UNKNOWN;
+    oneshot_periods_t *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return TALLY_ENOMEM;
+    int rc = oneshot_open(server, req, true, &p->o);
+    if (rc < 0) {
+        free(p);
+        return rc;
+    }
+    p->next_id = 1;
+    *out = p;
+    return 0;
+}
+
+int oneshot_periods_ask(oneshot_periods_t *p, tally_request_t *req, const char *prefix,
+                        const char *period_name, const char *to, tally_tally_cb cb, void *ctx)
+{
+    if (prefix == NULL)
+        prefix = "";
+    int rc = period_args(req, prefix, period_name, to, cb);
+    if (rc < 0)
+        return rc;
+    return period_on(p->o, req, p->next_id++, prefix, period_name, to, cb, ctx);
+}
+
+void oneshot_periods_close(oneshot_periods_t *p, tally_request_t *req)
+{
+    if (p == NULL)
+        return;
+    oneshot_close(p->o, req);
+    free(p);
 }
 
 typedef struct point {

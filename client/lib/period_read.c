@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "oneshot.h"
 #include "proto.h"
 #include "tally.h"
 #include "text.h"
@@ -26,14 +27,17 @@ static void on_relabel(void *ctx, const tally_tally_t *t)
     r->cb(r->ctx, &c);
 }
 
-int tally_period_read(const char *server, tally_request_t *req, const char *prefix,
-                      const char *period, tally_tally_cb cb, void *ctx)
+/* period (a name, or FROM..TO) under prefix: on p when it is not NULL,
+ * else as a one-shot request. */
+static int read_one(const char *server, oneshot_periods_t *p, tally_request_t *req,
+                    const char *prefix, const char *period, tally_tally_cb cb, void *ctx)
 {
     if (period == NULL)
         return TALLY_EINVAL;
     const char *dots = strstr(period, "..");
     if (dots == NULL)
-        return tally_period_req(server, req, prefix, period, cb, ctx);
+        return p != NULL ? oneshot_periods_ask(p, req, prefix, period, NULL, cb, ctx)
+                         : tally_period_req(server, req, prefix, period, cb, ctx);
     char from[PROTO_PERIOD_TEXT_MAX + 1];
     if ((size_t)(dots - period) >= sizeof from) {
         if (req != NULL)
@@ -43,7 +47,14 @@ int tally_period_read(const char *server, tally_request_t *req, const char *pref
     memcpy(from, period, (size_t)(dots - period));
     from[dots - period] = '\0';
     relabel_t r = {.name = period, .cb = cb, .ctx = ctx};
-    return tally_span_req(server, req, prefix, from, dots + 2, on_relabel, &r);
+    return p != NULL ? oneshot_periods_ask(p, req, prefix, from, dots + 2, on_relabel, &r)
+                     : tally_span_req(server, req, prefix, from, dots + 2, on_relabel, &r);
+}
+
+int tally_period_read(const char *server, tally_request_t *req, const char *prefix,
+                      const char *period, tally_tally_cb cb, void *ctx)
+{
+    return read_one(server, NULL, req, prefix, period, cb, ctx);
 }
 
 bool tally_period_splittable(const char *prefix)
@@ -118,12 +129,14 @@ int tally_period_read_split(const char *server, tally_request_t *req, const char
                             const char *period, const char *const *towns, size_t ntowns,
                             tally_tally_cb cb, void *ctx)
 {
+    tally_request_t none = {0};
+    if (req == NULL)
+        req = &none;
     if (!tally_period_splittable(prefix)) {
-        if (req != NULL)
-            text_format(req->errbuf, req->errbuf_len,
-                        "prefix '%.64s' does not cover whole townships: it cannot be read "
-                        "township by township",
-                        prefix);
+        text_format(req->errbuf, req->errbuf_len,
+                    "prefix '%.64s' does not cover whole townships: it cannot be read township "
+                    "by township",
+                    prefix);
         return TALLY_EINVAL;
     }
     char **found = NULL;
@@ -135,24 +148,25 @@ int tally_period_read_split(const char *server, tally_request_t *req, const char
         towns = (const char *const *)found;
         ntowns = nfound;
     }
-    int rc = 0;
-    if (prefix == NULL || strcmp(prefix, "u/town/") != 0)
-        rc = tally_period_read(server, req, "u/county/", period, cb, ctx);
+    /* One connection for every part. */
+    oneshot_periods_t *p = NULL;
+    int rc = oneshot_periods_open(server, req, &p);
+    if (rc == 0 && (prefix == NULL || strcmp(prefix, "u/town/") != 0))
+        rc = read_one(server, p, req, "u/county/", period, cb, ctx);
     for (size_t i = 0; rc == 0 && i < ntowns; i++) {
         char part[PROTO_PREFIX_MAX + 1];
         if (snprintf(part, sizeof part, "u/town/%s/", towns[i]) >= (int)sizeof part) {
-            if (req != NULL)
-                text_format(req->errbuf, req->errbuf_len, "township '%.64s' is too long", towns[i]);
+            text_format(req->errbuf, req->errbuf_len, "township '%.64s' is too long", towns[i]);
             rc = TALLY_EINVAL;
             break;
         }
-        rc = tally_period_read(server, req, part, period, cb, ctx);
+        rc = read_one(server, p, req, part, period, cb, ctx);
         if (rc == TALLY_EUNKTOWN) { /* left the daemon in a reload: nothing to read */
             rc = 0;
-            if (req != NULL)
-                text_format(req->errbuf, req->errbuf_len, "%s", "");
+            text_format(req->errbuf, req->errbuf_len, "%s", "");
         }
     }
+    oneshot_periods_close(p, req);
     tally_townships_free(found, nfound);
     return rc;
 }

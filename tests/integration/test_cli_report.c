@@ -340,6 +340,19 @@ static void test_empty_and_bad(void **state)
     }
 }
 
+/* tallyd's counter name, from `tally stats`. */
+static long long stat_of(harness_t *h, const char *name)
+{
+    cli_result_t r = cli_expect(h, 0, (const char *const[]){"stats", NULL});
+    long long v = -1;
+    for (const char *p = r.out; p != NULL && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, name, strlen(name)) == 0 && p[strlen(name)] == ' ')
+            v = strtoll(p + strlen(name), NULL, 10);
+    cli_result_free(&r);
+    assert_true(v >= 0);
+    return v;
+}
+
 /* A county whose series are more than one PERIOD answer of tallyd holds
  * (max_reply_queue 1024: 512 series; 25 townships of 22 metrics and the
  * county's make 572): --all and `get --period --all` read it township by
@@ -394,7 +407,10 @@ static void large_county(bool open_list)
     assert_string_equal(line, want);
     cli_result_free(&r);
 
-    /* get --period --all: every township's series and the county's. */
+    /* get --period --all: every township's series and the county's, the
+     * 26 parts on one connection (the refused whole, the snapshot that
+     * finds the townships, the parts and the STATS: 4 or 5 in all). */
+    long long conns = stat_of(&h, "tallyd_connections_accepted_total");
     r = cli_expect(&h, 0,
                    (const char *const[]){"get", "--period", "2023", "--all", "--no-labels", NULL});
     size_t lines = 0, resolved = 0;
@@ -406,6 +422,9 @@ static void large_county(bool open_list)
         fail_msg("get --period 2023 --all: %zu lines, %zu of disputes.resolved:\n%.500s\n%s", lines,
                  resolved, r.out, r.err);
     cli_result_free(&r);
+    conns = stat_of(&h, "tallyd_connections_accepted_total") - conns;
+    if (conns < 3 || conns > 6)
+        fail_msg("get --period --all took %lld connections", conns);
     /* Both were refused whole first (TOO_LARGE), then read in parts. */
     r = cli_expect(&h, 0, (const char *const[]){"stats", NULL});
     if (strstr(r.out, "tallyd_rejected_too_large_total                  2\n") == NULL)

@@ -1,0 +1,29 @@
+/* oneshot.h - libtally (client/lib/, private): several PERIOD_REQs or
+ * SPAN_REQs on one connection, for reading a county in parts
+ * (period_read.c).  A one-shot request of tally.h opens a ZeroMQ context
+ * and a connection of its own, about 1.6 ms before the first byte on a
+ * 2-core VM; a county read township by township would pay that for every
+ * township. */
+#ifndef TALLY_CLIENT_ONESHOT_H
+#define TALLY_CLIENT_ONESHOT_H
+
+#include "tally.h"
+
+typedef struct oneshot_periods oneshot_periods_t;
+
+/* Connect to server with req's keys, refusal and handshake rules.
+ * Returns 0 or the codes of tally_period_req's connection. */
+int oneshot_periods_open(const char *server, tally_request_t *req, oneshot_periods_t **out);
+
+/* tally_period_req (to NULL) or tally_span_req (from period_name to to)
+ * on p, each with req's whole timeout_ms; the same returns.  After a
+ * failure the next one may still be asked (a late reply to the failed
+ * one is passed over). */
+int oneshot_periods_ask(oneshot_periods_t *p, tally_request_t *req, const char *prefix,
+                        const char *period_name, const char *to, tally_tally_cb cb, void *ctx);
+
+/* Close p (NULL: nothing), leaving in req->link what the connection
+ * showed. */
+void oneshot_periods_close(oneshot_periods_t *p, tally_request_t *req);
+
+#endif
