@@ -25,13 +25,19 @@ int recall_init(recall_t *r, const recall_config_t *c)
     return 0;
 }
 
+static void job_free(recall_job_t *j)
+{
+    free(j->items);
+    free(j->sweeps);
+    free(j);
+}
+
 static void drop_jobs(recall_t *r)
 {
     while (r->head != NULL) {
         recall_job_t *j = r->head;
         r->head = j->next;
-        free(j->items);
-        free(j);
+        job_free(j);
     }
     r->tail = NULL;
     r->pending = 0;
@@ -114,9 +120,19 @@ void recall_value(const recall_t *r, uint32_t metric, uint32_t town, calperiod_t
     history_read(r->c.history, metric, town, p, out);
 }
 
-/* A counter's or a gauge's own value over parts[0..n) (recall.h). */
-static void span_base(const recall_t *r, uint32_t metric, uint32_t town, const calperiod_t *parts,
-                      size_t n, engine_value_t *out)
+/* The sweep of job j for metric's county value, or NULL. */
+static const recall_sweep_t *sweep_of(const recall_job_t *j, uint32_t metric)
+{
+    for (size_t i = 0; j != NULL && i < j->nsweeps; i++)
+        if (j->sweeps[i].metric == metric)
+            return &j->sweeps[i];
+    return NULL;
+}
+
+/* A counter's or a gauge's own value over parts[0..n) (recall.h); a
+ * county gauge's from j's sweep when it has one. */
+static void span_base(const recall_t *r, const recall_job_t *j, uint32_t metric, uint32_t town,
+                      const calperiod_t *parts, size_t n, engine_value_t *out)
 {
     *out = (engine_value_t){.present = false, .den = 1};
     engine_value_t v;
@@ -157,10 +173,16 @@ static void span_base(const recall_t *r, uint32_t metric, uint32_t town, const c
             recall_value(r, metric, 0, with[0], out);
         return;
     }
+    const recall_sweep_t *s = sweep_of(j, metric);
+    if (s != NULL) { /* read township by township over the loop's turns */
+        out->present = s->any && !s->overflow;
+        out->num = out->present ? s->sum : 0;
+        return;
+    }
     int64_t sum = 0;
     bool any = false;
     for (uint32_t t = 1; t <= intern_count(r->c.towns); t++) {
-        span_base(r, metric, t, with, m, &v);
+        span_base(r, NULL, metric, t, with, m, &v);
         if (!v.present)
             continue;
         if (__builtin_add_overflow(sum, v.num, &sum))
@@ -171,20 +193,90 @@ static void span_base(const recall_t *r, uint32_t metric, uint32_t town, const c
     out->num = sum;
 }
 
-void recall_span_value(const recall_t *r, uint32_t metric, uint32_t town, const calperiod_t *parts,
-                       size_t n, engine_value_t *out)
+static void span_value(const recall_t *r, const recall_job_t *j, uint32_t metric, uint32_t town,
+                       const calperiod_t *parts, size_t n, engine_value_t *out)
 {
     uint32_t num, den;
     if (engine_ratio_operands(r->c.engine, metric, &num, &den) != 0) {
-        span_base(r, metric, town, parts, n, out);
+        span_base(r, j, metric, town, parts, n, out);
         return;
     }
     engine_value_t a, b;
-    span_base(r, num, town, parts, n, &a);
-    span_base(r, den, town, parts, n, &b);
+    span_base(r, j, num, town, parts, n, &a);
+    span_base(r, j, den, town, parts, n, &b);
     out->present = a.present && b.present && b.num != 0;
     out->num = out->present ? a.num : 0;
     out->den = out->present ? b.num : 0;
+}
+
+void recall_span_value(const recall_t *r, uint32_t metric, uint32_t town, const calperiod_t *parts,
+                       size_t n, engine_value_t *out)
+{
+    span_value(r, NULL, metric, town, parts, n, out);
+}
+
+/* The county gauges of span job j whose value needs every township's
+ * (parts with a value in more than one of parts[0..n)), each once, into
+ * j->sweeps.  false when out of memory. */
+static bool sweeps_set_up(const recall_t *r, recall_job_t *j, const calperiod_t *parts, size_t n)
+{
+    for (size_t i = 0; i < j->nitems; i++) {
+        const engine_item_t *it = &j->items[i];
+        uint32_t base[2] = {it->metric, 0}, num, den;
+        size_t nbase = 1;
+        if (it->town != 0)
+            continue;
+        if (engine_ratio_operands(r->c.engine, it->metric, &num, &den) == 0) {
+            base[0] = num;
+            base[1] = den;
+            nbase = 2;
+        }
+        for (size_t b = 0; b < nbase; b++) {
+            if (engine_metric_kind(r->c.engine, base[b]) != PROTO_KIND_GAUGE ||
+                sweep_of(j, base[b]) != NULL)
+                continue;
+            recall_sweep_t s = {.metric = base[b], .next_town = 1};
+            engine_value_t v;
+            for (size_t p = 0; p < n && s.m < CALPERIOD_PARTS_MAX; p++) {
+                recall_value(r, base[b], 0, parts[p], &v);
+                if (v.present)
+                    s.with[s.m++] = parts[p];
+            }
+            if (s.m <= 1)
+                continue; /* the county's cell of that part is the sum */
+            recall_sweep_t *g = realloc(j->sweeps, (j->nsweeps + 1) * sizeof(*g));
+            if (g == NULL)
+                return false;
+            j->sweeps = g;
+            j->sweeps[j->nsweeps++] = s;
+        }
+    }
+    return true;
+}
+
+/* Read about budget parts of townships (one township at least) for j's
+ * sweeps.  true when every sweep is done. */
+static bool sweeps_step(const recall_t *r, recall_job_t *j, uint32_t budget)
+{
+    uint32_t ntowns = intern_count(r->c.towns);
+    bool some = false;
+    for (size_t i = 0; i < j->nsweeps; i++) {
+        recall_sweep_t *s = &j->sweeps[i];
+        for (; s->next_town <= ntowns && !s->overflow; s->next_town++) {
+            if (some && budget < s->m)
+                return false;
+            budget = budget > s->m ? budget - (uint32_t)s->m : 0;
+            some = true;
+            engine_value_t v;
+            span_base(r, NULL, s->metric, s->next_town, s->with, s->m, &v);
+            if (!v.present)
+                continue;
+            if (__builtin_add_overflow(s->sum, v.num, &s->sum))
+                s->overflow = true; /* beyond int64: no value (10.7) */
+            s->any = true;
+        }
+    }
+    return true;
 }
 
 /* Parse a period name of the request and check it against today. */
@@ -401,6 +493,19 @@ static void on_idle(uv_idle_t *h)
         nparts = calperiod_split(j->first, j->last, parts, CALPERIOD_PARTS_MAX);
     else
         calperiod_format(j->period, pname, sizeof(pname));
+    if (j->span && !j->swept) {
+        /* The county's gauges first, a slice of the townships per turn. */
+        if (j->sweeps == NULL && !sweeps_set_up(r, j, parts, nparts > 0 ? (size_t)nparts : 0)) {
+            free(j->sweeps); /* no memory: each is read whole as it is sent */
+            j->sweeps = NULL;
+            j->nsweeps = 0;
+            j->swept = true;
+        } else if (!sweeps_step(r, j,
+                                r->c.sweep_reads > 0 ? r->c.sweep_reads : RECALL_SWEEP_READS)) {
+            return; /* the next turn goes on */
+        }
+        j->swept = true;
+    }
     proto_msg_t a = {.type = PROTO_PERIOD};
     a.u.period.req_id = j->req_id;
     a.u.period.count = (uint32_t)j->nitems;
@@ -411,7 +516,7 @@ static void on_idle(uv_idle_t *h)
         const engine_item_t *it = &j->items[i];
         engine_value_t v;
         if (j->span)
-            recall_span_value(r, it->metric, it->town, parts, nparts > 0 ? (size_t)nparts : 0, &v);
+            span_value(r, j, it->metric, it->town, parts, nparts > 0 ? (size_t)nparts : 0, &v);
         else
             recall_value(r, it->metric, it->town, j->period, &v);
         proto_tally_t *t = &a.u.period.tally;
@@ -441,8 +546,7 @@ static void on_idle(uv_idle_t *h)
         if (r->head == NULL)
             r->tail = NULL;
         r->pending--;
-        free(j->items);
-        free(j);
+        job_free(j);
         if (r->head == NULL)
             uv_idle_stop(h);
     }

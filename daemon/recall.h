@@ -33,6 +33,11 @@
 
 #define RECALL_BATCH   512 /* PERIOD items sent per loop iteration */
 #define RECALL_PENDING 16  /* answers under way at once; more get BUSY */
+/* History reads per loop iteration for the county's gauges of a span: the
+ * sum of every township's latest value (a country: 40,000 townships x
+ * the span's parts), done in slices so that it never holds the loop
+ * long. */
+#define RECALL_SWEEP_READS 4096
 
 typedef struct recall_config {
     uv_loop_t *loop; /* answers go out a batch per loop iteration */
@@ -41,9 +46,21 @@ typedef struct recall_config {
     const intern_t *towns, *metrics;
     const publish_t *publish; /* the sequence number the answers carry */
     const tclock_t *clock;
-    sink_t reply;       /* head is the peer's routing id */
-    uint32_t max_items; /* series in one PERIOD answer, 0 = no limit */
+    sink_t reply;         /* head is the peer's routing id */
+    uint32_t max_items;   /* series in one PERIOD answer, 0 = no limit */
+    uint32_t sweep_reads; /* per loop iteration, 0 = RECALL_SWEEP_READS */
 } recall_config_t;
+
+/* A county gauge's value over a span, read township by township across
+ * loop iterations before the answer goes out. */
+typedef struct recall_sweep {
+    uint32_t metric;
+    calperiod_t with[CALPERIOD_PARTS_MAX]; /* the parts where some township has a value */
+    size_t m;
+    uint32_t next_town; /* the next township to read (ids from 1) */
+    int64_t sum;
+    bool any, overflow;
+} recall_sweep_t;
 
 /* A PERIOD answer under way: its series, sent RECALL_BATCH at a time. */
 typedef struct recall_job {
@@ -56,6 +73,9 @@ typedef struct recall_job {
     int32_t first, last;
     engine_item_t *items;
     size_t nitems, sent;
+    recall_sweep_t *sweeps; /* a span's county gauges, set up at its first turn */
+    size_t nsweeps;
+    bool swept; /* the sweeps are done (or none was needed) */
 } recall_job_t;
 
 typedef struct recall {

@@ -69,7 +69,9 @@ static void fx_recall(fx_t *f, uint32_t max_items)
                           .publish = &f->pub,
                           .clock = &t_clock,
                           .reply = t_sink_of(&f->replies),
-                          .max_items = max_items};
+                          .max_items = max_items,
+                          /* a county gauge's span read a township a turn */
+                          .sweep_reads = 1};
     assert_int_equal(recall_init(&f->r, &rc), 0);
 }
 
@@ -413,6 +415,21 @@ static void test_span(void **state)
     assert_int_equal(rate.num, 15);
     assert_int_equal(rate.den, 12);
     expect_none(f, "rate", "bashan", "span"); /* nothing screened */
+    /* The county's gauge needs each township's latest: read a township
+     * per loop turn here (sweep_reads 1), before any item goes out. */
+    t_sink_clear(&f->replies);
+    proto_msg_t q = {.type = PROTO_SPAN_REQ};
+    q.u.span_req.req_id = 7;
+    q.u.span_req.prefix = proto_str("u/county/zones/");
+    q.u.span_req.from = proto_str("2023");
+    q.u.span_req.to = proto_str("2023-06-15");
+    assert_int_equal(recall_span(&f->r, "peer", 4, &q, &f->field, f->msg, sizeof f->msg), 0);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_non_null(f->r.head);
+    assert_int_equal(f->replies.n, 0);
+    while (uv_run(&f->loop, UV_RUN_NOWAIT) != 0 && f->r.head != NULL)
+        ;
+    expect_num(f, "zones", "", "span", 9);
     /* This year to date: today's part from the engine, the rest from the
      * history. */
     assert_int_equal(span_req(f, "u/county/", "2024-01-01", "2024-06-15"), 0);
