@@ -346,22 +346,12 @@ typedef struct history_job {
      * township, the townships being those of the feed (read on the loop,
      * between the two runs of the job). */
     bool split_wanted;
-    char **towns;
-    size_t ntowns;
+    tally_townships_t towns;
 } history_job_t;
-
-static void job_towns_free(history_job_t *j)
-{
-    for (size_t i = 0; i < j->ntowns; i++)
-        free(j->towns[i]);
-    free(j->towns);
-    j->towns = NULL;
-    j->ntowns = 0;
-}
 
 static void job_free(history_job_t *j)
 {
-    job_towns_free(j);
+    tally_townships_clear(&j->towns);
     free(j->b.data);
     free(j);
 }
@@ -431,13 +421,13 @@ static void job_work(uv_work_t *w)
         fputs("{\"period\":", j->b.f);
         web_json_string(j->b.f, j->period);
         fputs(",\"tallies\":[", j->b.f);
-        if (j->towns != NULL)
+        if (j->towns.n > 0)
             rc = tally_period_read_split(j->s->stats->server, &req, j->prefix, j->period,
-                                         (const char *const *)j->towns, j->ntowns, job_tally, j);
+                                         (const char *const *)j->towns.v, j->towns.n, job_tally, j);
         else
             rc = tally_period_read(j->s->stats->server, &req, j->prefix, j->period, job_tally, j);
         j->split_wanted =
-            rc == TALLY_ETOOLARGE && j->towns == NULL && tally_period_splittable(j->prefix);
+            rc == TALLY_ETOOLARGE && j->towns.n == 0 && tally_period_splittable(j->prefix);
     } else {
         fputs("{\"metric\":", j->b.f);
         web_json_string(j->b.f, j->metric);
@@ -472,53 +462,15 @@ static void job_work(uv_work_t *w)
     }
 }
 
-/* The distinct townships of the feed's tallies, into the job. */
-typedef struct towns_ctx {
-    history_job_t *j;
-    size_t cap;
-    bool oom;
-} towns_ctx_t;
-
-static void add_town(void *ctx, const tally_tally_t *t)
-{
-    towns_ctx_t *c = ctx;
-    history_job_t *j = c->j;
-    if (c->oom || t->scope == NULL || t->scope[0] == '\0')
-        return;
-    /* The feed keeps a township's series together, so a repeat is
-     * nearly always the last one added; the sort below catches the rest. */
-    if (j->ntowns > 0 && strcmp(j->towns[j->ntowns - 1], t->scope) == 0)
-        return;
-    if (VEC_RESERVE(j->towns, c->cap, j->ntowns + 1) < 0 ||
-        (j->towns[j->ntowns] = strdup(t->scope)) == NULL)
-        c->oom = true;
-    else
-        j->ntowns++;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* On the loop: the townships to ask for one by one, sorted, each once.
- * false when there are none (or no memory): the refusal stands. */
+/* On the loop: the townships to ask for one by one, those of the feed,
+ * sorted, each once.  false when there are none (or no memory): the
+ * refusal stands. */
 static bool collect_towns(history_job_t *j)
 {
-    towns_ctx_t c = {.j = j};
-    web_feed_foreach(j->s->feed, "u/town/", add_town, &c);
-    if (j->ntowns > 0)
-        qsort(j->towns, j->ntowns, sizeof(*j->towns), cmp_str);
-    size_t n = 0;
-    for (size_t i = 0; i < j->ntowns; i++) {
-        if (n > 0 && strcmp(j->towns[i], j->towns[n - 1]) == 0)
-            free(j->towns[i]);
-        else
-            j->towns[n++] = j->towns[i];
-    }
-    j->ntowns = n;
-    if (c.oom || n == 0 || n > WEB_SPLIT_MAX) {
-        job_towns_free(j);
+    web_feed_foreach(j->s->feed, "u/town/", tally_townships_add, &j->towns);
+    tally_townships_sort(&j->towns);
+    if (j->towns.oom || j->towns.n == 0 || j->towns.n > WEB_SPLIT_MAX) {
+        tally_townships_clear(&j->towns);
         return false;
     }
     return true;

@@ -241,14 +241,13 @@ int cli_report(int argc, char **argv, cli_global_t *g)
      * A catalog whose list of townships is open (tallyd's built-in one)
      * names none: --all then takes those that have tallies. */
     size_t ntowns = tally_catalog_townships(cat);
-    char **found = NULL;
-    size_t nfound = 0;
-    if (o.all && ntowns == 0 && (rc = tally_townships_req(g->server, &f.req, &found, &nfound)) < 0)
+    tally_townships_t found = {0};
+    if (o.all && ntowns == 0 && (rc = tally_townships_req(g->server, &f.req, &found)) < 0)
         return cli_request_failed(g, "report", rc, &f.req, o.timeout_ms);
-    const char **ids = calloc(ntowns + nfound + 1, sizeof(*ids));
+    const char **ids = calloc(ntowns + found.n + 1, sizeof(*ids));
     size_t n = 0;
     if (ids == NULL) {
-        tally_townships_free(found, nfound);
+        tally_townships_clear(&found);
         cli_error("out of memory");
         return CLI_INTERNAL;
     }
@@ -263,15 +262,15 @@ int cli_report(int argc, char **argv, cli_global_t *g)
                     o.town, s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
             free(names);
             free(ids);
-            tally_townships_free(found, nfound);
+            tally_townships_clear(&found);
             return CLI_USAGE;
         }
         ids[n++] = o.town;
     } else if (o.all) {
         for (size_t i = 0; i < ntowns; i++)
             ids[n++] = tally_catalog_township(cat, i)->id;
-        for (size_t i = 0; i < nfound; i++)
-            ids[n++] = found[i];
+        for (size_t i = 0; i < found.n; i++)
+            ids[n++] = found.v[i];
         f.towns = ids;
         f.ntowns = n;
         ids[n++] = "";
@@ -288,7 +287,7 @@ int cli_report(int argc, char **argv, cli_global_t *g)
     rc = cli_daemon_today(g->server, &f.req, &today);
     if (rc < 0) {
         free(ids);
-        tally_townships_free(found, nfound);
+        tally_townships_clear(&found);
         return cli_request_failed(g, "report", rc, &f.req, o.timeout_ms);
     }
     if (cli_span_open(&cur, today))
@@ -298,7 +297,7 @@ int cli_report(int argc, char **argv, cli_global_t *g)
     report_t r;
     rc = report_build(&r, &cur, has_year_ago ? &year_ago : NULL, through, ids, n, cat, fetch, &f);
     free(ids);
-    tally_townships_free(found, nfound);
+    tally_townships_clear(&found);
     if (rc == TALLY_EUNKTOWN || rc == TALLY_EBADPERIOD) {
         fprintf(stderr, "tally report: %s '%s': %s\n", rc == TALLY_EUNKTOWN ? "--town" : "--period",
                 rc == TALLY_EUNKTOWN ? o.town : period, f.err[0] ? f.err : tally_strerror(rc));

@@ -63,19 +63,13 @@ bool tally_period_splittable(const char *prefix)
            strcmp(prefix, "u/town/") == 0;
 }
 
-typedef struct towns {
-    char **v;
-    size_t n, cap;
-    bool oom;
-} towns_t;
-
-static void add_town(void *ctx, const tally_tally_t *t)
+void tally_townships_add(void *ctx, const tally_tally_t *t)
 {
-    towns_t *l = ctx;
+    tally_townships_t *l = ctx;
     if (l->oom || t->scope == NULL || t->scope[0] == '\0')
         return;
     /* A township's series mostly come together: a repeat is nearly always
-     * the last one added; the sort in tally_townships_req takes the rest. */
+     * the last one added; tally_townships_sort takes the rest. */
     if (l->n > 0 && strcmp(l->v[l->n - 1], t->scope) == 0)
         return;
     if (VEC_RESERVE(l->v, l->cap, l->n + 1) != 0 || (l->v[l->n] = strdup(t->scope)) == NULL) {
@@ -90,39 +84,41 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int tally_townships_req(const char *server, tally_request_t *req, char ***out, size_t *n)
+void tally_townships_sort(tally_townships_t *l)
 {
-    if (out == NULL || n == NULL)
-        return TALLY_EINVAL;
-    *out = NULL;
-    *n = 0;
-    towns_t l = {0};
-    int rc = tally_get_req(server, req, "u/town/", add_town, &l, NULL, NULL);
-    if (rc == 0 && l.oom)
-        rc = TALLY_ENOMEM;
-    if (rc != 0) {
-        tally_townships_free(l.v, l.n);
-        return rc;
-    }
-    if (l.n > 1)
-        qsort(l.v, l.n, sizeof(*l.v), cmp_str);
+    if (l->n > 1)
+        qsort(l->v, l->n, sizeof(*l->v), cmp_str);
     size_t k = 0;
-    for (size_t i = 0; i < l.n; i++) {
-        if (k > 0 && strcmp(l.v[i], l.v[k - 1]) == 0)
-            free(l.v[i]);
+    for (size_t i = 0; i < l->n; i++) {
+        if (k > 0 && strcmp(l->v[i], l->v[k - 1]) == 0)
+            free(l->v[i]);
         else
-            l.v[k++] = l.v[i];
+            l->v[k++] = l->v[i];
     }
-    *out = l.v;
-    *n = k;
-    return 0;
+    l->n = k;
 }
 
-void tally_townships_free(char **towns, size_t n)
+void tally_townships_clear(tally_townships_t *l)
 {
-    for (size_t i = 0; towns != NULL && i < n; i++)
-        free(towns[i]);
-    free(towns);
+    for (size_t i = 0; l->v != NULL && i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof(*l));
+}
+
+int tally_townships_req(const char *server, tally_request_t *req, tally_townships_t *out)
+{
+    if (out == NULL)
+        return TALLY_EINVAL;
+    memset(out, 0, sizeof(*out));
+    int rc = tally_get_req(server, req, "u/town/", tally_townships_add, out, NULL, NULL);
+    if (rc == 0 && out->oom)
+        rc = TALLY_ENOMEM;
+    if (rc != 0)
+        tally_townships_clear(out);
+    else
+        tally_townships_sort(out);
+    return rc;
 }
 
 int tally_period_read_split(const char *server, tally_request_t *req, const char *prefix,
@@ -139,14 +135,13 @@ int tally_period_read_split(const char *server, tally_request_t *req, const char
                     prefix);
         return TALLY_EINVAL;
     }
-    char **found = NULL;
-    size_t nfound = 0;
+    tally_townships_t found = {0};
     if (towns == NULL) {
-        int rc = tally_townships_req(server, req, &found, &nfound);
+        int rc = tally_townships_req(server, req, &found);
         if (rc != 0)
             return rc;
-        towns = (const char *const *)found;
-        ntowns = nfound;
+        towns = (const char *const *)found.v;
+        ntowns = found.n;
     }
     /* One connection for every part. */
     oneshot_periods_t *p = NULL;
@@ -167,6 +162,6 @@ int tally_period_read_split(const char *server, tally_request_t *req, const char
         }
     }
     oneshot_periods_close(p, req);
-    tally_townships_free(found, nfound);
+    tally_townships_clear(&found);
     return rc;
 }

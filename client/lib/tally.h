@@ -715,13 +715,32 @@ TALLY_API int tally_period_read_split(const char *server, tally_request_t *req, 
                                       const char *period, const char *const *towns, size_t ntowns,
                                       tally_tally_cb cb, void *ctx);
 
+/* A list of township ids (v[0..n)), as tally_townships_req gives it or
+ * as any walk over tallies collects it: start it zeroed, pass
+ * tally_townships_add as the walk's callback with the list as its
+ * context, then tally_townships_sort.  Free with tally_townships_clear. */
+typedef struct tally_townships {
+    char **v;
+    size_t n, cap;
+    bool oom; /* a name could not be kept: the list lacks it */
+} tally_townships_t;
+
+/* A tally_tally_cb: keep t's township (not the county's) in the
+ * tally_townships_t ctx. */
+TALLY_API void tally_townships_add(void *ctx, const tally_tally_t *t);
+
+/* Sort the list by id, each once. */
+TALLY_API void tally_townships_sort(tally_townships_t *l);
+
+/* Free the list's names and array, and zero it. */
+TALLY_API void tally_townships_clear(tally_townships_t *l);
+
 /* The townships that have tallies at the daemon now, each once, sorted
- * by id (a snapshot of u/town/: every township series, so it costs what
- * tally_get_req of u/town/ does).  An open catalog (PROTOCOL.md 8.17)
- * does not list them.  *out is an array of *n strings, freed with
- * tally_townships_free.  Returns 0 or the codes of tally_get_req. */
-TALLY_API int tally_townships_req(const char *server, tally_request_t *req, char ***out, size_t *n);
-TALLY_API void tally_townships_free(char **towns, size_t n);
+ * by id, into *out (a snapshot of u/town/: every township series, so it
+ * costs what tally_get_req of u/town/ does).  An open catalog
+ * (PROTOCOL.md 8.17) does not list them.  Returns 0, TALLY_ENOMEM or
+ * the codes of tally_get_req; *out is empty on failure. */
+TALLY_API int tally_townships_req(const char *server, tally_request_t *req, tally_townships_t *out);
 
 /* Called for each period of a range, in order: value->column is the
  * period's name; kind is the metric's (enum tally_kind). */
