@@ -156,7 +156,7 @@ static int year_ago(const char *server, tally_request_t *req, const char *prefix
     if (!has_ys || !ys.span) /* its last day: the whole period a year earlier */
         return 0;
     tally_value_t v = {.present = false};
-    rc = cli_span_fetch(server, req, prefix, &ys, NULL, 0, on_span_value, &v);
+    rc = cli_span_fetch(server, req, prefix, &ys, NULL, 0, NULL, on_span_value, &v);
     if (rc == TALLY_EEXPIRED)
         rc = 0;
     h->ya[h->open_at] = v;

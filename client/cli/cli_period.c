@@ -116,13 +116,19 @@ int cli_span_check(const char *cmd, const char *option, const char *value)
 }
 
 int cli_span_fetch(const char *server, tally_request_t *req, const char *prefix,
-                   const cli_span_t *s, const char *const *towns, size_t ntowns, tally_tally_cb cb,
-                   void *ctx)
+                   const cli_span_t *s, const char *const *towns, size_t ntowns,
+                   tally_townships_t *found, tally_tally_cb cb, void *ctx)
 {
     int rc = tally_period_read(server, req, prefix, s->name, cb, ctx);
-    if (rc == TALLY_ETOOLARGE && tally_period_splittable(prefix))
-        rc = tally_period_read_split(server, req, prefix, s->name, towns, ntowns, cb, ctx);
-    return rc;
+    if (rc != TALLY_ETOOLARGE || !tally_period_splittable(prefix))
+        return rc;
+    if (towns == NULL && found != NULL) { /* found once, for every period asked */
+        if (found->v == NULL && (rc = tally_townships_req(server, req, found)) != 0)
+            return rc;
+        towns = (const char *const *)found->v;
+        ntowns = found->n;
+    }
+    return tally_period_read_split(server, req, prefix, s->name, towns, ntowns, cb, ctx);
 }
 
 /* The day a year before day (29 February: the 28th), or -1 before 2000. */
@@ -438,11 +444,13 @@ static void print_compare_json(const tally_tally_t *const *v, size_t n, const ch
 }
 
 static int fetch(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *curve,
-                 const cli_span_t *period, cli_render_rows_t *rows, const char *arg)
+                 const cli_span_t *period, cli_render_rows_t *rows, const char *arg,
+                 tally_townships_t *found)
 {
     char err[600];
     tally_request_t req = cli_request(curve, o->timeout_ms, err, sizeof err);
-    int rc = cli_span_fetch(g->server, &req, o->prefix, period, NULL, 0, cli_render_rows_add, rows);
+    int rc = cli_span_fetch(g->server, &req, o->prefix, period, NULL, 0, found, cli_render_rows_add,
+                            rows);
     if (rc == TALLY_ETYPE && period->span) {
         fprintf(stderr,
                 "tally get: the daemon at %s cannot read a span of days %s (it is older than "
@@ -471,7 +479,8 @@ int cli_get_period(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *cu
     cli_span_t cur;
     cli_span_parse(period, &cur); /* checked by the caller */
     const char *pname = cur.name;
-    int status = fetch(g, o, curve, &cur, &rows, period);
+    tally_townships_t found = {0}; /* a county read in parts: its townships */
+    int status = fetch(g, o, curve, &cur, &rows, period, &found);
     char through[CALPERIOD_NAME_MAX] = ""; /* the daemon's today, when cur is open on it */
     if (status == CLI_OK && compare) {
         char err[600];
@@ -497,7 +506,7 @@ int cli_get_period(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *cu
             snprintf(s->name, sizeof(s->name), "%s", cand[i].name);
             s->relation = rel[i];
             s->rows = (cli_render_rows_t){.metric = rows.metric, .copy = true};
-            status = fetch(g, o, curve, &cand[i], &s->rows, s->name);
+            status = fetch(g, o, curve, &cand[i], &s->rows, s->name, &found);
         }
     }
     if (status == CLI_OK) {
@@ -531,5 +540,6 @@ int cli_get_period(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *cu
     for (size_t s = 0; s < nsets; s++)
         cli_render_rows_free(&sets[s].rows);
     cli_render_rows_free(&rows);
+    tally_townships_clear(&found);
     return status;
 }

@@ -44,10 +44,11 @@ int cli_span_check(const char *cmd, const char *option, const char *value);
  * tallyd's answer cannot hold them all (TOO_LARGE) and prefix covers whole
  * townships, they are read township by township: those of
  * towns[0..ntowns), or with towns NULL those that have tallies
- * (tally_period_read_split).  The returns of tally_period_req. */
+ * (tally_period_read_split), kept in *found (when not NULL) at the first
+ * split for the next ones.  The returns of tally_period_req. */
 int cli_span_fetch(const char *server, tally_request_t *req, const char *prefix,
-                   const cli_span_t *s, const char *const *towns, size_t ntowns, tally_tally_cb cb,
-                   void *ctx);
+                   const cli_span_t *s, const char *const *towns, size_t ntowns,
+                   tally_townships_t *found, tally_tally_cb cb, void *ctx);
 
 /* Whether s is not over yet on today (the daemon's day key; INT32_MIN:
  * not known): it holds figures up to today only. */

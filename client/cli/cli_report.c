@@ -61,7 +61,8 @@ static int fetch(void *ctx, const char *prefix, const cli_span_t *period, tally_
                  void *cb_ctx)
 {
     fetch_ctx_t *f = ctx;
-    return cli_span_fetch(f->g->server, &f->req, prefix, period, f->towns, f->ntowns, cb, cb_ctx);
+    return cli_span_fetch(f->g->server, &f->req, prefix, period, f->towns, f->ntowns, NULL, cb,
+                          cb_ctx);
 }
 
 static const char *ext_format(const char *path)
