@@ -20,6 +20,18 @@
 bool prefix_matches(const intern_t *metrics, const intern_t *towns, uint32_t metric, uint32_t town,
                     proto_str_t prefix);
 
+/* What a prefix names in full: the county ("u/county/..."), or a
+ * township ("u/town/<township>/..."), and after either a metric
+ * ("<metric>/...").  A name not yet ended by its '/' ("u/town/gao") is
+ * not named: the prefix may match several. */
+typedef struct prefix_parts {
+    bool county;
+    proto_str_t town;   /* ptr NULL: none named (len 0 with a ptr: an empty name) */
+    proto_str_t metric; /* likewise */
+} prefix_parts_t;
+
+void prefix_split(proto_str_t prefix, prefix_parts_t *out);
+
 /* The one scope prefix can select series of, when it names one: the
  * township's id in towns (0 the county) into *town.  false when it may
  * select several scopes ("", "u/", "u/town/", "u/town/gao") or names a

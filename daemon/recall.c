@@ -308,26 +308,14 @@ static int parse_period(const recall_t *r, proto_str_t s, const char *field, cal
  * UNKNOWN_METRIC, so that a typing error is not an empty answer. */
 static int check_prefix(const recall_t *r, proto_str_t pre, char *msg, size_t msglen)
 {
-    static const char town[] = "u/town/", county[] = "u/county/";
-    const char *p = pre.ptr, *end = pre.ptr + pre.len;
-    if (pre.len > strlen(town) && memcmp(p, town, strlen(town)) == 0) {
-        p += strlen(town);
-        const char *slash = memchr(p, '/', (size_t)(end - p));
-        if (slash == NULL)
-            return 0; /* a partial name: matches what it matches */
-        if (intern_find(r->c.towns, p, (size_t)(slash - p)) <= 0) {
-            snprintf(msg, msglen, "township '%.*s' has no tallies here", (int)(slash - p), p);
-            return TALLY_EUNKTOWN;
-        }
-        p = slash + 1;
-    } else if (pre.len > strlen(county) && memcmp(p, county, strlen(county)) == 0) {
-        p += strlen(county);
-    } else {
-        return 0;
+    prefix_parts_t p;
+    prefix_split(pre, &p);
+    if (p.town.ptr != NULL && intern_find(r->c.towns, p.town.ptr, p.town.len) <= 0) {
+        snprintf(msg, msglen, "township '%.*s' has no tallies here", (int)p.town.len, p.town.ptr);
+        return TALLY_EUNKTOWN;
     }
-    const char *slash = memchr(p, '/', (size_t)(end - p));
-    if (slash != NULL && intern_find(r->c.metrics, p, (size_t)(slash - p)) <= 0) {
-        snprintf(msg, msglen, "metric '%.*s' has no tallies here", (int)(slash - p), p);
+    if (p.metric.ptr != NULL && intern_find(r->c.metrics, p.metric.ptr, p.metric.len) <= 0) {
+        snprintf(msg, msglen, "metric '%.*s' has no tallies here", (int)p.metric.len, p.metric.ptr);
         return TALLY_EUNKMETRIC;
     }
     return 0;

@@ -288,6 +288,8 @@ static void test_refused(void **state)
         {"u/", "2024-06-16", "period", "has not begun yet (today is 2024-06-15", TALLY_EBADPERIOD},
         {"u/town/nowhere/", "2023", "prefix", "township 'nowhere'", TALLY_EUNKTOWN},
         {"u/county/no.such/", "2023", "prefix", "metric 'no.such'", TALLY_EUNKMETRIC},
+        {"u/town//", "2023", "prefix", "township ''", TALLY_EUNKTOWN},
+        {"u/town/gaoguan/no.such/", "2023", "prefix", "metric 'no.such'", TALLY_EUNKMETRIC},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rc = period_req(f, cases[i].prefix, cases[i].period);
