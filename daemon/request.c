@@ -251,7 +251,14 @@ static void dispatch(request_t *r, const void *rid, size_t rid_len, const void *
                  : m->type == PROTO_RANGE_REQ
                      ? recall_range(r->c.recall, rid, rid_len, m, &field, msg, sizeof(msg))
                      : recall_span(r->c.recall, rid, rid_len, m, &field, msg, sizeof(msg));
-        if (rc != 0)
+        if (rc == TALLY_ETOOLARGE) {
+            /* Not bad input: the documented way to learn that a prefix
+             * needs narrowing (PROTOCOL.md 8.18), which clients reading a
+             * large county take on every read; counted, and logged below
+             * the operators' notice level. */
+            log_limited(r->c.log, clock_mono_ms(), LOG_LEVEL_INFO, "answer too large: %s", msg);
+            send_error(r, rid, rid_len, proto_req_id(m), rc, field, msg);
+        } else if (rc != 0)
             bad_request(r, rid, rid_len, proto_req_id(m), rc, field, msg);
         else
             r->c.counters->period_requests++;
