@@ -81,8 +81,8 @@ typedef struct history_cell {
     uint32_t metric;
     uint32_t town;
     int32_t key;   /* the period's key (calperiod.h) */
-    uint8_t type;  /* enum calperiod_type, or a mark of history.c */
-    uint8_t flags; /* HISTORY_CELL_* (history.c) */
+    uint8_t type;  /* enum calperiod_type, or a mark (history_impl.h) */
+    uint8_t flags; /* CELL_* (history_impl.h) */
     int64_t value;
 } history_cell_t;
 
@@ -112,7 +112,7 @@ typedef struct history {
     /* The four cells (day first) of recently written series and of
      * their county, by their day: a sample of a series finds its cells
      * without the index.  A counter's samples are summed in pending and
-     * added to the eight cells later (settle_all() in history.c: before
+     * added to the eight cells later (history_settle_all() in history.c: before
      * every read, batch and pruning), so a sample costs one addition
      * instead of eight.  An entry with a pending sum is never taken by
      * another series: that series' samples go to its cells at once
