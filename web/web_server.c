@@ -1,5 +1,5 @@
 /* web_server.c - tally-web (web/): the libwebsockets context, its routes,
- * access control and responses. */
+ * access control and responses (the history's routes: web_history.c). */
 #include "web_server.h"
 
 #include <errno.h>
@@ -16,43 +16,11 @@
 #include "proto.h"
 #include "vec.h"
 #include "web_assets.h"
+#include "web_history.h"
 #include "web_json.h"
-
-struct web_server {
-    uv_loop_t *loop;
-    const web_opts_t *opts;
-    web_feed_t *feed;
-    web_stats_t *stats;
-    web_counters_t counters;
-    web_stream_t stream;
-    bool stream_open;
-    struct lws_context *ctx;
-    struct lws_vhost *vhost;
-    int port;
-    /* A hash of the token, so that comparing with what a request brings
-     * takes the same time whatever it brings. */
-    unsigned char token_hash[crypto_generichash_BYTES];
-};
-
-/* Per-session data: an HTTP transaction's response, or a browser of the
- * stream once upgraded. */
-typedef struct pss {
-    /* HTTP: the body still to send. */
-    unsigned char *body; /* owned when own */
-    size_t len, off;
-    bool own;
-    bool head;               /* a HEAD request: headers only */
-    struct history_job *job; /* a history answer being fetched from tallyd */
-    /* WebSocket. */
-    web_stream_client_t client;
-} pss_t;
+#include "web_server_impl.h"
 
 /* ---- responses ------------------------------------------------------- */
-
-typedef struct header {
-    const char *name; /* "location:" */
-    const char *value;
-} header_t;
 
 static int add_header(struct lws *wsi, const char *name, const char *value, unsigned char **p,
                       unsigned char *end)
@@ -61,11 +29,9 @@ static int add_header(struct lws *wsi, const char *name, const char *value, unsi
                                        (const unsigned char *)value, (int)strlen(value), p, end);
 }
 
-/* Send status, the extra headers (nheaders of them) and body (len bytes;
- * taken over when own, else it must outlive the response). */
-static int respond(web_server_t *s, struct lws *wsi, pss_t *ps, unsigned status, const char *type,
-                   unsigned char *body, size_t len, bool own, const header_t *headers,
-                   size_t nheaders)
+int web_server_respond(web_server_t *s, struct lws *wsi, pss_t *ps, unsigned status,
+                       const char *type, unsigned char *body, size_t len, bool own,
+                       const header_t *headers, size_t nheaders)
 {
     unsigned char buf[LWS_PRE + 2048], *start = buf + LWS_PRE, *p = start,
                                        *end = buf + sizeof buf - 1;
@@ -141,11 +107,10 @@ static int write_body(struct lws *wsi, pss_t *ps)
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
-static const header_t no_store = {"cache-control:", "no-store"};
+const header_t web_server_no_store = {"cache-control:", "no-store"};
 
-/* A JSON error: {"error":message}. */
-static int respond_error(web_server_t *s, struct lws *wsi, pss_t *ps, unsigned status,
-                         const char *message, const header_t *extra)
+int web_server_respond_error(web_server_t *s, struct lws *wsi, pss_t *ps, unsigned status,
+                             const char *message, const header_t *extra)
 {
     web_buf_t b;
     if (web_buf_open(&b) != 0)
@@ -155,20 +120,22 @@ static int respond_error(web_server_t *s, struct lws *wsi, pss_t *ps, unsigned s
     fputs("}\n", b.f);
     if (web_buf_close(&b) != 0)
         return -1;
-    header_t h[2] = {no_store};
+    header_t h[2] = {web_server_no_store};
     size_t nh = 1;
     if (extra != NULL)
         h[nh++] = *extra;
-    return respond(s, wsi, ps, status, "application/json", (unsigned char *)b.data, b.len, true, h,
-                   nh);
+    return web_server_respond(s, wsi, ps, status, "application/json", (unsigned char *)b.data,
+                              b.len, true, h, nh);
 }
 
-static int respond_buf(web_server_t *s, struct lws *wsi, pss_t *ps, const char *type, web_buf_t *b)
+int web_server_respond_buf(web_server_t *s, struct lws *wsi, pss_t *ps, const char *type,
+                           web_buf_t *b)
 {
     if (web_buf_close(b) != 0)
-        return respond_error(s, wsi, ps, HTTP_STATUS_INTERNAL_SERVER_ERROR, "out of memory", NULL);
-    return respond(s, wsi, ps, HTTP_STATUS_OK, type, (unsigned char *)b->data, b->len, true,
-                   &no_store, 1);
+        return web_server_respond_error(s, wsi, ps, HTTP_STATUS_INTERNAL_SERVER_ERROR,
+                                        "out of memory", NULL);
+    return web_server_respond(s, wsi, ps, HTTP_STATUS_OK, type, (unsigned char *)b->data, b->len,
+                              true, &web_server_no_store, 1);
 }
 
 /* ---- access ---------------------------------------------------------- */
@@ -242,10 +209,7 @@ static void collect_one(void *ctx, const tally_tally_t *t)
     c->v[c->n++] = t;
 }
 
-/* Copy URL argument name ("period=") into buf: 1, 0 when absent, -1
- * when longer than buf holds (so that a prefix too long is refused, not
- * read as absent, which would mean every series). */
-static int urlarg(struct lws *wsi, const char *name, char *buf, size_t cap)
+int web_server_urlarg(struct lws *wsi, const char *name, char *buf, size_t cap)
 {
     /* Each argument in turn, into a buffer larger than any request's
      * headers (lws_get_urlarg_by_name() gives up at the first argument
@@ -268,11 +232,11 @@ static int urlarg(struct lws *wsi, const char *name, char *buf, size_t cap)
 static int route_tallies(web_server_t *s, struct lws *wsi, pss_t *ps)
 {
     char prefix[PROTO_PREFIX_MAX + 1];
-    int got = urlarg(wsi, "prefix=", prefix, sizeof prefix);
+    int got = web_server_urlarg(wsi, "prefix=", prefix, sizeof prefix);
     if (got < 0) {
         char msg[96];
         snprintf(msg, sizeof msg, "prefix: longer than %d bytes", PROTO_PREFIX_MAX);
-        return respond_error(s, wsi, ps, HTTP_STATUS_BAD_REQUEST, msg, NULL);
+        return web_server_respond_error(s, wsi, ps, HTTP_STATUS_BAD_REQUEST, msg, NULL);
     }
     if (got == 0)
         prefix[0] = '\0';
@@ -288,21 +252,23 @@ static int route_tallies(web_server_t *s, struct lws *wsi, pss_t *ps)
               b.f);
         if (web_buf_close(&b) != 0)
             return -1;
-        int rc = respond_error(s, wsi, ps, HTTP_STATUS_BAD_REQUEST, b.data, NULL);
+        int rc = web_server_respond_error(s, wsi, ps, HTTP_STATUS_BAD_REQUEST, b.data, NULL);
         free(b.data);
         return rc;
     }
     if (!s->feed->synced)
-        return respond_error(s, wsi, ps, HTTP_STATUS_SERVICE_UNAVAILABLE,
-                             s->feed->ever_synced ? "re-synchronising with tallyd, try again"
-                                                  : "not synchronised with tallyd yet",
-                             NULL);
+        return web_server_respond_error(s, wsi, ps, HTTP_STATUS_SERVICE_UNAVAILABLE,
+                                        s->feed->ever_synced
+                                            ? "re-synchronising with tallyd, try again"
+                                            : "not synchronised with tallyd yet",
+                                        NULL);
     collect_t c = {0};
     web_feed_foreach(s->feed, prefix, collect_one, &c);
     web_buf_t b;
     if (c.oom || web_buf_open(&b) != 0) {
         free(c.v);
-        return respond_error(s, wsi, ps, HTTP_STATUS_INTERNAL_SERVER_ERROR, "out of memory", NULL);
+        return web_server_respond_error(s, wsi, ps, HTTP_STATUS_INTERNAL_SERVER_ERROR,
+                                        "out of memory", NULL);
     }
     web_json_sort(c.v, c.n);
     fprintf(b.f, "{\"seq\":%" PRIu64 ",\"stream_id\":%" PRIu64 ",\"tallies\":[", s->feed->seq,
@@ -314,265 +280,7 @@ static int route_tallies(web_server_t *s, struct lws *wsi, pss_t *ps)
     }
     fputs("]}\n", b.f);
     free(c.v);
-    return respond_buf(s, wsi, ps, "application/json", &b);
-}
-
-/* ---- history: /api/v1/period and /api/v1/range ---------------------- */
-
-/* The most townships read one by one (tally_period_read_split) when
- * tallyd's answer cannot hold a whole county's.  The parts cost little
- * (one connection for all, about 0.25 ms a township on a 2-core VM); the
- * bound is the answer's, which a browser takes whole: 2,000 townships of
- * 25 metrics are 50,000 tallies, a few MB of JSON. */
-#define WEB_SPLIT_MAX 2000
-
-/* A history request: asked of tallyd on a libuv worker thread (a one-shot
- * request may wait for tallyd), answered from the writeable callback. */
-typedef struct history_job {
-    uv_work_t work;
-    web_server_t *s;
-    struct lws *wsi; /* NULL once the browser went away */
-    pss_t *ps;
-    bool range;
-    char period[40], prefix[PROTO_PREFIX_MAX + 1]; /* a period, or FROM..TO */
-    char metric[PROTO_NAME_MAX + 1], scope[PROTO_NAME_MAX + 1], by[16], from[24], to[24];
-    /* the answer */
-    bool done;
-    unsigned status;
-    web_buf_t b;
-    bool first;
-    int kind;
-    /* Too large for one answer of tallyd: asked again township by
-     * township, the townships being those of the feed (read on the loop,
-     * between the two runs of the job). */
-    bool split_wanted;
-    tally_townships_t towns;
-} history_job_t;
-
-static void job_free(history_job_t *j)
-{
-    tally_townships_clear(&j->towns);
-    free(j->b.data);
-    free(j);
-}
-
-static void job_tally(void *ctx, const tally_tally_t *t)
-{
-    history_job_t *j = ctx;
-    if (!j->first)
-        fputc(',', j->b.f);
-    j->first = false;
-    web_json_tally(j->b.f, t, false);
-}
-
-static void job_point(void *ctx, int kind, const tally_value_t *v)
-{
-    history_job_t *j = ctx;
-    j->kind = kind;
-    if (!j->first)
-        fputc(',', j->b.f);
-    j->first = false;
-    fputs("{\"period\":", j->b.f);
-    web_json_string(j->b.f, v->column);
-    fputs(",\"value\":", j->b.f);
-    if (!v->present)
-        fputs("null", j->b.f);
-    else if (kind == TALLY_KIND_RATIO)
-        fprintf(j->b.f, "{\"num\":%" PRId64 ",\"den\":%" PRId64 "}", v->num, v->den);
-    else
-        fprintf(j->b.f, "%" PRId64, v->num);
-    fputc('}', j->b.f);
-}
-
-static unsigned status_of(int rc)
-{
-    switch (rc) {
-    case TALLY_EBADPERIOD:
-    case TALLY_EUNKTOWN:
-    case TALLY_EUNKMETRIC:
-    case TALLY_EINVAL:
-    case TALLY_ETOOLARGE: /* more series than one answer holds: narrow the prefix */
-        return HTTP_STATUS_BAD_REQUEST;
-    case TALLY_EEXPIRED:
-        return 410; /* Gone */
-    case TALLY_ETYPE:
-        return HTTP_STATUS_NOT_IMPLEMENTED;
-    default:
-        return HTTP_STATUS_SERVICE_UNAVAILABLE;
-    }
-}
-
-/* On a worker thread: only the job and the read-only settings. */
-static void job_work(uv_work_t *w)
-{
-    history_job_t *j = w->data;
-    char err[512] = "";
-    tally_request_t req = {.curve = j->s->stats->curve,
-                           .timeout_ms = WEB_STATS_TIMEOUT_MS * 2,
-                           .errbuf = err,
-                           .errbuf_len = sizeof err};
-    if (web_buf_open(&j->b) != 0) {
-        j->status = HTTP_STATUS_INTERNAL_SERVER_ERROR;
-        return;
-    }
-    j->first = true;
-    int rc;
-    if (!j->range) {
-        fputs("{\"period\":", j->b.f);
-        web_json_string(j->b.f, j->period);
-        fputs(",\"tallies\":[", j->b.f);
-        if (j->towns.n > 0)
-            rc = tally_period_read_split(j->s->stats->server, &req, j->prefix, j->period,
-                                         (const char *const *)j->towns.v, j->towns.n, job_tally, j);
-        else
-            rc = tally_period_read(j->s->stats->server, &req, j->prefix, j->period, job_tally, j);
-        j->split_wanted =
-            rc == TALLY_ETOOLARGE && j->towns.n == 0 && tally_period_splittable(j->prefix);
-    } else {
-        fputs("{\"metric\":", j->b.f);
-        web_json_string(j->b.f, j->metric);
-        fputs(",\"scope\":", j->b.f);
-        web_json_string(j->b.f, j->scope[0] ? j->scope : "county");
-        fputs(",\"by\":", j->b.f);
-        web_json_string(j->b.f, j->by);
-        fputs(",\"points\":[", j->b.f);
-        rc = tally_range_req(j->s->stats->server, &req, j->metric, j->scope, j->by, j->from, j->to,
-                             job_point, j);
-        fprintf(j->b.f, "],\"kind\":\"%s\"", tally_kind_name(j->kind));
-        fputs("}\n", j->b.f);
-    }
-    if (!j->range)
-        fputs("]}\n", j->b.f);
-    if (web_buf_close(&j->b) != 0) {
-        j->status = HTTP_STATUS_INTERNAL_SERVER_ERROR;
-        return;
-    }
-    j->status = HTTP_STATUS_OK;
-    if (rc != 0) {
-        /* The daemon's sentence, as the error body. */
-        free(j->b.data);
-        j->b.data = NULL;
-        j->status = status_of(rc);
-        if (web_buf_open(&j->b) == 0) {
-            fputs("{\"error\":", j->b.f);
-            web_json_string(j->b.f, err[0] ? err : tally_strerror(rc));
-            fputs("}\n", j->b.f);
-            web_buf_close(&j->b);
-        }
-    }
-}
-
-/* On the loop: the townships to ask for one by one, those of the feed,
- * sorted, each once.  false when there are none (or no memory): the
- * refusal stands. */
-static bool collect_towns(history_job_t *j)
-{
-    web_feed_foreach(j->s->feed, "u/town/", tally_townships_add, &j->towns);
-    tally_townships_sort(&j->towns);
-    if (j->towns.oom || j->towns.n == 0 || j->towns.n > WEB_SPLIT_MAX) {
-        tally_townships_clear(&j->towns);
-        return false;
-    }
-    return true;
-}
-
-static void job_done(uv_work_t *w, int status)
-{
-    history_job_t *j = w->data;
-    (void)status;
-    if (j->wsi == NULL) { /* the browser went away meanwhile */
-        job_free(j);
-        return;
-    }
-    if (j->split_wanted && collect_towns(j)) {
-        char *refusal = j->b.data; /* answered if the second run cannot start */
-        j->b.data = NULL;
-        j->split_wanted = false;
-        if (uv_queue_work(j->s->loop, &j->work, job_work, job_done) == 0) {
-            free(refusal);
-            return;
-        }
-        j->b.data = refusal;
-    }
-    j->done = true;
-    lws_callback_on_writable(j->wsi);
-}
-
-/* From the writeable callback: the answer of a finished job. */
-static int job_respond(web_server_t *s, struct lws *wsi, pss_t *ps)
-{
-    history_job_t *j = ps->job;
-    ps->job = NULL;
-    int rc;
-    if (j->b.data == NULL)
-        rc = respond_error(s, wsi, ps, HTTP_STATUS_INTERNAL_SERVER_ERROR, "out of memory", NULL);
-    else
-        rc = respond(s, wsi, ps, j->status, "application/json", (unsigned char *)j->b.data,
-                     j->b.len, true, &no_store, 1);
-    j->b.data = NULL; /* respond() took it */
-    job_free(j);
-    return rc;
-}
-
-/* An argument: 1 when given, 0 when absent (*bad set when required), -1
- * when too long (*bad set). */
-static int history_arg(struct lws *wsi, const char *name, char *buf, size_t cap, bool required,
-                       const char *what, char *msg, size_t msglen, const char **bad)
-{
-    int rc = urlarg(wsi, name, buf, cap);
-    if (rc < 0 && *bad == NULL) {
-        snprintf(msg, msglen, "%.*s: longer than %zu bytes", (int)strlen(name) - 1, name, cap - 1);
-        *bad = msg;
-    } else if (rc == 0 && required && *bad == NULL) {
-        snprintf(msg, msglen, "%.*s: required%s", (int)strlen(name) - 1, name, what);
-        *bad = msg;
-    }
-    if (rc <= 0)
-        buf[0] = '\0';
-    return rc;
-}
-
-static int route_history(web_server_t *s, struct lws *wsi, pss_t *ps, bool range)
-{
-    history_job_t *j = calloc(1, sizeof(*j));
-    if (j == NULL)
-        return respond_error(s, wsi, ps, HTTP_STATUS_INTERNAL_SERVER_ERROR, "out of memory", NULL);
-    j->s = s;
-    j->wsi = wsi;
-    j->ps = ps;
-    j->range = range;
-    const char *bad = NULL;
-    char msg[128];
-    if (!range) {
-        history_arg(wsi, "period=", j->period, sizeof j->period, true,
-                    " (2023, 2023-Q4, 2023-12 or 2023-12-31, or FROM..TO)", msg, sizeof msg, &bad);
-        history_arg(wsi, "prefix=", j->prefix, sizeof j->prefix, false, "", msg, sizeof msg, &bad);
-        if (bad == NULL && !proto_topic_prefix_possible(j->prefix, strlen(j->prefix)))
-            bad = "prefix: begins no topic";
-    } else {
-        history_arg(wsi, "metric=", j->metric, sizeof j->metric, true, "", msg, sizeof msg, &bad);
-        history_arg(wsi, "by=", j->by, sizeof j->by, true, " (day, month, quarter or year)", msg,
-                    sizeof msg, &bad);
-        history_arg(wsi, "from=", j->from, sizeof j->from, true, " (a period)", msg, sizeof msg,
-                    &bad);
-        if (history_arg(wsi, "to=", j->to, sizeof j->to, false, "", msg, sizeof msg, &bad) == 0)
-            snprintf(j->to, sizeof j->to, "%s", j->from);
-        history_arg(wsi, "scope=", j->scope, sizeof j->scope, false, "", msg, sizeof msg, &bad);
-        if (strcmp(j->scope, "county") == 0)
-            j->scope[0] = '\0';
-    }
-    if (bad != NULL) {
-        free(j);
-        return respond_error(s, wsi, ps, HTTP_STATUS_BAD_REQUEST, bad, NULL);
-    }
-    j->work.data = j;
-    ps->job = j;
-    if (uv_queue_work(s->loop, &j->work, job_work, job_done) != 0) {
-        ps->job = NULL;
-        free(j);
-        return respond_error(s, wsi, ps, HTTP_STATUS_SERVICE_UNAVAILABLE, "busy", NULL);
-    }
-    return 0;
+    return web_server_respond_buf(s, wsi, ps, "application/json", &b);
 }
 
 static int route_healthz(web_server_t *s, struct lws *wsi, pss_t *ps)
@@ -588,8 +296,9 @@ static int route_healthz(web_server_t *s, struct lws *wsi, pss_t *ps)
             s->counters.browsers);
     if (web_buf_close(&b) != 0)
         return -1;
-    return respond(s, wsi, ps, f->synced ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE,
-                   "application/json", (unsigned char *)b.data, b.len, true, &no_store, 1);
+    return web_server_respond(
+        s, wsi, ps, f->synced ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE,
+        "application/json", (unsigned char *)b.data, b.len, true, &web_server_no_store, 1);
 }
 
 static int route_metrics(web_server_t *s, struct lws *wsi, pss_t *ps)
@@ -602,22 +311,25 @@ static int route_metrics(web_server_t *s, struct lws *wsi, pss_t *ps)
                            .tallies = s->feed->sub ? tally_sub_count(s->feed->sub) : 0,
                            .seq = s->feed->seq};
     web_stats_write(s->stats, &s->counters, &fs, b.f);
-    return respond_buf(s, wsi, ps, "text/plain; version=0.0.4; charset=utf-8", &b);
+    return web_server_respond_buf(s, wsi, ps, "text/plain; version=0.0.4; charset=utf-8", &b);
 }
 
 static int route_session(web_server_t *s, struct lws *wsi, pss_t *ps)
 {
     if (s->opts->token == NULL)
-        return respond(s, wsi, ps, HTTP_STATUS_NO_CONTENT, "text/plain", NULL, 0, false, NULL, 0);
+        return web_server_respond(s, wsi, ps, HTTP_STATUS_NO_CONTENT, "text/plain", NULL, 0, false,
+                                  NULL, 0);
     if (!bearer_ok(s, wsi)) {
         header_t h = {"www-authenticate:", "Bearer realm=\"tally-web\""};
-        return respond_error(s, wsi, ps, HTTP_STATUS_UNAUTHORIZED, "wrong or missing token", &h);
+        return web_server_respond_error(s, wsi, ps, HTTP_STATUS_UNAUTHORIZED,
+                                        "wrong or missing token", &h);
     }
     char cookie[WEB_TOKEN_MAX + 128];
     snprintf(cookie, sizeof cookie, "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000%s",
              WEB_COOKIE_NAME, s->opts->token, s->opts->tls_cert ? "; Secure" : "");
-    header_t h[2] = {no_store, {"set-cookie:", cookie}};
-    return respond(s, wsi, ps, HTTP_STATUS_NO_CONTENT, "text/plain", NULL, 0, false, h, 2);
+    header_t h[2] = {web_server_no_store, {"set-cookie:", cookie}};
+    return web_server_respond(s, wsi, ps, HTTP_STATUS_NO_CONTENT, "text/plain", NULL, 0, false, h,
+                              2);
 }
 
 /* The catalog's labels and units, for the display (web_stats reads it
@@ -632,9 +344,10 @@ static int route_catalog(web_server_t *s, struct lws *wsi, pss_t *ps)
     const char *json = web_stats_catalog(s->stats);
     char *copy = strdup(json != NULL ? json : none);
     if (copy == NULL)
-        return respond_error(s, wsi, ps, HTTP_STATUS_SERVICE_UNAVAILABLE, "out of memory", NULL);
-    return respond(s, wsi, ps, HTTP_STATUS_OK, "application/json", (unsigned char *)copy,
-                   strlen(copy), true, &no_store, 1);
+        return web_server_respond_error(s, wsi, ps, HTTP_STATUS_SERVICE_UNAVAILABLE,
+                                        "out of memory", NULL);
+    return web_server_respond(s, wsi, ps, HTTP_STATUS_OK, "application/json", (unsigned char *)copy,
+                              strlen(copy), true, &web_server_no_store, 1);
 }
 
 /* tallyd's calendar zone, for the wall's clock and its years. */
@@ -644,9 +357,10 @@ static int route_clock(web_server_t *s, struct lws *wsi, pss_t *ps)
     web_stats_clock_json(s->stats, json, sizeof json);
     char *copy = strdup(json);
     if (copy == NULL)
-        return respond_error(s, wsi, ps, HTTP_STATUS_SERVICE_UNAVAILABLE, "out of memory", NULL);
-    return respond(s, wsi, ps, HTTP_STATUS_OK, "application/json", (unsigned char *)copy,
-                   strlen(copy), true, &no_store, 1);
+        return web_server_respond_error(s, wsi, ps, HTTP_STATUS_SERVICE_UNAVAILABLE,
+                                        "out of memory", NULL);
+    return web_server_respond(s, wsi, ps, HTTP_STATUS_OK, "application/json", (unsigned char *)copy,
+                              strlen(copy), true, &web_server_no_store, 1);
 }
 
 /* Paths anyone may fetch: what the login page needs, and the health. */
@@ -693,24 +407,26 @@ static int on_http(web_server_t *s, struct lws *wsi, pss_t *ps, const char *path
     char why[128];
     unsigned too_long = oversized(wsi, why, sizeof why);
     if (too_long != 0)
-        return respond_error(s, wsi, ps, too_long, why, NULL);
+        return web_server_respond_error(s, wsi, ps, too_long, why, NULL);
     char *uri;
     int ulen;
     int method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
     if (method != LWSHUMETH_GET && method != LWSHUMETH_HEAD) {
         header_t h = {"allow:", "GET, HEAD"};
-        return respond_error(s, wsi, ps, HTTP_STATUS_METHOD_NOT_ALLOWED,
-                             "only GET and HEAD are served", &h);
+        return web_server_respond_error(s, wsi, ps, HTTP_STATUS_METHOD_NOT_ALLOWED,
+                                        "only GET and HEAD are served", &h);
     }
     ps->head = method == LWSHUMETH_HEAD;
     if (!public_path(path) && !authorized(s, wsi)) {
         if (strcmp(path, "/") == 0) {
-            header_t h[2] = {no_store, {"location:", "/login"}};
-            return respond(s, wsi, ps, HTTP_STATUS_SEE_OTHER, "text/plain", NULL, 0, false, h, 2);
+            header_t h[2] = {web_server_no_store, {"location:", "/login"}};
+            return web_server_respond(s, wsi, ps, HTTP_STATUS_SEE_OTHER, "text/plain", NULL, 0,
+                                      false, h, 2);
         }
         header_t h = {"www-authenticate:", "Bearer realm=\"tally-web\""};
-        return respond_error(s, wsi, ps, HTTP_STATUS_UNAUTHORIZED,
-                             "this tally-web needs a token: 'Authorization: Bearer TOKEN'", &h);
+        return web_server_respond_error(
+            s, wsi, ps, HTTP_STATUS_UNAUTHORIZED,
+            "this tally-web needs a token: 'Authorization: Bearer TOKEN'", &h);
     }
     if (strcmp(path, "/api/v1/tallies") == 0)
         return route_tallies(s, wsi, ps);
@@ -721,27 +437,29 @@ static int on_http(web_server_t *s, struct lws *wsi, pss_t *ps, const char *path
     if (strcmp(path, "/api/v1/session") == 0)
         return route_session(s, wsi, ps);
     if (strcmp(path, "/api/v1/period") == 0)
-        return route_history(s, wsi, ps, false);
+        return web_history_route(s, wsi, ps, false);
     if (strcmp(path, "/api/v1/range") == 0)
-        return route_history(s, wsi, ps, true);
+        return web_history_route(s, wsi, ps, true);
     if (strcmp(path, "/api/v1/catalog") == 0)
         return route_catalog(s, wsi, ps);
     if (strcmp(path, "/api/v1/clock") == 0)
         return route_clock(s, wsi, ps);
     if (strcmp(path, "/api/v1/stream") == 0)
-        return respond_error(s, wsi, ps, HTTP_STATUS_BAD_REQUEST,
-                             "/api/v1/stream is a WebSocket: send 'Upgrade: websocket'", NULL);
+        return web_server_respond_error(s, wsi, ps, HTTP_STATUS_BAD_REQUEST,
+                                        "/api/v1/stream is a WebSocket: send 'Upgrade: websocket'",
+                                        NULL);
     if (strcmp(path, "/login") == 0 && s->opts->token == NULL) {
         header_t h = {"location:", "/"};
-        return respond(s, wsi, ps, HTTP_STATUS_SEE_OTHER, "text/plain", NULL, 0, false, &h, 1);
+        return web_server_respond(s, wsi, ps, HTTP_STATUS_SEE_OTHER, "text/plain", NULL, 0, false,
+                                  &h, 1);
     }
     const web_asset_t *a = web_assets_find(path);
     if (a != NULL) {
         header_t h = {"cache-control:", "no-cache"};
-        return respond(s, wsi, ps, HTTP_STATUS_OK, a->type, (unsigned char *)a->data,
-                       web_asset_len(a), false, &h, 1);
+        return web_server_respond(s, wsi, ps, HTTP_STATUS_OK, a->type, (unsigned char *)a->data,
+                                  web_asset_len(a), false, &h, 1);
     }
-    return respond_error(s, wsi, ps, HTTP_STATUS_NOT_FOUND, "no such page", NULL);
+    return web_server_respond_error(s, wsi, ps, HTTP_STATUS_NOT_FOUND, "no such page", NULL);
 }
 
 /* Before a WebSocket upgrade: the right path, the token, the origin and
@@ -789,21 +507,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return on_http(s, wsi, ps, in);
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if (ps != NULL && ps->job != NULL)
-            return ps->job->done ? job_respond(s, wsi, ps) : 0;
+            return web_history_writeable(s, wsi, ps);
         return ps != NULL ? write_body(wsi, ps) : 0;
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
     case LWS_CALLBACK_CLOSED_HTTP:
-        if (ps != NULL && ps->job != NULL) {
-            /* The worker still owns it; job_done frees it. */
-            if (ps->job->done) {
-                job_free(ps->job);
-            } else {
-                ps->job->wsi = NULL;
-            }
-            ps->job = NULL;
-        }
-        if (ps != NULL)
+        if (ps != NULL) {
+            web_history_closed(ps);
             body_free(ps);
+        }
         break;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return confirm_upgrade(s, wsi, in);
