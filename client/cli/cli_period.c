@@ -246,12 +246,12 @@ typedef struct cmp_set {
     cli_render_rows_t rows;
 } cmp_set_t;
 
+/* The tally of t's metric and scope in r (sorted by cli_render_sort once
+ * fetched), or NULL: a lookup per row and period, which a province's
+ * tens of thousands of rows make many. */
 static const tally_tally_t *find(const cli_render_rows_t *r, const tally_tally_t *t)
 {
-    for (size_t i = 0; i < r->n; i++)
-        if (strcmp(r->v[i]->metric, t->metric) == 0 && strcmp(r->v[i]->scope, t->scope) == 0)
-            return r->v[i];
-    return NULL;
+    return cli_render_find(r->v, r->n, t);
 }
 
 /* A ratio as a percentage: 100 * num / den. */
@@ -507,6 +507,7 @@ int cli_get_period(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *cu
             s->relation = rel[i];
             s->rows = (cli_render_rows_t){.metric = rows.metric, .copy = true};
             status = fetch(g, o, curve, &cand[i], &s->rows, s->name, &found);
+            cli_render_sort(s->rows.v, s->rows.n);
         }
     }
     if (status == CLI_OK) {

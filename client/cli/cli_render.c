@@ -125,6 +125,15 @@ void cli_render_sort(const tally_tally_t **v, size_t n)
     cli_render_sort_cat(v, n, NULL);
 }
 
+const tally_tally_t *cli_render_find(const tally_tally_t *const *v, size_t n,
+                                     const tally_tally_t *key)
+{
+    if (n == 0)
+        return NULL;
+    const tally_tally_t *const *hit = bsearch(&key, v, n, sizeof *v, cmp_tally);
+    return hit != NULL ? *hit : NULL;
+}
+
 /* qsort has no context: the catalog of the sort in progress. */
 static _Thread_local const tally_catalog_t *sort_cat;
 

@@ -47,6 +47,11 @@ void cli_render_rows_free(cli_render_rows_t *r);
 /* Sort by metric, then county before townships, then township name. */
 void cli_render_sort(const tally_tally_t **v, size_t n);
 
+/* In v (n tallies sorted by cli_render_sort), the tally of key's metric
+ * and scope, or NULL: a binary search. */
+const tally_tally_t *cli_render_find(const tally_tally_t *const *v, size_t n,
+                                     const tally_tally_t *key);
+
 /* Print v (sorted by the caller) as a table: METRIC, SCOPE and one column
  * per value column, in the order 1h 24h 7d 30d today month quarter year
  * total and then any other column in order of appearance; an absent

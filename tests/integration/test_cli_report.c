@@ -426,13 +426,22 @@ static void large_county(bool open_list)
     if (conns < 3 || conns > 6)
         fail_msg("get --period --all took %lld connections", conns);
     /* --compare asks 2022 as well (the year before and the period
-     * before are one): the townships are found once for both. */
+     * before are one): the townships are found once for both, and every
+     * counter's row of 2023 finds its row of 2022 (0 there), whatever the
+     * order the parts came in. */
     long long snaps = stat_of(&h, "tallyd_snapshots_total");
     r = cli_expect(&h, 0,
                    (const char *const[]){"get", "--period", "2023", "--all", "--compare",
-                                         "--no-labels", NULL});
-    if (strstr(r.out, "2022") == NULL)
-        fail_msg("get --compare:\n%.300s", r.out);
+                                         "--no-labels", "--json", NULL});
+    size_t rows = harness_count_in(r.out, "{\"metric\":"),
+           counters = harness_count_in(r.out, "\"kind\":\"counter\""),
+           found = harness_count_in(r.out, ",\"2022\":0},\"changes\":");
+    if (rows != 26 * 25 || counters < 26 * 20 || found != counters ||
+        strstr(r.out, "{\"metric\":\"disputes.resolved\",\"scope\":\"zuolan\",\"kind\":"
+                      "\"counter\",\"values\":{\"2023\":216,\"2022\":0},\"changes\":{\"2022\":"
+                      "{\"abs\":216,\"pct\":null}}}") == NULL)
+        fail_msg("get --compare --json: %zu rows, %zu counters, %zu with 2022's 0:\n%.2000s", rows,
+                 counters, found, r.out);
     cli_result_free(&r);
     snaps = stat_of(&h, "tallyd_snapshots_total") - snaps;
     if (snaps != 1)
