@@ -1,0 +1,390 @@
+/* ingest_check.c - tallyd (daemon/): the checks a decoded SUBMIT passes
+ * before it is journaled, in the order ingest_submit() makes them (the
+ * key's township, the catalog's names, the time, each sample's metric and
+ * value, the engine's limits, the township's rate), and the catalog's
+ * display names and labels that their refusals point to (see ingest.h). */
+#include "ingest_check.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void names_free(struct ingest_names *t)
+{
+    if (t->ready)
+        intern_free(&t->text);
+    free(t->id);
+    free(t->ratio);
+    memset(t, 0, sizeof(*t));
+}
+
+/* Room for n names or labels. */
+static int names_init(struct ingest_names *t, size_t n)
+{
+    memset(t, 0, sizeof(*t));
+    if (intern_init(&t->text, n > 0 ? (uint32_t)n : 1) != 0)
+        return TALLY_ENOMEM;
+    t->ready = true;
+    t->id = calloc(n > 0 ? n : 1, sizeof(*t->id));
+    t->ratio = calloc(n > 0 ? n : 1, sizeof(*t->ratio));
+    return t->id != NULL && t->ratio != NULL ? 0 : TALLY_ENOMEM;
+}
+
+/* Add text (a name or label; "" or one longer than any submitted name is
+ * left out) standing for id. */
+static int names_add(struct ingest_names *t, const char *text, const char *id, bool ratio)
+{
+    size_t len = strlen(text);
+    if (len == 0 || len > PROTO_NAME_MAX)
+        return 0;
+    int k = intern_add(&t->text, text, len);
+    if (k < 0)
+        return TALLY_ENOMEM;
+    snprintf(t->id[k - 1], sizeof(t->id[0]), "%s", id);
+    t->ratio[k - 1] = ratio;
+    return 0;
+}
+
+/* The id name stands for (*ratio: a ratio's label), else NULL. */
+static const char *names_find(const struct ingest_names *t, proto_str_t name, bool *ratio)
+{
+    int k = t->ready ? intern_find(&t->text, name.ptr, name.len) : TALLY_ENOTFOUND;
+    if (k <= 0)
+        return NULL;
+    *ratio = t->ratio[k - 1];
+    return t->id[k - 1];
+}
+
+int ingest_set_catalog(ingest_t *in, const tallyd_config_t *cfg)
+{
+    for (size_t i = 0; i < cfg->nmetrics; i++) {
+        const config_metric_t *m = &cfg->metrics[i];
+        int id = intern_find(in->c.metrics, m->id, strlen(m->id));
+        if (id > 0 && ingest_set_bounds(in, (uint32_t)id, m->min, m->max) != 0)
+            return TALLY_ENOMEM;
+    }
+    struct ingest_names towns, labels;
+    int rc = names_init(&towns, cfg->ntownships);
+    if (rc == 0)
+        rc = names_init(&labels, cfg->nmetrics + cfg->nratios);
+    else
+        memset(&labels, 0, sizeof(labels));
+    for (size_t i = 0; rc == 0 && i < cfg->ntownships; i++)
+        rc = names_add(&towns, cfg->townships[i].name, cfg->townships[i].id, false);
+    for (size_t i = 0; rc == 0 && i < cfg->nmetrics; i++)
+        rc = names_add(&labels, cfg->metrics[i].label, cfg->metrics[i].id, false);
+    for (size_t i = 0; rc == 0 && i < cfg->nratios; i++)
+        rc = names_add(&labels, cfg->ratios[i].label, cfg->ratios[i].id, true);
+    if (rc != 0) {
+        names_free(&towns);
+        names_free(&labels);
+        return TALLY_ENOMEM;
+    }
+    names_free(&in->towns_by_name);
+    names_free(&in->metrics_by_label);
+    in->towns_by_name = towns;
+    in->metrics_by_label = labels;
+    return 0;
+}
+
+void ingest_check_free(ingest_t *in)
+{
+    names_free(&in->towns_by_name);
+    names_free(&in->metrics_by_label);
+}
+
+bool ingest_check_authorized(const ingest_t *in, const keyring_identity_t *who,
+                             const proto_submit_t *s, char *msg, size_t len)
+{
+    if (!in->c.secured)
+        return true;
+    if (who == NULL) {
+        snprintf(msg, len, "township: this connection has no identity the daemon admits");
+        return false;
+    }
+    if (who->role != KEYS_ROLE_TOWNSHIP) {
+        snprintf(msg, len,
+                 "township: this key belongs to %s '%s', which may read tallies but not submit "
+                 "figures",
+                 keys_role_name(who->role), who->name);
+        return false;
+    }
+    if (who->name_len != s->township.len || memcmp(who->name, s->township.ptr, who->name_len)) {
+        snprintf(msg, len, "township: this key belongs to '%s', not '%.*s'", who->name,
+                 (int)s->township.len, s->township.ptr);
+        return false;
+    }
+    return true;
+}
+
+/* The township's id: declared in a closed catalog, or added to the open
+ * one up to max_townships. */
+static int town_id(ingest_t *in, proto_str_t name, char *msg, size_t msglen)
+{
+    const ingest_limits_t *l = &in->c.limits;
+    int id = intern_find(in->c.towns, name.ptr, name.len);
+    if (id > 0)
+        return id;
+    bool ratio;
+    const char *named = names_find(&in->towns_by_name, name, &ratio);
+    if (named != NULL) {
+        snprintf(msg, msglen,
+                 "township '%.*s' is the name of township '%s' in the catalog; submit its id '%s'",
+                 (int)name.len, name.ptr, named, named);
+        return TALLY_EUNKTOWN;
+    }
+    if (l->closed_townships) {
+        snprintf(msg, msglen, "township '%.*s' is not in the catalog", (int)name.len, name.ptr);
+        return TALLY_EUNKTOWN;
+    }
+    if (intern_count(in->c.towns) >= (uint64_t)l->max_townships) {
+        snprintf(msg, msglen, "township '%.*s' would exceed the limit of %" PRId64 " townships",
+                 (int)name.len, name.ptr, l->max_townships);
+        return TALLY_ESERIESLIMIT;
+    }
+    id = intern_add(in->c.towns, name.ptr, name.len);
+    if (id < 0) {
+        snprintf(msg, msglen, "township '%.*s' cannot be added: %s", (int)name.len, name.ptr,
+                 tally_strerror(id));
+        return TALLY_ESERIESLIMIT;
+    }
+    return id;
+}
+
+static int metric_id(ingest_t *in, uint32_t i, proto_str_t name, char *msg, size_t msglen)
+{
+    const ingest_limits_t *l = &in->c.limits;
+    int id = intern_find(in->c.metrics, name.ptr, name.len);
+    if (id > 0) {
+        if (engine_metric_kind(in->c.engine, (uint32_t)id) == PROTO_KIND_RATIO) {
+            snprintf(msg, msglen,
+                     "samples[%u].metric: '%.*s' is a derived ratio; submit its numerator and "
+                     "denominator instead",
+                     i, (int)name.len, name.ptr);
+            return TALLY_EKIND;
+        }
+        return id;
+    }
+    bool ratio = false;
+    const char *labelled_id = names_find(&in->metrics_by_label, name, &ratio);
+    if (labelled_id != NULL && ratio) {
+        snprintf(msg, msglen,
+                 "samples[%u].metric: '%.*s' is the label of the derived ratio '%s'; submit its "
+                 "numerator and denominator instead",
+                 i, (int)name.len, name.ptr, labelled_id);
+        return TALLY_EKIND;
+    }
+    if (labelled_id != NULL) {
+        snprintf(msg, msglen,
+                 "samples[%u].metric: '%.*s' is the label of metric '%s' in the catalog; submit "
+                 "its id '%s'",
+                 i, (int)name.len, name.ptr, labelled_id, labelled_id);
+        return TALLY_EUNKMETRIC;
+    }
+    if (l->closed_metrics) {
+        snprintf(msg, msglen, "samples[%u].metric: metric '%.*s' is not in the catalog", i,
+                 (int)name.len, name.ptr);
+        return TALLY_EUNKMETRIC;
+    }
+    if (intern_count(in->c.metrics) >= (uint64_t)l->max_metrics + l->catalog_metric_names) {
+        snprintf(msg, msglen,
+                 "samples[%u].metric: metric '%.*s' would exceed the limit of %" PRId64 " metrics",
+                 i, (int)name.len, name.ptr, l->max_metrics);
+        return TALLY_ESERIESLIMIT;
+    }
+    id = intern_add(in->c.metrics, name.ptr, name.len);
+    if (id < 0) {
+        snprintf(msg, msglen, "samples[%u].metric: metric '%.*s' cannot be added: %s", i,
+                 (int)name.len, name.ptr, tally_strerror(id));
+        return TALLY_ESERIESLIMIT;
+    }
+    return id;
+}
+
+/* Is sample i's value within its metric's range?  Without a declared one,
+ * a counter only grows (0..CONFIG_SAMPLE_LIMIT) and a gauge may take
+ * -CONFIG_SAMPLE_LIMIT..CONFIG_SAMPLE_LIMIT. */
+static int check_bounds(const ingest_t *in, uint32_t i, uint32_t metric, const proto_sample_t *smp,
+                        char *msg, size_t msglen)
+{
+    bool gauge = engine_metric_kind(in->c.engine, metric) == PROTO_KIND_GAUGE;
+    int64_t min = gauge ? -CONFIG_SAMPLE_LIMIT : 0, max = CONFIG_SAMPLE_LIMIT;
+    if (metric < in->nbounds && in->bounds[metric].set) {
+        min = in->bounds[metric].min;
+        max = in->bounds[metric].max;
+    }
+    int64_t v = smp->value;
+    if (v >= min && v <= max)
+        return 0;
+    const char *kind = gauge ? "gauge" : "counter";
+    if (v < min)
+        snprintf(msg, msglen,
+                 "samples[%u].value: %" PRId64 " is below the minimum %" PRId64 " of %s '%.*s'%s",
+                 i, v, min, kind, (int)smp->metric.len, smp->metric.ptr,
+                 min == 0 && v < 0 && kind[0] == 'c'
+                     ? " (a counter only grows; declare negative = yes in its [metric] section "
+                       "to allow corrections)"
+                     : "");
+    else
+        snprintf(msg, msglen,
+                 "samples[%u].value: %" PRId64 " is above the maximum %" PRId64 " of %s '%.*s'", i,
+                 v, max, kind, (int)smp->metric.len, smp->metric.ptr);
+    return TALLY_ERANGE;
+}
+
+void ingest_check_forget_names(ingest_t *in, uint32_t towns, uint32_t metrics)
+{
+    intern_truncate(in->c.towns, towns);
+    intern_truncate(in->c.metrics, metrics);
+}
+
+static int check_time(ingest_t *in, int64_t t, char *msg, size_t msglen)
+{
+    const ingest_limits_t *l = &in->c.limits;
+    int64_t now = clock_now_ms(in->c.clock);
+    if (t > now + l->skew_ms) {
+        snprintf(msg, msglen,
+                 "time_ms: %" PRId64 " is %" PRId64
+                 " ms ahead of the daemon's clock; at most %" PRId64 " ms are allowed",
+                 t, t - now, l->skew_ms);
+        return TALLY_EFUTURE;
+    }
+    if (t < now - l->max_age_ms) {
+        snprintf(msg, msglen,
+                 "time_ms: %" PRId64 " is %" PRId64 " days old; samples older than %" PRId64
+                 " days are not accepted",
+                 t, (now - t) / 86400000, l->max_age_ms / 86400000);
+        return TALLY_ETOOOLD;
+    }
+    return 0;
+}
+
+/* Take s's samples from the township's token bucket ([limits] rate and
+ * burst).  Returns 0, or the code with the reason in msg when the
+ * submission must wait. */
+static int rate_check(ingest_t *in, const proto_submit_t *s, uint32_t town, char *msg, size_t len)
+{
+    ratelimit_t *rl = in->c.rl;
+    if (rl == NULL || rl->rate == 0)
+        return 0; /* no limit configured */
+    int64_t wait_ms = 0;
+    int rc = ratelimit_take(rl, town, s->nsamples, clock_mono_ms(), &wait_ms);
+    if (rc == 0)
+        return 0;
+    if (rc == TALLY_ERATELIMIT) {
+        snprintf(msg, len,
+                 "township '%.*s' exceeds %" PRId64 " samples/s (burst %" PRId64
+                 "); this submission of %u samples may be resent in %" PRId64 " ms",
+                 (int)s->township.len, s->township.ptr, rl->rate, rl->burst, s->nsamples, wait_ms);
+        return rc;
+    }
+    /* Out of memory for a new bucket, or an id beyond the limiter (a bug):
+     * ask for a resend rather than let the submission bypass the limit. */
+    log_error(in->c.log, "rate limit of township '%.*s' (id %u): %s", (int)s->township.len,
+              s->township.ptr, town, tally_strerror(rc));
+    snprintf(msg, len, "the daemon cannot account the rate of township '%.*s' (%s); resend later",
+             (int)s->township.len, s->township.ptr, tally_strerror(rc));
+    return TALLY_EBUSY;
+}
+
+/* Explain an engine_check() failure about sample b. */
+static int explain_engine_error(ingest_t *in, const proto_submit_t *s, int rc, int b, char *field,
+                                size_t flen, char *msg, size_t mlen)
+{
+    proto_str_t mn = s->samples[b].metric;
+    snprintf(field, flen, "samples[%d].value", b);
+    switch (rc) {
+    case TALLY_EOVERFLOW:
+        if (engine_overflow_is_county(in->c.engine))
+            snprintf(msg, mlen,
+                     "samples[%d].value: adding %" PRId64 " to '%.*s' would take the county's "
+                     "tally of it, the sum of every township's figures, out of the 64-bit "
+                     "integer range; nothing of this submission was applied (the county's "
+                     "figures need attention, not this township's)",
+                     b, s->samples[b].value, (int)mn.len, mn.ptr);
+        else
+            snprintf(msg, mlen,
+                     "samples[%d].value: adding %" PRId64 " to '%.*s' of '%.*s' would leave the "
+                     "64-bit integer range; nothing of this submission was applied",
+                     b, s->samples[b].value, (int)mn.len, mn.ptr, (int)s->township.len,
+                     s->township.ptr);
+        return rc;
+    case TALLY_ESERIESLIMIT:
+        snprintf(field, flen, "samples[%d].metric", b);
+        snprintf(
+            msg, mlen,
+            "samples[%d].metric: '%.*s' of '%.*s' would exceed the limit of %" PRId64 " series", b,
+            (int)mn.len, mn.ptr, (int)s->township.len, s->township.ptr, in->c.limits.max_series);
+        return rc;
+    case TALLY_ENOMEM:
+        snprintf(msg, mlen, "the daemon is out of memory; resend later");
+        return TALLY_EBUSY;
+    case TALLY_EBUSY:
+        field[0] = '\0';
+        snprintf(msg, mlen,
+                 "samples[%d]: submissions waiting for the journal may need the room this one "
+                 "needs ('%.*s' of '%.*s' near the 64-bit range, or the last of max_series); "
+                 "resend it once they are applied, in a moment",
+                 b, (int)mn.len, mn.ptr, (int)s->township.len, s->township.ptr);
+        return rc;
+    default:
+        snprintf(msg, mlen, "samples[%d]: %s", b, tally_strerror(rc));
+        return rc < 0 && rc >= TALLY_EWIRE_LAST ? rc : TALLY_EMALFORMED;
+    }
+}
+
+int ingest_check_validate(ingest_t *in, const proto_submit_t *s, char *field, size_t flen,
+                          char *msg, size_t mlen, int *sample)
+{
+    *sample = -1;
+    uint32_t towns0 = intern_count(in->c.towns), metrics0 = intern_count(in->c.metrics);
+    int town = town_id(in, s->township, msg, mlen);
+    if (town < 0) {
+        snprintf(field, flen, "township");
+        return town;
+    }
+    int rc = check_time(in, s->time_ms, msg, mlen);
+    if (rc != 0) {
+        snprintf(field, flen, "time_ms");
+        goto fail;
+    }
+    for (uint32_t i = 0; i < s->nsamples; i++) {
+        int id = metric_id(in, i, s->samples[i].metric, msg, mlen);
+        if (id < 0) {
+            snprintf(field, flen, "samples[%u].metric", i);
+            *sample = (int)i;
+            rc = id;
+            goto fail;
+        }
+        rc = check_bounds(in, i, (uint32_t)id, &s->samples[i], msg, mlen);
+        if (rc != 0) {
+            snprintf(field, flen, "samples[%u].value", i);
+            *sample = (int)i;
+            goto fail;
+        }
+        in->esamples[i].metric = (uint32_t)id;
+        in->esamples[i].value = s->samples[i].value;
+    }
+    int32_t bad = -1;
+    rc = engine_check(in->c.engine, (uint32_t)town, s->time_ms, in->esamples, s->nsamples, &bad);
+    if (rc != 0) {
+        rc = explain_engine_error(in, s, rc, bad < 0 ? 0 : bad, field, flen, msg, mlen);
+        *sample = bad;
+        goto fail;
+    }
+    /* Charged last, so only a submission that would be applied uses up
+     * the township's rate. */
+    rc = rate_check(in, s, (uint32_t)town, msg, mlen);
+    if (rc != 0) {
+        field[0] = '\0';
+        goto fail;
+    }
+    return town;
+fail:
+    /* In an open catalog the names may be new.  A rejected submission must
+     * not keep them: they would use up max_townships and max_metrics for
+     * figures that were never counted. */
+    ingest_check_forget_names(in, towns0, metrics0);
+    return rc;
+}
