@@ -2,7 +2,17 @@
  * subscriber (web_feed), the metrics timer (web_stats, whose requests to
  * tallyd run on a worker thread) and the libwebsockets server
  * (web_server); SIGTERM and SIGINT stop them all through uv_signal, and
- * the loop then runs until every handle is closed. */
+ * the loop then runs until every handle is closed.
+ *
+ * The server goes last.  libwebsockets 4.1 closes its event pipe's
+ * descriptor twice when its context is destroyed on a foreign loop: in
+ * lws_context_destroy and again when the loop closes the pipe's handle.
+ * A descriptor that another thread opens in between can get that number,
+ * and the second close takes it from its owner: ZeroMQ's I/O threads
+ * then abort ("Bad file descriptor (src/epoll.cpp:100)").  So the
+ * context is destroyed only once no other thread can open one: the
+ * subscriber's ZeroMQ context terminated (its threads joined), no
+ * metrics poll and no history read left on a worker thread. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +27,8 @@
 typedef struct app {
     uv_loop_t loop;
     uv_signal_t sigterm, sigint;
+    bool signals_on;
+    uv_timer_t drain; /* while stopping: waits for the other threads */
     web_opts_t opts;
     web_feed_t feed;
     web_stats_t stats;
@@ -31,17 +43,37 @@ static void on_feed_change(void *ctx)
         web_server_feed_changed(a->server);
 }
 
+#define DRAIN_CHECK_MS 10
+
+static void on_drain(uv_timer_t *t)
+{
+    app_t *a = t->data;
+    if (!web_feed_closed(&a->feed) || web_stats_busy(&a->stats) ||
+        (a->server != NULL && web_server_busy(a->server)))
+        return; /* a poll or a read waits for tallyd: its timeout bounds it */
+    if (a->server != NULL)
+        web_server_stop(a->server);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+/* Everything but the server stops at once; the server when nothing else
+ * runs (see the top of this file). */
 static void stop(app_t *a)
 {
     if (a->stopping)
         return;
     a->stopping = true;
     if (a->server != NULL)
-        web_server_stop(a->server);
+        web_server_quiesce(a->server);
     web_stats_stop(&a->stats);
     web_feed_stop(&a->feed);
-    uv_close((uv_handle_t *)&a->sigterm, NULL);
-    uv_close((uv_handle_t *)&a->sigint, NULL);
+    if (a->signals_on) {
+        uv_close((uv_handle_t *)&a->sigterm, NULL);
+        uv_close((uv_handle_t *)&a->sigint, NULL);
+    }
+    uv_timer_init(&a->loop, &a->drain);
+    a->drain.data = a;
+    uv_timer_start(&a->drain, on_drain, 0, DRAIN_CHECK_MS);
 }
 
 static void on_signal(uv_signal_t *h, int sig)
@@ -97,16 +129,15 @@ int main(int argc, char **argv)
     if (rc != 0) {
         fprintf(stderr, "tally-web: %s\n", err);
         status = WEB_EXIT_FAILURE;
-        a.stopping = true;
-        web_stats_stop(&a.stats);
-        web_feed_stop(&a.feed);
+        stop(&a); /* the server too, when it got as far as a context */
         uv_run(&a.loop, UV_RUN_DEFAULT);
-        web_server_free(&a.server); /* when it got as far as a context */
+        web_server_free(&a.server);
         goto done;
     }
     uv_signal_init(&a.loop, &a.sigterm);
     uv_signal_init(&a.loop, &a.sigint);
     a.sigterm.data = a.sigint.data = &a;
+    a.signals_on = true;
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     log_ready(&a, web_server_port(a.server));

@@ -191,8 +191,15 @@ static void filtered(void *ctx, const tally_tally_t *t)
         fl->fn(fl->ctx, t);
 }
 
+bool web_feed_closed(const web_feed_t *f)
+{
+    return f->sub == NULL;
+}
+
 void web_feed_foreach(const web_feed_t *f, const char *prefix, tally_tally_cb fn, void *ctx)
 {
+    if (f->sub == NULL)
+        return; /* stopped: no tallies */
     filter_t fl = {.prefix = prefix, .len = strlen(prefix), .fn = fn, .ctx = ctx};
     tally_sub_foreach(f->sub, filtered, &fl);
 }

@@ -59,6 +59,10 @@ int web_feed_start(web_feed_t *f, uv_loop_t *loop, const char *server, const tal
  * they are closed (run the loop until then). */
 void web_feed_stop(web_feed_t *f);
 
+/* Whether the subscriber is gone (after web_feed_stop, once its handles
+ * closed): its ZeroMQ context terminated, its threads joined. */
+bool web_feed_closed(const web_feed_t *f);
+
 /* Call fn for every tally whose topic starts with prefix ("" for all). */
 void web_feed_foreach(const web_feed_t *f, const char *prefix, tally_tally_cb fn, void *ctx);
 

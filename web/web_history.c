@@ -173,15 +173,17 @@ static void job_done(uv_work_t *w, int status)
 {
     history_job_t *j = w->data;
     (void)status;
+    j->s->reads_queued--;
     if (j->wsi == NULL) { /* the browser went away meanwhile */
         job_free(j);
         return;
     }
-    if (j->split_wanted && collect_towns(j)) {
+    if (j->split_wanted && !j->s->stopping && collect_towns(j)) {
         char *refusal = j->b.data; /* answered if the second run cannot start */
         j->b.data = NULL;
         j->split_wanted = false;
         if (uv_queue_work(j->s->loop, &j->work, job_work, job_done) == 0) {
+            j->s->reads_queued++;
             free(refusal);
             return;
         }
@@ -268,6 +270,7 @@ int web_history_route(web_server_t *s, struct lws *wsi, pss_t *ps, bool range)
         free(j);
         return web_server_respond_error(s, wsi, ps, HTTP_STATUS_SERVICE_UNAVAILABLE, "busy", NULL);
     }
+    s->reads_queued++;
     return 0;
 }
 

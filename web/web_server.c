@@ -417,6 +417,11 @@ static int on_http(web_server_t *s, struct lws *wsi, pss_t *ps, const char *path
                                         "only GET and HEAD are served", &h);
     }
     ps->head = method == LWSHUMETH_HEAD;
+    if (s->stopping) {
+        header_t h = {"connection:", "close"};
+        return web_server_respond_error(s, wsi, ps, HTTP_STATUS_SERVICE_UNAVAILABLE,
+                                        "tally-web is stopping", &h);
+    }
     if (!public_path(path) && !authorized(s, wsi)) {
         if (strcmp(path, "/") == 0) {
             header_t h[2] = {web_server_no_store, {"location:", "/login"}};
@@ -471,7 +476,10 @@ static int confirm_upgrade(web_server_t *s, struct lws *wsi, const char *protoco
     unsigned status = 0;
     const char *why = NULL;
     char too_long[128];
-    if ((status = oversized(wsi, too_long, sizeof too_long)) != 0) {
+    if (s->stopping) {
+        status = HTTP_STATUS_SERVICE_UNAVAILABLE;
+        why = "tally-web is stopping";
+    } else if ((status = oversized(wsi, too_long, sizeof too_long)) != 0) {
         why = too_long;
     } else if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0 ||
                strcmp(path, "/api/v1/stream") != 0 || protocol == NULL ||
@@ -519,9 +527,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return confirm_upgrade(s, wsi, in);
     case LWS_CALLBACK_ESTABLISHED:
+        if (s->stopping)
+            return -1;
         web_stream_add(&s->stream, &ps->client, wsi);
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
+        if (s->stopping)
+            return -1; /* the browser comes back to the next tally-web */
         return web_stream_writable(&s->stream, &ps->client);
     case LWS_CALLBACK_RECEIVE:
         return 0; /* browsers have nothing to say; what they send is ignored */
@@ -670,10 +682,8 @@ int web_server_start(web_server_t **out, uv_loop_t *loop, const web_opts_t *o, w
         rc = TALLY_ESYS;
     }
     if (rc != 0) {
-        /* libwebsockets closes its handles on the loop: the caller runs
-         * it, then web_server_free() (which finishes the destruction, as
-         * after web_server_stop). */
-        lws_context_destroy(s->ctx);
+        /* The context stands: the caller stops the server as it would
+         * a running one (web_server_stop when nothing else runs). */
         *out = s;
         return rc;
     }
@@ -691,6 +701,19 @@ int web_server_port(const web_server_t *s)
 void web_server_feed_changed(web_server_t *s)
 {
     web_stream_feed_changed(&s->stream);
+}
+
+void web_server_quiesce(web_server_t *s)
+{
+    s->stopping = true;
+    if (s->stream_open)
+        web_stream_close(&s->stream);
+    s->stream_open = false;
+}
+
+bool web_server_busy(const web_server_t *s)
+{
+    return s->reads_queued > 0;
 }
 
 void web_server_stop(web_server_t *s)

@@ -30,6 +30,7 @@
 #ifndef TALLY_WEB_SERVER_H
 #define TALLY_WEB_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -58,8 +59,18 @@ int web_server_port(const web_server_t *s);
 /* The feed changed: pass it on to the browsers. */
 void web_server_feed_changed(web_server_t *s);
 
+/* Stopping, first step: every request from now on is answered 503, the
+ * browsers' stream stops and no history read is started (one under way
+ * finishes on its worker thread). */
+void web_server_quiesce(web_server_t *s);
+
+/* Whether a history read is still under way on a worker thread. */
+bool web_server_busy(const web_server_t *s);
+
 /* Close every connection and the listening socket; run the loop until
- * its handles are closed, then web_server_free. */
+ * its handles are closed, then web_server_free.  Call it only when no
+ * other thread of the process can open a file descriptor (see main.c):
+ * libwebsockets closes one of its descriptors twice on the way. */
 void web_server_stop(web_server_t *s);
 
 /* Free what the server owns; *s = NULL. */

@@ -20,6 +20,8 @@ struct web_server {
     web_counters_t counters;
     web_stream_t stream;
     bool stream_open;
+    bool stopping;         /* web_server_quiesce: everything is answered 503 */
+    unsigned reads_queued; /* history reads on worker threads (web_history.c) */
     struct lws_context *ctx;
     struct lws_vhost *vhost;
     int port;

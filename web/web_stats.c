@@ -196,6 +196,11 @@ void web_stats_stop(web_stats_t *s)
     uv_close((uv_handle_t *)&s->timer, on_closed);
 }
 
+bool web_stats_busy(const web_stats_t *s)
+{
+    return s->busy;
+}
+
 static void metric(FILE *out, const char *name, const char *type, const char *help, uint64_t v)
 {
     fprintf(out, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name, v);

@@ -81,6 +81,9 @@ int web_stats_start(web_stats_t *s, uv_loop_t *loop, const char *server,
  * (tally_stats_req's timeout bounds it) and is dropped. */
 void web_stats_stop(web_stats_t *s);
 
+/* Whether a poll is under way on a worker thread. */
+bool web_stats_busy(const web_stats_t *s);
+
 /* What tally-web knows of its feed, for the exposition. */
 typedef struct web_stats_feed {
     bool synced;
