@@ -10,7 +10,10 @@ the `tally` command and checks, with the Python standard library only:
 labels; /api/v1/clock (tallyd's zone, its offset and clock); the WebSocket /api/v1/stream (a snapshot, then a sequenced update
 after a push); 404 and 400; /metrics with `promtool check metrics` when
 promtool is installed; that a non-loopback --listen without --token is
-refused unless --insecure; and the bearer token.  Exit 0 when all hold.
+refused unless --insecure; the bearer token; and that SIGTERM stops it
+cleanly with other threads at work (under strace, and while a metrics
+poll and a history read wait for a stopped tallyd: 503 meanwhile).
+Exit 0 when all hold.
 """
 import base64
 import json
@@ -368,7 +371,7 @@ if STRACE and subprocess.run([STRACE, "-o", os.devnull, "true"],
                     "--listen", "127.0.0.1:0"], logs, env)
         wait_for(logs, r"synchronised with tallyd", every=0.005)
         with open("/proc/%d/task/%d/children" % (ws.pid, ws.pid)) as f:
-            os.kill(int(f.read().split()[0]), 15)  # tally-web itself, not strace
+            os.kill(int(f.read().split()[0]), signal.SIGTERM)  # tally-web, not strace
         try:
             rc = ws.wait(30)
         except subprocess.TimeoutExpired:
