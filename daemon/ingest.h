@@ -11,9 +11,9 @@
  * Ingest is handed, when it is created, the state it changes (the engine,
  * the name tables, the de-duplication table, the rate limiter), how to
  * append to the journal, where replies go and how to ask the daemon to
- * stop.  It calls nothing above it: tallyd.c connects the journal's
- * durability reports to ingest_on_durable(), and unit tests drive it with
- * a journal and a reply sink of their own.
+ * stop.  It calls nothing above it: the wiring (tallyd_start.c) connects
+ * the journal's durability reports to ingest_on_durable(), and unit tests
+ * drive it with a journal and a reply sink of their own.
  *
  * De-duplication key: without CURVE the client id itself.  With CURVE the
  * first 16 bytes of SHA-256("tally-dedup-1", township, client id), so that

@@ -9,7 +9,8 @@
  * reload revoked is refused, a township may not read, a subscriber may not
  * submit.  Request is handed the parts it dispatches to, the reply sink
  * and a function that reports every counter; it knows no socket, so the
- * socket adapter (tallyd.c) passes it each message's frames and User-Id.
+ * wiring (tallyd_start.c) passes it the frames and User-Id of each message
+ * the endpoints received.
  */
 #ifndef TALLYD_REQUEST_H
 #define TALLYD_REQUEST_H

@@ -1,10 +1,10 @@
 /* tallyd.h - the daemon as one call, for main.c.
  *
- * tallyd.c is the wiring: it creates the parts (endpoints -> request ->
- * ingest -> journal -> engine -> publish, with recovery, compaction and
- * reload beside them), hands each the callbacks and the read-only views it
- * needs, and owns the loop, the timers and the signals.  No part includes
- * this header.
+ * tallyd.c and tallyd_start.c are the wiring: they create the parts
+ * (endpoints -> request -> ingest -> journal -> engine -> publish, with
+ * recovery, compaction and reload beside them), hand each the callbacks
+ * and the read-only views it needs, and own the loop, the timers and the
+ * signals.  No part includes this header.
  */
 #ifndef TALLYD_TALLYD_H
 #define TALLYD_TALLYD_H
