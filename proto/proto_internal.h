@@ -1,10 +1,11 @@
 /* proto_internal.h - what the codec's own files share; private to proto/.
  *
  * The codec is split where writing and reading part ways: proto_encode.c
- * packs messages with msgpack-c's packer, proto_decode.c reads them with a
- * strict cursor of its own, and proto.c holds the rules both directions
- * apply (UTF-8, names, the layout of each message) and the small public
- * helpers.  The encoder refuses exactly what the decoder rejects, so the
+ * packs messages with msgpack-c's packer, proto_decode.c (with
+ * proto_decode_reads.c) reads them with a strict cursor of its own
+ * (proto_reader.h, proto_reader.c), and proto.c holds the rules both
+ * directions apply (UTF-8, names, the layout of each message) and the
+ * small public helpers.  The encoder refuses exactly what the decoder rejects, so the
  * limits they both check live here, once.
  *
  * Nothing outside proto/ includes this header: daemon/, client/, tests/ and
