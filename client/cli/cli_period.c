@@ -294,6 +294,42 @@ void cli_change(int kind, int scale, const tally_value_t *a, const tally_value_t
     snprintf(rel, rel_cap, "%+.1f%%", *d_rel);
 }
 
+/* The cells of v's row in the comparison: its names, its value of
+ * period, then for each set its value, the change and the change in %,
+ * formatted into text. */
+static void compare_row(const tally_tally_t *v, const char *period, const cmp_set_t *sets,
+                        size_t nsets, const tally_catalog_t *cat, size_t first, const char **cells,
+                        char (*text)[64])
+{
+    const char *metric, *unit, *scope;
+    int scale;
+    cli_render_names(v, cat, &metric, &unit, &scope, &scale);
+    cells[0] = metric;
+    cells[1] = unit;
+    cells[first - 1] = scope;
+    const tally_value_t *a = tally_tally_value(v, period);
+    text[0][0] = '\0';
+    if (a != NULL)
+        cli_render_scaled(text[0], sizeof(text[0]), v->kind, a, scale);
+    cells[first] = text[0];
+    for (size_t s = 0; s < nsets; s++) {
+        char *vb = text[1 + 3 * s], *va = text[2 + 3 * s], *vr = text[3 + 3 * s];
+        vb[0] = va[0] = vr[0] = '\0';
+        const tally_tally_t *o = find(&sets[s].rows, v);
+        const tally_value_t *b = o ? tally_tally_value(o, sets[s].name) : NULL;
+        if (b != NULL)
+            cli_render_scaled(vb, 64, v->kind, b, scale);
+        double da = 0, dr = 0;
+        bool hr;
+        if (a != NULL && b != NULL && a->present && b->present)
+            cli_change(v->kind, scale, a, b, va, 64, vr, 64, &da, &dr, &hr);
+        cells[first + 1 + 3 * s] = vb;
+        cells[first + 2 + 3 * s] = va;
+        cells[first + 3 + 3 * s] = vr;
+    }
+}
+
+/* Two passes, the widths and then the rows (cli_render_table_cat). */
 static void print_compare_table(const tally_tally_t *const *v, size_t n, const char *period,
                                 const cmp_set_t *sets, size_t nsets, const tally_catalog_t *cat)
 {
@@ -301,53 +337,29 @@ static void print_compare_table(const tally_tally_t *const *v, size_t n, const c
     table_t *t = table_new((unsigned)ncols);
     if (t == NULL)
         return;
-    const char *cells[16];
+    const char *head[16], *cells[16];
     char text[16][64];
-    cells[0] = "METRIC";
-    cells[1] = cat ? "UNIT" : "SCOPE";
-    cells[first - 1] = "SCOPE";
-    cells[first] = period;
+    head[0] = "METRIC";
+    head[1] = cat ? "UNIT" : "SCOPE";
+    head[first - 1] = "SCOPE";
+    head[first] = period;
     for (size_t s = 0; s < nsets; s++) {
-        cells[first + 1 + 3 * s] = sets[s].name;
-        snprintf(text[3 * s], sizeof(text[0]), "CHANGE");
-        snprintf(text[3 * s + 1], sizeof(text[0]), "%%");
-        cells[first + 2 + 3 * s] = text[3 * s];
-        cells[first + 3 + 3 * s] = text[3 * s + 1];
+        head[first + 1 + 3 * s] = sets[s].name;
+        head[first + 2 + 3 * s] = "CHANGE";
+        head[first + 3 + 3 * s] = "%";
     }
     for (size_t c = first; c < ncols; c++)
         table_align_right(t, (unsigned)c);
-    int rc = table_add(t, cells);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        const char *metric, *unit, *scope;
-        int scale;
-        cli_render_names(v[i], cat, &metric, &unit, &scope, &scale);
-        cells[0] = metric;
-        cells[1] = unit;
-        cells[first - 1] = scope;
-        const tally_value_t *a = tally_tally_value(v[i], period);
-        text[0][0] = '\0';
-        if (a != NULL)
-            cli_render_scaled(text[0], sizeof(text[0]), v[i]->kind, a, scale);
-        cells[first] = text[0];
-        for (size_t s = 0; s < nsets; s++) {
-            char *vb = text[1 + 3 * s], *va = text[2 + 3 * s], *vr = text[3 + 3 * s];
-            vb[0] = va[0] = vr[0] = '\0';
-            const tally_tally_t *o = find(&sets[s].rows, v[i]);
-            const tally_value_t *b = o ? tally_tally_value(o, sets[s].name) : NULL;
-            if (b != NULL)
-                cli_render_scaled(vb, 64, v[i]->kind, b, scale);
-            double da = 0, dr = 0;
-            bool hr;
-            if (a != NULL && b != NULL && a->present && b->present)
-                cli_change(v[i]->kind, scale, a, b, va, 64, vr, 64, &da, &dr, &hr);
-            cells[first + 1 + 3 * s] = vb;
-            cells[first + 2 + 3 * s] = va;
-            cells[first + 3 + 3 * s] = vr;
-        }
-        rc = table_add(t, cells);
+    table_measure(t, head);
+    for (size_t i = 0; i < n; i++) {
+        compare_row(v[i], period, sets, nsets, cat, first, cells, text);
+        table_measure(t, cells);
     }
-    if (rc == 0)
-        table_print(t, stdout);
+    table_print_row(t, head, stdout);
+    for (size_t i = 0; i < n; i++) {
+        compare_row(v[i], period, sets, nsets, cat, first, cells, text);
+        table_print_row(t, cells, stdout);
+    }
     table_free(&t);
 }
 

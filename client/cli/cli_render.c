@@ -3,6 +3,7 @@
 #include "cli_render.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,24 +24,25 @@ static const char *put(char **p, const char *s)
     return text_put(p, s, strlen(s));
 }
 
-cli_render_tally_t *cli_render_dup(const tally_tally_t *src)
+tally_tally_t *cli_render_dup(const tally_tally_t *src)
 {
     unsigned n = src->nvalues < TALLY_COLUMNS_MAX ? src->nvalues : TALLY_COLUMNS_MAX;
+    size_t head = offsetof(tally_tally_t, values) + n * sizeof(tally_value_t);
     size_t len = strlen(or_empty(src->metric)) + strlen(or_empty(src->scope)) +
                  strlen(or_empty(src->topic)) + 3;
     for (unsigned i = 0; i < n; i++)
         len += strlen(or_empty(src->values[i].column)) + 1;
-    cli_render_tally_t *d = malloc(sizeof(*d) + len);
+    tally_tally_t *d = malloc(head + len);
     if (d == NULL)
         return NULL;
-    d->t = *src;
-    d->t.nvalues = n;
-    char *p = d->text;
-    d->t.metric = put(&p, src->metric);
-    d->t.scope = put(&p, src->scope);
-    d->t.topic = put(&p, src->topic);
+    memcpy(d, src, head);
+    d->nvalues = n;
+    char *p = (char *)d + head;
+    d->metric = put(&p, src->metric);
+    d->scope = put(&p, src->scope);
+    d->topic = put(&p, src->topic);
     for (unsigned i = 0; i < n; i++)
-        d->t.values[i].column = put(&p, src->values[i].column);
+        d->values[i].column = put(&p, src->values[i].column);
     return d;
 }
 
@@ -53,21 +55,15 @@ void cli_render_rows_add(void *ctx, const tally_tally_t *t)
         r->oom = true;
         return;
     }
-    if (r->copy) {
-        cli_render_tally_t *d = cli_render_dup(t);
-        if (d == NULL) {
-            r->oom = true;
-            return;
-        }
-        t = &d->t;
+    if (r->copy && (t = cli_render_dup(t)) == NULL) {
+        r->oom = true;
+        return;
     }
     r->v[r->n++] = t;
 }
 
 void cli_render_rows_free(cli_render_rows_t *r)
 {
-    /* A copy's tally is the first member of its cli_render_tally_t, so
-     * its address is the copy's. */
     for (size_t i = 0; r->copy && i < r->n; i++)
         free((void *)r->v[i]);
     free(r->v);
@@ -247,6 +243,26 @@ void cli_render_names(const tally_tally_t *t, const tally_catalog_t *cat, const 
     *scale = s.scale;
 }
 
+/* The cells of tl's row: cells[0..first) its names, then its value of
+ * each of cols[0..ncols), formatted into text. */
+static void tally_row(const tally_tally_t *tl, const tally_catalog_t *cat, const char *const *cols,
+                      size_t ncols, size_t first, const char **cells, char (*text)[48])
+{
+    shown_t sh = shown(tl, cat);
+    cells[0] = sh.metric;
+    cells[1] = sh.unit;
+    cells[first - 1] = sh.scope;
+    for (size_t c = 0; c < ncols; c++) {
+        const tally_value_t *val = tally_tally_value(tl, cols[c]);
+        text[c][0] = '\0';
+        if (val != NULL)
+            cli_render_scaled(text[c], sizeof text[c], tl->kind, val, sh.scale);
+        cells[c + first] = text[c];
+    }
+}
+
+/* Two passes over v, the widths and then the rows, rather than a table
+ * of every cell: a country's `get --all` is a million rows. */
 int cli_render_table_cat(FILE *out, const tally_tally_t *const *v, size_t n,
                          const tally_catalog_t *cat)
 {
@@ -256,34 +272,27 @@ int cli_render_table_cat(FILE *out, const tally_tally_t *const *v, size_t n,
     table_t *t = table_new((unsigned)(ncols + first));
     if (t == NULL)
         return TALLY_ENOMEM;
-    const char *cells[NCOLS_MAX + 3];
+    const char *head[NCOLS_MAX + 3], *cells[NCOLS_MAX + 3];
     char text[NCOLS_MAX][48];
-    cells[0] = "METRIC";
-    cells[1] = cat != NULL ? "UNIT" : "SCOPE";
-    cells[first - 1] = "SCOPE";
+    head[0] = "METRIC";
+    head[1] = cat != NULL ? "UNIT" : "SCOPE";
+    head[first - 1] = "SCOPE";
     for (size_t c = 0; c < ncols; c++) {
-        cells[c + first] = cols[c];
+        head[c + first] = cols[c];
         table_align_right(t, (unsigned)(c + first));
     }
-    int rc = table_add(t, cells);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        shown_t sh = shown(v[i], cat);
-        cells[0] = sh.metric;
-        cells[1] = sh.unit;
-        cells[first - 1] = sh.scope;
-        for (size_t c = 0; c < ncols; c++) {
-            const tally_value_t *val = tally_tally_value(v[i], cols[c]);
-            text[c][0] = '\0';
-            if (val != NULL)
-                cli_render_scaled(text[c], sizeof text[c], v[i]->kind, val, sh.scale);
-            cells[c + first] = text[c];
-        }
-        rc = table_add(t, cells);
+    table_measure(t, head);
+    for (size_t i = 0; i < n; i++) {
+        tally_row(v[i], cat, cols, ncols, first, cells, text);
+        table_measure(t, cells);
     }
-    if (rc == 0)
-        table_print(t, out);
+    table_print_row(t, head, out);
+    for (size_t i = 0; i < n; i++) {
+        tally_row(v[i], cat, cols, ncols, first, cells, text);
+        table_print_row(t, cells, out);
+    }
     table_free(&t);
-    return rc;
+    return 0;
 }
 
 void cli_render_json_tally(FILE *out, const tally_tally_t *t, bool with_seq)

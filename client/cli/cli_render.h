@@ -9,16 +9,13 @@
 #include "cli_util.h"
 #include "tally.h"
 
-/* A tally that owns its strings, for keeping one beyond a callback: they
- * follow it in the same allocation, each as long as it is (`tally get
- * --all` of a country keeps hundreds of thousands). */
-typedef struct cli_render_tally {
-    tally_tally_t t;
-    char text[]; /* metric, scope, topic, the columns' names */
-} cli_render_tally_t;
-
-/* A malloc'ed deep copy of src (free with free()), or NULL. */
-cli_render_tally_t *cli_render_dup(const tally_tally_t *src);
+/* A malloc'ed deep copy of src, for keeping a tally beyond a callback
+ * (free with free()), or NULL.  It is as small as it can be (`tally get
+ * --all` of a country keeps a million): room for src's nvalues values
+ * only, not TALLY_COLUMNS_MAX, then its strings (metric, scope, topic,
+ * the columns' names), each as long as it is.  So read its fields, never
+ * copy it whole (*t). */
+tally_tally_t *cli_render_dup(const tally_tally_t *src);
 
 /* "county" for the county-wide scope, else the township name. */
 const char *cli_render_scope(const tally_tally_t *t);

@@ -105,6 +105,7 @@ struct table {
     bool right[TABLE_COLS_MAX];
     char **cells; /* rows * ncols */
     size_t rows, cap;
+    size_t width[TABLE_COLS_MAX]; /* of the rows table_measure() saw */
 };
 
 table_t *table_new(unsigned ncols)
@@ -164,31 +165,55 @@ static void pad(FILE *out, size_t n)
         fputc(' ', out);
 }
 
+static const char *cell(const char *const *cells, unsigned c)
+{
+    return cells[c] != NULL ? cells[c] : "";
+}
+
+static void measure(unsigned ncols, size_t *width, const char *const *cells)
+{
+    for (unsigned c = 0; c < ncols; c++) {
+        size_t w = table_width(cell(cells, c));
+        if (w > width[c])
+            width[c] = w;
+    }
+}
+
+static void print_row(const table_t *t, const size_t *width, const char *const *cells, FILE *out)
+{
+    /* Trailing empty left-aligned cells would only add spaces. */
+    unsigned last = t->ncols;
+    while (last > 1 && cell(cells, last - 1)[0] == '\0' && !t->right[last - 1])
+        last--;
+    for (unsigned c = 0; c < last; c++) {
+        const char *s = cell(cells, c);
+        size_t w = table_width(s);
+        if (c > 0)
+            fputs("  ", out);
+        if (t->right[c])
+            pad(out, width[c] - w);
+        fputs(s, out);
+        if (!t->right[c] && c + 1 < last)
+            pad(out, width[c] - w);
+    }
+    fputc('\n', out);
+}
+
 void table_print(const table_t *t, FILE *out)
 {
     size_t width[TABLE_COLS_MAX] = {0};
     for (size_t r = 0; r < t->rows; r++)
-        for (unsigned c = 0; c < t->ncols; c++) {
-            size_t w = table_width(t->cells[r * t->ncols + c]);
-            if (w > width[c])
-                width[c] = w;
-        }
-    for (size_t r = 0; r < t->rows; r++) {
-        char *const *row = t->cells + r * t->ncols;
-        /* Trailing empty left-aligned cells would only add spaces. */
-        unsigned last = t->ncols;
-        while (last > 1 && row[last - 1][0] == '\0' && !t->right[last - 1])
-            last--;
-        for (unsigned c = 0; c < last; c++) {
-            size_t w = table_width(row[c]);
-            if (c > 0)
-                fputs("  ", out);
-            if (t->right[c])
-                pad(out, width[c] - w);
-            fputs(row[c], out);
-            if (!t->right[c] && c + 1 < last)
-                pad(out, width[c] - w);
-        }
-        fputc('\n', out);
-    }
+        measure(t->ncols, width, (const char *const *)t->cells + r * t->ncols);
+    for (size_t r = 0; r < t->rows; r++)
+        print_row(t, width, (const char *const *)t->cells + r * t->ncols, out);
+}
+
+void table_measure(table_t *t, const char *const *cells)
+{
+    measure(t->ncols, t->width, cells);
+}
+
+void table_print_row(const table_t *t, const char *const *cells, FILE *out)
+{
+    print_row(t, t->width, cells, out);
 }

@@ -40,4 +40,11 @@ size_t table_rows(const table_t *t);
  * cell of each column; no trailing spaces. */
 void table_print(const table_t *t, FILE *out);
 
+/* The same table without keeping its cells, for tables too large to hold
+ * (a million rows): table_measure() every row (the header included),
+ * then table_print_row() the same rows in the same order.  Rows added
+ * with table_add() are not measured by these. */
+void table_measure(table_t *t, const char *const *cells);
+void table_print_row(const table_t *t, const char *const *cells, FILE *out);
+
 #endif

@@ -85,6 +85,45 @@ static void test_table_alignment(void **state)
     assert_null(t);
 }
 
+/* Measured and printed row by row, without keeping the cells: the same
+ * text as table_print, trailing empty cells and NULL cells included. */
+static void test_table_two_passes(void **state)
+{
+    (void)state;
+    const char *rows[][4] = {{"TOWN", "NAME", "VALUE", "NOTE"},
+                             {"gaoguan", "高观镇", "216", NULL},
+                             {"x", "巴山镇中心", "7", "late"},
+                             {"y", NULL, "", ""}};
+    char *outs[2];
+    for (int pass = 0; pass < 2; pass++) {
+        table_t *t = table_new(4);
+        assert_non_null(t);
+        table_align_right(t, 2);
+        capture_t c;
+        cap_open(&c);
+        if (pass == 0) {
+            for (size_t r = 0; r < 4; r++)
+                assert_int_equal(table_add(t, rows[r]), 0);
+            table_print(t, c.f);
+        } else {
+            for (size_t r = 0; r < 4; r++)
+                table_measure(t, rows[r]);
+            assert_int_equal(table_rows(t), 0); /* nothing kept */
+            for (size_t r = 0; r < 4; r++)
+                table_print_row(t, rows[r], c.f);
+        }
+        outs[pass] = cap_close(&c);
+        table_free(&t);
+    }
+    assert_string_equal(outs[1], "TOWN     NAME        VALUE  NOTE\n"
+                                 "gaoguan  高观镇        216\n"
+                                 "x        巴山镇中心      7  late\n"
+                                 "y                         \n");
+    assert_string_equal(outs[0], outs[1]);
+    free(outs[0]);
+    free(outs[1]);
+}
+
 static void test_json_escaping(void **state)
 {
     (void)state;
@@ -244,9 +283,13 @@ static void test_render_scaled(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_width),         cmocka_unit_test(test_table_alignment),
-        cmocka_unit_test(test_json_escaping), cmocka_unit_test(test_json_double),
-        cmocka_unit_test(test_render_json),   cmocka_unit_test(test_render_table),
+        cmocka_unit_test(test_width),
+        cmocka_unit_test(test_table_alignment),
+        cmocka_unit_test(test_table_two_passes),
+        cmocka_unit_test(test_json_escaping),
+        cmocka_unit_test(test_json_double),
+        cmocka_unit_test(test_render_json),
+        cmocka_unit_test(test_render_table),
         cmocka_unit_test(test_render_scaled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
