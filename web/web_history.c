@@ -19,6 +19,12 @@
  * 25 metrics are 50,000 tallies, a few MB of JSON. */
 #define WEB_SPLIT_MAX 2000
 
+/* Townships per call of tally_period_read_split (one connection each):
+ * a stop ends a read between two calls, so that a large county's read
+ * holds a stop for one slice at most, not for all of its townships
+ * (against a slow tallyd, beyond the service's TimeoutStopSec). */
+#define WEB_SPLIT_SLICE 256
+
 /* A history request: asked of tallyd on a libuv worker thread (a one-shot
  * request may wait for tallyd), answered from the writeable callback. */
 typedef struct web_history_job {
@@ -95,6 +101,25 @@ static unsigned status_of(int rc)
     }
 }
 
+/* j's period, township by township (j->towns), in slices; the county's
+ * tallies come with the first slice (unless the prefix is u/town/).
+ * TALLY_ECLOSED when tally-web began to stop between two slices. */
+static int read_split(history_job_t *j, tally_request_t *req)
+{
+    const char *const *towns = (const char *const *)j->towns.v;
+    int rc = 0;
+    for (size_t at = 0; rc == 0 && at < j->towns.n; at += WEB_SPLIT_SLICE) {
+        if (at > 0 && atomic_load(&j->s->stop_reads)) {
+            snprintf(req->errbuf, req->errbuf_len, "tally-web is stopping");
+            return TALLY_ECLOSED;
+        }
+        size_t n = j->towns.n - at < WEB_SPLIT_SLICE ? j->towns.n - at : WEB_SPLIT_SLICE;
+        rc = tally_period_read_split(j->s->stats->server, req, at == 0 ? j->prefix : "u/town/",
+                                     j->period, towns + at, n, job_tally, j);
+    }
+    return rc;
+}
+
 /* On a worker thread: only the job and the read-only settings. */
 static void job_work(uv_work_t *w)
 {
@@ -115,8 +140,7 @@ static void job_work(uv_work_t *w)
         web_json_string(j->b.f, j->period);
         fputs(",\"tallies\":[", j->b.f);
         if (j->towns.n > 0)
-            rc = tally_period_read_split(j->s->stats->server, &req, j->prefix, j->period,
-                                         (const char *const *)j->towns.v, j->towns.n, job_tally, j);
+            rc = read_split(j, &req);
         else
             rc = tally_period_read(j->s->stats->server, &req, j->prefix, j->period, job_tally, j);
         j->split_wanted =

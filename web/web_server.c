@@ -706,6 +706,7 @@ void web_server_feed_changed(web_server_t *s)
 void web_server_quiesce(web_server_t *s)
 {
     s->stopping = true;
+    atomic_store(&s->stop_reads, true);
     if (s->stream_open)
         web_stream_close(&s->stream);
     s->stream_open = false;

@@ -6,6 +6,7 @@
 
 #include <libwebsockets.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -20,8 +21,9 @@ struct web_server {
     web_counters_t counters;
     web_stream_t stream;
     bool stream_open;
-    bool stopping;         /* web_server_quiesce: everything is answered 503 */
-    unsigned reads_queued; /* history reads on worker threads (web_history.c) */
+    bool stopping;          /* web_server_quiesce: everything is answered 503 */
+    atomic_bool stop_reads; /* the same, for the history reads' worker threads */
+    unsigned reads_queued;  /* history reads on worker threads (web_history.c) */
     struct lws_context *ctx;
     struct lws_vhost *vhost;
     int port;

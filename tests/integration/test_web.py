@@ -6,8 +6,10 @@ Usage: test_web.py TALLYD TALLY TALLY_WEB SOURCE_DIR
 Starts tallyd (the example catalog, ipc:// endpoints in a temporary
 directory) and tally-web on an ephemeral port, pushes 高观镇's report with
 the `tally` command and checks, with the Python standard library only:
-/healthz; /api/v1/tallies against `tally get --json`; /api/v1/catalog's
-labels; /api/v1/clock (tallyd's zone, its offset and clock); the WebSocket /api/v1/stream (a snapshot, then a sequenced update
+/healthz; /api/v1/tallies against `tally get --json`; /api/v1/period
+and /api/v1/range against `tally get --period` (a county too large for
+one answer of tallyd too, read township by township) and `tally
+history`; /api/v1/catalog's labels; /api/v1/clock (tallyd's zone, its offset and clock); the WebSocket /api/v1/stream (a snapshot, then a sequenced update
 after a push); 404 and 400; /metrics with `promtool check metrics` when
 promtool is installed; that a non-loopback --listen without --token is
 refused unless --insecure; the bearer token; and that SIGTERM stops it
@@ -33,6 +35,7 @@ import urllib.request
 
 TALLYD, TALLY, WEB, SRC = sys.argv[1:5]
 TMP = tempfile.mkdtemp(prefix="tally-web-test.")
+os.environ["XDG_STATE_HOME"] = TMP  # tally push's client id: here, not in the user's home
 PROCS = []
 
 
@@ -201,6 +204,66 @@ for path, want in (("/api/v1/period?period=2023-13", 400), ("/api/v1/period", 40
     st, body = http(path)
     if st != want or b"error" not in body:
         fail("%s: %d %s, expected %d" % (path, st, body[:100], want))
+
+# A county too large for one answer of tallyd (more tallies than half its
+# [limits] max_reply_queue, 512 at the least) is read township by
+# township, the townships those of the live feed, in slices of 256 (a
+# stop ends the read between two): the whole county as `tally get
+# --period --all --json` has it, the county's tallies once.
+REQ_BIG = "ipc://%s/req-big" % TMP
+conf_big = os.path.join(TMP, "tallyd-big.conf")
+with open(conf_big, "w") as f:
+    f.write("[tallyd]\nstate_dir = %s\n[limits]\nmax_reply_queue = 1024\n"
+            % os.path.join(TMP, "state-big"))
+big = start([TALLYD, "-c", conf_big, "-r", REQ_BIG, "-p", "ipc://%s/pub-big" % TMP],
+            os.path.join(TMP, "tallyd-big.log"))
+wait_for(os.path.join(TMP, "tallyd-big.log"), r"ready: requests")
+NBIG = 300  # two slices
+
+
+def push_towns(first, step):
+    """tally push of townships first, first + step, ...: 2 metrics each."""
+    env = dict(os.environ, XDG_STATE_HOME=os.path.join(TMP, "pusher%d" % first))
+    for i in range(first, NBIG, step):
+        if subprocess.run([TALLY, "-s", REQ_BIG, "push", "-q", "--town", "t%03d" % i, "--time",
+                           "2023-06-01", "m0=%d" % i, "m1=1"], env=env, timeout=60).returncode:
+            return False
+    return True
+
+
+pushers = [threading.Thread(target=lambda k=k: ok.__setitem__(k, push_towns(k, 4)))
+           for k in range(4)]
+ok = [False] * 4
+for t in pushers:
+    t.start()
+for t in pushers:
+    t.join()
+if ok != [True] * 4:
+    fail("pushing %d townships x 2 metrics" % NBIG)
+logb = os.path.join(TMP, "web-big.log")
+webb = start([WEB, "-s", REQ_BIG, "--listen", "127.0.0.1:0"], logb)
+portb = int(wait_for(logb, r"serving http://127\.0\.0\.1:(\d+)/").group(1))
+wait_for(logb, r"synchronised with tallyd")
+st, body = http("/api/v1/period?period=2023", port=portb)
+r = subprocess.run([TALLY, "-s", REQ_BIG, "get", "--period", "2023", "--all", "--json"],
+                   capture_output=True, text=True, timeout=60)
+got, want = json.loads(body), json.loads(r.stdout)
+if (st != 200 or len(got["tallies"]) != 2 * (NBIG + 1) or table(got) != table(want)
+        or table(got)[("m0", "t299")] != {"2023": 299}
+        or table(got)[("m0", "county")] != {"2023": sum(range(NBIG))}
+        or table(got)[("m1", "county")] != {"2023": NBIG}):
+    fail("/api/v1/period of %d townships x 2 metrics: %d, %d tallies (want %d)\n%s"
+         % (NBIG, st, len(got.get("tallies", [])), 2 * (NBIG + 1), body[:300]))
+said = json.loads(subprocess.run([TALLY, "-s", REQ_BIG, "stats", "--json"], capture_output=True,
+                                 text=True, timeout=30).stdout)
+if said.get("tallyd_rejected_too_large_total", 0) < 1:
+    fail("the %d townships' year was not refused whole first: not read township by township"
+         % NBIG)
+webb.terminate()
+if webb.wait(10) != 0:
+    fail("tally-web (%d townships) did not stop cleanly on SIGTERM" % NBIG)
+big.terminate()
+big.wait(20)
 
 # The catalog's labels reach the display.
 st, body = http("/api/v1/catalog")
