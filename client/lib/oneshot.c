@@ -1,305 +1,16 @@
 /* oneshot.c - libtally (client/lib/): single request/reply exchanges,
- * tally_get (one snapshot), tally_stats and tally_catalog_req (page by
- * page), saying why one failed: the
- * daemon's ERROR, or what the connection showed (monitor.c). */
-#include <errno.h>
+ * tally_get (one snapshot), tally_stats, tally_clock_req,
+ * tally_catalog_req (page by page), tally_period_req, tally_span_req and
+ * tally_range_req, saying why one failed: the daemon's ERROR, or what the
+ * connection showed.  The connection itself is oneshot_conn.c's. */
 #include <stdlib.h>
 #include <string.h>
 
-#include <zmq.h>
-
 #include "catalog.h"
-#include "curve.h"
-#include "monitor.h"
 #include "oneshot.h"
-#include "sub_store.h"
+#include "oneshot_impl.h"
 #include "text.h"
 #include "util.h"
-#include "vec.h"
-
-#define DEFAULT_TIMEOUT 10000
-
-typedef struct oneshot {
-    void *zctx;
-    void *dealer;
-    monitor_t mon;
-    bool early; /* end the wait when the handshake fails */
-    int64_t deadline;
-    int refused_ms; /* the request's refused_ms: 0, wait until the deadline */
-    zmq_msg_t cur;  /* the last reply: o->msg's string views point into it */
-    proto_msg_t msg;
-} oneshot_t;
-
-static void oneshot_close(oneshot_t *o, tally_request_t *req)
-{
-    if (req != NULL)
-        req->link = monitor_poll(&o->mon);
-    zmq_msg_close(&o->cur);
-    monitor_close(&o->mon, o->dealer);
-    if (o->dealer != NULL)
-        zmq_close(o->dealer);
-    if (o->zctx != NULL)
-        zmq_ctx_term(o->zctx);
-    free(o);
-}
-
-static int oneshot_open(const char *server, tally_request_t *req, bool early, oneshot_t **out)
-{
-    char ep[TALLY_ENDPOINT_MAX], why[256];
-    if (server == NULL || tally_endpoint_parse(server, ep, sizeof ep, why, sizeof why) < 0) {
-        text_format(req->errbuf, req->errbuf_len, "server address '%s' is not valid: %s",
-                    server ? server : "(null)", server ? why : "none given");
-        return TALLY_EINVAL;
-    }
-    curve_keys_t keys;
-    int rc = curve_load(req->curve, &keys, req->errbuf, req->errbuf_len);
-    if (rc < 0)
-        return rc;
-    oneshot_t *o = calloc(1, sizeof *o);
-    if (o == NULL) {
-        curve_wipe(&keys);
-        return TALLY_ENOMEM;
-    }
-    zmq_msg_init(&o->cur);
-    o->mon.link = TALLY_LINK_UNKNOWN;
-    o->early = early;
-    o->deadline = util_mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT);
-    o->refused_ms = req->refused_ms > 0 ? req->refused_ms : 0;
-    o->zctx = zmq_ctx_new();
-    o->dealer = o->zctx ? zmq_socket(o->zctx, ZMQ_DEALER) : NULL;
-    int zero = 0;
-    int64_t maxmsg = 1 << 20;
-    if (o->dealer == NULL || zmq_setsockopt(o->dealer, ZMQ_LINGER, &zero, sizeof zero) < 0 ||
-        zmq_setsockopt(o->dealer, ZMQ_RCVHWM, &zero, sizeof zero) < 0 ||
-        zmq_setsockopt(o->dealer, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) < 0 ||
-        curve_apply(o->dealer, &keys) < 0) {
-        curve_wipe(&keys);
-        oneshot_close(o, NULL);
-        text_format(req->errbuf, req->errbuf_len, "cannot set up a ZeroMQ socket: %s",
-                    zmq_strerror(errno));
-        return TALLY_ESYS;
-    }
-    curve_wipe(&keys);
-    monitor_open(&o->mon, o->zctx, o->dealer); /* without it, only less is said */
-    if (util_connect(o->dealer, ep) < 0) {
-        text_format(req->errbuf, req->errbuf_len, "cannot connect to '%s': %s", ep,
-                    zmq_strerror(errno));
-        oneshot_close(o, NULL);
-        return TALLY_EINVAL;
-    }
-    *out = o;
-    return 0;
-}
-
-/* A failed handshake is answered by no one: waiting longer is pointless. */
-static bool handshake_failed(int link)
-{
-    return link == TALLY_LINK_MECHANISM || link == TALLY_LINK_HANDSHAKE ||
-           link == TALLY_LINK_KEY_REFUSED;
-}
-
-/* Whether to stop waiting, from what the connection shows now: 0 (wait
- * on), TALLY_ECLOSED (the handshake failed) or TALLY_ETIMEDOUT (nothing
- * has accepted a connection for refused_ms).  ZeroMQ retries a refused
- * connection every 100 ms, each retry an event on the monitor, so a
- * poll that watches the monitor comes back here at that pace. */
-static int hopeless(oneshot_t *o)
-{
-    int64_t refused = monitor_refused_ms(&o->mon);
-    if (handshake_failed(o->mon.link) && o->early)
-        return TALLY_ECLOSED;
-    return o->refused_ms > 0 && refused >= o->refused_ms ? TALLY_ETIMEDOUT : 0;
-}
-
-/* How long a poll may wait: until the deadline, but no more than 100 ms
- * while refusals are being timed. */
-static long poll_wait(const oneshot_t *o, int64_t left)
-{
-    return o->refused_ms > 0 && left > 100 ? 100 : (long)left;
-}
-
-static int oneshot_send(oneshot_t *o, const proto_msg_t *m)
-{
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    int rc = proto_encode(&sb, m);
-    /* Without ZMQ_IMMEDIATE the request waits in the socket until the
-     * connection is up, so a daemon started a moment later still answers.
-     * Between a connection that failed (a refused handshake) and the next
-     * attempt the socket has no pipe and refuses at once: wait for room
-     * then, until the deadline or the connection says it is hopeless. */
-    while (rc == 0 && zmq_send(o->dealer, sb.data, sb.size, ZMQ_DONTWAIT) < 0) {
-        if (errno != EAGAIN && errno != EINTR) {
-            rc = TALLY_ESYS;
-            break;
-        }
-        int64_t left = o->deadline - util_mono_ms();
-        if (left <= 0) {
-            rc = TALLY_ETIMEDOUT;
-            break;
-        }
-        if ((rc = hopeless(o)) != 0)
-            break;
-        zmq_pollitem_t items[2] = {{.socket = o->dealer, .events = ZMQ_POLLOUT},
-                                   {.socket = o->mon.pair, .events = ZMQ_POLLIN}};
-        if (zmq_poll(items, o->mon.pair != NULL ? 2 : 1, left < 100 ? (long)left : 100) < 0 &&
-            errno != EINTR) {
-            rc = TALLY_ESYS;
-            break;
-        }
-    }
-    msgpack_sbuffer_destroy(&sb);
-    return rc;
-}
-
-/* Wait for the next single-frame reply and decode it into o->msg (views
- * valid until the next call).  A reply already queued is taken at once:
- * the items of a long answer arrive in a burst, and a poll (a system call
- * and a look at the monitor) before each would cost more than reading
- * it.  Returns 0, TALLY_ETIMEDOUT, TALLY_ECLOSED (the handshake failed),
- * TALLY_EAGAIN (undecodable or multi-frame: skip it) or TALLY_ESYS. */
-static int recv_one(oneshot_t *o)
-{
-    zmq_msg_close(&o->cur);
-    zmq_msg_init(&o->cur);
-    for (;;) {
-        int64_t left = o->deadline - util_mono_ms();
-        if (left <= 0)
-            return TALLY_ETIMEDOUT;
-        if (zmq_msg_recv(&o->cur, o->dealer, ZMQ_DONTWAIT) >= 0)
-            break;
-        if (errno != EAGAIN && errno != EINTR)
-            return TALLY_ESYS;
-        zmq_pollitem_t items[2] = {{.socket = o->dealer, .events = ZMQ_POLLIN},
-                                   {.socket = o->mon.pair, .events = ZMQ_POLLIN}};
-        if (zmq_poll(items, o->mon.pair != NULL ? 2 : 1, poll_wait(o, left)) < 0 && errno != EINTR)
-            return TALLY_ESYS;
-        int why = hopeless(o);
-        if (why != 0)
-            return why;
-    }
-    bool more = zmq_msg_more(&o->cur);
-    int rc = TALLY_EAGAIN;
-    if (!more &&
-        proto_decode(zmq_msg_data(&o->cur), zmq_msg_size(&o->cur), &o->msg, NULL, 0, NULL) == 0)
-        rc = 0;
-    while (more) { /* replies are one frame; drop the rest of anything else */
-        zmq_msg_t extra;
-        zmq_msg_init(&extra);
-        if (zmq_msg_recv(&extra, o->dealer, 0) < 0)
-            more = false;
-        else
-            more = zmq_msg_more(&extra);
-        zmq_msg_close(&extra);
-    }
-    return rc;
-}
-
-/* recv_one until a reply decodes.  0, TALLY_ETIMEDOUT or TALLY_ESYS. */
-static int oneshot_recv(oneshot_t *o)
-{
-    int rc;
-    do
-        rc = recv_one(o);
-    while (rc == TALLY_EAGAIN);
-    return rc;
-}
-
-/* The daemon's ERROR as a code, its message into the caller's errbuf. */
-static int wire_error(const proto_msg_t *m, tally_request_t *req)
-{
-    text_copy(req->errbuf, req->errbuf_len, m->u.error.message.ptr, m->u.error.message.len);
-    return m->u.error.code >= 1 && m->u.error.code <= 99 ? -(int)m->u.error.code : TALLY_EMALFORMED;
-}
-
-/* Why a request ended without its answer, for the caller's errbuf. */
-static void failed(oneshot_t *o, tally_request_t *req, int rc)
-{
-    if (rc == TALLY_ETIMEDOUT && o->refused_ms > 0 && monitor_refused_ms(&o->mon) >= o->refused_ms)
-        text_format(req->errbuf, req->errbuf_len,
-                    "nothing accepts connections there (refused for %d ms)", o->refused_ms);
-    else if (rc == TALLY_ETIMEDOUT)
-        text_format(req->errbuf, req->errbuf_len, "no answer in time");
-    else if (rc == TALLY_ECLOSED)
-        text_format(req->errbuf, req->errbuf_len, "the connection's security handshake failed");
-    else if (rc == TALLY_ENOMEM)
-        text_format(req->errbuf, req->errbuf_len, "out of memory");
-    else if (rc == TALLY_ESYS)
-        text_format(req->errbuf, req->errbuf_len, "ZeroMQ failed: %s", zmq_strerror(errno));
-}
-
-/* Replies kept until an answer is whole (the callbacks run only for a
- * complete one): ZeroMQ's messages themselves, moved out of o->cur
- * without a copy, in blocks that never move (a zmq_msg_t may not be
- * copied bitwise), and decoded again when their tallies are handed over.
- * A copy of each tally as a sub_entry_t would take several times the
- * message. */
-#define KEPT_BLOCK 1024
-
-typedef struct kept {
-    zmq_msg_t **blocks;
-    size_t nblocks, cap, n;
-} kept_t;
-
-static zmq_msg_t *kept_at(const kept_t *k, size_t i)
-{
-    return &k->blocks[i / KEPT_BLOCK][i % KEPT_BLOCK];
-}
-
-/* Keep o's current reply (o->msg's views go with it) as number k->n.
- * Returns 0 or TALLY_ENOMEM. */
-static int kept_take(kept_t *k, oneshot_t *o)
-{
-    if (k->n == k->nblocks * KEPT_BLOCK) {
-        if (VEC_RESERVE(k->blocks, k->cap, k->nblocks + 1) < 0)
-            return TALLY_ENOMEM;
-        zmq_msg_t *b = malloc(KEPT_BLOCK * sizeof(*b));
-        if (b == NULL)
-            return TALLY_ENOMEM;
-        k->blocks[k->nblocks++] = b;
-    }
-    zmq_msg_t *m = kept_at(k, k->n++);
-    zmq_msg_init(m);
-    zmq_msg_move(m, &o->cur);
-    return 0;
-}
-
-/* Close the kept replies; the blocks stay for the next ones. */
-static void kept_clear(kept_t *k)
-{
-    for (size_t i = 0; i < k->n; i++)
-        zmq_msg_close(kept_at(k, i));
-    k->n = 0;
-}
-
-static void kept_free(kept_t *k)
-{
-    kept_clear(k);
-    for (size_t b = 0; b < k->nblocks; b++)
-        free(k->blocks[b]);
-    free(k->blocks);
-    *k = (kept_t){0};
-}
-
-/* Decode kept reply i (a SNAPSHOT_ITEM or a PERIOD item, as it was when
- * it came) into o->msg again and hand its tally to cb through *e (one
- * entry for them all, grown as needed; free it with free()).  Returns 0,
- * TALLY_EMALFORMED or TALLY_ENOMEM. */
-static int kept_deliver(oneshot_t *o, const kept_t *k, size_t i, sub_entry_t **e, tally_tally_cb cb,
-                        void *ctx)
-{
-    zmq_msg_t *m = kept_at(k, i);
-    if (proto_decode(zmq_msg_data(m), zmq_msg_size(m), &o->msg, NULL, 0, NULL) != 0)
-        return TALLY_EMALFORMED;
-    const proto_msg_t *d = &o->msg;
-    sub_entry_t *n =
-        sub_entry_put(*e, d->type == PROTO_PERIOD ? &d->u.period.tally : &d->u.snapshot_item.tally);
-    if (n == NULL)
-        return TALLY_ENOMEM;
-    *e = n;
-    cb(ctx, &n->pub);
-    return 0;
-}
 
 static int send_snapshot_req(oneshot_t *o, uint64_t req_id, const char *prefix)
 {
@@ -339,12 +50,12 @@ static int get(const char *server, tally_request_t *req, bool early, const char 
     while (rc == 0 && (rc = oneshot_recv(o)) == 0) {
         const proto_msg_t *m = &o->msg;
         if (m->type == PROTO_SNAPSHOT_ITEM && m->u.snapshot_item.req_id == req_id) {
-            rc = kept_take(&it, o);
+            rc = oneshot_kept_take(&it, o);
         } else if (m->type == PROTO_SNAPSHOT_END && m->u.snapshot_end.req_id == req_id) {
             if (m->u.snapshot_end.count != it.n) {
                 /* Items were dropped on the way: ask again while time
                  * remains. */
-                kept_clear(&it);
+                oneshot_kept_clear(&it);
                 rc = send_snapshot_req(o, ++req_id, prefix);
                 continue;
             }
@@ -354,16 +65,16 @@ static int get(const char *server, tally_request_t *req, bool early, const char 
                 *stream_id = m->u.snapshot_end.stream_id;
             sub_entry_t *e = NULL;
             for (size_t i = 0; rc == 0 && i < it.n; i++)
-                rc = kept_deliver(o, &it, i, &e, cb, ctx);
+                rc = oneshot_kept_deliver(o, &it, i, &e, cb, ctx);
             free(e);
             break;
         } else if (m->type == PROTO_ERROR && m->u.error.req_id == req_id) {
-            rc = wire_error(m, req);
+            rc = oneshot_wire_error(m, req);
         }
     }
     if (rc < 0 && !tally_err_is_wire(rc))
-        failed(o, req, rc);
-    kept_free(&it);
+        oneshot_failed(o, req, rc);
+    oneshot_kept_free(&it);
     oneshot_close(o, req);
     return rc;
 }
@@ -388,10 +99,10 @@ static int ask_one(const char *server, tally_request_t *req, bool early, proto_m
         }
         if (m->type == PROTO_ERROR &&
             (m->u.error.req_id == 1 || (m->u.error.req_id == 0 && m->u.error.code == -TALLY_ETYPE)))
-            rc = wire_error(m, req);
+            rc = oneshot_wire_error(m, req);
     }
     if (rc < 0 && !tally_err_is_wire(rc))
-        failed(o, req, rc);
+        oneshot_failed(o, req, rc);
     oneshot_close(o, req);
     return rc;
 }
@@ -486,10 +197,10 @@ static int catalog_req(const char *server, tally_request_t *req, tally_catalog_t
     while (rc == 0 && (rc = oneshot_recv(o)) == 0) {
         const proto_msg_t *m = &o->msg;
         if (m->type == PROTO_ERROR && m->u.error.req_id == req_id) {
-            rc = wire_error(m, req);
+            rc = oneshot_wire_error(m, req);
         } else if (m->type == PROTO_ERROR && m->u.error.req_id == 0 &&
                    m->u.error.code == -TALLY_ETYPE) {
-            rc = wire_error(m, req); /* a daemon from before CATALOG_REQ */
+            rc = oneshot_wire_error(m, req); /* a daemon from before CATALOG_REQ */
         } else if (m->type == PROTO_CATALOG && m->u.catalog.req_id == req_id) {
             uint32_t tf0 = tf, mf0 = mf;
             rc = catalog_page(m, &cat, &tf, &mf);
@@ -513,7 +224,7 @@ static int catalog_req(const char *server, tally_request_t *req, tally_catalog_t
         }
     }
     if (rc < 0 && !tally_err_is_wire(rc))
-        failed(o, req, rc);
+        oneshot_failed(o, req, rc);
     if (rc < 0)
         tally_catalog_destroy(&cat);
     *out = cat;
@@ -547,7 +258,7 @@ static int period_on(oneshot_t *o, tally_request_t *req, uint64_t req_id, const 
                      const char *period_name, const char *to, tally_tally_cb cb, void *ctx)
 {
     text_format(req->errbuf, req->errbuf_len, "%s", "");
-    o->deadline = util_mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT);
+    o->deadline = util_mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : ONESHOT_TIMEOUT);
     proto_msg_t q;
     memset(&q, 0, sizeof q);
     if (to == NULL) {
@@ -570,7 +281,7 @@ static int period_on(oneshot_t *o, tally_request_t *req, uint64_t req_id, const 
     while (rc == 0 && (rc = oneshot_recv(o)) == 0) {
         const proto_msg_t *m = &o->msg;
         if (m->type == PROTO_ERROR && (m->u.error.req_id == req_id || m->u.error.req_id == 0)) {
-            rc = wire_error(m, req);
+            rc = oneshot_wire_error(m, req);
             break;
         }
         if (m->type != PROTO_PERIOD || m->u.period.req_id != req_id)
@@ -589,7 +300,7 @@ static int period_on(oneshot_t *o, tally_request_t *req, uint64_t req_id, const 
         if (m->u.period.count != count || i >= count || !m->u.period.has_tally)
             continue; /* not of this answer */
         if (at[i] == 0) {
-            if ((rc = kept_take(&kept, o)) != 0)
+            if ((rc = oneshot_kept_take(&kept, o)) != 0)
                 break;
             at[i] = (uint32_t)kept.n;
             if (kept.n == count)
@@ -598,12 +309,12 @@ static int period_on(oneshot_t *o, tally_request_t *req, uint64_t req_id, const 
     }
     sub_entry_t *e = NULL;
     for (uint32_t i = 0; rc == 0 && i < count; i++)
-        rc = kept_deliver(o, &kept, at[i] - 1, &e, cb, ctx);
+        rc = oneshot_kept_deliver(o, &kept, at[i] - 1, &e, cb, ctx);
     free(e);
-    kept_free(&kept);
+    oneshot_kept_free(&kept);
     free(at);
     if (rc < 0 && !tally_err_is_wire(rc))
-        failed(o, req, rc);
+        oneshot_failed(o, req, rc);
     return rc;
 }
 
@@ -706,7 +417,7 @@ static int range(const char *server, tally_request_t *req, const char *metric, c
     while (rc == 0 && (rc = oneshot_recv(o)) == 0) {
         const proto_msg_t *m = &o->msg;
         if (m->type == PROTO_ERROR && (m->u.error.req_id == 1 || m->u.error.req_id == 0)) {
-            rc = wire_error(m, req);
+            rc = oneshot_wire_error(m, req);
             break;
         }
         if (m->type != PROTO_RANGE || m->u.range.req_id != 1)
@@ -740,7 +451,7 @@ static int range(const char *server, tally_request_t *req, const char *metric, c
             cb(ctx, kind, &pts[i].v);
     free(pts);
     if (rc < 0 && !tally_err_is_wire(rc))
-        failed(o, req, rc);
+        oneshot_failed(o, req, rc);
     oneshot_close(o, req);
     return rc;
 }
