@@ -275,8 +275,8 @@ const char *config_township_type_name(int type);
 const char *config_sync_name(int sync);
 const char *config_kind_name(int kind);
 
-/* ---- Shared by config.c (what each key means) and config_parse.c (how the
- * file is laid out); other modules have no use for these. ---- */
+/* ---- Shared by config_keys.c (what each key means) and config_parse.c
+ * (how the file is laid out); other modules have no use for these. ---- */
 
 enum config_section {
     CONFIG_SEC_NONE, /* keys before the first header */
@@ -293,7 +293,7 @@ enum config_section {
 };
 
 #define CONFIG_MAX_CONNECTIONS_DEFAULT 10000
-#define CONFIG_KEYS_MAX                32 /* keys in one section (checked at compile time in config.c) */
+#define CONFIG_KEYS_MAX                32 /* keys in one section (checked at compile time in config_keys.c) */
 
 /* The word of a section header ("metric"), "" for CONFIG_SEC_NONE. */
 const char *config_section_name(int sec);

@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RATELIMIT_RATE_MAX  1000000000 /* samples per second, as config.c allows */
+#define RATELIMIT_RATE_MAX  1000000000 /* samples per second, as config_keys.c allows */
 #define RATELIMIT_BURST_MAX 1000000000 /* samples */
 
 typedef struct ratelimit_bucket {

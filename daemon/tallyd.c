@@ -75,7 +75,7 @@ static int reload(tallyd_t *d)
     } else {
         keyring_free(&keys);
     }
-    /* The range was checked by config.c; ratelimit_set() refuses only
+    /* The range was checked by config_keys.c; ratelimit_set() refuses only
      * values outside it. */
     if (ratelimit_set(&d->rl, next.rate, next.burst, d->towns.capacity) != 0)
         log_error(&d->log, "reload: rate %" PRId64 " / burst %" PRId64 " refused; the old stay",
