@@ -53,6 +53,11 @@ static int router(const char *endpoint, size_t ack, int report_fd)
     int hwm = 100000;
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
     zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+    /* A SIGTERM that comes after the look at the flag and before a
+     * receive blocks does not interrupt it, and the parent sends nothing
+     * more: the receive gives up every 100 ms so that the flag is seen. */
+    int tick = 100;
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &tick, sizeof(tick));
     char bound[256] = "";
     size_t bl = sizeof(bound);
     if (zmq_bind(s, endpoint) != 0 || zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, bound, &bl) != 0) {
@@ -67,7 +72,7 @@ static int router(const char *endpoint, size_t ack, int report_fd)
     while (!stop_router) {
         int rl = zmq_recv(s, rid, sizeof(rid), 0);
         if (rl < 0)
-            continue; /* EINTR: look at the flag */
+            continue; /* EINTR or EAGAIN (the 100 ms): look at the flag */
         int n = zmq_recv(s, body, sizeof(body), 0);
         if (n < 0)
             continue;
