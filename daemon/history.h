@@ -157,7 +157,7 @@ typedef struct history {
     uint32_t nholes, free_head;
     /* A pass dropping the days before prune_first, in turns of the
      * writer's timer: the next cell to look at, and the least day key
-     * kept so far (history.c, prune_turn()). */
+     * kept so far (history_prune.c, prune_turn()). */
     bool pruning;
     uint32_t prune_at;
     int32_t prune_first, prune_oldest;

@@ -1,8 +1,8 @@
 /* history_impl.h - tallyd (daemon/, private to the history module):
- * what history.c (the cells, applying records, reading, retention),
- * history_load.c (loading the database at start-up) and
+ * what history.c (the cells, applying records, reading), history_prune.c
+ * (the retention), history_load.c (loading the database at start-up) and
  * history_writer.c (the writer thread and its batches) share of the
- * cells' layout and of each other's helpers.  Nothing outside those three
+ * cells' layout and of each other's helpers.  Nothing outside those four
  * files includes it; the rest of the daemon uses history.h. */
 #ifndef TALLYD_HISTORY_IMPL_H
 #define TALLYD_HISTORY_IMPL_H
