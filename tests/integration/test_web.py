@@ -41,8 +41,9 @@ PROCS = []
 
 def fail(msg):
     print("FAIL: " + msg, file=sys.stderr)
-    for p, log in PROCS:
+    for p, _ in PROCS:  # all of them first: printing may fail (a closed pipe)
         p.kill()
+    for _, log in PROCS:
         print("---- " + log, file=sys.stderr)
         with open(log, encoding="utf-8", errors="replace") as f:
             sys.stderr.write(f.read())

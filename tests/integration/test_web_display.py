@@ -55,9 +55,10 @@ PROCS = []
 
 def fail(msg):
     print("FAIL: " + msg, file=sys.stderr)
-    for p, log in PROCS:
+    for p, _ in PROCS:  # all of them first: printing may fail (a closed pipe)
         if p.poll() is None:
             p.kill()
+    for _, log in PROCS:
         with open(log, encoding="utf-8", errors="replace") as f:
             sys.stderr.write("---- %s\n%s" % (log, f.read()))
     sys.exit(1)
