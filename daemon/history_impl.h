@@ -109,6 +109,8 @@ bool history_fits(history_t *h, __int128 s, const char *what, uint32_t metric, c
 /* Add every pending sum to its cells: the cells are then exact. */
 void history_settle_all(history_t *h);
 
+/* ---- history_prune.c ---- */
+
 /* Drop the cell at `at` (and its event time's cell) from memory. */
 void history_drop(history_t *h, uint32_t at);
 

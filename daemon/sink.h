@@ -1,7 +1,7 @@
 /* sink.h - where a part of the daemon sends a message without knowing the
  * socket behind it.
  *
- * tallyd.c hands each part the sinks it may use when it creates the part:
+ * tallyd_start.c hands each part the sinks it may use when it creates the part:
  * the request socket's replies (head = the peer's routing id) and the
  * publish socket's messages (head = the topic).  Unit tests hand the same
  * parts sinks that record, refuse or decode what they are given, so no

@@ -1,11 +1,11 @@
 /* fuzz_ingest.c - libFuzzer target over tallyd's whole request path, in
  * one process and without sockets.
  *
- * Every input gets a fresh daemon state built the way tallyd.c builds it
+ * Every input gets a fresh daemon state built the way tallyd_start.c builds it
  * (configuration, engine, name tables, catalog, de-duplication, and the
  * request, ingest and publish parts) and is fed, message by message, to
  * request_handle(), the function the socket adapter calls.  The parts are
- * handed sinks and a stop callback of this file, as tallyd.c hands them
+ * handed sinks and a stop callback of this file, as tallyd_start.c hands them
  * the sockets' sinks: they decode every reply, update and snapshot message
  * and check it.  The journal is the real one (sync never, in a temporary
  * directory, on a libuv loop); it stays open across inputs, so accepted
@@ -33,7 +33,7 @@
  * model of counters and gauges says, everything else changes nothing; every
  * published update and snapshot item carries the model's total.  The
  * history's requests are answered by recall over a history in memory that
- * ingest feeds as in tallyd.c: PERIOD_REQ and SPAN_REQ with one ERROR of
+ * ingest feeds as in tallyd_start.c: PERIOD_REQ and SPAN_REQ with one ERROR of
  * recall's codes, an empty PERIOD at once, or items sent by the loop in
  * order, oldest answer first, each of a series the model has, with the
  * period's (or "span") one column; RANGE_REQ with one ERROR or consecutive
@@ -81,7 +81,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* The daemon's state and parts, as tallyd.c holds them. */
+/* The daemon's state and parts, as tallyd_impl.h's struct holds them. */
 typedef struct fuzz_daemon {
     tallyd_config_t cfg; /* a shallow copy of a template */
     logger_t log;
@@ -216,7 +216,7 @@ static int64_t fuzz_clock(void *ctx)
     return *(const int64_t *)ctx;
 }
 
-/* ---- set-up, as tallyd.c does it (its functions are static) ---- */
+/* ---- set-up, as tallyd_start.c does it (its functions are static) ---- */
 
 static void setup_engine(fuzz_daemon_t *d)
 {
@@ -253,7 +253,7 @@ static void setup_tables_and_catalog(fuzz_daemon_t *d)
         model_ratio(c->ratios[i].id, c->ratios[i].numerator, c->ratios[i].denominator);
 }
 
-/* ---- the sinks and the stop request tallyd.c would hand the parts ---- */
+/* ---- the sinks and the stop request tallyd_start.c would hand the parts ---- */
 
 static int reply_sink(void *ctx, const void *const *bufs, const size_t *lens, int nparts);
 static int pub_sink(void *ctx, const void *const *bufs, const size_t *lens, int nparts);
@@ -281,7 +281,7 @@ static const char *journal_error_cb(void *ctx)
     return journal_errmsg(&d->journal);
 }
 
-/* ingest applied a record: the history takes it too, as in tallyd.c. */
+/* ingest applied a record: the history takes it too, as in tallyd_start.c. */
 static int on_applied(void *ctx, uint64_t pos, uint32_t town, int64_t time_ms,
                       const engine_sample_t *samples, uint32_t n)
 {
@@ -385,7 +385,7 @@ static void setup_parts(fuzz_daemon_t *d)
     CHECK(request_set_catalog(&d->request, c) == 0);
 }
 
-/* STATS, as tallyd.c reports it (the gauges are not checked). */
+/* STATS, as tallyd_start.c reports it (the gauges are not checked). */
 static void report_stats(void *ctx, request_stat_fn fn, void *fn_ctx)
 {
     fuzz_daemon_t *d = ctx;

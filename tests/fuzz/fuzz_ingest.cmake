@@ -1,5 +1,5 @@
 # libFuzzer target over tallyd's request path, in-process (TALLY_FUZZ=ON,
-# clang only).  The parts are handed checking sinks, as tallyd.c hands
+# clang only).  The parts are handed checking sinks, as tallyd_start.c hands
 # them the sockets' sinks: nothing is replaced at link time.
 add_executable(fuzz_ingest ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_ingest.c)
 target_link_libraries(fuzz_ingest PRIVATE tallydcore)

@@ -166,7 +166,7 @@ typedef struct t_state {
     size_t loglen;
 } t_state_t;
 
-/* Build the state as tallyd.c does, from conf (NULL: the built-in
+/* Build the state as tallyd_start.c does, from conf (NULL: the built-in
  * defaults, open catalogs and the built-in ratios), at T_NOW.  Logs go to
  * memory: t_logged() searches them. */
 static inline void t_state_init(t_state_t *s, const char *conf)
