@@ -40,8 +40,8 @@ int oneshot_open(const char *server, tally_request_t *req, bool early, oneshot_t
 void oneshot_close(oneshot_t *o, tally_request_t *req);
 
 /* Encode m and send it, waiting for room until the deadline.  0,
- * TALLY_ETIMEDOUT, TALLY_ECLOSED (the handshake failed), TALLY_EINVAL
- * (m does not encode) or TALLY_ESYS. */
+ * TALLY_ETIMEDOUT, TALLY_ECLOSED (the handshake failed), TALLY_ESYS, or
+ * proto_encode's TALLY_EINVAL and TALLY_ENOMEM. */
 int oneshot_send(oneshot_t *o, const proto_msg_t *m);
 
 /* The next reply that decodes, into o->msg (views valid until the next
