@@ -21,7 +21,8 @@ const uint8_t proto_msg_elems[PROTO_TYPE_LAST + 1] = {0, 7, 8, 4, 4, 6, 4, 5,
                                                       5, 8,                   /* 16, 17: catalog */
                                                       5, 6, 8, 9, 7,          /* 18..22: history */
                                                       3, 6,                   /* 23, 24: clock */
-                                                      6 /* 25: span */};
+                                                      6,                      /* 25: span */
+                                                      4, 5 /* 26, 27: townships */};
 
 /* ---- UTF-8 and names ---------------------------------------------------- */
 
@@ -166,6 +167,8 @@ uint64_t proto_req_id(const proto_msg_t *msg)
     case PROTO_CLOCK_REQ:
     case PROTO_CLOCK:
     case PROTO_SPAN_REQ:
+    case PROTO_TOWNSHIPS_REQ:
+    case PROTO_TOWNSHIPS:
         return msg->u.stats_req.req_id; /* req_id leads each of these structs */
     default:
         return 0;
@@ -187,7 +190,7 @@ bool proto_str_eq(proto_str_t a, const char *s)
     return a.len == len && (len == 0 || memcmp(a.ptr, s, len) == 0);
 }
 
-/* ---- catalog sizes ------------------------------------------------------ */
+/* ---- catalog and township list sizes ------------------------------------ */
 
 /* Bytes of a str of n bytes as the encoder writes it (shortest header). */
 static size_t str_size(size_t n)
@@ -205,4 +208,9 @@ size_t proto_catalog_metric_size(const proto_metric_info_t *m)
 {
     return 1 + str_size(m->id.len) + 1 + str_size(m->unit.len) + 1 + str_size(m->label.len) +
            str_size(m->numerator.len) + str_size(m->denominator.len);
+}
+
+size_t proto_townships_name_size(uint32_t len)
+{
+    return str_size(len);
 }

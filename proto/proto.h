@@ -83,9 +83,12 @@ enum proto_type {
     PROTO_CLOCK = 24,
     /* A span of days, summed like a period (PROTOCOL.md 8.24) */
     PROTO_SPAN_REQ = 25,
+    /* The townships that have tallies, in pages (PROTOCOL.md 8.25) */
+    PROTO_TOWNSHIPS_REQ = 26,
+    PROTO_TOWNSHIPS = 27,
 };
 
-#define PROTO_TYPE_LAST PROTO_SPAN_REQ /* the highest message type this codec knows */
+#define PROTO_TYPE_LAST PROTO_TOWNSHIPS /* the highest message type this codec knows */
 
 enum proto_ack_status {
     PROTO_ACK_ACCEPTED = 0,
@@ -325,6 +328,19 @@ typedef struct proto_msg {
             uint32_t nperiods; /* 1..PROTO_CHANGED_MAX */
             proto_str_t periods[PROTO_CHANGED_MAX];
         } period_changed;
+        struct {
+            uint64_t req_id;
+            uint32_t from; /* the position to list from: 0, or a TOWNSHIPS' next */
+        } townships_req;
+        struct {
+            uint64_t req_id;
+            uint32_t next; /* the position to ask for next; 0: the list is complete */
+            uint32_t n;    /* names in this message */
+            /* Encoding: the caller's names.  Decoding: NULL; read them with
+             * proto_townships_iter() (they stay in the input). */
+            const proto_str_t *names;
+            const uint8_t *entries, *end; /* decoding: the array's bytes */
+        } townships;
     } u;
 } proto_msg_t;
 
@@ -402,6 +418,27 @@ size_t proto_catalog_metric_size(const proto_metric_info_t *m);
 
 /* Bytes of a CATALOG body without its entries, at most. */
 #define PROTO_CATALOG_HEAD_BYTES 64
+
+/* Reading the names of a decoded TOWNSHIPS, which proto_decode has
+ * checked entirely. */
+typedef struct proto_townships_iter {
+    const uint8_t *p, *end;
+    uint32_t left;
+} proto_townships_iter_t;
+
+/* Start reading the names of msg, a TOWNSHIPS that proto_decode accepted
+ * (its input buffer still alive). */
+void proto_townships_iter(proto_townships_iter_t *it, const proto_msg_t *msg);
+
+/* The next name into *out (a view into the input): true, or false when
+ * there is none left. */
+bool proto_townships_next(proto_townships_iter_t *it, proto_str_t *out);
+
+/* Bytes a name of len bytes takes in a TOWNSHIPS body; the daemon keeps
+ * a body within PROTO_TOWNSHIPS_BYTES, its head included. */
+size_t proto_townships_name_size(uint32_t len);
+#define PROTO_TOWNSHIPS_BYTES      65536
+#define PROTO_TOWNSHIPS_HEAD_BYTES 32
 
 /* The req_id of a decoded request/reply, or 0 for types without one. */
 uint64_t proto_req_id(const proto_msg_t *msg);

@@ -9,7 +9,7 @@
  * the input nests.
  *
  * It does not use msgpack-c at all.  The cursor and its error reports are
- * proto_reader.h's; CATALOG, RANGE and PERIOD_CHANGED are decoded in
+ * proto_reader.h's; CATALOG, TOWNSHIPS, RANGE and PERIOD_CHANGED are decoded in
  * proto_decode_reads.c; this file holds the other messages and the
  * envelope.  The name rules it applies, and
  * the limits it shares with the encoder (proto_encode.c), come from
@@ -24,11 +24,11 @@
 
 /* The name of each type for error reports, indexed by enum proto_type. */
 static const char *const msg_names[PROTO_TYPE_LAST + 1] = {
-    "body",       "SUBMIT",    "ACK",       "SNAPSHOT_REQ", "SNAPSHOT_ITEM",  "SNAPSHOT_END",
-    "UPDATE",     "HEARTBEAT", "HELLO",     "WELCOME",      "STATS_REQ",      "STATS",
-    "PING",       "PONG",      "ERROR",     "GOODBYE",      "CATALOG_REQ",    "CATALOG",
-    "PERIOD_REQ", "PERIOD",    "RANGE_REQ", "RANGE",        "PERIOD_CHANGED", "CLOCK_REQ",
-    "CLOCK",      "SPAN_REQ"};
+    "body",       "SUBMIT",    "ACK",           "SNAPSHOT_REQ", "SNAPSHOT_ITEM",  "SNAPSHOT_END",
+    "UPDATE",     "HEARTBEAT", "HELLO",         "WELCOME",      "STATS_REQ",      "STATS",
+    "PING",       "PONG",      "ERROR",         "GOODBYE",      "CATALOG_REQ",    "CATALOG",
+    "PERIOD_REQ", "PERIOD",    "RANGE_REQ",     "RANGE",        "PERIOD_CHANGED", "CLOCK_REQ",
+    "CLOCK",      "SPAN_REQ",  "TOWNSHIPS_REQ", "TOWNSHIPS"};
 
 /* ---- message bodies ----------------------------------------------------- */
 
@@ -284,6 +284,12 @@ static int dec_body(rd_t *r, proto_msg_t *m, proto_sample_t *samples, uint32_t c
         return 0;
     case PROTO_CATALOG:
         return proto_dec_catalog(r, m);
+    case PROTO_TOWNSHIPS_REQ:
+        TRY(rd_u64(r, FLD("from"), 0, UINT32_MAX, &u));
+        m->u.townships_req.from = (uint32_t)u;
+        return 0;
+    case PROTO_TOWNSHIPS:
+        return proto_dec_townships(r, m);
     case PROTO_PERIOD_REQ:
         TRY(proto_rd_text(r, FLD("prefix"), 0, PROTO_PREFIX_MAX, &m->u.period_req.prefix));
         return rd_period_text(r, "period", &m->u.period_req.period);

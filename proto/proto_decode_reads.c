@@ -1,5 +1,6 @@
 /* proto_decode_reads.c - decoding the messages about the catalog and the
- * closed periods: CATALOG (with its iterators), RANGE and PERIOD_CHANGED
+ * closed periods: CATALOG and TOWNSHIPS (with their iterators), RANGE and
+ * PERIOD_CHANGED
  * (PERIOD shares the tally with UPDATE and stays in proto_decode.c).
  * proto_decode.c dispatches to them; the cursor is proto_reader.h's. */
 #include "proto_reader.h"
@@ -146,6 +147,58 @@ bool proto_catalog_next_metric(proto_catalog_iter_t *it, proto_metric_info_t *ou
     it->metrics_left--;
     return true;
 }
+
+/* ---- the townships that have tallies (PROTOCOL.md 8.25) ------------------ */
+
+static int dec_town_name(rd_t *r, uint32_t i, proto_str_t *out)
+{
+    fld_t f = {"townships", -1, (int32_t)i, NULL, 0};
+    return rd_name(r, &f, out);
+}
+
+/* Every name is checked here, so that the iterator can read them again
+ * without failing. */
+int proto_dec_townships(rd_t *r, proto_msg_t *m)
+{
+    __typeof__(m->u.townships) *t = &m->u.townships;
+    uint64_t u = 0;
+    uint32_t n = 0;
+    proto_str_t name;
+    t->names = NULL;
+    TRY(rd_u64(r, FLD("next"), 0, UINT32_MAX, &u));
+    t->next = (uint32_t)u;
+    t->entries = r->p;
+    TRY(rd_array(r, FLD("townships"), &n));
+    for (uint32_t i = 0; i < n; i++)
+        TRY(dec_town_name(r, i, &name));
+    t->n = n;
+    t->end = r->p;
+    return 0;
+}
+
+void proto_townships_iter(proto_townships_iter_t *it, const proto_msg_t *msg)
+{
+    assert(msg->type == PROTO_TOWNSHIPS);
+    rd_t r = {msg->u.townships.entries, msg->u.townships.entries, msg->u.townships.end, NULL};
+    uint32_t n = 0;
+    it->left = rd_array(&r, FLD("townships"), &n) == 0 ? msg->u.townships.n : 0;
+    it->p = r.p;
+    it->end = msg->u.townships.end;
+}
+
+bool proto_townships_next(proto_townships_iter_t *it, proto_str_t *out)
+{
+    if (it->left == 0)
+        return false;
+    rd_t r = {it->p, it->p, it->end, NULL};
+    if (dec_town_name(&r, 0, out) != 0)
+        return it->left = 0, false;
+    it->p = r.p;
+    it->left--;
+    return true;
+}
+
+/* ---- the closed periods ---------------------------------------------------- */
 
 int proto_dec_range(rd_t *r, proto_msg_t *m)
 {

@@ -200,6 +200,21 @@ static bool is_valid_operand(const proto_metric_info_t *e)
     return e->numerator.len == 0 && e->denominator.len == 0;
 }
 
+static int enc_townships(msgpack_packer *pk, const proto_msg_t *m)
+{
+    const __typeof__(m->u.townships) *t = &m->u.townships;
+    NEED(t->n == 0 || t->names != NULL);
+    TRY(pk_head(pk, PROTO_TOWNSHIPS));
+    PK(msgpack_pack_uint64(pk, t->req_id));
+    PK(msgpack_pack_uint64(pk, t->next));
+    PK(msgpack_pack_array(pk, t->n));
+    for (uint32_t i = 0; i < t->n; i++) {
+        NEED(is_valid_name(t->names[i]));
+        TRY(pk_str(pk, t->names[i]));
+    }
+    return 0;
+}
+
 static int enc_catalog(msgpack_packer *pk, const proto_msg_t *m)
 {
     const __typeof__(m->u.catalog) *c = &m->u.catalog;
@@ -434,6 +449,13 @@ int proto_encode(msgpack_sbuffer *out, const proto_msg_t *msg)
         return 0;
     case PROTO_CATALOG:
         return enc_catalog(&pk, msg);
+    case PROTO_TOWNSHIPS_REQ:
+        TRY(pk_head(&pk, msg->type));
+        PK(msgpack_pack_uint64(&pk, msg->u.townships_req.req_id));
+        PK(msgpack_pack_uint64(&pk, msg->u.townships_req.from));
+        return 0;
+    case PROTO_TOWNSHIPS:
+        return enc_townships(&pk, msg);
     case PROTO_PERIOD_REQ:
     case PROTO_SPAN_REQ:
     case PROTO_PERIOD:

@@ -261,8 +261,9 @@ static inline int rd_scope(rd_t *r, proto_str_t *out)
 
 /* ---- proto_decode_reads.c: the catalog and the closed periods ---- */
 
-int proto_dec_catalog(rd_t *r, proto_msg_t *m); /* CATALOG, PROTOCOL.md 8.17 */
-int proto_dec_range(rd_t *r, proto_msg_t *m);   /* RANGE */
-int proto_dec_changed(rd_t *r, proto_msg_t *m); /* PERIOD_CHANGED */
+int proto_dec_catalog(rd_t *r, proto_msg_t *m);   /* CATALOG, PROTOCOL.md 8.17 */
+int proto_dec_townships(rd_t *r, proto_msg_t *m); /* TOWNSHIPS, PROTOCOL.md 8.25 */
+int proto_dec_range(rd_t *r, proto_msg_t *m);     /* RANGE */
+int proto_dec_changed(rd_t *r, proto_msg_t *m);   /* PERIOD_CHANGED */
 
 #endif

@@ -212,6 +212,21 @@ int main(int argc, char **argv)
     m.u.span_req.to = proto_str("2023-12-06");
     put_msg("18_span_req", &m);
 
+    memset(&m, 0, sizeof m);
+    m.type = PROTO_TOWNSHIPS_REQ;
+    m.u.townships_req.req_id = 9;
+    m.u.townships_req.from = 4097;
+    put_msg("19_townships_req", &m);
+
+    static const proto_str_t towns[] = {{"gaoguan", 7}, {"高观镇", 9}, {"bashan", 6}};
+    memset(&m, 0, sizeof m);
+    m.type = PROTO_TOWNSHIPS;
+    m.u.townships.req_id = 9;
+    m.u.townships.next = 8193;
+    m.u.townships.n = 3;
+    m.u.townships.names = towns;
+    put_msg("19_townships", &m);
+
     /* SUBMIT with every integer in a non-canonical wide format. */
     PUT_RAW("20_submit_wide_ints", "\xdd\x00\x00\x00\x07\xd3\x00\x00\x00\x00\x00\x00\x00\x01"
                                    "\xd2\x00\x00\x00\x01\xc6\x00\x00\x00\x10"

@@ -257,6 +257,18 @@ static void make_msg(uint32_t type, proto_msg_t *m)
         m->u.span_req.from = proto_str("2022");
         m->u.span_req.to = proto_str("2022-12-06");
         break;
+    case PROTO_TOWNSHIPS_REQ:
+        m->u.townships_req.req_id = 18;
+        m->u.townships_req.from = UINT32_MAX;
+        break;
+    case PROTO_TOWNSHIPS: {
+        static const proto_str_t names[] = {{"gaoguan", 7}, {"高观镇", 9}};
+        m->u.townships.req_id = 18;
+        m->u.townships.next = 4097;
+        m->u.townships.n = 2;
+        m->u.townships.names = names;
+        break;
+    }
     default:
         fail();
     }
@@ -847,7 +859,8 @@ static void test_helpers(void **state)
                     type != PROTO_HEARTBEAT) ||
                    type == PROTO_CATALOG_REQ || type == PROTO_CATALOG ||
                    (type >= PROTO_PERIOD_REQ && type <= PROTO_RANGE) || type == PROTO_CLOCK_REQ ||
-                   type == PROTO_CLOCK || type == PROTO_SPAN_REQ;
+                   type == PROTO_CLOCK || type == PROTO_SPAN_REQ || type == PROTO_TOWNSHIPS_REQ ||
+                   type == PROTO_TOWNSHIPS;
         assert_true(proto_req_id(&g_msg) == (has ? 99u : 0u));
     }
 }

@@ -1,7 +1,8 @@
 /* test_proto_catalog.c - unit tests of the catalog messages of the wire
- * codec (PROTOCOL.md 8.17): CATALOG_REQ and CATALOG round trips, reading
- * the entries back, what the decoder and the encoder refuse, and the entry
- * sizes the daemon adds up to fill a page. */
+ * codec (PROTOCOL.md 8.17) and of the township list (8.25): CATALOG_REQ,
+ * CATALOG, TOWNSHIPS_REQ and TOWNSHIPS round trips, reading the entries
+ * back, what the decoder and the encoder refuse, and the entry sizes the
+ * daemon adds up to fill a page. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -267,6 +268,123 @@ static void test_decoder_refuses(void **state)
     assert_int_equal(decode_exact(good, sizeof good - 1, &g_out, 0, NULL), 0);
 }
 
+/* ---- the township list (PROTOCOL.md 8.25) -------------------------------- */
+
+static const proto_str_t names[] = {{"gaoguan", 7}, {"葛城街道", 12}, {"x", 1}, {A64, 64}};
+
+static void set_townships(proto_msg_t *m, uint32_t n, uint32_t next)
+{
+    memset(m, 0, sizeof *m);
+    m->type = PROTO_TOWNSHIPS;
+    m->u.townships.req_id = 9;
+    m->u.townships.next = next;
+    m->u.townships.n = n;
+    m->u.townships.names = names;
+}
+
+static void test_townships_roundtrip(void **state)
+{
+    (void)state;
+    msgpack_sbuffer sb;
+    memset(&g_in, 0, sizeof g_in);
+    g_in.type = PROTO_TOWNSHIPS_REQ;
+    g_in.u.townships_req.req_id = UINT64_MAX;
+    g_in.u.townships_req.from = 40001;
+    assert_int_equal(encode(&g_in, &sb), 0);
+    assert_int_equal(decode_exact(sb.data, sb.size, &g_out, 0, NULL), 0);
+    assert_int_equal(g_out.type, PROTO_TOWNSHIPS_REQ);
+    assert_true(g_out.u.townships_req.req_id == UINT64_MAX);
+    assert_int_equal(g_out.u.townships_req.from, 40001);
+    msgpack_sbuffer_destroy(&sb);
+
+    for (uint32_t n = 0; n <= 4; n++) {
+        set_townships(&g_in, n, n == 4 ? 0 : 100 + n);
+        assert_int_equal(encode(&g_in, &sb), 0);
+        assert_int_equal(decode_exact(sb.data, sb.size, &g_out, 0, NULL), 0);
+        assert_int_equal(g_out.type, PROTO_TOWNSHIPS);
+        assert_true(g_out.u.townships.req_id == 9);
+        assert_int_equal(g_out.u.townships.next, n == 4 ? 0 : 100 + n);
+        assert_int_equal(g_out.u.townships.n, n);
+        assert_null(g_out.u.townships.names);
+        proto_townships_iter_t it;
+        proto_str_t got;
+        uint32_t k = 0;
+        proto_townships_iter(&it, &g_out);
+        while (proto_townships_next(&it, &got)) {
+            assert_true(k < n && same(got, names[k]));
+            k++;
+        }
+        assert_int_equal(k, n);
+        assert_false(proto_townships_next(&it, &got)); /* stays at the end */
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
+/* What a name adds to a TOWNSHIPS body, and the head's bound. */
+static void test_township_name_sizes(void **state)
+{
+    (void)state;
+    msgpack_sbuffer base, one;
+    for (uint32_t i = 0; i < 4; i++) {
+        set_townships(&g_in, i, UINT32_MAX);
+        g_in.u.townships.req_id = UINT64_MAX;
+        assert_int_equal(encode(&g_in, &base), 0);
+        set_townships(&g_in, i + 1, UINT32_MAX);
+        g_in.u.townships.req_id = UINT64_MAX;
+        assert_int_equal(encode(&g_in, &one), 0);
+        assert_int_equal(one.size - base.size, proto_townships_name_size(names[i].len));
+        if (i == 0)
+            assert_true(base.size <= PROTO_TOWNSHIPS_HEAD_BYTES);
+        msgpack_sbuffer_destroy(&base);
+        msgpack_sbuffer_destroy(&one);
+    }
+}
+
+static void test_townships_refused(void **state)
+{
+    (void)state;
+    static const proto_str_t bad[][1] = {{{"gao guan", 8}}, {{"", 0}}, {{"a/b", 3}}, {{"\xff", 1}}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        set_townships(&g_in, 1, 0);
+        g_in.u.townships.names = bad[i];
+        expect_einval(&g_in);
+    }
+    set_townships(&g_in, 1, 0);
+    g_in.u.townships.names = NULL;
+    expect_einval(&g_in);
+
+    static const struct {
+        const char *bytes;
+        size_t len;
+        int code;
+        const char *field;
+    } rows[] = {
+#define ROW(b, c, f) {b, sizeof(b) - 1, c, f}
+        /* [1, 27, 9, next, townships] */
+        ROW("\x95\x01\x1b\x09\x00\x92\xa1x\xa3x y", TALLY_EBADNAME, "townships[1]"),
+        ROW("\x95\x01\x1b\x09\x00\x91\xa0", TALLY_EBADNAME, "townships[0]"),
+        ROW("\x95\x01\x1b\x09\x00\x91\x01", TALLY_EBADTYPE, "townships[0]"),
+        ROW("\x95\x01\x1b\x09\x00\x91\xa2\xc3\x28", TALLY_EUTF8, "townships[0]"),
+        ROW("\x95\x01\x1b\x09\xa1x\x90", TALLY_EBADTYPE, "next"),
+        ROW("\x95\x01\x1b\x09\xcf\x00\x00\x00\x01\x00\x00\x00\x00\x90", TALLY_ERANGE, "next"),
+        ROW("\x95\x01\x1b\x09\x00\xa1x", TALLY_EBADTYPE, "townships"),
+        ROW("\x94\x01\x1b\x09\x00", TALLY_EMALFORMED, "TOWNSHIPS"),
+        /* [1, 26, 9, from] */
+        ROW("\x94\x01\x1a\x09\xff", TALLY_ERANGE, "from"),
+        ROW("\x94\x01\x1a\x09\xc0", TALLY_EBADTYPE, "from"),
+        ROW("\x95\x01\x1a\x09\x00\x00", TALLY_EMALFORMED, "TOWNSHIPS_REQ"),
+#undef ROW
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        proto_error_t err;
+        int rc = decode_exact(rows[i].bytes, rows[i].len, &g_out, 0, &err);
+        if (rc != rows[i].code || strcmp(err.field, rows[i].field) != 0)
+            print_message("row %zu: %d %s\n", i, rc, rc ? err.message : "");
+        assert_int_equal(rc, rows[i].code);
+        assert_string_equal(err.field, rows[i].field);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -275,6 +393,9 @@ int main(void)
         cmocka_unit_test(test_entry_sizes),
         cmocka_unit_test(test_encoder_refuses),
         cmocka_unit_test(test_decoder_refuses),
+        cmocka_unit_test(test_townships_roundtrip),
+        cmocka_unit_test(test_township_name_sizes),
+        cmocka_unit_test(test_townships_refused),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_group);
 }
