@@ -28,13 +28,17 @@ int request_init(request_t *r, const request_config_t *c)
     msgpack_sbuffer_init(&r->out);
     catalog_view_init(&r->catalog);
     r->samples = calloc(PROTO_SAMPLES_MAX, sizeof(*r->samples));
-    return r->samples ? 0 : TALLY_ENOMEM;
+    r->page = calloc(REQUEST_TOWNSHIPS_PAGE, sizeof(*r->page));
+    return r->samples && r->page ? 0 : TALLY_ENOMEM;
 }
 
 void request_free(request_t *r)
 {
     free(r->samples);
     r->samples = NULL;
+    free(r->page);
+    r->page = NULL;
+    townlist_free(&r->townlist);
     catalog_view_free(&r->catalog);
     msgpack_sbuffer_destroy(&r->out);
     msgpack_sbuffer_init(&r->out);
@@ -185,6 +189,40 @@ static void reply_pong(request_t *r, const void *rid, size_t rid_len, const prot
     reply(r, rid, rid_len, &m);
 }
 
+/* TOWNSHIPS: the townships that have series, from position from on
+ * (township ids; 0 is the county's, never listed), as many as fit. */
+static void reply_townships(request_t *r, const void *rid, size_t rid_len, const proto_msg_t *q)
+{
+    uint64_t req_id = q->u.townships_req.req_id;
+    if (townlist_update(&r->townlist, r->c.engine) != 0) {
+        send_error(r, rid, rid_len, req_id, TALLY_EBUSY, "",
+                   "the daemon is out of memory for the township list; retry later");
+        return;
+    }
+    uint32_t last = r->c.towns != NULL ? intern_count(r->c.towns) : 0;
+    uint32_t id = q->u.townships_req.from > 0 ? q->u.townships_req.from : 1;
+    uint32_t n = 0, looked = 0;
+    size_t bytes = PROTO_TOWNSHIPS_HEAD_BYTES;
+    for (; id <= last && looked < REQUEST_TOWNSHIPS_SCAN; id++, looked++) {
+        if (!townlist_has(&r->townlist, id))
+            continue;
+        uint32_t len = 0;
+        const char *name = intern_name(r->c.towns, id, &len);
+        size_t size = proto_townships_name_size(len);
+        if (n == REQUEST_TOWNSHIPS_PAGE || bytes + size > PROTO_TOWNSHIPS_BYTES)
+            break;
+        r->page[n++] = (proto_str_t){name, len};
+        bytes += size;
+    }
+    proto_msg_t m = {.type = PROTO_TOWNSHIPS};
+    m.u.townships.req_id = req_id;
+    m.u.townships.next = id <= last ? id : 0;
+    m.u.townships.n = n;
+    m.u.townships.names = r->page;
+    reply(r, rid, rid_len, &m);
+    r->c.counters->township_pages++;
+}
+
 /* In a secured daemon: may the identity who (NULL: its key is no longer
  * in the keyring) have the request m answered?  Townships submit and
  * subscribers read; both may say HELLO and PING.  Answers a refusal
@@ -203,7 +241,7 @@ static bool allowed(request_t *r, const void *rid, size_t rid_len, const proto_m
     }
     bool reads = m->type == PROTO_SNAPSHOT_REQ || m->type == PROTO_STATS_REQ ||
                  m->type == PROTO_PERIOD_REQ || m->type == PROTO_RANGE_REQ ||
-                 m->type == PROTO_SPAN_REQ;
+                 m->type == PROTO_SPAN_REQ || m->type == PROTO_TOWNSHIPS_REQ;
     if (reads && who->role != KEYS_ROLE_SUBSCRIBER) {
         char msg[256];
         snprintf(msg, sizeof(msg),
@@ -238,6 +276,9 @@ static void dispatch(request_t *r, const void *rid, size_t rid_len, const void *
         break;
     case PROTO_CLOCK_REQ:
         reply_clock(r, rid, rid_len, m->u.clock_req.req_id);
+        break;
+    case PROTO_TOWNSHIPS_REQ:
+        reply_townships(r, rid, rid_len, m);
         break;
     case PROTO_PERIOD_REQ:
     case PROTO_RANGE_REQ:

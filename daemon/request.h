@@ -2,9 +2,10 @@
  * dispatch.
  *
  * SUBMIT goes to ingest, SNAPSHOT_REQ to snapshot, PERIOD_REQ and
- * RANGE_REQ to recall; HELLO, PING, STATS_REQ, CLOCK_REQ and
- * CATALOG_REQ (from the catalog view it keeps, set with
- * request_set_catalog) are answered here; anything else gets an ERROR.  In a secured
+ * RANGE_REQ to recall; HELLO, PING, STATS_REQ, CLOCK_REQ, CATALOG_REQ
+ * (from the catalog view it keeps, set with request_set_catalog) and
+ * TOWNSHIPS_REQ (from the engine's series, townlist.h) are answered here;
+ * anything else gets an ERROR.  In a secured
  * daemon every message is checked against the keyring in force: a key a
  * reload revoked is refused, a township may not read, a subscriber may not
  * submit.  Request is handed the parts it dispatches to, the reply sink
@@ -30,6 +31,7 @@
 #include "snapshot.h"
 #include "sink.h"
 #include "stats.h"
+#include "townlist.h"
 
 /* Called with each counter or gauge in turn. */
 typedef void (*request_stat_fn)(const char *name, int64_t value, void *ctx);
@@ -51,7 +53,8 @@ typedef struct request_config {
     publish_t *publish;     /* its stream and sequence, for WELCOME and PONG */
     snapshot_t *snapshot;   /* SNAPSHOT_REQ */
     recall_t *recall;       /* PERIOD_REQ, RANGE_REQ; NULL: answered UNKNOWN_TYPE */
-    const engine_t *engine; /* its columns, for WELCOME */
+    const engine_t *engine; /* its columns, for WELCOME; its series, for TOWNSHIPS */
+    const intern_t *towns;  /* township names by id, for TOWNSHIPS */
     const keyring_t *keys;  /* the keyring in force, read in place; NULL unless secured */
     bool secured;
     const char *pub_endpoint; /* as bound, for WELCOME; borrowed */
@@ -72,7 +75,15 @@ typedef struct request {
     proto_sample_t *samples; /* a SUBMIT's samples, decoded */
     msgpack_sbuffer out;
     catalog_view_t catalog; /* what CATALOG_REQ reads */
+    townlist_t townlist;    /* what TOWNSHIPS_REQ reads */
+    proto_str_t *page;      /* a TOWNSHIPS' names, REQUEST_TOWNSHIPS_PAGE */
 } request_t;
+
+/* The most names in one TOWNSHIPS, and the most township ids one looks
+ * at (so that a page of a large county with few townships that have
+ * series still takes the loop a moment only). */
+#define REQUEST_TOWNSHIPS_PAGE 4096
+#define REQUEST_TOWNSHIPS_SCAN 65536
 
 /* Set r up from c (copied; the pointers are borrowed).  Returns 0 or
  * TALLY_ENOMEM (nothing to free then). */

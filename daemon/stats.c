@@ -53,6 +53,7 @@ void stats_foreach(const tallyd_stats_t *s, const stats_gauges_t *g,
     fn("tallyd_clients_expired_total", clamp(s->clients_expired), ctx);
     fn("tallyd_period_changes_published_total", clamp(s->period_changes_published), ctx);
     fn("tallyd_period_requests_total", clamp(s->period_requests), ctx);
+    fn("tallyd_township_pages_total", clamp(s->township_pages), ctx);
     fn("tallyd_series", clamp(g->series), ctx);
     fn("tallyd_clients", clamp(g->clients), ctx);
     fn("tallyd_townships", clamp(g->townships), ctx);

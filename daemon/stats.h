@@ -31,6 +31,7 @@ typedef struct tallyd_stats {
     uint64_t clients_expired;           /* client ids forgotten after client_expiry */
     uint64_t period_changes_published;  /* PERIOD_CHANGED sent */
     uint64_t period_requests;           /* PERIOD_REQ and RANGE_REQ answered */
+    uint64_t township_pages;            /* TOWNSHIPS answered (a page each) */
     int64_t started_mono_ms;
 } tallyd_stats_t;
 

@@ -412,6 +412,7 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
         .snapshot = &d->snapshot,
         .recall = &d->recall,
         .engine = &d->engine,
+        .towns = &d->towns,
         .keys = &d->keys,
         .secured = d->server.secured,
         .pub_endpoint = endpoints_publish(&d->ep),

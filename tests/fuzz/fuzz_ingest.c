@@ -368,6 +368,7 @@ static void setup_parts(fuzz_daemon_t *d)
         .publish = &d->publish,
         .snapshot = &d->snapshot,
         .engine = &d->engine,
+        .towns = &d->towns,
         .keys = NULL,
         .secured = false,
         .pub_endpoint = "tcp://127.0.0.1:7412",
@@ -702,6 +703,20 @@ static uint32_t snapshot_count(proto_str_t prefix)
     return n;
 }
 
+/* The townships of the model's series, each once. */
+static uint32_t model_towns(void)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < g.nseries; i++) {
+        proto_str_t t = ser_town(&g.series[i]);
+        bool seen = t.len == 0; /* the county is no township */
+        for (uint32_t j = 0; j < i && !seen; j++)
+            seen = str_eq(ser_town(&g.series[j]), t.ptr, t.len);
+        n += !seen;
+    }
+    return n;
+}
+
 /* ---- the model of de-duplication ---- */
 
 enum { V_NEW, V_DUP, V_STALE, V_CLIENTLIMIT };
@@ -957,8 +972,35 @@ static void check_range(const void *rid, size_t rid_len, const proto_msg_t *m)
     }
 }
 
-/* A reply: an ACK, ERROR, WELCOME, PONG, STATS, CLOCK, CATALOG, PERIOD
- * or RANGE from ingest, request or recall. */
+static int any_series(void *ctx, const engine_item_t *item)
+{
+    (void)ctx;
+    return item->sid != ENGINE_NONE;
+}
+
+/* A TOWNSHIPS page: townships that have series, each a name the daemon
+ * knows, a page within its bounds. */
+static void check_townships(const proto_msg_t *m)
+{
+    fuzz_daemon_t *d = g.d;
+    CHECK(m->u.townships.n <= REQUEST_TOWNSHIPS_PAGE);
+    CHECK(m->u.townships.next <= intern_count(&d->towns));
+    proto_townships_iter_t it;
+    proto_str_t name;
+    uint32_t n = 0;
+    proto_townships_iter(&it, m);
+    while (proto_townships_next(&it, &name)) {
+        int town = intern_find(&d->towns, name.ptr, name.len);
+        CHECK(town > 0);
+        CHECK(engine_foreach_town(&d->engine, (uint32_t)town, 1, intern_count(&d->metrics),
+                                  any_series, NULL) != 0);
+        n++;
+    }
+    CHECK(n == m->u.townships.n);
+}
+
+/* A reply: an ACK, ERROR, WELCOME, PONG, STATS, CLOCK, CATALOG,
+ * TOWNSHIPS, PERIOD or RANGE from ingest, request or recall. */
 static void check_reply(const void *rid, size_t rid_len, const proto_msg_t *m)
 {
     if (m->type == PROTO_RANGE) {
@@ -979,6 +1021,8 @@ static void check_reply(const void *rid, size_t rid_len, const proto_msg_t *m)
     } else if (m->type == PROTO_ERROR) {
         CHECK(m->u.error.code >= 1 && m->u.error.code <= (uint32_t)-TALLY_EWIRE_LAST);
         check_text(m->u.error.field, m->u.error.message, true);
+    } else if (m->type == PROTO_TOWNSHIPS) {
+        check_townships(m);
     } else if (m->type == PROTO_PERIOD) {
         /* Within the request only the answer that no series matches. */
         CHECK(m->u.period.count == 0 && m->u.period.index == 0 && !m->u.period.has_tally);
@@ -1211,6 +1255,18 @@ static void after_request(const proto_msg_t *m)
         check_one(PROTO_CLOCK);
         CHECK(g.r.m.u.clock.req_id == m->u.clock_req.req_id && g.r.m.u.clock.now_ms == g.now);
         CHECK(proto_str_eq(g.r.m.u.clock.zone, d->cfg.timezone));
+        break;
+    case PROTO_TOWNSHIPS_REQ:
+        check_one(PROTO_TOWNSHIPS);
+        CHECK(g.r.m.u.townships.req_id == m->u.townships_req.req_id);
+        CHECK(g.r.m.u.townships.next == 0 || g.r.m.u.townships.next > m->u.townships_req.from);
+        /* The whole list in one page: the model's townships. */
+        if (g.unapplied == 0 && m->u.townships_req.from == 0 && g.r.m.u.townships.next == 0 &&
+            g.r.m.u.townships.n != model_towns()) {
+            fprintf(stderr, "township list: %u names, the model has %u townships\n",
+                    g.r.m.u.townships.n, model_towns());
+            abort();
+        }
         break;
     case PROTO_CATALOG_REQ:
         check_one(PROTO_CATALOG);

@@ -121,6 +121,10 @@ static void request(uint8_t peer, uint32_t type, uint64_t req_id, const char *te
     case PROTO_CLOCK_REQ:
         m.u.clock_req.req_id = req_id;
         break;
+    case PROTO_TOWNSHIPS_REQ:
+        m.u.townships_req.req_id = req_id;
+        m.u.townships_req.from = text != NULL ? 2 : 0; /* from the second township */
+        break;
     default:
         break;
     }
@@ -182,6 +186,8 @@ static void seeds_open(void)
     request(3, PROTO_SNAPSHOT_REQ, 7, "");
     request(3, PROTO_STATS_REQ, 8, NULL);
     request(4, PROTO_PING, 9, NULL);
+    request(4, PROTO_TOWNSHIPS_REQ, 10, NULL);
+    request(4, PROTO_TOWNSHIPS_REQ, 11, "");
     put("01_open_submits");
 
     begin(CFG_OPEN);
@@ -314,6 +320,7 @@ static void seeds_history(void)
     range_req(5, 12, "grid.zones", "", "week", "2024", "2024");           /* bad by */
     request(6, PROTO_CATALOG_REQ, 13, NULL);
     request(6, PROTO_CLOCK_REQ, 14, NULL);
+    request(6, PROTO_TOWNSHIPS_REQ, 16, NULL);
     clock_step(40u * 86400000u); /* into July: June closes */
     history_req(7, PROTO_PERIOD_REQ, 15, "u/", "2024-06", NULL);
     put("11_history_requests");

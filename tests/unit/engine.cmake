@@ -1,3 +1,4 @@
 tally_unit_test(test_engine SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_engine.c LIBS tallydcore)
 tally_unit_test(test_engine_model SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_engine_model.c LIBS tallydcore)
 tally_unit_test(test_intern SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_intern.c LIBS tallydcore)
+tally_unit_test(test_townlist SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_townlist.c LIBS tallydcore)

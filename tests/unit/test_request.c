@@ -69,6 +69,7 @@ static void fx_init(fx_t *f, bool secured)
         .publish = &f->p,
         .snapshot = &f->snap,
         .engine = &f->st.engine,
+        .towns = &f->st.towns,
         .keys = &f->keys,
         .secured = secured,
         .pub_endpoint = "tcp://127.0.0.1:7412",
@@ -360,6 +361,116 @@ static void test_submit_and_snapshot(void **state)
     assert_int_equal(end->u.snapshot_end.seq, 43);
 }
 
+/* TOWNSHIPS_REQ from position from: the one reply, a TOWNSHIPS. */
+static const proto_msg_t *ask_townships(fx_t *f, uint64_t req_id, uint32_t from)
+{
+    proto_msg_t q = {.type = PROTO_TOWNSHIPS_REQ};
+    q.u.townships_req.req_id = req_id;
+    q.u.townships_req.from = from;
+    t_encode(&f->buf, &q);
+    t_sink_clear(&f->replies);
+    send_req(f, NULL);
+    assert_int_equal(f->replies.n, 1);
+    const proto_msg_t *m = t_sink_at(&f->replies, 0);
+    assert_int_equal(m->type, PROTO_TOWNSHIPS);
+    assert_true(m->u.townships.req_id == req_id);
+    return m;
+}
+
+/* Read the whole list page by page into seen[] (by township number),
+ * checking each page's bounds; returns the pages asked. */
+static int read_townships(fx_t *f, uint8_t *seen, uint32_t ntowns, uint32_t *empty)
+{
+    uint32_t from = 0, pages = 0;
+    *empty = 0;
+    do {
+        const proto_msg_t *m = ask_townships(f, 100 + pages, from);
+        pages++;
+        assert_true(m->u.townships.n <= REQUEST_TOWNSHIPS_PAGE);
+        assert_true(m->u.townships.next == 0 || m->u.townships.next > from);
+        *empty += m->u.townships.n == 0;
+        size_t bytes = PROTO_TOWNSHIPS_HEAD_BYTES;
+        proto_townships_iter_t it;
+        proto_str_t name;
+        proto_townships_iter(&it, m);
+        while (proto_townships_next(&it, &name)) {
+            unsigned k;
+            assert_int_equal(sscanf(name.ptr, "t%u-", &k), 1);
+            assert_true(k < ntowns && seen[k] == 0);
+            seen[k] = 1;
+            bytes += proto_townships_name_size(name.len);
+        }
+        assert_true(bytes <= PROTO_TOWNSHIPS_BYTES);
+        from = m->u.townships.next;
+    } while (from != 0);
+    return (int)pages;
+}
+
+/* TOWNSHIPS: every township that has a series, once, in pages bounded in
+ * names, bytes and the ids looked at; not the county, not a township
+ * only named. */
+static void test_townships(void **state)
+{
+    fx_t *f = *state;
+    uint32_t empty = 0;
+    /* Nothing yet: one page, empty and complete. */
+    const proto_msg_t *m = ask_townships(f, 1, 0);
+    assert_int_equal(m->u.townships.n, 0);
+    assert_int_equal(m->u.townships.next, 0);
+
+    int metric = intern_add(&f->st.metrics, "talks", 5);
+    assert_true(metric > 0);
+    /* 30,000 names, of which every 10th (and the last) has a series, in
+     * 64 bytes: more than one page's bytes. */
+    enum { N = 30000 };
+    char name[PROTO_NAME_MAX + 1];
+    for (uint32_t k = 0; k < N; k++) {
+        int len = snprintf(name, sizeof name, "t%u-", k);
+        if (k % 10 == 0) { /* filled up to 64 bytes */
+            memset(name + len, 'x', PROTO_NAME_MAX - (size_t)len);
+            name[PROTO_NAME_MAX] = '\0';
+        }
+        int town = intern_add(&f->st.towns, name, strlen(name));
+        assert_true(town > 0);
+        if (k % 10 == 0 || k == N - 1)
+            assert_int_not_equal(
+                engine_series_add(&f->st.engine, (uint32_t)metric, (uint32_t)town, 0), ENGINE_NONE);
+    }
+    assert_int_not_equal(engine_series_add(&f->st.engine, (uint32_t)metric, 0, 0), ENGINE_NONE);
+    static uint8_t seen[N];
+    memset(seen, 0, sizeof seen);
+    int pages = read_townships(f, seen, N, &empty);
+    for (uint32_t k = 0; k < N; k++)
+        assert_int_equal(seen[k], k % 10 == 0 || k == N - 1);
+    assert_true(pages >= 4); /* 3,001 names of 64 bytes, 992 a page */
+    assert_int_equal(empty, 0);
+
+    /* A township that gets its first series later is listed from then on;
+     * a page from beyond the last position is empty and complete. */
+    int town = intern_find(&f->st.towns, "t5-", 3);
+    assert_true(town > 0);
+    assert_int_not_equal(engine_series_add(&f->st.engine, (uint32_t)metric, (uint32_t)town, 0),
+                         ENGINE_NONE);
+    memset(seen, 0, sizeof seen);
+    read_townships(f, seen, N, &empty);
+    assert_int_equal(seen[5], 1);
+    m = ask_townships(f, 2, N + 1);
+    assert_int_equal(m->u.townships.n, 0);
+    assert_int_equal(m->u.townships.next, 0);
+
+    /* 66,000 more names without series: a page looks at 65,536 ids at
+     * most, so one comes back empty but not complete. */
+    for (uint32_t k = N; k < N + 66000; k++) {
+        snprintf(name, sizeof name, "u%u", k);
+        assert_true(intern_add(&f->st.towns, name, strlen(name)) > 0);
+    }
+    m = ask_townships(f, 3, N + 2);
+    assert_int_equal(m->u.townships.n, 0);
+    assert_int_equal(m->u.townships.next, N + 2 + REQUEST_TOWNSHIPS_SCAN);
+    m = ask_townships(f, 4, N + 2 + REQUEST_TOWNSHIPS_SCAN);
+    assert_int_equal(m->u.townships.next, 0);
+}
+
 /* A secured daemon: the keyring in force decides on every message. */
 static void test_secured(void **state)
 {
@@ -375,16 +486,18 @@ static void test_secured(void **state)
     send_req(f, uid_sub);
     assert_int_equal(t_sink_at(&f->replies, 0)->type, PROTO_STATS);
     t_sink_clear(&f->replies);
-    /* Nor may a township read tallies of the history: a period, a range,
-     * a span. */
-    proto_msg_t reads[3] = {
-        {.type = PROTO_PERIOD_REQ}, {.type = PROTO_RANGE_REQ}, {.type = PROTO_SPAN_REQ}};
+    /* Nor may a township read tallies of the history (a period, a range,
+     * a span) or the list of townships that have tallies. */
+    proto_msg_t reads[4] = {{.type = PROTO_PERIOD_REQ},
+                            {.type = PROTO_RANGE_REQ},
+                            {.type = PROTO_SPAN_REQ},
+                            {.type = PROTO_TOWNSHIPS_REQ}};
     reads[0].u.period_req.period = proto_str("2023");
     reads[1].u.range_req.metric = proto_str("talks");
     reads[1].u.range_req.by = proto_str("year");
     reads[1].u.range_req.from = reads[1].u.range_req.to = proto_str("2023");
     reads[2].u.span_req.from = reads[2].u.span_req.to = proto_str("2023");
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         reads[i].u.stats_req.req_id = 3; /* the leading req_id of each */
         t_encode(&f->buf, &reads[i]);
         send_req(f, uid_town);
@@ -420,6 +533,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_catalog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_and_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_townships, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secured, setup_secured, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
