@@ -1,7 +1,7 @@
 /* oneshot.c - libtally (client/lib/): single request/reply exchanges,
  * tally_get (one snapshot), tally_stats, tally_clock_req,
- * tally_catalog_req (page by page), tally_period_req, tally_span_req and
- * tally_range_req, saying why one failed: the daemon's ERROR, or what the
+ * tally_catalog_req (page by page), tally_period_req, tally_span_req,
+ * tally_range_req and the township list, saying why one failed: the daemon's ERROR, or what the
  * connection showed.  The connection itself is oneshot_conn.c's. */
 #include <stdlib.h>
 #include <string.h>
@@ -228,6 +228,61 @@ static int catalog_req(const char *server, tally_request_t *req, tally_catalog_t
     if (rc < 0)
         tally_catalog_destroy(&cat);
     *out = cat;
+    oneshot_close(o, req);
+    return rc;
+}
+
+/* ---- the townships that have tallies (PROTOCOL.md 8.25) ---- */
+
+static int send_townships_req(oneshot_t *o, uint64_t req_id, uint32_t from)
+{
+    proto_msg_t m;
+    memset(&m, 0, sizeof m);
+    m.type = PROTO_TOWNSHIPS_REQ;
+    m.u.townships_req.req_id = req_id;
+    m.u.townships_req.from = from;
+    return oneshot_send(o, &m);
+}
+
+int oneshot_townships(const char *server, tally_request_t *req,
+                      int (*add)(void *ctx, const char *name, size_t len), void *ctx)
+{
+    text_format(req->errbuf, req->errbuf_len, "%s", "");
+    req->link = TALLY_LINK_UNKNOWN;
+    oneshot_t *o;
+    int rc = oneshot_open(server, req, true, &o);
+    if (rc < 0)
+        return rc;
+    uint64_t req_id = 1;
+    uint32_t from = 0;
+    rc = send_townships_req(o, req_id, from);
+    while (rc == 0 && (rc = oneshot_recv(o)) == 0) {
+        const proto_msg_t *m = &o->msg;
+        if (m->type == PROTO_ERROR &&
+            (m->u.error.req_id == req_id ||
+             (m->u.error.req_id == 0 && m->u.error.code == -TALLY_ETYPE))) {
+            rc = oneshot_wire_error(m, req);
+        } else if (m->type == PROTO_TOWNSHIPS && m->u.townships.req_id == req_id) {
+            proto_townships_iter_t it;
+            proto_str_t name;
+            proto_townships_iter(&it, m);
+            while (rc == 0 && proto_townships_next(&it, &name))
+                rc = add(ctx, name.ptr, name.len);
+            if (rc < 0 || m->u.townships.next == 0)
+                break;
+            if (m->u.townships.next <= from) {
+                text_format(req->errbuf, req->errbuf_len,
+                            "the daemon's township list went back from position %u to %u", from,
+                            m->u.townships.next);
+                rc = TALLY_EMALFORMED;
+                break;
+            }
+            from = m->u.townships.next;
+            rc = send_townships_req(o, ++req_id, from);
+        }
+    }
+    if (rc < 0 && !tally_err_is_wire(rc) && rc != TALLY_ENOMEM)
+        oneshot_failed(o, req, rc);
     oneshot_close(o, req);
     return rc;
 }

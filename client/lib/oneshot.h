@@ -26,4 +26,13 @@ int oneshot_periods_ask(oneshot_periods_t *p, tally_request_t *req, const char *
  * showed. */
 void oneshot_periods_close(oneshot_periods_t *p, tally_request_t *req);
 
+/* The townships that have tallies, page by page on one connection
+ * (TOWNSHIPS_REQ, PROTOCOL.md 8.25), each passed to add (a name of len
+ * bytes, not NUL-terminated), which returns 0 or TALLY_ENOMEM.  Returns
+ * 0; TALLY_ETYPE from a daemon that predates TOWNSHIPS_REQ;
+ * TALLY_EMALFORMED when its pages do not move forward; add's code;
+ * otherwise the codes of tally_get_req. */
+int oneshot_townships(const char *server, tally_request_t *req,
+                      int (*add)(void *ctx, const char *name, size_t len), void *ctx);
+
 #endif

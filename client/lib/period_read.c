@@ -63,20 +63,28 @@ bool tally_period_splittable(const char *prefix)
            strcmp(prefix, "u/town/") == 0;
 }
 
-void tally_townships_add(void *ctx, const tally_tally_t *t)
+/* Keep name (len bytes) in the tally_townships_t ctx: 0 or TALLY_ENOMEM. */
+static int add_name(void *ctx, const char *name, size_t len)
 {
     tally_townships_t *l = ctx;
-    if (l->oom || t->scope == NULL || t->scope[0] == '\0')
-        return;
+    if (l->oom)
+        return TALLY_ENOMEM;
     /* A township's series mostly come together: a repeat is nearly always
      * the last one added; tally_townships_sort takes the rest. */
-    if (l->n > 0 && strcmp(l->v[l->n - 1], t->scope) == 0)
-        return;
-    if (VEC_RESERVE(l->v, l->cap, l->n + 1) != 0 || (l->v[l->n] = strdup(t->scope)) == NULL) {
+    if (l->n > 0 && strncmp(l->v[l->n - 1], name, len) == 0 && l->v[l->n - 1][len] == '\0')
+        return 0;
+    if (VEC_RESERVE(l->v, l->cap, l->n + 1) != 0 || (l->v[l->n] = strndup(name, len)) == NULL) {
         l->oom = true;
-        return;
+        return TALLY_ENOMEM;
     }
     l->n++;
+    return 0;
+}
+
+void tally_townships_add(void *ctx, const tally_tally_t *t)
+{
+    if (t->scope != NULL && t->scope[0] != '\0')
+        add_name(ctx, t->scope, strlen(t->scope));
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -111,7 +119,14 @@ int tally_townships_req(const char *server, tally_request_t *req, tally_township
     if (out == NULL)
         return TALLY_EINVAL;
     memset(out, 0, sizeof(*out));
-    int rc = tally_get_req(server, req, "u/town/", tally_townships_add, out, NULL, NULL);
+    tally_request_t none = {0};
+    if (req == NULL)
+        req = &none;
+    int rc = oneshot_townships(server, req, add_name, out);
+    if (rc == TALLY_ETYPE) { /* a daemon from before TOWNSHIPS_REQ: its snapshot */
+        tally_townships_clear(out);
+        rc = tally_get_req(server, req, "u/town/", tally_townships_add, out, NULL, NULL);
+    }
     if (rc == 0 && out->oom)
         rc = TALLY_ENOMEM;
     if (rc != 0)

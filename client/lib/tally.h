@@ -706,8 +706,7 @@ TALLY_API bool tally_period_splittable(const char *prefix);
  * once that part is in, in this order; a township the daemon no longer
  * knows (removed in a reload) is skipped.  One request per part, all on
  * one connection: about 0.25 ms a township (40,000 townships of 25
- * metrics in 10 s on a 2-core VM, the snapshot that finds them
- * included).  Returns 0;
+ * metrics in 10 s on a 2-core VM).  Returns 0;
  * TALLY_EINVAL (prefix not splittable); otherwise the first failing
  * part's code (TALLY_ETOOLARGE when one township alone has more series
  * than an answer holds), cb having received the parts before it. */
@@ -736,10 +735,13 @@ TALLY_API void tally_townships_sort(tally_townships_t *l);
 TALLY_API void tally_townships_clear(tally_townships_t *l);
 
 /* The townships that have tallies at the daemon now, each once, sorted
- * by id, into *out (a snapshot of u/town/: every township series, so it
- * costs what tally_get_req of u/town/ does).  An open catalog
- * (PROTOCOL.md 8.17) does not list them.  Returns 0, TALLY_ENOMEM or
- * the codes of tally_get_req; *out is empty on failure. */
+ * by id, into *out: the daemon's township list (TOWNSHIPS_REQ,
+ * PROTOCOL.md 8.25), a few pages of names however many series it keeps;
+ * from a daemon that predates it, a snapshot of u/town/ (every township
+ * series, so it costs what tally_get_req of u/town/ does).  An open
+ * catalog (PROTOCOL.md 8.17) does not list them.  Returns 0,
+ * TALLY_ENOMEM or the codes of tally_get_req; *out is empty on
+ * failure. */
 TALLY_API int tally_townships_req(const char *server, tally_request_t *req, tally_townships_t *out);
 
 /* Called for each period of a range, in order: value->column is the
