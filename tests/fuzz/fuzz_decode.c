@@ -73,12 +73,41 @@ static bool catalog_same(const proto_msg_t *a, const proto_msg_t *b)
     return !proto_catalog_next_metric(&i, &e) && !proto_catalog_next_metric(&j, &f);
 }
 
-/* A decoded CATALOG's entries stay in the input: hand them to the
- * encoder as arrays. */
-static void catalog_arrays(proto_msg_t *m)
+/* Two decoded TOWNSHIPS: the same head and names. */
+static bool townships_same(const proto_msg_t *a, const proto_msg_t *b)
+{
+    const __typeof__(a->u.townships) *x = &a->u.townships, *y = &b->u.townships;
+    if (x->req_id != y->req_id || x->next != y->next || x->n != y->n)
+        return false;
+    proto_townships_iter_t i, j;
+    proto_str_t s, t;
+    proto_townships_iter(&i, a);
+    proto_townships_iter(&j, b);
+    for (uint32_t k = 0; k < x->n; k++) {
+        CHECK(proto_townships_next(&i, &s) && proto_townships_next(&j, &t));
+        if (!str_same(s, t))
+            return false;
+    }
+    return !proto_townships_next(&i, &s) && !proto_townships_next(&j, &t);
+}
+
+/* A decoded CATALOG's entries, and a TOWNSHIPS' names, stay in the
+ * input: hand them to the encoder as arrays. */
+static void decoded_arrays(proto_msg_t *m)
 {
     static proto_township_t towns[PROTO_CATALOG_BYTES / 4];
     static proto_metric_info_t metrics[PROTO_CATALOG_BYTES / 8];
+    static proto_str_t names[1u << 19]; /* a name takes 2 bytes at least */
+    if (m->type == PROTO_TOWNSHIPS) {
+        proto_townships_iter_t it;
+        uint32_t n = 0;
+        proto_townships_iter(&it, m);
+        while (n < sizeof names / sizeof names[0] && proto_townships_next(&it, &names[n]))
+            n++;
+        CHECK(n == m->u.townships.n);
+        m->u.townships.names = names;
+        return;
+    }
     if (m->type != PROTO_CATALOG)
         return;
     proto_catalog_iter_t it;
@@ -178,6 +207,11 @@ static bool msg_same(const proto_msg_t *a, const proto_msg_t *b)
         return memcmp(&a->u.catalog_req, &b->u.catalog_req, sizeof a->u.catalog_req) == 0;
     case PROTO_CATALOG:
         return catalog_same(a, b);
+    case PROTO_TOWNSHIPS_REQ:
+        return a->u.townships_req.req_id == b->u.townships_req.req_id &&
+               a->u.townships_req.from == b->u.townships_req.from;
+    case PROTO_TOWNSHIPS:
+        return townships_same(a, b);
     case PROTO_SPAN_REQ:
         return a->u.span_req.req_id == b->u.span_req.req_id &&
                str_same(a->u.span_req.prefix, b->u.span_req.prefix) &&
@@ -269,7 +303,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    catalog_arrays(&m1);
+    decoded_arrays(&m1);
     CHECK(proto_encode(&sb, &m1) == 0);
     rc = proto_decode(sb.data, sb.size, &m2, s2, PROTO_SAMPLES_MAX, &err);
     if (rc != 0)
@@ -281,7 +315,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* A second encode of the re-decoded message is byte-identical. */
     msgpack_sbuffer sb2;
     msgpack_sbuffer_init(&sb2);
-    catalog_arrays(&m2);
+    decoded_arrays(&m2);
     CHECK(proto_encode(&sb2, &m2) == 0);
     CHECK(sb2.size == sb.size && memcmp(sb2.data, sb.data, sb.size) == 0);
     msgpack_sbuffer_destroy(&sb2);
