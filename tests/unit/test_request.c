@@ -395,7 +395,9 @@ static int read_townships(fx_t *f, uint8_t *seen, uint32_t ntowns, uint32_t *emp
         proto_townships_iter(&it, m);
         while (proto_townships_next(&it, &name)) {
             unsigned k;
-            assert_int_equal(sscanf(name.ptr, "t%u-", &k), 1);
+            char text[PROTO_NAME_MAX + 1];
+            snprintf(text, sizeof text, "%.*s", (int)name.len, name.ptr); /* a view */
+            assert_int_equal(sscanf(text, "t%u-", &k), 1);
             assert_true(k < ntowns && seen[k] == 0);
             seen[k] = 1;
             bytes += proto_townships_name_size(name.len);
