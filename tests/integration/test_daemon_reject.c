@@ -404,6 +404,31 @@ static void build_hello_extra(msgpack_sbuffer *out, const build_t *b)
     pk_cstr(&pk, "extra");
 }
 
+/* TOWNSHIPS_REQ with from as given (a str, or a uint64 above uint32). */
+static void build_townships(msgpack_sbuffer *out, const build_t *b, bool as_text)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint32(&pk, 1);
+    msgpack_pack_uint32(&pk, PROTO_TOWNSHIPS_REQ);
+    msgpack_pack_uint64(&pk, b->seq);
+    if (as_text)
+        pk_cstr(&pk, "0");
+    else
+        msgpack_pack_uint64(&pk, (uint64_t)UINT32_MAX + 1);
+}
+
+static void build_townships_text(msgpack_sbuffer *out, const build_t *b)
+{
+    build_townships(out, b, true);
+}
+
+static void build_townships_big(msgpack_sbuffer *out, const build_t *b)
+{
+    build_townships(out, b, false);
+}
+
 /* ---- the cases ----------------------------------------------------------- */
 
 #define ACK   PROTO_ACK
@@ -457,6 +482,10 @@ static const bad_case_t cases[] = {
      "too_long", OPEN},
     {"HELLO with an extra element", build_hello_extra, false, ERR, 1, false, NULL, -1, "malformed",
      OPEN},
+    {"township list from a string", build_townships_text, false, ERR, 4, true, "from", -1,
+     "bad_type", OPEN},
+    {"township list from 2^32", build_townships_big, false, ERR, 5, true, "from", -1,
+     "out_of_range", OPEN},
     {"unknown township", build_unknown_town, false, ACK, 12, true, "township", -1,
      "unknown_township", CLOSE},
     {"unknown metric", build_unknown_metric, false, ACK, 13, true, "samples[1].metric", 1,
