@@ -1,8 +1,9 @@
 /* oneshot.c - libtally (client/lib/): single request/reply exchanges,
  * tally_get (one snapshot), tally_stats, tally_clock_req,
  * tally_catalog_req (page by page), tally_period_req, tally_span_req,
- * tally_range_req and the township list, saying why one failed: the daemon's ERROR, or what the
- * connection showed.  The connection itself is oneshot_conn.c's. */
+ * tally_range_req and the township list (page by page), saying why one
+ * failed: the daemon's ERROR, or what the connection showed.  The connection itself is
+ * oneshot_conn.c's. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -281,7 +282,7 @@ int oneshot_townships(const char *server, tally_request_t *req,
             rc = send_townships_req(o, ++req_id, from);
         }
     }
-    if (rc < 0 && !tally_err_is_wire(rc) && rc != TALLY_ENOMEM)
+    if (rc < 0 && !tally_err_is_wire(rc))
         oneshot_failed(o, req, rc);
     oneshot_close(o, req);
     return rc;
