@@ -5,13 +5,13 @@
  * RANGE_REQ to recall; HELLO, PING, STATS_REQ, CLOCK_REQ, CATALOG_REQ
  * (from the catalog view it keeps, set with request_set_catalog) and
  * TOWNSHIPS_REQ (from the engine's series, townlist.h) are answered here;
- * anything else gets an ERROR.  In a secured
- * daemon every message is checked against the keyring in force: a key a
- * reload revoked is refused, a township may not read, a subscriber may not
- * submit.  Request is handed the parts it dispatches to, the reply sink
- * and a function that reports every counter; it knows no socket, so the
- * wiring (tallyd_start.c) passes it the frames and User-Id of each message
- * the endpoints received.
+ * anything else gets an ERROR.  In a secured daemon every message is
+ * checked against the keyring in force: a key a reload revoked is refused,
+ * a township may not read, a subscriber may not submit.  Request is
+ * handed the parts it dispatches to, the reply sink and a function that
+ * reports every counter; it knows no socket, so the wiring
+ * (tallyd_start.c) passes it the frames and User-Id of each message the
+ * endpoints received.
  */
 #ifndef TALLYD_REQUEST_H
 #define TALLYD_REQUEST_H
