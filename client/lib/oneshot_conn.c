@@ -212,43 +212,45 @@ void oneshot_failed(oneshot_t *o, tally_request_t *req, int rc)
         text_format(req->errbuf, req->errbuf_len, "ZeroMQ failed: %s", zmq_strerror(errno));
 }
 
-static zmq_msg_t *kept_at(const kept_t *k, size_t i)
-{
-    return &k->blocks[i / KEPT_BLOCK][i % KEPT_BLOCK];
-}
-
-/* Keep o's current reply (o->msg's views go with it) as number k->n.
- * Returns 0 or TALLY_ENOMEM. */
 int oneshot_kept_take(kept_t *k, oneshot_t *o)
 {
-    if (k->n == k->nblocks * KEPT_BLOCK) {
-        if (VEC_RESERVE(k->blocks, k->cap, k->nblocks + 1) < 0)
+    size_t size = zmq_msg_size(&o->cur);
+    size_t need = sizeof(uint32_t) + size;
+    if (size > UINT32_MAX || VEC_RESERVE(k->at, k->cap, k->n + 1) < 0)
+        return TALLY_ENOMEM;
+    if (k->nchunks == 0 || need > k->last - k->used) {
+        /* a new chunk; a reply larger than one gets its own */
+        size_t len = need > KEPT_CHUNK ? need : KEPT_CHUNK;
+        uint8_t *c = NULL;
+        if (VEC_RESERVE(k->chunks, k->chunks_cap, k->nchunks + 1) < 0 || (c = malloc(len)) == NULL)
             return TALLY_ENOMEM;
-        zmq_msg_t *b = malloc(KEPT_BLOCK * sizeof(*b));
-        if (b == NULL)
-            return TALLY_ENOMEM;
-        k->blocks[k->nblocks++] = b;
+        k->chunks[k->nchunks++] = c;
+        k->last = len;
+        k->used = 0;
     }
-    zmq_msg_t *m = kept_at(k, k->n++);
-    zmq_msg_init(m);
-    zmq_msg_move(m, &o->cur);
+    uint8_t *p = k->chunks[k->nchunks - 1] + k->used;
+    uint32_t len32 = (uint32_t)size;
+    memcpy(p, &len32, sizeof len32);
+    memcpy(p + sizeof len32, zmq_msg_data(&o->cur), size);
+    k->used += need;
+    k->at[k->n++] = p;
     return 0;
 }
 
-/* Close the kept replies; the blocks stay for the next ones. */
 void oneshot_kept_clear(kept_t *k)
 {
-    for (size_t i = 0; i < k->n; i++)
-        zmq_msg_close(kept_at(k, i));
+    for (size_t c = 0; c < k->nchunks; c++)
+        free(k->chunks[c]);
+    k->nchunks = 0;
+    k->used = k->last = 0;
     k->n = 0;
 }
 
 void oneshot_kept_free(kept_t *k)
 {
     oneshot_kept_clear(k);
-    for (size_t b = 0; b < k->nblocks; b++)
-        free(k->blocks[b]);
-    free(k->blocks);
+    free(k->chunks);
+    free(k->at);
     *k = (kept_t){0};
 }
 
@@ -259,8 +261,9 @@ void oneshot_kept_free(kept_t *k)
 int oneshot_kept_deliver(oneshot_t *o, const kept_t *k, size_t i, sub_entry_t **e,
                          tally_tally_cb cb, void *ctx)
 {
-    zmq_msg_t *m = kept_at(k, i);
-    if (proto_decode(zmq_msg_data(m), zmq_msg_size(m), &o->msg, NULL, 0, NULL) != 0)
+    uint32_t size;
+    memcpy(&size, k->at[i], sizeof size);
+    if (proto_decode(k->at[i] + sizeof size, size, &o->msg, NULL, 0, NULL) != 0)
         return TALLY_EMALFORMED;
     const proto_msg_t *d = &o->msg;
     sub_entry_t *n =

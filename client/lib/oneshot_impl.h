@@ -55,26 +55,30 @@ int oneshot_wire_error(const proto_msg_t *m, tally_request_t *req);
 void oneshot_failed(oneshot_t *o, tally_request_t *req, int rc);
 
 /* Replies kept until an answer is whole (the callbacks run only for a
- * complete one): ZeroMQ's messages themselves, moved out of o->cur
- * without a copy, in blocks that never move (a zmq_msg_t may not be
- * copied bitwise), and decoded again when their tallies are handed over.
- * A copy of each tally as a sub_entry_t would take several times the
- * message. */
-#define KEPT_BLOCK 1024
+ * complete one): their bytes, each after its length, copied one after
+ * another into chunks of KEPT_CHUNK bytes, and decoded again when their
+ * tallies are handed over.  A kept zmq_msg_t would cost its 64 bytes and
+ * ZeroMQ's allocation of the body besides the body (about 130 bytes more
+ * a reply), a copy of each tally as a sub_entry_t several times the
+ * body. */
+#define KEPT_CHUNK (1u << 20)
 
 typedef struct kept {
-    zmq_msg_t **blocks;
-    size_t nblocks, cap, n;
+    uint8_t **chunks;
+    size_t nchunks, chunks_cap;
+    size_t used, last;  /* bytes used in the last chunk, and its length */
+    const uint8_t **at; /* by reply number: its length (uint32_t), then its bytes */
+    size_t n, cap;
 } kept_t;
 
-/* Keep o's current reply (o->msg's views go with it) as number k->n.
- * Returns 0 or TALLY_ENOMEM. */
+/* Keep a copy of o's current reply as number k->n.  Returns 0 or
+ * TALLY_ENOMEM. */
 int oneshot_kept_take(kept_t *k, oneshot_t *o);
 
-/* Close the kept replies; the blocks stay for the next ones. */
+/* Forget the kept replies. */
 void oneshot_kept_clear(kept_t *k);
 
-/* Close the kept replies and free the blocks; k is empty again. */
+/* Forget the kept replies and free everything; k is empty again. */
 void oneshot_kept_free(kept_t *k);
 
 /* Decode kept reply i (a SNAPSHOT_ITEM or a PERIOD item, as it was when
