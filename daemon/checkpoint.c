@@ -457,12 +457,10 @@ int checkpoint_write(const char *dir, const checkpoint_meta_t *meta, const inter
 
 /* ---- loading ---- */
 
-/* Read file name of dfd whole into *out (malloc()ed) and *len.  Returns 0,
- * or TALLY_EIO / TALLY_ENOMEM with why set. */
-static int read_file(int dfd, const char *name, uint8_t **out, size_t *len, char *why,
-                     size_t whylen)
+/* Open file name of dfd (AT_FDCWD: name is a path) and give its size.
+ * Returns the descriptor, or -1 with why set. */
+static int open_sized(int dfd, const char *name, size_t *size, char *why, size_t whylen)
 {
-    *out = NULL;
     int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
@@ -470,9 +468,23 @@ static int read_file(int dfd, const char *name, uint8_t **out, size_t *len, char
         if (fd >= 0) {
             close(fd);
         }
+        return -1;
+    }
+    *size = (size_t)st.st_size;
+    return fd;
+}
+
+/* Read file name of dfd whole into *out (malloc()ed) and *len.  Returns 0,
+ * or TALLY_EIO / TALLY_ENOMEM with why set. */
+static int read_file(int dfd, const char *name, uint8_t **out, size_t *len, char *why,
+                     size_t whylen)
+{
+    *out = NULL;
+    size_t size = 0, got = 0;
+    int fd = open_sized(dfd, name, &size, why, whylen);
+    if (fd < 0) {
         return TALLY_EIO;
     }
-    size_t size = (size_t)st.st_size, got = 0;
     uint8_t *p = malloc(size ? size : 1);
     if (p == NULL) {
         close(fd);
@@ -498,9 +510,9 @@ static int read_file(int dfd, const char *name, uint8_t **out, size_t *len, char
     return 0;
 }
 
-/* Check that p[0..len) is an intact checkpoint file: 0, TALLY_EIO with
- * why set (damage), or TALLY_ECONFIG (intact, another format version). */
-static int verify(const uint8_t *p, size_t len, char *why, size_t whylen)
+/* verify()'s first check, of a file of len bytes beginning with p (at
+ * least its first 8 bytes when len allows). */
+static int verify_magic(const uint8_t *p, size_t len, char *why, size_t whylen)
 {
     if (len < CHECKPOINT_HEADER_SIZE + TRAILER || memcmp(p, MAGIC, 8) != 0) {
         snprintf(why, whylen, "%s (%zu bytes)",
@@ -509,17 +521,26 @@ static int verify(const uint8_t *p, size_t len, char *why, size_t whylen)
                  len);
         return TALLY_EIO;
     }
-    uint32_t want = rd32(p + len - TRAILER);
-    if (crc32c(0, p, len - TRAILER) != want) {
-        uint64_t size = rd64(p + 16);
-        if (size != len) {
-            snprintf(why, whylen, "truncated or torn: %zu bytes on disk, its header says %" PRIu64,
-                     len, size);
-        } else {
-            snprintf(why, whylen, "CRC-32C mismatch: the contents are damaged");
-        }
-        return TALLY_EIO;
+    return 0;
+}
+
+/* The CRC did not hold: say whether the file is torn or damaged. */
+static int crc_mismatch(const uint8_t *p, size_t len, char *why, size_t whylen)
+{
+    uint64_t size = rd64(p + 16);
+    if (size != len) {
+        snprintf(why, whylen, "truncated or torn: %zu bytes on disk, its header says %" PRIu64, len,
+                 size);
+    } else {
+        snprintf(why, whylen, "CRC-32C mismatch: the contents are damaged");
     }
+    return TALLY_EIO;
+}
+
+/* verify()'s checks of the header, once the CRC held: p holds the header
+ * of a file of len bytes. */
+static int verify_header(const uint8_t *p, size_t len, char *why, size_t whylen)
+{
     uint32_t version = rd32(p + 8);
     if (version < CHECKPOINT_FORMAT_OLDEST || version > CHECKPOINT_FORMAT_VERSION) {
         snprintf(why, whylen,
@@ -534,6 +555,82 @@ static int verify(const uint8_t *p, size_t len, char *why, size_t whylen)
         return TALLY_EIO;
     }
     return 0;
+}
+
+/* Check that p[0..len) is an intact checkpoint file: 0, TALLY_EIO with
+ * why set (damage), or TALLY_ECONFIG (intact, another format version). */
+static int verify(const uint8_t *p, size_t len, char *why, size_t whylen)
+{
+    int rc = verify_magic(p, len, why, whylen);
+    if (rc != 0) {
+        return rc;
+    }
+    if (crc32c(0, p, len - TRAILER) != rd32(p + len - TRAILER)) {
+        return crc_mismatch(p, len, why, whylen);
+    }
+    return verify_header(p, len, why, whylen);
+}
+
+int checkpoint_check_file(const char *dir, const char *name, checkpoint_meta_t *meta, char *why,
+                          size_t whylen)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path)) {
+        snprintf(why, whylen, "the path is too long");
+        return TALLY_EINVAL;
+    }
+    size_t size = 0;
+    int fd = open_sized(AT_FDCWD, path, &size, why, whylen);
+    if (fd < 0) {
+        return TALLY_EIO;
+    }
+    /* verify(), with the CRC computed a chunk at a time: a checkpoint may be
+     * hundreds of MB. */
+    uint8_t head[CHECKPOINT_HEADER_SIZE];
+    size_t n = size < sizeof(head) ? size : sizeof(head);
+    int rc = 0;
+    if (pread(fd, head, n, 0) != (ssize_t)n) {
+        snprintf(why, whylen, "cannot read it: %s", strerror(errno));
+        rc = TALLY_EIO;
+    }
+    if (rc == 0) {
+        rc = verify_magic(head, size, why, whylen);
+    }
+    uint8_t *buf = rc == 0 ? malloc(1 << 20) : NULL;
+    if (rc == 0 && buf == NULL) {
+        snprintf(why, whylen, "no memory to read it");
+        rc = TALLY_ENOMEM;
+    }
+    uint32_t crc = 0;
+    for (size_t at = 0; rc == 0 && at < size - TRAILER;) {
+        size_t want = size - TRAILER - at < (1u << 20) ? size - TRAILER - at : (1u << 20);
+        ssize_t r = pread(fd, buf, want, (off_t)at);
+        if (r <= 0) {
+            snprintf(why, whylen, "cannot read it: %s", r < 0 ? strerror(errno) : "short read");
+            rc = TALLY_EIO;
+            break;
+        }
+        crc = crc32c(crc, buf, (size_t)r);
+        at += (size_t)r;
+    }
+    uint8_t tail[TRAILER];
+    if (rc == 0 && pread(fd, tail, TRAILER, (off_t)(size - TRAILER)) != TRAILER) {
+        snprintf(why, whylen, "cannot read its last bytes");
+        rc = TALLY_EIO;
+    }
+    if (rc == 0) {
+        rc = crc != rd32(tail) ? crc_mismatch(head, size, why, whylen)
+                               : verify_header(head, size, why, whylen);
+    }
+    free(buf);
+    close(fd);
+    if (rc == 0 && meta != NULL) {
+        meta->created_ms = (int64_t)rd64(head + 24);
+        meta->journal_gen = rd64(head + 32);
+        meta->next_pos = rd64(head + 40);
+        meta->publish_seq = rd64(head + 48);
+    }
+    return rc;
 }
 
 /* Add the names of a TOWN or METR section to the empty table in. */

@@ -130,6 +130,16 @@ int checkpoint_write(const char *dir, const checkpoint_meta_t *meta, const inter
                      const intern_t *metrics, const engine_t *e, const dedup_t *dd,
                      uint64_t *keep_from_gen, char *err, size_t errlen);
 
+/* Check the checkpoint file name in dir as a start would before loading
+ * it (its magic, CRC-32C, format version and header), reading it a chunk
+ * at a time, and give its header in *meta (may be NULL).  Touches nothing
+ * but the file: safe on any thread.  Returns 0; TALLY_EIO (damaged or
+ * unreadable: why says how); TALLY_ECONFIG (intact, a format version this
+ * build does not read); TALLY_ENOMEM; TALLY_EINVAL (the path is too
+ * long). */
+int checkpoint_check_file(const char *dir, const char *name, checkpoint_meta_t *meta, char *why,
+                          size_t whylen);
+
 /* Version 2 also promises that the journal segment the checkpoint names
  * existed before the checkpoint was stored (compact.h): recovery treats a
  * missing one as lost records.  A version 1 checkpoint (an older tallyd's

@@ -13,8 +13,7 @@
 #include "config.h"
 #include "tally_error.h"
 
-/* mkdir -p, mode 0750.  Returns 0 or an errno value. */
-static int make_dirs(const char *path)
+int statedir_make_dirs(const char *path)
 {
     char buf[CONFIG_PATH_MAX];
     if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
@@ -46,7 +45,7 @@ static long holder_pid(int fd)
 int statedir_lock(statedir_t *sd, const char *dir, char *err, size_t errlen)
 {
     sd->lock_fd = -1;
-    int e = make_dirs(dir);
+    int e = statedir_make_dirs(dir);
     if (e != 0) {
         snprintf(err, errlen, "cannot create the state directory %s: %s", dir, strerror(e));
         return TALLY_EIO;

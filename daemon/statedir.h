@@ -26,6 +26,10 @@ typedef struct statedir {
  * path and the reason). */
 int statedir_lock(statedir_t *sd, const char *dir, char *err, size_t errlen);
 
+/* Create path and its missing parents, mode 0750 (mkdir -p; also the
+ * backup directory).  Returns 0 or an errno value. */
+int statedir_make_dirs(const char *path);
+
 /* Release the lock (the file stays).  Safe when not locked. */
 void statedir_unlock(statedir_t *sd);
 

@@ -373,6 +373,46 @@ static void test_unreadable_newest_skipped(void **state)
     remove_dir();
 }
 
+/* checkpoint_check_file() (a backup's check) finds what a load finds,
+ * without loading. */
+static void test_check_file(void **state)
+{
+    (void)state;
+    make_dir();
+    state_t a;
+    two_checkpoints(&a);
+    checkpoint_meta_t meta;
+    char why[512];
+    assert_int_equal(
+        checkpoint_check_file(tmpdir, "state-0000000000000002.ckp", &meta, why, sizeof(why)), 0);
+    assert_int_equal(meta.journal_gen, 2);
+    assert_int_equal(meta.next_pos, 2001);
+    assert_int_equal(meta.publish_seq, 154);
+    flip_byte(path_of(2), -900);
+    assert_int_equal(
+        checkpoint_check_file(tmpdir, "state-0000000000000002.ckp", &meta, why, sizeof(why)),
+        TALLY_EIO);
+    assert_non_null(strstr(why, "CRC-32C mismatch"));
+    struct stat st;
+    assert_int_equal(stat(path_of(1), &st), 0);
+    assert_int_equal(truncate(path_of(1), st.st_size / 2), 0);
+    assert_int_equal(
+        checkpoint_check_file(tmpdir, "state-0000000000000001.ckp", &meta, why, sizeof(why)),
+        TALLY_EIO);
+    assert_non_null(strstr(why, "truncated or torn"));
+    assert_int_equal(truncate(path_of(1), 40), 0);
+    assert_int_equal(
+        checkpoint_check_file(tmpdir, "state-0000000000000001.ckp", &meta, why, sizeof(why)),
+        TALLY_EIO);
+    assert_non_null(strstr(why, "shorter than its header"));
+    assert_int_equal(
+        checkpoint_check_file(tmpdir, "state-0000000000000007.ckp", &meta, why, sizeof(why)),
+        TALLY_EIO);
+    assert_non_null(strstr(why, "cannot open it: No such file"));
+    state_free(&a);
+    remove_dir();
+}
+
 static void test_newer_version_refused(void **state)
 {
     (void)state;
@@ -400,6 +440,9 @@ static void test_newer_version_refused(void **state)
     assert_int_equal(load(&b, &meta, err, sizeof(err)), TALLY_ECONFIG);
     assert_non_null(strstr(err, "state-0000000000000002.ckp has format version 99; this tallyd "
                                 "reads versions 1 to 2"));
+    assert_int_equal(
+        checkpoint_check_file(tmpdir, "state-0000000000000002.ckp", NULL, err, sizeof(err)),
+        TALLY_ECONFIG);
     /* Refused, not set aside: a newer tallyd may still want it. */
     assert_true(file_exists("state-0000000000000002.ckp"));
     state_free(&b);
@@ -548,6 +591,12 @@ static void test_large_state(void **state)
     double t3 = secs();
     assert_int_equal(load(&b, &got, err, sizeof(err)), 0);
     double t4 = secs();
+    /* The check of a backup reads it a MiB at a time: many chunks here. */
+    assert_true(len > 3 << 20);
+    char file[CHECKPOINT_NAME_MAX];
+    checkpoint_file_name(file, 5);
+    assert_int_equal(checkpoint_check_file(tmpdir, file, &got, err, sizeof(err)), 0);
+    assert_int_equal(got.journal_gen, 5);
     printf("[ INFO     ] 100050 series: checkpoint %zu bytes (%.1f per series), build %.0f ms, "
            "store %.0f ms, load %.0f ms; engine memory %zu MiB\n",
            len, (double)len / 100050, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t4 - t3) * 1e3,
@@ -571,6 +620,7 @@ int main(void)
         cmocka_unit_test(test_corrupt_newest_falls_back),
         cmocka_unit_test(test_torn_newest_falls_back),
         cmocka_unit_test(test_unreadable_newest_skipped),
+        cmocka_unit_test(test_check_file),
         cmocka_unit_test(test_newer_version_refused),
         cmocka_unit_test(test_config_mismatch_refused),
         cmocka_unit_test(test_not_found_and_preconditions),
