@@ -168,10 +168,11 @@ static void child_main(compact_t *k, const checkpoint_meta_t *meta, int memfd, i
                        pid_t parent)
 {
     /* Signals are the parent's business (libuv's handlers would write to
-     * the parent's loop); the child ends with its parent. */
+     * the parent's loop); the child ends with its parent.  SIGUSR1 (a
+     * backup) sent to every tallyd process must not kill it. */
     static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE};
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-        signal(sigs[i], sigs[i] == SIGPIPE ? SIG_IGN : SIG_DFL);
+        signal(sigs[i], sigs[i] == SIGPIPE || sigs[i] == SIGUSR1 ? SIG_IGN : SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);

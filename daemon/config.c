@@ -93,6 +93,8 @@ int config_defaults(tallyd_config_t *cfg)
     cfg->sync = CONFIG_SYNC_ALWAYS;
     cfg->sync_interval_ms = 200;
     cfg->history_days = 1100;
+    cfg->backup_keep = 7;
+    cfg->backup_interval_ms = 0;
     cfg->snapshot_interval_ms = 5 * 60000LL;
     cfg->snapshot_every_records = 1000000;
     return rc;

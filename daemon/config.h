@@ -11,7 +11,7 @@
  *   - the file is at most CONFIG_FILE_MAX bytes and holds no NUL byte.
  *
  * Sections: [tallyd], [windows], [limits], [journal], [security],
- * [history], and any
+ * [history], [backup], and any
  * number of [township ID], [metric ID] and [ratio ID].  Declaring one
  * township (metric) closes the township (metric) catalog: the daemon then
  * rejects the names that were not declared.  See systemd/tallyd.conf.example
@@ -150,6 +150,11 @@ typedef struct tallyd_config {
     /* [history] */
     int64_t history_days; /* day cells kept */
 
+    /* [backup] (backup.h) */
+    char backup_dir[CONFIG_PATH_MAX]; /* "" = "backups" in the state directory */
+    int64_t backup_keep;              /* backups kept */
+    int64_t backup_interval_ms;       /* 0: only on SIGUSR1 */
+
     /* [journal] */
     int sync; /* enum config_sync */
     int64_t sync_interval_ms;
@@ -286,6 +291,7 @@ enum config_section {
     CONFIG_SEC_JOURNAL,
     CONFIG_SEC_SECURITY,
     CONFIG_SEC_HISTORY,
+    CONFIG_SEC_BACKUP,
     CONFIG_SEC_TOWNSHIP, /* keys go into a config_township_t */
     CONFIG_SEC_METRIC,   /* ... a config_metric_t */
     CONFIG_SEC_RATIO,    /* ... a config_ratio_t */

@@ -118,6 +118,12 @@ static const keyspec_t journal_keys[] = {
 static const keyspec_t history_keys[] = {
     {"days", V_INT, CFG(history_days), 1, 36600, "days", NULL, false}, END};
 
+static const keyspec_t backup_keys[] = {
+    {"dir", V_PATH, CFG(backup_dir), 0, 0, NULL, NULL, false},
+    {"keep", V_INT, CFG(backup_keep), 1, 10000, "backups", NULL, false},
+    {"interval", V_DURATION, CFG(backup_interval_ms), 0, 366 * DAY, NULL, NULL, false},
+    END};
+
 static const keyspec_t security_keys[] = {
     {"server_secret_key", V_PATH, CFG(server_secret_key), 0, 0, NULL, NULL, false},
     {"township_keys", V_PATH, CFG(township_keys), 0, 0, NULL, NULL, false},
@@ -155,6 +161,7 @@ KEYS_FIT(limits_keys);
 KEYS_FIT(journal_keys);
 KEYS_FIT(security_keys);
 KEYS_FIT(history_keys);
+KEYS_FIT(backup_keys);
 KEYS_FIT(township_keys);
 KEYS_FIT(metric_keys);
 KEYS_FIT(ratio_keys);
@@ -171,6 +178,7 @@ static const struct section_def {
     [CONFIG_SEC_JOURNAL] = {"journal", false, journal_keys},
     [CONFIG_SEC_SECURITY] = {"security", false, security_keys},
     [CONFIG_SEC_HISTORY] = {"history", false, history_keys},
+    [CONFIG_SEC_BACKUP] = {"backup", false, backup_keys},
     [CONFIG_SEC_TOWNSHIP] = {"township", true, township_keys},
     [CONFIG_SEC_METRIC] = {"metric", true, metric_keys},
     [CONFIG_SEC_RATIO] = {"ratio", true, ratio_keys},

@@ -70,4 +70,7 @@ void stats_foreach(const tallyd_stats_t *s, const stats_gauges_t *g,
     fn("tallyd_history_cells", clamp(g->history_cells), ctx);
     fn("tallyd_history_store_failures_total", clamp(g->history_store_failures), ctx);
     fn("tallyd_history_unstored_records", clamp(g->history_unstored_records), ctx);
+    fn("tallyd_backups_total", clamp(g->backups), ctx);
+    fn("tallyd_backup_failures_total", clamp(g->backup_failures), ctx);
+    fn("tallyd_backup_last_success_timestamp_seconds", clamp(g->backup_last_s), ctx);
 }

@@ -43,6 +43,8 @@ typedef struct stats_gauges {
     uint64_t memory_engine_bytes, memory_history_bytes; /* parts of memory_bytes */
     uint64_t history_cells, history_store_failures;
     uint64_t history_unstored_records; /* applied, not yet in history.db */
+    uint64_t backups, backup_failures; /* backups written, and failed (backup.h) */
+    uint64_t backup_last_s;            /* Unix time of the last one written, 0: none */
 } stats_gauges_t;
 
 /* Count one rejection with code (a negative TALLY_E* wire code). */

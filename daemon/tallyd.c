@@ -88,6 +88,8 @@ static int reload(tallyd_t *d)
     request_set_limits(&d->request, &rl);
     compact_set_policy(&d->compact, next.snapshot_interval_ms, next.snapshot_every_records);
     history_set_days(&d->history, next.history_days);
+    backup_settings_t bs = tallyd_backup_settings(&next);
+    backup_set(&d->backup, &bs);
     snapshot_limits_t sl = tallyd_snapshot_limits(&next);
     snapshot_set_limits(&d->snapshot, &sl);
     if (next.publish_interval_ms != d->cfg.publish_interval_ms ||
@@ -108,6 +110,11 @@ static int reload(tallyd_t *d)
 static void on_signal(uv_signal_t *s, int signum)
 {
     tallyd_t *d = s->data;
+    if (signum == SIGUSR1) {
+        log_notice(&d->log, "SIGUSR1: writing a backup");
+        backup_now(&d->backup, "SIGUSR1");
+        return;
+    }
     if (signum == SIGHUP) {
         log_notice(&d->log, "SIGHUP: reloading the configuration");
         notify_send(&d->notify, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
@@ -160,9 +167,9 @@ static void start_handles(tallyd_t *d)
         uv_timer_start(&d->watchdog_timer, on_watchdog, wd_ms, wd_ms);
     if (notify_enabled(&d->notify))
         uv_timer_start(&d->status_timer, on_status, 10000, 10000);
-    uv_signal_t *sigs[] = {&d->sigint, &d->sigterm, &d->sighup};
-    int nums[] = {SIGINT, SIGTERM, SIGHUP};
-    for (int i = 0; i < 3; i++) {
+    uv_signal_t *sigs[] = {&d->sigint, &d->sigterm, &d->sighup, &d->sigusr1};
+    int nums[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1};
+    for (int i = 0; i < 4; i++) {
         uv_signal_init(d->loop, sigs[i]);
         sigs[i]->data = d;
         uv_signal_start(sigs[i], on_signal, nums[i]);
@@ -205,6 +212,12 @@ static void on_snapshot_closed(snapshot_t *s)
 static void on_compact_closed(compact_t *k)
 {
     tallyd_t *d = (tallyd_t *)(void *)((char *)k - offsetof(tallyd_t, compact));
+    d->open_handles--;
+}
+
+static void on_backup_closed(backup_t *b)
+{
+    tallyd_t *d = (tallyd_t *)(void *)((char *)b - offsetof(tallyd_t, backup));
     d->open_handles--;
 }
 
@@ -275,6 +288,10 @@ void tallyd_stop(tallyd_t *d, int exit_code)
         d->open_handles++;
         compact_close(&d->compact, on_compact_closed);
     }
+    if (d->backup_open) {
+        d->open_handles++;
+        backup_close(&d->backup, on_backup_closed);
+    }
     if (d->ep_open) {
         d->open_handles++;
         endpoints_close(&d->ep, on_endpoints_closed);
@@ -285,6 +302,7 @@ void tallyd_stop(tallyd_t *d, int exit_code)
             (uv_handle_t *)&d->iter_check,   (uv_handle_t *)&d->watchdog_timer,
             (uv_handle_t *)&d->status_timer, (uv_handle_t *)&d->sigint,
             (uv_handle_t *)&d->sigterm,      (uv_handle_t *)&d->sighup,
+            (uv_handle_t *)&d->sigusr1,
         };
         for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++) {
             hs[i]->data = d;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "backup.h"
 #include "clock.h"
 #include "compact.h"
 #include "config.h"
@@ -61,15 +62,16 @@ typedef struct tallyd {
     compact_t compact;
     history_t history; /* closed periods, mirrored into history.db */
     recall_t recall;   /* PERIOD_REQ and RANGE_REQ */
+    backup_t backup;   /* SIGUSR1 and [backup] interval */
     bool ep_open, request_open, ingest_open, journal_open, publish_open, snapshot_open,
-        compact_open, history_open, history_started, recall_open;
+        compact_open, history_open, history_started, recall_open, backup_open;
 
     uv_timer_t tick_timer;     /* time moves the tallies on */
     uv_timer_t watchdog_timer; /* WATCHDOG=1 at half of $WATCHDOG_USEC */
     uv_timer_t status_timer;   /* periodic STATUS= line */
     uv_prepare_t iter_prepare; /* expire clock_cache before polling */
     uv_check_t iter_check;     /* and after the I/O callbacks, before timers */
-    uv_signal_t sigint, sigterm, sighup;
+    uv_signal_t sigint, sigterm, sighup, sigusr1;
     bool handles_open;
     int open_handles; /* closes still to come before the loop may end */
     uint64_t status_last_accepted;
@@ -89,6 +91,9 @@ typedef struct tallyd {
  * logged where it happens, and what was opened is marked in d for
  * tallyd_stop(). */
 int tallyd_start_parts(tallyd_t *d);
+
+/* The backup settings of a configuration (start-up and reload). */
+backup_settings_t tallyd_backup_settings(const tallyd_config_t *c);
 
 /* The snapshot limits of a configuration (start-up and reload). */
 snapshot_limits_t tallyd_snapshot_limits(const tallyd_config_t *c);

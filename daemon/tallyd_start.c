@@ -82,6 +82,16 @@ static uint64_t history_hold(void *ctx)
     return d->history_open ? history_hold_pos(&d->history) : UINT64_MAX;
 }
 
+/* What compaction must keep: what the history database lacks, and what a
+ * backup under way may still need (backup.h). */
+static uint64_t journal_hold(void *ctx)
+{
+    tallyd_t *d = ctx;
+    uint64_t h = history_hold(d);
+    uint64_t b = d->backup_open ? backup_hold_pos(&d->backup) : UINT64_MAX;
+    return b < h ? b : h;
+}
+
 /* A submission changed closed periods of (metric, town): subscribers of
  * the series hear of it (PROTOCOL.md 8.22). */
 static void on_period_changed(void *ctx, uint32_t metric, uint32_t town, const calperiod_t *p,
@@ -120,9 +130,19 @@ static void report_stats(void *ctx, request_stat_fn fn, void *fn_ctx)
         .history_cells = d->history_open ? history_cells(&d->history) : 0,
         .history_store_failures = d->history_open ? d->history.failures : 0,
         .history_unstored_records = d->history_open ? history_unstored(&d->history) : 0,
+        .backups = d->backup_open ? d->backup.done : 0,
+        .backup_failures = d->backup_open ? d->backup.failed : 0,
+        .backup_last_s = d->backup_open ? (uint64_t)(d->backup.last_ok_ms / 1000) : 0,
     };
     stats_foreach(&d->stats, &g, fn, fn_ctx);
     endpoints_stats(&d->ep, fn, fn_ctx);
+}
+
+backup_settings_t tallyd_backup_settings(const tallyd_config_t *c)
+{
+    backup_settings_t s = {.keep = c->backup_keep, .interval_ms = c->backup_interval_ms};
+    snprintf(s.dir, sizeof(s.dir), "%s", c->backup_dir);
+    return s;
 }
 
 snapshot_limits_t tallyd_snapshot_limits(const tallyd_config_t *c)
@@ -449,7 +469,7 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
         /* After a loss was accepted, a checkpoint at once puts the gap
          * behind it, so that the next start does not refuse again. */
         .checkpoint_now = res->loss_accepted,
-        .hold_pos = history_hold,
+        .hold_pos = journal_hold,
         .hold_ctx = d,
         .fork = true,
         .child_delay_ms = d->test_checkpoint_child_ms,
@@ -460,6 +480,18 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
     if ((rc = history_start(&d->history, d->loop)) != 0)
         return rc;
     d->history_started = true;
+    backup_config_t bc = {
+        .loop = d->loop,
+        .state_dir = d->cfg.state_dir,
+        .log = &d->log,
+        .clock = d->clock,
+        .history_hold = history_hold,
+        .ctx = d,
+        .settings = tallyd_backup_settings(&d->cfg),
+    };
+    if ((rc = backup_init(&d->backup, &bc)) != 0)
+        return rc;
+    d->backup_open = true;
     return endpoints_start(&d->ep);
 }
 

@@ -31,6 +31,15 @@ if(TARGET tallyd AND TARGET tally_cli)
   set_tests_properties(test_state_compat PROPERTIES LABELS integration TIMEOUT 60)
 endif()
 
+# Backups of a running tallyd (SIGUSR1, [backup]): each starts a tallyd
+# that holds exactly what was acknowledged before it, under load too.
+if(TARGET tallyd AND TARGET tally_cli)
+  add_test(NAME test_daemon_backup
+    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_daemon_backup.py
+            $<TARGET_FILE:tallyd> $<TARGET_FILE:tally_cli>)
+  set_tests_properties(test_daemon_backup PROPERTIES LABELS integration TIMEOUT 180)
+endif()
+
 # Checkpoints built by a child process: the loop serves meanwhile, a
 # child killed costs only its checkpoint, a stop does not wait for one.
 if(TARGET tally_harness)

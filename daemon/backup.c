@@ -1,0 +1,688 @@
+/* backup.c - a backup of the state directory while tallyd runs (see
+ * backup.h for the steps and why they give a consistent copy). */
+#include "backup.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "history_db.h"
+#include "journal.h"
+#include "journal_fmt.h"
+#include "statedir.h"
+#include "tally_error.h"
+
+#define LINK_ATTEMPTS 5       /* listings retried when a file went meanwhile */
+#define COPY_CHUNK    1048576 /* bytes per read while copying */
+#define DB_PAGES_STEP 1024    /* pages per sqlite3_backup_step, between checks */
+
+static void set_err(backup_t *b, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(backup_t *b, int rc, const char *fmt, ...)
+{
+    if (b->rc != 0)
+        return; /* the first cause is the one worth reading */
+    b->rc = rc;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b->err, sizeof(b->err), fmt, ap);
+    va_end(ap);
+}
+
+static bool cancelled(backup_t *b)
+{
+    if (!b->cancel)
+        return false;
+    set_err(b, TALLY_ECLOSED, "tallyd is stopping");
+    return true;
+}
+
+/* The gen of a name "<prefix><16 lower-case hex><suffix>" exactly. */
+static bool parse_gen(const char *name, const char *prefix, const char *suffix, uint64_t *gen)
+{
+    size_t lp = strlen(prefix), ls = strlen(suffix);
+    if (strlen(name) != lp + 16 + ls || strncmp(name, prefix, lp) != 0 ||
+        strcmp(name + lp + 16, suffix) != 0)
+        return false;
+    uint64_t g = 0;
+    for (size_t i = lp; i < lp + 16; i++) {
+        char c = name[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return false;
+        g = g << 4 | (uint64_t)d;
+    }
+    *gen = g;
+    return true;
+}
+
+/* Remove a directory that holds only files (a backup, or a partial one).
+ * Returns 0 or an errno value. */
+static int remove_flat_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return errno == ENOENT ? 0 : errno;
+    int err = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (unlinkat(dirfd(d), de->d_name, 0) != 0 && errno != ENOENT && err == 0)
+            err = errno;
+    }
+    closedir(d);
+    if (rmdir(path) != 0 && errno != ENOENT && err == 0)
+        err = errno;
+    return err;
+}
+
+static void close_copies(backup_t *b)
+{
+    for (size_t i = 0; i < b->ncopies; i++)
+        if (b->copies[i].fd >= 0)
+            close(b->copies[i].fd);
+    b->ncopies = 0;
+}
+
+static int names_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names of root's entries that start with prefix, sorted, in a
+ * malloc'ed array of malloc'ed strings.  Returns the count, or -1 (errno
+ * set). */
+static ssize_t list_prefixed(const char *root, const char *prefix, char ***out)
+{
+    *out = NULL;
+    DIR *d = opendir(root);
+    if (d == NULL)
+        return -1;
+    char **v = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+            continue;
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            char **nv = realloc(v, ncap * sizeof(*v));
+            if (nv == NULL)
+                break;
+            v = nv;
+            cap = ncap;
+        }
+        if ((v[n] = strdup(de->d_name)) == NULL)
+            break;
+        n++;
+    }
+    closedir(d);
+    if (n > 0)
+        qsort(v, n, sizeof(*v), names_cmp);
+    *out = v;
+    return (ssize_t)n;
+}
+
+static void free_names(char **v, ssize_t n)
+{
+    for (ssize_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* ---- step 1: the backup directory, and history.db's read transaction --- */
+
+/* A name for this backup, not taken yet in root. */
+static void choose_name(backup_t *b, int64_t now_ms)
+{
+    time_t t = (time_t)(now_ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char base[32];
+    strftime(base, sizeof(base), "backup-%Y%m%dT%H%M%SZ", &tm);
+    snprintf(b->name, sizeof(b->name), "%s", base);
+    for (int i = 2; i < 1000; i++) {
+        char path[CONFIG_PATH_MAX + BACKUP_NAME_MAX];
+        snprintf(path, sizeof(path), "%s/%s", b->root, b->name);
+        if (access(path, F_OK) != 0)
+            return;
+        snprintf(b->name, sizeof(b->name), "%s-%d", base, i);
+    }
+}
+
+static void open_history(backup_t *b, const char *state_dir)
+{
+    char path[CONFIG_PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/%s", state_dir, HISTORY_DB_FILE);
+    int rc = sqlite3_open_v2(path, &b->src, SQLITE_OPEN_READWRITE, NULL);
+    sqlite3_stmt *st = NULL;
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(b->src, 10000);
+        rc = sqlite3_exec(b->src, "BEGIN", NULL, NULL, NULL);
+    }
+    /* The first read begins the transaction's view of the database. */
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(b->src, "SELECT value FROM meta WHERE key = 'journal_pos'", -1, &st,
+                                NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            sqlite3_int64 v = sqlite3_column_int64(st, 0);
+            b->db_pos = v > 0 ? (uint64_t)v : 0;
+            rc = SQLITE_OK;
+        } else if (rc == SQLITE_DONE) {
+            b->db_pos = 0;
+            rc = SQLITE_OK;
+        }
+    }
+    if (rc != SQLITE_OK)
+        set_err(b, TALLY_EIO, "reading %s: %s", path,
+                b->src ? sqlite3_errmsg(b->src) : sqlite3_errstr(rc));
+    sqlite3_finalize(st);
+}
+
+static void step1(backup_t *b)
+{
+    int e = statedir_make_dirs(b->root);
+    if (e != 0) {
+        set_err(b, TALLY_EIO, "cannot create the backup directory %s: %s", b->root, strerror(e));
+        return;
+    }
+    /* What a tallyd that died during a backup left. */
+    char **left;
+    ssize_t n = list_prefixed(b->root, ".partial-", &left);
+    for (ssize_t i = 0; i < n; i++) {
+        char path[CONFIG_PATH_MAX + BACKUP_NAME_MAX + 16];
+        snprintf(path, sizeof(path), "%s/%s", b->root, left[i]);
+        remove_flat_dir(path);
+    }
+    free_names(left, n);
+    choose_name(b, b->wall_ms);
+    snprintf(b->partial, sizeof(b->partial), "%s/.partial-%s", b->root, b->name);
+    if (mkdir(b->partial, 0750) != 0) {
+        set_err(b, TALLY_EIO, "cannot create %s: %s", b->partial, strerror(errno));
+        b->partial[0] = '\0';
+        return;
+    }
+    open_history(b, b->c.state_dir);
+}
+
+/* ---- step 2 (the loop): link what never changes, open the rest ---------- */
+
+static int add_copy(backup_t *b, const char *name, int dfd)
+{
+    if (b->ncopies == b->copies_cap) {
+        size_t ncap = b->copies_cap ? b->copies_cap * 2 : 8;
+        backup_file_t *nv = realloc(b->copies, ncap * sizeof(*nv));
+        if (nv == NULL)
+            return ENOMEM;
+        b->copies = nv;
+        b->copies_cap = ncap;
+    }
+    int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    backup_file_t *f = &b->copies[b->ncopies++];
+    snprintf(f->name, sizeof(f->name), "%s", name);
+    f->fd = fd;
+    return 0;
+}
+
+/* Undo a listing's links and opened files before trying again. */
+static void undo_listing(backup_t *b, int pfd)
+{
+    DIR *d = fdopendir(dup(pfd));
+    if (d != NULL) {
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL)
+            if (de->d_name[0] != '.')
+                unlinkat(pfd, de->d_name, 0);
+        closedir(d);
+    }
+    close_copies(b);
+    b->linked = b->checkpoints = b->segments = 0;
+}
+
+/* One listing of the state directory: every checkpoint and segment linked
+ * or opened.  Returns 0, ENOENT (a file went between the listing and its
+ * link: compaction; list again) or another errno value (err set). */
+static int link_once(backup_t *b, int sfd, int pfd)
+{
+    DIR *d = fdopendir(dup(sfd));
+    if (d == NULL)
+        return errno;
+    uint64_t newest = 0;
+    bool any_segment = false;
+    struct dirent *de;
+    /* The newest segment is the one that may still be appended to. */
+    while ((de = readdir(d)) != NULL) {
+        uint64_t gen;
+        if (parse_gen(de->d_name, "journal-", ".tj", &gen) && (!any_segment || gen > newest)) {
+            newest = gen;
+            any_segment = true;
+        }
+    }
+    rewinddir(d);
+    int err = 0;
+    while (err == 0 && (de = readdir(d)) != NULL) {
+        uint64_t gen;
+        bool seg = parse_gen(de->d_name, "journal-", ".tj", &gen);
+        bool ckpt = !seg && parse_gen(de->d_name, "state-", ".ckp", &gen);
+        if (!seg && !ckpt)
+            continue;
+        b->segments += seg;
+        b->checkpoints += ckpt;
+        if (seg && gen == newest) {
+            err = add_copy(b, de->d_name, sfd);
+            continue;
+        }
+        if (linkat(sfd, de->d_name, pfd, de->d_name, 0) == 0) {
+            b->linked++;
+            continue;
+        }
+        err = errno;
+        /* Another file system, or one without hard links: copy it. */
+        if (err == EXDEV || err == EPERM || err == ENOTSUP || err == EMLINK || err == EACCES)
+            err = add_copy(b, de->d_name, sfd);
+    }
+    closedir(d);
+    if (err == 0 && !any_segment)
+        err = ENODATA;
+    return err;
+}
+
+static void step2(backup_t *b)
+{
+    int sfd = open(b->c.state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int pfd = open(b->partial, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int err = sfd < 0 || pfd < 0 ? errno : EAGAIN;
+    for (int i = 0; i < LINK_ATTEMPTS && sfd >= 0 && pfd >= 0; i++) {
+        if ((err = link_once(b, sfd, pfd)) != ENOENT)
+            break;
+        undo_listing(b, pfd);
+    }
+    if (err == ENODATA)
+        set_err(b, TALLY_EIO, "the state directory %s holds no journal segment", b->c.state_dir);
+    else if (err != 0)
+        set_err(b, TALLY_EIO, "linking the files of %s into %s: %s", b->c.state_dir, b->partial,
+                strerror(err));
+    if (sfd >= 0)
+        close(sfd);
+    if (pfd >= 0)
+        close(pfd);
+}
+
+/* ---- step 3: copies, history.db, checks, the rename -------------------- */
+
+static void copy_file(backup_t *b, const backup_file_t *f, char *buf)
+{
+    char path[sizeof(b->partial) + 40];
+    snprintf(path, sizeof(path), "%s/%s", b->partial, f->name);
+    struct stat st;
+    mode_t mode = fstat(f->fd, &st) == 0 ? st.st_mode & 0777 : 0600; /* as the original's */
+    int out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (out < 0) {
+        set_err(b, TALLY_EIO, "cannot create %s: %s", path, strerror(errno));
+        return;
+    }
+    off_t at = 0;
+    for (;;) {
+        if (cancelled(b))
+            break;
+        ssize_t r = pread(f->fd, buf, COPY_CHUNK, at);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            set_err(b, TALLY_EIO, "reading %s/%s: %s", b->c.state_dir, f->name, strerror(errno));
+            break;
+        }
+        if (r == 0)
+            break;
+        for (ssize_t w = 0; w < r;) {
+            ssize_t k = write(out, buf + w, (size_t)(r - w));
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0) {
+                set_err(b, TALLY_EIO, "writing %s: %s", path, strerror(errno));
+                close(out);
+                return;
+            }
+            w += k;
+        }
+        at += r;
+        b->bytes_copied += (uint64_t)r;
+    }
+    if (b->rc == 0 && fsync(out) != 0)
+        set_err(b, TALLY_EIO, "syncing %s: %s", path, strerror(errno));
+    close(out);
+}
+
+static void copy_history(backup_t *b)
+{
+    char path[sizeof(b->partial) + 16];
+    snprintf(path, sizeof(path), "%s/%s", b->partial, HISTORY_DB_FILE);
+    sqlite3 *dst = NULL;
+    int rc = sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    sqlite3_backup *bk = rc == SQLITE_OK ? sqlite3_backup_init(dst, "main", b->src, "main") : NULL;
+    if (bk == NULL) {
+        set_err(b, TALLY_EIO, "copying history.db to %s: %s", path,
+                dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
+        sqlite3_close(dst);
+        return;
+    }
+    /* The source stays in its read transaction throughout: every step reads
+     * the same view of it, whatever tallyd's writer commits meanwhile. */
+    do {
+        rc = sqlite3_backup_step(bk, DB_PAGES_STEP);
+        if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+            sqlite3_sleep(10);
+    } while ((rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && !cancelled(b));
+    sqlite3_backup_finish(bk);
+    if (rc != SQLITE_DONE && b->rc == 0)
+        set_err(b, TALLY_EIO, "copying history.db to %s: %s", path, sqlite3_errmsg(dst));
+    if (sqlite3_close(dst) != SQLITE_OK && b->rc == 0)
+        set_err(b, TALLY_EIO, "closing %s", path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0)
+        b->bytes_copied += (uint64_t)st.st_size;
+    if (b->rc == 0 && (fd < 0 || fsync(fd) != 0))
+        set_err(b, TALLY_EIO, "syncing %s: %s", path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+}
+
+static void end_history_read(backup_t *b)
+{
+    if (b->src == NULL)
+        return;
+    sqlite3_exec(b->src, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(b->src);
+    b->src = NULL;
+}
+
+/* The newest checkpoint of the copy, read whole for its CRC. */
+static void check_checkpoint(backup_t *b)
+{
+    char **names;
+    ssize_t n = list_prefixed(b->partial, "state-", &names);
+    uint64_t gen;
+    for (ssize_t i = n - 1; i >= 0; i--) {
+        if (!parse_gen(names[i], "state-", ".ckp", &gen))
+            continue;
+        checkpoint_meta_t meta;
+        char why[256];
+        if (checkpoint_check_file(b->partial, names[i], &meta, why, sizeof(why)) != 0)
+            set_err(b, TALLY_EIO, "%s/%s: %s", b->c.state_dir, names[i], why);
+        else
+            b->ckpt_pos = meta.next_pos;
+        break;
+    }
+    free_names(names, n);
+}
+
+/* The journal as a start reads it: every record's CRC, no position
+ * missing, and the segment copied mid-write cut after its last whole
+ * record (journal_replay does that to the last segment). */
+static void check_journal(backup_t *b)
+{
+    journal_replay_opts_t ro = {.on_record = NULL};
+    journal_replay_report_t rep;
+    int rc = journal_replay(b->partial, &ro, &rep);
+    if (rc != 0) {
+        set_err(b, TALLY_EIO, "checking the journal copied: %s", rep.error);
+        return;
+    }
+    if (rep.gap_positions > 0 || rep.corrupt_regions > 0) {
+        set_err(b, TALLY_EIO,
+                "the journal of %s is damaged: %s (tallyd's own start would say "
+                "so too)",
+                b->c.state_dir, rep.first_note);
+        return;
+    }
+    b->journal_last = rep.last_pos;
+    /* The tallies start from the checkpoint, or from the first record
+     * without one; the history from the record after its position. */
+    uint64_t first = rep.first_start_pos;
+    uint64_t need = b->ckpt_pos > 0 ? b->ckpt_pos : 1;
+    if (b->db_pos + 1 < need)
+        need = b->db_pos + 1;
+    if (first > need)
+        set_err(b, TALLY_EIO,
+                "the journal copied begins at position %" PRIu64 ", after %" PRIu64
+                ", which history.db or the checkpoint needs",
+                first, need);
+    else if (rep.next_pos <= b->db_pos)
+        set_err(b, TALLY_EIO,
+                "the journal copied ends before position %" PRIu64 ", which history.db holds",
+                b->db_pos);
+}
+
+static void sync_path(backup_t *b, const char *dir)
+{
+    if (b->rc == 0 && journal_fmt_sync_dir(dir) != 0)
+        set_err(b, TALLY_EIO, "syncing the directory %s: %s", dir, strerror(errno));
+}
+
+/* Remove the oldest backups beyond keep. */
+static void prune(backup_t *b)
+{
+    char **names;
+    ssize_t n = list_prefixed(b->root, "backup-", &names);
+    for (ssize_t i = 0; i + b->keep < n; i++) {
+        char path[CONFIG_PATH_MAX + BACKUP_NAME_MAX + 16];
+        snprintf(path, sizeof(path), "%s/%s", b->root, names[i]);
+        if (remove_flat_dir(path) == 0)
+            b->removed++;
+    }
+    free_names(names, n);
+}
+
+static void step3(backup_t *b)
+{
+    char *buf = b->rc == 0 ? malloc(COPY_CHUNK) : NULL;
+    if (b->rc == 0 && buf == NULL)
+        set_err(b, TALLY_ENOMEM, "out of memory for the copy buffer");
+    for (size_t i = 0; i < b->ncopies && b->rc == 0; i++)
+        copy_file(b, &b->copies[i], buf);
+    free(buf);
+    close_copies(b);
+    if (b->rc == 0)
+        copy_history(b);
+    end_history_read(b);
+    if (b->rc == 0)
+        check_checkpoint(b);
+    if (b->rc == 0 && !cancelled(b))
+        check_journal(b);
+    sync_path(b, b->partial);
+    char final[CONFIG_PATH_MAX + BACKUP_NAME_MAX + 2];
+    snprintf(final, sizeof(final), "%s/%s", b->root, b->name);
+    if (b->rc == 0 && rename(b->partial, final) != 0)
+        set_err(b, TALLY_EIO, "renaming %s to %s: %s", b->partial, final, strerror(errno));
+    sync_path(b, b->root);
+    if (b->rc == 0)
+        prune(b);
+    else if (b->partial[0] != '\0')
+        remove_flat_dir(b->partial);
+}
+
+/* ---- the work and its ends ---------------------------------------------- */
+
+static void on_work(uv_work_t *w)
+{
+    backup_t *b = w->data;
+    if (b->step == 1)
+        step1(b);
+    else
+        step3(b);
+}
+
+static void maybe_closed(backup_t *b)
+{
+    if (b->closing && !b->running && b->open_handles == 0 && b->close_cb != NULL) {
+        void (*cb)(backup_t *) = b->close_cb;
+        free(b->copies);
+        b->copies = NULL;
+        b->copies_cap = 0;
+        b->close_cb = NULL;
+        cb(b);
+    }
+}
+
+static void finish(backup_t *b)
+{
+    int64_t took = clock_mono_ms() - b->started_ms;
+    if (b->rc == 0) {
+        b->done++;
+        b->last_ok_ms = clock_now_ms(b->c.clock);
+        log_notice(b->c.log,
+                   "backup written to %s/%s (%s): %u checkpoint%s and %u journal segment%s to "
+                   "position %" PRIu64 ", history.db at position %" PRIu64
+                   "; %u files linked, %" PRIu64 " bytes copied, in %" PRId64 " ms%s",
+                   b->root, b->name, b->why, b->checkpoints, b->checkpoints == 1 ? "" : "s",
+                   b->segments, b->segments == 1 ? "" : "s", b->journal_last, b->db_pos, b->linked,
+                   b->bytes_copied, took, b->removed > 0 ? "; older backups removed" : "");
+    } else if (b->rc == TALLY_ECLOSED) {
+        log_notice(b->c.log, "backup (%s) abandoned: tallyd is stopping", b->why);
+    } else {
+        b->failed++;
+        log_error(b->c.log, "backup (%s) failed: %s; nothing was changed in the state directory",
+                  b->why, b->err);
+    }
+    b->running = false;
+    maybe_closed(b);
+}
+
+static void after_work(uv_work_t *w, int status)
+{
+    backup_t *b = w->data;
+    if (status != 0)
+        set_err(b, TALLY_ESYS, "the thread pool: %s", uv_strerror(status));
+    if (b->step == 1) {
+        if (b->rc == 0 && !cancelled(b))
+            step2(b);
+        /* Everything the copy needs is linked or open now. */
+        b->hold = UINT64_MAX;
+        b->step = 3;
+        int rc = uv_queue_work(b->c.loop, &b->work, on_work, after_work);
+        if (rc == 0)
+            return;
+        set_err(b, TALLY_ESYS, "the thread pool: %s", uv_strerror(rc));
+        end_history_read(b);
+        close_copies(b);
+        if (b->partial[0] != '\0')
+            remove_flat_dir(b->partial);
+    }
+    finish(b);
+}
+
+/* The backup directory of the settings.  Returns false when the path
+ * does not fit. */
+static bool root_of(char *out, size_t cap, const char *state_dir, const char *dir)
+{
+    int n = dir[0] == '/'
+                ? snprintf(out, cap, "%s", dir)
+                : snprintf(out, cap, "%s/%s", state_dir, dir[0] ? dir : BACKUP_DIR_DEFAULT);
+    return n >= 0 && (size_t)n < cap;
+}
+
+int backup_now(backup_t *b, const char *why)
+{
+    if (b->closing)
+        return TALLY_ECLOSED;
+    if (b->running) {
+        log_warning(b->c.log, "backup (%s) not begun: the one begun %" PRId64 " s ago is under way",
+                    why, (clock_mono_ms() - b->started_ms) / 1000);
+        return TALLY_EBUSY;
+    }
+    if (!root_of(b->root, sizeof(b->root), b->c.state_dir, b->c.settings.dir)) {
+        log_error(b->c.log,
+                  "backup (%s) failed: the backup directory's path is longer than %zu bytes", why,
+                  sizeof(b->root) - 1);
+        b->failed++;
+        return TALLY_EINVAL;
+    }
+    snprintf(b->why, sizeof(b->why), "%s", why);
+    b->name[0] = b->partial[0] = b->err[0] = '\0';
+    b->rc = 0;
+    b->linked = b->checkpoints = b->segments = b->removed = 0;
+    b->bytes_copied = b->ckpt_pos = b->journal_last = b->db_pos = 0;
+    b->keep = b->c.settings.keep;
+    b->started_ms = clock_mono_ms();
+    b->wall_ms = clock_now_ms(b->c.clock); /* the name's time */
+    b->step = 1;
+    /* No segment the history database may still need goes while the
+     * backup's view of it is being taken (backup.h, step 1). */
+    b->hold = b->c.history_hold ? b->c.history_hold(b->c.ctx) : UINT64_MAX;
+    int rc = uv_queue_work(b->c.loop, &b->work, on_work, after_work);
+    if (rc != 0) {
+        b->hold = UINT64_MAX;
+        log_error(b->c.log, "backup (%s) failed: the thread pool: %s", why, uv_strerror(rc));
+        b->failed++;
+        return TALLY_ESYS;
+    }
+    b->running = true;
+    return 0;
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    backup_t *b = t->data;
+    backup_now(b, "every [backup] interval");
+}
+
+static void start_timer(backup_t *b)
+{
+    uv_timer_stop(&b->timer);
+    uint64_t ms = (uint64_t)b->c.settings.interval_ms;
+    if (ms > 0)
+        uv_timer_start(&b->timer, on_timer, ms, ms);
+}
+
+int backup_init(backup_t *b, const backup_config_t *c)
+{
+    memset(b, 0, sizeof(*b));
+    b->c = *c;
+    b->hold = UINT64_MAX;
+    b->work.data = b;
+    uv_timer_init(c->loop, &b->timer);
+    b->timer.data = b;
+    b->open_handles = 1;
+    start_timer(b);
+    return 0;
+}
+
+void backup_set(backup_t *b, const backup_settings_t *s)
+{
+    b->c.settings = *s;
+    if (!b->closing)
+        start_timer(b);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    backup_t *b = h->data;
+    b->open_handles--;
+    maybe_closed(b);
+}
+
+void backup_close(backup_t *b, void (*cb)(backup_t *b))
+{
+    if (b->closing)
+        return;
+    b->closing = true;
+    b->close_cb = cb;
+    b->cancel = 1;
+    uv_close((uv_handle_t *)&b->timer, on_timer_closed);
+}

@@ -1,0 +1,152 @@
+/* backup.h - a backup of the state directory taken while tallyd runs.
+ *
+ * What a backup holds.  A directory backup-<UTC time, YYYYMMDDTHHMMSSZ>
+ * in the backup directory ([backup] dir, by default "backups" inside the
+ * state directory) with the files a start needs: every checkpoint and
+ * journal segment of the state directory at one moment, and history.db as
+ * of one transaction.  Copied into an empty state directory, it starts
+ * like a state directory after a power cut at that moment: the newest
+ * checkpoint, the journal after it, the history and the records it does
+ * not hold yet.  It carries no lock file, no SQLite -wal or -shm and no
+ * checkpoint temporary files.
+ *
+ * How it stays consistent without stopping anything:
+ *
+ *  1. (a worker thread) history.db is opened on a connection of the
+ *     backup's own and a read transaction begun: from then on that
+ *     connection sees the database as of one transaction, holding every
+ *     journal record up to its position P and none after (history_db.h).
+ *     Before this the loop set the backup's hold (backup_hold_pos()) at
+ *     the history's own hold, so that no journal segment holding a record
+ *     after P can be deleted until step 2 is done (compaction asks for it
+ *     through compact_config_t.hold_pos).
+ *  2. (the loop) The checkpoints and sealed segments are hard-linked into
+ *     the new directory; they never change once written.  The segment
+ *     being appended to (the newest) is opened and copied in step 3.  A
+ *     hard link across file systems fails (a backup directory elsewhere):
+ *     those files are opened too, and copied.  Records up to P were
+ *     written before step 1, so these files hold all of them.  The hold
+ *     is released.
+ *  3. (a worker thread) The opened files are copied, history.db is copied
+ *     from the read transaction with SQLite's online backup API, then the
+ *     copy is checked as a start would read it: the newest checkpoint's
+ *     CRC, every journal record's CRC, no positions missing, the journal
+ *     reaching P, and the segment copied mid-write cut at its last whole
+ *     record.  Everything is synced, the directory renamed from
+ *     .partial-<name> into place, and the oldest backups beyond [backup]
+ *     keep removed.  A failure removes the partial directory and changes
+ *     nothing else.
+ *
+ * The loop's share is step 2: a directory listing and a link per file
+ * (microseconds each).  One backup runs at a time.  Leftover partial
+ * directories of a tallyd that died during a backup are removed by the
+ * next backup.
+ *
+ * Threads.  Every function runs on the loop's thread; steps 1 and 3 run on
+ * libuv's thread pool and touch only the backup's own files and fields.
+ */
+#ifndef TALLYD_BACKUP_H
+#define TALLYD_BACKUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+#include <uv.h>
+
+#include "clock.h"
+#include "config.h"
+#include "log.h"
+
+#define BACKUP_DIR_DEFAULT  "backups" /* inside the state directory */
+#define BACKUP_KEEP_DEFAULT 7
+#define BACKUP_NAME_MAX     64 /* "backup-YYYYMMDDTHHMMSSZ-NNN" with room to spare */
+
+/* What reload may change. */
+typedef struct backup_settings {
+    char dir[CONFIG_PATH_MAX]; /* "" : BACKUP_DIR_DEFAULT; relative: to the state directory */
+    int64_t keep;              /* backups kept; older ones are removed after a new one */
+    int64_t interval_ms;       /* take one this often (0: only when asked) */
+} backup_settings_t;
+
+typedef struct backup_config {
+    uv_loop_t *loop;
+    const char *state_dir; /* borrowed, absolute or relative to the working directory */
+    logger_t *log;
+    const tclock_t *clock; /* names the backups (UTC) */
+    /* The first journal position the history database does not hold yet
+     * (history_hold_pos()); NULL or UINT64_MAX: none is held. */
+    uint64_t (*history_hold)(void *ctx);
+    void *ctx;
+    backup_settings_t settings;
+} backup_config_t;
+
+/* A file of the state directory opened in step 2 and copied in step 3. */
+typedef struct backup_file {
+    char name[32];
+    int fd;
+} backup_file_t;
+
+/* The part; embed it, its fields are private. */
+typedef struct backup {
+    backup_config_t c;
+    uv_timer_t timer; /* settings.interval_ms */
+    uv_work_t work;
+    bool running; /* a backup is between steps 1 and 3 */
+    bool closing; /* backup_close() was called */
+    void (*close_cb)(struct backup *b);
+    int open_handles;
+    _Atomic int cancel; /* set by backup_close(): the thread stops early */
+    uint64_t hold;      /* backup_hold_pos() */
+    /* The backup under way. */
+    char root[CONFIG_PATH_MAX];                           /* the backup directory */
+    char name[BACKUP_NAME_MAX];                           /* backup-... */
+    char partial[CONFIG_PATH_MAX + BACKUP_NAME_MAX + 16]; /* root/.partial-name */
+    char why[64];                                         /* what asked for it, for the log */
+    int step;                                             /* 1 or 3: what the queued work does */
+    int64_t started_ms;                                   /* monotonic */
+    int64_t wall_ms;                                      /* the wall clock then: the name */
+    int64_t keep;                                         /* settings.keep when it began */
+    sqlite3 *src;                                         /* history.db, in its read transaction */
+    uint64_t db_pos;       /* the journal position history.db holds */
+    backup_file_t *copies; /* opened in step 2 */
+    size_t ncopies, copies_cap;
+    unsigned linked, checkpoints, segments;
+    uint64_t bytes_copied;
+    uint64_t ckpt_pos;     /* the newest checkpoint's next position (0: none) */
+    uint64_t journal_last; /* the last journal position in the backup */
+    unsigned removed;      /* old backups removed */
+    int rc;
+    char err[768];
+    /* Counters (STATS). */
+    uint64_t done, failed;
+    int64_t last_ok_ms; /* wall clock of the last backup completed, 0: none */
+} backup_t;
+
+/* Set the part up: nothing is read or written until a backup is asked for;
+ * the interval timer starts when settings.interval_ms > 0.  Returns 0. */
+int backup_init(backup_t *b, const backup_config_t *c);
+
+/* New settings (a reload): the next backup uses them; the interval timer
+ * is restarted. */
+void backup_set(backup_t *b, const backup_settings_t *s);
+
+/* Begin a backup, why naming what asked for it ("SIGUSR1") in the log.
+ * Returns 0 (under way: its end is logged), TALLY_EBUSY (one is already
+ * under way, logged) or TALLY_ECLOSED (closing). */
+int backup_now(backup_t *b, const char *why);
+
+/* The first journal position a backup under way needs kept, UINT64_MAX
+ * when none (compact_config_t.hold_pos). */
+static inline uint64_t backup_hold_pos(const backup_t *b)
+{
+    return b->hold;
+}
+
+/* Stop the timer; a backup under way stops at its next check and removes
+ * its partial directory.  cb runs once nothing of the part is left open
+ * (after the thread's step ended). */
+void backup_close(backup_t *b, void (*cb)(backup_t *b));
+
+#endif

@@ -1,0 +1,329 @@
+#!/usr/bin/python3
+"""Backups of a running tallyd (SIGUSR1, [backup] in tallyd.conf).
+
+Usage: test_daemon_backup.py TALLYD TALLY
+
+Each case starts the real tallyd on a fresh state directory (ipc://
+endpoints in a temporary directory), pushes figures with the real `tally`
+command, asks for backups and starts a second tallyd on a copy of a
+backup, checking what it answers:
+
+- a backup holds exactly the figures acknowledged before it was asked
+  for, today's and a closed period's (history.db); later figures are not
+  in it; [backup] keep removes the oldest; the live daemon keeps every
+  figure across its own restart; STATS counts the backups;
+- backups taken while figures keep arriving (checkpoints every few
+  records, so that segments come and go meanwhile) each start cleanly,
+  holding every figure acknowledged before the signal and none that was
+  not acknowledged by the end of the backup;
+- a backup directory that cannot be created fails the backup with a
+  message naming it, counted, and tallyd keeps serving;
+- [backup] interval takes backups by itself.
+Exit 0 when every check holds.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+TALLYD, TALLY = sys.argv[1:3]
+# tests/integration/valgrind.sh points this at its valgrind wrapper.
+TALLYD = os.environ.get("TALLY_TALLYD") or TALLYD
+
+
+class Fail(Exception):
+    pass
+
+
+class Daemon:
+    """A tallyd on state directory `state` with config text `conf`."""
+
+    def __init__(self, tmp, name, state, conf, env=None):
+        self.tmp, self.state = tmp, state
+        self.req = "ipc://%s/%s-req" % (tmp, name)
+        self.log = os.path.join(tmp, name + ".log")
+        path = os.path.join(tmp, name + ".conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        self.p = subprocess.Popen([TALLYD, "-c", path, "-s", state, "-r", self.req, "-p",
+                                   "ipc://%s/%s-pub" % (tmp, name), "-l", "info"],
+                                  stdout=open(self.log, "w"), stderr=subprocess.STDOUT,
+                                  env=dict(os.environ, **(env or {})))
+        self.wait_log("ready:", 30)
+
+    def text(self):
+        with open(self.log, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def wait_log(self, needle, timeout, count=1):
+        deadline = time.time() + timeout
+        while self.text().count(needle) < count:
+            if self.p.poll() is not None or time.time() > deadline:
+                raise Fail("no %d x '%s' in tallyd's log within %d s:\n%s" %
+                           (count, needle, timeout, self.text()[-4000:]))
+            time.sleep(0.05)
+
+    def tally(self, *args, check=True):
+        r = subprocess.run([TALLY, "-s", self.req] + list(args), capture_output=True, text=True,
+                           timeout=60)
+        if check and r.returncode != 0:
+            raise Fail("tally %s: status %d: %s" % (" ".join(args), r.returncode, r.stderr))
+        return r
+
+    def push(self, town, value, when=None):
+        args = ["push", "-q", "--town", town]
+        if when:
+            args += ["--time", when]
+        self.tally(*(args + ["disputes.screened=%d" % value]))
+
+    def value(self, scope, column, *args):
+        out = json.loads(self.tally("get", "--all", "--json", *args).stdout)
+        for t in out["tallies"]:
+            if t["scope"] == scope and t["metric"] == "disputes.screened":
+                return t["values"][column]
+        return None
+
+    def stats(self):
+        return json.loads(self.tally("stats", "--json").stdout)
+
+    def backup(self, count):
+        """SIGUSR1, then wait for the count-th backup line; its directory."""
+        self.p.send_signal(signal.SIGUSR1)
+        self.wait_log("backup written to ", 60, count)
+        return re.findall(r"backup written to (\S+) ", self.text())[count - 1]
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(30)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                raise Fail("tallyd did not stop within 30 s of SIGTERM")
+        if self.p.returncode != 0:
+            raise Fail("tallyd exited with %d:\n%s" % (self.p.returncode, self.text()[-4000:]))
+
+
+def restore(tmp, backup, name, conf):
+    """A tallyd started on a copy of the backup directory."""
+    state = os.path.join(tmp, name + "-state")
+    shutil.copytree(backup, state)
+    d = Daemon(tmp, name, state, conf)
+    bad = [w for w in ("missing", "damaged", "corrupt", "torn", "lost") if w in d.text()]
+    if bad:
+        raise Fail("the restored tallyd's log says %s:\n%s" % (bad, d.text()))
+    return d
+
+
+CONF = "[journal]\nsnapshot_every_records = 10\n[backup]\nkeep = 2\n"
+
+
+def case_keeps_what_was_acknowledged(tmp):
+    live = Daemon(tmp, "live", os.path.join(tmp, "state"), CONF)
+    daemons = [live]
+    try:
+        for _ in range(30):
+            live.push("t1", 1)
+        live.push("t2", 7, "2025-05-01T10:00:00+08:00")
+        first = live.backup(1)
+        for _ in range(5):
+            live.push("t1", 1)
+        second = live.backup(2)
+        for _ in range(5):
+            live.push("t1", 1)
+        third = live.backup(3)
+        left = sorted(os.listdir(os.path.dirname(third)))
+        if left != sorted([os.path.basename(second), os.path.basename(third)]):
+            raise Fail("keep = 2: the backup directory holds %s after three backups" % left)
+        st = live.stats()
+        if st.get("tallyd_backups_total") != 3 or st.get("tallyd_backup_failures_total") != 0 or \
+                not st.get("tallyd_backup_last_success_timestamp_seconds"):
+            raise Fail("STATS after three backups: %s" % {k: v for k, v in st.items()
+                                                          if "backup" in k})
+        names = sorted(os.listdir(second))
+        if "history.db" not in names or not any(n.startswith("journal-") for n in names) or \
+                any(n.endswith(("-wal", "-shm", ".lock", ".tmp")) for n in names):
+            raise Fail("backup %s holds %s" % (second, names))
+        r = restore(tmp, second, "restored", CONF)
+        daemons.append(r)
+        for scope, col, args, want in [("t1", "total", (), 35), ("county", "total", (), 42),
+                                       ("t2", "2025", ("--period", "2025"), 7),
+                                       ("t2", "2025-05", ("--period", "2025-05"), 7)]:
+            got = r.value(scope, col, *args)
+            if got != want:
+                raise Fail("restored from %s: %s %s is %r, expected %d" % (second, scope, col, got,
+                                                                          want))
+        # The restored daemon goes on as any other: a figure, a clean stop.
+        r.push("t1", 1)
+        r.stop()
+        # The live daemon lost nothing to the backups, across its restart.
+        live.stop()
+        live = Daemon(tmp, "live2", os.path.join(tmp, "state"), CONF)
+        daemons.append(live)
+        if live.value("t1", "total") != 40 or live.value("t2", "2025", "--period", "2025") != 7:
+            raise Fail("the live state after its restart: t1 total %r, t2 2025 %r" %
+                       (live.value("t1", "total"), live.value("t2", "2025", "--period", "2025")))
+    finally:
+        for d in daemons:
+            if d.p.poll() is None:
+                d.p.kill()
+
+
+def case_under_load(tmp):
+    conf = "[journal]\nsnapshot_every_records = 5\n[backup]\nkeep = 10\n"
+    live = Daemon(tmp, "load", os.path.join(tmp, "load-state"), conf)
+    daemons = [live]
+    acked = [0]
+    stop = threading.Event()
+    errors = []
+
+    def pusher():
+        try:
+            while not stop.is_set():
+                live.push("t1", 1)
+                acked[0] += 1
+        except Exception as e:  # reported by the main thread
+            errors.append(e)
+
+    th = threading.Thread(target=pusher)
+    th.start()
+    try:
+        windows = []
+        for i in range(1, 4):
+            time.sleep(0.7)
+            before = acked[0]
+            path = live.backup(i)
+            windows.append((path, before, acked[0] + 1))
+        stop.set()
+        th.join(60)
+        if errors:
+            raise errors[0]
+        for i, (path, lo, hi) in enumerate(windows):
+            r = restore(tmp, path, "load-r%d" % i, conf)
+            daemons.append(r)
+            got = r.value("t1", "total")
+            if got is None or not lo <= got <= hi:
+                raise Fail("backup %s taken under load holds t1 total %r, expected %d..%d" %
+                           (path, got, lo, hi))
+            r.stop()
+    finally:
+        stop.set()
+        th.join(60)
+        for d in daemons:
+            if d.p.poll() is None:
+                d.p.kill()
+
+
+def case_checkpoint_under_way(tmp):
+    # The journal has moved to a new segment for a checkpoint whose image
+    # is still being built (held back 3 s): only the segments before it
+    # hold the figures, and the backup must carry them.
+    conf = "[journal]\nsnapshot_every_records = 10\n"
+    live = Daemon(tmp, "ckpt", os.path.join(tmp, "ckpt-state"), conf,
+                  {"TALLYD_TEST_CHECKPOINT_CHILD_MS": "3000"})
+    daemons = [live]
+    try:
+        for _ in range(12):
+            live.push("t1", 1)
+        state = os.path.join(tmp, "ckpt-state")
+        deadline = time.time() + 20
+        while sum(n.startswith("journal-") for n in os.listdir(state)) < 2:
+            if time.time() > deadline:
+                raise Fail("no second journal segment 20 s after 12 records:\n%s" % live.text())
+            time.sleep(0.05)
+        path = live.backup(1)
+        if "checkpoint written" in live.text():
+            raise Fail("the checkpoint was written before the backup: the case tests nothing")
+        segs = [n for n in os.listdir(path) if n.startswith("journal-")]
+        if len(segs) < 2:
+            raise Fail("backup %s holds the segments %s, expected the sealed one too" % (path, segs))
+        r = restore(tmp, path, "ckpt-r", conf)
+        daemons.append(r)
+        if r.value("t1", "total") != 12:
+            raise Fail("restored from %s: t1 total %r, expected 12" % (path, r.value("t1", "total")))
+        r.stop()
+        live.stop()
+    finally:
+        for d in daemons:
+            if d.p.poll() is None:
+                d.p.kill()
+
+
+def case_failure(tmp):
+    blocker = os.path.join(tmp, "not-a-directory")
+    open(blocker, "w").close()
+    conf = "[backup]\ndir = %s/sub\n" % blocker
+    live = Daemon(tmp, "fail", os.path.join(tmp, "fail-state"), conf)
+    try:
+        live.push("t1", 3)
+        live.p.send_signal(signal.SIGUSR1)
+        live.wait_log("backup (SIGUSR1) failed: cannot create the backup directory %s/sub" %
+                      blocker, 30)
+        live.push("t1", 4)
+        st = live.stats()
+        if st.get("tallyd_backup_failures_total") != 1 or st.get("tallyd_backups_total") != 0:
+            raise Fail("STATS after a failed backup: %s" % {k: v for k, v in st.items()
+                                                            if "backup" in k})
+        if live.value("t1", "total") != 7:
+            raise Fail("after a failed backup t1 total is %r, expected 7" %
+                       live.value("t1", "total"))
+        live.stop()
+    finally:
+        if live.p.poll() is None:
+            live.p.kill()
+
+
+def case_interval(tmp):
+    # On another file system where there is one (/dev/shm), so that the
+    # files are copied rather than linked.
+    other = "/dev/shm" if os.path.isdir("/dev/shm") and \
+        os.stat("/dev/shm").st_dev != os.stat(tmp).st_dev else tmp
+    where = tempfile.mkdtemp(prefix="tally-backup.", dir=other)
+    conf = "[backup]\ninterval = 1s\nkeep = 3\ndir = %s\n" % where
+    live = Daemon(tmp, "every", os.path.join(tmp, "every-state"), conf)
+    daemons = [live]
+    try:
+        live.push("t1", 5)
+        live.wait_log("(every [backup] interval)", 30, 4)
+        left = sorted(n for n in os.listdir(where) if n.startswith("backup-"))
+        if len(left) != 3:
+            raise Fail("interval and keep = 3: %s" % left)
+        if other != tmp and "0 files linked" not in live.text():
+            raise Fail("backups on another file system were not copied:\n%s" % live.text())
+        r = restore(tmp, os.path.join(where, left[-1]), "every-r", "")
+        daemons.append(r)
+        if r.value("t1", "total") != 5:
+            raise Fail("restored from %s: t1 total %r, expected 5" % (left[-1],
+                                                                     r.value("t1", "total")))
+        r.stop()
+        live.stop()
+    finally:
+        for d in daemons:
+            if d.p.poll() is None:
+                d.p.kill()
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def main():
+    failed = 0
+    for case in (case_keeps_what_was_acknowledged, case_under_load, case_checkpoint_under_way,
+                 case_failure, case_interval):
+        tmp = tempfile.mkdtemp(prefix="tally-backup.")
+        try:
+            case(tmp)
+            print("ok: %s" % case.__name__)
+            shutil.rmtree(tmp, ignore_errors=True)
+        except Fail as e:
+            failed += 1
+            print("FAIL: %s: %s (files kept in %s)" % (case.__name__, e, tmp), file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

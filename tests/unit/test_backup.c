@@ -1,0 +1,417 @@
+/* Unit tests of backup.c: a state directory made of a real journal (two
+ * segments, the second still open), a checkpoint file and history.db, a
+ * real libuv loop and thread pool.  What a backup links, copies, cuts,
+ * checks and refuses, its hold on the journal, keep, leftovers, and a
+ * close while it runs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backup.h"
+#include "checkpoint.h"
+#include "crc32c.h"
+#include "journal.h"
+#include "journal_test_util.h"
+
+typedef struct bfx {
+    fx_t j; /* the journal's fixture: dir, loop, journal */
+    backup_t b;
+    logger_t log;
+    FILE *logf;
+    tclock_t clock;
+    uint64_t history_hold;
+    bool closed;
+} bfx_t;
+
+static int64_t fixed_now(void *ctx)
+{
+    (void)ctx;
+    return 1796590184000LL; /* 2026-12-06 20:49:44 UTC */
+}
+
+static uint64_t hold_cb(void *ctx)
+{
+    return ((bfx_t *)ctx)->history_hold;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int b_setup(void **state)
+{
+    bfx_t *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    snprintf(f->j.dir, sizeof(f->j.dir), "/tmp/tally-backup-XXXXXX");
+    assert_non_null(mkdtemp(f->j.dir));
+    f->j.loop_thread = pthread_self();
+    assert_int_equal(uv_loop_init(&f->j.loop), 0);
+    assert_int_equal(uv_sem_init(&f->j.gate_entered, 0), 0);
+    assert_int_equal(uv_sem_init(&f->j.gate_release, 0), 0);
+    log_init(&f->log, LOG_LEVEL_INFO);
+    f->logf = tmpfile();
+    assert_non_null(f->logf);
+    f->log.out = f->logf;
+    f->log.journal = false;
+    f->clock = (tclock_t){.now_ms = fixed_now};
+    *state = f;
+    return 0;
+}
+
+static void on_closed(backup_t *b)
+{
+    bfx_t *f = (bfx_t *)(void *)((char *)b - offsetof(bfx_t, b));
+    f->closed = true;
+}
+
+static bool p_backup_closed(const fx_t *j, uint64_t arg)
+{
+    (void)arg;
+    return ((const bfx_t *)(const void *)j)->closed;
+}
+
+static int b_teardown(void **state)
+{
+    bfx_t *f = *state;
+    if (!f->closed && f->b.c.loop != NULL) {
+        backup_close(&f->b, on_closed);
+        run_until(&f->j, p_backup_closed, 0, 10000);
+    }
+    if (f->j.j.open)
+        close_journal(&f->j, 0);
+    nftw(f->j.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    uv_run(&f->j.loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&f->j.loop), 0);
+    uv_sem_destroy(&f->j.gate_entered);
+    uv_sem_destroy(&f->j.gate_release);
+    fclose(f->logf);
+    free(f);
+    return 0;
+}
+
+/* Everything logged so far (static storage). */
+static const char *logged(bfx_t *f)
+{
+    static char buf[16384];
+    fflush(f->logf);
+    long n = ftell(f->logf);
+    rewind(f->logf);
+    size_t got =
+        fread(buf, 1, n > 0 && (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1, f->logf);
+    buf[got] = '\0';
+    fseek(f->logf, 0, SEEK_END);
+    return buf;
+}
+
+static void path_in(bfx_t *f, const char *name, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%s", f->j.dir, name);
+}
+
+/* A checkpoint file as checkpoint.h lays it out: a header naming gen and
+ * next_pos, no section payloads (the backup reads only the header and the
+ * CRC), and the CRC-32C. */
+static void write_checkpoint(bfx_t *f, uint64_t gen, uint64_t next_pos)
+{
+    uint8_t p[68] = "TALLYCKP";
+    uint64_t fields[] = {68, 0, gen, next_pos, 0};
+    p[8] = 2;   /* version */
+    p[12] = 64; /* header size */
+    for (int i = 0; i < 5; i++)
+        for (int k = 0; k < 8; k++)
+            p[16 + 8 * i + k] = (uint8_t)(fields[i] >> (8 * k));
+    p[56] = 4; /* sections */
+    uint32_t crc = crc32c(0, p, 64);
+    for (int k = 0; k < 4; k++)
+        p[64 + k] = (uint8_t)(crc >> (8 * k));
+    char name[CHECKPOINT_NAME_MAX], path[256];
+    checkpoint_file_name(name, gen);
+    path_in(f, name, path, sizeof(path));
+    FILE *o = fopen(path, "wb");
+    assert_non_null(o);
+    assert_int_equal(fwrite(p, 1, sizeof(p), o), sizeof(p));
+    fclose(o);
+}
+
+static void write_history(bfx_t *f, int64_t pos)
+{
+    char path[256], sql[256];
+    path_in(f, "history.db", path, sizeof(path));
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    snprintf(sql, sizeof(sql),
+             "PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, "
+             "value) WITHOUT ROWID; INSERT OR REPLACE INTO meta VALUES ('journal_pos', %lld);",
+             (long long)pos);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* Segment 1 with records 1..10, segment 2 with 11..15 and still open, a
+ * checkpoint of segment 2 (next position 11), history.db at 12. */
+static void make_state(bfx_t *f)
+{
+    journal_opts_t o = opts_for(&f->j, JOURNAL_SYNC_NEVER);
+    assert_int_equal(jopen(&f->j, &o, 1, 1), 0);
+    append_n(&f->j, 1, 10, 0);
+    wait_durable(&f->j, 10);
+    uint64_t start = 0;
+    assert_int_equal(journal_rotate(&f->j.j, 2, &start), 0);
+    assert_int_equal(start, 11);
+    append_n(&f->j, 11, 5, 0);
+    wait_durable(&f->j, 15);
+    wait_writer_idle(&f->j);
+    write_checkpoint(f, 2, 11);
+    write_history(f, 12);
+}
+
+static void start_backup(bfx_t *f, const char *dir, int64_t keep)
+{
+    backup_config_t c = {.loop = &f->j.loop,
+                         .state_dir = f->j.dir,
+                         .log = &f->log,
+                         .clock = &f->clock,
+                         .history_hold = hold_cb,
+                         .ctx = f,
+                         .settings = {.keep = keep}};
+    snprintf(c.settings.dir, sizeof(c.settings.dir), "%s", dir);
+    assert_int_equal(backup_init(&f->b, &c), 0);
+}
+
+static bool p_idle(const fx_t *j, uint64_t arg)
+{
+    (void)arg;
+    return !((const bfx_t *)(const void *)j)->b.running;
+}
+
+/* Ask for a backup and run the loop until it ends. */
+static void run_backup(bfx_t *f)
+{
+    assert_int_equal(backup_now(&f->b, "test"), 0);
+    assert_true(run_until(&f->j, p_idle, 0, 20000));
+}
+
+static size_t count_prefixed(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    size_t n = 0;
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL)
+        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
+static void backup_path(bfx_t *f, const char *name, char *out, size_t n)
+{
+    snprintf(out, n, "%s/backups/backup-20261206T204944Z/%s", f->j.dir, name);
+}
+
+static ino_t inode(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_ino;
+}
+
+/* Checkpoint and sealed segment linked, the open segment and history.db
+ * copied, the hold set while step 1 runs and released after. */
+static void test_backup_whole(void **state)
+{
+    bfx_t *f = *state;
+    make_state(f);
+    start_backup(f, "", 7);
+    f->history_hold = 13;
+    assert_int_equal(backup_hold_pos(&f->b), UINT64_MAX);
+    assert_int_equal(backup_now(&f->b, "test"), 0);
+    assert_int_equal(backup_hold_pos(&f->b), 13);
+    assert_int_equal(backup_now(&f->b, "again"), TALLY_EBUSY);
+    assert_true(run_until(&f->j, p_idle, 0, 20000));
+    assert_int_equal(backup_hold_pos(&f->b), UINT64_MAX);
+    assert_int_equal(f->b.done, 1);
+    assert_int_equal(f->b.failed, 0);
+    const char *log = logged(f);
+    assert_non_null(strstr(log, "not begun: the one begun"));
+    assert_non_null(strstr(log, "backup-20261206T204944Z (test): 1 checkpoint and 2 journal "
+                                "segments to position 15, history.db at position 12; 2 files "
+                                "linked"));
+    char a[512], b[512];
+    const char *linked[] = {"state-0000000000000002.ckp", "journal-0000000000000001.tj"};
+    for (int i = 0; i < 2; i++) {
+        path_in(f, linked[i], a, sizeof(a));
+        backup_path(f, linked[i], b, sizeof(b));
+        assert_true(inode(a) == inode(b));
+    }
+    path_in(f, "journal-0000000000000002.tj", a, sizeof(a));
+    backup_path(f, "journal-0000000000000002.tj", b, sizeof(b));
+    assert_true(inode(a) != inode(b));
+    assert_int_equal(file_size(a), file_size(b));
+    /* Nothing else: no lock, no -wal, no partial directory. */
+    snprintf(a, sizeof(a), "%s/backups/backup-20261206T204944Z", f->j.dir);
+    assert_int_equal(count_prefixed(a, ""), 4 + 2);
+    snprintf(a, sizeof(a), "%s/backups", f->j.dir);
+    assert_int_equal(count_prefixed(a, ".partial-"), 0);
+    /* The copy of history.db is a database of its own at position 12. */
+    backup_path(f, "history.db", b, sizeof(b));
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open_v2(b, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key='journal_pos'", -1, &st, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int64(st, 0), 12);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* A record being written when the copy was taken: the copy is cut after
+ * its last whole record; the state directory's file is left alone. */
+static void test_backup_torn_tail(void **state)
+{
+    bfx_t *f = *state;
+    make_state(f);
+    close_journal(&f->j, 0);
+    char a[512], b[512];
+    path_in(f, "journal-0000000000000002.tj", a, sizeof(a));
+    off_t whole = file_size(a);
+    int fd = open(a, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    uint8_t half[13] = {0xC1, 0x7A, 0x4A, 0x52, 200}; /* a record header's start */
+    assert_int_equal(write(fd, half, sizeof(half)), (ssize_t)sizeof(half));
+    close(fd);
+    start_backup(f, "", 7);
+    run_backup(f);
+    assert_int_equal(f->b.done, 1);
+    backup_path(f, "journal-0000000000000002.tj", b, sizeof(b));
+    assert_int_equal(file_size(b), whole);
+    assert_int_equal(file_size(a), whole + (off_t)sizeof(half));
+}
+
+/* Damage refuses the backup, names it, and leaves no directory behind. */
+static void test_backup_damaged_checkpoint(void **state)
+{
+    bfx_t *f = *state;
+    make_state(f);
+    char a[512];
+    path_in(f, "state-0000000000000002.ckp", a, sizeof(a));
+    int fd = open(a, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, "X", 1, 30), 1);
+    close(fd);
+    start_backup(f, "", 7);
+    run_backup(f);
+    assert_int_equal(f->b.done, 0);
+    assert_int_equal(f->b.failed, 1);
+    assert_non_null(strstr(logged(f), "state-0000000000000002.ckp: CRC-32C mismatch"));
+    snprintf(a, sizeof(a), "%s/backups", f->j.dir);
+    assert_int_equal(count_prefixed(a, ""), 2); /* . and .. */
+}
+
+/* A journal that does not reach back to what the checkpoint needs (a
+ * segment deleted by hand) is refused rather than copied. */
+static void test_backup_missing_segment(void **state)
+{
+    bfx_t *f = *state;
+    make_state(f);
+    char a[512];
+    path_in(f, "state-0000000000000002.ckp", a, sizeof(a));
+    unlink(a); /* no checkpoint: the tallies need the journal from 1 */
+    path_in(f, "journal-0000000000000001.tj", a, sizeof(a));
+    unlink(a);
+    start_backup(f, "", 7);
+    run_backup(f);
+    assert_int_equal(f->b.failed, 1);
+    assert_non_null(strstr(logged(f), "the journal copied begins at position 11, after 1"));
+}
+
+static void test_backup_no_history(void **state)
+{
+    bfx_t *f = *state;
+    make_state(f);
+    char a[512];
+    path_in(f, "history.db", a, sizeof(a));
+    unlink(a);
+    start_backup(f, "", 7);
+    run_backup(f);
+    assert_int_equal(f->b.failed, 1);
+    assert_non_null(strstr(logged(f), "history.db: unable to open database file"));
+}
+
+/* keep removes the oldest backups; a partial directory of an earlier run
+ * goes; another backup in the same second gets its own name. */
+static void test_backup_keep(void **state)
+{
+    bfx_t *f = *state;
+    make_state(f);
+    char root[512], p[600];
+    snprintf(root, sizeof(root), "%s/elsewhere", f->j.dir);
+    assert_int_equal(mkdir(root, 0750), 0);
+    snprintf(p, sizeof(p), "%s/.partial-backup-20200101T000000Z", root);
+    assert_int_equal(mkdir(p, 0750), 0);
+    snprintf(p, sizeof(p), "%s/.partial-backup-20200101T000000Z/history.db", root);
+    FILE *o = fopen(p, "w");
+    assert_non_null(o);
+    fclose(o);
+    start_backup(f, root, 2);
+    for (int i = 0; i < 3; i++)
+        run_backup(f);
+    assert_int_equal(f->b.done, 3);
+    assert_int_equal(count_prefixed(root, ".partial-"), 0);
+    assert_int_equal(count_prefixed(root, "backup-"), 2);
+    snprintf(p, sizeof(p), "%s/backup-20261206T204944Z", root);
+    assert_int_not_equal(access(p, F_OK), 0); /* the oldest went */
+    snprintf(p, sizeof(p), "%s/backup-20261206T204944Z-3", root);
+    assert_int_equal(access(p, F_OK), 0);
+}
+
+/* A close while the backup runs: it is abandoned, its partial directory
+ * removed, and the close callback comes once its thread is done. */
+static void test_backup_close_during(void **state)
+{
+    bfx_t *f = *state;
+    make_state(f);
+    start_backup(f, "", 7);
+    assert_int_equal(backup_now(&f->b, "test"), 0);
+    backup_close(&f->b, on_closed);
+    assert_int_equal(backup_now(&f->b, "late"), TALLY_ECLOSED);
+    assert_true(run_until(&f->j, p_backup_closed, 0, 20000));
+    assert_int_equal(f->b.done, 0);
+    assert_non_null(strstr(logged(f), "backup (test) abandoned: tallyd is stopping"));
+    char a[512];
+    snprintf(a, sizeof(a), "%s/backups", f->j.dir);
+    assert_int_equal(count_prefixed(a, ""), 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_backup_whole, b_setup, b_teardown),
+        cmocka_unit_test_setup_teardown(test_backup_torn_tail, b_setup, b_teardown),
+        cmocka_unit_test_setup_teardown(test_backup_damaged_checkpoint, b_setup, b_teardown),
+        cmocka_unit_test_setup_teardown(test_backup_missing_segment, b_setup, b_teardown),
+        cmocka_unit_test_setup_teardown(test_backup_no_history, b_setup, b_teardown),
+        cmocka_unit_test_setup_teardown(test_backup_keep, b_setup, b_teardown),
+        cmocka_unit_test_setup_teardown(test_backup_close_during, b_setup, b_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
