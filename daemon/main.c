@@ -34,7 +34,8 @@ static void usage(FILE *out)
         "  -h, --help               print this help and exit\n"
         "  -V, --version            print the version and exit\n"
         "\n"
-        "Signals: SIGTERM or SIGINT stop cleanly; SIGHUP reloads the config file.\n"
+        "Signals: SIGTERM or SIGINT stop cleanly; SIGHUP reloads the config file;\n"
+        "SIGUSR1 writes a backup of the state directory (tallyd(8), BACKUP).\n"
         "Exit status: 0 clean stop or valid config, 1 runtime failure, 2 usage or config error.\n",
         CONFIG_DEFAULT_REQUEST, CONFIG_DEFAULT_PUBLISH, CONFIG_DEFAULT_STATE_DIR);
 }
