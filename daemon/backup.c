@@ -546,13 +546,14 @@ static void finish(backup_t *b)
     if (b->rc == 0) {
         b->done++;
         b->last_ok_ms = clock_now_ms(b->c.clock);
-        log_notice(b->c.log,
-                   "backup written to %s/%s (%s): %u checkpoint%s and %u journal segment%s to "
-                   "position %" PRIu64 ", history.db at position %" PRIu64
-                   "; %u files linked, %" PRIu64 " bytes copied, in %" PRId64 " ms%s",
-                   b->root, b->name, b->why, b->checkpoints, b->checkpoints == 1 ? "" : "s",
-                   b->segments, b->segments == 1 ? "" : "s", b->journal_last, b->db_pos, b->linked,
-                   b->bytes_copied, took, b->removed > 0 ? "; older backups removed" : "");
+        log_notice(
+            b->c.log,
+            "backup written to %s/%s (%s): %u checkpoint%s and %u journal segment%s to "
+            "position %" PRIu64 ", history.db at position %" PRIu64 "; %u files linked, %" PRIu64
+            " bytes copied, in %" PRId64 " ms (%" PRIu64 " us of them on the loop)%s",
+            b->root, b->name, b->why, b->checkpoints, b->checkpoints == 1 ? "" : "s", b->segments,
+            b->segments == 1 ? "" : "s", b->journal_last, b->db_pos, b->linked, b->bytes_copied,
+            took, b->loop_ns / 1000, b->removed > 0 ? "; older backups removed" : "");
     } else if (b->rc == TALLY_ECLOSED) {
         log_notice(b->c.log, "backup (%s) abandoned: tallyd is stopping", b->why);
     } else {
@@ -570,8 +571,11 @@ static void after_work(uv_work_t *w, int status)
     if (status != 0)
         set_err(b, TALLY_ESYS, "the thread pool: %s", uv_strerror(status));
     if (b->step == 1) {
-        if (b->rc == 0 && !cancelled(b))
+        if (b->rc == 0 && !cancelled(b)) {
+            uint64_t t0 = uv_hrtime();
             step2(b);
+            b->loop_ns = uv_hrtime() - t0;
+        }
         /* Everything the copy needs is linked or open now. */
         b->hold = UINT64_MAX;
         b->step = 3;
@@ -617,7 +621,7 @@ int backup_now(backup_t *b, const char *why)
     b->name[0] = b->partial[0] = b->err[0] = '\0';
     b->rc = 0;
     b->linked = b->checkpoints = b->segments = b->removed = 0;
-    b->bytes_copied = b->ckpt_pos = b->journal_last = b->db_pos = 0;
+    b->bytes_copied = b->ckpt_pos = b->journal_last = b->db_pos = b->loop_ns = 0;
     b->keep = b->c.settings.keep;
     b->started_ms = clock_mono_ms();
     b->wall_ms = clock_now_ms(b->c.clock); /* the name's time */

@@ -107,6 +107,7 @@ typedef struct backup {
     int step;                                             /* 1 or 3: what the queued work does */
     int64_t started_ms;                                   /* monotonic */
     int64_t wall_ms;                                      /* the wall clock then: the name */
+    uint64_t loop_ns;                                     /* step 2's time on the loop */
     int64_t keep;                                         /* settings.keep when it began */
     sqlite3 *src;                                         /* history.db, in its read transaction */
     uint64_t db_pos;       /* the journal position history.db holds */
