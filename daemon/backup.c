@@ -66,6 +66,13 @@ static bool parse_gen(const char *name, const char *prefix, const char *suffix, 
     return true;
 }
 
+bool backup_holds(const char *name)
+{
+    uint64_t gen;
+    return parse_gen(name, "journal-", ".tj", &gen) || parse_gen(name, "state-", ".ckp", &gen) ||
+           strcmp(name, HISTORY_DB_FILE) == 0 || strcmp(name, HISTORY_DB_FILE "-wal") == 0;
+}
+
 /* Remove a directory that holds only files (a backup, or a partial one).
  * Returns 0 or an errno value. */
 static int remove_flat_dir(const char *path)
@@ -325,47 +332,67 @@ static void step2(backup_t *b)
 
 /* ---- step 3: copies, history.db, checks, the rename -------------------- */
 
-static void copy_file(backup_t *b, const backup_file_t *f, char *buf)
+int backup_copy_fd(int in, const char *path, const _Atomic int *cancel, uint64_t *bytes, char *err,
+                   size_t errlen)
 {
-    char path[sizeof(b->partial) + 40];
-    snprintf(path, sizeof(path), "%s/%s", b->partial, f->name);
     struct stat st;
-    mode_t mode = fstat(f->fd, &st) == 0 ? st.st_mode & 0777 : 0600; /* as the original's */
+    mode_t mode = fstat(in, &st) == 0 ? st.st_mode & 0777 : 0600; /* as the original's */
     int out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (out < 0) {
-        set_err(b, TALLY_EIO, "cannot create %s: %s", path, strerror(errno));
-        return;
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        return TALLY_EIO;
     }
-    off_t at = 0;
-    for (;;) {
-        if (cancelled(b))
+    char *buf = malloc(COPY_CHUNK);
+    int rc = buf == NULL ? TALLY_ENOMEM : 0;
+    if (buf == NULL)
+        snprintf(err, errlen, "out of memory for a copy buffer");
+    for (off_t at = 0; rc == 0;) {
+        if (cancel != NULL && *cancel) {
+            snprintf(err, errlen, "tallyd is stopping");
+            rc = TALLY_ECLOSED;
             break;
-        ssize_t r = pread(f->fd, buf, COPY_CHUNK, at);
+        }
+        ssize_t r = pread(in, buf, COPY_CHUNK, at);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            set_err(b, TALLY_EIO, "reading %s/%s: %s", b->c.state_dir, f->name, strerror(errno));
-            break;
+            snprintf(err, errlen, "reading the original of %s: %s", path, strerror(errno));
+            rc = TALLY_EIO;
         }
-        if (r == 0)
+        if (r <= 0)
             break;
-        for (ssize_t w = 0; w < r;) {
+        for (ssize_t w = 0; w < r && rc == 0;) {
             ssize_t k = write(out, buf + w, (size_t)(r - w));
             if (k < 0 && errno == EINTR)
                 continue;
             if (k < 0) {
-                set_err(b, TALLY_EIO, "writing %s: %s", path, strerror(errno));
-                close(out);
-                return;
+                snprintf(err, errlen, "writing %s: %s", path, strerror(errno));
+                rc = TALLY_EIO;
             }
-            w += k;
+            w += k > 0 ? k : 0;
         }
         at += r;
-        b->bytes_copied += (uint64_t)r;
+        if (bytes != NULL)
+            *bytes += (uint64_t)r;
     }
-    if (b->rc == 0 && fsync(out) != 0)
-        set_err(b, TALLY_EIO, "syncing %s: %s", path, strerror(errno));
+    free(buf);
+    if (rc == 0 && fsync(out) != 0) {
+        snprintf(err, errlen, "syncing %s: %s", path, strerror(errno));
+        rc = TALLY_EIO;
+    }
     close(out);
+    if (rc != 0)
+        unlink(path);
+    return rc;
+}
+
+static void copy_file(backup_t *b, const backup_file_t *f)
+{
+    char path[sizeof(b->partial) + 40], err[sizeof(b->err)];
+    snprintf(path, sizeof(path), "%s/%s", b->partial, f->name);
+    int rc = backup_copy_fd(f->fd, path, &b->cancel, &b->bytes_copied, err, sizeof(err));
+    if (rc != 0)
+        set_err(b, rc, "%s", err);
 }
 
 static void copy_history(backup_t *b)
@@ -491,12 +518,8 @@ static void prune(backup_t *b)
 
 static void step3(backup_t *b)
 {
-    char *buf = b->rc == 0 ? malloc(COPY_CHUNK) : NULL;
-    if (b->rc == 0 && buf == NULL)
-        set_err(b, TALLY_ENOMEM, "out of memory for the copy buffer");
     for (size_t i = 0; i < b->ncopies && b->rc == 0; i++)
-        copy_file(b, &b->copies[i], buf);
-    free(buf);
+        copy_file(b, &b->copies[i]);
     close_copies(b);
     if (b->rc == 0)
         copy_history(b);

@@ -145,6 +145,20 @@ static inline uint64_t backup_hold_pos(const backup_t *b)
     return b->hold;
 }
 
+/* True when name is a file a backup holds: a journal segment, a
+ * checkpoint, history.db (or the -wal a reader of the copy may have left
+ * beside it). */
+bool backup_holds(const char *name);
+
+/* Copy the file open at in to the new file path (created with in's
+ * mode; the call fails when path exists), read with pread from offset 0
+ * to its end, then fsync it.  *bytes (may be NULL) grows by what was
+ * copied; cancel (may be NULL) is looked at between MiBs.  Safe on any
+ * thread.  Returns 0; TALLY_EIO (err names the file and the cause; path
+ * is removed); TALLY_ECLOSED (cancelled; removed too); TALLY_ENOMEM. */
+int backup_copy_fd(int in, const char *path, const _Atomic int *cancel, uint64_t *bytes, char *err,
+                   size_t errlen);
+
 /* Stop the timer; a backup under way stops at its next check and removes
  * its partial directory.  cb runs once nothing of the part is left open
  * (after the thread's step ended). */

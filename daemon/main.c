@@ -1,13 +1,17 @@
 /* main.c - tallyd's command line: options, then hand over to tallyd.c. */
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "config.h"
-#include "log.h"
 #include "keys.h"
+#include "log.h"
+#include "restore.h"
 #include "tallyd.h"
+#include "tally_error.h"
 
 static void usage(FILE *out)
 {
@@ -31,6 +35,10 @@ static void usage(FILE *out)
         "  -l, --log-level LEVEL    error, warning, notice, info or debug\n"
         "      --accept-loss        start even though journal records are missing (a\n"
         "                           deleted segment); the loss is logged\n"
+        "      --restore BACKUP     put the backup directory BACKUP (a backup-* of\n"
+        "                           SIGUSR1) in place of the state directory's files,\n"
+        "                           which are moved aside, and exit; tallyd must be\n"
+        "                           stopped\n"
         "  -h, --help               print this help and exit\n"
         "  -V, --version            print the version and exit\n"
         "\n"
@@ -69,16 +77,55 @@ static int check_config(const char *path)
     return rc < 0 ? 2 : 0;
 }
 
+/* --restore: the state directory from the config file and -s, as a start
+ * would take it. */
+static int restore(const char *backup, const config_overrides_t *o)
+{
+    tallyd_config_t cfg;
+    char err[2048];
+    if (config_load(o->config_path, &cfg, err, sizeof(err)) != 0 ||
+        config_apply_overrides(&cfg, o, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    restore_report_t rep;
+    int rc =
+        restore_run(backup, cfg.state_dir, clock_now_ms(&clock_system), &rep, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "tallyd: --restore: %s%s\n", err,
+                rc == TALLY_EEXIST || rc == TALLY_EINVAL ? ""
+                                                         : "; the state directory is unchanged");
+        config_free(&cfg);
+        return rc == TALLY_EINVAL ? 2 : 1;
+    }
+    printf("restored %s into %s: %u files, %" PRIu64 " bytes, the journal to position %" PRIu64
+           ".\n",
+           backup, cfg.state_dir, rep.files, rep.bytes, rep.journal_last);
+    if (rep.replaced > 0)
+        printf("The %u files it replaced are in %s: remove them once tallyd has started.\n",
+               rep.replaced, rep.replaced_dir);
+    printf("Start tallyd now; figures acknowledged after the backup was taken are not in it.\n");
+    config_free(&cfg);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, 0, 'c'},    {"check-config", required_argument, 0, 'C'},
-        {"state-dir", required_argument, 0, 's'}, {"log-level", required_argument, 0, 'l'},
-        {"request", required_argument, 0, 'r'},   {"publish", required_argument, 0, 'p'},
-        {"accept-loss", no_argument, 0, 'A'},     {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},         {0, 0, 0, 0},
+        {"config", required_argument, 0, 'c'},
+        {"check-config", required_argument, 0, 'C'},
+        {"state-dir", required_argument, 0, 's'},
+        {"log-level", required_argument, 0, 'l'},
+        {"request", required_argument, 0, 'r'},
+        {"publish", required_argument, 0, 'p'},
+        {"accept-loss", no_argument, 0, 'A'},
+        {"restore", required_argument, 0, 'R'},
+        {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},
+        {0, 0, 0, 0},
     };
     config_overrides_t o = {0};
+    const char *restore_from = NULL;
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":c:s:l:r:p:hV", opts, NULL)) != -1) {
@@ -99,6 +146,9 @@ int main(int argc, char **argv)
             break;
         case 'A':
             o.accept_loss = true;
+            break;
+        case 'R':
+            restore_from = optarg;
             break;
         case 'l':
             if (log_level_parse(optarg) < 0) {
@@ -130,5 +180,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "tallyd: unexpected argument '%s'\nTry 'tallyd --help'.\n", argv[optind]);
         return 2;
     }
+    if (restore_from != NULL)
+        return restore(restore_from, &o);
     return tallyd_main(&o);
 }

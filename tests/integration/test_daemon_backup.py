@@ -255,6 +255,62 @@ def case_checkpoint_under_way(tmp):
                 d.p.kill()
 
 
+def run_tallyd(*args):
+    return subprocess.run([TALLYD] + list(args), capture_output=True, text=True, timeout=120)
+
+
+def case_restore_command(tmp):
+    state = os.path.join(tmp, "rs-state")
+    live = Daemon(tmp, "rs", state, CONF)
+    daemons = [live]
+    try:
+        for _ in range(10):
+            live.push("t1", 1)
+        live.push("t2", 7, "2025-05-01T10:00:00+08:00")
+        backup = live.backup(1)
+        for _ in range(5):
+            live.push("t1", 1)
+        r = run_tallyd("-s", state, "--restore", backup)
+        if r.returncode != 1 or "in use by another tallyd" not in r.stderr:
+            raise Fail("--restore beside a running tallyd: status %d: %s" % (r.returncode,
+                                                                            r.stderr))
+        live.stop()
+        r = run_tallyd("-s", state, "--restore", tmp)
+        if r.returncode != 2 or "is not a backup of tallyd's" not in r.stderr:
+            raise Fail("--restore of a directory that is no backup: status %d: %s" %
+                       (r.returncode, r.stderr))
+        # A damaged copy of the backup is refused before anything moves.
+        damaged = os.path.join(tmp, "damaged")
+        shutil.copytree(backup, damaged)
+        seg = sorted(n for n in os.listdir(damaged) if n.startswith("journal-"))[0]
+        with open(os.path.join(damaged, seg), "r+b") as f:
+            f.seek(60)
+            b = f.read(1)
+            f.seek(60)
+            f.write(bytes([b[0] ^ 0xFF]))
+        before = sorted(os.listdir(state))
+        r = run_tallyd("-s", state, "--restore", damaged)
+        if r.returncode != 1 or "damaged" not in r.stderr or sorted(os.listdir(state)) != before:
+            raise Fail("--restore of a damaged backup: status %d: %s; the state directory %s -> %s"
+                       % (r.returncode, r.stderr, before, sorted(os.listdir(state))))
+        r = run_tallyd("-s", state, "--restore", backup)
+        if r.returncode != 0 or "restored %s into %s" % (backup, state) not in r.stdout:
+            raise Fail("--restore: status %d: %s%s" % (r.returncode, r.stdout, r.stderr))
+        aside = [n for n in os.listdir(state) if n.startswith("replaced-")]
+        if len(aside) != 1 or "history.db" not in os.listdir(os.path.join(state, aside[0])):
+            raise Fail("--restore left %s in the state directory" % sorted(os.listdir(state)))
+        live = Daemon(tmp, "rs2", state, CONF)
+        daemons.append(live)
+        if live.value("t1", "total") != 10 or live.value("t2", "2025", "--period", "2025") != 7:
+            raise Fail("after --restore: t1 total %r (expected 10), t2 2025 %r (expected 7)" %
+                       (live.value("t1", "total"), live.value("t2", "2025", "--period", "2025")))
+        live.stop()
+    finally:
+        for d in daemons:
+            if d.p.poll() is None:
+                d.p.kill()
+
+
 def case_failure(tmp):
     blocker = os.path.join(tmp, "not-a-directory")
     open(blocker, "w").close()
@@ -313,7 +369,7 @@ def case_interval(tmp):
 def main():
     failed = 0
     for case in (case_keeps_what_was_acknowledged, case_under_load, case_checkpoint_under_way,
-                 case_failure, case_interval):
+                 case_restore_command, case_failure, case_interval):
         tmp = tempfile.mkdtemp(prefix="tally-backup.")
         try:
             case(tmp)

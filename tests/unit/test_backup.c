@@ -26,6 +26,8 @@
 #include "crc32c.h"
 #include "journal.h"
 #include "journal_test_util.h"
+#include "restore.h"
+#include "statedir.h"
 
 typedef struct bfx {
     fx_t j; /* the journal's fixture: dir, loop, journal */
@@ -402,6 +404,69 @@ static void test_backup_close_during(void **state)
     assert_int_equal(count_prefixed(a, ""), 2);
 }
 
+/* tallyd --restore: the backup's files in place of the state files,
+ * those moved aside; refused while the directory is locked, and for a
+ * directory that is no backup. */
+static void test_restore(void **state)
+{
+    bfx_t *f = *state;
+    make_state(f);
+    start_backup(f, "", 7);
+    run_backup(f);
+    close_journal(&f->j, 0);
+    char backup[512], target[512], p[700];
+    backup_path(f, "", backup, sizeof(backup));
+    snprintf(target, sizeof(target), "%s/target", f->j.dir);
+    assert_int_equal(mkdir(target, 0750), 0);
+    /* An older state there, and things a restore leaves alone. */
+    const char *old[] = {"journal-0000000000000009.tj", "state-0000000000000009.ckp",
+                         "history.db-wal", "notes.txt"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof(p), "%s/%s", target, old[i]);
+        FILE *o = fopen(p, "w");
+        assert_non_null(o);
+        fputs("old", o);
+        fclose(o);
+    }
+    restore_report_t rep;
+    char err[1024];
+    statedir_t sd = {.lock_fd = -1};
+    assert_int_equal(statedir_lock(&sd, target, err, sizeof(err)), 0);
+    assert_int_equal(restore_run(backup, target, fixed_now(NULL), &rep, err, sizeof(err)),
+                     TALLY_EEXIST);
+    assert_non_null(strstr(err, "in use by another tallyd"));
+    statedir_unlock(&sd);
+    /* The old state itself is damaged as a backup; an empty directory is
+     * no backup at all. */
+    assert_int_equal(restore_run(target, target, fixed_now(NULL), &rep, err, sizeof(err)),
+                     TALLY_EIO);
+    snprintf(p, sizeof(p), "%s/empty", f->j.dir);
+    assert_int_equal(mkdir(p, 0750), 0);
+    assert_int_equal(restore_run(p, target, fixed_now(NULL), &rep, err, sizeof(err)), TALLY_EINVAL);
+    assert_non_null(strstr(err, "is not a backup of tallyd's"));
+    assert_int_equal(restore_run(backup, target, fixed_now(NULL), &rep, err, sizeof(err)), 0);
+    assert_int_equal(rep.files, 4);
+    assert_int_equal(rep.replaced, 3);
+    assert_int_equal(rep.journal_last, 15);
+    snprintf(p, sizeof(p), "%s/replaced-20261206T204944Z", target);
+    assert_string_equal(rep.replaced_dir, p);
+    assert_int_equal(count_prefixed(p, ""), 3 + 2);
+    /* The restored files are the backup's, copied (not linked). */
+    const char *files[] = {"state-0000000000000002.ckp", "journal-0000000000000001.tj",
+                           "journal-0000000000000002.tj", "history.db"};
+    for (int i = 0; i < 4; i++) {
+        char a[700], b[700];
+        snprintf(a, sizeof(a), "%s/%s", target, files[i]);
+        backup_path(f, files[i], b, sizeof(b));
+        assert_int_equal(file_size(a), file_size(b));
+        assert_true(inode(a) != inode(b));
+    }
+    snprintf(p, sizeof(p), "%s/notes.txt", target);
+    assert_int_equal(access(p, F_OK), 0);
+    snprintf(p, sizeof(p), "%s/journal-0000000000000009.tj", target);
+    assert_int_not_equal(access(p, F_OK), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -412,6 +477,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_backup_no_history, b_setup, b_teardown),
         cmocka_unit_test_setup_teardown(test_backup_keep, b_setup, b_teardown),
         cmocka_unit_test_setup_teardown(test_backup_close_during, b_setup, b_teardown),
+        cmocka_unit_test_setup_teardown(test_restore, b_setup, b_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

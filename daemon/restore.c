@@ -1,0 +1,263 @@
+/* restore.c - `tallyd --restore BACKUP` (see restore.h). */
+#include "restore.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backup.h"
+#include "checkpoint.h"
+#include "journal.h"
+#include "journal_fmt.h"
+#include "statedir.h"
+#include "tally_error.h"
+
+#define MAX_FILES 4096 /* files of a backup or a state directory looked at */
+
+typedef struct names {
+    char **v;
+    size_t n;
+} names_t;
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void names_free(names_t *ns)
+{
+    for (size_t i = 0; i < ns->n; i++)
+        free(ns->v[i]);
+    free(ns->v);
+    ns->v = NULL;
+    ns->n = 0;
+}
+
+/* The regular files of dir that keep(name) accepts, sorted.  Returns 0,
+ * or an errno value. */
+static int list_files(const char *dir, bool (*keep)(const char *name), names_t *out)
+{
+    out->v = NULL;
+    out->n = 0;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return errno;
+    int err = 0;
+    struct dirent *de;
+    while (err == 0 && (de = readdir(d)) != NULL) {
+        struct stat st;
+        if (!keep(de->d_name) || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+            !S_ISREG(st.st_mode))
+            continue;
+        if (out->n == MAX_FILES) {
+            err = EMFILE;
+            break;
+        }
+        if (out->n % 64 == 0) {
+            char **nv = realloc(out->v, (out->n + 64) * sizeof(*nv));
+            if (nv == NULL) {
+                err = ENOMEM;
+                break;
+            }
+            out->v = nv;
+        }
+        if ((out->v[out->n] = strdup(de->d_name)) == NULL)
+            err = ENOMEM;
+        else
+            out->n++;
+    }
+    closedir(d);
+    if (err == 0 && out->n > 1)
+        qsort(out->v, out->n, sizeof(*out->v), cmp_names);
+    if (err != 0)
+        names_free(out);
+    return err;
+}
+
+/* The state files a start reads or writes, and their leftovers: what a
+ * restore moves aside. */
+static bool state_file(const char *name)
+{
+    return strncmp(name, "journal-", 8) == 0 || strncmp(name, "state-", 6) == 0 ||
+           strncmp(name, "history.db", 10) == 0;
+}
+
+/* The backup as a start would read it.  Returns 0 or TALLY_EIO (err). */
+static int check_backup(const char *backup, const names_t *files, restore_report_t *rep, char *err,
+                        size_t errlen)
+{
+    for (size_t i = files->n; i-- > 0;) {
+        if (strncmp(files->v[i], "state-", 6) != 0)
+            continue;
+        char why[256];
+        checkpoint_meta_t meta;
+        if (checkpoint_check_file(backup, files->v[i], &meta, why, sizeof(why)) != 0) {
+            snprintf(err, errlen, "%s/%s: %s", backup, files->v[i], why);
+            return TALLY_EIO;
+        }
+        break; /* the newest is the one a start loads */
+    }
+    journal_replay_opts_t ro = {.read_only = true};
+    journal_replay_report_t jr;
+    if (journal_replay(backup, &ro, &jr) != 0) {
+        snprintf(err, errlen, "%s", jr.error);
+        return TALLY_EIO;
+    }
+    if (jr.torn_tail || jr.corrupt_regions > 0 || jr.gap_positions > 0) {
+        snprintf(err, errlen, "the journal of %s is damaged: %s", backup, jr.first_note);
+        return TALLY_EIO;
+    }
+    rep->journal_last = jr.last_pos;
+    return 0;
+}
+
+/* Put the files moved into aside back (a failed restore). */
+static void put_back(const char *state_dir, const char *aside, const names_t *moved, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char from[CONFIG_PATH_MAX + 300], to[CONFIG_PATH_MAX + 300];
+        snprintf(from, sizeof(from), "%s/%s", aside, moved->v[i]);
+        snprintf(to, sizeof(to), "%s/%s", state_dir, moved->v[i]);
+        rename(from, to);
+    }
+    rmdir(aside);
+}
+
+/* Copy the backup's files into state_dir, owned like it.  Returns 0 or
+ * TALLY_EIO (err); on failure the files copied so far are removed. */
+static int copy_in(const char *backup, const char *state_dir, const names_t *files,
+                   restore_report_t *rep, char *err, size_t errlen)
+{
+    struct stat dst;
+    bool chown_them = geteuid() == 0 && stat(state_dir, &dst) == 0;
+    size_t done = 0;
+    int rc = 0;
+    for (; done < files->n && rc == 0; done++) {
+        char from[CONFIG_PATH_MAX + 300], tmp[CONFIG_PATH_MAX + 300], to[CONFIG_PATH_MAX + 300];
+        snprintf(from, sizeof(from), "%s/%s", backup, files->v[done]);
+        snprintf(tmp, sizeof(tmp), "%s/%s.restoring", state_dir, files->v[done]);
+        snprintf(to, sizeof(to), "%s/%s", state_dir, files->v[done]);
+        int in = open(from, O_RDONLY | O_CLOEXEC);
+        if (in < 0) {
+            snprintf(err, errlen, "cannot open %s: %s", from, strerror(errno));
+            rc = TALLY_EIO;
+            break;
+        }
+        unlink(tmp); /* from an earlier restore that stopped half-way */
+        rc = backup_copy_fd(in, tmp, NULL, &rep->bytes, err, errlen);
+        close(in);
+        if (rc == 0 && chown_them && chown(tmp, dst.st_uid, dst.st_gid) != 0) {
+            snprintf(err, errlen, "cannot give %s to the state directory's owner: %s", tmp,
+                     strerror(errno));
+            rc = TALLY_EIO;
+        }
+        if (rc == 0 && rename(tmp, to) != 0) {
+            snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, to, strerror(errno));
+            rc = TALLY_EIO;
+        }
+        if (rc != 0)
+            unlink(tmp);
+    }
+    if (rc == 0 && journal_fmt_sync_dir(state_dir) != 0) {
+        snprintf(err, errlen, "cannot sync the directory %s: %s", state_dir, strerror(errno));
+        rc = TALLY_EIO;
+    }
+    if (rc != 0) {
+        for (size_t i = 0; i < done; i++) {
+            char to[CONFIG_PATH_MAX + 300];
+            snprintf(to, sizeof(to), "%s/%s", state_dir, files->v[i]);
+            unlink(to);
+        }
+        return rc;
+    }
+    rep->files = (unsigned)files->n;
+    return 0;
+}
+
+/* Move the state files of state_dir into rep->replaced_dir.  Returns 0
+ * or TALLY_EIO (err; what was moved is back). */
+static int move_aside(const char *state_dir, int64_t now_ms, const names_t *old,
+                      restore_report_t *rep, char *err, size_t errlen)
+{
+    if (old->n == 0)
+        return 0;
+    time_t t = (time_t)(now_ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char stamp[32];
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(rep->replaced_dir, sizeof(rep->replaced_dir), "%s/replaced-%s", state_dir, stamp);
+    if (mkdir(rep->replaced_dir, 0750) != 0) {
+        snprintf(err, errlen, "cannot create %s: %s", rep->replaced_dir, strerror(errno));
+        rep->replaced_dir[0] = '\0';
+        return TALLY_EIO;
+    }
+    for (size_t i = 0; i < old->n; i++) {
+        char from[CONFIG_PATH_MAX + 300], to[sizeof(rep->replaced_dir) + 300];
+        snprintf(from, sizeof(from), "%s/%s", state_dir, old->v[i]);
+        snprintf(to, sizeof(to), "%s/%s", rep->replaced_dir, old->v[i]);
+        if (rename(from, to) != 0) {
+            snprintf(err, errlen, "cannot move %s into %s: %s", from, rep->replaced_dir,
+                     strerror(errno));
+            put_back(state_dir, rep->replaced_dir, old, i);
+            rep->replaced_dir[0] = '\0';
+            return TALLY_EIO;
+        }
+    }
+    rep->replaced = (unsigned)old->n;
+    return 0;
+}
+
+int restore_run(const char *backup, const char *state_dir, int64_t now_ms, restore_report_t *rep,
+                char *err, size_t errlen)
+{
+    memset(rep, 0, sizeof(*rep));
+    err[0] = '\0';
+    names_t files, old = {0};
+    int e = list_files(backup, backup_holds, &files);
+    if (e != 0) {
+        snprintf(err, errlen, "cannot read the backup %s: %s", backup, strerror(e));
+        return TALLY_EINVAL;
+    }
+    bool segment = false;
+    for (size_t i = 0; i < files.n; i++)
+        segment |= strncmp(files.v[i], "journal-", 8) == 0;
+    if (!segment) {
+        snprintf(err, errlen,
+                 "%s is not a backup of tallyd's: it holds no journal segment "
+                 "(journal-*.tj); backups are the backup-* directories SIGUSR1 writes",
+                 backup);
+        names_free(&files);
+        return TALLY_EINVAL;
+    }
+    int rc = check_backup(backup, &files, rep, err, errlen);
+    statedir_t sd = {.lock_fd = -1};
+    if (rc == 0)
+        rc = statedir_lock(&sd, state_dir, err, errlen);
+    if (rc == 0 && (e = list_files(state_dir, state_file, &old)) != 0) {
+        snprintf(err, errlen, "cannot read the state directory %s: %s", state_dir, strerror(e));
+        rc = TALLY_EIO;
+    }
+    if (rc == 0)
+        rc = move_aside(state_dir, now_ms, &old, rep, err, errlen);
+    if (rc == 0 && (rc = copy_in(backup, state_dir, &files, rep, err, errlen)) != 0 &&
+        rep->replaced_dir[0] != '\0') {
+        put_back(state_dir, rep->replaced_dir, &old, old.n);
+        rep->replaced_dir[0] = '\0';
+        rep->replaced = 0;
+    }
+    if (rc == 0)
+        journal_fmt_sync_dir(state_dir);
+    statedir_unlock(&sd);
+    names_free(&files);
+    names_free(&old);
+    return rc;
+}
