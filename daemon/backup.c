@@ -286,7 +286,10 @@ static int link_once(backup_t *b, int sfd, int pfd)
         uint64_t gen;
         bool seg = parse_gen(de->d_name, "journal-", ".tj", &gen);
         bool ckpt = !seg && parse_gen(de->d_name, "state-", ".ckp", &gen);
-        if (!seg && !ckpt)
+        /* A segment begun since the first pass is being appended to and
+         * must not be linked; it holds nothing the backup needs (step 1
+         * came before the first pass), nor does a checkpoint naming it. */
+        if ((!seg && !ckpt) || gen > newest)
             continue;
         b->segments += seg;
         b->checkpoints += ckpt;
@@ -452,8 +455,10 @@ static void check_checkpoint(backup_t *b)
         char why[256];
         if (checkpoint_check_file(b->partial, names[i], &meta, why, sizeof(why)) != 0)
             set_err(b, TALLY_EIO, "%s/%s: %s", b->c.state_dir, names[i], why);
-        else
+        else {
             b->ckpt_pos = meta.next_pos;
+            b->ckpt_gen = meta.journal_gen;
+        }
         break;
     }
     free_names(names, n);
@@ -479,6 +484,13 @@ static void check_journal(backup_t *b)
         return;
     }
     b->journal_last = rep.last_pos;
+    if (b->ckpt_pos > 0 && rep.last_gen < b->ckpt_gen) {
+        set_err(b, TALLY_EIO,
+                "the newest checkpoint names journal segment %" PRIu64
+                ", which the backup lacks (the last is %" PRIu64 ")",
+                b->ckpt_gen, rep.last_gen);
+        return;
+    }
     /* The tallies start from the checkpoint, or from the first record
      * without one; the history from the record after its position. */
     uint64_t first = rep.first_start_pos;
@@ -644,7 +656,7 @@ int backup_now(backup_t *b, const char *why)
     b->name[0] = b->partial[0] = b->err[0] = '\0';
     b->rc = 0;
     b->linked = b->checkpoints = b->segments = b->removed = 0;
-    b->bytes_copied = b->ckpt_pos = b->journal_last = b->db_pos = b->loop_ns = 0;
+    b->bytes_copied = b->ckpt_pos = b->ckpt_gen = b->journal_last = b->db_pos = b->loop_ns = 0;
     b->keep = b->c.settings.keep;
     b->started_ms = clock_mono_ms();
     b->wall_ms = clock_now_ms(b->c.clock); /* the name's time */

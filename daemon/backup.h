@@ -23,6 +23,9 @@
  *  2. (the loop) The checkpoints and sealed segments are hard-linked into
  *     the new directory; they never change once written.  The segment
  *     being appended to (the newest) is opened and copied in step 3.  A
+ *     segment begun during the listing (it would be appended to, and must
+ *     not be linked) and a checkpoint naming it are left out: records up
+ *     to P are in the segments before it.  A
  *     hard link across file systems fails (a backup directory elsewhere):
  *     those files are opened too, and copied.  Records up to P were
  *     written before step 1, so these files hold all of them.  The hold
@@ -31,8 +34,9 @@
  *     from the read transaction with SQLite's online backup API, then the
  *     copy is checked as a start would read it: the newest checkpoint's
  *     CRC, every journal record's CRC, no positions missing, the journal
- *     reaching P, and the segment copied mid-write cut at its last whole
- *     record.  Everything is synced, the directory renamed from
+ *     reaching back to what the checkpoint and P need and on to P and to
+ *     the segment the checkpoint names, and the segment copied mid-write
+ *     cut at its last whole record.  Everything is synced, the directory renamed from
  *     .partial-<name> into place, and the oldest backups beyond [backup]
  *     keep removed.  A failure removes the partial directory and changes
  *     nothing else.
@@ -116,6 +120,7 @@ typedef struct backup {
     unsigned linked, checkpoints, segments;
     uint64_t bytes_copied;
     uint64_t ckpt_pos;     /* the newest checkpoint's next position (0: none) */
+    uint64_t ckpt_gen;     /* ... and the segment it names */
     uint64_t journal_last; /* the last journal position in the backup */
     unsigned removed;      /* old backups removed */
     int rc;

@@ -94,11 +94,11 @@ static bool state_file(const char *name)
 static int check_backup(const char *backup, const names_t *files, restore_report_t *rep, char *err,
                         size_t errlen)
 {
+    checkpoint_meta_t meta = {0};
     for (size_t i = files->n; i-- > 0;) {
         if (strncmp(files->v[i], "state-", 6) != 0)
             continue;
         char why[256];
-        checkpoint_meta_t meta;
         if (checkpoint_check_file(backup, files->v[i], &meta, why, sizeof(why)) != 0) {
             snprintf(err, errlen, "%s/%s: %s", backup, files->v[i], why);
             return TALLY_EIO;
@@ -113,6 +113,13 @@ static int check_backup(const char *backup, const names_t *files, restore_report
     }
     if (jr.torn_tail || jr.corrupt_regions > 0 || jr.gap_positions > 0) {
         snprintf(err, errlen, "the journal of %s is damaged: %s", backup, jr.first_note);
+        return TALLY_EIO;
+    }
+    if (jr.last_gen < meta.journal_gen) {
+        snprintf(err, errlen,
+                 "%s lacks the journal segment %" PRIu64 " its newest checkpoint names (the last "
+                 "is %" PRIu64 ")",
+                 backup, meta.journal_gen, jr.last_gen);
         return TALLY_EIO;
     }
     rep->journal_last = jr.last_pos;

@@ -286,6 +286,24 @@ static void test_backup_whole(void **state)
     sqlite3_close(db);
 }
 
+/* A checkpoint naming a segment that came after the newest one listed
+ * (begun during the listing) is left out with that segment. */
+static void test_backup_newer_checkpoint_left_out(void **state)
+{
+    bfx_t *f = *state;
+    make_state(f);
+    write_checkpoint(f, 3, 16);
+    start_backup(f, "", 7);
+    run_backup(f);
+    assert_int_equal(f->b.done, 1);
+    char p[512];
+    backup_path(f, "state-0000000000000003.ckp", p, sizeof(p));
+    assert_int_not_equal(access(p, F_OK), 0);
+    backup_path(f, "state-0000000000000002.ckp", p, sizeof(p));
+    assert_int_equal(access(p, F_OK), 0);
+    assert_non_null(strstr(logged(f), "(test): 1 checkpoint and 2 journal segments"));
+}
+
 /* A record being written when the copy was taken: the copy is cut after
  * its last whole record; the state directory's file is left alone. */
 static void test_backup_torn_tail(void **state)
@@ -472,6 +490,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_backup_whole, b_setup, b_teardown),
         cmocka_unit_test_setup_teardown(test_backup_torn_tail, b_setup, b_teardown),
+        cmocka_unit_test_setup_teardown(test_backup_newer_checkpoint_left_out, b_setup, b_teardown),
         cmocka_unit_test_setup_teardown(test_backup_damaged_checkpoint, b_setup, b_teardown),
         cmocka_unit_test_setup_teardown(test_backup_missing_segment, b_setup, b_teardown),
         cmocka_unit_test_setup_teardown(test_backup_no_history, b_setup, b_teardown),
