@@ -375,6 +375,9 @@ int tallyd_main(const config_overrides_t *o)
     const char *child = getenv("TALLYD_TEST_CHECKPOINT_CHILD_MS");
     if (child)
         d->test_checkpoint_child_ms = atoi(child);
+    const char *child_max = getenv("TALLYD_TEST_CHECKPOINT_CHILD_MAX_MS");
+    if (child_max)
+        d->test_checkpoint_child_max_ms = atoi(child_max);
     notify_send(&d->notify, "STATUS=starting: loading the configuration");
     int rc = start(d);
     /* Exit status 2 for what the operator must fix in the configuration,

@@ -76,10 +76,12 @@ typedef struct tallyd {
     int open_handles; /* closes still to come before the loop may end */
     uint64_t status_last_accepted;
 
-    int test_stall_ms;            /* TALLYD_TEST_STALL_MS: stall the loop once (tests) */
-    int test_checkpoint_child_ms; /* TALLYD_TEST_CHECKPOINT_CHILD_MS: checkpoint children wait
-                                     (tests) */
-    bool serving;                 /* recovery completed and the loop ran */
+    int test_stall_ms;                /* TALLYD_TEST_STALL_MS: stall the loop once (tests) */
+    int test_checkpoint_child_max_ms; /* TALLYD_TEST_CHECKPOINT_CHILD_MAX_MS: children killed
+                                         after this long (tests; 0: compact.h's default) */
+    int test_checkpoint_child_ms;     /* TALLYD_TEST_CHECKPOINT_CHILD_MS: checkpoint children wait
+                                         (tests) */
+    bool serving;                     /* recovery completed and the loop ran */
     bool stopping;
     int exit_code;
 } tallyd_t;

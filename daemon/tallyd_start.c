@@ -473,6 +473,7 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
         .hold_ctx = d,
         .fork = true,
         .child_delay_ms = d->test_checkpoint_child_ms,
+        .child_max_ms = d->test_checkpoint_child_max_ms,
     };
     if ((rc = compact_init(&d->compact, &kc)) != 0)
         return rc;
