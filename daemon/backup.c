@@ -107,45 +107,68 @@ static int names_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The names of root's entries that start with prefix, sorted, in a
- * malloc'ed array of malloc'ed strings.  Returns the count, or -1 (errno
- * set). */
-static ssize_t list_prefixed(const char *root, const char *prefix, char ***out)
+void backup_names_free(backup_names_t *ns)
 {
-    *out = NULL;
-    DIR *d = opendir(root);
-    if (d == NULL)
-        return -1;
-    char **v = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
-            continue;
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            char **nv = realloc(v, ncap * sizeof(*v));
-            if (nv == NULL)
-                break;
-            v = nv;
-            cap = ncap;
-        }
-        if ((v[n] = strdup(de->d_name)) == NULL)
-            break;
-        n++;
-    }
-    closedir(d);
-    if (n > 0)
-        qsort(v, n, sizeof(*v), names_cmp);
-    *out = v;
-    return (ssize_t)n;
+    for (size_t i = 0; i < ns->n; i++)
+        free(ns->v[i]);
+    free(ns->v);
+    ns->v = NULL;
+    ns->n = 0;
 }
 
-static void free_names(char **v, ssize_t n)
+int backup_list(const char *dir, bool (*keep)(const char *name), mode_t kind, backup_names_t *out)
 {
-    for (ssize_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
+    out->v = NULL;
+    out->n = 0;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return errno;
+    int err = 0;
+    size_t cap = 0;
+    struct dirent *de;
+    while (err == 0 && (de = readdir(d)) != NULL) {
+        struct stat st;
+        if (!keep(de->d_name) ||
+            (kind != 0 && (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+                           (st.st_mode & S_IFMT) != kind)))
+            continue;
+        if (out->n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            char **nv = realloc(out->v, ncap * sizeof(*nv));
+            if (nv == NULL) {
+                err = ENOMEM;
+                break;
+            }
+            out->v = nv;
+            cap = ncap;
+        }
+        if ((out->v[out->n] = strdup(de->d_name)) == NULL)
+            err = ENOMEM;
+        else
+            out->n++;
+    }
+    closedir(d);
+    if (err != 0)
+        backup_names_free(out);
+    else if (out->n > 1)
+        qsort(out->v, out->n, sizeof(*out->v), names_cmp);
+    return err;
+}
+
+static bool is_partial(const char *name)
+{
+    return strncmp(name, ".partial-", 9) == 0;
+}
+
+static bool is_backup(const char *name)
+{
+    return strncmp(name, "backup-", 7) == 0;
+}
+
+static bool is_checkpoint(const char *name)
+{
+    uint64_t gen;
+    return parse_gen(name, "state-", ".ckp", &gen);
 }
 
 /* ---- step 1: the backup directory, and history.db's read transaction --- */
@@ -207,14 +230,15 @@ static void step1(backup_t *b)
         return;
     }
     /* What a tallyd that died during a backup left. */
-    char **left;
-    ssize_t n = list_prefixed(b->root, ".partial-", &left);
-    for (ssize_t i = 0; i < n; i++) {
-        char path[CONFIG_PATH_MAX + BACKUP_NAME_MAX + 16];
-        snprintf(path, sizeof(path), "%s/%s", b->root, left[i]);
-        remove_flat_dir(path);
+    backup_names_t left;
+    if (backup_list(b->root, is_partial, S_IFDIR, &left) == 0) {
+        for (size_t i = 0; i < left.n; i++) {
+            char path[CONFIG_PATH_MAX + BACKUP_NAME_MAX + 16];
+            snprintf(path, sizeof(path), "%s/%s", b->root, left.v[i]);
+            remove_flat_dir(path);
+        }
+        backup_names_free(&left);
     }
-    free_names(left, n);
     choose_name(b, b->wall_ms);
     snprintf(b->partial, sizeof(b->partial), "%s/.partial-%s", b->root, b->name);
     if (mkdir(b->partial, 0750) != 0) {
@@ -445,23 +469,24 @@ static void end_history_read(backup_t *b)
 /* The newest checkpoint of the copy, read whole for its CRC. */
 static void check_checkpoint(backup_t *b)
 {
-    char **names;
-    ssize_t n = list_prefixed(b->partial, "state-", &names);
-    uint64_t gen;
-    for (ssize_t i = n - 1; i >= 0; i--) {
-        if (!parse_gen(names[i], "state-", ".ckp", &gen))
-            continue;
+    backup_names_t ns;
+    int e = backup_list(b->partial, is_checkpoint, S_IFREG, &ns);
+    if (e != 0) {
+        set_err(b, TALLY_EIO, "cannot read %s: %s", b->partial, strerror(e));
+        return;
+    }
+    if (ns.n > 0) {
+        const char *newest = ns.v[ns.n - 1]; /* 16 hex digits sort as numbers */
         checkpoint_meta_t meta;
         char why[256];
-        if (checkpoint_check_file(b->partial, names[i], &meta, why, sizeof(why)) != 0)
-            set_err(b, TALLY_EIO, "%s/%s: %s", b->c.state_dir, names[i], why);
-        else {
+        if (checkpoint_check_file(b->partial, newest, &meta, why, sizeof(why)) != 0) {
+            set_err(b, TALLY_EIO, "%s/%s: %s", b->c.state_dir, newest, why);
+        } else {
             b->ckpt_pos = meta.next_pos;
             b->ckpt_gen = meta.journal_gen;
         }
-        break;
     }
-    free_names(names, n);
+    backup_names_free(&ns);
 }
 
 /* The journal as a start reads it: every record's CRC, no position
@@ -517,15 +542,16 @@ static void sync_path(backup_t *b, const char *dir)
 /* Remove the oldest backups beyond keep. */
 static void prune(backup_t *b)
 {
-    char **names;
-    ssize_t n = list_prefixed(b->root, "backup-", &names);
-    for (ssize_t i = 0; i + b->keep < n; i++) {
+    backup_names_t ns;
+    if (backup_list(b->root, is_backup, S_IFDIR, &ns) != 0)
+        return; /* the backup stands; the next one prunes */
+    for (size_t i = 0; i + (size_t)b->keep < ns.n; i++) {
         char path[CONFIG_PATH_MAX + BACKUP_NAME_MAX + 16];
-        snprintf(path, sizeof(path), "%s/%s", b->root, names[i]);
+        snprintf(path, sizeof(path), "%s/%s", b->root, ns.v[i]);
         if (remove_flat_dir(path) == 0)
             b->removed++;
     }
-    free_names(names, n);
+    backup_names_free(&ns);
 }
 
 static void step3(backup_t *b)

@@ -55,6 +55,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <sqlite3.h>
 #include <uv.h>
@@ -149,6 +150,20 @@ static inline uint64_t backup_hold_pos(const backup_t *b)
 {
     return b->hold;
 }
+
+/* Names of a directory, sorted (malloc'ed, each and the array). */
+typedef struct backup_names {
+    char **v;
+    size_t n;
+} backup_names_t;
+
+/* The entries of dir that keep(name) accepts and whose type is kind
+ * (S_IFREG, S_IFDIR; 0: any), sorted by name.  Returns 0 or an errno value
+ * (out is then empty). */
+int backup_list(const char *dir, bool (*keep)(const char *name), mode_t kind, backup_names_t *out);
+
+/* Free what backup_list() gave; out is left empty. */
+void backup_names_free(backup_names_t *ns);
 
 /* True when name is a file a backup holds: a journal segment, a
  * checkpoint, history.db (or the -wal a reader of the copy may have left

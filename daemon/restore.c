@@ -20,68 +20,6 @@
 #include "statedir.h"
 #include "tally_error.h"
 
-#define MAX_FILES 4096 /* files of a backup or a state directory looked at */
-
-typedef struct names {
-    char **v;
-    size_t n;
-} names_t;
-
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void names_free(names_t *ns)
-{
-    for (size_t i = 0; i < ns->n; i++)
-        free(ns->v[i]);
-    free(ns->v);
-    ns->v = NULL;
-    ns->n = 0;
-}
-
-/* The regular files of dir that keep(name) accepts, sorted.  Returns 0,
- * or an errno value. */
-static int list_files(const char *dir, bool (*keep)(const char *name), names_t *out)
-{
-    out->v = NULL;
-    out->n = 0;
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return errno;
-    int err = 0;
-    struct dirent *de;
-    while (err == 0 && (de = readdir(d)) != NULL) {
-        struct stat st;
-        if (!keep(de->d_name) || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-            !S_ISREG(st.st_mode))
-            continue;
-        if (out->n == MAX_FILES) {
-            err = EMFILE;
-            break;
-        }
-        if (out->n % 64 == 0) {
-            char **nv = realloc(out->v, (out->n + 64) * sizeof(*nv));
-            if (nv == NULL) {
-                err = ENOMEM;
-                break;
-            }
-            out->v = nv;
-        }
-        if ((out->v[out->n] = strdup(de->d_name)) == NULL)
-            err = ENOMEM;
-        else
-            out->n++;
-    }
-    closedir(d);
-    if (err == 0 && out->n > 1)
-        qsort(out->v, out->n, sizeof(*out->v), cmp_names);
-    if (err != 0)
-        names_free(out);
-    return err;
-}
-
 /* The state files a start reads or writes, and their leftovers: what a
  * restore moves aside. */
 static bool state_file(const char *name)
@@ -91,8 +29,8 @@ static bool state_file(const char *name)
 }
 
 /* The backup as a start would read it.  Returns 0 or TALLY_EIO (err). */
-static int check_backup(const char *backup, const names_t *files, restore_report_t *rep, char *err,
-                        size_t errlen)
+static int check_backup(const char *backup, const backup_names_t *files, restore_report_t *rep,
+                        char *err, size_t errlen)
 {
     checkpoint_meta_t meta = {0};
     for (size_t i = files->n; i-- > 0;) {
@@ -127,7 +65,8 @@ static int check_backup(const char *backup, const names_t *files, restore_report
 }
 
 /* Put the files moved into aside back (a failed restore). */
-static void put_back(const char *state_dir, const char *aside, const names_t *moved, size_t n)
+static void put_back(const char *state_dir, const char *aside, const backup_names_t *moved,
+                     size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         char from[CONFIG_PATH_MAX + 300], to[CONFIG_PATH_MAX + 300];
@@ -140,7 +79,7 @@ static void put_back(const char *state_dir, const char *aside, const names_t *mo
 
 /* Copy the backup's files into state_dir, owned like it.  Returns 0 or
  * TALLY_EIO (err); on failure the files copied so far are removed. */
-static int copy_in(const char *backup, const char *state_dir, const names_t *files,
+static int copy_in(const char *backup, const char *state_dir, const backup_names_t *files,
                    restore_report_t *rep, char *err, size_t errlen)
 {
     struct stat dst;
@@ -191,7 +130,7 @@ static int copy_in(const char *backup, const char *state_dir, const names_t *fil
 
 /* Move the state files of state_dir into rep->replaced_dir.  Returns 0
  * or TALLY_EIO (err; what was moved is back). */
-static int move_aside(const char *state_dir, int64_t now_ms, const names_t *old,
+static int move_aside(const char *state_dir, int64_t now_ms, const backup_names_t *old,
                       restore_report_t *rep, char *err, size_t errlen)
 {
     if (old->n == 0)
@@ -228,8 +167,8 @@ int restore_run(const char *backup, const char *state_dir, int64_t now_ms, resto
 {
     memset(rep, 0, sizeof(*rep));
     err[0] = '\0';
-    names_t files, old = {0};
-    int e = list_files(backup, backup_holds, &files);
+    backup_names_t files, old = {0};
+    int e = backup_list(backup, backup_holds, S_IFREG, &files);
     if (e != 0) {
         snprintf(err, errlen, "cannot read the backup %s: %s", backup, strerror(e));
         return TALLY_EINVAL;
@@ -242,14 +181,14 @@ int restore_run(const char *backup, const char *state_dir, int64_t now_ms, resto
                  "%s is not a backup of tallyd's: it holds no journal segment "
                  "(journal-*.tj); backups are the backup-* directories SIGUSR1 writes",
                  backup);
-        names_free(&files);
+        backup_names_free(&files);
         return TALLY_EINVAL;
     }
     int rc = check_backup(backup, &files, rep, err, errlen);
     statedir_t sd = {.lock_fd = -1};
     if (rc == 0)
         rc = statedir_lock(&sd, state_dir, err, errlen);
-    if (rc == 0 && (e = list_files(state_dir, state_file, &old)) != 0) {
+    if (rc == 0 && (e = backup_list(state_dir, state_file, S_IFREG, &old)) != 0) {
         snprintf(err, errlen, "cannot read the state directory %s: %s", state_dir, strerror(e));
         rc = TALLY_EIO;
     }
@@ -264,7 +203,7 @@ int restore_run(const char *backup, const char *state_dir, int64_t now_ms, resto
     if (rc == 0)
         journal_fmt_sync_dir(state_dir);
     statedir_unlock(&sd);
-    names_free(&files);
-    names_free(&old);
+    backup_names_free(&files);
+    backup_names_free(&old);
     return rc;
 }
