@@ -298,6 +298,24 @@ static void test_durations(void **state)
                                           "(expected 0ms..1d)");
     expect_error("[journal]\nsync_interval = -5ms\n",
                  "t.conf:2: [journal] sync_interval: '-5ms' is not a duration");
+    /* [backup]: the defaults, the values, and each error named. */
+    tallyd_config_t cfg;
+    expect_ok("", &cfg);
+    assert_string_equal(cfg.backup_dir, "");
+    assert_int_equal(cfg.backup_keep, 7);
+    assert_int_equal(cfg.backup_interval_ms, 0);
+    config_free(&cfg);
+    expect_ok("[backup]\ndir = /srv/tally-backups\nkeep = 30\ninterval = 1d\n", &cfg);
+    assert_string_equal(cfg.backup_dir, "/srv/tally-backups");
+    assert_int_equal(cfg.backup_keep, 30);
+    assert_int_equal(cfg.backup_interval_ms, 86400000);
+    config_free(&cfg);
+    expect_error("[backup]\nkeep = 0\n",
+                 "t.conf:2: [backup] keep: 0 is out of range (expected 1..10000 backups)");
+    expect_error("[backup]\ninterval = 0\n", "t.conf:2: [backup] interval: '0' is not a duration");
+    expect_error("[backup]\ninterval = 400d\n", "[backup] interval: 400d is out of range");
+    expect_error("[backup]\nwhere = x\n",
+                 "t.conf:2: [backup] where: unknown key (keys of [backup]: dir, keep, interval)");
     expect_error("[journal]\nsnapshot_interval = 99999999999999999999d\n",
                  "t.conf:2: [journal] snapshot_interval: 99999999999999999999d is out of range "
                  "(expected 1s..1d)");
