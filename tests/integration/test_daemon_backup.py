@@ -110,6 +110,13 @@ class Daemon:
             raise Fail("tallyd exited with %d:\n%s" % (self.p.returncode, self.text()[-4000:]))
 
 
+def kill_all(daemons):
+    """The daemons a failed case left running."""
+    for d in daemons:
+        if d.p.poll() is None:
+            d.p.kill()
+
+
 def restore(tmp, backup, name, conf):
     """A tallyd started on a copy of the backup directory."""
     state = os.path.join(tmp, name + "-state")
@@ -170,9 +177,7 @@ def case_keeps_what_was_acknowledged(tmp):
             raise Fail("the live state after its restart: t1 total %r, t2 2025 %r" %
                        (live.value("t1", "total"), live.value("t2", "2025", "--period", "2025")))
     finally:
-        for d in daemons:
-            if d.p.poll() is None:
-                d.p.kill()
+        kill_all(daemons)
 
 
 def case_under_load(tmp):
@@ -215,9 +220,7 @@ def case_under_load(tmp):
     finally:
         stop.set()
         th.join(60)
-        for d in daemons:
-            if d.p.poll() is None:
-                d.p.kill()
+        kill_all(daemons)
 
 
 def case_checkpoint_under_way(tmp):
@@ -250,9 +253,7 @@ def case_checkpoint_under_way(tmp):
         r.stop()
         live.stop()
     finally:
-        for d in daemons:
-            if d.p.poll() is None:
-                d.p.kill()
+        kill_all(daemons)
 
 
 def run_tallyd(*args):
@@ -306,9 +307,7 @@ def case_restore_command(tmp):
                        (live.value("t1", "total"), live.value("t2", "2025", "--period", "2025")))
         live.stop()
     finally:
-        for d in daemons:
-            if d.p.poll() is None:
-                d.p.kill()
+        kill_all(daemons)
 
 
 def case_failure(tmp):
@@ -331,8 +330,7 @@ def case_failure(tmp):
                        live.value("t1", "total"))
         live.stop()
     finally:
-        if live.p.poll() is None:
-            live.p.kill()
+        kill_all([live])
 
 
 def case_interval(tmp):
@@ -360,9 +358,7 @@ def case_interval(tmp):
         r.stop()
         live.stop()
     finally:
-        for d in daemons:
-            if d.p.poll() is None:
-                d.p.kill()
+        kill_all(daemons)
         shutil.rmtree(where, ignore_errors=True)
 
 
