@@ -362,10 +362,28 @@ def case_interval(tmp):
         shutil.rmtree(where, ignore_errors=True)
 
 
+def case_reload(tmp):
+    # [backup] applies at a reload: an interval set by SIGHUP starts taking
+    # backups without a restart.
+    live = Daemon(tmp, "rl", os.path.join(tmp, "rl-state"), "")
+    try:
+        live.push("t1", 2)
+        with open(os.path.join(tmp, "rl.conf"), "w") as f:
+            f.write("[backup]\ninterval = 1s\nkeep = 2\n")
+        live.p.send_signal(signal.SIGHUP)
+        live.wait_log("(every [backup] interval)", 30, 3)
+        left = os.listdir(os.path.join(tmp, "rl-state", "backups"))
+        if len(left) != 2:
+            raise Fail("keep = 2 set by a reload: %s" % sorted(left))
+        live.stop()
+    finally:
+        kill_all([live])
+
+
 def main():
     failed = 0
     for case in (case_keeps_what_was_acknowledged, case_under_load, case_checkpoint_under_way,
-                 case_restore_command, case_failure, case_interval):
+                 case_restore_command, case_failure, case_interval, case_reload):
         tmp = tempfile.mkdtemp(prefix="tally-backup.")
         try:
             case(tmp)
