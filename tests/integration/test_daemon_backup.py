@@ -138,7 +138,7 @@ def case_keeps_what_was_acknowledged(tmp):
         for _ in range(30):
             live.push("t1", 1)
         live.push("t2", 7, "2025-05-01T10:00:00+08:00")
-        first = live.backup(1)
+        live.backup(1)
         for _ in range(5):
             live.push("t1", 1)
         second = live.backup(2)
