@@ -28,12 +28,14 @@
 
 #define NO_REPLY_MS 1500 /* how long "gets nothing" is watched */
 
-static harness_ack_t submit(harness_client_t *c, uint64_t seq, const char *town, int64_t v)
+/* A SUBMIT of one sample; no reply fails the test with tallyd's log. */
+static harness_ack_t submit(fx_t *f, harness_client_t *c, uint64_t seq, const char *town, int64_t v)
 {
     harness_ack_t a;
     int rc = harness_submit_one(c, seq, town, harness_now_ms(), "patrols", v, &a);
     if (rc != 0)
-        fail_msg("no reply to SUBMIT seq %" PRIu64 " for %s: %s", seq, town, tally_errname(rc));
+        fail_msg("no reply to SUBMIT seq %" PRIu64 " for %s: %s; tallyd's log:\n%s", seq, town,
+                 tally_errname(rc), harness_log(&f->h));
     return a;
 }
 
@@ -116,15 +118,15 @@ static void test_township_submits_only_its_own(void **state)
     open_as(f, &g, &f->gaoguan);
     open_as(f, &b, &f->bashan);
     open_as(f, &s, &f->screen);
-    harness_ack_t a = submit(&g, 1, "gaoguan", 5);
+    harness_ack_t a = submit(f, &g, 1, "gaoguan", 5);
     expect_status(&a, PROTO_ACK_ACCEPTED, 0);
-    a = submit(&g, 2, "bashan", 100);
+    a = submit(f, &g, 2, "bashan", 100);
     expect_status(&a, PROTO_ACK_REJECTED, -TALLY_EFORBIDDEN);
     assert_string_equal(a.field, "township");
     assert_non_null(strstr(a.message, "'gaoguan'"));
     assert_non_null(strstr(a.message, "'bashan'"));
-    expect_status((a = submit(&b, 1, "bashan", 7), &a), PROTO_ACK_ACCEPTED, 0);
-    a = submit(&s, 1, "gaoguan", 1000);
+    expect_status((a = submit(f, &b, 1, "bashan", 7), &a), PROTO_ACK_ACCEPTED, 0);
+    a = submit(f, &s, 1, "gaoguan", 1000);
     expect_status(&a, PROTO_ACK_REJECTED, -TALLY_EFORBIDDEN);
     assert_non_null(strstr(a.message, "subscriber 'screen'"));
     /* Reading tallies needs a subscriber key; the daemon's clock does not
@@ -137,7 +139,7 @@ static void test_township_submits_only_its_own(void **state)
     assert_memory_equal(reply, "\x96\x01\x18\x05", 4);
     /* The refused seq 2 was not recorded: the same seq for the own
      * township is new. */
-    expect_status((a = submit(&g, 2, "gaoguan", 1), &a), PROTO_ACK_ACCEPTED, 0);
+    expect_status((a = submit(f, &g, 2, "gaoguan", 1), &a), PROTO_ACK_ACCEPTED, 0);
 
     assert_int_equal(total(f, "gaoguan"), 6);
     assert_int_equal(total(f, "bashan"), 7);
@@ -361,13 +363,13 @@ static void test_revoked_township_key_stops_after_reload(void **state)
     harness_client_t g, b;
     open_as(f, &g, &f->gaoguan);
     open_as(f, &b, &f->bashan);
-    harness_ack_t a = submit(&g, 1, "gaoguan", 5);
+    harness_ack_t a = submit(f, &g, 1, "gaoguan", 5);
     expect_status(&a, PROTO_ACK_ACCEPTED, 0);
 
     unlink_key(f, "keys/towns/gaoguan.key");
     reload(f, 1);
     assert_non_null(strstr(harness_log(&f->h), "1 township key(s) revoked"));
-    a = submit(&g, 2, "gaoguan", 50);
+    a = submit(f, &g, 2, "gaoguan", 50);
     expect_status(&a, PROTO_ACK_REJECTED, -TALLY_EFORBIDDEN);
     assert_non_null(strstr(a.message, "no longer admitted"));
     assert_int_equal(harness_ping(&g, NULL), TALLY_EFORBIDDEN);
@@ -375,7 +377,7 @@ static void test_revoked_township_key_stops_after_reload(void **state)
     open_as(f, &g2, &f->gaoguan);
     assert_true(gets_nothing(&g2, "gaoguan"));
     harness_client_close(&g2);
-    expect_status((a = submit(&b, 1, "bashan", 7), &a), PROTO_ACK_ACCEPTED, 0);
+    expect_status((a = submit(f, &b, 1, "bashan", 7), &a), PROTO_ACK_ACCEPTED, 0);
 
     /* A new key for gaoguan, in the one-directory-per-township form. */
     pair_t fresh;
@@ -384,7 +386,7 @@ static void test_revoked_township_key_stops_after_reload(void **state)
         harness_write_cert(&f->h, "keys/towns/gaoguan/office2.key", fresh.pub, NULL, NULL, 0), 0);
     reload(f, 2);
     open_as(f, &g2, &fresh);
-    expect_status((a = submit(&g2, 1, "gaoguan", 11), &a), PROTO_ACK_ACCEPTED, 0);
+    expect_status((a = submit(f, &g2, 1, "gaoguan", 11), &a), PROTO_ACK_ACCEPTED, 0);
     harness_client_close(&g2);
     assert_int_equal(total(f, "gaoguan"), 16);
     assert_int_equal(total(f, "bashan"), 7);
@@ -396,7 +398,7 @@ static void test_revoked_township_key_stops_after_reload(void **state)
     assert_int_equal(kill(f->h.pid, SIGHUP), 0);
     assert_int_equal(harness_wait_log(&f->h, "reload refused", 5000), 0);
     assert_non_null(strstr(harness_log(&f->h), "junk.key"));
-    expect_status((a = submit(&b, 2, "bashan", 1), &a), PROTO_ACK_ACCEPTED, 0);
+    expect_status((a = submit(f, &b, 2, "bashan", 1), &a), PROTO_ACK_ACCEPTED, 0);
     harness_client_close(&g);
     harness_client_close(&b);
 }
@@ -437,7 +439,7 @@ static void test_subscribers_need_an_allowed_key(void **state)
                      0);
     harness_client_t g;
     open_as(f, &g, &f->gaoguan);
-    harness_ack_t a = submit(&g, 1, "gaoguan", 3);
+    harness_ack_t a = submit(f, &g, 1, "gaoguan", 3);
     expect_status(&a, PROTO_ACK_ACCEPTED, 0);
     int64_t want = 3;
     assert_int_equal(harness_sub_until(screen, got_update, &want, 3000), 0);
@@ -462,7 +464,7 @@ static void test_subscribers_need_an_allowed_key(void **state)
         assert_true(harness_mono_ms() < deadline);
         harness_sub_poll(screen, 50);
     }
-    expect_status((a = submit(&g, 2, "gaoguan", 4), &a), PROTO_ACK_ACCEPTED, 0);
+    expect_status((a = submit(f, &g, 2, "gaoguan", 4), &a), PROTO_ACK_ACCEPTED, 0);
     want = 7;
     assert_int_equal(harness_sub_until(screen, got_update, &want, 5000), 0);
     uint64_t screen_hb = screen->heartbeats;
@@ -495,7 +497,7 @@ static void test_flood_is_rate_limited_per_township(void **state)
     for (uint64_t seq = 1; seq <= FLOOD; seq++) {
         assert_int_equal(harness_send_submit(&g, seq, "gaoguan", t, samples, PER), 0);
         if (seq % 10 == 0) {
-            harness_ack_t a = submit(&b, ++bseq, "bashan", 1);
+            harness_ack_t a = submit(f, &b, ++bseq, "bashan", 1);
             expect_status(&a, PROTO_ACK_ACCEPTED, 0);
         }
     }
@@ -555,9 +557,9 @@ static void test_dedup_is_per_identity(void **state)
     memcpy(id, b.client_id, sizeof(id));
     harness_ack_t a;
     for (uint64_t seq = 1; seq <= 3; seq++)
-        expect_status((a = submit(&g, seq, "gaoguan", 1), &a), PROTO_ACK_ACCEPTED, 0);
-    expect_status((a = submit(&b, 1, "bashan", 10), &a), PROTO_ACK_ACCEPTED, 0);
-    expect_status((a = submit(&b, 1, "bashan", 10), &a), PROTO_ACK_DUPLICATE, 0);
+        expect_status((a = submit(f, &g, seq, "gaoguan", 1), &a), PROTO_ACK_ACCEPTED, 0);
+    expect_status((a = submit(f, &b, 1, "bashan", 10), &a), PROTO_ACK_ACCEPTED, 0);
+    expect_status((a = submit(f, &b, 1, "bashan", 10), &a), PROTO_ACK_DUPLICATE, 0);
     harness_client_close(&g);
     harness_client_close(&b);
 
@@ -566,9 +568,9 @@ static void test_dedup_is_per_identity(void **state)
     open_as(f, &b, &f->bashan);
     memcpy(g.client_id, id, sizeof(id));
     memcpy(b.client_id, id, sizeof(id));
-    expect_status((a = submit(&g, 3, "gaoguan", 1), &a), PROTO_ACK_DUPLICATE, 0);
-    expect_status((a = submit(&b, 1, "bashan", 10), &a), PROTO_ACK_DUPLICATE, 0);
-    expect_status((a = submit(&b, 2, "bashan", 10), &a), PROTO_ACK_ACCEPTED, 0);
+    expect_status((a = submit(f, &g, 3, "gaoguan", 1), &a), PROTO_ACK_DUPLICATE, 0);
+    expect_status((a = submit(f, &b, 1, "bashan", 10), &a), PROTO_ACK_DUPLICATE, 0);
+    expect_status((a = submit(f, &b, 2, "bashan", 10), &a), PROTO_ACK_ACCEPTED, 0);
     assert_int_equal(total(f, "gaoguan"), 3);
     assert_int_equal(total(f, "bashan"), 20);
     harness_client_close(&g);
@@ -585,7 +587,7 @@ static void test_turning_curve_on_keeps_duplicates(void **state)
     harness_client_t c;
     assert_int_equal(harness_client_open(&f->h, &c), 0);
     harness_ack_t a;
-    expect_status((a = submit(&c, 1, "gaoguan", 2), &a), PROTO_ACK_ACCEPTED, 0);
+    expect_status((a = submit(f, &c, 1, "gaoguan", 2), &a), PROTO_ACK_ACCEPTED, 0);
     uint8_t id[PROTO_CLIENT_ID_LEN];
     memcpy(id, c.client_id, sizeof(id));
     harness_client_close(&c);
@@ -595,8 +597,8 @@ static void test_turning_curve_on_keeps_duplicates(void **state)
     assert_int_equal(harness_restart(&f->h, NULL), 0);
     open_as(f, &c, &f->gaoguan);
     memcpy(c.client_id, id, sizeof(id));
-    expect_status((a = submit(&c, 1, "gaoguan", 2), &a), PROTO_ACK_DUPLICATE, 0);
-    expect_status((a = submit(&c, 2, "gaoguan", 3), &a), PROTO_ACK_ACCEPTED, 0);
+    expect_status((a = submit(f, &c, 1, "gaoguan", 2), &a), PROTO_ACK_DUPLICATE, 0);
+    expect_status((a = submit(f, &c, 2, "gaoguan", 3), &a), PROTO_ACK_ACCEPTED, 0);
     assert_int_equal(total(f, "gaoguan"), 5);
     harness_client_close(&c);
 }
@@ -645,7 +647,7 @@ static void test_dedup_key_is_sha256_of_township_and_client(void **state)
     for (size_t i = 0; i < sizeof(g.client_id); i++)
         g.client_id[i] = (uint8_t)(i + 1);
     harness_ack_t a;
-    expect_status((a = submit(&g, 1, "gaoguan", 4), &a), PROTO_ACK_ACCEPTED, 0);
+    expect_status((a = submit(f, &g, 1, "gaoguan", 4), &a), PROTO_ACK_ACCEPTED, 0);
     harness_client_close(&g);
     assert_int_equal(harness_stop(&f->h, SIGTERM), 0);
     assert_true(checkpoints_hold(f, key, sizeof(key)));
