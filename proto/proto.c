@@ -22,7 +22,8 @@ const uint8_t proto_msg_elems[PROTO_TYPE_LAST + 1] = {0, 7, 8, 4, 4, 6, 4, 5,
                                                       5, 6, 8, 9, 7,          /* 18..22: history */
                                                       3, 6,                   /* 23, 24: clock */
                                                       6,                      /* 25: span */
-                                                      4, 5 /* 26, 27: townships */};
+                                                      4, 5, /* 26, 27: townships */
+                                                      3, 7 /* 28, 29: backup */};
 
 /* ---- UTF-8 and names ---------------------------------------------------- */
 
@@ -169,6 +170,8 @@ uint64_t proto_req_id(const proto_msg_t *msg)
     case PROTO_SPAN_REQ:
     case PROTO_TOWNSHIPS_REQ:
     case PROTO_TOWNSHIPS:
+    case PROTO_BACKUP_REQ:
+    case PROTO_BACKUP:
         return msg->u.stats_req.req_id; /* req_id leads each of these structs */
     default:
         return 0;

@@ -53,6 +53,7 @@
 #define PROTO_PERIOD_TEXT_MAX   16    /* a period name or a range's "by" */
 #define PROTO_RANGE_CHUNK       256   /* points in one RANGE message */
 #define PROTO_CHANGED_MAX       8     /* periods in one PERIOD_CHANGED */
+#define PROTO_PATH_MAX          1024  /* bytes in a BACKUP's path */
 
 enum proto_type {
     PROTO_SUBMIT = 1,
@@ -86,9 +87,12 @@ enum proto_type {
     /* The townships that have tallies, in pages (PROTOCOL.md 8.25) */
     PROTO_TOWNSHIPS_REQ = 26,
     PROTO_TOWNSHIPS = 27,
+    /* A backup of the daemon's state, asked for by an operator (PROTOCOL.md 8.26) */
+    PROTO_BACKUP_REQ = 28,
+    PROTO_BACKUP = 29,
 };
 
-#define PROTO_TYPE_LAST PROTO_TOWNSHIPS /* the highest message type this codec knows */
+#define PROTO_TYPE_LAST PROTO_BACKUP /* the highest message type this codec knows */
 
 enum proto_ack_status {
     PROTO_ACK_ACCEPTED = 0,
@@ -341,6 +345,16 @@ typedef struct proto_msg {
             const proto_str_t *names;
             const uint8_t *entries, *end; /* decoding: the array's bytes */
         } townships;
+        struct {
+            uint64_t req_id;
+        } backup_req;
+        struct {
+            uint64_t req_id;
+            proto_str_t path; /* 1..PROTO_PATH_MAX bytes of UTF-8: the backup's directory */
+            uint32_t files;   /* files in it */
+            uint64_t bytes;   /* their size together */
+            uint64_t ms;      /* how long the backup took */
+        } backup;
     } u;
 } proto_msg_t;
 

@@ -28,7 +28,7 @@ static const char *const msg_names[PROTO_TYPE_LAST + 1] = {
     "UPDATE",     "HEARTBEAT", "HELLO",         "WELCOME",      "STATS_REQ",      "STATS",
     "PING",       "PONG",      "ERROR",         "GOODBYE",      "CATALOG_REQ",    "CATALOG",
     "PERIOD_REQ", "PERIOD",    "RANGE_REQ",     "RANGE",        "PERIOD_CHANGED", "CLOCK_REQ",
-    "CLOCK",      "SPAN_REQ",  "TOWNSHIPS_REQ", "TOWNSHIPS"};
+    "CLOCK",      "SPAN_REQ",  "TOWNSHIPS_REQ", "TOWNSHIPS",    "BACKUP_REQ",     "BACKUP"};
 
 /* ---- message bodies ----------------------------------------------------- */
 
@@ -317,7 +317,13 @@ static int dec_body(rd_t *r, proto_msg_t *m, proto_sample_t *samples, uint32_t c
         m->u.clock.utc_offset_s = (int32_t)off;
         return 0;
     }
-    default: /* STATS_REQ and CLOCK_REQ have nothing after req_id */
+    case PROTO_BACKUP:
+        TRY(proto_rd_text(r, FLD("path"), 1, PROTO_PATH_MAX, &m->u.backup.path));
+        TRY(rd_u64(r, FLD("files"), 1, UINT32_MAX, &u));
+        m->u.backup.files = (uint32_t)u;
+        TRY(rd_u64(r, FLD("bytes"), 0, UINT64_MAX, &m->u.backup.bytes));
+        return rd_u64(r, FLD("ms"), 0, UINT64_MAX, &m->u.backup.ms);
+    default: /* STATS_REQ, CLOCK_REQ and BACKUP_REQ have nothing after req_id */
         return 0;
     }
 }

@@ -401,6 +401,7 @@ int proto_encode(msgpack_sbuffer *out, const proto_msg_t *msg)
         return enc_welcome(&pk, msg);
     case PROTO_STATS_REQ:
     case PROTO_CLOCK_REQ:
+    case PROTO_BACKUP_REQ:
         TRY(pk_head(&pk, msg->type));
         PK(msgpack_pack_uint64(&pk, msg->u.stats_req.req_id));
         return 0;
@@ -413,6 +414,15 @@ int proto_encode(msgpack_sbuffer *out, const proto_msg_t *msg)
         PK(msgpack_pack_int64(&pk, msg->u.clock.now_ms));
         TRY(pk_str(&pk, msg->u.clock.zone));
         PK(msgpack_pack_int64(&pk, msg->u.clock.utc_offset_s));
+        return 0;
+    case PROTO_BACKUP:
+        NEED(is_valid_text(msg->u.backup.path, 1, PROTO_PATH_MAX) && msg->u.backup.files >= 1);
+        TRY(pk_head(&pk, msg->type));
+        PK(msgpack_pack_uint64(&pk, msg->u.backup.req_id));
+        TRY(pk_str(&pk, msg->u.backup.path));
+        PK(msgpack_pack_uint64(&pk, msg->u.backup.files));
+        PK(msgpack_pack_uint64(&pk, msg->u.backup.bytes));
+        PK(msgpack_pack_uint64(&pk, msg->u.backup.ms));
         return 0;
     case PROTO_STATS:
         return enc_stats(&pk, msg);

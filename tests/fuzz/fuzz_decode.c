@@ -178,7 +178,13 @@ static bool msg_same(const proto_msg_t *a, const proto_msg_t *b)
     }
     case PROTO_STATS_REQ:
     case PROTO_CLOCK_REQ:
+    case PROTO_BACKUP_REQ:
         return a->u.stats_req.req_id == b->u.stats_req.req_id;
+    case PROTO_BACKUP:
+        return a->u.backup.req_id == b->u.backup.req_id &&
+               str_same(a->u.backup.path, b->u.backup.path) &&
+               a->u.backup.files == b->u.backup.files && a->u.backup.bytes == b->u.backup.bytes &&
+               a->u.backup.ms == b->u.backup.ms;
     case PROTO_CLOCK:
         return a->u.clock.req_id == b->u.clock.req_id && a->u.clock.now_ms == b->u.clock.now_ms &&
                str_same(a->u.clock.zone, b->u.clock.zone) &&

@@ -227,6 +227,20 @@ int main(int argc, char **argv)
     m.u.townships.names = towns;
     put_msg("19_townships", &m);
 
+    memset(&m, 0, sizeof m);
+    m.type = PROTO_BACKUP_REQ;
+    m.u.backup_req.req_id = 10;
+    put_msg("20_backup_req", &m);
+
+    memset(&m, 0, sizeof m);
+    m.type = PROTO_BACKUP;
+    m.u.backup.req_id = 10;
+    m.u.backup.path = proto_str("/srv/统计/backups/backup-20231130T160000Z");
+    m.u.backup.files = 5;
+    m.u.backup.bytes = 1048576;
+    m.u.backup.ms = 127;
+    put_msg("20_backup", &m);
+
     /* SUBMIT with every integer in a non-canonical wide format. */
     PUT_RAW("20_submit_wide_ints", "\xdd\x00\x00\x00\x07\xd3\x00\x00\x00\x00\x00\x00\x00\x01"
                                    "\xd2\x00\x00\x00\x01\xc6\x00\x00\x00\x10"

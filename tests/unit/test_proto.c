@@ -269,6 +269,16 @@ static void make_msg(uint32_t type, proto_msg_t *m)
         m->u.townships.names = names;
         break;
     }
+    case PROTO_BACKUP_REQ:
+        m->u.backup_req.req_id = 19;
+        break;
+    case PROTO_BACKUP:
+        m->u.backup.req_id = 19;
+        m->u.backup.path = proto_str("/var/lib/tallyd/backups/backup-20231130T160000Z");
+        m->u.backup.files = UINT32_MAX;
+        m->u.backup.bytes = UINT64_MAX;
+        m->u.backup.ms = 127;
+        break;
     default:
         fail();
     }
@@ -860,7 +870,7 @@ static void test_helpers(void **state)
                    type == PROTO_CATALOG_REQ || type == PROTO_CATALOG ||
                    (type >= PROTO_PERIOD_REQ && type <= PROTO_RANGE) || type == PROTO_CLOCK_REQ ||
                    type == PROTO_CLOCK || type == PROTO_SPAN_REQ || type == PROTO_TOWNSHIPS_REQ ||
-                   type == PROTO_TOWNSHIPS;
+                   type == PROTO_TOWNSHIPS || type == PROTO_BACKUP_REQ || type == PROTO_BACKUP;
         assert_true(proto_req_id(&g_msg) == (has ? 99u : 0u));
     }
 }

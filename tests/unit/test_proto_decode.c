@@ -628,7 +628,7 @@ static void test_error_messages(void **state)
 
     static const char typ[] = "\x93\x01\x1e\x00";
     assert_int_equal(decode_exact(typ, sizeof typ - 1, &g_out, 0, &err), TALLY_ETYPE);
-    assert_string_equal(err.message, "type: 30 is not a known message type (1..27)");
+    assert_string_equal(err.message, "type: 30 is not a known message type (1..29)");
 
     static const char bad[] = SUB(CID,
                                   "\xa1"
