@@ -554,6 +554,35 @@ static void prune(backup_t *b)
     backup_names_free(&ns);
 }
 
+/* How many files the backup holds, and their size. */
+static void count_files(backup_t *b, const char *dir)
+{
+    backup_names_t ns;
+    b->files = 0;
+    b->bytes = 0;
+    if (backup_list(dir, backup_holds, S_IFREG, &ns) != 0)
+        return;
+    for (size_t i = 0; i < ns.n; i++) {
+        char path[CONFIG_PATH_MAX + BACKUP_NAME_MAX + 48];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/%s", dir, ns.v[i]);
+        if (stat(path, &st) == 0) {
+            b->files++;
+            b->bytes += (uint64_t)st.st_size;
+        }
+    }
+    backup_names_free(&ns);
+}
+
+/* The backup's path as an operator gives it to --restore: absolute where
+ * the directory can be resolved. */
+static void resolve_final(backup_t *b, const char *final)
+{
+    char *abs = realpath(final, NULL);
+    snprintf(b->final, sizeof(b->final), "%s", abs != NULL ? abs : final);
+    free(abs);
+}
+
 static void step3(backup_t *b)
 {
     for (size_t i = 0; i < b->ncopies && b->rc == 0; i++)
@@ -572,9 +601,11 @@ static void step3(backup_t *b)
     if (b->rc == 0 && rename(b->partial, final) != 0)
         set_err(b, TALLY_EIO, "renaming %s to %s: %s", b->partial, final, strerror(errno));
     sync_path(b, b->root);
-    if (b->rc == 0)
+    if (b->rc == 0) {
+        count_files(b, final);
+        resolve_final(b, final);
         prune(b);
-    else if (b->partial[0] != '\0')
+    } else if (b->partial[0] != '\0')
         remove_flat_dir(b->partial);
 }
 
@@ -601,6 +632,19 @@ static void maybe_closed(backup_t *b)
     }
 }
 
+static void tell_end(backup_t *b, uint64_t serial, int rc, const char *err, int64_t took)
+{
+    if (b->c.on_end == NULL)
+        return;
+    backup_end_t e = {.serial = serial, .rc = rc, .err = err, .ms = (uint64_t)took};
+    if (rc == 0) {
+        e.path = b->final;
+        e.files = b->files;
+        e.bytes = b->bytes;
+    }
+    b->c.on_end(b->c.end_ctx, &e);
+}
+
 static void finish(backup_t *b)
 {
     int64_t took = clock_mono_ms() - b->started_ms;
@@ -623,6 +667,15 @@ static void finish(backup_t *b)
                   b->why, b->err);
     }
     b->running = false;
+    tell_end(b, b->begun, b->rc, b->err, took);
+    if (b->again) {
+        /* Requests came while this one ran: the next holds what they saw. */
+        b->again = false;
+        uint64_t serial = b->begun + 1;
+        int rc = b->closing ? TALLY_ECLOSED : backup_now(b, "BACKUP_REQ");
+        if (rc != 0)
+            tell_end(b, serial, rc, rc == TALLY_ECLOSED ? "tallyd is stopping" : b->err, 0);
+    }
     maybe_closed(b);
 }
 
@@ -671,16 +724,19 @@ int backup_now(backup_t *b, const char *why)
                     why, (clock_mono_ms() - b->started_ms) / 1000);
         return TALLY_EBUSY;
     }
+    b->rc = 0;
+    b->err[0] = '\0';
     if (!root_of(b->root, sizeof(b->root), b->c.state_dir, b->c.settings.dir)) {
-        log_error(b->c.log,
-                  "backup (%s) failed: the backup directory's path is longer than %zu bytes", why,
-                  sizeof(b->root) - 1);
+        set_err(b, TALLY_EINVAL, "the backup directory's path is longer than %zu bytes",
+                sizeof(b->root) - 1);
+        log_error(b->c.log, "backup (%s) failed: %s", why, b->err);
         b->failed++;
         return TALLY_EINVAL;
     }
     snprintf(b->why, sizeof(b->why), "%s", why);
-    b->name[0] = b->partial[0] = b->err[0] = '\0';
-    b->rc = 0;
+    b->name[0] = b->partial[0] = b->final[0] = '\0';
+    b->files = 0;
+    b->bytes = 0;
     b->linked = b->checkpoints = b->segments = b->removed = 0;
     b->bytes_copied = b->ckpt_pos = b->ckpt_gen = b->journal_last = b->db_pos = b->loop_ns = 0;
     b->keep = b->c.settings.keep;
@@ -693,12 +749,29 @@ int backup_now(backup_t *b, const char *why)
     int rc = uv_queue_work(b->c.loop, &b->work, on_work, after_work);
     if (rc != 0) {
         b->hold = UINT64_MAX;
-        log_error(b->c.log, "backup (%s) failed: the thread pool: %s", why, uv_strerror(rc));
+        set_err(b, TALLY_ESYS, "the thread pool: %s", uv_strerror(rc));
+        log_error(b->c.log, "backup (%s) failed: %s", why, b->err);
         b->failed++;
         return TALLY_ESYS;
     }
     b->running = true;
+    b->begun++;
     return 0;
+}
+
+int backup_ask(backup_t *b, uint64_t *serial)
+{
+    if (b->closing)
+        return TALLY_ECLOSED;
+    if (b->running) {
+        b->again = true;
+        *serial = b->begun + 1;
+        return 0;
+    }
+    int rc = backup_now(b, "BACKUP_REQ");
+    if (rc == 0)
+        *serial = b->begun;
+    return rc;
 }
 
 static void on_timer(uv_timer_t *t)

@@ -75,6 +75,17 @@ typedef struct backup_settings {
     int64_t interval_ms;       /* take one this often (0: only when asked) */
 } backup_settings_t;
 
+/* How a backup ended, for backup_config_t.on_end. */
+typedef struct backup_end {
+    uint64_t serial;  /* which backup: backup_ask() gave this number */
+    int rc;           /* 0 written; TALLY_ECLOSED (tallyd stopping); another TALLY_E* */
+    const char *err;  /* rc != 0: a sentence saying why */
+    const char *path; /* rc == 0: the backup's directory, absolute when it could be resolved */
+    uint32_t files;   /* rc == 0: files in it */
+    uint64_t bytes;   /* ... their size together */
+    uint64_t ms;      /* how long it took */
+} backup_end_t;
+
 typedef struct backup_config {
     uv_loop_t *loop;
     const char *state_dir; /* borrowed, absolute or relative to the working directory */
@@ -85,6 +96,11 @@ typedef struct backup_config {
     uint64_t (*history_hold)(void *ctx);
     void *ctx;
     backup_settings_t settings;
+    /* Optional: told of the end of every backup begun (whatever asked for
+     * it), and of a backup asked for with backup_ask() that could not
+     * begin. */
+    void (*on_end)(void *ctx, const backup_end_t *end);
+    void *end_ctx;
 } backup_config_t;
 
 /* A file of the state directory opened in step 2 and copied in step 3. */
@@ -108,6 +124,7 @@ typedef struct backup {
     char root[CONFIG_PATH_MAX];                           /* the backup directory */
     char name[BACKUP_NAME_MAX];                           /* backup-... */
     char partial[CONFIG_PATH_MAX + BACKUP_NAME_MAX + 16]; /* root/.partial-name */
+    char final[CONFIG_PATH_MAX + BACKUP_NAME_MAX + 2];    /* its path once written */
     char why[64];                                         /* what asked for it, for the log */
     int step;                                             /* 1 or 3: what the queued work does */
     int64_t started_ms;                                   /* monotonic */
@@ -124,6 +141,10 @@ typedef struct backup {
     uint64_t ckpt_gen;     /* ... and the segment it names */
     uint64_t journal_last; /* the last journal position in the backup */
     unsigned removed;      /* old backups removed */
+    uint32_t files;        /* in the backup written */
+    uint64_t bytes;        /* their size together */
+    uint64_t begun;        /* serial of the last backup begun (1, 2, ...) */
+    bool again;            /* backup_ask() wants one more after the one under way */
     int rc;
     char err[768];
     /* Counters (STATS). */
@@ -143,6 +164,20 @@ void backup_set(backup_t *b, const backup_settings_t *s);
  * Returns 0 (under way: its end is logged), TALLY_EBUSY (one is already
  * under way, logged) or TALLY_ECLOSED (closing). */
 int backup_now(backup_t *b, const char *why);
+
+/* Ask for a backup that holds everything written to the journal before
+ * the call: begun now, or, when one is under way, right after it ends.
+ * Requests made while one is under way share that next backup.  *serial
+ * receives the number on_end will report it under.  Returns 0; TALLY_ECLOSED
+ * (closing); or the failure of backup_now(), with its sentence in b->err
+ * (then on_end is not called for it). */
+int backup_ask(backup_t *b, uint64_t *serial);
+
+/* The sentence of the last failure (backup_ask's, on_end's err). */
+static inline const char *backup_errmsg(const backup_t *b)
+{
+    return b->err;
+}
 
 /* The first journal position a backup under way needs kept, UINT64_MAX
  * when none (compact_config_t.hold_pos). */

@@ -37,6 +37,16 @@ typedef struct bfx {
     tclock_t clock;
     uint64_t history_hold;
     bool closed;
+    /* What on_end told, in order. */
+    struct {
+        uint64_t serial;
+        int rc;
+        char path[1024];
+        char err[800];
+        uint32_t files;
+        uint64_t bytes;
+    } ends[8];
+    size_t nends;
 } bfx_t;
 
 static int64_t fixed_now(void *ctx)
@@ -185,6 +195,19 @@ static void make_state(bfx_t *f)
     write_history(f, 12);
 }
 
+static void on_end(void *ctx, const backup_end_t *e)
+{
+    bfx_t *f = ctx;
+    assert_true(f->nends < sizeof(f->ends) / sizeof(f->ends[0]));
+    f->ends[f->nends].serial = e->serial;
+    f->ends[f->nends].rc = e->rc;
+    snprintf(f->ends[f->nends].path, sizeof(f->ends[0].path), "%s", e->path ? e->path : "");
+    snprintf(f->ends[f->nends].err, sizeof(f->ends[0].err), "%s", e->err ? e->err : "");
+    f->ends[f->nends].files = e->files;
+    f->ends[f->nends].bytes = e->bytes;
+    f->nends++;
+}
+
 static void start_backup(bfx_t *f, const char *dir, int64_t keep)
 {
     backup_config_t c = {.loop = &f->j.loop,
@@ -193,7 +216,9 @@ static void start_backup(bfx_t *f, const char *dir, int64_t keep)
                          .clock = &f->clock,
                          .history_hold = hold_cb,
                          .ctx = f,
-                         .settings = {.keep = keep}};
+                         .settings = {.keep = keep},
+                         .on_end = on_end,
+                         .end_ctx = f};
     snprintf(c.settings.dir, sizeof(c.settings.dir), "%s", dir);
     assert_int_equal(backup_init(&f->b, &c), 0);
 }
@@ -202,6 +227,12 @@ static bool p_idle(const fx_t *j, uint64_t arg)
 {
     (void)arg;
     return !((const bfx_t *)(const void *)j)->b.running;
+}
+
+static bool p_ends(const fx_t *j, uint64_t n)
+{
+    const bfx_t *f = (const bfx_t *)(const void *)j;
+    return f->nends >= n && !f->b.running;
 }
 
 /* Ask for a backup and run the loop until it ends. */
@@ -372,9 +403,15 @@ static void test_backup_no_history(void **state)
     path_in(f, "history.db", a, sizeof(a));
     unlink(a);
     start_backup(f, "", 7);
-    run_backup(f);
+    /* Asked for by a request: its end tells the same sentence. */
+    uint64_t s = 0;
+    assert_int_equal(backup_ask(&f->b, &s), 0);
+    assert_true(run_until(&f->j, p_ends, 1, 20000));
     assert_int_equal(f->b.failed, 1);
     assert_non_null(strstr(logged(f), "history.db: unable to open database file"));
+    assert_int_equal(f->ends[0].serial, s);
+    assert_int_equal(f->ends[0].rc, TALLY_EIO);
+    assert_non_null(strstr(f->ends[0].err, "history.db: unable to open database file"));
 }
 
 /* keep removes the oldest backups; a partial directory of an earlier run
@@ -402,6 +439,92 @@ static void test_backup_keep(void **state)
     assert_int_not_equal(access(p, F_OK), 0); /* the oldest went */
     snprintf(p, sizeof(p), "%s/backup-20261206T204944Z-3", root);
     assert_int_equal(access(p, F_OK), 0);
+}
+
+/* The size of the regular files in dir, and how many there are. */
+static uint64_t dir_bytes(const char *dir, uint32_t *files)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    uint64_t bytes = 0;
+    *files = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char p[1200];
+        struct stat st;
+        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+        if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) {
+            bytes += (uint64_t)st.st_size;
+            (*files)++;
+        }
+    }
+    closedir(d);
+    return bytes;
+}
+
+/* backup_ask: begun at once when idle; asked again while one runs, one
+ * more backup after it, shared by every request meanwhile; each end told
+ * with its serial, its absolute path and what it holds. */
+static void test_backup_ask(void **state)
+{
+    bfx_t *f = *state;
+    make_state(f);
+    start_backup(f, "", 7);
+    uint64_t s1 = 0, s2 = 0, s3 = 0;
+    assert_int_equal(backup_ask(&f->b, &s1), 0);
+    assert_int_equal(s1, 1);
+    assert_true(f->b.running);
+    assert_int_equal(backup_ask(&f->b, &s2), 0);
+    assert_int_equal(backup_ask(&f->b, &s3), 0);
+    assert_int_equal(s2, 2);
+    assert_int_equal(s3, 2);
+    /* The operator's signal meanwhile is refused as before. */
+    assert_int_equal(backup_now(&f->b, "SIGUSR1"), TALLY_EBUSY);
+    assert_true(run_until(&f->j, p_ends, 2, 20000));
+    assert_int_equal(f->nends, 2);
+    assert_int_equal(f->b.done, 2);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(f->ends[i].serial, i + 1);
+        assert_int_equal(f->ends[i].rc, 0);
+        assert_true(f->ends[i].path[0] == '/');
+        uint32_t files = 0;
+        uint64_t bytes = dir_bytes(f->ends[i].path, &files);
+        assert_int_equal(f->ends[i].files, files);
+        assert_true(files >= 4); /* checkpoint, two segments, history.db */
+        assert_int_equal(f->ends[i].bytes, bytes);
+    }
+    assert_non_null(strstr(f->ends[0].path, "/backups/backup-20261206T204944Z"));
+    assert_string_not_equal(f->ends[0].path, f->ends[1].path);
+    assert_non_null(strstr(logged(f), "(BACKUP_REQ): 1 checkpoint"));
+
+    /* Idle again: the next ask begins at once. */
+    uint64_t s4 = 0;
+    assert_int_equal(backup_ask(&f->b, &s4), 0);
+    assert_int_equal(s4, 3);
+    assert_true(run_until(&f->j, p_ends, 3, 20000));
+    assert_int_equal(f->ends[2].serial, 3);
+    assert_int_equal(f->ends[2].rc, 0);
+}
+
+/* A close with a backup under way and one more asked for: both ends are
+ * told, TALLY_ECLOSED; asking after the close is refused. */
+static void test_backup_ask_close(void **state)
+{
+    bfx_t *f = *state;
+    make_state(f);
+    start_backup(f, "", 7);
+    uint64_t s1 = 0, s2 = 0;
+    assert_int_equal(backup_ask(&f->b, &s1), 0);
+    assert_int_equal(backup_ask(&f->b, &s2), 0);
+    backup_close(&f->b, on_closed);
+    assert_int_equal(backup_ask(&f->b, &s2), TALLY_ECLOSED);
+    assert_true(run_until(&f->j, p_backup_closed, 0, 20000));
+    assert_int_equal(f->nends, 2);
+    assert_int_equal(f->ends[0].serial, 1);
+    assert_int_equal(f->ends[0].rc, TALLY_ECLOSED);
+    assert_int_equal(f->ends[1].serial, 2);
+    assert_int_equal(f->ends[1].rc, TALLY_ECLOSED);
+    assert_int_equal(f->b.done, 0);
 }
 
 /* A close while the backup runs: it is abandoned, its partial directory
@@ -496,6 +619,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_backup_no_history, b_setup, b_teardown),
         cmocka_unit_test_setup_teardown(test_backup_keep, b_setup, b_teardown),
         cmocka_unit_test_setup_teardown(test_backup_close_during, b_setup, b_teardown),
+        cmocka_unit_test_setup_teardown(test_backup_ask, b_setup, b_teardown),
+        cmocka_unit_test_setup_teardown(test_backup_ask_close, b_setup, b_teardown),
         cmocka_unit_test_setup_teardown(test_restore, b_setup, b_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
