@@ -165,6 +165,7 @@ typedef struct tallyd_config {
     char server_secret_key[CONFIG_PATH_MAX];
     char township_keys[CONFIG_PATH_MAX];
     char subscriber_keys[CONFIG_PATH_MAX];
+    char admin_keys[CONFIG_PATH_MAX];
 
     /* Catalogs, in file order.  The arrays are owned by the config. */
     config_township_t *townships;

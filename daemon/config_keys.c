@@ -128,6 +128,7 @@ static const keyspec_t security_keys[] = {
     {"server_secret_key", V_PATH, CFG(server_secret_key), 0, 0, NULL, NULL, false},
     {"township_keys", V_PATH, CFG(township_keys), 0, 0, NULL, NULL, false},
     {"subscriber_keys", V_PATH, CFG(subscriber_keys), 0, 0, NULL, NULL, false},
+    {"admin_keys", V_PATH, CFG(admin_keys), 0, 0, NULL, NULL, false},
     END};
 
 static const keyspec_t township_keys[] = {

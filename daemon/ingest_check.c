@@ -105,9 +105,9 @@ bool ingest_check_authorized(const ingest_t *in, const keyring_identity_t *who,
     }
     if (who->role != KEYS_ROLE_TOWNSHIP) {
         snprintf(msg, len,
-                 "township: this key belongs to %s '%s', which may read tallies but not submit "
-                 "figures",
-                 keys_role_name(who->role), who->name);
+                 "township: this key belongs to %s '%s', which may %s but not submit figures",
+                 keys_role_name(who->role), who->name,
+                 who->role == KEYS_ROLE_ADMIN ? "ask for backups" : "read tallies");
         return false;
     }
     if (who->name_len != s->township.len || memcmp(who->name, s->township.ptr, who->name_len)) {

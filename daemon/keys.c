@@ -80,6 +80,8 @@ const char *keys_role_name(int role)
         return "township";
     case KEYS_ROLE_SUBSCRIBER:
         return "subscriber";
+    case KEYS_ROLE_ADMIN:
+        return "admin";
     default:
         return "?";
     }
@@ -87,7 +89,7 @@ const char *keys_role_name(int role)
 
 static const char *role_prefix(int role)
 {
-    return role == KEYS_ROLE_TOWNSHIP ? "town:" : "sub:";
+    return role == KEYS_ROLE_TOWNSHIP ? "town:" : role == KEYS_ROLE_ADMIN ? "admin:" : "sub:";
 }
 
 int keys_user_id_parse(const char *uid, size_t len, int *role, const char **name, size_t *name_len,
@@ -103,6 +105,9 @@ int keys_user_id_parse(const char *uid, size_t len, int *role, const char **name
     } else if (len > 4 && memcmp(uid, "sub:", 4) == 0) {
         r = KEYS_ROLE_SUBSCRIBER;
         plen = 4;
+    } else if (len > 6 && memcmp(uid, "admin:", 6) == 0) {
+        r = KEYS_ROLE_ADMIN;
+        plen = 6;
     } else {
         return TALLY_EINVAL;
     }
@@ -518,8 +523,8 @@ static int reserve(keyring_t *kr)
 int keyring_add(keyring_t *kr, const uint8_t key[KEYS_KEY_BYTES], int role, const char *name,
                 size_t name_len, const char *path)
 {
-    if ((role != KEYS_ROLE_TOWNSHIP && role != KEYS_ROLE_SUBSCRIBER) || name == NULL ||
-        proto_name_check(name, name_len) != 0)
+    if ((role != KEYS_ROLE_TOWNSHIP && role != KEYS_ROLE_SUBSCRIBER && role != KEYS_ROLE_ADMIN) ||
+        name == NULL || proto_name_check(name, name_len) != 0)
         return TALLY_EINVAL;
     if (find(kr, key) != NULL)
         return TALLY_EEXIST;
@@ -545,6 +550,8 @@ int keyring_add(keyring_t *kr, const uint8_t key[KEYS_KEY_BYTES], int role, cons
     kr->n++;
     if (role == KEYS_ROLE_TOWNSHIP)
         kr->ntownships++;
+    else if (role == KEYS_ROLE_ADMIN)
+        kr->nadmins++;
     else
         kr->nsubscribers++;
     return 0;
@@ -642,8 +649,8 @@ static int check_name(const char *path, int role, const char *name, size_t len, 
         return 0;
     char shown[80];
     return fail(err, errlen, TALLY_ECONFIG, "%s: '%s' is not a valid %s name (%s)", path,
-                printable(shown, sizeof(shown), name, len),
-                role == KEYS_ROLE_TOWNSHIP ? "township" : "subscriber", tally_strerror(rc));
+                printable(shown, sizeof(shown), name, len), keys_role_name(role),
+                tally_strerror(rc));
 }
 
 /* Load the *.key files of dir for role.  With name NULL each file names its
@@ -698,8 +705,8 @@ static int load_dir(keyring_t *kr, const char *dir, int role, const char *name, 
     return rc;
 }
 
-int keyring_load(keyring_t *kr, const char *township_dir, const char *subscriber_dir, char *err,
-                 size_t errlen)
+int keyring_load(keyring_t *kr, const char *township_dir, const char *subscriber_dir,
+                 const char *admin_dir, char *err, size_t errlen)
 {
     keyring_init(kr);
     int rc = 0;
@@ -707,6 +714,8 @@ int keyring_load(keyring_t *kr, const char *township_dir, const char *subscriber
         rc = load_dir(kr, township_dir, KEYS_ROLE_TOWNSHIP, NULL, err, errlen);
     if (rc == 0 && subscriber_dir != NULL && subscriber_dir[0] != '\0')
         rc = load_dir(kr, subscriber_dir, KEYS_ROLE_SUBSCRIBER, NULL, err, errlen);
+    if (rc == 0 && admin_dir != NULL && admin_dir[0] != '\0')
+        rc = load_dir(kr, admin_dir, KEYS_ROLE_ADMIN, NULL, err, errlen);
     if (rc != 0) {
         if (rc == TALLY_ENOMEM)
             fail(err, errlen, TALLY_ENOMEM, "out of memory loading the keys");
@@ -749,7 +758,8 @@ int keys_load_config(const tallyd_config_t *cfg, keys_server_t *srv, keyring_t *
         snprintf(err, len, "[security] server_secret_key: %s", why);
         return TALLY_ECONFIG;
     }
-    if (keyring_load(kr, cfg->township_keys, cfg->subscriber_keys, why, sizeof(why)) != 0) {
+    if (keyring_load(kr, cfg->township_keys, cfg->subscriber_keys, cfg->admin_keys, why,
+                     sizeof(why)) != 0) {
         snprintf(err, len, "[security] cannot load the client keys: %s", why);
         return TALLY_ECONFIG;
     }

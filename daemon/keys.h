@@ -32,14 +32,19 @@
  *     DIR/<name>.key             a public certificate of a subscriber
  *                                (the command centre's screen ...); <name>
  *                                is used in logs and in its User-Id.
+ *   admin_keys = DIR
+ *     DIR/<name>.key             a public certificate of an operator, who
+ *                                may ask for backups (BACKUP_REQ) and
+ *                                neither submits nor reads.
  * Only names ending in ".key" are read, so NAME.key_secret, README files
  * and editor back-ups are ignored, and so are names starting with '.' and,
- * in the subscriber directory, sub-directories.  A ".key" file that holds a
- * secret-key is refused: a secret does not belong on the server.  One
- * public key may appear only once across both directories.
+ * in the subscriber and admin directories, sub-directories.  A ".key" file
+ * that holds a secret-key is refused: a secret does not belong on the
+ * server.  One public key may appear only once across the directories.
  *
  * User-Id: the ZAP handler (zap.h) names an admitted client
- *     "town:<township>:<Z85 public key>"   or   "sub:<name>:<Z85 public key>"
+ *     "town:<township>:<Z85 public key>", "sub:<name>:<Z85 public key>"
+ *     or "admin:<name>:<Z85 public key>"
  * and ZeroMQ attaches it to every message from that connection.  Because
  * the key is inside, the daemon can check each message against the keyring
  * in force (keyring_lookup_user_id()), so a key removed by a reload stops
@@ -49,7 +54,7 @@
  * success free the old one and put the new one in its place (a keyring
  * holds no pointer to itself, so a struct copy moves it):
  *     keyring_t next;
- *     if (keyring_load(&next, tdir, sdir, err, sizeof err) == 0) {
+ *     if (keyring_load(&next, tdir, sdir, adir, err, sizeof err) == 0) {
  *         keyring_free(&d->keys);
  *         d->keys = next;          (a zap_t holding &d->keys sees it)
  *     }
@@ -72,12 +77,13 @@
 #define KEYS_SUFFIX        ".key"      /* the names keyring_load() reads */
 #define KEYS_SECRET_SUFFIX "_secret"   /* NAME_secret holds NAME's secret key */
 
-/* "town:" + name + ":" + key; the longest User-Id the keyring produces. */
-#define KEYRING_USER_ID_MAX (5 + PROTO_NAME_MAX + 1 + KEYS_Z85_LEN)
+/* "admin:" + name + ":" + key; the longest User-Id the keyring produces. */
+#define KEYRING_USER_ID_MAX (6 + PROTO_NAME_MAX + 1 + KEYS_Z85_LEN)
 
 enum keys_role {
     KEYS_ROLE_TOWNSHIP = 1,   /* may submit for its township; User-Id "town:..." */
     KEYS_ROLE_SUBSCRIBER = 2, /* reads tallies; User-Id "sub:..." */
+    KEYS_ROLE_ADMIN = 3,      /* an operator: asks for backups; User-Id "admin:..." */
 };
 
 /* What one key in the keyring stands for.  Owned by the keyring. */
@@ -96,7 +102,7 @@ typedef struct keyring {
     size_t n, cap;
     uint32_t *slots; /* open addressing, linear probing: index + 1, 0 empty */
     uint32_t mask;   /* slot count - 1 (power of two); 0 with no slots */
-    size_t ntownships, nsubscribers;
+    size_t ntownships, nsubscribers, nadmins;
 } keyring_t;
 
 /* ---- certificate files ---- */
@@ -147,12 +153,12 @@ int keys_user_id_parse(const char *uid, size_t len, int *role, const char **name
 /* Make kr an empty keyring (every lookup fails).  Owns nothing yet. */
 void keyring_init(keyring_t *kr);
 
-/* Build *kr (overwritten without being freed) from the two directories
- * laid out as described at the top of this file; either may be NULL or ""
- * for none.  Entries are read in name order, so messages are stable.
- * Returns 0, or on any problem TALLY_ECONFIG with one message in err naming
- * the file (and line) and what is wrong (a directory that cannot be read is
- * an error; one that holds no key is not), e.g.
+/* Build *kr (overwritten without being freed) from the three directories
+ * (township, subscriber and admin keys) laid out as described at the top
+ * of this file; any may be NULL or "" for none.  Entries are read in name order, so messages are
+ * stable. Returns 0, or on any problem TALLY_ECONFIG with one message in err naming the file (and
+ * line) and what is wrong (a directory that cannot be read is an error; one that holds no key is
+ * not), e.g.
  *   "/etc/tally/keys/townships/gaoguan.key:7: curve/public-key: ..."
  *   "/etc/tally/keys/subscribers/screen.key: public key already used by
  *    /etc/tally/keys/townships/gaoguan.key (township 'gaoguan')"
@@ -160,8 +166,8 @@ void keyring_init(keyring_t *kr);
  *    township name (...)"
  * or TALLY_ENOMEM ("out of memory").  On failure *kr is empty and owns
  * nothing (keyring_free() is optional). */
-int keyring_load(keyring_t *kr, const char *township_dir, const char *subscriber_dir, char *err,
-                 size_t errlen);
+int keyring_load(keyring_t *kr, const char *township_dir, const char *subscriber_dir,
+                 const char *admin_dir, char *err, size_t errlen);
 
 /* Add one key by hand (tests, tools).  name[0..name_len) must pass
  * proto_name_check(); path (may be NULL) is copied for messages.

@@ -68,8 +68,8 @@ static int check_config(const char *path)
         printf("%s: configuration is valid (%zu townships, %zu metrics, %zu ratios, %zu windows",
                path, cfg.ntownships, cfg.nmetrics, cfg.nratios, cfg.nwindows);
         if (srv.secured)
-            printf("; CURVE with %zu township and %zu subscriber keys", kr.ntownships,
-                   kr.nsubscribers);
+            printf("; CURVE with %zu township, %zu subscriber and %zu admin keys", kr.ntownships,
+                   kr.nsubscribers, kr.nadmins);
         printf(")\n");
     }
     keyring_free(&kr);

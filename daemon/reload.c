@@ -80,6 +80,7 @@ static int prepare_keys(const reload_target_t *t, tallyd_config_t *cfg, keyring_
                sizeof(cfg->server_secret_key));
         memcpy(cfg->township_keys, t->current->township_keys, sizeof(cfg->township_keys));
         memcpy(cfg->subscriber_keys, t->current->subscriber_keys, sizeof(cfg->subscriber_keys));
+        memcpy(cfg->admin_keys, t->current->admin_keys, sizeof(cfg->admin_keys));
     } else if (secured && strcmp(cfg->server_secret_key, t->current->server_secret_key) != 0) {
         log_warning(t->log,
                     "reload: server_secret_key needs a restart and keeps its value '%s' until "
@@ -92,7 +93,7 @@ static int prepare_keys(const reload_target_t *t, tallyd_config_t *cfg, keyring_
         return 0;
     static const char prefix[] = "[security] cannot load the client keys: ";
     size_t off = (size_t)snprintf(why, len, "%s", prefix);
-    if (keyring_load(next, cfg->township_keys, cfg->subscriber_keys, why + off,
+    if (keyring_load(next, cfg->township_keys, cfg->subscriber_keys, cfg->admin_keys, why + off,
                      off < len ? len - off : 0) != 0) {
         return TALLY_ECONFIG;
     }
@@ -172,20 +173,27 @@ size_t reload_report_keys(const reload_target_t *t, const keyring_t *next)
 {
     if (!t->secured)
         return 0;
-    const keyring_identity_t *first_town = NULL, *first_sub = NULL;
+    const keyring_identity_t *first_town = NULL, *first_sub = NULL, *first_admin = NULL;
     size_t towns = keyring_revoked(t->keys, next, KEYS_ROLE_TOWNSHIP, &first_town);
     size_t subs = keyring_revoked(t->keys, next, KEYS_ROLE_SUBSCRIBER, &first_sub);
+    size_t admins = keyring_revoked(t->keys, next, KEYS_ROLE_ADMIN, &first_admin);
     if (towns > 0)
         log_notice(t->log,
                    "reload: %zu township key(s) revoked (the first: '%s' from %s); their "
                    "connections are refused from their next message on",
                    towns, first_town->name, first_town->path);
+    if (admins > 0)
+        log_notice(t->log,
+                   "reload: %zu admin key(s) revoked (the first: '%s' from %s); their "
+                   "connections are refused from their next message on",
+                   admins, first_admin->name, first_admin->path);
     if (subs > 0)
         log_notice(t->log,
                    "reload: %zu subscriber key(s) revoked (the first: '%s' from %s); closing "
                    "every subscriber connection, the others reconnect",
                    subs, first_sub->name, first_sub->path);
-    log_notice(t->log, "reload: keys in force: %zu township keys, %zu subscriber keys",
-               next->ntownships, next->nsubscribers);
+    log_notice(t->log,
+               "reload: keys in force: %zu township keys, %zu subscriber keys, %zu admin keys",
+               next->ntownships, next->nsubscribers, next->nadmins);
     return subs;
 }

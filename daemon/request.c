@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "text.h"
+
 _Static_assert(CONFIG_TZ_MAX <= PROTO_ZONE_MAX, "a configured zone fits in CLOCK");
 
 request_limits_t request_limits_from(const tallyd_config_t *c)
@@ -70,16 +72,24 @@ static void reply(request_t *r, const void *rid, size_t rid_len, const proto_msg
     }
 }
 
-static void send_error(request_t *r, const void *rid, size_t rid_len, uint64_t req_id, int code,
-                       const char *field, const char *message)
+/* An ERROR that is no fault of the request (a backup that failed, a
+ * daemon stopping): not counted among bad requests. */
+static void send_error_uncounted(request_t *r, const void *rid, size_t rid_len, uint64_t req_id,
+                                 int code, const char *field, const char *message)
 {
-    stats_bad_request(r->c.counters, code);
     proto_msg_t m = {.type = PROTO_ERROR};
     m.u.error.req_id = req_id;
     m.u.error.code = (uint32_t)(code < 0 ? -code : code);
     m.u.error.field = proto_str(field);
     m.u.error.message = proto_str(message);
     reply(r, rid, rid_len, &m);
+}
+
+static void send_error(request_t *r, const void *rid, size_t rid_len, uint64_t req_id, int code,
+                       const char *field, const char *message)
+{
+    stats_bad_request(r->c.counters, code);
+    send_error_uncounted(r, rid, rid_len, req_id, code, field, message);
 }
 
 /* A request that is answered with an ERROR: logged (rate limited), counted
@@ -223,10 +233,100 @@ static void reply_townships(request_t *r, const void *rid, size_t rid_len, const
     r->c.counters->township_pages++;
 }
 
+/* ERROR UNAVAILABLE for a backup that could not be written: the backup's
+ * sentence names paths, which need not be UTF-8 nor short. */
+static void backup_failed(request_t *r, const void *rid, size_t rid_len, uint64_t req_id,
+                          const char *why)
+{
+    char shown[PROTO_MESSAGE_MAX - 32], msg[PROTO_MESSAGE_MAX];
+    text_printable(shown, sizeof(shown), why, strlen(why), 0);
+    snprintf(msg, sizeof(msg), "the backup failed: %s", shown);
+    send_error_uncounted(r, rid, rid_len, req_id, TALLY_EUNAVAIL, "", msg);
+}
+
+/* BACKUP_REQ: wait for a backup that holds every submission acknowledged
+ * so far (backup_ask), answered by request_backup_end. */
+static void ask_backup(request_t *r, const void *rid, size_t rid_len, uint64_t req_id)
+{
+    if (r->nbackup_waiting == REQUEST_BACKUP_WAITERS) {
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "%d requests wait for a backup already; retry once the backup under way is "
+                 "written",
+                 REQUEST_BACKUP_WAITERS);
+        send_error(r, rid, rid_len, req_id, TALLY_EBUSY, "", msg);
+        return;
+    }
+    uint64_t serial = 0;
+    int rc = backup_ask(r->c.backup, &serial);
+    if (rc != 0) {
+        backup_failed(r, rid, rid_len, req_id,
+                      rc == TALLY_ECLOSED ? "tallyd is stopping" : backup_errmsg(r->c.backup));
+        return;
+    }
+    request_backup_waiter_t *w = &r->backup_waiting[r->nbackup_waiting++];
+    memcpy(w->rid, rid, rid_len);
+    w->rid_len = rid_len;
+    w->req_id = req_id;
+    w->serial = serial;
+}
+
+/* The backup's path for BACKUP: its name alone when the whole path is not
+ * absolute (it could not be resolved), not UTF-8 or too long for the
+ * field (PROTOCOL.md 8.26). */
+static proto_str_t backup_path(const char *path)
+{
+    size_t len = strlen(path);
+    if (path[0] == '/' && len <= PROTO_PATH_MAX && proto_utf8_valid(path, len))
+        return (proto_str_t){path, (uint32_t)len};
+    const char *base = strrchr(path, '/');
+    return proto_str(base != NULL ? base + 1 : path);
+}
+
+void request_backup_end(request_t *r, const backup_end_t *e)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < r->nbackup_waiting; i++) {
+        request_backup_waiter_t *w = &r->backup_waiting[i];
+        if (w->serial > e->serial) {
+            r->backup_waiting[kept++] = *w;
+            continue;
+        }
+        if (e->rc == TALLY_ECLOSED) {
+            send_error_uncounted(r, w->rid, w->rid_len, w->req_id, TALLY_EUNAVAIL, "",
+                                 "tallyd is stopping; the backup was not finished");
+            continue;
+        }
+        if (e->rc != 0) {
+            backup_failed(r, w->rid, w->rid_len, w->req_id, e->err ? e->err : "");
+            continue;
+        }
+        proto_msg_t m = {.type = PROTO_BACKUP};
+        m.u.backup.req_id = w->req_id;
+        m.u.backup.path = backup_path(e->path);
+        m.u.backup.files = e->files;
+        m.u.backup.bytes = e->bytes;
+        m.u.backup.ms = e->ms;
+        reply(r, w->rid, w->rid_len, &m);
+    }
+    r->nbackup_waiting = kept;
+}
+
+void request_backup_abandon(request_t *r)
+{
+    for (size_t i = 0; i < r->nbackup_waiting; i++) {
+        request_backup_waiter_t *w = &r->backup_waiting[i];
+        send_error_uncounted(r, w->rid, w->rid_len, w->req_id, TALLY_EUNAVAIL, "",
+                             "tallyd is stopping; the backup was not finished");
+    }
+    r->nbackup_waiting = 0;
+}
+
 /* In a secured daemon: may the identity who (NULL: its key is no longer
- * in the keyring) have the request m answered?  Townships submit and
- * subscribers read; both may say HELLO and PING.  Answers a refusal
- * itself and returns false. */
+ * in the keyring) have the request m answered?  Townships submit,
+ * subscribers read, admins ask for backups; all may say HELLO and PING
+ * and ask for the catalog and the clock.  Answers a refusal itself and
+ * returns false. */
 static bool allowed(request_t *r, const void *rid, size_t rid_len, const proto_msg_t *m,
                     const keyring_identity_t *who, const char *user_id)
 {
@@ -242,12 +342,20 @@ static bool allowed(request_t *r, const void *rid, size_t rid_len, const proto_m
     bool reads = m->type == PROTO_SNAPSHOT_REQ || m->type == PROTO_STATS_REQ ||
                  m->type == PROTO_PERIOD_REQ || m->type == PROTO_RANGE_REQ ||
                  m->type == PROTO_SPAN_REQ || m->type == PROTO_TOWNSHIPS_REQ;
-    if (reads && who->role != KEYS_ROLE_SUBSCRIBER) {
+    bool backup = m->type == PROTO_BACKUP_REQ;
+    if ((reads && who->role != KEYS_ROLE_SUBSCRIBER) || (backup && who->role != KEYS_ROLE_ADMIN)) {
         char msg[256];
-        snprintf(msg, sizeof(msg),
-                 "this key belongs to %s '%s', which may submit figures but not read tallies or "
-                 "counters; use a subscriber key",
-                 keys_role_name(who->role), who->name);
+        if (backup)
+            snprintf(msg, sizeof(msg),
+                     "this key belongs to %s '%s', which may not ask for backups; use an admin "
+                     "key ([security] admin_keys)",
+                     keys_role_name(who->role), who->name);
+        else
+            snprintf(msg, sizeof(msg),
+                     "this key belongs to %s '%s', which may %s but not read tallies or "
+                     "counters; use a subscriber key",
+                     keys_role_name(who->role), who->name,
+                     who->role == KEYS_ROLE_ADMIN ? "ask for backups" : "submit figures");
         log_limited(r->c.log, clock_mono_ms(), LOG_LEVEL_NOTICE, "refused a request: %s", msg);
         send_error(r, rid, rid_len, proto_req_id(m), TALLY_EFORBIDDEN, "type", msg);
         return false;
@@ -279,6 +387,11 @@ static void dispatch(request_t *r, const void *rid, size_t rid_len, const void *
         break;
     case PROTO_TOWNSHIPS_REQ:
         reply_townships(r, rid, rid_len, m);
+        break;
+    case PROTO_BACKUP_REQ:
+        if (r->c.backup == NULL)
+            goto unknown;
+        ask_backup(r, rid, rid_len, m->u.backup_req.req_id);
         break;
     case PROTO_PERIOD_REQ:
     case PROTO_RANGE_REQ:

@@ -2,12 +2,14 @@
  * dispatch.
  *
  * SUBMIT goes to ingest, SNAPSHOT_REQ to snapshot, PERIOD_REQ and
- * RANGE_REQ to recall; HELLO, PING, STATS_REQ, CLOCK_REQ, CATALOG_REQ
- * (from the catalog view it keeps, set with request_set_catalog) and
- * TOWNSHIPS_REQ (from the engine's series, townlist.h) are answered here;
- * anything else gets an ERROR.  In a secured daemon every message is
- * checked against the keyring in force: a key a reload revoked is refused,
- * a township may not read, a subscriber may not submit.  Request is
+ * RANGE_REQ to recall, BACKUP_REQ to backup (answered when the backup
+ * ends: request_backup_end); HELLO, PING, STATS_REQ, CLOCK_REQ,
+ * CATALOG_REQ (from the catalog view it keeps, set with
+ * request_set_catalog) and TOWNSHIPS_REQ (from the engine's series,
+ * townlist.h) are answered here; anything else gets an ERROR.  In a
+ * secured daemon every message is checked against the keyring in force: a
+ * key a reload revoked is refused, a township may not read, a subscriber
+ * may not submit, only an admin key may ask for a backup.  Request is
  * handed the parts it dispatches to, the reply sink and a function that
  * reports every counter; it knows no socket, so the wiring
  * (tallyd_start.c) passes it the frames and User-Id of each message the
@@ -18,6 +20,7 @@
 
 #include <msgpack.h>
 
+#include "backup.h"
 #include "catalog_view.h"
 #include "clock.h"
 #include "config.h"
@@ -53,6 +56,7 @@ typedef struct request_config {
     publish_t *publish;     /* its stream and sequence, for WELCOME and PONG */
     snapshot_t *snapshot;   /* SNAPSHOT_REQ */
     recall_t *recall;       /* PERIOD_REQ, RANGE_REQ; NULL: answered UNKNOWN_TYPE */
+    backup_t *backup;       /* BACKUP_REQ; NULL: answered UNKNOWN_TYPE */
     const engine_t *engine; /* its columns, for WELCOME; its series, for TOWNSHIPS */
     const intern_t *towns;  /* township names by id, for TOWNSHIPS */
     const keyring_t *keys;  /* the keyring in force, read in place; NULL unless secured */
@@ -69,6 +73,18 @@ typedef struct request_config {
     const char *zone;      /* the calendar's zone (CLOCK), the process's TZ; borrowed */
 } request_config_t;
 
+/* The most BACKUP_REQs waiting for their backup; one more is answered
+ * BUSY. */
+#define REQUEST_BACKUP_WAITERS 16
+
+/* A BACKUP_REQ waiting for the backup numbered serial (backup_ask). */
+typedef struct request_backup_waiter {
+    uint8_t rid[256]; /* the peer's routing id (ZeroMQ's are at most 255 bytes) */
+    size_t rid_len;
+    uint64_t req_id;
+    uint64_t serial;
+} request_backup_waiter_t;
+
 /* The part; embed it, its fields are private. */
 typedef struct request {
     request_config_t c;
@@ -77,6 +93,8 @@ typedef struct request {
     catalog_view_t catalog; /* what CATALOG_REQ reads */
     townlist_t townlist;    /* what TOWNSHIPS_REQ reads */
     proto_str_t *page;      /* a TOWNSHIPS' names, REQUEST_TOWNSHIPS_PAGE */
+    request_backup_waiter_t backup_waiting[REQUEST_BACKUP_WAITERS];
+    size_t nbackup_waiting;
 } request_t;
 
 /* The most names in one TOWNSHIPS, and the most township ids one looks
@@ -105,5 +123,13 @@ int request_set_catalog(request_t *r, const tallyd_config_t *cfg);
  * when there is none).  Sends every reply through the reply sink. */
 void request_handle(request_t *r, const void *rid, size_t rid_len, int nframes, const void *body,
                     size_t len, const char *user_id);
+
+/* A backup ended (backup_config_t.on_end): answer the BACKUP_REQs that
+ * waited for it, BACKUP or ERROR UNAVAILABLE with its sentence. */
+void request_backup_end(request_t *r, const backup_end_t *e);
+
+/* tallyd is stopping: answer every BACKUP_REQ still waiting with ERROR
+ * UNAVAILABLE, while the request socket can still send. */
+void request_backup_abandon(request_t *r);
 
 #endif

@@ -289,6 +289,8 @@ void tallyd_stop(tallyd_t *d, int exit_code)
         compact_close(&d->compact, on_compact_closed);
     }
     if (d->backup_open) {
+        if (d->request_open)
+            request_backup_abandon(&d->request);
         d->open_handles++;
         backup_close(&d->backup, on_backup_closed);
     }

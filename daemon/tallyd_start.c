@@ -82,6 +82,14 @@ static uint64_t history_hold(void *ctx)
     return d->history_open ? history_hold_pos(&d->history) : UINT64_MAX;
 }
 
+/* A backup ended: the BACKUP_REQs waiting for it hear how. */
+static void on_backup_end(void *ctx, const backup_end_t *e)
+{
+    tallyd_t *d = ctx;
+    if (d->request_open)
+        request_backup_end(&d->request, e);
+}
+
 /* What compaction must keep: what the history database lacks, and what a
  * backup under way may still need (backup.h). */
 static uint64_t journal_hold(void *ctx)
@@ -196,8 +204,9 @@ static int setup_security(tallyd_t *d)
     char pub[KEYS_Z85_LEN + 1];
     keys_z85_encode(d->server.pub, pub);
     log_notice(&d->log,
-               "secured with CURVE: %zu township keys, %zu subscriber keys; server public key %s",
-               d->keys.ntownships, d->keys.nsubscribers, pub);
+               "secured with CURVE: %zu township keys, %zu subscriber keys, %zu admin keys; "
+               "server public key %s",
+               d->keys.ntownships, d->keys.nsubscribers, d->keys.nadmins, pub);
     if (d->keys.ntownships == 0)
         log_warning(&d->log, "[security] no township key in '%s': nobody can submit figures",
                     d->cfg.township_keys);
@@ -431,6 +440,7 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
         .publish = &d->publish,
         .snapshot = &d->snapshot,
         .recall = &d->recall,
+        .backup = &d->backup,
         .engine = &d->engine,
         .towns = &d->towns,
         .keys = &d->keys,
@@ -489,6 +499,8 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
         .history_hold = history_hold,
         .ctx = d,
         .settings = tallyd_backup_settings(&d->cfg),
+        .on_end = on_backup_end,
+        .end_ctx = d,
     };
     if ((rc = backup_init(&d->backup, &bc)) != 0)
         return rc;

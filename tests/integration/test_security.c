@@ -706,7 +706,7 @@ static void test_bad_key_settings_stop_the_start(void **state)
     assert_int_equal(harness_write_file(h, "bad.conf", secured_conf(f, NULL), NULL, 0), 0);
     const char *check[] = {"--check-config", conf, NULL};
     int st = harness_run(check, out, sizeof(out), 10000);
-    if (st != 0 || strstr(out, "CURVE with 2 township and 2 subscriber keys") == NULL)
+    if (st != 0 || strstr(out, "CURVE with 2 township, 2 subscriber and 0 admin keys") == NULL)
         fail_msg("--check-config of the secured configuration: status %d:\n%s", st, out);
 }
 

@@ -229,7 +229,8 @@ static void test_full_settings(void **state)
               "[security]\n"
               "server_secret_key = /etc/tally/server.key\n"
               "township_keys = /etc/tally/townships\n"
-              "subscriber_keys = /etc/tally/subscribers\n",
+              "subscriber_keys = /etc/tally/subscribers\n"
+              "admin_keys = /etc/tally/admins\n",
               &cfg);
     assert_string_equal(cfg.request, "tcp://*:9000");
     assert_string_equal(cfg.publish, "ipc:///run/tallyd/pub");
@@ -249,6 +250,7 @@ static void test_full_settings(void **state)
     assert_string_equal(cfg.server_secret_key, "/etc/tally/server.key");
     assert_string_equal(cfg.township_keys, "/etc/tally/townships");
     assert_string_equal(cfg.subscriber_keys, "/etc/tally/subscribers");
+    assert_string_equal(cfg.admin_keys, "/etc/tally/admins");
     assert_false(cfg.catalog_closed_townships);
     config_free(&cfg);
 }

@@ -261,7 +261,12 @@ static void test_user_id_parse(void **state)
     snprintf(uid, sizeof(uid), "sub:screen:%s", p.pub);
     assert_int_equal(keys_user_id_parse(uid, strlen(uid), &role, NULL, NULL, NULL), 0);
     assert_int_equal(role, KEYS_ROLE_SUBSCRIBER);
-    const char *bad[] = {"", "town:", "town:x", "admin:x:", "town::", "town:a b:", "sub:x"};
+    snprintf(uid, sizeof(uid), "admin:ops:%s", p.pub);
+    assert_int_equal(keys_user_id_parse(uid, strlen(uid), &role, &name, &nlen, NULL), 0);
+    assert_int_equal(role, KEYS_ROLE_ADMIN);
+    assert_memory_equal(name, "ops", nlen);
+    const char *bad[] = {
+        "", "town:", "town:x", "root:x:", "admin::", "town::", "town:a b:", "sub:x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         snprintf(uid, sizeof(uid), "%s%s", bad[i], strchr(bad[i], ':') ? p.pub : "");
         assert_int_equal(keys_user_id_parse(uid, strlen(uid), NULL, NULL, NULL, NULL),
@@ -319,7 +324,8 @@ static void mkdir_in(const fx_t *f, const char *name)
 static void test_keyring_load(void **state)
 {
     fx_t *f = *state;
-    pair_t gao, fu1, fu2, scr, junk;
+    pair_t gao, fu1, fu2, scr, ops, junk;
+    new_pair(&ops);
     new_pair(&gao);
     new_pair(&fu1);
     new_pair(&fu2);
@@ -330,6 +336,10 @@ static void test_keyring_load(void **state)
     mkdir_in(f, "towns/fuxing/nested");
     mkdir_in(f, "subs");
     mkdir_in(f, "subs/ignored");
+    mkdir_in(f, "admins");
+    mkdir_in(f, "admins/ignored");
+    write_public(path_in(f, "admins/ops.key"), &ops);
+    write_public(path_in(f, "admins/ignored/x.key"), &junk);
     write_public(path_in(f, "towns/gaoguan.key"), &gao);
     write_public(path_in(f, "towns/fuxing/office-pc.key"), &fu1);
     write_public(path_in(f, "towns/fuxing/old.key"), &fu2);
@@ -344,12 +354,14 @@ static void test_keyring_load(void **state)
 
     keyring_t kr;
     char err[512] = "";
-    int rc = keyring_load(&kr, path_in(f, "towns"), path_in(f, "subs"), err, sizeof(err));
+    int rc = keyring_load(&kr, path_in(f, "towns"), path_in(f, "subs"), path_in(f, "admins"), err,
+                          sizeof(err));
     if (rc != 0)
         fail_msg("%s", err);
-    assert_int_equal(keyring_count(&kr), 4);
+    assert_int_equal(keyring_count(&kr), 5);
     assert_int_equal(kr.ntownships, 3);
     assert_int_equal(kr.nsubscribers, 1);
+    assert_int_equal(kr.nadmins, 1);
     const keyring_identity_t *id = keyring_lookup(&kr, gao.pubk);
     assert_non_null(id);
     assert_int_equal(id->role, KEYS_ROLE_TOWNSHIP);
@@ -365,6 +377,12 @@ static void test_keyring_load(void **state)
     assert_int_equal(id->role, KEYS_ROLE_SUBSCRIBER);
     snprintf(want, sizeof(want), "sub:screen:%s", scr.pub);
     assert_string_equal(id->user_id, want);
+    id = keyring_lookup(&kr, ops.pubk);
+    assert_non_null(id);
+    assert_int_equal(id->role, KEYS_ROLE_ADMIN);
+    snprintf(want, sizeof(want), "admin:ops:%s", ops.pub);
+    assert_string_equal(id->user_id, want);
+    assert_non_null(keyring_lookup_user_id(&kr, want));
     assert_null(keyring_lookup(&kr, junk.pubk));
     keyring_free(&kr);
     assert_int_equal(keyring_count(&kr), 0);
@@ -372,7 +390,7 @@ static void test_keyring_load(void **state)
     keyring_free(&kr);
 
     /* No directories: an empty ring. */
-    assert_int_equal(keyring_load(&kr, NULL, "", err, sizeof(err)), 0);
+    assert_int_equal(keyring_load(&kr, NULL, "", NULL, err, sizeof(err)), 0);
     assert_int_equal(keyring_count(&kr), 0);
     keyring_free(&kr);
 }
@@ -381,7 +399,7 @@ static void expect_load_error(const char *tdir, const char *sdir, const char *wa
 {
     keyring_t kr;
     char err[1024] = "";
-    assert_int_equal(keyring_load(&kr, tdir, sdir, err, sizeof(err)), TALLY_ECONFIG);
+    assert_int_equal(keyring_load(&kr, tdir, sdir, NULL, err, sizeof(err)), TALLY_ECONFIG);
     if (strstr(err, want) == NULL)
         fail_msg("error '%s' lacks '%s'", err, want);
     assert_int_equal(keyring_count(&kr), 0);
@@ -435,7 +453,7 @@ static void test_keyring_errors(void **state)
     /* Both well again. */
     keyring_t kr;
     char err[512];
-    assert_int_equal(keyring_load(&kr, t, s, err, sizeof(err)), 0);
+    assert_int_equal(keyring_load(&kr, t, s, NULL, err, sizeof(err)), 0);
     assert_int_equal(keyring_count(&kr), 1);
     keyring_free(&kr);
 }
@@ -451,7 +469,7 @@ static void test_keyring_add_and_user_ids(void **state)
     keyring_init(&kr);
     assert_int_equal(keyring_add(&kr, a.pubk, KEYS_ROLE_TOWNSHIP, "gaoguan", 7, NULL), 0);
     assert_int_equal(keyring_add(&kr, a.pubk, KEYS_ROLE_SUBSCRIBER, "x", 1, NULL), TALLY_EEXIST);
-    assert_int_equal(keyring_add(&kr, b.pubk, 3, "x", 1, NULL), TALLY_EINVAL);
+    assert_int_equal(keyring_add(&kr, b.pubk, 4, "x", 1, NULL), TALLY_EINVAL);
     assert_int_equal(keyring_add(&kr, b.pubk, KEYS_ROLE_SUBSCRIBER, "a/b", 3, NULL), TALLY_EINVAL);
     assert_int_equal(keyring_add(&kr, b.pubk, KEYS_ROLE_SUBSCRIBER, "screen", 6, "p"), 0);
     char uid[160];
@@ -506,7 +524,8 @@ static void test_keyring_swap(void **state)
     write_public(path_in(f, "s/screen.key"), &s);
     keyring_t live, next;
     char err[512];
-    assert_int_equal(keyring_load(&live, path_in(f, "t"), path_in(f, "s"), err, sizeof(err)), 0);
+    assert_int_equal(keyring_load(&live, path_in(f, "t"), path_in(f, "s"), NULL, err, sizeof(err)),
+                     0);
     char uid_a[160], uid_b[160];
     snprintf(uid_a, sizeof(uid_a), "%s", keyring_lookup(&live, a.pubk)->user_id);
     snprintf(uid_b, sizeof(uid_b), "%s", keyring_lookup(&live, b.pubk)->user_id);
@@ -515,7 +534,8 @@ static void test_keyring_swap(void **state)
     unlink(path_in(f, "t/gaoguan.key"));
     unlink(path_in(f, "t/fuxing.key"));
     write_public(path_in(f, "t/gaoguan.key"), &b);
-    assert_int_equal(keyring_load(&next, path_in(f, "t"), path_in(f, "s"), err, sizeof(err)), 0);
+    assert_int_equal(keyring_load(&next, path_in(f, "t"), path_in(f, "s"), NULL, err, sizeof(err)),
+                     0);
     const keyring_identity_t *first = NULL;
     assert_int_equal(keyring_revoked(&live, &next, 0, &first), 2);
     assert_non_null(first);
@@ -595,7 +615,7 @@ static void test_keygen(void **state)
     assert_int_equal(run_keygen(out, sizeof(out), 3, again), CLI_OK);
     unlink(path_in(f, "towns/fuxing.key_secret"));
     keyring_t kr;
-    assert_int_equal(keyring_load(&kr, path_in(f, "towns"), NULL, err, sizeof(err)), 0);
+    assert_int_equal(keyring_load(&kr, path_in(f, "towns"), NULL, NULL, err, sizeof(err)), 0);
     assert_int_equal(keyring_count(&kr), 1);
     assert_string_equal(kr.ids[0].name, "fuxing");
     keyring_free(&kr);

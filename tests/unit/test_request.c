@@ -2,7 +2,10 @@
  * recording sink; ingest and publish are the real parts behind it. */
 #include "parts_test_util.h"
 
+#include <ftw.h>
 #include <uv.h>
+
+#include "backup.h"
 
 #include "ingest.h"
 #include "keys.h"
@@ -20,6 +23,8 @@ typedef struct fx {
     publish_t p;
     snapshot_t snap;
     request_t r;
+    backup_t b; /* behind BACKUP_REQ, on an empty state directory */
+    char state_dir[64];
     msgpack_sbuffer buf;
     int stat_calls;
 } fx_t;
@@ -64,10 +69,19 @@ static void fx_init(fx_t *f, bool secured)
         .limits = {.max_streams = 4, .timeout_ms = 30000},
     };
     assert_int_equal(snapshot_init(&f->snap, &sc), 0);
+    snprintf(f->state_dir, sizeof(f->state_dir), "/tmp/tally-request-XXXXXX");
+    assert_non_null(mkdtemp(f->state_dir));
+    backup_config_t bc = {.loop = &f->loop,
+                          .state_dir = f->state_dir,
+                          .log = &f->st.log,
+                          .clock = &t_clock,
+                          .settings = {.keep = 7}};
+    assert_int_equal(backup_init(&f->b, &bc), 0);
     request_config_t rc = {
         .ingest = &f->in,
         .publish = &f->p,
         .snapshot = &f->snap,
+        .backup = &f->b,
         .engine = &f->st.engine,
         .towns = &f->st.towns,
         .keys = &f->keys,
@@ -96,7 +110,7 @@ static int setup(void **state)
     return 0;
 }
 
-static uint8_t key_town[KEYS_KEY_BYTES], key_sub[KEYS_KEY_BYTES];
+static uint8_t key_town[KEYS_KEY_BYTES], key_sub[KEYS_KEY_BYTES], key_admin[KEYS_KEY_BYTES];
 
 static int setup_secured(void **state)
 {
@@ -106,14 +120,25 @@ static int setup_secured(void **state)
     memset(key_sub, 0x22, sizeof(key_sub));
     assert_int_equal(keyring_add(&f->keys, key_town, KEYS_ROLE_TOWNSHIP, "gaoguan", 7, NULL), 0);
     assert_int_equal(keyring_add(&f->keys, key_sub, KEYS_ROLE_SUBSCRIBER, "screen", 6, NULL), 0);
+    memset(key_admin, 0x33, sizeof(key_admin));
+    assert_int_equal(keyring_add(&f->keys, key_admin, KEYS_ROLE_ADMIN, "ops", 3, NULL), 0);
     *state = f;
     return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
 }
 
 static int teardown(void **state)
 {
     fx_t *f = *state;
     request_free(&f->r);
+    backup_close(&f->b, NULL);
     snapshot_close(&f->snap, NULL);
     publish_close(&f->p, NULL);
     uv_run(&f->loop, UV_RUN_DEFAULT);
@@ -124,6 +149,7 @@ static int teardown(void **state)
     t_sink_free(&f->pub);
     msgpack_sbuffer_destroy(&f->buf);
     t_state_free(&f->st);
+    nftw(f->state_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     free(f);
     return 0;
 }
@@ -474,6 +500,134 @@ static void test_townships(void **state)
 }
 
 /* A secured daemon: the keyring in force decides on every message. */
+/* BACKUP_REQ from peer rid with req_id. */
+static void ask_backup(fx_t *f, const char *rid, uint64_t req_id, const char *user_id)
+{
+    proto_msg_t q = {.type = PROTO_BACKUP_REQ};
+    q.u.backup_req.req_id = req_id;
+    t_encode(&f->buf, &q);
+    request_handle(&f->r, rid, strlen(rid), 1, f->buf.data, f->buf.size, user_id);
+}
+
+/* A backup ended as backup_config_t.on_end tells it. */
+static void end_backup(fx_t *f, uint64_t serial, int rc, const char *path_or_err)
+{
+    backup_end_t e = {.serial = serial, .rc = rc, .files = 5, .bytes = 1048576, .ms = 127};
+    if (rc == 0)
+        e.path = path_or_err;
+    else
+        e.err = path_or_err;
+    request_backup_end(&f->r, &e);
+}
+
+/* BACKUP_REQ waits for its backup: the first begins one, a second while
+ * it runs waits for the next; each is answered when its backup ends,
+ * BACKUP with the path or ERROR UNAVAILABLE with the backup's sentence
+ * (escaped where it is not UTF-8); a path that is not UTF-8 is sent as the
+ * backup's name; the 17th waiting is BUSY; a stop answers the rest. */
+static void test_backup(void **state)
+{
+    fx_t *f = *state;
+    ask_backup(f, "R1", 5, NULL);
+    assert_int_equal(f->replies.n, 0);
+    ask_backup(f, "R2", 6, NULL);
+    assert_int_equal(f->replies.n, 0);
+    end_backup(f, 1, 0, "/srv/backups/backup-20240615T120000Z");
+    assert_int_equal(f->replies.n, 1);
+    const proto_msg_t *m = t_sink_at(&f->replies, 0);
+    assert_memory_equal(f->replies.v[0].head, "R1", 2);
+    assert_int_equal(m->type, PROTO_BACKUP);
+    assert_int_equal(m->u.backup.req_id, 5);
+    assert_int_equal(m->u.backup.path.len, strlen("/srv/backups/backup-20240615T120000Z"));
+    assert_memory_equal(m->u.backup.path.ptr, "/srv/backups/backup-20240615T120000Z",
+                        m->u.backup.path.len);
+    assert_int_equal(m->u.backup.files, 5);
+    assert_int_equal(m->u.backup.bytes, 1048576);
+    assert_int_equal(m->u.backup.ms, 127);
+    t_sink_clear(&f->replies);
+    end_backup(f, 2, TALLY_EIO, "copying history.db to /srv/\xff/x: No space left on device");
+    end_backup(f, 2, TALLY_EIO, "told once only");
+    assert_int_equal(f->replies.n, 1);
+    assert_memory_equal(f->replies.v[0].head, "R2", 2);
+    m = t_sink_at(&f->replies, 0);
+    assert_int_equal(m->type, PROTO_ERROR);
+    assert_int_equal(m->u.error.code, -TALLY_EUNAVAIL);
+    assert_int_equal(m->u.error.req_id, 6);
+    assert_true(m->u.error.message.len > 0);
+    char msg[PROTO_MESSAGE_MAX + 1];
+    snprintf(msg, sizeof(msg), "%.*s", (int)m->u.error.message.len, m->u.error.message.ptr);
+    assert_string_equal(msg, "the backup failed: copying history.db to /srv/\\xff/x: No space "
+                             "left on device");
+    t_sink_clear(&f->replies);
+    /* Bytes that are not UTF-8, in the error and in the path. */
+    ask_backup(f, "R3", 7, NULL);
+    end_backup(f, 3, TALLY_EIO, "writing /srv/\xff: I/O error");
+    m = t_sink_at(&f->replies, 0);
+    assert_int_equal(m->type, PROTO_ERROR);
+    t_sink_clear(&f->replies);
+    ask_backup(f, "R3", 8, NULL);
+    end_backup(f, 4, 0, "/srv/\xff/backup-20240615T120000Z-4");
+    m = t_sink_at(&f->replies, 0);
+    assert_int_equal(m->type, PROTO_BACKUP);
+    assert_int_equal(m->u.backup.path.len, strlen("backup-20240615T120000Z-4"));
+    t_sink_clear(&f->replies);
+    /* Sixteen wait; the seventeenth is told to retry. */
+    for (int i = 0; i < REQUEST_BACKUP_WAITERS; i++)
+        ask_backup(f, "R4", 100 + (uint64_t)i, NULL);
+    assert_int_equal(f->replies.n, 0);
+    ask_backup(f, "R1", 200, NULL);
+    assert_non_null(strstr(expect_error(f, TALLY_EBUSY, 200), "16 requests wait"));
+    request_backup_abandon(&f->r);
+    assert_int_equal(f->replies.n, REQUEST_BACKUP_WAITERS);
+    for (size_t i = 0; i < f->replies.n; i++) {
+        m = t_sink_at(&f->replies, i);
+        assert_int_equal(m->type, PROTO_ERROR);
+        assert_int_equal(m->u.error.code, -TALLY_EUNAVAIL);
+        assert_int_equal(m->u.error.req_id, 100 + i);
+    }
+    t_sink_clear(&f->replies);
+    /* The backups this test began on an empty directory end (failed). */
+    while (f->b.running)
+        uv_run(&f->loop, UV_RUN_ONCE);
+}
+
+/* Only an admin key may ask for a backup; an admin key may neither read
+ * nor submit. */
+static void test_backup_secured(void **state)
+{
+    fx_t *f = *state;
+    const char *town = keyring_lookup(&f->keys, key_town)->user_id;
+    const char *sub = keyring_lookup(&f->keys, key_sub)->user_id;
+    const char *admin = keyring_lookup(&f->keys, key_admin)->user_id;
+    assert_non_null(strstr(admin, "admin:ops:"));
+    ask_backup(f, "R1", 3, town);
+    assert_non_null(strstr(expect_error(f, TALLY_EFORBIDDEN, 3),
+                           "township 'gaoguan', which may not ask for backups; use an admin key"));
+    ask_backup(f, "R1", 4, sub);
+    assert_non_null(strstr(expect_error(f, TALLY_EFORBIDDEN, 4), "subscriber 'screen'"));
+    ask_backup(f, "R1", 5, admin);
+    assert_int_equal(f->replies.n, 0);
+    end_backup(f, 1, 0, "/srv/b");
+    assert_int_equal(t_sink_at(&f->replies, 0)->type, PROTO_BACKUP);
+    t_sink_clear(&f->replies);
+    proto_msg_t sreq = {.type = PROTO_STATS_REQ};
+    sreq.u.stats_req.req_id = 6;
+    t_encode(&f->buf, &sreq);
+    send_req(f, admin);
+    assert_non_null(strstr(expect_error(f, TALLY_EFORBIDDEN, 6),
+                           "admin 'ops', which may ask for backups but not read"));
+    t_submit(&f->buf, 1, 1, "gaoguan", T_NOW, 1, "disputes.screened=4");
+    send_req(f, admin);
+    const proto_msg_t *m = t_sink_at(&f->replies, 0);
+    assert_int_equal(m->u.ack.code, -TALLY_EFORBIDDEN);
+    char msg[PROTO_MESSAGE_MAX + 1];
+    snprintf(msg, sizeof(msg), "%.*s", (int)m->u.ack.message.len, m->u.ack.message.ptr);
+    assert_non_null(strstr(msg, "admin 'ops', which may ask for backups but not submit figures"));
+    t_sink_clear(&f->replies);
+    while (f->b.running)
+        uv_run(&f->loop, UV_RUN_ONCE);
+}
+
 static void test_secured(void **state)
 {
     fx_t *f = *state;
@@ -537,6 +691,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_submit_and_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_townships, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secured, setup_secured, teardown),
+        cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backup_secured, setup_secured, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

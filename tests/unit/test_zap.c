@@ -246,6 +246,14 @@ static void test_decide(void **state)
     assert_int_equal(DECIDE("tally-req", "CURVE", scr, len, 1), ZAP_ALLOW);
     const void *unk[1] = {f->stranger.pubk};
     assert_int_equal(DECIDE("tally-req", "CURVE", unk, len, 1), ZAP_DENY_UNKNOWN_KEY);
+    /* An admin key: the request socket only. */
+    pair_t ops;
+    new_pair(&ops);
+    assert_int_equal(keyring_add(&f->kr, ops.pubk, KEYS_ROLE_ADMIN, "ops", 3, NULL), 0);
+    const void *adm[1] = {ops.pubk};
+    assert_int_equal(DECIDE("tally-req", "CURVE", adm, len, 1), ZAP_ALLOW);
+    assert_int_equal(who->role, KEYS_ROLE_ADMIN);
+    assert_int_equal(DECIDE("tally-pub", "CURVE", adm, len, 1), ZAP_DENY_DOMAIN);
 #undef DECIDE
     assert_string_equal(zap_verdict_name(ZAP_DENY_UNKNOWN_KEY), "unknown_key");
     assert_string_equal(zap_verdict_name(99), "?");
