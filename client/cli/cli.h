@@ -10,6 +10,7 @@ int cli_push(int argc, char **argv, cli_global_t *g);
 int cli_get(int argc, char **argv, cli_global_t *g);
 int cli_watch(int argc, char **argv, cli_global_t *g);
 int cli_stats(int argc, char **argv, cli_global_t *g);
+int cli_backup(int argc, char **argv, cli_global_t *g);
 int cli_keygen(int argc, char **argv, cli_global_t *g);
 int cli_report(int argc, char **argv, cli_global_t *g);
 
@@ -18,6 +19,7 @@ extern const char cli_get_usage[];
 extern const char cli_watch_usage[];
 extern const char cli_report_usage[];
 extern const char cli_stats_usage[];
+extern const char cli_backup_usage[];
 extern const char cli_keygen_usage[];
 
 #endif

@@ -1,7 +1,7 @@
 /* cli_main.c - the tally command (client/cli/): global options and
  * dispatch to the subcommands (cli_push.c, cli_get.c, cli_watch.c,
- * cli_stats.c, cli_keygen.c).  The command uses libtally (client/lib/)
- * through tally.h only. */
+ * cli_stats.c, cli_backup.c, cli_keygen.c).  The command uses libtally
+ * (client/lib/) through tally.h only. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +28,7 @@ static const char usage[] =
     "  report  write a period's figures as Markdown, CSV or Excel\n"
     "  watch   follow the tallies live\n"
     "  stats   print the daemon's counters\n"
+    "  backup  have tallyd back its state up now, and print where it went\n"
     "  keygen  create a CURVE key pair for a secured tallyd\n"
     "  help    show the help of a command: tally help push\n"
     "\n"
@@ -55,12 +56,13 @@ typedef struct command {
 } command_t;
 
 static const command_t commands[] = {
-    {"push", cli_push, cli_push_usage}, /* these six talk to tallyd */
+    {"push", cli_push, cli_push_usage}, /* these seven talk to tallyd */
     {"get", cli_get, cli_get_usage},
     {"history", cli_history, cli_history_usage},
     {"report", cli_report, cli_report_usage},
     {"watch", cli_watch, cli_watch_usage},
     {"stats", cli_stats, cli_stats_usage},
+    {"backup", cli_backup, cli_backup_usage}, /* written on tallyd's host */
     {"keygen", cli_keygen, cli_keygen_usage}, /* local: writes key files */
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -83,7 +85,10 @@ static int unknown_command(const char *name)
     if (s != NULL)
         return cli_usage_error(NULL, "unknown command '%s' (did you mean '%s'?)", name, s);
     return cli_usage_error(
-        NULL, "unknown command '%s' (commands: push, get, watch, stats, keygen, help)", name);
+        NULL,
+        "unknown command '%s' (commands: push, get, history, report, watch, stats, backup, "
+        "keygen, help)",
+        name);
 }
 
 static int help(int argc, char **argv)

@@ -252,6 +252,16 @@ tally_request_t cli_request(const tally_curve_t *curve, int timeout_ms, char *er
                              .refused_ms = CLI_REFUSED_MS};
 }
 
+/* The [security] key directory whose keys may do what command cmd does. */
+static const char *key_dir(const char *cmd)
+{
+    if (cmd != NULL && strcmp(cmd, "push") == 0)
+        return "township_keys";
+    if (cmd != NULL && strcmp(cmd, "backup") == 0)
+        return "admin_keys (to ask for backups)";
+    return "subscriber_keys (to read tallies)";
+}
+
 int cli_unanswered(const cli_global_t *g, const char *cmd, int link, int timeout_ms)
 {
     bool curve = g->server_key != NULL && g->server_key[0] != '\0';
@@ -297,9 +307,7 @@ int cli_unanswered(const cli_global_t *g, const char *cmd, int link, int timeout
     case TALLY_LINK_KEY_REFUSED:
         cli_error("no answer from tallyd at %s: it does not admit the key of %s: its public key "
                   "must be in tallyd's %s",
-                  server, g->cert,
-                  cmd != NULL && strcmp(cmd, "push") == 0 ? "township_keys"
-                                                          : "subscriber_keys (to read tallies)");
+                  server, g->cert, key_dir(cmd));
         break;
     default:
         if (curve)

@@ -1,9 +1,9 @@
 /* oneshot.c - libtally (client/lib/): single request/reply exchanges,
  * tally_get (one snapshot), tally_stats, tally_clock_req,
- * tally_catalog_req (page by page), tally_period_req, tally_span_req,
- * tally_range_req and the township list (page by page), saying why one
- * failed: the daemon's ERROR, or what the connection showed.  The connection itself is
- * oneshot_conn.c's. */
+ * tally_backup_req, tally_catalog_req (page by page), tally_period_req,
+ * tally_span_req, tally_range_req and the township list (page by page),
+ * saying why one failed: the daemon's ERROR, or what the connection
+ * showed.  The connection itself is oneshot_conn.c's. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -558,6 +558,29 @@ int tally_stats_req(const char *server, tally_request_t *req, tally_stat_cb cb, 
 
 _Static_assert(TALLY_ZONE_MAX == PROTO_ZONE_MAX, "tally_clock_t holds any zone CLOCK carries");
 
+/* A request whose answer fills a struct of the caller's: q_type (its
+ * struct holds only req_id) answered by want, handed to take with out
+ * (size bytes, cleared first; what names it when it is NULL). */
+static int ask_into(const char *server, tally_request_t *req, uint32_t q_type, uint32_t want,
+                    void (*take)(const proto_msg_t *m, void *ctx), void *out, size_t size,
+                    const char *what)
+{
+    tally_request_t none = plain(NULL, 0);
+    if (req == NULL)
+        req = &none;
+    text_format(req->errbuf, req->errbuf_len, "%s", "");
+    req->link = TALLY_LINK_UNKNOWN;
+    if (out == NULL) {
+        text_format(req->errbuf, req->errbuf_len, "nowhere to put the %s", what);
+        return TALLY_EINVAL;
+    }
+    memset(out, 0, size);
+    proto_msg_t q;
+    memset(&q, 0, sizeof q);
+    q.type = q_type;
+    return ask_one(server, req, true, &q, want, take, out);
+}
+
 static void take_clock(const proto_msg_t *m, void *ctx)
 {
     tally_clock_t *out = ctx;
@@ -566,25 +589,28 @@ static void take_clock(const proto_msg_t *m, void *ctx)
     out->utc_offset_s = m->u.clock.utc_offset_s;
 }
 
-static int clock_req(const char *server, tally_request_t *req, tally_clock_t *out)
-{
-    text_format(req->errbuf, req->errbuf_len, "%s", "");
-    req->link = TALLY_LINK_UNKNOWN;
-    if (out == NULL) {
-        text_format(req->errbuf, req->errbuf_len, "nowhere to put the clock");
-        return TALLY_EINVAL;
-    }
-    memset(out, 0, sizeof *out);
-    proto_msg_t q;
-    memset(&q, 0, sizeof q);
-    q.type = PROTO_CLOCK_REQ;
-    return ask_one(server, req, true, &q, PROTO_CLOCK, take_clock, out);
-}
-
 int tally_clock_req(const char *server, tally_request_t *req, tally_clock_t *out)
 {
-    tally_request_t none = plain(NULL, 0);
-    return clock_req(server, req != NULL ? req : &none, out);
+    return ask_into(server, req, PROTO_CLOCK_REQ, PROTO_CLOCK, take_clock, out, sizeof *out,
+                    "clock");
+}
+
+_Static_assert(TALLY_PATH_MAX == PROTO_PATH_MAX,
+               "tally_backup_info_t holds any path BACKUP carries");
+
+static void take_backup(const proto_msg_t *m, void *ctx)
+{
+    tally_backup_info_t *out = ctx;
+    text_copy(out->path, sizeof out->path, m->u.backup.path.ptr, m->u.backup.path.len);
+    out->files = m->u.backup.files;
+    out->bytes = m->u.backup.bytes;
+    out->ms = m->u.backup.ms;
+}
+
+int tally_backup_req(const char *server, tally_request_t *req, tally_backup_info_t *out)
+{
+    return ask_into(server, req, PROTO_BACKUP_REQ, PROTO_BACKUP, take_backup, out, sizeof *out,
+                    "backup's path");
 }
 
 int tally_catalog_req(const char *server, tally_request_t *req, tally_catalog_t **out)
