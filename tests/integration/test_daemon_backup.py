@@ -18,7 +18,11 @@ backup, checking what it answers:
   not acknowledged by the end of the backup;
 - a backup directory that cannot be created fails the backup with a
   message naming it, counted, and tallyd keeps serving;
-- [backup] interval takes backups by itself.
+- [backup] interval takes backups by itself;
+- `tally backup` (BACKUP_REQ) answers with the path of a backup that holds
+  every figure acknowledged before it, several at once each get one, a
+  failed backup is reported with tallyd's reason, and with CURVE only an
+  admin key ([security] admin_keys) may ask, until a reload revokes it.
 Exit 0 when every check holds.
 """
 import json
@@ -69,9 +73,9 @@ class Daemon:
                            (count, needle, timeout, self.text()[-4000:]))
             time.sleep(0.05)
 
-    def tally(self, *args, check=True):
-        r = subprocess.run([TALLY, "-s", self.req] + list(args), capture_output=True, text=True,
-                           timeout=60)
+    def tally(self, *args, check=True, keys=()):
+        r = subprocess.run([TALLY, "-s", self.req] + list(keys) + list(args),
+                           capture_output=True, text=True, timeout=60)
         if check and r.returncode != 0:
             raise Fail("tally %s: status %d: %s" % (" ".join(args), r.returncode, r.stderr))
         return r
@@ -320,14 +324,127 @@ def case_failure(tmp):
         live.p.send_signal(signal.SIGUSR1)
         live.wait_log("backup (SIGUSR1) failed: cannot create the backup directory %s/sub" %
                       blocker, 30)
+        r = live.tally("backup", check=False)
+        if r.returncode != 1 or "cannot create the backup directory %s/sub" % blocker \
+                not in r.stderr:
+            raise Fail("tally backup of a failing backup: %d %s" % (r.returncode, r.stderr))
         live.push("t1", 4)
         st = live.stats()
-        if st.get("tallyd_backup_failures_total") != 1 or st.get("tallyd_backups_total") != 0:
+        if st.get("tallyd_backup_failures_total") != 2 or st.get("tallyd_backups_total") != 0:
             raise Fail("STATS after a failed backup: %s" % {k: v for k, v in st.items()
                                                             if "backup" in k})
         if live.value("t1", "total") != 7:
             raise Fail("after a failed backup t1 total is %r, expected 7" %
                        live.value("t1", "total"))
+        live.stop()
+    finally:
+        kill_all([live])
+
+
+def backup_json(d, keys=()):
+    """`tally backup --json`: its answer, checked against the directory."""
+    out = json.loads(d.tally("backup", "--json", keys=keys).stdout)
+    path = out["path"]
+    if not os.path.isabs(path) or not os.path.isdir(path):
+        raise Fail("tally backup gave %r, not an absolute directory" % path)
+    names = [n for n in os.listdir(path) if os.path.isfile(os.path.join(path, n))]
+    size = sum(os.path.getsize(os.path.join(path, n)) for n in names)
+    if out["files"] != len(names) or out["bytes"] != size or out["ms"] < 0:
+        raise Fail("tally backup said %s; the directory holds %d files, %d bytes" %
+                   (out, len(names), size))
+    return path
+
+
+def case_backup_command(tmp):
+    conf = "[backup]\nkeep = 10\n"
+    live = Daemon(tmp, "cmd", os.path.join(tmp, "cmd-state"), conf)
+    daemons = [live]
+    try:
+        live.push("t1", 5)
+        live.push("t2", 7, "2025-05-01T10:00:00+08:00")
+        path = backup_json(live)
+        live.push("t1", 100)
+        line = live.tally("backup").stdout
+        if not re.match(r"backup written: /\S+ \(\d+ files, [\d.]+ [kMG]?B, \d+ ms\)\n$", line):
+            raise Fail("tally backup printed %r" % line)
+        # Several at once: each answered with a backup begun after it asked.
+        procs = [subprocess.Popen([TALLY, "-s", live.req, "backup", "--json"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(4)]
+        outs = [p.communicate(timeout=120) for p in procs]
+        if any(p.returncode != 0 for p in procs):
+            raise Fail("concurrent tally backup: %s" % [(p.returncode, e) for p, (_, e)
+                                                        in zip(procs, outs)])
+        for o, _ in outs:
+            if not os.path.isdir(json.loads(o)["path"]):
+                raise Fail("concurrent tally backup gave %s" % o)
+        n = live.stats().get("tallyd_backups_total")
+        if not 3 <= n <= 6:
+            raise Fail("STATS after 2 + 4 requests (the 4 sharing at least one): %r" % n)
+        if "(BACKUP_REQ)" not in live.text():
+            raise Fail("the log does not say what asked for the backup:\n%s" % live.text())
+        r = restore(tmp, path, "cmd-r", conf)
+        daemons.append(r)
+        if r.value("t1", "total") != 5 or r.value("t2", "total") != 7:
+            raise Fail("restored from tally backup's %s: t1 %r, t2 %r, expected 5 and 7" %
+                       (path, r.value("t1", "total"), r.value("t2", "total")))
+        if r.value("t2", "2025", "--period", "2025") != 7:
+            raise Fail("restored: t2's 2025 is %r, expected 7" %
+                       r.value("t2", "2025", "--period", "2025"))
+        r.stop()
+        live.stop()
+        gone = live.tally("backup", check=False)
+        if gone.returncode != 3 or "cannot reach tallyd" not in gone.stderr:
+            raise Fail("tally backup with tallyd stopped: %d %s" % (gone.returncode, gone.stderr))
+    finally:
+        kill_all(daemons)
+
+
+def keygen(tmp, out, name):
+    os.makedirs(os.path.join(tmp, out), exist_ok=True)
+    subprocess.run([TALLY, "keygen", "--out", os.path.join(tmp, out), name + ".key"],
+                   check=True, capture_output=True)
+
+
+def case_backup_secured(tmp):
+    keygen(tmp, "keys", "server")
+    keygen(tmp, "towns", "t1")
+    keygen(tmp, "subs", "screen")
+    keygen(tmp, "admins", "ops")
+    for d in ("towns", "subs", "admins"):  # the secrets stay with their owners
+        for n in os.listdir(os.path.join(tmp, d)):
+            if n.endswith("_secret"):
+                os.rename(os.path.join(tmp, d, n), os.path.join(tmp, "keys", n))
+    conf = ("[security]\nserver_secret_key = %s/keys/server.key_secret\n"
+            "township_keys = %s/towns\nsubscriber_keys = %s/subs\nadmin_keys = %s/admins\n"
+            % (tmp, tmp, tmp, tmp))
+    live = Daemon(tmp, "sec", os.path.join(tmp, "sec-state"), conf)
+
+    def as_(name):
+        return ["--server-key", "%s/keys/server.key" % tmp,
+                "--cert", "%s/keys/%s.key_secret" % (tmp, name)]
+    try:
+        if "1 admin keys" not in live.text():
+            raise Fail("the start does not count the admin key:\n%s" % live.text())
+        live.tally("push", "-q", "--town", "t1", "disputes.screened=3", keys=as_("t1"))
+        for who in ("t1", "screen"):
+            r = live.tally("backup", check=False, keys=as_(who))
+            if r.returncode != 1 or "admin_keys" not in r.stderr:
+                raise Fail("tally backup with %s's key: %d %s" % (who, r.returncode, r.stderr))
+        path = backup_json(live, keys=as_("ops"))
+        r = live.tally("get", "--all", check=False, keys=as_("ops"))
+        if r.returncode != 1 or "ask for backups but not read" not in r.stderr:
+            raise Fail("tally get with the admin key: %d %s" % (r.returncode, r.stderr))
+        os.unlink(os.path.join(tmp, "admins", "ops.key"))
+        live.p.send_signal(signal.SIGHUP)
+        live.wait_log("1 admin key(s) revoked", 30)
+        r = live.tally("backup", check=False, keys=as_("ops"))
+        if r.returncode == 0:
+            raise Fail("a revoked admin key still got a backup: %s" % r.stdout)
+        if len(re.findall(r"backup written to ", live.text())) != 1:
+            raise Fail("backups written: %s" % re.findall(r"backup written to \S+", live.text()))
+        if not os.path.isdir(path):
+            raise Fail("%s is gone" % path)
         live.stop()
     finally:
         kill_all([live])
@@ -383,7 +500,8 @@ def case_reload(tmp):
 def main():
     failed = 0
     for case in (case_keeps_what_was_acknowledged, case_under_load, case_checkpoint_under_way,
-                 case_restore_command, case_failure, case_interval, case_reload):
+                 case_restore_command, case_failure, case_interval, case_reload,
+                 case_backup_command, case_backup_secured):
         tmp = tempfile.mkdtemp(prefix="tally-backup.")
         try:
             case(tmp)
