@@ -36,14 +36,15 @@ static void usage(FILE *out)
         "      --accept-loss        start even though journal records are missing (a\n"
         "                           deleted segment); the loss is logged\n"
         "      --restore BACKUP     put the backup directory BACKUP (a backup-* of\n"
-        "                           SIGUSR1) in place of the state directory's files,\n"
-        "                           which are moved aside, and exit; tallyd must be\n"
-        "                           stopped\n"
+        "                           SIGUSR1 or `tally backup`) in place of the state\n"
+        "                           directory's files, which are moved aside, and\n"
+        "                           exit; tallyd must be stopped\n"
         "  -h, --help               print this help and exit\n"
         "  -V, --version            print the version and exit\n"
         "\n"
         "Signals: SIGTERM or SIGINT stop cleanly; SIGHUP reloads the config file;\n"
-        "SIGUSR1 writes a backup of the state directory (tallyd(8), BACKUP).\n"
+        "SIGUSR1 (or `tally backup`) writes a backup of the state directory (tallyd(8),\n"
+        "BACKUP).\n"
         "Exit status: 0 clean stop or valid config, 1 runtime failure, 2 usage or config error.\n",
         CONFIG_DEFAULT_REQUEST, CONFIG_DEFAULT_PUBLISH, CONFIG_DEFAULT_STATE_DIR);
 }
