@@ -22,8 +22,9 @@
  * nothing; the outcome is the same as the exact check's.
  *
  * Reading values and reporting changed series are in engine_read.c, saving
- * and loading in engine_persist.c; engine_internal.h holds the series
- * lookup that engine.c and engine_read.c share.
+ * and loading in engine_persist.c, the settings in engine_config.c;
+ * engine_internal.h holds the series lookup that engine.c and
+ * engine_read.c share.
  */
 #include "engine.h"
 
@@ -61,9 +62,6 @@ struct engine_batch_entry {
     int64_t latest_ms;
 };
 
-static const char *const default_names[4] = {"1h", "24h", "7d", "30d"};
-static const int64_t default_ms[4] = {3600000, 86400000, 604800000, 2592000000};
-
 uint8_t engine_metric_kind(const engine_t *e, uint32_t metric)
 {
     return metric_kind(e, metric);
@@ -76,61 +74,6 @@ int engine_ratio_operands(const engine_t *e, uint32_t metric, uint32_t *num, uin
     const engine_ratio_t *r = &e->ratios[e->metrics[metric].ratio];
     *num = r->num;
     *den = r->den;
-    return 0;
-}
-
-void engine_config_default(engine_config_t *cfg)
-{
-    memset(cfg, 0, sizeof(*cfg));
-    for (uint32_t w = 0; w < 4; w++) {
-        cfg->windows[w].name = default_names[w];
-        cfg->windows[w].ms = default_ms[w];
-    }
-    cfg->nwindows = 4;
-    cfg->buckets = ENGINE_BUCKETS_DEFAULT;
-    cfg->zone = ENGINE_ZONE_DEFAULT;
-    cfg->max_series = ENGINE_SERIES_DEFAULT;
-}
-
-void engine_config_from(engine_config_t *cfg, const tallyd_config_t *c)
-{
-    engine_config_default(cfg);
-    cfg->nwindows = (uint32_t)c->nwindows;
-    for (size_t i = 0; i < c->nwindows; i++) {
-        cfg->windows[i].name = c->windows[i].name;
-        cfg->windows[i].ms = c->windows[i].ms;
-    }
-    cfg->buckets = (uint32_t)c->buckets;
-    cfg->zone = c->timezone;
-    cfg->max_series = (uint32_t)c->max_series;
-}
-
-static const char *const calendar_names[] = {"today", "month", "quarter", "year", "total", NULL};
-
-int engine_config_check(const engine_config_t *cfg, char *msg, size_t msglen)
-{
-    bool out = msg != NULL && msglen > 0;
-    if (out) {
-        msg[0] = '\0';
-    }
-    int rc = window_check(cfg->windows, cfg->nwindows, cfg->buckets, calendar_names, msg, msglen);
-    if (rc != 0) {
-        return rc;
-    }
-    if (period_zone_check(cfg->zone) != 0) {
-        if (out) {
-            snprintf(msg, msglen, "zone: '%s' is not an installed IANA time zone",
-                     cfg->zone ? cfg->zone : "(null)");
-        }
-        return TALLY_EINVAL;
-    }
-    if (cfg->max_series == 0 || cfg->max_series > ENGINE_SERIES_MAX) {
-        if (out) {
-            snprintf(msg, msglen, "max_series: %u is outside 1..%u", cfg->max_series,
-                     ENGINE_SERIES_MAX);
-        }
-        return TALLY_EINVAL;
-    }
     return 0;
 }
 
@@ -169,7 +112,7 @@ int engine_init(engine_t *e, const engine_config_t *cfg, const tclock_t *clock)
         e->col_names[w] = window_name(&e->win, w);
     }
     for (uint32_t p = 0; p <= PERIOD_COUNT; p++) {
-        e->col_names[e->nwin + p] = calendar_names[p];
+        e->col_names[e->nwin + p] = engine_calendar_names[p];
     }
     e->maxchunks = (e->max_series + SER_CHUNK - 1) >> SER_CHUNK_SHIFT;
     e->chunks = alloc_counted(e, e->maxchunks, sizeof(*e->chunks));

@@ -218,6 +218,10 @@ void engine_config_from(engine_config_t *cfg, const struct tallyd_config *c);
  * Memory per counter series grows with windows * buckets: see window.h. */
 int engine_config_check(const engine_config_t *cfg, char *msg, size_t msglen);
 
+/* The calendar columns every counter tally carries after its windows, in
+ * order, NULL-terminated: "today", "month", "quarter", "year", "total". */
+extern const char *const engine_calendar_names[];
+
 /* Initialise e from cfg (copied; cfg's strings may go away afterwards) with
  * clock as its source of time (borrowed: it must outlive e).  Sets the
  * process time zone (see above).  Returns 0, TALLY_EINVAL (see
