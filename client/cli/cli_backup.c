@@ -8,10 +8,6 @@
 #include "cli_opts.h"
 #include "json.h"
 
-/* A backup takes as long as copying the state does: seconds, or minutes
- * for a large history.db on a slow disk. */
-#define BACKUP_TIMEOUT_MS 120000
-
 /* The help lines of the shared options are cli_opts.h's macros. */
 /* clang-format off */
 const char cli_backup_usage[] =
@@ -112,7 +108,7 @@ int cli_backup(int argc, char **argv, cli_global_t *g)
     cli_opts_t o;
     cli_opts_init(&o, "backup", cli_backup_usage, g,
                   CLI_OPTS_JSON | CLI_OPTS_TIMEOUT | CLI_OPTS_SERVER | CLI_OPTS_NO_OPERANDS, NULL);
-    o.timeout_ms = BACKUP_TIMEOUT_MS; /* before parsing: --timeout overrides it */
+    o.timeout_ms = TALLY_BACKUP_TIMEOUT_MS; /* before parsing: --timeout overrides it */
     int status = cli_opts_parse(&o, argc, argv);
     if (status != CLI_CONTINUE)
         return status;

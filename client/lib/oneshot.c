@@ -609,8 +609,18 @@ static void take_backup(const proto_msg_t *m, void *ctx)
 
 int tally_backup_req(const char *server, tally_request_t *req, tally_backup_info_t *out)
 {
-    return ask_into(server, req, PROTO_BACKUP_REQ, PROTO_BACKUP, take_backup, out, sizeof *out,
-                    "backup's path");
+    /* A backup is answered once it is written: the other requests' default
+     * wait would give up on most. */
+    tally_request_t none = plain(NULL, TALLY_BACKUP_TIMEOUT_MS);
+    if (req == NULL)
+        req = &none;
+    int asked = req->timeout_ms;
+    if (asked <= 0)
+        req->timeout_ms = TALLY_BACKUP_TIMEOUT_MS;
+    int rc = ask_into(server, req, PROTO_BACKUP_REQ, PROTO_BACKUP, take_backup, out, sizeof *out,
+                      "backup's path");
+    req->timeout_ms = asked;
+    return rc;
 }
 
 int tally_catalog_req(const char *server, tally_request_t *req, tally_catalog_t **out)

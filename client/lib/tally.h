@@ -782,7 +782,8 @@ TALLY_API int tally_clock_req(const char *server, tally_request_t *req, tally_cl
 /* A backup of the daemon's state (PROTOCOL.md 8.26)                  */
 /* ------------------------------------------------------------------ */
 
-#define TALLY_PATH_MAX 1024 /* bytes in a backup's path */
+#define TALLY_PATH_MAX          1024   /* bytes in a backup's path */
+#define TALLY_BACKUP_TIMEOUT_MS 120000 /* tally_backup_req's wait by default */
 
 /* A backup the daemon has written. */
 typedef struct tally_backup_info {
@@ -793,16 +794,17 @@ typedef struct tally_backup_info {
 } tally_backup_info_t;
 
 /* Ask the daemon at server to back its state up now, and wait until the
- * backup is written and checked (at most req->timeout_ms; a backup takes
- * as long as copying the state does, seconds for a large one, so allow a
- * minute or more).  The backup holds every submission the daemon
- * acknowledged before it received the request.  A secured daemon answers
- * admin keys only.  Returns 0 with *out filled; TALLY_EINVAL (out NULL,
- * bad endpoint); TALLY_EFORBIDDEN (not an admin key); TALLY_EUNAVAIL
- * (the backup failed, or the daemon is stopping: req->errbuf has the
- * daemon's sentence); TALLY_EBUSY (too many requests wait for a backup
- * already); TALLY_ETYPE (a daemon from before BACKUP_REQ); otherwise the
- * returns of tally_get_req. */
+ * backup is written and checked: at most req->timeout_ms, or
+ * TALLY_BACKUP_TIMEOUT_MS when that is <= 0 or req is NULL (a backup
+ * takes as long as copying the state does, seconds for a large one).  The
+ * backup holds every submission the daemon acknowledged before it
+ * received the request.  A secured daemon answers admin keys only.
+ * Returns 0 with *out filled; TALLY_EINVAL (out NULL, bad endpoint);
+ * TALLY_EFORBIDDEN (not an admin key); TALLY_EUNAVAIL (the backup failed,
+ * or the daemon is stopping: req->errbuf has the daemon's sentence);
+ * TALLY_EBUSY (too many requests wait for a backup already); TALLY_ETYPE
+ * (a daemon from before BACKUP_REQ); otherwise the returns of
+ * tally_get_req. */
 TALLY_API int tally_backup_req(const char *server, tally_request_t *req, tally_backup_info_t *out);
 
 /* ------------------------------------------------------------------ */
