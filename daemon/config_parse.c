@@ -16,7 +16,8 @@
  *     section from the whole header.
  * The handler validates each value as it arrives.  Checks that span
  * sections (a ratio's metrics, windows against buckets, catalog sizes) run
- * once the whole file has been read.
+ * once the whole file has been read (config_parse_checks.c; the parser's
+ * state they share is config_parse_impl.h's).
  */
 #include "config.h"
 
@@ -28,47 +29,12 @@
 
 #include <ini.h>
 
+#include "config_parse_impl.h"
 #include "intern.h"
-#include "suggest.h"
 #include "vec.h"
 
 /* Calendar columns every counter tally carries besides its windows. */
 static const char *const calendar_columns[] = {"today", "month", "quarter", "year", "total", NULL};
-
-/* The section ids of one name space seen so far, for duplicate detection
- * in files with many townships: the daemon's name table gives each id a
- * number, and refs[number - 1] the section that declared it (kind << 28 |
- * index + 1). */
-typedef struct idindex {
-    intern_t names;
-    uint32_t *refs;
-    size_t cap;
-} idindex_t;
-
-typedef struct parser {
-    tallyd_config_t *cfg;
-    const char *file;
-    const char *text, *p, *end;      /* the whole text, and its unread part */
-    int line;                        /* number of the line inih is reading */
-    char lead;                       /* its first byte after blanks */
-    const char *header, *header_end; /* a "[...]" line inih has just read */
-
-    int sec;                            /* enum config_section of the section being read */
-    char sec_text[CONFIG_LINE_MAX + 1]; /* header between the brackets */
-    int sec_line;
-    void *base; /* struct the current section's keys are stored in */
-    int key_lines[CONFIG_SEC_COUNT][CONFIG_KEYS_MAX]; /* where each key was set */
-    int section_lines[CONFIG_SEC_COUNT];              /* where singletons start */
-    bool windows_listed;
-    int window_lines[CONFIG_WINDOWS_MAX];
-    idindex_t ids[2]; /* by id_ns() */
-
-    bool failed;
-    int failed_on; /* the line being read when it failed */
-    char *err;
-    size_t errlen;
-    char shown[3][192]; /* printable copies of section, key and value */
-} parser_t;
 
 /* ---- messages ---------------------------------------------------------- */
 
@@ -77,16 +43,13 @@ static const char *show_n(parser_t *ps, int slot, const char *s, size_t len)
     return config_printable(ps->shown[slot], sizeof(ps->shown[slot]), s, len);
 }
 
-static const char *show(parser_t *ps, int slot, const char *s)
+const char *config_parse_show(parser_t *ps, int slot, const char *s)
 {
     return show_n(ps, slot, s, strlen(s));
 }
 
-/* Record the first error as "FILE:LINE: [section] key: message".  line 0
- * leaves out the line, section/key NULL leave out those parts.  Later
- * errors are dropped: the first one is the one that explains the rest. */
-__attribute__((format(printf, 5, 6))) static void fail(parser_t *ps, int line, const char *section,
-                                                       const char *key, const char *fmt, ...)
+void config_parse_fail(parser_t *ps, int line, const char *section, const char *key,
+                       const char *fmt, ...)
 {
     if (ps->failed)
         return;
@@ -98,10 +61,10 @@ __attribute__((format(printf, 5, 6))) static void fail(parser_t *ps, int line, c
     int n = line > 0 ? snprintf(where, sizeof(where), "%s:%d: ", ps->file, line)
                      : snprintf(where, sizeof(where), "%s: ", ps->file);
     if (section != NULL && n >= 0 && (size_t)n < sizeof(where))
-        n += snprintf(where + n, sizeof(where) - (size_t)n, "[%s]%s", show(ps, 0, section),
-                      key ? " " : ": ");
+        n += snprintf(where + n, sizeof(where) - (size_t)n, "[%s]%s",
+                      config_parse_show(ps, 0, section), key ? " " : ": ");
     if (key != NULL && n >= 0 && (size_t)n < sizeof(where))
-        snprintf(where + n, sizeof(where) - (size_t)n, "%s: ", show(ps, 1, key));
+        snprintf(where + n, sizeof(where) - (size_t)n, "%s: ", config_parse_show(ps, 1, key));
     char what[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -111,7 +74,8 @@ __attribute__((format(printf, 5, 6))) static void fail(parser_t *ps, int line, c
 }
 
 /* An error about a key of the section being read, on the current line. */
-#define fail_key(ps, key, ...) fail((ps), (ps)->line, (ps)->sec_text, (key), __VA_ARGS__)
+#define fail_key(ps, key, ...)                                                                     \
+    config_parse_fail((ps), (ps)->line, (ps)->sec_text, (key), __VA_ARGS__)
 
 /* ---- keys -------------------------------------------------------------- */
 
@@ -223,7 +187,7 @@ static void window_key(parser_t *ps, const char *name, const char *value)
             ps, name,
             "'%s' is not a window length (expected a whole number and a unit, such as 90m, 24h or "
             "7d, between 1s and 366d)",
-            show(ps, 2, value));
+            config_parse_show(ps, 2, value));
         return;
     }
     config_window_t *w = &cfg->windows[cfg->nwindows];
@@ -239,12 +203,13 @@ static int on_key(void *user, const char *section, const char *name, const char 
     parser_t *ps = user;
     (void)section;
     if (*name == '\0')
-        fail(ps, ps->line, NULL, NULL, "key name missing before '%c'", ps->lead);
+        config_parse_fail(ps, ps->line, NULL, NULL, "key name missing before '%c'", ps->lead);
     else if (ps->sec == CONFIG_SEC_NONE)
-        fail(ps, ps->line, NULL, name,
-             "key outside of any section (value '%s'); put it under its section, such as "
-             "[tallyd]",
-             show(ps, 2, value));
+        config_parse_fail(
+            ps, ps->line, NULL, name,
+            "key outside of any section (value '%s'); put it under its section, such as "
+            "[tallyd]",
+            config_parse_show(ps, 2, value));
     else if (ps->sec == CONFIG_SEC_WINDOWS)
         window_key(ps, name, value);
     else
@@ -293,15 +258,15 @@ static void index_free(parser_t *ps)
 }
 
 /* The ref of id in name space ns, or 0. */
-static uint32_t index_find(const parser_t *ps, int ns, const char *id)
+uint32_t config_parse_index_find(const parser_t *ps, int ns, const char *id)
 {
     const idindex_t *x = &ps->ids[ns];
     int n = intern_find(&x->names, id, strlen(id));
     return n > 0 ? x->refs[n - 1] : 0;
 }
 
-/* Add the id of ref, which index_find() did not find.  Returns 0 or
- * TALLY_ENOMEM. */
+/* Add the id of ref, which config_parse_index_find() did not find.
+ * Returns 0 or TALLY_ENOMEM. */
 static int index_add(parser_t *ps, uint32_t ref)
 {
     int line;
@@ -318,26 +283,25 @@ static int index_add(parser_t *ps, uint32_t ref)
 }
 
 /* Report the required keys the section just read did not set. */
-static int key_line(const parser_t *ps, int sec, const char *key);
-
-static void end_section(parser_t *ps)
+void config_parse_end_section(parser_t *ps)
 {
     const char *key;
     for (size_t i = 0; (key = config_key_name(ps->sec, i)) != NULL; i++) {
         if (!config_key_required(ps->sec, i) || ps->key_lines[ps->sec][i])
             continue;
         char what[128];
-        fail(ps, ps->sec_line, ps->sec_text, key, "required key is missing (expected %s)",
-             config_key_expect(ps->sec, i, what, sizeof(what)));
+        config_parse_fail(ps, ps->sec_line, ps->sec_text, key,
+                          "required key is missing (expected %s)",
+                          config_key_expect(ps->sec, i, what, sizeof(what)));
         return;
     }
     if (ps->sec == CONFIG_SEC_METRIC && ps->base != NULL) {
-        int min_line = key_line(ps, CONFIG_SEC_METRIC, "min");
-        int max_line = key_line(ps, CONFIG_SEC_METRIC, "max");
+        int min_line = config_parse_key_line(ps, CONFIG_SEC_METRIC, "min");
+        int max_line = config_parse_key_line(ps, CONFIG_SEC_METRIC, "max");
         char why[160];
         if (config_metric_bounds(ps->base, min_line > 0, max_line > 0, why, sizeof(why)) != 0)
-            fail(ps, min_line ? min_line : ps->sec_line, ps->sec_text, min_line ? "min" : NULL,
-                 "%s", why);
+            config_parse_fail(ps, min_line ? min_line : ps->sec_line, ps->sec_text,
+                              min_line ? "min" : NULL, "%s", why);
     }
 }
 
@@ -346,18 +310,20 @@ static void begin_entry(parser_t *ps, const char *id)
 {
     tallyd_config_t *cfg = ps->cfg;
     int ns = id_ns(ps->sec);
-    uint32_t old = index_find(ps, ns, id);
+    uint32_t old = config_parse_index_find(ps, ns, id);
     if (old != 0) {
         int line;
         ref_id(ps, old, &line);
         if ((int)(old >> 28) == (int)ps->sec)
-            fail(ps, ps->line, ps->sec_text, NULL, "duplicate section; first declared on line %d",
-                 line);
+            config_parse_fail(ps, ps->line, ps->sec_text, NULL,
+                              "duplicate section; first declared on line %d", line);
         else
-            fail(ps, ps->line, ps->sec_text, NULL,
-                 "id '%s' is already declared by [%s %s] on line %d; a metric and a ratio "
-                 "cannot share an id",
-                 show(ps, 2, id), config_section_name((int)(old >> 28)), show(ps, 1, id), line);
+            config_parse_fail(
+                ps, ps->line, ps->sec_text, NULL,
+                "id '%s' is already declared by [%s %s] on line %d; a metric and a ratio "
+                "cannot share an id",
+                config_parse_show(ps, 2, id), config_section_name((int)(old >> 28)),
+                config_parse_show(ps, 1, id), line);
         return;
     }
     size_t index = 0;
@@ -397,18 +363,18 @@ static void begin_entry(parser_t *ps, const char *id)
         ps->base = r;
     }
     if (idfield == NULL) {
-        fail(ps, 0, NULL, NULL, "out of memory");
+        config_parse_fail(ps, 0, NULL, NULL, "out of memory");
         return;
     }
     memcpy(idfield, id, strlen(id) + 1);
     if (index_add(ps, ((uint32_t)ps->sec << 28) | (uint32_t)(index + 1)) != 0)
-        fail(ps, 0, NULL, NULL, "out of memory");
+        config_parse_fail(ps, 0, NULL, NULL, "out of memory");
 }
 
 /* A "[...]" header: text[0..len) is what lies between the brackets. */
 static void begin_section(parser_t *ps, const char *text, size_t len)
 {
-    end_section(ps);
+    config_parse_end_section(ps);
     if (ps->failed)
         return;
     while (len > 0 && is_space(*text))
@@ -440,23 +406,24 @@ static void begin_section(parser_t *ps, const char *text, size_t len)
     }
     if (kind == CONFIG_SEC_COUNT) {
         char hint[96];
-        fail(
+        config_parse_fail(
             ps, ps->line, ps->sec_text, NULL,
             "unknown section '%s'%s (expected tallyd, windows, limits, journal, security, history, "
             "township ID, metric ID or ratio ID)",
-            show(ps, 2, word),
+            config_parse_show(ps, 2, word),
             config_suggest(hint, sizeof(hint), word, names, CONFIG_SEC_COUNT - 1));
         return;
     }
     const char *kname = config_section_name(kind);
     bool has_id = config_section_has_id(kind);
     if (!has_id && *id) {
-        fail(ps, ps->line, ps->sec_text, NULL, "section [%s] takes no id (found '%s')", kname,
-             show(ps, 2, id));
+        config_parse_fail(ps, ps->line, ps->sec_text, NULL, "section [%s] takes no id (found '%s')",
+                          kname, config_parse_show(ps, 2, id));
         return;
     }
     if (has_id && !*id) {
-        fail(ps, ps->line, ps->sec_text, NULL, "a %s section needs an id: [%s ID]", kname, kname);
+        config_parse_fail(ps, ps->line, ps->sec_text, NULL, "a %s section needs an id: [%s ID]",
+                          kname, kname);
         return;
     }
     ps->sec = kind;
@@ -464,9 +431,10 @@ static void begin_section(parser_t *ps, const char *text, size_t len)
     ps->base = ps->cfg;
     if (!has_id) {
         if (ps->section_lines[kind]) {
-            fail(ps, ps->line, ps->sec_text, NULL,
-                 "section repeated; first declared on line %d (put all its keys there)",
-                 ps->section_lines[kind]);
+            config_parse_fail(
+                ps, ps->line, ps->sec_text, NULL,
+                "section repeated; first declared on line %d (put all its keys there)",
+                ps->section_lines[kind]);
             return;
         }
         ps->section_lines[kind] = ps->line;
@@ -474,14 +442,15 @@ static void begin_section(parser_t *ps, const char *text, size_t len)
     }
     int rc = proto_name_check(id, strlen(id));
     if (rc != 0) {
-        fail(ps, ps->line, ps->sec_text, NULL,
-             "'%s' is not a valid id (%s; expected 1..%d bytes of UTF-8 without spaces, '/' or "
-             "control characters)",
-             show(ps, 2, id),
-             rc == TALLY_ETOOLONG ? "too long"
-             : rc == TALLY_EUTF8  ? "not valid UTF-8"
-                                  : "forbidden character",
-             PROTO_NAME_MAX);
+        config_parse_fail(
+            ps, ps->line, ps->sec_text, NULL,
+            "'%s' is not a valid id (%s; expected 1..%d bytes of UTF-8 without spaces, '/' or "
+            "control characters)",
+            config_parse_show(ps, 2, id),
+            rc == TALLY_ETOOLONG ? "too long"
+            : rc == TALLY_EUTF8  ? "not valid UTF-8"
+                                 : "forbidden character",
+            PROTO_NAME_MAX);
         return;
     }
     begin_entry(ps, id);
@@ -526,8 +495,8 @@ static void on_header(parser_t *ps)
     while (after < e && is_space(*after))
         after++;
     if (after < e && *after != ';' && *after != '#')
-        fail(ps, ps->line, NULL, NULL, "text after the section header: '%s'",
-             show_n(ps, 2, after, (size_t)(e - after)));
+        config_parse_fail(ps, ps->line, NULL, NULL, "text after the section header: '%s'",
+                          show_n(ps, 2, after, (size_t)(e - after)));
     else
         begin_section(ps, b + 1, (size_t)(close - b - 1));
 }
@@ -548,14 +517,15 @@ static char *next_line(char *str, int num, void *stream)
     size_t room = num > 0 ? (size_t)num - 1 : 0;
 
     if (memchr(l.text, '\0', l.len))
-        fail(ps, ps->line, NULL, NULL, "line holds a NUL byte (is this a text file?)");
+        config_parse_fail(ps, ps->line, NULL, NULL, "line holds a NUL byte (is this a text file?)");
     else if (!comment && indented)
-        fail(ps, ps->line, NULL, NULL,
-             "line starts with whitespace; section and key lines must not be indented (an "
-             "indented line would continue the previous value)");
+        config_parse_fail(
+            ps, ps->line, NULL, NULL,
+            "line starts with whitespace; section and key lines must not be indented (an "
+            "indented line would continue the previous value)");
     else if (!comment && (l.len > CONFIG_LINE_MAX || l.len > room))
-        fail(ps, ps->line, NULL, NULL, "line is %zu bytes long (expected at most %d)", l.len,
-             room < CONFIG_LINE_MAX ? (int)room : CONFIG_LINE_MAX);
+        config_parse_fail(ps, ps->line, NULL, NULL, "line is %zu bytes long (expected at most %d)",
+                          l.len, room < CONFIG_LINE_MAX ? (int)room : CONFIG_LINE_MAX);
     if (ps->failed)
         return NULL;
     if (!comment && *l.b == '[') {
@@ -578,199 +548,13 @@ static void syntax_error(parser_t *ps, int n)
         s = cut_line(ps, s, i, &l);
     ps->failed = false;
     if (n < 0) /* -2: inih could not allocate its line buffer */
-        fail(ps, 0, NULL, NULL, "out of memory");
+        config_parse_fail(ps, 0, NULL, NULL, "out of memory");
     else if (*l.b == '[')
-        fail(ps, n, NULL, NULL, "section header '%s' has no closing ']'",
-             show_n(ps, 2, l.b, (size_t)(l.e - l.b)));
+        config_parse_fail(ps, n, NULL, NULL, "section header '%s' has no closing ']'",
+                          show_n(ps, 2, l.b, (size_t)(l.e - l.b)));
     else
-        fail(ps, n, NULL, NULL, "'%s' is neither '[section]' nor 'key = value'",
-             show_n(ps, 2, l.b, (size_t)(l.e - l.b)));
-}
-
-/* ---- whole file -------------------------------------------------------- */
-
-/* config_suggest over the declared metric ids: suggest_pick between the
- * best id so far and the next, so that no array of all ids is needed. */
-static const char *metric_hint(const tallyd_config_t *cfg, const char *word, char *buf, size_t cap)
-{
-    const char *best = NULL;
-    for (size_t m = 0; m < cfg->nmetrics; m++) {
-        const char *pair[2] = {best, cfg->metrics[m].id};
-        best = best != NULL ? suggest_pick(word, pair, 2) : suggest_pick(word, pair + 1, 1);
-    }
-    return config_suggest(buf, cap, word, &best, best != NULL);
-}
-
-static void check_ratios(parser_t *ps)
-{
-    tallyd_config_t *cfg = ps->cfg;
-    char sec[PROTO_NAME_MAX + 8], hint[96];
-    for (size_t i = 0; i < cfg->nratios && !ps->failed; i++) {
-        config_ratio_t *r = &cfg->ratios[i];
-        snprintf(sec, sizeof(sec), "ratio %s", r->id);
-        const char *names[2] = {r->numerator, r->denominator};
-        const char *keys[2] = {"numerator", "denominator"};
-        int lines[2] = {r->numerator_line, r->denominator_line};
-        long *slots[2] = {&r->numerator_metric, &r->denominator_metric};
-        if (strcmp(r->numerator, r->denominator) == 0) {
-            fail(ps, lines[1], sec, keys[1],
-                 "'%s' is also the numerator (expected two different metrics)",
-                 show(ps, 2, names[1]));
-            return;
-        }
-        for (int k = 0; k < 2; k++) {
-            uint32_t ref = index_find(ps, 1, names[k]);
-            if (ref != 0 && (ref >> 28) == CONFIG_SEC_RATIO) {
-                fail(ps, lines[k], sec, keys[k],
-                     "'%s' is a ratio (expected a counter or gauge metric)", show(ps, 2, names[k]));
-                return;
-            }
-            if (!cfg->catalog_closed_metrics)
-                continue;
-            if (ref == 0) {
-                fail(ps, lines[k], sec, keys[k], "metric '%s' is not declared (no [metric %s])%s",
-                     show(ps, 2, names[k]), show(ps, 2, names[k]),
-                     metric_hint(cfg, names[k], hint, sizeof(hint)));
-                return;
-            }
-            *slots[k] = (long)((ref & 0x0FFFFFFFu) - 1);
-        }
-    }
-}
-
-/* A township's display name or a metric's or ratio's label, for finding
- * two alike. */
-typedef struct named {
-    const char *text, *kind, *id; /* kind: "township", "metric" or "ratio" */
-    int line;
-} named_t;
-
-static int named_cmp(const void *a, const void *b)
-{
-    const named_t *x = a, *y = b;
-    int c = strcmp(x->text, y->text);
-    return c != 0 ? c : x->line - y->line;
-}
-
-/* v[0..n) sorted; the first two alike fail, the later one named. */
-static void check_alike(parser_t *ps, named_t *v, size_t n, const char *key)
-{
-    qsort(v, n, sizeof(*v), named_cmp);
-    for (size_t i = 1; i < n && !ps->failed; i++) {
-        if (strcmp(v[i].text, v[i - 1].text) != 0)
-            continue;
-        char sec[PROTO_NAME_MAX + 16];
-        snprintf(sec, sizeof(sec), "%s %s", v[i].kind, v[i].id);
-        fail(ps, v[i].line, sec, key,
-             "'%s' is also the %s of [%s %s] on line %d (expected one of its own: reports show "
-             "it, and tally's commands take it for the id)",
-             show(ps, 2, v[i].text), key, v[i - 1].kind, v[i - 1].id, v[i - 1].line);
-    }
-}
-
-/* Two townships of one display name, or two metrics or ratios of one
- * label: a report would show them alike, and the commands, which take
- * names and labels for ids, could not tell which is meant (nor could
- * tallyd say which id a submission by that name should have used). */
-static void check_names(parser_t *ps)
-{
-    tallyd_config_t *cfg = ps->cfg;
-    size_t cap = cfg->ntownships > cfg->nmetrics + cfg->nratios ? cfg->ntownships
-                                                                : cfg->nmetrics + cfg->nratios;
-    if (cap == 0)
-        return;
-    named_t *v = malloc(cap * sizeof(*v));
-    if (v == NULL) {
-        fail(ps, 0, NULL, NULL, "out of memory");
-        return;
-    }
-    size_t n = 0;
-    for (size_t i = 0; i < cfg->ntownships; i++)
-        if (cfg->townships[i].name[0] != '\0')
-            v[n++] = (named_t){cfg->townships[i].name, "township", cfg->townships[i].id,
-                               cfg->townships[i].line};
-    check_alike(ps, v, n, "name");
-    n = 0;
-    for (size_t i = 0; i < cfg->nmetrics; i++)
-        if (cfg->metrics[i].label[0] != '\0')
-            v[n++] = (named_t){cfg->metrics[i].label, "metric", cfg->metrics[i].id,
-                               cfg->metrics[i].line};
-    for (size_t i = 0; i < cfg->nratios; i++)
-        if (cfg->ratios[i].label[0] != '\0')
-            v[n++] =
-                (named_t){cfg->ratios[i].label, "ratio", cfg->ratios[i].id, cfg->ratios[i].line};
-    check_alike(ps, v, n, "label");
-    free(v);
-}
-
-/* The line where key of section sec was set, 0 if it was not. */
-static int key_line(const parser_t *ps, int sec, const char *key)
-{
-    const char *k;
-    for (size_t i = 0; (k = config_key_name(sec, i)) != NULL; i++)
-        if (strcmp(k, key) == 0)
-            return ps->key_lines[sec][i];
-    return 0;
-}
-
-static void finish(parser_t *ps, int defaults_rc)
-{
-    tallyd_config_t *cfg = ps->cfg;
-    char a[32];
-    end_section(ps);
-    if (ps->failed)
-        return;
-    if (defaults_rc != 0 && !key_line(ps, CONFIG_SEC_TALLYD, "state_dir"))
-        fail(ps, 0, NULL, NULL,
-             "the first path in $STATE_DIRECTORY is longer than %d bytes; set [tallyd] "
-             "state_dir",
-             CONFIG_PATH_MAX - 1);
-    char why[CONFIG_PATH_MAX + 128];
-    if (!ps->failed && !key_line(ps, CONFIG_SEC_TALLYD, "timezone") &&
-        config_check_timezone(cfg->timezone, why, sizeof(why)) != 0)
-        fail(ps, 0, "tallyd", "timezone", "the default '%s' %s (install tzdata, or set timezone)",
-             cfg->timezone, why);
-    int publish_line = key_line(ps, CONFIG_SEC_TALLYD, "publish");
-    if (!ps->failed && strcmp(cfg->request, cfg->publish) == 0)
-        fail(ps, publish_line ? publish_line : key_line(ps, CONFIG_SEC_TALLYD, "request"), "tallyd",
-             publish_line ? "publish" : "request",
-             "'%s' is also the request endpoint (expected two different endpoints)",
-             show(ps, 2, cfg->publish));
-    for (size_t i = 0; i < cfg->nwindows && !ps->failed; i++) {
-        if (cfg->windows[i].ms % cfg->buckets == 0)
-            continue;
-        fail(ps,
-             ps->windows_listed ? ps->window_lines[i] : key_line(ps, CONFIG_SEC_WINDOWS, "buckets"),
-             "windows", ps->windows_listed ? cfg->windows[i].name : "buckets",
-             "window '%s' (%s) does not split into %" PRId64
-             " buckets of whole milliseconds (expected a window length that is a multiple of "
-             "%" PRId64 " ms)",
-             cfg->windows[i].name, config_format_duration(cfg->windows[i].ms, a, sizeof(a)),
-             cfg->buckets, cfg->buckets);
-    }
-    if (!ps->failed && (int64_t)cfg->ntownships > cfg->max_townships) {
-        config_township_t *t = &cfg->townships[cfg->max_townships];
-        char sec[PROTO_NAME_MAX + 16];
-        snprintf(sec, sizeof(sec), "township %s", t->id);
-        fail(ps, t->line, sec, NULL, "one township more than [limits] max_townships = %" PRId64,
-             cfg->max_townships);
-    }
-    if (!ps->failed && (int64_t)cfg->nmetrics > cfg->max_metrics) {
-        config_metric_t *m = &cfg->metrics[cfg->max_metrics];
-        char sec[PROTO_NAME_MAX + 16];
-        snprintf(sec, sizeof(sec), "metric %s", m->id);
-        fail(ps, m->line, sec, NULL, "one metric more than [limits] max_metrics = %" PRId64,
-             cfg->max_metrics);
-    }
-    if (!ps->failed)
-        check_ratios(ps);
-    if (!ps->failed)
-        check_names(ps);
-    /* No metric or ratio declared: the built-in catalog, which leaves the
-     * metric catalog open, so that a file that only sets limits behaves
-     * like no file at all. */
-    if (!ps->failed && cfg->nmetrics == 0 && cfg->nratios == 0 && config_builtin_catalog(cfg) != 0)
-        fail(ps, 0, NULL, NULL, "out of memory");
+        config_parse_fail(ps, n, NULL, NULL, "'%s' is neither '[section]' nor 'key = value'",
+                          show_n(ps, 2, l.b, (size_t)(l.e - l.b)));
 }
 
 int config_parse_text(const char *text, size_t len, const char *name, tallyd_config_t *out,
@@ -793,16 +577,16 @@ int config_parse_text(const char *text, size_t len, const char *name, tallyd_con
     ps->errlen = errlen;
 
     if (len > CONFIG_FILE_MAX) {
-        fail(ps, 0, NULL, NULL, "file is %zu bytes long (expected at most %u)", len,
-             CONFIG_FILE_MAX);
+        config_parse_fail(ps, 0, NULL, NULL, "file is %zu bytes long (expected at most %u)", len,
+                          CONFIG_FILE_MAX);
     } else if (index_init(ps) != 0) {
-        fail(ps, 0, NULL, NULL, "out of memory");
+        config_parse_fail(ps, 0, NULL, NULL, "out of memory");
     } else {
         int rc = ini_parse_stream(next_line, ps, on_key, ps);
         if (rc != 0 && (!ps->failed || rc <= ps->failed_on))
             syntax_error(ps, rc);
         if (!ps->failed)
-            finish(ps, defaults_rc);
+            config_parse_finish(ps, defaults_rc);
     }
 
     bool failed = ps->failed;
