@@ -727,18 +727,21 @@ int keyring_load(keyring_t *kr, const char *township_dir, const char *subscriber
 int keys_check_config(const tallyd_config_t *cfg, char *err, size_t len)
 {
     bool secret = cfg->server_secret_key[0] != '\0';
-    bool dirs = cfg->township_keys[0] != '\0' || cfg->subscriber_keys[0] != '\0';
-    if (secret && !dirs) {
+    const char *dir = cfg->township_keys[0] != '\0'     ? "township_keys"
+                      : cfg->subscriber_keys[0] != '\0' ? "subscriber_keys"
+                      : cfg->admin_keys[0] != '\0'      ? "admin_keys"
+                                                        : NULL;
+    if (secret && dir == NULL) {
         snprintf(err, len,
-                 "[security] server_secret_key is set but neither township_keys nor "
-                 "subscriber_keys: no client could connect");
+                 "[security] server_secret_key is set but none of township_keys, "
+                 "subscriber_keys and admin_keys: no client could connect");
         return TALLY_ECONFIG;
     }
-    if (!secret && dirs) {
+    if (!secret && dir != NULL) {
         snprintf(err, len,
                  "[security] %s is set but server_secret_key is not: client keys are enforced "
                  "only when tallyd has its own key pair (tally keygen)",
-                 cfg->township_keys[0] != '\0' ? "township_keys" : "subscriber_keys");
+                 dir);
         return TALLY_ECONFIG;
     }
     return 0;

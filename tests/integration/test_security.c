@@ -670,8 +670,10 @@ static void test_bad_key_settings_stop_the_start(void **state)
         const char *security;
         const char *expect;
     } cases[] = {
-        {"server_secret_key = @/keys/server.key_secret\n", "neither township_keys"},
+        {"server_secret_key = @/keys/server.key_secret\n",
+         "none of township_keys, subscriber_keys and admin_keys"},
         {"township_keys = @/keys/towns\n", "server_secret_key is not"},
+        {"admin_keys = @/keys/towns\n", "admin_keys is set but server_secret_key is not"},
         {"server_secret_key = @/keys/server.key\ntownship_keys = @/keys/towns\n", "secret"},
         {"server_secret_key = @/keys/server.key_secret\ntownship_keys = @/keys/broken\n",
          "junk.key"},
