@@ -244,10 +244,19 @@ static void backup_failed(request_t *r, const void *rid, size_t rid_len, uint64_
     send_error_uncounted(r, rid, rid_len, req_id, TALLY_EUNAVAIL, "", msg);
 }
 
-/* BACKUP_REQ: wait for a backup that holds every submission acknowledged
- * so far (backup_ask), answered by request_backup_end. */
-static void ask_backup(request_t *r, const void *rid, size_t rid_len, uint64_t req_id)
+#define BACKUP_STOPPING "tallyd is stopping; the backup was not finished"
+
+/* BACKUP_REQ from who (NULL without keys): wait for a backup that holds
+ * every submission acknowledged so far (backup_ask), answered by
+ * request_backup_end.  Logged, for the operators' record of who asked. */
+static void ask_backup(request_t *r, const void *rid, size_t rid_len, uint64_t req_id,
+                       const keyring_identity_t *who)
 {
+    if (who != NULL)
+        log_limited(r->c.log, clock_mono_ms(), LOG_LEVEL_NOTICE, "backup asked for by %s '%s'",
+                    keys_role_name(who->role), who->name);
+    else
+        log_limited(r->c.log, clock_mono_ms(), LOG_LEVEL_NOTICE, "backup asked for (BACKUP_REQ)");
     if (r->nbackup_waiting == REQUEST_BACKUP_WAITERS) {
         char msg[160];
         snprintf(msg, sizeof(msg),
@@ -259,9 +268,12 @@ static void ask_backup(request_t *r, const void *rid, size_t rid_len, uint64_t r
     }
     uint64_t serial = 0;
     int rc = backup_ask(r->c.backup, &serial);
+    if (rc == TALLY_ECLOSED) {
+        send_error_uncounted(r, rid, rid_len, req_id, TALLY_EUNAVAIL, "", BACKUP_STOPPING);
+        return;
+    }
     if (rc != 0) {
-        backup_failed(r, rid, rid_len, req_id,
-                      rc == TALLY_ECLOSED ? "tallyd is stopping" : backup_errmsg(r->c.backup));
+        backup_failed(r, rid, rid_len, req_id, backup_errmsg(r->c.backup));
         return;
     }
     request_backup_waiter_t *w = &r->backup_waiting[r->nbackup_waiting++];
@@ -294,7 +306,7 @@ void request_backup_end(request_t *r, const backup_end_t *e)
         }
         if (e->rc == TALLY_ECLOSED) {
             send_error_uncounted(r, w->rid, w->rid_len, w->req_id, TALLY_EUNAVAIL, "",
-                                 "tallyd is stopping; the backup was not finished");
+                                 BACKUP_STOPPING);
             continue;
         }
         if (e->rc != 0) {
@@ -316,8 +328,7 @@ void request_backup_abandon(request_t *r)
 {
     for (size_t i = 0; i < r->nbackup_waiting; i++) {
         request_backup_waiter_t *w = &r->backup_waiting[i];
-        send_error_uncounted(r, w->rid, w->rid_len, w->req_id, TALLY_EUNAVAIL, "",
-                             "tallyd is stopping; the backup was not finished");
+        send_error_uncounted(r, w->rid, w->rid_len, w->req_id, TALLY_EUNAVAIL, "", BACKUP_STOPPING);
     }
     r->nbackup_waiting = 0;
 }
@@ -391,7 +402,7 @@ static void dispatch(request_t *r, const void *rid, size_t rid_len, const void *
     case PROTO_BACKUP_REQ:
         if (r->c.backup == NULL)
             goto unknown;
-        ask_backup(r, rid, rid_len, m->u.backup_req.req_id);
+        ask_backup(r, rid, rid_len, m->u.backup_req.req_id, who);
         break;
     case PROTO_PERIOD_REQ:
     case PROTO_RANGE_REQ:

@@ -432,6 +432,8 @@ def case_backup_secured(tmp):
             if r.returncode != 1 or "admin_keys" not in r.stderr:
                 raise Fail("tally backup with %s's key: %d %s" % (who, r.returncode, r.stderr))
         path = backup_json(live, keys=as_("ops"))
+        if "backup asked for by admin 'ops'" not in live.text():
+            raise Fail("the log does not say which admin asked:\n%s" % live.text())
         r = live.tally("get", "--all", check=False, keys=as_("ops"))
         if r.returncode != 1 or "ask for backups but not read" not in r.stderr:
             raise Fail("tally get with the admin key: %d %s" % (r.returncode, r.stderr))
