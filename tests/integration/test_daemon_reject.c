@@ -429,6 +429,32 @@ static void build_townships_big(msgpack_sbuffer *out, const build_t *b)
     build_townships(out, b, false);
 }
 
+/* BACKUP_REQ with a req_id that is a str, or with one element too many. */
+static void build_backup(msgpack_sbuffer *out, const build_t *b, bool text_id)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, text_id ? 3 : 4);
+    msgpack_pack_uint32(&pk, 1);
+    msgpack_pack_uint32(&pk, PROTO_BACKUP_REQ);
+    if (text_id) {
+        pk_cstr(&pk, "7");
+        return;
+    }
+    msgpack_pack_uint64(&pk, b->seq);
+    pk_cstr(&pk, "/tmp/elsewhere");
+}
+
+static void build_backup_text_id(msgpack_sbuffer *out, const build_t *b)
+{
+    build_backup(out, b, true);
+}
+
+static void build_backup_extra(msgpack_sbuffer *out, const build_t *b)
+{
+    build_backup(out, b, false);
+}
+
 /* ---- the cases ----------------------------------------------------------- */
 
 #define ACK   PROTO_ACK
@@ -486,6 +512,10 @@ static const bad_case_t cases[] = {
      "bad_type", OPEN},
     {"township list from 2^32", build_townships_big, false, ERR, 5, true, "from", -1,
      "out_of_range", OPEN},
+    {"backup request with a str req_id", build_backup_text_id, false, ERR, 4, false, "req_id", -1,
+     "bad_type", OPEN},
+    {"backup request naming a path", build_backup_extra, false, ERR, 1, false, NULL, -1,
+     "malformed", OPEN},
     {"unknown township", build_unknown_town, false, ACK, 12, true, "township", -1,
      "unknown_township", CLOSE},
     {"unknown metric", build_unknown_metric, false, ACK, 13, true, "samples[1].metric", 1,
