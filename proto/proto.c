@@ -23,13 +23,48 @@ const uint8_t proto_msg_elems[PROTO_TYPE_LAST + 1] = {0, 7, 8, 4, 4, 6, 4, 5,
                                                       3, 6,                   /* 23, 24: clock */
                                                       6,                      /* 25: span */
                                                       4, 5, /* 26, 27: townships */
-                                                      3, 7 /* 28, 29: backup */};
+                                                      3, 7, /* 28, 29: backup */
+                                                      6, 9 /* 30, 31: backup copy */};
 
 /* ---- UTF-8 and names ---------------------------------------------------- */
 
 bool proto_utf8_valid(const char *s, size_t len)
 {
     return len == 0 || utf8_scan(s, len) == len;
+}
+
+/* ---- backups' names (8.27) ----------------------------------------------- */
+
+static bool digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+bool proto_backup_name_valid(const char *s, size_t len)
+{
+    /* backup-YYYYMMDDTHHMMSSZ: 7 + 8 + 1 + 6 + 1 bytes */
+    if (len < 23 || memcmp(s, "backup-", 7) != 0 || !digits(s + 7, 8) || s[15] != 'T' ||
+        !digits(s + 16, 6) || s[22] != 'Z')
+        return false;
+    if (len == 23)
+        return true;
+    return len >= 25 && len <= 27 && s[23] == '-' && digits(s + 24, len - 24);
+}
+
+bool proto_backup_file_name_valid(const char *s, size_t len)
+{
+    if (len == 0 || len > PROTO_BACKUP_NAME_MAX || s[0] == '.')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-' || c == '_'))
+            return false;
+    }
+    return true;
 }
 
 /* The name rules of wire.md; *at receives the offset of the offending byte. */
@@ -172,6 +207,8 @@ uint64_t proto_req_id(const proto_msg_t *msg)
     case PROTO_TOWNSHIPS:
     case PROTO_BACKUP_REQ:
     case PROTO_BACKUP:
+    case PROTO_BACKUP_FETCH:
+    case PROTO_BACKUP_CHUNK:
         return msg->u.stats_req.req_id; /* req_id leads each of these structs */
     default:
         return 0;

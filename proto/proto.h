@@ -43,17 +43,19 @@
 #define PROTO_TIME_MAX          4102444800000LL /* 2100-01-01T00:00:00Z, exclusive */
 #define PROTO_TOPIC_MAX         (8 + 2 * PROTO_NAME_MAX + 8)
 #define PROTO_TOPIC_HEARTBEAT   "h"
-#define PROTO_TOWNSHIP_NAME_MAX 64    /* bytes in a township's display name (CATALOG) */
-#define PROTO_UNIT_MAX          16    /* bytes in a metric's unit (CATALOG) */
-#define PROTO_LABEL_MAX         128   /* bytes in a metric's label (CATALOG) */
-#define PROTO_SCALE_MAX         9     /* decimal places of a metric (CATALOG) */
-#define PROTO_CATALOG_BYTES     65536 /* a CATALOG body the daemon sends is at most this */
-#define PROTO_ZONE_MAX          128   /* bytes in a time zone's name (CLOCK) */
-#define PROTO_UTC_OFFSET_MAX    86399 /* seconds a zone may be off UTC, either way (CLOCK) */
-#define PROTO_PERIOD_TEXT_MAX   16    /* a period name or a range's "by" */
-#define PROTO_RANGE_CHUNK       256   /* points in one RANGE message */
-#define PROTO_CHANGED_MAX       8     /* periods in one PERIOD_CHANGED */
-#define PROTO_PATH_MAX          1024  /* bytes in a BACKUP's path */
+#define PROTO_TOWNSHIP_NAME_MAX 64     /* bytes in a township's display name (CATALOG) */
+#define PROTO_UNIT_MAX          16     /* bytes in a metric's unit (CATALOG) */
+#define PROTO_LABEL_MAX         128    /* bytes in a metric's label (CATALOG) */
+#define PROTO_SCALE_MAX         9      /* decimal places of a metric (CATALOG) */
+#define PROTO_CATALOG_BYTES     65536  /* a CATALOG body the daemon sends is at most this */
+#define PROTO_ZONE_MAX          128    /* bytes in a time zone's name (CLOCK) */
+#define PROTO_UTC_OFFSET_MAX    86399  /* seconds a zone may be off UTC, either way (CLOCK) */
+#define PROTO_PERIOD_TEXT_MAX   16     /* a period name or a range's "by" */
+#define PROTO_RANGE_CHUNK       256    /* points in one RANGE message */
+#define PROTO_CHANGED_MAX       8      /* periods in one PERIOD_CHANGED */
+#define PROTO_PATH_MAX          1024   /* bytes in a BACKUP's path */
+#define PROTO_BACKUP_NAME_MAX   64     /* bytes in a backup's or a backup file's name (8.27) */
+#define PROTO_CHUNK_MAX         262144 /* bytes of a file in one BACKUP_CHUNK */
 
 enum proto_type {
     PROTO_SUBMIT = 1,
@@ -90,9 +92,12 @@ enum proto_type {
     /* A backup of the daemon's state, asked for by an operator (PROTOCOL.md 8.26) */
     PROTO_BACKUP_REQ = 28,
     PROTO_BACKUP = 29,
+    /* A backup's files, copied to the client (PROTOCOL.md 8.27) */
+    PROTO_BACKUP_FETCH = 30,
+    PROTO_BACKUP_CHUNK = 31,
 };
 
-#define PROTO_TYPE_LAST PROTO_BACKUP /* the highest message type this codec knows */
+#define PROTO_TYPE_LAST PROTO_BACKUP_CHUNK /* the highest message type this codec knows */
 
 enum proto_ack_status {
     PROTO_ACK_ACCEPTED = 0,
@@ -355,6 +360,21 @@ typedef struct proto_msg {
             uint64_t bytes;   /* their size together */
             uint64_t ms;      /* how long the backup took */
         } backup;
+        struct {
+            uint64_t req_id;
+            proto_str_t name; /* the backup's: proto_backup_name_valid() */
+            uint32_t file;    /* index among its files sorted by name */
+            uint64_t offset;  /* the byte of that file to read from */
+        } backup_fetch;
+        struct {
+            uint64_t req_id;
+            uint32_t files;        /* files in the backup, >= 1 */
+            uint32_t file;         /* < files */
+            proto_str_t file_name; /* proto_backup_file_name_valid() */
+            uint64_t size;         /* the file's size */
+            uint64_t offset;       /* <= size */
+            proto_str_t data;      /* min(PROTO_CHUNK_MAX, size - offset) bytes from offset */
+        } backup_chunk;
     } u;
 } proto_msg_t;
 
@@ -386,6 +406,14 @@ int proto_encode(msgpack_sbuffer *out, const proto_msg_t *msg);
  * bytes, valid UTF-8, no controls, space, '/' or DEL).  Returns 0,
  * TALLY_EBADNAME, TALLY_ETOOLONG or TALLY_EUTF8. */
 int proto_name_check(const char *name, size_t len);
+
+/* True when s[0..len) is a backup's name (PROTOCOL.md 8.27):
+ * "backup-YYYYMMDDTHHMMSSZ", optionally followed by "-N" (1 to 3 digits). */
+bool proto_backup_name_valid(const char *s, size_t len);
+
+/* True when s[0..len) may name a file of a backup copy (8.27): 1..64 bytes
+ * of ASCII letters, digits, '.', '-' and '_', not beginning with '.'. */
+bool proto_backup_file_name_valid(const char *s, size_t len);
 
 /* True when s[0..len) is valid UTF-8 (no overlongs, no surrogates, no code
  * point above U+10FFFF). */

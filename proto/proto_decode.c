@@ -24,11 +24,17 @@
 
 /* The name of each type for error reports, indexed by enum proto_type. */
 static const char *const msg_names[PROTO_TYPE_LAST + 1] = {
-    "body",       "SUBMIT",    "ACK",           "SNAPSHOT_REQ", "SNAPSHOT_ITEM",  "SNAPSHOT_END",
-    "UPDATE",     "HEARTBEAT", "HELLO",         "WELCOME",      "STATS_REQ",      "STATS",
-    "PING",       "PONG",      "ERROR",         "GOODBYE",      "CATALOG_REQ",    "CATALOG",
-    "PERIOD_REQ", "PERIOD",    "RANGE_REQ",     "RANGE",        "PERIOD_CHANGED", "CLOCK_REQ",
-    "CLOCK",      "SPAN_REQ",  "TOWNSHIPS_REQ", "TOWNSHIPS",    "BACKUP_REQ",     "BACKUP"};
+    "body",         "SUBMIT",         "ACK",
+    "SNAPSHOT_REQ", "SNAPSHOT_ITEM",  "SNAPSHOT_END",
+    "UPDATE",       "HEARTBEAT",      "HELLO",
+    "WELCOME",      "STATS_REQ",      "STATS",
+    "PING",         "PONG",           "ERROR",
+    "GOODBYE",      "CATALOG_REQ",    "CATALOG",
+    "PERIOD_REQ",   "PERIOD",         "RANGE_REQ",
+    "RANGE",        "PERIOD_CHANGED", "CLOCK_REQ",
+    "CLOCK",        "SPAN_REQ",       "TOWNSHIPS_REQ",
+    "TOWNSHIPS",    "BACKUP_REQ",     "BACKUP",
+    "BACKUP_FETCH", "BACKUP_CHUNK"};
 
 /* ---- message bodies ----------------------------------------------------- */
 
@@ -207,6 +213,45 @@ static int dec_stats(rd_t *r, proto_msg_t *m)
     return 0;
 }
 
+static int dec_backup_fetch(rd_t *r, proto_msg_t *m)
+{
+    uint64_t u = 0;
+    proto_str_t *name = &m->u.backup_fetch.name;
+    TRY(proto_rd_text(r, FLD("name"), 0, PROTO_BACKUP_NAME_MAX, name));
+    if (!proto_backup_name_valid(name->ptr, name->len))
+        return proto_rd_fail(r->err, TALLY_EBADNAME, FLD("name"),
+                             "not a backup's name: backup-YYYYMMDDTHHMMSSZ, optionally followed "
+                             "by -N (1 to 3 digits)");
+    TRY(rd_u64(r, FLD("file"), 0, UINT32_MAX, &u));
+    m->u.backup_fetch.file = (uint32_t)u;
+    return rd_u64(r, FLD("offset"), 0, UINT64_MAX, &m->u.backup_fetch.offset);
+}
+
+static int dec_backup_chunk(rd_t *r, proto_msg_t *m)
+{
+    uint64_t u = 0;
+    __typeof__(m->u.backup_chunk) *c = &m->u.backup_chunk;
+    TRY(rd_u64(r, FLD("files"), 1, UINT32_MAX, &u));
+    c->files = (uint32_t)u;
+    TRY(rd_u64(r, FLD("file"), 0, c->files - 1, &u));
+    c->file = (uint32_t)u;
+    TRY(proto_rd_text(r, FLD("file_name"), 0, PROTO_BACKUP_NAME_MAX, &c->file_name));
+    if (!proto_backup_file_name_valid(c->file_name.ptr, c->file_name.len))
+        return proto_rd_fail(r->err, TALLY_EBADNAME, FLD("file_name"),
+                             "not a file name a copy may take: ASCII letters, digits, '.', '-' "
+                             "and '_', not beginning with '.'");
+    TRY(rd_u64(r, FLD("size"), 0, UINT64_MAX, &c->size));
+    TRY(rd_u64(r, FLD("offset"), 0, c->size, &c->offset));
+    TRY(rd_bytes(r, FLD("data"), true, &c->data));
+    uint64_t left = c->size - c->offset, want = left < PROTO_CHUNK_MAX ? left : PROTO_CHUNK_MAX;
+    if (c->data.len != want)
+        return proto_rd_fail(r->err, TALLY_ERANGE, FLD("data"),
+                             "bin of %" PRIu32 " bytes, must be %" PRIu64 " (the file's %" PRIu64
+                             " bytes from offset %" PRIu64 ", at most %d a chunk)",
+                             c->data.len, want, c->size, c->offset, PROTO_CHUNK_MAX);
+    return 0;
+}
+
 static int dec_period(rd_t *r, proto_msg_t *m)
 {
     uint64_t u = 0;
@@ -323,6 +368,10 @@ static int dec_body(rd_t *r, proto_msg_t *m, proto_sample_t *samples, uint32_t c
         m->u.backup.files = (uint32_t)u;
         TRY(rd_u64(r, FLD("bytes"), 0, UINT64_MAX, &m->u.backup.bytes));
         return rd_u64(r, FLD("ms"), 0, UINT64_MAX, &m->u.backup.ms);
+    case PROTO_BACKUP_FETCH:
+        return dec_backup_fetch(r, m);
+    case PROTO_BACKUP_CHUNK:
+        return dec_backup_chunk(r, m);
     default: /* STATS_REQ, CLOCK_REQ and BACKUP_REQ have nothing after req_id */
         return 0;
     }

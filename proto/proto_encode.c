@@ -139,6 +139,26 @@ static int enc_tally(msgpack_packer *pk, const proto_tally_t *t)
     return 0;
 }
 
+static int enc_backup_chunk(msgpack_packer *pk, const proto_msg_t *m)
+{
+    const __typeof__(m->u.backup_chunk) *c = &m->u.backup_chunk;
+    uint64_t left = c->offset <= c->size ? c->size - c->offset : 0;
+    NEED(c->files >= 1 && c->file < c->files && c->offset <= c->size);
+    NEED(is_valid_view(c->file_name) &&
+         proto_backup_file_name_valid(c->file_name.ptr, c->file_name.len));
+    NEED(is_valid_view(c->data) &&
+         c->data.len == (left < PROTO_CHUNK_MAX ? left : PROTO_CHUNK_MAX));
+    TRY(pk_head(pk, m->type));
+    PK(msgpack_pack_uint64(pk, c->req_id));
+    PK(msgpack_pack_uint64(pk, c->files));
+    PK(msgpack_pack_uint64(pk, c->file));
+    TRY(pk_str(pk, c->file_name));
+    PK(msgpack_pack_uint64(pk, c->size));
+    PK(msgpack_pack_uint64(pk, c->offset));
+    PK(msgpack_pack_bin_with_body(pk, c->data.ptr, c->data.len));
+    return 0;
+}
+
 static int enc_welcome(msgpack_packer *pk, const proto_msg_t *m)
 {
     const __typeof__(m->u.welcome) *w = &m->u.welcome;
@@ -424,6 +444,17 @@ int proto_encode(msgpack_sbuffer *out, const proto_msg_t *msg)
         PK(msgpack_pack_uint64(&pk, msg->u.backup.bytes));
         PK(msgpack_pack_uint64(&pk, msg->u.backup.ms));
         return 0;
+    case PROTO_BACKUP_FETCH:
+        NEED(is_valid_view(msg->u.backup_fetch.name) &&
+             proto_backup_name_valid(msg->u.backup_fetch.name.ptr, msg->u.backup_fetch.name.len));
+        TRY(pk_head(&pk, msg->type));
+        PK(msgpack_pack_uint64(&pk, msg->u.backup_fetch.req_id));
+        TRY(pk_str(&pk, msg->u.backup_fetch.name));
+        PK(msgpack_pack_uint64(&pk, msg->u.backup_fetch.file));
+        PK(msgpack_pack_uint64(&pk, msg->u.backup_fetch.offset));
+        return 0;
+    case PROTO_BACKUP_CHUNK:
+        return enc_backup_chunk(&pk, msg);
     case PROTO_STATS:
         return enc_stats(&pk, msg);
     case PROTO_PING:

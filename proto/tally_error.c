@@ -42,6 +42,7 @@ static const code_info_t wire_codes[] = {
     {"STALE_SEQUENCE", "the sequence number is below the de-duplication window"},
     {"BAD_PERIOD", "the period or range does not parse, lies in the future or is too long"},
     {"PERIOD_EXPIRED", "the figures of that period are no longer kept"},
+    {"NO_SUCH_BACKUP", "no backup of that name is kept"},
 };
 
 static const code_info_t local_codes[] = {

@@ -40,7 +40,8 @@ enum tally_error {
     TALLY_ESTALESEQ = -25,    /* sequence below the de-duplication window */
     TALLY_EBADPERIOD = -26,   /* a period or range that does not parse, future, too long */
     TALLY_EEXPIRED = -27,     /* the period's figures are no longer kept */
-    TALLY_EWIRE_LAST = -27,
+    TALLY_ENOBACKUP = -28,    /* no backup of that name is kept (BACKUP_FETCH) */
+    TALLY_EWIRE_LAST = -28,
     /* local codes, never on the wire */
     TALLY_ENOMEM = -100,
     TALLY_EIO = -101,

@@ -185,6 +185,17 @@ static bool msg_same(const proto_msg_t *a, const proto_msg_t *b)
                str_same(a->u.backup.path, b->u.backup.path) &&
                a->u.backup.files == b->u.backup.files && a->u.backup.bytes == b->u.backup.bytes &&
                a->u.backup.ms == b->u.backup.ms;
+    case PROTO_BACKUP_FETCH:
+        return a->u.backup_fetch.req_id == b->u.backup_fetch.req_id &&
+               str_same(a->u.backup_fetch.name, b->u.backup_fetch.name) &&
+               a->u.backup_fetch.file == b->u.backup_fetch.file &&
+               a->u.backup_fetch.offset == b->u.backup_fetch.offset;
+    case PROTO_BACKUP_CHUNK: {
+        const __typeof__(a->u.backup_chunk) *x = &a->u.backup_chunk, *y = &b->u.backup_chunk;
+        return x->req_id == y->req_id && x->files == y->files && x->file == y->file &&
+               str_same(x->file_name, y->file_name) && x->size == y->size &&
+               x->offset == y->offset && str_same(x->data, y->data);
+    }
     case PROTO_CLOCK:
         return a->u.clock.req_id == b->u.clock.req_id && a->u.clock.now_ms == b->u.clock.now_ms &&
                str_same(a->u.clock.zone, b->u.clock.zone) &&

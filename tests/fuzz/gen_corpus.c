@@ -241,6 +241,25 @@ int main(int argc, char **argv)
     m.u.backup.ms = 127;
     put_msg("20_backup", &m);
 
+    memset(&m, 0, sizeof m);
+    m.type = PROTO_BACKUP_FETCH;
+    m.u.backup_fetch.req_id = 11;
+    m.u.backup_fetch.name = proto_str("backup-20231130T160000Z-2");
+    m.u.backup_fetch.file = 3;
+    m.u.backup_fetch.offset = 262144;
+    put_msg("20_backup_fetch", &m);
+
+    memset(&m, 0, sizeof m);
+    m.type = PROTO_BACKUP_CHUNK;
+    m.u.backup_chunk.req_id = 11;
+    m.u.backup_chunk.files = 4;
+    m.u.backup_chunk.file = 3;
+    m.u.backup_chunk.file_name = proto_str("history.db");
+    m.u.backup_chunk.size = 262156;
+    m.u.backup_chunk.offset = 262144;
+    m.u.backup_chunk.data = (proto_str_t){"\x00\x01\x02tally\xff\xfe\r\n", 12};
+    put_msg("20_backup_chunk", &m);
+
     /* SUBMIT with every integer in a non-canonical wide format. */
     PUT_RAW("20_submit_wide_ints", "\xdd\x00\x00\x00\x07\xd3\x00\x00\x00\x00\x00\x00\x00\x01"
                                    "\xd2\x00\x00\x00\x01\xc6\x00\x00\x00\x10"

@@ -279,6 +279,21 @@ static void make_msg(uint32_t type, proto_msg_t *m)
         m->u.backup.bytes = UINT64_MAX;
         m->u.backup.ms = 127;
         break;
+    case PROTO_BACKUP_FETCH:
+        m->u.backup_fetch.req_id = 20;
+        m->u.backup_fetch.name = proto_str("backup-20231130T160000Z-12");
+        m->u.backup_fetch.file = UINT32_MAX;
+        m->u.backup_fetch.offset = UINT64_MAX;
+        break;
+    case PROTO_BACKUP_CHUNK:
+        m->u.backup_chunk.req_id = 21;
+        m->u.backup_chunk.files = 3;
+        m->u.backup_chunk.file = 2;
+        m->u.backup_chunk.file_name = proto_str("state-0000000000000002.ckp");
+        m->u.backup_chunk.size = 10;
+        m->u.backup_chunk.offset = 4;
+        m->u.backup_chunk.data = (proto_str_t){"abcdef", 6};
+        break;
     default:
         fail();
     }
@@ -870,7 +885,8 @@ static void test_helpers(void **state)
                    type == PROTO_CATALOG_REQ || type == PROTO_CATALOG ||
                    (type >= PROTO_PERIOD_REQ && type <= PROTO_RANGE) || type == PROTO_CLOCK_REQ ||
                    type == PROTO_CLOCK || type == PROTO_SPAN_REQ || type == PROTO_TOWNSHIPS_REQ ||
-                   type == PROTO_TOWNSHIPS || type == PROTO_BACKUP_REQ || type == PROTO_BACKUP;
+                   type == PROTO_TOWNSHIPS || type == PROTO_BACKUP_REQ || type == PROTO_BACKUP ||
+                   type == PROTO_BACKUP_FETCH || type == PROTO_BACKUP_CHUNK;
         assert_true(proto_req_id(&g_msg) == (has ? 99u : 0u));
     }
 }
@@ -931,6 +947,7 @@ static void test_tally_error(void **state)
         "STALE_SEQUENCE",
         "BAD_PERIOD",
         "PERIOD_EXPIRED",
+        "NO_SUCH_BACKUP",
     };
     static const char *const local[] = {"NOMEM", "IO",     "TIMEOUT",  "AGAIN",  "CLOSED",
                                         "INVAL", "EXISTS", "NOTFOUND", "CONFIG", "SYS"};
@@ -945,7 +962,7 @@ static void test_tally_error(void **state)
         assert_false(tally_err_is_wire(TALLY_ENOMEM - i));
     }
     assert_int_equal(TALLY_ENOMEM - 9, TALLY_ESYS);
-    static const int unknown[] = {1, 100, -28, -99, -110, -1000, INT32_MIN, INT32_MAX};
+    static const int unknown[] = {1, 100, -29, -99, -110, -1000, INT32_MIN, INT32_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         assert_string_equal(tally_errname(unknown[i]), "UNKNOWN");
         assert_string_equal(tally_strerror(unknown[i]), "unknown error");
