@@ -607,6 +607,11 @@ static bool root_of(char *out, size_t cap, const char *state_dir, const char *di
     return n >= 0 && (size_t)n < cap;
 }
 
+int backup_root(const backup_t *b, char *out, size_t cap)
+{
+    return root_of(out, cap, b->c.state_dir, b->c.settings.dir) ? 0 : TALLY_EINVAL;
+}
+
 int backup_now(backup_t *b, const char *why)
 {
     if (b->closing)

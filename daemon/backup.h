@@ -179,6 +179,19 @@ static inline const char *backup_errmsg(const backup_t *b)
     return b->err;
 }
 
+/* The backup directory of the settings in force (the last backup_set()):
+ * [backup] dir when absolute, else that path (BACKUP_DIR_DEFAULT when
+ * empty) inside the state directory; into out[0..cap), NUL-terminated.
+ * Reads nothing on disk.  Returns 0, or TALLY_EINVAL when the path does
+ * not fit (out is then cut). */
+int backup_root(const backup_t *b, char *out, size_t cap);
+
+/* The backups kept ([backup] keep in force). */
+static inline int64_t backup_keep(const backup_t *b)
+{
+    return b->c.settings.keep;
+}
+
 /* The first journal position a backup under way needs kept, UINT64_MAX
  * when none (compact_config_t.hold_pos). */
 static inline uint64_t backup_hold_pos(const backup_t *b)

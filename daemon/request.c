@@ -31,6 +31,8 @@ int request_init(request_t *r, const request_config_t *c)
     catalog_view_init(&r->catalog);
     r->samples = calloc(PROTO_SAMPLES_MAX, sizeof(*r->samples));
     r->page = calloc(REQUEST_TOWNSHIPS_PAGE, sizeof(*r->page));
+    for (size_t i = 0; i < BACKUP_FETCH_MAX; i++)
+        r->fetching[i].r = r;
     return r->samples && r->page ? 0 : TALLY_ENOMEM;
 }
 
@@ -56,13 +58,14 @@ int request_set_catalog(request_t *r, const tallyd_config_t *cfg)
     return catalog_view_set(&r->catalog, cfg);
 }
 
-/* Encode m and send it to rid; a peer that is gone is counted. */
-static void reply(request_t *r, const void *rid, size_t rid_len, const proto_msg_t *m)
+/* Encode m and send it to rid; a peer that is gone is counted.  Returns
+ * true when the reply was handed to the socket. */
+static bool reply(request_t *r, const void *rid, size_t rid_len, const proto_msg_t *m)
 {
     msgpack_sbuffer_clear(&r->out);
     if (proto_encode(&r->out, m) != 0) {
         log_error(r->c.log, "cannot encode a reply of type %u", m->type);
-        return;
+        return false;
     }
     int rc = sink_send(&r->c.reply, rid, rid_len, r->out.data, r->out.size);
     if (rc != 0) {
@@ -70,6 +73,7 @@ static void reply(request_t *r, const void *rid, size_t rid_len, const proto_msg
         log_limited(r->c.log, clock_mono_ms(), LOG_LEVEL_INFO, "reply dropped: %s",
                     tally_strerror(rc));
     }
+    return rc == 0;
 }
 
 /* An ERROR that is no fault of the request (a backup that failed, a
@@ -333,6 +337,87 @@ void request_backup_abandon(request_t *r)
     r->nbackup_waiting = 0;
 }
 
+/* A BACKUP_FETCH's piece was read, or could not be: BACKUP_CHUNK or
+ * ERROR to the peer that asked.  A backup that is not there (removed
+ * past [backup] keep while a copy ran, or a name mistyped) and a read
+ * that failed are no fault of the request's form: answered without being
+ * counted among bad requests, as BACKUP_REQ's failures are. */
+static void fetched(void *arg, const backup_fetch_result_t *res)
+{
+    request_fetch_t *w = arg;
+    request_t *r = w->r;
+    int64_t now = clock_mono_ms();
+    if (res->rc == 0) {
+        if (w->first)
+            log_limited(r->c.log, now, LOG_LEVEL_NOTICE, "backup %s being copied %s", res->name,
+                        w->who);
+        proto_msg_t m = {.type = PROTO_BACKUP_CHUNK};
+        m.u.backup_chunk.req_id = w->req_id;
+        m.u.backup_chunk.files = res->files;
+        m.u.backup_chunk.file = res->file;
+        m.u.backup_chunk.file_name = proto_str(res->file_name);
+        m.u.backup_chunk.size = res->size;
+        m.u.backup_chunk.offset = res->offset;
+        m.u.backup_chunk.data = (proto_str_t){(const char *)res->data, (uint32_t)res->len};
+        if (reply(r, w->rid, w->rid_len, &m)) {
+            r->c.counters->backup_fetches++;
+            r->c.counters->backup_fetch_bytes += res->len;
+        }
+    } else if (res->rc == TALLY_ERANGE) {
+        bad_request(r, w->rid, w->rid_len, w->req_id, res->rc, res->field, res->err);
+    } else if (res->rc == TALLY_ENOBACKUP) {
+        log_limited(r->c.log, now, LOG_LEVEL_INFO, "backup fetch refused: %s (NO_SUCH_BACKUP)",
+                    res->err);
+        send_error_uncounted(r, w->rid, w->rid_len, w->req_id, res->rc, res->field, res->err);
+    } else {
+        if (res->rc != TALLY_ECLOSED)
+            log_limited(r->c.log, now, LOG_LEVEL_WARNING, "backup fetch failed: %s", res->err);
+        send_error_uncounted(r, w->rid, w->rid_len, w->req_id, TALLY_EUNAVAIL, "", res->err);
+    }
+    w->used = false;
+}
+
+/* BACKUP_FETCH from who (NULL without keys): a piece of a backup's file,
+ * read off the loop and answered by fetched(). */
+static void fetch_backup(request_t *r, const void *rid, size_t rid_len, const proto_msg_t *m,
+                         const keyring_identity_t *who)
+{
+    const __typeof__(m->u.backup_fetch) *q = &m->u.backup_fetch;
+    request_fetch_t *w = NULL;
+    for (size_t i = 0; i < BACKUP_FETCH_MAX && w == NULL; i++)
+        if (!r->fetching[i].used)
+            w = &r->fetching[i];
+    int rc = w == NULL ? TALLY_EBUSY
+                       : backup_fetch_begin(r->c.fetch, q->name.ptr, q->name.len, q->file,
+                                            q->offset, fetched, w);
+    if (rc == TALLY_EBUSY) {
+        char msg[128];
+        snprintf(msg, sizeof(msg),
+                 "%d fetches of backup files are being read already; retry in a moment",
+                 BACKUP_FETCH_MAX);
+        send_error(r, rid, rid_len, q->req_id, rc, "", msg);
+        return;
+    }
+    if (rc == TALLY_EBADNAME) {
+        bad_request(r, rid, rid_len, q->req_id, rc, "name", backup_fetch_errmsg(r->c.fetch));
+        return;
+    }
+    if (rc != 0) { /* stopping, or the thread pool */
+        send_error_uncounted(r, rid, rid_len, q->req_id, TALLY_EUNAVAIL, "",
+                             backup_fetch_errmsg(r->c.fetch));
+        return;
+    }
+    w->used = true;
+    memcpy(w->rid, rid, rid_len);
+    w->rid_len = rid_len;
+    w->req_id = q->req_id;
+    w->first = q->file == 0 && q->offset == 0;
+    if (who != NULL)
+        snprintf(w->who, sizeof(w->who), "by %s '%s'", keys_role_name(who->role), who->name);
+    else
+        snprintf(w->who, sizeof(w->who), "(BACKUP_FETCH)");
+}
+
 /* In a secured daemon: may the identity who (NULL: its key is no longer
  * in the keyring) have the request m answered?  Townships submit,
  * subscribers read, admins ask for backups; all may say HELLO and PING
@@ -353,14 +438,15 @@ static bool allowed(request_t *r, const void *rid, size_t rid_len, const proto_m
     bool reads = m->type == PROTO_SNAPSHOT_REQ || m->type == PROTO_STATS_REQ ||
                  m->type == PROTO_PERIOD_REQ || m->type == PROTO_RANGE_REQ ||
                  m->type == PROTO_SPAN_REQ || m->type == PROTO_TOWNSHIPS_REQ;
-    bool backup = m->type == PROTO_BACKUP_REQ;
+    bool backup = m->type == PROTO_BACKUP_REQ || m->type == PROTO_BACKUP_FETCH;
     if ((reads && who->role != KEYS_ROLE_SUBSCRIBER) || (backup && who->role != KEYS_ROLE_ADMIN)) {
         char msg[256];
         if (backup)
             snprintf(msg, sizeof(msg),
-                     "this key belongs to %s '%s', which may not ask for backups; use an admin "
-                     "key ([security] admin_keys)",
-                     keys_role_name(who->role), who->name);
+                     "this key belongs to %s '%s', which may not %s; use an admin key ([security] "
+                     "admin_keys)",
+                     keys_role_name(who->role), who->name,
+                     m->type == PROTO_BACKUP_REQ ? "ask for backups" : "copy backups");
         else
             snprintf(msg, sizeof(msg),
                      "this key belongs to %s '%s', which may %s but not read tallies or "
@@ -403,6 +489,11 @@ static void dispatch(request_t *r, const void *rid, size_t rid_len, const void *
         if (r->c.backup == NULL)
             goto unknown;
         ask_backup(r, rid, rid_len, m->u.backup_req.req_id, who);
+        break;
+    case PROTO_BACKUP_FETCH:
+        if (r->c.fetch == NULL)
+            goto unknown;
+        fetch_backup(r, rid, rid_len, m, who);
         break;
     case PROTO_PERIOD_REQ:
     case PROTO_RANGE_REQ:

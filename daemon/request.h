@@ -3,17 +3,18 @@
  *
  * SUBMIT goes to ingest, SNAPSHOT_REQ to snapshot, PERIOD_REQ and
  * RANGE_REQ to recall, BACKUP_REQ to backup (answered when the backup
- * ends: request_backup_end); HELLO, PING, STATS_REQ, CLOCK_REQ,
- * CATALOG_REQ (from the catalog view it keeps, set with
- * request_set_catalog) and TOWNSHIPS_REQ (from the engine's series,
- * townlist.h) are answered here; anything else gets an ERROR.  In a
- * secured daemon every message is checked against the keyring in force: a
- * key a reload revoked is refused, a township may not read, a subscriber
- * may not submit, only an admin key may ask for a backup.  Request is
- * handed the parts it dispatches to, the reply sink and a function that
- * reports every counter; it knows no socket, so the wiring
- * (tallyd_start.c) passes it the frames and User-Id of each message the
- * endpoints received.
+ * ends: request_backup_end), BACKUP_FETCH to backup_fetch (answered
+ * BACKUP_CHUNK or ERROR once its piece is read off the loop); HELLO,
+ * PING, STATS_REQ, CLOCK_REQ, CATALOG_REQ (from the catalog view it
+ * keeps, set with request_set_catalog) and TOWNSHIPS_REQ (from the
+ * engine's series, townlist.h) are answered here; anything else gets an
+ * ERROR.  In a secured daemon every message is checked against the
+ * keyring in force: a key a reload revoked is refused, a township may not
+ * read, a subscriber may not submit, only an admin key may ask for a
+ * backup or copy one.  Request is handed the parts it dispatches to, the
+ * reply sink and a function that reports every counter; it knows no
+ * socket, so the wiring (tallyd_start.c) passes it the frames and User-Id
+ * of each message the endpoints received.
  */
 #ifndef TALLYD_REQUEST_H
 #define TALLYD_REQUEST_H
@@ -21,6 +22,7 @@
 #include <msgpack.h>
 
 #include "backup.h"
+#include "backup_fetch.h"
 #include "catalog_view.h"
 #include "clock.h"
 #include "config.h"
@@ -57,6 +59,7 @@ typedef struct request_config {
     snapshot_t *snapshot;   /* SNAPSHOT_REQ */
     recall_t *recall;       /* PERIOD_REQ, RANGE_REQ; NULL: answered UNKNOWN_TYPE */
     backup_t *backup;       /* BACKUP_REQ; NULL: answered UNKNOWN_TYPE */
+    backup_fetch_t *fetch;  /* BACKUP_FETCH; NULL: answered UNKNOWN_TYPE */
     const engine_t *engine; /* its columns, for WELCOME; its series, for TOWNSHIPS */
     const intern_t *towns;  /* township names by id, for TOWNSHIPS */
     const keyring_t *keys;  /* the keyring in force, read in place; NULL unless secured */
@@ -85,6 +88,20 @@ typedef struct request_backup_waiter {
     uint64_t serial;
 } request_backup_waiter_t;
 
+struct request;
+
+/* A BACKUP_FETCH being read (backup_fetch_begin's arg); as many as
+ * backup_fetch reads at once. */
+typedef struct request_fetch {
+    struct request *r;
+    bool used;
+    uint8_t rid[256]; /* the peer's routing id */
+    size_t rid_len;
+    uint64_t req_id;
+    bool first;                    /* file 0 from offset 0: a copy begins, logged */
+    char who[PROTO_NAME_MAX + 32]; /* "by admin 'ops'", "(BACKUP_FETCH)" without keys */
+} request_fetch_t;
+
 /* The part; embed it, its fields are private. */
 typedef struct request {
     request_config_t c;
@@ -95,6 +112,7 @@ typedef struct request {
     proto_str_t *page;      /* a TOWNSHIPS' names, REQUEST_TOWNSHIPS_PAGE */
     request_backup_waiter_t backup_waiting[REQUEST_BACKUP_WAITERS];
     size_t nbackup_waiting;
+    request_fetch_t fetching[BACKUP_FETCH_MAX];
 } request_t;
 
 /* The most names in one TOWNSHIPS, and the most township ids one looks
@@ -129,7 +147,9 @@ void request_handle(request_t *r, const void *rid, size_t rid_len, int nframes, 
 void request_backup_end(request_t *r, const backup_end_t *e);
 
 /* tallyd is stopping: answer every BACKUP_REQ still waiting with ERROR
- * UNAVAILABLE, while the request socket can still send. */
+ * UNAVAILABLE, while the request socket can still send.  (The
+ * BACKUP_FETCHs being read are answered the same way by
+ * backup_fetch_close(), through the callback request handed it.) */
 void request_backup_abandon(request_t *r);
 
 #endif

@@ -32,6 +32,8 @@ typedef struct tallyd_stats {
     uint64_t period_changes_published;  /* PERIOD_CHANGED sent */
     uint64_t period_requests;           /* PERIOD_REQ and RANGE_REQ answered */
     uint64_t township_pages;            /* TOWNSHIPS answered (a page each) */
+    uint64_t backup_fetches;            /* BACKUP_CHUNK sent (BACKUP_FETCH answered) */
+    uint64_t backup_fetch_bytes;        /* bytes of backup files in them */
     int64_t started_mono_ms;
 } tallyd_stats_t;
 

@@ -88,6 +88,7 @@ static int reload(tallyd_t *d)
     request_set_limits(&d->request, &rl);
     compact_set_policy(&d->compact, next.snapshot_interval_ms, next.snapshot_every_records);
     history_set_days(&d->history, next.history_days);
+    /* backup_fetch reads these from the backup part at each fetch. */
     backup_settings_t bs = tallyd_backup_settings(&next);
     backup_set(&d->backup, &bs);
     snapshot_limits_t sl = tallyd_snapshot_limits(&next);
@@ -221,6 +222,12 @@ static void on_backup_closed(backup_t *b)
     d->open_handles--;
 }
 
+static void on_fetch_closed(backup_fetch_t *f)
+{
+    tallyd_t *d = (tallyd_t *)(void *)((char *)f - offsetof(tallyd_t, fetch));
+    d->open_handles--;
+}
+
 static void on_endpoints_closed(endpoints_t *e)
 {
     tallyd_t *d = (tallyd_t *)(void *)((char *)e - offsetof(tallyd_t, ep));
@@ -287,6 +294,12 @@ void tallyd_stop(tallyd_t *d, int exit_code)
     if (d->compact_open) {
         d->open_handles++;
         compact_close(&d->compact, on_compact_closed);
+    }
+    if (d->fetch_open) {
+        /* The fetches being read are answered UNAVAILABLE now, while the
+         * request socket can still send (request.c's callback). */
+        d->open_handles++;
+        backup_fetch_close(&d->fetch, on_fetch_closed);
     }
     if (d->backup_open) {
         if (d->request_open)

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "backup.h"
+#include "backup_fetch.h"
 #include "clock.h"
 #include "compact.h"
 #include "config.h"
@@ -60,11 +61,12 @@ typedef struct tallyd {
     publish_t publish;
     snapshot_t snapshot;
     compact_t compact;
-    history_t history; /* closed periods, mirrored into history.db */
-    recall_t recall;   /* PERIOD_REQ and RANGE_REQ */
-    backup_t backup;   /* SIGUSR1 and [backup] interval */
+    history_t history;    /* closed periods, mirrored into history.db */
+    recall_t recall;      /* PERIOD_REQ and RANGE_REQ */
+    backup_t backup;      /* SIGUSR1 and [backup] interval */
+    backup_fetch_t fetch; /* BACKUP_FETCH: backups' files read for copies, in backup's dir */
     bool ep_open, request_open, ingest_open, journal_open, publish_open, snapshot_open,
-        compact_open, history_open, history_started, recall_open, backup_open;
+        compact_open, history_open, history_started, recall_open, backup_open, fetch_open;
 
     uv_timer_t tick_timer;     /* time moves the tallies on */
     uv_timer_t watchdog_timer; /* WATCHDOG=1 at half of $WATCHDOG_USEC */

@@ -441,6 +441,7 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
         .snapshot = &d->snapshot,
         .recall = &d->recall,
         .backup = &d->backup,
+        .fetch = &d->fetch,
         .engine = &d->engine,
         .towns = &d->towns,
         .keys = &d->keys,
@@ -505,6 +506,12 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
     if ((rc = backup_init(&d->backup, &bc)) != 0)
         return rc;
     d->backup_open = true;
+    /* Reads the backup part's settings at each fetch: a reload that
+     * changes [backup] dir (backup_set) moves the fetches with it. */
+    backup_fetch_config_t fc = {.loop = d->loop, .backup = &d->backup};
+    if ((rc = backup_fetch_init(&d->fetch, &fc)) != 0)
+        return rc;
+    d->fetch_open = true;
     return endpoints_start(&d->ep);
 }
 

@@ -455,6 +455,38 @@ static void build_backup_extra(msgpack_sbuffer *out, const build_t *b)
     build_backup(out, b, false);
 }
 
+/* BACKUP_FETCH of name, file 0 (a str "0" with text_file) from offset 0. */
+static void build_fetch(msgpack_sbuffer *out, const build_t *b, const char *name, bool text_file)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 6);
+    msgpack_pack_uint32(&pk, 1);
+    msgpack_pack_uint32(&pk, PROTO_BACKUP_FETCH);
+    msgpack_pack_uint64(&pk, b->seq);
+    pk_cstr(&pk, name);
+    if (text_file)
+        pk_cstr(&pk, "0");
+    else
+        msgpack_pack_uint32(&pk, 0);
+    msgpack_pack_uint64(&pk, 0);
+}
+
+static void build_fetch_path(msgpack_sbuffer *out, const build_t *b)
+{
+    build_fetch(out, b, "../../etc", false);
+}
+
+static void build_fetch_text_file(msgpack_sbuffer *out, const build_t *b)
+{
+    build_fetch(out, b, "backup-20240615T120000Z", true);
+}
+
+static void build_fetch_missing(msgpack_sbuffer *out, const build_t *b)
+{
+    build_fetch(out, b, "backup-20240615T120000Z", false);
+}
+
 /* ---- the cases ----------------------------------------------------------- */
 
 #define ACK   PROTO_ACK
@@ -516,6 +548,12 @@ static const bad_case_t cases[] = {
      "bad_type", OPEN},
     {"backup request naming a path", build_backup_extra, false, ERR, 1, false, NULL, -1,
      "malformed", OPEN},
+    {"backup fetch of ../../etc", build_fetch_path, false, ERR, 8, true, "name", -1, "bad_name",
+     OPEN},
+    {"backup fetch with a str file", build_fetch_text_file, false, ERR, 4, true, "file", -1,
+     "bad_type", OPEN},
+    {"backup fetch of a backup never written", build_fetch_missing, false, ERR, 28, true, "name",
+     -1, "no_such_backup", OPEN},
     {"unknown township", build_unknown_town, false, ACK, 12, true, "township", -1,
      "unknown_township", CLOSE},
     {"unknown metric", build_unknown_metric, false, ACK, 13, true, "samples[1].metric", 1,
@@ -631,7 +669,9 @@ static void test_bad_input(void **state)
      * recorded, so a valid submission may use it now. */
     submit_ok(&c, 2, town, metric, 5);
     expect_total(f, &c, metric, town, 10);
-    expect_rejections(&c, bc->reason, 1);
+    /* A backup that is not (or no longer) kept is an answer, as a failed
+     * BACKUP_REQ's is, not bad input: no rejection is counted. */
+    expect_rejections(&c, bc->reason, strcmp(bc->reason, "no_such_backup") == 0 ? 0 : 1);
     assert_int_equal(harness_stats(&c, "tallyd_submissions_accepted_total"), 2);
     harness_client_close(&c);
 }

@@ -1,0 +1,303 @@
+/* backup_fetch.c - a piece of a backup's file read on the thread pool for
+ * BACKUP_FETCH (see backup_fetch.h). */
+#include "backup_fetch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tally_error.h"
+#include "text.h"
+
+/* Room for a path inside the sentence of an ERROR, with the rest of it. */
+#define SHOWN_PATH_MAX 320
+
+static void set_err(backup_fetch_slot_t *s, int rc, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void set_err(backup_fetch_slot_t *s, int rc, const char *field, const char *fmt, ...)
+{
+    s->rc = rc;
+    s->field = field;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->err, sizeof(s->err), fmt, ap);
+    va_end(ap);
+}
+
+/* The backup directory as an operator would look for it: absolute where
+ * it resolves, escaped where it is not printable UTF-8, cut when long. */
+static void shown_root(const backup_fetch_slot_t *s, char *out, size_t cap)
+{
+    char *abs = realpath(s->root, NULL);
+    const char *p = abs != NULL ? abs : s->root;
+    text_printable(out, cap, p, strlen(p), 0);
+    free(abs);
+}
+
+/* The directory of the backup asked for; -1 with the answer set when
+ * there is none or it cannot be opened. */
+static int open_backup(backup_fetch_slot_t *s, const char *path)
+{
+    /* O_NOFOLLOW: a backup is a directory tallyd made, never a link to
+     * somewhere else. */
+    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd >= 0)
+        return dfd;
+    int e = errno;
+    char shown[SHOWN_PATH_MAX];
+    shown_root(s, shown, sizeof(shown));
+    if (e == ENOENT || e == ENOTDIR || e == ELOOP)
+        set_err(s, TALLY_ENOBACKUP, "name",
+                "no backup named %s in %s (never written, or removed since: [backup] keep is "
+                "%" PRId64 ")",
+                s->name, shown, s->keep);
+    else
+        set_err(s, TALLY_EUNAVAIL, "", "cannot open the backup %s in %s: %s", s->name, shown,
+                strerror(e));
+    return -1;
+}
+
+/* Read len bytes of fd from s->offset into s->data, whole. */
+static void read_piece(backup_fetch_slot_t *s, int fd, size_t len)
+{
+    if (len == 0)
+        return;
+    s->data = malloc(len);
+    if (s->data == NULL) {
+        set_err(s, TALLY_EUNAVAIL, "",
+                "the daemon is out of memory for %zu bytes of %s; retry later", len, s->file_name);
+        return;
+    }
+    for (size_t got = 0; got < len;) {
+        ssize_t r = pread(fd, s->data + got, len - got, (off_t)(s->offset + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            set_err(s, TALLY_EUNAVAIL, "", "cannot read %s of %s: %s", s->file_name, s->name,
+                    strerror(errno));
+            return;
+        }
+        if (r == 0) {
+            /* A backup's files never change once written: something else
+             * cut this one. */
+            set_err(s, TALLY_EUNAVAIL, "",
+                    "%s of %s shrank while it was read: it ends at byte %" PRIu64 ", %" PRIu64
+                    " bytes were expected",
+                    s->file_name, s->name, s->offset + got, s->size);
+            return;
+        }
+        got += (size_t)r;
+    }
+    s->len = len;
+}
+
+/* Open file number s->file of the backup open at dfd (path), check the
+ * offset and read the piece. */
+static void read_file(backup_fetch_slot_t *s, int dfd, const char *path)
+{
+    backup_names_t ns;
+    int e = backup_list(path, backup_holds, S_IFREG, &ns);
+    if (e != 0) {
+        set_err(s, TALLY_EUNAVAIL, "", "cannot list the files of %s: %s", s->name, strerror(e));
+        return;
+    }
+    s->files = ns.n > UINT32_MAX ? UINT32_MAX : (uint32_t)ns.n;
+    if (s->file >= s->files) {
+        set_err(s, TALLY_ERANGE, "file",
+                "file %" PRIu32 " asked for, the backup holds %" PRIu32 " file%s", s->file,
+                s->files, s->files == 1 ? "" : "s");
+        backup_names_free(&ns);
+        return;
+    }
+    snprintf(s->file_name, sizeof(s->file_name), "%s", ns.v[s->file]);
+    backup_names_free(&ns);
+    /* O_NONBLOCK: should the entry have become a FIFO since the listing,
+     * the open must not wait for a writer; a regular file ignores it. */
+    int fd = openat(dfd, s->file_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) {
+        set_err(s, TALLY_EUNAVAIL, "", "cannot open %s of %s: %s", s->file_name, s->name,
+                strerror(errno));
+        return;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        set_err(s, TALLY_EUNAVAIL, "", "cannot read %s of %s: %s", s->file_name, s->name,
+                strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        set_err(s, TALLY_EUNAVAIL, "", "%s of %s is no longer a regular file", s->file_name,
+                s->name);
+    if (s->rc == 0) {
+        s->size = (uint64_t)st.st_size;
+        if (s->offset > s->size) {
+            set_err(s, TALLY_ERANGE, "offset",
+                    "offset %" PRIu64 " is past the end of %s, %" PRIu64 " bytes", s->offset,
+                    s->file_name, s->size);
+        } else {
+            uint64_t left = s->size - s->offset;
+            read_piece(s, fd, (size_t)(left < BACKUP_FETCH_CHUNK ? left : BACKUP_FETCH_CHUNK));
+        }
+    }
+    close(fd);
+}
+
+static void on_work(uv_work_t *w)
+{
+    backup_fetch_slot_t *s = w->data;
+    char path[sizeof(s->root) + sizeof(s->name) + 1];
+    snprintf(path, sizeof(path), "%s/%s", s->root, s->name);
+    int dfd = open_backup(s, path);
+    if (dfd < 0)
+        return;
+    read_file(s, dfd, path);
+    close(dfd);
+}
+
+static void maybe_closed(backup_fetch_t *f)
+{
+    if (f->closing && f->active == 0 && f->close_cb != NULL) {
+        void (*cb)(backup_fetch_t *) = f->close_cb;
+        f->close_cb = NULL;
+        cb(f);
+    }
+}
+
+static void tell(backup_fetch_slot_t *s)
+{
+    backup_fetch_result_t res = {
+        .rc = s->rc,
+        .field = s->field,
+        .err = s->err,
+        .name = s->name,
+        .files = s->files,
+        .file = s->file,
+        .file_name = s->file_name,
+        .size = s->size,
+        .offset = s->offset,
+        .data = s->rc == 0 ? s->data : NULL,
+        .len = s->rc == 0 ? s->len : 0,
+    };
+    s->cb(s->arg, &res);
+}
+
+static void after_work(uv_work_t *w, int status)
+{
+    backup_fetch_slot_t *s = w->data;
+    backup_fetch_t *f = s->owner;
+    if (!s->abandoned) {
+        if (status != 0)
+            set_err(s, TALLY_EUNAVAIL, "", "the thread pool: %s", uv_strerror(status));
+        tell(s);
+    }
+    free(s->data);
+    s->data = NULL;
+    s->busy = false;
+    f->active--;
+    maybe_closed(f);
+}
+
+int backup_fetch_init(backup_fetch_t *f, const backup_fetch_config_t *c)
+{
+    memset(f, 0, sizeof(*f));
+    f->c = *c;
+    for (size_t i = 0; i < BACKUP_FETCH_MAX; i++) {
+        f->slots[i].owner = f;
+        f->slots[i].work.data = &f->slots[i];
+    }
+    return 0;
+}
+
+static int refuse(backup_fetch_t *f, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int refuse(backup_fetch_t *f, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->err, sizeof(f->err), fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int backup_fetch_begin(backup_fetch_t *f, const char *name, size_t name_len, uint32_t file,
+                       uint64_t offset, backup_fetch_cb cb, void *arg)
+{
+    if (f->closing)
+        return refuse(f, TALLY_ECLOSED, "tallyd is stopping");
+    if (!proto_backup_name_valid(name, name_len) || name_len >= BACKUP_NAME_MAX)
+        return refuse(f, TALLY_EBADNAME, "not a backup's name");
+    if (f->active == BACKUP_FETCH_MAX)
+        return refuse(f, TALLY_EBUSY,
+                      "%d fetches of backup files are being read already; retry in a moment",
+                      BACKUP_FETCH_MAX);
+    backup_fetch_slot_t *s = f->slots;
+    while (s->busy)
+        s++;
+    if (backup_root(f->c.backup, s->root, sizeof(s->root)) != 0)
+        return refuse(f, TALLY_EINVAL, "the backup directory's path is longer than %zu bytes",
+                      sizeof(s->root) - 1);
+    memcpy(s->name, name, name_len);
+    s->name[name_len] = '\0';
+    s->file = file;
+    s->offset = offset;
+    s->keep = backup_keep(f->c.backup);
+    s->cb = cb;
+    s->arg = arg;
+    s->abandoned = false;
+    s->rc = 0;
+    s->field = "";
+    s->err[0] = '\0';
+    s->files = 0;
+    s->file_name[0] = '\0';
+    s->size = 0;
+    s->data = NULL;
+    s->len = 0;
+    int rc = uv_queue_work(f->c.loop, &s->work, on_work, after_work);
+    if (rc != 0)
+        return refuse(f, TALLY_ESYS, "the thread pool: %s", uv_strerror(rc));
+    s->busy = true;
+    f->active++;
+    return 0;
+}
+
+unsigned backup_fetch_active(const backup_fetch_t *f)
+{
+    unsigned n = 0;
+    for (size_t i = 0; i < BACKUP_FETCH_MAX; i++)
+        n += f->slots[i].busy && !f->slots[i].abandoned;
+    return n;
+}
+
+void backup_fetch_close(backup_fetch_t *f, void (*cb)(backup_fetch_t *f))
+{
+    if (f->closing)
+        return;
+    f->closing = true;
+    f->close_cb = cb;
+    for (size_t i = 0; i < BACKUP_FETCH_MAX; i++) {
+        backup_fetch_slot_t *s = &f->slots[i];
+        if (!s->busy || s->abandoned)
+            continue;
+        /* The thread may be reading into s: only the loop's fields are
+         * touched here; its answer is dropped when the work ends. */
+        s->abandoned = true;
+        backup_fetch_result_t res = {
+            .rc = TALLY_ECLOSED,
+            .field = "",
+            .err = "tallyd is stopping",
+            .name = s->name,
+            .file = s->file,
+            .file_name = "",
+            .offset = s->offset,
+        };
+        s->cb(s->arg, &res);
+        uv_cancel((uv_req_t *)&s->work);
+    }
+    maybe_closed(f);
+}
