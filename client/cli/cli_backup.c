@@ -1,8 +1,12 @@
 /* cli_backup.c - the tally command (client/cli/): `tally backup`, a backup
  * of tallyd's state written now, on the daemon's host (BACKUP_REQ,
- * PROTOCOL.md 8.26). */
+ * PROTOCOL.md 8.26), and copied to this machine with --copy-to, or an
+ * existing one copied with --name (BACKUP_FETCH, 8.27). */
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cli_opts.h"
@@ -11,25 +15,38 @@
 /* The help lines of the shared options are cli_opts.h's macros. */
 /* clang-format off */
 const char cli_backup_usage[] =
-    "Usage: tally backup [--json] [OPTIONS]\n"
+    "Usage: tally backup [--json] [--copy-to DIR [--name NAME]] [OPTIONS]\n"
     "\n"
     "Ask tallyd to back its state up now, wait until the backup is written and\n"
     "checked, and print where it is.  tallyd writes it on its own host, into its\n"
     "[backup] dir (by default backups/ in its state directory), while it goes on\n"
-    "serving; give the path to `tallyd --restore` there.  A secured tallyd takes\n"
-    "the request from an admin key only ([security] admin_keys, tallyd.conf(5)).\n"
+    "serving; give the path to `tallyd --restore` there.  With --copy-to, copy it\n"
+    "over the connection into DIR/NAME on this machine too (NAME: the backup's,\n"
+    "backup-YYYYMMDDTHHMMSSZ).  With --name as well, copy a backup tallyd keeps\n"
+    "already (a scheduled one) instead of asking for a new one.  A secured tallyd\n"
+    "takes both from an admin key only ([security] admin_keys, tallyd.conf(5)).\n"
     "\n"
     "Options:\n"
-    "  -j, --json         one JSON object: {\"path\":...,\"files\":N,\"bytes\":N,\"ms\":N}\n"
+    "  -j, --json         one JSON object: {\"path\":...,\"files\":N,\"bytes\":N,\"ms\":N},\n"
+    "                     with \"copy\":{\"dir\":...,\"files\":N,\"bytes\":N,\"ms\":N} once\n"
+    "                     copied (with --name: {\"name\":...,\"copy\":{...}})\n"
+    "      --copy-to DIR  copy the backup into DIR/NAME here: DIR is created if\n"
+    "                     missing, an existing DIR/NAME is never overwritten, and\n"
+    "                     DIR/NAME appears only once the copy is whole\n"
+    "      --name NAME    with --copy-to: copy tallyd's backup NAME (as in its\n"
+    "                     [backup] dir) instead of asking for a new one\n"
     "      --timeout SEC  how long to wait for the backup (default 120; connections\n"
-    "                     refused for 1 s end it sooner: nothing listens there)\n"
+    "                     refused for 1 s end it sooner: nothing listens there);\n"
+    "                     with --copy-to also the longest wait for the next piece\n"
+    "                     of the copy (default 60)\n"
     CLI_OPTS_HELP_SERVER("", "an admin's")
     CLI_OPTS_HELP_HELP("")
     "\n"
-    "Exit status: 0 written, 1 the daemon refused (not an admin key, too many\n"
-    "backups asked for, a tallyd older than this request) or the backup failed,\n"
-    "2 usage error, 3 no answer (the message says why, as far as it can tell),\n"
-    "4 internal error.  See tally(1).\n";
+    "Exit status: 0 written (and copied), 1 the daemon refused (not an admin key,\n"
+    "too many backups asked for, no backup NAME kept, a tallyd older than this\n"
+    "request) or the backup or its copy failed, 2 usage error, 3 no answer (the\n"
+    "message says why, as far as it can tell), 4 internal error, or the copy\n"
+    "could not be written here (the message names the file).  See tally(1).\n";
 /* clang-format on */
 
 /* Bytes in the units people read: B, then kB, MB, GB and TB of 1000 with
@@ -51,15 +68,36 @@ static void size_text(uint64_t bytes, char *buf, size_t cap)
     snprintf(buf, cap, "%.1f %s", v, units[u]);
 }
 
-static void print(const tally_backup_info_t *b, bool json)
+/* What the command did: a backup written (b, unless only copied), a copy
+ * made (copy, when asked for and done). */
+typedef struct done {
+    const tally_backup_info_t *b; /* NULL with --name */
+    const char *name;             /* the backup copied (or to be) */
+    const tally_backup_copy_t *copy;
+} done_t;
+
+static void print_json(const done_t *d)
 {
-    if (json) {
+    if (d->b != NULL) {
         fputs("{\"path\":", stdout);
-        json_string(stdout, b->path);
-        printf(",\"files\":%" PRIu32 ",\"bytes\":%" PRIu64 ",\"ms\":%" PRIu64 "}\n", b->files,
-               b->bytes, b->ms);
-        return;
+        json_string(stdout, d->b->path);
+        printf(",\"files\":%" PRIu32 ",\"bytes\":%" PRIu64 ",\"ms\":%" PRIu64, d->b->files,
+               d->b->bytes, d->b->ms);
+    } else {
+        fputs("{\"name\":", stdout);
+        json_string(stdout, d->name);
     }
+    if (d->copy != NULL) {
+        fputs(",\"copy\":{\"dir\":", stdout);
+        json_string(stdout, d->copy->dir);
+        printf(",\"files\":%" PRIu32 ",\"bytes\":%" PRIu64 ",\"ms\":%" PRIu64 "}", d->copy->files,
+               d->copy->bytes, d->copy->ms);
+    }
+    fputs("}\n", stdout);
+}
+
+static void print_written(const tally_backup_info_t *b)
+{
     char size[32];
     size_text(b->bytes, size, sizeof size);
     /* Only the name comes when the path is not UTF-8 or too long for the
@@ -67,6 +105,20 @@ static void print(const tally_backup_info_t *b, bool json)
     printf("backup written: %s%s (%" PRIu32 " file%s, %s, %" PRIu64 " ms)\n", b->path,
            b->path[0] == '/' ? "" : " in tallyd's [backup] dir", b->files, b->files == 1 ? "" : "s",
            size, b->ms);
+}
+
+static void print_copied(const tally_backup_copy_t *c)
+{
+    char size[32];
+    size_text(c->bytes, size, sizeof size);
+    /* Milliseconds like the backup's line, seconds once they are many. */
+    char took[32];
+    if (c->ms < 10000)
+        snprintf(took, sizeof took, "%" PRIu64 " ms", c->ms);
+    else
+        snprintf(took, sizeof took, "%.1f s", (double)c->ms / 1000);
+    printf("copied to %s (%" PRIu32 " file%s, %s, in %s)\n", c->dir, c->files,
+           c->files == 1 ? "" : "s", size, took);
 }
 
 /* Say why tallyd wrote no backup; the exit status. */
@@ -103,25 +155,215 @@ static int failed(const cli_global_t *g, int rc, const tally_request_t *req, int
     }
 }
 
+/* ---- the copy (--copy-to) ---- */
+
+/* The progress line on a terminal's standard error: drawn over itself
+ * with \r at most ten times a second, and cleared at the end. */
+typedef struct progress {
+    const char *name;
+    bool on;
+    int64_t last_ms;
+    int width; /* of the line drawn last; 0: none */
+} progress_t;
+
+static void progress_draw(void *ctx, const tally_backup_progress_t *p)
+{
+    progress_t *pr = ctx;
+    int64_t now = cli_clock_ms(CLOCK_MONOTONIC);
+    if (!pr->on || (pr->width > 0 && now - pr->last_ms < 100))
+        return;
+    pr->last_ms = now;
+    char done[32], total[32], line[200];
+    size_text(p->bytes_done, done, sizeof done);
+    if (p->files_sized == p->files && p->bytes > 0) {
+        size_text(p->bytes, total, sizeof total);
+        snprintf(line, sizeof line, "copying %s: %s of %s (%d%%), %" PRIu32 " of %" PRIu32 " files",
+                 pr->name, done, total, (int)(p->bytes_done * 100 / p->bytes), p->files_done,
+                 p->files);
+    } else {
+        snprintf(line, sizeof line, "copying %s: %s, %" PRIu32 " of %" PRIu32 " files", pr->name,
+                 done, p->files_done, p->files);
+    }
+    int n = (int)strlen(line);
+    fprintf(stderr, "\r%s%*s", line, pr->width > n ? pr->width - n : 0, "");
+    fflush(stderr);
+    pr->width = n > pr->width ? n : pr->width;
+}
+
+static void progress_clear(progress_t *pr)
+{
+    if (pr->width > 0)
+        fprintf(stderr, "\r%*s\r", pr->width, "");
+    pr->width = 0;
+}
+
+/* The backup's name: the last part of its path on tallyd's host (the
+ * path is the name alone when it has no '/'). */
+static const char *name_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash != NULL ? slash + 1 : path;
+}
+
+/* Say why the copy of name into dir failed (written: the backup was
+ * written by this command, at path on tallyd's host); the exit status. */
+static int copy_failed(const cli_global_t *g, int rc, const tally_request_t *req, const char *name,
+                       const char *path, const char *dir, int timeout_ms)
+{
+    const char *why = req->errbuf[0] != '\0' ? req->errbuf : tally_strerror(rc);
+    int status = CLI_REJECTED;
+    switch (rc) {
+    case TALLY_EEXIST:
+        fprintf(stderr,
+                "tally backup: %s exists already: remove it, or give --copy-to another "
+                "directory\n",
+                dir);
+        break;
+    case TALLY_ENOBACKUP:
+        fprintf(stderr,
+                "tally backup: tallyd at %s keeps no backup %s: it keeps only its newest "
+                "[backup] keep backups (tallyd.conf(5)); give --name one of those in its "
+                "[backup] dir, or leave --name out to have a new one written and copied\n",
+                g->server, name);
+        break;
+    case TALLY_EFORBIDDEN:
+        return failed(g, rc, req, timeout_ms);
+    case TALLY_ETYPE:
+        if (path != NULL && path[0] == '/')
+            fprintf(stderr,
+                    "tally backup: this tallyd cannot send backups; copy %s from its host\n", path);
+        else
+            fprintf(stderr,
+                    "tally backup: this tallyd cannot send backups; copy %s from its [backup] dir "
+                    "on its host\n",
+                    name);
+        return CLI_REJECTED; /* nothing more to suggest */
+    case TALLY_EUNAVAIL:
+        fprintf(stderr, "tally backup: cannot copy %s from tallyd at %s: %s\n", name, g->server,
+                why);
+        break;
+    case TALLY_EBUSY:
+        fprintf(stderr,
+                "tally backup: cannot copy %s: tallyd at %s stayed busy sending other backups' "
+                "files for %g s (%s); try again once they are done\n",
+                name, g->server, timeout_ms / 1000.0, why);
+        break;
+    case TALLY_EMALFORMED:
+        fprintf(stderr, "tally backup: the copy of %s from tallyd at %s failed: %s\n", name,
+                g->server, why);
+        break;
+    case TALLY_EIO:
+        fprintf(stderr, "tally backup: cannot copy %s here: %s\n", name, why);
+        status = CLI_INTERNAL;
+        break;
+    case TALLY_EINVAL:
+        fprintf(stderr, "tally backup: cannot copy %s: %s\n", name, why);
+        status = CLI_USAGE;
+        break;
+    default:
+        status = cli_request_failed(g, "backup", rc, req, timeout_ms);
+        break;
+    }
+    if (path != NULL && rc != TALLY_EEXIST)
+        fprintf(stderr,
+                "tally backup: the backup is kept on tallyd's host; to copy it later: tally "
+                "backup --name %s --copy-to DIR\n",
+                name);
+    return status;
+}
+
+/* Copy the backup name into into/name; fills *out.  0 or the exit
+ * status (printed). */
+static int copy_backup(const cli_global_t *g, const tally_curve_t *curve, const char *name,
+                       const char *path, const char *into, int timeout_ms, tally_backup_copy_t *out)
+{
+    char err[1200];
+    tally_request_t req = cli_request(curve, timeout_ms, err, sizeof err);
+    progress_t pr = {.name = name, .on = isatty(STDERR_FILENO)};
+    int rc = tally_backup_fetch_progress_req(g->server, &req, name, into, progress_draw, &pr, out);
+    progress_clear(&pr);
+    if (rc < 0)
+        return copy_failed(g, rc, &req, name, path, out->dir, timeout_ms);
+    return 0;
+}
+
+enum { OPT_COPY_TO = CLI_OPT_OWN, OPT_NAME };
+
 int cli_backup(int argc, char **argv, cli_global_t *g)
 {
+    static const struct option own[] = {
+        {"copy-to", required_argument, NULL, OPT_COPY_TO},
+        {"name", required_argument, NULL, OPT_NAME},
+        {NULL, 0, NULL, 0},
+    };
     cli_opts_t o;
     cli_opts_init(&o, "backup", cli_backup_usage, g,
-                  CLI_OPTS_JSON | CLI_OPTS_TIMEOUT | CLI_OPTS_SERVER | CLI_OPTS_NO_OPERANDS, NULL);
-    o.timeout_ms = TALLY_BACKUP_TIMEOUT_MS; /* before parsing: --timeout overrides it */
-    int status = cli_opts_parse(&o, argc, argv);
+                  CLI_OPTS_JSON | CLI_OPTS_TIMEOUT | CLI_OPTS_SERVER | CLI_OPTS_NO_OPERANDS, own);
+    o.timeout_ms = 0; /* not given: each wait has its own default */
+    const char *into = NULL, *name = NULL;
+    int c, status;
+    while ((status = cli_opts_next(&o, argc, argv, &c)) == CLI_CONTINUE && c != -1) {
+        if (c == OPT_COPY_TO)
+            into = optarg;
+        else
+            name = optarg;
+    }
     if (status != CLI_CONTINUE)
         return status;
+    if (into != NULL && into[0] == '\0')
+        return cli_usage_error("backup", "--copy-to needs a directory");
+    if (name != NULL && into == NULL)
+        return cli_usage_error("backup", "--name says which backup to copy: it needs --copy-to "
+                                         "DIR");
+    if (name != NULL && !proto_backup_name_valid(name, strlen(name)))
+        return cli_usage_error("backup",
+                               "--name '%s' is not a backup's name: backup-YYYYMMDDTHHMMSSZ, "
+                               "optionally followed by -N",
+                               name);
     const tally_curve_t *curve;
     status = cli_curve(g, "backup", &curve);
     if (status != 0)
         return status;
-    char err[600];
-    tally_request_t req = cli_request(curve, o.timeout_ms, err, sizeof err);
+    int wait_ms = o.timeout_ms > 0 ? o.timeout_ms : TALLY_BACKUP_TIMEOUT_MS;
+    int copy_ms = o.timeout_ms > 0 ? o.timeout_ms : TALLY_FETCH_TIMEOUT_MS;
     tally_backup_info_t b;
-    int rc = tally_backup_req(g->server, &req, &b);
-    if (rc < 0)
-        return failed(g, rc, &req, o.timeout_ms);
-    print(&b, o.json);
-    return CLI_OK;
+    tally_backup_copy_t cp;
+    done_t d = {.name = name};
+    if (name == NULL) {
+        char err[600];
+        tally_request_t req = cli_request(curve, wait_ms, err, sizeof err);
+        int rc = tally_backup_req(g->server, &req, &b);
+        if (rc < 0)
+            return failed(g, rc, &req, wait_ms);
+        d.b = &b;
+        d.name = name_of(b.path);
+        if (!o.json)
+            print_written(&b);
+        if (into == NULL) {
+            if (o.json)
+                print_json(&d);
+            return CLI_OK;
+        }
+        fflush(stdout); /* written, whatever becomes of the copy */
+        if (!proto_backup_name_valid(d.name, strlen(d.name))) {
+            if (o.json)
+                print_json(&d);
+            fprintf(stderr,
+                    "tally backup: cannot copy the backup: '%s' is not a backup's name "
+                    "(backup-YYYYMMDDTHHMMSSZ)\n",
+                    d.name);
+            return CLI_REJECTED;
+        }
+    }
+    status = copy_backup(g, curve, d.name, d.b != NULL ? b.path : NULL, into, copy_ms, &cp);
+    if (status == 0)
+        d.copy = &cp;
+    if (o.json) {
+        /* A backup written and not copied is still said, without "copy". */
+        if (status == 0 || d.b != NULL)
+            print_json(&d);
+    } else if (status == 0) {
+        print_copied(&cp);
+    }
+    return status == 0 ? CLI_OK : status;
 }

@@ -1,8 +1,10 @@
-/* oneshot_impl.h - libtally (client/lib/, private to oneshot.c and
- * oneshot_conn.c): the connection of a one-shot request (a ZeroMQ context
- * and DEALER of its own, the monitor that says what became of it, the
- * deadline) and the replies kept until an answer is whole.  oneshot.c
- * builds the requests of tally.h on it. */
+/* oneshot_impl.h - libtally (client/lib/, private to oneshot.c,
+ * oneshot_conn.c and backup_fetch.c): the connection of a one-shot
+ * request (a ZeroMQ context and DEALER of its own, the monitor that says
+ * what became of it, the deadline) and the replies kept until an answer
+ * is whole.  oneshot.c builds the requests of tally.h on it, and
+ * backup_fetch.c the copy of a backup (which moves the deadline on as
+ * pieces come). */
 #ifndef TALLY_CLIENT_ONESHOT_IMPL_H
 #define TALLY_CLIENT_ONESHOT_IMPL_H
 

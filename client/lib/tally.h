@@ -807,6 +807,85 @@ typedef struct tally_backup_info {
  * tally_get_req. */
 TALLY_API int tally_backup_req(const char *server, tally_request_t *req, tally_backup_info_t *out);
 
+/* ---- A backup copied to this machine (PROTOCOL.md 8.27) ---- */
+
+#define TALLY_FETCH_TIMEOUT_MS 60000 /* tally_backup_fetch_req's wait without progress */
+
+/* A copy tally_backup_fetch_req has made. */
+typedef struct tally_backup_copy {
+    char dir[TALLY_PATH_MAX + 1]; /* INTO/NAME: the directory holding the copy */
+    uint32_t files;               /* files in it */
+    uint64_t bytes;               /* their size together */
+    uint64_t ms;                  /* how long the copy took */
+} tally_backup_copy_t;
+
+/* How far a copy has come, handed to a tally_backup_progress_cb. */
+typedef struct tally_backup_progress {
+    uint32_t files;       /* files in the backup (0 until the daemon's first answer) */
+    uint32_t files_sized; /* files whose size is known */
+    uint32_t files_done;  /* files written whole and synced */
+    uint64_t bytes;       /* the known files' sizes together: the total once
+                             files_sized == files */
+    uint64_t bytes_done;  /* bytes written */
+} tally_backup_progress_t;
+
+/* Called after each piece of a copy is written; p is valid during the
+ * call only.  It runs between network waits, so it should be quick. */
+typedef void (*tally_backup_progress_cb)(void *ctx, const tally_backup_progress_t *p);
+
+/* Copy the backup called name ("backup-YYYYMMDDTHHMMSSZ", optionally
+ * "-N": the last part of a tally_backup_info_t's path), which the daemon
+ * at server keeps on its host, into the directory INTO/NAME on this
+ * machine, over the request socket.  into is created (mode 0700) if it
+ * does not exist; its parent must.  The files go first into
+ * INTO/.partial-NAME (a leftover of that name, from a copy that was
+ * interrupted, is removed first), mode 0600 in a directory of mode 0700;
+ * each is fsync()ed once whole, then the directory, which is renamed to
+ * INTO/NAME only when every file holds all its bytes, and INTO is
+ * fsync()ed.  On any failure the partial directory is removed, and INTO
+ * too when this call created it, so that no INTO/NAME is ever incomplete.
+ *
+ * The copy is read in pieces of 256 KiB, four asked for at a time; a
+ * piece not answered within 10 s is asked for again (the environment
+ * variable TALLY_FETCH_RESEND_MS, read by each call, sets another number
+ * of milliseconds, for tests); a BUSY daemon is asked again every 200 ms.
+ * req->timeout_ms (or TALLY_FETCH_TIMEOUT_MS when it is <= 0 or req is
+ * NULL) is the longest wait without progress: the copy ends with
+ * TALLY_ETIMEDOUT (or TALLY_EBUSY when the daemon was answering BUSY)
+ * once no piece has come for that long, however long the whole copy
+ * takes.  A secured daemon answers admin keys only.
+ *
+ * out->dir is set to INTO/NAME as soon as the arguments are found
+ * valid, also when the copy then fails (to name an existing directory);
+ * the rest of *out is set on success only.
+ *
+ * Returns 0 with *out filled; TALLY_EINVAL (out, name or into NULL,
+ * name not a backup's name, INTO/NAME longer than TALLY_PATH_MAX bytes,
+ * a bad endpoint); TALLY_EEXIST (INTO/NAME exists already: nothing is
+ * written); TALLY_EIO (a directory or file of the copy could not be
+ * created, written, synced, renamed or removed: req->errbuf names the
+ * path and the cause); TALLY_EFORBIDDEN (not an admin key);
+ * TALLY_ENOBACKUP (the daemon keeps no backup of that name: never
+ * written, or removed since, as it keeps only its newest few, tallyd.conf
+ * [backup] keep); TALLY_EUNAVAIL (a file of the backup could not be read,
+ * or the daemon is stopping: req->errbuf has the daemon's sentence);
+ * TALLY_EBUSY (see above); TALLY_EBADNAME, TALLY_ERANGE (the daemon
+ * refused a fetch's name, file or offset); TALLY_EMALFORMED (the
+ * daemon's answers disagree with each other or with what was asked:
+ * another number of files or size of a file, one file name for two
+ * files; req->errbuf says which); TALLY_ETYPE (a daemon from before
+ * BACKUP_FETCH: copy the backup from its host some other way);
+ * TALLY_ENOMEM; otherwise the returns of tally_get_req. */
+TALLY_API int tally_backup_fetch_req(const char *server, tally_request_t *req, const char *name,
+                                     const char *into, tally_backup_copy_t *out);
+
+/* tally_backup_fetch_req, calling progress (may be NULL) with ctx as the
+ * copy goes.  The same returns. */
+TALLY_API int tally_backup_fetch_progress_req(const char *server, tally_request_t *req,
+                                              const char *name, const char *into,
+                                              tally_backup_progress_cb progress, void *ctx,
+                                              tally_backup_copy_t *out);
+
 /* ------------------------------------------------------------------ */
 /* The catalog                                                        */
 /* ------------------------------------------------------------------ */

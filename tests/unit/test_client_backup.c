@@ -1,10 +1,18 @@
 /* Unit tests of a backup asked for by an operator (BACKUP_REQ, PROTOCOL.md
- * 8.26): libtally's tally_backup_req, and the `tally backup` command that
- * prints its answer, against a scripted daemon (client_fake_daemon.h) that
- * answers BACKUP (after a BACKUP and an ERROR for another request, which
- * must be passed over), ERROR UNAVAILABLE, FORBIDDEN or BUSY, only for
- * another request, or as a daemon from before BACKUP_REQ (UNKNOWN_TYPE
- * with req_id 0). */
+ * 8.26) and of its copy to the operator's machine (BACKUP_FETCH, 8.27):
+ * libtally's tally_backup_req and tally_backup_fetch_req, and the `tally
+ * backup` command that prints their answers, against a scripted daemon
+ * (client_fake_daemon.h).  For BACKUP_REQ it answers BACKUP (after a
+ * BACKUP and an ERROR for another request, which must be passed over),
+ * ERROR UNAVAILABLE, FORBIDDEN or BUSY, only for another request, or as a
+ * daemon from before BACKUP_REQ (UNKNOWN_TYPE with req_id 0).  For
+ * BACKUP_FETCH it serves the files of a real directory (of 0, 1, 262144,
+ * 262145 and 700001 bytes), in order or out of it, late (a fetch
+ * unanswered until it is asked again, then the late reply with other
+ * bytes first), BUSY once or always, slowly, with a size, a count of
+ * files or a file name that disagrees with the others, or refuses the
+ * fetches (FORBIDDEN, UNAVAILABLE, OUT_OF_RANGE, BAD_NAME,
+ * NO_SUCH_BACKUP, UNKNOWN_TYPE) or never answers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -13,7 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -23,11 +34,37 @@
 #error "TALLY_CLI must name the tally executable"
 #endif
 
-#define PATH        "/var/lib/tallyd/backups/backup-20261206T231500Z"
+#define BNAME       "backup-20261206T231500Z"
+#define PATH        "/var/lib/tallyd/backups/" BNAME
+#define OTHER_NAME  "backup-20261205T020000Z"
+#define SRC_BYTES   1224291 /* 0 + 1 + 262144 + 262145 + 700001 */
 #define NO_SPACE    "cannot copy history.db to /var/lib/tallyd/backups/.partial: No space left"
 #define OTHER_ID(q) ((q) + 1000)
 
 enum mode { WRITTEN, UNAVAIL, FORBID, BUSY, OLD, ELSEWHERE };
+
+/* How the fake answers BACKUP_FETCH: SERVE (with the twists below), or
+ * every fetch the same way. */
+enum fetch_mode { SERVE, F_FORBID, F_UNAVAIL, F_RANGE, F_BADNAME, F_OLD, F_BUSY, F_SILENT };
+
+/* Twists to SERVE, any together. */
+enum {
+    T_REVERSE = 1 << 0,   /* hold fetches and answer each batch last first */
+    T_LATE = 1 << 1,      /* no answer to fetch 3 until it is asked again */
+    T_BUSY_ONCE = 1 << 2, /* BUSY for fetch 2 */
+    T_SIZE = 1 << 3,      /* history.db is a byte larger in its second piece */
+    T_FILES = 1 << 4,     /* the fourth file's piece says 6 files */
+    T_NAME = 1 << 5,      /* the second file is given the first one's name */
+    T_FAIL_4 = 1 << 6,    /* UNAVAILABLE for fetch 4 */
+    T_SLOW = 1 << 7,      /* 100 ms before each answer */
+};
+
+typedef struct held {
+    uint64_t req_id;
+    char name[PROTO_BACKUP_NAME_MAX + 1];
+    uint32_t file;
+    uint64_t offset;
+} held_t;
 
 typedef struct fake {
     fake_daemon_t d;
@@ -36,6 +73,17 @@ typedef struct fake {
     uint32_t files;
     volatile uint64_t bytes;
     volatile int backup_reqs; /* what it was asked */
+    /* BACKUP_FETCH: the backup it keeps, BNAME, from the directory src */
+    char src[128];
+    fake_backup_t backup;
+    volatile enum fetch_mode fetch_mode;
+    volatile unsigned twists;
+    volatile int fetches;   /* fetches received */
+    volatile int reordered; /* batches answered last first */
+    held_t held[8];         /* T_REVERSE */
+    int nheld;
+    held_t late; /* T_LATE: the fetch left unanswered, req_id 0 until then */
+    volatile bool late_sent;
     /* a command's results (run) */
     int status;
     char out[4096], err[4096];
@@ -52,9 +100,108 @@ static void send_backup(fake_t *f, uint64_t req_id, const char *path)
     fake_daemon_send(&f->d, &m);
 }
 
+/* ---- the fake's BACKUP_FETCH ---- */
+
+static void answer_held(fake_t *f)
+{
+    for (int i = f->nheld - 1; i >= 0; i--)
+        fake_backup_answer(&f->d, &f->backup, f->held[i].req_id, f->held[i].name, f->held[i].file,
+                           f->held[i].offset, NULL);
+    f->reordered += f->nheld > 1;
+    f->nheld = 0;
+}
+
+static void idle(fake_daemon_t *d)
+{
+    answer_held(d->ctx);
+}
+
+/* The lie of a chunk under f's twists, for file at offset. */
+static fake_chunk_lie_t lie_of(const fake_t *f, uint32_t file, uint64_t offset)
+{
+    fake_chunk_lie_t lie = {0};
+    if ((f->twists & T_SIZE) && file == 4 && offset == PROTO_CHUNK_MAX)
+        lie.size_more = 1; /* 700002 bytes: the piece is whole either way */
+    if ((f->twists & T_FILES) && file == 3)
+        lie.files = 6;
+    if ((f->twists & T_NAME) && file == 1)
+        lie.file_name = f->backup.files[0];
+    return lie;
+}
+
+static bool answer_fetch(fake_t *f, const proto_msg_t *q)
+{
+    fake_daemon_t *d = &f->d;
+    if (f->fetch_mode == F_OLD)
+        return false;
+    int n = ++f->fetches;
+    held_t h = {.req_id = q->u.backup_fetch.req_id,
+                .file = q->u.backup_fetch.file,
+                .offset = q->u.backup_fetch.offset};
+    memcpy(h.name, q->u.backup_fetch.name.ptr, q->u.backup_fetch.name.len);
+    switch (f->fetch_mode) {
+    case F_FORBID:
+        fake_daemon_error(d, h.req_id, TALLY_EFORBIDDEN, "",
+                          "this key is a subscriber's, which may not fetch backups");
+        return true;
+    case F_UNAVAIL:
+        fake_daemon_error(d, h.req_id, TALLY_EUNAVAIL, "",
+                          "cannot read history.db of " BNAME ": Input/output error");
+        return true;
+    case F_RANGE:
+        fake_daemon_error(d, h.req_id, TALLY_ERANGE, "offset", "beyond the file's 12 bytes");
+        return true;
+    case F_BADNAME:
+        fake_daemon_error(d, h.req_id, TALLY_EBADNAME, "name", "not a backup's name");
+        return true;
+    case F_BUSY:
+        fake_daemon_error(d, h.req_id, TALLY_EBUSY, "", "32 fetches are being read");
+        return true;
+    case F_SILENT:
+        return true;
+    default:
+        break;
+    }
+    if (f->twists & T_SLOW)
+        nanosleep(&(struct timespec){0, 100000000L}, NULL);
+    if ((f->twists & T_BUSY_ONCE) && n == 2) {
+        fake_daemon_error(d, h.req_id, TALLY_EBUSY, "", "32 fetches are being read");
+        return true;
+    }
+    if ((f->twists & T_FAIL_4) && n == 4) {
+        fake_daemon_error(d, h.req_id, TALLY_EUNAVAIL, "",
+                          "cannot read history.db of " BNAME ": Input/output error");
+        return true;
+    }
+    if (f->twists & T_LATE) {
+        if (n == 3) {
+            f->late = h;
+            return true;
+        }
+        if (!f->late_sent && h.file == f->late.file && h.offset == f->late.offset) {
+            /* Asked again: the first answer comes now, late and with other
+             * bytes, which must be passed over. */
+            fake_chunk_lie_t garbage = {.garbage = true};
+            fake_backup_answer(d, &f->backup, f->late.req_id, h.name, h.file, h.offset, &garbage);
+            f->late_sent = true;
+        }
+    }
+    if (f->twists & T_REVERSE) {
+        f->held[f->nheld++] = h;
+        if (f->nheld == 4)
+            answer_held(f);
+        return true;
+    }
+    fake_chunk_lie_t lie = lie_of(f, h.file, h.offset);
+    fake_backup_answer(d, &f->backup, h.req_id, h.name, h.file, h.offset, &lie);
+    return true;
+}
+
 static bool answer(fake_daemon_t *d, const proto_msg_t *q)
 {
     fake_t *f = d->ctx;
+    if (q->type == PROTO_BACKUP_FETCH)
+        return answer_fetch(f, q);
     if (q->type != PROTO_BACKUP_REQ || f->mode == OLD)
         return false;
     f->backup_reqs++;
@@ -86,15 +233,46 @@ static bool answer(fake_daemon_t *d, const proto_msg_t *q)
     return true;
 }
 
+/* Write a source file of size bytes, each byte from its offset and the
+ * file's number. */
+static int write_src(const char *dir, const char *name, size_t size, unsigned k)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "wb");
+    if (fp == NULL)
+        return -1;
+    for (size_t i = 0; i < size; i++)
+        fputc((int)((i * 131 + (i >> 9) + k * 7) & 0xFF), fp);
+    return fclose(fp);
+}
+
 static int setup(void **state)
 {
     fake_t *f = calloc(1, sizeof *f);
     if (f == NULL || fake_daemon_open(&f->d, "backup") != 0)
         return -1;
     f->d.ctx = f;
+    f->d.idle = idle;
     f->path = PATH;
     f->files = 5;
     f->bytes = 45200000;
+    snprintf(f->src, sizeof f->src, "%s/src", f->d.dir);
+    static const struct {
+        const char *name;
+        size_t size;
+    } src[] = {{"a-empty", 0},
+               {"b-one", 1},
+               {"c-chunk", 262144},
+               {"d-chunk-plus", 262145},
+               {"history.db", 700001}};
+    if (mkdir(f->src, 0700) != 0)
+        return -1;
+    for (unsigned i = 0; i < sizeof src / sizeof src[0]; i++)
+        if (write_src(f->src, src[i].name, src[i].size, i) != 0)
+            return -1;
+    if (fake_backup_load(&f->backup, f->src, BNAME) != 0 || f->backup.n != 5)
+        return -1;
     *state = f;
     return 0;
 }
@@ -103,6 +281,13 @@ static void start(fake_t *f, enum mode mode)
 {
     f->mode = mode;
     fake_daemon_start(&f->d, answer);
+}
+
+static void start_fetch(fake_t *f, enum fetch_mode mode, unsigned twists)
+{
+    f->fetch_mode = mode;
+    f->twists = twists;
+    start(f, WRITTEN);
 }
 
 static int teardown(void **state)
@@ -221,6 +406,357 @@ static void test_no_daemon(void **state)
     assert_int_equal(req.link, TALLY_LINK_NO_CONNECTION);
     assert_non_null(strstr(err, "nothing accepts connections there"));
     (void)f;
+}
+
+/* ---- libtally: a backup copied (BACKUP_FETCH) ---- */
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+/* f->d.dir/rel */
+static const char *at(const fake_t *f, const char *rel, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/%s", f->d.dir, rel);
+    return buf;
+}
+
+/* Read all of path into a new buffer; *len its size. */
+static char *slurp_all(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+    long size = ftell(fp);
+    rewind(fp);
+    char *buf = malloc((size_t)size + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)size, fp), (size_t)size);
+    fclose(fp);
+    *len = (size_t)size;
+    return buf;
+}
+
+/* dir holds exactly the source's files, byte for byte, and nothing
+ * else. */
+static void assert_copied(const fake_t *f, const char *dir)
+{
+    uint32_t n = 0;
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    assert_int_equal(n, f->backup.n);
+    for (uint32_t i = 0; i < f->backup.n; i++) {
+        char a[512], b[512];
+        snprintf(a, sizeof a, "%s/%s", f->src, f->backup.files[i]);
+        snprintf(b, sizeof b, "%s/%s", dir, f->backup.files[i]);
+        size_t la, lb;
+        char *da = slurp_all(a, &la), *db = slurp_all(b, &lb);
+        assert_int_equal(lb, la);
+        assert_memory_equal(db, da, la);
+        free(da);
+        free(db);
+    }
+}
+
+/* tally_backup_fetch_req of name into f->d.dir/rel_into, waiting at most
+ * timeout_ms without progress. */
+static int fetch(fake_t *f, const char *name, const char *rel_into, int timeout_ms,
+                 tally_backup_copy_t *out, char *err, size_t errlen)
+{
+    char into[256];
+    tally_request_t req = {.timeout_ms = timeout_ms, .errbuf = err, .errbuf_len = errlen};
+    return tally_backup_fetch_req(f->d.ep, &req, name, at(f, rel_into, into, sizeof into), out);
+}
+
+/* A whole copy into f->d.dir/rel_into with twists; checks it. */
+static void copy_ok(fake_t *f, unsigned twists, const char *rel_into)
+{
+    start_fetch(f, SERVE, twists);
+    tally_backup_copy_t c;
+    char err[512], want[256];
+    assert_int_equal(fetch(f, BNAME, rel_into, 5000, &c, err, sizeof err), 0);
+    assert_string_equal(err, "");
+    snprintf(want, sizeof want, "%s/%s/" BNAME, f->d.dir, rel_into);
+    assert_string_equal(c.dir, want);
+    assert_int_equal(c.files, 5);
+    assert_int_equal(c.bytes, SRC_BYTES);
+    assert_copied(f, c.dir);
+    char partial[256];
+    snprintf(partial, sizeof partial, "%s/%s/.partial-" BNAME, f->d.dir, rel_into);
+    assert_false(exists(partial));
+}
+
+static void test_fetch_copied(void **state)
+{
+    fake_t *f = *state;
+    copy_ok(f, 0, "into");
+    /* one fetch a piece: 1 + 1 + 1 + 2 + 3 */
+    assert_int_equal(f->fetches, 8);
+}
+
+static void test_fetch_out_of_order(void **state)
+{
+    fake_t *f = *state;
+    copy_ok(f, T_REVERSE, "into");
+    assert_int_equal(f->fetches, 8);
+    assert_true(f->reordered >= 1);
+}
+
+/* A fetch unanswered is asked again (TALLY_FETCH_RESEND_MS is 200 here);
+ * the first answer, coming late and with other bytes, is passed over. */
+static void test_fetch_resent(void **state)
+{
+    fake_t *f = *state;
+    int64_t t0 = (int64_t)time(NULL);
+    copy_ok(f, T_LATE, "into");
+    assert_int_equal(f->fetches, 9);
+    assert_true(f->late_sent);
+    assert_true((int64_t)time(NULL) - t0 < 5);
+}
+
+static void test_fetch_busy_once(void **state)
+{
+    fake_t *f = *state;
+    copy_ok(f, T_BUSY_ONCE | T_REVERSE, "into");
+    assert_int_equal(f->fetches, 9);
+}
+
+/* timeout_ms bounds the wait for each piece, not the whole copy: 100 ms
+ * a piece, 8 pieces, 400 ms without progress allowed. */
+static void test_fetch_slow(void **state)
+{
+    fake_t *f = *state;
+    /* Four fetches take the fake 400 ms: not asked again meanwhile. */
+    setenv("TALLY_FETCH_RESEND_MS", "2000", 1);
+    start_fetch(f, SERVE, T_SLOW);
+    tally_backup_copy_t c;
+    char err[512];
+    int rc = fetch(f, BNAME, "into", 400, &c, err, sizeof err);
+    setenv("TALLY_FETCH_RESEND_MS", "200", 1);
+    assert_int_equal(rc, 0);
+    assert_int_equal(f->fetches, 8);
+    assert_true(c.ms >= 700);
+    assert_copied(f, c.dir);
+}
+
+/* A leftover of an interrupted copy is removed first; into exists. */
+static void test_fetch_leftover(void **state)
+{
+    fake_t *f = *state;
+    char p[256];
+    assert_int_equal(mkdir(at(f, "into", p, sizeof p), 0700), 0);
+    assert_int_equal(mkdir(at(f, "into/.partial-" BNAME, p, sizeof p), 0700), 0);
+    assert_int_equal(write_src(p, "history.db", 10, 9), 0);
+    assert_int_equal(write_src(p, "stale", 10, 9), 0);
+    copy_ok(f, 0, "into");
+}
+
+typedef struct seen {
+    int calls;
+    tally_backup_progress_t last;
+    bool monotonic;
+} seen_t;
+
+static void on_progress(void *ctx, const tally_backup_progress_t *p)
+{
+    seen_t *s = ctx;
+    if (s->calls > 0 && p->bytes_done < s->last.bytes_done)
+        s->monotonic = false;
+    s->calls++;
+    s->last = *p;
+}
+
+static void test_fetch_progress(void **state)
+{
+    fake_t *f = *state;
+    start_fetch(f, SERVE, T_REVERSE);
+    char into[256];
+    tally_backup_copy_t c;
+    seen_t seen = {.monotonic = true};
+    assert_int_equal(tally_backup_fetch_progress_req(f->d.ep, NULL, BNAME,
+                                                     at(f, "into", into, sizeof into), on_progress,
+                                                     &seen, &c),
+                     0);
+    assert_int_equal(seen.calls, 8);
+    assert_true(seen.monotonic);
+    assert_int_equal(seen.last.files, 5);
+    assert_int_equal(seen.last.files_sized, 5);
+    assert_int_equal(seen.last.files_done, 5);
+    assert_int_equal(seen.last.bytes, SRC_BYTES);
+    assert_int_equal(seen.last.bytes_done, SRC_BYTES);
+}
+
+/* After a failure nothing is left: no INTO/NAME, no partial directory,
+ * and no INTO when the copy made it. */
+static void assert_nothing_left(fake_t *f, const char *rel_into, bool into_stays)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s/" BNAME, f->d.dir, rel_into);
+    assert_false(exists(p));
+    snprintf(p, sizeof p, "%s/%s/.partial-" BNAME, f->d.dir, rel_into);
+    assert_false(exists(p));
+    assert_int_equal(exists(at(f, rel_into, p, sizeof p)), into_stays);
+}
+
+/* The answers disagree: EMALFORMED saying how, and nothing left. */
+static void test_fetch_disagree(void **state)
+{
+    fake_t *f = *state;
+    static const struct {
+        unsigned twist;
+        const char *says;
+    } cases[] = {
+        {T_SIZE,
+         "the daemon's answers disagree: history.db (file 4) had 700001 bytes, then 700002"},
+        {T_FILES, "the daemon's answers disagree: the backup had 5 files, then 6"},
+        {T_NAME, "the daemon's answers disagree: files 0 and 1 are both called a-empty"},
+    };
+    start_fetch(f, SERVE, 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        f->twists = cases[i].twist;
+        tally_backup_copy_t c;
+        char err[512];
+        assert_int_equal(fetch(f, BNAME, "into", 5000, &c, err, sizeof err), TALLY_EMALFORMED);
+        assert_string_equal(err, cases[i].says);
+        assert_nothing_left(f, "into", false);
+    }
+}
+
+/* The daemon's refusals: their codes, its words, nothing left. */
+static void test_fetch_refused(void **state)
+{
+    fake_t *f = *state;
+    static const struct {
+        enum fetch_mode mode;
+        const char *name;
+        int code;
+        const char *words;
+    } cases[] = {
+        {F_FORBID, BNAME, TALLY_EFORBIDDEN, "which may not fetch backups"},
+        {F_UNAVAIL, BNAME, TALLY_EUNAVAIL, "cannot read history.db of " BNAME},
+        {F_RANGE, BNAME, TALLY_ERANGE, "beyond the file's 12 bytes"},
+        {F_BADNAME, BNAME, TALLY_EBADNAME, "not a backup's name"},
+        {SERVE, OTHER_NAME, TALLY_ENOBACKUP, "no backup of that name is kept"},
+        {F_OLD, BNAME, TALLY_ETYPE, "not a request the daemon answers"},
+    };
+    char p[256];
+    assert_int_equal(mkdir(at(f, "kept", p, sizeof p), 0700), 0);
+    start_fetch(f, SERVE, 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        f->fetch_mode = cases[i].mode;
+        tally_backup_copy_t c;
+        char err[512];
+        assert_int_equal(fetch(f, cases[i].name, "kept", 5000, &c, err, sizeof err), cases[i].code);
+        assert_non_null(strstr(err, cases[i].words));
+        assert_nothing_left(f, "kept", true);
+        assert_int_equal(fetch(f, cases[i].name, "new", 5000, &c, err, sizeof err), cases[i].code);
+        assert_nothing_left(f, "new", false);
+    }
+}
+
+/* A failure after some files are written: they go too. */
+static void test_fetch_fails_midway(void **state)
+{
+    fake_t *f = *state;
+    start_fetch(f, SERVE, T_FAIL_4);
+    tally_backup_copy_t c;
+    char err[512];
+    assert_int_equal(fetch(f, BNAME, "into", 5000, &c, err, sizeof err), TALLY_EUNAVAIL);
+    assert_true(f->fetches >= 4);
+    assert_nothing_left(f, "into", false);
+}
+
+/* BUSY until the wait without progress ends: TALLY_EBUSY, having asked
+ * again every 200 ms. */
+static void test_fetch_busy(void **state)
+{
+    fake_t *f = *state;
+    start_fetch(f, F_BUSY, 0);
+    tally_backup_copy_t c;
+    char err[512];
+    assert_int_equal(fetch(f, BNAME, "into", 700, &c, err, sizeof err), TALLY_EBUSY);
+    assert_string_equal(err, "32 fetches are being read");
+    assert_true(f->fetches >= 3 && f->fetches <= 5);
+    assert_nothing_left(f, "into", false);
+}
+
+/* No answer at all: asked again, then TALLY_ETIMEDOUT. */
+static void test_fetch_silent(void **state)
+{
+    fake_t *f = *state;
+    start_fetch(f, F_SILENT, 0);
+    tally_backup_copy_t c;
+    char err[512], into[256];
+    tally_request_t req = {.timeout_ms = 500, .errbuf = err, .errbuf_len = sizeof err};
+    assert_int_equal(
+        tally_backup_fetch_req(f->d.ep, &req, BNAME, at(f, "into", into, sizeof into), &c),
+        TALLY_ETIMEDOUT);
+    assert_int_equal(req.link, TALLY_LINK_UP);
+    assert_string_equal(err, "no answer in time");
+    assert_true(f->fetches >= 2);
+    assert_nothing_left(f, "into", false);
+}
+
+static void test_fetch_exists(void **state)
+{
+    fake_t *f = *state;
+    start_fetch(f, SERVE, 0);
+    char p[256], want[512];
+    assert_int_equal(mkdir(at(f, "into", p, sizeof p), 0700), 0);
+    assert_int_equal(mkdir(at(f, "into/" BNAME, p, sizeof p), 0700), 0);
+    tally_backup_copy_t c;
+    char err[512];
+    assert_int_equal(fetch(f, BNAME, "into", 5000, &c, err, sizeof err), TALLY_EEXIST);
+    snprintf(want, sizeof want, "%s exists already: remove it, or copy into another directory", p);
+    assert_string_equal(err, want);
+    assert_string_equal(c.dir, p);
+    assert_int_equal(f->fetches, 0);
+    assert_true(exists(p));
+    snprintf(p, sizeof p, "%s/into/.partial-" BNAME, f->d.dir);
+    assert_false(exists(p));
+}
+
+/* Local failures and bad arguments. */
+static void test_fetch_local(void **state)
+{
+    fake_t *f = *state;
+    start_fetch(f, SERVE, 0);
+    tally_backup_copy_t c;
+    char err[512], want[512], p[256];
+    /* into's parent is missing */
+    assert_int_equal(fetch(f, BNAME, "no/such", 5000, &c, err, sizeof err), TALLY_EIO);
+    snprintf(want, sizeof want, "cannot create the directory %s: No such file or directory",
+             at(f, "no/such", p, sizeof p));
+    assert_string_equal(err, want);
+    /* into is a file */
+    assert_int_equal(write_src(f->d.dir, "plain", 1, 0), 0);
+    assert_int_equal(fetch(f, BNAME, "plain", 5000, &c, err, sizeof err), TALLY_EIO);
+    assert_non_null(strstr(err, "Not a directory"));
+    assert_int_equal(f->fetches, 0);
+
+    assert_int_equal(fetch(f, "backup-2026", "into", 5000, &c, err, sizeof err), TALLY_EINVAL);
+    assert_string_equal(err, "'backup-2026' is not a backup's name: backup-YYYYMMDDTHHMMSSZ, "
+                             "optionally followed by -N (1 to 3 digits)");
+    assert_int_equal(fetch(f, "../" BNAME, "into", 5000, &c, err, sizeof err), TALLY_EINVAL);
+    tally_request_t req = {.timeout_ms = 5000, .errbuf = err, .errbuf_len = sizeof err};
+    assert_int_equal(tally_backup_fetch_req(f->d.ep, &req, BNAME, "", &c), TALLY_EINVAL);
+    assert_int_equal(tally_backup_fetch_req(f->d.ep, &req, NULL, "x", &c), TALLY_EINVAL);
+    assert_int_equal(tally_backup_fetch_req(f->d.ep, &req, BNAME, "x", NULL), TALLY_EINVAL);
+    assert_string_equal(err, "nowhere to put the copy's description");
+    char longer[TALLY_PATH_MAX + 2];
+    memset(longer, 'd', sizeof longer - 1);
+    longer[0] = '/';
+    longer[sizeof longer - 1] = '\0';
+    assert_int_equal(tally_backup_fetch_req(f->d.ep, &req, BNAME, longer, &c), TALLY_EINVAL);
+    assert_non_null(strstr(err, "would be longer than 1024 bytes"));
+    assert_int_equal(tally_backup_fetch_req("bogus://x", &req, BNAME, "x", &c), TALLY_EINVAL);
+    assert_int_equal(f->fetches, 0);
+    assert_false(exists(at(f, "into", p, sizeof p)));
 }
 
 /* ---- the tally command ---- */
@@ -351,6 +887,178 @@ static void test_cli_usage(void **state)
     assert_int_equal(f->backup_reqs, 0);
 }
 
+/* ---- the tally command: --copy-to and --name ---- */
+
+/* f->out is "<want_prefix>N ms)\n" (under 10 s), or "... X.X s)\n". */
+static void assert_copied_line(const char *out, const char *want_prefix)
+{
+    assert_memory_equal(out, want_prefix, strlen(want_prefix));
+    const char *rest = out + strlen(want_prefix);
+    double took;
+    char unit[4] = "", tail[8] = "";
+    assert_int_equal(sscanf(rest, "%lf %3[ms]%7s", &took, unit, tail), 3);
+    assert_true(strcmp(unit, "ms") == 0 || strcmp(unit, "s") == 0);
+    assert_true(strcmp(unit, "ms") != 0 || (took == (int)took && took < 10000));
+    assert_string_equal(tail, ")");
+    assert_string_equal(rest + strlen(rest) - 2, ")\n");
+}
+
+static void test_cli_copy(void **state)
+{
+    fake_t *f = *state;
+    start_fetch(f, SERVE, T_REVERSE);
+    char args[512], dir[256], want[1024];
+    snprintf(args, sizeof args, "--copy-to %s/copies", f->d.dir);
+    run(f, args);
+    assert_int_equal(f->status, 0);
+    assert_string_equal(f->err, "");
+    snprintf(dir, sizeof dir, "%s/copies/" BNAME, f->d.dir);
+    snprintf(want, sizeof want,
+             "backup written: " PATH " (5 files, 45.2 MB, 127 ms)\n"
+             "copied to %s (5 files, 1.2 MB, in ",
+             dir);
+    assert_copied_line(f->out, want);
+    assert_copied(f, dir);
+    assert_int_equal(f->backup_reqs, 1);
+}
+
+static void test_cli_copy_json(void **state)
+{
+    fake_t *f = *state;
+    start_fetch(f, SERVE, 0);
+    char args[512], want[1024];
+    snprintf(args, sizeof args, "--json --copy-to %s/copies", f->d.dir);
+    run(f, args);
+    assert_int_equal(f->status, 0);
+    snprintf(want, sizeof want,
+             "{\"path\":\"" PATH "\",\"files\":5,\"bytes\":45200000,\"ms\":127,\"copy\":{\"dir\":"
+             "\"%s/copies/" BNAME "\",\"files\":5,\"bytes\":%d,\"ms\":",
+             f->d.dir, SRC_BYTES);
+    assert_memory_equal(f->out, want, strlen(want));
+    assert_string_equal(f->out + strlen(f->out) - 3, "}}\n");
+    /* --name: no backup written, the name instead of the path */
+    snprintf(args, sizeof args, "--json --name " BNAME " --copy-to %s/again", f->d.dir);
+    run(f, args);
+    assert_int_equal(f->status, 0);
+    snprintf(want, sizeof want,
+             "{\"name\":\"" BNAME "\",\"copy\":{\"dir\":\"%s/again/" BNAME
+             "\",\"files\":5,\"bytes\":%d,\"ms\":",
+             f->d.dir, SRC_BYTES);
+    assert_memory_equal(f->out, want, strlen(want));
+    assert_int_equal(f->backup_reqs, 1);
+}
+
+/* --name copies a backup tallyd keeps, without asking for a new one;
+ * a second time the directory exists. */
+static void test_cli_copy_name(void **state)
+{
+    fake_t *f = *state;
+    start_fetch(f, SERVE, 0);
+    char args[512], dir[256], want[1024];
+    snprintf(args, sizeof args, "--name " BNAME " --copy-to %s/copies", f->d.dir);
+    run(f, args);
+    assert_int_equal(f->status, 0);
+    assert_string_equal(f->err, "");
+    snprintf(dir, sizeof dir, "%s/copies/" BNAME, f->d.dir);
+    snprintf(want, sizeof want, "copied to %s (5 files, 1.2 MB, in ", dir);
+    assert_copied_line(f->out, want);
+    assert_copied(f, dir);
+    assert_int_equal(f->backup_reqs, 0);
+    int fetches = f->fetches;
+    run(f, args);
+    assert_int_equal(f->status, 1);
+    assert_string_equal(f->out, "");
+    snprintf(want, sizeof want,
+             "tally backup: %s exists already: remove it, or give --copy-to another directory\n",
+             dir);
+    assert_string_equal(f->err, want);
+    assert_int_equal(f->fetches, fetches);
+}
+
+/* Each refusal of the copy: its status and what to do. */
+static void test_cli_copy_refused(void **state)
+{
+    fake_t *f = *state;
+    static const struct {
+        enum fetch_mode mode;
+        const char *name; /* NULL: a new backup */
+        int status;
+        const char *says;
+    } cases[] = {
+        {SERVE, OTHER_NAME, 1,
+         "keeps no backup " OTHER_NAME ": it keeps only its newest [backup] keep backups "
+         "(tallyd.conf(5))"},
+        {F_FORBID, BNAME, 1,
+         "admin key only: give --cert the secret certificate of a key in its [security] "
+         "admin_keys (tallyd.conf(5))\n"},
+        {F_OLD, NULL, 1,
+         "tally backup: this tallyd cannot send backups; copy " PATH " from its host\n"},
+        {F_OLD, BNAME, 1,
+         "tally backup: this tallyd cannot send backups; copy " BNAME
+         " from its [backup] dir on its host\n"},
+        {F_UNAVAIL, NULL, 1, "tally backup: cannot copy " BNAME " from tallyd at ipc://"},
+        {F_UNAVAIL, NULL, 1,
+         "tally backup: the backup is kept on tallyd's host; to copy it later: tally backup "
+         "--name " BNAME " --copy-to DIR\n"},
+        {F_BUSY, BNAME, 1,
+         "stayed busy sending other backups' files for 0.5 s (32 fetches "
+         "are being read); try again once they are done\n"},
+        {F_SILENT, BNAME, 3, "within 0.5 s"},
+    };
+    start_fetch(f, SERVE, 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        f->fetch_mode = cases[i].mode;
+        char args[512], p[256];
+        snprintf(args, sizeof args, "--timeout 0.5%s%s --copy-to %s/copies",
+                 cases[i].name ? " --name " : "", cases[i].name ? cases[i].name : "", f->d.dir);
+        run(f, args);
+        assert_int_equal(f->status, cases[i].status);
+        if (strstr(f->err, cases[i].says) == NULL)
+            fail_msg("case %zu: '%s' not in: %s", i, cases[i].says, f->err);
+        assert_false(exists(at(f, "copies", p, sizeof p)));
+    }
+    /* The copy written here fails: status 4, naming the directory. */
+    f->fetch_mode = SERVE;
+    run(f, "--copy-to /proc/no-such-dir");
+    assert_int_equal(f->status, 4);
+    assert_non_null(strstr(f->err, "tally backup: cannot copy " BNAME
+                                   " here: cannot create the directory /proc/no-such-dir: "));
+}
+
+static void test_cli_copy_usage(void **state)
+{
+    fake_t *f = *state;
+    start_fetch(f, SERVE, 0);
+    run(f, "--name " BNAME);
+    assert_int_equal(f->status, 2);
+    assert_string_equal(f->err, "tally backup: --name says which backup to copy: it needs "
+                                "--copy-to DIR\n"
+                                "Try 'tally backup --help' for more information.\n");
+    run(f, "--name backup-1 --copy-to x");
+    assert_int_equal(f->status, 2);
+    assert_string_equal(f->err, "tally backup: --name 'backup-1' is not a backup's name: "
+                                "backup-YYYYMMDDTHHMMSSZ, optionally followed by -N\n"
+                                "Try 'tally backup --help' for more information.\n");
+    run(f, "--copy-to=");
+    assert_int_equal(f->status, 2);
+    assert_string_equal(f->err, "tally backup: --copy-to needs a directory\n"
+                                "Try 'tally backup --help' for more information.\n");
+    run(f, "--copy-to");
+    assert_int_equal(f->status, 2);
+    assert_string_equal(f->err, "tally backup: option '--copy-to' needs a value\n"
+                                "Try 'tally backup --help' for more information.\n");
+    run(f, "--copy-into x");
+    assert_int_equal(f->status, 2);
+    assert_non_null(strstr(f->err, "unknown option '--copy-into' (did you mean '--copy-to'?)"));
+    run(f, "--help");
+    assert_int_equal(f->status, 0);
+    assert_non_null(strstr(f->out, "Usage: tally backup [--json] [--copy-to DIR [--name NAME]]"));
+    assert_non_null(strstr(f->out, "--copy-to DIR  copy the backup into DIR/NAME here"));
+    assert_non_null(strstr(f->out, "--name NAME    with --copy-to"));
+    assert_int_equal(f->backup_reqs, 0);
+    assert_int_equal(f->fetches, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -361,11 +1069,33 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_other_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_daemon, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_copied, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_out_of_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_resent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_busy_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_slow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_leftover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_progress, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_disagree, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_fails_midway, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_silent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_exists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_local, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_written, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_sizes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_no_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_usage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_copy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_copy_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_copy_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_copy_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_copy_usage, setup, teardown),
     };
+    /* A fetch unanswered is asked again after 200 ms, not 10 s, here and
+     * in the commands run. */
+    setenv("TALLY_FETCH_RESEND_MS", "200", 1);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
