@@ -22,7 +22,13 @@ backup, checking what it answers:
 - `tally backup` (BACKUP_REQ) answers with the path of a backup that holds
   every figure acknowledged before it, several at once each get one, a
   failed backup is reported with tallyd's reason, and with CURVE only an
-  admin key ([security] admin_keys) may ask, until a reload revokes it.
+  admin key ([security] admin_keys) may ask, until a reload revokes it;
+- `tally backup --copy-to DIR` (BACKUP_FETCH) copies the backup to the
+  client, file for file the same as on tallyd's side, across many
+  pieces; a tallyd restored from the copy holds what the backup holds;
+  `--name` copies a backup tallyd still keeps, and one it no longer
+  keeps (or an existing target) is refused with nothing left behind;
+  with CURVE only an admin key may copy.
 Exit 0 when every check holds.
 """
 import json
@@ -400,6 +406,94 @@ def case_backup_command(tmp):
         kill_all(daemons)
 
 
+def same_files(a, b):
+    """Whether directories a and b hold the same files, byte for byte."""
+    na, nb = sorted(os.listdir(a)), sorted(os.listdir(b))
+    if na != nb:
+        return False
+    for n in na:
+        with open(os.path.join(a, n), "rb") as fa, open(os.path.join(b, n), "rb") as fb:
+            if fa.read() != fb.read():
+                return False
+    return True
+
+
+def case_copy(tmp):
+    conf = "[backup]\nkeep = 2\n"
+    live = Daemon(tmp, "cp", os.path.join(tmp, "cp-state"), conf)
+    daemons = [live]
+    try:
+        # Enough figures for a journal of several pieces (256 KiB each).
+        rows = os.path.join(tmp, "rows.csv")
+        with open(rows, "w") as f:
+            f.write("metric,value\n" + "disputes.screened,1\n" * 6000)
+        for town in ("t%d" % i for i in range(1, 9)):
+            live.tally("push", "-q", "--town", town, "--file", rows)
+        live.push("t9", 7, "2025-05-01T10:00:00+08:00")
+        into = os.path.join(tmp, "offsite")
+        out = json.loads(live.tally("backup", "--json", "--copy-to", into).stdout)
+        path, copy = out["path"], out["copy"]
+        name = os.path.basename(path)
+        if copy["dir"] != os.path.join(into, name) or not same_files(path, copy["dir"]):
+            raise Fail("tally backup --copy-to gave %s; %s and %s differ" %
+                       (out, path, copy["dir"]))
+        if copy["files"] != out["files"] or copy["bytes"] != out["bytes"] or \
+                out["bytes"] < 2 * 262144:
+            raise Fail("the copy's counts %s against the backup's %s" % (copy, out))
+        if sorted(os.listdir(into)) != [name]:
+            raise Fail("left in %s: %s" % (into, sorted(os.listdir(into))))
+        if "being copied (BACKUP_FETCH)" not in live.text():
+            raise Fail("the log does not say the backup was copied:\n%s" % live.text()[-3000:])
+        live.push("t1", 100)
+        # The same backup again, by name, into another directory: text output.
+        other = os.path.join(tmp, "offsite2")
+        line = live.tally("backup", "--name", name, "--copy-to", other).stdout
+        form = r"copied to %s \(\d+ files, [\d.]+ [kMG]?B, in (\d+ ms|[\d.]+ s)\)\n$"
+        if not re.match(form % re.escape(os.path.join(other, name)), line):
+            raise Fail("tally backup --name --copy-to printed %r" % line)
+        if not same_files(path, os.path.join(other, name)):
+            raise Fail("the second copy of %s differs" % name)
+        # Refusals leave nothing behind.
+        r = live.tally("backup", "--name", name, "--copy-to", into, check=False)
+        if r.returncode != 1 or os.path.join(into, name) not in r.stderr:
+            raise Fail("a copy onto an existing one: %d %s" % (r.returncode, r.stderr))
+        r = live.tally("backup", "--name", "backup-20000101T000000Z", "--copy-to", into,
+                       check=False)
+        if r.returncode != 1 or "keep" not in r.stderr or sorted(os.listdir(into)) != [name]:
+            raise Fail("a backup tallyd does not keep: %d %s; left %s" %
+                       (r.returncode, r.stderr, sorted(os.listdir(into))))
+        r = live.tally("backup", "--name", "../../etc", "--copy-to", into, check=False)
+        if r.returncode != 2:
+            raise Fail("--name ../../etc: %d %s" % (r.returncode, r.stderr))
+        # keep = 2: two more backups push the first out.
+        live.tally("backup")
+        live.tally("backup")
+        r = live.tally("backup", "--name", name, "--copy-to", os.path.join(tmp, "late"),
+                       check=False)
+        if r.returncode != 1 or "keep" not in r.stderr:
+            raise Fail("a backup removed by keep: %d %s" % (r.returncode, r.stderr))
+        st = live.stats()
+        if st.get("tallyd_backup_fetches_total", 0) < 2 * (out["bytes"] // 262144):
+            raise Fail("STATS after two copies: %s" % {k: v for k, v in st.items()
+                                                       if "backup" in k})
+        # The copy starts a tallyd with what the backup held.
+        r = restore(tmp, copy["dir"], "cp-r", conf)
+        daemons.append(r)
+        if r.value("t1", "total") != 6000 or r.value("t9", "2025", "--period", "2025") != 7:
+            raise Fail("restored from the copy: t1 %r (expected 6000), t9's 2025 %r "
+                       "(expected 7)" % (r.value("t1", "total"),
+                                         r.value("t9", "2025", "--period", "2025")))
+        r.stop()
+        live.stop()
+        gone = live.tally("backup", "--name", name, "--copy-to", os.path.join(tmp, "g"),
+                          check=False)
+        if gone.returncode != 3:
+            raise Fail("tally backup --copy-to with tallyd stopped: %d %s" %
+                       (gone.returncode, gone.stderr))
+    finally:
+        kill_all(daemons)
+
+
 def keygen(tmp, out, name):
     os.makedirs(os.path.join(tmp, out), exist_ok=True)
     subprocess.run([TALLY, "keygen", "--out", os.path.join(tmp, out), name + ".key"],
@@ -434,6 +528,17 @@ def case_backup_secured(tmp):
         path = backup_json(live, keys=as_("ops"))
         if "backup asked for by admin 'ops'" not in live.text():
             raise Fail("the log does not say which admin asked:\n%s" % live.text())
+        name = os.path.basename(path)
+        for who in ("t1", "screen"):
+            r = live.tally("backup", "--name", name, "--copy-to", os.path.join(tmp, who),
+                           check=False, keys=as_(who))
+            if r.returncode != 1 or "admin_keys" not in r.stderr:
+                raise Fail("tally backup --copy-to with %s's key: %d %s" %
+                           (who, r.returncode, r.stderr))
+        live.tally("backup", "--name", name, "--copy-to", os.path.join(tmp, "ops"),
+                   keys=as_("ops"))
+        if not same_files(path, os.path.join(tmp, "ops", name)):
+            raise Fail("the admin's copy of %s differs" % path)
         r = live.tally("get", "--all", check=False, keys=as_("ops"))
         if r.returncode != 1 or "ask for backups but not read" not in r.stderr:
             raise Fail("tally get with the admin key: %d %s" % (r.returncode, r.stderr))
@@ -503,7 +608,7 @@ def main():
     failed = 0
     for case in (case_keeps_what_was_acknowledged, case_under_load, case_checkpoint_under_way,
                  case_restore_command, case_failure, case_interval, case_reload,
-                 case_backup_command, case_backup_secured):
+                 case_backup_command, case_backup_secured, case_copy):
         tmp = tempfile.mkdtemp(prefix="tally-backup.")
         try:
             case(tmp)
