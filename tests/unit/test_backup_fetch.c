@@ -373,7 +373,7 @@ static void test_unreadable(void **state)
 static void test_bad_name(void **state)
 {
     fx_t *f = *state;
-    const char *bad[] = {"../../etc", ".partial-" NAME, "backup-20240615T120000Z/..", ""};
+    const char *bad[] = {"../../etc", (".partial-" NAME), "backup-20240615T120000Z/..", ""};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(
             backup_fetch_begin(&f->f, bad[i], strlen(bad[i]), 0, 0, on_fetched, &f->seen[0]),
