@@ -1,5 +1,5 @@
 /* Fixtures shared by the unit tests of the daemon's parts (test_ingest.c,
- * test_request.c, test_publish.c, test_reload_prepare.c, test_recover.c):
+ * test_request*.c, test_publish.c, test_reload_prepare.c, test_recover.c):
  * a fake clock, a sink that records and decodes what it is given, a
  * journal that hands out positions or fails on demand, the daemon's state
  * built from a configuration text, and SUBMIT bodies.  No sockets, no
