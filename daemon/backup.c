@@ -119,7 +119,10 @@ static bool is_checkpoint(const char *name)
 
 /* ---- step 1: the backup directory, and history.db's read transaction --- */
 
-/* A name for this backup, not taken yet in root. */
+/* A name for this backup, not taken yet in root, and not one this
+ * tallyd gave before: a backup removed past [backup] keep within the
+ * second it was written leaves its name free, and a copy of it elsewhere
+ * (tally backup --copy-to) must not meet another backup of that name. */
 static void choose_name(backup_t *b, int64_t now_ms)
 {
     time_t t = (time_t)(now_ms / 1000);
@@ -127,14 +130,21 @@ static void choose_name(backup_t *b, int64_t now_ms)
     gmtime_r(&t, &tm);
     char base[32];
     strftime(base, sizeof(base), "backup-%Y%m%dT%H%M%SZ", &tm);
-    snprintf(b->name, sizeof(b->name), "%s", base);
-    for (int i = 2; i < 1000; i++) {
+    size_t blen = strlen(base);
+    int i = 1; /* the bare name; then -2, -3, ... */
+    if (strncmp(b->last_name, base, blen) == 0)
+        i = b->last_name[blen] == '-' ? atoi(b->last_name + blen + 1) + 1 : 2;
+    for (; i < 1000; i++) {
+        if (i == 1)
+            snprintf(b->name, sizeof(b->name), "%s", base);
+        else
+            snprintf(b->name, sizeof(b->name), "%s-%d", base, i);
         char path[CONFIG_PATH_MAX + BACKUP_NAME_MAX];
         snprintf(path, sizeof(path), "%s/%s", b->root, b->name);
         if (access(path, F_OK) != 0)
-            return;
-        snprintf(b->name, sizeof(b->name), "%s-%d", base, i);
+            break;
     }
+    snprintf(b->last_name, sizeof(b->last_name), "%s", b->name);
 }
 
 static void open_history(backup_t *b, const char *state_dir)

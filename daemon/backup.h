@@ -123,6 +123,7 @@ typedef struct backup {
     /* The backup under way. */
     char root[CONFIG_PATH_MAX];                           /* the backup directory */
     char name[BACKUP_NAME_MAX];                           /* backup-... */
+    char last_name[BACKUP_NAME_MAX];                      /* the name given last, never again */
     char partial[CONFIG_PATH_MAX + BACKUP_NAME_MAX + 16]; /* root/.partial-name */
     char final[CONFIG_PATH_MAX + BACKUP_NAME_MAX + 2];    /* its path once written */
     char why[64];                                         /* what asked for it, for the log */

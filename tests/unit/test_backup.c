@@ -415,7 +415,8 @@ static void test_backup_no_history(void **state)
 }
 
 /* keep removes the oldest backups; a partial directory of an earlier run
- * goes; another backup in the same second gets its own name. */
+ * goes; another backup in the same second gets its own name, never the
+ * name of one removed meanwhile (a copy of it may exist elsewhere). */
 static void test_backup_keep(void **state)
 {
     bfx_t *f = *state;
@@ -439,6 +440,12 @@ static void test_backup_keep(void **state)
     assert_int_not_equal(access(p, F_OK), 0); /* the oldest went */
     snprintf(p, sizeof(p), "%s/backup-20261206T204944Z-3", root);
     assert_int_equal(access(p, F_OK), 0);
+    run_backup(f); /* the bare name is free again, and not taken */
+    snprintf(p, sizeof(p), "%s/backup-20261206T204944Z-4", root);
+    assert_int_equal(access(p, F_OK), 0);
+    snprintf(p, sizeof(p), "%s/backup-20261206T204944Z", root);
+    assert_int_not_equal(access(p, F_OK), 0);
+    assert_int_equal(count_prefixed(root, "backup-"), 2);
 }
 
 /* The size of the regular files in dir, and how many there are. */
