@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "checkpoint.h"
 #include "history_db.h"
 #include "journal.h"
@@ -76,21 +77,9 @@ bool backup_holds(const char *name)
  * Returns 0 or an errno value. */
 static int remove_flat_dir(const char *path)
 {
-    DIR *d = opendir(path);
-    if (d == NULL)
-        return errno == ENOENT ? 0 : errno;
-    int err = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        if (unlinkat(dirfd(d), de->d_name, 0) != 0 && errno != ENOENT && err == 0)
-            err = errno;
-    }
-    closedir(d);
-    if (rmdir(path) != 0 && errno != ENOENT && err == 0)
-        err = errno;
-    return err;
+    if (atomic_dir_remove_flat(AT_FDCWD, path) == 0 || errno == ENOENT)
+        return 0;
+    return errno;
 }
 
 static void close_copies(backup_t *b)

@@ -2,6 +2,7 @@
  * atomic_file.h). */
 #include "atomic_file.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -178,4 +179,31 @@ int atomic_file_write(int dirfd, const char *dirpath, const char *name, const vo
         errno = e;
     }
     return rc;
+}
+
+int atomic_dir_remove_flat(int at, const char *name)
+{
+    int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (d == NULL) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        errno = e == ELOOP ? ENOTDIR : e; /* a link named so */
+        return -1;
+    }
+    int failed = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+            unlinkat(dirfd(d), e->d_name, 0) != 0 && errno != ENOENT && failed == 0)
+            failed = errno;
+    closedir(d);
+    if (unlinkat(at, name, AT_REMOVEDIR) != 0 && errno != ENOENT && failed == 0)
+        failed = errno;
+    if (failed != 0) {
+        errno = failed;
+        return -1;
+    }
+    return 0;
 }

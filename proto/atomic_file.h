@@ -62,4 +62,13 @@ typedef struct atomic_file_opts {
 int atomic_file_write(int dirfd, const char *dirpath, const char *name, const void *data,
                       size_t len, const atomic_file_opts_t *opts, char *err, size_t errlen);
 
+/* Remove the directory name (relative to dirfd, or a path with
+ * AT_FDCWD) with the files in it, as a backup or a copy of one is made:
+ * every entry is unlinked (a subdirectory makes it fail), then the
+ * directory; a symbolic link named so is not followed.  It goes on past a
+ * file it cannot remove.  Returns 0, or -1 with errno of the first
+ * failure (ENOENT: there is no such directory; ENOTDIR: name is not
+ * one). */
+int atomic_dir_remove_flat(int dirfd, const char *name);
+
 #endif

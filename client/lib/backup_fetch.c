@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "oneshot_impl.h"
 #include "text.h"
 #include "util.h"
@@ -84,34 +85,10 @@ static int io_failed(tally_request_t *req, const char *step, const char *path)
  * (errno tells why). */
 static int remove_partial(target_t *t)
 {
-    if (unlinkat(t->into_fd, t->pname, AT_REMOVEDIR) == 0 || errno == ENOENT)
+    /* A link put in its place is not followed elsewhere, only removed. */
+    if (atomic_dir_remove_flat(t->into_fd, t->pname) == 0 || errno == ENOENT)
         return 0;
-    if (errno == ENOTDIR)
-        return unlinkat(t->into_fd, t->pname, 0);
-    if (errno != ENOTEMPTY && errno != EEXIST)
-        return -1;
-    /* O_NOFOLLOW: a link put in its place is not followed elsewhere. */
-    int fd = openat(t->into_fd, t->pname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    if (d == NULL) {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        errno = e;
-        return -1;
-    }
-    int failed = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
-            unlinkat(dirfd(d), e->d_name, 0) != 0 && failed == 0)
-            failed = errno;
-    closedir(d);
-    if (failed != 0) {
-        errno = failed;
-        return -1;
-    }
-    return unlinkat(t->into_fd, t->pname, AT_REMOVEDIR);
+    return errno == ENOTDIR ? unlinkat(t->into_fd, t->pname, 0) : -1;
 }
 
 /* Make INTO when it is missing, refuse an existing INTO/NAME, and make

@@ -297,6 +297,51 @@ static void test_bad_names(void **state)
     assert_string_equal(slurp(f, "here"), "x");
 }
 
+static void touch(fx_t *f, const char *name)
+{
+    FILE *o = fopen(in(f, name), "w");
+    assert_non_null(o);
+    fputs("x", o);
+    fclose(o);
+}
+
+/* atomic_dir_remove_flat: a directory of files goes whole; a link named
+ * so is not followed; one holding a directory keeps it and fails, its
+ * files gone; a name that is not there or not a directory says so. */
+static void test_remove_flat(void **state)
+{
+    fx_t *f = *state;
+    int dfd = open(f->dir, O_RDONLY | O_DIRECTORY);
+    assert_true(dfd >= 0);
+    assert_int_equal(mkdir(in(f, "copy"), 0700), 0);
+    touch(f, "copy/history.db");
+    touch(f, "copy/journal-0000000000000001.tj");
+    assert_int_equal(atomic_dir_remove_flat(dfd, "copy"), 0);
+    assert_int_not_equal(access(in(f, "copy"), F_OK), 0);
+    assert_int_equal(atomic_dir_remove_flat(dfd, "copy"), -1);
+    assert_int_equal(errno, ENOENT);
+
+    assert_int_equal(mkdir(in(f, "target"), 0700), 0);
+    touch(f, "target/keep");
+    char target[300];
+    snprintf(target, sizeof target, "%s/target", f->dir);
+    assert_int_equal(symlink(target, in(f, "link")), 0);
+    assert_int_equal(atomic_dir_remove_flat(dfd, "link"), -1);
+    assert_int_equal(errno, ENOTDIR);
+    assert_int_equal(access(in(f, "target/keep"), F_OK), 0);
+    touch(f, "file");
+    assert_int_equal(atomic_dir_remove_flat(dfd, "file"), -1);
+    assert_int_equal(errno, ENOTDIR);
+
+    assert_int_equal(mkdir(in(f, "mixed"), 0700), 0);
+    assert_int_equal(mkdir(in(f, "mixed/sub"), 0700), 0);
+    touch(f, "mixed/a");
+    assert_int_equal(atomic_dir_remove_flat(AT_FDCWD, in(f, "mixed")), -1);
+    assert_int_equal(access(in(f, "mixed/sub"), F_OK), 0);
+    assert_int_not_equal(access(in(f, "mixed/a"), F_OK), 0);
+    close(dfd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -308,6 +353,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cannot_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_and_sync_fail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove_flat, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
