@@ -2,20 +2,23 @@
  * of tallyd's state written now, on the daemon's host (BACKUP_REQ,
  * PROTOCOL.md 8.26), and copied to this machine with --copy-to, or an
  * existing one copied with --name (BACKUP_FETCH, 8.27). */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "cli_opts.h"
+#include "copies.h"
 #include "json.h"
 
 /* The help lines of the shared options are cli_opts.h's macros. */
 /* clang-format off */
 const char cli_backup_usage[] =
-    "Usage: tally backup [--json] [--copy-to DIR [--name NAME]] [OPTIONS]\n"
+    "Usage: tally backup [--json] [--copy-to DIR [--name NAME] [--keep N]] [OPTIONS]\n"
     "\n"
     "Ask tallyd to back its state up now, wait until the backup is written and\n"
     "checked, and print where it is.  tallyd writes it on its own host, into its\n"
@@ -29,12 +32,16 @@ const char cli_backup_usage[] =
     "Options:\n"
     "  -j, --json         one JSON object: {\"path\":...,\"files\":N,\"bytes\":N,\"ms\":N},\n"
     "                     with \"copy\":{\"dir\":...,\"files\":N,\"bytes\":N,\"ms\":N} once\n"
-    "                     copied (with --name: {\"name\":...,\"copy\":{...}})\n"
+    "                     copied (with --name: {\"name\":...,\"copy\":{...}}), and\n"
+    "                     \"removed\":[NAME,...] with --keep\n"
     "      --copy-to DIR  copy the backup into DIR/NAME here: DIR is created if\n"
     "                     missing, an existing DIR/NAME is never overwritten, and\n"
     "                     DIR/NAME appears only once the copy is whole\n"
     "      --name NAME    with --copy-to: copy tallyd's backup NAME (as in its\n"
     "                     [backup] dir) instead of asking for a new one\n"
+    "      --keep N       with --copy-to: once copied, remove the oldest copies in\n"
+    "                     DIR until N are left, the new one among them (only\n"
+    "                     directories backup-* holding what a copy holds)\n"
     "      --timeout SEC  how long to wait for the backup (default 120; connections\n"
     "                     refused for 1 s end it sooner: nothing listens there);\n"
     "                     with --copy-to also the longest wait for the next piece\n"
@@ -69,11 +76,12 @@ static void size_text(uint64_t bytes, char *buf, size_t cap)
 }
 
 /* What the command did: a backup written (b, unless only copied), a copy
- * made (copy, when asked for and done). */
+ * made (copy, when asked for and done), older copies removed (--keep). */
 typedef struct done {
     const tally_backup_info_t *b; /* NULL with --name */
     const char *name;             /* the backup copied (or to be) */
     const tally_backup_copy_t *copy;
+    const copies_removed_t *removed; /* NULL without --keep */
 } done_t;
 
 static void print_json(const done_t *d)
@@ -92,6 +100,15 @@ static void print_json(const done_t *d)
         json_string(stdout, d->copy->dir);
         printf(",\"files\":%" PRIu32 ",\"bytes\":%" PRIu64 ",\"ms\":%" PRIu64 "}", d->copy->files,
                d->copy->bytes, d->copy->ms);
+    }
+    if (d->removed != NULL) {
+        fputs(",\"removed\":[", stdout);
+        for (size_t i = 0; i < d->removed->n; i++) {
+            if (i > 0)
+                fputc(',', stdout);
+            json_string(stdout, d->removed->names[i]);
+        }
+        fputc(']', stdout);
     }
     fputs("}\n", stdout);
 }
@@ -287,29 +304,67 @@ static int copy_backup(const cli_global_t *g, const tally_curve_t *curve, const 
     return 0;
 }
 
-enum { OPT_COPY_TO = CLI_OPT_OWN, OPT_NAME };
+/* --keep: remove the oldest copies in into beyond keep, sparing name
+ * (just copied); *removed lists them.  0, or CLI_INTERNAL (printed). */
+static int keep_copies(const char *into, unsigned keep, const char *name, copies_removed_t *removed)
+{
+    char err[600];
+    if (copies_prune(into, keep, name, removed, err, sizeof err) == 0)
+        return 0;
+    fprintf(stderr, "tally backup: the copy is made, but %s\n", err);
+    return CLI_INTERNAL;
+}
+
+static void print_removed(const char *into, const copies_removed_t *r)
+{
+    if (r->n == 0)
+        return;
+    printf("removed %zu older cop%s from %s:", r->n, r->n == 1 ? "y" : "ies", into);
+    for (size_t i = 0; i < r->n; i++)
+        printf(" %s", r->names[i]);
+    putchar('\n');
+}
+
+enum { OPT_COPY_TO = CLI_OPT_OWN, OPT_NAME, OPT_KEEP };
 
 int cli_backup(int argc, char **argv, cli_global_t *g)
 {
     static const struct option own[] = {
         {"copy-to", required_argument, NULL, OPT_COPY_TO},
         {"name", required_argument, NULL, OPT_NAME},
+        {"keep", required_argument, NULL, OPT_KEEP},
         {NULL, 0, NULL, 0},
     };
     cli_opts_t o;
     cli_opts_init(&o, "backup", cli_backup_usage, g,
                   CLI_OPTS_JSON | CLI_OPTS_TIMEOUT | CLI_OPTS_SERVER | CLI_OPTS_NO_OPERANDS, own);
     o.timeout_ms = 0; /* not given: each wait has its own default */
-    const char *into = NULL, *name = NULL;
+    const char *into = NULL, *name = NULL, *keep_arg = NULL;
     int c, status;
     while ((status = cli_opts_next(&o, argc, argv, &c)) == CLI_CONTINUE && c != -1) {
         if (c == OPT_COPY_TO)
             into = optarg;
-        else
+        else if (c == OPT_NAME)
             name = optarg;
+        else
+            keep_arg = optarg;
     }
     if (status != CLI_CONTINUE)
         return status;
+    unsigned keep = 0;
+    if (keep_arg != NULL) {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(keep_arg, &end, 10);
+        if (keep_arg[0] < '0' || keep_arg[0] > '9' || *end != '\0' || errno != 0 || v < 1 ||
+            v > 100000)
+            return cli_usage_error("backup", "--keep '%s' is not a number of copies, 1 to 100000",
+                                   keep_arg);
+        if (into == NULL)
+            return cli_usage_error("backup", "--keep says how many copies to keep: it needs "
+                                             "--copy-to DIR");
+        keep = (unsigned)v;
+    }
     if (into != NULL && into[0] == '\0')
         return cli_usage_error("backup", "--copy-to needs a directory");
     if (name != NULL && into == NULL)
@@ -356,14 +411,22 @@ int cli_backup(int argc, char **argv, cli_global_t *g)
         }
     }
     status = copy_backup(g, curve, d.name, d.b != NULL ? b.path : NULL, into, copy_ms, &cp);
-    if (status == 0)
+    copies_removed_t removed = {0};
+    if (status == 0) {
         d.copy = &cp;
+        if (keep > 0) {
+            status = keep_copies(into, keep, d.name, &removed);
+            d.removed = &removed;
+        }
+    }
     if (o.json) {
         /* A backup written and not copied is still said, without "copy". */
-        if (status == 0 || d.b != NULL)
+        if (d.copy != NULL || d.b != NULL)
             print_json(&d);
-    } else if (status == 0) {
+    } else if (d.copy != NULL) {
         print_copied(&cp);
+        print_removed(into, &removed);
     }
+    copies_removed_free(&removed);
     return status == 0 ? CLI_OK : status;
 }

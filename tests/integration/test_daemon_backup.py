@@ -28,6 +28,7 @@ backup, checking what it answers:
   pieces; a tallyd restored from the copy holds what the backup holds;
   `--name` copies a backup tallyd still keeps, and one it no longer
   keeps (or an existing target) is refused with nothing left behind;
+  `--keep` removes the older copies;
   with CURVE only an admin key may copy.
 Exit 0 when every check holds.
 """
@@ -472,6 +473,12 @@ def case_copy(tmp):
                        check=False)
         if r.returncode != 1 or "keep" not in r.stderr:
             raise Fail("a backup removed by keep: %d %s" % (r.returncode, r.stderr))
+        # --keep 1: a new copy beside the second one, which goes.
+        line = live.tally("backup", "--copy-to", other, "--keep", "1").stdout
+        newest = re.findall(r"copied to %s/(backup-\S+) " % re.escape(other), line)
+        if not line.endswith("removed 1 older copy from %s: %s\n" % (other, name)) or \
+                sorted(os.listdir(other)) != newest:
+            raise Fail("--keep 1 printed %r and left %s" % (line, sorted(os.listdir(other))))
         st = live.stats()
         if st.get("tallyd_backup_fetches_total", 0) < 2 * (out["bytes"] // 262144):
             raise Fail("STATS after two copies: %s" % {k: v for k, v in st.items()

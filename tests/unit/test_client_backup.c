@@ -975,6 +975,106 @@ static void test_cli_copy_name(void **state)
     assert_int_equal(f->fetches, fetches);
 }
 
+/* Make dir/rel a directory holding one file, or (file) a file. */
+static void make_entry(const char *dir, const char *rel, bool file)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, rel);
+    if (file) {
+        FILE *fp = fopen(p, "w");
+        assert_non_null(fp);
+        fclose(fp);
+        return;
+    }
+    assert_int_equal(mkdir(p, 0700), 0);
+    snprintf(p, sizeof p, "%s/%s/history.db", dir, rel);
+    FILE *fp = fopen(p, "w");
+    assert_non_null(fp);
+    fputs("x", fp);
+    fclose(fp);
+}
+
+static bool exists_in(const char *dir, const char *rel)
+{
+    char p[512];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s", dir, rel);
+    return lstat(p, &st) == 0;
+}
+
+/* --keep: the oldest copies go, by the time in their names and then -N
+ * (-9 before -10); the copy just made stays even when it is the oldest;
+ * nothing that is not a copy is touched. */
+static void test_cli_copy_keep(void **state)
+{
+    fake_t *f = *state;
+    start_fetch(f, SERVE, 0);
+    char into[256], args[512], want[1024], p[600];
+    snprintf(into, sizeof into, "%s/copies", f->d.dir);
+    assert_int_equal(mkdir(into, 0700), 0);
+    make_entry(into, "backup-20261101T000000Z", false);
+    make_entry(into, "backup-20261102T000000Z-10", false);
+    make_entry(into, "backup-20261102T000000Z-9", false);
+    make_entry(into, "backup-20261103T000000Z", false); /* holds a directory: not a copy */
+    make_entry(into, "backup-20261103T000000Z/sub", false);
+    make_entry(into, "backup-20261105T000000Z", true); /* a file */
+    make_entry(into, "notes", false);
+    make_entry(into, ".partial-backup-20261106T000000Z", false); /* a copy under way */
+    snprintf(p, sizeof p, "%s/backup-20261101T000000Z", into);
+    char link[600];
+    snprintf(link, sizeof link, "%s/backup-20261104T000000Z", into);
+    assert_int_equal(symlink(p, link), 0); /* a link named like a copy */
+
+    snprintf(args, sizeof args, "--copy-to %s --keep 3", into);
+    run(f, args);
+    assert_int_equal(f->status, 0);
+    assert_string_equal(f->err, "");
+    snprintf(want, sizeof want, "removed 1 older copy from %s: backup-20261101T000000Z\n", into);
+    assert_non_null(strstr(f->out, want));
+    assert_false(exists_in(into, "backup-20261101T000000Z"));
+    static const char *const left[] = {
+        "backup-20261102T000000Z-10",       "backup-20261102T000000Z-9",
+        "backup-20261103T000000Z",          "backup-20261104T000000Z",
+        "backup-20261105T000000Z",          "notes",
+        ".partial-backup-20261106T000000Z", BNAME};
+    for (size_t i = 0; i < sizeof left / sizeof left[0]; i++)
+        assert_true(exists_in(into, left[i]));
+
+    /* A copy newer than the one made now: the one made now stays. */
+    make_entry(into, "backup-20991231T000000Z", false);
+    snprintf(p, sizeof p, "rm -r %s/" BNAME, into);
+    assert_int_equal(system(p), 0);
+    snprintf(args, sizeof args, "--json --name " BNAME " --copy-to %s --keep 1", into);
+    run(f, args);
+    assert_int_equal(f->status, 0);
+    assert_non_null(strstr(f->out, ",\"removed\":[\"backup-20261102T000000Z-9\","
+                                   "\"backup-20261102T000000Z-10\","
+                                   "\"backup-20991231T000000Z\"]}\n"));
+    assert_true(exists_in(into, BNAME));
+    assert_true(exists_in(into, "backup-20261103T000000Z/sub"));
+    assert_true(exists_in(into, "notes"));
+
+    /* Nothing to remove: no line, "removed":[]. */
+    snprintf(p, sizeof p, "rm -r %s/" BNAME, into);
+    assert_int_equal(system(p), 0);
+    snprintf(args, sizeof args, "--name " BNAME " --copy-to %s --keep 5", into);
+    run(f, args);
+    assert_int_equal(f->status, 0);
+    assert_null(strstr(f->out, "removed"));
+
+    run(f, "--keep 0 --copy-to x");
+    assert_int_equal(f->status, 2);
+    assert_string_equal(f->err, "tally backup: --keep '0' is not a number of copies, 1 to 100000\n"
+                                "Try 'tally backup --help' for more information.\n");
+    run(f, "--keep -3 --copy-to x");
+    assert_int_equal(f->status, 2);
+    run(f, "--keep 3");
+    assert_int_equal(f->status, 2);
+    assert_string_equal(f->err, "tally backup: --keep says how many copies to keep: it needs "
+                                "--copy-to DIR\n"
+                                "Try 'tally backup --help' for more information.\n");
+}
+
 /* Each refusal of the copy: its status and what to do. */
 static void test_cli_copy_refused(void **state)
 {
@@ -1052,7 +1152,9 @@ static void test_cli_copy_usage(void **state)
     assert_non_null(strstr(f->err, "unknown option '--copy-into' (did you mean '--copy-to'?)"));
     run(f, "--help");
     assert_int_equal(f->status, 0);
-    assert_non_null(strstr(f->out, "Usage: tally backup [--json] [--copy-to DIR [--name NAME]]"));
+    assert_non_null(strstr(f->out, "Usage: tally backup [--json] [--copy-to DIR [--name NAME] "
+                                   "[--keep N]]"));
+    assert_non_null(strstr(f->out, "--keep N       with --copy-to"));
     assert_non_null(strstr(f->out, "--copy-to DIR  copy the backup into DIR/NAME here"));
     assert_non_null(strstr(f->out, "--name NAME    with --copy-to"));
     assert_int_equal(f->backup_reqs, 0);
@@ -1093,6 +1195,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cli_copy_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_copy_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_copy_usage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_copy_keep, setup, teardown),
     };
     /* A fetch unanswered is asked again after 200 ms, not 10 s, here and
      * in the commands run. */
