@@ -100,7 +100,8 @@ int copies_prune(const char *dir, unsigned keep, const char *spare, copies_remov
     }
     if (rc != 0)
         snprintf(err, errlen, "out of memory listing the copies in %s", dir);
-    qsort(v, n, sizeof *v, age_cmp);
+    if (n > 1)
+        qsort(v, n, sizeof *v, age_cmp);
     /* keep - 1 of them stay beside spare: the newest. */
     size_t drop = rc == 0 && n + 1 > keep ? n + 1 - keep : 0;
     if (drop > 0 && (out->names = calloc(drop, sizeof *out->names)) == NULL) {

@@ -1059,6 +1059,7 @@ static void test_cli_copy_keep(void **state)
     assert_int_equal(system(p), 0);
     snprintf(args, sizeof args, "--name " BNAME " --copy-to %s --keep 5", into);
     run(f, args);
+    assert_string_equal(f->err, "");
     assert_int_equal(f->status, 0);
     assert_null(strstr(f->out, "removed"));
 
