@@ -174,10 +174,11 @@ EOF
         elif [[ $out != *" UNKNOWN_METRIC" ]]; then
             fail "a program using the installed libtally.so printed '$out'"
         fi
-        # The static library carries the codec: with it, libzmq and msgpack
-        # a program links.
+        # The static library carries the codec: with it, libzmq, msgpack,
+        # libsodium and libm (the .pc file's private requirements) a
+        # program links.
         cflags=$(pc --cflags)
-        deps=$(pkg-config --libs libzmq msgpack)
+        deps="$(pkg-config --libs libzmq msgpack libsodium) -lm"
         # shellcheck disable=SC2086
         if ! out=$("$cc" $extra_cflags -o "$work/use-static" "$work/use.c" $cflags \
             "$libdir/libtally.a" $deps 2>&1); then
