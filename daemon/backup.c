@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "atomic_file.h"
+#include "b2sums.h"
 #include "checkpoint.h"
 #include "history_db.h"
 #include "journal.h"
@@ -66,11 +67,16 @@ static bool parse_gen(const char *name, const char *prefix, const char *suffix, 
     return true;
 }
 
-bool backup_holds(const char *name)
+bool backup_holds_state(const char *name)
 {
     uint64_t gen;
     return parse_gen(name, "journal-", ".tj", &gen) || parse_gen(name, "state-", ".ckp", &gen) ||
            strcmp(name, HISTORY_DB_FILE) == 0 || strcmp(name, HISTORY_DB_FILE "-wal") == 0;
+}
+
+bool backup_holds(const char *name)
+{
+    return backup_holds_state(name) || strcmp(name, B2SUMS_FILE) == 0;
 }
 
 /* Remove a directory that holds only files (a backup, or a partial one).
@@ -424,6 +430,29 @@ static void check_journal(backup_t *b)
                 b->db_pos);
 }
 
+/* BLAKE2SUMS: the digest of every file of the copy, once it is checked
+ * and complete (the segment copied mid-write already cut), so that a
+ * copy of the backup anywhere can be checked byte for byte. */
+static void write_sums(backup_t *b)
+{
+    backup_names_t ns;
+    int e = backup_list(b->partial, backup_holds_state, S_IFREG, &ns);
+    if (e != 0) {
+        set_err(b, TALLY_EIO, "cannot read %s: %s", b->partial, strerror(e));
+        return;
+    }
+    int pfd = open(b->partial, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    char err[sizeof(b->err)];
+    if (pfd < 0)
+        set_err(b, TALLY_EIO, "cannot open %s: %s", b->partial, strerror(errno));
+    else if (b2sums_write(pfd, b->partial, ns.v, ns.n, &b->cancel, NULL, err, sizeof(err)) != 0 &&
+             !cancelled(b))
+        set_err(b, TALLY_EIO, "%s", err);
+    if (pfd >= 0)
+        close(pfd);
+    backup_names_free(&ns);
+}
+
 static void sync_path(backup_t *b, const char *dir)
 {
     if (b->rc == 0 && journal_fmt_sync_dir(dir) != 0)
@@ -486,6 +515,8 @@ static void step3(backup_t *b)
         check_checkpoint(b);
     if (b->rc == 0 && !cancelled(b))
         check_journal(b);
+    if (b->rc == 0 && !cancelled(b))
+        write_sums(b);
     sync_path(b, b->partial);
     char final[CONFIG_PATH_MAX + BACKUP_NAME_MAX + 2];
     snprintf(final, sizeof(final), "%s/%s", b->root, b->name);

@@ -8,7 +8,8 @@
  * like a state directory after a power cut at that moment: the newest
  * checkpoint, the journal after it, the history and the records it does
  * not hold yet.  It carries no lock file, no SQLite -wal or -shm and no
- * checkpoint temporary files.
+ * checkpoint temporary files; it carries BLAKE2SUMS, the digests of its
+ * files (step 3).
  *
  * How it stays consistent without stopping anything:
  *
@@ -36,7 +37,9 @@
  *     CRC, every journal record's CRC, no positions missing, the journal
  *     reaching back to what the checkpoint and P need and on to P and to
  *     the segment the checkpoint names, and the segment copied mid-write
- *     cut at its last whole record.  Everything is synced, the directory renamed from
+ *     cut at its last whole record.  BLAKE2SUMS is written: the
+ *     BLAKE2b-512 of every file (b2sums.h), in b2sum's format, which
+ *     restore and every copy check.  Everything is synced, the directory renamed from
  *     .partial-<name> into place, and the oldest backups beyond [backup]
  *     keep removed.  A failure removes the partial directory and changes
  *     nothing else.
@@ -214,9 +217,13 @@ int backup_list(const char *dir, bool (*keep)(const char *name), mode_t kind, ba
 /* Free what backup_list() gave; out is left empty. */
 void backup_names_free(backup_names_t *ns);
 
-/* True when name is a file a backup holds: a journal segment, a
- * checkpoint, history.db (or the -wal a reader of the copy may have left
- * beside it). */
+/* True when name is a file of the state that a backup holds: a journal
+ * segment, a checkpoint, history.db (or the -wal a reader of the copy
+ * may have left beside it); what a restore copies in. */
+bool backup_holds_state(const char *name);
+
+/* True when name is a file a backup holds: backup_holds_state()'s, and
+ * BLAKE2SUMS, the digests of those (b2sums.h). */
 bool backup_holds(const char *name);
 
 /* Copy the file open at in to the new file path (created with in's

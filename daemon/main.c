@@ -102,6 +102,9 @@ static int restore(const char *backup, const config_overrides_t *o)
     printf("restored %s into %s: %u files, %" PRIu64 " bytes, the journal to position %" PRIu64
            ".\n",
            backup, cfg.state_dir, rep.files, rep.bytes, rep.journal_last);
+    printf("%s\n", rep.sums ? "Every file matched the backup's BLAKE2SUMS."
+                            : "The backup has no BLAKE2SUMS (an older tallyd's): its checkpoint "
+                              "and journal were checked by their CRCs only.");
     if (rep.replaced > 0)
         printf("The %u files it replaced are in %s: remove them once tallyd has started.\n",
                rep.replaced, rep.replaced_dir);

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "b2sums.h"
 #include "backup.h"
 #include "checkpoint.h"
 #include "journal.h"
@@ -26,6 +27,26 @@ static bool state_file(const char *name)
 {
     return strncmp(name, "journal-", 8) == 0 || strncmp(name, "state-", 6) == 0 ||
            strncmp(name, "history.db", 10) == 0;
+}
+
+/* Every byte of the backup against its BLAKE2SUMS, when it has one (a
+ * tallyd before it wrote none: rep->sums stays false).  Returns 0 or
+ * TALLY_EIO (err). */
+static int check_sums(const char *backup, restore_report_t *rep, char *err, size_t errlen)
+{
+    int dfd = open(backup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        snprintf(err, errlen, "cannot read the backup %s: %s", backup, strerror(errno));
+        return TALLY_EIO;
+    }
+    int rc = b2sums_check(dfd, backup, backup_holds_state, NULL, NULL, err, errlen);
+    close(dfd);
+    if (rc == B2SUMS_NONE) {
+        err[0] = '\0';
+        return 0;
+    }
+    rep->sums = rc == B2SUMS_OK;
+    return rep->sums ? 0 : TALLY_EIO;
 }
 
 /* The backup as a start would read it.  Returns 0 or TALLY_EIO (err). */
@@ -168,7 +189,7 @@ int restore_run(const char *backup, const char *state_dir, int64_t now_ms, resto
     memset(rep, 0, sizeof(*rep));
     err[0] = '\0';
     backup_names_t files, old = {0};
-    int e = backup_list(backup, backup_holds, S_IFREG, &files);
+    int e = backup_list(backup, backup_holds_state, S_IFREG, &files);
     if (e != 0) {
         snprintf(err, errlen, "cannot read the backup %s: %s", backup, strerror(e));
         return TALLY_EINVAL;
@@ -184,7 +205,9 @@ int restore_run(const char *backup, const char *state_dir, int64_t now_ms, resto
         backup_names_free(&files);
         return TALLY_EINVAL;
     }
-    int rc = check_backup(backup, &files, rep, err, errlen);
+    int rc = check_sums(backup, rep, err, errlen);
+    if (rc == 0)
+        rc = check_backup(backup, &files, rep, err, errlen);
     statedir_t sd = {.lock_fd = -1};
     if (rc == 0)
         rc = statedir_lock(&sd, state_dir, err, errlen);

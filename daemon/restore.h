@@ -6,8 +6,11 @@
  * copies made as root are unreadable to a service running as its own
  * user.  So the command:
  *
- *  1. checks the backup as a start would read it (its newest checkpoint's
- *     CRC, every journal record's, no positions missing) and refuses a
+ *  1. checks every file of the backup against its BLAKE2SUMS (b2sums.h:
+ *     a file changed, cut, missing or added since the backup was
+ *     written; a backup of a tallyd that wrote none is not), and the
+ *     backup as a start would read it (its newest checkpoint's CRC,
+ *     every journal record's, no positions missing), and refuses a
  *     damaged one before touching anything;
  *  2. takes the state directory's lock (statedir.h), so that it refuses
  *     while a tallyd uses the directory;
@@ -24,6 +27,7 @@
 #ifndef TALLYD_RESTORE_H
 #define TALLYD_RESTORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +39,7 @@ typedef struct restore_report {
     unsigned replaced;                       /* state files moved aside */
     char replaced_dir[CONFIG_PATH_MAX + 32]; /* where, "" when none were */
     uint64_t journal_last;                   /* the backup's last journal position */
+    bool sums;                               /* every file matched the backup's BLAKE2SUMS */
 } restore_report_t;
 
 /* Restore backup (a directory backup-* written by tallyd) into state_dir

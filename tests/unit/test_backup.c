@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "b2sums.h"
 #include "backup.h"
 #include "checkpoint.h"
 #include "crc32c.h"
@@ -259,6 +260,21 @@ static void backup_path(bfx_t *f, const char *name, char *out, size_t n)
     snprintf(out, n, "%s/backups/backup-20261206T204944Z/%s", f->j.dir, name);
 }
 
+/* The backup's BLAKE2SUMS: its state files, each with its digest. */
+static void assert_sums(bfx_t *f, unsigned files)
+{
+    char dir[512], err[1024];
+    backup_path(f, "", dir, sizeof(dir));
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    assert_true(dfd >= 0);
+    b2sums_count_t c;
+    int rc = b2sums_check(dfd, dir, backup_holds_state, NULL, &c, err, sizeof(err));
+    close(dfd);
+    if (rc != B2SUMS_OK)
+        fail_msg("BLAKE2SUMS of %s: %d: %s", dir, rc, err);
+    assert_int_equal(c.files, files);
+}
+
 static ino_t inode(const char *path)
 {
     struct stat st;
@@ -298,9 +314,11 @@ static void test_backup_whole(void **state)
     backup_path(f, "journal-0000000000000002.tj", b, sizeof(b));
     assert_true(inode(a) != inode(b));
     assert_int_equal(file_size(a), file_size(b));
-    /* Nothing else: no lock, no -wal, no partial directory. */
+    /* Nothing else: no lock, no -wal, no partial directory; BLAKE2SUMS
+     * beside the four files, with their digests. */
     snprintf(a, sizeof(a), "%s/backups/backup-20261206T204944Z", f->j.dir);
-    assert_int_equal(count_prefixed(a, ""), 4 + 2);
+    assert_int_equal(count_prefixed(a, ""), 5 + 2);
+    assert_sums(f, 4);
     snprintf(a, sizeof(a), "%s/backups", f->j.dir);
     assert_int_equal(count_prefixed(a, ".partial-"), 0);
     /* The copy of history.db is a database of its own at position 12. */
@@ -356,6 +374,7 @@ static void test_backup_torn_tail(void **state)
     backup_path(f, "journal-0000000000000002.tj", b, sizeof(b));
     assert_int_equal(file_size(b), whole);
     assert_int_equal(file_size(a), whole + (off_t)sizeof(half));
+    assert_sums(f, 4); /* of the segment as cut */
 }
 
 /* Damage refuses the backup, names it, and leaves no directory behind. */
@@ -592,7 +611,37 @@ static void test_restore(void **state)
     assert_int_equal(mkdir(p, 0750), 0);
     assert_int_equal(restore_run(p, target, fixed_now(NULL), &rep, err, sizeof(err)), TALLY_EINVAL);
     assert_non_null(strstr(err, "is not a backup of tallyd's"));
+    /* A byte of the backup's history.db changed, which no CRC covers:
+     * refused, naming it, the target untouched; then a backup without
+     * BLAKE2SUMS (an older tallyd's) is restored, unchecked. */
+    char db[700], sums[700];
+    backup_path(f, "history.db", db, sizeof(db));
+    backup_path(f, B2SUMS_FILE, sums, sizeof(sums));
+    int fd = open(db, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t byte;
+    assert_int_equal(pread(fd, &byte, 1, 100), 1);
+    byte ^= 0x20;
+    assert_int_equal(pwrite(fd, &byte, 1, 100), 1);
+    assert_int_equal(restore_run(backup, target, fixed_now(NULL), &rep, err, sizeof(err)),
+                     TALLY_EIO);
+    assert_non_null(strstr(err, "/history.db differs from its digest in BLAKE2SUMS"));
+    snprintf(p, sizeof(p), "%s/journal-0000000000000009.tj", target);
+    assert_int_equal(access(p, F_OK), 0);
+    snprintf(p, sizeof(p), "%s/%s", target, "replaced-20261206T204944Z");
+    assert_int_not_equal(access(p, F_OK), 0);
+    byte ^= 0x20;
+    assert_int_equal(pwrite(fd, &byte, 1, 100), 1);
+    close(fd);
+    /* A file added since is refused too. */
+    backup_path(f, "state-0000000000000003.ckp", p, sizeof(p));
+    assert_int_equal(link(sums, p), 0);
+    assert_int_equal(restore_run(backup, target, fixed_now(NULL), &rep, err, sizeof(err)),
+                     TALLY_EIO);
+    assert_non_null(strstr(err, "/state-0000000000000003.ckp is not in BLAKE2SUMS"));
+    assert_int_equal(unlink(p), 0);
     assert_int_equal(restore_run(backup, target, fixed_now(NULL), &rep, err, sizeof(err)), 0);
+    assert_true(rep.sums);
     assert_int_equal(rep.files, 4);
     assert_int_equal(rep.replaced, 3);
     assert_int_equal(rep.journal_last, 15);
@@ -613,6 +662,14 @@ static void test_restore(void **state)
     assert_int_equal(access(p, F_OK), 0);
     snprintf(p, sizeof(p), "%s/journal-0000000000000009.tj", target);
     assert_int_not_equal(access(p, F_OK), 0);
+    /* BLAKE2SUMS describes the backup, not a state directory. */
+    snprintf(p, sizeof(p), "%s/%s", target, B2SUMS_FILE);
+    assert_int_not_equal(access(p, F_OK), 0);
+    assert_int_equal(unlink(sums), 0);
+    snprintf(p, sizeof(p), "%s/target2", f->j.dir);
+    assert_int_equal(restore_run(backup, p, fixed_now(NULL), &rep, err, sizeof(err)), 0);
+    assert_false(rep.sums);
+    assert_int_equal(rep.files, 4);
 }
 
 int main(void)
