@@ -56,6 +56,7 @@ static const code_info_t local_codes[] = {
     {"NOTFOUND", "not found"},
     {"CONFIG", "invalid configuration"},
     {"SYS", "system call failed"},
+    {"DAMAGED", "a backup's file does not match its BLAKE2SUMS"},
 };
 
 static const code_info_t *lookup(int code)

@@ -53,6 +53,7 @@ enum tally_error {
     TALLY_ENOTFOUND = -107,
     TALLY_ECONFIG = -108,
     TALLY_ESYS = -109,
+    TALLY_EDAMAGED = -110, /* a backup's file does not match its BLAKE2SUMS */
 };
 
 /* Short English description of a code (static storage, never NULL).

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "b2sums.h"
 #include "cli.h"
 #include "cli_opts.h"
 #include "copies.h"
@@ -19,6 +20,7 @@
 /* clang-format off */
 const char cli_backup_usage[] =
     "Usage: tally backup [--json] [--copy-to DIR [--name NAME] [--keep N]] [OPTIONS]\n"
+    "       tally backup [--json] --verify PATH\n"
     "\n"
     "Ask tallyd to back its state up now, wait until the backup is written and\n"
     "checked, and print where it is.  tallyd writes it on its own host, into its\n"
@@ -28,6 +30,9 @@ const char cli_backup_usage[] =
     "backup-YYYYMMDDTHHMMSSZ).  With --name as well, copy a backup tallyd keeps\n"
     "already (a scheduled one) instead of asking for a new one.  A secured tallyd\n"
     "takes both from an admin key only ([security] admin_keys, tallyd.conf(5)).\n"
+    "Every backup carries BLAKE2SUMS, the BLAKE2b digest of each of its files; a\n"
+    "copy is checked against it before it appears.  --verify checks copies made\n"
+    "earlier, here, without tallyd.\n"
     "\n"
     "Options:\n"
     "  -j, --json         one JSON object: {\"path\":...,\"files\":N,\"bytes\":N,\"ms\":N},\n"
@@ -42,6 +47,10 @@ const char cli_backup_usage[] =
     "      --keep N       with --copy-to: once copied, remove the oldest copies in\n"
     "                     DIR until N are left, the new one among them (only\n"
     "                     directories backup-* holding what a copy holds)\n"
+    "      --verify PATH  check the backup or copy PATH (a backup-* directory), or\n"
+    "                     every one in the directory PATH, against its BLAKE2SUMS,\n"
+    "                     and say which match; tallyd is not asked (\"verified\":[...]\n"
+    "                     with --json)\n"
     "      --timeout SEC  how long to wait for the backup (default 120; connections\n"
     "                     refused for 1 s end it sooner: nothing listens there);\n"
     "                     with --copy-to also the longest wait for the next piece\n"
@@ -53,7 +62,9 @@ const char cli_backup_usage[] =
     "too many backups asked for, no backup NAME kept, a tallyd older than this\n"
     "request) or the backup or its copy failed, 2 usage error, 3 no answer (the\n"
     "message says why, as far as it can tell), 4 internal error, or the copy\n"
-    "could not be written here (the message names the file).  See tally(1).\n";
+    "could not be written here (the message names the file).  With --verify: 0\n"
+    "every backup matches its BLAKE2SUMS, 1 one does not (or has none, or PATH\n"
+    "holds none), 4 a file could not be read.  See tally(1).\n";
 /* clang-format on */
 
 /* Bytes in the units people read: B, then kB, MB, GB and TB of 1000 with
@@ -81,7 +92,8 @@ typedef struct done {
     const tally_backup_info_t *b; /* NULL with --name */
     const char *name;             /* the backup copied (or to be) */
     const tally_backup_copy_t *copy;
-    const copies_removed_t *removed; /* NULL without --keep */
+    bool checked;                  /* the copy matched the backup's BLAKE2SUMS */
+    const copies_names_t *removed; /* NULL without --keep */
 } done_t;
 
 static void print_json(const done_t *d)
@@ -98,8 +110,8 @@ static void print_json(const done_t *d)
     if (d->copy != NULL) {
         fputs(",\"copy\":{\"dir\":", stdout);
         json_string(stdout, d->copy->dir);
-        printf(",\"files\":%" PRIu32 ",\"bytes\":%" PRIu64 ",\"ms\":%" PRIu64 "}", d->copy->files,
-               d->copy->bytes, d->copy->ms);
+        printf(",\"files\":%" PRIu32 ",\"bytes\":%" PRIu64 ",\"ms\":%" PRIu64 ",\"checked\":%s}",
+               d->copy->files, d->copy->bytes, d->copy->ms, d->checked ? "true" : "false");
     }
     if (d->removed != NULL) {
         fputs(",\"removed\":[", stdout);
@@ -124,7 +136,7 @@ static void print_written(const tally_backup_info_t *b)
            size, b->ms);
 }
 
-static void print_copied(const tally_backup_copy_t *c)
+static void print_copied(const tally_backup_copy_t *c, bool checked)
 {
     char size[32];
     size_text(c->bytes, size, sizeof size);
@@ -134,8 +146,10 @@ static void print_copied(const tally_backup_copy_t *c)
         snprintf(took, sizeof took, "%" PRIu64 " ms", c->ms);
     else
         snprintf(took, sizeof took, "%.1f s", (double)c->ms / 1000);
-    printf("copied to %s (%" PRIu32 " file%s, %s, in %s)\n", c->dir, c->files,
-           c->files == 1 ? "" : "s", size, took);
+    printf("copied to %s (%" PRIu32 " file%s, %s, in %s; %s)\n", c->dir, c->files,
+           c->files == 1 ? "" : "s", size, took,
+           checked ? "every file matches its BLAKE2SUMS"
+                   : "not checked: the backup has no BLAKE2SUMS, its tallyd predates them");
 }
 
 /* Say why tallyd wrote no backup; the exit status. */
@@ -269,6 +283,13 @@ static int copy_failed(const cli_global_t *g, int rc, const tally_request_t *req
         fprintf(stderr, "tally backup: the copy of %s from tallyd at %s failed: %s\n", name,
                 g->server, why);
         break;
+    case TALLY_EDAMAGED:
+        /* Copying it again would give the same bytes. */
+        fprintf(stderr,
+                "tally backup: nothing copied: %s; have a new backup written and copied (tally "
+                "backup --copy-to DIR, without --name), and look at the disk of tallyd's host\n",
+                why);
+        return CLI_REJECTED;
     case TALLY_EIO:
         fprintf(stderr, "tally backup: cannot copy %s here: %s\n", name, why);
         status = CLI_INTERNAL;
@@ -304,9 +325,117 @@ static int copy_backup(const cli_global_t *g, const tally_curve_t *curve, const 
     return 0;
 }
 
+/* ---- --verify ---- */
+
+/* What --verify found, counted. */
+typedef struct verified {
+    unsigned ok, damaged, unchecked, unreadable;
+} verified_t;
+
+static const char *const check_words[] = {
+    [B2SUMS_OK] = "ok",
+    [B2SUMS_NONE] = "unchecked",
+    [B2SUMS_DAMAGED] = "damaged",
+    [B2SUMS_EIO] = "unreadable",
+};
+
+static void print_check(const char *dir, const copies_check_t *ck, bool json, bool first)
+{
+    if (json) {
+        fputs(first ? "" : ",", stdout);
+        fputs("{\"dir\":", stdout);
+        json_string(stdout, dir);
+        printf(",\"status\":\"%s\"", check_words[ck->status]);
+        if (ck->status == B2SUMS_OK)
+            printf(",\"files\":%u,\"bytes\":%" PRIu64, ck->files, ck->bytes);
+        else if (ck->err[0] != '\0') {
+            fputs(",\"error\":", stdout);
+            json_string(stdout, ck->err);
+        }
+        fputc('}', stdout);
+        return;
+    }
+    char size[32];
+    switch (ck->status) {
+    case B2SUMS_OK:
+        size_text(ck->bytes, size, sizeof size);
+        printf("%s: ok, its %u file%s (%s) match its BLAKE2SUMS\n", dir, ck->files,
+               ck->files == 1 ? "" : "s", size);
+        break;
+    case B2SUMS_NONE:
+        printf("%s: not checked: it has no BLAKE2SUMS (written by a tallyd that predates them)\n",
+               dir);
+        break;
+    case B2SUMS_DAMAGED:
+        printf("%s: DAMAGED: %s\n", dir, ck->err);
+        break;
+    default:
+        printf("%s: cannot be checked: %s\n", dir, ck->err);
+        break;
+    }
+}
+
+/* --verify PATH: one backup (named like one, or holding BLAKE2SUMS), or
+ * the copies in the directory PATH.  The exit status. */
+static int verify(const char *path, bool json)
+{
+    char p[TALLY_PATH_MAX + 1], err[600];
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/')
+        len--;
+    if (len > TALLY_PATH_MAX)
+        return cli_usage_error("backup", "--verify: the path is longer than %d bytes",
+                               TALLY_PATH_MAX);
+    memcpy(p, path, len);
+    p[len] = '\0';
+    const char *base = name_of(p);
+    char sums[TALLY_PATH_MAX + sizeof B2SUMS_FILE + 1];
+    snprintf(sums, sizeof sums, "%s/%s", p, B2SUMS_FILE);
+    bool one = proto_backup_name_valid(base, strlen(base)) || access(sums, F_OK) == 0;
+    copies_names_t list = {0};
+    if (!one && copies_list(p, &list, err, sizeof err) != 0) {
+        fprintf(stderr, "tally backup: --verify: %s\n", err);
+        return CLI_INTERNAL;
+    }
+    if (!one && list.n == 0) {
+        fprintf(stderr,
+                "tally backup: --verify: %s holds no backup: give a backup-* directory, or the "
+                "directory holding them (--copy-to's DIR, or tallyd's [backup] dir)\n",
+                p);
+        return CLI_REJECTED;
+    }
+    verified_t v = {0};
+    if (json)
+        fputs("{\"verified\":[", stdout);
+    size_t n = one ? 1 : list.n;
+    for (size_t i = 0; i < n; i++) {
+        char dir[2 * TALLY_PATH_MAX + 2];
+        snprintf(dir, sizeof dir, "%s%s%s", p,
+                 one                   ? ""
+                 : strcmp(p, "/") == 0 ? ""
+                                       : "/",
+                 one ? "" : list.names[i]);
+        copies_check_t ck;
+        copies_check(dir, &ck);
+        v.ok += ck.status == B2SUMS_OK;
+        v.unchecked += ck.status == B2SUMS_NONE;
+        v.damaged += ck.status == B2SUMS_DAMAGED;
+        v.unreadable += ck.status == B2SUMS_EIO;
+        print_check(dir, &ck, json, i == 0);
+    }
+    if (json)
+        fputs("]}\n", stdout);
+    copies_names_free(&list);
+    if (!json && n > 1)
+        printf("%zu backups checked in %s: %u ok, %u damaged, %u without BLAKE2SUMS, %u "
+               "unreadable\n",
+               n, p, v.ok, v.damaged, v.unchecked, v.unreadable);
+    return v.damaged + v.unchecked > 0 ? CLI_REJECTED : v.unreadable > 0 ? CLI_INTERNAL : CLI_OK;
+}
+
 /* --keep: remove the oldest copies in into beyond keep, sparing name
  * (just copied); *removed lists them.  0, or CLI_INTERNAL (printed). */
-static int keep_copies(const char *into, unsigned keep, const char *name, copies_removed_t *removed)
+static int keep_copies(const char *into, unsigned keep, const char *name, copies_names_t *removed)
 {
     char err[600];
     if (copies_prune(into, keep, name, removed, err, sizeof err) == 0)
@@ -315,7 +444,7 @@ static int keep_copies(const char *into, unsigned keep, const char *name, copies
     return CLI_INTERNAL;
 }
 
-static void print_removed(const char *into, const copies_removed_t *r)
+static void print_removed(const char *into, const copies_names_t *r)
 {
     if (r->n == 0)
         return;
@@ -325,7 +454,7 @@ static void print_removed(const char *into, const copies_removed_t *r)
     putchar('\n');
 }
 
-enum { OPT_COPY_TO = CLI_OPT_OWN, OPT_NAME, OPT_KEEP };
+enum { OPT_COPY_TO = CLI_OPT_OWN, OPT_NAME, OPT_KEEP, OPT_VERIFY };
 
 int cli_backup(int argc, char **argv, cli_global_t *g)
 {
@@ -333,24 +462,34 @@ int cli_backup(int argc, char **argv, cli_global_t *g)
         {"copy-to", required_argument, NULL, OPT_COPY_TO},
         {"name", required_argument, NULL, OPT_NAME},
         {"keep", required_argument, NULL, OPT_KEEP},
+        {"verify", required_argument, NULL, OPT_VERIFY},
         {NULL, 0, NULL, 0},
     };
     cli_opts_t o;
     cli_opts_init(&o, "backup", cli_backup_usage, g,
                   CLI_OPTS_JSON | CLI_OPTS_TIMEOUT | CLI_OPTS_SERVER | CLI_OPTS_NO_OPERANDS, own);
     o.timeout_ms = 0; /* not given: each wait has its own default */
-    const char *into = NULL, *name = NULL, *keep_arg = NULL;
+    const char *into = NULL, *name = NULL, *keep_arg = NULL, *check = NULL;
     int c, status;
     while ((status = cli_opts_next(&o, argc, argv, &c)) == CLI_CONTINUE && c != -1) {
         if (c == OPT_COPY_TO)
             into = optarg;
         else if (c == OPT_NAME)
             name = optarg;
+        else if (c == OPT_VERIFY)
+            check = optarg;
         else
             keep_arg = optarg;
     }
     if (status != CLI_CONTINUE)
         return status;
+    if (check != NULL && (into != NULL || name != NULL || keep_arg != NULL))
+        return cli_usage_error("backup", "--verify checks backups already here: it takes no "
+                                         "--copy-to, --name or --keep");
+    if (check != NULL && check[0] == '\0')
+        return cli_usage_error("backup", "--verify needs a path");
+    if (check != NULL)
+        return verify(check, o.json);
     unsigned keep = 0;
     if (keep_arg != NULL) {
         char *end;
@@ -411,9 +550,12 @@ int cli_backup(int argc, char **argv, cli_global_t *g)
         }
     }
     status = copy_backup(g, curve, d.name, d.b != NULL ? b.path : NULL, into, copy_ms, &cp);
-    copies_removed_t removed = {0};
+    copies_names_t removed = {0};
     if (status == 0) {
         d.copy = &cp;
+        char sums[sizeof cp.dir + sizeof B2SUMS_FILE + 1];
+        snprintf(sums, sizeof sums, "%s/%s", cp.dir, B2SUMS_FILE);
+        d.checked = access(sums, F_OK) == 0; /* tally_backup_fetch_req checked it */
         if (keep > 0) {
             status = keep_copies(into, keep, d.name, &removed);
             d.removed = &removed;
@@ -424,9 +566,9 @@ int cli_backup(int argc, char **argv, cli_global_t *g)
         if (d.copy != NULL || d.b != NULL)
             print_json(&d);
     } else if (d.copy != NULL) {
-        print_copied(&cp);
+        print_copied(&cp, d.checked);
         print_removed(into, &removed);
     }
-    copies_removed_free(&removed);
+    copies_names_free(&removed);
     return status == 0 ? CLI_OK : status;
 }

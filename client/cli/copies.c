@@ -1,5 +1,6 @@
 /* copies.c - the tally command (client/cli/): copies of backups kept in
- * a directory, the oldest removed beyond --keep (see copies.h). */
+ * a directory, the oldest removed beyond --keep, each checked against its
+ * BLAKE2SUMS (see copies.h). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,8 +12,10 @@
 #include <unistd.h>
 
 #include "atomic_file.h"
+#include "b2sums.h"
 #include "copies.h"
 #include "proto.h"
+#include "vec.h"
 
 #define BASE_LEN 23 /* "backup-YYYYMMDDTHHMMSSZ" */
 
@@ -53,7 +56,7 @@ static bool is_copy(int dfd, const char *name)
     return ok;
 }
 
-void copies_removed_free(copies_removed_t *r)
+void copies_names_free(copies_names_t *r)
 {
     for (size_t i = 0; i < r->n; i++)
         free(r->names[i]);
@@ -62,69 +65,101 @@ void copies_removed_free(copies_removed_t *r)
     r->n = 0;
 }
 
-int copies_prune(const char *dir, unsigned keep, const char *spare, copies_removed_t *out,
-                 char *err, size_t errlen)
+/* The copies in the directory d (dir in messages) but spare (NULL:
+ * none), oldest first.  0, or -1 with err. */
+static int list_copies(DIR *d, const char *dir, const char *spare, copies_names_t *out, char *err,
+                       size_t errlen)
 {
-    *out = (copies_removed_t){0};
+    *out = (copies_names_t){0};
+    size_t cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!proto_backup_name_valid(e->d_name, strlen(e->d_name)) ||
+            (spare != NULL && strcmp(e->d_name, spare) == 0) || !is_copy(dirfd(d), e->d_name))
+            continue;
+        char *name = NULL;
+        if (VEC_RESERVE(out->names, cap, out->n + 1) != 0 || (name = strdup(e->d_name)) == NULL) {
+            snprintf(err, errlen, "out of memory listing the copies in %s", dir);
+            copies_names_free(out);
+            return -1;
+        }
+        out->names[out->n++] = name;
+    }
+    if (out->n > 1)
+        qsort(out->names, out->n, sizeof *out->names, age_cmp);
+    return 0;
+}
+
+static DIR *open_dir(const char *dir, char *err, size_t errlen)
+{
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
     if (d == NULL) {
         snprintf(err, errlen, "cannot read the directory %s: %s", dir, strerror(errno));
         if (dfd >= 0)
             close(dfd);
+    }
+    return d;
+}
+
+int copies_list(const char *dir, copies_names_t *out, char *err, size_t errlen)
+{
+    *out = (copies_names_t){0};
+    DIR *d = open_dir(dir, err, errlen);
+    if (d == NULL)
         return -1;
-    }
+    int rc = list_copies(d, dir, NULL, out, err, errlen);
+    closedir(d);
+    return rc;
+}
+
+int copies_prune(const char *dir, unsigned keep, const char *spare, copies_names_t *out, char *err,
+                 size_t errlen)
+{
+    *out = (copies_names_t){0};
+    DIR *d = open_dir(dir, err, errlen);
+    if (d == NULL)
+        return -1;
     /* The copies but spare, which stays whatever its age. */
-    char **v = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    struct dirent *e;
-    while (rc == 0 && (e = readdir(d)) != NULL) {
-        if (!proto_backup_name_valid(e->d_name, strlen(e->d_name)) ||
-            strcmp(e->d_name, spare) == 0 || !is_copy(dirfd(d), e->d_name))
-            continue;
-        if (n == cap) {
-            size_t ncap = cap ? 2 * cap : 16;
-            char **nv = realloc(v, ncap * sizeof *nv);
-            if (nv == NULL) {
-                rc = -1;
-                break;
-            }
-            v = nv;
-            cap = ncap;
-        }
-        if ((v[n] = strdup(e->d_name)) == NULL)
-            rc = -1;
-        else
-            n++;
-    }
-    if (rc != 0)
-        snprintf(err, errlen, "out of memory listing the copies in %s", dir);
-    if (n > 1)
-        qsort(v, n, sizeof *v, age_cmp);
+    copies_names_t all;
+    int rc = list_copies(d, dir, spare, &all, err, errlen);
     /* keep - 1 of them stay beside spare: the newest. */
-    size_t drop = rc == 0 && n + 1 > keep ? n + 1 - keep : 0;
+    size_t drop = rc == 0 && all.n + 1 > keep ? all.n + 1 - keep : 0;
     if (drop > 0 && (out->names = calloc(drop, sizeof *out->names)) == NULL) {
         snprintf(err, errlen, "out of memory removing the copies in %s", dir);
         rc = -1;
     }
     for (size_t i = 0; rc == 0 && i < drop; i++) {
-        if (atomic_dir_remove_flat(dirfd(d), v[i]) != 0) {
-            snprintf(err, errlen, "cannot remove the older copy %s/%s: %s", dir, v[i],
+        if (atomic_dir_remove_flat(dirfd(d), all.names[i]) != 0) {
+            snprintf(err, errlen, "cannot remove the older copy %s/%s: %s", dir, all.names[i],
                      strerror(errno));
             rc = -1;
             break;
         }
-        out->names[out->n++] = v[i];
-        v[i] = NULL;
+        out->names[out->n++] = all.names[i];
+        all.names[i] = NULL;
     }
     if (rc == 0 && drop > 0 && fsync(dirfd(d)) != 0) {
         snprintf(err, errlen, "cannot sync the directory %s: %s", dir, strerror(errno));
         rc = -1;
     }
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
+    copies_names_free(&all);
     closedir(d);
     return rc;
+}
+
+void copies_check(const char *dir, copies_check_t *out)
+{
+    *out = (copies_check_t){.status = B2SUMS_EIO};
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        snprintf(out->err, sizeof out->err, "cannot read the directory %s: %s", dir,
+                 strerror(errno));
+        return;
+    }
+    b2sums_count_t c;
+    out->status = b2sums_check(dfd, dir, NULL, NULL, &c, out->err, sizeof out->err);
+    out->files = c.files;
+    out->bytes = c.bytes;
+    close(dfd);
 }

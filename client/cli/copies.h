@@ -1,6 +1,7 @@
 /* copies.h - the tally command (client/cli/, private): the copies of
- * backups that `tally backup --copy-to DIR` keeps in DIR, and the oldest
- * of them removed beyond --keep.
+ * backups that `tally backup --copy-to DIR` keeps in DIR, the oldest of
+ * them removed beyond --keep, and each checked against its BLAKE2SUMS
+ * (--verify).
  *
  * A copy is a directory DIR/NAME, NAME a backup's name
  * (backup-YYYYMMDDTHHMMSSZ, optionally -N: proto_backup_name_valid()),
@@ -15,23 +16,41 @@
 #define TALLY_CLIENT_COPIES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
-/* The copies removed by copies_prune(), oldest first. */
-typedef struct copies_removed {
+/* Names of copies, oldest first. */
+typedef struct copies_names {
     char **names;
     size_t n;
-} copies_removed_t;
+} copies_names_t;
+
+/* The copies in dir, oldest first, into *out (free it with
+ * copies_names_free()).  Returns 0, or -1 with a sentence in err (dir
+ * cannot be read; out of memory). */
+int copies_list(const char *dir, copies_names_t *out, char *err, size_t errlen);
 
 /* Keep at most keep (>= 1) copies in dir, counting spare, the copy just
  * made, which is never removed whatever its age: remove the oldest of the
  * others until keep are left.  *out lists the copies removed (free it
- * with copies_removed_free(), also after a failure).  Returns 0; or -1
+ * with copies_names_free(), also after a failure).  Returns 0; or -1
  * with a sentence in err naming what could not be read or removed (the
  * copies removed before that are in *out), a directory named like a
  * copy that holds something else being left alone without failing. */
-int copies_prune(const char *dir, unsigned keep, const char *spare, copies_removed_t *out,
-                 char *err, size_t errlen);
+int copies_prune(const char *dir, unsigned keep, const char *spare, copies_names_t *out, char *err,
+                 size_t errlen);
 
-void copies_removed_free(copies_removed_t *r);
+void copies_names_free(copies_names_t *r);
+
+/* What copies_check() found in one copy. */
+typedef struct copies_check {
+    int status;     /* B2SUMS_OK, _NONE, _DAMAGED or _EIO (b2sums.h) */
+    unsigned files; /* B2SUMS_OK: the files checked */
+    uint64_t bytes; /* ... and their bytes */
+    char err[1200]; /* _DAMAGED, _EIO: which file, and how */
+} copies_check_t;
+
+/* Check the backup or copy in dir against its BLAKE2SUMS, every regular
+ * file of it (b2sums_check()). */
+void copies_check(const char *dir, copies_check_t *out);
 
 #endif

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "atomic_file.h"
+#include "b2sums.h"
 #include "oneshot_impl.h"
 #include "text.h"
 #include "util.h"
@@ -159,6 +160,24 @@ static int target_write(target_t *t, const char *file, uint64_t offset, const ui
     if (close(fd) != 0)
         return io_failed(req, "write", path);
     return 0;
+}
+
+/* Every file of the copy against the backup's BLAKE2SUMS, when it has
+ * one (a daemon before BLAKE2SUMS wrote none).  0, TALLY_EDAMAGED or
+ * TALLY_EIO. */
+static int target_check(target_t *t, tally_request_t *req)
+{
+    char err[1024];
+    int rc = b2sums_check(t->part_fd, t->name, NULL, NULL, NULL, err, sizeof err);
+    if (rc == B2SUMS_OK || rc == B2SUMS_NONE)
+        return 0;
+    if (rc == B2SUMS_DAMAGED) {
+        text_format(req->errbuf, req->errbuf_len,
+                    "the backup on the daemon's host fails its own BLAKE2SUMS: %s", err);
+        return TALLY_EDAMAGED;
+    }
+    text_format(req->errbuf, req->errbuf_len, "checking the copy in %s: %s", t->partial, err);
+    return TALLY_EIO;
 }
 
 /* The copy is whole: sync its directory, give it its name and sync INTO.
@@ -498,7 +517,7 @@ int tally_backup_fetch_progress_req(const char *server, tally_request_t *req, co
     }
     if (rc == 0 && (rc = target_open(&c->t, req)) == 0) {
         c->deadline = util_mono_ms() + c->timeout_ms;
-        if ((rc = run(c)) == 0)
+        if ((rc = run(c)) == 0 && (rc = target_check(&c->t, req)) == 0)
             rc = target_publish(&c->t, req);
     }
     if (c->o != NULL) {

@@ -844,6 +844,11 @@ typedef void (*tally_backup_progress_cb)(void *ctx, const tally_backup_progress_
  * INTO/NAME only when every file holds all its bytes, and INTO is
  * fsync()ed.  On any failure the partial directory is removed, and INTO
  * too when this call created it, so that no INTO/NAME is ever incomplete.
+ * A backup carries BLAKE2SUMS (the BLAKE2b-512 of each of its files, in
+ * the format of coreutils' b2sum; daemons since BACKUP_FETCH write it):
+ * every file of the copy is read back and checked against it before the
+ * rename, so a copy that holds a BLAKE2SUMS matched it byte for byte.  A
+ * backup without one (an older daemon's) is copied unchecked.
  *
  * The copy is read in pieces of 256 KiB, four asked for at a time; a
  * piece not answered within 10 s is asked for again (the environment
@@ -873,7 +878,10 @@ typedef void (*tally_backup_progress_cb)(void *ctx, const tally_backup_progress_
  * refused a fetch's name, file or offset); TALLY_EMALFORMED (the
  * daemon's answers disagree with each other or with what was asked:
  * another number of files or size of a file, one file name for two
- * files; req->errbuf says which); TALLY_ETYPE (a daemon from before
+ * files; req->errbuf says which); TALLY_EDAMAGED (a file of the copy
+ * does not match the backup's BLAKE2SUMS, is missing from it or not
+ * listed: the backup is damaged on the daemon's host, or was changed
+ * after it was written; req->errbuf names the file); TALLY_ETYPE (a daemon from before
  * BACKUP_FETCH: copy the backup from its host some other way);
  * TALLY_ENOMEM; otherwise the returns of tally_get_req. */
 TALLY_API int tally_backup_fetch_req(const char *server, tally_request_t *req, const char *name,

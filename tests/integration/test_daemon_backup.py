@@ -28,7 +28,9 @@ backup, checking what it answers:
   pieces; a tallyd restored from the copy holds what the backup holds;
   `--name` copies a backup tallyd still keeps, and one it no longer
   keeps (or an existing target) is refused with nothing left behind;
-  `--keep` removes the older copies;
+  `--keep` removes the older copies; the copy's BLAKE2SUMS lists every
+  other file and `b2sum -c` agrees; `tally backup --verify` finds a copy
+  whose history.db changed, and `tallyd --restore` refuses it;
   with CURVE only an admin key may copy.
 Exit 0 when every check holds.
 """
@@ -306,7 +308,8 @@ def case_restore_command(tmp):
             raise Fail("--restore of a damaged backup: status %d: %s; the state directory %s -> %s"
                        % (r.returncode, r.stderr, before, sorted(os.listdir(state))))
         r = run_tallyd("-s", state, "--restore", backup)
-        if r.returncode != 0 or "restored %s into %s" % (backup, state) not in r.stdout:
+        if r.returncode != 0 or "restored %s into %s" % (backup, state) not in r.stdout or \
+                "Every file matched the backup's BLAKE2SUMS." not in r.stdout:
             raise Fail("--restore: status %d: %s%s" % (r.returncode, r.stdout, r.stderr))
         aside = [n for n in os.listdir(state) if n.startswith("replaced-")]
         if len(aside) != 1 or "history.db" not in os.listdir(os.path.join(state, aside[0])):
@@ -439,8 +442,17 @@ def case_copy(tmp):
             raise Fail("tally backup --copy-to gave %s; %s and %s differ" %
                        (out, path, copy["dir"]))
         if copy["files"] != out["files"] or copy["bytes"] != out["bytes"] or \
-                out["bytes"] < 2 * 262144:
+                out["bytes"] < 2 * 262144 or copy["checked"] is not True:
             raise Fail("the copy's counts %s against the backup's %s" % (copy, out))
+        # BLAKE2SUMS lists every other file, and coreutils' b2sum agrees.
+        listed = sorted(line.split("  ", 1)[1].rstrip("\n") for line in
+                        open(os.path.join(copy["dir"], "BLAKE2SUMS")))
+        if listed != sorted(n for n in os.listdir(copy["dir"]) if n != "BLAKE2SUMS"):
+            raise Fail("BLAKE2SUMS of %s lists %s" % (copy["dir"], listed))
+        b2 = subprocess.run(["b2sum", "--strict", "-c", "BLAKE2SUMS"], cwd=copy["dir"],
+                            capture_output=True, text=True)
+        if b2.returncode != 0:
+            raise Fail("b2sum -c in %s: %s%s" % (copy["dir"], b2.stdout, b2.stderr))
         if sorted(os.listdir(into)) != [name]:
             raise Fail("left in %s: %s" % (into, sorted(os.listdir(into))))
         if "being copied (BACKUP_FETCH)" not in live.text():
@@ -449,7 +461,8 @@ def case_copy(tmp):
         # The same backup again, by name, into another directory: text output.
         other = os.path.join(tmp, "offsite2")
         line = live.tally("backup", "--name", name, "--copy-to", other).stdout
-        form = r"copied to %s \(\d+ files, [\d.]+ [kMG]?B, in (\d+ ms|[\d.]+ s)\)\n$"
+        form = (r"copied to %s \(\d+ files, [\d.]+ [kMG]?B, in (\d+ ms|[\d.]+ s); every file "
+                r"matches its BLAKE2SUMS\)\n$")
         if not re.match(form % re.escape(os.path.join(other, name)), line):
             raise Fail("tally backup --name --copy-to printed %r" % line)
         if not same_files(path, os.path.join(other, name)):
@@ -491,6 +504,25 @@ def case_copy(tmp):
                        "(expected 7)" % (r.value("t1", "total"),
                                          r.value("t9", "2025", "--period", "2025")))
         r.stop()
+        # A copy kept for months: checked without tallyd; a byte of its
+        # history.db changed is found by --verify and refused by --restore.
+        v = live.tally("backup", "--verify", into)
+        if v.stdout != "%s: ok, its %d files (%s) match its BLAKE2SUMS\n" % (
+                copy["dir"], copy["files"] - 1, v.stdout.split("(")[1].split(")")[0]):
+            raise Fail("tally backup --verify %s printed %r" % (into, v.stdout))
+        with open(os.path.join(copy["dir"], "history.db"), "r+b") as f:
+            f.seek(4096 + 100)
+            b = f.read(1)
+            f.seek(4096 + 100)
+            f.write(bytes([b[0] ^ 0x01]))
+        v = live.tally("backup", "--verify", into, check=False)
+        if v.returncode != 1 or "DAMAGED: %s/history.db differs" % copy["dir"] not in v.stdout:
+            raise Fail("--verify of a changed copy: %d %r" % (v.returncode, v.stdout))
+        st2 = os.path.join(tmp, "cp-bad")
+        bad = run_tallyd("-s", st2, "--restore", copy["dir"])
+        if bad.returncode != 1 or "history.db differs from its digest" not in bad.stderr or \
+                os.path.exists(os.path.join(st2, "history.db")):
+            raise Fail("--restore of a changed copy: %d %s" % (bad.returncode, bad.stderr))
         live.stop()
         gone = live.tally("backup", "--name", name, "--copy-to", os.path.join(tmp, "g"),
                           check=False)

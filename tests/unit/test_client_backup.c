@@ -12,7 +12,10 @@
  * bytes first), BUSY once or always, slowly, with a size, a count of
  * files or a file name that disagrees with the others, or refuses the
  * fetches (FORBIDDEN, UNAVAILABLE, OUT_OF_RANGE, BAD_NAME,
- * NO_SUCH_BACKUP, UNKNOWN_TYPE) or never answers. */
+ * NO_SUCH_BACKUP, UNKNOWN_TYPE) or never answers; with a BLAKE2SUMS
+ * among the files, which the copy must match, or without (an older
+ * daemon's backup).  `tally backup --verify` on copies made, damaged,
+ * without BLAKE2SUMS, and on paths that hold none. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -21,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -28,6 +32,8 @@
 
 #include <cmocka.h>
 
+#include "atomic_file.h"
+#include "b2sums.h"
 #include "client_fake_daemon.h"
 
 #ifndef TALLY_CLI
@@ -759,6 +765,95 @@ static void test_fetch_local(void **state)
     assert_false(exists(at(f, "into", p, sizeof p)));
 }
 
+/* ---- libtally: the copy checked against BLAKE2SUMS ---- */
+
+static void run(fake_t *f, const char *args);
+
+/* Give the fake's backup a BLAKE2SUMS of its five files, as tallyd
+ * writes it. */
+static void add_sums(fake_t *f)
+{
+    int dfd = open(f->src, O_RDONLY | O_DIRECTORY);
+    assert_true(dfd >= 0);
+    char *names[5], err[512];
+    for (int i = 0; i < 5; i++)
+        names[i] = f->backup.files[i];
+    assert_int_equal(b2sums_write(dfd, f->src, names, 5, NULL, NULL, err, sizeof err), 0);
+    close(dfd);
+    assert_int_equal(fake_backup_load(&f->backup, f->src, BNAME), 0);
+    assert_int_equal(f->backup.n, 6);
+}
+
+/* Flip a byte of path at offset. */
+static void flip(const char *path, off_t offset)
+{
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t b;
+    assert_int_equal(pread(fd, &b, 1, offset), 1);
+    b ^= 0x01;
+    assert_int_equal(pwrite(fd, &b, 1, offset), 1);
+    close(fd);
+}
+
+static void test_fetch_checked(void **state)
+{
+    fake_t *f = *state;
+    add_sums(f);
+    start_fetch(f, SERVE, T_REVERSE);
+    tally_backup_copy_t c;
+    char err[512];
+    assert_int_equal(fetch(f, BNAME, "into", 5000, &c, err, sizeof err), 0);
+    assert_int_equal(c.files, 6);
+    assert_copied(f, c.dir); /* BLAKE2SUMS among them */
+    int dfd = open(c.dir, O_RDONLY | O_DIRECTORY);
+    assert_true(dfd >= 0);
+    b2sums_count_t n;
+    assert_int_equal(b2sums_check(dfd, c.dir, NULL, NULL, &n, err, sizeof err), B2SUMS_OK);
+    close(dfd);
+    assert_int_equal(n.files, 5);
+    assert_int_equal(n.bytes, SRC_BYTES);
+}
+
+/* A backup whose file changed on the daemon's host after it was written,
+ * or that holds a file its BLAKE2SUMS does not list, is not copied:
+ * TALLY_EDAMAGED naming the file, nothing left behind. */
+static void test_fetch_damaged(void **state)
+{
+    fake_t *f = *state;
+    add_sums(f);
+    char p[512], q[512], err[1024];
+    snprintf(p, sizeof p, "%s/history.db", f->src);
+    flip(p, 300000);
+    start_fetch(f, SERVE, 0);
+    tally_backup_copy_t c;
+    assert_int_equal(fetch(f, BNAME, "into", 5000, &c, err, sizeof err), TALLY_EDAMAGED);
+    assert_string_equal(err, "the backup on the daemon's host fails its own BLAKE2SUMS: " BNAME
+                             "/history.db differs from its digest in BLAKE2SUMS (700001 bytes): "
+                             "damaged, or changed since the backup was written");
+    assert_false(exists(at(f, "into", q, sizeof q)));
+    flip(p, 300000);
+    assert_int_equal(write_src(f->src, "e-extra", 3, 9), 0);
+    assert_int_equal(fake_backup_load(&f->backup, f->src, BNAME), 0);
+    assert_int_equal(mkdir(at(f, "kept", q, sizeof q), 0700), 0);
+    assert_int_equal(fetch(f, BNAME, "kept", 5000, &c, err, sizeof err), TALLY_EDAMAGED);
+    assert_non_null(strstr(err, BNAME "/e-extra is not in BLAKE2SUMS"));
+    assert_true(exists(q)); /* not made by the copy: left */
+    assert_false(exists(at(f, "kept/" BNAME, q, sizeof q)));
+    assert_false(exists(at(f, "kept/.partial-" BNAME, q, sizeof q)));
+    /* The command says so, and that copying it again would not help. */
+    char args[512];
+    snprintf(args, sizeof args, "--name " BNAME " --copy-to %s/copies", f->d.dir);
+    run(f, args);
+    assert_int_equal(f->status, 1);
+    assert_string_equal(f->out, "");
+    assert_non_null(strstr(f->err, "tally backup: nothing copied: the backup on the daemon's "
+                                   "host fails its own BLAKE2SUMS: " BNAME "/e-extra is not in"));
+    assert_non_null(strstr(f->err, "have a new backup written and copied (tally backup "
+                                   "--copy-to DIR, without --name)"));
+    assert_null(strstr(f->err, "to copy it later"));
+}
+
 /* ---- the tally command ---- */
 
 static void slurp(const char *path, char *buf, size_t cap)
@@ -889,8 +984,12 @@ static void test_cli_usage(void **state)
 
 /* ---- the tally command: --copy-to and --name ---- */
 
-/* f->out is "<want_prefix>N ms)\n" (under 10 s), or "... X.X s)\n". */
-static void assert_copied_line(const char *out, const char *want_prefix)
+#define CHECKED   "; every file matches its BLAKE2SUMS)\n"
+#define UNCHECKED "; not checked: the backup has no BLAKE2SUMS, its tallyd predates them)\n"
+
+/* f->out is "<want_prefix>N ms; <checked or not>)\n" (under 10 s), or
+ * "... X.X s; ...)\n". */
+static void assert_copied_line(const char *out, const char *want_prefix, bool checked)
 {
     assert_memory_equal(out, want_prefix, strlen(want_prefix));
     const char *rest = out + strlen(want_prefix);
@@ -899,8 +998,10 @@ static void assert_copied_line(const char *out, const char *want_prefix)
     assert_int_equal(sscanf(rest, "%lf %3[ms]%7s", &took, unit, tail), 3);
     assert_true(strcmp(unit, "ms") == 0 || strcmp(unit, "s") == 0);
     assert_true(strcmp(unit, "ms") != 0 || (took == (int)took && took < 10000));
-    assert_string_equal(tail, ")");
-    assert_string_equal(rest + strlen(rest) - 2, ")\n");
+    assert_string_equal(tail, ";");
+    const char *end = checked ? CHECKED : UNCHECKED;
+    assert_true(strlen(rest) > strlen(end));
+    assert_string_equal(rest + strlen(rest) - strlen(end), end);
 }
 
 static void test_cli_copy(void **state)
@@ -917,7 +1018,7 @@ static void test_cli_copy(void **state)
              "backup written: " PATH " (5 files, 45.2 MB, 127 ms)\n"
              "copied to %s (5 files, 1.2 MB, in ",
              dir);
-    assert_copied_line(f->out, want);
+    assert_copied_line(f->out, want, false);
     assert_copied(f, dir);
     assert_int_equal(f->backup_reqs, 1);
 }
@@ -945,7 +1046,110 @@ static void test_cli_copy_json(void **state)
              "\",\"files\":5,\"bytes\":%d,\"ms\":",
              f->d.dir, SRC_BYTES);
     assert_memory_equal(f->out, want, strlen(want));
+    assert_string_equal(f->out + strlen(f->out) - 19, ",\"checked\":false}}\n");
     assert_int_equal(f->backup_reqs, 1);
+}
+
+/* A backup with BLAKE2SUMS: the line and the JSON say the copy matched. */
+static void test_cli_copy_checked(void **state)
+{
+    fake_t *f = *state;
+    add_sums(f);
+    start_fetch(f, SERVE, 0);
+    char args[512], want[1024];
+    snprintf(args, sizeof args, "--copy-to %s/copies", f->d.dir);
+    run(f, args);
+    assert_int_equal(f->status, 0);
+    assert_string_equal(f->err, "");
+    snprintf(want, sizeof want,
+             "backup written: " PATH " (5 files, 45.2 MB, 127 ms)\n"
+             "copied to %s/copies/" BNAME " (6 files, 1.2 MB, in ",
+             f->d.dir);
+    assert_copied_line(f->out, want, true);
+    snprintf(args, sizeof args, "--json --name " BNAME " --copy-to %s/again", f->d.dir);
+    run(f, args);
+    assert_int_equal(f->status, 0);
+    assert_string_equal(f->out + strlen(f->out) - 18, ",\"checked\":true}}\n");
+}
+
+/* `tally backup OPTS--verify DIR<rel>`, DIR the fake's directory; its
+ * exit status must be status. */
+static void verify_at(fake_t *f, const char *opts, const char *rel, int status)
+{
+    char args[512];
+    snprintf(args, sizeof args, "%s--verify %s%s", opts, f->d.dir, rel);
+    run(f, args);
+    assert_int_equal(f->status, status);
+}
+
+/* --verify: copies that match, one damaged, one without BLAKE2SUMS,
+ * paths that hold none; tallyd is never asked. */
+static void test_cli_verify(void **state)
+{
+    fake_t *f = *state;
+    add_sums(f);
+    start_fetch(f, SERVE, 0);
+    char args[512], want[2048], p[512];
+    snprintf(args, sizeof args, "--name " BNAME " --copy-to %s/copies", f->d.dir);
+    run(f, args);
+    assert_int_equal(f->status, 0);
+    int fetches = f->fetches;
+    verify_at(f, "", "/copies", 0);
+    snprintf(want, sizeof want,
+             "%s/copies/" BNAME ": ok, its 5 files (1.2 MB) match its BLAKE2SUMS\n", f->d.dir);
+    assert_string_equal(f->out, want);
+    assert_string_equal(f->err, "");
+    verify_at(f, "", "/copies/" BNAME "//", 0);
+    assert_string_equal(f->out, want);
+    verify_at(f, "--json ", "/copies", 0);
+    snprintf(want, sizeof want,
+             "{\"verified\":[{\"dir\":\"%s/copies/" BNAME
+             "\",\"status\":\"ok\",\"files\":5,\"bytes\":%d}]}\n",
+             f->d.dir, SRC_BYTES);
+    assert_string_equal(f->out, want);
+    /* An older copy without BLAKE2SUMS comes first (by its time). */
+    assert_int_equal(mkdir(at(f, "copies/" OTHER_NAME, p, sizeof p), 0700), 0);
+    assert_int_equal(write_src(p, "history.db", 10, 1), 0);
+    verify_at(f, "", "/copies", 1);
+    snprintf(want, sizeof want,
+             "%s/copies/" OTHER_NAME ": not checked: it has no BLAKE2SUMS (written by a tallyd "
+             "that predates them)\n"
+             "%s/copies/" BNAME ": ok, its 5 files (1.2 MB) match its BLAKE2SUMS\n"
+             "2 backups checked in %s/copies: 1 ok, 0 damaged, 1 without BLAKE2SUMS, 0 "
+             "unreadable\n",
+             f->d.dir, f->d.dir, f->d.dir);
+    assert_string_equal(f->out, want);
+    assert_int_equal(atomic_dir_remove_flat(AT_FDCWD, p), 0);
+    /* A byte of the copy changed. */
+    flip(at(f, "copies/" BNAME "/c-chunk", p, sizeof p), 1000);
+    verify_at(f, "", "/copies", 1);
+    snprintf(want, sizeof want,
+             "%s/copies/" BNAME ": DAMAGED: %s/copies/" BNAME "/c-chunk differs from its digest "
+             "in BLAKE2SUMS (262144 bytes): damaged, or changed since the backup was written\n",
+             f->d.dir, f->d.dir);
+    assert_string_equal(f->out, want);
+    verify_at(f, "--json ", "/copies", 1);
+    assert_non_null(strstr(f->out, "\"status\":\"damaged\",\"error\":\""));
+    /* A directory holding BLAKE2SUMS is one backup, whatever its name. */
+    verify_at(f, "", "/src", 0);
+    /* Nothing to check; nothing there. */
+    verify_at(f, "", "", 1);
+    assert_non_null(strstr(f->err, " holds no backup: give a backup-* directory"));
+    verify_at(f, "", "/nope", 4);
+    assert_non_null(strstr(f->err, "/nope: No such file or directory"));
+    run(f, "--verify");
+    assert_int_equal(f->status, 2);
+    run(f, "--verify=");
+    assert_int_equal(f->status, 2);
+    assert_non_null(strstr(f->err, "--verify needs a path"));
+    run(f, "--verify x --copy-to y");
+    assert_int_equal(f->status, 2);
+    assert_non_null(strstr(f->err, "--verify checks backups already here: it takes no "
+                                   "--copy-to, --name or --keep"));
+    run(f, "--help");
+    assert_non_null(strstr(f->out, "tally backup [--json] --verify PATH"));
+    assert_int_equal(f->fetches, fetches);
+    assert_int_equal(f->backup_reqs, 0);
 }
 
 /* --name copies a backup tallyd keeps, without asking for a new one;
@@ -961,7 +1165,7 @@ static void test_cli_copy_name(void **state)
     assert_string_equal(f->err, "");
     snprintf(dir, sizeof dir, "%s/copies/" BNAME, f->d.dir);
     snprintf(want, sizeof want, "copied to %s (5 files, 1.2 MB, in ", dir);
-    assert_copied_line(f->out, want);
+    assert_copied_line(f->out, want, false);
     assert_copied(f, dir);
     assert_int_equal(f->backup_reqs, 0);
     int fetches = f->fetches;
@@ -1197,6 +1401,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cli_copy_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_copy_usage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_copy_keep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_checked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_damaged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_copy_checked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_verify, setup, teardown),
     };
     /* A fetch unanswered is asked again after 200 ms, not 10 s, here and
      * in the commands run. */
