@@ -24,7 +24,8 @@ const uint8_t proto_msg_elems[PROTO_TYPE_LAST + 1] = {0, 7, 8, 4, 4, 6, 4, 5,
                                                       6,                      /* 25: span */
                                                       4, 5, /* 26, 27: townships */
                                                       3, 7, /* 28, 29: backup */
-                                                      6, 9 /* 30, 31: backup copy */};
+                                                      6, 9, /* 30, 31: backup copy */
+                                                      3, 6 /* 32, 33: backup list */};
 
 /* ---- UTF-8 and names ---------------------------------------------------- */
 
@@ -209,6 +210,8 @@ uint64_t proto_req_id(const proto_msg_t *msg)
     case PROTO_BACKUP:
     case PROTO_BACKUP_FETCH:
     case PROTO_BACKUP_CHUNK:
+    case PROTO_BACKUP_LIST_REQ:
+    case PROTO_BACKUP_LIST:
         return msg->u.stats_req.req_id; /* req_id leads each of these structs */
     default:
         return 0;

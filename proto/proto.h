@@ -56,6 +56,7 @@
 #define PROTO_PATH_MAX          1024   /* bytes in a BACKUP's path */
 #define PROTO_BACKUP_NAME_MAX   64     /* bytes in a backup's or a backup file's name (8.27) */
 #define PROTO_CHUNK_MAX         262144 /* bytes of a file in one BACKUP_CHUNK */
+#define PROTO_BACKUPS_MAX       1000   /* backups in one BACKUP_LIST (8.28) */
 
 enum proto_type {
     PROTO_SUBMIT = 1,
@@ -95,9 +96,12 @@ enum proto_type {
     /* A backup's files, copied to the client (PROTOCOL.md 8.27) */
     PROTO_BACKUP_FETCH = 30,
     PROTO_BACKUP_CHUNK = 31,
+    /* The backups the daemon keeps (PROTOCOL.md 8.28) */
+    PROTO_BACKUP_LIST_REQ = 32,
+    PROTO_BACKUP_LIST = 33,
 };
 
-#define PROTO_TYPE_LAST PROTO_BACKUP_CHUNK /* the highest message type this codec knows */
+#define PROTO_TYPE_LAST PROTO_BACKUP_LIST /* the highest message type this codec knows */
 
 enum proto_ack_status {
     PROTO_ACK_ACCEPTED = 0,
@@ -375,6 +379,19 @@ typedef struct proto_msg {
             uint64_t offset;       /* <= size */
             proto_str_t data;      /* min(PROTO_CHUNK_MAX, size - offset) bytes from offset */
         } backup_chunk;
+        struct {
+            uint64_t req_id;
+        } backup_list_req;
+        struct {
+            uint64_t req_id;
+            proto_str_t dir; /* 0..PROTO_PATH_MAX bytes of UTF-8: the backup directory */
+            uint32_t total;  /* backups kept there, >= n */
+            uint32_t n;      /* listed here: the newest, 0..PROTO_BACKUPS_MAX */
+            /* Encoding: the caller's entries, oldest first.  Decoding: NULL;
+             * read them with proto_backups_iter() (they stay in the input). */
+            const struct proto_backup_entry *backups;
+            const uint8_t *entries, *end; /* decoding: the array's bytes */
+        } backup_list;
     } u;
 } proto_msg_t;
 
@@ -481,6 +498,29 @@ bool proto_townships_next(proto_townships_iter_t *it, proto_str_t *out);
 size_t proto_townships_name_size(uint32_t len);
 #define PROTO_TOWNSHIPS_BYTES      65536
 #define PROTO_TOWNSHIPS_HEAD_BYTES 32
+
+/* A backup in a BACKUP_LIST (PROTOCOL.md 8.28). */
+typedef struct proto_backup_entry {
+    proto_str_t name; /* proto_backup_name_valid() */
+    uint32_t files;   /* its files, BLAKE2SUMS among them */
+    uint64_t bytes;   /* their size together */
+    bool sums;        /* it holds BLAKE2SUMS */
+} proto_backup_entry_t;
+
+/* Reading the backups of a decoded BACKUP_LIST, which proto_decode has
+ * checked entirely. */
+typedef struct proto_backups_iter {
+    const uint8_t *p, *end;
+    uint32_t left;
+} proto_backups_iter_t;
+
+/* Start reading the backups of msg, a BACKUP_LIST that proto_decode
+ * accepted (its input buffer still alive). */
+void proto_backups_iter(proto_backups_iter_t *it, const proto_msg_t *msg);
+
+/* The next backup into *out (its name a view into the input): true, or
+ * false when there is none left. */
+bool proto_backups_next(proto_backups_iter_t *it, proto_backup_entry_t *out);
 
 /* The req_id of a decoded request/reply, or 0 for types without one. */
 uint64_t proto_req_id(const proto_msg_t *msg);

@@ -34,7 +34,8 @@ static const char *const msg_names[PROTO_TYPE_LAST + 1] = {
     "RANGE",        "PERIOD_CHANGED", "CLOCK_REQ",
     "CLOCK",        "SPAN_REQ",       "TOWNSHIPS_REQ",
     "TOWNSHIPS",    "BACKUP_REQ",     "BACKUP",
-    "BACKUP_FETCH", "BACKUP_CHUNK"};
+    "BACKUP_FETCH", "BACKUP_CHUNK",   "BACKUP_LIST_REQ",
+    "BACKUP_LIST"};
 
 /* ---- message bodies ----------------------------------------------------- */
 
@@ -372,7 +373,9 @@ static int dec_body(rd_t *r, proto_msg_t *m, proto_sample_t *samples, uint32_t c
         return dec_backup_fetch(r, m);
     case PROTO_BACKUP_CHUNK:
         return dec_backup_chunk(r, m);
-    default: /* STATS_REQ, CLOCK_REQ and BACKUP_REQ have nothing after req_id */
+    case PROTO_BACKUP_LIST:
+        return proto_dec_backup_list(r, m);
+    default: /* STATS_REQ, CLOCK_REQ, BACKUP_REQ, BACKUP_LIST_REQ: nothing after req_id */
         return 0;
     }
 }

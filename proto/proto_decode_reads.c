@@ -1,6 +1,6 @@
-/* proto_decode_reads.c - decoding the messages about the catalog and the
- * closed periods: CATALOG and TOWNSHIPS (with their iterators), RANGE and
- * PERIOD_CHANGED
+/* proto_decode_reads.c - decoding the messages about the catalog, the
+ * closed periods and the backups kept: CATALOG, TOWNSHIPS and BACKUP_LIST
+ * (with their iterators), RANGE and PERIOD_CHANGED
  * (PERIOD shares the tally with UPDATE and stays in proto_decode.c).
  * proto_decode.c dispatches to them; the cursor is proto_reader.h's. */
 #include "proto_reader.h"
@@ -192,6 +192,78 @@ bool proto_townships_next(proto_townships_iter_t *it, proto_str_t *out)
         return false;
     rd_t r = {it->p, it->p, it->end, NULL};
     if (dec_town_name(&r, 0, out) != 0)
+        return it->left = 0, false;
+    it->p = r.p;
+    it->left--;
+    return true;
+}
+
+/* ---- the backups kept (PROTOCOL.md 8.28) ---------------------------------- */
+
+static int dec_backup_entry(rd_t *r, uint32_t i, proto_backup_entry_t *e)
+{
+    fld_t f = {"backups", -1, (int32_t)i, NULL, 0};
+    uint32_t n = 0;
+    uint64_t u = 0;
+    TRY(rd_array(r, &f, &n));
+    if (n != 4)
+        return proto_rd_fail(r->err, TALLY_EMALFORMED, &f,
+                             "a backup is an array of %" PRIu32
+                             " elements, expected 4 [name, files, bytes, sums]",
+                             n);
+    TRY(proto_rd_text(r, &f, 0, PROTO_BACKUP_NAME_MAX, &e->name));
+    if (!proto_backup_name_valid(e->name.ptr, e->name.len))
+        return proto_rd_fail(r->err, TALLY_EBADNAME, &f,
+                             "not a backup's name: backup-YYYYMMDDTHHMMSSZ, optionally followed "
+                             "by -N (1 to 3 digits)");
+    TRY(rd_u64(r, &f, 0, UINT32_MAX, &u));
+    e->files = (uint32_t)u;
+    TRY(rd_u64(r, &f, 0, UINT64_MAX, &e->bytes));
+    TRY(rd_u64(r, &f, 0, 1, &u));
+    e->sums = u == 1;
+    return 0;
+}
+
+int proto_dec_backup_list(rd_t *r, proto_msg_t *m)
+{
+    __typeof__(m->u.backup_list) *b = &m->u.backup_list;
+    uint64_t u = 0;
+    uint32_t n = 0;
+    proto_backup_entry_t e;
+    b->backups = NULL;
+    TRY(proto_rd_text(r, FLD("dir"), 0, PROTO_PATH_MAX, &b->dir));
+    TRY(rd_u64(r, FLD("total"), 0, UINT32_MAX, &u));
+    b->total = (uint32_t)u;
+    b->entries = r->p;
+    TRY(rd_array(r, FLD("backups"), &n));
+    if (n > PROTO_BACKUPS_MAX || n > b->total)
+        return proto_rd_fail(r->err, TALLY_ERANGE, FLD("backups"),
+                             "%" PRIu32 " backups, more than %s (%" PRIu32 ")", n,
+                             n > PROTO_BACKUPS_MAX ? "a list holds" : "the total says",
+                             n > PROTO_BACKUPS_MAX ? (uint32_t)PROTO_BACKUPS_MAX : b->total);
+    for (uint32_t i = 0; i < n; i++)
+        TRY(dec_backup_entry(r, i, &e));
+    b->n = n;
+    b->end = r->p;
+    return 0;
+}
+
+void proto_backups_iter(proto_backups_iter_t *it, const proto_msg_t *msg)
+{
+    assert(msg->type == PROTO_BACKUP_LIST);
+    rd_t r = {msg->u.backup_list.entries, msg->u.backup_list.entries, msg->u.backup_list.end, NULL};
+    uint32_t n = 0;
+    it->left = rd_array(&r, FLD("backups"), &n) == 0 ? msg->u.backup_list.n : 0;
+    it->p = r.p;
+    it->end = msg->u.backup_list.end;
+}
+
+bool proto_backups_next(proto_backups_iter_t *it, proto_backup_entry_t *out)
+{
+    if (it->left == 0)
+        return false;
+    rd_t r = {it->p, it->p, it->end, NULL};
+    if (dec_backup_entry(&r, 0, out) != 0)
         return it->left = 0, false;
     it->p = r.p;
     it->left--;

@@ -235,6 +235,28 @@ static int enc_townships(msgpack_packer *pk, const proto_msg_t *m)
     return 0;
 }
 
+static int enc_backup_list(msgpack_packer *pk, const proto_msg_t *m)
+{
+    const __typeof__(m->u.backup_list) *b = &m->u.backup_list;
+    NEED(is_valid_text(b->dir, 0, PROTO_PATH_MAX) && b->n <= PROTO_BACKUPS_MAX &&
+         b->n <= b->total && (b->n == 0 || b->backups != NULL));
+    TRY(pk_head(pk, PROTO_BACKUP_LIST));
+    PK(msgpack_pack_uint64(pk, b->req_id));
+    TRY(pk_str(pk, b->dir));
+    PK(msgpack_pack_uint64(pk, b->total));
+    PK(msgpack_pack_array(pk, b->n));
+    for (uint32_t i = 0; i < b->n; i++) {
+        const proto_backup_entry_t *e = &b->backups[i];
+        NEED(is_valid_view(e->name) && proto_backup_name_valid(e->name.ptr, e->name.len));
+        PK(msgpack_pack_array(pk, 4));
+        TRY(pk_str(pk, e->name));
+        PK(msgpack_pack_uint64(pk, e->files));
+        PK(msgpack_pack_uint64(pk, e->bytes));
+        PK(msgpack_pack_uint64(pk, e->sums ? 1 : 0));
+    }
+    return 0;
+}
+
 static int enc_catalog(msgpack_packer *pk, const proto_msg_t *m)
 {
     const __typeof__(m->u.catalog) *c = &m->u.catalog;
@@ -422,6 +444,7 @@ int proto_encode(msgpack_sbuffer *out, const proto_msg_t *msg)
     case PROTO_STATS_REQ:
     case PROTO_CLOCK_REQ:
     case PROTO_BACKUP_REQ:
+    case PROTO_BACKUP_LIST_REQ:
         TRY(pk_head(&pk, msg->type));
         PK(msgpack_pack_uint64(&pk, msg->u.stats_req.req_id));
         return 0;
@@ -455,6 +478,8 @@ int proto_encode(msgpack_sbuffer *out, const proto_msg_t *msg)
         return 0;
     case PROTO_BACKUP_CHUNK:
         return enc_backup_chunk(&pk, msg);
+    case PROTO_BACKUP_LIST:
+        return enc_backup_list(&pk, msg);
     case PROTO_STATS:
         return enc_stats(&pk, msg);
     case PROTO_PING:

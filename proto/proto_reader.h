@@ -259,11 +259,12 @@ static inline int rd_scope(rd_t *r, proto_str_t *out)
     return out->len > 0 ? chk_name(r, FLD("scope"), *out) : 0;
 }
 
-/* ---- proto_decode_reads.c: the catalog and the closed periods ---- */
+/* ---- proto_decode_reads.c: the catalog, the closed periods, the backups ---- */
 
-int proto_dec_catalog(rd_t *r, proto_msg_t *m);   /* CATALOG, PROTOCOL.md 8.17 */
-int proto_dec_townships(rd_t *r, proto_msg_t *m); /* TOWNSHIPS, PROTOCOL.md 8.25 */
-int proto_dec_range(rd_t *r, proto_msg_t *m);     /* RANGE */
-int proto_dec_changed(rd_t *r, proto_msg_t *m);   /* PERIOD_CHANGED */
+int proto_dec_catalog(rd_t *r, proto_msg_t *m);     /* CATALOG, PROTOCOL.md 8.17 */
+int proto_dec_townships(rd_t *r, proto_msg_t *m);   /* TOWNSHIPS, PROTOCOL.md 8.25 */
+int proto_dec_backup_list(rd_t *r, proto_msg_t *m); /* BACKUP_LIST, PROTOCOL.md 8.28 */
+int proto_dec_range(rd_t *r, proto_msg_t *m);       /* RANGE */
+int proto_dec_changed(rd_t *r, proto_msg_t *m);     /* PERIOD_CHANGED */
 
 #endif

@@ -260,6 +260,24 @@ int main(int argc, char **argv)
     m.u.backup_chunk.data = (proto_str_t){"\x00\x01\x02tally\xff\xfe\r\n", 12};
     put_msg("20_backup_chunk", &m);
 
+    memset(&m, 0, sizeof m);
+    m.type = PROTO_BACKUP_LIST_REQ;
+    m.u.backup_list_req.req_id = 12;
+    put_msg("20_backup_list_req", &m);
+
+    static const proto_backup_entry_t kept[] = {
+        {{"backup-20231129T020000Z", 23}, 5, 45200000, true},
+        {{"backup-20231130T160000Z-2", 25}, 4, 1048576, false},
+    };
+    memset(&m, 0, sizeof m);
+    m.type = PROTO_BACKUP_LIST;
+    m.u.backup_list.req_id = 12;
+    m.u.backup_list.dir = proto_str("/srv/统计/backups");
+    m.u.backup_list.total = 3;
+    m.u.backup_list.n = 2;
+    m.u.backup_list.backups = kept;
+    put_msg("20_backup_list", &m);
+
     /* SUBMIT with every integer in a non-canonical wide format. */
     PUT_RAW("20_submit_wide_ints", "\xdd\x00\x00\x00\x07\xd3\x00\x00\x00\x00\x00\x00\x00\x01"
                                    "\xd2\x00\x00\x00\x01\xc6\x00\x00\x00\x10"

@@ -3,3 +3,4 @@ tally_unit_test(test_proto_decode SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_
 tally_unit_test(test_proto_catalog SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_proto_catalog.c LIBS tallyproto)
 tally_unit_test(test_proto_history SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_proto_history.c LIBS tallyproto)
 tally_unit_test(test_proto_backup SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_proto_backup.c LIBS tallyproto)
+tally_unit_test(test_proto_backup_list SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_proto_backup_list.c LIBS tallyproto)

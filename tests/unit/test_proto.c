@@ -294,6 +294,19 @@ static void make_msg(uint32_t type, proto_msg_t *m)
         m->u.backup_chunk.offset = 4;
         m->u.backup_chunk.data = (proto_str_t){"abcdef", 6};
         break;
+    case PROTO_BACKUP_LIST_REQ:
+        m->u.backup_list_req.req_id = 22;
+        break;
+    case PROTO_BACKUP_LIST: {
+        static const proto_backup_entry_t one[] = {
+            {{"backup-20231130T160000Z-2", 25}, 5, 60000, true}};
+        m->u.backup_list.req_id = 23;
+        m->u.backup_list.dir = proto_str("/var/lib/tallyd/backups");
+        m->u.backup_list.total = 2;
+        m->u.backup_list.n = 1;
+        m->u.backup_list.backups = one;
+        break;
+    }
     default:
         fail();
     }
@@ -886,7 +899,8 @@ static void test_helpers(void **state)
                    (type >= PROTO_PERIOD_REQ && type <= PROTO_RANGE) || type == PROTO_CLOCK_REQ ||
                    type == PROTO_CLOCK || type == PROTO_SPAN_REQ || type == PROTO_TOWNSHIPS_REQ ||
                    type == PROTO_TOWNSHIPS || type == PROTO_BACKUP_REQ || type == PROTO_BACKUP ||
-                   type == PROTO_BACKUP_FETCH || type == PROTO_BACKUP_CHUNK;
+                   type == PROTO_BACKUP_FETCH || type == PROTO_BACKUP_CHUNK ||
+                   type == PROTO_BACKUP_LIST_REQ || type == PROTO_BACKUP_LIST;
         assert_true(proto_req_id(&g_msg) == (has ? 99u : 0u));
     }
 }

@@ -606,7 +606,7 @@ static void test_backup_fetch_decoder_refuses(void **state)
         ROW("\x97\x01\x1e\x09\xb7" NAME "\x00\x00\x00", TALLY_EMALFORMED, "BACKUP_FETCH",
             PROTO_BACKUP_FETCH, 0),
         ROW("\x96\x01\x1e\x09\xb7" NAME "\x00", TALLY_EMALFORMED, "offset", PROTO_BACKUP_FETCH, 9),
-        ROW("\x96\x01\x20\x09\xb7" NAME "\x00\x00", TALLY_ETYPE, "type", 0, 0),
+        ROW("\x96\x01\x22\x09\xb7" NAME "\x00\x00", TALLY_ETYPE, "type", 0, 0),
     };
 #undef BADN
 #undef FN

@@ -626,9 +626,9 @@ static void test_error_messages(void **state)
     assert_string_equal(err.message, "version: 7 is not supported, this codec speaks version 1");
     assert_int_equal(g_out.version, 7);
 
-    static const char typ[] = "\x93\x01\x20\x00";
+    static const char typ[] = "\x93\x01\x22\x00";
     assert_int_equal(decode_exact(typ, sizeof typ - 1, &g_out, 0, &err), TALLY_ETYPE);
-    assert_string_equal(err.message, "type: 32 is not a known message type (1..31)");
+    assert_string_equal(err.message, "type: 34 is not a known message type (1..33)");
 
     static const char bad[] = SUB(CID,
                                   "\xa1"
