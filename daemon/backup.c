@@ -20,6 +20,7 @@
 #include "history_db.h"
 #include "journal.h"
 #include "journal_fmt.h"
+#include "proto.h"
 #include "statedir.h"
 #include "tally_error.h"
 
@@ -99,11 +100,6 @@ static void close_copies(backup_t *b)
 static bool is_partial(const char *name)
 {
     return strncmp(name, ".partial-", 9) == 0;
-}
-
-static bool is_backup(const char *name)
-{
-    return strncmp(name, "backup-", 7) == 0;
 }
 
 static bool is_checkpoint(const char *name)
@@ -459,12 +455,25 @@ static void sync_path(backup_t *b, const char *dir)
         set_err(b, TALLY_EIO, "syncing the directory %s: %s", dir, strerror(errno));
 }
 
+static bool is_backup_name(const char *name)
+{
+    return proto_backup_name_valid(name, strlen(name));
+}
+
+/* Older first (backup_list sorts bytewise: -10 before -2). */
+static int age_cmp(const void *a, const void *b)
+{
+    return proto_backup_name_cmp(*(char *const *)a, *(char *const *)b);
+}
+
 /* Remove the oldest backups beyond keep. */
 static void prune(backup_t *b)
 {
     backup_names_t ns;
-    if (backup_list(b->root, is_backup, S_IFDIR, &ns) != 0)
+    if (backup_list(b->root, is_backup_name, S_IFDIR, &ns) != 0)
         return; /* the backup stands; the next one prunes */
+    if (ns.n > 1)
+        qsort(ns.v, ns.n, sizeof(*ns.v), age_cmp);
     for (size_t i = 0; i + (size_t)b->keep < ns.n; i++) {
         char path[CONFIG_PATH_MAX + BACKUP_NAME_MAX + 16];
         snprintf(path, sizeof(path), "%s/%s", b->root, ns.v[i]);

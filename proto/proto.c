@@ -55,6 +55,24 @@ bool proto_backup_name_valid(const char *s, size_t len)
     return len >= 25 && len <= 27 && s[23] == '-' && digits(s + 24, len - 24);
 }
 
+/* The suffix -N of a valid backup name as a number, 0 for none (so none
+ * comes first, and -0, should someone make it, after it). */
+static long backup_name_suffix(const char *name)
+{
+    return name[23] == '-' ? strtol(name + 24, NULL, 10) + 1 : 0;
+}
+
+int proto_backup_name_cmp(const char *a, const char *b)
+{
+    int c = memcmp(a, b, 23); /* "backup-YYYYMMDDTHHMMSSZ" */
+    if (c != 0)
+        return c;
+    long na = backup_name_suffix(a), nb = backup_name_suffix(b);
+    if (na != nb)
+        return na < nb ? -1 : 1;
+    return strcmp(a, b);
+}
+
 bool proto_backup_file_name_valid(const char *s, size_t len)
 {
     if (len == 0 || len > PROTO_BACKUP_NAME_MAX || s[0] == '.')

@@ -428,6 +428,13 @@ int proto_name_check(const char *name, size_t len);
  * "backup-YYYYMMDDTHHMMSSZ", optionally followed by "-N" (1 to 3 digits). */
 bool proto_backup_name_valid(const char *s, size_t len);
 
+/* The order in which tallyd wrote the backups named a and b (NUL-terminated
+ * names that proto_backup_name_valid() accepts): by the time in the name,
+ * then by the suffix -N as a number (none first, -2 before -10); names
+ * that tie so (-2 and -02) bytewise, so that a sort is the same every
+ * time.  < 0, 0 or > 0. */
+int proto_backup_name_cmp(const char *a, const char *b);
+
 /* True when s[0..len) may name a file of a backup copy (8.27): 1..64 bytes
  * of ASCII letters, digits, '.', '-' and '_', not beginning with '.'. */
 bool proto_backup_file_name_valid(const char *s, size_t len);

@@ -17,19 +17,11 @@
 #include "proto.h"
 #include "vec.h"
 
-#define BASE_LEN 23 /* "backup-YYYYMMDDTHHMMSSZ" */
-
 /* Older first: the time in the name, then the -N that tallyd adds to a
  * second backup within one second (none first; -10 after -9). */
 static int age_cmp(const void *a, const void *b)
 {
-    const char *x = *(char *const *)a, *y = *(char *const *)b;
-    int c = strncmp(x, y, BASE_LEN);
-    if (c != 0)
-        return c;
-    long nx = x[BASE_LEN] ? strtol(x + BASE_LEN + 1, NULL, 10) : 0;
-    long ny = y[BASE_LEN] ? strtol(y + BASE_LEN + 1, NULL, 10) : 0;
-    return (nx > ny) - (nx < ny);
+    return proto_backup_name_cmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* Whether the directory name in dfd holds only what a copy holds: regular

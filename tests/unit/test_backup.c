@@ -465,6 +465,21 @@ static void test_backup_keep(void **state)
     snprintf(p, sizeof(p), "%s/backup-20261206T204944Z", root);
     assert_int_not_equal(access(p, F_OK), 0);
     assert_int_equal(count_prefixed(root, "backup-"), 2);
+    /* On to -11 within the same second: the oldest go by the number,
+     * not bytewise (where -10 and -11 sort before -2).  A directory
+     * merely beginning "backup-" is not a backup and stays. */
+    snprintf(p, sizeof(p), "%s/backup-mine", root);
+    assert_int_equal(mkdir(p, 0750), 0);
+    for (int i = 5; i <= 11; i++) {
+        f->nends = 0; /* on_end's record holds 8 */
+        run_backup(f);
+    }
+    assert_int_equal(count_prefixed(root, "backup-"), 3);
+    assert_int_equal(access(p, F_OK), 0);
+    for (int i = 10; i <= 11; i++) {
+        snprintf(p, sizeof(p), "%s/backup-20261206T204944Z-%d", root, i);
+        assert_int_equal(access(p, F_OK), 0);
+    }
 }
 
 /* The size of the regular files in dir, and how many there are. */
