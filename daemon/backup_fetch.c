@@ -1,7 +1,9 @@
 /* backup_fetch.c - a piece of a backup's file read on the thread pool for
- * BACKUP_FETCH (see backup_fetch.h). */
+ * BACKUP_FETCH, and the backups kept listed there for BACKUP_LIST_REQ
+ * (see backup_fetch.h). */
 #include "backup_fetch.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -12,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "b2sums.h"
 #include "tally_error.h"
 #include "text.h"
 
@@ -147,9 +150,8 @@ static void read_file(backup_fetch_slot_t *s, int dfd, const char *path)
     close(fd);
 }
 
-static void on_work(uv_work_t *w)
+static void read_piece_work(backup_fetch_slot_t *s)
 {
-    backup_fetch_slot_t *s = w->data;
     char path[sizeof(s->root) + sizeof(s->name) + 1];
     snprintf(path, sizeof(path), "%s/%s", s->root, s->name);
     int dfd = open_backup(s, path);
@@ -157,6 +159,144 @@ static void on_work(uv_work_t *w)
         return;
     read_file(s, dfd, path);
     close(dfd);
+}
+
+/* The order the backups were written in (bytewise, -10 would come
+ * before -2). */
+static int names_cmp(const void *a, const void *b)
+{
+    return proto_backup_name_cmp(a, b);
+}
+
+/* The files of the backup name in the directory open at dfd, as a fetch
+ * would list them.  One that cannot be opened or read is left at 0 files
+ * (see backup_fetch.h). */
+static void count_backup(int dfd, const char *name, proto_backup_entry_t *e)
+{
+    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (d == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    proto_backup_entry_t got = {.name = e->name};
+    for (;;) {
+        errno = 0;
+        struct dirent *de = readdir(d);
+        if (de == NULL)
+            break;
+        struct stat st;
+        if (!backup_holds(de->d_name) || fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+            !S_ISREG(st.st_mode))
+            continue;
+        got.files++;
+        got.bytes += (uint64_t)st.st_size;
+        got.sums = got.sums || strcmp(de->d_name, B2SUMS_FILE) == 0;
+    }
+    if (errno == 0)
+        *e = got;
+    closedir(d);
+}
+
+/* The names of the backups in the directory d (s->root), unsorted, into
+ * s->names; *count says how many.  False with the answer set when the
+ * directory could not be read or memory ran out. */
+static bool collect_names(backup_fetch_slot_t *s, DIR *d, size_t *count)
+{
+    size_t n = 0, cap = 0;
+    for (;;) {
+        errno = 0;
+        struct dirent *de = readdir(d);
+        if (de == NULL)
+            break;
+        struct stat st;
+        size_t len = strlen(de->d_name);
+        if (!proto_backup_name_valid(de->d_name, len) || len >= BACKUP_NAME_MAX ||
+            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
+            continue;
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            char(*nv)[BACKUP_NAME_MAX] = realloc(s->names, ncap * sizeof(*nv));
+            if (nv == NULL) {
+                set_err(s, TALLY_EUNAVAIL, "",
+                        "the daemon is out of memory for a list of %zu backups; retry later", n);
+                return false;
+            }
+            s->names = nv;
+            cap = ncap;
+        }
+        memcpy(s->names[n++], de->d_name, len + 1);
+    }
+    if (errno != 0) {
+        int e = errno;
+        char shown[SHOWN_PATH_MAX];
+        shown_root(s, shown, sizeof(shown));
+        set_err(s, TALLY_EUNAVAIL, "", "cannot read the backup directory %s: %s", shown,
+                strerror(e));
+        return false;
+    }
+    *count = n;
+    return true;
+}
+
+/* The backup directory for BACKUP_LIST's dir: resolved where it can be;
+ * "" where the path does not fit the field (PROTOCOL.md 8.28). */
+static void wire_dir(backup_fetch_slot_t *s)
+{
+    char *abs = realpath(s->root, NULL);
+    const char *p = abs != NULL ? abs : s->root;
+    size_t len = strlen(p);
+    if (len <= PROTO_PATH_MAX && proto_utf8_valid(p, len))
+        memcpy(s->dir, p, len + 1);
+    free(abs);
+}
+
+static void list_work(backup_fetch_slot_t *s)
+{
+    wire_dir(s);
+    DIR *d = opendir(s->root);
+    if (d == NULL) {
+        int e = errno;
+        if (e == ENOENT) /* no backup was written yet */
+            return;
+        char shown[SHOWN_PATH_MAX];
+        shown_root(s, shown, sizeof(shown));
+        set_err(s, TALLY_EUNAVAIL, "", "cannot read the backup directory %s: %s", shown,
+                strerror(e));
+        return;
+    }
+    size_t count = 0;
+    if (!collect_names(s, d, &count) || count == 0) {
+        closedir(d);
+        return;
+    }
+    qsort(s->names, count, sizeof(*s->names), names_cmp);
+    size_t n = count < PROTO_BACKUPS_MAX ? count : PROTO_BACKUPS_MAX;
+    size_t skip = count - n; /* the oldest, beyond what one answer holds */
+    memmove(s->names, s->names + skip, n * sizeof(*s->names));
+    if ((s->backups = calloc(n, sizeof(*s->backups))) == NULL) {
+        set_err(s, TALLY_EUNAVAIL, "",
+                "the daemon is out of memory for a list of %zu backups; retry later", n);
+        closedir(d);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        s->backups[i].name = proto_str(s->names[i]);
+        count_backup(dirfd(d), s->names[i], &s->backups[i]);
+    }
+    closedir(d);
+    s->total = count > UINT32_MAX ? UINT32_MAX : (uint32_t)count;
+    s->n = (uint32_t)n;
+}
+
+static void on_work(uv_work_t *w)
+{
+    backup_fetch_slot_t *s = w->data;
+    if (s->kind == BACKUP_FETCH_LIST)
+        list_work(s);
+    else
+        read_piece_work(s);
 }
 
 static void maybe_closed(backup_fetch_t *f)
@@ -170,6 +310,18 @@ static void maybe_closed(backup_fetch_t *f)
 
 static void tell(backup_fetch_slot_t *s)
 {
+    if (s->kind == BACKUP_FETCH_LIST) {
+        backup_fetch_listing_t res = {
+            .rc = s->rc,
+            .err = s->err,
+            .dir = s->rc == 0 ? s->dir : "",
+            .total = s->rc == 0 ? s->total : 0,
+            .n = s->rc == 0 ? s->n : 0,
+            .backups = s->rc == 0 && s->n > 0 ? s->backups : NULL,
+        };
+        s->list_cb(s->arg, &res);
+        return;
+    }
     backup_fetch_result_t res = {
         .rc = s->rc,
         .field = s->field,
@@ -186,6 +338,17 @@ static void tell(backup_fetch_slot_t *s)
     s->cb(s->arg, &res);
 }
 
+/* What the slot's answer holds goes, once it was told or abandoned. */
+static void slot_free(backup_fetch_slot_t *s)
+{
+    free(s->data);
+    s->data = NULL;
+    free(s->names);
+    s->names = NULL;
+    free(s->backups);
+    s->backups = NULL;
+}
+
 static void after_work(uv_work_t *w, int status)
 {
     backup_fetch_slot_t *s = w->data;
@@ -195,8 +358,7 @@ static void after_work(uv_work_t *w, int status)
             set_err(s, TALLY_EUNAVAIL, "", "the thread pool: %s", uv_strerror(status));
         tell(s);
     }
-    free(s->data);
-    s->data = NULL;
+    slot_free(s);
     s->busy = false;
     f->active--;
     maybe_closed(f);
@@ -225,31 +387,32 @@ static int refuse(backup_fetch_t *f, int rc, const char *fmt, ...)
     return rc;
 }
 
-int backup_fetch_begin(backup_fetch_t *f, const char *name, size_t name_len, uint32_t file,
-                       uint64_t offset, backup_fetch_cb cb, void *arg)
+/* A free slot, its request and answer cleared and the backup directory
+ * in force in its root; NULL with f->err set when there is none. */
+static backup_fetch_slot_t *claim(backup_fetch_t *f, const char *busy, int *rc)
 {
-    if (f->closing)
-        return refuse(f, TALLY_ECLOSED, "tallyd is stopping");
-    if (!proto_backup_name_valid(name, name_len) || name_len >= BACKUP_NAME_MAX)
-        return refuse(f, TALLY_EBADNAME, "not a backup's name");
-    if (f->active == BACKUP_FETCH_MAX)
-        return refuse(f, TALLY_EBUSY,
-                      "%d fetches of backup files are being read already; retry in a moment",
-                      BACKUP_FETCH_MAX);
+    if (f->closing) {
+        *rc = refuse(f, TALLY_ECLOSED, "tallyd is stopping");
+        return NULL;
+    }
+    if (f->active == BACKUP_FETCH_MAX) {
+        *rc = refuse(f, TALLY_EBUSY, "%d %s; retry in a moment", BACKUP_FETCH_MAX, busy);
+        return NULL;
+    }
     backup_fetch_slot_t *s = f->slots;
     while (s->busy)
         s++;
-    if (backup_root(f->c.backup, s->root, sizeof(s->root)) != 0)
-        return refuse(f, TALLY_EINVAL, "the backup directory's path is longer than %zu bytes",
-                      sizeof(s->root) - 1);
-    memcpy(s->name, name, name_len);
-    s->name[name_len] = '\0';
-    s->file = file;
-    s->offset = offset;
-    s->keep = backup_keep(f->c.backup);
-    s->cb = cb;
-    s->arg = arg;
+    if (backup_root(f->c.backup, s->root, sizeof(s->root)) != 0) {
+        *rc = refuse(f, TALLY_EINVAL, "the backup directory's path is longer than %zu bytes",
+                     sizeof(s->root) - 1);
+        return NULL;
+    }
     s->abandoned = false;
+    s->cb = NULL;
+    s->list_cb = NULL;
+    s->name[0] = '\0';
+    s->file = 0;
+    s->offset = 0;
     s->rc = 0;
     s->field = "";
     s->err[0] = '\0';
@@ -258,12 +421,57 @@ int backup_fetch_begin(backup_fetch_t *f, const char *name, size_t name_len, uin
     s->size = 0;
     s->data = NULL;
     s->len = 0;
+    s->dir[0] = '\0';
+    s->total = 0;
+    s->n = 0;
+    s->names = NULL;
+    s->backups = NULL;
+    return s;
+}
+
+static int queue(backup_fetch_t *f, backup_fetch_slot_t *s)
+{
     int rc = uv_queue_work(f->c.loop, &s->work, on_work, after_work);
     if (rc != 0)
         return refuse(f, TALLY_ESYS, "the thread pool: %s", uv_strerror(rc));
     s->busy = true;
     f->active++;
     return 0;
+}
+
+int backup_fetch_begin(backup_fetch_t *f, const char *name, size_t name_len, uint32_t file,
+                       uint64_t offset, backup_fetch_cb cb, void *arg)
+{
+    if (f->closing)
+        return refuse(f, TALLY_ECLOSED, "tallyd is stopping");
+    if (!proto_backup_name_valid(name, name_len) || name_len >= BACKUP_NAME_MAX)
+        return refuse(f, TALLY_EBADNAME, "not a backup's name");
+    int rc = 0;
+    backup_fetch_slot_t *s = claim(f, "fetches of backup files are being read already", &rc);
+    if (s == NULL)
+        return rc;
+    s->kind = BACKUP_FETCH_PIECE;
+    memcpy(s->name, name, name_len);
+    s->name[name_len] = '\0';
+    s->file = file;
+    s->offset = offset;
+    s->keep = backup_keep(f->c.backup);
+    s->cb = cb;
+    s->arg = arg;
+    return queue(f, s);
+}
+
+int backup_fetch_list_begin(backup_fetch_t *f, backup_fetch_list_cb cb, void *arg)
+{
+    int rc = 0;
+    backup_fetch_slot_t *s =
+        claim(f, "reads of backups (fetches and listings) are under way already", &rc);
+    if (s == NULL)
+        return rc;
+    s->kind = BACKUP_FETCH_LIST;
+    s->list_cb = cb;
+    s->arg = arg;
+    return queue(f, s);
 }
 
 unsigned backup_fetch_active(const backup_fetch_t *f)
@@ -287,16 +495,22 @@ void backup_fetch_close(backup_fetch_t *f, void (*cb)(backup_fetch_t *f))
         /* The thread may be reading into s: only the loop's fields are
          * touched here; its answer is dropped when the work ends. */
         s->abandoned = true;
-        backup_fetch_result_t res = {
-            .rc = TALLY_ECLOSED,
-            .field = "",
-            .err = "tallyd is stopping",
-            .name = s->name,
-            .file = s->file,
-            .file_name = "",
-            .offset = s->offset,
-        };
-        s->cb(s->arg, &res);
+        if (s->kind == BACKUP_FETCH_LIST) {
+            backup_fetch_listing_t res = {
+                .rc = TALLY_ECLOSED, .err = "tallyd is stopping", .dir = ""};
+            s->list_cb(s->arg, &res);
+        } else {
+            backup_fetch_result_t res = {
+                .rc = TALLY_ECLOSED,
+                .field = "",
+                .err = "tallyd is stopping",
+                .name = s->name,
+                .file = s->file,
+                .file_name = "",
+                .offset = s->offset,
+            };
+            s->cb(s->arg, &res);
+        }
         uv_cancel((uv_req_t *)&s->work);
     }
     maybe_closed(f);

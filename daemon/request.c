@@ -377,16 +377,39 @@ static void fetched(void *arg, const backup_fetch_result_t *res)
     w->used = false;
 }
 
+/* A free request_fetch_t: as many as backup_fetch has slots, which
+ * fetches and listings share. */
+static request_fetch_t *free_fetching(request_t *r)
+{
+    for (size_t i = 0; i < BACKUP_FETCH_MAX; i++)
+        if (!r->fetching[i].used)
+            return &r->fetching[i];
+    return NULL;
+}
+
+/* w waits for its read, for the peer rid; who (NULL without keys) asked
+ * with a request named type. */
+static void fetching_taken(request_fetch_t *w, const void *rid, size_t rid_len, uint64_t req_id,
+                           const keyring_identity_t *who, const char *type)
+{
+    w->used = true;
+    memcpy(w->rid, rid, rid_len);
+    w->rid_len = rid_len;
+    w->req_id = req_id;
+    w->first = false;
+    if (who != NULL)
+        snprintf(w->who, sizeof(w->who), "by %s '%s'", keys_role_name(who->role), who->name);
+    else
+        snprintf(w->who, sizeof(w->who), "(%s)", type);
+}
+
 /* BACKUP_FETCH from who (NULL without keys): a piece of a backup's file,
  * read off the loop and answered by fetched(). */
 static void fetch_backup(request_t *r, const void *rid, size_t rid_len, const proto_msg_t *m,
                          const keyring_identity_t *who)
 {
     const __typeof__(m->u.backup_fetch) *q = &m->u.backup_fetch;
-    request_fetch_t *w = NULL;
-    for (size_t i = 0; i < BACKUP_FETCH_MAX && w == NULL; i++)
-        if (!r->fetching[i].used)
-            w = &r->fetching[i];
+    request_fetch_t *w = free_fetching(r);
     int rc = w == NULL ? TALLY_EBUSY
                        : backup_fetch_begin(r->c.fetch, q->name.ptr, q->name.len, q->file,
                                             q->offset, fetched, w);
@@ -407,15 +430,60 @@ static void fetch_backup(request_t *r, const void *rid, size_t rid_len, const pr
                              backup_fetch_errmsg(r->c.fetch));
         return;
     }
-    w->used = true;
-    memcpy(w->rid, rid, rid_len);
-    w->rid_len = rid_len;
-    w->req_id = q->req_id;
+    fetching_taken(w, rid, rid_len, q->req_id, who, "BACKUP_FETCH");
     w->first = q->file == 0 && q->offset == 0;
-    if (who != NULL)
-        snprintf(w->who, sizeof(w->who), "by %s '%s'", keys_role_name(who->role), who->name);
-    else
-        snprintf(w->who, sizeof(w->who), "(BACKUP_FETCH)");
+}
+
+/* The backups were listed, or could not be: BACKUP_LIST or ERROR
+ * UNAVAILABLE to the peer that asked.  Listing is routine for a program
+ * that copies backups (each night, say), so a success is logged at debug
+ * only; a failure is no fault of the request, and not counted. */
+static void listed(void *arg, const backup_fetch_listing_t *res)
+{
+    request_fetch_t *w = arg;
+    request_t *r = w->r;
+    if (res->rc == 0) {
+        proto_msg_t m = {.type = PROTO_BACKUP_LIST};
+        m.u.backup_list.req_id = w->req_id;
+        m.u.backup_list.dir = proto_str(res->dir);
+        m.u.backup_list.total = res->total;
+        m.u.backup_list.n = res->n;
+        m.u.backup_list.backups = res->backups;
+        if (reply(r, w->rid, w->rid_len, &m))
+            log_debug(r->c.log, "backups listed %s: %" PRIu32 " of %" PRIu32, w->who, res->n,
+                      res->total);
+    } else {
+        if (res->rc != TALLY_ECLOSED)
+            log_limited(r->c.log, clock_mono_ms(), LOG_LEVEL_INFO, "backup list failed: %s",
+                        res->err);
+        send_error_uncounted(r, w->rid, w->rid_len, w->req_id, TALLY_EUNAVAIL, "", res->err);
+    }
+    w->used = false;
+}
+
+/* BACKUP_LIST_REQ from who (NULL without keys): the backups kept, listed
+ * off the loop in one of the slots fetches use, and answered by
+ * listed(). */
+static void list_backups(request_t *r, const void *rid, size_t rid_len, uint64_t req_id,
+                         const keyring_identity_t *who)
+{
+    request_fetch_t *w = free_fetching(r);
+    int rc = w == NULL ? TALLY_EBUSY : backup_fetch_list_begin(r->c.fetch, listed, w);
+    if (rc == TALLY_EBUSY) {
+        char msg[128];
+        snprintf(msg, sizeof(msg),
+                 "%d reads of backups (fetches and listings) are under way already; retry in a "
+                 "moment",
+                 BACKUP_FETCH_MAX);
+        send_error(r, rid, rid_len, req_id, rc, "", msg);
+        return;
+    }
+    if (rc != 0) { /* stopping, a path too long, or the thread pool */
+        send_error_uncounted(r, rid, rid_len, req_id, TALLY_EUNAVAIL, "",
+                             backup_fetch_errmsg(r->c.fetch));
+        return;
+    }
+    fetching_taken(w, rid, rid_len, req_id, who, "BACKUP_LIST_REQ");
 }
 
 /* In a secured daemon: may the identity who (NULL: its key is no longer
@@ -438,7 +506,8 @@ static bool allowed(request_t *r, const void *rid, size_t rid_len, const proto_m
     bool reads = m->type == PROTO_SNAPSHOT_REQ || m->type == PROTO_STATS_REQ ||
                  m->type == PROTO_PERIOD_REQ || m->type == PROTO_RANGE_REQ ||
                  m->type == PROTO_SPAN_REQ || m->type == PROTO_TOWNSHIPS_REQ;
-    bool backup = m->type == PROTO_BACKUP_REQ || m->type == PROTO_BACKUP_FETCH;
+    bool backup = m->type == PROTO_BACKUP_REQ || m->type == PROTO_BACKUP_FETCH ||
+                  m->type == PROTO_BACKUP_LIST_REQ;
     if ((reads && who->role != KEYS_ROLE_SUBSCRIBER) || (backup && who->role != KEYS_ROLE_ADMIN)) {
         char msg[256];
         if (backup)
@@ -446,7 +515,9 @@ static bool allowed(request_t *r, const void *rid, size_t rid_len, const proto_m
                      "this key belongs to %s '%s', which may not %s; use an admin key ([security] "
                      "admin_keys)",
                      keys_role_name(who->role), who->name,
-                     m->type == PROTO_BACKUP_REQ ? "ask for backups" : "copy backups");
+                     m->type == PROTO_BACKUP_REQ     ? "ask for backups"
+                     : m->type == PROTO_BACKUP_FETCH ? "copy backups"
+                                                     : "list backups");
         else
             snprintf(msg, sizeof(msg),
                      "this key belongs to %s '%s', which may %s but not read tallies or "
@@ -494,6 +565,11 @@ static void dispatch(request_t *r, const void *rid, size_t rid_len, const void *
         if (r->c.fetch == NULL)
             goto unknown;
         fetch_backup(r, rid, rid_len, m, who);
+        break;
+    case PROTO_BACKUP_LIST_REQ:
+        if (r->c.fetch == NULL)
+            goto unknown;
+        list_backups(r, rid, rid_len, m->u.backup_list_req.req_id, who);
         break;
     case PROTO_PERIOD_REQ:
     case PROTO_RANGE_REQ:

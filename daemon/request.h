@@ -3,16 +3,17 @@
  *
  * SUBMIT goes to ingest, SNAPSHOT_REQ to snapshot, PERIOD_REQ and
  * RANGE_REQ to recall, BACKUP_REQ to backup (answered when the backup
- * ends: request_backup_end), BACKUP_FETCH to backup_fetch (answered
- * BACKUP_CHUNK or ERROR once its piece is read off the loop); HELLO,
- * PING, STATS_REQ, CLOCK_REQ, CATALOG_REQ (from the catalog view it
- * keeps, set with request_set_catalog) and TOWNSHIPS_REQ (from the
- * engine's series, townlist.h) are answered here; anything else gets an
- * ERROR.  In a secured daemon every message is checked against the
- * keyring in force: a key a reload revoked is refused, a township may not
- * read, a subscriber may not submit, only an admin key may ask for a
- * backup or copy one.  Request is handed the parts it dispatches to, the
- * reply sink and a function that reports every counter; it knows no
+ * ends: request_backup_end), BACKUP_FETCH and BACKUP_LIST_REQ to
+ * backup_fetch (answered BACKUP_CHUNK, BACKUP_LIST or ERROR once the
+ * piece or the list is read off the loop); HELLO, PING, STATS_REQ,
+ * CLOCK_REQ, CATALOG_REQ (from the catalog view it keeps, set with
+ * request_set_catalog) and TOWNSHIPS_REQ (from the engine's series,
+ * townlist.h) are answered here; anything else gets an ERROR.  In a
+ * secured daemon every message is checked against the keyring in force:
+ * a key a reload revoked is refused, a township may not read, a
+ * subscriber may not submit, only an admin key may ask for a backup,
+ * copy one or list them.  Request is handed the parts it dispatches to,
+ * the reply sink and a function that reports every counter; it knows no
  * socket, so the wiring (tallyd_start.c) passes it the frames and User-Id
  * of each message the endpoints received.
  */
@@ -59,7 +60,7 @@ typedef struct request_config {
     snapshot_t *snapshot;   /* SNAPSHOT_REQ */
     recall_t *recall;       /* PERIOD_REQ, RANGE_REQ; NULL: answered UNKNOWN_TYPE */
     backup_t *backup;       /* BACKUP_REQ; NULL: answered UNKNOWN_TYPE */
-    backup_fetch_t *fetch;  /* BACKUP_FETCH; NULL: answered UNKNOWN_TYPE */
+    backup_fetch_t *fetch;  /* BACKUP_FETCH, BACKUP_LIST_REQ; NULL: answered UNKNOWN_TYPE */
     const engine_t *engine; /* its columns, for WELCOME; its series, for TOWNSHIPS */
     const intern_t *towns;  /* township names by id, for TOWNSHIPS */
     const keyring_t *keys;  /* the keyring in force, read in place; NULL unless secured */
@@ -90,8 +91,8 @@ typedef struct request_backup_waiter {
 
 struct request;
 
-/* A BACKUP_FETCH being read (backup_fetch_begin's arg); as many as
- * backup_fetch reads at once. */
+/* A BACKUP_FETCH or BACKUP_LIST_REQ being read (backup_fetch_begin's or
+ * backup_fetch_list_begin's arg); as many as backup_fetch reads at once. */
 typedef struct request_fetch {
     struct request *r;
     bool used;
@@ -148,8 +149,8 @@ void request_backup_end(request_t *r, const backup_end_t *e);
 
 /* tallyd is stopping: answer every BACKUP_REQ still waiting with ERROR
  * UNAVAILABLE, while the request socket can still send.  (The
- * BACKUP_FETCHs being read are answered the same way by
- * backup_fetch_close(), through the callback request handed it.) */
+ * BACKUP_FETCHs and BACKUP_LIST_REQs being read are answered the same way
+ * by backup_fetch_close(), through the callbacks request handed it.) */
 void request_backup_abandon(request_t *r);
 
 #endif

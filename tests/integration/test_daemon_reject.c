@@ -487,6 +487,33 @@ static void build_fetch_missing(msgpack_sbuffer *out, const build_t *b)
     build_fetch(out, b, "backup-20240615T120000Z", false);
 }
 
+/* BACKUP_LIST_REQ with a req_id that is a str, or with one element too
+ * many. */
+static void build_list(msgpack_sbuffer *out, const build_t *b, bool text_id)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, text_id ? 3 : 4);
+    msgpack_pack_uint32(&pk, 1);
+    msgpack_pack_uint32(&pk, PROTO_BACKUP_LIST_REQ);
+    if (text_id) {
+        pk_cstr(&pk, "9");
+        return;
+    }
+    msgpack_pack_uint64(&pk, b->seq);
+    msgpack_pack_uint32(&pk, 1000);
+}
+
+static void build_list_text_id(msgpack_sbuffer *out, const build_t *b)
+{
+    build_list(out, b, true);
+}
+
+static void build_list_extra(msgpack_sbuffer *out, const build_t *b)
+{
+    build_list(out, b, false);
+}
+
 /* ---- the cases ----------------------------------------------------------- */
 
 #define ACK   PROTO_ACK
@@ -554,6 +581,10 @@ static const bad_case_t cases[] = {
      "bad_type", OPEN},
     {"backup fetch of a backup never written", build_fetch_missing, false, ERR, 28, true, "name",
      -1, "no_such_backup", OPEN},
+    {"backup list with a str req_id", build_list_text_id, false, ERR, 4, false, "req_id", -1,
+     "bad_type", OPEN},
+    {"backup list asking for a count", build_list_extra, false, ERR, 1, false, NULL, -1,
+     "malformed", OPEN},
     {"unknown township", build_unknown_town, false, ACK, 12, true, "township", -1,
      "unknown_township", CLOSE},
     {"unknown metric", build_unknown_metric, false, ACK, 13, true, "samples[1].metric", 1,
@@ -822,9 +853,45 @@ static void test_too_large(void **state)
     harness_client_close(&b);
 }
 
+/* A well-formed BACKUP_LIST_REQ to a daemon that wrote no backup yet:
+ * BACKUP_LIST with its req_id, an empty list and the backup directory;
+ * then the daemon serves on. */
+static void test_backup_list(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
+    harness_client_t c;
+    assert_int_equal(harness_client_open(&f->h, &c), 0);
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init(&out);
+    proto_msg_t q = {.type = PROTO_BACKUP_LIST_REQ};
+    q.u.backup_list_req.req_id = 77;
+    assert_int_equal(proto_encode(&out, &q), 0);
+    assert_int_equal(harness_send_raw(&c, out.data, out.size), 0);
+    msgpack_sbuffer_destroy(&out);
+    char reply[4096];
+    long n = harness_recv_raw(&c, reply, sizeof(reply), HARNESS_REPLY_TIMEOUT_MS);
+    if (n < 0)
+        fail_msg("no reply to BACKUP_LIST_REQ; log:\n%s", harness_log(&f->h));
+    assert_true(n < (long)sizeof(reply));
+    proto_msg_t m;
+    proto_error_t err;
+    assert_int_equal(proto_decode(reply, (size_t)n, &m, NULL, 0, &err), 0);
+    assert_int_equal(m.type, PROTO_BACKUP_LIST);
+    assert_int_equal(m.u.backup_list.req_id, 77);
+    assert_int_equal(m.u.backup_list.total, 0);
+    assert_int_equal(m.u.backup_list.n, 0);
+    assert_true(m.u.backup_list.dir.len >= 8);
+    assert_memory_equal(m.u.backup_list.dir.ptr + m.u.backup_list.dir.len - 8, "/backups", 8);
+    submit_ok(&c, 1, "t1", "ok.count", 5);
+    expect_total(f, &c, "ok.count", "t1", 5);
+    assert_int_equal(harness_stats(&c, "tallyd_bad_requests_total"), 0);
+    harness_client_close(&c);
+}
+
 int main(void)
 {
-    struct CMUnitTest tests[sizeof(cases) / sizeof(cases[0]) + 4];
+    struct CMUnitTest tests[sizeof(cases) / sizeof(cases[0]) + 5];
     size_t n = 0;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         tests[n] = (struct CMUnitTest)cmocka_unit_test_prestate_setup_teardown(
@@ -838,5 +905,7 @@ int main(void)
         (struct CMUnitTest)cmocka_unit_test_setup_teardown(test_stale_sequence, setup, teardown);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test_setup_teardown(
         test_rejected_names_use_no_limit, setup, teardown);
+    tests[n++] =
+        (struct CMUnitTest)cmocka_unit_test_setup_teardown(test_backup_list, setup, teardown);
     return _cmocka_run_group_tests("test_daemon_reject", tests, n, NULL, NULL);
 }

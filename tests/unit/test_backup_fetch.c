@@ -4,7 +4,10 @@
  * its settings, a real libuv loop and thread pool.  Listing order, every
  * piece's bytes, the last short piece, the errors and the field each
  * names, the limit of fetches at once, and a close with fetches under
- * way. */
+ * way.  Then the listing of the backups kept (BACKUP_LIST_REQ): which
+ * entries are backups, their order, their files, a missing or unreadable
+ * backup directory, the newest 1000 of more, and the same limit and close
+ * shared with fetches. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +26,7 @@
 #include <unistd.h>
 
 #include "backup.h"
+#include "b2sums.h"
 #include "backup_fetch.h"
 #include "tally_error.h"
 
@@ -73,8 +77,24 @@ typedef struct fx {
     backup_fetch_t f;
     logger_t log; /* the backup part's; it logs nothing here */
     seen_t seen[BACKUP_FETCH_MAX + 1];
+    struct seen_list *lists; /* BACKUP_FETCH_MAX + 1 of them */
     int closed;
 } fx_t;
+
+/* What one listing's callback was told, copied. */
+typedef struct seen_list {
+    int calls;
+    int rc;
+    char err[PROTO_MESSAGE_MAX];
+    char dir[PROTO_PATH_MAX + 1];
+    uint32_t total, n;
+    struct listed {
+        char name[BACKUP_NAME_MAX];
+        uint32_t files;
+        uint64_t bytes;
+        bool sums;
+    } * v;
+} seen_list_t;
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -130,6 +150,8 @@ static int setup(void **state)
     assert_int_equal(backup_init(&f->b, &bc), 0);
     backup_fetch_config_t fc = {.loop = &f->loop, .backup = &f->b};
     assert_int_equal(backup_fetch_init(&f->f, &fc), 0);
+    f->lists = calloc(BACKUP_FETCH_MAX + 1, sizeof(*f->lists));
+    assert_non_null(f->lists);
     *state = f;
     return 0;
 }
@@ -149,8 +171,11 @@ static int teardown(void **state)
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(f->closed, 1);
     assert_int_equal(uv_loop_close(&f->loop), 0);
-    for (size_t i = 0; i < BACKUP_FETCH_MAX + 1; i++)
+    for (size_t i = 0; i < BACKUP_FETCH_MAX + 1; i++) {
         free(f->seen[i].data);
+        free(f->lists[i].v);
+    }
+    free(f->lists);
     nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     free(f);
     return 0;
@@ -451,6 +476,288 @@ static void test_close_idle(void **state)
     assert_int_equal(f->closed, 1);
 }
 
+/* ---- listing the backups ------------------------------------------------ */
+
+static void on_listed(void *arg, const backup_fetch_listing_t *r)
+{
+    seen_list_t *s = arg;
+    s->calls++;
+    s->rc = r->rc;
+    snprintf(s->err, sizeof(s->err), "%s", r->rc != 0 ? r->err : "");
+    assert_non_null(r->dir);
+    snprintf(s->dir, sizeof(s->dir), "%s", r->dir);
+    s->total = r->total;
+    s->n = r->n;
+    assert_true(r->n <= r->total && r->n <= PROTO_BACKUPS_MAX);
+    free(s->v);
+    s->v = NULL;
+    if (r->n == 0) {
+        assert_null(r->backups);
+        return;
+    }
+    s->v = calloc(r->n, sizeof(*s->v));
+    assert_non_null(s->v);
+    for (uint32_t i = 0; i < r->n; i++) {
+        const proto_backup_entry_t *e = &r->backups[i];
+        assert_true(e->name.len < sizeof(s->v[i].name));
+        memcpy(s->v[i].name, e->name.ptr, e->name.len);
+        s->v[i].files = e->files;
+        s->v[i].bytes = e->bytes;
+        s->v[i].sums = e->sums;
+    }
+}
+
+/* One listing, run to its end. */
+static const seen_list_t *list(fx_t *f)
+{
+    seen_list_t *s = &f->lists[0];
+    s->calls = 0;
+    assert_int_equal(backup_fetch_list_begin(&f->f, on_listed, s), 0);
+    assert_int_equal(s->calls, 0); /* never from within the call */
+    assert_int_equal(backup_fetch_active(&f->f), 1);
+    drain(f);
+    assert_int_equal(s->calls, 1);
+    return s;
+}
+
+/* A directory dir/name holding files of the sizes given (a list ended by
+ * NULL: name, size, name, size, ...). */
+static void make_dir(const char *dir, const char *name, ...)
+{
+    char p[256];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    assert_int_equal(mkdir(p, 0750), 0);
+    va_list ap;
+    va_start(ap, name);
+    for (const char *file; (file = va_arg(ap, const char *)) != NULL;)
+        write_file(p, file, 7, va_arg(ap, size_t));
+    va_end(ap);
+}
+
+static void expect_listed(const seen_list_t *s, uint32_t i, const char *name, uint32_t nfiles,
+                          uint64_t bytes, bool sums)
+{
+    assert_true(i < s->n);
+    assert_string_equal(s->v[i].name, name);
+    assert_int_equal(s->v[i].files, nfiles);
+    assert_int_equal(s->v[i].bytes, bytes);
+    assert_int_equal(s->v[i].sums, sums);
+}
+
+/* Every directory under a backup's name is listed, oldest first (the time
+ * in the name, then the suffix as a number: none, -2, -10), whatever order
+ * they were made in; partial backups, a file or a symbolic link under a
+ * backup's name and names that are not a backup's are not; each backup's
+ * files are those a fetch lists, BLAKE2SUMS among them. */
+static void test_list(void **state)
+{
+    fx_t *f = *state;
+    const char *T = "backup-20261206T204944Z";
+    char name[64];
+    snprintf(name, sizeof(name), "%s-10", T);
+    make_dir(f->root, name, B2SUMS_FILE, (size_t)10, "history.db", (size_t)3, NULL);
+    make_dir(f->root, T, NULL);
+    snprintf(name, sizeof(name), "%s-2", T);
+    make_dir(f->root, name, "journal-0000000000000007.tj", (size_t)7, "BLAKE2SUMS.tmp", (size_t)100,
+             "notes.txt", (size_t)1000, NULL);
+    make_dir(f->root, "backup-20231130T160000Z", "state-0000000000000001.ckp", (size_t)4, NULL);
+    /* Not backups. */
+    make_dir(f->root, ".partial-backup-20261207T000000Z", "history.db", (size_t)1, NULL);
+    make_dir(f->root, "backup-2026", NULL);
+    snprintf(name, sizeof(name), "%s-1000", T);
+    make_dir(f->root, name, NULL);
+    write_file(f->root, "backup-20261208T000000Z", 0, 10);
+    char p[256];
+    snprintf(p, sizeof(p), "%s/backup-20261209T000000Z", f->root);
+    assert_int_equal(symlink(NAME, p), 0);
+
+    const seen_list_t *s = list(f);
+    assert_int_equal(s->rc, 0);
+    char *abs = realpath(f->root, NULL);
+    assert_string_equal(s->dir, abs);
+    free(abs);
+    assert_int_equal(s->total, 5);
+    assert_int_equal(s->n, 5);
+    expect_listed(s, 0, "backup-20231130T160000Z", 1, 4, false);
+    /* The fetch fixture: its five files, not notes.txt, the directory or
+     * the symbolic link beside them. */
+    expect_listed(s, 1, NAME, 5, 600000 + 262145 + 0 + 262144 + 5, false);
+    expect_listed(s, 2, T, 0, 0, false);
+    snprintf(name, sizeof(name), "%s-2", T);
+    expect_listed(s, 3, name, 1, 7, false);
+    snprintf(name, sizeof(name), "%s-10", T);
+    expect_listed(s, 4, name, 2, 13, true);
+}
+
+/* No backup directory yet: an empty list, not an error, its path as
+ * configured.  A backup directory that cannot be read: UNAVAILABLE naming
+ * it, and why.  A path that is not UTF-8, or longer than the field:
+ * listed, with dir "". */
+static void test_list_dir(void **state)
+{
+    fx_t *f = *state;
+    backup_settings_t set = {.keep = 7};
+    snprintf(set.dir, sizeof(set.dir), "%s/nowhere", f->dir);
+    backup_set(&f->b, &set);
+    const seen_list_t *s = list(f);
+    assert_int_equal(s->rc, 0);
+    assert_int_equal(s->total, 0);
+    assert_int_equal(s->n, 0);
+    assert_string_equal(s->dir, set.dir);
+    /* A file where the directory should be. */
+    write_file(f->dir, "nowhere", 0, 1);
+    s = list(f);
+    assert_int_equal(s->rc, TALLY_EUNAVAIL);
+    char want[sizeof(set.dir) + 128];
+    snprintf(want, sizeof(want), "cannot read the backup directory %s: %s", set.dir,
+             strerror(ENOTDIR));
+    assert_string_equal(s->err, want);
+    /* Not UTF-8. */
+    snprintf(set.dir, sizeof(set.dir), "%s/b\xff", f->dir);
+    assert_int_equal(mkdir(set.dir, 0750), 0);
+    make_dir(set.dir, NAME, "history.db", (size_t)2, NULL);
+    backup_set(&f->b, &set);
+    s = list(f);
+    assert_int_equal(s->rc, 0);
+    assert_string_equal(s->dir, "");
+    assert_int_equal(s->total, 1);
+    expect_listed(s, 0, NAME, 1, 2, false);
+    /* 1,025 bytes and more. */
+    size_t len = strlen(f->dir);
+    snprintf(set.dir, sizeof(set.dir), "%s", f->dir);
+    while (len <= PROTO_PATH_MAX) {
+        set.dir[len++] = '/';
+        memset(set.dir + len, 'd', 200);
+        len += 200;
+        set.dir[len] = '\0';
+        assert_int_equal(mkdir(set.dir, 0750), 0);
+    }
+    backup_set(&f->b, &set);
+    s = list(f);
+    assert_int_equal(s->rc, 0);
+    assert_string_equal(s->dir, "");
+    assert_int_equal(s->total, 0);
+}
+
+/* A backup that cannot be read is listed with no files; the rest are
+ * counted. */
+static void test_list_unreadable(void **state)
+{
+    fx_t *f = *state;
+    if (geteuid() == 0)
+        skip(); /* root reads directories whatever their mode */
+    make_dir(f->root, "backup-20261206T204944Z", "history.db", (size_t)9, NULL);
+    assert_int_equal(chmod(f->path, 0), 0);
+    const seen_list_t *s = list(f);
+    assert_int_equal(chmod(f->path, 0750), 0);
+    assert_int_equal(s->rc, 0);
+    assert_int_equal(s->total, 2);
+    expect_listed(s, 0, NAME, 0, 0, false);
+    expect_listed(s, 1, "backup-20261206T204944Z", 1, 9, false);
+}
+
+/* More backups than one answer holds: total counts them all, the list
+ * holds the newest PROTO_BACKUPS_MAX, oldest first. */
+static void test_list_many(void **state)
+{
+    fx_t *f = *state;
+    backup_settings_t set = {.keep = 10000};
+    snprintf(set.dir, sizeof(set.dir), "many"); /* in the state directory */
+    char root[192];
+    snprintf(root, sizeof(root), "%s/many", f->dir);
+    assert_int_equal(mkdir(root, 0750), 0);
+    /* Made newest first, a second apart, the newest in the same second
+     * as the one before it: a suffix. */
+    const unsigned count = PROTO_BACKUPS_MAX + 1;
+    char name[64];
+    for (unsigned i = count; i-- > 0;) {
+        unsigned t = i < count - 1 ? i : i - 1;
+        snprintf(name, sizeof(name), "backup-20250101T%02u%02u%02uZ%s", t / 3600, t / 60 % 60,
+                 t % 60, i < count - 1 ? "" : "-2");
+        make_dir(root, name, NULL);
+    }
+    backup_set(&f->b, &set);
+    const seen_list_t *s = list(f);
+    assert_int_equal(s->rc, 0);
+    assert_int_equal(s->total, PROTO_BACKUPS_MAX + 1);
+    assert_int_equal(s->n, PROTO_BACKUPS_MAX);
+    for (unsigned i = 1; i < count; i++) {
+        unsigned t = i < count - 1 ? i : i - 1;
+        snprintf(name, sizeof(name), "backup-20250101T%02u%02u%02uZ%s", t / 3600, t / 60 % 60,
+                 t % 60, i < count - 1 ? "" : "-2");
+        expect_listed(s, i - 1, name, 0, 0, false);
+    }
+}
+
+/* Fetches and listings share the 32 slots: with 16 of each under way the
+ * next of either is BUSY; each is answered, then there is room again. */
+static void test_list_busy(void **state)
+{
+    fx_t *f = *state;
+    for (uint32_t i = 0; i < BACKUP_FETCH_MAX; i++) {
+        if (i % 2)
+            assert_int_equal(backup_fetch_list_begin(&f->f, on_listed, &f->lists[i]), 0);
+        else
+            assert_int_equal(
+                backup_fetch_begin(&f->f, NAME, strlen(NAME), 4, 0, on_fetched, &f->seen[i]), 0);
+    }
+    assert_int_equal(backup_fetch_active(&f->f), BACKUP_FETCH_MAX);
+    assert_int_equal(backup_fetch_list_begin(&f->f, on_listed, &f->lists[BACKUP_FETCH_MAX]),
+                     TALLY_EBUSY);
+    assert_string_equal(
+        backup_fetch_errmsg(&f->f),
+        "32 reads of backups (fetches and listings) are under way already; retry in a moment");
+    assert_int_equal(
+        backup_fetch_begin(&f->f, NAME, strlen(NAME), 0, 0, on_fetched, &f->seen[BACKUP_FETCH_MAX]),
+        TALLY_EBUSY);
+    drain(f);
+    for (uint32_t i = 0; i < BACKUP_FETCH_MAX; i++) {
+        if (i % 2) {
+            const seen_list_t *s = &f->lists[i];
+            assert_int_equal(s->calls, 1);
+            assert_int_equal(s->rc, 0);
+            assert_int_equal(s->total, 1);
+            expect_listed(s, 0, NAME, NFILES, 600000 + 262145 + 0 + 262144 + 5, false);
+        } else {
+            assert_int_equal(f->seen[i].calls, 1);
+            check_piece(&f->seen[i], 4);
+        }
+    }
+    assert_int_equal(f->lists[BACKUP_FETCH_MAX].calls, 0);
+    assert_int_equal(f->seen[BACKUP_FETCH_MAX].calls, 0);
+    assert_int_equal(list(f)->total, 1);
+}
+
+/* A close with listings under way (and a fetch): each is told
+ * TALLY_ECLOSED at once, once; a listing after the close is refused; the
+ * close callback runs once the thread pool is done with them. */
+static void test_list_close_pending(void **state)
+{
+    fx_t *f = *state;
+    for (uint32_t i = 0; i < 4; i++)
+        assert_int_equal(backup_fetch_list_begin(&f->f, on_listed, &f->lists[i]), 0);
+    assert_int_equal(backup_fetch_begin(&f->f, NAME, strlen(NAME), 0, 0, on_fetched, &f->seen[0]),
+                     0);
+    assert_int_equal(backup_fetch_active(&f->f), 5);
+    backup_fetch_close(&f->f, on_fetch_closed);
+    for (uint32_t i = 0; i < 4; i++) {
+        assert_int_equal(f->lists[i].calls, 1);
+        assert_int_equal(f->lists[i].rc, TALLY_ECLOSED);
+        assert_string_equal(f->lists[i].err, "tallyd is stopping");
+        assert_int_equal(f->lists[i].n, 0);
+    }
+    assert_int_equal(f->seen[0].rc, TALLY_ECLOSED);
+    assert_int_equal(backup_fetch_active(&f->f), 0);
+    assert_int_equal(backup_fetch_list_begin(&f->f, on_listed, &f->lists[9]), TALLY_ECLOSED);
+    assert_string_equal(backup_fetch_errmsg(&f->f), "tallyd is stopping");
+    assert_int_equal(f->closed, 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(f->closed, 1);
+    for (uint32_t i = 0; i < 4; i++)
+        assert_int_equal(f->lists[i].calls, 1);
+    assert_int_equal(f->lists[9].calls, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -464,6 +771,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_unreadable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_many, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_close_pending, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* Unit tests of request's backups: BACKUP_REQ answered when the backup
- * part's backup ends, BACKUP_FETCH answered from a backup's files read by
- * backup_fetch on libuv's thread pool, and which keys may ask. */
+ * part's backup ends, BACKUP_FETCH answered from a backup's files and
+ * BACKUP_LIST_REQ from the backups kept, both read by backup_fetch on
+ * libuv's thread pool, and which keys may ask. */
 #include "request_test_util.h"
 
 /* BACKUP_REQ from peer rid with req_id. */
@@ -327,6 +328,173 @@ static void test_backup_fetch_secured(void **state)
     assert_true(t_logged(&f->st, "backup " BK " being copied by admin 'ops'"));
 }
 
+/* BACKUP_LIST_REQ from peer rid. */
+static void ask_list(fx_t *f, const char *rid, uint64_t req_id, const char *user_id)
+{
+    proto_msg_t q = {.type = PROTO_BACKUP_LIST_REQ};
+    q.u.backup_list_req.req_id = req_id;
+    t_encode(&f->buf, &q);
+    request_handle(&f->r, rid, strlen(rid), 1, f->buf.data, f->buf.size, user_id);
+}
+
+/* Reply i is a BACKUP_LIST to rid for req_id, of total backups in the
+ * backup directory; its backups are read into v (n of them, at most cap),
+ * and its dir into dir. */
+static uint32_t expect_list(fx_t *f, size_t i, const char *rid, uint64_t req_id, uint32_t total,
+                            proto_backup_entry_t *v, uint32_t cap, char *dir, size_t dir_cap)
+{
+    assert_int_equal(f->replies.v[i].head_len, strlen(rid));
+    assert_memory_equal(f->replies.v[i].head, rid, strlen(rid));
+    const proto_msg_t *m = t_sink_at(&f->replies, i);
+    assert_int_equal(m->type, PROTO_BACKUP_LIST);
+    assert_int_equal(m->u.backup_list.req_id, req_id);
+    assert_int_equal(m->u.backup_list.total, total);
+    snprintf(dir, dir_cap, "%.*s", (int)m->u.backup_list.dir.len,
+             m->u.backup_list.dir.ptr ? m->u.backup_list.dir.ptr : "");
+    proto_backups_iter_t it;
+    proto_backups_iter(&it, m);
+    uint32_t n = 0;
+    while (n < cap && proto_backups_next(&it, &v[n]))
+        n++;
+    assert_false(proto_backups_next(&it, &(proto_backup_entry_t){0}));
+    assert_int_equal(n, m->u.backup_list.n);
+    return n;
+}
+
+static void expect_entry(const proto_backup_entry_t *e, const char *name, uint32_t files,
+                         uint64_t bytes, bool sums)
+{
+    assert_int_equal(e->name.len, strlen(name));
+    assert_memory_equal(e->name.ptr, name, e->name.len);
+    assert_int_equal(e->files, files);
+    assert_int_equal(e->bytes, bytes);
+    assert_int_equal(e->sums, sums);
+}
+
+/* BACKUP_LIST_REQ is read off the loop and answered BACKUP_LIST to the
+ * peer that asked, with its req_id: the backups oldest first, their files,
+ * bytes and BLAKE2SUMS, the backup directory resolved; none before the
+ * first backup; UNAVAILABLE (not counted as a bad request) when the
+ * directory cannot be read; BUSY when fetches and listings fill the
+ * slots; UNAVAILABLE once tallyd stops. */
+static void test_backup_list(void **state)
+{
+    fx_t *f = *state;
+    proto_backup_entry_t v[4];
+    char dir[PROTO_PATH_MAX + 1], want[256];
+    /* No backup yet. */
+    ask_list(f, "R5", 20, NULL);
+    assert_int_equal(f->replies.n, 0);
+    drain_fetches(f);
+    assert_int_equal(f->replies.n, 1);
+    assert_int_equal(expect_list(f, 0, "R5", 20, 0, v, 4, dir, sizeof(dir)), 0);
+    snprintf(want, sizeof(want), "%s/backups", f->state_dir);
+    assert_string_equal(dir, want);
+    t_sink_clear(&f->replies);
+    /* Two, the newer with BLAKE2SUMS of 200 bytes. */
+    make_backup(f);
+    char p[192];
+    snprintf(p, sizeof(p), "%s/backups/" BK "-2", f->state_dir);
+    assert_int_equal(mkdir(p, 0750), 0);
+    snprintf(p, sizeof(p), "%s/backups/" BK "-2/BLAKE2SUMS", f->state_dir);
+    FILE *out = fopen(p, "w");
+    assert_non_null(out);
+    for (int i = 0; i < 200; i++)
+        fputc('0', out);
+    fclose(out);
+    ask_list(f, "R7", 21, NULL);
+    ask_list(f, "R8", 22, NULL);
+    drain_fetches(f);
+    assert_int_equal(f->replies.n, 2);
+    size_t r7 = f->replies.v[0].head[1] == '7' ? 0 : 1;
+    for (size_t k = 0; k < 2; k++) {
+        assert_int_equal(expect_list(f, k == 0 ? r7 : 1 - r7, k == 0 ? "R7" : "R8", 21 + k, 2, v, 4,
+                                     dir, sizeof(dir)),
+                         2);
+        expect_entry(&v[0], BK, 2, 300003, false);
+        expect_entry(&v[1], BK "-2", 1, 200, true);
+        char *abs = realpath(f->state_dir, NULL);
+        snprintf(want, sizeof(want), "%s/backups", abs);
+        free(abs);
+        assert_string_equal(dir, want);
+    }
+    t_sink_clear(&f->replies);
+    /* Routine: logged at debug only. */
+    assert_int_equal(logged_times(f, "tallyd debug: backups listed (BACKUP_LIST_REQ): 2 of 2"), 2);
+    assert_int_equal(logged_times(f, "backups listed"), 3);
+    assert_int_equal(f->st.stats.bad_requests, 0);
+    /* A backup directory that cannot be read. */
+    backup_settings_t set = {.keep = 7};
+    snprintf(set.dir, sizeof(set.dir), "backups/" BK "/history.db");
+    backup_set(&f->b, &set);
+    ask_list(f, "R1", 23, NULL);
+    drain_fetches(f);
+    const char *msg = expect_error_in(f, TALLY_EUNAVAIL, 23, "");
+    assert_non_null(strstr(msg, "cannot read the backup directory /"));
+    assert_non_null(strstr(msg, "/history.db: Not a directory"));
+    assert_int_equal(f->st.stats.bad_requests, 0);
+    assert_true(
+        t_logged(&f->st, "tallyd info: backup list failed: cannot read the backup directory"));
+    snprintf(set.dir, sizeof(set.dir), "backups");
+    backup_set(&f->b, &set);
+    /* Fetches and listings share the 32 slots. */
+    for (uint64_t i = 0; i < BACKUP_FETCH_MAX; i++) {
+        if (i % 2)
+            ask_list(f, "R4", 100 + i, NULL);
+        else
+            ask_fetch(f, "R4", 100 + i, BK, 1, 0, NULL);
+    }
+    assert_int_equal(f->replies.n, 0);
+    ask_list(f, "R1", 200, NULL);
+    assert_non_null(strstr(expect_error(f, TALLY_EBUSY, 200),
+                           "32 reads of backups (fetches and listings) are under way already"));
+    ask_fetch(f, "R1", 201, BK, 0, 0, NULL);
+    assert_non_null(strstr(expect_error(f, TALLY_EBUSY, 201), "32 fetches of backup files"));
+    drain_fetches(f);
+    assert_int_equal(f->replies.n, BACKUP_FETCH_MAX);
+    for (size_t i = 0; i < f->replies.n; i++) {
+        const proto_msg_t *m = t_sink_at(&f->replies, i);
+        uint64_t id = proto_req_id(m);
+        assert_in_range(id, 100, 100 + BACKUP_FETCH_MAX - 1);
+        if (id % 2)
+            assert_int_equal(expect_list(f, i, "R4", id, 2, v, 4, dir, sizeof(dir)), 2);
+        else
+            expect_chunk(f, i, "R4", id, 1, 0);
+    }
+    t_sink_clear(&f->replies);
+    /* tallyd stops: the listing under way, and one after. */
+    ask_list(f, "R1", 300, NULL);
+    backup_fetch_close(&f->fetch, NULL);
+    assert_string_equal(expect_error(f, TALLY_EUNAVAIL, 300), "tallyd is stopping");
+    ask_list(f, "R1", 301, NULL);
+    assert_string_equal(expect_error(f, TALLY_EUNAVAIL, 301), "tallyd is stopping");
+    assert_int_equal(f->st.stats.bad_requests, 2); /* the BUSYs */
+}
+
+/* Only an admin key may list the backups. */
+static void test_backup_list_secured(void **state)
+{
+    fx_t *f = *state;
+    make_backup(f);
+    ask_list(f, "R1", 3, keyring_lookup(&f->keys, key_town)->user_id);
+    assert_string_equal(expect_error_in(f, TALLY_EFORBIDDEN, 3, "type"),
+                        "this key belongs to township 'gaoguan', which may not list backups; use "
+                        "an admin key ([security] admin_keys)");
+    ask_list(f, "R1", 4, keyring_lookup(&f->keys, key_sub)->user_id);
+    assert_non_null(strstr(expect_error(f, TALLY_EFORBIDDEN, 4),
+                           "subscriber 'screen', which may not list backups; use an admin key"));
+    assert_int_equal(backup_fetch_active(&f->fetch), 0);
+    ask_list(f, "R9", 5, keyring_lookup(&f->keys, key_admin)->user_id);
+    drain_fetches(f);
+    assert_int_equal(f->replies.n, 1);
+    proto_backup_entry_t v[2];
+    char dir[PROTO_PATH_MAX + 1];
+    assert_int_equal(expect_list(f, 0, "R9", 5, 1, v, 2, dir, sizeof(dir)), 1);
+    expect_entry(&v[0], BK, 2, 300003, false);
+    t_sink_clear(&f->replies);
+    assert_true(t_logged(&f->st, "tallyd debug: backups listed by admin 'ops': 1 of 1"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -334,6 +502,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_backup_secured, setup_secured, teardown),
         cmocka_unit_test_setup_teardown(test_backup_fetch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_fetch_secured, setup_secured, teardown),
+        cmocka_unit_test_setup_teardown(test_backup_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backup_list_secured, setup_secured, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
