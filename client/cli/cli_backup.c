@@ -1,7 +1,9 @@
 /* cli_backup.c - the tally command (client/cli/): `tally backup`, a backup
  * of tallyd's state written now, on the daemon's host (BACKUP_REQ,
  * PROTOCOL.md 8.26), and copied to this machine with --copy-to, or an
- * existing one copied with --name (BACKUP_FETCH, 8.27). */
+ * existing one copied with --name (BACKUP_FETCH, 8.27); the backups
+ * tallyd keeps, listed with --list (BACKUP_LIST_REQ, 8.28); copies here
+ * checked with --verify. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -15,11 +17,13 @@
 #include "cli_opts.h"
 #include "copies.h"
 #include "json.h"
+#include "text.h"
 
 /* The help lines of the shared options are cli_opts.h's macros. */
 /* clang-format off */
 const char cli_backup_usage[] =
     "Usage: tally backup [--json] [--copy-to DIR [--name NAME] [--keep N]] [OPTIONS]\n"
+    "       tally backup [--json] --list [OPTIONS]\n"
     "       tally backup [--json] --verify PATH\n"
     "\n"
     "Ask tallyd to back its state up now, wait until the backup is written and\n"
@@ -29,7 +33,8 @@ const char cli_backup_usage[] =
     "over the connection into DIR/NAME on this machine too (NAME: the backup's,\n"
     "backup-YYYYMMDDTHHMMSSZ).  With --name as well, copy a backup tallyd keeps\n"
     "already (a scheduled one) instead of asking for a new one.  A secured tallyd\n"
-    "takes both from an admin key only ([security] admin_keys, tallyd.conf(5)).\n"
+    "takes them from an admin key only ([security] admin_keys, tallyd.conf(5)).\n"
+    "--list shows the backups tallyd keeps, oldest first: the names --name takes.\n"
     "Every backup carries BLAKE2SUMS, the BLAKE2b digest of each of its files; a\n"
     "copy is checked against it before it appears.  --verify checks copies made\n"
     "earlier, here, without tallyd.\n"
@@ -47,6 +52,11 @@ const char cli_backup_usage[] =
     "      --keep N       with --copy-to: once copied, remove the oldest copies in\n"
     "                     DIR until N are left, the new one among them (only\n"
     "                     directories backup-* holding what a copy holds)\n"
+    "      --list         list the backups tallyd keeps in its [backup] dir, oldest\n"
+    "                     first, with their files, size and whether they hold\n"
+    "                     BLAKE2SUMS: the names --name takes ({\"dir\":...,\"total\":N,\n"
+    "                     \"backups\":[{\"name\":...,\"files\":N,\"bytes\":N,\"checked\":B}]}\n"
+    "                     with --json)\n"
     "      --verify PATH  check the backup or copy PATH (a backup-* directory), or\n"
     "                     every one in the directory PATH, against its BLAKE2SUMS,\n"
     "                     and say which match; tallyd is not asked (\"verified\":[...]\n"
@@ -54,17 +64,19 @@ const char cli_backup_usage[] =
     "      --timeout SEC  how long to wait for the backup (default 120; connections\n"
     "                     refused for 1 s end it sooner: nothing listens there);\n"
     "                     with --copy-to also the longest wait for the next piece\n"
-    "                     of the copy (default 60)\n"
+    "                     of the copy (default 60); with --list, for the list\n"
+    "                     (default 10)\n"
     CLI_OPTS_HELP_SERVER("", "an admin's")
     CLI_OPTS_HELP_HELP("")
     "\n"
-    "Exit status: 0 written (and copied), 1 the daemon refused (not an admin key,\n"
-    "too many backups asked for, no backup NAME kept, a tallyd older than this\n"
-    "request) or the backup or its copy failed, 2 usage error, 3 no answer (the\n"
-    "message says why, as far as it can tell), 4 internal error, or the copy\n"
-    "could not be written here (the message names the file).  With --verify: 0\n"
-    "every backup matches its BLAKE2SUMS, 1 one does not (or has none, or PATH\n"
-    "holds none), 4 a file could not be read.  See tally(1).\n";
+    "Exit status: 0 written (and copied) or listed, 1 the daemon refused (not an\n"
+    "admin key, too many backups asked for, no backup NAME kept, a tallyd older\n"
+    "than this request) or the backup, its copy or the list failed, 2 usage\n"
+    "error, 3 no answer (the message says why, as far as it can tell), 4\n"
+    "internal error, or the copy could not be written here (the message names\n"
+    "the file).  With --verify: 0 every backup matches its BLAKE2SUMS, 1 one\n"
+    "does not (or has none, or PATH holds none), 4 a file could not be read.\n"
+    "See tally(1).\n";
 /* clang-format on */
 
 /* Bytes in the units people read: B, then kB, MB, GB and TB of 1000 with
@@ -152,8 +164,10 @@ static void print_copied(const tally_backup_copy_t *c, bool checked)
                    : "not checked: the backup has no BLAKE2SUMS, its tallyd predates them");
 }
 
-/* Say why tallyd wrote no backup; the exit status. */
-static int failed(const cli_global_t *g, int rc, const tally_request_t *req, int timeout_ms)
+/* Say why tallyd wrote no backup (list: why it sent no list of them); the
+ * exit status. */
+static int failed(const cli_global_t *g, int rc, const tally_request_t *req, int timeout_ms,
+                  bool list)
 {
     const char *why = req->errbuf[0] != '\0' ? req->errbuf : tally_strerror(rc);
     switch (rc) {
@@ -167,7 +181,8 @@ static int failed(const cli_global_t *g, int rc, const tally_request_t *req, int
     case TALLY_EUNAVAIL:
         /* The daemon's sentence says what failed ("the backup failed: ...",
          * "tallyd is stopping; ..."). */
-        fprintf(stderr, "tally backup: no backup from tallyd at %s: %s\n", g->server, why);
+        fprintf(stderr, "tally backup: no %s from tallyd at %s: %s\n",
+                list ? "list of backups" : "backup", g->server, why);
         return CLI_REJECTED;
     case TALLY_EBUSY:
         fprintf(stderr,
@@ -176,10 +191,16 @@ static int failed(const cli_global_t *g, int rc, const tally_request_t *req, int
                 g->server);
         return CLI_REJECTED;
     case TALLY_ETYPE:
-        fprintf(stderr,
-                "tally backup: the tallyd at %s predates `tally backup`; send it SIGUSR1 "
-                "instead (tallyd(8), BACKUP)\n",
-                g->server);
+        if (list)
+            fprintf(stderr,
+                    "tally backup: the tallyd at %s predates `tally backup --list`; look in its "
+                    "[backup] dir on its host\n",
+                    g->server);
+        else
+            fprintf(stderr,
+                    "tally backup: the tallyd at %s predates `tally backup`; send it SIGUSR1 "
+                    "instead (tallyd(8), BACKUP)\n",
+                    g->server);
         return CLI_REJECTED;
     default:
         return cli_request_failed(g, "backup", rc, req, timeout_ms);
@@ -258,7 +279,7 @@ static int copy_failed(const cli_global_t *g, int rc, const tally_request_t *req
                 g->server, name);
         break;
     case TALLY_EFORBIDDEN:
-        return failed(g, rc, req, timeout_ms);
+        return failed(g, rc, req, timeout_ms, false);
     case TALLY_ETYPE:
         if (path != NULL && path[0] == '/')
             fprintf(stderr,
@@ -454,7 +475,85 @@ static void print_removed(const char *into, const copies_names_t *r)
     putchar('\n');
 }
 
-enum { OPT_COPY_TO = CLI_OPT_OWN, OPT_NAME, OPT_KEEP, OPT_VERIFY };
+/* ---- --list ---- */
+
+static void print_list_json(const tally_backup_list_t *l)
+{
+    fputs("{\"dir\":", stdout);
+    json_string(stdout, l->dir);
+    printf(",\"total\":%" PRIu32 ",\"backups\":[", l->total);
+    for (uint32_t i = 0; i < l->n; i++) {
+        const tally_backup_entry_t *e = &l->backups[i];
+        fputs(i > 0 ? ",{\"name\":" : "{\"name\":", stdout);
+        json_string(stdout, e->name);
+        printf(",\"files\":%" PRIu32 ",\"bytes\":%" PRIu64 ",\"checked\":%s}", e->files, e->bytes,
+               e->checked ? "true" : "false");
+    }
+    fputs("]}\n", stdout);
+}
+
+/* The list as a line saying where and how many, then a line a backup in
+ * aligned columns: name, files, size, BLAKE2SUMS or not. */
+static void print_list(const tally_backup_list_t *l)
+{
+    /* The directory is the daemon's text: escaped like any before display
+     * (PROTOCOL.md 8.16).  "" when it could not send it. */
+    char shown[4 * TALLY_PATH_MAX + 1];
+    const char *where = l->dir[0] == '\0'
+                            ? "its [backup] dir"
+                            : text_printable(shown, sizeof shown, l->dir, strlen(l->dir), 0);
+    if (l->n == 0 && l->total == 0) {
+        printf("tallyd keeps no backup in %s\n", where);
+        return;
+    }
+    if (l->n < l->total)
+        printf("the newest %" PRIu32 " of %" PRIu32 " backups tallyd keeps in %s:\n", l->n,
+               l->total, where);
+    else
+        printf("tallyd keeps %" PRIu32 " backup%s in %s:\n", l->total, l->total == 1 ? "" : "s",
+               where);
+    int wname = 0, wfiles = 0, wword = 4, wsize = 0;
+    char num[16], size[32];
+    for (uint32_t i = 0; i < l->n; i++) {
+        const tally_backup_entry_t *e = &l->backups[i];
+        int n = (int)strlen(e->name);
+        wname = n > wname ? n : wname;
+        n = snprintf(num, sizeof num, "%" PRIu32, e->files);
+        wfiles = n > wfiles ? n : wfiles;
+        wword = e->files != 1 ? 5 : wword;
+        size_text(e->bytes, size, sizeof size);
+        n = (int)strlen(size);
+        wsize = n > wsize ? n : wsize;
+    }
+    for (uint32_t i = 0; i < l->n; i++) {
+        const tally_backup_entry_t *e = &l->backups[i];
+        size_text(e->bytes, size, sizeof size);
+        printf("%-*s   %*" PRIu32 " %-*s   %*s   %s\n", wname, e->name, wfiles, e->files, wword,
+               e->files == 1 ? "file" : "files", wsize, size,
+               e->checked ? "BLAKE2SUMS" : "no BLAKE2SUMS");
+    }
+}
+
+/* --list: ask tallyd which backups it keeps, and print them.  The exit
+ * status. */
+static int list_backups(const cli_global_t *g, const tally_curve_t *curve, int timeout_ms,
+                        bool json)
+{
+    char err[600];
+    tally_request_t req = cli_request(curve, timeout_ms, err, sizeof err);
+    tally_backup_list_t l;
+    int rc = tally_backup_list_req(g->server, &req, &l);
+    if (rc < 0)
+        return failed(g, rc, &req, timeout_ms, true);
+    if (json)
+        print_list_json(&l);
+    else
+        print_list(&l);
+    tally_backup_list_clear(&l);
+    return CLI_OK;
+}
+
+enum { OPT_COPY_TO = CLI_OPT_OWN, OPT_NAME, OPT_KEEP, OPT_VERIFY, OPT_LIST };
 
 int cli_backup(int argc, char **argv, cli_global_t *g)
 {
@@ -463,6 +562,7 @@ int cli_backup(int argc, char **argv, cli_global_t *g)
         {"name", required_argument, NULL, OPT_NAME},
         {"keep", required_argument, NULL, OPT_KEEP},
         {"verify", required_argument, NULL, OPT_VERIFY},
+        {"list", no_argument, NULL, OPT_LIST},
         {NULL, 0, NULL, 0},
     };
     cli_opts_t o;
@@ -470,6 +570,7 @@ int cli_backup(int argc, char **argv, cli_global_t *g)
                   CLI_OPTS_JSON | CLI_OPTS_TIMEOUT | CLI_OPTS_SERVER | CLI_OPTS_NO_OPERANDS, own);
     o.timeout_ms = 0; /* not given: each wait has its own default */
     const char *into = NULL, *name = NULL, *keep_arg = NULL, *check = NULL;
+    bool list = false;
     int c, status;
     while ((status = cli_opts_next(&o, argc, argv, &c)) == CLI_CONTINUE && c != -1) {
         if (c == OPT_COPY_TO)
@@ -478,11 +579,16 @@ int cli_backup(int argc, char **argv, cli_global_t *g)
             name = optarg;
         else if (c == OPT_VERIFY)
             check = optarg;
+        else if (c == OPT_LIST)
+            list = true;
         else
             keep_arg = optarg;
     }
     if (status != CLI_CONTINUE)
         return status;
+    if (list && (into != NULL || name != NULL || keep_arg != NULL || check != NULL))
+        return cli_usage_error("backup", "--list shows the backups tallyd keeps: it takes no "
+                                         "--copy-to, --name, --keep or --verify");
     if (check != NULL && (into != NULL || name != NULL || keep_arg != NULL))
         return cli_usage_error("backup", "--verify checks backups already here: it takes no "
                                          "--copy-to, --name or --keep");
@@ -518,6 +624,9 @@ int cli_backup(int argc, char **argv, cli_global_t *g)
     status = cli_curve(g, "backup", &curve);
     if (status != 0)
         return status;
+    if (list)
+        return list_backups(g, curve, o.timeout_ms > 0 ? o.timeout_ms : CLI_DEFAULT_TIMEOUT_MS,
+                            o.json);
     int wait_ms = o.timeout_ms > 0 ? o.timeout_ms : TALLY_BACKUP_TIMEOUT_MS;
     int copy_ms = o.timeout_ms > 0 ? o.timeout_ms : TALLY_FETCH_TIMEOUT_MS;
     tally_backup_info_t b;
@@ -528,7 +637,7 @@ int cli_backup(int argc, char **argv, cli_global_t *g)
         tally_request_t req = cli_request(curve, wait_ms, err, sizeof err);
         int rc = tally_backup_req(g->server, &req, &b);
         if (rc < 0)
-            return failed(g, rc, &req, wait_ms);
+            return failed(g, rc, &req, wait_ms, false);
         d.b = &b;
         d.name = name_of(b.path);
         if (!o.json)

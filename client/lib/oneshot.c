@@ -81,10 +81,11 @@ static int get(const char *server, tally_request_t *req, bool early, const char 
 }
 
 /* Send q (req_id 1) and hand its answer, the first reply of type want
- * with req_id 1, to take.  An ERROR for it, or UNKNOWN_TYPE from a daemon
- * that does not know q's type (req_id 0), ends it with its code. */
+ * with req_id 1, to take, whose return (0 or a TALLY_E* code) is the
+ * request's.  An ERROR for it, or UNKNOWN_TYPE from a daemon that does
+ * not know q's type (req_id 0), ends it with its code. */
 static int ask_one(const char *server, tally_request_t *req, bool early, proto_msg_t *q,
-                   uint32_t want, void (*take)(const proto_msg_t *m, void *ctx), void *ctx)
+                   uint32_t want, int (*take)(const proto_msg_t *m, void *ctx), void *ctx)
 {
     oneshot_t *o;
     int rc = oneshot_open(server, req, early, &o);
@@ -95,7 +96,7 @@ static int ask_one(const char *server, tally_request_t *req, bool early, proto_m
     while (rc == 0 && (rc = oneshot_recv(o)) == 0) {
         const proto_msg_t *m = &o->msg;
         if (m->type == want && proto_req_id(m) == 1) {
-            take(m, ctx);
+            rc = take(m, ctx);
             break;
         }
         if (m->type == PROTO_ERROR &&
@@ -113,7 +114,7 @@ typedef struct stats_take {
     void *ctx;
 } stats_take_t;
 
-static void take_stats(const proto_msg_t *m, void *ctx)
+static int take_stats(const proto_msg_t *m, void *ctx)
 {
     const stats_take_t *t = ctx;
     for (uint32_t i = 0; i < m->u.stats.n; i++) {
@@ -122,6 +123,7 @@ static void take_stats(const proto_msg_t *m, void *ctx)
                   m->u.stats.entries[i].name.len);
         t->cb(t->ctx, name, m->u.stats.entries[i].value);
     }
+    return 0;
 }
 
 static int stats(const char *server, tally_request_t *req, bool early, tally_stat_cb cb, void *ctx)
@@ -562,7 +564,7 @@ _Static_assert(TALLY_ZONE_MAX == PROTO_ZONE_MAX, "tally_clock_t holds any zone C
  * struct holds only req_id) answered by want, handed to take with out
  * (size bytes, cleared first; what names it when it is NULL). */
 static int ask_into(const char *server, tally_request_t *req, uint32_t q_type, uint32_t want,
-                    void (*take)(const proto_msg_t *m, void *ctx), void *out, size_t size,
+                    int (*take)(const proto_msg_t *m, void *ctx), void *out, size_t size,
                     const char *what)
 {
     tally_request_t none = plain(NULL, 0);
@@ -581,12 +583,13 @@ static int ask_into(const char *server, tally_request_t *req, uint32_t q_type, u
     return ask_one(server, req, true, &q, want, take, out);
 }
 
-static void take_clock(const proto_msg_t *m, void *ctx)
+static int take_clock(const proto_msg_t *m, void *ctx)
 {
     tally_clock_t *out = ctx;
     out->now_ms = m->u.clock.now_ms;
     text_copy(out->zone, sizeof out->zone, m->u.clock.zone.ptr, m->u.clock.zone.len);
     out->utc_offset_s = m->u.clock.utc_offset_s;
+    return 0;
 }
 
 int tally_clock_req(const char *server, tally_request_t *req, tally_clock_t *out)
@@ -598,13 +601,14 @@ int tally_clock_req(const char *server, tally_request_t *req, tally_clock_t *out
 _Static_assert(TALLY_PATH_MAX == PROTO_PATH_MAX,
                "tally_backup_info_t holds any path BACKUP carries");
 
-static void take_backup(const proto_msg_t *m, void *ctx)
+static int take_backup(const proto_msg_t *m, void *ctx)
 {
     tally_backup_info_t *out = ctx;
     text_copy(out->path, sizeof out->path, m->u.backup.path.ptr, m->u.backup.path.len);
     out->files = m->u.backup.files;
     out->bytes = m->u.backup.bytes;
     out->ms = m->u.backup.ms;
+    return 0;
 }
 
 int tally_backup_req(const char *server, tally_request_t *req, tally_backup_info_t *out)
@@ -621,6 +625,51 @@ int tally_backup_req(const char *server, tally_request_t *req, tally_backup_info
                       "backup's path");
     req->timeout_ms = asked;
     return rc;
+}
+
+_Static_assert(TALLY_BACKUP_NAME_MAX == PROTO_BACKUP_NAME_MAX,
+               "tally_backup_entry_t holds any name BACKUP_LIST carries");
+
+/* The BACKUP_LIST m into the tally_backup_list_t ctx, whose backups it
+ * allocates.  0 or TALLY_ENOMEM. */
+static int take_backup_list(const proto_msg_t *m, void *ctx)
+{
+    tally_backup_list_t *out = ctx;
+    const __typeof__(m->u.backup_list) *b = &m->u.backup_list;
+    text_copy(out->dir, sizeof out->dir, b->dir.ptr, b->dir.len);
+    out->total = b->total;
+    if (b->n == 0)
+        return 0;
+    if ((out->backups = calloc(b->n, sizeof *out->backups)) == NULL)
+        return TALLY_ENOMEM;
+    proto_backups_iter_t it;
+    proto_backup_entry_t e;
+    proto_backups_iter(&it, m);
+    while (out->n < b->n && proto_backups_next(&it, &e)) {
+        tally_backup_entry_t *t = &out->backups[out->n++];
+        text_copy(t->name, sizeof t->name, e.name.ptr, e.name.len);
+        t->files = e.files;
+        t->bytes = e.bytes;
+        t->checked = e.sums;
+    }
+    return 0;
+}
+
+int tally_backup_list_req(const char *server, tally_request_t *req, tally_backup_list_t *out)
+{
+    int rc = ask_into(server, req, PROTO_BACKUP_LIST_REQ, PROTO_BACKUP_LIST, take_backup_list, out,
+                      sizeof *out, "list of backups");
+    if (rc < 0 && out != NULL)
+        tally_backup_list_clear(out);
+    return rc;
+}
+
+void tally_backup_list_clear(tally_backup_list_t *list)
+{
+    if (list == NULL)
+        return;
+    free(list->backups);
+    memset(list, 0, sizeof *list);
 }
 
 int tally_catalog_req(const char *server, tally_request_t *req, tally_catalog_t **out)

@@ -807,6 +807,58 @@ typedef struct tally_backup_info {
  * tally_get_req. */
 TALLY_API int tally_backup_req(const char *server, tally_request_t *req, tally_backup_info_t *out);
 
+/* ---- The backups the daemon keeps (PROTOCOL.md 8.28) ---- */
+
+#define TALLY_BACKUP_NAME_MAX 64 /* bytes in a backup's name */
+
+/* A backup the daemon keeps on its host. */
+typedef struct tally_backup_entry {
+    /* "backup-YYYYMMDDTHHMMSSZ", maybe "-N" after it: the name that
+     * tally_backup_fetch_req takes */
+    char name[TALLY_BACKUP_NAME_MAX + 1];
+    uint32_t files; /* files in it, BLAKE2SUMS among them */
+    uint64_t bytes; /* their size together */
+    /* It holds BLAKE2SUMS, so a copy of it is checked; a backup written by
+     * a daemon from before them has none. */
+    bool checked;
+} tally_backup_entry_t;
+
+/* What tally_backup_list_req found. */
+typedef struct tally_backup_list {
+    /* The backup directory on the daemon's host; "" when its path is not
+     * UTF-8 or is longer than TALLY_PATH_MAX bytes. */
+    char dir[TALLY_PATH_MAX + 1];
+    uint32_t total; /* backups in it */
+    uint32_t n;     /* of them in backups: the newest, at most 1000 */
+    /* n of them, oldest first (NULL when n is 0); free with
+     * tally_backup_list_clear */
+    tally_backup_entry_t *backups;
+} tally_backup_list_t;
+
+/* Ask the daemon at server which backups it keeps in its backup directory
+ * (tallyd.conf [backup] dir): those written on its schedule, on a signal
+ * or for tally_backup_req, while it keeps them ([backup] keep).  Their
+ * names are what tally_backup_fetch_req takes; a backup listed may be
+ * removed before it is fetched (TALLY_ENOBACKUP then).  When the daemon
+ * keeps more than 1000, out->total says how many and out->backups holds
+ * the newest 1000.  Waits at most req->timeout_ms (<= 0 or req NULL:
+ * 10000).  A secured daemon answers admin keys only.  *out is zeroed
+ * first; on success it owns out->backups, which the caller frees with
+ * tally_backup_list_clear; on failure it holds nothing to free.
+ * Returns 0 with *out filled (n may be 0: no backup kept, or none ever
+ * written); TALLY_EINVAL (out NULL, bad endpoint); TALLY_EFORBIDDEN (not
+ * an admin key); TALLY_EUNAVAIL (the daemon could not read its backup
+ * directory, or is stopping: req->errbuf has the daemon's sentence);
+ * TALLY_EBUSY (the daemon reads as many backups and lists as it will at
+ * once); TALLY_ETYPE (a daemon from before BACKUP_LIST_REQ); TALLY_ENOMEM;
+ * otherwise the returns of tally_get_req. */
+TALLY_API int tally_backup_list_req(const char *server, tally_request_t *req,
+                                    tally_backup_list_t *out);
+
+/* Free list->backups and zero *list (list NULL, or already cleared: nothing
+ * to do). */
+TALLY_API void tally_backup_list_clear(tally_backup_list_t *list);
+
 /* ---- A backup copied to this machine (PROTOCOL.md 8.27) ---- */
 
 #define TALLY_FETCH_TIMEOUT_MS 60000 /* tally_backup_fetch_req's wait without progress */

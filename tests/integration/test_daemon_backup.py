@@ -28,7 +28,8 @@ backup, checking what it answers:
   pieces; a tallyd restored from the copy holds what the backup holds;
   `--name` copies a backup tallyd still keeps, and one it no longer
   keeps (or an existing target) is refused with nothing left behind;
-  `--keep` removes the older copies; the copy's BLAKE2SUMS lists every
+  `--keep` removes the older copies; `--list` shows the backups kept,
+  oldest first, and only an admin key may list them; the copy's BLAKE2SUMS lists every
   other file and `b2sum -c` agrees; `tally backup --verify` finds a copy
   whose history.db changed, and `tallyd --restore` refuses it;
   with CURVE only an admin key may copy.
@@ -479,9 +480,24 @@ def case_copy(tmp):
         r = live.tally("backup", "--name", "../../etc", "--copy-to", into, check=False)
         if r.returncode != 2:
             raise Fail("--name ../../etc: %d %s" % (r.returncode, r.stderr))
-        # keep = 2: two more backups push the first out.
+        # keep = 2: two more backups push the first out; --list shows the
+        # two kept, oldest first, each with BLAKE2SUMS, and their sizes.
         live.tally("backup")
         live.tally("backup")
+        listed = json.loads(live.tally("backup", "--list", "--json").stdout)
+        where = os.path.dirname(path)
+        kept = sorted(n for n in os.listdir(where) if n.startswith("backup-"))
+        if listed["dir"] != where or listed["total"] != 2 or \
+                [b["name"] for b in listed["backups"]] != kept or \
+                not all(b["checked"] for b in listed["backups"]) or \
+                [b["bytes"] for b in listed["backups"]] != [
+                    sum(os.path.getsize(os.path.join(where, k, f))
+                        for f in os.listdir(os.path.join(where, k))) for k in kept]:
+            raise Fail("tally backup --list --json: %s; kept %s" % (listed, kept))
+        text = live.tally("backup", "--list").stdout
+        if not text.startswith("tallyd keeps 2 backups in %s:\n" % where) or \
+                text.count("BLAKE2SUMS") != 2:
+            raise Fail("tally backup --list printed %r" % text)
         r = live.tally("backup", "--name", name, "--copy-to", os.path.join(tmp, "late"),
                        check=False)
         if r.returncode != 1 or "keep" not in r.stderr:
@@ -574,6 +590,14 @@ def case_backup_secured(tmp):
             if r.returncode != 1 or "admin_keys" not in r.stderr:
                 raise Fail("tally backup --copy-to with %s's key: %d %s" %
                            (who, r.returncode, r.stderr))
+        for who in ("t1", "screen"):
+            r = live.tally("backup", "--list", check=False, keys=as_(who))
+            if r.returncode != 1 or "admin_keys" not in r.stderr:
+                raise Fail("tally backup --list with %s's key: %d %s" %
+                           (who, r.returncode, r.stderr))
+        listed = json.loads(live.tally("backup", "--list", "--json", keys=as_("ops")).stdout)
+        if [b["name"] for b in listed["backups"]] != [name]:
+            raise Fail("tally backup --list with the admin key: %s" % listed)
         live.tally("backup", "--name", name, "--copy-to", os.path.join(tmp, "ops"),
                    keys=as_("ops"))
         if not same_files(path, os.path.join(tmp, "ops", name)):

@@ -15,7 +15,12 @@
  * NO_SUCH_BACKUP, UNKNOWN_TYPE) or never answers; with a BLAKE2SUMS
  * among the files, which the copy must match, or without (an older
  * daemon's backup).  `tally backup --verify` on copies made, damaged,
- * without BLAKE2SUMS, and on paths that hold none. */
+ * without BLAKE2SUMS, and on paths that hold none.  For BACKUP_LIST_REQ
+ * (8.28, tally_backup_list_req and `tally backup --list`) it answers a
+ * list of three (after a list and an ERROR for another request), an empty
+ * one from a directory it could not name, the newest of more than it
+ * lists, ERROR FORBIDDEN, UNAVAILABLE or BUSY, only for another request,
+ * or as a daemon from before BACKUP_LIST_REQ. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -90,6 +95,14 @@ typedef struct fake {
     int nheld;
     held_t late; /* T_LATE: the fetch left unanswered, req_id 0 until then */
     volatile bool late_sent;
+    /* BACKUP_LIST_REQ: answered as list_mode says (WRITTEN: with this
+     * list), what it was asked */
+    volatile enum mode list_mode;
+    volatile int list_reqs;
+    const char *list_dir;
+    uint32_t list_total, list_n;
+    proto_backup_entry_t list[PROTO_BACKUPS_MAX];
+    char list_names[PROTO_BACKUPS_MAX][PROTO_BACKUP_NAME_MAX + 1];
     /* a command's results (run) */
     int status;
     char out[4096], err[4096];
@@ -203,38 +216,94 @@ static bool answer_fetch(fake_t *f, const proto_msg_t *q)
     return true;
 }
 
+/* ---- the fake's BACKUP_LIST_REQ ---- */
+
+#define LIST_DIR        "/var/lib/tallyd/backups"
+#define LIST_UNREADABLE "cannot read the backup directory " LIST_DIR ": Permission denied"
+
+/* The fake's list: three backups, the last without BLAKE2SUMS. */
+static void list_three(fake_t *f)
+{
+    static const proto_backup_entry_t three[] = {
+        {{"backup-20261205T020000Z", 23}, 5, 45200000, true},
+        {{"backup-20261206T020000Z", 23}, 5, 45300000, true},
+        {{BNAME, 23}, 4, 44900000, false},
+    };
+    memcpy(f->list, three, sizeof three);
+    f->list_dir = LIST_DIR;
+    f->list_total = f->list_n = 3;
+}
+
+static void send_list(fake_t *f, uint64_t req_id, const char *dir)
+{
+    proto_msg_t m = {.type = PROTO_BACKUP_LIST};
+    m.u.backup_list.req_id = req_id;
+    m.u.backup_list.dir = proto_str(dir);
+    m.u.backup_list.total = f->list_total;
+    m.u.backup_list.n = f->list_n;
+    m.u.backup_list.backups = f->list;
+    fake_daemon_send(&f->d, &m);
+}
+
+/* The ERROR a BACKUP_REQ or BACKUP_LIST_REQ gets in mode UNAVAIL, FORBID
+ * or BUSY: unavail the sentence of UNAVAILABLE, act what the key may not
+ * do, busy the sentence of BUSY. */
+static void refuse(fake_daemon_t *d, enum mode mode, uint64_t req_id, const char *unavail,
+                   const char *act, const char *busy)
+{
+    char msg[160];
+    if (mode == UNAVAIL) {
+        fake_daemon_error(d, req_id, TALLY_EUNAVAIL, "", unavail);
+    } else if (mode == FORBID) {
+        snprintf(msg, sizeof msg, "this key is a subscriber's, which may not %s; use an admin key",
+                 act);
+        fake_daemon_error(d, req_id, TALLY_EFORBIDDEN, "", msg);
+    } else if (mode == BUSY) {
+        fake_daemon_error(d, req_id, TALLY_EBUSY, "", busy);
+    }
+}
+
+static bool answer_list(fake_t *f, uint64_t req_id)
+{
+    fake_daemon_t *d = &f->d;
+    if (f->list_mode == OLD)
+        return false;
+    f->list_reqs++;
+    if (f->list_mode == WRITTEN) {
+        /* Answers to some other request come first: passed over. */
+        send_list(f, OTHER_ID(req_id), "/elsewhere");
+        fake_daemon_error(d, OTHER_ID(req_id), TALLY_EUNAVAIL, "", "not this one");
+        send_list(f, req_id, f->list_dir);
+    } else if (f->list_mode == ELSEWHERE) {
+        send_list(f, OTHER_ID(req_id), f->list_dir);
+    } else {
+        refuse(d, f->list_mode, req_id, LIST_UNREADABLE, "list backups",
+               "32 reads of backups are under way");
+    }
+    return true;
+}
+
 static bool answer(fake_daemon_t *d, const proto_msg_t *q)
 {
     fake_t *f = d->ctx;
     if (q->type == PROTO_BACKUP_FETCH)
         return answer_fetch(f, q);
+    if (q->type == PROTO_BACKUP_LIST_REQ)
+        return answer_list(f, q->u.backup_list_req.req_id);
     if (q->type != PROTO_BACKUP_REQ || f->mode == OLD)
         return false;
     f->backup_reqs++;
     uint64_t req_id = q->u.backup_req.req_id;
-    switch (f->mode) {
-    case WRITTEN:
+    if (f->mode == WRITTEN) {
         /* Answers to some other request come first: passed over. */
         send_backup(f, OTHER_ID(req_id), "/elsewhere/backup-19700101T000000Z");
         fake_daemon_error(d, OTHER_ID(req_id), TALLY_EUNAVAIL, "", "not this one");
         send_backup(f, req_id, f->path);
-        break;
-    case UNAVAIL:
-        fake_daemon_error(d, req_id, TALLY_EUNAVAIL, "", NO_SPACE);
-        break;
-    case FORBID:
-        fake_daemon_error(d, req_id, TALLY_EFORBIDDEN, "",
-                          "this key is a subscriber's, which may not ask for backups; use an "
-                          "admin key");
-        break;
-    case BUSY:
-        fake_daemon_error(d, req_id, TALLY_EBUSY, "", "16 requests already wait for a backup");
-        break;
-    case ELSEWHERE:
+    } else if (f->mode == ELSEWHERE) {
         send_backup(f, OTHER_ID(req_id), f->path);
-        break;
-    case OLD:
-        break;
+    } else {
+        refuse(d, f->mode, req_id, NO_SPACE, "ask for backups",
+               "16 requests already wait for a backup");
     }
     return true;
 }
@@ -261,6 +330,7 @@ static int setup(void **state)
     f->d.ctx = f;
     f->d.idle = idle;
     f->path = PATH;
+    list_three(f);
     f->files = 5;
     f->bytes = 45200000;
     snprintf(f->src, sizeof f->src, "%s/src", f->d.dir);
@@ -1366,6 +1436,303 @@ static void test_cli_copy_usage(void **state)
     assert_int_equal(f->fetches, 0);
 }
 
+/* ---- libtally: the backups kept (BACKUP_LIST_REQ) ---- */
+
+/* tally_backup_list_req at the fake daemon with a 5 s timeout. */
+static int ask_list(fake_t *f, tally_backup_list_t *out, char *err, size_t errlen)
+{
+    tally_request_t req = {.timeout_ms = 5000, .errbuf = err, .errbuf_len = errlen};
+    return tally_backup_list_req(f->d.ep, &req, out);
+}
+
+static void assert_entry(const tally_backup_entry_t *e, const char *name, uint32_t files,
+                         uint64_t bytes, bool checked)
+{
+    assert_string_equal(e->name, name);
+    assert_int_equal(e->files, files);
+    assert_int_equal(e->bytes, bytes);
+    assert_int_equal(e->checked, checked);
+}
+
+/* The list comes back as the daemon sent it, oldest first; the answers
+ * to another request before it are passed over. */
+static void test_list(void **state)
+{
+    fake_t *f = *state;
+    start(f, WRITTEN);
+    tally_backup_list_t l;
+    char err[256];
+    assert_int_equal(ask_list(f, &l, err, sizeof err), 0);
+    assert_string_equal(err, "");
+    assert_string_equal(l.dir, LIST_DIR);
+    assert_int_equal(l.total, 3);
+    assert_int_equal(l.n, 3);
+    assert_non_null(l.backups);
+    assert_entry(&l.backups[0], "backup-20261205T020000Z", 5, 45200000, true);
+    assert_entry(&l.backups[1], "backup-20261206T020000Z", 5, 45300000, true);
+    assert_entry(&l.backups[2], BNAME, 4, 44900000, false);
+    assert_int_equal(f->list_reqs, 1);
+    assert_int_equal(f->backup_reqs, 0);
+    tally_backup_list_clear(&l);
+    assert_null(l.backups);
+    assert_int_equal(l.n, 0);
+    assert_string_equal(l.dir, "");
+    tally_backup_list_clear(&l); /* twice: nothing to do */
+    tally_backup_list_clear(NULL);
+}
+
+/* No backup kept, in a directory the daemon could not name. */
+static void test_list_empty(void **state)
+{
+    fake_t *f = *state;
+    f->list_dir = "";
+    f->list_total = f->list_n = 0;
+    start(f, WRITTEN);
+    tally_backup_list_t l;
+    char err[256];
+    assert_int_equal(ask_list(f, &l, err, sizeof err), 0);
+    assert_string_equal(l.dir, "");
+    assert_int_equal(l.total, 0);
+    assert_int_equal(l.n, 0);
+    assert_null(l.backups);
+    tally_backup_list_clear(&l);
+}
+
+/* More backups than a list holds: the newest 1000 of 1200, each whole
+ * (the longest names, "-N" of 3 digits), and the longest directory. */
+static void test_list_newest(void **state)
+{
+    fake_t *f = *state;
+    char dir[PROTO_PATH_MAX + 1];
+    memset(dir, 'd', PROTO_PATH_MAX);
+    dir[0] = '/';
+    dir[PROTO_PATH_MAX] = '\0';
+    f->list_dir = dir;
+    for (uint32_t i = 0; i < PROTO_BACKUPS_MAX; i++) {
+        if (i == 0)
+            snprintf(f->list_names[i], sizeof f->list_names[i], "%s", BNAME);
+        else
+            snprintf(f->list_names[i], sizeof f->list_names[i], "%s-%u", BNAME, i);
+        f->list[i] = (proto_backup_entry_t){proto_str(f->list_names[i]), i + 1,
+                                            (uint64_t)i * 1000000007u, i % 2 == 0};
+    }
+    f->list_total = 1200;
+    f->list_n = PROTO_BACKUPS_MAX;
+    start(f, WRITTEN);
+    tally_backup_list_t l;
+    char err[256];
+    assert_int_equal(ask_list(f, &l, err, sizeof err), 0);
+    assert_int_equal(strlen(l.dir), TALLY_PATH_MAX); /* whole, and NUL-terminated */
+    assert_string_equal(l.dir, dir);
+    assert_int_equal(l.total, 1200);
+    assert_int_equal(l.n, 1000);
+    for (uint32_t i = 0; i < l.n; i++)
+        assert_entry(&l.backups[i], f->list_names[i], i + 1, (uint64_t)i * 1000000007u, i % 2 == 0);
+    assert_string_equal(l.backups[999].name, BNAME "-999");
+    tally_backup_list_clear(&l);
+    fake_daemon_stop(&f->d); /* dir goes out of scope */
+}
+
+/* The daemon's refusals: their codes, its words in errbuf, nothing to
+ * free. */
+static void test_list_refused(void **state)
+{
+    fake_t *f = *state;
+    static const struct {
+        enum mode mode;
+        int code;
+        const char *words;
+    } cases[] = {
+        {UNAVAIL, TALLY_EUNAVAIL, LIST_UNREADABLE},
+        {FORBID, TALLY_EFORBIDDEN,
+         "this key is a subscriber's, which may not list backups; use "
+         "an admin key"},
+        {BUSY, TALLY_EBUSY, "32 reads of backups are under way"},
+        {OLD, TALLY_ETYPE, "type: message type is not a request the daemon answers"},
+    };
+    start(f, WRITTEN);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        f->list_mode = cases[i].mode;
+        tally_backup_list_t l;
+        char err[256];
+        assert_int_equal(ask_list(f, &l, err, sizeof err), cases[i].code);
+        assert_string_equal(err, cases[i].words);
+        assert_null(l.backups);
+        assert_int_equal(l.n, 0);
+    }
+    /* Without a request's options. */
+    tally_backup_list_t l;
+    assert_int_equal(tally_backup_list_req(f->d.ep, NULL, &l), TALLY_ETYPE);
+    assert_int_equal(f->list_reqs, 3);
+}
+
+/* Only an answer to another request comes: no answer in time. */
+static void test_list_other_request(void **state)
+{
+    fake_t *f = *state;
+    f->list_mode = ELSEWHERE;
+    start(f, WRITTEN);
+    tally_backup_list_t l;
+    char err[256];
+    tally_request_t req = {.timeout_ms = 300, .errbuf = err, .errbuf_len = sizeof err};
+    assert_int_equal(tally_backup_list_req(f->d.ep, &req, &l), TALLY_ETIMEDOUT);
+    assert_int_equal(req.link, TALLY_LINK_UP);
+    assert_string_equal(err, "no answer in time");
+    assert_null(l.backups);
+    assert_int_equal(l.n, 0);
+    assert_int_equal(f->list_reqs, 1);
+}
+
+static void test_list_no_out(void **state)
+{
+    fake_t *f = *state;
+    char err[256];
+    tally_request_t req = {.timeout_ms = 5000, .errbuf = err, .errbuf_len = sizeof err};
+    assert_int_equal(tally_backup_list_req(f->d.ep, &req, NULL), TALLY_EINVAL);
+    assert_string_equal(err, "nowhere to put the list of backups");
+    tally_backup_list_t l;
+    assert_int_equal(tally_backup_list_req("nope://x", &req, &l), TALLY_EINVAL);
+    assert_null(l.backups);
+}
+
+/* ---- the tally command: --list ---- */
+
+#define THREE_TEXT                                                                                 \
+    "backup-20261205T020000Z   5 files   45.2 MB   BLAKE2SUMS\n"                                   \
+    "backup-20261206T020000Z   5 files   45.3 MB   BLAKE2SUMS\n"                                   \
+    "backup-20261206T231500Z   4 files   44.9 MB   no BLAKE2SUMS\n"
+
+static void test_cli_list(void **state)
+{
+    fake_t *f = *state;
+    start(f, WRITTEN);
+    run(f, "--list");
+    assert_string_equal(f->err, "");
+    assert_int_equal(f->status, 0);
+    assert_string_equal(f->out, "tallyd keeps 3 backups in " LIST_DIR ":\n" THREE_TEXT);
+    run(f, "--list --json --timeout 5");
+    assert_int_equal(f->status, 0);
+    assert_string_equal(f->out,
+                        "{\"dir\":\"" LIST_DIR "\",\"total\":3,\"backups\":["
+                        "{\"name\":\"backup-20261205T020000Z\",\"files\":5,\"bytes\":45200000,"
+                        "\"checked\":true},"
+                        "{\"name\":\"backup-20261206T020000Z\",\"files\":5,\"bytes\":45300000,"
+                        "\"checked\":true},"
+                        "{\"name\":\"" BNAME "\",\"files\":4,\"bytes\":44900000,"
+                        "\"checked\":false}]}\n");
+    assert_int_equal(f->list_reqs, 2);
+    assert_int_equal(f->backup_reqs, 0);
+    assert_int_equal(f->fetches, 0);
+}
+
+static void test_cli_list_empty(void **state)
+{
+    fake_t *f = *state;
+    f->list_dir = "";
+    f->list_total = f->list_n = 0;
+    start(f, WRITTEN);
+    run(f, "--list");
+    assert_int_equal(f->status, 0);
+    assert_string_equal(f->out, "tallyd keeps no backup in its [backup] dir\n");
+    run(f, "--list --json");
+    assert_int_equal(f->status, 0);
+    assert_string_equal(f->out, "{\"dir\":\"\",\"total\":0,\"backups\":[]}\n");
+    /* One backup, in a directory it names. */
+    f->list_dir = LIST_DIR;
+    f->list_total = f->list_n = 1;
+    run(f, "--list");
+    assert_int_equal(f->status, 0);
+    assert_string_equal(f->out, "tallyd keeps 1 backup in " LIST_DIR ":\n"
+                                "backup-20261205T020000Z   5 files   45.2 MB   BLAKE2SUMS\n");
+}
+
+/* The newest of more than tallyd lists; columns of other widths (a
+ * longer name, one file, a size in bytes); a directory holding a control
+ * character, escaped. */
+static void test_cli_list_newest(void **state)
+{
+    fake_t *f = *state;
+    f->list_dir = "/b\x1b[31m";
+    f->list[0] = (proto_backup_entry_t){proto_str("backup-20261205T020000Z-12"), 1, 999, false};
+    f->list[1] = (proto_backup_entry_t){proto_str(BNAME), 12, 1500000000, true};
+    f->list_total = 1200;
+    f->list_n = 2;
+    start(f, WRITTEN);
+    run(f, "--list");
+    assert_int_equal(f->status, 0);
+    assert_string_equal(f->out, "the newest 2 of 1200 backups tallyd keeps in /b\\x1b[31m:\n"
+                                "backup-20261205T020000Z-12    1 file     999 B   no BLAKE2SUMS\n"
+                                "backup-20261206T231500Z      12 files   1.5 GB   BLAKE2SUMS\n");
+    run(f, "--list --json");
+    assert_int_equal(f->status, 0);
+    assert_string_equal(f->out, "{\"dir\":\"/b\\u001b[31m\",\"total\":1200,\"backups\":["
+                                "{\"name\":\"backup-20261205T020000Z-12\",\"files\":1,"
+                                "\"bytes\":999,\"checked\":false},"
+                                "{\"name\":\"" BNAME "\",\"files\":12,\"bytes\":1500000000,"
+                                "\"checked\":true}]}\n");
+}
+
+/* Each refusal: status 1 and a line saying what to do; no answer:
+ * status 3. */
+static void test_cli_list_refused(void **state)
+{
+    fake_t *f = *state;
+    static const struct {
+        enum mode mode;
+        const char *says;
+    } cases[] = {
+        {UNAVAIL, "tally backup: no list of backups from tallyd at ipc://"},
+        {UNAVAIL, ": " LIST_UNREADABLE "\n"},
+        {FORBID, "admin key only: give --cert the secret certificate of a key in its [security] "
+                 "admin_keys (tallyd.conf(5))\n"},
+        {BUSY, "has too many backup requests waiting already; try again once they are done\n"},
+        {OLD, "predates `tally backup --list`; look in its [backup] dir on its host\n"},
+    };
+    start(f, WRITTEN);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        f->list_mode = cases[i].mode;
+        run(f, "--list");
+        assert_int_equal(f->status, 1);
+        assert_string_equal(f->out, "");
+        if (strstr(f->err, cases[i].says) == NULL)
+            fail_msg("case %zu: '%s' not in: %s", i, cases[i].says, f->err);
+    }
+    f->list_mode = ELSEWHERE;
+    run(f, "--list --json --timeout 0.3");
+    assert_int_equal(f->status, 3);
+    assert_string_equal(f->out, "");
+    assert_non_null(strstr(f->err, "no answer from tallyd at "));
+    assert_non_null(strstr(f->err, "within 0.3 s"));
+    assert_int_equal(f->backup_reqs, 0);
+}
+
+static void test_cli_list_usage(void **state)
+{
+    fake_t *f = *state;
+    static const char *const with[] = {"--copy-to x", "--name " BNAME " --copy-to x",
+                                       "--keep 3 --copy-to x", "--verify x"};
+    for (size_t i = 0; i < sizeof with / sizeof with[0]; i++) {
+        char args[128];
+        snprintf(args, sizeof args, "--list %s", with[i]);
+        run(f, args);
+        assert_int_equal(f->status, 2);
+        assert_string_equal(f->out, "");
+        assert_string_equal(f->err, "tally backup: --list shows the backups tallyd keeps: it "
+                                    "takes no --copy-to, --name, --keep or --verify\n"
+                                    "Try 'tally backup --help' for more information.\n");
+    }
+    run(f, "--list=yes");
+    assert_int_equal(f->status, 2);
+    run(f, "--help");
+    assert_int_equal(f->status, 0);
+    assert_non_null(strstr(f->out, "       tally backup [--json] --list [OPTIONS]\n"));
+    assert_non_null(strstr(f->out, "--list shows the backups tallyd keeps, oldest first: the "
+                                   "names --name takes.\n"));
+    assert_non_null(strstr(f->out, "      --list         list the backups tallyd keeps"));
+    assert_non_null(strstr(f->out, "Exit status: 0 written (and copied) or listed, "));
+    assert_int_equal(f->list_reqs, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1405,6 +1772,17 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fetch_damaged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_copy_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_verify, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_newest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_other_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_no_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_list_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_list_newest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_list_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_list_usage, setup, teardown),
     };
     /* A fetch unanswered is asked again after 200 ms, not 10 s, here and
      * in the commands run. */
