@@ -91,13 +91,43 @@ static bool townships_same(const proto_msg_t *a, const proto_msg_t *b)
     return !proto_townships_next(&i, &s) && !proto_townships_next(&j, &t);
 }
 
-/* A decoded CATALOG's entries, and a TOWNSHIPS' names, stay in the
- * input: hand them to the encoder as arrays. */
+/* Two decoded BACKUP_LISTs: the same head and backups. */
+static bool backup_list_same(const proto_msg_t *a, const proto_msg_t *b)
+{
+    const __typeof__(a->u.backup_list) *x = &a->u.backup_list, *y = &b->u.backup_list;
+    if (x->req_id != y->req_id || !str_same(x->dir, y->dir) || x->total != y->total || x->n != y->n)
+        return false;
+    proto_backups_iter_t i, j;
+    proto_backup_entry_t s, t;
+    proto_backups_iter(&i, a);
+    proto_backups_iter(&j, b);
+    for (uint32_t k = 0; k < x->n; k++) {
+        CHECK(proto_backups_next(&i, &s) && proto_backups_next(&j, &t));
+        if (!str_same(s.name, t.name) || s.files != t.files || s.bytes != t.bytes ||
+            s.sums != t.sums)
+            return false;
+    }
+    return !proto_backups_next(&i, &s) && !proto_backups_next(&j, &t);
+}
+
+/* A decoded CATALOG's entries, a TOWNSHIPS' names and a BACKUP_LIST's
+ * backups stay in the input: hand them to the encoder as arrays. */
 static void decoded_arrays(proto_msg_t *m)
 {
     static proto_township_t towns[PROTO_CATALOG_BYTES / 4];
     static proto_metric_info_t metrics[PROTO_CATALOG_BYTES / 8];
     static proto_str_t names[1u << 19]; /* a name takes 2 bytes at least */
+    static proto_backup_entry_t backups[PROTO_BACKUPS_MAX];
+    if (m->type == PROTO_BACKUP_LIST) {
+        proto_backups_iter_t it;
+        uint32_t n = 0;
+        proto_backups_iter(&it, m);
+        while (n < PROTO_BACKUPS_MAX && proto_backups_next(&it, &backups[n]))
+            n++;
+        CHECK(n == m->u.backup_list.n);
+        m->u.backup_list.backups = backups;
+        return;
+    }
     if (m->type == PROTO_TOWNSHIPS) {
         proto_townships_iter_t it;
         uint32_t n = 0;
@@ -179,7 +209,10 @@ static bool msg_same(const proto_msg_t *a, const proto_msg_t *b)
     case PROTO_STATS_REQ:
     case PROTO_CLOCK_REQ:
     case PROTO_BACKUP_REQ:
+    case PROTO_BACKUP_LIST_REQ:
         return a->u.stats_req.req_id == b->u.stats_req.req_id;
+    case PROTO_BACKUP_LIST:
+        return backup_list_same(a, b);
     case PROTO_BACKUP:
         return a->u.backup.req_id == b->u.backup.req_id &&
                str_same(a->u.backup.path, b->u.backup.path) &&
