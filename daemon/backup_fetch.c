@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,11 +35,28 @@ static void set_err(backup_fetch_slot_t *s, int rc, const char *field, const cha
     va_end(ap);
 }
 
-/* The backup directory as an operator would look for it: absolute where
- * it resolves, escaped where it is not printable UTF-8, cut when long. */
+/* The backup directory's path as an operator would look for it: resolved
+ * where it exists, else (not made yet) made absolute from tallyd's working
+ * directory, else as configured.  malloc'ed, or NULL without memory. */
+static char *absolute_root(const char *root)
+{
+    char *abs = realpath(root, NULL);
+    if (abs != NULL || root[0] == '/')
+        return abs != NULL ? abs : strdup(root);
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof(cwd)) == NULL)
+        return strdup(root);
+    size_t len = strlen(cwd) + 1 + strlen(root) + 1;
+    if ((abs = malloc(len)) != NULL)
+        snprintf(abs, len, "%s/%s", cwd, root);
+    return abs;
+}
+
+/* The backup directory as an operator would look for it (absolute_root),
+ * escaped where it is not printable UTF-8, cut when long. */
 static void shown_root(const backup_fetch_slot_t *s, char *out, size_t cap)
 {
-    char *abs = realpath(s->root, NULL);
+    char *abs = absolute_root(s->root);
     const char *p = abs != NULL ? abs : s->root;
     text_printable(out, cap, p, strlen(p), 0);
     free(abs);
@@ -244,7 +262,7 @@ static bool collect_names(backup_fetch_slot_t *s, DIR *d, size_t *count)
  * "" where the path does not fit the field (PROTOCOL.md 8.28). */
 static void wire_dir(backup_fetch_slot_t *s)
 {
-    char *abs = realpath(s->root, NULL);
+    char *abs = absolute_root(s->root);
     const char *p = abs != NULL ? abs : s->root;
     size_t len = strlen(p);
     if (len <= PROTO_PATH_MAX && proto_utf8_valid(p, len))

@@ -274,8 +274,9 @@ static int copy_failed(const cli_global_t *g, int rc, const tally_request_t *req
     case TALLY_ENOBACKUP:
         fprintf(stderr,
                 "tally backup: tallyd at %s keeps no backup %s: it keeps only its newest "
-                "[backup] keep backups (tallyd.conf(5)); give --name one of those in its "
-                "[backup] dir, or leave --name out to have a new one written and copied\n",
+                "[backup] keep backups (tallyd.conf(5)); give --name one of those (tally "
+                "backup --list shows them), or leave --name out to have a new one written and "
+                "copied\n",
                 g->server, name);
         break;
     case TALLY_EFORBIDDEN:
