@@ -199,7 +199,7 @@ static void test_empty_period_index(void **state)
 static void test_unknown_types(void **state)
 {
     (void)state;
-    const uint8_t bodies[][3] = {{0x92, 0x01, 0x20}, {0x92, 0x01, 0x7f}};
+    const uint8_t bodies[][3] = {{0x92, 0x01, 0x22}, {0x92, 0x01, 0x7f}};
     for (size_t i = 0; i < 2; i++) {
         proto_error_t err;
         assert_int_equal(proto_decode(bodies[i], 3, &g_out, NULL, 0, &err), TALLY_ETYPE);
