@@ -28,7 +28,7 @@ static const char usage[] =
     "  report  write a period's figures as Markdown, CSV or Excel\n"
     "  watch   follow the tallies live\n"
     "  stats   print the daemon's counters\n"
-    "  backup  have tallyd back its state up now (and copy it here: --copy-to)\n"
+    "  backup  have tallyd back its state up; copy, list and check backups\n"
     "  keygen  create a CURVE key pair for a secured tallyd\n"
     "  help    show the help of a command: tally help push\n"
     "\n"
