@@ -152,33 +152,6 @@ static void test_backup_example(void **state)
     assert_true(g_out.u.backup.bytes == 1048576 && g_out.u.backup.ms == 127);
 }
 
-typedef struct row {
-    const char *bytes;
-    size_t len;
-    int code;
-    const char *field;
-    uint32_t type;   /* g_out.type after the failure */
-    uint64_t req_id; /* proto_req_id() after the failure */
-} row_t;
-
-static void check_row(size_t i, const row_t *r)
-{
-    proto_error_t err;
-    memset(&err, 0, sizeof err);
-    memset(&g_out, 0xaa, sizeof g_out);
-    int rc = decode_exact(r->bytes, r->len, &g_out, 0, &err);
-    if (rc != r->code || strcmp(err.field, r->field) != 0)
-        print_message("row %zu: %s field '%s' (%s), want %s field '%s'\n", i, tally_errname(rc),
-                      err.field, rc ? err.message : "", tally_errname(r->code), r->field);
-    assert_int_equal(rc, r->code);
-    assert_int_equal(err.code, rc);
-    assert_string_equal(err.field, r->field);
-    /* The sentence names the field first. */
-    assert_int_equal(strncmp(err.message, err.field, strlen(err.field)), 0);
-    assert_int_equal(g_out.type, r->type);
-    assert_true(proto_req_id(&g_out) == r->req_id);
-}
-
 static void test_backup_decoder_refuses(void **state)
 {
     (void)state;
@@ -188,7 +161,7 @@ static void test_backup_decoder_refuses(void **state)
     }
 #define BK(rest)  "\x97\x01\x1d\x09" rest /* [1, 29, 9, ...] */
 #define BKP(rest) BK("\xa2/x" rest)       /* ... path "/x", ... */
-    static const row_t rows[] = {
+    static const refusal_t rows[] = {
         /* BACKUP_REQ: [1, 28, req_id] */
         ROW("\x93\x01\x1c\xa1x", TALLY_EBADTYPE, "req_id", PROTO_BACKUP_REQ, 0),
         ROW("\x93\x01\x1c\xc0", TALLY_EBADTYPE, "req_id", PROTO_BACKUP_REQ, 0),
@@ -233,7 +206,7 @@ static void test_backup_decoder_refuses(void **state)
 #undef BK
 #undef ROW
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
-        check_row(i, &rows[i]);
+        check_refusal(i, &rows[i], &g_out);
 
     /* The good body the rows spoil is good. */
     static const char good[] = "\x97\x01\x1d\x09\xa2/x\x01\x00\x00";
@@ -260,7 +233,8 @@ static void test_backup_path_length(void **state)
             assert_int_equal(g_out.u.backup.path.len, PROTO_PATH_MAX);
             continue;
         }
-        check_row(0, &(row_t){(const char *)buf, n, TALLY_ETOOLONG, "path", PROTO_BACKUP, 9});
+        check_refusal(
+            0, &(refusal_t){(const char *)buf, n, TALLY_ETOOLONG, "path", PROTO_BACKUP, 9}, &g_out);
         proto_error_t err;
         assert_int_equal(decode_exact(buf, n, &g_out, 0, &err), TALLY_ETOOLONG);
         assert_non_null(strstr(err.message, " is 1025 bytes, outside the allowed 1..1024 bytes"));
@@ -548,7 +522,7 @@ static void test_backup_fetch_decoder_refuses(void **state)
 #define F(rest)               "\x96\x01\x1e\x09" rest /* [1, 30, 9, ...] */
 #define FN(rest)              F("\xb7" NAME rest)     /* ... name, ... */
 #define BADN(hdr, name, code) ROW(F(hdr name "\x00\x00"), code, "name", PROTO_BACKUP_FETCH, 9)
-    static const row_t rows[] = {
+    static const refusal_t rows[] = {
         /* req_id */
         ROW("\x96\x01\x1e\xff\xb7" NAME "\x00\x00", TALLY_ERANGE, "req_id", PROTO_BACKUP_FETCH, 0),
         ROW("\x96\x01\x1e\xa1x\xb7" NAME "\x00\x00", TALLY_EBADTYPE, "req_id", PROTO_BACKUP_FETCH,
@@ -613,7 +587,7 @@ static void test_backup_fetch_decoder_refuses(void **state)
 #undef F
 #undef ROW
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
-        check_row(i, &rows[i]);
+        check_refusal(i, &rows[i], &g_out);
 
     /* The good body the rows spoil is good. */
     static const char good[] = "\x96\x01\x1e\x09\xb7" NAME "\x00\x00";
@@ -634,7 +608,7 @@ static void test_backup_chunk_decoder_refuses(void **state)
 #define BADF(hdr, name, code)                                                                      \
     ROW(CF(hdr name "\x03\x00\xc4\x03xyz"), code, "file_name", PROTO_BACKUP_CHUNK, 9)
 #define BAD(rest, code, field) ROW(rest, code, field, PROTO_BACKUP_CHUNK, 9)
-    static const row_t rows[] = {
+    static const refusal_t rows[] = {
         /* req_id */
         ROW("\x99\x01\x1f\xd0\xff\x04\x00\xa4h.db\x03\x00\xc4\x03xyz", TALLY_ERANGE, "req_id",
             PROTO_BACKUP_CHUNK, 0),
@@ -719,7 +693,7 @@ static void test_backup_chunk_decoder_refuses(void **state)
 #undef C
 #undef ROW
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
-        check_row(i, &rows[i]);
+        check_refusal(i, &rows[i], &g_out);
 
     /* The good body the rows spoil is good, in wide formats too. */
     static const char good[] = "\x99\x01\x1f\x09\x04\x00\xa4h.db\x03\x00\xc4\x03xyz";
@@ -775,8 +749,9 @@ static void test_backup_chunk_data_length(void **state)
                 assert_memory_equal(g_out.u.backup_chunk.data.ptr, g_data, len);
                 continue;
             }
-            check_row(c,
-                      &(row_t){(const char *)buf, n, TALLY_ERANGE, "data", PROTO_BACKUP_CHUNK, 9});
+            check_refusal(
+                c, &(refusal_t){(const char *)buf, n, TALLY_ERANGE, "data", PROTO_BACKUP_CHUNK, 9},
+                &g_out);
             proto_error_t err;
             char want[64];
             assert_int_equal(decode_exact(buf, n, &g_out, 0, &err), TALLY_ERANGE);

@@ -123,8 +123,8 @@ static void test_list_longest(void **state)
     char(*names)[32] = calloc(PROTO_BACKUPS_MAX, sizeof *names);
     assert_true(v != NULL && names != NULL);
     for (uint32_t i = 0; i < PROTO_BACKUPS_MAX; i++) {
-        int len =
-            snprintf(names[i], sizeof names[i], "backup-20261206T2049%02uZ-%u", i % 60, i % 999 + 1);
+        int len = snprintf(names[i], sizeof names[i], "backup-20261206T2049%02uZ-%u", i % 60,
+                           i % 999 + 1);
         v[i] = (proto_backup_entry_t){{names[i], (uint32_t)len}, i, (uint64_t)i * 1000003, i % 2};
     }
     set_list(&g_in, proto_str("/b"), 10000, PROTO_BACKUPS_MAX, v);
@@ -160,32 +160,6 @@ static void test_list_example(void **state)
     roundtrip(one, 1);
 }
 
-typedef struct row {
-    const char *bytes;
-    size_t len;
-    int code;
-    const char *field;
-    uint32_t type;   /* g_out.type after the failure */
-    uint64_t req_id; /* proto_req_id() after the failure */
-} row_t;
-
-static void check_row(size_t i, const row_t *r)
-{
-    proto_error_t err;
-    memset(&err, 0, sizeof err);
-    memset(&g_out, 0xaa, sizeof g_out);
-    int rc = decode_exact(r->bytes, r->len, &g_out, 0, &err);
-    if (rc != r->code || strcmp(err.field, r->field) != 0)
-        print_message("row %zu: %s field '%s' (%s), want %s field '%s'\n", i, tally_errname(rc),
-                      err.field, rc ? err.message : "", tally_errname(r->code), r->field);
-    assert_int_equal(rc, r->code);
-    assert_int_equal(err.code, rc);
-    assert_string_equal(err.field, r->field);
-    assert_int_equal(strncmp(err.message, err.field, strlen(err.field)), 0);
-    assert_int_equal(g_out.type, r->type);
-    assert_true(proto_req_id(&g_out) == r->req_id);
-}
-
 static void test_list_decoder_refuses(void **state)
 {
     (void)state;
@@ -199,7 +173,7 @@ static void test_list_decoder_refuses(void **state)
     "\xb7"                                                                                         \
     "backup-20231130T160000Z"
 #define T PROTO_BACKUP_LIST
-    static const row_t rows[] = {
+    static const refusal_t rows[] = {
         /* BACKUP_LIST_REQ: [1, 32, req_id] */
         ROW("\x93\x01\x20\xa1x", TALLY_EBADTYPE, "req_id", PROTO_BACKUP_LIST_REQ, 0),
         ROW("\x93\x01\x20\xff", TALLY_ERANGE, "req_id", PROTO_BACKUP_LIST_REQ, 0),
@@ -258,7 +232,7 @@ static void test_list_decoder_refuses(void **state)
 #undef LS
 #undef ROW
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
-        check_row(i, &rows[i]);
+        check_refusal(i, &rows[i], &g_out);
 }
 
 /* A directory of PROTO_PATH_MAX bytes is taken, one more is not; more
