@@ -82,7 +82,7 @@ static int open_socket(tally_client_t *c, void *zctx, const curve_keys_t *keys, 
         text_format(err, errlen, "cannot set the CURVE keys: %s", zmq_strerror(errno));
         return TALLY_ESYS;
     }
-    monitor_open(&c->mon, c->zctx, c->dealer); /* without it, only less is said */
+    monitor_open(&c->mon, c->zctx, c->dealer, c->endpoint); /* without it, only less is said */
     if (util_connect(c->dealer, c->endpoint) < 0) {
         text_format(err, errlen, "cannot connect to '%s': %s", c->endpoint, zmq_strerror(errno));
         return errno == ENOMEM ? TALLY_ENOMEM : TALLY_EINVAL;
@@ -522,6 +522,12 @@ int tally_client_link(tally_client_t *c)
 int64_t tally_client_refused_ms(tally_client_t *c)
 {
     return monitor_refused_ms(&c->mon);
+}
+
+const char *tally_client_link_why(tally_client_t *c)
+{
+    monitor_poll(&c->mon);
+    return monitor_why(&c->mon);
 }
 
 uint64_t tally_client_next_seq(const tally_client_t *c)

@@ -17,11 +17,11 @@
      ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |                  \
      ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
 
-int monitor_open(monitor_t *m, void *zctx, void *sock)
+int monitor_open(monitor_t *m, void *zctx, void *sock, const char *endpoint)
 {
-    m->pair = NULL;
+    memset(m, 0, sizeof *m);
     m->link = TALLY_LINK_UNKNOWN;
-    m->refused_since = 0;
+    snprintf(m->endpoint, sizeof m->endpoint, "%s", endpoint);
     /* inproc names are per context; the socket's address makes it unique
      * among a context's sockets. */
     char ep[64];
@@ -65,6 +65,49 @@ static int next_link(int link, uint16_t event, uint32_t value)
     }
 }
 
+/* Attempts to connect are failing: probe why, again every
+ * MONITOR_PROBE_AGAIN_MS while they go on.  Refusals are timed from the
+ * first failure when the first probe finds them, else from the probe
+ * that does. */
+static void follow_failures(monitor_t *m)
+{
+    int64_t now = util_mono_ms();
+    if (m->link != TALLY_LINK_NO_CONNECTION) {
+        probe_stop(m->probe);
+        m->probe = NULL;
+        m->failing_since = m->refused_since = m->probed_at = 0;
+        m->verdict = 0;
+        return;
+    }
+    if (m->failing_since == 0)
+        m->failing_since = now;
+    if (m->probe == NULL && (m->verdict == 0 || now - m->probed_at >= MONITOR_PROBE_AGAIN_MS)) {
+        m->probe = probe_start(m->endpoint, MONITOR_PROBE_TIMEOUT_MS);
+        if (m->probe == NULL) {
+            /* No probe to be had: take the failure for a refusal, as
+             * ZeroMQ's events alone would have to. */
+            if (m->refused_since == 0)
+                m->refused_since = m->failing_since;
+            m->verdict = PROBE_REFUSED;
+            m->probed_at = now;
+            return;
+        }
+    }
+    if (m->probe == NULL)
+        return;
+    int v = probe_verdict(m->probe, m->why, sizeof m->why);
+    if (v == PROBE_RUNNING)
+        return;
+    probe_stop(m->probe);
+    m->probe = NULL;
+    if (v == PROBE_REFUSED && m->refused_since == 0)
+        m->refused_since = m->verdict == 0 ? m->failing_since : now;
+    else if (v != PROBE_REFUSED)
+        m->refused_since = 0; /* something listens now, or the network is in the way */
+    m->verdict = v;
+    m->probed_at = now;
+}
+
 int monitor_poll(monitor_t *m)
 {
     while (m->pair != NULL) {
@@ -86,11 +129,10 @@ int monitor_poll(monitor_t *m)
         if (!got)
             break;
     }
-    if (m->link != TALLY_LINK_NO_CONNECTION)
-        m->refused_since = 0;
-    else if (m->refused_since == 0)
-        m->refused_since = util_mono_ms();
-    return m->link;
+    follow_failures(m);
+    return m->link == TALLY_LINK_NO_CONNECTION && m->verdict == PROBE_UNREACHABLE
+               ? TALLY_LINK_UNREACHABLE
+               : m->link;
 }
 
 int64_t monitor_refused_ms(monitor_t *m)
@@ -99,8 +141,15 @@ int64_t monitor_refused_ms(monitor_t *m)
     return m->refused_since != 0 ? util_mono_ms() - m->refused_since : 0;
 }
 
+const char *monitor_why(const monitor_t *m)
+{
+    return m->link == TALLY_LINK_NO_CONNECTION && m->verdict == PROBE_UNREACHABLE ? m->why : "";
+}
+
 void monitor_close(monitor_t *m, void *sock)
 {
+    probe_stop(m->probe);
+    m->probe = NULL;
     if (m->pair == NULL)
         return;
     if (sock != NULL)

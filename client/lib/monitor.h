@@ -1,32 +1,58 @@
 /* monitor.h - libtally (client/lib/, private): what ZeroMQ saw of a
  * socket's connection to the daemon, read from its socket monitor, so
- * that "no answer" can say why: nothing listens there, the security
+ * that "no answer" can say why: nothing listens there, the network does
+ * not reach it (told apart by a probe of our own, probe.h), the security
  * handshake failed (the daemon speaks CURVE and we do not, or the other
  * way round, or our key is not admitted), or it is up and silent. */
 #ifndef TALLY_CLIENT_MONITOR_H
 #define TALLY_CLIENT_MONITOR_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include "probe.h"
+#include "tally.h"
+
+/* How long a probe may wait for the host's answer, and how soon after
+ * one a connection still failing is probed again (the link may have come
+ * back with no daemon yet, or the other way round). */
+#define MONITOR_PROBE_TIMEOUT_MS 2000
+#define MONITOR_PROBE_AGAIN_MS   1000
 
 typedef struct monitor {
     void *pair;            /* the PAIR end of the monitor; NULL when not open */
-    int link;              /* enum tally_link */
-    int64_t refused_since; /* util_mono_ms() when connections began to be
-                              refused (TALLY_LINK_NO_CONNECTION); 0: they are not */
+    int link;              /* enum tally_link as ZeroMQ's events leave it:
+                              TALLY_LINK_NO_CONNECTION while attempts fail */
+    int64_t failing_since; /* util_mono_ms() of the first failed attempt; 0: none */
+    int64_t refused_since; /* since when failed attempts are known to be
+                              refusals (nothing listens); 0: they are not */
+    probe_t *probe;        /* in progress, or NULL */
+    int verdict;           /* the last probe's (enum probe_verdict); 0: none yet */
+    int64_t probed_at;     /* util_mono_ms() of that verdict */
+    char why[160];         /* with PROBE_UNREACHABLE: why (probe_verdict) */
+    char endpoint[TALLY_ENDPOINT_MAX];
 } monitor_t;
 
-/* Start monitoring sock (of context zctx) before it connects.  Returns 0
- * or TALLY_ESYS; a failure leaves m closed and harmless, so callers may
- * go on without it (link stays TALLY_LINK_UNKNOWN). */
-int monitor_open(monitor_t *m, void *zctx, void *sock);
+/* Start monitoring sock (of context zctx) before it connects to endpoint
+ * (normalised; kept for probes).  Returns 0 or TALLY_ESYS; a failure
+ * leaves m closed and harmless, so callers may go on without it (link
+ * stays TALLY_LINK_UNKNOWN). */
+int monitor_open(monitor_t *m, void *zctx, void *sock, const char *endpoint);
 
-/* Read the events waiting, without blocking, and return the link state
- * they leave (enum tally_link). */
+/* Read the events waiting, without blocking, follow the probe of failing
+ * connections, and return the link state they leave (enum tally_link):
+ * TALLY_LINK_UNREACHABLE rather than TALLY_LINK_NO_CONNECTION once a
+ * probe has found that the network does not reach the address. */
 int monitor_poll(monitor_t *m);
 
 /* After monitor_poll: for how many milliseconds every attempt to connect
- * has been refused (nothing listens at the address); 0 when not. */
+ * has been refused (nothing listens at the address, as a probe found);
+ * 0 when not, also while attempts fail for a reason not yet known. */
 int64_t monitor_refused_ms(monitor_t *m);
+
+/* With TALLY_LINK_UNREACHABLE: a clause saying why ("the network does
+ * not reach it (No route to host)"); "" otherwise. */
+const char *monitor_why(const monitor_t *m);
 
 /* Stop monitoring sock and close the PAIR end (before sock is closed). */
 void monitor_close(monitor_t *m, void *sock);

@@ -64,7 +64,7 @@ int oneshot_open(const char *server, tally_request_t *req, bool early, oneshot_t
         return TALLY_ESYS;
     }
     curve_wipe(&keys);
-    monitor_open(&o->mon, o->zctx, o->dealer); /* without it, only less is said */
+    monitor_open(&o->mon, o->zctx, o->dealer, ep); /* without it, only less is said */
     if (util_connect(o->dealer, ep) < 0) {
         text_format(req->errbuf, req->errbuf_len, "cannot connect to '%s': %s", ep,
                     zmq_strerror(errno));
@@ -202,6 +202,8 @@ void oneshot_failed(oneshot_t *o, tally_request_t *req, int rc)
     if (rc == TALLY_ETIMEDOUT && o->refused_ms > 0 && monitor_refused_ms(&o->mon) >= o->refused_ms)
         text_format(req->errbuf, req->errbuf_len,
                     "nothing accepts connections there (refused for %d ms)", o->refused_ms);
+    else if (rc == TALLY_ETIMEDOUT && monitor_poll(&o->mon) == TALLY_LINK_UNREACHABLE)
+        text_format(req->errbuf, req->errbuf_len, "%s", monitor_why(&o->mon));
     else if (rc == TALLY_ETIMEDOUT)
         text_format(req->errbuf, req->errbuf_len, "no answer in time");
     else if (rc == TALLY_ECLOSED)

@@ -623,7 +623,7 @@ static int open_sockets(tally_sub_t *s, void *zctx, const curve_keys_t *keys, ch
         text_format(err, errlen, "cannot set the CURVE keys: %s", zmq_strerror(errno));
         return TALLY_ESYS;
     }
-    monitor_open(&s->mon, s->zctx, s->dealer); /* without it, only less is said */
+    monitor_open(&s->mon, s->zctx, s->dealer, s->server); /* without it, only less is said */
     if (util_connect(s->dealer, s->server) < 0) {
         text_format(err, errlen, "cannot connect to '%s': %s", s->server, zmq_strerror(errno));
         return TALLY_EINVAL;
@@ -764,6 +764,12 @@ int tally_sub_link(tally_sub_t *s)
 int64_t tally_sub_refused_ms(tally_sub_t *s)
 {
     return monitor_refused_ms(&s->mon);
+}
+
+const char *tally_sub_link_why(tally_sub_t *s)
+{
+    monitor_poll(&s->mon);
+    return monitor_why(&s->mon);
 }
 
 int tally_sub_refusal(const tally_sub_t *s, const char **message)

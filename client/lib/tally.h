@@ -138,7 +138,8 @@ TALLY_API int tally_curve_check(const tally_curve_t *curve, char *errbuf, size_t
  * succeeds: the reconnection attempts that follow it tell less. */
 enum tally_link {
     TALLY_LINK_UNKNOWN = 0,   /* nothing known yet (connecting), or the connection was lost */
-    TALLY_LINK_NO_CONNECTION, /* the connection could not be made: nothing listens there */
+    TALLY_LINK_NO_CONNECTION, /* the connection could not be made: nothing listens there
+                                 (the host refused it), or why is not known yet */
     TALLY_LINK_MECHANISM,     /* connected, but the daemon speaks another security
                                  mechanism: CURVE to a plaintext handle, or plaintext
                                  to a CURVE handle */
@@ -149,6 +150,13 @@ enum tally_link {
                                  the wrong server key */
     TALLY_LINK_KEY_REFUSED,   /* CURVE: the daemon does not admit this handle's key */
     TALLY_LINK_UP,            /* connected, handshake done */
+    TALLY_LINK_UNREACHABLE,   /* the connection could not be made, and not for want of
+                                 a daemon: the network does not reach the address (no
+                                 route, the link is down), the host did not answer, or
+                                 its name does not resolve.  Found by a connection of
+                                 the library's own beside ZeroMQ's attempts; a client
+                                 waits for a weak link to come back rather than give
+                                 up early.  *_link_why() says which. */
 };
 
 /* ------------------------------------------------------------------ */
@@ -388,9 +396,18 @@ TALLY_API int tally_client_link(tally_client_t *c);
 
 /* For how many milliseconds every attempt to connect to the daemon has
  * been refused (TALLY_LINK_NO_CONNECTION throughout: nothing listens at
- * the address); 0 while connections are not refused.  For giving up, or
- * saying so, sooner than a timeout when no daemon is there. */
+ * the address); 0 while connections are not refused, and while they fail
+ * because the network does not reach the address (TALLY_LINK_UNREACHABLE).
+ * For giving up, or saying so, sooner than a timeout when no daemon is
+ * there. */
 TALLY_API int64_t tally_client_refused_ms(tally_client_t *c);
+
+/* When tally_client_link() is TALLY_LINK_UNREACHABLE, a clause saying
+ * why, to follow "cannot reach tallyd at ADDRESS: ": "the network does not
+ * reach it (No route to host)", "its name does not resolve (Name or
+ * service not known)", "it did not answer within 2 s"; "" otherwise.
+ * Valid until the next call on c. */
+TALLY_API const char *tally_client_link_why(tally_client_t *c);
 
 /* Copy the 16-byte client id into id.  It changes only when the expiry
  * rule takes a new one. */
@@ -579,6 +596,9 @@ TALLY_API int tally_sub_link(tally_sub_t *s);
 /* As tally_client_refused_ms, for the subscriber's request connection. */
 TALLY_API int64_t tally_sub_refused_ms(tally_sub_t *s);
 
+/* As tally_client_link_why, for the subscriber's request connection. */
+TALLY_API const char *tally_sub_link_why(tally_sub_t *s);
+
 /* The daemon's last refusal of this subscriber's requests (an ERROR
  * answering HELLO or a snapshot request, e.g. TALLY_EFORBIDDEN for a key
  * that may not read): its negative TALLY_E* code, or 0 when there was
@@ -626,9 +646,10 @@ typedef struct tally_request {
     /* Optional: > 0 ends the wait early, with TALLY_ETIMEDOUT and link
      * TALLY_LINK_NO_CONNECTION, once nothing has accepted a connection at
      * the address for this many milliseconds (a refused connection: no
-     * daemon listens there; a host that does not answer at all is waited
-     * for until timeout_ms).  0 waits the whole timeout_ms, for a daemon
-     * that may yet start. */
+     * daemon listens there; a host that does not answer at all, or that
+     * the network does not reach, is waited for until timeout_ms: link
+     * TALLY_LINK_UNREACHABLE then, and errbuf says why).  0 waits the
+     * whole timeout_ms, for a daemon that may yet start. */
     int refused_ms;
 } tally_request_t;
 

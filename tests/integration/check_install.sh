@@ -175,10 +175,10 @@ EOF
             fail "a program using the installed libtally.so printed '$out'"
         fi
         # The static library carries the codec: with it, libzmq, msgpack,
-        # libsodium and libm (the .pc file's private requirements) a
-        # program links.
+        # libsodium, libm and threads (the .pc file's private
+        # requirements) a program links.
         cflags=$(pc --cflags)
-        deps="$(pkg-config --libs libzmq msgpack libsodium) -lm"
+        deps="$(pkg-config --libs libzmq msgpack libsodium) -lm -pthread"
         # shellcheck disable=SC2086
         if ! out=$("$cc" $extra_cflags -o "$work/use-static" "$work/use.c" $cflags \
             "$libdir/libtally.a" $deps 2>&1); then

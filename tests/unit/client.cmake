@@ -1,7 +1,7 @@
 # libtally (client/lib/) and the tally command (client/cli/): one cmocka
 # executable per concern.
 set(TALLY_CLIENT_TESTS csv text parse spool pub expiry sub cli townships backup
-  backup_copy)
+  backup_copy probe)
 foreach(t IN LISTS TALLY_CLIENT_TESTS)
   if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_client_${t}.c)
     tally_unit_test(test_client_${t}
@@ -9,11 +9,14 @@ foreach(t IN LISTS TALLY_CLIENT_TESTS)
       LIBS tallyclicore tally_static)
   endif()
 endforeach()
-# test_client_spool drives the spool itself (client/lib/spool.h, fsutil.h),
-# which libtally does not make public: it alone gets the private headers.
-if(TARGET test_client_spool)
-  target_include_directories(test_client_spool PRIVATE ${CMAKE_SOURCE_DIR}/client/lib)
-endif()
+# test_client_spool drives the spool itself (client/lib/spool.h, fsutil.h)
+# and test_client_probe the connection probe (probe.h), which libtally does
+# not make public: they alone get the private headers.
+foreach(t IN ITEMS test_client_spool test_client_probe)
+  if(TARGET ${t})
+    target_include_directories(${t} PRIVATE ${CMAKE_SOURCE_DIR}/client/lib)
+  endif()
+endforeach()
 if(TARGET test_client_csv)
   target_compile_definitions(test_client_csv PRIVATE
     TALLY_SHARED_DATA="${CMAKE_SOURCE_DIR}/client/demo")
