@@ -58,10 +58,19 @@ static void schedule(web_feed_t *f);
 #define REFUSED_SAY_MS 1000
 
 /* Say once in the log when nothing accepts connections at tallyd's
- * address (tally-web started before it, or tallyd stopped): otherwise
- * the log would show "ready" and then nothing while the wall waits. */
+ * address (tally-web started before it, or tallyd stopped), or the
+ * network does not reach it: otherwise the log would show "ready" and
+ * then nothing while the wall waits. */
 static void follow_link(web_feed_t *f)
 {
+    bool unreachable = tally_sub_link(f->sub) == TALLY_LINK_UNREACHABLE;
+    if (!unreachable) {
+        f->unreachable_said = false;
+    } else if (!f->unreachable_said) {
+        fprintf(stderr, "tally-web: cannot reach tallyd at %s: %s; waiting for it\n", f->server,
+                tally_sub_link_why(f->sub));
+        f->unreachable_said = true;
+    }
     int64_t refused = tally_sub_refused_ms(f->sub);
     if (refused == 0) {
         f->refused_said = false;

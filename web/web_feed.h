@@ -39,11 +39,12 @@ struct web_feed {
     uint64_t history_gen; /* +1 at every PERIOD_CHANGED: closed periods changed */
     bool synced;          /* tally_sub_synced, as of the last processing */
     bool ever_synced;
-    uint64_t resyncs;     /* snapshots applied after the first */
-    uint64_t snapshots;   /* snapshots applied */
-    int refusal;          /* the daemon's last refusal (tally_sub_refusal), 0: none */
-    int64_t synced_at_ms; /* wall clock of the last on_synced */
-    bool refused_said;    /* the log said that connections to tallyd are refused */
+    uint64_t resyncs;      /* snapshots applied after the first */
+    uint64_t snapshots;    /* snapshots applied */
+    int refusal;           /* the daemon's last refusal (tally_sub_refusal), 0: none */
+    int64_t synced_at_ms;  /* wall clock of the last on_synced */
+    bool refused_said;     /* the log said that connections to tallyd are refused */
+    bool unreachable_said; /* the log said that the network does not reach tallyd */
     char server[TALLY_ENDPOINT_MAX];
 };
 

@@ -262,7 +262,7 @@ static int report_timeout(const cli_global_t *g, tally_client_t *c, const char *
     size_t subs = tally_client_pending(c), n = tally_client_pending_samples(c);
     double secs = timeout_ms / 1000.0;
     if (!sent)
-        cli_unanswered(g, "push", tally_client_link(c), timeout_ms);
+        cli_unanswered(g, "push", tally_client_link(c), tally_client_link_why(c), timeout_ms);
     if (spool != NULL && sent)
         cli_error("no acknowledgement from tallyd at %s within %g s; %zu submission%s (%zu "
                   "sample%s) kept in %s for the next run to deliver",

@@ -262,7 +262,8 @@ static const char *key_dir(const char *cmd)
     return "subscriber_keys (to read tallies)";
 }
 
-int cli_unanswered(const cli_global_t *g, const char *cmd, int link, int timeout_ms)
+int cli_unanswered(const cli_global_t *g, const char *cmd, int link, const char *why,
+                   int timeout_ms)
 {
     bool curve = g->server_key != NULL && g->server_key[0] != '\0';
     const char *server = g->server;
@@ -272,6 +273,12 @@ int cli_unanswered(const cli_global_t *g, const char *cmd, int link, int timeout
         cli_error("cannot reach tallyd at %s: nothing accepts connections there (is tallyd "
                   "running, and is the address right?)",
                   server);
+        break;
+    case TALLY_LINK_UNREACHABLE:
+        cli_error("cannot reach tallyd at %s within %g s: %s; is this computer's network link "
+                  "up, and is the address right?",
+                  server, secs,
+                  why != NULL && why[0] != '\0' ? why : "the network does not reach it");
         break;
     case TALLY_LINK_UP:
         cli_error("no answer from tallyd at %s within %g s: connected, but it did not answer (is "
@@ -336,7 +343,7 @@ int cli_request_failed(const cli_global_t *g, const char *cmd, int rc, const tal
                        int timeout_ms)
 {
     if (rc == TALLY_ETIMEDOUT || rc == TALLY_ECLOSED)
-        return cli_unanswered(g, cmd, req->link, timeout_ms);
+        return cli_unanswered(g, cmd, req->link, req->errbuf, timeout_ms);
     if (tally_err_is_wire(rc))
         return cli_refused(g, cmd, rc, req->errbuf);
     cli_error("request to %s failed: %s", g->server,

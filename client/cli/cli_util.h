@@ -116,10 +116,12 @@ tally_request_t cli_request(const tally_curve_t *curve, int timeout_ms, char *er
 
 /* Print, for command cmd, that tallyd at g->server gave no answer within
  * timeout_ms, and why as far as link (enum tally_link: what the
- * connection showed) tells: nothing listens there, it needs keys, it does
- * not use them, it refuses the key, or it is silent.  Returns
- * CLI_UNREACHABLE. */
-int cli_unanswered(const cli_global_t *g, const char *cmd, int link, int timeout_ms);
+ * connection showed) tells: nothing listens there, the network does not
+ * reach it (why: the library's clause, tally_client_link_why), it needs
+ * keys, it does not use them, it refuses the key, or it is silent.
+ * Returns CLI_UNREACHABLE. */
+int cli_unanswered(const cli_global_t *g, const char *cmd, int link, const char *why,
+                   int timeout_ms);
 
 /* Print "tally CMD: tallyd at SERVER answered NAME: message" for the
  * daemon's refusal code (a negative wire code) and its words (NULL or "":

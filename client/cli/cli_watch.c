@@ -70,6 +70,7 @@ typedef struct watch {
     bool dirty;
     int64_t last_change_ms; /* wall clock of the last change, 0 = none */
     bool refused;           /* for CLI_REFUSED_MS or more: said on the status line */
+    bool unreachable;       /* TALLY_LINK_UNREACHABLE: said on the status line */
 } watch_t;
 
 static void on_reset(void *ctx)
@@ -123,6 +124,7 @@ static void draw(watch_t *w)
     }
     const char *state = tally_sub_synced(w->sub) ? "synced"
                         : w->refused             ? "nothing accepts connections there: waiting"
+                        : w->unreachable         ? "the network does not reach tallyd: waiting"
                         : w->ever_synced         ? "resyncing"
                                                  : "connecting";
     /* Cursor home and clear, then everything in one write, to limit
@@ -151,24 +153,32 @@ static int hopeless(watch_t *w, int64_t start)
         return cli_refused(w->g, "watch", code, message);
     int link = tally_sub_link(w->sub);
     if (cli_link_final(link))
-        return cli_unanswered(w->g, "watch", link, (int)(cli_clock_ms(CLOCK_MONOTONIC) - start));
+        return cli_unanswered(w->g, "watch", link, NULL,
+                              (int)(cli_clock_ms(CLOCK_MONOTONIC) - start));
     return CLI_CONTINUE;
 }
 
-/* Follow whether connections are refused: a watch waits for a daemon
- * that is down (the command center's screen comes back by itself), but
- * says so, on the status line or once on standard error. */
+/* Follow whether connections are refused, or the network does not
+ * reach tallyd: a watch waits for a daemon that is down or a link that
+ * is (the command center's screen comes back by itself), but says so, on
+ * the status line or once on standard error. */
 static void follow_refusals(watch_t *w, bool table)
 {
-    bool was = w->refused;
+    bool was = w->refused, was_unreachable = w->unreachable;
     w->refused = tally_sub_refused_ms(w->sub) >= CLI_REFUSED_MS;
-    if (w->refused != was)
+    w->unreachable = tally_sub_link(w->sub) == TALLY_LINK_UNREACHABLE;
+    if (w->refused != was || w->unreachable != was_unreachable)
         w->dirty = true;
     if (w->refused && !was && !table)
         fprintf(stderr,
                 "tally watch: nothing accepts connections at %s (is tallyd running, and is the "
                 "address right?); waiting for it\n",
                 w->server);
+    if (w->unreachable && !was_unreachable && !table)
+        fprintf(stderr,
+                "tally watch: cannot reach tallyd at %s: %s; is this computer's network link "
+                "up, and is the address right? Waiting for it\n",
+                w->server, tally_sub_link_why(w->sub));
 }
 
 static int run(watch_t *w, int duration_ms, bool table)
@@ -213,9 +223,9 @@ static int run(watch_t *w, int duration_ms, bool table)
         draw(w);
     if (!w->ever_synced && !interrupted) {
         int status = hopeless(w, start);
-        return status != CLI_CONTINUE
-                   ? status
-                   : cli_unanswered(w->g, "watch", tally_sub_link(w->sub), duration_ms);
+        return status != CLI_CONTINUE ? status
+                                      : cli_unanswered(w->g, "watch", tally_sub_link(w->sub),
+                                                       tally_sub_link_why(w->sub), duration_ms);
     }
     return CLI_OK;
 }

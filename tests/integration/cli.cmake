@@ -31,3 +31,15 @@ if(TARGET tally_harness AND TARGET tally_cli AND TARGET tally_shared)
     target_link_libraries(test_cli_history PRIVATE PkgConfig::SQLITE)
   endif()
 endif()
+
+# A township computer whose link is down, then back (test_link_down.py):
+# in a network namespace of its own, where only loopback exists and
+# starts down, the real tallyd and `tally` (root or user namespaces; 77,
+# skipped, where none can be made).
+if(TARGET tallyd AND TARGET tally_cli)
+  add_test(NAME test_link_down
+    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_link_down.py
+            $<TARGET_FILE:tallyd> $<TARGET_FILE:tally_cli>)
+  set_tests_properties(test_link_down PROPERTIES LABELS integration TIMEOUT 180
+    SKIP_RETURN_CODE 77)
+endif()
