@@ -13,14 +13,15 @@
 #include "util.h"
 
 #define EVENTS                                                                                     \
-    (ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |          \
-     ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |                  \
-     ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+    (ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_DISCONNECTED |                    \
+     ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |                        \
+     ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
 
 int monitor_open(monitor_t *m, void *zctx, void *sock, const char *endpoint)
 {
     memset(m, 0, sizeof *m);
     m->link = TALLY_LINK_UNKNOWN;
+    m->connecting_since = util_mono_ms();
     snprintf(m->endpoint, sizeof m->endpoint, "%s", endpoint);
     /* inproc names are per context; the socket's address makes it unique
      * among a context's sockets. */
@@ -65,14 +66,20 @@ static int next_link(int link, uint16_t event, uint32_t value)
     }
 }
 
-/* Attempts to connect are failing: probe why, again every
- * MONITOR_PROBE_AGAIN_MS while they go on.  Refusals are timed from the
- * first failure when the first probe finds them, else from the probe
- * that does. */
+/* Attempts to connect are failing, or one has had no answer for
+ * MONITOR_SILENT_MS: probe why, again every MONITOR_PROBE_AGAIN_MS while
+ * that goes on.  Refusals are timed from the first failure when the
+ * first probe finds them, else from the probe that does; an attempt
+ * that has had no answer is never taken for a refusal (ZeroMQ's own
+ * attempt says so when it is one). */
 static void follow_failures(monitor_t *m)
 {
     int64_t now = util_mono_ms();
-    if (m->link != TALLY_LINK_NO_CONNECTION) {
+    /* Without the monitor's events nothing is known, and nothing probed. */
+    bool silent = m->pair != NULL && m->link == TALLY_LINK_UNKNOWN && !m->connected &&
+                  now - m->connecting_since >= MONITOR_SILENT_MS;
+    m->failing = m->link == TALLY_LINK_NO_CONNECTION || silent;
+    if (!m->failing) {
         probe_stop(m->probe);
         m->probe = NULL;
         m->failing_since = m->refused_since = m->probed_at = 0;
@@ -84,9 +91,9 @@ static void follow_failures(monitor_t *m)
     if (m->probe == NULL && (m->verdict == 0 || now - m->probed_at >= MONITOR_PROBE_AGAIN_MS)) {
         m->probe = probe_start(m->endpoint, MONITOR_PROBE_TIMEOUT_MS);
         if (m->probe == NULL) {
-            /* No probe to be had: take the failure for a refusal, as
+            /* No probe to be had: take a failure for a refusal, as
              * ZeroMQ's events alone would have to. */
-            if (m->refused_since == 0)
+            if (m->refused_since == 0 && !silent)
                 m->refused_since = m->failing_since;
             m->verdict = PROBE_REFUSED;
             m->probed_at = now;
@@ -100,12 +107,25 @@ static void follow_failures(monitor_t *m)
         return;
     probe_stop(m->probe);
     m->probe = NULL;
-    if (v == PROBE_REFUSED && m->refused_since == 0)
+    if (v == PROBE_REFUSED && m->refused_since == 0 && !silent)
         m->refused_since = m->verdict == 0 ? m->failing_since : now;
     else if (v != PROBE_REFUSED)
         m->refused_since = 0; /* something listens now, or the network is in the way */
     m->verdict = v;
     m->probed_at = now;
+}
+
+/* Whether a connection (TCP or ipc, before any handshake) is made, and
+ * since when one is being attempted. */
+static void follow_connection(monitor_t *m, uint16_t event)
+{
+    if (event == ZMQ_EVENT_CONNECTED) {
+        m->connected = true;
+    } else if (event == ZMQ_EVENT_DISCONNECTED || event == ZMQ_EVENT_CONNECT_RETRIED) {
+        if (m->connected || event == ZMQ_EVENT_DISCONNECTED)
+            m->connecting_since = util_mono_ms();
+        m->connected = false;
+    }
 }
 
 int monitor_poll(monitor_t *m)
@@ -123,6 +143,7 @@ int monitor_poll(monitor_t *m)
             memcpy(&event, zmq_msg_data(&a), 2);
             memcpy(&value, (const char *)zmq_msg_data(&a) + 2, 4);
             m->link = next_link(m->link, event, value);
+            follow_connection(m, event);
         }
         zmq_msg_close(&a);
         zmq_msg_close(&b);
@@ -130,9 +151,7 @@ int monitor_poll(monitor_t *m)
             break;
     }
     follow_failures(m);
-    return m->link == TALLY_LINK_NO_CONNECTION && m->verdict == PROBE_UNREACHABLE
-               ? TALLY_LINK_UNREACHABLE
-               : m->link;
+    return m->failing && m->verdict == PROBE_UNREACHABLE ? TALLY_LINK_UNREACHABLE : m->link;
 }
 
 int64_t monitor_refused_ms(monitor_t *m)
@@ -143,7 +162,7 @@ int64_t monitor_refused_ms(monitor_t *m)
 
 const char *monitor_why(const monitor_t *m)
 {
-    return m->link == TALLY_LINK_NO_CONNECTION && m->verdict == PROBE_UNREACHABLE ? m->why : "";
+    return m->failing && m->verdict == PROBE_UNREACHABLE ? m->why : "";
 }
 
 void monitor_close(monitor_t *m, void *sock)

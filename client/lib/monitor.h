@@ -8,6 +8,7 @@
 #define TALLY_CLIENT_MONITOR_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "probe.h"
@@ -16,20 +17,27 @@
 /* How long a probe may wait for the host's answer, and how soon after
  * one a connection still failing is probed again (the link may have come
  * back with no daemon yet, or the other way round). */
-#define MONITOR_PROBE_TIMEOUT_MS 2000
+#define MONITOR_PROBE_TIMEOUT_MS 1000
 #define MONITOR_PROBE_AGAIN_MS   1000
+/* How long an attempt to connect may go unanswered (the host's SYN-ACK
+ * not back: a link that drops packets, a host down, a firewall that
+ * drops) before it is probed as well. */
+#define MONITOR_SILENT_MS 1000
 
 typedef struct monitor {
-    void *pair;            /* the PAIR end of the monitor; NULL when not open */
-    int link;              /* enum tally_link as ZeroMQ's events leave it:
-                              TALLY_LINK_NO_CONNECTION while attempts fail */
-    int64_t failing_since; /* util_mono_ms() of the first failed attempt; 0: none */
-    int64_t refused_since; /* since when failed attempts are known to be
-                              refusals (nothing listens); 0: they are not */
-    probe_t *probe;        /* in progress, or NULL */
-    int verdict;           /* the last probe's (enum probe_verdict); 0: none yet */
-    int64_t probed_at;     /* util_mono_ms() of that verdict */
-    char why[160];         /* with PROBE_UNREACHABLE: why (probe_verdict) */
+    void *pair;               /* the PAIR end of the monitor; NULL when not open */
+    int link;                 /* enum tally_link as ZeroMQ's events leave it:
+                                 TALLY_LINK_NO_CONNECTION while attempts fail */
+    bool connected;           /* a connection is made (ZMQ_EVENT_CONNECTED), handshake or not */
+    int64_t connecting_since; /* util_mono_ms() since when one is being attempted */
+    bool failing;             /* attempts fail, or one has had no answer for MONITOR_SILENT_MS */
+    int64_t failing_since;    /* util_mono_ms() of the first failed attempt; 0: none */
+    int64_t refused_since;    /* since when failed attempts are known to be
+                                 refusals (nothing listens); 0: they are not */
+    probe_t *probe;           /* in progress, or NULL */
+    int verdict;              /* the last probe's (enum probe_verdict); 0: none yet */
+    int64_t probed_at;        /* util_mono_ms() of that verdict */
+    char why[160];            /* with PROBE_UNREACHABLE: why (probe_verdict) */
     char endpoint[TALLY_ENDPOINT_MAX];
 } monitor_t;
 

@@ -191,7 +191,9 @@ static bool probe_tcp(probe_t *p, const char *addr)
         return false; /* stopped */
     int verdict = probe_classify(err, 1);
     if (err == ETIMEDOUT)
-        text_format(why, sizeof why, "it did not answer within %g s", p->timeout_ms / 1000.0);
+        text_format(why, sizeof why,
+                    "its host does not answer connections (a link that drops them, a host "
+                    "that is down, or a firewall)");
     else
         text_format(why, sizeof why, "the network does not reach it (%s)", strerror(err));
     conclude(p, verdict, verdict == PROBE_UNREACHABLE ? why : NULL);

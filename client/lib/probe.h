@@ -33,8 +33,8 @@ probe_t *probe_start(const char *endpoint, int timeout_ms);
 /* The verdict so far (enum probe_verdict).  With PROBE_UNREACHABLE, why
  * (cap bytes, may be NULL) receives a clause saying so, to follow "cannot
  * reach tallyd at ADDRESS: ": "the network does not reach it (No route to
- * host)", "its name does not resolve (Name or service not known)", "it
- * did not answer within 2 s". */
+ * host)", "its name does not resolve (Name or service not known)", "its
+ * host does not answer connections (...)". */
 int probe_verdict(probe_t *p, char *why, size_t cap);
 
 /* End the probe and free it (NULL is ignored).  A connection in progress

@@ -405,7 +405,7 @@ TALLY_API int64_t tally_client_refused_ms(tally_client_t *c);
 /* When tally_client_link() is TALLY_LINK_UNREACHABLE, a clause saying
  * why, to follow "cannot reach tallyd at ADDRESS: ": "the network does not
  * reach it (No route to host)", "its name does not resolve (Name or
- * service not known)", "it did not answer within 2 s"; "" otherwise.
+ * service not known)", "its host does not answer connections (...)"; "" otherwise.
  * Valid until the next call on c. */
 TALLY_API const char *tally_client_link_why(tally_client_t *c);
 
