@@ -102,9 +102,11 @@ static void follow_failures(monitor_t *m)
     }
     if (m->probe == NULL)
         return;
-    int v = probe_verdict(m->probe, m->why, sizeof m->why);
+    char why[sizeof m->why];
+    int v = probe_verdict(m->probe, why, sizeof why);
     if (v == PROBE_RUNNING)
-        return;
+        return; /* the last verdict and its why stand meanwhile */
+    memcpy(m->why, why, sizeof why);
     probe_stop(m->probe);
     m->probe = NULL;
     if (v == PROBE_REFUSED && m->refused_since == 0 && !silent)

@@ -248,10 +248,15 @@ static void test_library(void **state)
     assert_int_equal(tally_sub_new("tcp://255.255.255.255:7411", "u/", NULL, NULL, &s), 0);
     for (int i = 0; i < 200 && tally_sub_link(s) != TALLY_LINK_UNREACHABLE; i++)
         tally_sub_run(s, 20);
-    assert_int_equal(tally_sub_link(s), TALLY_LINK_UNREACHABLE);
-    assert_int_equal(tally_sub_refused_ms(s), 0);
-    assert_string_equal(tally_sub_link_why(s),
-                        "the network does not reach it (Network is unreachable)");
+    /* ... and stays so, why included, across the probes that follow
+     * (one a second, each running a moment). */
+    for (int i = 0; i < 60; i++) {
+        tally_sub_run(s, 25);
+        assert_int_equal(tally_sub_link(s), TALLY_LINK_UNREACHABLE);
+        assert_int_equal(tally_sub_refused_ms(s), 0);
+        assert_string_equal(tally_sub_link_why(s),
+                            "the network does not reach it (Network is unreachable)");
+    }
     tally_sub_destroy(&s);
 }
 
