@@ -61,9 +61,18 @@ static void schedule(web_feed_t *f);
  * address (tally-web started before it, or tallyd stopped), or the
  * network does not reach it: otherwise the log would show "ready" and
  * then nothing while the wall waits. */
+const char *web_feed_link_name(int link)
+{
+    static const char *const names[] = {"connecting", "up", "refused", "unreachable",
+                                        "handshake_failed"};
+    return link >= 0 && link <= WEB_LINK_HANDSHAKE ? names[link] : "connecting";
+}
+
 static void follow_link(web_feed_t *f)
 {
-    bool unreachable = tally_sub_link(f->sub) == TALLY_LINK_UNREACHABLE;
+    int link = tally_sub_link(f->sub);
+    bool unreachable = link == TALLY_LINK_UNREACHABLE;
+    snprintf(f->link_why, sizeof f->link_why, "%s", tally_sub_link_why(f->sub));
     if (!unreachable) {
         f->unreachable_said = false;
     } else if (!f->unreachable_said) {
@@ -81,12 +90,20 @@ static void follow_link(web_feed_t *f)
                 f->server);
         f->refused_said = true;
     }
+    f->link = link == TALLY_LINK_UP       ? WEB_LINK_UP
+              : unreachable               ? WEB_LINK_UNREACHABLE
+              : refused >= REFUSED_SAY_MS ? WEB_LINK_REFUSED
+              : link == TALLY_LINK_MECHANISM || link == TALLY_LINK_HANDSHAKE ||
+                      link == TALLY_LINK_KEY_REFUSED
+                  ? WEB_LINK_HANDSHAKE
+                  : WEB_LINK_CONNECTING;
 }
 
 /* Drain the sockets and apply what came, then tell the web side. */
 static void process(web_feed_t *f)
 {
     uint64_t epoch = f->epoch, seq = f->seq, history_gen = f->history_gen;
+    int link = f->link;
     bool synced = f->synced;
     int rc = tally_sub_process(f->sub);
     if (rc != 0)
@@ -104,7 +121,7 @@ static void process(web_feed_t *f)
                 f->synced ? "synchronised with" : "lost synchronisation with",
                 (unsigned long long)f->stream_id, (unsigned long long)f->seq);
     if (f->on_change != NULL && (epoch != f->epoch || seq != f->seq || synced != f->synced ||
-                                 history_gen != f->history_gen))
+                                 history_gen != f->history_gen || link != f->link))
         f->on_change(f->ctx);
     schedule(f);
 }

@@ -19,6 +19,18 @@
 
 typedef struct web_feed web_feed_t;
 
+/* tallyd's connection as tally-web tells /healthz and the browsers. */
+enum web_link {
+    WEB_LINK_CONNECTING = 0, /* not up yet, or lost: nothing more known */
+    WEB_LINK_UP,             /* connected, handshake done */
+    WEB_LINK_REFUSED,        /* connections refused for a second: tallyd not running */
+    WEB_LINK_UNREACHABLE,    /* the network does not reach tallyd (link_why says how) */
+    WEB_LINK_HANDSHAKE,      /* the security handshake failed (keys) */
+};
+
+/* "connecting", "up", "refused", "unreachable", "handshake_failed". */
+const char *web_feed_link_name(int link);
+
 /* Called on the loop after the feed has applied something: tallies
  * changed, closed periods changed (history_gen), or it lost or regained
  * synchronisation. */
@@ -45,6 +57,8 @@ struct web_feed {
     int64_t synced_at_ms;  /* wall clock of the last on_synced */
     bool refused_said;     /* the log said that connections to tallyd are refused */
     bool unreachable_said; /* the log said that the network does not reach tallyd */
+    int link;              /* enum web_link, as of the last processing */
+    char link_why[160];    /* with WEB_LINK_UNREACHABLE: why (tally_sub_link_why) */
     char server[TALLY_ENDPOINT_MAX];
 };
 

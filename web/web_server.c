@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "proto.h"
+#include "text.h"
 #include "vec.h"
 #include "web_assets.h"
 #include "web_history.h"
@@ -291,9 +292,14 @@ static int route_healthz(web_server_t *s, struct lws *wsi, pss_t *ps)
     web_feed_t *f = s->feed;
     fprintf(b.f,
             "{\"status\":\"%s\",\"synced\":%s,\"seq\":%" PRIu64 ",\"stream_id\":%" PRIu64
-            ",\"browsers\":%" PRIu64 "}\n",
+            ",\"browsers\":%" PRIu64 ",\"tallyd\":\"%s\"",
             f->synced ? "ok" : "unsynced", f->synced ? "true" : "false", f->seq, f->stream_id,
-            s->counters.browsers);
+            s->counters.browsers, web_feed_link_name(f->link));
+    if (f->link == WEB_LINK_UNREACHABLE) {
+        fputs(",\"tallyd_why\":", b.f);
+        text_json_string(b.f, f->link_why, strlen(f->link_why));
+    }
+    fputs("}\n", b.f);
     if (web_buf_close(&b) != 0)
         return -1;
     return web_server_respond(

@@ -80,8 +80,9 @@ static int build(web_stream_t *st, web_stream_msg_t *m, const char *type, uint64
         fputc(' ', b.f);
     fprintf(b.f,
             "{\"type\":\"%s\",\"stream_id\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"synced\":%s,"
-            "\"time_ms\":%" PRId64 ",\"history_gen\":%" PRIu64,
-            type, f->stream_id, f->seq, f->synced ? "true" : "false", wall_ms(), f->history_gen);
+            "\"time_ms\":%" PRId64 ",\"history_gen\":%" PRIu64 ",\"tallyd\":\"%s\"",
+            type, f->stream_id, f->seq, f->synced ? "true" : "false", wall_ms(), f->history_gen,
+            web_feed_link_name(f->link));
     if (strcmp(type, "update") == 0)
         fprintf(b.f, ",\"from_seq\":%" PRIu64, from);
     if (with_tallies) {
@@ -144,7 +145,7 @@ static const web_stream_msg_t *due(web_stream_t *st, web_stream_client_t *c, int
     if (f->synced && f->seq > c->seq)
         return update(st, c->seq);
     if (c->sent_synced != (int)f->synced || c->history_gen != f->history_gen ||
-        now - c->last_send_ms >= WEB_STREAM_HEARTBEAT_MS) {
+        c->sent_link != f->link || now - c->last_send_ms >= WEB_STREAM_HEARTBEAT_MS) {
         if (status != NULL && build(st, status, "status", 0, false) == 0)
             return status;
     }
@@ -166,6 +167,7 @@ int web_stream_writable(web_stream_t *st, web_stream_client_t *c)
         c->seq = m->to;
     }
     c->sent_synced = st->feed->synced;
+    c->sent_link = st->feed->link;
     c->history_gen = m->history_gen;
     c->last_send_ms = now;
     msg_free(&status);
@@ -186,7 +188,7 @@ static void on_tick(uv_timer_t *t)
             continue;
         bool wants = (f->synced && (c->epoch != f->epoch || f->seq > c->seq)) ||
                      c->sent_synced != (int)f->synced || c->history_gen != f->history_gen ||
-                     now - c->last_send_ms >= WEB_STREAM_HEARTBEAT_MS;
+                     c->sent_link != f->link || now - c->last_send_ms >= WEB_STREAM_HEARTBEAT_MS;
         if (wants)
             lws_callback_on_writable(c->wsi);
     }
@@ -217,6 +219,7 @@ void web_stream_add(web_stream_t *st, web_stream_client_t *c, struct lws *wsi)
     memset(c, 0, sizeof *c);
     c->wsi = wsi;
     c->sent_synced = -1;
+    c->sent_link = -1;
     c->last_send_ms = mono_ms() - MIN_GAP_MS;
     c->next = st->clients;
     if (st->clients != NULL)

@@ -46,6 +46,7 @@ typedef struct web_stream_client {
     uint64_t epoch;       /* the feed epoch of the last snapshot sent; 0: none */
     uint64_t seq;         /* the feed seq it has everything up to */
     int sent_synced;      /* the sync state last told: -1 none, 0, 1 */
+    int sent_link;        /* the feed's link last told (enum web_link), -1 none */
     uint64_t history_gen; /* the feed's history_gen last told */
     int64_t last_send_ms; /* monotonic */
 } web_stream_client_t;

@@ -158,7 +158,7 @@ wait_for(weblog, r"synchronised with tallyd")
 # /healthz
 st, body = http("/healthz")
 h = json.loads(body)
-if st != 200 or not h.get("synced"):
+if st != 200 or not h.get("synced") or h.get("tallyd") != "up" or "tallyd_why" in h:
     fail("/healthz: %d %s" % (st, body))
 
 # /api/v1/tallies is `tally get --json`'s shape and figures.
@@ -290,7 +290,7 @@ if (st != 200 or clock.get("available") is not True or clock.get("zone") != "Asi
 # The stream: a snapshot, then the update of a push with a higher seq.
 s = ws_open("/api/v1/stream")
 first = ws_message(s)
-if first.get("type") != "snapshot" or not first.get("tallies"):
+if first.get("type") != "snapshot" or not first.get("tallies") or first.get("tallyd") != "up":
     fail("stream: first message %s" % json.dumps(first)[:200])
 seq0 = first.get("seq", 0)
 tally("push", "--town", "gaoguan", "disputes.screened=3", "disputes.resolved=2")
@@ -478,6 +478,45 @@ reader.join(15)
 os.kill(stopped.pid, signal.SIGCONT)
 stopped.terminate()
 stopped.wait(20)
+
+# Why tallyd is out of reach, in /healthz, the stream and the log: an
+# address where nothing listens (refused), and one the network does not
+# reach (TCP to the broadcast address: ENETUNREACH on every Linux).
+for name, server, word, said in (
+        ("refused", "ipc://%s/req-nothing" % TMP, "refused",
+         "tally-web: tallyd at ipc://%s/req-nothing: nothing accepts connections there" % TMP),
+        ("unreachable", "tcp://255.255.255.255:7411", "unreachable",
+         "tally-web: cannot reach tallyd at tcp://255.255.255.255:7411: the network does not "
+         "reach it (Network is unreachable); waiting for it")):
+    logn = os.path.join(TMP, "web-%s.log" % name)
+    webn = start([WEB, "-s", server, "--listen", "127.0.0.1:0"], logn)
+    portn = int(wait_for(logn, r"serving http://127\.0\.0\.1:(\d+)/").group(1))
+    deadline = time.time() + 30
+    while True:
+        status, body = http("/healthz", port=portn)
+        h = json.loads(body)
+        if h.get("tallyd") == word or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    if status != 503 or h.get("tallyd") != word or h.get("synced"):
+        fail("/healthz with tallyd %s: %d %s" % (name, status, body))
+    if word == "unreachable" and h.get("tallyd_why") != \
+            "the network does not reach it (Network is unreachable)":
+        fail("/healthz's tallyd_why: %s" % body)
+    if word != "unreachable" and "tallyd_why" in h:
+        fail("/healthz with tallyd %s has a tallyd_why: %s" % (name, body))
+    PORT_SAVED, PORT = PORT, portn
+    sn = ws_open("/api/v1/stream")
+    PORT = PORT_SAVED
+    m = ws_message(sn)
+    if m.get("type") != "status" or m.get("tallyd") != word or m.get("synced"):
+        fail("the stream with tallyd %s: %s" % (name, json.dumps(m)[:200]))
+    sn.close()
+    wait_for(logn, re.escape(said))
+    webn.terminate()
+    if webn.wait(15) != 0 or open(logn, encoding="utf-8").read().count(said) != 1:
+        fail("tally-web with tallyd %s: exit %s, log:\n%s" %
+             (name, webn.returncode, open(logn, encoding="utf-8").read()))
 
 # More WebSocket browsers than --max-clients: 503 for the one too many.
 log3 = os.path.join(TMP, "web3.log")

@@ -13,7 +13,8 @@ days with it, on the county's card and in the chart for the township; that every
 cards and the table's header; that on a 4K, a 1366x768 and a 16:10
 screen the page is scaled to fill it, centred, with nothing cut; that
 the connection indicator turns stale
-when tallyd stops (GOODBYE) and live again when it is back; that the
+when tallyd stops (GOODBYE), saying that tallyd is not running (数据中断 ·
+tallyd 未运行), and live again when it is back; that the
 clock shows tallyd's time (Asia/Shanghai) to a browser kept in another
 zone (Pacific/Pago_Pago, 19 hours behind); that a page opened before
 tallyd started gets the labels and the zone once it is up; and that the
@@ -195,6 +196,9 @@ try:
     conn = lambda: driver.find_element(By.ID, "conn").get_attribute("data-state")
     kpis = lambda: driver.find_element(By.ID, "kpis").text
     until(lambda: conn() == "stale", "the stale indicator while tallyd is not up", 30)
+    # ... saying why: nothing accepts connections at tallyd's address.
+    conn_text = lambda: driver.find_element(By.ID, "conn-text").text
+    until(lambda: conn_text() == "数据中断 · tallyd 未运行", "数据中断 · tallyd 未运行", 30)
     # ... and the log says why, once: not "ready" and then silence.
     refused = lambda: open(wlog, encoding="utf-8").read().count(
         "tally-web: tallyd at %s: nothing accepts connections there" % REQ)
@@ -395,9 +399,12 @@ try:
     tallyd.terminate()
     tallyd.wait(20)
     until(lambda: conn() == "stale", "the stale indicator after tallyd stopped", 30)
+    until(lambda: conn_text() == "数据中断 · tallyd 未运行",
+          "数据中断 · tallyd 未运行 after tallyd stopped", 30)
     until(lambda: refused() == 2, "tally-web's log saying so again after tallyd stopped")
     tallyd = start(tallyd_args, dlog)
     until(lambda: conn() == "live", "the live indicator after tallyd came back", 40)
+    until(lambda: conn_text() == "实时", "实时 after tallyd came back")
     until(lambda: "4,541" in kpis(), "the figures after the resync")
     os.makedirs("artifacts", exist_ok=True)
     driver.save_screenshot(os.path.join("artifacts", "wall-1920x1080.png"))

@@ -47,6 +47,7 @@ const state = {
   stream: 0,
   seq: 0,
   synced: false,
+  tallyd: "", // tally-web's connection to tallyd: "up", "refused", "unreachable", ...
   open: false,
   lastMessage: 0,
   lastChange: 0,
@@ -543,7 +544,19 @@ function drawStatus() {
   else s = "stale";
   conn.dataset.state = s;
   conn.classList.toggle("stale", s !== "live");
+  // Why the data stopped, when tally-web knows: tallyd not running, or
+  // the network between them down (the browser's own link down shows as
+  // the interruption alone).
+  const why = !state.open ? ""
+    : state.tallyd === "refused" ? " · tallyd 未运行"
+    : state.tallyd === "unreachable" ? " · 网络不通"
+    : state.tallyd === "handshake_failed" ? " · 密钥不符" : "";
   text.textContent = s === "live" ? "实时" : s === "connecting" ? "连接中" : "数据中断";
+  if (s === "stale" && why) {
+    const small = document.createElement("small");
+    small.textContent = why;
+    text.appendChild(small);
+  }
   document.getElementById("seq").textContent = state.seq ? "序号 " + state.seq + " · 数据流 " + state.stream : "";
   document.getElementById("updated").textContent = state.lastChange
     ? "最近更新 " + timeText(calendarAt(state.lastChange))
@@ -583,6 +596,7 @@ function frame() {
 function apply(msg) {
   state.lastMessage = Date.now();
   state.synced = !!msg.synced;
+  state.tallyd = msg.tallyd || "";
   state.stream = msg.stream_id;
   state.seq = msg.seq;
   if (msg.type === "snapshot") {
@@ -621,6 +635,7 @@ function connect() {
   ws.onclose = () => {
     state.open = false;
     state.synced = false;
+    state.tallyd = "";
     setTimeout(connect, retry);
     retry = Math.min(retry * 2, 10000);
   };
