@@ -407,14 +407,14 @@ static int refuse(backup_fetch_t *f, int rc, const char *fmt, ...)
 
 /* A free slot, its request and answer cleared and the backup directory
  * in force in its root; NULL with f->err set when there is none. */
-static backup_fetch_slot_t *claim(backup_fetch_t *f, const char *busy, int *rc)
+static backup_fetch_slot_t *claim(backup_fetch_t *f, int *rc)
 {
     if (f->closing) {
         *rc = refuse(f, TALLY_ECLOSED, "tallyd is stopping");
         return NULL;
     }
     if (f->active == BACKUP_FETCH_MAX) {
-        *rc = refuse(f, TALLY_EBUSY, "%d %s; retry in a moment", BACKUP_FETCH_MAX, busy);
+        *rc = refuse(f, TALLY_EBUSY, BACKUP_FETCH_BUSY, BACKUP_FETCH_MAX);
         return NULL;
     }
     backup_fetch_slot_t *s = f->slots;
@@ -465,7 +465,7 @@ int backup_fetch_begin(backup_fetch_t *f, const char *name, size_t name_len, uin
     if (!proto_backup_name_valid(name, name_len) || name_len >= BACKUP_NAME_MAX)
         return refuse(f, TALLY_EBADNAME, "not a backup's name");
     int rc = 0;
-    backup_fetch_slot_t *s = claim(f, "fetches of backup files are being read already", &rc);
+    backup_fetch_slot_t *s = claim(f, &rc);
     if (s == NULL)
         return rc;
     s->kind = BACKUP_FETCH_PIECE;
@@ -482,8 +482,7 @@ int backup_fetch_begin(backup_fetch_t *f, const char *name, size_t name_len, uin
 int backup_fetch_list_begin(backup_fetch_t *f, backup_fetch_list_cb cb, void *arg)
 {
     int rc = 0;
-    backup_fetch_slot_t *s =
-        claim(f, "reads of backups (fetches and listings) are under way already", &rc);
+    backup_fetch_slot_t *s = claim(f, &rc);
     if (s == NULL)
         return rc;
     s->kind = BACKUP_FETCH_LIST;

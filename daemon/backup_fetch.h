@@ -46,7 +46,11 @@
 #include "backup.h"
 #include "proto.h"
 
-#define BACKUP_FETCH_MAX   32 /* fetches and listings read at once; one more is TALLY_EBUSY */
+#define BACKUP_FETCH_MAX 32 /* fetches and listings read at once; one more is TALLY_EBUSY */
+/* What a fetch or a listing refused TALLY_EBUSY is told (a printf format
+ * taking BACKUP_FETCH_MAX), whichever of the two kinds fills the slots. */
+#define BACKUP_FETCH_BUSY                                                                          \
+    "%d reads of backups (fetches and listings) are under way already; retry in a moment"
 #define BACKUP_FETCH_CHUNK PROTO_CHUNK_MAX /* bytes of a file in one answer */
 
 /* How a fetch ended, for its callback.  The pointers are valid during the

@@ -415,9 +415,7 @@ static void fetch_backup(request_t *r, const void *rid, size_t rid_len, const pr
                                             q->offset, fetched, w);
     if (rc == TALLY_EBUSY) {
         char msg[128];
-        snprintf(msg, sizeof(msg),
-                 "%d fetches of backup files are being read already; retry in a moment",
-                 BACKUP_FETCH_MAX);
+        snprintf(msg, sizeof(msg), BACKUP_FETCH_BUSY, BACKUP_FETCH_MAX);
         send_error(r, rid, rid_len, q->req_id, rc, "", msg);
         return;
     }
@@ -471,10 +469,7 @@ static void list_backups(request_t *r, const void *rid, size_t rid_len, uint64_t
     int rc = w == NULL ? TALLY_EBUSY : backup_fetch_list_begin(r->c.fetch, listed, w);
     if (rc == TALLY_EBUSY) {
         char msg[128];
-        snprintf(msg, sizeof(msg),
-                 "%d reads of backups (fetches and listings) are under way already; retry in a "
-                 "moment",
-                 BACKUP_FETCH_MAX);
+        snprintf(msg, sizeof(msg), BACKUP_FETCH_BUSY, BACKUP_FETCH_MAX);
         send_error(r, rid, rid_len, req_id, rc, "", msg);
         return;
     }

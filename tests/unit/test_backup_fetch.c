@@ -421,7 +421,8 @@ static void test_busy(void **state)
         backup_fetch_begin(&f->f, NAME, strlen(NAME), 0, 0, on_fetched, &f->seen[BACKUP_FETCH_MAX]),
         TALLY_EBUSY);
     assert_string_equal(backup_fetch_errmsg(&f->f),
-                        "32 fetches of backup files are being read already; retry in a moment");
+                        "32 reads of backups (fetches and listings) are under way already; retry "
+                        "in a moment");
     drain(f);
     for (uint32_t i = 0; i < BACKUP_FETCH_MAX; i++) {
         const seen_t *s = &f->seen[i];

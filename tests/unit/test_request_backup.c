@@ -289,7 +289,8 @@ static void test_backup_fetch(void **state)
         ask_fetch(f, "R4", 100 + i, BK, 1, i % 4, NULL);
     assert_int_equal(f->replies.n, 0);
     ask_fetch(f, "R1", 200, BK, 0, 0, NULL);
-    assert_non_null(strstr(expect_error(f, TALLY_EBUSY, 200), "32 fetches of backup files"));
+    assert_non_null(
+        strstr(expect_error(f, TALLY_EBUSY, 200), "32 reads of backups (fetches and listings)"));
     drain_fetches(f);
     assert_int_equal(f->replies.n, BACKUP_FETCH_MAX);
     for (size_t i = 0; i < f->replies.n; i++) {
@@ -449,7 +450,8 @@ static void test_backup_list(void **state)
     assert_non_null(strstr(expect_error(f, TALLY_EBUSY, 200),
                            "32 reads of backups (fetches and listings) are under way already"));
     ask_fetch(f, "R1", 201, BK, 0, 0, NULL);
-    assert_non_null(strstr(expect_error(f, TALLY_EBUSY, 201), "32 fetches of backup files"));
+    assert_non_null(
+        strstr(expect_error(f, TALLY_EBUSY, 201), "32 reads of backups (fetches and listings)"));
     drain_fetches(f);
     assert_int_equal(f->replies.n, BACKUP_FETCH_MAX);
     for (size_t i = 0; i < f->replies.n; i++) {
