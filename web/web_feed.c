@@ -83,7 +83,7 @@ static void follow_link(web_feed_t *f)
     int64_t refused = tally_sub_refused_ms(f->sub);
     if (refused == 0) {
         f->refused_said = false;
-    } else if (!f->refused_said && refused >= REFUSED_SAY_MS) {
+    } else if (!f->refused_said && refused >= REFUSED_SAY_MS && !unreachable) {
         fprintf(stderr,
                 "tally-web: tallyd at %s: nothing accepts connections there (is it running, and "
                 "is the address right?); waiting for it\n",

@@ -275,10 +275,13 @@ int cli_unanswered(const cli_global_t *g, const char *cmd, int link, const char 
                   server);
         break;
     case TALLY_LINK_UNREACHABLE:
-        cli_error("cannot reach tallyd at %s within %g s: %s; is this computer's network link "
-                  "up, and is the address right?",
-                  server, secs,
-                  why != NULL && why[0] != '\0' ? why : "the network does not reach it");
+        if (why == NULL || why[0] == '\0')
+            why = "the network does not reach it";
+        /* A name the name server does not know is the address's fault. */
+        cli_error("cannot reach tallyd at %s: %s; %s", server, why,
+                  strstr(why, "does not resolve") != NULL
+                      ? "is the address right?"
+                      : "is this computer's network link up, and is the address right?");
         break;
     case TALLY_LINK_UP:
         cli_error("no answer from tallyd at %s within %g s: connected, but it did not answer (is "

@@ -165,8 +165,10 @@ static int hopeless(watch_t *w, int64_t start)
 static void follow_refusals(watch_t *w, bool table)
 {
     bool was = w->refused, was_unreachable = w->unreachable;
-    w->refused = tally_sub_refused_ms(w->sub) >= CLI_REFUSED_MS;
+    /* A name that does not resolve ends waits like a refusal, but is said
+     * as what it is. */
     w->unreachable = tally_sub_link(w->sub) == TALLY_LINK_UNREACHABLE;
+    w->refused = !w->unreachable && tally_sub_refused_ms(w->sub) >= CLI_REFUSED_MS;
     if (w->refused != was || w->unreachable != was_unreachable)
         w->dirty = true;
     if (w->refused && !was && !table)

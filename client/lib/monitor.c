@@ -109,12 +109,21 @@ static void follow_failures(monitor_t *m)
     memcpy(m->why, why, sizeof why);
     probe_stop(m->probe);
     m->probe = NULL;
-    if (v == PROBE_REFUSED && m->refused_since == 0 && !silent)
+    /* A name the name server does not know ends the wait as early as a
+     * refusal: an address mistyped, which waiting will not mend. */
+    bool final = v == PROBE_REFUSED || v == PROBE_NO_NAME;
+    if (final && m->refused_since == 0 && !silent)
         m->refused_since = m->verdict == 0 ? m->failing_since : now;
-    else if (v != PROBE_REFUSED)
+    else if (!final)
         m->refused_since = 0; /* something listens now, or the network is in the way */
     m->verdict = v;
     m->probed_at = now;
+}
+
+/* Whether the last verdict is one the link reports as unreachable. */
+static bool said(const monitor_t *m)
+{
+    return m->verdict == PROBE_UNREACHABLE || m->verdict == PROBE_NO_NAME;
 }
 
 /* Whether a connection (TCP or ipc, before any handshake) is made, and
@@ -153,7 +162,7 @@ int monitor_poll(monitor_t *m)
             break;
     }
     follow_failures(m);
-    return m->failing && m->verdict == PROBE_UNREACHABLE ? TALLY_LINK_UNREACHABLE : m->link;
+    return m->failing && said(m) ? TALLY_LINK_UNREACHABLE : m->link;
 }
 
 int64_t monitor_refused_ms(monitor_t *m)
@@ -164,7 +173,7 @@ int64_t monitor_refused_ms(monitor_t *m)
 
 const char *monitor_why(const monitor_t *m)
 {
-    return m->failing && m->verdict == PROBE_UNREACHABLE ? m->why : "";
+    return m->failing && said(m) ? m->why : "";
 }
 
 void monitor_close(monitor_t *m, void *sock)

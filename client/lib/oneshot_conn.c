@@ -199,11 +199,12 @@ int oneshot_wire_error(const proto_msg_t *m, tally_request_t *req)
 /* Why a request ended without its answer, for the caller's errbuf. */
 void oneshot_failed(oneshot_t *o, tally_request_t *req, int rc)
 {
-    if (rc == TALLY_ETIMEDOUT && o->refused_ms > 0 && monitor_refused_ms(&o->mon) >= o->refused_ms)
+    if (rc == TALLY_ETIMEDOUT && monitor_poll(&o->mon) == TALLY_LINK_UNREACHABLE)
+        text_format(req->errbuf, req->errbuf_len, "%s", monitor_why(&o->mon));
+    else if (rc == TALLY_ETIMEDOUT && o->refused_ms > 0 &&
+             monitor_refused_ms(&o->mon) >= o->refused_ms)
         text_format(req->errbuf, req->errbuf_len,
                     "nothing accepts connections there (refused for %d ms)", o->refused_ms);
-    else if (rc == TALLY_ETIMEDOUT && monitor_poll(&o->mon) == TALLY_LINK_UNREACHABLE)
-        text_format(req->errbuf, req->errbuf_len, "%s", monitor_why(&o->mon));
     else if (rc == TALLY_ETIMEDOUT)
         text_format(req->errbuf, req->errbuf_len, "no answer in time");
     else if (rc == TALLY_ECLOSED)

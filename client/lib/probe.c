@@ -178,11 +178,16 @@ static bool probe_tcp(probe_t *p, const char *addr)
         return true;
     }
     if (gai != 0 || res == NULL) {
-        const char *what =
-            gai == EAI_AGAIN ? "its name could not be looked up" : "its name does not resolve";
+        bool none = gai == EAI_NONAME || gai == 0;
+#ifdef EAI_NODATA
+        none = none || gai == EAI_NODATA;
+#endif
+        const char *what = none ? "its name does not resolve" : "its name could not be looked up";
         text_format(why, sizeof why, "%s (%s)", what,
-                    gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
-        conclude(p, PROBE_UNREACHABLE, why);
+                    gai == 0            ? "no address"
+                    : gai == EAI_SYSTEM ? strerror(errno)
+                                        : gai_strerror(gai));
+        conclude(p, none ? PROBE_NO_NAME : PROBE_UNREACHABLE, why);
         return false;
     }
     int err = try_connect(p, res->ai_family, res->ai_addr, res->ai_addrlen);
@@ -237,9 +242,9 @@ int probe_verdict(probe_t *p, char *why, size_t cap)
 {
     pthread_mutex_lock(&p->mu);
     int v = p->verdict;
+    bool said = v == PROBE_UNREACHABLE || v == PROBE_NO_NAME;
     if (why != NULL && cap > 0)
-        text_copy(why, cap, v == PROBE_UNREACHABLE ? p->why : "",
-                  v == PROBE_UNREACHABLE ? strlen(p->why) : 0);
+        text_copy(why, cap, said ? p->why : "", said ? strlen(p->why) : 0);
     pthread_mutex_unlock(&p->mu);
     return v;
 }

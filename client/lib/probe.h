@@ -20,7 +20,9 @@ enum probe_verdict {
     PROBE_REFUSED,     /* nothing listens there: the host refused, or (ipc://)
                           no socket accepts at the path */
     PROBE_UNREACHABLE, /* the network does not reach the host, it did not answer
-                          in time, or its name does not resolve */
+                          in time, or its name could not be looked up now */
+    PROBE_NO_NAME,     /* the name server says no such host name: an address
+                          mistyped, which waiting will not mend */
 };
 
 typedef struct probe probe_t;
@@ -30,7 +32,8 @@ typedef struct probe probe_t;
  * out of memory, no thread to be had. */
 probe_t *probe_start(const char *endpoint, int timeout_ms);
 
-/* The verdict so far (enum probe_verdict).  With PROBE_UNREACHABLE, why
+/* The verdict so far (enum probe_verdict).  With PROBE_UNREACHABLE and
+ * PROBE_NO_NAME, why
  * (cap bytes, may be NULL) receives a clause saying so, to follow "cannot
  * reach tallyd at ADDRESS: ": "the network does not reach it (No route to
  * host)", "its name does not resolve (Name or service not known)", "its

@@ -396,8 +396,10 @@ TALLY_API int tally_client_link(tally_client_t *c);
 
 /* For how many milliseconds every attempt to connect to the daemon has
  * been refused (TALLY_LINK_NO_CONNECTION throughout: nothing listens at
- * the address); 0 while connections are not refused, and while they fail
- * because the network does not reach the address (TALLY_LINK_UNREACHABLE).
+ * the address), or the address's host name been unknown to the name
+ * server (TALLY_LINK_UNREACHABLE, "its name does not resolve"); 0 while
+ * connections are not refused, and while they fail because the network
+ * does not reach the address (TALLY_LINK_UNREACHABLE).
  * For giving up, or saying so, sooner than a timeout when no daemon is
  * there. */
 TALLY_API int64_t tally_client_refused_ms(tally_client_t *c);
@@ -646,10 +648,13 @@ typedef struct tally_request {
     /* Optional: > 0 ends the wait early, with TALLY_ETIMEDOUT and link
      * TALLY_LINK_NO_CONNECTION, once nothing has accepted a connection at
      * the address for this many milliseconds (a refused connection: no
-     * daemon listens there; a host that does not answer at all, or that
-     * the network does not reach, is waited for until timeout_ms: link
-     * TALLY_LINK_UNREACHABLE then, and errbuf says why).  0 waits the
-     * whole timeout_ms, for a daemon that may yet start. */
+     * daemon listens there), or its host name has not resolved for as
+     * long (the name server knows no such name: link
+     * TALLY_LINK_UNREACHABLE, errbuf says so).  A host that does not
+     * answer at all, or that the network does not reach, is waited for
+     * until timeout_ms: link TALLY_LINK_UNREACHABLE then, and errbuf says
+     * why.  0 waits the whole timeout_ms, for a daemon that may yet
+     * start. */
     int refused_ms;
 } tally_request_t;
 

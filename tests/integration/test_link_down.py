@@ -99,8 +99,8 @@ def watch_until(watch, pred, timeout):
 
 
 def unreachable_said(stderr):
-    return ("cannot reach tallyd at %s within" % SERVER in stderr and
-            "the network does not reach it (Network is unreachable)" in stderr and
+    return ("cannot reach tallyd at %s: the network does not reach it (Network is "
+            "unreachable); is this computer's network link up" % SERVER in stderr and
             "nothing accepts connections" not in stderr)
 
 

@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -42,6 +43,13 @@ static int tcp_socket(int backlog, unsigned *port)
     if (backlog >= 0)
         assert_int_equal(listen(fd, backlog), 0);
     return fd;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Wait for p's verdict (the probe ends by itself within its timeout). */
@@ -104,9 +112,13 @@ static void test_tcp(void **state)
                      PROBE_UNREACHABLE);
     /* Without a resolver the lookup fails otherwise: "could not be
      * looked up"; either way it is the name. */
-    assert_int_equal(probe_once("tcp://tallyd.nosuch.invalid:7411", 10000, why, sizeof why),
-                     PROBE_UNREACHABLE);
-    assert_memory_equal(why, "its name ", 9);
+    int v = probe_once("tcp://tallyd.nosuch.invalid:7411", 10000, why, sizeof why);
+    if (v == PROBE_NO_NAME)
+        assert_string_equal(why, "its name does not resolve (Name or service not known)");
+    else {
+        assert_int_equal(v, PROBE_UNREACHABLE);
+        assert_memory_equal(why, "its name could not be looked up (", 33);
+    }
     /* Not an address a probe can make anything of: refused, as ZeroMQ's
      * events alone would say. */
     assert_int_equal(probe_once("tcp://noport", 2000, why, sizeof why), PROBE_REFUSED);
@@ -233,6 +245,21 @@ static void test_library(void **state)
     assert_int_equal(req.link, TALLY_LINK_NO_CONNECTION);
     assert_string_equal(err, "nothing accepts connections there (refused for 300 ms)");
     close(fd);
+
+    /* A name the name server does not know ends the wait like a refusal
+     * (an address mistyped), and is said as what it is.  Without a name
+     * server to ask, the lookup fails otherwise and is waited for. */
+    char why[160];
+    int v = probe_once("tcp://tallyd.nosuch.invalid:7411", 10000, why, sizeof why);
+    req.timeout_ms = v == PROBE_NO_NAME ? 60000 : 1500;
+    int64_t t = mono_ms();
+    assert_int_equal(
+        tally_get_req("tcp://tallyd.nosuch.invalid:7411", &req, "", got_tally, &n, NULL, NULL),
+        TALLY_ETIMEDOUT);
+    if (v == PROBE_NO_NAME)
+        assert_true(mono_ms() - t < 30000);
+    assert_int_equal(req.link, TALLY_LINK_UNREACHABLE);
+    assert_string_equal(err, why);
 
     /* A client handle: the link and why, and no refusal timed. */
     tally_client_t *c = NULL;
