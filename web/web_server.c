@@ -315,7 +315,8 @@ static int route_metrics(web_server_t *s, struct lws *wsi, pss_t *ps)
     web_stats_feed_t fs = {.synced = s->feed->synced,
                            .resyncs = s->feed->resyncs,
                            .tallies = s->feed->sub ? tally_sub_count(s->feed->sub) : 0,
-                           .seq = s->feed->seq};
+                           .seq = s->feed->seq,
+                           .link = s->feed->link};
     web_stats_write(s->stats, &s->counters, &fs, b.f);
     return web_server_respond_buf(s, wsi, ps, "text/plain; version=0.0.4; charset=utf-8", &b);
 }

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "text.h"
+#include "web_feed.h"
 
 static int64_t wall_ms(void)
 {
@@ -234,6 +235,14 @@ void web_stats_write(const web_stats_t *s, const web_counters_t *c, const web_st
     metric(out, "tally_web_tallyd_up", "gauge",
            "1 when the last STATS request to tallyd was answered, else 0.",
            s->polls > 0 && s->last_rc == 0 ? 1 : 0);
+    fputs("# HELP tally_web_tallyd_link The subscriber's connection to tallyd: 1 for the state "
+          "it is in (refused: nothing accepts connections at tallyd's address; unreachable: the "
+          "network does not reach it, or its name does not resolve).\n"
+          "# TYPE tally_web_tallyd_link gauge\n",
+          out);
+    for (int l = WEB_LINK_CONNECTING; l <= WEB_LINK_HANDSHAKE; l++)
+        fprintf(out, "tally_web_tallyd_link{state=\"%s\"} %d\n", web_feed_link_name(l),
+                feed->link == l);
     if (s->have_clock)
         fprintf(out,
                 "# HELP tally_web_tallyd_clock_offset_seconds tallyd's clock minus this machine's, "

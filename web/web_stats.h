@@ -90,6 +90,7 @@ typedef struct web_stats_feed {
     uint64_t resyncs;
     uint64_t tallies;
     uint64_t seq;
+    int link; /* tallyd's connection (enum web_link, web_feed.h) */
 } web_stats_feed_t;
 
 /* Write the exposition: tally-web's metrics (tally_web_*), tallyd's

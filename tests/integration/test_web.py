@@ -362,7 +362,8 @@ if http("/healthz")[0] != 200:
 st, body = http("/metrics")
 text = body.decode()
 if st != 200 or "tallyd_submissions_accepted_total" not in text or \
-        "# TYPE tally_web_browsers gauge" not in text:
+        "# TYPE tally_web_browsers gauge" not in text or \
+        re.findall(r'^tally_web_tallyd_link\{state="(\w+)"\} 1$', text, re.M) != ["up"]:
     fail("/metrics: %s" % text[:300])
 # tallyd runs on this machine: its clock is ours, give or take the round
 # trip; its zone is the example's Asia/Shanghai.
@@ -512,6 +513,15 @@ for name, server, word, said in (
     if m.get("type") != "status" or m.get("tallyd") != word or m.get("synced"):
         fail("the stream with tallyd %s: %s" % (name, json.dumps(m)[:200]))
     sn.close()
+    status, body = http("/metrics", port=portn)
+    states = re.findall(r'^tally_web_tallyd_link\{state="(\w+)"\} (\d)$', body.decode(), re.M)
+    if status != 200 or [s for s, v in states if v == "1"] != [word] or len(states) != 5:
+        fail("/metrics with tallyd %s: %s" % (name, states))
+    if shutil.which("promtool"):
+        r = subprocess.run([shutil.which("promtool"), "check", "metrics"], input=body,
+                           capture_output=True)
+        if r.returncode != 0:
+            fail("promtool check metrics with tallyd %s: %s" % (name, r.stdout + r.stderr))
     wait_for(logn, re.escape(said))
     webn.terminate()
     if webn.wait(15) != 0 or open(logn, encoding="utf-8").read().count(said) != 1:
