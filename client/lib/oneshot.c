@@ -292,11 +292,12 @@ int oneshot_townships(const char *server, tally_request_t *req,
 
 /* ---- history: PERIOD_REQ and RANGE_REQ (PROTOCOL.md 8.18-8.21) ---- */
 
-/* Whether a PERIOD_REQ or SPAN_REQ's arguments can go on the wire. */
+/* Whether a PERIOD_REQ or SPAN_REQ's arguments can go on the wire, and
+ * (has_cb) its answer somewhere to go. */
 static int period_args(tally_request_t *req, const char *prefix, const char *period_name,
-                       const char *to, tally_tally_cb cb)
+                       const char *to, bool has_cb)
 {
-    if (cb == NULL || period_name == NULL || strlen(prefix) > PROTO_PREFIX_MAX ||
+    if (!has_cb || period_name == NULL || strlen(prefix) > PROTO_PREFIX_MAX ||
         strlen(period_name) == 0 || strlen(period_name) > PROTO_PERIOD_TEXT_MAX ||
         (to != NULL && (strlen(to) == 0 || strlen(to) > PROTO_PERIOD_TEXT_MAX))) {
         text_format(req->errbuf, req->errbuf_len,
@@ -308,15 +309,12 @@ static int period_args(tally_request_t *req, const char *prefix, const char *per
     return 0;
 }
 
-/* PERIOD_REQ for period_name, or SPAN_REQ from period_name to to when to
- * is not NULL, on o as request req_id, with req's whole timeout: both are
- * answered with PERIOD messages.  Replies to other requests (a part
- * before it that timed out) are passed over. */
-static int period_on(oneshot_t *o, tally_request_t *req, uint64_t req_id, const char *prefix,
-                     const char *period_name, const char *to, tally_tally_cb cb, void *ctx)
+/* Send PERIOD_REQ for period_name, or SPAN_REQ from period_name to to
+ * when to is not NULL, on o as request req_id: both are answered with
+ * PERIOD messages. */
+static int period_send(oneshot_t *o, uint64_t req_id, const char *prefix, const char *period_name,
+                       const char *to)
 {
-    text_format(req->errbuf, req->errbuf_len, "%s", "");
-    o->deadline = util_mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : ONESHOT_TIMEOUT);
     proto_msg_t q;
     memset(&q, 0, sizeof q);
     if (to == NULL) {
@@ -331,46 +329,88 @@ static int period_on(oneshot_t *o, tally_request_t *req, uint64_t req_id, const 
         q.u.span_req.from = proto_str(period_name);
         q.u.span_req.to = proto_str(to);
     }
-    int rc = oneshot_send(o, &q);
-    kept_t kept = {0};
-    uint32_t *at = NULL; /* by index: the kept reply's number + 1, 0 = none yet */
-    uint32_t count = 0;
-    bool sized = false;
-    while (rc == 0 && (rc = oneshot_recv(o)) == 0) {
-        const proto_msg_t *m = &o->msg;
-        if (m->type == PROTO_ERROR && (m->u.error.req_id == req_id || m->u.error.req_id == 0)) {
-            rc = oneshot_wire_error(m, req);
-            break;
-        }
-        if (m->type != PROTO_PERIOD || m->u.period.req_id != req_id)
-            continue;
-        if (!sized) {
-            count = m->u.period.count;
-            sized = true;
-            if (count > 0 && (at = calloc(count, sizeof(*at))) == NULL) {
-                rc = TALLY_ENOMEM;
-                break;
-            }
-        }
-        if (count == 0)
-            break;
-        uint32_t i = m->u.period.index;
-        if (m->u.period.count != count || i >= count || !m->u.period.has_tally)
-            continue; /* not of this answer */
-        if (at[i] == 0) {
-            if ((rc = oneshot_kept_take(&kept, o)) != 0)
-                break;
-            at[i] = (uint32_t)kept.n;
-            if (kept.n == count)
-                break;
-        }
+    return oneshot_send(o, &q);
+}
+
+/* The answer to one PERIOD_REQ or SPAN_REQ as its replies come. */
+typedef struct collect {
+    uint64_t req_id;
+    kept_t kept;
+    uint32_t *at; /* by index: the kept reply's number + 1, 0 = none yet */
+    uint32_t count;
+    bool sized;
+} collect_t;
+
+/* Take reply m (its bytes raw, len) into c.  1 when the answer is whole,
+ * 0 while more is to come (m not of it included), or a negative code:
+ * the daemon's ERROR (its message in req's errbuf), TALLY_ENOMEM. */
+static int collect_one(collect_t *c, tally_request_t *req, const proto_msg_t *m, const uint8_t *raw,
+                       size_t len)
+{
+    if (m->type == PROTO_ERROR && (m->u.error.req_id == c->req_id || m->u.error.req_id == 0))
+        return oneshot_wire_error(m, req);
+    if (m->type != PROTO_PERIOD || m->u.period.req_id != c->req_id)
+        return 0;
+    if (!c->sized) {
+        c->count = m->u.period.count;
+        c->sized = true;
+        if (c->count > 0 && (c->at = calloc(c->count, sizeof(*c->at))) == NULL)
+            return TALLY_ENOMEM;
     }
+    if (c->count == 0)
+        return 1;
+    uint32_t i = m->u.period.index;
+    if (m->u.period.count != c->count || i >= c->count || !m->u.period.has_tally)
+        return 0; /* not of this answer */
+    if (c->at[i] == 0) {
+        if (oneshot_kept_put(&c->kept, raw, len) != 0)
+            return TALLY_ENOMEM;
+        c->at[i] = (uint32_t)c->kept.n;
+        if (c->kept.n == c->count)
+            return 1;
+    }
+    return 0;
+}
+
+/* The answer to request req_id on o, with req's whole timeout, handed to
+ * cb once whole.  Replies of request ahead_id (0: none), sent before this
+ * one was read, are kept in *ahead; those *ahead holds already, of this
+ * request, are taken first.  Replies to other requests (a part before it
+ * that timed out) are passed over. */
+static int period_collect(oneshot_t *o, tally_request_t *req, uint64_t req_id, uint64_t ahead_id,
+                          kept_t *ahead, tally_tally_cb cb, void *ctx)
+{
+    text_format(req->errbuf, req->errbuf_len, "%s", "");
+    o->deadline = util_mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : ONESHOT_TIMEOUT);
+    collect_t c = {.req_id = req_id};
+    int rc = 0, done = 0;
+    for (size_t i = 0; ahead != NULL && i < ahead->n && done == 0; i++) {
+        uint32_t size;
+        memcpy(&size, ahead->at[i], sizeof size);
+        const uint8_t *raw = ahead->at[i] + sizeof size;
+        if (proto_decode(raw, size, &o->msg, NULL, 0, NULL) == 0)
+            done = collect_one(&c, req, &o->msg, raw, size);
+    }
+    if (ahead != NULL)
+        oneshot_kept_clear(ahead);
+    while (done == 0 && (rc = oneshot_recv(o)) == 0) {
+        const proto_msg_t *m = &o->msg;
+        uint64_t id = m->type == PROTO_PERIOD  ? m->u.period.req_id
+                      : m->type == PROTO_ERROR ? m->u.error.req_id
+                                               : 0;
+        if (ahead_id != 0 && id == ahead_id)
+            done = oneshot_kept_take(ahead, o);
+        else
+            done = collect_one(&c, req, m, zmq_msg_data(&o->cur), zmq_msg_size(&o->cur));
+    }
+    if (done < 0)
+        rc = done;
     sub_entry_t *e = NULL;
-    for (uint32_t i = 0; rc == 0 && i < count; i++)
-        rc = oneshot_kept_deliver(o, &kept, at[i] - 1, &e, cb, ctx);
+    for (uint32_t i = 0; rc == 0 && i < c.count; i++)
+        rc = oneshot_kept_deliver(o, &c.kept, c.at[i] - 1, &e, cb, ctx);
     free(e);
-    oneshot_kept_free(&kept);
-    free(at);
+    oneshot_kept_free(&c.kept);
+    free(c.at);
     if (rc < 0 && !tally_err_is_wire(rc))
         oneshot_failed(o, req, rc);
     return rc;
@@ -383,11 +423,16 @@ static int period(const char *server, tally_request_t *req, const char *prefix,
     req->link = TALLY_LINK_UNKNOWN;
     if (prefix == NULL)
         prefix = "";
-    int rc = period_args(req, prefix, period_name, to, cb);
+    int rc = period_args(req, prefix, period_name, to, cb != NULL);
     oneshot_t *o;
     if (rc < 0 || (rc = oneshot_open(server, req, true, &o)) < 0)
         return rc;
-    rc = period_on(o, req, 1, prefix, period_name, to, cb, ctx);
+    o->deadline = util_mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : ONESHOT_TIMEOUT);
+    rc = period_send(o, 1, prefix, period_name, to);
+    if (rc < 0)
+        oneshot_failed(o, req, rc);
+    else
+        rc = period_collect(o, req, 1, 0, NULL, cb, ctx);
     oneshot_close(o, req);
     return rc;
 }
@@ -396,7 +441,9 @@ static int period(const char *server, tally_request_t *req, const char *prefix,
 
 struct oneshot_periods {
     oneshot_t *o;
-    uint64_t next_id;
+    uint64_t next_id;  /* the next request's */
+    uint64_t taken_id; /* the last request whose answer was read (or given up) */
+    kept_t ahead;      /* replies of the request after it, come meanwhile */
 };
 
 int oneshot_periods_open(const char *server, tally_request_t *req, oneshot_periods_t **out)
@@ -416,15 +463,42 @@ int oneshot_periods_open(const char *server, tally_request_t *req, oneshot_perio
     return 0;
 }
 
-int oneshot_periods_ask(oneshot_periods_t *p, tally_request_t *req, const char *prefix,
-                        const char *period_name, const char *to, tally_tally_cb cb, void *ctx)
+int oneshot_periods_send(oneshot_periods_t *p, tally_request_t *req, const char *prefix,
+                         const char *period_name, const char *to)
 {
     if (prefix == NULL)
         prefix = "";
-    int rc = period_args(req, prefix, period_name, to, cb);
+    /* The callback comes with oneshot_periods_take. */
+    int rc = period_args(req, prefix, period_name, to, true);
     if (rc < 0)
         return rc;
-    return period_on(p->o, req, p->next_id++, prefix, period_name, to, cb, ctx);
+    if (p->next_id > p->taken_id + 2) {
+        text_format(req->errbuf, req->errbuf_len, "two requests are waiting for their answers");
+        return TALLY_EINVAL;
+    }
+    p->o->deadline = util_mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : ONESHOT_TIMEOUT);
+    rc = period_send(p->o, p->next_id, prefix, period_name, to);
+    if (rc < 0) {
+        oneshot_failed(p->o, req, rc);
+        return rc;
+    }
+    p->next_id++;
+    return 0;
+}
+
+int oneshot_periods_take(oneshot_periods_t *p, tally_request_t *req, tally_tally_cb cb, void *ctx)
+{
+    if (p->taken_id + 1 >= p->next_id) {
+        text_format(req->errbuf, req->errbuf_len, "no request is waiting for its answer");
+        return TALLY_EINVAL;
+    }
+    if (cb == NULL) {
+        text_format(req->errbuf, req->errbuf_len, "no callback");
+        return TALLY_EINVAL;
+    }
+    uint64_t id = ++p->taken_id;
+    uint64_t ahead_id = id + 1 < p->next_id ? id + 1 : 0;
+    return period_collect(p->o, req, id, ahead_id, &p->ahead, cb, ctx);
 }
 
 void oneshot_periods_close(oneshot_periods_t *p, tally_request_t *req)
@@ -432,6 +506,7 @@ void oneshot_periods_close(oneshot_periods_t *p, tally_request_t *req)
     if (p == NULL)
         return;
     oneshot_close(p->o, req);
+    oneshot_kept_free(&p->ahead);
     free(p);
 }
 

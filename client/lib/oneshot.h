@@ -16,11 +16,19 @@ typedef struct oneshot_periods oneshot_periods_t;
 int oneshot_periods_open(const char *server, tally_request_t *req, oneshot_periods_t **out);
 
 /* tally_period_req (to NULL) or tally_span_req (from period_name to to)
- * on p, each with req's whole timeout_ms; the same returns.  After a
- * failure the next one may still be asked (a late reply to the failed
- * one is passed over). */
-int oneshot_periods_ask(oneshot_periods_t *p, tally_request_t *req, const char *prefix,
-                        const char *period_name, const char *to, tally_tally_cb cb, void *ctx);
+ * on p, each with req's whole timeout_ms, in two halves, so that the
+ * daemon works on the next part while this process handles the one
+ * before: send a request, and take the answer of the oldest request
+ * sent and not yet taken, in the order sent.  At most two may wait at
+ * once (TALLY_EINVAL beyond); the replies of the second that come while
+ * the first is read are kept for its turn.  After a failure the next one
+ * may still be taken (a late reply to the failed one is passed over).
+ * send: 0, the argument errors of tally_period_req, or the connection's
+ * (TALLY_ETIMEDOUT, TALLY_ECLOSED, TALLY_ESYS); take: tally_period_req's
+ * returns. */
+int oneshot_periods_send(oneshot_periods_t *p, tally_request_t *req, const char *prefix,
+                         const char *period_name, const char *to);
+int oneshot_periods_take(oneshot_periods_t *p, tally_request_t *req, tally_tally_cb cb, void *ctx);
 
 /* Close p (NULL: nothing), leaving in req->link what the connection
  * showed. */

@@ -217,7 +217,11 @@ void oneshot_failed(oneshot_t *o, tally_request_t *req, int rc)
 
 int oneshot_kept_take(kept_t *k, oneshot_t *o)
 {
-    size_t size = zmq_msg_size(&o->cur);
+    return oneshot_kept_put(k, zmq_msg_data(&o->cur), zmq_msg_size(&o->cur));
+}
+
+int oneshot_kept_put(kept_t *k, const void *data, size_t size)
+{
     size_t need = sizeof(uint32_t) + size;
     if (size > UINT32_MAX || VEC_RESERVE(k->at, k->cap, k->n + 1) < 0)
         return TALLY_ENOMEM;
@@ -234,7 +238,7 @@ int oneshot_kept_take(kept_t *k, oneshot_t *o)
     uint8_t *p = k->chunks[k->nchunks - 1] + k->used;
     uint32_t len32 = (uint32_t)size;
     memcpy(p, &len32, sizeof len32);
-    memcpy(p + sizeof len32, zmq_msg_data(&o->cur), size);
+    memcpy(p + sizeof len32, data, size);
     k->used += need;
     k->at[k->n++] = p;
     return 0;

@@ -77,6 +77,10 @@ typedef struct kept {
  * TALLY_ENOMEM. */
 int oneshot_kept_take(kept_t *k, oneshot_t *o);
 
+/* Keep a copy of the size bytes at data as number k->n.  Returns 0 or
+ * TALLY_ENOMEM. */
+int oneshot_kept_put(kept_t *k, const void *data, size_t size);
+
 /* Forget the kept replies. */
 void oneshot_kept_clear(kept_t *k);
 

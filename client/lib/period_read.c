@@ -27,34 +27,53 @@ static void on_relabel(void *ctx, const tally_tally_t *t)
     r->cb(r->ctx, &c);
 }
 
-/* period (a name, or FROM..TO) under prefix: on p when it is not NULL,
- * else as a one-shot request. */
-static int read_one(const char *server, oneshot_periods_t *p, tally_request_t *req,
-                    const char *prefix, const char *period, tally_tally_cb cb, void *ctx)
+/* A period as the wire asks for it: a name (first, to NULL), or the
+ * span FROM..TO (first FROM, to TO). */
+typedef struct wire_period {
+    const char *first;
+    const char *to;
+    char from[PROTO_PERIOD_TEXT_MAX + 1]; /* a span's FROM */
+} wire_period_t;
+
+static int wire_period(tally_request_t *req, const char *period, wire_period_t *w)
 {
     if (period == NULL)
         return TALLY_EINVAL;
     const char *dots = strstr(period, "..");
+    w->first = period;
+    w->to = NULL;
     if (dots == NULL)
-        return p != NULL ? oneshot_periods_ask(p, req, prefix, period, NULL, cb, ctx)
-                         : tally_period_req(server, req, prefix, period, cb, ctx);
-    char from[PROTO_PERIOD_TEXT_MAX + 1];
-    if ((size_t)(dots - period) >= sizeof from) {
+        return 0;
+    if ((size_t)(dots - period) >= sizeof w->from) {
         if (req != NULL)
             text_format(req->errbuf, req->errbuf_len, "'%.40s' is not a span FROM..TO", period);
         return TALLY_EINVAL;
     }
-    memcpy(from, period, (size_t)(dots - period));
-    from[dots - period] = '\0';
+    memcpy(w->from, period, (size_t)(dots - period));
+    w->from[dots - period] = '\0';
+    w->first = w->from;
+    w->to = dots + 2;
+    return 0;
+}
+
+/* period (a name, or FROM..TO) under prefix, as a one-shot request. */
+static int read_one(const char *server, tally_request_t *req, const char *prefix,
+                    const char *period, tally_tally_cb cb, void *ctx)
+{
+    wire_period_t w;
+    int rc = wire_period(req, period, &w);
+    if (rc != 0)
+        return rc;
+    if (w.to == NULL)
+        return tally_period_req(server, req, prefix, period, cb, ctx);
     relabel_t r = {.name = period, .cb = cb, .ctx = ctx};
-    return p != NULL ? oneshot_periods_ask(p, req, prefix, from, dots + 2, on_relabel, &r)
-                     : tally_span_req(server, req, prefix, from, dots + 2, on_relabel, &r);
+    return tally_span_req(server, req, prefix, w.first, w.to, on_relabel, &r);
 }
 
 int tally_period_read(const char *server, tally_request_t *req, const char *prefix,
                       const char *period, tally_tally_cb cb, void *ctx)
 {
-    return read_one(server, NULL, req, prefix, period, cb, ctx);
+    return read_one(server, req, prefix, period, cb, ctx);
 }
 
 bool tally_period_splittable(const char *prefix)
@@ -136,6 +155,24 @@ int tally_townships_req(const char *server, tally_request_t *req, tally_township
     return rc;
 }
 
+/* The prefix of part k of a split read into part: the county's first
+ * when county, then each township's.  0, or TALLY_EINVAL (a township too
+ * long, said in req's errbuf). */
+static int part_prefix(tally_request_t *req, bool county, const char *const *towns, size_t k,
+                       char part[PROTO_PREFIX_MAX + 1])
+{
+    if (county && k == 0) {
+        strcpy(part, "u/county/");
+        return 0;
+    }
+    const char *town = towns[county ? k - 1 : k];
+    if (snprintf(part, PROTO_PREFIX_MAX + 1, "u/town/%s/", town) > PROTO_PREFIX_MAX) {
+        text_format(req->errbuf, req->errbuf_len, "township '%.64s' is too long", town);
+        return TALLY_EINVAL;
+    }
+    return 0;
+}
+
 int tally_period_read_split(const char *server, tally_request_t *req, const char *prefix,
                             const char *period, const char *const *towns, size_t ntowns,
                             tally_tally_cb cb, void *ctx)
@@ -158,22 +195,38 @@ int tally_period_read_split(const char *server, tally_request_t *req, const char
         towns = (const char *const *)found.v;
         ntowns = found.n;
     }
-    /* One connection for every part. */
+    wire_period_t w;
+    int rc = wire_period(req, period, &w);
+    if (rc != 0) {
+        tally_townships_clear(&found);
+        return rc;
+    }
+    /* One connection for every part, the next part asked for before the
+     * answer to this one is read: tallyd works on it meanwhile. */
+    bool county = prefix == NULL || strcmp(prefix, "u/town/") != 0;
+    size_t nparts = (county ? 1 : 0) + ntowns;
     oneshot_periods_t *p = NULL;
-    int rc = oneshot_periods_open(server, req, &p);
-    if (rc == 0 && (prefix == NULL || strcmp(prefix, "u/town/") != 0))
-        rc = read_one(server, p, req, "u/county/", period, cb, ctx);
-    for (size_t i = 0; rc == 0 && i < ntowns; i++) {
-        char part[PROTO_PREFIX_MAX + 1];
-        if (snprintf(part, sizeof part, "u/town/%s/", towns[i]) >= (int)sizeof part) {
-            text_format(req->errbuf, req->errbuf_len, "township '%.64s' is too long", towns[i]);
-            rc = TALLY_EINVAL;
-            break;
-        }
-        rc = read_one(server, p, req, part, period, cb, ctx);
+    rc = oneshot_periods_open(server, req, &p);
+    char part[PROTO_PREFIX_MAX + 1], next_err[256];
+    if (rc == 0 && nparts > 0 && (rc = part_prefix(req, county, towns, 0, part)) == 0)
+        rc = oneshot_periods_send(p, req, part, w.first, w.to);
+    relabel_t r = {.name = period, .cb = cb, .ctx = ctx};
+    for (size_t k = 0; rc == 0 && k < nparts; k++) {
+        int next = 0;
+        if (k + 1 < nparts && (next = part_prefix(req, county, towns, k + 1, part)) == 0)
+            next = oneshot_periods_send(p, req, part, w.first, w.to);
+        if (next != 0) /* said once this part is read, which clears errbuf */
+            text_copy(next_err, sizeof next_err, req->errbuf_len > 0 ? req->errbuf : "",
+                      req->errbuf_len > 0 ? strnlen(req->errbuf, req->errbuf_len) : 0);
+        rc = w.to != NULL ? oneshot_periods_take(p, req, on_relabel, &r)
+                          : oneshot_periods_take(p, req, cb, ctx);
         if (rc == TALLY_EUNKTOWN) { /* left the daemon in a reload: nothing to read */
             rc = 0;
             text_format(req->errbuf, req->errbuf_len, "%s", "");
+        }
+        if (rc == 0 && next != 0) {
+            text_format(req->errbuf, req->errbuf_len, "%s", next_err);
+            rc = next;
         }
     }
     oneshot_periods_close(p, req);
