@@ -405,6 +405,14 @@ static void fetching_taken(request_fetch_t *w, const void *rid, size_t rid_len, 
 
 /* BACKUP_FETCH from who (NULL without keys): a piece of a backup's file,
  * read off the loop and answered by fetched(). */
+/* BUSY for a fetch or a listing: the backup reads' slots are all taken. */
+static void reads_busy(request_t *r, const void *rid, size_t rid_len, uint64_t req_id)
+{
+    char msg[128];
+    snprintf(msg, sizeof(msg), BACKUP_FETCH_BUSY, BACKUP_FETCH_MAX);
+    send_error(r, rid, rid_len, req_id, TALLY_EBUSY, "", msg);
+}
+
 static void fetch_backup(request_t *r, const void *rid, size_t rid_len, const proto_msg_t *m,
                          const keyring_identity_t *who)
 {
@@ -414,9 +422,7 @@ static void fetch_backup(request_t *r, const void *rid, size_t rid_len, const pr
                        : backup_fetch_begin(r->c.fetch, q->name.ptr, q->name.len, q->file,
                                             q->offset, fetched, w);
     if (rc == TALLY_EBUSY) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), BACKUP_FETCH_BUSY, BACKUP_FETCH_MAX);
-        send_error(r, rid, rid_len, q->req_id, rc, "", msg);
+        reads_busy(r, rid, rid_len, q->req_id);
         return;
     }
     if (rc == TALLY_EBADNAME) {
@@ -468,9 +474,7 @@ static void list_backups(request_t *r, const void *rid, size_t rid_len, uint64_t
     request_fetch_t *w = free_fetching(r);
     int rc = w == NULL ? TALLY_EBUSY : backup_fetch_list_begin(r->c.fetch, listed, w);
     if (rc == TALLY_EBUSY) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), BACKUP_FETCH_BUSY, BACKUP_FETCH_MAX);
-        send_error(r, rid, rid_len, req_id, rc, "", msg);
+        reads_busy(r, rid, rid_len, req_id);
         return;
     }
     if (rc != 0) { /* stopping, a path too long, or the thread pool */
