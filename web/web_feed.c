@@ -57,10 +57,6 @@ static void schedule(web_feed_t *f);
  * tallyd restarting is back sooner. */
 #define REFUSED_SAY_MS 1000
 
-/* Say once in the log when nothing accepts connections at tallyd's
- * address (tally-web started before it, or tallyd stopped), or the
- * network does not reach it: otherwise the log would show "ready" and
- * then nothing while the wall waits. */
 const char *web_feed_link_name(int link)
 {
     static const char *const names[] = {"connecting", "up", "refused", "unreachable",
@@ -68,6 +64,10 @@ const char *web_feed_link_name(int link)
     return link >= 0 && link <= WEB_LINK_HANDSHAKE ? names[link] : "connecting";
 }
 
+/* Say once in the log when nothing accepts connections at tallyd's
+ * address (tally-web started before it, or tallyd stopped), or the
+ * network does not reach it: otherwise the log would show "ready" and
+ * then nothing while the wall waits. */
 static void follow_link(web_feed_t *f)
 {
     int link = tally_sub_link(f->sub);
@@ -77,7 +77,7 @@ static void follow_link(web_feed_t *f)
         f->unreachable_said = false;
     } else if (!f->unreachable_said) {
         fprintf(stderr, "tally-web: cannot reach tallyd at %s: %s; waiting for it\n", f->server,
-                tally_sub_link_why(f->sub));
+                f->link_why);
         f->unreachable_said = true;
     }
     int64_t refused = tally_sub_refused_ms(f->sub);
