@@ -5,10 +5,15 @@
  *                   [&scope=county|TOWNSHIP]: one series period by period
  * Each is asked of tallyd on a libuv worker thread, so that the loop never
  * waits for it; a county too large for one answer is read township by
- * township (the townships of the feed, at most WEB_SPLIT_MAX).  Errors
- * are JSON {"error":...}: 400 for a bad argument or a refused period, 410
- * for a day past tallyd's retention, 501 for a request this tallyd does
- * not know, 503 when tallyd does not answer. */
+ * township (the townships of the feed, at most WEB_SPLIT_MAX), and a
+ * prefix that needed it is read so at once afterwards.  A question asked
+ * again while its read runs shares that read; the answer about periods
+ * that are over is kept and given again until tallyd says closed periods
+ * changed (the feed's history_gen), a series appears (every answer holds
+ * every series), the feed re-synchronises, or a minute has passed, so that every screen of the wall
+ * costs tallyd one read, not one each.  Errors are JSON {"error":...}: 400 for a bad argument or a
+ * refused period, 410 for a day past tallyd's retention, 501 for a
+ * request this tallyd does not know, 503 when tallyd does not answer. */
 #ifndef TALLY_WEB_HISTORY_H
 #define TALLY_WEB_HISTORY_H
 
@@ -16,18 +21,27 @@
 
 #include "web_server_impl.h"
 
+typedef struct web_history web_history_t;
+
+/* Set up and free s->history.  web_history_init returns 0 or
+ * TALLY_ENOMEM; web_history_free is called when no read runs
+ * (web_server_busy false). */
+int web_history_init(web_server_t *s);
+void web_history_free(web_server_t *s);
+
 /* Answer GET /api/v1/range (range) or /api/v1/period on wsi: the
- * arguments are checked at once (400), then a job is queued and
- * ps->job set.  Returns as web_server_respond(). */
+ * arguments are checked at once (400), then the answer given from a
+ * read kept, or ps->read set: to the same question's running read, or to
+ * a new one queued.  Returns as web_server_respond(). */
 int web_history_route(web_server_t *s, struct lws *wsi, pss_t *ps, bool range);
 
-/* The writeable callback of a session with a job (ps->job): the answer
- * once the job is done, else nothing yet.  Returns as
+/* The writeable callback of a session waiting for a read (ps->read): the
+ * answer once the read is done, else nothing yet.  Returns as
  * web_server_respond(). */
 int web_history_writeable(web_server_t *s, struct lws *wsi, pss_t *ps);
 
-/* The session closed: its job, if any, is freed now or, while a worker
- * still runs it, when it ends. */
-void web_history_closed(pss_t *ps);
+/* The session closed: it no longer waits for its read, which is freed
+ * (now, or when its worker ends) unless it is kept for others. */
+void web_history_closed(web_server_t *s, pss_t *ps);
 
 #endif

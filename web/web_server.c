@@ -521,13 +521,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP:
         return on_http(s, wsi, ps, in);
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        if (ps != NULL && ps->job != NULL)
+        if (ps != NULL && ps->read != NULL)
             return web_history_writeable(s, wsi, ps);
         return ps != NULL ? write_body(wsi, ps) : 0;
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
     case LWS_CALLBACK_CLOSED_HTTP:
         if (ps != NULL) {
-            web_history_closed(ps);
+            web_history_closed(s, ps);
             body_free(ps);
         }
         break;
@@ -641,6 +641,11 @@ int web_server_start(web_server_t **out, uv_loop_t *loop, const web_opts_t *o, w
     s->opts = o;
     s->feed = feed;
     s->stats = stats;
+    if (web_history_init(s) != 0) {
+        free(s);
+        snprintf(err, errlen, "out of memory");
+        return TALLY_ENOMEM;
+    }
     if (o->token != NULL)
         crypto_generichash(s->token_hash, sizeof s->token_hash, (const unsigned char *)o->token,
                            strlen(o->token), NULL, 0);
@@ -675,6 +680,7 @@ int web_server_start(web_server_t **out, uv_loop_t *loop, const web_opts_t *o, w
                  "machine's, or the TLS files not a certificate and its key)",
                  strchr(o->listen_host, ':') ? "[" : "", o->listen_host[0] ? o->listen_host : "*",
                  strchr(o->listen_host, ':') ? "]" : "", o->listen_port);
+        web_history_free(s);
         free(s);
         return TALLY_EIO;
     }
@@ -740,6 +746,7 @@ void web_server_free(web_server_t **sp)
         return;
     if (s->ctx != NULL)
         lws_context_destroy(s->ctx);
+    web_history_free(s);
     free(s);
     *sp = NULL;
 }

@@ -21,9 +21,10 @@ struct web_server {
     web_counters_t counters;
     web_stream_t stream;
     bool stream_open;
-    bool stopping;          /* web_server_quiesce: everything is answered 503 */
-    atomic_bool stop_reads; /* the same, for the history reads' worker threads */
-    unsigned reads_queued;  /* history reads on worker threads (web_history.c) */
+    bool stopping;               /* web_server_quiesce: everything is answered 503 */
+    atomic_bool stop_reads;      /* the same, for the history reads' worker threads */
+    unsigned reads_queued;       /* history reads on worker threads (web_history.c) */
+    struct web_history *history; /* the history reads, running and kept (web_history.c) */
     struct lws_context *ctx;
     struct lws_vhost *vhost;
     int port;
@@ -39,8 +40,12 @@ typedef struct pss {
     unsigned char *body; /* owned when own */
     size_t len, off;
     bool own;
-    bool head;                   /* a HEAD request: headers only */
-    struct web_history_job *job; /* a history answer being fetched (web_history.c) */
+    bool head; /* a HEAD request: headers only */
+    /* A history answer being fetched (web_history.c), perhaps for other
+     * sessions too: they wait in a list through read_next. */
+    struct history_read *read;
+    struct pss *read_next;
+    struct lws *read_wsi;
     /* WebSocket. */
     web_stream_client_t client;
 } pss_t;

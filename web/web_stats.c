@@ -220,6 +220,14 @@ void web_stats_write(const web_stats_t *s, const web_counters_t *c, const web_st
            c->http_requests);
     metric(out, "tally_web_http_unauthorized_total", "counter",
            "HTTP requests answered 401 (no or a wrong token).", c->http_unauthorized);
+    metric(out, "tally_web_history_reads_total", "counter",
+           "Questions about closed periods asked of tallyd for /api/v1/period and "
+           "/api/v1/range (a county read township by township counts twice).",
+           c->history_reads);
+    metric(out, "tally_web_history_shared_total", "counter",
+           "History requests answered by a read asked for another request: running, or kept "
+           "since tallyd's closed periods last changed.",
+           c->history_shared);
     metric(out, "tally_web_synced", "gauge",
            "1 while the picture is consistent with tallyd, else 0.", feed->synced ? 1 : 0);
     metric(out, "tally_web_resyncs_total", "counter",

@@ -49,6 +49,8 @@ typedef struct web_counters {
     uint64_t ws_messages;       /* WebSocket messages sent */
     uint64_t http_requests;     /* HTTP requests answered */
     uint64_t http_unauthorized; /* answered 401 */
+    uint64_t history_reads;     /* history questions asked of tallyd (web_history.h) */
+    uint64_t history_shared;    /* history requests answered by another's read */
 } web_counters_t;
 
 typedef struct web_stats {
