@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <sqlite3.h>
@@ -206,9 +208,13 @@ static int quick_check(sqlite3 *db, char *err, size_t errlen)
     int rc = sqlite3_step(st);
     const unsigned char *t = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
     bool ok = t != NULL && strcmp((const char *)t, "ok") == 0;
-    if (!ok)
+    if (!ok) {
         snprintf(err, errlen, "the database check failed: %s",
                  t ? (const char *)t : sqlite3_errmsg(db));
+        for (char *p = err; p != NULL && *p; p++)
+            if (*p == '\n') /* SQLite's lines, as one: a log line, a message */
+                *p = ' ';
+    }
     sqlite3_finalize(st);
     return ok ? 0 : TALLY_EIO;
 }
@@ -235,6 +241,75 @@ static void check_main(void *arg)
         fail(db, j->err, sizeof(j->err), "checking the database");
     sqlite3_close(db);
     atomic_store(&j->state, rc == 0 ? 1 : -1);
+}
+
+/* "file:" and path as a URI (RFC 3986's unreserved characters and '/'
+ * as they are, anything else %-escaped), with query; 0 or -1 when buf is
+ * too small. */
+static int file_uri(char *buf, size_t cap, const char *path, const char *query)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+    for (const char *p = "file:"; *p && n < cap; p++)
+        buf[n++] = *p;
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                     (*p >= '0' && *p <= '9') || strchr("/-._~", *p) != NULL;
+        if (n + 3 >= cap)
+            return -1;
+        if (plain) {
+            buf[n++] = (char)*p;
+        } else {
+            buf[n++] = '%';
+            buf[n++] = hex[*p >> 4];
+            buf[n++] = hex[*p & 15];
+        }
+    }
+    int len = snprintf(buf + n, cap - n, "%s", query);
+    return len >= 0 && (size_t)len < cap - n ? 0 : -1;
+}
+
+int history_db_check_file(const char *dir, uint64_t *cells, char *err, size_t errlen)
+{
+    char path[4200], uri[3 * sizeof(path) + 32];
+    snprintf(path, sizeof(path), "%s/%s", dir, HISTORY_DB_FILE);
+    struct stat st;
+    if (stat(path, &st) != 0 && errno == ENOENT) {
+        snprintf(err, errlen, "%s: no such file", path);
+        return TALLY_EINVAL;
+    }
+    if (file_uri(uri, sizeof(uri), path, "?immutable=1") != 0) {
+        snprintf(err, errlen, "%s: the path is too long", path);
+        return TALLY_EIO;
+    }
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) == SQLITE_OK
+                 ? quick_check(db, err, errlen)
+                 : fail(db, err, errlen, "opening it");
+    /* A start creates the tables a database lacks: none is no damage. */
+    sqlite3_stmt *q = NULL;
+    *cells = 0;
+    if (rc == 0 &&
+        sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'figures'", -1, &q,
+                           NULL) != SQLITE_OK)
+        rc = fail(db, err, errlen, "reading its schema");
+    bool figures = rc == 0 && sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) > 0;
+    sqlite3_finalize(q);
+    q = NULL;
+    if (figures &&
+        (sqlite3_prepare_v2(db, "SELECT count(*) FROM figures", -1, &q, NULL) != SQLITE_OK ||
+         sqlite3_step(q) != SQLITE_ROW))
+        rc = fail(db, err, errlen, "counting its figures");
+    else if (figures)
+        *cells = (uint64_t)sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    if (rc != 0) {
+        char why[512];
+        snprintf(why, sizeof(why), "%s", err);
+        snprintf(err, errlen, "%s: %s", path, why);
+    }
+    return rc;
 }
 
 /* The number of rows of figures into *n. */

@@ -176,6 +176,15 @@ int history_db_write(history_db_t *d, history_batch_t *b);
 /* Close the database (nothing when it is not open). */
 void history_db_close(history_db_t *d);
 
+/* Check dir/history.db as a start would read it, writing nothing beside
+ * it (opened read-only as immutable: no -wal or -shm appears, which a
+ * backup's BLAKE2SUMS would count as added): PRAGMA quick_check, then
+ * the rows of its figures counted into *cells (0 without the table,
+ * which a start creates).  Returns 0; TALLY_EINVAL
+ * when there is no such file; TALLY_EIO with a sentence in err (not a
+ * database, damaged, unreadable). */
+int history_db_check_file(const char *dir, uint64_t *cells, char *err, size_t errlen);
+
 /* Rename dir/history.db (and its -wal and -shm files) to
  * history.db.damaged-<unix time>; the new name of the database file goes
  * into newname.  Returns 0 or TALLY_EIO. */

@@ -38,7 +38,12 @@ static void usage(FILE *out)
         "      --restore BACKUP     put the backup directory BACKUP (a backup-* of\n"
         "                           SIGUSR1 or `tally backup`) in place of the state\n"
         "                           directory's files, which are moved aside, and\n"
-        "                           exit; tallyd must be stopped\n"
+        "                           exit; tallyd must be stopped (with --accept-loss\n"
+        "                           also when only its history.db is damaged)\n"
+        "      --check-backup BACKUP\n"
+        "                           check that BACKUP can be restored (its files\n"
+        "                           against BLAKE2SUMS, then as a start reads them:\n"
+        "                           checkpoint, journal, history.db), and exit\n"
         "  -h, --help               print this help and exit\n"
         "  -V, --version            print the version and exit\n"
         "\n"
@@ -78,6 +83,41 @@ static int check_config(const char *path)
     return rc < 0 ? 2 : 0;
 }
 
+/* What to do about a backup whose history.db alone is damaged. */
+#define HISTORY_LOSS_HINT                                                                          \
+    " (with --accept-loss it is restored all the same, and the start rebuilds the history "        \
+    "from the journal alone, losing what is older)"
+
+/* --check-backup: restore's checks, nothing written.  0 restorable, 1
+ * damaged or unreadable, 2 no backup there. */
+static int check_backup(const char *backup)
+{
+    restore_report_t rep;
+    char err[2048];
+    int rc = restore_check(backup, &rep, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "tallyd: --check-backup: %s%s\n", err,
+                rep.history_damaged ? "; a restore refuses it" HISTORY_LOSS_HINT : "");
+        return rc == TALLY_EINVAL ? 2 : 1;
+    }
+    printf("%s can be restored: %u files, %" PRIu64 " bytes.\n", backup, rep.backup_files,
+           rep.backup_bytes);
+    printf("%s\n", rep.sums ? "Every file matched the backup's BLAKE2SUMS."
+                            : "The backup has no BLAKE2SUMS (an older tallyd's): checked by the "
+                              "files' own CRCs only.");
+    if (rep.checkpoint[0] != '\0')
+        printf("Its checkpoint %s is intact and holds the journal to position %" PRIu64 ".\n",
+               rep.checkpoint, rep.checkpoint_pos - 1);
+    printf("Its journal is intact, every position present, from %" PRIu64 " to %" PRIu64 ".\n",
+           rep.journal_first, rep.journal_last);
+    if (rep.history)
+        printf("Its history.db is sound (PRAGMA quick_check): %" PRIu64 " rows of figures.\n",
+               rep.history_cells);
+    else
+        printf("It holds no history.db: a start would rebuild the history from the journal.\n");
+    return 0;
+}
+
 /* --restore: the state directory from the config file and -s, as a start
  * would take it. */
 static int restore(const char *backup, const config_overrides_t *o)
@@ -90,12 +130,13 @@ static int restore(const char *backup, const config_overrides_t *o)
         return 2;
     }
     restore_report_t rep;
-    int rc =
-        restore_run(backup, cfg.state_dir, clock_now_ms(&clock_system), &rep, err, sizeof(err));
+    int rc = restore_run(backup, cfg.state_dir, clock_now_ms(&clock_system), o->accept_loss, &rep,
+                         err, sizeof(err));
     if (rc != 0) {
-        fprintf(stderr, "tallyd: --restore: %s%s\n", err,
+        fprintf(stderr, "tallyd: --restore: %s%s%s\n", err,
                 rc == TALLY_EEXIST || rc == TALLY_EINVAL ? ""
-                                                         : "; the state directory is unchanged");
+                                                         : "; the state directory is unchanged",
+                rep.history_damaged ? HISTORY_LOSS_HINT : "");
         config_free(&cfg);
         return rc == TALLY_EINVAL ? 2 : 1;
     }
@@ -105,6 +146,10 @@ static int restore(const char *backup, const config_overrides_t *o)
     printf("%s\n", rep.sums ? "Every file matched the backup's BLAKE2SUMS."
                             : "The backup has no BLAKE2SUMS (an older tallyd's): its checkpoint "
                               "and journal were checked by their CRCs only.");
+    if (rep.history_damaged)
+        printf("Its history.db is damaged (%s): the start will set it aside and rebuild the "
+               "history from the journal, which holds it from position %" PRIu64 " on.\n",
+               err, rep.journal_first);
     if (rep.replaced > 0)
         printf("The %u files it replaced are in %s: remove them once tallyd has started.\n",
                rep.replaced, rep.replaced_dir);
@@ -124,6 +169,7 @@ int main(int argc, char **argv)
         {"publish", required_argument, 0, 'p'},
         {"accept-loss", no_argument, 0, 'A'},
         {"restore", required_argument, 0, 'R'},
+        {"check-backup", required_argument, 0, 'K'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
@@ -154,6 +200,8 @@ int main(int argc, char **argv)
         case 'R':
             restore_from = optarg;
             break;
+        case 'K':
+            return check_backup(optarg);
         case 'l':
             if (log_level_parse(optarg) < 0) {
                 fprintf(stderr,

@@ -16,6 +16,7 @@
 #include "b2sums.h"
 #include "backup.h"
 #include "checkpoint.h"
+#include "history_db.h"
 #include "journal.h"
 #include "journal_fmt.h"
 #include "statedir.h"
@@ -62,6 +63,8 @@ static int check_backup(const char *backup, const backup_names_t *files, restore
             snprintf(err, errlen, "%s/%s: %s", backup, files->v[i], why);
             return TALLY_EIO;
         }
+        snprintf(rep->checkpoint, sizeof(rep->checkpoint), "%s", files->v[i]);
+        rep->checkpoint_pos = meta.next_pos;
         break; /* the newest is the one a start loads */
     }
     journal_replay_opts_t ro = {.read_only = true};
@@ -81,8 +84,16 @@ static int check_backup(const char *backup, const backup_names_t *files, restore
                  backup, meta.journal_gen, jr.last_gen);
         return TALLY_EIO;
     }
+    rep->journal_first = jr.first_start_pos;
     rep->journal_last = jr.last_pos;
-    return 0;
+    int rc = history_db_check_file(backup, &rep->history_cells, err, errlen);
+    if (rc == TALLY_EINVAL) { /* none: a start makes a new one, as it did before history */
+        err[0] = '\0';
+        return 0;
+    }
+    rep->history = true;
+    rep->history_damaged = rc != 0;
+    return rc == 0 ? 0 : TALLY_EIO;
 }
 
 /* Put the files moved into aside back (a failed restore). */
@@ -183,31 +194,64 @@ static int move_aside(const char *state_dir, int64_t now_ms, const backup_names_
     return 0;
 }
 
-int restore_run(const char *backup, const char *state_dir, int64_t now_ms, restore_report_t *rep,
-                char *err, size_t errlen)
+/* The backup's state files into *files.  Returns 0 or TALLY_EINVAL (err:
+ * unreadable, or no backup). */
+static int list_backup(const char *backup, backup_names_t *files, char *err, size_t errlen)
 {
-    memset(rep, 0, sizeof(*rep));
-    err[0] = '\0';
-    backup_names_t files, old = {0};
-    int e = backup_list(backup, backup_holds_state, S_IFREG, &files);
+    int e = backup_list(backup, backup_holds_state, S_IFREG, files);
     if (e != 0) {
         snprintf(err, errlen, "cannot read the backup %s: %s", backup, strerror(e));
         return TALLY_EINVAL;
     }
     bool segment = false;
-    for (size_t i = 0; i < files.n; i++)
-        segment |= strncmp(files.v[i], "journal-", 8) == 0;
+    for (size_t i = 0; i < files->n; i++)
+        segment |= strncmp(files->v[i], "journal-", 8) == 0;
     if (!segment) {
         snprintf(err, errlen,
                  "%s is not a backup of tallyd's: it holds no journal segment "
                  "(journal-*.tj); backups are the backup-* directories SIGUSR1 writes",
                  backup);
-        backup_names_free(&files);
+        backup_names_free(files);
         return TALLY_EINVAL;
     }
-    int rc = check_sums(backup, rep, err, errlen);
+    return 0;
+}
+
+int restore_check(const char *backup, restore_report_t *rep, char *err, size_t errlen)
+{
+    memset(rep, 0, sizeof(*rep));
+    err[0] = '\0';
+    backup_names_t files;
+    int rc = list_backup(backup, &files, err, errlen);
+    if (rc != 0)
+        return rc;
+    rep->backup_files = (unsigned)files.n;
+    for (size_t i = 0; i < files.n; i++) {
+        char path[CONFIG_PATH_MAX + 300];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/%s", backup, files.v[i]);
+        if (stat(path, &st) == 0)
+            rep->backup_bytes += (uint64_t)st.st_size;
+    }
+    rc = check_sums(backup, rep, err, errlen);
     if (rc == 0)
         rc = check_backup(backup, &files, rep, err, errlen);
+    backup_names_free(&files);
+    return rc;
+}
+
+int restore_run(const char *backup, const char *state_dir, int64_t now_ms, bool accept_loss,
+                restore_report_t *rep, char *err, size_t errlen)
+{
+    backup_names_t files, old = {0};
+    int rc = restore_check(backup, rep, err, errlen);
+    if (rc == TALLY_EIO && rep->history_damaged && accept_loss)
+        rc = 0; /* err keeps the sentence, for the report */
+    if (rc != 0)
+        return rc;
+    if ((rc = list_backup(backup, &files, err, errlen)) != 0)
+        return rc;
+    int e;
     statedir_t sd = {.lock_fd = -1};
     if (rc == 0)
         rc = statedir_lock(&sd, state_dir, err, errlen);

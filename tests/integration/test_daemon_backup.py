@@ -32,9 +32,14 @@ backup, checking what it answers:
   oldest first, and only an admin key may list them; the copy's BLAKE2SUMS lists every
   other file and `b2sum -c` agrees; `tally backup --verify` finds a copy
   whose history.db changed, and `tallyd --restore` refuses it;
-  with CURVE only an admin key may copy.
+  with CURVE only an admin key may copy;
+- `tallyd --check-backup` passes a sound backup, leaving nothing beside
+  it, and finds a history.db damaged before the digests were taken,
+  which `--restore` then refuses but with `--accept-loss`, the start
+  rebuilding the history from the journal.
 Exit 0 when every check holds.
 """
+import hashlib
 import json
 import os
 import re
@@ -320,6 +325,90 @@ def case_restore_command(tmp):
         if live.value("t1", "total") != 10 or live.value("t2", "2025", "--period", "2025") != 7:
             raise Fail("after --restore: t1 total %r (expected 10), t2 2025 %r (expected 7)" %
                        (live.value("t1", "total"), live.value("t2", "2025", "--period", "2025")))
+        live.stop()
+    finally:
+        kill_all(daemons)
+
+
+def rewrite_sums(backup):
+    """BLAKE2SUMS written again over the backup's files, as b2sum would:
+    damage done before tallyd took the digests, which they cannot see."""
+    path = os.path.join(backup, "BLAKE2SUMS")
+    with open(path) as f:
+        names = [line.split("  ", 1)[1].rstrip("\n") for line in f if line.strip()]
+    with open(path, "w") as f:
+        for n in names:
+            with open(os.path.join(backup, n), "rb") as g:
+                f.write("%s  %s\n" % (hashlib.blake2b(g.read()).hexdigest(), n))
+
+
+def case_check_backup(tmp):
+    """tallyd --check-backup: a backup checked as a start would read it,
+    which finds a history.db damaged before the digests were taken;
+    --restore refuses it but with --accept-loss, and the start then
+    rebuilds the history from the journal."""
+    state = os.path.join(tmp, "cb-state")
+    live = Daemon(tmp, "cb", state, CONF)
+    daemons = [live]
+    try:
+        for _ in range(3):
+            live.push("t1", 1)
+        live.push("t2", 7, "2025-05-01T10:00:00+08:00")
+        deadline = time.time() + 30  # the history written, so that the backup's holds rows
+        while live.stats().get("tallyd_history_unstored_records", 0) != 0:
+            if time.time() > deadline:
+                raise Fail("tallyd's history writer did not catch up within 30 s")
+            time.sleep(0.1)
+        backup = live.backup(1)
+        live.stop()
+        files = sorted(os.listdir(backup))
+        r = run_tallyd("--check-backup", backup)
+        if (r.returncode != 0 or "%s can be restored" % backup not in r.stdout
+                or "Every file matched the backup's BLAKE2SUMS." not in r.stdout
+                or not re.search(r"history.db is sound \(PRAGMA quick_check\): [1-9]\d* rows",
+                                 r.stdout)):
+            raise Fail("--check-backup of a sound backup: status %d: %s%s"
+                       % (r.returncode, r.stdout, r.stderr))
+        if sorted(os.listdir(backup)) != files:
+            raise Fail("--check-backup changed the backup's files: %s -> %s"
+                       % (files, sorted(os.listdir(backup))))
+        r = run_tallyd("--check-backup", tmp)
+        if r.returncode != 2 or "is not a backup of tallyd's" not in r.stderr:
+            raise Fail("--check-backup of no backup: status %d: %s" % (r.returncode, r.stderr))
+        damaged = os.path.join(tmp, "cb-damaged")
+        shutil.copytree(backup, damaged)
+        db = os.path.join(damaged, "history.db")
+        if os.path.getsize(db) < 8192:
+            raise Fail("the backup's history.db is %d bytes: too small to damage a page of"
+                       % os.path.getsize(db))
+        with open(db, "r+b") as f:
+            f.seek(4096)
+            f.write(b"\xa5" * 64)
+        rewrite_sums(damaged)
+        r = subprocess.run([TALLY, "backup", "--verify", damaged], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise Fail("the damaged copy's rewritten digests do not match: %s" % r.stdout)
+        r = run_tallyd("--check-backup", damaged)
+        if r.returncode != 1 or "/history.db: " not in r.stderr or "--accept-loss" not in r.stderr:
+            raise Fail("--check-backup of a damaged history.db: status %d: %s%s"
+                       % (r.returncode, r.stdout, r.stderr))
+        target = os.path.join(tmp, "cb-restored")
+        r = run_tallyd("-s", target, "--restore", damaged)
+        if r.returncode != 1 or "/history.db: " not in r.stderr or os.path.exists(target):
+            raise Fail("--restore of a damaged history.db: status %d: %s" % (r.returncode,
+                                                                           r.stderr))
+        r = run_tallyd("-s", target, "--restore", damaged, "--accept-loss")
+        if r.returncode != 0 or "Its history.db is damaged" not in r.stdout:
+            raise Fail("--restore --accept-loss: status %d: %s%s" % (r.returncode, r.stdout,
+                                                                    r.stderr))
+        live = Daemon(tmp, "cb2", target, CONF)
+        daemons.append(live)
+        if "set aside" not in live.text() or "rebuilt from the journal" not in live.text():
+            raise Fail("the restored tallyd did not rebuild its history:\n%s" % live.text())
+        if live.value("t1", "total") != 3 or live.value("t2", "2025", "--period", "2025") != 7:
+            raise Fail("after --restore --accept-loss: t1 total %r (expected 3), t2 2025 %r "
+                       "(expected 7)" % (live.value("t1", "total"),
+                                         live.value("t2", "2025", "--period", "2025")))
         live.stop()
     finally:
         kill_all(daemons)
@@ -670,7 +759,7 @@ def case_reload(tmp):
 def main():
     failed = 0
     for case in (case_keeps_what_was_acknowledged, case_under_load, case_checkpoint_under_way,
-                 case_restore_command, case_failure, case_interval, case_reload,
+                 case_restore_command, case_check_backup, case_failure, case_interval, case_reload,
                  case_backup_command, case_backup_secured, case_copy):
         tmp = tempfile.mkdtemp(prefix="tally-backup.")
         try:

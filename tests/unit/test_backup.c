@@ -397,6 +397,40 @@ static void test_backup_damaged_checkpoint(void **state)
     assert_int_equal(count_prefixed(a, ""), 2); /* . and .. */
 }
 
+/* A history.db damaged on tallyd's own disk (a page the backup's read of
+ * its position never touches): the copy is checked as a start would read
+ * it, and the backup refused, rather than vouched for by its digests. */
+static void test_backup_damaged_history(void **state)
+{
+    bfx_t *f = *state;
+    make_state(f);
+    char path[256];
+    path_in(f, "history.db", path, sizeof(path));
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE filler (x); WITH RECURSIVE n(i) AS (SELECT 1 "
+                                  "UNION ALL SELECT i + 1 FROM n WHERE i < 40) INSERT INTO "
+                                  "filler SELECT randomblob(1000) FROM n;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db); /* the last connection: the WAL goes into the file */
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t junk[64];
+    memset(junk, 0xA5, sizeof(junk));
+    assert_int_equal(pwrite(fd, junk, sizeof(junk), 3 * 4096), (ssize_t)sizeof(junk));
+    close(fd);
+    start_backup(f, "", 7);
+    run_backup(f);
+    assert_int_equal(f->b.done, 0);
+    assert_int_equal(f->b.failed, 1);
+    assert_non_null(strstr(logged(f), "is damaged: "));
+    assert_non_null(strstr(logged(f), "/history.db: the database check failed"));
+    snprintf(path, sizeof(path), "%s/backups", f->j.dir);
+    assert_int_equal(count_prefixed(path, ""), 2); /* . and .. */
+}
+
 /* A journal that does not reach back to what the checkpoint needs (a
  * segment deleted by hand) is refused rather than copied. */
 static void test_backup_missing_segment(void **state)
@@ -586,18 +620,26 @@ static void test_backup_close_during(void **state)
     assert_int_equal(count_prefixed(a, ""), 2);
 }
 
-/* tallyd --restore: the backup's files in place of the state files,
- * those moved aside; refused while the directory is locked, and for a
- * directory that is no backup. */
-static void test_restore(void **state)
+/* The fixture's state backed up, the journal closed; the backup's path
+ * into backup (512 bytes). */
+static bfx_t *backed_up(void **state, char *backup)
 {
     bfx_t *f = *state;
     make_state(f);
     start_backup(f, "", 7);
     run_backup(f);
     close_journal(&f->j, 0);
+    backup_path(f, "", backup, 512);
+    return f;
+}
+
+/* tallyd --restore: the backup's files in place of the state files,
+ * those moved aside; refused while the directory is locked, and for a
+ * directory that is no backup. */
+static void test_restore(void **state)
+{
     char backup[512], target[512], p[700];
-    backup_path(f, "", backup, sizeof(backup));
+    bfx_t *f = backed_up(state, backup);
     snprintf(target, sizeof(target), "%s/target", f->j.dir);
     assert_int_equal(mkdir(target, 0750), 0);
     /* An older state there, and things a restore leaves alone. */
@@ -614,17 +656,18 @@ static void test_restore(void **state)
     char err[1024];
     statedir_t sd = {.lock_fd = -1};
     assert_int_equal(statedir_lock(&sd, target, err, sizeof(err)), 0);
-    assert_int_equal(restore_run(backup, target, fixed_now(NULL), &rep, err, sizeof(err)),
+    assert_int_equal(restore_run(backup, target, fixed_now(NULL), false, &rep, err, sizeof(err)),
                      TALLY_EEXIST);
     assert_non_null(strstr(err, "in use by another tallyd"));
     statedir_unlock(&sd);
     /* The old state itself is damaged as a backup; an empty directory is
      * no backup at all. */
-    assert_int_equal(restore_run(target, target, fixed_now(NULL), &rep, err, sizeof(err)),
+    assert_int_equal(restore_run(target, target, fixed_now(NULL), false, &rep, err, sizeof(err)),
                      TALLY_EIO);
     snprintf(p, sizeof(p), "%s/empty", f->j.dir);
     assert_int_equal(mkdir(p, 0750), 0);
-    assert_int_equal(restore_run(p, target, fixed_now(NULL), &rep, err, sizeof(err)), TALLY_EINVAL);
+    assert_int_equal(restore_run(p, target, fixed_now(NULL), false, &rep, err, sizeof(err)),
+                     TALLY_EINVAL);
     assert_non_null(strstr(err, "is not a backup of tallyd's"));
     /* A byte of the backup's history.db changed, which no CRC covers:
      * refused, naming it, the target untouched; then a backup without
@@ -638,7 +681,7 @@ static void test_restore(void **state)
     assert_int_equal(pread(fd, &byte, 1, 100), 1);
     byte ^= 0x20;
     assert_int_equal(pwrite(fd, &byte, 1, 100), 1);
-    assert_int_equal(restore_run(backup, target, fixed_now(NULL), &rep, err, sizeof(err)),
+    assert_int_equal(restore_run(backup, target, fixed_now(NULL), false, &rep, err, sizeof(err)),
                      TALLY_EIO);
     assert_non_null(strstr(err, "/history.db differs from its digest in BLAKE2SUMS"));
     snprintf(p, sizeof(p), "%s/journal-0000000000000009.tj", target);
@@ -651,11 +694,12 @@ static void test_restore(void **state)
     /* A file added since is refused too. */
     backup_path(f, "state-0000000000000003.ckp", p, sizeof(p));
     assert_int_equal(link(sums, p), 0);
-    assert_int_equal(restore_run(backup, target, fixed_now(NULL), &rep, err, sizeof(err)),
+    assert_int_equal(restore_run(backup, target, fixed_now(NULL), false, &rep, err, sizeof(err)),
                      TALLY_EIO);
     assert_non_null(strstr(err, "/state-0000000000000003.ckp is not in BLAKE2SUMS"));
     assert_int_equal(unlink(p), 0);
-    assert_int_equal(restore_run(backup, target, fixed_now(NULL), &rep, err, sizeof(err)), 0);
+    assert_int_equal(restore_run(backup, target, fixed_now(NULL), false, &rep, err, sizeof(err)),
+                     0);
     assert_true(rep.sums);
     assert_int_equal(rep.files, 4);
     assert_int_equal(rep.replaced, 3);
@@ -682,9 +726,103 @@ static void test_restore(void **state)
     assert_int_not_equal(access(p, F_OK), 0);
     assert_int_equal(unlink(sums), 0);
     snprintf(p, sizeof(p), "%s/target2", f->j.dir);
-    assert_int_equal(restore_run(backup, p, fixed_now(NULL), &rep, err, sizeof(err)), 0);
+    assert_int_equal(restore_run(backup, p, fixed_now(NULL), false, &rep, err, sizeof(err)), 0);
     assert_false(rep.sums);
     assert_int_equal(rep.files, 4);
+}
+
+/* Overwrite size bytes at off of the backup's file name with byte, and
+ * write BLAKE2SUMS again over the backup's files (the damage done before
+ * tallyd took the digests, which no digest can see). */
+static void damage_before_digests(bfx_t *f, const char *name, off_t off, size_t size, int byte)
+{
+    char path[700], dir[512], err[1024];
+    backup_path(f, name, path, sizeof(path));
+    uint8_t junk[64];
+    assert_true(size <= sizeof(junk));
+    memset(junk, byte, size);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, junk, size, off), (ssize_t)size);
+    close(fd);
+    backup_path(f, "", dir, sizeof(dir));
+    char *names[] = {"journal-0000000000000001.tj", "journal-0000000000000002.tj",
+                     "state-0000000000000002.ckp", "history.db"};
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    assert_true(dfd >= 0);
+    backup_path(f, "history.db", path, sizeof(path));
+    size_t n = access(path, F_OK) == 0 ? 4 : 3;
+    assert_int_equal(b2sums_write(dfd, dir, names, n, NULL, NULL, err, sizeof(err)), 0);
+    close(dfd);
+}
+
+/* tallyd --check-backup (restore_check) and the check a restore makes
+ * first: the backup as a start would read it, which finds what the
+ * digests cannot (damage done before they were taken), history.db's
+ * included; --accept-loss restores a backup whose history.db alone is
+ * damaged. */
+static void test_restore_check(void **state)
+{
+    char backup[512], target[512], err[1024], db[700];
+    bfx_t *f = backed_up(state, backup);
+    backup_path(f, "history.db", db, sizeof(db));
+    snprintf(target, sizeof(target), "%s/target", f->j.dir);
+    restore_report_t rep;
+    assert_int_equal(restore_check(backup, &rep, err, sizeof(err)), 0);
+    assert_true(rep.sums);
+    assert_int_equal(rep.backup_files, 4);
+    assert_true(rep.backup_bytes > 0);
+    assert_string_equal(rep.checkpoint, "state-0000000000000002.ckp");
+    assert_int_equal(rep.checkpoint_pos, 11);
+    assert_int_equal(rep.journal_last, 15);
+    assert_true(rep.history);
+    assert_false(rep.history_damaged);
+    /* Checking writes nothing beside the database (no -wal, no -shm),
+     * which the digests would count as added. */
+    assert_int_equal(count_prefixed(backup, "history.db"), 1);
+    /* history.db's second page made nonsense, the digests taken after:
+     * found by the database's own check, named. */
+    struct stat st;
+    assert_int_equal(stat(db, &st), 0);
+    assert_true(st.st_size >= 8192);
+    damage_before_digests(f, "history.db", 4096, 64, 0xA5);
+    assert_int_equal(restore_check(backup, &rep, err, sizeof(err)), TALLY_EIO);
+    assert_true(rep.sums);
+    assert_true(rep.history_damaged);
+    assert_non_null(strstr(err, "/history.db: "));
+    assert_int_equal(restore_run(backup, target, fixed_now(NULL), false, &rep, err, sizeof(err)),
+                     TALLY_EIO);
+    assert_int_not_equal(access(target, F_OK), 0);
+    /* With --accept-loss it is restored as it is: the start sets it aside. */
+    assert_int_equal(restore_run(backup, target, fixed_now(NULL), true, &rep, err, sizeof(err)), 0);
+    assert_true(rep.history_damaged);
+    assert_non_null(strstr(err, "/history.db: "));
+    assert_int_equal(rep.files, 4);
+    /* A checkpoint damaged before the digests: its CRC; --accept-loss is
+     * for history.db alone. */
+    damage_before_digests(f, "state-0000000000000002.ckp", 30, 1, 'X');
+    assert_int_equal(restore_check(backup, &rep, err, sizeof(err)), TALLY_EIO);
+    assert_false(rep.history_damaged);
+    assert_non_null(strstr(err, "/state-0000000000000002.ckp: "));
+    snprintf(target, sizeof(target), "%s/target2", f->j.dir);
+    assert_int_equal(restore_run(backup, target, fixed_now(NULL), true, &rep, err, sizeof(err)),
+                     TALLY_EIO);
+}
+
+/* A backup without history.db (a tallyd's before history) is checked
+ * without it: a start begins a new one. */
+static void test_restore_check_no_history(void **state)
+{
+    char backup[512], db[700], err[1024];
+    bfx_t *f = backed_up(state, backup);
+    backup_path(f, "history.db", db, sizeof(db));
+    assert_int_equal(unlink(db), 0);
+    damage_before_digests(f, "journal-0000000000000001.tj", 0, 0, 0);
+    restore_report_t rep;
+    assert_int_equal(restore_check(backup, &rep, err, sizeof(err)), 0);
+    assert_true(rep.sums);
+    assert_false(rep.history);
+    assert_int_equal(rep.backup_files, 3);
 }
 
 int main(void)
@@ -694,6 +832,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_backup_torn_tail, b_setup, b_teardown),
         cmocka_unit_test_setup_teardown(test_backup_newer_checkpoint_left_out, b_setup, b_teardown),
         cmocka_unit_test_setup_teardown(test_backup_damaged_checkpoint, b_setup, b_teardown),
+        cmocka_unit_test_setup_teardown(test_backup_damaged_history, b_setup, b_teardown),
         cmocka_unit_test_setup_teardown(test_backup_missing_segment, b_setup, b_teardown),
         cmocka_unit_test_setup_teardown(test_backup_no_history, b_setup, b_teardown),
         cmocka_unit_test_setup_teardown(test_backup_keep, b_setup, b_teardown),
@@ -701,6 +840,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_backup_ask, b_setup, b_teardown),
         cmocka_unit_test_setup_teardown(test_backup_ask_close, b_setup, b_teardown),
         cmocka_unit_test_setup_teardown(test_restore, b_setup, b_teardown),
+        cmocka_unit_test_setup_teardown(test_restore_check, b_setup, b_teardown),
+        cmocka_unit_test_setup_teardown(test_restore_check_no_history, b_setup, b_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
