@@ -59,6 +59,7 @@ expect_file usr/include/tally_error.h
 expect_file usr/lib/systemd/system/tallyd.service
 expect_file etc/tallyd/tallyd.conf
 expect_file etc/tallyd/tallyd.conf.example
+expect_file usr/share/tally/tally.rules.yml
 expect_man 1 tally
 expect_man 8 tallyd
 expect_man 5 tallyd.conf

@@ -5,13 +5,15 @@ Usage: test_web.py TALLYD TALLY TALLY_WEB SOURCE_DIR
 
 Starts tallyd (the example catalog, ipc:// endpoints in a temporary
 directory) and tally-web on an ephemeral port, pushes 高观镇's report with
-the `tally` command and checks, with the Python standard library only:
+the `tally` command and checks, with the Python standard library (and
+PyYAML, to read the alerting rules):
 /healthz; /api/v1/tallies against `tally get --json`; /api/v1/period
 and /api/v1/range against `tally get --period` (a county too large for
 one answer of tallyd too, read township by township) and `tally
 history`; /api/v1/catalog's labels; /api/v1/clock (tallyd's zone, its offset and clock); the WebSocket /api/v1/stream (a snapshot, then a sequenced update
 after a push); 404 and 400; /metrics with `promtool check metrics` when
-promtool is installed; that a non-loopback --listen without --token is
+promtool is installed, and that it serves every metric the alerting rules
+(systemd/tally.rules.yml) read; that a non-loopback --listen without --token is
 refused unless --insecure; the bearer token; and that SIGTERM stops it
 cleanly with other threads at work (under strace, and while a metrics
 poll and a history read wait for a stopped tallyd: 503 meanwhile).
@@ -32,6 +34,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+
+import yaml
 
 TALLYD, TALLY, WEB, SRC = sys.argv[1:5]
 TMP = tempfile.mkdtemp(prefix="tally-web-test.")
@@ -446,6 +450,14 @@ if promtool:
         fail("promtool check metrics: %s" % r.stdout + r.stderr)
 else:
     print("note: promtool not installed; /metrics not checked with it")
+# Every metric the alerting rules (systemd/tally.rules.yml) read is one
+# /metrics serves (promtool's tests of the rules cannot know the names).
+with open(os.path.join(SRC, "systemd", "tally.rules.yml"), encoding="utf-8") as f:
+    exprs = " ".join(r["expr"] for g in yaml.safe_load(f)["groups"] for r in g["rules"])
+used = set(re.findall(r"\b(tally(?:d|_web)_[a-z_]+)", exprs))
+served = set(re.findall(r"^# TYPE (\S+) ", text, re.M))
+if not used or used - served:
+    fail("tally.rules.yml reads metrics /metrics does not serve: %s" % sorted(used - served))
 
 # A port in use (the first tally-web's): a clear error and exit 1, not a
 # server that says it is ready and serves nothing.

@@ -19,3 +19,12 @@ if(TARGET tally_web AND TARGET tallyd AND TARGET tally_cli)
   set_tests_properties(test_web_display PROPERTIES LABELS integration TIMEOUT 240
     SKIP_RETURN_CODE 77)
 endif()
+
+# The Prometheus alerting rules (systemd/tally.rules.yml): promtool's check,
+# then its unit tests of each alert (77, skipped, without promtool).  That
+# the rules read metrics /metrics serves is test_web's.
+add_test(NAME test_alert_rules
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_alert_rules.py
+          ${CMAKE_SOURCE_DIR})
+set_tests_properties(test_alert_rules PROPERTIES LABELS integration TIMEOUT 120
+  SKIP_RETURN_CODE 77)

@@ -1,0 +1,134 @@
+#!/usr/bin/python3
+"""The Prometheus alerting rules (systemd/tally.rules.yml), alert by alert.
+
+Usage: test_alert_rules.py SOURCE_DIR
+
+`promtool check rules` on the file, then `promtool test rules` on cases
+written here: for each alert, series of the metrics it reads (named as
+tally-web's /metrics names them; test_web checks that every name the rules
+use is one /metrics serves) that make it fire, and the moments before it
+may (its `for:`) or once the trouble is over, when it must not; the
+labels and annotations expected are the rule's own with the series'.
+Exit 0 when all hold, 77 (skipped) without promtool.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import yaml
+
+SRC = os.path.abspath(sys.argv[1])
+RULES = os.path.join(SRC, "systemd", "tally.rules.yml")
+W = {"job": "tally-web", "instance": "wall:7480"}
+
+# alert -> (input series [(selector, values)], [(eval time, extra labels or
+# None when the alert must not fire)]).  One sample a minute.
+CASES = {
+    "TallyWebDown": ([("up", "1 1 0 0 0 0 1")],
+                     [("2m", None), ("3m", None), ("4m", {}), ("6m", None)]),
+    "TallydNotRunning": ([('tally_web_tallyd_link{state="refused"}', "0 0 1 1 1 0")],
+                         [("2m", None), ("3m", {"state": "refused"}), ("5m", None)]),
+    "TallydUnreachable": ([('tally_web_tallyd_link{state="unreachable"}', "0 1 1 1 1")],
+                          [("2m", None), ("3m", {"state": "unreachable"})]),
+    "TallydKeysRefused": ([('tally_web_tallyd_link{state="handshake_failed"}', "1 1 1")],
+                          [("0m", None), ("1m", {"state": "handshake_failed"})]),
+    # Not synchronised while connected: an alert; while tallyd is down, the
+    # link's own alerts say it, not this one.
+    "TallyWebNotSynchronised": ([("tally_web_synced", "1 0 0 0 0 0 0 0 0 0 0 0 0 0"),
+                                 ('tally_web_tallyd_link{state="up"}',
+                                  "1 1 1 1 1 1 1 1 0 0 0 0 0 0")],
+                                [("5m", None), ("6m", {}), ("8m", None), ("13m", None)]),
+    "TallydJournalRefusing": ([("tallyd_rejected_unavailable_total", "0+0x5 0+100x12")],
+                              [("6m", None), ("12m", {}), ("16m", {})]),
+    "TallydBusy": ([("tallyd_rejected_busy_total", "0+10x20")],
+                   [("5m", None), ("16m", {})]),
+    # For 45 minutes only refusals that clients resend (BUSY, RATE_LIMITED,
+    # UNAVAILABLE, 2 a minute each): none; then one a minute for good as
+    # well: an alert half an hour later.
+    "TallydRejectingFigures": ([("tallyd_rejected_total", "0+6x45 277+7x50"),
+                                ("tallyd_rejected_busy_total", "0+2x96"),
+                                ("tallyd_rejected_rate_limited_total", "0+2x96"),
+                                ("tallyd_rejected_unavailable_total", "0+2x96")],
+                               [("44m", None), ("70m", None), ("90m", {})]),
+    "TallydHistoryNotStored": ([("tallyd_history_store_failures_total", "0 0 0 1 1 1")],
+                               [("2m", None), ("3m", {})]),
+    "TallydHistoryBehind": ([("tallyd_history_unstored_records",
+                              "0 5 9 3 0 7 8 9 9 9 9 9 9 9 9 9 9 9 9 9 9 9 9")],
+                            [("10m", None), ("19m", None), ("20m", {})]),
+    "TallydBackupFailed": ([("tallyd_backup_failures_total", "0 0 1 1")],
+                           [("1m", None), ("2m", {})]),
+    # time() counts from 0 at the test's start: a backup at 1 s is not 25
+    # hours old at 24 h, and is at 26 h.
+    "TallydBackupStale": ([("tallyd_backup_last_success_timestamp_seconds", "1x1600")],
+                          [("24h", None), ("26h", {})]),
+    "TallydClockOff": ([("tally_web_tallyd_clock_offset_seconds",
+                         "0 -200 -200 -200 -200 -200 -200 -200 -200 -200 -200 -200 1")],
+                       [("10m", None), ("11m", {}), ("12m", None)]),
+    "TallyWebStatsStale": ([("tally_web_stats_age_seconds", "3 90 90 90 90 90 90 4")],
+                           [("5m", None), ("6m", {}), ("7m", None)]),
+}
+
+
+def fail(msg):
+    print("FAIL: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def with_labels(selector, labels):
+    """selector with labels added: 'm{a="b"}' or 'm'."""
+    extra = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+    if "{" in selector:
+        return selector[:-1] + "," + extra + "}"
+    return selector + "{" + extra + "}"
+
+
+def main():
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        print("promtool not installed (Debian's prometheus package): skipped")
+        return 77
+    r = subprocess.run([promtool, "check", "rules", RULES], capture_output=True, text=True)
+    if r.returncode != 0:
+        fail("promtool check rules: %s%s" % (r.stdout, r.stderr))
+    with open(RULES, encoding="utf-8") as f:
+        doc = yaml.safe_load(f)
+    rules = {ru["alert"]: ru for g in doc["groups"] for ru in g["rules"] if "alert" in ru}
+    if sorted(rules) != sorted(CASES):
+        fail("alerts without a case here, or cases of no alert: %s"
+             % sorted(set(rules) ^ set(CASES)))
+    tests = []
+    for name, (series, evals) in CASES.items():
+        rule = rules[name]
+        checks = []
+        for at, extra in evals:
+            exp = []
+            if extra is not None:
+                labels = dict(W, **rule.get("labels", {}))
+                labels.update(extra)
+                exp.append({"exp_labels": labels, "exp_annotations": rule["annotations"]})
+            checks.append({"eval_time": at, "alertname": name, "exp_alerts": exp})
+        tests.append({"interval": "1m",
+                      "input_series": [{"series": with_labels(s, W), "values": v}
+                                       for s, v in series],
+                      "alert_rule_test": checks})
+    tmp = tempfile.mkdtemp(prefix="tally-rules.")
+    try:
+        path = os.path.join(tmp, "tally.rules.test.json")
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump({"rule_files": [RULES], "evaluation_interval": "1m", "tests": tests}, f,
+                      ensure_ascii=False, indent=1)
+        r = subprocess.run([promtool, "test", "rules", path], capture_output=True, text=True)
+        if r.returncode != 0:
+            fail("promtool test rules (cases in %s):\n%s%s" % (path, r.stdout, r.stderr))
+    finally:
+        if r.returncode == 0:
+            shutil.rmtree(tmp)
+    print("ok: %d alerts, %d checks" % (len(CASES), sum(len(e) for _, e in CASES.values())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
