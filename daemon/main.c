@@ -100,8 +100,8 @@ static int check_backup(const char *backup)
                 rep.history_damaged ? "; a restore refuses it" HISTORY_LOSS_HINT : "");
         return rc == TALLY_EINVAL ? 2 : 1;
     }
-    printf("%s can be restored: %u files, %" PRIu64 " bytes.\n", backup, rep.backup_files,
-           rep.backup_bytes);
+    printf("%s can be restored: %u files, %" PRIu64 " bytes%s.\n", backup, rep.backup_files,
+           rep.backup_bytes, rep.sums ? ", besides BLAKE2SUMS" : "");
     printf("%s\n", rep.sums ? "Every file matched the backup's BLAKE2SUMS."
                             : "The backup has no BLAKE2SUMS (an older tallyd's): checked by the "
                               "files' own CRCs only.");
