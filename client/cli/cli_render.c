@@ -24,17 +24,28 @@ static const char *put(char **p, const char *s)
     return text_put(p, s, strlen(s));
 }
 
-tally_tally_t *cli_render_dup(const tally_tally_t *src)
+/* A copy of a tally (cli_render_rows_t.copy) is as small as it can be (a
+ * country's `get --all` keeps a million): room for its nvalues values
+ * only, not TALLY_COLUMNS_MAX, then its strings (metric, scope, topic, the
+ * columns' names), each as long as it is.  So its fields are read, never
+ * the whole struct (*t).  The bytes a copy of src takes, its values' part
+ * in *head. */
+static size_t dup_size(const tally_tally_t *src, size_t *head)
 {
     unsigned n = src->nvalues < TALLY_COLUMNS_MAX ? src->nvalues : TALLY_COLUMNS_MAX;
-    size_t head = offsetof(tally_tally_t, values) + n * sizeof(tally_value_t);
+    *head = offsetof(tally_tally_t, values) + n * sizeof(tally_value_t);
     size_t len = strlen(or_empty(src->metric)) + strlen(or_empty(src->scope)) +
                  strlen(or_empty(src->topic)) + 3;
     for (unsigned i = 0; i < n; i++)
         len += strlen(or_empty(src->values[i].column)) + 1;
-    tally_tally_t *d = malloc(head + len);
-    if (d == NULL)
-        return NULL;
+    return *head + len;
+}
+
+/* src copied into mem (dup_size(src) bytes, aligned for a tally_tally_t). */
+static tally_tally_t *dup_into(void *mem, const tally_tally_t *src, size_t head)
+{
+    unsigned n = src->nvalues < TALLY_COLUMNS_MAX ? src->nvalues : TALLY_COLUMNS_MAX;
+    tally_tally_t *d = mem;
     memcpy(d, src, head);
     d->nvalues = n;
     char *p = (char *)d + head;
@@ -46,6 +57,26 @@ tally_tally_t *cli_render_dup(const tally_tally_t *src)
     return d;
 }
 
+#define ROWS_CHUNK (1u << 20)
+
+/* size bytes for a copy in r's chunks, aligned as malloc's, or NULL. */
+static void *rows_alloc(cli_render_rows_t *r, size_t size)
+{
+    const size_t align = _Alignof(max_align_t);
+    size_t at = (r->used + align - 1) & ~(align - 1);
+    if (r->nchunks == 0 || at + size > ROWS_CHUNK) {
+        if (VEC_RESERVE(r->chunks, r->chunks_cap, r->nchunks + 1) < 0)
+            return NULL;
+        char *c = malloc(size > ROWS_CHUNK ? size : ROWS_CHUNK);
+        if (c == NULL)
+            return NULL;
+        r->chunks[r->nchunks++] = c;
+        at = 0;
+    }
+    r->used = at + size;
+    return r->chunks[r->nchunks - 1] + at;
+}
+
 void cli_render_rows_add(void *ctx, const tally_tally_t *t)
 {
     cli_render_rows_t *r = ctx;
@@ -55,17 +86,25 @@ void cli_render_rows_add(void *ctx, const tally_tally_t *t)
         r->oom = true;
         return;
     }
-    if (r->copy && (t = cli_render_dup(t)) == NULL) {
-        r->oom = true;
-        return;
+    if (r->copy) {
+        size_t head, size = dup_size(t, &head);
+        void *mem = rows_alloc(r, size);
+        if (mem == NULL) {
+            r->oom = true;
+            return;
+        }
+        t = dup_into(mem, t, head);
     }
     r->v[r->n++] = t;
 }
 
 void cli_render_rows_free(cli_render_rows_t *r)
 {
-    for (size_t i = 0; r->copy && i < r->n; i++)
-        free((void *)r->v[i]);
+    for (size_t i = 0; i < r->nchunks; i++)
+        free(r->chunks[i]);
+    free(r->chunks);
+    r->chunks = NULL;
+    r->nchunks = r->chunks_cap = r->used = 0;
     free(r->v);
     r->v = NULL;
     r->n = r->cap = 0;
@@ -130,9 +169,6 @@ const tally_tally_t *cli_render_find(const tally_tally_t *const *v, size_t n,
     return hit != NULL ? *hit : NULL;
 }
 
-/* qsort has no context: the catalog of the sort in progress. */
-static _Thread_local const tally_catalog_t *sort_cat;
-
 static size_t metric_pos(const tally_catalog_t *cat, const char *id)
 {
     size_t i;
@@ -150,32 +186,45 @@ static int cmp_pos(size_t a, size_t b)
     return a < b ? -1 : a > b;
 }
 
-static int cmp_tally_cat(const void *a, const void *b)
+/* A tally with its places in the catalog, looked up once rather than in
+ * every comparison (a million rows take twenty million). */
+typedef struct sort_key {
+    size_t mpos, tpos;
+    const tally_tally_t *t;
+} sort_key_t;
+
+static int cmp_key(const void *a, const void *b)
 {
-    const tally_tally_t *x = *(const tally_tally_t *const *)a;
-    const tally_tally_t *y = *(const tally_tally_t *const *)b;
-    int c = cmp_pos(metric_pos(sort_cat, x->metric), metric_pos(sort_cat, y->metric));
+    const sort_key_t *x = a, *y = b;
+    int c = cmp_pos(x->mpos, y->mpos);
     if (c == 0)
-        c = strcmp(x->metric, y->metric);
+        c = strcmp(x->t->metric, y->t->metric);
     if (c != 0)
         return c;
-    if ((x->scope[0] == '\0') != (y->scope[0] == '\0'))
-        return x->scope[0] == '\0' ? -1 : 1;
-    c = cmp_pos(town_pos(sort_cat, x->scope), town_pos(sort_cat, y->scope));
-    return c != 0 ? c : strcmp(x->scope, y->scope);
+    if ((x->t->scope[0] == '\0') != (y->t->scope[0] == '\0'))
+        return x->t->scope[0] == '\0' ? -1 : 1;
+    c = cmp_pos(x->tpos, y->tpos);
+    return c != 0 ? c : strcmp(x->t->scope, y->t->scope);
 }
 
 void cli_render_sort_cat(const tally_tally_t **v, size_t n, const tally_catalog_t *cat)
 {
     if (n < 2)
         return;
-    if (cat == NULL) {
+    sort_key_t *k = cat != NULL ? malloc(n * sizeof *k) : NULL;
+    if (k == NULL) { /* no catalog (or no memory for the keys): by name */
         qsort(v, n, sizeof *v, cmp_tally);
         return;
     }
-    sort_cat = cat;
-    qsort(v, n, sizeof *v, cmp_tally_cat);
-    sort_cat = NULL;
+    for (size_t i = 0; i < n; i++) {
+        bool same = i > 0 && strcmp(v[i]->metric, k[i - 1].t->metric) == 0;
+        k[i] = (sort_key_t){same ? k[i - 1].mpos : metric_pos(cat, v[i]->metric),
+                            town_pos(cat, v[i]->scope), v[i]};
+    }
+    qsort(k, n, sizeof *k, cmp_key);
+    for (size_t i = 0; i < n; i++)
+        v[i] = k[i].t;
+    free(k);
 }
 
 static const char *const canonical[] = {"1h",    "24h",     "7d",   "30d",  "today",
@@ -216,9 +265,16 @@ typedef struct shown {
     int scale;
 } shown_t;
 
+static const char *shown_scope(const tally_tally_t *t, const tally_catalog_t *cat)
+{
+    const tally_township_info_t *tw =
+        t->scope[0] ? tally_catalog_find_township(cat, t->scope, NULL) : NULL;
+    return tw != NULL && tw->name[0] != '\0' ? tw->name : cli_render_scope(t);
+}
+
 static shown_t shown(const tally_tally_t *t, const tally_catalog_t *cat)
 {
-    shown_t s = {t->metric, "", cli_render_scope(t), 0};
+    shown_t s = {t->metric, "", shown_scope(t, cat), 0};
     const tally_metric_info_t *m = tally_catalog_find_metric(cat, t->metric, NULL);
     if (m != NULL) {
         if (m->label[0] != '\0')
@@ -226,10 +282,6 @@ static shown_t shown(const tally_tally_t *t, const tally_catalog_t *cat)
         s.unit = m->unit;
         s.scale = m->scale;
     }
-    const tally_township_info_t *tw =
-        t->scope[0] ? tally_catalog_find_township(cat, t->scope, NULL) : NULL;
-    if (tw != NULL && tw->name[0] != '\0')
-        s.scope = tw->name;
     return s;
 }
 
@@ -243,17 +295,40 @@ void cli_render_names(const tally_tally_t *t, const tally_catalog_t *cat, const 
     *scale = s.scale;
 }
 
+/* shown() of the rows of a table, which come metric by metric: the
+ * metric's names are looked up again only when it changes. */
+typedef struct shown_cache {
+    const char *metric; /* the id they are of, NULL: none yet */
+    shown_t sh;
+} shown_cache_t;
+
+static shown_t shown_cached(const tally_tally_t *t, const tally_catalog_t *cat, shown_cache_t *sc)
+{
+    if (sc->metric == NULL || strcmp(sc->metric, t->metric) != 0) {
+        sc->sh = shown(t, cat);
+        sc->metric = t->metric;
+        return sc->sh;
+    }
+    shown_t s = sc->sh;
+    s.scope = shown_scope(t, cat);
+    return s;
+}
+
 /* The cells of tl's row: cells[0..first) its names, then its value of
  * each of cols[0..ncols), formatted into text. */
-static void tally_row(const tally_tally_t *tl, const tally_catalog_t *cat, const char *const *cols,
-                      size_t ncols, size_t first, const char **cells, char (*text)[48])
+static void tally_row(const tally_tally_t *tl, const tally_catalog_t *cat, shown_cache_t *sc,
+                      const char *const *cols, size_t ncols, size_t first, const char **cells,
+                      char (*text)[48])
 {
-    shown_t sh = shown(tl, cat);
+    shown_t sh = shown_cached(tl, cat, sc);
     cells[0] = sh.metric;
     cells[1] = sh.unit;
     cells[first - 1] = sh.scope;
     for (size_t c = 0; c < ncols; c++) {
-        const tally_value_t *val = tally_tally_value(tl, cols[c]);
+        /* Most tallies have the columns in the table's order. */
+        const tally_value_t *val = c < tl->nvalues && strcmp(tl->values[c].column, cols[c]) == 0
+                                       ? &tl->values[c]
+                                       : tally_tally_value(tl, cols[c]);
         text[c][0] = '\0';
         if (val != NULL)
             cli_render_scaled(text[c], sizeof text[c], tl->kind, val, sh.scale);
@@ -282,13 +357,15 @@ int cli_render_table_cat(FILE *out, const tally_tally_t *const *v, size_t n,
         table_align_right(t, (unsigned)(c + first));
     }
     table_measure(t, head);
+    shown_cache_t sc = {NULL, {NULL, NULL, NULL, 0}};
     for (size_t i = 0; i < n; i++) {
-        tally_row(v[i], cat, cols, ncols, first, cells, text);
+        tally_row(v[i], cat, &sc, cols, ncols, first, cells, text);
         table_measure(t, cells);
     }
     table_print_row(t, head, out);
+    sc.metric = NULL;
     for (size_t i = 0; i < n; i++) {
-        tally_row(v[i], cat, cols, ncols, first, cells, text);
+        tally_row(v[i], cat, &sc, cols, ncols, first, cells, text);
         table_print_row(t, cells, out);
     }
     table_free(&t);

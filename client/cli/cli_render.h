@@ -9,14 +9,6 @@
 #include "cli_util.h"
 #include "tally.h"
 
-/* A malloc'ed deep copy of src, for keeping a tally beyond a callback
- * (free with free()), or NULL.  It is as small as it can be (`tally get
- * --all` of a country keeps a million): room for src's nvalues values
- * only, not TALLY_COLUMNS_MAX, then its strings (metric, scope, topic,
- * the columns' names), each as long as it is.  So read its fields, never
- * copy it whole (*t). */
-tally_tally_t *cli_render_dup(const tally_tally_t *src);
-
 /* "county" for the county-wide scope, else the township name. */
 const char *cli_render_scope(const tally_tally_t *t);
 
@@ -28,11 +20,17 @@ void cli_render_value(char *buf, size_t cap, int kind, const tally_value_t *v);
  * Start from a zeroed struct with metric and copy set. */
 typedef struct cli_render_rows {
     const char *metric;      /* keep only this metric's tallies; NULL: all */
-    bool copy;               /* keep copies (cli_render_dup): the tallies outlive
-                                the callback that hands them over */
+    bool copy;               /* keep copies: the tallies outlive the callback
+                                that hands them over (each only as large as
+                                its values and strings: read its fields,
+                                never copy it whole) */
     const tally_tally_t **v; /* the tallies, in the order they came */
     size_t n, cap;
     bool oom; /* a tally was left out for want of memory */
+    /* The copies, one after another in chunks (a country's `get --all`
+     * keeps a million: one allocation each cost a fifth of its time). */
+    char **chunks;
+    size_t nchunks, chunks_cap, used; /* used: bytes of the last chunk */
 } cli_render_rows_t;
 
 /* A tally_tally_cb (ctx: a cli_render_rows_t): append t, or its copy. */

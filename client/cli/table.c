@@ -161,8 +161,10 @@ size_t table_rows(const table_t *t)
 
 static void pad(FILE *out, size_t n)
 {
-    while (n-- > 0)
-        fputc(' ', out);
+    static const char spaces[] = "                                ";
+    for (; n > sizeof spaces - 1; n -= sizeof spaces - 1)
+        fwrite(spaces, 1, sizeof spaces - 1, out);
+    fwrite(spaces, 1, n, out);
 }
 
 static const char *cell(const char *const *cells, unsigned c)
