@@ -19,6 +19,7 @@ cleanly with other threads at work (under strace, and while a metrics
 poll and a history read wait for a stopped tallyd: 503 meanwhile).
 Exit 0 when all hold.
 """
+import atexit
 import base64
 import json
 import os
@@ -41,6 +42,15 @@ TALLYD, TALLY, WEB, SRC = sys.argv[1:5]
 TMP = tempfile.mkdtemp(prefix="tally-web-test.")
 os.environ["XDG_STATE_HOME"] = TMP  # tally push's client id: here, not in the user's home
 PROCS = []
+
+
+@atexit.register
+def reap():
+    """The daemons of a run that ended on an exception rather than fail():
+    killed, not left running."""
+    for p, _ in PROCS:
+        if p.poll() is None:
+            p.kill()
 
 
 def fail(msg):

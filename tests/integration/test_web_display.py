@@ -22,6 +22,7 @@ browser logged no error.  The screenshot is kept as
 artifacts/wall-1920x1080.png in the working directory.  Exits 77
 (skipped) when Chromium, chromedriver or python3-selenium is missing.
 """
+import atexit
 import json
 import os
 import re
@@ -52,6 +53,15 @@ if not os.path.exists(DRIVER) or BROWSER is None:
 TALLYD, TALLY, WEB, SRC = sys.argv[1:5]
 TMP = tempfile.mkdtemp(prefix="tally-web-display.")
 PROCS = []
+
+
+@atexit.register
+def reap():
+    """The daemons of a run that ended on an exception rather than fail():
+    killed, not left running."""
+    for p, _ in PROCS:
+        if p.poll() is None:
+            p.kill()
 
 
 def fail(msg):
