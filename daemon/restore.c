@@ -217,25 +217,35 @@ static int list_backup(const char *backup, backup_names_t *files, char *err, siz
     return 0;
 }
 
-int restore_check(const char *backup, restore_report_t *rep, char *err, size_t errlen)
+/* restore_check, the backup's files listed into *files (freed by the
+ * caller, also on failure; empty when it is no backup). */
+static int check_listed(const char *backup, backup_names_t *files, restore_report_t *rep, char *err,
+                        size_t errlen)
 {
     memset(rep, 0, sizeof(*rep));
     err[0] = '\0';
-    backup_names_t files;
-    int rc = list_backup(backup, &files, err, errlen);
+    *files = (backup_names_t){0};
+    int rc = list_backup(backup, files, err, errlen);
     if (rc != 0)
         return rc;
-    rep->backup_files = (unsigned)files.n;
-    for (size_t i = 0; i < files.n; i++) {
+    rep->backup_files = (unsigned)files->n;
+    for (size_t i = 0; i < files->n; i++) {
         char path[CONFIG_PATH_MAX + 300];
         struct stat st;
-        snprintf(path, sizeof(path), "%s/%s", backup, files.v[i]);
+        snprintf(path, sizeof(path), "%s/%s", backup, files->v[i]);
         if (stat(path, &st) == 0)
             rep->backup_bytes += (uint64_t)st.st_size;
     }
     rc = check_sums(backup, rep, err, errlen);
     if (rc == 0)
-        rc = check_backup(backup, &files, rep, err, errlen);
+        rc = check_backup(backup, files, rep, err, errlen);
+    return rc;
+}
+
+int restore_check(const char *backup, restore_report_t *rep, char *err, size_t errlen)
+{
+    backup_names_t files;
+    int rc = check_listed(backup, &files, rep, err, errlen);
     backup_names_free(&files);
     return rc;
 }
@@ -244,13 +254,13 @@ int restore_run(const char *backup, const char *state_dir, int64_t now_ms, bool 
                 restore_report_t *rep, char *err, size_t errlen)
 {
     backup_names_t files, old = {0};
-    int rc = restore_check(backup, rep, err, errlen);
+    int rc = check_listed(backup, &files, rep, err, errlen);
     if (rc == TALLY_EIO && rep->history_damaged && accept_loss)
         rc = 0; /* err keeps the sentence, for the report */
-    if (rc != 0)
+    if (rc != 0) {
+        backup_names_free(&files);
         return rc;
-    if ((rc = list_backup(backup, &files, err, errlen)) != 0)
-        return rc;
+    }
     int e;
     statedir_t sd = {.lock_fd = -1};
     if (rc == 0)
