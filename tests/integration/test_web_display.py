@@ -57,8 +57,8 @@ PROCS = []
 
 @atexit.register
 def reap():
-    """The daemons of a run that ended on an exception rather than fail():
-    killed, not left running."""
+    """The daemons still running, killed: by fail(), and at exit, so that a
+    run that ended on an exception does not leave them running."""
     for p, _ in PROCS:
         if p.poll() is None:
             p.kill()
@@ -66,9 +66,7 @@ def reap():
 
 def fail(msg):
     print("FAIL: " + msg, file=sys.stderr)
-    for p, _ in PROCS:  # all of them first: printing may fail (a closed pipe)
-        if p.poll() is None:
-            p.kill()
+    reap()  # all of them first: printing may fail (a closed pipe)
     for _, log in PROCS:
         with open(log, encoding="utf-8", errors="replace") as f:
             sys.stderr.write("---- %s\n%s" % (log, f.read()))
