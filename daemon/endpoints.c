@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <zmq.h>
 
@@ -150,8 +153,43 @@ static void warn_if_exposed(endpoints_t *e, const char *endpoint)
                 endpoint);
 }
 
+/* Whether endpoint is an ipc:// path where a process listens now.
+ * ZeroMQ's ipc bind removes whatever file is at the path and binds
+ * afresh, so a second tallyd given a running one's endpoint would take
+ * it over silently: the first keeps running, unreachable.  A socket file
+ * nobody listens on (left by a crash) refuses the connection and may be
+ * replaced. */
+static bool ipc_listened(const char *endpoint)
+{
+    static const char scheme[] = "ipc://";
+    if (strncmp(endpoint, scheme, sizeof(scheme) - 1) != 0)
+        return false;
+    const char *path = endpoint + sizeof(scheme) - 1;
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    /* A wildcard names a fresh path; an abstract name cannot be bound
+     * twice (EADDRINUSE from the bind). */
+    if (path[0] == '\0' || path[0] == '@' || strcmp(path, "*") == 0 ||
+        strlen(path) >= sizeof(a.sun_path))
+        return false;
+    memcpy(a.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    bool listened = connect(fd, (const struct sockaddr *)&a, sizeof(a)) == 0 || errno == EAGAIN;
+    close(fd);
+    return listened;
+}
+
 static int bind_socket(endpoints_t *e, void *sock, const char *endpoint, char *bound, size_t len)
 {
+    if (ipc_listened(endpoint)) {
+        log_error(e->c.log,
+                  "cannot bind %s: another process listens there (another tallyd?); binding "
+                  "would take the endpoint from it.  Stop it, or give this tallyd other "
+                  "endpoints (-r, -p)",
+                  endpoint);
+        return TALLY_ESYS;
+    }
     if (zmq_bind(sock, endpoint) != 0) {
         int err = zmq_errno();
         log_error(e->c.log, "cannot bind %s: %s%s", endpoint, zmq_strerror(err),

@@ -587,6 +587,44 @@ static void test_endpoints(void **state)
                      0);
 }
 
+/* A second tallyd given a running one's ipc endpoint refuses to start
+ * (ZeroMQ would replace the socket file, leaving the first running but
+ * out of reach), whichever endpoint it is; a socket file left by a
+ * killed daemon is bound again. */
+static void test_ipc_taken(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
+    char other_req[HARNESS_PATH_MAX + 16], other_pub[HARNESS_PATH_MAX + 16];
+    char other_state[HARNESS_PATH_MAX + 16];
+    snprintf(other_req, sizeof(other_req), "ipc://%s/req2", f->h.dir);
+    snprintf(other_pub, sizeof(other_pub), "ipc://%s/pub2", f->h.dir);
+    snprintf(other_state, sizeof(other_state), "%s/state2", f->h.dir);
+    const char *taken_req[] = {"-r", f->h.req_endpoint, "-p", other_pub, "-s", other_state, NULL};
+    const char *taken_pub[] = {"-r", other_req, "-p", f->h.pub_endpoint, "-s", other_state, NULL};
+    const char *const *runs[] = {taken_req, taken_pub};
+    const char *taken[] = {f->h.req_endpoint, f->h.pub_endpoint};
+    for (size_t i = 0; i < 2; i++) {
+        char out[4096], want[HARNESS_PATH_MAX + 64];
+        assert_int_equal(harness_run(runs[i], out, sizeof(out), 10000), 1);
+        snprintf(want, sizeof(want), "cannot bind %s: another process listens there", taken[i]);
+        if (strstr(out, want) == NULL)
+            fail_msg("run %zu: no '%s' in:\n%s", i, want, out);
+    }
+    /* The first still answers, on both sockets. */
+    harness_client_t c;
+    assert_int_equal(harness_client_open(&f->h, &c), 0);
+    submit_ok(&c, 1, "gaoguan", "patrols", 1);
+    harness_client_close(&c);
+    harness_sub_t sub;
+    assert_int_equal(harness_sub_open(&f->h, &sub, "u/", NULL, NULL), 0);
+    assert_true(sub.synced);
+    harness_sub_close(&sub);
+    /* Killed, it leaves its socket files; the next start takes them. */
+    assert_int_equal(harness_stop(&f->h, SIGKILL), 128 + SIGKILL);
+    assert_int_equal(harness_restart(&f->h, NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -600,6 +638,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_endpoints, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ipc_taken, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
