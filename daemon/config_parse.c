@@ -453,6 +453,13 @@ static void begin_section(parser_t *ps, const char *text, size_t len)
             PROTO_NAME_MAX);
         return;
     }
+    if (kind == CONFIG_SEC_TOWNSHIP && proto_township_reserved(id, strlen(id))) {
+        config_parse_fail(ps, ps->line, ps->sec_text, NULL,
+                          "'%s' is reserved: tally shows the county-wide tallies under it; give "
+                          "the township another id",
+                          id);
+        return;
+    }
     begin_entry(ps, id);
 }
 

@@ -134,6 +134,15 @@ static int town_id(ingest_t *in, proto_str_t name, char *msg, size_t msglen)
                  (int)name.len, name.ptr, named, named);
         return TALLY_EUNKTOWN;
     }
+    if (proto_township_reserved(name.ptr, name.len)) {
+        /* A township of that id accepted before it was reserved stays
+         * (intern_find above). */
+        snprintf(msg, msglen,
+                 "township '%.*s' is reserved: it names the county-wide tallies; submit the "
+                 "township's own id",
+                 (int)name.len, name.ptr);
+        return TALLY_EBADNAME;
+    }
     if (l->closed_townships) {
         snprintf(msg, msglen, "township '%.*s' is not in the catalog", (int)name.len, name.ptr);
         return TALLY_EUNKTOWN;

@@ -123,6 +123,12 @@ int proto_name_check(const char *name, size_t len)
     return proto_name_scan((const uint8_t *)name, len, &at);
 }
 
+bool proto_township_reserved(const char *name, size_t len)
+{
+    return name != NULL && len == sizeof(PROTO_TOWNSHIP_RESERVED) - 1 &&
+           memcmp(name, PROTO_TOWNSHIP_RESERVED, len) == 0;
+}
+
 /* ---- small helpers ------------------------------------------------------ */
 
 int proto_topic(char *buf, size_t cap, proto_str_t metric, proto_str_t scope)

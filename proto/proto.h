@@ -424,6 +424,13 @@ int proto_encode(msgpack_sbuffer *out, const proto_msg_t *msg);
  * TALLY_EBADNAME, TALLY_ETOOLONG or TALLY_EUTF8. */
 int proto_name_check(const char *name, size_t len);
 
+/* The township id no township may take (PROTOCOL.md 9.1): tally's
+ * clients show the county-wide tallies (scope "") under it. */
+#define PROTO_TOWNSHIP_RESERVED "county"
+
+/* True when name[0..len) is PROTO_TOWNSHIP_RESERVED. */
+bool proto_township_reserved(const char *name, size_t len);
+
 /* True when s[0..len) is a backup's name (PROTOCOL.md 8.27):
  * "backup-YYYYMMDDTHHMMSSZ", optionally followed by "-N" (1 to 3 digits). */
 bool proto_backup_name_valid(const char *s, size_t len);

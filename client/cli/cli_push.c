@@ -599,6 +599,11 @@ int cli_push(int argc, char **argv, cli_global_t *g)
         return status;
     if (town != NULL && proto_name_check(town, strlen(town)) < 0)
         return cli_usage_error("push", "--town '%s' is not a valid township name", town);
+    if (town != NULL && proto_township_reserved(town, strlen(town)))
+        return cli_usage_error("push",
+                               "--town '%s' is reserved: it names the county-wide tallies; give "
+                               "the township's own id",
+                               town);
     bool pairs = optind < argc;
     if (flush) {
         /* Each spooled submission names its township: --town is not

@@ -140,6 +140,13 @@ int tally_client_new(const char *server_endpoint, const char *township,
     if (rc < 0)
         return rc;
     rc = township != NULL ? proto_name_check(township, strlen(township)) : 0;
+    if (rc == 0 && township != NULL && proto_township_reserved(township, strlen(township))) {
+        text_format(err, errlen,
+                    "township '%s' is reserved: it names the county-wide tallies (give the "
+                    "township's own id)",
+                    township);
+        return TALLY_EBADNAME;
+    }
     if (rc < 0) {
         text_format(err, errlen, "township '%s' is not a valid name (%s)", township,
                     tally_strerror(rc));

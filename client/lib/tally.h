@@ -277,7 +277,7 @@ typedef struct tally_client_opts {
 } tally_client_opts_t;
 
 /* Create a publisher for township (1..64 bytes of UTF-8, the protocol's
- * name rules) that submits to server_endpoint (any form accepted by
+ * name rules; not "county", which names the county-wide tallies) that submits to server_endpoint (any form accepted by
  * tally_endpoint_normalize).  opts may be NULL (all defaults).  township
  * NULL: a client that only delivers what its spool holds (each spooled
  * submission names its own township); tally_client_add() then fails with
@@ -297,7 +297,8 @@ typedef struct tally_client_opts {
  * On success *out owns a new client (free with tally_client_destroy).
  * Returns 0; TALLY_EINVAL (NULL endpoint or out, bad endpoint, option out
  * of range);
- * TALLY_EBADNAME, TALLY_ETOOLONG or TALLY_EUTF8 (township); TALLY_EEXIST
+ * TALLY_EBADNAME (township, also "county"), TALLY_ETOOLONG or TALLY_EUTF8
+ * (township); TALLY_EEXIST
  * (the spool or state file is locked by another process, still after
  * lock_timeout_ms); TALLY_EIO (spool or state file
  * unreadable/unwritable); TALLY_EMALFORMED (a spool file or the state file

@@ -529,6 +529,14 @@ static void test_rejections(void **state)
         fail_msg("stderr should name 'x=abc': %s", r.err);
     cli_result_free(&r);
 
+    /* The township id the county's own tallies are shown under: refused
+     * before anything is sent (also offline, where it would be spooled). */
+    const char *county[] = {"push", "--town", "county", "disputes.resolved=1", NULL};
+    r = run_expect(f, 2, county);
+    if (strstr(r.err, "--town 'county' is reserved") == NULL)
+        fail_msg("stderr should say --town 'county' is reserved: %s", r.err);
+    cli_result_free(&r);
+
     /* A wrong flag, with the closest one suggested; and for get. */
     const char *flag[] = {"push", "--tonw", "gaoguan", "disputes.resolved=1", NULL};
     r = run_expect(f, 2, flag);

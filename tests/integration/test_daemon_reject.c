@@ -213,6 +213,14 @@ static void build_town_space(msgpack_sbuffer *out, const build_t *b)
     pk_sample(&pk, b->metric, strlen(b->metric), 1);
 }
 
+static void build_town_county(msgpack_sbuffer *out, const build_t *b)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    pk_head(&pk, b, 1, "county", 6, b->now, 1);
+    pk_sample(&pk, b->metric, strlen(b->metric), 1);
+}
+
 static void build_metric_utf8(msgpack_sbuffer *out, const build_t *b)
 {
     msgpack_packer pk;
@@ -535,6 +543,8 @@ static const bad_case_t cases[] = {
     {"township as bin", build_town_bin, false, ACK, 4, true, "township", -1, "bad_type", OPEN},
     {"township with a space", build_town_space, false, ACK, 8, true, "township", -1, "bad_name",
      OPEN},
+    {"township 'county' (reserved)", build_town_county, false, ACK, 8, true, "township", -1,
+     "bad_name", OPEN},
     {"metric not UTF-8", build_metric_utf8, false, ACK, 7, true, "samples[0].metric", 0, "bad_utf8",
      OPEN},
     {"metric with a space", build_metric_space, false, ACK, 8, true, "samples[1].metric", 1,

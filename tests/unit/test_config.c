@@ -494,6 +494,10 @@ static void test_ids(void **state)
     snprintf(text, sizeof(text), "[township %sx]\n", id);
     expect_error(text, "t.conf:1: [township aaaa");
     expect_error(text, "is not a valid id (too long; expected 1..64 bytes");
+    expect_error("[township county]\n", "t.conf:1: [township county]: 'county' is reserved: tally "
+                                        "shows the county-wide tallies under it");
+    expect_ok("[metric county]\nkind = counter\n", &cfg); /* only the township id is reserved */
+    config_free(&cfg);
     expect_error("[township a/b]\n", "t.conf:1: [township a/b]: 'a/b' is not a valid id "
                                      "(forbidden character;");
     expect_error("[township a\xff]\n",
