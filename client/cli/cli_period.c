@@ -254,46 +254,6 @@ static const tally_tally_t *find(const cli_render_rows_t *r, const tally_tally_t
     return cli_render_find(r->v, r->n, t);
 }
 
-/* A ratio as a percentage: 100 * num / den. */
-static double pct_of(const tally_value_t *v)
-{
-    return v->den ? 100.0 * (double)v->num / (double)v->den : 0.0;
-}
-
-void cli_change(int kind, int scale, const tally_value_t *a, const tally_value_t *b, char *abs_,
-                size_t abs_cap, char *rel, size_t rel_cap, double *d_abs, double *d_rel,
-                bool *has_rel)
-{
-    *has_rel = false;
-    if (kind == TALLY_KIND_RATIO) {
-        double d = pct_of(a) - pct_of(b);
-        snprintf(abs_, abs_cap, "%+.1fpp", d);
-        snprintf(rel, rel_cap, "-");
-        *d_abs = d;
-        return;
-    }
-    __int128 d = (__int128)a->num - b->num;
-    tally_value_t dv = {.column = "", .present = true, .num = (int64_t)d, .den = 1};
-    if (d > INT64_MAX || d < INT64_MIN) {
-        snprintf(abs_, abs_cap, "overflow");
-    } else {
-        char num[48];
-        cli_render_scaled(num, sizeof(num), kind, &dv, scale);
-        snprintf(abs_, abs_cap, "%s%s", d > 0 ? "+" : "", num);
-    }
-    double p10 = 1;
-    for (int i = 0; i < scale; i++)
-        p10 *= 10;
-    *d_abs = (double)d / p10;
-    if (b->num == 0) {
-        snprintf(rel, rel_cap, "-");
-        return;
-    }
-    *d_rel = 100.0 * (double)d / (double)(b->num < 0 ? -b->num : b->num);
-    *has_rel = true;
-    snprintf(rel, rel_cap, "%+.1f%%", *d_rel);
-}
-
 /* The cells of v's row in the comparison: its names, its value of
  * period, then for each set its value, the change and the change in %,
  * formatted into text. */

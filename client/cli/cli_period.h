@@ -83,15 +83,6 @@ int cli_get_period(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *cu
 int cli_history_refused(cli_global_t *g, const char *cmd, int rc, const tally_request_t *req,
                         const char *what, int timeout_ms);
 
-/* The change from b to a (both present) of a metric of kind and scale,
- * as text: absolute into abs_ (with the scale; percentage points for a
- * ratio: "+1.5pp") and relative into rel ("+12.5%", "-" when b is 0 or
- * for a ratio); as numbers into *d_abs and *d_rel (*has_rel says whether
- * there is one). */
-void cli_change(int kind, int scale, const tally_value_t *a, const tally_value_t *b, char *abs_,
-                size_t abs_cap, char *rel, size_t rel_cap, double *d_abs, double *d_rel,
-                bool *has_rel);
-
 /* A value as JSON on stdout (v NULL, or not present: null; a ratio as
  * {"num":..,"den":..,"value":..}). */
 void cli_json_value(const tally_value_t *v, int kind);

@@ -115,12 +115,107 @@ const char *cli_render_scope(const tally_tally_t *t)
     return t->scope[0] ? t->scope : "county";
 }
 
+cli_i128 cli_round_div(cli_i128 num, cli_i128 den)
+{
+    if (den < 0)
+        num = -num, den = -den;
+    cli_i128 q = num / den, rem = num % den;
+    if (rem < 0)
+        rem = -rem;
+    if (rem >= den - rem) /* 2 * rem >= den, without overflow */
+        q += num < 0 ? -1 : 1;
+    return q;
+}
+
+void cli_render_fixed(char *buf, size_t cap, cli_i128 v, int places, bool plus, const char *suffix)
+{
+    cli_i128 p = 1;
+    for (int i = 0; i < places; i++)
+        p *= 10;
+    unsigned __int128 mag = v < 0 ? 0 - (unsigned __int128)v : (unsigned __int128)v;
+    const char *sign = v < 0 ? "-" : plus && v > 0 ? "+" : "";
+    if (mag / (unsigned __int128)p > UINT64_MAX) {
+        snprintf(buf, cap, "%soverflow", sign);
+        return;
+    }
+    if (places > 0)
+        snprintf(buf, cap, "%s%" PRIu64 ".%0*" PRIu64 "%s", sign,
+                 (uint64_t)(mag / (unsigned __int128)p), places,
+                 (uint64_t)(mag % (unsigned __int128)p), suffix);
+    else
+        snprintf(buf, cap, "%s%" PRIu64 "%s", sign, (uint64_t)mag, suffix);
+}
+
+bool cli_ratio_change_tenths(int64_t an, int64_t ad, int64_t bn, int64_t bd, cli_i128 *tenths)
+{
+    if (ad == 0 || bd == 0)
+        return false;
+    const int64_t lim = INT64_C(1) << 50;
+    if (an > -lim && an < lim && ad > -lim && ad < lim && bn > -lim && bn < lim && bd > -lim &&
+        bd < lim) {
+        /* |products| < 2^100, times 1000 < 2^110 */
+        *tenths = cli_round_div(((cli_i128)an * bd - (cli_i128)bn * ad) * 1000, (cli_i128)ad * bd);
+        return true;
+    }
+    double d = 1000.0 * ((double)an / (double)ad - (double)bn / (double)bd);
+    *tenths = (cli_i128)(d < 0 ? d - 0.5 : d + 0.5);
+    return true;
+}
+
+/* A ratio as a percentage: 100 * num / den. */
+static double pct_of(const tally_value_t *v)
+{
+    return v->den ? 100.0 * (double)v->num / (double)v->den : 0.0;
+}
+
+void cli_change(int kind, int scale, const tally_value_t *a, const tally_value_t *b, char *abs_,
+                size_t abs_cap, char *rel, size_t rel_cap, double *d_abs, double *d_rel,
+                bool *has_rel)
+{
+    *has_rel = false;
+    if (kind == TALLY_KIND_RATIO) {
+        cli_i128 tenths;
+        if (!cli_ratio_change_tenths(a->num, a->den, b->num, b->den, &tenths)) {
+            snprintf(abs_, abs_cap, "-");
+            snprintf(rel, rel_cap, "-");
+            *d_abs = 0;
+            return;
+        }
+        cli_render_fixed(abs_, abs_cap, tenths, 1, true, "pp");
+        snprintf(rel, rel_cap, "-");
+        *d_abs = pct_of(a) - pct_of(b);
+        return;
+    }
+    cli_i128 d = (cli_i128)a->num - b->num;
+    tally_value_t dv = {.column = "", .present = true, .num = (int64_t)d, .den = 1};
+    if (d > INT64_MAX || d < INT64_MIN) {
+        snprintf(abs_, abs_cap, "overflow");
+    } else {
+        char num[48];
+        cli_render_scaled(num, sizeof(num), kind, &dv, scale);
+        snprintf(abs_, abs_cap, "%s%s", d > 0 ? "+" : "", num);
+    }
+    double p10 = 1;
+    for (int i = 0; i < scale; i++)
+        p10 *= 10;
+    *d_abs = (double)d / p10;
+    if (b->num == 0) {
+        snprintf(rel, rel_cap, "-");
+        return;
+    }
+    cli_i128 base = b->num < 0 ? -(cli_i128)b->num : b->num;
+    *d_rel = 100.0 * (double)d / (double)base;
+    *has_rel = true;
+    cli_render_fixed(rel, rel_cap, cli_round_div(d * 1000, base), 1, true, "%");
+}
+
 void cli_render_value(char *buf, size_t cap, int kind, const tally_value_t *v)
 {
     if (!v->present) {
         snprintf(buf, cap, "-");
     } else if (kind == TALLY_KIND_RATIO) {
-        snprintf(buf, cap, "%.1f%%", v->den ? 100.0 * (double)v->num / (double)v->den : 0.0);
+        cli_render_fixed(buf, cap, v->den ? cli_round_div((cli_i128)v->num * 1000, v->den) : 0, 1,
+                         false, "%");
     } else if (v->den != 1 && v->den != 0) {
         snprintf(buf, cap, "%" PRId64 "/%" PRId64, v->num, v->den);
     } else {

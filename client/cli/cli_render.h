@@ -16,6 +16,34 @@ const char *cli_render_scope(const tally_tally_t *t);
  * value. */
 void cli_render_value(char *buf, size_t cap, int kind, const tally_value_t *v);
 
+/* ---- rounding: every figure the command prints in tenths of a percent
+ * (a ratio, a ratio's change in percentage points, a change in %) is
+ * computed exactly from the integers and rounded half away from zero
+ * (四舍五入, as the offices' reports round), so that the table, the
+ * history, the watch and the report agree to the digit: 1/16 is 6.3%. */
+
+/* num / den (den != 0) rounded half away from zero. */
+__extension__ typedef __int128 cli_i128;
+cli_i128 cli_round_div(cli_i128 num, cli_i128 den);
+
+/* v in units of 10^-places as text with that many decimals (1 place:
+ * 986 -> "98.6"), then suffix; a '+' before a positive value when plus. */
+void cli_render_fixed(char *buf, size_t cap, cli_i128 v, int places, bool plus, const char *suffix);
+
+/* The change from ratio b to ratio a (each num/den, den > 0) in tenths of
+ * a percentage point, rounded from the exact fractions; with operands
+ * beyond 2^50 (no real county's), from doubles.  false when a den is 0. */
+bool cli_ratio_change_tenths(int64_t an, int64_t ad, int64_t bn, int64_t bd, cli_i128 *tenths);
+
+/* The change from b to a (both present) of a metric of kind and scale,
+ * as text: absolute into abs_ (with the scale; percentage points for a
+ * ratio: "+1.5pp") and relative into rel ("+12.5%", "-" when b is 0 or
+ * for a ratio); as numbers into *d_abs and *d_rel (*has_rel says whether
+ * there is one). */
+void cli_change(int kind, int scale, const tally_value_t *a, const tally_value_t *b, char *abs_,
+                size_t abs_cap, char *rel, size_t rel_cap, double *d_abs, double *d_rel,
+                bool *has_rel);
+
 /* Tallies gathered through cli_render_rows_add, to be sorted and printed.
  * Start from a zeroed struct with metric and copy set. */
 typedef struct cli_render_rows {

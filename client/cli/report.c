@@ -7,9 +7,10 @@
 #include <string.h>
 
 #include "calperiod.h"
+#include "cli_render.h"
 #include "vec.h"
 
-typedef __int128 i128;
+typedef cli_i128 i128;
 
 static void copy(char *dst, size_t cap, const char *src)
 {
@@ -92,7 +93,9 @@ int report_build(report_t *r, const cli_span_t *period, const cli_span_t *year_a
     copy(r->period, sizeof(r->period), period->name);
     copy(r->through, sizeof(r->through), through);
     r->compare = year_ago != NULL;
-    if (year_ago != NULL)
+    if (year_ago != NULL && year_ago->span)
+        snprintf(r->year_ago, sizeof(r->year_ago), "%s 至 %s", year_ago->from, year_ago->to);
+    else if (year_ago != NULL)
         copy(r->year_ago, sizeof(r->year_ago), year_ago->name);
     r->nscopes = n;
     r->scope_id = calloc(n, sizeof(*r->scope_id));
@@ -180,70 +183,38 @@ void report_free(report_t *r)
 }
 
 /* Round num * 10^k / den half away from zero. */
-static i128 div_round(i128 num, i128 den)
-{
-    if (den < 0)
-        num = -num, den = -den;
-    i128 q = num / den, rem = num % den;
-    if (rem < 0)
-        rem = -rem;
-    if (2 * rem >= den)
-        q += num < 0 ? -1 : 1;
-    return q;
-}
-
-static void format_fixed(char *buf, size_t cap, i128 v, int places, const char *suffix)
-{
-    i128 p = 1;
-    for (int i = 0; i < places; i++)
-        p *= 10;
-    i128 mag = v < 0 ? -v : v;
-    if (places > 0)
-        snprintf(buf, cap, "%s%" PRIu64 ".%0*" PRIu64 "%s", v < 0 ? "-" : "", (uint64_t)(mag / p),
-                 places, (uint64_t)(mag % p), suffix);
-    else
-        snprintf(buf, cap, "%s%" PRIu64 "%s", v < 0 ? "-" : "", (uint64_t)mag, suffix);
-}
-
 void report_format(char *buf, size_t cap, const report_row_t *row, const report_cell_t *c)
 {
     if (!c->present) {
         snprintf(buf, cap, "%s", "");
     } else if (row->kind == TALLY_KIND_RATIO) {
         /* 216/219 -> 986 tenths of a percent -> 98.6% */
-        format_fixed(buf, cap, div_round((i128)c->num * 1000, c->den ? c->den : 1), 1, "%");
+        cli_render_fixed(buf, cap, cli_round_div((i128)c->num * 1000, c->den ? c->den : 1), 1,
+                         false, "%");
     } else {
-        format_fixed(buf, cap, c->num, row->scale, "");
+        cli_render_fixed(buf, cap, c->num, row->scale, false, "");
     }
 }
 
 bool report_change(const report_row_t *row, const report_cell_t *a, const report_cell_t *b,
-                   char *abs_, size_t abs_cap, char *rel, size_t rel_cap)
+                   const char *pp, char *abs_, size_t abs_cap, char *rel, size_t rel_cap)
 {
     abs_[0] = rel[0] = '\0';
     if (!a->present || !b->present)
         return false;
     if (row->kind == TALLY_KIND_RATIO) {
-        if (a->den == 0 || b->den == 0)
-            return false;
         /* tenths of a percentage point, from the exact fractions */
-        i128 d = div_round((i128)a->num * 1000 * b->den - (i128)b->num * 1000 * a->den,
-                           (i128)a->den * b->den);
-        format_fixed(abs_, abs_cap, d, 1, "pp");
-        if (d > 0)
-            memmove(abs_ + 1, abs_, strlen(abs_) + 1), abs_[0] = '+';
+        i128 d;
+        if (!cli_ratio_change_tenths(a->num, a->den, b->num, b->den, &d))
+            return false;
+        cli_render_fixed(abs_, abs_cap, d, 1, true, pp);
         return true;
     }
     i128 d = (i128)a->num - b->num;
-    format_fixed(abs_, abs_cap, d, row->scale, "");
-    if (d > 0 && strlen(abs_) + 1 < abs_cap)
-        memmove(abs_ + 1, abs_, strlen(abs_) + 1), abs_[0] = '+';
-    if (b->num != 0) {
-        i128 pct = div_round(d * 1000, b->num < 0 ? -(i128)b->num : b->num);
-        format_fixed(rel, rel_cap, pct, 1, "%");
-        if (pct > 0 && strlen(rel) + 1 < rel_cap)
-            memmove(rel + 1, rel, strlen(rel) + 1), rel[0] = '+';
-    }
+    cli_render_fixed(abs_, abs_cap, d, row->scale, true, "");
+    if (b->num != 0)
+        cli_render_fixed(rel, rel_cap, cli_round_div(d * 1000, b->num < 0 ? -(i128)b->num : b->num),
+                         1, true, "%");
     return true;
 }
 
@@ -292,10 +263,7 @@ int report_write_md(const report_t *r, FILE *out)
     md_text(out, r->title);
     fputs("\n\n", out);
     if (!r->any_data)
-        fprintf(out,
-                "> 本期无数据：no figures were reported for %s; every value below is 0 or "
-                "empty.\n\n",
-                r->period);
+        fprintf(out, "> 本期无数据：%s 没有上报的数据，下表各项为 0 或空。\n\n", r->period);
     char ya[CLI_SPAN_NAME_MAX + 160];
     int cs = report_compared(r, ya, sizeof(ya));
     bool cmp = cs >= 0;
@@ -329,7 +297,8 @@ int report_write_md(const report_t *r, FILE *out)
         if (cmp) {
             char a[64], rel[64];
             report_format(v, sizeof(v), row, &row->prev[cs]);
-            report_change(row, &row->cur[cs], &row->prev[cs], a, sizeof(a), rel, sizeof(rel));
+            report_change(row, &row->cur[cs], &row->prev[cs], " 个百分点", a, sizeof(a), rel,
+                          sizeof(rel));
             fprintf(out, " %s | %s | %s |", v, a, rel);
         }
         fputc('\n', out);
@@ -397,7 +366,7 @@ int report_write_csv(const report_t *r, FILE *out)
         if (cmp) {
             char a[64], rel[64];
             report_format(v, sizeof(v), row, &row->prev[cs]);
-            report_change(row, &row->cur[cs], &row->prev[cs], a, sizeof(a), rel, sizeof(rel));
+            report_change(row, &row->cur[cs], &row->prev[cs], "pp", a, sizeof(a), rel, sizeof(rel));
             fprintf(out, ",%s,%s,%s", v, a, rel);
         }
         fputc(',', out);

@@ -37,7 +37,7 @@ typedef struct report {
     char title[320];                  /* "高观镇 2023", "全县 2023（截至 2023-12-06）" */
     char heading[256];                /* the title without its （截至 ...） */
     char period[CLI_SPAN_NAME_MAX];   /* "2023", "2023-01..2023-11" */
-    char year_ago[CLI_SPAN_NAME_MAX]; /* "2022", "2022-01-01..2022-12-06" with compare, else "" */
+    char year_ago[CLI_SPAN_NAME_MAX]; /* "2022", "2022-01-01 至 2022-12-06" with compare, else "" */
     char through[CALPERIOD_NAME_MAX]; /* the last day the period has figures of, when open */
     bool compare;
     size_t nscopes;
@@ -77,11 +77,11 @@ int report_compared(const report_t *r, char *heading, size_t cap);
 void report_format(char *buf, size_t cap, const report_row_t *row, const report_cell_t *c);
 
 /* The change from b to a, when both have a value: absolute (the metric's
- * scale; percentage points "+1.2pp" for a ratio) and relative ("+3.4%",
- * "" when b is 0 or for a ratio).  False when there is no change to
- * show. */
+ * scale; for a ratio percentage points followed by pp: "+1.2pp", or
+ * "+1.2 个百分点") and relative ("+3.4%", "" when b is 0 or for a ratio).
+ * False when there is no change to show. */
 bool report_change(const report_row_t *row, const report_cell_t *a, const report_cell_t *b,
-                   char *abs_, size_t abs_cap, char *rel, size_t rel_cap);
+                   const char *pp, char *abs_, size_t abs_cap, char *rel, size_t rel_cap);
 
 /* The ratio as a fraction (0.986...) and a value as a number with its
  * scale (12.5), for writers that store numbers. */

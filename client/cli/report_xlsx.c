@@ -56,7 +56,7 @@ static void make_formats(lxw_workbook *wb, formats_t *f)
     f->pct = workbook_add_format(wb);
     format_set_num_format(f->pct, "0.0%");
     f->pp = workbook_add_format(wb);
-    format_set_num_format(f->pp, "+0.0\"pp\";-0.0\"pp\";0.0\"pp\"");
+    format_set_num_format(f->pp, "+0.0\" 个百分点\";-0.0\" 个百分点\";0.0\" 个百分点\"");
     f->rel = workbook_add_format(wb);
     format_set_num_format(f->rel, "+0.0%;-0.0%;0.0%");
     for (int s = 0; s < 10; s++) {
@@ -151,7 +151,7 @@ static int build(const report_t *r, const char *tmp, char *err, size_t errlen)
     }
     if (!r->any_data) {
         char note[160];
-        snprintf(note, sizeof(note), "本期无数据：no figures were reported for %s", r->period);
+        snprintf(note, sizeof(note), "本期无数据：%s 没有上报的数据", r->period);
         worksheet_write_string(ws, head++, 0, note, f.text);
     }
     lxw_col_t c = 0;
@@ -204,10 +204,12 @@ static int build(const report_t *r, const char *tmp, char *err, size_t errlen)
     worksheet_set_column(ws, 0, 0, wlabel, NULL);
     worksheet_set_column(ws, 1, 1, 8, NULL);
     /* One call per column: libxlsxwriter keeps the first of overlapping
-     * ranges.  The year-ago column may be a span's days, "2022-01-01..2022-12-06". */
+     * ranges.  The year-ago column may be a span's days, "2022-01-01 至 2022-12-06". */
     for (lxw_col_t k = 2; k + 1 < ncols; k++) {
         bool wide = cmp && k == 2 + r->nscopes && width_of(ya) > wval;
-        worksheet_set_column(ws, k, k, wide ? width_of(ya) : wval, NULL);
+        /* 同比增减 of a ratio: "+12.3 个百分点" */
+        bool change = cmp && k == 3 + r->nscopes && wval < 15;
+        worksheet_set_column(ws, k, k, wide ? width_of(ya) : change ? 15 : wval, NULL);
     }
     worksheet_set_column(ws, (lxw_col_t)(ncols - 1), (lxw_col_t)(ncols - 1), wid, NULL);
     worksheet_freeze_panes(ws, head + 1, 1);

@@ -656,7 +656,7 @@ static void test_to_date_and_spans(void **state)
     if (today < y1) {
         day_name(calperiod_year_ago((calperiod_t){CALPERIOD_DAY, y0}).key, a);
         day_name(ya_today.key, b);
-        snprintf(yago, sizeof yago, "%s..%s", a, b);
+        snprintf(yago, sizeof yago, "%s 至 %s", a, b);
     } else {
         calperiod_format(calperiod_year_ago(yr), yago, sizeof yago);
     }

@@ -291,6 +291,26 @@ static void test_all_compare_md(void **state)
         strstr(r.out, "| 矛盾纠纷化解率 | % | 98.6% |") == NULL)
         fail_msg("Markdown:\n%s", r.out);
     cli_result_free(&r);
+
+    /* A year before with a rate of 1/16 = 6.25%: shown 6.3% (rounded half
+     * up, as get shows it), the change in 个百分点 from the exact
+     * fractions (98.630... - 6.25 = 92.380...). */
+    r = run_expect(f, 0,
+                   (const char *const[]){"push", "--town", "gaoguan", "--time", "2022-06-01",
+                                         "disputes.screened=16", "disputes.resolved=1", NULL});
+    cli_result_free(&r);
+    r = run_expect(f, 0,
+                   (const char *const[]){"report", "--period", "2023", "--town", "gaoguan",
+                                         "--compare", NULL});
+    if (strstr(r.out, "| 矛盾纠纷化解率 | % | 98.6% | 6.3% | +92.4 个百分点 |") == NULL)
+        fail_msg("--compare, Markdown:\n%s", r.out);
+    cli_result_free(&r);
+    r = run_expect(f, 0,
+                   (const char *const[]){"get", "--period", "2022", "--town", "gaoguan", "-m",
+                                         "disputes.resolution_rate", NULL});
+    if (strstr(r.out, " 6.3%") == NULL)
+        fail_msg("get --period 2022:\n%s", r.out);
+    cli_result_free(&r);
 }
 
 /* 3. A period without figures is a report of zeros that says so; bad

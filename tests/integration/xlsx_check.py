@@ -77,7 +77,7 @@ def main():
     longest = max(len(r[3]) for r in rows[1:])
     if width < 2 * longest:
         fail("column A is %.1f wide for labels of %d Chinese characters" % (width, longest))
-    # Every heading fits its column ("2022-01-01..2022-12-06" for the days
+    # Every heading fits its column ("2022-01-01 至 2022-12-06" for the days
     # a year before a period not over yet); a CJK character takes two.
     for col in range(1, ws.max_column + 1):
         text = ws.cell(hrow, col).value or ""

@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,6 +248,71 @@ static void test_render_table(void **state)
     assert_string_equal(buf, "100.0%");
 }
 
+/* Tenths of a percent, rounded half away from zero from the integers, in
+ * every place the command prints them: 1/16 is 6.25%, shown 6.3% (as the
+ * report shows it; printf's %.1f of the double gave 6.2%). */
+static void test_render_rounding(void **state)
+{
+    (void)state;
+    static const struct {
+        int64_t num, den;
+        const char *want;
+    } ratios[] = {{1, 16, "6.3%"},
+                  {3, 16, "18.8%"},
+                  {216, 219, "98.6%"},
+                  {2, 3, "66.7%"},
+                  {1, 3, "33.3%"},
+                  {0, 5, "0.0%"},
+                  {1, 0, "0.0%"},
+                  {-1, 16, "-6.3%"},
+                  {1, 2000, "0.1%"},
+                  {1, 2001, "0.0%"},
+                  {INT64_MAX, INT64_MAX, "100.0%"}};
+    char buf[48];
+    for (size_t i = 0; i < sizeof ratios / sizeof ratios[0]; i++) {
+        tally_value_t v = {
+            .column = "x", .present = true, .num = ratios[i].num, .den = ratios[i].den};
+        cli_render_value(buf, sizeof buf, TALLY_KIND_RATIO, &v);
+        if (strcmp(buf, ratios[i].want) != 0)
+            fail_msg("%" PRId64 "/%" PRId64 ": '%s', not '%s'", ratios[i].num, ratios[i].den, buf,
+                     ratios[i].want);
+    }
+
+    /* A ratio's change in points: 1/16 - 0/1 = +6.25 points -> +6.3pp;
+     * 3/8 - 1/8 = 25.0; 1/3 - 2/3 = -33.3; a 0 den has none. */
+    char a[48], r[48];
+    double da, dr;
+    bool hr;
+    tally_value_t r1 = {.column = "x", .present = true, .num = 1, .den = 16};
+    tally_value_t r0 = {.column = "x", .present = true, .num = 0, .den = 1};
+    cli_change(TALLY_KIND_RATIO, 0, &r1, &r0, a, sizeof a, r, sizeof r, &da, &dr, &hr);
+    assert_string_equal(a, "+6.3pp");
+    assert_string_equal(r, "-");
+    tally_value_t t1 = {.column = "x", .present = true, .num = 1, .den = 3};
+    tally_value_t t2 = {.column = "x", .present = true, .num = 2, .den = 3};
+    cli_change(TALLY_KIND_RATIO, 0, &t1, &t2, a, sizeof a, r, sizeof r, &da, &dr, &hr);
+    assert_string_equal(a, "-33.3pp");
+    cli_change(TALLY_KIND_RATIO, 0, &t1, &t1, a, sizeof a, r, sizeof r, &da, &dr, &hr);
+    assert_string_equal(a, "0.0pp");
+
+    /* A counter's change in %: 17 against 16 is +6.25% -> +6.3%; 15 is
+     * -6.3%. */
+    tally_value_t c16 = {.column = "x", .present = true, .num = 16, .den = 1};
+    tally_value_t c17 = {.column = "x", .present = true, .num = 17, .den = 1};
+    tally_value_t c15 = {.column = "x", .present = true, .num = 15, .den = 1};
+    cli_change(TALLY_KIND_COUNTER, 0, &c17, &c16, a, sizeof a, r, sizeof r, &da, &dr, &hr);
+    assert_string_equal(a, "+1");
+    assert_string_equal(r, "+6.3%");
+    assert_true(hr);
+    cli_change(TALLY_KIND_COUNTER, 0, &c15, &c16, a, sizeof a, r, sizeof r, &da, &dr, &hr);
+    assert_string_equal(r, "-6.3%");
+
+    cli_i128 t;
+    assert_true(cli_ratio_change_tenths(INT64_MAX, INT64_MAX, 0, 1, &t));
+    assert_true(t == 1000);
+    assert_false(cli_ratio_change_tenths(1, 0, 0, 1, &t));
+}
+
 /* A metric's decimal scale: exact integer arithmetic, signs, zeros. */
 static void test_render_scaled(void **state)
 {
@@ -291,6 +357,7 @@ int main(void)
         cmocka_unit_test(test_render_json),
         cmocka_unit_test(test_render_table),
         cmocka_unit_test(test_render_scaled),
+        cmocka_unit_test(test_render_rounding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
