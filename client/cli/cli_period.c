@@ -415,14 +415,23 @@ static void print_compare_json(const tally_tally_t *const *v, size_t n, const ch
     fputs("]}\n", stdout);
 }
 
+/* Read period into rows.  A comparison (compared) whose days the daemon no
+ * longer keeps is left without rows, said on stderr: its columns show -. */
 static int fetch(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *curve,
                  const cli_span_t *period, cli_render_rows_t *rows, const char *arg,
-                 tally_townships_t *found)
+                 tally_townships_t *found, bool compared)
 {
     char err[600];
     tally_request_t req = cli_request(curve, o->timeout_ms, err, sizeof err);
     int rc = cli_span_fetch(g->server, &req, o->prefix, period, NULL, 0, found, cli_render_rows_add,
                             rows);
+    if (rc == TALLY_EEXPIRED && compared) {
+        fprintf(stderr,
+                "tally get: %s is older than the days the daemon keeps: nothing to compare with "
+                "(-)\n",
+                period->name);
+        return CLI_OK;
+    }
     if (rc == TALLY_ETYPE && period->span) {
         fprintf(stderr,
                 "tally get: the daemon at %s cannot read a span of days %s (it is older than "
@@ -452,7 +461,7 @@ int cli_get_period(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *cu
     cli_span_parse(period, &cur); /* checked by the caller */
     const char *pname = cur.name;
     tally_townships_t found = {0}; /* a county read in parts: its townships */
-    int status = fetch(g, o, curve, &cur, &rows, period, &found);
+    int status = fetch(g, o, curve, &cur, &rows, period, &found, false);
     char through[CALPERIOD_NAME_MAX] = ""; /* the daemon's today, when cur is open on it */
     if (status == CLI_OK && compare) {
         char err[600];
@@ -478,7 +487,7 @@ int cli_get_period(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *cu
             snprintf(s->name, sizeof(s->name), "%s", cand[i].name);
             s->relation = rel[i];
             s->rows = (cli_render_rows_t){.metric = rows.metric, .copy = true};
-            status = fetch(g, o, curve, &cand[i], &s->rows, s->name, &found);
+            status = fetch(g, o, curve, &cand[i], &s->rows, s->name, &found, true);
             cli_render_sort(s->rows.v, s->rows.n);
         }
     }

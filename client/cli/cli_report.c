@@ -326,6 +326,11 @@ int cli_report(int argc, char **argv, cli_global_t *g)
     if (!r.any_data)
         fprintf(stderr, "tally report: no figures were reported for %s; the report shows zeros\n",
                 r.period);
+    if (r.year_ago_expired)
+        fprintf(stderr,
+                "tally report: the days a year earlier (%s) are older than the daemon keeps: "
+                "its column is empty\n",
+                r.year_ago);
     status = write_report(&r, format, out);
     report_free(&r);
     return status;

@@ -153,6 +153,15 @@ int report_build(report_t *r, const cli_span_t *period, const cli_span_t *year_a
     if (rc == 0 && !f.oom && year_ago != NULL) {
         f.prev = true;
         rc = fetch(fetch_ctx, prefix, year_ago, on_tally, &f);
+        if (rc == TALLY_EEXPIRED) {
+            r->year_ago_expired = true;
+            rc = 0;
+        }
+    }
+    if (r->year_ago_expired) { /* not 0: not known */
+        for (size_t i = 0; i < r->nrows; i++)
+            for (size_t s = 0; s < n; s++)
+                r->rows[i].prev[s].present = false;
     }
     free(f.by_id);
     if (rc != 0)
@@ -264,6 +273,8 @@ int report_write_md(const report_t *r, FILE *out)
     fputs("\n\n", out);
     if (!r->any_data)
         fprintf(out, "> 本期无数据：%s 没有上报的数据，下表各项为 0 或空。\n\n", r->period);
+    if (r->year_ago_expired)
+        fprintf(out, "> 去年同期 %s 的逐日数据已超出保存期限，无法比较。\n\n", r->year_ago);
     char ya[CLI_SPAN_NAME_MAX + 160];
     int cs = report_compared(r, ya, sizeof(ya));
     bool cmp = cs >= 0;

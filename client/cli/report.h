@@ -45,7 +45,8 @@ typedef struct report {
     char (*scope_name)[129]; /* what a column is headed */
     report_row_t *rows;
     size_t nrows, cap;
-    bool any_data; /* a figure other than 0 or no value, in the period */
+    bool any_data;         /* a figure other than 0 or no value, in the period */
+    bool year_ago_expired; /* with compare: its days older than the daemon keeps (no values) */
 } report_t;
 
 /* Fill r for period (a period or a span) and scopes ids[0..n) ("" = the
@@ -54,8 +55,10 @@ typedef struct report {
  * year_ago (NULL: no comparison) its figures beside them.  through is
  * the daemon's today when period is not over yet ("" otherwise), said in
  * the title.  fetch reads the tallies of a period or span under a prefix
- * (cli_span_fetch), each with its one column named after it.  Returns 0,
- * or the code fetch returned (req says why), or TALLY_ENOMEM. */
+ * (cli_span_fetch), each with its one column named after it.  Days a year
+ * earlier that the daemon no longer keeps (TALLY_EEXPIRED) leave the
+ * comparison without values, r->year_ago_expired set.  Returns 0, or the
+ * code fetch returned (req says why), or TALLY_ENOMEM. */
 typedef int (*report_fetch_fn)(void *ctx, const char *prefix, const cli_span_t *period,
                                tally_tally_cb cb, void *cb_ctx);
 int report_build(report_t *r, const cli_span_t *period, const cli_span_t *year_ago,

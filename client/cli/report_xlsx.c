@@ -154,6 +154,11 @@ static int build(const report_t *r, const char *tmp, char *err, size_t errlen)
         snprintf(note, sizeof(note), "本期无数据：%s 没有上报的数据", r->period);
         worksheet_write_string(ws, head++, 0, note, f.text);
     }
+    if (r->year_ago_expired) {
+        char note[160];
+        snprintf(note, sizeof(note), "去年同期 %s 的逐日数据已超出保存期限，无法比较", r->year_ago);
+        worksheet_write_string(ws, head++, 0, note, f.text);
+    }
     lxw_col_t c = 0;
     worksheet_write_string(ws, head, c++, "指标", f.head);
     worksheet_write_string(ws, head, c++, "单位", f.head);

@@ -453,6 +453,49 @@ static void day_name(int32_t day, char out[CALPERIOD_NAME_MAX])
     calperiod_format((calperiod_t){CALPERIOD_DAY, day}, out, CALPERIOD_NAME_MAX);
 }
 
+/* 4b. --compare of a day whose days a year earlier the daemon no longer
+ * keeps ([history] days = 200): the day is shown, the comparison says so
+ * and shows nothing, in get and in report (it failed outright, over a
+ * day the user never typed). */
+static void test_compare_expired(void **state)
+{
+    fx_t *f = *state;
+    char *conf = strdup(f->conf);
+    assert_non_null(conf);
+    char *days = strstr(conf, "days=36600 ");
+    assert_non_null(days);
+    memcpy(days, "days=200   ", strlen("days=36600 "));
+    assert_int_equal(harness_start(&f->h, conf, NULL), 0);
+    free(conf);
+    char day[CALPERIOD_NAME_MAX], at[64];
+    day_name((int32_t)((harness_now_ms() / 1000 + 8 * 3600) / 86400) - 100, day);
+    snprintf(at, sizeof at, "%sT10:00:00", day);
+    cli_result_t r = run_expect(f, 0,
+                                (const char *const[]){"push", "--town", "gaoguan", "--time", at,
+                                                      "disputes.resolved=7", NULL});
+    cli_result_free(&r);
+    r = run_expect(f, 0,
+                   (const char *const[]){"get", "--period", day, "--compare", "-m",
+                                         "disputes.resolved", "--town", "gaoguan", NULL});
+    if (strstr(r.err, "is older than the days the daemon keeps: nothing to compare with") == NULL ||
+        strstr(r.out, " 7 ") == NULL)
+        fail_msg("get --period %s --compare:\nstdout %s\nstderr %s", day, r.out, r.err);
+    cli_result_free(&r);
+    r = run_expect(f, 0,
+                   (const char *const[]){"report", "--period", day, "--town", "gaoguan",
+                                         "--compare", "-f", "md", NULL});
+    if (strstr(r.out, "的逐日数据已超出保存期限，无法比较") == NULL ||
+        strstr(r.out, "| 化解矛盾纠纷 | 件 | 7 |  |  |  |") == NULL ||
+        strstr(r.err, "older than the daemon keeps") == NULL)
+        fail_msg("report --period %s --compare:\nstdout %s\nstderr %s", day, r.out, r.err);
+    cli_result_free(&r);
+    /* The day itself, out of reach, is still refused (status 1). */
+    day_name((int32_t)((harness_now_ms() / 1000 + 8 * 3600) / 86400) - 300, day);
+    r = run_expect(f, 1, (const char *const[]){"get", "--period", day, NULL});
+    assert_non_null(strstr(r.err, "older than"));
+    cli_result_free(&r);
+}
+
 /* 5b. Whether a period has begun is the daemon's call, in its zone: a
  * daemon 14 hours ahead of UTC (Pacific/Kiritimati) answers for its
  * today a command on a machine 12 hours behind (TZ=Etc/GMT+12), where it
@@ -1290,6 +1333,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_damaged_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compare_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_period_in_daemon_zone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_correction_and_compare, setup, teardown),
         cmocka_unit_test_setup_teardown(test_to_date_and_spans, setup, teardown),
