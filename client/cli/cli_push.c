@@ -2,6 +2,7 @@
  * figures of one township and wait until the daemon has acknowledged
  * them. */
 #include <errno.h>
+#include <poll.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "cli_state.h"
 #include "csv.h"
 #include "proto.h"
+#include "vec.h"
 #include "when.h"
 
 /* The help lines of the shared options are cli_opts.h's macros. */
@@ -63,14 +65,49 @@ const char cli_push_usage[] =
     "were set aside (the message says where and what to do).  See tally(1).\n";
 /* clang-format on */
 
+/* What became of one submission of this run. */
+typedef struct sub_fate {
+    enum { FATE_PENDING, FATE_ACCEPTED, FATE_REJECTED } state;
+    uint32_t nsamples; /* accepted: its samples */
+    int code, sample;  /* rejected: the code and the sample at fault (-1: none) */
+    char *message;     /* rejected: the daemon's reason, "field: why" */
+} sub_fate_t;
+
+/* The samples [first, end) of the figures closed into the submissions
+ * [seq, seq_end) of this run, in order. */
+typedef struct batch {
+    size_t first, end;
+    uint64_t seq, seq_end;
+} batch_t;
+
 typedef struct push {
     uint64_t first_seq; /* seqs >= first_seq belong to this run */
     size_t accepted_samples, accepted_subs;
     uint64_t lo, hi; /* seq range accepted in this run */
     size_t earlier_samples, earlier_subs;
-    size_t rejected;
+    size_t rejected, rejected_now; /* all, and this run's */
     cli_unknown_t unknown;
+    sub_fate_t *fate; /* [seq - first_seq] */
+    size_t nfate, capfate;
+    batch_t *batch;
+    size_t nbatch, capbatch;
+    bool oom;
 } push_t;
+
+/* The fate of this run's submission seq, NULL when out of memory. */
+static sub_fate_t *fate_of(push_t *p, uint64_t seq)
+{
+    size_t i = (size_t)(seq - p->first_seq);
+    if (i >= p->nfate) {
+        if (VEC_RESERVE(p->fate, p->capfate, i + 1) != 0) {
+            p->oom = true;
+            return NULL;
+        }
+        memset(p->fate + p->nfate, 0, (i + 1 - p->nfate) * sizeof(*p->fate));
+        p->nfate = i + 1;
+    }
+    return &p->fate[i];
+}
 
 static void on_ack(void *ctx, uint64_t seq, int status, uint32_t nsamples)
 {
@@ -87,22 +124,47 @@ static void on_ack(void *ctx, uint64_t seq, int status, uint32_t nsamples)
         p->hi = seq;
     p->accepted_subs++;
     p->accepted_samples += nsamples;
+    sub_fate_t *f = fate_of(p, seq);
+    if (f != NULL)
+        *f = (sub_fate_t){.state = FATE_ACCEPTED, .nsamples = nsamples};
+}
+
+/* "field: message (CODE)", the field left out when the message starts
+ * with it already, as the daemon's usually do. */
+static void format_reason(char *buf, size_t cap, int code, const char *field, const char *message)
+{
+    if (field == NULL || strncmp(message, field, strlen(field)) == 0)
+        field = "";
+    snprintf(buf, cap, "%s%s%s (%s)", field, field[0] ? ": " : "", message, tally_errname(code));
 }
 
 static void on_reject(void *ctx, uint64_t seq, int code, int sample, const char *field,
                       const char *message)
 {
     push_t *p = ctx;
-    (void)sample;
     p->rejected++;
-    /* The daemon's messages usually start with the field already. */
-    if (strncmp(message, field, strlen(field)) == 0)
-        field = "";
-    fprintf(stderr, "tally: rejected: %s%s%s (%s)", field, field[0] ? ": " : "", message,
-            tally_errname(code));
+    char why[1024];
+    format_reason(why, sizeof why, code, field, message);
+    sub_fate_t *f = seq >= p->first_seq ? fate_of(p, seq) : NULL;
+    char *m = f != NULL ? strdup(why) : NULL;
+    if (m != NULL) {
+        /* Said once the whole run is known, with the line at fault. */
+        *f = (sub_fate_t){.state = FATE_REJECTED, .code = code, .sample = sample, .message = m};
+        p->rejected_now++;
+        return;
+    }
+    fprintf(stderr, "tally: rejected: %s", why);
     if (seq < p->first_seq)
         fprintf(stderr, " [submission %" PRIu64 " from an earlier run]", seq);
     fputc('\n', stderr);
+}
+
+static void push_free(push_t *p)
+{
+    for (size_t i = 0; i < p->nfate; i++)
+        free(p->fate[i].message);
+    free(p->fate);
+    free(p->batch);
 }
 
 static void on_unknown(void *ctx, const tally_unknown_t *u)
@@ -312,9 +374,52 @@ static void print_delivered(const push_t *p, const char *town, const char *spool
                plural(p->accepted_samples), town, p->lo, p->hi);
 }
 
-static int add_samples(tally_client_t *c, const csv_samples_t *samples, int64_t time_ms)
+/* Wait until every submission closed so far is acknowledged or finally
+ * rejected, the open batch left open (tally_client_flush would close
+ * it), until deadline (CLOCK_MONOTONIC ms).  0, TALLY_ETIMEDOUT or
+ * TALLY_ESYS. */
+static int wait_settled(tally_client_t *c, int64_t deadline)
 {
+    int fd;
+    int rc = tally_client_fd(c, &fd);
+    while (rc == 0 && (rc = tally_client_process(c)) == 0 && tally_client_pending(c) > 0) {
+        int64_t left = deadline - cli_clock_ms(CLOCK_MONOTONIC);
+        if (left <= 0)
+            return TALLY_ETIMEDOUT;
+        int wait = left < 50 ? (int)left : 50, due = tally_client_next_timeout_ms(c);
+        if (due >= 0 && due < wait)
+            wait = due;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        (void)poll(&pfd, 1, wait); /* ZMQ_FD is edge-like: process after every wake-up */
+    }
+    return rc;
+}
+
+static int add_batch(push_t *p, size_t first, size_t end, uint64_t seq, uint64_t seq_end)
+{
+    if (first == end && seq == seq_end)
+        return 0;
+    if (VEC_RESERVE(p->batch, p->capbatch, p->nbatch + 1) != 0)
+        return TALLY_ENOMEM;
+    p->batch[p->nbatch++] = (batch_t){first, end, seq, seq_end};
+    return 0;
+}
+
+/* Add the figures in order, keeping which submissions each batch became.
+ * While wait is set (the daemon answered HELLO), each batch the library
+ * closes is waited for before the next is formed, and a rejection stops
+ * the push there: what follows is never sent, so that the figures counted
+ * are those before the one at fault (said by report_fates) rather than
+ * every batch but one.  Once an answer takes until deadline, the rest is
+ * added without waiting (spooled, or left for the timeout's report).
+ * *stopped_at: the first figure not sent, n when all were. */
+static int add_samples(tally_client_t *c, const csv_samples_t *samples, int64_t time_ms, push_t *p,
+                       bool wait, int64_t deadline, size_t *stopped_at)
+{
+    size_t first = 0;
+    *stopped_at = samples->n;
     for (size_t i = 0; i < samples->n; i++) {
+        uint64_t before = tally_client_next_seq(c);
         int rc = tally_client_add(c, samples->v[i].metric, samples->v[i].value, time_ms);
         if (rc == TALLY_ERANGE)
             return cli_usage_error("push", "%s", tally_client_last_error(c));
@@ -322,8 +427,171 @@ static int add_samples(tally_client_t *c, const csv_samples_t *samples, int64_t 
             cli_error("%s", tally_client_last_error(c));
             return CLI_INTERNAL;
         }
+        uint64_t after = tally_client_next_seq(c);
+        if (after == before)
+            continue;
+        /* figures [first, i) were closed into [before, after); i opened
+         * the next batch */
+        if (add_batch(p, first, i, before, after) != 0) {
+            cli_error("out of memory");
+            return CLI_INTERNAL;
+        }
+        first = i;
+        if (!wait)
+            continue;
+        rc = wait_settled(c, deadline);
+        if (rc == TALLY_ETIMEDOUT) {
+            wait = false;
+        } else if (rc < 0) {
+            cli_error("%s", tally_client_last_error(c));
+            return CLI_INTERNAL;
+        } else if (p->rejected_now > 0) {
+            *stopped_at = i; /* the open batch goes with the client */
+            return CLI_OK;
+        }
+    }
+    uint64_t before = tally_client_next_seq(c);
+    int rc = tally_client_send(c);
+    if (rc < 0) {
+        cli_error("%s", tally_client_last_error(c));
+        return CLI_INTERNAL;
+    }
+    if (add_batch(p, first, samples->n, before, tally_client_next_seq(c)) != 0) {
+        cli_error("out of memory");
+        return CLI_INTERNAL;
     }
     return CLI_OK;
+}
+
+enum { SAMPLE_UNSENT, SAMPLE_COUNTED, SAMPLE_REJECTED, SAMPLE_UNKNOWN };
+
+/* Where figure i came from: "data.csv:12" or, given as METRIC=VALUE,
+ * "'disputes.resolved=3'". */
+static void where(char *buf, size_t cap, const char *file, const csv_sample_t *s)
+{
+    if (s->line > 0)
+        snprintf(buf, cap, "%s:%u", file, s->line);
+    else
+        snprintf(buf, cap, "'%s=%" PRId64 "'", s->metric, s->value);
+}
+
+/* Each figure's fate into state[0..n) from the batches: exact when a
+ * batch has at most one submission without an acknowledgement (whose
+ * figures are then the batch's others), else SAMPLE_UNKNOWN.  Returns
+ * false when some figure's fate is not known that way. */
+static bool sample_fates(const push_t *p, size_t n, unsigned char *state)
+{
+    bool exact = true;
+    memset(state, SAMPLE_UNSENT, n);
+    for (size_t b = 0; b < p->nbatch; b++) {
+        const batch_t *bt = &p->batch[b];
+        size_t known = 0, unknown = 0;
+        for (uint64_t s = bt->seq; s < bt->seq_end; s++) {
+            const sub_fate_t *f = s - p->first_seq < p->nfate ? &p->fate[s - p->first_seq] : NULL;
+            if (f != NULL && f->state == FATE_ACCEPTED)
+                known += f->nsamples;
+            else
+                unknown++;
+        }
+        size_t total = bt->end - bt->first, at = bt->first;
+        if (unknown > 1 || known > total) {
+            memset(state + bt->first, SAMPLE_UNKNOWN, total);
+            exact = false;
+            continue;
+        }
+        for (uint64_t s = bt->seq; s < bt->seq_end; s++) {
+            const sub_fate_t *f = s - p->first_seq < p->nfate ? &p->fate[s - p->first_seq] : NULL;
+            int st = f == NULL || f->state == FATE_PENDING ? SAMPLE_UNKNOWN
+                     : f->state == FATE_ACCEPTED           ? SAMPLE_COUNTED
+                                                           : SAMPLE_REJECTED;
+            size_t cnt = f != NULL && f->state == FATE_ACCEPTED ? f->nsamples : total - known;
+            memset(state + at, st, cnt);
+            at += cnt;
+        }
+    }
+    return exact;
+}
+
+/* This run's rejections, each with the line (or figure) at fault, then,
+ * when some figures were counted and others not, which: pushing the whole
+ * file again would count the first ones twice. */
+static void report_fates(const push_t *p, const csv_samples_t *samples, const char *file)
+{
+    if (p->rejected_now == 0)
+        return;
+    unsigned char *state = malloc(samples->n ? samples->n : 1);
+    bool exact = state != NULL && sample_fates(p, samples->n, state);
+    for (size_t b = 0; b < p->nbatch; b++) {
+        const batch_t *bt = &p->batch[b];
+        /* Where each submission's figures start, as sample_fates counts
+         * them (exact: at most one without an acknowledgement). */
+        size_t known = 0, at = bt->first;
+        for (uint64_t s = bt->seq; s < bt->seq_end; s++)
+            if (s - p->first_seq < p->nfate && p->fate[s - p->first_seq].state == FATE_ACCEPTED)
+                known += p->fate[s - p->first_seq].nsamples;
+        for (uint64_t s = bt->seq; s < bt->seq_end; s++) {
+            const sub_fate_t *f = s - p->first_seq < p->nfate ? &p->fate[s - p->first_seq] : NULL;
+            bool acked = f != NULL && f->state == FATE_ACCEPTED;
+            size_t cnt = acked ? f->nsamples : bt->end - bt->first - known;
+            if (f != NULL && f->state == FATE_REJECTED) {
+                char w[600];
+                if (exact && f->sample >= 0 && (size_t)f->sample < cnt)
+                    where(w, sizeof w, file, &samples->v[at + (size_t)f->sample]);
+                else
+                    snprintf(w, sizeof w, "submission %" PRIu64, s);
+                fprintf(stderr, "tally: rejected: %s: %s\n", w, f->message);
+            }
+            at += cnt;
+        }
+    }
+    if (p->accepted_subs == 0 || state == NULL) {
+        free(state);
+        return;
+    }
+    if (!exact) {
+        fprintf(stderr,
+                "tally push: %zu of the %zu figures were counted (submissions %" PRIu64 "..%" PRIu64
+                "), the others not; check with tally get which before pushing any "
+                "again: a figure pushed twice counts twice\n",
+                p->accepted_samples, samples->n, p->lo, p->hi);
+        free(state);
+        return;
+    }
+    /* Counted figures first, then the rest: the usual shape, since a
+     * rejection stops the push. */
+    size_t ncounted = 0, split = 0;
+    while (split < samples->n && state[split] == SAMPLE_COUNTED)
+        split++;
+    for (size_t i = 0; i < samples->n; i++)
+        ncounted += state[i] == SAMPLE_COUNTED;
+    char a[600], z[600];
+    if (ncounted == split && split > 0 && split < samples->n) {
+        where(a, sizeof a, file, &samples->v[split - 1]);
+        where(z, sizeof z, file, &samples->v[split]);
+        fprintf(stderr,
+                "tally push: counted: the %zu figure%s up to %s; not counted: the %zu from %s "
+                "on.  Fix the one at fault and push only those %zu (pushing the counted ones "
+                "again would count them twice)\n",
+                split, plural(split), a, samples->n - split, z, samples->n - split);
+    } else {
+        fprintf(stderr,
+                "tally push: %zu of the %zu figures were counted, the others not; push again "
+                "only those not counted (a figure pushed twice counts twice):\n",
+                ncounted, samples->n);
+        for (size_t i = 0; i < samples->n;) {
+            size_t j = i;
+            while (j < samples->n && (state[j] == SAMPLE_COUNTED) == (state[i] == SAMPLE_COUNTED))
+                j++;
+            if (state[i] != SAMPLE_COUNTED) {
+                where(a, sizeof a, file, &samples->v[i]);
+                where(z, sizeof z, file, &samples->v[j - 1]);
+                fprintf(stderr, "  not counted: %s%s%s (%zu)\n", a, j - i > 1 ? " to " : "",
+                        j - i > 1 ? z : "", j - i);
+            }
+            i = j;
+        }
+    }
+    free(state);
 }
 
 /* How long the catalog may delay a push whose names need it. */
@@ -496,8 +764,10 @@ static int time_in_daemon_zone(cli_global_t *g, const char *text, int64_t *ms, i
     return CLI_OK;
 }
 
+/* Push samples (read from file, "-" for standard input, NULL for
+ * METRIC=VALUE pairs) for town. */
 static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t time_ms,
-                   int timeout_ms, bool quiet, const csv_samples_t *samples)
+                   int timeout_ms, bool quiet, const csv_samples_t *samples, const char *file)
 {
     push_t p = {0};
     const tally_curve_t *curve;
@@ -524,14 +794,19 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
     if (rc == TALLY_ETIMEDOUT && spool == NULL) {
         status = report_timeout(g, c, spool, timeout_ms, false);
     } else if (rc == 0 || rc == TALLY_ETIMEDOUT) {
-        status = add_samples(c, samples, time_ms);
+        size_t stopped_at = samples->n;
+        status = add_samples(c, samples, time_ms, &p, sent, start + timeout_ms, &stopped_at);
         int64_t left = timeout_ms - (cli_clock_ms(CLOCK_MONOTONIC) - start);
         if (!sent && hopeless)
             left = 0; /* spooled now; no answer can come through this connection */
-        if (status == CLI_OK)
+        /* After a stop the open batch must not be closed (and sent) by
+         * the flush: it goes with the client. */
+        if (status == CLI_OK && stopped_at == samples->n)
             rc = tally_client_flush(c, left > 0 ? (int)left : 0);
         if (status == CLI_OK && !quiet)
             print_delivered(&p, town, spool);
+        if (status == CLI_OK)
+            report_fates(&p, samples, file == NULL ? "" : strcmp(file, "-") == 0 ? "stdin" : file);
         if (status == CLI_OK && rc == TALLY_ETIMEDOUT)
             status = report_timeout(g, c, spool, timeout_ms, sent);
     }
@@ -546,6 +821,7 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
         status = CLI_UNKNOWN_FATE;
     cli_unknown_free(&p.unknown);
     tally_client_destroy(&c);
+    push_free(&p);
     return status;
 }
 
@@ -613,7 +889,7 @@ int cli_push(int argc, char **argv, cli_global_t *g)
         if (pairs || file != NULL)
             return cli_usage_error("push", "--flush pushes nothing new: drop the figures");
         csv_samples_t none = {0};
-        return deliver(g, NULL, spool, 0, o.timeout_ms, quiet, &none);
+        return deliver(g, NULL, spool, 0, o.timeout_ms, quiet, &none, NULL);
     }
     if (town == NULL)
         return cli_usage_error("push", "--town NAME is required");
@@ -641,7 +917,7 @@ int cli_push(int argc, char **argv, cli_global_t *g)
         if (time_ms == 0)
             time_ms = cli_clock_ms(CLOCK_REALTIME); /* one reading: one event time for all */
         if (rc == 0)
-            rc = deliver(g, town, spool, time_ms, o.timeout_ms, quiet, &samples);
+            rc = deliver(g, town, spool, time_ms, o.timeout_ms, quiet, &samples, file);
     }
     csv_samples_free(&samples);
     return rc;

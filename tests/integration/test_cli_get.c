@@ -457,6 +457,71 @@ static void test_max_msg_bytes(void **state)
     }
 }
 
+/* A CSV of n rows "patrols,1" but for line bad (the header is line 1),
+ * "patrols,-1", which a counter refuses; its path into path. */
+static void write_patrols(fx_t *f, const char *name, int n, int bad, char *path, size_t cap)
+{
+    size_t len = 16 + (size_t)n * 16;
+    char *text = malloc(len);
+    assert_non_null(text);
+    size_t at = (size_t)snprintf(text, len, "metric,value\n");
+    for (int line = 2; line < n + 2; line++)
+        at += (size_t)snprintf(text + at, len - at, "patrols,%d\n", line == bad ? -1 : 1);
+    assert_int_equal(harness_write_file(&f->h, name, text, path, cap), 0);
+    free(text);
+}
+
+/* 1f. A file of more figures than one submission holds, rejected in the
+ * middle: the push stops at the rejected submission (what follows is not
+ * sent), names the line at fault, and says which figures were counted and
+ * which not, so that only those are pushed again.  3,500 figures go in
+ * batches of 1,000: the second is rejected (line 1502); the first is
+ * counted, the third and fourth never sent. */
+static void test_partial_push(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
+    char csv[HARNESS_PATH_MAX];
+    write_patrols(f, "patrols.csv", 3500, 1502, csv, sizeof csv);
+    cli_result_t r =
+        run_expect(f, 1, (const char *const[]){"push", "--town", "gaoguan", "--file", csv, NULL});
+    char want[2 * HARNESS_PATH_MAX + 200];
+    snprintf(want, sizeof want,
+             "tally: rejected: %s:1502: samples[500].value: -1 is below the minimum 0 of counter "
+             "'patrols'",
+             csv);
+    if (strstr(r.err, want) == NULL)
+        fail_msg("no '%s' in:\n%s", want, r.err);
+    snprintf(want, sizeof want,
+             "counted: the 1000 figures up to %s:1001; not counted: the 2500 from %s:1002 on", csv,
+             csv);
+    if (strstr(r.err, want) == NULL)
+        fail_msg("no '%s' in:\n%s", want, r.err);
+    assert_non_null(strstr(r.out, "accepted 1000 samples for gaoguan (seq 1..1)"));
+    cli_result_free(&r);
+    get_tab(f, NULL);
+    expect_total(&f->t, "patrols", "county", 1000); /* 2,500 had the rest been sent */
+    assert_int_equal(stat_value(f, "tallyd_rejected_total"), 1);
+
+    /* A daemon taking 10 figures a submission: libtally splits the one
+     * batch of 25 into 10 + 10 + 5, sent together; the third is rejected
+     * (line 24, its third figure), the first two counted. */
+    assert_int_equal(harness_stop(&f->h, SIGTERM), 0);
+    assert_int_equal(harness_start(&f->h, "[limits]\nmax_samples = 10\n", NULL), 0);
+    write_patrols(f, "split.csv", 25, 24, csv, sizeof csv);
+    r = run_expect(f, 1, (const char *const[]){"push", "--town", "xiuqi", "--file", csv, NULL});
+    snprintf(want, sizeof want, "tally: rejected: %s:24: samples[2].value: -1", csv);
+    if (strstr(r.err, want) == NULL)
+        fail_msg("no '%s' in:\n%s", want, r.err);
+    snprintf(want, sizeof want,
+             "counted: the 20 figures up to %s:21; not counted: the 5 from %s:22 on", csv, csv);
+    if (strstr(r.err, want) == NULL)
+        fail_msg("no '%s' in:\n%s", want, r.err);
+    cli_result_free(&r);
+    get_tab(f, NULL);
+    expect_total(&f->t, "patrols", "county", 1020);
+}
+
 /* A free TCP port on [::1], as an endpoint (the port is free when asked;
  * the test binds it right after). */
 static void free_v6_endpoint(fx_t *f, char *ep, size_t len)
@@ -648,6 +713,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_max_msg_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ipv6, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rejections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partial_push, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
