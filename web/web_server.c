@@ -30,6 +30,22 @@ static int add_header(struct lws *wsi, const char *name, const char *value, unsi
                                        (const unsigned char *)value, (int)strlen(value), p, end);
 }
 
+/* The status line and the headers every answer has.  Returns 0, or -1
+ * when they do not fit between *p and end. */
+static int common_headers(struct lws *wsi, unsigned status, const char *type, size_t len,
+                          unsigned char **p, unsigned char *end)
+{
+    if (lws_add_http_common_headers(wsi, status, type, len, p, end) != 0 ||
+        add_header(wsi, "x-content-type-options:", "nosniff", p, end) != 0 ||
+        add_header(wsi, "referrer-policy:", "no-referrer", p, end) != 0 ||
+        add_header(wsi, "content-security-policy:",
+                   "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
+                   "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+                   p, end) != 0)
+        return -1;
+    return 0;
+}
+
 int web_server_respond(web_server_t *s, struct lws *wsi, pss_t *ps, unsigned status,
                        const char *type, unsigned char *body, size_t len, bool own,
                        const header_t *headers, size_t nheaders)
@@ -39,13 +55,7 @@ int web_server_respond(web_server_t *s, struct lws *wsi, pss_t *ps, unsigned sta
     s->counters.http_requests++;
     if (status == HTTP_STATUS_UNAUTHORIZED)
         s->counters.http_unauthorized++;
-    if (lws_add_http_common_headers(wsi, status, type, len, &p, end) != 0 ||
-        add_header(wsi, "x-content-type-options:", "nosniff", &p, end) != 0 ||
-        add_header(wsi, "referrer-policy:", "no-referrer", &p, end) != 0 ||
-        add_header(wsi, "content-security-policy:",
-                   "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
-                   "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
-                   &p, end) != 0) {
+    if (common_headers(wsi, status, type, len, &p, end) != 0) {
         if (own)
             free(body);
         return -1;
@@ -127,6 +137,28 @@ int web_server_respond_error(web_server_t *s, struct lws *wsi, pss_t *ps, unsign
         h[nh++] = *extra;
     return web_server_respond(s, wsi, ps, status, "application/json", (unsigned char *)b.data,
                               b.len, true, h, nh);
+}
+
+/* Whether path is one of the API's (JSON), not a page for a person. */
+static bool api_path(const char *path)
+{
+    return strncmp(path, "/api/", 5) == 0 || strcmp(path, "/metrics") == 0 ||
+           strcmp(path, "/healthz") == 0;
+}
+
+/* 400 for a request libwebsockets read wrong: JSON for the API, a line of
+ * text for the pages. */
+static int respond_bad_request(web_server_t *s, struct lws *wsi, pss_t *ps, const char *path,
+                               const char *why)
+{
+    if (api_path(path))
+        return web_server_respond_error(s, wsi, ps, HTTP_STATUS_BAD_REQUEST, why, NULL);
+    char *text = NULL;
+    if (asprintf(&text, "400 Bad Request: %s\n", why) < 0)
+        return -1;
+    header_t h = web_server_no_store;
+    return web_server_respond(s, wsi, ps, HTTP_STATUS_BAD_REQUEST, "text/plain; charset=utf-8",
+                              (unsigned char *)text, strlen(text), true, &h, 1);
 }
 
 int web_server_respond_buf(web_server_t *s, struct lws *wsi, pss_t *ps, const char *type,
@@ -375,7 +407,7 @@ static bool public_path(const char *path)
 {
     return strcmp(path, "/login") == 0 || strcmp(path, "/assets/login.js") == 0 ||
            strcmp(path, "/assets/app.css") == 0 || strcmp(path, "/healthz") == 0 ||
-           strcmp(path, "/api/v1/session") == 0;
+           strcmp(path, "/api/v1/session") == 0 || strcmp(path, "/error.css") == 0;
 }
 
 /* The status for a request whose target or headers are too long (414,
@@ -408,6 +440,32 @@ static unsigned oversized(struct lws *wsi, char *why, size_t len)
     return 0;
 }
 
+/* libwebsockets decodes the target's %-escapes as it reads the request
+ * line, and takes a decoded %0D or %0A for the line's end: the rest of the
+ * target and the HTTP version are lost, and what followed is read as
+ * headers (a prefix=%0A would mean every series).  Such a request has no
+ * HTTP version; one sent over HTTP/2 has :path instead. */
+static bool target_cut(struct lws *wsi)
+{
+#if defined(LWS_ROLE_H2)
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COLON_PATH) > 0)
+        return false;
+#endif
+    return lws_hdr_total_length(wsi, WSI_TOKEN_HTTP) <= 0;
+}
+
+static const char target_cut_why[] =
+    "the request's target holds a line break (%0D or %0A), which ends the request line";
+
+/* libwebsockets answers a target with a % not followed by two hexadecimal
+ * digits itself, before tally-web sees the request, with a page of its
+ * own: "403" and a link to this stylesheet, which says what was wrong to
+ * the person who typed the address (a browser asks nothing else of it). */
+static const char error_css[] =
+    "body{font-family:sans-serif;margin:2em}\n"
+    "h1::after{content:\" Bad Request: a % in the address must be followed by two hexadecimal "
+    "digits (%25 for % itself)\";display:block;font-size:60%;font-weight:normal}\n";
+
 static int on_http(web_server_t *s, struct lws *wsi, pss_t *ps, const char *path)
 {
     memset(ps, 0, sizeof *ps);
@@ -424,6 +482,8 @@ static int on_http(web_server_t *s, struct lws *wsi, pss_t *ps, const char *path
                                         "only GET and HEAD are served", &h);
     }
     ps->head = method == LWSHUMETH_HEAD;
+    if (target_cut(wsi))
+        return respond_bad_request(s, wsi, ps, path, target_cut_why);
     if (s->stopping) {
         header_t h = {"connection:", "close"};
         return web_server_respond_error(s, wsi, ps, HTTP_STATUS_SERVICE_UNAVAILABLE,
@@ -465,6 +525,11 @@ static int on_http(web_server_t *s, struct lws *wsi, pss_t *ps, const char *path
         return web_server_respond(s, wsi, ps, HTTP_STATUS_SEE_OTHER, "text/plain", NULL, 0, false,
                                   &h, 1);
     }
+    if (strcmp(path, "/error.css") == 0) {
+        header_t h = {"cache-control:", "no-cache"};
+        return web_server_respond(s, wsi, ps, HTTP_STATUS_OK, "text/css; charset=utf-8",
+                                  (unsigned char *)error_css, sizeof error_css - 1, false, &h, 1);
+    }
     const web_asset_t *a = web_assets_find(path);
     if (a != NULL) {
         header_t h = {"cache-control:", "no-cache"};
@@ -472,6 +537,35 @@ static int on_http(web_server_t *s, struct lws *wsi, pss_t *ps, const char *path
                                   web_asset_len(a), false, &h, 1);
     }
     return web_server_respond_error(s, wsi, ps, HTTP_STATUS_NOT_FOUND, "no such page", NULL);
+}
+
+/* Answer a WebSocket upgrade with status and {"error":why}, at once: the
+ * session has no writable callback yet (libwebsockets completes the
+ * transaction when the callback returns 1).  Returns 1, or -1 to close
+ * the connection when the answer cannot be written. */
+static int refuse_upgrade(struct lws *wsi, unsigned status, const char *why)
+{
+    unsigned char buf[LWS_PRE + 2048], *start = buf + LWS_PRE, *p = start,
+                                       *end = buf + sizeof buf - 1;
+    web_buf_t b;
+    if (web_buf_open(&b) != 0)
+        return -1;
+    fputs("{\"error\":", b.f);
+    web_json_string(b.f, why);
+    fputs("}\n", b.f);
+    if (web_buf_close(&b) != 0)
+        return -1;
+    int rc = -1;
+    if (common_headers(wsi, status, "application/json", b.len, &p, end) == 0 &&
+        add_header(wsi, "cache-control:", "no-store", &p, end) == 0 &&
+        lws_finalize_http_header(wsi, &p, end) == 0 && (size_t)(end - p) >= b.len) {
+        memcpy(p, b.data, b.len);
+        p += b.len;
+        int n = (int)(p - start);
+        rc = lws_write(wsi, start, (size_t)n, LWS_WRITE_HTTP) == n ? 1 : -1;
+    }
+    free(b.data);
+    return rc;
 }
 
 /* Before a WebSocket upgrade: the right path, the token, the origin and
@@ -488,6 +582,9 @@ static int confirm_upgrade(web_server_t *s, struct lws *wsi, const char *protoco
         why = "tally-web is stopping";
     } else if ((status = oversized(wsi, too_long, sizeof too_long)) != 0) {
         why = too_long;
+    } else if (target_cut(wsi)) {
+        status = HTTP_STATUS_BAD_REQUEST;
+        why = target_cut_why;
     } else if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0 ||
                strcmp(path, "/api/v1/stream") != 0 || protocol == NULL ||
                strcmp(protocol, "websocket") != 0) {
@@ -508,8 +605,7 @@ static int confirm_upgrade(web_server_t *s, struct lws *wsi, const char *protoco
     if (status == 0)
         return 0;
     s->counters.http_requests++;
-    lws_return_http_status(wsi, status, why);
-    return 1;
+    return refuse_upgrade(wsi, status, why);
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "text.h"
@@ -202,6 +203,154 @@ bool web_stats_busy(const web_stats_t *s)
     return s->busy;
 }
 
+/* What each of tallyd's STATS counters is, for its HELP line, and its
+ * TYPE.  A row whose name ends in '_' is a family: tallyd_rejected_
+ * REASON_total for every wire code, tallyd_zap_denied_VERDICT_total; the
+ * help is completed by what the name's part says.  A name not here (from
+ * a newer tallyd) gets a line saying only that, and a TYPE by its suffix:
+ * "_total" a counter, else a gauge. */
+typedef struct stat_help {
+    const char *name;
+    bool counter;
+    const char *help;
+} stat_help_t;
+
+static const stat_help_t stat_helps[] = {
+    {"tallyd_submissions_accepted_total", true,
+     "Submissions tallyd accepted (each acknowledged once in its journal)."},
+    {"tallyd_samples_accepted_total", true, "Samples in the submissions tallyd accepted."},
+    {"tallyd_duplicates_total", true,
+     "Submissions sent again with a seq tallyd had accepted already: acknowledged, not counted "
+     "twice."},
+    {"tallyd_rejected_total", true,
+     "Submissions tallyd refused, whatever the reason (BUSY, RATE_LIMITED and UNAVAILABLE, which "
+     "clients resend, included)."},
+    {"tallyd_rejected_", true,
+     "Submissions tallyd refused, and other requests it answered ERROR (reads of the history by "
+     "tally-web and tally get, snapshots, backups), with code"},
+    {"tallyd_bad_requests_total", true,
+     "Requests other than submissions that tallyd answered ERROR (reads of the history, "
+     "snapshots, backups...)."},
+    {"tallyd_updates_published_total", true, "UPDATE messages tallyd published to subscribers."},
+    {"tallyd_heartbeats_total", true, "Heartbeats tallyd published to subscribers."},
+    {"tallyd_snapshots_total", true,
+     "Snapshots tallyd sent to subscribers (tally-web, tally watch)."},
+    {"tallyd_snapshot_items_total", true, "Tallies tallyd sent in snapshots."},
+    {"tallyd_snapshots_refused_total", true,
+     "Snapshot requests tallyd refused BUSY: [limits] max_snapshots under way, or one under way "
+     "on that connection."},
+    {"tallyd_snapshots_abandoned_total", true,
+     "Snapshots tallyd gave up: the subscriber gone, or not reading for [limits] "
+     "snapshot_timeout."},
+    {"tallyd_subscriptions_refused_total", true,
+     "Subscriptions tallyd did not apply: a prefix no topic begins with, or beyond [limits] "
+     "max_subscriptions or max_subscription_bytes."},
+    {"tallyd_connections_refused_total", true,
+     "Connections tallyd refused at the handshake: beyond [limits] max_connections."},
+    {"tallyd_prompt_heartbeats_skipped_total", true,
+     "Heartbeats for new subscribers folded into one already due (one per 100 ms at most)."},
+    {"tallyd_unroutable_replies_total", true,
+     "Replies tallyd dropped: the peer gone before its reply, or its [limits] max_reply_queue "
+     "full."},
+    {"tallyd_clients_expired_total", true,
+     "Client ids tallyd forgot after [limits] client_expiry without a submission."},
+    {"tallyd_period_changes_published_total", true,
+     "PERIOD_CHANGED messages tallyd published: a late figure changed closed periods."},
+    {"tallyd_period_requests_total", true,
+     "Reads of the history tallyd answered (PERIOD_REQ, RANGE_REQ, SPAN_REQ: tally-web's "
+     "/api/v1/period and /api/v1/range, tally get --period, tally history)."},
+    {"tallyd_township_pages_total", true, "Pages of its township list tallyd answered."},
+    {"tallyd_series", false, "Series (a metric of the county or of a township) tallied now."},
+    {"tallyd_clients", false, "Client ids in tallyd's de-duplication table now."},
+    {"tallyd_townships", false, "Townships tallyd knows now."},
+    {"tallyd_metrics", false, "Metrics tallyd knows now."},
+    {"tallyd_subscribers", false, "Connections to tallyd's publish socket now."},
+    {"tallyd_connections", false, "Connections to tallyd's request socket now."},
+    {"tallyd_connections_accepted_total", true,
+     "Connections tallyd admitted on its request socket since it started."},
+    {"tallyd_snapshots_active", false, "Snapshots tallyd is sending now."},
+    {"tallyd_sequence", false, "tallyd's seq: the number of its last update."},
+    {"tallyd_uptime_seconds", false, "Seconds since tallyd started."},
+    {"tallyd_memory_bytes", false,
+     "Memory tallyd's tallies, de-duplication table, names and history take, as it counts them."},
+    {"tallyd_memory_engine_bytes", false, "Of tallyd_memory_bytes: the live tallies."},
+    {"tallyd_memory_history_bytes", false,
+     "Of tallyd_memory_bytes: the history of closed periods."},
+    {"tallyd_history_cells", false, "Cells of closed periods tallyd holds."},
+    {"tallyd_history_store_failures_total", true,
+     "Writes to history.db that failed (tallyd's log says why)."},
+    {"tallyd_history_unstored_records", false,
+     "Journal records applied but not yet stored in history.db."},
+    {"tallyd_backups_total", true,
+     "Backups tallyd wrote since it started (asked for, on SIGUSR1, or every [backup] "
+     "interval)."},
+    {"tallyd_backup_failures_total", true, "Backups that failed since tallyd started."},
+    {"tallyd_backup_last_success_timestamp_seconds", false,
+     "Unix time of the last backup tallyd wrote; 0: none since it started."},
+    {"tallyd_backup_fetches_total", true,
+     "Pieces of backups tallyd sent for tally backup --copy-to (BACKUP_FETCH)."},
+    {"tallyd_backup_fetch_bytes_total", true, "Bytes of backup files in those pieces."},
+    {"tallyd_zap_allowed_total", true, "Handshakes tallyd's key check ([security]) admitted."},
+    {"tallyd_zap_denied_", true, "Handshakes tallyd's key check ([security]) refused:"},
+};
+
+/* What tallyd_zap_denied_VERDICT_total counts (daemon/zap.c). */
+static const char *zap_verdict(const char *v)
+{
+    static const char *const why[][2] = {
+        {"mechanism", "not CURVE (a client without keys)"},
+        {"unknown_key", "a key in none of its key directories"},
+        {"domain", "a key whose role may not use that socket (a township's or admin's on the "
+                   "publish socket)"},
+        {"malformed", "not a ZAP request"},
+        {"full", "the socket at [limits] max_connections"},
+    };
+    for (size_t i = 0; i < sizeof why / sizeof why[0]; i++)
+        if (strcmp(v, why[i][0]) == 0)
+            return why[i][1];
+    return v;
+}
+
+/* Write the help of tallyd's name (without the newline); *counter: its
+ * TYPE. */
+static void stat_help(FILE *out, const char *name, bool *counter)
+{
+    size_t len = strlen(name);
+    *counter = len > 6 && strcmp(name + len - 6, "_total") == 0;
+    for (size_t i = 0; i < sizeof stat_helps / sizeof stat_helps[0]; i++) {
+        const stat_help_t *h = &stat_helps[i];
+        size_t n = strlen(h->name);
+        if (h->name[n - 1] != '_') {
+            if (strcmp(name, h->name) != 0)
+                continue;
+            *counter = h->counter;
+            fputs(h->help, out);
+            return;
+        }
+        if (strncmp(name, h->name, n) != 0 || !*counter || len <= n + 6)
+            continue;
+        /* The family's part: a reason (a wire code's name in lower case)
+         * or a verdict. */
+        char part[WEB_STATS_NAME_MAX + 1];
+        snprintf(part, sizeof part, "%.*s", (int)(len - n - 6), name + n);
+        *counter = h->counter;
+        if (strcmp(h->name, "tallyd_zap_denied_") == 0) {
+            fprintf(out, "%s %s.", h->help, zap_verdict(part));
+            return;
+        }
+        for (int code = -1; code >= TALLY_EWIRE_LAST; code--) {
+            const char *e = tally_errname(code);
+            if (strcasecmp(e, part) == 0) {
+                fprintf(out, "%s %s: %s.", h->help, e, tally_strerror(code));
+                return;
+            }
+        }
+        fprintf(out, "%s %s.", h->help, part);
+        return;
+    }
+    fprintf(out, "tallyd's STATS value %s (one this tally-web does not know).", name);
+}
+
 static void metric(FILE *out, const char *name, const char *type, const char *help, uint64_t v)
 {
     fprintf(out, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name, v);
@@ -241,7 +390,8 @@ void web_stats_write(const web_stats_t *s, const web_counters_t *c, const web_st
     metric(out, "tally_web_stats_failures_total", "counter",
            "STATS requests to tallyd that failed or went unanswered.", s->failures);
     metric(out, "tally_web_tallyd_up", "gauge",
-           "1 when the last STATS request to tallyd was answered, else 0.",
+           "1 when the last STATS request to tallyd was answered, else 0 (no tallyd_* "
+           "series are served then).",
            s->polls > 0 && s->last_rc == 0 ? 1 : 0);
     fputs("# HELP tally_web_tallyd_link The subscriber's connection to tallyd: 1 for the state "
           "it is in (refused: nothing accepts connections at tallyd's address; unreachable: the "
@@ -254,8 +404,8 @@ void web_stats_write(const web_stats_t *s, const web_counters_t *c, const web_st
     if (s->have_clock)
         fprintf(out,
                 "# HELP tally_web_tallyd_clock_offset_seconds tallyd's clock minus this machine's, "
-                "at the last clock request (a submission more than skew_ms ahead of tallyd's "
-                "clock is refused).\n"
+                "at the last clock request (a submission dated more than tallyd's [limits] skew "
+                "ahead of its clock is refused).\n"
                 "# TYPE tally_web_tallyd_clock_offset_seconds gauge\n"
                 "tally_web_tallyd_clock_offset_seconds %.3f\n"
                 "# HELP tally_web_tallyd_utc_offset_seconds The offset from UTC of tallyd's "
@@ -267,15 +417,22 @@ void web_stats_write(const web_stats_t *s, const web_counters_t *c, const web_st
         return;
     int64_t age = wall_ms() - s->last_ok_ms;
     fprintf(out,
-            "# HELP tally_web_stats_age_seconds Age of the tallyd counters below.\n"
+            "# HELP tally_web_stats_age_seconds Seconds since tallyd last answered STATS; its "
+            "tallyd_* series are served only while the last request was answered.\n"
             "# TYPE tally_web_stats_age_seconds gauge\n"
             "tally_web_stats_age_seconds %.3f\n",
             (double)age / 1000.0);
+    /* tallyd's values are known only while it answers: after a request
+     * that failed they are left out (Prometheus marks them stale) rather
+     * than served frozen, as if tallyd still ran. */
+    if (s->last_rc != 0)
+        return;
     for (size_t i = 0; i < s->last.n; i++) {
         const web_stat_t *st = &s->last.v[i];
-        size_t len = strlen(st->name);
-        bool counter = len > 6 && strcmp(st->name + len - 6, "_total") == 0;
-        fprintf(out, "# HELP %s tallyd's STATS counter %s.\n# TYPE %s %s\n%s %" PRId64 "\n",
-                st->name, st->name, st->name, counter ? "counter" : "gauge", st->name, st->value);
+        bool counter;
+        fprintf(out, "# HELP %s ", st->name);
+        stat_help(out, st->name, &counter);
+        fprintf(out, "\n# TYPE %s %s\n%s %" PRId64 "\n", st->name, counter ? "counter" : "gauge",
+                st->name, st->value);
     }
 }

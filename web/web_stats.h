@@ -97,8 +97,11 @@ typedef struct web_stats_feed {
 
 /* Write the exposition: tally-web's metrics (tally_web_*), tallyd's
  * clock against this machine's and its zone's offset (once tallyd answered
- * CLOCK_REQ), and tallyd's last known counters (named as tallyd names them; "_total" ones are
- * counters, the others gauges), each with HELP and TYPE. */
+ * CLOCK_REQ), and tallyd's counters as its last STATS gave them, named as
+ * tallyd names them, each with HELP and TYPE (what it is, from a table in
+ * web_stats.c).  tallyd's counters are left out while the last STATS
+ * request failed: tally_web_tallyd_up is 0 then, and
+ * tally_web_stats_age_seconds says how old the last answer is. */
 void web_stats_write(const web_stats_t *s, const web_counters_t *c, const web_stats_feed_t *feed,
                      FILE *out);
 

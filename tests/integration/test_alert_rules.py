@@ -25,7 +25,8 @@ RULES = os.path.join(SRC, "systemd", "tally.rules.yml")
 W = {"job": "tally-web", "instance": "wall:7480"}
 
 # alert -> (input series [(selector, values)], [(eval time, extra labels or
-# None when the alert must not fire)]).  One sample a minute.
+# None when the alert must not fire)]), or a list of such cases, each
+# tested apart.  One sample a minute.
 CASES = {
     "TallyWebDown": ([("up", "1 1 0 0 0 0 1")],
                      [("2m", None), ("3m", None), ("4m", {}), ("6m", None)]),
@@ -60,15 +61,38 @@ CASES = {
                             [("10m", None), ("19m", None), ("20m", {})]),
     "TallydBackupFailed": ([("tallyd_backup_failures_total", "0 0 1 1")],
                            [("1m", None), ("2m", {})]),
-    # time() counts from 0 at the test's start: a backup at 1 s is not 25
-    # hours old at 24 h, and is at 26 h.
-    "TallydBackupStale": ([("tallyd_backup_last_success_timestamp_seconds", "1x1600")],
-                          [("24h", None), ("26h", {})]),
+    # time() counts from 0 at the test's start.  Backups only on request
+    # (tallyd's default: no interval declared): one at 1 s is no alert, at
+    # any age.  A backup a day declared: one at 1 s is not late at 24 h, and
+    # is at 26 h; none at all since a start at 0 s is late at 26 h too.
+    "TallydBackupStale": [
+        ([("tallyd_backup_last_success_timestamp_seconds", "1x3000"),
+          ("tallyd_uptime_seconds", "0+60x3000")],
+         [("24h", None), ("26h", None), ("49h", None)]),
+        ([("tallyd_backup_last_success_timestamp_seconds", "1x1600"),
+          ("tallyd_uptime_seconds", "0+60x1600"),
+          ("tally:backup_interval_seconds", "86400x1600")],
+         [("24h", None), ("26h", {})]),
+        ([("tallyd_backup_last_success_timestamp_seconds", "0x1600"),
+          ("tallyd_uptime_seconds", "0+60x1600"),
+          ("tally:backup_interval_seconds", "86400x1600")],
+         [("24h", None), ("26h", {})]),
+    ],
     "TallydClockOff": ([("tally_web_tallyd_clock_offset_seconds",
                          "0 -200 -200 -200 -200 -200 -200 -200 -200 -200 -200 -200 1")],
                        [("10m", None), ("11m", {}), ("12m", None)]),
-    "TallyWebStatsStale": ([("tally_web_stats_age_seconds", "3 90 90 90 90 90 90 4")],
-                           [("5m", None), ("6m", {}), ("7m", None)]),
+    # STATS unanswered while the link to tallyd is up: an alert; while
+    # tallyd is not running (or out of reach, or refusing the keys), the
+    # link's own alert says it, not this one.
+    "TallyWebStatsStale": [
+        ([("tally_web_stats_age_seconds", "3 90 90 90 90 90 90 4"),
+          ('tally_web_tallyd_link{state="up"}', "1x7")],
+         [("5m", None), ("6m", {}), ("7m", None)]),
+        ([("tally_web_stats_age_seconds", "3 90 90 90 90 90 90 90 90"),
+          ('tally_web_tallyd_link{state="refused"}', "0 1 1 1 1 1 1 1 1"),
+          ('tally_web_tallyd_link{state="up"}', "1 0 0 0 0 0 0 0 0")],
+         [("6m", None), ("8m", None)]),
+    ],
 }
 
 
@@ -83,6 +107,22 @@ def with_labels(selector, labels):
     if "{" in selector:
         return selector[:-1] + "," + extra + "}"
     return selector + "{" + extra + "}"
+
+
+def rule_test(name, rule, series, evals):
+    """One of promtool's tests: the series, and at each moment the alert
+    expected (the rule's labels and annotations with the series') or none."""
+    checks = []
+    for at, extra in evals:
+        exp = []
+        if extra is not None:
+            labels = dict(W, **rule.get("labels", {}))
+            labels.update(extra)
+            exp.append({"exp_labels": labels, "exp_annotations": rule["annotations"]})
+        checks.append({"eval_time": at, "alertname": name, "exp_alerts": exp})
+    return {"interval": "1m",
+            "input_series": [{"series": with_labels(s, W), "values": v} for s, v in series],
+            "alert_rule_test": checks}
 
 
 def main():
@@ -100,20 +140,9 @@ def main():
         fail("alerts without a case here, or cases of no alert: %s"
              % sorted(set(rules) ^ set(CASES)))
     tests = []
-    for name, (series, evals) in CASES.items():
-        rule = rules[name]
-        checks = []
-        for at, extra in evals:
-            exp = []
-            if extra is not None:
-                labels = dict(W, **rule.get("labels", {}))
-                labels.update(extra)
-                exp.append({"exp_labels": labels, "exp_annotations": rule["annotations"]})
-            checks.append({"eval_time": at, "alertname": name, "exp_alerts": exp})
-        tests.append({"interval": "1m",
-                      "input_series": [{"series": with_labels(s, W), "values": v}
-                                       for s, v in series],
-                      "alert_rule_test": checks})
+    for name, cases in CASES.items():
+        for series, evals in cases if isinstance(cases, list) else [cases]:
+            tests.append(rule_test(name, rules[name], series, evals))
     tmp = tempfile.mkdtemp(prefix="tally-rules.")
     try:
         path = os.path.join(tmp, "tally.rules.test.json")
@@ -126,7 +155,8 @@ def main():
     finally:
         if r.returncode == 0:
             shutil.rmtree(tmp)
-    print("ok: %d alerts, %d checks" % (len(CASES), sum(len(e) for _, e in CASES.values())))
+    print("ok: %d alerts, %d cases, %d checks"
+          % (len(CASES), len(tests), sum(len(t["alert_rule_test"]) for t in tests)))
     return 0
 
 

@@ -11,9 +11,12 @@ PyYAML, to read the alerting rules):
 and /api/v1/range against `tally get --period` (a county too large for
 one answer of tallyd too, read township by township) and `tally
 history`; /api/v1/catalog's labels; /api/v1/clock (tallyd's zone, its offset and clock); the WebSocket /api/v1/stream (a snapshot, then a sequenced update
-after a push); 404 and 400; /metrics with `promtool check metrics` when
-promtool is installed, and that it serves every metric the alerting rules
-(systemd/tally.rules.yml) read; that a non-loopback --listen without --token is
+after a push); 404 and 400, malformed targets (a line break: 400;
+libwebsockets' own answers to a bad %-escape, a %00 and too many parts, as
+tally-web(1) says); /metrics with `promtool check metrics` when
+promtool is installed, a HELP of its own and the right TYPE for each of
+tallyd's metrics, none of them served once tallyd stopped, and that it
+serves every metric the alerting rules (systemd/tally.rules.yml) read; that a non-loopback --listen without --token is
 refused unless --insecure; the bearer token; and that SIGTERM stops it
 cleanly with other threads at work (under strace, and while a metrics
 poll and a history read wait for a stopped tallyd: 503 meanwhile).
@@ -341,11 +344,33 @@ if st != 200 or len(json.loads(body)["tallies"]) != 2 * (NBIG + 1):
     fail("/api/v1/period?period=2023-06 of %d townships: %d %s" % (NBIG, st, body[:200]))
 if tallyd_stat("tallyd_rejected_too_large_total", REQ_BIG) != said["tallyd_rejected_too_large_total"]:
     fail("a second read of the %d townships was refused whole again" % NBIG)
+# tallyd stopped: its values are no longer known, and /metrics leaves them
+# out (Prometheus marks them stale) rather than serving them frozen; what
+# says STATS is down (tally_web_tallyd_up 0) and how old the last answer
+# is stay.
+if web_metric("tallyd_uptime_seconds", port=portb) is None:
+    fail("/metrics of the %d townships' tally-web has no tallyd_uptime_seconds" % NBIG)
+big.terminate()
+big.wait(20)
+deadline = time.time() + 20  # a poll every 5 s, each waiting 2 s at most
+while web_metric("tally_web_tallyd_up", port=portb) != 0:
+    if time.time() > deadline:
+        fail("tally-web's /metrics: tally_web_tallyd_up not 0 20 s after tallyd stopped")
+    time.sleep(0.2)
+st, body = http("/metrics", port=portb)
+text = body.decode()
+frozen = re.findall(r"^(?:# (?:HELP|TYPE) )?(tallyd_\w+)", text, re.M)
+if st != 200 or frozen or not re.search(r"^tally_web_stats_age_seconds \d", text, re.M):
+    fail("/metrics with tallyd stopped: %d, tallyd_* served %s\n%s"
+         % (st, sorted(set(frozen))[:5], text[:600]))
+if shutil.which("promtool"):
+    r = subprocess.run([shutil.which("promtool"), "check", "metrics"], input=body,
+                       capture_output=True)
+    if r.returncode != 0:
+        fail("promtool check metrics with tallyd stopped: %s" % (r.stdout + r.stderr))
 webb.terminate()
 if webb.wait(10) != 0:
     fail("tally-web (%d townships) did not stop cleanly on SIGTERM" % NBIG)
-big.terminate()
-big.wait(20)
 
 # The catalog's labels reach the display.
 st, body = http("/api/v1/catalog")
@@ -436,6 +461,41 @@ for what, head, want in (
 if raw_request(("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n"
                 % ("z" * 40000)).encode()) is not None:
     fail("a 40000-byte header was answered: expected the connection closed")
+# A header libwebsockets does not know by name is not counted (it keeps no
+# list of them): 30000 bytes of one are served, as tally-web(1) says.
+if raw_request(("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n"
+                % ("z" * 30000)).encode()) != 200:
+    fail("a 30000-byte header of a name libwebsockets does not know: not 200 as documented")
+
+# Malformed targets.  A line break (%0D, %0A), which libwebsockets takes
+# for the end of the request line: 400, JSON for the API, a line of text
+# for a page (prefix=%0A used to be read as "prefix=": every series).
+for path, api in (("/api/v1/tallies?prefix=%0A", True),
+                  ("/api/v1/period?period=2023%0D%0A&prefix=u/", True),
+                  ("/?column=%0D%0A", False)):
+    st, body = http(path)
+    said = (json.loads(body).get("error", "") if api and body.startswith(b"{")
+            else body.decode(errors="replace"))
+    if st != 400 or "line break" not in said or (not api and not said.startswith("400 ")):
+        fail("%s: %d %r, expected 400 saying it holds a line break" % (path, st, body[:200]))
+# libwebsockets answers a % not followed by two hexadecimal digits itself,
+# before tally-web sees the request: 403 and its page, whose stylesheet
+# tally-web serves, saying what was wrong.
+for path in ("/?column=%", "/api/v1/tallies?prefix=%zz", "/api/v1/period?x=%"):
+    st, body = http(path)
+    if st != 403 or b'href="/error.css"' not in body:
+        fail("%s: %d %r, expected libwebsockets' 403 page" % (path, st, body[:200]))
+st, body = http("/error.css")
+if st != 200 or b"two hexadecimal digits" not in body:
+    fail("/error.css: %d %r" % (st, body[:200]))
+# Requests libwebsockets closes without an answer: a %00 in the target,
+# more than 94 parts (path, arguments, version, known header lines).
+if raw_request(b"GET /api/v1/tallies?prefix=%00 HTTP/1.1\r\nHost: x\r\n\r\n") is not None:
+    fail("a %00 in the target was answered: expected the connection closed")
+for nargs, want in ((91, 200), (92, None)):  # + the path, the version, Host
+    target = "/healthz?" + "&".join("a%d=1" % i for i in range(nargs))
+    if raw_request(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target).encode()) != want:
+        fail("a request of %d parts: expected %s" % (nargs + 3, want or "the connection closed"))
 if http("/healthz")[0] != 200:
     fail("the server stopped answering after bad requests")
 
@@ -452,6 +512,24 @@ m = re.search(r"^tally_web_tallyd_clock_offset_seconds (-?[0-9.]+)$", text, re.M
 if m is None or abs(float(m.group(1))) > 2 or \
         not re.search(r"^tally_web_tallyd_utc_offset_seconds 28800$", text, re.M):
     fail("/metrics: tallyd's clock offset and zone: %s" % text[:600])
+# Each of tallyd's metrics with a HELP that says what it is (tally stats
+# lists every name this tallyd has) and the right TYPE: "_total" counters,
+# the others gauges (tallyd names them so).
+helps = dict(re.findall(r"^# HELP (tallyd_\w+) (.*)$", text, re.M))
+types = dict(re.findall(r"^# TYPE (tallyd_\w+) (\w+)$", text, re.M))
+names = set(json.loads(tally("stats", "--json")))
+vague = sorted(n for n, h in helps.items() if "STATS counter" in h or "does not know" in h)
+if set(helps) != names or set(types) != names or vague:
+    fail("/metrics: tallyd's metrics without a HELP of their own: %s"
+         % (vague or sorted(names ^ set(helps))))
+wrong = sorted(n for n, t in types.items() if t != ("counter" if n.endswith("_total") else "gauge"))
+if wrong or "TIME_IN_FUTURE" not in helps["tallyd_rejected_time_in_future_total"] or \
+        "gauge" != types["tallyd_uptime_seconds"]:
+    fail("/metrics: TYPE or HELP of tallyd's metrics wrong: %s %s"
+         % (wrong, helps.get("tallyd_rejected_time_in_future_total")))
+m = re.search(r"^# HELP tally_web_tallyd_clock_offset_seconds (.*)$", text, re.M)
+if m is None or "skew_ms" in m.group(1) or "[limits] skew" not in m.group(1):
+    fail("/metrics: the clock offset's HELP names tallyd's key wrong: %s" % (m and m.group(1)))
 promtool = shutil.which("promtool")
 if promtool:
     r = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True)
