@@ -73,6 +73,7 @@ void stats_foreach(const tallyd_stats_t *s, const stats_gauges_t *g,
     fn("tallyd_backups_total", clamp(g->backups), ctx);
     fn("tallyd_backup_failures_total", clamp(g->backup_failures), ctx);
     fn("tallyd_backup_last_success_timestamp_seconds", clamp(g->backup_last_s), ctx);
+    fn("tallyd_backup_interval_seconds", clamp(g->backup_interval_s), ctx);
     fn("tallyd_backup_fetches_total", clamp(s->backup_fetches), ctx);
     fn("tallyd_backup_fetch_bytes_total", clamp(s->backup_fetch_bytes), ctx);
 }

@@ -141,6 +141,8 @@ static void report_stats(void *ctx, request_stat_fn fn, void *fn_ctx)
         .backups = d->backup_open ? d->backup.done : 0,
         .backup_failures = d->backup_open ? d->backup.failed : 0,
         .backup_last_s = d->backup_open ? (uint64_t)(d->backup.last_ok_ms / 1000) : 0,
+        .backup_interval_s = d->backup_open ? (uint64_t)(d->backup.c.settings.interval_ms / 1000)
+                                            : 0,
     };
     stats_foreach(&d->stats, &g, fn, fn_ctx);
     endpoints_stats(&d->ep, fn, fn_ctx);

@@ -287,6 +287,8 @@ static const stat_help_t stat_helps[] = {
     {"tallyd_backup_failures_total", true, "Backups that failed since tallyd started."},
     {"tallyd_backup_last_success_timestamp_seconds", false,
      "Unix time of the last backup tallyd wrote; 0: none since it started."},
+    {"tallyd_backup_interval_seconds", false,
+     "[backup] interval in force, in seconds; 0: backups only when asked."},
     {"tallyd_backup_fetches_total", true,
      "Pieces of backups tallyd sent for tally backup --copy-to (BACKUP_FETCH)."},
     {"tallyd_backup_fetch_bytes_total", true, "Bytes of backup files in those pieces."},

@@ -62,20 +62,21 @@ CASES = {
     "TallydBackupFailed": ([("tallyd_backup_failures_total", "0 0 1 1")],
                            [("1m", None), ("2m", {})]),
     # time() counts from 0 at the test's start.  Backups only on request
-    # (tallyd's default: no interval declared): one at 1 s is no alert, at
-    # any age.  A backup a day declared: one at 1 s is not late at 24 h, and
-    # is at 26 h; none at all since a start at 0 s is late at 26 h too.
+    # (tallyd's default: interval 0): one at 1 s is no alert, at any age.
+    # A backup a day: one at 1 s is not late at 24 h, and is at 26 h; none
+    # at all since a start at 0 s is late at 26 h too.
     "TallydBackupStale": [
         ([("tallyd_backup_last_success_timestamp_seconds", "1x3000"),
-          ("tallyd_uptime_seconds", "0+60x3000")],
+          ("tallyd_uptime_seconds", "0+60x3000"),
+          ("tallyd_backup_interval_seconds", "0x3000")],
          [("24h", None), ("26h", None), ("49h", None)]),
         ([("tallyd_backup_last_success_timestamp_seconds", "1x1600"),
           ("tallyd_uptime_seconds", "0+60x1600"),
-          ("tally:backup_interval_seconds", "86400x1600")],
+          ("tallyd_backup_interval_seconds", "86400x1600")],
          [("24h", None), ("26h", {})]),
         ([("tallyd_backup_last_success_timestamp_seconds", "0x1600"),
           ("tallyd_uptime_seconds", "0+60x1600"),
-          ("tally:backup_interval_seconds", "86400x1600")],
+          ("tallyd_backup_interval_seconds", "86400x1600")],
          [("24h", None), ("26h", {})]),
     ],
     "TallydClockOff": ([("tally_web_tallyd_clock_offset_seconds",

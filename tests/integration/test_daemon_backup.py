@@ -720,6 +720,9 @@ def case_interval(tmp):
     daemons = [live]
     try:
         live.push("t1", 5)
+        if live.stats().get("tallyd_backup_interval_seconds") != 1:
+            raise Fail("STATS with interval = 1s: %s" % {k: v for k, v in live.stats().items()
+                                                         if "backup" in k})
         live.wait_log("(every [backup] interval)", 30, 4)
         left = sorted(n for n in os.listdir(where) if n.startswith("backup-"))
         if len(left) != 3:
@@ -744,10 +747,14 @@ def case_reload(tmp):
     live = Daemon(tmp, "rl", os.path.join(tmp, "rl-state"), "")
     try:
         live.push("t1", 2)
+        if live.stats().get("tallyd_backup_interval_seconds") != 0:
+            raise Fail("STATS without [backup] interval: %s" % live.stats())
         with open(os.path.join(tmp, "rl.conf"), "w") as f:
             f.write("[backup]\ninterval = 1s\nkeep = 2\n")
         live.p.send_signal(signal.SIGHUP)
         live.wait_log("(every [backup] interval)", 30, 3)
+        if live.stats().get("tallyd_backup_interval_seconds") != 1:
+            raise Fail("STATS after the reload set interval = 1s: %s" % live.stats())
         left = os.listdir(os.path.join(tmp, "rl-state", "backups"))
         if len(left) != 2:
             raise Fail("keep = 2 set by a reload: %s" % sorted(left))
