@@ -6,10 +6,17 @@ Usage: test_web_display.py TALLYD TALLY TALLY_WEB SOURCE_DIR
 Starts tallyd (the example catalog) and tally-web, opens / at 1920x1080,
 and checks that the display goes live with the catalog's labels and the
 pushed figures; that a new push appears within 2 s without a reload; that
-nothing on the page overflows the screen or its box, in every column;
+every card and ratio shows, those beyond one box's room page by page with
+the table's pages (22 cards and, with a fourth ratio, 4 ratios: two pages
+each); that the footer shows tallyd's stream id whole (64 bits), on hover;
+that nothing on the page overflows the screen or its box, in every column;
+that the 乡镇（街道） header sorts the townships by name, A to Z then Z to A;
+that in 今日 the chart ranks by the first figure other than 0 there;
 that last year's column changes within 3 s when a late figure of last
 year arrives (PERIOD_CHANGED), and 本年's 同比 against last year's same
-days with it, on the county's card and in the chart for the township; that every label of the catalog shows whole, in the
+days with it, on the county's card and in the chart for the township,
+where every township's tick of last year's same days shows, not covered
+by its figure where the figure fell; that every label of the catalog shows whole, in the
 cards and the table's header; that on a 4K, a 1366x768 and a 16:10
 screen the page is scaled to fill it, centred, with nothing cut; that
 the connection indicator turns stale
@@ -136,7 +143,45 @@ return out;
 """
 
 
+# What the paged boxes show at one instant (the page is redrawn whenever a
+# figure comes): the table's townships, the cards' and ratios' labels and
+# their page indicators.
+PAGES_JS = """
+const text = (sel) => Array.from(document.querySelectorAll(sel), (e) => e.textContent);
+const pager = (sel) => { const p = document.querySelector(sel); return p ? p.textContent : ''; };
+return { rows: Array.from(document.querySelectorAll('#towns-body tr'), (r) => r.getAttribute('data-town')),
+         names: text('#towns-body tr td:first-child'),
+         cards: text('#kpis .kpi .label'), kpi_pager: pager('#kpis .pager'),
+         ratios: text('#ratios .ratio .label'), ratio_pager: pager('#ratios .pager') };
+"""
+
+
+# Every tick of last year's same days in the chart that does not show: its
+# township, value and the colour drawn at its centre, where something
+# covers it (the tick is #ffd54a); null before the chart has ticks.
+HIDDEN_TICKS_JS = """
+const c = echarts.getInstanceByDom(document.getElementById('chart'));
+if (!c) return null;
+const o = c.getOption(), names = o.yAxis[0].data;
+const si = o.series.findIndex((x) => x.name === '去年同期');
+if (si < 0 || !o.series[si].data.length) return null;
+const canvas = document.querySelector('#chart canvas');
+const k = canvas.width / parseFloat(canvas.style.width);
+const ctx = canvas.getContext('2d');
+const hidden = [];
+for (const [x, i] of o.series[si].data) {
+  const [px, py] = c.convertToPixel({ seriesIndex: si }, [x, i]);
+  const d = ctx.getImageData(Math.round(px * k), Math.round(py * k), 1, 1).data;
+  if (!(d[0] > 200 && d[1] > 170 && d[2] < 140))
+    hidden.push(names[i] + ' ' + x + ' rgb(' + [d[0], d[1], d[2]].join(',') + ')');
+}
+return [o.series[si].data.map((p) => names[p[1]]), hidden];
+"""
+
+
 def until(cond, what, timeout=20):
+    """Wait for cond(); what says what it waited for, or is a function that
+    says it when asked (what the page showed in the end)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
@@ -145,7 +190,7 @@ def until(cond, what, timeout=20):
         except Exception:  # the page is redrawing
             pass
         time.sleep(0.2)
-    fail("the display never showed " + what)
+    fail("the display never showed " + (what() if callable(what) else what))
 
 
 conf = os.path.join(TMP, "tallyd.conf")
@@ -155,8 +200,11 @@ with open(os.path.join(SRC, "systemd", "tallyd.conf.example"), encoding="utf-8")
     example = f.read()
 if "max_reply_queue = 4096\n" not in example:
     fail("tallyd.conf.example: no 'max_reply_queue = 4096' to lower")
+# A fourth ratio: more than the ratios' box holds (3), shown page by page.
 with open(conf, "w", encoding="utf-8") as f:
     f.write(example.replace("max_reply_queue = 4096\n", "max_reply_queue = 1024\n"))
+    f.write("\n[ratio talks.on_site_rate]\nnumerator = talks.disputes_handled\n"
+            "denominator = talks.people_received\nlabel = 群众说事就地处理率\n")
 REQ = "ipc://%s/req" % TMP
 tallyd_args = [TALLYD, "-c", conf, "-r", REQ, "-p", "ipc://%s/pub" % TMP, "-s",
                os.path.join(TMP, "state")]
@@ -166,6 +214,11 @@ dlog = os.path.join(TMP, "tallyd.log")
 TOWNS = ("gecheng fuxing bashan pingba miaoba mingtong xiuqi gaoyan dongan xianyi gaonan longtian "
          "beiping zuolan yanhe shuanghe liaozi jiming zhouxi mingzhong zhiping lantian houping "
          "heyu").split()
+
+
+def api(path):
+    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=30) as r:
+        return json.load(r)
 
 
 def push(*args):
@@ -193,6 +246,7 @@ for a in ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1920,108
 # tallyd's (its timezone, Asia/Shanghai) all the same.
 BROWSER_TZ = "Pacific/Pago_Pago"
 DAEMON_TZ = ZoneInfo("Asia/Shanghai")
+last = str(datetime.now(DAEMON_TZ).year - 1)
 driver = webdriver.Chrome(service=Service(DRIVER, env=dict(os.environ, TZ=BROWSER_TZ)),
                           options=opts)
 # The wall screen's viewport exactly (--window-size counts the window's
@@ -202,7 +256,17 @@ driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
 try:
     driver.get("http://127.0.0.1:%d/" % port)
     conn = lambda: driver.find_element(By.ID, "conn").get_attribute("data-state")
-    kpis = lambda: driver.find_element(By.ID, "kpis").text
+
+    def first_cards():
+        """The cards' first page (化解矛盾纠纷 and 综治网格 on it), its dot
+        clicked when another shows: it stays a whole turn."""
+        driver.execute_script("const d = document.querySelector('#kpis .pager i');"
+                              "if (d && !d.classList.contains('on')) d.click();")
+
+    def kpis():
+        first_cards()
+        return driver.find_element(By.ID, "kpis").text
+
     until(lambda: conn() == "stale", "the stale indicator while tallyd is not up", 30)
     # ... saying why: nothing accepts connections at tallyd's address.
     conn_text = lambda: driver.find_element(By.ID, "conn-text").text
@@ -215,6 +279,14 @@ try:
     wait_log(dlog, r"ready: requests")
     push("--file", os.path.join(SRC, "client", "demo", "gaoguan-2023.csv"))
     until(lambda: conn() == "live", "the live indicator")
+    # tallyd's stream id, a 64-bit number, whole (JSON.parse alone would
+    # round it to 53 bits), for ops on hover: not in the footer's text.
+    seq = lambda: driver.execute_script(
+        "const s = document.getElementById('seq'); return [s.textContent, s.title];")
+    stream = str(api("/healthz")["stream_id"])
+    until(lambda: seq()[1] == "tallyd 数据流 %s（tallyd 重启后更换）" % stream
+          and seq()[0].startswith("序号 ") and stream not in seq()[0],
+          lambda: "the stream id %s whole on hovering the footer's 序号 (it read %r)" % (stream, seq()))
     if driver.execute_script("return new Date().getTimezoneOffset()") != 11 * 60:
         fail("the browser is not in %s: the clock's check would prove nothing" % BROWSER_TZ)
 
@@ -242,15 +314,25 @@ try:
         push("--town", town, "law_exam.takers=%d" % (1000 * (i + 1)), "disputes.screened=%d" % i)
     until(lambda: "共 25 个乡镇" in driver.find_element(By.ID, "page").text,
           "the table's pages of 25 townships")
-    # Read in one script: the table is rebuilt whenever a figure comes, and
-    # rows found first and read one by one could be gone by the second.
-    rows = lambda: driver.execute_script(
-        "return Array.from(document.querySelectorAll('#towns-body tr'),"
-        " r => r.getAttribute('data-town'))")
-    first = rows()
-    until(lambda: rows() != first, "the table's next page", 15)
-    if set(first) & set(rows()):
-        fail("the table's pages overlap: %s / %s" % (first, rows()))
+    # The table, the cards and the ratios turn their pages together, every
+    # card and ratio shown on one page or the other (22 figures, 4 ratios:
+    # two pages each, as even as they go); read in one script: the page is
+    # rebuilt whenever a figure comes.
+    pages = lambda: driver.execute_script(PAGES_JS)
+    first = pages()
+    until(lambda: pages()["rows"] != first["rows"], "the table's next page", 15)
+    second = pages()
+    if set(first["rows"]) & set(second["rows"]):
+        fail("the table's pages overlap: %s / %s" % (first["rows"], second["rows"]))
+    catalog = api("/api/v1/catalog")
+    for key, pager, ratios in (("cards", "kpi_pager", False), ("ratios", "ratio_pager", True)):
+        labels = [m["label"] for m in catalog["metrics"] if (m["kind"] == "ratio") == ratios]
+        shown = first[key] + second[key]
+        pagers = sorted([first[pager], second[pager]])
+        if sorted(shown) != sorted(labels) or pagers != ["1/2", "2/2"] or \
+                abs(len(first[key]) - len(second[key])) > 1:
+            fail("the %s over the two pages: %r (pages %r), not the catalog's %d: %r"
+                 % (key, shown, pagers, len(labels), labels))
     for b in driver.find_elements(By.CSS_SELECTOR, "#columns button"):
         b.click()
         time.sleep(0.6)
@@ -259,10 +341,37 @@ try:
             fail("column %s at 1920x1080 overflows: %s" % (b.text, "; ".join(bad[:8])))
     # Every label of the example catalog shows whole, in two lines or
     # three if need be: 法治理论考试参考人数 and 法治理论考试合格人数 differ at
-    # their ends, which an ellipsis would cut.
-    cut = driver.execute_script(CUT_LABELS_JS)
-    if cut:
-        fail("labels cut short on the wall: %s" % "; ".join(cut))
+    # their ends, which an ellipsis would cut; on each page of the cards
+    # (their dots clicked), nothing overflowing.
+    for page in (0, 1):
+        driver.execute_script("document.querySelectorAll('#kpis .pager i')[%d].click()" % page)
+        time.sleep(0.3)
+        cut = driver.execute_script(CUT_LABELS_JS)
+        if cut:
+            fail("labels cut short on the wall, cards' page %d: %s" % (page + 1, "; ".join(cut)))
+        bad = driver.execute_script(OVERFLOW_JS)
+        if bad:
+            fail("the cards' page %d overflows: %s" % (page + 1, "; ".join(bad[:8])))
+
+    # The first header sorts the townships by name as shown, in Chinese
+    # (pinyin) order, A to Z, then Z to A, in 累计 (where figures would
+    # order them otherwise); the chart keeps ranking by a figure.
+    driver.find_element(By.CSS_SELECTOR, '#columns button[data-column="total"]').click()
+    town_head = '#towns-head th[data-sort="__town"]'
+    for order, want in (("A to Z", ["巴山镇", "北屏乡", "东安镇", "复兴街道", "高观镇", "高楠镇"]),
+                        ("Z to A", ["左岚乡", "周溪乡", "治平乡", "沿河乡", "修齐镇", "咸宜镇"])):
+        driver.find_element(By.CSS_SELECTOR, town_head).click()
+        until(lambda: pages()["names"][:6] == want and
+              "sorted" in driver.find_element(By.CSS_SELECTOR, town_head).get_attribute("class") and
+              driver.find_element(By.ID, "chart-title").text.startswith("各乡镇"),
+              lambda: "the townships sorted by name %s (%s), the chart still ranking: the table "
+              "read %r" % (order, "，".join(want), pages()["names"][:6]), 3)
+
+    # Last year's figure of the 8 townships of most exams, each a little
+    # above this year's: their ticks in the chart fall just past their bars'
+    # ends, where their figures are (seen below, in 本年).
+    for i, town in list(enumerate(TOWNS))[-8:]:
+        push("--town", town, "--time", last + "-01-01", "law_exam.takers=%d" % (1000 * (i + 1) + 700))
 
     # Other screens: the 1920x1080 page scaled to fill them (an LED wall
     # in 4K, an official's 1366x768 laptop, a 16:10 monitor), centred,
@@ -284,13 +393,22 @@ try:
                            {"width": 1920, "height": 1080, "deviceScaleFactor": 1, "mobile": False})
 
     # Last year's column follows a late figure of last year (PERIOD_CHANGED).
-    last = str(datetime.now(DAEMON_TZ).year - 1)
     driver.find_element(By.CSS_SELECTOR, '#columns button[data-column="y%s"]' % last).click()
     until(lambda: "化解矛盾纠纷" in kpis(), "last year's column")
     before = kpis()
     push("--time", last + "-01-01", "disputes.resolved=4321")
     until(lambda: "4,321" in kpis() or "4321" in kpis(),
           "last year's 化解矛盾纠纷 of 4321 within 3 s (it showed: %s)" % before[:80], 3)
+
+    # Today, a figure reported as 0 first (高观镇's 重大信访上访事件; no other
+    # township has one): the chart ranks by the next, which has figures,
+    # not by a column of zeros.
+    driver.get("http://127.0.0.1:%d/?column=today&metrics=incidents.major_petition,disputes.screened"
+               % port)
+    until(lambda: conn() == "live", "the live indicator after opening 今日")
+    until(lambda: driver.find_element(By.ID, "chart-title").text == "各乡镇排查矛盾纠纷 · 今日",
+          lambda: "the chart ranking by 排查矛盾纠纷 in 今日, not by 重大信访上访事件 (0 everywhere); "
+          "its title read %r" % driver.find_element(By.ID, "chart-title").text)
 
     # Opened as an operator may set a screen up, the table's figures named
     # in the URL, a gauge first: in last year's column, where the gauge
@@ -301,7 +419,7 @@ try:
     until(lambda: "化解矛盾纠纷" in driver.find_element(By.ID, "chart-title").text,
           "the chart ranking by 化解矛盾纠纷, not by a gauge without values last year")
     # A past year's 同比 is against the year before it, whole.
-    yoy = lambda: driver.execute_script(
+    yoy = lambda: first_cards() or driver.execute_script(
         "const c = [...document.querySelectorAll('#kpis .kpi')]"
         ".find(k => k.querySelector('.label').textContent === '化解矛盾纠纷');"
         "const y = c && c.querySelector('.yoy'); return y ? y.textContent + ' | ' + y.title : ''")
@@ -350,9 +468,6 @@ try:
              "banners", "slogans", "safety.handouts"]
     for town in TOWNS:
         push("--town", town, *[m + "=1" for m in flood])
-    def api(path):
-        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=30) as r:
-            return json.load(r)
     def read_in_parts(prefix):
         """None when the period's answer holds every live series under prefix
         (more than 512), the county's first, then township by township."""
@@ -384,7 +499,7 @@ try:
         "const c = echarts.getInstanceByDom(document.getElementById('chart'));"
         "if (!c) return null;"
         "const o = c.getOption(), i = o.yAxis[0].data.indexOf('高观镇');"
-        "const d = o.series.find(x => x.name === 'figures').data[i];"
+        "const d = o.series.find(x => x.name === 'bars').data[i];"
         "return i < 0 ? null : (d && typeof d === 'object' ? d.value : d)")
     until(lambda: bar() == 4322 and note() == "",
           "高观镇's bar of %s at 4,322 and no note, with too many series for one answer" % last)
@@ -396,7 +511,7 @@ try:
           "the chart's 同比 read township by township: 高观镇's tick at 4,322, no note")
     # A gauge is a level: 本年 shows 综治网格 as it stands (高观镇's 23),
     # marked 最新, not a dash.
-    card = lambda: driver.execute_script(
+    card = lambda: first_cards() or driver.execute_script(
         "const c = [...document.querySelectorAll('#kpis .kpi')]"
         ".find(k => k.querySelector('.label').textContent === '综治网格');"
         "return c ? c.querySelector('.line').textContent : ''")
@@ -414,6 +529,17 @@ try:
     until(lambda: conn() == "live", "the live indicator after tallyd came back", 40)
     until(lambda: conn_text() == "实时", "实时 after tallyd came back")
     until(lambda: "4,541" in kpis(), "the figures after the resync")
+    stream = str(api("/healthz")["stream_id"])
+    until(lambda: seq()[1] == "tallyd 数据流 %s（tallyd 重启后更换）" % stream,
+          lambda: "the new stream id %s after tallyd's restart (it read %r)" % (stream, seq()))
+    # 本年 ranked by exams taken: the 8 townships with a figure last year
+    # each have a tick, showing: where this year's figure is lower, past its
+    # bar's end, not under the figure set there.
+    driver.get("http://127.0.0.1:%d/?column=year&metrics=law_exam.takers,disputes.resolved" % port)
+    ticks = lambda: driver.execute_script(HIDDEN_TICKS_JS)
+    until(lambda: ticks() is not None and len(ticks()[0]) == 8 and ticks()[1] == [],
+          lambda: "a visible tick for each of the 8 townships with exams last year; ticks and "
+          "hidden: %r" % (ticks(),))
     os.makedirs("artifacts", exist_ok=True)
     driver.save_screenshot(os.path.join("artifacts", "wall-1920x1080.png"))
     errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]

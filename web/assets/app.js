@@ -32,20 +32,24 @@ const PAST_MIN_GAP_MS = 1000; // a burst of late figures: one read a second
 // failure every PAST_RETRY_MS.
 const YOY_COLUMNS = new Set(["month", "quarter", "year"]);
 const UNSUPPORTED_RETRY_MS = 600000;
+// The county's cards: 6 x 3 when they all fit; more take turns page by
+// page (with the table's pages), 6 x 2 with a page indicator under them.
 const KPI_MAX = 18;
+const KPI_PAGE_MAX = 12;
+const RATIO_MAX = 3; // the ratios' box: more take turns likewise
 const TABLE_METRICS_MAX = 6;
 const TABLE_RATIOS_MAX = 2;
 const STALE_AFTER_MS = 12000; // the server sends something every 5 s
 const FLASH_MS = 2000;
-const PAGE_MS = 10000; // a table longer than its box shows page after page
+const PAGE_MS = 10000; // a box with more than it holds shows page after page
 const ROW_PX = 34; // a table row's height (app.css, td)
 
 const params = new URLSearchParams(location.search);
 const state = {
   tallies: new Map(), // "scope|metric" -> tally
   historyGen: null, // the stream's history_gen last seen
-  stream: 0,
-  seq: 0,
+  stream: "", // tallyd's stream id, in digits: 64 bits, more than a JS number holds exactly
+  seq: "",
   synced: false,
   tallyd: "", // tally-web's connection to tallyd: "up", "refused", "unreachable", ...
   open: false,
@@ -59,6 +63,10 @@ const state = {
   dirty: true,
   page: 0, // the table's page shown
   pages: 1,
+  kpiPage: 0, // the cards' page shown
+  kpiPages: 1,
+  ratioPage: 0,
+  ratioPages: 1,
   clock: null, // tallyd's zone: { zone, utc_offset_s }, null: not known (yet)
 };
 
@@ -186,11 +194,14 @@ function percent(x) {
   return (x * 100).toFixed(1) + "%";
 }
 
+// t's value in column as a number to rank by, -Infinity without one (no
+// figure, or a ratio over 0).
 function numeric(t, column) {
   if (!t) return -Infinity;
   const v = valueOf(t, column);
   if (v === undefined || v === null) return -Infinity;
-  return t.kind === "ratio" ? v.value : v;
+  const x = t.kind === "ratio" ? v.value : v;
+  return typeof x === "number" && isFinite(x) ? x : -Infinity;
 }
 
 function metricLabel(id) {
@@ -206,6 +217,14 @@ function metricUnit(id) {
 function townLabel(id) {
   const t = state.catalog.townships.get(id);
   return t && t.label ? t.label : id;
+}
+
+// Townships by their names as shown, in Chinese order (pinyin: 巴山镇,
+// 北屏乡, 东安镇 ...); by id where the catalog names none.
+const nameCollator = new Intl.Collator("zh");
+
+function townOrder(a, b) {
+  return nameCollator.compare(townLabel(a), townLabel(b)) || (a < b ? -1 : a > b ? 1 : 0);
 }
 
 function metricOrder(a, b) {
@@ -269,9 +288,47 @@ function show(el, key, text) {
   }
 }
 
+// The pages of n items, at most max on one, as even as they go (22 cards
+// on 12 at most: two pages of 11, not 12 and 10): { pages, per }.
+function paging(n, max) {
+  const pages = Math.max(1, Math.ceil(n / max));
+  return { pages, per: Math.max(1, Math.ceil(n / pages)) };
+}
+
+// A paged box's indicator: a dot for each page, the one shown lit, and
+// "1/2" beside them.  A dot clicked shows its page (pick(i)), for a whole
+// PAGE_MS.
+function pager(page, pages, what, pick) {
+  const p = document.createElement("div");
+  p.className = "pager";
+  p.title = what + "：第 " + (page + 1) + "/" + pages + " 页，每 " + PAGE_MS / 1000 + " 秒翻页";
+  for (let i = 0; i < pages; i++) {
+    const dot = document.createElement("i");
+    if (i === page) dot.className = "on";
+    dot.addEventListener("click", () => {
+      pick(i);
+      turnPagesEvery(PAGE_MS);
+      state.dirty = true;
+    });
+    p.append(dot);
+  }
+  const text = document.createElement("span");
+  text.textContent = page + 1 + "/" + pages;
+  p.append(text);
+  return p;
+}
+
 function drawKpis() {
   const box = document.getElementById("kpis");
-  const list = county((k) => k !== "ratio").slice(0, KPI_MAX);
+  const all = county((k) => k !== "ratio");
+  // Every figure shows: more than the 6 x 3 cards take turns, with the
+  // table's pages.
+  const paged = all.length > KPI_MAX;
+  const { pages, per } = paged ? paging(all.length, KPI_PAGE_MAX) : { pages: 1, per: KPI_MAX };
+  state.kpiPages = pages;
+  if (state.kpiPage >= pages) state.kpiPage = 0;
+  const list = all.slice(state.kpiPage * per, state.kpiPage * per + per);
+  box.classList.toggle("paged", paged);
   box.replaceChildren();
   for (const t of list) {
     const card = document.createElement("div");
@@ -307,6 +364,8 @@ function drawKpis() {
     box.appendChild(card);
     fitWidth(line, value, 20);
   }
+  if (paged)
+    box.appendChild(pager(state.kpiPage, pages, "全县指标 " + all.length + " 项", (i) => { state.kpiPage = i; }));
 }
 
 // Shrink el's font until box's content fits its width (a figure of many
@@ -321,8 +380,12 @@ function fitWidth(box, el, min) {
 
 function drawRatios() {
   const box = document.getElementById("ratios");
+  const all = county((k) => k === "ratio");
+  const { pages, per } = paging(all.length, RATIO_MAX);
+  state.ratioPages = pages;
+  if (state.ratioPage >= pages) state.ratioPage = 0;
   box.replaceChildren();
-  for (const t of county((k) => k === "ratio").slice(0, 3)) {
+  for (const t of all.slice(state.ratioPage * per, state.ratioPage * per + per)) {
     const r = document.createElement("div");
     r.className = "ratio";
     const value = document.createElement("div");
@@ -341,49 +404,78 @@ function drawRatios() {
     if (yoy) r.append(yoy);
     box.appendChild(r);
   }
+  if (pages > 1)
+    box.appendChild(pager(state.ratioPage, pages, "比率 " + all.length + " 项", (i) => { state.ratioPage = i; }));
 }
 
+// The table's first column, sorted by the townships' names.
+const TOWN_COLUMN = "__town";
+
+// The figure ranked by until a header is clicked: the first of metrics
+// with a value other than 0 in the column shown (a gauge has none in 本月
+// and the like, and a figure nobody reported today is 0 everywhere: a
+// chart of zeros says nothing), else the first.
+function defaultKey(towns, metrics) {
+  const nonZero = (m) => towns.some((t) => {
+    const v = numeric(get(t, m), state.column);
+    return v !== -Infinity && v !== 0;
+  });
+  return metrics.find(nonZero) || metrics[0];
+}
+
+// towns ranked by key in the column shown, largest first unless asc;
+// those without a value last either way, ties by name.
+function rankTowns(towns, key, asc) {
+  return towns.sort((a, b) => {
+    const x = numeric(get(a, key), state.column), y = numeric(get(b, key), state.column);
+    if (x === y) return townOrder(a, b);
+    if (x === -Infinity || y === -Infinity) return x === -Infinity ? 1 : -1;
+    return asc ? x - y : y - x;
+  });
+}
+
+// The townships in the table's order, the header it is sorted by (key),
+// and the chart's: ranked by the figure clicked, else the default one
+// (by that one too when the table is sorted by name), and that figure.
 function sortedTowns(metrics) {
   const towns = townships();
-  // Unless chosen, the first figure that has values in the column (a
-  // gauge has none in 本月 and the like: a chart of zeros says nothing).
-  const hasValues = (m) => towns.some((t) => numeric(get(t, m), state.column) !== -Infinity);
-  const key = state.sort.metric && metrics.includes(state.sort.metric) ? state.sort.metric
-    : metrics.find(hasValues) || metrics[0];
-  if (key === "__town") {
-    towns.sort((a, b) => townLabel(a).localeCompare(townLabel(b), "zh-CN"));
-    if (!state.sort.asc) towns.reverse();
-    return { towns, key };
+  const chosen = state.sort.metric === TOWN_COLUMN || metrics.includes(state.sort.metric)
+    ? state.sort.metric : null;
+  if (chosen === TOWN_COLUMN) {
+    towns.sort((a, b) => (state.sort.asc ? townOrder(a, b) : townOrder(b, a)));
+    const chartKey = defaultKey(towns, metrics);
+    return { towns, key: chosen, chartTowns: rankTowns(towns.slice(), chartKey, false), chartKey };
   }
-  towns.sort((a, b) => {
-    const d = numeric(get(a, key), state.column) - numeric(get(b, key), state.column);
-    if (d !== 0 && !isNaN(d)) return state.sort.asc ? d : -d;
-    return a < b ? -1 : a > b ? 1 : 0;
-  });
-  return { towns, key };
+  const key = chosen || defaultKey(towns, metrics);
+  rankTowns(towns, key, chosen ? state.sort.asc : false);
+  return { towns, key, chartTowns: towns, chartKey: key };
 }
 
 function drawTable() {
   const metrics = tableMetrics();
   const head = document.getElementById("towns-head");
   const body = document.getElementById("towns-body");
-  const { towns, key } = sortedTowns(metrics);
+  const { towns, key, chartTowns, chartKey } = sortedTowns(metrics);
   head.replaceChildren();
-  const cols = [["__town", "乡镇（街道）"]].concat(metrics.map((m) => [m, metricLabel(m)]));
+  const cols = [[TOWN_COLUMN, "乡镇（街道）"]].concat(metrics.map((m) => [m, metricLabel(m)]));
   for (const [id, text] of cols) {
     const th = document.createElement("th");
     const span = document.createElement("span");
     span.textContent = text;
     th.append(span);
     th.dataset.sort = id;
-    th.title = id === "__town" ? "按名称排序" : text === id ? id : text + "（" + id + "）";
+    th.title = id === TOWN_COLUMN ? "按名称排序" : text === id ? id : text + "（" + id + "）";
     if (key === id) {
       th.classList.add("sorted");
       if (state.sort.asc) th.classList.add("asc");
     }
+    // A click: that order (names A to Z, figures largest first), a second
+    // one the other way; from the table's first page, kept 10 s.
     th.addEventListener("click", () => {
       if (state.sort.metric === id) state.sort.asc = !state.sort.asc;
-      else state.sort = { metric: id, asc: id === "__town" };
+      else state.sort = { metric: id, asc: id === TOWN_COLUMN };
+      state.page = 0;
+      turnPagesEvery(PAGE_MS);
       state.dirty = true;
     });
     head.appendChild(th);
@@ -413,7 +505,7 @@ function drawTable() {
     body.appendChild(tr);
     for (const td of tr.children) if (td.textContent.length > 7) fitWidth(td, td, 12);
   }
-  drawChart(towns, key);
+  drawChart(chartTowns, chartKey);
 }
 
 let chart = null;
@@ -439,7 +531,7 @@ function fitScreen() {
 
 function drawChart(towns, key) {
   const title = document.getElementById("chart-title");
-  if (!key || key === "__town") {
+  if (!key) {
     title.textContent = "";
     return;
   }
@@ -467,12 +559,17 @@ function drawChart(towns, key) {
   // Each township's figure in the same days a year earlier, as a tick
   // across its bar (none at 0: a tick on every axis line of a township
   // new this year says nothing), and its 同比 after the figure.
-  const earlier = [], yoys = [];
+  // Its figure is set after the bar or the tick, whichever ends further
+  // right (ends): a township whose figure fell has its tick beyond its
+  // bar, where the figure would otherwise cover it.
+  const earlier = [], yoys = [], ends = data.slice();
   top.forEach((t, i) => {
     const v = yoyValue(get(t, key));
     yoys.push(yoyOf(get(t, key)));
     if (v === undefined || v === null || (ratio ? !isFinite(v.value) : v === 0)) return;
-    earlier.push([scaled(ratio ? v.value : v), i]);
+    const x = scaled(ratio ? v.value : v);
+    earlier.push([x, i]);
+    if (data[i] !== "-" && x > data[i]) ends[i] = x;
   });
   if (earlier.length) {
     const legend = document.createElement("span");
@@ -494,10 +591,11 @@ function drawChart(towns, key) {
       axisLabel: { color: "#c9dcff", fontSize: top.length > 16 ? 14 : 17, interval: 0 },
       axisLine: { lineStyle: { color: "#1d4b8f" } },
     },
-    // Three layers: the bars, the ticks over them, and the figures over
-    // the ticks (on the panel's colour, so that a tick beyond a bar's end
-    // does not run through its figure), carried by bars drawn clear.
+    // Three layers: the bars, the ticks over them, and the figures,
+    // carried by bars drawn clear as long as the bar or the tick (ends),
+    // so that neither runs under a figure.
     series: [{
+      name: "bars",
       type: "bar",
       data,
       barWidth: "62%",
@@ -514,16 +612,16 @@ function drawChart(towns, key) {
     }, {
       name: "figures",
       type: "bar",
-      data,
+      data: ends,
       barWidth: "62%",
       barGap: "-100%",
       silent: true,
       itemStyle: { color: "transparent" },
       label: {
-        show: true, position: "right", color: "#e6f0ff", fontSize: font,
-        backgroundColor: "#0c2245", padding: [3, 3],
+        show: true, position: "right", distance: 6, color: "#e6f0ff", fontSize: font,
         formatter: (p) => {
-          const text = ratio ? p.value + "%" : intFormat.format(p.value);
+          const v = data[p.dataIndex];
+          const text = ratio ? v + "%" : intFormat.format(v);
           const y = yoys[p.dataIndex];
           return y && y.dir ? text + " {yoy|" + y.text.replace("同比 ", "") + "}" : text;
         },
@@ -557,7 +655,12 @@ function drawStatus() {
     small.textContent = why;
     text.appendChild(small);
   }
-  document.getElementById("seq").textContent = state.seq ? "序号 " + state.seq + " · 数据流 " + state.stream : "";
+  // The stream id is for ops (tallyd's log, /healthz, tally watch), not
+  // for the room: on hover only.
+  const seq = document.getElementById("seq");
+  seq.textContent = state.stream ? "序号 " + state.seq : "";
+  seq.title = state.stream ? "tallyd 数据流 " + state.stream + "（tallyd 重启后更换）" : "";
+  seq.dataset.stream = state.stream;
   document.getElementById("updated").textContent = state.lastChange
     ? "最近更新 " + timeText(calendarAt(state.lastChange))
     : "";
@@ -593,12 +696,23 @@ function frame() {
 
 // ---- the stream -------------------------------------------------------------
 
-function apply(msg) {
+// The digits of the top-level integer field name in a message's text, else
+// those of value: tally-web writes stream_id and seq as 64-bit numbers,
+// which JSON.parse rounds to a double's 53 bits (…934231 would show as
+// …934000).  tally-web writes the top-level fields before the tallies (a
+// window may be named seq), and a quote inside a JSON string is escaped:
+// the first match is the field.
+function integerText(text, name, value) {
+  const m = new RegExp('"' + name + '":(\\d+)').exec(text);
+  return m ? m[1] : value === undefined || value === null ? "" : String(value);
+}
+
+function apply(msg, text) {
   state.lastMessage = Date.now();
   state.synced = !!msg.synced;
   state.tallyd = msg.tallyd || "";
-  state.stream = msg.stream_id;
-  state.seq = msg.seq;
+  state.stream = integerText(text, "stream_id", msg.stream_id);
+  state.seq = integerText(text, "seq", msg.seq);
   if (msg.type === "snapshot") {
     state.tallies.clear();
     for (const r of historyReaders) r.stale = true; // they may have missed notices meanwhile
@@ -627,7 +741,7 @@ function connect() {
   };
   ws.onmessage = (ev) => {
     try {
-      apply(JSON.parse(ev.data));
+      apply(JSON.parse(ev.data), ev.data);
     } catch (e) {
       console.warn("tally-web: a message that is not JSON", e);
     }
@@ -777,6 +891,21 @@ function drawYearButtons(year) {
   state.dirty = true;
 }
 
+// The table's, the cards' and the ratios' pages turn together every ms,
+// counted again from now (a header clicked shows its first page whole).
+let pageTimer = null;
+
+function turnPagesEvery(ms) {
+  clearInterval(pageTimer);
+  pageTimer = setInterval(() => {
+    if (state.pages === 1 && state.kpiPages === 1 && state.ratioPages === 1) return;
+    state.page = (state.page + 1) % state.pages;
+    state.kpiPage = (state.kpiPage + 1) % state.kpiPages;
+    state.ratioPage = (state.ratioPage + 1) % state.ratioPages;
+    state.dirty = true;
+  }, ms);
+}
+
 function start() {
   const nav = document.getElementById("columns");
   for (const b of [...nav.querySelectorAll("button")]) b.replaceWith(columnButton(b.dataset.column));
@@ -785,12 +914,7 @@ function start() {
   setInterval(() => { for (const r of historyReaders) r.load(); }, 5000);
   drawClock();
   setInterval(drawClock, 1000);
-  setInterval(() => {
-    if (state.pages > 1) {
-      state.page = (state.page + 1) % state.pages;
-      state.dirty = true;
-    }
-  }, PAGE_MS);
+  turnPagesEvery(PAGE_MS);
   fitScreen();
   window.addEventListener("resize", () => {
     fitScreen();
