@@ -682,6 +682,64 @@ static int resolve_offline(cli_global_t *g, int rc, const tally_request_t *req, 
     return CLI_UNREACHABLE;
 }
 
+/* Whether cat has name as an id or as a name (township) or label. */
+static bool in_catalog(const tally_catalog_t *cat, const char *name, bool township)
+{
+    size_t n = township ? tally_catalog_townships(cat) : tally_catalog_metrics(cat);
+    for (size_t i = 0; i < n; i++) {
+        const char *id, *text;
+        if (township) {
+            const tally_township_info_t *t = tally_catalog_township(cat, i);
+            id = t->id, text = t->name;
+        } else {
+            const tally_metric_info_t *m = tally_catalog_metric(cat, i);
+            id = m->id, text = m->label;
+        }
+        if (strcmp(id, name) == 0 || strcmp(text, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void count_tally(void *ctx, const tally_tally_t *t)
+{
+    (void)t;
+    ++*(size_t *)ctx;
+}
+
+/* A name in Chinese (beyond ASCII) that neither the catalog nor tallyd's
+ * tallies know: an open catalog takes it as a new township or metric,
+ * which splits one in two when it was meant as the name of one reporting
+ * under an id (高观镇 for gaoguan, on tallyd's built-in defaults, which
+ * name no township).  Said, not refused: ids may be Chinese too. */
+static void warn_if_new(cli_global_t *g, const tally_curve_t *curve, int timeout_ms,
+                        const tally_catalog_t *cat, const char *name, bool township)
+{
+    if (!cli_beyond_ascii(name) || in_catalog(cat, name, township))
+        return;
+    char prefix[PROTO_NAME_MAX + 16];
+    snprintf(prefix, sizeof prefix, township ? "u/town/%s/" : "u/county/%s/", name);
+    char why[256];
+    tally_request_t req = cli_request(
+        curve, timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS, why, sizeof why);
+    size_t n = 0;
+    if (tally_get_req(g->server, &req, prefix, count_tally, &n, NULL, NULL) != 0 || n > 0)
+        return;
+    if (township)
+        fprintf(stderr,
+                "tally push: '%s' is new to tallyd: no township has that id or name yet, so it "
+                "becomes a township of its own.  If it is the name of a township that reports "
+                "under an id (gaoguan), push with that id, or name the townships in tallyd's "
+                "catalog ([township ID] name = %s)\n",
+                name, name);
+    else
+        fprintf(stderr,
+                "tally push: '%s' is new to tallyd: no metric has that id or label yet, so it "
+                "becomes a counter of its own.  If it is the label of a metric, push with its "
+                "id (tally get --labels shows them)\n",
+                name);
+}
+
 /* A township's name or metrics' labels (高观镇, 排查矛盾纠纷) stand for
  * their ids, as in the reading commands (cli_opts_resolve), looked up in
  * the daemon's catalog only when some name has characters beyond ASCII.
@@ -718,6 +776,19 @@ static int resolve_names(cli_global_t *g, const char *spool, const char **town, 
     if (id != NULL) {
         snprintf(town_buf, cap, "%s", id);
         *town = town_buf;
+    }
+    warn_if_new(g, curve, timeout_ms, cat, *town, true);
+    const char *asked[5]; /* each name once, a few at most */
+    size_t nasked = 0;
+    for (size_t i = 0; i < s->n && nasked < sizeof asked / sizeof asked[0]; i++) {
+        const char *m = s->v[i].metric;
+        bool seen = !cli_beyond_ascii(m) || in_catalog(cat, m, false);
+        for (size_t j = 0; j < nasked && !seen; j++)
+            seen = strcmp(asked[j], m) == 0;
+        if (!seen) {
+            asked[nasked++] = m;
+            warn_if_new(g, curve, timeout_ms, cat, m, false);
+        }
     }
     for (size_t i = 0; i < s->n && status == CLI_OK; i++) {
         if (!cli_beyond_ascii(s->v[i].metric) ||

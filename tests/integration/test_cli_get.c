@@ -522,6 +522,34 @@ static void test_partial_push(void **state)
     expect_total(&f->t, "patrols", "county", 1020);
 }
 
+/* 1g. On the built-in defaults (a catalog naming no township), a
+ * township's name in Chinese is a township of its own: the first push
+ * under it says so, so that one township is not split in two unseen; a
+ * catalog label still stands for its metric, an unknown one is said new
+ * too; once it has tallies, nothing is said. */
+static void test_new_name_said(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
+    cli_result_t r = run_expect(
+        f, 0, (const char *const[]){"push", "--town", "gaoguan", "disputes.screened=1", NULL});
+    assert_null(strstr(r.err, "new to tallyd"));
+    cli_result_free(&r);
+    r = run_expect(f, 0,
+                   (const char *const[]){"push", "--town", "高观镇", "disputes.screened=1",
+                                         "法治理论考试参考人数=2", "新指标=3", NULL});
+    if (strstr(r.err, "'高观镇' is new to tallyd: no township has that id or name yet") == NULL ||
+        strstr(r.err, "'新指标' is new to tallyd: no metric has that id or label yet") == NULL ||
+        strstr(r.err, "法治理论考试参考人数") != NULL)
+        fail_msg("first push under 高观镇:\n%s", r.err);
+    cli_result_free(&r);
+    r = run_expect(f, 0, (const char *const[]){"push", "--town", "高观镇", "新指标=1", NULL});
+    assert_string_equal(r.err, "");
+    cli_result_free(&r);
+    get_tab(f, NULL);
+    expect_total(&f->t, "law_exam.takers", "county", 2); /* the label stood for its id */
+}
+
 /* A free TCP port on [::1], as an endpoint (the port is free when asked;
  * the test binds it right after). */
 static void free_v6_endpoint(fx_t *f, char *ep, size_t len)
@@ -714,6 +742,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ipv6, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rejections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial_push, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_name_said, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
