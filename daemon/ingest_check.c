@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void names_free(struct ingest_names *t)
 {
@@ -248,22 +249,51 @@ void ingest_check_forget_names(ingest_t *in, uint32_t towns, uint32_t metrics)
     intern_truncate(in->c.metrics, metrics);
 }
 
+/* ms since the epoch as "2023-12-31T16:00:00Z" into buf. */
+static void utc_text(int64_t ms, char *buf, size_t cap)
+{
+    time_t s = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    struct tm tm;
+    if (gmtime_r(&s, &tm) == NULL || strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, cap, "?");
+}
+
+/* A span of ms as people say it: "3 min 20 s", "1120 days". */
+static void span_text(int64_t ms, char *buf, size_t cap)
+{
+    if (ms >= 2 * 86400000LL)
+        snprintf(buf, cap, "%" PRId64 " days", ms / 86400000);
+    else if (ms >= 2 * 3600000LL)
+        snprintf(buf, cap, "%" PRId64 " h", ms / 3600000);
+    else if (ms >= 60000 && ms % 60000 < 1000)
+        snprintf(buf, cap, "%" PRId64 " min", ms / 60000);
+    else if (ms >= 60000)
+        snprintf(buf, cap, "%" PRId64 " min %" PRId64 " s", ms / 60000, ms % 60000 / 1000);
+    else
+        snprintf(buf, cap, "%" PRId64 " ms", ms);
+}
+
 static int check_time(ingest_t *in, int64_t t, char *msg, size_t msglen)
 {
     const ingest_limits_t *l = &in->c.limits;
     int64_t now = clock_now_ms(in->c.clock);
+    char when[32], by[32], allowed[32];
     if (t > now + l->skew_ms) {
+        utc_text(t, when, sizeof when);
+        span_text(t - now, by, sizeof by);
+        span_text(l->skew_ms, allowed, sizeof allowed);
         snprintf(msg, msglen,
-                 "time_ms: %" PRId64 " is %" PRId64
-                 " ms ahead of the daemon's clock; at most %" PRId64 " ms are allowed",
-                 t, t - now, l->skew_ms);
+                 "time_ms: %" PRId64 " (%s) is %s ahead of the daemon's clock; at most %s "
+                 "([limits] skew) are allowed: a time in the future, or a clock that is wrong",
+                 t, when, by, allowed);
         return TALLY_EFUTURE;
     }
     if (t < now - l->max_age_ms) {
+        utc_text(t, when, sizeof when);
         snprintf(msg, msglen,
-                 "time_ms: %" PRId64 " is %" PRId64 " days old; samples older than %" PRId64
-                 " days are not accepted",
-                 t, (now - t) / 86400000, l->max_age_ms / 86400000);
+                 "time_ms: %" PRId64 " (%s) is %" PRId64 " days old; samples older than %" PRId64
+                 " days ([limits] max_age) are not accepted",
+                 t, when, (now - t) / 86400000, l->max_age_ms / 86400000);
         return TALLY_ETOOOLD;
     }
     return 0;

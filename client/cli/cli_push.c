@@ -896,6 +896,18 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
     return status;
 }
 
+/* --time (text, read as ms) within the protocol's range, give or take
+ * slack: 0 or the usage error (printed). */
+static int check_time_range(const char *text, int64_t ms, int64_t slack)
+{
+    if (ms >= PROTO_TIME_MIN - slack && ms < PROTO_TIME_MAX + slack)
+        return 0;
+    return cli_usage_error("push",
+                           "--time '%s' is %s: tally takes times from 2000-01-01 to 2099-12-31 "
+                           "(UTC)",
+                           text, ms < PROTO_TIME_MIN ? "before 2000" : "after 2099");
+}
+
 enum { OPT_SPOOL = CLI_OPT_OWN, OPT_FLUSH };
 
 int cli_push(int argc, char **argv, cli_global_t *g)
@@ -944,6 +956,10 @@ int cli_push(int argc, char **argv, cli_global_t *g)
     }
     if (status != CLI_CONTINUE)
         return status;
+    /* Before anything is asked of tallyd: a time out of range in any zone
+     * (read in UTC so far, when it has no offset). */
+    if (time_text != NULL && (status = check_time_range(time_text, time_ms, 14 * 3600000)) != 0)
+        return status;
     if (town != NULL && proto_name_check(town, strlen(town)) < 0)
         return cli_usage_error("push", "--town '%s' is not a valid township name", town);
     if (town != NULL && proto_township_reserved(town, strlen(town)))
@@ -987,6 +1003,8 @@ int cli_push(int argc, char **argv, cli_global_t *g)
             time_ms = 1; /* 0 would mean "now" to the library */
         if (time_ms == 0)
             time_ms = cli_clock_ms(CLOCK_REALTIME); /* one reading: one event time for all */
+        if (rc == 0 && time_text != NULL)
+            rc = check_time_range(time_text, time_ms, 0);
         if (rc == 0)
             rc = deliver(g, town, spool, time_ms, o.timeout_ms, quiet, &samples, file);
     }

@@ -514,6 +514,16 @@ static void test_usage_errors(void **state)
     RUN(f, "push", "--town", "gaoguan", "--time", "2023-02-30", "a=1");
     assert_int_equal(f->status, 2);
     assert_non_null(strstr(f->err, "has no day 30"));
+    /* Out of the protocol's range: said of --time, before tallyd is asked
+     * its zone (the fake answers nothing of the kind). */
+    RUN(f, "push", "--town", "gaoguan", "--time", "1999-06-01", "a=1");
+    assert_int_equal(f->status, 2);
+    assert_string_equal(f->err, "tally push: --time '1999-06-01' is before 2000: tally takes times "
+                                "from 2000-01-01 to 2099-12-31 (UTC)\n"
+                                "Try 'tally push --help' for more information.\n");
+    RUN(f, "push", "--town", "gaoguan", "--time", "2100-01-02T00:00:00Z", "a=1");
+    assert_int_equal(f->status, 2);
+    assert_non_null(strstr(f->err, "--time '2100-01-02T00:00:00Z' is after 2099"));
     char bad[128];
     snprintf(bad, sizeof bad, "%s/bad.csv", f->dir);
     FILE *fp = fopen(bad, "w");

@@ -288,10 +288,14 @@ static void test_reject_time(void **state)
     fx_t *f = *state;
     t_submit(&f->buf, 1, 1, "gaoguan", T_NOW + f->st.cfg.skew_ms + 1, 1, "disputes.screened=1");
     hand_in(f, 'a', NULL);
-    expect_reject(f, 1, TALLY_EFUTURE, "time_ms", "ms ahead of the daemon's clock");
+    expect_reject(f, 1, TALLY_EFUTURE, "time_ms",
+                  "time_ms: 1718453100001 (2024-06-15T12:05:00Z) is 5 min ahead of the daemon's "
+                  "clock; at most 5 min ([limits] skew) are allowed");
     t_submit(&f->buf, 1, 2, "gaoguan", T_NOW - f->st.cfg.max_age_ms - 1, 1, "disputes.screened=1");
     hand_in(f, 'a', NULL);
-    expect_reject(f, 2, TALLY_ETOOOLD, "time_ms", "days old");
+    expect_reject(f, 2, TALLY_ETOOOLD, "time_ms",
+                  "(2014-06-08T11:59:59Z) is 3660 days old; samples older than 3660 days "
+                  "([limits] max_age) are not accepted");
 }
 
 static void test_reject_overflow(void **state)
