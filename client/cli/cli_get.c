@@ -111,7 +111,9 @@ static int nothing(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *cu
         return CLI_OK;
     }
     if (o->metric == NULL) {
-        fprintf(stderr, "tally get: township '%s' has no tallies\n", o->town);
+        char hint[160];
+        cli_town_hint(g->server, curve, o->town, o->timeout_ms, hint, sizeof hint);
+        fprintf(stderr, "tally get: township '%s' has no tallies%s\n", o->town, hint);
         return CLI_REJECTED;
     }
     char *best = closest_metric(g, curve, o->metric, o->timeout_ms);

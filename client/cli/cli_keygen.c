@@ -1,6 +1,7 @@
 /* cli_keygen.c - the tally command (client/cli/): `tally keygen`, a CURVE
  * key pair as two ZeroMQ certificate files, the format czmq's zcert and
  * tallyd read. */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -182,5 +183,11 @@ int cli_keygen(int argc, char **argv, cli_global_t *g)
                                "NAME '%s' must be a file name without '/'; give the directory "
                                "with --out",
                                name);
+    struct stat st;
+    if (dir[0] != '\0' && stat(dir, &st) != 0)
+        return cli_usage_error("keygen", "--out '%s': %s (create the directory first)", dir,
+                               strerror(errno));
+    if (dir[0] != '\0' && !S_ISDIR(st.st_mode))
+        return cli_usage_error("keygen", "--out '%s' is not a directory", dir);
     return keygen(dir, name);
 }

@@ -44,9 +44,9 @@ int cli_period_check(const char *cmd, const char *option, const char *value)
     calperiod_days(p, &first, &last);
     if (first > today + 1) {
         char t[CALPERIOD_NAME_MAX];
-        calperiod_format((calperiod_t){CALPERIOD_DAY, today}, t, sizeof(t));
-        return cli_usage_error(cmd, "%s '%s' has not begun yet (today is %s in UTC)", option, value,
-                               t);
+        calperiod_format((calperiod_t){CALPERIOD_DAY, first}, t, sizeof(t));
+        return cli_usage_error(cmd, "%s '%s' has not begun yet (it begins on %s, after today)",
+                               option, value, t);
     }
     return 0;
 }
@@ -439,6 +439,13 @@ static int fetch(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *curv
                 "need); upgrade tallyd\n",
                 g->server, period->name);
         return CLI_REJECTED;
+    }
+    if (rc == TALLY_EUNKTOWN && o->town != NULL) {
+        char hint[160];
+        cli_town_hint(g->server, curve, o->town, o->timeout_ms, hint, sizeof hint);
+        fprintf(stderr, "tally get: --town '%s': %s%s\n", o->town,
+                req.errbuf != NULL && req.errbuf[0] ? req.errbuf : tally_strerror(rc), hint);
+        return CLI_USAGE;
     }
     if (rc < 0)
         return cli_history_refused(g, "get", rc, &req, blame(rc, o, arg), o->timeout_ms);

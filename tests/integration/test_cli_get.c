@@ -548,6 +548,17 @@ static void test_new_name_said(void **state)
     cli_result_free(&r);
     get_tab(f, NULL);
     expect_total(&f->t, "law_exam.takers", "county", 2); /* the label stood for its id */
+
+    /* A mistyped township of an open catalog: the closest that tallyd has
+     * tallies of is suggested, in get and in get --period. */
+    r = run_expect(f, 1, (const char *const[]){"get", "--town", "gaogun", NULL});
+    assert_non_null(strstr(r.err, "township 'gaogun' has no tallies (did you mean 'gaoguan'?)"));
+    cli_result_free(&r);
+    r = run_expect(f, 2,
+                   (const char *const[]){"get", "--period", "2026", "--town", "gaogun", NULL});
+    assert_non_null(strstr(r.err, "--town 'gaogun': "));
+    assert_non_null(strstr(r.err, "(did you mean 'gaoguan'?)"));
+    cli_result_free(&r);
 }
 
 /* A free TCP port on [::1], as an endpoint (the port is free when asked;

@@ -514,6 +514,13 @@ static void test_usage_errors(void **state)
     RUN(f, "push", "--town", "gaoguan", "--time", "2023-02-30", "a=1");
     assert_int_equal(f->status, 2);
     assert_non_null(strstr(f->err, "has no day 30"));
+    /* keygen into a directory that is not there: said of --out. */
+    char missing[160];
+    snprintf(missing, sizeof missing, "%s/no/such/dir", f->dir);
+    RUN(f, "keygen", "--out", missing, "srv.key");
+    assert_int_equal(f->status, 2);
+    assert_non_null(strstr(f->err, "tally keygen: --out '"));
+    assert_non_null(strstr(f->err, "No such file or directory (create the directory first)"));
     /* Out of the protocol's range: said of --time, before tallyd is asked
      * its zone (the fake answers nothing of the kind). */
     RUN(f, "push", "--town", "gaoguan", "--time", "1999-06-01", "a=1");
@@ -568,6 +575,10 @@ static void test_help_and_version(void **state)
     RUN(f, "--help");
     assert_int_equal(f->status, 0);
     assert_non_null(strstr(f->out, "Usage: tally"));
+    RUN(f, "help", "--help"); /* as help alone, not "unknown command" */
+    assert_int_equal(f->status, 0);
+    assert_non_null(strstr(f->out, "Usage: tally"));
+    assert_string_equal(f->err, "");
     static const char *const cmds[] = {"push", "get", "watch", "stats"};
     for (int i = 0; i < 4; i++) {
         char want[64];
