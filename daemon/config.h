@@ -190,9 +190,15 @@ typedef struct config_overrides {
     bool accept_loss; /* --accept-loss: start despite missing journal records */
 } config_overrides_t;
 
+/* What is wrong with endpoint v as a place to bind (empty, too long, a
+ * space, no TRANSPORT://, a transport ZeroMQ cannot bind, a tcp or ws
+ * port that is not 0..65535 or *), as words after the endpoint: "is
+ * empty"; NULL when nothing is. */
+const char *config_endpoint_problem(const char *v);
+
 /* Put the overrides o into cfg.  Returns 0, or TALLY_ECONFIG with a
  * sentence naming the option and the limit in err[0..errlen) (a value too
- * long for its field). */
+ * long for its field, an endpoint config_endpoint_problem refuses). */
 int config_apply_overrides(tallyd_config_t *cfg, const config_overrides_t *o, char *err,
                            size_t errlen);
 

@@ -337,7 +337,33 @@ int config_check_timezone(const char *tz, char *why, size_t cap)
 }
 
 /* NULL when v is a usable bind endpoint, else what is wrong with it. */
-static const char *endpoint_problem(const char *v)
+/* The port of a tcp://, ws:// or wss:// endpoint to bind (from after
+ * "://"): "*" (any free one) or a number 0..65535, after the last ':'
+ * ([::1]:7411 has colons before it); a ws path after the port. */
+static const char *port_problem(const char *addr, bool ws)
+{
+    size_t len = ws && strchr(addr, '/') ? (size_t)(strchr(addr, '/') - addr) : strlen(addr);
+    const char *colon = NULL;
+    for (const char *p = addr; p < addr + len; p++)
+        if (*p == ':')
+            colon = p;
+    if (colon == NULL || (addr[0] == '[' && colon < strchr(addr, ']')))
+        return "has no port (HOST:PORT, or HOST:* for any free port)";
+    const char *port = colon + 1, *end = addr + len;
+    if (end - port == 1 && *port == '*')
+        return NULL;
+    long v = 0;
+    for (const char *p = port; p < end; p++) {
+        if (*p < '0' || *p > '9' || p - port >= 5)
+            return "has a port that is not a number from 0 to 65535 (or *)";
+        v = v * 10 + (*p - '0');
+    }
+    if (port == end || v > 65535)
+        return "has a port that is not a number from 0 to 65535 (or *)";
+    return NULL;
+}
+
+const char *config_endpoint_problem(const char *v)
 {
     static const char *const transports[] = {"tcp", "ipc", "inproc", "ws", "wss", "tipc", "vmci"};
     if (v[0] == '\0')
@@ -352,8 +378,11 @@ static const char *endpoint_problem(const char *v)
         return "is not TRANSPORT://ADDRESS";
     size_t tlen = (size_t)(sep - v);
     for (size_t i = 0; i < sizeof(transports) / sizeof(transports[0]); i++)
-        if (strlen(transports[i]) == tlen && memcmp(v, transports[i], tlen) == 0)
+        if (strlen(transports[i]) == tlen && memcmp(v, transports[i], tlen) == 0) {
+            if (i == 0 || i == 3 || i == 4) /* tcp, ws, wss */
+                return port_problem(sep + 3, i != 0);
             return NULL;
+        }
     return "names a transport ZeroMQ cannot bind";
 }
 
@@ -418,7 +447,7 @@ static int check_value(const keyspec_t *ks, const char *value, int64_t *num, cha
         return -1;
     }
     case V_ENDPOINT: {
-        const char *problem = endpoint_problem(value);
+        const char *problem = config_endpoint_problem(value);
         if (problem == NULL)
             return 0;
         snprintf(why, len,

@@ -327,18 +327,21 @@ static void fit_fd_limit(endpoints_t *e)
 {
     e->fd_limit = endpoints_raise_fd_limit();
     int64_t fit = endpoints_fit_connections(e->c.lim.max_connections, e->fd_limit);
+    bool said = false;
     if (fit < e->c.lim.max_connections) {
-        /* Said louder when the operator asked for the number. */
-        log_msg(e->c.log,
-                e->c.lim.max_connections == CONFIG_MAX_CONNECTIONS_DEFAULT ? LOG_LEVEL_INFO
-                                                                           : LOG_LEVEL_WARNING,
-                "[limits] max_connections = %" PRId64 " does not fit in the process's "
-                "descriptor limit of %" PRId64 " for two sockets: at most %" PRId64
-                " connections per socket are admitted (raise LimitNOFILE= or ulimit -n)",
-                e->c.lim.max_connections, e->fd_limit, fit);
+        /* A warning when the operator asked for the number; the default
+         * fitted to the limit is the line below, once. */
+        if (e->c.lim.max_connections != CONFIG_MAX_CONNECTIONS_DEFAULT) {
+            log_warning(e->c.log,
+                        "[limits] max_connections = %" PRId64 " does not fit in the process's "
+                        "descriptor limit of %" PRId64 " for two sockets: at most %" PRId64
+                        " connections per socket are admitted (raise LimitNOFILE= or ulimit -n)",
+                        e->c.lim.max_connections, e->fd_limit, fit);
+            said = true;
+        }
         e->c.lim.max_connections = fit;
     }
-    if (e->fd_limit > 0)
+    if (e->fd_limit > 0 && !said)
         log_info(e->c.log, "descriptor limit %" PRId64 ": up to %" PRId64 " connections per socket",
                  e->fd_limit, e->c.lim.max_connections);
 }

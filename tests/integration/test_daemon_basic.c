@@ -457,6 +457,12 @@ static void test_cli(void **state)
     assert_int_equal(harness_run(stray, out, sizeof(out), 5000), 2);
     const char *level[] = {"-l", "loud", NULL};
     assert_int_equal(harness_run(level, out, sizeof(out), 5000), 2);
+    /* An endpoint that cannot be bound, named with its option (it was
+     * "cannot bind ...: Invalid argument", status 1). */
+    const char *port[] = {"-r", "tcp://127.0.0.1:notaport", NULL};
+    assert_int_equal(harness_run(port, out, sizeof(out), 5000), 2);
+    assert_non_null(strstr(out, "--request 'tcp://127.0.0.1:notaport' has a port that is not a "
+                                "number from 0 to 65535"));
 
     char example[HARNESS_PATH_MAX];
     snprintf(example, sizeof(example), "%s/systemd/tallyd.conf.example", TALLY_SOURCE_DIR);

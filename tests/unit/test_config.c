@@ -660,6 +660,23 @@ static void test_endpoints(void **state)
     expect_error("[tallyd]\nrequest = 127.0.0.1:7411\n",
                  "request: '127.0.0.1:7411' is not TRANSPORT://ADDRESS");
     expect_error("[tallyd]\npublish = tcp://\n", "publish: 'tcp://' is not TRANSPORT://ADDRESS");
+    expect_error("[tallyd]\nrequest = tcp://127.0.0.1:notaport\n",
+                 "request: 'tcp://127.0.0.1:notaport' has a port that is not a number from 0 to "
+                 "65535 (or *)");
+    expect_error("[tallyd]\nrequest = tcp://127.0.0.1\n",
+                 "request: 'tcp://127.0.0.1' has no port (HOST:PORT, or HOST:* for any free port)");
+    expect_error("[tallyd]\nrequest = tcp://[::1]\n", "has no port");
+    expect_error("[tallyd]\nrequest = ws://127.0.0.1:65536/tally\n",
+                 "has a port that is not a number");
+    tallyd_config_t cfg;
+    static const char *const good[] = {"tcp://[::1]:7411", "tcp://eth0:*", "tcp://*:0",
+                                       "ws://127.0.0.1:8080/tally", "ipc:///run/tallyd/r"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "[tallyd]\nrequest = %s\n", good[i]);
+        expect_ok(text, &cfg);
+        config_free(&cfg);
+    }
     expect_error("[tallyd]\nrequest = tcp://127.0.0.1:7412\n",
                  "t.conf:2: [tallyd] request: 'tcp://127.0.0.1:7412' is also the request "
                  "endpoint");
