@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -209,6 +210,36 @@ static int failed(const cli_global_t *g, int rc, const tally_request_t *req, int
 
 /* ---- the copy (--copy-to) ---- */
 
+/* --copy-to DIR can take the copy: a directory, or missing with its
+ * parent a directory (DIR is made, not its parents).  0 or the usage
+ * error (printed). */
+static int check_into(const char *into)
+{
+    struct stat st;
+    if (stat(into, &st) == 0)
+        return S_ISDIR(st.st_mode)
+                   ? 0
+                   : cli_usage_error("backup", "--copy-to '%s' is not a directory", into);
+    if (errno != ENOENT)
+        return cli_usage_error("backup", "--copy-to '%s': %s", into, strerror(errno));
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", into);
+    size_t n = strlen(parent);
+    while (n > 1 && parent[n - 1] == '/')
+        parent[--n] = '\0';
+    char *slash = strrchr(parent, '/');
+    if (slash == NULL)
+        snprintf(parent, sizeof parent, ".");
+    else
+        slash[slash == parent ? 1 : 0] = '\0';
+    if (stat(parent, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
+    return cli_usage_error("backup",
+                           "--copy-to '%s': its parent %s is not a directory (DIR is created "
+                           "when missing, not its parents)",
+                           into, parent);
+}
+
 /* The progress line on a terminal's standard error: drawn over itself
  * with \r at most ten times a second, and cleared at the end. */
 typedef struct progress {
@@ -381,8 +412,10 @@ static void print_check(const char *dir, const copies_check_t *ck, bool json, bo
     switch (ck->status) {
     case B2SUMS_OK:
         size_text(ck->bytes, size, sizeof size);
-        printf("%s: ok, its %u file%s (%s) match its BLAKE2SUMS\n", dir, ck->files,
-               ck->files == 1 ? "" : "s", size);
+        /* BLAKE2SUMS named: tally backup and the copy count it among
+         * the backup's files. */
+        printf("%s: ok, BLAKE2SUMS and the %u file%s it lists (%s), each matching\n", dir,
+               ck->files, ck->files == 1 ? "" : "s", size);
         break;
     case B2SUMS_NONE:
         printf("%s: not checked: it has no BLAKE2SUMS (written by a tallyd that predates them)\n",
@@ -621,6 +654,8 @@ int cli_backup(int argc, char **argv, cli_global_t *g)
                                "--name '%s' is not a backup's name: backup-YYYYMMDDTHHMMSSZ, "
                                "optionally followed by -N",
                                name);
+    if (into != NULL && (status = check_into(into)) != 0)
+        return status; /* before tallyd writes a backup that could not be copied */
     const tally_curve_t *curve;
     status = cli_curve(g, "backup", &curve);
     if (status != 0)

@@ -612,7 +612,7 @@ def case_copy(tmp):
         # A copy kept for months: checked without tallyd; a byte of its
         # history.db changed is found by --verify and refused by --restore.
         v = live.tally("backup", "--verify", into)
-        if v.stdout != "%s: ok, its %d files (%s) match its BLAKE2SUMS\n" % (
+        if v.stdout != "%s: ok, BLAKE2SUMS and the %d files it lists (%s), each matching\n" % (
                 copy["dir"], copy["files"] - 1, v.stdout.split("(")[1].split(")")[0]):
             raise Fail("tally backup --verify %s printed %r" % (into, v.stdout))
         with open(os.path.join(copy["dir"], "history.db"), "r+b") as f:

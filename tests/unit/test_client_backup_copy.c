@@ -594,7 +594,9 @@ static void test_cli_verify(void **state)
     int fetches = f->fetches;
     verify_at(f, "", "/copies", 0);
     snprintf(want, sizeof want,
-             "%s/copies/" BNAME ": ok, its 5 files (1.2 MB) match its BLAKE2SUMS\n", f->d.dir);
+             "%s/copies/" BNAME
+             ": ok, BLAKE2SUMS and the 5 files it lists (1.2 MB), each matching\n",
+             f->d.dir);
     assert_string_equal(f->out, want);
     assert_string_equal(f->err, "");
     verify_at(f, "", "/copies/" BNAME "//", 0);
@@ -612,7 +614,8 @@ static void test_cli_verify(void **state)
     snprintf(want, sizeof want,
              "%s/copies/" OTHER_NAME ": not checked: it has no BLAKE2SUMS (written by a tallyd "
              "that predates them)\n"
-             "%s/copies/" BNAME ": ok, its 5 files (1.2 MB) match its BLAKE2SUMS\n"
+             "%s/copies/" BNAME
+             ": ok, BLAKE2SUMS and the 5 files it lists (1.2 MB), each matching\n"
              "2 backups checked in %s/copies: 1 ok, 0 damaged, 1 without BLAKE2SUMS, 0 "
              "unreadable\n",
              f->d.dir, f->d.dir, f->d.dir);
@@ -646,6 +649,14 @@ static void test_cli_verify(void **state)
                                    "--copy-to, --name or --keep"));
     run(f, "--help");
     assert_non_null(strstr(f->out, "tally backup [--json] --verify PATH"));
+    /* A --copy-to that cannot be made: said before tallyd is asked to
+     * write a backup the copy could not take. */
+    snprintf(args, sizeof args, "--copy-to %s/no/such", f->d.dir);
+    run(f, args);
+    assert_int_equal(f->status, 2);
+    assert_non_null(strstr(f->err, "/no/such': its parent "));
+    assert_non_null(strstr(f->err, "is not a directory (DIR is created when missing, not its "
+                                   "parents)"));
     assert_int_equal(f->fetches, fetches);
     assert_int_equal(f->backup_reqs, 0);
 }
