@@ -265,7 +265,7 @@ static void compare_row(const tally_tally_t *v, const char *period, const cmp_se
     int scale;
     cli_render_names(v, cat, &metric, &unit, &scope, &scale);
     cells[0] = metric;
-    cells[1] = unit;
+    cells[1] = cli_render_unit(v->kind, unit);
     cells[first - 1] = scope;
     const tally_value_t *a = tally_tally_value(v, period);
     text[0][0] = '\0';

@@ -380,6 +380,11 @@ static shown_t shown(const tally_tally_t *t, const tally_catalog_t *cat)
     return s;
 }
 
+const char *cli_render_unit(int kind, const char *unit)
+{
+    return kind == TALLY_KIND_RATIO && unit[0] == '\0' ? "%" : unit;
+}
+
 void cli_render_names(const tally_tally_t *t, const tally_catalog_t *cat, const char **metric,
                       const char **unit, const char **scope, int *scale)
 {
@@ -417,7 +422,7 @@ static void tally_row(const tally_tally_t *tl, const tally_catalog_t *cat, shown
 {
     shown_t sh = shown_cached(tl, cat, sc);
     cells[0] = sh.metric;
-    cells[1] = sh.unit;
+    cells[1] = cli_render_unit(tl->kind, sh.unit);
     cells[first - 1] = sh.scope;
     for (size_t c = 0; c < ncols; c++) {
         /* Most tallies have the columns in the table's order. */

@@ -109,6 +109,10 @@ void cli_render_scaled(char *buf, size_t cap, int kind, const tally_value_t *v, 
  * label (its id when it has none), a UNIT column, township names and
  * values with the metric's decimal scale; the JSON object adds "label",
  * "unit", "scale" and "scope_name" (values stay the exact integers). */
+/* The UNIT a table shows for a metric of kind and unit: "%" for a ratio
+ * without one (its values are shown in percent), else unit. */
+const char *cli_render_unit(int kind, const char *unit);
+
 /* What a table shows of t with the catalog cat (NULL: ids): the metric's
  * label or id, its unit ("" without), the township's name, "county" or
  * id, and the decimal scale (0 without a catalog). */
