@@ -2,6 +2,7 @@
  * on disk for pushes while the daemon cannot be asked (cli_names.h). */
 #include "cli_names.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,21 +10,69 @@
 #include "atomic_file.h"
 #include "cli_util.h"
 
-/* The whole file at dir/CLI_NAMES_FILE, NUL-terminated; NULL when it
- * cannot be read. */
-static char *read_all(const char *dir)
+/* A name fit for a line of the file: no tab, no line break. */
+static bool plain(const char *s)
+{
+    return strpbrk(s, "\t\r\n") == NULL;
+}
+
+/* The whole file dir/file, NUL-terminated; NULL when it cannot be read. */
+static char *read_file(const char *dir, const char *file)
 {
     char path[4200], err[256];
-    snprintf(path, sizeof path, "%s/%s", dir, CLI_NAMES_FILE);
+    snprintf(path, sizeof path, "%s/%s", dir, file);
     char *buf = NULL;
     size_t len;
     return cli_read_input(path, &buf, &len, err, sizeof err) == 0 ? buf : NULL;
 }
 
-/* A name fit for a line of the file: no tab, no line break. */
-static bool plain(const char *s)
+static char *read_all(const char *dir)
 {
-    return strpbrk(s, "\t\r\n") == NULL;
+    return read_file(dir, CLI_NAMES_FILE);
+}
+
+int cli_zone_save(const char *dir, const char *server, const char *zone, int32_t offset_s,
+                  char *err, size_t errlen)
+{
+    char buf[4400];
+    int len = snprintf(buf, sizeof buf, "# tally zone of %s\n%s\t%" PRId32 "\n", server,
+                       plain(zone) ? zone : "", offset_s);
+    if (len < 0 || (size_t)len >= sizeof buf)
+        return 0; /* a server address beyond any real one: nothing kept */
+    char *old = read_file(dir, CLI_ZONE_FILE);
+    int rc = 0;
+    if (old == NULL || strcmp(old, buf) != 0) {
+        atomic_file_opts_t o = {.mode = 0600};
+        rc = atomic_file_write(-1, dir, CLI_ZONE_FILE, buf, (size_t)len, &o, err, errlen) == 0
+                 ? 0
+                 : TALLY_EIO;
+    }
+    free(old);
+    return rc;
+}
+
+int cli_zone_load(const char *dir, const char *server, char *name, size_t cap, int32_t *offset_s)
+{
+    char *buf = read_file(dir, CLI_ZONE_FILE);
+    if (buf == NULL)
+        return 0;
+    char head[4200];
+    snprintf(head, sizeof head, "# tally zone of %s\n", server);
+    int found = 0;
+    if (strncmp(buf, head, strlen(head)) == 0) {
+        const char *line = buf + strlen(head), *tab = strchr(line, '\t');
+        char *end;
+        long off = tab != NULL ? strtol(tab + 1, &end, 10) : 0;
+        if (tab != NULL && end != tab + 1 && *end == '\n' && off >= -18 * 3600 &&
+            off <= 18 * 3600 && (size_t)(tab - line) < cap) {
+            memcpy(name, line, (size_t)(tab - line));
+            name[tab - line] = '\0';
+            *offset_s = (int32_t)off;
+            found = 1;
+        }
+    }
+    free(buf);
+    return found;
 }
 
 int cli_names_save(const char *dir, const char *server, const tally_catalog_t *cat, char *err,

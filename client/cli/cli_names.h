@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "tally.h"
 
@@ -35,5 +36,15 @@ int cli_names_save(const char *dir, const char *server, const tally_catalog_t *c
  * entry, or the name of two; TALLY_ENOMEM. */
 int cli_names_lookup(const char *dir, const char *server, const char *name, bool township,
                      char **id);
+
+/* tallyd's time zone kept the same way, so that a --time without an
+ * offset is read in it while tallyd cannot be asked: DIR/CLI_ZONE_FILE,
+ * "# tally zone of SERVER" then "ZONE<TAB>UTC offset in seconds".
+ * cli_zone_save returns 0 or TALLY_EIO (err says why); cli_zone_load 1
+ * with name[0..cap) and *offset_s, 0 when there is none for server. */
+#define CLI_ZONE_FILE "daemon-zone"
+int cli_zone_save(const char *dir, const char *server, const char *zone, int32_t offset_s,
+                  char *err, size_t errlen);
+int cli_zone_load(const char *dir, const char *server, char *name, size_t cap, int32_t *offset_s);
 
 #endif

@@ -806,25 +806,65 @@ static int resolve_names(cli_global_t *g, const char *spool, const char **town, 
     return status;
 }
 
+/* Keep tallyd's zone c in dir (when not NULL) for pushes while it cannot
+ * be asked. */
+static void keep_zone(const cli_global_t *g, const char *dir, const tally_clock_t *c)
+{
+    char err[512];
+    if (dir != NULL)
+        (void)cli_zone_save(dir, g->server, c->zone, c->utc_offset_s, err, sizeof err);
+}
+
+/* tallyd answered: keep its zone for a later push that cannot ask it
+ * (once, while none is kept for this server: --time asks it anyway). */
+static void learn_zone(const cli_global_t *g, const char *spool, const tally_curve_t *curve,
+                       int timeout_ms)
+{
+    char dir[4096], zone[128];
+    int32_t off;
+    if (names_dir(spool, dir, sizeof dir) != 0 ||
+        cli_zone_load(dir, g->server, zone, sizeof zone, &off) == 1)
+        return;
+    tally_request_t req =
+        cli_request(curve, timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS, NULL, 0);
+    tally_clock_t c;
+    if (tally_clock_req(g->server, &req, &c) == 0)
+        keep_zone(g, dir, &c);
+}
+
 /* A --time without an offset is a time of the county's calendar: read it
  * in the daemon's zone (CLOCK), which decides the day, month and year the
  * figures count in.  When the daemon cannot be asked (down: the figures
- * go to the spool), the TZ variable's zone or UTC stands in, said on
- * standard error. */
-static int time_in_daemon_zone(cli_global_t *g, const char *text, int64_t *ms, int timeout_ms)
+ * go to the spool), the zone it last gave (kept in the spool or the
+ * user's state, cli_names.h), or else the TZ variable's zone or UTC,
+ * stands in, said on standard error. */
+static int time_in_daemon_zone(cli_global_t *g, const char *spool, const char *text, int64_t *ms,
+                               int timeout_ms)
 {
     const tally_curve_t *curve;
     int status = cli_curve(g, "push", &curve);
     if (status != 0)
         return status;
-    char why[256] = "";
+    char why[256] = "", dir[4096], err[512];
+    bool kept = names_dir(spool, dir, sizeof dir) == 0;
     tally_request_t req = cli_request(
         curve, timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS, why, sizeof why);
     tally_clock_t c;
     int rc = tally_clock_req(g->server, &req, &c);
     if (rc == 0) {
-        char err[512];
+        keep_zone(g, kept ? dir : NULL, &c);
         when_zone_t z = {.name = c.zone, .utc_offset_s = c.utc_offset_s};
+        return when_parse(text, &z, ms, NULL, err, sizeof err) == 0 ? CLI_OK : CLI_INTERNAL;
+    }
+    char zone[128];
+    int32_t off;
+    if (kept && cli_zone_load(dir, g->server, zone, sizeof zone, &off) == 1) {
+        when_zone_t z = {.name = zone, .utc_offset_s = off};
+        fprintf(stderr,
+                "tally push: tallyd cannot be asked its time zone (%s): --time '%s' is read in "
+                "%s (UTC%+d:%02d), the zone it last gave\n",
+                why[0] ? why : tally_strerror(rc), text, zone[0] ? zone : "its zone",
+                (int)(off / 3600), (int)(abs(off) % 3600 / 60));
         return when_parse(text, &z, ms, NULL, err, sizeof err) == 0 ? CLI_OK : CLI_INTERNAL;
     }
     const char *tz = getenv("TZ");
@@ -861,6 +901,8 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
         rc = hello(c, timeout_ms, &hopeless);
         sent = rc == 0;
     }
+    if (sent && town != NULL)
+        learn_zone(g, spool, curve, timeout_ms);
     p.first_seq = tally_client_next_seq(c);
     if (rc == TALLY_ETIMEDOUT && spool == NULL) {
         status = report_timeout(g, c, spool, timeout_ms, false);
@@ -998,7 +1040,7 @@ int cli_push(int argc, char **argv, cli_global_t *g)
         char town_id[PROTO_NAME_MAX + 1];
         rc = resolve_names(g, spool, &town, town_id, sizeof town_id, &samples, o.timeout_ms);
         if (rc == 0 && time_local)
-            rc = time_in_daemon_zone(g, time_text, &time_ms, o.timeout_ms);
+            rc = time_in_daemon_zone(g, spool, time_text, &time_ms, o.timeout_ms);
         if (time_text != NULL && time_ms == 0)
             time_ms = 1; /* 0 would mean "now" to the library */
         if (time_ms == 0)

@@ -161,6 +161,29 @@ static void test_spool_daemon_down(void **state)
     get_tab(f, NULL);
     assert_int_equal(total_of(f, "m", "county"), 5 + 7 + 11 + 100);
     assert_int_equal(total_of(f, "marker", "county"), 1);
+
+    /* A --time without an offset while tallyd is down is read in the zone
+     * tallyd gave an earlier push (kept in the spool), not in UTC: 23:30
+     * on 31 December in Asia/Shanghai, which UTC would make 1 January. */
+    assert_int_equal(harness_stop(&f->h, SIGTERM), 0);
+    const char *late[] = {"push",   "--town",           "t2",        "--spool", spool,
+                          "--time", "2023-12-31 23:30", "--timeout", "1",       "m=1000",
+                          NULL};
+    r = run_expect(f, 3, late);
+    if (strstr(r.err, "is read in Asia/Shanghai (UTC+8:00), the zone it last gave") == NULL)
+        fail_msg("push --time with tallyd down: %s", r.err);
+    cli_result_free(&r);
+    assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
+    r = run_expect(f, 0, flush);
+    cli_result_free(&r);
+    r = run_expect(
+        f, 0, (const char *const[]){"get", "--period", "2023-12-31", "-m", "m", "--json", NULL});
+    if (strstr(r.out,
+               "\"scope\":\"county\",\"kind\":\"counter\",\"values\":{\"2023-12-31\":1000}") ==
+        NULL)
+        fail_msg("the figure pushed at 2023-12-31 23:30 (Asia/Shanghai) is not on that day: %s",
+                 r.out);
+    cli_result_free(&r);
 }
 
 /* 2b. Names and labels while the daemon is down.  tallyd refuses a label
