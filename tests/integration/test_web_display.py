@@ -324,6 +324,14 @@ try:
     second = pages()
     if set(first["rows"]) & set(second["rows"]):
         fail("the table's pages overlap: %s / %s" % (first["rows"], second["rows"]))
+    # As even as they go: no page holds more than its share (25 in rows of
+    # 12 were 12, 12 and 1).
+    said = re.search(r"/(\d+) 页（共 (\d+) 个乡镇）", driver.find_element(By.ID, "page").text)
+    npages, ntowns = int(said.group(1)), int(said.group(2))
+    share = -(-ntowns // npages)
+    if max(len(first["rows"]), len(second["rows"])) > share:
+        fail("the table's %d pages of %d townships: %d and %d rows, more than %d" %
+             (npages, ntowns, len(first["rows"]), len(second["rows"]), share))
     catalog = api("/api/v1/catalog")
     for key, pager, ratios in (("cards", "kpi_pager", False), ("ratios", "ratio_pager", True)):
         labels = [m["label"] for m in catalog["metrics"] if (m["kind"] == "ratio") == ratios]

@@ -484,8 +484,10 @@ function drawTable() {
   // As many rows as the box holds; more townships: pages in turn.
   const box = document.getElementById("table-box");
   const room = box.clientHeight - head.offsetHeight - 16; // layout sizes: the page may be scaled
-  const per = Math.max(1, Math.floor(room / ROW_PX));
-  state.pages = Math.max(1, Math.ceil(towns.length / per));
+  // As even as they go: 25 townships in rows of 12 are three pages of 9,
+  // not 12, 12 and 1.
+  const { pages, per } = paging(towns.length, Math.max(1, Math.floor(room / ROW_PX)));
+  state.pages = pages;
   if (state.page >= state.pages) state.page = 0;
   const shown = towns.slice(state.page * per, state.page * per + per);
   document.getElementById("page").textContent =
