@@ -7,6 +7,8 @@
 void stats_reject(tallyd_stats_t *s, int code)
 {
     s->rejected++;
+    if (!tally_err_retryable(code))
+        s->rejected_for_good++;
     if (code < 0 && code >= TALLY_EWIRE_LAST)
         s->rejected_by[-code]++;
 }
@@ -30,6 +32,7 @@ void stats_foreach(const tallyd_stats_t *s, const stats_gauges_t *g,
     fn("tallyd_samples_accepted_total", clamp(s->samples_accepted), ctx);
     fn("tallyd_duplicates_total", clamp(s->duplicates), ctx);
     fn("tallyd_rejected_total", clamp(s->rejected), ctx);
+    fn("tallyd_submissions_refused_for_good_total", clamp(s->rejected_for_good), ctx);
     for (int c = 1; c < STATS_CODES; c++) {
         char name[80];
         const char *reason = tally_errname(-c);

@@ -16,6 +16,7 @@ typedef struct tallyd_stats {
     uint64_t samples_accepted;
     uint64_t duplicates;
     uint64_t rejected;                 /* all rejected submissions */
+    uint64_t rejected_for_good;        /* ... with a code a client does not resend */
     uint64_t rejected_by[STATS_CODES]; /* by wire code (positive) */
     uint64_t bad_requests;             /* answered with ERROR */
     uint64_t updates_published;

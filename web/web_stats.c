@@ -225,6 +225,9 @@ static const stat_help_t stat_helps[] = {
     {"tallyd_rejected_total", true,
      "Submissions tallyd refused, whatever the reason (BUSY, RATE_LIMITED and UNAVAILABLE, which "
      "clients resend, included)."},
+    {"tallyd_submissions_refused_for_good_total", true,
+     "Submissions tallyd refused with a code clients do not resend (an unknown township or "
+     "metric, a bad time or value...): figures never counted unless sent again, fixed."},
     {"tallyd_rejected_", true,
      "Submissions tallyd refused, and other requests it answered ERROR (reads of the history by "
      "tally-web and tally get, snapshots, backups), with code"},

@@ -49,10 +49,9 @@ CASES = {
     # For 45 minutes only refusals that clients resend (BUSY, RATE_LIMITED,
     # UNAVAILABLE, 2 a minute each): none; then one a minute for good as
     # well: an alert half an hour later.
-    "TallydRejectingFigures": ([("tallyd_rejected_total", "0+6x45 277+7x50"),
-                                ("tallyd_rejected_busy_total", "0+2x96"),
-                                ("tallyd_rejected_rate_limited_total", "0+2x96"),
-                                ("tallyd_rejected_unavailable_total", "0+2x96")],
+    # Refusals clients resend (BUSY, RATE_LIMITED, UNAVAILABLE) are not in
+    # tallyd_submissions_refused_for_good_total: tallyd counts it apart.
+    "TallydRejectingFigures": ([("tallyd_submissions_refused_for_good_total", "0x45 1+1x50")],
                                [("44m", None), ("70m", None), ("90m", {})]),
     "TallydHistoryNotStored": ([("tallyd_history_store_failures_total", "0 0 0 1 1 1")],
                                [("2m", None), ("3m", {})]),

@@ -658,6 +658,10 @@ static void expect_rejections(harness_client_t *c, const char *reason, int64_t w
     assert_int_equal(harness_stats(c, "tallyd_rejected_total") +
                          harness_stats(c, "tallyd_bad_requests_total"),
                      want);
+    /* Every case's code is one a client does not resend: a rejected
+     * submission is refused for good. */
+    assert_int_equal(harness_stats(c, "tallyd_submissions_refused_for_good_total"),
+                     harness_stats(c, "tallyd_rejected_total"));
 }
 
 /* 3. One bad input: its reply, its counter, and the daemon unharmed. */

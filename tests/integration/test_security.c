@@ -530,6 +530,8 @@ static void test_flood_is_rate_limited_per_township(void **state)
     assert_int_equal(total(f, "gaoguan"), accepted);
     assert_int_equal(total(f, "bashan"), (int64_t)bseq);
     assert_int_equal(counter(f, "tallyd_rejected_rate_limited_total"), limited);
+    /* Resent by clients: not refused for good (the alert's counter). */
+    assert_int_equal(counter(f, "tallyd_submissions_refused_for_good_total"), 0);
     assert_int_equal(counter(f, "tallyd_submissions_accepted_total"), accepted + (int)bseq);
 
     /* Retryable: the same bytes, later, are accepted. */
