@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+from urllib.parse import quote
 import urllib.request
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -417,6 +418,16 @@ try:
     until(lambda: driver.find_element(By.ID, "chart-title").text == "各乡镇排查矛盾纠纷 · 今日",
           lambda: "the chart ranking by 排查矛盾纠纷 in 今日, not by 重大信访上访事件 (0 everywhere); "
           "its title read %r" % driver.find_element(By.ID, "chart-title").text)
+
+    # The table's figures named by their labels, as the command line takes
+    # them, and one nobody knows, which says so rather than show dashes as
+    # if nothing were reported.
+    driver.get("http://127.0.0.1:%d/?column=total&metrics=%s,nope" % (port, quote("化解矛盾纠纷")))
+    until(lambda: conn() == "live", "the live indicator after opening ?metrics= by label")
+    heads = lambda: [th.text.replace("\n", "") for th in
+                     driver.find_elements(By.CSS_SELECTOR, "#towns-head th")]
+    until(lambda: heads()[1:] == ["化解矛盾纠纷", "nope（无此指标）"],
+          lambda: "?metrics=化解矛盾纠纷,nope: headers %r" % heads())
 
     # Opened as an operator may set a screen up, the table's figures named
     # in the URL, a gauge first: in last year's column, where the gauge

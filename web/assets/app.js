@@ -253,8 +253,23 @@ function get(scope, metric) {
   return state.tallies.get(scope + "|" + metric);
 }
 
+// A metric of ?metrics= as given: its id, or the id whose catalog label it
+// is (化解矛盾纠纷 for disputes.resolved), as the command line takes them.
+function metricId(name) {
+  if (state.catalog.metrics.has(name)) return name;
+  for (const [id, m] of state.catalog.metrics) if (m.label === name) return id;
+  return name;
+}
+
+// Whether any tally or the catalog knows metric id.
+function knownMetric(id) {
+  if (state.catalog.metrics.has(id)) return true;
+  for (const t of state.tallies.values()) if (t.metric === id) return true;
+  return false;
+}
+
 function tableMetrics() {
-  const wanted = (params.get("metrics") || "").split(",").filter((s) => s);
+  const wanted = (params.get("metrics") || "").split(",").filter((s) => s).map(metricId);
   if (wanted.length) return wanted;
   // The figures most townships report first (a county where only a few
   // report some figure would otherwise see a table of dashes), then the
@@ -457,7 +472,10 @@ function drawTable() {
   const body = document.getElementById("towns-body");
   const { towns, key, chartTowns, chartKey } = sortedTowns(metrics);
   head.replaceChildren();
-  const cols = [[TOWN_COLUMN, "乡镇（街道）"]].concat(metrics.map((m) => [m, metricLabel(m)]));
+  // A column nobody knows (a typing error in ?metrics=) says so rather
+  // than look like figures not reported.
+  const cols = [[TOWN_COLUMN, "乡镇（街道）"]].concat(
+    metrics.map((m) => [m, knownMetric(m) ? metricLabel(m) : m + "（无此指标）"]));
   for (const [id, text] of cols) {
     const th = document.createElement("th");
     const span = document.createElement("span");
