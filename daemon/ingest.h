@@ -140,6 +140,10 @@ typedef struct ingest {
     } towns_by_name, metrics_by_label;
 } ingest_t;
 
+/* The id whose catalog name (township) or label (metric or ratio) name
+ * is, else NULL: for messages of other requests that take ids. */
+const char *ingest_named(const ingest_t *in, proto_str_t name, bool township);
+
 /* Set in up from c (copied; the pointers in it are borrowed).  Returns 0
  * or TALLY_ENOMEM (nothing to free then). */
 int ingest_init(ingest_t *in, const ingest_config_t *c);

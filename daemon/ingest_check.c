@@ -57,6 +57,12 @@ static const char *names_find(const struct ingest_names *t, proto_str_t name, bo
     return t->id[k - 1];
 }
 
+const char *ingest_named(const ingest_t *in, proto_str_t name, bool township)
+{
+    bool ratio;
+    return names_find(township ? &in->towns_by_name : &in->metrics_by_label, name, &ratio);
+}
+
 int ingest_set_catalog(ingest_t *in, const tallyd_config_t *cfg)
 {
     for (size_t i = 0; i < cfg->nmetrics; i++) {

@@ -304,6 +304,23 @@ static int parse_period(const recall_t *r, proto_str_t s, const char *field, cal
     return 0;
 }
 
+/* The message for a township or metric name that has no tallies, with
+ * the id it stands for when it is a catalog name or label (requests take
+ * ids: 高观镇 is asked for as gaoguan). */
+static void unknown_name(const recall_t *r, proto_str_t name, bool township, char *msg,
+                         size_t msglen)
+{
+    const char *what = township ? "township" : "metric";
+    const char *id = r->c.named != NULL ? r->c.named(r->c.named_ctx, name, township) : NULL;
+    if (id != NULL)
+        snprintf(msg, msglen,
+                 "%s '%.*s' has no tallies here: it is the %s of %s '%s' in the catalog; ask "
+                 "for its id '%s'",
+                 what, (int)name.len, name.ptr, township ? "name" : "label", what, id, id);
+    else
+        snprintf(msg, msglen, "%s '%.*s' has no tallies here", what, (int)name.len, name.ptr);
+}
+
 /* A name in a prefix the daemon has never seen: UNKNOWN_TOWNSHIP or
  * UNKNOWN_METRIC, so that a typing error is not an empty answer. */
 static int check_prefix(const recall_t *r, proto_str_t pre, char *msg, size_t msglen)
@@ -311,11 +328,11 @@ static int check_prefix(const recall_t *r, proto_str_t pre, char *msg, size_t ms
     prefix_parts_t p;
     prefix_split(pre, &p);
     if (p.town.ptr != NULL && intern_find(r->c.towns, p.town.ptr, p.town.len) <= 0) {
-        snprintf(msg, msglen, "township '%.*s' has no tallies here", (int)p.town.len, p.town.ptr);
+        unknown_name(r, p.town, true, msg, msglen);
         return TALLY_EUNKTOWN;
     }
     if (p.metric.ptr != NULL && intern_find(r->c.metrics, p.metric.ptr, p.metric.len) <= 0) {
-        snprintf(msg, msglen, "metric '%.*s' has no tallies here", (int)p.metric.len, p.metric.ptr);
+        unknown_name(r, p.metric, false, msg, msglen);
         return TALLY_EUNKMETRIC;
     }
     return 0;
@@ -573,8 +590,7 @@ int recall_range(recall_t *r, const void *rid, size_t rid_len, const proto_msg_t
     *field = "metric";
     int metric = intern_find(r->c.metrics, q->metric.ptr, q->metric.len);
     if (metric <= 0) {
-        snprintf(msg, msglen, "metric '%.*s' has no tallies here", (int)q->metric.len,
-                 q->metric.ptr);
+        unknown_name(r, q->metric, false, msg, msglen);
         return TALLY_EUNKMETRIC;
     }
     int town = 0;
@@ -582,8 +598,7 @@ int recall_range(recall_t *r, const void *rid, size_t rid_len, const proto_msg_t
         *field = "scope";
         town = intern_find(r->c.towns, q->scope.ptr, q->scope.len);
         if (town <= 0) {
-            snprintf(msg, msglen, "township '%.*s' has no tallies here", (int)q->scope.len,
-                     q->scope.ptr);
+            unknown_name(r, q->scope, true, msg, msglen);
             return TALLY_EUNKTOWN;
         }
     }

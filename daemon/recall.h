@@ -46,8 +46,12 @@ typedef struct recall_config {
     const intern_t *towns, *metrics;
     const publish_t *publish; /* the sequence number the answers carry */
     const tclock_t *clock;
-    sink_t reply;         /* head is the peer's routing id */
-    uint32_t max_items;   /* series in one PERIOD answer, 0 = no limit */
+    sink_t reply;       /* head is the peer's routing id */
+    uint32_t max_items; /* series in one PERIOD answer, 0 = no limit */
+    /* The id a catalog name or label stands for (NULL: none), for the
+     * message of an unknown one: the ingest's tables (may be NULL). */
+    const char *(*named)(const void *ctx, proto_str_t name, bool township);
+    const void *named_ctx;
     uint32_t sweep_reads; /* per loop iteration, 0 = RECALL_SWEEP_READS */
 } recall_config_t;
 

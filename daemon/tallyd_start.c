@@ -110,6 +110,11 @@ static void on_period_changed(void *ctx, uint32_t metric, uint32_t town, const c
         publish_period_changed(&d->publish, metric, town, p, n);
 }
 
+static const char *named(const void *ctx, proto_str_t name, bool township)
+{
+    return ingest_named(ctx, name, township);
+}
+
 static void on_subscription(void *ctx, const void *data, size_t len)
 {
     tallyd_t *d = ctx;
@@ -141,8 +146,8 @@ static void report_stats(void *ctx, request_stat_fn fn, void *fn_ctx)
         .backups = d->backup_open ? d->backup.done : 0,
         .backup_failures = d->backup_open ? d->backup.failed : 0,
         .backup_last_s = d->backup_open ? (uint64_t)(d->backup.last_ok_ms / 1000) : 0,
-        .backup_interval_s = d->backup_open ? (uint64_t)(d->backup.c.settings.interval_ms / 1000)
-                                            : 0,
+        .backup_interval_s =
+            d->backup_open ? (uint64_t)(d->backup.c.settings.interval_ms / 1000) : 0,
     };
     stats_foreach(&d->stats, &g, fn, fn_ctx);
     endpoints_stats(&d->ep, fn, fn_ctx);
@@ -433,6 +438,8 @@ static int setup_parts(tallyd_t *d, const recover_result_t *res)
         .reply = endpoints_reply_sink(&d->ep),
         /* Half the peer's reply queue: the answer fits beside other replies. */
         .max_items = (uint32_t)(d->cfg.max_reply_queue / 2),
+        .named = named,
+        .named_ctx = &d->ingest,
     };
     if ((rc = recall_init(&d->recall, &rcl)) != 0)
         return rc;

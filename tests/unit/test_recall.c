@@ -59,6 +59,16 @@ static void fx_history(fx_t *f, int64_t days)
     assert_int_equal(history_init(&f->h, &hc), 0);
 }
 
+/* The catalog's names and labels, as the ingest's tables give them. */
+static const char *t_named(const void *ctx, proto_str_t name, bool township)
+{
+    (void)ctx;
+    const char *text = township ? "高观镇" : "化解矛盾纠纷";
+    if (name.len == strlen(text) && memcmp(name.ptr, text, name.len) == 0)
+        return township ? "gaoguan" : "resolved";
+    return NULL;
+}
+
 static void fx_recall(fx_t *f, uint32_t max_items)
 {
     recall_config_t rc = {.loop = &f->loop,
@@ -70,6 +80,7 @@ static void fx_recall(fx_t *f, uint32_t max_items)
                           .clock = &t_clock,
                           .reply = t_sink_of(&f->replies),
                           .max_items = max_items,
+                          .named = t_named,
                           /* a county gauge's span read a township a turn */
                           .sweep_reads = 1};
     assert_int_equal(recall_init(&f->r, &rc), 0);
@@ -290,6 +301,14 @@ static void test_refused(void **state)
         {"u/county/no.such/", "2023", "prefix", "metric 'no.such'", TALLY_EUNKMETRIC},
         {"u/town//", "2023", "prefix", "township ''", TALLY_EUNKTOWN},
         {"u/town/gaoguan/no.such/", "2023", "prefix", "metric 'no.such'", TALLY_EUNKMETRIC},
+        /* A catalog name or label for an id: which id to ask for. */
+        {"u/town/高观镇/", "2023", "prefix",
+         "township '高观镇' has no tallies here: it is the name of township 'gaoguan' in the "
+         "catalog; ask for its id 'gaoguan'",
+         TALLY_EUNKTOWN},
+        {"u/county/化解矛盾纠纷/", "2023", "prefix",
+         "it is the label of metric 'resolved' in the catalog; ask for its id 'resolved'",
+         TALLY_EUNKMETRIC},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rc = period_req(f, cases[i].prefix, cases[i].period);
