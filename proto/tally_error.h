@@ -10,6 +10,10 @@
 
 #include <stdbool.h>
 
+#ifdef __cplusplus
+extern "C" { /* libtally's public header includes this one */
+#endif
+
 enum tally_error {
     TALLY_OK = 0,
     /* wire codes */
@@ -70,5 +74,9 @@ bool tally_err_retryable(int code);
 
 /* True when the code may travel on the wire (-1 .. TALLY_EWIRE_LAST). */
 bool tally_err_is_wire(int code);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -498,51 +498,73 @@ int tally_client_fd(tally_client_t *c, int *fd)
 
 int tally_client_next_timeout_ms(const tally_client_t *c)
 {
+    if (c == NULL)
+        return -1;
     return client_wire_next_timeout(c, util_mono_ms());
 }
 
 size_t tally_client_pending(const tally_client_t *c)
 {
+    if (c == NULL)
+        return 0;
     return c->npending;
 }
 
 size_t tally_client_pending_samples(const tally_client_t *c)
 {
+    if (c == NULL)
+        return 0;
     return c->pending_samples;
 }
 
 size_t tally_client_batch_size(const tally_client_t *c)
 {
+    if (c == NULL)
+        return 0;
     return c->batch_n;
 }
 
 void tally_client_id(const tally_client_t *c, uint8_t id[TALLY_CLIENT_ID_LEN])
 {
+    if (c == NULL) {
+        memset(id, 0, TALLY_CLIENT_ID_LEN);
+        return;
+    }
     memcpy(id, c->id, TALLY_CLIENT_ID_LEN);
 }
 
 int tally_client_link(tally_client_t *c)
 {
+    if (c == NULL)
+        return TALLY_LINK_UNKNOWN;
     return monitor_poll(&c->mon);
 }
 
 int64_t tally_client_refused_ms(tally_client_t *c)
 {
+    if (c == NULL)
+        return 0;
     return monitor_refused_ms(&c->mon);
 }
 
 const char *tally_client_link_why(tally_client_t *c)
 {
+    if (c == NULL)
+        return "";
     monitor_poll(&c->mon);
     return monitor_why(&c->mon);
 }
 
 uint64_t tally_client_next_seq(const tally_client_t *c)
 {
+    if (c == NULL)
+        return 0;
     return c->next_seq;
 }
 
 const char *tally_client_last_error(const tally_client_t *c)
 {
+    if (c == NULL)
+        return "";
     return c->err;
 }

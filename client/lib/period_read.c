@@ -113,6 +113,8 @@ static int cmp_str(const void *a, const void *b)
 
 void tally_townships_sort(tally_townships_t *l)
 {
+    if (l == NULL)
+        return;
     if (l->n > 1)
         qsort(l->v, l->n, sizeof(*l->v), cmp_str);
     size_t k = 0;
@@ -127,6 +129,8 @@ void tally_townships_sort(tally_townships_t *l)
 
 void tally_townships_clear(tally_townships_t *l)
 {
+    if (l == NULL)
+        return;
     for (size_t i = 0; l->v != NULL && i < l->n; i++)
         free(l->v[i]);
     free(l->v);

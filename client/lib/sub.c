@@ -522,6 +522,8 @@ int tally_sub_process(tally_sub_t *s)
 
 int tally_sub_next_timeout_ms(const tally_sub_t *s)
 {
+    if (s == NULL)
+        return INT32_MAX; /* nothing will be due */
     int64_t now = util_mono_ms();
     int64_t due = s->state == S_SYNCED ? s->last_rx_ms + 3 * (int64_t)s->hb_ms + 1 : s->due_ms;
     int64_t t = due - now;
@@ -560,6 +562,8 @@ int tally_sub_run(tally_sub_t *s, int timeout_ms)
 
 void tally_sub_stop(tally_sub_t *s)
 {
+    if (s == NULL)
+        return;
     s->stop = 1;
 }
 
@@ -719,26 +723,36 @@ void tally_sub_destroy(tally_sub_t **sp)
 
 bool tally_sub_synced(const tally_sub_t *s)
 {
+    if (s == NULL)
+        return false;
     return s->synced;
 }
 
 uint64_t tally_sub_seq(const tally_sub_t *s)
 {
+    if (s == NULL)
+        return 0;
     return s->seq;
 }
 
 uint64_t tally_sub_stream_id(const tally_sub_t *s)
 {
+    if (s == NULL)
+        return 0;
     return s->stream_id;
 }
 
 size_t tally_sub_count(const tally_sub_t *s)
 {
+    if (s == NULL)
+        return 0;
     return s->table.n;
 }
 
 void tally_sub_foreach(const tally_sub_t *s, tally_tally_cb fn, void *ctx)
 {
+    if (s == NULL || fn == NULL)
+        return;
     sub_store_foreach(&s->table, fn, ctx);
 }
 
@@ -753,27 +767,40 @@ int tally_sub_on_period_changed(tally_sub_t *s, tally_period_changed_cb fn, void
 
 const char *tally_sub_pub_endpoint(const tally_sub_t *s)
 {
+    if (s == NULL)
+        return "";
     return s->pub;
 }
 
 int tally_sub_link(tally_sub_t *s)
 {
+    if (s == NULL)
+        return TALLY_LINK_UNKNOWN;
     return monitor_poll(&s->mon);
 }
 
 int64_t tally_sub_refused_ms(tally_sub_t *s)
 {
+    if (s == NULL)
+        return 0;
     return monitor_refused_ms(&s->mon);
 }
 
 const char *tally_sub_link_why(tally_sub_t *s)
 {
+    if (s == NULL)
+        return "";
     monitor_poll(&s->mon);
     return monitor_why(&s->mon);
 }
 
 int tally_sub_refusal(const tally_sub_t *s, const char **message)
 {
+    if (s == NULL) {
+        if (message != NULL)
+            *message = "";
+        return 0;
+    }
     if (message != NULL)
         *message = s->refusal ? s->refusal_msg : "";
     return s->refusal;

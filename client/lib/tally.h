@@ -17,7 +17,18 @@
  *   callbacks are owned by the library and valid only during the callback.
  * - No global state: every handle owns its own ZeroMQ context unless the
  *   caller passes one in the options.  A handle must be used by one thread
- *   at a time; different handles may be used from different threads.
+ *   at a time; different handles may be used from different threads, and
+ *   the one-shot requests (tally_get, tally_period_req, tally_catalog_req
+ *   and the others that take a server address rather than a handle) may
+ *   run on several threads at once: each has a connection of its own.
+ * - Timeouts: 0 means "do not wait" for a handle's calls
+ *   (tally_client_flush, tally_client_hello) and "no limit" for
+ *   tally_sub_run, as each says; the one-shot requests take 0 or less as
+ *   their default of 10 s.
+ * - A NULL handle is refused with TALLY_EINVAL by calls that return int,
+ *   and read as empty (0, false, "") by the accessors; tally_sub_stop(NULL)
+ *   does nothing, so a signal handler may call it after the handle is
+ *   gone.
  * - Server addresses: "tcp://host:port", "ipc:///path", or the short forms
  *   "host:port" and "host" (port 7411), see tally_endpoint_normalize().
  * - Security: a tallyd configured with keys speaks only CURVE (ZeroMQ's
@@ -54,7 +65,7 @@ extern "C" {
 #define TALLY_ERRBUF_MIN      256  /* recommended size of an errbuf */
 #define TALLY_ZONE_MAX        128  /* bytes in the daemon's zone name (CLOCK) */
 
-/* The library's version, e.g. "0.1.0" (static storage). */
+/* The library's version, e.g. "0.2.0" (static storage). */
 TALLY_API const char *tally_version(void);
 
 /* ------------------------------------------------------------------ */
@@ -181,7 +192,17 @@ typedef void (*tally_reject_cb)(void *ctx, uint64_t seq, int code, int sample, c
 
 /* Called once when submission seq is acknowledged; status is
  * TALLY_ACK_ACCEPTED or TALLY_ACK_DUPLICATE (both mean "delivered, counted
- * exactly once"); nsamples is the number of samples it carried. */
+ * exactly once"); nsamples is the number of samples it carried.
+ *
+ * When the publisher's callbacks run (on_ack, on_reject, on_unknown):
+ * inside any call that reads the daemon's answers, that is
+ * tally_client_hello, tally_client_send, tally_client_flush,
+ * tally_client_process, and tally_client_add when the sample closes a
+ * batch; never on another thread.  A callback must not call
+ * tally_client_destroy on its client (the call it runs in still uses
+ * it), nor tally_client_add, tally_client_send, tally_client_flush,
+ * tally_client_hello or tally_client_process (they would run callbacks
+ * within callbacks); note what it needs and act once the call returns. */
 typedef void (*tally_ack_cb)(void *ctx, uint64_t seq, int status, uint32_t nsamples);
 
 /* A sample as libtally hands it back (in tally_unknown_t). */
@@ -288,7 +309,8 @@ typedef struct tally_client_opts {
  * acknowledgement time and learned limits (SPOOL/client.state; the
  * SPOOL/client.id and SPOOL/client.seq of an older libtally are read and
  * replaced by it), deletes stray temporary files and queues every
- * submission left in SPOOL/NNN.sub by an earlier run, in sequence order;
+ * submission left in SPOOL/<seq in 20 digits>.sub by an earlier run, in
+ * sequence order;
  * they are sent by the next tally_client_send(), tally_client_flush() or
  * tally_client_process().  Nothing is sent by this call and it does not
  * wait for the daemon, except for a lock held by another process (see
@@ -344,7 +366,9 @@ TALLY_API int tally_client_add(tally_client_t *c, const char *metric, int64_t va
 TALLY_API int tally_client_send(tally_client_t *c);
 
 /* tally_client_send(), then send and resend until every submission is
- * acknowledged or finally rejected, or timeout_ms passes (< 0: no limit).
+ * acknowledged or finally rejected, or timeout_ms passes (< 0: no limit;
+ * 0: send what is due and return at once, TALLY_ETIMEDOUT if anything is
+ * still pending).
  * Rejections and acks are reported through the callbacks as they come.
  * Returns 0 when nothing is pending any more (even if some submissions
  * were rejected: see on_reject / tally_client_last_error); TALLY_ETIMEDOUT
@@ -352,7 +376,8 @@ TALLY_API int tally_client_send(tally_client_t *c);
  * spooled and will be resent); or an error of tally_client_send. */
 TALLY_API int tally_client_flush(tally_client_t *c, int timeout_ms);
 
-/* Say HELLO to the daemon and wait up to timeout_ms (< 0: no limit) for
+/* Say HELLO to the daemon and wait up to timeout_ms (< 0: no limit; 0: do
+ * not wait) for
  * its WELCOME, which tells its limits and client_expiry_ms (see "Limits"
  * and "Client ids expire"; the expiry rule is applied as soon as it
  * arrives).  Meanwhile acknowledgements are handled as by
@@ -450,7 +475,8 @@ typedef struct tally_tally {
     const char *scope; /* "" = county-wide, else the township name */
     const char *topic; /* "u/county/<metric>/" or "u/town/<scope>/<metric>/" */
     int kind;          /* enum tally_kind (other values: a newer daemon) */
-    uint64_t seq;      /* server sequence number of the last change */
+    uint64_t seq;      /* server sequence number: of its last change in an update, of the
+                          snapshot in a snapshot's items (PROTOCOL.md 16.1) */
     int64_t time_ms;   /* server time of the last change */
     unsigned nvalues;
     tally_value_t values[TALLY_COLUMNS_MAX];

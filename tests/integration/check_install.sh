@@ -175,17 +175,33 @@ EOF
         elif [[ $out != *" UNKNOWN_METRIC" ]]; then
             fail "a program using the installed libtally.so printed '$out'"
         fi
-        # The static library carries the codec: with it, libzmq, msgpack,
-        # libsodium, libm and threads (the .pc file's private
-        # requirements) a program links.
+        # The static library carries the codec: with it and what the .pc
+        # file's private requirements name (libzmq, libsodium, libm,
+        # threads; not msgpack, whose inline functions the codec compiled
+        # in) a program links.  (Not `pkg-config --static`: Debian's
+        # libzmq.pc names a libprotokit.a that is not installed.)
         cflags=$(pc --cflags)
-        deps="$(pkg-config --libs libzmq msgpack libsodium) -lm -pthread"
+        deps="$(pkg-config --libs libzmq libsodium) -lm -pthread"
+        if ! grep -q '^Requires.private: libzmq libsodium$' "$pcfile"; then
+            fail "libtally.pc's private requirements: $(grep Requires "$pcfile")"
+        fi
         # shellcheck disable=SC2086
         if ! out=$("$cc" $extra_cflags -o "$work/use-static" "$work/use.c" $cflags \
             "$libdir/libtally.a" $deps 2>&1); then
             fail "cannot build against the installed libtally.a: $out"
         elif ! out=$("$work/use-static" 2>&1); then
             fail "a program using the installed libtally.a failed: $out"
+        fi
+        # A C++ program: the headers' declarations have C linkage,
+        # tally_error.h's too.
+        if command -v c++ >/dev/null; then
+            cp "$work/use.c" "$work/use.cpp"
+            # shellcheck disable=SC2086
+            if ! out=$(c++ -o "$work/use-cxx" "$work/use.cpp" $flags 2>&1); then
+                fail "a C++ program cannot build against the installed libtally.so: $out"
+            elif ! out=$(LD_LIBRARY_PATH=$libdir "$work/use-cxx" 2>&1); then
+                fail "a C++ program using the installed libtally.so failed: $out"
+            fi
         fi
     fi
 fi

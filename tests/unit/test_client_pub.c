@@ -358,9 +358,51 @@ static void test_limits_split(void **state)
     tally_client_destroy(&c);
 }
 
+/* A NULL handle: the calls that return int refuse it, the accessors read
+ * it as empty, and nothing crashes (a signal handler may call
+ * tally_sub_stop after the subscriber is gone). */
+static void test_null_handles(void **state)
+{
+    (void)state;
+    assert_int_equal(tally_client_send(NULL), TALLY_EINVAL);
+    assert_int_equal(tally_client_flush(NULL, 0), TALLY_EINVAL);
+    assert_int_equal(tally_client_process(NULL), TALLY_EINVAL);
+    assert_int_equal(tally_client_next_timeout_ms(NULL), -1);
+    assert_int_equal(tally_client_pending(NULL), 0);
+    assert_int_equal(tally_client_pending_samples(NULL), 0);
+    assert_int_equal(tally_client_batch_size(NULL), 0);
+    assert_int_equal(tally_client_link(NULL), TALLY_LINK_UNKNOWN);
+    assert_int_equal(tally_client_refused_ms(NULL), 0);
+    assert_string_equal(tally_client_link_why(NULL), "");
+    assert_int_equal(tally_client_next_seq(NULL), 0);
+    assert_string_equal(tally_client_last_error(NULL), "");
+    uint8_t id[TALLY_CLIENT_ID_LEN] = {1};
+    tally_client_id(NULL, id);
+    assert_int_equal(id[0], 0);
+    tally_client_destroy(NULL);
+    tally_sub_stop(NULL);
+    assert_false(tally_sub_synced(NULL));
+    assert_int_equal(tally_sub_seq(NULL), 0);
+    assert_int_equal(tally_sub_stream_id(NULL), 0);
+    assert_int_equal(tally_sub_count(NULL), 0);
+    assert_true(tally_sub_next_timeout_ms(NULL) > 0);
+    tally_sub_foreach(NULL, NULL, NULL);
+    assert_int_equal(tally_sub_link(NULL), TALLY_LINK_UNKNOWN);
+    assert_int_equal(tally_sub_refused_ms(NULL), 0);
+    assert_string_equal(tally_sub_link_why(NULL), "");
+    assert_string_equal(tally_sub_pub_endpoint(NULL), "");
+    const char *why = "x";
+    assert_int_equal(tally_sub_refusal(NULL, &why), 0);
+    assert_string_equal(why, "");
+    tally_sub_destroy(NULL);
+    tally_townships_sort(NULL);
+    tally_townships_clear(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_null_handles),
         cmocka_unit_test_setup_teardown(test_accepted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resend_same_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rejected, setup, teardown),
