@@ -192,6 +192,33 @@ EOF
         elif ! out=$("$work/use-static" 2>&1); then
             fail "a program using the installed libtally.a failed: $out"
         fi
+        # Only tally_* is global in it, as in the shared library: a program
+        # with functions of the library's internal names links.
+        if command -v nm >/dev/null; then
+            others=$(nm -g --defined-only "$libdir/libtally.a" 2>/dev/null |
+                awk 'NF == 3 && $3 !~ /^tally_/ {print $3}' | head -5)
+            [ -z "$others" ] || fail "libtally.a defines global symbols beside tally_*: $others"
+        fi
+        # (tally_client_new pulls in the library's spool.o and text.o.)
+        cat >"$work/clash.c" <<'EOF'
+#include <stddef.h>
+#include <tally.h>
+int spool_open(void) { return 0; }
+int text_copy(void) { return 0; }
+int main(void)
+{
+    int (*volatile make)(const char *, const char *, const tally_client_opts_t *,
+                         tally_client_t **) = tally_client_new;
+    return make == NULL || spool_open() != 0 || text_copy() != 0;
+}
+EOF
+        # shellcheck disable=SC2086
+        if ! out=$("$cc" $extra_cflags -o "$work/clash" "$work/clash.c" $cflags \
+            "$libdir/libtally.a" $deps 2>&1); then
+            fail "a program with a function spool_open cannot link libtally.a: $out"
+        elif ! out=$("$work/clash" 2>&1); then
+            fail "a program with a function spool_open, linked with libtally.a, failed: $out"
+        fi
         # A C++ program: the headers' declarations have C linkage,
         # tally_error.h's too.
         if command -v c++ >/dev/null; then
