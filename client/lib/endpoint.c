@@ -175,6 +175,14 @@ int tally_endpoint_parse(const char *in, char *out, size_t cap, char *err, size_
         text_format(err, errlen, "the address is empty");
         return TALLY_EINVAL;
     }
+    /* A host holds no space (ZeroMQ would refuse it at the connect, less
+     * clearly); a socket path may, but no control character. */
+    bool path = strncmp(in, "ipc://", 6) == 0 || strncmp(in, "inproc://", 9) == 0;
+    for (const char *p = in; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f || (*p == ' ' && !path)) {
+            text_format(err, errlen, "it holds a %s", *p == ' ' ? "space" : "control character");
+            return TALLY_EINVAL;
+        }
     const char *sep = strstr(in, "://");
     if (sep == NULL)
         return short_form(in, out, cap, true, err, errlen);

@@ -86,8 +86,9 @@ TALLY_API int tally_endpoint_normalize(const char *in, char *out, size_t cap);
 /* tally_endpoint_normalize(), checking what ZeroMQ would only refuse at
  * connect time, for addresses typed by people: a "scheme://" other than
  * tcp://, ipc:// and inproc:// is refused, tcp:// needs HOST:PORT with a
- * port in 1..65535, and a short form with several colons must be a bare
- * IPv6 address.  Returns 0 (out as for tally_endpoint_normalize);
+ * port in 1..65535, a short form with several colons must be a bare
+ * IPv6 address, and no address holds a control character nor, but for
+ * an ipc:// or inproc:// path, a space.  Returns 0 (out as for tally_endpoint_normalize);
  * TALLY_EINVAL; TALLY_ETOOLONG.  On failure errbuf (may be NULL) holds a
  * sentence saying which part is wrong, without repeating in: "the port
  * 'notaport' is not a number from 1 to 65535", "'http://' is not a

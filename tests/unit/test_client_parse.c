@@ -93,6 +93,12 @@ static void test_parse(void **state)
     parse_bad("[::1", TALLY_EINVAL, "the '[' is never closed by a ']'");
     parse_bad("[::1]x", TALLY_EINVAL, "'x' after ']' is neither nothing nor ':PORT'");
     parse_bad("", TALLY_EINVAL, "the address is empty");
+    parse_bad("a b:1", TALLY_EINVAL, "it holds a space");
+    parse_bad("tcp://a b:1", TALLY_EINVAL, "it holds a space");
+    parse_bad("ipc:///tmp/x\ny", TALLY_EINVAL, "it holds a control character");
+    assert_int_equal(
+        tally_endpoint_parse("ipc:///tmp/my dir/req", out, sizeof out, err, sizeof err),
+        0); /* a path may hold a space */
     /* normalize keeps its meaning: any scheme passes through. */
     assert_int_equal(tally_endpoint_normalize("http://host:7411", out, sizeof out), 0);
 }
