@@ -224,7 +224,7 @@ EOF
         if command -v c++ >/dev/null; then
             cp "$work/use.c" "$work/use.cpp"
             # shellcheck disable=SC2086
-            if ! out=$(c++ -o "$work/use-cxx" "$work/use.cpp" $flags 2>&1); then
+            if ! out=$(c++ $extra_cflags -o "$work/use-cxx" "$work/use.cpp" $flags 2>&1); then
                 fail "a C++ program cannot build against the installed libtally.so: $out"
             elif ! out=$(LD_LIBRARY_PATH=$libdir "$work/use-cxx" 2>&1); then
                 fail "a C++ program using the installed libtally.so failed: $out"
