@@ -372,7 +372,9 @@ static int open_state(tally_client_t *c, const char *path, unsigned lock_timeout
     }
     rc = fsutil_lock(c->state_lockfd, lock_timeout_ms);
     if (rc == TALLY_EEXIST)
-        text_format(err, errlen, "state file %s is in use by another process (%s.lock is locked)",
+        text_format(err, errlen,
+                    "state file %s is in use by another process, or another handle of this one "
+                    "(%s.lock is locked)",
                     path, path);
     else if (rc < 0)
         text_format(err, errlen, "cannot lock %s.lock: %s", path, strerror(errno));

@@ -89,8 +89,9 @@ int spool_open(const char *dir, unsigned lock_timeout_ms, spool_t **out, char *e
     rc = fsutil_lock(s->lockfd, lock_timeout_ms);
     if (rc == TALLY_EEXIST)
         text_format(err, errlen,
-                    "spool directory %s is in use by another process (%s/lock is locked)", dir,
-                    dir);
+                    "spool directory %s is in use by another process, or another handle of this "
+                    "one (%s/lock is locked)",
+                    dir, dir);
     else if (rc < 0)
         text_format(err, errlen, "cannot lock %s/lock: %s", dir, strerror(errno));
     if (rc < 0)
