@@ -299,7 +299,8 @@ typedef struct tally_client_opts {
 } tally_client_opts_t;
 
 /* Create a publisher for township (1..64 bytes of UTF-8, the protocol's
- * name rules; not "county", which names the county-wide tallies) that submits to server_endpoint (any form accepted by
+ * name rules; not "county", which names the county-wide tallies) that
+ * submits to server_endpoint (any form accepted by
  * tally_endpoint_normalize).  opts may be NULL (all defaults).  township
  * NULL: a client that only delivers what its spool holds (each spooled
  * submission names its own township); tally_client_add() then fails with
