@@ -120,16 +120,22 @@ static int write_body(struct lws *wsi, pss_t *ps)
 
 const header_t web_server_no_store = {"cache-control:", "no-store"};
 
+/* {"error":message} into b (opened here).  0, or -1 out of memory. */
+static int error_body(web_buf_t *b, const char *message)
+{
+    if (web_buf_open(b) != 0)
+        return -1;
+    fputs("{\"error\":", b->f);
+    web_json_string(b->f, message);
+    fputs("}\n", b->f);
+    return web_buf_close(b) != 0 ? -1 : 0;
+}
+
 int web_server_respond_error(web_server_t *s, struct lws *wsi, pss_t *ps, unsigned status,
                              const char *message, const header_t *extra)
 {
     web_buf_t b;
-    if (web_buf_open(&b) != 0)
-        return -1;
-    fputs("{\"error\":", b.f);
-    web_json_string(b.f, message);
-    fputs("}\n", b.f);
-    if (web_buf_close(&b) != 0)
+    if (error_body(&b, message) != 0)
         return -1;
     header_t h[2] = {web_server_no_store};
     size_t nh = 1;
@@ -548,12 +554,7 @@ static int refuse_upgrade(struct lws *wsi, unsigned status, const char *why)
     unsigned char buf[LWS_PRE + 2048], *start = buf + LWS_PRE, *p = start,
                                        *end = buf + sizeof buf - 1;
     web_buf_t b;
-    if (web_buf_open(&b) != 0)
-        return -1;
-    fputs("{\"error\":", b.f);
-    web_json_string(b.f, why);
-    fputs("}\n", b.f);
-    if (web_buf_close(&b) != 0)
+    if (error_body(&b, why) != 0)
         return -1;
     int rc = -1;
     if (common_headers(wsi, status, "application/json", b.len, &p, end) == 0 &&
