@@ -57,6 +57,7 @@ static const code_info_t local_codes[] = {
     {"CONFIG", "invalid configuration"},
     {"SYS", "system call failed"},
     {"DAMAGED", "a backup's file does not match its BLAKE2SUMS"},
+    {"IN_CALLBACK", "not allowed from within the handle's own callback"},
 };
 
 static const code_info_t *lookup(int code)

@@ -57,7 +57,8 @@ enum tally_error {
     TALLY_ENOTFOUND = -107,
     TALLY_ECONFIG = -108,
     TALLY_ESYS = -109,
-    TALLY_EDAMAGED = -110, /* a backup's file does not match its BLAKE2SUMS */
+    TALLY_EDAMAGED = -110,  /* a backup's file does not match its BLAKE2SUMS */
+    TALLY_ECALLBACK = -111, /* called from one of the handle's own callbacks */
 };
 
 /* Short English description of a code (static storage, never NULL).

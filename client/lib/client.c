@@ -104,11 +104,8 @@ static void free_queue(tally_client_t *c)
     c->pending_samples = 0;
 }
 
-void tally_client_destroy(tally_client_t **cp)
+static void destroy_now(tally_client_t *c)
 {
-    if (cp == NULL || *cp == NULL)
-        return;
-    tally_client_t *c = *cp;
     monitor_close(&c->mon, c->dealer);
     if (c->dealer != NULL)
         zmq_close(c->dealer);
@@ -120,7 +117,44 @@ void tally_client_destroy(tally_client_t **cp)
     free(c->names);
     msgpack_sbuffer_destroy(&c->sbuf);
     free(c);
+}
+
+void tally_client_destroy(tally_client_t **cp)
+{
+    if (cp == NULL || *cp == NULL)
+        return;
+    tally_client_t *c = *cp;
     *cp = NULL;
+    /* From within one of its callbacks the client is still in use by the
+     * call that runs the callback: that call frees it on its way out and
+     * runs no further callbacks meanwhile. */
+    if (c->in_cb) {
+        c->doomed = true;
+        return;
+    }
+    destroy_now(c);
+}
+
+/* The guard of every call that may run callbacks: none of them may be made
+ * from within a callback of the same client (it would run callbacks within
+ * callbacks, and change the queue the running call walks). */
+static int refuse_in_callback(tally_client_t *c, const char *call)
+{
+    client_seterr(c,
+                  "%s called from within one of this client's callbacks: note what is needed "
+                  "and act once the call that runs the callback has returned",
+                  call);
+    return TALLY_ECALLBACK;
+}
+
+/* The end of every call that may run callbacks: a client its callback
+ * destroyed is freed here, and the call says it is gone. */
+static int api_leave(tally_client_t *c, int rc)
+{
+    if (!c->doomed)
+        return rc;
+    destroy_now(c);
+    return TALLY_ECLOSED;
 }
 
 int tally_client_new(const char *server_endpoint, const char *township,
@@ -243,10 +277,10 @@ size_t client_limit_bytes(const tally_client_t *c)
     return CLIENT_BODY_LIMIT;
 }
 
-int tally_client_add(tally_client_t *c, const char *metric, int64_t value, int64_t time_ms)
+static int send_batch(tally_client_t *c);
+
+static int add_sample(tally_client_t *c, const char *metric, int64_t value, int64_t time_ms)
 {
-    if (c == NULL || metric == NULL)
-        return TALLY_EINVAL;
     if (c->township[0] == '\0') {
         client_seterr(c, "this client was made without a township: it only delivers what its "
                          "spool holds");
@@ -271,8 +305,8 @@ int tally_client_add(tally_client_t *c, const char *metric, int64_t value, int64
     size_t sample_bytes = sample_bound(mlen);
     if (c->batch_n > 0 && (c->batch_time != time_ms || c->batch_n >= c->batch_limit ||
                            c->batch_bytes + sample_bytes > CLIENT_BODY_LIMIT)) {
-        rc = tally_client_send(c);
-        if (rc < 0)
+        rc = send_batch(c);
+        if (rc < 0 || c->doomed)
             return rc;
     }
     if (c->batch_n == 0) {
@@ -399,27 +433,50 @@ static int close_batch(tally_client_t *c)
     return 0;
 }
 
+int tally_client_add(tally_client_t *c, const char *metric, int64_t value, int64_t time_ms)
+{
+    if (c == NULL || metric == NULL)
+        return TALLY_EINVAL;
+    if (c->in_cb)
+        return refuse_in_callback(c, "tally_client_add");
+    return api_leave(c, add_sample(c, metric, value, time_ms));
+}
+
+static int process(tally_client_t *c)
+{
+    monitor_poll(&c->mon); /* kept drained, so that its last event is the latest */
+    int rc = client_wire_drain(c);
+    if (rc < 0 || c->doomed)
+        return rc;
+    return client_wire_pump(c, util_mono_ms());
+}
+
 int tally_client_process(tally_client_t *c)
 {
     if (c == NULL)
         return TALLY_EINVAL;
-    monitor_poll(&c->mon); /* kept drained, so that its last event is the latest */
-    int rc = client_wire_drain(c);
-    if (rc < 0)
-        return rc;
-    return client_wire_pump(c, util_mono_ms());
+    if (c->in_cb)
+        return refuse_in_callback(c, "tally_client_process");
+    return api_leave(c, process(c));
+}
+
+static int send_batch(tally_client_t *c)
+{
+    if (c->batch_n > 0) {
+        int rc = close_batch(c);
+        if (rc < 0 || c->doomed)
+            return rc;
+    }
+    return process(c);
 }
 
 int tally_client_send(tally_client_t *c)
 {
     if (c == NULL)
         return TALLY_EINVAL;
-    if (c->batch_n > 0) {
-        int rc = close_batch(c);
-        if (rc < 0)
-            return rc;
-    }
-    return tally_client_process(c);
+    if (c->in_cb)
+        return refuse_in_callback(c, "tally_client_send");
+    return api_leave(c, send_batch(c));
 }
 
 /* Wait until the socket has something for us, the next timer is due or
@@ -444,11 +501,11 @@ static int64_t deadline_of(int timeout_ms)
     return timeout_ms < 0 ? INT64_MAX : util_mono_ms() + timeout_ms;
 }
 
-int tally_client_flush(tally_client_t *c, int timeout_ms)
+static int flush(tally_client_t *c, int timeout_ms)
 {
-    int rc = tally_client_send(c);
+    int rc = send_batch(c);
     int64_t deadline = deadline_of(timeout_ms);
-    while (rc == 0 && c->head != NULL) {
+    while (rc == 0 && !c->doomed && c->head != NULL) {
         int64_t now = util_mono_ms();
         if (now >= deadline) {
             client_seterr(c, "%zu submission(s) not acknowledged by %s within %d ms", c->npending,
@@ -457,19 +514,26 @@ int tally_client_flush(tally_client_t *c, int timeout_ms)
         }
         rc = wait_step(c, now, deadline);
         if (rc == 0)
-            rc = tally_client_process(c);
+            rc = process(c);
     }
     return rc;
 }
 
-int tally_client_hello(tally_client_t *c, int timeout_ms)
+int tally_client_flush(tally_client_t *c, int timeout_ms)
 {
     if (c == NULL)
         return TALLY_EINVAL;
+    if (c->in_cb)
+        return refuse_in_callback(c, "tally_client_flush");
+    return api_leave(c, flush(c, timeout_ms));
+}
+
+static int hello(tally_client_t *c, int timeout_ms)
+{
     c->hello_wanted = true;
     int64_t deadline = deadline_of(timeout_ms);
-    int rc = tally_client_process(c);
-    while (rc == 0 && !c->welcomed) {
+    int rc = process(c);
+    while (rc == 0 && !c->doomed && !c->welcomed) {
         int64_t now = util_mono_ms();
         if (now >= deadline) {
             client_seterr(c, "no answer to HELLO from %s within %d ms", c->endpoint, timeout_ms);
@@ -478,10 +542,19 @@ int tally_client_hello(tally_client_t *c, int timeout_ms)
         }
         rc = wait_step(c, now, deadline);
         if (rc == 0)
-            rc = tally_client_process(c);
+            rc = process(c);
     }
     c->hello_wanted = false;
     return rc;
+}
+
+int tally_client_hello(tally_client_t *c, int timeout_ms)
+{
+    if (c == NULL)
+        return TALLY_EINVAL;
+    if (c->in_cb)
+        return refuse_in_callback(c, "tally_client_hello");
+    return api_leave(c, hello(c, timeout_ms));
 }
 
 int tally_client_fd(tally_client_t *c, int *fd)

@@ -66,7 +66,9 @@ static void report(tally_client_t *c, scratch_t *s, const client_pending_t *p,
             s->out[i].value = s->samples[i].value;
         }
     }
+    c->in_cb = true;
     c->on_unknown(c->cb_ctx, &u);
+    c->in_cb = false;
 }
 
 /* Set every pending submission aside, then take a new id at seq 1. */
@@ -95,7 +97,9 @@ static int renew(tally_client_t *c, int64_t now)
             if (rc < 0)
                 break;
         }
-        if (s != NULL)
+        /* A callback that destroyed the client hears of no more; the rest
+         * are still set aside, so that none goes out under the new id. */
+        if (s != NULL && !c->doomed)
             report(c, s, p, old, path);
         sent |= p->sends > 0;
         client_queue_drop(c, p);

@@ -90,6 +90,9 @@ struct tally_client {
     size_t npending;
     size_t pending_samples;
     bool blocked; /* the last send attempt met a full or absent connection */
+    bool in_cb;   /* one of the application's callbacks is running */
+    bool doomed;  /* destroyed from within a callback: freed once the call
+                     that ran it returns, and no callback runs before */
     uint64_t rng;
     char err[CLIENT_ERR_MAX];
 };

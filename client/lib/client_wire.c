@@ -184,10 +184,13 @@ static void on_ack(tally_client_t *c, const proto_ack_t *ack)
         uint64_t seq = p->seq;
         uint32_t n = p->nsamples;
         settle(c, p);
-        if (c->on_ack != NULL)
+        if (c->on_ack != NULL && !c->doomed) {
+            c->in_cb = true;
             c->on_ack(c->cb_ctx, seq,
                       ack->status == PROTO_ACK_ACCEPTED ? TALLY_ACK_ACCEPTED : TALLY_ACK_DUPLICATE,
                       n);
+            c->in_cb = false;
+        }
         return;
     }
     int code = ack->code >= 1 && ack->code <= 99 ? -(int)ack->code : TALLY_EMALFORMED;
@@ -209,8 +212,11 @@ static void on_ack(tally_client_t *c, const proto_ack_t *ack)
                   shown[0] ? ": " : "", message, tally_errname(code));
     uint64_t seq = p->seq;
     settle(c, p);
-    if (c->on_reject != NULL)
+    if (c->on_reject != NULL && !c->doomed) {
+        c->in_cb = true;
         c->on_reject(c->cb_ctx, seq, code, ack->sample, field, message);
+        c->in_cb = false;
+    }
 }
 
 /* What the daemon says of itself: its limits and how long it remembers a
@@ -280,7 +286,9 @@ static void handle_reply(tally_client_t *c, const void *data, size_t len)
 
 int client_wire_drain(tally_client_t *c)
 {
-    for (;;) {
+    /* Once a callback has destroyed the client, what is left on the socket
+     * is left to the daemon's resends and the next run's spool. */
+    while (!c->doomed) {
         zmq_msg_t m;
         zmq_msg_init(&m);
         if (zmq_msg_recv(&m, c->dealer, ZMQ_DONTWAIT) < 0) {
@@ -307,4 +315,5 @@ int client_wire_drain(tally_client_t *c)
             zmq_msg_close(&m);
         }
     }
+    return 0;
 }

@@ -76,6 +76,9 @@ struct tally_sub {
     uint64_t snap_seq; /* seq of the snapshot the table was built from */
     uint64_t stream_id;
     volatile sig_atomic_t stop;
+    bool in_cb;      /* one of the application's callbacks is running */
+    bool doomed;     /* destroyed from within a callback: freed once the call
+                        that ran it returns, and no callback runs before */
     proto_msg_t msg; /* decode scratch: big, so not on the stack */
     char err[512];
     monitor_t mon; /* what the request connection showed */
@@ -84,6 +87,17 @@ struct tally_sub {
 };
 
 static void seterr(tally_sub_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Every callback runs through here: none once a callback has destroyed
+ * the subscriber, and the calls that must not run within one can tell. */
+#define SUB_CALLBACK(s, call)                                                                      \
+    do {                                                                                           \
+        if (!(s)->doomed) {                                                                        \
+            (s)->in_cb = true;                                                                     \
+            call;                                                                                  \
+            (s)->in_cb = false;                                                                    \
+        }                                                                                          \
+    } while (0)
 static void seterr(tally_sub_t *s, const char *fmt, ...)
 {
     va_list ap;
@@ -214,7 +228,7 @@ static void period_changed(tally_sub_t *s, const proto_msg_t *m)
         n++;
     }
     if (n > 0)
-        s->on_period_changed(s->period_ctx, metric, scope, periods, n);
+        SUB_CALLBACK(s, s->on_period_changed(s->period_ctx, metric, scope, periods, n));
 }
 
 /* A live message while SYNCED (or replayed from the buffer).  When it
@@ -244,7 +258,7 @@ static void apply_live(tally_sub_t *s, const proto_msg_t *m, int64_t now)
         if (t->seq > s->seq)
             s->seq = t->seq;
         if (s->cb.on_tally != NULL)
-            s->cb.on_tally(s->cb.ctx, &e->pub);
+            SUB_CALLBACK(s, s->cb.on_tally(s->cb.ctx, &e->pub));
         return;
     }
     case PROTO_HEARTBEAT:
@@ -291,12 +305,19 @@ static uint64_t msg_stream(const proto_msg_t *m)
     }
 }
 
+/* on_tally for one tally of a new table. */
+static void each_tally(void *ctx, const tally_tally_t *t)
+{
+    tally_sub_t *s = ctx;
+    SUB_CALLBACK(s, s->cb.on_tally(s->cb.ctx, t));
+}
+
 static void apply_snapshot(tally_sub_t *s, uint64_t stream_id, uint64_t seq, int64_t now)
 {
     s->stream_id = stream_id;
     s->seq = s->snap_seq = seq;
     if (s->cb.on_reset != NULL)
-        s->cb.on_reset(s->cb.ctx);
+        SUB_CALLBACK(s, s->cb.on_reset(s->cb.ctx));
     sub_store_swap(&s->table, &s->staging);
     sub_store_clear(&s->staging);
     s->refusal = 0;
@@ -304,7 +325,7 @@ static void apply_snapshot(tally_sub_t *s, uint64_t stream_id, uint64_t seq, int
     s->synced = true;
     s->last_rx_ms = now;
     if (s->cb.on_tally != NULL)
-        sub_store_foreach(&s->table, s->cb.on_tally, s->cb.ctx);
+        sub_store_foreach(&s->table, each_tally, s);
     /* Replay what arrived meanwhile.  Messages of another stream before the
      * first one of the snapshot's stream predate a daemon restart and are
      * dropped; one after it means the daemon restarted again. */
@@ -325,7 +346,7 @@ static void apply_snapshot(tally_sub_t *s, uint64_t stream_id, uint64_t seq, int
         b = next;
     }
     if (s->state == S_SYNCED && s->cb.on_synced != NULL)
-        s->cb.on_synced(s->cb.ctx, s->seq, s->stream_id);
+        SUB_CALLBACK(s, s->cb.on_synced(s->cb.ctx, s->seq, s->stream_id));
 }
 
 static void on_pub_message(tally_sub_t *s, const void *data, size_t len, int64_t now)
@@ -479,7 +500,7 @@ static int drain(tally_sub_t *s, void *sock, bool pub)
             seterr(s, "cannot receive: %s", zmq_strerror(e));
             return rc;
         }
-        if (s->stop)
+        if (s->stop || s->doomed)
             return 0; /* leave the rest for the next call */
     }
 }
@@ -506,18 +527,49 @@ static void timers(tally_sub_t *s, int64_t now)
     }
 }
 
+static void destroy_now(tally_sub_t *s);
+
+/* The guard of the calls that run callbacks: not from within one (they
+ * would run callbacks within callbacks, and change the table the running
+ * call walks). */
+static int refuse_in_callback(tally_sub_t *s, const char *call)
+{
+    seterr(s,
+           "%s called from within one of this subscriber's callbacks: use tally_sub_stop "
+           "there, and call again once the running call has returned",
+           call);
+    return TALLY_ECALLBACK;
+}
+
+/* The end of the calls that run callbacks: a subscriber its callback
+ * destroyed is freed here, and the call says it is gone. */
+static int api_leave(tally_sub_t *s, int rc)
+{
+    if (!s->doomed)
+        return rc;
+    destroy_now(s);
+    return TALLY_ECLOSED;
+}
+
+static int process(tally_sub_t *s)
+{
+    monitor_poll(&s->mon); /* kept drained, so that its last event is the latest */
+    int rc = drain(s, s->dealer, false);
+    if (rc == 0 && s->sub_connected && !s->doomed)
+        rc = drain(s, s->sub, true);
+    if (rc < 0 || s->doomed)
+        return rc;
+    timers(s, util_mono_ms());
+    return 0;
+}
+
 int tally_sub_process(tally_sub_t *s)
 {
     if (s == NULL)
         return TALLY_EINVAL;
-    monitor_poll(&s->mon); /* kept drained, so that its last event is the latest */
-    int rc = drain(s, s->dealer, false);
-    if (rc == 0 && s->sub_connected)
-        rc = drain(s, s->sub, true);
-    if (rc < 0)
-        return rc;
-    timers(s, util_mono_ms());
-    return 0;
+    if (s->in_cb)
+        return refuse_in_callback(s, "tally_sub_process");
+    return api_leave(s, process(s));
 }
 
 int tally_sub_next_timeout_ms(const tally_sub_t *s)
@@ -532,14 +584,12 @@ int tally_sub_next_timeout_ms(const tally_sub_t *s)
     return t > INT32_MAX ? INT32_MAX : (int)t;
 }
 
-int tally_sub_run(tally_sub_t *s, int timeout_ms)
+static int run(tally_sub_t *s, int timeout_ms)
 {
-    if (s == NULL)
-        return TALLY_EINVAL;
     int64_t deadline = timeout_ms > 0 ? util_mono_ms() + timeout_ms : INT64_MAX;
     for (;;) {
-        int rc = tally_sub_process(s);
-        if (rc < 0)
+        int rc = process(s);
+        if (rc < 0 || s->doomed)
             return rc;
         if (s->stop) {
             s->stop = 0;
@@ -558,6 +608,15 @@ int tally_sub_run(tally_sub_t *s, int timeout_ms)
             return TALLY_ESYS;
         }
     }
+}
+
+int tally_sub_run(tally_sub_t *s, int timeout_ms)
+{
+    if (s == NULL)
+        return TALLY_EINVAL;
+    if (s->in_cb)
+        return refuse_in_callback(s, "tally_sub_run");
+    return api_leave(s, run(s, timeout_ms));
 }
 
 void tally_sub_stop(tally_sub_t *s)
@@ -702,11 +761,8 @@ fail:
     return rc;
 }
 
-void tally_sub_destroy(tally_sub_t **sp)
+static void destroy_now(tally_sub_t *s)
 {
-    if (sp == NULL || *sp == NULL)
-        return;
-    tally_sub_t *s = *sp;
     if (s->sub != NULL)
         zmq_close(s->sub);
     monitor_close(&s->mon, s->dealer);
@@ -718,7 +774,21 @@ void tally_sub_destroy(tally_sub_t **sp)
     sub_store_clear(&s->staging);
     buffer_clear(s);
     free(s);
+}
+
+void tally_sub_destroy(tally_sub_t **sp)
+{
+    if (sp == NULL || *sp == NULL)
+        return;
+    tally_sub_t *s = *sp;
     *sp = NULL;
+    /* From within one of its callbacks the subscriber is still in use by
+     * the call that runs the callback, which frees it on its way out. */
+    if (s->in_cb) {
+        s->doomed = true;
+        return;
+    }
+    destroy_now(s);
 }
 
 bool tally_sub_synced(const tally_sub_t *s)
@@ -747,6 +817,13 @@ size_t tally_sub_count(const tally_sub_t *s)
     if (s == NULL)
         return 0;
     return s->table.n;
+}
+
+const char *tally_sub_last_error(const tally_sub_t *s)
+{
+    if (s == NULL)
+        return "";
+    return s->err;
 }
 
 void tally_sub_foreach(const tally_sub_t *s, tally_tally_cb fn, void *ctx)

@@ -199,11 +199,16 @@ typedef void (*tally_reject_cb)(void *ctx, uint64_t seq, int code, int sample, c
  * inside any call that reads the daemon's answers, that is
  * tally_client_hello, tally_client_send, tally_client_flush,
  * tally_client_process, and tally_client_add when the sample closes a
- * batch; never on another thread.  A callback must not call
- * tally_client_destroy on its client (the call it runs in still uses
- * it), nor tally_client_add, tally_client_send, tally_client_flush,
- * tally_client_hello or tally_client_process (they would run callbacks
- * within callbacks); note what it needs and act once the call returns. */
+ * batch; never on another thread.  A callback may read the client's
+ * accessors and may destroy it: tally_client_destroy from a callback sets
+ * the caller's pointer to NULL at once, no further callback runs, and the
+ * client is freed as the call that ran the callback returns, which then
+ * returns TALLY_ECLOSED (so the loop around it ends; a tally_client_add
+ * that returns it did not take its sample).  tally_client_add,
+ * tally_client_send, tally_client_flush, tally_client_hello and
+ * tally_client_process from a callback of the same client do nothing and
+ * return TALLY_ECALLBACK (they would run callbacks within callbacks);
+ * note what is needed and act once the running call has returned. */
 typedef void (*tally_ack_cb)(void *ctx, uint64_t seq, int status, uint32_t nsamples);
 
 /* A sample as libtally hands it back (in tally_unknown_t). */
@@ -336,7 +341,9 @@ TALLY_API int tally_client_new(const char *server_endpoint, const char *township
 /* Close the connection, release the spool lock and free the client; *c is
  * set to NULL.  Does not wait: submissions not yet acknowledged stay in the
  * spool (and are delivered by the next client on it) or, without a spool,
- * are lost.  Call tally_client_flush() first to deliver them. */
+ * are lost.  Call tally_client_flush() first to deliver them.  From
+ * within one of the client's callbacks, the client is freed only once the
+ * call that runs the callback returns (see tally_ack_cb). */
 TALLY_API void tally_client_destroy(tally_client_t **c);
 
 /* Append one sample (metric, value) with event time time_ms (milliseconds
@@ -501,7 +508,12 @@ typedef struct tally_sub tally_sub_t;
 
 /* Callbacks of a subscriber; any may be NULL.  They run inside
  * tally_sub_process / tally_sub_run; they may call tally_sub_stop and the
- * read-only tally_sub_* accessors, but not tally_sub_destroy. */
+ * read-only tally_sub_* accessors.  tally_sub_process and tally_sub_run
+ * from a callback of the same subscriber do nothing and return
+ * TALLY_ECALLBACK.  tally_sub_destroy from a callback sets the caller's
+ * pointer to NULL at once, no further callback runs, and the subscriber is
+ * freed as the running tally_sub_process or tally_sub_run returns, which
+ * then returns TALLY_ECLOSED. */
 typedef struct tally_sub_callbacks {
     /* A new snapshot is about to replace the whole table; on_tally follows
      * for every tally of the new table (and for the updates newer than the
@@ -555,7 +567,9 @@ TALLY_API int tally_sub_new(const char *server_endpoint, const char *prefix,
                             const tally_sub_callbacks_t *cb, const tally_sub_opts_t *opts,
                             tally_sub_t **out);
 
-/* Close the sockets and free the subscriber and its table; *s = NULL. */
+/* Close the sockets and free the subscriber and its table; *s = NULL.
+ * From within one of its callbacks, the subscriber is freed only once the
+ * call that runs the callback returns (see tally_sub_callbacks_t). */
 TALLY_API void tally_sub_destroy(tally_sub_t **s);
 
 /* Store the two file descriptors to poll for reading (the subscription
@@ -566,7 +580,9 @@ TALLY_API int tally_sub_poll_fds(tally_sub_t *s, int fds[2]);
 
 /* Do what is due without blocking: drain both sockets, apply what they
  * bring (running the callbacks), handle timers (HELLO and snapshot
- * resends, heartbeat loss).  Returns 0; TALLY_ESYS (ZeroMQ failure). */
+ * resends, heartbeat loss).  Returns 0; TALLY_ESYS (ZeroMQ failure,
+ * reason in tally_sub_last_error); TALLY_ECALLBACK, TALLY_ECLOSED (see
+ * tally_sub_callbacks_t). */
 TALLY_API int tally_sub_process(tally_sub_t *s);
 
 /* Milliseconds until tally_sub_process must run again even if no fd is
@@ -575,8 +591,10 @@ TALLY_API int tally_sub_next_timeout_ms(const tally_sub_t *s);
 
 /* Run until tally_sub_stop is called (returns 0) or timeout_ms passes
  * (returns TALLY_ETIMEDOUT; 0 or negative timeout_ms = no limit).  Returns
- * TALLY_ESYS on ZeroMQ failure.  A signal interrupting the wait is not an
- * error: the loop re-checks the stop flag and goes on. */
+ * TALLY_ESYS on ZeroMQ failure (reason in tally_sub_last_error);
+ * TALLY_ECALLBACK, TALLY_ECLOSED (see tally_sub_callbacks_t).  A signal
+ * interrupting the wait is not an error: the loop re-checks the stop flag
+ * and goes on. */
 TALLY_API int tally_sub_run(tally_sub_t *s, int timeout_ms);
 
 /* Ask tally_sub_run to return; only sets a flag, so it is safe from a
@@ -597,6 +615,11 @@ TALLY_API uint64_t tally_sub_stream_id(const tally_sub_t *s);
 
 /* Number of tallies in the table. */
 TALLY_API size_t tally_sub_count(const tally_sub_t *s);
+
+/* The last failure of the subscriber as a sentence ("" if none; a
+ * re-synchronisation's reason, a ZeroMQ error, a call refused within a
+ * callback); owned by the subscriber, valid until the next call on it. */
+TALLY_API const char *tally_sub_last_error(const tally_sub_t *s);
 
 /* Call fn for every tally in the table (in no particular order); t is
  * valid until the next tally_sub_process/run. */

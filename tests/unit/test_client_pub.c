@@ -358,6 +358,83 @@ static void test_limits_split(void **state)
     tally_client_destroy(&c);
 }
 
+/* What the callbacks of test_destroy_in_callback saw and did. */
+typedef struct self_destroying {
+    tally_client_t *c;
+    int acks;
+    int add_rc, send_rc, flush_rc, process_rc, hello_rc;
+    char why[256];
+} self_destroying_t;
+
+/* The first acknowledgement: the calls that would run callbacks are
+ * refused, then the client is destroyed from within its own callback. */
+static void ack_then_destroy(void *ctx, uint64_t seq, int status, uint32_t nsamples)
+{
+    (void)seq, (void)status, (void)nsamples;
+    self_destroying_t *s = ctx;
+    s->acks++;
+    s->add_rc = tally_client_add(s->c, "patrols", 1, T0);
+    s->send_rc = tally_client_send(s->c);
+    s->flush_rc = tally_client_flush(s->c, 100);
+    s->process_rc = tally_client_process(s->c);
+    s->hello_rc = tally_client_hello(s->c, 100);
+    snprintf(s->why, sizeof s->why, "%s", tally_client_last_error(s->c));
+    tally_client_destroy(&s->c);
+}
+
+/* A callback may destroy its client: the caller's pointer is NULL at once,
+ * no other callback runs, the call that ran it returns TALLY_ECLOSED and
+ * frees the client (ASan and valgrind see no use after free), and what was
+ * not acknowledged stays in the spool for the next run. */
+static void test_destroy_in_callback(void **state)
+{
+    fixture_t *f = *state;
+    self_destroying_t s = {0};
+    tally_client_opts_t o = {.spool_dir = f->spool, .on_ack = ack_then_destroy, .cb_ctx = &s};
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &s.c), 0);
+    tally_client_t *c = s.c;
+    /* Three event times: three submissions. */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(tally_client_add(c, "patrols", 10 + i, T0 + i), 0);
+    assert_int_equal(tally_client_send(c), 0);
+    received_t *r = malloc(sizeof *r);
+    for (uint64_t seq = 1; seq <= 3; seq++) {
+        assert_true(receive(f, c, 3000, r));
+        assert_int_equal(r->seq, seq);
+    }
+    for (uint64_t seq = 1; seq <= 3; seq++)
+        ack(f, r, seq, PROTO_ACK_ACCEPTED, 0, -1, "", "");
+    usleep(50000); /* all three acknowledgements wait on the socket */
+    assert_int_equal(tally_client_flush(c, 3000), TALLY_ECLOSED);
+    assert_null(s.c);
+    assert_int_equal(s.acks, 1);
+    assert_int_equal(s.add_rc, TALLY_ECALLBACK);
+    assert_int_equal(s.send_rc, TALLY_ECALLBACK);
+    assert_int_equal(s.flush_rc, TALLY_ECALLBACK);
+    assert_int_equal(s.process_rc, TALLY_ECALLBACK);
+    assert_int_equal(s.hello_rc, TALLY_ECALLBACK);
+    assert_non_null(strstr(s.why, "tally_client_hello called from within"));
+    assert_false(spooled(f, 1));
+    assert_true(spooled(f, 2));
+    assert_true(spooled(f, 3));
+    /* The next client on the spool delivers the two left (the daemon
+     * answers "duplicate"), and the sample added in the callback was not
+     * taken. */
+    tally_client_t *next = client(f, 0);
+    assert_int_equal(tally_client_send(next), 0);
+    for (uint64_t seq = 2; seq <= 3; seq++) {
+        assert_true(receive(f, next, 3000, r));
+        assert_int_equal(r->seq, seq);
+        assert_int_equal(r->nsamples, 1);
+        ack(f, r, seq, PROTO_ACK_DUPLICATE, 0, -1, "", "");
+    }
+    assert_int_equal(tally_client_flush(next, 3000), 0);
+    assert_int_equal(f->nev, 2);
+    assert_int_equal(tally_client_next_seq(next), 4);
+    free(r);
+    tally_client_destroy(&next);
+}
+
 /* A NULL handle: the calls that return int refuse it, the accessors read
  * it as empty, and nothing crashes (a signal handler may call
  * tally_sub_stop after the subscriber is gone). */
@@ -376,6 +453,8 @@ static void test_null_handles(void **state)
     assert_string_equal(tally_client_link_why(NULL), "");
     assert_int_equal(tally_client_next_seq(NULL), 0);
     assert_string_equal(tally_client_last_error(NULL), "");
+    assert_int_equal(tally_client_hello(NULL, 0), TALLY_EINVAL);
+    assert_int_equal(tally_client_add(NULL, "patrols", 1, 0), TALLY_EINVAL);
     uint8_t id[TALLY_CLIENT_ID_LEN] = {1};
     tally_client_id(NULL, id);
     assert_int_equal(id[0], 0);
@@ -385,6 +464,9 @@ static void test_null_handles(void **state)
     assert_int_equal(tally_sub_seq(NULL), 0);
     assert_int_equal(tally_sub_stream_id(NULL), 0);
     assert_int_equal(tally_sub_count(NULL), 0);
+    assert_string_equal(tally_sub_last_error(NULL), "");
+    assert_int_equal(tally_sub_process(NULL), TALLY_EINVAL);
+    assert_int_equal(tally_sub_run(NULL, 1), TALLY_EINVAL);
     assert_true(tally_sub_next_timeout_ms(NULL) > 0);
     tally_sub_foreach(NULL, NULL, NULL);
     assert_int_equal(tally_sub_link(NULL), TALLY_LINK_UNKNOWN);
@@ -412,6 +494,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_in_flight_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hello_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_destroy_in_callback, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -552,6 +552,57 @@ static void test_pub_endpoint_and_run(void **state)
     assert_int_equal(tally_sub_run(f->sub, 50), TALLY_ETIMEDOUT);
 }
 
+/* on_reset refuses the calls that would run callbacks within callbacks;
+ * on_tally destroys the subscriber at the snapshot's first tally. */
+static int reset_process_rc, reset_run_rc;
+static char reset_why[256];
+
+static void reset_refused(void *ctx)
+{
+    fixture_t *f = ctx;
+    on_reset(ctx);
+    reset_process_rc = tally_sub_process(f->sub);
+    reset_run_rc = tally_sub_run(f->sub, 10);
+    snprintf(reset_why, sizeof reset_why, "%s", tally_sub_last_error(f->sub));
+}
+
+static void tally_then_destroy(void *ctx, const tally_tally_t *t)
+{
+    fixture_t *f = ctx;
+    on_tally(ctx, t);
+    tally_sub_destroy(&f->sub);
+}
+
+/* A callback may destroy its subscriber: f->sub is NULL at once, no
+ * further callback runs (the snapshot's second tally, on_synced), and the
+ * running call frees it and returns TALLY_ECLOSED. */
+static void test_destroy_in_callback(void **state)
+{
+    fixture_t *f = *state;
+    tally_sub_callbacks_t cb = {reset_refused, tally_then_destroy, on_synced, f};
+    tally_sub_opts_t o = {.heartbeat_ms = 1000, .snapshot_timeout_ms = 5000};
+    assert_int_equal(tally_sub_new(f->req_ep, "u/", &cb, &o, &f->sub), 0);
+    sync_first(f, "u/", true);
+    proto_tally_t items[2] = {tally("a", "", 9, 100), tally("b", "", 8, 3)};
+    answer_snapshot(f, items, 2, STREAM, 10, 2);
+    tally_sub_t *s = f->sub;
+    int rc = 0;
+    int64_t end = mono_ms() + 3000;
+    while (rc == 0 && mono_ms() < end) {
+        rc = tally_sub_run(s, 20);
+        if (rc == TALLY_ETIMEDOUT)
+            rc = 0;
+    }
+    assert_int_equal(rc, TALLY_ECLOSED);
+    assert_null(f->sub);
+    assert_int_equal(f->nev, 2);
+    assert_string_equal(f->ev[0], "reset");
+    assert_true(strncmp(f->ev[1], "tally u/county/", 15) == 0);
+    assert_int_equal(reset_process_rc, TALLY_ECALLBACK);
+    assert_int_equal(reset_run_rc, TALLY_ECALLBACK);
+    assert_non_null(strstr(reset_why, "tally_sub_run called from within"));
+}
+
 static void test_bad_arguments(void **state)
 {
     fixture_t *f = *state;
@@ -761,6 +812,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_period_changed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_incomplete_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pub_endpoint_and_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_destroy_in_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_and_stats, setup, teardown),
     };

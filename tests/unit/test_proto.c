@@ -964,19 +964,20 @@ static void test_tally_error(void **state)
         "NO_SUCH_BACKUP",
     };
     static const char *const local[] = {"NOMEM",  "IO",       "TIMEOUT", "AGAIN", "CLOSED", "INVAL",
-                                        "EXISTS", "NOTFOUND", "CONFIG",  "SYS",   "DAMAGED"};
+                                        "EXISTS", "NOTFOUND", "CONFIG",  "SYS",   "DAMAGED", "IN_CALLBACK"};
     for (int i = 0; i <= -TALLY_EWIRE_LAST; i++) {
         assert_string_equal(tally_errname(-i), wire[i]);
         assert_string_not_equal(tally_strerror(-i), "unknown error");
         assert_true(tally_err_is_wire(-i) == (i != 0));
     }
-    for (int i = 0; i < 11; i++) {
+    for (int i = 0; i < 12; i++) {
         assert_string_equal(tally_errname(TALLY_ENOMEM - i), local[i]);
         assert_string_not_equal(tally_strerror(TALLY_ENOMEM - i), "unknown error");
         assert_false(tally_err_is_wire(TALLY_ENOMEM - i));
     }
     assert_int_equal(TALLY_ENOMEM - 10, TALLY_EDAMAGED);
-    static const int unknown[] = {1, 100, -29, -99, -111, -1000, INT32_MIN, INT32_MAX};
+    assert_int_equal(TALLY_ENOMEM - 11, TALLY_ECALLBACK);
+    static const int unknown[] = {1, 100, -29, -99, -112, -1000, INT32_MIN, INT32_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         assert_string_equal(tally_errname(unknown[i]), "UNKNOWN");
         assert_string_equal(tally_strerror(unknown[i]), "unknown error");
