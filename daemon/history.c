@@ -4,6 +4,7 @@
  * the days that left the retention history_prune.c's). */
 #include "history.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -342,8 +343,24 @@ bool history_expired(history_t *h, calperiod_t p)
 
 void history_set_days(history_t *h, int64_t days)
 {
-    if (days >= HISTORY_DAYS_MIN && days <= HISTORY_DAYS_MAX)
-        h->c.days = days;
+    if (days < HISTORY_DAYS_MIN || days > HISTORY_DAYS_MAX || days == h->c.days)
+        return;
+    int32_t today = history_today(h), was = history_first_kept_day(h, today);
+    int64_t before = h->c.days;
+    h->c.days = days;
+    int32_t first = history_first_kept_day(h, today);
+    char from[CALPERIOD_NAME_MAX] = "?";
+    calperiod_format((calperiod_t){CALPERIOD_DAY, first}, from, sizeof from);
+    if (first > was)
+        log_warning(h->c.log,
+                    "history: days %" PRId64 " -> %" PRId64 ": the days before %s are dropped now "
+                    "and do not come back if more days are kept later",
+                    before, days, from);
+    else
+        log_info(h->c.log,
+                 "history: days %" PRId64 " -> %" PRId64 ": the days from %s on are kept (days "
+                 "dropped earlier do not come back)",
+                 before, days, from);
 }
 
 void history_set_position(history_t *h, uint64_t pos)

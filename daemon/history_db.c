@@ -67,6 +67,8 @@ static const char *const view =
 
 /* The meta rows of open periods (history_db.h). */
 #define SET_OPEN "INSERT OR REPLACE INTO meta VALUES ('open_from', ?1), ('stored_through', ?2)"
+/* The first day the retention has not dropped (history_db.h). */
+#define SET_KEPT "INSERT OR REPLACE INTO meta VALUES ('kept_from', ?1)"
 /* The months, quarters and years from day ?1 on. */
 #define DROP_OPEN "DELETE FROM figures WHERE type IN (1, 2, 3) AND first_day >= ?1"
 
@@ -82,6 +84,7 @@ void history_db_close(history_db_t *d)
     sqlite3_finalize(d->prune);
     sqlite3_finalize(d->setpos);
     sqlite3_finalize(d->setopen);
+    sqlite3_finalize(d->setkept);
     sqlite3_finalize(d->drop);
     for (int k = 0; k < 2; k++) {
         sqlite3_finalize(d->names[k].find);
@@ -174,7 +177,8 @@ int history_db_open(history_db_t *d, const char *dir, char *err, size_t errlen)
         sqlite3_prepare_v2(d->db, prune, -1, &d->prune, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(d->db, setpos, -1, &d->setpos, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(d->db, SET_OPEN, -1, &d->setopen, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(d->db, DROP_OPEN, -1, &d->drop, NULL) != SQLITE_OK) {
+        sqlite3_prepare_v2(d->db, DROP_OPEN, -1, &d->drop, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(d->db, SET_KEPT, -1, &d->setkept, NULL) != SQLITE_OK) {
         fail(d->db, err, errlen, path);
         history_db_close(d);
         return TALLY_EIO;
@@ -355,11 +359,13 @@ static int load_day(history_db_t *d, const char *key, int32_t dflt, int32_t *day
     return 0;
 }
 
-int history_db_open_periods(history_db_t *d, int32_t *open_from, int32_t *through, char *err,
-                            size_t errlen)
+int history_db_open_periods(history_db_t *d, int32_t *open_from, int32_t *through,
+                            int32_t *kept_from, char *err, size_t errlen)
 {
     int rc = load_day(d, "open_from", HISTORY_DB_ALL_STORED, open_from, err, errlen);
-    return rc != 0 ? rc : load_day(d, "stored_through", HISTORY_DB_NO_DAY, through, err, errlen);
+    if (rc == 0)
+        rc = load_day(d, "stored_through", HISTORY_DB_NO_DAY, through, err, errlen);
+    return rc != 0 ? rc : load_day(d, "kept_from", HISTORY_DB_NO_DAY, kept_from, err, errlen);
 }
 
 /* The names of a table of them (metrics or scopes), by id. */
@@ -731,6 +737,14 @@ int history_db_write(history_db_t *d, history_batch_t *b)
     if (rc == 0 && b->prune) {
         sqlite3_bind_int(d->prune, 1, b->first_day);
         rc = step_reset(d->prune);
+        /* What was dropped does not come back when the days kept are
+         * raised later: from here on those days read as no longer kept. */
+        char kept[CALPERIOD_NAME_MAX];
+        if (rc == 0 &&
+            calperiod_format((calperiod_t){CALPERIOD_DAY, b->first_day}, kept, sizeof(kept)) >= 0) {
+            sqlite3_bind_text(d->setkept, 1, kept, -1, SQLITE_TRANSIENT);
+            rc = step_reset(d->setkept);
+        }
     }
     if (rc == 0) {
         sqlite3_bind_int64(d->setpos, 1, (sqlite3_int64)b->pos);

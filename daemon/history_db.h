@@ -18,7 +18,8 @@
  *     event_ms) AS ...  -- the names and texts of schemas 1 and 2
  *   CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
  *     -- 'schema' 3, 'journal_pos' the last journal position reflected,
- *     -- 'open_from' and 'stored_through' (below)
+ *     -- 'open_from' and 'stored_through' (below), 'kept_from' the first
+ *     -- day not dropped by the retention ([history] days) so far
  *
  * Why integers, in this order.  The rows a batch writes are today's (and
  * late figures' days): in period order they are neighbours at the end of
@@ -109,7 +110,7 @@ typedef struct sqlite3_stmt sqlite3_stmt;
 
 typedef struct history_db {
     sqlite3 *db;
-    sqlite3_stmt *put, *prune, *setpos, *setopen, *drop;
+    sqlite3_stmt *put, *prune, *setpos, *setopen, *drop, *setkept;
     /* The ids in the tables metrics (0) and scopes (1) of the names the
      * process knows by its own ids (history_batch_names()): ids[k][i] the
      * row id of the name of id i, 0 when not looked up yet. */
@@ -161,16 +162,17 @@ int history_db_open(history_db_t *d, const char *dir, char *err, size_t errlen);
 int history_db_load(history_db_t *d, uint64_t *pos, history_db_begin_fn begin, history_db_row_fn fn,
                     void *ctx, char *err, size_t errlen);
 
-/* The meta rows 'open_from' (HISTORY_DB_ALL_STORED when NULL or absent)
- * and 'stored_through' (HISTORY_DB_NO_DAY likewise) as day keys.  Returns
- * 0, or TALLY_EIO with a sentence in err (not a day). */
-int history_db_open_periods(history_db_t *d, int32_t *open_from, int32_t *through, char *err,
-                            size_t errlen);
+/* The meta rows 'open_from' (HISTORY_DB_ALL_STORED when NULL or absent),
+ * 'stored_through' and 'kept_from' (HISTORY_DB_NO_DAY likewise) as day
+ * keys.  Returns 0, or TALLY_EIO with a sentence in err (not a day). */
+int history_db_open_periods(history_db_t *d, int32_t *open_from, int32_t *through,
+                            int32_t *kept_from, char *err, size_t errlen);
 
 /* Store b in one transaction: the months, quarters and years from
  * b->open_from on dropped when b->drop_open, every row (insert or
- * replace), the days before b->first_day dropped (b->prune), the position and
- * the open periods' meta rows set.  Sets b->rc and b->err; returns b->rc. */
+ * replace), the days before b->first_day dropped (b->prune, which also sets
+ * 'kept_from'), the position and the open periods' meta rows set.  Sets b->rc and b->err; returns
+ * b->rc. */
 int history_db_write(history_db_t *d, history_batch_t *b);
 
 /* Close the database (nothing when it is not open). */

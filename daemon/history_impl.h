@@ -96,10 +96,17 @@ history_cell_t *history_cell(history_t *h, uint32_t metric, uint32_t town, uint8
 /* Put cell c on the dirty list for the next batch (once). */
 void history_mark(history_t *h, history_cell_t *c);
 
-/* The first day kept when today is today ([history] days). */
+/* The first day kept when today is today ([history] days).  Days already
+ * dropped, from the database or from memory, stay dropped when more days
+ * are kept later (a reload raising days): they read as no longer kept,
+ * not as days without figures, and a late figure stamped there counts in
+ * its month, quarter and year only, as it would before. */
 static inline int32_t history_first_kept_day(const history_t *h, int32_t today)
 {
-    return (int32_t)(today - h->c.days + 1);
+    int32_t first = (int32_t)(today - h->c.days + 1);
+    if (first < h->pruned_before)
+        first = h->pruned_before;
+    return first < h->pruned_mem ? h->pruned_mem : first;
 }
 
 /* Whether sum s of cell (what, metric) fits int64; if not, logged as

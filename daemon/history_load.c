@@ -290,7 +290,7 @@ struct history_preload {
     bool opened;             /* history_db_open() succeeded */
     int rc;                  /* history_db_open()'s, then history_db_load()'s */
     uint64_t pos;
-    int32_t open_from, through; /* history_db_open_periods()'s */
+    int32_t open_from, through, kept_from; /* history_db_open_periods()'s */
     char err[512];
     uv_thread_t thread;
     bool threaded;
@@ -308,7 +308,8 @@ static void preload_main(void *arg)
         p->rc =
             history_db_load(&h->db, &p->pos, load_begin, load_row, &p->l, p->err, sizeof(p->err));
     if (p->opened && p->rc == 0)
-        p->rc = history_db_open_periods(&h->db, &p->open_from, &p->through, p->err, sizeof(p->err));
+        p->rc = history_db_open_periods(&h->db, &p->open_from, &p->through, &p->kept_from, p->err,
+                                        sizeof(p->err));
 }
 
 static void preload_free(struct history_preload *p)
@@ -427,7 +428,7 @@ int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metri
     h->dir = dir;
     int rc = p->rc;
     uint64_t pos = p->pos;
-    int32_t open_from = p->open_from, through = p->through;
+    int32_t open_from = p->open_from, through = p->through, kept_from = p->kept_from;
     snprintf(err, sizeof(err), "%s", p->err);
     load_ctx_t l = {.h = h, .towns = towns, .metrics = metrics};
     snprintf(l.err, sizeof(l.err), "%s", p->l.err);
@@ -453,7 +454,7 @@ int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metri
         clear_cells(h);
         pos = 0;
         open_from = HISTORY_DB_ALL_STORED; /* a new database: no rows, no rules */
-        through = HISTORY_DB_NO_DAY;
+        through = kept_from = HISTORY_DB_NO_DAY;
         if (history_db_set_aside(dir, aside, sizeof(aside)) != 0)
             snprintf(aside, sizeof(aside), "(could not be renamed: %s)", strerror(errno));
         log_error(h->c.log,
@@ -472,6 +473,8 @@ int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metri
     h->loaded_pos = pos;
     h->db_open_from = open_from;
     h->db_through = through;
+    if (kept_from != HISTORY_DB_NO_DAY)
+        h->pruned_before = kept_from;
     h->db_empty = h->ncells == 0 && open_from == HISTORY_DB_ALL_STORED;
     h->oldest_day = INT32_MIN; /* the cells loaded: learnt by the next pruning */
     /* Cells loaded are stored already. */

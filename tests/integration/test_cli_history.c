@@ -496,6 +496,70 @@ static void test_compare_expired(void **state)
     cli_result_free(&r);
 }
 
+/* Write conf, send SIGHUP and wait for the n-th "reloaded" line, then for
+ * the history writer's turns that drop what left the retention. */
+static void reload_days(fx_t *f, const char *conf, size_t n)
+{
+    assert_int_equal(harness_write_file(&f->h, "tallyd.conf", conf, NULL, 0), 0);
+    assert_int_equal(kill(f->h.pid, SIGHUP), 0);
+    for (int i = 0; i < 100 && harness_count_in(harness_log(&f->h), "reloaded") < n; i++)
+        usleep(50000);
+    assert_int_equal(harness_count_in(harness_log(&f->h), "reloaded"), n);
+    usleep(2000000);
+}
+
+/* 4c. Days dropped while fewer were kept ([history] days lowered by a
+ * reload) stay dropped when more are kept again: the day reads as no
+ * longer kept, in this run and after a restart, not as a day without
+ * figures (it read 0), and its month keeps the figure. */
+static void test_days_lowered_then_raised(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, f->conf, NULL), 0);
+    int32_t today = (int32_t)((harness_now_ms() / 1000 + 8 * 3600) / 86400);
+    char day[CALPERIOD_NAME_MAX], month[CALPERIOD_NAME_MAX], at[64];
+    day_name(today - 100, day);
+    snprintf(at, sizeof at, "%sT10:00:00", day);
+    snprintf(month, sizeof month, "%.7s", day);
+    const char *get_day[] = {"get",    "--period", day, "-m", "disputes.resolved",
+                             "--town", "gaoguan",  NULL};
+    const char *get_month[] = {"get",    "--period", month, "-m", "disputes.resolved",
+                               "--town", "gaoguan",  NULL};
+    cli_result_t r = run_expect(f, 0,
+                                (const char *const[]){"push", "--town", "gaoguan", "--time", at,
+                                                      "disputes.resolved=7", NULL});
+    cli_result_free(&r);
+    r = run_expect(f, 0, get_day);
+    assert_non_null(strstr(r.out, " 7\n"));
+    cli_result_free(&r);
+
+    char *lowered = strdup(f->conf);
+    assert_non_null(lowered);
+    char *days = strstr(lowered, "days=36600 ");
+    assert_non_null(days);
+    memcpy(days, "days=30    ", strlen("days=36600 "));
+    reload_days(f, lowered, 1);
+    free(lowered);
+    assert_non_null(strstr(harness_log(&f->h), "history: days 36600 -> 30: the days before "));
+    r = run_expect(f, 1, get_day);
+    assert_non_null(strstr(r.err, "older than"));
+    cli_result_free(&r);
+
+    reload_days(f, f->conf, 2);
+    for (int run = 0; run < 2; run++) {
+        r = run_expect(f, 1, get_day);
+        if (strstr(r.err, "older than") == NULL)
+            fail_msg("run %d: get --period %s:\nstdout %s\nstderr %s", run, day, r.out, r.err);
+        cli_result_free(&r);
+        r = run_expect(f, 0, get_month);
+        if (strstr(r.out, " 7\n") == NULL)
+            fail_msg("run %d: get --period %s:\nstdout %s", run, month, r.out);
+        cli_result_free(&r);
+        if (run == 0)
+            assert_int_equal(harness_restart(&f->h, NULL), 0);
+    }
+}
+
 /* 5b. Whether a period has begun is the daemon's call, in its zone: a
  * daemon 14 hours ahead of UTC (Pacific/Kiritimati) answers for its
  * today a command on a machine 12 hours behind (TZ=Etc/GMT+12), where it
@@ -1334,6 +1398,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compare_expired, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_days_lowered_then_raised, setup, teardown),
         cmocka_unit_test_setup_teardown(test_period_in_daemon_zone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_correction_and_compare, setup, teardown),
         cmocka_unit_test_setup_teardown(test_to_date_and_spans, setup, teardown),
