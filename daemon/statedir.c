@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,28 @@ int statedir_make_dirs(const char *path)
     return 0;
 }
 
+int statedir_adopt_owner(const char *dir, char *note, size_t notelen, char *err, size_t errlen)
+{
+    note[0] = '\0';
+    struct stat st;
+    if (geteuid() != 0 || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid == 0)
+        return 0;
+    /* The groups first, the user last: once the user is switched, the
+     * process may not change its groups any more. */
+    if (setgroups(0, NULL) != 0 || setgid(st.st_gid) != 0 || setuid(st.st_uid) != 0) {
+        snprintf(err, errlen,
+                 "running as root on the state directory %s of user %lu, and cannot switch to "
+                 "that user: %s; run tallyd as the directory's owner",
+                 dir, (unsigned long)st.st_uid, strerror(errno));
+        return TALLY_EIO;
+    }
+    snprintf(note, notelen,
+             "started as root on the state directory %s of user %lu: running as that user and "
+             "group %lu, so that what this run writes there stays the service's",
+             dir, (unsigned long)st.st_uid, (unsigned long)st.st_gid);
+    return 0;
+}
+
 /* The PID written in the lock file, or 0 when it holds none. */
 static long holder_pid(int fd)
 {
@@ -55,6 +78,16 @@ int statedir_lock(statedir_t *sd, const char *dir, char *err, size_t errlen)
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
     if (fd < 0) {
         snprintf(err, errlen, "cannot open the lock file %s: %s", path, strerror(errno));
+        return TALLY_EIO;
+    }
+    /* Root (a restore) makes the lock file the directory's owner's, which
+     * the service must be able to open after it. */
+    struct stat st;
+    if (geteuid() == 0 && stat(dir, &st) == 0 && st.st_uid != 0 &&
+        fchown(fd, st.st_uid, st.st_gid) != 0) {
+        snprintf(err, errlen, "cannot give the lock file %s to the state directory's owner: %s",
+                 path, strerror(errno));
+        close(fd);
         return TALLY_EIO;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {

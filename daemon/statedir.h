@@ -26,6 +26,19 @@ typedef struct statedir {
  * path and the reason). */
 int statedir_lock(statedir_t *sd, const char *dir, char *err, size_t errlen);
 
+/* Run as the owner of an existing state directory dir when this process
+ * runs as root and the directory belongs to another user (the service's,
+ * as systemd's StateDirectory= makes it): the groups, the group and the
+ * user are switched to the directory's owner and group, for good, so
+ * that whatever the run writes there stays readable by the service (a
+ * root shell's `tallyd --accept-loss` left root's files that the service
+ * then could not open).  Call it after the configuration and keys are
+ * read and before anything in dir is touched.  Returns 0 with note set
+ * to a sentence when it switched, to "" when there was nothing to do (not
+ * root, no such directory yet, or root's own); TALLY_EIO when the switch
+ * failed (err says why: nothing should go on as root then). */
+int statedir_adopt_owner(const char *dir, char *note, size_t notelen, char *err, size_t errlen);
+
 /* Create path and its missing parents, mode 0750 (mkdir -p; also the
  * backup directory).  Returns 0 or an errno value. */
 int statedir_make_dirs(const char *path);

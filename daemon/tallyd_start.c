@@ -267,8 +267,12 @@ static int open_endpoints(tallyd_t *d)
  * read or written. */
 static int lock_state(tallyd_t *d)
 {
-    char err[CONFIG_PATH_MAX * 2 + 200];
-    int rc = statedir_lock(&d->statedir, d->cfg.state_dir, err, sizeof(err));
+    char err[CONFIG_PATH_MAX * 2 + 200], note[CONFIG_PATH_MAX + 200];
+    int rc = statedir_adopt_owner(d->cfg.state_dir, note, sizeof(note), err, sizeof(err));
+    if (rc == 0 && note[0] != '\0')
+        log_notice(&d->log, "%s", note);
+    if (rc == 0)
+        rc = statedir_lock(&d->statedir, d->cfg.state_dir, err, sizeof(err));
     if (rc != 0)
         log_error(&d->log, "%s", err);
     return rc;

@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -126,6 +127,57 @@ static void test_torn_tail(void **state)
     dur_expect_m0(f, all, "after a crash behind the cut tail");
     assert_int_equal(harness_count_in(harness_log(&f->h), "torn record"), 1);
     dur_clean_restart(f, all);
+}
+
+/* Every entry of dir (not recursing) belongs to uid; fails naming one
+ * that does not. */
+static void expect_owned(const char *dir, uid_t uid)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    size_t n = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, "..") == 0)
+            continue;
+        char path[HARNESS_PATH_MAX + 300];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        assert_int_equal(lstat(path, &st), 0);
+        if (st.st_uid != uid)
+            fail_msg("%s belongs to uid %lu, not %lu", path, (unsigned long)st.st_uid,
+                     (unsigned long)uid);
+        n++;
+    }
+    closedir(d);
+    assert_true(n > 3); /* ., the lock, a journal segment, a checkpoint at least */
+}
+
+/* A run as root on a state directory of another user (systemd's
+ * StateDirectory= of the DynamicUser service; an operator's root shell
+ * running tallyd --accept-loss once) runs as that user: every file it
+ * leaves there is the owner's, so that the service starts on it (it could
+ * not open root's journal segment and checkpoint). */
+static void test_root_run_keeps_owner(void **state)
+{
+    dur_fx_t *f = *state;
+    if (geteuid() != 0)
+        skip(); /* only root can start as root and switch */
+    const uid_t uid = 65534;
+    const gid_t gid = 65534;
+    /* The service's user must reach its state directory and the test's
+     * ipc sockets beside it. */
+    assert_int_equal(chmod(f->h.dir, 0777), 0);
+    assert_int_equal(mkdir(f->h.state_dir, 0750), 0);
+    assert_int_equal(chown(f->h.state_dir, uid, gid), 0);
+    uint8_t id[PROTO_CLIENT_ID_LEN];
+    assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
+    dur_expect_log(f, "running as that user and group 65534");
+    submit_bits(f, 3, id);
+    assert_int_equal(harness_stop(&f->h, SIGTERM), 0);
+    expect_owned(f->h.state_dir, uid);
+    dur_clean_restart(f, 7);
+    expect_owned(f->h.state_dir, uid);
 }
 
 /* 3. One flipped byte inside the payload of record k of N: tallyd starts,
@@ -524,6 +576,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_torn_tail, dur_setup, dur_teardown),
+        cmocka_unit_test_setup_teardown(test_root_run_keeps_owner, dur_setup, dur_teardown),
         cmocka_unit_test_setup_teardown(test_flipped_byte, dur_setup, dur_teardown),
         cmocka_unit_test_setup_teardown(test_damage_kinds, dur_setup, dur_teardown),
         cmocka_unit_test_setup_teardown(test_newer_format, dur_setup, dur_teardown),
