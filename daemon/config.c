@@ -357,6 +357,16 @@ int config_apply_overrides(tallyd_config_t *cfg, const config_overrides_t *o, ch
             return TALLY_ECONFIG;
         }
     }
+    /* The file's own check (config_parse_checks.c) saw the endpoints
+     * before the options replaced them. */
+    if ((o->request || o->publish) && strcmp(cfg->request, cfg->publish) == 0) {
+        snprintf(err, errlen, "%s '%s' is also the %s endpoint (expected two different endpoints)",
+                 o->publish ? "--publish" : "--request", cfg->publish,
+                 o->publish && o->request ? "--request"
+                 : o->publish             ? "configured request"
+                                          : "configured publish");
+        return TALLY_ECONFIG;
+    }
     if (o->log_level)
         cfg->log_level = o->log_level;
     return 0;

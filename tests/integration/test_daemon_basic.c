@@ -463,6 +463,14 @@ static void test_cli(void **state)
     assert_int_equal(harness_run(port, out, sizeof(out), 5000), 2);
     assert_non_null(strstr(out, "--request 'tcp://127.0.0.1:notaport' has a port that is not a "
                                 "number from 0 to 65535"));
+    /* One endpoint for both sockets, checked like the file's (it was
+     * "cannot bind ...: Address already in use", status 1). */
+    const char *same[] = {"-r", "ipc:///nonexistent/x", "-p", "ipc:///nonexistent/x", NULL};
+    assert_int_equal(harness_run(same, out, sizeof(out), 5000), 2);
+    assert_non_null(strstr(out, "--publish 'ipc:///nonexistent/x' is also the --request endpoint"));
+    const char *same_conf[] = {"-p", "tcp://127.0.0.1:7411", NULL};
+    assert_int_equal(harness_run(same_conf, out, sizeof(out), 5000), 2);
+    assert_non_null(strstr(out, "is also the configured request endpoint"));
 
     char example[HARNESS_PATH_MAX];
     snprintf(example, sizeof(example), "%s/systemd/tallyd.conf.example", TALLY_SOURCE_DIR);
