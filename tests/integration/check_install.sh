@@ -121,6 +121,13 @@ fi
 if [ -x "$dest/usr/sbin/tallyd" ]; then
     out=$("$dest/usr/sbin/tallyd" --version 2>&1) || fail "installed tallyd --version failed: $out"
     [[ $out == "tallyd "* ]] || fail "installed tallyd --version printed '$out'"
+    # The man pages' footers name the version the programs print (they
+    # said 0.1.0 after 0.2.0 shipped).
+    version=$(printf '%s\n' "$out" | awk '{print $2}')
+    for page in man1/tally.1 man8/tallyd.8 man5/tallyd.conf.5; do
+        grep -q "^\.TH .*\"tally $version\"" "$dest/usr/share/man/$page" ||
+            fail "usr/share/man/$page does not name tally $version in its .TH line"
+    done
     out=$("$dest/usr/sbin/tallyd" --check-config "$example" 2>&1) ||
         fail "installed tallyd rejects the installed example: $out"
 fi
