@@ -44,9 +44,9 @@ int recover_load(const recover_state_t *st, recover_result_t *res)
     res->publish_seq = meta.publish_seq;
     res->ckpt_version = meta.version;
     log_notice(st->log,
-               "loaded the checkpoint of journal position %" PRIu64
+               "loaded the checkpoint holding the journal to position %" PRIu64
                ": %u series, %u clients in %" PRId64 " ms",
-               meta.next_pos, engine_series_count(st->engine), dedup_count(st->dedup),
+               meta.next_pos - 1, engine_series_count(st->engine), dedup_count(st->dedup),
                clock_mono_ms() - t0);
     return 0;
 }

@@ -75,7 +75,7 @@ for fx in fixtures:
                 fail("%s: tallyd did not start" % os.path.basename(fx), log)
             time.sleep(0.05)
         text = open(log).read()
-        if not re.search(r"loaded the checkpoint of journal position \d+", text) or \
+        if not re.search(r"loaded the checkpoint holding the journal to position \d+", text) or \
                 not re.search(r"recovered 2 journal records", text):
             fail("%s: expected a checkpoint loaded and 2 journal records replayed" %
                  os.path.basename(fx), log)
