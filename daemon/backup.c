@@ -110,10 +110,35 @@ static bool is_checkpoint(const char *name)
 
 /* ---- step 1: the backup directory, and history.db's read transaction --- */
 
+/* The least number after those of the backups of second base in root
+ * (the bare name is 1, base-N is N); 1 when there are none. */
+static int next_in_second(const char *root, const char *base)
+{
+    size_t blen = strlen(base);
+    int next = 1;
+    DIR *d = opendir(root);
+    if (d == NULL)
+        return next;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, base, blen) != 0)
+            continue;
+        const char *rest = de->d_name + blen;
+        int n = rest[0] == '\0' ? 1 : rest[0] == '-' ? atoi(rest + 1) : 0;
+        if (n >= next && n < 1000)
+            next = n + 1;
+    }
+    closedir(d);
+    return next;
+}
+
 /* A name for this backup, not taken yet in root, and not one this
  * tallyd gave before: a backup removed past [backup] keep within the
  * second it was written leaves its name free, and a copy of it elsewhere
- * (tally backup --copy-to) must not meet another backup of that name. */
+ * (tally backup --copy-to) must not meet another backup of that name.
+ * It also comes after every backup of the same second still in root:
+ * after a restart the bare name, freed by [backup] keep, sorted before
+ * the -2 and -3 kept, and keep removed the new backup at once. */
 static void choose_name(backup_t *b, int64_t now_ms)
 {
     time_t t = (time_t)(now_ms / 1000);
@@ -125,6 +150,9 @@ static void choose_name(backup_t *b, int64_t now_ms)
     int i = 1; /* the bare name; then -2, -3, ... */
     if (strncmp(b->last_name, base, blen) == 0)
         i = b->last_name[blen] == '-' ? atoi(b->last_name + blen + 1) + 1 : 2;
+    int after = next_in_second(b->root, base);
+    if (i < after)
+        i = after;
     for (; i < 1000; i++) {
         if (i == 1)
             snprintf(b->name, sizeof(b->name), "%s", base);

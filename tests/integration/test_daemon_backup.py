@@ -195,6 +195,22 @@ def case_keeps_what_was_acknowledged(tmp):
         if live.value("t1", "total") != 40 or live.value("t2", "2025", "--period", "2025") != 7:
             raise Fail("the live state after its restart: t1 total %r, t2 2025 %r" %
                        (live.value("t1", "total"), live.value("t2", "2025", "--period", "2025")))
+        # A backup holding the checkpoint the stop wrote: the start from it
+        # names the position --check-backup names (it said one more, the
+        # checkpoint's next position).
+        fourth = live.backup(1)
+        check = run_tallyd("--check-backup", fourth)
+        held = re.search(r"holds the journal to position (\d+)\.", check.stdout)
+        if check.returncode != 0 or held is None:
+            raise Fail("--check-backup %s: status %d: %s%s" % (fourth, check.returncode,
+                                                              check.stdout, check.stderr))
+        r = restore(tmp, fourth, "restored4", CONF)
+        daemons.append(r)
+        if "loaded the checkpoint holding the journal to position %s:" % held.group(1) \
+                not in r.text():
+            raise Fail("--check-backup said position %s; the start:\n%s"
+                       % (held.group(1), r.text()))
+        r.stop()
     finally:
         kill_all(daemons)
 
