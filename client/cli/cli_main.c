@@ -45,8 +45,9 @@ static const char usage[] =
     "  -V, --version      show the version\n"
     "\n"
     "Exit status: 0 done, 1 rejected or refused by the daemon, 2 usage error,\n"
-    "3 daemon unreachable or no answer in time, 4 internal error, 5 (push) figures\n"
-    "of an earlier run set aside as of unknown fate.  See tally(1).\n";
+    "3 daemon unreachable or no answer in time (push: or figures refused for now\n"
+    "until then), 4 internal error, 5 (push) figures of an earlier run set aside as\n"
+    "of unknown fate.  See tally(1).\n";
 /* clang-format on */
 
 typedef struct command {

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <inttypes.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,11 +59,12 @@ const char cli_push_usage[] =
     CLI_OPTS_HELP_SERVER("", "this township's")
     CLI_OPTS_HELP_HELP("")
     "\n"
-    "Exit status: 0 accepted, 1 rejected, 2 usage or input error, 3 no answer in\n"
-    "time (with --spool the figures stay spooled for the next run; without, they may\n"
-    "or may not have been counted), 4 internal error (state or spool in use or\n"
-    "unusable), 5 figures of an earlier run may or may not have been counted and\n"
-    "were set aside (the message says where and what to do).  See tally(1).\n";
+    "Exit status: 0 accepted, 1 rejected, 2 usage or input error, 3 not acknowledged\n"
+    "in time, unanswered or refused for now (with --spool the figures stay spooled\n"
+    "for the next run; without, they may or may not have been counted), 4 internal\n"
+    "error (state or spool in use or unusable), 5 figures of an earlier run may or\n"
+    "may not have been counted and were set aside (the message says where and what\n"
+    "to do).  See tally(1).\n";
 /* clang-format on */
 
 /* What became of one submission of this run. */
@@ -81,7 +83,8 @@ typedef struct batch {
 } batch_t;
 
 typedef struct push {
-    uint64_t first_seq; /* seqs >= first_seq belong to this run */
+    tally_client_t *client; /* set once it is open: the callbacks read its last error */
+    uint64_t first_seq;     /* seqs >= first_seq belong to this run */
     size_t accepted_samples, accepted_subs;
     uint64_t lo, hi; /* seq range accepted in this run */
     size_t earlier_samples, earlier_subs;
@@ -92,7 +95,43 @@ typedef struct push {
     batch_t *batch;
     size_t nbatch, capbatch;
     bool oom;
+    /* The last submission acknowledged while the client's last error was
+     * a refusal of it for now: that refusal is old news (refusal_now). */
+    uint64_t acked_refused;
+    bool acked_refused_set;
 } push_t;
+
+/* What tallyd last said of a submission it refused for now, with a code
+ * that is retryable (PROTOCOL.md 11.1: RATE_LIMITED, UNAVAILABLE, BUSY). */
+typedef struct refusal {
+    uint64_t seq;
+    int code;
+    char words[1024]; /* the daemon's, "field: message" */
+} refusal_t;
+
+/* The refusal for now that c's last error reports, if it does.  libtally
+ * tells of these only in that sentence, "submission N will be retried:
+ * WORDS (CODE)" (client_wire.c): no callback or accessor gives the code. */
+static bool last_refusal(const tally_client_t *c, refusal_t *r)
+{
+    static const int codes[] = {TALLY_ERATELIMIT, TALLY_EUNAVAIL, TALLY_EBUSY};
+    const char *e = tally_client_last_error(c);
+    unsigned long long seq;
+    int at = 0;
+    if (sscanf(e, "submission %llu will be retried: %n", &seq, &at) != 1 || at == 0)
+        return false;
+    size_t len = strlen(e);
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        char tail[64];
+        size_t tl = (size_t)snprintf(tail, sizeof tail, " (%s)", tally_errname(codes[i]));
+        if (len >= (size_t)at + tl && strcmp(e + len - tl, tail) == 0) {
+            *r = (refusal_t){.seq = seq, .code = codes[i]};
+            snprintf(r->words, sizeof r->words, "%.*s", (int)(len - tl - (size_t)at), e + at);
+            return true;
+        }
+    }
+    return false;
+}
 
 /* The fate of this run's submission seq, NULL when out of memory. */
 static sub_fate_t *fate_of(push_t *p, uint64_t seq)
@@ -113,6 +152,11 @@ static void on_ack(void *ctx, uint64_t seq, int status, uint32_t nsamples)
 {
     push_t *p = ctx;
     (void)status; /* a duplicate was accepted by an earlier attempt: delivered all the same */
+    refusal_t r;
+    if (p->client != NULL && last_refusal(p->client, &r) && r.seq == seq) {
+        p->acked_refused = seq;
+        p->acked_refused_set = true;
+    }
     if (seq < p->first_seq) {
         p->earlier_subs++;
         p->earlier_samples += nsamples;
@@ -315,14 +359,74 @@ static int open_client(cli_global_t *g, const char *town, const char *spool, int
     return CLI_OK;
 }
 
+/* The refusal for now that tallyd said last of a submission still
+ * pending, into *r: then every answer tallyd gave this run about any
+ * pending submission was such a refusal (any other answer settles it). */
+static bool refusal_now(const push_t *p, tally_client_t *c, refusal_t *r)
+{
+    return last_refusal(c, r) && !(p->acked_refused_set && p->acked_refused == r->seq);
+}
+
+/* What a refusal for now says of the daemon, after "tallyd ...: ". */
+static const char *refusal_meaning(int code)
+{
+    switch (code) {
+    case TALLY_ERATELIMIT:
+        return "it is limiting the township's rate";
+    case TALLY_EUNAVAIL:
+        return "it cannot store figures now";
+    default:
+        return "it is overloaded";
+    }
+}
+
+/* tallyd answered, refusing the figures for now until the wait ended:
+ * say so, and what became of them.  A refused submission is not counted
+ * (PROTOCOL.md 8.2); tallyd looks for a duplicate before it charges the
+ * rate or writes the journal (11.2), so such a refusal also shows that no
+ * earlier attempt of the submission was counted.  Not so an attempt made
+ * after the last refusal, which may have had no answer yet when the wait
+ * ended, and be counted after; nor, in general, a daemon that stops
+ * (UNAVAILABLE before the duplicate check) or any daemon (11.2 lets the
+ * three codes come at any step).  So without a spool the figures may
+ * have been counted, and are said to be checked before a second push. */
+static int report_refusal(const cli_global_t *g, const refusal_t *r, const char *town,
+                          const char *spool, size_t subs, size_t n, double secs)
+{
+    if (spool != NULL) {
+        const char *it = subs == 1 ? "it" : "them";
+        cli_error("tallyd at %s refused the figures for now each time it answered within %g s: %s "
+                  "(submission %" PRIu64 ": %s; %s). %zu submission%s (%zu sample%s) kept in %s; "
+                  "the next push with --spool %s sends %s again (or tally push --spool %s "
+                  "--flush), which cannot count %s twice",
+                  g->server, secs, refusal_meaning(r->code), r->seq, r->words,
+                  tally_errname(r->code), subs, plural(subs), n, plural(n), spool, spool, it, spool,
+                  it);
+        return CLI_UNREACHABLE;
+    }
+    cli_error("tallyd at %s refused the %zu sample%s for now each time it answered within %g s: %s "
+              "(%s; %s). A refused submission is not counted, but an attempt still unanswered "
+              "when the wait ended may yet be, and without --spool tally keeps no copy to send "
+              "again: check with `tally get --town %s` whether %s counted before pushing %s "
+              "again (a figure pushed twice counts twice). With --spool DIR, figures stay in DIR "
+              "until tallyd takes them, and no resend can count them twice.",
+              g->server, n, plural(n), secs, refusal_meaning(r->code), r->words,
+              tally_errname(r->code), town, n == 1 ? "it was" : "they were", them(n));
+    return CLI_UNREACHABLE;
+}
+
 /* No acknowledgement in time: say why, as far as the connection tells,
  * and what became of the figures.  sent: the daemon answered HELLO, so
- * they may have reached it. */
-static int report_timeout(const cli_global_t *g, tally_client_t *c, const char *spool,
-                          int timeout_ms, bool sent)
+ * they may have reached it.  A refusal for now is an answer, whenever it
+ * came. */
+static int report_timeout(const cli_global_t *g, tally_client_t *c, const push_t *p,
+                          const char *town, const char *spool, int timeout_ms, bool sent)
 {
     size_t subs = tally_client_pending(c), n = tally_client_pending_samples(c);
     double secs = timeout_ms / 1000.0;
+    refusal_t r;
+    if (refusal_now(p, c, &r))
+        return report_refusal(g, &r, town, spool, subs, n, secs);
     if (!sent)
         cli_unanswered(g, "push", tally_client_link(c), tally_client_link_why(c), timeout_ms);
     if (spool != NULL && sent)
@@ -717,6 +821,11 @@ static void warn_if_new(cli_global_t *g, const tally_curve_t *curve, int timeout
 {
     if (!cli_beyond_ascii(name) || in_catalog(cat, name, township))
         return;
+    /* A catalog that declares townships takes those alone (tallyd.conf(5),
+     * THE CATALOG): there the name becomes nothing, tallyd refuses it, and
+     * unknown_town_hint says which was meant. */
+    if (township && tally_catalog_townships(cat) > 0)
+        return;
     char prefix[PROTO_NAME_MAX + 16];
     snprintf(prefix, sizeof prefix, township ? "u/town/%s/" : "u/county/%s/", name);
     char why[256];
@@ -738,6 +847,112 @@ static void warn_if_new(cli_global_t *g, const tally_curve_t *curve, int timeout
                 "becomes a counter of its own.  If it is the label of a metric, push with its "
                 "id (tally get --labels shows them)\n",
                 name);
+}
+
+/* word re-spelt into out (cap bytes) with one byte for each character
+ * (UTF-8 sequence), numbered in the order first met in chars and lens
+ * (*n of max so far, shared by the words compared), so that the edits
+ * suggest_pick counts are characters: 高观乡 is one from 高观镇, not three
+ * bytes.  false when it does not fit. */
+static bool by_chars(const char *word, const char **chars, size_t *lens, size_t *n, size_t max,
+                     char *out, size_t cap)
+{
+    size_t k = 0;
+    for (const char *s = word; *s != '\0';) {
+        unsigned char b = (unsigned char)*s;
+        size_t len = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+        len = strnlen(s, len);
+        size_t i = 0;
+        while (i < *n && !(lens[i] == len && memcmp(chars[i], s, len) == 0))
+            i++;
+        if (i == *n && *n == max)
+            return false;
+        if (i == *n) {
+            chars[i] = s;
+            lens[(*n)++] = len;
+        }
+        if (k + 1 >= cap)
+            return false;
+        out[k++] = (char)(i + 1);
+        s += len;
+    }
+    out[k] = '\0';
+    return true;
+}
+
+/* The id or name of the township of cat most likely meant by town, or
+ * NULL when none is close (the rules of suggest_pick, in characters). */
+static const char *closest_town(const tally_catalog_t *cat, const char *town)
+{
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX;
+    for (size_t i = 0; i < tally_catalog_townships(cat); i++) {
+        const tally_township_info_t *t = tally_catalog_township(cat, i);
+        const char *cand[2] = {t->id, t->name};
+        for (size_t j = 0; j < 2; j++) {
+            const char *chars[2 * SUGGEST_WORD_MAX];
+            size_t lens[2 * SUGGEST_WORD_MAX], n = 0, max = 2 * SUGGEST_WORD_MAX;
+            char a[SUGGEST_WORD_MAX + 1], b[SUGGEST_WORD_MAX + 1];
+            if (cand[j][0] == '\0' || !by_chars(town, chars, lens, &n, max, a, sizeof a) ||
+                !by_chars(cand[j], chars, lens, &n, max, b, sizeof b))
+                continue;
+            const char *bp = b;
+            size_t d = cli_edit_distance(a, b);
+            if (cli_suggest(a, &bp, 1) != NULL && d < best_d) {
+                best = cand[j];
+                best_d = d;
+            }
+        }
+    }
+    return best;
+}
+
+/* How many declared townships a refusal lists at most. */
+#define TOWNS_LISTED 10
+
+/* tallyd refused town (UNKNOWN_TOWNSHIP).  A catalog that declares
+ * townships takes those alone: say the one most likely meant, or else
+ * which they are, as tally report does for its --town. */
+static void unknown_town_hint(cli_global_t *g, const tally_curve_t *curve, int timeout_ms,
+                              const char *town)
+{
+    tally_request_t req =
+        cli_request(curve, timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS, NULL, 0);
+    const tally_catalog_t *cat;
+    if (cli_catalog(g, &req, &cat) != 0)
+        return;
+    size_t n = tally_catalog_townships(cat);
+    if (n == 0 || in_catalog(cat, town, true))
+        return;
+    const char *best = closest_town(cat, town);
+    if (best != NULL) {
+        fprintf(stderr,
+                "tally push: --town '%s' is not a township of the daemon's catalog (did you mean "
+                "'%s'?)\n",
+                town, best);
+        return;
+    }
+    fprintf(stderr,
+            "tally push: --town '%s' is not a township of the daemon's catalog, which declares "
+            "its townships: ",
+            town);
+    for (size_t i = 0; i < n && i < TOWNS_LISTED; i++) {
+        const tally_township_info_t *t = tally_catalog_township(cat, i);
+        fprintf(stderr, "%s%s%s%s%s", i > 0 ? ", " : "", t->id, t->name[0] ? " (" : "", t->name,
+                t->name[0] ? ")" : "");
+    }
+    if (n > TOWNS_LISTED)
+        fprintf(stderr, " and %zu more", n - TOWNS_LISTED);
+    fputc('\n', stderr);
+}
+
+/* Whether tallyd rejected a submission of this run with code. */
+static bool rejected_with(const push_t *p, int code)
+{
+    for (size_t i = 0; i < p->nfate; i++)
+        if (p->fate[i].state == FATE_REJECTED && p->fate[i].code == code)
+            return true;
+    return false;
 }
 
 /* A township's name or metrics' labels (高观镇, 排查矛盾纠纷) stand for
@@ -892,6 +1107,7 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
         cli_unknown_free(&p.unknown);
         return status;
     }
+    p.client = c;
     int64_t start = cli_clock_ms(CLOCK_MONOTONIC);
     int rc = 0;
     bool sent = false, hopeless = false;
@@ -905,23 +1121,27 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
         learn_zone(g, spool, curve, timeout_ms);
     p.first_seq = tally_client_next_seq(c);
     if (rc == TALLY_ETIMEDOUT && spool == NULL) {
-        status = report_timeout(g, c, spool, timeout_ms, false);
+        status = report_timeout(g, c, &p, town, spool, timeout_ms, false);
     } else if (rc == 0 || rc == TALLY_ETIMEDOUT) {
         size_t stopped_at = samples->n;
         status = add_samples(c, samples, time_ms, &p, sent, start + timeout_ms, &stopped_at);
         int64_t left = timeout_ms - (cli_clock_ms(CLOCK_MONOTONIC) - start);
         if (!sent && hopeless)
             left = 0; /* spooled now; no answer can come through this connection */
-        /* After a stop the open batch must not be closed (and sent) by
-         * the flush: it goes with the client. */
+        /* add_samples closed the last batch unless it stopped, and then
+         * the open batch goes with the client.  Not tally_client_flush:
+         * its timeout replaces the client's last error, which tells what
+         * tallyd last refused for now (report_timeout). */
         if (status == CLI_OK && stopped_at == samples->n)
-            rc = tally_client_flush(c, left > 0 ? (int)left : 0);
+            rc = wait_settled(c, cli_clock_ms(CLOCK_MONOTONIC) + (left > 0 ? left : 0));
         if (status == CLI_OK && !quiet)
             print_delivered(&p, town, spool);
         if (status == CLI_OK)
             report_fates(&p, samples, file == NULL ? "" : strcmp(file, "-") == 0 ? "stdin" : file);
+        if (status == CLI_OK && town != NULL && rejected_with(&p, TALLY_EUNKTOWN))
+            unknown_town_hint(g, curve, timeout_ms, town);
         if (status == CLI_OK && rc == TALLY_ETIMEDOUT)
-            status = report_timeout(g, c, spool, timeout_ms, sent);
+            status = report_timeout(g, c, &p, town, spool, timeout_ms, sent);
     }
     if (status == CLI_OK && rc < 0 && rc != TALLY_ETIMEDOUT) {
         cli_error("%s", tally_client_last_error(c));

@@ -561,6 +561,45 @@ static void test_new_name_said(void **state)
     cli_result_free(&r);
 }
 
+/* 1h. A catalog that declares its townships, which tallyd then takes
+ * alone (closed): a name that is none of them is not said to become a
+ * township of its own; tallyd's refusal is followed by the township most
+ * likely meant (by characters: 高观乡 is one from 高观镇), or else by the
+ * townships the catalog declares. */
+static const char towns_conf[] = "[township gaoguan]\nname = 高观镇\n"
+                                 "[township gaoyan]\nname = 高燕镇\n";
+
+static void test_closed_townships(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, towns_conf, NULL), 0);
+    cli_result_t r =
+        run_expect(f, 1, (const char *const[]){"push", "--town", "不存在镇", "patrols=1", NULL});
+    if (strstr(r.err, "new to tallyd") != NULL || strstr(r.err, "of its own") != NULL ||
+        strstr(r.err, "township '不存在镇' is not in the catalog (UNKNOWN_TOWNSHIP)") == NULL ||
+        strstr(r.err, "tally push: --town '不存在镇' is not a township of the daemon's catalog, "
+                      "which declares its townships: gaoguan (高观镇), gaoyan (高燕镇)\n") == NULL)
+        fail_msg("a township the closed catalog does not declare:\n%s", r.err);
+    cli_result_free(&r);
+    r = run_expect(f, 1, (const char *const[]){"push", "--town", "高观乡", "patrols=1", NULL});
+    if (strstr(r.err, "new to tallyd") != NULL ||
+        strstr(r.err, "tally push: --town '高观乡' is not a township of the daemon's catalog "
+                      "(did you mean '高观镇'?)\n") == NULL)
+        fail_msg("a mistyped name of a declared township:\n%s", r.err);
+    cli_result_free(&r);
+    r = run_expect(f, 1, (const char *const[]){"push", "--town", "gaogun", "patrols=1", NULL});
+    if (strstr(r.err, "tally push: --town 'gaogun' is not a township of the daemon's catalog "
+                      "(did you mean 'gaoguan'?)\n") == NULL)
+        fail_msg("a mistyped id of a declared township:\n%s", r.err);
+    cli_result_free(&r);
+    r = run_expect(f, 0, (const char *const[]){"push", "--town", "高观镇", "patrols=2", NULL});
+    assert_string_equal(r.err, "");
+    cli_result_free(&r);
+    get_tab(f, NULL);
+    expect_total(&f->t, "patrols", "county", 2);
+    assert_int_equal(stat_value(f, "tallyd_submissions_accepted_total"), 1);
+}
+
 /* A free TCP port on [::1], as an endpoint (the port is free when asked;
  * the test binds it right after). */
 static void free_v6_endpoint(fx_t *f, char *ep, size_t len)
@@ -754,6 +793,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rejections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial_push, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_name_said, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_closed_townships, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

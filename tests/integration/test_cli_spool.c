@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,7 +22,10 @@
 #include <string.h>
 #include <time.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/inotify.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli_support.h"
@@ -31,6 +35,7 @@
 typedef struct fx {
     harness_t h;
     cli_tab_t t;
+    bool mounted; /* a tmpfs on the state directory (test_refused_disk_full) */
 } fx_t;
 
 static char self_exe[HARNESS_PATH_MAX];
@@ -49,6 +54,8 @@ static int teardown(void **state)
 {
     fx_t *f = *state;
     int rc = harness_finish(&f->h) == 0 ? 0 : -1;
+    if (f->mounted && umount2(f->h.state_dir, MNT_DETACH) != 0)
+        fprintf(stderr, "umount %s: %s\n", f->h.state_dir, strerror(errno));
     cli_tab_free(&f->t);
     harness_cleanup(&f->h);
     free(f);
@@ -371,6 +378,162 @@ static void test_unknown_fate(void **state)
     r = run_expect(f, 0, push);
     cli_result_free(&r);
     assert_int_equal(cli_count_files(unknown, ".sub"), 1);
+}
+
+/* 3b. tallyd answers every attempt of a push and refuses it for now
+ * (RATE_LIMITED: 1 sample a second, a bucket of 5, left 5 in debt by a
+ * push of 10).  The push says what tallyd said and what became of the
+ * figures, not that tallyd did not answer.  Without --spool: refused
+ * submissions are not counted, but tally keeps no copy, so check before
+ * pushing again.  With --spool: they stay there, and the next push on it
+ * delivers them once tallyd takes them, counted once. */
+static const char rate_conf[] = "[limits]\nrate = 1\nburst = 5\n";
+
+static void test_refused_for_now(void **state)
+{
+    fx_t *f = *state;
+    char spool[HARNESS_PATH_MAX], want[4 * HARNESS_PATH_MAX];
+    snprintf(spool, sizeof spool, "%s/spool", f->h.dir);
+    assert_int_equal(harness_start(&f->h, rate_conf, NULL), 0);
+    const char *first[] = {"push", "--town", "t5",  "m=1", "m=1", "m=1", "m=1",
+                           "m=1",  "m=1",    "m=1", "m=1", "m=1", "m=1", NULL};
+    cli_result_t r = run_expect(f, 0, first);
+    int64_t debt_since = harness_mono_ms(); /* the bucket is full 10 s after */
+    cli_result_free(&r);
+
+    const char *plain[] = {"push", "--town", "t5",  "--timeout", "1.5", "m=2",
+                           "m=2",  "m=2",    "m=2", "m=2",       NULL};
+    r = run_expect(f, 3, plain);
+    if (strstr(r.err, "no answer") != NULL ||
+        strstr(r.err, "refused the 5 samples for now each time it answered") == NULL ||
+        strstr(r.err, "it is limiting the township's rate") == NULL ||
+        strstr(r.err, "township 't5' exceeds 1 samples/s (burst 5)") == NULL ||
+        strstr(r.err, "RATE_LIMITED") == NULL ||
+        strstr(r.err, "A refused submission is not counted") == NULL ||
+        strstr(r.err, "check with `tally get --town t5` whether they were counted") == NULL ||
+        strstr(r.err, "--spool DIR") == NULL)
+        fail_msg("a push refused RATE_LIMITED until its timeout, without --spool:\n%s", r.err);
+    cli_result_free(&r);
+
+    const char *spooled[] = {"push", "--town", "t5",  "--spool", spool, "--timeout", "1.5",
+                             "n=3",  "n=3",    "n=3", "n=3",     "n=3", NULL};
+    r = run_expect(f, 3, spooled);
+    snprintf(want, sizeof want,
+             "1 submission (5 samples) kept in %s; the next push with --spool %s sends it again "
+             "(or tally push --spool %s --flush), which cannot count it twice",
+             spool, spool, spool);
+    if (strstr(r.err, "no acknowledgement") != NULL ||
+        strstr(r.err, "it is limiting the township's rate") == NULL ||
+        strstr(r.err, "RATE_LIMITED") == NULL || strstr(r.err, want) == NULL)
+        fail_msg("a push refused RATE_LIMITED until its timeout, with --spool:\n%s\nwanted: %s",
+                 r.err, want);
+    cli_result_free(&r);
+    assert_int_equal(cli_count_files(spool, ".sub"), 1);
+
+    /* tallyd answered each attempt with a refusal, and counted none. */
+    assert_true(stat_value(f, "tallyd_rejected_rate_limited_total") >= 2);
+    get_tab(f, NULL);
+    assert_int_equal(total_of(f, "m", "county"), 10);
+    assert_null(cli_tab_find(&f->t, "n", "county"));
+
+    /* Once the bucket has room, the next push on the spool delivers them. */
+    int64_t wait = debt_since + 10500 - harness_mono_ms();
+    if (wait > 0)
+        sleep_ms((int)wait);
+    const char *flush[] = {"push", "--spool", spool, "--flush", "--timeout", "10", NULL};
+    r = run_expect(f, 0, flush);
+    snprintf(want, sizeof want, "delivered 1 submission (5 samples) left in %s by an earlier run\n",
+             spool);
+    assert_string_equal(r.out, want);
+    cli_result_free(&r);
+    get_tab(f, NULL);
+    assert_int_equal(total_of(f, "n", "county"), 15);
+    assert_int_equal(total_of(f, "m", "county"), 10);
+}
+
+/* Fill the file system of path: write until ENOSPC. */
+static void fill_disk(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        fail_msg("cannot create %s: %s", path, strerror(errno));
+    static char chunk[16384];
+    memset(chunk, 0xAB, sizeof chunk);
+    ssize_t w;
+    while ((w = write(fd, chunk, sizeof chunk)) > 0)
+        ;
+    int e = errno;
+    close(fd);
+    if (e != ENOSPC)
+        fail_msg("writing %s: %s", path, strerror(e));
+}
+
+/* 3c. The same while tallyd cannot write its journal: its state directory
+ * on a full 256 KiB tmpfs (mounting needs root: skipped otherwise).  Once
+ * a write has failed, tallyd refuses submissions with UNAVAILABLE, which
+ * the push says as such, with tallyd's reason; nothing of it is counted,
+ * also after the disk has room again. */
+static void test_refused_disk_full(void **state)
+{
+    fx_t *f = *state;
+    if (geteuid() != 0) {
+        print_message("disk-full push skipped: mounting a tmpfs needs root\n");
+        skip();
+    }
+    if (mkdir(f->h.state_dir, 0750) != 0 && errno != EEXIST)
+        fail_msg("mkdir %s: %s", f->h.state_dir, strerror(errno));
+    if (mount("tmpfs", f->h.state_dir, "tmpfs", 0, "size=256k,mode=0750") != 0) {
+        print_message("disk-full push skipped: cannot mount a tmpfs on %s: %s\n", f->h.state_dir,
+                      strerror(errno));
+        skip();
+    }
+    f->mounted = true;
+    assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
+    char filler[HARNESS_PATH_MAX + 16];
+    snprintf(filler, sizeof filler, "%s/filler", f->h.state_dir);
+    fill_disk(filler);
+    /* Pushes go through until a journal write fails (each more than the
+     * 4 KiB page the journal's file may still have room in): that push
+     * waits for the disk (no answer), the ones after it are refused. */
+    size_t cap = 600 * 48 + 32, len = 0;
+    char *csv = malloc(cap), csv_path[HARNESS_PATH_MAX + 16];
+    assert_non_null(csv);
+    len += (size_t)snprintf(csv + len, cap - len, "metric,value\n");
+    for (int i = 0; i < 600; i++)
+        len +=
+            (size_t)snprintf(csv + len, cap - len, "a.metric.name.long.enough.to.fill.pages,1\n");
+    assert_int_equal(harness_write_file(&f->h, "big.csv", csv, csv_path, sizeof csv_path), 0);
+    free(csv);
+    const char *one[] = {"push", "--town", "t6", "--timeout", "1", "--file", csv_path, NULL};
+    int status = 0;
+    for (int i = 0; i < 30 && status == 0; i++) {
+        cli_result_t r;
+        cli_run(f->h.dir, f->h.req_endpoint, one, 30000, &r);
+        status = r.status;
+        if (status != 0 && (status != 3 || strstr(r.err, "no answer from tallyd") == NULL))
+            fail_msg("push %d on a full disk exited with %d:\n%s", i + 1, status, r.err);
+        cli_result_free(&r);
+    }
+    assert_int_equal(status, 3);
+    const char *refused[] = {"push", "--town", "t6", "--timeout", "1", "b=1", NULL};
+    cli_result_t r = run_expect(f, 3, refused);
+    if (strstr(r.err, "no answer") != NULL ||
+        strstr(r.err, "refused the 1 sample for now each time it answered") == NULL ||
+        strstr(r.err, "it cannot store figures now (the journal cannot be written") == NULL ||
+        strstr(r.err, "No space left on device") == NULL || strstr(r.err, "; UNAVAILABLE)") == NULL)
+        fail_msg("a push refused UNAVAILABLE on a full disk:\n%s", r.err);
+    cli_result_free(&r);
+    assert_true(stat_value(f, "tallyd_rejected_unavailable_total") >= 1);
+
+    /* Room again: tallyd writes again by itself; the refused figure was
+     * never counted. */
+    assert_int_equal(unlink(filler), 0);
+    const char *after[] = {"push", "--town", "t6", "--timeout", "20", "c=1", NULL};
+    r = run_expect(f, 0, after);
+    cli_result_free(&r);
+    get_tab(f, NULL);
+    assert_null(cli_tab_find(&f->t, "b", "county"));
+    assert_int_equal(total_of(f, "c", "county"), 1);
 }
 
 /* ---- 4. a publisher killed mid-push ------------------------------------ */
@@ -726,11 +889,19 @@ int main(int argc, char **argv)
         return 1;
     }
     self_exe[n] = '\0';
+    /* The tmpfs of test_refused_disk_full in a mount namespace of this
+     * process's own, so that it vanishes with it even when it is killed;
+     * else the teardown unmounts it.  Before any thread exists. */
+    if (geteuid() == 0 &&
+        (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0))
+        fprintf(stderr, "no private mount namespace (%s); using the global one\n", strerror(errno));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_one_client_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_daemon_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_fate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_for_now, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_restart, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
