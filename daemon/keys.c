@@ -758,7 +758,19 @@ int keys_load_config(const tallyd_config_t *cfg, keys_server_t *srv, keyring_t *
     char why[1024];
     if (keys_load_server_secret(cfg->server_secret_key, srv->pub, srv->sec, why, sizeof(why)) !=
         0) {
-        snprintf(err, len, "[security] server_secret_key: %s", why);
+        /* The recommended path is a credential systemd makes only for the
+         * running service: outside it (tallyd --check-config from a shell
+         * before the first start) it is missing, and the reason is not
+         * the file's. */
+        bool credential = strncmp(cfg->server_secret_key, "/run/credentials/", 17) == 0 &&
+                          access(cfg->server_secret_key, F_OK) != 0 && errno == ENOENT &&
+                          getenv("CREDENTIALS_DIRECTORY") == NULL;
+        snprintf(err, len, "[security] server_secret_key: %s%s", why,
+                 credential ? " (a credential systemd passes only to the running service, "
+                              "LoadCredential= in its unit: 'systemctl reload tallyd' checks the "
+                              "file there; from a shell, check a copy of it whose "
+                              "server_secret_key names the key file itself)"
+                            : "");
         return TALLY_ECONFIG;
     }
     if (keyring_load(kr, cfg->township_keys, cfg->subscriber_keys, cfg->admin_keys, why,

@@ -680,7 +680,15 @@ static void test_bad_key_settings_stop_the_start(void **state)
         {"server_secret_key = @/keys/server.key_secret\ntownship_keys = @/keys/broken\n",
          "junk.key"},
         {"server_secret_key = @/keys/world_secret\ntownship_keys = @/keys/towns\n", "world_secret"},
+        /* The documented credential path, outside the service: the line
+         * says why it is missing (an operator's --check-config before the
+         * first start). */
+        {"server_secret_key = /run/credentials/tallyd.service/server.key_secret\n"
+         "township_keys = @/keys/towns\n",
+         "server.key_secret: cannot open: No such file or directory (a credential systemd passes "
+         "only to the running service"},
     };
+    unsetenv("CREDENTIALS_DIRECTORY");
     assert_int_equal(harness_mkdir(h, "keys/broken", NULL, 0), 0);
     assert_int_equal(
         harness_write_file(h, "keys/broken/junk.key", "curve\n    public-key = \"x\"\n", NULL, 0),
