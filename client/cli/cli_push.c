@@ -83,8 +83,7 @@ typedef struct batch {
 } batch_t;
 
 typedef struct push {
-    tally_client_t *client; /* set once it is open: the callbacks read its last error */
-    uint64_t first_seq;     /* seqs >= first_seq belong to this run */
+    uint64_t first_seq; /* seqs >= first_seq belong to this run */
     size_t accepted_samples, accepted_subs;
     uint64_t lo, hi; /* seq range accepted in this run */
     size_t earlier_samples, earlier_subs;
@@ -95,10 +94,6 @@ typedef struct push {
     batch_t *batch;
     size_t nbatch, capbatch;
     bool oom;
-    /* The last submission acknowledged while the client's last error was
-     * a refusal of it for now: that refusal is old news (refusal_now). */
-    uint64_t acked_refused;
-    bool acked_refused_set;
 } push_t;
 
 /* What tallyd last said of a submission it refused for now, with a code
@@ -108,30 +103,6 @@ typedef struct refusal {
     int code;
     char words[1024]; /* the daemon's, "field: message" */
 } refusal_t;
-
-/* The refusal for now that c's last error reports, if it does.  libtally
- * tells of these only in that sentence, "submission N will be retried:
- * WORDS (CODE)" (client_wire.c): no callback or accessor gives the code. */
-static bool last_refusal(const tally_client_t *c, refusal_t *r)
-{
-    static const int codes[] = {TALLY_ERATELIMIT, TALLY_EUNAVAIL, TALLY_EBUSY};
-    const char *e = tally_client_last_error(c);
-    unsigned long long seq;
-    int at = 0;
-    if (sscanf(e, "submission %llu will be retried: %n", &seq, &at) != 1 || at == 0)
-        return false;
-    size_t len = strlen(e);
-    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
-        char tail[64];
-        size_t tl = (size_t)snprintf(tail, sizeof tail, " (%s)", tally_errname(codes[i]));
-        if (len >= (size_t)at + tl && strcmp(e + len - tl, tail) == 0) {
-            *r = (refusal_t){.seq = seq, .code = codes[i]};
-            snprintf(r->words, sizeof r->words, "%.*s", (int)(len - tl - (size_t)at), e + at);
-            return true;
-        }
-    }
-    return false;
-}
 
 /* The fate of this run's submission seq, NULL when out of memory. */
 static sub_fate_t *fate_of(push_t *p, uint64_t seq)
@@ -152,11 +123,6 @@ static void on_ack(void *ctx, uint64_t seq, int status, uint32_t nsamples)
 {
     push_t *p = ctx;
     (void)status; /* a duplicate was accepted by an earlier attempt: delivered all the same */
-    refusal_t r;
-    if (p->client != NULL && last_refusal(p->client, &r) && r.seq == seq) {
-        p->acked_refused = seq;
-        p->acked_refused_set = true;
-    }
     if (seq < p->first_seq) {
         p->earlier_subs++;
         p->earlier_samples += nsamples;
@@ -362,9 +328,12 @@ static int open_client(cli_global_t *g, const char *town, const char *spool, int
 /* The refusal for now that tallyd said last of a submission still
  * pending, into *r: then every answer tallyd gave this run about any
  * pending submission was such a refusal (any other answer settles it). */
-static bool refusal_now(const push_t *p, tally_client_t *c, refusal_t *r)
+static bool refusal_now(tally_client_t *c, refusal_t *r)
 {
-    return last_refusal(c, r) && !(p->acked_refused_set && p->acked_refused == r->seq);
+    const char *words;
+    r->code = tally_client_last_refusal(c, &r->seq, &words);
+    snprintf(r->words, sizeof r->words, "%s", words);
+    return r->code != 0;
 }
 
 /* What a refusal for now says of the daemon, after "tallyd ...: ". */
@@ -419,13 +388,13 @@ static int report_refusal(const cli_global_t *g, const refusal_t *r, const char 
  * and what became of the figures.  sent: the daemon answered HELLO, so
  * they may have reached it.  A refusal for now is an answer, whenever it
  * came. */
-static int report_timeout(const cli_global_t *g, tally_client_t *c, const push_t *p,
-                          const char *town, const char *spool, int timeout_ms, bool sent)
+static int report_timeout(const cli_global_t *g, tally_client_t *c, const char *town,
+                          const char *spool, int timeout_ms, bool sent)
 {
     size_t subs = tally_client_pending(c), n = tally_client_pending_samples(c);
     double secs = timeout_ms / 1000.0;
     refusal_t r;
-    if (refusal_now(p, c, &r))
+    if (refusal_now(c, &r))
         return report_refusal(g, &r, town, spool, subs, n, secs);
     if (!sent)
         cli_unanswered(g, "push", tally_client_link(c), tally_client_link_why(c), timeout_ms);
@@ -1107,7 +1076,6 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
         cli_unknown_free(&p.unknown);
         return status;
     }
-    p.client = c;
     int64_t start = cli_clock_ms(CLOCK_MONOTONIC);
     int rc = 0;
     bool sent = false, hopeless = false;
@@ -1121,7 +1089,7 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
         learn_zone(g, spool, curve, timeout_ms);
     p.first_seq = tally_client_next_seq(c);
     if (rc == TALLY_ETIMEDOUT && spool == NULL) {
-        status = report_timeout(g, c, &p, town, spool, timeout_ms, false);
+        status = report_timeout(g, c, town, spool, timeout_ms, false);
     } else if (rc == 0 || rc == TALLY_ETIMEDOUT) {
         size_t stopped_at = samples->n;
         status = add_samples(c, samples, time_ms, &p, sent, start + timeout_ms, &stopped_at);
@@ -1141,7 +1109,7 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
         if (status == CLI_OK && town != NULL && rejected_with(&p, TALLY_EUNKTOWN))
             unknown_town_hint(g, curve, timeout_ms, town);
         if (status == CLI_OK && rc == TALLY_ETIMEDOUT)
-            status = report_timeout(g, c, &p, town, spool, timeout_ms, sent);
+            status = report_timeout(g, c, town, spool, timeout_ms, sent);
     }
     if (status == CLI_OK && rc < 0 && rc != TALLY_ETIMEDOUT) {
         cli_error("%s", tally_client_last_error(c));

@@ -635,6 +635,20 @@ uint64_t tally_client_next_seq(const tally_client_t *c)
     return c->next_seq;
 }
 
+int tally_client_last_refusal(const tally_client_t *c, uint64_t *seq, const char **message)
+{
+    if (c == NULL || c->retry_code == 0) {
+        if (message != NULL)
+            *message = "";
+        return 0;
+    }
+    if (seq != NULL)
+        *seq = c->retry_seq;
+    if (message != NULL)
+        *message = c->retry_msg;
+    return c->retry_code;
+}
+
 const char *tally_client_last_error(const tally_client_t *c)
 {
     if (c == NULL)

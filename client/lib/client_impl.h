@@ -90,9 +90,14 @@ struct tally_client {
     size_t npending;
     size_t pending_samples;
     bool blocked; /* the last send attempt met a full or absent connection */
-    bool in_cb;   /* one of the application's callbacks is running */
-    bool doomed;  /* destroyed from within a callback: freed once the call
-                     that ran it returns, and no callback runs before */
+    /* The daemon's last refusal for now (a retryable code) of a pending
+     * submission: retry_code 0 once that submission is settled. */
+    int retry_code;
+    uint64_t retry_seq;
+    char retry_msg[PROTO_FIELD_MAX + PROTO_MESSAGE_MAX + 3];
+    bool in_cb;  /* one of the application's callbacks is running */
+    bool doomed; /* destroyed from within a callback: freed once the call
+                    that ran it returns, and no callback runs before */
     uint64_t rng;
     char err[CLIENT_ERR_MAX];
 };

@@ -62,6 +62,8 @@ void client_queue_drop(tally_client_t *c, client_pending_t *p)
         c->tail = p->prev;
     c->npending--;
     c->pending_samples -= p->nsamples;
+    if (c->retry_code != 0 && c->retry_seq == p->seq)
+        c->retry_code = 0; /* settled or set aside: its refusal is old news */
     free(p->body);
     free(p);
 }

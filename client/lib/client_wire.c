@@ -204,6 +204,9 @@ static void on_ack(tally_client_t *c, const proto_ack_t *ack)
     if (tally_err_retryable(code)) {
         /* The daemon asks us to come back later: same bytes, same seq. */
         schedule(c, p, util_mono_ms());
+        c->retry_code = code;
+        c->retry_seq = p->seq;
+        snprintf(c->retry_msg, sizeof c->retry_msg, "%s%s%s", shown, shown[0] ? ": " : "", message);
         client_seterr(c, "submission %" PRIu64 " will be retried: %s%s%s (%s)", p->seq, shown,
                       shown[0] ? ": " : "", message, tally_errname(code));
         return;

@@ -457,6 +457,17 @@ TALLY_API uint64_t tally_client_next_seq(const tally_client_t *c);
  * the client, valid until the next call on it. */
 TALLY_API const char *tally_client_last_error(const tally_client_t *c);
 
+/* The daemon's last refusal for now of a submission still pending: the
+ * retryable code it answered (TALLY_ERATELIMIT, TALLY_EUNAVAIL or
+ * TALLY_EBUSY), with that submission's seq in *seq and the daemon's words
+ * ("field: message") in *message (owned by the client, valid until the
+ * next call on it).  A refused submission was not counted at that
+ * attempt; libtally sends it again after a backoff.  Returns 0 (and
+ * *message "") when the submission last refused so is settled, set aside
+ * or was never refused.  seq and message may be NULL. */
+TALLY_API int tally_client_last_refusal(const tally_client_t *c, uint64_t *seq,
+                                        const char **message);
+
 /* ------------------------------------------------------------------ */
 /* Tallies                                                            */
 /* ------------------------------------------------------------------ */

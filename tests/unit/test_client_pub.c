@@ -141,11 +141,21 @@ static void test_retryable_then_accepted(void **state)
     assert_int_equal(f->nev, 0);
     assert_true(spooled(f, 1));
     assert_non_null(strstr(tally_client_last_error(c), "RATE_LIMITED"));
-    ack(f, b, 1, PROTO_ACK_REJECTED, 21, -1, "", "journal unavailable"); /* UNAVAILABLE */
+    uint64_t seq = 0;
+    const char *words = NULL;
+    assert_int_equal(tally_client_last_refusal(c, &seq, &words), TALLY_ERATELIMIT);
+    assert_int_equal(seq, 1);
+    assert_string_equal(words, "too many submissions from this client");
+    ack(f, b, 1, PROTO_ACK_REJECTED, 21, -1, "storage", "journal unavailable"); /* UNAVAILABLE */
     assert_true(receive(f, c, 3000, b));
     assert_memory_equal(a->body, b->body, a->len);
+    assert_int_equal(tally_client_last_refusal(c, NULL, &words), TALLY_EUNAVAIL);
+    assert_string_equal(words, "storage: journal unavailable");
     ack(f, b, 1, PROTO_ACK_ACCEPTED, 0, -1, "", "");
     PUMP_UNTIL(c, tally_client_pending(c) == 0, 3000);
+    /* Settled: its refusals are old news. */
+    assert_int_equal(tally_client_last_refusal(c, &seq, &words), 0);
+    assert_string_equal(words, "");
     assert_int_equal(f->nev, 1);
     assert_int_equal(f->ev[0].kind, 'a');
     assert_false(spooled(f, 1));
@@ -453,6 +463,9 @@ static void test_null_handles(void **state)
     assert_string_equal(tally_client_link_why(NULL), "");
     assert_int_equal(tally_client_next_seq(NULL), 0);
     assert_string_equal(tally_client_last_error(NULL), "");
+    const char *words = NULL;
+    assert_int_equal(tally_client_last_refusal(NULL, NULL, &words), 0);
+    assert_string_equal(words, "");
     assert_int_equal(tally_client_hello(NULL, 0), TALLY_EINVAL);
     assert_int_equal(tally_client_add(NULL, "patrols", 1, 0), TALLY_EINVAL);
     uint8_t id[TALLY_CLIENT_ID_LEN] = {1};
