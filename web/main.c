@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "web_feed.h"
+#include "web_log.h"
 #include "web_opts.h"
 #include "web_server.h"
 #include "web_stats.h"
@@ -79,7 +80,7 @@ static void stop(app_t *a)
 static void on_signal(uv_signal_t *h, int sig)
 {
     app_t *a = h->data;
-    fprintf(stderr, "tally-web: %s: stopping\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    web_log(WEB_LOG_NOTICE, "%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     stop(a);
 }
 
@@ -88,17 +89,17 @@ static void log_ready(const app_t *a, int port)
     const web_opts_t *o = &a->opts;
     const char *host = o->listen_host[0] ? o->listen_host : "0.0.0.0";
     bool v6 = strchr(host, ':') != NULL;
-    fprintf(stderr, "tally-web: ready: serving %s://%s%s%s:%d/ for tallyd at %s%s\n",
+    web_log(WEB_LOG_NOTICE, "ready: serving %s://%s%s%s:%d/ for tallyd at %s%s",
             o->tls_cert ? "https" : "http", v6 ? "[" : "", host, v6 ? "]" : "", port, o->server,
             o->token ? " (token required)" : "");
     if (!o->loopback && o->token == NULL)
-        fprintf(stderr,
-                "tally-web: warning: --insecure: anyone who reaches %s:%d sees the "
-                "county's figures; give --token to require one\n",
+        web_log(WEB_LOG_WARNING,
+                "warning: --insecure: anyone who reaches %s:%d sees the "
+                "county's figures; give --token to require one",
                 host, port);
     else if (!o->loopback && o->tls_cert == NULL)
-        fprintf(stderr, "tally-web: warning: the token travels in plaintext over the network; "
-                        "give --tls-cert and --tls-key to serve HTTPS\n");
+        web_log(WEB_LOG_WARNING, "warning: the token travels in plaintext over the network; "
+                                 "give --tls-cert and --tls-key to serve HTTPS");
 }
 
 int main(int argc, char **argv)
@@ -111,7 +112,7 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     if (uv_loop_init(&a.loop) != 0) {
-        fprintf(stderr, "tally-web: cannot create the event loop\n");
+        web_log(WEB_LOG_ERR, "cannot create the event loop");
         return WEB_EXIT_FAILURE;
     }
     char err[512] = "";
@@ -119,7 +120,7 @@ int main(int argc, char **argv)
     int rc =
         web_feed_start(&a.feed, &a.loop, a.opts.server, curve, on_feed_change, &a, err, sizeof err);
     if (rc != 0) {
-        fprintf(stderr, "tally-web: cannot follow tallyd at %s: %s\n", a.opts.server,
+        web_log(WEB_LOG_ERR, "cannot follow tallyd at %s: %s", a.opts.server,
                 err[0] ? err : tally_strerror(rc));
         status = WEB_EXIT_FAILURE;
         goto done;
@@ -127,7 +128,7 @@ int main(int argc, char **argv)
     web_stats_start(&a.stats, &a.loop, a.opts.server, curve);
     rc = web_server_start(&a.server, &a.loop, &a.opts, &a.feed, &a.stats, err, sizeof err);
     if (rc != 0) {
-        fprintf(stderr, "tally-web: %s\n", err);
+        web_log(WEB_LOG_ERR, "%s", err);
         status = WEB_EXIT_FAILURE;
         stop(&a); /* the server too, when it got as far as a context */
         uv_run(&a.loop, UV_RUN_DEFAULT);
@@ -145,10 +146,10 @@ int main(int argc, char **argv)
     uv_run(&a.loop, UV_RUN_DEFAULT);
     web_server_free(&a.server);
     status = WEB_EXIT_OK;
-    fprintf(stderr, "tally-web: stopped\n");
+    web_log(WEB_LOG_NOTICE, "stopped");
 done:
     if (uv_loop_close(&a.loop) != 0)
-        fprintf(stderr, "tally-web: the event loop still had handles open at exit\n");
+        web_log(WEB_LOG_WARNING, "the event loop still had handles open at exit");
     web_opts_free(&a.opts);
     return status;
 }

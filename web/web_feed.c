@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "web_log.h"
+
 static int64_t wall_ms(void)
 {
     struct timespec ts;
@@ -64,6 +66,33 @@ const char *web_feed_link_name(int link)
     return link >= 0 && link <= WEB_LINK_HANDSHAKE ? names[link] : "connecting";
 }
 
+/* Say in the log when tallyd refuses the security handshake, once until
+ * a handshake succeeds again (then that too): the wall shows 密钥不符 and
+ * TallydKeysRefused fires, and the log says which key to look at. */
+static void follow_handshake(web_feed_t *f, int link)
+{
+    bool failed = link == TALLY_LINK_MECHANISM || link == TALLY_LINK_HANDSHAKE ||
+                  link == TALLY_LINK_KEY_REFUSED;
+    if (failed && f->handshake_said != link) {
+        web_log(WEB_LOG_ERR, "the security handshake with tallyd at %s failed: %s; trying again",
+                f->server,
+                link == TALLY_LINK_KEY_REFUSED
+                    ? "tallyd does not admit this subscriber's key (--cert): is its public key "
+                      "among tallyd's subscriber keys ([security] subscriber_keys)? A reload "
+                      "may have revoked it"
+                : link == TALLY_LINK_MECHANISM
+                    ? "tallyd speaks another security mechanism (CURVE where tally-web has no "
+                      "--server-key, or plaintext where it has one)"
+                    : "most likely --server-key is not tallyd's public key (or tallyd speaks "
+                      "CURVE and tally-web has no --server-key)");
+        f->handshake_said = link;
+    } else if (link == TALLY_LINK_UP && f->handshake_said != 0) {
+        web_log(WEB_LOG_NOTICE, "the security handshake with tallyd at %s succeeds again",
+                f->server);
+        f->handshake_said = 0;
+    }
+}
+
 /* Say once in the log when nothing accepts connections at tallyd's
  * address (tally-web started before it, or tallyd stopped), or the
  * network does not reach it: otherwise the log would show "ready" and
@@ -76,7 +105,7 @@ static void follow_link(web_feed_t *f)
     if (!unreachable) {
         f->unreachable_said = false;
     } else if (!f->unreachable_said) {
-        fprintf(stderr, "tally-web: cannot reach tallyd at %s: %s; waiting for it\n", f->server,
+        web_log(WEB_LOG_WARNING, "cannot reach tallyd at %s: %s; waiting for it", f->server,
                 f->link_why);
         f->unreachable_said = true;
     }
@@ -84,9 +113,9 @@ static void follow_link(web_feed_t *f)
     if (refused == 0) {
         f->refused_said = false;
     } else if (!f->refused_said && refused >= REFUSED_SAY_MS && !unreachable) {
-        fprintf(stderr,
-                "tally-web: tallyd at %s: nothing accepts connections there (is it running, and "
-                "is the address right?); waiting for it\n",
+        web_log(WEB_LOG_WARNING,
+                "tallyd at %s: nothing accepts connections there (is it running, and "
+                "is the address right?); waiting for it",
                 f->server);
         f->refused_said = true;
     }
@@ -97,6 +126,7 @@ static void follow_link(web_feed_t *f)
                       link == TALLY_LINK_KEY_REFUSED
                   ? WEB_LINK_HANDSHAKE
                   : WEB_LINK_CONNECTING;
+    follow_handshake(f, link);
 }
 
 /* Drain the sockets and apply what came, then tell the web side. */
@@ -107,17 +137,20 @@ static void process(web_feed_t *f)
     bool synced = f->synced;
     int rc = tally_sub_process(f->sub);
     if (rc != 0)
-        fprintf(stderr, "tally-web: subscriber: %s\n", tally_strerror(rc));
+        web_log(WEB_LOG_ERR, "subscriber: %s", tally_strerror(rc));
     f->synced = tally_sub_synced(f->sub);
     const char *message = NULL;
     int refusal = tally_sub_refusal(f->sub, &message);
+    /* The code's name and tallyd's own words: tally_strerror's sentence
+     * is written for a township's submissions ("may not submit for the
+     * township"), which a subscriber never makes. */
     if (refusal != 0 && refusal != f->refusal)
-        fprintf(stderr, "tally-web: tallyd refuses this subscriber: %s%s%s\n",
-                tally_strerror(refusal), message && message[0] ? ": " : "", message ? message : "");
+        web_log(WEB_LOG_ERR, "tallyd refuses this subscriber's requests (%s)%s%s",
+                tally_errname(refusal), message && message[0] ? ": " : "", message ? message : "");
     f->refusal = refusal;
     follow_link(f);
     if (synced != f->synced)
-        fprintf(stderr, "tally-web: %s tallyd (stream %llu, seq %llu)\n",
+        web_log(f->synced ? WEB_LOG_NOTICE : WEB_LOG_WARNING, "%s tallyd (stream %llu, seq %llu)",
                 f->synced ? "synchronised with" : "lost synchronisation with",
                 (unsigned long long)f->stream_id, (unsigned long long)f->seq);
     if (f->on_change != NULL && (epoch != f->epoch || seq != f->seq || synced != f->synced ||

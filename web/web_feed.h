@@ -57,6 +57,7 @@ struct web_feed {
     int64_t synced_at_ms;  /* wall clock of the last on_synced */
     bool refused_said;     /* the log said that connections to tallyd are refused */
     bool unreachable_said; /* the log said that the network does not reach tallyd */
+    int handshake_said;    /* the failed handshake the log said (enum tally_link), 0: none */
     int link;              /* enum web_link, as of the last processing */
     char link_why[160];    /* with WEB_LINK_UNREACHABLE: why (tally_sub_link_why) */
     char server[TALLY_ENDPOINT_MAX];

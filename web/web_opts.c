@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto.h"
 #include "suggest.h"
+#include "web_log.h"
 
 /* clang-format off */
 static const char usage[] =
@@ -41,6 +43,7 @@ static const char usage[] =
     "                        server, server_key, cert, token, tls_cert, tls_key,\n"
     "                        insecure, max_clients); options given here win\n"
     "  -h, --help            show this help\n"
+    "  -V, --version         print the version and exit\n"
     "\n"
     "Exit status: 0 stopped by SIGTERM or SIGINT, 1 could not start, 2 usage or\n"
     "configuration error.\n";
@@ -68,19 +71,19 @@ static const struct option longopts[] = {
     {"max-clients", required_argument, NULL, OPT_MAX_CLIENTS},
     {"config", required_argument, NULL, 'c'},
     {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
 };
-static const char shortopts[] = ":l:s:c:h";
+static const char shortopts[] = ":l:s:c:hV";
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("tally-web: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputs("\nTry 'tally-web --help'.\n", stderr);
+    web_vlog(WEB_LOG_ERR, fmt, ap);
     va_end(ap);
+    web_log_more(WEB_LOG_ERR, "Try 'tally-web --help'.");
 }
 
 static int set_string(char **dst, const char *value)
@@ -331,7 +334,7 @@ static const char *long_name(int c)
     return "?";
 }
 
-/* First pass: --help and --config, which decide what is read before the
+/* First pass: --help, --version and --config, which decide what is read before the
  * other options are applied over it. */
 static int first_pass(web_opts_t *o, int argc, char **argv)
 {
@@ -341,6 +344,11 @@ static int first_pass(web_opts_t *o, int argc, char **argv)
     while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
         if (c == 'h') {
             fputs(usage, stdout);
+            return WEB_EXIT_OK;
+        }
+        if (c == 'V') {
+            /* tallyd's version (the project's), and the protocol spoken. */
+            printf("tally-web %s (protocol %d)\n", TALLY_VERSION, PROTO_VERSION);
             return WEB_EXIT_OK;
         }
         if (c == '?' || c == ':')

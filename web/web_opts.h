@@ -12,7 +12,7 @@
 
 /* Exit statuses of tally-web (tally-web(1), EXIT STATUS). */
 enum web_exit {
-    WEB_EXIT_OK = 0,      /* stopped by SIGTERM or SIGINT, or --help */
+    WEB_EXIT_OK = 0,      /* stopped by SIGTERM or SIGINT, or --help, --version */
     WEB_EXIT_FAILURE = 1, /* could not start: the listening socket, TLS files, memory */
     WEB_EXIT_USAGE = 2,   /* a bad option, configuration file or combination of them */
 };
@@ -48,10 +48,10 @@ typedef struct web_opts {
  * check the whole: keys that load, a token of WEB_TOKEN_MIN bytes or
  * more, TLS files given in pairs, and that a non-loopback --listen comes
  * with --token or --insecure.  Returns -1 to go on, or the exit status to
- * end with: WEB_EXIT_OK after --help (printed on stdout), WEB_EXIT_USAGE
- * after printing on stderr a line naming the option or the file, line and
- * key that is wrong.  o must be released with web_opts_free() in both
- * cases. */
+ * end with: WEB_EXIT_OK after --help or --version (printed on stdout),
+ * WEB_EXIT_USAGE after printing on stderr a line naming the option or the
+ * file, line and key that is wrong.  o must be released with
+ * web_opts_free() in both cases. */
 int web_opts_parse(web_opts_t *o, int argc, char **argv);
 
 /* Free the strings o owns; o can be parsed again afterwards. */

@@ -19,6 +19,7 @@
 #include "web_assets.h"
 #include "web_history.h"
 #include "web_json.h"
+#include "web_log.h"
 #include "web_server_impl.h"
 
 /* ---- responses ------------------------------------------------------- */
@@ -662,8 +663,8 @@ static void lws_log(int level, const char *line)
     size_t n = strlen(line);
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         n--;
-    fprintf(stderr, "tally-web: libwebsockets%s: %.*s\n", level == LLL_ERR ? " error" : "", (int)n,
-            line);
+    web_log(level == LLL_ERR ? WEB_LOG_ERR : WEB_LOG_WARNING, "libwebsockets%s: %.*s",
+            level == LLL_ERR ? " error" : "", (int)n, line);
 }
 
 static int readable(const char *what, const char *path, char *err, size_t errlen)

@@ -383,7 +383,9 @@ void web_stats_write(const web_stats_t *s, const web_counters_t *c, const web_st
            "since tallyd's closed periods last changed.",
            c->history_shared);
     metric(out, "tally_web_synced", "gauge",
-           "1 while the picture is consistent with tallyd, else 0.", feed->synced ? 1 : 0);
+           "1 while the picture is consistent with tallyd and its live stream keeps it "
+           "current, else 0 (also while the stream is refused or silent).",
+           feed->synced ? 1 : 0);
     metric(out, "tally_web_resyncs_total", "counter",
            "Snapshots taken again after a gap, a daemon restart, GOODBYE or silence.",
            feed->resyncs);
@@ -400,7 +402,9 @@ void web_stats_write(const web_stats_t *s, const web_counters_t *c, const web_st
            s->polls > 0 && s->last_rc == 0 ? 1 : 0);
     fputs("# HELP tally_web_tallyd_link The subscriber's connection to tallyd: 1 for the state "
           "it is in (refused: nothing accepts connections at tallyd's address; unreachable: the "
-          "network does not reach it, or its name does not resolve).\n"
+          "network does not reach it, or its name does not resolve; handshake_failed: tallyd "
+          "refuses the security handshake of the request connection or of the subscription, "
+          "e.g. for a key a reload revoked).\n"
           "# TYPE tally_web_tallyd_link gauge\n",
           out);
     for (int l = WEB_LINK_CONNECTING; l <= WEB_LINK_HANDSHAKE; l++)

@@ -71,6 +71,7 @@ typedef struct watch {
     int64_t last_change_ms; /* wall clock of the last change, 0 = none */
     bool refused;           /* for CLI_REFUSED_MS or more: said on the status line */
     bool unreachable;       /* TALLY_LINK_UNREACHABLE: said on the status line */
+    int64_t final_ms;       /* monotonic time a final link state was first seen, 0 = none */
 } watch_t;
 
 static void on_reset(void *ctx)
@@ -143,6 +144,9 @@ static void draw(watch_t *w)
     w->dirty = false;
 }
 
+/* How long a final link state waits for the daemon's refusal. */
+#define FINAL_GRACE_MS 1500
+
 /* The daemon refused our requests for good, or no answer can come
  * through the connection: an exit status, else CLI_CONTINUE. */
 static int hopeless(watch_t *w, int64_t start)
@@ -152,10 +156,19 @@ static int hopeless(watch_t *w, int64_t start)
     if (code != 0 && !tally_err_retryable(code))
         return cli_refused(w->g, "watch", code, message);
     int link = tally_sub_link(w->sub);
-    if (cli_link_final(link))
-        return cli_unanswered(w->g, "watch", link, NULL,
-                              (int)(cli_clock_ms(CLOCK_MONOTONIC) - start));
-    return CLI_CONTINUE;
+    if (!cli_link_final(link)) {
+        w->final_ms = 0;
+        return CLI_CONTINUE;
+    }
+    /* The subscription's handshake may fail before the daemon has
+     * answered the requests, whose refusal says why (a township's key, a
+     * key no longer admitted): it is given a moment to come. */
+    int64_t now = cli_clock_ms(CLOCK_MONOTONIC);
+    if (w->final_ms == 0)
+        w->final_ms = now;
+    if (now - w->final_ms < FINAL_GRACE_MS)
+        return CLI_CONTINUE;
+    return cli_unanswered(w->g, "watch", link, NULL, (int)(now - start));
 }
 
 /* Follow whether connections are refused, or the network does not

@@ -22,7 +22,7 @@ int monitor_open(monitor_t *m, void *zctx, void *sock, const char *endpoint)
     memset(m, 0, sizeof *m);
     m->link = TALLY_LINK_UNKNOWN;
     m->connecting_since = util_mono_ms();
-    snprintf(m->endpoint, sizeof m->endpoint, "%s", endpoint);
+    snprintf(m->endpoint, sizeof m->endpoint, "%s", endpoint != NULL ? endpoint : "");
     /* inproc names are per context; the socket's address makes it unique
      * among a context's sockets. */
     char ep[64];
@@ -78,7 +78,9 @@ static void follow_failures(monitor_t *m)
     /* Without the monitor's events nothing is known, and nothing probed. */
     bool silent = m->pair != NULL && m->link == TALLY_LINK_UNKNOWN && !m->connected &&
                   now - m->connecting_since >= MONITOR_SILENT_MS;
-    m->failing = m->link == TALLY_LINK_NO_CONNECTION || silent;
+    /* Without an endpoint, nothing to probe: the link says what ZeroMQ's
+     * events say. */
+    m->failing = m->endpoint[0] != '\0' && (m->link == TALLY_LINK_NO_CONNECTION || silent);
     if (!m->failing) {
         probe_stop(m->probe);
         m->probe = NULL;
@@ -155,6 +157,9 @@ int monitor_poll(monitor_t *m)
             memcpy(&value, (const char *)zmq_msg_data(&a) + 2, 4);
             m->link = next_link(m->link, event, value);
             follow_connection(m, event);
+            if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+                event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+                m->given_up = true;
         }
         zmq_msg_close(&a);
         zmq_msg_close(&b);
@@ -169,6 +174,18 @@ int64_t monitor_refused_ms(monitor_t *m)
 {
     monitor_poll(m);
     return m->refused_since != 0 ? util_mono_ms() - m->refused_since : 0;
+}
+
+bool monitor_given_up(const monitor_t *m)
+{
+    return m->given_up;
+}
+
+void monitor_reconnected(monitor_t *m)
+{
+    m->given_up = false;
+    m->connected = false;
+    m->connecting_since = util_mono_ms();
 }
 
 const char *monitor_why(const monitor_t *m)

@@ -38,13 +38,16 @@ typedef struct monitor {
     int verdict;              /* the last probe's (enum probe_verdict); 0: none yet */
     int64_t probed_at;        /* util_mono_ms() of that verdict */
     char why[160];            /* with PROBE_UNREACHABLE: why (probe_verdict) */
-    char endpoint[TALLY_ENDPOINT_MAX];
+    bool given_up;            /* ZeroMQ gave the connection up (monitor_given_up) */
+    char endpoint[TALLY_ENDPOINT_MAX]; /* "": no probes */
 } monitor_t;
 
 /* Start monitoring sock (of context zctx) before it connects to endpoint
- * (normalised; kept for probes).  Returns 0 or TALLY_ESYS; a failure
- * leaves m closed and harmless, so callers may go on without it (link
- * stays TALLY_LINK_UNKNOWN). */
+ * (normalised; kept for probes; NULL or "": the link as ZeroMQ's events
+ * leave it, never probed, for a second socket to the same daemon whose
+ * failures to connect the first one's probes already tell).  Returns 0
+ * or TALLY_ESYS; a failure leaves m closed and harmless, so callers may
+ * go on without it (link stays TALLY_LINK_UNKNOWN). */
 int monitor_open(monitor_t *m, void *zctx, void *sock, const char *endpoint);
 
 /* Read the events waiting, without blocking, follow the probe of failing
@@ -61,6 +64,19 @@ int64_t monitor_refused_ms(monitor_t *m);
 /* With TALLY_LINK_UNREACHABLE: a clause saying why ("the network does
  * not reach it (No route to host)"); "" otherwise. */
 const char *monitor_why(const monitor_t *m);
+
+/* After monitor_poll: whether ZeroMQ has given the connection up for
+ * good.  A handshake that fails on a protocol error or on the daemon's
+ * refusal of the key (ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL, _AUTH) ends
+ * the connecting socket's session in libzmq 4.3 (session_base_t::
+ * engine_error): no reconnection follows, ever, also once the daemon
+ * would admit the key again.  Only the socket's owner can try again
+ * (zmq_disconnect, zmq_connect), and then calls monitor_reconnected. */
+bool monitor_given_up(const monitor_t *m);
+
+/* The owner has connected sock again after monitor_given_up: clears it
+ * (the link stays as it was until the new attempt tells more). */
+void monitor_reconnected(monitor_t *m);
 
 /* Stop monitoring sock and close the PAIR end (before sock is closed). */
 void monitor_close(monitor_t *m, void *sock);

@@ -8,7 +8,14 @@
  * messages are buffered) -> SYNCED (snapshot applied, then the buffered and
  * live updates newer than it).  Any inconsistency sends us back to
  * WAIT_SUB or SNAPSHOT; the table is only replaced when a complete new
- * snapshot has arrived, so callers always see a consistent table. */
+ * snapshot has arrived, so callers always see a consistent table.
+ *
+ * Both sockets are watched with a socket monitor.  ZeroMQ never connects
+ * a socket again once a handshake failed on a protocol error or on the
+ * daemon's refusal of the key (a reload that revoked it): the subscriber
+ * does, with a backoff, so that it recovers by itself once the key is
+ * admitted again.  The same goes for a subscription that stays silent
+ * while the request socket works. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -28,6 +35,12 @@
 
 #define HELLO_BACKOFF_MIN 500
 #define HELLO_BACKOFF_MAX 5000
+/* Connecting a socket again after ZeroMQ gave it up: as soon as the
+ * first time, then at most as often as ZeroMQ's own reconnection
+ * (ZMQ_RECONNECT_IVL_MAX), which a revoked key costs the daemon a ZAP
+ * refusal each. */
+#define RETRY_BACKOFF_MIN 500
+#define RETRY_BACKOFF_MAX 5000
 #define BUFFER_MAX        200000 /* live messages held during a snapshot */
 
 #ifndef TALLY_VERSION
@@ -35,6 +48,12 @@
 #endif
 
 enum sub_state { S_HELLO, S_WAIT_SUB, S_SNAPSHOT, S_SYNCED };
+
+/* One of the two sockets, as far as connecting it again goes. */
+typedef struct retry {
+    int64_t due_ms;   /* when to connect again; 0: not due */
+    unsigned backoff; /* the wait before the next attempt */
+} retry_t;
 
 typedef struct buffered {
     struct buffered *next;
@@ -81,8 +100,14 @@ struct tally_sub {
                         that ran it returns, and no callback runs before */
     proto_msg_t msg; /* decode scratch: big, so not on the stack */
     char err[512];
-    monitor_t mon; /* what the request connection showed */
-    int refusal;   /* the daemon's last ERROR to our requests; 0: none */
+    monitor_t mon;    /* what the request connection showed */
+    monitor_t pubmon; /* what the subscription's connection showed */
+    retry_t req_retry, pub_retry;
+    bool pub_refused; /* the subscription's handshake failed: no live stream */
+    bool blind;       /* the snapshot under way or applied was asked for
+                         without traffic on the subscription (WAIT_SUB timed
+                         out), and none has come since */
+    int refusal;      /* the daemon's last ERROR to our requests; 0: none */
     char refusal_msg[PROTO_MESSAGE_MAX + 1];
 };
 
@@ -166,6 +191,39 @@ static void resync_wait(tally_sub_t *s, int64_t now)
     s->synced = false;
     s->due_ms = now + 3 * (int64_t)s->hb_ms;
     buffer_clear(s);
+}
+
+static bool handshake_failed(int link)
+{
+    return link == TALLY_LINK_MECHANISM || link == TALLY_LINK_HANDSHAKE ||
+           link == TALLY_LINK_KEY_REFUSED;
+}
+
+/* Have a socket connected again once r's backoff has passed (unless an
+ * attempt is already due), and wait longer before the one after. */
+static void retry_schedule(retry_t *r, int64_t now)
+{
+    if (r->due_ms != 0)
+        return;
+    r->due_ms = now + r->backoff;
+    r->backoff = r->backoff * 2 > RETRY_BACKOFF_MAX ? RETRY_BACKOFF_MAX : r->backoff * 2;
+}
+
+/* The connection brought something: the next failure is retried soon. */
+static void retry_reset(retry_t *r)
+{
+    r->backoff = RETRY_BACKOFF_MIN;
+}
+
+/* Connect sock to endpoint anew: drop what is left of the connection
+ * ZeroMQ gave up (ENOENT: nothing), then connect.  The same socket, so
+ * that its ZMQ_FD, which the caller polls (tally_sub_poll_fds), stays;
+ * a SUB socket sends its subscriptions again on the new connection. */
+static int reconnect(void *sock, const char *endpoint)
+{
+    if (zmq_disconnect(sock, endpoint) != 0 && errno != ENOENT)
+        return -1;
+    return util_connect(sock, endpoint);
 }
 
 static int connect_sub(tally_sub_t *s, int64_t now)
@@ -352,6 +410,8 @@ static void apply_snapshot(tally_sub_t *s, uint64_t stream_id, uint64_t seq, int
 static void on_pub_message(tally_sub_t *s, const void *data, size_t len, int64_t now)
 {
     s->last_rx_ms = now;
+    s->blind = false;
+    retry_reset(&s->pub_retry);
     switch (s->state) {
     case S_HELLO:
         return;
@@ -399,6 +459,7 @@ static void on_reply(tally_sub_t *s, const void *data, size_t len, int64_t now)
         return;
     }
     const proto_msg_t *m = &s->msg;
+    retry_reset(&s->req_retry);
     switch (m->type) {
     case PROTO_WELCOME:
         if (s->state == S_HELLO)
@@ -513,16 +574,24 @@ static void timers(tally_sub_t *s, int64_t now)
             send_hello(s, now);
         break;
     case S_WAIT_SUB:
-        if (now >= s->due_ms)
+        if (now >= s->due_ms) {
             start_snapshot(s, now); /* no traffic: the daemon may be down; try anyway */
+            s->blind = true;
+        }
         break;
     case S_SNAPSHOT:
         if (now >= s->due_ms)
             start_snapshot(s, now);
         break;
     case S_SYNCED:
-        if (now - s->last_rx_ms > 3 * (int64_t)s->hb_ms)
+        if (now - s->last_rx_ms > 3 * (int64_t)s->hb_ms) {
+            /* Silence after a snapshot taken without traffic: the daemon
+             * answers requests, but its stream does not reach us, in a
+             * way ZeroMQ does not mend (nor, without the monitor, say). */
+            if (s->blind)
+                retry_schedule(&s->pub_retry, now);
             resync_wait(s, now);
+        }
         break;
     }
 }
@@ -551,9 +620,63 @@ static int api_leave(tally_sub_t *s, int rc)
     return TALLY_ECLOSED;
 }
 
+/* A socket ZeroMQ gave up is connected again when its retry falls due.
+ * The subscription's handshake refused, the live stream is broken:
+ * re-synchronise from the subscription (the snapshots taken meanwhile are
+ * blind, and tally_sub_synced() says false). */
+static void follow_sockets(tally_sub_t *s, int64_t now)
+{
+    if (monitor_given_up(&s->mon))
+        retry_schedule(&s->req_retry, now);
+    if (s->req_retry.due_ms != 0 && now >= s->req_retry.due_ms) {
+        s->req_retry.due_ms = 0;
+        if (reconnect(s->dealer, s->server) == 0) {
+            monitor_reconnected(&s->mon);
+            /* The request under way went with the old connection: ask
+             * again now, to be answered once the handshake succeeds. */
+            if (s->state == S_HELLO || s->state == S_SNAPSHOT)
+                s->due_ms = now;
+        } else {
+            seterr(s, "cannot connect to '%s' again: %s", s->server, zmq_strerror(errno));
+        }
+    }
+    if (!s->sub_connected)
+        return;
+    bool refused = handshake_failed(monitor_poll(&s->pubmon));
+    if (refused && !s->pub_refused) {
+        seterr(s,
+               "the security handshake failed on the publish endpoint '%s': no live updates "
+               "until it succeeds; connecting again",
+               s->pub);
+        if (s->state == S_SYNCED || s->state == S_SNAPSHOT)
+            resync_wait(s, now);
+        /* No traffic will come to wait for: the snapshot is asked at
+         * once (blind), and the daemon's answer says whether it lets this
+         * key read at all (FORBIDDEN for a township's key, or one no longer
+         * admitted), which tally_sub_refusal() then tells. */
+        if (s->state == S_WAIT_SUB)
+            s->due_ms = now;
+    }
+    s->pub_refused = refused;
+    if (monitor_given_up(&s->pubmon))
+        retry_schedule(&s->pub_retry, now);
+    if (s->pub_retry.due_ms != 0 && now >= s->pub_retry.due_ms) {
+        s->pub_retry.due_ms = 0;
+        if (reconnect(s->sub, s->pub) != 0) {
+            seterr(s, "cannot connect to the publish endpoint '%s' again: %s", s->pub,
+                   zmq_strerror(errno));
+            return;
+        }
+        monitor_reconnected(&s->pubmon);
+        resync_wait(s, now);
+        s->last_rx_ms = now;
+    }
+}
+
 static int process(tally_sub_t *s)
 {
     monitor_poll(&s->mon); /* kept drained, so that its last event is the latest */
+    follow_sockets(s, util_mono_ms());
     int rc = drain(s, s->dealer, false);
     if (rc == 0 && s->sub_connected && !s->doomed)
         rc = drain(s, s->sub, true);
@@ -578,6 +701,10 @@ int tally_sub_next_timeout_ms(const tally_sub_t *s)
         return INT32_MAX; /* nothing will be due */
     int64_t now = util_mono_ms();
     int64_t due = s->state == S_SYNCED ? s->last_rx_ms + 3 * (int64_t)s->hb_ms + 1 : s->due_ms;
+    if (s->req_retry.due_ms != 0 && s->req_retry.due_ms < due)
+        due = s->req_retry.due_ms;
+    if (s->pub_retry.due_ms != 0 && s->pub_retry.due_ms < due)
+        due = s->pub_retry.due_ms;
     int64_t t = due - now;
     if (t < 0)
         t = 0;
@@ -687,6 +814,11 @@ static int open_sockets(tally_sub_t *s, void *zctx, const curve_keys_t *keys, ch
         return TALLY_ESYS;
     }
     monitor_open(&s->mon, s->zctx, s->dealer, s->server); /* without it, only less is said */
+    /* The subscription's: its handshake, which the daemon may refuse
+     * while it answers requests (a reload that revoked our key cuts the
+     * subscription only).  Its failures to connect the request
+     * socket's probes tell. */
+    monitor_open(&s->pubmon, s->zctx, s->sub, NULL);
     if (util_connect(s->dealer, s->server) < 0) {
         text_format(err, errlen, "cannot connect to '%s': %s", s->server, zmq_strerror(errno));
         return TALLY_EINVAL;
@@ -726,6 +858,7 @@ int tally_sub_new(const char *server_endpoint, const char *prefix, const tally_s
     s->hb_ms = o->heartbeat_ms ? o->heartbeat_ms : 1000;
     s->snap_timeout_ms = o->snapshot_timeout_ms ? o->snapshot_timeout_ms : 5000;
     s->hello_backoff = HELLO_BACKOFF_MIN;
+    s->req_retry.backoff = s->pub_retry.backoff = RETRY_BACKOFF_MIN;
     char why[256];
     int rc = tally_endpoint_parse(server_endpoint, s->server, sizeof s->server, why, sizeof why);
     if (rc < 0) {
@@ -763,6 +896,7 @@ fail:
 
 static void destroy_now(tally_sub_t *s)
 {
+    monitor_close(&s->pubmon, s->sub);
     if (s->sub != NULL)
         zmq_close(s->sub);
     monitor_close(&s->mon, s->dealer);
@@ -795,7 +929,9 @@ bool tally_sub_synced(const tally_sub_t *s)
 {
     if (s == NULL)
         return false;
-    return s->synced;
+    /* A blind snapshot is consistent, but nothing says that it is kept
+     * current: the stream may be refused or broken. */
+    return s->synced && !s->blind;
 }
 
 uint64_t tally_sub_seq(const tally_sub_t *s)
@@ -853,7 +989,13 @@ int tally_sub_link(tally_sub_t *s)
 {
     if (s == NULL)
         return TALLY_LINK_UNKNOWN;
-    return monitor_poll(&s->mon);
+    int link = monitor_poll(&s->mon);
+    if (handshake_failed(link) || !s->sub_connected)
+        return link;
+    /* A refused subscription says more than a request socket that works,
+     * which a reload that revoked our key leaves connected. */
+    int sub = monitor_poll(&s->pubmon);
+    return handshake_failed(sub) ? sub : link;
 }
 
 int64_t tally_sub_refused_ms(tally_sub_t *s)

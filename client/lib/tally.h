@@ -536,7 +536,8 @@ typedef struct tally_sub_callbacks {
     /* Tally t was added or changed (from a snapshot or a live update). */
     void (*on_tally)(void *ctx, const tally_tally_t *t);
     /* The table is consistent with server sequence seq of stream
-     * stream_id (called after each snapshot is applied). */
+     * stream_id (called after each snapshot is applied; see
+     * tally_sub_synced for whether it is kept current). */
     void (*on_synced)(void *ctx, uint64_t seq, uint64_t stream_id);
     void *ctx;
 } tally_sub_callbacks_t;
@@ -567,7 +568,14 @@ typedef struct tally_sub_opts {
  * and from then on keeps the table current.  It re-synchronises by itself
  * (on_reset, a new snapshot) when the daemon's stream id changes, when the
  * daemon is silent for 3 heartbeat intervals, and, for the "everything"
- * prefixes, when an update's sequence number shows a gap.  Nothing happens
+ * prefixes, when an update's sequence number shows a gap.  When the
+ * daemon refuses the security handshake on either socket (a key it does
+ * not admit, e.g. one a reload revoked: it then cuts the subscription and
+ * refuses it, while the request connection stays), ZeroMQ never connects
+ * that socket again; the subscriber does, every 0.5 s at first, then
+ * every 5 s, so that it synchronises again by itself once the key is
+ * admitted.  It also connects the subscription again when a snapshot
+ * was answered but the subscription stays silent.  Nothing happens
  * until tally_sub_process or tally_sub_run is called.  cb and opts may be
  * NULL.  On success *out owns the subscriber.
  * Returns 0; TALLY_EINVAL (NULL endpoint/out, bad endpoint, prefix too
@@ -586,14 +594,16 @@ TALLY_API void tally_sub_destroy(tally_sub_t **s);
 /* Store the two file descriptors to poll for reading (the subscription
  * socket's and the request socket's ZMQ_FD) in fds[0] and fds[1].  When
  * either is readable, or tally_sub_next_timeout_ms expires, call
- * tally_sub_process.  Returns 0, TALLY_EINVAL or TALLY_ESYS. */
+ * tally_sub_process.  They stay the same for the subscriber's life (a
+ * socket connected again is the same socket).  Returns 0, TALLY_EINVAL or
+ * TALLY_ESYS. */
 TALLY_API int tally_sub_poll_fds(tally_sub_t *s, int fds[2]);
 
 /* Do what is due without blocking: drain both sockets, apply what they
  * bring (running the callbacks), handle timers (HELLO and snapshot
- * resends, heartbeat loss).  Returns 0; TALLY_ESYS (ZeroMQ failure,
- * reason in tally_sub_last_error); TALLY_ECALLBACK, TALLY_ECLOSED (see
- * tally_sub_callbacks_t). */
+ * resends, heartbeat loss, connecting a refused socket again).  Returns
+ * 0; TALLY_ESYS (ZeroMQ failure, reason in tally_sub_last_error);
+ * TALLY_ECALLBACK, TALLY_ECLOSED (see tally_sub_callbacks_t). */
 TALLY_API int tally_sub_process(tally_sub_t *s);
 
 /* Milliseconds until tally_sub_process must run again even if no fd is
@@ -613,8 +623,12 @@ TALLY_API int tally_sub_run(tally_sub_t *s, int timeout_ms);
  * tally_sub_run returns because of it. */
 TALLY_API void tally_sub_stop(tally_sub_t *s);
 
-/* True when the table is consistent with the daemon (a snapshot has been
- * applied and no re-synchronisation is under way). */
+/* True when the table is consistent with the daemon and kept current (a
+ * snapshot has been applied and no re-synchronisation is under way).
+ * False after a snapshot asked for while the subscription brought nothing
+ * (its handshake refused, or its connection broken), until the
+ * subscription brings something: on_synced has run, but nothing keeps the
+ * table current. */
 TALLY_API bool tally_sub_synced(const tally_sub_t *s);
 
 /* Server sequence number the table reflects (0 before the first snapshot). */
@@ -654,8 +668,14 @@ TALLY_API int tally_sub_on_period_changed(tally_sub_t *s, tally_period_changed_c
 /* The publish endpoint in use ("" while still asking the daemon). */
 TALLY_API const char *tally_sub_pub_endpoint(const tally_sub_t *s);
 
-/* What the request connection to the daemon showed last (enum
- * tally_link), for saying why the subscriber does not synchronise. */
+/* What the connections to the daemon showed last (enum tally_link), for
+ * saying why the subscriber does not synchronise: the request
+ * connection's state, or the subscription's when its security handshake
+ * failed (TALLY_LINK_KEY_REFUSED, _HANDSHAKE, _MECHANISM) while the
+ * request connection's did not, as after a reload that revoked the key:
+ * the daemon refuses the subscription's new connection, while the
+ * request connection made before stays up (its requests refused with
+ * TALLY_EFORBIDDEN, see tally_sub_refusal). */
 TALLY_API int tally_sub_link(tally_sub_t *s);
 
 /* As tally_client_refused_ms, for the subscriber's request connection. */

@@ -9,6 +9,18 @@ if(TARGET tally_web AND TARGET tallyd AND TARGET tally_cli)
   set_tests_properties(test_web PROPERTIES LABELS integration TIMEOUT 180)
 endif()
 
+# tally-web and a tallyd secured with CURVE: a subscriber key revoked by a
+# reload and admitted again (the link's state in /metrics, recovery by
+# itself, a live update afterwards), its log's priorities under journald,
+# -V, and the unit's LoadCredential= guidance (test_web_keys.py).
+if(TARGET tally_web AND TARGET tallyd AND TARGET tally_cli)
+  add_test(NAME test_web_keys
+    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_web_keys.py
+            $<TARGET_FILE:tallyd> $<TARGET_FILE:tally_cli> $<TARGET_FILE:tally_web>
+            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(test_web_keys PROPERTIES LABELS integration TIMEOUT 180)
+endif()
+
 # The wall display in headless Chromium through Selenium (python3-selenium,
 # chromium, chromium-driver); skipped (77) when they are missing.
 if(TARGET tally_web AND TARGET tallyd AND TARGET tally_cli)

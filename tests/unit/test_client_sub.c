@@ -1,8 +1,10 @@
 /* Unit tests of the subscriber and the one-shot requests against a fake
  * daemon: a ZMQ_ROUTER (requests) and a ZMQ_XPUB (updates) in the test
  * process, on ipc:// in a temporary directory. */
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +37,14 @@ typedef struct fixture {
     uint8_t body[65536]; /* the last request received, views point here */
     size_t len;
     proto_msg_t msg;
+    /* secure(): a ZAP handler on its own thread, refusing the publish
+     * socket's handshakes while refuse_pub is set. */
+    void *zap;
+    pthread_t zap_thread;
+    bool zap_running;
+    atomic_int zap_stop, refuse_pub, pub_refusals, refuse_req, req_refusals;
+    char cert[128];                           /* the subscriber's secret certificate */
+    char server_pub[TALLY_CURVE_KEY_LEN + 1]; /* the fake daemon's public key */
 } fixture_t;
 
 static int64_t mono_ms(void)
@@ -99,6 +109,12 @@ static int teardown(void **state)
 {
     fixture_t *f = *state;
     tally_sub_destroy(&f->sub);
+    if (f->zap_running) {
+        atomic_store(&f->zap_stop, 1);
+        pthread_join(f->zap_thread, NULL);
+    }
+    if (f->zap != NULL)
+        zmq_close(f->zap);
     zmq_close(f->router);
     zmq_close(f->xpub);
     zmq_ctx_term(f->zctx);
@@ -268,9 +284,8 @@ static bool has_event(const fixture_t *f, const char *ev)
     return false;
 }
 
-/* HELLO/WELCOME, subscription, snapshot: up to a synced table at seq 10
- * with u/county/a/ = 100 (seq 9) and u/county/b/ = 3 (seq 8). */
-static void sync_first(fixture_t *f, const char *prefix, bool check_wait)
+/* Answer the subscriber's HELLO with the fake daemon's publish endpoint. */
+static void welcome(fixture_t *f)
 {
     assert_true(expect_req(f, PROTO_HELLO, 3000));
     proto_msg_t w;
@@ -286,6 +301,13 @@ static void sync_first(fixture_t *f, const char *prefix, bool check_wait)
     w.u.welcome.max_samples = w.u.welcome.max_name = w.u.welcome.max_msg = -1;
     w.u.welcome.skew_ms = w.u.welcome.max_age_ms = -1;
     reply(f, &w);
+}
+
+/* HELLO/WELCOME, subscription, snapshot: up to a synced table at seq 10
+ * with u/county/a/ = 100 (seq 9) and u/county/b/ = 3 (seq 8). */
+static void sync_first(fixture_t *f, const char *prefix, bool check_wait)
+{
+    welcome(f);
     wait_subscribed(f, prefix);
     assert_string_equal(tally_sub_pub_endpoint(f->sub), f->pub_ep);
     /* No snapshot before the subscription has shown traffic (unless the
@@ -802,6 +824,179 @@ static void test_get_and_stats(void **state)
     assert_int_equal(g.n, 0);
 }
 
+/* The fake daemon's ZAP handler (RFC 27): admits every key, but refuses
+ * all on the publish socket (domain "pub") while refuse_pub is set, as
+ * tallyd refuses a subscriber key a reload revoked, and on the request
+ * socket while refuse_req is set. */
+static void *zap_serve(void *arg)
+{
+    fixture_t *f = arg;
+    while (!atomic_load(&f->zap_stop)) {
+        zmq_pollitem_t item = {.socket = f->zap, .events = ZMQ_POLLIN};
+        if (zmq_poll(&item, 1, 20) <= 0)
+            continue;
+        char frame[8][128];
+        int len[8] = {0}, n = 0, more = 1;
+        while (more) {
+            char scratch[128];
+            int got = zmq_recv(f->zap, n < 8 ? frame[n] : scratch, sizeof scratch, 0);
+            if (n < 8)
+                len[n++] = got < 0 ? 0 : got > 128 ? 128 : got;
+            size_t sz = sizeof more;
+            zmq_getsockopt(f->zap, ZMQ_RCVMORE, &more, &sz);
+        }
+        /* version, request id, domain, address, routing id, mechanism... */
+        bool pub = len[2] == 3 && memcmp(frame[2], "pub", 3) == 0;
+        bool refuse = atomic_load(pub ? &f->refuse_pub : &f->refuse_req);
+        if (refuse)
+            atomic_fetch_add(pub ? &f->pub_refusals : &f->req_refusals, 1);
+        zmq_send(f->zap, "1.0", 3, ZMQ_SNDMORE);
+        zmq_send(f->zap, frame[1], (size_t)len[1], ZMQ_SNDMORE);
+        zmq_send(f->zap, refuse ? "400" : "200", 3, ZMQ_SNDMORE);
+        zmq_send(f->zap, refuse ? "revoked" : "OK", refuse ? 7 : 2, ZMQ_SNDMORE);
+        zmq_send(f->zap, "screen", 6, ZMQ_SNDMORE);
+        zmq_send(f->zap, "", 0, 0);
+    }
+    return NULL;
+}
+
+/* Make the fake daemon a secured one: its two sockets CURVE servers on
+ * new endpoints (domains "req" and "pub"), a ZAP handler, and a key pair
+ * for the subscriber in f->cert. */
+static void secure(fixture_t *f)
+{
+    char server_sec[TALLY_CURVE_KEY_LEN + 1], pub[TALLY_CURVE_KEY_LEN + 1],
+        sec[TALLY_CURVE_KEY_LEN + 1];
+    assert_int_equal(zmq_curve_keypair(f->server_pub, server_sec), 0);
+    assert_int_equal(zmq_curve_keypair(pub, sec), 0);
+    snprintf(f->cert, sizeof f->cert, "%s/screen.key_secret", f->dir);
+    int fd = open(f->cert, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    char text[256];
+    int n = snprintf(text, sizeof text,
+                     "metadata\n    name = \"screen\"\ncurve\n    public-key = \"%s\"\n"
+                     "    secret-key = \"%s\"\n",
+                     pub, sec);
+    assert_int_equal(write(fd, text, (size_t)n), n);
+    close(fd);
+
+    f->zap = zmq_socket(f->zctx, ZMQ_REP);
+    assert_int_equal(zmq_bind(f->zap, "inproc://zeromq.zap.01"), 0);
+    assert_int_equal(pthread_create(&f->zap_thread, NULL, zap_serve, f), 0);
+    f->zap_running = true;
+    zmq_close(f->router);
+    zmq_close(f->xpub);
+    f->router = zmq_socket(f->zctx, ZMQ_ROUTER);
+    f->xpub = zmq_socket(f->zctx, ZMQ_XPUB);
+    void *socks[2] = {f->router, f->xpub};
+    const char *domains[2] = {"req", "pub"};
+    int zero = 0, one = 1;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(zmq_setsockopt(socks[i], ZMQ_LINGER, &zero, sizeof zero), 0);
+        assert_int_equal(zmq_setsockopt(socks[i], ZMQ_CURVE_SERVER, &one, sizeof one), 0);
+        assert_int_equal(zmq_setsockopt(socks[i], ZMQ_CURVE_SECRETKEY, server_sec, 40), 0);
+        assert_int_equal(zmq_setsockopt(socks[i], ZMQ_ZAP_DOMAIN, domains[i], 3), 0);
+    }
+    snprintf(f->req_ep, sizeof f->req_ep, "ipc://%s/req-curve.sock", f->dir);
+    snprintf(f->pub_ep, sizeof f->pub_ep, "ipc://%s/pub-curve.sock", f->dir);
+    assert_int_equal(zmq_bind(f->router, f->req_ep), 0);
+    assert_int_equal(zmq_bind(f->xpub, f->pub_ep), 0);
+}
+
+/* Drive the subscriber until no request of type has come for quiet_ms;
+ * f->id and the request id of the last one in *req_id.  False if none. */
+static bool last_req(fixture_t *f, uint32_t type, int quiet_ms, uint64_t *req_id)
+{
+    bool any = false;
+    while (expect_req(f, type, quiet_ms)) {
+        any = true;
+        *req_id = f->msg.u.snapshot_req.req_id;
+    }
+    return any;
+}
+
+/* A daemon that refuses the subscription's key while it answers requests
+ * (what a reload that revoked the key does: tallyd cuts the subscription
+ * and refuses it anew, the request connection stays): the link says so
+ * although the request connection is up, a snapshot answered meanwhile
+ * is not taken for synchronised, and once the key is admitted again the
+ * subscriber connects the subscription again by itself (ZeroMQ never
+ * retries a handshake the daemon refused) and synchronises. */
+static void test_pub_key_refused(void **state)
+{
+    fixture_t *f = *state;
+    secure(f);
+    atomic_store(&f->refuse_pub, 1);
+    tally_sub_callbacks_t cb = {on_reset, on_tally, on_synced, f};
+    tally_curve_t curve = {.server_key = f->server_pub, .cert = f->cert};
+    tally_sub_opts_t o = {.heartbeat_ms = 200, .snapshot_timeout_ms = 5000, .curve = &curve};
+    assert_int_equal(tally_sub_new(f->req_ep, "u/", &cb, &o, &f->sub), 0);
+    welcome(f);
+    PUMP_UNTIL(f, tally_sub_link(f->sub) == TALLY_LINK_KEY_REFUSED);
+    assert_int_equal(tally_sub_link(f->sub), TALLY_LINK_KEY_REFUSED);
+
+    /* No traffic for 3 heartbeats: a snapshot all the same, applied, but
+     * nothing keeps it current. */
+    assert_true(expect_req(f, PROTO_SNAPSHOT_REQ, 3000));
+    answer_snapshot(f, NULL, 0, STREAM, 10, 0);
+    PUMP_UNTIL(f, has_event(f, "synced 10 7"));
+    assert_true(has_event(f, "synced 10 7"));
+    assert_false(tally_sub_synced(f->sub));
+    assert_int_equal(tally_sub_link(f->sub), TALLY_LINK_KEY_REFUSED);
+
+    /* Refused again and again: the subscriber keeps trying. */
+    PUMP_UNTIL(f, atomic_load(&f->pub_refusals) >= 2);
+    assert_true(atomic_load(&f->pub_refusals) >= 2);
+    pump(f, 300);
+    assert_false(tally_sub_synced(f->sub));
+    assert_int_equal(tally_sub_link(f->sub), TALLY_LINK_KEY_REFUSED);
+
+    /* Admitted again: subscribed anew, then a snapshot after the first
+     * message, and live updates. */
+    atomic_store(&f->refuse_pub, 0);
+    wait_subscribed(f, "u/");
+    publish_heartbeat(f, STREAM, 10);
+    uint64_t req = 0;
+    assert_true(last_req(f, PROTO_SNAPSHOT_REQ, 300, &req));
+    f->msg.u.snapshot_req.req_id = req;
+    proto_tally_t items[1] = {tally("a", "", 9, 100)};
+    answer_snapshot(f, items, 1, STREAM, 10, 1);
+    PUMP_UNTIL(f, tally_sub_synced(f->sub));
+    assert_true(tally_sub_synced(f->sub));
+    assert_int_equal(tally_sub_link(f->sub), TALLY_LINK_UP);
+    proto_tally_t a11 = tally("a", "", 11, 101);
+    publish_update(f, STREAM, &a11);
+    PUMP_UNTIL(f, has_event(f, "tally u/county/a/ 11 101"));
+    assert_true(has_event(f, "tally u/county/a/ 11 101"));
+    assert_true(tally_sub_synced(f->sub));
+}
+
+/* A key refused on the request socket (a subscriber started, or its
+ * connection made again, while its key is not admitted): said, and tried
+ * again until the daemon admits it (ZeroMQ would not). */
+static void test_req_key_refused(void **state)
+{
+    fixture_t *f = *state;
+    secure(f);
+    atomic_store(&f->refuse_req, 1);
+    tally_sub_callbacks_t cb = {on_reset, on_tally, on_synced, f};
+    tally_curve_t curve = {.server_key = f->server_pub, .cert = f->cert};
+    tally_sub_opts_t o = {.heartbeat_ms = 200, .curve = &curve};
+    assert_int_equal(tally_sub_new(f->req_ep, "u/", &cb, &o, &f->sub), 0);
+    PUMP_UNTIL(f, atomic_load(&f->req_refusals) >= 2);
+    assert_true(atomic_load(&f->req_refusals) >= 2);
+    assert_int_equal(tally_sub_link(f->sub), TALLY_LINK_KEY_REFUSED);
+    atomic_store(&f->refuse_req, 0);
+    welcome(f);
+    wait_subscribed(f, "u/");
+    publish_heartbeat(f, STREAM, 10);
+    assert_true(expect_req(f, PROTO_SNAPSHOT_REQ, 3000));
+    answer_snapshot(f, NULL, 0, STREAM, 10, 0);
+    PUMP_UNTIL(f, tally_sub_synced(f->sub));
+    assert_true(tally_sub_synced(f->sub));
+    assert_int_equal(tally_sub_link(f->sub), TALLY_LINK_UP);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -815,6 +1010,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_destroy_in_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_and_stats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pub_key_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_req_key_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
