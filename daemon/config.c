@@ -359,7 +359,7 @@ int config_apply_overrides(tallyd_config_t *cfg, const config_overrides_t *o, ch
     }
     /* The file's own check (config_parse_checks.c) saw the endpoints
      * before the options replaced them. */
-    if ((o->request || o->publish) && strcmp(cfg->request, cfg->publish) == 0) {
+    if ((o->request || o->publish) && config_endpoints_clash(cfg->request, cfg->publish)) {
         snprintf(err, errlen, "%s '%s' is also the %s endpoint (expected two different endpoints)",
                  o->publish ? "--publish" : "--request", cfg->publish,
                  o->publish && o->request ? "--request"

@@ -196,6 +196,11 @@ typedef struct config_overrides {
  * empty"; NULL when nothing is. */
 const char *config_endpoint_problem(const char *v);
 
+/* Whether binding request and publish to a and b would bind one place
+ * twice: the same endpoint, unless its port is chosen at bind time (* or
+ * 0: two ephemeral ports, as tests and benchmarks use). */
+bool config_endpoints_clash(const char *a, const char *b);
+
 /* Put the overrides o into cfg.  Returns 0, or TALLY_ECONFIG with a
  * sentence naming the option and the limit in err[0..errlen) (a value too
  * long for its field, an endpoint config_endpoint_problem refuses). */

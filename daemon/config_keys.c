@@ -363,6 +363,14 @@ static const char *port_problem(const char *addr, bool ws)
     return NULL;
 }
 
+bool config_endpoints_clash(const char *a, const char *b)
+{
+    if (strcmp(a, b) != 0)
+        return false;
+    const char *colon = strrchr(a, ':');
+    return colon == NULL || !(strcmp(colon, ":*") == 0 || strcmp(colon, ":0") == 0);
+}
+
 const char *config_endpoint_problem(const char *v)
 {
     static const char *const transports[] = {"tcp", "ipc", "inproc", "ws", "wss", "tipc", "vmci"};

@@ -148,7 +148,7 @@ void config_parse_finish(parser_t *ps, int defaults_rc)
                           "the default '%s' %s (install tzdata, or set timezone)", cfg->timezone,
                           why);
     int publish_line = config_parse_key_line(ps, CONFIG_SEC_TALLYD, "publish");
-    if (!ps->failed && strcmp(cfg->request, cfg->publish) == 0)
+    if (!ps->failed && config_endpoints_clash(cfg->request, cfg->publish))
         config_parse_fail(ps,
                           publish_line ? publish_line
                                        : config_parse_key_line(ps, CONFIG_SEC_TALLYD, "request"),
