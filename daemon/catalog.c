@@ -2,6 +2,7 @@
 #include "catalog.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 size_t catalog_metric_names(const tallyd_config_t *cfg)
@@ -46,7 +47,13 @@ static int define_ratio(const catalog_target_t *t, const char *id, const char *n
     int rc = engine_define_ratio(t->engine, (uint32_t)r, (uint32_t)n, (uint32_t)q);
     if (rc == 0)
         return 0;
-    if (line > 0)
+    if (line > 0 && rc == TALLY_EEXIST)
+        snprintf(err, len,
+                 "ratio '%s' (line %d) = %s / %s cannot be defined: the state in %s holds '%s' as "
+                 "a %s metric; give the ratio another id",
+                 id, line, num, den, t->state_dir, id,
+                 config_kind_name(engine_metric_kind(t->engine, (uint32_t)r)));
+    else if (line > 0)
         snprintf(err, len, "ratio '%s' (line %d) = %s / %s cannot be defined: %s", id, line, num,
                  den, tally_strerror(rc));
     else
@@ -76,6 +83,22 @@ int catalog_declare(const catalog_target_t *t, const tallyd_config_t *cfg, char 
                      config_kind_name(engine_metric_kind(t->engine, (uint32_t)id)));
             continue;
         }
+        if (rc == TALLY_EEXIST) {
+            /* The state's tallies (or its ratio) keep their kind. */
+            uint8_t held = engine_metric_kind(t->engine, (uint32_t)id);
+            if (held == PROTO_KIND_RATIO)
+                snprintf(err, len,
+                         "metric '%s' (line %d) is declared a %s, but the state in %s holds it as "
+                         "a ratio; declare it a [ratio %s] again",
+                         m->id, m->line, config_kind_name(m->kind), t->state_dir, m->id);
+            else
+                snprintf(err, len,
+                         "metric '%s' (line %d) is declared a %s, but the state in %s holds %s "
+                         "tallies of it, which keep their kind; put back kind = %s",
+                         m->id, m->line, config_kind_name(m->kind), t->state_dir,
+                         config_kind_name(held), config_kind_name(held));
+            return TALLY_ECONFIG;
+        }
         if (rc != 0) {
             snprintf(err, len,
                      "metric '%s' (line %d) is declared a %s, but the state in %s holds it as a "
@@ -92,4 +115,42 @@ int catalog_declare(const catalog_target_t *t, const tallyd_config_t *cfg, char 
             return TALLY_ECONFIG;
     }
     return 0;
+}
+
+/* Flag the id of name in f (n entries, as many as the table held). */
+static void flag(uint8_t *f, uint32_t n, const intern_t *in, const char *name)
+{
+    int id = intern_find(in, name, strlen(name));
+    if (id > 0 && (uint32_t)id < n)
+        f[id] = 1;
+}
+
+int catalog_declared_set(catalog_declared_t *d, const tallyd_config_t *cfg, const intern_t *towns,
+                         const intern_t *metrics)
+{
+    /* Ids the tables give out later are names no catalog declared. */
+    catalog_declared_t next = {.ntown = intern_count(towns) + 1,
+                               .nmetric = intern_count(metrics) + 1};
+    next.town = calloc(next.ntown, 1);
+    next.metric = calloc(next.nmetric, 1);
+    if (next.town == NULL || next.metric == NULL) {
+        catalog_declared_free(&next);
+        return TALLY_ENOMEM;
+    }
+    for (size_t i = 0; i < cfg->ntownships; i++)
+        flag(next.town, next.ntown, towns, cfg->townships[i].id);
+    for (size_t i = 0; i < cfg->nmetrics; i++)
+        flag(next.metric, next.nmetric, metrics, cfg->metrics[i].id);
+    for (size_t i = 0; i < cfg->nratios; i++)
+        flag(next.metric, next.nmetric, metrics, cfg->ratios[i].id);
+    catalog_declared_free(d);
+    *d = next;
+    return 0;
+}
+
+void catalog_declared_free(catalog_declared_t *d)
+{
+    free(d->town);
+    free(d->metric);
+    memset(d, 0, sizeof(*d));
 }

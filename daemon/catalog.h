@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "engine.h"
@@ -37,5 +38,37 @@ size_t catalog_metric_names(const tallyd_config_t *cfg);
  * TALLY_ECONFIG with a sentence naming the line, the value and the
  * conflict in err[0..len) (the catalog may then be declared in part). */
 int catalog_declare(const catalog_target_t *t, const tallyd_config_t *cfg, char *err, size_t len);
+
+/* Which names of the name tables a configuration declares.  The tables
+ * also hold the names the state brought (a checkpoint, the journal, the
+ * history): a township or a metric dropped from a closed catalog keeps its
+ * id and its tallies, but is no longer declared, and a new submission
+ * naming it is refused as for an unknown one. */
+typedef struct catalog_declared {
+    uint8_t *town;   /* by township id: 1 when declared */
+    uint32_t ntown;  /* entries of town */
+    uint8_t *metric; /* by metric id: 1 when declared (metrics and ratios) */
+    uint32_t nmetric;
+} catalog_declared_t;
+
+/* Fill *d (empty or set before; replaced as a whole) with the townships,
+ * metrics and ratios cfg declares, looked up in towns and metrics, where
+ * catalog_declare() put them.  Returns 0, or TALLY_ENOMEM (*d unchanged). */
+int catalog_declared_set(catalog_declared_t *d, const tallyd_config_t *cfg, const intern_t *towns,
+                         const intern_t *metrics);
+
+/* Free what *d holds; it is empty (declares nothing) afterwards. */
+void catalog_declared_free(catalog_declared_t *d);
+
+/* Whether the township (metric) id is declared. */
+static inline bool catalog_declares_town(const catalog_declared_t *d, uint32_t id)
+{
+    return id < d->ntown && d->town[id] != 0;
+}
+
+static inline bool catalog_declares_metric(const catalog_declared_t *d, uint32_t id)
+{
+    return id < d->nmetric && d->metric[id] != 0;
+}
 
 #endif

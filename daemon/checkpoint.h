@@ -185,4 +185,32 @@ int checkpoint_check_file(const char *dir, const char *name, checkpoint_meta_t *
 int checkpoint_load_latest(const char *dir, checkpoint_meta_t *meta, intern_t *towns,
                            intern_t *metrics, engine_t *e, dedup_t *dd, char *err, size_t errlen);
 
+/* A checkpoint file read whole, and where its engine image lies in it. */
+typedef struct checkpoint_image {
+    uint8_t *buf; /* the file's bytes (malloc()ed) */
+    size_t len;
+    const uint8_t *engine; /* the ENGN section's payload, in buf */
+    size_t engine_len;
+    char name[CHECKPOINT_NAME_MAX]; /* its file name */
+} checkpoint_image_t;
+
+/* The checkpoint a start would load from dir, read but not loaded, for
+ * checks of a configuration against it (statecheck.h): the newest file
+ * that is intact, tried as checkpoint_load_latest() tries them, but
+ * changing nothing in dir (no temporary file deleted, no damaged file
+ * renamed), so that it may run beside the tallyd that uses dir.  Its
+ * township and metric names go into towns and metrics (intern_init()ed,
+ * empty, large enough) with their saved ids, the file into *img
+ * (checkpoint_image_free() it), whose engine image is for engine_load()
+ * or engine_load_head().  Returns 0 (err "" or a sentence naming the
+ * files skipped); TALLY_ENOTFOUND (no checkpoint, or no such directory:
+ * a start begins empty); TALLY_ECONFIG (a newer format, or more names
+ * than the tables hold); TALLY_EIO (none intact, or dir unreadable);
+ * TALLY_ENOMEM.  On failure *img holds nothing. */
+int checkpoint_read_latest(const char *dir, checkpoint_image_t *img, intern_t *towns,
+                           intern_t *metrics, char *err, size_t errlen);
+
+/* Free what *img holds and empty it.  Safe on an empty one. */
+void checkpoint_image_free(checkpoint_image_t *img);
+
 #endif

@@ -440,3 +440,111 @@ int checkpoint_load_latest(const char *dir, checkpoint_meta_t *meta, intern_t *t
     close(dfd);
     return rc;
 }
+
+void checkpoint_image_free(checkpoint_image_t *img)
+{
+    free(img->buf);
+    memset(img, 0, sizeof(*img));
+}
+
+/* The sections of the verified image p[0..len): the payload of each and its
+ * length.  Returns 0 or TALLY_EIO with why set. */
+static int split(const uint8_t *p, size_t len, const uint8_t *sec[NSECTIONS],
+                 size_t seclen[NSECTIONS], char *why, size_t whylen)
+{
+    size_t at = CHECKPOINT_HEADER_SIZE, end = len - TRAILER;
+    for (int i = 0; i < NSECTIONS; i++) {
+        if (end - at < SECTION_HDR || memcmp(p + at, checkpoint_tags[i], 4) != 0 ||
+            rd64(p + at + 4) > end - at - SECTION_HDR) {
+            snprintf(why, whylen, "section %d is not a whole \"%s\" section", i + 1,
+                     checkpoint_tags[i]);
+            return TALLY_EIO;
+        }
+        seclen[i] = (size_t)rd64(p + at + 4);
+        sec[i] = p + at + SECTION_HDR;
+        at += SECTION_HDR + seclen[i];
+    }
+    return 0;
+}
+
+int checkpoint_read_latest(const char *dir, checkpoint_image_t *img, intern_t *towns,
+                           intern_t *metrics, char *err, size_t errlen)
+{
+    clear(err, errlen);
+    memset(img, 0, sizeof(*img));
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        int rc = errno == ENOENT ? TALLY_ENOTFOUND : TALLY_EIO;
+        SAY("cannot open the state directory %s: %s", dir, strerror(errno));
+        return rc;
+    }
+    uint64_t *gens;
+    size_t n;
+    int rc = checkpoint_list_gens(dfd, &gens, &n);
+    if (rc != 0) {
+        SAY("cannot list the state directory %s: %s", dir,
+            rc == TALLY_ENOMEM ? "out of memory" : strerror(errno));
+        free(gens);
+        close(dfd);
+        return rc;
+    }
+    /* As checkpoint_load_latest() goes, newest first past damaged files,
+     * but changing nothing: a tallyd may be writing the next one. */
+    char notes[1024] = "", why[512];
+    rc = TALLY_ENOTFOUND;
+    size_t i = 0;
+    for (; i < n; i++) {
+        checkpoint_file_name(img->name, gens[i]);
+        why[0] = '\0';
+        rc = read_file(dfd, img->name, &img->buf, &img->len, why, sizeof(why));
+        if (rc == 0) {
+            rc = verify(img->buf, img->len, why, sizeof(why));
+        }
+        if (rc == 0) {
+            /* An intact file the start would take: what is wrong in it
+             * now stops the start too (checkpoint_load_latest). */
+            const uint8_t *sec[NSECTIONS];
+            size_t seclen[NSECTIONS];
+            rc = split(img->buf, img->len, sec, seclen, why, sizeof(why));
+            if (rc == 0) {
+                rc = load_names(sec[0], seclen[0], towns, "township", why, sizeof(why));
+            }
+            if (rc == 0) {
+                rc = load_names(sec[1], seclen[1], metrics, "metric", why, sizeof(why));
+            }
+            if (rc != 0) {
+                SAY("checkpoint %s/%s: %s", dir, img->name, why);
+                break;
+            }
+            img->engine = sec[2];
+            img->engine_len = seclen[2];
+            if (notes[0] != '\0') {
+                SAY("%s; read %s/%s instead", notes, dir, img->name);
+            }
+            break;
+        }
+        free(img->buf);
+        img->buf = NULL;
+        if (rc != TALLY_EIO) {
+            SAY("checkpoint %s/%s%s%s", dir, img->name, rc == TALLY_ECONFIG ? " " : ": ", why);
+            break;
+        }
+        /* A file removed meanwhile (a newer checkpoint was stored) reads
+         * as unreadable, as a damaged one does: the next is tried. */
+        char line[sizeof(why) + 64];
+        snprintf(line, sizeof(line), "skipped checkpoint %s: %s", img->name, why);
+        note(notes, sizeof(notes), line);
+    }
+    if (n == 0) {
+        SAY("no checkpoint in %s", dir);
+    } else if (i == n) {
+        SAY("no usable checkpoint in %s: %s", dir, notes);
+        rc = TALLY_EIO;
+    }
+    free(gens);
+    close(dfd);
+    if (rc != 0) {
+        checkpoint_image_free(img);
+    }
+    return rc;
+}

@@ -186,6 +186,26 @@ static void diff_str(outbuf_t *o, int *n, const char *key, const char *a, const 
     (*n)++;
 }
 
+int config_diff_state(const tallyd_config_t *old, const tallyd_config_t *new_cfg, char *buf,
+                      size_t len)
+{
+    outbuf_t o = {buf, len, 0};
+    int n = 0;
+    if (len > 0)
+        buf[0] = '\0';
+    diff_str(&o, &n, "timezone", old->timezone, new_cfg->timezone);
+    char a[CONFIG_WINDOWS_MAX * 32], b[CONFIG_WINDOWS_MAX * 32];
+    windows_text(old, a, sizeof(a));
+    windows_text(new_cfg, b, sizeof(b));
+    diff_str(&o, &n, "windows", a, b);
+    if (old->buckets != new_cfg->buckets) {
+        out_printf(&o, "%sbuckets: '%" PRId64 "' -> '%" PRId64 "'", n ? "; " : "", old->buckets,
+                   new_cfg->buckets);
+        n++;
+    }
+    return n;
+}
+
 int config_diff_restart(const tallyd_config_t *old, const tallyd_config_t *new_cfg, char *buf,
                         size_t len)
 {

@@ -275,6 +275,13 @@ const config_ratio_t *config_find_ratio(const tallyd_config_t *cfg, const char *
 int config_diff_restart(const tallyd_config_t *old, const tallyd_config_t *new_cfg, char *buf,
                         size_t len);
 
+/* Of those, the settings the saved state is bound to (timezone, windows,
+ * buckets): a start refuses a state saved under other windows or buckets,
+ * or whose calendar day another zone places elsewhere (tallyd(8), EXIT
+ * STATUS).  Written and counted as config_diff_restart() does. */
+int config_diff_state(const tallyd_config_t *old, const tallyd_config_t *new_cfg, char *buf,
+                      size_t len);
+
 /* Parse a duration: decimal digits followed by one unit, ms, s, m, h or d
  * ("200ms", "90m", "7d"); no sign, space or other text.  Stores
  * milliseconds in *ms.  Returns 0, TALLY_EINVAL (not a duration) or

@@ -339,8 +339,11 @@ static int grow_ids(engine_t *e, uint32_t **ids, uint32_t *cap_io, uint32_t need
         return 0;
     }
     uint64_t cap = *cap_io ? (uint64_t)*cap_io * 2 : 1024;
+    /* Series beyond max_series (it was lowered, see engine_apply_accepted)
+     * grow by doubling as well, up to the most there can be. */
+    uint64_t top = need <= e->max_series ? e->max_series : ENGINE_SERIES_MAX;
+    cap = cap > top ? top : cap;
     cap = cap < need ? need : cap;
-    cap = cap > e->max_series ? e->max_series : cap;
     uint32_t *p = nofork ? memhint_nofork_resize(*ids, (size_t)*cap_io * sizeof(uint32_t),
                                                  cap * sizeof(uint32_t))
                          : realloc(*ids, cap * sizeof(uint32_t));
@@ -353,11 +356,37 @@ static int grow_ids(engine_t *e, uint32_t **ids, uint32_t *cap_io, uint32_t need
     return 0;
 }
 
+/* Room in the table of chunks for need chunks: engine_init() sized it for
+ * max_series, which a reload may raise. */
+static int grow_chunk_table(engine_t *e, uint32_t need)
+{
+    if (need <= e->maxchunks) {
+        return 0;
+    }
+    uint64_t cap = (uint64_t)e->maxchunks * 2;
+    cap = cap < need ? need : cap;
+    engine_series_t **c = realloc(e->chunks, cap * sizeof(*c));
+    if (c == NULL) {
+        return TALLY_ENOMEM;
+    }
+    e->mem += (cap - e->maxchunks) * sizeof(*c);
+    e->chunks = c;
+    e->maxchunks = (uint32_t)cap;
+    return 0;
+}
+
 /* Make room for nnew more series, so that creating them cannot fail.  Only
  * capacity changes: nothing a reader can see. */
 static int reserve(engine_t *e, uint32_t nnew)
 {
     uint32_t count = e->nseries + nnew;
+    if (count > ENGINE_SERIES_MAX) {
+        return TALLY_ESERIESLIMIT;
+    }
+    int rc = grow_chunk_table(e, (count + SER_CHUNK - 1) >> SER_CHUNK_SHIFT);
+    if (rc != 0) {
+        return rc;
+    }
     while (e->nchunks << SER_CHUNK_SHIFT < count) {
         engine_series_t *c = malloc(SER_CHUNK * sizeof(*c));
         if (c == NULL) {
@@ -367,7 +396,7 @@ static int reserve(engine_t *e, uint32_t nnew)
         e->chunks[e->nchunks++] = c;
         e->mem += SER_CHUNK * sizeof(*c);
     }
-    int rc = grow_index(e, count);
+    rc = grow_index(e, count);
     if (rc != 0) {
         return rc;
     }
@@ -464,10 +493,11 @@ static int out_of_room(i128 v, i128 lo, i128 hi)
 }
 
 /* margin: how far the batches pending before this one may move any cell,
- * pend_new: how many series they may create (both 0 when applying). */
+ * pend_new: how many series they may create (both 0 when applying);
+ * limit: the series there may be once the batch has created its own. */
 static int plan(engine_t *e, uint32_t town, int64_t t, const engine_sample_t *smp, uint32_t n,
                 const window_pos_t *wpos, const period_pos_t *ppos, i128 margin, uint32_t pend_new,
-                int32_t *bad, uint32_t *nent_out, uint32_t *nnew_out)
+                uint32_t limit, int32_t *bad, uint32_t *nent_out, uint32_t *nnew_out)
 {
     if (++e->gen == 0) {
         /* The generation tag wrapped: forget every tag once. */
@@ -493,13 +523,16 @@ static int plan(engine_t *e, uint32_t town, int64_t t, const engine_sample_t *sm
             }
             en->tsid = find(e, metric, town);
             en->csid = find(e, metric, 0);
-            nnew += (en->tsid == ENGINE_NONE) + (en->csid == ENGINE_NONE);
-            if ((uint64_t)e->nseries + nnew > e->max_series) {
+            uint32_t add = (en->tsid == ENGINE_NONE) + (en->csid == ENGINE_NONE);
+            nnew += add;
+            /* The limit is on creating series: those held take samples
+             * whatever their number (a limit lowered below it). */
+            if (add > 0 && (uint64_t)e->nseries + nnew > limit) {
                 *bad = (int32_t)i;
                 return TALLY_ESERIESLIMIT;
             }
             /* Series the pending batches may create count too. */
-            if (pend_new > 0 && (uint64_t)e->nseries + nnew + pend_new > e->max_series) {
+            if (add > 0 && pend_new > 0 && (uint64_t)e->nseries + nnew + pend_new > limit) {
                 *bad = (int32_t)i;
                 return TALLY_EBUSY;
             }
@@ -615,9 +648,10 @@ static void commit(engine_t *e, uint32_t town, const window_pos_t *wpos, const p
 }
 
 /* Check a batch, and apply it too when apply is set (a check allows for
- * the pending batches, an apply does not: it comes after those before it). */
+ * the pending batches, an apply does not: it comes after those before it),
+ * creating series up to limit. */
 static int run(engine_t *e, uint32_t town, int64_t t, const engine_sample_t *smp, uint32_t n,
-               int32_t *bad, bool apply)
+               int32_t *bad, bool apply, uint32_t limit)
 {
     int32_t ignored;
     bad = bad != NULL ? bad : &ignored;
@@ -642,7 +676,7 @@ static int run(engine_t *e, uint32_t town, int64_t t, const engine_sample_t *smp
     uint32_t nent, nnew;
     i128 margin = apply ? 0 : e->pend_mass;
     uint32_t pend_new = apply ? 0 : e->pend_new;
-    int rc = plan(e, town, t, smp, n, &wpos, &ppos, margin, pend_new, bad, &nent, &nnew);
+    int rc = plan(e, town, t, smp, n, &wpos, &ppos, margin, pend_new, limit, bad, &nent, &nnew);
     if (rc == 0 && apply && nnew > 0) {
         rc = reserve(e, nnew);
     }
@@ -673,13 +707,19 @@ static int run(engine_t *e, uint32_t town, int64_t t, const engine_sample_t *smp
 int engine_check(engine_t *e, uint32_t town, int64_t time_ms, const engine_sample_t *samples,
                  uint32_t n, int32_t *bad)
 {
-    return run(e, town, time_ms, samples, n, bad, false);
+    return run(e, town, time_ms, samples, n, bad, false, e->max_series);
 }
 
 int engine_apply(engine_t *e, uint32_t town, int64_t time_ms, const engine_sample_t *samples,
                  uint32_t n, int32_t *bad)
 {
-    return run(e, town, time_ms, samples, n, bad, true);
+    return run(e, town, time_ms, samples, n, bad, true, e->max_series);
+}
+
+int engine_apply_accepted(engine_t *e, uint32_t town, int64_t time_ms,
+                          const engine_sample_t *samples, uint32_t n, int32_t *bad)
+{
+    return run(e, town, time_ms, samples, n, bad, true, ENGINE_SERIES_MAX);
 }
 
 int64_t engine_pend(engine_t *e, uint32_t town, const engine_sample_t *samples, uint32_t n)
@@ -748,6 +788,6 @@ uint32_t engine_series_find(const engine_t *e, uint32_t metric, uint32_t town)
 
 uint32_t engine_series_add(engine_t *e, uint32_t metric, uint32_t town, uint8_t kind)
 {
-    bool room = e->nseries < e->max_series && reserve(e, 1) == 0;
+    bool room = reserve(e, 1) == 0;
     return room ? create(e, metric, town, kind) : ENGINE_NONE;
 }

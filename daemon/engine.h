@@ -39,8 +39,9 @@
  *
  * Memory.  A counter series takes about 2.3 KiB with 4 windows of 60
  * buckets (header 48 bytes, window rings 2080, calendar slots 128, index);
- * a gauge series about 60 bytes.  Storage grows in chunks up to
- * max_series and is never given back before engine_free().
+ * a gauge series about 60 bytes.  Storage grows in chunks as series are
+ * created (max_series limits their creation, ENGINE_SERIES_MAX their
+ * number) and is never given back before engine_free().
  *
  * Publishing.  Every series whose any column value changes (by apply or by
  * time passing) is marked dirty with the engine's now as its change time;
@@ -288,12 +289,24 @@ static inline uint32_t engine_pend_new(const engine_t *e)
  *   TALLY_ERANGE        time_ms outside [PROTO_TIME_MIN, PROTO_TIME_MAX);
  *   TALLY_EKIND         sample *bad names a ratio;
  *   TALLY_EOVERFLOW     applying samples 0..*bad would leave int64;
- *   TALLY_ESERIESLIMIT  sample *bad needs a series beyond max_series;
+ *   TALLY_ESERIESLIMIT  sample *bad needs a new series beyond max_series
+ *                       (series that exist take samples whatever their
+ *                       number);
  *   TALLY_ENOMEM        storage for new series could not be allocated.
  * On any failure nothing changed.  Allocates only when the batch creates
  * series and the storage in hand is full (whole chunks). */
 int engine_apply(engine_t *e, uint32_t town, int64_t time_ms, const engine_sample_t *samples,
                  uint32_t n, int32_t *bad);
+
+/* engine_apply() of a batch accepted before: one its journal holds,
+ * applied once durable or replayed at start-up.  max_series limits the
+ * series new submissions start, and it was checked when this one was let
+ * in; lowered since (a reload, a start with another configuration), it
+ * does not apply here: the series the batch needs are created beyond it,
+ * up to ENGINE_SERIES_MAX (TALLY_ESERIESLIMIT only past that).  Same
+ * returns otherwise. */
+int engine_apply_accepted(engine_t *e, uint32_t town, int64_t time_ms,
+                          const engine_sample_t *samples, uint32_t n, int32_t *bad);
 
 /* The series from which fetching ahead pays: with fewer the state stays
  * in the CPU's caches, and the hints would only cost time. */
@@ -387,8 +400,10 @@ static inline uint32_t engine_series_count(const engine_t *e)
     return e->nseries;
 }
 
-/* Allow at most max_series series from now on (a reload); series beyond
- * it that exist already stay. */
+/* Allow new series only while the engine holds fewer than max_series,
+ * from now on (a reload).  Series that exist stay and take samples, also
+ * when they are more than max_series; storage grows beyond what
+ * engine_init() sized it for when the limit is raised. */
 static inline void engine_set_max_series(engine_t *e, uint32_t max_series)
 {
     e->max_series = max_series;
@@ -434,8 +449,11 @@ int engine_save(const engine_t *e, engine_write_fn write, void *ctx);
 /* Load what engine_save() wrote (len bytes at buf, only read) into e,
  * which must be freshly engine_init()ed with the same windows and bucket
  * count and hold no series; metric kinds and ratios already declared in e
- * are accepted when they agree with the saved ones.  Afterwards e holds
- * exactly the saved series, definitions and now (the engine's now is set
+ * are accepted when they agree with the saved ones.  Series beyond e's
+ * max_series are loaded too (the limit was lowered since they were
+ * created: it keeps new ones from being created, see
+ * engine_set_max_series).  Afterwards e holds exactly the saved series,
+ * definitions and now (the engine's now is set
  * back or forward to the saved now, whatever the clock says), with no
  * series dirty: the next engine_tick() or engine_apply() moves time on
  * and expires buckets and periods exactly as the saved engine would have.
@@ -445,18 +463,31 @@ int engine_save(const engine_t *e, engine_write_fn write, void *ctx);
  *   TALLY_EINVAL      e already holds series (a programmer error);
  *   TALLY_ECONFIG     the saved windows (names, widths, buckets) differ
  *                     from e's, the saved day does not match e's time
- *                     zone, the saved series exceed e's max_series, or a
- *                     saved definition conflicts with one in e;
+ *                     zone, or a saved definition conflicts with one in e;
  *   TALLY_EIO         the data is malformed (truncated, an impossible
- *                     value, a duplicate series);
+ *                     value, a duplicate series, more than
+ *                     ENGINE_SERIES_MAX series);
  *   TALLY_ENOMEM.
  * On failure e holds an unspecified part of the data: engine_free() it. */
 int engine_load(engine_t *e, const void *buf, size_t len, char *err, size_t errlen);
 
+/* What a start checks a configuration against, of what engine_save()
+ * wrote (len bytes at buf, only read), without the tallies: the saved
+ * windows, buckets and day are checked against e's and the declarations
+ * loaded, as engine_load() does, and of the series only the county-wide
+ * ones are created, empty (what a declaration of another kind meets, see
+ * engine_define_metric); every series is read through, nothing else is
+ * kept.  For `tallyd --check-config -s` (statecheck.h): memory for the
+ * declarations and one series per metric, whatever the state's size.
+ * Same preconditions and returns as engine_load() (max_series does not
+ * apply).  On failure engine_free() e. */
+int engine_load_head(engine_t *e, const void *buf, size_t len, char *err, size_t errlen);
+
 /* Internal to engine.c and engine_persist.c: series sid (< nseries); the
  * id of series (metric, town) or ENGINE_NONE; create series (metric,
  * town) of kind, not dirty, returning its id, or ENGINE_NONE when memory
- * or max_series runs out. */
+ * runs out or the engine holds ENGINE_SERIES_MAX (max_series does not
+ * apply: what is loaded was created before). */
 engine_series_t *engine_series_at(const engine_t *e, uint32_t sid);
 uint32_t engine_series_find(const engine_t *e, uint32_t metric, uint32_t town);
 uint32_t engine_series_add(engine_t *e, uint32_t metric, uint32_t town, uint8_t kind);

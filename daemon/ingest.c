@@ -290,8 +290,10 @@ static void apply_durable(ingest_t *in, uint64_t upto)
             fire_barrier(in);
         engine_unpend(in->c.engine, e->mass, e->nnew);
         int32_t bad = -1;
-        int rc = engine_apply(in->c.engine, e->town, e->time_ms, pending_samples(&in->pending, e),
-                              e->nsamples, &bad);
+        /* Accepted: a max_series lowered by a reload since does not
+         * apply to the series it starts. */
+        int rc = engine_apply_accepted(in->c.engine, e->town, e->time_ms,
+                                       pending_samples(&in->pending, e), e->nsamples, &bad);
         if (rc != 0) {
             /* engine_check() kept room for it, so only memory can have
              * failed.  The record is durable: a restart replays it. */
@@ -537,10 +539,12 @@ int ingest_replay_at(ingest_t *in, uint64_t pos, bool only_hook, const void *bod
         in->esamples[i].value = s->samples[i].value;
     }
     if (!only_hook) {
-        rc =
-            engine_apply(in->c.engine, (uint32_t)town, s->time_ms, in->esamples, s->nsamples, &bad);
+        /* Accepted once: applied whatever max_series says now, which
+         * limits only the series new submissions start. */
+        rc = engine_apply_accepted(in->c.engine, (uint32_t)town, s->time_ms, in->esamples,
+                                   s->nsamples, &bad);
         if (rc == TALLY_ESERIESLIMIT)
-            what = " (raise [limits] max_series)";
+            what = " (the most series a tallyd holds)";
         if (rc != 0)
             goto fail;
         rc = dedup_mark(in->c.dedup, key, s->seq);

@@ -34,6 +34,7 @@
 #include <msgpack.h>
 
 #include "ackq.h"
+#include "catalog.h"
 #include "clock.h"
 #include "config.h"
 #include "dedup.h"
@@ -138,6 +139,11 @@ typedef struct ingest {
         bool *ratio;                    /* labels: a ratio's */
         bool ready;
     } towns_by_name, metrics_by_label;
+    /* The names the catalog declares (ingest_set_catalog): in a closed
+     * catalog a name the name tables hold only because the state does (a
+     * township or metric dropped from the file, with its tallies) is
+     * refused as an unknown one. */
+    catalog_declared_t declared;
 } ingest_t;
 
 /* The id whose catalog name (township) or label (metric or ratio) name
@@ -162,9 +168,12 @@ int ingest_set_bounds(ingest_t *in, uint32_t metric, int64_t min, int64_t max);
 
 /* The catalog of cfg, from the next submission on: ingest_set_bounds()
  * for every metric cfg declares (looked up in the metric name table, where
- * the catalog is declared already), and its townships' display names and
- * its metrics' and ratios' labels (copied).  Returns 0 or TALLY_ENOMEM
- * (the names and labels in force stay). */
+ * the catalog is declared already), its townships' display names and its
+ * metrics' and ratios' labels (copied), and which names it declares: in a
+ * closed catalog a township or metric it does not declare is refused
+ * (UNKNOWN_TOWNSHIP, UNKNOWN_METRIC) though the name tables hold it with
+ * its tallies.  Returns 0 or TALLY_ENOMEM (the names and labels in force
+ * stay). */
 int ingest_set_catalog(ingest_t *in, const tallyd_config_t *cfg);
 
 /* After start-up recovery: every journal position up to last_pos is

@@ -83,11 +83,16 @@ int ingest_set_catalog(ingest_t *in, const tallyd_config_t *cfg)
         rc = names_add(&labels, cfg->metrics[i].label, cfg->metrics[i].id, false);
     for (size_t i = 0; rc == 0 && i < cfg->nratios; i++)
         rc = names_add(&labels, cfg->ratios[i].label, cfg->ratios[i].id, true);
+    catalog_declared_t declared = {0};
+    if (rc == 0)
+        rc = catalog_declared_set(&declared, cfg, in->c.towns, in->c.metrics);
     if (rc != 0) {
         names_free(&towns);
         names_free(&labels);
         return TALLY_ENOMEM;
     }
+    catalog_declared_free(&in->declared);
+    in->declared = declared;
     names_free(&in->towns_by_name);
     names_free(&in->metrics_by_label);
     in->towns_by_name = towns;
@@ -99,6 +104,7 @@ void ingest_check_free(ingest_t *in)
 {
     names_free(&in->towns_by_name);
     names_free(&in->metrics_by_label);
+    catalog_declared_free(&in->declared);
 }
 
 bool ingest_check_authorized(const ingest_t *in, const keyring_identity_t *who,
@@ -131,7 +137,10 @@ static int town_id(ingest_t *in, proto_str_t name, char *msg, size_t msglen)
 {
     const ingest_limits_t *l = &in->c.limits;
     int id = intern_find(in->c.towns, name.ptr, name.len);
-    if (id > 0)
+    /* The name table also holds what the state brought: a township the
+     * closed catalog no longer declares keeps its tallies, not its
+     * submissions. */
+    if (id > 0 && (!l->closed_townships || catalog_declares_town(&in->declared, (uint32_t)id)))
         return id;
     bool ratio;
     const char *named = names_find(&in->towns_by_name, name, &ratio);
@@ -139,6 +148,13 @@ static int town_id(ingest_t *in, proto_str_t name, char *msg, size_t msglen)
         snprintf(msg, msglen,
                  "township '%.*s' is the name of township '%s' in the catalog; submit its id '%s'",
                  (int)name.len, name.ptr, named, named);
+        return TALLY_EUNKTOWN;
+    }
+    if (id > 0) {
+        snprintf(msg, msglen,
+                 "township '%.*s' is not in the catalog (no longer declared: its figures so "
+                 "far are kept)",
+                 (int)name.len, name.ptr);
         return TALLY_EUNKTOWN;
     }
     if (proto_township_reserved(name.ptr, name.len)) {
@@ -180,7 +196,9 @@ static int metric_id(ingest_t *in, uint32_t i, proto_str_t name, char *msg, size
                      i, (int)name.len, name.ptr);
             return TALLY_EKIND;
         }
-        return id;
+        /* As for townships: known from the state is not declared. */
+        if (!l->closed_metrics || catalog_declares_metric(&in->declared, (uint32_t)id))
+            return id;
     }
     bool ratio = false;
     const char *labelled_id = names_find(&in->metrics_by_label, name, &ratio);
@@ -199,8 +217,9 @@ static int metric_id(ingest_t *in, uint32_t i, proto_str_t name, char *msg, size
         return TALLY_EUNKMETRIC;
     }
     if (l->closed_metrics) {
-        snprintf(msg, msglen, "samples[%u].metric: metric '%.*s' is not in the catalog", i,
-                 (int)name.len, name.ptr);
+        snprintf(msg, msglen, "samples[%u].metric: metric '%.*s' is not in the catalog%s", i,
+                 (int)name.len, name.ptr,
+                 id > 0 ? " (no longer declared: its figures so far are kept)" : "");
         return TALLY_EUNKMETRIC;
     }
     if (intern_count(in->c.metrics) >= (uint64_t)l->max_metrics + l->catalog_metric_names) {
@@ -357,10 +376,12 @@ static int explain_engine_error(ingest_t *in, const proto_submit_t *s, int rc, i
         return rc;
     case TALLY_ESERIESLIMIT:
         snprintf(field, flen, "samples[%d].metric", b);
-        snprintf(
-            msg, mlen,
-            "samples[%d].metric: '%.*s' of '%.*s' would exceed the limit of %" PRId64 " series", b,
-            (int)mn.len, mn.ptr, (int)s->township.len, s->township.ptr, in->c.limits.max_series);
+        snprintf(msg, mlen,
+                 "samples[%d].metric: '%.*s' of '%.*s' would start a new series beyond the limit "
+                 "of %" PRId64 " series ([limits] max_series; %u held); samples of the series "
+                 "held are accepted",
+                 b, (int)mn.len, mn.ptr, (int)s->township.len, s->township.ptr,
+                 in->c.limits.max_series, engine_series_count(in->c.engine));
         return rc;
     case TALLY_ENOMEM:
         snprintf(msg, mlen, "the daemon is out of memory; resend later");

@@ -230,4 +230,15 @@ int keys_check_config(const tallyd_config_t *cfg, char *err, size_t len);
 int keys_load_config(const tallyd_config_t *cfg, keys_server_t *srv, keyring_t *kr, char *err,
                      size_t len);
 
+/* (keys_check.c) The township keys of kr for a township that cfg's closed
+ * township catalog does not declare (a typo in the file's name, a
+ * township taken out of the file): such a key is admitted, but every
+ * submission it makes is refused UNKNOWN_TOWNSHIP.  For each, warn(ctx,
+ * text) gets a sentence naming the file and the township, with the
+ * nearest declared township when one is close ("; did you mean
+ * 'gaoguan'?").  With an open township catalog there is nothing to say.
+ * Returns how many keys were named. */
+size_t keys_check_townships(const keyring_t *kr, const tallyd_config_t *cfg,
+                            void (*warn)(void *ctx, const char *text), void *ctx);
+
 #endif

@@ -10,6 +10,7 @@
 #include "keys.h"
 #include "log.h"
 #include "restore.h"
+#include "statecheck.h"
 #include "tallyd.h"
 #include "tally_error.h"
 
@@ -28,7 +29,9 @@ static void usage(FILE *out)
         "\n"
         "Options:\n"
         "  -c, --config FILE        read settings from FILE (see tallyd.conf(5))\n"
-        "      --check-config FILE  check FILE, print what is wrong or that it is fine, exit\n"
+        "      --check-config FILE  check FILE, print what is wrong or that it is fine, exit;\n"
+        "                           with -s DIR, also against the state in DIR as the next\n"
+        "                           start would (windows, time zone, metrics' kinds)\n"
         "  -s, --state-dir DIR      keep state in DIR (overrides the config file)\n"
         "  -r, --request ENDPOINT   bind the request socket there (overrides the config)\n"
         "  -p, --publish ENDPOINT   bind the publish socket there (overrides the config)\n"
@@ -54,7 +57,14 @@ static void usage(FILE *out)
         CONFIG_DEFAULT_REQUEST, CONFIG_DEFAULT_PUBLISH, CONFIG_DEFAULT_STATE_DIR);
 }
 
-static int check_config(const char *path)
+static void warn_key(void *ctx, const char *text)
+{
+    fprintf(stderr, "%s: warning: %s\n", (const char *)ctx, text);
+}
+
+/* --check-config FILE [-s DIR]: the file as a start would read it, its
+ * keys, and with DIR the state there as a start would take it. */
+static int check_config(const char *path, const char *state_dir)
 {
     tallyd_config_t cfg;
     char err[1024];
@@ -71,6 +81,7 @@ static int check_config(const char *path)
     if (rc < 0) {
         fprintf(stderr, "%s: %s\n", path, err);
     } else {
+        keys_check_townships(&kr, &cfg, warn_key, (void *)path);
         printf("%s: configuration is valid (%zu townships, %zu metrics, %zu ratios, %zu windows",
                path, cfg.ntownships, cfg.nmetrics, cfg.nratios, cfg.nwindows);
         if (srv.secured)
@@ -78,9 +89,25 @@ static int check_config(const char *path)
                    kr.nsubscribers, kr.nadmins);
         printf(")\n");
     }
+    int status = rc < 0 ? 2 : 0;
+    if (status == 0 && state_dir != NULL) {
+        char msg[2048];
+        rc = statecheck_config(&cfg, state_dir, msg, sizeof(msg));
+        if (rc == 0) {
+            printf("%s: fits the state in %s: %s\n", path, state_dir, msg);
+        } else if (rc == TALLY_ECONFIG) {
+            fprintf(stderr, "%s: the next start would refuse it against the state in %s: %s\n",
+                    path, state_dir, msg);
+            status = 2;
+        } else {
+            fprintf(stderr, "%s: cannot check it against the state in %s: %s\n", path, state_dir,
+                    msg);
+            status = 1;
+        }
+    }
     keyring_free(&kr);
     config_free(&cfg);
-    return rc < 0 ? 2 : 0;
+    return status;
 }
 
 /* What to do about a backup whose history.db alone is damaged. */
@@ -175,7 +202,7 @@ int main(int argc, char **argv)
         {0, 0, 0, 0},
     };
     config_overrides_t o = {0};
-    const char *restore_from = NULL;
+    const char *restore_from = NULL, *check_path = NULL;
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":c:s:l:r:p:hV", opts, NULL)) != -1) {
@@ -184,7 +211,8 @@ int main(int argc, char **argv)
             o.config_path = optarg;
             break;
         case 'C':
-            return check_config(optarg);
+            check_path = optarg;
+            break;
         case 's':
             o.state_dir = optarg;
             break;
@@ -232,6 +260,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "tallyd: unexpected argument '%s'\nTry 'tallyd --help'.\n", argv[optind]);
         return 2;
     }
+    if (check_path != NULL)
+        return check_config(check_path, o.state_dir);
     if (restore_from != NULL)
         return restore(restore_from, &o);
     return tallyd_main(&o);

@@ -175,7 +175,18 @@ int period_reserve(period_set_t *ps, uint32_t nodes)
 {
     uint32_t need = (uint32_t)(((uint64_t)nodes + PERIOD_CHUNK - 1) >> PERIOD_CHUNK_SHIFT);
     if (need > ps->maxchunks) {
-        return TALLY_ENOMEM;
+        /* More nodes than the set was first sized for (a limit raised):
+         * only the table of chunks moves, never a node. */
+        uint32_t had = ps->maxchunks ? ps->maxchunks : 1;
+        uint64_t cap = (uint64_t)had * 2;
+        cap = cap < need ? need : cap;
+        period_slot_t **c = realloc(ps->chunks, cap * sizeof(*c));
+        if (c == NULL) {
+            return TALLY_ENOMEM;
+        }
+        ps->mem += (cap - had) * sizeof(*c);
+        ps->chunks = c;
+        ps->maxchunks = (uint32_t)cap;
     }
     while (ps->nchunks < need) {
         size_t bytes = (size_t)PERIOD_CHUNK * PERIOD_COUNT * sizeof(period_slot_t);

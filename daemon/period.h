@@ -108,8 +108,8 @@ int period_zone_apply(const char *zone);
  * or TALLY_ERANGE (the C library cannot represent the time). */
 int period_day_of(int64_t t_ms, period_day_t *out);
 
-/* Initialise an empty set whose "now" is now_ms; it will hold at most
- * max_nodes nodes.  Returns 0, TALLY_ERANGE (now_ms not representable) or
+/* Initialise an empty set whose "now" is now_ms, sized for max_nodes
+ * nodes (period_reserve() grows it beyond).  Returns 0, TALLY_ERANGE (now_ms not representable) or
  * TALLY_ENOMEM. */
 int period_set_init(period_set_t *ps, uint32_t max_nodes, int64_t now_ms);
 
@@ -121,7 +121,8 @@ void period_set_regions(const period_set_t *ps, memhint_region_fn fn, void *ctx)
 
 /* Make sure node ids < nodes have storage (allocates whole chunks; never
  * needed on the per-sample path once a node exists).  Returns 0 or
- * TALLY_ENOMEM; nodes must not exceed max_nodes. */
+ * TALLY_ENOMEM; beyond max_nodes, the table of chunks grows too (nodes
+ * never move). */
 int period_reserve(period_set_t *ps, uint32_t nodes);
 
 /* Reset node (storage reserved) to empty.  A node is never freed. */

@@ -5,7 +5,9 @@
  * intervals, the log level and the client key directories may change;
  * settings that only a restart can change (endpoints, state directory,
  * time zone, windows, journal sync, turning CURVE on or off, the server's
- * own key) keep their values and are logged as needing a restart.  A file
+ * own key) keep their values and are logged as needing a restart; those
+ * the saved state is bound to (windows, buckets, time zone) are logged as
+ * what the next start will refuse, with what to put back.  A file
  * that does not load, or a catalog that contradicts the tallies (a metric
  * with counter series declared a gauge, a ratio given new inputs), is
  * refused as a whole with a clear log line; the old configuration stays
@@ -37,6 +39,13 @@ typedef struct reload_target {
     const keyring_t *keys; /* the keyring in force (secured daemons) */
     bool secured;          /* CURVE is on; fixed until a restart */
     logger_t *log;
+    /* May be NULL; else set to true by reload_prepare() when the file holds
+     * what the next start would refuse against the state this daemon
+     * saves (a file that does not load, windows, buckets or time zone
+     * changed, a metric's kind its tallies contradict, key files that do
+     * not load), whether the reload is accepted or refused; each is
+     * logged as an error saying what to put back.  Left alone otherwise. */
+    bool *start_refuses;
 } reload_target_t;
 
 /* Read the file at t->overrides->config_path and check it against t.  On

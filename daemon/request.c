@@ -53,9 +53,25 @@ void request_set_limits(request_t *r, const request_limits_t *l)
     r->c.limits = *l;
 }
 
+/* The townships a closed catalog no longer declares that have series
+ * follow its own (catalog_view_held): looked for again when series were
+ * created since, or the catalog set. */
+static int refresh_held(request_t *r)
+{
+    if (r->c.towns == NULL || r->c.engine == NULL)
+        return 0;
+    int rc = townlist_update(&r->townlist, r->c.engine);
+    int held = catalog_view_held(&r->catalog, r->c.towns, &r->townlist);
+    return rc != 0 ? rc : held;
+}
+
 int request_set_catalog(request_t *r, const tallyd_config_t *cfg)
 {
-    return catalog_view_set(&r->catalog, cfg);
+    int rc = catalog_view_set(&r->catalog, cfg);
+    /* Out of memory here, the next CATALOG_REQ tries again. */
+    if (rc == 0)
+        (void)refresh_held(r);
+    return rc;
 }
 
 /* Encode m and send it to rid; a peer that is gone is counted.  Returns
@@ -165,7 +181,8 @@ static void reply_stats(request_t *r, const void *rid, size_t rid_len, uint64_t 
 static void reply_catalog(request_t *r, const void *rid, size_t rid_len, const proto_msg_t *in)
 {
     proto_msg_t m;
-    if (catalog_view_page(&r->catalog, in->u.catalog_req.req_id, in->u.catalog_req.townships_from,
+    if (refresh_held(r) != 0 ||
+        catalog_view_page(&r->catalog, in->u.catalog_req.req_id, in->u.catalog_req.townships_from,
                           in->u.catalog_req.metrics_from, PROTO_CATALOG_BYTES, &m) != 0) {
         send_error(r, rid, rid_len, in->u.catalog_req.req_id, TALLY_EBUSY, "",
                    "the daemon is out of memory for this reply; retry later");

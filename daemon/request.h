@@ -132,7 +132,9 @@ void request_set_limits(request_t *r, const request_limits_t *l);
 
 /* Answer CATALOG_REQ from cfg's catalog (borrowed: it must stay alive and
  * unchanged until the next call or request_free; call again after every
- * reload).  Until the first call the catalog is empty.  Returns 0, or
+ * reload), followed by the townships a closed catalog no longer declares
+ * that have series (catalog_view_held, from the engine and the township
+ * names).  Until the first call the catalog is empty.  Returns 0, or
  * TALLY_ENOMEM (the catalog is then empty). */
 int request_set_catalog(request_t *r, const tallyd_config_t *cfg);
 

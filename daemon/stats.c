@@ -79,4 +79,10 @@ void stats_foreach(const tallyd_stats_t *s, const stats_gauges_t *g,
     fn("tallyd_backup_interval_seconds", clamp(g->backup_interval_s), ctx);
     fn("tallyd_backup_fetches_total", clamp(s->backup_fetches), ctx);
     fn("tallyd_backup_fetch_bytes_total", clamp(s->backup_fetch_bytes), ctx);
+    fn("tallyd_config_last_reload_successful", s->config_reload_refused ? 0 : 1, ctx);
+    fn("tallyd_config_last_reload_success_timestamp_seconds",
+       s->config_loaded_ms > 0 ? s->config_loaded_ms / 1000 : 0, ctx);
+    fn("tallyd_config_reloads_total", clamp(s->config_reloads), ctx);
+    fn("tallyd_config_reload_failures_total", clamp(s->config_reload_failures), ctx);
+    fn("tallyd_config_next_start_refused", s->config_start_refused ? 1 : 0, ctx);
 }

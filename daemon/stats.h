@@ -5,6 +5,7 @@
 #ifndef TALLYD_STATS_H
 #define TALLYD_STATS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "tally_error.h"
@@ -36,6 +37,14 @@ typedef struct tallyd_stats {
     uint64_t backup_fetches;            /* BACKUP_CHUNK sent (BACKUP_FETCH answered) */
     uint64_t backup_fetch_bytes;        /* bytes of backup files in them */
     int64_t started_mono_ms;
+    /* Reloads (SIGHUP), as Prometheus counts its own: */
+    uint64_t config_reloads;         /* files put in force */
+    uint64_t config_reload_failures; /* files refused: the previous configuration stays */
+    bool config_reload_refused;      /* the last reload was refused (0 until one is) */
+    bool config_start_refused;       /* the file last read by a reload holds what the next start
+                                        would refuse against the state (tallyd(8), SIGHUP) */
+    int64_t config_loaded_ms;        /* wall-clock time the configuration in force was read: the
+                                        start, or the last reload put in force */
 } tallyd_stats_t;
 
 /* Gauges that live elsewhere, read when stats are reported. */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "reload.h"
 #include "tallyd_impl.h"
@@ -35,30 +36,100 @@ static void on_watchdog(uv_timer_t *t)
     notify_send(&d->notify, "WATCHDOG=1");
 }
 
+/* What systemctl status should keep saying about the configuration until
+ * a reload changes it: that the last reload was refused, so the one in
+ * force is the previous one, and that the file would stop the next start.
+ * "" when all is well. */
+static const char *config_status(const tallyd_t *d, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (d->stats.config_reload_refused) {
+        char when[32] = "";
+        time_t t = (time_t)(d->reload_refused_ms / 1000);
+        struct tm tm;
+        if (localtime_r(&t, &tm) != NULL)
+            strftime(when, sizeof(when), " at %F %T", &tm);
+        snprintf(buf, len,
+                 "the reload%s was refused (see the log): the configuration in force is the "
+                 "previous one; ",
+                 when);
+    }
+    if (d->stats.config_start_refused) {
+        size_t n = strlen(buf);
+        snprintf(buf + n, len - n, "%s would be refused by the next start (see the log); ",
+                 d->opts.config_path ? d->opts.config_path : "the configuration file");
+    }
+    return buf;
+}
+
 static void on_status(uv_timer_t *t)
 {
     tallyd_t *d = t->data;
     uint64_t n = d->stats.submissions_accepted - d->status_last_accepted;
     d->status_last_accepted = d->stats.submissions_accepted;
+    char cs[CONFIG_PATH_MAX + 200];
     notify_send(&d->notify,
-                "STATUS=serving: %u series, %u clients, %" PRIu64 " subscribers, %.1f "
+                "STATUS=%sserving: %u series, %u clients, %" PRIu64 " subscribers, %.1f "
                 "submissions/s",
-                engine_series_count(&d->engine), dedup_count(&d->dedup),
-                endpoints_subscribers(&d->ep), (double)n / 10.0);
+                config_status(d, cs, sizeof(cs)), engine_series_count(&d->engine),
+                dedup_count(&d->dedup), endpoints_subscribers(&d->ep), (double)n / 10.0);
+}
+
+/* max_series below the series held (lowered at a reload, or a start with
+ * a state holding more): nothing fails, the series held take samples,
+ * but a sample that would start a new series is refused; said at each. */
+static void warn_series_limit(tallyd_t *d, const char *when)
+{
+    uint32_t held = engine_series_count(&d->engine);
+    if ((int64_t)held <= d->cfg.max_series)
+        return;
+    log_warning(&d->log,
+                "%sthe state holds %u series, more than [limits] max_series (%" PRId64
+                "): samples of the series held are accepted, but no new series will be created "
+                "until their count is below the limit; series are never removed, so raise "
+                "max_series above %u to let new ones start",
+                when, held, d->cfg.max_series, held);
+}
+
+/* "25 townships (open)"; of a closed catalog, the names it declares and
+ * those only the state knows, which it refuses: "1 township (closed; 1
+ * more known from the state, refused)". */
+static void names_count(char *buf, size_t len, uint32_t known, size_t declared, bool closed,
+                        const char *what)
+{
+    size_t n = closed ? declared : known;
+    int w =
+        snprintf(buf, len, "%zu %s%s (%s", n, what, n == 1 ? "" : "s", closed ? "closed" : "open");
+    if (w > 0 && (size_t)w < len && closed && known > declared)
+        w += snprintf(buf + w, len - (size_t)w, "; %zu more known from the state, refused",
+                      (size_t)known - declared);
+    if (w > 0 && (size_t)w < len)
+        snprintf(buf + w, len - (size_t)w, ")");
 }
 
 /* SIGHUP: read the file again; the parts take what concerns them. */
 static int reload(tallyd_t *d)
 {
-    reload_target_t t = {&d->cfg,     &d->opts, &d->engine,        &d->towns,
-                         &d->metrics, &d->keys, d->server.secured, &d->log};
+    bool start_refuses = false;
+    reload_target_t t = {&d->cfg,  &d->opts,          &d->engine, &d->towns,     &d->metrics,
+                         &d->keys, d->server.secured, &d->log,    &start_refuses};
     tallyd_config_t next;
     keyring_t keys;
     int rc = reload_prepare(&t, &next, &keys);
     if (rc == TALLY_ENOTFOUND)
         return 0;
-    if (rc != 0)
+    /* Counted as Prometheus counts its own reloads, for an alert: a
+     * refused reload leaves everything of the file out, a key it revokes
+     * too. */
+    d->stats.config_start_refused = start_refuses;
+    d->stats.config_reload_refused = rc != 0;
+    if (rc != 0) {
+        d->stats.config_reload_failures++;
+        d->reload_refused_ms = clock_now_ms(d->clock);
         return rc;
+    }
+    d->stats.config_reloads++;
+    d->stats.config_loaded_ms = clock_now_ms(d->clock);
     reload_apply_catalog(&t, &next);
     if (ingest_set_catalog(&d->ingest, &next) != 0)
         log_error(&d->log, "reload: out of memory for the catalog's bounds and names; the old "
@@ -102,6 +173,7 @@ static int reload(tallyd_t *d)
     if (request_set_catalog(&d->request, &d->cfg) != 0)
         log_error(&d->log, "reload: out of memory for the catalog clients read; they read none");
     d->log.level = next.log_level;
+    warn_series_limit(d, "reload: ");
     log_notice(&d->log,
                "reloaded %s: %zu townships, %zu metrics, %zu ratios declared; tallies kept",
                d->opts.config_path, next.ntownships, next.nmetrics, next.nratios);
@@ -121,11 +193,10 @@ static void on_signal(uv_signal_t *s, int signum)
         notify_send(&d->notify, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
                     (unsigned long long)(uv_hrtime() / 1000),
                     d->opts.config_path ? d->opts.config_path : "");
-        int rc = reload(d);
-        notify_send(&d->notify, "READY=1\nSTATUS=%s",
-                    rc == 0 ? "reloaded; serving"
-                            : "reload refused (see the log); "
-                              "serving the previous config");
+        reload(d);
+        char cs[CONFIG_PATH_MAX + 200];
+        config_status(d, cs, sizeof(cs));
+        notify_send(&d->notify, "READY=1\nSTATUS=%sserving", cs[0] ? cs : "reloaded; ");
         return;
     }
     log_notice(&d->log, "%s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -400,6 +471,7 @@ int tallyd_main(const config_overrides_t *o)
     int status = rc == 0 ? 0 : rc == TALLY_ECONFIG ? 2 : 1;
     if (rc == 0) {
         d->serving = true;
+        d->stats.config_loaded_ms = clock_now_ms(d->clock);
         notify_send(&d->notify,
                     "READY=1\nSTATUS=serving: requests on %s, updates on %s, %u series, %u "
                     "townships",
@@ -407,15 +479,16 @@ int tallyd_main(const config_overrides_t *o)
                     engine_series_count(&d->engine), intern_count(&d->towns));
         /* The two halves of the catalog close apart: a file may declare
          * its townships and keep the built-in, open, metrics. */
-        unsigned towns = intern_count(&d->towns), metrics = intern_count(&d->metrics);
-        log_notice(&d->log,
-                   "tallyd %s ready: requests on %s, updates on %s, state in %s, %u township%s "
-                   "(%s), %u metric%s (%s), %s",
-                   TALLY_VERSION, endpoints_request(&d->ep), endpoints_publish(&d->ep),
-                   d->cfg.state_dir, towns, towns == 1 ? "" : "s",
-                   d->cfg.catalog_closed_townships ? "closed" : "open", metrics,
-                   metrics == 1 ? "" : "s", d->cfg.catalog_closed_metrics ? "closed" : "open",
-                   d->server.secured ? "secured with CURVE" : "plaintext");
+        char towns[96], metrics[96];
+        names_count(towns, sizeof(towns), intern_count(&d->towns), d->cfg.ntownships,
+                    d->cfg.catalog_closed_townships, "township");
+        names_count(metrics, sizeof(metrics), intern_count(&d->metrics),
+                    d->cfg.nmetrics + d->cfg.nratios, d->cfg.catalog_closed_metrics, "metric");
+        warn_series_limit(d, "");
+        log_notice(
+            &d->log, "tallyd %s ready: requests on %s, updates on %s, state in %s, %s, %s, %s",
+            TALLY_VERSION, endpoints_request(&d->ep), endpoints_publish(&d->ep), d->cfg.state_dir,
+            towns, metrics, d->server.secured ? "secured with CURVE" : "plaintext");
         uv_run(d->loop, UV_RUN_DEFAULT);
         status = d->exit_code;
         log_notice(&d->log,

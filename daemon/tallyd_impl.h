@@ -77,6 +77,7 @@ typedef struct tallyd {
     bool handles_open;
     int open_handles; /* closes still to come before the loop may end */
     uint64_t status_last_accepted;
+    int64_t reload_refused_ms; /* wall-clock time of the last reload refused (STATUS=) */
 
     int test_stall_ms;                /* TALLYD_TEST_STALL_MS: stall the loop once (tests) */
     int test_checkpoint_child_max_ms; /* TALLYD_TEST_CHECKPOINT_CHILD_MAX_MS: children killed

@@ -196,6 +196,11 @@ static int setup_engine(tallyd_t *d)
     return 0;
 }
 
+static void warn_key(void *ctx, const char *text)
+{
+    log_warning(ctx, "%s", text);
+}
+
 /* Read the server's secret key and the client keys before the state is
  * recovered, so that a key problem stops the start with status 2 and a
  * line naming the file, not after a long journal replay. */
@@ -221,6 +226,7 @@ static int setup_security(tallyd_t *d)
         log_warning(&d->log,
                     "[security] no subscriber key in '%s': nobody can read tallies or subscribe",
                     d->cfg.subscriber_keys);
+    keys_check_townships(&d->keys, &d->cfg, warn_key, &d->log);
     return 0;
 }
 

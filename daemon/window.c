@@ -277,7 +277,18 @@ int window_reserve(window_set_t *ws, uint32_t nodes)
     }
     uint32_t need = (uint32_t)(((uint64_t)nodes + WINDOW_CHUNK - 1) >> WINDOW_CHUNK_SHIFT);
     if (need > ws->maxchunks) {
-        return TALLY_ENOMEM;
+        /* More nodes than the set was first sized for (a limit raised):
+         * only the table of chunks moves, never a node. */
+        uint32_t had = ws->maxchunks ? ws->maxchunks : 1;
+        uint64_t cap = (uint64_t)had * 2;
+        cap = cap < need ? need : cap;
+        uint8_t **c = realloc(ws->chunks, cap * sizeof(*c));
+        if (c == NULL) {
+            return TALLY_ENOMEM;
+        }
+        ws->mem += (cap - had) * sizeof(*c);
+        ws->chunks = c;
+        ws->maxchunks = (uint32_t)cap;
     }
     while (ws->nchunks < need) {
         size_t bytes = (size_t)WINDOW_CHUNK * ws->block_size;

@@ -123,7 +123,8 @@ int window_check(const window_spec_t *spec, uint32_t nwin, uint32_t nbuckets,
 
 /* Initialise an empty set of the nwin windows of spec (copied), which
  * window_check() accepted, with nbuckets buckets each.  The set's "now" is
- * now_ms; it will hold at most max_nodes nodes.  Returns 0, TALLY_EINVAL
+ * now_ms; it is sized for max_nodes nodes (window_reserve() grows it
+ * beyond).  Returns 0, TALLY_EINVAL
  * (window_check fails) or TALLY_ENOMEM. */
 int window_set_init(window_set_t *ws, const window_spec_t *spec, uint32_t nwin, uint32_t nbuckets,
                     uint32_t max_nodes, int64_t now_ms);
@@ -141,7 +142,8 @@ void window_set_free(window_set_t *ws);
 void window_set_regions(const window_set_t *ws, memhint_region_fn fn, void *ctx);
 
 /* Make sure node ids < nodes have storage (allocates whole chunks).
- * Returns 0 or TALLY_ENOMEM; nodes must not exceed max_nodes. */
+ * Returns 0 or TALLY_ENOMEM; beyond max_nodes, the table of chunks grows
+ * too (nodes never move). */
 int window_reserve(window_set_t *ws, uint32_t nodes);
 
 /* Reset node (storage reserved) to empty.  A node is never freed. */

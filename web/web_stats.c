@@ -295,6 +295,21 @@ static const stat_help_t stat_helps[] = {
     {"tallyd_backup_fetches_total", true,
      "Pieces of backups tallyd sent for tally backup --copy-to (BACKUP_FETCH)."},
     {"tallyd_backup_fetch_bytes_total", true, "Bytes of backup files in those pieces."},
+    {"tallyd_config_last_reload_successful", false,
+     "1 unless tallyd refused the last reload (SIGHUP) of its configuration file, and kept the "
+     "previous configuration in force, the file's key revocations too; 0 until a reload "
+     "succeeds."},
+    {"tallyd_config_last_reload_success_timestamp_seconds", false,
+     "Unix time the configuration in force was read: tallyd's start, or the last reload it "
+     "accepted."},
+    {"tallyd_config_reloads_total", true,
+     "Reloads (SIGHUP) whose configuration file tallyd put in force since it started."},
+    {"tallyd_config_reload_failures_total", true,
+     "Reloads (SIGHUP) tallyd refused since it started (its log says why)."},
+    {"tallyd_config_next_start_refused", false,
+     "1 when the configuration file tallyd read at the last reload holds what its next start "
+     "would refuse against the state (windows, buckets or time zone changed, a metric's kind its "
+     "tallies contradict, a file that does not load): a restart would fail with exit status 2."},
     {"tallyd_zap_allowed_total", true, "Handshakes tallyd's key check ([security]) admitted."},
     {"tallyd_zap_denied_", true, "Handshakes tallyd's key check ([security]) refused:"},
 };

@@ -38,10 +38,27 @@ CASES = {
                           [("0m", None), ("1m", {"state": "handshake_failed"})]),
     # Not synchronised while connected: an alert; while tallyd is down, the
     # link's own alerts say it, not this one.
-    "TallyWebNotSynchronised": ([("tally_web_synced", "1 0 0 0 0 0 0 0 0 0 0 0 0 0"),
-                                 ('tally_web_tallyd_link{state="up"}',
-                                  "1 1 1 1 1 1 1 1 0 0 0 0 0 0")],
-                                [("5m", None), ("6m", {}), ("8m", None), ("13m", None)]),
+    "TallyWebNotSynchronised": [
+        ([("tally_web_synced", "1 0 0 0 0 0 0 0 0 0 0 0 0 0"),
+          ('tally_web_tallyd_link{state="up"}', "1 1 1 1 1 1 1 1 0 0 0 0 0 0")],
+         [("5m", None), ("6m", {}), ("8m", None), ("13m", None)]),
+        # Two walls, each its own link: the second, out of sync because
+        # its link is refused, is not this alert's (its link's alert says
+        # it) although the first's link is up; the first, out of sync with
+        # its link up, is.
+        ([("tally_web_synced", "1x14"),
+          ('tally_web_tallyd_link{state="up"}', "1x14"),
+          ('tally_web_synced{instance="wall2:7480"}', "0x14"),
+          ('tally_web_tallyd_link{state="up",instance="wall2:7480"}', "0x14"),
+          ('tally_web_tallyd_link{state="refused",instance="wall2:7480"}', "1x14")],
+         [("6m", None), ("10m", None)]),
+        ([("tally_web_synced", "0x14"),
+          ('tally_web_tallyd_link{state="up"}', "1x14"),
+          ('tally_web_synced{instance="wall2:7480"}', "1x14"),
+          ('tally_web_tallyd_link{state="up",instance="wall2:7480"}', "0x14"),
+          ('tally_web_tallyd_link{state="refused",instance="wall2:7480"}', "1x14")],
+         [("4m", None), ("6m", {})]),
+    ],
     "TallydJournalRefusing": ([("tallyd_rejected_unavailable_total", "0+0x5 0+100x12")],
                               [("6m", None), ("12m", {}), ("16m", {})]),
     "TallydBusy": ([("tallyd_rejected_busy_total", "0+10x20")],
@@ -53,6 +70,25 @@ CASES = {
     # tallyd_submissions_refused_for_good_total: tallyd counts it apart.
     "TallydRejectingFigures": ([("tallyd_submissions_refused_for_good_total", "0x45 1+1x50")],
                                [("44m", None), ("70m", None), ("90m", {})]),
+    # A township over its rate for 5 minutes, from minute 7 to 31: pending
+    # from minute 7, an alert from 22 until the refusals stop.
+    "TallydRateLimiting": ([("tallyd_rejected_rate_limited_total", "0x5 0+30x25 750x20")],
+                           [("5m", None), ("21m", None), ("23m", {}), ("40m", None)]),
+    # A reload refused at minute 2, one accepted at minute 9.
+    "TallydConfigReloadFailed": ([("tallyd_config_last_reload_successful",
+                                   "1 1 0 0 0 0 0 0 0 1 1")],
+                                 [("6m", None), ("8m", {}), ("9m", None)]),
+    # A file the next start refuses, read by a reload that was accepted:
+    # an alert after 10 minutes; read by one that was refused: the reload's
+    # own alert says it, not this one.
+    "TallydNextStartRefused": [
+        ([("tallyd_config_next_start_refused", "0 1x15"),
+          ("tallyd_config_last_reload_successful", "1x16")],
+         [("10m", None), ("12m", {})]),
+        ([("tallyd_config_next_start_refused", "0 1x15"),
+          ("tallyd_config_last_reload_successful", "1 0x15")],
+         [("12m", None)]),
+    ],
     "TallydHistoryNotStored": ([("tallyd_history_store_failures_total", "0 0 0 1 1 1")],
                                [("2m", None), ("3m", {})]),
     "TallydHistoryBehind": ([("tallyd_history_unstored_records",
@@ -102,8 +138,10 @@ def fail(msg):
 
 
 def with_labels(selector, labels):
-    """selector with labels added: 'm{a="b"}' or 'm'."""
-    extra = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+    """selector with labels added, but for those it has: 'm{a="b"}' or 'm'
+    (a series of another tally-web names its own instance)."""
+    extra = ",".join('%s="%s"' % kv for kv in sorted(labels.items())
+                     if '%s="' % kv[0] not in selector)
     if "{" in selector:
         return selector[:-1] + "," + extra + "}"
     return selector + "{" + extra + "}"

@@ -500,6 +500,59 @@ static void test_large_county_open(void **state)
     large_county(true);
 }
 
+/* 5. A township dropped from a closed catalog, tallyd restarted: a push
+ * for it is refused, and --all still shows its column (by id, marked), so
+ * that the townships' figures add up to the county's. */
+static void test_removed_township(void **state)
+{
+    (void)state;
+    static const char conf[] = "[township t1]\nname = 甲镇\n[township t2]\nname = 乙镇\n"
+                               "[metric patrols]\nkind = counter\n";
+    static const char removed[] = "[township t1]\nname = 甲镇\n[metric patrols]\nkind = counter\n";
+    harness_t h;
+    assert_int_equal(harness_init(&h), 0);
+    assert_int_equal(harness_start(&h, conf, NULL), 0);
+    cli_result_t r = cli_expect(
+        &h, 0,
+        (const char *const[]){"push", "--town", "t2", "--time", "2024-06-01", "patrols=5", NULL});
+    cli_result_free(&r);
+    r = cli_expect(
+        &h, 0,
+        (const char *const[]){"push", "--town", "t1", "--time", "2024-06-01", "patrols=1", NULL});
+    cli_result_free(&r);
+    assert_int_equal(harness_write_file(&h, "tallyd.conf", removed, NULL, 0), 0);
+    int st = -1;
+    assert_int_equal(harness_restart(&h, &st), 0);
+    r = cli_expect(
+        &h, 1,
+        (const char *const[]){"push", "--town", "t2", "--time", "2024-06-01", "patrols=5", NULL});
+    if (strstr(r.err, "township 't2' is not in the catalog") == NULL)
+        fail_msg("push for a township no longer declared:\n%s%s", r.out, r.err);
+    cli_result_free(&r);
+    r = cli_expect(&h, 0,
+                   (const char *const[]){"report", "--period", "2024", "--all", "-f", "csv", NULL});
+    strip_cr(r.out);
+    char line[1024];
+    if (strncmp(r.out, "metric,kind,unit,label,甲镇,t2 (no longer declared),全县,period,through\n",
+                strlen("metric,kind,unit,label,甲镇,t2 (no longer declared),全县,period,"
+                       "through\n")) != 0 ||
+        !line_with(r.out, "patrols,", line, sizeof line) ||
+        strcmp(line, "patrols,counter,,patrols,1,5,6,2024,") != 0)
+        fail_msg("--all with a township no longer declared:\n%s%s", r.out, r.err);
+    cli_result_free(&r);
+    /* Its own figures, by id. */
+    r = cli_expect(
+        &h, 0,
+        (const char *const[]){"report", "--period", "2024", "--town", "t2", "-f", "csv", NULL});
+    strip_cr(r.out);
+    if (!line_with(r.out, "patrols,", line, sizeof line) ||
+        strcmp(line, "patrols,counter,,patrols,5,2024,") != 0)
+        fail_msg("--town t2:\n%s%s", r.out, r.err);
+    cli_result_free(&r);
+    assert_int_equal(harness_finish(&h), 0);
+    harness_cleanup(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -509,6 +562,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_empty_and_bad, setup, teardown),
         cmocka_unit_test(test_large_county),
         cmocka_unit_test(test_large_county_open),
+        cmocka_unit_test(test_removed_township),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

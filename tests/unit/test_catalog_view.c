@@ -16,6 +16,9 @@
 
 #include "catalog_view.h"
 #include "config.h"
+#include "engine.h"
+#include "intern.h"
+#include "townlist.h"
 
 static const char conf[] = "[township gaoguan]\n"
                            "name = 高观镇\n"
@@ -200,12 +203,111 @@ static void test_id(void **state)
     config_free(&c);
 }
 
+/* The townships that have series but that the closed catalog no longer
+ * declares follow its own, marked, in id order; the id changes with
+ * them, and a catalog that declares one again lists it with its name. */
+static void test_held_townships(void **state)
+{
+    (void)state;
+    tallyd_config_t cfg, all;
+    load(&cfg, conf);
+    char *more = malloc(strlen(conf) + 200);
+    assert_non_null(more);
+    snprintf(more, strlen(conf) + 200, "%s[township oldtown]\nname = 旧镇\n", conf);
+    load(&all, more);
+    free(more);
+    intern_t towns;
+    assert_int_equal(intern_init(&towns, 100), 0);
+    engine_t e;
+    engine_config_t ec;
+    engine_config_default(&ec);
+    assert_int_equal(engine_init(&e, &ec, &clock_system), 0);
+    const char *names[] = {"gaoguan", "oldtown",
+                           "gecheng", "plain",
+                           "nowhere", "a-very-long-township-id-of-fifty-bytes-xxxxxxxxxx"};
+    for (size_t i = 0; i < 6; i++)
+        assert_int_equal(intern_add(&towns, names[i], strlen(names[i])), (int)i + 1);
+    int64_t now = clock_now_ms(&clock_system);
+    engine_sample_t smp = {1, 1};
+    /* Series of gaoguan, oldtown and the long one; nowhere has none. */
+    assert_int_equal(engine_apply(&e, 1, now, &smp, 1, NULL), 0);
+    assert_int_equal(engine_apply(&e, 2, now, &smp, 1, NULL), 0);
+    townlist_t has = {0};
+    assert_int_equal(townlist_update(&has, &e), 0);
+
+    catalog_view_t v;
+    catalog_view_init(&v);
+    assert_int_equal(catalog_view_set(&v, &cfg), 0);
+    uint64_t plain_id = v.id;
+    assert_int_equal(catalog_view_held(&v, &towns, &has), 0);
+    assert_int_equal(catalog_view_townships(&v), 4);
+    assert_true(v.id != plain_id);
+    uint64_t one_held = v.id;
+    proto_msg_t m, d;
+    msgpack_sbuffer sb;
+    assert_int_equal(catalog_view_page(&v, 3, 0, 0, PROTO_CATALOG_BYTES, &m), 0);
+    wire(&m, &sb, &d);
+    assert_int_equal(d.u.catalog.townships_total, 4);
+    proto_catalog_iter_t it;
+    proto_township_t t;
+    proto_catalog_iter(&it, &d);
+    const char *ids[] = {"gaoguan", "gecheng", "plain", "oldtown"};
+    for (int i = 0; i < 4; i++) {
+        assert_true(proto_catalog_next_township(&it, &t));
+        assert_true(is(t.id, ids[i]));
+    }
+    assert_true(is(t.name, "oldtown (no longer declared)"));
+    assert_int_equal(t.type, 0);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* Nothing new: nothing looked at again, the same id. */
+    assert_int_equal(catalog_view_held(&v, &towns, &has), 0);
+    assert_true(v.id == one_held);
+    /* A new series of a long id: listed without a name (the id is shown). */
+    assert_int_equal(engine_apply(&e, 6, now, &smp, 1, NULL), 0);
+    assert_int_equal(townlist_update(&has, &e), 0);
+    assert_int_equal(catalog_view_held(&v, &towns, &has), 0);
+    assert_int_equal(catalog_view_townships(&v), 5);
+    assert_true(v.id != one_held);
+    assert_int_equal(catalog_view_page(&v, 3, 4, 0, PROTO_CATALOG_BYTES, &m), 0);
+    assert_int_equal(m.u.catalog.ntownships, 1);
+    assert_true(is(m.u.catalog.townships[0].id, names[5]));
+    assert_true(is(m.u.catalog.townships[0].name, ""));
+
+    /* Declared again: listed as the catalog has it, once. */
+    assert_int_equal(catalog_view_set(&v, &all), 0);
+    assert_int_equal(catalog_view_held(&v, &towns, &has), 0);
+    assert_int_equal(catalog_view_townships(&v), 5);
+    assert_int_equal(catalog_view_page(&v, 3, 3, 0, PROTO_CATALOG_BYTES, &m), 0);
+    assert_true(is(m.u.catalog.townships[0].id, "oldtown"));
+    assert_true(is(m.u.catalog.townships[0].name, "旧镇"));
+    assert_true(is(m.u.catalog.townships[1].id, names[5]));
+
+    /* An open township catalog lists none of them (clients take the
+     * townships that have tallies from TOWNSHIPS_REQ). */
+    tallyd_config_t builtin;
+    assert_int_equal(config_defaults(&builtin), 0);
+    assert_int_equal(config_builtin_catalog(&builtin), 0);
+    assert_int_equal(catalog_view_set(&v, &builtin), 0);
+    assert_int_equal(catalog_view_held(&v, &towns, &has), 0);
+    assert_int_equal(catalog_view_townships(&v), 0);
+
+    catalog_view_free(&v);
+    townlist_free(&has);
+    engine_free(&e);
+    intern_free(&towns);
+    config_free(&builtin);
+    config_free(&all);
+    config_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order_and_fields),
         cmocka_unit_test(test_pages),
         cmocka_unit_test(test_id),
+        cmocka_unit_test(test_held_townships),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -233,8 +233,6 @@ static void test_window_config_mismatch(void **state)
     cfg.nwindows = 3;
     expect_load_fails(&m, &cfg, TALLY_ECONFIG, "windows changed");
     cfg.nwindows = 4;
-    cfg.max_series = 5;
-    expect_load_fails(&m, &cfg, TALLY_ECONFIG, "above max_series (5)");
     /* Local days end at another moment in another zone. */
     engine_config_default(&cfg);
     cfg.zone = "UTC";
@@ -243,6 +241,40 @@ static void test_window_config_mismatch(void **state)
     engine_t b;
     init_engine(&b, &cfg, fake_ms); /* back to Asia/Shanghai for the other tests */
     assert_int_equal(engine_load(&b, m.p, m.n, NULL, 0), 0);
+    engine_free(&b);
+    free(m.p);
+    engine_free(&a);
+}
+
+/* A state holding more series than max_series allows (lowered since)
+ * loads whole: the limit keeps new series from being created, and the
+ * series held take samples. */
+static void test_load_above_max_series(void **state)
+{
+    (void)state;
+    engine_t a, b;
+    init_default(&a, cst(2024, 6, 1, 12, 0, 0));
+    fill(&a);
+    uint32_t n = engine_series_count(&a);
+    assert_true(n > 5);
+    mem_t m = save(&a);
+    engine_config_t cfg;
+    engine_config_default(&cfg);
+    cfg.max_series = 5;
+    init_engine(&b, &cfg, fake_ms);
+    char err[600];
+    assert_int_equal(engine_load(&b, m.p, m.n, err, sizeof(err)), 0);
+    assert_int_equal(engine_series_count(&b), n);
+    engine_values_t v;
+    assert_int_equal(engine_read(&b, M_CASES, 0, &v), 0);
+    int64_t county = v.col[v.ncols - 1].num;
+    engine_sample_t held = {M_CASES, 1}, fresh = {999, 1};
+    int32_t bad = -1;
+    assert_int_equal(engine_apply(&b, 1, fake_ms, &held, 1, &bad), 0);
+    assert_int_equal(engine_read(&b, M_CASES, 0, &v), 0);
+    assert_int_equal(v.col[v.ncols - 1].num, county + 1);
+    assert_int_equal(engine_apply(&b, 1, fake_ms, &fresh, 1, &bad), TALLY_ESERIESLIMIT);
+    assert_int_equal(engine_series_count(&b), n);
     engine_free(&b);
     free(m.p);
     engine_free(&a);
@@ -329,6 +361,7 @@ int main(void)
         cmocka_unit_test(test_overflow_after_load),
         cmocka_unit_test(test_empty_engine_and_no_windows),
         cmocka_unit_test(test_window_config_mismatch),
+        cmocka_unit_test(test_load_above_max_series),
         cmocka_unit_test(test_definition_conflicts),
         cmocka_unit_test(test_malformed_blob),
     };

@@ -302,6 +302,56 @@ static void test_series_limit(void **state)
     engine_free(&e);
 }
 
+/* max_series lowered below the series held (a reload, or a start with a
+ * lower limit than the state's): the series held take samples, checked
+ * or applied; only a new series is refused.  Raised again, far beyond
+ * what the engine was first sized for, new series are created. */
+static void test_series_limit_lowered(void **state)
+{
+    (void)state;
+    engine_t e;
+    int64_t now = cst(2024, 5, 10, 12, 0, 0, 0);
+    init_limited(&e, 6, now);
+    engine_sample_t s[3] = {{1, 1}, {2, 1}, {3, 1}};
+    int32_t bad = -1;
+    assert_int_equal(engine_apply(&e, 1, now, s, 2, &bad), 0);
+    assert_int_equal(engine_apply(&e, 2, now, s, 2, &bad), 0);
+    assert_int_equal(engine_series_count(&e), 6);
+    engine_set_max_series(&e, 2);
+    assert_int_equal(engine_check(&e, 1, now, s, 2, &bad), 0);
+    assert_int_equal(engine_apply(&e, 1, now, s, 2, &bad), 0);
+    assert_int_equal(apply1(&e, 2, now, 2, 5), 0);
+    EXPECT(&e, 1, 0, "total", 3);
+    EXPECT(&e, 2, 0, "total", 8);
+    /* A new series, alone or after series held in one batch. */
+    assert_int_equal(apply1(&e, 3, now, 1, 1), TALLY_ESERIESLIMIT);
+    assert_int_equal(engine_check(&e, 1, now, s, 3, &bad), TALLY_ESERIESLIMIT);
+    assert_int_equal(bad, 2);
+    assert_int_equal(engine_apply(&e, 1, now, s, 3, &bad), TALLY_ESERIESLIMIT);
+    assert_int_equal(bad, 2);
+    EXPECT(&e, 1, 0, "total", 3);
+    assert_int_equal(engine_series_count(&e), 6);
+    /* A batch accepted before the limit was lowered (the journal's)
+     * creates its series beyond it. */
+    assert_int_equal(engine_apply_accepted(&e, 3, now, s, 1, &bad), 0);
+    assert_int_equal(engine_series_count(&e), 7);
+    EXPECT(&e, 1, 3, "total", 1);
+    assert_int_equal(apply1(&e, 3, now, 1, 1), 0);
+
+    /* Raised far beyond the first sizing (chunks of series, windows and
+     * periods all grow). */
+    enum { TOWNS = 6000 };
+    engine_set_max_series(&e, 3 * TOWNS + 3);
+    for (uint32_t t = 1; t <= TOWNS; t++)
+        assert_int_equal(engine_apply(&e, t, now, s, 3, &bad), 0);
+    assert_int_equal(engine_series_count(&e), 3 * TOWNS + 3);
+    EXPECT(&e, 3, 0, "total", TOWNS);
+    EXPECT(&e, 1, TOWNS, "1h", 1);
+    EXPECT(&e, 2, TOWNS - 1, "today", 1);
+    EXPECT(&e, 1, 1, "total", 3);
+    engine_free(&e);
+}
+
 /* ---- scale ---- */
 
 static int count_items(void *ctx, const engine_item_t *it)
@@ -677,6 +727,7 @@ int main(void)
         cmocka_unit_test_prestate(test_drain_in_rounds, "a queue of 4"),
         cmocka_unit_test(test_apply_after_check),
         cmocka_unit_test(test_series_limit),
+        cmocka_unit_test(test_series_limit_lowered),
         cmocka_unit_test(test_many_series),
         cmocka_unit_test(test_regions_cover_the_state),
         cmocka_unit_test(test_model),

@@ -367,6 +367,110 @@ static void test_reject_series_limit(void **state)
     expect_reject(f, seq, TALLY_ESERIESLIMIT, "samples[2].metric", "limit of 8 series");
 }
 
+/* A township and a metric the closed catalog does not declare, though
+ * their names are known from the state (a journal record replayed, as
+ * after a restart that dropped them from the file): their tallies count,
+ * new submissions are refused as for any unknown name, naming the field;
+ * a reload's catalog decides alike, in both directions. */
+static void test_reject_undeclared_known(void **state)
+{
+    fx_t *f = *state;
+    char why[512];
+    t_submit(&f->buf, 4, 1, "oldtown", T_NOW, 1, "disputes.screened=5");
+    assert_int_equal(ingest_replay(&f->in, f->buf.data, f->buf.size, why, sizeof(why)), 0);
+    t_submit(&f->buf, 4, 2, "gaoguan", T_NOW, 1, "slogans=2");
+    assert_int_equal(ingest_replay(&f->in, f->buf.data, f->buf.size, why, sizeof(why)), 0);
+    assert_true(intern_find(&f->st.towns, "oldtown", 7) > 0);
+    t_submit(&f->buf, 1, 1, "oldtown", T_NOW, 1, "disputes.screened=1");
+    hand_in(f, 'a', NULL);
+    expect_reject(f, 1, TALLY_EUNKTOWN, "township",
+                  "township 'oldtown' is not in the catalog (no longer declared: its figures so "
+                  "far are kept)");
+    t_submit(&f->buf, 1, 2, "gaoguan", T_NOW, 2, "disputes.screened=1", "slogans=1");
+    hand_in(f, 'a', NULL);
+    expect_reject(f, 2, TALLY_EUNKMETRIC, "samples[1].metric",
+                  "samples[1].metric: metric 'slogans' is not in the catalog (no longer "
+                  "declared: its figures so far are kept)");
+    assert_int_equal(t_total(&f->st, "disputes.screened", ""), 5);
+    assert_int_equal(t_total(&f->st, "disputes.screened", "oldtown"), 5);
+    assert_int_equal(t_total(&f->st, "slogans", "gaoguan"), 2);
+
+    /* A reload that drops gecheng and disputes.resolved, and declares
+     * oldtown and slogans. */
+    static const char next_conf[] = "[township gaoguan]\n[township oldtown]\n"
+                                    "[metric disputes.screened]\nkind = counter\n"
+                                    "[metric slogans]\nkind = counter\n";
+    tallyd_config_t next;
+    char err[512];
+    assert_int_equal(
+        config_parse_text(next_conf, strlen(next_conf), "next.conf", &next, err, sizeof(err)), 0);
+    catalog_target_t ct = {&f->st.towns, &f->st.metrics, &f->st.engine, "t-state"};
+    assert_int_equal(catalog_declare(&ct, &next, err, sizeof(err)), 0);
+    assert_int_equal(ingest_set_catalog(&f->in, &next), 0);
+    ingest_limits_t l = ingest_limits_from(&next);
+    ingest_set_limits(&f->in, &l);
+    t_submit(&f->buf, 1, 3, "gecheng", T_NOW, 1, "disputes.screened=1");
+    hand_in(f, 'a', NULL);
+    expect_reject(f, 3, TALLY_EUNKTOWN, "township", "township 'gecheng' is not in the catalog");
+    t_submit(&f->buf, 1, 4, "gaoguan", T_NOW, 1, "disputes.resolved=1");
+    hand_in(f, 'a', NULL);
+    expect_reject(f, 4, TALLY_EUNKMETRIC, "samples[0].metric",
+                  "metric 'disputes.resolved' is not in the catalog");
+    t_submit(&f->buf, 1, 5, "oldtown", T_NOW, 2, "disputes.screened=1", "slogans=1");
+    hand_in(f, 'a', NULL);
+    ingest_on_durable(&f->in, 1);
+    expect_ack(f, 5, PROTO_ACK_ACCEPTED, 0);
+    t_sink_clear(&f->replies);
+    assert_int_equal(t_total(&f->st, "disputes.screened", ""), 6);
+    assert_int_equal(t_total(&f->st, "slogans", ""), 3);
+    config_free(&next);
+}
+
+/* max_series lowered below the series held (a reload): samples of the
+ * series held are accepted, a new series is refused, and a submission
+ * that started series under the old limit and waits for the journal is
+ * applied all the same (it was accepted). */
+static void test_series_limit_lowered(void **state)
+{
+    fx_t *f = *state; /* max_series = 8 */
+    t_submit(&f->buf, 1, 1, "gaoguan", T_NOW, 3, "disputes.screened=1", "disputes.resolved=1",
+             "grid.zones=1");
+    hand_in(f, 'a', NULL);
+    ingest_on_durable(&f->in, 1);
+    expect_ack(f, 1, PROTO_ACK_ACCEPTED, 0);
+    t_sink_clear(&f->replies);
+    /* Waiting for the journal: gecheng's first series, 2 more (8 in all). */
+    t_submit(&f->buf, 1, 2, "gecheng", T_NOW, 1, "disputes.screened=1");
+    hand_in(f, 'a', NULL);
+    assert_int_equal(f->replies.n, 0);
+    ingest_limits_t l = ingest_limits_from(&f->st.cfg);
+    l.max_series = 4;
+    ingest_set_limits(&f->in, &l);
+    engine_set_max_series(&f->st.engine, 4);
+    ingest_on_durable(&f->in, 2);
+    expect_ack(f, 2, PROTO_ACK_ACCEPTED, 0);
+    t_sink_clear(&f->replies);
+    assert_int_equal(f->stops, 0);
+    assert_int_equal(engine_series_count(&f->st.engine), 7);
+    assert_int_equal(t_total(&f->st, "disputes.screened", "gecheng"), 1);
+    /* 7 series held, 4 allowed: the series held take samples ... */
+    t_submit(&f->buf, 1, 3, "gaoguan", T_NOW, 2, "disputes.screened=1", "grid.zones=2");
+    hand_in(f, 'a', NULL);
+    ingest_on_durable(&f->in, 3);
+    expect_ack(f, 3, PROTO_ACK_ACCEPTED, 0);
+    t_sink_clear(&f->replies);
+    assert_int_equal(t_total(&f->st, "disputes.screened", ""), 3);
+    /* ... a new one is refused, naming the limit and what still works. */
+    f->journal.appended = 0;
+    t_submit(&f->buf, 1, 4, "gecheng", T_NOW, 2, "disputes.screened=1", "disputes.resolved=1");
+    hand_in(f, 'a', NULL);
+    expect_reject(f, 4, TALLY_ESERIESLIMIT, "samples[1].metric",
+                  "samples[1].metric: 'disputes.resolved' of 'gecheng' would start a new series "
+                  "beyond the limit of 4 series ([limits] max_series; 7 held); samples of the "
+                  "series held are accepted");
+    assert_int_equal(f->stops, 0);
+}
+
 /* Two submissions waiting for the journal whose sum would overflow: the
  * second waits for the first instead of being applied to overflow later. */
 static void test_pending_room(void **state)
@@ -538,11 +642,16 @@ static void test_replay_failures(void **state)
     assert_non_null(strstr(why, "not a valid submission"));
     t_submit(&f->buf, 4, 1, "gaoguan", T_NOW, 4, "a=1", "b=1", "c=1", "d=1");
     assert_int_equal(ingest_replay(&f->in, f->buf.data, f->buf.size, why, sizeof(why)), 0);
+    /* A record accepted before max_series was lowered (8 series held):
+     * replayed all the same, beyond the limit, which refuses only new
+     * submissions' series. */
     t_submit(&f->buf, 4, 2, "gaoguan", T_NOW, 1, "e=1");
-    assert_int_equal(ingest_replay(&f->in, f->buf.data, f->buf.size, why, sizeof(why)),
-                     TALLY_ESERIESLIMIT);
-    assert_non_null(strstr(why, "seq 2 of township 'gaoguan', sample 0 (metric 'e')"));
-    assert_non_null(strstr(why, "max_series"));
+    assert_int_equal(ingest_replay(&f->in, f->buf.data, f->buf.size, why, sizeof(why)), 0);
+    assert_int_equal(engine_series_count(&f->st.engine), 10);
+    assert_int_equal(t_total(&f->st, "e", ""), 1);
+    t_submit(&f->buf, 1, 1, "gaoguan", T_NOW, 1, "disputes.screened=1");
+    hand_in(f, 'a', NULL);
+    expect_reject(f, 1, TALLY_ESERIESLIMIT, "samples[0].metric", "limit of 8 series");
 }
 
 int main(void)
@@ -561,6 +670,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reject_bounds, setup_closed, teardown),
         cmocka_unit_test_setup_teardown(test_pending_room, setup_closed, teardown),
         cmocka_unit_test_setup_teardown(test_reject_series_limit, setup_closed, teardown),
+        cmocka_unit_test_setup_teardown(test_series_limit_lowered, setup_closed, teardown),
+        cmocka_unit_test_setup_teardown(test_reject_undeclared_known, setup_closed, teardown),
         cmocka_unit_test_setup_teardown(test_reject_clients, setup_closed, teardown),
         cmocka_unit_test_setup_teardown(test_open_catalog_limits, setup_limited, teardown),
         cmocka_unit_test_setup_teardown(test_reject_rate, setup_limited, teardown),
