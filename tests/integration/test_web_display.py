@@ -48,6 +48,7 @@ try:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.common.exceptions import StaleElementReferenceException
 except ImportError:
     print("skipped: python3-selenium is not installed")
     sys.exit(77)
@@ -180,6 +181,20 @@ return [o.series[si].data.map((p) => names[p[1]]), hidden];
 """
 
 
+def click(css, timeout=5):
+    """Click the element css selects: found again when the page redrew it
+    between finding and clicking (a table header, on an update)."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            driver.find_element(By.CSS_SELECTOR, css).click()
+            return
+        except StaleElementReferenceException:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def until(cond, what, timeout=20):
     """Wait for cond(); what says what it waited for, or is a function that
     says it when asked (what the page showed in the end)."""
@@ -303,6 +318,16 @@ try:
           "in a browser in " + BROWSER_TZ)
     until(lambda: "化解矛盾纠纷" in kpis() and "216" in kpis(), "化解矛盾纠纷 216")
     until(lambda: "98.6%" in driver.find_element(By.ID, "ratios").text, "the ratio 98.6%")
+    # Percentages rounded as tally get and the report round them, half up
+    # from the integers: 23/80 is 28.75% (binary floating point made it
+    # 28.749999... and the wall said 28.7%), 201/400 50.25%, 29/400 7.25%;
+    # and a change in percentage points, 23/80 against 1/4: +3.75.
+    got = driver.execute_script(
+        "return [percent({num: 23, den: 80}), percent({num: 201, den: 400}),"
+        " percent({num: 29, den: 400}), percent({num: -1, den: 16}), percent({num: 1, den: 0}),"
+        " tenthsText(tenthsOf((23n * 4n - 1n * 80n) * 1000n, 80n * 4n))]")
+    if got != ["28.8%", "50.3%", "7.3%", "-6.3%", "–", "3.8"]:
+        fail("the wall's percentages %r, expected 28.8%%, 50.3%%, 7.3%%, -6.3%%, – and 3.8" % got)
     until(lambda: "高观镇" in driver.find_element(By.ID, "towns").text, "高观镇 in the table")
     push("disputes.screened=3", "disputes.resolved=2")
     until(lambda: "218" in kpis(), "the pushed figure (218) within 2 s, without a reload", 2)
@@ -365,11 +390,11 @@ try:
     # The first header sorts the townships by name as shown, in Chinese
     # (pinyin) order, A to Z, then Z to A, in 累计 (where figures would
     # order them otherwise); the chart keeps ranking by a figure.
-    driver.find_element(By.CSS_SELECTOR, '#columns button[data-column="total"]').click()
+    click('#columns button[data-column="total"]')
     town_head = '#towns-head th[data-sort="__town"]'
     for order, want in (("A to Z", ["巴山镇", "北屏乡", "东安镇", "复兴街道", "高观镇", "高楠镇"]),
                         ("Z to A", ["左岚乡", "周溪乡", "治平乡", "沿河乡", "修齐镇", "咸宜镇"])):
-        driver.find_element(By.CSS_SELECTOR, town_head).click()
+        click(town_head)
         until(lambda: pages()["names"][:6] == want and
               "sorted" in driver.find_element(By.CSS_SELECTOR, town_head).get_attribute("class") and
               driver.find_element(By.ID, "chart-title").text.startswith("各乡镇"),
@@ -402,7 +427,7 @@ try:
                            {"width": 1920, "height": 1080, "deviceScaleFactor": 1, "mobile": False})
 
     # Last year's column follows a late figure of last year (PERIOD_CHANGED).
-    driver.find_element(By.CSS_SELECTOR, '#columns button[data-column="y%s"]' % last).click()
+    click('#columns button[data-column="y%s"]' % last)
     until(lambda: "化解矛盾纠纷" in kpis(), "last year's column")
     before = kpis()
     push("--time", last + "-01-01", "disputes.resolved=4321")
@@ -447,7 +472,7 @@ try:
 
     # 本年 so far against the same days of last year (1 January to today's
     # date): 219 against 4,321; the late figure reached it too.
-    driver.find_element(By.CSS_SELECTOR, '#columns button[data-column="year"]').click()
+    click('#columns button[data-column="year"]')
     deadline = time.time() + 20
     while not yoy().startswith("同比 ▼94.9%% | 去年同期（%s-01-01.." % last):
         if time.time() > deadline:
@@ -458,7 +483,7 @@ try:
     # clicked): 高观镇's 4,321 of last year's same days as a tick across
     # its bar (the others had no figure then: no tick), ▼94.9% after its
     # 219.
-    driver.find_element(By.CSS_SELECTOR, '#towns-head th[data-sort="disputes.resolved"]').click()
+    click('#towns-head th[data-sort="disputes.resolved"]')
     chart = lambda: driver.execute_script(
         "const c = echarts.getInstanceByDom(document.getElementById('chart'));"
         "if (!c) return null;"
@@ -511,7 +536,7 @@ try:
                      "parts: %s" % (prefix, why))
             time.sleep(0.2)
     push("--time", last + "-01-02", "disputes.resolved=1")
-    driver.find_element(By.CSS_SELECTOR, '#columns button[data-column="y%s"]' % last).click()
+    click('#columns button[data-column="y%s"]' % last)
     until(lambda: "4,322" in kpis(), "last year's 化解矛盾纠纷 (4,322) with too many series for one answer")
     note = lambda: driver.find_element(By.ID, "note").text
     bar = lambda: driver.execute_script(
@@ -522,7 +547,7 @@ try:
         "return i < 0 ? null : (d && typeof d === 'object' ? d.value : d)")
     until(lambda: bar() == 4322 and note() == "",
           "高观镇's bar of %s at 4,322 and no note, with too many series for one answer" % last)
-    driver.find_element(By.CSS_SELECTOR, '#columns button[data-column="year"]').click()
+    click('#columns button[data-column="year"]')
     until(lambda: yoy().startswith("同比 ▼94.9%") and yoy().endswith("：4,322"),
           "本年's 同比 (▼94.9%, against 4,322) with too many series for one answer")
     want = [[["高观镇", 4322]], "219 {yoy|▼94.9%}", "各乡镇化解矛盾纠纷 · 本年去年同期"]
@@ -535,7 +560,7 @@ try:
         ".find(k => k.querySelector('.label').textContent === '综治网格');"
         "return c ? c.querySelector('.line').textContent : ''")
     until(lambda: card().startswith("23") and "最新" in card(), "综治网格 23 (最新) in 本年")
-    driver.find_element(By.CSS_SELECTOR, '#columns button[data-column="total"]').click()
+    click('#columns button[data-column="total"]')
     until(lambda: note() == "", "no note in 累计, which reads no history")
     until(lambda: "4,541" in kpis(), "化解矛盾纠纷 in total: 219 + 4,322 = 4,541")
     tallyd.terminate()
@@ -567,7 +592,9 @@ try:
     if errors:
         fail("the browser logged errors: %s" % "; ".join(e.get("message", "") for e in errors[:5]))
 except Exception as e:  # a slip of the test itself: still stop tallyd and tally-web
-    fail("the test stopped on %s: %s" % (type(e).__name__, e))
+    import traceback
+    fail("the test stopped on %s: %s\n%s" % (type(e).__name__, e,
+                                             "".join(traceback.format_tb(e.__traceback__))))
 finally:
     driver.quit()
 web.terminate()

@@ -147,7 +147,7 @@ function cellText(t, column) {
   if (!t) return "–";
   const v = valueOf(t, column);
   if (v === undefined || v === null) return "–";
-  if (t.kind === "ratio") return percent(v.value);
+  if (t.kind === "ratio") return percent(v);
   return intFormat.format(v);
 }
 
@@ -166,15 +166,17 @@ function yoyOf(t) {
   const now = valueOf(t, state.column), then = yoyValue(t);
   if (now === undefined || now === null || then === undefined || then === null) return null;
   if (t.kind === "ratio") {
-    if (!isFinite(now.value) || !isFinite(then.value)) return null;
-    const pp = (now.value - then.value) * 100;
-    const dir = Math.abs(pp) < 0.05 ? 0 : Math.sign(pp);
-    return { dir, text: "同比 " + (dir ? (pp > 0 ? "+" : "") + pp.toFixed(1) + " 个百分点" : "持平") };
+    if (ratioTenths(now) === null || ratioTenths(then) === null) return null;
+    // Percentage points, exactly: (n1/d1 - n0/d0) * 100 in tenths.
+    const d1 = BigInt(now.den), d0 = BigInt(then.den);
+    const pp = tenthsOf((BigInt(now.num) * d0 - BigInt(then.num) * d1) * 1000n, d1 * d0);
+    const dir = pp === 0n ? 0 : pp > 0n ? 1 : -1;
+    return { dir, text: "同比 " + (dir ? (dir > 0 ? "+" : "") + tenthsText(pp) + " 个百分点" : "持平") };
   }
   if (then === 0) return { dir: 0, text: now === 0 ? "同比 持平" : "去年同期 0" };
-  const pct = ((now - then) / Math.abs(then)) * 100;
-  const dir = Math.abs(pct) < 0.05 ? 0 : Math.sign(pct);
-  return { dir, text: "同比 " + (dir ? (dir > 0 ? "▲" : "▼") + Math.abs(pct).toFixed(1) + "%" : "持平") };
+  const pct = tenthsOf((BigInt(now) - BigInt(then)) * 1000n, Math.abs(then));
+  const dir = pct === 0n ? 0 : pct > 0n ? 1 : -1;
+  return { dir, text: "同比 " + (dir ? (dir > 0 ? "▲" : "▼") + tenthsText(pct < 0n ? -pct : pct) + "%" : "持平") };
 }
 
 // The 同比 line of a card, when there is one.
@@ -189,9 +191,34 @@ function yoyLine(t, key) {
   return el;
 }
 
-function percent(x) {
-  if (x === null || x === undefined || !isFinite(x)) return "–";
-  return (x * 100).toFixed(1) + "%";
+// Percentages are rounded as tally's other outputs round them (tally(1):
+// half up, away from zero, from the integers): in binary floating point
+// 23/80 = 0.2875 times 100 is 28.749999..., which toFixed(1) showed as
+// 28.7% where tally get and the report say 28.8%.  n / d in tenths, from
+// integers (BigInt: the products of two figures may pass 2^53); d != 0.
+function tenthsOf(n, d) {
+  let a = BigInt(n), b = BigInt(d);
+  if (b < 0n) { a = -a; b = -b; }
+  const neg = a < 0n;
+  const q = ((neg ? -a : a) * 2n + b) / (2n * b);
+  return neg ? -q : q;
+}
+
+// Tenths as text: -12 -> "-1.2".
+function tenthsText(t) {
+  const abs = t < 0n ? -t : t;
+  return (t < 0n ? "-" : "") + String(abs / 10n) + "." + String(abs % 10n);
+}
+
+// A ratio's value ({num, den}) in tenths of a percent, null without one.
+function ratioTenths(v) {
+  if (!v || !Number.isInteger(v.num) || !Number.isInteger(v.den) || v.den === 0) return null;
+  return tenthsOf(BigInt(v.num) * 1000n, v.den);
+}
+
+function percent(v) {
+  const t = ratioTenths(v);
+  return t === null ? "–" : tenthsText(t) + "%";
 }
 
 // t's value in column as a number to rank by, -Infinity without one (no
@@ -200,8 +227,8 @@ function numeric(t, column) {
   if (!t) return -Infinity;
   const v = valueOf(t, column);
   if (v === undefined || v === null) return -Infinity;
-  const x = t.kind === "ratio" ? v.value : v;
-  return typeof x === "number" && isFinite(x) ? x : -Infinity;
+  if (t.kind === "ratio") return ratioTenths(v) === null ? -Infinity : v.num / v.den;
+  return typeof v === "number" && isFinite(v) ? v : -Infinity;
 }
 
 function metricLabel(id) {
@@ -570,11 +597,12 @@ function drawChart(towns, key) {
     });
   const top = towns.slice(0, CHART_MAX).reverse();
   const ratio = top.some((t) => get(t, key) && get(t, key).kind === "ratio");
-  const scaled = (v) => (ratio ? +(v * 100).toFixed(1) : v);
+  // A ratio's bar in percent, as its text rounds it.
+  const scaled = (v) => (ratio ? Number(ratioTenths(v)) / 10 : v);
   // A township without a value in the column has no bar ("-"), not a 0.
   const data = top.map((t) => {
     const v = numeric(get(t, key), state.column);
-    return v === -Infinity ? "-" : scaled(v);
+    return v === -Infinity ? "-" : ratio ? scaled(valueOf(get(t, key), state.column)) : v;
   });
   // Each township's figure in the same days a year earlier, as a tick
   // across its bar (none at 0: a tick on every axis line of a township
@@ -586,8 +614,8 @@ function drawChart(towns, key) {
   top.forEach((t, i) => {
     const v = yoyValue(get(t, key));
     yoys.push(yoyOf(get(t, key)));
-    if (v === undefined || v === null || (ratio ? !isFinite(v.value) : v === 0)) return;
-    const x = scaled(ratio ? v.value : v);
+    if (v === undefined || v === null || (ratio ? ratioTenths(v) === null : v === 0)) return;
+    const x = scaled(v);
     earlier.push([x, i]);
     if (data[i] !== "-" && x > data[i]) ends[i] = x;
   });
