@@ -91,10 +91,22 @@ static const shared_t *find_shared(const cli_opts_t *o, int c)
 static int handle(cli_opts_t *o, int c)
 {
     switch (c) {
+    /* One of each: a second one silently replaced the first (tally get
+     * -m a -m b showed b alone). */
     case 'm':
+        if (o->metric != NULL && strcmp(o->metric, optarg) != 0)
+            return cli_usage_error(o->cmd,
+                                   "--metric given twice ('%s', '%s'): one metric at a time "
+                                   "(--all shows every metric)",
+                                   o->metric, optarg);
         o->metric = optarg;
         break;
     case 't':
+        if (o->town != NULL && strcmp(o->town, optarg) != 0)
+            return cli_usage_error(o->cmd,
+                                   "--town given twice ('%s', '%s'): one township at a time "
+                                   "(--all shows every township)",
+                                   o->town, optarg);
         o->town = optarg;
         break;
     case 'a':

@@ -544,6 +544,14 @@ static void test_usage_errors(void **state)
     assert_non_null(strstr(f->err, "did you mean 'push'?"));
     RUN(f, "get", "--json", "extra");
     assert_int_equal(f->status, 2);
+    /* A second --metric or --town replaced the first without a word. */
+    RUN(f, "get", "-m", "disputes.screened", "-m", "disputes.resolved");
+    assert_int_equal(f->status, 2);
+    assert_non_null(strstr(f->err, "tally get: --metric given twice ('disputes.screened', "
+                                   "'disputes.resolved'): one metric at a time"));
+    RUN(f, "history", "--town", "gaoguan", "-t", "bashan", "-m", "patrols");
+    assert_int_equal(f->status, 2);
+    assert_non_null(strstr(f->err, "--town given twice ('gaoguan', 'bashan')"));
     RUN(f, "--server", "host:notaport", "stats");
     assert_int_equal(f->status, 2);
     /* A bad server address: one message naming the argument and what is
