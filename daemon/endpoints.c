@@ -326,6 +326,7 @@ static int configure(endpoints_t *e)
 static void fit_fd_limit(endpoints_t *e)
 {
     e->fd_limit = endpoints_raise_fd_limit();
+    e->asked_connections = e->c.lim.max_connections;
     int64_t fit = endpoints_fit_connections(e->c.lim.max_connections, e->fd_limit);
     bool said = false;
     if (fit < e->c.lim.max_connections) {
@@ -479,11 +480,17 @@ void endpoints_set_limits(endpoints_t *e, const endpoints_limits_t *lim)
     endpoints_limits_t old = e->c.lim;
     e->c.lim = *lim;
     e->c.lim.max_connections = endpoints_fit_connections(lim->max_connections, e->fd_limit);
-    if (e->c.lim.max_connections < lim->max_connections)
+    /* As at the start: a warning only for a number the operator set, and
+     * then only when it changed (every reload said it again, of the
+     * default too). */
+    if (e->c.lim.max_connections < lim->max_connections &&
+        lim->max_connections != CONFIG_MAX_CONNECTIONS_DEFAULT &&
+        lim->max_connections != e->asked_connections)
         log_warning(e->c.log,
                     "reload: [limits] max_connections = %" PRId64 " does not fit in the "
                     "descriptor limit of %" PRId64 ": at most %" PRId64 " per socket",
                     lim->max_connections, e->fd_limit, e->c.lim.max_connections);
+    e->asked_connections = lim->max_connections;
     bool router = false, pub = false;
     if (lim->max_msg_bytes != old.max_msg_bytes) {
         int64_t v = endpoints_frame_limit(lim->max_msg_bytes);

@@ -103,6 +103,7 @@ typedef struct endpoints {
     bool router_peers_open, pub_peers_open;
     subscriptions_t subs;
     int64_t fd_limit;                          /* RLIMIT_NOFILE after raising it; 0 = unknown */
+    int64_t asked_connections;                 /* max_connections as configured, before fitting */
     char req_endpoint[PROTO_ENDPOINT_MAX + 1]; /* as bound (ZMQ_LAST_ENDPOINT) */
     char pub_endpoint[PROTO_ENDPOINT_MAX + 1];
     int open_handles;

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -74,6 +75,35 @@ static void reload(fx_t *f, const char *text, const char *needle)
     assert_int_equal(harness_write_file(&f->h, "tallyd.conf", text, NULL, 0), 0);
     assert_int_equal(kill(f->h.pid, SIGHUP), 0);
     assert_int_equal(harness_wait_log(&f->h, needle, 5000), 0);
+}
+
+/* Under a descriptor limit that does not fit max_connections: the start
+ * says so once (a warning only for a number the file sets), and a reload
+ * that does not change it says nothing (each reload warned again, of the
+ * default too). */
+static void test_fd_limit_said_once(void **state)
+{
+    fx_t *f = *state;
+    struct rlimit was, low = {1024, 1024};
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &was), 0);
+    if (was.rlim_max < low.rlim_max)
+        low = was;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0); /* the daemon inherits it */
+    int rc = harness_start(&f->h, base_conf, NULL);
+    char conf[1024];
+    snprintf(conf, sizeof(conf), "%s[limits]\nmax_connections = 5000\n", base_conf);
+    if (rc == 0) {
+        reload(f, base_conf, "reloaded");
+        reload(f, conf, "reload: [limits] max_connections = 5000 does not fit");
+        assert_int_equal(kill(f->h.pid, SIGHUP), 0); /* the same file again */
+        for (int i = 0; i < 100 && harness_count_in(harness_log(&f->h), "reloaded") < 3; i++)
+            usleep(50000);
+    }
+    setrlimit(RLIMIT_NOFILE, &was); /* root may raise it back; others keep the lower */
+    assert_int_equal(rc, 0);
+    const char *log = harness_log(&f->h);
+    assert_int_equal(harness_count_in(log, "reloaded"), 3);
+    assert_int_equal(harness_count_in(log, "does not fit"), 1);
 }
 
 static void test_valid_reload_keeps_tallies(void **state)
@@ -619,6 +649,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_removed_names_after_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_removed_names_at_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_series_lowered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fd_limit_said_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
