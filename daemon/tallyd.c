@@ -68,6 +68,15 @@ static void on_status(uv_timer_t *t)
     uint64_t n = d->stats.submissions_accepted - d->status_last_accepted;
     d->status_last_accepted = d->stats.submissions_accepted;
     char cs[CONFIG_PATH_MAX + 200];
+    if (d->journal_failing) {
+        notify_send(&d->notify,
+                    "STATUS=%srefusing submissions (retryable): the journal cannot be written "
+                    "(%s); %u series, %u clients, %" PRIu64 " subscribers served",
+                    config_status(d, cs, sizeof(cs)), d->journal_why,
+                    engine_series_count(&d->engine), dedup_count(&d->dedup),
+                    endpoints_subscribers(&d->ep));
+        return;
+    }
     notify_send(&d->notify,
                 "STATUS=%sserving: %u series, %u clients, %" PRIu64 " subscribers, %.1f "
                 "submissions/s",
@@ -340,7 +349,11 @@ void tallyd_stop(tallyd_t *d, int exit_code)
         return;
     d->stopping = true;
     d->exit_code = exit_code;
-    notify_send(&d->notify, "STOPPING=1\nSTATUS=stopping: flushing the journal");
+    if (d->serving)
+        notify_send(&d->notify, "STOPPING=1\nSTATUS=stopping: flushing the journal");
+    else /* a failed start: its last STATUS would have said stopping */
+        notify_send(&d->notify, "STOPPING=1\nSTATUS=the start failed (exit status %d): see the log",
+                    exit_code);
     if (d->ingest_open)
         ingest_stop_accepting(&d->ingest);
     close_journal(d);

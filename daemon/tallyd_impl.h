@@ -85,6 +85,8 @@ typedef struct tallyd {
     int test_checkpoint_child_ms;     /* TALLYD_TEST_CHECKPOINT_CHILD_MS: checkpoint children wait
                                          (tests) */
     bool serving;                     /* recovery completed and the loop ran */
+    bool journal_failing;             /* a journal write failed: submissions refused */
+    char journal_why[256];            /* ... what failed, for the STATUS line */
     bool stopping;
     int exit_code;
 } tallyd_t;

@@ -44,6 +44,13 @@ static void on_journal_error(journal_t *j, int code, const char *what, void *ctx
      * reads and subscribers are served as usual. */
     log_error(&d->log, "journal write failed: %s; refusing submissions (retryable) until it works",
               what);
+    /* systemctl status is the documented health check: it said "serving"
+     * while every submission was refused. */
+    d->journal_failing = true;
+    snprintf(d->journal_why, sizeof(d->journal_why), "%s", what);
+    notify_send(&d->notify,
+                "STATUS=refusing submissions (retryable): the journal cannot be written (%s)",
+                d->journal_why);
 }
 
 static void on_journal_recovered(journal_t *j, void *ctx)
@@ -51,6 +58,8 @@ static void on_journal_recovered(journal_t *j, void *ctx)
     (void)j;
     tallyd_t *d = ctx;
     log_notice(&d->log, "journal writes work again; accepting submissions");
+    d->journal_failing = false;
+    notify_send(&d->notify, "STATUS=serving: journal writes work again");
 }
 
 static void on_request(void *ctx, const void *rid, size_t rid_len, int nframes, const void *body,

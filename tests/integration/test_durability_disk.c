@@ -19,8 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "test_durability_common.h"
@@ -234,6 +237,40 @@ static void crash_check_records(dur_fx_t *f, size_t records, int64_t total)
     dur_clean_restart(f, total);
 }
 
+/* systemd's side of the notify protocol, for the STATUS lines: a datagram
+ * socket in the test's directory, named in NOTIFY_SOCKET for the daemons
+ * started after it.  Returns its descriptor. */
+static int notify_listen(dur_fx_t *f)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int n = snprintf(a.sun_path, sizeof(a.sun_path), "%s/notify", f->h.dir);
+    assert_true(n > 0 && (size_t)n < sizeof(a.sun_path));
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    setenv("NOTIFY_SOCKET", a.sun_path, 1);
+    return fd;
+}
+
+/* Whether a datagram holding needle arrives on fd within timeout_ms. */
+static bool notify_saw(int fd, const char *needle, int timeout_ms)
+{
+    int64_t end = harness_mono_ms() + timeout_ms;
+    while (harness_mono_ms() < end) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, (int)(end - harness_mono_ms())) <= 0)
+            continue;
+        char buf[4097];
+        ssize_t got = recv(fd, buf, sizeof(buf) - 1, 0);
+        if (got <= 0)
+            continue;
+        buf[got] = '\0';
+        if (strstr(buf, needle) != NULL)
+            return true;
+    }
+    return false;
+}
+
 /* 5. The state directory on a 256 KiB tmpfs: fill it so journal writes
  * fail.  Submissions are refused with UNAVAILABLE (21) while reads still
  * work; once space is freed they are accepted again within seconds, the
@@ -244,7 +281,13 @@ static void test_disk_full(void **state)
     dur_fx_t *f = *state;
     static full_t x;
     memset(&x, 0, sizeof(x));
+    int notify = notify_listen(f);
     full_until_refused(f, &x);
+    /* systemctl status says so (it said "serving ... submissions/s"). */
+    bool said = notify_saw(notify,
+                           "STATUS=refusing submissions (retryable): the journal cannot "
+                           "be written",
+                           5000);
 
     /* Reads go on while writes fail. */
     assert_int_equal(harness_stats(&x.reader, "tallyd_rejected_unavailable_total"),
@@ -262,6 +305,11 @@ static void test_disk_full(void **state)
     assert_int_equal(unlink(x.filler), 0);
     full_settle(f, &x, false, false, 8000);
     dur_expect_log(f, "journal writes work again");
+    bool again = notify_saw(notify, "STATUS=serving: journal writes work again", 5000);
+    close(notify);
+    unsetenv("NOTIFY_SOCKET");
+    assert_true(said);
+    assert_true(again);
     uint64_t seq = x.last + 1;
     send_seq(&x, seq);
     collect(&x, seq, HARNESS_REPLY_TIMEOUT_MS);

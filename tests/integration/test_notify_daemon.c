@@ -90,6 +90,19 @@ static void test_ready_reload_stop(void **state)
     assert_true(wait_for(f, "STOPPING=1", 1000, NULL) >= 0);
 }
 
+/* A start that fails (the state directory is a file) leaves a STATUS
+ * saying so, not "stopping: flushing the journal" (systemctl status
+ * showed that after a failed start). */
+static void test_failed_start_status(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_write_file(&f->h, "state", "not a directory\n", NULL, 0), 0);
+    assert_int_not_equal(harness_start(&f->h, NULL, NULL), 0);
+    assert_true(wait_for(f, "STATUS=the start failed (exit status 1): see the log", 5000, NULL) >=
+                0);
+    harness_stop(&f->h, SIGTERM); /* reaps it: exit status 1 is what this test expects */
+}
+
 /* WATCHDOG_USEC=400000: a ping every 200 ms. */
 static void test_watchdog_rate(void **state)
 {
@@ -133,6 +146,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ready_reload_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_start_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watchdog_rate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stalled_loop_is_silent, setup, teardown),
     };
