@@ -385,7 +385,7 @@ static int route_session(web_server_t *s, struct lws *wsi, pss_t *ps)
 static int route_catalog(web_server_t *s, struct lws *wsi, pss_t *ps)
 {
     static const char none[] =
-        "{\"available\":false,\"metrics\":[],\"ratios\":[],\"townships\":[]}\n";
+        "{\"available\":false,\"metrics\":[],\"townships\":[]}\n";
     /* A copy: the next poll may replace the catalog while this is sent. */
     const char *json = web_stats_catalog(s->stats);
     char *copy = strdup(json != NULL ? json : none);

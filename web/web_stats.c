@@ -61,7 +61,7 @@ static char *catalog_to_json(const tally_catalog_t *cat)
         text_json_string(f, m->unit, strlen(m->unit));
         fprintf(f, ",\"kind\":\"%s\",\"scale\":%d}", tally_kind_name(m->kind), m->scale);
     }
-    fputs("],\"ratios\":[],\"townships\":[", f);
+    fputs("],\"townships\":[", f);
     for (size_t i = 0; i < tally_catalog_townships(cat); i++) {
         const tally_township_info_t *t = tally_catalog_township(cat, i);
         fputs(i ? ",{\"id\":" : "{\"id\":", f);

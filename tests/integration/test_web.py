@@ -383,6 +383,11 @@ labels = {m["id"]: m["label"] for m in cat["metrics"]}
 towns = {t["id"]: t["label"] for t in cat["townships"]}
 if labels.get("disputes.resolved") != "化解矛盾纠纷" or towns.get("gaoguan") != "高观镇":
     fail("/api/v1/catalog: %s" % body[:300])
+# The ratios are metrics of kind ratio, as tally-web(1) says; an always
+# empty "ratios" list beside them misled a reader of the API.
+kinds = {m["id"]: m["kind"] for m in cat["metrics"]}
+if "ratios" in cat or kinds.get("disputes.resolution_rate") != "ratio":
+    fail("/api/v1/catalog: the ratios not as metrics of kind ratio: %s" % body[:400])
 
 # tallyd's calendar zone (CLOCK_REQ) reaches the display: read in the same
 # poll as the catalog, so it is there by now.

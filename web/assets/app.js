@@ -894,7 +894,7 @@ async function loadCatalog() {
   const c = await r.json();
   if (!c.available) return false;
   const catalog = { metrics: new Map(), townships: new Map(), order: new Map() };
-  (c.metrics || []).concat(c.ratios || []).forEach((m, i) => {
+  (c.metrics || []).forEach((m, i) => {
     catalog.metrics.set(m.id, m);
     catalog.order.set(m.id, i);
   });
