@@ -283,6 +283,12 @@ static void compare_row(const tally_tally_t *v, const char *period, const cmp_se
         bool hr;
         if (a != NULL && b != NULL && a->present && b->present)
             cli_change(v->kind, scale, a, b, va, 64, vr, 64, &da, &dr, &hr);
+        /* Nothing to compare with (a comparison whose days the daemon no
+         * longer keeps, a series it did not have then): -, as tally(1)
+         * says, not blank cells. */
+        for (int k = 1; k <= 3; k++)
+            if (text[k + 3 * s][0] == '\0')
+                snprintf(text[k + 3 * s], 64, "-");
         cells[first + 1 + 3 * s] = vb;
         cells[first + 2 + 3 * s] = va;
         cells[first + 3 + 3 * s] = vr;

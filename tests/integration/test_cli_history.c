@@ -480,6 +480,10 @@ static void test_compare_expired(void **state)
     if (strstr(r.err, "is older than the days the daemon keeps: nothing to compare with") == NULL ||
         strstr(r.out, " 7 ") == NULL)
         fail_msg("get --period %s --compare:\nstdout %s\nstderr %s", day, r.out, r.err);
+    /* Its columns show -, as the message says, not blanks (a line ending
+     * in spaces). */
+    if (strstr(r.out, " \n") != NULL || strstr(r.out, "-  -") == NULL)
+        fail_msg("get --period %s --compare: blank comparison cells:\n%s", day, r.out);
     cli_result_free(&r);
     r = run_expect(f, 0,
                    (const char *const[]){"report", "--period", day, "--town", "gaoguan",
