@@ -382,6 +382,15 @@ static int recover_state(tallyd_t *d, recover_result_t *res)
     rc = recover_replay(&st, res);
     if (rc != 0)
         return rc;
+    /* The checkpoint left the engine at the time it was written, and only
+     * a replayed record moves it on (engine_apply() moves time first).  A
+     * live daemon would have slid its windows and ended its periods as
+     * the clock passed their boundaries during the downtime: do that now,
+     * before anything is served or published, so that no request,
+     * snapshot or question about today meets the figures of a day gone
+     * by.  The series that change are marked dirty and published, as
+     * those of a live midnight are. */
+    engine_tick(&d->engine, clock_now_ms(d->clock));
     /* Everything replayed is on disk already. */
     ingest_set_position(&d->ingest, res->next_pos - 1);
     history_set_position(&d->history, res->next_pos - 1);
