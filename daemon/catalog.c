@@ -62,6 +62,30 @@ static int define_ratio(const catalog_target_t *t, const char *id, const char *n
     return TALLY_ECONFIG;
 }
 
+/* The decimal scale cfg gives metric id: 0 when it declares none. */
+static uint8_t scale_of(const catalog_target_t *t, const tallyd_config_t *cfg, uint32_t id)
+{
+    uint32_t n = 0;
+    const char *name = intern_name(t->metrics, id, &n);
+    const config_metric_t *m = name != NULL ? config_find_metric(cfg, name, n) : NULL;
+    return m != NULL ? (uint8_t)m->scale : 0;
+}
+
+/* A ratio's value is that of the numbers its operands' integers stand
+ * for, with their decimal scales (PROTOCOL.md 10.6).  The engine does not
+ * save the scales with the state, so every ratio it holds, declared or
+ * not, gets its operands' scales as the catalog shows them now, at every
+ * start and reload (a scale changed by a reload included). */
+static void set_ratio_scales(const catalog_target_t *t, const tallyd_config_t *cfg)
+{
+    for (uint32_t id = 1; id <= intern_count(t->metrics); id++) {
+        uint32_t num, den;
+        if (engine_ratio_operands(t->engine, id, &num, &den) == 0)
+            (void)engine_ratio_set_scales(t->engine, id, scale_of(t, cfg, num),
+                                          scale_of(t, cfg, den));
+    }
+}
+
 int catalog_declare(const catalog_target_t *t, const tallyd_config_t *cfg, char *err, size_t len)
 {
     err[0] = '\0';
@@ -114,6 +138,7 @@ int catalog_declare(const catalog_target_t *t, const tallyd_config_t *cfg, char 
         if (define_ratio(t, r->id, r->numerator, r->denominator, r->line, err, len) != 0)
             return TALLY_ECONFIG;
     }
+    set_ratio_scales(t, cfg);
     return 0;
 }
 

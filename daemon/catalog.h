@@ -34,9 +34,12 @@ size_t catalog_metric_names(const tallyd_config_t *cfg);
  * warning while 0 is returned.  A configured metric whose series hold
  * another kind
  * is refused; a ratio that exists already is kept as it is (reload checks
- * beforehand that its inputs did not change).  Returns 0, or
- * TALLY_ECONFIG with a sentence naming the line, the value and the
- * conflict in err[0..len) (the catalog may then be declared in part). */
+ * beforehand that its inputs did not change).  Once all is declared,
+ * every ratio the engine holds gets its operands' decimal scales from cfg
+ * (0 for an operand cfg does not declare): engine_ratio_set_scales.
+ * Returns 0, or TALLY_ECONFIG with a sentence naming the line, the value
+ * and the conflict in err[0..len) (the catalog may then be declared in
+ * part, the scales left as they were). */
 int catalog_declare(const catalog_target_t *t, const tallyd_config_t *cfg, char *err, size_t len);
 
 /* Which names of the name tables a configuration declares.  The tables

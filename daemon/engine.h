@@ -20,8 +20,11 @@
  * (period.h), then "total".  Gauges have a value in "total" only (their
  * latest value); their other columns are "no value".  A ratio column is
  * [num, den] of its inputs' column values, "no value" when den is 0 or an
- * input has no value there.  A missing input series reads as 0 for a
- * counter and "no value" for a gauge.
+ * input has no value there; when the inputs have different decimal
+ * scales (engine_ratio_set_scales) the pair is scaled so that num / den
+ * is the ratio of the values they stand for (engine_ratio_value).  A
+ * missing input series reads as 0 for a counter and "no value" for a
+ * gauge.
  *
  * Time.  The engine has its own "now", which only moves forward: to the
  * clock's time at each engine_apply(), and to the argument of
@@ -74,6 +77,7 @@
 #define ENGINE_ZONE_DEFAULT    "Asia/Shanghai"
 #define ENGINE_COLUMNS_MAX     PROTO_COLUMNS_MAX
 #define ENGINE_NONE            UINT32_MAX
+#define ENGINE_SCALE_MAX       9 /* decimal places of a ratio's operand */
 
 /* A window: column name (1..16 bytes, unique, not a calendar column or
  * "total") and width in ms (1..ENGINE_WINDOW_MS_MAX, a multiple of
@@ -139,6 +143,7 @@ typedef struct engine_series {
 typedef struct engine_metric {
     uint8_t kind;     /* PROTO_KIND_* */
     uint8_t declared; /* by engine_define_metric or engine_define_ratio */
+    int8_t shift;     /* kind ratio: den's decimal scale minus num's, 0 until set */
     uint32_t ratio;   /* kind ratio: index in ratios */
     uint32_t uses;    /* first ratio reading this metric, + 1 (0: none) */
 } engine_metric_t;
@@ -250,6 +255,29 @@ uint8_t engine_metric_kind(const engine_t *e, uint32_t metric);
 /* The operands of ratio metric: 0, or TALLY_EINVAL when it is not a
  * ratio. */
 int engine_ratio_operands(const engine_t *e, uint32_t metric, uint32_t *num, uint32_t *den);
+
+/* Set the decimal scales of ratio metric's operands (PROTOCOL.md 10.6:
+ * an integer v of an operand of scale s stands for v / 10^s), 0 until
+ * set; not saved with the state: the catalog sets them at every start and
+ * reload.  Returns 0, or TALLY_EINVAL (metric is not a ratio, or a scale
+ * is above ENGINE_SCALE_MAX). */
+int engine_ratio_set_scales(engine_t *e, uint32_t metric, uint8_t num_scale, uint8_t den_scale);
+
+/* The value of ratio metric from its operands' values num and den (of
+ * one column, one period or one span) into *out (out->name is left as it
+ * is; out may be num or den): "no value" when an operand has none or
+ * den's is 0, else a pair out->num / out->den equal to
+ * (num / 10^sn) / (den / 10^sd), sn and sd the operands' scales.  The pair
+ * is num's and den's values when the scales are equal, else the side of
+ * the smaller scale multiplied by 10^|sd - sn|, computed in 128 bits;
+ * when that leaves int64, the pair in lowest terms; when that leaves it
+ * too, p / q with q > 0 as large as keeps p within int64 (at most
+ * INT64_MAX) and p the value times q rounded half away from zero: off by
+ * less than 2^-62 of the value when |value| >= 1, by less than 2^-63
+ * below; "no value" when |value| rounds beyond INT64_MAX.  metric not a
+ * ratio: scales 0. */
+void engine_ratio_value(const engine_t *e, uint32_t metric, const engine_value_t *num,
+                        const engine_value_t *den, engine_value_t *out);
 
 /* Check a batch as engine_apply() would, without applying it (time still
  * moves to the clock's now), allowing for the batches pending (see

@@ -1,6 +1,7 @@
 /* engine_read.c - the reading side of the tally engine (see engine.h):
- * column values of a series or ratio scope (engine_read), the column
- * names, and the reports of changed series to the publisher
+ * column values of a series or ratio scope (engine_read), a ratio's value
+ * from its operands' values and decimal scales (engine_ratio_value), the
+ * column names, and the reports of changed series to the publisher
  * (engine_drain_dirty) and of every series to a snapshot (engine_foreach).
  * Storage, time and applying batches are in engine.c.
  */
@@ -8,6 +9,115 @@
 
 #include "engine_internal.h"
 #include "tally_error.h"
+
+/* ---- ratios ---- */
+
+/* The scales only change how a ratio reads, so they live with the
+ * reading side; applying a batch never looks at them. */
+int engine_ratio_set_scales(engine_t *e, uint32_t metric, uint8_t num_scale, uint8_t den_scale)
+{
+    if (metric_kind(e, metric) != PROTO_KIND_RATIO || num_scale > ENGINE_SCALE_MAX ||
+        den_scale > ENGINE_SCALE_MAX) {
+        return TALLY_EINVAL;
+    }
+    e->metrics[metric].shift = (int8_t)(den_scale - num_scale);
+    return 0;
+}
+
+typedef unsigned __int128 u128;
+
+static u128 gcd128(u128 a, u128 b)
+{
+    while (b != 0) {
+        u128 t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* a * b / c rounded half away from zero; a * b < 2^128, c > 0. */
+static u128 mul_div_round(u128 a, u128 b, u128 c)
+{
+    u128 p = a * b, q = p / c, r = p % c;
+    return r >= c - r ? q + 1 : q;
+}
+
+/* The pair [num * 10^shift, den] (shift >= 0) or [num, den * 10^-shift]
+ * into *pn, *pd, as engine_ratio_value() says; false when its value is
+ * beyond int64.  den != 0. */
+static bool ratio_pair(int shift, int64_t num, int64_t den, int64_t *pn, int64_t *pd)
+{
+    static const int64_t tens[ENGINE_SCALE_MAX + 1] = {
+        1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000};
+    if (shift == 0) {
+        *pn = num;
+        *pd = den;
+        return true;
+    }
+    /* One side grows by at most 10^9 < 2^30: |n|, |d| < 2^93. */
+    __int128 n = (__int128)num * (shift > 0 ? tens[shift] : 1);
+    __int128 d = (__int128)den * (shift < 0 ? tens[-shift] : 1);
+    if (n >= INT64_MIN && n <= INT64_MAX && d >= INT64_MIN && d <= INT64_MAX) {
+        *pn = (int64_t)n;
+        *pd = (int64_t)d;
+        return true;
+    }
+    /* Beyond int64: magnitudes, the sign goes to the numerator. */
+    bool neg = (n < 0) != (d < 0);
+    u128 a = n < 0 ? (u128)-n : (u128)n, b = d < 0 ? (u128)-d : (u128)d;
+    u128 g = gcd128(a, b), max = INT64_MAX, p, q;
+    a /= g;
+    b /= g;
+    if (a <= max && b <= max) {
+        p = a;
+        q = b;
+    } else if (a > b) {
+        /* A value above 1 with a > INT64_MAX, so b <= 2^63 (b is the side
+         * not multiplied, or a is -2^63 not multiplied and b < a).  q is
+         * the largest with a * q / b <= INT64_MAX - 1, so that p stays
+         * within int64 once rounded (1 when the value is that large
+         * already); a = (a / b) * b + a % b keeps every product below
+         * 2^127. */
+        q = (max - 1) * b / a;
+        if (q == 0) {
+            q = 1;
+        }
+        p = a / b * q + mul_div_round(a % b, q, b);
+        if (p > max) {
+            return false;
+        }
+    } else {
+        /* A value below 1 with b > INT64_MAX, so a <= 2^63 and a * q <
+         * 2^126: the largest q. */
+        q = max;
+        p = mul_div_round(a, q, b);
+    }
+    *pn = neg ? -(int64_t)p : (int64_t)p;
+    *pd = (int64_t)q;
+    return true;
+}
+
+/* The ratio of column values num / den with the given shift into *out
+ * (which may be num or den). */
+static void ratio_value(int shift, const engine_value_t *num, const engine_value_t *den,
+                        engine_value_t *out)
+{
+    int64_t n = num->num, d = den->num;
+    bool present = num->present && den->present && d != 0;
+    out->present = present && ratio_pair(shift, n, d, &out->num, &out->den);
+    if (!out->present) {
+        out->num = 0;
+        out->den = 0;
+    }
+}
+
+void engine_ratio_value(const engine_t *e, uint32_t metric, const engine_value_t *num,
+                        const engine_value_t *den, engine_value_t *out)
+{
+    ratio_value(metric_kind(e, metric) == PROTO_KIND_RATIO ? e->metrics[metric].shift : 0, num, den,
+                out);
+}
 
 /* ---- reading ---- */
 
@@ -77,13 +187,7 @@ int engine_read(const engine_t *e, uint32_t metric, uint32_t town, engine_values
     out->kind = PROTO_KIND_RATIO;
     out->change_ms = out->change_ms > den.change_ms ? out->change_ms : den.change_ms;
     for (uint32_t i = 0; i < out->ncols; i++) {
-        engine_value_t *c = &out->col[i];
-        c->den = den.col[i].num;
-        c->present = c->present && den.col[i].present && c->den != 0;
-        if (!c->present) {
-            c->num = 0;
-            c->den = 0;
-        }
+        ratio_value(e->metrics[metric].shift, &out->col[i], &den.col[i], &out->col[i]);
     }
     return 0;
 }

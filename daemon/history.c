@@ -727,7 +727,5 @@ void history_read(history_t *h, uint32_t metric, uint32_t town, calperiod_t p, e
     engine_value_t a, b;
     read_cell(h, num, town, p, &a);
     read_cell(h, den, town, p, &b);
-    out->present = a.present && b.present && b.num != 0;
-    out->num = out->present ? a.num : 0;
-    out->den = out->present ? b.num : 0;
+    engine_ratio_value(h->c.engine, metric, &a, &b, out);
 }

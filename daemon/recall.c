@@ -204,9 +204,7 @@ static void span_value(const recall_t *r, const recall_job_t *j, uint32_t metric
     engine_value_t a, b;
     span_base(r, j, num, town, parts, n, &a);
     span_base(r, j, den, town, parts, n, &b);
-    out->present = a.present && b.present && b.num != 0;
-    out->num = out->present ? a.num : 0;
-    out->den = out->present ? b.num : 0;
+    engine_ratio_value(r->c.engine, metric, &a, &b, out);
 }
 
 void recall_span_value(const recall_t *r, uint32_t metric, uint32_t town, const calperiod_t *parts,

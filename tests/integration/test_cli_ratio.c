@@ -1,0 +1,216 @@
+/* Integration tests of ratios whose operands have decimal scales
+ * (PROTOCOL.md 10.6) against the real tallyd and `tally`: 12.5 ha
+ * (area, scale 1, sent as 125) for 50 people is 0.25 ha each, 25.0%, not
+ * 250.0%, in the live tallies, the closed month and day read from the
+ * history, a span, the comparison with the month before, `tally history`
+ * and `tally report`, for a township and the county, and after a
+ * restart. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_support.h"
+#include "harness.h"
+
+/* area has one decimal place, people none; the two ratios scale opposite
+ * sides of the pair. */
+static const char conf[] = "[history]\n"
+                           "days = 36600\n"
+                           "[township gaoguan]\n"
+                           "name = 高观镇\n"
+                           "[township bashan]\n"
+                           "name = 巴山镇\n"
+                           "[metric area]\n"
+                           "kind = counter\n"
+                           "unit = 公顷\n"
+                           "scale = 1\n"
+                           "label = 耕地面积\n"
+                           "[metric people]\n"
+                           "kind = counter\n"
+                           "unit = 人\n"
+                           "label = 户籍人口\n"
+                           "[ratio area_per_person]\n"
+                           "numerator = area\n"
+                           "denominator = people\n"
+                           "label = 人均耕地\n"
+                           "[ratio people_per_area]\n"
+                           "numerator = people\n"
+                           "denominator = area\n"
+                           "label = 每公顷人口\n";
+
+typedef struct fx {
+    harness_t h;
+    cli_tab_t t;
+} fx_t;
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    if (f == NULL || harness_init(&f->h) != 0)
+        return -1;
+    cli_tab_init(&f->t);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    int rc = harness_finish(&f->h) == 0 ? 0 : -1;
+    cli_tab_free(&f->t);
+    harness_cleanup(&f->h);
+    free(f);
+    return rc;
+}
+
+static void push(fx_t *f, const char *town, const char *when, const char *area, const char *people)
+{
+    cli_result_t r = cli_expect(
+        &f->h, 0,
+        (const char *const[]){"push", "--town", town, "--time", when, area, people, NULL});
+    cli_result_free(&r);
+}
+
+/* The command's standard output holds every one of want (NULL-ended). */
+static void expect_in(fx_t *f, const char *const *args, const char *const *want)
+{
+    cli_result_t r = cli_expect(&f->h, 0, args);
+    for (size_t i = 0; want[i] != NULL; i++)
+        if (strstr(r.out, want[i]) == NULL) {
+            char cmd[256] = "tally";
+            for (size_t k = 0; args[k] != NULL; k++)
+                snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " %s", args[k]);
+            fail_msg("%s: no '%s' in:\n%s", cmd, want[i], r.out);
+        }
+    cli_result_free(&r);
+}
+
+/* `tally get --json` with extra arguments: column col of (ratio, scope)
+ * has the value want (num / den, and the "value" member). */
+static void expect_ratio(fx_t *f, const char *const *extra, const char *ratio, const char *scope,
+                         const char *col, double want)
+{
+    char err[2048];
+    if (cli_get_tab(f->h.dir, f->h.req_endpoint, extra, &f->t, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    cli_val_t v;
+    if (!cli_tab_get(&f->t, ratio, scope, col, &v))
+        fail_msg("no column %s of %s/%s", col, ratio, scope);
+    if (!v.present || v.den == 0 || fabs((double)v.num / (double)v.den - want) > 1e-12 ||
+        fabs(v.value - want) > 1e-12)
+        fail_msg("%s/%s %s: expected %g, got %s%" PRId64 "/%" PRId64 " (value %g)", ratio, scope,
+                 col, want, v.present ? "" : "null ", v.num, v.den, v.value);
+}
+
+/* gaoguan: 10.0 ha for 50 people in February 2024 (20.0%), 12.5 ha for
+ * 50 more in March (25.0%); bashan: 37.5 ha for 50 in March (75.0%).
+ * March in the county: 50.0 ha for 100 people, 50.0%. */
+static void push_figures(fx_t *f)
+{
+    push(f, "gaoguan", "2024-02-10T10:00+08:00", "area=100", "people=50");
+    push(f, "gaoguan", "2024-03-05T10:00+08:00", "area=125", "people=50");
+    push(f, "bashan", "2024-03-20T10:00+08:00", "area=375", "people=50");
+}
+
+static void expect_live(fx_t *f)
+{
+    /* All time: gaoguan 22.5 ha for 100 people, the county 60.0 for 150. */
+    expect_ratio(f, (const char *const[]){"--all", NULL}, "area_per_person", "gaoguan", "total",
+                 0.225);
+    expect_ratio(f, (const char *const[]){"--all", NULL}, "people_per_area", "gaoguan", "total",
+                 100 / 22.5);
+    expect_ratio(f, (const char *const[]){"--all", NULL}, "area_per_person", "county", "total",
+                 0.4);
+    expect_ratio(f, (const char *const[]){"--all", NULL}, "people_per_area", "county", "total",
+                 2.5);
+    expect_in(f, (const char *const[]){"get", "--town", "gaoguan", "--no-labels", NULL},
+              (const char *const[]){"22.5%", "444.4%", NULL});
+}
+
+static void expect_history(fx_t *f)
+{
+    /* The closed month and day, from the history, and a span of days
+     * (February and March): the exact pairs. */
+    expect_in(
+        f, (const char *const[]){"get", "--period", "2024-03", "--town", "gaoguan", "--json", NULL},
+        (const char *const[]){"\"metric\":\"area_per_person\",\"scope\":\"gaoguan\",\"kind\":"
+                              "\"ratio\",\"values\":{\"2024-03\":{\"num\":125,\"den\":500,"
+                              "\"value\":0.25}}",
+                              "\"metric\":\"people_per_area\",\"scope\":\"gaoguan\",\"kind\":"
+                              "\"ratio\",\"values\":{\"2024-03\":{\"num\":500,\"den\":125,"
+                              "\"value\":4}}",
+                              NULL});
+    expect_in(f, (const char *const[]){"get", "--period", "2024-03", "--json", NULL},
+              (const char *const[]){"\"metric\":\"area_per_person\",\"scope\":\"county\",\"kind\":"
+                                    "\"ratio\",\"values\":{\"2024-03\":{\"num\":500,\"den\":1000,"
+                                    "\"value\":0.5}}",
+                                    NULL});
+    expect_in(
+        f,
+        (const char *const[]){"get", "--period", "2024-03-05", "--town", "gaoguan", "--metric",
+                              "area_per_person", "--json", NULL},
+        (const char *const[]){"{\"2024-03-05\":{\"num\":125,\"den\":500,\"value\":0.25}}", NULL});
+    expect_in(
+        f,
+        (const char *const[]){"get", "--period", "2024-03-20", "--metric", "people_per_area",
+                              "--json", NULL},
+        (const char *const[]){"{\"2024-03-20\":{\"num\":500,\"den\":375,\"value\":1.33", NULL});
+    expect_in(f,
+              (const char *const[]){"get", "--period", "2024-02..2024-03", "--town", "gaoguan",
+                                    "--metric", "area_per_person", "--json", NULL},
+              (const char *const[]){"{\"num\":225,\"den\":1000,\"value\":0.225}", NULL});
+    /* 环比: March against February, in percentage points. */
+    expect_in(f,
+              (const char *const[]){"get", "--period", "2024-03", "--compare", "--town", "gaoguan",
+                                    "--metric", "area_per_person", "--no-labels", NULL},
+              (const char *const[]){"25.0%", "20.0%", "+5.0pp", NULL});
+    cli_result_t r = cli_expect(&f->h, 0,
+                                (const char *const[]){"history", "-m", "area_per_person", "--town",
+                                                      "gaoguan", "--by", "month", "--from",
+                                                      "2024-01", "--to", "2024-04", "--csv", NULL});
+    assert_string_equal(r.out, "period,area_per_person\n2024-01,\n2024-02,20.0%\n2024-03,25.0%\n"
+                               "2024-04,\n");
+    cli_result_free(&r);
+    /* The report: the township's and the county's March. */
+    expect_in(f,
+              (const char *const[]){"report", "--period", "2024-03", "--town", "gaoguan",
+                                    "--format", "csv", NULL},
+              (const char *const[]){"area,counter,公顷,耕地面积,12.5,",
+                                    "area_per_person,ratio,%,人均耕地,25.0%,",
+                                    "people_per_area,ratio,%,每公顷人口,400.0%,", NULL});
+    expect_in(f, (const char *const[]){"report", "--period", "2024-03", "--format", "csv", NULL},
+              (const char *const[]){"area_per_person,ratio,%,人均耕地,50.0%,",
+                                    "people_per_area,ratio,%,每公顷人口,200.0%,", NULL});
+}
+
+/* 1. Every reading of a scaled ratio is the ratio of the numbers its
+ * operands stand for, also after a restart (the scales come from the
+ * configuration again, over the checkpoint). */
+static void test_scaled_ratios(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, conf, NULL), 0);
+    push_figures(f);
+    for (int round = 0; round < 2; round++) {
+        expect_live(f);
+        expect_history(f);
+        assert_int_equal(harness_restart(&f->h, NULL), 0);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_scaled_ratios, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
