@@ -187,11 +187,14 @@ int history_preload(history_t *h, const char *dir, const intern_t *towns, const 
 /* Open or create the database history.db in dir and load its cells (or
  * take those history_preload() read); the names it holds are added to
  * towns and metrics (the tables history was configured with) when
- * missing, in the order the database holds them.  A database that cannot be read is set
- * aside as history.db.damaged-<time> with a message saying so, and a new
- * one is begun (history_position() is then 0, and *rebuilt is set).
- * Returns 0, or TALLY_EIO when not even a new database can be created
- * (logged). */
+ * missing, in the order the database holds them.  A damaged database
+ * (history_db_open(), history_db_load(): TALLY_EDAMAGED) is set aside as
+ * history.db.damaged-<time> with a message saying so, and a new one is
+ * begun (history_position() is then 0, and *rebuilt is set).  One that
+ * cannot be opened or read now (a full disk, an I/O error: TALLY_EIO) is
+ * left as it is.  Returns 0; TALLY_EIO (logged) when the database cannot
+ * be opened or read now, or not even a new one can be created;
+ * TALLY_ENOMEM, or a code of a name the tables have no room for (logged). */
 int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metrics, bool *rebuilt);
 
 /* The last journal position the cells reflect. */

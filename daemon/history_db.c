@@ -72,10 +72,73 @@ static const char *const view =
 /* The months, quarters and years from day ?1 on. */
 #define DROP_OPEN "DELETE FROM figures WHERE type IN (1, 2, 3) AND first_day >= ?1"
 
+/* What an SQLite result code says of the file (history_db.h): damaged
+ * when its bytes or its schema are not what tallyd writes (SQLite found
+ * them malformed, or refused tallyd's own statements and a conversion's
+ * rows); else it could not be read or written now (a full disk, an I/O
+ * error, no permission, a lock held past the wait, no memory, or a code
+ * SQLite may add later), which says nothing of the file.  Damaged sets
+ * the file aside and loses the closed periods the journal no longer
+ * holds; the other answer stops a start, and the next one, with the cause
+ * gone, loses nothing: when in doubt, that one. */
+static int verdict(int code)
+{
+    switch (code & 0xff) {
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_FORMAT:
+    case SQLITE_ERROR:      /* tallyd's statements refused: tables not of its schema */
+    case SQLITE_CONSTRAINT: /* a conversion's row that does not fit */
+    case SQLITE_MISMATCH:
+    case SQLITE_TOOBIG:
+        return TALLY_EDAMAGED;
+    default:
+        return TALLY_EIO;
+    }
+}
+
+/* The errno of the last system call that failed on db's file or its
+ * write-ahead log (0: none).  SQLite reports a read the disk failed (EIO)
+ * as SQLITE_CORRUPT, "database disk image is malformed", like a page it
+ * read and found wrong; only this tells them apart. */
+static int read_errno(sqlite3 *db)
+{
+    int e = 0;
+    sqlite3_file *wal = NULL;
+    if (sqlite3_file_control(db, "main", SQLITE_FCNTL_LAST_ERRNO, &e) == SQLITE_OK && e != 0)
+        return e;
+    if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) != SQLITE_OK ||
+        wal == NULL || wal->pMethods == NULL ||
+        wal->pMethods->xFileControl(wal, SQLITE_FCNTL_LAST_ERRNO, &e) != SQLITE_OK)
+        return 0;
+    return e;
+}
+
+/* "what: msg" into err, msg being what SQLite said of the failure code
+ * on db (NULL when it could not even be opened: out of memory); the
+ * verdict of code, TALLY_EIO for a read the disk failed. */
+static int failed(sqlite3 *db, int code, const char *msg, char *err, size_t errlen,
+                  const char *what)
+{
+    int e = db != NULL && (code & 0xff) == SQLITE_CORRUPT ? read_errno(db) : 0;
+    if (e != 0) {
+        snprintf(err, errlen, "%s: a read failed: %s", what, strerror(e));
+        return TALLY_EIO;
+    }
+    snprintf(err, errlen, "%s: %s", what, msg);
+    return verdict(code);
+}
+
+/* The same for code, just returned by a call on db. */
+static int fail_code(sqlite3 *db, int code, char *err, size_t errlen, const char *what)
+{
+    return failed(db, code, db ? sqlite3_errmsg(db) : sqlite3_errstr(code), err, errlen, what);
+}
+
+/* The same for the last call on db that failed (NULL: out of memory). */
 static int fail(sqlite3 *db, char *err, size_t errlen, const char *what)
 {
-    snprintf(err, errlen, "%s: %s", what, db ? sqlite3_errmsg(db) : "out of memory");
-    return TALLY_EIO;
+    return fail_code(db, db ? sqlite3_extended_errcode(db) : SQLITE_NOMEM, err, errlen, what);
 }
 
 void history_db_close(history_db_t *d)
@@ -155,10 +218,14 @@ int history_db_open(history_db_t *d, const char *dir, char *err, size_t errlen)
     if (rc == SQLITE_OK)
         rc = set_up(d->db, &msg);
     if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "%s: %s", path, msg ? msg : d->db ? sqlite3_errmsg(d->db) : "?");
+        rc = failed(d->db, rc,
+                    msg     ? msg
+                    : d->db ? sqlite3_errmsg(d->db)
+                            : sqlite3_errstr(rc),
+                    err, errlen, "opening it");
         sqlite3_free(msg);
         history_db_close(d);
-        return TALLY_EIO;
+        return rc;
     }
     const char *put = "INSERT OR REPLACE INTO figures VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
     static const char *const names_sql[2][2] = {
@@ -167,9 +234,9 @@ int history_db_open(history_db_t *d, const char *dir, char *err, size_t errlen)
     for (int k = 0; k < 2; k++)
         if (sqlite3_prepare_v2(d->db, names_sql[k][0], -1, &d->names[k].find, NULL) != SQLITE_OK ||
             sqlite3_prepare_v2(d->db, names_sql[k][1], -1, &d->names[k].add, NULL) != SQLITE_OK) {
-            fail(d->db, err, errlen, path);
+            rc = fail(d->db, err, errlen, "preparing its statements");
             history_db_close(d);
-            return TALLY_EIO;
+            return rc;
         }
     const char *prune = HISTORY_DB_PRUNE;
     const char *setpos = "UPDATE meta SET value = ?1 WHERE key = 'journal_pos'";
@@ -179,9 +246,9 @@ int history_db_open(history_db_t *d, const char *dir, char *err, size_t errlen)
         sqlite3_prepare_v2(d->db, SET_OPEN, -1, &d->setopen, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(d->db, DROP_OPEN, -1, &d->drop, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(d->db, SET_KEPT, -1, &d->setkept, NULL) != SQLITE_OK) {
-        fail(d->db, err, errlen, path);
+        rc = fail(d->db, err, errlen, "preparing its statements");
         history_db_close(d);
-        return TALLY_EIO;
+        return rc;
     }
     return 0;
 }
@@ -194,33 +261,67 @@ static int load_pos(history_db_t *d, uint64_t *pos, char *err, size_t errlen)
     if (rc != SQLITE_OK)
         return fail(d->db, err, errlen, "reading the journal position");
     rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        rc = fail_code(d->db, rc, err, errlen, "reading the journal position");
+        sqlite3_finalize(st);
+        return rc;
+    }
     sqlite3_int64 v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
     sqlite3_finalize(st);
     if (v < 0) {
         snprintf(err, errlen, "the table meta has no valid journal_pos");
-        return TALLY_EIO;
+        return TALLY_EDAMAGED;
     }
     *pos = (uint64_t)v;
     return 0;
 }
 
+/* Whether a problem quick_check reports is a page it could not read
+ * rather than one it read and found wrong: SQLite reports a failed read
+ * of a b-tree page as "unable to get the page. error code=N" (N
+ * SQLITE_CORRUPT when the page number itself is wrong), of an overflow
+ * or free-list page as "failed to get page N", among the rows, instead
+ * of failing. */
+static bool unread_page(const char *t)
+{
+    static const char code[] = "unable to get the page. error code=";
+    for (const char *p = t; (p = strstr(p, code)) != NULL; p += sizeof(code) - 1)
+        if (verdict(atoi(p + sizeof(code) - 1)) != TALLY_EDAMAGED)
+            return true;
+    return strstr(t, "failed to get page") != NULL;
+}
+
+/* PRAGMA quick_check: 0 when the file is sound, TALLY_EDAMAGED when it
+ * found it damaged, TALLY_EIO when a page could not be read (the verdict
+ * then waits for a reading that works), with a sentence in err. */
 static int quick_check(sqlite3 *db, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK)
         return fail(db, err, errlen, "checking the database");
-    int rc = sqlite3_step(st);
-    const unsigned char *t = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
-    bool ok = t != NULL && strcmp((const char *)t, "ok") == 0;
-    if (!ok) {
-        snprintf(err, errlen, "the database check failed: %s",
-                 t ? (const char *)t : sqlite3_errmsg(db));
-        for (char *p = err; p != NULL && *p; p++)
-            if (*p == '\n') /* SQLite's lines, as one: a log line, a message */
-                *p = ' ';
+    int rc, found = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        if (t != NULL && strcmp(t, "ok") == 0)
+            continue;
+        int v = t == NULL || unread_page(t) ? TALLY_EIO : TALLY_EDAMAGED;
+        if (found == 0 || (v == TALLY_EIO && found != TALLY_EIO)) {
+            found = v;
+            snprintf(err, errlen, "the database check failed: %s", t ? t : "out of memory");
+        }
     }
+    if (rc != SQLITE_DONE && found != TALLY_EIO)
+        found = fail_code(db, rc, err, errlen, "checking the database");
+    int e = found == TALLY_EDAMAGED ? read_errno(db) : 0;
+    if (e != 0) { /* what it found wrong, it may not have read */
+        snprintf(err, errlen, "checking the database: a read failed: %s", strerror(e));
+        found = TALLY_EIO;
+    }
+    for (char *p = err; found != 0 && *p; p++)
+        if (*p == '\n') /* SQLite's lines, as one: a log line, a message */
+            *p = ' ';
     sqlite3_finalize(st);
-    return ok ? 0 : TALLY_EIO;
+    return found;
 }
 
 /* PRAGMA quick_check on a connection of its own, in a thread of its own
@@ -228,6 +329,7 @@ static int quick_check(sqlite3 *db, char *err, size_t errlen)
 typedef struct check_job {
     char path[4200];
     atomic_int state; /* 0 running, 1 the file is sound, -1 not */
+    int rc;           /* once state is -1: TALLY_EDAMAGED or TALLY_EIO */
     char err[512];
 } check_job_t;
 
@@ -242,8 +344,9 @@ static void check_main(void *arg)
     if (rc == SQLITE_OK)
         rc = quick_check(db, j->err, sizeof(j->err));
     else
-        fail(db, j->err, sizeof(j->err), "checking the database");
+        rc = fail(db, j->err, sizeof(j->err), "checking the database");
     sqlite3_close(db);
+    j->rc = rc;
     atomic_store(&j->state, rc == 0 ? 1 : -1);
 }
 
@@ -313,7 +416,7 @@ int history_db_check_file(const char *dir, uint64_t *cells, char *err, size_t er
         snprintf(why, sizeof(why), "%s", err);
         snprintf(err, errlen, "%s: %s", path, why);
     }
-    return rc;
+    return rc != 0 ? TALLY_EIO : 0; /* damaged or unreadable alike (history_db.h) */
 }
 
 /* The number of rows of figures into *n. */
@@ -323,11 +426,13 @@ static int count_cells(history_db_t *d, uint64_t *n, char *err, size_t errlen)
     if (sqlite3_prepare_v2(d->db, "SELECT count(*) FROM figures", -1, &st, NULL) != SQLITE_OK)
         return fail(d->db, err, errlen, "counting the cells");
     int rc = sqlite3_step(st);
-    sqlite3_int64 v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    if (rc != SQLITE_ROW) {
+        rc = fail_code(d->db, rc, err, errlen, "counting the cells");
+        sqlite3_finalize(st);
+        return rc;
+    }
+    *n = (uint64_t)sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    if (v < 0)
-        return fail(d->db, err, errlen, "counting the cells");
-    *n = (uint64_t)v;
     return 0;
 }
 
@@ -345,15 +450,20 @@ static int load_day(history_db_t *d, const char *key, int32_t dflt, int32_t *day
     if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
         const char *s = (const char *)sqlite3_column_text(st, 0);
         calperiod_t p;
-        if (s == NULL || calperiod_parse(s, strlen(s), &p) != 0 || p.type != CALPERIOD_DAY) {
+        if (s == NULL) { /* out of memory */
+            sqlite3_finalize(st);
+            return fail_code(NULL, SQLITE_NOMEM, err, errlen, "reading the table meta");
+        }
+        if (calperiod_parse(s, strlen(s), &p) != 0 || p.type != CALPERIOD_DAY) {
             snprintf(err, errlen, "the table meta's %s is not a day", key);
             sqlite3_finalize(st);
-            return TALLY_EIO;
+            return TALLY_EDAMAGED;
         }
         *day = p.key;
     } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        rc = fail_code(d->db, rc, err, errlen, "reading the table meta");
         sqlite3_finalize(st);
-        return fail(d->db, err, errlen, "reading the table meta");
+        return rc;
     }
     sqlite3_finalize(st);
     return 0;
@@ -395,11 +505,17 @@ static int names_read(history_db_t *d, const char *table, bool empty_ok, name_ta
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(d->db, sql, -1, &st, NULL) != SQLITE_OK)
         return fail(d->db, err, errlen, "reading the names");
-    sqlite3_int64 max = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        rc = fail_code(d->db, rc, err, errlen, "reading the names");
+        sqlite3_finalize(st);
+        return rc;
+    }
+    sqlite3_int64 max = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     if (max < 0 || max >= NAME_IDS_MAX) {
         snprintf(err, errlen, "the table %s has an id out of range (%lld)", table, (long long)max);
-        return TALLY_EIO;
+        return TALLY_EDAMAGED;
     }
     t->n = (uint32_t)max + 1;
     t->at = calloc(t->n, sizeof(*t->at));
@@ -408,7 +524,6 @@ static int names_read(history_db_t *d, const char *table, bool empty_ok, name_ta
     snprintf(sql, sizeof(sql), "SELECT id, name FROM %s", table);
     if (sqlite3_prepare_v2(d->db, sql, -1, &st, NULL) != SQLITE_OK)
         return fail(d->db, err, errlen, "reading the names");
-    int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         sqlite3_int64 id = sqlite3_column_int64(st, 0);
         const unsigned char *name = sqlite3_column_text(st, 1);
@@ -418,7 +533,7 @@ static int names_read(history_db_t *d, const char *table, bool empty_ok, name_ta
             snprintf(err, errlen, "a row of the table %s makes no sense: id %lld", table,
                      (long long)id);
             sqlite3_finalize(st);
-            return TALLY_EIO;
+            return TALLY_EDAMAGED;
         }
         if (t->len + len + 1 > t->cap) {
             size_t cap = t->cap ? t->cap * 2 : 4096;
@@ -434,10 +549,9 @@ static int names_read(history_db_t *d, const char *table, bool empty_ok, name_ta
         t->at[id] = (uint32_t)t->len + 1;
         t->len += len + 1;
     }
+    rc = rc == SQLITE_DONE ? 0 : fail_code(d->db, rc, err, errlen, "reading the names");
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return fail(d->db, err, errlen, "reading the names");
-    return 0;
+    return rc;
 }
 
 /* The name of id in t (length into *len), NULL when there is none. */
@@ -515,13 +629,13 @@ static int read_rows(history_db_t *d, uint64_t *pos, history_db_begin_fn begin,
                      (long long)sqlite3_column_int64(st, 0), (long long)sqlite3_column_int64(st, 1),
                      (long long)sqlite3_column_int64(st, 2),
                      (long long)sqlite3_column_int64(st, 3));
-            rc = TALLY_EIO;
+            rc = TALLY_EDAMAGED;
             break;
         }
         rc = fn(ctx, &r);
     }
     if (rc == 0 && step != SQLITE_DONE && step != SQLITE_ROW)
-        rc = fail(d->db, err, errlen, "reading the cells");
+        rc = fail_code(d->db, step, err, errlen, "reading the cells");
     sqlite3_finalize(st);
     names_free(&metrics);
     names_free(&scopes);
@@ -545,13 +659,13 @@ int history_db_load(history_db_t *d, uint64_t *pos, history_db_begin_fn begin, h
     bool threaded = uv_thread_create(&thread, check_main, job) == 0;
     if (!threaded)
         check_main(job);
-    int rc = atomic_load(&job->state) < 0 ? TALLY_EIO
+    int rc = atomic_load(&job->state) < 0 ? job->rc
                                           : read_rows(d, pos, begin, fn, ctx, job, err, errlen);
     if (threaded)
         uv_thread_join(&thread);
     if (atomic_load(&job->state) < 0) {
         snprintf(err, errlen, "%s", job->err);
-        rc = TALLY_EIO;
+        rc = job->rc;
     }
     free(job);
     return rc;

@@ -148,23 +148,30 @@ typedef int (*history_db_begin_fn)(void *ctx, uint64_t nrows);
 
 /* Open (creating it when missing) dir/history.db, in WAL mode, make sure
  * its tables exist, and convert a database of schema 1 or 2 (one
- * transaction: all or nothing).  Returns 0, or TALLY_EIO with a sentence
- * in err (the file is not a database, is damaged, holds rows that cannot
- * be converted, or cannot be created). */
+ * transaction: all or nothing).  Returns 0; TALLY_EDAMAGED with a
+ * sentence in err when the file is damaged (SQLite finds it malformed or
+ * no database, its tables refuse tallyd's statements, its rows cannot be
+ * converted); TALLY_EIO with a sentence in err when it cannot be opened,
+ * created, read or written now, which says nothing of the file (a full
+ * disk, an I/O error, no permission, a lock held past a 5 s wait, no
+ * memory; any other SQLite error too). */
 int history_db_open(history_db_t *d, const char *dir, char *err, size_t errlen);
 
 /* Read the journal position and every row (begin first when not NULL,
  * then fn for each).  Checks the whole file (PRAGMA quick_check, on a
  * connection of its own in a thread of its own while the rows are read).
- * Returns 0, TALLY_EIO with a sentence in err (damaged: then the rows
- * handed over are not to be kept, and may have made begin or fn fail; a
- * row that makes no sense), or begin's or fn's code. */
+ * Returns 0; TALLY_EDAMAGED with a sentence in err (the check failed, a
+ * row makes no sense); TALLY_EIO with a sentence in err (a page could not
+ * be read, as history_db_open()); or begin's or fn's code.  After either
+ * of the first two the rows handed over are not to be kept, and may have
+ * made begin or fn fail. */
 int history_db_load(history_db_t *d, uint64_t *pos, history_db_begin_fn begin, history_db_row_fn fn,
                     void *ctx, char *err, size_t errlen);
 
 /* The meta rows 'open_from' (HISTORY_DB_ALL_STORED when NULL or absent),
  * 'stored_through' and 'kept_from' (HISTORY_DB_NO_DAY likewise) as day
- * keys.  Returns 0, or TALLY_EIO with a sentence in err (not a day). */
+ * keys.  Returns 0; TALLY_EDAMAGED with a sentence in err (not a day);
+ * TALLY_EIO with a sentence in err (not read, as history_db_open()). */
 int history_db_open_periods(history_db_t *d, int32_t *open_from, int32_t *through,
                             int32_t *kept_from, char *err, size_t errlen);
 

@@ -438,8 +438,8 @@ int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metri
         rc = derive_open(h, open_from, through);
     bool opened = p->opened;
     preload_free(p);
-    if (rc == TALLY_EIO)
-        l.err[0] = '\0'; /* damaged: whatever the rows made load_row() say */
+    if (rc == TALLY_EDAMAGED || rc == TALLY_EIO)
+        l.err[0] = '\0'; /* the file's verdict: whatever the rows made load_row() say */
     if (rc != 0 && l.err[0])
         snprintf(err, sizeof(err), "%s", l.err);
     if (rc != 0 && opened)
@@ -448,6 +448,18 @@ int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metri
         log_error(h->c.log, "history: cannot load %s/%s: %s", dir, HISTORY_DB_FILE,
                   rc == TALLY_ENOMEM ? "out of memory" : err);
         return rc;
+    }
+    if (rc != 0 && rc != TALLY_EDAMAGED) {
+        /* Not damaged, only not readable or writable now (history_db.h):
+         * set aside, a sound file would take with it the closed periods
+         * the journal no longer holds.  The start stops; the next one,
+         * the cause gone, loads it whole. */
+        log_error(h->c.log,
+                  "history: %s/%s cannot be opened or read now (%s); it is kept as it is and "
+                  "tallyd stops: free disk space on its file system, or check the disk and the "
+                  "file's owner and permissions, then start tallyd again",
+                  dir, HISTORY_DB_FILE, err);
+        return TALLY_EIO;
     }
     if (rc != 0) {
         char aside[128] = "";
@@ -458,7 +470,7 @@ int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metri
         if (history_db_set_aside(dir, aside, sizeof(aside)) != 0)
             snprintf(aside, sizeof(aside), "(could not be renamed: %s)", strerror(errno));
         log_error(h->c.log,
-                  "history: %s/%s cannot be read (%s); it is set aside as %s and the history is "
+                  "history: %s/%s is damaged (%s); it is set aside as %s and the history is "
                   "rebuilt from the journal",
                   dir, HISTORY_DB_FILE, err, aside);
         *rebuilt = true;

@@ -3,7 +3,8 @@
  * so that journal writes fail.  Submissions must be refused with
  * UNAVAILABLE while reads go on, nothing unacknowledged may be reported
  * stored, and after space is freed, a crash or a SIGTERM, the totals must
- * hold exactly what was acknowledged. */
+ * hold exactly what was acknowledged.  A start on a full disk (a 1 MiB
+ * tmpfs) must keep history.db, closed periods and all, for the next. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,6 +27,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "tally.h"
 #include "test_durability_common.h"
 
 /* ---- 5. a full disk -------------------------------------------------------- */
@@ -103,10 +105,9 @@ static void fill_disk(const char *path)
     close(fd);
 }
 
-/* Mount a 256 KiB tmpfs on the state directory (skipping the test when
- * that is not allowed), start tallyd on it, submit 3, fill the disk and
- * submit until the journal fails, then 3 more that must be refused. */
-static void full_until_refused(dur_fx_t *f, full_t *x)
+/* Mount a tmpfs of size (mount's "size=" option) on the state
+ * directory, skipping the test when that is not allowed. */
+static void mount_state(dur_fx_t *f, const char *size)
 {
     if (geteuid() != 0) {
         print_message("disk-full test skipped: mounting a tmpfs needs root\n");
@@ -114,12 +115,22 @@ static void full_until_refused(dur_fx_t *f, full_t *x)
     }
     if (mkdir(f->h.state_dir, 0750) != 0 && errno != EEXIST)
         fail_msg("mkdir %s: %s", f->h.state_dir, strerror(errno));
-    if (mount("tmpfs", f->h.state_dir, "tmpfs", 0, "size=256k,mode=0750") != 0) {
+    char opts[64];
+    snprintf(opts, sizeof(opts), "size=%s,mode=0750", size);
+    if (mount("tmpfs", f->h.state_dir, "tmpfs", 0, opts) != 0) {
         print_message("disk-full test skipped: cannot mount a tmpfs on %s: %s\n", f->h.state_dir,
                       strerror(errno));
         skip();
     }
     f->mounted = true;
+}
+
+/* Mount a 256 KiB tmpfs on the state directory (skipping the test when
+ * that is not allowed), start tallyd on it, submit 3, fill the disk and
+ * submit until the journal fails, then 3 more that must be refused. */
+static void full_until_refused(dur_fx_t *f, full_t *x)
+{
+    mount_state(f, "256k");
     assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
     assert_int_equal(harness_client_open(&f->h, &x->c), 0);
     assert_int_equal(harness_client_open(&f->h, &x->reader), 0);
@@ -397,6 +408,116 @@ static void test_disk_full_sigterm(void **state)
     dur_expect_m0(f, (int64_t)(x.last * (x.last + 1) / 2), "after resending");
 }
 
+/* The value of metric dur.m0 of township t1 in period (tally_period_req),
+ * or -1 when it has none. */
+static void on_period(void *ctx, const tally_tally_t *t)
+{
+    int64_t *v = ctx;
+    if (strcmp(t->metric, "dur.m0") == 0 && strcmp(t->scope, "t1") == 0 && t->nvalues == 1 &&
+        t->values[0].present)
+        *v = t->values[0].num;
+}
+
+static int64_t m0_in(dur_fx_t *f, const char *period)
+{
+    int64_t v = -1;
+    char err[512] = "";
+    tally_request_t req = {.timeout_ms = 10000, .errbuf = err, .errbuf_len = sizeof(err)};
+    int rc = tally_period_req(f->h.req_endpoint, &req, "u/town/t1/", period, on_period, &v);
+    if (rc != 0)
+        fail_msg("tally_period_req %s: %s: %s", period, tally_strerror(rc), err);
+    return v;
+}
+
+/* Journal records in the state directory's segments. */
+static size_t journal_records(dur_fx_t *f)
+{
+    char names[DUR_MAX_FILES][HARNESS_PATH_MAX], path[2 * HARNESS_PATH_MAX];
+    size_t n = dur_list(f->h.state_dir, "journal-", ".tj", names, DUR_MAX_FILES), records = 0;
+    for (size_t i = 0; i < n; i++) {
+        static uint64_t offs[DUR_MAX_RECORDS];
+        static uint32_t lens[DUR_MAX_RECORDS];
+        uint64_t size, end;
+        snprintf(path, sizeof(path), "%s/%s", f->h.state_dir, names[i]);
+        records += dur_records(path, offs, lens, DUR_MAX_RECORDS, &size, &end);
+    }
+    return records;
+}
+
+/* 5d. A start on a full disk: history.db, whole, needs its -shm file,
+ * which a clean stop removed and SQLite cannot create ("disk I/O
+ * error").  That is no damage: the start stops with status 1 and keeps
+ * history.db as it is, and the next one, with room again, loads it
+ * whole, with the closed periods the journal no longer holds (a figure
+ * stamped 400 days ago, whose record the journal dropped once the
+ * database held it).  Set aside, they were lost: the month read 0. */
+static void test_disk_full_start_keeps_history(void **state)
+{
+    dur_fx_t *f = *state;
+    mount_state(f, "1m");
+    /* The 15th of the month of 400 days ago, noon in Asia/Shanghai (the
+     * built-in zone): well inside that month in any zone of the world. */
+    time_t then = (time_t)(harness_now_ms() / 1000) - 400 * 86400;
+    struct tm tm;
+    gmtime_r(&then, &tm);
+    tm.tm_mday = 15;
+    tm.tm_hour = 4;
+    tm.tm_min = tm.tm_sec = 0;
+    int64_t old_ms = (int64_t)timegm(&tm) * 1000;
+    char month[32], year[16];
+    snprintf(month, sizeof(month), "%04d-%02d", tm.tm_year + 1900, tm.tm_mon + 1);
+    snprintf(year, sizeof(year), "%04d", tm.tm_year + 1900);
+
+    assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
+    harness_client_t c;
+    harness_ack_t a;
+    assert_int_equal(harness_client_open(&f->h, &c), 0);
+    assert_int_equal(harness_submit_one(&c, 1, "t1", old_ms, "dur.m0", 100, &a), 0);
+    assert_int_equal(a.status, PROTO_ACK_ACCEPTED);
+    harness_client_close(&c);
+    /* Clean restarts, one figure each, until the journal no longer holds
+     * the old figure's record: only history.db does. */
+    int64_t total = 100;
+    for (size_t pushed = 1;; pushed++) {
+        assert_int_equal(harness_stop(&f->h, SIGTERM), 0);
+        if (journal_records(f) < pushed)
+            break;
+        if (pushed > 10)
+            fail_msg("the journal still holds all %zu records after %zu restarts", pushed,
+                     pushed - 1);
+        assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
+        assert_int_equal(harness_client_open(&f->h, &c), 0);
+        assert_int_equal(harness_submit_one(&c, 1, "t1", harness_now_ms(), "dur.m0", 1, &a), 0);
+        assert_int_equal(a.status, PROTO_ACK_ACCEPTED);
+        harness_client_close(&c);
+        total++;
+    }
+
+    char filler[HARNESS_PATH_MAX + 16], path[HARNESS_PATH_MAX + 16];
+    snprintf(filler, sizeof(filler), "%s/filler", f->h.state_dir);
+    fill_disk(filler);
+    if (harness_start(&f->h, NULL, NULL) == 0)
+        fail_msg("tallyd started on a full disk");
+    assert_int_equal(f->h.last_status, 1);
+    dur_expect_log(f, "it is kept as it is and tallyd stops: free disk space");
+    snprintf(path, sizeof(path), "%s/history.db", f->h.state_dir);
+    assert_int_equal(access(path, F_OK), 0);
+    char names[4][HARNESS_PATH_MAX];
+    if (dur_list(f->h.state_dir, "history.db.damaged-", "", names, 4) != 0)
+        fail_msg("history.db was set aside as %s on a full disk", names[0]);
+
+    assert_int_equal(unlink(filler), 0);
+    assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
+    int64_t in_month = m0_in(f, month), in_year = m0_in(f, year);
+    if (in_month != 100 || in_year != 100) {
+        dur_dump_log_tail(f, 3000);
+        fail_msg("dur.m0 of t1 reads %" PRId64 " in %s and %" PRId64 " in %s after the full "
+                 "disk, expected 100: the closed periods were lost",
+                 in_month, month, in_year, year);
+    }
+    dur_expect_m0(f, total, "after the start on a full disk");
+}
+
 /* Mount the tmpfs in a private mount namespace when possible, so that it
  * vanishes with this process (and its daemons) even when the process is
  * killed (a ctest timeout) instead of staying mounted under /tmp.  Must
@@ -418,6 +539,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_disk_full, dur_setup, dur_teardown),
         cmocka_unit_test_setup_teardown(test_disk_full_crash, dur_setup, dur_teardown),
         cmocka_unit_test_setup_teardown(test_disk_full_sigterm, dur_setup, dur_teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full_start_keeps_history, dur_setup,
+                                        dur_teardown),
     };
     /* TALLY_DUR_TEST=<glob> runs only the matching tests. */
     if (getenv("TALLY_DUR_TEST") != NULL)
