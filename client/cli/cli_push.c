@@ -82,14 +82,33 @@ typedef struct batch {
     uint64_t seq, seq_end;
 } batch_t;
 
+/* A submission an earlier run left in the spool, rejected for good in
+ * this one (tally_client_rejected_earlier). */
+typedef struct earlier_reject {
+    uint64_t seq;
+    int code;       /* tallyd's reason */
+    char *path;     /* SPOOL/rejected/....sub; "" when it could not be kept */
+    char *csv;      /* its figures as CSV next to it; NULL: none written */
+    char *township; /* "" when its figures could not be read */
+    int64_t time_ms;
+    uint32_t nsamples;
+    char *figures; /* not kept: its figures as CSV text, to be printed */
+    char *why;     /* not kept: why (the library's sentence) */
+} earlier_reject_t;
+
 typedef struct push {
+    tally_client_t *c;  /* for the accessors callbacks may read */
     uint64_t first_seq; /* seqs >= first_seq belong to this run */
     size_t accepted_samples, accepted_subs;
     uint64_t lo, hi; /* seq range accepted in this run */
     size_t earlier_samples, earlier_subs;
     size_t rejected, rejected_now; /* all, and this run's */
     cli_unknown_t unknown;
-    sub_fate_t *fate; /* [seq - first_seq] */
+    earlier_reject_t *aside; /* rejected submissions of earlier runs */
+    size_t naside, capaside;
+    bool aside_oom;
+    char aside_err[512]; /* the last failure to write a CSV of one; "" if none */
+    sub_fate_t *fate;    /* [seq - first_seq] */
     size_t nfate, capfate;
     batch_t *batch;
     size_t nbatch, capbatch;
@@ -148,6 +167,92 @@ static void format_reason(char *buf, size_t cap, int code, const char *field, co
     snprintf(buf, cap, "%s%s%s (%s)", field, field[0] ? ": " : "", message, tally_errname(code));
 }
 
+/* SPOOL/rejected/X.sub -> SPOOL/rejected/X.csv with its figures ("metric,value"
+ * rows, as push --file reads them), NULL when it cannot be written (err
+ * says why). */
+static char *write_rejected_csv(const tally_rejected_t *r, char *err, size_t errlen)
+{
+    size_t len = strlen(r->path);
+    if (r->nsamples == 0)
+        snprintf(err, errlen, "its figures could not be read");
+    if (len < 4 || strcmp(r->path + len - 4, ".sub") != 0 || r->nsamples == 0)
+        return NULL;
+    char *csv = strdup(r->path);
+    if (csv == NULL)
+        return NULL;
+    memcpy(csv + len - 4, ".csv", 4);
+    FILE *fp = fopen(csv, "wx");
+    if (fp == NULL && errno == EEXIST)
+        return csv; /* written by an earlier run that stopped before reporting */
+    if (fp == NULL) {
+        snprintf(err, errlen, "cannot write %s: %s", csv, strerror(errno));
+        free(csv);
+        return NULL;
+    }
+    fputs("metric,value\n", fp);
+    for (uint32_t i = 0; i < r->nsamples; i++)
+        fprintf(fp, "%s,%" PRId64 "\n", r->samples[i].metric, r->samples[i].value);
+    if (fclose(fp) != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", csv, strerror(errno));
+        free(csv);
+        return NULL;
+    }
+    return csv;
+}
+
+/* The figures of r as CSV text (malloc'ed; NULL when out of memory). */
+static char *figures_text(const tally_rejected_t *r)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    if (fp == NULL)
+        return NULL;
+    fputs("metric,value\n", fp);
+    for (uint32_t i = 0; i < r->nsamples; i++)
+        fprintf(fp, "%s,%" PRId64 "\n", r->samples[i].metric, r->samples[i].value);
+    if (fclose(fp) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* Keep what tally_client_rejected_earlier says of an earlier run's
+ * submission just rejected, writing its figures as CSV beside it in
+ * SPOOL/rejected/, for the report at the end (report_aside). */
+static void keep_aside(push_t *p, uint64_t seq, int code)
+{
+    const tally_rejected_t *r = tally_client_rejected_earlier(p->c);
+    if (r == NULL)
+        return;
+    if (VEC_RESERVE(p->aside, p->capaside, p->naside + 1) != 0) {
+        p->aside_oom = true;
+        return;
+    }
+    earlier_reject_t *e = &p->aside[p->naside];
+    *e = (earlier_reject_t){
+        .seq = seq, .code = code, .time_ms = r->time_ms, .nsamples = r->nsamples};
+    e->path = strdup(r->path);
+    e->township = strdup(r->township);
+    if (r->path[0] != '\0')
+        e->csv = write_rejected_csv(r, p->aside_err, sizeof p->aside_err);
+    else
+        e->why = strdup(tally_client_last_error(p->c));
+    if (e->csv == NULL)
+        e->figures = figures_text(r); /* printed, then: nowhere else to read them */
+    if (e->path == NULL || e->township == NULL) {
+        free(e->path);
+        free(e->township);
+        free(e->csv);
+        free(e->figures);
+        free(e->why);
+        p->aside_oom = true;
+        return;
+    }
+    p->naside++;
+}
+
 static void on_reject(void *ctx, uint64_t seq, int code, int sample, const char *field,
                       const char *message)
 {
@@ -167,10 +272,21 @@ static void on_reject(void *ctx, uint64_t seq, int code, int sample, const char 
     if (seq < p->first_seq)
         fprintf(stderr, " [submission %" PRIu64 " from an earlier run]", seq);
     fputc('\n', stderr);
+    if (seq < p->first_seq)
+        keep_aside(p, seq, code);
 }
 
 static void push_free(push_t *p)
 {
+    for (size_t i = 0; i < p->naside; i++) {
+        earlier_reject_t *e = &p->aside[i];
+        free(e->path);
+        free(e->csv);
+        free(e->township);
+        free(e->figures);
+        free(e->why);
+    }
+    free(p->aside);
     for (size_t i = 0; i < p->nfate; i++)
         free(p->fate[i].message);
     free(p->fate);
@@ -434,13 +550,110 @@ static int hello(tally_client_t *c, int timeout_ms, bool *hopeless)
     }
 }
 
-static void print_delivered(const push_t *p, const char *town, const char *spool)
+static void utc(int64_t ms, char *buf, size_t cap)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The figures text, each line indented for a message. */
+static void print_indented(const char *text)
+{
+    for (const char *line = text; *line != '\0';) {
+        size_t len = strcspn(line, "\n");
+        fprintf(stderr, "    %.*s\n", (int)len, line);
+        line += len + (line[len] == '\n');
+    }
+}
+
+/* Submissions an earlier run left in the spool that tallyd rejected now
+ * (each said as it came, with tallyd's reason): nobody at hand may have
+ * their figures any more, so say where they are kept (SPOOL/rejected/,
+ * libtally) and how to push them again, corrected. */
+static void report_aside(const push_t *p, const char *spool)
+{
+    if (p->naside == 0 && !p->aside_oom)
+        return;
+    size_t n = 0, kept = 0;
+    for (size_t i = 0; i < p->naside; i++) {
+        n += p->aside[i].nsamples;
+        kept += p->aside[i].path[0] != '\0';
+    }
+    bool one = p->naside == 1 && !p->aside_oom;
+    fprintf(stderr,
+            "tally push: %zu submission%s (%zu sample%s) left in %s by an earlier run %s "
+            "rejected, as said above; tally will not send %s again.  %s in %s/rejected/:\n",
+            p->naside, plural(p->naside), n, plural(n), spool, one ? "was" : "were",
+            one ? "it" : "them",
+            kept == p->naside ? (one ? "It is kept for you" : "They are kept for you")
+                              : "What could be is kept",
+            spool);
+    for (size_t i = 0; i < p->naside; i++) {
+        const earlier_reject_t *e = &p->aside[i];
+        char when[32];
+        utc(e->time_ms, when, sizeof when);
+        const char *town = e->township[0] != '\0' ? e->township : "TOWN";
+        const char *them = e->nsamples == 1 ? "it" : "them",
+                   *their = e->nsamples == 1 ? "its" : "their";
+        if (e->csv != NULL)
+            fprintf(stderr, "  %s: %s, %s, %" PRIu32 " sample%s\n", e->csv, town, when, e->nsamples,
+                    plural(e->nsamples));
+        else if (e->path[0] != '\0')
+            fprintf(stderr, "  %s: %s, %s, %" PRIu32 " sample%s (%s), which are:\n", e->path, town,
+                    when, e->nsamples, plural(e->nsamples),
+                    p->aside_err[0] ? p->aside_err : "out of memory");
+        else
+            fprintf(stderr,
+                    "  submission %" PRIu64 ": %s, %s, %" PRIu32 " sample%s, not kept (%s), "
+                    "which are:\n",
+                    e->seq, town, when, e->nsamples, plural(e->nsamples),
+                    e->why != NULL ? e->why : "out of memory");
+        if (e->csv == NULL && e->figures != NULL)
+            print_indented(e->figures);
+        /* A submission too large is split to tallyd's limits by a push
+         * now; STALE_SEQUENCE leaves its fate unknown (PROTOCOL.md 14.4). */
+        if (e->code == TALLY_ETOOMANY || e->code == TALLY_ETOOLARGE)
+            fprintf(stderr,
+                    "  Nothing in %s needs correcting (a push splits figures to tallyd's limits "
+                    "now): push %s again with %s time:\n",
+                    them, them, their);
+        else if (e->code == TALLY_ESTALESEQ)
+            fprintf(stderr,
+                    "  tallyd cannot tell whether it counted %s: check with `tally get --town %s` "
+                    "and push only what is missing, with %s time:\n",
+                    them, town, their);
+        else
+            fprintf(stderr,
+                    "  Correct what tallyd's reason above points at, then push %s again with %s "
+                    "time:\n",
+                    them, their);
+        fprintf(stderr, "    tally push --town %s --time @%" PRId64 " --spool %s --file %s\n", town,
+                e->time_ms, spool, e->csv != NULL ? e->csv : "FILE.csv");
+        if (e->csv == NULL)
+            fprintf(stderr, "  (FILE.csv holding the figures above)\n");
+    }
+    if (p->aside_oom)
+        fprintf(stderr, "  (and more that could not be listed for want of memory)\n");
+    if (kept > 0)
+        fprintf(stderr, "  and then delete %s .sub and .csv files in %s/rejected/.\n",
+                kept == 1 ? "its" : "their", spool);
+}
+
+/* What was delivered, on standard output.  left: the submissions still
+ * pending. */
+static void print_delivered(const push_t *p, const char *town, const char *spool, size_t left)
 {
     if (p->earlier_subs > 0)
         printf("delivered %zu submission%s (%zu sample%s) left in %s by an earlier run\n",
                p->earlier_subs, plural(p->earlier_subs), p->earlier_samples,
                plural(p->earlier_samples), spool);
-    if (p->earlier_subs == 0 && town == NULL) /* --flush */
+    /* --flush of a spool that held nothing: only then, so that standard
+     * output never contradicts what standard error says of submissions
+     * kept (tallyd down), rejected or set aside. */
+    if (town == NULL && p->earlier_subs == 0 && left == 0 && p->rejected == 0 &&
+        p->unknown.n == 0 && !p->unknown.oom)
         printf("nothing left in %s to deliver\n", spool);
     if (p->accepted_subs > 0 && town != NULL)
         printf("accepted %zu sample%s for %s (seq %" PRIu64 "..%" PRIu64 ")\n", p->accepted_samples,
@@ -478,6 +691,23 @@ static int add_batch(push_t *p, size_t first, size_t end, uint64_t seq, uint64_t
     return 0;
 }
 
+/* libtally failed after the figures [0, added) were handed to it, those
+ * from first on since the last batch was noted, its submissions from
+ * seq before on: say its error, note the batch the failing call closed,
+ * and set *unsaved to the first figure in no submission (a submission
+ * that cannot be persisted whole is undone, its figures left in the
+ * batch).  CLI_INTERNAL. */
+static int lib_failed(tally_client_t *c, push_t *p, size_t first, size_t added, uint64_t before,
+                      size_t *unsaved)
+{
+    cli_error("%s", tally_client_last_error(c));
+    size_t open = tally_client_batch_size(c);
+    *unsaved = open <= added - first ? added - open : first;
+    if (add_batch(p, first, *unsaved, before, tally_client_next_seq(c)) != 0)
+        p->oom = true;
+    return CLI_INTERNAL;
+}
+
 /* Add the figures in order, keeping which submissions each batch became.
  * While wait is set (the daemon answered HELLO), each batch the library
  * closes is waited for before the next is formed, and a rejection stops
@@ -485,9 +715,12 @@ static int add_batch(push_t *p, size_t first, size_t end, uint64_t seq, uint64_t
  * are those before the one at fault (said by report_fates) rather than
  * every batch but one.  Once an answer takes until deadline, the rest is
  * added without waiting (spooled, or left for the timeout's report).
- * *stopped_at: the first figure not sent, n when all were. */
+ * *stopped_at: the first figure not sent, n when all were.  When libtally
+ * fails (it cannot write the spool or the client state, say), *unsaved
+ * is the first figure in no submission (report_stopped), and stays
+ * SIZE_MAX otherwise. */
 static int add_samples(tally_client_t *c, const csv_samples_t *samples, int64_t time_ms, push_t *p,
-                       bool wait, int64_t deadline, size_t *stopped_at)
+                       bool wait, int64_t deadline, size_t *stopped_at, size_t *unsaved)
 {
     size_t first = 0;
     *stopped_at = samples->n;
@@ -496,10 +729,8 @@ static int add_samples(tally_client_t *c, const csv_samples_t *samples, int64_t 
         int rc = tally_client_add(c, samples->v[i].metric, samples->v[i].value, time_ms);
         if (rc == TALLY_ERANGE)
             return cli_usage_error("push", "%s", tally_client_last_error(c));
-        if (rc < 0) {
-            cli_error("%s", tally_client_last_error(c));
-            return CLI_INTERNAL;
-        }
+        if (rc < 0)
+            return lib_failed(c, p, first, i, before, unsaved);
         uint64_t after = tally_client_next_seq(c);
         if (after == before)
             continue;
@@ -516,8 +747,7 @@ static int add_samples(tally_client_t *c, const csv_samples_t *samples, int64_t 
         if (rc == TALLY_ETIMEDOUT) {
             wait = false;
         } else if (rc < 0) {
-            cli_error("%s", tally_client_last_error(c));
-            return CLI_INTERNAL;
+            return lib_failed(c, p, first, i + 1, after, unsaved);
         } else if (p->rejected_now > 0) {
             *stopped_at = i; /* the open batch goes with the client */
             return CLI_OK;
@@ -525,10 +755,8 @@ static int add_samples(tally_client_t *c, const csv_samples_t *samples, int64_t 
     }
     uint64_t before = tally_client_next_seq(c);
     int rc = tally_client_send(c);
-    if (rc < 0) {
-        cli_error("%s", tally_client_last_error(c));
-        return CLI_INTERNAL;
-    }
+    if (rc < 0)
+        return lib_failed(c, p, first, samples->n, before, unsaved);
     if (add_batch(p, first, samples->n, before, tally_client_next_seq(c)) != 0) {
         cli_error("out of memory");
         return CLI_INTERNAL;
@@ -665,6 +893,61 @@ static void report_fates(const push_t *p, const csv_samples_t *samples, const ch
         }
     }
     free(state);
+}
+
+/* libtally failed mid-push (lib_failed said its error): what became of
+ * the figures.  Those from unsaved on are in no submission: neither sent
+ * nor kept, as libtally undoes a submission it cannot persist whole
+ * (tally_client_send), so pushing them again counts them once.  Those
+ * before went into submissions: waited for while tallyd answers, and
+ * then counted, or kept in the spool for the next push, or (without one)
+ * perhaps counted. */
+static void report_stopped(tally_client_t *c, push_t *p, const csv_samples_t *s, size_t unsaved,
+                           const char *file, const char *town, const char *spool, bool sent,
+                           int64_t deadline)
+{
+    const char *room = strstr(tally_client_last_error(c), strerror(ENOSPC)) != NULL
+                           ? "once there is room"
+                           : "once what failed above is put right";
+    if (sent && tally_client_pending(c) > 0)
+        (void)wait_settled(c, deadline);
+    report_fates(p, s, file);
+    if (s->n == 0)
+        return; /* --flush: what stays in the spool is the next push's */
+    if (unsaved == 0) {
+        fprintf(stderr,
+                "tally push: nothing of these figures was sent or kept: push them again %s\n",
+                room);
+        return;
+    }
+    char a[600], z[600], rest[900] = "";
+    where(a, sizeof a, file, &s->v[unsaved - 1]);
+    if (unsaved < s->n) {
+        where(z, sizeof z, file, &s->v[unsaved]);
+        snprintf(rest, sizeof rest,
+                 "; neither sent nor kept: the %zu from %s on, which push again %s, and only "
+                 "them",
+                 s->n - unsaved, z, room);
+    }
+    const char *rejected = p->rejected_now > 0 ? ", rejected (as said above)" : "";
+    if (p->accepted_samples == unsaved)
+        fprintf(stderr,
+                "tally push: counted: the %zu figure%s up to %s (pushing %s again would count %s "
+                "twice)%s\n",
+                unsaved, plural(unsaved), a, them(unsaved), them(unsaved), rest);
+    else if (spool != NULL)
+        fprintf(stderr,
+                "tally push: the %zu figure%s up to %s %s counted%s or kept in %s, which the next "
+                "push with --spool %s delivers: do not push %s again%s\n",
+                unsaved, plural(unsaved), a, unsaved == 1 ? "is" : "are", rejected, spool, spool,
+                them(unsaved), rest);
+    else
+        fprintf(stderr,
+                "tally push: the %zu figure%s up to %s %s submitted, and tallyd may or may not "
+                "have counted %s%s: check with `tally get --town %s` before pushing any of %s "
+                "again%s\n",
+                unsaved, plural(unsaved), a, unsaved == 1 ? "was" : "were", them(unsaved), rejected,
+                town, them(unsaved), rest);
 }
 
 /* How long the catalog may delay a push whose names need it. */
@@ -1076,6 +1359,7 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
         cli_unknown_free(&p.unknown);
         return status;
     }
+    p.c = c;
     int64_t start = cli_clock_ms(CLOCK_MONOTONIC);
     int rc = 0;
     bool sent = false, hopeless = false;
@@ -1091,8 +1375,12 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
     if (rc == TALLY_ETIMEDOUT && spool == NULL) {
         status = report_timeout(g, c, town, spool, timeout_ms, false);
     } else if (rc == 0 || rc == TALLY_ETIMEDOUT) {
-        size_t stopped_at = samples->n;
-        status = add_samples(c, samples, time_ms, &p, sent, start + timeout_ms, &stopped_at);
+        size_t stopped_at = samples->n, unsaved = SIZE_MAX;
+        const char *name = file == NULL ? "" : strcmp(file, "-") == 0 ? "stdin" : file;
+        status =
+            add_samples(c, samples, time_ms, &p, sent, start + timeout_ms, &stopped_at, &unsaved);
+        if (unsaved != SIZE_MAX)
+            report_stopped(c, &p, samples, unsaved, name, town, spool, sent, start + timeout_ms);
         int64_t left = timeout_ms - (cli_clock_ms(CLOCK_MONOTONIC) - start);
         if (!sent && hopeless)
             left = 0; /* spooled now; no answer can come through this connection */
@@ -1103,9 +1391,9 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
         if (status == CLI_OK && stopped_at == samples->n)
             rc = wait_settled(c, cli_clock_ms(CLOCK_MONOTONIC) + (left > 0 ? left : 0));
         if (status == CLI_OK && !quiet)
-            print_delivered(&p, town, spool);
+            print_delivered(&p, town, spool, tally_client_pending(c));
         if (status == CLI_OK)
-            report_fates(&p, samples, file == NULL ? "" : strcmp(file, "-") == 0 ? "stdin" : file);
+            report_fates(&p, samples, name);
         if (status == CLI_OK && town != NULL && rejected_with(&p, TALLY_EUNKTOWN))
             unknown_town_hint(g, curve, timeout_ms, town);
         if (status == CLI_OK && rc == TALLY_ETIMEDOUT)
@@ -1117,6 +1405,7 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
     }
     if (status == CLI_OK && p.rejected > 0)
         status = CLI_REJECTED;
+    report_aside(&p, spool);
     cli_unknown_report(stderr, &p.unknown);
     if (status == CLI_OK && (p.unknown.n > 0 || p.unknown.oom))
         status = CLI_UNKNOWN_FATE;

@@ -341,9 +341,36 @@ static uint32_t chunk_len(const tally_client_t *c, uint32_t first)
     return n;
 }
 
+/* Submission c->next_seq of n samples could not be persisted whole (its
+ * file, or the state that counts its seq).  Not yet sent, it is taken
+ * back: its file, if written, is removed again, so that the failure is
+ * all or nothing and the caller may say that nothing of it was sent or
+ * kept.  Only if the file stays (it cannot be removed) is it a submission
+ * all the same: *kept, and its seq is never used again by this client.
+ * It is not queued, though: were it delivered and its file removed while
+ * the state still lacks its seq, the next run would reuse that seq for
+ * other figures, which the daemon would drop as duplicates.  The next
+ * client on the spool queues it and counts its seq first.  Returns rc. */
+static int undo_chunk(tally_client_t *c, uint32_t n, int rc, bool *kept)
+{
+    char err[512], cause[CLIENT_ERR_MAX];
+    if (c->spool == NULL || spool_discard(c->spool, c->next_seq, err, sizeof err) == 0)
+        return rc;
+    *kept = true;
+    snprintf(cause, sizeof cause, "%s", c->err);
+    client_seterr(c,
+                  "%s; submission %" PRIu64 " (%" PRIu32 " sample%s) was written and stays in the "
+                  "spool, as it could not be taken back (%s): it is kept there, and the next "
+                  "client on the spool delivers it",
+                  cause, c->next_seq, n, n == 1 ? "" : "s", err);
+    c->next_seq++;
+    return rc;
+}
+
 /* Turn samples[first .. first + n) of the batch into a pending
- * submission, persisted first. */
-static int close_chunk(tally_client_t *c, uint32_t first, uint32_t n)
+ * submission, persisted first.  On failure *kept says whether the
+ * submission stays in the spool all the same (undo_chunk). */
+static int close_chunk(tally_client_t *c, uint32_t first, uint32_t n, bool *kept)
 {
     proto_msg_t msg;
     memset(&msg, 0, sizeof msg);
@@ -384,7 +411,7 @@ static int close_chunk(tally_client_t *c, uint32_t first, uint32_t n)
     if (rc < 0) {
         free(p);
         free(body);
-        return rc;
+        return undo_chunk(c, n, rc, kept);
     }
     p->seq = c->next_seq++;
     p->body = body;
@@ -421,9 +448,10 @@ static int close_batch(tally_client_t *c)
     uint32_t done = 0;
     while (done < c->batch_n) {
         uint32_t n = chunk_len(c, done);
-        rc = close_chunk(c, done, n);
+        bool kept = false;
+        rc = close_chunk(c, done, n, &kept);
         if (rc < 0) {
-            batch_drop_front(c, done);
+            batch_drop_front(c, kept ? done + n : done);
             return rc;
         }
         done += n;
@@ -647,6 +675,11 @@ int tally_client_last_refusal(const tally_client_t *c, uint64_t *seq, const char
     if (message != NULL)
         *message = c->retry_msg;
     return c->retry_code;
+}
+
+const tally_rejected_t *tally_client_rejected_earlier(const tally_client_t *c)
+{
+    return c != NULL ? c->rejected : NULL;
 }
 
 const char *tally_client_last_error(const tally_client_t *c)

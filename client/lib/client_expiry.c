@@ -9,7 +9,9 @@
  * one starts at seq 1, and every submission still unacknowledged may or
  * may not have been counted.  Those are never resent automatically; they
  * are set aside, contents intact, and handed to the application, whose
- * user must check and resend them deliberately. */
+ * user must check and resend them deliberately.  Here too: a set-aside
+ * submission's figures decoded for the application (client_figures_decode,
+ * also for a rejected one, client_wire.c). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,43 +31,43 @@ static bool expired(const tally_client_t *c, int64_t now)
     return now - c->acked_ms > horizon;
 }
 
-/* Scratch space to decode a submission for on_unknown. */
-typedef struct scratch {
-    proto_msg_t msg;
-    proto_sample_t samples[PROTO_SAMPLES_MAX];
-    tally_sample_t out[PROTO_SAMPLES_MAX];
-    char names[PROTO_SAMPLES_MAX][PROTO_NAME_MAX + 1];
-    char township[PROTO_NAME_MAX + 1];
-} scratch_t;
+bool client_figures_decode(client_figures_t *f, const uint8_t *body, size_t len)
+{
+    f->township[0] = '\0';
+    f->time_ms = 0;
+    f->nsamples = 0;
+    if (proto_decode(body, len, &f->msg, f->samples, PROTO_SAMPLES_MAX, NULL) != 0 ||
+        f->msg.type != PROTO_SUBMIT)
+        return false;
+    const proto_submit_t *m = &f->msg.u.submit;
+    text_copy(f->township, sizeof f->township, m->township.ptr, m->township.len);
+    f->time_ms = m->time_ms;
+    f->nsamples = m->nsamples;
+    for (uint32_t i = 0; i < m->nsamples; i++) {
+        text_copy(f->names[i], sizeof f->names[i], f->samples[i].metric.ptr,
+                  f->samples[i].metric.len);
+        f->out[i].metric = f->names[i];
+        f->out[i].value = f->samples[i].value;
+    }
+    return true;
+}
 
 /* Tell the application about p, sent under old, now kept at path. */
-static void report(tally_client_t *c, scratch_t *s, const client_pending_t *p,
+static void report(tally_client_t *c, client_figures_t *f, const client_pending_t *p,
                    const uint8_t old[PROTO_CLIENT_ID_LEN], const char *path)
 {
     tally_unknown_t u;
     memset(&u, 0, sizeof u);
     memcpy(u.client_id, old, sizeof u.client_id);
     u.seq = p->seq;
-    u.township = "";
     u.path = path;
-    u.samples = s->out;
-    /* Every queued body was encoded here or checked when the spool was
-     * loaded, so it decodes; if not, the seq and the path still say which
-     * one it was. */
-    if (proto_decode(p->body, p->len, &s->msg, s->samples, PROTO_SAMPLES_MAX, NULL) == 0 &&
-        s->msg.type == PROTO_SUBMIT) {
-        const proto_submit_t *m = &s->msg.u.submit;
-        text_copy(s->township, sizeof s->township, m->township.ptr, m->township.len);
-        u.township = s->township;
-        u.time_ms = m->time_ms;
-        u.nsamples = m->nsamples;
-        for (uint32_t i = 0; i < m->nsamples; i++) {
-            text_copy(s->names[i], sizeof s->names[i], s->samples[i].metric.ptr,
-                      s->samples[i].metric.len);
-            s->out[i].metric = s->names[i];
-            s->out[i].value = s->samples[i].value;
-        }
-    }
+    /* If it does not decode, the seq and the path still say which one it
+     * was. */
+    client_figures_decode(f, p->body, p->len);
+    u.township = f->township;
+    u.time_ms = f->time_ms;
+    u.nsamples = f->nsamples;
+    u.samples = f->out;
     c->in_cb = true;
     c->on_unknown(c->cb_ctx, &u);
     c->in_cb = false;
@@ -76,7 +78,7 @@ static int renew(tally_client_t *c, int64_t now)
 {
     uint8_t old[PROTO_CLIENT_ID_LEN], id[PROTO_CLIENT_ID_LEN];
     memcpy(old, c->id, sizeof old);
-    scratch_t *s = NULL;
+    client_figures_t *s = NULL;
     if (c->head != NULL && c->on_unknown != NULL) {
         s = malloc(sizeof *s);
         if (s == NULL) {

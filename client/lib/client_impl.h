@@ -32,7 +32,20 @@ typedef struct client_pending {
     int64_t due_ms;      /* monotonic time of the next (re)send; 0 = now */
     uint32_t backoff_ms; /* the delay after the next send */
     uint32_t sends;
+    bool earlier; /* an earlier run left it in the spool (client_state_open) */
 } client_pending_t;
+
+/* A submission's figures decoded for the application (tally_unknown_t,
+ * tally_rejected_t); large, so malloc'ed. */
+typedef struct client_figures {
+    proto_msg_t msg;
+    proto_sample_t samples[PROTO_SAMPLES_MAX];
+    tally_sample_t out[PROTO_SAMPLES_MAX]; /* nsamples of them, pointing into names */
+    char names[PROTO_SAMPLES_MAX][PROTO_NAME_MAX + 1];
+    char township[PROTO_NAME_MAX + 1];
+    int64_t time_ms;
+    uint32_t nsamples;
+} client_figures_t;
 
 struct tally_client {
     void *zctx;
@@ -95,6 +108,9 @@ struct tally_client {
     int retry_code;
     uint64_t retry_seq;
     char retry_msg[PROTO_FIELD_MAX + PROTO_MESSAGE_MAX + 3];
+    /* During on_reject: the rejected submission an earlier run left in the
+     * spool, set aside (tally_client_rejected_earlier); NULL otherwise. */
+    const tally_rejected_t *rejected;
     bool in_cb;  /* one of the application's callbacks is running */
     bool doomed; /* destroyed from within a callback: freed once the call
                     that ran it returns, and no callback runs before */
@@ -134,6 +150,11 @@ void client_state_acked(tally_client_t *c, int64_t now);
  * c->err says which; what was moved stays moved); TALLY_ENOMEM;
  * TALLY_ESYS. */
 int client_expiry_check(tally_client_t *c, int64_t now);
+
+/* Decode body (a SUBMIT) into f.  false when it does not (every queued
+ * body was encoded here or checked when the spool was loaded, so it
+ * should): then f says a township "" and no samples. */
+bool client_figures_decode(client_figures_t *f, const uint8_t *body, size_t len);
 
 /* Unlink p from the queue (not from the spool) and free it. */
 void client_queue_drop(tally_client_t *c, client_pending_t *p);

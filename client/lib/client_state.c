@@ -278,6 +278,7 @@ static int load_spooled(tally_client_t *c, bool *have_id, uint64_t *max_seq, cha
         p->len = len;
         p->nsamples = msg->u.submit.nsamples;
         p->backoff_ms = c->backoff_initial_ms;
+        p->earlier = true;
         client_queue_append(c, p);
         *max_seq = seqs[i];
     }

@@ -172,6 +172,58 @@ static void settle(tally_client_t *c, client_pending_t *p)
     client_queue_drop(c, p);
 }
 
+/* Rejected for good: settled.  A submission an earlier run left in the
+ * spool is moved to SPOOL/rejected/ instead of deleted, as whoever made it
+ * may no longer have its figures; on_reject can read where it went and
+ * what it holds (tally_client_rejected_earlier).  Should the move fail, it
+ * is deleted all the same: left in the queue, the next run would send it
+ * again by itself, and count it if the daemon then took it, after its user
+ * had perhaps pushed the figures again.  Its figures then reach on_reject
+ * alone. */
+static void reject(tally_client_t *c, client_pending_t *p, int code, int sample, const char *field,
+                   const char *message)
+{
+    uint64_t seq = p->seq;
+    tally_rejected_t r;
+    client_figures_t *fig = NULL;
+    char path[4200] = "";
+    bool aside = p->earlier && c->spool != NULL;
+    if (aside) {
+        memset(&r, 0, sizeof r);
+        r.seq = seq;
+        r.township = "";
+        r.path = path;
+        memcpy(r.client_id, c->id, sizeof r.client_id);
+        fig = malloc(sizeof *fig);
+        if (fig != NULL && client_figures_decode(fig, p->body, p->len)) {
+            memcpy(r.client_id, fig->msg.u.submit.client_id, sizeof r.client_id);
+            r.township = fig->township;
+            r.time_ms = fig->time_ms;
+            r.nsamples = fig->nsamples;
+            r.samples = fig->out;
+        }
+        char err[512];
+        /* Moved but not synced (path set): kept, as far as anyone can do. */
+        if (spool_move_rejected(c->spool, seq, r.client_id, path, sizeof path, err, sizeof err) <
+                0 &&
+            path[0] == '\0') {
+            size_t len = strlen(c->err);
+            snprintf(c->err + len, sizeof c->err - len,
+                     "; it could not be kept in %s/rejected/ and is deleted (%s)",
+                     spool_path(c->spool), err);
+        }
+    }
+    settle(c, p); /* the file is gone already once moved */
+    if (c->on_reject != NULL && !c->doomed) {
+        c->in_cb = true;
+        c->rejected = aside ? &r : NULL;
+        c->on_reject(c->cb_ctx, seq, code, sample, field, message);
+        c->rejected = NULL;
+        c->in_cb = false;
+    }
+    free(fig);
+}
+
 static void on_ack(tally_client_t *c, const proto_ack_t *ack)
 {
     client_pending_t *p = find(c, ack->seq);
@@ -213,13 +265,7 @@ static void on_ack(tally_client_t *c, const proto_ack_t *ack)
     }
     client_seterr(c, "submission %" PRIu64 " rejected: %s%s%s (%s)", p->seq, shown,
                   shown[0] ? ": " : "", message, tally_errname(code));
-    uint64_t seq = p->seq;
-    settle(c, p);
-    if (c->on_reject != NULL && !c->doomed) {
-        c->in_cb = true;
-        c->on_reject(c->cb_ctx, seq, code, ack->sample, field, message);
-        c->in_cb = false;
-    }
+    reject(c, p, code, ack->sample, field, message);
 }
 
 /* What the daemon says of itself: its limits and how long it remembers a

@@ -220,17 +220,20 @@ int spool_remove_legacy(spool_t *s, char *err, size_t errlen)
     return 0;
 }
 
-int spool_move_unknown(spool_t *s, uint64_t seq, const uint8_t id[16], char *path, size_t cap,
-                       char *err, size_t errlen)
+/* Move submission seq, sent under client id, out of the queue into the
+ * subdirectory sub (created if missing) as <id>-<seq>.sub, and make both
+ * directories durable. */
+static int move_aside(spool_t *s, const char *sub, uint64_t seq, const uint8_t id[16], char *path,
+                      size_t cap, char *err, size_t errlen)
 {
     char from[32], to[96], hex[33];
     spool_sub_name(seq, from, sizeof from);
     util_hex(id, 16, hex);
     /* The id is part of the name: a later id starts again at seq 1. */
-    snprintf(to, sizeof to, "unknown/%s-%s", hex, from);
+    snprintf(to, sizeof to, "%s/%s-%s", sub, hex, from);
     path[0] = '\0';
-    if (mkdirat(s->dirfd, "unknown", 0700) < 0 && errno != EEXIST) {
-        text_format(err, errlen, "cannot create directory %s/unknown: %s", s->path,
+    if (mkdirat(s->dirfd, sub, 0700) < 0 && errno != EEXIST) {
+        text_format(err, errlen, "cannot create directory %s/%s: %s", s->path, sub,
                     strerror(errno));
         return TALLY_EIO;
     }
@@ -241,19 +244,31 @@ int spool_move_unknown(spool_t *s, uint64_t seq, const uint8_t id[16], char *pat
                     strerror(errno));
         return TALLY_EIO;
     }
-    /* Both directories on disk before the id they belong to is dropped:
-     * after a crash the submission is either still queued (and the rule
-     * moves it again) or set aside, never lost. */
-    int fd = openat(s->dirfd, "unknown", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    snprintf(path, cap, "%s/%s", s->path, to);
+    /* Both directories on disk before the caller forgets the submission:
+     * after a crash it is either still queued (and is set aside again) or
+     * set aside, never lost. */
+    int fd = openat(s->dirfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0 || fsync(fd) < 0 || fsync(s->dirfd) < 0) {
-        text_format(err, errlen, "cannot sync %s/unknown: %s", s->path, strerror(errno));
+        text_format(err, errlen, "cannot sync %s/%s: %s", s->path, sub, strerror(errno));
         if (fd >= 0)
             close(fd);
         return TALLY_EIO;
     }
     close(fd);
-    snprintf(path, cap, "%s/%s", s->path, to);
     return 0;
+}
+
+int spool_move_unknown(spool_t *s, uint64_t seq, const uint8_t id[16], char *path, size_t cap,
+                       char *err, size_t errlen)
+{
+    return move_aside(s, "unknown", seq, id, path, cap, err, errlen);
+}
+
+int spool_move_rejected(spool_t *s, uint64_t seq, const uint8_t id[16], char *path, size_t cap,
+                        char *err, size_t errlen)
+{
+    return move_aside(s, "rejected", seq, id, path, cap, err, errlen);
 }
 
 int spool_write(spool_t *s, uint64_t seq, const void *body, size_t len, char *err, size_t errlen)
@@ -273,6 +288,25 @@ int spool_remove(spool_t *s, uint64_t seq, char *err, size_t errlen)
     }
     /* No fsync of the directory here: if the unlink is lost in a crash the
      * submission is sent again and the daemon answers "duplicate". */
+    return 0;
+}
+
+int spool_discard(spool_t *s, uint64_t seq, char *err, size_t errlen)
+{
+    char name[32];
+    spool_sub_name(seq, name, sizeof name);
+    if (unlinkat(s->dirfd, name, 0) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        text_format(err, errlen, "cannot remove %s/%s: %s", s->path, name, strerror(errno));
+        return TALLY_EIO;
+    }
+    /* Unlike spool_remove's, this unlink is made durable: the submission
+     * was never sent, and its figures are said not to be kept.  If the
+     * fsync fails the file is gone all the same for every later run; only
+     * a crash before the directory reaches the disk could bring it back,
+     * and then the next run says it delivers it "left by an earlier run". */
+    (void)fsync(s->dirfd);
     return 0;
 }
 

@@ -9,6 +9,8 @@
  *                       SUBMIT body, seq as 20 zero-padded digits
  *   SPOOL/unknown/<id>-<seq>.sub  a submission of unknown fate, moved
  *                       aside by the client-id expiry rule: never resent
+ *   SPOOL/rejected/<id>-<seq>.sub  a submission an earlier run left in
+ *                       the spool, rejected for good: never resent
  *   SPOOL/<name>.tmp    a write in progress; garbage after a crash
  *   SPOOL/client.id, SPOOL/client.seq  the identity as libtally before
  *                       client.state kept it; read once and removed
@@ -55,15 +57,27 @@ int spool_remove_legacy(spool_t *s, char *err, size_t errlen);
 /* Move submission seq, sent under client id, out of the queue into
  * SPOOL/unknown/ (created if missing), contents intact; path receives its
  * new path.  A missing file is not an error (path is then "").  0 or
- * TALLY_EIO. */
+ * TALLY_EIO; path is set also when only the sync of the directories
+ * failed, after the move. */
 int spool_move_unknown(spool_t *s, uint64_t seq, const uint8_t id[16], char *path, size_t cap,
                        char *err, size_t errlen);
+
+/* The same into SPOOL/rejected/: a submission an earlier run left in the
+ * spool that the daemon has rejected for good.  0 or TALLY_EIO. */
+int spool_move_rejected(spool_t *s, uint64_t seq, const uint8_t id[16], char *path, size_t cap,
+                        char *err, size_t errlen);
 
 /* Persist submission seq.  0 or TALLY_EIO. */
 int spool_write(spool_t *s, uint64_t seq, const void *body, size_t len, char *err, size_t errlen);
 
 /* Delete submission seq (a missing file is not an error).  0 or TALLY_EIO. */
 int spool_remove(spool_t *s, uint64_t seq, char *err, size_t errlen);
+
+/* Take back submission seq, never sent, whose writing could not be
+ * completed (a missing file is not an error): unlinked, and the directory
+ * synced as far as the disk allows.  0, or TALLY_EIO when the file stays
+ * (err says why). */
+int spool_discard(spool_t *s, uint64_t seq, char *err, size_t errlen);
 
 /* The sequence numbers of every *.sub file, ascending, in a malloc'ed array
  * (*seqs, freed by the caller; NULL when *n is 0).  Files whose name is not

@@ -187,7 +187,10 @@ enum tally_ack_status {
  * TALLY_EUNKMETRIC); sample is the 0-based index of the offending sample or
  * -1; field (e.g. "samples[3].metric") and message are the daemon's words,
  * possibly "" but never NULL, valid during the call only.  The submission
- * has been removed from the spool: it will not be sent again. */
+ * has left the spool's queue: it will not be sent again.  One that an
+ * earlier run left in the spool is not deleted but moved to
+ * SPOOL/rejected/, since nobody at hand may have its figures any more:
+ * tally_client_rejected_earlier() says where, and what it holds. */
 typedef void (*tally_reject_cb)(void *ctx, uint64_t seq, int code, int sample, const char *field,
                                 const char *message);
 
@@ -234,6 +237,26 @@ typedef struct tally_unknown {
      * one: "". */
     const char *path;
 } tally_unknown_t;
+
+/* A submission an earlier run left in the spool (the client found it there
+ * when it was created) that the daemon has now rejected for good, as
+ * tally_client_rejected_earlier() describes it during on_reject.  Every
+ * pointer is owned by the library and valid during that on_reject call
+ * only. */
+typedef struct tally_rejected {
+    uint8_t client_id[TALLY_CLIENT_ID_LEN]; /* the id it was sent under */
+    uint64_t seq;
+    const char *township; /* "" if its figures could not be read */
+    int64_t time_ms;      /* its event time */
+    uint32_t nsamples;
+    const tally_sample_t *samples; /* nsamples figures, as sent */
+    /* The file that now holds it, byte for byte as sent,
+     * SPOOL/rejected/<client id in hex>-<seq in 20 digits>.sub; "" when it
+     * could not be moved there (tally_client_last_error() says why): then
+     * it was deleted, as it must not be sent again, and the figures above
+     * are all that is left of it. */
+    const char *path;
+} tally_rejected_t;
 
 /* Called once for each submission found to be of unknown fate; it has left
  * the queue (and the spool's queue) already.  The application must tell
@@ -369,9 +392,16 @@ TALLY_API int tally_client_add(tally_client_t *c, const char *metric, int64_t va
  * spool, write the encoded submission to the spool, all before the first
  * send attempt; then send what the in-flight window allows, without
  * waiting.  Returns 0 (also when the batch was empty); TALLY_EIO (could
- * not persist: the samples not yet in a submission stay in the batch,
- * nothing of them was sent, the message names the file); TALLY_ENOMEM;
- * TALLY_ESYS. */
+ * not persist: the message names the file; the submissions closed before
+ * the failure are pending as usual); TALLY_ENOMEM; TALLY_ESYS.
+ * A submission whose file or next sequence number could not be written
+ * is undone whole: its file is removed from the spool again, its samples
+ * and those after it stay in the batch, and nothing of them was sent or
+ * kept.  Only when that file cannot be removed either (the message then
+ * says so) does it stay in the spool, as a submission of its own that the
+ * next client on the spool delivers (not this one, which never sends it);
+ * its samples leave the batch, and the next sequence number is not used
+ * again. */
 TALLY_API int tally_client_send(tally_client_t *c);
 
 /* tally_client_send(), then send and resend until every submission is
@@ -452,6 +482,14 @@ TALLY_API void tally_client_id(const tally_client_t *c, uint8_t id[TALLY_CLIENT_
 
 /* The sequence number the next submission will get (>= 1). */
 TALLY_API uint64_t tally_client_next_seq(const tally_client_t *c);
+
+/* Within on_reject, when the submission rejected was left in the spool by
+ * an earlier run: where it is kept now (SPOOL/rejected/, never sent
+ * again) and what it holds, for the application to tell its user, who
+ * corrects the figures and sends them again as a new submission.  NULL
+ * otherwise: the submission was made by this client (its figures are the
+ * application's), there is no spool, or no on_reject call is running. */
+TALLY_API const tally_rejected_t *tally_client_rejected_earlier(const tally_client_t *c);
 
 /* The last error or final rejection as a sentence ("" if none); owned by
  * the client, valid until the next call on it. */

@@ -35,7 +35,8 @@
 typedef struct fx {
     harness_t h;
     cli_tab_t t;
-    bool mounted; /* a tmpfs on the state directory (test_refused_disk_full) */
+    bool mounted; /* a tmpfs on mount_point (test_refused_disk_full, test_spool_disk_full) */
+    char mount_point[HARNESS_PATH_MAX];
 } fx_t;
 
 static char self_exe[HARNESS_PATH_MAX];
@@ -54,8 +55,8 @@ static int teardown(void **state)
 {
     fx_t *f = *state;
     int rc = harness_finish(&f->h) == 0 ? 0 : -1;
-    if (f->mounted && umount2(f->h.state_dir, MNT_DETACH) != 0)
-        fprintf(stderr, "umount %s: %s\n", f->h.state_dir, strerror(errno));
+    if (f->mounted && umount2(f->mount_point, MNT_DETACH) != 0)
+        fprintf(stderr, "umount %s: %s\n", f->mount_point, strerror(errno));
     cli_tab_free(&f->t);
     harness_cleanup(&f->h);
     free(f);
@@ -488,6 +489,7 @@ static void test_refused_disk_full(void **state)
         skip();
     }
     f->mounted = true;
+    snprintf(f->mount_point, sizeof f->mount_point, "%s", f->h.state_dir);
     assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
     char filler[HARNESS_PATH_MAX + 16];
     snprintf(filler, sizeof filler, "%s/filler", f->h.state_dir);
@@ -534,6 +536,189 @@ static void test_refused_disk_full(void **state)
     get_tab(f, NULL);
     assert_null(cli_tab_find(&f->t, "b", "county"));
     assert_int_equal(total_of(f, "c", "county"), 1);
+}
+
+/* A tmpfs of size (e.g. "64k") on dir, for this test alone: false (and
+ * the test skipped by the caller) when that cannot be had. */
+static bool mount_tmpfs(fx_t *f, const char *dir, const char *size)
+{
+    if (geteuid() != 0) {
+        print_message("skipped: mounting a tmpfs needs root\n");
+        return false;
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        fail_msg("mkdir %s: %s", dir, strerror(errno));
+    char opts[64];
+    snprintf(opts, sizeof opts, "size=%s,mode=0700", size);
+    if (mount("tmpfs", dir, "tmpfs", 0, opts) != 0) {
+        print_message("skipped: cannot mount a tmpfs on %s: %s\n", dir, strerror(errno));
+        return false;
+    }
+    f->mounted = true;
+    snprintf(f->mount_point, sizeof f->mount_point, "%s", dir);
+    return true;
+}
+
+/* 3d. The spool's disk has room for a submission's file but not for the
+ * client state that counts its seq: the push fails (status 4), and the
+ * failure is whole: the submission's file is taken out of the spool
+ * again, so that the message can say nothing was sent or kept, and the
+ * figures pushed again once there is room are counted once, not also
+ * delivered from the spool "left by an earlier run". */
+static void test_spool_disk_full(void **state)
+{
+    fx_t *f = *state;
+    char spool[HARNESS_PATH_MAX], filler[HARNESS_PATH_MAX + 16];
+    snprintf(spool, sizeof spool, "%s/spool", f->h.dir);
+    snprintf(filler, sizeof filler, "%s/filler", spool);
+    if (!mount_tmpfs(f, spool, "64k"))
+        skip();
+    assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
+    const char *first[] = {"push", "--town", "t8", "--spool", spool, "m=1", NULL};
+    cli_result_t r = run_expect(f, 0, first);
+    cli_result_free(&r);
+    /* Full, then one page free again: the .sub fits, client.state.tmp
+     * does not. */
+    fill_disk(filler);
+    struct stat st;
+    assert_int_equal(stat(filler, &st), 0);
+    assert_int_equal(truncate(filler, (st.st_size - 1) / 4096 * 4096), 0);
+    const char *push[] = {"push", "--town", "t8", "--spool", spool, "m=10", NULL};
+    r = run_expect(f, 4, push);
+    if (strstr(r.err, "No space left on device") == NULL ||
+        strstr(r.err, "nothing of these figures was sent or kept: push them again once there "
+                      "is room") == NULL)
+        fail_msg("a push whose client.state cannot be written:\n%s", r.err);
+    assert_string_equal(r.out, "");
+    cli_result_free(&r);
+    assert_int_equal(cli_count_files(spool, ".sub"), 0);
+    assert_int_equal(cli_count_files(spool, ".tmp"), 0);
+
+    /* Room again: the figures pushed again are the only copy. */
+    assert_int_equal(unlink(filler), 0);
+    r = run_expect(f, 0, push);
+    assert_string_equal(r.out, "accepted 1 sample for t8 (seq 2..2)\n");
+    cli_result_free(&r);
+    get_tab(f, NULL);
+    assert_int_equal(total_of(f, "m", "county"), 11);
+    assert_int_equal(stat_value(f, "tallyd_submissions_accepted_total"), 2);
+
+    /* tallyd takes one sample a submission: three figures go as three.
+     * Two pages free: the first submission is made whole (its state
+     * replaces the old one's page), the second's state does not fit.  The
+     * first is delivered and counted, the others neither sent nor kept,
+     * and the push says which to push again. */
+    assert_int_equal(harness_stop(&f->h, SIGTERM), 0);
+    assert_int_equal(harness_start(&f->h, "[limits]\nmax_samples = 1\n", NULL), 0);
+    fill_disk(filler);
+    assert_int_equal(stat(filler, &st), 0);
+    assert_int_equal(truncate(filler, ((st.st_size - 1) / 4096 - 1) * 4096), 0);
+    const char *three[] = {"push", "--town", "t8", "--spool", spool, "n=1", "n=2", "n=3", NULL};
+    r = run_expect(f, 4, three);
+    if (strstr(r.err, "No space left on device") == NULL ||
+        strstr(r.err, "counted: the 1 figure up to 'n=1' (pushing it again would count it "
+                      "twice); neither sent nor kept: the 2 from 'n=2' on, which push again once "
+                      "there is room, and only them") == NULL)
+        fail_msg("a push whose second submission cannot be persisted:\n%s", r.err);
+    cli_result_free(&r);
+    assert_int_equal(cli_count_files(spool, ".sub"), 0);
+    assert_int_equal(unlink(filler), 0);
+    const char *rest[] = {"push", "--town", "t8", "--spool", spool, "n=2", "n=3", NULL};
+    r = run_expect(f, 0, rest);
+    cli_result_free(&r);
+    get_tab(f, NULL);
+    assert_int_equal(total_of(f, "n", "county"), 6);
+}
+
+/* 3e. Figures spooled while tallyd was down, which tallyd refuses for
+ * good when they reach it (its max_samples lowered meanwhile).  Whoever
+ * pushed them no longer has them at hand: the submission is moved to
+ * SPOOL/rejected/ byte for byte, with its figures as CSV, never sent
+ * again, and the push says where and how to push them again.  Standard
+ * output of --flush says "nothing left" only of a spool that is empty:
+ * not while tallyd is down, not when something was rejected. */
+static void test_rejected_earlier(void **state)
+{
+    fx_t *f = *state;
+    char spool[HARNESS_PATH_MAX], rejected[HARNESS_PATH_MAX + 16], sub[HARNESS_PATH_MAX + 32];
+    snprintf(spool, sizeof spool, "%s/spool", f->h.dir);
+    snprintf(rejected, sizeof rejected, "%s/rejected", spool);
+    snprintf(sub, sizeof sub, "%s/00000000000000000001.sub", spool);
+    const char *down[] = {"push", "--town", "t7",  "--spool", spool, "--timeout",
+                          "1",    "m=1",    "m=1", "m=1",     "m=1", NULL};
+    cli_result_t r = run_expect(f, 3, down);
+    cli_result_free(&r);
+    char *bytes = harness_read_file(sub);
+    assert_non_null(bytes);
+    struct stat st;
+    assert_int_equal(stat(sub, &st), 0);
+    size_t len = (size_t)st.st_size;
+
+    /* tallyd still down: the spool is not empty, whatever stdout says. */
+    const char *flush[] = {"push", "--spool", spool, "--flush", "--timeout", "1", NULL};
+    r = run_expect(f, 3, flush);
+    if (strstr(r.err, "1 submission (4 samples) kept in") == NULL)
+        fail_msg("--flush with tallyd down: %s", r.err);
+    assert_string_equal(r.out, "");
+    cli_result_free(&r);
+
+    assert_int_equal(harness_start(&f->h, "[limits]\nmax_samples = 3\n", NULL), 0);
+    r = run_expect(f, 1, flush);
+    if (strstr(r.err, "TOO_MANY_SAMPLES") == NULL ||
+        strstr(r.err, "[submission 1 from an earlier run]") == NULL ||
+        strstr(r.err, "1 submission (4 samples) left in") == NULL ||
+        strstr(r.err, "tally will not send it again") == NULL || strstr(r.err, rejected) == NULL)
+        fail_msg("--flush of a submission rejected for good:\n%s", r.err);
+    assert_string_equal(r.out, "");
+    assert_int_equal(cli_count_files(spool, ".sub"), 0);
+    assert_int_equal(cli_count_files(rejected, ".sub"), 1);
+    assert_int_equal(cli_count_files(rejected, ".csv"), 1);
+    /* Byte for byte what was spooled. */
+    char listed[HARNESS_PATH_MAX + 32];
+    snprintf(listed, sizeof listed, "\n  %s/", rejected);
+    const char *kept = strstr(r.err, listed);
+    assert_non_null(kept);
+    kept += 3;
+    char csv[HARNESS_PATH_MAX + 128], moved[HARNESS_PATH_MAX + 128];
+    snprintf(csv, sizeof csv, "%.*s", (int)strcspn(kept, ":"), kept);
+    assert_non_null(strstr(csv, ".csv"));
+    snprintf(moved, sizeof moved, "%.*s.sub", (int)(strlen(csv) - 4), csv);
+    assert_int_equal(stat(moved, &st), 0);
+    assert_int_equal((size_t)st.st_size, len);
+    char *again = harness_read_file(moved);
+    assert_non_null(again);
+    assert_memory_equal(again, bytes, len);
+    free(again);
+    free(bytes);
+    char *text = harness_read_file(csv);
+    assert_non_null(text);
+    assert_string_equal(text, "metric,value\nm,1\nm,1\nm,1\nm,1\n");
+    free(text);
+
+    /* The command it prints pushes them again (now in two submissions). */
+    const char *cmd = strstr(r.err, "    tally push ");
+    assert_non_null(cmd);
+    char line[4 * HARNESS_PATH_MAX];
+    snprintf(line, sizeof line, "%.*s", (int)strcspn(cmd + 10, "\n"), cmd + 10);
+    const char *argv[16];
+    int n = 0;
+    for (char *tok = strtok(line, " "); tok != NULL && n < 15; tok = strtok(NULL, " "))
+        argv[n++] = tok;
+    argv[n] = NULL;
+    assert_string_equal(argv[0], "push");
+    cli_result_free(&r);
+    r = run_expect(f, 0, argv);
+    cli_result_free(&r);
+    get_tab(f, NULL);
+    assert_int_equal(total_of(f, "m", "county"), 4);
+
+    /* Empty now (SPOOL/rejected/ holds nothing to deliver), and said so. */
+    r = run_expect(f, 0, flush);
+    char want[HARNESS_PATH_MAX + 64];
+    snprintf(want, sizeof want, "nothing left in %s to deliver\n", spool);
+    assert_string_equal(r.out, want);
+    cli_result_free(&r);
+    assert_int_equal(cli_count_files(rejected, ".sub"), 1); /* the operator's to delete */
 }
 
 /* ---- 4. a publisher killed mid-push ------------------------------------ */
@@ -902,6 +1087,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_unknown_fate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_for_now, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_disk_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_disk_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rejected_earlier, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_restart, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -125,6 +125,148 @@ static void test_rejected(void **state)
     tally_client_destroy(&c);
 }
 
+/* What on_reject saw of tally_client_rejected_earlier (test_rejected_earlier). */
+typedef struct aside_seen {
+    tally_client_t *c;
+    int calls;
+    uint64_t seq[4];
+    bool earlier[4];
+    char path[4][512];
+    char township[80];
+    int64_t time_ms;
+    uint32_t nsamples;
+    char metric[80];
+    int64_t value;
+    uint8_t client_id[16];
+} aside_seen_t;
+
+static void aside_on_reject(void *ctx, uint64_t seq, int code, int sample, const char *field,
+                            const char *message)
+{
+    aside_seen_t *a = ctx;
+    (void)code, (void)sample, (void)field, (void)message;
+    assert_true(a->calls < 4);
+    const tally_rejected_t *r = tally_client_rejected_earlier(a->c);
+    int i = a->calls++;
+    a->seq[i] = seq;
+    a->earlier[i] = r != NULL;
+    if (r == NULL)
+        return;
+    assert_int_equal(r->seq, seq);
+    snprintf(a->path[i], sizeof a->path[i], "%s", r->path);
+    snprintf(a->township, sizeof a->township, "%s", r->township);
+    a->time_ms = r->time_ms;
+    a->nsamples = r->nsamples;
+    memcpy(a->client_id, r->client_id, 16);
+    if (r->nsamples > 0) {
+        snprintf(a->metric, sizeof a->metric, "%s", r->samples[0].metric);
+        a->value = r->samples[0].value;
+    }
+}
+
+/* The contents of a file (at most 64 KiB) into buf; its length, -1 when
+ * it cannot be read. */
+static long slurp(const char *path, uint8_t *buf, size_t cap)
+{
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL)
+        return -1;
+    size_t n = fread(buf, 1, cap, fp);
+    fclose(fp);
+    return (long)n;
+}
+
+/* A submission an earlier run left in the spool, rejected for good now
+ * (say the daemon's max_samples was lowered meanwhile): nobody at hand has
+ * its figures any more, so it is moved to SPOOL/rejected/ byte for byte,
+ * and on_reject can read where and what it is.  One of this run's own is
+ * deleted as before.  Neither is sent again, nor queued by a later
+ * client. */
+static void test_rejected_earlier(void **state)
+{
+    fixture_t *f = *state;
+    tally_client_t *c = client(f, 0);
+    assert_int_equal(tally_client_add(c, "drills.fire", 4, T0), 0);
+    assert_int_equal(tally_client_add(c, "drills.flood", 2, T0), 0);
+    assert_int_equal(tally_client_send(c), 0);
+    received_t *r = malloc(sizeof *r);
+    assert_true(receive(f, c, 3000, r));
+    uint8_t id[16];
+    tally_client_id(c, id);
+    tally_client_destroy(&c); /* the run ends with it unacknowledged */
+    char sub[256], hex[33], moved[512];
+    snprintf(sub, sizeof sub, "%s/00000000000000000001.sub", f->spool);
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", id[i]);
+    snprintf(moved, sizeof moved, "%s/rejected/%s-00000000000000000001.sub", f->spool, hex);
+    static uint8_t before[65536], after[65536];
+    long len = slurp(sub, before, sizeof before);
+    assert_true(len > 0);
+
+    aside_seen_t seen = {0};
+    tally_client_opts_t o = {
+        .spool_dir = f->spool,
+        .backoff_initial_ms = 40,
+        .backoff_max_ms = 160,
+        .on_reject = aside_on_reject,
+        .cb_ctx = &seen,
+    };
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), 0);
+    seen.c = c;
+    assert_int_equal(tally_client_pending(c), 1);
+    assert_int_equal(tally_client_add(c, "drills.quake", 7, T0), 0);
+    assert_int_equal(tally_client_send(c), 0);
+    bool got1 = false, got2 = false;
+    int64_t end = mono_ms() + 3000;
+    while ((!got1 || !got2) && mono_ms() < end) {
+        if (!receive(f, c, 100, r))
+            continue;
+        if (r->seq == 1 && !got1) {
+            ack(f, r, 1, PROTO_ACK_REJECTED, 10, -1, "samples", "2 samples exceed the limit of 1");
+            got1 = true;
+        } else if (r->seq == 2 && !got2) {
+            ack(f, r, 2, PROTO_ACK_REJECTED, 13, 0, "samples[0].metric",
+                "metric 'drills.quake' is not in the catalog");
+            got2 = true;
+        }
+    }
+    assert_true(got1 && got2);
+    PUMP_UNTIL(c, tally_client_pending(c) == 0, 3000);
+    assert_int_equal(tally_client_pending(c), 0);
+    assert_null(tally_client_rejected_earlier(c)); /* outside on_reject */
+    assert_int_equal(seen.calls, 2);
+    int e = seen.seq[0] == 1 ? 0 : 1; /* the earlier run's */
+    assert_int_equal(seen.seq[e], 1);
+    assert_true(seen.earlier[e]);
+    assert_false(seen.earlier[1 - e]); /* this run's: its figures are the caller's */
+    assert_string_equal(seen.path[e], moved);
+    assert_string_equal(seen.township, "gaoguan");
+    assert_int_equal(seen.time_ms, T0);
+    assert_int_equal(seen.nsamples, 2);
+    assert_string_equal(seen.metric, "drills.fire");
+    assert_int_equal(seen.value, 4);
+    assert_memory_equal(seen.client_id, id, 16);
+    assert_non_null(strstr(tally_client_last_error(c), "rejected"));
+    /* Byte for byte as it was spooled and sent; out of the queue. */
+    assert_int_equal(slurp(moved, after, sizeof after), len);
+    assert_memory_equal(before, after, (size_t)len);
+    assert_false(spooled(f, 1));
+    assert_false(spooled(f, 2));
+    char rejected_dir[256];
+    snprintf(rejected_dir, sizeof rejected_dir, "%s/rejected", f->spool);
+    assert_int_equal(access(rejected_dir, F_OK), 0);
+    char other[512];
+    snprintf(other, sizeof other, "%s/rejected/%s-00000000000000000002.sub", f->spool, hex);
+    assert_int_equal(access(other, F_OK), -1);
+    tally_client_destroy(&c);
+    /* Never queued again. */
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), 0);
+    assert_int_equal(tally_client_pending(c), 0);
+    assert_int_equal(access(moved, F_OK), 0);
+    tally_client_destroy(&c);
+    free(r);
+}
+
 /* RATE_LIMITED is retryable: the same bytes come again after a backoff
  * and the later acceptance is the only thing reported. */
 static void test_retryable_then_accepted(void **state)
@@ -501,6 +643,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_accepted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resend_same_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rejected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rejected_earlier, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retryable_then_accepted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_timeout_then_delivery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_delivers_spooled, setup, teardown),

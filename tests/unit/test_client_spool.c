@@ -333,6 +333,53 @@ static void test_identity_persists(void **state)
     tally_client_destroy(&c);
 }
 
+/* A submission whose seq cannot be persisted (client.state cannot be
+ * written, as on a full disk, after its file was) is undone whole: its
+ * file leaves the spool again, its samples stay in the batch, nothing was
+ * sent, and neither this client nor a later one on the spool would send
+ * it; a second push of the figures is the only one.  Once the state can
+ * be written, the same samples become that submission. */
+static void test_unpersisted_undone(void **state)
+{
+    fixture_t *f = *state;
+    char err[512];
+    tally_client_opts_t o = {.spool_dir = f->spool, .errbuf = err, .errbuf_len = sizeof err};
+    tally_client_t *c;
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), 0);
+    uint8_t id[16];
+    tally_client_id(c, id);
+    /* The state's temporary file cannot be created: a directory has its
+     * name (the submission's own temporary file can). */
+    char tmp[256];
+    snprintf(tmp, sizeof tmp, "%s/client.state.tmp", f->spool);
+    assert_int_equal(mkdir(tmp, 0700), 0);
+    assert_int_equal(tally_client_add(c, "patrols", 45, T0), 0);
+    assert_int_equal(tally_client_add(c, "banners", 19, T0), 0);
+    assert_int_equal(tally_client_send(c), TALLY_EIO);
+    assert_non_null(strstr(tally_client_last_error(c), "client.state"));
+    assert_false(exists(f->spool, "00000000000000000001.sub"));
+    assert_int_equal(tally_client_pending(c), 0);
+    assert_int_equal(tally_client_batch_size(c), 2);
+    assert_int_equal(tally_client_next_seq(c), 1);
+    assert_string_equal(state_value(f->spool, "client.state", "seq"), "1");
+    /* The same again from tally_client_add, when a sample closes the
+     * batch: the sample is not taken, the batch is as it was. */
+    assert_int_equal(tally_client_add(c, "patrols", 46, T0 + 1000), TALLY_EIO);
+    assert_false(exists(f->spool, "00000000000000000001.sub"));
+    assert_int_equal(tally_client_batch_size(c), 2);
+    assert_int_equal(rmdir(tmp), 0);
+    assert_int_equal(tally_client_send(c), 0);
+    check_sub_file(f->spool, 1, id, 2);
+    assert_int_equal(tally_client_pending(c), 1);
+    assert_int_equal(tally_client_batch_size(c), 0);
+    assert_int_equal(tally_client_next_seq(c), 2);
+    tally_client_destroy(&c);
+    assert_int_equal(tally_client_new(f->ep, "gaoguan", &o, &c), 0);
+    assert_int_equal(tally_client_pending(c), 1);
+    assert_int_equal(tally_client_pending_samples(c), 2);
+    tally_client_destroy(&c);
+}
+
 /* client.seq behind the spooled submissions (restored from a backup, or
  * lost): the next seq still comes after every spooled one. */
 static void test_seq_never_reused(void **state)
@@ -540,6 +587,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stray_tmp_cleaned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identity_persists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seq_never_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unpersisted_undone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_legacy_spool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_spool_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_file, setup, teardown),
