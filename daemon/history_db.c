@@ -310,8 +310,17 @@ static int quick_check(sqlite3 *db, char *err, size_t errlen)
             snprintf(err, errlen, "the database check failed: %s", t ? t : "out of memory");
         }
     }
-    if (rc != SQLITE_DONE && found != TALLY_EIO)
-        found = fail_code(db, rc, err, errlen, "checking the database");
+    if (rc != SQLITE_DONE && found != TALLY_EIO) {
+        /* The rows it gave say more of damage than the code it stopped
+         * with ("database disk image is malformed"), unless that code
+         * says a read failed. */
+        char why[512];
+        int v = fail_code(db, rc, why, sizeof(why), "checking the database");
+        if (found == 0 || v == TALLY_EIO) {
+            found = v;
+            snprintf(err, errlen, "%s", why);
+        }
+    }
     int e = found == TALLY_EDAMAGED ? read_errno(db) : 0;
     if (e != 0) { /* what it found wrong, it may not have read */
         snprintf(err, errlen, "checking the database: a read failed: %s", strerror(e));
