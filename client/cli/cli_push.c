@@ -1326,13 +1326,23 @@ static int time_in_daemon_zone(cli_global_t *g, const char *spool, const char *t
     char zone[128];
     int32_t off;
     if (kept && cli_zone_load(dir, g->server, zone, sizeof zone, &off) == 1) {
-        when_zone_t z = {.name = zone, .utc_offset_s = off};
-        fprintf(stderr,
-                "tally push: tallyd cannot be asked its time zone (%s): --time '%s' is read in "
-                "%s (UTC%+d:%02d), the zone it last gave\n",
-                why[0] ? why : tally_strerror(rc), text, zone[0] ? zone : "its zone",
-                (int)(off / 3600), (int)(abs(off) % 3600 / 60));
-        return when_parse(text, &z, ms, NULL, err, sizeof err) == 0 ? CLI_OK : CLI_INTERNAL;
+        when_zone_t z = {.name = zone, .utc_offset_s = off}, utc = {.name = "UTC"};
+        bool local = false;
+        if (when_parse(text, &z, ms, &local, err, sizeof err) != 0)
+            return CLI_INTERNAL;
+        /* The offset of that time in that zone (a summer date in Europe/
+         * Berlin is UTC+2, whatever the offset was when the zone was
+         * kept): the same text read in UTC, less the time it stands for. */
+        int64_t as_utc = *ms;
+        if (local && when_parse(text, &utc, &as_utc, NULL, err, sizeof err) == 0)
+            off = (int32_t)((as_utc - *ms) / 1000);
+        if (local)
+            fprintf(stderr,
+                    "tally push: tallyd cannot be asked its time zone (%s): --time '%s' is read "
+                    "in %s (UTC%s%d:%02d then), the zone it last gave\n",
+                    why[0] ? why : tally_strerror(rc), text, zone[0] ? zone : "its zone",
+                    off < 0 ? "-" : "+", abs(off) / 3600, abs(off) % 3600 / 60);
+        return CLI_OK;
     }
     const char *tz = getenv("TZ");
     fprintf(stderr,

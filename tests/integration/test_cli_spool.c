@@ -178,8 +178,27 @@ static void test_spool_daemon_down(void **state)
                           "--time", "2023-12-31 23:30", "--timeout", "1",       "m=1000",
                           NULL};
     r = run_expect(f, 3, late);
-    if (strstr(r.err, "is read in Asia/Shanghai (UTC+8:00), the zone it last gave") == NULL)
+    if (strstr(r.err, "is read in Asia/Shanghai (UTC+8:00 then), the zone it last gave") == NULL)
         fail_msg("push --time with tallyd down: %s", r.err);
+    cli_result_free(&r);
+    /* The offset said is that of the time in that zone: a zone kept in
+     * winter (Europe/Berlin, UTC+1) reads a summer time at UTC+2 (it said
+     * the kept +1:00 while reading it at +2:00).  Checked on a copy of the
+     * spool, so that nothing of this one is sent twice. */
+    char summer[HARNESS_PATH_MAX], zone_file[HARNESS_PATH_MAX + 32];
+    snprintf(summer, sizeof summer, "%s/summer", f->h.dir);
+    assert_int_equal(mkdir(summer, 0700), 0);
+    snprintf(zone_file, sizeof zone_file, "%s/daemon-zone", summer);
+    FILE *zf = fopen(zone_file, "w");
+    assert_non_null(zf);
+    fprintf(zf, "# tally zone of %s\nEurope/Berlin\t3600\n", f->h.req_endpoint);
+    fclose(zf);
+    const char *in_summer[] = {"push",   "--town",           "t2",        "--spool", summer,
+                               "--time", "2024-06-30 23:30", "--timeout", "1",       "m=1",
+                               NULL};
+    r = run_expect(f, 3, in_summer);
+    if (strstr(r.err, "is read in Europe/Berlin (UTC+2:00 then), the zone it last gave") == NULL)
+        fail_msg("push --time in summer with tallyd down: %s", r.err);
     cli_result_free(&r);
     assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
     r = run_expect(f, 0, flush);
