@@ -1,7 +1,7 @@
 # libtally (client/lib/) and the tally command (client/cli/): one cmocka
 # executable per concern.
 set(TALLY_CLIENT_TESTS csv text parse spool pub expiry sub cli townships backup
-  backup_copy probe period_split)
+  backup_copy probe period_split span)
 foreach(t IN LISTS TALLY_CLIENT_TESTS)
   if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_client_${t}.c)
     tally_unit_test(test_client_${t}

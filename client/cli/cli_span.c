@@ -1,0 +1,209 @@
+/* cli_span.c - the tally command (client/cli/): calendar periods and
+ * spans of days as the commands name them, and the periods a --compare
+ * sets a period against (cli_period.h).  In tallyclicore, so that the
+ * unit tests reach them. */
+#include "cli_period.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "calperiod.h"
+#include "cli_util.h"
+
+/* Today's date in UTC.  Periods are the daemon's, in its time zone, so
+ * this machine's zone says nothing about them (CLOCK would tell the
+ * daemon's, PROTOCOL.md 8.23, at the cost of a round trip before every
+ * request); but no zone is more than 14 hours ahead of UTC, so a period
+ * beginning after tomorrow in UTC has not begun anywhere.  Nearer ones
+ * are the daemon's to judge. */
+static int32_t utc_today(void)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    return calperiod_days_from_civil(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+}
+
+int cli_period_check(const char *cmd, const char *option, const char *value)
+{
+    calperiod_t p;
+    if (calperiod_parse(value, strlen(value), &p) != 0)
+        return cli_usage_error(cmd,
+                               "%s '%s' is not a period: expected YYYY, YYYY-Qn, YYYY-MM or "
+                               "YYYY-MM-DD (years 2000..2099), e.g. 2023, 2023-Q4, 2023-12, "
+                               "2023-12-31",
+                               option, value);
+    int32_t first, last, today = utc_today();
+    calperiod_days(p, &first, &last);
+    if (first > today + 1) {
+        char t[CALPERIOD_NAME_MAX];
+        calperiod_format((calperiod_t){CALPERIOD_DAY, first}, t, sizeof(t));
+        return cli_usage_error(cmd, "%s '%s' has not begun yet (it begins on %s, after today)",
+                               option, value, t);
+    }
+    return 0;
+}
+
+/* ---- spans of days ---- */
+
+int cli_span_parse(const char *s, cli_span_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    const char *dots = strstr(s, "..");
+    if (dots == NULL) {
+        if (calperiod_parse(s, strlen(s), &out->p) != 0)
+            return -1;
+        calperiod_days(out->p, &out->first, &out->last);
+        calperiod_format(out->p, out->name, sizeof(out->name));
+        return 0;
+    }
+    calperiod_t a, b;
+    int32_t unused;
+    if (calperiod_parse(s, (size_t)(dots - s), &a) != 0 ||
+        calperiod_parse(dots + 2, strlen(dots + 2), &b) != 0)
+        return -1;
+    out->span = true;
+    calperiod_days(a, &out->first, &unused);
+    calperiod_days(b, &unused, &out->last);
+    calperiod_format(a, out->from, sizeof(out->from));
+    calperiod_format(b, out->to, sizeof(out->to));
+    snprintf(out->name, sizeof(out->name), "%s..%s", out->from, out->to);
+    return out->first <= out->last ? 0 : -1;
+}
+
+void cli_span_days(int32_t first, int32_t last, cli_span_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->span = true;
+    out->first = first;
+    out->last = last;
+    calperiod_format((calperiod_t){CALPERIOD_DAY, first}, out->from, sizeof(out->from));
+    calperiod_format((calperiod_t){CALPERIOD_DAY, last}, out->to, sizeof(out->to));
+    snprintf(out->name, sizeof(out->name), "%s..%s", out->from, out->to);
+}
+
+int cli_span_check(const char *cmd, const char *option, const char *value)
+{
+    const char *dots = strstr(value, "..");
+    if (dots == NULL)
+        return cli_period_check(cmd, option, value);
+    char a[64], b[64];
+    snprintf(a, sizeof(a), "%.*s", (int)(dots - value < 63 ? dots - value : 63), value);
+    snprintf(b, sizeof(b), "%s", dots + 2);
+    char opt[160]; /* "--period '2023..2030':" */
+    snprintf(opt, sizeof(opt), "%s '%.100s':", option, value);
+    if (a[0] == '\0' || b[0] == '\0')
+        return cli_usage_error(cmd,
+                               "%s a span needs a period on both sides of '..' (FROM..TO, "
+                               "e.g. 2023-01..2023-11)",
+                               opt);
+    int rc = cli_period_check(cmd, opt, a);
+    if (rc == 0)
+        rc = cli_period_check(cmd, opt, b);
+    if (rc != 0)
+        return rc;
+    cli_span_t s;
+    if (cli_span_parse(value, &s) != 0)
+        return cli_usage_error(cmd, "%s '%s': %s begins after %s ends", option, value, a, b);
+    return 0;
+}
+
+int cli_span_fetch(const char *server, tally_request_t *req, const char *prefix,
+                   const cli_span_t *s, const char *const *towns, size_t ntowns,
+                   tally_townships_t *found, tally_tally_cb cb, void *ctx)
+{
+    int rc = tally_period_read(server, req, prefix, s->name, cb, ctx);
+    if (rc != TALLY_ETOOLARGE || !tally_period_splittable(prefix))
+        return rc;
+    if (towns == NULL && found != NULL) { /* found once, for every period asked */
+        if (found->v == NULL && (rc = tally_townships_req(server, req, found)) != 0)
+            return rc;
+        towns = (const char *const *)found->v;
+        ntowns = found->n;
+    }
+    return tally_period_read_split(server, req, prefix, s->name, towns, ntowns, cb, ctx);
+}
+
+/* The day a year before day (29 February: the 28th), or -1 before 2000. */
+static int32_t day_year_ago(int32_t day)
+{
+    calperiod_t p = calperiod_year_ago((calperiod_t){CALPERIOD_DAY, day});
+    char name[CALPERIOD_NAME_MAX];
+    return calperiod_format(p, name, sizeof(name)) < 0 ? -1 : p.key;
+}
+
+bool cli_span_open(const cli_span_t *s, int32_t today)
+{
+    return today != INT32_MIN && s->first <= today && today <= s->last;
+}
+
+void cli_span_compare(const cli_span_t *cur, int32_t today, cli_span_t *prev, bool *has_prev,
+                      cli_span_t *year_ago, bool *has_year_ago)
+{
+    char name[CALPERIOD_NAME_MAX];
+    *has_prev = *has_year_ago = false;
+    /* On its last day a period is set against whole periods: all its days
+     * have begun (February's 28 days against January's 31, not 28). */
+    bool open = cli_span_open(cur, today) && today < cur->last;
+    if (!cur->span && !open) {
+        calperiod_t p = calperiod_prev(cur->p), y = calperiod_year_ago(cur->p);
+        if (calperiod_format(p, name, sizeof(name)) > 0) {
+            memset(prev, 0, sizeof(*prev));
+            cli_span_parse(name, prev);
+            *has_prev = true;
+        }
+        if (calperiod_format(y, name, sizeof(name)) > 0) {
+            memset(year_ago, 0, sizeof(*year_ago));
+            cli_span_parse(name, year_ago);
+            *has_year_ago = true;
+        }
+        return;
+    }
+    int32_t last = open ? today : cur->last;
+    int32_t a = day_year_ago(cur->first), b = day_year_ago(last);
+    if (a >= 0 && b >= a) {
+        cli_span_days(a, b, year_ago);
+        *has_year_ago = true;
+    }
+    if (!cur->span && cur->p.type == CALPERIOD_YEAR) {
+        /* A year's period before is the year before: the same dates, as
+         * 同比 takes them.  Counted in days it was another span in a
+         * leap year (2028-01-01..02-29 against 2027-01-01..03-01 as well
+         * as ..02-28), shown twice. */
+        if (*has_year_ago) {
+            *prev = *year_ago;
+            *has_prev = true;
+        }
+        return;
+    }
+    if (!cur->span) { /* the period before, its first (today - first + 1) days */
+        int32_t pf, pl;
+        calperiod_days(calperiod_prev(cur->p), &pf, &pl);
+        if (calperiod_format((calperiod_t){CALPERIOD_DAY, pf}, name, sizeof(name)) > 0) {
+            cli_span_days(pf, pf + (today - cur->first) < pl ? pf + (today - cur->first) : pl,
+                          prev);
+            *has_prev = true;
+        }
+    }
+}
+
+int cli_daemon_today(const char *server, tally_request_t *req, int32_t *today)
+{
+    tally_clock_t c;
+    int rc = tally_clock_req(server, req, &c);
+    if (rc == TALLY_ETYPE) { /* a daemon from before CLOCK: this machine's date */
+        time_t now = time(NULL);
+        struct tm tm;
+        localtime_r(&now, &tm);
+        *today = calperiod_days_from_civil(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    int64_t s = c.now_ms / 1000 + c.utc_offset_s;
+    *today = (int32_t)((s - (((s % 86400) + 86400) % 86400)) / 86400);
+    return 0;
+}
