@@ -167,37 +167,15 @@ static void format_reason(char *buf, size_t cap, int code, const char *field, co
     snprintf(buf, cap, "%s%s%s (%s)", field, field[0] ? ": " : "", message, tally_errname(code));
 }
 
-/* SPOOL/rejected/X.sub -> SPOOL/rejected/X.csv with its figures ("metric,value"
- * rows, as push --file reads them), NULL when it cannot be written (err
- * says why). */
+/* SPOOL/rejected/X.sub -> SPOOL/rejected/X.csv with its figures, NULL
+ * when it cannot be written (err says why). */
 static char *write_rejected_csv(const tally_rejected_t *r, char *err, size_t errlen)
 {
-    size_t len = strlen(r->path);
-    if (r->nsamples == 0)
+    if (r->nsamples == 0) {
         snprintf(err, errlen, "its figures could not be read");
-    if (len < 4 || strcmp(r->path + len - 4, ".sub") != 0 || r->nsamples == 0)
-        return NULL;
-    char *csv = strdup(r->path);
-    if (csv == NULL)
-        return NULL;
-    memcpy(csv + len - 4, ".csv", 4);
-    FILE *fp = fopen(csv, "wx");
-    if (fp == NULL && errno == EEXIST)
-        return csv; /* written by an earlier run that stopped before reporting */
-    if (fp == NULL) {
-        snprintf(err, errlen, "cannot write %s: %s", csv, strerror(errno));
-        free(csv);
         return NULL;
     }
-    fputs("metric,value\n", fp);
-    for (uint32_t i = 0; i < r->nsamples; i++)
-        fprintf(fp, "%s,%" PRId64 "\n", r->samples[i].metric, r->samples[i].value);
-    if (fclose(fp) != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", csv, strerror(errno));
-        free(csv);
-        return NULL;
-    }
-    return csv;
+    return cli_sub_csv(r->path, r->samples, r->nsamples, err, errlen);
 }
 
 /* The figures of r as CSV text (malloc'ed; NULL when out of memory). */

@@ -73,13 +73,13 @@ bool cli_same_dir(const char *a, const char *b)
            sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-/* SPOOL/unknown/X.sub -> SPOOL/unknown/X.csv with the figures. */
-static char *write_csv(const tally_unknown_t *u, char *err, size_t errlen)
+char *cli_sub_csv(const char *sub, const tally_sample_t *samples, uint32_t n, char *err,
+                  size_t errlen)
 {
-    size_t len = strlen(u->path);
-    if (len < 4 || strcmp(u->path + len - 4, ".sub") != 0)
+    size_t len = strlen(sub);
+    if (len < 4 || strcmp(sub + len - 4, ".sub") != 0)
         return NULL;
-    char *csv = strdup(u->path);
+    char *csv = strdup(sub);
     if (csv == NULL)
         return NULL;
     memcpy(csv + len - 4, ".csv", 4);
@@ -92,8 +92,8 @@ static char *write_csv(const tally_unknown_t *u, char *err, size_t errlen)
         return NULL;
     }
     fputs("metric,value\n", fp);
-    for (uint32_t i = 0; i < u->nsamples; i++)
-        fprintf(fp, "%s,%" PRId64 "\n", u->samples[i].metric, u->samples[i].value);
+    for (uint32_t i = 0; i < n; i++)
+        fprintf(fp, "%s,%" PRId64 "\n", samples[i].metric, samples[i].value);
     if (fclose(fp) != 0) {
         text_format(err, errlen, "cannot write %s: %s", csv, strerror(errno));
         free(csv);
@@ -119,7 +119,7 @@ void cli_unknown_add(cli_unknown_t *l, const tally_unknown_t *u)
         return;
     }
     if (u->path[0] != '\0')
-        e->csv = write_csv(u, l->err, sizeof l->err);
+        e->csv = cli_sub_csv(u->path, u->samples, u->nsamples, l->err, sizeof l->err);
     e->time_ms = u->time_ms;
     e->nsamples = u->nsamples;
     e->seq = u->seq;

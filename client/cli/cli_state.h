@@ -30,6 +30,14 @@ int cli_state_dir(char *buf, size_t cap, char *err, size_t errlen);
 /* True when paths a and b name the same existing directory. */
 bool cli_same_dir(const char *a, const char *b);
 
+/* SPOOL/DIR/X.sub (a submission set aside: unknown/, rejected/) ->
+ * SPOOL/DIR/X.csv with its n figures, "metric,value" rows as push --file
+ * reads them; one already there (an earlier run that stopped before
+ * reporting) is kept.  Its path (malloc'ed), or NULL when sub is not a
+ * .sub or the file cannot be written (err says why) or out of memory. */
+char *cli_sub_csv(const char *sub, const tally_sample_t *samples, uint32_t n, char *err,
+                  size_t errlen);
+
 /* One submission of unknown fate, as `tally push` reports it. */
 typedef struct cli_unknown_entry {
     char *csv;  /* the figures as CSV next to its .sub file; NULL: none written */
