@@ -288,12 +288,11 @@ static int load_clients(const uint8_t *p, size_t len, uint32_t version, int64_t 
     return 0;
 }
 
-/* Load the verified image p[0..len) into the empty structures. */
-static int load_image(const uint8_t *p, size_t len, checkpoint_meta_t *meta, intern_t *towns,
-                      intern_t *metrics, engine_t *e, dedup_t *dd, char *why, size_t whylen)
+/* The sections of the verified image p[0..len): the payload of each and its
+ * length.  Returns 0 or TALLY_EIO with why set. */
+static int split(const uint8_t *p, size_t len, const uint8_t *sec[NSECTIONS],
+                 size_t seclen[NSECTIONS], char *why, size_t whylen)
 {
-    const uint8_t *sec[NSECTIONS];
-    size_t seclen[NSECTIONS];
     size_t at = CHECKPOINT_HEADER_SIZE, end = len - TRAILER;
     for (int i = 0; i < NSECTIONS; i++) {
         if (end - at < SECTION_HDR || memcmp(p + at, checkpoint_tags[i], 4) != 0 ||
@@ -310,6 +309,17 @@ static int load_image(const uint8_t *p, size_t len, checkpoint_meta_t *meta, int
         snprintf(why, whylen, "%zu stray bytes after the last section", end - at);
         return TALLY_EIO;
     }
+    return 0;
+}
+
+/* Load the verified image p[0..len) into the empty structures. */
+static int load_image(const uint8_t *p, size_t len, checkpoint_meta_t *meta, intern_t *towns,
+                      intern_t *metrics, engine_t *e, dedup_t *dd, char *why, size_t whylen)
+{
+    const uint8_t *sec[NSECTIONS];
+    size_t seclen[NSECTIONS];
+    if (split(p, len, sec, seclen, why, whylen) != 0)
+        return TALLY_EIO;
     int rc = load_names(sec[0], seclen[0], towns, "township", why, whylen);
     if (rc == 0) {
         rc = load_names(sec[1], seclen[1], metrics, "metric", why, whylen);
@@ -445,26 +455,6 @@ void checkpoint_image_free(checkpoint_image_t *img)
 {
     free(img->buf);
     memset(img, 0, sizeof(*img));
-}
-
-/* The sections of the verified image p[0..len): the payload of each and its
- * length.  Returns 0 or TALLY_EIO with why set. */
-static int split(const uint8_t *p, size_t len, const uint8_t *sec[NSECTIONS],
-                 size_t seclen[NSECTIONS], char *why, size_t whylen)
-{
-    size_t at = CHECKPOINT_HEADER_SIZE, end = len - TRAILER;
-    for (int i = 0; i < NSECTIONS; i++) {
-        if (end - at < SECTION_HDR || memcmp(p + at, checkpoint_tags[i], 4) != 0 ||
-            rd64(p + at + 4) > end - at - SECTION_HDR) {
-            snprintf(why, whylen, "section %d is not a whole \"%s\" section", i + 1,
-                     checkpoint_tags[i]);
-            return TALLY_EIO;
-        }
-        seclen[i] = (size_t)rd64(p + at + 4);
-        sec[i] = p + at + SECTION_HDR;
-        at += SECTION_HDR + seclen[i];
-    }
-    return 0;
 }
 
 int checkpoint_read_latest(const char *dir, checkpoint_image_t *img, intern_t *towns,

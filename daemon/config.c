@@ -186,6 +186,24 @@ static void diff_str(outbuf_t *o, int *n, const char *key, const char *a, const 
     (*n)++;
 }
 
+/* The settings the saved state is bound to: the zone, and the windows and
+ * buckets the engine sizes its rings from (any change in a window's name,
+ * length or order; room for 11 "name=366d" items). */
+static void diff_state(outbuf_t *o, int *n, const tallyd_config_t *old,
+                       const tallyd_config_t *new_cfg)
+{
+    diff_str(o, n, "timezone", old->timezone, new_cfg->timezone);
+    char a[CONFIG_WINDOWS_MAX * 32], b[CONFIG_WINDOWS_MAX * 32];
+    windows_text(old, a, sizeof(a));
+    windows_text(new_cfg, b, sizeof(b));
+    diff_str(o, n, "windows", a, b);
+    if (old->buckets != new_cfg->buckets) {
+        out_printf(o, "%sbuckets: '%" PRId64 "' -> '%" PRId64 "'", *n ? "; " : "", old->buckets,
+                   new_cfg->buckets);
+        (*n)++;
+    }
+}
+
 int config_diff_state(const tallyd_config_t *old, const tallyd_config_t *new_cfg, char *buf,
                       size_t len)
 {
@@ -193,16 +211,7 @@ int config_diff_state(const tallyd_config_t *old, const tallyd_config_t *new_cfg
     int n = 0;
     if (len > 0)
         buf[0] = '\0';
-    diff_str(&o, &n, "timezone", old->timezone, new_cfg->timezone);
-    char a[CONFIG_WINDOWS_MAX * 32], b[CONFIG_WINDOWS_MAX * 32];
-    windows_text(old, a, sizeof(a));
-    windows_text(new_cfg, b, sizeof(b));
-    diff_str(&o, &n, "windows", a, b);
-    if (old->buckets != new_cfg->buckets) {
-        out_printf(&o, "%sbuckets: '%" PRId64 "' -> '%" PRId64 "'", n ? "; " : "", old->buckets,
-                   new_cfg->buckets);
-        n++;
-    }
+    diff_state(&o, &n, old, new_cfg);
     return n;
 }
 
@@ -217,20 +226,7 @@ int config_diff_restart(const tallyd_config_t *old, const tallyd_config_t *new_c
     diff_str(&o, &n, "request", old->request, new_cfg->request);
     diff_str(&o, &n, "publish", old->publish, new_cfg->publish);
     diff_str(&o, &n, "state_dir", old->state_dir, new_cfg->state_dir);
-    diff_str(&o, &n, "timezone", old->timezone, new_cfg->timezone);
-
-    /* The engine sizes its rings from the windows, so any change in name,
-     * length or order needs a restart.  Room for 11 "name=366d" items. */
-    char a[CONFIG_WINDOWS_MAX * 32], b[CONFIG_WINDOWS_MAX * 32];
-    windows_text(old, a, sizeof(a));
-    windows_text(new_cfg, b, sizeof(b));
-    diff_str(&o, &n, "windows", a, b);
-
-    if (old->buckets != new_cfg->buckets) {
-        out_printf(&o, "%sbuckets: '%" PRId64 "' -> '%" PRId64 "'", n ? "; " : "", old->buckets,
-                   new_cfg->buckets);
-        n++;
-    }
+    diff_state(&o, &n, old, new_cfg);
     return n;
 }
 

@@ -586,27 +586,33 @@ static int load_series(engine_t *e, in_t *in, char *err, size_t errlen)
     return 0;
 }
 
-int engine_load(engine_t *e, const void *buf, size_t len, char *err, size_t errlen)
+/* What engine_load and engine_load_head read alike: the magic, the saved
+ * now, the configuration and the definitions, into the empty engine e
+ * (call names the function for the message). */
+static int load_head(engine_t *e, in_t *in, const char *call, char *err, size_t errlen)
 {
     if (err != NULL && errlen > 0) {
         err[0] = '\0';
     }
     if (e->nseries != 0) {
-        FAIL(TALLY_EINVAL, "engine_load: the engine already holds %u series", e->nseries);
+        FAIL(TALLY_EINVAL, "%s: the engine already holds %u series", call, e->nseries);
     }
-    in_t in = {buf, (const uint8_t *)buf + len, buf, false};
-    if (!take(&in, 4) || memcmp(in.p, MAGIC, 4) != 0) {
+    if (!take(in, 4) || memcmp(in->p, MAGIC, 4) != 0) {
         FAIL(TALLY_EIO, "engine state: does not begin with \"" MAGIC "\"");
     }
-    in.p += 4;
-    int64_t now = get_i64(&in);
-    if (in.bad) {
-        TRUNCATED(&in, "the saved now");
+    in->p += 4;
+    int64_t now = get_i64(in);
+    if (in->bad) {
+        TRUNCATED(in, "the saved now");
     }
-    int rc = load_config(e, &in, now, err, errlen);
-    if (rc == 0) {
-        rc = load_defs(e, &in, err, errlen);
-    }
+    int rc = load_config(e, in, now, err, errlen);
+    return rc == 0 ? load_defs(e, in, err, errlen) : rc;
+}
+
+int engine_load(engine_t *e, const void *buf, size_t len, char *err, size_t errlen)
+{
+    in_t in = {buf, (const uint8_t *)buf + len, buf, false};
+    int rc = load_head(e, &in, "engine_load", err, errlen);
     if (rc == 0) {
         rc = load_series(e, &in, err, errlen);
     }
@@ -645,25 +651,8 @@ static bool skip_counter(const engine_t *e, in_t *in)
 
 int engine_load_head(engine_t *e, const void *buf, size_t len, char *err, size_t errlen)
 {
-    if (err != NULL && errlen > 0) {
-        err[0] = '\0';
-    }
-    if (e->nseries != 0) {
-        FAIL(TALLY_EINVAL, "engine_load_head: the engine already holds %u series", e->nseries);
-    }
     in_t in = {buf, (const uint8_t *)buf + len, buf, false};
-    if (!take(&in, 4) || memcmp(in.p, MAGIC, 4) != 0) {
-        FAIL(TALLY_EIO, "engine state: does not begin with \"" MAGIC "\"");
-    }
-    in.p += 4;
-    int64_t now = get_i64(&in);
-    if (in.bad) {
-        TRUNCATED(&in, "the saved now");
-    }
-    int rc = load_config(e, &in, now, err, errlen);
-    if (rc == 0) {
-        rc = load_defs(e, &in, err, errlen);
-    }
+    int rc = load_head(e, &in, "engine_load_head", err, errlen);
     if (rc != 0) {
         return rc;
     }
