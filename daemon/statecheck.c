@@ -25,7 +25,7 @@ int statecheck_config(const tallyd_config_t *cfg, const char *dir, char *msg, si
     if (rc == 0)
         rc = checkpoint_read_latest(dir, &img, &towns, &metrics, why, sizeof(why));
     if (rc == TALLY_ENOTFOUND) {
-        snprintf(msg, len, "%s: a start begins with an empty state; nothing to check against", why);
+        snprintf(msg, len, "no checkpoint yet (%s): a start begins with an empty state", why);
         rc = 0;
         goto out;
     }

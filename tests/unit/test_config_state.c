@@ -158,7 +158,8 @@ static const char *edit(char *buf, size_t cap, const char *text, const char *fro
 static void test_no_checkpoint(void **state)
 {
     fx_t *f = *state;
-    expect(f, state_conf, 0, "a start begins with an empty state");
+    expect(f, state_conf, 0, "no checkpoint yet (");
+    expect(f, state_conf, 0, "): a start begins with an empty state");
     char nowhere[128];
     snprintf(nowhere, sizeof(nowhere), "%s/nowhere", f->dir);
     tallyd_config_t cfg;
