@@ -384,8 +384,7 @@ static int route_session(web_server_t *s, struct lws *wsi, pss_t *ps)
  * shows ids. */
 static int route_catalog(web_server_t *s, struct lws *wsi, pss_t *ps)
 {
-    static const char none[] =
-        "{\"available\":false,\"metrics\":[],\"townships\":[]}\n";
+    static const char none[] = "{\"available\":false,\"metrics\":[],\"townships\":[]}\n";
     /* A copy: the next poll may replace the catalog while this is sent. */
     const char *json = web_stats_catalog(s->stats);
     char *copy = strdup(json != NULL ? json : none);

@@ -963,8 +963,9 @@ static void test_tally_error(void **state)
         "PERIOD_EXPIRED",
         "NO_SUCH_BACKUP",
     };
-    static const char *const local[] = {"NOMEM",  "IO",       "TIMEOUT", "AGAIN", "CLOSED", "INVAL",
-                                        "EXISTS", "NOTFOUND", "CONFIG",  "SYS",   "DAMAGED", "IN_CALLBACK"};
+    static const char *const local[] = {"NOMEM",  "IO",    "TIMEOUT", "AGAIN",
+                                        "CLOSED", "INVAL", "EXISTS",  "NOTFOUND",
+                                        "CONFIG", "SYS",   "DAMAGED", "IN_CALLBACK"};
     for (int i = 0; i <= -TALLY_EWIRE_LAST; i++) {
         assert_string_equal(tally_errname(-i), wire[i]);
         assert_string_not_equal(tally_strerror(-i), "unknown error");
