@@ -30,7 +30,6 @@ import re
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+
+import ws_client
 
 import yaml
 
@@ -111,50 +112,11 @@ def http_quiet(path, port):
 
 
 def ws_open(path):
-    s = socket.create_connection(("127.0.0.1", PORT), timeout=10)
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
-               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
-               "\r\n" % (path, PORT, key)).encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = s.recv(1)
-        if not chunk:
-            fail("WebSocket: connection closed during the handshake")
-        head += chunk
-    if not head.startswith(b"HTTP/1.1 101"):
-        fail("WebSocket: %r" % head[:80])
-    return s
-
-
-def recv_exact(s, n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            fail("WebSocket: closed")
-        b += c
-    return b
+    return ws_client.ws_open(PORT, path, fail)
 
 
 def ws_message(s):
-    """One whole text message (frames from the server are not masked)."""
-    data = b""
-    while True:
-        b0, b1 = recv_exact(s, 2)
-        n = b1 & 0x7F
-        if n == 126:
-            n = struct.unpack(">H", recv_exact(s, 2))[0]
-        elif n == 127:
-            n = struct.unpack(">Q", recv_exact(s, 8))[0]
-        payload = recv_exact(s, n)
-        op = b0 & 0x0F
-        if op in (1, 0):
-            data += payload
-            if b0 & 0x80:
-                return json.loads(data.decode())
-        elif op == 8:
-            fail("WebSocket: closed by the server")
+    return ws_client.ws_message(s, fail)
 
 
 conf = os.path.join(TMP, "tallyd.conf")
