@@ -1438,6 +1438,21 @@ int cli_push(int argc, char **argv, cli_global_t *g)
     char err[512];
     int c, status;
     while ((status = cli_opts_next(&o, argc, argv, &c)) == CLI_CONTINUE && c != -1) {
+        /* One of each: a second one silently replaced the first (push -t
+         * a -t b counted the figures for b), as the reading commands
+         * refuse a second --town (cli_opts.c). */
+        const char *const *seen = c == 't'         ? &town
+                                  : c == 'f'       ? &file
+                                  : c == 'T'       ? &time_text
+                                  : c == OPT_SPOOL ? &spool
+                                                   : NULL;
+        if (seen != NULL && *seen != NULL && strcmp(*seen, optarg) != 0)
+            return cli_usage_error("push", "%s given twice ('%s', '%s'): one per push",
+                                   c == 't'   ? "--town"
+                                   : c == 'f' ? "--file"
+                                   : c == 'T' ? "--time"
+                                              : "--spool",
+                                   *seen, optarg);
         switch (c) {
         case 't':
             town = optarg;

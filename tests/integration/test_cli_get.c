@@ -680,6 +680,23 @@ static void test_rejections(void **state)
         fail_msg("stderr should say --town 'county' is reserved: %s", r.err);
     cli_result_free(&r);
 
+    /* A second --town (or --file, --time, --spool) that differs: refused,
+     * nothing sent; it replaced the first and counted for the other
+     * township. */
+    const char *two_towns[] = {"push", "-t", "gaoguan", "--town", "gaoyan", "disputes.resolved=1",
+                               NULL};
+    r = run_expect(f, 2, two_towns);
+    if (strstr(r.err, "--town given twice ('gaoguan', 'gaoyan')") == NULL)
+        fail_msg("stderr should say --town given twice: %s", r.err);
+    cli_result_free(&r);
+    const char *two_times[] = {"push",       "-t",     "gaoguan",    "--time",
+                               "2023-05-01", "--time", "2023-06-01", "disputes.resolved=1",
+                               NULL};
+    r = run_expect(f, 2, two_times);
+    if (strstr(r.err, "--time given twice ('2023-05-01', '2023-06-01')") == NULL)
+        fail_msg("stderr should say --time given twice: %s", r.err);
+    cli_result_free(&r);
+
     /* A wrong flag, with the closest one suggested; and for get. */
     const char *flag[] = {"push", "--tonw", "gaoguan", "disputes.resolved=1", NULL};
     r = run_expect(f, 2, flag);
