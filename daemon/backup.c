@@ -387,10 +387,16 @@ static void check_history(backup_t *b)
 {
     uint64_t cells;
     char err[sizeof(b->err) - 160];
-    if (history_db_check_file(b->partial, &cells, err, sizeof(err)) == TALLY_EIO)
+    int rc = history_db_check_file(b->partial, &cells, err, sizeof(err));
+    if (rc == TALLY_EDAMAGED)
         set_err(b, TALLY_EIO,
                 "the history of %s is damaged: %s (tallyd's own start would set it aside and "
                 "rebuild the history from the journal alone)",
+                b->c.state_dir, err);
+    else if (rc != 0)
+        set_err(b, TALLY_EIO,
+                "the copy of the history of %s could not be read back: %s (nothing says it "
+                "is damaged; the next backup tries again)",
                 b->c.state_dir, err);
 }
 

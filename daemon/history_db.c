@@ -425,7 +425,7 @@ int history_db_check_file(const char *dir, uint64_t *cells, char *err, size_t er
         snprintf(why, sizeof(why), "%s", err);
         snprintf(err, errlen, "%s: %s", path, why);
     }
-    return rc != 0 ? TALLY_EIO : 0; /* damaged or unreadable alike (history_db.h) */
+    return rc; /* 0, TALLY_EDAMAGED or TALLY_EIO, as a start would judge it */
 }
 
 /* The number of rows of figures into *n. */

@@ -190,8 +190,10 @@ void history_db_close(history_db_t *d);
  * backup's BLAKE2SUMS would count as added): PRAGMA quick_check, then
  * the rows of its figures counted into *cells (0 without the table,
  * which a start creates).  Returns 0; TALLY_EINVAL
- * when there is no such file; TALLY_EIO with a sentence in err (not a
- * database, damaged, unreadable). */
+ * when there is no such file; with a sentence in err, TALLY_EDAMAGED when
+ * it is damaged or not a database (a start would set it aside), TALLY_EIO
+ * when it could not be read now (a failed read, no permission, a lock,
+ * no memory: a start would stop, keeping it). */
 int history_db_check_file(const char *dir, uint64_t *cells, char *err, size_t errlen);
 
 /* Rename dir/history.db (and its -wal and -shm files) to

@@ -92,7 +92,7 @@ static int check_backup(const char *backup, const backup_names_t *files, restore
         return 0;
     }
     rep->history = true;
-    rep->history_damaged = rc != 0;
+    rep->history_damaged = rc == TALLY_EDAMAGED; /* not one that merely could not be read */
     return rc == 0 ? 0 : TALLY_EIO;
 }
 

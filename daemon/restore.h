@@ -44,7 +44,8 @@ typedef struct restore_report {
     uint64_t checkpoint_pos; /* ... the first journal position it does not reflect */
     bool history;            /* the backup holds history.db */
     uint64_t history_cells;  /* ... with so many rows of figures */
-    bool history_damaged;    /* ... which failed its check (err says why) */
+    bool history_damaged;    /* ... which its check found damaged (err says why); not
+                                one that merely could not be read */
 } restore_report_t;
 
 /* Check backup (a directory backup-* written by tallyd) without writing

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "history.h"
+#include "history_db.h"
 #include "parts_test_util.h"
 
 /* 2023-12-31T12:00 and 2023-06-30T12:00 in UTC (the tests run in UTC). */
@@ -557,6 +558,42 @@ static void test_damaged_pages_set_aside(void **state)
     fx_history_free(f);
 }
 
+/* 8. The check a backup and a restore make of a history.db
+ * (history_db_check_file) judges as a start does: a read the disk fails
+ * or no permission is TALLY_EIO (a backup fails and is tried again; a
+ * restore refuses it, but not as damaged, so --accept-loss does not
+ * apply), a damaged file TALLY_EDAMAGED.  Both called it damaged. */
+static void test_check_file_verdicts(void **state)
+{
+    fx_t *f = *state;
+    store_figures(f);
+    uint64_t cells = 0;
+    char err[1024];
+    assert_int_equal(history_db_check_file(f->dir, &cells, err, sizeof err), 0);
+    assert_true(cells > 0);
+    arm(2, 0, 0);
+    int rc = history_db_check_file(f->dir, &cells, err, sizeof err);
+    disarm();
+    if (rc != TALLY_EIO || strstr(err, "/history.db: ") == NULL)
+        fail_msg("a failed read: rc %d, expected TALLY_EIO naming the file: %s", rc, err);
+    arm(0, 0, 1);
+    rc = history_db_check_file(f->dir, &cells, err, sizeof err);
+    disarm();
+    if (rc != TALLY_EIO)
+        fail_msg("no permission: rc %d, expected TALLY_EIO: %s", rc, err);
+    char path[128];
+    snprintf(path, sizeof path, "%s/history.db", f->dir);
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, 3 * 4096 + 100, SEEK_SET), 0);
+    for (int i = 0; i < 2000; i++)
+        fputc(0xa5, fp);
+    assert_int_equal(fclose(fp), 0);
+    rc = history_db_check_file(f->dir, &cells, err, sizeof err);
+    if (rc != TALLY_EDAMAGED || strstr(err, "/history.db: ") == NULL)
+        fail_msg("damaged pages: rc %d, expected TALLY_EDAMAGED naming the file: %s", rc, err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -567,6 +604,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_permission, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_pages_set_aside, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_file_verdicts, setup, teardown),
     };
     return cmocka_run_group_tests(tests, install_faults, remove_faults);
 }
