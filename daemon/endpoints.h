@@ -112,8 +112,9 @@ typedef struct endpoints {
 
 /* The largest request frame ZeroMQ delivers on the request socket
  * (ZMQ_MAXMSGSIZE): twice max_msg_bytes.  A frame above max_msg_bytes but
- * within this gets ERROR TOO_LARGE and is counted, so a client that
- * misjudged its size hears why; a larger one makes ZeroMQ drop the
+ * within this gets TOO_LARGE (an ACK for a SUBMIT, DUPLICATE for a resend
+ * of one applied before max_msg was lowered) and is counted, so a client
+ * that misjudged its size hears why; a larger one makes ZeroMQ drop the
  * connection before tallyd sees it, so no peer makes tallyd hold much more
  * than max_msg_bytes per message. */
 static inline int64_t endpoints_frame_limit(int64_t max_msg_bytes)

@@ -240,6 +240,41 @@ static void ack_after(ingest_t *in, const void *rid, size_t rid_len, uint64_t po
                   seq);
 }
 
+/* A resend of a (client id, seq) recorded already: counted and answered
+ * DUPLICATE, not applied again. */
+static void answer_duplicate(ingest_t *in, const void *rid, size_t rid_len, const proto_submit_t *s,
+                             const uint8_t key[PROTO_CLIENT_ID_LEN])
+{
+    in->c.stats->duplicates++;
+    char hex[33];
+    if (debugging(in))
+        log_debug(in->c.log,
+                  "duplicate client %s seq %" PRIu64 " township '%.*s', %u samples: applied "
+                  "before, not again",
+                  client_hex(s->client_id, hex), s->seq, (int)s->township.len, s->township.ptr,
+                  s->nsamples);
+    dedup_touch(in->c.dedup, key, clock_now_ms(in->c.clock));
+    /* Its original may still be on its way to the disk. */
+    ack_after(in, rid, rid_len, in->last_pos, s->seq, PROTO_ACK_DUPLICATE);
+}
+
+void ingest_refuse(ingest_t *in, const void *rid, size_t rid_len, const proto_submit_t *s,
+                   const keyring_identity_t *who, const proto_error_t *err)
+{
+    /* Authorization first, as in ingest_submit(); then de-duplication,
+     * before the refusal: a limit lowered since the original was applied
+     * (max_samples, max_msg) must not turn a resend into "rejected", which
+     * the clerk would answer by submitting the figures again. */
+    char msg[PROTO_MESSAGE_MAX];
+    uint8_t key[PROTO_CLIENT_ID_LEN];
+    if (ingest_check_authorized(in, who, s, msg, sizeof(msg)) &&
+        dedup_lookup(in, s, key) == TALLY_EEXIST) {
+        answer_duplicate(in, rid, rid_len, s, key);
+        return;
+    }
+    ingest_reject_decode(in, rid, rid_len, s->seq, err);
+}
+
 /* Call the barrier callback armed by ingest_at_applied(), once. */
 static void fire_barrier(ingest_t *in)
 {
@@ -374,17 +409,7 @@ void ingest_submit(ingest_t *in, const void *rid, size_t rid_len, const void *bo
     uint8_t key[PROTO_CLIENT_ID_LEN];
     int rc = dedup_lookup(in, s, key);
     if (rc == TALLY_EEXIST) {
-        in->c.stats->duplicates++;
-        char hex[33];
-        if (debugging(in))
-            log_debug(in->c.log,
-                      "duplicate client %s seq %" PRIu64 " township '%.*s', %u samples: applied "
-                      "before, not again",
-                      client_hex(s->client_id, hex), s->seq, (int)s->township.len, s->township.ptr,
-                      s->nsamples);
-        dedup_touch(in->c.dedup, key, clock_now_ms(in->c.clock));
-        /* Its original may still be on its way to the disk. */
-        ack_after(in, rid, rid_len, in->last_pos, s->seq, PROTO_ACK_DUPLICATE);
+        answer_duplicate(in, rid, rid_len, s, key);
         return;
     }
     if (rc == TALLY_ESTALESEQ) {

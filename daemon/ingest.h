@@ -213,9 +213,23 @@ uint32_t ingest_tick(ingest_t *in, int64_t now_ms);
 void ingest_submit(ingest_t *in, const void *rid, size_t rid_len, const void *body, size_t len,
                    const proto_submit_t *s, const keyring_identity_t *who);
 
-/* Reject a SUBMIT that failed to decode; err says why, seq >= 1. */
+/* Reject a SUBMIT that failed to decode; err says why, seq >= 1: ACK
+ * REJECTED, counted and logged, without looking at de-duplication. */
 void ingest_reject_decode(ingest_t *in, const void *rid, size_t rid_len, uint64_t seq,
                           const proto_error_t *err);
+
+/* Refuse a SUBMIT that failed to decode, or was too large to be decoded
+ * whole (proto_decode_head); err says why.  s holds what could be read of
+ * it (not owned, valid during the call): its client_id and seq (>= 1), and
+ * its township when that was read.  De-duplication comes before the
+ * refusal (PROTOCOL.md 11.2): when who may submit for s->township (always
+ * in a daemon without CURVE) and (client id, seq) was applied before, or
+ * is journaled and waiting, it is answered DUPLICATE as ingest_submit()
+ * answers a resend, once the journal is durable; a resend of what was
+ * applied before a reload lowered max_samples or max_msg is never told
+ * it was rejected.  Otherwise as ingest_reject_decode(). */
+void ingest_refuse(ingest_t *in, const void *rid, size_t rid_len, const proto_submit_t *s,
+                   const keyring_identity_t *who, const proto_error_t *err);
 
 /* Reject the SUBMIT with seq (>= 1) from a connection whose User-Id (may
  * be NULL) the keyring no longer admits, a key revoked by a reload: ACK

@@ -635,6 +635,33 @@ static void dispatch(request_t *r, const void *rid, size_t rid_len, const void *
     }
 }
 
+/* A body above max_msg, within the transport limit (twice max_msg, so
+ * that it reaches us): read only as far as what names it.  A SUBMIT whose
+ * client_id and seq can be read goes to ingest, which answers a resend of
+ * something applied before (when max_msg was higher) DUPLICATE and
+ * refuses anything else with an ACK for its seq, so that the client can
+ * settle it; any other request gets ERROR TOO_LARGE with its req_id, 0
+ * when that cannot be read.  A key that is not admitted hears nothing,
+ * as for any other request. */
+static void too_large(request_t *r, const void *rid, size_t rid_len, const void *body, size_t len,
+                      const keyring_identity_t *who)
+{
+    if (r->c.secured && who == NULL)
+        return;
+    proto_msg_t m;
+    (void)proto_decode_head(body, len, &m, NULL);
+    bool submit = m.type == PROTO_SUBMIT && m.u.submit.seq != 0;
+    proto_error_t err = {.code = TALLY_ETOOLARGE, .sample = -1, .field = "body"};
+    snprintf(err.message, sizeof(err.message),
+             "body: the %s is %zu bytes, above the limit of %" PRId64 " bytes (max_msg); %s",
+             submit ? "submission" : "request", len, r->c.limits.max_msg_bytes,
+             submit ? "split it into smaller submissions" : "split the submission");
+    if (submit)
+        ingest_refuse(r->c.ingest, rid, rid_len, &m.u.submit, who, &err);
+    else
+        bad_request(r, rid, rid_len, proto_req_id(&m), err.code, err.field, err.message);
+}
+
 void request_handle(request_t *r, const void *rid, size_t rid_len, int nframes, const void *body,
                     size_t len, const char *user_id)
 {
@@ -653,16 +680,7 @@ void request_handle(request_t *r, const void *rid, size_t rid_len, int nframes, 
     if (r->c.secured)
         who = keyring_lookup_user_id(r->c.keys, user_id);
     if (len > (uint64_t)r->c.limits.max_msg_bytes) {
-        /* Not decoded: its req_id is unknown, and a key that is not
-         * admitted hears nothing, as for any other request. */
-        if (r->c.secured && who == NULL)
-            return;
-        char msg[200];
-        snprintf(msg, sizeof(msg),
-                 "body: the request is %zu bytes, above the limit of %" PRId64
-                 " bytes (max_msg); split the submission",
-                 len, r->c.limits.max_msg_bytes);
-        bad_request(r, rid, rid_len, 0, TALLY_ETOOLARGE, "body", msg);
+        too_large(r, rid, rid_len, body, len, who);
         return;
     }
     proto_msg_t m;
@@ -680,7 +698,7 @@ void request_handle(request_t *r, const void *rid, size_t rid_len, int nframes, 
         return;
     if (rc != 0) {
         if (m.type == PROTO_SUBMIT && m.u.submit.seq != 0)
-            ingest_reject_decode(r->c.ingest, rid, rid_len, m.u.submit.seq, &err);
+            ingest_refuse(r->c.ingest, rid, rid_len, &m.u.submit, who, &err);
         else
             bad_request(r, rid, rid_len, proto_req_id(&m), err.code, err.field, err.message);
         return;

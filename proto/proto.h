@@ -412,6 +412,21 @@ typedef struct proto_msg {
 int proto_decode(const void *buf, size_t len, proto_msg_t *msg, proto_sample_t *samples,
                  uint32_t samples_cap, proto_error_t *err);
 
+/* Decode only the start of a body of len bytes: the envelope (array,
+ * version, type, element count) and what names the message, for a body
+ * too large to be decoded whole (PROTOCOL.md 11.3).  For a SUBMIT that is
+ * client_id, seq and township; for any other type but ACK the leading
+ * req_id (or stream_id); for an ACK nothing more.  The rest of the body
+ * is not read, and is not checked.
+ *
+ * Returns 0 when all of it was read, with msg->type and those fields set
+ * (a SUBMIT's time_ms, nsamples and samples are 0 and NULL, its township a
+ * view into buf).  On failure returns a negative TALLY_E* code and fills
+ * *err (when not NULL) as proto_decode() does, keeping what was read
+ * before it: msg->type (0 if unknown), submit.seq (0 if unknown; its
+ * client_id is set when seq is) and the req_id (0 if unknown). */
+int proto_decode_head(const void *buf, size_t len, proto_msg_t *msg, proto_error_t *err);
+
 /* Append the body of msg (msg->type selects the layout; msg->version is
  * ignored, PROTO_VERSION is written) to out.  Returns 0, TALLY_EINVAL if a
  * field is outside its protocol range (the encoder refuses to produce what

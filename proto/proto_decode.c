@@ -39,11 +39,11 @@ static const char *const msg_names[PROTO_TYPE_LAST + 1] = {
 
 /* ---- message bodies ----------------------------------------------------- */
 
-static int dec_submit(rd_t *r, proto_submit_t *s, proto_sample_t *samples, uint32_t cap)
+/* What identifies a SUBMIT: client_id, seq and township. */
+static int dec_submit_head(rd_t *r, proto_submit_t *s)
 {
     proto_str_t cid = {0};
     uint64_t seq = 0;
-    uint32_t n = 0;
     TRY(rd_bytes(r, FLD("client_id"), true, &cid));
     if (cid.len != PROTO_CLIENT_ID_LEN)
         return proto_rd_fail(r->err, TALLY_ERANGE, FLD("client_id"),
@@ -52,7 +52,13 @@ static int dec_submit(rd_t *r, proto_submit_t *s, proto_sample_t *samples, uint3
     memcpy(s->client_id, cid.ptr, PROTO_CLIENT_ID_LEN);
     TRY(rd_u64(r, FLD("seq"), 1, UINT64_MAX, &seq));
     s->seq = seq;
-    TRY(rd_name(r, FLD("township"), &s->township));
+    return rd_name(r, FLD("township"), &s->township);
+}
+
+static int dec_submit(rd_t *r, proto_submit_t *s, proto_sample_t *samples, uint32_t cap)
+{
+    uint32_t n = 0;
+    TRY(dec_submit_head(r, s));
     ival_t t = {0};
     TRY(rd_int(r, FLD("time_ms"), &t));
     if (t.neg || t.u < (uint64_t)PROTO_TIME_MIN || t.u >= (uint64_t)PROTO_TIME_MAX) {
@@ -278,6 +284,13 @@ static int dec_period(rd_t *r, proto_msg_t *m)
 
 /* Every request and reply but SUBMIT/ACK starts with req_id or stream_id at
  * offset 0 of its struct, which the union lets us fill in one place. */
+static int dec_req_id(rd_t *r, proto_msg_t *m)
+{
+    bool stream = m->type == PROTO_UPDATE || m->type == PROTO_HEARTBEAT ||
+                  m->type == PROTO_GOODBYE || m->type == PROTO_PERIOD_CHANGED;
+    return rd_u64(r, FLD(stream ? "stream_id" : "req_id"), 0, UINT64_MAX, &m->u.stats_req.req_id);
+}
+
 static int dec_body(rd_t *r, proto_msg_t *m, proto_sample_t *samples, uint32_t cap)
 {
     uint64_t u = 0;
@@ -285,9 +298,7 @@ static int dec_body(rd_t *r, proto_msg_t *m, proto_sample_t *samples, uint32_t c
         return dec_submit(r, &m->u.submit, samples, cap);
     if (m->type == PROTO_ACK)
         return dec_ack(r, &m->u.ack);
-    bool stream = m->type == PROTO_UPDATE || m->type == PROTO_HEARTBEAT ||
-                  m->type == PROTO_GOODBYE || m->type == PROTO_PERIOD_CHANGED;
-    TRY(rd_u64(r, FLD(stream ? "stream_id" : "req_id"), 0, UINT64_MAX, &m->u.stats_req.req_id));
+    TRY(dec_req_id(r, m));
     switch (m->type) {
     case PROTO_SNAPSHOT_REQ:
         return proto_rd_text(r, FLD("prefix"), 0, PROTO_PREFIX_MAX, &m->u.snapshot_req.prefix);
@@ -380,34 +391,38 @@ static int dec_body(rd_t *r, proto_msg_t *m, proto_sample_t *samples, uint32_t c
     }
 }
 
-int proto_decode(const void *buf, size_t len, proto_msg_t *msg, proto_sample_t *samples,
-                 uint32_t samples_cap, proto_error_t *err)
+/* Start r on buf[0..len) and zero what the caller may read after a
+ * failure (type, submit.seq and the leading req_id), not the whole union:
+ * a STATS body is 6 KiB. */
+static void dec_start(rd_t *r, const void *buf, size_t len, proto_msg_t *msg, proto_error_t *err)
 {
     static const uint8_t none[1];
     assert(msg != NULL);
     const uint8_t *p = buf != NULL ? buf : none;
-    rd_t r = {p, p, p + (buf != NULL ? len : 0), err};
-    ival_t v = {0};
-    uint32_t n = 0;
-    char vs[24];
-
-    /* Zero what the caller may read after a failure (type, submit.seq and
-     * the leading req_id), not the whole union: a STATS body is 6 KiB. */
+    *r = (rd_t){p, p, p + (buf != NULL ? len : 0), err};
     msg->version = 0;
     msg->type = 0;
     memset(&msg->u, 0, sizeof msg->u.submit);
-    if (samples == NULL || samples_cap > PROTO_SAMPLES_MAX)
-        samples_cap = samples == NULL ? 0 : PROTO_SAMPLES_MAX;
+}
 
-    if (r.p < r.end && (*r.p & 0xf0) != 0x90 && *r.p != 0xdc && *r.p != 0xdd)
+/* The envelope: an array of the type's element count starting with
+ * version 1 and a known type, which go into msg. */
+static int dec_envelope(rd_t *r, proto_msg_t *msg)
+{
+    ival_t v = {0};
+    uint32_t n = 0;
+    char vs[24];
+    proto_error_t *err = r->err;
+
+    if (r->p < r->end && (*r->p & 0xf0) != 0x90 && *r->p != 0xdc && *r->p != 0xdd)
         return proto_rd_fail(err, TALLY_EMALFORMED, FLD("body"),
-                             "a message is a MessagePack array, got %s", proto_rd_type_name(*r.p));
-    TRY(rd_array(&r, FLD("body"), &n));
+                             "a message is a MessagePack array, got %s", proto_rd_type_name(*r->p));
+    TRY(rd_array(r, FLD("body"), &n));
     if (n < 2)
         return proto_rd_fail(err, TALLY_EMALFORMED, FLD("body"),
                              "array of %" PRIu32 " elements, a message starts with [version, type]",
                              n);
-    TRY(rd_int(&r, FLD("version"), &v));
+    TRY(rd_int(r, FLD("version"), &v));
     if (v.neg || v.u != PROTO_VERSION) {
         msg->version = !v.neg && v.u <= UINT32_MAX ? (uint32_t)v.u : 0;
         return proto_rd_fail(err, TALLY_EVERSION, FLD("version"),
@@ -415,7 +430,7 @@ int proto_decode(const void *buf, size_t len, proto_msg_t *msg, proto_sample_t *
                              proto_rd_ival_str(&v, vs), PROTO_VERSION);
     }
     msg->version = PROTO_VERSION;
-    TRY(rd_int(&r, FLD("type"), &v));
+    TRY(rd_int(r, FLD("type"), &v));
     if (v.neg || v.u < PROTO_SUBMIT || v.u > PROTO_TYPE_LAST)
         return proto_rd_fail(err, TALLY_ETYPE, FLD("type"),
                              "%s is not a known message type (%d..%d)", proto_rd_ival_str(&v, vs),
@@ -425,10 +440,33 @@ int proto_decode(const void *buf, size_t len, proto_msg_t *msg, proto_sample_t *
         return proto_rd_fail(err, TALLY_EMALFORMED, FLD(msg_names[msg->type]),
                              "%s is an array of %" PRIu32 " elements, expected %d",
                              msg_names[msg->type], n, proto_msg_elems[msg->type]);
+    return 0;
+}
+
+int proto_decode(const void *buf, size_t len, proto_msg_t *msg, proto_sample_t *samples,
+                 uint32_t samples_cap, proto_error_t *err)
+{
+    rd_t r;
+    dec_start(&r, buf, len, msg, err);
+    if (samples == NULL || samples_cap > PROTO_SAMPLES_MAX)
+        samples_cap = samples == NULL ? 0 : PROTO_SAMPLES_MAX;
+    TRY(dec_envelope(&r, msg));
     TRY(dec_body(&r, msg, samples, samples_cap));
     if (r.p != r.end)
         return proto_rd_fail(err, TALLY_ETRAILING, FLD("body"),
                              "%td bytes follow the end of the %s message", r.end - r.p,
                              msg_names[msg->type]);
     return 0;
+}
+
+int proto_decode_head(const void *buf, size_t len, proto_msg_t *msg, proto_error_t *err)
+{
+    rd_t r;
+    dec_start(&r, buf, len, msg, err);
+    TRY(dec_envelope(&r, msg));
+    if (msg->type == PROTO_SUBMIT)
+        return dec_submit_head(&r, &msg->u.submit);
+    if (msg->type == PROTO_ACK)
+        return 0;
+    return dec_req_id(&r, msg);
 }
