@@ -547,9 +547,23 @@ static bool allowed(request_t *r, const void *rid, size_t rid_len, const proto_m
     return true;
 }
 
+/* The daemon's timer ticks the engine at its next boundary, but a read
+ * may come first, in the same loop iteration as a midnight or a bucket
+ * boundary: without this, it would answer the day that ended.  Time only
+ * moves forward: a clock set back is ignored by engine_tick(). */
+static void catch_up(request_t *r)
+{
+    int64_t now = clock_now_ms(r->c.clock);
+    if (now >= engine_next_tick_ms(r->c.engine))
+        engine_tick(r->c.engine, now);
+}
+
 static void dispatch(request_t *r, const void *rid, size_t rid_len, const void *body, size_t len,
                      const proto_msg_t *m, const keyring_identity_t *who)
 {
+    if (m->type == PROTO_PERIOD_REQ || m->type == PROTO_RANGE_REQ || m->type == PROTO_SPAN_REQ ||
+        m->type == PROTO_SNAPSHOT_REQ)
+        catch_up(r);
     switch (m->type) {
     case PROTO_SUBMIT:
         ingest_submit(r->c.ingest, rid, rid_len, body, len, &m->u.submit, who);

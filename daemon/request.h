@@ -56,14 +56,15 @@ request_limits_t request_limits_from(const tallyd_config_t *cfg);
 
 typedef struct request_config {
     ingest_t *ingest;
-    publish_t *publish;     /* its stream and sequence, for WELCOME and PONG */
-    snapshot_t *snapshot;   /* SNAPSHOT_REQ */
-    recall_t *recall;       /* PERIOD_REQ, RANGE_REQ; NULL: answered UNKNOWN_TYPE */
-    backup_t *backup;       /* BACKUP_REQ; NULL: answered UNKNOWN_TYPE */
-    backup_fetch_t *fetch;  /* BACKUP_FETCH, BACKUP_LIST_REQ; NULL: answered UNKNOWN_TYPE */
-    const engine_t *engine; /* its columns, for WELCOME; its series, for TOWNSHIPS */
-    const intern_t *towns;  /* township names by id, for TOWNSHIPS */
-    const keyring_t *keys;  /* the keyring in force, read in place; NULL unless secured */
+    publish_t *publish;    /* its stream and sequence, for WELCOME and PONG */
+    snapshot_t *snapshot;  /* SNAPSHOT_REQ */
+    recall_t *recall;      /* PERIOD_REQ, RANGE_REQ; NULL: answered UNKNOWN_TYPE */
+    backup_t *backup;      /* BACKUP_REQ; NULL: answered UNKNOWN_TYPE */
+    backup_fetch_t *fetch; /* BACKUP_FETCH, BACKUP_LIST_REQ; NULL: answered UNKNOWN_TYPE */
+    engine_t *engine;      /* its columns, for WELCOME; its series, for TOWNSHIPS; ticked
+                              to the clock before a read (request_handle) */
+    const intern_t *towns; /* township names by id, for TOWNSHIPS */
+    const keyring_t *keys; /* the keyring in force, read in place; NULL unless secured */
     bool secured;
     const char *pub_endpoint; /* as bound, for WELCOME; borrowed */
     sink_t reply;             /* head is the peer's routing id */
@@ -73,7 +74,7 @@ typedef struct request_config {
     tallyd_stats_t *counters; /* where bad requests are counted */
     logger_t *log;
     request_limits_t limits;
-    const tclock_t *clock; /* CLOCK's now_ms */
+    const tclock_t *clock; /* CLOCK's now_ms; the engine's time before a read */
     const char *zone;      /* the calendar's zone (CLOCK), the process's TZ; borrowed */
 } request_config_t;
 
@@ -141,7 +142,12 @@ int request_set_catalog(request_t *r, const tallyd_config_t *cfg);
 /* Handle one message from the peer rid[0..rid_len): nframes frames after
  * the routing id, the first of which is body[0..len) (body may be NULL
  * when nframes is 0).  user_id is the ZAP User-Id of the connection (NULL
- * when there is none).  Sends every reply through the reply sink. */
+ * when there is none).  Sends every reply through the reply sink.  Before
+ * a request that reads tallies (PERIOD_REQ, RANGE_REQ, SPAN_REQ,
+ * SNAPSHOT_REQ) is answered, the engine is ticked to the clock's now when
+ * that has reached engine_next_tick_ms(), so that no answer shows a day,
+ * a period or a window bucket that has ended but not yet been ticked
+ * away. */
 void request_handle(request_t *r, const void *rid, size_t rid_len, int nframes, const void *body,
                     size_t len, const char *user_id);
 

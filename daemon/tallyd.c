@@ -16,12 +16,32 @@
 
 /* ---- the loop's own handles ---- */
 
+static void on_tick(uv_timer_t *t);
+
+/* The tick runs at the engine's next boundary (a midnight, a window's
+ * bucket), so that the UPDATEs of a new day go out at once, and at least
+ * every second for ingest's client expiry.  Requests that read tallies
+ * tick the engine themselves when they come first (request.c). */
+static void arm_tick(tallyd_t *d, int64_t now)
+{
+    /* At most the second: a wall clock set back leaves the engine's next
+     * boundary far ahead (the engine ignores earlier times).  Never 0, a
+     * timer that would fire again at once: a boundary the engine could
+     * not pass (a time the C library cannot convert) waits the second
+     * too. */
+    int64_t wait = engine_next_tick_ms(&d->engine) - now;
+    if (wait <= 0 || wait > 1000)
+        wait = 1000;
+    uv_timer_start(&d->tick_timer, on_tick, (uint64_t)wait, 0);
+}
+
 static void on_tick(uv_timer_t *t)
 {
     tallyd_t *d = t->data;
     int64_t now = clock_now_ms(d->clock);
     engine_tick(&d->engine, now);
     ingest_tick(&d->ingest, now);
+    arm_tick(d, now);
 }
 
 static void on_watchdog(uv_timer_t *t)
@@ -228,7 +248,7 @@ static void start_handles(tallyd_t *d)
 {
     uv_timer_init(d->loop, &d->tick_timer);
     d->tick_timer.data = d;
-    uv_timer_start(&d->tick_timer, on_tick, 1000, 1000);
+    arm_tick(d, clock_now_ms(d->clock));
     /* From here on the clock is read once per loop iteration. */
     uv_prepare_init(d->loop, &d->iter_prepare);
     uv_check_init(d->loop, &d->iter_check);

@@ -68,7 +68,8 @@ typedef struct tallyd {
     bool ep_open, request_open, ingest_open, journal_open, publish_open, snapshot_open,
         compact_open, history_open, history_started, recall_open, backup_open, fetch_open;
 
-    uv_timer_t tick_timer;     /* time moves the tallies on */
+    uv_timer_t tick_timer;     /* time moves the tallies on: at each boundary, at least each
+                                  second (tallyd.c arm_tick) */
     uv_timer_t watchdog_timer; /* WATCHDOG=1 at half of $WATCHDOG_USEC */
     uv_timer_t status_timer;   /* periodic STATUS= line */
     uv_prepare_t iter_prepare; /* expire clock_cache before polling */

@@ -7,7 +7,8 @@
  * windows, the periods that ended back at 0, the figures of the journal
  * replayed where their event times put them.  Three ways to stop:
  * SIGTERM (a final checkpoint), and SIGKILL after a checkpoint with
- * journal records after it or with none.  Skipped when libfaketime is not
+ * journal records after it or with none.  And a midnight passed while it
+ * runs, read at once.  Skipped when libfaketime is not
  * installed (apt-get install faketime); TALLY_FAKETIME_LIB names it when
  * it is somewhere else. */
 #include <setjmp.h>
@@ -350,6 +351,29 @@ static void test_kill_checkpoint_only(void **state)
     expect_period(f, "2026-12-31", 4);
 }
 
+/* 5. A midnight passed while the daemon runs: 6 screened a second before
+ * midnight on 14 March, then read 5 ms into the 15th.  The new day is
+ * empty at once; the month, quarter and year keep the 6.  The daemon
+ * starts 1.5 s before midnight, so that a tick timer running every second
+ * from its start would come half a second from midnight either way: only
+ * a tick at the boundary itself, or one the read makes, can have ended
+ * the day by then. */
+static void test_midnight_while_running(void **state)
+{
+    fx_t *f = *state;
+    int64_t midnight = cst_ms(2027, 3, 15, 0, 0);
+    start_at(f, midnight - 1500, NULL, false);
+    submit(f, midnight - 1000, 6);
+    int64_t wait_ms = midnight + 5 - daemon_now(f);
+    if (wait_ms > 0)
+        nanosleep(&(struct timespec){wait_ms / 1000, (long)(wait_ms % 1000) * 1000000}, NULL);
+    const int64_t after[NCOLUMNS] = {6, 6, 6, 6, 0, 6, 6, 6, 6};
+    expect_snapshot(f, after, "at midnight");
+    expect_period(f, "2027-03-15", 0);
+    expect_period(f, "2027-03", 6);
+    expect_period(f, "2027", 6);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -357,6 +381,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sigterm_same_day, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_journal_after_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_checkpoint_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_midnight_while_running, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -214,6 +214,52 @@ static void test_submit_and_snapshot(void **state)
     assert_int_equal(end->u.snapshot_end.seq, 43);
 }
 
+/* A snapshot of the townships' series, which must be gaoguan's one: its
+ * "today" and "month" columns are today and month. */
+static void expect_day_month(fx_t *f, int64_t today, int64_t month)
+{
+    proto_msg_t snap = {.type = PROTO_SNAPSHOT_REQ};
+    snap.u.snapshot_req.req_id = 13;
+    snap.u.snapshot_req.prefix = proto_str("u/town/");
+    t_encode(&f->buf, &snap);
+    t_sink_clear(&f->replies);
+    send_req(f, NULL);
+    assert_int_equal(f->replies.n, 2);
+    const proto_tally_t *t = &t_sink_at(&f->replies, 0)->u.snapshot_item.tally;
+    int64_t got[2] = {-1, -1};
+    for (uint32_t i = 0; i < t->nvalues; i++) {
+        if (proto_str_eq(t->values[i].name, "today"))
+            got[0] = t->values[i].num;
+        if (proto_str_eq(t->values[i].name, "month"))
+            got[1] = t->values[i].num;
+    }
+    assert_int_equal(got[0], today);
+    assert_int_equal(got[1], month);
+}
+
+/* A read after a boundary the daemon's tick timer has not reached yet
+ * (a midnight, here): the request ticks the engine to the clock first, so
+ * the new day reads empty at once and the month keeps the figure.  Before
+ * the next boundary, and with a clock set back, a read moves nothing. */
+static void test_read_ticks_first(void **state)
+{
+    fx_t *f = *state;
+    t_submit(&f->buf, 1, 1, "gaoguan", T_NOW, 1, "talks=4");
+    send_req(f, NULL);
+    ingest_on_durable(&f->in, 1);
+    /* 20:00:00.010 in Shanghai: the next boundary is a minute's bucket. */
+    t_now_ms = T_NOW + 10;
+    expect_day_month(f, 4, 4);
+    assert_int_equal(engine_now_ms(&f->st.engine), T_NOW);
+    /* 00:00:00.001 on 16 June, and no tick since the figure. */
+    t_now_ms = T_NOW + 4 * 3600000 + 1;
+    expect_day_month(f, 0, 4);
+    assert_int_equal(engine_now_ms(&f->st.engine), t_now_ms);
+    t_now_ms = T_NOW;
+    expect_day_month(f, 0, 4);
+    assert_int_equal(engine_now_ms(&f->st.engine), T_NOW + 4 * 3600000 + 1);
+}
+
 /* TOWNSHIPS_REQ from position from: the one reply, a TOWNSHIPS. */
 static const proto_msg_t *ask_townships(fx_t *f, uint64_t req_id, uint32_t from)
 {
@@ -388,6 +434,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_catalog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_and_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_ticks_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_townships, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secured, setup_secured, teardown),
     };
