@@ -281,6 +281,21 @@ static void advance(engine_t *e, int64_t now_ms)
     (void)period_advance(&e->per, now_ms, node_changed, e);
 }
 
+void engine_mark_ratio(engine_t *e, uint32_t metric)
+{
+    const engine_ratio_t *r = &e->ratios[e->metrics[metric].ratio];
+    /* A walk over every series, as the engine keeps no list of a metric's
+     * series: a ratio reads differently only when a reload changes a
+     * scale, which is rare. */
+    for (uint32_t sid = 0; sid < e->nseries; sid++) {
+        const engine_series_t *s = ser(e, sid);
+        if (s->metric == r->num ||
+            (s->metric == r->den && find(e, r->num, s->town) == ENGINE_NONE)) {
+            mark_dirty(e, sid);
+        }
+    }
+}
+
 void engine_tick(engine_t *e, int64_t now_ms)
 {
     advance(e, now_ms);

@@ -144,6 +144,7 @@ typedef struct engine_metric {
     uint8_t kind;     /* PROTO_KIND_* */
     uint8_t declared; /* by engine_define_metric or engine_define_ratio */
     int8_t shift;     /* kind ratio: den's decimal scale minus num's, 0 until set */
+    uint8_t scaled;   /* kind ratio: the scales were set (engine_ratio_set_scales) */
     uint32_t ratio;   /* kind ratio: index in ratios */
     uint32_t uses;    /* first ratio reading this metric, + 1 (0: none) */
 } engine_metric_t;
@@ -259,8 +260,12 @@ int engine_ratio_operands(const engine_t *e, uint32_t metric, uint32_t *num, uin
 /* Set the decimal scales of ratio metric's operands (PROTOCOL.md 10.6:
  * an integer v of an operand of scale s stands for v / 10^s), 0 until
  * set; not saved with the state: the catalog sets them at every start and
- * reload.  Returns 0, or TALLY_EINVAL (metric is not a ratio, or a scale
- * is above ENGINE_SCALE_MAX). */
+ * reload.  When scales set before change how the ratio reads (a reload),
+ * every scope of the ratio is marked dirty (engine_mark_ratio), so that
+ * the next drain reports it with its new value; the first setting, and a
+ * setting that changes nothing, marks nothing.  Returns 0, or
+ * TALLY_EINVAL (metric is not a ratio, or a scale is above
+ * ENGINE_SCALE_MAX). */
 int engine_ratio_set_scales(engine_t *e, uint32_t metric, uint8_t num_scale, uint8_t den_scale);
 
 /* The value of ratio metric from its operands' values num and den (of
@@ -519,6 +524,14 @@ int engine_load_head(engine_t *e, const void *buf, size_t len, char *err, size_t
 engine_series_t *engine_series_at(const engine_t *e, uint32_t sid);
 uint32_t engine_series_find(const engine_t *e, uint32_t metric, uint32_t town);
 uint32_t engine_series_add(engine_t *e, uint32_t metric, uint32_t town, uint8_t kind);
+
+/* Internal to engine.c and engine_read.c: mark dirty, as a change of its
+ * value would, the series with which each scope of ratio metric is
+ * reported (engine_drain_dirty: its numerator's series, or its
+ * denominator's where the township has no numerator series), so that the
+ * next drain reports every scope of the ratio.  Those series are
+ * reported too, with their values unchanged.  Walks every series. */
+void engine_mark_ratio(engine_t *e, uint32_t metric);
 
 /* m + |v|, saturating at INT64_MAX (m >= 0): how a counter series' mass
  * grows by a change of v. */

@@ -637,6 +637,85 @@ static void test_key_of_undeclared_township(void **state)
     assert_int_equal(harness_count_in(harness_log(h), warning), 2);
 }
 
+static const char ratio_conf[] = "[township gaoguan]\nname = 高观镇\n"
+                                 "[metric area]\nkind = counter\n%s"
+                                 "[metric people]\nkind = counter\n"
+                                 "[ratio area_per_person]\nnumerator = area\n"
+                                 "denominator = people\n";
+
+/* The UPDATEs of the ratio a subscriber received, and the last one's
+ * total. */
+typedef struct ratio_seen {
+    int updates;
+    harness_value_t total;
+} ratio_seen_t;
+
+static void on_ratio(harness_sub_t *s, const harness_event_t *ev, void *ctx)
+{
+    (void)s;
+    ratio_seen_t *seen = ctx;
+    if (ev->type != PROTO_UPDATE || strcmp(ev->row->metric, "area_per_person") != 0)
+        return;
+    seen->updates++;
+    seen->total = ev->row->val[ev->row->ncols - 1];
+}
+
+/* gaoguan's and the county's ratio in the subscriber's table is
+ * [num, den]. */
+static bool ratio_is(harness_sub_t *s, int64_t num, int64_t den)
+{
+    for (int k = 0; k < 2; k++) {
+        harness_value_t v;
+        if (!harness_table_get(&s->table, "area_per_person", k == 0 ? "gaoguan" : "", "total",
+                               &v) ||
+            !v.present || v.num != num || v.den != den)
+            return false;
+    }
+    return true;
+}
+
+static bool ratio_rescaled(harness_sub_t *s, void *ctx)
+{
+    (void)ctx;
+    return ratio_is(s, 125, 500);
+}
+
+/* A reload that gives the numerator a decimal scale changes what the
+ * ratio's pair is (12.5 ha over 50 people: [125, 500], not [125, 50]):
+ * subscribers get an UPDATE of every scope of it with no figure
+ * submitted.  A reload that changes nothing sends none. */
+static void test_scale_change_updates_ratio(void **state)
+{
+    fx_t *f = *state;
+    char conf[1024], scaled[1024];
+    snprintf(conf, sizeof conf, ratio_conf, "");
+    snprintf(scaled, sizeof scaled, ratio_conf, "scale = 1\n");
+    assert_int_equal(harness_start(&f->h, conf, NULL), 0);
+    harness_client_t c;
+    assert_int_equal(harness_client_open(&f->h, &c), 0);
+    assert_int_equal(submit(&c, 1, "gaoguan", "area", 125).status, PROTO_ACK_ACCEPTED);
+    assert_int_equal(submit(&c, 2, "gaoguan", "people", 50).status, PROTO_ACK_ACCEPTED);
+    harness_client_close(&c);
+    ratio_seen_t seen = {0};
+    harness_sub_t sub;
+    assert_int_equal(harness_sub_open(&f->h, &sub, "u/", on_ratio, &seen), 0);
+    assert_int_equal(harness_sub_wait_stable(&sub, 5000), 0);
+    assert_true(ratio_is(&sub, 125, 50));
+
+    int before = seen.updates;
+    reload(f, scaled, "reloaded");
+    assert_int_equal(harness_sub_until(&sub, ratio_rescaled, NULL, 5000), 0);
+    assert_int_equal(seen.updates - before, 2); /* gaoguan's and the county's */
+    assert_true(seen.total.present && seen.total.num == 125 && seen.total.den == 500);
+
+    before = seen.updates;
+    reload_again(f, scaled, "reloaded");
+    assert_int_equal(harness_sub_wait_stable(&sub, 5000), 0);
+    assert_int_equal(seen.updates, before);
+    assert_true(ratio_is(&sub, 125, 500));
+    harness_sub_close(&sub);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -650,6 +729,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_removed_names_at_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_series_lowered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fd_limit_said_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scale_change_updates_ratio, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
