@@ -1,4 +1,4 @@
-/* fuzz_decode.c - libFuzzer target for proto_decode.
+/* fuzz_decode.c - libFuzzer target for proto_decode and proto_decode_head.
  *
  * Any input must be decoded or rejected cleanly (the sanitizers catch the
  * rest).  A rejected input must come with a consistent report.  An accepted
@@ -335,6 +335,33 @@ static void check_msgpack(const uint8_t *data, size_t size)
     msgpack_unpacked_destroy(&u);
 }
 
+/* proto_decode_head (what tallyd reads of a body over max_msg) on any
+ * input: a clean answer, and when the whole message decoded (full_rc 0),
+ * success with the same type and what names the message: a SUBMIT's
+ * client_id, seq and township, another request's req_id. */
+static void check_head(const uint8_t *data, size_t size, int full_rc, const proto_msg_t *full)
+{
+    static proto_msg_t h;
+    proto_error_t err;
+    memset(&err, 0x55, sizeof err);
+    int rc = proto_decode_head(data, size, &h, &err);
+    if (rc != 0) {
+        check_report(rc, &err);
+        CHECK(full_rc != 0);
+        return;
+    }
+    if (full_rc != 0)
+        return;
+    CHECK(h.type == full->type);
+    if (h.type == PROTO_SUBMIT) {
+        CHECK(h.u.submit.seq == full->u.submit.seq);
+        CHECK(memcmp(h.u.submit.client_id, full->u.submit.client_id, PROTO_CLIENT_ID_LEN) == 0);
+        CHECK(str_same(h.u.submit.township, full->u.submit.township));
+    } else if (h.type != PROTO_ACK) {
+        CHECK(proto_req_id(&h) == proto_req_id(full));
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static proto_sample_t s1[PROTO_SAMPLES_MAX], s2[PROTO_SAMPLES_MAX];
@@ -343,6 +370,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     memset(&err, 0x55, sizeof err);
     int rc = proto_decode(data, size, &m1, s1, PROTO_SAMPLES_MAX, &err);
+    check_head(data, size, rc, &m1);
     if (rc != 0) {
         check_report(rc, &err);
         /* The same input without a report must fail the same way. */
