@@ -1,0 +1,157 @@
+/* cli_push_impl.h - the tally command (client/cli/, private to `tally
+ * push`): what a push notes of its figures as tallyd answers, shared by
+ * cli_push.c (options, reading, delivery and libtally's callbacks),
+ * cli_push_report.c (what is said of the figures) and cli_push_resolve.c
+ * (names and time as tallyd reads them).  Nothing else includes it. */
+#ifndef TALLY_CLIENT_CLI_PUSH_IMPL_H
+#define TALLY_CLIENT_CLI_PUSH_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cli_state.h"
+#include "cli_util.h"
+#include "csv.h"
+#include "tally.h"
+
+/* What became of one submission of this run. */
+typedef struct sub_fate {
+    enum { FATE_PENDING, FATE_ACCEPTED, FATE_REJECTED } state;
+    uint32_t nsamples; /* accepted: its samples */
+    int code, sample;  /* rejected: the code and the sample at fault (-1: none) */
+    char *message;     /* rejected: the daemon's reason, "field: why" */
+} sub_fate_t;
+
+/* The samples [first, end) of the figures closed into the submissions
+ * [seq, seq_end) of this run, in order. */
+typedef struct batch {
+    size_t first, end;
+    uint64_t seq, seq_end;
+} batch_t;
+
+/* A submission an earlier run left in the spool, rejected for good in
+ * this one (tally_client_rejected_earlier). */
+typedef struct earlier_reject {
+    uint64_t seq;
+    int code;       /* tallyd's reason */
+    char *path;     /* SPOOL/rejected/....sub; "" when it could not be kept */
+    char *csv;      /* its figures as CSV next to it; NULL: none written */
+    char *township; /* "" when its figures could not be read */
+    int64_t time_ms;
+    uint32_t nsamples;
+    char *figures; /* not kept: its figures as CSV text, to be printed */
+    char *why;     /* not kept: why (the library's sentence) */
+} earlier_reject_t;
+
+/* One run of `tally push`: what libtally's callbacks (cli_push.c) note of
+ * tallyd's answers, this run's submissions and the batches of figures
+ * they came from, for what is said at the end (cli_push_report.c). */
+typedef struct push {
+    tally_client_t *c;  /* for the accessors callbacks may read */
+    uint64_t first_seq; /* seqs >= first_seq belong to this run */
+    size_t accepted_samples, accepted_subs;
+    uint64_t lo, hi; /* seq range accepted in this run */
+    size_t earlier_samples, earlier_subs;
+    size_t rejected, rejected_now; /* all, and this run's */
+    cli_unknown_t unknown;
+    earlier_reject_t *aside; /* rejected submissions of earlier runs */
+    size_t naside, capaside;
+    bool aside_oom;
+    char aside_err[512]; /* the last failure to write a CSV of one; "" if none */
+    sub_fate_t *fate;    /* [seq - first_seq] */
+    size_t nfate, capfate;
+    batch_t *batch;
+    size_t nbatch, capbatch;
+    bool oom;
+} push_t;
+
+/* cli_push.c */
+
+/* Wait until every submission closed so far is acknowledged or finally
+ * rejected, the open batch left open (tally_client_flush would close
+ * it), until deadline (CLOCK_MONOTONIC ms).  0, TALLY_ETIMEDOUT or
+ * TALLY_ESYS. */
+int cli_push_wait_settled(tally_client_t *c, int64_t deadline);
+
+/* cli_push_report.c */
+
+/* "field: message (CODE)", the field left out when the message starts
+ * with it already, as the daemon's usually do. */
+void cli_push_format_reason(char *buf, size_t cap, int code, const char *field,
+                            const char *message);
+
+/* Keep what tally_client_rejected_earlier says of an earlier run's
+ * submission just rejected, writing its figures as CSV beside it in
+ * SPOOL/rejected/, for the report at the end (cli_push_report_aside). */
+void cli_push_keep_aside(push_t *p, uint64_t seq, int code);
+
+/* "" for one, else "s": the plural of a word counted n. */
+const char *cli_push_plural(size_t n);
+
+/* No acknowledgement in time: say why, as far as the connection tells,
+ * and what became of the figures.  sent: the daemon answered HELLO, so
+ * they may have reached it.  A refusal for now is an answer, whenever it
+ * came. */
+int cli_push_report_timeout(const cli_global_t *g, tally_client_t *c, const char *town,
+                            const char *spool, int timeout_ms, bool sent);
+
+/* Submissions an earlier run left in the spool that tallyd rejected now
+ * (each said as it came, with tallyd's reason): nobody at hand may have
+ * their figures any more, so say where they are kept (SPOOL/rejected/,
+ * libtally) and how to push them again, corrected. */
+void cli_push_report_aside(const push_t *p, const char *spool);
+
+/* What was delivered, on standard output.  left: the submissions still
+ * pending. */
+void cli_push_print_delivered(const push_t *p, const char *town, const char *spool, size_t left);
+
+/* This run's rejections, each with the line (or figure) at fault, then,
+ * when some figures were counted and others not, which: pushing the whole
+ * file again would count the first ones twice. */
+void cli_push_report_fates(const push_t *p, const csv_samples_t *samples, const char *file);
+
+/* libtally failed mid-push (lib_failed said its error): what became of
+ * the figures.  Those from unsaved on are in no submission: neither sent
+ * nor kept, as libtally undoes a submission it cannot persist whole
+ * (tally_client_send), so pushing them again counts them once.  Those
+ * before went into submissions: waited for while tallyd answers, and
+ * then counted, or kept in the spool for the next push, or (without one)
+ * perhaps counted. */
+void cli_push_report_stopped(tally_client_t *c, push_t *p, const csv_samples_t *s, size_t unsaved,
+                             const char *file, const char *town, const char *spool, bool sent,
+                             int64_t deadline);
+
+/* cli_push_resolve.c */
+
+/* tallyd refused town (UNKNOWN_TOWNSHIP).  A catalog that declares
+ * townships takes those alone: say the one most likely meant, or else
+ * which they are, as tally report does for its --town. */
+void cli_push_unknown_town_hint(cli_global_t *g, const tally_curve_t *curve, int timeout_ms,
+                                const char *town);
+
+/* A township's name or metrics' labels (高观镇, 排查矛盾纠纷) stand for
+ * their ids, as in the reading commands (cli_opts_resolve), looked up in
+ * the daemon's catalog only when some name has characters beyond ASCII.
+ * The catalog's names are kept (cli_names.h) for when it cannot be read
+ * (tallyd down or out of reach: the figures go to the spool); then those
+ * kept are used (resolve_offline).  *town may be pointed at town_buf.
+ * Returns CLI_OK or the exit status (printed). */
+int cli_push_resolve_names(cli_global_t *g, const char *spool, const char **town, char *town_buf,
+                           size_t cap, csv_samples_t *s, int timeout_ms);
+
+/* tallyd answered: keep its zone for a later push that cannot ask it
+ * (once, while none is kept for this server: --time asks it anyway). */
+void cli_push_learn_zone(const cli_global_t *g, const char *spool, const tally_curve_t *curve,
+                         int timeout_ms);
+
+/* A --time without an offset is a time of the county's calendar: read it
+ * in the daemon's zone (CLOCK), which decides the day, month and year the
+ * figures count in.  When the daemon cannot be asked (down: the figures
+ * go to the spool), the zone it last gave (kept in the spool or the
+ * user's state, cli_names.h), or else the TZ variable's zone or UTC,
+ * stands in, said on standard error. */
+int cli_push_time_in_daemon_zone(cli_global_t *g, const char *spool, const char *text, int64_t *ms,
+                                 int timeout_ms);
+
+#endif
