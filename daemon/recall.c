@@ -336,6 +336,32 @@ static int check_prefix(const recall_t *r, proto_str_t pre, char *msg, size_t ms
     return 0;
 }
 
+/* TOO_LARGE's message for prefix.  Within one scope (the county, town 0,
+ * or one township) the narrowing left is by metric: an open catalog lets
+ * one scope hold more metrics than an answer holds (PROTOCOL.md 8.18). */
+static void too_large(const recall_t *r, proto_str_t prefix, bool scope, uint32_t town, char *msg,
+                      size_t msglen)
+{
+    int plen = (int)(prefix.len > 64 ? 64 : prefix.len);
+    if (!scope) {
+        snprintf(msg, msglen,
+                 "more series match prefix '%.*s' than the %u one answer holds; narrow it "
+                 "(u/county/, u/town/<township>/, a metric)",
+                 plen, prefix.ptr, r->c.max_items);
+        return;
+    }
+    char s[PROTO_PREFIX_MAX + 1] = "u/county/";
+    if (town != 0) {
+        uint32_t len = 0;
+        const char *name = intern_name(r->c.towns, town, &len);
+        snprintf(s, sizeof(s), "u/town/%.*s/", (int)len, name);
+    }
+    snprintf(msg, msglen,
+             "more series match prefix '%.*s' than the %u one answer holds; within one scope "
+             "narrow it by metric: %s<metric>/ for each metric (a snapshot of %s names them)",
+             plen, prefix.ptr, r->c.max_items, s, s);
+}
+
 typedef struct collect {
     recall_t *r;
     proto_str_t prefix;
@@ -373,8 +399,9 @@ static int start_answer(recall_t *r, const void *rid, size_t rid_len, uint64_t r
         return rc;
     collect_t c = {.r = r, .prefix = prefix};
     r->nitems = 0;
-    uint32_t town;
-    if (prefix_scope(r->c.towns, prefix, &town)) /* a lookup per metric, not a walk */
+    uint32_t town = 0;
+    bool scope = prefix_scope(r->c.towns, prefix, &town);
+    if (scope) /* a lookup per metric, not a walk */
         engine_foreach_town(r->c.engine, town, 0, intern_count(r->c.metrics), collect, &c);
     else
         engine_foreach(r->c.engine, collect, &c);
@@ -383,10 +410,7 @@ static int start_answer(recall_t *r, const void *rid, size_t rid_len, uint64_t r
         return TALLY_EBUSY;
     }
     if (c.too_many) {
-        snprintf(msg, msglen,
-                 "more series match prefix '%.*s' than the %u one answer holds; narrow it "
-                 "(u/county/, u/town/<township>/, a metric)",
-                 (int)(prefix.len > 64 ? 64 : prefix.len), prefix.ptr, r->c.max_items);
+        too_large(r, prefix, scope, town, msg, msglen);
         r->nitems = 0;
         return TALLY_ETOOLARGE;
     }
@@ -444,6 +468,18 @@ int recall_period(recall_t *r, const void *rid, size_t rid_len, const proto_msg_
     return start_answer(r, rid, rid_len, q->req_id, q->prefix, &like, field, msg, msglen);
 }
 
+/* Whether day, a day part of the span first..last (calperiod_split), is
+ * one of to's end rather than from's.  The days a span is read as lie
+ * before its first whole month (in from's month) and after its last (in
+ * to's); a span of days only within one month is from's.  Its answer
+ * names the end the asker has to move. */
+static bool span_end_is_to(int32_t first, int32_t last, int32_t day)
+{
+    int32_t m_first = calperiod_of_day(CALPERIOD_MONTH, first).key;
+    int32_t m_last = calperiod_of_day(CALPERIOD_MONTH, last).key;
+    return m_first != m_last && calperiod_of_day(CALPERIOD_MONTH, day).key == m_last;
+}
+
 int recall_span(recall_t *r, const void *rid, size_t rid_len, const proto_msg_t *m,
                 const char **field, char *msg, size_t msglen)
 {
@@ -470,11 +506,13 @@ int recall_span(recall_t *r, const void *rid, size_t rid_len, const proto_msg_t 
         if (history_expired(r->c.history, parts[i])) {
             char d[CALPERIOD_NAME_MAX];
             calperiod_format(parts[i], d, sizeof(d));
-            *field = "from";
+            bool at_to = span_end_is_to(like.first, like.last, parts[i].key);
+            *field = at_to ? "to" : "from";
+            proto_str_t end = at_to ? q->to : q->from;
             snprintf(msg, msglen,
-                     "day %s of the span is older than the days this daemon keeps (whole "
-                     "months, quarters and years are kept for good)",
-                     d);
+                     "day %s of the span (needed for %s '%.*s') is older than the days this "
+                     "daemon keeps (whole months, quarters and years are kept for good)",
+                     d, *field, (int)end.len, end.ptr);
             return TALLY_EEXPIRED;
         }
     return start_answer(r, rid, rid_len, q->req_id, q->prefix, &like, field, msg, msglen);

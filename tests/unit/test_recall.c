@@ -332,7 +332,20 @@ static void test_refused(void **state)
     fx_recall_end(f);
     fx_recall(f, 3);
     assert_int_equal(period_req(f, "u/town/", "2023"), TALLY_ETOOLARGE);
+    assert_non_null(strstr(f->msg, "narrow it (u/county/, u/town/<township>/, a metric)"));
     assert_int_equal(f->replies.n, 0);
+    /* One scope with more series than an answer holds (an open catalog
+     * takes more metrics than that): narrowed by metric, not by the scope
+     * already asked for. */
+    fx_recall_end(f);
+    fx_recall(f, 1);
+    assert_int_equal(period_req(f, "u/town/gaoguan/", "2023"), TALLY_ETOOLARGE);
+    assert_non_null(strstr(f->msg, "narrow it by metric: u/town/gaoguan/<metric>/ for each metric "
+                                   "(a snapshot of u/town/gaoguan/ names them)"));
+    assert_int_equal(period_req(f, "u/county/", "2023"), TALLY_ETOOLARGE);
+    assert_non_null(strstr(f->msg, "u/county/<metric>/ for each metric"));
+    assert_int_equal(period_req(f, "u/county/resolved/", "2023"), 0);
+    assert_int_equal(f->replies.n, 1);
     fx_recall_end(f);
     fx_recall(f, 4);
     assert_int_equal(period_req(f, "u/town/", "2023"), 0);
@@ -594,7 +607,25 @@ static void test_span_refused(void **state)
     fx_history(f, 30);
     submit(f, "gaoguan", T_DEC31, 1, "resolved", (int64_t)216);
     int rc = span_req(f, "u/", "2023-12-02", "2023-12-31");
-    if (rc != TALLY_EEXPIRED || strstr(f->msg, "day 2023-12-02 of the span") == NULL)
+    if (rc != TALLY_EEXPIRED || strstr(f->msg, "day 2023-12-02 of the span") == NULL ||
+        strcmp(f->field, "from") != 0)
+        fail_msg("%d field %s '%s'", rc, f->field ? f->field : "-", f->msg);
+    /* The field is the end whose days are needed: from's days before its
+     * first whole month, to's after its last (2023 to 2024-04 are read
+     * whole, 1..10 May as days). */
+    rc = span_req(f, "u/", "2023-01", "2024-05-10");
+    if (rc != TALLY_EEXPIRED || strcmp(f->field, "to") != 0 ||
+        strstr(f->msg, "day 2024-05-01 of the span (needed for to '2024-05-10')") == NULL)
+        fail_msg("%d field %s '%s'", rc, f->field ? f->field : "-", f->msg);
+    assert_int_equal(f->replies.n, 0);
+    rc = span_req(f, "u/", "2024-03-05", "2024-06-15");
+    if (rc != TALLY_EEXPIRED || strcmp(f->field, "from") != 0 ||
+        strstr(f->msg, "day 2024-03-05 of the span (needed for from '2024-03-05')") == NULL)
+        fail_msg("%d field %s '%s'", rc, f->field ? f->field : "-", f->msg);
+    /* Days at both ends, the older ones from's. */
+    rc = span_req(f, "u/", "2024-04-20", "2024-05-10");
+    if (rc != TALLY_EEXPIRED || strcmp(f->field, "from") != 0 ||
+        strstr(f->msg, "day 2024-04-20 of the span") == NULL)
         fail_msg("%d field %s '%s'", rc, f->field ? f->field : "-", f->msg);
     assert_int_equal(span_req(f, "u/", "2023-12", "2024-06-15"), 0);
     expect_num(f, "resolved", "gaoguan", "span", 216);
