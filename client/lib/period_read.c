@@ -1,6 +1,7 @@
 /* period_read.c - libtally (client/lib/): a period's or a span's tallies
  * under any prefix, read in parts when one answer of the daemon cannot
- * hold them (see tally.h, "History"). */
+ * hold them: scope by scope, and a scope too large for one answer metric
+ * by metric (see tally.h, "History"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,24 +57,72 @@ static int wire_period(tally_request_t *req, const char *period, wire_period_t *
     return 0;
 }
 
-/* period (a name, or FROM..TO) under prefix, as a one-shot request. */
-static int read_one(const char *server, tally_request_t *req, const char *prefix,
-                    const char *period, tally_tally_cb cb, void *ctx)
-{
+/* One read of a period under one prefix or several: where, how, the
+ * period as asked (a name, or FROM..TO) and as the wire asks for it, and
+ * whom the tallies go to. */
+typedef struct reading {
+    const char *server;
+    tally_request_t *req;
+    const char *period;
     wire_period_t w;
-    int rc = wire_period(req, period, &w);
-    if (rc != 0)
-        return rc;
-    if (w.to == NULL)
-        return tally_period_req(server, req, prefix, period, cb, ctx);
-    relabel_t r = {.name = period, .cb = cb, .ctx = ctx};
-    return tally_span_req(server, req, prefix, w.first, w.to, on_relabel, &r);
+    tally_tally_cb cb;
+    void *ctx;
+} reading_t;
+
+static int reading_init(reading_t *rd, const char *server, tally_request_t *req, const char *period,
+                        tally_tally_cb cb, void *ctx)
+{
+    *rd = (reading_t){.server = server, .req = req, .period = period, .cb = cb, .ctx = ctx};
+    return wire_period(req, period, &rd->w);
+}
+
+/* rd's period under prefix, as a one-shot request. */
+static int read_one(const reading_t *rd, const char *prefix)
+{
+    if (rd->w.to == NULL)
+        return tally_period_req(rd->server, rd->req, prefix, rd->period, rd->cb, rd->ctx);
+    relabel_t r = {.name = rd->period, .cb = rd->cb, .ctx = rd->ctx};
+    return tally_span_req(rd->server, rd->req, prefix, rd->w.first, rd->w.to, on_relabel, &r);
+}
+
+static int read_by_metric(const reading_t *rd, const char *prefix, const char *scope);
+
+/* The scope prefix lies within ("u/county/" or "u/town/T/") into scope;
+ * false when it may select several scopes ("", "u/", "u/town/", "u/town/T"
+ * without its '/'). */
+static bool scope_of(const char *prefix, char scope[PROTO_PREFIX_MAX + 1])
+{
+    if (prefix == NULL)
+        return false;
+    if (strncmp(prefix, "u/county/", 9) == 0) {
+        strcpy(scope, "u/county/");
+        return true;
+    }
+    if (strncmp(prefix, "u/town/", 7) != 0)
+        return false;
+    const char *end = strchr(prefix + 7, '/');
+    if (end == NULL || end == prefix + 7 || (size_t)(end + 1 - prefix) > PROTO_PREFIX_MAX)
+        return false;
+    memcpy(scope, prefix, (size_t)(end + 1 - prefix));
+    scope[end + 1 - prefix] = '\0';
+    return true;
 }
 
 int tally_period_read(const char *server, tally_request_t *req, const char *prefix,
                       const char *period, tally_tally_cb cb, void *ctx)
 {
-    return read_one(server, req, prefix, period, cb, ctx);
+    tally_request_t none = {0};
+    if (req == NULL)
+        req = &none;
+    reading_t rd;
+    int rc = reading_init(&rd, server, req, period, cb, ctx);
+    if (rc != 0)
+        return rc;
+    rc = read_one(&rd, prefix);
+    char scope[PROTO_PREFIX_MAX + 1];
+    if (rc == TALLY_ETOOLARGE && scope_of(prefix, scope))
+        rc = read_by_metric(&rd, prefix, scope);
+    return rc;
 }
 
 bool tally_period_splittable(const char *prefix)
@@ -159,22 +208,117 @@ int tally_townships_req(const char *server, tally_request_t *req, tally_township
     return rc;
 }
 
-/* The prefix of part k of a split read into part: the county's first
- * when county, then each township's.  0, or TALLY_EINVAL (a township too
- * long, said in req's errbuf). */
-static int part_prefix(tally_request_t *req, bool county, const char *const *towns, size_t k,
-                       char part[PROTO_PREFIX_MAX + 1])
+/* Part k's prefix of a read in parts into part: 0, or TALLY_EINVAL (a
+ * name too long, said in req's errbuf). */
+typedef int (*part_fn)(const void *ctx, tally_request_t *req, size_t k,
+                       char part[PROTO_PREFIX_MAX + 1]);
+
+/* The parts of a split read: the county's first when county, then each
+ * township's. */
+typedef struct scopes {
+    bool county;
+    const char *const *towns;
+} scopes_t;
+
+static int scope_part(const void *ctx, tally_request_t *req, size_t k,
+                      char part[PROTO_PREFIX_MAX + 1])
 {
-    if (county && k == 0) {
+    const scopes_t *s = ctx;
+    if (s->county && k == 0) {
         strcpy(part, "u/county/");
         return 0;
     }
-    const char *town = towns[county ? k - 1 : k];
+    const char *town = s->towns[s->county ? k - 1 : k];
     if (snprintf(part, PROTO_PREFIX_MAX + 1, "u/town/%s/", town) > PROTO_PREFIX_MAX) {
         text_format(req->errbuf, req->errbuf_len, "township '%.64s' is too long", town);
         return TALLY_EINVAL;
     }
     return 0;
+}
+
+/* The parts of one scope read metric by metric: scope's series of each
+ * metric. */
+typedef struct metrics {
+    const char *scope;
+    const char *const *names;
+} metrics_t;
+
+static int metric_part(const void *ctx, tally_request_t *req, size_t k,
+                       char part[PROTO_PREFIX_MAX + 1])
+{
+    const metrics_t *m = ctx;
+    if (snprintf(part, PROTO_PREFIX_MAX + 1, "%s%s/", m->scope, m->names[k]) > PROTO_PREFIX_MAX) {
+        text_format(req->errbuf, req->errbuf_len, "metric '%.64s' of %s is too long", m->names[k],
+                    m->scope);
+        return TALLY_EINVAL;
+    }
+    return 0;
+}
+
+/* rd's period under the n parts that name() gives, in this order.  One
+ * connection for every part, the next part asked for before the answer
+ * to this one is read: tallyd works on it meanwhile.  A part the daemon
+ * no longer knows (removed in a reload) has nothing to read.  A part
+ * that is one scope with more series than an answer holds (TOO_LARGE) is
+ * read metric by metric (on a connection of its own, as the next part's
+ * answer waits on this one) when by_metric. */
+static int read_parts(const reading_t *rd, size_t n, part_fn name, const void *nctx, bool by_metric)
+{
+    tally_request_t *req = rd->req;
+    oneshot_periods_t *p = NULL;
+    int rc = oneshot_periods_open(rd->server, req, &p);
+    char part[PROTO_PREFIX_MAX + 1], next_err[256];
+    if (rc == 0 && n > 0 && (rc = name(nctx, req, 0, part)) == 0)
+        rc = oneshot_periods_send(p, req, part, rd->w.first, rd->w.to);
+    relabel_t r = {.name = rd->period, .cb = rd->cb, .ctx = rd->ctx};
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+        int next = 0;
+        if (k + 1 < n && (next = name(nctx, req, k + 1, part)) == 0)
+            next = oneshot_periods_send(p, req, part, rd->w.first, rd->w.to);
+        if (next != 0) /* said once this part is read, which clears errbuf */
+            text_copy(next_err, sizeof next_err, req->errbuf_len > 0 ? req->errbuf : "",
+                      req->errbuf_len > 0 ? strnlen(req->errbuf, req->errbuf_len) : 0);
+        rc = rd->w.to != NULL ? oneshot_periods_take(p, req, on_relabel, &r)
+                              : oneshot_periods_take(p, req, rd->cb, rd->ctx);
+        char scope[PROTO_PREFIX_MAX + 1];
+        if (rc == TALLY_ETOOLARGE && by_metric && name(nctx, req, k, scope) == 0)
+            rc = read_by_metric(rd, scope, scope);
+        if (rc == TALLY_EUNKTOWN || rc == TALLY_EUNKMETRIC) { /* gone in a reload */
+            rc = 0;
+            text_format(req->errbuf, req->errbuf_len, "%s", "");
+        }
+        if (rc == 0 && next != 0) {
+            text_format(req->errbuf, req->errbuf_len, "%s", next_err);
+            rc = next;
+        }
+    }
+    oneshot_periods_close(p, req);
+    return rc;
+}
+
+/* A tally_tally_cb: keep t's metric in the tally_townships_t ctx (here a
+ * list of metric names). */
+static void add_metric(void *ctx, const tally_tally_t *t)
+{
+    add_name(ctx, t->metric, strlen(t->metric));
+}
+
+/* rd's period under prefix, which lies within scope, metric by metric:
+ * the metrics from a snapshot of prefix (not bounded as a PERIOD answer
+ * is, and holding every series one can), then scope's series of each. */
+static int read_by_metric(const reading_t *rd, const char *prefix, const char *scope)
+{
+    tally_townships_t names = {0};
+    int rc = tally_get_req(rd->server, rd->req, prefix, add_metric, &names, NULL, NULL);
+    if (rc == 0 && names.oom)
+        rc = TALLY_ENOMEM;
+    if (rc == 0) {
+        tally_townships_sort(&names);
+        metrics_t m = {.scope = scope, .names = (const char *const *)names.v};
+        rc = read_parts(rd, names.n, metric_part, &m, false);
+    }
+    tally_townships_clear(&names);
+    return rc;
 }
 
 int tally_period_read_split(const char *server, tally_request_t *req, const char *prefix,
@@ -199,41 +343,12 @@ int tally_period_read_split(const char *server, tally_request_t *req, const char
         towns = (const char *const *)found.v;
         ntowns = found.n;
     }
-    wire_period_t w;
-    int rc = wire_period(req, period, &w);
-    if (rc != 0) {
-        tally_townships_clear(&found);
-        return rc;
+    reading_t rd;
+    int rc = reading_init(&rd, server, req, period, cb, ctx);
+    if (rc == 0) {
+        scopes_t s = {.county = prefix == NULL || strcmp(prefix, "u/town/") != 0, .towns = towns};
+        rc = read_parts(&rd, (s.county ? 1 : 0) + ntowns, scope_part, &s, true);
     }
-    /* One connection for every part, the next part asked for before the
-     * answer to this one is read: tallyd works on it meanwhile. */
-    bool county = prefix == NULL || strcmp(prefix, "u/town/") != 0;
-    size_t nparts = (county ? 1 : 0) + ntowns;
-    oneshot_periods_t *p = NULL;
-    rc = oneshot_periods_open(server, req, &p);
-    char part[PROTO_PREFIX_MAX + 1], next_err[256];
-    if (rc == 0 && nparts > 0 && (rc = part_prefix(req, county, towns, 0, part)) == 0)
-        rc = oneshot_periods_send(p, req, part, w.first, w.to);
-    relabel_t r = {.name = period, .cb = cb, .ctx = ctx};
-    for (size_t k = 0; rc == 0 && k < nparts; k++) {
-        int next = 0;
-        if (k + 1 < nparts && (next = part_prefix(req, county, towns, k + 1, part)) == 0)
-            next = oneshot_periods_send(p, req, part, w.first, w.to);
-        if (next != 0) /* said once this part is read, which clears errbuf */
-            text_copy(next_err, sizeof next_err, req->errbuf_len > 0 ? req->errbuf : "",
-                      req->errbuf_len > 0 ? strnlen(req->errbuf, req->errbuf_len) : 0);
-        rc = w.to != NULL ? oneshot_periods_take(p, req, on_relabel, &r)
-                          : oneshot_periods_take(p, req, cb, ctx);
-        if (rc == TALLY_EUNKTOWN) { /* left the daemon in a reload: nothing to read */
-            rc = 0;
-            text_format(req->errbuf, req->errbuf_len, "%s", "");
-        }
-        if (rc == 0 && next != 0) {
-            text_format(req->errbuf, req->errbuf_len, "%s", next_err);
-            rc = next;
-        }
-    }
-    oneshot_periods_close(p, req);
     tally_townships_clear(&found);
     return rc;
 }

@@ -834,9 +834,16 @@ TALLY_API int tally_span_req(const char *server, tally_request_t *req, const cha
 
 /* The tallies under prefix for period, a period name ("2023-12", as
  * tally_period_req) or a span of days "FROM..TO" ("2023-01..2023-11", as
- * tally_span_req, with the one column named period, not "span").
- * Returns the codes of tally_period_req; TALLY_ETOOLARGE when the daemon
- * bounds one answer (PROTOCOL.md 8.18) below the series that match: then
+ * tally_span_req, with the one column named period, not "span").  The
+ * daemon may bound one answer (PROTOCOL.md 8.18) below the series that
+ * match; a prefix within one scope ("u/county/", "u/town/T/", or
+ * narrower) is then read metric by metric: its metrics from a snapshot
+ * of prefix (tally_get_req, which no such bound limits), then one
+ * request per metric, all on one connection, cb receiving each metric's
+ * tallies once that metric's answer is in (those of the metrics before
+ * a failing one included).  Returns the codes of tally_period_req and
+ * tally_get_req; TALLY_ETOOLARGE when a prefix over several scopes ("",
+ * "u/", "u/town/", "u/town/gao") matches more than an answer holds: then
  * read them with tally_period_read_split if tally_period_splittable. */
 TALLY_API int tally_period_read(const char *server, tally_request_t *req, const char *prefix,
                                 const char *period, tally_tally_cb cb, void *ctx);
@@ -853,10 +860,14 @@ TALLY_API bool tally_period_splittable(const char *prefix);
  * once that part is in, in this order; a township the daemon no longer
  * knows (removed in a reload) is skipped.  One request per part, all on
  * one connection: about 0.25 ms a township (40,000 townships of 25
- * metrics in 10 s on a 2-core VM).  Returns 0;
- * TALLY_EINVAL (prefix not splittable); otherwise the first failing
- * part's code (TALLY_ETOOLARGE when one township alone has more series
- * than an answer holds), cb having received the parts before it. */
+ * metrics in 10 s on a 2-core VM).  A part with more series than an
+ * answer holds (the county, or one township, of more metrics than that:
+ * an open catalog takes up to tallyd's max_metrics) is read metric by
+ * metric as tally_period_read reads it, on a connection of its own.
+ * Returns 0; TALLY_EINVAL (prefix not splittable); otherwise the first
+ * failing part's code (or, for a part read metric by metric, its
+ * snapshot's or its first failing metric's), cb having received what
+ * came before it. */
 TALLY_API int tally_period_read_split(const char *server, tally_request_t *req, const char *prefix,
                                       const char *period, const char *const *towns, size_t ntowns,
                                       tally_tally_cb cb, void *ctx);

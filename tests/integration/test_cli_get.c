@@ -19,6 +19,7 @@
 
 #include <zmq.h>
 
+#include "calperiod.h"
 #include "cli_support.h"
 #include "harness.h"
 #include "tally.h"
@@ -600,6 +601,101 @@ static void test_closed_townships(void **state)
     assert_int_equal(stat_value(f, "tallyd_submissions_accepted_total"), 1);
 }
 
+/* 1i. One scope with more series than one period answer holds: an open
+ * catalog takes up to max_metrics metrics, far more than the 512 series
+ * tallyd puts in one answer with max_reply_queue at its least (1024).
+ * Township wide has 520 (wide.mNNN = NNN + 1), small one (wide.m007 =
+ * 1000): the county, one township and --all are read whole, metric by
+ * metric where a scope is too large, for a period and for a span. */
+#define WIDE_METRICS 520
+
+static int64_t wide_value(int scope, int i) /* 0 county, 1 wide, 2 small */
+{
+    return (scope == 2 ? 0 : i + 1) + (i == 7 && scope != 1 ? 1000 : 0);
+}
+
+/* `tally get --json` with args: want[s] tallies of scope s (county, wide,
+ * small), each metric once, with its value in column col. */
+static void expect_wide(fx_t *f, const char *const *args, const char *col, const size_t want[3])
+{
+    static const char *const scopes[] = {"county", "wide", "small"};
+    static bool seen[3][WIDE_METRICS];
+    memset(seen, 0, sizeof seen);
+    cli_result_t r = run_expect(f, 0, args);
+    cj_t doc;
+    char err[256];
+    if (cj_parse(r.out, strlen(r.out), &doc, err, sizeof err) != 0)
+        fail_msg("%s: %.300s", err, r.out);
+    const cj_t *t = cj_get(&doc, "tallies");
+    assert_non_null(t);
+    size_t got[3] = {0};
+    for (size_t i = 0; i < t->n; i++) {
+        const cj_t *m = cj_get(&t->items[i], "metric"), *sc = cj_get(&t->items[i], "scope");
+        const cj_t *v = cj_get(cj_get(&t->items[i], "values"), col);
+        int k = 0, n = -1;
+        while (sc != NULL && k < 3 && strcmp(sc->s, scopes[k]) != 0)
+            k++;
+        if (m == NULL || k == 3 || sscanf(m->s, "wide.m%d", &n) != 1 || n < 0 ||
+            n >= WIDE_METRICS || seen[k][n] || v == NULL || v->type != CJ_NUM || !v->is_int ||
+            v->i != wide_value(k, n))
+            fail_msg("%s %s: tally %zu is not one expected, or its %s is wrong", args[1], args[2],
+                     i, col);
+        seen[k][n] = true;
+        got[k]++;
+    }
+    for (int k = 0; k < 3; k++)
+        if (got[k] != want[k])
+            fail_msg("%s %s: %zu tallies of %s, expected %zu", args[1], args[2], got[k], scopes[k],
+                     want[k]);
+    cj_free(&doc);
+    cli_result_free(&r);
+}
+
+static void test_scope_larger_than_an_answer(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, "[limits]\nmax_reply_queue = 1024\n", NULL), 0);
+    char *text = malloc(32 + WIDE_METRICS * 24), csv[HARNESS_PATH_MAX];
+    assert_non_null(text);
+    size_t at = (size_t)sprintf(text, "metric,value\n");
+    for (int i = 0; i < WIDE_METRICS; i++)
+        at += (size_t)sprintf(text + at, "wide.m%03d,%d\n", i, i + 1);
+    assert_int_equal(harness_write_file(&f->h, "wide.csv", text, csv, sizeof csv), 0);
+    free(text);
+    cli_result_t r =
+        run_expect(f, 0, (const char *const[]){"push", "--town", "wide", "--file", csv, NULL});
+    cli_result_free(&r);
+    r = run_expect(f, 0, (const char *const[]){"push", "--town", "small", "wide.m007=1000", NULL});
+    cli_result_free(&r);
+
+    /* This year and the span from its first day to today, in tallyd's zone. */
+    tally_clock_t c;
+    char err[256] = "", year[CALPERIOD_NAME_MAX], today[CALPERIOD_NAME_MAX], span[64];
+    tally_request_t req = {.timeout_ms = 20000, .errbuf = err, .errbuf_len = sizeof err};
+    if (tally_clock_req(f->h.req_endpoint, &req, &c) != 0)
+        fail_msg("tally_clock_req: %s", err);
+    int64_t s = c.now_ms / 1000 + c.utc_offset_s;
+    int32_t day = (int32_t)((s - (((s % 86400) + 86400) % 86400)) / 86400);
+    calperiod_format(calperiod_of_day(CALPERIOD_YEAR, day), year, sizeof year);
+    calperiod_format((calperiod_t){CALPERIOD_DAY, day}, today, sizeof today);
+    snprintf(span, sizeof span, "%s-01-01..%s", year, today);
+
+    const char *periods[] = {year, span};
+    for (int p = 0; p < 2; p++) {
+        const char *y = periods[p];
+        expect_wide(f, (const char *const[]){"get", "--all", "--period", y, "--json", NULL}, y,
+                    (const size_t[3]){WIDE_METRICS, WIDE_METRICS, 1});
+        expect_wide(f, (const char *const[]){"get", "--period", y, "--json", NULL}, y,
+                    (const size_t[3]){WIDE_METRICS, 0, 0});
+        expect_wide(f,
+                    (const char *const[]){"get", "--town", "wide", "--period", y, "--json", NULL},
+                    y, (const size_t[3]){0, WIDE_METRICS, 0});
+        expect_wide(f,
+                    (const char *const[]){"get", "--town", "small", "--period", y, "--json", NULL},
+                    y, (const size_t[3]){0, 0, 1});
+    }
+}
+
 /* A free TCP port on [::1], as an endpoint (the port is free when asked;
  * the test binds it right after). */
 static void free_v6_endpoint(fx_t *f, char *ep, size_t len)
@@ -811,6 +907,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_partial_push, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_name_said, setup, teardown),
         cmocka_unit_test_setup_teardown(test_closed_townships, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scope_larger_than_an_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
