@@ -339,6 +339,11 @@ bool harness_table_equal(const harness_table_t *a, const harness_table_t *b, cha
  * TALLY_EMALFORMED (bad reply or wrong count) or TALLY_ETIMEDOUT. */
 int harness_snapshot(harness_client_t *c, const char *prefix, harness_table_t *out);
 
+/* The county's total of metric, from a snapshot of everything taken into
+ * *t (a scratch table): -1 when the snapshot fails or the total is
+ * absent or nil (the assertions compare it with counts >= 0). */
+int64_t harness_county_total(harness_client_t *c, const char *metric, harness_table_t *t);
+
 /* The value of one STATS counter, or -1 when it is absent or the STATS
  * request failed (explained on stderr). */
 int64_t harness_stats(harness_client_t *c, const char *name);

@@ -510,3 +510,12 @@ int harness_snapshot(harness_client_t *c, const char *prefix, harness_table_t *o
             return rc;
     }
 }
+
+int64_t harness_county_total(harness_client_t *c, const char *metric, harness_table_t *t)
+{
+    harness_value_t v;
+    if (harness_snapshot(c, "", t) != 0 || !harness_table_get(t, metric, "", "total", &v) ||
+        !v.present)
+        return -1;
+    return v.num;
+}

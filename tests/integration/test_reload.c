@@ -61,11 +61,7 @@ static harness_ack_t submit(harness_client_t *c, uint64_t seq, const char *town,
 
 static int64_t county_total(fx_t *f, harness_client_t *c, const char *metric)
 {
-    harness_value_t v;
-    assert_int_equal(harness_snapshot(c, "", &f->t), 0);
-    if (!harness_table_get(&f->t, metric, "", "total", &v) || !v.present)
-        return -1;
-    return v.num;
+    return harness_county_total(c, metric, &f->t);
 }
 
 /* Rewrite the config, send SIGHUP and wait for the log line that ends the

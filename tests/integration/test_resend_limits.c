@@ -65,11 +65,7 @@ static void expect_ack(const harness_ack_t *a, uint64_t seq, int status, int cod
 
 static int64_t county_total(fx_t *f, harness_client_t *c, const char *metric)
 {
-    harness_value_t v;
-    assert_int_equal(harness_snapshot(c, "", &f->t), 0);
-    if (!harness_table_get(&f->t, metric, "", "total", &v) || !v.present)
-        return -1;
-    return v.num;
+    return harness_county_total(c, metric, &f->t);
 }
 
 /* A submission of n samples of metric, value 1 each, from c. */
