@@ -318,10 +318,15 @@ static int locate(history_t *h, int64_t t_ms, int32_t keys[4])
  * stays within that day: a miss costs period_day_of(), a localtime and two
  * mktimes, each of which re-reads the zone's rule (glibc parses the
  * POSIX rule of a zone file anew for every time after its last
- * transition), and a PERIOD answer asks for today twice per item. */
+ * transition), and a PERIOD answer asks for today twice per item.  Never
+ * a day before the engine's: a clock set back (by hand, or a restart on a
+ * machine whose clock is behind) leaves the engine's periods where they
+ * were (time only moves forward there), and the day the engine holds as
+ * today must not be read, or closed, as an earlier one. */
 static void now_keys(history_t *h, int32_t keys[4])
 {
-    if (day_of(&h->today, clock_now_ms(h->c.clock)) != 0) {
+    int64_t now = clock_now_ms(h->c.clock), engine_now = engine_now_ms(h->c.engine);
+    if (day_of(&h->today, now > engine_now ? now : engine_now) != 0) {
         for (int t = 0; t < 4; t++)
             keys[t] = INT32_MAX;
         return;

@@ -167,12 +167,13 @@ typedef struct t_state {
 } t_state_t;
 
 /* Build the state as tallyd_start.c does, from conf (NULL: the built-in
- * defaults, open catalogs and the built-in ratios), at T_NOW.  Logs go to
- * memory: t_logged() searches them. */
-static inline void t_state_init(t_state_t *s, const char *conf)
+ * defaults, open catalogs and the built-in ratios), at now_ms (the engine
+ * starts there: a test's clock set earlier is a clock set back).  Logs go
+ * to memory: t_logged() searches them. */
+static inline void t_state_init_at(t_state_t *s, const char *conf, int64_t now_ms)
 {
     memset(s, 0, sizeof(*s));
-    t_now_ms = T_NOW;
+    t_now_ms = now_ms;
     char err[1024];
     /* No text: the built-in defaults, as tallyd without a file. */
     const char *text = conf ? conf : "";
@@ -189,6 +190,12 @@ static inline void t_state_init(t_state_t *s, const char *conf)
     assert_int_equal(intern_init(&s->metrics, (uint32_t)metrics), 0);
     assert_int_equal(dedup_init(&s->dedup, (uint32_t)s->cfg.max_clients), 0);
     assert_int_equal(ratelimit_init(&s->rl, s->cfg.rate, s->cfg.burst, s->towns.capacity), 0);
+}
+
+/* t_state_init_at(s, conf, T_NOW). */
+static inline void t_state_init(t_state_t *s, const char *conf)
+{
+    t_state_init_at(s, conf, T_NOW);
 }
 
 /* Declare the configured catalog, as a start does after loading a

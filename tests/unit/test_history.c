@@ -59,10 +59,20 @@ static void fx_history(fx_t *f, int64_t days)
     assert_int_equal(history_init(&f->h, &hc), 0);
 }
 
-static int setup_with(void **state, const char *text)
+/* Instants in Asia/Shanghai (UTC+8), in ms since the epoch (UTC). */
+#define SH_DEC31_2000    1704024000000LL /* 2023-12-31 20:00 local */
+#define SH_DEC31_LAST_MS 1704038399999LL /* 2023-12-31 23:59:59.999 local */
+#define SH_JAN01_0000    1704038400000LL /* 2024-01-01 00:00:00.000 local */
+#define SH_JAN01_0400    1704052800000LL /* 2024-01-01 04:00, 2023-12-31 20:00 UTC */
+#define SH_JAN02_1000    1704160800000LL /* 2024-01-02 10:00 local */
+#define SH_FEB29_1200    1709179200000LL /* 2024-02-29 12:00 local */
+#define SH_FEB29_2330    1709220600000LL /* 2024-02-29 23:30 local */
+#define SH_MAR01_0000    1709222400000LL /* 2024-03-01 00:00 local */
+
+static int setup_with(void **state, const char *text, int64_t now_ms)
 {
     fx_t *f = calloc(1, sizeof(*f));
-    t_state_init(&f->st, text);
+    t_state_init_at(&f->st, text, now_ms);
     t_state_declare(&f->st);
     f->resolved = id(&f->st.metrics, "resolved");
     f->screened = id(&f->st.metrics, "screened");
@@ -79,10 +89,11 @@ static int setup_with(void **state, const char *text)
 
 static int setup(void **state)
 {
-    return setup_with(state, conf);
+    return setup_with(state, conf, T_NOW);
 }
 
-/* The same catalog in the county's own zone, UTC+8 all year. */
+/* The same catalog in the county's own zone, UTC+8 all year, the engine
+ * started on 2 January 2024 (the tests' clock is never earlier). */
 static int setup_shanghai(void **state)
 {
     static char text[sizeof conf + 32];
@@ -91,7 +102,7 @@ static int setup_shanghai(void **state)
     assert_non_null(z);
     memmove(z + strlen("Asia/Shanghai"), z + 3, strlen(z + 3) + 1);
     memcpy(z, "Asia/Shanghai", strlen("Asia/Shanghai"));
-    return setup_with(state, text);
+    return setup_with(state, text, SH_JAN02_1000);
 }
 
 /* The fixture's loop, for a test that starts the writer. */
@@ -638,16 +649,6 @@ static void test_refused_batch_stored_again(void **state)
     assert_string_equal(got, "9 1688126400001");
     loop_close(f);
 }
-
-/* Instants in Asia/Shanghai (UTC+8), in ms since the epoch (UTC). */
-#define SH_DEC31_2000    1704024000000LL /* 2023-12-31 20:00 local */
-#define SH_DEC31_LAST_MS 1704038399999LL /* 2023-12-31 23:59:59.999 local */
-#define SH_JAN01_0000    1704038400000LL /* 2024-01-01 00:00:00.000 local */
-#define SH_JAN01_0400    1704052800000LL /* 2024-01-01 04:00, 2023-12-31 20:00 UTC */
-#define SH_JAN02_1000    1704160800000LL /* 2024-01-02 10:00 local */
-#define SH_FEB29_1200    1709179200000LL /* 2024-02-29 12:00 local */
-#define SH_FEB29_2330    1709220600000LL /* 2024-02-29 23:30 local */
-#define SH_MAR01_0000    1709222400000LL /* 2024-03-01 00:00 local */
 
 /* Every period a township's counter holds, as "period=value" checks. */
 static void expect_all(fx_t *f, uint32_t metric, uint32_t town, const char *const *periods,

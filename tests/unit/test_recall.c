@@ -285,6 +285,29 @@ static void test_current_period(void **state)
     expect_none(f, "zones", "", "2024-06-14");
 }
 
+/* A clock set back a day behind the engine (by hand, or a restart on a
+ * machine whose clock is behind): the engine stays on its day, and so
+ * does the history's today.  The engine's today (15 June) is read as
+ * today, not refused as not begun; 14 June reads its own figures, not the
+ * engine's today column. */
+static void test_clock_set_back(void **state)
+{
+    fx_t *f = *state;
+    submit(f, "gaoguan", T_NOW - 86400000, 1, "resolved", (int64_t)101);
+    submit(f, "gaoguan", T_NOW, 1, "resolved", (int64_t)1010);
+    t_now_ms = T_NOW - 86400000;
+    assert_int_equal(period_req(f, "u/county/", "2024-06-14"), 0);
+    expect_num(f, "resolved", "", "2024-06-14", 101);
+    assert_int_equal(period_req(f, "u/county/", "2024-06-15"), 0);
+    expect_num(f, "resolved", "", "2024-06-15", 1010);
+    /* A figure stamped on 14 June, taken now, counts there. */
+    submit(f, "gaoguan", T_NOW - 86400000, 1, "resolved", (int64_t)7);
+    assert_int_equal(period_req(f, "u/county/", "2024-06-14"), 0);
+    expect_num(f, "resolved", "", "2024-06-14", 108);
+    assert_int_equal(period_req(f, "u/county/", "2024-06"), 0);
+    expect_num(f, "resolved", "", "2024-06", 1118);
+}
+
 /* Requests that cannot be answered: the field named, nothing sent. */
 static void test_refused(void **state)
 {
@@ -673,6 +696,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_closed_period, setup, teardown),
         cmocka_unit_test_setup_teardown(test_current_period, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clock_set_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_span, setup, teardown),
