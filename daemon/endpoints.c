@@ -17,7 +17,7 @@
 
 #include "clock.h"
 
-/* How long endpoints_cut_subscribers() waits for ZeroMQ to let go of the
+/* How long a rebind (rebind()) waits for ZeroMQ to let go of the
  * endpoint. */
 #define REBIND_WAIT_MS 2000
 #define REBIND_STEP_MS 10
@@ -471,7 +471,59 @@ sink_t endpoints_pub_sink(endpoints_t *e)
     return (sink_t){send_pub, e};
 }
 
-void endpoints_set_limits(endpoints_t *e, const endpoints_limits_t *lim)
+/* Unbinding a listening endpoint closes every connection accepted through
+ * it; bind it again at once.  That is how a socket option reaches the
+ * connections accepted from then on: ZeroMQ's listener copies the
+ * socket's options when it is bound (zmq_setsockopt(3): options take
+ * effect for subsequent binds), so a frame limit or a queue changed by a
+ * reload would otherwise apply to no new connection.  Peers reconnect by
+ * themselves, and each new handshake goes through ZAP with the keyring
+ * now in force, so only revoked keys stay out.  Subscribers lose the
+ * updates sent while they reconnect, see the gap in the sequence and take
+ * a new snapshot; request clients resend what they have no answer for
+ * (a submission is de-duplicated).  ZeroMQ closes the old listener on its
+ * I/O thread: binding before that meets EADDRINUSE (tcp), or has the old
+ * ipc listener remove the new socket file (libzmq before 4.3, and
+ * wildcard ipc paths), so a socket monitor tells when it is gone.  The
+ * loop waits for it: milliseconds, once per reload that needs it.  why
+ * completes "cannot unbind EP ...". */
+static void rebind(endpoints_t *e, bool router, const char *why)
+{
+    void *sock = router ? e->router_sock : e->pub_sock;
+    peers_t *peers = router ? &e->router_peers : &e->pub_peers;
+    const char *ep = router ? e->req_endpoint : e->pub_endpoint; /* as bound: a wildcard port
+                                                                    stays the same */
+    const char *who = router ? "request client" : "subscriber";
+    int err = 0;
+    peers_drain(peers);
+    if (zmq_unbind(sock, ep) != 0) {
+        log_error(e->c.log, "reload: cannot unbind %s %s: %s; restart tallyd for it", ep, why,
+                  zmq_strerror(zmq_errno()));
+    } else {
+        if (!peers_wait_listener_closed(peers, REBIND_WAIT_MS))
+            log_warning(e->c.log, "reload: cannot tell when %s is closed; binding it again anyway",
+                        ep);
+        /* The unbind closed every connection of the socket, and libzmq
+         * reports no disconnection for those. */
+        peers_forget_all(peers);
+        int64_t deadline = clock_mono_ms() + REBIND_WAIT_MS;
+        while (zmq_bind(sock, ep) != 0) {
+            err = zmq_errno();
+            if (err != EADDRINUSE || clock_mono_ms() >= deadline)
+                break;
+            uv_sleep(REBIND_STEP_MS);
+            err = 0;
+        }
+        if (err != 0)
+            log_error(e->c.log,
+                      "reload: cannot bind %s again after closing it %s: %s; no %s can connect "
+                      "until tallyd restarts",
+                      ep, why, zmq_strerror(err), who);
+    }
+    zsock_kick(router ? &e->router : &e->pub);
+}
+
+bool endpoints_set_limits(endpoints_t *e, const endpoints_limits_t *lim)
 {
     /* Only what changed: setting a high-water mark makes libzmq update
      * every pipe of the socket, which races with pipes its I/O thread is
@@ -516,9 +568,10 @@ void endpoints_set_limits(endpoints_t *e, const endpoints_limits_t *lim)
     subscriptions_limits_t sl = subs_limits(&e->c.lim);
     subscriptions_set_limits(&e->subs, &sl);
     if (router && e->router_open)
-        zsock_kick(&e->router);
+        rebind(e, true, "to apply its new frame limit and queues");
     if (pub && e->pub_open)
-        zsock_kick(&e->pub);
+        rebind(e, false, "to apply its new subscriber queue");
+    return pub && e->pub_open;
 }
 
 size_t endpoints_connections(const endpoints_t *e)
@@ -543,48 +596,9 @@ void endpoints_set_keyring(endpoints_t *e, const keyring_t *kr)
         zap_set_keyring(&e->zap, kr);
 }
 
-/* Unbinding a listening endpoint closes every connection accepted through
- * it; bind it again at once.  Subscribers reconnect by themselves, and
- * each new handshake goes through ZAP with the keyring now in force, so
- * only the revoked keys stay out.  Those kept lose the updates sent while
- * they reconnect, see the gap in the sequence and take a new snapshot.
- * ZeroMQ closes the old listener on its I/O thread: binding before that
- * meets EADDRINUSE (tcp), or has the old ipc listener remove the new
- * socket file (libzmq before 4.3, and wildcard ipc paths), so a socket
- * monitor tells when it is gone.  The loop waits for it: milliseconds,
- * once per reload that revokes a subscriber. */
 void endpoints_cut_subscribers(endpoints_t *e)
 {
-    const char *ep = e->pub_endpoint; /* as bound: a wildcard port stays the same */
-    int err = 0;
-    peers_drain(&e->pub_peers);
-    if (zmq_unbind(e->pub_sock, ep) != 0) {
-        log_error(e->c.log,
-                  "reload: cannot unbind %s to cut revoked subscribers off: %s; restart tallyd "
-                  "to cut them off",
-                  ep, zmq_strerror(zmq_errno()));
-    } else {
-        if (!peers_wait_listener_closed(&e->pub_peers, REBIND_WAIT_MS))
-            log_warning(e->c.log, "reload: cannot tell when %s is closed; binding it again anyway",
-                        ep);
-        /* The unbind closed every subscriber connection, and libzmq
-         * reports no disconnection for those. */
-        peers_forget_all(&e->pub_peers);
-        int64_t deadline = clock_mono_ms() + REBIND_WAIT_MS;
-        while (zmq_bind(e->pub_sock, ep) != 0) {
-            err = zmq_errno();
-            if (err != EADDRINUSE || clock_mono_ms() >= deadline)
-                break;
-            uv_sleep(REBIND_STEP_MS);
-            err = 0;
-        }
-        if (err != 0)
-            log_error(e->c.log,
-                      "reload: cannot bind %s again after cutting revoked subscribers off: %s; no "
-                      "subscriber can connect until tallyd restarts",
-                      ep, zmq_strerror(err));
-    }
-    zsock_kick(&e->pub);
+    rebind(e, false, "to cut revoked subscribers off");
 }
 
 void endpoints_stats(const endpoints_t *e, void (*fn)(const char *name, int64_t value, void *ctx),

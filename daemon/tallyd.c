@@ -163,18 +163,20 @@ static int reload(tallyd_t *d)
     if (ingest_set_catalog(&d->ingest, &next) != 0)
         log_error(&d->log, "reload: out of memory for the catalog's bounds and names; the old "
                            "stay");
-    endpoints_limits_t el = endpoints_limits_from(&next);
-    endpoints_set_limits(&d->ep, &el);
+    /* The keyring first: a socket bound again for its new limits takes
+     * its peers' handshakes with the keys now in force. */
+    size_t cut = 0;
     if (d->server.secured) {
-        size_t cut = reload_report_keys(&t, &keys);
+        cut = reload_report_keys(&t, &keys);
         keyring_free(&d->keys);
         d->keys = keys; /* a struct copy moves a keyring (keys.h) */
         endpoints_set_keyring(&d->ep, &d->keys);
-        if (cut > 0)
-            endpoints_cut_subscribers(&d->ep);
     } else {
         keyring_free(&keys);
     }
+    endpoints_limits_t el = endpoints_limits_from(&next);
+    if (!endpoints_set_limits(&d->ep, &el) && cut > 0)
+        endpoints_cut_subscribers(&d->ep);
     /* The range was checked by config_keys.c; ratelimit_set() refuses only
      * values outside it. */
     if (ratelimit_set(&d->rl, next.rate, next.burst, d->towns.capacity) != 0)

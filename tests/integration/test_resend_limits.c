@@ -118,6 +118,48 @@ static void test_max_samples_lowered(void **state)
  * bytes applied before is a duplicate when resent; a new one as large is
  * refused TOO_LARGE with an ACK for its seq; a PING as large gets ERROR
  * TOO_LARGE with its req_id. */
+static void test_max_msg_lowered(void **state);
+
+/* max_msg_bytes raised by a reload from 1024 to 8192: ZeroMQ gives a
+ * connection the frame limit of its socket's bind, so tallyd binds its
+ * request socket again, and a submission of about 2800 bytes (over the
+ * old transport limit of 2048, which dropped it with its connection,
+ * unanswered) is accepted, on a connection made before the reload too
+ * (ZeroMQ reconnects it; its resend is answered). */
+static void test_max_msg_raised(void **state)
+{
+    fx_t *f = *state;
+    plaintext(f);
+    assert_int_equal(harness_start(&f->h, "[limits]\nmax_msg_bytes = 1024\n", NULL), 0);
+    harness_client_t c, d;
+    assert_int_equal(harness_client_open(&f->h, &c), 0);
+    msgpack_sbuffer one;
+    msgpack_sbuffer_init(&one);
+    encode(&c, &one, 1, LONG_METRIC, NLONG);
+    assert_true(one.size > 2048 && one.size <= 4096);
+    reload(f, "[limits]\nmax_msg_bytes = 8192\n");
+    assert_int_equal(harness_client_open(&f->h, &d), 0);
+    harness_ack_t a = send_bytes(f, &d, &one);
+    expect_ack(&a, 1, PROTO_ACK_ACCEPTED, 0);
+    assert_int_equal(county_total(f, &d, LONG_METRIC), NLONG);
+    /* The connection of before: cut by the bind, reconnected by ZeroMQ;
+     * the resend of what it had no answer for is a duplicate. */
+    harness_ack_t b;
+    int rc = -1;
+    for (int i = 0; i < 50 && rc != 0; i++) {
+        assert_int_equal(harness_send_raw(&c, one.data, one.size), 0);
+        rc = harness_recv_reply(&c, &b, 200);
+    }
+    if (rc != 0)
+        fail_msg("no answer on the connection made before the reload; log:\n%s",
+                 harness_log(&f->h));
+    expect_ack(&b, 1, PROTO_ACK_DUPLICATE, 0);
+    assert_int_equal(county_total(f, &d, LONG_METRIC), NLONG);
+    msgpack_sbuffer_destroy(&one);
+    harness_client_close(&c);
+    harness_client_close(&d);
+}
+
 static void test_max_msg_lowered(void **state)
 {
     fx_t *f = *state;
@@ -213,6 +255,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_max_samples_lowered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_msg_lowered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_msg_raised, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secured, setup, teardown),
     };
     return cmocka_run_group_tests_name("test_resend_limits", tests, NULL, NULL);
