@@ -193,11 +193,33 @@ static int set_up(sqlite3 *db, char **msg)
     return rc;
 }
 
+/* TALLY_EIO with a sentence when path is there but is not a file SQLite
+ * could open as a database (a directory, a device, a symbolic link to
+ * nothing), which SQLite reports only as an I/O error; 0 otherwise. */
+static int not_a_file(const char *path, char *err, size_t errlen)
+{
+    struct stat st, lst;
+    if (stat(path, &st) == 0) {
+        if (S_ISREG(st.st_mode))
+            return 0;
+        snprintf(err, errlen, "%s is %s, not a file: move it out of the way", path,
+                 S_ISDIR(st.st_mode) ? "a directory" : "a special file");
+        return TALLY_EIO;
+    }
+    if (errno == ENOENT && lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+        snprintf(err, errlen, "%s is a symbolic link to a file that does not exist", path);
+        return TALLY_EIO;
+    }
+    return 0;
+}
+
 int history_db_open(history_db_t *d, const char *dir, char *err, size_t errlen)
 {
     memset(d, 0, sizeof(*d));
     char path[4200];
     snprintf(path, sizeof(path), "%s/%s", dir, HISTORY_DB_FILE);
+    if (not_a_file(path, err, errlen) != 0)
+        return TALLY_EIO;
     /* NOMUTEX: SQLite takes no mutex of the connection's in every call
      * (a tenth of the load, 8 locks and unlocks a row).  One thread at a
      * time uses the connection (history_db.h): the loop thread opens and
@@ -389,6 +411,8 @@ int history_db_check_file(const char *dir, uint64_t *cells, char *err, size_t er
 {
     char path[4200], uri[3 * sizeof(path) + 32];
     snprintf(path, sizeof(path), "%s/%s", dir, HISTORY_DB_FILE);
+    if (not_a_file(path, err, errlen) != 0)
+        return TALLY_EIO;
     struct stat st;
     if (stat(path, &st) != 0 && errno == ENOENT) {
         snprintf(err, errlen, "%s: no such file", path);

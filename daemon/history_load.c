@@ -457,7 +457,8 @@ int history_open(history_t *h, const char *dir, intern_t *towns, intern_t *metri
         log_error(h->c.log,
                   "history: %s/%s cannot be opened or read now (%s); it is kept as it is and "
                   "tallyd stops: free disk space on its file system, or check the disk and the "
-                  "file's owner and permissions, then start tallyd again",
+                  "file (its owner and permissions, that it is the database), then start tallyd "
+                  "again",
                   dir, HISTORY_DB_FILE, err);
         return TALLY_EIO;
     }

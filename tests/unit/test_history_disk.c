@@ -594,6 +594,36 @@ static void test_check_file_verdicts(void **state)
         fail_msg("damaged pages: rc %d, expected TALLY_EDAMAGED naming the file: %s", rc, err);
 }
 
+/* 9. history.db that is not a file (a directory put there by hand, a
+ * symbolic link to nothing): SQLite says only "disk I/O error"; the start
+ * stops naming what it is, keeps it, and so does the check. */
+static void test_not_a_file(void **state)
+{
+    fx_t *f = *state;
+    char path[128], err[1024];
+    snprintf(path, sizeof path, "%s/history.db", f->dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    bool rebuilt = false;
+    fx_history(f);
+    assert_int_equal(history_open(&f->h, f->dir, &f->st.towns, &f->st.metrics, &rebuilt),
+                     TALLY_EIO);
+    assert_false(rebuilt);
+    fflush(f->st.log.out);
+    if (strstr(f->st.logbuf, "history.db is a directory, not a file") == NULL)
+        fail_msg("the start should say history.db is a directory: %s", f->st.logbuf);
+    fx_history_free(f);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    uint64_t cells;
+    assert_int_equal(history_db_check_file(f->dir, &cells, err, sizeof err), TALLY_EIO);
+    assert_non_null(strstr(err, "is a directory, not a file"));
+    assert_int_equal(rmdir(path), 0);
+    assert_int_equal(symlink("/nonexistent/history.db", path), 0);
+    assert_int_equal(history_db_check_file(f->dir, &cells, err, sizeof err), TALLY_EIO);
+    assert_non_null(strstr(err, "symbolic link to a file that does not exist"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -605,6 +635,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_locked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_pages_set_aside, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_file_verdicts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_file, setup, teardown),
     };
     return cmocka_run_group_tests(tests, install_faults, remove_faults);
 }
