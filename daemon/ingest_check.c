@@ -258,8 +258,8 @@ static int check_bounds(const ingest_t *in, uint32_t i, uint32_t metric, const p
                  "samples[%u].value: %" PRId64 " is below the minimum %" PRId64 " of %s '%.*s'%s",
                  i, v, min, kind, (int)smp->metric.len, smp->metric.ptr,
                  min == 0 && v < 0 && kind[0] == 'c'
-                     ? " (a counter only grows; declare negative = yes in its [metric] section "
-                       "to allow corrections)"
+                     ? " (a counter only grows: this one takes no corrections; the county's "
+                       "operator allows them with negative = yes in its [metric] section)"
                      : "");
     else
         snprintf(msg, msglen,

@@ -331,8 +331,8 @@ static void test_reject_bounds(void **state)
     hand_in(f, 'a', NULL);
     expect_reject(f, 1, TALLY_ERANGE, "samples[1].value",
                   "samples[1].value: -1 is below the minimum 0 of counter 'disputes.resolved' (a "
-                  "counter only grows; declare negative = yes in its [metric] section to allow "
-                  "corrections)");
+                  "counter only grows: this one takes no corrections; the county's operator "
+                  "allows them with negative = yes in its [metric] section)");
     t_submit(&f->buf, 1, 2, "gaoguan", T_NOW, 1, "disputes.resolved=1000000000001");
     hand_in(f, 'a', NULL);
     expect_reject(f, 2, TALLY_ERANGE, "samples[0].value",
