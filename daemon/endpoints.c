@@ -523,14 +523,19 @@ static void rebind(endpoints_t *e, bool router, const char *why)
     zsock_kick(router ? &e->router : &e->pub);
 }
 
-bool endpoints_set_limits(endpoints_t *e, const endpoints_limits_t *lim)
+void endpoints_set_limits(endpoints_t *e, const endpoints_limits_t *lim)
 {
-    /* Only what changed: setting a high-water mark makes libzmq update
-     * every pipe of the socket, which races with pipes its I/O thread is
-     * closing (after endpoints_cut_subscribers(), libzmq 4.3.4 crashed
-     * there). */
+    /* The queues (high-water marks) keep the values of the start: setting
+     * one makes libzmq 4.3.4 update every pipe of the socket and tell its
+     * peer, which its I/O thread may have freed while closing the pipe (a
+     * client disconnecting at the reload: valgrind saw the read after
+     * free, and a crash was seen after endpoints_cut_subscribers()).
+     * reload.c keeps them as settings that need a restart. */
     endpoints_limits_t old = e->c.lim;
     e->c.lim = *lim;
+    e->c.lim.max_inbound_bytes = old.max_inbound_bytes;
+    e->c.lim.max_reply_queue = old.max_reply_queue;
+    e->c.lim.max_subscriber_queue = old.max_subscriber_queue;
     e->c.lim.max_connections = endpoints_fit_connections(lim->max_connections, e->fd_limit);
     /* As at the start: a warning only for a number the operator set, and
      * then only when it changed (every reload said it again, of the
@@ -543,35 +548,16 @@ bool endpoints_set_limits(endpoints_t *e, const endpoints_limits_t *lim)
                     "descriptor limit of %" PRId64 ": at most %" PRId64 " per socket",
                     lim->max_connections, e->fd_limit, e->c.lim.max_connections);
     e->asked_connections = lim->max_connections;
-    bool router = false, pub = false;
+    /* The frame limit reaches only connections accepted after a bind:
+     * bind again (setting it touches no pipe). */
     if (lim->max_msg_bytes != old.max_msg_bytes) {
         int64_t v = endpoints_frame_limit(lim->max_msg_bytes);
         zmq_setsockopt(e->router_sock, ZMQ_MAXMSGSIZE, &v, sizeof(v));
-        router = true;
-    }
-    int64_t in = endpoints_inbound_messages(lim);
-    if (in != endpoints_inbound_messages(&old)) {
-        int hwm = (int)in;
-        zmq_setsockopt(e->router_sock, ZMQ_RCVHWM, &hwm, sizeof(hwm));
-        router = true;
-    }
-    if (lim->max_reply_queue != old.max_reply_queue) {
-        int hwm = (int)lim->max_reply_queue;
-        zmq_setsockopt(e->router_sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
-        router = true;
-    }
-    if (lim->max_subscriber_queue != old.max_subscriber_queue) {
-        int hwm = (int)lim->max_subscriber_queue;
-        zmq_setsockopt(e->pub_sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
-        pub = true;
+        if (e->router_open)
+            rebind(e, true, "to apply its new frame limit");
     }
     subscriptions_limits_t sl = subs_limits(&e->c.lim);
     subscriptions_set_limits(&e->subs, &sl);
-    if (router && e->router_open)
-        rebind(e, true, "to apply its new frame limit and queues");
-    if (pub && e->pub_open)
-        rebind(e, false, "to apply its new subscriber queue");
-    return pub && e->pub_open;
 }
 
 size_t endpoints_connections(const endpoints_t *e)

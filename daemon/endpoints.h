@@ -164,16 +164,13 @@ static inline const char *endpoints_publish(const endpoints_t *e)
 }
 
 /* New limits (a reload), in force at once for what comes next: frames,
- * handshakes, subscriptions; the queues of every connection.  A socket
- * whose ZeroMQ options change (the request socket's frame limit and
- * queues: max_msg_bytes, max_inbound_bytes, max_reply_queue; the publish
- * socket's max_subscriber_queue) is unbound and bound again, since ZeroMQ
- * gives new connections the options of the bind: its peers reconnect.
- * Returns true when the publish socket was, which cut every subscriber
- * off as endpoints_cut_subscribers() would.  Call it before
- * endpoints_cut_subscribers(), never while connections are being
- * closed. */
-bool endpoints_set_limits(endpoints_t *e, const endpoints_limits_t *lim);
+ * handshakes, subscriptions.  A new max_msg_bytes unbinds the request
+ * socket and binds it again, since ZeroMQ gives a connection the frame
+ * limit of its socket's bind: its clients reconnect.  The queues
+ * (max_inbound_bytes, max_reply_queue, max_subscriber_queue) keep the
+ * values of the start (a restart changes them; see the function).  Call
+ * it before endpoints_cut_subscribers(). */
+void endpoints_set_limits(endpoints_t *e, const endpoints_limits_t *lim);
 
 /* Connections now on the request socket and on the publish socket. */
 size_t endpoints_connections(const endpoints_t *e);

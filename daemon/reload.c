@@ -238,17 +238,23 @@ static void keep_restart_settings(const reload_target_t *t, tallyd_config_t *cfg
                             "their values");
     cfg->sync = t->current->sync;
     cfg->sync_interval_ms = t->current->sync_interval_ms;
-    /* ZeroMQ gives a connection the options its socket had when bound:
-     * endpoints_set_limits() binds a socket again for these. */
-    if (cfg->max_subscriber_queue != t->current->max_subscriber_queue)
-        log_notice(t->log, "reload: max_subscriber_queue changed: the publish socket is bound "
-                           "again; every subscriber reconnects and takes a new snapshot");
-    if (cfg->max_msg_bytes != t->current->max_msg_bytes ||
-        cfg->max_inbound_bytes != t->current->max_inbound_bytes ||
-        cfg->max_reply_queue != t->current->max_reply_queue)
-        log_notice(t->log, "reload: max_msg_bytes, max_inbound_bytes or max_reply_queue changed: "
-                           "the request socket is bound again; connected clients reconnect and "
-                           "resend what they have no answer for");
+    /* The sockets' queues are set once (endpoints_set_limits() says why);
+     * what reads them (the answers' bound, half of max_reply_queue) keeps
+     * the same values. */
+    if (cfg->max_inbound_bytes != cur->max_inbound_bytes ||
+        cfg->max_reply_queue != cur->max_reply_queue ||
+        cfg->max_subscriber_queue != cur->max_subscriber_queue)
+        log_warning(t->log, "reload: max_inbound_bytes, max_reply_queue and max_subscriber_queue "
+                            "need a restart and keep their values");
+    cfg->max_inbound_bytes = cur->max_inbound_bytes;
+    cfg->max_reply_queue = cur->max_reply_queue;
+    cfg->max_subscriber_queue = cur->max_subscriber_queue;
+    /* ZeroMQ gives a connection the frame limit its socket had when bound:
+     * endpoints_set_limits() binds the request socket again. */
+    if (cfg->max_msg_bytes != cur->max_msg_bytes)
+        log_notice(t->log, "reload: max_msg_bytes changed: the request socket is bound again; "
+                           "connected clients reconnect and resend what they have no answer "
+                           "for");
 }
 
 static void warn_key(void *ctx, const char *text)

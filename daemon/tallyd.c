@@ -163,8 +163,8 @@ static int reload(tallyd_t *d)
     if (ingest_set_catalog(&d->ingest, &next) != 0)
         log_error(&d->log, "reload: out of memory for the catalog's bounds and names; the old "
                            "stay");
-    /* The keyring first: a socket bound again for its new limits takes
-     * its peers' handshakes with the keys now in force. */
+    /* The keyring first: a request socket bound again for a new frame
+     * limit takes its clients' handshakes with the keys now in force. */
     size_t cut = 0;
     if (d->server.secured) {
         cut = reload_report_keys(&t, &keys);
@@ -175,7 +175,8 @@ static int reload(tallyd_t *d)
         keyring_free(&keys);
     }
     endpoints_limits_t el = endpoints_limits_from(&next);
-    if (!endpoints_set_limits(&d->ep, &el) && cut > 0)
+    endpoints_set_limits(&d->ep, &el);
+    if (cut > 0)
         endpoints_cut_subscribers(&d->ep);
     /* The range was checked by config_keys.c; ratelimit_set() refuses only
      * values outside it. */
