@@ -3,12 +3,14 @@
 #include "cli_names.h"
 
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "atomic_file.h"
 #include "cli_util.h"
+#include "tally_error.h"
 
 /* A name fit for a line of the file: no tab, no line break. */
 static bool plain(const char *s)
@@ -148,6 +150,152 @@ int cli_names_lookup(const char *dir, const char *server, const char *name, bool
         *id = is_id ? strdup(name) : strndup(found, found_len);
         rc = *id != NULL ? 1 : TALLY_ENOMEM;
     }
+    free(buf);
+    return rc;
+}
+
+bool cli_names_kept(const char *dir, const char *server)
+{
+    char *buf = read_all(dir);
+    if (buf == NULL)
+        return false;
+    char head[4200];
+    snprintf(head, sizeof head, "# tally catalog of %s\n", server);
+    bool kept = strncmp(buf, head, strlen(head)) == 0;
+    free(buf);
+    return kept;
+}
+
+/* Figures in the order the digest reads them: by metric, then value. */
+static int by_figure(const void *a, const void *b)
+{
+    const csv_sample_t *x = *(const csv_sample_t *const *)a, *y = *(const csv_sample_t *const *)b;
+    int c = strcmp(x->metric, y->metric);
+    return c != 0 ? c : (x->value > y->value) - (x->value < y->value);
+}
+
+int cli_pushed_digest(const char *server, const char *township, int64_t time_ms,
+                      const csv_samples_t *s, char hex[CLI_PUSHED_HEX + 1])
+{
+    const csv_sample_t **v = malloc((s->n ? s->n : 1) * sizeof *v);
+    if (v == NULL || sodium_init() < 0) {
+        free(v);
+        return TALLY_ENOMEM;
+    }
+    for (size_t i = 0; i < s->n; i++)
+        v[i] = &s->v[i];
+    qsort(v, s->n, sizeof *v, by_figure);
+    /* Each part ends with a NUL, which no name holds: no two contents
+     * read as the same bytes. */
+    crypto_generichash_state st;
+    unsigned char out[CLI_PUSHED_HEX / 2];
+    char num[32];
+    crypto_generichash_init(&st, NULL, 0, sizeof out);
+    const char *parts[] = {"tally push 1", server, township};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        crypto_generichash_update(&st, (const unsigned char *)parts[i], strlen(parts[i]) + 1);
+    int len = snprintf(num, sizeof num, "%" PRId64, time_ms);
+    crypto_generichash_update(&st, (const unsigned char *)num, (size_t)len + 1);
+    for (size_t i = 0; i < s->n; i++) {
+        crypto_generichash_update(&st, (const unsigned char *)v[i]->metric,
+                                  strlen(v[i]->metric) + 1);
+        len = snprintf(num, sizeof num, "%" PRId64, v[i]->value);
+        crypto_generichash_update(&st, (const unsigned char *)num, (size_t)len + 1);
+    }
+    crypto_generichash_final(&st, out, sizeof out);
+    free(v);
+    sodium_bin2hex(hex, CLI_PUSHED_HEX + 1, out, sizeof out);
+    return 0;
+}
+
+#define PUSHED_HEAD "# tally pushes with --time\n"
+
+/* One line of the pushed file, read: its digest and the rest. */
+static bool pushed_line(const char *line, size_t len, int64_t *when_ms, bool *spooled)
+{
+    if (len < CLI_PUSHED_HEX + 3 || line[CLI_PUSHED_HEX] != '\t')
+        return false;
+    char *end;
+    long long ms = strtoll(line + CLI_PUSHED_HEX + 1, &end, 10);
+    if (end == line + CLI_PUSHED_HEX + 1 || *end != '\t')
+        return false;
+    size_t how = (size_t)(line + len - (end + 1));
+    *when_ms = ms;
+    *spooled = how == 7 && memcmp(end + 1, "spooled", 7) == 0;
+    return *spooled || (how == 8 && memcmp(end + 1, "accepted", 8) == 0);
+}
+
+int cli_pushed_find(const char *dir, const char *hex, int64_t *when_ms, bool *spooled)
+{
+    char *buf = read_file(dir, CLI_PUSHED_FILE);
+    if (buf == NULL)
+        return 0;
+    int found = 0;
+    if (strncmp(buf, PUSHED_HEAD, strlen(PUSHED_HEAD)) == 0) {
+        for (const char *line = buf + strlen(PUSHED_HEAD); *line != '\0';) {
+            const char *end = strchr(line, '\n');
+            if (end == NULL)
+                break; /* a line cut short: not trusted */
+            int64_t ms;
+            bool sp;
+            if (pushed_line(line, (size_t)(end - line), &ms, &sp) &&
+                memcmp(line, hex, CLI_PUSHED_HEX) == 0) {
+                *when_ms = ms, *spooled = sp; /* the last one is the latest */
+                found = 1;
+            }
+            line = end + 1;
+        }
+    }
+    free(buf);
+    return found;
+}
+
+/* The whole lines from text on: how many. */
+static size_t count_lines(const char *text)
+{
+    size_t n = 0;
+    for (const char *line = text; line != NULL && (line = strchr(line, '\n')) != NULL; line++)
+        n++;
+    return n;
+}
+
+int cli_pushed_add(const char *dir, const char *hex, int64_t when_ms, bool spooled, char *err,
+                   size_t errlen)
+{
+    char *old = read_file(dir, CLI_PUSHED_FILE);
+    const char *first = old != NULL && strncmp(old, PUSHED_HEAD, strlen(PUSHED_HEAD)) == 0
+                            ? old + strlen(PUSHED_HEAD)
+                            : NULL;
+    /* The last CLI_PUSHED_MAX - 1 lines stay, with this one after them. */
+    size_t total = count_lines(first);
+    size_t skip = total >= CLI_PUSHED_MAX ? total - (CLI_PUSHED_MAX - 1) : 0;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    if (m == NULL) {
+        free(old);
+        return TALLY_ENOMEM;
+    }
+    fputs(PUSHED_HEAD, m);
+    for (const char *line = first, *end; line != NULL && (end = strchr(line, '\n')) != NULL;
+         line = end + 1) {
+        int64_t ms;
+        bool sp;
+        if (skip > 0)
+            skip--;
+        else if (pushed_line(line, (size_t)(end - line), &ms, &sp) &&
+                 memcmp(line, hex, CLI_PUSHED_HEX) != 0)
+            fwrite(line, 1, (size_t)(end + 1 - line), m);
+    }
+    fprintf(m, "%s\t%" PRId64 "\t%s\n", hex, when_ms, spooled ? "spooled" : "accepted");
+    free(old);
+    if (fclose(m) != 0) {
+        free(buf);
+        return TALLY_ENOMEM;
+    }
+    atomic_file_opts_t o = {.mode = 0600};
+    int rc =
+        atomic_file_write(-1, dir, CLI_PUSHED_FILE, buf, len, &o, err, errlen) == 0 ? 0 : TALLY_EIO;
     free(buf);
     return rc;
 }

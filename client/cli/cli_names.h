@@ -10,7 +10,11 @@
  * line per entry of the catalog, "T<TAB>id<TAB>name" for a township and
  * "M<TAB>id<TAB>label" for a metric or ratio (an empty name or label
  * when none is configured).  push replaces it, atomically, each time it
- * reads the catalog and finds it changed.
+ * reads the catalog and finds it changed.  A spool that keeps none of
+ * a server yet (a new one) is read with the user's state directory's.
+ *
+ * Kept beside it: tallyd's zone, and what push remembers of the figures
+ * it pushed with a --time (below).
  */
 #ifndef TALLY_CLIENT_CLI_NAMES_H
 #define TALLY_CLIENT_CLI_NAMES_H
@@ -19,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "csv.h"
 #include "tally.h"
 
 #define CLI_NAMES_FILE "catalog-names"
@@ -46,5 +51,35 @@ int cli_names_lookup(const char *dir, const char *server, const char *name, bool
 int cli_zone_save(const char *dir, const char *server, const char *zone, int32_t offset_s,
                   char *err, size_t errlen);
 int cli_zone_load(const char *dir, const char *server, char *name, size_t cap, int32_t *offset_s);
+
+/* Whether dir keeps a catalog of server (cli_names_save). */
+bool cli_names_kept(const char *dir, const char *server);
+
+/* What push remembers of the figures it pushed with a --time, so that
+ * the same figures pushed again (a second run of the same command, the
+ * same sheet sent twice) are refused rather than counted twice:
+ * DIR/CLI_PUSHED_FILE, "# tally pushes with --time" then one line per
+ * push, oldest first, "DIGEST<TAB>MS<TAB>HOW": DIGEST is
+ * cli_pushed_digest's, MS when it was accepted or spooled (milliseconds
+ * since 1970-01-01 UTC), HOW "accepted" or "spooled".  At most
+ * CLI_PUSHED_MAX lines: the oldest go first.  Replaced atomically. */
+#define CLI_PUSHED_FILE "pushed"
+#define CLI_PUSHED_MAX  10000
+#define CLI_PUSHED_HEX  32 /* BLAKE2b-128, in lower-case hex */
+
+/* The digest of a push's whole content into hex: server, township,
+ * event time and the figures as metric=value pairs in sorted order, so
+ * that the order of a file's rows does not matter.  0 or TALLY_ENOMEM. */
+int cli_pushed_digest(const char *server, const char *township, int64_t time_ms,
+                      const csv_samples_t *s, char hex[CLI_PUSHED_HEX + 1]);
+
+/* The latest push with digest hex that dir remembers: 1 with *when_ms
+ * and *spooled (kept in a spool rather than accepted), 0 when none. */
+int cli_pushed_find(const char *dir, const char *hex, int64_t *when_ms, bool *spooled);
+
+/* Remember a push with digest hex in dir, made at when_ms.  0,
+ * TALLY_ENOMEM or TALLY_EIO (err says why). */
+int cli_pushed_add(const char *dir, const char *hex, int64_t when_ms, bool spooled, char *err,
+                   size_t errlen);
 
 #endif

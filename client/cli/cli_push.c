@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_names.h"
 #include "cli_opts.h"
 #include "cli_state.h"
 #include "csv.h"
@@ -34,10 +35,11 @@ const char cli_push_usage[] =
     "       tally push --spool DIR --flush [OPTIONS]\n"
     "\n"
     "Send figures of one township to tallyd and wait until they are acknowledged.\n"
-    "Values are integers.  A CSV file needs a header row naming a 'metric' and a\n"
-    "'value' column; other columns are ignored.  Write numbers without thousands\n"
-    "separators (1000, not 1,000).  Without pairs or --file, the CSV is read from\n"
-    "standard input when it is not a terminal.\n"
+    "Values are integers.  A CSV file needs a header row naming a 'metric' column\n"
+    "(or 指标, 指标名称, 项目) and a 'value' column (or 数值, 数量, 值); other\n"
+    "columns are ignored.  Write numbers without thousands separators (1000, not\n"
+    "1,000).  Without pairs or --file, the CSV is read from standard input when\n"
+    "it is not a terminal.\n"
     "\n"
     "Options:\n"
     "  -t, --town NAME    township the figures belong to (required, except with\n"
@@ -48,7 +50,10 @@ const char cli_push_usage[] =
     "                     (midnight, local time), 2023-12-31T12:00:00 (local time),\n"
     "                     2023-12-31T12:00:00+08:00, or @EPOCH_MILLISECONDS;\n"
     "                     local time is the daemon's (its calendar's zone); when\n"
-    "                     it cannot be asked, the TZ variable's, UTC when unset\n"
+    "                     it cannot be asked, the zone an earlier push kept, and\n"
+    "                     without one the push is refused (give an offset)\n"
+    "      --again        push figures with --time that were pushed before: they\n"
+    "                     count twice (without it such a push is refused)\n"
     "      --spool DIR    keep the figures in DIR until acknowledged; figures left\n"
     "                     there by an earlier run are delivered first.  Without it,\n"
     "                     figures not acknowledged in time are not kept, and the\n"
@@ -151,25 +156,55 @@ static void on_unknown(void *ctx, const tally_unknown_t *u)
     cli_unknown_add(&p->unknown, u);
 }
 
+/* s[0..len) for a message, its control characters escaped (\r, \n, \t,
+ * else \xNN): a carriage return that a script saved with Windows line
+ * ends leaves in an argument is invisible, and "value '20' is not an
+ * integer" would make no sense.  Returns buf. */
+static const char *escaped(const char *s, size_t len, char *buf, size_t cap)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < len && k + 5 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\r' || c == '\n' || c == '\t')
+            k += (size_t)snprintf(buf + k, cap - k, "\\%c",
+                                  c == '\r'   ? 'r'
+                                  : c == '\n' ? 'n'
+                                              : 't');
+        else if (c < 0x20 || c == 0x7F)
+            k += (size_t)snprintf(buf + k, cap - k, "\\x%02X", c);
+        else
+            buf[k++] = (char)c;
+    }
+    buf[k] = '\0';
+    return buf;
+}
+
 /* METRIC=VALUE; the value never contains '=', the metric may. */
 static int parse_pair(const char *arg, csv_samples_t *out)
 {
+    char a[1024], part[1024];
+    const char *cr = strchr(arg, '\r') != NULL ? " (\\r is a carriage return, as a script saved "
+                                                 "with Windows line ends leaves: save it with "
+                                                 "Unix line ends, or remove it)"
+                                               : "";
+    escaped(arg, strlen(arg), a, sizeof a);
     const char *eq = strrchr(arg, '=');
     if (eq == NULL)
-        return cli_usage_error("push", "'%s' is not METRIC=VALUE", arg);
+        return cli_usage_error("push", "'%s' is not METRIC=VALUE%s", a, cr);
     size_t mlen = (size_t)(eq - arg);
     if (proto_name_check(arg, mlen) < 0)
-        return cli_usage_error("push", "'%s': '%.*s' is not a valid metric name", arg, (int)mlen,
-                               arg);
+        return cli_usage_error("push", "'%s': '%s' is not a valid metric name%s", a,
+                               escaped(arg, mlen, part, sizeof part), cr);
     int64_t v;
     int rc = csv_parse_int64(eq + 1, strlen(eq + 1), &v);
+    escaped(eq + 1, strlen(eq + 1), part, sizeof part);
     if (rc == TALLY_ERANGE)
         return cli_usage_error("push",
                                "'%s': value '%s' is out of range (a value must lie within "
                                "-9223372036854775808 .. 9223372036854775807)",
-                               arg, eq + 1);
+                               a, part);
     if (rc < 0)
-        return cli_usage_error("push", "'%s': value '%s' is not an integer", arg, eq + 1);
+        return cli_usage_error("push", "'%s': value '%s' is not an integer%s", a, part, cr);
     if (csv_samples_add(out, arg, mlen, v, 0) < 0) {
         cli_error("out of memory");
         return CLI_INTERNAL;
@@ -409,10 +444,70 @@ static bool rejected_with(const push_t *p, int code)
     return false;
 }
 
+/* A push with --time: what tells whether its figures were pushed before
+ * (cli_names.h), so that the same figures are not counted twice. */
+typedef struct guard {
+    char hex[CLI_PUSHED_HEX + 1]; /* cli_pushed_digest */
+    const char *time_text;        /* --time as given */
+    bool again;                   /* --again: push them all the same */
+} guard_t;
+
+/* Whether the figures of g were pushed before, as remembered in the
+ * directory where this push keeps what it learns or in the user's state
+ * directory: said (the push is refused), true. */
+static bool pushed_before(const guard_t *gd, const char *spool, const char *town, size_t n)
+{
+    char dirs[2][4096];
+    size_t nd = 0;
+    if (cli_push_kept_dir(spool, dirs[nd], sizeof dirs[nd]) == 0)
+        nd++;
+    if (spool != NULL && cli_push_kept_dir(NULL, dirs[nd], sizeof dirs[nd]) == 0)
+        nd++;
+    for (size_t i = 0; i < nd; i++) {
+        int64_t when;
+        bool spooled;
+        if (cli_pushed_find(dirs[i], gd->hex, &when, &spooled) != 1)
+            continue;
+        time_t t = (time_t)(when / 1000);
+        struct tm tm;
+        char at[64] = "?";
+        if (localtime_r(&t, &tm) != NULL)
+            strftime(at, sizeof at, "%Y-%m-%d %H:%M:%S", &tm);
+        bool one = n == 1;
+        char these[64];
+        snprintf(these, sizeof these, one ? "this figure" : "these %zu figures", n);
+        fprintf(stderr,
+                "tally push: %s of %s at --time '%s' %s %s on %s (as %s/%s remembers): pushing "
+                "%s again would count %s twice, so nothing was sent.  If %s meant to count "
+                "again, push %s with --again\n",
+                these, town, gd->time_text, one ? "was" : "were",
+                spooled ? "kept in the spool for tallyd" : "accepted by tallyd", at, dirs[i],
+                CLI_PUSHED_FILE, one ? "it" : "them", one ? "it" : "them",
+                one ? "it is" : "they are", one ? "it" : "them");
+        return true;
+    }
+    return false;
+}
+
+/* Remember the figures of g, accepted or kept in the spool: a second
+ * push of them is refused (pushed_before). */
+static void remember(const guard_t *gd, const char *spool, bool spooled)
+{
+    char dir[4096], err[512] = "";
+    if (cli_push_kept_dir(spool, dir, sizeof dir) != 0 ||
+        cli_pushed_add(dir, gd->hex, cli_clock_ms(CLOCK_REALTIME), spooled, err, sizeof err) != 0)
+        fprintf(stderr,
+                "tally push: these figures could not be remembered (%s): a second push of them "
+                "would not be refused\n",
+                err[0] ? err : "no directory to keep it in");
+}
+
 /* Push samples (read from file, "-" for standard input, NULL for
- * METRIC=VALUE pairs) for town. */
+ * METRIC=VALUE pairs) for town.  gd: with --time, else NULL; news: the
+ * names of metrics new to tallyd (NULL: none). */
 static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t time_ms,
-                   int timeout_ms, bool quiet, const csv_samples_t *samples, const char *file)
+                   int timeout_ms, bool quiet, const csv_samples_t *samples, const char *file,
+                   const guard_t *gd, const push_new_t *news)
 {
     push_t p = {0};
     const tally_curve_t *curve;
@@ -427,6 +522,12 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
         return status;
     }
     p.c = c;
+    /* Under the lock of the spool or the user's state: a second push of
+     * the same figures waits for the first, and then finds them. */
+    if (gd != NULL && !gd->again && pushed_before(gd, spool, town, samples->n)) {
+        tally_client_destroy(&c);
+        return CLI_USAGE;
+    }
     int64_t start = cli_clock_ms(CLOCK_MONOTONIC);
     int rc = 0;
     bool sent = false, hopeless = false;
@@ -458,12 +559,21 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
          * tallyd last refused for now (cli_push_report_timeout). */
         if (status == CLI_OK && stopped_at == samples->n)
             rc = cli_push_wait_settled(c, cli_clock_ms(CLOCK_MONOTONIC) + (left > 0 ? left : 0));
+        /* Every figure accepted, or kept in the spool for the next push
+         * to deliver: counted once unless pushed again. */
+        if (gd != NULL && status == CLI_OK && stopped_at == samples->n && unsaved == SIZE_MAX &&
+            p.rejected_now == 0 && (p.accepted_samples == samples->n || spool != NULL))
+            remember(gd, spool, p.accepted_samples < samples->n);
         if (status == CLI_OK && !quiet)
             cli_push_print_delivered(&p, town, spool, tally_client_pending(c));
         if (status == CLI_OK)
             cli_push_report_fates(&p, samples, name);
         if (status == CLI_OK && town != NULL && rejected_with(&p, TALLY_EUNKTOWN))
             cli_push_unknown_town_hint(g, curve, timeout_ms, town);
+        if (status == CLI_OK && rejected_with(&p, TALLY_EUNKMETRIC))
+            cli_push_unknown_metric_hint(g, curve, timeout_ms, samples);
+        else if (status == CLI_OK && news != NULL)
+            cli_push_report_new_metrics(g, curve, timeout_ms, news);
         if (status == CLI_OK && rc == TALLY_ETIMEDOUT)
             status = cli_push_report_timeout(g, c, town, spool, timeout_ms, sent);
     }
@@ -495,18 +605,15 @@ static int check_time_range(const char *text, int64_t ms, int64_t slack)
                            text, ms < PROTO_TIME_MIN ? "before 2000" : "after 2099");
 }
 
-enum { OPT_SPOOL = CLI_OPT_OWN, OPT_FLUSH };
+enum { OPT_SPOOL = CLI_OPT_OWN, OPT_FLUSH, OPT_AGAIN };
 
 int cli_push(int argc, char **argv, cli_global_t *g)
 {
     static const struct option own[] = {
-        {"town", required_argument, NULL, 't'},
-        {"file", required_argument, NULL, 'f'},
-        {"time", required_argument, NULL, 'T'},
-        {"spool", required_argument, NULL, OPT_SPOOL},
-        {"flush", no_argument, NULL, OPT_FLUSH},
-        {"quiet", no_argument, NULL, 'q'},
-        {NULL, 0, NULL, 0},
+        {"town", required_argument, NULL, 't'},  {"file", required_argument, NULL, 'f'},
+        {"time", required_argument, NULL, 'T'},  {"spool", required_argument, NULL, OPT_SPOOL},
+        {"flush", no_argument, NULL, OPT_FLUSH}, {"again", no_argument, NULL, OPT_AGAIN},
+        {"quiet", no_argument, NULL, 'q'},       {NULL, 0, NULL, 0},
     };
     cli_opts_t o;
     cli_opts_init(&o, "push", cli_push_usage, g, CLI_OPTS_TIMEOUT | CLI_OPTS_SERVER, own);
@@ -514,7 +621,7 @@ int cli_push(int argc, char **argv, cli_global_t *g)
     int64_t time_ms = 0;
     const char *time_text = NULL; /* --time as given */
     bool time_local = false;      /* ... without an offset */
-    bool quiet = false, flush = false;
+    bool quiet = false, flush = false, again = false;
     char err[512];
     int c, status;
     while ((status = cli_opts_next(&o, argc, argv, &c)) == CLI_CONTINUE && c != -1) {
@@ -539,6 +646,9 @@ int cli_push(int argc, char **argv, cli_global_t *g)
             break;
         case OPT_FLUSH:
             flush = true;
+            break;
+        case OPT_AGAIN:
+            again = true;
             break;
         case 'f':
             file = optarg;
@@ -578,7 +688,7 @@ int cli_push(int argc, char **argv, cli_global_t *g)
         if (pairs || file != NULL)
             return cli_usage_error("push", "--flush pushes nothing new: drop the figures");
         csv_samples_t none = {0};
-        return deliver(g, NULL, spool, 0, o.timeout_ms, quiet, &none, NULL);
+        return deliver(g, NULL, spool, 0, o.timeout_ms, quiet, &none, NULL, NULL, NULL);
     }
     if (town == NULL)
         return cli_usage_error("push", "--town NAME is required");
@@ -598,8 +708,9 @@ int cli_push(int argc, char **argv, cli_global_t *g)
         rc = read_csv(file, quiet, &samples);
     if (rc == 0) {
         char town_id[PROTO_NAME_MAX + 1];
+        push_new_t news = {0};
         rc = cli_push_resolve_names(g, spool, &town, town_id, sizeof town_id, &samples,
-                                    o.timeout_ms);
+                                    o.timeout_ms, &news);
         if (rc == 0 && time_local)
             rc = cli_push_time_in_daemon_zone(g, spool, time_text, &time_ms, o.timeout_ms);
         if (time_text != NULL && time_ms == 0)
@@ -608,8 +719,17 @@ int cli_push(int argc, char **argv, cli_global_t *g)
             time_ms = cli_clock_ms(CLOCK_REALTIME); /* one reading: one event time for all */
         if (rc == 0 && time_text != NULL)
             rc = check_time_range(time_text, time_ms, 0);
+        /* The figures as they are sent (ids, the time read in the
+         * daemon's zone): 高观镇 and gaoguan are one township. */
+        guard_t gd = {.time_text = time_text, .again = again};
+        if (rc == 0 && time_text != NULL &&
+            cli_pushed_digest(g->server, town, time_ms, &samples, gd.hex) != 0) {
+            cli_error("out of memory");
+            rc = CLI_INTERNAL;
+        }
         if (rc == 0)
-            rc = deliver(g, town, spool, time_ms, o.timeout_ms, quiet, &samples, file);
+            rc = deliver(g, town, spool, time_ms, o.timeout_ms, quiet, &samples, file,
+                         time_text != NULL ? &gd : NULL, &news);
     }
     csv_samples_free(&samples);
     return rc;

@@ -44,6 +44,15 @@ typedef struct earlier_reject {
     char *why;     /* not kept: why (the library's sentence) */
 } earlier_reject_t;
 
+/* Metrics' names that are new to tallyd (no id, label or tallies of
+ * theirs), found before the figures are sent and said once tallyd has
+ * answered (cli_push_report_new_metrics); they point into the figures. */
+#define PUSH_NEW_MAX 5
+typedef struct push_new {
+    const char *name[PUSH_NEW_MAX];
+    size_t n;
+} push_new_t;
+
 /* One run of `tally push`: what libtally's callbacks (cli_push.c) note of
  * tallyd's answers, this run's submissions and the batches of figures
  * they came from, for what is said at the end (cli_push_report.c). */
@@ -135,10 +144,30 @@ void cli_push_unknown_town_hint(cli_global_t *g, const tally_curve_t *curve, int
  * the daemon's catalog only when some name has characters beyond ASCII.
  * The catalog's names are kept (cli_names.h) for when it cannot be read
  * (tallyd down or out of reach: the figures go to the spool); then those
- * kept are used (resolve_offline).  *town may be pointed at town_buf.
- * Returns CLI_OK or the exit status (printed). */
+ * kept are used (resolve_offline): the spool's, or the user's state's
+ * when the spool keeps none.  *town may be pointed at town_buf.  Names of
+ * metrics new to tallyd go to news (said later: a catalog whose list of
+ * metrics is closed rejects them instead).  Returns CLI_OK or the exit
+ * status (printed). */
 int cli_push_resolve_names(cli_global_t *g, const char *spool, const char **town, char *town_buf,
-                           size_t cap, csv_samples_t *s, int timeout_ms);
+                           size_t cap, csv_samples_t *s, int timeout_ms, push_new_t *news);
+
+/* tallyd took the figures or could not be asked (no UNKNOWN_METRIC):
+ * say of each name of news that it became a counter of its own, with the
+ * catalog's metric most likely meant. */
+void cli_push_report_new_metrics(cli_global_t *g, const tally_curve_t *curve, int timeout_ms,
+                                 const push_new_t *news);
+
+/* tallyd refused a metric (UNKNOWN_METRIC): for each figure's metric
+ * that its catalog lacks, say the id or label most likely meant, when one
+ * is close. */
+void cli_push_unknown_metric_hint(cli_global_t *g, const tally_curve_t *curve, int timeout_ms,
+                                  const csv_samples_t *s);
+
+/* The directory where a push keeps what it learns and remembers
+ * (cli_names.h): the spool (made when missing), else the user's state
+ * directory.  0, or -1 when there is none to be had. */
+int cli_push_kept_dir(const char *spool, char *buf, size_t cap);
 
 /* tallyd answered: keep its zone for a later push that cannot ask it
  * (once, while none is kept for this server: --time asks it anyway). */
@@ -148,9 +177,12 @@ void cli_push_learn_zone(const cli_global_t *g, const char *spool, const tally_c
 /* A --time without an offset is a time of the county's calendar: read it
  * in the daemon's zone (CLOCK), which decides the day, month and year the
  * figures count in.  When the daemon cannot be asked (down: the figures
- * go to the spool), the zone it last gave (kept in the spool or the
- * user's state, cli_names.h), or else the TZ variable's zone or UTC,
- * stands in, said on standard error. */
+ * go to the spool), the zone it last gave (kept in the spool, else in the
+ * user's state, cli_names.h) stands in, said on standard error; when none
+ * is kept, the push is refused (CLI_USAGE, said): another zone would
+ * count the figures in another day, month or year.  A daemon that
+ * answers but predates CLOCK has no zone to learn: the TZ variable's, or
+ * UTC, stands in, said. */
 int cli_push_time_in_daemon_zone(cli_global_t *g, const char *spool, const char *text, int64_t *ms,
                                  int timeout_ms);
 

@@ -36,6 +36,38 @@ static int names_dir(const char *spool, char *buf, size_t cap)
     return 0;
 }
 
+int cli_push_kept_dir(const char *spool, char *buf, size_t cap)
+{
+    return names_dir(spool, buf, cap);
+}
+
+/* Whether dir keeps tallyd's zone for server. */
+static bool zone_kept(const char *dir, const char *server)
+{
+    char zone[128];
+    int32_t off;
+    return cli_zone_load(dir, server, zone, sizeof zone, &off) == 1;
+}
+
+/* Where what tallyd said (its catalog, has cli_names_kept; its zone, has
+ * zone_kept) is read while it cannot be asked: the spool, or, when the
+ * spool keeps none for this server (a new spool, say), the user's state
+ * directory, where every push without --spool keeps it.  0, or -1 when
+ * there is no directory to be had. */
+static int kept_dir(const char *spool, const char *server,
+                    bool (*has)(const char *dir, const char *server), char *buf, size_t cap)
+{
+    bool ok = names_dir(spool, buf, cap) == 0;
+    if (spool == NULL || (ok && has(buf, server)))
+        return ok ? 0 : -1;
+    char state[4096];
+    if (names_dir(NULL, state, sizeof state) == 0 && has(state, server)) {
+        snprintf(buf, cap, "%s", state);
+        return 0;
+    }
+    return ok ? 0 : -1;
+}
+
 /* The id (*id, malloc'd) that the catalog kept in dir gives name, said
  * on standard error when it differs (*said: something was).  1, 0 when
  * the name is not known there, or TALLY_ENOMEM. */
@@ -138,37 +170,23 @@ static void count_tally(void *ctx, const tally_tally_t *t)
  * which splits one in two when it was meant as the name of one reporting
  * under an id (高观镇 for gaoguan, on tallyd's built-in defaults, which
  * name no township).  Said, not refused: ids may be Chinese too. */
-static void warn_if_new(cli_global_t *g, const tally_curve_t *curve, int timeout_ms,
-                        const tally_catalog_t *cat, const char *name, bool township)
+static bool is_new(cli_global_t *g, const tally_curve_t *curve, int timeout_ms,
+                   const tally_catalog_t *cat, const char *name, bool township)
 {
     if (!cli_beyond_ascii(name) || in_catalog(cat, name, township))
-        return;
+        return false;
     /* A catalog that declares townships takes those alone (tallyd.conf(5),
      * THE CATALOG): there the name becomes nothing, tallyd refuses it, and
      * cli_push_unknown_town_hint says which was meant. */
     if (township && tally_catalog_townships(cat) > 0)
-        return;
+        return false;
     char prefix[PROTO_NAME_MAX + 16];
     snprintf(prefix, sizeof prefix, township ? "u/town/%s/" : "u/county/%s/", name);
     char why[256];
     tally_request_t req = cli_request(
         curve, timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS, why, sizeof why);
     size_t n = 0;
-    if (tally_get_req(g->server, &req, prefix, count_tally, &n, NULL, NULL) != 0 || n > 0)
-        return;
-    if (township)
-        fprintf(stderr,
-                "tally push: '%s' is new to tallyd: no township has that id or name yet, so it "
-                "becomes a township of its own.  If it is the name of a township that reports "
-                "under an id (gaoguan), push with that id, or name the townships in tallyd's "
-                "catalog ([township ID] name = %s)\n",
-                name, name);
-    else
-        fprintf(stderr,
-                "tally push: '%s' is new to tallyd: no metric has that id or label yet, so it "
-                "becomes a counter of its own.  If it is the label of a metric, push with its "
-                "id (tally get --labels shows them)\n",
-                name);
+    return tally_get_req(g->server, &req, prefix, count_tally, &n, NULL, NULL) == 0 && n == 0;
 }
 
 /* word re-spelt into out (cap bytes) with one byte for each character
@@ -202,35 +220,138 @@ static bool by_chars(const char *word, const char **chars, size_t *lens, size_t 
     return true;
 }
 
-/* The id or name of the township of cat most likely meant by town, or
- * NULL when none is close (the rules of suggest_pick, in characters). */
-static const char *closest_town(const tally_catalog_t *cat, const char *town)
+/* The index of the word of cand[0..n) most likely meant by word, or
+ * SIZE_MAX when none is close (the rules of suggest_pick, in
+ * characters).  Empty words are never meant. */
+static size_t closest(const char *word, const char *const *cand, size_t n)
 {
-    const char *best = NULL;
-    size_t best_d = SIZE_MAX;
-    for (size_t i = 0; i < tally_catalog_townships(cat); i++) {
-        const tally_township_info_t *t = tally_catalog_township(cat, i);
-        const char *cand[2] = {t->id, t->name};
-        for (size_t j = 0; j < 2; j++) {
-            const char *chars[2 * SUGGEST_WORD_MAX];
-            size_t lens[2 * SUGGEST_WORD_MAX], n = 0, max = 2 * SUGGEST_WORD_MAX;
-            char a[SUGGEST_WORD_MAX + 1], b[SUGGEST_WORD_MAX + 1];
-            if (cand[j][0] == '\0' || !by_chars(town, chars, lens, &n, max, a, sizeof a) ||
-                !by_chars(cand[j], chars, lens, &n, max, b, sizeof b))
-                continue;
-            const char *bp = b;
-            size_t d = cli_edit_distance(a, b);
-            if (cli_suggest(a, &bp, 1) != NULL && d < best_d) {
-                best = cand[j];
-                best_d = d;
-            }
+    size_t best = SIZE_MAX, best_d = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        const char *chars[2 * SUGGEST_WORD_MAX];
+        size_t lens[2 * SUGGEST_WORD_MAX], nchars = 0, max = 2 * SUGGEST_WORD_MAX;
+        char a[SUGGEST_WORD_MAX + 1], b[SUGGEST_WORD_MAX + 1];
+        if (cand[i][0] == '\0' || !by_chars(word, chars, lens, &nchars, max, a, sizeof a) ||
+            !by_chars(cand[i], chars, lens, &nchars, max, b, sizeof b))
+            continue;
+        const char *bp = b;
+        size_t d = cli_edit_distance(a, b);
+        if (cli_suggest(a, &bp, 1) != NULL && d < best_d) {
+            best = i;
+            best_d = d;
         }
     }
     return best;
 }
 
+/* The id or name of the township of cat most likely meant by town, or
+ * NULL when none is close. */
+static const char *closest_town(const tally_catalog_t *cat, const char *town)
+{
+    size_t n = tally_catalog_townships(cat);
+    const char **cand = malloc(2 * n * sizeof *cand + 1);
+    if (cand == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        const tally_township_info_t *t = tally_catalog_township(cat, i);
+        cand[2 * i] = t->id;
+        cand[2 * i + 1] = t->name;
+    }
+    size_t best = closest(town, cand, 2 * n);
+    const char *found = best != SIZE_MAX ? cand[best] : NULL;
+    free(cand);
+    return found;
+}
+
+/* The metric (not a ratio: figures are not pushed to one) of cat whose
+ * id or label is most likely meant by name, or NULL when none is close;
+ * *label tells which of the two was. */
+static const tally_metric_info_t *closest_metric(const tally_catalog_t *cat, const char *name,
+                                                 bool *label)
+{
+    size_t n = tally_catalog_metrics(cat), k = 0;
+    const char **cand = malloc(2 * n * sizeof *cand + 1);
+    const tally_metric_info_t **of = malloc(2 * n * sizeof *of + 1);
+    const tally_metric_info_t *found = NULL;
+    if (cand != NULL && of != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            const tally_metric_info_t *m = tally_catalog_metric(cat, i);
+            if (m->kind == TALLY_KIND_RATIO)
+                continue;
+            of[k] = m, cand[k++] = m->id;
+            of[k] = m, cand[k++] = m->label;
+        }
+        size_t best = closest(name, cand, k);
+        if (best != SIZE_MAX) {
+            found = of[best];
+            *label = best % 2 == 1;
+        }
+    }
+    free(cand);
+    free(of);
+    return found;
+}
+
 /* How many declared townships a refusal lists at most. */
 #define TOWNS_LISTED 10
+
+void cli_push_report_new_metrics(cli_global_t *g, const tally_curve_t *curve, int timeout_ms,
+                                 const push_new_t *news)
+{
+    if (news->n == 0)
+        return;
+    tally_request_t req =
+        cli_request(curve, timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS, NULL, 0);
+    const tally_catalog_t *cat = NULL;
+    (void)cli_catalog(g, &req, &cat); /* read already, by cli_push_resolve_names */
+    for (size_t i = 0; i < news->n; i++) {
+        bool label = false;
+        const tally_metric_info_t *m =
+            cat != NULL ? closest_metric(cat, news->name[i], &label) : NULL;
+        char like[512] = "";
+        if (m != NULL && label)
+            snprintf(like, sizeof like, " (did you mean '%s', id %s?)", m->label, m->id);
+        else if (m != NULL)
+            snprintf(like, sizeof like, " (did you mean '%s'?)", m->id);
+        fprintf(stderr,
+                "tally push: '%s' is new to tallyd: no metric has that id or label yet, so it "
+                "becomes a counter of its own.  If it is the label of a metric%s, push with its "
+                "id (tally get --labels shows them)\n",
+                news->name[i], like);
+    }
+}
+
+void cli_push_unknown_metric_hint(cli_global_t *g, const tally_curve_t *curve, int timeout_ms,
+                                  const csv_samples_t *s)
+{
+    tally_request_t req =
+        cli_request(curve, timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS, NULL, 0);
+    const tally_catalog_t *cat;
+    if (cli_catalog(g, &req, &cat) != 0 || tally_catalog_metrics(cat) == 0)
+        return;
+    const char *said[PUSH_NEW_MAX]; /* each name once, a few at most */
+    size_t nsaid = 0;
+    for (size_t i = 0; i < s->n && nsaid < PUSH_NEW_MAX; i++) {
+        const char *name = s->v[i].metric;
+        bool seen = in_catalog(cat, name, false);
+        for (size_t j = 0; j < nsaid && !seen; j++)
+            seen = strcmp(said[j], name) == 0;
+        bool label = false;
+        const tally_metric_info_t *m = seen ? NULL : closest_metric(cat, name, &label);
+        if (m == NULL)
+            continue;
+        said[nsaid++] = name;
+        if (label)
+            fprintf(stderr,
+                    "tally push: metric '%s' is not in the daemon's catalog (did you mean '%s', "
+                    "id %s?)\n",
+                    name, m->label, m->id);
+        else
+            fprintf(stderr,
+                    "tally push: metric '%s' is not in the daemon's catalog (did you mean "
+                    "'%s'?)\n",
+                    name, m->id);
+    }
+}
 
 void cli_push_unknown_town_hint(cli_global_t *g, const tally_curve_t *curve, int timeout_ms,
                                 const char *town)
@@ -266,7 +387,7 @@ void cli_push_unknown_town_hint(cli_global_t *g, const tally_curve_t *curve, int
 }
 
 int cli_push_resolve_names(cli_global_t *g, const char *spool, const char **town, char *town_buf,
-                           size_t cap, csv_samples_t *s, int timeout_ms)
+                           size_t cap, csv_samples_t *s, int timeout_ms, push_new_t *news)
 {
     bool any = cli_beyond_ascii(*town);
     for (size_t i = 0; i < s->n && !any; i++)
@@ -285,8 +406,12 @@ int cli_push_resolve_names(cli_global_t *g, const char *spool, const char **town
     int rc = cli_catalog(g, &req, &cat);
     if (rc == TALLY_ETYPE || tally_err_is_wire(rc))
         return CLI_OK; /* a daemon that answers, without the catalog: it judges the names */
-    if (rc < 0)
-        return resolve_offline(g, rc, &req, timeout_ms, kept ? dir : NULL, town, town_buf, cap, s);
+    if (rc < 0) {
+        char from[4096];
+        bool found = kept_dir(spool, g->server, cli_names_kept, from, sizeof from) == 0;
+        return resolve_offline(g, rc, &req, timeout_ms, found ? from : NULL, town, town_buf, cap,
+                               s);
+    }
     char err[512];
     if (kept) /* without it, only a push while tallyd is down is refused */
         (void)cli_names_save(dir, g->server, cat, err, sizeof err);
@@ -295,17 +420,28 @@ int cli_push_resolve_names(cli_global_t *g, const char *spool, const char **town
         snprintf(town_buf, cap, "%s", id);
         *town = town_buf;
     }
-    warn_if_new(g, curve, timeout_ms, cat, *town, true);
-    const char *asked[5]; /* each name once, a few at most */
+    if (is_new(g, curve, timeout_ms, cat, *town, true))
+        fprintf(stderr,
+                "tally push: '%s' is new to tallyd: no township has that id or name yet, so it "
+                "becomes a township of its own.  If it is the name of a township that reports "
+                "under an id (gaoguan), push with that id, or name the townships in tallyd's "
+                "catalog ([township ID] name = %s)\n",
+                *town, *town);
+    const char *asked[PUSH_NEW_MAX]; /* each name once, a few at most */
     size_t nasked = 0;
-    for (size_t i = 0; i < s->n && nasked < sizeof asked / sizeof asked[0]; i++) {
+    for (size_t i = 0; i < s->n && nasked < PUSH_NEW_MAX; i++) {
         const char *m = s->v[i].metric;
         bool seen = !cli_beyond_ascii(m) || in_catalog(cat, m, false);
         for (size_t j = 0; j < nasked && !seen; j++)
             seen = strcmp(asked[j], m) == 0;
         if (!seen) {
             asked[nasked++] = m;
-            warn_if_new(g, curve, timeout_ms, cat, m, false);
+            /* Said once tallyd has answered (cli_push_report_new_metrics):
+             * the catalog does not tell whether its list of metrics is
+             * closed (tallyd's built-in one lists its metrics and takes
+             * others), and a closed one rejects the name instead. */
+            if (is_new(g, curve, timeout_ms, cat, m, false))
+                news->name[news->n++] = m;
         }
     }
     for (size_t i = 0; i < s->n && status == CLI_OK; i++) {
@@ -366,9 +502,10 @@ int cli_push_time_in_daemon_zone(cli_global_t *g, const char *spool, const char 
         when_zone_t z = {.name = c.zone, .utc_offset_s = c.utc_offset_s};
         return when_parse(text, &z, ms, NULL, err, sizeof err) == 0 ? CLI_OK : CLI_INTERNAL;
     }
-    char zone[128];
+    char zone[128], from[4096];
     int32_t off;
-    if (kept && cli_zone_load(dir, g->server, zone, sizeof zone, &off) == 1) {
+    if (kept_dir(spool, g->server, zone_kept, from, sizeof from) == 0 &&
+        cli_zone_load(from, g->server, zone, sizeof zone, &off) == 1) {
         when_zone_t z = {.name = zone, .utc_offset_s = off}, utc = {.name = "UTC"};
         bool local = false;
         if (when_parse(text, &z, ms, &local, err, sizeof err) != 0)
@@ -387,10 +524,34 @@ int cli_push_time_in_daemon_zone(cli_global_t *g, const char *spool, const char 
                     off < 0 ? "-" : "+", abs(off) / 3600, abs(off) % 3600 / 60);
         return CLI_OK;
     }
-    const char *tz = getenv("TZ");
+    if (rc == TALLY_ETYPE || tally_err_is_wire(rc)) {
+        /* A daemon from before CLOCK answers: it has no zone to learn, and
+         * this machine's is the best guess left. */
+        const char *tz = getenv("TZ");
+        fprintf(stderr,
+                "tally push: tallyd does not tell its time zone (%s): --time '%s' is read in %s; "
+                "give an offset (+08:00) to be sure\n",
+                why[0] ? why : tally_strerror(rc), text, tz != NULL ? tz : "UTC");
+        return CLI_OK;
+    }
+    /* Read in this machine's zone or UTC, 23:30 on 31 December counted
+     * in the next year in Asia/Shanghai: refused, while the clerk is
+     * there, rather than spooled to count in the wrong period. */
+    char state[4096], where[8300], example[64];
+    bool has_state = names_dir(NULL, state, sizeof state) == 0;
+    if (spool != NULL && kept && has_state)
+        snprintf(where, sizeof where, "in %s or %s", dir, state);
+    else if (kept || has_state)
+        snprintf(where, sizeof where, "in %s", kept ? dir : state);
+    else
+        snprintf(where, sizeof where, "no directory to keep it in");
+    snprintf(example, sizeof example, "%.10sT%s+08:00", text,
+             strlen(text) > 11 ? text + 11 : "00:00");
     fprintf(stderr,
-            "tally push: the daemon's time zone is not known (%s): --time '%s' is read in %s; "
-            "give an offset (+08:00) to be sure\n",
-            why[0] ? why : tally_strerror(rc), text, tz != NULL ? tz : "UTC");
-    return CLI_OK;
+            "tally push: --time '%s' has no offset, and tallyd's time zone is not known yet: "
+            "tallyd cannot be asked (%s), and no earlier push kept its zone (%s): nothing was "
+            "sent or spooled.  Give the time with the offset of tallyd's zone (e.g. --time %s), "
+            "or push once while tallyd is reachable, which keeps its zone for later\n",
+            text, why[0] ? why : tally_strerror(rc), where, example);
+    return CLI_USAGE;
 }

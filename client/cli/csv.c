@@ -192,6 +192,21 @@ static int find_column(const field_t *hdr, int n, const char *want, int *col)
     return TALLY_ENOTFOUND;
 }
 
+/* The headers that name the metric's and the value's columns, the first
+ * found taken: an office's own sheet is headed in Chinese (指标,数值), and
+ * one headed 指标,指标名称 has the ids under 指标. */
+static const char *const metric_headers[] = {"metric", "指标", "指标名称", "项目", NULL};
+static const char *const value_headers[] = {"value", "数值", "数量", "值", NULL};
+
+/* find_column for the first of names (NULL-terminated) the header has. */
+static int find_any(const field_t *hdr, int n, const char *const *names, int *col)
+{
+    for (size_t i = 0; names[i] != NULL; i++)
+        if (find_column(hdr, n, names[i], col) == 0)
+            return 0;
+    return TALLY_ENOTFOUND;
+}
+
 /* Append field f to buf (used bytes of cap) so that the message stays
  * readable: a field that is not UTF-8 text has every byte beyond ASCII
  * shown as \xNN (some pairs of another encoding happen to be UTF-8 too).
@@ -461,21 +476,28 @@ int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples
     }
     unsigned hline = r.line - 1;
     ncols = n;
-    if (find_column(fields, n, "metric", &mcol) < 0 || find_column(fields, n, "value", &vcol) < 0) {
+    if (find_any(fields, n, metric_headers, &mcol) < 0 ||
+        find_any(fields, n, value_headers, &vcol) < 0) {
         char list[512], advice[512] = "";
         header_list(fields, n, list, sizeof list);
         char sep = other_separator(fields, n);
         for (int i = 0; i < n && advice[0] == '\0'; i++)
             if (utf8_scan(fields[i].ptr, fields[i].len) != fields[i].len)
                 not_utf8_advice(fields[i], advice, sizeof advice);
-        text_format(
-            err, errlen, "%s:%u: the header has no '%s' column (columns: %s)%s%s%s%s", name, hline,
-            mcol < 0 ? "metric" : "value", list, sep ? "; the fields seem to be separated by " : "",
-            sep == ';' ? "';'"
-            : sep      ? "tabs"
-                       : "",
-            sep ? ": tally reads comma-separated values, save the file as CSV with commas" : "",
-            advice);
+        /* The headers that would do, unless a separator or an encoding
+         * is what hid the column. */
+        const char *also = sep || advice[0] ? ""
+                           : mcol < 0 ? "; a column headed 指标, 指标名称 or 项目 will do too"
+                                      : "; a column headed 数值, 数量 or 值 will do too";
+        text_format(err, errlen, "%s:%u: the header has no '%s' column (columns: %s)%s%s%s%s%s",
+                    name, hline, mcol < 0 ? "metric" : "value", list,
+                    sep ? "; the fields seem to be separated by " : "",
+                    sep == ';' ? "';'"
+                    : sep      ? "tabs"
+                               : "",
+                    sep ? ": tally reads comma-separated values, save the file as CSV with commas"
+                        : "",
+                    advice, also);
         rc = TALLY_EINVAL;
         goto out;
     }

@@ -5,7 +5,9 @@
  * line ends, an optional UTF-8 byte order mark; UTF-8 where it is read,
  * with GBK recognised and explained) whose header row names at
  * least a `metric` and a `value` column (found by name, case-insensitive,
- * surrounding spaces ignored); other columns are ignored.  A row may not
+ * surrounding spaces ignored; 指标, 指标名称 or 项目 stand for `metric`,
+ * 数值, 数量 or 值 for `value`, the first in that order taken); other
+ * columns are ignored.  A row may not
  * have more non-empty fields than the header has columns: an unquoted
  * "1,000" would otherwise lose its "000".  Values are integers (optional
  * sign, digits only, no thousands separators) that must fit in int64.

@@ -14,7 +14,7 @@ if(TARGET tally_harness AND TARGET tally_cli AND TARGET tally_shared)
   # One executable per area; each test case starts its own daemon.  The
   # ones driving libtally directly link the shared library, whose only
   # exported symbols are tally_* (the harness has its own codec).
-  foreach(area get history keys ratio report spool watch)
+  foreach(area get history keys push ratio report spool watch)
     set(t test_cli_${area})
     if(NOT EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/integration/${t}.c)
       continue()

@@ -523,9 +523,9 @@ static void test_removed_township(void **state)
     assert_int_equal(harness_write_file(&h, "tallyd.conf", removed, NULL, 0), 0);
     int st = -1;
     assert_int_equal(harness_restart(&h, &st), 0);
-    r = cli_expect(
-        &h, 1,
-        (const char *const[]){"push", "--town", "t2", "--time", "2024-06-01", "patrols=5", NULL});
+    r = cli_expect(&h, 1,
+                   (const char *const[]){"push", "--town", "t2", "--time", "2024-06-01", "--again",
+                                         "patrols=5", NULL});
     if (strstr(r.err, "township 't2' is not in the catalog") == NULL)
         fail_msg("push for a township no longer declared:\n%s%s", r.out, r.err);
     cli_result_free(&r);
