@@ -35,6 +35,16 @@ int cli_span_parse(const char *s, cli_span_t *out);
 /* The span of days first..last (day keys), named FROM..TO in days. */
 void cli_span_days(int32_t first, int32_t last, cli_span_t *out);
 
+/* A period's name in Chinese, as a report heads a column and titles
+ * itself: 2023年, 2023年第四季度, 2023年11月, 2023年11月5日.  Writes ""
+ * for a period that has no name (before 2000). */
+void cli_period_zh(calperiod_t p, char *buf, size_t cap);
+
+/* s's name in Chinese: a period's as cli_period_zh; a span's ends joined
+ * by —, the year said once when both ends are in it (2023年1月—11月,
+ * 2022年1月1日—12月6日, 2022年12月—2023年2月). */
+void cli_span_zh(const cli_span_t *s, char *buf, size_t cap);
+
 /* Check a --period that may be a span (as cli_period_check, both ends,
  * and FROM not after TO).  Returns 0 or CLI_USAGE (printed). */
 int cli_span_check(const char *cmd, const char *option, const char *value);

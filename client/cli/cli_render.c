@@ -150,15 +150,11 @@ bool cli_ratio_change_tenths(int64_t an, int64_t ad, int64_t bn, int64_t bd, cli
 {
     if (ad == 0 || bd == 0)
         return false;
-    const int64_t lim = INT64_C(1) << 50;
-    if (an > -lim && an < lim && ad > -lim && ad < lim && bn > -lim && bn < lim && bd > -lim &&
-        bd < lim) {
-        /* |products| < 2^100, times 1000 < 2^110 */
-        *tenths = cli_round_div(((cli_i128)an * bd - (cli_i128)bn * ad) * 1000, (cli_i128)ad * bd);
-        return true;
-    }
-    double d = 1000.0 * ((double)an / (double)ad - (double)bn / (double)bd);
-    *tenths = (cli_i128)(d < 0 ? d - 0.5 : d + 0.5);
+    /* The difference of the two rates as printed (cli_render_value), not
+     * the exact difference rounded: 93.1% against 92.3% is +0.8, what a
+     * reader subtracting gets, even when the exact fractions differ by
+     * 0.74.  |num| * 1000 < 2^74: no operand overflows. */
+    *tenths = cli_round_div((cli_i128)an * 1000, ad) - cli_round_div((cli_i128)bn * 1000, bd);
     return true;
 }
 

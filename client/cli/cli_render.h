@@ -31,14 +31,17 @@ cli_i128 cli_round_div(cli_i128 num, cli_i128 den);
 void cli_render_fixed(char *buf, size_t cap, cli_i128 v, int places, bool plus, const char *suffix);
 
 /* The change from ratio b to ratio a (each num/den, den > 0) in tenths of
- * a percentage point, rounded from the exact fractions; with operands
- * beyond 2^50 (no real county's), from doubles.  false when a den is 0. */
+ * a percentage point: the difference of the two percentages as printed,
+ * each rounded to tenths (93.1% against 92.3% is 8 tenths, whatever the
+ * exact fractions), so that the printed figures add up.  false when a den
+ * is 0. */
 bool cli_ratio_change_tenths(int64_t an, int64_t ad, int64_t bn, int64_t bd, cli_i128 *tenths);
 
 /* The change from b to a (both present) of a metric of kind and scale,
  * as text: absolute into abs_ (with the scale; percentage points for a
- * ratio: "+1.5pp") and relative into rel ("+12.5%", "-" when b is 0 or
- * for a ratio); as numbers into *d_abs and *d_rel (*has_rel says whether
+ * ratio: "+1.5pp", cli_ratio_change_tenths) and relative into rel
+ * ("+12.5%", "-" when b is 0 or for a ratio); as numbers into *d_abs
+ * (for a ratio the exact difference, as JSON carries it) and *d_rel (*has_rel says whether
  * there is one). */
 void cli_change(int kind, int scale, const tally_value_t *a, const tally_value_t *b, char *abs_,
                 size_t abs_cap, char *rel, size_t rel_cap, double *d_abs, double *d_rel,

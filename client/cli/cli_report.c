@@ -32,10 +32,12 @@ const char cli_report_usage[] =
     "  -a, --all          every township's and the county's, one column each (the\n"
     "                     catalog's townships; with none listed, those that have\n"
     "                     figures)\n"
-    "      --compare      add the same period a year earlier and the change (同比;\n"
-    "                     with --all, the county's); for a period not over yet, as\n"
-    "                     many of its days as have passed (2023 to 6 December:\n"
-    "                     1 January to 6 December 2022)\n"
+    "      --compare      add the same period a year earlier and the change (同比),\n"
+    "                     and the period before and the change (环比: the month,\n"
+    "                     quarter or day before; a year has 同比 only, a span\n"
+    "                     FROM..TO too); with --all, the county's; for a period\n"
+    "                     not over yet, as many of its days as have passed (2023\n"
+    "                     to 6 December: 1 January to 6 December 2022)\n"
     "  -f, --format F     md (default), csv or xlsx (default from -o's extension)\n"
     "  -o, --output FILE  write FILE (replaced atomically) instead of standard\n"
     "                     output; required for xlsx\n"
@@ -282,8 +284,7 @@ int cli_report(int argc, char **argv, cli_global_t *g)
      * only, and is compared with as many days a year earlier. */
     cli_span_t cur, year_ago, prev;
     cli_span_parse(period, &cur); /* checked above */
-    bool has_year_ago = false, has_prev;
-    char through[CALPERIOD_NAME_MAX] = "";
+    bool has_year_ago = false, has_prev = false;
     int32_t today = INT32_MIN;
     rc = cli_daemon_today(g->server, &f.req, &today);
     if (rc < 0) {
@@ -291,12 +292,15 @@ int cli_report(int argc, char **argv, cli_global_t *g)
         tally_townships_clear(&found);
         return cli_request_failed(g, "report", rc, &f.req, o.timeout_ms);
     }
-    if (cli_span_open(&cur, today))
-        calperiod_format((calperiod_t){CALPERIOD_DAY, today}, through, sizeof(through));
+    /* 同比 and 环比 as `get --compare` takes them; a year's period before
+     * is the year before, 同比, shown once. */
     if (compare)
         cli_span_compare(&cur, today, &prev, &has_prev, &year_ago, &has_year_ago);
+    if (has_prev && has_year_ago && strcmp(prev.name, year_ago.name) == 0)
+        has_prev = false;
     report_t r;
-    rc = report_build(&r, &cur, has_year_ago ? &year_ago : NULL, through, ids, n, cat, fetch, &f);
+    rc = report_build(&r, &cur, compare, has_year_ago ? &year_ago : NULL, has_prev ? &prev : NULL,
+                      today, ids, n, cat, fetch, &f);
     free(ids);
     tally_townships_clear(&found);
     if (rc == TALLY_EUNKTOWN || rc == TALLY_EBADPERIOD) {
@@ -335,6 +339,11 @@ int cli_report(int argc, char **argv, cli_global_t *g)
                 "tally report: the days a year earlier (%s) are older than the daemon keeps: "
                 "its column is empty\n",
                 r.year_ago);
+    if (r.before_expired)
+        fprintf(stderr,
+                "tally report: the days of the period before (%s) are older than the daemon "
+                "keeps: its column is empty\n",
+                r.before);
     status = write_report(&r, format, out);
     report_free(&r);
     return status;

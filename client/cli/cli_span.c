@@ -85,6 +85,60 @@ void cli_span_days(int32_t first, int32_t last, cli_span_t *out)
     snprintf(out->name, sizeof(out->name), "%s..%s", out->from, out->to);
 }
 
+void cli_period_zh(calperiod_t p, char *buf, size_t cap)
+{
+    static const char *const quarter[] = {"一", "二", "三", "四"};
+    char name[CALPERIOD_NAME_MAX];
+    int32_t first, last;
+    int y, m, d;
+    buf[0] = '\0';
+    if (calperiod_format(p, name, sizeof(name)) < 0)
+        return;
+    calperiod_days(p, &first, &last);
+    calperiod_civil_from_days(first, &y, &m, &d);
+    switch (p.type) {
+    case CALPERIOD_YEAR:
+        snprintf(buf, cap, "%d年", y);
+        break;
+    case CALPERIOD_QUARTER:
+        snprintf(buf, cap, "%d年第%s季度", y, quarter[(m - 1) / 3]);
+        break;
+    case CALPERIOD_MONTH:
+        snprintf(buf, cap, "%d年%d月", y, m);
+        break;
+    default:
+        snprintf(buf, cap, "%d年%d月%d日", y, m, d);
+        break;
+    }
+}
+
+void cli_span_zh(const cli_span_t *s, char *buf, size_t cap)
+{
+    calperiod_t a, b;
+    if (!s->span) {
+        cli_period_zh(s->p, buf, cap);
+        return;
+    }
+    if (calperiod_parse(s->from, strlen(s->from), &a) != 0 ||
+        calperiod_parse(s->to, strlen(s->to), &b) != 0) {
+        snprintf(buf, cap, "%s", s->name);
+        return;
+    }
+    char from[48], to[48];
+    cli_period_zh(a, from, sizeof(from));
+    cli_period_zh(b, to, sizeof(to));
+    if (strcmp(from, to) == 0) { /* 2023-12-06..2023-12-06: one day */
+        snprintf(buf, cap, "%s", from);
+        return;
+    }
+    /* The year once when both ends are in it, and the second end says
+     * more than its year: 2023年1月—11月, but 2022年—2023年. */
+    const char *nian = strstr(to, "年");
+    size_t ylen = nian ? (size_t)(nian - to) + strlen("年") : 0;
+    bool same_year = ylen > 0 && strncmp(from, to, ylen) == 0 && to[ylen] != '\0';
+    snprintf(buf, cap, "%s—%s", from, same_year ? to + ylen : to);
+}
+
 int cli_span_check(const char *cmd, const char *option, const char *value)
 {
     const char *dots = strstr(value, "..");

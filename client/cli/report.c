@@ -35,9 +35,11 @@ static report_row_t *add_row(report_t *r, const char *id)
     copy(row->label, sizeof(row->label), id);
     row->cur = calloc(r->nscopes, sizeof(*row->cur));
     row->prev = calloc(r->nscopes, sizeof(*row->prev));
-    if (row->cur == NULL || row->prev == NULL) {
+    row->before = calloc(r->nscopes, sizeof(*row->before));
+    if (row->cur == NULL || row->prev == NULL || row->before == NULL) {
         free(row->cur);
         free(row->prev);
+        free(row->before);
         return NULL;
     }
     r->nrows++;
@@ -47,7 +49,7 @@ static report_row_t *add_row(report_t *r, const char *id)
 typedef struct fill {
     report_t *r;
     char (**by_id)[65]; /* the scopes' ids, sorted: a country has 40,000 */
-    bool prev;
+    enum { FILL_CUR, FILL_YEAR_AGO, FILL_BEFORE } which;
     bool oom;
 } fill_t;
 
@@ -77,26 +79,66 @@ static void on_tally(void *ctx, const tally_tally_t *t)
         }
         row->kind = t->kind;
     }
-    report_cell_t *c = f->prev ? &row->prev[s] : &row->cur[s];
+    report_cell_t *c = f->which == FILL_YEAR_AGO ? &row->prev[s]
+                       : f->which == FILL_BEFORE ? &row->before[s]
+                                                 : &row->cur[s];
     c->present = t->values[0].present;
     c->num = t->values[0].num;
     c->den = t->values[0].den;
-    if (!f->prev && c->present && c->num != 0)
+    if (f->which == FILL_CUR && c->present && c->num != 0)
         r->any_data = true;
 }
 
-int report_build(report_t *r, const cli_span_t *period, const cli_span_t *year_ago,
-                 const char *through, const char *const *ids, size_t n, const tally_catalog_t *cat,
-                 report_fetch_fn fetch, void *fetch_ctx)
+/* An earlier period's names: "2022", or a span's "2022-01-01 至 2022-12-06"
+ * (for notes), and in Chinese (for headings). */
+static void name_earlier(const cli_span_t *s, char *name, size_t cap, char *zh, size_t zh_cap)
+{
+    if (s == NULL) {
+        name[0] = zh[0] = '\0';
+        return;
+    }
+    if (s->span)
+        snprintf(name, cap, "%s 至 %s", s->from, s->to);
+    else
+        copy(name, cap, s->name);
+    cli_span_zh(s, zh, zh_cap);
+}
+
+/* Read an earlier period into the cells which selects; days older than
+ * the daemon keeps leave them without values (*expired). */
+static int fetch_earlier(report_t *r, fill_t *f, int which, const char *prefix, const cli_span_t *s,
+                         report_fetch_fn fetch, void *fetch_ctx, bool *expired)
+{
+    f->which = which;
+    int rc = fetch(fetch_ctx, prefix, s, on_tally, f);
+    if (rc != TALLY_EEXPIRED)
+        return rc;
+    *expired = true; /* not 0: not known */
+    for (size_t i = 0; i < r->nrows; i++)
+        for (size_t k = 0; k < r->nscopes; k++) {
+            report_row_t *row = &r->rows[i];
+            (which == FILL_YEAR_AGO ? row->prev : row->before)[k].present = false;
+        }
+    return 0;
+}
+
+int report_build(report_t *r, const cli_span_t *period, bool compare, const cli_span_t *year_ago,
+                 const cli_span_t *before, int32_t today, const char *const *ids, size_t n,
+                 const tally_catalog_t *cat, report_fetch_fn fetch, void *fetch_ctx)
 {
     memset(r, 0, sizeof(*r));
+    if (!compare)
+        year_ago = before = NULL;
     copy(r->period, sizeof(r->period), period->name);
-    copy(r->through, sizeof(r->through), through);
-    r->compare = year_ago != NULL;
-    if (year_ago != NULL && year_ago->span)
-        snprintf(r->year_ago, sizeof(r->year_ago), "%s 至 %s", year_ago->from, year_ago->to);
-    else if (year_ago != NULL)
-        copy(r->year_ago, sizeof(r->year_ago), year_ago->name);
+    cli_span_zh(period, r->period_zh, sizeof(r->period_zh));
+    if (cli_span_open(period, today))
+        calperiod_format((calperiod_t){CALPERIOD_DAY, today}, r->through, sizeof(r->through));
+    if (today != INT32_MIN)
+        cli_period_zh((calperiod_t){CALPERIOD_DAY, today}, r->made_zh, sizeof(r->made_zh));
+    r->compare = compare;
+    name_earlier(year_ago, r->year_ago, sizeof(r->year_ago), r->year_ago_zh,
+                 sizeof(r->year_ago_zh));
+    name_earlier(before, r->before, sizeof(r->before), r->before_zh, sizeof(r->before_zh));
     r->nscopes = n;
     r->scope_id = calloc(n, sizeof(*r->scope_id));
     r->scope_name = calloc(n, sizeof(*r->scope_name));
@@ -111,15 +153,15 @@ int report_build(report_t *r, const cli_span_t *period, const cli_span_t *year_a
              : t != NULL && t->name[0] != 0 ? t->name
                                             : ids[i]);
     }
-    char when[96];
-    if (period->span)
-        snprintf(when, sizeof(when), "%s 至 %s", period->from, period->to);
-    else
-        copy(when, sizeof(when), r->period);
-    snprintf(r->heading, sizeof(r->heading), "%s %s",
-             n == 1 ? r->scope_name[0] : "全县及各乡镇（街道）", when);
-    snprintf(r->title, sizeof(r->title), "%s%s%s%s", r->heading, r->through[0] ? "（截至 " : "",
-             r->through, r->through[0] ? "）" : "");
+    /* As an office titles what it hands in: who, when, what
+     * (高观镇2023年统计报表); the catalog names no subject. */
+    copy(r->unit_name, sizeof(r->unit_name), n == 1 ? r->scope_name[0] : "全县");
+    snprintf(r->heading, sizeof(r->heading), "%s%s统计报表",
+             n == 1 ? r->scope_name[0] : "全县及各乡镇（街道）", r->period_zh);
+    if (r->through[0])
+        cli_period_zh((calperiod_t){CALPERIOD_DAY, today}, r->through_zh, sizeof(r->through_zh));
+    snprintf(r->title, sizeof(r->title), "%s%s%s%s", r->heading, r->through_zh[0] ? "（截至" : "",
+             r->through_zh, r->through_zh[0] ? "）" : "");
     /* The catalog's metrics first, in its order. */
     for (size_t i = 0; i < tally_catalog_metrics(cat); i++) {
         const tally_metric_info_t *m = tally_catalog_metric(cat, i);
@@ -132,9 +174,10 @@ int report_build(report_t *r, const cli_span_t *period, const cli_span_t *year_a
         row->kind = m->kind;
         row->scale = m->scale;
         for (size_t s = 0; s < n; s++) /* a counter without samples reads 0 */
-            row->cur[s].present = row->prev[s].present = m->kind == TALLY_KIND_COUNTER;
+            row->cur[s].present = row->prev[s].present = row->before[s].present =
+                m->kind == TALLY_KIND_COUNTER;
         for (size_t s = 0; s < n; s++)
-            row->cur[s].den = row->prev[s].den = 1;
+            row->cur[s].den = row->prev[s].den = row->before[s].den = 1;
     }
     size_t first_extra = r->nrows;
     const char *prefix = n == 1 && ids[0][0] ? NULL : n == 1 ? "u/county/" : "u/";
@@ -150,19 +193,12 @@ int report_build(report_t *r, const cli_span_t *period, const cli_span_t *year_a
         f.by_id[i] = &r->scope_id[i];
     qsort(f.by_id, n, sizeof(*f.by_id), cmp_scope);
     int rc = fetch(fetch_ctx, prefix, period, on_tally, &f);
-    if (rc == 0 && !f.oom && year_ago != NULL) {
-        f.prev = true;
-        rc = fetch(fetch_ctx, prefix, year_ago, on_tally, &f);
-        if (rc == TALLY_EEXPIRED) {
-            r->year_ago_expired = true;
-            rc = 0;
-        }
-    }
-    if (r->year_ago_expired) { /* not 0: not known */
-        for (size_t i = 0; i < r->nrows; i++)
-            for (size_t s = 0; s < n; s++)
-                r->rows[i].prev[s].present = false;
-    }
+    if (rc == 0 && !f.oom && year_ago != NULL)
+        rc = fetch_earlier(r, &f, FILL_YEAR_AGO, prefix, year_ago, fetch, fetch_ctx,
+                           &r->year_ago_expired);
+    if (rc == 0 && !f.oom && before != NULL)
+        rc =
+            fetch_earlier(r, &f, FILL_BEFORE, prefix, before, fetch, fetch_ctx, &r->before_expired);
     free(f.by_id);
     if (rc != 0)
         return rc;
@@ -184,6 +220,7 @@ void report_free(report_t *r)
     for (size_t i = 0; i < r->nrows; i++) {
         free(r->rows[i].cur);
         free(r->rows[i].prev);
+        free(r->rows[i].before);
     }
     free(r->rows);
     free(r->scope_id);
@@ -227,6 +264,31 @@ bool report_change(const report_row_t *row, const report_cell_t *a, const report
     return true;
 }
 
+bool report_change_number(const report_row_t *row, const report_cell_t *a, const report_cell_t *b,
+                          double *abs_, double *rel, bool *has_rel)
+{
+    *abs_ = *rel = 0;
+    *has_rel = false;
+    if (!a->present || !b->present)
+        return false;
+    if (row->kind == TALLY_KIND_RATIO) {
+        i128 d; /* the points the text shows: the printed rates' difference */
+        if (!cli_ratio_change_tenths(a->num, a->den, b->num, b->den, &d))
+            return false;
+        *abs_ = (double)d / 10.0;
+        return true;
+    }
+    double p = 1;
+    for (int i = 0; i < row->scale; i++)
+        p *= 10;
+    *abs_ = (double)((i128)a->num - b->num) / p;
+    if (b->num != 0) {
+        *rel = (double)((i128)a->num - b->num) / (double)(b->num < 0 ? -(i128)b->num : b->num);
+        *has_rel = true;
+    }
+    return true;
+}
+
 double report_number(const report_row_t *row, const report_cell_t *c)
 {
     if (row->kind == TALLY_KIND_RATIO)
@@ -250,20 +312,57 @@ static void md_text(FILE *out, const char *s)
     }
 }
 
-int report_compared(const report_t *r, char *heading, size_t cap)
+int report_compared(const report_t *r, report_group_t g[2], size_t *ng)
 {
-    if (!r->compare || !r->year_ago[0])
+    *ng = 0;
+    if (!r->compare || (!r->year_ago[0] && !r->before[0]))
         return -1;
-    if (r->nscopes == 1) {
-        snprintf(heading, cap, "%s", r->year_ago);
-        return 0;
+    int cs = -1;
+    if (r->nscopes == 1)
+        cs = 0;
+    for (size_t s = 0; cs < 0 && s < r->nscopes; s++)
+        if (r->scope_id[s][0] == '\0')
+            cs = (int)s;
+    if (cs < 0)
+        return -1;
+    const char *county = r->nscopes == 1 ? "" : "county_";
+    for (int k = 0; k < 2; k++) {
+        bool ya = k == 0;
+        const char *zh = ya ? r->year_ago_zh : r->before_zh;
+        if (!(ya ? r->year_ago : r->before)[0])
+            continue;
+        report_group_t *x = &g[(*ng)++];
+        x->year_ago = ya;
+        snprintf(x->heading, sizeof(x->heading), "%s%s%s", r->nscopes == 1 ? "" : r->scope_name[cs],
+                 r->nscopes == 1 ? "" : " ", zh);
+        x->change_zh = ya ? "同比增减" : "环比增减";
+        x->pct_zh = ya ? "同比" : "环比";
+        snprintf(x->csv[0], sizeof(x->csv[0]), "%s%s", county, ya ? "year_ago" : "previous");
+        snprintf(x->csv[1], sizeof(x->csv[1]), "%s%s", county, ya ? "change" : "previous_change");
+        snprintf(x->csv[2], sizeof(x->csv[2]), "%s%s", county,
+                 ya ? "change_pct" : "previous_change_pct");
     }
-    for (size_t s = 0; s < r->nscopes; s++)
-        if (r->scope_id[s][0] == '\0') {
-            snprintf(heading, cap, "%s %s", r->scope_name[s], r->year_ago);
-            return (int)s;
-        }
-    return -1;
+    return cs;
+}
+
+const report_cell_t *report_earlier(const report_row_t *row, const report_group_t *g)
+{
+    return g->year_ago ? row->prev : row->before;
+}
+
+size_t report_expired_notes(const report_t *r, char notes[2][200])
+{
+    size_t n = 0;
+    if (r->year_ago_expired)
+        snprintf(notes[n++], 200, "去年同期 %s 的逐日数据已超出保存期限，无法比较", r->year_ago_zh);
+    if (r->before_expired)
+        snprintf(notes[n++], 200, "上期 %s 的逐日数据已超出保存期限，无法比较", r->before_zh);
+    return n;
+}
+
+void report_signature(const report_t *r, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "填报单位：%s  填报日期：%s", r->unit_name, r->made_zh);
 }
 
 int report_write_md(const report_t *r, FILE *out)
@@ -272,25 +371,27 @@ int report_write_md(const report_t *r, FILE *out)
     md_text(out, r->title);
     fputs("\n\n", out);
     if (!r->any_data)
-        fprintf(out, "> 本期无数据：%s 没有上报的数据，下表各项为 0 或空。\n\n", r->period);
-    if (r->year_ago_expired)
-        fprintf(out, "> 去年同期 %s 的逐日数据已超出保存期限，无法比较。\n\n", r->year_ago);
-    char ya[CLI_SPAN_NAME_MAX + 160];
-    int cs = report_compared(r, ya, sizeof(ya));
-    bool cmp = cs >= 0;
+        fprintf(out, "> 本期无数据：%s 没有上报的数据，下表各项为 0 或空。\n\n", r->period_zh);
+    char notes[2][200];
+    size_t nnotes = report_expired_notes(r, notes);
+    for (size_t k = 0; k < nnotes; k++)
+        fprintf(out, "> %s。\n\n", notes[k]);
+    report_group_t g[2];
+    size_t ng;
+    int cs = report_compared(r, g, &ng);
     fputs("| 指标 | 单位 |", out);
     for (size_t s = 0; s < r->nscopes; s++) {
         fputc(' ', out);
-        md_text(out, r->nscopes == 1 ? r->period : r->scope_name[s]);
+        md_text(out, r->nscopes == 1 ? r->period_zh : r->scope_name[s]);
         fputs(" |", out);
     }
-    if (cmp) {
+    for (size_t k = 0; k < ng; k++) {
         fputc(' ', out);
-        md_text(out, ya);
-        fputs(" | 同比增减 | 同比 |", out);
+        md_text(out, g[k].heading);
+        fprintf(out, " | %s | %s |", g[k].change_zh, g[k].pct_zh);
     }
     fputs("\n|---|---|", out);
-    for (size_t s = 0; s < r->nscopes + (cmp ? 3 : 0); s++)
+    for (size_t s = 0; s < r->nscopes + 3 * ng; s++)
         fputs("---:|", out);
     fputc('\n', out);
     for (size_t i = 0; i < r->nrows; i++) {
@@ -299,25 +400,34 @@ int report_write_md(const report_t *r, FILE *out)
         fputs("| ", out);
         md_text(out, row->label);
         fputs(" | ", out);
-        md_text(out, row->kind == TALLY_KIND_RATIO ? "%" : row->unit);
+        /* A ratio's values say % themselves. */
+        md_text(out, row->kind == TALLY_KIND_RATIO ? "" : row->unit);
         fputs(" |", out);
         for (size_t s = 0; s < r->nscopes; s++) {
             report_format(v, sizeof(v), row, &row->cur[s]);
             fprintf(out, " %s |", v);
         }
-        if (cmp) {
+        for (size_t k = 0; k < ng; k++) {
             char a[64], rel[64];
-            report_format(v, sizeof(v), row, &row->prev[cs]);
-            report_change(row, &row->cur[cs], &row->prev[cs], " 个百分点", a, sizeof(a), rel,
-                          sizeof(rel));
+            const report_cell_t *b = &report_earlier(row, &g[k])[cs];
+            report_format(v, sizeof(v), row, b);
+            report_change(row, &row->cur[cs], b, " 个百分点", a, sizeof(a), rel, sizeof(rel));
             fprintf(out, " %s | %s | %s |", v, a, rel);
         }
         fputc('\n', out);
     }
     if (r->nscopes > 1)
-        fputs(cmp ? "\n（全县一列为全县合计，其后为全县的去年同期与同比。）\n"
-                  : "\n（最后一列为全县合计。）\n",
+        fputs(ng == 0 ? "\n（最后一列为全县合计。）\n"
+              : ng == 1
+                  ? (g[0].year_ago ? "\n（全县一列为全县合计，其后为全县的去年同期与同比。）\n"
+                                   : "\n（全县一列为全县合计，其后为全县的上期与环比。）\n")
+                  : "\n（全县一列为全县合计，其后为全县的去年同期与同比、上期与环比。）\n",
               out);
+    char sig[400];
+    report_signature(r, sig, sizeof(sig));
+    fputc('\n', out);
+    md_text(out, sig);
+    fputc('\n', out);
     return ferror(out) ? TALLY_EIO : 0;
 }
 
@@ -340,9 +450,9 @@ static void csv_field(FILE *out, const char *s)
 
 int report_write_csv(const report_t *r, FILE *out)
 {
-    char ya[CLI_SPAN_NAME_MAX + 160];
-    int cs = report_compared(r, ya, sizeof(ya));
-    bool cmp = cs >= 0;
+    report_group_t g[2];
+    size_t ng;
+    int cs = report_compared(r, g, &ng);
     fputs("metric,kind,unit,label", out);
     if (r->nscopes == 1) {
         fputs(",value", out);
@@ -352,10 +462,8 @@ int report_write_csv(const report_t *r, FILE *out)
             csv_field(out, r->scope_name[s]);
         }
     }
-    if (cmp) /* with several scopes, the county's */
-        fputs(r->nscopes == 1 ? ",year_ago,change,change_pct"
-                              : ",county_year_ago,county_change,county_change_pct",
-              out);
+    for (size_t k = 0; k < ng; k++) /* with several scopes, the county's */
+        fprintf(out, ",%s,%s,%s", g[k].csv[0], g[k].csv[1], g[k].csv[2]);
     /* A CSV row is read without the title: each says which period it
      * holds, and through which day when the period is not over. */
     fputs(",period,through\r\n", out);
@@ -374,10 +482,11 @@ int report_write_csv(const report_t *r, FILE *out)
             fputc(',', out);
             csv_field(out, v);
         }
-        if (cmp) {
+        for (size_t k = 0; k < ng; k++) {
             char a[64], rel[64];
-            report_format(v, sizeof(v), row, &row->prev[cs]);
-            report_change(row, &row->cur[cs], &row->prev[cs], "pp", a, sizeof(a), rel, sizeof(rel));
+            const report_cell_t *b = &report_earlier(row, &g[k])[cs];
+            report_format(v, sizeof(v), row, b);
+            report_change(row, &row->cur[cs], b, "pp", a, sizeof(a), rel, sizeof(rel));
             fprintf(out, ",%s,%s,%s", v, a, rel);
         }
         fputc(',', out);

@@ -4,8 +4,10 @@
  * Offices write their reports in Excel, so the workbook is made to be
  * worked with there: values are numbers (not text) with the metric's
  * decimal places, ratios fractions with a percent format, a title row
- * naming the scope and the period, a frozen header row, and columns wide
- * enough for the Chinese labels.  One sheet: the scope's figures, or for
+ * naming the scope and the period in Chinese, a frozen header row,
+ * columns wide enough for the Chinese labels, and a grid of thin borders
+ * with the 填报单位 and 填报日期 under it, so that it prints as a form to
+ * hand in.  One sheet: the scope's figures, or for
  * --all one wide sheet with a column per township and the county last.
  */
 #include <errno.h>
@@ -37,32 +39,40 @@ static const char *number_format(int scale)
 }
 
 typedef struct formats {
-    lxw_format *title, *head, *head_num, *text, *pct, *pp, *rel, *num[10], *signed_num[10];
+    lxw_format *title, *note, *head, *head_num, *text, *pct, *pp, *rel, *num[10], *signed_num[10];
 } formats_t;
+
+/* A cell of the table: a thin border on every side, so that it prints as
+ * a grid. */
+static lxw_format *cell_format(lxw_workbook *wb)
+{
+    lxw_format *f = workbook_add_format(wb);
+    format_set_border(f, LXW_BORDER_THIN);
+    return f;
+}
 
 static void make_formats(lxw_workbook *wb, formats_t *f)
 {
     f->title = workbook_add_format(wb);
     format_set_bold(f->title);
     format_set_font_size(f->title, 14);
-    f->head = workbook_add_format(wb);
+    f->note = workbook_add_format(wb);
+    f->head = cell_format(wb);
     format_set_bold(f->head);
-    format_set_bottom(f->head, LXW_BORDER_THIN);
-    f->head_num = workbook_add_format(wb);
+    f->head_num = cell_format(wb);
     format_set_bold(f->head_num);
-    format_set_bottom(f->head_num, LXW_BORDER_THIN);
     format_set_align(f->head_num, LXW_ALIGN_RIGHT);
-    f->text = workbook_add_format(wb);
-    f->pct = workbook_add_format(wb);
+    f->text = cell_format(wb);
+    f->pct = cell_format(wb);
     format_set_num_format(f->pct, "0.0%");
-    f->pp = workbook_add_format(wb);
+    f->pp = cell_format(wb);
     format_set_num_format(f->pp, "+0.0\" 个百分点\";-0.0\" 个百分点\";0.0\" 个百分点\"");
-    f->rel = workbook_add_format(wb);
+    f->rel = cell_format(wb);
     format_set_num_format(f->rel, "+0.0%;-0.0%;0.0%");
     for (int s = 0; s < 10; s++) {
-        f->num[s] = workbook_add_format(wb);
+        f->num[s] = cell_format(wb);
         format_set_num_format(f->num[s], number_format(s));
-        f->signed_num[s] = workbook_add_format(wb);
+        f->signed_num[s] = cell_format(wb);
         char buf[64];
         snprintf(buf, sizeof(buf), "+%s;-%s;%s", number_format(s), number_format(s),
                  number_format(s));
@@ -121,6 +131,51 @@ int report_write_xlsx(const report_t *r, FILE *out, char *err, size_t errlen)
     return rc;
 }
 
+/* The change columns of group g on row y from column c: the absolute
+ * change (percentage points for a ratio, the printed rates' difference)
+ * and the relative one; blank but bordered without. */
+static void write_change(lxw_worksheet *ws, lxw_row_t y, lxw_col_t c, const formats_t *f,
+                         const report_row_t *row, const report_cell_t *a, const report_cell_t *b)
+{
+    double d, rel;
+    bool has_rel;
+    if (report_change_number(row, a, b, &d, &rel, &has_rel))
+        worksheet_write_number(ws, y, c, d,
+                               row->kind == TALLY_KIND_RATIO ? f->pp : f->signed_num[row->scale]);
+    else
+        worksheet_write_blank(ws, y, c, f->text);
+    if (has_rel)
+        worksheet_write_number(ws, y, c + 1, rel, f->rel);
+    else
+        worksheet_write_blank(ws, y, c + 1, f->text);
+}
+
+/* Print setup: A4, portrait when the printed columns (all but the ids')
+ * fit its width, else landscape; scaled to one page wide unless that
+ * would make the print too small to read (below a third: a province's
+ * --all), centred; the title and header rows and the label and unit
+ * columns on every page (a township's column on the third page still
+ * says which figure each number is), the page numbers in the footer. */
+static void print_setup(lxw_worksheet *ws, lxw_row_t head, lxw_row_t last, lxw_col_t ncols,
+                        double width)
+{
+    /* Printable widths in characters of the default font with the
+     * default margins: A4 portrait about 90, landscape about 135. */
+    const double portrait = 90, landscape = 135;
+    worksheet_print_area(ws, 0, 0, last, (lxw_col_t)(ncols - 2));
+    worksheet_set_paper(ws, 9); /* A4 */
+    if (width <= portrait)
+        worksheet_set_portrait(ws);
+    else
+        worksheet_set_landscape(ws);
+    if (width <= 3 * landscape)
+        worksheet_fit_to_pages(ws, 1, 0);
+    worksheet_center_horizontally(ws);
+    worksheet_repeat_rows(ws, 0, head);
+    worksheet_repeat_columns(ws, 0, 1);
+    worksheet_set_footer(ws, "&C第 &P 页，共 &N 页");
+}
+
 /* Make the workbook of r in the file tmp. */
 static int build(const report_t *r, const char *tmp, char *err, size_t errlen)
 {
@@ -132,47 +187,45 @@ static int build(const report_t *r, const char *tmp, char *err, size_t errlen)
     formats_t f;
     make_formats(wb, &f);
     lxw_worksheet *ws = workbook_add_worksheet(wb, "报表");
-    char ya[CLI_SPAN_NAME_MAX + 160];
-    int cs = report_compared(r, ya, sizeof(ya));
-    bool cmp = cs >= 0;
-    lxw_col_t ncols = (lxw_col_t)(2 + r->nscopes + (cmp ? 3 : 0) + 1);
+    report_group_t g[2];
+    size_t ng;
+    int cs = report_compared(r, g, &ng);
+    lxw_col_t ncols = (lxw_col_t)(2 + r->nscopes + 3 * ng + 1);
     lxw_error e = LXW_NO_ERROR;
-    /* Row 0: the title; row 1: a note when there is no data; then the
-     * header row, frozen with the label column. */
-    /* The title without its （截至 ...）: printed on every page, a merged
-     * title shows only as wide as the label and unit columns on the
-     * pages after the first; the day goes on a row of its own. */
+    /* Row 0: the title; then notes (the day the figures run to, no data,
+     * earlier days gone); then the header row, frozen with the label
+     * column.  The title without its （截至 ...）: printed on every page, a
+     * merged title shows only as wide as the label and unit columns on
+     * the pages after the first; the day goes on a row of its own. */
     e = worksheet_merge_range(ws, 0, 0, 0, ncols - 1, r->heading, f.title);
     lxw_row_t head = 1;
+    char note[240];
     if (r->through[0]) {
-        char note[64];
-        snprintf(note, sizeof(note), "数据截至 %s", r->through);
-        worksheet_write_string(ws, head++, 0, note, f.text);
+        snprintf(note, sizeof(note), "数据截至%s", r->through_zh);
+        worksheet_write_string(ws, head++, 0, note, f.note);
     }
     if (!r->any_data) {
-        char note[160];
-        snprintf(note, sizeof(note), "本期无数据：%s 没有上报的数据", r->period);
-        worksheet_write_string(ws, head++, 0, note, f.text);
+        snprintf(note, sizeof(note), "本期无数据：%s 没有上报的数据", r->period_zh);
+        worksheet_write_string(ws, head++, 0, note, f.note);
     }
-    if (r->year_ago_expired) {
-        char note[160];
-        snprintf(note, sizeof(note), "去年同期 %s 的逐日数据已超出保存期限，无法比较", r->year_ago);
-        worksheet_write_string(ws, head++, 0, note, f.text);
-    }
+    char notes[2][200];
+    size_t nnotes = report_expired_notes(r, notes);
+    for (size_t k = 0; k < nnotes; k++)
+        worksheet_write_string(ws, head++, 0, notes[k], f.note);
     lxw_col_t c = 0;
     worksheet_write_string(ws, head, c++, "指标", f.head);
     worksheet_write_string(ws, head, c++, "单位", f.head);
     double wval = 12;
     for (size_t s = 0; s < r->nscopes; s++) {
-        const char *h = r->nscopes == 1 ? r->period : r->scope_name[s];
+        const char *h = r->nscopes == 1 ? r->period_zh : r->scope_name[s];
         worksheet_write_string(ws, head, c++, h, f.head_num);
         if (width_of(h) > wval)
             wval = width_of(h);
     }
-    if (cmp) {
-        worksheet_write_string(ws, head, c++, ya, f.head_num);
-        worksheet_write_string(ws, head, c++, "同比增减", f.head_num);
-        worksheet_write_string(ws, head, c++, "同比", f.head_num);
+    for (size_t k = 0; k < ng; k++) {
+        worksheet_write_string(ws, head, c++, g[k].heading, f.head_num);
+        worksheet_write_string(ws, head, c++, g[k].change_zh, f.head_num);
+        worksheet_write_string(ws, head, c++, g[k].pct_zh, f.head_num);
     }
     worksheet_write_string(ws, head, c++, "编号", f.head);
     double wlabel = width_of("指标"), wid = width_of("编号");
@@ -181,24 +234,15 @@ static int build(const report_t *r, const char *tmp, char *err, size_t errlen)
         lxw_row_t y = (lxw_row_t)(head + 1 + i);
         c = 0;
         worksheet_write_string(ws, y, c++, row->label, f.text);
-        worksheet_write_string(ws, y, c++, row->kind == TALLY_KIND_RATIO ? "%" : row->unit, f.text);
+        /* A ratio's values say % themselves. */
+        worksheet_write_string(ws, y, c++, row->kind == TALLY_KIND_RATIO ? "" : row->unit, f.text);
         for (size_t s = 0; s < r->nscopes; s++)
             e = write_value(ws, y, c++, &f, row, &row->cur[s]);
-        if (cmp) {
-            const report_cell_t *a = &row->cur[cs], *b = &row->prev[cs];
+        for (size_t k = 0; k < ng; k++) {
+            const report_cell_t *b = &report_earlier(row, &g[k])[cs];
             write_value(ws, y, c++, &f, row, b);
-            if (a->present && b->present && row->kind == TALLY_KIND_RATIO && a->den && b->den)
-                worksheet_write_number(
-                    ws, y, c, 100.0 * (report_number(row, a) - report_number(row, b)), f.pp);
-            else if (a->present && b->present && row->kind != TALLY_KIND_RATIO)
-                worksheet_write_number(ws, y, c, report_number(row, a) - report_number(row, b),
-                                       f.signed_num[row->scale]);
-            c++;
-            if (a->present && b->present && row->kind != TALLY_KIND_RATIO && b->num != 0)
-                worksheet_write_number(
-                    ws, y, c, (double)(a->num - b->num) / (double)(b->num < 0 ? -b->num : b->num),
-                    f.rel);
-            c++;
+            write_change(ws, y, c, &f, row, &row->cur[cs], b);
+            c += 2;
         }
         worksheet_write_string(ws, y, c++, row->id, f.text);
         if (width_of(row->label) > wlabel)
@@ -206,29 +250,29 @@ static int build(const report_t *r, const char *tmp, char *err, size_t errlen)
         if (width_of(row->id) > wid)
             wid = width_of(row->id);
     }
+    lxw_row_t last = (lxw_row_t)(head + 1 + r->nrows);
+    char sig[400];
+    report_signature(r, sig, sizeof(sig));
+    worksheet_write_string(ws, last, 0, sig, f.note);
     worksheet_set_column(ws, 0, 0, wlabel, NULL);
     worksheet_set_column(ws, 1, 1, 8, NULL);
+    double width = wlabel + 8;
     /* One call per column: libxlsxwriter keeps the first of overlapping
-     * ranges.  The year-ago column may be a span's days, "2022-01-01 至 2022-12-06". */
+     * ranges.  An earlier period may be a span's days, "2022年1月1日—12月6日". */
     for (lxw_col_t k = 2; k + 1 < ncols; k++) {
-        bool wide = cmp && k == 2 + r->nscopes && width_of(ya) > wval;
-        /* 同比增减 of a ratio: "+12.3 个百分点" */
-        bool change = cmp && k == 3 + r->nscopes && wval < 15;
-        worksheet_set_column(ws, k, k, wide ? width_of(ya) : change ? 15 : wval, NULL);
+        size_t at = k - 2 - r->nscopes; /* within the groups' columns */
+        bool earlier = k >= 2 + r->nscopes && at % 3 == 0;
+        double w = earlier && width_of(g[at / 3].heading) > wval ? width_of(g[at / 3].heading)
+                   /* 同比增减 of a ratio: "+12.3 个百分点" */
+                   : k >= 2 + r->nscopes && at % 3 == 1 && wval < 15 ? 15
+                                                                     : wval;
+        worksheet_set_column(ws, k, k, w, NULL);
+        width += w;
     }
     worksheet_set_column(ws, (lxw_col_t)(ncols - 1), (lxw_col_t)(ncols - 1), wid, NULL);
     worksheet_freeze_panes(ws, head + 1, 1);
-    /* On paper: A4 landscape, the title and header rows and the label and
-     * unit columns on every page (a township's column printed on the
-     * third page still says which figure each number is), the page
-     * numbers in the footer.  The ids' column, there for programs, is
-     * left off paper: a township's report fits one page. */
-    worksheet_print_area(ws, 0, 0, (lxw_row_t)(head + r->nrows), (lxw_col_t)(ncols - 2));
-    worksheet_set_paper(ws, 9); /* A4 */
-    worksheet_set_landscape(ws);
-    worksheet_repeat_rows(ws, 0, head);
-    worksheet_repeat_columns(ws, 0, 1);
-    worksheet_set_footer(ws, "&C第 &P 页，共 &N 页");
+    /* The ids' column, there for programs, is left off paper. */
+    print_setup(ws, head, last, ncols, width);
     lxw_error ce = workbook_close(wb);
     if (e == LXW_NO_ERROR)
         e = ce;

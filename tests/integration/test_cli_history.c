@@ -773,19 +773,21 @@ static void test_to_date_and_spans(void **state)
     snprintf(year, sizeof year, "%d", (int)yr.key);
     int32_t y0, y1;
     calperiod_days(yr, &y0, &y1);
-    if (today < y1) {
-        day_name(calperiod_year_ago((calperiod_t){CALPERIOD_DAY, y0}).key, a);
-        day_name(ya_today.key, b);
-        snprintf(yago, sizeof yago, "%s 至 %s", a, b);
-    } else {
-        calperiod_format(calperiod_year_ago(yr), yago, sizeof yago);
-    }
+    /* Headed in Chinese: 2025年1月1日—12月8日, or the whole year 2025年. */
+    int yy, ym, yd;
+    calperiod_civil_from_days(ya_today.key, &yy, &ym, &yd);
+    if (today < y1)
+        snprintf(yago, sizeof yago, "%d年1月1日—%d月%d日", yy, ym, yd);
+    else
+        snprintf(yago, sizeof yago, "%d年", yy);
     cli_result_t r =
         run_expect(f, 0,
                    (const char *const[]){"report", "--period", year, "--town", "gaoguan",
                                          "--compare", "--format", "md", NULL});
     char want[160];
-    snprintf(want, sizeof want, "（截至 %s）", today_name);
+    int ty, tmo, td;
+    calperiod_civil_from_days(today, &ty, &tmo, &td);
+    snprintf(want, sizeof want, "（截至%d年%d月%d日）", ty, tmo, td);
     if (strstr(r.out, want) == NULL || strstr(r.out, yago) == NULL)
         fail_msg("report --period %s --compare: expected '%s' and '%s' in:\n%s", year, want, yago,
                  r.out);

@@ -207,10 +207,44 @@ static void test_scaled_ratios(void **state)
     }
 }
 
+/* 2. A ratio's change in percentage points is the difference of the two
+ * rates as printed: 1861.0 ha for 2000 people (93.05%, shown 93.1%)
+ * against 12.0 ha for 13 a year earlier (92.307...%, shown 92.3%) is
+ * +0.8pp, what a reader subtracting gets, not the exact 0.74 rounded
+ * (+0.7pp); the JSON keeps the exact difference. */
+static void test_points_as_printed(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, conf, NULL), 0);
+    push(f, "bashan", "2023-06-10T10:00+08:00", "area=120", "people=13");
+    push(f, "bashan", "2024-06-10T10:00+08:00", "area=18610", "people=2000");
+    expect_in(f,
+              (const char *const[]){"get", "--period", "2024-06", "--compare", "--town", "bashan",
+                                    "--metric", "area_per_person", "--no-labels", NULL},
+              (const char *const[]){"93.1%", "92.3%", "+0.8pp", NULL});
+    expect_in(f,
+              (const char *const[]){"get", "--period", "2024-06", "--compare", "--town", "bashan",
+                                    "--metric", "area_per_person", "--json", NULL},
+              (const char *const[]){"\"2023-06\":{\"points\":0.742", NULL});
+    cli_result_t r =
+        cli_expect(&f->h, 0,
+                   (const char *const[]){"history", "-m", "area_per_person", "--town", "bashan",
+                                         "--by", "month", "--from", "2024-06", "--to", "2024-06",
+                                         "--compare", "--csv", NULL});
+    assert_string_equal(r.out, "period,area_per_person,year_ago,change,change_pct\n"
+                               "2024-06,93.1%,92.3%,+0.8pp,\n");
+    cli_result_free(&r);
+    expect_in(f,
+              (const char *const[]){"report", "--period", "2024-06", "--town", "bashan",
+                                    "--compare", "--format", "csv", NULL},
+              (const char *const[]){"area_per_person,ratio,%,人均耕地,93.1%,92.3%,+0.8pp,,", NULL});
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_scaled_ratios, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_points_as_printed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -281,20 +281,26 @@ static void test_all_compare_md(void **state)
     cli_result_free(&r);
     r = run_expect(f, 0,
                    (const char *const[]){"report", "--period", "2023", "--all", "--compare", NULL});
-    if (strstr(r.out, "| 全县 | 全县 2022 | 同比增减 | 同比 |") == NULL)
+    if (strstr(r.out, "| 全县 | 全县 2022年 | 同比增减 | 同比 |") == NULL)
         fail_msg("--all --compare, Markdown:\n%.800s", r.out);
     cli_result_free(&r);
 
     r = run_expect(
         f, 0, (const char *const[]){"report", "--period", "2023-Q4", "--town", "gaoguan", NULL});
-    if (strncmp(r.out, "# 高观镇 2023-Q4\n", strlen("# 高观镇 2023-Q4\n")) != 0 ||
-        strstr(r.out, "| 矛盾纠纷化解率 | % | 98.6% |") == NULL)
+    /* The title and headings in Chinese, a ratio's unit left to its
+     * values, who hands it in under the table. */
+    if (strncmp(r.out, "# 高观镇2023年第四季度统计报表\n",
+                strlen("# 高观镇2023年第四季度统计报表\n")) != 0 ||
+        strstr(r.out, "| 指标 | 单位 | 2023年第四季度 |\n") == NULL ||
+        strstr(r.out, "| 矛盾纠纷化解率 |  | 98.6% |") == NULL ||
+        strstr(r.out, "\n填报单位：高观镇  填报日期：") == NULL)
         fail_msg("Markdown:\n%s", r.out);
     cli_result_free(&r);
 
     /* A year before with a rate of 1/16 = 6.25%: shown 6.3% (rounded half
-     * up, as get shows it), the change in 个百分点 from the exact
-     * fractions (98.630... - 6.25 = 92.380...). */
+     * up, as get shows it), the change in 个百分点 the difference of the
+     * rates as printed (98.6 - 6.3 = 92.3; the exact fractions' 92.380...
+     * would give 92.4, which a reader subtracting does not get). */
     r = run_expect(f, 0,
                    (const char *const[]){"push", "--town", "gaoguan", "--time", "2022-06-01",
                                          "disputes.screened=16", "disputes.resolved=1", NULL});
@@ -302,7 +308,7 @@ static void test_all_compare_md(void **state)
     r = run_expect(f, 0,
                    (const char *const[]){"report", "--period", "2023", "--town", "gaoguan",
                                          "--compare", NULL});
-    if (strstr(r.out, "| 矛盾纠纷化解率 | % | 98.6% | 6.3% | +92.4 个百分点 |") == NULL)
+    if (strstr(r.out, "| 矛盾纠纷化解率 |  | 98.6% | 6.3% | +92.3 个百分点 |") == NULL)
         fail_msg("--compare, Markdown:\n%s", r.out);
     cli_result_free(&r);
     r = run_expect(f, 0,
@@ -311,6 +317,200 @@ static void test_all_compare_md(void **state)
     if (strstr(r.out, " 6.3%") == NULL)
         fail_msg("get --period 2022:\n%s", r.out);
     cli_result_free(&r);
+}
+
+/* Run xlsx_check.py on the workbook xlsx against the CSV csvp. */
+static void xlsx_check(fx_t *f, const char *xlsx, const char *csvp, const char *what)
+{
+    char script[HARNESS_PATH_MAX], out[HARNESS_PATH_MAX], err[HARNESS_PATH_MAX];
+    snprintf(script, sizeof script, "%s/tests/integration/xlsx_check.py", harness_source_dir);
+    snprintf(out, sizeof out, "%s/xlsx_check.out", f->h.dir);
+    snprintf(err, sizeof err, "%s/xlsx_check.err", f->h.dir);
+    const char *argv[] = {"/usr/bin/python3", script, xlsx, csvp, NULL};
+    pid_t pid = cli_spawn_argv(NULL, argv, out, err);
+    assert_true(pid > 0);
+    int st = cli_wait(pid, 60000);
+    if (st != 0) {
+        char *e = harness_read_file(err);
+        fail_msg("xlsx_check.py, %s: status %d: %s", what, st, e ? e : "");
+    }
+}
+
+/* The report of args (NULL-ended, without -o) as a workbook and a CSV,
+ * checked against each other by xlsx_check.py. */
+static void check_workbook(fx_t *f, const char *const *args, const char *what)
+{
+    char xlsx[HARNESS_PATH_MAX], csvp[HARNESS_PATH_MAX];
+    snprintf(xlsx, sizeof xlsx, "%s/check.xlsx", f->h.dir);
+    snprintf(csvp, sizeof csvp, "%s/check.csv", f->h.dir);
+    const char *const forms[2] = {xlsx, csvp};
+    for (int i = 0; i < 2; i++) {
+        const char *argv[24];
+        size_t n = 0;
+        while (args[n] != NULL && n < 20) {
+            argv[n] = args[n];
+            n++;
+        }
+        argv[n++] = "-o";
+        argv[n++] = forms[i];
+        argv[n] = NULL;
+        cli_result_t r = run_expect(f, 0, argv);
+        cli_result_free(&r);
+    }
+    xlsx_check(f, xlsx, csvp, what);
+}
+
+/* The line of the report's CSV for metric (the \r removed). */
+static void csv_line(fx_t *f, const char *const *args, const char *metric, char *line, size_t cap,
+                     char *head, size_t head_cap)
+{
+    cli_result_t r = run_expect(f, 0, args);
+    strip_cr(r.out);
+    char prefix[96];
+    snprintf(prefix, sizeof prefix, "%s,", metric);
+    if (!line_with(r.out, prefix, line, cap))
+        fail_msg("no %s in:\n%s", metric, r.out);
+    snprintf(head, head_cap, "%.*s", (int)strcspn(r.out, "\n"), r.out);
+    cli_result_free(&r);
+}
+
+/* 2b. --compare adds 环比 after 同比: the period before, the change and
+ * the change in % (in percentage points for a ratio, from the rates as
+ * printed: 93.1% against 92.3% is +0.8); a month against the month
+ * before, a quarter the quarter before, a day the day before; a year and
+ * a span have 同比 only; a month under way against as many days of the
+ * month before.  Chinese headings in Markdown and the workbook, CSV's
+ * machine-readable. */
+static void test_compare_previous(void **state)
+{
+    fx_t *f = *state;
+    push_2023(f); /* 2023-Q4: 216 resolved */
+    cli_result_t r =
+        run_expect(f, 0,
+                   (const char *const[]){"push", "--town", "gaoguan", "--time", "2024-01-15",
+                                         "disputes.screened=13", "disputes.resolved=12", NULL});
+    cli_result_free(&r);
+    r = run_expect(f, 0,
+                   (const char *const[]){"push", "--town", "gaoguan", "--time", "2024-02-10",
+                                         "disputes.screened=2000", "disputes.resolved=1861", NULL});
+    cli_result_free(&r);
+    char line[1024], head[1024];
+    const char *want_head = "metric,kind,unit,label,value,year_ago,change,change_pct,previous,"
+                            "previous_change,previous_change_pct,period,through";
+    /* A closed month: January; 1861/2000 (93.05%, 93.1%) against 12/13
+     * (92.31%, 92.3%) is +0.8 points. */
+    const char *const feb[] = {"report",    "--period", "2024-02", "--town", "gaoguan",
+                               "--compare", "-f",       "csv",     NULL};
+    csv_line(f, feb, "disputes.resolved", line, sizeof line, head, sizeof head);
+    assert_string_equal(head, want_head);
+    assert_string_equal(
+        line, "disputes.resolved,counter,件,化解矛盾纠纷,1861,0,+1861,,12,+1849,+15408.3%,"
+              "2024-02,");
+    csv_line(f, feb, "disputes.resolution_rate", line, sizeof line, head, sizeof head);
+    assert_string_equal(line, "disputes.resolution_rate,ratio,%,矛盾纠纷化解率,93.1%,,,,92.3%,"
+                              "+0.8pp,,2024-02,");
+    /* A quarter: 2023-Q4's 216. */
+    csv_line(f,
+             (const char *const[]){"report", "--period", "2024-Q1", "--town", "gaoguan",
+                                   "--compare", "-f", "csv", NULL},
+             "disputes.resolved", line, sizeof line, head, sizeof head);
+    assert_string_equal(head, want_head);
+    assert_string_equal(line, "disputes.resolved,counter,件,化解矛盾纠纷,1873,0,+1873,,216,+1657,"
+                              "+767.1%,2024-Q1,");
+    /* A year and a span: 同比 only. */
+    const char *const once[][10] = {
+        {"report", "--period", "2024", "--town", "gaoguan", "--compare", "-f", "csv", NULL},
+        {"report", "--period", "2024-01..2024-02", "--town", "gaoguan", "--compare", "-f", "csv",
+         NULL}};
+    for (size_t i = 0; i < 2; i++) {
+        csv_line(f, once[i], "disputes.resolved", line, sizeof line, head, sizeof head);
+        assert_string_equal(head, "metric,kind,unit,label,value,year_ago,change,change_pct,period,"
+                                  "through");
+    }
+    /* Markdown: headed in Chinese, 同比 then 环比. */
+    r = run_expect(f, 0,
+                   (const char *const[]){"report", "--period", "2024-02", "--town", "gaoguan",
+                                         "--compare", NULL});
+    if (strncmp(r.out, "# 高观镇2024年2月统计报表\n", strlen("# 高观镇2024年2月统计报表\n")) != 0 ||
+        strstr(r.out, "| 指标 | 单位 | 2024年2月 | 2023年2月 | 同比增减 | 同比 | 2024年1月 | "
+                      "环比增减 | 环比 |\n") == NULL ||
+        strstr(r.out, "| 矛盾纠纷化解率 |  | 93.1% |  |  |  | 92.3% | +0.8 个百分点 |  |\n") ==
+            NULL)
+        fail_msg("--compare 2024-02, Markdown:\n%s", r.out);
+    cli_result_free(&r);
+    r = run_expect(f, 0,
+                   (const char *const[]){"report", "--period", "2024-01..2024-02", "--all", NULL});
+    if (strncmp(r.out, "# 全县及各乡镇（街道）2024年1月—2月统计报表\n",
+                strlen("# 全县及各乡镇（街道）2024年1月—2月统计报表\n")) != 0 ||
+        strstr(r.out, "\n填报单位：全县  填报日期：") == NULL)
+        fail_msg("--all 2024-01..2024-02, Markdown:\n%s", r.out);
+    cli_result_free(&r);
+    /* The workbooks: a month with 同比 and 环比, a township's (portrait)
+     * and the county's 26 columns (landscape), each one page wide. */
+    check_workbook(f,
+                   (const char *const[]){"report", "--period", "2024-02", "--town", "gaoguan",
+                                         "--compare", NULL},
+                   "2024-02 --compare");
+    check_workbook(f, (const char *const[]){"report", "--period", "2024-Q1", "--all", NULL},
+                   "2024-Q1 --all");
+
+    /* A month under way: against as many days of the month before (the
+     * daemon's today from the CSV's through). */
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    char year[16];
+    snprintf(year, sizeof year, "%d", tm.tm_year + 1900);
+    csv_line(
+        f,
+        (const char *const[]){"report", "--period", year, "--town", "gaoguan", "-f", "csv", NULL},
+        "disputes.resolved", line, sizeof line, head, sizeof head);
+    int y, m, d;
+    const char *through = strrchr(line, ',') + 1;
+    if (sscanf(through, "%d-%d-%d", &y, &m, &d) != 3)
+        fail_msg("no through in '%s'", line);
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int py = m == 1 ? y - 1 : y, pm = m == 1 ? 12 : m - 1;
+    bool leap = (py % 4 == 0 && py % 100 != 0) || py % 400 == 0;
+    int plen = mdays[pm - 1] + (pm == 2 && leap), clen = mdays[m - 1];
+    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+        clen = 29;
+    char first[48], last[48], month[48];
+    snprintf(first, sizeof first, "%04d-%02d-01", py, pm);
+    snprintf(last, sizeof last, "%04d-%02d-%02d", py, pm, plen);
+    snprintf(month, sizeof month, "%04d-%02d", y, m);
+    const char *const pushes[][2] = {{first, "disputes.resolved=3"},
+                                     {last, "disputes.resolved=40"},
+                                     {through, "disputes.resolved=7"}};
+    for (size_t i = 0; i < 3; i++) {
+        r = run_expect(f, 0,
+                       (const char *const[]){"push", "--town", "gaoguan", "--time", pushes[i][0],
+                                             pushes[i][1], NULL});
+        cli_result_free(&r);
+    }
+    /* A day: the day before (days are kept 1100 days: recent ones). */
+    char want[512];
+    snprintf(want, sizeof want, "disputes.resolved,counter,件,化解矛盾纠纷,40,0,+40,,0,+40,,%s,",
+             last);
+    csv_line(f,
+             (const char *const[]){"report", "--period", last, "--town", "gaoguan", "--compare",
+                                   "-f", "csv", NULL},
+             "disputes.resolved", line, sizeof line, head, sizeof head);
+    assert_string_equal(head, want_head);
+    assert_string_equal(line, want);
+    /* The last day of the month before counts only when today is as far
+     * into this month (or this month's last day: whole months). */
+    bool whole = d >= plen || d == clen;
+    snprintf(want, sizeof want,
+             "disputes.resolved,counter,件,化解矛盾纠纷,7,0,+7,,%s,%s,%s,%s,%04d-%02d-%02d",
+             whole ? "43" : "3", whole ? "-36" : "+4", whole ? "-83.7%" : "+133.3%", month, y, m,
+             d);
+    csv_line(f,
+             (const char *const[]){"report", "--period", month, "--town", "gaoguan", "--compare",
+                                   "-f", "csv", NULL},
+             "disputes.resolved", line, sizeof line, head, sizeof head);
+    assert_string_equal(head, want_head);
+    assert_string_equal(line, want);
 }
 
 /* 3. A period without figures is a report of zeros that says so; bad
@@ -559,6 +759,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gaoguan_2023, setup, teardown),
         cmocka_unit_test_setup_teardown(test_csv_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_all_compare_md, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compare_previous, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_and_bad, setup, teardown),
         cmocka_unit_test(test_large_county),
         cmocka_unit_test(test_large_county_open),

@@ -278,8 +278,10 @@ static void test_render_rounding(void **state)
                      ratios[i].want);
     }
 
-    /* A ratio's change in points: 1/16 - 0/1 = +6.25 points -> +6.3pp;
-     * 3/8 - 1/8 = 25.0; 1/3 - 2/3 = -33.3; a 0 den has none. */
+    /* A ratio's change in points, the difference of the rates as
+     * printed: 1/16 - 0/1 = 6.3% - 0.0% -> +6.3pp; 1/3 - 2/3 = 33.3% -
+     * 66.7% -> -33.4pp (the exact -33.33 would not add up); a 0 den has
+     * none. */
     char a[48], r[48];
     double da, dr;
     bool hr;
@@ -291,9 +293,18 @@ static void test_render_rounding(void **state)
     tally_value_t t1 = {.column = "x", .present = true, .num = 1, .den = 3};
     tally_value_t t2 = {.column = "x", .present = true, .num = 2, .den = 3};
     cli_change(TALLY_KIND_RATIO, 0, &t1, &t2, a, sizeof a, r, sizeof r, &da, &dr, &hr);
-    assert_string_equal(a, "-33.3pp");
+    assert_string_equal(a, "-33.4pp");
     cli_change(TALLY_KIND_RATIO, 0, &t1, &t1, a, sizeof a, r, sizeof r, &da, &dr, &hr);
     assert_string_equal(a, "0.0pp");
+    /* The difference of the rates as printed: 1861/2000 (93.05%, shown
+     * 93.1%) against 12/13 (92.31%, shown 92.3%) is +0.8, not the exact
+     * 0.74 rounded; the number keeps the exact difference (JSON). */
+    tally_value_t p1 = {.column = "x", .present = true, .num = 1861, .den = 2000};
+    tally_value_t p0 = {.column = "x", .present = true, .num = 12, .den = 13};
+    cli_change(TALLY_KIND_RATIO, 0, &p1, &p0, a, sizeof a, r, sizeof r, &da, &dr, &hr);
+    assert_string_equal(a, "+0.8pp");
+    double off = da - (93.05 - 1200.0 / 13);
+    assert_true(off < 1e-9 && off > -1e-9);
 
     /* A counter's change in %: 17 against 16 is +6.25% -> +6.3%; 15 is
      * -6.3%. */
