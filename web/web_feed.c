@@ -139,6 +139,10 @@ static void process(web_feed_t *f)
     if (rc != 0)
         web_log(WEB_LOG_ERR, "subscriber: %s", tally_strerror(rc));
     f->synced = tally_sub_synced(f->sub);
+    /* (Lost in the same call that first synchronised: no transition seen,
+     * but the time is needed all the same.) */
+    if (web_feed_stale(f) && (synced || f->unsynced_at_ms == 0))
+        f->unsynced_at_ms = wall_ms();
     const char *message = NULL;
     int refusal = tally_sub_refusal(f->sub, &message);
     /* The code's name and tallyd's own words: tally_strerror's sentence
@@ -248,6 +252,11 @@ static void filtered(void *ctx, const tally_tally_t *t)
     filter_t *fl = ctx;
     if (strncmp(t->topic, fl->prefix, fl->len) == 0)
         fl->fn(fl->ctx, t);
+}
+
+bool web_feed_stale(const web_feed_t *f)
+{
+    return f->ever_synced && !f->synced;
 }
 
 bool web_feed_closed(const web_feed_t *f)

@@ -51,10 +51,14 @@ struct web_feed {
     uint64_t history_gen; /* +1 at every PERIOD_CHANGED: closed periods changed */
     bool synced;          /* tally_sub_synced, as of the last processing */
     bool ever_synced;
-    uint64_t resyncs;      /* snapshots applied after the first */
-    uint64_t snapshots;    /* snapshots applied */
-    int refusal;           /* the daemon's last refusal (tally_sub_refusal), 0: none */
-    int64_t synced_at_ms;  /* wall clock of the last on_synced */
+    uint64_t resyncs;     /* snapshots applied after the first */
+    uint64_t snapshots;   /* snapshots applied */
+    int refusal;          /* the daemon's last refusal (tally_sub_refusal), 0: none */
+    int64_t synced_at_ms; /* wall clock of the last on_synced */
+    /* Wall clock when synchronisation was last lost: the table still
+     * holds the figures of then (tally_sub_foreach), which the web side
+     * serves marked stale rather than nothing (see web_feed_stale). */
+    int64_t unsynced_at_ms;
     bool refused_said;     /* the log said that connections to tallyd are refused */
     bool unreachable_said; /* the log said that the network does not reach tallyd */
     int handshake_said;    /* the failed handshake the log said (enum tally_link), 0: none */
@@ -78,6 +82,12 @@ void web_feed_stop(web_feed_t *f);
 /* Whether the subscriber is gone (after web_feed_stop, once its handles
  * closed): its ZeroMQ context terminated, its threads joined. */
 bool web_feed_closed(const web_feed_t *f);
+
+/* Whether the table holds figures that are no longer kept current: it
+ * was synchronised once and is not now (tallyd stopped, the network
+ * down, a re-synchronisation under way); they are as of
+ * f->unsynced_at_ms. */
+bool web_feed_stale(const web_feed_t *f);
 
 /* Call fn for every tally whose topic starts with prefix ("" for all). */
 void web_feed_foreach(const web_feed_t *f, const char *prefix, tally_tally_cb fn, void *ctx);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proto.h"
@@ -296,12 +297,18 @@ static int route_tallies(web_server_t *s, struct lws *wsi, pss_t *ps)
         free(b.data);
         return rc;
     }
-    if (!s->feed->synced)
+    /* Cut off from tallyd, the figures held are still the best there is
+     * (a wall opened during an outage shows them, dimmed): served marked
+     * stale, as of when synchronisation was lost.  Nothing to serve only
+     * before the first snapshot. */
+    if (!s->feed->synced && !s->feed->ever_synced)
         return web_server_respond_error(s, wsi, ps, HTTP_STATUS_SERVICE_UNAVAILABLE,
-                                        s->feed->ever_synced
-                                            ? "re-synchronising with tallyd, try again"
-                                            : "not synchronised with tallyd yet",
-                                        NULL);
+                                        "not synchronised with tallyd yet", NULL);
+    bool stale = web_feed_stale(s->feed);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t as_of =
+        stale ? s->feed->unsynced_at_ms : (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
     collect_t c = {0};
     web_feed_foreach(s->feed, prefix, collect_one, &c);
     web_buf_t b;
@@ -311,8 +318,10 @@ static int route_tallies(web_server_t *s, struct lws *wsi, pss_t *ps)
                                         "out of memory", NULL);
     }
     web_json_sort(c.v, c.n);
-    fprintf(b.f, "{\"seq\":%" PRIu64 ",\"stream_id\":%" PRIu64 ",\"tallies\":[", s->feed->seq,
-            s->feed->stream_id);
+    fprintf(b.f,
+            "{\"seq\":%" PRIu64 ",\"stream_id\":%" PRIu64 ",\"stale\":%s,\"as_of_ms\":%" PRId64
+            ",\"tallies\":[",
+            s->feed->seq, s->feed->stream_id, stale ? "true" : "false", as_of);
     for (size_t i = 0; i < c.n; i++) {
         if (i > 0)
             fputc(',', b.f);

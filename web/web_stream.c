@@ -83,6 +83,8 @@ static int build(web_stream_t *st, web_stream_msg_t *m, const char *type, uint64
             "\"time_ms\":%" PRId64 ",\"history_gen\":%" PRIu64 ",\"tallyd\":\"%s\"",
             type, f->stream_id, f->seq, f->synced ? "true" : "false", wall_ms(), f->history_gen,
             web_feed_link_name(f->link));
+    if (web_feed_stale(f))
+        fprintf(b.f, ",\"stale_since_ms\":%" PRId64, f->unsynced_at_ms);
     if (strcmp(type, "update") == 0)
         fprintf(b.f, ",\"from_seq\":%" PRIu64, from);
     if (with_tallies) {
@@ -133,6 +135,12 @@ static const web_stream_msg_t *update(web_stream_t *st, uint64_t from)
     return build(st, m, "update", from, true) == 0 ? m : NULL;
 }
 
+/* Whether c is due the figures the feed holds while stale. */
+static bool wants_held(const web_feed_t *f, const web_stream_client_t *c)
+{
+    return web_feed_stale(f) && c->epoch == 0 && !c->held_sent;
+}
+
 /* What c is due now, or NULL. */
 static const web_stream_msg_t *due(web_stream_t *st, web_stream_client_t *c, int64_t now,
                                    web_stream_msg_t *status)
@@ -144,6 +152,17 @@ static const web_stream_msg_t *due(web_stream_t *st, web_stream_client_t *c, int
         return snapshot(st);
     if (f->synced && f->seq > c->seq)
         return update(st, c->seq);
+    /* A browser opened during an outage: the figures held, marked stale,
+     * rather than empty panels until tallyd is back.  Built for it alone
+     * (rare), never cached: the cached snapshot of this epoch says
+     * synced. */
+    if (wants_held(f, c)) {
+        if (status != NULL && build(st, status, "snapshot", 0, true) == 0) {
+            status->held = true;
+            return status;
+        }
+        return NULL;
+    }
     if (c->sent_synced != (int)f->synced || c->history_gen != f->history_gen ||
         c->sent_link != f->link || now - c->last_send_ms >= WEB_STREAM_HEARTBEAT_MS) {
         if (status != NULL && build(st, status, "status", 0, false) == 0)
@@ -166,6 +185,8 @@ int web_stream_writable(web_stream_t *st, web_stream_client_t *c)
         c->epoch = m->epoch;
         c->seq = m->to;
     }
+    if (m->held)
+        c->held_sent = true;
     c->sent_synced = st->feed->synced;
     c->sent_link = st->feed->link;
     c->history_gen = m->history_gen;
@@ -186,7 +207,7 @@ static void on_tick(uv_timer_t *t)
     for (web_stream_client_t *c = st->clients; c != NULL; c = c->next) {
         if (now - c->last_send_ms < MIN_GAP_MS)
             continue;
-        bool wants = (f->synced && (c->epoch != f->epoch || f->seq > c->seq)) ||
+        bool wants = (f->synced && (c->epoch != f->epoch || f->seq > c->seq)) || wants_held(f, c) ||
                      c->sent_synced != (int)f->synced || c->history_gen != f->history_gen ||
                      c->sent_link != f->link || now - c->last_send_ms >= WEB_STREAM_HEARTBEAT_MS;
         if (wants)

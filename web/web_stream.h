@@ -13,11 +13,17 @@
  * build of its own; what came meanwhile goes out at the next tick.
  * When the feed loses synchronisation, and every WEB_STREAM_HEARTBEAT_MS
  * otherwise, a status message says whether the picture is current.
+ * A browser that connects while the feed holds figures it no longer
+ * keeps current (web_feed_stale: tallyd stopped) is sent them at once, as
+ * a snapshot with "synced":false, and a real snapshot once synchronised
+ * again; every message says since when the figures are stale
+ * (stale_since_ms) while they are.
  *
  * Messages (JSON text frames):
  *   {"type":"snapshot","stream_id":N,"seq":N,"synced":true,"time_ms":T,"history_gen":G,"tallies":[...]}
  *   {"type":"update","stream_id":N,"seq":N,"from_seq":N,"synced":true,"time_ms":T,"history_gen":G,"tallies":[...]}
  *   {"type":"status","stream_id":N,"seq":N,"synced":B,"time_ms":T,"history_gen":G}
+ * with ,"stale_since_ms":T after "tallyd" while the figures are stale.
  * Tallies have the shape of `tally get --json` plus their "seq".
  * history_gen grows whenever tallyd says closed periods changed
  * (PERIOD_CHANGED): a page showing past periods reads them again when it
@@ -49,12 +55,14 @@ typedef struct web_stream_client {
     int sent_link;        /* the feed's link last told (enum web_link), -1 none */
     uint64_t history_gen; /* the feed's history_gen last told */
     int64_t last_send_ms; /* monotonic */
+    bool held_sent;       /* sent the figures held while stale (its epoch stays 0) */
 } web_stream_client_t;
 
 /* A message built once for every browser at the same point. */
 typedef struct web_stream_msg {
     uint64_t epoch, from, to, history_gen;
     uint64_t tick;      /* the stream's tick it was built in */
+    bool held;          /* a snapshot of the figures held while stale */
     unsigned char *buf; /* LWS_PRE bytes of room, then len bytes of JSON */
     size_t len;
 } web_stream_msg_t;

@@ -7,7 +7,8 @@ Starts tallyd (the example catalog, ipc:// endpoints in a temporary
 directory) and tally-web on an ephemeral port, pushes 高观镇's report with
 the `tally` command and checks, with the Python standard library (and
 PyYAML, to read the alerting rules):
-/healthz; /api/v1/tallies against `tally get --json`; /api/v1/period
+/healthz; /api/v1/tallies against `tally get --json`, and after tallyd
+stopped the figures held, marked stale (503 only before any); /api/v1/period
 and /api/v1/range against `tally get --period` (a county too large for
 one answer of tallyd too, read township by township) and `tally
 history`; /api/v1/catalog's labels; /api/v1/clock (tallyd's zone, its offset and clock); the WebSocket /api/v1/stream (a snapshot, then a sequenced update
@@ -312,6 +313,13 @@ if tallyd_stat("tallyd_rejected_too_large_total", REQ_BIG) != said["tallyd_rejec
 # is stay.
 if web_metric("tallyd_uptime_seconds", port=portb) is None:
     fail("/metrics of the %d townships' tally-web has no tallyd_uptime_seconds" % NBIG)
+st, body = http("/api/v1/tallies?prefix=u/town/t299/", port=portb)
+live_t299 = json.loads(body)
+if (st != 200 or live_t299.get("stale") is not False or len(live_t299["tallies"]) != 2
+        or abs(live_t299.get("as_of_ms", 0) - time.time() * 1000) > 5000):
+    fail("/api/v1/tallies while synchronised: %d %s, expected stale false as of now"
+         % (st, body[:300]))
+big_stopped_ms = time.time() * 1000
 big.terminate()
 big.wait(20)
 deadline = time.time() + 20  # a poll every 5 s, each waiting 2 s at most
@@ -330,6 +338,36 @@ if shutil.which("promtool"):
                        capture_output=True)
     if r.returncode != 0:
         fail("promtool check metrics with tallyd stopped: %s" % (r.stdout + r.stderr))
+# The figures tally-web held when tallyd stopped are still served (a wall
+# opened during the outage shows them, dimmed), marked stale, as of when
+# it lost tallyd; /healthz and the link metric say that tallyd is down.
+deadline = time.time() + 20
+while True:
+    st, body = http("/api/v1/tallies?prefix=u/town/t299/", port=portb)
+    held = json.loads(body)
+    if (st == 200 and held.get("stale") is True) or time.time() > deadline:
+        break
+    time.sleep(0.2)
+if (st != 200 or held.get("stale") is not True or table(held) != table(live_t299)
+        or held["stream_id"] != live_t299["stream_id"]
+        or not big_stopped_ms - 5000 <= held.get("as_of_ms", 0) <= time.time() * 1000):
+    fail("/api/v1/tallies with tallyd stopped: %d %s, expected the figures held (%s) marked "
+         "stale as of when it stopped (%d)" % (st, body[:300], table(live_t299), big_stopped_ms))
+# The link's state goes from connecting to refused with each attempt of
+# tally-web's subscriber: wait for refused, as an alert's 'for' would.
+deadline = time.time() + 20
+while True:
+    st, body = http("/healthz", port=portb)
+    h = json.loads(body)
+    states = re.findall(r'^tally_web_tallyd_link\{state="(\w+)"\} 1$',
+                        http("/metrics", port=portb)[1].decode(), re.M)
+    if (h.get("tallyd") == "refused" and states == ["refused"]) or time.time() > deadline:
+        break
+    time.sleep(0.2)
+if st != 503 or h.get("synced") is not False or h.get("tallyd") != "refused":
+    fail("/healthz with tallyd stopped and figures held: %d %s" % (st, body))
+if states != ["refused"]:
+    fail("/metrics with tallyd stopped and figures held: tally_web_tallyd_link %s" % states)
 webb.terminate()
 if webb.wait(10) != 0:
     fail("tally-web (%d townships) did not stop cleanly on SIGTERM" % NBIG)
@@ -640,6 +678,10 @@ for name, server, word, said in (
         fail("/healthz's tallyd_why: %s" % body)
     if word != "unreachable" and "tallyd_why" in h:
         fail("/healthz with tallyd %s has a tallyd_why: %s" % (name, body))
+    # Never synchronised: no figures to serve, stale or not.
+    status, body = http("/api/v1/tallies", port=portn)
+    if status != 503 or b"not synchronised with tallyd yet" not in body:
+        fail("/api/v1/tallies with tallyd %s from the start: %d %s" % (name, status, body[:200]))
     PORT_SAVED, PORT = PORT, portn
     sn = ws_open("/api/v1/stream")
     PORT = PORT_SAVED

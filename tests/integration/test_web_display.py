@@ -20,13 +20,24 @@ by its figure where the figure fell; that every label of the catalog shows whole
 cards and the table's header; that on a 4K, a 1366x768 and a 16:10
 screen the page is scaled to fill it, centred, with nothing cut; that
 the connection indicator turns stale
-when tallyd stops (GOODBYE), saying that tallyd is not running (数据中断 ·
-tallyd 未运行), and live again when it is back; that the
+when tallyd stops (GOODBYE), saying in plain words that the server is not
+running (数据中断 · 服务器未运行; tallyd's name on hover), the figures dimmed
+under a banner saying since when they are not current, and live again
+when it is back, undimmed; that the
 clock shows tallyd's time (Asia/Shanghai) to a browser kept in another
 zone (Pacific/Pago_Pago, 19 hours behind); that a page opened before
 tallyd started gets the labels and the zone once it is up; and that the
-browser logged no error.  The screenshot is kept as
-artifacts/wall-1920x1080.png in the working directory.  Exits 77
+browser logged no error.  Then, with a second tallyd of the example
+catalog where 6 of its 25 townships reported a gauge only: that the
+table lists all 25, the 19 without figures after the others, marked
+未报送, the chart only the 6 and "19 个乡镇未报送" under it; that in 今日
+the chart ranks by a counter (the catalog's first, 今日尚无数据), not by
+the gauge; that a ratio's 同比 is the difference of the two percentages
+as shown (93.1% against 92.3%: +0.8, not the exact 0.71's +0.7); and
+that, tallyd stopped, a page opened then shows the last figures dimmed,
+under the banner.  The screenshots are kept as
+artifacts/wall-1920x1080.png and artifacts/wall-down-1920x1080.png in the
+working directory.  Exits 77
 (skipped) when Chromium, chromedriver or python3-selenium is missing.
 """
 import atexit
@@ -232,14 +243,14 @@ TOWNS = ("gecheng fuxing bashan pingba miaoba mingtong xiuqi gaoyan dongan xiany
          "heyu").split()
 
 
-def api(path):
-    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=30) as r:
+def api(path, at=None):
+    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (at or port, path), timeout=30) as r:
         return json.load(r)
 
 
-def push(*args):
+def push(*args, req=None):
     town = [] if "--town" in args else ["--town", "gaoguan"]
-    r = subprocess.run([TALLY, "-s", REQ, "push"] + town + list(args),
+    r = subprocess.run([TALLY, "-s", req or REQ, "push"] + town + list(args),
                        capture_output=True, text=True, timeout=30)
     if r.returncode != 0:
         fail("tally push: " + r.stderr)
@@ -286,11 +297,30 @@ try:
     until(lambda: conn() == "stale", "the stale indicator while tallyd is not up", 30)
     # ... saying why: nothing accepts connections at tallyd's address.
     conn_text = lambda: driver.find_element(By.ID, "conn-text").text
-    until(lambda: conn_text() == "数据中断 · tallyd 未运行", "数据中断 · tallyd 未运行", 30)
+    until(lambda: conn_text() == "数据中断 · 服务器未运行", "数据中断 · 服务器未运行", 30)
+    # (tallyd, jargon to a duty officer, is named on hover, for engineers)
+    until(lambda: "tallyd 未运行" in driver.find_element(By.ID, "conn").get_attribute("title"),
+          "tallyd 未运行 on hovering the indicator")
+    # Nothing to show yet: no banner over empty boxes.
+    if driver.execute_script("return document.body.classList.contains('down')"):
+        fail("the banner of figures not current, with no figures")
     # ... and the log says why, once: not "ready" and then silence.
     refused = lambda: open(wlog, encoding="utf-8").read().count(
         "tally-web: tallyd at %s: nothing accepts connections there" % REQ)
     until(lambda: refused() == 1, "tally-web's log saying nothing accepts connections at " + REQ)
+    # The banner shown while the figures are not current (its text, "" when
+    # hidden), its title, and the figures' opacity and filter.
+    down = lambda: driver.execute_script(
+        "const b = document.getElementById('banner'), m = document.querySelector('main');"
+        "const shown = getComputedStyle(b).display !== 'none';"
+        "return [shown ? b.textContent : '', b.title, Number(getComputedStyle(m).opacity),"
+        " getComputedStyle(m).filter];")
+
+    def banner_texts(at):
+        """The banner for an interruption at at, or a minute later."""
+        return ["数据中断：与统计服务器的连接已断开（自 %s 起），以下为断开前的数据"
+                % (at + timedelta(minutes=k)).strftime("%H:%M") for k in (0, 1)]
+
     tallyd = start(tallyd_args, dlog)
     wait_log(dlog, r"ready: requests")
     push("--file", os.path.join(SRC, "client", "demo", "gaoguan-2023.csv"))
@@ -338,8 +368,10 @@ try:
     until(lambda: "219" in kpis(), "the pushed figure (219)")
     for i, town in enumerate(TOWNS):
         push("--town", town, "law_exam.takers=%d" % (1000 * (i + 1)), "disputes.screened=%d" % i)
-    until(lambda: "共 25 个乡镇" in driver.find_element(By.ID, "page").text,
-          "the table's pages of 25 townships")
+    until(lambda: "共 25 个乡镇" in driver.find_element(By.ID, "page").text
+          and not driver.find_elements(By.CSS_SELECTOR, "#towns-body tr.unreported")
+          and driver.find_element(By.ID, "chart-note").text == "",
+          "the table's pages of 25 townships, all of them with figures")
     # The table, the cards and the ratios turn their pages together, every
     # card and ratio shown on one page or the other (22 figures, 4 ratios:
     # two pages each, as even as they go); read in one script: the page is
@@ -563,15 +595,24 @@ try:
     click('#columns button[data-column="total"]')
     until(lambda: note() == "", "no note in 累计, which reads no history")
     until(lambda: "4,541" in kpis(), "化解矛盾纠纷 in total: 219 + 4,322 = 4,541")
+    stopped_at = datetime.now(DAEMON_TZ)
     tallyd.terminate()
     tallyd.wait(20)
     until(lambda: conn() == "stale", "the stale indicator after tallyd stopped", 30)
-    until(lambda: conn_text() == "数据中断 · tallyd 未运行",
-          "数据中断 · tallyd 未运行 after tallyd stopped", 30)
+    until(lambda: conn_text() == "数据中断 · 服务器未运行",
+          "数据中断 · 服务器未运行 after tallyd stopped", 30)
+    # The figures dimmed under a banner in plain words, since when (in
+    # tallyd's zone), the technical reason on hover.
+    until(lambda: down()[0] in banner_texts(stopped_at) and "tallyd 未运行" in down()[1]
+          and down()[2] < 0.6 and "grayscale" in down()[3],
+          lambda: "the figures dimmed under the banner %r after tallyd stopped; banner, its "
+          "title, the figures' opacity and filter: %r" % (banner_texts(stopped_at)[0], down()))
     until(lambda: refused() == 2, "tally-web's log saying so again after tallyd stopped")
     tallyd = start(tallyd_args, dlog)
     until(lambda: conn() == "live", "the live indicator after tallyd came back", 40)
     until(lambda: conn_text() == "实时", "实时 after tallyd came back")
+    until(lambda: down()[0] == "" and down()[2] == 1, lambda: "no banner, figures undimmed, "
+          "after tallyd came back: %r" % (down(),))
     until(lambda: "4,541" in kpis(), "the figures after the resync")
     stream = str(api("/healthz")["stream_id"])
     until(lambda: seq()[1] == "tallyd 数据流 %s（tallyd 重启后更换）" % stream,
@@ -591,6 +632,98 @@ try:
     # log an error at any point.
     if errors:
         fail("the browser logged errors: %s" % "; ".join(e.get("message", "") for e in errors[:5]))
+
+    # A county as the duty officer sees it right after midnight: a tallyd
+    # of the example catalog (25 townships declared) where 6 townships
+    # reported a gauge only (综治网格: a level, shown in 今日 as it stands).
+    REQ2 = "ipc://%s/req2" % TMP
+    example_conf = os.path.join(TMP, "example.conf")
+    shutil.copy(os.path.join(SRC, "systemd", "tallyd.conf.example"), example_conf)
+    dlog2 = os.path.join(TMP, "tallyd2.log")
+    tallyd2 = start([TALLYD, "-c", example_conf, "-r", REQ2, "-p", "ipc://%s/pub2" % TMP, "-s",
+                     os.path.join(TMP, "state2")], dlog2)
+    wait_log(dlog2, r"ready: requests")
+    SIX = ["gaoguan", "bashan", "gecheng", "xiuqi", "dongan", "gaoyan"]
+    for i, town in enumerate(SIX):
+        push("--town", town, "grid.zones=%d" % (20 + i), req=REQ2)
+    wlog2 = os.path.join(TMP, "web2.log")
+    web2 = start([WEB, "-s", REQ2, "--listen", "127.0.0.1:0"], wlog2)
+    port2 = int(wait_log(wlog2, r"serving http://127\.0\.0\.1:(\d+)/").group(1))
+    wait_log(wlog2, r"synchronised with tallyd")
+    names = {t["id"]: t["label"] for t in api("/api/v1/catalog", port2)["townships"]}
+    driver.get("http://127.0.0.1:%d/?column=today" % port2)
+    until(lambda: conn() == "live", "the live indicator of the second tallyd")
+    # Every declared township in the table: the 6 with figures first, then
+    # the 19 others by name, each marked 未报送 (the table's first page read
+    # at one instant; it turns every 10 s); the chart ranks the 6 only and
+    # says how many it leaves out.
+    TABLE_JS = """
+    const rows = Array.from(document.querySelectorAll('#towns-body tr'), (r) => [
+      r.getAttribute('data-town'), r.className,
+      r.querySelector('td.missing') ? r.querySelector('td.missing').textContent : '']);
+    const c = echarts.getInstanceByDom(document.getElementById('chart'));
+    return [state.page, rows, document.getElementById('page').textContent,
+            c ? c.getOption().yAxis[0].data : null,
+            document.getElementById('chart-title').textContent,
+            (document.getElementById('chart-note') || {}).textContent];
+    """
+    others = driver.execute_script(
+        "return arguments[0].slice().sort(townOrder)", [t for t in names if t not in SIX])
+
+    def table_ok():
+        pg, rows, footer, bars, _, note = driver.execute_script(TABLE_JS)
+        n = len(rows)
+        return (pg == 0 and n > 6 and sorted(r[0] for r in rows[:6]) == sorted(SIX)
+                and all(r[1] == "" and r[2] == "" for r in rows[:6])
+                and rows[6:] == [[t, "unreported", "未报送"] for t in others[:n - 6]]
+                and "共 25 个乡镇" in footer and sorted(bars) == sorted(names[t] for t in SIX)
+                and "19 个乡镇未报送" in note)
+    until(table_ok, lambda: "the 25 declared townships, the 19 without figures last and marked "
+          "未报送, the chart of the 6 saying 19 个乡镇未报送; page, rows, footer, chart, title, "
+          "note: %r" % (driver.execute_script(TABLE_JS),))
+    # Only a gauge has a figure other than 0 today: the chart ranks by a
+    # counter (the catalog's first, saying there is none yet), never by
+    # the gauge's fixed count.
+    until(lambda: driver.execute_script(TABLE_JS)[4:] == ["各乡镇法治理论考试参考人数 · 今日",
+                                                          "19 个乡镇未报送 · 今日尚无数据"],
+          lambda: "the chart ranking by 法治理论考试参考人数, 今日尚无数据, not by 综治网格; "
+          "title and note: %r" % (driver.execute_script(TABLE_JS)[4:],))
+    # A ratio's 同比 in percentage points is the difference of the two
+    # percentages as printed: 1,861 / 2,000 (93.05%: 93.1%) against
+    # 9,234 / 10,000 (92.34%: 92.3%) is +0.8, not the exact 0.71's +0.7.
+    push("law_exam.takers=2000", "law_exam.passed=1861", req=REQ2)
+    push("--time", last + "-01-01", "law_exam.takers=10000", "law_exam.passed=9234", req=REQ2)
+    click('#columns button[data-column="year"]')
+    ratio = lambda: driver.execute_script(
+        "const r = [...document.querySelectorAll('#ratios .ratio')]"
+        ".find(k => k.querySelector('.label').textContent === '参考合格率');"
+        "const y = r && r.querySelector('.yoy');"
+        "return r ? [r.querySelector('.value').textContent, y ? y.textContent : ''] : null")
+    until(lambda: ratio() == ["93.1%", "同比 +0.8 个百分点"],
+          lambda: "参考合格率 93.1%% against 92.3%% a year earlier: 同比 +0.8 个百分点; it read %r"
+          % (ratio(),))
+    # tallyd stops: the open page dims its figures under the banner; one
+    # opened now (累计: no history to read of a stopped tallyd) shows the
+    # figures tally-web held, dimmed, under the banner, not empty boxes.
+    stopped_at = datetime.now(DAEMON_TZ)
+    tallyd2.terminate()
+    tallyd2.wait(20)
+    until(lambda: down()[0] in banner_texts(stopped_at) and down()[2] < 0.6,
+          lambda: "the open page's figures dimmed under the banner; it read %r" % (down(),))
+    held = api("/api/v1/tallies?prefix=u/county/law_exam.takers/", port2)
+    if held.get("stale") is not True or held["tallies"][0]["values"]["total"] != 12000:
+        fail("/api/v1/tallies with tallyd stopped: %s" % json.dumps(held)[:300])
+    driver.get("http://127.0.0.1:%d/?column=total" % port2)
+    until(lambda: "12,000" in kpis() and down()[0] in banner_texts(stopped_at)
+          and down()[2] < 0.6 and conn_text() == "数据中断 · 服务器未运行"
+          and driver.execute_script(TABLE_JS)[1][0][0] == "gaoguan",
+          lambda: "a page opened while tallyd is stopped showing the figures held (12,000 "
+          "exams taken), dimmed under the banner; it read %r, %r, cards %r"
+          % (conn_text(), down(), kpis()[:120]))
+    driver.save_screenshot(os.path.join("artifacts", "wall-down-1920x1080.png"))
+    web2.terminate()
+    if web2.wait(10) != 0:
+        fail("the second tally-web did not stop cleanly on SIGTERM")
 except Exception as e:  # a slip of the test itself: still stop tallyd and tally-web
     import traceback
     fail("the test stopped on %s: %s\n%s" % (type(e).__name__, e,

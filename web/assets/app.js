@@ -52,6 +52,8 @@ const state = {
   seq: "",
   synced: false,
   tallyd: "", // tally-web's connection to tallyd: "up", "refused", "unreachable", ...
+  staleSince: 0, // tally-web's figures stale since (its stale_since_ms), 0: current
+  down: 0, // the figures shown are stale since, 0: they are current (drawStatus)
   open: false,
   lastMessage: 0,
   lastChange: 0,
@@ -167,9 +169,11 @@ function yoyOf(t) {
   if (now === undefined || now === null || then === undefined || then === null) return null;
   if (t.kind === "ratio") {
     if (ratioTenths(now) === null || ratioTenths(then) === null) return null;
-    // Percentage points, exactly: (n1/d1 - n0/d0) * 100 in tenths.
-    const d1 = BigInt(now.den), d0 = BigInt(then.den);
-    const pp = tenthsOf((BigInt(now.num) * d0 - BigInt(then.num) * d1) * 1000n, d1 * d0);
+    // Percentage points between the two percentages as printed, each
+    // rounded to one decimal: 93.1% against 92.3% is +0.8, which whoever
+    // reads the wall can check, though the exact difference (93.05 -
+    // 92.34 = 0.71) would round to 0.7.
+    const pp = ratioTenths(now) - ratioTenths(then);
     const dir = pp === 0n ? 0 : pp > 0n ? 1 : -1;
     return { dir, text: "同比 " + (dir ? (dir > 0 ? "+" : "") + tenthsText(pp) + " 个百分点" : "持平") };
   }
@@ -270,10 +274,36 @@ function county(kindTest) {
   return out;
 }
 
+// Every township: those the catalog declares (a closed list, so that who
+// has not reported shows) and those with figures.
 function townships() {
-  const names = new Set();
+  const names = new Set(state.catalog.townships.keys());
   for (const t of state.tallies.values()) if (t.scope !== "county") names.add(t.scope);
   return [...names];
+}
+
+// The townships with a figure in the column shown: a tally with a value
+// there.  A past year's come from tallyd's history: until it is read (or
+// should it be refused), those with live figures count as having some.
+function townsWithFigures() {
+  const out = new Set();
+  const past = isPastYear(state.column);
+  const known = !past || pastReaders[1].period === state.column.slice(1);
+  for (const t of state.tallies.values()) {
+    if (t.scope === "county" || out.has(t.scope)) continue;
+    const v = known ? valueOf(t, state.column) : 0;
+    if (v !== undefined && v !== null) out.add(t.scope);
+  }
+  return out;
+}
+
+// A metric's kind (counter, gauge, ratio) from the catalog, else from a
+// tally of it; "" when neither knows it.
+function metricKind(id) {
+  const m = state.catalog.metrics.get(id);
+  if (m && m.kind) return m.kind;
+  for (const t of state.tallies.values()) if (t.metric === id) return t.kind;
+  return "";
 }
 
 function get(scope, metric) {
@@ -453,16 +483,24 @@ function drawRatios() {
 // The table's first column, sorted by the townships' names.
 const TOWN_COLUMN = "__town";
 
-// The figure ranked by until a header is clicked: the first of metrics
-// with a value other than 0 in the column shown (a gauge has none in 本月
-// and the like, and a figure nobody reported today is 0 everywhere: a
-// chart of zeros says nothing), else the first.
+// The figure ranked by until a header is clicked, as { key, noData }: a
+// counter, never a gauge (a level: right after midnight it would rank the
+// townships by how many grid zones they have, not by anything done
+// today), the first of the table's counters, then of the catalog's, with
+// a value other than 0 in the column shown (a figure nobody reported
+// today is 0 everywhere: a chart of zeros says nothing); else the first
+// of those counters, noData set (今日尚无数据).
 function defaultKey(towns, metrics) {
+  const counters = metrics.filter((m) => metricKind(m) === "counter");
+  for (const [id, m] of state.catalog.metrics)
+    if (m.kind === "counter" && !counters.includes(id)) counters.push(id);
   const nonZero = (m) => towns.some((t) => {
     const v = numeric(get(t, m), state.column);
     return v !== -Infinity && v !== 0;
   });
-  return metrics.find(nonZero) || metrics[0];
+  const key = counters.find(nonZero);
+  if (key) return { key, noData: false };
+  return { key: counters.length ? counters[0] : metrics[0], noData: true };
 }
 
 // towns ranked by key in the column shown, largest first unless asc;
@@ -478,26 +516,35 @@ function rankTowns(towns, key, asc) {
 
 // The townships in the table's order, the header it is sorted by (key),
 // and the chart's: ranked by the figure clicked, else the default one
-// (by that one too when the table is sorted by name), and that figure.
+// (by that one too when the table is sorted by name), that figure, and
+// whether it has no value other than 0 (noData).  Those without a figure
+// in the column (missing: 未报送) come after the others in the table, by
+// name, and are not in the chart.
 function sortedTowns(metrics) {
-  const towns = townships();
+  const all = townships(), having = townsWithFigures();
+  const towns = all.filter((t) => having.has(t));
+  const missing = all.filter((t) => !having.has(t)).sort(townOrder);
   const chosen = state.sort.metric === TOWN_COLUMN || metrics.includes(state.sort.metric)
     ? state.sort.metric : null;
+  const auto = defaultKey(towns, metrics);
   if (chosen === TOWN_COLUMN) {
     towns.sort((a, b) => (state.sort.asc ? townOrder(a, b) : townOrder(b, a)));
-    const chartKey = defaultKey(towns, metrics);
-    return { towns, key: chosen, chartTowns: rankTowns(towns.slice(), chartKey, false), chartKey };
+    return { towns: towns.concat(missing), missing, key: chosen,
+             chartTowns: rankTowns(towns.slice(), auto.key, false), chartKey: auto.key,
+             noData: auto.noData };
   }
-  const key = chosen || defaultKey(towns, metrics);
+  const key = chosen || auto.key;
   rankTowns(towns, key, chosen ? state.sort.asc : false);
-  return { towns, key, chartTowns: towns, chartKey: key };
+  return { towns: towns.concat(missing), missing, key, chartTowns: towns, chartKey: key,
+           noData: !chosen && auto.noData };
 }
 
 function drawTable() {
   const metrics = tableMetrics();
   const head = document.getElementById("towns-head");
   const body = document.getElementById("towns-body");
-  const { towns, key, chartTowns, chartKey } = sortedTowns(metrics);
+  const { towns, missing, key, chartTowns, chartKey, noData } = sortedTowns(metrics);
+  const unreported = new Set(missing);
   head.replaceChildren();
   // A column nobody knows (a typing error in ?metrics=) says so rather
   // than look like figures not reported.
@@ -543,6 +590,18 @@ function drawTable() {
     const name = document.createElement("td");
     name.textContent = townLabel(town);
     tr.appendChild(name);
+    if (unreported.has(town)) {
+      // Declared in the catalog, no figure in this column: said, muted.
+      tr.className = "unreported";
+      const td = document.createElement("td");
+      td.className = "missing";
+      td.colSpan = Math.max(1, metrics.length);
+      td.textContent = "未报送";
+      td.title = COLUMNS[state.column] + "无数据";
+      tr.appendChild(td);
+      body.appendChild(tr);
+      continue;
+    }
     for (const m of metrics) {
       const td = document.createElement("td");
       td.dataset.metric = m;
@@ -553,6 +612,11 @@ function drawTable() {
     for (const td of tr.children) if (td.textContent.length > 7) fitWidth(td, td, 12);
   }
   drawChart(chartTowns, chartKey);
+  // Under the chart: who it leaves out, and a figure nobody has yet.
+  const notes = [];
+  if (missing.length) notes.push(missing.length + " 个乡镇未报送");
+  if (noData && chartKey) notes.push(COLUMNS[state.column] + "尚无数据");
+  document.getElementById("chart-note").textContent = notes.join(" · ");
 }
 
 let chart = null;
@@ -690,11 +754,12 @@ function drawStatus() {
   else s = "stale";
   conn.dataset.state = s;
   conn.classList.toggle("stale", s !== "live");
-  // Why the data stopped, when tally-web knows: tallyd not running, or
-  // the network between them down (the browser's own link down shows as
-  // the interruption alone).
+  // Why the data stopped, when tally-web knows: the statistics server
+  // (tallyd) not running, or the network between them down (the
+  // browser's own link down shows as the interruption alone); in words a
+  // duty officer reads, the engineers' on hover.
   const why = !state.open ? ""
-    : state.tallyd === "refused" ? " · tallyd 未运行"
+    : state.tallyd === "refused" ? " · 服务器未运行"
     : state.tallyd === "unreachable" ? " · 网络不通"
     : state.tallyd === "handshake_failed" ? " · 密钥不符" : "";
   text.textContent = s === "live" ? "实时" : s === "connecting" ? "连接中" : "数据中断";
@@ -703,6 +768,8 @@ function drawStatus() {
     small.textContent = why;
     text.appendChild(small);
   }
+  conn.title = s === "stale" ? technicalWhy() : "";
+  drawDown(s === "stale" && state.tallies.size > 0);
   // The stream id is for ops (tallyd's log, /healthz, tally watch), not
   // for the room: on hover only.
   const seq = document.getElementById("seq");
@@ -721,6 +788,39 @@ function drawStatus() {
   const towns = (past ? pastReaders : yoyReaders)[1];
   document.getElementById("note").textContent = want && towns.refused === want
     ? "各乡镇" + (past ? COLUMNS[state.column] : "同比") + "数据超出单次查询上限，仅显示全县" : "";
+}
+
+// The engineers' account of an interruption (the banner's and the
+// indicator's tooltip).
+function technicalWhy() {
+  const link = !state.open ? "浏览器与 tally-web 的连接已断开，正在重连"
+    : state.tallyd === "refused" ? "tallyd 未运行：tally-web 连接 tallyd 被拒绝（tallyd=refused）"
+    : state.tallyd === "unreachable" ? "tally-web 到 tallyd 的网络不通（tallyd=unreachable）"
+    : state.tallyd === "handshake_failed" ? "与 tallyd 的安全握手失败，密钥不符（tallyd=handshake_failed）"
+    : "tally-web 未与 tallyd 同步（tallyd=" + (state.tallyd || "?") + "）";
+  return link + (state.stream ? "；数据流 " + state.stream + " 序号 " + state.seq : "");
+}
+
+// While the figures shown are no longer current (down): dimmed, under a
+// banner across the top that says so, and since when: when tally-web
+// lost tallyd (its stale_since_ms), else the last message this page had.
+function drawDown(down) {
+  const since = !down ? 0 : state.open && state.staleSince ? state.staleSince
+    : state.down || state.lastMessage || Date.now();
+  const banner = document.getElementById("banner");
+  banner.title = since ? technicalWhy() : "";
+  if (since === state.down) return;
+  state.down = since;
+  document.body.classList.toggle("down", !!since);
+  if (since) {
+    const c = calendarAt(since), today = calendarAt(Date.now());
+    const day = c.y === today.y && c.mo === today.mo && c.d === today.d ? "" : c.mo + "月" + c.d + "日 ";
+    banner.textContent = "数据中断：与统计服务器的连接已断开（自 " + day + pad2(c.h) + ":" + pad2(c.mi) +
+      " 起），以下为断开前的数据";
+  }
+  // The banner takes room from the boxes: laid out again.
+  state.dirty = true;
+  if (chart) chart.resize();
 }
 
 function drawClock() {
@@ -759,6 +859,7 @@ function apply(msg, text) {
   state.lastMessage = Date.now();
   state.synced = !!msg.synced;
   state.tallyd = msg.tallyd || "";
+  state.staleSince = msg.stale_since_ms || 0;
   state.stream = integerText(text, "stream_id", msg.stream_id);
   state.seq = integerText(text, "seq", msg.seq);
   if (msg.type === "snapshot") {
@@ -774,7 +875,7 @@ function apply(msg, text) {
   if (msg.tallies) {
     for (const t of msg.tallies) state.tallies.set(t.scope + "|" + t.metric, t);
     if (msg.type === "update" && msg.tallies.length) state.lastChange = Date.now();
-    if (msg.type === "snapshot" && !state.lastChange) state.lastChange = Date.now();
+    if (msg.type === "snapshot" && !state.lastChange) state.lastChange = state.staleSince || Date.now();
     state.dirty = true;
   }
 }
