@@ -1142,6 +1142,20 @@ static void check_rejected(uint64_t seq, int code)
     }
 }
 
+/* The answer to a resend of s, applied before: DUPLICATE, now or once
+ * the journal is durable, nothing journaled. */
+static void check_duplicate(const proto_submit_t *s, uint64_t last_pos, uint32_t queued)
+{
+    CHECK(ingest_last_pos(&g.d->ingest) == last_pos);
+    if (g.r.n == 0) {
+        expect_ack_later(s->seq, PROTO_ACK_DUPLICATE);
+    } else {
+        check_one(PROTO_ACK);
+        CHECK(queued == 0 && g.r.m.u.ack.seq == s->seq);
+        CHECK(g.r.m.u.ack.status == PROTO_ACK_DUPLICATE);
+    }
+}
+
 /* Check the verdict on a decoded SUBMIT, s, against the models. */
 static void after_submit(const proto_submit_t *s, const tallyd_stats_t *b, uint64_t last_pos,
                          uint32_t queued)
@@ -1154,14 +1168,8 @@ static void after_submit(const proto_submit_t *s, const tallyd_stats_t *b, uint6
     CHECK(acc + dup + rej == 1);
     int verdict = model_dedup(s);
     if (verdict == V_DUP) {
-        CHECK(dup == 1 && ingest_last_pos(&d->ingest) == last_pos);
-        if (g.r.n == 0) {
-            expect_ack_later(s->seq, PROTO_ACK_DUPLICATE);
-        } else {
-            check_one(PROTO_ACK);
-            CHECK(queued == 0 && g.r.m.u.ack.seq == s->seq);
-            CHECK(g.r.m.u.ack.status == PROTO_ACK_DUPLICATE);
-        }
+        CHECK(dup == 1);
+        check_duplicate(s, last_pos, queued);
         return;
     }
     CHECK(dup == 0);
@@ -1376,7 +1384,13 @@ static void handle_request(int nparts, uint8_t peer, const uint8_t *body, size_t
         check_one(PROTO_ERROR);
         CHECK(g.r.m.u.error.code == (uint32_t)-TALLY_EMALFORMED && g.r.m.u.error.req_id == 0);
     } else if (drc != 0 && m.type == PROTO_SUBMIT && m.u.submit.seq != 0) {
-        check_rejected(m.u.submit.seq, drc);
+        /* De-duplication before the refusal (PROTOCOL.md 11.2): a resend
+         * of what was applied, whatever is wrong further on, is a
+         * duplicate. */
+        if (model_dedup(&m.u.submit) == V_DUP)
+            check_duplicate(&m.u.submit, last_pos, queued);
+        else
+            check_rejected(m.u.submit.seq, drc);
     } else if (drc != 0) {
         check_one(PROTO_ERROR);
         CHECK(g.r.m.u.error.code == (uint32_t)-drc && g.r.m.u.error.req_id == proto_req_id(&m));
