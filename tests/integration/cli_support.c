@@ -567,3 +567,25 @@ cli_result_t cli_expect(struct harness *h, int status, const char *const *args)
     }
     return r;
 }
+
+int cli_fixture_setup(void **state)
+{
+    cli_fixture_t *f = calloc(1, sizeof(*f));
+    if (f == NULL || harness_init(&f->h) != 0) {
+        free(f);
+        return -1;
+    }
+    cli_tab_init(&f->t);
+    *state = f;
+    return 0;
+}
+
+int cli_fixture_teardown(void **state)
+{
+    cli_fixture_t *f = *state;
+    int rc = harness_finish(&f->h) == 0 ? 0 : -1;
+    cli_tab_free(&f->t);
+    harness_cleanup(&f->h);
+    free(f);
+    return rc;
+}

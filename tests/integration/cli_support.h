@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "cli_json.h"
+#include "harness.h"
 
 /* ---- running the command ------------------------------------------------ */
 
@@ -108,6 +109,16 @@ typedef struct cli_tab {
 
 void cli_tab_init(cli_tab_t *t);
 void cli_tab_free(cli_tab_t *t);
+
+/* A test's state: its daemon (harness.h) and a table.  cli_fixture_setup
+ * and cli_fixture_teardown are cmocka's setup and teardown for it. */
+typedef struct cli_fixture {
+    harness_t h;
+    cli_tab_t t;
+} cli_fixture_t;
+
+int cli_fixture_setup(void **state);
+int cli_fixture_teardown(void **state);
 
 /* Read the whole output of `tally get --json` into t (emptied first),
  * checking the shape tally(1) documents: {"seq":N,"stream_id":N,

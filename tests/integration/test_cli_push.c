@@ -22,30 +22,7 @@
 #include "cli_support.h"
 #include "harness.h"
 
-typedef struct fx {
-    harness_t h;
-    cli_tab_t t;
-} fx_t;
-
-static int setup(void **state)
-{
-    fx_t *f = calloc(1, sizeof(*f));
-    if (f == NULL || harness_init(&f->h) != 0)
-        return -1;
-    cli_tab_init(&f->t);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx_t *f = *state;
-    int rc = harness_finish(&f->h) == 0 ? 0 : -1;
-    cli_tab_free(&f->t);
-    harness_cleanup(&f->h);
-    free(f);
-    return rc;
-}
+typedef cli_fixture_t fx_t;
 
 static cli_result_t run_expect(fx_t *f, int status, const char *const *args)
 {
@@ -234,12 +211,17 @@ int main(int argc, char **argv)
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_zone_while_down, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pushed_twice, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_chinese_headers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_misspelt_metric, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_misspelt_label_open, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_carriage_return, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_zone_while_down, cli_fixture_setup,
+                                        cli_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_pushed_twice, cli_fixture_setup, cli_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_chinese_headers, cli_fixture_setup,
+                                        cli_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_misspelt_metric, cli_fixture_setup,
+                                        cli_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_misspelt_label_open, cli_fixture_setup,
+                                        cli_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_carriage_return, cli_fixture_setup,
+                                        cli_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -47,30 +47,7 @@ static const char conf[] = "[history]\n"
                            "denominator = area\n"
                            "label = 每公顷人口\n";
 
-typedef struct fx {
-    harness_t h;
-    cli_tab_t t;
-} fx_t;
-
-static int setup(void **state)
-{
-    fx_t *f = calloc(1, sizeof(*f));
-    if (f == NULL || harness_init(&f->h) != 0)
-        return -1;
-    cli_tab_init(&f->t);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx_t *f = *state;
-    int rc = harness_finish(&f->h) == 0 ? 0 : -1;
-    cli_tab_free(&f->t);
-    harness_cleanup(&f->h);
-    free(f);
-    return rc;
-}
+typedef cli_fixture_t fx_t;
 
 static void push(fx_t *f, const char *town, const char *when, const char *area, const char *people)
 {
@@ -243,8 +220,10 @@ static void test_points_as_printed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_scaled_ratios, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_points_as_printed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scaled_ratios, cli_fixture_setup,
+                                        cli_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_points_as_printed, cli_fixture_setup,
+                                        cli_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
