@@ -135,6 +135,23 @@ static bool line_with(const char *text, const char *prefix, char *line, size_t c
     return false;
 }
 
+/* Run xlsx_check.py on the workbook xlsx against the CSV csvp. */
+static void xlsx_check(fx_t *f, const char *xlsx, const char *csvp, const char *what)
+{
+    char script[HARNESS_PATH_MAX], out[HARNESS_PATH_MAX], err[HARNESS_PATH_MAX];
+    snprintf(script, sizeof script, "%s/tests/integration/xlsx_check.py", harness_source_dir);
+    snprintf(out, sizeof out, "%s/xlsx_check.out", f->h.dir);
+    snprintf(err, sizeof err, "%s/xlsx_check.err", f->h.dir);
+    const char *argv[] = {"/usr/bin/python3", script, xlsx, csvp, NULL};
+    pid_t pid = cli_spawn_argv(NULL, argv, out, err);
+    assert_true(pid > 0);
+    int st = cli_wait(pid, 60000);
+    if (st != 0) {
+        char *e = harness_read_file(err);
+        fail_msg("xlsx_check.py, %s: status %d: %s", what, st, e ? e : "");
+    }
+}
+
 /* 1. The CSV report reproduces every line of the township's report and
  * the ratios of ratios.csv; the workbook matches the CSV cell by cell. */
 static void test_gaoguan_2023(void **state)
@@ -190,8 +207,7 @@ static void test_gaoguan_2023(void **state)
     assert_int_equal(nratios, 3);
 
     /* The workbook, read by openpyxl, against the CSV. */
-    char xlsx[HARNESS_PATH_MAX], csvp[HARNESS_PATH_MAX], out[HARNESS_PATH_MAX],
-        err[HARNESS_PATH_MAX];
+    char xlsx[HARNESS_PATH_MAX], csvp[HARNESS_PATH_MAX];
     snprintf(xlsx, sizeof xlsx, "%s/gaoguan-2023.xlsx", f->h.dir);
     snprintf(csvp, sizeof csvp, "%s/gaoguan-2023-report.csv", f->h.dir);
     cli_result_t x = run_expect(
@@ -202,18 +218,7 @@ static void test_gaoguan_2023(void **state)
         f, 0,
         (const char *const[]){"report", "--period", "2023", "--town", "gaoguan", "-o", csvp, NULL});
     cli_result_free(&x);
-    char script[HARNESS_PATH_MAX];
-    snprintf(script, sizeof script, "%s/tests/integration/xlsx_check.py", harness_source_dir);
-    snprintf(out, sizeof out, "%s/xlsx_check.out", f->h.dir);
-    snprintf(err, sizeof err, "%s/xlsx_check.err", f->h.dir);
-    const char *argv[] = {"/usr/bin/python3", script, xlsx, csvp, NULL};
-    pid_t pid = cli_spawn_argv(NULL, argv, out, err);
-    assert_true(pid > 0);
-    int st = cli_wait(pid, 60000);
-    if (st != 0) {
-        char *e = harness_read_file(err);
-        fail_msg("xlsx_check.py: status %d: %s", st, e ? e : "");
-    }
+    xlsx_check(f, xlsx, csvp, "the 2023 report");
     /* This year so far against the same days a year earlier: its
      * heading is a span of days, which must fit its column. */
     time_t now = time(NULL);
@@ -228,12 +233,9 @@ static void test_gaoguan_2023(void **state)
                                              "--compare", "-o", forms[i], NULL});
         cli_result_free(&x);
     }
-    pid = cli_spawn_argv(NULL, argv, out, err);
-    assert_true(pid > 0);
-    if ((st = cli_wait(pid, 60000)) != 0) {
-        char *e = harness_read_file(err);
-        fail_msg("xlsx_check.py, %s --compare: status %d: %s", year, st, e ? e : "");
-    }
+    char what[64];
+    snprintf(what, sizeof what, "%s --compare", year);
+    xlsx_check(f, xlsx, csvp, what);
     cli_result_free(&r);
 }
 
@@ -317,23 +319,6 @@ static void test_all_compare_md(void **state)
     if (strstr(r.out, " 6.3%") == NULL)
         fail_msg("get --period 2022:\n%s", r.out);
     cli_result_free(&r);
-}
-
-/* Run xlsx_check.py on the workbook xlsx against the CSV csvp. */
-static void xlsx_check(fx_t *f, const char *xlsx, const char *csvp, const char *what)
-{
-    char script[HARNESS_PATH_MAX], out[HARNESS_PATH_MAX], err[HARNESS_PATH_MAX];
-    snprintf(script, sizeof script, "%s/tests/integration/xlsx_check.py", harness_source_dir);
-    snprintf(out, sizeof out, "%s/xlsx_check.out", f->h.dir);
-    snprintf(err, sizeof err, "%s/xlsx_check.err", f->h.dir);
-    const char *argv[] = {"/usr/bin/python3", script, xlsx, csvp, NULL};
-    pid_t pid = cli_spawn_argv(NULL, argv, out, err);
-    assert_true(pid > 0);
-    int st = cli_wait(pid, 60000);
-    if (st != 0) {
-        char *e = harness_read_file(err);
-        fail_msg("xlsx_check.py, %s: status %d: %s", what, st, e ? e : "");
-    }
 }
 
 /* The report of args (NULL-ended, without -o) as a workbook and a CSV,
