@@ -45,7 +45,7 @@ const char cli_get_usage[] =
 /* clang-format on */
 
 static void print_json(const tally_tally_t *const *v, size_t n, uint64_t seq, uint64_t stream,
-                       const tally_catalog_t *cat)
+                       cli_render_cat_t cat)
 {
     printf("{\"seq\":%" PRIu64 ",\"stream_id\":%" PRIu64 ",\"tallies\":[", seq, stream);
     for (size_t i = 0; i < n; i++) {
@@ -57,7 +57,7 @@ static void print_json(const tally_tally_t *const *v, size_t n, uint64_t seq, ui
 }
 
 static int print(cli_render_rows_t *r, bool json, uint64_t seq, uint64_t stream,
-                 const tally_catalog_t *cat)
+                 cli_render_cat_t cat)
 {
     cli_render_sort_cat(r->v, r->n, cat);
     if (json)
@@ -165,7 +165,7 @@ int cli_get(int argc, char **argv, cli_global_t *g)
     if (period != NULL)
         return cli_get_period(g, &o, curve, period, compare);
     cli_render_rows_t rows = {.metric = o.all ? o.metric : NULL, .copy = true};
-    const tally_catalog_t *cat = NULL;
+    cli_render_cat_t cat = {NULL, false};
     uint64_t seq = 0, stream = 0;
     char err[600];
     tally_request_t req = cli_request(curve, o.timeout_ms, err, sizeof err);
@@ -173,11 +173,11 @@ int cli_get(int argc, char **argv, cli_global_t *g)
     if (rc < 0) {
         status = cli_request_failed(g, "get", rc, &req, o.timeout_ms);
     } else {
-        /* The labels: a second request, only when there is something to
-         * label. */
+        /* The labels and the decimal scales: a second request, only when
+         * there is something to label or scale. */
         if (!rows.oom && rows.n > 0)
             cat = cli_render_catalog(g, "get", curve, o.labels, o.timeout_ms,
-                                     !o.json && isatty(STDOUT_FILENO));
+                                     !o.json && isatty(STDOUT_FILENO), !o.json);
         if (rows.oom || print(&rows, o.json, seq, stream, cat) < 0) {
             cli_error("out of memory");
             status = CLI_INTERNAL;

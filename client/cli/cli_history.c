@@ -93,7 +93,7 @@ typedef struct history {
     bool compare;
     tally_value_t *ya;
     char (*ya_name)[CLI_SPAN_NAME_MAX];
-    const tally_metric_info_t *mi;
+    const tally_metric_info_t *mi; /* the names to show (--labels), or NULL: the id */
     int scale;
 } history_t;
 
@@ -394,10 +394,12 @@ int cli_history(int argc, char **argv, cli_global_t *g)
         cli_error("out of memory");
         status = CLI_INTERNAL;
     } else if (rc == 0) {
-        const tally_catalog_t *cat = cli_render_catalog(g, "history", curve, o.labels, o.timeout_ms,
-                                                        !o.json && !csv && isatty(STDOUT_FILENO));
-        h.mi = tally_catalog_find_metric(cat, o.metric, NULL);
-        h.scale = h.mi ? h.mi->scale : 0;
+        cli_render_cat_t cat =
+            cli_render_catalog(g, "history", curve, o.labels, o.timeout_ms,
+                               !o.json && !csv && isatty(STDOUT_FILENO), !o.json);
+        const tally_metric_info_t *mi = tally_catalog_find_metric(cat.catalog, o.metric, NULL);
+        h.mi = cat.names ? mi : NULL;
+        h.scale = mi ? mi->scale : 0;
         if (o.json)
             print_json(&h);
         else if (csv)

@@ -74,7 +74,7 @@ static const tally_tally_t *find(const cli_render_rows_t *r, const tally_tally_t
  * period, then for each set its value, the change and the change in %,
  * formatted into text. */
 static void compare_row(const tally_tally_t *v, const char *period, const cmp_set_t *sets,
-                        size_t nsets, const tally_catalog_t *cat, size_t first, const char **cells,
+                        size_t nsets, cli_render_cat_t cat, size_t first, const char **cells,
                         char (*text)[64])
 {
     const char *metric, *unit, *scope;
@@ -113,16 +113,16 @@ static void compare_row(const tally_tally_t *v, const char *period, const cmp_se
 
 /* Two passes, the widths and then the rows (cli_render_table_cat). */
 static void print_compare_table(const tally_tally_t *const *v, size_t n, const char *period,
-                                const cmp_set_t *sets, size_t nsets, const tally_catalog_t *cat)
+                                const cmp_set_t *sets, size_t nsets, cli_render_cat_t cat)
 {
-    size_t first = cat ? 3 : 2, ncols = first + 1 + 3 * nsets;
+    size_t first = cat.names ? 3 : 2, ncols = first + 1 + 3 * nsets;
     table_t *t = table_new((unsigned)ncols);
     if (t == NULL)
         return;
     const char *head[16], *cells[16];
     char text[16][64];
     head[0] = "METRIC";
-    head[1] = cat ? "UNIT" : "SCOPE";
+    head[1] = cat.names ? "UNIT" : "SCOPE";
     head[first - 1] = "SCOPE";
     head[first] = period;
     for (size_t s = 0; s < nsets; s++) {
@@ -175,7 +175,7 @@ void cli_json_change(int kind, int scale, const tally_value_t *a, const tally_va
 
 static void print_compare_json(const tally_tally_t *const *v, size_t n, const char *period,
                                const char *through, const cmp_set_t *sets, size_t nsets,
-                               const tally_catalog_t *cat)
+                               cli_render_cat_t cat)
 {
     fputs("{\"period\":", stdout);
     json_string(stdout, period);
@@ -202,7 +202,7 @@ static void print_compare_json(const tally_tally_t *const *v, size_t n, const ch
         json_string(stdout, cli_render_scope(v[i]));
         fputs(",\"kind\":", stdout);
         json_string(stdout, tally_kind_name(v[i]->kind));
-        if (cat != NULL) {
+        if (cat.names) {
             fputs(",\"label\":", stdout);
             json_string(stdout, metric);
             fputs(",\"unit\":", stdout);
@@ -285,7 +285,6 @@ int cli_get_period(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *cu
     cmp_set_t sets[2];
     size_t nsets = 0;
     memset(sets, 0, sizeof(sets));
-    const tally_catalog_t *cat = NULL;
     cli_span_t cur;
     cli_span_parse(period, &cur); /* checked by the caller */
     const char *pname = cur.name;
@@ -321,8 +320,9 @@ int cli_get_period(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *cu
         }
     }
     if (status == CLI_OK) {
-        cat = cli_render_catalog(g, "get", curve, o->labels, o->timeout_ms,
-                                 !o->json && isatty(STDOUT_FILENO));
+        cli_render_cat_t cat =
+            cli_render_catalog(g, "get", curve, o->labels, o->timeout_ms,
+                               !o->json && isatty(STDOUT_FILENO), !o->json && rows.n > 0);
         cli_render_sort_cat(rows.v, rows.n, cat);
         if (rows.n == 0 && !o->json) {
             fprintf(stderr, "tally get: no tallies for %s under this selection\n", pname);

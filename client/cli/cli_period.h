@@ -83,7 +83,8 @@ int cli_daemon_today(const char *server, tally_request_t *req, int32_t *today);
 
 /* `tally get --period P`: the tallies o selects for period, with the
  * same period of the year before and the one before it when compare is
- * set; labels through cat (may be NULL).  Returns the exit status. */
+ * set; labels and decimal scales from the catalog (cli_render_catalog).
+ * Returns the exit status. */
 int cli_get_period(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *curve,
                    const char *period, bool compare);
 

@@ -246,9 +246,12 @@ static int cmp_tally(const void *a, const void *b)
     return strcmp(x->scope, y->scope);
 }
 
+/* No catalog: ids, values as sent. */
+static const cli_render_cat_t ids = {NULL, false};
+
 void cli_render_sort(const tally_tally_t **v, size_t n)
 {
-    cli_render_sort_cat(v, n, NULL);
+    cli_render_sort_cat(v, n, ids);
 }
 
 const tally_tally_t *cli_render_find(const tally_tally_t *const *v, size_t n,
@@ -298,19 +301,19 @@ static int cmp_key(const void *a, const void *b)
     return c != 0 ? c : strcmp(x->t->scope, y->t->scope);
 }
 
-void cli_render_sort_cat(const tally_tally_t **v, size_t n, const tally_catalog_t *cat)
+void cli_render_sort_cat(const tally_tally_t **v, size_t n, cli_render_cat_t cat)
 {
     if (n < 2)
         return;
-    sort_key_t *k = cat != NULL ? malloc(n * sizeof *k) : NULL;
-    if (k == NULL) { /* no catalog (or no memory for the keys): by name */
+    sort_key_t *k = cat.names ? malloc(n * sizeof *k) : NULL;
+    if (k == NULL) { /* ids (or no memory for the keys): by id */
         qsort(v, n, sizeof *v, cmp_tally);
         return;
     }
     for (size_t i = 0; i < n; i++) {
         bool same = i > 0 && strcmp(v[i]->metric, k[i - 1].t->metric) == 0;
-        k[i] = (sort_key_t){same ? k[i - 1].mpos : metric_pos(cat, v[i]->metric),
-                            town_pos(cat, v[i]->scope), v[i]};
+        k[i] = (sort_key_t){same ? k[i - 1].mpos : metric_pos(cat.catalog, v[i]->metric),
+                            town_pos(cat.catalog, v[i]->scope), v[i]};
     }
     qsort(k, n, sizeof *k, cmp_key);
     for (size_t i = 0; i < n; i++)
@@ -347,7 +350,7 @@ static size_t columns(const tally_tally_t *const *v, size_t n, const char **out)
 
 int cli_render_table(FILE *out, const tally_tally_t *const *v, size_t n)
 {
-    return cli_render_table_cat(out, v, n, NULL);
+    return cli_render_table_cat(out, v, n, ids);
 }
 
 /* What the table and JSON show of a tally's metric and township. */
@@ -356,22 +359,26 @@ typedef struct shown {
     int scale;
 } shown_t;
 
-static const char *shown_scope(const tally_tally_t *t, const tally_catalog_t *cat)
+static const char *shown_scope(const tally_tally_t *t, cli_render_cat_t cat)
 {
     const tally_township_info_t *tw =
-        t->scope[0] ? tally_catalog_find_township(cat, t->scope, NULL) : NULL;
+        cat.names && t->scope[0] ? tally_catalog_find_township(cat.catalog, t->scope, NULL) : NULL;
     return tw != NULL && tw->name[0] != '\0' ? tw->name : cli_render_scope(t);
 }
 
-static shown_t shown(const tally_tally_t *t, const tally_catalog_t *cat)
+/* The scale whatever the names: 125 of a scale-1 metric is 12.5 to a
+ * script reading ids as much as to a person reading labels. */
+static shown_t shown(const tally_tally_t *t, cli_render_cat_t cat)
 {
     shown_t s = {t->metric, "", shown_scope(t, cat), 0};
-    const tally_metric_info_t *m = tally_catalog_find_metric(cat, t->metric, NULL);
-    if (m != NULL) {
+    const tally_metric_info_t *m = tally_catalog_find_metric(cat.catalog, t->metric, NULL);
+    if (m == NULL)
+        return s;
+    s.scale = m->scale;
+    if (cat.names) {
         if (m->label[0] != '\0')
             s.metric = m->label;
         s.unit = m->unit;
-        s.scale = m->scale;
     }
     return s;
 }
@@ -381,7 +388,7 @@ const char *cli_render_unit(int kind, const char *unit)
     return kind == TALLY_KIND_RATIO && unit[0] == '\0' ? "%" : unit;
 }
 
-void cli_render_names(const tally_tally_t *t, const tally_catalog_t *cat, const char **metric,
+void cli_render_names(const tally_tally_t *t, cli_render_cat_t cat, const char **metric,
                       const char **unit, const char **scope, int *scale)
 {
     shown_t s = shown(t, cat);
@@ -398,7 +405,7 @@ typedef struct shown_cache {
     shown_t sh;
 } shown_cache_t;
 
-static shown_t shown_cached(const tally_tally_t *t, const tally_catalog_t *cat, shown_cache_t *sc)
+static shown_t shown_cached(const tally_tally_t *t, cli_render_cat_t cat, shown_cache_t *sc)
 {
     if (sc->metric == NULL || strcmp(sc->metric, t->metric) != 0) {
         sc->sh = shown(t, cat);
@@ -412,7 +419,7 @@ static shown_t shown_cached(const tally_tally_t *t, const tally_catalog_t *cat, 
 
 /* The cells of tl's row: cells[0..first) its names, then its value of
  * each of cols[0..ncols), formatted into text. */
-static void tally_row(const tally_tally_t *tl, const tally_catalog_t *cat, shown_cache_t *sc,
+static void tally_row(const tally_tally_t *tl, cli_render_cat_t cat, shown_cache_t *sc,
                       const char *const *cols, size_t ncols, size_t first, const char **cells,
                       char (*text)[48])
 {
@@ -434,19 +441,18 @@ static void tally_row(const tally_tally_t *tl, const tally_catalog_t *cat, shown
 
 /* Two passes over v, the widths and then the rows, rather than a table
  * of every cell: a country's `get --all` is a million rows. */
-int cli_render_table_cat(FILE *out, const tally_tally_t *const *v, size_t n,
-                         const tally_catalog_t *cat)
+int cli_render_table_cat(FILE *out, const tally_tally_t *const *v, size_t n, cli_render_cat_t cat)
 {
     const char *cols[NCOLS_MAX];
     size_t ncols = columns(v, n, cols);
-    size_t first = cat != NULL ? 3 : 2; /* METRIC, [UNIT,] SCOPE */
+    size_t first = cat.names ? 3 : 2; /* METRIC, [UNIT,] SCOPE */
     table_t *t = table_new((unsigned)(ncols + first));
     if (t == NULL)
         return TALLY_ENOMEM;
     const char *head[NCOLS_MAX + 3], *cells[NCOLS_MAX + 3];
     char text[NCOLS_MAX][48];
     head[0] = "METRIC";
-    head[1] = cat != NULL ? "UNIT" : "SCOPE";
+    head[1] = cat.names ? "UNIT" : "SCOPE";
     head[first - 1] = "SCOPE";
     for (size_t c = 0; c < ncols; c++) {
         head[c + first] = cols[c];
@@ -470,11 +476,11 @@ int cli_render_table_cat(FILE *out, const tally_tally_t *const *v, size_t n,
 
 void cli_render_json_tally(FILE *out, const tally_tally_t *t, bool with_seq)
 {
-    cli_render_json_tally_cat(out, t, with_seq, NULL);
+    cli_render_json_tally_cat(out, t, with_seq, ids);
 }
 
 void cli_render_json_tally_cat(FILE *out, const tally_tally_t *t, bool with_seq,
-                               const tally_catalog_t *cat)
+                               cli_render_cat_t cat)
 {
     fputc('{', out);
     if (with_seq)
@@ -485,7 +491,7 @@ void cli_render_json_tally_cat(FILE *out, const tally_tally_t *t, bool with_seq,
     json_string(out, cli_render_scope(t));
     fputs(",\"kind\":", out);
     json_string(out, tally_kind_name(t->kind));
-    if (cat != NULL) {
+    if (cat.names) {
         shown_t sh = shown(t, cat);
         fputs(",\"label\":", out);
         json_string(out, sh.metric);
@@ -518,26 +524,37 @@ static bool has_labels(const tally_catalog_t *cat)
     return false;
 }
 
-const tally_catalog_t *cli_render_catalog(cli_global_t *g, const char *cmd,
-                                          const tally_curve_t *curve, int labels, int timeout_ms,
-                                          bool tty)
+/* Why the catalog the user asked to be shown (--labels) is not. */
+static void say_no_catalog(const char *cmd, int rc, const char *err)
 {
-    if (labels == 0 || (labels < 0 && !tty))
-        return NULL;
+    if (rc == TALLY_ETYPE)
+        fprintf(stderr,
+                "tally %s: the daemon does not send its catalog (older than "
+                "CATALOG_REQ); showing ids\n",
+                cmd);
+    else
+        fprintf(stderr, "tally %s: could not read the catalog (%s%s%s); showing ids\n", cmd,
+                tally_strerror(rc), err[0] ? ": " : "", err);
+}
+
+cli_render_cat_t cli_render_catalog(cli_global_t *g, const char *cmd, const tally_curve_t *curve,
+                                    int labels, int timeout_ms, bool tty, bool text)
+{
+    bool names = labels > 0 || (labels < 0 && tty);
+    cli_render_cat_t cat = {NULL, false};
+    if (!names && !text)
+        return cat;
     char err[600];
     tally_request_t req = cli_request(curve, timeout_ms, err, sizeof err);
-    const tally_catalog_t *cat = NULL;
-    int rc = cli_catalog(g, &req, &cat);
+    int rc = cli_catalog(g, &req, &cat.catalog);
     if (rc < 0) {
-        if (labels > 0 && rc == TALLY_ETYPE)
-            fprintf(stderr,
-                    "tally %s: the daemon does not send its catalog (older than "
-                    "CATALOG_REQ); showing ids\n",
-                    cmd);
-        else if (labels > 0)
-            fprintf(stderr, "tally %s: could not read the catalog (%s%s%s); showing ids\n", cmd,
-                    tally_strerror(rc), err[0] ? ": " : "", err);
-        return NULL;
+        /* Without --labels the catalog only gives the values their
+         * decimal places: a daemon that cannot send it leaves them whole,
+         * and a script's standard error stays as it was. */
+        if (labels > 0)
+            say_no_catalog(cmd, rc, err);
+        return cat;
     }
-    return labels < 0 && !has_labels(cat) ? NULL : cat;
+    cat.names = names && (labels > 0 || has_labels(cat.catalog));
+    return cat;
 }

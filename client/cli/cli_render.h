@@ -90,42 +90,52 @@ int cli_render_table(FILE *out, const tally_tally_t *const *v, size_t n);
  * no value is null. */
 void cli_render_json_tally(FILE *out, const tally_tally_t *t, bool with_seq);
 
-/* ---- labels: the daemon's catalog (PROTOCOL.md 8.17) ---- */
+/* ---- labels and scales: the daemon's catalog (PROTOCOL.md 8.17) ---- */
 
-/* The catalog to show labels with, or NULL for ids.  labels is the
- * --labels option: 0 never; 1 always (a daemon that cannot say gets a
- * note on stderr, and ids are shown); -1 when tty is set and the catalog
- * has a label or a township name.  A daemon from before the catalog
- * request gives NULL silently.  Borrowed from g (cli_catalog). */
-const tally_catalog_t *cli_render_catalog(cli_global_t *g, const char *cmd,
-                                          const tally_curve_t *curve, int labels, int timeout_ms,
-                                          bool tty);
+/* What a command shows of the daemon's catalog: each metric's decimal
+ * scale whenever catalog is set, and its names (labels, units, township
+ * names, the catalog's order) only when names is set too. */
+typedef struct cli_render_cat {
+    const tally_catalog_t *catalog; /* borrowed from g (cli_catalog); NULL: not read */
+    bool names;                     /* show its names, else ids; only with a catalog */
+} cli_render_cat_t;
+
+/* The catalog a command shows its tallies with.  labels is the --labels
+ * option: names 0 never, 1 always, -1 when tty is set and the catalog has
+ * a label or a township name.  text says that values are printed as text
+ * (a table, CSV), which carry the metric's decimal scale: the catalog is
+ * then read for the scales also without names.  A catalog that cannot be
+ * read gives {NULL, false}: ids, and values as the integers sent; a note
+ * on stderr says why only when labels is 1. */
+cli_render_cat_t cli_render_catalog(cli_global_t *g, const char *cmd, const tally_curve_t *curve,
+                                    int labels, int timeout_ms, bool tty, bool text);
 
 /* A value of a metric with decimal scale places: "12.5" for 125 at scale
  * 1, "-0.05" for -5 at scale 2; as cli_render_value otherwise. */
 void cli_render_scaled(char *buf, size_t cap, int kind, const tally_value_t *v, int scale);
 
-/* cli_render_sort, cli_render_table and cli_render_json_tally with the
- * catalog cat (NULL: as those).  With a catalog, tallies are sorted in
- * catalog order (metrics the catalog lacks last, by id; the county
- * first, then townships in catalog order); the table shows each metric's
- * label (its id when it has none), a UNIT column, township names and
- * values with the metric's decimal scale; the JSON object adds "label",
- * "unit", "scale" and "scope_name" (values stay the exact integers). */
 /* The UNIT a table shows for a metric of kind and unit: "%" for a ratio
  * without one (its values are shown in percent), else unit. */
 const char *cli_render_unit(int kind, const char *unit);
 
-/* What a table shows of t with the catalog cat (NULL: ids): the metric's
- * label or id, its unit ("" without), the township's name, "county" or
- * id, and the decimal scale (0 without a catalog). */
-void cli_render_names(const tally_tally_t *t, const tally_catalog_t *cat, const char **metric,
+/* What a table shows of t with cat: with names, the metric's label (its id
+ * when it has none), its unit ("" without) and the township's name,
+ * "county" or id; without, the ids and "".  The decimal scale is the
+ * catalog's whenever cat.catalog is set (0 without a catalog). */
+void cli_render_names(const tally_tally_t *t, cli_render_cat_t cat, const char **metric,
                       const char **unit, const char **scope, int *scale);
 
-void cli_render_sort_cat(const tally_tally_t **v, size_t n, const tally_catalog_t *cat);
-int cli_render_table_cat(FILE *out, const tally_tally_t *const *v, size_t n,
-                         const tally_catalog_t *cat);
+/* cli_render_sort, cli_render_table and cli_render_json_tally with the
+ * catalog cat ({NULL, false}: as those).  With names, tallies are sorted in
+ * catalog order (metrics the catalog lacks last, by id; the county
+ * first, then townships in catalog order); the table shows each metric's
+ * label (its id when it has none), a UNIT column and township names; the
+ * JSON object adds "label", "unit", "scale" and "scope_name" (values
+ * stay the exact integers).  The table's values carry the metric's
+ * decimal scale whenever cat.catalog is set, with names or without. */
+void cli_render_sort_cat(const tally_tally_t **v, size_t n, cli_render_cat_t cat);
+int cli_render_table_cat(FILE *out, const tally_tally_t *const *v, size_t n, cli_render_cat_t cat);
 void cli_render_json_tally_cat(FILE *out, const tally_tally_t *t, bool with_seq,
-                               const tally_catalog_t *cat);
+                               cli_render_cat_t cat);
 
 #endif

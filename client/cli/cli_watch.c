@@ -61,9 +61,9 @@ typedef struct watch {
     const char *prefix;
     const char *metric; /* filter for --all --metric, else NULL */
     bool json;
-    const tally_catalog_t *cat; /* labels to show (borrowed from g), or NULL for ids */
-    long count;                 /* 0 = unlimited */
-    long changes;               /* lines newer than the first snapshot */
+    cli_render_cat_t cat; /* the labels and scales to show */
+    long count;           /* 0 = unlimited */
+    long changes;         /* lines newer than the first snapshot */
     bool have_base;
     uint64_t base_seq;
     bool ever_synced;
@@ -296,7 +296,7 @@ int cli_watch(int argc, char **argv, cli_global_t *g)
     /* Read once: a reload that changes the catalog shows after a restart
      * of the watch.  A short wait, so that a daemon not up yet delays the
      * first screen little. */
-    w.cat = cli_render_catalog(g, "watch", curve, o.labels, CATALOG_WAIT_MS, table);
+    w.cat = cli_render_catalog(g, "watch", curve, o.labels, CATALOG_WAIT_MS, table, table);
     char err[512];
     tally_sub_opts_t so = {.errbuf = err, .errbuf_len = sizeof err, .curve = curve};
     int rc = tally_sub_new(g->server, o.prefix, &cb, &so, &w.sub);

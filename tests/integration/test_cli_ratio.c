@@ -4,7 +4,8 @@
  * 250.0%, in the live tallies, the closed month and day read from the
  * history, a span, the comparison with the month before, `tally history`
  * and `tally report`, for a township and the county, and after a
- * restart. */
+ * restart; and the scaled values themselves as text (12.5, not 125) with
+ * ids as much as with labels. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -217,12 +218,118 @@ static void test_points_as_printed(void **state)
               (const char *const[]){"area_per_person,ratio,%,人均耕地,93.1%,92.3%,+0.8pp,,", NULL});
 }
 
+/* Whether out has a line whose first field is metric and another field
+ * exactly cell: "22.5" is not found in a line holding "225". */
+static bool row_has(const char *out, const char *metric, const char *cell)
+{
+    const char *l = out;
+    while (*l != '\0') {
+        size_t len = strcspn(l, "\n");
+        char line[512];
+        snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line ? len : sizeof line - 1), l);
+        l += len + (l[len] == '\n');
+        char *save = NULL, *field = strtok_r(line, " ", &save);
+        if (field == NULL || strcmp(field, metric) != 0)
+            continue;
+        while ((field = strtok_r(NULL, " ", &save)) != NULL)
+            if (strcmp(field, cell) == 0)
+                return true;
+    }
+    return false;
+}
+
+/* The command's standard output has metric's row with each of cells
+ * (NULL-ended) as a field. */
+static void expect_row(fx_t *f, const char *const *args, const char *metric,
+                       const char *const *cells)
+{
+    cli_result_t r = cli_expect(&f->h, 0, args);
+    for (size_t i = 0; cells[i] != NULL; i++)
+        if (!row_has(r.out, metric, cells[i])) {
+            char cmd[256] = "tally";
+            for (size_t k = 0; args[k] != NULL; k++)
+                snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " %s", args[k]);
+            fail_msg("%s: no row of %s with '%s' in:\n%s", cmd, metric, cells[i], r.out);
+        }
+    cli_result_free(&r);
+}
+
+/* push_figures' figures as integers on the wire (area in tenths), sent
+ * as they are whatever `tally push` makes of a decimal scale. */
+static void submit_figures(fx_t *f)
+{
+    static const struct {
+        const char *town;
+        int64_t time_ms; /* 10:00 in Asia/Shanghai */
+        int64_t area, people;
+    } fig[] = {{"gaoguan", 1707530400000LL, 100, 50}, /* 2024-02-10 */
+               {"gaoguan", 1709604000000LL, 125, 50}, /* 2024-03-05 */
+               {"bashan", 1710900000000LL, 375, 50}}; /* 2024-03-20 */
+    harness_client_t cl;
+    assert_int_equal(harness_client_open(&f->h, &cl), 0);
+    for (size_t i = 0; i < sizeof fig / sizeof fig[0]; i++) {
+        harness_sample_t s[2] = {{"area", fig[i].area}, {"people", fig[i].people}};
+        harness_ack_t ack;
+        char why[512];
+        assert_int_equal(harness_submit(&cl, i + 1, fig[i].town, fig[i].time_ms, s, 2, &ack), 0);
+        if (ack.status != 0)
+            fail_msg("submit %zu: %s", i + 1, harness_ack_str(&ack, why, sizeof why));
+    }
+    harness_client_close(&cl);
+}
+
+/* 3. Values shown as text carry the metric's decimal scale with ids too
+ * (--no-labels, or stdout not a terminal as here), not only with labels:
+ * gaoguan's 22.5 ha (sent as 225) is never printed 225.  JSON keeps the
+ * exact integers. */
+static void test_scale_without_labels(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, conf, NULL), 0);
+    submit_figures(f);
+    expect_row(f, (const char *const[]){"get", "--town", "gaoguan", "--no-labels", NULL}, "area",
+               (const char *const[]){"gaoguan", "22.5", NULL});
+    expect_row(f, (const char *const[]){"get", "--town", "gaoguan", NULL}, "area",
+               (const char *const[]){"22.5", NULL});
+    expect_row(f, (const char *const[]){"get", "--town", "gaoguan", NULL}, "people",
+               (const char *const[]){"100", NULL});
+    expect_row(f, (const char *const[]){"get", "--all", "--metric", "area", NULL}, "area",
+               (const char *const[]){"county", "60.0", NULL});
+    expect_row(f,
+               (const char *const[]){"get", "--period", "2024-03", "--town", "gaoguan",
+                                     "--no-labels", NULL},
+               "area", (const char *const[]){"12.5", NULL});
+    expect_row(f,
+               (const char *const[]){"get", "--period", "2024-03", "--compare", "--town", "gaoguan",
+                                     "--metric", "area", NULL},
+               "area", (const char *const[]){"12.5", "10.0", "+2.5", "+25.0%", NULL});
+    cli_result_t r = cli_expect(&f->h, 0,
+                                (const char *const[]){"history", "-m", "area", "--town", "gaoguan",
+                                                      "--by", "month", "--from", "2024-02", "--to",
+                                                      "2024-03", "--csv", NULL});
+    assert_string_equal(r.out, "period,area\n2024-02,10.0\n2024-03,12.5\n");
+    cli_result_free(&r);
+    expect_row(f,
+               (const char *const[]){"history", "-m", "area", "--town", "gaoguan", "--by", "month",
+                                     "--from", "2024-03", "--to", "2024-03", "--no-labels", NULL},
+               "2024-03", (const char *const[]){"12.5", NULL});
+    expect_in(f,
+              (const char *const[]){"get", "--town", "gaoguan", "--metric", "area", "--json", NULL},
+              (const char *const[]){"\"kind\":\"counter\",\"values\":{", "\"total\":225", NULL});
+    expect_in(f,
+              (const char *const[]){"history", "-m", "area", "--town", "gaoguan", "--by", "month",
+                                    "--from", "2024-03", "--to", "2024-03", "--json", NULL},
+              (const char *const[]){"\"value\":125", NULL});
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_scaled_ratios, cli_fixture_setup,
                                         cli_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_points_as_printed, cli_fixture_setup,
+                                        cli_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_scale_without_labels, cli_fixture_setup,
                                         cli_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
