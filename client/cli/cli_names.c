@@ -11,6 +11,7 @@
 #include "atomic_file.h"
 #include "cli_util.h"
 #include "tally_error.h"
+#include "vec.h"
 
 /* A name fit for a line of the file: no tab, no line break. */
 static bool plain(const char *s)
@@ -91,10 +92,12 @@ int cli_names_save(const char *dir, const char *server, const tally_catalog_t *c
         if (plain(t->id) && plain(t->name))
             fprintf(m, "T\t%s\t%s\n", t->id, t->name);
     }
+    /* Every metric, a label unfit for a line left empty: a metric not
+     * listed is one the catalog gives no decimal places. */
     for (size_t i = 0; i < tally_catalog_metrics(cat); i++) {
         const tally_metric_info_t *x = tally_catalog_metric(cat, i);
-        if (plain(x->id) && plain(x->label))
-            fprintf(m, "M\t%s\t%s\n", x->id, x->label);
+        if (plain(x->id))
+            fprintf(m, "M\t%s\t%s\t%d\n", x->id, plain(x->label) ? x->label : "", x->scale);
     }
     if (fclose(m) != 0) {
         free(buf);
@@ -134,6 +137,9 @@ int cli_names_lookup(const char *dir, const char *server, const char *name, bool
             char *a = strchr(line, '\t'), *b = a ? strchr(a + 1, '\t') : NULL;
             if (line[0] == kind && a == line + 1 && b != NULL) {
                 *b = '\0';
+                char *scale = strchr(b + 1, '\t');
+                if (scale != NULL)
+                    *scale = '\0'; /* a metric's label ends there */
                 if (strcmp(a + 1, name) == 0) {
                     is_id = true; /* an id is never read as another's name */
                 } else if (strcmp(b + 1, name) == 0 && name[0] != '\0') {
@@ -152,6 +158,74 @@ int cli_names_lookup(const char *dir, const char *server, const char *name, bool
     }
     free(buf);
     return rc;
+}
+
+/* Add metric id[0..len) with scale places to sc.  0 or TALLY_ENOMEM. */
+static int scales_add(cli_scales_t *sc, const char *id, size_t len, int scale)
+{
+    if (VEC_RESERVE(sc->v, sc->cap, sc->n + 1) < 0)
+        return TALLY_ENOMEM;
+    if ((sc->v[sc->n].id = strndup(id, len)) == NULL)
+        return TALLY_ENOMEM;
+    sc->v[sc->n++].scale = scale;
+    return 0;
+}
+
+int cli_scales_from_catalog(cli_scales_t *sc, const tally_catalog_t *cat)
+{
+    sc->known = true;
+    for (size_t i = 0; i < tally_catalog_metrics(cat); i++) {
+        const tally_metric_info_t *m = tally_catalog_metric(cat, i);
+        if (m->scale > 0 && scales_add(sc, m->id, strlen(m->id), m->scale) < 0)
+            return TALLY_ENOMEM;
+    }
+    return 0;
+}
+
+int cli_scales_load(cli_scales_t *sc, const char *dir, const char *server)
+{
+    char *buf = read_all(dir);
+    char head[4200];
+    snprintf(head, sizeof head, "# tally catalog of %s\n", server);
+    bool ok = buf != NULL && strncmp(buf, head, strlen(head)) == 0;
+    int rc = 0;
+    for (char *line = ok ? buf + strlen(head) : ""; *line != '\0' && ok && rc == 0;) {
+        char *end = strchr(line, '\n');
+        if (end == NULL)
+            break; /* a line cut short: not trusted */
+        *end = '\0';
+        char *a = strchr(line, '\t'), *b = a ? strchr(a + 1, '\t') : NULL;
+        char *c = b ? strchr(b + 1, '\t') : NULL, *tail = NULL;
+        if (line[0] == 'M' && a == line + 1 && b != NULL) {
+            /* A line without a scale is of a version that kept none. */
+            long scale = c != NULL ? strtol(c + 1, &tail, 10) : -1;
+            ok = c != NULL && tail != c + 1 && *tail == '\0' && scale >= 0 && scale <= 9;
+            if (ok && scale > 0)
+                rc = scales_add(sc, a + 1, (size_t)(b - a - 1), (int)scale);
+        }
+        line = end + 1;
+    }
+    free(buf);
+    sc->known = ok && rc == 0;
+    return rc;
+}
+
+int cli_scales_of(const cli_scales_t *sc, const char *metric)
+{
+    if (!sc->known)
+        return -1;
+    for (size_t i = 0; i < sc->n; i++)
+        if (strcmp(sc->v[i].id, metric) == 0)
+            return sc->v[i].scale;
+    return 0; /* not listed: a metric without decimal places */
+}
+
+void cli_scales_free(cli_scales_t *sc)
+{
+    for (size_t i = 0; i < sc->n; i++)
+        free(sc->v[i].id);
+    free(sc->v);
+    memset(sc, 0, sizeof *sc);
 }
 
 bool cli_names_kept(const char *dir, const char *server)

@@ -8,8 +8,10 @@
  * The file, DIR/catalog-names (DIR: the spool, or the user's state
  * directory), is text: a first line "# tally catalog of SERVER", then one
  * line per entry of the catalog, "T<TAB>id<TAB>name" for a township and
- * "M<TAB>id<TAB>label" for a metric or ratio (an empty name or label
- * when none is configured).  push replaces it, atomically, each time it
+ * "M<TAB>id<TAB>label<TAB>scale" for a metric or ratio (an empty name or
+ * label when none is configured or it holds a tab or line break; scale:
+ * its decimal places, 0..9; files of versions before scales were kept
+ * lack it).  push replaces it, atomically, each time it
  * reads the catalog and finds it changed.  A spool that keeps none of
  * a server yet (a new one) is read with the user's state directory's.
  *
@@ -51,6 +53,31 @@ int cli_names_lookup(const char *dir, const char *server, const char *name, bool
 int cli_zone_save(const char *dir, const char *server, const char *zone, int32_t offset_s,
                   char *err, size_t errlen);
 int cli_zone_load(const char *dir, const char *server, char *name, size_t cap, int32_t *offset_s);
+
+/* The decimal places (scale, PROTOCOL.md 10.6) tallyd keeps of its
+ * metrics, as push reads values in each metric's unit: those with any
+ * listed, a metric not listed has none.  known is false when no catalog
+ * said (cli_scales_of then gives -1). */
+typedef struct cli_scales {
+    struct cli_scale {
+        char *id;
+        int scale;
+    } * v;
+    size_t n, cap;
+    bool known;
+} cli_scales_t;
+
+/* From tallyd's catalog, or from the one kept in dir for server (known
+ * stays false when none is kept, or one of a version that kept no
+ * scales).  0 or TALLY_ENOMEM; free with cli_scales_free. */
+int cli_scales_from_catalog(cli_scales_t *sc, const tally_catalog_t *cat);
+int cli_scales_load(cli_scales_t *sc, const char *dir, const char *server);
+
+/* The decimal places of metric (an id): 0 when not listed, -1 when sc
+ * is not known. */
+int cli_scales_of(const cli_scales_t *sc, const char *metric);
+
+void cli_scales_free(cli_scales_t *sc);
 
 /* Whether dir keeps a catalog of server (cli_names_save). */
 bool cli_names_kept(const char *dir, const char *server);

@@ -35,10 +35,11 @@ const char cli_push_usage[] =
     "       tally push --spool DIR --flush [OPTIONS]\n"
     "\n"
     "Send figures of one township to tallyd and wait until they are acknowledged.\n"
-    "Values are integers.  A CSV file needs a header row naming a 'metric' column\n"
-    "(or 指标, 指标名称, 项目) and a 'value' column (or 数值, 数量, 值); other\n"
-    "columns are ignored.  Write numbers without thousands separators (1000, not\n"
-    "1,000).  Without pairs or --file, the CSV is read from standard input when\n"
+    "Values are in the metric's unit, as reports show them (12.5 for a metric kept\n"
+    "with one decimal place).  A CSV file needs a header row naming a 'metric'\n"
+    "column (or 指标, 指标名称, 项目) and a 'value' column (or 数值, 数量, 值);\n"
+    "other columns are ignored.  Write numbers without thousands separators (1000,\n"
+    "not 1,000).  Without pairs or --file, the CSV is read from standard input when\n"
     "it is not a terminal.\n"
     "\n"
     "Options:\n"
@@ -196,7 +197,8 @@ static int parse_pair(const char *arg, csv_samples_t *out)
         return cli_usage_error("push", "'%s': '%s' is not a valid metric name%s", a,
                                escaped(arg, mlen, part, sizeof part), cr);
     int64_t v;
-    int rc = csv_parse_int64(eq + 1, strlen(eq + 1), &v);
+    unsigned places;
+    int rc = csv_parse_decimal(eq + 1, strlen(eq + 1), &v, &places);
     escaped(eq + 1, strlen(eq + 1), part, sizeof part);
     if (rc == TALLY_ERANGE)
         return cli_usage_error("push",
@@ -204,8 +206,8 @@ static int parse_pair(const char *arg, csv_samples_t *out)
                                "-9223372036854775808 .. 9223372036854775807)",
                                a, part);
     if (rc < 0)
-        return cli_usage_error("push", "'%s': value '%s' is not an integer%s", a, part, cr);
-    if (csv_samples_add(out, arg, mlen, v, 0) < 0) {
+        return cli_usage_error("push", "'%s': value '%s' is not a number%s", a, part, cr);
+    if (csv_samples_add(out, arg, mlen, v, places, 0) < 0) {
         cli_error("out of memory");
         return CLI_INTERNAL;
     }
@@ -507,9 +509,9 @@ static void remember(const guard_t *gd, const char *spool, bool spooled)
  * names of metrics new to tallyd (NULL: none). */
 static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t time_ms,
                    int timeout_ms, bool quiet, const csv_samples_t *samples, const char *file,
-                   const guard_t *gd, const push_new_t *news)
+                   const guard_t *gd, const push_new_t *news, const cli_scales_t *sc)
 {
-    push_t p = {0};
+    push_t p = {.scales = sc, .unknown.scales = sc};
     const tally_curve_t *curve;
     int status = cli_curve(g, "push", &curve);
     if (status != 0)
@@ -688,7 +690,12 @@ int cli_push(int argc, char **argv, cli_global_t *g)
         if (pairs || file != NULL)
             return cli_usage_error("push", "--flush pushes nothing new: drop the figures");
         csv_samples_t none = {0};
-        return deliver(g, NULL, spool, 0, o.timeout_ms, quiet, &none, NULL, NULL, NULL);
+        cli_scales_t sc = {0};
+        int rc = cli_push_kept_scales(g, spool, &sc) == 0
+                     ? deliver(g, NULL, spool, 0, o.timeout_ms, quiet, &none, NULL, NULL, NULL, &sc)
+                     : (cli_error("out of memory"), CLI_INTERNAL);
+        cli_scales_free(&sc);
+        return rc;
     }
     if (town == NULL)
         return cli_usage_error("push", "--town NAME is required");
@@ -701,6 +708,7 @@ int cli_push(int argc, char **argv, cli_global_t *g)
         file = "-";
     }
     csv_samples_t samples = {0};
+    cli_scales_t sc = {0};
     int rc = 0;
     for (int i = optind; i < argc && rc == 0; i++)
         rc = parse_pair(argv[i], &samples);
@@ -709,8 +717,9 @@ int cli_push(int argc, char **argv, cli_global_t *g)
     if (rc == 0) {
         char town_id[PROTO_NAME_MAX + 1];
         push_new_t news = {0};
-        rc = cli_push_resolve_names(g, spool, &town, town_id, sizeof town_id, &samples,
-                                    o.timeout_ms, &news);
+        rc = cli_push_resolve(g, spool, &town, town_id, sizeof town_id, &samples,
+                              file != NULL && strcmp(file, "-") == 0 ? "stdin" : file, o.timeout_ms,
+                              &news, &sc);
         if (rc == 0 && time_local)
             rc = cli_push_time_in_daemon_zone(g, spool, time_text, &time_ms, o.timeout_ms);
         if (time_text != NULL && time_ms == 0)
@@ -729,8 +738,9 @@ int cli_push(int argc, char **argv, cli_global_t *g)
         }
         if (rc == 0)
             rc = deliver(g, town, spool, time_ms, o.timeout_ms, quiet, &samples, file,
-                         time_text != NULL ? &gd : NULL, &news);
+                         time_text != NULL ? &gd : NULL, &news, &sc);
     }
+    cli_scales_free(&sc);
     csv_samples_free(&samples);
     return rc;
 }

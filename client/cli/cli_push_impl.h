@@ -1,8 +1,9 @@
 /* cli_push_impl.h - the tally command (client/cli/, private to `tally
  * push`): what a push notes of its figures as tallyd answers, shared by
  * cli_push.c (options, reading, delivery and libtally's callbacks),
- * cli_push_report.c (what is said of the figures) and cli_push_resolve.c
- * (names and time as tallyd reads them).  Nothing else includes it. */
+ * cli_push_report.c (what is said of the figures), cli_push_resolve.c
+ * (names and time as tallyd reads them) and cli_push_scale.c (values in
+ * each metric's unit).  Nothing else includes it. */
 #ifndef TALLY_CLIENT_CLI_PUSH_IMPL_H
 #define TALLY_CLIENT_CLI_PUSH_IMPL_H
 
@@ -10,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cli_names.h"
 #include "cli_state.h"
 #include "cli_util.h"
 #include "csv.h"
@@ -64,7 +66,8 @@ typedef struct push {
     size_t earlier_samples, earlier_subs;
     size_t rejected, rejected_now; /* all, and this run's */
     cli_unknown_t unknown;
-    earlier_reject_t *aside; /* rejected submissions of earlier runs */
+    const cli_scales_t *scales; /* the decimal places of the figures read back */
+    earlier_reject_t *aside;    /* rejected submissions of earlier runs */
     size_t naside, capaside;
     bool aside_oom;
     char aside_err[512]; /* the last failure to write a CSV of one; "" if none */
@@ -139,18 +142,39 @@ void cli_push_report_stopped(tally_client_t *c, push_t *p, const csv_samples_t *
 void cli_push_unknown_town_hint(cli_global_t *g, const tally_curve_t *curve, int timeout_ms,
                                 const char *town);
 
-/* A township's name or metrics' labels (高观镇, 排查矛盾纠纷) stand for
- * their ids, as in the reading commands (cli_opts_resolve), looked up in
- * the daemon's catalog only when some name has characters beyond ASCII.
- * The catalog's names are kept (cli_names.h) for when it cannot be read
- * (tallyd down or out of reach: the figures go to the spool); then those
- * kept are used (resolve_offline): the spool's, or the user's state's
- * when the spool keeps none.  *town may be pointed at town_buf.  Names of
- * metrics new to tallyd go to news (said later: a catalog whose list of
- * metrics is closed rejects them instead).  Returns CLI_OK or the exit
- * status (printed). */
-int cli_push_resolve_names(cli_global_t *g, const char *spool, const char **town, char *town_buf,
-                           size_t cap, csv_samples_t *s, int timeout_ms, push_new_t *news);
+/* The figures as tallyd reads them, from the daemon's catalog (read
+ * first, CATALOG_REQ): a township's name or metrics' labels (高观镇,
+ * 排查矛盾纠纷) stand for their ids, as in the reading commands
+ * (cli_opts_resolve), and values are in each metric's unit
+ * (cli_push_scale).  The catalog is kept (cli_names.h) for when it cannot
+ * be read (tallyd down or out of reach: the figures go to the spool);
+ * then the one kept is used (resolve_offline): the spool's, or the
+ * user's state's when the spool keeps none.  *town may be pointed at
+ * town_buf; file names the CSV in messages; sc (empty on entry, freed
+ * by the caller) receives the decimal places it used.  Names of metrics new to
+ * tallyd go to news (said later: a catalog whose list of metrics is
+ * closed rejects them instead).  Returns CLI_OK or the exit status
+ * (printed). */
+int cli_push_resolve(cli_global_t *g, const char *spool, const char **town, char *town_buf,
+                     size_t cap, csv_samples_t *s, const char *file, int timeout_ms,
+                     push_new_t *news, cli_scales_t *sc);
+
+/* The decimal places tallyd keeps (sc, empty on entry) as a push without
+ * figures of its own (--flush) knows them: from the catalog read already,
+ * else the one kept (cli_push_resolve's places).  0 or TALLY_ENOMEM. */
+int cli_push_kept_scales(const cli_global_t *g, const char *spool, cli_scales_t *sc);
+
+/* cli_push_scale.c */
+
+/* Each value of s, a number as written (csv_sample_t's value and
+ * places), in its metric's unit: rescaled to the decimal places tallyd
+ * keeps of the metric (PROTOCOL.md 10.6, sc), so that value is what is
+ * sent and places that scale.  When sc is not known, whole numbers are
+ * sent as written (cli_push_resolve says so), and a fraction is refused (CLI_UNREACHABLE:
+ * push once tallyd answers).  More places than the metric keeps, or a
+ * value beyond int64 once rescaled, is CLI_USAGE.  file names the CSV in
+ * messages.  Returns CLI_OK or the exit status (printed). */
+int cli_push_scale(const cli_scales_t *sc, csv_samples_t *s, const char *file);
 
 /* tallyd took the figures or could not be asked (no UNKNOWN_METRIC):
  * say of each name of news that it became a counter of its own, with the

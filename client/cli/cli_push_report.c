@@ -34,19 +34,21 @@ void cli_push_format_reason(char *buf, size_t cap, int code, const char *field, 
     snprintf(buf, cap, "%s%s%s (%s)", field, field[0] ? ": " : "", message, tally_errname(code));
 }
 
-/* SPOOL/rejected/X.sub -> SPOOL/rejected/X.csv with its figures, NULL
- * when it cannot be written (err says why). */
-static char *write_rejected_csv(const tally_rejected_t *r, char *err, size_t errlen)
+/* SPOOL/rejected/X.sub -> SPOOL/rejected/X.csv with its figures in their
+ * metrics' units (sc), NULL when it cannot be written (err says why). */
+static char *write_rejected_csv(const tally_rejected_t *r, const cli_scales_t *sc, char *err,
+                                size_t errlen)
 {
     if (r->nsamples == 0) {
         snprintf(err, errlen, "its figures could not be read");
         return NULL;
     }
-    return cli_sub_csv(r->path, r->samples, r->nsamples, err, errlen);
+    return cli_sub_csv(r->path, r->samples, r->nsamples, sc, err, errlen);
 }
 
-/* The figures of r as CSV text (malloc'ed; NULL when out of memory). */
-static char *figures_text(const tally_rejected_t *r)
+/* The figures of r as CSV text in their metrics' units (malloc'ed; NULL
+ * when out of memory). */
+static char *figures_text(const tally_rejected_t *r, const cli_scales_t *sc)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -55,7 +57,7 @@ static char *figures_text(const tally_rejected_t *r)
         return NULL;
     fputs("metric,value\n", fp);
     for (uint32_t i = 0; i < r->nsamples; i++)
-        fprintf(fp, "%s,%" PRId64 "\n", r->samples[i].metric, r->samples[i].value);
+        cli_csv_row(fp, &r->samples[i], sc);
     if (fclose(fp) != 0) {
         free(buf);
         return NULL;
@@ -78,11 +80,11 @@ void cli_push_keep_aside(push_t *p, uint64_t seq, int code)
     e->path = strdup(r->path);
     e->township = strdup(r->township);
     if (r->path[0] != '\0')
-        e->csv = write_rejected_csv(r, p->aside_err, sizeof p->aside_err);
+        e->csv = write_rejected_csv(r, p->scales, p->aside_err, sizeof p->aside_err);
     else
         e->why = strdup(tally_client_last_error(p->c));
     if (e->csv == NULL)
-        e->figures = figures_text(r); /* printed, then: nowhere else to read them */
+        e->figures = figures_text(r, p->scales); /* printed, then: nowhere else to read them */
     if (e->path == NULL || e->township == NULL) {
         free(e->path);
         free(e->township);
@@ -303,10 +305,12 @@ enum { SAMPLE_UNSENT, SAMPLE_COUNTED, SAMPLE_REJECTED, SAMPLE_UNKNOWN };
  * "'disputes.resolved=3'". */
 static void where(char *buf, size_t cap, const char *file, const csv_sample_t *s)
 {
+    char num[48];
     if (s->line > 0)
         snprintf(buf, cap, "%s:%u", file, s->line);
     else
-        snprintf(buf, cap, "'%s=%" PRId64 "'", s->metric, s->value);
+        snprintf(buf, cap, "'%s=%s'", s->metric,
+                 csv_decimal_text(s->value, s->places, num, sizeof num));
 }
 
 /* Each figure's fate into state[0..n) from the batches: exact when a

@@ -302,7 +302,7 @@ void cli_push_report_new_metrics(cli_global_t *g, const tally_curve_t *curve, in
     tally_request_t req =
         cli_request(curve, timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS, NULL, 0);
     const tally_catalog_t *cat = NULL;
-    (void)cli_catalog(g, &req, &cat); /* read already, by cli_push_resolve_names */
+    (void)cli_catalog(g, &req, &cat); /* read already, by cli_push_resolve */
     for (size_t i = 0; i < news->n; i++) {
         bool label = false;
         const tally_metric_info_t *m =
@@ -386,35 +386,12 @@ void cli_push_unknown_town_hint(cli_global_t *g, const tally_curve_t *curve, int
     fputc('\n', stderr);
 }
 
-int cli_push_resolve_names(cli_global_t *g, const char *spool, const char **town, char *town_buf,
-                           size_t cap, csv_samples_t *s, int timeout_ms, push_new_t *news)
+/* The names of a push read with tallyd's catalog cat. */
+static int resolve_online(cli_global_t *g, const tally_curve_t *curve, const tally_catalog_t *cat,
+                          const char **town, char *town_buf, size_t cap, csv_samples_t *s,
+                          int timeout_ms, push_new_t *news)
 {
-    bool any = cli_beyond_ascii(*town);
-    for (size_t i = 0; i < s->n && !any; i++)
-        any = cli_beyond_ascii(s->v[i].metric);
-    if (!any)
-        return CLI_OK;
-    const tally_curve_t *curve;
-    int status = cli_curve(g, "push", &curve);
-    if (status != 0)
-        return status;
-    char why[512] = "", dir[4096];
-    bool kept = names_dir(spool, dir, sizeof dir) == 0;
-    tally_request_t req = cli_request(
-        curve, timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS, why, sizeof why);
-    const tally_catalog_t *cat = NULL;
-    int rc = cli_catalog(g, &req, &cat);
-    if (rc == TALLY_ETYPE || tally_err_is_wire(rc))
-        return CLI_OK; /* a daemon that answers, without the catalog: it judges the names */
-    if (rc < 0) {
-        char from[4096];
-        bool found = kept_dir(spool, g->server, cli_names_kept, from, sizeof from) == 0;
-        return resolve_offline(g, rc, &req, timeout_ms, found ? from : NULL, town, town_buf, cap,
-                               s);
-    }
-    char err[512];
-    if (kept) /* without it, only a push while tallyd is down is refused */
-        (void)cli_names_save(dir, g->server, cat, err, sizeof err);
+    int status = CLI_OK;
     const char *id = cli_catalog_id(*town, cat, true);
     if (id != NULL) {
         snprintf(town_buf, cap, "%s", id);
@@ -457,6 +434,65 @@ int cli_push_resolve_names(cli_global_t *g, const char *spool, const char **town
         free(s->v[i].metric);
         s->v[i].metric = copy;
     }
+    return status;
+}
+
+int cli_push_kept_scales(const cli_global_t *g, const char *spool, cli_scales_t *sc)
+{
+    char from[4096];
+    if (g->catalog != NULL)
+        return cli_scales_from_catalog(sc, g->catalog);
+    if (kept_dir(spool, g->server, cli_names_kept, from, sizeof from) == 0)
+        return cli_scales_load(sc, from, g->server);
+    return 0;
+}
+
+int cli_push_resolve(cli_global_t *g, const char *spool, const char **town, char *town_buf,
+                     size_t cap, csv_samples_t *s, const char *file, int timeout_ms,
+                     push_new_t *news, cli_scales_t *sc)
+{
+    bool any = cli_beyond_ascii(*town);
+    for (size_t i = 0; i < s->n && !any; i++)
+        any = cli_beyond_ascii(s->v[i].metric);
+    const tally_curve_t *curve;
+    int status = cli_curve(g, "push", &curve);
+    if (status != 0)
+        return status;
+    char why[512] = "", dir[4096], from[4096];
+    bool kept = names_dir(spool, dir, sizeof dir) == 0;
+    tally_request_t req = cli_request(
+        curve, timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS, why, sizeof why);
+    const tally_catalog_t *cat = NULL;
+    int rc = cli_catalog(g, &req, &cat);
+    bool found = rc < 0 && kept_dir(spool, g->server, cli_names_kept, from, sizeof from) == 0;
+    /* A daemon older than the catalog keeps no decimal places. */
+    sc->known = rc == TALLY_ETYPE;
+    if (rc != TALLY_ETYPE &&
+        (rc < 0 ? cli_push_kept_scales(g, spool, sc) : cli_scales_from_catalog(sc, cat)) < 0) {
+        cli_error("out of memory");
+        return CLI_INTERNAL;
+    }
+    if (rc == TALLY_ETYPE || tally_err_is_wire(rc)) {
+        status = CLI_OK; /* a daemon that answers, without the catalog: it judges the names */
+    } else if (rc < 0) {
+        status = any ? resolve_offline(g, rc, &req, timeout_ms, found ? from : NULL, town, town_buf,
+                                       cap, s)
+                     : CLI_OK;
+    } else {
+        char err[512];
+        if (kept) /* without it, only a push while tallyd is down is refused */
+            (void)cli_names_save(dir, g->server, cat, err, sizeof err);
+        if (any)
+            status = resolve_online(g, curve, cat, town, town_buf, cap, s, timeout_ms, news);
+    }
+    if (status == CLI_OK)
+        status = cli_push_scale(sc, s, file);
+    /* Said where the figures may wait in the spool: a whole number of a
+     * metric with decimal places would be counted in tenths or less. */
+    if (status == CLI_OK && !sc->known && spool != NULL && s->n > 0)
+        fprintf(stderr, "tally push: no catalog of tallyd is kept here: values go as written "
+                        "(a metric tallyd keeps with decimal places would read 3 as 0.3 or "
+                        "0.03); a push while tallyd answers keeps its catalog\n");
     return status;
 }
 

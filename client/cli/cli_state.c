@@ -73,8 +73,16 @@ bool cli_same_dir(const char *a, const char *b)
            sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-char *cli_sub_csv(const char *sub, const tally_sample_t *samples, uint32_t n, char *err,
-                  size_t errlen)
+void cli_csv_row(FILE *fp, const tally_sample_t *s, const cli_scales_t *sc)
+{
+    char num[48];
+    int scale = sc != NULL ? cli_scales_of(sc, s->metric) : -1;
+    fprintf(fp, "%s,%s\n", s->metric,
+            csv_decimal_text(s->value, scale > 0 ? (unsigned)scale : 0, num, sizeof num));
+}
+
+char *cli_sub_csv(const char *sub, const tally_sample_t *samples, uint32_t n,
+                  const cli_scales_t *sc, char *err, size_t errlen)
 {
     size_t len = strlen(sub);
     if (len < 4 || strcmp(sub + len - 4, ".sub") != 0)
@@ -93,7 +101,7 @@ char *cli_sub_csv(const char *sub, const tally_sample_t *samples, uint32_t n, ch
     }
     fputs("metric,value\n", fp);
     for (uint32_t i = 0; i < n; i++)
-        fprintf(fp, "%s,%" PRId64 "\n", samples[i].metric, samples[i].value);
+        cli_csv_row(fp, &samples[i], sc);
     if (fclose(fp) != 0) {
         text_format(err, errlen, "cannot write %s: %s", csv, strerror(errno));
         free(csv);
@@ -119,7 +127,7 @@ void cli_unknown_add(cli_unknown_t *l, const tally_unknown_t *u)
         return;
     }
     if (u->path[0] != '\0')
-        e->csv = cli_sub_csv(u->path, u->samples, u->nsamples, l->err, sizeof l->err);
+        e->csv = cli_sub_csv(u->path, u->samples, u->nsamples, l->scales, l->err, sizeof l->err);
     e->time_ms = u->time_ms;
     e->nsamples = u->nsamples;
     e->seq = u->seq;

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cli_names.h"
 #include "tally.h"
 
 #define CLI_STATE_FILE "client.state"
@@ -30,13 +31,19 @@ int cli_state_dir(char *buf, size_t cap, char *err, size_t errlen);
 /* True when paths a and b name the same existing directory. */
 bool cli_same_dir(const char *a, const char *b);
 
+/* A figure as a "metric,value" row that push --file reads back as the
+ * same figure: the value in the metric's unit, with the decimal places
+ * sc gives it (none when sc is NULL or not known). */
+void cli_csv_row(FILE *fp, const tally_sample_t *s, const cli_scales_t *sc);
+
 /* SPOOL/DIR/X.sub (a submission set aside: unknown/, rejected/) ->
  * SPOOL/DIR/X.csv with its n figures, "metric,value" rows as push --file
- * reads them; one already there (an earlier run that stopped before
- * reporting) is kept.  Its path (malloc'ed), or NULL when sub is not a
- * .sub or the file cannot be written (err says why) or out of memory. */
-char *cli_sub_csv(const char *sub, const tally_sample_t *samples, uint32_t n, char *err,
-                  size_t errlen);
+ * reads them (cli_csv_row); one already there (an earlier run that
+ * stopped before reporting) is kept.  Its path (malloc'ed), or NULL when
+ * sub is not a .sub or the file cannot be written (err says why) or out
+ * of memory. */
+char *cli_sub_csv(const char *sub, const tally_sample_t *samples, uint32_t n,
+                  const cli_scales_t *sc, char *err, size_t errlen);
 
 /* One submission of unknown fate, as `tally push` reports it. */
 typedef struct cli_unknown_entry {
@@ -54,6 +61,7 @@ typedef struct cli_unknown {
     size_t samples;
     char err[512]; /* the last failure to write a CSV file; "" if none */
     int oom;
+    const cli_scales_t *scales; /* the decimal places of the figures written */
 } cli_unknown_t;
 
 /* A tally_unknown_cb's work (ctx: a cli_unknown_t): keep u, and with a

@@ -6,6 +6,7 @@
 #include "csv.h"
 
 #include <iconv.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +55,59 @@ range:
     return TALLY_ERANGE;
 }
 
-int csv_samples_add(csv_samples_t *s, const char *metric, size_t mlen, int64_t value, unsigned line)
+/* Whether s[0..len) is one or more decimal digits. */
+static bool digit_run(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return len > 0;
+}
+
+int csv_parse_decimal(const char *s, size_t len, int64_t *digits, unsigned *places)
+{
+    const char *point = memchr(s, '.', len);
+    if (point == NULL) {
+        *places = 0;
+        return csv_parse_int64(s, len, digits);
+    }
+    size_t ilen = (size_t)(point - s), flen = len - ilen - 1;
+    const char *frac = point + 1;
+    size_t sign = ilen > 0 && (s[0] == '+' || s[0] == '-');
+    if (!digit_run(s + sign, ilen - sign) || !digit_run(frac, flen))
+        return TALLY_EINVAL;
+    while (flen > 0 && frac[flen - 1] == '0')
+        flen--;
+    /* The digits without the point, then read as one integer: its range
+     * check is csv_parse_int64's.  Beyond what int64 holds is a range
+     * error whatever the length, so a long number is cut short. */
+    char joined[64];
+    size_t n = 0;
+    for (size_t i = 0; i < ilen && n < sizeof joined; i++)
+        joined[n++] = s[i];
+    for (size_t i = 0; i < flen && n < sizeof joined; i++)
+        joined[n++] = frac[i];
+    if (n == sizeof joined)
+        return TALLY_ERANGE;
+    *places = (unsigned)flen;
+    return csv_parse_int64(joined, n, digits);
+}
+
+const char *csv_decimal_text(int64_t value, unsigned places, char *buf, size_t cap)
+{
+    char digits[80]; /* csv_parse_decimal leaves at most 63 places */
+    uint64_t mag = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
+    int n = snprintf(digits, sizeof digits, "%0*" PRIu64, (int)places + 1, mag);
+    if (places == 0)
+        snprintf(buf, cap, "%s%s", value < 0 ? "-" : "", digits);
+    else
+        snprintf(buf, cap, "%s%.*s.%s", value < 0 ? "-" : "", n - (int)places, digits,
+                 digits + n - (int)places);
+    return buf;
+}
+
+int csv_samples_add(csv_samples_t *s, const char *metric, size_t mlen, int64_t value,
+                    unsigned places, unsigned line)
 {
     if (VEC_RESERVE(s->v, s->cap, s->n + 1) < 0)
         return TALLY_ENOMEM;
@@ -63,6 +116,7 @@ int csv_samples_add(csv_samples_t *s, const char *metric, size_t mlen, int64_t v
         return TALLY_ENOMEM;
     s->v[s->n].metric = m;
     s->v[s->n].value = value;
+    s->v[s->n].places = places;
     s->v[s->n].line = line;
     s->n++;
     return 0;
@@ -289,12 +343,7 @@ static char other_separator(const field_t *hdr, int n)
 
 static bool all_digits(const field_t *f)
 {
-    if (f->len == 0)
-        return false;
-    for (size_t i = 0; i < f->len; i++)
-        if (f->ptr[i] < '0' || f->ptr[i] > '9')
-            return false;
-    return true;
+    return digit_run(f->ptr, f->len);
 }
 
 /* Digits in groups of three after the first, separated by commas:
@@ -408,7 +457,8 @@ static int parse_row(const field_t *fields, int n, int ncols, int mcol, int vcol
         return TALLY_EINVAL;
     }
     int64_t value;
-    rc = csv_parse_int64(v.ptr, v.len, &value);
+    unsigned places;
+    rc = csv_parse_decimal(v.ptr, v.len, &value, &places);
     char vtext[256];
     shown(v, vtext, 0, sizeof vtext);
     if (rc == TALLY_ERANGE) {
@@ -425,15 +475,15 @@ static int parse_row(const field_t *fields, int n, int ncols, int mcol, int vcol
     if (rc < 0) {
         if (thousands_grouped(&v))
             text_format(err, errlen,
-                        "%s:%u: column %d (value): '%s' is not an integer (write it without "
+                        "%s:%u: column %d (value): '%s' is not a number (write it without "
                         "thousands separators)",
                         name, line, vcol + 1, vtext);
         else
-            text_format(err, errlen, "%s:%u: column %d (value): '%s' is not an integer", name, line,
+            text_format(err, errlen, "%s:%u: column %d (value): '%s' is not a number", name, line,
                         vcol + 1, vtext);
         return TALLY_EINVAL;
     }
-    return csv_samples_add(out, m.ptr, m.len, value, line);
+    return csv_samples_add(out, m.ptr, m.len, value, places, line);
 }
 
 int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples_t *out, char *err,

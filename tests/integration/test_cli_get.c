@@ -755,12 +755,12 @@ static void test_rejections(void **state)
         fail_msg("stderr should name samples[1].metric and 'nope': %s", r.err);
     cli_result_free(&r);
 
-    /* A value that is not an integer: usage error naming the argument,
+    /* A value that is not a number: usage error naming the argument,
      * nothing sent. */
     const char *bad_value[] = {"push", "--town", "gaoguan", "disputes.resolved=abc", NULL};
     r = run_expect(f, 2, bad_value);
-    if (strstr(r.err, "disputes.resolved=abc") == NULL || strstr(r.err, "not an integer") == NULL)
-        fail_msg("stderr should name 'disputes.resolved=abc' as not an integer: %s", r.err);
+    if (strstr(r.err, "disputes.resolved=abc") == NULL || strstr(r.err, "not a number") == NULL)
+        fail_msg("stderr should name 'disputes.resolved=abc' as not a number: %s", r.err);
     cli_result_free(&r);
     const char *x_abc[] = {"push", "--town", "gaoguan", "x=abc", NULL};
     r = run_expect(f, 2, x_abc);

@@ -4,15 +4,18 @@
  * 250.0%, in the live tallies, the closed month and day read from the
  * history, a span, the comparison with the month before, `tally history`
  * and `tally report`, for a township and the county, and after a
- * restart; and the scaled values themselves as text (12.5, not 125) with
- * ids as much as with labels. */
+ * restart; the scaled values themselves as text (12.5, not 125) with
+ * ids as much as with labels; and push reading values in the metric's
+ * unit. */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <cmocka.h>
 
+#include <glob.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -94,9 +97,9 @@ static void expect_ratio(fx_t *f, const char *const *extra, const char *ratio, c
  * March in the county: 50.0 ha for 100 people, 50.0%. */
 static void push_figures(fx_t *f)
 {
-    push(f, "gaoguan", "2024-02-10T10:00+08:00", "area=100", "people=50");
-    push(f, "gaoguan", "2024-03-05T10:00+08:00", "area=125", "people=50");
-    push(f, "bashan", "2024-03-20T10:00+08:00", "area=375", "people=50");
+    push(f, "gaoguan", "2024-02-10T10:00+08:00", "area=10.0", "people=50");
+    push(f, "gaoguan", "2024-03-05T10:00+08:00", "area=12.5", "people=50");
+    push(f, "bashan", "2024-03-20T10:00+08:00", "area=37.5", "people=50");
 }
 
 static void expect_live(fx_t *f)
@@ -194,8 +197,8 @@ static void test_points_as_printed(void **state)
 {
     fx_t *f = *state;
     assert_int_equal(harness_start(&f->h, conf, NULL), 0);
-    push(f, "bashan", "2023-06-10T10:00+08:00", "area=120", "people=13");
-    push(f, "bashan", "2024-06-10T10:00+08:00", "area=18610", "people=2000");
+    push(f, "bashan", "2023-06-10T10:00+08:00", "area=12", "people=13");
+    push(f, "bashan", "2024-06-10T10:00+08:00", "area=1861.0", "people=2000");
     expect_in(f,
               (const char *const[]){"get", "--period", "2024-06", "--compare", "--town", "bashan",
                                     "--metric", "area_per_person", "--no-labels", NULL},
@@ -322,6 +325,119 @@ static void test_scale_without_labels(void **state)
               (const char *const[]){"\"value\":125", NULL});
 }
 
+/* The county total of metric as an exact integer (tally get --json). */
+static int64_t county_total(fx_t *f, const char *metric)
+{
+    char err[2048];
+    if (cli_get_tab(f->h.dir, f->h.req_endpoint, NULL, &f->t, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    cli_val_t v;
+    if (!cli_tab_get(&f->t, metric, "county", "total", &v) || !v.present)
+        fail_msg("no county total of %s", metric);
+    return v.num;
+}
+
+/* The command fails with status and its standard error holds want. */
+static void expect_refused(fx_t *f, int status, const char *const *args, const char *want)
+{
+    cli_result_t r = cli_expect(&f->h, status, args);
+    if (strstr(r.err, want) == NULL)
+        fail_msg("%s: no '%s' in:\n%s", args[args[1] != NULL ? 1 : 0], want, r.err);
+    cli_result_free(&r);
+}
+
+/* 4. push reads values in the metric's unit, as the report prints them:
+ * area=12.5 of a metric with one decimal place is sent as 125, area=3 as
+ * 30; a place more than the metric keeps is refused, nothing sent.  The
+ * places come from the catalog kept at the last push while tallyd is
+ * down; with none kept, a fraction is refused and a whole number goes as
+ * written, said.  A spooled submission tallyd rejects is set aside as
+ * CSV in the same units. */
+static void test_push_in_units(void **state)
+{
+    fx_t *f = *state;
+    char spool[HARNESS_PATH_MAX + 16];
+    snprintf(spool, sizeof spool, "%s/spool", f->h.dir);
+    /* No daemon yet, and no catalog kept. */
+    expect_refused(f, 3,
+                   (const char *const[]){"push", "--town", "gaoguan", "--spool", spool, "--timeout",
+                                         "5", "area=0.5", NULL},
+                   "how many decimal places tallyd keeps of area is not known");
+    assert_int_equal(cli_count_files(spool, ".sub"), 0);
+    expect_refused(f, 3,
+                   (const char *const[]){"push", "--town", "gaoguan", "--spool", spool, "--timeout",
+                                         "5", "people=7", NULL},
+                   "no catalog of tallyd is kept here: values go as written");
+    assert_int_equal(cli_count_files(spool, ".sub"), 1);
+
+    assert_int_equal(harness_start(&f->h, conf, NULL), 0);
+    cli_result_t r = cli_expect(&f->h, 0,
+                                (const char *const[]){"push", "--town", "gaoguan", "--spool", spool,
+                                                      "area=12.5", "people=50", NULL});
+    cli_result_free(&r);
+    assert_int_equal(county_total(f, "area"), 125);
+    assert_int_equal(county_total(f, "people"), 57);
+    r = cli_expect(&f->h, 0, (const char *const[]){"push", "--town", "gaoguan", "area=3", NULL});
+    cli_result_free(&r);
+    assert_int_equal(county_total(f, "area"), 155);
+    expect_refused(f, 2, (const char *const[]){"push", "--town", "gaoguan", "area=12.55", NULL},
+                   "'area=12.55': area takes at most 1 decimal place");
+    expect_refused(f, 2, (const char *const[]){"push", "--town", "gaoguan", "people=1.5", NULL},
+                   "'people=1.5': people takes whole numbers");
+    char csv[HARNESS_PATH_MAX + 8];
+    snprintf(csv, sizeof csv, "%s/f.csv", f->h.dir);
+    FILE *fp = fopen(csv, "w");
+    assert_non_null(fp);
+    fputs("指标,数值\n耕地面积,0.50\npeople,2\n", fp);
+    assert_int_equal(fclose(fp), 0);
+    r = cli_expect(&f->h, 0,
+                   (const char *const[]){"push", "--town", "高观镇", "--file", csv, NULL});
+    cli_result_free(&r);
+    fp = fopen(csv, "w");
+    assert_non_null(fp);
+    fputs("metric,value\narea,1\narea,0.05\n", fp);
+    assert_int_equal(fclose(fp), 0);
+    char want[HARNESS_PATH_MAX + 128];
+    snprintf(want, sizeof want, "%s:3: area=0.05: area takes at most 1 decimal place", csv);
+    expect_refused(f, 2, (const char *const[]){"push", "--town", "gaoguan", "--file", csv, NULL},
+                   want);
+    assert_int_equal(county_total(f, "area"), 160);
+    assert_int_equal(county_total(f, "people"), 59);
+
+    /* Down: the places of the catalog the last push kept. */
+    assert_int_equal(harness_stop(&f->h, SIGTERM), 0);
+    expect_refused(f, 2,
+                   (const char *const[]){"push", "--town", "gaoguan", "--spool", spool, "--timeout",
+                                         "5", "area=0.25", NULL},
+                   "area takes at most 1 decimal place");
+    r = cli_expect(&f->h, 3,
+                   (const char *const[]){"push", "--town", "gaoguan", "--spool", spool, "--timeout",
+                                         "5", "area=0.2", NULL});
+    if (strstr(r.err, "no catalog") != NULL)
+        fail_msg("a catalog is kept: %s", r.err);
+    cli_result_free(&r);
+    r = cli_expect(&f->h, 3,
+                   (const char *const[]){"push", "--town", "gaoguan", "--spool", spool, "--timeout",
+                                         "5", "area=-0.5", NULL});
+    cli_result_free(&r);
+    assert_int_equal(harness_start(&f->h, conf, NULL), 0);
+    r = cli_expect(&f->h, 1, (const char *const[]){"push", "--spool", spool, "--flush", NULL});
+    cli_result_free(&r);
+    assert_int_equal(county_total(f, "area"), 162);
+    char rejected[HARNESS_PATH_MAX + 32];
+    snprintf(rejected, sizeof rejected, "%s/rejected", spool);
+    assert_int_equal(cli_count_files(rejected, ".csv"), 1);
+    char pattern[HARNESS_PATH_MAX + 48];
+    snprintf(pattern, sizeof pattern, "%s/*.csv", rejected);
+    glob_t gl;
+    assert_int_equal(glob(pattern, 0, NULL, &gl), 0);
+    char *text = harness_read_file(gl.gl_pathv[0]);
+    globfree(&gl);
+    assert_non_null(text);
+    assert_string_equal(text, "metric,value\narea,-0.5\n");
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -330,6 +446,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_points_as_printed, cli_fixture_setup,
                                         cli_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_scale_without_labels, cli_fixture_setup,
+                                        cli_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_push_in_units, cli_fixture_setup,
                                         cli_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

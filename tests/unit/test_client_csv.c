@@ -1,4 +1,5 @@
 /* Unit tests of the CSV reader behind `tally push --file`. */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -112,14 +113,14 @@ static void test_missing_value_column(void **state)
     assert_non_null(strstr(err, "empty"));
 }
 
-static void test_non_integer(void **state)
+static void test_non_number(void **state)
 {
     (void)state;
     char err[512];
     csv_samples_t s = {0};
-    assert_int_equal(parse("metric,kind,value\na,c,1\nb,c,12.5\n", &s, err, sizeof err),
+    assert_int_equal(parse("metric,kind,value\na,c,1\nb,c,12.5x\n", &s, err, sizeof err),
                      TALLY_EINVAL);
-    assert_string_equal(err, "t.csv:3: column 3 (value): '12.5' is not an integer");
+    assert_string_equal(err, "t.csv:3: column 3 (value): '12.5x' is not a number");
     csv_samples_free(&s);
     /* An empty cell is no figure: left out and counted, not an error. */
     assert_int_equal(parse("metric,value\na,\nb,2\nc, \n", &s, err, sizeof err), 0);
@@ -129,15 +130,15 @@ static void test_non_integer(void **state)
     csv_samples_free(&s);
     assert_int_equal(s.blanks, 0);
     assert_int_equal(parse("metric,value\na,1e3\n", &s, err, sizeof err), TALLY_EINVAL);
-    assert_non_null(strstr(err, "'1e3' is not an integer"));
+    assert_non_null(strstr(err, "'1e3' is not a number"));
     csv_samples_free(&s);
     /* A value that is not UTF-8 (a GBK 一 and a stray byte) is shown
      * escaped, never as raw bytes on the terminal. */
     assert_int_equal(parse("metric,value\na,\xD2\xBB\xFF\n", &s, err, sizeof err), TALLY_EINVAL);
-    assert_string_equal(err, "t.csv:2: column 2 (value): '\\xD2\\xBB\\xFF' is not an integer");
+    assert_string_equal(err, "t.csv:2: column 2 (value): '\\xD2\\xBB\\xFF' is not a number");
     csv_samples_free(&s);
     assert_int_equal(parse("metric,value\na,十二\n", &s, err, sizeof err), TALLY_EINVAL);
-    assert_string_equal(err, "t.csv:2: column 2 (value): '十二' is not an integer");
+    assert_string_equal(err, "t.csv:2: column 2 (value): '十二' is not a number");
     csv_samples_free(&s);
     assert_int_equal(parse("metric,value\na,98.6%\n", &s, err, sizeof err), TALLY_EINVAL);
     csv_samples_free(&s);
@@ -223,11 +224,11 @@ static void test_quoted_thousands(void **state)
     csv_samples_t s = {0};
     assert_int_equal(parse("metric,value\ndisputes.screened,\"1,000\"\n", &s, err, sizeof err),
                      TALLY_EINVAL);
-    assert_string_equal(err, "t.csv:2: column 2 (value): '1,000' is not an integer (write it "
+    assert_string_equal(err, "t.csv:2: column 2 (value): '1,000' is not a number (write it "
                              "without thousands separators)");
     assert_int_equal(s.n, 0);
     assert_int_equal(parse("metric,value\na,\"1,5\"\n", &s, err, sizeof err), TALLY_EINVAL);
-    assert_string_equal(err, "t.csv:2: column 2 (value): '1,5' is not an integer");
+    assert_string_equal(err, "t.csv:2: column 2 (value): '1,5' is not a number");
     csv_samples_free(&s);
 }
 
@@ -308,7 +309,7 @@ static void test_report_ratios(void **state)
     /* Without a kind column, 98.6% is a value like any other. */
     assert_int_equal(parse("metric,value\ndisputes.resolution_rate,98.6%\n", &s, err, sizeof err),
                      TALLY_EINVAL);
-    assert_non_null(strstr(err, "'98.6%' is not an integer"));
+    assert_non_null(strstr(err, "'98.6%' is not a number"));
 }
 
 static void test_parse_int64(void **state)
@@ -327,13 +328,60 @@ static void test_parse_int64(void **state)
     assert_int_equal(v, 12);
 }
 
+/* A decimal number keeps its digits and places exactly, as written: the
+ * metric's scale is applied later (push). */
+static void test_parse_decimal(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        int rc;
+        int64_t digits;
+        unsigned places;
+        const char *back;
+    } cases[] = {
+        {"12.5", 0, 125, 1, "12.5"},
+        {"12.50", 0, 125, 1, "12.5"},
+        {"-0.05", 0, -5, 2, "-0.05"},
+        {"+3.000", 0, 3, 0, "3"},
+        {"7", 0, 7, 0, "7"},
+        {"0.000000000000000000001", 0, 1, 21, "0.000000000000000000001"},
+        {"922337203685477580.7", 0, INT64_MAX, 1, "922337203685477580.7"},
+        {"-922337203685477580.8", 0, INT64_MIN, 1, "-922337203685477580.8"},
+        {"922337203685477580.8", TALLY_ERANGE, 0, 0, NULL},
+        {"1"
+         "00000000000000000000000000000000000000000000000000000000000000000.5",
+         TALLY_ERANGE, 0, 0, NULL},
+        {".5", TALLY_EINVAL, 0, 0, NULL},
+        {"5.", TALLY_EINVAL, 0, 0, NULL},
+        {"-.5", TALLY_EINVAL, 0, 0, NULL},
+        {"1.2.3", TALLY_EINVAL, 0, 0, NULL},
+        {"1.5e3", TALLY_EINVAL, 0, 0, NULL},
+        {"1,5", TALLY_EINVAL, 0, 0, NULL},
+        {".", TALLY_EINVAL, 0, 0, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t d = 0;
+        unsigned p = 99;
+        int rc = csv_parse_decimal(cases[i].text, strlen(cases[i].text), &d, &p);
+        if (rc != cases[i].rc)
+            fail_msg("'%s': %d, wanted %d", cases[i].text, rc, cases[i].rc);
+        if (rc != 0)
+            continue;
+        char back[64];
+        if (d != cases[i].digits || p != cases[i].places ||
+            strcmp(csv_decimal_text(d, p, back, sizeof back), cases[i].back) != 0)
+            fail_msg("'%s': %" PRId64 " with %u places, '%s'", cases[i].text, d, p, back);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gaoguan_file),
         cmocka_unit_test(test_columns_by_name),
         cmocka_unit_test(test_missing_value_column),
-        cmocka_unit_test(test_non_integer),
+        cmocka_unit_test(test_non_number),
         cmocka_unit_test(test_overflow),
         cmocka_unit_test(test_bad_metric_and_quotes),
         cmocka_unit_test(test_extra_fields),
@@ -341,6 +389,7 @@ int main(void)
         cmocka_unit_test(test_spreadsheet_exports),
         cmocka_unit_test(test_report_ratios),
         cmocka_unit_test(test_parse_int64),
+        cmocka_unit_test(test_parse_decimal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
