@@ -74,7 +74,7 @@ void ingest_set_limits(ingest_t *in, const ingest_limits_t *l)
     in->c.limits = *l;
 }
 
-int ingest_set_bounds(ingest_t *in, uint32_t metric, int64_t min, int64_t max)
+int ingest_set_bounds(ingest_t *in, uint32_t metric, int64_t min, int64_t max, int scale)
 {
     if (metric >= in->nbounds) {
         size_t cap = in->nbounds;
@@ -83,7 +83,7 @@ int ingest_set_bounds(ingest_t *in, uint32_t metric, int64_t min, int64_t max)
         memset(in->bounds + in->nbounds, 0, (cap - in->nbounds) * sizeof(*in->bounds));
         in->nbounds = (uint32_t)cap;
     }
-    in->bounds[metric] = (struct ingest_bounds){min, max, true};
+    in->bounds[metric] = (struct ingest_bounds){min, max, (uint8_t)scale, true};
     return 0;
 }
 

@@ -123,6 +123,7 @@ typedef struct ingest {
      * undeclared counter takes 0..CONFIG_SAMPLE_LIMIT, 10^12). */
     struct ingest_bounds {
         int64_t min, max;
+        uint8_t scale; /* the metric's decimal places, for messages */
         bool set;
     } * bounds;
     uint32_t nbounds;
@@ -162,9 +163,10 @@ void ingest_set_limits(ingest_t *in, const ingest_limits_t *l);
 
 /* Accept for metric (an id of the metric name table) only samples whose
  * value lies in min..max, from the next submission on (the catalog's
- * [metric] min, max and negative; config_metric_bounds()).  Returns 0 or
+ * [metric] min, max and negative; config_metric_bounds()); a refusal
+ * shows the values with the metric's scale too.  Returns 0 or
  * TALLY_ENOMEM. */
-int ingest_set_bounds(ingest_t *in, uint32_t metric, int64_t min, int64_t max);
+int ingest_set_bounds(ingest_t *in, uint32_t metric, int64_t min, int64_t max, int scale);
 
 /* The catalog of cfg, from the next submission on: ingest_set_bounds()
  * for every metric cfg declares (looked up in the metric name table, where

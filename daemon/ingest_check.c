@@ -68,7 +68,7 @@ int ingest_set_catalog(ingest_t *in, const tallyd_config_t *cfg)
     for (size_t i = 0; i < cfg->nmetrics; i++) {
         const config_metric_t *m = &cfg->metrics[i];
         int id = intern_find(in->c.metrics, m->id, strlen(m->id));
-        if (id > 0 && ingest_set_bounds(in, (uint32_t)id, m->min, m->max) != 0)
+        if (id > 0 && ingest_set_bounds(in, (uint32_t)id, m->min, m->max, m->scale) != 0)
             return TALLY_ENOMEM;
     }
     struct ingest_names towns, labels;
@@ -237,6 +237,19 @@ static int metric_id(ingest_t *in, uint32_t i, proto_str_t name, char *msg, size
     return id;
 }
 
+/* v of a metric with scale decimal places as a person reads it: -5 at
+ * scale 1 is "-0.5", 125 "12.5"; at scale 0 the integer. */
+static void fixed_text(char *buf, size_t cap, int64_t v, int scale)
+{
+    uint64_t mag = v < 0 ? 0 - (uint64_t)v : (uint64_t)v, p = 1;
+    for (int k = 0; k < scale; k++)
+        p *= 10;
+    if (scale <= 0 || scale > PROTO_SCALE_MAX)
+        snprintf(buf, cap, "%" PRId64, v);
+    else
+        snprintf(buf, cap, "%s%" PRIu64 ".%0*" PRIu64, v < 0 ? "-" : "", mag / p, scale, mag % p);
+}
+
 /* Is sample i's value within its metric's range?  Without a declared one,
  * a counter only grows (0..CONFIG_SAMPLE_LIMIT) and a gauge may take
  * -CONFIG_SAMPLE_LIMIT..CONFIG_SAMPLE_LIMIT. */
@@ -245,26 +258,33 @@ static int check_bounds(const ingest_t *in, uint32_t i, uint32_t metric, const p
 {
     bool gauge = engine_metric_kind(in->c.engine, metric) == PROTO_KIND_GAUGE;
     int64_t min = gauge ? -CONFIG_SAMPLE_LIMIT : 0, max = CONFIG_SAMPLE_LIMIT;
+    int scale = 0;
     if (metric < in->nbounds && in->bounds[metric].set) {
         min = in->bounds[metric].min;
         max = in->bounds[metric].max;
+        scale = in->bounds[metric].scale;
     }
     int64_t v = smp->value;
     if (v >= min && v <= max)
         return 0;
     const char *kind = gauge ? "gauge" : "counter";
+    /* A metric with decimal places: its figures as people write them
+     * (-0.5 hectares), then what went on the wire. */
+    char vt[64], lt[64], sent[64] = "";
+    fixed_text(vt, sizeof vt, v, scale);
+    fixed_text(lt, sizeof lt, v < min ? min : max, scale);
+    if (scale > 0)
+        snprintf(sent, sizeof sent, " (sent as %" PRId64 ", scale %d)", v, scale);
     if (v < min)
-        snprintf(msg, msglen,
-                 "samples[%u].value: %" PRId64 " is below the minimum %" PRId64 " of %s '%.*s'%s",
-                 i, v, min, kind, (int)smp->metric.len, smp->metric.ptr,
+        snprintf(msg, msglen, "samples[%u].value: %s%s is below the minimum %s of %s '%.*s'%s", i,
+                 vt, sent, lt, kind, (int)smp->metric.len, smp->metric.ptr,
                  min == 0 && v < 0 && kind[0] == 'c'
                      ? " (a counter only grows: this one takes no corrections; the county's "
                        "operator allows them with negative = yes in its [metric] section)"
                      : "");
     else
-        snprintf(msg, msglen,
-                 "samples[%u].value: %" PRId64 " is above the maximum %" PRId64 " of %s '%.*s'", i,
-                 v, max, kind, (int)smp->metric.len, smp->metric.ptr);
+        snprintf(msg, msglen, "samples[%u].value: %s%s is above the maximum %s of %s '%.*s'", i, vt,
+                 sent, lt, kind, (int)smp->metric.len, smp->metric.ptr);
     return TALLY_ERANGE;
 }
 

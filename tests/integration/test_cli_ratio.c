@@ -422,6 +422,9 @@ static void test_push_in_units(void **state)
     cli_result_free(&r);
     assert_int_equal(harness_start(&f->h, conf, NULL), 0);
     r = cli_expect(&f->h, 1, (const char *const[]){"push", "--spool", spool, "--flush", NULL});
+    if (strstr(r.err, "samples[0].value: -0.5 (sent as -5, scale 1) is below the minimum 0.0 of "
+                      "counter 'area'") == NULL)
+        fail_msg("tallyd's refusal should show the figure in its unit: %s", r.err);
     cli_result_free(&r);
     assert_int_equal(county_total(f, "area"), 162);
     char rejected[HARNESS_PATH_MAX + 32];
