@@ -86,9 +86,54 @@ static void set_ratio_scales(const catalog_target_t *t, const tallyd_config_t *c
     }
 }
 
+/* Whether metric has tallies (its county-wide series). */
+static bool has_tallies(const engine_t *e, uint32_t metric)
+{
+    engine_values_t v;
+    return engine_read(e, metric, 0, &v) == 0;
+}
+
+int catalog_check_scales(const catalog_target_t *t, const tallyd_config_t *cfg, char *err,
+                         size_t len)
+{
+    for (size_t i = 0; i < cfg->nmetrics; i++) {
+        const config_metric_t *m = &cfg->metrics[i];
+        int id = intern_find(t->metrics, m->id, strlen(m->id));
+        int held = id > 0 ? engine_metric_scale(t->engine, (uint32_t)id) : -1;
+        if (held >= 0 && held != m->scale && has_tallies(t->engine, (uint32_t)id)) {
+            snprintf(err, len,
+                     "metric '%s' (line %d) has scale = %d, but the state in %s holds its "
+                     "tallies at scale %d, which they keep (its figures would read %s): put "
+                     "back scale = %d, or declare a new metric for the new scale",
+                     m->id, m->line, m->scale, t->state_dir, held,
+                     held < m->scale ? "smaller" : "larger", held);
+            return TALLY_ECONFIG;
+        }
+    }
+    uint32_t n = intern_count(t->metrics);
+    for (uint32_t id = 1; id <= n; id++) {
+        uint32_t nlen;
+        const char *name = intern_name(t->metrics, id, &nlen);
+        int held = engine_metric_scale(t->engine, id);
+        /* Declared a ratio instead: refused as such (define_ratio). */
+        if (held > 0 && config_find_metric(cfg, name, nlen) == NULL &&
+            config_find_ratio(cfg, name, nlen) == NULL && has_tallies(t->engine, id)) {
+            snprintf(err, len,
+                     "metric '%.*s' is not declared any more, but the state in %s holds its "
+                     "tallies at scale %d, and undeclared they would read as whole numbers: "
+                     "declare it again with scale = %d",
+                     (int)nlen, name, t->state_dir, held, held);
+            return TALLY_ECONFIG;
+        }
+    }
+    return 0;
+}
+
 int catalog_declare(const catalog_target_t *t, const tallyd_config_t *cfg, char *err, size_t len)
 {
     err[0] = '\0';
+    if (catalog_check_scales(t, cfg, err, len) != 0)
+        return TALLY_ECONFIG;
     for (size_t i = 0; i < cfg->ntownships; i++)
         if (add_name(t->towns, cfg->townships[i].id, err, len) < 0)
             return TALLY_ECONFIG;
@@ -132,6 +177,7 @@ int catalog_declare(const catalog_target_t *t, const tallyd_config_t *cfg, char 
                      tally_strerror(rc));
             return TALLY_ECONFIG;
         }
+        engine_set_metric_scale(t->engine, (uint32_t)id, (uint8_t)m->scale);
     }
     for (size_t i = 0; i < cfg->nratios; i++) {
         const config_ratio_t *r = &cfg->ratios[i];

@@ -28,7 +28,18 @@ typedef struct catalog_target {
  * its metrics, its ratios and the ratios' inputs. */
 size_t catalog_metric_names(const tallyd_config_t *cfg);
 
-/* Declare cfg's townships, metrics and ratios in t.  The built-in catalog
+/* A metric's integers stand for v / 10^scale (PROTOCOL.md 10.6): the same
+ * tallies read at another scale would be other figures (12.5 hectares
+ * saved as 125 read as 1.25).  So cfg may not give a metric with tallies
+ * in t another scale than the one they were counted at
+ * (engine_metric_scale; none known: any), nor leave undeclared one with a
+ * scale (an undeclared metric has none).  TALLY_ECONFIG with the reason
+ * in err[0..len), else 0; nothing changes. */
+int catalog_check_scales(const catalog_target_t *t, const tallyd_config_t *cfg, char *err,
+                         size_t len);
+
+/* Declare cfg's townships, metrics and ratios in t, and the metrics'
+ * decimal scales (refused first as catalog_check_scales says).  The built-in catalog
  * (cfg->catalog_builtin) gives way to the state: a metric whose series
  * hold another kind (made by an older tallyd) keeps it, and err receives a
  * warning while 0 is returned.  A configured metric whose series hold

@@ -11,7 +11,8 @@
  *
  *   header, 64 bytes:
  *     0  "TALLYCKP"       magic
- *     8  u32 version      CHECKPOINT_FORMAT_VERSION (2; version 1 is read too)
+ *     8  u32 version      CHECKPOINT_FORMAT_VERSION (3; versions 1 and 2 are
+ *                         read too: 2 is 3 without metrics' scales)
  *     12 u32 header size  64
  *     16 u64 file size    every byte, the trailing CRC included
  *     24 i64 created      ms since the epoch (checkpoint_meta_t.created_ms)
@@ -52,7 +53,7 @@
 #include "engine.h"
 #include "intern.h"
 
-#define CHECKPOINT_FORMAT_VERSION 2
+#define CHECKPOINT_FORMAT_VERSION 3
 #define CHECKPOINT_FORMAT_OLDEST  1 /* the oldest version still read */
 #define CHECKPOINT_HEADER_SIZE    64
 #define CHECKPOINT_NAME_MAX       32 /* "state-<16 hex>.ckp.tmp" + NUL */

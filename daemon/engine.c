@@ -206,6 +206,20 @@ int engine_define_metric(engine_t *e, uint32_t metric, uint8_t kind)
     return 0;
 }
 
+void engine_set_metric_scale(engine_t *e, uint32_t metric, uint8_t scale)
+{
+    if (metric < e->nmetrics && e->metrics[metric].declared && scale <= PROTO_SCALE_MAX) {
+        e->metrics[metric].scale1 = (uint8_t)(scale + 1);
+    }
+}
+
+int engine_metric_scale(const engine_t *e, uint32_t metric)
+{
+    if (metric >= e->nmetrics || !e->metrics[metric].declared)
+        return 0;
+    return e->metrics[metric].scale1 > 0 ? e->metrics[metric].scale1 - 1 : -1;
+}
+
 int engine_define_ratio(engine_t *e, uint32_t metric, uint32_t num, uint32_t den)
 {
     if (metric == 0 || num == 0 || den == 0 || metric == num || metric == den ||
@@ -279,21 +293,6 @@ static void advance(engine_t *e, int64_t now_ms)
      * the periods then stay where they were, which is all that can be
      * done, and the next representable time catches up. */
     (void)period_advance(&e->per, now_ms, node_changed, e);
-}
-
-void engine_mark_ratio(engine_t *e, uint32_t metric)
-{
-    const engine_ratio_t *r = &e->ratios[e->metrics[metric].ratio];
-    /* A walk over every series, as the engine keeps no list of a metric's
-     * series: a ratio reads differently only when a reload changes a
-     * scale, which is rare. */
-    for (uint32_t sid = 0; sid < e->nseries; sid++) {
-        const engine_series_t *s = ser(e, sid);
-        if (s->metric == r->num ||
-            (s->metric == r->den && find(e, r->num, s->town) == ENGINE_NONE)) {
-            mark_dirty(e, sid);
-        }
-    }
 }
 
 void engine_tick(engine_t *e, int64_t now_ms)

@@ -144,7 +144,7 @@ typedef struct engine_metric {
     uint8_t kind;     /* PROTO_KIND_* */
     uint8_t declared; /* by engine_define_metric or engine_define_ratio */
     int8_t shift;     /* kind ratio: den's decimal scale minus num's, 0 until set */
-    uint8_t scaled;   /* kind ratio: the scales were set (engine_ratio_set_scales) */
+    uint8_t scale1;   /* declared counter or gauge: its decimal scale + 1, 0 unknown */
     uint32_t ratio;   /* kind ratio: index in ratios */
     uint32_t uses;    /* first ratio reading this metric, + 1 (0: none) */
 } engine_metric_t;
@@ -253,6 +253,15 @@ int engine_define_ratio(engine_t *e, uint32_t metric, uint32_t num, uint32_t den
 /* Kind of metric (PROTO_KIND_*): counter unless declared otherwise. */
 uint8_t engine_metric_kind(const engine_t *e, uint32_t metric);
 
+/* The decimal scale (PROTOCOL.md 10.6) of declared counter or gauge
+ * metric: its integers stand for v / 10^scale.  Saved with the state, so
+ * that a start can refuse a catalog that would read the saved integers
+ * at another scale.  engine_metric_scale gives 0 for a metric never
+ * declared (an open catalog's, read as whole numbers), -1 for a declared
+ * one whose scale is not known (a state saved before scales were). */
+void engine_set_metric_scale(engine_t *e, uint32_t metric, uint8_t scale);
+int engine_metric_scale(const engine_t *e, uint32_t metric);
+
 /* The operands of ratio metric: 0, or TALLY_EINVAL when it is not a
  * ratio. */
 int engine_ratio_operands(const engine_t *e, uint32_t metric, uint32_t *num, uint32_t *den);
@@ -260,11 +269,9 @@ int engine_ratio_operands(const engine_t *e, uint32_t metric, uint32_t *num, uin
 /* Set the decimal scales of ratio metric's operands (PROTOCOL.md 10.6:
  * an integer v of an operand of scale s stands for v / 10^s), 0 until
  * set; not saved with the state: the catalog sets them at every start and
- * reload.  When scales set before change how the ratio reads (a reload),
- * every scope of the ratio is marked dirty (engine_mark_ratio), so that
- * the next drain reports it with its new value; the first setting, and a
- * setting that changes nothing, marks nothing.  Returns 0, or
- * TALLY_EINVAL (metric is not a ratio, or a scale is above
+ * reload.  They can change only while an operand has no tallies
+ * (catalog_check_scales), when the ratio has no value to report again.
+ * Returns 0, or TALLY_EINVAL (metric is not a ratio, or a scale is above
  * ENGINE_SCALE_MAX). */
 int engine_ratio_set_scales(engine_t *e, uint32_t metric, uint8_t num_scale, uint8_t den_scale);
 
@@ -524,14 +531,6 @@ int engine_load_head(engine_t *e, const void *buf, size_t len, char *err, size_t
 engine_series_t *engine_series_at(const engine_t *e, uint32_t sid);
 uint32_t engine_series_find(const engine_t *e, uint32_t metric, uint32_t town);
 uint32_t engine_series_add(engine_t *e, uint32_t metric, uint32_t town, uint8_t kind);
-
-/* Internal to engine.c and engine_read.c: mark dirty, as a change of its
- * value would, the series with which each scope of ratio metric is
- * reported (engine_drain_dirty: its numerator's series, or its
- * denominator's where the township has no numerator series), so that the
- * next drain reports every scope of the ratio.  Those series are
- * reported too, with their values unchanged.  Walks every series. */
-void engine_mark_ratio(engine_t *e, uint32_t metric);
 
 /* m + |v|, saturating at INT64_MAX (m >= 0): how a counter series' mass
  * grows by a change of v. */

@@ -10,7 +10,10 @@
  *     u8 name length, name, i64 width in ms
  *   i64 day start, i64 day end,     the local day holding now, and its
  *   i32 key[4]                      period keys (a time zone check)
- *   uv n, n x (uv metric, u8 kind)  declared counter and gauge metrics
+ *   uv n, n x (uv metric, u8 kind)  declared counter and gauge metrics; the
+ *                                   kind's high four bits hold the metric's
+ *                                   decimal scale + 1 (0: not known, as in
+ *                                   checkpoints before format version 3)
  *   uv n, n x (uv metric, uv num, uv den)   ratios, in declaration order
  *   uv nseries, then per series in id order:
  *     uv metric, uv town, u8 kind, sv total, sv (now - change_ms)
@@ -148,7 +151,7 @@ static void save_header(const engine_t *e, out_t *o)
     for (uint32_t m = 0; m < e->nmetrics; m++) {
         if (e->metrics[m].declared && e->metrics[m].kind != PROTO_KIND_RATIO) {
             put_uv(o, m);
-            put_u8(o, e->metrics[m].kind);
+            put_u8(o, (uint8_t)(e->metrics[m].kind | e->metrics[m].scale1 << 4));
         }
     }
     put_uv(o, e->nratios);
@@ -425,8 +428,9 @@ static int load_defs(engine_t *e, in_t *in, char *err, size_t errlen)
     uint64_t ndefs = get_uv(in);
     for (uint64_t i = 0; i < ndefs && !in->bad; i++) {
         uint32_t m = get_id(in, false);
-        uint8_t kind = get_u8(in);
-        if (in->bad || (kind != PROTO_KIND_COUNTER && kind != PROTO_KIND_GAUGE)) {
+        uint8_t byte = get_u8(in), kind = byte & 0x0F, scale1 = byte >> 4;
+        if (in->bad || (kind != PROTO_KIND_COUNTER && kind != PROTO_KIND_GAUGE) ||
+            scale1 > PROTO_SCALE_MAX + 1) {
             TRUNCATED(in, "a metric declaration");
         }
         if (m < e->nmetrics && e->metrics[m].declared && e->metrics[m].kind != kind) {
@@ -438,6 +442,9 @@ static int load_defs(engine_t *e, in_t *in, char *err, size_t errlen)
         if (rc != 0) {
             FAIL(rc == TALLY_ENOMEM ? rc : TALLY_EIO, "engine state: metric id %u as a %s: %s", m,
                  kind_name(kind), tally_strerror(rc));
+        }
+        if (scale1 > 0) {
+            engine_set_metric_scale(e, m, (uint8_t)(scale1 - 1));
         }
     }
     uint64_t nratios = get_uv(in);

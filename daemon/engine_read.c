@@ -20,17 +20,7 @@ int engine_ratio_set_scales(engine_t *e, uint32_t metric, uint8_t num_scale, uin
         den_scale > ENGINE_SCALE_MAX) {
         return TALLY_EINVAL;
     }
-    engine_metric_t *m = &e->metrics[metric];
-    int8_t shift = (int8_t)(den_scale - num_scale);
-    /* Subscribers hold the ratio as it read with the scales before: what
-     * they hold must be sent again.  Before the first setting (a start)
-     * nothing was published with the shift of 0 it had. */
-    bool changed = m->scaled && m->shift != shift;
-    m->shift = shift;
-    m->scaled = 1;
-    if (changed) {
-        engine_mark_ratio(e, metric);
-    }
+    e->metrics[metric].shift = (int8_t)(den_scale - num_scale);
     return 0;
 }
 

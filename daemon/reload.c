@@ -74,6 +74,11 @@ static int check_catalog(const reload_target_t *t, const tallyd_config_t *cfg, c
             }
         }
     }
+    catalog_target_t ct = {t->towns, t->metrics, t->engine, t->current->state_dir};
+    if (catalog_check_scales(&ct, cfg, why, len) != 0) {
+        start_refuses(t);
+        return TALLY_ECONFIG;
+    }
     uint64_t towns = cfg->ntownships + intern_count(t->towns);
     uint64_t metrics = cfg->nmetrics + 2 * cfg->nratios + intern_count(t->metrics);
     if (towns > t->towns->capacity || metrics > t->metrics->capacity) {

@@ -670,17 +670,12 @@ static bool ratio_is(harness_sub_t *s, int64_t num, int64_t den)
     return true;
 }
 
-static bool ratio_rescaled(harness_sub_t *s, void *ctx)
-{
-    (void)ctx;
-    return ratio_is(s, 125, 500);
-}
-
-/* A reload that gives the numerator a decimal scale changes what the
- * ratio's pair is (12.5 ha over 50 people: [125, 500], not [125, 50]):
- * subscribers get an UPDATE of every scope of it with no figure
- * submitted.  A reload that changes nothing sends none. */
-static void test_scale_change_updates_ratio(void **state)
+/* A reload that gives area, which has tallies, a decimal scale would read
+ * its saved 125 as 12.5 (and the ratio over it a tenth as large): it is
+ * refused, the figures and the ratio stay as they were with no UPDATE,
+ * and the next start with that file is refused too, saying what to put
+ * back.  A metric without tallies may take a scale. */
+static void test_scale_change_refused(void **state)
 {
     fx_t *f = *state;
     char conf[1024], scaled[1024];
@@ -691,7 +686,6 @@ static void test_scale_change_updates_ratio(void **state)
     assert_int_equal(harness_client_open(&f->h, &c), 0);
     assert_int_equal(submit(&c, 1, "gaoguan", "area", 125).status, PROTO_ACK_ACCEPTED);
     assert_int_equal(submit(&c, 2, "gaoguan", "people", 50).status, PROTO_ACK_ACCEPTED);
-    harness_client_close(&c);
     ratio_seen_t seen = {0};
     harness_sub_t sub;
     assert_int_equal(harness_sub_open(&f->h, &sub, "u/", on_ratio, &seen), 0);
@@ -699,17 +693,33 @@ static void test_scale_change_updates_ratio(void **state)
     assert_true(ratio_is(&sub, 125, 50));
 
     int before = seen.updates;
-    reload(f, scaled, "reloaded");
-    assert_int_equal(harness_sub_until(&sub, ratio_rescaled, NULL, 5000), 0);
-    assert_int_equal(seen.updates - before, 2); /* gaoguan's and the county's */
-    assert_true(seen.total.present && seen.total.num == 125 && seen.total.den == 500);
-
-    before = seen.updates;
-    reload_again(f, scaled, "reloaded");
-    assert_int_equal(harness_sub_wait_stable(&sub, 5000), 0);
+    hup(f, scaled, "reload refused");
+    assert_non_null(
+        strstr(harness_log(&f->h), "metric 'area' (line 3) has scale = 1, but the state in "));
+    assert_non_null(strstr(harness_log(&f->h), "holds its tallies at scale 0, which they keep "
+                                               "(its figures would read smaller): put back "
+                                               "scale = 0"));
+    expect_stat(&c, "tallyd_config_next_start_refused", 1);
+    assert_int_equal(harness_sub_wait_stable(&sub, 2000), 0);
     assert_int_equal(seen.updates, before);
-    assert_true(ratio_is(&sub, 125, 500));
+    assert_true(ratio_is(&sub, 125, 50));
+    assert_int_equal(county_total(f, &c, "area"), 125);
     harness_sub_close(&sub);
+    harness_client_close(&c);
+
+    assert_int_equal(harness_stop(&f->h, SIGTERM), 0);
+    assert_int_not_equal(harness_start(&f->h, scaled, NULL), 0);
+    assert_int_equal(f->h.last_status, 2);
+    assert_non_null(strstr(harness_log(&f->h), "put back scale = 0"));
+
+    /* people has tallies too; a metric without any may take a scale. */
+    char fresh[1200];
+    snprintf(fresh, sizeof fresh, "%s[metric depth]\nkind = gauge\nscale = 2\n", conf);
+    assert_int_equal(harness_start(&f->h, fresh, NULL), 0);
+    hup(f, conf, "reloaded");
+    assert_int_equal(harness_client_open(&f->h, &c), 0);
+    assert_int_equal(county_total(f, &c, "area"), 125);
+    harness_client_close(&c);
 }
 
 int main(void)
@@ -725,7 +735,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_removed_names_at_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_series_lowered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fd_limit_said_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_scale_change_updates_ratio, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scale_change_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

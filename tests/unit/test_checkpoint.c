@@ -439,7 +439,7 @@ static void test_newer_version_refused(void **state)
     char err[1024];
     assert_int_equal(load(&b, &meta, err, sizeof(err)), TALLY_ECONFIG);
     assert_non_null(strstr(err, "state-0000000000000002.ckp has format version 99; this tallyd "
-                                "reads versions 1 to 2"));
+                                "reads versions 1 to 3"));
     assert_int_equal(
         checkpoint_check_file(tmpdir, "state-0000000000000002.ckp", NULL, err, sizeof(err)),
         TALLY_ECONFIG);

@@ -27,11 +27,11 @@
 #include "statecheck.h"
 #include "tally_error.h"
 
-/* grid.zones a gauge with tallies, disputes.screened a counter with
+/* grid.zones a gauge with tallies kept with one decimal place, disputes.screened a counter with
  * tallies in many buckets and periods, talks.held a gauge declared but
  * never sent, a ratio over the counters. */
 static const char state_conf[] = "[township gaoguan]\n[township bashan]\n"
-                                 "[metric grid.zones]\nkind = gauge\n"
+                                 "[metric grid.zones]\nkind = gauge\nscale = 1\n"
                                  "[metric disputes.screened]\nkind = counter\n"
                                  "[metric disputes.resolved]\nkind = counter\n"
                                  "[metric talks.held]\nkind = gauge\n"
@@ -201,6 +201,32 @@ static void test_windows_and_zone(void **state)
 
 /* A metric's kind: refused against tallies of the other kind, free while
  * it has none; a metric with tallies cannot become a ratio. */
+static void test_scales(void **state)
+{
+    fx_t *f = *state;
+    save_state(f, 1);
+    char buf[2048], buf2[2048];
+    expect(f, state_conf, 0, "state-0000000000000001.ckp");
+    edit(buf, sizeof(buf), state_conf, "scale = 1\n", "scale = 2\n");
+    expect(f, buf, TALLY_ECONFIG, "metric 'grid.zones' (line 3) has scale = 2, but the state in ");
+    assert_non_null(strstr(f->msg, "holds its tallies at scale 1, which they keep (its figures "
+                                   "would read smaller): put back scale = 1"));
+    edit(buf, sizeof(buf), state_conf, "scale = 1\n", "");
+    expect(f, buf, TALLY_ECONFIG, "has scale = 0, but the state in ");
+    /* Declared, never sent: a start lets it change. */
+    edit(buf, sizeof(buf), state_conf, "[metric talks.held]\nkind = gauge\n",
+         "[metric talks.held]\nkind = gauge\nscale = 3\n");
+    expect(f, buf, 0, "state-0000000000000001.ckp");
+    /* Dropped from the file, its tallies would read as whole numbers. */
+    edit(buf, sizeof(buf), state_conf, "[metric grid.zones]\nkind = gauge\nscale = 1\n", "");
+    expect(f, buf, TALLY_ECONFIG,
+           "metric 'grid.zones' is not declared any more, but the state in ");
+    assert_non_null(strstr(f->msg, "declare it again with scale = 1"));
+    edit(buf2, sizeof(buf2), buf, "[metric disputes.screened]\n",
+         "[metric grid.zones]\nkind = gauge\nscale = 1\n[metric disputes.screened]\n");
+    expect(f, buf2, 0, "state-0000000000000001.ckp");
+}
+
 static void test_kinds(void **state)
 {
     fx_t *f = *state;
@@ -304,6 +330,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_same_configuration_fits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_windows_and_zone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kinds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scales, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reads_as_a_start_without_changing_anything, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_load_head_matches_load, setup, teardown),

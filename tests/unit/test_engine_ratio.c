@@ -196,15 +196,24 @@ static const char conf_scaled[] = "[township gaoguan]\n"
                                   "[ratio people_per_area]\n"
                                   "numerator = people\ndenominator = area\n";
 
-/* The scales come from the catalog, at the start and at every reload. */
+/* conf text parsed into *cfg, or the test fails. */
+static void parse_conf(const char *text, tallyd_config_t *cfg)
+{
+    char err[512];
+    if (config_parse_text(text, strlen(text), "test.conf", cfg, err, sizeof err) != 0)
+        fail_msg("%s", err);
+}
+
+/* The scales come from the catalog, at the start and at every reload,
+ * while the operands have no tallies; once they have, a catalog that
+ * would read them at other scales is refused and the ratios read on as
+ * they did. */
 static void test_catalog_sets_scales(void **state)
 {
     (void)state;
-    tallyd_config_t cfg;
+    tallyd_config_t cfg, next;
     char err[512];
-    if (config_parse_text(conf_scaled, strlen(conf_scaled), "test.conf", &cfg, err, sizeof err) !=
-        0)
-        fail_msg("%s", err);
+    parse_conf(conf_scaled, &cfg);
     intern_t towns, metrics;
     assert_int_equal(intern_init(&towns, 100), 0);
     assert_int_equal(intern_init(&metrics, 100), 0);
@@ -213,18 +222,7 @@ static void test_catalog_sets_scales(void **state)
     init_at(&e, now);
     catalog_target_t ct = {&towns, &metrics, &e, "/nonexistent"};
     assert_int_equal(catalog_declare(&ct, &cfg, err, sizeof err), 0);
-    uint32_t area = (uint32_t)intern_find(&metrics, "area", 4);
-    uint32_t people = (uint32_t)intern_find(&metrics, "people", 6);
-    uint32_t per_person = (uint32_t)intern_find(&metrics, "area_per_person", 15);
-    uint32_t per_area = (uint32_t)intern_find(&metrics, "people_per_area", 15);
-    engine_sample_t s[2] = {{area, 125}, {people, 50}};
-    assert_int_equal(engine_apply(&e, 1, now, s, 2, NULL), 0);
-    engine_value_t v = value_of(&e, per_person, 0, "total");
-    expect_pair(&v, 125, 500);
-    v = value_of(&e, per_area, 1, "total");
-    expect_pair(&v, 500, 125);
-    /* A reload: area now has three places, people one. */
-    tallyd_config_t next;
+    /* A reload before any figure: area now has three places, people one. */
     const char *reloaded = "[township gaoguan]\n"
                            "[metric area]\nkind = counter\nscale = 3\n"
                            "[metric people]\nkind = counter\nscale = 1\n"
@@ -232,28 +230,26 @@ static void test_catalog_sets_scales(void **state)
                            "numerator = area\ndenominator = people\n"
                            "[ratio people_per_area]\n"
                            "numerator = people\ndenominator = area\n";
-    if (config_parse_text(reloaded, strlen(reloaded), "test.conf", &next, err, sizeof err) != 0)
-        fail_msg("%s", err);
+    parse_conf(reloaded, &next);
     assert_int_equal(catalog_declare(&ct, &next, err, sizeof err), 0);
-    v = value_of(&e, per_person, 0, "total");
+    config_free(&next);
+    uint32_t area = (uint32_t)intern_find(&metrics, "area", 4);
+    uint32_t people = (uint32_t)intern_find(&metrics, "people", 6);
+    uint32_t per_person = (uint32_t)intern_find(&metrics, "area_per_person", 15);
+    uint32_t per_area = (uint32_t)intern_find(&metrics, "people_per_area", 15);
+    engine_sample_t s[2] = {{area, 125}, {people, 50}};
+    assert_int_equal(engine_apply(&e, 1, now, s, 2, NULL), 0);
+    engine_value_t v = value_of(&e, per_person, 0, "total");
     expect_pair(&v, 125, 5000);
     v = value_of(&e, per_area, 0, "total");
     expect_pair(&v, 5000, 125);
-    config_free(&next);
-    /* Without scales again (a ratio no longer declared too: its operands
-     * read as the catalog shows them). */
-    const char *plain = "[township gaoguan]\n"
-                        "[metric area]\nkind = counter\n"
-                        "[metric people]\nkind = counter\n"
-                        "[ratio area_per_person]\n"
-                        "numerator = area\ndenominator = people\n";
-    if (config_parse_text(plain, strlen(plain), "test.conf", &next, err, sizeof err) != 0)
-        fail_msg("%s", err);
-    assert_int_equal(catalog_declare(&ct, &next, err, sizeof err), 0);
+    /* Back to the first scales, with tallies: refused, nothing changed. */
+    parse_conf(conf_scaled, &next);
+    assert_int_equal(catalog_declare(&ct, &next, err, sizeof err), TALLY_ECONFIG);
+    assert_non_null(strstr(err, "metric 'area' (line 2) has scale = 1, but the state in "
+                                "/nonexistent holds its tallies at scale 3"));
     v = value_of(&e, per_person, 1, "total");
-    expect_pair(&v, 125, 50);
-    v = value_of(&e, per_area, 1, "total");
-    expect_pair(&v, 50, 125);
+    expect_pair(&v, 125, 5000);
     config_free(&next);
     engine_free(&e);
     intern_free(&towns);
