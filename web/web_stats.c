@@ -59,7 +59,14 @@ static char *catalog_to_json(const tally_catalog_t *cat)
         text_json_string(f, m->label, strlen(m->label));
         fputs(",\"unit\":", f);
         text_json_string(f, m->unit, strlen(m->unit));
-        fprintf(f, ",\"kind\":\"%s\",\"scale\":%d}", tally_kind_name(m->kind), m->scale);
+        fprintf(f, ",\"kind\":\"%s\",\"scale\":%d", tally_kind_name(m->kind), m->scale);
+        if (m->numerator[0] != '\0') { /* a ratio: what it divides */
+            fputs(",\"numerator\":", f);
+            text_json_string(f, m->numerator, strlen(m->numerator));
+            fputs(",\"denominator\":", f);
+            text_json_string(f, m->denominator, strlen(m->denominator));
+        }
+        fputc('}', f);
     }
     fputs("],\"townships\":[", f);
     for (size_t i = 0; i < tally_catalog_townships(cat); i++) {

@@ -35,9 +35,15 @@ the chart ranks by a counter (the catalog's first, 今日尚无数据), not by
 the gauge; that a ratio's 同比 is the difference of the two percentages
 as shown (93.1% against 92.3%: +0.8, not the exact 0.71's +0.7); and
 that, tallyd stopped, a page opened then shows the last figures dimmed,
-under the banner.  The screenshots are kept as
-artifacts/wall-1920x1080.png and artifacts/wall-down-1920x1080.png in the
-working directory.  Exits 77
+under the banner.  Then, with a third tallyd whose catalog gives figures
+decimals (PROTOCOL.md 10.6: 124.8 ha of scale 1 sent as 1248): that the
+cards, the table, the chart, a past year and a 同比's figure of last year
+print them as tally get does (124.8, 4.20, -1.0, and int64's largest at
+scale 9 as 9,223,372,036.854775807, exactly, set smaller rather than
+cut), and that a ratio's card shows its operands' figures (125.1 / 63),
+never tallyd's pair brought to one scale (1,251 / 630).  The screenshots
+are kept as artifacts/wall-1920x1080.png, artifacts/wall-down-1920x1080.png
+and artifacts/wall-scaled-1920x1080.png in the working directory.  Exits 77
 (skipped) when Chromium, chromedriver or python3-selenium is missing.
 """
 import atexit
@@ -718,12 +724,160 @@ try:
           and down()[2] < 0.6 and conn_text() == "数据中断 · 服务器未运行"
           and driver.execute_script(TABLE_JS)[1][0][0] == "gaoguan",
           lambda: "a page opened while tallyd is stopped showing the figures held (12,000 "
-          "exams taken), dimmed under the banner; it read %r, %r, cards %r"
-          % (conn_text(), down(), kpis()[:120]))
+          "exams taken), dimmed under the banner, 高观镇 first in the table; it read %r, %r, "
+          "cards %r, table %r" % (conn_text(), down(), kpis()[:120],
+                                  driver.execute_script(TABLE_JS)[1][:3]))
     driver.save_screenshot(os.path.join("artifacts", "wall-down-1920x1080.png"))
     web2.terminate()
     if web2.wait(10) != 0:
         fail("the second tally-web did not stop cleanly on SIGTERM")
+
+    # Figures with decimals (PROTOCOL.md 10.6): a third tallyd whose
+    # catalog gives 整治土地面积 one decimal, 专项资金 two, 河道水位 (a
+    # gauge) one, 大额核算 nine (up to int64's last digit), and
+    # 人均整治面积 = 整治土地面积 / 受益人数 (62 people, scale 0), whose
+    # pair tallyd scales to [1248, 620].  The wall prints each as tally get
+    # does, 124.8, not the integer 1,248 of the wire: cards, table, chart,
+    # a past year and a 同比's figure of last year; the ratio card never
+    # the scaled pair as if it were the operands' figures.
+    REQ3 = "ipc://%s/req3" % TMP
+    scaled_conf = os.path.join(TMP, "scaled.conf")
+    with open(scaled_conf, "w", encoding="utf-8") as f:
+        f.write(example.split("# Metrics.")[0])
+        f.write("""
+[metric land.area]
+kind = counter
+unit = 公顷
+scale = 1
+label = 整治土地面积
+
+[metric land.people]
+kind = counter
+unit = 人
+scale = 0
+label = 受益人数
+
+[metric funds.special]
+kind = counter
+unit = 万元
+scale = 2
+label = 专项资金
+
+[metric river.level]
+kind = gauge
+unit = 米
+scale = 1
+label = 河道水位
+
+[metric ledger.big]
+kind = counter
+unit = 元
+scale = 9
+max = 9223372036854775807
+label = 大额核算
+
+[ratio land.per_person]
+numerator = land.area
+denominator = land.people
+label = 人均整治面积
+""")
+    dlog3 = os.path.join(TMP, "tallyd3.log")
+    tallyd3 = start([TALLYD, "-c", scaled_conf, "-r", REQ3, "-p", "ipc://%s/pub3" % TMP, "-s",
+                     os.path.join(TMP, "state3")], dlog3)
+    wait_log(dlog3, r"ready: requests")
+    # tally push takes figures in the unit, as reports print them; the
+    # wire carries them as integers: 124.8 ha as 1248, 2.65 (万元) as 265.
+    push("land.area=124.8", "land.people=62", "funds.special=2.65", "river.level=-1",
+         "ledger.big=9223372036.854775807", req=REQ3)
+    push("--town", "bashan", "land.area=0.3", "land.people=1", "funds.special=1.55", req=REQ3)
+    push("--time", last + "-01-01", "land.area=122.3", req=REQ3)
+    wlog3 = os.path.join(TMP, "web3.log")
+    web3 = start([WEB, "-s", REQ3, "--listen", "127.0.0.1:0"], wlog3)
+    port3 = int(wait_log(wlog3, r"serving http://127\.0\.0\.1:(\d+)/").group(1))
+    wait_log(wlog3, r"synchronised with tallyd")
+    # (本年: 累计 adds last year's 122.3; a gauge has its level only)
+    wire = {(t["scope"], t["metric"]): t["values"]["total" if t["kind"] == "gauge" else "year"]
+            for t in api("/api/v1/tallies?prefix=u/", port3)["tallies"]}
+    ratio_pair = wire[("county", "land.per_person")]
+    if [wire[("gaoguan", m)] for m in ("land.area", "funds.special", "river.level", "ledger.big")] \
+            != [1248, 265, -10, 9223372036854775807] or \
+            [ratio_pair["num"], ratio_pair["den"]] != [1251, 630]:
+        fail("the wire's integers of the figures with decimals: %r" % wire)
+    driver.get("http://127.0.0.1:%d/?column=year&metrics=land.area,funds.special,river.level,"
+               "land.people,land.per_person" % port3)
+    until(lambda: conn() == "live", "the live indicator of the third tallyd")
+    SCALED_JS = """
+    const cards = {};
+    for (const k of document.querySelectorAll('#kpis .kpi'))
+      cards[k.querySelector('.label').textContent] = [k.querySelector('.value').textContent,
+        k.querySelector('.line').textContent, (k.querySelector('.yoy') || {}).title || ''];
+    const row = (town) => Array.from(
+      document.querySelectorAll('#towns-body tr[data-town="' + town + '"] td'), (td) => td.textContent);
+    const r = document.querySelector('#ratios .ratio');
+    const c = echarts.getInstanceByDom(document.getElementById('chart'));
+    let bars = null;
+    if (c) {
+      const o = c.getOption(), names = o.yAxis[0].data;
+      const f = o.series.find((x) => x.name === 'figures');
+      bars = names.map((n, i) => [n, f.label.formatter({value: f.data[i], dataIndex: i})]);
+    }
+    return { cards, gaoguan: row('gaoguan'), bashan: row('bashan'),
+             ratio: r ? [r.querySelector('.value').textContent, r.querySelector('.detail').textContent] : null,
+             chart: bars, title: document.getElementById('chart-title').textContent };
+    """
+    scaled = lambda: driver.execute_script(SCALED_JS)
+    yoySpanEnd = lambda: driver.execute_script("return yoySpan('year').split('..')[1]")
+    want_cards = {"整治土地面积": "125.1", "受益人数": "63", "专项资金": "4.20", "河道水位": "-1.0",
+                  "大额核算": "9,223,372,036.854775807"}
+    until(lambda: {k: v[0] for k, v in scaled()["cards"].items()} == want_cards,
+          lambda: "the cards with their decimals %r; they read %r" % (want_cards, scaled()["cards"]))
+    # 本年 against last year's same days: 124.8 + 0.3 against 122.3
+    # (▲2.3%), last year's figure on hover with its decimal.
+    until(lambda: scaled()["cards"]["整治土地面积"][1:] == ["125.1公顷", "去年同期（%s-01-01..%s）：122.3"
+                                                      % (last, yoySpanEnd())],
+          lambda: "整治土地面积 125.1 公顷 against 122.3 last year; it read %r" % (scaled()["cards"],))
+    # The township table: 高观镇 124.8 ha, 2.65, -1.0 m, 62 people, and
+    # the ratio as a percentage (124.8 / 62: 201.3%); 巴山镇 0.3, 1.55.
+    until(lambda: scaled()["gaoguan"] == ["高观镇", "124.8", "2.65", "-1.0", "62", "201.3%"]
+          and scaled()["bashan"][:3] == ["巴山镇", "0.3", "1.55"],
+          lambda: "高观镇's row 124.8 | 2.65 | -1.0 | 62 | 201.3%% and 巴山镇's 0.3 | 1.55; the "
+          "table read %r, %r" % (scaled()["gaoguan"], scaled()["bashan"]))
+    # The chart ranks by 整治土地面积, each figure with its decimal, 高观镇's
+    # 同比 against its 122.3 (▲2.0%).
+    until(lambda: scaled()["chart"] == [["巴山镇", "0.3"], ["高观镇", "124.8 {yoy|▲2.0%}"]],
+          lambda: "the chart's figures 124.8 and 0.3; it read %r" % (scaled()["chart"],))
+    # The ratio: 125.1 / 63 (198.6%) in the county; its card shows the
+    # operands' own figures (the catalog names them), each with its
+    # decimals, never tallyd's pair brought to one scale (1,251 / 630:
+    # ten times the people).
+    catalog3 = {m["id"]: m for m in api("/api/v1/catalog", port3)["metrics"]}
+    if (catalog3["land.per_person"].get("numerator"), catalog3["land.per_person"].get("denominator")) \
+            != ("land.area", "land.people"):
+        fail("/api/v1/catalog should name the ratio's operands: %r" % catalog3["land.per_person"])
+    until(lambda: scaled()["ratio"] == ["198.6%", "125.1 / 63"],
+          lambda: "人均整治面积 198.6%% with its operands 125.1 / 63; it read %r" % (scaled()["ratio"],))
+    # The longest figure is set smaller, not cut, and nothing overflows.
+    bad = driver.execute_script(OVERFLOW_JS)
+    if bad:
+        fail("figures with decimals overflow: %s" % "; ".join(bad[:8]))
+    driver.save_screenshot(os.path.join("artifacts", "wall-scaled-1920x1080.png"))
+    # 累计: this year's and last year's, 125.1 + 122.3.
+    click('#columns button[data-column="total"]')
+    until(lambda: scaled()["cards"]["整治土地面积"][0] == "247.4",
+          lambda: "累计's 整治土地面积 247.4; it read %r" % (scaled()["cards"].get("整治土地面积"),))
+    # Last year's column: 122.3, in the card and 高观镇's row.
+    click('#columns button[data-column="y%s"]' % last)
+    until(lambda: scaled()["cards"]["整治土地面积"][0] == "122.3"
+          and scaled()["gaoguan"][1] == "122.3",
+          lambda: "last year's 整治土地面积 122.3; it read %r, %r"
+          % (scaled()["cards"].get("整治土地面积"), scaled()["gaoguan"]))
+    errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+    if errors:
+        fail("the browser logged errors: %s" % "; ".join(e.get("message", "") for e in errors[:5]))
+    web3.terminate()
+    web3.wait(10)
+    tallyd3.terminate()
+    tallyd3.wait(20)
 except Exception as e:  # a slip of the test itself: still stop tallyd and tally-web
     import traceback
     fail("the test stopped on %s: %s\n%s" % (type(e).__name__, e,

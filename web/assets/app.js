@@ -125,6 +125,48 @@ function yoySpan(column) {
 
 const intFormat = new Intl.NumberFormat("zh-CN");
 
+// Figures are integers, exact in 64 bits: tally-web writes them as JSON
+// numbers, which JSON.parse alone rounds to a double's 53 bits.  Those
+// beyond are read from their digits (the reviver's source text) as
+// BigInt; a browser without source text access keeps the double.
+function parseJSON(text) {
+  return JSON.parse(text, (key, value, context) =>
+    typeof value === "number" && !Number.isSafeInteger(value) && context &&
+    /^-?\d+$/.test(context.source) ? BigInt(context.source) : value);
+}
+
+// An integer of the feed: a number, or a BigInt beyond 2^53.
+function isInt(x) {
+  return typeof x === "bigint" || Number.isInteger(x);
+}
+
+// A metric's decimal scale s (PROTOCOL.md 10.6): its integer v stands for
+// v / 10^s (12.5 hectares at scale 1 come as 125).  0 for a ratio, whose
+// [num, den] carries its operands' scales already, and for a metric the
+// catalog does not know.
+function metricScale(id) {
+  const m = state.catalog.metrics.get(id);
+  return m && m.kind !== "ratio" && Number.isInteger(m.scale) && m.scale > 0 ? m.scale : 0;
+}
+
+// The integer v of a metric of scale s as the figure it stands for, with
+// exactly s decimals and the thousands grouped, as tally get prints it
+// (125 at scale 1: "12.5"; 420 at scale 2: "4.20"; -10 at scale 1:
+// "-1.0").  From v's digits, not a division of doubles, so that
+// 9223372036854775807 at scale 9 is 9,223,372,036.854775807.
+function scaledText(v, s) {
+  const n = BigInt(v);
+  const digits = String(n < 0n ? -n : n).padStart(s + 1, "0");
+  const whole = intFormat.format(BigInt(digits.slice(0, digits.length - s)));
+  return (n < 0n ? "-" : "") + whole + (s > 0 ? "." + digits.slice(digits.length - s) : "");
+}
+
+// The integer v of a metric of scale s as a number, for a bar's length
+// and ranking (a double: exact enough to draw, never printed).
+function scaledNumber(v, s) {
+  return Number(v) / 10 ** s;
+}
+
 // A past year's column: "y2025" (not "year", this year's).
 function isPastYear(column) {
   return /^y\d{4}$/.test(column);
@@ -150,7 +192,7 @@ function cellText(t, column) {
   const v = valueOf(t, column);
   if (v === undefined || v === null) return "–";
   if (t.kind === "ratio") return percent(v);
-  return intFormat.format(v);
+  return isInt(v) ? scaledText(v, metricScale(t.metric)) : "–";
 }
 
 // t's value in the same days a year earlier as the column shown (yoySpan),
@@ -177,8 +219,12 @@ function yoyOf(t) {
     const dir = pp === 0n ? 0 : pp > 0n ? 1 : -1;
     return { dir, text: "同比 " + (dir ? (dir > 0 ? "+" : "") + tenthsText(pp) + " 个百分点" : "持平") };
   }
-  if (then === 0) return { dir: 0, text: now === 0 ? "同比 持平" : "去年同期 0" };
-  const pct = tenthsOf((BigInt(now) - BigInt(then)) * 1000n, Math.abs(then));
+  if (!isInt(now) || !isInt(then)) return null;
+  // A percentage: the same whatever the metric's scale.
+  const was = BigInt(then);
+  if (was === 0n)
+    return { dir: 0, text: BigInt(now) === 0n ? "同比 持平" : "去年同期 " + scaledText(0, metricScale(t.metric)) };
+  const pct = tenthsOf((BigInt(now) - was) * 1000n, was < 0n ? -was : was);
   const dir = pct === 0n ? 0 : pct > 0n ? 1 : -1;
   return { dir, text: "同比 " + (dir ? (dir > 0 ? "▲" : "▼") + tenthsText(pct < 0n ? -pct : pct) + "%" : "持平") };
 }
@@ -190,7 +236,8 @@ function yoyLine(t, key) {
   const el = document.createElement("div");
   el.className = "yoy";
   el.dataset.dir = String(y.dir);
-  el.title = "去年同期（" + yoySpan(state.column) + "）：" + cellText({ kind: t.kind, values: { v: yoyValue(t) } }, "v");
+  el.title = "去年同期（" + yoySpan(state.column) + "）：" +
+    cellText({ metric: t.metric, kind: t.kind, values: { v: yoyValue(t) } }, "v");
   show(el, key, y.text);
   return el;
 }
@@ -216,7 +263,7 @@ function tenthsText(t) {
 
 // A ratio's value ({num, den}) in tenths of a percent, null without one.
 function ratioTenths(v) {
-  if (!v || !Number.isInteger(v.num) || !Number.isInteger(v.den) || v.den === 0) return null;
+  if (!v || !isInt(v.num) || !isInt(v.den) || BigInt(v.den) === 0n) return null;
   return tenthsOf(BigInt(v.num) * 1000n, v.den);
 }
 
@@ -231,8 +278,8 @@ function numeric(t, column) {
   if (!t) return -Infinity;
   const v = valueOf(t, column);
   if (v === undefined || v === null) return -Infinity;
-  if (t.kind === "ratio") return ratioTenths(v) === null ? -Infinity : v.num / v.den;
-  return typeof v === "number" && isFinite(v) ? v : -Infinity;
+  if (t.kind === "ratio") return ratioTenths(v) === null ? -Infinity : Number(v.num) / Number(v.den);
+  return isInt(v) ? scaledNumber(v, metricScale(t.metric)) : -Infinity;
 }
 
 function metricLabel(id) {
@@ -434,18 +481,22 @@ function drawKpis() {
     const yoy = yoyLine(t, "kpi-yoy|" + t.metric + "|" + state.column);
     if (yoy) card.append(yoy);
     box.appendChild(card);
-    fitWidth(line, value, 20);
+    // A long figure set smaller rather than cut (its unit too, when the
+    // figure alone cannot give enough room).
+    fitWidth(line, value, 12);
+    for (const el of line.querySelectorAll(".unit, .tag")) fitWidth(line, el, 10);
   }
   if (paged)
     box.appendChild(pager(state.kpiPage, pages, "全县指标 " + all.length + " 项", (i) => { state.kpiPage = i; }));
 }
 
 // Shrink el's font until box's content fits its width (a figure of many
-// digits on a card made for six), down to min px.
+// digits on a card made for six, 9,223,372,036.854775807), down to min
+// px: at once by the share that does not fit, then a pixel at a time.
 function fitWidth(box, el, min) {
   let size = parseFloat(getComputedStyle(el).fontSize);
   while (box.scrollWidth > box.clientWidth && size > min) {
-    size -= 2;
+    size = Math.max(min, Math.min(size - 1, Math.floor(size * box.clientWidth / box.scrollWidth)));
     el.style.fontSize = size + "px";
   }
 }
@@ -470,7 +521,8 @@ function drawRatios() {
     const detail = document.createElement("div");
     detail.className = "detail";
     const v = valueOf(t, state.column);
-    detail.textContent = v ? intFormat.format(v.num) + " / " + intFormat.format(v.den) : "无数据";
+    const operands = v ? operandsText(t, state.column) : "无数据";
+    detail.textContent = operands || "\u00a0"; // (the line kept: the card does not move)
     r.append(value, label, detail);
     const yoy = yoyLine(t, "ratio-yoy|" + t.metric + "|" + state.column);
     if (yoy) r.append(yoy);
@@ -478,6 +530,30 @@ function drawRatios() {
   }
   if (pages > 1)
     box.appendChild(pager(state.ratioPage, pages, "比率 " + all.length + " 项", (i) => { state.ratioPage = i; }));
+}
+
+// A ratio's operands as "numerator / denominator" in column, each the
+// figure of its own metric with its own decimals (124.8 / 62: 124.8
+// hectares for 62 people), or "" when they are not known.  Not the
+// ratio's [num, den]: when the operands' scales differ, tallyd sends
+// them brought to one scale (PROTOCOL.md 10.6; [1248, 620] for those),
+// or in lowest terms, which are not the operands' figures.  The operands
+// are the catalog's (numerator, denominator); without them (no catalog
+// from tallyd) the pair is shown only while no metric of the catalog has
+// decimals (every pair then is the operands' figures as they are).
+function operandsText(t, column) {
+  const m = state.catalog.metrics.get(t.metric);
+  if (m && m.numerator && m.denominator) {
+    const figure = (id) => {
+      const o = get(t.scope, id);
+      // a missing counter operand counts as 0 (PROTOCOL.md 10.5)
+      return o ? cellText(o, column) : scaledText(0, metricScale(id));
+    };
+    return figure(m.numerator) + " / " + figure(m.denominator);
+  }
+  for (const c of state.catalog.metrics.values()) if (metricScale(c.id) > 0) return "";
+  const v = valueOf(t, column);
+  return v && isInt(v.num) && isInt(v.den) ? intFormat.format(v.num) + " / " + intFormat.format(v.den) : "";
 }
 
 // The table's first column, sorted by the townships' names.
@@ -640,6 +716,15 @@ function fitScreen() {
   screenScale = scale;
 }
 
+// The width of text in the chart's labels at font px.
+let measure = null;
+
+function textWidth(text, font) {
+  if (measure === null) measure = document.createElement("canvas").getContext("2d");
+  measure.font = font + "px " + getComputedStyle(document.body).fontFamily;
+  return measure.measureText(text).width;
+}
+
 function drawChart(towns, key) {
   const title = document.getElementById("chart-title");
   if (!key) {
@@ -661,13 +746,17 @@ function drawChart(towns, key) {
     });
   const top = towns.slice(0, CHART_MAX).reverse();
   const ratio = top.some((t) => get(t, key) && get(t, key).kind === "ratio");
-  // A ratio's bar in percent, as its text rounds it.
-  const scaled = (v) => (ratio ? Number(ratioTenths(v)) / 10 : v);
-  // A township without a value in the column has no bar ("-"), not a 0.
+  // A bar as long as its figure in the metric's unit (decimal scale
+  // applied), a ratio's in percent, as its text rounds it.
+  const scale = metricScale(key);
+  const scaled = (v) => (ratio ? Number(ratioTenths(v)) / 10 : scaledNumber(v, scale));
+  // A township without a value in the column has no bar ("-"), not a 0;
+  // its figure as the cards and the table print it (texts).
   const data = top.map((t) => {
     const v = numeric(get(t, key), state.column);
-    return v === -Infinity ? "-" : ratio ? scaled(valueOf(get(t, key), state.column)) : v;
+    return v === -Infinity ? "-" : scaled(valueOf(get(t, key), state.column));
   });
+  const texts = top.map((t) => cellText(get(t, key), state.column));
   // Each township's figure in the same days a year earlier, as a tick
   // across its bar (none at 0: a tick on every axis line of a township
   // new this year says nothing), and its 同比 after the figure.
@@ -678,7 +767,7 @@ function drawChart(towns, key) {
   top.forEach((t, i) => {
     const v = yoyValue(get(t, key));
     yoys.push(yoyOf(get(t, key)));
-    if (v === undefined || v === null || (ratio ? ratioTenths(v) === null : v === 0)) return;
+    if (v === undefined || v === null || (ratio ? ratioTenths(v) === null : !isInt(v) || BigInt(v) === 0n)) return;
     const x = scaled(v);
     earlier.push([x, i]);
     if (data[i] !== "-" && x > data[i]) ends[i] = x;
@@ -692,9 +781,14 @@ function drawChart(towns, key) {
   }
   const font = top.length > 16 ? 14 : 17;
   const slot = (document.getElementById("chart").clientHeight - 20) / Math.max(1, top.length);
+  // Room on the right for the longest figure and its 同比 (a figure of
+  // many digits or decimals: 9,223,372,036.854775807), not cut at the
+  // chart's edge.
+  const labelRoom = Math.max(0, ...top.map((t, i) => textWidth(texts[i], font) +
+    (yoys[i] && yoys[i].dir ? textWidth(" " + yoys[i].text.replace("同比 ", ""), font - 2) : 0))) + 12;
   chart.setOption({
     animation: false,
-    grid: { left: 130, right: earlier.length ? 165 : 90, top: 10, bottom: 10 },
+    grid: { left: 130, right: Math.max(earlier.length ? 165 : 90, Math.ceil(labelRoom)), top: 10, bottom: 10 },
     xAxis: { type: "value", show: false },
     yAxis: {
       type: "category",
@@ -732,8 +826,7 @@ function drawChart(towns, key) {
       label: {
         show: true, position: "right", distance: 6, color: "#e6f0ff", fontSize: font,
         formatter: (p) => {
-          const v = data[p.dataIndex];
-          const text = ratio ? v + "%" : intFormat.format(v);
+          const text = texts[p.dataIndex];
           const y = yoys[p.dataIndex];
           return y && y.dir ? text + " {yoy|" + y.text.replace("同比 ", "") + "}" : text;
         },
@@ -890,7 +983,7 @@ function connect() {
   };
   ws.onmessage = (ev) => {
     try {
-      apply(JSON.parse(ev.data), ev.data);
+      apply(parseJSON(ev.data), ev.data);
     } catch (e) {
       console.warn("tally-web: a message that is not JSON", e);
     }
@@ -936,7 +1029,7 @@ function historyReader(want, prefix) {
       // the period tallyd refused (400: more series than one answer holds)
       r.refused = resp.status === 400 ? period : null;
       if (!resp.ok) return;
-      const doc = await resp.json();
+      const doc = parseJSON(await resp.text());
       const values = new Map();
       for (const t of doc.tallies || []) values.set(t.scope + "|" + t.metric, t.values[period]);
       r.values = values;
