@@ -42,12 +42,12 @@ static int rescale(csv_sample_t *s, int scale, const char *file)
     }
     for (int k = (int)s->places; k < scale; k++) {
         if (s->value > INT64_MAX / 10 || s->value < INT64_MIN / 10) {
+            char lo[48], hi[48];
             figure(fig, sizeof fig, file, s);
-            return cli_usage_error("push",
-                                   "%s: the value is out of range (%s is kept with %d decimal "
-                                   "places, as an integer within -9223372036854775808 .. "
-                                   "9223372036854775807)",
-                                   fig, s->metric, scale);
+            csv_decimal_text(INT64_MIN, (unsigned)scale, lo, sizeof lo);
+            csv_decimal_text(INT64_MAX, (unsigned)scale, hi, sizeof hi);
+            return cli_usage_error("push", "%s: the value is out of range (%s takes %s .. %s)", fig,
+                                   s->metric, lo, hi);
         }
         s->value *= 10;
     }
