@@ -38,8 +38,12 @@ static const char *number_format(int scale)
     return f[scale < 0 ? 0 : scale > 9 ? 9 : scale];
 }
 
+/* The largest magnitude a cell holds exactly as a number (15 digits). */
+#define XLSX_DIGITS_MAX 999999999999999LL
+
 typedef struct formats {
-    lxw_format *title, *note, *head, *head_num, *text, *pct, *pp, *rel, *num[10], *signed_num[10];
+    lxw_format *title, *note, *head, *head_num, *text, *digits, *pct, *pp, *rel, *num[10],
+        *signed_num[10];
 } formats_t;
 
 /* A cell of the table: a thin border on every side, so that it prints as
@@ -63,6 +67,8 @@ static void make_formats(lxw_workbook *wb, formats_t *f)
     format_set_bold(f->head_num);
     format_set_align(f->head_num, LXW_ALIGN_RIGHT);
     f->text = cell_format(wb);
+    f->digits = cell_format(wb);
+    format_set_align(f->digits, LXW_ALIGN_RIGHT);
     f->pct = cell_format(wb);
     format_set_num_format(f->pct, "0.0%");
     f->pp = cell_format(wb);
@@ -90,6 +96,15 @@ static lxw_error write_value(lxw_worksheet *ws, lxw_row_t r, lxw_col_t c, const 
 {
     if (!cell->present)
         return worksheet_write_blank(ws, r, c, f->text);
+    /* A spreadsheet's number holds 15 significant digits: a figure of more
+     * would show digits it does not have (…854775808 as …854776000), so
+     * it is written as its text, exact, aligned as the numbers are. */
+    if (row->kind != TALLY_KIND_RATIO &&
+        (cell->num > XLSX_DIGITS_MAX || cell->num < -XLSX_DIGITS_MAX)) {
+        char text[64];
+        report_format(text, sizeof text, row, cell);
+        return worksheet_write_string(ws, r, c, text, f->digits);
+    }
     return worksheet_write_number(ws, r, c, report_number(row, cell), value_format(f, row));
 }
 

@@ -738,6 +738,44 @@ static void test_removed_township(void **state)
     harness_cleanup(&h);
 }
 
+/* 8. A figure of more digits than a spreadsheet's number holds (15) is
+ * written to the workbook as its exact text, not rounded to other digits
+ * (92233720368547758.07 as …758.00); a smaller one stays a number. */
+static void test_big_figures(void **state)
+{
+    (void)state;
+    static const char conf[] = "[township t1]\nname = 甲镇\n"
+                               "[metric big]\nkind = counter\nunit = 元\nscale = 2\n"
+                               "max = 9223372036854775807\nlabel = 专项资金结余\n"
+                               "[metric small]\nkind = counter\nscale = 1\nlabel = 耕地面积\nunit = 公顷\n";
+    fx_t f = {0};
+    assert_int_equal(harness_init(&f.h), 0);
+    assert_int_equal(harness_start(&f.h, conf, NULL), 0);
+    cli_result_t r =
+        cli_expect(&f.h, 0,
+                   (const char *const[]){"push", "--town", "t1", "--time", "2024-06-01",
+                                         "big=92233720368547758.07", "small=12.5", NULL});
+    cli_result_free(&r);
+    char xlsx[HARNESS_PATH_MAX + 16], csvp[HARNESS_PATH_MAX + 16];
+    snprintf(xlsx, sizeof xlsx, "%s/big.xlsx", f.h.dir);
+    snprintf(csvp, sizeof csvp, "%s/big.csv", f.h.dir);
+    const char *const forms[2] = {xlsx, csvp};
+    for (int i = 0; i < 2; i++) {
+        r = cli_expect(&f.h, 0,
+                       (const char *const[]){"report", "--period", "2024", "--town", "t1", "-o",
+                                             forms[i], NULL});
+        cli_result_free(&r);
+    }
+    char *csv = harness_read_file(csvp);
+    assert_non_null(csv);
+    if (strstr(csv, "\nbig,counter,元,专项资金结余,92233720368547758.07,") == NULL)
+        fail_msg("the CSV's big figure: %s", csv);
+    free(csv);
+    xlsx_check(&f, xlsx, csvp, "a figure of 17 digits");
+    assert_int_equal(harness_finish(&f.h), 0);
+    harness_cleanup(&f.h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -749,6 +787,7 @@ int main(void)
         cmocka_unit_test(test_large_county),
         cmocka_unit_test(test_large_county_open),
         cmocka_unit_test(test_removed_township),
+        cmocka_unit_test(test_big_figures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

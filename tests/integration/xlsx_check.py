@@ -26,8 +26,12 @@ def shown(cell):
     v = cell.value
     if v is None:
         return ""
+    # A figure of more than 15 digits, which a number cell would round, is
+    # its exact text; any other text is an error.
     if isinstance(v, str):
-        fail("%s holds text %r, not a number" % (cell.coordinate, v))
+        if not re.fullmatch(r"-?\d+(\.\d+)?", v) or len(re.sub(r"\D", "", v)) <= 15:
+            fail("%s holds text %r, not a number" % (cell.coordinate, v))
+        return v
     fmt = cell.number_format
     if fmt.endswith("%"):
         return "%.1f%%" % round(v * 100 + 1e-9, 1)
