@@ -121,8 +121,9 @@ int catalog_check_scales(const catalog_target_t *t, const tallyd_config_t *cfg, 
             snprintf(err, len,
                      "metric '%.*s' is not declared any more, but the state in %s holds its "
                      "tallies at scale %d, and undeclared they would read as whole numbers: "
-                     "declare it again with scale = %d",
-                     (int)nlen, name, t->state_dir, held, held);
+                     "declare it again ([metric %.*s] with kind = %s and scale = %d)",
+                     (int)nlen, name, t->state_dir, held, (int)nlen, name,
+                     config_kind_name(engine_metric_kind(t->engine, id)), held);
             return TALLY_ECONFIG;
         }
     }

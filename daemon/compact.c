@@ -554,6 +554,11 @@ int compact_init(compact_t *k, const compact_config_t *c)
     return 0;
 }
 
+void compact_request(compact_t *k)
+{
+    k->c.checkpoint_now = true;
+}
+
 void compact_set_policy(compact_t *k, int64_t interval_ms, int64_t every_records)
 {
     k->c.interval_ms = interval_ms;

@@ -114,6 +114,10 @@ int compact_init(compact_t *k, const compact_config_t *c);
 /* Take checkpoints by these rules from now on (a reload). */
 void compact_set_policy(compact_t *k, int64_t interval_ms, int64_t every_records);
 
+/* Take a checkpoint at the next tick (within a second), whatever the
+ * policy: the state as it is now must be what a start checks against. */
+void compact_request(compact_t *k);
+
 /* At a clean stop, before the journal is closed: when a last checkpoint
  * is due, start the segment it will name (journal_rotate), which the
  * journal creates while it closes.  A checkpoint is stored only once the

@@ -76,6 +76,8 @@ static int check_catalog(const reload_target_t *t, const tallyd_config_t *cfg, c
     }
     catalog_target_t ct = {t->towns, t->metrics, t->engine, t->current->state_dir};
     if (catalog_check_scales(&ct, cfg, why, len) != 0) {
+        size_t n = strlen(why);
+        snprintf(why + n, len - n, "; the next start will refuse this file too");
         start_refuses(t);
         return TALLY_ECONFIG;
     }

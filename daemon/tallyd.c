@@ -155,6 +155,12 @@ static int reload(tallyd_t *d)
     if (rc != 0) {
         d->stats.config_reload_failures++;
         d->reload_refused_ms = clock_now_ms(d->clock);
+        /* The next start checks the file against the last checkpoint, and
+         * a metric whose first tallies came since is not in it: without a
+         * checkpoint now, a crash and a start with this file would replay
+         * those tallies at the scale or kind the reload refused. */
+        if (start_refuses)
+            compact_request(&d->compact);
         return rc;
     }
     d->stats.config_reloads++;

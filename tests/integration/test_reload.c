@@ -1,5 +1,6 @@
 /* SIGHUP reloads tallyd's configuration: a valid change takes effect and
  * keeps the tallies; an invalid one is refused and the old one stays. */
+#include <glob.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -674,7 +675,9 @@ static bool ratio_is(harness_sub_t *s, int64_t num, int64_t den)
  * its saved 125 as 12.5 (and the ratio over it a tenth as large): it is
  * refused, the figures and the ratio stay as they were with no UPDATE,
  * and the next start with that file is refused too, saying what to put
- * back.  A metric without tallies may take a scale. */
+ * back, also after a crash when area's tallies were only in the journal
+ * before the reload (the refusal takes a checkpoint).  A metric without
+ * tallies may take a scale. */
 static void test_scale_change_refused(void **state)
 {
     fx_t *f = *state;
@@ -707,7 +710,15 @@ static void test_scale_change_refused(void **state)
     harness_sub_close(&sub);
     harness_client_close(&c);
 
-    assert_int_equal(harness_stop(&f->h, SIGTERM), 0);
+    /* A checkpoint within a second or two of the refusal; then a crash. */
+    char pattern[HARNESS_PATH_MAX + 16];
+    snprintf(pattern, sizeof pattern, "%s/state-*.ckp", f->h.state_dir);
+    glob_t gl = {0};
+    for (int i = 0; i < 500 && glob(pattern, 0, NULL, &gl) != 0; i++)
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    assert_true(gl.gl_pathc > 0);
+    globfree(&gl);
+    assert_int_equal(harness_stop(&f->h, SIGKILL), 128 + SIGKILL);
     assert_int_not_equal(harness_start(&f->h, scaled, NULL), 0);
     assert_int_equal(f->h.last_status, 2);
     assert_non_null(strstr(harness_log(&f->h), "put back scale = 0"));

@@ -221,7 +221,8 @@ static void test_scales(void **state)
     edit(buf, sizeof(buf), state_conf, "[metric grid.zones]\nkind = gauge\nscale = 1\n", "");
     expect(f, buf, TALLY_ECONFIG,
            "metric 'grid.zones' is not declared any more, but the state in ");
-    assert_non_null(strstr(f->msg, "declare it again with scale = 1"));
+    assert_non_null(
+        strstr(f->msg, "declare it again ([metric grid.zones] with kind = gauge and scale = 1)"));
     edit(buf2, sizeof(buf2), buf, "[metric disputes.screened]\n",
          "[metric grid.zones]\nkind = gauge\nscale = 1\n[metric disputes.screened]\n");
     expect(f, buf2, 0, "state-0000000000000001.ckp");
