@@ -2,7 +2,10 @@
  * statecheck.h). */
 #include "statecheck.h"
 
+#include <dirent.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "catalog.h"
 #include "checkpoint.h"
@@ -10,6 +13,21 @@
 #include "engine.h"
 #include "intern.h"
 #include "tally_error.h"
+
+/* Whether dir holds a journal segment (journal-*.tj). */
+static bool has_journal(const char *dir)
+{
+    DIR *d = opendir(dir);
+    bool found = false;
+    for (struct dirent *de; d != NULL && !found && (de = readdir(d)) != NULL;) {
+        size_t n = strlen(de->d_name);
+        found = strncmp(de->d_name, "journal-", 8) == 0 && n > 11 &&
+                strcmp(de->d_name + n - 3, ".tj") == 0;
+    }
+    if (d != NULL)
+        closedir(d);
+    return found;
+}
 
 int statecheck_config(const tallyd_config_t *cfg, const char *dir, char *msg, size_t len)
 {
@@ -25,7 +43,14 @@ int statecheck_config(const tallyd_config_t *cfg, const char *dir, char *msg, si
     if (rc == 0)
         rc = checkpoint_read_latest(dir, &img, &towns, &metrics, why, sizeof(why));
     if (rc == TALLY_ENOTFOUND) {
-        snprintf(msg, len, "no checkpoint yet (%s): a start begins with an empty state", why);
+        if (has_journal(dir))
+            snprintf(msg, len,
+                     "no checkpoint yet (%s): a start replays the journal there, which this "
+                     "check does not read (the kinds and scales of the metrics in it are not "
+                     "checked)",
+                     why);
+        else
+            snprintf(msg, len, "no checkpoint yet (%s): a start begins with an empty state", why);
         rc = 0;
         goto out;
     }

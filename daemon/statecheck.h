@@ -36,7 +36,8 @@
  * checkpoint and a start would begin empty; TALLY_ECONFIG with the
  * reason the start would give; TALLY_EIO or TALLY_ENOMEM when the state
  * cannot be read (msg says why: a start would fail too, or fall back as
- * it says). */
+ * it says).  Without a checkpoint, msg says whether a start begins empty
+ * or replays a journal, which is not read here. */
 int statecheck_config(const tallyd_config_t *cfg, const char *dir, char *msg, size_t len);
 
 #endif

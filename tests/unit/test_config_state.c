@@ -166,6 +166,15 @@ static void test_no_checkpoint(void **state)
     load_conf(f, state_conf, &cfg);
     assert_int_equal(statecheck_config(&cfg, nowhere, f->msg, sizeof(f->msg)), 0);
     config_free(&cfg);
+    /* A journal without a checkpoint: a start replays it, not empty. */
+    char seg[160];
+    snprintf(seg, sizeof(seg), "%s/journal-0000000000000001.tj", f->dir);
+    FILE *fp = fopen(seg, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    expect(f, state_conf, 0,
+           "): a start replays the journal there, which this check does not "
+           "read");
 }
 
 static void test_same_configuration_fits(void **state)
