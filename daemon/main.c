@@ -12,6 +12,7 @@
 #include "restore.h"
 #include "statecheck.h"
 #include "tallyd.h"
+#include "text.h"
 #include "tally_error.h"
 
 static void usage(FILE *out)
@@ -82,8 +83,11 @@ static int check_config(const char *path, const char *state_dir)
         fprintf(stderr, "%s: %s\n", path, err);
     } else {
         keys_check_townships(&kr, &cfg, warn_key, (void *)path);
-        printf("%s: configuration is valid (%zu townships, %zu metrics, %zu ratios, %zu windows",
-               path, cfg.ntownships, cfg.nmetrics, cfg.nratios, cfg.nwindows);
+        printf("%s: configuration is valid (%zu township%s, %zu metric%s, %zu ratio%s, %zu "
+               "window%s",
+               path, cfg.ntownships, TEXT_PLURAL(cfg.ntownships), cfg.nmetrics,
+               TEXT_PLURAL(cfg.nmetrics), cfg.nratios, TEXT_PLURAL(cfg.nratios), cfg.nwindows,
+               TEXT_PLURAL(cfg.nwindows));
         if (srv.secured)
             printf("; CURVE with %zu township, %zu subscriber and %zu admin keys", kr.ntownships,
                    kr.nsubscribers, kr.nadmins);

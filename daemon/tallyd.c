@@ -13,6 +13,7 @@
 
 #include "reload.h"
 #include "tallyd_impl.h"
+#include "text.h"
 
 /* ---- the loop's own handles ---- */
 
@@ -213,8 +214,9 @@ static int reload(tallyd_t *d)
     d->log.level = next.log_level;
     warn_series_limit(d, "reload: ");
     log_notice(&d->log,
-               "reloaded %s: %zu townships, %zu metrics, %zu ratios declared; tallies kept",
-               d->opts.config_path, next.ntownships, next.nmetrics, next.nratios);
+               "reloaded %s: %zu township%s, %zu metric%s, %zu ratio%s declared; tallies kept",
+               d->opts.config_path, next.ntownships, TEXT_PLURAL(next.ntownships), next.nmetrics,
+               TEXT_PLURAL(next.nmetrics), next.nratios, TEXT_PLURAL(next.nratios));
     return 0;
 }
 

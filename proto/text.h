@@ -11,6 +11,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* "" for one, else "s": the English plural of a word counted n. */
+#define TEXT_PLURAL(n) ((n) == 1 ? "" : "s")
+
 /* Flags of text_printable. */
 #define TEXT_HEX_UPPER 1u /* "\xFF" rather than "\xff" */
 #define TEXT_QUOTES    2u /* escape ' and \ too: the text is shown between quotes */
