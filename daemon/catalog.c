@@ -178,6 +178,15 @@ int catalog_declare(const catalog_target_t *t, const tallyd_config_t *cfg, char 
                      tally_strerror(rc));
             return TALLY_ECONFIG;
         }
+        /* Saved by a tallyd that kept no scales: the file's is taken, said
+         * where it reads the saved figures otherwise than as integers. */
+        if (engine_metric_scale(t->engine, (uint32_t)id) < 0 && m->scale > 0 && err[0] == '\0' &&
+            has_tallies(t->engine, (uint32_t)id))
+            snprintf(err, len,
+                     "metric '%s' has tallies saved by an older tallyd, without their decimal "
+                     "scale: they are read at scale %d, as line %d says (125 as %s); if they "
+                     "were counted at another, put that back",
+                     m->id, m->scale, m->line, m->scale == 1 ? "12.5" : "1.25 or less");
         engine_set_metric_scale(t->engine, (uint32_t)id, (uint8_t)m->scale);
     }
     for (size_t i = 0; i < cfg->nratios; i++) {

@@ -66,6 +66,19 @@ for fx in fixtures:
     shutil.copytree(fx, state)
     log = os.path.join(tmp, "tallyd.log")
     req = "ipc://%s/req" % tmp
+    # A file giving a metric with tallies a decimal scale: a state of a
+    # format before scales were saved takes it, and says so.
+    scaled = os.path.join(tmp, "scaled.conf")
+    with open(CONF) as f:
+        text = f.read()
+    with open(scaled, "w") as f:
+        f.write(text.replace("[metric disputes.screened]\n", "[metric disputes.screened]\nscale = 1\n", 1))
+    chk = subprocess.run([TALLYD, "--check-config", scaled, "-s", state], capture_output=True,
+                         text=True)
+    if chk.returncode != 0 or "metric 'disputes.screened' has tallies saved by an older tallyd, " \
+            "without their decimal scale: they are read at scale 1" not in chk.stdout + chk.stderr:
+        fail("%s: --check-config with a scale added: status %d\n%s%s" % (
+            os.path.basename(fx), chk.returncode, chk.stdout, chk.stderr))
     p = subprocess.Popen([TALLYD, "-c", CONF, "-s", state, "-r", req, "-p", "ipc://%s/pub" % tmp],
                          stdout=open(log, "w"), stderr=subprocess.STDOUT)
     try:
@@ -95,6 +108,13 @@ for fx in fixtures:
     finally:
         p.terminate()
         p.wait(20)
+    # Its clean stop saved the scales (0) with the state: the scaled file
+    # is refused now, naming the scale to put back.
+    chk = subprocess.run([TALLYD, "--check-config", scaled, "-s", state], capture_output=True,
+                         text=True)
+    if chk.returncode != 2 or "holds its tallies at scale 0, which they keep" not in chk.stderr:
+        fail("%s: --check-config with a scale added after a start: status %d\n%s%s" % (
+            os.path.basename(fx), chk.returncode, chk.stdout, chk.stderr))
     shutil.rmtree(tmp, ignore_errors=True)
     print("%s: loaded, every figure as written" % os.path.basename(fx))
 print("test_state_compat: all checks passed")
