@@ -485,6 +485,11 @@ int cli_push_resolve(cli_global_t *g, const char *spool, const char **town, char
         if (any)
             status = resolve_online(g, curve, cat, town, town_buf, cap, s, timeout_ms, news);
     }
+    bool fraction = false;
+    for (size_t i = 0; i < s->n && !fraction; i++)
+        fraction = s->v[i].places > 0;
+    if (status == CLI_OK && !sc->known && rc < 0 && fraction)
+        (void)cli_request_failed(g, "push", rc, &req, timeout_ms); /* why, before what it means */
     if (status == CLI_OK)
         status = cli_push_scale(sc, s, file);
     /* Said where the figures may wait in the spool: a whole number of a
