@@ -364,8 +364,8 @@ static void test_push_in_units(void **state)
                                          "5", "area=0.5", NULL},
                    "how many decimal places tallyd keeps of area is not known");
     expect_refused(f, 3,
-                   (const char *const[]){"push", "--town", "gaoguan", "--spool", spool,
-                                         "--timeout", "5", "area=0.5", NULL},
+                   (const char *const[]){"push", "--town", "gaoguan", "--spool", spool, "--timeout",
+                                         "5", "area=0.5", NULL},
                    "tally: cannot reach tallyd at ");
     assert_int_equal(cli_count_files(spool, ".sub"), 0);
     expect_refused(f, 3,

@@ -744,10 +744,11 @@ static void test_removed_township(void **state)
 static void test_big_figures(void **state)
 {
     (void)state;
-    static const char conf[] = "[township t1]\nname = 甲镇\n"
-                               "[metric big]\nkind = counter\nunit = 元\nscale = 2\n"
-                               "max = 9223372036854775807\nlabel = 专项资金结余\n"
-                               "[metric small]\nkind = counter\nscale = 1\nlabel = 耕地面积\nunit = 公顷\n";
+    static const char conf[] =
+        "[township t1]\nname = 甲镇\n"
+        "[metric big]\nkind = counter\nunit = 元\nscale = 2\n"
+        "max = 9223372036854775807\nlabel = 专项资金结余\n"
+        "[metric small]\nkind = counter\nscale = 1\nlabel = 耕地面积\nunit = 公顷\n";
     fx_t f = {0};
     assert_int_equal(harness_init(&f.h), 0);
     assert_int_equal(harness_start(&f.h, conf, NULL), 0);
