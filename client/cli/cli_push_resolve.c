@@ -23,6 +23,16 @@
 /* How long the catalog may delay a push whose names need it. */
 #define CATALOG_WAIT_MS 3000
 
+/* A request to tallyd for what a push reads before it sends (the
+ * catalog, the zone): waiting at most CATALOG_WAIT_MS of the push's
+ * timeout_ms.  why (cap bytes, may be NULL) receives the reason of a
+ * failure. */
+static tally_request_t asking(const tally_curve_t *curve, int timeout_ms, char *why, size_t cap)
+{
+    return cli_request(curve, timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS, why,
+                       cap);
+}
+
 /* Where the catalog's names are kept (cli_names.h): the spool, else the
  * user's state directory.  0, or -1 when there is none to be had. */
 static int names_dir(const char *spool, char *buf, size_t cap)
@@ -183,8 +193,7 @@ static bool is_new(cli_global_t *g, const tally_curve_t *curve, int timeout_ms,
     char prefix[PROTO_NAME_MAX + 16];
     snprintf(prefix, sizeof prefix, township ? "u/town/%s/" : "u/county/%s/", name);
     char why[256];
-    tally_request_t req = cli_request(
-        curve, timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS, why, sizeof why);
+    tally_request_t req = asking(curve, timeout_ms, why, sizeof why);
     size_t n = 0;
     return tally_get_req(g->server, &req, prefix, count_tally, &n, NULL, NULL) == 0 && n == 0;
 }
@@ -299,8 +308,7 @@ void cli_push_report_new_metrics(cli_global_t *g, const tally_curve_t *curve, in
 {
     if (news->n == 0)
         return;
-    tally_request_t req =
-        cli_request(curve, timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS, NULL, 0);
+    tally_request_t req = asking(curve, timeout_ms, NULL, 0);
     const tally_catalog_t *cat = NULL;
     (void)cli_catalog(g, &req, &cat); /* read already, by cli_push_resolve */
     for (size_t i = 0; i < news->n; i++) {
@@ -323,8 +331,7 @@ void cli_push_report_new_metrics(cli_global_t *g, const tally_curve_t *curve, in
 void cli_push_unknown_metric_hint(cli_global_t *g, const tally_curve_t *curve, int timeout_ms,
                                   const csv_samples_t *s)
 {
-    tally_request_t req =
-        cli_request(curve, timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS, NULL, 0);
+    tally_request_t req = asking(curve, timeout_ms, NULL, 0);
     const tally_catalog_t *cat;
     if (cli_catalog(g, &req, &cat) != 0 || tally_catalog_metrics(cat) == 0)
         return;
@@ -356,8 +363,7 @@ void cli_push_unknown_metric_hint(cli_global_t *g, const tally_curve_t *curve, i
 void cli_push_unknown_town_hint(cli_global_t *g, const tally_curve_t *curve, int timeout_ms,
                                 const char *town)
 {
-    tally_request_t req =
-        cli_request(curve, timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS, NULL, 0);
+    tally_request_t req = asking(curve, timeout_ms, NULL, 0);
     const tally_catalog_t *cat;
     if (cli_catalog(g, &req, &cat) != 0)
         return;
@@ -460,8 +466,7 @@ int cli_push_resolve(cli_global_t *g, const char *spool, const char **town, char
         return status;
     char why[512] = "", dir[4096], from[4096];
     bool kept = names_dir(spool, dir, sizeof dir) == 0;
-    tally_request_t req = cli_request(
-        curve, timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS, why, sizeof why);
+    tally_request_t req = asking(curve, timeout_ms, why, sizeof why);
     const tally_catalog_t *cat = NULL;
     int rc = cli_catalog(g, &req, &cat);
     bool found = rc < 0 && kept_dir(spool, g->server, cli_names_kept, from, sizeof from) == 0;
@@ -518,8 +523,7 @@ void cli_push_learn_zone(const cli_global_t *g, const char *spool, const tally_c
     if (names_dir(spool, dir, sizeof dir) != 0 ||
         cli_zone_load(dir, g->server, zone, sizeof zone, &off) == 1)
         return;
-    tally_request_t req =
-        cli_request(curve, timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS, NULL, 0);
+    tally_request_t req = asking(curve, timeout_ms, NULL, 0);
     tally_clock_t c;
     if (tally_clock_req(g->server, &req, &c) == 0)
         keep_zone(g, dir, &c);
@@ -534,8 +538,7 @@ int cli_push_time_in_daemon_zone(cli_global_t *g, const char *spool, const char 
         return status;
     char why[256] = "", dir[4096], err[512];
     bool kept = names_dir(spool, dir, sizeof dir) == 0;
-    tally_request_t req = cli_request(
-        curve, timeout_ms < CATALOG_WAIT_MS ? timeout_ms : CATALOG_WAIT_MS, why, sizeof why);
+    tally_request_t req = asking(curve, timeout_ms, why, sizeof why);
     tally_clock_t c;
     int rc = tally_clock_req(g->server, &req, &c);
     if (rc == 0) {
