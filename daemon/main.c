@@ -79,10 +79,27 @@ static int check_config(const char *path, const char *state_dir)
     keyring_init(&kr);
     int rc = keys_load_config(&cfg, &srv, &kr, err, sizeof(err));
     explicit_bzero(srv.sec, sizeof(srv.sec));
-    if (rc < 0) {
+    int status = rc < 0 ? 2 : 0;
+    if (rc < 0)
         fprintf(stderr, "%s: %s\n", path, err);
-    } else {
+    else
         keys_check_townships(&kr, &cfg, warn_key, (void *)path);
+    /* With DIR, the state first: a file the next start would refuse is
+     * not called valid. */
+    char msg[2048] = "";
+    if (status == 0 && state_dir != NULL) {
+        rc = statecheck_config(&cfg, state_dir, msg, sizeof(msg));
+        if (rc == TALLY_ECONFIG) {
+            fprintf(stderr, "%s: the next start would refuse it against the state in %s: %s\n",
+                    path, state_dir, msg);
+            status = 2;
+        } else if (rc != 0) {
+            fprintf(stderr, "%s: cannot check it against the state in %s: %s\n", path, state_dir,
+                    msg);
+            status = 1;
+        }
+    }
+    if (status == 0) {
         printf("%s: configuration is valid (%zu township%s, %zu metric%s, %zu ratio%s, %zu "
                "window%s",
                path, cfg.ntownships, TEXT_PLURAL(cfg.ntownships), cfg.nmetrics,
@@ -92,22 +109,8 @@ static int check_config(const char *path, const char *state_dir)
             printf("; CURVE with %zu township, %zu subscriber and %zu admin keys", kr.ntownships,
                    kr.nsubscribers, kr.nadmins);
         printf(")\n");
-    }
-    int status = rc < 0 ? 2 : 0;
-    if (status == 0 && state_dir != NULL) {
-        char msg[2048];
-        rc = statecheck_config(&cfg, state_dir, msg, sizeof(msg));
-        if (rc == 0) {
+        if (state_dir != NULL)
             printf("%s: fits the state in %s: %s\n", path, state_dir, msg);
-        } else if (rc == TALLY_ECONFIG) {
-            fprintf(stderr, "%s: the next start would refuse it against the state in %s: %s\n",
-                    path, state_dir, msg);
-            status = 2;
-        } else {
-            fprintf(stderr, "%s: cannot check it against the state in %s: %s\n", path, state_dir,
-                    msg);
-            status = 1;
-        }
     }
     keyring_free(&kr);
     config_free(&cfg);

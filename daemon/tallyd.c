@@ -526,13 +526,17 @@ int tallyd_main(const config_overrides_t *o)
         char towns[96], metrics[96];
         names_count(towns, sizeof(towns), intern_count(&d->towns), d->cfg.ntownships,
                     d->cfg.catalog_closed_townships, "township");
-        names_count(metrics, sizeof(metrics), intern_count(&d->metrics),
-                    d->cfg.nmetrics + d->cfg.nratios, d->cfg.catalog_closed_metrics, "metric");
+        /* Ratios are named among the metrics but counted apart, as
+         * --check-config counts them; every ratio is declared. */
+        names_count(metrics, sizeof(metrics), intern_count(&d->metrics) - (uint32_t)d->cfg.nratios,
+                    d->cfg.nmetrics, d->cfg.catalog_closed_metrics, "metric");
         warn_series_limit(d, "");
-        log_notice(
-            &d->log, "tallyd %s ready: requests on %s, updates on %s, state in %s, %s, %s, %s",
-            TALLY_VERSION, endpoints_request(&d->ep), endpoints_publish(&d->ep), d->cfg.state_dir,
-            towns, metrics, d->server.secured ? "secured with CURVE" : "plaintext");
+        log_notice(&d->log,
+                   "tallyd %s ready: requests on %s, updates on %s, state in %s, %s, %s, %zu "
+                   "ratio%s, %s",
+                   TALLY_VERSION, endpoints_request(&d->ep), endpoints_publish(&d->ep),
+                   d->cfg.state_dir, towns, metrics, d->cfg.nratios, TEXT_PLURAL(d->cfg.nratios),
+                   d->server.secured ? "secured with CURVE" : "plaintext");
         uv_run(d->loop, UV_RUN_DEFAULT);
         status = d->exit_code;
         log_notice(&d->log,

@@ -363,12 +363,16 @@ static int recover_state(tallyd_t *d, recover_result_t *res)
         return rc;
     catalog_target_t ct = {&d->towns, &d->metrics, &d->engine, d->cfg.state_dir};
     char msg[768];
+    /* Named as a reload names it: the file is what the operator mends
+     * (the built-in catalog's words name themselves). */
+    const char *file = d->opts.config_path ? d->opts.config_path : "";
+    const char *colon = file[0] ? ": " : "";
     if (catalog_declare(&ct, &d->cfg, msg, sizeof(msg)) != 0) {
-        log_error(&d->log, "%s", msg);
+        log_error(&d->log, "%s%s%s", file, colon, msg);
         return TALLY_ECONFIG;
     }
     if (msg[0])
-        log_warning(&d->log, "%s", msg);
+        log_warning(&d->log, "%s%s%s", file, colon, msg);
     if (ingest_set_catalog(&d->ingest, &d->cfg) != 0)
         return TALLY_ENOMEM;
     /* The history after the checkpoint (names keep their ids), before the

@@ -429,7 +429,7 @@ static void test_restart(void **state)
      * half of the built-in catalog is closed. */
     ready = strstr(ready + 1, " ready: ");
     assert_non_null(ready);
-    assert_non_null(strstr(ready, ", 1 township (open), 25 metrics (open), plaintext\n"));
+    assert_non_null(strstr(ready, ", 1 township (open), 22 metrics (open), 3 ratios, plaintext\n"));
     assert_int_equal(harness_wait_log(&f->h, "SIGTERM: stopping", 1000), 0);
     harness_client_close(&c);
 }

@@ -582,7 +582,8 @@ static void test_buckets_change_named(void **state)
     const char *args[] = {"--check-config", path, "-s", f->h.state_dir, NULL};
     assert_int_equal(harness_run(args, out, sizeof out, 10000), 2);
     if (!strstr(out, "the next start would refuse it against the state in") ||
-        !strstr(out, "windows changed: ") || !strstr(out, "with 30 buckets each"))
+        !strstr(out, "windows changed: ") || !strstr(out, "with 30 buckets each") ||
+        strstr(out, "configuration is valid"))
         fail_msg("--check-config -s: %s", out);
     assert_int_equal(harness_write_file(&f->h, "base.conf", base_conf, path, sizeof path), 0);
     assert_int_equal(harness_run(args, out, sizeof out, 10000), 0);
@@ -722,6 +723,10 @@ static void test_scale_change_refused(void **state)
     assert_int_not_equal(harness_start(&f->h, scaled, NULL), 0);
     assert_int_equal(f->h.last_status, 2);
     assert_non_null(strstr(harness_log(&f->h), "put back scale = 0"));
+    /* Named with its file, as the reload names it. */
+    char named[HARNESS_PATH_MAX + 32];
+    snprintf(named, sizeof named, "error: %s: metric 'area' (line 3)", f->h.config_path);
+    assert_non_null(strstr(harness_log(&f->h), named));
 
     /* people has tallies too; a metric without any may take a scale. */
     char fresh[1200];
