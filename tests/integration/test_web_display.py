@@ -726,7 +726,10 @@ try:
           lambda: "a page opened while tallyd is stopped showing the figures held (12,000 "
           "exams taken), dimmed under the banner, 高观镇 first in the table; it read %r, %r, "
           "cards %r, table %r" % (conn_text(), down(), kpis()[:120],
-                                  driver.execute_script(TABLE_JS)[1][:3]))
+                                  driver.execute_script(TABLE_JS)[1][:3]),
+          # The cards and the table show their first page 10 s of every
+          # 20: a page that came up slowly may wait a whole turn for it.
+          timeout=45)
     driver.save_screenshot(os.path.join("artifacts", "wall-down-1920x1080.png"))
     web2.terminate()
     if web2.wait(10) != 0:
