@@ -226,9 +226,19 @@ static int read_record(reader_t *r, field_t *fields, int *nfields, const char *n
     }
 }
 
+/* A blank line, or a row whose every cell is empty or spaces (",,",
+ * "\t", " , "): Excel writes such rows for formatted but empty rows at a
+ * sheet's end.  They carry no figure and, unlike a metric with an empty
+ * value, name nothing to leave out either. */
 static bool is_blank(const field_t *fields, int n)
 {
-    return n == 1 && fields[0].len == 0;
+    for (int i = 0; i < n; i++) {
+        field_t f = fields[i];
+        trim(&f);
+        if (f.len > 0)
+            return false;
+    }
+    return true;
 }
 
 /* The index of the header column named want (case-insensitive, spaces
@@ -328,17 +338,36 @@ static void not_utf8_advice(field_t f, char *buf, size_t cap)
         snprintf(buf, cap, "; save the file as CSV UTF-8");
 }
 
-/* A header of one column holding another separator: the file was saved
- * with semicolons or tabs, as spreadsheets do in some locales. */
-static char other_separator(const field_t *hdr, int n)
+#define FULLWIDTH_COMMA "\xEF\xBC\x8C" /* '，' (U+FF0C) */
+#define FULLWIDTH_SEPARATED                                                                        \
+    "; the fields seem to be separated by the full-width comma '，' (U+FF0C) of a Chinese input " \
+    "method: CSV needs the ASCII comma ',', replace each '，' with ','"
+
+/* Whether one of the fields holds the full-width comma a Chinese input
+ * method types: the clerk wrote the file by hand and meant ','. */
+static bool fullwidth_comma(const field_t *fields, int n)
 {
-    if (n != 1)
-        return 0;
-    if (memchr(hdr[0].ptr, ';', hdr[0].len) != NULL)
-        return ';';
-    if (memchr(hdr[0].ptr, '\t', hdr[0].len) != NULL)
-        return '\t';
-    return 0;
+    for (int i = 0; i < n; i++)
+        if (memmem(fields[i].ptr, fields[i].len, FULLWIDTH_COMMA, 3) != NULL)
+            return true;
+    return false;
+}
+
+/* The end of a message about a header that names no metric or no value
+ * column because its fields are separated by something else than commas:
+ * semicolons or tabs, as spreadsheets save CSV in some locales (the
+ * header is then one column), or full-width commas.  "" if not. */
+static const char *other_separator(const field_t *hdr, int n)
+{
+    if (n == 1 && memchr(hdr[0].ptr, ';', hdr[0].len) != NULL)
+        return "; the fields seem to be separated by ';': tally reads comma-separated values, "
+               "save the file as CSV with commas";
+    if (n == 1 && memchr(hdr[0].ptr, '\t', hdr[0].len) != NULL)
+        return "; the fields seem to be separated by tabs: tally reads comma-separated values, "
+               "save the file as CSV with commas";
+    if (fullwidth_comma(hdr, n))
+        return FULLWIDTH_SEPARATED;
+    return "";
 }
 
 static bool all_digits(const field_t *f)
@@ -348,23 +377,76 @@ static bool all_digits(const field_t *f)
 
 /* Digits in groups of three after the first, separated by commas:
  * "1,000", "-12,345,678". */
-static bool thousands_grouped(const field_t *f)
+static bool thousands_grouped(const char *s, size_t len)
 {
-    size_t i = f->len > 0 && (f->ptr[0] == '-' || f->ptr[0] == '+') ? 1 : 0;
+    size_t i = len > 0 && (s[0] == '-' || s[0] == '+') ? 1 : 0;
     size_t group = 0, groups = 0;
-    for (; i < f->len; i++) {
-        if (f->ptr[i] == ',') {
+    for (; i < len; i++) {
+        if (s[i] == ',') {
             if (group == 0 || (groups > 0 && group != 3))
                 return false;
             groups++;
             group = 0;
-        } else if (f->ptr[i] >= '0' && f->ptr[i] <= '9') {
+        } else if (s[i] >= '0' && s[i] <= '9') {
             group++;
         } else {
             return false;
         }
     }
     return groups > 0 && group == 3;
+}
+
+/* A Chinese input method in full-width mode types ０..９ (U+FF10..U+FF19),
+ * and ．－＋ with them: they look like digits but are not, and are not
+ * taken as such (a value is typed again rather than guessed at).  What
+ * s[0..len) would be in ASCII goes to ascii, its length to *alen (0 when
+ * longer than cap); returns how many full-width digits it has. */
+static size_t fullwidth_digits(const char *s, size_t len, char *ascii, size_t cap, size_t *alen)
+{
+    size_t digits = 0, n = 0, i = 0;
+    while (i < len && n + 1 < cap) {
+        unsigned char c =
+            i + 2 < len && (unsigned char)s[i] == 0xEF && (unsigned char)s[i + 1] == 0xBC
+                ? (unsigned char)s[i + 2]
+                : 0;
+        if (c >= 0x90 && c <= 0x99) {
+            ascii[n++] = (char)('0' + (c - 0x90));
+            digits++;
+        } else if (c == 0x8E || c == 0x8D || c == 0x8B) {
+            ascii[n++] = c == 0x8E ? '.' : c == 0x8D ? '-' : '+';
+        } else {
+            ascii[n++] = s[i++];
+            continue;
+        }
+        i += 3;
+    }
+    /* Too long to show: no number rather than part of one. */
+    *alen = i < len ? 0 : n;
+    ascii[*alen] = '\0';
+    return digits;
+}
+
+const char *csv_number_advice(const char *s, size_t len, char *buf, size_t cap)
+{
+    char ascii[256];
+    size_t alen;
+    int64_t v;
+    unsigned places;
+    buf[0] = '\0';
+    if (fullwidth_digits(s, len, ascii, sizeof ascii, &alen) > 0) {
+        if (csv_parse_decimal(ascii, alen, &v, &places) == 0)
+            snprintf(buf, cap,
+                     " (it is written with full-width digits, １ for 1: type it with "
+                     "ASCII digits, as %s)",
+                     ascii);
+        else
+            snprintf(buf, cap,
+                     " (it is written with full-width digits, １ for 1: type it with "
+                     "ASCII digits)");
+    } else if (thousands_grouped(s, len)) {
+        snprintf(buf, cap, " (write it without thousands separators)");
+    }
+    return buf;
 }
 
 /* A row with more fields than the header: an unquoted "1,000" splits into
@@ -430,9 +512,10 @@ static int parse_row(const field_t *fields, int n, int ncols, int mcol, int vcol
 {
     int need = (mcol > vcol ? mcol : vcol) + 1;
     if (n < need) {
-        text_format(err, errlen, "%s:%u: only %d column%s; the %s column is column %d", name, line,
-                    n, n == 1 ? "" : "s", n <= mcol ? "metric" : "value",
-                    n <= mcol ? mcol + 1 : vcol + 1);
+        text_format(err, errlen, "%s:%u: only %d column%s; the %s column is column %d%s", name,
+                    line, n, n == 1 ? "" : "s", n <= mcol ? "metric" : "value",
+                    n <= mcol ? mcol + 1 : vcol + 1,
+                    fullwidth_comma(fields, n) ? FULLWIDTH_SEPARATED : "");
         return TALLY_EINVAL;
     }
     int rc = check_extra(fields, n, ncols, vcol, line, name, err, errlen);
@@ -473,17 +556,38 @@ static int parse_row(const field_t *fields, int n, int ncols, int mcol, int vcol
         return 0;
     }
     if (rc < 0) {
-        if (thousands_grouped(&v))
-            text_format(err, errlen,
-                        "%s:%u: column %d (value): '%s' is not a number (write it without "
-                        "thousands separators)",
-                        name, line, vcol + 1, vtext);
-        else
-            text_format(err, errlen, "%s:%u: column %d (value): '%s' is not a number", name, line,
-                        vcol + 1, vtext);
+        char advice[256];
+        text_format(err, errlen, "%s:%u: column %d (value): '%s' is not a number%s", name, line,
+                    vcol + 1, vtext, csv_number_advice(v.ptr, v.len, advice, sizeof advice));
         return TALLY_EINVAL;
     }
     return csv_samples_add(out, m.ptr, m.len, value, places, line);
+}
+
+/* The line of a record among the few non-blank ones after r's position
+ * that would make a header (names a metric and a value column), 0 if
+ * none does.  r is left as it is. */
+static unsigned later_header(const reader_t *r, const char *name)
+{
+    reader_t ahead = {.p = r->p, .end = r->end, .line = r->line};
+    field_t *fields = malloc(FIELDS_MAX * sizeof *fields);
+    char err[256];
+    unsigned found = 0;
+    for (int rows = 0; fields != NULL && rows < 5 && found == 0;) {
+        unsigned line = ahead.line;
+        int n, mcol, vcol;
+        if (read_record(&ahead, fields, &n, name, err, sizeof err) < 0 || n == 0)
+            break;
+        if (is_blank(fields, n))
+            continue;
+        rows++;
+        if (find_any(fields, n, metric_headers, &mcol) == 0 &&
+            find_any(fields, n, value_headers, &vcol) == 0)
+            found = line;
+    }
+    free(fields);
+    free(ahead.scratch);
+    return found;
 }
 
 int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples_t *out, char *err,
@@ -514,9 +618,11 @@ int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples
         return TALLY_ENOMEM;
     int rc, n, ncols, mcol = -1, vcol = -1, kcol = -1;
     /* The header is the first non-blank record. */
-    do
+    unsigned hline;
+    do {
+        hline = r.line;
         rc = read_record(&r, fields, &n, name, err, errlen);
-    while (rc == 0 && n > 0 && is_blank(fields, n));
+    } while (rc == 0 && n > 0 && is_blank(fields, n));
     if (rc < 0)
         goto out;
     if (n == 0) {
@@ -524,30 +630,40 @@ int csv_parse_samples(const char *buf, size_t len, const char *name, csv_samples
         rc = TALLY_EINVAL;
         goto out;
     }
-    unsigned hline = r.line - 1;
     ncols = n;
-    if (find_any(fields, n, metric_headers, &mcol) < 0 ||
-        find_any(fields, n, value_headers, &vcol) < 0) {
-        char list[512], advice[512] = "";
+    bool has_metric = find_any(fields, n, metric_headers, &mcol) == 0;
+    bool has_value = find_any(fields, n, value_headers, &vcol) == 0;
+    if (!has_metric || !has_value) {
+        char list[512], advice[512] = "", title[256] = "";
         header_list(fields, n, list, sizeof list);
-        char sep = other_separator(fields, n);
+        const char *sep = other_separator(fields, n);
         for (int i = 0; i < n && advice[0] == '\0'; i++)
             if (utf8_scan(fields[i].ptr, fields[i].len) != fields[i].len)
                 not_utf8_advice(fields[i], advice, sizeof advice);
-        /* The headers that would do, unless a separator or an encoding
-         * is what hid the column. */
-        const char *also = sep || advice[0] ? ""
-                           : mcol < 0 ? "; a column headed 指标, 指标名称 or 项目 will do too"
-                                      : "; a column headed 数值, 数量 or 值 will do too";
-        text_format(err, errlen, "%s:%u: the header has no '%s' column (columns: %s)%s%s%s%s%s",
-                    name, hline, mcol < 0 ? "metric" : "value", list,
-                    sep ? "; the fields seem to be separated by " : "",
-                    sep == ';' ? "';'"
-                    : sep      ? "tabs"
-                               : "",
-                    sep ? ": tally reads comma-separated values, save the file as CSV with commas"
-                        : "",
-                    advice, also);
+        /* A title above the header ("高观镇2023年数据"), as a sheet made
+         * to be printed has: say where the header is when a row soon
+         * after would make one. */
+        unsigned later = sep[0] || advice[0] ? 0 : later_header(&r, name);
+        int cells = 0;
+        for (int i = 0; i < n; i++) {
+            field_t f = fields[i];
+            trim(&f);
+            cells += f.len > 0;
+        }
+        if (later > 0)
+            snprintf(title, sizeof title,
+                     "; the first non-blank row is taken as the header, and line %u would make "
+                     "one: delete the rows above it",
+                     later);
+        else if (!sep[0] && !advice[0] && !has_metric && !has_value && cells == 1)
+            snprintf(title, sizeof title, "; the first non-blank row is taken as the header");
+        /* The headers that would do, unless a separator, an encoding or a
+         * title row is what hid the column. */
+        const char *also = sep[0] || advice[0] || later > 0 ? ""
+                           : !has_metric ? "; a column headed 指标, 指标名称 or 项目 will do too"
+                                         : "; a column headed 数值, 数量 or 值 will do too";
+        text_format(err, errlen, "%s:%u: the header has no '%s' column (columns: %s)%s%s%s%s", name,
+                    hline, !has_metric ? "metric" : "value", list, sep, advice, title, also);
         rc = TALLY_EINVAL;
         goto out;
     }

@@ -7,7 +7,8 @@
  * least a `metric` and a `value` column (found by name, case-insensitive,
  * surrounding spaces ignored; 指标, 指标名称 or 项目 stand for `metric`,
  * 数值, 数量 or 值 for `value`, the first in that order taken); other
- * columns are ignored.  A row may not
+ * columns are ignored.  Blank lines, and rows whose every cell is empty
+ * or spaces (Excel's formatted but empty rows), are skipped.  A row may not
  * have more non-empty fields than the header has columns: an unquoted
  * "1,000" would otherwise lose its "000".  Values are decimal numbers
  * in the metric's unit (optional sign, digits, optionally a point and
@@ -70,6 +71,13 @@ int csv_parse_int64(const char *s, size_t len, int64_t *out);
  * TALLY_EINVAL (not such a number); TALLY_ERANGE (its digits beyond
  * int64). */
 int csv_parse_decimal(const char *s, size_t len, int64_t *digits, unsigned *places);
+
+/* The end of a message saying that s[0..len) "is not a number"
+ * (csv_parse_decimal's TALLY_EINVAL) when the reason is a common one: " (write
+ * it without thousands separators)" for "1,000", or that it is written with
+ * full-width digits, as a Chinese input method types them ("１６００"), with
+ * the number in ASCII digits.  "" otherwise.  Returns buf. */
+const char *csv_number_advice(const char *s, size_t len, char *buf, size_t cap);
 
 /* value with places decimal places (csv_parse_decimal's) as it was
  * written, without trailing zeros: "12.5", "-0.05", "7".  Returns buf. */

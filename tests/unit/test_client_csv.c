@@ -312,6 +312,131 @@ static void test_report_ratios(void **state)
     assert_non_null(strstr(err, "'98.6%' is not a number"));
 }
 
+/* Rows whose every cell is empty or spaces, as Excel writes for formatted
+ * but empty rows at a sheet's end, are skipped like blank lines: before
+ * the header too.  An empty metric with a value is still an error. */
+static void test_empty_rows(void **state)
+{
+    (void)state;
+    char err[512];
+    csv_samples_t s = {0};
+    assert_int_equal(parse("metric,value,note\nbanners,3,\n,,\n", &s, err, sizeof err), 0);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.v[0].value, 3);
+    assert_int_equal(s.blanks, 0);
+    csv_samples_free(&s);
+    assert_int_equal(
+        parse("metric,value\nbanners,3\n\t\n , \n\"\",\" \"\r\nslogans,4\n", &s, err, sizeof err),
+        0);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.v[1].value, 4);
+    assert_int_equal(s.v[1].line, 6);
+    csv_samples_free(&s);
+    assert_int_equal(parse(",,\n \nmetric,value\nbanners,3\n", &s, err, sizeof err), 0);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.v[0].line, 4);
+    csv_samples_free(&s);
+    /* A metric without a value is left out and counted, as before. */
+    assert_int_equal(parse("metric,value,note\nbanners,,\n", &s, err, sizeof err), 0);
+    assert_int_equal(s.n, 0);
+    assert_int_equal(s.blanks, 1);
+    csv_samples_free(&s);
+    /* A value without a metric is no empty row. */
+    assert_int_equal(parse("metric,value\n,3\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_non_null(strstr(err, "t.csv:2: column 1 (metric): '' is not a valid metric name"));
+    csv_samples_free(&s);
+    assert_int_equal(parse("metric,value,note\n,,x\n", &s, err, sizeof err), TALLY_EINVAL);
+    csv_samples_free(&s);
+    assert_int_equal(parse(",,\n\t\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_non_null(strstr(err, "empty"));
+}
+
+/* A file typed with a Chinese input method in full-width mode: its commas
+ * and digits look right and are not, and the message says so. */
+static void test_fullwidth(void **state)
+{
+    (void)state;
+    char err[512];
+    csv_samples_t s = {0};
+    assert_int_equal(parse("指标，数值\nbanners，3\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_string_equal(err, "t.csv:1: the header has no 'metric' column (columns: 指标，数值); "
+                             "the fields seem to be separated by the full-width comma '，' "
+                             "(U+FF0C) of a Chinese input method: CSV needs the ASCII comma ',', "
+                             "replace each '，' with ','");
+    assert_int_equal(parse("metric，value,note\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_non_null(strstr(err, "full-width comma '，' (U+FF0C)"));
+    /* In a row under a good header. */
+    assert_int_equal(parse("metric,value\nbanners，3\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_string_equal(err, "t.csv:2: only 1 column; the value column is column 2; the fields "
+                             "seem to be separated by the full-width comma '，' (U+FF0C) of a "
+                             "Chinese input method: CSV needs the ASCII comma ',', replace each "
+                             "'，' with ','");
+    /* Full-width digits are refused, never read as the number. */
+    assert_int_equal(parse("metric,value\nhandbooks.law,１６００\n", &s, err, sizeof err),
+                     TALLY_EINVAL);
+    assert_string_equal(err, "t.csv:2: column 2 (value): '１６００' is not a number (it is "
+                             "written with full-width digits, １ for 1: type it with ASCII "
+                             "digits, as 1600)");
+    assert_int_equal(s.n, 0);
+    assert_int_equal(parse("metric,value\na,－１２．５\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_non_null(
+        strstr(err, "full-width digits, １ for 1: type it with ASCII digits, as -12.5)"));
+    /* Not a number in ASCII either: no number offered. */
+    assert_int_equal(parse("metric,value\na,１６００个\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_string_equal(err, "t.csv:2: column 2 (value): '１６００个' is not a number (it is "
+                             "written with full-width digits, １ for 1: type it with ASCII "
+                             "digits)");
+    csv_samples_free(&s);
+    /* METRIC=VALUE pairs are read with the same parser and advice. */
+    int64_t v;
+    unsigned places;
+    char advice[256];
+    assert_int_equal(csv_parse_decimal("１", strlen("１"), &v, &places), TALLY_EINVAL);
+    assert_string_equal(csv_number_advice("１", strlen("１"), advice, sizeof advice),
+                        " (it is written with full-width digits, １ for 1: type it with ASCII "
+                        "digits, as 1)");
+    assert_string_equal(csv_number_advice("1,000", 5, advice, sizeof advice),
+                        " (write it without thousands separators)");
+    assert_string_equal(csv_number_advice("12x", 3, advice, sizeof advice), "");
+    /* A truncated UTF-8 sequence at the end, and a NUL inside. */
+    assert_string_equal(csv_number_advice("1\xEF\xBC", 3, advice, sizeof advice), "");
+    assert_string_equal(csv_number_advice("\xEF\xBC\x91\0x", 5, advice, sizeof advice),
+                        " (it is written with full-width digits, １ for 1: type it with ASCII "
+                        "digits)");
+}
+
+/* A title above the header, as a sheet made to be printed has. */
+static void test_title_row(void **state)
+{
+    (void)state;
+    char err[512];
+    csv_samples_t s = {0};
+    assert_int_equal(parse("高观镇2023年数据,,\n指标,数值,备注\nbanners,3,\n", &s, err, sizeof err),
+                     TALLY_EINVAL);
+    assert_string_equal(err, "t.csv:1: the header has no 'metric' column (columns: "
+                             "高观镇2023年数据, , ); the first non-blank row is taken as the "
+                             "header, and line 2 would make one: delete the rows above it");
+    assert_int_equal(s.n, 0);
+    /* Blank lines, a subtitle and a quoted newline before it. */
+    assert_int_equal(
+        parse("\n\"高观镇\n2023年\",,\n,,\n单位：个,,\n\nmetric,value\na,1\n", &s, err, sizeof err),
+        TALLY_EINVAL);
+    assert_non_null(strstr(err, "t.csv:2: the header has no 'metric' column"));
+    assert_non_null(strstr(err, "line 7 would make one: delete the rows above it"));
+    /* None soon after: said all the same for a row of one cell. */
+    assert_int_equal(parse("高观镇2023年数据\na\nb\nc\nd\ne\nmetric,value\n", &s, err, sizeof err),
+                     TALLY_EINVAL);
+    assert_string_equal(err, "t.csv:1: the header has no 'metric' column (columns: "
+                             "高观镇2023年数据); the first non-blank row is taken as the header; "
+                             "a column headed 指标, 指标名称 or 项目 will do too");
+    /* A header that only lacks a column says nothing of titles. */
+    assert_int_equal(parse("metric,kind\na,b\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_null(strstr(err, "taken as the header"));
+    /* An unclosed quote further down does not get in the way. */
+    assert_int_equal(parse("title\n\"open\n", &s, err, sizeof err), TALLY_EINVAL);
+    assert_non_null(strstr(err, "no 'metric' column"));
+}
+
 static void test_parse_int64(void **state)
 {
     (void)state;
@@ -388,6 +513,9 @@ int main(void)
         cmocka_unit_test(test_quoted_thousands),
         cmocka_unit_test(test_spreadsheet_exports),
         cmocka_unit_test(test_report_ratios),
+        cmocka_unit_test(test_empty_rows),
+        cmocka_unit_test(test_fullwidth),
+        cmocka_unit_test(test_title_row),
         cmocka_unit_test(test_parse_int64),
         cmocka_unit_test(test_parse_decimal),
     };
