@@ -2,6 +2,7 @@
  * on disk for pushes while the daemon cannot be asked (cli_names.h). */
 #include "cli_names.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -265,8 +266,9 @@ int cli_pushed_digest(const char *server, const char *township, int64_t time_ms,
     unsigned char out[CLI_PUSHED_HEX / 2];
     char num[32];
     crypto_generichash_init(&st, NULL, 0, sizeof out);
-    const char *parts[] = {"tally push 1", server, township};
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+    const char *parts[] = {server ? "tally push 1" : "tally push 2", server ? server : township,
+                           township};
+    for (size_t i = 0; i < (server ? 3u : 2u); i++)
         crypto_generichash_update(&st, (const unsigned char *)parts[i], strlen(parts[i]) + 1);
     int len = snprintf(num, sizeof num, "%" PRId64, time_ms);
     crypto_generichash_update(&st, (const unsigned char *)num, (size_t)len + 1);
@@ -285,7 +287,7 @@ int cli_pushed_digest(const char *server, const char *township, int64_t time_ms,
 #define PUSHED_HEAD "# tally pushes with --time\n"
 
 /* One line of the pushed file, read: its digest and the rest. */
-static bool pushed_line(const char *line, size_t len, int64_t *when_ms, bool *spooled)
+static bool pushed_line(const char *line, size_t len, cli_pushed_t *rec)
 {
     if (len < CLI_PUSHED_HEX + 3 || line[CLI_PUSHED_HEX] != '\t')
         return false;
@@ -293,13 +295,29 @@ static bool pushed_line(const char *line, size_t len, int64_t *when_ms, bool *sp
     long long ms = strtoll(line + CLI_PUSHED_HEX + 1, &end, 10);
     if (end == line + CLI_PUSHED_HEX + 1 || *end != '\t')
         return false;
-    size_t how = (size_t)(line + len - (end + 1));
-    *when_ms = ms;
-    *spooled = how == 7 && memcmp(end + 1, "spooled", 7) == 0;
-    return *spooled || (how == 8 && memcmp(end + 1, "accepted", 8) == 0);
+    const char *how = end + 1;
+    size_t hlen = (size_t)(line + len - how);
+    rec->when_ms = ms;
+    rec->first_seq = 0;
+    if (hlen == 7 && memcmp(how, "spooled", 7) == 0) {
+        rec->how = CLI_PUSHED_SPOOLED;
+        return true;
+    }
+    if (hlen == 8 && memcmp(how, "accepted", 8) == 0) {
+        rec->how = CLI_PUSHED_ACCEPTED;
+        return true;
+    }
+    if (hlen > 6 && memcmp(how, "begun\t", 6) == 0 && how[6] >= '0' && how[6] <= '9') {
+        errno = 0;
+        unsigned long long seq = strtoull(how + 6, &end, 10);
+        rec->how = CLI_PUSHED_BEGUN;
+        rec->first_seq = seq;
+        return errno == 0 && end == line + len && seq > 0;
+    }
+    return false;
 }
 
-int cli_pushed_find(const char *dir, const char *hex, int64_t *when_ms, bool *spooled)
+int cli_pushed_find(const char *dir, const char *hex, cli_pushed_t *rec)
 {
     char *buf = read_file(dir, CLI_PUSHED_FILE);
     if (buf == NULL)
@@ -310,11 +328,10 @@ int cli_pushed_find(const char *dir, const char *hex, int64_t *when_ms, bool *sp
             const char *end = strchr(line, '\n');
             if (end == NULL)
                 break; /* a line cut short: not trusted */
-            int64_t ms;
-            bool sp;
-            if (pushed_line(line, (size_t)(end - line), &ms, &sp) &&
+            cli_pushed_t r;
+            if (pushed_line(line, (size_t)(end - line), &r) &&
                 memcmp(line, hex, CLI_PUSHED_HEX) == 0) {
-                *when_ms = ms, *spooled = sp; /* the last one is the latest */
+                *rec = r; /* the last one is the latest */
                 found = 1;
             }
             line = end + 1;
@@ -333,7 +350,7 @@ static size_t count_lines(const char *text)
     return n;
 }
 
-int cli_pushed_add(const char *dir, const char *hex, int64_t when_ms, bool spooled, char *err,
+int cli_pushed_add(const char *dir, const char *hex, const cli_pushed_t *rec, char *err,
                    size_t errlen)
 {
     char *old = read_file(dir, CLI_PUSHED_FILE);
@@ -353,15 +370,18 @@ int cli_pushed_add(const char *dir, const char *hex, int64_t when_ms, bool spool
     fputs(PUSHED_HEAD, m);
     for (const char *line = first, *end; line != NULL && (end = strchr(line, '\n')) != NULL;
          line = end + 1) {
-        int64_t ms;
-        bool sp;
+        cli_pushed_t r;
         if (skip > 0)
             skip--;
-        else if (pushed_line(line, (size_t)(end - line), &ms, &sp) &&
+        else if (pushed_line(line, (size_t)(end - line), &r) &&
                  memcmp(line, hex, CLI_PUSHED_HEX) != 0)
             fwrite(line, 1, (size_t)(end + 1 - line), m);
     }
-    fprintf(m, "%s\t%" PRId64 "\t%s\n", hex, when_ms, spooled ? "spooled" : "accepted");
+    if (rec != NULL && rec->how == CLI_PUSHED_BEGUN)
+        fprintf(m, "%s\t%" PRId64 "\tbegun\t%" PRIu64 "\n", hex, rec->when_ms, rec->first_seq);
+    else if (rec != NULL)
+        fprintf(m, "%s\t%" PRId64 "\t%s\n", hex, rec->when_ms,
+                rec->how == CLI_PUSHED_SPOOLED ? "spooled" : "accepted");
     free(old);
     if (fclose(m) != 0) {
         free(buf);

@@ -84,29 +84,44 @@ bool cli_names_kept(const char *dir, const char *server);
 
 /* What push remembers of the figures it pushed with a --time, so that
  * the same figures pushed again (a second run of the same command, the
- * same sheet sent twice) are refused rather than counted twice:
- * DIR/CLI_PUSHED_FILE, "# tally pushes with --time" then one line per
- * push, oldest first, "DIGEST<TAB>MS<TAB>HOW": DIGEST is
- * cli_pushed_digest's, MS when it was accepted or spooled (milliseconds
- * since 1970-01-01 UTC), HOW "accepted" or "spooled".  At most
- * CLI_PUSHED_MAX lines: the oldest go first.  Replaced atomically. */
+ * same sheet sent twice, a run killed before its answer came) are
+ * refused rather than counted twice: DIR/CLI_PUSHED_FILE, "# tally
+ * pushes with --time" then one line per push, oldest first,
+ * "DIGEST<TAB>MS<TAB>HOW": DIGEST is cli_pushed_digest's, MS when it was
+ * accepted, spooled or begun (milliseconds since 1970-01-01 UTC), HOW
+ * "accepted", "spooled", or "begun<TAB>SEQ" for a push whose first
+ * submission was to be SEQ and which has not ended yet (or was killed).
+ * At most CLI_PUSHED_MAX lines: the oldest go first.  Replaced
+ * atomically. */
 #define CLI_PUSHED_FILE "pushed"
 #define CLI_PUSHED_MAX  10000
 #define CLI_PUSHED_HEX  32 /* BLAKE2b-128, in lower-case hex */
 
-/* The digest of a push's whole content into hex: server, township,
- * event time and the figures as metric=value pairs in sorted order, so
- * that the order of a file's rows does not matter.  0 or TALLY_ENOMEM. */
+typedef enum { CLI_PUSHED_ACCEPTED, CLI_PUSHED_SPOOLED, CLI_PUSHED_BEGUN } cli_pushed_how_t;
+
+typedef struct cli_pushed {
+    int64_t when_ms;
+    cli_pushed_how_t how;
+    uint64_t first_seq; /* CLI_PUSHED_BEGUN: its first submission's seq */
+} cli_pushed_t;
+
+/* The digest of a push's whole content into hex: township, event time
+ * and the figures as metric=value pairs in sorted order, so that the
+ * order of a file's rows does not matter.  With server, the digest
+ * earlier builds wrote, which counted the address as written
+ * (tcp://10.0.0.5:7470 and a host name read as two daemons): read, never
+ * written.  0 or TALLY_ENOMEM. */
 int cli_pushed_digest(const char *server, const char *township, int64_t time_ms,
                       const csv_samples_t *s, char hex[CLI_PUSHED_HEX + 1]);
 
-/* The latest push with digest hex that dir remembers: 1 with *when_ms
- * and *spooled (kept in a spool rather than accepted), 0 when none. */
-int cli_pushed_find(const char *dir, const char *hex, int64_t *when_ms, bool *spooled);
+/* The latest push with digest hex that dir remembers: 1 with *rec, 0
+ * when none. */
+int cli_pushed_find(const char *dir, const char *hex, cli_pushed_t *rec);
 
-/* Remember a push with digest hex in dir, made at when_ms.  0,
- * TALLY_ENOMEM or TALLY_EIO (err says why). */
-int cli_pushed_add(const char *dir, const char *hex, int64_t when_ms, bool spooled, char *err,
+/* Remember the push with digest hex in dir as rec says, in place of what
+ * dir remembered of it; rec NULL: forget it.  0, TALLY_ENOMEM or
+ * TALLY_EIO (err says why). */
+int cli_pushed_add(const char *dir, const char *hex, const cli_pushed_t *rec, char *err,
                    size_t errlen);
 
 #endif

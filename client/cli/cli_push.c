@@ -205,8 +205,11 @@ static int parse_pair(const char *arg, csv_samples_t *out)
                                "'%s': value '%s' is out of range (a value must lie within "
                                "-9223372036854775808 .. 9223372036854775807)",
                                a, part);
+    char advice[256];
     if (rc < 0)
-        return cli_usage_error("push", "'%s': value '%s' is not a number%s", a, part, cr);
+        return cli_usage_error("push", "'%s': value '%s' is not a number%s%s", a, part,
+                               csv_number_advice(eq + 1, strlen(eq + 1), advice, sizeof advice),
+                               cr);
     if (csv_samples_add(out, arg, mlen, v, places, 0) < 0) {
         cli_error("out of memory");
         return CLI_INTERNAL;
@@ -449,32 +452,87 @@ static bool rejected_with(const push_t *p, int code)
 /* A push with --time: what tells whether its figures were pushed before
  * (cli_names.h), so that the same figures are not counted twice. */
 typedef struct guard {
-    char hex[CLI_PUSHED_HEX + 1]; /* cli_pushed_digest */
-    const char *time_text;        /* --time as given */
-    bool again;                   /* --again: push them all the same */
+    char hex[CLI_PUSHED_HEX + 1];     /* cli_pushed_digest */
+    char old_hex[CLI_PUSHED_HEX + 1]; /* the same with the server, as earlier builds kept it */
+    const char *time_text;            /* --time as given */
+    bool again;                       /* --again: push them all the same */
 } guard_t;
 
-/* Whether the figures of g were pushed before, as remembered in the
- * directory where this push keeps what it learns or in the user's state
- * directory: said (the push is refused), true. */
-static bool pushed_before(const guard_t *gd, const char *spool, const char *town, size_t n)
+/* Where a push remembers its figures: the directory where it keeps what
+ * it learns (the spool's, else the user's state directory) and, with a
+ * spool, the user's too, so that a push without --spool finds them as
+ * well.  How many of dirs were filled. */
+static size_t guard_dirs(const char *spool, char dirs[2][4096])
 {
-    char dirs[2][4096];
     size_t nd = 0;
     if (cli_push_kept_dir(spool, dirs[nd], sizeof dirs[nd]) == 0)
         nd++;
     if (spool != NULL && cli_push_kept_dir(NULL, dirs[nd], sizeof dirs[nd]) == 0)
         nd++;
+    return nd;
+}
+
+static void local_time(int64_t ms, char *buf, size_t cap)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    snprintf(buf, cap, "?");
+    if (localtime_r(&t, &tm) != NULL)
+        strftime(buf, cap, "%Y-%m-%d %H:%M:%S %z", &tm);
+}
+
+/* An earlier push of the same figures that never ended (killed, or its
+ * answer never came) began at rec: said. */
+static void say_unfinished(const guard_t *gd, const cli_pushed_t *rec, const char *dir,
+                           const char *spool, const char *town, size_t n)
+{
+    char at[64];
+    local_time(rec->when_ms, at, sizeof at);
+    bool one = n == 1;
+    fprintf(stderr,
+            "tally push: a push of %s%zu figure%s of %s at --time '%s' began on %s (as %s/%s "
+            "remembers) and ended before tallyd had acknowledged %s: it was interrupted, or no "
+            "answer came.  What it sent may have been counted%s, so nothing was sent now: "
+            "pushing %s again could count %s twice.  See what tallyd counted with `tally get "
+            "--town %s --period DAY`, then push only what is missing, or push %s with --again "
+            "if none of %s was counted\n",
+            one ? "" : "these ", n, one ? "" : "s", town, gd->time_text, at, dir, CLI_PUSHED_FILE,
+            one ? "it" : "them all",
+            spool != NULL ? "; what it kept in the spool is delivered whatever happens" : "",
+            one ? "it" : "them", one ? "it" : "them", town, one ? "it" : "them",
+            one ? "it" : "them");
+}
+
+/* Whether the figures of g were pushed before, as remembered where this
+ * push remembers them (guard_dirs): said (the push is refused), true.
+ * An earlier push that began but never ended refuses this one unless it
+ * is known to have sent nothing: c (the same client, same spool or
+ * state) has not made a submission since the one it was to begin with. */
+static bool pushed_before(const guard_t *gd, const char *spool, const char *town, size_t n,
+                          const tally_client_t *c)
+{
+    char dirs[2][4096];
+    size_t nd = guard_dirs(spool, dirs);
+    cli_pushed_t idle = {0};
     for (size_t i = 0; i < nd; i++) {
-        int64_t when;
-        bool spooled;
-        if (cli_pushed_find(dirs[i], gd->hex, &when, &spooled) != 1)
+        cli_pushed_t rec;
+        if (cli_pushed_find(dirs[i], gd->hex, &rec) != 1 &&
+            cli_pushed_find(dirs[i], gd->old_hex, &rec) != 1)
             continue;
-        time_t t = (time_t)(when / 1000);
-        struct tm tm;
-        char at[64] = "?";
-        if (localtime_r(&t, &tm) != NULL)
-            strftime(at, sizeof at, "%Y-%m-%d %H:%M:%S", &tm);
+        if (rec.how == CLI_PUSHED_BEGUN) {
+            /* It made no submission: nothing of it can count (the user's
+             * directory keeps the same line of a push with a spool). */
+            if (i == 0 && tally_client_next_seq(c) == rec.first_seq) {
+                idle = rec;
+                continue;
+            }
+            if (i > 0 && rec.when_ms == idle.when_ms && rec.first_seq == idle.first_seq)
+                continue;
+            say_unfinished(gd, &rec, dirs[i], spool, town, n);
+            return true;
+        }
+        char at[64];
+        local_time(rec.when_ms, at, sizeof at);
         bool one = n == 1;
         char these[64];
         snprintf(these, sizeof these, one ? "this figure" : "these %zu figures", n);
@@ -483,25 +541,51 @@ static bool pushed_before(const guard_t *gd, const char *spool, const char *town
                 "%s again would count %s twice, so nothing was sent.  If %s meant to count "
                 "again, push %s with --again\n",
                 these, town, gd->time_text, one ? "was" : "were",
-                spooled ? "kept in the spool for tallyd" : "accepted by tallyd", at, dirs[i],
-                CLI_PUSHED_FILE, one ? "it" : "them", one ? "it" : "them",
+                rec.how == CLI_PUSHED_SPOOLED ? "kept in the spool for tallyd"
+                                              : "accepted by tallyd",
+                at, dirs[i], CLI_PUSHED_FILE, one ? "it" : "them", one ? "it" : "them",
                 one ? "it is" : "they are", one ? "it" : "them");
         return true;
     }
     return false;
 }
 
-/* Remember the figures of g, accepted or kept in the spool: a second
- * push of them is refused (pushed_before). */
-static void remember(const guard_t *gd, const char *spool, bool spooled)
+/* Remember the figures of g as rec says (NULL: forget them) wherever
+ * this push remembers them: begun before the first submission is made,
+ * accepted or kept in the spool once every figure is, forgotten when
+ * nothing of them can have counted.  A second push of figures remembered
+ * is refused (pushed_before). */
+static void remember(const guard_t *gd, const char *spool, const cli_pushed_t *rec)
 {
-    char dir[4096], err[512] = "";
-    if (cli_push_kept_dir(spool, dir, sizeof dir) != 0 ||
-        cli_pushed_add(dir, gd->hex, cli_clock_ms(CLOCK_REALTIME), spooled, err, sizeof err) != 0)
-        fprintf(stderr,
-                "tally push: these figures could not be remembered (%s): a second push of them "
-                "would not be refused\n",
-                err[0] ? err : "no directory to keep it in");
+    char dirs[2][4096], err[512] = "";
+    size_t nd = guard_dirs(spool, dirs);
+    for (size_t i = 0; i < nd; i++) {
+        err[0] = '\0';
+        if (cli_pushed_add(dirs[i], gd->hex, rec, err, sizeof err) != 0 && i == 0) {
+            fprintf(stderr,
+                    "tally push: these figures could not be remembered (%s): a second push of "
+                    "them would not be refused\n",
+                    err[0] ? err : "out of memory");
+            return;
+        }
+    }
+    if (nd == 0)
+        fprintf(stderr, "tally push: these figures could not be remembered (no directory to keep "
+                        "it in): a second push of them would not be refused\n");
+}
+
+/* Whether nothing of this run's submissions can have counted: none was
+ * made, or tallyd rejected each. */
+static bool none_counted(const push_t *p, uint64_t next_seq)
+{
+    if (p->accepted_subs > 0 || p->oom)
+        return false;
+    for (uint64_t seq = p->first_seq; seq < next_seq; seq++) {
+        size_t i = (size_t)(seq - p->first_seq);
+        if (i >= p->nfate || p->fate[i].state != FATE_REJECTED)
+            return false;
+    }
+    return true;
 }
 
 /* Push samples (read from file, "-" for standard input, NULL for
@@ -525,10 +609,19 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
     }
     p.c = c;
     /* Under the lock of the spool or the user's state: a second push of
-     * the same figures waits for the first, and then finds them. */
-    if (gd != NULL && !gd->again && pushed_before(gd, spool, town, samples->n)) {
-        tally_client_destroy(&c);
-        return CLI_USAGE;
+     * the same figures waits for the first, and then finds them.  Refused,
+     * the push still delivers what the spool holds, as --flush would. */
+    csv_samples_t none = {0};
+    bool refused = false;
+    if (gd != NULL && !gd->again && pushed_before(gd, spool, town, samples->n, c)) {
+        if (spool == NULL || tally_client_pending(c) == 0) {
+            tally_client_destroy(&c);
+            return CLI_USAGE;
+        }
+        refused = true;
+        samples = &none;
+        gd = NULL;
+        news = NULL;
     }
     int64_t start = cli_clock_ms(CLOCK_MONOTONIC);
     int rc = 0;
@@ -547,6 +640,13 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
     } else if (rc == 0 || rc == TALLY_ETIMEDOUT) {
         size_t stopped_at = samples->n, unsaved = SIZE_MAX;
         const char *name = file == NULL ? "" : strcmp(file, "-") == 0 ? "stdin" : file;
+        /* Remembered before the first submission is made, so that a run
+         * killed before its answer leaves what a second run must know. */
+        if (gd != NULL && samples->n > 0)
+            remember(gd, spool,
+                     &(cli_pushed_t){.when_ms = cli_clock_ms(CLOCK_REALTIME),
+                                     .how = CLI_PUSHED_BEGUN,
+                                     .first_seq = p.first_seq});
         status =
             add_samples(c, samples, time_ms, &p, sent, start + timeout_ms, &stopped_at, &unsaved);
         if (unsaved != SIZE_MAX)
@@ -565,7 +665,12 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
          * to deliver: counted once unless pushed again. */
         if (gd != NULL && status == CLI_OK && stopped_at == samples->n && unsaved == SIZE_MAX &&
             p.rejected_now == 0 && (p.accepted_samples == samples->n || spool != NULL))
-            remember(gd, spool, p.accepted_samples < samples->n);
+            remember(gd, spool,
+                     &(cli_pushed_t){.when_ms = cli_clock_ms(CLOCK_REALTIME),
+                                     .how = p.accepted_samples < samples->n ? CLI_PUSHED_SPOOLED
+                                                                            : CLI_PUSHED_ACCEPTED});
+        else if (gd != NULL && samples->n > 0 && none_counted(&p, tally_client_next_seq(c)))
+            remember(gd, spool, NULL);
         if (status == CLI_OK && !quiet)
             cli_push_print_delivered(&p, town, spool, tally_client_pending(c));
         if (status == CLI_OK)
@@ -585,6 +690,8 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
     }
     if (status == CLI_OK && p.rejected > 0)
         status = CLI_REJECTED;
+    if (status == CLI_OK && refused)
+        status = CLI_USAGE;
     cli_push_report_aside(&p, spool);
     cli_unknown_report(stderr, &p.unknown);
     if (status == CLI_OK && (p.unknown.n > 0 || p.unknown.oom))
@@ -732,7 +839,8 @@ int cli_push(int argc, char **argv, cli_global_t *g)
          * daemon's zone): 高观镇 and gaoguan are one township. */
         guard_t gd = {.time_text = time_text, .again = again};
         if (rc == 0 && time_text != NULL &&
-            cli_pushed_digest(g->server, town, time_ms, &samples, gd.hex) != 0) {
+            (cli_pushed_digest(NULL, town, time_ms, &samples, gd.hex) != 0 ||
+             cli_pushed_digest(g->server, town, time_ms, &samples, gd.old_hex) != 0)) {
             cli_error("out of memory");
             rc = CLI_INTERNAL;
         }

@@ -1083,6 +1083,91 @@ static void test_kill_restart(void **state)
     assert_int_equal(stat_value(f, "tallyd_submissions_accepted_total"), KILL_ROUNDS * KILL_SUBS);
 }
 
+#define KILLED_FIGURES 100
+
+/* A push with --time killed while tallyd had not yet answered (stopped
+ * meanwhile, then going on), run again: refused rather than counted
+ * twice, with a spool (whose submission the refused run still delivers)
+ * and without.  Figures pushed with --spool are refused without it too. */
+static void test_killed_push_once(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, "[limits]\nmax_samples = 1\n", NULL), 0);
+    char spool[HARNESS_PATH_MAX], plain[HARNESS_PATH_MAX], out[HARNESS_PATH_MAX],
+        err[HARNESS_PATH_MAX], file[HARNESS_PATH_MAX + 16];
+    snprintf(spool, sizeof spool, "%s/spool-killed", f->h.dir);
+    snprintf(plain, sizeof plain, "%s/xdg-state/tally", f->h.dir);
+    snprintf(out, sizeof out, "%s/killed.out", f->h.dir);
+    snprintf(err, sizeof err, "%s/killed.err", f->h.dir);
+    /* The user's state directory made by a first push. */
+    cli_result_t r = run_expect(f, 0, (const char *const[]){"push", "--town", "t", "m=1", NULL});
+    cli_result_free(&r);
+    for (int with_spool = 1; with_spool >= 0; with_spool--) {
+        const char *town = with_spool ? "killed1" : "killed0", *dir = with_spool ? spool : plain;
+        /* 100 figures, one submission each: tallyd is stopped while
+         * most are still to come. */
+        char csv[KILLED_FIGURES * 12 + 16] = "metric,value\n", path[HARNESS_PATH_MAX];
+        for (int k = 0; k < KILLED_FIGURES; k++)
+            snprintf(csv + strlen(csv), sizeof csv - strlen(csv), "k%d,1\n", k);
+        assert_int_equal(harness_write_file(&f->h, "killed.csv", csv, path, sizeof path), 0);
+        const char *args[] = {"push",       "--town", town, "--time",
+                              "2025-06-30", "--file", path, with_spool ? "--spool" : NULL,
+                              spool,        NULL};
+        snprintf(file, sizeof file, "%s/client.state", dir);
+        if (with_spool)
+            assert_int_equal(mkdir(spool, 0700), 0);
+        uint64_t first = with_spool ? 1 : read_state_seq(file);
+        pid_t pid = cli_spawn(f->h.req_endpoint, args, out, err);
+        assert_true(pid > 0);
+        wait_for_seq(dir, first + 1, pid, 20000); /* its first submission made */
+        assert_int_equal(kill(f->h.pid, SIGSTOP), 0);
+        kill(pid, SIGKILL);
+        int st = cli_wait(pid, 10000);
+        assert_int_equal(kill(f->h.pid, SIGCONT), 0);
+        assert_int_equal(st, 128 + SIGKILL);
+        r = run_expect(f, 2, args);
+        if (strstr(r.err, "ended before tallyd had acknowledged") == NULL ||
+            strstr(r.err, "nothing was sent now") == NULL || strstr(r.err, "--again") == NULL)
+            fail_msg("pushed again after a push killed mid-way (%s): %s",
+                     with_spool ? "with a spool" : "without", r.err);
+        cli_result_free(&r);
+        if (with_spool)
+            assert_int_equal(cli_count_files(spool, ".sub"), 0);
+        /* Each figure counted at most once; with the spool the first,
+         * made, exactly once (by tallyd going on, or from the spool);
+         * without, it may have died with the push. */
+        char why[1024];
+        if (cli_get_tab(f->h.dir, f->h.req_endpoint, (const char *const[]){"--town", town, NULL},
+                        &f->t, why, sizeof why) != 0) {
+            if (with_spool || strstr(why, "has no tallies") == NULL)
+                fail_msg("%s", why);
+            continue;
+        }
+        if (with_spool)
+            assert_int_equal(total_of(f, "k0", town), 1);
+        for (int k = 0; k < KILLED_FIGURES; k++) {
+            char m[16];
+            snprintf(m, sizeof m, "k%d", k);
+            cli_val_t v;
+            if (cli_tab_get(&f->t, m, town, "total", &v) && v.present && v.num > 1)
+                fail_msg("%s of %s: %lld, pushed once as 1", m, town, (long long)v.num);
+        }
+    }
+    /* Accepted through a spool, then pushed without it. */
+    const char *spooled[] = {"push", "--town",  "both", "--time", "2025-06-30",
+                             "a=5",  "--spool", spool,  NULL};
+    r = run_expect(f, 0, spooled);
+    cli_result_free(&r);
+    r = run_expect(
+        f, 2, (const char *const[]){"push", "--town", "both", "--time", "2025-06-30", "a=5", NULL});
+    if (strstr(r.err, "were accepted by tallyd on") == NULL &&
+        strstr(r.err, "was accepted by tallyd on") == NULL)
+        fail_msg("pushed without the spool after it: %s", r.err);
+    cli_result_free(&r);
+    get_tab(f, (const char *const[]){"--town", "both", NULL});
+    assert_int_equal(total_of(f, "a", "both"), 5);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "--pusher") == 0)
@@ -1109,6 +1194,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_spool_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rejected_earlier, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_killed_push_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
