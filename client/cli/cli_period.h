@@ -71,7 +71,9 @@ bool cli_span_open(const cli_span_t *s, int32_t today);
  * holds figures up to today only, so the others are cut to as many
  * days (December to the 6th: 1 to 6 November, 1 to 6 December a year
  * earlier).  A span: the
- * same days a year earlier (to today at most), no prev.  *has_prev and
+ * same days a year earlier (to today at most), no prev; one over that
+ * ends on the last day of a month ends on that month's last a year
+ * earlier (2025-01..2025-02: 2024-01-01..2024-02-29).  *has_prev and
  * *has_year_ago are false when there is none (before 2000). */
 void cli_span_compare(const cli_span_t *cur, int32_t today, cli_span_t *prev, bool *has_prev,
                       cli_span_t *year_ago, bool *has_year_ago);

@@ -189,6 +189,26 @@ static int32_t day_year_ago(int32_t day)
     return calperiod_format(p, name, sizeof(name)) < 0 ? -1 : p.key;
 }
 
+/* The day a year before the last day of a span: for the last day of a
+ * month, the last day of that month a year earlier, so that a span of
+ * whole months is set against whole months (2025-01..2025-02 against
+ * January and February 2024 to the 29th, not the 28th); for another day
+ * day_year_ago's.  -1 before 2000. */
+static int32_t last_day_year_ago(int32_t day)
+{
+    calperiod_t m = calperiod_of_day(CALPERIOD_MONTH, day);
+    int32_t first, last;
+    calperiod_days(m, &first, &last);
+    if (day != last)
+        return day_year_ago(day);
+    calperiod_t y = calperiod_year_ago(m);
+    char name[CALPERIOD_NAME_MAX];
+    if (calperiod_format(y, name, sizeof(name)) < 0)
+        return -1;
+    calperiod_days(y, &first, &last);
+    return last;
+}
+
 bool cli_span_open(const cli_span_t *s, int32_t today)
 {
     return today != INT32_MIN && s->first <= today && today <= s->last;
@@ -216,8 +236,11 @@ void cli_span_compare(const cli_span_t *cur, int32_t today, cli_span_t *prev, bo
         }
         return;
     }
-    int32_t last = open ? today : cur->last;
-    int32_t a = day_year_ago(cur->first), b = day_year_ago(last);
+    /* Open, it is cut to today, the same dates a year earlier (as many
+     * days); over, or on its last day, a span ending with a month ends
+     * with that month a year earlier, all its days. */
+    int32_t a = day_year_ago(cur->first);
+    int32_t b = open ? day_year_ago(today) : last_day_year_ago(cur->last);
     if (a >= 0 && b >= a) {
         cli_span_days(a, b, year_ago);
         *has_year_ago = true;
