@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,15 +41,17 @@ const char cli_report_usage[] =
     "                     to 6 December: 1 January to 6 December 2022)\n"
     "  -f, --format F     md (default), csv or xlsx (default from -o's extension)\n"
     "  -o, --output FILE  write FILE (replaced atomically) instead of standard\n"
-    "                     output; required for xlsx\n"
+    "                     output; required for xlsx.  Its extension, .md, .csv or\n"
+    "                     .xlsx in any case, gives the format and must agree with\n"
+    "                     --format; another (.xls, .txt, none) needs --format\n"
     CLI_OPTS_HELP_TIMEOUT("")
     CLI_OPTS_HELP_SERVER("", "a subscriber's")
     CLI_OPTS_HELP_HELP("")
     "\n"
     "Exit status: 0 written (also a report of zeros when nothing was reported\n"
     "for the period, said on standard error), 1 the daemon refused or the file\n"
-    "cannot be written, 2 usage error (bad period, unknown township or format),\n"
-    "3 no answer, 4 internal error.\n";
+    "cannot be written, 2 usage error (bad period, unknown township or format,\n"
+    "an -o extension that is not --format's), 3 no answer, 4 internal error.\n";
 /* clang-format on */
 
 typedef struct fetch_ctx {
@@ -67,18 +70,63 @@ static int fetch(void *ctx, const char *prefix, const cli_span_t *period, tally_
                           cb_ctx);
 }
 
+/* The extension of path's file name: "" for none, and for a name that
+ * is nothing but a dot and a word (.md is a hidden file's name). */
+static const char *file_ext(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+    const char *dot = strrchr(name, '.');
+    return dot && dot != name ? dot : "";
+}
+
+/* The format path's extension names (.xlsx, .csv, .md, in any case:
+ * REPORT.XLSX is a workbook too), or NULL. */
 static const char *ext_format(const char *path)
 {
-    const char *dot = path ? strrchr(path, '.') : NULL;
-    if (dot == NULL)
-        return NULL;
-    if (strcmp(dot, ".xlsx") == 0)
-        return "xlsx";
-    if (strcmp(dot, ".csv") == 0)
-        return "csv";
-    if (strcmp(dot, ".md") == 0)
-        return "md";
+    static const char *const formats[] = {"xlsx", "csv", "md"};
+    const char *ext = file_ext(path);
+    for (size_t i = 0; ext[0] && i < sizeof formats / sizeof formats[0]; i++)
+        if (strcasecmp(ext + 1, formats[i]) == 0)
+            return formats[i];
     return NULL;
+}
+
+/* The format of -o path (NULL: standard output) and --format (NULL: not
+ * given) into *out.  A file whose extension names one format written in
+ * another would not open, or not as its name says (CSV in a .xlsx); a
+ * file whose extension names none gets a format only when --format says
+ * which, as the file's name cannot.  0, or CLI_USAGE (said). */
+static int choose_format(const char *path, const char *format, const char **out)
+{
+    const char *ext = path ? ext_format(path) : NULL;
+    if (format != NULL && ext != NULL && strcmp(format, ext) != 0)
+        return cli_usage_error("report",
+                               "--format %s, but -o '%s' is named for %s: name it .%s, or give "
+                               "--format %s",
+                               format, path, ext, format, ext);
+    if (format != NULL || path == NULL) {
+        *out = format ? format : "md";
+        return 0;
+    }
+    if (ext != NULL) {
+        *out = ext;
+        return 0;
+    }
+    /* Refused rather than written as md: the file would not open as its
+     * name says (Markdown in a .xls that Excel is asked to open). */
+    const char *e = file_ext(path);
+    char why[120];
+    if (strcasecmp(e, ".xls") == 0)
+        snprintf(why, sizeof why, "tally writes .xlsx workbooks (which Excel opens), not .xls");
+    else if (e[0])
+        snprintf(why, sizeof why, "'%.40s' is no format's extension", e);
+    else
+        snprintf(why, sizeof why, "no extension");
+    return cli_usage_error("report",
+                           "-o '%s': %s; -o takes the format from a .xlsx, .csv or .md extension "
+                           "(in any case), else --format md|csv|xlsx chooses it",
+                           path, why);
 }
 
 /* path's directory into dir ("" for the current one); its file name. */
@@ -215,15 +263,18 @@ int cli_report(int argc, char **argv, cli_global_t *g)
         return status;
     if (o.metric != NULL)
         return cli_usage_error("report", "--metric does not apply: a report has every metric");
-    if (format == NULL)
-        format = ext_format(out) ? ext_format(out) : "md";
-    if (strcmp(format, "md") != 0 && strcmp(format, "csv") != 0 && strcmp(format, "xlsx") != 0)
+    if (format != NULL && strcmp(format, "md") != 0 && strcmp(format, "csv") != 0 &&
+        strcmp(format, "xlsx") != 0)
         return cli_usage_error("report", "--format '%s' is not md, csv or xlsx", format);
-    if (strcmp(format, "xlsx") == 0 && out == NULL)
+    if (format != NULL && strcmp(format, "xlsx") == 0 && out == NULL)
         return cli_usage_error("report", "--format xlsx needs -o FILE (a workbook is a file)");
     if (out != NULL && out[0] == '\0')
         return cli_usage_error("report", "-o needs a file name");
+    /* A directory named by -o is said as such before its extension (-o /
+     * has none). */
     if (out != NULL && (status = check_output(out)) != CLI_OK)
+        return status;
+    if ((status = choose_format(out, format, &format)) != 0)
         return status;
     const tally_curve_t *curve;
     if ((status = cli_curve(g, "report", &curve)) != 0 ||

@@ -3,7 +3,8 @@
  * CSV report with every figure, label and unit of the township's own
  * report and its three ratios; the Excel workbook read back with openpyxl
  * (tests/integration/xlsx_check.py) matches the CSV; --all, --compare,
- * Markdown, a period without figures, and bad arguments. */
+ * Markdown, a period without figures, bad arguments, and the format -o's
+ * extension gives. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -545,6 +546,72 @@ static void test_empty_and_bad(void **state)
     }
 }
 
+/* 3b. -o's extension gives the format in any case (REPORT.XLSX is a
+ * workbook, it was Markdown); one naming another format than --format
+ * is refused, and so is one naming none without --format (.xls, .txt,
+ * none: they were Markdown, exit 0), nothing written; with --format an
+ * unknown extension gets what was asked. */
+static void test_output_extension(void **state)
+{
+    fx_t *f = *state;
+    push_2023(f);
+    char path[HARNESS_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/OUT.XLSX", f->h.dir);
+    cli_result_t r =
+        run_expect(f, 0, (const char *const[]){"report", "--period", "2023", "-o", path, NULL});
+    cli_result_free(&r);
+    char *text = harness_read_file(path);
+    if (text == NULL || strncmp(text, "PK", 2) != 0)
+        fail_msg("-o %s: not a workbook (a zip file): %.40s", path, text ? text : "(none)");
+    free(text);
+    snprintf(path, sizeof path, "%s/Out.Csv", f->h.dir);
+    r = run_expect(f, 0, (const char *const[]){"report", "--period", "2023", "-o", path, NULL});
+    cli_result_free(&r);
+    text = harness_read_file(path);
+    if (text == NULL || strncmp(text, "metric,kind,unit,label,", 23) != 0)
+        fail_msg("-o %s: not the CSV: %.60s", path, text ? text : "(none)");
+    free(text);
+    snprintf(path, sizeof path, "%s/out.txt", f->h.dir);
+    r = run_expect(
+        f, 0,
+        (const char *const[]){"report", "--period", "2023", "--format", "csv", "-o", path, NULL});
+    cli_result_free(&r);
+    text = harness_read_file(path);
+    if (text == NULL || strncmp(text, "metric,kind,unit,label,", 23) != 0)
+        fail_msg("--format csv -o %s: not the CSV: %.60s", path, text ? text : "(none)");
+    free(text);
+    /* What is said: lead, the path, rest. */
+    static const struct {
+        const char *format, *name, *lead, *rest;
+    } refused[] = {
+        {"csv", "a.xlsx", "--format csv, but -o '",
+         "' is named for xlsx: name it .csv, or give --format xlsx"},
+        {"xlsx", "a.md", "--format xlsx, but -o '", "' is named for md"},
+        {"md", "a.CSV", "--format md, but -o '", "' is named for csv"},
+        {NULL, "a.xls", "-o '",
+         "': tally writes .xlsx workbooks (which Excel opens), not .xls; -o takes the format "
+         "from a .xlsx, .csv or .md extension (in any case), else --format md|csv|xlsx "
+         "chooses it"},
+        {NULL, "a.txt", "-o '", "': '.txt' is no format's extension; -o takes the format from"},
+        {NULL, "report", "-o '", "': no extension; -o takes the format from"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        char says[600];
+        snprintf(path, sizeof path, "%s/%s", f->h.dir, refused[i].name);
+        snprintf(says, sizeof says, "%s%s%s", refused[i].lead, path, refused[i].rest);
+        const char *fopt = refused[i].format ? "--format" : NULL; /* none: args end */
+        const char *args[] = {"report", "--period",        "2023", "-o", path,
+                              fopt,     refused[i].format, NULL};
+        r = run_expect(f, 2, args);
+        if (strstr(r.err, says) == NULL)
+            fail_msg("case %zu: expected '%s' in:\n%s", i, says, r.err);
+        cli_result_free(&r);
+        text = harness_read_file(path);
+        if (text != NULL)
+            fail_msg("case %zu: %s written though refused", i, path);
+    }
+}
+
 /* tallyd's counter name, from `tally stats`. */
 static long long stat_of(harness_t *h, const char *name)
 {
@@ -785,6 +852,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_all_compare_md, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compare_previous, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_and_bad, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_output_extension, setup, teardown),
         cmocka_unit_test(test_large_county),
         cmocka_unit_test(test_large_county_open),
         cmocka_unit_test(test_removed_township),
