@@ -117,10 +117,24 @@ static int nothing(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *cu
         return CLI_REJECTED;
     }
     char *best = closest_metric(g, curve, o->metric, o->timeout_ms);
-    char hint[128] = "";
-    if (best != NULL)
+    char hint[160] = "";
+    bool known = best != NULL && strcmp(best, o->metric) == 0;
+    if (best != NULL && !known)
         snprintf(hint, sizeof hint, " (did you mean '%s'?)", best);
     free(best);
+    if (o->town != NULL && known) {
+        /* The county has tallies of the metric: the township is what
+         * has none, misspelt or not reporting it. */
+        cli_town_hint(g->server, curve, o->town, o->timeout_ms, hint, sizeof hint);
+        char same[PROTO_NAME_MAX + 32];
+        snprintf(same, sizeof same, " (did you mean '%s'?)", o->town);
+        if (hint[0] == '\0' || strcmp(hint, same) != 0)
+            fprintf(stderr, "tally get: township '%s' has no tallies%s\n", o->town, hint);
+        else
+            fprintf(stderr, "tally get: township '%s' has no tallies of metric '%s' yet\n", o->town,
+                    o->metric);
+        return CLI_REJECTED;
+    }
     if (o->town != NULL)
         fprintf(stderr, "tally get: township '%s' has no tallies of metric '%s'%s\n", o->town,
                 o->metric, hint);

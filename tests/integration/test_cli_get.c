@@ -555,6 +555,18 @@ static void test_new_name_said(void **state)
     r = run_expect(f, 1, (const char *const[]){"get", "--town", "gaogun", NULL});
     assert_non_null(strstr(r.err, "township 'gaogun' has no tallies (did you mean 'gaoguan'?)"));
     cli_result_free(&r);
+    /* A metric the county has and the township has not: the township is
+     * named, misspelt or not, never the metric suggested as itself. */
+    r = run_expect(f, 1, (const char *const[]){"get", "--town", "gaogun", "-m", "新指标", NULL});
+    assert_non_null(strstr(r.err, "township 'gaogun' has no tallies (did you mean 'gaoguan'?)"));
+    cli_result_free(&r);
+    r = run_expect(f, 0, (const char *const[]){"push", "--town", "bashan", "patrols=1", NULL});
+    cli_result_free(&r);
+    r = run_expect(f, 1, (const char *const[]){"get", "--town", "bashan", "-m", "新指标", NULL});
+    if (strstr(r.err, "township 'bashan' has no tallies of metric '新指标' yet") == NULL ||
+        strstr(r.err, "did you mean") != NULL)
+        fail_msg("a metric the township has no tallies of: %s", r.err);
+    cli_result_free(&r);
     r = run_expect(f, 2,
                    (const char *const[]){"get", "--period", "2026", "--town", "gaogun", NULL});
     assert_non_null(strstr(r.err, "--town 'gaogun': "));
