@@ -708,10 +708,17 @@ static int check_time_range(const char *text, int64_t ms, int64_t slack)
 {
     if (ms >= PROTO_TIME_MIN - slack && ms < PROTO_TIME_MAX + slack)
         return 0;
+    /* Said in UTC, where the bounds are: midnight of 1 January 2000 in
+     * Shanghai is still 1999 there. */
+    char utc[32] = "?";
+    time_t t = (time_t)(ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000));
+    struct tm tm;
+    if (gmtime_r(&t, &tm) != NULL)
+        strftime(utc, sizeof utc, "%Y-%m-%dT%H:%M:%SZ", &tm);
     return cli_usage_error("push",
-                           "--time '%s' is %s: tally takes times from 2000-01-01 to 2099-12-31 "
-                           "(UTC)",
-                           text, ms < PROTO_TIME_MIN ? "before 2000" : "after 2099");
+                           "--time '%s' is %s, %s: tally takes times from 2000-01-01T00:00:00Z "
+                           "to 2099-12-31T23:59:59Z",
+                           text, utc, ms < PROTO_TIME_MIN ? "before 2000 in UTC" : "after 2099");
 }
 
 enum { OPT_SPOOL = CLI_OPT_OWN, OPT_FLUSH, OPT_AGAIN };

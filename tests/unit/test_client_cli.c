@@ -525,12 +525,14 @@ static void test_usage_errors(void **state)
      * its zone (the fake answers nothing of the kind). */
     RUN(f, "push", "--town", "gaoguan", "--time", "1999-06-01", "a=1");
     assert_int_equal(f->status, 2);
-    assert_string_equal(f->err, "tally push: --time '1999-06-01' is before 2000: tally takes times "
-                                "from 2000-01-01 to 2099-12-31 (UTC)\n"
+    assert_string_equal(f->err, "tally push: --time '1999-06-01' is 1999-05-31T16:00:00Z, before "
+                                "2000 in UTC: tally takes times from 2000-01-01T00:00:00Z to "
+                                "2099-12-31T23:59:59Z\n"
                                 "Try 'tally push --help' for more information.\n");
+
     RUN(f, "push", "--town", "gaoguan", "--time", "2100-01-02T00:00:00Z", "a=1");
     assert_int_equal(f->status, 2);
-    assert_non_null(strstr(f->err, "--time '2100-01-02T00:00:00Z' is after 2099"));
+    assert_non_null(strstr(f->err, "--time '2100-01-02T00:00:00Z' is 2100-01-02T00:00:00Z, after 2099"));
     char bad[128];
     snprintf(bad, sizeof bad, "%s/bad.csv", f->dir);
     FILE *fp = fopen(bad, "w");
