@@ -393,3 +393,71 @@ int cli_pushed_add(const char *dir, const char *hex, const cli_pushed_t *rec, ch
     free(buf);
     return rc;
 }
+
+/* word re-spelt into out (cap bytes) with one byte for each character
+ * (UTF-8 sequence), numbered in the order first met in chars and lens
+ * (*n of max so far, shared by the words compared), so that the edits
+ * suggest_pick counts are characters: 高观乡 is one from 高观镇, not three
+ * bytes.  false when it does not fit. */
+static bool by_chars(const char *word, const char **chars, size_t *lens, size_t *n, size_t max,
+                     char *out, size_t cap)
+{
+    size_t k = 0;
+    for (const char *s = word; *s != '\0';) {
+        unsigned char b = (unsigned char)*s;
+        size_t len = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+        len = strnlen(s, len);
+        size_t i = 0;
+        while (i < *n && !(lens[i] == len && memcmp(chars[i], s, len) == 0))
+            i++;
+        if (i == *n && *n == max)
+            return false;
+        if (i == *n) {
+            chars[i] = s;
+            lens[(*n)++] = len;
+        }
+        if (k + 1 >= cap)
+            return false;
+        out[k++] = (char)(i + 1);
+        s += len;
+    }
+    out[k] = '\0';
+    return true;
+}
+
+size_t cli_closest(const char *word, const char *const *cand, size_t n)
+{
+    size_t best = SIZE_MAX, best_d = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        const char *chars[2 * SUGGEST_WORD_MAX];
+        size_t lens[2 * SUGGEST_WORD_MAX], nchars = 0, max = 2 * SUGGEST_WORD_MAX;
+        char a[SUGGEST_WORD_MAX + 1], b[SUGGEST_WORD_MAX + 1];
+        if (cand[i][0] == '\0' || !by_chars(word, chars, lens, &nchars, max, a, sizeof a) ||
+            !by_chars(cand[i], chars, lens, &nchars, max, b, sizeof b))
+            continue;
+        const char *bp = b;
+        size_t d = cli_edit_distance(a, b);
+        if (cli_suggest(a, &bp, 1) != NULL && d < best_d) {
+            best = i;
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+const char *cli_closest_town(const tally_catalog_t *cat, const char *town)
+{
+    size_t n = tally_catalog_townships(cat);
+    const char **cand = malloc(2 * n * sizeof *cand + 1);
+    if (cand == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        const tally_township_info_t *t = tally_catalog_township(cat, i);
+        cand[2 * i] = t->id;
+        cand[2 * i + 1] = t->name;
+    }
+    size_t best = cli_closest(town, cand, 2 * n);
+    const char *found = best != SIZE_MAX ? cand[best] : NULL;
+    free(cand);
+    return found;
+}

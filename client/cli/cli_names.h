@@ -124,4 +124,14 @@ int cli_pushed_find(const char *dir, const char *hex, cli_pushed_t *rec);
 int cli_pushed_add(const char *dir, const char *hex, const cli_pushed_t *rec, char *err,
                    size_t errlen);
 
+/* The index of the word of cand[0..n) most likely meant by word, or
+ * SIZE_MAX when none is close (cli_suggest's rules, counted in
+ * characters: 高观乡 is one edit from 高观镇).  Empty words are never
+ * meant. */
+size_t cli_closest(const char *word, const char *const *cand, size_t n);
+
+/* The id or name of the township of cat most likely meant by town, or
+ * NULL when none is close. */
+const char *cli_closest_town(const tally_catalog_t *cat, const char *town);
+
 #endif

@@ -198,79 +198,6 @@ static bool is_new(cli_global_t *g, const tally_curve_t *curve, int timeout_ms,
     return tally_get_req(g->server, &req, prefix, count_tally, &n, NULL, NULL) == 0 && n == 0;
 }
 
-/* word re-spelt into out (cap bytes) with one byte for each character
- * (UTF-8 sequence), numbered in the order first met in chars and lens
- * (*n of max so far, shared by the words compared), so that the edits
- * suggest_pick counts are characters: 高观乡 is one from 高观镇, not three
- * bytes.  false when it does not fit. */
-static bool by_chars(const char *word, const char **chars, size_t *lens, size_t *n, size_t max,
-                     char *out, size_t cap)
-{
-    size_t k = 0;
-    for (const char *s = word; *s != '\0';) {
-        unsigned char b = (unsigned char)*s;
-        size_t len = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
-        len = strnlen(s, len);
-        size_t i = 0;
-        while (i < *n && !(lens[i] == len && memcmp(chars[i], s, len) == 0))
-            i++;
-        if (i == *n && *n == max)
-            return false;
-        if (i == *n) {
-            chars[i] = s;
-            lens[(*n)++] = len;
-        }
-        if (k + 1 >= cap)
-            return false;
-        out[k++] = (char)(i + 1);
-        s += len;
-    }
-    out[k] = '\0';
-    return true;
-}
-
-/* The index of the word of cand[0..n) most likely meant by word, or
- * SIZE_MAX when none is close (the rules of suggest_pick, in
- * characters).  Empty words are never meant. */
-static size_t closest(const char *word, const char *const *cand, size_t n)
-{
-    size_t best = SIZE_MAX, best_d = SIZE_MAX;
-    for (size_t i = 0; i < n; i++) {
-        const char *chars[2 * SUGGEST_WORD_MAX];
-        size_t lens[2 * SUGGEST_WORD_MAX], nchars = 0, max = 2 * SUGGEST_WORD_MAX;
-        char a[SUGGEST_WORD_MAX + 1], b[SUGGEST_WORD_MAX + 1];
-        if (cand[i][0] == '\0' || !by_chars(word, chars, lens, &nchars, max, a, sizeof a) ||
-            !by_chars(cand[i], chars, lens, &nchars, max, b, sizeof b))
-            continue;
-        const char *bp = b;
-        size_t d = cli_edit_distance(a, b);
-        if (cli_suggest(a, &bp, 1) != NULL && d < best_d) {
-            best = i;
-            best_d = d;
-        }
-    }
-    return best;
-}
-
-/* The id or name of the township of cat most likely meant by town, or
- * NULL when none is close. */
-static const char *closest_town(const tally_catalog_t *cat, const char *town)
-{
-    size_t n = tally_catalog_townships(cat);
-    const char **cand = malloc(2 * n * sizeof *cand + 1);
-    if (cand == NULL)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        const tally_township_info_t *t = tally_catalog_township(cat, i);
-        cand[2 * i] = t->id;
-        cand[2 * i + 1] = t->name;
-    }
-    size_t best = closest(town, cand, 2 * n);
-    const char *found = best != SIZE_MAX ? cand[best] : NULL;
-    free(cand);
-    return found;
-}
-
 /* The metric (not a ratio: figures are not pushed to one) of cat whose
  * id or label is most likely meant by name, or NULL when none is close;
  * *label tells which of the two was. */
@@ -289,7 +216,7 @@ static const tally_metric_info_t *closest_metric(const tally_catalog_t *cat, con
             of[k] = m, cand[k++] = m->id;
             of[k] = m, cand[k++] = m->label;
         }
-        size_t best = closest(name, cand, k);
+        size_t best = cli_closest(name, cand, k);
         if (best != SIZE_MAX) {
             found = of[best];
             *label = best % 2 == 1;
@@ -370,7 +297,7 @@ void cli_push_unknown_town_hint(cli_global_t *g, const tally_curve_t *curve, int
     size_t n = tally_catalog_townships(cat);
     if (n == 0 || in_catalog(cat, town, true))
         return;
-    const char *best = closest_town(cat, town);
+    const char *best = cli_closest_town(cat, town);
     if (best != NULL) {
         fprintf(stderr,
                 "tally push: --town '%s' is not a township of the daemon's catalog (did you mean "

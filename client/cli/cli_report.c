@@ -10,6 +10,7 @@
 
 #include "atomic_file.h"
 #include "cli.h"
+#include "cli_names.h"
 #include "cli_opts.h"
 #include "cli_period.h"
 #include "report.h"
@@ -307,14 +308,11 @@ int cli_report(int argc, char **argv, cli_global_t *g)
     }
     if (o.town != NULL) {
         if (ntowns > 0 && tally_catalog_find_township(cat, o.town, NULL) == NULL) {
-            const char **names = calloc(ntowns, sizeof(*names));
-            for (size_t i = 0; names != NULL && i < ntowns; i++)
-                names[i] = tally_catalog_township(cat, i)->id;
-            const char *s = names ? cli_suggest(o.town, names, ntowns) : NULL;
+            /* By id or name, in characters: 高观乡 meant 高观镇. */
+            const char *s = cli_closest_town(cat, o.town);
             fprintf(stderr,
                     "tally report: --town '%s' is not a township of the daemon's catalog%s%s%s\n",
                     o.town, s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
-            free(names);
             free(ids);
             tally_townships_clear(&found);
             return CLI_USAGE;

@@ -518,6 +518,10 @@ static void test_empty_and_bad(void **state)
         {{"report", "--period", "2023", "--town", "gaoguang", NULL},
          2,
          "--town 'gaoguang' is not a township of the daemon's catalog (did you mean 'gaoguan'?)"},
+        /* Its name mistyped, by one character of three. */
+        {{"report", "--period", "2023", "--town", "高观乡", NULL},
+         2,
+         "--town '高观乡' is not a township of the daemon's catalog (did you mean '高观镇'?)"},
         {{"report", "--period", "2023-02-30", NULL}, 2, "--period '2023-02-30' is not a period"},
         {{"report", "--period", "2099", NULL}, 2, "--period '2099' has not begun yet"},
         {{"report", NULL}, 2, "--period is required"},
