@@ -324,10 +324,9 @@ void cli_render_sort_cat(const tally_tally_t **v, size_t n, cli_render_cat_t cat
 static const char *const canonical[] = {"1h",    "24h",     "7d",   "30d",  "today",
                                         "month", "quarter", "year", "total"};
 #define NCANON    (sizeof canonical / sizeof canonical[0])
-#define NCOLS_MAX 62 /* table columns besides METRIC and SCOPE */
+#define NCOLS_MAX CLI_RENDER_COLUMNS_MAX
 
-/* The union of the value columns of v, canonical ones first. */
-static size_t columns(const tally_tally_t *const *v, size_t n, const char **out)
+size_t cli_render_columns(const tally_tally_t *const *v, size_t n, const char **out)
 {
     size_t k = 0;
     for (size_t c = 0; c < NCANON; c++)
@@ -444,7 +443,7 @@ static void tally_row(const tally_tally_t *tl, cli_render_cat_t cat, shown_cache
 int cli_render_table_cat(FILE *out, const tally_tally_t *const *v, size_t n, cli_render_cat_t cat)
 {
     const char *cols[NCOLS_MAX];
-    size_t ncols = columns(v, n, cols);
+    size_t ncols = cli_render_columns(v, n, cols);
     size_t first = cat.names ? 3 : 2; /* METRIC, [UNIT,] SCOPE */
     table_t *t = table_new((unsigned)(ncols + first));
     if (t == NULL)

@@ -138,4 +138,13 @@ int cli_render_table_cat(FILE *out, const tally_tally_t *const *v, size_t n, cli
 void cli_render_json_tally_cat(FILE *out, const tally_tally_t *t, bool with_seq,
                                cli_render_cat_t cat);
 
+/* Value columns of a table at most, besides its names. */
+#define CLI_RENDER_COLUMNS_MAX 62
+
+/* The union of the value columns of v[0..n) into out (room for
+ * CLI_RENDER_COLUMNS_MAX), as the tables order them: 1h 24h 7d 30d today
+ * month quarter year total, then any other in order of appearance.
+ * Returns how many. */
+size_t cli_render_columns(const tally_tally_t *const *v, size_t n, const char **out);
+
 #endif

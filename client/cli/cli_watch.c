@@ -7,12 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "cli_opts.h"
 #include "cli_render.h"
+#include "table.h"
 
 /* The help lines of the shared options are cli_opts.h's macros. */
 /* clang-format off */
@@ -45,6 +47,13 @@ const char cli_watch_usage[] =
 /* The signal handler can only reach the subscriber through a static. */
 static tally_sub_t *volatile watched;
 static volatile sig_atomic_t interrupted;
+static volatile sig_atomic_t resized; /* SIGWINCH: redraw at the new size */
+
+static void on_winch(int sig)
+{
+    (void)sig;
+    resized = 1;
+}
 
 static void on_signal(int sig)
 {
@@ -72,6 +81,19 @@ typedef struct watch {
     bool refused;           /* for CLI_REFUSED_MS or more: said on the status line */
     bool unreachable;       /* TALLY_LINK_UNREACHABLE: said on the status line */
     int64_t final_ms;       /* monotonic time a final link state was first seen, 0 = none */
+    /* The table only: */
+    const tally_curve_t *curve;
+    int64_t current_ms; /* wall clock when the figures were last seen current, 0 = never */
+    bool stale;         /* the figures shown are no longer kept current */
+    int64_t stale_ms;   /* since when (wall clock) */
+    /* tallyd's zone (CLOCK_REQ), in which the times are shown, as the
+     * wall's clock is; this computer's until it has answered. */
+    bool zone_known;
+    char zone[TALLY_ZONE_MAX + 1];
+    int32_t zone_off_s;
+    bool want_clock;      /* ask tallyd for its zone at the next turn */
+    int64_t clock_ask_ms; /* monotonic time of the last asking, 0 = never */
+    bool clock_final;     /* a daemon from before CLOCK_REQ: not again */
 } watch_t;
 
 static void on_reset(void *ctx)
@@ -109,6 +131,285 @@ static void on_synced(void *ctx, uint64_t seq, uint64_t stream_id)
     (void)stream_id;
     w->ever_synced = true;
     w->dirty = true;
+    w->want_clock = true; /* the zone may have changed with a restart */
+}
+
+/* ---- the table on a terminal ------------------------------------------ */
+
+/* The terminal's size: of standard output (TIOCGWINSZ), else $COLUMNS and
+ * $LINES, else 80x24. */
+static void screen_size(int *cols, int *rows)
+{
+    struct winsize ws;
+    *cols = 0;
+    *rows = 0;
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0) {
+        *cols = ws.ws_col;
+        *rows = ws.ws_row;
+    }
+    const char *e;
+    if (*cols <= 0 && (e = getenv("COLUMNS")) != NULL)
+        *cols = atoi(e);
+    if (*rows <= 0 && (e = getenv("LINES")) != NULL)
+        *rows = atoi(e);
+    if (*cols <= 0)
+        *cols = 80;
+    if (*rows <= 0)
+        *rows = 24;
+}
+
+/* One UTF-8 character of s: its length in bytes (1 for an invalid byte)
+ * and its display width (table_wcwidth; 1 for an invalid byte). */
+static size_t utf8_char(const char *s, int *width)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t len = u[0] < 0x80 ? 1 : u[0] >= 0xf0 ? 4 : u[0] >= 0xe0 ? 3 : u[0] >= 0xc0 ? 2 : 0;
+    uint32_t cp = len == 1 ? u[0] : len == 2 ? u[0] & 0x1fu : len == 3 ? u[0] & 0x0fu : u[0] & 7u;
+    for (size_t i = 1; i < len; i++) {
+        if ((u[i] & 0xc0) != 0x80) {
+            len = 0;
+            break;
+        }
+        cp = cp << 6 | (u[i] & 0x3fu);
+    }
+    if (len == 0 || u[0] >= 0xf8) {
+        *width = 1;
+        return 1;
+    }
+    *width = table_wcwidth(cp);
+    return len;
+}
+
+/* A screen being composed: lines of at most cols display columns, at most
+ * rows of them, without a line break after the last (a line break there
+ * would scroll the first line, the status, off the top). */
+typedef struct screen {
+    FILE *out;
+    int cols, rows, lines;
+} screen_t;
+
+/* Add a line: attr (an SGR sequence, or "") then text cut to the width
+ * ("…" in its last column when cut), then the attributes reset. */
+static void screen_line(screen_t *sc, const char *attr, const char *text)
+{
+    if (sc->lines >= sc->rows)
+        return;
+    if (sc->lines++ > 0)
+        fputc('\n', sc->out);
+    fputs(attr, sc->out);
+    int used = 0;
+    for (const char *p = text; *p != '\0';) {
+        int cw;
+        size_t len = utf8_char(p, &cw);
+        if (used + cw > sc->cols ||
+            (used + cw == sc->cols && p[len] != '\0' && table_width(p + len) > 0)) {
+            if (used < sc->cols)
+                fputs("\xe2\x80\xa6", sc->out); /* … */
+            break;
+        }
+        fwrite(p, 1, len, sc->out);
+        used += cw;
+        p += len;
+    }
+    if (attr[0] != '\0')
+        fputs("\x1b[0m", sc->out);
+}
+
+/* A time as the watch shows it, "14:03:07 +08:00": in tallyd's zone once
+ * it has said it, else in this computer's, with the offset either way. */
+static void show_time(const watch_t *w, int64_t ms, char *buf, size_t cap)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    long off;
+    if (w->zone_known) {
+        t += w->zone_off_s;
+        gmtime_r(&t, &tm);
+        off = w->zone_off_s;
+    } else {
+        localtime_r(&t, &tm);
+        off = tm.tm_gmtoff;
+    }
+    char hms[16];
+    strftime(hms, sizeof hms, "%H:%M:%S", &tm);
+    long a = off < 0 ? -off : off;
+    snprintf(buf, cap, "%s %c%02ld:%02ld", hms, off < 0 ? '-' : '+', a / 3600, a / 60 % 60);
+}
+
+/* Ask tallyd for its zone (CLOCK_REQ) when a snapshot came and it has
+ * not said it in the last hour (a zone's offset changes twice a year in
+ * some places); a short wait, as tallyd has just answered. */
+#define CLOCK_WAIT_MS  1000
+#define CLOCK_AGAIN_MS (60 * 60 * 1000)
+static void learn_zone(watch_t *w)
+{
+    if (!w->want_clock || w->clock_final)
+        return;
+    w->want_clock = false;
+    int64_t now = cli_clock_ms(CLOCK_MONOTONIC);
+    if (w->clock_ask_ms != 0 && now - w->clock_ask_ms < (w->zone_known ? CLOCK_AGAIN_MS : 10000))
+        return;
+    w->clock_ask_ms = now;
+    tally_request_t req = cli_request(w->curve, CLOCK_WAIT_MS, NULL, 0);
+    tally_clock_t c;
+    int rc = tally_clock_req(w->server, &req, &c);
+    if (rc == TALLY_ETYPE) {
+        w->clock_final = true;
+        return;
+    }
+    if (rc != 0)
+        return;
+    w->zone_known = true;
+    snprintf(w->zone, sizeof w->zone, "%s", c.zone);
+    w->zone_off_s = c.utc_offset_s;
+    w->dirty = true;
+}
+
+/* Whether the figures shown are still kept current, and since when
+ * they are not: the subscription lost its sync (tallyd silent, restarted,
+ * updates lost), or the connections to tallyd are refused or cannot be
+ * made although the subscription has not noticed yet. */
+static void follow_staleness(watch_t *w)
+{
+    int64_t now = cli_clock_ms(CLOCK_REALTIME);
+    bool current = tally_sub_synced(w->sub) && !w->refused && !w->unreachable;
+    if (current) {
+        w->current_ms = now;
+        if (w->stale)
+            w->dirty = true;
+        w->stale = false;
+        return;
+    }
+    if (w->stale || !w->ever_synced)
+        return;
+    w->stale = true;
+    w->dirty = true;
+    w->stale_ms = w->current_ms != 0 ? w->current_ms : now;
+    /* Refused since before the subscription noticed. */
+    int64_t refused = tally_sub_refused_ms(w->sub);
+    if (refused > 0 && now - refused < w->stale_ms)
+        w->stale_ms = now - refused;
+}
+
+#define NCOLS_MAX CLI_RENDER_COLUMNS_MAX
+
+/* The cells of t's row: names, then its value of each of cols[0..ncols). */
+static void row_cells(const tally_tally_t *t, cli_render_cat_t cat, const char *const *cols,
+                      size_t ncols, size_t first, const char **cells, char (*text)[48])
+{
+    const char *metric, *unit, *scope;
+    int scale;
+    cli_render_names(t, cat, &metric, &unit, &scope, &scale);
+    cells[0] = metric;
+    cells[1] = cli_render_unit(t->kind, unit);
+    cells[first - 1] = scope;
+    for (size_t c = 0; c < ncols; c++) {
+        const tally_value_t *val = tally_tally_value(t, cols[c]);
+        text[c][0] = '\0';
+        if (val != NULL)
+            cli_render_scaled(text[c], sizeof text[c], t->kind, val, scale);
+        cells[first + c] = text[c];
+    }
+}
+
+/* cells[0..k) as a line: two spaces between columns, each padded to its
+ * width (the names left, the values right), no trailing spaces. */
+static void row_line(char *buf, size_t cap, const char *const *cells, const size_t *width, size_t k,
+                     size_t first)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t c = 0; c < k; c++) {
+        size_t wd = table_width(cells[c]), pad = wd < width[c] ? width[c] - wd : 0;
+        bool last = c + 1 == k;
+        int n = snprintf(buf + len, cap - len, "%s%*s%s%*s", c > 0 ? "  " : "",
+                         c >= first ? (int)pad : 0, "", cells[c], c < first && !last ? (int)pad : 0,
+                         "");
+        if (n < 0 || (size_t)n >= cap - len)
+            return;
+        len += (size_t)n;
+    }
+}
+
+/* The table of r under the status lines, as much of it as fits: the
+ * columns from the left and the rows from the top, the rest said on a
+ * last line. */
+static void draw_table(watch_t *w, screen_t *sc, const cli_render_rows_t *r, const char *attr)
+{
+    const tally_tally_t *const *v = r->v;
+    const char *cols[NCOLS_MAX];
+    size_t ncols = cli_render_columns(v, r->n, cols);
+    size_t first = w->cat.names ? 3 : 2; /* METRIC, [UNIT,] SCOPE */
+    size_t width[NCOLS_MAX + 3];
+    const char *cells[NCOLS_MAX + 3];
+    char text[NCOLS_MAX][48];
+    cells[0] = "METRIC";
+    cells[1] = w->cat.names ? "UNIT" : "SCOPE";
+    cells[first - 1] = "SCOPE";
+    for (size_t c = 0; c < ncols; c++)
+        cells[first + c] = cols[c];
+    for (size_t c = 0; c < first + ncols; c++)
+        width[c] = table_width(cells[c]);
+    for (size_t i = 0; i < r->n; i++) {
+        const char *rc[NCOLS_MAX + 3];
+        row_cells(v[i], w->cat, cols, ncols, first, rc, text);
+        for (size_t c = 0; c < first + ncols; c++) {
+            size_t wd = table_width(rc[c]);
+            if (wd > width[c])
+                width[c] = wd;
+        }
+    }
+    /* The names always; value columns from the left while they fit. */
+    size_t k = first, used = 0;
+    for (size_t c = 0; c < first; c++)
+        used += width[c] + (c > 0 ? 2 : 0);
+    while (k < first + ncols && used + 2 + width[k] <= (size_t)sc->cols)
+        used += 2 + width[k++];
+    size_t dropped = first + ncols - k;
+
+    /* Rows: what is left below the header, less a line saying what was
+     * left out when anything was. */
+    int room = sc->rows - sc->lines - 1;
+    if (room < 0)
+        return;
+    size_t shown = r->n;
+    if (dropped > 0 || r->n > (size_t)room) {
+        shown = room > 0 ? (size_t)(room - 1) : 0;
+        if (shown > r->n)
+            shown = r->n;
+    }
+    size_t cap = 64;
+    for (size_t c = 0; c < k; c++)
+        cap += width[c] * 4 + 2; /* a column of 4-byte characters at most */
+    char *line = malloc(cap);
+    if (line == NULL) {
+        screen_line(sc, "", "(out of memory)");
+        return;
+    }
+    row_line(line, cap, cells, width, k, first);
+    screen_line(sc, attr, line);
+    for (size_t i = 0; i < shown; i++) {
+        const char *rc[NCOLS_MAX + 3];
+        row_cells(v[i], w->cat, cols, ncols, first, rc, text);
+        row_line(line, cap, rc, width, k, first);
+        screen_line(sc, attr, line);
+    }
+    free(line);
+    if (shown == r->n && dropped == 0)
+        return;
+    char more[512];
+    size_t len = 0;
+    if (shown < r->n)
+        len = (size_t)snprintf(more, sizeof more, "\xe2\x80\xa6 %zu more rows", r->n - shown);
+    if (dropped > 0) {
+        len += (size_t)snprintf(more + len, sizeof more - len,
+                                "%s%zu column%s left out:", len > 0 ? "; " : "", dropped,
+                                dropped == 1 ? "" : "s");
+        for (size_t c = k; c < first + ncols && len < sizeof more; c++)
+            len += (size_t)snprintf(more + len, sizeof more - len, " %s", cols[c - first]);
+    }
+    if (len > 0)
+        screen_line(sc, "", more);
 }
 
 static void draw(watch_t *w)
@@ -116,29 +417,53 @@ static void draw(watch_t *w)
     cli_render_rows_t r = {.metric = w->metric};
     tally_sub_foreach(w->sub, cli_render_rows_add, &r);
     cli_render_sort_cat(r.v, r.n, w->cat);
-    char when[32] = "never";
-    if (w->last_change_ms > 0) {
-        time_t t = (time_t)(w->last_change_ms / 1000);
-        struct tm tm;
-        localtime_r(&t, &tm);
-        strftime(when, sizeof when, "%H:%M:%S", &tm);
+    char when[48] = "never", since[48];
+    if (w->last_change_ms > 0)
+        show_time(w, w->last_change_ms, when, sizeof when);
+    /* The state first, the details it has room for after. */
+    const char *why = w->refused ? "tallyd not reachable, waiting (nothing accepts connections "
+                                   "there)"
+                      : w->unreachable ? "tallyd not reachable, waiting (the network does not "
+                                         "reach tallyd)"
+                      : w->ever_synced ? "resyncing with tallyd"
+                                       : "connecting";
+    char status[768], info[768];
+    if (w->stale) {
+        show_time(w, w->stale_ms, since, sizeof since);
+        snprintf(status, sizeof status, "STALE since %s: %s  last change %s", since, why, when);
+    } else if (tally_sub_synced(w->sub) && w->ever_synced) {
+        snprintf(status, sizeof status, "synced  last change %s", when);
+    } else {
+        snprintf(status, sizeof status, "no figures yet: %s", why);
     }
-    const char *state = tally_sub_synced(w->sub) ? "synced"
-                        : w->refused             ? "nothing accepts connections there: waiting"
-                        : w->unreachable         ? "the network does not reach tallyd: waiting"
-                        : w->ever_synced         ? "resyncing"
-                                                 : "connecting";
+    snprintf(info, sizeof info, "%s%s  seq %" PRIu64 "  stream %" PRIu64 "  %s  %s",
+             w->zone_known ? "times in tallyd's zone " : "times in this computer's zone",
+             w->zone_known ? w->zone : "", tally_sub_seq(w->sub), tally_sub_stream_id(w->sub),
+             w->server, w->prefix);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    if (out == NULL)
+        out = stdout;
+    screen_t sc = {.out = out};
+    screen_size(&sc.cols, &sc.rows);
     /* Cursor home and clear, then everything in one write, to limit
      * flicker. */
-    fputs("\x1b[H\x1b[2J", stdout);
-    printf("tally watch %s  %s  seq %" PRIu64 "  stream %" PRIu64 "  %s  last change %s\n\n",
-           w->server, w->prefix, tally_sub_seq(w->sub), tally_sub_stream_id(w->sub), state, when);
+    fputs("\x1b[H\x1b[2J", out);
+    screen_line(&sc, w->stale ? "\x1b[1;7m" : "", status); /* bold, reverse */
+    screen_line(&sc, "", info);
+    const char *dim = w->stale ? "\x1b[2m" : "";
     if (r.oom)
-        fputs("(out of memory)\n", stdout);
+        screen_line(&sc, "", "(out of memory)");
     else if (r.n == 0)
-        fputs(w->ever_synced ? "(no tallies yet)\n" : "(waiting for a snapshot)\n", stdout);
+        screen_line(&sc, "", w->ever_synced ? "(no tallies yet)" : "(waiting for a snapshot)");
     else
-        cli_render_table_cat(stdout, r.v, r.n, w->cat);
+        draw_table(w, &sc, &r, dim);
+    if (out != stdout) {
+        fclose(out);
+        fwrite(text, 1, len, stdout);
+        free(text);
+    }
     fflush(stdout);
     cli_render_rows_free(&r);
     w->dirty = false;
@@ -226,6 +551,14 @@ static int run(watch_t *w, int duration_ms, bool table)
         if (status != CLI_CONTINUE)
             return status;
         follow_refusals(w, table);
+        if (table) {
+            learn_zone(w);
+            follow_staleness(w);
+            if (resized) {
+                resized = 0;
+                w->dirty = true;
+            }
+        }
         int64_t now = cli_clock_ms(CLOCK_MONOTONIC);
         bool synced = tally_sub_synced(w->sub);
         if (table && (w->dirty || synced != last_synced || now - last_draw >= 1000)) {
@@ -234,8 +567,11 @@ static int run(watch_t *w, int duration_ms, bool table)
             last_synced = synced;
         }
     }
-    if (table)
+    if (table) {
         draw(w);
+        fputc('\n', stdout); /* the shell's prompt on a line of its own */
+        fflush(stdout);
+    }
     if (!w->ever_synced && !interrupted) {
         int status = hopeless(w, start);
         return status != CLI_CONTINUE ? status
@@ -293,6 +629,7 @@ int cli_watch(int argc, char **argv, cli_global_t *g)
     if (status != 0)
         return status;
     w.metric = o.all ? o.metric : NULL;
+    w.curve = curve;
     /* Read once: a reload that changes the catalog shows after a restart
      * of the watch.  A short wait, so that a daemon not up yet delays the
      * first screen little. */
@@ -311,9 +648,15 @@ int cli_watch(int argc, char **argv, cli_global_t *g)
     watched = w.sub;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    if (table) {
+        sa.sa_handler = on_winch;
+        sigaction(SIGWINCH, &sa, NULL);
+    }
     status = run(&w, duration_ms, table);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    if (table)
+        signal(SIGWINCH, SIG_DFL);
     watched = NULL;
     tally_sub_destroy(&w.sub);
     return status;
