@@ -24,6 +24,10 @@ done
 
 work=$(mktemp -d /tmp/tally-demo.XXXXXX)
 export TALLY_SERVER=ipc://$work/req
+# The demo's pushes keep their client id and what they pushed in the
+# demo's directory: a second demo pushes 高观镇's report to a new tallyd,
+# which a push remembering the first would refuse as counted already.
+export XDG_STATE_HOME=$work/client-state
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done

@@ -785,6 +785,10 @@ def main():
                  case_restore_command, case_check_backup, case_failure, case_interval, case_reload,
                  case_backup_command, case_backup_secured, case_copy):
         tmp = tempfile.mkdtemp(prefix="tally-backup.")
+        # Each case's pushes keep their client id and what they pushed
+        # with --time in its own directory, not in the user's: the cases
+        # push the same figures to daemons of their own.
+        os.environ["XDG_STATE_HOME"] = tmp
         try:
             case(tmp)
             print("ok: %s" % case.__name__)
