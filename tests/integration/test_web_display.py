@@ -41,9 +41,17 @@ cards, the table, the chart, a past year and a 同比's figure of last year
 print them as tally get does (124.8, 4.20, -1.0, and int64's largest at
 scale 9 as 9,223,372,036.854775807, exactly, set smaller rather than
 cut), and that a ratio's card shows its operands' figures (125.1 / 63),
-never tallyd's pair brought to one scale (1,251 / 630).  The screenshots
-are kept as artifacts/wall-1920x1080.png, artifacts/wall-down-1920x1080.png
-and artifacts/wall-scaled-1920x1080.png in the working directory.  Exits 77
+never tallyd's pair brought to one scale (1,251 / 630).  Then, with a
+fourth tallyd: that a gauge's 同比 in 本年 is like with like, as tally get
+--period --compare says (综治网格 35 最新, 本年内 12 · 同比 ▲20.0%, not
+▲250.0%), and a township whose gauge was set years ago only is 未报送 in
+本年 and 今日; with the second: that townships with series of yesterday
+only (a counter at 0 today, a gauge set before) are 未报送 in 今日 and
+counted; with the first: that a figure too long for its table column
+shows whole, never cut with an ellipsis.  The screenshots
+are kept as artifacts/wall-1920x1080.png, artifacts/wall-down-1920x1080.png,
+artifacts/wall-scaled-1920x1080.png and artifacts/wall-gauge-1920x1080.png in
+the working directory.  Exits 77
 (skipped) when Chromium, chromedriver or python3-selenium is missing.
 """
 import atexit
@@ -254,10 +262,16 @@ def api(path, at=None):
         return json.load(r)
 
 
+# tally push remembers what it pushed (a figure with --time is not sent
+# twice): in a state of the test's own, not the user's, so that the test
+# runs again, and alongside another run.
+PUSH_ENV = dict(os.environ, XDG_STATE_HOME=os.path.join(TMP, "client-state"))
+
+
 def push(*args, req=None):
     town = [] if "--town" in args else ["--town", "gaoguan"]
     r = subprocess.run([TALLY, "-s", req or REQ, "push"] + town + list(args),
-                       capture_output=True, text=True, timeout=30)
+                       capture_output=True, text=True, timeout=30, env=PUSH_ENV)
     if r.returncode != 0:
         fail("tally push: " + r.stderr)
 
@@ -405,12 +419,38 @@ try:
                 abs(len(first[key]) - len(second[key])) > 1:
             fail("the %s over the two pages: %r (pages %r), not the catalog's %d: %r"
                  % (key, shown, pagers, len(labels), labels))
+    # A figure too long for its column (888,888,888,911 in a table of ten
+    # figures) is set smaller or on lines of its own, whole: never cut with
+    # an ellipsis ("888,888,888,9…"), in any column.
+    push("--town", "heyu", "disputes.screened=888888888888")
+    driver.get("http://127.0.0.1:%d/?column=today&metrics=disputes.screened,law_exam.takers,"
+               "law_exam.passed,law_households.trained,handbooks.law,handbooks.other,"
+               "talks.people_received,talks.disputes_handled,grid.zones,disputes.resolved" % port)
+    CUT_CELLS_JS = """
+    return [...document.querySelectorAll('#towns-body td')].filter((td) =>
+      td.scrollWidth > td.clientWidth + 1 || td.scrollHeight > td.clientHeight + 1 ||
+      td.offsetHeight > 35).map((td) => td.textContent + ' (' + td.scrollWidth + 'x' +
+      td.scrollHeight + ' px in ' + td.clientWidth + 'x' + td.clientHeight + ')');
+    """
+    for column in ("today", "month", "quarter", "year", "total"):
+        click('#columns button[data-column="%s"]' % column)
+        until(lambda: driver.execute_script(
+            "const td = document.querySelector('#towns-body tr[data-town=heyu] td[data-metric]');"
+            "return td && td.textContent === '888,888,888,911'")
+              and driver.execute_script(CUT_CELLS_JS) == [],
+              lambda: "heyu's 888,888,888,911 (23 + 888,888,888,888) whole in %s's table; cut: %r"
+              % (column, driver.execute_script(CUT_CELLS_JS)))
+    driver.get("http://127.0.0.1:%d/" % port)
+    until(lambda: conn() == "live", "the live indicator after the table of ten figures")
     for b in driver.find_elements(By.CSS_SELECTOR, "#columns button"):
         b.click()
         time.sleep(0.6)
         bad = driver.execute_script(OVERFLOW_JS)
         if bad:
             fail("column %s at 1920x1080 overflows: %s" % (b.text, "; ".join(bad[:8])))
+        cut = driver.execute_script(CUT_CELLS_JS)
+        if cut:
+            fail("column %s: figures cut short in the table: %s" % (b.text, "; ".join(cut[:8])))
     # Every label of the example catalog shows whole, in two lines or
     # three if need be: 法治理论考试参考人数 and 法治理论考试合格人数 differ at
     # their ends, which an ellipsis would cut; on each page of the cards
@@ -652,6 +692,12 @@ try:
     SIX = ["gaoguan", "bashan", "gecheng", "xiuqi", "dongan", "gaoyan"]
     for i, town in enumerate(SIX):
         push("--town", town, "grid.zones=%d" % (20 + i), req=REQ2)
+    # Two more with figures of yesterday only: their series exist, at 0 in
+    # 今日 (a counter) or with a level set before today (a gauge); they
+    # reported nothing today: 未报送 too, not rows of 0s and bars of 0.
+    yesterday = (datetime.now(DAEMON_TZ) - timedelta(days=1)).strftime("%Y-%m-%d")
+    push("--town", "pingba", "--time", yesterday, "disputes.screened=5", req=REQ2)
+    push("--town", "lantian", "--time", yesterday, "grid.zones=7", req=REQ2)
     wlog2 = os.path.join(TMP, "web2.log")
     web2 = start([WEB, "-s", REQ2, "--listen", "127.0.0.1:0"], wlog2)
     port2 = int(wait_log(wlog2, r"serving http://127\.0\.0\.1:(\d+)/").group(1))
@@ -660,7 +706,8 @@ try:
     driver.get("http://127.0.0.1:%d/?column=today" % port2)
     until(lambda: conn() == "live", "the live indicator of the second tallyd")
     # Every declared township in the table: the 6 with figures first, then
-    # the 19 others by name, each marked 未报送 (the table's first page read
+    # the 19 others by name (pingba and lantian of yesterday among
+    # them), each marked 未报送 (the table's first page read
     # at one instant; it turns every 10 s); the chart ranks the 6 only and
     # says how many it leaves out.
     TABLE_JS = """
@@ -688,11 +735,11 @@ try:
           "未报送, the chart of the 6 saying 19 个乡镇未报送; page, rows, footer, chart, title, "
           "note: %r" % (driver.execute_script(TABLE_JS),))
     # Only a gauge has a figure other than 0 today: the chart ranks by a
-    # counter (the catalog's first, saying there is none yet), never by
-    # the gauge's fixed count.
-    until(lambda: driver.execute_script(TABLE_JS)[4:] == ["各乡镇法治理论考试参考人数 · 今日",
+    # counter (the table's first, 排查矛盾纠纷 of 坪坝镇's yesterday, saying
+    # there is none yet), never by the gauge's fixed count.
+    until(lambda: driver.execute_script(TABLE_JS)[4:] == ["各乡镇排查矛盾纠纷 · 今日",
                                                           "19 个乡镇未报送 · 今日尚无数据"],
-          lambda: "the chart ranking by 法治理论考试参考人数, 今日尚无数据, not by 综治网格; "
+          lambda: "the chart ranking by 排查矛盾纠纷, 今日尚无数据, not by 综治网格; "
           "title and note: %r" % (driver.execute_script(TABLE_JS)[4:],))
     # A ratio's 同比 in percentage points is the difference of the two
     # percentages as printed: 1,861 / 2,000 (93.05%: 93.1%) against
@@ -877,10 +924,72 @@ label = 人均整治面积
     errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
     if errors:
         fail("the browser logged errors: %s" % "; ".join(e.get("message", "") for e in errors[:5]))
+    driver.get("about:blank")  # (its page would ask a stopped tally-web, an error logged)
     web3.terminate()
     web3.wait(10)
     tallyd3.terminate()
     tallyd3.wait(20)
+
+    # A gauge's 同比 is like with like, as tally get --period --compare:
+    # 巴山镇's 综治网格 12 set now and 10 on 1 January last year, 高观镇's 23
+    # set three years ago.  本年's card shows the level now, 35, marked
+    # 最新; its 同比 is this year's 12 against last year's 10 (+20.0%,
+    # which tally get says), not 35 against 10 (▲250.0%), and says so.
+    REQ4 = "ipc://%s/req4" % TMP
+    dlog4 = os.path.join(TMP, "tallyd4.log")
+    tallyd4 = start([TALLYD, "-c", example_conf, "-r", REQ4, "-p", "ipc://%s/pub4" % TMP, "-s",
+                     os.path.join(TMP, "state4")], dlog4)
+    wait_log(dlog4, r"ready: requests")
+    year = str(int(last) + 1)
+    push("--town", "bashan", "grid.zones=12", req=REQ4)
+    push("--town", "gaoguan", "--time", "%d-12-31" % (int(last) - 2), "grid.zones=23", req=REQ4)
+    push("--town", "bashan", "--time", last + "-01-01", "grid.zones=10", req=REQ4)
+    r = subprocess.run([TALLY, "-s", REQ4, "get", "--period", year, "--compare", "--metric",
+                        "grid.zones"], capture_output=True, text=True, timeout=30)
+    if r.returncode != 0 or not re.search(r"county\s+12\s+10\s+\+2\s+\+20\.0%", r.stdout):
+        fail("tally get --period %s --compare: county 12 against 10, +20.0%%: %s%s"
+             % (year, r.stdout, r.stderr))
+    wlog4 = os.path.join(TMP, "web4.log")
+    web4 = start([WEB, "-s", REQ4, "--listen", "127.0.0.1:0"], wlog4)
+    port4 = int(wait_log(wlog4, r"serving http://127\.0\.0\.1:(\d+)/").group(1))
+    wait_log(wlog4, r"synchronised with tallyd")
+    driver.get("http://127.0.0.1:%d/?column=year&metrics=grid.zones" % port4)
+    until(lambda: conn() == "live", "the live indicator of the fourth tallyd")
+    GAUGE_JS = """
+    const c = [...document.querySelectorAll('#kpis .kpi')]
+      .find(k => k.querySelector('.label').textContent === '综治网格');
+    const y = c && c.querySelector('.yoy');
+    const rows = Array.from(document.querySelectorAll('#towns-body tr'), (r) => [
+      r.getAttribute('data-town'), r.className]).filter((r) => r[0] === 'bashan' || r[0] === 'gaoguan');
+    const town = (s) => { const v = yoyOf(get(s, 'grid.zones')); return v ? v.text : null; };
+    return [c ? c.querySelector('.line').textContent : '', y ? y.textContent : '', y ? y.title : '',
+            town('bashan'), town('gaoguan'), rows, document.getElementById('chart-note').textContent];
+    """
+    gauge = lambda: driver.execute_script(GAUGE_JS)
+    want = ["35个最新", "本年内 12 · 同比 ▲20.0%",
+            "本年内（%s）最新值：12；去年同期（%s-01-01..%s）：10" % (year, last, yoySpanEnd()),
+            "本年内 12 · 同比 ▲20.0%", None, [["bashan", ""], ["gaoguan", "unreported"]],
+            "24 个乡镇未报送 · 本年尚无数据"]
+    # (高观镇 set none this year: no 同比, and 未报送 in 本年; in 今日 too)
+    until(lambda: gauge() == want,
+          lambda: "综治网格 35 最新 with 本年内 12 · 同比 ▲20.0%%, as tally get says, 巴山镇's "
+          "likewise, 高观镇 未报送; it read %r" % (gauge(),))
+    first_cards()
+    bad = driver.execute_script(OVERFLOW_JS)
+    if bad:
+        fail("the gauge's 同比 overflows: %s" % "; ".join(bad[:8]))
+    driver.save_screenshot(os.path.join("artifacts", "wall-gauge-1920x1080.png"))
+    click('#columns button[data-column="today"]')
+    until(lambda: gauge()[5:] == [[["bashan", ""], ["gaoguan", "unreported"]],
+                                  "24 个乡镇未报送 · 今日尚无数据"],
+          lambda: "in 今日 巴山镇 with its gauge set today, 高观镇 未报送; it read %r" % (gauge(),))
+    errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+    if errors:
+        fail("the browser logged errors: %s" % "; ".join(e.get("message", "") for e in errors[:5]))
+    web4.terminate()
+    web4.wait(10)
+    tallyd4.terminate()
+    tallyd4.wait(20)
 except Exception as e:  # a slip of the test itself: still stop tallyd and tally-web
     import traceback
     fail("the test stopped on %s: %s\n%s" % (type(e).__name__, e,

@@ -121,6 +121,20 @@ function yoySpan(column) {
   return day(first, 1) + ".." + day(c.mo, c.mo === 2 && c.d === 29 ? 28 : c.d);
 }
 
+// The period tallyd names the live column's days by (its date): 今日
+// "2026-12-08", 本月 "2026-12", 本季度 "2026-Q4", 本年 "2026"; null for
+// 累计 and a past year.  Read from tallyd's history (curReaders) for a
+// gauge's latest value set within those days, which the stream does not
+// give (it gives a gauge's level only).
+function currentPeriod(column) {
+  if (!LEVEL_COLUMNS.has(column)) return null;
+  const c = calendarAt(Date.now());
+  if (c.y < 2000) return null;
+  return column === "today" ? c.y + "-" + pad2(c.mo) + "-" + pad2(c.d)
+    : column === "month" ? c.y + "-" + pad2(c.mo)
+    : column === "quarter" ? c.y + "-Q" + (Math.floor((c.mo - 1) / 3) + 1) : String(c.y);
+}
+
 // ---- formatting -----------------------------------------------------------
 
 const intFormat = new Intl.NumberFormat("zh-CN");
@@ -202,13 +216,37 @@ function yoyValue(t) {
   return t && span ? historyValue(yoyReaders, t, span) : undefined;
 }
 
+// A gauge's latest value set within the live column's days so far
+// (currentPeriod; the county's: the sum over the townships that set one),
+// null when none was, undefined while not known.
+function inPeriodValue(t) {
+  const period = currentPeriod(state.column);
+  return t && period ? historyValue(curReaders, t, period) : undefined;
+}
+
 // 同比 of t (the county's or a township's) in the column shown, as
 // { text, dir } (dir 1 up, -1 down, 0 level), or null when there is
-// nothing to say.
+// nothing to say.  A gauge in 本月 to 本年 shows its level now (最新),
+// which may have been set years ago: its 同比 is like with like, as
+// tally get --period --compare: its latest value within the column's
+// days so far against its latest within the same days a year earlier,
+// and says which figure it starts from (本年内 12 · 同比 ▲20.0%), so that
+// the level beside it is not read as the figure compared.
 function yoyOf(t) {
   if (!t) return null;
-  const now = valueOf(t, state.column), then = yoyValue(t);
+  const level = showsLevel(t, state.column);
+  const now = level ? inPeriodValue(t) : valueOf(t, state.column), then = yoyValue(t);
   if (now === undefined || now === null || then === undefined || then === null) return null;
+  if (level && isInt(now) && isInt(then)) {
+    const y = yoyText(t, now, then);
+    return { dir: y.dir, text: COLUMNS[state.column] + "内 " + scaledText(now, metricScale(t.metric)) +
+             " · " + y.text };
+  }
+  return yoyText(t, now, then);
+}
+
+// 同比 of t's value now against then, as yoyOf says it.
+function yoyText(t, now, then) {
   if (t.kind === "ratio") {
     if (ratioTenths(now) === null || ratioTenths(then) === null) return null;
     // Percentage points between the two percentages as printed, each
@@ -236,8 +274,10 @@ function yoyLine(t, key) {
   const el = document.createElement("div");
   el.className = "yoy";
   el.dataset.dir = String(y.dir);
-  el.title = "去年同期（" + yoySpan(state.column) + "）：" +
-    cellText({ metric: t.metric, kind: t.kind, values: { v: yoyValue(t) } }, "v");
+  const figure = (v) => cellText({ metric: t.metric, kind: t.kind, values: { v } }, "v");
+  el.title = (showsLevel(t, state.column) ? COLUMNS[state.column] + "内（" + currentPeriod(state.column) +
+              "）最新值：" + figure(inPeriodValue(t)) + "；" : "") +
+    "去年同期（" + yoySpan(state.column) + "）：" + figure(yoyValue(t));
   show(el, key, y.text);
   return el;
 }
@@ -329,17 +369,39 @@ function townships() {
   return [...names];
 }
 
-// The townships with a figure in the column shown: a tally with a value
-// there.  A past year's come from tallyd's history: until it is read (or
-// should it be refused), those with live figures count as having some.
+// The townships with a figure in the column shown: one of its counters
+// other than 0 there, or a gauge set within it.  tallyd gives every
+// series that exists a value in every live column and period (a counter
+// 0, where the township reported nothing then), so a value alone says
+// nothing.  A counter whose figures there sum to 0 (a correction taking
+// back a figure) counts as not reported: nothing stands in that column.
+// A gauge in 累计 counts (it was set once); in 今日 to 本年, when set
+// within the column's days (curReaders; until they are read, or should
+// they be refused, a gauge counts); in a past year when set then.
+// Ratios follow their operands.  A past year's come from tallyd's
+// history: until it is read (or should it be refused), those with live
+// figures count as having some.
 function townsWithFigures() {
   const out = new Set();
-  const past = isPastYear(state.column);
-  const known = !past || pastReaders[1].period === state.column.slice(1);
+  const column = state.column;
+  const past = isPastYear(column);
+  if (past && pastReaders[1].period !== column.slice(1)) {
+    for (const t of state.tallies.values()) if (t.scope !== "county") out.add(t.scope);
+    return out;
+  }
+  const period = currentPeriod(column);
+  const setWithin = !past && period && curReaders[1].period === period;
   for (const t of state.tallies.values()) {
     if (t.scope === "county" || out.has(t.scope)) continue;
-    const v = known ? valueOf(t, state.column) : 0;
-    if (v !== undefined && v !== null) out.add(t.scope);
+    let v;
+    if (t.kind === "gauge") {
+      v = setWithin ? historyValue(curReaders, t, period) : valueOf(t, column);
+      if (v !== undefined && v !== null) out.add(t.scope);
+    } else if (t.kind === "counter") {
+      v = valueOf(t, column);
+      // (null: a sum beyond int64, of figures all the same)
+      if (v === null || (isInt(v) && BigInt(v) !== 0n)) out.add(t.scope);
+    }
   }
   return out;
 }
@@ -485,6 +547,8 @@ function drawKpis() {
     // figure alone cannot give enough room).
     fitWidth(line, value, 12);
     for (const el of line.querySelectorAll(".unit, .tag")) fitWidth(line, el, 10);
+    // (a gauge's 同比 names the figure it starts from: 本季度内 1,234 · 同比 ▲20.0%)
+    if (yoy) fitWidth(yoy, yoy, 11);
   }
   if (paged)
     box.appendChild(pager(state.kpiPage, pages, "全县指标 " + all.length + " 项", (i) => { state.kpiPage = i; }));
@@ -499,6 +563,26 @@ function fitWidth(box, el, min) {
     size = Math.max(min, Math.min(size - 1, Math.floor(size * box.clientWidth / box.scrollWidth)));
     el.style.fontSize = size + "px";
   }
+}
+
+// A table cell's figure whole, never cut with an ellipsis: set smaller
+// (to 12 px), and, should it still not fit its column (888,888,888,888 in
+// a column of eight), on two or three lines, broken after its commas,
+// smaller still, within the row's height.
+function fitCell(td) {
+  fitWidth(td, td, 12);
+  if (td.scrollWidth <= td.clientWidth) return;
+  const high = td.clientHeight;
+  const text = td.textContent;
+  td.replaceChildren();
+  text.split(/(?<=,)/).forEach((part, i) => {
+    if (i) td.append(document.createElement("wbr"));
+    td.append(part);
+  });
+  td.classList.add("wrap");
+  let size = 12;
+  while ((td.scrollWidth > td.clientWidth || td.clientHeight > high) && size > 7)
+    td.style.fontSize = --size + "px";
 }
 
 function drawRatios() {
@@ -685,7 +769,7 @@ function drawTable() {
       tr.appendChild(td);
     }
     body.appendChild(tr);
-    for (const td of tr.children) if (td.textContent.length > 7) fitWidth(td, td, 12);
+    for (const td of tr.children) if (td.textContent.length > 7) fitCell(td);
   }
   drawChart(chartTowns, chartKey);
   // Under the chart: who it leaves out, and a figure nobody has yet.
@@ -964,13 +1048,17 @@ function apply(msg, text) {
       for (const r of historyReaders) r.stale = true;
     state.historyGen = msg.history_gen;
   }
-  for (const r of historyReaders) if (r.stale) r.load();
   if (msg.tallies) {
-    for (const t of msg.tallies) state.tallies.set(t.scope + "|" + t.metric, t);
+    for (const t of msg.tallies) {
+      state.tallies.set(t.scope + "|" + t.metric, t);
+      // a gauge set: its value within the column's days may have changed
+      if (t.kind === "gauge" && msg.type === "update") for (const r of curReaders) r.stale = true;
+    }
     if (msg.type === "update" && msg.tallies.length) state.lastChange = Date.now();
     if (msg.type === "snapshot" && !state.lastChange) state.lastChange = state.staleSince || Date.now();
     state.dirty = true;
   }
+  for (const r of historyReaders) if (r.stale) r.load();
 }
 
 let retry = 1000;
@@ -1007,7 +1095,7 @@ function connect() {
 // without the request) every UNSUPPORTED_RETRY_MS.
 function historyReader(want, prefix) {
   const r = { asked: null, at: 0, ok: false, stale: false, unsupported: false, timer: null,
-              values: new Map(), period: null, refused: null };
+              values: new Map(), period: null, refused: null, gen: 0 };
   r.load = async () => {
     const period = want();
     if (!period) return;
@@ -1019,6 +1107,7 @@ function historyReader(want, prefix) {
       return;
     }
     r.at = Date.now();
+    const gen = ++r.gen; // (an answer overtaken by a later question is dropped)
     r.asked = period;
     r.stale = false;
     r.ok = false;
@@ -1030,6 +1119,7 @@ function historyReader(want, prefix) {
       r.refused = resp.status === 400 ? period : null;
       if (!resp.ok) return;
       const doc = parseJSON(await resp.text());
+      if (gen !== r.gen) return;
       const values = new Map();
       for (const t of doc.tallies || []) values.set(t.scope + "|" + t.metric, t.values[period]);
       r.values = values;
@@ -1059,7 +1149,13 @@ const pastReaders = HISTORY_PARTS.map((prefix) => historyReader(
 // then, in case it is upgraded.
 const yoyReaders = HISTORY_PARTS.map((prefix) => historyReader(() => yoySpan(state.column), prefix));
 
-const historyReaders = pastReaders.concat(yoyReaders);
+// Every series' figures in the live column's own days so far
+// (currentPeriod), for a gauge's latest value set within them (its 同比,
+// and whether a township reported in the column): read again whenever
+// a gauge changes (apply).
+const curReaders = HISTORY_PARTS.map((prefix) => historyReader(() => currentPeriod(state.column), prefix));
+
+const historyReaders = pastReaders.concat(yoyReaders, curReaders);
 
 // t's value in period as readers (pastReaders or yoyReaders) last read
 // it, undefined while not read.
