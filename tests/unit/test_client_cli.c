@@ -532,7 +532,8 @@ static void test_usage_errors(void **state)
 
     RUN(f, "push", "--town", "gaoguan", "--time", "2100-01-02T00:00:00Z", "a=1");
     assert_int_equal(f->status, 2);
-    assert_non_null(strstr(f->err, "--time '2100-01-02T00:00:00Z' is 2100-01-02T00:00:00Z, after 2099"));
+    assert_non_null(
+        strstr(f->err, "--time '2100-01-02T00:00:00Z' is 2100-01-02T00:00:00Z, after 2099"));
     char bad[128];
     snprintf(bad, sizeof bad, "%s/bad.csv", f->dir);
     FILE *fp = fopen(bad, "w");
