@@ -70,7 +70,9 @@ static int check_config(const char *path, const char *state_dir)
     tallyd_config_t cfg;
     char err[1024];
     if (config_load(path, &cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s\n", err);
+        /* "FILE:LINE: ..." names itself; "cannot open FILE" is said to be
+         * tallyd's. */
+        fprintf(stderr, "%s%s\n", strncmp(err, path, strlen(path)) == 0 ? "" : "tallyd: ", err);
         return 2;
     }
     /* The keys too, as a start would read them. */

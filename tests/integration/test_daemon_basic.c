@@ -493,6 +493,12 @@ static void test_cli(void **state)
         fail_msg("expected '%s' in: %s", want, out);
     assert_non_null(strstr(out, "countr"));
 
+    /* A file that is not there: said to be tallyd's word, not the file's. */
+    const char *missing[] = {"--check-config", "/nonexistent/tallyd.conf", NULL};
+    assert_int_equal(harness_run(missing, out, sizeof(out), 5000), 2);
+    if (strncmp(out, "tallyd: cannot open /nonexistent/tallyd.conf", 44) != 0)
+        fail_msg("--check-config of a missing file: %s", out);
+
     /* The daemon refuses to start on it with the same status. */
     const char *run[] = {"-c", broken, "-r", "ipc:///nonexistent/r", NULL};
     assert_int_equal(harness_run(run, out, sizeof(out), 5000), 2);
