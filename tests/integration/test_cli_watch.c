@@ -458,6 +458,8 @@ static bool pty_read(pty_watch_t *p, int ms, const char *until);
 static size_t pty_frames(const pty_watch_t *p, char **frames, size_t max)
 {
     size_t n = 0;
+    if (p->buf == NULL)
+        return 0; /* nothing read yet (memmem takes no null pointer) */
     const char *s = p->buf, *end = p->buf + p->len;
     const char *at = memmem(s, (size_t)(end - s), CLEAR, strlen(CLEAR));
     while (at != NULL && n < max) {
