@@ -15,6 +15,7 @@
 #include "cli_opts.h"
 #include "cli_render.h"
 #include "table.h"
+#include "utf8.h"
 
 /* The help lines of the shared options are cli_opts.h's macros. */
 /* clang-format off */
@@ -162,18 +163,10 @@ static void screen_size(int *cols, int *rows)
  * and its display width (table_wcwidth; 1 for an invalid byte). */
 static size_t utf8_char(const char *s, int *width)
 {
-    const unsigned char *u = (const unsigned char *)s;
-    size_t len = u[0] < 0x80 ? 1 : u[0] >= 0xf0 ? 4 : u[0] >= 0xe0 ? 3 : u[0] >= 0xc0 ? 2 : 0;
-    uint32_t cp = len == 1 ? u[0] : len == 2 ? u[0] & 0x1fu : len == 3 ? u[0] & 0x0fu : u[0] & 7u;
-    for (size_t i = 1; i < len; i++) {
-        if ((u[i] & 0xc0) != 0x80) {
-            len = 0;
-            break;
-        }
-        cp = cp << 6 | (u[i] & 0x3fu);
-    }
-    if (len == 0 || u[0] >= 0xf8) {
-        *width = 1;
+    uint32_t cp;
+    size_t len = utf8_decode(s, strnlen(s, 4), &cp);
+    if (len == 0) {
+        *width = 1; /* a stray byte, shown as one replacement character */
         return 1;
     }
     *width = table_wcwidth(cp);
