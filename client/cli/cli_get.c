@@ -67,79 +67,42 @@ static int print(cli_render_rows_t *r, bool json, uint64_t seq, uint64_t stream,
     return 0;
 }
 
-/* Collects the distinct metric names of the county's tallies. */
-typedef struct names {
-    char *v[512];
-    size_t n;
-} names_t;
-
-static void add_name(void *ctx, const tally_tally_t *t)
-{
-    names_t *nm = ctx;
-    for (size_t i = 0; i < nm->n; i++)
-        if (strcmp(nm->v[i], t->metric) == 0)
-            return;
-    if (nm->n < sizeof nm->v / sizeof nm->v[0] && (nm->v[nm->n] = strdup(t->metric)) != NULL)
-        nm->n++;
-}
-
-/* The metric the daemon has tallies of that is closest to metric, or
- * NULL: one more snapshot, of the county's tallies, only on this path. */
-static char *closest_metric(cli_global_t *g, const tally_curve_t *curve, const char *metric,
-                            int timeout_ms)
-{
-    names_t nm = {.n = 0};
-    tally_request_t req = cli_request(curve, timeout_ms, NULL, 0);
-    char *best = NULL;
-    if (tally_get_req(g->server, &req, "u/county/", add_name, &nm, NULL, NULL) == 0) {
-        const char *s = cli_suggest(metric, (const char *const *)nm.v, nm.n);
-        best = s != NULL ? strdup(s) : NULL;
-    }
-    for (size_t i = 0; i < nm.n; i++)
-        free(nm.v[i]);
-    return best;
-}
-
 /* Nothing matched: a filter that names a metric or township the daemon
  * has no tallies of is the user's mistake more often than not (status
  * 1); no tallies at all is just an empty daemon (status 0). */
-static int nothing(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *curve)
+static int nothing(const cli_opts_t *o, const tally_curve_t *curve)
 {
     if (o->metric == NULL && o->town == NULL) {
         if (!o->json) /* the JSON document says it already */
             fprintf(stderr, "tally get: no tallies yet\n");
         return CLI_OK;
     }
-    if (o->metric == NULL) {
-        char hint[160];
-        cli_town_hint(g->server, curve, o->town, o->timeout_ms, hint, sizeof hint);
-        fprintf(stderr, "tally get: township '%s' has no tallies%s\n", o->town, hint);
-        return CLI_REJECTED;
-    }
-    char *best = closest_metric(g, curve, o->metric, o->timeout_ms);
-    char hint[160] = "";
-    bool known = best != NULL && strcmp(best, o->metric) == 0;
-    if (best != NULL && !known)
-        snprintf(hint, sizeof hint, " (did you mean '%s'?)", best);
-    free(best);
-    if (o->town != NULL && known) {
-        /* The county has tallies of the metric: the township is what
-         * has none, misspelt or not reporting it. */
-        cli_town_hint(g->server, curve, o->town, o->timeout_ms, hint, sizeof hint);
-        char same[PROTO_NAME_MAX + 32];
-        snprintf(same, sizeof same, " (did you mean '%s'?)", o->town);
-        if (hint[0] == '\0' || strcmp(hint, same) != 0)
-            fprintf(stderr, "tally get: township '%s' has no tallies%s\n", o->town, hint);
-        else
-            fprintf(stderr, "tally get: township '%s' has no tallies of metric '%s' yet\n", o->town,
-                    o->metric);
-        return CLI_REJECTED;
-    }
-    if (o->town != NULL)
+    char mhint[PROTO_NAME_MAX * 2 + 64] = "", thint[PROTO_NAME_MAX * 2 + 64] = "";
+    cli_name_t m = o->metric != NULL
+                       ? cli_name_check(o, curve, o->metric, false, mhint, sizeof mhint)
+                       : CLI_NAME_KNOWN;
+    cli_name_t t = o->town != NULL && m == CLI_NAME_KNOWN
+                       ? cli_name_check(o, curve, o->town, true, thint, sizeof thint)
+                       : CLI_NAME_KNOWN;
+    if (m == CLI_NAME_NOT_LISTED)
+        fprintf(stderr,
+                "tally get: metric '%s' is not in the daemon's catalog and has no tallies%s\n",
+                o->metric, mhint);
+    else if (t == CLI_NAME_NOT_LISTED)
+        fprintf(stderr, "tally get: township '%s' is not in the daemon's catalog%s\n", o->town,
+                thint);
+    else if (o->metric == NULL || t == CLI_NAME_NO_TALLIES)
+        /* The county may have tallies of the metric: the township is
+         * what has none, misspelt or not reporting. */
+        fprintf(stderr, "tally get: township '%s' has no tallies%s\n", o->town, thint);
+    else if (o->town != NULL && m == CLI_NAME_KNOWN) /* both declared or with tallies */
+        fprintf(stderr, "tally get: township '%s' has no tallies of metric '%s' yet\n", o->town,
+                o->metric);
+    else if (o->town != NULL)
         fprintf(stderr, "tally get: township '%s' has no tallies of metric '%s'%s\n", o->town,
-                o->metric, hint);
+                o->metric, mhint);
     else
-        fprintf(stderr, "tally get: metric '%s' has no tallies%s\n", o->metric, hint);
+        fprintf(stderr, "tally get: metric '%s' has no tallies%s\n", o->metric, mhint);
     return CLI_REJECTED;
 }
 
@@ -196,7 +159,7 @@ int cli_get(int argc, char **argv, cli_global_t *g)
             cli_error("out of memory");
             status = CLI_INTERNAL;
         } else if (rows.n == 0) {
-            status = nothing(g, &o, curve);
+            status = nothing(&o, curve);
         }
     }
     cli_render_rows_free(&rows);

@@ -360,7 +360,7 @@ int cli_history(int argc, char **argv, cli_global_t *g)
             snprintf(what, sizeof(what), "--metric '%s'", o.metric);
         else
             snprintf(what, sizeof(what), "--from '%s' --to '%s'", from, to);
-        status = cli_history_refused(g, "history", rc, &req, what, o.timeout_ms);
+        status = cli_history_refused(&o, rc, &req, what);
         points_free(pts);
         return status;
     }
@@ -388,7 +388,7 @@ int cli_history(int argc, char **argv, cli_global_t *g)
         (rc = cli_prefix("history", o.metric, o.town, 0, prefix, sizeof(prefix))) == 0) {
         rc = year_ago(g->server, &req, prefix, today, &h);
         if (rc < 0 && rc != TALLY_ENOMEM)
-            status = cli_history_refused(g, "history", rc, &req, "--compare", o.timeout_ms);
+            status = cli_history_refused(&o, rc, &req, "--compare");
     }
     if (rc == TALLY_ENOMEM) {
         cli_error("out of memory");

@@ -3,8 +3,12 @@
 #include "cli_opts.h"
 
 #include <assert.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "cli_names.h"
 
 typedef struct shared {
     unsigned group; /* 0: always */
@@ -218,6 +222,103 @@ const char *cli_catalog_id(const char *name, const tally_catalog_t *cat, bool to
         }
     }
     return twice ? NULL : found;
+}
+
+/* The distinct names of the tallies walked (a metric's or township's,
+ * as name_of says), at most NAMES_MAX. */
+#define NAMES_MAX 512
+typedef struct names {
+    char *v[NAMES_MAX];
+    size_t n;
+} names_t;
+
+static void add_metric(void *ctx, const tally_tally_t *t)
+{
+    names_t *nm = ctx;
+    for (size_t i = 0; i < nm->n; i++)
+        if (strcmp(nm->v[i], t->metric) == 0)
+            return;
+    if (nm->n < NAMES_MAX && (nm->v[nm->n] = strdup(t->metric)) != NULL)
+        nm->n++;
+}
+
+/* The names with tallies at the daemon now, the townships (TOWNSHIPS_REQ)
+ * or the county's metrics (a snapshot of u/county/), hold name?  Unless
+ * they do, and unless hint holds one already, the closest of them into
+ * hint.  true when they do or cannot be read. */
+static bool by_tallies(const cli_opts_t *o, const tally_curve_t *curve, const char *name,
+                       bool township, char *hint, size_t cap)
+{
+    tally_request_t req = cli_request(curve, o->timeout_ms, NULL, 0);
+    names_t nm = {.n = 0};
+    tally_townships_t l = {0};
+    const char *const *v = NULL;
+    size_t n = 0;
+    if (township && tally_townships_req(o->g->server, &req, &l) == 0)
+        v = (const char *const *)l.v, n = l.n;
+    else if (!township &&
+             tally_get_req(o->g->server, &req, "u/county/", add_metric, &nm, NULL, NULL) == 0)
+        v = (const char *const *)nm.v, n = nm.n;
+    size_t i = 0;
+    while (v != NULL && i < n && strcmp(v[i], name) != 0)
+        i++;
+    bool found = v == NULL || i < n;
+    const char *s = found || hint[0] != '\0' ? NULL : cli_suggest(name, v, n);
+    if (s != NULL)
+        snprintf(hint, cap, " (did you mean '%s'?)", s);
+    for (i = 0; i < nm.n; i++)
+        free(nm.v[i]);
+    tally_townships_clear(&l);
+    return found;
+}
+
+/* Is name an id or label (display name) of the catalog's list?  Unless
+ * it is, the closest of them into hint. */
+static bool in_list(const tally_catalog_t *cat, const char *name, bool township, char *hint,
+                    size_t cap)
+{
+    size_t n = township ? tally_catalog_townships(cat) : tally_catalog_metrics(cat);
+    void (*get)(const tally_catalog_t *, size_t, const char **, const char **) =
+        township ? township_text : metric_text;
+    const char **cand = malloc(2 * n * sizeof *cand + 1);
+    if (cand == NULL)
+        return true;
+    for (size_t i = 0; i < n; i++) {
+        get(cat, i, &cand[2 * i], &cand[2 * i + 1]);
+        if (strcmp(cand[2 * i], name) == 0 || strcmp(cand[2 * i + 1], name) == 0) {
+            free(cand);
+            return true;
+        }
+    }
+    size_t best = cli_closest(name, cand, 2 * n);
+    if (best != SIZE_MAX && best % 2 == 1 && !township)
+        snprintf(hint, cap, " (did you mean '%s', id %s?)", cand[best], cand[best - 1]);
+    else if (best != SIZE_MAX)
+        snprintf(hint, cap, " (did you mean '%s'?)", cand[best]);
+    free(cand);
+    return false;
+}
+
+cli_name_t cli_name_check(const cli_opts_t *o, const tally_curve_t *curve, const char *name,
+                          bool township, char *hint, size_t cap)
+{
+    hint[0] = '\0';
+    tally_request_t req = cli_request(curve, o->timeout_ms, NULL, 0);
+    const tally_catalog_t *cat = NULL;
+    if (cli_catalog(o->g, &req, &cat) != 0) /* a daemon that sends none */
+        return by_tallies(o, curve, name, township, hint, cap) ? CLI_NAME_KNOWN
+                                                               : CLI_NAME_NO_TALLIES;
+    /* A township list that names any is closed (it lists the townships
+     * it no longer declares as well); a metric list may name some and be
+     * open (tallyd's built-in one), or leave out a metric removed that
+     * has tallies: those are asked for. */
+    if (township && tally_catalog_townships(cat) > 0)
+        return in_list(cat, name, true, hint, cap) ? CLI_NAME_KNOWN : CLI_NAME_NOT_LISTED;
+    if (township)
+        return by_tallies(o, curve, name, true, hint, cap) ? CLI_NAME_KNOWN : CLI_NAME_NO_TALLIES;
+    if (in_list(cat, name, false, hint, cap) || by_tallies(o, curve, name, false, hint, cap))
+        return CLI_NAME_KNOWN;
+    return CLI_NAME_NOT_LISTED;
 }
 
 int cli_opts_resolve(cli_opts_t *o, const tally_curve_t *curve, int patient_ms)

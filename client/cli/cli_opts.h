@@ -125,6 +125,30 @@ int cli_opts_parse(cli_opts_t *o, int argc, char **argv);
  * (printed) of cli_request_failed() when the catalog request fails. */
 int cli_opts_resolve(cli_opts_t *o, const tally_curve_t *curve, int patient_ms);
 
+/* What the daemon makes of a --town or --metric: cli_name_check. */
+typedef enum {
+    CLI_NAME_KNOWN,      /* in the catalog or with tallies, or cannot be told */
+    CLI_NAME_NOT_LISTED, /* see cli_name_check */
+    CLI_NAME_NO_TALLIES, /* not known to be outside the catalog, without tallies */
+} cli_name_t;
+
+/* Judge name, a --town (township true) or --metric of o's command, by
+ * the daemon's catalog (read now, for o->timeout_ms, if it has not been)
+ * and, where the catalog cannot tell, by the names that have tallies (one
+ * more request: the township list, or the county's tallies).  A township
+ * list that declares any is closed: a name that is neither an id nor a
+ * display name of it is CLI_NAME_NOT_LISTED; in an open one, a name
+ * without tallies is CLI_NAME_NO_TALLIES.  A metric that is neither an
+ * id nor a label of the catalog and has no tallies in the county is
+ * CLI_NAME_NOT_LISTED (the catalog may be open, as tallyd's built-in one
+ * is: a name first pushed later is accepted).  When the catalog cannot be
+ * read, a name without tallies is CLI_NAME_NO_TALLIES.  Unless known, hint[0..cap) is " (did you mean
+ * 'X'?)", or " (did you mean 'LABEL', id ID?)" for a metric's label, the
+ * closest id, name or label of the catalog, else of the names with
+ * tallies, or "" when none is close. */
+cli_name_t cli_name_check(const cli_opts_t *o, const tally_curve_t *curve, const char *name,
+                          bool township, char *hint, size_t cap);
+
 /* Does s hold a byte beyond ASCII (a name that may be a display name or
  * label rather than an id)? */
 bool cli_beyond_ascii(const char *s);

@@ -17,14 +17,27 @@
 #include "table.h"
 #include "vec.h"
 
-int cli_history_refused(cli_global_t *g, const char *cmd, int rc, const tally_request_t *req,
-                        const char *what, int timeout_ms)
+int cli_history_refused(const cli_opts_t *o, int rc, const tally_request_t *req, const char *what)
 {
+    cli_global_t *g = o->g;
+    const char *cmd = o->cmd;
     const char *msg = req->errbuf != NULL && req->errbuf[0] ? req->errbuf : tally_strerror(rc);
+    const char *name = rc == TALLY_EUNKTOWN ? o->town : rc == TALLY_EUNKMETRIC ? o->metric : NULL;
+    char hint[PROTO_NAME_MAX * 2 + 64] = "";
+    cli_name_t known =
+        name != NULL ? cli_name_check(o, req->curve, name, rc == TALLY_EUNKTOWN, hint, sizeof hint)
+                     : CLI_NAME_KNOWN;
     switch (rc) {
-    case TALLY_EBADPERIOD:
     case TALLY_EUNKTOWN:
     case TALLY_EUNKMETRIC:
+        if (known == CLI_NAME_NOT_LISTED) {
+            fprintf(stderr, "tally %s: %s is not in the daemon's catalog%s%s\n", cmd, what,
+                    rc == TALLY_EUNKMETRIC ? " and has no tallies" : "", hint);
+            return CLI_USAGE;
+        }
+        fprintf(stderr, "tally %s: %s: %s%s\n", cmd, what, msg, hint);
+        return CLI_USAGE;
+    case TALLY_EBADPERIOD:
         fprintf(stderr, "tally %s: %s: %s\n", cmd, what, msg);
         return CLI_USAGE;
     case TALLY_EEXPIRED:
@@ -37,7 +50,7 @@ int cli_history_refused(cli_global_t *g, const char *cmd, int rc, const tally_re
                 cmd, g->server);
         return CLI_REJECTED;
     default:
-        return cli_request_failed(g, cmd, rc, req, timeout_ms);
+        return cli_request_failed(g, cmd, rc, req, o->timeout_ms);
     }
 }
 
@@ -262,15 +275,8 @@ static int fetch(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *curv
                 g->server, period->name);
         return CLI_REJECTED;
     }
-    if (rc == TALLY_EUNKTOWN && o->town != NULL) {
-        char hint[160];
-        cli_town_hint(g->server, curve, o->town, o->timeout_ms, hint, sizeof hint);
-        fprintf(stderr, "tally get: --town '%s': %s%s\n", o->town,
-                req.errbuf != NULL && req.errbuf[0] ? req.errbuf : tally_strerror(rc), hint);
-        return CLI_USAGE;
-    }
     if (rc < 0)
-        return cli_history_refused(g, "get", rc, &req, blame(rc, o, arg), o->timeout_ms);
+        return cli_history_refused(o, rc, &req, blame(rc, o, arg));
     if (rows->oom) {
         cli_error("out of memory");
         return CLI_INTERNAL;

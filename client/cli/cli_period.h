@@ -91,10 +91,10 @@ int cli_get_period(cli_global_t *g, const cli_opts_t *o, const tally_curve_t *cu
                    const char *period, bool compare);
 
 /* The daemon refused a history request (PERIOD_REQ, SPAN_REQ,
- * RANGE_REQ) with rc: print why, blaming what (the argument at fault),
- * and return the exit status. */
-int cli_history_refused(cli_global_t *g, const char *cmd, int rc, const tally_request_t *req,
-                        const char *what, int timeout_ms);
+ * RANGE_REQ) of o's command with rc: print why, blaming what (the
+ * argument at fault; with the closest name of the catalog when it is a
+ * --town or --metric not in it), and return the exit status. */
+int cli_history_refused(const cli_opts_t *o, int rc, const tally_request_t *req, const char *what);
 
 /* A value as JSON on stdout (v NULL, or not present: null; a ratio as
  * {"num":..,"den":..,"value":..}). */

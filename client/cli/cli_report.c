@@ -353,9 +353,9 @@ int cli_report(int argc, char **argv, cli_global_t *g)
     free(ids);
     tally_townships_clear(&found);
     if (rc == TALLY_EUNKTOWN || rc == TALLY_EBADPERIOD) {
-        char hint[160] = "";
+        char hint[PROTO_NAME_MAX * 2 + 64] = "";
         if (rc == TALLY_EUNKTOWN && o.town != NULL)
-            cli_town_hint(g->server, f.req.curve, o.town, o.timeout_ms, hint, sizeof hint);
+            (void)cli_name_check(&o, f.req.curve, o.town, true, hint, sizeof hint);
         fprintf(
             stderr, "tally report: %s '%s': %s%s\n", rc == TALLY_EUNKTOWN ? "--town" : "--period",
             rc == TALLY_EUNKTOWN ? o.town : period, f.err[0] ? f.err : tally_strerror(rc), hint);

@@ -243,20 +243,6 @@ bool cli_link_final(int link)
            link == TALLY_LINK_KEY_REFUSED;
 }
 
-void cli_town_hint(const char *server, const tally_curve_t *curve, const char *town, int timeout_ms,
-                   char *hint, size_t cap)
-{
-    hint[0] = '\0';
-    tally_townships_t l = {0};
-    tally_request_t req = cli_request(curve, timeout_ms, NULL, 0);
-    if (tally_townships_req(server, &req, &l) == 0) {
-        const char *s = cli_suggest(town, (const char *const *)l.v, l.n);
-        if (s != NULL)
-            snprintf(hint, cap, " (did you mean '%s'?)", s);
-    }
-    tally_townships_clear(&l);
-}
-
 tally_request_t cli_request(const tally_curve_t *curve, int timeout_ms, char *err, size_t err_len)
 {
     return (tally_request_t){.curve = curve,

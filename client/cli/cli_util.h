@@ -114,12 +114,6 @@ bool cli_link_final(int link);
  * it failed; it gives up after CLI_REFUSED_MS of refused connections. */
 tally_request_t cli_request(const tally_curve_t *curve, int timeout_ms, char *err, size_t err_len);
 
-/* " (did you mean 'gaoguan'?)" into hint for a township town that tallyd
- * has no tallies of, from the townships it has (TOWNSHIPS_REQ, only on
- * this error path), or "" when none is close. */
-void cli_town_hint(const char *server, const tally_curve_t *curve, const char *town, int timeout_ms,
-                   char *hint, size_t cap);
-
 /* Print, for command cmd, that tallyd at g->server gave no answer within
  * timeout_ms, and why as far as link (enum tally_link: what the
  * connection showed) tells: nothing listens there, the network does not

@@ -574,6 +574,30 @@ static int run(watch_t *w, int duration_ms, bool table)
     return CLI_OK;
 }
 
+/* A --town that the catalog's declared townships lack, or a --metric
+ * that neither the catalog nor the county's tallies have, would never
+ * show (unless pushed later to an open catalog): said now, not after a
+ * silent wait (status 2).  A daemon not up yet (asked in vain already
+ * when tried) cannot tell. */
+static int check_names(const cli_opts_t *o, const tally_curve_t *curve, bool tried)
+{
+    const tally_catalog_t *cat;
+    tally_request_t req = cli_request(curve, CATALOG_WAIT_MS, NULL, 0);
+    if ((o->metric == NULL && o->town == NULL) || (o->g->catalog == NULL && tried) ||
+        cli_catalog(o->g, &req, &cat) != 0)
+        return 0;
+    for (int i = 0; i < 2; i++) {
+        const char *name = i == 0 ? o->metric : o->town;
+        char hint[PROTO_NAME_MAX * 2 + 64];
+        if (name != NULL &&
+            cli_name_check(o, curve, name, i == 1, hint, sizeof hint) == CLI_NAME_NOT_LISTED)
+            return cli_usage_error("watch", "%s '%s' is not in the daemon's catalog%s%s",
+                                   i == 0 ? "--metric" : "--town", name,
+                                   i == 0 ? " and has no tallies" : "", hint);
+    }
+    return 0;
+}
+
 int cli_watch(int argc, char **argv, cli_global_t *g)
 {
     static const struct option own[] = {
@@ -621,12 +645,16 @@ int cli_watch(int argc, char **argv, cli_global_t *g)
         status = cli_opts_resolve(&o, curve, CATALOG_WAIT_MS);
     if (status != 0)
         return status;
+
     w.metric = o.all ? o.metric : NULL;
     w.curve = curve;
     /* Read once: a reload that changes the catalog shows after a restart
      * of the watch.  A short wait, so that a daemon not up yet delays the
      * first screen little. */
     w.cat = cli_render_catalog(g, "watch", curve, o.labels, CATALOG_WAIT_MS, table, table);
+    status = check_names(&o, curve, w.cat.catalog == NULL && (o.labels > 0 || table));
+    if (status != 0)
+        return status;
     char err[512];
     tally_sub_opts_t so = {.errbuf = err, .errbuf_len = sizeof err, .curve = curve};
     int rc = tally_sub_new(g->server, o.prefix, &cb, &so, &w.sub);

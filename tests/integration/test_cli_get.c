@@ -613,6 +613,71 @@ static void test_closed_townships(void **state)
     assert_int_equal(stat_value(f, "tallyd_submissions_accepted_total"), 1);
 }
 
+/* 1h'. A --metric or --town that the catalog's declared lists lack, in
+ * get, get --period, history and watch: said to be outside the catalog,
+ * with the id or label most likely meant (a label's id beside it),
+ * instead of "no tallies" or, in watch, a silent wait; a declared one
+ * without tallies is not. */
+static const char listed_conf[] = "[township gaoguan]\nname = 高观镇\n"
+                                  "[township gaoyan]\nname = 高燕镇\n"
+                                  "[metric disputes.screened]\nkind = counter\n"
+                                  "label = 排查矛盾纠纷\n"
+                                  "[metric patrols]\nkind = counter\n";
+
+static void expect_said(fx_t *f, int status, const char *const *args, const char *want)
+{
+    cli_result_t r = run_expect(f, status, args);
+    if (strstr(r.err, want) == NULL)
+        fail_msg("tally %s %s %s: no \"%s\" in:\n%s", args[0], args[1], args[2], want, r.err);
+    cli_result_free(&r);
+}
+
+static void test_names_not_listed(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(harness_start(&f->h, listed_conf, NULL), 0);
+    cli_result_t r =
+        run_expect(f, 0, (const char *const[]){"push", "--town", "gaoguan", "patrols=1", NULL});
+    cli_result_free(&r);
+    expect_said(f, 1, (const char *const[]){"get", "-m", "排查矛盾纠", NULL},
+                "tally get: metric '排查矛盾纠' is not in the daemon's catalog and has no "
+                "tallies (did you mean '排查矛盾纠纷', id disputes.screened?)\n");
+    expect_said(f, 1, (const char *const[]){"get", "-m", "patrol", NULL},
+                "tally get: metric 'patrol' is not in the daemon's catalog and has no tallies "
+                "(did you mean 'patrols'?)\n");
+    expect_said(f, 1, (const char *const[]){"get", "-t", "高观乡", "-m", "patrols", NULL},
+                "tally get: township '高观乡' is not in the daemon's catalog (did you mean "
+                "'高观镇'?)\n");
+    expect_said(f, 1, (const char *const[]){"get", "-m", "排查矛盾纠纷", NULL},
+                "tally get: metric 'disputes.screened' has no tallies\n");
+    expect_said(f, 1, (const char *const[]){"get", "-t", "gaoyan", NULL},
+                "tally get: township 'gaoyan' has no tallies\n");
+    expect_said(f, 2, (const char *const[]){"get", "--period", "2026", "-m", "patrol", NULL},
+                "tally get: --metric 'patrol' is not in the daemon's catalog and has no "
+                "tallies (did you mean 'patrols'?)\n");
+    expect_said(f, 2,
+                (const char *const[]){"history", "--by", "year", "--from", "2026", "-m",
+                                      "排查矛盾纠", NULL},
+                "tally history: --metric '排查矛盾纠' is not in the daemon's catalog and has "
+                "no tallies (did you mean '排查矛盾纠纷', id disputes.screened?)\n");
+    expect_said(f, 2,
+                (const char *const[]){"history", "--by", "year", "--from", "2026", "-m", "patrols",
+                                      "-t", "gaoguna", NULL},
+                "tally history: --town 'gaoguna' is not in the daemon's catalog (did you mean "
+                "'gaoguan'?)\n");
+    expect_said(f, 2, (const char *const[]){"watch", "-d", "5", "-m", "patrol", NULL},
+                "tally watch: --metric 'patrol' is not in the daemon's catalog and has no "
+                "tallies (did you mean 'patrols'?)\n");
+    expect_said(f, 2, (const char *const[]){"watch", "-d", "5", "-t", "高观", NULL},
+                "tally watch: --town '高观' is not in the daemon's catalog (did you mean "
+                "'高观镇'?)\n");
+    /* A declared metric without tallies yet: the watch waits for it. */
+    r = run_expect(f, 0,
+                   (const char *const[]){"watch", "-d", "1", "-m", "disputes.screened", NULL});
+    assert_string_equal(r.err, "");
+    cli_result_free(&r);
+}
+
 /* 1i. One scope with more series than one period answer holds: an open
  * catalog takes up to max_metrics metrics, far more than the 512 series
  * tallyd puts in one answer with max_reply_queue at its least (1024).
@@ -919,6 +984,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_partial_push, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_name_said, setup, teardown),
         cmocka_unit_test_setup_teardown(test_closed_townships, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_names_not_listed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scope_larger_than_an_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
     };
