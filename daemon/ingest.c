@@ -258,6 +258,18 @@ static void answer_duplicate(ingest_t *in, const void *rid, size_t rid_len, cons
     ack_after(in, rid, rid_len, in->last_pos, s->seq, PROTO_ACK_DUPLICATE);
 }
 
+/* STALE_SEQUENCE for s: its seq is below the de-duplication window, so
+ * whether it was applied cannot be told. */
+static void reject_stale(ingest_t *in, const void *rid, size_t rid_len, const proto_submit_t *s)
+{
+    char msg[PROTO_MESSAGE_MAX];
+    snprintf(msg, sizeof(msg),
+             "seq: %" PRIu64 " is more than %d below the highest sequence applied for this "
+             "client id; a client may keep at most %d submissions in flight",
+             s->seq, DEDUP_WINDOW, DEDUP_WINDOW);
+    reject(in, rid, rid_len, s, TALLY_ESTALESEQ, -1, "seq", msg);
+}
+
 void ingest_refuse(ingest_t *in, const void *rid, size_t rid_len, const proto_submit_t *s,
                    const keyring_identity_t *who, const proto_error_t *err)
 {
@@ -267,9 +279,13 @@ void ingest_refuse(ingest_t *in, const void *rid, size_t rid_len, const proto_su
      * the clerk would answer by submitting the figures again. */
     char msg[PROTO_MESSAGE_MAX];
     uint8_t key[PROTO_CLIENT_ID_LEN];
-    if (ingest_check_authorized(in, who, s, msg, sizeof(msg)) &&
-        dedup_lookup(in, s, key) == TALLY_EEXIST) {
+    int rc = ingest_check_authorized(in, who, s, msg, sizeof(msg)) ? dedup_lookup(in, s, key) : 0;
+    if (rc == TALLY_EEXIST) {
         answer_duplicate(in, rid, rid_len, s, key);
+        return;
+    }
+    if (rc == TALLY_ESTALESEQ) { /* applied or not, it cannot be told */
+        reject_stale(in, rid, rid_len, s);
         return;
     }
     ingest_reject_decode(in, rid, rid_len, s->seq, err);
@@ -413,11 +429,7 @@ void ingest_submit(ingest_t *in, const void *rid, size_t rid_len, const void *bo
         return;
     }
     if (rc == TALLY_ESTALESEQ) {
-        snprintf(msg, sizeof(msg),
-                 "seq: %" PRIu64 " is more than %d below the highest sequence applied for this "
-                 "client id; a client may keep at most %d submissions in flight",
-                 s->seq, DEDUP_WINDOW, DEDUP_WINDOW);
-        reject(in, rid, rid_len, s, rc, -1, "seq", msg);
+        reject_stale(in, rid, rid_len, s);
         return;
     }
     if (rc == TALLY_ECLIENTLIMIT) {

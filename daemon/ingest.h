@@ -229,7 +229,8 @@ void ingest_reject_decode(ingest_t *in, const void *rid, size_t rid_len, uint64_
  * is journaled and waiting, it is answered DUPLICATE as ingest_submit()
  * answers a resend, once the journal is durable; a resend of what was
  * applied before a reload lowered max_samples or max_msg is never told
- * it was rejected.  Otherwise as ingest_reject_decode(). */
+ * it was rejected; a seq below the window is STALE_SEQUENCE (whether it
+ * was applied cannot be told).  Otherwise as ingest_reject_decode(). */
 void ingest_refuse(ingest_t *in, const void *rid, size_t rid_len, const proto_submit_t *s,
                    const keyring_identity_t *who, const proto_error_t *err);
 

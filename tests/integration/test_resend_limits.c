@@ -2,7 +2,8 @@
  * (max_samples, max_msg_bytes) is answered DUPLICATE, not refused: the
  * client's ACK was lost, it resends the same bytes, and must hear that
  * they were counted (PROTOCOL.md 11.2: de-duplication comes before every
- * refusal of a SUBMIT whose client_id and seq can be read).  What was
+ * refusal of a SUBMIT whose client_id and seq can be read), and one
+ * below the de-duplication window is STALE_SEQUENCE.  What was
  * never applied is refused with an ACK for its seq; a request that is not
  * a SUBMIT gets ERROR TOO_LARGE with its req_id.  The real tallyd, over
  * real ZeroMQ sockets, without and with CURVE; the figures are read back. */
@@ -107,6 +108,18 @@ static void test_max_samples_lowered(void **state)
     assert_int_equal(county_total(f, &c, "ok.count"), 5);
     assert_int_equal(harness_stats(&c, "tallyd_duplicates_total"), 1);
     assert_int_equal(harness_stats(&c, "tallyd_rejected_too_many_samples_total"), 1);
+
+    /* The window moved on (seq 1030 applied): the resend of seq 1 now
+     * lies below it, where whether it was applied cannot be told, and is
+     * answered STALE_SEQUENCE as a valid one would be (11.2 step 3), not
+     * refused for its samples as if it had never been counted. */
+    encode(&c, &two, 1030, "ok.count", 1);
+    a = send_bytes(f, &c, &two);
+    expect_ack(&a, 1030, PROTO_ACK_ACCEPTED, 0);
+    a = send_bytes(f, &c, &one);
+    expect_ack(&a, 1, PROTO_ACK_REJECTED, -TALLY_ESTALESEQ);
+    assert_string_equal(a.field, "seq");
+    assert_int_equal(county_total(f, &c, "ok.count"), 6);
 
     msgpack_sbuffer_destroy(&one);
     msgpack_sbuffer_destroy(&two);
