@@ -217,6 +217,71 @@ static int parse_pair(const char *arg, csv_samples_t *out)
     return 0;
 }
 
+/* For qsort: samples by metric, then by their order in the input. */
+static const csv_sample_t *by_metric_v;
+static int by_metric(const void *a, const void *b)
+{
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    int c = strcmp(by_metric_v[i].metric, by_metric_v[j].metric);
+    return c != 0 ? c : (i > j) - (i < j);
+}
+
+/* Most repeated metrics said at once, and most lines of one. */
+#define REPEATS_SAID 5
+#define LINES_SAID   8
+
+/* One push gives each metric once: a metric on two rows of a file (ids:
+ * a label and its id are one metric) is a row pasted twice more often
+ * than not, and tallyd would add the two up (or keep the last, for a
+ * gauge) as one figure; likewise METRIC=VALUE pairs.  Refused before
+ * anything is sent, each such metric said with its lines and values
+ * (file NULL: pairs).  0, CLI_USAGE or CLI_INTERNAL. */
+static int repeated(const csv_samples_t *s, const char *file)
+{
+    size_t *ix = malloc(s->n * sizeof *ix + 1);
+    if (ix == NULL) {
+        cli_error("out of memory");
+        return CLI_INTERNAL;
+    }
+    for (size_t i = 0; i < s->n; i++)
+        ix[i] = i;
+    by_metric_v = s->v;
+    qsort(ix, s->n, sizeof *ix, by_metric);
+    size_t said = 0;
+    for (size_t a = 0, b; a < s->n; a = b) {
+        for (b = a + 1; b < s->n && strcmp(s->v[ix[a]].metric, s->v[ix[b]].metric) == 0; b++)
+            ;
+        if (b - a < 2 || said++ >= REPEATS_SAID)
+            continue;
+        char where[768] = "", num[64];
+        size_t len = 0;
+        for (size_t k = a; k < b && k - a < LINES_SAID; k++) {
+            const csv_sample_t *x = &s->v[ix[k]];
+            const char *sep = k == a ? "" : k + 1 == b ? " and " : ", ";
+            csv_decimal_text(x->value, x->places, num, sizeof num);
+            int w = file != NULL
+                        ? snprintf(where + len, sizeof where - len, "%s%u (%s)", sep, x->line, num)
+                        : snprintf(where + len, sizeof where - len, "%s%s", sep, num);
+            len += w > 0 ? (size_t)w : 0;
+        }
+        if (b - a > LINES_SAID)
+            snprintf(where + len, sizeof where - len, " and %zu more", b - a - LINES_SAID);
+        if (file != NULL)
+            fprintf(stderr, "tally push: %s: metric '%s' is on %zu lines: %s\n",
+                    strcmp(file, "-") == 0 ? "stdin" : file, s->v[ix[a]].metric, b - a, where);
+        else
+            fprintf(stderr, "tally push: metric '%s' is given %zu times: %s\n", s->v[ix[a]].metric,
+                    b - a, where);
+    }
+    free(ix);
+    if (said == 0)
+        return 0;
+    return cli_usage_error("push",
+                           "one push gives each metric once: tallyd would take a metric's "
+                           "values as one figure (a counter's added up, a gauge's last); give "
+                           "it once (with their sum, if each is meant); nothing was sent");
+}
+
 static int read_csv(const char *file, bool quiet, csv_samples_t *out)
 {
     char err[1024];
@@ -834,6 +899,8 @@ int cli_push(int argc, char **argv, cli_global_t *g)
         rc = cli_push_resolve(g, spool, &town, town_id, sizeof town_id, &samples,
                               file != NULL && strcmp(file, "-") == 0 ? "stdin" : file, o.timeout_ms,
                               &news, &sc);
+        if (rc == 0)
+            rc = repeated(&samples, file);
         if (rc == 0 && time_local)
             rc = cli_push_time_in_daemon_zone(g, spool, time_text, &time_ms, o.timeout_ms);
         if (time_text != NULL && time_ms == 0)

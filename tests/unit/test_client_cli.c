@@ -354,6 +354,32 @@ static void run_in(fake_t *f, const char *stdin_path, const char *const *args)
 
 #define RUN(f, ...) run_in(f, NULL, (const char *const[]){__VA_ARGS__, NULL})
 
+/* A metric given twice in one push, a row pasted twice in a report's
+ * file more often than not, would be one figure of their sum: refused,
+ * with the lines and values, and nothing sent. */
+static void test_push_repeated(void **state)
+{
+    fake_t *f = *state;
+    start(f, ACCEPT);
+    char dup[128];
+    snprintf(dup, sizeof dup, "%s/dup.csv", f->dir);
+    FILE *fp = fopen(dup, "w");
+    assert_non_null(fp);
+    fputs("metric,value\ndisputes.resolved,5\npatrols,1\ndisputes.resolved,7\n", fp);
+    fclose(fp);
+    RUN(f, f->server_arg, "push", "--town", "gaoguan", "--file", dup);
+    assert_int_equal(f->status, 2);
+    assert_non_null(strstr(f->err, "dup.csv: metric 'disputes.resolved' is on 2 lines: 2 (5) and "
+                                   "4 (7)\ntally push: one push gives each metric once"));
+    RUN(f, f->server_arg, "push", "--town", "gaoguan", "patrols=1", "disputes.resolved=2",
+        "patrols=2", "patrols=3");
+    assert_int_equal(f->status, 2);
+    assert_non_null(strstr(f->err, "metric 'patrols' is given 3 times: 1, 2 and 3\n"));
+    assert_null(strstr(f->err, "disputes.resolved"));
+    assert_int_equal(f->submits, 0);
+    assert_string_equal(f->out, "");
+}
+
 static void test_push_csv(void **state)
 {
     fake_t *f = *state;
@@ -811,6 +837,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_push_csv, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_push_repeated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_unreachable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_timeout_without_spool, setup, teardown),
