@@ -220,6 +220,8 @@ int engine_metric_scale(const engine_t *e, uint32_t metric)
     return e->metrics[metric].scale1 > 0 ? e->metrics[metric].scale1 - 1 : -1;
 }
 
+static void queue_dirty(engine_t *e, uint32_t sid);
+
 int engine_define_ratio(engine_t *e, uint32_t metric, uint32_t num, uint32_t den)
 {
     if (metric == 0 || num == 0 || den == 0 || metric == num || metric == den ||
@@ -254,15 +256,25 @@ int engine_define_ratio(engine_t *e, uint32_t metric, uint32_t num, uint32_t den
     e->metrics[metric].kind = PROTO_KIND_RATIO;
     e->metrics[metric].declared = 1;
     e->metrics[metric].ratio = ri;
+    /* Defined while its operands have series (a reload): its scopes are
+     * new to the subscribers, who learn of them only in updates.  The
+     * operands' series are queued again, as they are, so that the next
+     * drain reports them and the ratio's scopes beside them. */
+    for (uint32_t sid = 0; sid < e->nseries; sid++) {
+        uint32_t m = ser(e, sid)->metric;
+        if (m == num || m == den) {
+            queue_dirty(e, sid);
+        }
+    }
     return 0;
 }
 
 /* ---- dirty marks and time ---- */
 
-static void mark_dirty(engine_t *e, uint32_t sid)
+/* Queue series sid for the next drain, unless it is queued already. */
+static void queue_dirty(engine_t *e, uint32_t sid)
 {
     engine_series_t *s = ser(e, sid);
-    s->change_ms = e->now_ms;
     if (!s->dirty) {
         s->dirty = 1;
         if (e->dq_tail == e->dq_cap) {
@@ -274,6 +286,12 @@ static void mark_dirty(engine_t *e, uint32_t sid)
         e->dirtyq[e->dq_tail++] = sid;
         e->ndirty++;
     }
+}
+
+static void mark_dirty(engine_t *e, uint32_t sid)
+{
+    ser(e, sid)->change_ms = e->now_ms;
+    queue_dirty(e, sid);
 }
 
 static void node_changed(void *ctx, uint32_t node)

@@ -245,9 +245,12 @@ void engine_free(engine_t *e);
  * series of the other kind) or TALLY_ENOMEM. */
 int engine_define_metric(engine_t *e, uint32_t metric, uint8_t kind);
 
-/* Declare metric as the ratio num / den.  Returns 0, TALLY_EINVAL (an id
- * is 0, metric equals num or den, or num or den is a ratio), TALLY_EEXIST
- * (metric was already declared or has series) or TALLY_ENOMEM. */
+/* Declare metric as the ratio num / den.  The series num and den have
+ * already (a ratio a reload adds) are queued for the next drain as they
+ * are, so that engine_drain_dirty() reports the ratio's scopes beside
+ * them.  Returns 0, TALLY_EINVAL (an id is 0, metric equals num or den,
+ * or num or den is a ratio), TALLY_EEXIST (metric was already declared or
+ * has series) or TALLY_ENOMEM. */
 int engine_define_ratio(engine_t *e, uint32_t metric, uint32_t num, uint32_t den);
 
 /* Kind of metric (PROTO_KIND_*): counter unless declared otherwise. */

@@ -738,6 +738,63 @@ static void test_scale_change_refused(void **state)
     harness_client_close(&c);
 }
 
+/* A ratio a reload adds over metrics with tallies: its scopes are new to
+ * a subscriber synced before the reload, who sees a series only in
+ * updates; tallyd publishes them (the county's and each township's with
+ * an operand) without waiting for a submission, and the subscriber's
+ * table then holds what a fresh snapshot holds. */
+static const char two_towns_conf[] = "[township gaoguan]\nname = 高观镇\n"
+                                     "[township bashan]\nname = 巴山镇\n"
+                                     "[metric area]\nkind = counter\n"
+                                     "[metric people]\nkind = counter\n%s";
+
+static bool ratio_in_table(harness_sub_t *s, void *ctx)
+{
+    (void)ctx;
+    static const char *const scopes[] = {"", "gaoguan", "bashan"};
+    for (int k = 0; k < 3; k++) {
+        harness_value_t v;
+        if (!harness_table_get(&s->table, "area_per_person", scopes[k], "total", &v))
+            return false;
+    }
+    return true;
+}
+
+static void test_ratio_added_published(void **state)
+{
+    fx_t *f = *state;
+    char conf[1024], with_ratio[1024];
+    snprintf(conf, sizeof conf, two_towns_conf, "");
+    snprintf(with_ratio, sizeof with_ratio, two_towns_conf,
+             "[ratio area_per_person]\nnumerator = area\ndenominator = people\n");
+    assert_int_equal(harness_start(&f->h, conf, NULL), 0);
+    harness_client_t c;
+    assert_int_equal(harness_client_open(&f->h, &c), 0);
+    assert_int_equal(submit(&c, 1, "gaoguan", "area", 125).status, PROTO_ACK_ACCEPTED);
+    assert_int_equal(submit(&c, 2, "gaoguan", "people", 50).status, PROTO_ACK_ACCEPTED);
+    assert_int_equal(submit(&c, 3, "bashan", "area", 30).status, PROTO_ACK_ACCEPTED);
+    ratio_seen_t seen = {0};
+    harness_sub_t sub;
+    assert_int_equal(harness_sub_open(&f->h, &sub, "u/", on_ratio, &seen), 0);
+    assert_int_equal(harness_sub_wait_stable(&sub, 5000), 0);
+    assert_false(ratio_in_table(&sub, NULL));
+
+    hup(f, with_ratio, "reloaded");
+    if (harness_sub_until(&sub, ratio_in_table, NULL, 5000) != 0)
+        fail_msg("the ratio a reload added was not published: %d updates of it", seen.updates);
+    harness_value_t v;
+    assert_true(harness_table_get(&sub.table, "area_per_person", "gaoguan", "total", &v));
+    assert_true(v.present && v.num == 125 && v.den == 50);
+    assert_true(harness_table_get(&sub.table, "area_per_person", "", "total", &v));
+    assert_true(v.present && v.num == 155 && v.den == 50);
+    assert_true(harness_table_get(&sub.table, "area_per_person", "bashan", "total", &v));
+    assert_false(v.present); /* no people there: no value, but the series is known */
+    assert_int_equal(harness_sub_wait_stable(&sub, 3000), 0);
+    assert_int_equal(sub.gaps, 0);
+    harness_sub_close(&sub);
+    harness_client_close(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -752,6 +809,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_max_series_lowered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fd_limit_said_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scale_change_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ratio_added_published, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
