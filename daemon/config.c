@@ -359,12 +359,11 @@ int config_apply_overrides(tallyd_config_t *cfg, const config_overrides_t *o, ch
     for (size_t i = 0; i < sizeof(over) / sizeof(over[0]); i++) {
         if (!over[i].value)
             continue;
-        const char *problem = i > 0 ? config_endpoint_problem(over[i].value) : NULL;
+        char why[512];
+        const char *problem =
+            i > 0 ? config_endpoint_problem(over[i].value, why, sizeof(why)) : NULL;
         if (problem != NULL) {
-            snprintf(err, errlen,
-                     "%s '%s' %s (expected a ZeroMQ endpoint such as tcp://127.0.0.1:7411, "
-                     "tcp://*:7411 or ipc:///run/tallyd/request)",
-                     over[i].flag, over[i].value, problem);
+            snprintf(err, errlen, "%s '%s' %s", over[i].flag, over[i].value, problem);
             return TALLY_ECONFIG;
         }
         if (snprintf(over[i].dst, over[i].len, "%s", over[i].value) >= (int)over[i].len) {

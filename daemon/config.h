@@ -192,9 +192,13 @@ typedef struct config_overrides {
 
 /* What is wrong with endpoint v as a place to bind (empty, too long, a
  * space, no TRANSPORT://, a transport ZeroMQ cannot bind, a tcp or ws
- * port that is not 0..65535 or *), as words after the endpoint: "is
- * empty"; NULL when nothing is. */
-const char *config_endpoint_problem(const char *v);
+ * port that is not 0..65535 or *, or a tcp or ws host that is not *, an
+ * IP address or an interface of this machine: ZeroMQ binds to no host
+ * name), as a sentence after the endpoint, with what was expected, in
+ * buf[0..cap): "is empty (expected ...)".  Returns buf, or NULL when
+ * nothing is wrong.  The interfaces are this machine's (if_nametoindex),
+ * so a file naming another machine's interface is refused here. */
+const char *config_endpoint_problem(const char *v, char *buf, size_t cap);
 
 /* Whether binding request and publish to a and b would bind one place
  * twice: the same endpoint, unless its port is chosen at bind time (* or

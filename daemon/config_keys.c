@@ -5,8 +5,10 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -336,11 +338,11 @@ int config_check_timezone(const char *tz, char *why, size_t cap)
     return rc;
 }
 
-/* NULL when v is a usable bind endpoint, else what is wrong with it. */
 /* The port of a tcp://, ws:// or wss:// endpoint to bind (from after
  * "://"): "*" (any free one) or a number 0..65535, after the last ':'
- * ([::1]:7411 has colons before it); a ws path after the port. */
-static const char *port_problem(const char *addr, bool ws)
+ * ([::1]:7411 has colons before it); a ws path after the port.  *colon
+ * gets the port's ':'. */
+static const char *port_problem(const char *addr, bool ws, const char **colon_at)
 {
     size_t len = ws && strchr(addr, '/') ? (size_t)(strchr(addr, '/') - addr) : strlen(addr);
     const char *colon = NULL;
@@ -349,6 +351,7 @@ static const char *port_problem(const char *addr, bool ws)
             colon = p;
     if (colon == NULL || (addr[0] == '[' && colon < strchr(addr, ']')))
         return "has no port (HOST:PORT, or HOST:* for any free port)";
+    *colon_at = colon;
     const char *port = colon + 1, *end = addr + len;
     if (end - port == 1 && *port == '*')
         return NULL;
@@ -363,6 +366,70 @@ static const char *port_problem(const char *addr, bool ws)
     return NULL;
 }
 
+/* Whether name is a network interface of this machine (ip link). */
+static bool is_interface(const char *name)
+{
+    return name[0] != '\0' && strlen(name) < IF_NAMESIZE && if_nametoindex(name) != 0;
+}
+
+/* What is wrong with host[0..len) (between "://" and the port's ':') as
+ * the place of a bind, as ZeroMQ resolves it for one (libzmq's
+ * ip_resolver: no name lookup): "*", an IPv4 or IPv6 address (IPv6 in
+ * brackets, with an optional %zone), or the name of an interface of this
+ * machine, in brackets or not.  Anything else, a host name above all,
+ * makes the bind fail (ENODEV), so it is refused here, where the error
+ * is a configuration error that names the key and its line, and not at
+ * the bind, where it would be a runtime failure systemd retries for
+ * ever.  NULL when it is fine, else a sentence in buf. */
+static const char *host_problem(const char *scheme, const char *host, size_t len, const char *port,
+                                char *buf, size_t cap)
+{
+    char h[PROTO_ENDPOINT_MAX + 1];
+    if (len >= sizeof(h))
+        return "is longer than 255 bytes";
+    memcpy(h, host, len);
+    h[len] = '\0';
+    bool bracketed = len >= 2 && h[0] == '[' && h[len - 1] == ']';
+    char *a = h;
+    if (bracketed) {
+        h[len - 1] = '\0';
+        a = h + 1;
+    }
+    char *zone = strrchr(a, '%');
+    if (zone != NULL) {
+        *zone++ = '\0';
+        bool number =
+            zone[0] >= '1' && zone[0] <= '9' && strspn(zone, "0123456789") == strlen(zone);
+        if (!number && !is_interface(zone)) {
+            snprintf(
+                buf, cap,
+                "has the zone '%s' after '%%', which is neither an interface of this machine "
+                "nor an interface number (expected an address such as %s://[fe80::1%%eth0]:%s)",
+                zone, scheme, port);
+            return buf;
+        }
+    }
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (strcmp(a, "*") == 0 || inet_pton(AF_INET, a, &a4) == 1)
+        return NULL;
+    if (inet_pton(AF_INET6, a, &a6) == 1) {
+        if (bracketed)
+            return NULL;
+        snprintf(buf, cap, "has an IPv6 address outside brackets (expected %s://[%s]:%s)", scheme,
+                 a, port);
+        return buf;
+    }
+    if (zone == NULL && is_interface(a))
+        return NULL;
+    snprintf(buf, cap,
+             "binds to '%s', which is neither an IP address, * nor an interface of this machine "
+             "(ZeroMQ binds to no host name: %s://127.0.0.1:%s or %s://[::1]:%s for this "
+             "machine only, %s://*:%s for all its addresses)",
+             a, scheme, port, scheme, port, scheme, port);
+    return buf;
+}
+
 bool config_endpoints_clash(const char *a, const char *b)
 {
     if (strcmp(a, b) != 0)
@@ -371,27 +438,49 @@ bool config_endpoints_clash(const char *a, const char *b)
     return colon == NULL || !(strcmp(colon, ":*") == 0 || strcmp(colon, ":0") == 0);
 }
 
-const char *config_endpoint_problem(const char *v)
+#define ENDPOINT_EXAMPLES                                                                          \
+    " (expected a ZeroMQ endpoint such as tcp://127.0.0.1:7411, tcp://*:7411 or "                  \
+    "ipc:///run/tallyd/request)"
+
+const char *config_endpoint_problem(const char *v, char *buf, size_t cap)
 {
     static const char *const transports[] = {"tcp", "ipc", "inproc", "ws", "wss", "tipc", "vmci"};
-    if (v[0] == '\0')
-        return "is empty";
-    if (strlen(v) > PROTO_ENDPOINT_MAX)
-        return "is longer than 255 bytes";
-    for (const char *p = v; *p; p++)
-        if ((unsigned char)*p <= 0x20 || *p == 0x7F)
-            return "holds a space or a control character";
+    const char *problem = NULL;
     const char *sep = strstr(v, "://");
-    if (sep == NULL || sep[3] == '\0')
-        return "is not TRANSPORT://ADDRESS";
-    size_t tlen = (size_t)(sep - v);
-    for (size_t i = 0; i < sizeof(transports) / sizeof(transports[0]); i++)
-        if (strlen(transports[i]) == tlen && memcmp(v, transports[i], tlen) == 0) {
-            if (i == 0 || i == 3 || i == 4) /* tcp, ws, wss */
-                return port_problem(sep + 3, i != 0);
-            return NULL;
+    size_t tlen = sep != NULL ? (size_t)(sep - v) : 0;
+    if (v[0] == '\0')
+        problem = "is empty";
+    else if (strlen(v) > PROTO_ENDPOINT_MAX)
+        problem = "is longer than 255 bytes";
+    for (const char *p = v; problem == NULL && *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7F)
+            problem = "holds a space or a control character";
+    if (problem == NULL && (sep == NULL || sep[3] == '\0'))
+        problem = "is not TRANSPORT://ADDRESS";
+    size_t i = 0, n = sizeof(transports) / sizeof(transports[0]);
+    while (problem == NULL && i < n &&
+           !(strlen(transports[i]) == tlen && memcmp(v, transports[i], tlen) == 0))
+        i++;
+    if (problem == NULL && i == n)
+        problem = "names a transport ZeroMQ cannot bind";
+    if (problem == NULL && (i == 0 || i == 3 || i == 4)) { /* tcp, ws, wss */
+        const char *addr = sep + 3, *colon = NULL;
+        problem = port_problem(addr, i != 0, &colon);
+        if (problem == NULL) {
+            char port[8];
+            size_t plen = strcspn(colon + 1, "/");
+            snprintf(port, sizeof(port), "%.*s", (int)(plen < 6 ? plen : 6), colon + 1);
+            const char *hp =
+                host_problem(transports[i], addr, (size_t)(colon - addr), port, buf, cap);
+            if (hp == buf)
+                return buf; /* a sentence with its own example */
+            problem = hp;
         }
-    return "names a transport ZeroMQ cannot bind";
+    }
+    if (problem == NULL)
+        return NULL;
+    snprintf(buf, cap, "%s%s", problem, ENDPOINT_EXAMPLES);
+    return buf;
 }
 
 /* The checks of one value; on success the caller copies or stores it. */
@@ -455,13 +544,10 @@ static int check_value(const keyspec_t *ks, const char *value, int64_t *num, cha
         return -1;
     }
     case V_ENDPOINT: {
-        const char *problem = config_endpoint_problem(value);
+        const char *problem = config_endpoint_problem(value, extra, sizeof(extra));
         if (problem == NULL)
             return 0;
-        snprintf(why, len,
-                 "'%s' %s (expected a ZeroMQ endpoint such as tcp://127.0.0.1:7411, tcp://*:7411 "
-                 "or ipc:///run/tallyd/request)",
-                 shown, problem);
+        snprintf(why, len, "'%s' %s", shown, problem);
         return -1;
     }
     case V_PATH:

@@ -193,8 +193,8 @@ static int bind_socket(endpoints_t *e, void *sock, const char *endpoint, char *b
     if (zmq_bind(sock, endpoint) != 0) {
         int err = zmq_errno();
         log_error(e->c.log, "cannot bind %s: %s%s", endpoint, zmq_strerror(err),
-                  err == ENODEV ? " (a bind takes an IP address, an interface name or *, not a "
-                                  "host name: 127.0.0.1 or [::1] for this machine only)"
+                  err == ENODEV ? " (the interface has no address of this family: an IPv6 one "
+                                  "binds with its name in brackets, tcp://[eth0]:7411)"
                                 : "");
         return TALLY_ESYS;
     }
@@ -322,29 +322,35 @@ static int configure(endpoints_t *e)
     return rc != 0 ? TALLY_ESYS : 0;
 }
 
-/* Raise the descriptor limit, and fit max_connections under it. */
+/* The descriptor limit (LimitNOFILE=) at which max_connections fits for
+ * both sockets: the inverse of endpoints_fit_connections(). */
+static int64_t fd_limit_for(int64_t max_connections)
+{
+    return 2 * max_connections + ENDPOINTS_FD_RESERVE;
+}
+
+/* Raise the descriptor limit, and fit max_connections under it: a warning
+ * when that cuts it (the default included: the shipped unit's
+ * LimitNOFILE= fits it, so a cut means a lower limit was set somewhere),
+ * else the limit at info. */
 static void fit_fd_limit(endpoints_t *e)
 {
     e->fd_limit = endpoints_raise_fd_limit();
     e->asked_connections = e->c.lim.max_connections;
     int64_t fit = endpoints_fit_connections(e->c.lim.max_connections, e->fd_limit);
-    bool said = false;
     if (fit < e->c.lim.max_connections) {
-        /* A warning when the operator asked for the number; the default
-         * fitted to the limit is the line below, once. */
-        if (e->c.lim.max_connections != CONFIG_MAX_CONNECTIONS_DEFAULT) {
-            log_warning(e->c.log,
-                        "[limits] max_connections = %" PRId64 " does not fit in the process's "
-                        "descriptor limit of %" PRId64 " for two sockets: at most %" PRId64
-                        " connections per socket are admitted (raise LimitNOFILE= or ulimit -n)",
-                        e->c.lim.max_connections, e->fd_limit, fit);
-            said = true;
-        }
+        log_warning(e->c.log,
+                    "[limits] max_connections = %" PRId64 " does not fit in the process's "
+                    "descriptor limit of %" PRId64 ": cut to %" PRId64 " connections per socket; "
+                    "for %" PRId64 ", raise LimitNOFILE= (or ulimit -n) to %" PRId64,
+                    e->c.lim.max_connections, e->fd_limit, fit, e->c.lim.max_connections,
+                    fd_limit_for(e->c.lim.max_connections));
         e->c.lim.max_connections = fit;
-    }
-    if (e->fd_limit > 0 && !said)
-        log_info(e->c.log, "descriptor limit %" PRId64 ": up to %" PRId64 " connections per socket",
+    } else if (e->fd_limit > 0) {
+        log_info(e->c.log,
+                 "descriptor limit %" PRId64 ": max_connections = %" PRId64 " per socket fits",
                  e->fd_limit, e->c.lim.max_connections);
+    }
 }
 
 int endpoints_open(endpoints_t *e, const endpoints_config_t *c)
@@ -373,6 +379,53 @@ int endpoints_open(endpoints_t *e, const endpoints_config_t *c)
     return 0;
 }
 
+/* Whether s is an IPv4 or IPv6 address. */
+static bool is_ip(const char *s)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    return inet_pton(AF_INET, s, &a4) == 1 || inet_pton(AF_INET6, s, &a6) == 1;
+}
+
+/* A message's sender, described only when a line is logged. */
+typedef struct peer {
+    zmq_msg_t *msg;      /* a frame it sent */
+    const char *user_id; /* its CURVE User-Id, or NULL */
+    const void *rid;     /* its routing id, or NULL */
+    size_t rid_len;
+} peer_t;
+
+/* log_set_peer()'s description of ctx, a peer_t: "peer ADDRESS" over
+ * TCP, "peer pid P uid U" over ipc:// (libzmq's Peer-Address there is
+ * "localhost:UID:GID:PID"), its CURVE User-Id when it has one, and the
+ * routing id in hex. */
+static void describe_peer(const void *ctx, char *buf, size_t cap)
+{
+    const peer_t *p = ctx;
+    zmq_msg_t *msg = p->msg;
+    const char *user_id = p->user_id;
+    const void *rid = p->rid;
+    size_t rid_len = p->rid_len;
+    const char *addr = zmq_msg_gets(msg, "Peer-Address");
+    const char *creds = addr != NULL && !is_ip(addr) ? strchr(addr, ':') : NULL;
+    unsigned long uid, gid, pid;
+    size_t n = 0;
+    if (creds != NULL && sscanf(creds, ":%lu:%lu:%lu", &uid, &gid, &pid) == 3)
+        n = (size_t)snprintf(buf, cap, "peer pid %lu uid %lu", pid, uid);
+    else
+        n = (size_t)snprintf(buf, cap, "peer %s",
+                             addr != NULL && addr[0] != '\0' ? addr : "of unknown address");
+    if (user_id != NULL && n < cap)
+        n += (size_t)snprintf(buf + n, cap - n, ", User-Id %s", user_id);
+    const uint8_t *id = rid;
+    if (rid_len > 0 && n < cap)
+        n += (size_t)snprintf(buf + n, cap - n, ", routing id ");
+    for (size_t i = 0; i < rid_len && i < 16 && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%02x", id[i]);
+    if (rid_len > 16 && n < cap)
+        snprintf(buf + n, cap - n, "...");
+}
+
 static void on_router_msg(zsock_t *zs, zmq_msg_t *parts, int nparts, void *ctx)
 {
     (void)zs;
@@ -382,8 +435,14 @@ static void on_router_msg(zsock_t *zs, zmq_msg_t *parts, int nparts, void *ctx)
     const char *user_id = NULL;
     if (e->c.server->secured && nparts > 1)
         user_id = zmq_msg_gets(&parts[1], "User-Id");
+    /* The connection's properties travel with the frames it sent, not
+     * with the routing id the ROUTER socket put in front of them. */
+    peer_t peer = {nparts > 1 ? &parts[1] : &parts[0], user_id, zmq_msg_data(&parts[0]),
+                   zmq_msg_size(&parts[0])};
+    log_set_peer(e->c.log, describe_peer, &peer);
     e->c.on.request(e->c.on.ctx, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), nparts - 1, body,
                     len, user_id);
+    log_set_peer(e->c.log, NULL, NULL);
 }
 
 /* The number the ZAP handler gave the connection msg came through (0
@@ -428,12 +487,38 @@ static void on_pub_msg(zsock_t *zs, zmq_msg_t *parts, int nparts, void *ctx)
         e->c.on.subscription(e->c.on.ctx, data, len);
     } else if (v != SUBS_IGNORE) {
         e->c.stats->subscriptions_refused++;
+        peer_t peer = {&parts[0], e->c.server->secured ? zmq_msg_gets(&parts[0], "User-Id") : NULL,
+                       NULL, 0};
+        log_set_peer(e->c.log, describe_peer, &peer);
         log_refusal(e, v, data + 1, len - 1, conn);
+        log_set_peer(e->c.log, NULL, NULL);
     }
+}
+
+static void on_log_timer(uv_timer_t *t)
+{
+    endpoints_t *e = t->data;
+    log_flush(e->c.log, clock_mono_ms());
+}
+
+/* The logger holds a summary (log_set_pending): written by the timer, so
+ * that "repeated N more times" and "N similar messages suppressed" reach
+ * the journal even when the burst was the last thing logged. */
+static void log_pending(void *ctx, int64_t delay_ms)
+{
+    endpoints_t *e = ctx;
+    if (e->log_timer_open && !uv_is_active((uv_handle_t *)&e->log_timer))
+        uv_timer_start(&e->log_timer, on_log_timer, (uint64_t)delay_ms, 0);
 }
 
 int endpoints_start(endpoints_t *e)
 {
+    if (uv_timer_init(e->c.loop, &e->log_timer) == 0) {
+        e->log_timer.data = e;
+        e->log_timer_open = true;
+        e->open_handles++;
+        log_set_pending(e->c.log, log_pending, e);
+    }
     int rc = zsock_init(&e->router, e->c.loop, e->router_sock, on_router_msg, e);
     if (rc == 0) {
         e->open_handles++;
@@ -537,16 +622,17 @@ void endpoints_set_limits(endpoints_t *e, const endpoints_limits_t *lim)
     e->c.lim.max_reply_queue = old.max_reply_queue;
     e->c.lim.max_subscriber_queue = old.max_subscriber_queue;
     e->c.lim.max_connections = endpoints_fit_connections(lim->max_connections, e->fd_limit);
-    /* As at the start: a warning only for a number the operator set, and
-     * then only when it changed (every reload said it again, of the
-     * default too). */
+    /* As at the start, but only when the number changed: the start said
+     * it already. */
     if (e->c.lim.max_connections < lim->max_connections &&
-        lim->max_connections != CONFIG_MAX_CONNECTIONS_DEFAULT &&
         lim->max_connections != e->asked_connections)
         log_warning(e->c.log,
                     "reload: [limits] max_connections = %" PRId64 " does not fit in the "
-                    "descriptor limit of %" PRId64 ": at most %" PRId64 " per socket",
-                    lim->max_connections, e->fd_limit, e->c.lim.max_connections);
+                    "process's descriptor limit of %" PRId64 ": cut to %" PRId64
+                    " connections per socket; for %" PRId64 ", raise LimitNOFILE= (or ulimit -n) "
+                    "to %" PRId64 " and restart tallyd",
+                    lim->max_connections, e->fd_limit, e->c.lim.max_connections,
+                    lim->max_connections, fd_limit_for(lim->max_connections));
     e->asked_connections = lim->max_connections;
     /* The frame limit reaches only connections accepted after a bind:
      * bind again (setting it touches no pipe). */
@@ -619,6 +705,11 @@ static void on_pub_peers_closed(peers_t *p)
     handle_closed((endpoints_t *)(void *)((char *)p - offsetof(endpoints_t, pub_peers)));
 }
 
+static void on_log_timer_closed(uv_handle_t *h)
+{
+    handle_closed(h->data);
+}
+
 static void on_zap_closed(zap_t *z)
 {
     endpoints_t *e = (endpoints_t *)(void *)((char *)z - offsetof(endpoints_t, zap));
@@ -629,6 +720,12 @@ void endpoints_close(endpoints_t *e, void (*cb)(endpoints_t *e))
 {
     e->on_closed = cb;
     int pending = e->open_handles;
+    if (e->log_timer_open) {
+        log_set_pending(e->c.log, NULL, NULL);
+        log_flush(e->c.log, clock_mono_ms());
+        uv_close((uv_handle_t *)&e->log_timer, on_log_timer_closed);
+        e->log_timer_open = false;
+    }
     if (e->router_open)
         zsock_close(&e->router, on_zsock_closed);
     if (e->pub_open)

@@ -19,7 +19,14 @@
  *     replies; each subscriber max_subscriber_queue updates;
  *   - handshakes must end within ENDPOINTS_HANDSHAKE_MS;
  *   - the process's descriptor limit is raised to its hard limit, and
- *     max_connections lowered to what it allows, with a log line.
+ *     max_connections lowered to what it allows, with a warning naming
+ *     both numbers and the LimitNOFILE= that would fit it.
+ *
+ * While a request or a subscription is handed over, the logger knows its
+ * peer (log_set_peer: its address, or pid and uid over ipc://, its CURVE
+ * User-Id, its routing id), so every rate-limited line about it says who
+ * sent it; and this part's timer writes the logger's pending summaries
+ * (log_flush) within LOG_FLUSH_MS of a burst.
  */
 #ifndef TALLYD_ENDPOINTS_H
 #define TALLYD_ENDPOINTS_H
@@ -106,6 +113,8 @@ typedef struct endpoints {
     int64_t asked_connections;                 /* max_connections as configured, before fitting */
     char req_endpoint[PROTO_ENDPOINT_MAX + 1]; /* as bound (ZMQ_LAST_ENDPOINT) */
     char pub_endpoint[PROTO_ENDPOINT_MAX + 1];
+    uv_timer_t log_timer; /* log_flush() after a burst of rate-limited lines */
+    bool log_timer_open;
     int open_handles;
     void (*on_closed)(struct endpoints *e);
 } endpoints_t;
@@ -145,8 +154,9 @@ int64_t endpoints_fit_connections(int64_t max_connections, int64_t fd_limit);
  * ZeroMQ's reason); endpoints_close() then endpoints_free() either way. */
 int endpoints_open(endpoints_t *e, const endpoints_config_t *c);
 
-/* Start delivering messages to the handlers.  Returns 0 or a negative
- * code (logged). */
+/* Start delivering messages to the handlers, and writing the logger's
+ * pending summaries on a timer (log_set_pending, until
+ * endpoints_close()).  Returns 0 or a negative code (logged). */
 int endpoints_start(endpoints_t *e);
 
 /* The sinks of the request socket's replies and of the publish socket. */
@@ -193,8 +203,9 @@ void endpoints_cut_subscribers(endpoints_t *e);
 void endpoints_stats(const endpoints_t *e, void (*fn)(const char *name, int64_t value, void *ctx),
                      void *ctx);
 
-/* Stop delivering messages and close the loop handles; cb (may be NULL)
- * runs on the loop once they are closed.  Nothing more is sent. */
+/* Stop delivering messages, write the logger's pending summaries and close
+ * the loop handles; cb (may be NULL) runs on the loop once they are
+ * closed.  Nothing more is sent. */
 void endpoints_close(endpoints_t *e, void (*cb)(endpoints_t *e));
 
 /* Close the sockets and end the ZeroMQ context (lingering at most a few

@@ -5,6 +5,7 @@
  * history.h, Storage and Threads). */
 #include "history.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,14 +180,17 @@ static void batch_back(history_t *h)
         if (b->prune)
             h->pruned_before = b->first_day;
         if (h->failures_logged) {
-            log_notice(h->c.log, "history: storing cells in %s/%s works again", h->dir,
-                       HISTORY_DB_FILE);
+            log_notice(h->c.log,
+                       "history: storing cells in %s/%s works again; the cells held in memory "
+                       "since it failed are stored, up to journal position %" PRIu64,
+                       h->dir, HISTORY_DB_FILE, b->pos);
             h->failures_logged = false;
         }
         return;
     }
     h->failures++;
-    if (!h->failures_logged)
+    /* At the stop (not live), history_stop() says what becomes of them. */
+    if (!h->failures_logged && h->live)
         log_error(h->c.log,
                   "history: %s; the cells stay in memory and are stored again later (the journal "
                   "is kept until they are)",
@@ -307,6 +311,11 @@ void history_stop(history_t *h)
          h->batch->open_from != h->db_open_from || h->batch->through != h->db_through)) {
         history_db_write(&h->db, h->batch);
         batch_back(h);
+        if (h->batch->rc != 0)
+            log_error(h->c.log,
+                      "history: %s at the stop; the journal keeps the records from position "
+                      "%" PRIu64 " on, and the next start stores them in %s",
+                      h->batch->err, h->stored_pos + 1, HISTORY_DB_FILE);
     }
     if (h->db_open) {
         history_db_close(&h->db);

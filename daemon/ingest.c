@@ -163,10 +163,27 @@ static void send_ack(ingest_t *in, const void *rid, size_t rid_len, uint64_t seq
     int rc = sink_send(&in->c.reply, rid, rid_len, in->out.data, in->out.size);
     if (rc != 0) {
         /* The peer left, or is not reading its replies: it will resend
-         * what it has no ACK for, and de-duplication keeps that exact. */
+         * what it has no ACK for, and de-duplication keeps that exact.
+         * The line says so in those terms; a client that timed out and
+         * resent on a new connection leaves one such ACK per attempt, all
+         * due at once when the journal catches up, and log_limited()
+         * counts identical lines instead of repeating them. */
         in->c.stats->unroutable_replies++;
-        log_limited(in->c.log, clock_mono_ms(), LOG_LEVEL_INFO,
-                    "ACK of seq %" PRIu64 " dropped: %s", seq, tally_strerror(rc));
+        const char *why = rc == TALLY_ENOTFOUND
+                              ? "the client that sent it disconnected before its ACK"
+                          : rc == TALLY_EAGAIN ? "the client that sent it is not reading its "
+                                                 "replies ([limits] max_reply_queue is full)"
+                                               : tally_strerror(rc);
+        if (status == PROTO_ACK_REJECTED)
+            log_limited(in->c.log, clock_mono_ms(), LOG_LEVEL_INFO,
+                        "ACK of seq %" PRIu64 " not delivered: %s; the submission was refused "
+                        "(%s) and nothing of it counted, and a resend is checked anew",
+                        seq, why, tally_errname(code));
+        else
+            log_limited(in->c.log, clock_mono_ms(), LOG_LEVEL_INFO,
+                        "ACK of seq %" PRIu64 " not delivered: %s; the submission is counted, "
+                        "and a resend will be answered DUPLICATE",
+                        seq, why);
     }
 }
 

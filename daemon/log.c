@@ -83,10 +83,59 @@ void log_msg(logger_t *lg, int level, const char *fmt, ...)
     va_end(ap);
 }
 
+/* log_limited()'s lines are held to say how many came; the first one held
+ * asks for a log_flush() in time. */
+static void hold(logger_t *lg)
+{
+    if (lg->pending != NULL)
+        lg->pending(lg->pending_ctx, LOG_FLUSH_MS);
+}
+
+static void flush_repeats(logger_t *lg)
+{
+    if (lg->repeats == 0)
+        return;
+    log_msg(lg, lg->last_level, "%s (repeated %llu more time%s within %lld ms)", lg->last,
+            (unsigned long long)lg->repeats, lg->repeats == 1 ? "" : "s",
+            (long long)(lg->repeat_ms - lg->last_at_ms));
+    lg->repeats = 0;
+}
+
+static void flush_suppressed(logger_t *lg, int64_t now_ms)
+{
+    if (lg->suppressed == 0)
+        return;
+    log_msg(lg, LOG_LEVEL_WARNING,
+            "%llu similar messages suppressed (rate limit) in the last %lld ms",
+            (unsigned long long)lg->suppressed, (long long)(now_ms - lg->suppressed_since_ms));
+    lg->suppressed = 0;
+}
+
 void log_limited(logger_t *lg, int64_t now_ms, int level, const char *fmt, ...)
 {
     if (level > lg->level)
         return;
+    /* The whole text first: only then can it be compared with the last. */
+    char text[LOG_LINE_MAX - 64];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    if (lg->peer != NULL && (size_t)n < sizeof(text)) {
+        char peer[LOG_PEER_MAX];
+        lg->peer(lg->peer_ctx, peer, sizeof(peer));
+        snprintf(text + n, sizeof(text) - (size_t)n, " [%s]", peer);
+    }
+    if (lg->last_at_ms != 0 && level == lg->last_level && now_ms - lg->last_at_ms < LOG_REPEAT_MS &&
+        strcmp(text, lg->last) == 0) {
+        if (lg->repeats++ == 0)
+            hold(lg);
+        lg->repeat_ms = now_ms;
+        return;
+    }
+    flush_repeats(lg);
     if (lg->last_ms != 0 && now_ms > lg->last_ms) {
         lg->tokens += (double)(now_ms - lg->last_ms) * lg->rate / 1000.0;
         if (lg->tokens > lg->burst)
@@ -94,17 +143,40 @@ void log_limited(logger_t *lg, int64_t now_ms, int level, const char *fmt, ...)
     }
     lg->last_ms = now_ms;
     if (lg->tokens < 1.0) {
-        lg->suppressed++;
+        if (lg->suppressed++ == 0) {
+            lg->suppressed_since_ms = now_ms;
+            hold(lg);
+        }
         return;
     }
     lg->tokens -= 1.0;
-    if (lg->suppressed) {
-        log_msg(lg, LOG_LEVEL_WARNING, "%llu similar messages suppressed (rate limit)",
-                (unsigned long long)lg->suppressed);
-        lg->suppressed = 0;
+    flush_suppressed(lg, now_ms);
+    log_msg(lg, level, "%s", text);
+    snprintf(lg->last, sizeof(lg->last), "%s", text);
+    lg->last_level = level;
+    lg->last_at_ms = now_ms != 0 ? now_ms : 1;
+}
+
+void log_flush(logger_t *lg, int64_t now_ms)
+{
+    /* The window of identical lines starts again: under a steady stream
+     * of one line, one summary a LOG_REPEAT_MS. */
+    if (lg->repeats > 0) {
+        flush_repeats(lg);
+        lg->last_at_ms = now_ms != 0 ? now_ms : 1;
     }
-    va_list ap;
-    va_start(ap, fmt);
-    log_vmsg(lg, level, fmt, ap);
-    va_end(ap);
+    flush_suppressed(lg, now_ms);
+}
+
+void log_set_pending(logger_t *lg, void (*fn)(void *ctx, int64_t delay_ms), void *ctx)
+{
+    lg->pending = fn;
+    lg->pending_ctx = ctx;
+}
+
+void log_set_peer(logger_t *lg, void (*describe)(const void *ctx, char *buf, size_t cap),
+                  const void *ctx)
+{
+    lg->peer = describe;
+    lg->peer_ctx = ctx;
 }

@@ -649,6 +649,18 @@ static void dispatch(request_t *r, const void *rid, size_t rid_len, const void *
     }
 }
 
+/* A message of a type the daemon sends: UNKNOWN_TYPE, whatever its
+ * elements (decoding them as that type would answer a question nobody
+ * asked: "ACK is an array of 4 elements, expected 8"). */
+static void not_a_request(request_t *r, const void *rid, size_t rid_len, const proto_msg_t *m,
+                          const char *name)
+{
+    char msg[160];
+    snprintf(msg, sizeof(msg),
+             "type: %u (%s) is sent by the daemon, not a request a client may send", m->type, name);
+    bad_request(r, rid, rid_len, proto_req_id(m), TALLY_ETYPE, "type", msg);
+}
+
 /* A body above max_msg, within the transport limit (twice max_msg, so
  * that it reaches us): read only as far as what names it.  A SUBMIT whose
  * client_id and seq can be read goes to ingest, which answers a resend of
@@ -706,6 +718,10 @@ void request_handle(request_t *r, const void *rid, size_t rid_len, int nframes, 
             ingest_forbid_unknown(r->c.ingest, rid, rid_len, m.u.submit.seq, user_id);
         else
             allowed(r, rid, rid_len, &m, NULL, user_id);
+        return;
+    }
+    if (proto_type_name(m.type) != NULL && !proto_type_is_request(m.type)) {
+        not_a_request(r, rid, rid_len, &m, proto_type_name(m.type));
         return;
     }
     if (r->c.secured && rc == 0 && !allowed(r, rid, rid_len, &m, who, user_id))

@@ -554,6 +554,15 @@ bool proto_backups_next(proto_backups_iter_t *it, proto_backup_entry_t *out);
 /* The req_id of a decoded request/reply, or 0 for types without one. */
 uint64_t proto_req_id(const proto_msg_t *msg);
 
+/* The name of message type type ("SUBMIT"), or NULL for a type this codec
+ * does not know. */
+const char *proto_type_name(uint32_t type);
+
+/* Whether type is one a client sends to the daemon's request socket (a
+ * SUBMIT or a request); false for the types the daemon sends, and for
+ * unknown ones. */
+bool proto_type_is_request(uint32_t type);
+
 /* Make a view of a NUL-terminated string (NULL gives the empty view). */
 proto_str_t proto_str(const char *s);
 

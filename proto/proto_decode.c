@@ -37,6 +37,34 @@ static const char *const msg_names[PROTO_TYPE_LAST + 1] = {
     "BACKUP_FETCH", "BACKUP_CHUNK",   "BACKUP_LIST_REQ",
     "BACKUP_LIST"};
 
+const char *proto_type_name(uint32_t type)
+{
+    return type >= PROTO_SUBMIT && type <= PROTO_TYPE_LAST ? msg_names[type] : NULL;
+}
+
+bool proto_type_is_request(uint32_t type)
+{
+    switch (type) {
+    case PROTO_SUBMIT:
+    case PROTO_SNAPSHOT_REQ:
+    case PROTO_HELLO:
+    case PROTO_STATS_REQ:
+    case PROTO_PING:
+    case PROTO_CATALOG_REQ:
+    case PROTO_PERIOD_REQ:
+    case PROTO_RANGE_REQ:
+    case PROTO_CLOCK_REQ:
+    case PROTO_SPAN_REQ:
+    case PROTO_TOWNSHIPS_REQ:
+    case PROTO_BACKUP_REQ:
+    case PROTO_BACKUP_FETCH:
+    case PROTO_BACKUP_LIST_REQ:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* ---- message bodies ----------------------------------------------------- */
 
 /* What identifies a SUBMIT: client_id, seq and township. */

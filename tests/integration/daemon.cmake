@@ -5,7 +5,7 @@
 # is the reusable harness.
 if(TARGET tally_harness)
   # One executable per area; each test case starts its own daemon.
-  foreach(area basic reject stream gaoguan)
+  foreach(area basic reject stream gaoguan log)
     set(t test_daemon_${area})
     add_executable(${t} ${CMAKE_CURRENT_SOURCE_DIR}/integration/${t}.c)
     target_link_libraries(${t} PRIVATE tally_harness)

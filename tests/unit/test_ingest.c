@@ -184,6 +184,45 @@ static void test_acks_follow_durability(void **state)
     assert_int_equal(t_total(&f->st, "talks", ""), 3);
 }
 
+/* How many times text occurs in the log. */
+static size_t logged_times(fx_t *f, const char *text)
+{
+    fflush(f->st.log.out);
+    size_t n = 0;
+    for (const char *p = f->st.logbuf; p != NULL && (p = strstr(p, text)) != NULL;
+         p += strlen(text))
+        n++;
+    return n;
+}
+
+/* A client that timed out on a full disk and resent seq 330 on four new
+ * connections leaves five ACKs, due at once when the journal catches up,
+ * for connections that are gone.  The log says once what that means for
+ * the client, and how many more times it happened (log_flush, which the
+ * daemon's timer runs), not five identical lines. */
+static void test_acks_to_gone_clients(void **state)
+{
+    fx_t *f = *state;
+    t_submit(&f->buf, 7, 330, "gaoguan", T_NOW, 1, "talks=4");
+    for (char peer = 'a'; peer <= 'e'; peer++)
+        hand_in(f, peer, NULL);
+    assert_int_equal(f->journal.appended, 1);
+    f->replies.refuse = TALLY_ENOTFOUND;
+    f->replies.refuse_n = 5;
+    ingest_on_durable(&f->in, 1);
+    assert_int_equal(f->replies.tries, 5);
+    assert_int_equal(f->st.stats.unroutable_replies, 5);
+    static const char line[] =
+        "info: ACK of seq 330 not delivered: the client that sent it disconnected before its "
+        "ACK; the submission is counted, and a resend will be answered DUPLICATE";
+    assert_int_equal(logged_times(f, line), 1);
+    assert_int_equal(logged_times(f, "(repeated 4 more times within "), 0);
+    log_flush(&f->st.log, clock_mono_ms());
+    assert_int_equal(logged_times(f, line), 2);
+    assert_int_equal(logged_times(f, "DUPLICATE (repeated 4 more times within "), 1);
+    assert_int_equal(t_total(&f->st, "talks", "gaoguan"), 4);
+}
+
 /* A resend is not applied again; its ACK waits until the original is
  * durable, since the original may still be on its way to the disk. */
 static void test_duplicate(void **state)
@@ -679,6 +718,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reject_decode_and_revoked, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_secured_authorization, setup_secured, teardown),
         cmocka_unit_test_setup_teardown(test_replay, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_acks_to_gone_clients, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_replay_failures, setup_closed, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -41,14 +41,21 @@ static void test_undecodable(void **state)
     pong.u.pong.req_id = 5;
     t_encode(&f->buf, &pong);
     send_req(f, NULL);
-    assert_non_null(strstr(expect_error(f, TALLY_ETYPE, 5), "not a request the daemon answers"));
+    assert_non_null(strstr(expect_error(f, TALLY_ETYPE, 5),
+                           "type: 13 (PONG) is sent by the daemon, not a request"));
     /* Likewise the newest reply type, CLOCK. */
     proto_msg_t clock = {.type = PROTO_CLOCK};
     clock.u.clock.req_id = 6;
     clock.u.clock.zone = proto_str("UTC");
     t_encode(&f->buf, &clock);
     send_req(f, NULL);
-    assert_non_null(strstr(expect_error(f, TALLY_ETYPE, 6), "not a request the daemon answers"));
+    assert_non_null(strstr(expect_error(f, TALLY_ETYPE, 6),
+                           "type: 24 (CLOCK) is sent by the daemon, not a request"));
+    /* An ACK that does not even decode as one: its type is what is wrong,
+     * not its number of elements. */
+    request_handle(&f->r, "R1", 2, 1, "\x94\x01\x02\x03\xa1x", 6, NULL);
+    assert_non_null(strstr(expect_error(f, TALLY_ETYPE, 0),
+                           "type: 2 (ACK) is sent by the daemon, not a request"));
 }
 
 static void test_hello_ping_stats(void **state)
