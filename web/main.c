@@ -88,9 +88,13 @@ static void log_ready(const app_t *a, int port)
 {
     const web_opts_t *o = &a->opts;
     const char *host = o->listen_host[0] ? o->listen_host : "0.0.0.0";
+    const char *address = web_server_address(a->server);
     bool v6 = strchr(host, ':') != NULL;
-    web_log(WEB_LOG_NOTICE, "ready: serving %s://%s%s%s:%d/ for tallyd at %s%s",
-            o->tls_cert ? "https" : "http", v6 ? "[" : "", host, v6 ? "]" : "", port, o->server,
+    /* A host name: the address it resolved to as well. */
+    bool named = address[0] != '\0' && strcmp(address, host) != 0;
+    web_log(WEB_LOG_NOTICE, "ready: serving %s://%s%s%s:%d/%s%s%s for tallyd at %s%s",
+            o->tls_cert ? "https" : "http", v6 ? "[" : "", host, v6 ? "]" : "", port,
+            named ? " (on " : "", named ? address : "", named ? ")" : "", o->server,
             o->token ? " (token required)" : "");
     if (!o->loopback && o->token == NULL)
         web_log(WEB_LOG_WARNING,

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "proto.h"
 #include "web_log.h"
 
 static int64_t wall_ms(void)
@@ -270,4 +271,112 @@ void web_feed_foreach(const web_feed_t *f, const char *prefix, tally_tally_cb fn
         return; /* stopped: no tallies */
     filter_t fl = {.prefix = prefix, .len = strlen(prefix), .fn = fn, .ctx = ctx};
     tally_sub_foreach(f->sub, filtered, &fl);
+}
+
+/* A name of a prefix: the bytes up to the next '/', when there is one (a
+ * name cut short, "u/town/gao", may begin many and names none). */
+static const char *whole_name(const char *p, size_t *len)
+{
+    const char *slash = strchr(p, '/');
+    if (slash == NULL || slash == p)
+        return NULL;
+    *len = (size_t)(slash - p);
+    return p;
+}
+
+typedef struct seek {
+    const char *name;
+    size_t len;
+    bool township;
+    bool found;
+} seek_t;
+
+static void seek_one(void *ctx, const tally_tally_t *t)
+{
+    seek_t *k = ctx;
+    const char *have = k->township ? t->scope : t->metric;
+    if (!k->found && strlen(have) == k->len && memcmp(have, k->name, k->len) == 0)
+        k->found = true;
+}
+
+/* Whether the catalog declares the name or the table holds a tally of it
+ * (of any scope, for a metric): what tallyd calls a name it knows. */
+static bool known(const web_feed_t *f, const tally_catalog_t *cat, const char *name, size_t len,
+                  bool township)
+{
+    char id[PROTO_NAME_MAX + 1];
+    snprintf(id, sizeof id, "%.*s", (int)len, name);
+    if (township ? tally_catalog_find_township(cat, id, NULL) != NULL
+                 : tally_catalog_find_metric(cat, id, NULL) != NULL)
+        return true;
+    seek_t k = {.name = name, .len = len, .township = township};
+    web_feed_foreach(f, "u/", seek_one, &k);
+    return k.found;
+}
+
+/* The id whose catalog name (a township's) or label (a metric's) is
+ * name, or NULL. */
+static const char *id_named(const tally_catalog_t *cat, const char *name, size_t len, bool township)
+{
+    size_t n = township ? tally_catalog_townships(cat) : tally_catalog_metrics(cat);
+    for (size_t i = 0; i < n; i++) {
+        const char *id, *said;
+        if (township) {
+            const tally_township_info_t *t = tally_catalog_township(cat, i);
+            id = t->id, said = t->name;
+        } else {
+            const tally_metric_info_t *m = tally_catalog_metric(cat, i);
+            id = m->id, said = m->label;
+        }
+        if (said[0] != '\0' && strlen(said) == len && memcmp(said, name, len) == 0)
+            return id;
+    }
+    return NULL;
+}
+
+static bool unknown(const web_feed_t *f, const tally_catalog_t *cat, const char *name, size_t len,
+                    bool township, char *msg, size_t msglen)
+{
+    if (name == NULL || known(f, cat, name, len, township))
+        return false;
+    const char *what = township ? "township" : "metric";
+    const char *id = id_named(cat, name, len, township);
+    if (id != NULL)
+        snprintf(msg, msglen,
+                 "%s '%.*s' has no tallies here: it is the %s of %s '%s' in the catalog; ask "
+                 "for its id '%s'",
+                 what, (int)len, name, township ? "name" : "label", what, id, id);
+    else
+        snprintf(msg, msglen, "%s '%.*s' has no tallies here", what, (int)len, name);
+    return true;
+}
+
+bool web_feed_unknown_name(const web_feed_t *f, const tally_catalog_t *cat, const char *prefix,
+                           char *msg, size_t msglen)
+{
+    static const char county[] = "u/county/", town[] = "u/town/";
+    const char *p, *tname = NULL, *mname = NULL;
+    size_t tlen = 0, mlen = 0;
+    if (cat == NULL)
+        return false; /* a name declared but without tallies cannot be told from a typo */
+    if (strncmp(prefix, county, strlen(county)) == 0) {
+        p = prefix + strlen(county);
+    } else if (strncmp(prefix, town, strlen(town)) == 0) {
+        tname = whole_name(prefix + strlen(town), &tlen);
+        if (tname == NULL)
+            return false;
+        p = tname + tlen + 1;
+    } else {
+        return false;
+    }
+    mname = whole_name(p, &mlen);
+    if (tlen > PROTO_NAME_MAX || mlen > PROTO_NAME_MAX) {
+        snprintf(msg, msglen, "%s '%.*s' is longer than %d bytes, the longest name",
+                 tlen > PROTO_NAME_MAX ? "township" : "metric",
+                 (int)(tlen > PROTO_NAME_MAX ? tlen : mlen), tlen > PROTO_NAME_MAX ? tname : mname,
+                 PROTO_NAME_MAX);
+        return true;
+    }
+    return unknown(f, cat, tname, tlen, true, msg, msglen) ||
+           unknown(f, cat, mname, mlen, false, msg, msglen);
 }

@@ -89,6 +89,17 @@ bool web_feed_closed(const web_feed_t *f);
  * f->unsynced_at_ms. */
 bool web_feed_stale(const web_feed_t *f);
 
+/* Whether prefix names a township (u/town/T/...) or a metric
+ * (u/county/M/..., u/town/T/M/...) that tallyd does not know, as tallyd
+ * decides for /api/v1/period: a name is known when the catalog cat
+ * declares it or the table holds a tally of it.  When so, msg (msglen
+ * bytes) says which name, and the id to ask for when it is a township's
+ * name or a metric's label in the catalog ("高观镇": "gaoguan").  false
+ * when cat is NULL (not read yet): a declared name without tallies
+ * cannot be told from a typo then. */
+bool web_feed_unknown_name(const web_feed_t *f, const tally_catalog_t *cat, const char *prefix,
+                           char *msg, size_t msglen);
+
 /* Call fn for every tally whose topic starts with prefix ("" for all). */
 void web_feed_foreach(const web_feed_t *f, const char *prefix, tally_tally_cb fn, void *ctx);
 

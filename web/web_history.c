@@ -12,6 +12,7 @@
 
 #include "calperiod.h"
 #include "proto.h"
+#include "text.h"
 #include "web_json.h"
 
 /* The most townships read one by one (tally_period_read_split) when
@@ -47,6 +48,11 @@
  * being refused whole first (a refusal tallyd counts and logs). */
 #define WEB_HISTORY_SPLIT_PREFIXES 4
 
+/* A read ends this long after connections to tallyd began to be refused
+ * (nothing listens at its address), with 503 saying so, rather than
+ * waiting the whole timeout for a daemon that is not running. */
+#define WEB_HISTORY_REFUSED_MS 1000
+
 /* What a read asks: the route's arguments, zeroed beyond their NULs so
  * that two questions compare with memcmp. */
 typedef struct history_q {
@@ -80,6 +86,9 @@ typedef struct history_read {
     web_buf_t b;
     bool first;
     int kind;
+    int32_t clock_today; /* tallyd's day key by web_stats' clock (INT32_MIN: not read) */
+    int32_t today;       /* tallyd's day key (range reads; INT32_MIN: not known) */
+    bool through;        /* a point holds today */
     /* Too large for one answer of tallyd: asked again township by
      * township, the townships being those of the feed (read on the loop,
      * between the two runs of the job, or before the first when the
@@ -122,13 +131,17 @@ static void job_point(void *ctx, int kind, const tally_value_t *v)
     fputs("{\"period\":", j->b.f);
     web_json_string(j->b.f, v->column);
     fputs(",\"value\":", j->b.f);
-    if (!v->present)
-        fputs("null", j->b.f);
-    else if (kind == TALLY_KIND_RATIO)
-        fprintf(j->b.f, "{\"num\":%" PRId64 ",\"den\":%" PRId64 "}", v->num, v->den);
-    else
-        fprintf(j->b.f, "%" PRId64, v->num);
+    /* As `tally history --json` writes it: a ratio with its value. */
+    text_json_value(j->b.f, v->present, kind == TALLY_KIND_RATIO, v->num, v->den);
     fputc('}', j->b.f);
+    /* The point holding tallyd's today has the figures so far only. */
+    calperiod_t p;
+    int32_t first, last;
+    if (j->today != INT32_MIN && calperiod_parse(v->column, strlen(v->column), &p) == 0) {
+        calperiod_days(p, &first, &last);
+        if (first <= j->today && j->today <= last)
+            j->through = true;
+    }
 }
 
 static unsigned status_of(int rc)
@@ -147,6 +160,52 @@ static unsigned status_of(int rc)
     default:
         return HTTP_STATUS_SERVICE_UNAVAILABLE;
     }
+}
+
+/* Why tallyd at server gave no answer in time, as a JSON string to out:
+ * what the connection showed (link, enum tally_link), as /healthz says
+ * it, and libtally's sentence (err). */
+static void unanswered(FILE *out, const char *server, int link, const char *err)
+{
+    char msg[768];
+    if (link == TALLY_LINK_NO_CONNECTION)
+        snprintf(msg, sizeof msg,
+                 "tallyd at %s is not reachable: nothing accepts connections there (connection "
+                 "refused: is tallyd running, and is the address right?)",
+                 server);
+    else if (link == TALLY_LINK_UNREACHABLE)
+        snprintf(msg, sizeof msg, "tallyd at %s is not reachable: %s", server,
+                 err[0] ? err : "the network does not reach it");
+    else if (link == TALLY_LINK_UP)
+        snprintf(msg, sizeof msg,
+                 "no answer from tallyd at %s within %d s: connected, but it did not answer "
+                 "(overloaded, or at its [limits] max_connections?)",
+                 server, WEB_STATS_TIMEOUT_MS * 2 / 1000);
+    else
+        snprintf(msg, sizeof msg, "no answer from tallyd at %s within %d s%s%s", server,
+                 WEB_STATS_TIMEOUT_MS * 2 / 1000, err[0] ? ": " : "", err);
+    web_json_string(out, msg);
+}
+
+/* tallyd's today into j->today, for the point that holds it: from the
+ * clock web_stats read (j->today set on the loop), else asked of tallyd
+ * as `tally history` asks it.  Returns 0, or the request's error (one
+ * that would refuse the range request too); a tallyd older than the
+ * clock request leaves today unknown. */
+static int today_of(history_read_t *j, tally_request_t *req)
+{
+    j->today = j->clock_today;
+    if (j->today != INT32_MIN)
+        return 0;
+    tally_clock_t c;
+    int rc = tally_clock_req(j->s->stats->server, req, &c);
+    if (rc == TALLY_ETYPE)
+        return 0;
+    if (rc != 0)
+        return rc;
+    int64_t sec = c.now_ms / 1000 + c.utc_offset_s;
+    j->today = (int32_t)((sec - (((sec % 86400) + 86400) % 86400)) / 86400);
+    return 0;
 }
 
 /* j's period, township by township (j->towns), in slices; the county's
@@ -178,7 +237,8 @@ static void job_work(uv_work_t *w)
     tally_request_t req = {.curve = j->s->stats->curve,
                            .timeout_ms = WEB_STATS_TIMEOUT_MS * 2,
                            .errbuf = err,
-                           .errbuf_len = sizeof err};
+                           .errbuf_len = sizeof err,
+                           .refused_ms = WEB_HISTORY_REFUSED_MS};
     free(j->b.data);
     j->b.data = NULL;
     if (web_buf_open(&j->b) != 0) {
@@ -204,9 +264,19 @@ static void job_work(uv_work_t *w)
         fputs(",\"by\":", j->b.f);
         web_json_string(j->b.f, q->by);
         fputs(",\"points\":[", j->b.f);
-        rc = tally_range_req(j->s->stats->server, &req, q->metric, q->scope, q->by, q->from, q->to,
-                             job_point, j);
+        j->today = INT32_MIN;
+        j->through = false;
+        rc = today_of(j, &req);
+        if (rc == 0)
+            rc = tally_range_req(j->s->stats->server, &req, q->metric, q->scope, q->by, q->from,
+                                 q->to, job_point, j);
         fprintf(j->b.f, "],\"kind\":\"%s\"", tally_kind_name(j->kind));
+        if (j->through) {
+            char day[CALPERIOD_NAME_MAX];
+            calperiod_format((calperiod_t){CALPERIOD_DAY, j->today}, day, sizeof day);
+            fputs(",\"through\":", j->b.f);
+            web_json_string(j->b.f, day);
+        }
         fputs("}\n", j->b.f);
     }
     if (!q->range)
@@ -217,13 +287,16 @@ static void job_work(uv_work_t *w)
     }
     j->status = HTTP_STATUS_OK;
     if (rc != 0) {
-        /* The daemon's sentence, as the error body. */
+        /* The daemon's sentence, as the error body; or why it gave none. */
         free(j->b.data);
         j->b.data = NULL;
         j->status = status_of(rc);
         if (web_buf_open(&j->b) == 0) {
             fputs("{\"error\":", j->b.f);
-            web_json_string(j->b.f, err[0] ? err : tally_strerror(rc));
+            if (rc == TALLY_ETIMEDOUT)
+                unanswered(j->b.f, j->s->stats->server, req.link, err);
+            else
+                web_json_string(j->b.f, err[0] ? err : tally_strerror(rc));
             fputs("}\n", j->b.f);
             web_buf_close(&j->b);
         }
@@ -245,17 +318,17 @@ static bool collect_towns(history_read_t *j)
     return true;
 }
 
-/* The civil date of tallyd's "today" a margin ago, as a day key (-1: its
- * clock not known yet). */
-static int32_t closed_before(const web_server_t *s)
+/* The civil date of tallyd's "today" margin_ms ago, as a day key, by
+ * the clock web_stats last read (-1: not read yet). */
+static int32_t tallyd_day(const web_server_t *s, int64_t margin_ms)
 {
     const web_stats_t *st = s->stats;
     if (!st->have_clock)
         return -1;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + st->clock_skew_ms -
-                 WEB_HISTORY_CLOSED_MARGIN_MS + (int64_t)st->clock.utc_offset_s * 1000;
+    int64_t ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + st->clock_skew_ms - margin_ms +
+                 (int64_t)st->clock.utc_offset_s * 1000;
     return (int32_t)(ms / 86400000);
 }
 
@@ -278,7 +351,7 @@ static int32_t last_day(const char *name)
  * late figure (PERIOD_CHANGED) can change its answer. */
 static bool asks_closed(const web_server_t *s, const history_q_t *q)
 {
-    int32_t today = closed_before(s);
+    int32_t today = tallyd_day(s, WEB_HISTORY_CLOSED_MARGIN_MS);
     int32_t last = last_day(q->range ? q->to : q->period);
     return today >= 0 && last >= 0 && last < today;
 }
@@ -412,8 +485,8 @@ static int respond_from(web_server_t *s, struct lws *wsi, pss_t *ps, history_rea
                               &web_server_no_store, 1);
 }
 
-/* An argument: 1 when given, 0 when absent (*bad set when required), -1
- * when too long (*bad set). */
+/* An argument: 1 when given, 0 when absent or empty (*bad set when
+ * required: what says what it takes), -1 when too long (*bad set). */
 static int history_arg(struct lws *wsi, const char *name, char *buf, size_t cap, bool required,
                        const char *what, char *msg, size_t msglen, const char **bad)
 {
@@ -421,13 +494,28 @@ static int history_arg(struct lws *wsi, const char *name, char *buf, size_t cap,
     if (rc < 0 && *bad == NULL) {
         snprintf(msg, msglen, "%.*s: longer than %zu bytes", (int)strlen(name) - 1, name, cap - 1);
         *bad = msg;
-    } else if (rc == 0 && required && *bad == NULL) {
-        snprintf(msg, msglen, "%.*s: required%s", (int)strlen(name) - 1, name, what);
+    } else if (rc >= 0 && (rc == 0 || buf[0] == '\0') && required && *bad == NULL) {
+        snprintf(msg, msglen, "%.*s: %s%s", (int)strlen(name) - 1, name,
+                 rc == 0 ? "required" : "empty", what);
         *bad = msg;
     }
     if (rc <= 0)
         buf[0] = '\0';
-    return rc;
+    return rc > 0 && buf[0] != '\0' ? 1 : rc < 0 ? -1 : 0;
+}
+
+static const char period_forms[] = "2023, 2023-Q4, 2023-12 or 2023-12-31, or FROM..TO";
+
+/* Whether period has the shape of a period or of FROM..TO, each part of
+ * at most PROTO_PERIOD_TEXT_MAX bytes (whether it is a period, and
+ * begun, is tallyd's to say, in its words). */
+static bool period_shaped(const char *period)
+{
+    const char *dots = strstr(period, "..");
+    size_t a = dots ? (size_t)(dots - period) : strlen(period);
+    size_t b = dots ? strlen(dots + 2) : 1;
+    return a > 0 && a <= PROTO_PERIOD_TEXT_MAX && b > 0 && b <= PROTO_PERIOD_TEXT_MAX &&
+           (dots == NULL || strstr(dots + 2, "..") == NULL);
 }
 
 int web_history_route(web_server_t *s, struct lws *wsi, pss_t *ps, bool range)
@@ -436,15 +524,22 @@ int web_history_route(web_server_t *s, struct lws *wsi, pss_t *ps, bool range)
     memset(&q, 0, sizeof q);
     q.range = range;
     const char *bad = NULL;
-    char msg[128];
+    char msg[160];
     if (!range) {
-        history_arg(wsi, "period=", q.period, sizeof q.period, true,
-                    " (2023, 2023-Q4, 2023-12 or 2023-12-31, or FROM..TO)", msg, sizeof msg, &bad);
+        char what[80];
+        snprintf(what, sizeof what, ": give a period (%s)", period_forms);
+        history_arg(wsi, "period=", q.period, sizeof q.period, true, what, msg, sizeof msg, &bad);
         history_arg(wsi, "prefix=", q.prefix, sizeof q.prefix, false, "", msg, sizeof msg, &bad);
+        if (bad == NULL && !period_shaped(q.period)) {
+            snprintf(msg, sizeof msg, "period: '%.40s' is not a period: expected %s", q.period,
+                     period_forms);
+            bad = msg;
+        }
         if (bad == NULL && !proto_topic_prefix_possible(q.prefix, strlen(q.prefix)))
-            bad = "prefix: begins no topic";
+            return web_server_respond_bad_prefix(s, wsi, ps, q.prefix);
     } else {
-        history_arg(wsi, "metric=", q.metric, sizeof q.metric, true, "", msg, sizeof msg, &bad);
+        history_arg(wsi, "metric=", q.metric, sizeof q.metric, true, " (a metric's id)", msg,
+                    sizeof msg, &bad);
         history_arg(wsi, "by=", q.by, sizeof q.by, true, " (day, month, quarter or year)", msg,
                     sizeof msg, &bad);
         history_arg(wsi, "from=", q.from, sizeof q.from, true, " (a period)", msg, sizeof msg,
@@ -484,6 +579,8 @@ int web_history_route(web_server_t *s, struct lws *wsi, pss_t *ps, bool range)
     j->began_ms = uv_now(s->loop);
     j->used = ++s->history->tick;
     j->closed = asks_closed(s, &q);
+    int32_t today = tallyd_day(s, 0);
+    j->clock_today = today >= 0 ? today : INT32_MIN;
     j->split = !range && split_known(s->history, s->feed, q.prefix) && collect_towns(j);
     j->work.data = j;
     j->running = true;

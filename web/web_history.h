@@ -2,7 +2,9 @@
  *   /api/v1/period  ?period=P (2023, 2023-Q4, 2023-12, 2023-12-31 or
  *                   FROM..TO) &prefix=TOPIC: the tallies of that period
  *   /api/v1/range   ?metric=M &by=day|month|quarter|year &from=P [&to=P]
- *                   [&scope=county|TOWNSHIP]: one series period by period
+ *                   [&scope=county|TOWNSHIP]: one series period by period,
+ *                   as `tally history --json` writes it (a ratio's value,
+ *                   "through" tallyd's today when a point holds it)
  * Each is asked of tallyd on a libuv worker thread, so that the loop never
  * waits for it; a county too large for one answer is read township by
  * township (the townships of the feed, at most WEB_SPLIT_MAX), and a
@@ -13,7 +15,10 @@
  * every series), the feed re-synchronises, or a minute has passed, so that every screen of the wall
  * costs tallyd one read, not one each.  Errors are JSON {"error":...}: 400 for a bad argument or a
  * refused period, 410 for a day past tallyd's retention, 501 for a
- * request this tallyd does not know, 503 when tallyd does not answer. */
+ * request this tallyd does not know, 503 when tallyd does not answer
+ * (saying why: nothing accepts connections at its address, after
+ * WEB_HISTORY_REFUSED_MS of refusals; the network does not reach it; no
+ * answer in time). */
 #ifndef TALLY_WEB_HISTORY_H
 #define TALLY_WEB_HISTORY_H
 

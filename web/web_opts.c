@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "proto.h"
 #include "suggest.h"
@@ -237,6 +238,7 @@ typedef struct config_ctx {
     int lineno; /* of the line inih read last */
     char err[512];
     bool failed;
+    bool token; /* [web] has a token */
 } config_ctx_t;
 
 /* inih's reader: fgets, counting lines for the messages. */
@@ -257,6 +259,8 @@ static int on_config_key(void *user, const char *section, const char *key, const
         return 0;
     if (strcmp(section, "web") != 0)
         return 1; /* other programs' sections (a shared file) are theirs */
+    if (strcmp(key, "token") == 0)
+        c->token = true;
     char name[64];
     snprintf(name, sizeof name, "%s", key);
     for (char *p = name; *p; p++)
@@ -288,6 +292,8 @@ static int load_config(web_opts_t *o, raw_t *r)
     }
     config_ctx_t c = {.o = o, .r = r, .f = f};
     int rc = ini_parse_stream(next_line, &c, on_config_key, &c);
+    struct stat st;
+    bool others = fstat(fileno(f), &st) == 0 && (st.st_mode & 0007) != 0;
     fclose(f);
     if (c.failed) {
         usage_error("%s", c.err);
@@ -295,6 +301,14 @@ static int load_config(web_opts_t *o, raw_t *r)
     }
     if (rc != 0) {
         usage_error("%s:%d: not a line of an INI file ([section] or key = value)", o->config, rc);
+        return WEB_EXIT_USAGE;
+    }
+    /* Anyone who reads the token has the figures and the stream: refused,
+     * as tallyd refuses a secret key that other users can read. */
+    if (c.token && others) {
+        usage_error("%s: mode %04o lets other users read the token; chmod o-rwx %s (0600, or "
+                    "0640 with tally-web's group)",
+                    o->config, (unsigned)(st.st_mode & 07777), o->config);
         return WEB_EXIT_USAGE;
     }
     return -1;

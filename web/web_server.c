@@ -169,6 +169,23 @@ static int respond_bad_request(web_server_t *s, struct lws *wsi, pss_t *ps, cons
                               (unsigned char *)text, strlen(text), true, &h, 1);
 }
 
+int web_server_respond_bad_prefix(web_server_t *s, struct lws *wsi, pss_t *ps, const char *prefix)
+{
+    web_buf_t b;
+    if (web_buf_open(&b) != 0)
+        return -1;
+    fputs("prefix ", b.f);
+    web_json_string(b.f, prefix);
+    fputs(" begins no topic: use \"\", \"u/county/\", \"u/county/METRIC/\", \"u/town/\", "
+          "\"u/town/TOWNSHIP/\" or \"u/town/TOWNSHIP/METRIC/\" (ids, not labels)",
+          b.f);
+    if (web_buf_close(&b) != 0)
+        return -1;
+    int rc = web_server_respond_error(s, wsi, ps, HTTP_STATUS_BAD_REQUEST, b.data, NULL);
+    free(b.data);
+    return rc;
+}
+
 int web_server_respond_buf(web_server_t *s, struct lws *wsi, pss_t *ps, const char *type,
                            web_buf_t *b)
 {
@@ -281,22 +298,8 @@ static int route_tallies(web_server_t *s, struct lws *wsi, pss_t *ps)
     }
     if (got == 0)
         prefix[0] = '\0';
-    size_t plen = strlen(prefix);
-    if (plen > PROTO_PREFIX_MAX || !proto_topic_prefix_possible(prefix, plen)) {
-        web_buf_t b;
-        if (web_buf_open(&b) != 0)
-            return -1;
-        fputs("prefix ", b.f);
-        web_json_string(b.f, prefix);
-        fputs(" begins no topic: use \"\", \"u/county/\", \"u/county/METRIC/\", "
-              "\"u/town/\" or \"u/town/TOWNSHIP/METRIC/\"",
-              b.f);
-        if (web_buf_close(&b) != 0)
-            return -1;
-        int rc = web_server_respond_error(s, wsi, ps, HTTP_STATUS_BAD_REQUEST, b.data, NULL);
-        free(b.data);
-        return rc;
-    }
+    if (!proto_topic_prefix_possible(prefix, strlen(prefix)))
+        return web_server_respond_bad_prefix(s, wsi, ps, prefix);
     /* Cut off from tallyd, the figures held are still the best there is
      * (a wall opened during an outage shows them, dimmed): served marked
      * stale, as of when synchronisation was lost.  Nothing to serve only
@@ -304,6 +307,12 @@ static int route_tallies(web_server_t *s, struct lws *wsi, pss_t *ps)
     if (!s->feed->synced && !s->feed->ever_synced)
         return web_server_respond_error(s, wsi, ps, HTTP_STATUS_SERVICE_UNAVAILABLE,
                                         "not synchronised with tallyd yet", NULL);
+    /* A name tallyd does not know is refused as /api/v1/period has tallyd
+     * refuse it, not answered with nothing (a typing error, or a label
+     * where the id goes). */
+    char why[512];
+    if (web_feed_unknown_name(s->feed, web_stats_catalog_read(s->stats), prefix, why, sizeof why))
+        return web_server_respond_error(s, wsi, ps, HTTP_STATUS_BAD_REQUEST, why, NULL);
     bool stale = web_feed_stale(s->feed);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
@@ -558,7 +567,7 @@ static int on_http(web_server_t *s, struct lws *wsi, pss_t *ps, const char *path
  * session has no writable callback yet (libwebsockets completes the
  * transaction when the callback returns 1).  Returns 1, or -1 to close
  * the connection when the answer cannot be written. */
-static int refuse_upgrade(struct lws *wsi, unsigned status, const char *why)
+static int refuse_upgrade(struct lws *wsi, unsigned status, const char *why, const header_t *extra)
 {
     unsigned char buf[LWS_PRE + 2048], *start = buf + LWS_PRE, *p = start,
                                        *end = buf + sizeof buf - 1;
@@ -568,6 +577,7 @@ static int refuse_upgrade(struct lws *wsi, unsigned status, const char *why)
     int rc = -1;
     if (common_headers(wsi, status, "application/json", b.len, &p, end) == 0 &&
         add_header(wsi, "cache-control:", "no-store", &p, end) == 0 &&
+        (extra == NULL || add_header(wsi, extra->name, extra->value, &p, end) == 0) &&
         lws_finalize_http_header(wsi, &p, end) == 0 && (size_t)(end - p) >= b.len) {
         memcpy(p, b.data, b.len);
         p += b.len;
@@ -578,15 +588,67 @@ static int refuse_upgrade(struct lws *wsi, unsigned status, const char *why)
     return rc;
 }
 
-/* Before a WebSocket upgrade: the right path, the token, the origin and
- * room for one more browser.  Returns 0 to let it proceed, 1 when a
- * response was sent instead. */
+/* Whether the comma-separated list in the header token holds word (any
+ * case), as Connection must hold "upgrade". */
+static bool header_lists(struct lws *wsi, enum lws_token_indexes token, const char *word)
+{
+    char buf[256];
+    if (lws_hdr_copy(wsi, buf, sizeof buf, token) <= 0)
+        return false;
+    size_t wlen = strlen(word);
+    for (char *p = buf; *p != '\0';) {
+        p += strspn(p, " \t,");
+        size_t n = strcspn(p, ",");
+        size_t t = n;
+        while (t > 0 && (p[t - 1] == ' ' || p[t - 1] == '\t'))
+            t--;
+        if (t == wlen && strncasecmp(p, word, wlen) == 0)
+            return true;
+        p += n;
+    }
+    return false;
+}
+
+/* What is wrong with a WebSocket handshake (RFC 6455, 4.2.1), or NULL.
+ * libwebsockets closes the connection without an answer on most of
+ * these, and takes any Sec-WebSocket-Version for 13. */
+static const char *bad_handshake(struct lws *wsi, bool *version)
+{
+    char buf[64];
+    unsigned char key[32];
+    size_t klen = 0;
+    *version = false;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HOST) <= 0)
+        return "a WebSocket handshake needs a Host header";
+    if (!header_lists(wsi, WSI_TOKEN_CONNECTION, "upgrade"))
+        return "a WebSocket handshake needs 'Connection: Upgrade'";
+    if (lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_VERSION) <= 0 || strcmp(buf, "13") != 0) {
+        *version = true;
+        return "a WebSocket handshake needs 'Sec-WebSocket-Version: 13', the version served";
+    }
+    if (lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_KEY) <= 0 ||
+        sodium_base642bin(key, sizeof key, buf, strlen(buf), NULL, &klen, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        klen != 16)
+        return "a WebSocket handshake needs a Sec-WebSocket-Key of 16 bytes in base64";
+    return NULL;
+}
+
+/* Before a WebSocket upgrade: the right path and method, a well-formed
+ * handshake, the token, the origin and room for one more browser.
+ * Returns 0 to let it proceed, 1 when a response was sent instead. */
 static int confirm_upgrade(web_server_t *s, struct lws *wsi, const char *protocol)
 {
-    char path[256];
     unsigned status = 0;
     const char *why = NULL;
+    const header_t *extra = NULL;
+    static const header_t allow = {"allow:", "GET"};
+    static const header_t ws_version = {"sec-websocket-version:", "13"};
     char too_long[128];
+    char *uri = NULL;
+    int ulen = 0;
+    int method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
+    bool version = false;
     if (s->stopping) {
         status = HTTP_STATUS_SERVICE_UNAVAILABLE;
         why = "tally-web is stopping";
@@ -595,11 +657,18 @@ static int confirm_upgrade(web_server_t *s, struct lws *wsi, const char *protoco
     } else if (target_cut(wsi)) {
         status = HTTP_STATUS_BAD_REQUEST;
         why = target_cut_why;
-    } else if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0 ||
-               strcmp(path, "/api/v1/stream") != 0 || protocol == NULL ||
+    } else if (method < 0 || uri == NULL || ulen != (int)strlen("/api/v1/stream") ||
+               strncmp(uri, "/api/v1/stream", (size_t)ulen) != 0 || protocol == NULL ||
                strcmp(protocol, "websocket") != 0) {
         status = HTTP_STATUS_NOT_FOUND;
         why = "no WebSocket here: the stream is /api/v1/stream";
+    } else if (method != LWSHUMETH_GET) {
+        status = HTTP_STATUS_METHOD_NOT_ALLOWED;
+        why = "a WebSocket handshake is a GET request";
+        extra = &allow;
+    } else if ((why = bad_handshake(wsi, &version)) != NULL) {
+        status = HTTP_STATUS_BAD_REQUEST;
+        extra = version ? &ws_version : NULL; /* the version served (RFC 6455, 4.4) */
     } else if (!authorized(s, wsi)) {
         status = HTTP_STATUS_UNAUTHORIZED;
         why = "this tally-web needs a token";
@@ -615,7 +684,7 @@ static int confirm_upgrade(web_server_t *s, struct lws *wsi, const char *protoco
     if (status == 0)
         return 0;
     s->counters.http_requests++;
-    return refuse_upgrade(wsi, status, why);
+    return refuse_upgrade(wsi, status, why, extra);
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -683,43 +752,61 @@ static int readable(const char *what, const char *path, char *err, size_t errlen
     return TALLY_EIO;
 }
 
-/* Whether the listening address can be bound, tried before libwebsockets
- * does: when its bind fails it logs, serves nothing and has closed the
- * socket it made, while tally-web would carry on.  Returns 0 or
- * TALLY_EIO with the reason in err. */
-static int can_listen(const web_opts_t *o, char *err, size_t errlen)
+/* The address to listen on, as libwebsockets takes it: a numeric address
+ * (it looks an interface's name up, or parses an address, but resolves
+ * no host name: "localhost" would be a missing interface, which it only
+ * logs), chosen by binding each address the host resolves to in turn,
+ * before libwebsockets does (when its bind fails it logs, serves nothing
+ * and has closed the socket it made, while tally-web would carry on).
+ * iface receives the address ("" for every address), *v6 whether it is
+ * IPv6.  Returns 0, or TALLY_EIO with the reason in err. */
+static int choose_address(const web_opts_t *o, char *iface, size_t cap, bool *v6, char *err,
+                          size_t errlen)
 {
-    if (o->listen_port == 0)
-        return 0; /* any free port */
     char port[8];
     snprintf(port, sizeof port, "%d", o->listen_port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
-    int rc = getaddrinfo(o->listen_host[0] ? o->listen_host : NULL, port, &hints, &ai);
+    bool wild = o->listen_host[0] == '\0';
+    bool v6host = strchr(o->listen_host, ':') != NULL;
+    int rc = getaddrinfo(wild ? NULL : o->listen_host, port, &hints, &ai);
     if (rc != 0) {
-        snprintf(err, errlen, "cannot listen on %s:%d: %s", o->listen_host, o->listen_port,
-                 gai_strerror(rc));
+        snprintf(err, errlen, "cannot listen on %s%s%s:%d: %s", v6host ? "[" : "", o->listen_host,
+                 v6host ? "]" : "", o->listen_port,
+                 rc == EAI_NONAME ? "not an address, nor a host name that resolves"
+                                  : gai_strerror(rc));
         return TALLY_EIO;
     }
-    int e = 0;
+    int e = EADDRNOTAVAIL;
     for (struct addrinfo *a = ai; a != NULL; a = a->ai_next) {
         int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-        if (fd < 0)
+        if (fd < 0) {
+            e = errno;
             continue;
+        }
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         e = bind(fd, a->ai_addr, a->ai_addrlen) == 0 ? 0 : errno;
         close(fd);
-        if (e == 0)
-            break;
+        if (e != 0)
+            continue;
+        *v6 = a->ai_family == AF_INET6;
+        if (wild) {
+            iface[0] = '\0';
+            *v6 = true; /* [::], which takes IPv4 too */
+        } else if ((rc = getnameinfo(a->ai_addr, a->ai_addrlen, iface, (socklen_t)cap, NULL, 0,
+                                     NI_NUMERICHOST)) != 0) {
+            e = EADDRNOTAVAIL;
+            continue;
+        }
+        break;
     }
     freeaddrinfo(ai);
     if (e != 0) {
-        snprintf(err, errlen, "cannot listen on %s%s%s:%d: %s%s",
-                 strchr(o->listen_host, ':') ? "[" : "", o->listen_host[0] ? o->listen_host : "*",
-                 strchr(o->listen_host, ':') ? "]" : "", o->listen_port, strerror(e),
+        snprintf(err, errlen, "cannot listen on %s%s%s:%d: %s%s", v6host ? "[" : "",
+                 wild ? "*" : o->listen_host, v6host ? "]" : "", o->listen_port, strerror(e),
                  e == EADDRINUSE ? " (another tally-web? choose a port with --listen)" : "");
         return TALLY_EIO;
     }
@@ -730,7 +817,9 @@ int web_server_start(web_server_t **out, uv_loop_t *loop, const web_opts_t *o, w
                      web_stats_t *stats, char *err, size_t errlen)
 {
     *out = NULL;
-    if (can_listen(o, err, errlen) != 0)
+    char iface[WEB_SERVER_ADDRESS_MAX];
+    bool v6 = false;
+    if (choose_address(o, iface, sizeof iface, &v6, err, errlen) != 0)
         return TALLY_EIO;
     if (o->tls_cert != NULL && (readable("--tls-cert", o->tls_cert, err, errlen) != 0 ||
                                 readable("--tls-key", o->tls_key, err, errlen) != 0))
@@ -745,6 +834,7 @@ int web_server_start(web_server_t **out, uv_loop_t *loop, const web_opts_t *o, w
         return TALLY_ENOMEM;
     }
     s->opts = o;
+    snprintf(s->address, sizeof s->address, "%s", iface);
     s->feed = feed;
     s->stats = stats;
     if (web_history_init(s) != 0) {
@@ -761,11 +851,18 @@ int web_server_start(web_server_t **out, uv_loop_t *loop, const web_opts_t *o, w
     void *foreign[1] = {loop};
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
+    /* A bind that fails is the context's failure, not a vhost left waiting
+     * for its interface to appear.  An IPv4 address is bound by an IPv4
+     * socket: given to an IPv6 one, libwebsockets 4.1 parses it into the
+     * wrong field and binds [::], every address of the machine. */
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
-                   LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
+                   LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS |
+                   LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+    if (!v6)
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     info.foreign_loops = foreign;
     info.protocols = protocols;
-    info.iface = o->listen_host[0] ? o->listen_host : NULL;
+    info.iface = s->address[0] ? s->address : NULL;
     info.port = o->listen_port;
     info.max_http_header_data = WEB_SERVER_HEADER_BUF;
     info.max_http_header_pool = 64;
@@ -815,6 +912,11 @@ int web_server_start(web_server_t **out, uv_loop_t *loop, const web_opts_t *o, w
 int web_server_port(const web_server_t *s)
 {
     return s->port;
+}
+
+const char *web_server_address(const web_server_t *s)
+{
+    return s->address;
 }
 
 void web_server_feed_changed(web_server_t *s)

@@ -39,10 +39,11 @@
 #include "web_stats.h"
 #include "web_stream.h"
 
-#define WEB_SERVER_URI_MAX    2048  /* bytes of a request's target: 414 beyond */
-#define WEB_SERVER_HEADER_MAX 8192  /* bytes of request headers: 431 beyond */
-#define WEB_SERVER_HEADER_BUF 32768 /* libwebsockets' buffer: closed beyond */
-#define WEB_COOKIE_NAME       "tally_web"
+#define WEB_SERVER_URI_MAX     2048  /* bytes of a request's target: 414 beyond */
+#define WEB_SERVER_HEADER_MAX  8192  /* bytes of request headers: 431 beyond */
+#define WEB_SERVER_HEADER_BUF  32768 /* libwebsockets' buffer: closed beyond */
+#define WEB_SERVER_ADDRESS_MAX 80    /* a numeric address, an IPv6 zone included */
+#define WEB_COOKIE_NAME        "tally_web"
 
 typedef struct web_server web_server_t;
 
@@ -55,6 +56,11 @@ int web_server_start(web_server_t **out, uv_loop_t *loop, const web_opts_t *o, w
 
 /* The port the server listens on (the one the kernel chose for port 0). */
 int web_server_port(const web_server_t *s);
+
+/* The address the server listens on, numeric ("127.0.0.1", "::1"; the
+ * one --listen's host name resolved to that could be bound), or "" for
+ * every address.  Owned by s. */
+const char *web_server_address(const web_server_t *s);
 
 /* The feed changed: pass it on to the browsers. */
 void web_server_feed_changed(web_server_t *s);

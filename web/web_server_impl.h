@@ -16,6 +16,7 @@
 struct web_server {
     uv_loop_t *loop;
     const web_opts_t *opts;
+    char address[WEB_SERVER_ADDRESS_MAX]; /* listened on, numeric; "": every address */
     web_feed_t *feed;
     web_stats_t *stats;
     web_counters_t counters;
@@ -69,6 +70,10 @@ int web_server_respond(web_server_t *s, struct lws *wsi, pss_t *ps, unsigned sta
  * be NULL).  Returns as web_server_respond(). */
 int web_server_respond_error(web_server_t *s, struct lws *wsi, pss_t *ps, unsigned status,
                              const char *message, const header_t *extra);
+
+/* 400 for a prefix that begins no topic, naming the forms one takes.
+ * Returns as web_server_respond(). */
+int web_server_respond_bad_prefix(web_server_t *s, struct lws *wsi, pss_t *ps, const char *prefix);
 
 /* 200 with b's contents (closed here) as type, not to be stored.  Returns
  * as web_server_respond(). */

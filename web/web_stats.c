@@ -99,15 +99,17 @@ static void do_poll(uv_work_t *w)
     set->rc = tally_stats_req(s->server, &req, collect, set);
     free(set->catalog_json);
     set->catalog_json = NULL;
+    tally_catalog_destroy(&set->catalog);
     if (set->rc != 0)
         return;
-    tally_catalog_t *cat = NULL;
     char err[256];
     req.errbuf = err;
     req.errbuf_len = sizeof err;
-    if (tally_catalog_req(s->server, &req, &cat) == 0)
-        set->catalog_json = catalog_to_json(cat);
-    tally_catalog_destroy(&cat);
+    if (tally_catalog_req(s->server, &req, &set->catalog) == 0) {
+        set->catalog_json = catalog_to_json(set->catalog);
+        if (set->catalog_json == NULL)
+            tally_catalog_destroy(&set->catalog); /* the two go together */
+    }
     int64_t asked = wall_ms();
     set->have_clock = tally_clock_req(s->server, &req, &set->clock) == 0;
     /* Half-way through the round trip: off by at most half of it. */
@@ -121,6 +123,7 @@ static void after_poll(uv_work_t *w, int status)
     if (s->stopping) {
         free(s->polling.catalog_json); /* shutting down: nobody to give it to */
         s->polling.catalog_json = NULL;
+        tally_catalog_destroy(&s->polling.catalog);
         return;
     }
     s->polls++;
@@ -131,6 +134,9 @@ static void after_poll(uv_work_t *w, int status)
         if (cat != NULL) {
             free(s->catalog_json);
             s->catalog_json = cat;
+            tally_catalog_destroy(&s->catalog);
+            s->catalog = s->polling.catalog;
+            s->polling.catalog = NULL;
         }
         if (s->polling.have_clock) {
             s->clock = s->polling.clock;
@@ -139,6 +145,7 @@ static void after_poll(uv_work_t *w, int status)
         }
         s->last = s->polling;
         s->last.catalog_json = NULL;
+        s->last.catalog = NULL;
         s->have_last = true;
         s->last_ok_ms = wall_ms();
     } else {
@@ -194,6 +201,12 @@ static void on_closed(uv_handle_t *h)
     s->closed = true;
     free(s->catalog_json);
     s->catalog_json = NULL;
+    tally_catalog_destroy(&s->catalog);
+    if (!s->busy) { /* what a poll that failed left (a running one frees its own) */
+        free(s->polling.catalog_json);
+        s->polling.catalog_json = NULL;
+        tally_catalog_destroy(&s->polling.catalog);
+    }
 }
 
 void web_stats_stop(web_stats_t *s)

@@ -36,7 +36,8 @@ typedef struct web_stats_set {
     size_t n;
     int rc; /* tally_stats_req's return */
     char err[256];
-    char *catalog_json; /* the catalog for the display (malloc'ed), or NULL */
+    char *catalog_json;       /* the catalog for the display (malloc'ed), or NULL */
+    tally_catalog_t *catalog; /* the same, as read (owned), or NULL */
     tally_clock_t clock;
     bool have_clock;       /* tallyd answered CLOCK_REQ */
     int64_t clock_skew_ms; /* its now_ms minus this machine's clock half-way through */
@@ -66,10 +67,11 @@ typedef struct web_stats {
     web_stats_set_t last;    /* the last complete answer, on the loop */
     bool have_last;
     uint64_t polls, failures;
-    int last_rc;         /* the last poll's tally_stats_req return */
-    int64_t last_ok_ms;  /* wall clock of the last answer, 0: none */
-    char *catalog_json;  /* the last catalog read (CATALOG_REQ), or NULL */
-    tally_clock_t clock; /* the last clock read (CLOCK_REQ), when have_clock */
+    int last_rc;              /* the last poll's tally_stats_req return */
+    int64_t last_ok_ms;       /* wall clock of the last answer, 0: none */
+    char *catalog_json;       /* the last catalog read (CATALOG_REQ), or NULL */
+    tally_catalog_t *catalog; /* the same catalog, to look names up in, or NULL */
+    tally_clock_t clock;      /* the last clock read (CLOCK_REQ), when have_clock */
     bool have_clock;
     int64_t clock_skew_ms; /* tallyd's clock minus ours at that read */
 } web_stats_t;
@@ -113,6 +115,13 @@ void web_stats_write(const web_stats_t *s, const web_counters_t *c, const web_st
 static inline const char *web_stats_catalog(const web_stats_t *s)
 {
     return s->catalog_json;
+}
+
+/* The last catalog read, to look ids, names and labels up in (valid on
+ * the loop until the next poll's answer), or NULL as web_stats_catalog. */
+static inline const tally_catalog_t *web_stats_catalog_read(const web_stats_t *s)
+{
+    return s->catalog;
 }
 
 /* tallyd's calendar zone as JSON for the display:

@@ -9,6 +9,20 @@ if(TARGET tally_web AND TARGET tallyd AND TARGET tally_cli)
   set_tests_properties(test_web PROPERTIES LABELS integration TIMEOUT 180)
 endif()
 
+# tally-web's start-up and the API's edges (test_web_api.py): --listen
+# with a host name, or where nothing can listen; /api/v1/range as `tally
+# history --json`; names refused by /api/v1/tallies as by /api/v1/period;
+# 503s that say tallyd is not running; WebSocket upgrades refused with an
+# answer; a configuration file's token others can read; the man page's
+# options; the unit's IP address filter.
+if(TARGET tally_web AND TARGET tallyd AND TARGET tally_cli)
+  add_test(NAME test_web_api
+    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_web_api.py
+            $<TARGET_FILE:tallyd> $<TARGET_FILE:tally_cli> $<TARGET_FILE:tally_web>
+            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(test_web_api PROPERTIES LABELS integration TIMEOUT 180)
+endif()
+
 # tally-web and a tallyd secured with CURVE: a subscriber key revoked by a
 # reload and admitted again (the link's state in /metrics, recovery by
 # itself, a live update afterwards), its log's priorities under journald,
