@@ -277,9 +277,11 @@ static bool sweeps_step(const recall_t *r, recall_job_t *j, uint32_t budget)
     return true;
 }
 
-/* Parse a period name of the request and check it against today. */
-static int parse_period(const recall_t *r, proto_str_t s, const char *field, calperiod_t *p,
-                        const char **field_out, char *msg, size_t msglen)
+/* Parse a period name of the request and check it against today: it
+ * must have begun, unless ahead (the end of a span or range, whose days
+ * after today read as nothing yet). */
+static int parse_period(const recall_t *r, proto_str_t s, const char *field, bool ahead,
+                        calperiod_t *p, const char **field_out, char *msg, size_t msglen)
 {
     *field_out = field;
     if (calperiod_parse(s.ptr, s.len, p) != 0) {
@@ -292,7 +294,7 @@ static int parse_period(const recall_t *r, proto_str_t s, const char *field, cal
     int32_t first, last;
     calperiod_days(*p, &first, &last);
     int32_t today = history_today(r->c.history);
-    if (first > today) {
+    if (first > today && !ahead) {
         char t[CALPERIOD_NAME_MAX];
         calperiod_format((calperiod_t){CALPERIOD_DAY, today}, t, sizeof(t));
         snprintf(msg, msglen, "period '%.*s' has not begun yet (today is %s in the daemon's zone)",
@@ -456,7 +458,7 @@ int recall_period(recall_t *r, const void *rid, size_t rid_len, const proto_msg_
 {
     const __typeof__(m->u.period_req) *q = &m->u.period_req;
     calperiod_t p;
-    int rc = parse_period(r, q->period, "period", &p, field, msg, msglen);
+    int rc = parse_period(r, q->period, "period", false, &p, field, msg, msglen);
     if (rc != 0)
         return rc;
     if (history_expired(r->c.history, p)) {
@@ -485,9 +487,9 @@ int recall_span(recall_t *r, const void *rid, size_t rid_len, const proto_msg_t 
 {
     const __typeof__(m->u.span_req) *q = &m->u.span_req;
     calperiod_t from, to;
-    int rc = parse_period(r, q->from, "from", &from, field, msg, msglen);
+    int rc = parse_period(r, q->from, "from", false, &from, field, msg, msglen);
     if (rc == 0)
-        rc = parse_period(r, q->to, "to", &to, field, msg, msglen);
+        rc = parse_period(r, q->to, "to", true, &to, field, msg, msglen);
     if (rc != 0)
         return rc;
     recall_job_t like = {.span = true};
@@ -605,9 +607,9 @@ int recall_range(recall_t *r, const void *rid, size_t rid_len, const proto_msg_t
         return TALLY_EBADPERIOD;
     }
     calperiod_t from, to, first;
-    int rc = parse_period(r, q->from, "from", &from, field, msg, msglen);
+    int rc = parse_period(r, q->from, "from", false, &from, field, msg, msglen);
     if (rc == 0)
-        rc = parse_period(r, q->to, "to", &to, field, msg, msglen);
+        rc = parse_period(r, q->to, "to", true, &to, field, msg, msglen);
     if (rc != 0)
         return rc;
     int64_t count = 0;

@@ -327,8 +327,8 @@ int cli_history(int argc, char **argv, cli_global_t *g)
         to = from;
     if (csv && o.json)
         return cli_usage_error("history", "--csv and --json exclude each other");
-    if ((status = cli_period_check("history", "--from", from)) != 0 ||
-        (status = cli_period_check("history", "--to", to)) != 0)
+    if ((status = cli_period_check("history", "--from", from, false)) != 0 ||
+        (status = cli_period_check("history", "--to", to, true)) != 0)
         return status;
     calperiod_t pf, pt, first;
     calperiod_parse(from, strlen(from), &pf);

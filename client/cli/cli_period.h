@@ -12,10 +12,11 @@
 
 /* Check a --period, --from or --to argument: a period name that may have
  * begun in the daemon's time zone (its first day not after tomorrow in
- * UTC; the daemon refuses the rest of what has not begun, BAD_PERIOD).
- * Returns 0, or prints a usage error naming option and returns
- * CLI_USAGE. */
-int cli_period_check(const char *cmd, const char *option, const char *value);
+ * UTC; the daemon refuses the rest of what has not begun, BAD_PERIOD),
+ * or any period name when ahead (the end of a span or range, whose days
+ * after today read as nothing yet).  Returns 0, or prints a usage error
+ * naming option and returns CLI_USAGE. */
+int cli_period_check(const char *cmd, const char *option, const char *value, bool ahead);
 
 /* What --period names: one calendar period ("2023-12"), or a span of days
  * FROM..TO, from the first day of the period FROM to the last day of TO
@@ -45,8 +46,9 @@ void cli_period_zh(calperiod_t p, char *buf, size_t cap);
  * 2022年1月1日—12月6日, 2022年12月—2023年2月). */
 void cli_span_zh(const cli_span_t *s, char *buf, size_t cap);
 
-/* Check a --period that may be a span (as cli_period_check, both ends,
- * and FROM not after TO).  Returns 0 or CLI_USAGE (printed). */
+/* Check a --period that may be a span (as cli_period_check: FROM must
+ * have begun, TO may lie ahead; FROM not after TO).  Returns 0 or
+ * CLI_USAGE (printed). */
 int cli_span_check(const char *cmd, const char *option, const char *value);
 
 /* Read the tallies under prefix for s: PERIOD_REQ for a period, SPAN_REQ

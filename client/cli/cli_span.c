@@ -27,7 +27,7 @@ static int32_t utc_today(void)
     return calperiod_days_from_civil(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
 }
 
-int cli_period_check(const char *cmd, const char *option, const char *value)
+int cli_period_check(const char *cmd, const char *option, const char *value, bool ahead)
 {
     calperiod_t p;
     if (calperiod_parse(value, strlen(value), &p) != 0)
@@ -38,7 +38,7 @@ int cli_period_check(const char *cmd, const char *option, const char *value)
                                option, value);
     int32_t first, last, today = utc_today();
     calperiod_days(p, &first, &last);
-    if (first > today + 1) {
+    if (first > today + 1 && !ahead) {
         char t[CALPERIOD_NAME_MAX];
         calperiod_format((calperiod_t){CALPERIOD_DAY, first}, t, sizeof(t));
         return cli_usage_error(cmd, "%s '%s' has not begun yet (it begins on %s, after today)",
@@ -143,7 +143,7 @@ int cli_span_check(const char *cmd, const char *option, const char *value)
 {
     const char *dots = strstr(value, "..");
     if (dots == NULL)
-        return cli_period_check(cmd, option, value);
+        return cli_period_check(cmd, option, value, false);
     char a[64], b[64];
     snprintf(a, sizeof(a), "%.*s", (int)(dots - value < 63 ? dots - value : 63), value);
     snprintf(b, sizeof(b), "%s", dots + 2);
@@ -154,9 +154,11 @@ int cli_span_check(const char *cmd, const char *option, const char *value)
                                "%s a span needs a period on both sides of '..' (FROM..TO, "
                                "e.g. 2023-01..2023-11)",
                                opt);
-    int rc = cli_period_check(cmd, opt, a);
+    /* Its end may lie ahead (2026-12-01..2026-12-31 on the 8th reads as
+     * 2026-12 does). */
+    int rc = cli_period_check(cmd, opt, a, false);
     if (rc == 0)
-        rc = cli_period_check(cmd, opt, b);
+        rc = cli_period_check(cmd, opt, b, true);
     if (rc != 0)
         return rc;
     cli_span_t s;

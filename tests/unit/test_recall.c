@@ -436,6 +436,14 @@ static void test_range(void **state)
         seen += m->u.range.npoints;
     }
     assert_int_equal(seen, 600);
+    /* A 'to' ahead of today (2024-06-15): its periods read nil. */
+    assert_int_equal(range_req(f, "resolved", "gaoguan", "month", "2024-05", "2024-08-31"), 0);
+    m = t_sink_at(&f->replies, 0);
+    assert_int_equal(m->u.range.total, 4);
+    assert_true(m->u.range.points[1].present);
+    assert_int_equal(m->u.range.points[1].num, 3);
+    assert_false(m->u.range.points[2].present);
+    assert_false(m->u.range.points[3].present);
 }
 
 /* Noon UTC of y-m-d. */
@@ -558,9 +566,10 @@ static void test_span_model(void **state)
     int32_t lo = (int32_t)(t0 / 86400000), hi = (int32_t)(T_NOW / 86400000);
     for (int k = 0; k < 300; k++) {
         int32_t a = lo + (int32_t)(rnd(&x) % (uint64_t)(hi - lo + 1));
-        int32_t b = a + (int32_t)(rnd(&x) % (uint64_t)(k % 3 ? 120 : hi - a + 1));
-        if (b > hi)
-            b = hi;
+        /* its end up to 400 days ahead of today: nothing there yet */
+        int32_t b = a + (int32_t)(rnd(&x) % (uint64_t)(k % 3 ? 120 : hi + 400 - a + 1));
+        if (b > hi + 400)
+            b = hi + 400;
         char from[CALPERIOD_NAME_MAX], to[CALPERIOD_NAME_MAX];
         calperiod_format((calperiod_t){CALPERIOD_DAY, a}, from, sizeof from);
         calperiod_format((calperiod_t){CALPERIOD_DAY, b}, to, sizeof to);
@@ -614,7 +623,7 @@ static void test_span_refused(void **state)
         int code;
     } cases[] = {
         {"u/", "2023-13", "2023", "from", "'2023-13' is not a period", TALLY_EBADPERIOD},
-        {"u/", "2023", "2024-06-16", "to", "has not begun yet", TALLY_EBADPERIOD},
+        {"u/", "2024-06-16", "2024-06-30", "from", "has not begun yet", TALLY_EBADPERIOD},
         {"u/", "2024", "2023-12", "from", "begins after", TALLY_EBADPERIOD},
         {"u/town/nowhere/", "2023", "2023", "prefix", "township 'nowhere'", TALLY_EUNKTOWN},
     };
@@ -666,7 +675,7 @@ static void test_range_refused(void **state)
         {"resolved", "", "week", "2023", "2023", "by", "'week'", TALLY_EBADPERIOD},
         {"resolved", "", "month", "2023-02-30", "2023", "from", "'2023-02-30' is not a period",
          TALLY_EBADPERIOD},
-        {"resolved", "", "month", "2023", "2025", "to", "has not begun yet", TALLY_EBADPERIOD},
+        {"resolved", "", "month", "2025", "2025", "from", "has not begun yet", TALLY_EBADPERIOD},
         {"resolved", "", "month", "2024", "2023", "from", "begins after", TALLY_EBADPERIOD},
         {"resolved", "nowhere", "year", "2023", "2023", "scope", "nowhere", TALLY_EUNKTOWN},
         {"no.such", "", "year", "2023", "2023", "metric", "no.such", TALLY_EUNKMETRIC},
