@@ -442,7 +442,10 @@ static int dec_envelope(rd_t *r, proto_msg_t *msg)
     char vs[24];
     proto_error_t *err = r->err;
 
-    if (r->p < r->end && (*r->p & 0xf0) != 0x90 && *r->p != 0xdc && *r->p != 0xdd)
+    if (r->p == r->end)
+        return proto_rd_fail(err, TALLY_EMALFORMED, FLD("body"),
+                             "the message is empty (0 bytes): a message is a MessagePack array");
+    if ((*r->p & 0xf0) != 0x90 && *r->p != 0xdc && *r->p != 0xdd)
         return proto_rd_fail(err, TALLY_EMALFORMED, FLD("body"),
                              "a message is a MessagePack array, got %s", proto_rd_type_name(*r->p));
     TRY(rd_array(r, FLD("body"), &n));

@@ -78,6 +78,8 @@ const char *proto_rd_type_name(uint8_t b)
         return "binary data";
     if (b == 0xca || b == 0xcb)
         return "a float";
+    if (b == 0xc1)
+        return "byte 0xc1, which is not MessagePack";
     return "an extension value";
 }
 

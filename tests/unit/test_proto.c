@@ -685,6 +685,13 @@ static void test_decode_head(void **state)
     /* No head to read: the failure, as proto_decode() reports it. */
     assert_int_equal(decode_head_exact("\x90", 1, &g_out, &err), TALLY_EMALFORMED);
     assert_string_equal(err.field, "body");
+    /* Nothing at all, and a byte MessagePack never uses, said as such. */
+    assert_int_equal(proto_decode("", 0, &g_out, g_samples, 4, &err), TALLY_EMALFORMED);
+    assert_string_equal(err.message,
+                        "body: the message is empty (0 bytes): a message is a MessagePack array");
+    assert_int_equal(proto_decode("\xc1\xc1", 2, &g_out, g_samples, 4, &err), TALLY_EMALFORMED);
+    assert_string_equal(err.message, "body: a message is a MessagePack array, got byte 0xc1, "
+                                     "which is not MessagePack");
     assert_int_equal(g_out.type, 0);
     assert_true(g_out.u.submit.seq == 0);
     /* A SUBMIT whose seq is 0: nothing to answer with. */
