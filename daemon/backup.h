@@ -49,6 +49,18 @@
  * directories of a tallyd that died during a backup are removed by the
  * next backup.
  *
+ * The schedule ([backup] interval) carries over restarts and reloads:
+ * the next backup is due an interval after the newest one, that is the
+ * newest written by this tallyd or, before it wrote one, the newest in the
+ * backup directory at the start (by the time in its name).  One already
+ * due, or none there at all, is begun BACKUP_START_DELAY_MS after the
+ * start (or the reload), and none is ever due more than an interval
+ * ahead (a clock set back, a backup named in the future).  Otherwise a
+ * tallyd restarted more often than its interval would never write one.
+ * A scheduled backup that fails, or cannot begin, is tried again an
+ * interval later; a backup asked for (SIGUSR1, BACKUP_REQ) that was
+ * written counts as the newest like any other.
+ *
  * Threads.  Every function runs on the loop's thread; steps 1 and 3 run on
  * libuv's thread pool and touch only the backup's own files and fields.
  */
@@ -70,6 +82,11 @@
 #define BACKUP_DIR_DEFAULT  "backups" /* inside the state directory */
 #define BACKUP_KEEP_DEFAULT 7
 #define BACKUP_NAME_MAX     64 /* "backup-YYYYMMDDTHHMMSSZ-NNN" with room to spare */
+/* A scheduled backup already due at the start, or with none in the
+ * backup directory, begins this long after the start or a reload (or
+ * after the interval, when that is shorter): soon, yet not at every start
+ * of a tallyd that stops again at once. */
+#define BACKUP_START_DELAY_MS 2000
 
 /* What reload may change. */
 typedef struct backup_settings {
@@ -115,7 +132,10 @@ typedef struct backup_file {
 /* The part; embed it, its fields are private. */
 typedef struct backup {
     backup_config_t c;
-    uv_timer_t timer; /* settings.interval_ms */
+    uv_timer_t timer; /* the next scheduled backup (settings.interval_ms) */
+    int64_t due_ms;   /* wall clock it is due at, 0: none scheduled */
+    int64_t tried_ms; /* wall clock of the last scheduled one that failed */
+    bool scheduled;   /* the backup under way is the timer's */
     uv_work_t work;
     bool running; /* a backup is between steps 1 and 3 */
     bool closing; /* backup_close() was called */
@@ -153,16 +173,32 @@ typedef struct backup {
     char err[768];
     /* Counters (STATS). */
     uint64_t done, failed;
-    int64_t last_ok_ms; /* wall clock of the last backup completed, 0: none */
+    /* Wall clock of the newest backup, the time in its name (when it
+     * began): the last this tallyd wrote, or before it wrote one the
+     * newest in the backup directory (backup_newest()); 0: none. */
+    int64_t last_ok_ms;
 } backup_t;
 
-/* Set the part up: nothing is read or written until a backup is asked for;
- * the interval timer starts when settings.interval_ms > 0.  Returns 0. */
+/* Set the part up.  The backup directory is listed for its newest backup
+ * (last_ok_ms; backup_newest()), and when settings.interval_ms > 0 the
+ * next backup is scheduled from it (see the schedule above); nothing is
+ * written until a backup is due or asked for.  A directory that cannot be
+ * read is logged and taken as holding none.  Returns 0. */
 int backup_init(backup_t *b, const backup_config_t *c);
 
-/* New settings (a reload): the next backup uses them; the interval timer
- * is restarted. */
+/* New settings (a reload): the next backup uses them.  When the backup
+ * directory changed it is listed for its newest backup as at the start;
+ * the next scheduled backup is due as the schedule says (a reload does not
+ * put it off). */
 void backup_set(backup_t *b, const backup_settings_t *s);
+
+/* The newest backup in root: among the directories named like a backup,
+ * the latest by the time in their names and then their -N suffix.  Its
+ * name goes to name[0..cap) (may be NULL when cap is 0), its time (UTC,
+ * milliseconds since the epoch) to *ms; "" and 0 when there is none or
+ * root does not exist.  Returns 0 or an errno value (root cannot be
+ * read; then *ms is 0). */
+int backup_newest(const char *root, char *name, size_t cap, int64_t *ms);
 
 /* Begin a backup, why naming what asked for it ("SIGUSR1") in the log.
  * Returns 0 (under way: its end is logged), TALLY_EBUSY (one is already

@@ -1,6 +1,7 @@
-/* backup_files.c - the file helpers of backups that restore.c uses too
- * (see backup.h): a directory's sorted listing, and a copy of an open
- * file synced to disk. */
+/* backup_files.c - the file helpers of backups (see backup.h): a
+ * directory's sorted listing and a copy of an open file synced to disk,
+ * which restore.c uses too, and the newest backup of a directory, which
+ * the schedule starts from. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -8,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backup.h"
+#include "proto.h"
 #include "tally_error.h"
 
 #define COPY_CHUNK 1048576 /* bytes per read while copying */
@@ -120,4 +123,64 @@ int backup_copy_fd(int in, const char *path, const _Atomic int *cancel, uint64_t
     if (rc != 0)
         unlink(path);
     return rc;
+}
+
+static bool is_backup_name(const char *name)
+{
+    return proto_backup_name_valid(name, strlen(name));
+}
+
+/* The UTC time of a valid backup name, "backup-YYYYMMDDTHHMMSSZ...", in
+ * milliseconds; 0 when its fields are out of range (month 13). */
+static int64_t name_time_ms(const char *name)
+{
+    struct tm tm = {0};
+    const char *p = name + 7;
+    int v[6], widths[6] = {4, 2, 2, 2, 2, 2};
+    for (int i = 0; i < 6; i++) {
+        v[i] = 0;
+        for (int k = 0; k < widths[i]; k++)
+            v[i] = v[i] * 10 + (*p++ - '0');
+        if (i == 2)
+            p++; /* the 'T' */
+    }
+    if (v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31 || v[3] > 23 || v[4] > 59 || v[5] > 60)
+        return 0;
+    tm.tm_year = v[0] - 1900;
+    tm.tm_mon = v[1] - 1;
+    tm.tm_mday = v[2];
+    tm.tm_hour = v[3];
+    tm.tm_min = v[4];
+    tm.tm_sec = v[5];
+    time_t t = timegm(&tm);
+    return t > 0 ? (int64_t)t * 1000 : 0;
+}
+
+int backup_newest(const char *root, char *name, size_t cap, int64_t *ms)
+{
+    *ms = 0;
+    if (cap > 0)
+        name[0] = '\0';
+    backup_names_t ns;
+    int e = backup_list(root, is_backup_name, S_IFDIR, &ns);
+    if (e == ENOENT)
+        return 0;
+    if (e != 0)
+        return e;
+    const char *newest = NULL;
+    int64_t newest_ms = 0;
+    for (size_t i = 0; i < ns.n; i++) {
+        int64_t t = name_time_ms(ns.v[i]);
+        if (t > 0 && (newest == NULL || proto_backup_name_cmp(ns.v[i], newest) > 0)) {
+            newest = ns.v[i];
+            newest_ms = t;
+        }
+    }
+    if (newest != NULL) {
+        *ms = newest_ms;
+        if (cap > 0)
+            snprintf(name, cap, "%s", newest);
+    }
+    backup_names_free(&ns);
+    return 0;
 }

@@ -56,7 +56,7 @@ typedef struct stats_gauges {
     uint64_t history_cells, history_store_failures;
     uint64_t history_unstored_records; /* applied, not yet in history.db */
     uint64_t backups, backup_failures; /* backups written, and failed (backup.h) */
-    uint64_t backup_last_s;            /* Unix time of the last one written, 0: none */
+    uint64_t backup_last_s;            /* Unix time of the newest backup (on disk), 0: none */
     uint64_t backup_interval_s;        /* [backup] interval in force, 0: only when asked */
 } stats_gauges_t;
 

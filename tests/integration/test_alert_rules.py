@@ -24,9 +24,15 @@ SRC = os.path.abspath(sys.argv[1])
 RULES = os.path.join(SRC, "systemd", "tally.rules.yml")
 W = {"job": "tally-web", "instance": "wall:7480"}
 
+# tallyd_uptime_seconds of a tallyd restarted every 20 h, for 5 days, a
+# sample every 10 minutes.
+RESTARTS_20H = " ".join(["0+600x119"] * 6)
+
 # alert -> (input series [(selector, values)], [(eval time, extra labels or
 # None when the alert must not fire)]), or a list of such cases, each
-# tested apart.  One sample a minute.
+# tested apart.  One sample a minute, and the rules evaluated as often;
+# a case spanning days may end with its own interval for both ("10m"), so
+# that promtool does not evaluate every rule each minute of them.
 CASES = {
     "TallyWebDown": ([("up", "1 1 0 0 0 0 1")],
                      [("2m", None), ("3m", None), ("4m", {}), ("6m", None)]),
@@ -97,14 +103,18 @@ CASES = {
     "TallydBackupFailed": ([("tallyd_backup_failures_total", "0 0 1 1")],
                            [("1m", None), ("2m", {})]),
     # time() counts from 0 at the test's start.  Backups only on request
-    # (tallyd's default: interval 0): one at 1 s is no alert, at any age.
-    # A backup a day: one at 1 s is not late at 24 h, and is at 26 h; none
-    # at all since a start at 0 s is late at 26 h too.
+    # (tallyd's default: interval 0): one at 1 s, or none, is no alert, at
+    # any age.  A backup a day: one at 1 s is not late at 24 h, and is at
+    # 26 h; none at all since a start at 0 s is late at 26 h too.
     "TallydBackupStale": [
         ([("tallyd_backup_last_success_timestamp_seconds", "1x3000"),
           ("tallyd_uptime_seconds", "0+60x3000"),
           ("tallyd_backup_interval_seconds", "0x3000")],
          [("24h", None), ("26h", None), ("49h", None)]),
+        ([("tallyd_backup_last_success_timestamp_seconds", "0x3000"),
+          ("tallyd_uptime_seconds", "0+60x3000"),
+          ("tallyd_backup_interval_seconds", "0x3000")],
+         [("26h", None), ("49h", None)]),
         ([("tallyd_backup_last_success_timestamp_seconds", "1x1600"),
           ("tallyd_uptime_seconds", "0+60x1600"),
           ("tallyd_backup_interval_seconds", "86400x1600")],
@@ -113,6 +123,43 @@ CASES = {
           ("tallyd_uptime_seconds", "0+60x1600"),
           ("tallyd_backup_interval_seconds", "86400x1600")],
          [("24h", None), ("26h", {})]),
+        # Days of it, sampled and evaluated every 10 minutes.  Restarted
+        # every 20 h for 5 days, a backup a day, and none ever written
+        # (each start reports 0): late at 26 h, however short each uptime.
+        ([("tallyd_backup_last_success_timestamp_seconds", "0x720"),
+          ("tallyd_uptime_seconds", RESTARTS_20H),
+          ("tallyd_backup_interval_seconds", "86400x720")],
+         [("24h", None), ("26h", {}), ("50h", {}), ("119h", {})], "10m"),
+        # The same with one backup at 1 s that a tallyd older than the
+        # schedule across restarts forgot (0) at its next start.
+        ([("tallyd_backup_last_success_timestamp_seconds", "1x119 0x600"),
+          ("tallyd_uptime_seconds", RESTARTS_20H),
+          ("tallyd_backup_interval_seconds", "86400x720")],
+         [("24h", None), ("26h", {}), ("119h", {})], "10m"),
+        # Restarted every 20 h, each start reporting the newest backup:
+        # one written a day (5 s after 0 h, 24 h, 48 h, ...) is no alert;
+        # none after the one of 24 h is late from 50 h on.
+        ([("tallyd_backup_last_success_timestamp_seconds",
+           "5x143 86405x143 172805x143 259205x143 345605x144"),
+          ("tallyd_uptime_seconds", RESTARTS_20H),
+          ("tallyd_backup_interval_seconds", "86400x720")],
+         [("25h30m", None), ("49h", None), ("73h30m", None), ("119h", None)], "10m"),
+        ([("tallyd_backup_last_success_timestamp_seconds", "5x143 86405x576"),
+          ("tallyd_uptime_seconds", RESTARTS_20H),
+          ("tallyd_backup_interval_seconds", "86400x720")],
+         [("49h", None), ("50h", {}), ("119h", {})], "10m"),
+        # A backup a day set by a reload at 48 h on a tallyd up since 0 h
+        # without backups: its first, 2 s later, comes before the alert;
+        # with none, the alert is there 10 minutes later (tallyd has been
+        # up longer than a day) and stays.
+        ([("tallyd_backup_last_success_timestamp_seconds", "0x288 172802x200"),
+          ("tallyd_uptime_seconds", "0+600x488"),
+          ("tallyd_backup_interval_seconds", "0x287 86400x200")],
+         [("48h", None), ("48h10m", None), ("48h30m", None), ("72h", None)], "10m"),
+        ([("tallyd_backup_last_success_timestamp_seconds", "0x488"),
+          ("tallyd_uptime_seconds", "0+600x488"),
+          ("tallyd_backup_interval_seconds", "0x287 86400x200")],
+         [("48h", None), ("48h10m", {}), ("74h", {})], "10m"),
     ],
     "TallydClockOff": ([("tally_web_tallyd_clock_offset_seconds",
                          "0 -200 -200 -200 -200 -200 -200 -200 -200 -200 -200 -200 1")],
@@ -147,9 +194,10 @@ def with_labels(selector, labels):
     return selector + "{" + extra + "}"
 
 
-def rule_test(name, rule, series, evals):
-    """One of promtool's tests: the series, and at each moment the alert
-    expected (the rule's labels and annotations with the series') or none."""
+def rule_test(name, rule, series, evals, every="1m"):
+    """One of promtool's tests: the series, one sample each `every`, and at
+    each moment the alert expected (the rule's labels and annotations with
+    the series') or none."""
     checks = []
     for at, extra in evals:
         exp = []
@@ -158,7 +206,7 @@ def rule_test(name, rule, series, evals):
             labels.update(extra)
             exp.append({"exp_labels": labels, "exp_annotations": rule["annotations"]})
         checks.append({"eval_time": at, "alertname": name, "exp_alerts": exp})
-    return {"interval": "1m",
+    return {"interval": every,
             "input_series": [{"series": with_labels(s, W), "values": v} for s, v in series],
             "alert_rule_test": checks}
 
@@ -177,22 +225,24 @@ def main():
     if sorted(rules) != sorted(CASES):
         fail("alerts without a case here, or cases of no alert: %s"
              % sorted(set(rules) ^ set(CASES)))
-    tests = []
+    tests = {}  # evaluation interval -> promtool's tests
     for name, cases in CASES.items():
-        for series, evals in cases if isinstance(cases, list) else [cases]:
-            tests.append(rule_test(name, rules[name], series, evals))
+        for case in cases if isinstance(cases, list) else [cases]:
+            every = case[2] if len(case) > 2 else "1m"
+            tests.setdefault(every, []).append(rule_test(name, rules[name], case[0], case[1],
+                                                         every))
+    # A failure leaves the cases in tmp, for promtool test rules by hand.
     tmp = tempfile.mkdtemp(prefix="tally-rules.")
-    try:
-        path = os.path.join(tmp, "tally.rules.test.json")
+    for every, group in sorted(tests.items()):
+        path = os.path.join(tmp, "tally.rules.test.%s.json" % every)
         with open(path, "w", encoding="utf-8") as f:
-            json.dump({"rule_files": [RULES], "evaluation_interval": "1m", "tests": tests}, f,
+            json.dump({"rule_files": [RULES], "evaluation_interval": every, "tests": group}, f,
                       ensure_ascii=False, indent=1)
         r = subprocess.run([promtool, "test", "rules", path], capture_output=True, text=True)
         if r.returncode != 0:
             fail("promtool test rules (cases in %s):\n%s%s" % (path, r.stdout, r.stderr))
-    finally:
-        if r.returncode == 0:
-            shutil.rmtree(tmp)
+    shutil.rmtree(tmp)
+    tests = [t for group in tests.values() for t in group]
     print("ok: %d alerts, %d cases, %d checks"
           % (len(CASES), len(tests), sum(len(t["alert_rule_test"]) for t in tests)))
     return 0

@@ -18,7 +18,10 @@ backup, checking what it answers:
   not acknowledged by the end of the backup;
 - a backup directory that cannot be created fails the backup with a
   message naming it, counted, and tallyd keeps serving;
-- [backup] interval takes backups by itself;
+- [backup] interval takes backups by itself, and its schedule carries
+  over restarts: a tallyd restarted more often than the interval still
+  writes backups an interval apart, the first soon after the start, and
+  STATS reports the newest backup's time from the start on;
 - `tally backup` (BACKUP_REQ) answers with the path of a backup that holds
   every figure acknowledged before it, several at once each get one, a
   failed backup is reported with tallyd's reason, and with CURVE only an
@@ -39,6 +42,7 @@ backup, checking what it answers:
   rebuilding the history from the journal.
 Exit 0 when every check holds.
 """
+import calendar
 import hashlib
 import json
 import os
@@ -533,12 +537,16 @@ def case_copy(tmp):
     live = Daemon(tmp, "cp", os.path.join(tmp, "cp-state"), conf)
     daemons = [live]
     try:
-        # Enough figures for a journal of several pieces (256 KiB each).
+        # Enough figures for a journal of several pieces (256 KiB each):
+        # a file gives each metric once, so 1000 of them, pushed 6 times
+        # (disputes.screened 1000 each time: 6000 a township).
         rows = os.path.join(tmp, "rows.csv")
         with open(rows, "w") as f:
-            f.write("metric,value\n" + "disputes.screened,1\n" * 6000)
+            f.write("metric,value\ndisputes.screened,1000\n" +
+                    "".join("bulk.m%04d,1\n" % i for i in range(999)))
         for town in ("t%d" % i for i in range(1, 9)):
-            live.tally("push", "-q", "--town", town, "--file", rows)
+            for _ in range(6):
+                live.tally("push", "-q", "--town", town, "--file", rows)
         live.push("t9", 7, "2025-05-01T10:00:00+08:00")
         into = os.path.join(tmp, "offsite")
         out = json.loads(live.tally("backup", "--json", "--copy-to", into).stdout)
@@ -779,11 +787,71 @@ def case_reload(tmp):
         kill_all([live])
 
 
+def backup_time(name):
+    """The Unix time in a backup's name, backup-YYYYMMDDTHHMMSSZ[-N]."""
+    return calendar.timegm(time.strptime(name[7:22], "%Y%m%dT%H%M%S"))
+
+
+def backups_in(root):
+    """The backups in root, oldest first (by the time, then the -N)."""
+    names = [n for n in os.listdir(root) if re.fullmatch(r"backup-\d{8}T\d{6}Z(-\d+)?", n)] \
+        if os.path.isdir(root) else []
+    return sorted(names, key=lambda n: (n[:23], int(n[24:] or 0)))
+
+
+def case_restarts(tmp):
+    # [backup] interval carries over restarts: a tallyd restarted more
+    # often than its interval still writes backups, an interval apart.
+    # The first of a state with none comes soon after the start (2 s), not
+    # a full interval after it; each start reports the newest backup in
+    # STATS; one already due at a start comes soon after it.
+    # Under valgrind (valgrind.sh sets TALLY_TALLYD) tallyd is 10-50 times
+    # slower: longer lives, and an interval longer than each still.
+    interval, life = (30, 20) if os.environ.get("TALLY_TALLYD") else (6, 4)
+    state = os.path.join(tmp, "rs-state")
+    root = os.path.join(state, "backups")
+    conf = "[backup]\ninterval = %ds\nkeep = 10\n" % interval
+    daemons = []
+    try:
+        for n in range(3):
+            before = backups_in(root)
+            d = Daemon(tmp, "rs%d" % n, state, conf)
+            daemons.append(d)
+            born = time.time()
+            last = d.stats().get("tallyd_backup_last_success_timestamp_seconds")
+            want = backup_time(before[-1]) if before else 0
+            if last != want:
+                raise Fail("start %d with backups %s: tallyd_backup_last_success_timestamp_seconds"
+                           " is %r, expected %d (the newest's time)" % (n + 1, before, last, want))
+            if n == 0:
+                d.wait_log("(every [backup] interval)", life - 1)
+            time.sleep(max(0, born + life - time.time()))
+            d.stop()
+        written = backups_in(root)
+        if len(written) < 2:
+            raise Fail("%d starts of %d s each with [backup] interval = %ds wrote %s" %
+                       (n + 1, life, interval, written))
+        times = [backup_time(b) for b in written]
+        if any(b - a < interval - 1 for a, b in zip(times, times[1:])):
+            raise Fail("backups closer together than [backup] interval = %ds: %s" %
+                       (interval, written))
+        # The metric after the last restart names the newest.
+        d = Daemon(tmp, "rs-last", state, conf)
+        daemons.append(d)
+        last = d.stats().get("tallyd_backup_last_success_timestamp_seconds")
+        if last != times[-1]:
+            raise Fail("after a restart: tallyd_backup_last_success_timestamp_seconds is %r, "
+                       "expected %d (%s)" % (last, times[-1], written[-1]))
+        d.stop()
+    finally:
+        kill_all(daemons)
+
+
 def main():
     failed = 0
     for case in (case_keeps_what_was_acknowledged, case_under_load, case_checkpoint_under_way,
                  case_restore_command, case_check_backup, case_failure, case_interval, case_reload,
-                 case_backup_command, case_backup_secured, case_copy):
+                 case_restarts, case_backup_command, case_backup_secured, case_copy):
         tmp = tempfile.mkdtemp(prefix="tally-backup.")
         # Each case's pushes keep their client id and what they pushed
         # with --time in its own directory, not in the user's: the cases

@@ -1,8 +1,8 @@
 /* Unit tests of backup.c: a state directory made of a real journal (two
  * segments, the second still open), a checkpoint file and history.db, a
  * real libuv loop and thread pool.  What a backup links, copies, cuts,
- * checks and refuses, its hold on the journal, keep, leftovers, and a
- * close while it runs. */
+ * checks and refuses, its hold on the journal, keep, leftovers, a close
+ * while it runs, and the schedule of [backup] interval. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -825,6 +825,173 @@ static void test_restore_check_no_history(void **state)
     assert_int_equal(rep.backup_files, 3);
 }
 
+/* ---- the schedule ([backup] interval) ------------------------------------ */
+
+#define HOUR_MS (3600 * 1000LL)
+
+static void start_scheduled(bfx_t *f, const char *dir, int64_t interval_ms)
+{
+    backup_config_t c = {.loop = &f->j.loop,
+                         .state_dir = f->j.dir,
+                         .log = &f->log,
+                         .clock = &f->clock,
+                         .history_hold = hold_cb,
+                         .ctx = f,
+                         .settings = {.keep = 7, .interval_ms = interval_ms},
+                         .on_end = on_end,
+                         .end_ctx = f};
+    snprintf(c.settings.dir, sizeof(c.settings.dir), "%s", dir);
+    assert_int_equal(backup_init(&f->b, &c), 0);
+}
+
+/* A directory named name in dir (made first when missing). */
+static void make_dir_in(const char *dir, const char *name)
+{
+    char p[600];
+    mkdir(dir, 0750);
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    assert_int_equal(mkdir(p, 0750), 0);
+}
+
+/* Milliseconds until the timer fires; the loop's time has not moved
+ * since backup_init() (nothing ran it). */
+static int64_t due_in(bfx_t *f)
+{
+    if (!uv_is_active((uv_handle_t *)&f->b.timer))
+        return -1;
+    return (int64_t)uv_timer_get_due_in(&f->b.timer);
+}
+
+/* The newest backup of the directory, by its name's time and then its
+ * suffix, is where the schedule starts, and what last_ok_ms (STATS'
+ * tallyd_backup_last_success_timestamp_seconds) says from the start;
+ * partial backups, other directories and a name of no real time do not
+ * count. */
+static void test_schedule_from_newest(void **state)
+{
+    bfx_t *f = *state;
+    char root[512];
+    snprintf(root, sizeof(root), "%s/backups", f->j.dir);
+    make_dir_in(root, "backup-20261205T204944Z");
+    make_dir_in(root, "backup-20261206T194944Z-2"); /* an hour before fixed_now() */
+    make_dir_in(root, "backup-20261206T194944Z-10");
+    make_dir_in(root, "backup-20261206T194944Z");
+    make_dir_in(root, ".partial-backup-20261206T204000Z");
+    make_dir_in(root, "backup-mine");
+    make_dir_in(root, "backup-20261399T000000Z"); /* no such day */
+    char name[BACKUP_NAME_MAX];
+    int64_t ms = 0;
+    assert_int_equal(backup_newest(root, name, sizeof(name), &ms), 0);
+    assert_string_equal(name, "backup-20261206T194944Z-10");
+    assert_int_equal(ms, fixed_now(NULL) - HOUR_MS);
+    /* A day's interval: the next is due 23 h from now, not 24. */
+    start_scheduled(f, "", 24 * HOUR_MS);
+    assert_int_equal(f->b.last_ok_ms, fixed_now(NULL) - HOUR_MS);
+    assert_int_equal(due_in(f), 23 * HOUR_MS);
+    assert_int_equal(f->b.due_ms, fixed_now(NULL) + 23 * HOUR_MS);
+    assert_non_null(strstr(logged(f), "newest backup in "));
+    assert_non_null(strstr(logged(f), ": backup-20261206T194944Z-10"));
+    /* A reload that changes nothing does not put it off. */
+    backup_settings_t s = f->b.c.settings;
+    backup_set(&f->b, &s);
+    assert_int_equal(due_in(f), 23 * HOUR_MS);
+    /* A shorter interval the newest is already older than: due after the
+     * start's delay. */
+    s.interval_ms = HOUR_MS / 2;
+    backup_set(&f->b, &s);
+    assert_int_equal(due_in(f), BACKUP_START_DELAY_MS);
+    /* ... and a reload meanwhile does not put that off either. */
+    f->b.due_ms -= 1500; /* as though 1.5 s had passed */
+    backup_set(&f->b, &s);
+    assert_int_equal(due_in(f), BACKUP_START_DELAY_MS - 1500);
+    /* Another directory with no backup: none known, one soon. */
+    snprintf(s.dir, sizeof(s.dir), "elsewhere");
+    backup_set(&f->b, &s);
+    assert_int_equal(f->b.last_ok_ms, 0);
+    assert_int_equal(due_in(f), BACKUP_START_DELAY_MS - 1500);
+    /* No interval: nothing scheduled, the newest still known. */
+    s.interval_ms = 0;
+    s.dir[0] = '\0';
+    backup_set(&f->b, &s);
+    assert_int_equal(due_in(f), -1);
+    assert_int_equal(f->b.last_ok_ms, fixed_now(NULL) - HOUR_MS);
+}
+
+/* A state restarted more often than its interval: a backup older than
+ * the interval is followed by one soon after the start; none at all, the
+ * same; one named in the future (a clock set back) puts the next off by
+ * no more than an interval; an interval shorter than the delay wins. */
+static void test_schedule_at_start(void **state)
+{
+    bfx_t *f = *state;
+    char root[512];
+    snprintf(root, sizeof(root), "%s/backups", f->j.dir);
+    start_scheduled(f, "", 7 * 24 * HOUR_MS);
+    assert_int_equal(f->b.last_ok_ms, 0);
+    assert_int_equal(due_in(f), BACKUP_START_DELAY_MS);
+    backup_close(&f->b, on_closed);
+    assert_true(run_until(&f->j, p_backup_closed, 0, 10000));
+
+    f->closed = false;
+    make_dir_in(root, "backup-20261129T204943Z"); /* 7 days and a second ago */
+    start_scheduled(f, "", 7 * 24 * HOUR_MS);
+    assert_int_equal(due_in(f), BACKUP_START_DELAY_MS);
+    backup_close(&f->b, on_closed);
+    assert_true(run_until(&f->j, p_backup_closed, 0, 10000));
+
+    f->closed = false;
+    make_dir_in(root, "backup-20261206T204940Z"); /* 4 s ago */
+    start_scheduled(f, "", 5000);
+    assert_int_equal(due_in(f), BACKUP_START_DELAY_MS); /* not 1 s */
+    backup_close(&f->b, on_closed);
+    assert_true(run_until(&f->j, p_backup_closed, 0, 10000));
+
+    f->closed = false;
+    make_dir_in(root, "backup-20270101T000000Z");
+    start_scheduled(f, "", 24 * HOUR_MS);
+    assert_int_equal(due_in(f), 24 * HOUR_MS);
+    backup_close(&f->b, on_closed);
+    assert_true(run_until(&f->j, p_backup_closed, 0, 10000));
+
+    f->closed = false;
+    start_scheduled(f, "elsewhere", 1000);
+    assert_int_equal(due_in(f), 1000);
+}
+
+/* The timer's backup is written, counts as the newest, and the next is
+ * due an interval after it; one that fails is tried again an interval
+ * later, not at once. */
+static void test_schedule_runs(void **state)
+{
+    bfx_t *f = *state;
+    make_state(f);
+    start_scheduled(f, "", 300);
+    assert_true(run_until(&f->j, p_ends, 1, 20000));
+    assert_int_equal(f->ends[0].rc, 0);
+    assert_int_equal(f->b.done, 1);
+    assert_int_equal(f->b.last_ok_ms, fixed_now(NULL));
+    assert_non_null(strstr(logged(f), "(every [backup] interval)"));
+    assert_int_equal(f->b.due_ms, fixed_now(NULL) + 300);
+    assert_true(uv_is_active((uv_handle_t *)&f->b.timer));
+    backup_close(&f->b, on_closed);
+    assert_true(run_until(&f->j, p_backup_closed, 0, 10000));
+
+    /* A file where the backup directory should be: every backup fails. */
+    f->closed = false;
+    f->nends = 0;
+    char p[600];
+    snprintf(p, sizeof(p), "%s/blocked", f->j.dir);
+    FILE *o = fopen(p, "w");
+    assert_non_null(o);
+    fclose(o);
+    start_scheduled(f, "blocked", 300);
+    assert_true(run_until(&f->j, p_ends, 1, 20000));
+    assert_int_not_equal(f->ends[0].rc, 0);
+    assert_int_equal(f->b.failed, 1);
+    assert_int_equal(f->b.tried_ms, fixed_now(NULL));
+    assert_int_equal(f->b.due_ms, fixed_now(NULL) + 300);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -839,6 +1006,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_backup_close_during, b_setup, b_teardown),
         cmocka_unit_test_setup_teardown(test_backup_ask, b_setup, b_teardown),
         cmocka_unit_test_setup_teardown(test_backup_ask_close, b_setup, b_teardown),
+        cmocka_unit_test_setup_teardown(test_schedule_from_newest, b_setup, b_teardown),
+        cmocka_unit_test_setup_teardown(test_schedule_at_start, b_setup, b_teardown),
+        cmocka_unit_test_setup_teardown(test_schedule_runs, b_setup, b_teardown),
         cmocka_unit_test_setup_teardown(test_restore, b_setup, b_teardown),
         cmocka_unit_test_setup_teardown(test_restore_check, b_setup, b_teardown),
         cmocka_unit_test_setup_teardown(test_restore_check_no_history, b_setup, b_teardown),
