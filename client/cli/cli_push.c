@@ -334,9 +334,10 @@ static int read_csv(const char *file, bool quiet, csv_samples_t *out)
 }
 
 /* Open the publisher on the spool, or on the user's state without one,
- * waiting up to timeout_ms for another `tally push` that holds it. */
+ * waiting up to timeout_ms for another `tally push` that holds it (said
+ * unless quiet). */
 static int open_client(cli_global_t *g, const char *town, const char *spool, int timeout_ms,
-                       const tally_curve_t *curve, push_t *p, tally_client_t **out)
+                       bool quiet, const tally_curve_t *curve, push_t *p, tally_client_t **out)
 {
     char err[1024], state[4096 + 32];
     int rc = cli_state_dir(state, sizeof state - sizeof CLI_STATE_FILE - 1, err, sizeof err);
@@ -366,10 +367,11 @@ static int open_client(cli_global_t *g, const char *town, const char *spool, int
     rc = tally_client_new(g->server, town, &o, out);
     if (rc == TALLY_EEXIST) {
         /* cron and a person, say: the second waits for the first. */
-        fprintf(stderr,
-                "tally push: another tally push is using %s; waiting up to %g s for it to "
-                "finish\n",
-                spool != NULL ? spool : state, timeout_ms / 1000.0);
+        if (!quiet)
+            fprintf(stderr,
+                    "tally push: another tally push is using %s; waiting up to %g s for it to "
+                    "finish\n",
+                    spool != NULL ? spool : state, timeout_ms / 1000.0);
         o.lock_timeout_ms = (unsigned)timeout_ms;
         rc = tally_client_new(g->server, town, &o, out);
         if (rc == TALLY_EEXIST) {
@@ -666,7 +668,7 @@ static int deliver(cli_global_t *g, const char *town, const char *spool, int64_t
     if (status != 0)
         return status;
     tally_client_t *c;
-    status = open_client(g, town, spool, timeout_ms, curve, &p, &c);
+    status = open_client(g, town, spool, timeout_ms, quiet, curve, &p, &c);
     if (status != CLI_OK) {
         cli_unknown_report(stderr, &p.unknown);
         cli_unknown_free(&p.unknown);
@@ -878,6 +880,11 @@ int cli_push(int argc, char **argv, cli_global_t *g)
     }
     if (town == NULL)
         return cli_usage_error("push", "--town NAME is required");
+    if (again && time_text == NULL)
+        /* Only a push with --time is remembered (and refused again). */
+        return cli_usage_error("push", "--again applies to figures pushed with --time, which "
+                                       "a push refuses to send twice; without --time nothing is "
+                                       "refused as pushed before, so --again is not needed");
     if (pairs && file != NULL)
         return cli_usage_error("push", "give METRIC=VALUE pairs or --file, not both");
     if (!pairs && file == NULL) {

@@ -513,6 +513,21 @@ static void test_push_waits_for_lock(void **state)
     assert_int_equal(f->status, 0);
     assert_non_null(strstr(f->err, "waiting up to 5 s"));
     assert_string_equal(f->out, "accepted 1 sample for gaoguan (seq 2..2)\n");
+    /* With -q, the wait is not said: nothing printed when all goes well. */
+    fd = open(lock, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        usleep(300 * 1000);
+        _exit(0);
+    }
+    close(fd);
+    RUN(f, f->server_arg, "push", "-q", "--town", "gaoguan", "--timeout", "5", "patrols=5");
+    assert_int_equal(f->status, 0);
+    assert_string_equal(f->err, "");
+    assert_string_equal(f->out, "");
     /* A spool in the user's state directory would share its client.state
      * under another lock: refused. */
     char dir[200];
@@ -531,6 +546,9 @@ static void test_usage_errors(void **state)
     assert_int_equal(f->status, 2);
     assert_string_equal(f->err, "tally push: unknown option '--tonw' (did you mean '--town'?)\n"
                                 "Try 'tally push --help' for more information.\n");
+    RUN(f, "push", "--town", "gaoguan", "--again", "a=1");
+    assert_int_equal(f->status, 2);
+    assert_non_null(strstr(f->err, "--again applies to figures pushed with --time"));
     RUN(f, "push", "a=1");
     assert_int_equal(f->status, 2);
     assert_non_null(strstr(f->err, "--town NAME is required"));
