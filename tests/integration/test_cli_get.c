@@ -460,14 +460,19 @@ static void test_max_msg_bytes(void **state)
 
 /* A CSV of n rows "patrols,1" but for line bad (the header is line 1),
  * "patrols,-1", which a counter refuses; its path into path. */
-static void write_patrols(fx_t *f, const char *name, int n, int bad, char *path, size_t cap)
+/* A file of n figures, each of a metric of its own (a file gives each
+ * metric once): patrols.<tag><line> = 1, but line bad, patrols = -1,
+ * which tallyd refuses (patrols counts up only). */
+static void write_patrols(fx_t *f, const char *name, const char *tag, int n, int bad, char *path,
+                          size_t cap)
 {
-    size_t len = 16 + (size_t)n * 16;
+    size_t len = 16 + (size_t)n * 32;
     char *text = malloc(len);
     assert_non_null(text);
     size_t at = (size_t)snprintf(text, len, "metric,value\n");
     for (int line = 2; line < n + 2; line++)
-        at += (size_t)snprintf(text + at, len - at, "patrols,%d\n", line == bad ? -1 : 1);
+        at += line == bad ? (size_t)snprintf(text + at, len - at, "patrols,-1\n")
+                          : (size_t)snprintf(text + at, len - at, "patrols.%s%04d,1\n", tag, line);
     assert_int_equal(harness_write_file(&f->h, name, text, path, cap), 0);
     free(text);
 }
@@ -483,7 +488,7 @@ static void test_partial_push(void **state)
     fx_t *f = *state;
     assert_int_equal(harness_start(&f->h, NULL, NULL), 0);
     char csv[HARNESS_PATH_MAX];
-    write_patrols(f, "patrols.csv", 3500, 1502, csv, sizeof csv);
+    write_patrols(f, "patrols.csv", "a", 3500, 1502, csv, sizeof csv);
     cli_result_t r =
         run_expect(f, 1, (const char *const[]){"push", "--town", "gaoguan", "--file", csv, NULL});
     char want[2 * HARNESS_PATH_MAX + 200];
@@ -501,7 +506,11 @@ static void test_partial_push(void **state)
     assert_non_null(strstr(r.out, "accepted 1000 samples for gaoguan (seq 1..1)"));
     cli_result_free(&r);
     get_tab(f, NULL);
-    expect_total(&f->t, "patrols", "county", 1000); /* 2,500 had the rest been sent */
+    expect_total(&f->t, "patrols.a0002", "county", 1);
+    expect_total(&f->t, "patrols.a1001", "county", 1);
+    assert_null(cli_tab_find(&f->t, "patrols.a1003", "county")); /* in the refused one */
+    assert_null(cli_tab_find(&f->t, "patrols.a2600", "county")); /* never sent */
+    assert_int_equal(stat_value(f, "tallyd_samples_accepted_total"), 1000);
     assert_int_equal(stat_value(f, "tallyd_rejected_total"), 1);
 
     /* A daemon taking 10 figures a submission: libtally splits the one
@@ -509,7 +518,7 @@ static void test_partial_push(void **state)
      * (line 24, its third figure), the first two counted. */
     assert_int_equal(harness_stop(&f->h, SIGTERM), 0);
     assert_int_equal(harness_start(&f->h, "[limits]\nmax_samples = 10\n", NULL), 0);
-    write_patrols(f, "split.csv", 25, 24, csv, sizeof csv);
+    write_patrols(f, "split.csv", "b", 25, 24, csv, sizeof csv);
     r = run_expect(f, 1, (const char *const[]){"push", "--town", "xiuqi", "--file", csv, NULL});
     snprintf(want, sizeof want, "tally: rejected: %s:24: samples[2].value: -1", csv);
     if (strstr(r.err, want) == NULL)
@@ -520,7 +529,9 @@ static void test_partial_push(void **state)
         fail_msg("no '%s' in:\n%s", want, r.err);
     cli_result_free(&r);
     get_tab(f, NULL);
-    expect_total(&f->t, "patrols", "county", 1020);
+    expect_total(&f->t, "patrols.b0021", "county", 1);
+    assert_null(cli_tab_find(&f->t, "patrols.b0022", "county"));
+    assert_int_equal(stat_value(f, "tallyd_samples_accepted_total"), 20);
 }
 
 /* 1g. On the built-in defaults (a catalog naming no township), a
