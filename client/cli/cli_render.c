@@ -358,8 +358,11 @@ typedef struct shown {
     int scale;
 } shown_t;
 
+/* With names, the county is 全县, as the reports call it. */
 static const char *shown_scope(const tally_tally_t *t, cli_render_cat_t cat)
 {
+    if (cat.names && t->scope[0] == '\0')
+        return "全县";
     const tally_township_info_t *tw =
         cat.names && t->scope[0] ? tally_catalog_find_township(cat.catalog, t->scope, NULL) : NULL;
     return tw != NULL && tw->name[0] != '\0' ? tw->name : cli_render_scope(t);
