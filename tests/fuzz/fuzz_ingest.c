@@ -1386,11 +1386,18 @@ static void handle_request(int nparts, uint8_t peer, const uint8_t *body, size_t
     } else if (drc != 0 && m.type == PROTO_SUBMIT && m.u.submit.seq != 0) {
         /* De-duplication before the refusal (PROTOCOL.md 11.2): a resend
          * of what was applied, whatever is wrong further on, is a
-         * duplicate. */
-        if (model_dedup(&m.u.submit) == V_DUP)
+         * duplicate; one below the window is stale. */
+        int verdict = model_dedup(&m.u.submit);
+        if (verdict == V_DUP)
             check_duplicate(&m.u.submit, last_pos, queued);
         else
-            check_rejected(m.u.submit.seq, drc);
+            check_rejected(m.u.submit.seq, verdict == V_STALE ? TALLY_ESTALESEQ : drc);
+    } else if (drc != 0 && proto_type_name(m.type) != NULL && !proto_type_is_request(m.type)) {
+        /* A type the daemon sends: UNKNOWN_TYPE, whatever else is wrong
+         * with it (PROTOCOL.md 11.3). */
+        check_one(PROTO_ERROR);
+        CHECK(g.r.m.u.error.code == (uint32_t)-TALLY_ETYPE);
+        CHECK(g.r.m.u.error.req_id == proto_req_id(&m));
     } else if (drc != 0) {
         check_one(PROTO_ERROR);
         CHECK(g.r.m.u.error.code == (uint32_t)-drc && g.r.m.u.error.req_id == proto_req_id(&m));
