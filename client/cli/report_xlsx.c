@@ -46,21 +46,33 @@ typedef struct formats {
         *signed_num[10];
 } formats_t;
 
+/* Every cell's font: 等线, the default of Excel and WPS in Chinese, not
+ * the Calibri of English ones, beside which Chinese text is drawn in a
+ * fallback font. */
+#define XLSX_FONT "等线"
+
+static lxw_format *add_format(lxw_workbook *wb)
+{
+    lxw_format *f = workbook_add_format(wb);
+    format_set_font_name(f, XLSX_FONT);
+    return f;
+}
+
 /* A cell of the table: a thin border on every side, so that it prints as
  * a grid. */
 static lxw_format *cell_format(lxw_workbook *wb)
 {
-    lxw_format *f = workbook_add_format(wb);
+    lxw_format *f = add_format(wb);
     format_set_border(f, LXW_BORDER_THIN);
     return f;
 }
 
 static void make_formats(lxw_workbook *wb, formats_t *f)
 {
-    f->title = workbook_add_format(wb);
+    f->title = add_format(wb);
     format_set_bold(f->title);
     format_set_font_size(f->title, 14);
-    f->note = workbook_add_format(wb);
+    f->note = add_format(wb);
     f->head = cell_format(wb);
     format_set_bold(f->head);
     f->head_num = cell_format(wb);
@@ -212,7 +224,7 @@ static int build(const report_t *r, const char *tmp, char *err, size_t errlen)
      * column.  The title without its （截至 ...）: printed on every page, a
      * merged title shows only as wide as the label and unit columns on
      * the pages after the first; the day goes on a row of its own. */
-    e = worksheet_merge_range(ws, 0, 0, 0, ncols - 1, r->heading, f.title);
+    e = worksheet_merge_range(ws, 0, 0, 0, ncols - 2, r->heading, f.title); /* not over 编号 */
     lxw_row_t head = 1;
     char note[240];
     if (r->through[0]) {

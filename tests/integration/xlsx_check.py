@@ -158,6 +158,16 @@ def main():
               (ws.print_title_cols or "").replace("$", ""))
     if titles != ("1:%d" % hrow, "A:B"):
         fail("printed on every page: rows and columns %s, expected 1:%d and A:B" % (titles, hrow))
+    # The title spans the printed columns, not the ids' column (编号, the
+    # last, left off paper), so that it is centred on the page.
+    merged = [str(m) for m in ws.merged_cells.ranges if m.min_row == 1]
+    want = "A1:%s1" % openpyxl.utils.get_column_letter(ncols - 1)
+    if merged != [want]:
+        fail("the title is merged over %s, expected %s" % (merged, want))
+    # Chinese text in the font Chinese Excel and WPS use, not Calibri.
+    for cell in (ws.cell(1, 1), ws.cell(hrow, 1), ws.cell(hrow + 1, 1), ws.cell(hrow + 1, 3)):
+        if cell.font.name != "等线":
+            fail("%s is in font %r, expected 等线" % (cell.coordinate, cell.font.name))
     last = openpyxl.utils.get_column_letter(2 + len(head) - 4)
     area = ws.print_area or ""
     if isinstance(area, list):  # openpyxl 3.1 gives one range per area
