@@ -19,7 +19,14 @@ where every township's tick of last year's same days shows, not covered
 by its figure where the figure fell; that every label of the catalog shows whole, in the
 cards and the table's header; that on a 4K, a 1366x768 and a 16:10
 screen the page is scaled to fill it, centred, with nothing cut; that
-the connection indicator turns stale
+the chart names its townships and figures as large as the table's
+text, none over another or the note under it, at 1080p, 4K, 1366x768
+and 1280x720, 25 townships ranked page by page with the table's pages;
+that a page of a tally-web that never reached tallyd says 未连接 tallyd,
+not 序号 0, and 本机时区 by the clock; that 最近更新 moves to the resync
+when tallyd comes back, and is the same on a page opened later while
+nothing changed; that the cards' 同比 is 24 px or more at 1080p (a
+gauge's on two lines); that the connection indicator turns stale
 when tallyd stops (GOODBYE), saying in plain words that the server is not
 running (数据中断 · 服务器未运行; tallyd's name on hover), the figures dimmed
 under a banner saying since when they are not current, and live again
@@ -35,7 +42,8 @@ the chart ranks by a counter (the catalog's first, 今日尚无数据), not by
 the gauge; that a ratio's 同比 is the difference of the two percentages
 as shown (93.1% against 92.3%: +0.8, not the exact 0.71's +0.7); and
 that, tallyd stopped, a page opened then shows the last figures dimmed,
-under the banner.  Then, with a third tallyd whose catalog gives figures
+under the banner, and, the day after, the banner and 最近更新 with the
+day the outage began.  Then, with a third tallyd whose catalog gives figures
 decimals (PROTOCOL.md 10.6: 124.8 ha of scale 1 sent as 1248): that the
 cards, the table, the chart, a past year and a 同比's figure of last year
 print them as tally get does (124.8, 4.20, -1.0, and int64's largest at
@@ -179,8 +187,64 @@ const pager = (sel) => { const p = document.querySelector(sel); return p ? p.tex
 return { rows: Array.from(document.querySelectorAll('#towns-body tr'), (r) => r.getAttribute('data-town')),
          names: text('#towns-body tr td:first-child'),
          cards: text('#kpis .kpi .label'), kpi_pager: pager('#kpis .pager'),
-         ratios: text('#ratios .ratio .label'), ratio_pager: pager('#ratios .pager') };
+         ratios: text('#ratios .ratio .label'), ratio_pager: pager('#ratios .pager'),
+         chart: (() => { const c = echarts.getInstanceByDom(document.getElementById('chart'));
+                         return c ? c.getOption().yAxis[0].data : []; })() };
 """
+
+
+# The chart's township names and figures as drawn (ECharts' text
+# elements, in the chart's layout pixels): their font sizes against the
+# table's, and any two that overlap or fall outside the chart's box (into
+# the note under it), for the townships of its page.
+CHART_TEXT_JS = """
+const c = echarts.getInstanceByDom(document.getElementById('chart'));
+if (!c) return null;
+const box = document.getElementById('chart');
+const foot = document.getElementById('chart-foot') || document.getElementById('chart-note');
+const names = c.getOption().yAxis[0].data;
+const texts = [];
+c.getZr().storage.getDisplayList(true).forEach((el) => {
+  // (ECharts draws a label as tspans, the font in style.font)
+  if ((el.type !== 'tspan' && el.type !== 'text') || !el.style || !el.style.text) return;
+  const r = el.getBoundingRect().clone();
+  r.applyTransform(el.getComputedTransform());
+  texts.push({ text: el.style.text, size: parseFloat(/([\\d.]+)px/.exec(el.style.font || '')?.[1] || el.style.fontSize),
+               x: r.x, y: r.y, w: r.width, h: r.height });
+});
+const bad = [];
+for (const t of texts) {
+  if (t.y < -1 || t.y + t.h > box.clientHeight + 1 || t.x < -1 || t.x + t.w > box.clientWidth + 1)
+    bad.push(t.text + ' outside the chart');
+}
+for (let i = 0; i < texts.length; i++)
+  for (let j = i + 1; j < texts.length; j++) {
+    const a = texts[i], b = texts[j];
+    if (a.x < b.x + b.w - 1 && b.x < a.x + a.w - 1 && a.y < b.y + b.h - 1 && b.y < a.y + a.h - 1)
+      bad.push(a.text + ' over ' + b.text);
+  }
+const td = document.querySelector('#towns-body td');
+const b = box.getBoundingClientRect(), f = foot.getBoundingClientRect();
+if (b.bottom > f.top + 1) bad.push('the chart runs into the note under it');
+const named = texts.filter((t) => names.includes(t.text));
+return { names, sizes: [...new Set(texts.map((t) => t.size))], named: named.length,
+         table: td ? parseFloat(getComputedStyle(td).fontSize) : null, bad,
+         pager: (document.getElementById('chart-pager') || {}).textContent || '' };
+"""
+
+
+def chart_readable(where):
+    """The chart's names and figures as large as the table's text, each
+    township of its page named, none over another or outside the chart."""
+    got = {}
+
+    def ok():
+        got.update(driver.execute_script(CHART_TEXT_JS) or {})
+        return (got.get("names") and got["named"] == len(got["names"]) and got["bad"] == []
+                and got["table"] and min(got["sizes"]) >= got["table"])
+    until(ok, lambda: "%s: the chart's labels at least the table's %s px, none overlapping; "
+          "it read %r" % (where, got.get("table"), got))
+    return got
 
 
 # Every tick of last year's same days in the chart that does not show: its
@@ -321,6 +385,17 @@ try:
     # (tallyd, jargon to a duty officer, is named on hover, for engineers)
     until(lambda: "tallyd 未运行" in driver.find_element(By.ID, "conn").get_attribute("title"),
           "tallyd 未运行 on hovering the indicator")
+    # tally-web has never reached tallyd: the footer says so, not 序号 0 (a
+    # stream it does not have), and the clock, which cannot be tallyd's
+    # yet, says whose it is.
+    footer = lambda: driver.execute_script(
+        "return [document.getElementById('seq').textContent, document.getElementById('clock').textContent]")
+    until(lambda: footer()[0] == "未连接 tallyd" and footer()[1].endswith(" 本机时区"),
+          lambda: "未连接 tallyd in the footer and 本机时区 by the clock before tallyd is reached; "
+          "they read %r" % (footer(),))
+    bad = driver.execute_script(OVERFLOW_JS)
+    if bad:
+        fail("the page before tallyd is reached overflows: %s" % "; ".join(bad[:8]))
     # Nothing to show yet: no banner over empty boxes.
     if driver.execute_script("return document.body.classList.contains('down')"):
         fail("the banner of figures not current, with no figures")
@@ -355,6 +430,13 @@ try:
           lambda: "the stream id %s whole on hovering the footer's 序号 (it read %r)" % (stream, seq()))
     if driver.execute_script("return new Date().getTimezoneOffset()") != 11 * 60:
         fail("the browser is not in %s: the clock's check would prove nothing" % BROWSER_TZ)
+
+    def updated_at():
+        """最近更新 of today's (tallyd's zone) as a time, else the epoch."""
+        m = re.fullmatch(r"最近更新 (\d\d):(\d\d):(\d\d)", driver.find_element(By.ID, "updated").text)
+        now = datetime.now(DAEMON_TZ)
+        return now.replace(hour=int(m[1]), minute=int(m[2]), second=int(m[3]), microsecond=0) \
+            if m else datetime.fromtimestamp(0, DAEMON_TZ)
 
     def clock_is_tallyds():
         text = driver.find_element(By.ID, "clock").text
@@ -396,12 +478,31 @@ try:
     # card and ratio shown on one page or the other (22 figures, 4 ratios:
     # two pages each, as even as they go); read in one script: the page is
     # rebuilt whenever a figure comes.
+    # The chart of 25 townships at 1080p: its names and figures as large as
+    # the table's, none running into another or into the note under it
+    # (it squeezed all 25 into 14 px); the chart pages as the table does.
+    got = chart_readable("25 townships at 1920x1080")
+    if not re.match(r"第 1–\d+ 名", got["pager"]) or len(got["names"]) >= 25:
+        fail("the chart of 25 townships in pages, from 第 1–N 名: it read %r" % (got,))
     pages = lambda: driver.execute_script(PAGES_JS)
     first = pages()
-    until(lambda: pages()["rows"] != first["rows"], "the table's next page", 15)
+    until(lambda: pages()["rows"] != first["rows"] and pages()["chart"] != first["chart"],
+          "the table's and the chart's next page", 15)
     second = pages()
     if set(first["rows"]) & set(second["rows"]):
         fail("the table's pages overlap: %s / %s" % (first["rows"], second["rows"]))
+    if set(first["chart"]) & set(second["chart"]):
+        fail("the chart's pages overlap: %s / %s" % (first["chart"], second["chart"]))
+    # Every township ranked, page after page (a dot clicked shows its page).
+    ranked = driver.execute_script(
+        "return sortedTowns(tableMetrics()).chartTowns.map(townLabel)")
+    seen = []
+    for i in range(len(driver.find_elements(By.CSS_SELECTOR, "#chart-pager .pager i"))):
+        driver.execute_script("document.querySelectorAll('#chart-pager .pager i')[%d].click()" % i)
+        time.sleep(0.3)  # (drawn at the next frame)
+        seen += chart_readable("the chart's page %d" % (i + 1))["names"][::-1]
+    if len(ranked) != 25 or seen != ranked:
+        fail("the chart's pages rank all 25 townships %r; they showed %r" % (ranked, seen))
     # As even as they go: no page holds more than its share (25 in rows of
     # 12 were 12, 12 and 1).
     said = re.search(r"/(\d+) 页（共 (\d+) 个乡镇）", driver.find_element(By.ID, "page").text)
@@ -488,7 +589,7 @@ try:
     # Other screens: the 1920x1080 page scaled to fill them (an LED wall
     # in 4K, an official's 1366x768 laptop, a 16:10 monitor), centred,
     # nothing outside the screen or cut, the table's page whole.
-    for w, h in ((3840, 2160), (1366, 768), (1920, 1200)):
+    for w, h in ((3840, 2160), (1366, 768), (1280, 720), (1920, 1200)):
         driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                                {"width": w, "height": h, "deviceScaleFactor": 1, "mobile": False})
         time.sleep(1.5)
@@ -501,6 +602,7 @@ try:
         bad = driver.execute_script(OVERFLOW_JS)
         if bad:
             fail("at %dx%d the page overflows: %s" % (w, h, "; ".join(bad[:8])))
+        chart_readable("%dx%d" % (w, h))
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                            {"width": 1920, "height": 1080, "deviceScaleFactor": 1, "mobile": False})
 
@@ -557,6 +659,16 @@ try:
             fail("本年's 同比 of 化解矛盾纠纷: 219 against 4,321 (▼94.9%%), the card read %r"
                  % yoy())
         time.sleep(0.2)
+    # ... at 24 px or more at 1080p, as legible as the figure (it was 16).
+    size = driver.execute_script(
+        "const c = [...document.querySelectorAll('#kpis .kpi')]"
+        ".find(k => k.querySelector('.label').textContent === '化解矛盾纠纷');"
+        "return parseFloat(getComputedStyle(c.querySelector('.yoy')).fontSize)")
+    if size < 24:
+        fail("the cards' 同比 at %s px at 1080p: 24 px or more" % size)
+    bad = driver.execute_script(OVERFLOW_JS)
+    if bad:
+        fail("本年's cards with their 同比 overflow: %s" % "; ".join(bad[:8]))
     # The townships' 同比 in the chart, ranked by 化解矛盾纠纷 (its header
     # clicked): 高观镇's 4,321 of last year's same days as a tick across
     # its bar (the others had no figure then: no tick), ▼94.9% after its
@@ -654,12 +766,18 @@ try:
           lambda: "the figures dimmed under the banner %r after tallyd stopped; banner, its "
           "title, the figures' opacity and filter: %r" % (banner_texts(stopped_at)[0], down()))
     until(lambda: refused() == 2, "tally-web's log saying so again after tallyd stopped")
+    back_at = datetime.now(DAEMON_TZ).replace(microsecond=0)
     tallyd = start(tallyd_args, dlog)
     until(lambda: conn() == "live", "the live indicator after tallyd came back", 40)
     until(lambda: conn_text() == "实时", "实时 after tallyd came back")
     until(lambda: down()[0] == "" and down()[2] == 1, lambda: "no banner, figures undimmed, "
           "after tallyd came back: %r" % (down(),))
     until(lambda: "4,541" in kpis(), "the figures after the resync")
+    # 最近更新: the resync's time (the figures current again then), not
+    # that of the last update before tallyd stopped.
+    until(lambda: updated_at() >= back_at - timedelta(seconds=1),
+          lambda: "最近更新 at the resync (%s or later); it read %r"
+          % (back_at.strftime("%H:%M:%S"), driver.find_element(By.ID, "updated").text))
     stream = str(api("/healthz")["stream_id"])
     until(lambda: seq()[1] == "tallyd 数据流 %s（tallyd 重启后更换）" % stream,
           lambda: "the new stream id %s after tallyd's restart (it read %r)" % (stream, seq()))
@@ -778,6 +896,17 @@ try:
           # 20: a page that came up slowly may wait a whole turn for it.
           timeout=45)
     driver.save_screenshot(os.path.join("artifacts", "wall-down-1920x1080.png"))
+    # The outage goes on past midnight (the page's clock moved a day on):
+    # the banner then says on which day it began, and 最近更新 (the figures
+    # held: current until tallyd stopped) likewise.
+    driver.execute_script("const now = Date.now; Date.now = () => now() + 86400000;")
+    day = lambda at: "%d月%d日 %s" % (at.month, at.day, at.strftime("%H:%M"))
+    until(lambda: down()[0] in ["数据中断：与统计服务器的连接已断开（自 %s 起），以下为断开前的数据"
+                                % day(stopped_at + timedelta(minutes=k)) for k in (0, 1)]
+          and driver.find_element(By.ID, "updated").text.startswith(
+              "最近更新 %d月%d日 " % (stopped_at.month, stopped_at.day)),
+          lambda: "the banner and 最近更新 with the day the outage began (%s), the day after; "
+          "they read %r, %r" % (day(stopped_at), down()[0], driver.find_element(By.ID, "updated").text))
     web2.terminate()
     if web2.wait(10) != 0:
         fail("the second tally-web did not stop cleanly on SIGTERM")
@@ -955,6 +1084,10 @@ label = 人均整治面积
     wait_log(wlog4, r"synchronised with tallyd")
     driver.get("http://127.0.0.1:%d/?column=year&metrics=grid.zones" % port4)
     until(lambda: conn() == "live", "the live indicator of the fourth tallyd")
+    # 最近更新 of a page opened: when its snapshot's figures were current
+    # (tally-web's time of it), not when the page was opened.
+    until(lambda: driver.find_element(By.ID, "updated").text.startswith("最近更新 "), "最近更新")
+    opened = (time.time(), driver.find_element(By.ID, "updated").text)
     GAUGE_JS = """
     const c = [...document.querySelectorAll('#kpis .kpi')]
       .find(k => k.querySelector('.label').textContent === '综治网格');
@@ -978,7 +1111,26 @@ label = 人均整治面积
     bad = driver.execute_script(OVERFLOW_JS)
     if bad:
         fail("the gauge's 同比 overflows: %s" % "; ".join(bad[:8]))
+    # The 同比, legible across the room as the figure is: 24 px or more at
+    # 1080p (it was 16), the gauge's two parts a line each, on a card.
+    YOY_SIZE_JS = """
+    const c = [...document.querySelectorAll('#kpis .kpi')]
+      .find(k => k.querySelector('.label').textContent === '综治网格');
+    const y = c.querySelector('.yoy');
+    return [parseFloat(getComputedStyle(y).fontSize), y.getClientRects().length && y.offsetHeight /
+            parseFloat(getComputedStyle(y).lineHeight || getComputedStyle(y).fontSize)];
+    """
+    size, lines = driver.execute_script(YOY_SIZE_JS)
+    if size < 24 or round(lines) != 2:
+        fail("the gauge card's 同比 at %s px on %s lines: 24 px or more, on two lines" % (size, lines))
     driver.save_screenshot(os.path.join("artifacts", "wall-gauge-1920x1080.png"))
+    # Opened again (nothing has changed since): the same 最近更新.
+    time.sleep(max(0, opened[0] + 2 - time.time()))
+    driver.get("http://127.0.0.1:%d/?column=year&metrics=grid.zones" % port4)
+    until(lambda: conn() == "live", "the live indicator of the fourth tallyd, the page opened again")
+    until(lambda: driver.find_element(By.ID, "updated").text == opened[1],
+          lambda: "%s (the figures' time) on a page opened later; it read %r"
+          % (opened[1], driver.find_element(By.ID, "updated").text))
     click('#columns button[data-column="today"]')
     until(lambda: gauge()[5:] == [[["bashan", ""], ["gaoguan", "unreported"]],
                                   "24 个乡镇未报送 · 今日尚无数据"],

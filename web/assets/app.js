@@ -34,6 +34,8 @@ const YOY_COLUMNS = new Set(["month", "quarter", "year"]);
 const UNSUPPORTED_RETRY_MS = 600000;
 // The county's cards: 6 x 3 when they all fit; more take turns page by
 // page (with the table's pages), 6 x 2 with a page indicator under them.
+// A column with 同比 (本月 to 本年, a past year) has cards of 6 x 2 (pages
+// of them when more): room for a 同比 line as legible as the figure.
 const KPI_MAX = 18;
 const KPI_PAGE_MAX = 12;
 const RATIO_MAX = 3; // the ratios' box: more take turns likewise
@@ -43,6 +45,12 @@ const STALE_AFTER_MS = 12000; // the server sends something every 5 s
 const FLASH_MS = 2000;
 const PAGE_MS = 10000; // a box with more than it holds shows page after page
 const ROW_PX = 34; // a table row's height (app.css, td)
+// The chart's township names and figures are set as large as the table's
+// text (app.css, table), a bar's slot high enough for them never to
+// touch; more townships than the chart holds take turns, page by page,
+// with the table's pages.
+const CHART_FONT = 21;
+const CHART_ROW_PX = 34;
 
 const params = new URLSearchParams(location.search);
 const state = {
@@ -56,7 +64,7 @@ const state = {
   down: 0, // the figures shown are stale since, 0: they are current (drawStatus)
   open: false,
   lastMessage: 0,
-  lastChange: 0,
+  lastChange: 0, // when the figures shown were last current (tally-web's clock), 0: none yet
   column: pickColumn(),
   sort: { metric: null, asc: false },
   catalog: { metrics: new Map(), townships: new Map(), order: new Map() },
@@ -69,6 +77,8 @@ const state = {
   kpiPages: 1,
   ratioPage: 0,
   ratioPages: 1,
+  chartPage: 0, // the chart's page of the ranking shown
+  chartPages: 1,
   clock: null, // tallyd's zone: { zone, utc_offset_s }, null: not known (yet)
 };
 
@@ -279,6 +289,20 @@ function yoyLine(t, key) {
               "）最新值：" + figure(inPeriodValue(t)) + "；" : "") +
     "去年同期（" + yoySpan(state.column) + "）：" + figure(yoyValue(t));
   show(el, key, y.text);
+  // A gauge's (本年内 12 · 同比 ▲20.0%): the figure it starts from and its
+  // 同比 each a line of its own on a card (app.css), the text the same.
+  const parts = y.text.split(" · ");
+  if (parts.length === 2) {
+    const sep = document.createElement("span");
+    sep.className = "sep";
+    sep.textContent = " · ";
+    const line = (text) => {
+      const span = document.createElement("span");
+      span.textContent = text;
+      return span;
+    };
+    el.replaceChildren(line(parts[0]), sep, line(parts[1]));
+  }
   return el;
 }
 
@@ -502,14 +526,17 @@ function pager(page, pages, what, pick) {
 function drawKpis() {
   const box = document.getElementById("kpis");
   const all = county((k) => k !== "ratio");
-  // Every figure shows: more than the 6 x 3 cards take turns, with the
-  // table's pages.
-  const paged = all.length > KPI_MAX;
-  const { pages, per } = paged ? paging(all.length, KPI_PAGE_MAX) : { pages: 1, per: KPI_MAX };
+  // Every figure shows: more than the 6 x 3 cards (6 x 2 with 同比) take
+  // turns, with the table's pages.
+  const tall = yoySpan(state.column) !== null;
+  const max = tall ? KPI_PAGE_MAX : KPI_MAX;
+  const paged = all.length > max;
+  const { pages, per } = paged ? paging(all.length, KPI_PAGE_MAX) : { pages: 1, per: max };
   state.kpiPages = pages;
   if (state.kpiPage >= pages) state.kpiPage = 0;
   const list = all.slice(state.kpiPage * per, state.kpiPage * per + per);
   box.classList.toggle("paged", paged);
+  box.classList.toggle("tall", tall);
   box.replaceChildren();
   for (const t of list) {
     const card = document.createElement("div");
@@ -547,8 +574,9 @@ function drawKpis() {
     // figure alone cannot give enough room).
     fitWidth(line, value, 12);
     for (const el of line.querySelectorAll(".unit, .tag")) fitWidth(line, el, 10);
-    // (a gauge's 同比 names the figure it starts from: 本季度内 1,234 · 同比 ▲20.0%)
-    if (yoy) fitWidth(yoy, yoy, 11);
+    // (a gauge's 同比 names the figure it starts from: 本季度内 1,234 · 同比 ▲20.0%,
+    // on two lines)
+    if (yoy) fitWidth(yoy, yoy, 14);
   }
   if (paged)
     box.appendChild(pager(state.kpiPage, pages, "全县指标 " + all.length + " 项", (i) => { state.kpiPage = i; }));
@@ -727,6 +755,7 @@ function drawTable() {
       if (state.sort.metric === id) state.sort.asc = !state.sort.asc;
       else state.sort = { metric: id, asc: id === TOWN_COLUMN };
       state.page = 0;
+      state.chartPage = 0;
       turnPagesEvery(PAGE_MS);
       state.dirty = true;
     });
@@ -809,18 +838,42 @@ function textWidth(text, font) {
   return measure.measureText(text).width;
 }
 
+// The chart's pages of the ranking: as many bars as its box holds with
+// every township named at CHART_FONT (a county of 36 at 1080p: three
+// pages of 12), as even as they go; under the chart, which places they
+// are and the page's dots.
+function chartPage(towns) {
+  const room = document.getElementById("chart").clientHeight - 20; // (the grid's top and bottom)
+  const { pages, per } = paging(towns.length, Math.max(1, Math.floor(room / CHART_ROW_PX)));
+  state.chartPages = pages;
+  if (state.chartPage >= pages) state.chartPage = 0;
+  const first = state.chartPage * per;
+  const shown = towns.slice(first, first + per);
+  const box = document.getElementById("chart-pager");
+  box.replaceChildren();
+  if (pages > 1) {
+    const p = pager(state.chartPage, pages, "乡镇排名 " + towns.length + " 个", (i) => { state.chartPage = i; });
+    const places = document.createElement("b");
+    places.textContent = "第 " + (first + 1) + "–" + (first + shown.length) + " 名";
+    p.prepend(places);
+    box.append(p);
+  }
+  return shown;
+}
+
 function drawChart(towns, key) {
   const title = document.getElementById("chart-title");
   if (!key) {
     title.textContent = "";
+    document.getElementById("chart-pager").replaceChildren();
+    state.chartPages = 1;
     return;
   }
-  const CHART_MAX = 25; // bars the box holds with every township named
   const name = document.createElement("span");
   name.className = "name";
-  name.textContent = "各乡镇" + metricLabel(key) + " · " + COLUMNS[state.column] +
-    (towns.length > CHART_MAX ? " · 前 " + CHART_MAX + "/" + towns.length : "");
+  name.textContent = "各乡镇" + metricLabel(key) + " · " + COLUMNS[state.column];
   title.replaceChildren(name);
+  const top = chartPage(towns).reverse();
   if (typeof echarts === "undefined") return;
   if (chart === null)
     chart = echarts.init(document.getElementById("chart"), null, {
@@ -828,7 +881,6 @@ function drawChart(towns, key) {
       // drawn at the screen's resolution when the page is scaled up
       devicePixelRatio: (window.devicePixelRatio || 1) * Math.max(1, screenScale),
     });
-  const top = towns.slice(0, CHART_MAX).reverse();
   const ratio = top.some((t) => get(t, key) && get(t, key).kind === "ratio");
   // A bar as long as its figure in the metric's unit (decimal scale
   // applied), a ratio's in percent, as its text rounds it.
@@ -863,22 +915,25 @@ function drawChart(towns, key) {
     legend.title = "去年同期（" + yoySpan(state.column) + "）";
     title.append(legend);
   }
-  const font = top.length > 16 ? 14 : 17;
+  const font = CHART_FONT;
   const slot = (document.getElementById("chart").clientHeight - 20) / Math.max(1, top.length);
   // Room on the right for the longest figure and its 同比 (a figure of
   // many digits or decimals: 9,223,372,036.854775807), not cut at the
   // chart's edge.
   const labelRoom = Math.max(0, ...top.map((t, i) => textWidth(texts[i], font) +
-    (yoys[i] && yoys[i].dir ? textWidth(" " + yoys[i].text.replace("同比 ", ""), font - 2) : 0))) + 12;
+    (yoys[i] && yoys[i].dir ? textWidth(" " + yoys[i].text.replace("同比 ", ""), font) : 0))) + 12;
+  // ... and on the left for the longest name.
+  const nameRoom = Math.max(60, ...top.map((t) => textWidth(townLabel(t), font))) + 14;
   chart.setOption({
     animation: false,
-    grid: { left: 130, right: Math.max(earlier.length ? 165 : 90, Math.ceil(labelRoom)), top: 10, bottom: 10 },
+    textStyle: { fontFamily: getComputedStyle(document.body).fontFamily }, // the table's letters
+    grid: { left: Math.ceil(nameRoom), right: Math.max(earlier.length ? 165 : 90, Math.ceil(labelRoom)), top: 10, bottom: 10 },
     xAxis: { type: "value", show: false },
     yAxis: {
       type: "category",
       data: top.map(townLabel),
-      // every township named: a county's 25 at a size that fits
-      axisLabel: { color: "#c9dcff", fontSize: top.length > 16 ? 14 : 17, interval: 0 },
+      // every township of the page named, as large as the table's names
+      axisLabel: { color: "#c9dcff", fontSize: font, interval: 0 },
       axisLine: { lineStyle: { color: "#1d4b8f" } },
     },
     // Three layers: the bars, the ticks over them, and the figures,
@@ -914,7 +969,7 @@ function drawChart(towns, key) {
           const y = yoys[p.dataIndex];
           return y && y.dir ? text + " {yoy|" + y.text.replace("同比 ", "") + "}" : text;
         },
-        rich: { yoy: { color: "#8fb1e3", fontSize: font - 2 } },
+        rich: { yoy: { color: "#8fb1e3", fontSize: font } },
       },
       z: 3,
     }],
@@ -949,13 +1004,19 @@ function drawStatus() {
   drawDown(s === "stale" && state.tallies.size > 0);
   // The stream id is for ops (tallyd's log, /healthz, tally watch), not
   // for the room: on hover only.
+  // Stream 0: tally-web has never been synchronised with tallyd (it
+  // numbers nothing yet): said so, not a sequence number 0.
   const seq = document.getElementById("seq");
-  seq.textContent = state.stream ? "序号 " + state.seq : "";
-  seq.title = state.stream ? "tallyd 数据流 " + state.stream + "（tallyd 重启后更换）" : "";
+  const never = state.lastMessage > 0 && !knownStream();
+  seq.textContent = knownStream() ? "序号 " + state.seq : never ? "未连接 tallyd" : "";
+  seq.title = knownStream() ? "tallyd 数据流 " + state.stream + "（tallyd 重启后更换）"
+    : never ? "tally-web 尚未与 tallyd 同步，没有数据流" : "";
+  seq.classList.toggle("none", never);
   seq.dataset.stream = state.stream;
-  document.getElementById("updated").textContent = state.lastChange
-    ? "最近更新 " + timeText(calendarAt(state.lastChange))
-    : "";
+  const updated = document.getElementById("updated");
+  updated.textContent = state.lastChange
+    ? "最近更新 " + dayText(state.lastChange) + timeText(calendarAt(state.lastChange)) : "";
+  updated.title = state.lastChange ? "所显示数据最近一次更新或与 tallyd 同步的时间（tally-web 的时钟）" : "";
   for (const b of document.querySelectorAll("#columns button"))
     b.classList.toggle("on", b.dataset.column === state.column);
   // The townships' history refused as too large: say why their past
@@ -975,7 +1036,21 @@ function technicalWhy() {
     : state.tallyd === "unreachable" ? "tally-web 到 tallyd 的网络不通（tallyd=unreachable）"
     : state.tallyd === "handshake_failed" ? "与 tallyd 的安全握手失败，密钥不符（tallyd=handshake_failed）"
     : "tally-web 未与 tallyd 同步（tallyd=" + (state.tallyd || "?") + "）";
-  return link + (state.stream ? "；数据流 " + state.stream + " 序号 " + state.seq : "");
+  return link + (knownStream() ? "；数据流 " + state.stream + " 序号 " + state.seq : "");
+}
+
+// Whether tally-web has a stream of tallyd's to tell (its id 0: it has
+// never been synchronised with tallyd).
+function knownStream() {
+  return state.stream !== "" && state.stream !== "0";
+}
+
+// "12月7日 " for an instant of another day than today (tallyd's
+// calendar), "" for one of today: a time alone would be read as today's.
+function dayText(ms) {
+  const c = calendarAt(ms), today = calendarAt(Date.now());
+  return c.y === today.y && c.mo === today.mo && c.d === today.d ? ""
+    : (c.y !== today.y ? c.y + "年" : "") + c.mo + "月" + c.d + "日 ";
 }
 
 // While the figures shown are no longer current (down): dimmed, under a
@@ -986,15 +1061,17 @@ function drawDown(down) {
     : state.down || state.lastMessage || Date.now();
   const banner = document.getElementById("banner");
   banner.title = since ? technicalWhy() : "";
+  // Written again every frame: an outage that began before midnight
+  // gets its date once the day has turned (自 12月7日 23:10 起).
+  if (since) {
+    const c = calendarAt(since);
+    const text = "数据中断：与统计服务器的连接已断开（自 " + dayText(since) + pad2(c.h) + ":" + pad2(c.mi) +
+      " 起），以下为断开前的数据";
+    if (banner.textContent !== text) banner.textContent = text;
+  }
   if (since === state.down) return;
   state.down = since;
   document.body.classList.toggle("down", !!since);
-  if (since) {
-    const c = calendarAt(since), today = calendarAt(Date.now());
-    const day = c.y === today.y && c.mo === today.mo && c.d === today.d ? "" : c.mo + "月" + c.d + "日 ";
-    banner.textContent = "数据中断：与统计服务器的连接已断开（自 " + day + pad2(c.h) + ":" + pad2(c.mi) +
-      " 起），以下为断开前的数据";
-  }
   // The banner takes room from the boxes: laid out again.
   state.dirty = true;
   if (chart) chart.resize();
@@ -1004,6 +1081,12 @@ function drawClock() {
   const c = calendarAt(Date.now());
   const el = document.getElementById("clock");
   el.textContent = c.y + "年" + pad2(c.mo) + "月" + pad2(c.d) + "日 星期" + "日一二三四五六"[c.wd] + " " + timeText(c);
+  // Until tallyd has told its zone, the browser's own: said beside it.
+  if (!state.clock) {
+    const zone = document.createElement("small");
+    zone.textContent = "本机时区";
+    el.append(" ", zone);
+  }
   el.title = state.clock ? "tallyd 的时区 " + state.clock.zone : "本机时区（tallyd 未告知时区）";
   if (!pastYears.includes(String(c.y - 1))) drawYearButtons(c.y);
 }
@@ -1054,8 +1137,14 @@ function apply(msg, text) {
       // a gauge set: its value within the column's days may have changed
       if (t.kind === "gauge" && msg.type === "update") for (const r of curReaders) r.stale = true;
     }
-    if (msg.type === "update" && msg.tallies.length) state.lastChange = Date.now();
-    if (msg.type === "snapshot" && !state.lastChange) state.lastChange = state.staleSince || Date.now();
+    // When the figures shown were last current, by tally-web's clock (the
+    // message's time_ms), not the browser's: an update that changed some,
+    // every snapshot (a page opened, a resync after tallyd came back),
+    // and for a snapshot of figures held while tallyd is out of reach,
+    // since when they are not current.
+    const at = Number.isFinite(msg.time_ms) && msg.time_ms > 0 ? msg.time_ms : Date.now();
+    if (msg.type === "update" && msg.tallies.length) state.lastChange = at;
+    if (msg.type === "snapshot") state.lastChange = state.staleSince || at;
     state.dirty = true;
   }
   for (const r of historyReaders) if (r.stale) r.load();
@@ -1229,15 +1318,16 @@ function drawYearButtons(year) {
   state.dirty = true;
 }
 
-// The table's, the cards' and the ratios' pages turn together every ms,
+// The table's, the cards', the ratios' and the chart's pages turn together every ms,
 // counted again from now (a header clicked shows its first page whole).
 let pageTimer = null;
 
 function turnPagesEvery(ms) {
   clearInterval(pageTimer);
   pageTimer = setInterval(() => {
-    if (state.pages === 1 && state.kpiPages === 1 && state.ratioPages === 1) return;
+    if (state.pages === 1 && state.kpiPages === 1 && state.ratioPages === 1 && state.chartPages === 1) return;
     state.page = (state.page + 1) % state.pages;
+    state.chartPage = (state.chartPage + 1) % state.chartPages;
     state.kpiPage = (state.kpiPage + 1) % state.kpiPages;
     state.ratioPage = (state.ratioPage + 1) % state.ratioPages;
     state.dirty = true;
