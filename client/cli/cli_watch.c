@@ -78,6 +78,8 @@ typedef struct watch {
     uint64_t base_seq;
     bool ever_synced;
     bool dirty;
+    const cli_opts_t *opts; /* its --metric and --town, judged once synced */
+    bool names_checked;
     int64_t last_change_ms; /* wall clock of the last change, 0 = none */
     bool refused;           /* for CLI_REFUSED_MS or more: said on the status line */
     bool unreachable;       /* TALLY_LINK_UNREACHABLE: said on the status line */
@@ -514,6 +516,31 @@ static void follow_refusals(watch_t *w, bool table)
                 w->server, tally_sub_link_why(w->sub));
 }
 
+/* A --town that the catalog's declared townships lack, or a --metric
+ * that neither the catalog nor the county's tallies have, would never
+ * show (unless pushed later to an open catalog): said, not left to a
+ * silent wait (status 2).  Asked once the subscription is synced, so that
+ * a daemon not up yet, or a link down, delays nothing: a watch waits for
+ * them. */
+static int check_names(const cli_opts_t *o, const tally_curve_t *curve, bool table)
+{
+    for (int i = 0; i < 2; i++) {
+        const char *name = i == 0 ? o->metric : o->town;
+        char hint[PROTO_NAME_MAX * 2 + 64];
+        if (name == NULL ||
+            cli_name_check(o, curve, name, i == 1, hint, sizeof hint) != CLI_NAME_NOT_LISTED)
+            continue;
+        if (table) { /* below the screen drawn so far */
+            fputc('\n', stdout);
+            fflush(stdout);
+        }
+        return cli_usage_error("watch", "%s '%s' is not in the daemon's catalog%s%s",
+                               i == 0 ? "--metric" : "--town", name,
+                               i == 0 ? " and has no tallies" : "", hint);
+    }
+    return 0;
+}
+
 static int run(watch_t *w, int duration_ms, bool table)
 {
     int64_t start = cli_clock_ms(CLOCK_MONOTONIC);
@@ -554,6 +581,11 @@ static int run(watch_t *w, int duration_ms, bool table)
         }
         int64_t now = cli_clock_ms(CLOCK_MONOTONIC);
         bool synced = tally_sub_synced(w->sub);
+        if (synced && !w->names_checked) {
+            w->names_checked = true;
+            if ((status = check_names(w->opts, w->curve, table)) != 0)
+                return status;
+        }
         if (table && (w->dirty || synced != last_synced || now - last_draw >= 1000)) {
             draw(w);
             last_draw = now;
@@ -572,30 +604,6 @@ static int run(watch_t *w, int duration_ms, bool table)
                                                        tally_sub_link_why(w->sub), duration_ms);
     }
     return CLI_OK;
-}
-
-/* A --town that the catalog's declared townships lack, or a --metric
- * that neither the catalog nor the county's tallies have, would never
- * show (unless pushed later to an open catalog): said now, not after a
- * silent wait (status 2).  A daemon not up yet (asked in vain already
- * when tried) cannot tell. */
-static int check_names(const cli_opts_t *o, const tally_curve_t *curve, bool tried)
-{
-    const tally_catalog_t *cat;
-    tally_request_t req = cli_request(curve, CATALOG_WAIT_MS, NULL, 0);
-    if ((o->metric == NULL && o->town == NULL) || (o->g->catalog == NULL && tried) ||
-        cli_catalog(o->g, &req, &cat) != 0)
-        return 0;
-    for (int i = 0; i < 2; i++) {
-        const char *name = i == 0 ? o->metric : o->town;
-        char hint[PROTO_NAME_MAX * 2 + 64];
-        if (name != NULL &&
-            cli_name_check(o, curve, name, i == 1, hint, sizeof hint) == CLI_NAME_NOT_LISTED)
-            return cli_usage_error("watch", "%s '%s' is not in the daemon's catalog%s%s",
-                                   i == 0 ? "--metric" : "--town", name,
-                                   i == 0 ? " and has no tallies" : "", hint);
-    }
-    return 0;
 }
 
 int cli_watch(int argc, char **argv, cli_global_t *g)
@@ -648,13 +656,11 @@ int cli_watch(int argc, char **argv, cli_global_t *g)
 
     w.metric = o.all ? o.metric : NULL;
     w.curve = curve;
+    w.opts = &o;
     /* Read once: a reload that changes the catalog shows after a restart
      * of the watch.  A short wait, so that a daemon not up yet delays the
      * first screen little. */
     w.cat = cli_render_catalog(g, "watch", curve, o.labels, CATALOG_WAIT_MS, table, table);
-    status = check_names(&o, curve, w.cat.catalog == NULL && (o.labels > 0 || table));
-    if (status != 0)
-        return status;
     char err[512];
     tally_sub_opts_t so = {.errbuf = err, .errbuf_len = sizeof err, .curve = curve};
     int rc = tally_sub_new(g->server, o.prefix, &cb, &so, &w.sub);
