@@ -142,10 +142,9 @@ typedef enum {
  * id nor a label of the catalog and has no tallies in the county is
  * CLI_NAME_NOT_LISTED (the catalog may be open, as tallyd's built-in one
  * is: a name first pushed later is accepted).  When the catalog cannot be
- * read, a name without tallies is CLI_NAME_NO_TALLIES.  Unless known, hint[0..cap) is " (did you mean
- * 'X'?)", or " (did you mean 'LABEL', id ID?)" for a metric's label, the
- * closest id, name or label of the catalog, else of the names with
- * tallies, or "" when none is close. */
+ * read, a name without tallies is CLI_NAME_NO_TALLIES.  Unless known, hint[0..cap) is " (did you
+ * mean 'X'?)", or " (did you mean 'LABEL', id ID?)" for a metric's label, the closest id, name or
+ * label of the catalog, else of the names with tallies, or "" when none is close. */
 cli_name_t cli_name_check(const cli_opts_t *o, const tally_curve_t *curve, const char *name,
                           bool township, char *hint, size_t cap);
 
