@@ -209,7 +209,9 @@ static void on_end(void *ctx, const backup_end_t *e)
     f->nends++;
 }
 
-static void start_backup(bfx_t *f, const char *dir, int64_t keep)
+/* Start the backup part on dir, keeping keep, every interval_ms (0:
+ * only when asked). */
+static void start_every(bfx_t *f, const char *dir, int64_t keep, int64_t interval_ms)
 {
     backup_config_t c = {.loop = &f->j.loop,
                          .state_dir = f->j.dir,
@@ -217,11 +219,16 @@ static void start_backup(bfx_t *f, const char *dir, int64_t keep)
                          .clock = &f->clock,
                          .history_hold = hold_cb,
                          .ctx = f,
-                         .settings = {.keep = keep},
+                         .settings = {.keep = keep, .interval_ms = interval_ms},
                          .on_end = on_end,
                          .end_ctx = f};
     snprintf(c.settings.dir, sizeof(c.settings.dir), "%s", dir);
     assert_int_equal(backup_init(&f->b, &c), 0);
+}
+
+static void start_backup(bfx_t *f, const char *dir, int64_t keep)
+{
+    start_every(f, dir, keep, 0);
 }
 
 static bool p_idle(const fx_t *j, uint64_t arg)
@@ -831,17 +838,7 @@ static void test_restore_check_no_history(void **state)
 
 static void start_scheduled(bfx_t *f, const char *dir, int64_t interval_ms)
 {
-    backup_config_t c = {.loop = &f->j.loop,
-                         .state_dir = f->j.dir,
-                         .log = &f->log,
-                         .clock = &f->clock,
-                         .history_hold = hold_cb,
-                         .ctx = f,
-                         .settings = {.keep = 7, .interval_ms = interval_ms},
-                         .on_end = on_end,
-                         .end_ctx = f};
-    snprintf(c.settings.dir, sizeof(c.settings.dir), "%s", dir);
-    assert_int_equal(backup_init(&f->b, &c), 0);
+    start_every(f, dir, 7, interval_ms);
 }
 
 /* A directory named name in dir (made first when missing). */
