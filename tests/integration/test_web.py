@@ -23,7 +23,6 @@ cleanly with other threads at work (under strace, and while a metrics
 poll and a history read wait for a stopped tallyd: 503 meanwhile).
 Exit 0 when all hold.
 """
-import atexit
 import base64
 import json
 import os
@@ -33,75 +32,27 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.error
 import urllib.request
 
+import web_procs
+from web_procs import fail, get, start, start_tallyd, wait_for
 import ws_client
 
 import yaml
 
 TALLYD, TALLY, WEB, SRC = sys.argv[1:5]
-TMP = tempfile.mkdtemp(prefix="tally-web-test.")
-os.environ["XDG_STATE_HOME"] = TMP  # tally push's client id: here, not in the user's home
-PROCS = []
-
-
-@atexit.register
-def reap():
-    """The daemons still running, killed: by fail(), and at exit, so that a
-    run that ended on an exception does not leave them running."""
-    for p, _ in PROCS:
-        if p.poll() is None:
-            p.kill()
-
-
-def fail(msg):
-    print("FAIL: " + msg, file=sys.stderr)
-    reap()  # all of them first: printing may fail (a closed pipe)
-    for _, log in PROCS:
-        print("---- " + log, file=sys.stderr)
-        with open(log, encoding="utf-8", errors="replace") as f:
-            sys.stderr.write(f.read())
-    sys.exit(1)
-
-
-def start(args, log, env=None):
-    f = open(log, "w")
-    p = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, env=env)
-    PROCS.append((p, log))
-    return p
-
-
-def wait_for(path, pattern, timeout=20, every=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            m = re.search(pattern, f.read())
-        if m:
-            return m
-        time.sleep(every)
-    fail("%s: no %r within %ds" % (path, pattern, timeout))
+TMP = web_procs.temp_dir("tally-web-test.")
 
 
 def tally(*args):
-    r = subprocess.run([TALLY, "-s", REQ] + list(args), capture_output=True, text=True, timeout=30)
-    if r.returncode != 0:
-        fail("tally %s: %d %s" % (" ".join(args), r.returncode, r.stderr))
-    return r.stdout
+    return web_procs.tally(TALLY, REQ, *args)
 
 
 def http(path, token=None, port=None):
-    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port or PORT, path))
-    if token:
-        req.add_header("Authorization", "Bearer " + token)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
+    headers = {"Authorization": "Bearer " + token} if token else {}
+    return get("http://127.0.0.1:%d%s" % (port or PORT, path), headers)
 
 
 def http_quiet(path, port):
@@ -120,14 +71,7 @@ def ws_message(s):
     return ws_client.ws_message(s, fail)
 
 
-conf = os.path.join(TMP, "tallyd.conf")
-shutil.copy(os.path.join(SRC, "systemd", "tallyd.conf.example"), conf)
-REQ = "ipc://%s/req" % TMP
-tallyd = start([TALLYD, "-c", conf, "-r", REQ, "-p", "ipc://%s/pub" % TMP, "-s",
-                os.path.join(TMP, "state")], os.path.join(TMP, "tallyd.log"))
-wait_for(os.path.join(TMP, "tallyd.log"), r"ready: requests")
-tally("push", "--town", "gaoguan", "--time", "2023-12-31", "--file",
-      os.path.join(SRC, "client", "demo", "gaoguan-2023.csv"))
+tallyd, conf, REQ = web_procs.start_example(TALLYD, TALLY, SRC, TMP)
 
 weblog = os.path.join(TMP, "web.log")
 web = start([WEB, "-s", REQ, "--listen", "127.0.0.1:0"], weblog)
@@ -256,9 +200,8 @@ conf_big = os.path.join(TMP, "tallyd-big.conf")
 with open(conf_big, "w") as f:
     f.write("[tallyd]\nstate_dir = %s\n[limits]\nmax_reply_queue = 1024\n"
             % os.path.join(TMP, "state-big"))
-big = start([TALLYD, "-c", conf_big, "-r", REQ_BIG, "-p", "ipc://%s/pub-big" % TMP],
-            os.path.join(TMP, "tallyd-big.log"))
-wait_for(os.path.join(TMP, "tallyd-big.log"), r"ready: requests")
+big = start_tallyd(TALLYD, conf_big, REQ_BIG, "ipc://%s/pub-big" % TMP,
+                   os.path.join(TMP, "tallyd-big.log"))
 NBIG = 300  # two slices
 
 
@@ -595,9 +538,9 @@ STRACE = shutil.which("strace")
 if STRACE and subprocess.run([STRACE, "-o", os.devnull, "true"],
                              capture_output=True).returncode == 0:
     REQ_EMPTY = "ipc://%s/req-empty" % TMP
-    empty = start([TALLYD, "-c", conf, "-r", REQ_EMPTY, "-p", "ipc://%s/pub-empty" % TMP, "-s",
-                   os.path.join(TMP, "state-empty")], os.path.join(TMP, "tallyd-empty.log"))
-    wait_for(os.path.join(TMP, "tallyd-empty.log"), r"ready: requests")
+    empty = start_tallyd(TALLYD, conf, REQ_EMPTY, "ipc://%s/pub-empty" % TMP,
+                         os.path.join(TMP, "tallyd-empty.log"), "-s",
+                         os.path.join(TMP, "state-empty"))
     # (LeakSanitizer cannot work under ptrace: in the ASan build it is off
     # for these runs; the other runs of tally-web here keep it.)
     env = dict(os.environ)
@@ -626,9 +569,9 @@ else:
 # does not answer (stopped with SIGSTOP): requests are answered 503
 # meanwhile, and tally-web exits 0 once both have timed out.
 REQ_STOPPED = "ipc://%s/req-stopped" % TMP
-stopped = start([TALLYD, "-c", conf, "-r", REQ_STOPPED, "-p", "ipc://%s/pub-stopped" % TMP,
-                 "-s", os.path.join(TMP, "state-stopped")], os.path.join(TMP, "tallyd-stopped.log"))
-wait_for(os.path.join(TMP, "tallyd-stopped.log"), r"ready: requests")
+stopped = start_tallyd(TALLYD, conf, REQ_STOPPED, "ipc://%s/pub-stopped" % TMP,
+                       os.path.join(TMP, "tallyd-stopped.log"), "-s",
+                       os.path.join(TMP, "state-stopped"))
 os.kill(stopped.pid, signal.SIGSTOP)
 log5 = os.path.join(TMP, "web5.log")
 web5 = start([WEB, "-s", REQ_STOPPED, "--listen", "127.0.0.1:0"], log5)
@@ -750,10 +693,5 @@ if openssl:
 else:
     print("note: openssl not installed; HTTPS not checked")
 
-web.terminate()
-if web.wait(10) != 0:
-    fail("tally-web did not stop cleanly on SIGTERM")
-tallyd.terminate()
-tallyd.wait(20)
-shutil.rmtree(TMP, ignore_errors=True)
-print("test_web: all checks passed")
+web_procs.stop_web(web)
+web_procs.finish(tallyd, TMP, "test_web")

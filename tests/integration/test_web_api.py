@@ -24,75 +24,28 @@ in tally-web(1)'s SYNOPSIS and OPTIONS; and the unit's IPAddressAllow=
 comes with an IPAddressDeny= (alone it filters nothing).
 Exit 0 when all hold.
 """
-import atexit
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
+
+import web_procs
+from web_procs import fail, get, start, wait_for
 
 TALLYD, TALLY, WEB, SRC = sys.argv[1:5]
-TMP = tempfile.mkdtemp(prefix="tally-web-api-test.")
-os.environ["XDG_STATE_HOME"] = TMP  # tally push's client id: here, not in the user's home
-PROCS = []
-
-
-@atexit.register
-def reap():
-    for p, _ in PROCS:
-        if p.poll() is None:
-            p.kill()
-
-
-def fail(msg):
-    print("FAIL: " + msg, file=sys.stderr)
-    reap()
-    for _, log in PROCS:
-        print("---- " + log, file=sys.stderr)
-        with open(log, encoding="utf-8", errors="replace") as f:
-            sys.stderr.write(f.read())
-    sys.exit(1)
-
-
-def start(args, log):
-    f = open(log, "w")
-    p = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT)
-    PROCS.append((p, log))
-    return p
-
-
-def wait_for(path, pattern, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            m = re.search(pattern, f.read())
-        if m:
-            return m
-        time.sleep(0.05)
-    fail("%s: no %r within %ds" % (path, pattern, timeout))
+TMP = web_procs.temp_dir("tally-web-api-test.")
 
 
 def tally(*args):
-    r = subprocess.run([TALLY, "-s", REQ] + list(args), capture_output=True, text=True, timeout=30)
-    if r.returncode != 0:
-        fail("tally %s: %d %s" % (" ".join(args), r.returncode, r.stderr))
-    return r.stdout
+    return web_procs.tally(TALLY, REQ, *args)
 
 
 def http(path, port=None, host="127.0.0.1"):
-    url = "http://%s:%d%s" % (host, port or PORT, urllib.parse.quote(path, safe="/?=&%.:"))
-    try:
-        with urllib.request.urlopen(url, timeout=10) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
+    return get("http://%s:%d%s" % (host, port or PORT, urllib.parse.quote(path, safe="/?=&%.:")))
 
 
 def run_web(args, timeout=10):
@@ -127,14 +80,7 @@ def listening(port):
     return found
 
 
-conf = os.path.join(TMP, "tallyd.conf")
-shutil.copy(os.path.join(SRC, "systemd", "tallyd.conf.example"), conf)
-REQ = "ipc://%s/req" % TMP
-tallyd = start([TALLYD, "-c", conf, "-r", REQ, "-p", "ipc://%s/pub" % TMP, "-s",
-                os.path.join(TMP, "state")], os.path.join(TMP, "tallyd.log"))
-wait_for(os.path.join(TMP, "tallyd.log"), r"ready: requests")
-tally("push", "--town", "gaoguan", "--time", "2023-12-31", "--file",
-      os.path.join(SRC, "client", "demo", "gaoguan-2023.csv"))
+tallyd, _, REQ = web_procs.start_example(TALLYD, TALLY, SRC, TMP)
 # Figures of today, so that the current month has a ratio's value.
 tally("push", "--town", "gaoguan", "disputes.screened=53", "disputes.resolved=35")
 
@@ -350,10 +296,5 @@ if any(l.startswith("IPAddressAllow=") for l in unit) and \
         not any(l.startswith("IPAddressDeny=") for l in unit):
     fail("tally-web.service: IPAddressAllow= without IPAddressDeny= filters nothing")
 
-web.terminate()
-if web.wait(10) != 0:
-    fail("tally-web did not stop cleanly on SIGTERM")
-tallyd.terminate()
-tallyd.wait(20)
-shutil.rmtree(TMP, ignore_errors=True)
-print("test_web_api: all checks passed")
+web_procs.stop_web(web)
+web_procs.finish(tallyd, TMP, "test_web_api")

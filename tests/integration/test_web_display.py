@@ -62,7 +62,6 @@ artifacts/wall-scaled-1920x1080.png and artifacts/wall-gauge-1920x1080.png in
 the working directory.  Exits 77
 (skipped) when Chromium, chromedriver or python3-selenium is missing.
 """
-import atexit
 import json
 import os
 import re
@@ -76,6 +75,9 @@ from urllib.parse import quote
 import urllib.request
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
+
+import web_procs
+from web_procs import fail, start_tallyd, wait_for
 
 try:
     from selenium import webdriver
@@ -94,41 +96,12 @@ if not os.path.exists(DRIVER) or BROWSER is None:
 
 TALLYD, TALLY, WEB, SRC = sys.argv[1:5]
 TMP = tempfile.mkdtemp(prefix="tally-web-display.")
-PROCS = []
-
-
-@atexit.register
-def reap():
-    """The daemons still running, killed: by fail(), and at exit, so that a
-    run that ended on an exception does not leave them running."""
-    for p, _ in PROCS:
-        if p.poll() is None:
-            p.kill()
-
-
-def fail(msg):
-    print("FAIL: " + msg, file=sys.stderr)
-    reap()  # all of them first: printing may fail (a closed pipe)
-    for _, log in PROCS:
-        with open(log, encoding="utf-8", errors="replace") as f:
-            sys.stderr.write("---- %s\n%s" % (log, f.read()))
-    sys.exit(1)
 
 
 def start(args, log):
-    p = subprocess.Popen(args, stdout=open(log, "a"), stderr=subprocess.STDOUT)
-    PROCS.append((p, log))
-    return p
-
-
-def wait_log(path, pattern, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        m = re.search(pattern, open(path, encoding="utf-8", errors="replace").read())
-        if m:
-            return m
-        time.sleep(0.05)
-    fail("%s: no %r" % (path, pattern))
+    """web_procs.start(), the output added to the log's end: tallyd is started
+    again with the log it had."""
+    return web_procs.start(args, log, append=True)
 
 
 # Elements whose content spills out of their box (scrollWidth beyond
@@ -345,7 +318,7 @@ def push(*args, req=None):
 # once tallyd does, without a reload.
 wlog = os.path.join(TMP, "web.log")
 web = start([WEB, "-s", REQ, "--listen", "127.0.0.1:0"], wlog)
-port = int(wait_log(wlog, r"serving http://127\.0\.0\.1:(\d+)/").group(1))
+port = int(wait_for(wlog, r"serving http://127\.0\.0\.1:(\d+)/").group(1))
 
 opts = webdriver.ChromeOptions()
 opts.binary_location = BROWSER
@@ -417,7 +390,7 @@ try:
                 % (at + timedelta(minutes=k)).strftime("%H:%M") for k in (0, 1)]
 
     tallyd = start(tallyd_args, dlog)
-    wait_log(dlog, r"ready: requests")
+    wait_for(dlog, r"ready: requests")
     push("--file", os.path.join(SRC, "client", "demo", "gaoguan-2023.csv"))
     until(lambda: conn() == "live", "the live indicator")
     # tallyd's stream id, a 64-bit number, whole (JSON.parse alone would
@@ -804,9 +777,8 @@ try:
     example_conf = os.path.join(TMP, "example.conf")
     shutil.copy(os.path.join(SRC, "systemd", "tallyd.conf.example"), example_conf)
     dlog2 = os.path.join(TMP, "tallyd2.log")
-    tallyd2 = start([TALLYD, "-c", example_conf, "-r", REQ2, "-p", "ipc://%s/pub2" % TMP, "-s",
-                     os.path.join(TMP, "state2")], dlog2)
-    wait_log(dlog2, r"ready: requests")
+    tallyd2 = start_tallyd(TALLYD, example_conf, REQ2, "ipc://%s/pub2" % TMP, dlog2, "-s",
+                           os.path.join(TMP, "state2"))
     SIX = ["gaoguan", "bashan", "gecheng", "xiuqi", "dongan", "gaoyan"]
     for i, town in enumerate(SIX):
         push("--town", town, "grid.zones=%d" % (20 + i), req=REQ2)
@@ -818,8 +790,8 @@ try:
     push("--town", "lantian", "--time", yesterday, "grid.zones=7", req=REQ2)
     wlog2 = os.path.join(TMP, "web2.log")
     web2 = start([WEB, "-s", REQ2, "--listen", "127.0.0.1:0"], wlog2)
-    port2 = int(wait_log(wlog2, r"serving http://127\.0\.0\.1:(\d+)/").group(1))
-    wait_log(wlog2, r"synchronised with tallyd")
+    port2 = int(wait_for(wlog2, r"serving http://127\.0\.0\.1:(\d+)/").group(1))
+    wait_for(wlog2, r"synchronised with tallyd")
     names = {t["id"]: t["label"] for t in api("/api/v1/catalog", port2)["townships"]}
     driver.get("http://127.0.0.1:%d/?column=today" % port2)
     until(lambda: conn() == "live", "the live indicator of the second tallyd")
@@ -961,9 +933,8 @@ denominator = land.people
 label = 人均整治面积
 """)
     dlog3 = os.path.join(TMP, "tallyd3.log")
-    tallyd3 = start([TALLYD, "-c", scaled_conf, "-r", REQ3, "-p", "ipc://%s/pub3" % TMP, "-s",
-                     os.path.join(TMP, "state3")], dlog3)
-    wait_log(dlog3, r"ready: requests")
+    tallyd3 = start_tallyd(TALLYD, scaled_conf, REQ3, "ipc://%s/pub3" % TMP, dlog3, "-s",
+                           os.path.join(TMP, "state3"))
     # tally push takes figures in the unit, as reports print them; the
     # wire carries them as integers: 124.8 ha as 1248, 2.65 (万元) as 265.
     push("land.area=124.8", "land.people=62", "funds.special=2.65", "river.level=-1",
@@ -972,8 +943,8 @@ label = 人均整治面积
     push("--time", last + "-01-01", "land.area=122.3", req=REQ3)
     wlog3 = os.path.join(TMP, "web3.log")
     web3 = start([WEB, "-s", REQ3, "--listen", "127.0.0.1:0"], wlog3)
-    port3 = int(wait_log(wlog3, r"serving http://127\.0\.0\.1:(\d+)/").group(1))
-    wait_log(wlog3, r"synchronised with tallyd")
+    port3 = int(wait_for(wlog3, r"serving http://127\.0\.0\.1:(\d+)/").group(1))
+    wait_for(wlog3, r"synchronised with tallyd")
     # (本年: 累计 adds last year's 122.3; a gauge has its level only)
     wire = {(t["scope"], t["metric"]): t["values"]["total" if t["kind"] == "gauge" else "year"]
             for t in api("/api/v1/tallies?prefix=u/", port3)["tallies"]}
@@ -1066,9 +1037,8 @@ label = 人均整治面积
     # which tally get says), not 35 against 10 (▲250.0%), and says so.
     REQ4 = "ipc://%s/req4" % TMP
     dlog4 = os.path.join(TMP, "tallyd4.log")
-    tallyd4 = start([TALLYD, "-c", example_conf, "-r", REQ4, "-p", "ipc://%s/pub4" % TMP, "-s",
-                     os.path.join(TMP, "state4")], dlog4)
-    wait_log(dlog4, r"ready: requests")
+    tallyd4 = start_tallyd(TALLYD, example_conf, REQ4, "ipc://%s/pub4" % TMP, dlog4, "-s",
+                           os.path.join(TMP, "state4"))
     year = str(int(last) + 1)
     push("--town", "bashan", "grid.zones=12", req=REQ4)
     push("--town", "gaoguan", "--time", "%d-12-31" % (int(last) - 2), "grid.zones=23", req=REQ4)
@@ -1080,8 +1050,8 @@ label = 人均整治面积
              % (year, r.stdout, r.stderr))
     wlog4 = os.path.join(TMP, "web4.log")
     web4 = start([WEB, "-s", REQ4, "--listen", "127.0.0.1:0"], wlog4)
-    port4 = int(wait_log(wlog4, r"serving http://127\.0\.0\.1:(\d+)/").group(1))
-    wait_log(wlog4, r"synchronised with tallyd")
+    port4 = int(wait_for(wlog4, r"serving http://127\.0\.0\.1:(\d+)/").group(1))
+    wait_for(wlog4, r"synchronised with tallyd")
     driver.get("http://127.0.0.1:%d/?column=year&metrics=grid.zones" % port4)
     until(lambda: conn() == "live", "the live indicator of the fourth tallyd")
     # 最近更新 of a page opened: when its snapshot's figures were current
@@ -1150,7 +1120,4 @@ finally:
     driver.quit()
 web.terminate()
 web.wait(10)
-tallyd.terminate()
-tallyd.wait(20)
-shutil.rmtree(TMP, ignore_errors=True)
-print("test_web_display: all checks passed")
+web_procs.finish(tallyd, TMP, "test_web_display")

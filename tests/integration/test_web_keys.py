@@ -17,7 +17,6 @@ prints tallyd's version; the unit and tally-web(1) tell how a dynamic user
 gets its secret keys (LoadCredential=).
 Exit 0 when all hold.
 """
-import atexit
 import json
 import os
 import re
@@ -25,65 +24,22 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
 
+import web_procs
+from web_procs import fail, get, start, start_tallyd, text, wait_for
 import ws_client
 
 TALLYD, TALLY, WEB, SRC = sys.argv[1:5]
-TMP = tempfile.mkdtemp(prefix="tally-web-keys.")
-os.environ["XDG_STATE_HOME"] = TMP  # tally push's client id: here
+TMP = web_procs.temp_dir("tally-web-keys.")
 os.environ.pop("JOURNAL_STREAM", None)  # set only where a test says so
-PROCS = []
-
-
-@atexit.register
-def reap():
-    for p, _ in PROCS:
-        if p.poll() is None:
-            p.kill()
-
-
-def fail(msg):
-    print("FAIL: " + msg, file=sys.stderr)
-    reap()
-    for _, log in PROCS:
-        print("---- " + log, file=sys.stderr)
-        with open(log, encoding="utf-8", errors="replace") as f:
-            sys.stderr.write(f.read()[-6000:])
-    sys.exit(1)
-
-
-def start(args, log, env=None):
-    f = open(log, "w")
-    p = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, env=env)
-    PROCS.append((p, log))
-    return p
-
-
-def text(path):
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return f.read()
-
-
-def wait_for(path, pattern, timeout=20, count=1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        found = re.findall(pattern, text(path))
-        if len(found) >= count:
-            return found[count - 1]
-        time.sleep(0.05)
-    fail("%s: no %d x %r within %ds" % (path, count, pattern, timeout))
+# The logs grow long here (tallyd at info, a refused key tried again): fail()
+# prints the end of each.
+web_procs.LOG_TAIL = 6000
 
 
 def http(path):
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (PORT, path), timeout=10) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
+    return get("http://127.0.0.1:%d%s" % (PORT, path))
 
 
 def metrics():
@@ -170,9 +126,8 @@ with open(conf, "a") as f:
             "township_keys = %s/towns\nsubscriber_keys = %s/subs\n" % (TMP, TMP, TMP))
 REQ = "ipc://%s/req" % TMP
 tlog = os.path.join(TMP, "tallyd.log")
-tallyd = start([TALLYD, "-c", conf, "-r", REQ, "-p", "ipc://%s/pub" % TMP, "-s",
-                os.path.join(TMP, "state"), "-l", "info"], tlog)
-wait_for(tlog, r"ready: requests")
+tallyd = start_tallyd(TALLYD, conf, REQ, "ipc://%s/pub" % TMP, tlog, "-s",
+                      os.path.join(TMP, "state"), "-l", "info")
 SERVER_KEY = os.path.join(TMP, "keys", "server.key")
 
 
@@ -194,7 +149,7 @@ wlog = os.path.join(TMP, "web.log")
 web = start([WEB, "-s", REQ, "--server-key", SERVER_KEY, "--cert",
              os.path.join(TMP, "keys", "screen.key_secret"), "--listen", "127.0.0.1:0"], wlog,
             env=dict(os.environ, JOURNAL_STREAM="8:12345"))
-PORT = int(wait_for(wlog, r"(?m)^<5>ready: serving http://127\.0\.0\.1:(\d+)/"))
+PORT = int(wait_for(wlog, r"(?m)^<5>ready: serving http://127\.0\.0\.1:(\d+)/").group(1))
 wait_for(wlog, r"(?m)^<5>synchronised with tallyd")
 links, synced, _ = metrics()
 if links != {"up"} or synced != 1:
@@ -269,13 +224,8 @@ said = text(wlog)
 if "<5>the security handshake with tallyd at %s succeeds again" % REQ not in said:
     fail("tally-web's log does not say the handshake succeeds again:\n%s" % said)
 
-web.terminate()
-if web.wait(10) != 0:
-    fail("tally-web did not stop cleanly on SIGTERM")
+web_procs.stop_web(web)
 bare = [l for l in text(wlog).splitlines() if not re.match(r"<[0-7]>\S", l)]
 if bare or "<5>stopped" not in text(wlog):
     fail("tally-web's lines under journald without a priority prefix: %s" % bare)
-tallyd.terminate()
-tallyd.wait(20)
-shutil.rmtree(TMP, ignore_errors=True)
-print("test_web_keys: all checks passed")
+web_procs.finish(tallyd, TMP, "test_web_keys")
