@@ -186,6 +186,15 @@ typedef struct backup {
  * read is logged and taken as holding none.  Returns 0. */
 int backup_init(backup_t *b, const backup_config_t *c);
 
+/* The schedule's part of backup_init(): the newest backup read, the
+ * first scheduled one set (backup_schedule.c). */
+void backup_schedule_start(backup_t *b);
+
+/* Set the timer of the next scheduled backup, not sooner than min_ms from
+ * now (see the schedule above); none while a backup runs, whose end calls
+ * this again (backup_schedule.c). */
+void backup_schedule(backup_t *b, int64_t min_ms);
+
 /* New settings (a reload): the next backup uses them.  When the backup
  * directory changed it is listed for its newest backup as at the start;
  * the next scheduled backup is due as the schedule says (a reload does not
