@@ -810,20 +810,24 @@ try:
             document.getElementById('chart-title').textContent,
             (document.getElementById('chart-note') || {}).textContent];
     """
-    others = driver.execute_script(
-        "return arguments[0].slice().sort(townOrder)", [t for t in names if t not in SIX])
-
     def table_ok():
         pg, rows, footer, bars, _, note = driver.execute_script(TABLE_JS)
+        # In the page's order at the same instant: by name once its
+        # catalog is in, by id before (read once, earlier, it could be
+        # either, and the page's the other: a race seen under ASan).
+        others = driver.execute_script(
+            "return arguments[0].slice().sort(townOrder)", [t for t in names if t not in SIX])
         n = len(rows)
         return (pg == 0 and n > 6 and sorted(r[0] for r in rows[:6]) == sorted(SIX)
                 and all(r[1] == "" and r[2] == "" for r in rows[:6])
                 and rows[6:] == [[t, "unreported", "未报送"] for t in others[:n - 6]]
                 and "共 25 个乡镇" in footer and sorted(bars) == sorted(names[t] for t in SIX)
                 and "19 个乡镇未报送" in note)
+    # The first page shows 10 s in every 20, and under ASan the page and
+    # tally-web are slow to start: 45 s.
     until(table_ok, lambda: "the 25 declared townships, the 19 without figures last and marked "
           "未报送, the chart of the 6 saying 19 个乡镇未报送; page, rows, footer, chart, title, "
-          "note: %r" % (driver.execute_script(TABLE_JS),))
+          "note: %r" % (driver.execute_script(TABLE_JS),), timeout=45)
     # Only a gauge has a figure other than 0 today: the chart ranks by a
     # counter (the table's first, 排查矛盾纠纷 of 坪坝镇's yesterday, saying
     # there is none yet), never by the gauge's fixed count.
